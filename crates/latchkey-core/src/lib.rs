@@ -1,0 +1,20 @@
+//! Latchkey's domain vocabulary: identifiers, the tenant/user/client/role models, tenant policy,
+//! validation rules for what operators and clients send, the audit-chain hash, and the injected
+//! `Clock` and `Rng`. No I/O lives here.
+
+mod audit;
+mod clock;
+mod ids;
+mod model;
+mod rng;
+pub mod validate;
+
+pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
+pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
+pub use ids::{ClientId, RoleId, TenantId, UserId};
+pub use model::{
+    AccessTokenFormat, AuthMethod, Client, ClientType, GrantType, PasswordPolicy, Role, Session, SessionPolicy, Tenant,
+    TenantPolicy, User, UserStatus,
+};
+pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256_hex};
+pub use validate::ValidationError;

@@ -1,0 +1,246 @@
+//! The tenant, user, role and client models as the rest of Latchkey sees them.
+
+use crate::{ClientId, RoleId, TenantId, UnixMillis, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Declares a string-valued enum with its wire name, parsing and display.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown value {other:?}; expected one of: {}",
+                        [$($wire),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// RFC 6749 §2.1 client types.
+    ClientType { Public = "public", Confidential = "confidential" }
+);
+wire_enum!(
+    /// Token endpoint authentication methods (OIDC Core §9, RFC 7591 §2).
+    AuthMethod {
+        ClientSecretBasic = "client_secret_basic",
+        ClientSecretPost = "client_secret_post",
+        PrivateKeyJwt = "private_key_jwt",
+        None = "none",
+    }
+);
+wire_enum!(
+    /// Grant types a client may use (RFC 6749 §4, §6).
+    GrantType {
+        AuthorizationCode = "authorization_code",
+        RefreshToken = "refresh_token",
+        ClientCredentials = "client_credentials",
+    }
+);
+wire_enum!(
+    /// Access-token format per client: RFC 9068 JWT or an opaque handle.
+    AccessTokenFormat { Jwt = "jwt", Opaque = "opaque" }
+);
+wire_enum!(
+    /// Whether a user may sign in.
+    UserStatus { Active = "active", Disabled = "disabled" }
+);
+
+/// A tenant's password rules. Defaults follow NIST SP 800-63B: length, no composition rules, no expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordPolicy {
+    pub min_length: u32,
+    pub max_length: u32,
+    pub require_lowercase: bool,
+    pub require_uppercase: bool,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    /// Days until a password must be changed; `None` means never.
+    pub expiry_days: Option<u32>,
+    /// How many previous passwords may not be reused; 0 turns history off.
+    pub history: u32,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            max_length: 128,
+            require_lowercase: false,
+            require_uppercase: false,
+            require_digit: false,
+            require_symbol: false,
+            expiry_days: None,
+            history: 0,
+        }
+    }
+}
+
+/// Server-side session lifetimes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionPolicy {
+    pub idle_timeout_secs: u32,
+    pub absolute_timeout_secs: u32,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 30 * 60, absolute_timeout_secs: 12 * 3600 }
+    }
+}
+
+/// Everything a tenant's administrator can tune. Stored as JSON so later features add fields
+/// with defaults instead of migrations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantPolicy {
+    pub password: PasswordPolicy,
+    pub session: SessionPolicy,
+    /// Every user must enrol and use a second factor.
+    pub mfa_required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub display_name: String,
+    pub policy: TenantPolicy,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub status: UserStatus,
+    /// PHC string (argon2id). Never serialized to operators or logs.
+    #[serde(skip_serializing)]
+    pub password_hash: Option<String>,
+    pub password_changed_at: Option<UnixMillis>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub id: RoleId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: ClientId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// SHA-256 (hex) of the secret; the secret itself is shown once and never stored.
+    #[serde(skip_serializing)]
+    pub secret_hash: Option<String>,
+    pub client_type: ClientType,
+    pub auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub access_token_format: AccessTokenFormat,
+    /// PKCE required (always for public clients; a confidential client may opt out for legacy RPs).
+    pub require_pkce: bool,
+    /// May introspect tokens issued to other clients of the tenant (RFC 7662 resource servers).
+    pub introspect_others: bool,
+    /// First-party clients skip the consent screen.
+    pub first_party: bool,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_enums_round_trip_and_reject_unknown() {
+        for m in AuthMethod::ALL {
+            assert_eq!(m.as_str().parse::<AuthMethod>().unwrap(), *m);
+        }
+        let err = "implicit".parse::<GrantType>().unwrap_err();
+        assert!(err.contains("authorization_code"), "{err}");
+    }
+
+    #[test]
+    fn tenant_policy_fills_defaults_and_refuses_unknown_fields() {
+        let p: TenantPolicy = serde_json::from_str(r#"{"password":{"min_length":14}}"#).unwrap();
+        assert_eq!(p.password.min_length, 14);
+        assert_eq!(p.password.max_length, 128);
+        assert!(serde_json::from_str::<TenantPolicy>(r#"{"pasword":{}}"#).is_err());
+    }
+
+    #[test]
+    fn secrets_are_not_serialized() {
+        let u = User {
+            id: "u".into(),
+            tenant_id: "t".into(),
+            username: "alice".into(),
+            email: None,
+            display_name: None,
+            status: UserStatus::Active,
+            password_hash: Some("$argon2id$secret".into()),
+            password_changed_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert!(!serde_json::to_string(&u).unwrap().contains("argon2id"));
+    }
+}
+
+/// A signed-in browser session, kept server-side (the cookie holds only a random id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// When the user last actively authenticated (OIDC `auth_time`).
+    pub auth_time: UnixMillis,
+    /// Authentication methods used (RFC 8176 values: `pwd`, `otp`, `hwk`, `mfa`…).
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub created_at: UnixMillis,
+    /// Idle deadline: moves forward on activity, never past `absolute_deadline`.
+    pub idle_deadline: UnixMillis,
+    pub absolute_deadline: UnixMillis,
+    pub device_id: Option<String>,
+    /// The risk engine's decision for the login that made this session.
+    pub risk: Option<String>,
+}

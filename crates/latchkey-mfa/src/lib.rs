@@ -1,0 +1,6 @@
+//! Authentication factors. For now: password hashing with argon2id (OWASP parameters) and the
+//! length rules of a tenant's password policy. TOTP, passkeys and recovery codes join later.
+
+mod password;
+
+pub use password::{HashParams, PasswordError, check_password_policy, hash_password, verify_password};

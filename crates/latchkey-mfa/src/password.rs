@@ -1,0 +1,127 @@
+//! argon2id password hashes as PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use latchkey_core::{PasswordPolicy, Rng};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PasswordError {
+    #[error("password policy: {0}")]
+    Policy(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// argon2id cost. The default is OWASP's: 19 MiB, 2 passes, 1 lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+fn hasher(p: HashParams) -> Result<Argon2<'static>, PasswordError> {
+    let params =
+        Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+pub fn hash_password(password: &str, params: HashParams, rng: &dyn Rng) -> Result<String, PasswordError> {
+    let mut salt = [0u8; 16];
+    rng.fill(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(hasher(params)?
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?
+        .to_string())
+}
+
+/// Constant-time check of `password` against a stored PHC string; a malformed hash is `false`.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// The policy rules that need no context beyond the password and the user's names.
+pub fn check_password_policy(
+    password: &str,
+    policy: &PasswordPolicy,
+    identifiers: &[&str],
+) -> Result<(), PasswordError> {
+    let len = password.chars().count();
+    let mut missing = Vec::new();
+    if len < policy.min_length as usize {
+        missing.push(format!("at least {} characters (it has {len})", policy.min_length));
+    }
+    if len > policy.max_length as usize {
+        missing.push(format!("at most {} characters", policy.max_length));
+    }
+    let has = |f: fn(char) -> bool| password.chars().any(f);
+    if policy.require_lowercase && !has(char::is_lowercase) {
+        missing.push("a lowercase letter".into());
+    }
+    if policy.require_uppercase && !has(char::is_uppercase) {
+        missing.push("an uppercase letter".into());
+    }
+    if policy.require_digit && !has(|c| c.is_ascii_digit()) {
+        missing.push("a digit".into());
+    }
+    if policy.require_symbol && !has(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
+        missing.push("a symbol".into());
+    }
+    let lower = password.to_lowercase();
+    for id in identifiers.iter().filter(|i| i.len() >= 3) {
+        let local = id.split('@').next().unwrap_or(id).to_lowercase();
+        if local.len() >= 3 && lower.contains(&local) {
+            missing.push("no part of the username or email".into());
+            break;
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PasswordError::Policy(format!("the password needs {}", missing.join(", "))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::OsRng;
+
+    const FAST: HashParams = HashParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+
+    #[test]
+    fn hash_verifies_and_wrong_password_fails() {
+        let h = hash_password("correct horse battery", FAST, &OsRng).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterY", &h));
+        assert!(!verify_password("x", "not a phc string"));
+    }
+
+    #[test]
+    fn default_params_are_owasp() {
+        let h = hash_password("correct horse battery", HashParams::default(), &OsRng).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+    }
+
+    #[test]
+    fn policy_names_what_is_missing() {
+        let mut p = PasswordPolicy::default();
+        let e = check_password_policy("short", &p, &[]).unwrap_err();
+        assert_eq!(e, PasswordError::Policy("the password needs at least 12 characters (it has 5)".into()));
+        p.require_digit = true;
+        p.require_uppercase = true;
+        let e = check_password_policy("alllowercaseletters", &p, &[]).unwrap_err().to_string();
+        assert!(e.contains("an uppercase letter") && e.contains("a digit"), "{e}");
+        assert!(check_password_policy("Alllowercase1etters", &p, &[]).is_ok());
+        let e = check_password_policy("Alice-Secret-2026", &p, &["alice@example.com"]).unwrap_err().to_string();
+        assert!(e.contains("username"), "{e}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Redis backend (redis 1.x, tokio connection manager). Keys are `{prefix}{tenant}:{kind}:{key}`;
+//! every write sets its TTL in the same round trip (one atomic pipeline), so nothing lives forever.
+
+use crate::{Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis};
+use async_trait::async_trait;
+use latchkey_core::{Session, TenantId, UserId};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+fn unavailable(e: redis::RedisError) -> SessionError {
+    SessionError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Connects (failing fast when Redis is unreachable); afterwards the manager reconnects by
+    /// itself, so an outage ends without a restart.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
+            .await
+            .map_err(|_| SessionError::Unavailable("timed out connecting to Redis".into()))?
+            .map_err(unavailable)?;
+        Ok(Self { conn, prefix: prefix.to_owned() })
+    }
+
+    fn key(&self, t: &TenantId, kind: &str, k: &str) -> String {
+        format!("{}{t}:{kind}:{k}", self.prefix)
+    }
+
+    fn user_index(&self, t: &TenantId, user: &UserId) -> String {
+        self.key(t, "us", user.as_str())
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: impl FnOnce() -> Query) -> Result<T> {
+        let mut conn = self.conn.clone();
+        match cmd() {
+            Query::Cmd(c) => c.query_async(&mut conn).await.map_err(unavailable),
+            Query::Pipe(p) => p.query_async(&mut conn).await.map_err(unavailable),
+        }
+    }
+}
+
+enum Query {
+    Cmd(redis::Cmd),
+    Pipe(redis::Pipeline),
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn put_session(&self, t: &TenantId, id: &SessionId, s: &Session, ttl: Duration) -> Result<()> {
+        let k = self.key(t, "s", &id.storage_key());
+        let idx = self.user_index(t, &s.user_id);
+        let json = serde_json::to_vec(s).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+        let ms = ttl_millis(ttl);
+        // The index of a user's sessions lives as long as the longest of them (GT only extends).
+        self.run::<()>(|| {
+            let mut p = redis::pipe();
+            p.atomic()
+                .cmd("SET").arg(&k).arg(json).arg("PX").arg(ms).ignore()
+                .cmd("SADD").arg(&idx).arg(id.storage_key()).ignore()
+                .cmd("PEXPIRE").arg(&idx).arg(ms).arg("GT").ignore()
+                .cmd("PEXPIRE").arg(&idx).arg(ms).arg("NX").ignore();
+            Query::Pipe(p)
+        })
+        .await
+    }
+
+    async fn get_session(&self, t: &TenantId, id: &SessionId) -> Result<Option<Session>> {
+        let k = self.key(t, "s", &id.storage_key());
+        let raw: Option<Vec<u8>> = self.run(|| Query::Cmd(redis::cmd("GET").arg(&k).clone())).await?;
+        raw.map(|b| serde_json::from_slice(&b).map_err(|e| SessionError::Corrupt(e.to_string()))).transpose()
+    }
+
+    async fn delete_session(&self, t: &TenantId, id: &SessionId) -> Result<bool> {
+        let k = self.key(t, "s", &id.storage_key());
+        let n: u64 = self.run(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone())).await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<u64> {
+        let idx = self.user_index(t, user);
+        let session_prefix = self.key(t, "s", "");
+        // One script, so a session created meanwhile is either deleted or keeps its index entry.
+        self.run(|| Query::Cmd(redis::cmd("EVAL").arg(DELETE_USER_SESSIONS).arg(1).arg(&idx).arg(&session_prefix).clone()))
+            .await
+    }
+}
+
+const DELETE_USER_SESSIONS: &str = r"
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  n = n + redis.call('DEL', ARGV[1] .. id)
+end
+redis.call('DEL', KEYS[1])
+return n
+";
+
+#[async_trait]
+impl OneTimeStore for RedisStore {
+    async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let k = self.key(t, "o", k);
+        let ms = ttl_millis(ttl);
+        let set: Option<String> =
+            self.run(|| Query::Cmd(redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("PX").arg(ms).clone())).await?;
+        Ok(set.is_some())
+    }
+
+    async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
+        let k = self.key(t, "o", k);
+        // GETDEL is one atomic command: concurrent takers can't both see the value.
+        self.run(|| Query::Cmd(redis::cmd("GETDEL").arg(&k).clone())).await
+    }
+}
+
+#[async_trait]
+impl RateCounter for RedisStore {
+    async fn hit(&self, t: &TenantId, k: &str, window: Duration) -> Result<RateHit> {
+        let k = self.key(t, "r", k);
+        let ms = ttl_millis(window);
+        let (count, pttl): (u64, i64) = self
+            .run(|| {
+                let mut p = redis::pipe();
+                p.atomic()
+                    .cmd("INCR").arg(&k)
+                    .cmd("PEXPIRE").arg(&k).arg(ms).arg("NX").ignore()
+                    .cmd("PTTL").arg(&k);
+                Query::Pipe(p)
+            })
+            .await?;
+        Ok(RateHit { count, reset_in: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)) })
+    }
+
+    async fn count(&self, t: &TenantId, k: &str) -> Result<u64> {
+        let k = self.key(t, "r", k);
+        let n: Option<u64> = self.run(|| Query::Cmd(redis::cmd("GET").arg(&k).clone())).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn reset(&self, t: &TenantId, k: &str) -> Result<()> {
+        let k = self.key(t, "r", k);
+        self.run::<()>(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone())).await
+    }
+}
+
+#[async_trait]
+impl Ephemeral for RedisStore {
+    async fn ping(&self) -> Result<()> {
+        let pong: String = self.run(|| Query::Cmd(redis::cmd("PING").clone())).await?;
+        if pong == "PONG" { Ok(()) } else { Err(SessionError::Unavailable(format!("PING answered {pong:?}"))) }
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}

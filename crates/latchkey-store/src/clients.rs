@@ -1,0 +1,283 @@
+//! OAuth clients of a tenant. Only the SHA-256 of a client secret is stored.
+
+use crate::db::{Db, from_json, parse_enum, to_json};
+use crate::schema::clients;
+use crate::{AnyConnection, Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{
+    AccessTokenFormat, AuthMethod, Client, ClientId, ClientType, GrantType, NewAuditEvent, TenantId, ValidationError,
+    validate,
+};
+use serde_json::json;
+
+/// A client to register. `secret_hash` is set exactly for confidential clients.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub client_type: ClientType,
+    pub auth_method: AuthMethod,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub access_token_format: AccessTokenFormat,
+    pub require_pkce: bool,
+    pub introspect_others: bool,
+    pub first_party: bool,
+}
+
+pub trait ClientRepo {
+    fn create_client(&self, t: &TenantId, actor: &str, new: &NewClient) -> Result<Client>;
+    fn client(&self, t: &TenantId, id: &ClientId) -> Result<Option<Client>>;
+    fn list_clients(&self, t: &TenantId) -> Result<Vec<Client>>;
+    /// Replaces the secret's hash (the caller generated and shows the new secret once).
+    fn set_client_secret_hash(&self, t: &TenantId, actor: &str, id: &ClientId, hash: &str) -> Result<Client>;
+    fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()>;
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
+    StoreError::Invalid(ValidationError { field, message: message.into() })
+}
+
+/// The registration rules that hold whoever registers the client.
+fn check(new: &NewClient) -> Result<()> {
+    validate::display_name("name", &new.name)?;
+    for u in &new.redirect_uris {
+        validate::redirect_uri("redirect_uri", u)?;
+    }
+    for u in &new.post_logout_redirect_uris {
+        validate::redirect_uri("post_logout_redirect_uri", u)?;
+    }
+    for s in &new.scopes {
+        validate::scope(s)?;
+    }
+    match new.client_type {
+        ClientType::Public => {
+            if new.auth_method != AuthMethod::None {
+                return Err(invalid("auth_method", "a public client has no credentials: use none"));
+            }
+            if new.secret_hash.is_some() {
+                return Err(invalid("client_secret", "a public client has no secret"));
+            }
+            if !new.require_pkce {
+                return Err(invalid("require_pkce", "public clients always use PKCE"));
+            }
+            if new.grant_types.contains(&GrantType::ClientCredentials) {
+                return Err(invalid("grant", "client_credentials needs a confidential client"));
+            }
+        }
+        ClientType::Confidential => {
+            if new.auth_method == AuthMethod::None {
+                return Err(invalid("auth_method", "a confidential client must authenticate; use --public for none"));
+            }
+            if new.secret_hash.is_none() && new.auth_method != AuthMethod::PrivateKeyJwt {
+                return Err(invalid("client_secret", "missing secret for a secret-based auth method"));
+            }
+        }
+    }
+    if new.grant_types.is_empty() {
+        return Err(invalid("grant", "at least one grant type is needed"));
+    }
+    if new.grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
+        return Err(invalid("redirect_uri", "authorization_code needs at least one redirect URI"));
+    }
+    if new.grant_types.contains(&GrantType::RefreshToken) && !new.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(invalid("grant", "refresh_token is only issued with authorization_code"));
+    }
+    Ok(())
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    bool,
+    bool,
+    i64,
+    i64,
+);
+
+const COLUMNS: (
+    clients::id,
+    clients::tenant_id,
+    clients::name,
+    clients::secret_hash,
+    clients::client_type,
+    clients::auth_method,
+    clients::redirect_uris,
+    clients::post_logout_redirect_uris,
+    clients::grant_types,
+    clients::scopes,
+    clients::access_token_format,
+    clients::require_pkce,
+    clients::introspect_others,
+    clients::first_party,
+    clients::created_at,
+    clients::updated_at,
+) = (
+    clients::id,
+    clients::tenant_id,
+    clients::name,
+    clients::secret_hash,
+    clients::client_type,
+    clients::auth_method,
+    clients::redirect_uris,
+    clients::post_logout_redirect_uris,
+    clients::grant_types,
+    clients::scopes,
+    clients::access_token_format,
+    clients::require_pkce,
+    clients::introspect_others,
+    clients::first_party,
+    clients::created_at,
+    clients::updated_at,
+);
+
+fn from_row(r: Row) -> Result<Client> {
+    Ok(Client {
+        client_id: ClientId(r.0),
+        tenant_id: TenantId(r.1),
+        name: r.2,
+        secret_hash: r.3,
+        client_type: parse_enum("clients.client_type", &r.4)?,
+        auth_method: parse_enum("clients.auth_method", &r.5)?,
+        redirect_uris: from_json("clients.redirect_uris", &r.6)?,
+        post_logout_redirect_uris: from_json("clients.post_logout_redirect_uris", &r.7)?,
+        grant_types: from_json("clients.grant_types", &r.8)?,
+        scopes: from_json("clients.scopes", &r.9)?,
+        access_token_format: parse_enum("clients.access_token_format", &r.10)?,
+        require_pkce: r.11,
+        introspect_others: r.12,
+        first_party: r.13,
+        created_at: r.14,
+        updated_at: r.15,
+    })
+}
+
+fn load(c: &mut AnyConnection, t: &TenantId, id: &ClientId) -> Result<Client> {
+    clients::table
+        .filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str())))
+        .select(COLUMNS)
+        .first::<Row>(c)
+        .optional()?
+        .map(from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound { what: "client" })
+}
+
+/// What an audit event says about a client (never the secret's hash).
+fn summary(c: &Client) -> serde_json::Value {
+    let mut v = serde_json::to_value(c).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("created_at");
+        o.remove("updated_at");
+        o.remove("tenant_id");
+    }
+    v
+}
+
+impl ClientRepo for Db {
+    fn create_client(&self, t: &TenantId, actor: &str, new: &NewClient) -> Result<Client> {
+        check(new)?;
+        let now = self.now();
+        let client = Client {
+            client_id: ClientId(self.new_id()),
+            tenant_id: t.clone(),
+            name: new.name.trim().to_owned(),
+            secret_hash: new.secret_hash.clone(),
+            client_type: new.client_type,
+            auth_method: new.auth_method,
+            redirect_uris: new.redirect_uris.clone(),
+            post_logout_redirect_uris: new.post_logout_redirect_uris.clone(),
+            grant_types: new.grant_types.clone(),
+            scopes: new.scopes.clone(),
+            access_token_format: new.access_token_format,
+            require_pkce: new.require_pkce,
+            introspect_others: new.introspect_others,
+            first_party: new.first_party,
+            created_at: now,
+            updated_at: now,
+        };
+        self.audited(t, |c| {
+            diesel::insert_into(clients::table)
+                .values((
+                    clients::id.eq(client.client_id.as_str()),
+                    clients::tenant_id.eq(t.as_str()),
+                    clients::name.eq(&client.name),
+                    clients::secret_hash.eq(&client.secret_hash),
+                    clients::client_type.eq(client.client_type.as_str()),
+                    clients::auth_method.eq(client.auth_method.as_str()),
+                    clients::redirect_uris.eq(to_json(&client.redirect_uris)),
+                    clients::post_logout_redirect_uris.eq(to_json(&client.post_logout_redirect_uris)),
+                    clients::grant_types.eq(to_json(&client.grant_types)),
+                    clients::scopes.eq(to_json(&client.scopes)),
+                    clients::access_token_format.eq(client.access_token_format.as_str()),
+                    clients::require_pkce.eq(client.require_pkce),
+                    clients::introspect_others.eq(client.introspect_others),
+                    clients::first_party.eq(client.first_party),
+                    clients::created_at.eq(now),
+                    clients::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            let event =
+                NewAuditEvent::success(actor, "client.create", format!("client:{}", client.client_id), summary(&client));
+            Ok((client, event))
+        })
+    }
+
+    fn client(&self, t: &TenantId, id: &ClientId) -> Result<Option<Client>> {
+        let mut conn = self.conn()?;
+        match load(&mut conn, t, id) {
+            Ok(c) => Ok(Some(c)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_clients(&self, t: &TenantId) -> Result<Vec<Client>> {
+        let mut conn = self.conn()?;
+        clients::table
+            .filter(clients::tenant_id.eq(t.as_str()))
+            .select(COLUMNS)
+            .order((clients::name.asc(), clients::id.asc()))
+            .load::<Row>(&mut *conn)?
+            .into_iter()
+            .map(from_row)
+            .collect()
+    }
+
+    fn set_client_secret_hash(&self, t: &TenantId, actor: &str, id: &ClientId, hash: &str) -> Result<Client> {
+        self.audited(t, |c| {
+            let mut client = load(c, t, id)?;
+            if client.client_type == ClientType::Public {
+                return Err(invalid("client", "a public client has no secret to rotate"));
+            }
+            client.secret_hash = Some(hash.to_owned());
+            client.updated_at = self.now();
+            diesel::update(clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))))
+                .set((clients::secret_hash.eq(hash), clients::updated_at.eq(client.updated_at)))
+                .execute(c)?;
+            let event = NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
+            Ok((client, event))
+        })
+    }
+
+    fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()> {
+        self.audited(t, |c| {
+            let before = load(c, t, id)?;
+            diesel::delete(clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))))
+                .execute(c)?;
+            Ok(((), NewAuditEvent::success(actor, "client.delete", format!("client:{id}"), summary(&before))))
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! Connections: one enum over SQLite and PostgreSQL, set up the way Latchkey needs them.
+
+use crate::StoreError;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, ConnectionError, PgConnection, SqliteConnection};
+use std::path::PathBuf;
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// A parsed `LATCHKEY_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (relative or absolute).
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to libpq.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() || path == ":memory:" {
+                return Err(StoreError::BadUrl(
+                    "sqlite:// needs a file path (an in-memory database would not be shared by the pool)".into(),
+                ));
+            }
+            Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl::Postgres(s.to_owned()))
+        } else {
+            Err(StoreError::BadUrl("expected sqlite://PATH or postgres://…".into()))
+        }
+    }
+
+    /// The URL without any password, for logs and error messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+            DatabaseUrl::Postgres(u) => match url::Url::parse(u) {
+                Ok(mut parsed) => {
+                    if parsed.password().is_some() {
+                        let _ = parsed.set_password(Some("***"));
+                    }
+                    parsed.to_string()
+                }
+                Err(_) => "postgres://(unparsable)".into(),
+            },
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(_))
+    }
+}
+
+/// Per-connection SQLite settings: WAL for concurrent readers, foreign keys enforced (SQLite's
+/// default is off), and a busy timeout so writers queue instead of failing.
+const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+/// Connects with a bounded connect timeout so an unreachable PostgreSQL fails fast.
+pub(crate) fn establish(url: &DatabaseUrl) -> Result<AnyConnection, ConnectionError> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let path = path.to_str().ok_or_else(|| ConnectionError::InvalidConnectionUrl("path is not UTF-8".into()))?;
+            let mut c = SqliteConnection::establish(path)?;
+            c.batch_execute(SQLITE_SETUP).map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(AnyConnection::Sqlite(c))
+        }
+        DatabaseUrl::Postgres(u) => {
+            let u = if u.contains("connect_timeout=") {
+                u.clone()
+            } else if u.contains('?') {
+                format!("{u}&connect_timeout=5")
+            } else {
+                format!("{u}?connect_timeout=5")
+            };
+            let mut c = PgConnection::establish(&u)?;
+            // A query stuck on a dead server must not hold a request (or a pool slot) forever.
+            c.batch_execute("SET statement_timeout = '15s'; SET lock_timeout = '10s'; SET TIME ZONE 'UTC';")
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(AnyConnection::Postgres(c))
+        }
+    }
+}
+
+pub(crate) struct Manager(pub(crate) DatabaseUrl);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<AnyConnection, ConnectionError> {
+        establish(&self.0)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1").map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking() || diesel::r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_schemes_and_refuses_others() {
+        assert_eq!(DatabaseUrl::parse("sqlite://./x.db").unwrap(), DatabaseUrl::Sqlite("./x.db".into()));
+        assert!(DatabaseUrl::parse("postgres://u@h/db").is_ok());
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());
+    }
+
+    #[test]
+    fn redaction_hides_the_password() {
+        let u = DatabaseUrl::parse("postgres://bob:hunter2@db.internal/latchkey").unwrap();
+        assert!(!u.redacted().contains("hunter2"));
+        assert!(u.redacted().contains("bob"));
+    }
+}

@@ -1,0 +1,229 @@
+//! The pool, migrations, readiness, and the audited write transaction every change goes through.
+
+use crate::conn::{AnyConnection, DatabaseUrl, Manager};
+use crate::schema::{audit_events, audit_heads};
+use crate::{Result, StoreError};
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use latchkey_core::{AuditEvent, Clock, NewAuditEvent, Rng, TenantId};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+pub(crate) type Conn = r2d2::PooledConnection<Manager>;
+
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a caller waits for a connection before the store answers `Unavailable`.
+    pub connection_timeout: Duration,
+}
+
+impl PoolOptions {
+    pub fn for_url(url: &DatabaseUrl) -> Self {
+        Self { max_size: if url.is_sqlite() { 8 } else { 16 }, connection_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: u32,
+    pub max_size: u32,
+}
+
+/// The store: a connection pool plus the clock and randomness used for ids and timestamps.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<Manager>,
+    url: DatabaseUrl,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rng: Arc<dyn Rng>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("url", &self.url.redacted()).finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens the pool and checks that the database answers. A SQLite file's directory is created.
+    pub fn open(url: &DatabaseUrl, opts: &PoolOptions, clock: Arc<dyn Clock>, rng: Arc<dyn Rng>) -> Result<Self> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(opts.max_size)
+            .min_idle(Some(1))
+            .connection_timeout(opts.connection_timeout)
+            .test_on_check_out(true)
+            .error_handler(Box::new(LogErrors))
+            .build(Manager(url.clone()))
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?;
+        Ok(Self { pool, url: url.clone(), clock, rng })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Applies pending migrations for this dialect; returns the names applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
+            AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names),
+        };
+        applied.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Readiness: a connection within `timeout` that answers a query.
+    pub fn ping(&self, timeout: Duration) -> Result<()> {
+        let mut conn = self.pool.get_timeout(timeout)?;
+        diesel::sql_query("SELECT 1").execute(&mut *conn)?;
+        Ok(())
+    }
+
+    pub fn pool_stats(&self) -> PoolStats {
+        let s = self.pool.state();
+        PoolStats { connections: s.connections, idle: s.idle_connections, max_size: self.pool.max_size() }
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) fn new_id(&self) -> String {
+        latchkey_core::random_uuid(&*self.rng)
+    }
+
+    /// Runs `change` in one transaction together with the audit event it returns.
+    ///
+    /// The first statement bumps the tenant's audit head: that takes the write lock at once
+    /// (SQLite) or the head's row lock (PostgreSQL), so a tenant's chain is appended strictly in
+    /// order even with several Latchkey nodes, and it fails with `NotFound` for an unknown tenant.
+    pub(crate) fn audited<T>(
+        &self,
+        tenant: &TenantId,
+        change: impl FnOnce(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let link = reserve(c, tenant)?;
+            let (value, event) = change(c)?;
+            self.record(c, tenant, link, event)?;
+            Ok(value)
+        })
+    }
+
+    /// Writes the event at the reserved position and moves the head's hash on.
+    pub(crate) fn record(
+        &self,
+        c: &mut AnyConnection,
+        tenant: &TenantId,
+        link: Link,
+        event: NewAuditEvent,
+    ) -> Result<AuditEvent> {
+        let mut row = AuditEvent {
+            tenant_id: tenant.clone(),
+            seq: link.seq,
+            at: self.now(),
+            actor: event.actor,
+            action: event.action,
+            target: event.target,
+            outcome: event.outcome,
+            details: event.details,
+            prev_hash: link.prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row.compute_hash();
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::tenant_id.eq(tenant.as_str()),
+                audit_events::seq.eq(row.seq),
+                audit_events::at.eq(row.at),
+                audit_events::actor.eq(&row.actor),
+                audit_events::action.eq(&row.action),
+                audit_events::target.eq(&row.target),
+                audit_events::outcome.eq(row.outcome.as_str()),
+                audit_events::details.eq(row.details.to_string()),
+                audit_events::prev_hash.eq(&row.prev_hash),
+                audit_events::hash.eq(&row.hash),
+            ))
+            .execute(c)?;
+        diesel::update(audit_heads::table.find(tenant.as_str()))
+            .set(audit_heads::hash.eq(&row.hash))
+            .execute(c)?;
+        Ok(row)
+    }
+}
+
+/// A reserved position in a tenant's audit chain.
+pub(crate) struct Link {
+    seq: i64,
+    prev_hash: String,
+}
+
+pub(crate) fn reserve(c: &mut AnyConnection, tenant: &TenantId) -> Result<Link> {
+    let bumped = diesel::update(audit_heads::table.find(tenant.as_str()))
+        .set(audit_heads::seq.eq(audit_heads::seq + 1))
+        .execute(c)?;
+    if bumped == 0 {
+        return Err(StoreError::NotFound { what: "tenant" });
+    }
+    let (seq, prev_hash) = audit_heads::table
+        .find(tenant.as_str())
+        .select((audit_heads::seq, audit_heads::hash))
+        .first::<(i64, String)>(c)?;
+    Ok(Link { seq, prev_hash })
+}
+
+/// Starts a tenant's chain (called in the transaction that creates the tenant).
+pub(crate) fn start_chain(c: &mut AnyConnection, tenant: &TenantId) -> Result<()> {
+    diesel::insert_into(audit_heads::table)
+        .values((
+            audit_heads::tenant_id.eq(tenant.as_str()),
+            audit_heads::seq.eq(0_i64),
+            audit_heads::hash.eq(latchkey_core::GENESIS_HASH),
+        ))
+        .execute(c)?;
+    Ok(())
+}
+
+fn names(v: Vec<diesel::migration::MigrationVersion<'_>>) -> Vec<String> {
+    v.into_iter().map(|m| m.to_string()).collect()
+}
+
+/// Pool errors (failed connects) go to the log once each; callers see `Unavailable`.
+#[derive(Debug)]
+struct LogErrors;
+
+impl r2d2::HandleError<diesel::ConnectionError> for LogErrors {
+    fn handle_error(&self, error: diesel::ConnectionError) {
+        tracing::warn!(%error, "database connection failed");
+    }
+}
+
+/// Decodes a JSON column written by this crate.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(column: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::corrupt(format!("{column}: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing our own plain data types can't fail.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(column: &str, s: &str) -> Result<T> {
+    s.parse().map_err(|e| StoreError::corrupt(format!("{column}: {e}")))
+}

@@ -1,0 +1,62 @@
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use latchkey_core::ValidationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database can't be reached or refused the connection; callers answer 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// A uniqueness rule was hit (duplicate slug, username, email, role name).
+    #[error("{0}")]
+    Conflict(String),
+    /// A reference to a row that does not exist in this tenant.
+    #[error("{0}")]
+    BadReference(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("database URL: {0}")]
+    BadUrl(String),
+    #[error("running migrations failed: {0}")]
+    Migration(String),
+    /// Stored data could not be decoded (hand-edited JSON, unknown enum value).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(what.to_string())
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Conflict(format!("already exists ({})", info.message()))
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
+                StoreError::BadReference(format!("refers to something that does not exist in this tenant ({})", info.message()))
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                StoreError::Unavailable(info.message().to_owned())
+            }
+            DieselError::NotFound => StoreError::NotFound { what: "row" },
+            DieselError::BrokenTransactionManager => StoreError::Unavailable("broken connection".into()),
+            other => StoreError::Database(other.to_string()),
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,24 @@
+//! Latchkey's relational storage: one diesel implementation serving SQLite (the embedded default)
+//! and PostgreSQL (production), embedded migrations for both, and narrow repository traits that
+//! take the `TenantId` first. Every change is written with its audit event in one transaction.
+
+mod audit;
+mod clients;
+mod conn;
+mod db;
+mod error;
+mod roles;
+mod schema;
+mod tenants;
+mod users;
+
+pub use audit::AuditRepo;
+pub use clients::{ClientRepo, NewClient};
+pub use conn::{AnyConnection, DatabaseUrl};
+pub use db::{Db, PoolOptions, PoolStats};
+pub use error::StoreError;
+pub use roles::RoleRepo;
+pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
+pub use users::{NewUser, UserRepo, UserUpdate};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,92 @@
+//! Table definitions shared by both dialects (see `migrations/`).
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        slug -> Text,
+        display_name -> Text,
+        policy -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        tenant_id -> Text,
+        username -> Text,
+        email -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        status -> Text,
+        password_hash -> Nullable<Text>,
+        password_changed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_roles (tenant_id, user_id, role_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        role_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        secret_hash -> Nullable<Text>,
+        client_type -> Text,
+        auth_method -> Text,
+        redirect_uris -> Text,
+        post_logout_redirect_uris -> Text,
+        grant_types -> Text,
+        scopes -> Text,
+        access_token_format -> Text,
+        require_pkce -> Bool,
+        introspect_others -> Bool,
+        first_party -> Bool,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    audit_heads (tenant_id) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_events (tenant_id, seq) {
+        tenant_id -> Text,
+        seq -> BigInt,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        details -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(tenants, users, roles, user_roles, clients, audit_heads, audit_events);

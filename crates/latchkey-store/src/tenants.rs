@@ -1,0 +1,176 @@
+//! Tenants: each is its own issuer with its own users, clients, policy and audit chain.
+
+use crate::db::{Db, from_json, start_chain, to_json};
+use crate::schema::tenants;
+use crate::{Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{NewAuditEvent, Tenant, TenantId, TenantPolicy, validate};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub display_name: Option<String>,
+    pub policy: TenantPolicy,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TenantUpdate {
+    pub display_name: Option<String>,
+    pub policy: Option<TenantPolicy>,
+}
+
+pub trait TenantRepo {
+    fn create_tenant(&self, actor: &str, new: &NewTenant) -> Result<Tenant>;
+    fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
+    fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
+    fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant>;
+    /// Deletes the tenant and everything it owns. Its audit chain stays (with the deletion as
+    /// its last event) so its history remains verifiable.
+    fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()>;
+}
+
+type Row = (String, String, String, String, i64, i64);
+
+fn from_row((id, slug, display_name, policy, created_at, updated_at): Row) -> Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(id),
+        slug,
+        display_name,
+        policy: from_json("tenants.policy", &policy)?,
+        created_at,
+        updated_at,
+    })
+}
+
+const COLUMNS: (
+    tenants::id,
+    tenants::slug,
+    tenants::display_name,
+    tenants::policy,
+    tenants::created_at,
+    tenants::updated_at,
+) = (
+    tenants::id,
+    tenants::slug,
+    tenants::display_name,
+    tenants::policy,
+    tenants::created_at,
+    tenants::updated_at,
+);
+
+impl Db {
+    fn find_tenant(&self, c: &mut crate::AnyConnection, id: &TenantId) -> Result<Tenant> {
+        let row = tenants::table.find(id.as_str()).select(COLUMNS).first::<Row>(c).optional()?;
+        row.map(from_row).transpose()?.ok_or(StoreError::NotFound { what: "tenant" })
+    }
+}
+
+impl TenantRepo for Db {
+    fn create_tenant(&self, actor: &str, new: &NewTenant) -> Result<Tenant> {
+        validate::slug(&new.slug)?;
+        let display_name = validate::display_name("display_name", new.display_name.as_deref().unwrap_or(&new.slug))?;
+        let now = self.now();
+        let tenant = Tenant {
+            id: TenantId(self.new_id()),
+            slug: new.slug.clone(),
+            display_name,
+            policy: new.policy.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            diesel::insert_into(tenants::table)
+                .values((
+                    tenants::id.eq(tenant.id.as_str()),
+                    tenants::slug.eq(&tenant.slug),
+                    tenants::display_name.eq(&tenant.display_name),
+                    tenants::policy.eq(to_json(&tenant.policy)),
+                    tenants::created_at.eq(now),
+                    tenants::updated_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {:?} already exists", tenant.slug)),
+                    other => other,
+                })?;
+            start_chain(c, &tenant.id)?;
+            let link = crate::db::reserve(c, &tenant.id)?;
+            let event = NewAuditEvent::success(
+                actor,
+                "tenant.create",
+                format!("tenant:{}", tenant.id),
+                json!({"slug": tenant.slug, "display_name": tenant.display_name, "policy": tenant.policy}),
+            );
+            self.record(c, &tenant.id, link, event)?;
+            Ok(tenant)
+        })
+    }
+
+    fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        let mut conn = self.conn()?;
+        let row = tenants::table.find(id.as_str()).select(COLUMNS).first::<Row>(&mut *conn).optional()?;
+        row.map(from_row).transpose()
+    }
+
+    fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
+        let mut conn = self.conn()?;
+        let row = tenants::table.filter(tenants::slug.eq(slug)).select(COLUMNS).first::<Row>(&mut *conn).optional()?;
+        row.map(from_row).transpose()
+    }
+
+    fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let mut conn = self.conn()?;
+        let rows = tenants::table.select(COLUMNS).order(tenants::slug.asc()).load::<Row>(&mut *conn)?;
+        rows.into_iter().map(from_row).collect()
+    }
+
+    fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant> {
+        let display_name =
+            change.display_name.as_deref().map(|n| validate::display_name("display_name", n)).transpose()?;
+        self.audited(id, |c| {
+            let before = self.find_tenant(c, id)?;
+            let mut after = before.clone();
+            if let Some(n) = display_name {
+                after.display_name = n;
+            }
+            if let Some(p) = &change.policy {
+                after.policy = p.clone();
+            }
+            after.updated_at = self.now();
+            diesel::update(tenants::table.find(id.as_str()))
+                .set((
+                    tenants::display_name.eq(&after.display_name),
+                    tenants::policy.eq(to_json(&after.policy)),
+                    tenants::updated_at.eq(after.updated_at),
+                ))
+                .execute(c)?;
+            let event = NewAuditEvent::success(
+                actor,
+                "tenant.update",
+                format!("tenant:{id}"),
+                json!({
+                    "before": {"display_name": before.display_name, "policy": before.policy},
+                    "after": {"display_name": after.display_name, "policy": after.policy},
+                }),
+            );
+            Ok((after, event))
+        })
+    }
+
+    fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()> {
+        self.audited(id, |c| {
+            let before = self.find_tenant(c, id)?;
+            diesel::delete(tenants::table.find(id.as_str())).execute(c)?;
+            let event = NewAuditEvent::success(
+                actor,
+                "tenant.delete",
+                format!("tenant:{id}"),
+                json!({"slug": before.slug, "display_name": before.display_name}),
+            );
+            Ok(((), event))
+        })
+    }
+}

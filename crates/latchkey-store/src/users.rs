@@ -1,0 +1,265 @@
+//! Users of a tenant. Usernames and emails are unique per tenant and stored lowercased.
+
+use crate::db::{Db, parse_enum};
+use crate::schema::users;
+use crate::{AnyConnection, Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{NewAuditEvent, TenantId, User, UserId, UserStatus, validate};
+use serde_json::json;
+
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// An argon2id PHC string made by `latchkey-mfa`; never a plain password.
+    pub password_hash: Option<String>,
+}
+
+/// Profile changes; `Some(None)` clears a field.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub email: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+}
+
+pub trait UserRepo {
+    fn create_user(&self, t: &TenantId, actor: &str, new: &NewUser) -> Result<User>;
+    fn user(&self, t: &TenantId, id: &UserId) -> Result<Option<User>>;
+    fn user_by_username(&self, t: &TenantId, username: &str) -> Result<Option<User>>;
+    fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>>;
+    fn list_users(&self, t: &TenantId) -> Result<Vec<User>>;
+    fn update_user(&self, t: &TenantId, actor: &str, id: &UserId, change: &UserUpdate) -> Result<User>;
+    fn set_user_status(&self, t: &TenantId, actor: &str, id: &UserId, status: UserStatus) -> Result<User>;
+    /// Replaces the password hash (a PHC string) and stamps `password_changed_at`.
+    fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User>;
+    fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()>;
+}
+
+type Row = (String, String, String, Option<String>, Option<String>, String, Option<String>, Option<i64>, i64, i64);
+
+const COLUMNS: (
+    users::id,
+    users::tenant_id,
+    users::username,
+    users::email,
+    users::display_name,
+    users::status,
+    users::password_hash,
+    users::password_changed_at,
+    users::created_at,
+    users::updated_at,
+) = (
+    users::id,
+    users::tenant_id,
+    users::username,
+    users::email,
+    users::display_name,
+    users::status,
+    users::password_hash,
+    users::password_changed_at,
+    users::created_at,
+    users::updated_at,
+);
+
+fn from_row(r: Row) -> Result<User> {
+    Ok(User {
+        id: UserId(r.0),
+        tenant_id: TenantId(r.1),
+        username: r.2,
+        email: r.3,
+        display_name: r.4,
+        status: parse_enum("users.status", &r.5)?,
+        password_hash: r.6,
+        password_changed_at: r.7,
+        created_at: r.8,
+        updated_at: r.9,
+    })
+}
+
+/// Names which uniqueness rule a conflict hit.
+fn conflict(e: diesel::result::Error, username: &str, email: Option<&str>) -> StoreError {
+    match StoreError::from(e) {
+        StoreError::Conflict(m) if m.contains("email") => {
+            StoreError::Conflict(format!("email {:?} is already used in this tenant", email.unwrap_or_default()))
+        }
+        StoreError::Conflict(_) => StoreError::Conflict(format!("username {username:?} already exists in this tenant")),
+        other => other,
+    }
+}
+
+fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
+    users::table
+        .filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str())))
+        .select(COLUMNS)
+        .first::<Row>(c)
+        .optional()?
+        .map(from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound { what: "user" })
+}
+
+/// The profile fields an audit event shows (never the hash).
+fn profile(u: &User) -> serde_json::Value {
+    json!({"username": u.username, "email": u.email, "display_name": u.display_name, "status": u.status})
+}
+
+impl Db {
+    fn find_user_by(&self, t: &TenantId, column_is_username: bool, value: &str) -> Result<Option<User>> {
+        let mut conn = self.conn()?;
+        let q = users::table.filter(users::tenant_id.eq(t.as_str())).select(COLUMNS).into_boxed();
+        let q = if column_is_username { q.filter(users::username.eq(value)) } else { q.filter(users::email.eq(value)) };
+        q.first::<Row>(&mut *conn).optional()?.map(from_row).transpose()
+    }
+
+    /// Applies one change to a user and records before/after.
+    fn change_user(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &UserId,
+        action: &str,
+        apply: impl FnOnce(&mut User),
+    ) -> Result<User> {
+        self.audited(t, |c| {
+            let before = load(c, t, id)?;
+            let mut after = before.clone();
+            apply(&mut after);
+            after.updated_at = self.now();
+            diesel::update(users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))))
+                .set((
+                    users::email.eq(&after.email),
+                    users::display_name.eq(&after.display_name),
+                    users::status.eq(after.status.as_str()),
+                    users::password_hash.eq(&after.password_hash),
+                    users::password_changed_at.eq(after.password_changed_at),
+                    users::updated_at.eq(after.updated_at),
+                ))
+                .execute(c)
+                .map_err(|e| conflict(e, &after.username, after.email.as_deref()))?;
+            let event = NewAuditEvent::success(
+                actor,
+                action,
+                format!("user:{id}"),
+                json!({"before": profile(&before), "after": profile(&after)}),
+            );
+            Ok((after, event))
+        })
+    }
+}
+
+impl UserRepo for Db {
+    fn create_user(&self, t: &TenantId, actor: &str, new: &NewUser) -> Result<User> {
+        let username = validate::username(&new.username)?;
+        let email = new.email.as_deref().map(validate::email).transpose()?;
+        let display_name = new.display_name.as_deref().map(|n| validate::display_name("display_name", n)).transpose()?;
+        let now = self.now();
+        let user = User {
+            id: UserId(self.new_id()),
+            tenant_id: t.clone(),
+            username,
+            email,
+            display_name,
+            status: UserStatus::Active,
+            password_hash: new.password_hash.clone(),
+            password_changed_at: new.password_hash.as_ref().map(|_| now),
+            created_at: now,
+            updated_at: now,
+        };
+        self.audited(t, |c| {
+            diesel::insert_into(users::table)
+                .values((
+                    users::id.eq(user.id.as_str()),
+                    users::tenant_id.eq(t.as_str()),
+                    users::username.eq(&user.username),
+                    users::email.eq(&user.email),
+                    users::display_name.eq(&user.display_name),
+                    users::status.eq(user.status.as_str()),
+                    users::password_hash.eq(&user.password_hash),
+                    users::password_changed_at.eq(user.password_changed_at),
+                    users::created_at.eq(now),
+                    users::updated_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| conflict(e, &user.username, user.email.as_deref()))?;
+            let mut details = profile(&user);
+            details["password_set"] = json!(user.password_hash.is_some());
+            let event = NewAuditEvent::success(actor, "user.create", format!("user:{}", user.id), details);
+            Ok((user, event))
+        })
+    }
+
+    fn user(&self, t: &TenantId, id: &UserId) -> Result<Option<User>> {
+        let mut conn = self.conn()?;
+        match load(&mut conn, t, id) {
+            Ok(u) => Ok(Some(u)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn user_by_username(&self, t: &TenantId, username: &str) -> Result<Option<User>> {
+        self.find_user_by(t, true, &username.trim().to_lowercase())
+    }
+
+    fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>> {
+        self.find_user_by(t, false, &email.trim().to_lowercase())
+    }
+
+    fn list_users(&self, t: &TenantId) -> Result<Vec<User>> {
+        let mut conn = self.conn()?;
+        users::table
+            .filter(users::tenant_id.eq(t.as_str()))
+            .select(COLUMNS)
+            .order(users::username.asc())
+            .load::<Row>(&mut *conn)?
+            .into_iter()
+            .map(from_row)
+            .collect()
+    }
+
+    fn update_user(&self, t: &TenantId, actor: &str, id: &UserId, change: &UserUpdate) -> Result<User> {
+        let email = match &change.email {
+            Some(Some(e)) => Some(Some(validate::email(e)?)),
+            other => other.clone(),
+        };
+        let display_name = match &change.display_name {
+            Some(Some(n)) => Some(Some(validate::display_name("display_name", n)?)),
+            other => other.clone(),
+        };
+        self.change_user(t, actor, id, "user.update", |u| {
+            if let Some(e) = email {
+                u.email = e;
+            }
+            if let Some(n) = display_name {
+                u.display_name = n;
+            }
+        })
+    }
+
+    fn set_user_status(&self, t: &TenantId, actor: &str, id: &UserId, status: UserStatus) -> Result<User> {
+        let action = match status {
+            UserStatus::Active => "user.enable",
+            UserStatus::Disabled => "user.disable",
+        };
+        self.change_user(t, actor, id, action, |u| u.status = status)
+    }
+
+    fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User> {
+        let now = self.now();
+        self.change_user(t, actor, id, "user.set_password", |u| {
+            u.password_hash = Some(hash.to_owned());
+            u.password_changed_at = Some(now);
+        })
+    }
+
+    fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()> {
+        self.audited(t, |c| {
+            let before = load(c, t, id)?;
+            diesel::delete(users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))))
+                .execute(c)?;
+            let event = NewAuditEvent::success(actor, "user.delete", format!("user:{id}"), profile(&before));
+            Ok(((), event))
+        })
+    }
+}
