@@ -20,9 +20,15 @@ pub enum AuditError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Verdict {
-    Intact { events: u64, head_hash: String },
+    Intact {
+        events: u64,
+        head_hash: String,
+    },
     /// The first sequence number at which the chain stops being provably unaltered.
-    Broken { seq: i64, reason: String },
+    Broken {
+        seq: i64,
+        reason: String,
+    },
 }
 
 /// Walks the tenant's chain from the first event: sequence numbers must be 1, 2, 3…, each row's
@@ -35,7 +41,10 @@ pub fn verify(store: &dyn AuditRepo, t: &TenantId) -> Result<Verdict, AuditError
         let page = store.audit_events(t, expected_seq - 1, PAGE)?;
         for e in &page {
             if let Some(reason) = check_link(e, expected_seq, &prev) {
-                return Ok(Verdict::Broken { seq: expected_seq, reason });
+                return Ok(Verdict::Broken {
+                    seq: expected_seq,
+                    reason,
+                });
             }
             prev.clone_from(&e.hash);
             expected_seq += 1;
@@ -46,22 +55,35 @@ pub fn verify(store: &dyn AuditRepo, t: &TenantId) -> Result<Verdict, AuditError
     }
     let last = expected_seq - 1;
     match store.audit_head(t)? {
-        Some((seq, hash)) if seq == last && hash == prev => {
-            Ok(Verdict::Intact { events: u64::try_from(last).unwrap_or(0), head_hash: prev })
-        }
+        Some((seq, hash)) if seq == last && hash == prev => Ok(Verdict::Intact {
+            events: u64::try_from(last).unwrap_or(0),
+            head_hash: prev,
+        }),
         Some((seq, _)) if seq > last => Ok(Verdict::Broken {
             seq: last + 1,
             reason: format!("events {} to {seq} are missing", last + 1),
         }),
-        Some(_) => Ok(Verdict::Broken { seq: last, reason: "the chain head does not match the last event".into() }),
-        None if last == 0 => Ok(Verdict::Intact { events: 0, head_hash: prev }),
-        None => Ok(Verdict::Broken { seq: 1, reason: "the chain head is missing".into() }),
+        Some(_) => Ok(Verdict::Broken {
+            seq: last,
+            reason: "the chain head does not match the last event".into(),
+        }),
+        None if last == 0 => Ok(Verdict::Intact {
+            events: 0,
+            head_hash: prev,
+        }),
+        None => Ok(Verdict::Broken {
+            seq: 1,
+            reason: "the chain head is missing".into(),
+        }),
     }
 }
 
 fn check_link(e: &AuditEvent, expected_seq: i64, prev: &str) -> Option<String> {
     if e.seq != expected_seq {
-        return Some(format!("expected event {expected_seq}, found {} (events removed or reordered)", e.seq));
+        return Some(format!(
+            "expected event {expected_seq}, found {} (events removed or reordered)",
+            e.seq
+        ));
     }
     if e.prev_hash != prev {
         return Some("prev_hash does not match the previous event's hash".into());

@@ -48,7 +48,14 @@ pub fn random_uuid(rng: &dyn Rng) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// `bytes` random bytes as unpadded base64url: secrets, session ids, codes.
@@ -80,13 +87,22 @@ mod tests {
     fn token_of_32_bytes_is_43_base64url_chars() {
         let t = random_token(&OsRng, 32);
         assert_eq!(t.len(), 43);
-        assert!(t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(
+            t.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 
     #[test]
     fn seeded_rng_repeats_and_differs_by_seed() {
-        assert_eq!(random_token(&SeededRng::new(7), 16), random_token(&SeededRng::new(7), 16));
-        assert_ne!(random_token(&SeededRng::new(7), 16), random_token(&SeededRng::new(8), 16));
+        assert_eq!(
+            random_token(&SeededRng::new(7), 16),
+            random_token(&SeededRng::new(7), 16)
+        );
+        assert_ne!(
+            random_token(&SeededRng::new(7), 16),
+            random_token(&SeededRng::new(8), 16)
+        );
     }
 
     #[test]

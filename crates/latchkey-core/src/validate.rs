@@ -15,20 +15,28 @@ impl fmt::Display for ValidationError {
 }
 
 fn err(field: &'static str, message: impl Into<String>) -> ValidationError {
-    ValidationError { field, message: message.into() }
+    ValidationError {
+        field,
+        message: message.into(),
+    }
 }
 
 /// Tenant slug: `^[a-z0-9][a-z0-9-]{1,62}$`. It becomes part of every issuer URL.
 pub fn slug(s: &str) -> Result<(), ValidationError> {
     let ok = (2..=63).contains(&s.len())
-        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && s.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(())
     } else {
         Err(err(
             "slug",
-            format!("{s:?} is not a valid slug: use 2-63 characters a-z, 0-9 and '-', starting with a letter or digit"),
+            format!(
+                "{s:?} is not a valid slug: use 2-63 characters a-z, 0-9 and '-', starting with a letter or digit"
+            ),
         ))
     }
 }
@@ -40,10 +48,14 @@ pub fn username(s: &str) -> Result<String, ValidationError> {
     if n.is_empty() || n.chars().count() > 128 {
         return Err(err("username", "must be 1-128 characters"));
     }
-    if let Some(c) =
-        n.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._@+-".contains(*c)))
+    if let Some(c) = n
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._@+-".contains(*c)))
     {
-        return Err(err("username", format!("character {c:?} is not allowed; use a-z, 0-9 and . _ @ + -")));
+        return Err(err(
+            "username",
+            format!("character {c:?} is not allowed; use a-z, 0-9 and . _ @ + -"),
+        ));
     }
     Ok(n)
 }
@@ -61,7 +73,11 @@ pub fn email(s: &str) -> Result<String, ValidationError> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
         });
-    if valid { Ok(n) } else { Err(err("email", format!("{s:?} is not an email address"))) }
+    if valid {
+        Ok(n)
+    } else {
+        Err(err("email", format!("{s:?} is not an email address")))
+    }
 }
 
 /// Human-facing names (tenant display name, client name, user display name).
@@ -80,8 +96,16 @@ pub fn display_name(field: &'static str, s: &str) -> Result<String, ValidationEr
 pub fn scope(s: &str) -> Result<(), ValidationError> {
     let ok = !s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-    if ok { Ok(()) } else { Err(err("scope", format!("{s:?} is not a valid scope token (RFC 6749 §3.3)"))) }
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            "scope",
+            format!("{s:?} is not a valid scope token (RFC 6749 §3.3)"),
+        ))
+    }
 }
 
 /// A redirect URI a client may register (RFC 6749 §3.1.2, RFC 8252 §7, Security BCP §4.1):
@@ -123,10 +147,11 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
         scheme => {
             // RFC 8252 §7.1: private-use schemes are reverse domain names, which also keeps
             // `javascript:`, `data:` and `file:` out.
-            let reverse_domain = scheme.contains('.')
-                && scheme.split('.').all(|p| !p.is_empty());
+            let reverse_domain = scheme.contains('.') && scheme.split('.').all(|p| !p.is_empty());
             if !reverse_domain {
-                return bad("uses a scheme that is neither https, loopback http, nor a reverse-domain private-use scheme");
+                return bad(
+                    "uses a scheme that is neither https, loopback http, nor a reverse-domain private-use scheme",
+                );
             }
         }
     }
@@ -142,7 +167,16 @@ mod tests {
         for ok in ["demo", "a1", "acme-corp", "0x"] {
             assert!(slug(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "-acme", "Acme", "acme_corp", "acme corp", "äcme", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "a",
+            "-acme",
+            "Acme",
+            "acme_corp",
+            "acme corp",
+            "äcme",
+            &"a".repeat(64),
+        ] {
             assert!(slug(bad).is_err(), "{bad}");
         }
         assert!(slug(&"a".repeat(63)).is_ok());
@@ -159,7 +193,14 @@ mod tests {
     #[test]
     fn email_needs_local_part_and_dotted_domain() {
         assert_eq!(email("Bob@Example.COM").unwrap(), "bob@example.com");
-        for bad in ["bob", "@example.com", "bob@localhost", "bob@@x.com", "b ob@x.com", "bob@x.com."] {
+        for bad in [
+            "bob",
+            "@example.com",
+            "bob@localhost",
+            "bob@@x.com",
+            "b ob@x.com",
+            "bob@x.com.",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
     }

@@ -22,13 +22,17 @@ pub struct HashParams {
 
 impl Default for HashParams {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
 fn hasher(p: HashParams) -> Result<Argon2<'static>, PasswordError> {
-    let params =
-        Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -56,7 +60,10 @@ pub fn check_password_policy(
     let len = password.chars().count();
     let mut missing = Vec::new();
     if len < policy.min_length as usize {
-        missing.push(format!("at least {} characters (it has {len})", policy.min_length));
+        missing.push(format!(
+            "at least {} characters (it has {len})",
+            policy.min_length
+        ));
     }
     if len > policy.max_length as usize {
         missing.push(format!("at most {} characters", policy.max_length));
@@ -85,7 +92,10 @@ pub fn check_password_policy(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(PasswordError::Policy(format!("the password needs {}", missing.join(", "))))
+        Err(PasswordError::Policy(format!(
+            "the password needs {}",
+            missing.join(", ")
+        )))
     }
 }
 
@@ -94,7 +104,11 @@ mod tests {
     use super::*;
     use latchkey_core::OsRng;
 
-    const FAST: HashParams = HashParams { memory_kib: 1024, iterations: 1, parallelism: 1 };
+    const FAST: HashParams = HashParams {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
 
     #[test]
     fn hash_verifies_and_wrong_password_fails() {
@@ -115,13 +129,20 @@ mod tests {
     fn policy_names_what_is_missing() {
         let mut p = PasswordPolicy::default();
         let e = check_password_policy("short", &p, &[]).unwrap_err();
-        assert_eq!(e, PasswordError::Policy("the password needs at least 12 characters (it has 5)".into()));
+        assert_eq!(
+            e,
+            PasswordError::Policy("the password needs at least 12 characters (it has 5)".into())
+        );
         p.require_digit = true;
         p.require_uppercase = true;
-        let e = check_password_policy("alllowercaseletters", &p, &[]).unwrap_err().to_string();
+        let e = check_password_policy("alllowercaseletters", &p, &[])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("an uppercase letter") && e.contains("a digit"), "{e}");
         assert!(check_password_policy("Alllowercase1etters", &p, &[]).is_ok());
-        let e = check_password_policy("Alice-Secret-2026", &p, &["alice@example.com"]).unwrap_err().to_string();
+        let e = check_password_policy("Alice-Secret-2026", &p, &["alice@example.com"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("username"), "{e}");
     }
 }

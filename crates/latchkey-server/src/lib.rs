@@ -1,1 +1,122 @@
-//! stub
+//! The HTTP face of Latchkey (actix-web 4 on rustls). Routes turn HTTP into calls on the protocol
+//! crates and their results back into HTTP; errors become responses in `errors` only.
+
+pub mod config;
+mod errors;
+mod form;
+mod logging;
+mod metrics;
+mod net;
+mod observe;
+mod pages;
+mod routes;
+mod state;
+mod tls;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use errors::AppError;
+pub use form::{FormError, parse_form};
+pub use logging::init_logging;
+pub use observe::RequestId;
+pub use state::AppState;
+
+use actix_web::{App, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Makes aws-lc-rs the process-wide rustls provider (idempotent).
+pub fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Builds the actix application for `state`.
+fn app(
+    state: AppState,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.max_body_bytes;
+    App::new()
+        .app_data(web::Data::new(state.clone()))
+        .app_data(web::PayloadConfig::new(limit))
+        .wrap(observe::Observe::new(state))
+        .configure(routes::configure)
+        .default_service(web::to(routes::not_found))
+}
+
+/// Starts serving on an already bound listener; the returned server runs until stopped or
+/// until SIGTERM/SIGINT, after which in-flight requests get `shutdown_timeout_secs` to finish.
+pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Server, ServerError> {
+    let config = Arc::clone(&state.config);
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let factory_state = state.clone();
+    let mut server = HttpServer::new(move || app(factory_state.clone()))
+        .shutdown_timeout(config.shutdown_timeout_secs)
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .max_connection_rate(256);
+    if let Some(w) = config.workers {
+        server = server.workers(w);
+    }
+    let server = match &config.tls {
+        Some(files) => {
+            let tls = tls::server_config(files)?;
+            server.listen_rustls_0_23(listener, tls)
+        }
+        None => server.listen(listener),
+    }
+    .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok(server.run())
+}
+
+/// `latchkey serve`: opens storage, applies migrations, and serves until a signal.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let state = AppState::open(config).await?;
+    let listener = TcpListener::bind(state.config.listen).map_err(|source| ServerError::Bind {
+        addr: state.config.listen.to_string(),
+        source,
+    })?;
+    let scheme = if state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if state.config.insecure_public_url() {
+        tracing::warn!(
+            public_url = %state.config.public_url,
+            "public URL is plain http: cookies lose the Secure flag and __Host- prefix; development only"
+        );
+    }
+    tracing::info!(
+        listen = %state.config.listen,
+        scheme,
+        public_url = %state.config.public_url,
+        database = %state.db.url().redacted(),
+        session_store = state.ephemeral.backend_name(),
+        version = env!("CARGO_PKG_VERSION"),
+        "latchkey is serving"
+    );
+    run(listener, state)?
+        .await
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    tracing::info!("latchkey stopped");
+    Ok(())
+}

@@ -100,13 +100,18 @@ pub trait Ephemeral: SessionStore + OneTimeStore + RateCounter {
 }
 
 /// Opens the backend named by `LATCHKEY_SESSION_STORE`: `memory` or `redis://…`.
-pub async fn open(spec: &str, clock: std::sync::Arc<dyn latchkey_core::Clock>) -> Result<std::sync::Arc<dyn Ephemeral>> {
+pub async fn open(
+    spec: &str,
+    clock: std::sync::Arc<dyn latchkey_core::Clock>,
+) -> Result<std::sync::Arc<dyn Ephemeral>> {
     if spec == "memory" {
         Ok(std::sync::Arc::new(MemoryStore::new(clock)))
     } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
         Ok(std::sync::Arc::new(RedisStore::connect(spec, "latchkey:").await?))
     } else {
-        Err(SessionError::BadUrl("expected memory, redis://… or rediss://…".into()))
+        Err(SessionError::BadUrl(
+            "expected memory, redis://… or rediss://…".into(),
+        ))
     }
 }
 

@@ -1,7 +1,9 @@
 //! In-process backend for the embedded default and single-node deployments. State is lost on
 //! restart, which is acceptable for sessions only when one node runs (the docs say so).
 
-use crate::{Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis};
+use crate::{
+    Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis,
+};
 use async_trait::async_trait;
 use latchkey_core::{Clock, Session, TenantId, UserId};
 use std::collections::HashMap;
@@ -38,16 +40,23 @@ fn key(t: &TenantId, kind: &str, k: &str) -> String {
 
 impl MemoryStore {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { inner: Mutex::new(Inner::default()), clock }
+        Self {
+            inner: Mutex::new(Inner::default()),
+            clock,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock can't leave a half-written entry: every write is one insert.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn deadline(&self, ttl: Duration) -> i64 {
-        self.clock.now_millis().saturating_add(i64::try_from(ttl_millis(ttl)).unwrap_or(i64::MAX))
+        self.clock
+            .now_millis()
+            .saturating_add(i64::try_from(ttl_millis(ttl)).unwrap_or(i64::MAX))
     }
 
     /// Inserts, and every 1024 writes drops expired entries so memory stays bounded by live state.
@@ -73,7 +82,10 @@ impl MemoryStore {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn put_session(&self, t: &TenantId, id: &SessionId, s: &Session, ttl: Duration) -> Result<()> {
-        let entry = Entry { value: Value::Session(Box::new(s.clone())), expires_at: self.deadline(ttl) };
+        let entry = Entry {
+            value: Value::Session(Box::new(s.clone())),
+            expires_at: self.deadline(ttl),
+        };
         let mut inner = self.lock();
         self.insert(&mut inner, key(t, "s", &id.storage_key()), entry);
         Ok(())
@@ -83,7 +95,10 @@ impl SessionStore for MemoryStore {
         let mut inner = self.lock();
         match self.live(&mut inner, &key(t, "s", &id.storage_key())) {
             None => Ok(None),
-            Some(Entry { value: Value::Session(s), .. }) => Ok(Some((**s).clone())),
+            Some(Entry {
+                value: Value::Session(s),
+                ..
+            }) => Ok(Some((**s).clone())),
             Some(_) => Err(SessionError::Corrupt("not a session".into())),
         }
     }
@@ -122,7 +137,10 @@ impl OneTimeStore for MemoryStore {
         if self.live(&mut inner, &k).is_some() {
             return Ok(false);
         }
-        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at: self.deadline(ttl) };
+        let entry = Entry {
+            value: Value::Bytes(value.to_vec()),
+            expires_at: self.deadline(ttl),
+        };
         self.insert(&mut inner, k, entry);
         Ok(true)
     }
@@ -134,7 +152,10 @@ impl OneTimeStore for MemoryStore {
             return Ok(None);
         }
         match inner.map.remove(&k) {
-            Some(Entry { value: Value::Bytes(b), .. }) => Ok(Some(b)),
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Ok(Some(b)),
             _ => Ok(None),
         }
     }
@@ -146,20 +167,33 @@ impl RateCounter for MemoryStore {
         let k = key(t, "r", k);
         let now = self.clock.now_millis();
         let mut inner = self.lock();
-        if let Some(Entry { value: Value::Count(n), expires_at }) = self.live(&mut inner, &k) {
+        if let Some(Entry {
+            value: Value::Count(n),
+            expires_at,
+        }) = self.live(&mut inner, &k)
+        {
             *n += 1;
             let reset_in = Duration::from_millis(u64::try_from(*expires_at - now).unwrap_or(0));
             return Ok(RateHit { count: *n, reset_in });
         }
-        let entry = Entry { value: Value::Count(1), expires_at: self.deadline(window) };
+        let entry = Entry {
+            value: Value::Count(1),
+            expires_at: self.deadline(window),
+        };
         self.insert(&mut inner, k, entry);
-        Ok(RateHit { count: 1, reset_in: Duration::from_millis(ttl_millis(window)) })
+        Ok(RateHit {
+            count: 1,
+            reset_in: Duration::from_millis(ttl_millis(window)),
+        })
     }
 
     async fn count(&self, t: &TenantId, k: &str) -> Result<u64> {
         let mut inner = self.lock();
         Ok(match self.live(&mut inner, &key(t, "r", k)) {
-            Some(Entry { value: Value::Count(n), .. }) => *n,
+            Some(Entry {
+                value: Value::Count(n),
+                ..
+            }) => *n,
             _ => 0,
         })
     }

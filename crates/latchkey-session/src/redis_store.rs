@@ -1,7 +1,9 @@
 //! Redis backend (redis 1.x, tokio connection manager). Keys are `{prefix}{tenant}:{kind}:{key}`;
 //! every write sets its TTL in the same round trip (one atomic pipeline), so nothing lives forever.
 
-use crate::{Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis};
+use crate::{
+    Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis,
+};
 use async_trait::async_trait;
 use latchkey_core::{Session, TenantId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -27,11 +29,17 @@ impl RedisStore {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new_with_config(client, config))
-            .await
-            .map_err(|_| SessionError::Unavailable("timed out connecting to Redis".into()))?
-            .map_err(unavailable)?;
-        Ok(Self { conn, prefix: prefix.to_owned() })
+        let conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| SessionError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+        })
     }
 
     fn key(&self, t: &TenantId, kind: &str, k: &str) -> String {
@@ -67,10 +75,26 @@ impl SessionStore for RedisStore {
         self.run::<()>(|| {
             let mut p = redis::pipe();
             p.atomic()
-                .cmd("SET").arg(&k).arg(json).arg("PX").arg(ms).ignore()
-                .cmd("SADD").arg(&idx).arg(id.storage_key()).ignore()
-                .cmd("PEXPIRE").arg(&idx).arg(ms).arg("GT").ignore()
-                .cmd("PEXPIRE").arg(&idx).arg(ms).arg("NX").ignore();
+                .cmd("SET")
+                .arg(&k)
+                .arg(json)
+                .arg("PX")
+                .arg(ms)
+                .ignore()
+                .cmd("SADD")
+                .arg(&idx)
+                .arg(id.storage_key())
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&idx)
+                .arg(ms)
+                .arg("GT")
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&idx)
+                .arg(ms)
+                .arg("NX")
+                .ignore();
             Query::Pipe(p)
         })
         .await
@@ -79,7 +103,8 @@ impl SessionStore for RedisStore {
     async fn get_session(&self, t: &TenantId, id: &SessionId) -> Result<Option<Session>> {
         let k = self.key(t, "s", &id.storage_key());
         let raw: Option<Vec<u8>> = self.run(|| Query::Cmd(redis::cmd("GET").arg(&k).clone())).await?;
-        raw.map(|b| serde_json::from_slice(&b).map_err(|e| SessionError::Corrupt(e.to_string()))).transpose()
+        raw.map(|b| serde_json::from_slice(&b).map_err(|e| SessionError::Corrupt(e.to_string())))
+            .transpose()
     }
 
     async fn delete_session(&self, t: &TenantId, id: &SessionId) -> Result<bool> {
@@ -92,8 +117,17 @@ impl SessionStore for RedisStore {
         let idx = self.user_index(t, user);
         let session_prefix = self.key(t, "s", "");
         // One script, so a session created meanwhile is either deleted or keeps its index entry.
-        self.run(|| Query::Cmd(redis::cmd("EVAL").arg(DELETE_USER_SESSIONS).arg(1).arg(&idx).arg(&session_prefix).clone()))
-            .await
+        self.run(|| {
+            Query::Cmd(
+                redis::cmd("EVAL")
+                    .arg(DELETE_USER_SESSIONS)
+                    .arg(1)
+                    .arg(&idx)
+                    .arg(&session_prefix)
+                    .clone(),
+            )
+        })
+        .await
     }
 }
 
@@ -111,15 +145,27 @@ impl OneTimeStore for RedisStore {
     async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         let k = self.key(t, "o", k);
         let ms = ttl_millis(ttl);
-        let set: Option<String> =
-            self.run(|| Query::Cmd(redis::cmd("SET").arg(&k).arg(value).arg("NX").arg("PX").arg(ms).clone())).await?;
+        let set: Option<String> = self
+            .run(|| {
+                Query::Cmd(
+                    redis::cmd("SET")
+                        .arg(&k)
+                        .arg(value)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ms)
+                        .clone(),
+                )
+            })
+            .await?;
         Ok(set.is_some())
     }
 
     async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
         let k = self.key(t, "o", k);
         // GETDEL is one atomic command: concurrent takers can't both see the value.
-        self.run(|| Query::Cmd(redis::cmd("GETDEL").arg(&k).clone())).await
+        self.run(|| Query::Cmd(redis::cmd("GETDEL").arg(&k).clone()))
+            .await
     }
 }
 
@@ -132,13 +178,22 @@ impl RateCounter for RedisStore {
             .run(|| {
                 let mut p = redis::pipe();
                 p.atomic()
-                    .cmd("INCR").arg(&k)
-                    .cmd("PEXPIRE").arg(&k).arg(ms).arg("NX").ignore()
-                    .cmd("PTTL").arg(&k);
+                    .cmd("INCR")
+                    .arg(&k)
+                    .cmd("PEXPIRE")
+                    .arg(&k)
+                    .arg(ms)
+                    .arg("NX")
+                    .ignore()
+                    .cmd("PTTL")
+                    .arg(&k);
                 Query::Pipe(p)
             })
             .await?;
-        Ok(RateHit { count, reset_in: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)) })
+        Ok(RateHit {
+            count,
+            reset_in: Duration::from_millis(u64::try_from(pttl).unwrap_or(0)),
+        })
     }
 
     async fn count(&self, t: &TenantId, k: &str) -> Result<u64> {
@@ -149,7 +204,8 @@ impl RateCounter for RedisStore {
 
     async fn reset(&self, t: &TenantId, k: &str) -> Result<()> {
         let k = self.key(t, "r", k);
-        self.run::<()>(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone())).await
+        self.run::<()>(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone()))
+            .await
     }
 }
 
@@ -157,7 +213,11 @@ impl RateCounter for RedisStore {
 impl Ephemeral for RedisStore {
     async fn ping(&self) -> Result<()> {
         let pong: String = self.run(|| Query::Cmd(redis::cmd("PING").clone())).await?;
-        if pong == "PONG" { Ok(()) } else { Err(SessionError::Unavailable(format!("PING answered {pong:?}"))) }
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(SessionError::Unavailable(format!("PING answered {pong:?}")))
+        }
     }
 
     fn backend_name(&self) -> &'static str {

@@ -15,7 +15,18 @@ pub trait AuditRepo {
     fn audit_head(&self, t: &TenantId) -> Result<Option<(i64, String)>>;
 }
 
-type Row = (String, i64, i64, String, String, String, String, String, String, String);
+type Row = (
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 
 fn from_row(r: Row) -> Result<AuditEvent> {
     Ok(AuditEvent {
@@ -25,7 +36,8 @@ fn from_row(r: Row) -> Result<AuditEvent> {
         actor: r.3,
         action: r.4,
         target: r.5,
-        outcome: Outcome::parse(&r.6).ok_or_else(|| StoreError::corrupt(format!("audit_events.outcome: {:?}", r.6)))?,
+        outcome: Outcome::parse(&r.6)
+            .ok_or_else(|| StoreError::corrupt(format!("audit_events.outcome: {:?}", r.6)))?,
         details: from_json("audit_events.details", &r.7)?,
         prev_hash: r.8,
         hash: r.9,
@@ -44,7 +56,11 @@ impl AuditRepo for Db {
     fn audit_events(&self, t: &TenantId, after: i64, limit: i64) -> Result<Vec<AuditEvent>> {
         let mut conn = self.conn()?;
         audit_events::table
-            .filter(audit_events::tenant_id.eq(t.as_str()).and(audit_events::seq.gt(after)))
+            .filter(
+                audit_events::tenant_id
+                    .eq(t.as_str())
+                    .and(audit_events::seq.gt(after)),
+            )
             .order(audit_events::seq.asc())
             .limit(limit)
             .select((

@@ -5,8 +5,8 @@ use crate::schema::clients;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, Client, ClientId, ClientType, GrantType, NewAuditEvent, TenantId, ValidationError,
-    validate,
+    AccessTokenFormat, AuthMethod, Client, ClientId, ClientType, GrantType, NewAuditEvent, TenantId,
+    ValidationError, validate,
 };
 use serde_json::json;
 
@@ -37,7 +37,10 @@ pub trait ClientRepo {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
-    StoreError::Invalid(ValidationError { field, message: message.into() })
+    StoreError::Invalid(ValidationError {
+        field,
+        message: message.into(),
+    })
 }
 
 /// The registration rules that hold whoever registers the client.
@@ -55,7 +58,10 @@ fn check(new: &NewClient) -> Result<()> {
     match new.client_type {
         ClientType::Public => {
             if new.auth_method != AuthMethod::None {
-                return Err(invalid("auth_method", "a public client has no credentials: use none"));
+                return Err(invalid(
+                    "auth_method",
+                    "a public client has no credentials: use none",
+                ));
             }
             if new.secret_hash.is_some() {
                 return Err(invalid("client_secret", "a public client has no secret"));
@@ -69,10 +75,16 @@ fn check(new: &NewClient) -> Result<()> {
         }
         ClientType::Confidential => {
             if new.auth_method == AuthMethod::None {
-                return Err(invalid("auth_method", "a confidential client must authenticate; use --public for none"));
+                return Err(invalid(
+                    "auth_method",
+                    "a confidential client must authenticate; use --public for none",
+                ));
             }
             if new.secret_hash.is_none() && new.auth_method != AuthMethod::PrivateKeyJwt {
-                return Err(invalid("client_secret", "missing secret for a secret-based auth method"));
+                return Err(invalid(
+                    "client_secret",
+                    "missing secret for a secret-based auth method",
+                ));
             }
         }
     }
@@ -80,10 +92,18 @@ fn check(new: &NewClient) -> Result<()> {
         return Err(invalid("grant", "at least one grant type is needed"));
     }
     if new.grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
-        return Err(invalid("redirect_uri", "authorization_code needs at least one redirect URI"));
+        return Err(invalid(
+            "redirect_uri",
+            "authorization_code needs at least one redirect URI",
+        ));
     }
-    if new.grant_types.contains(&GrantType::RefreshToken) && !new.grant_types.contains(&GrantType::AuthorizationCode) {
-        return Err(invalid("grant", "refresh_token is only issued with authorization_code"));
+    if new.grant_types.contains(&GrantType::RefreshToken)
+        && !new.grant_types.contains(&GrantType::AuthorizationCode)
+    {
+        return Err(invalid(
+            "grant",
+            "refresh_token is only issued with authorization_code",
+        ));
     }
     Ok(())
 }
@@ -229,8 +249,12 @@ impl ClientRepo for Db {
                     clients::updated_at.eq(now),
                 ))
                 .execute(c)?;
-            let event =
-                NewAuditEvent::success(actor, "client.create", format!("client:{}", client.client_id), summary(&client));
+            let event = NewAuditEvent::success(
+                actor,
+                "client.create",
+                format!("client:{}", client.client_id),
+                summary(&client),
+            );
             Ok((client, event))
         })
     }
@@ -264,10 +288,16 @@ impl ClientRepo for Db {
             }
             client.secret_hash = Some(hash.to_owned());
             client.updated_at = self.now();
-            diesel::update(clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))))
-                .set((clients::secret_hash.eq(hash), clients::updated_at.eq(client.updated_at)))
-                .execute(c)?;
-            let event = NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
+            diesel::update(
+                clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))),
+            )
+            .set((
+                clients::secret_hash.eq(hash),
+                clients::updated_at.eq(client.updated_at),
+            ))
+            .execute(c)?;
+            let event =
+                NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
             Ok((client, event))
         })
     }
@@ -275,9 +305,14 @@ impl ClientRepo for Db {
     fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()> {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
-            diesel::delete(clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))))
-                .execute(c)?;
-            Ok(((), NewAuditEvent::success(actor, "client.delete", format!("client:{id}"), summary(&before))))
+            diesel::delete(
+                clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))),
+            )
+            .execute(c)?;
+            Ok((
+                (),
+                NewAuditEvent::success(actor, "client.delete", format!("client:{id}"), summary(&before)),
+            ))
         })
     }
 }

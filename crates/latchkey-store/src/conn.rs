@@ -25,14 +25,17 @@ impl DatabaseUrl {
         if let Some(path) = s.strip_prefix("sqlite://") {
             if path.is_empty() || path == ":memory:" {
                 return Err(StoreError::BadUrl(
-                    "sqlite:// needs a file path (an in-memory database would not be shared by the pool)".into(),
+                    "sqlite:// needs a file path (an in-memory database would not be shared by the pool)"
+                        .into(),
                 ));
             }
             Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
         } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
             Ok(DatabaseUrl::Postgres(s.to_owned()))
         } else {
-            Err(StoreError::BadUrl("expected sqlite://PATH or postgres://…".into()))
+            Err(StoreError::BadUrl(
+                "expected sqlite://PATH or postgres://…".into(),
+            ))
         }
     }
 
@@ -66,9 +69,12 @@ const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORM
 pub(crate) fn establish(url: &DatabaseUrl) -> Result<AnyConnection, ConnectionError> {
     match url {
         DatabaseUrl::Sqlite(path) => {
-            let path = path.to_str().ok_or_else(|| ConnectionError::InvalidConnectionUrl("path is not UTF-8".into()))?;
+            let path = path
+                .to_str()
+                .ok_or_else(|| ConnectionError::InvalidConnectionUrl("path is not UTF-8".into()))?;
             let mut c = SqliteConnection::establish(path)?;
-            c.batch_execute(SQLITE_SETUP).map_err(ConnectionError::CouldntSetupConfiguration)?;
+            c.batch_execute(SQLITE_SETUP)
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(AnyConnection::Sqlite(c))
         }
         DatabaseUrl::Postgres(u) => {
@@ -99,7 +105,8 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectionError> {
-        conn.batch_execute("SELECT 1").map_err(ConnectionError::CouldntSetupConfiguration)
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
@@ -113,7 +120,10 @@ mod tests {
 
     #[test]
     fn parses_both_schemes_and_refuses_others() {
-        assert_eq!(DatabaseUrl::parse("sqlite://./x.db").unwrap(), DatabaseUrl::Sqlite("./x.db".into()));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://./x.db").unwrap(),
+            DatabaseUrl::Sqlite("./x.db".into())
+        );
         assert!(DatabaseUrl::parse("postgres://u@h/db").is_ok());
         assert!(DatabaseUrl::parse("mysql://h/db").is_err());
         assert!(DatabaseUrl::parse("sqlite://:memory:").is_err());

@@ -23,7 +23,10 @@ pub struct PoolOptions {
 
 impl PoolOptions {
     pub fn for_url(url: &DatabaseUrl) -> Self {
-        Self { max_size: if url.is_sqlite() { 8 } else { 16 }, connection_timeout: Duration::from_secs(5) }
+        Self {
+            max_size: if url.is_sqlite() { 8 } else { 16 },
+            connection_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -45,13 +48,20 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("url", &self.url.redacted()).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("url", &self.url.redacted())
+            .finish_non_exhaustive()
     }
 }
 
 impl Db {
     /// Opens the pool and checks that the database answers. A SQLite file's directory is created.
-    pub fn open(url: &DatabaseUrl, opts: &PoolOptions, clock: Arc<dyn Clock>, rng: Arc<dyn Rng>) -> Result<Self> {
+    pub fn open(
+        url: &DatabaseUrl,
+        opts: &PoolOptions,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
+    ) -> Result<Self> {
         if let DatabaseUrl::Sqlite(path) = url {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)
@@ -66,7 +76,12 @@ impl Db {
             .error_handler(Box::new(LogErrors))
             .build(Manager(url.clone()))
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?;
-        Ok(Self { pool, url: url.clone(), clock, rng })
+        Ok(Self {
+            pool,
+            url: url.clone(),
+            clock,
+            rng,
+        })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -92,7 +107,11 @@ impl Db {
 
     pub fn pool_stats(&self) -> PoolStats {
         let s = self.pool.state();
-        PoolStats { connections: s.connections, idle: s.idle_connections, max_size: self.pool.max_size() }
+        PoolStats {
+            connections: s.connections,
+            idle: s.idle_connections,
+            max_size: self.pool.max_size(),
+        }
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {
@@ -225,5 +244,6 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
 }
 
 pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(column: &str, s: &str) -> Result<T> {
-    s.parse().map_err(|e| StoreError::corrupt(format!("{column}: {e}")))
+    s.parse()
+        .map_err(|e| StoreError::corrupt(format!("{column}: {e}")))
 }

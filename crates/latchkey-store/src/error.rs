@@ -40,7 +40,10 @@ impl From<DieselError> for StoreError {
                 StoreError::Conflict(format!("already exists ({})", info.message()))
             }
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info) => {
-                StoreError::BadReference(format!("refers to something that does not exist in this tenant ({})", info.message()))
+                StoreError::BadReference(format!(
+                    "refers to something that does not exist in this tenant ({})",
+                    info.message()
+                ))
             }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 StoreError::Unavailable(info.message().to_owned())

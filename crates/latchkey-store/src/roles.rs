@@ -20,18 +20,37 @@ pub trait RoleRepo {
 type Row = (String, String, String, Option<String>, i64);
 
 fn from_row(r: Row) -> Role {
-    Role { id: RoleId(r.0), tenant_id: TenantId(r.1), name: r.2, description: r.3, created_at: r.4 }
+    Role {
+        id: RoleId(r.0),
+        tenant_id: TenantId(r.1),
+        name: r.2,
+        description: r.3,
+        created_at: r.4,
+    }
 }
 
-const COLUMNS: (roles::id, roles::tenant_id, roles::name, roles::description, roles::created_at) =
-    (roles::id, roles::tenant_id, roles::name, roles::description, roles::created_at);
+const COLUMNS: (
+    roles::id,
+    roles::tenant_id,
+    roles::name,
+    roles::description,
+    roles::created_at,
+) = (
+    roles::id,
+    roles::tenant_id,
+    roles::name,
+    roles::description,
+    roles::created_at,
+);
 
 /// Role names are identifiers portals check (`admin`, `billing:read`): scope-token characters.
 fn role_name(name: &str) -> Result<()> {
     validate::scope(name).map_err(|_| {
         StoreError::Invalid(latchkey_core::ValidationError {
             field: "name",
-            message: format!("{name:?} is not a valid role name: 1-128 printable characters without spaces or quotes"),
+            message: format!(
+                "{name:?} is not a valid role name: 1-128 printable characters without spaces or quotes"
+            ),
         })
     })
 }
@@ -57,10 +76,17 @@ impl RoleRepo for Db {
                 ))
                 .execute(c)
                 .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("role {name:?} already exists in this tenant")),
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("role {name:?} already exists in this tenant"))
+                    }
                     other => other,
                 })?;
-            let event = NewAuditEvent::success(actor, "role.create", format!("role:{}", role.id), json!({"name": name}));
+            let event = NewAuditEvent::success(
+                actor,
+                "role.create",
+                format!("role:{}", role.id),
+                json!({"name": name}),
+            );
             Ok((role, event))
         })
     }
@@ -79,12 +105,17 @@ impl RoleRepo for Db {
 
     fn delete_role(&self, t: &TenantId, actor: &str, id: &RoleId) -> Result<()> {
         self.audited(t, |c| {
-            let n = diesel::delete(roles::table.filter(roles::tenant_id.eq(t.as_str()).and(roles::id.eq(id.as_str()))))
-                .execute(c)?;
+            let n = diesel::delete(
+                roles::table.filter(roles::tenant_id.eq(t.as_str()).and(roles::id.eq(id.as_str()))),
+            )
+            .execute(c)?;
             if n == 0 {
                 return Err(StoreError::NotFound { what: "role" });
             }
-            Ok(((), NewAuditEvent::success(actor, "role.delete", format!("role:{id}"), json!({}))))
+            Ok((
+                (),
+                NewAuditEvent::success(actor, "role.delete", format!("role:{id}"), json!({})),
+            ))
         })
     }
 
@@ -105,8 +136,12 @@ impl RoleRepo for Db {
                     }
                     other => other,
                 })?;
-            let event =
-                NewAuditEvent::success(actor, "role.assign", format!("user:{user}"), json!({"role_id": role.as_str()}));
+            let event = NewAuditEvent::success(
+                actor,
+                "role.assign",
+                format!("user:{user}"),
+                json!({"role_id": role.as_str()}),
+            );
             Ok(((), event))
         })
     }
@@ -123,10 +158,16 @@ impl RoleRepo for Db {
             )
             .execute(c)?;
             if n == 0 {
-                return Err(StoreError::NotFound { what: "role assignment" });
+                return Err(StoreError::NotFound {
+                    what: "role assignment",
+                });
             }
-            let event =
-                NewAuditEvent::success(actor, "role.unassign", format!("user:{user}"), json!({"role_id": role.as_str()}));
+            let event = NewAuditEvent::success(
+                actor,
+                "role.unassign",
+                format!("user:{user}"),
+                json!({"role_id": role.as_str()}),
+            );
             Ok(((), event))
         })
     }
@@ -134,8 +175,16 @@ impl RoleRepo for Db {
     fn roles_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<Role>> {
         let mut conn = self.conn()?;
         Ok(user_roles::table
-            .inner_join(roles::table.on(roles::id.eq(user_roles::role_id).and(roles::tenant_id.eq(user_roles::tenant_id))))
-            .filter(user_roles::tenant_id.eq(t.as_str()).and(user_roles::user_id.eq(user.as_str())))
+            .inner_join(
+                roles::table.on(roles::id
+                    .eq(user_roles::role_id)
+                    .and(roles::tenant_id.eq(user_roles::tenant_id))),
+            )
+            .filter(
+                user_roles::tenant_id
+                    .eq(t.as_str())
+                    .and(user_roles::user_id.eq(user.as_str())),
+            )
             .select(COLUMNS)
             .order(roles::name.asc())
             .load::<Row>(&mut *conn)?

@@ -89,4 +89,12 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, users, roles, user_roles, clients, audit_heads, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    users,
+    roles,
+    user_roles,
+    clients,
+    audit_heads,
+    audit_events
+);

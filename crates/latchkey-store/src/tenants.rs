@@ -62,15 +62,22 @@ const COLUMNS: (
 
 impl Db {
     fn find_tenant(&self, c: &mut crate::AnyConnection, id: &TenantId) -> Result<Tenant> {
-        let row = tenants::table.find(id.as_str()).select(COLUMNS).first::<Row>(c).optional()?;
-        row.map(from_row).transpose()?.ok_or(StoreError::NotFound { what: "tenant" })
+        let row = tenants::table
+            .find(id.as_str())
+            .select(COLUMNS)
+            .first::<Row>(c)
+            .optional()?;
+        row.map(from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound { what: "tenant" })
     }
 }
 
 impl TenantRepo for Db {
     fn create_tenant(&self, actor: &str, new: &NewTenant) -> Result<Tenant> {
         validate::slug(&new.slug)?;
-        let display_name = validate::display_name("display_name", new.display_name.as_deref().unwrap_or(&new.slug))?;
+        let display_name =
+            validate::display_name("display_name", new.display_name.as_deref().unwrap_or(&new.slug))?;
         let now = self.now();
         let tenant = Tenant {
             id: TenantId(self.new_id()),
@@ -93,7 +100,9 @@ impl TenantRepo for Db {
                 ))
                 .execute(c)
                 .map_err(|e| match StoreError::from(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!("tenant {:?} already exists", tenant.slug)),
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("tenant {:?} already exists", tenant.slug))
+                    }
                     other => other,
                 })?;
             start_chain(c, &tenant.id)?;
@@ -111,25 +120,39 @@ impl TenantRepo for Db {
 
     fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         let mut conn = self.conn()?;
-        let row = tenants::table.find(id.as_str()).select(COLUMNS).first::<Row>(&mut *conn).optional()?;
+        let row = tenants::table
+            .find(id.as_str())
+            .select(COLUMNS)
+            .first::<Row>(&mut *conn)
+            .optional()?;
         row.map(from_row).transpose()
     }
 
     fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>> {
         let mut conn = self.conn()?;
-        let row = tenants::table.filter(tenants::slug.eq(slug)).select(COLUMNS).first::<Row>(&mut *conn).optional()?;
+        let row = tenants::table
+            .filter(tenants::slug.eq(slug))
+            .select(COLUMNS)
+            .first::<Row>(&mut *conn)
+            .optional()?;
         row.map(from_row).transpose()
     }
 
     fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let mut conn = self.conn()?;
-        let rows = tenants::table.select(COLUMNS).order(tenants::slug.asc()).load::<Row>(&mut *conn)?;
+        let rows = tenants::table
+            .select(COLUMNS)
+            .order(tenants::slug.asc())
+            .load::<Row>(&mut *conn)?;
         rows.into_iter().map(from_row).collect()
     }
 
     fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant> {
-        let display_name =
-            change.display_name.as_deref().map(|n| validate::display_name("display_name", n)).transpose()?;
+        let display_name = change
+            .display_name
+            .as_deref()
+            .map(|n| validate::display_name("display_name", n))
+            .transpose()?;
         self.audited(id, |c| {
             let before = self.find_tenant(c, id)?;
             let mut after = before.clone();

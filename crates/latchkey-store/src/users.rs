@@ -36,7 +36,18 @@ pub trait UserRepo {
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()>;
 }
 
-type Row = (String, String, String, Option<String>, Option<String>, String, Option<String>, Option<i64>, i64, i64);
+type Row = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    i64,
+    i64,
+);
 
 const COLUMNS: (
     users::id,
@@ -80,10 +91,13 @@ fn from_row(r: Row) -> Result<User> {
 /// Names which uniqueness rule a conflict hit.
 fn conflict(e: diesel::result::Error, username: &str, email: Option<&str>) -> StoreError {
     match StoreError::from(e) {
-        StoreError::Conflict(m) if m.contains("email") => {
-            StoreError::Conflict(format!("email {:?} is already used in this tenant", email.unwrap_or_default()))
+        StoreError::Conflict(m) if m.contains("email") => StoreError::Conflict(format!(
+            "email {:?} is already used in this tenant",
+            email.unwrap_or_default()
+        )),
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("username {username:?} already exists in this tenant"))
         }
-        StoreError::Conflict(_) => StoreError::Conflict(format!("username {username:?} already exists in this tenant")),
         other => other,
     }
 }
@@ -107,8 +121,15 @@ fn profile(u: &User) -> serde_json::Value {
 impl Db {
     fn find_user_by(&self, t: &TenantId, column_is_username: bool, value: &str) -> Result<Option<User>> {
         let mut conn = self.conn()?;
-        let q = users::table.filter(users::tenant_id.eq(t.as_str())).select(COLUMNS).into_boxed();
-        let q = if column_is_username { q.filter(users::username.eq(value)) } else { q.filter(users::email.eq(value)) };
+        let q = users::table
+            .filter(users::tenant_id.eq(t.as_str()))
+            .select(COLUMNS)
+            .into_boxed();
+        let q = if column_is_username {
+            q.filter(users::username.eq(value))
+        } else {
+            q.filter(users::email.eq(value))
+        };
         q.first::<Row>(&mut *conn).optional()?.map(from_row).transpose()
     }
 
@@ -126,17 +147,19 @@ impl Db {
             let mut after = before.clone();
             apply(&mut after);
             after.updated_at = self.now();
-            diesel::update(users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))))
-                .set((
-                    users::email.eq(&after.email),
-                    users::display_name.eq(&after.display_name),
-                    users::status.eq(after.status.as_str()),
-                    users::password_hash.eq(&after.password_hash),
-                    users::password_changed_at.eq(after.password_changed_at),
-                    users::updated_at.eq(after.updated_at),
-                ))
-                .execute(c)
-                .map_err(|e| conflict(e, &after.username, after.email.as_deref()))?;
+            diesel::update(
+                users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
+            )
+            .set((
+                users::email.eq(&after.email),
+                users::display_name.eq(&after.display_name),
+                users::status.eq(after.status.as_str()),
+                users::password_hash.eq(&after.password_hash),
+                users::password_changed_at.eq(after.password_changed_at),
+                users::updated_at.eq(after.updated_at),
+            ))
+            .execute(c)
+            .map_err(|e| conflict(e, &after.username, after.email.as_deref()))?;
             let event = NewAuditEvent::success(
                 actor,
                 action,
@@ -152,7 +175,11 @@ impl UserRepo for Db {
     fn create_user(&self, t: &TenantId, actor: &str, new: &NewUser) -> Result<User> {
         let username = validate::username(&new.username)?;
         let email = new.email.as_deref().map(validate::email).transpose()?;
-        let display_name = new.display_name.as_deref().map(|n| validate::display_name("display_name", n)).transpose()?;
+        let display_name = new
+            .display_name
+            .as_deref()
+            .map(|n| validate::display_name("display_name", n))
+            .transpose()?;
         let now = self.now();
         let user = User {
             id: UserId(self.new_id()),
@@ -256,8 +283,10 @@ impl UserRepo for Db {
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()> {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
-            diesel::delete(users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))))
-                .execute(c)?;
+            diesel::delete(
+                users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
+            )
+            .execute(c)?;
             let event = NewAuditEvent::success(actor, "user.delete", format!("user:{id}"), profile(&before));
             Ok(((), event))
         })

@@ -1,0 +1,468 @@
+//! One typed configuration: an optional TOML file, overridden by `LATCHKEY_*` environment
+//! variables. Loading is a pure function of (file contents, environment) so tests need no process
+//! state. Every error names the setting.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn cfg_err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Without a trailing slash; tenant issuers are `{public_url}/t/{slug}`.
+    pub public_url: String,
+    pub database_url: String,
+    pub session_store: String,
+    pub keys_dir: PathBuf,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub tls: Option<TlsFiles>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allow_insecure_http: bool,
+    /// Bearer token for `/metrics` from non-loopback clients; without it only loopback may scrape.
+    pub metrics_token: Option<String>,
+    /// Largest request body accepted anywhere (bytes).
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (default: one per core).
+    pub workers: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// The settings, as a TOML file spells them (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    listen: Option<String>,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    session_store: Option<String>,
+    keys_dir: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    trusted_proxies: Option<StringOrList>,
+    allow_insecure_http: Option<bool>,
+    metrics_token: Option<String>,
+    max_body_bytes: Option<usize>,
+    workers: Option<usize>,
+    shutdown_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Every environment variable Latchkey reads, with its TOML key.
+pub const ENV_SETTINGS: &[(&str, &str)] = &[
+    ("LATCHKEY_LISTEN", "listen"),
+    ("LATCHKEY_PUBLIC_URL", "public_url"),
+    ("LATCHKEY_DATABASE_URL", "database_url"),
+    ("LATCHKEY_SESSION_STORE", "session_store"),
+    ("LATCHKEY_KEYS_DIR", "keys_dir"),
+    ("LATCHKEY_LOG", "log"),
+    ("LATCHKEY_LOG_FORMAT", "log_format"),
+    ("LATCHKEY_TLS_CERT", "tls_cert"),
+    ("LATCHKEY_TLS_KEY", "tls_key"),
+    ("LATCHKEY_TRUSTED_PROXIES", "trusted_proxies"),
+    ("LATCHKEY_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
+    ("LATCHKEY_METRICS_TOKEN", "metrics_token"),
+    ("LATCHKEY_MAX_BODY_BYTES", "max_body_bytes"),
+    ("LATCHKEY_WORKERS", "workers"),
+    ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs"),
+];
+
+/// Variables with the prefix that are not settings but are allowed (test harness, tooling).
+fn ignored_env(name: &str) -> bool {
+    name.starts_with("LATCHKEY_TEST_") || name == "LATCHKEY_CONFIG"
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./latchkey-data/latchkey.db";
+
+impl Config {
+    /// Reads `file` if given (else `latchkey.toml` in the working directory if present), then
+    /// applies the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let (path, required) = match file {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("latchkey.toml"), false),
+        };
+        let toml = match std::fs::read_to_string(&path) {
+            Ok(s) => Some(s),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(cfg_err(
+                    "--config",
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        };
+        let env: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.into_string().ok()?,
+                    v.into_string().unwrap_or_else(|_| "\u{fffd}".into()),
+                ))
+            })
+            .collect();
+        let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        Self::from_sources(toml.as_deref(), &env, is_terminal)
+    }
+
+    /// The pure core of `load`.
+    pub fn from_sources(
+        toml_text: Option<&str>,
+        env: &[(String, String)],
+        is_terminal: bool,
+    ) -> Result<Self, ConfigError> {
+        let mut raw: Raw = match toml_text {
+            Some(t) => toml::from_str(t).map_err(|e| cfg_err("config file", e.message().to_owned()))?,
+            None => Raw::default(),
+        };
+        for (name, value) in env.iter().filter(|(k, _)| k.starts_with("LATCHKEY_")) {
+            if ignored_env(name) {
+                continue;
+            }
+            let Some((_, key)) = ENV_SETTINGS.iter().find(|(n, _)| n == name) else {
+                return Err(cfg_err(name, "unknown setting (see docs/configuration.md)"));
+            };
+            apply_env(&mut raw, name, key, value)?;
+        }
+        Self::from_raw(raw, is_terminal)
+    }
+
+    fn from_raw(raw: Raw, is_terminal: bool) -> Result<Self, ConfigError> {
+        let listen_s = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_s.parse::<SocketAddr>().map_err(|_| {
+            cfg_err(
+                "LATCHKEY_LISTEN",
+                format!("{listen_s:?} is not an address:port such as 127.0.0.1:8080"),
+            )
+        })?;
+        let allow_insecure_http = raw.allow_insecure_http.unwrap_or(false);
+        let public_url = public_url(
+            raw.public_url.as_deref().unwrap_or("http://localhost:8080"),
+            allow_insecure_http,
+        )?;
+        let database_url = raw.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        latchkey_store::DatabaseUrl::parse(&database_url)
+            .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
+        let session_store = raw.session_store.unwrap_or_else(|| "memory".into());
+        if !(session_store == "memory"
+            || session_store.starts_with("redis://")
+            || session_store.starts_with("rediss://"))
+        {
+            return Err(cfg_err(
+                "LATCHKEY_SESSION_STORE",
+                format!("{session_store:?}: expected memory or redis://…"),
+            ));
+        }
+        let log_format = match raw.log_format.as_deref() {
+            None => {
+                if is_terminal {
+                    LogFormat::Pretty
+                } else {
+                    LogFormat::Json
+                }
+            }
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(cfg_err(
+                    "LATCHKEY_LOG_FORMAT",
+                    format!("{other:?}: expected json or pretty"),
+                ));
+            }
+        };
+        let log = raw.log.unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log).map_err(|e| cfg_err("LATCHKEY_LOG", e.to_string()))?;
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(_), None) => {
+                return Err(cfg_err(
+                    "LATCHKEY_TLS_KEY",
+                    "LATCHKEY_TLS_CERT is set but the key is not",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(cfg_err(
+                    "LATCHKEY_TLS_CERT",
+                    "LATCHKEY_TLS_KEY is set but the certificate is not",
+                ));
+            }
+        };
+        let trusted_proxies = match raw.trusted_proxies {
+            None => Vec::new(),
+            Some(StringOrList::One(s)) => parse_cidrs(s.split(',').map(str::trim).filter(|s| !s.is_empty()))?,
+            Some(StringOrList::Many(v)) => parse_cidrs(v.iter().map(|s| s.trim()))?,
+        };
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(64 * 1024);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(cfg_err(
+                "LATCHKEY_MAX_BODY_BYTES",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        if raw.workers == Some(0) {
+            return Err(cfg_err("LATCHKEY_WORKERS", "must be at least 1"));
+        }
+        if raw.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(cfg_err(
+                "LATCHKEY_METRICS_TOKEN",
+                "must be at least 16 characters",
+            ));
+        }
+        Ok(Config {
+            listen,
+            public_url,
+            database_url,
+            session_store,
+            keys_dir: raw.keys_dir.unwrap_or_else(|| "./keys".into()).into(),
+            log,
+            log_format,
+            tls,
+            trusted_proxies,
+            allow_insecure_http,
+            metrics_token: raw.metrics_token,
+            max_body_bytes,
+            workers: raw.workers,
+            shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
+        })
+    }
+
+    /// `{public_url}/t/{slug}`: the tenant's OIDC issuer.
+    pub fn issuer(&self, slug: &str) -> String {
+        format!("{}/t/{slug}", self.public_url)
+    }
+
+    /// Whether the public URL is plain http (development on loopback).
+    pub fn insecure_public_url(&self) -> bool {
+        self.public_url.starts_with("http://")
+    }
+}
+
+fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), ConfigError> {
+    let parse_num = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| cfg_err(name, format!("{v:?} is not a number")))
+    };
+    let v = Some(value.to_owned());
+    match key {
+        "listen" => raw.listen = v,
+        "public_url" => raw.public_url = v,
+        "database_url" => raw.database_url = v,
+        "session_store" => raw.session_store = v,
+        "keys_dir" => raw.keys_dir = v,
+        "log" => raw.log = v,
+        "log_format" => raw.log_format = v,
+        "tls_cert" => raw.tls_cert = v,
+        "tls_key" => raw.tls_key = v,
+        "trusted_proxies" => raw.trusted_proxies = Some(StringOrList::One(value.to_owned())),
+        "allow_insecure_http" => {
+            raw.allow_insecure_http = Some(match value.trim() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" | "" => false,
+                other => return Err(cfg_err(name, format!("{other:?}: expected 1 or 0"))),
+            });
+        }
+        "metrics_token" => raw.metrics_token = v,
+        "max_body_bytes" => raw.max_body_bytes = Some(parse_num(value)?),
+        "workers" => raw.workers = Some(parse_num(value)?),
+        "shutdown_timeout_secs" => raw.shutdown_timeout_secs = Some(parse_num(value)? as u64),
+        _ => return Err(cfg_err(name, "unknown setting")),
+    }
+    Ok(())
+}
+
+fn parse_cidrs<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, ConfigError> {
+    items
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    cfg_err(
+                        "LATCHKEY_TRUSTED_PROXIES",
+                        format!("{s:?} is not a CIDR such as 10.0.0.0/8"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn public_url(s: &str, allow_insecure: bool) -> Result<String, ConfigError> {
+    let setting = "LATCHKEY_PUBLIC_URL";
+    let url = url::Url::parse(s).map_err(|e| cfg_err(setting, format!("{s:?} is not a URL: {e}")))?;
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(cfg_err(
+            setting,
+            "must not contain user information, a query or a fragment",
+        ));
+    }
+    let host = url.host_str().unwrap_or_default();
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = host == "localhost"
+                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !allow_insecure {
+                return Err(cfg_err(
+                    setting,
+                    format!(
+                        "{s:?} uses http on a non-loopback host; use https (or set LATCHKEY_ALLOW_INSECURE_HTTP=1 for a trusted test network)"
+                    ),
+                ));
+            }
+        }
+        other => {
+            return Err(cfg_err(
+                setting,
+                format!("scheme {other:?}: expected https or http"),
+            ));
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::from_sources(None, &[], false).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.public_url, "http://localhost:8080");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.session_store, "memory");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            Config::from_sources(None, &[], true).unwrap().log_format,
+            LogFormat::Pretty
+        );
+        assert_eq!(c.issuer("demo"), "http://localhost:8080/t/demo");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = "listen = \"0.0.0.0:9000\"\npublic_url = \"https://sso.example.com/\"\ntrusted_proxies = [\"10.0.0.0/8\"]";
+        let c =
+            Config::from_sources(Some(file), &env(&[("LATCHKEY_LISTEN", "127.0.0.1:7000")]), false).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.public_url, "https://sso.example.com");
+        assert_eq!(c.trusted_proxies.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_sources(Some("lisen = \"x\""), &[], false).unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
+        let e = Config::from_sources(None, &env(&[("LATCHKEY_LISTN", "x")]), false).unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_LISTN");
+        assert!(Config::from_sources(None, &env(&[("LATCHKEY_TEST_POSTGRES_URL", "x")]), false).is_ok());
+    }
+
+    #[test]
+    fn malformed_values_name_their_setting() {
+        for (k, v) in [
+            ("LATCHKEY_LISTEN", "localhost"),
+            ("LATCHKEY_PUBLIC_URL", "not a url"),
+            ("LATCHKEY_DATABASE_URL", "mysql://x"),
+            ("LATCHKEY_SESSION_STORE", "memcached://x"),
+            ("LATCHKEY_LOG_FORMAT", "xml"),
+            ("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("LATCHKEY_MAX_BODY_BYTES", "lots"),
+            ("LATCHKEY_TLS_CERT", "/tmp/cert.pem"),
+            ("LATCHKEY_ALLOW_INSECURE_HTTP", "maybe"),
+        ] {
+            let e = Config::from_sources(None, &env(&[(k, v)]), false).unwrap_err();
+            let expected = if k == "LATCHKEY_TLS_CERT" {
+                "LATCHKEY_TLS_KEY"
+            } else {
+                k
+            };
+            assert_eq!(e.setting, expected, "{k}={v}: {e}");
+        }
+    }
+
+    #[test]
+    fn plain_http_public_url_only_on_loopback_unless_allowed() {
+        for ok in [
+            "http://localhost:8080",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "https://sso.example.com",
+        ] {
+            assert!(
+                Config::from_sources(None, &env(&[("LATCHKEY_PUBLIC_URL", ok)]), false).is_ok(),
+                "{ok}"
+            );
+        }
+        let e = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_PUBLIC_URL", "http://sso.example.com")]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_PUBLIC_URL");
+        let ok = Config::from_sources(
+            None,
+            &env(&[
+                ("LATCHKEY_PUBLIC_URL", "http://sso.example.com"),
+                ("LATCHKEY_ALLOW_INSECURE_HTTP", "1"),
+            ]),
+            false,
+        );
+        assert!(ok.is_ok());
+    }
+}

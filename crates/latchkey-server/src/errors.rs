@@ -1,0 +1,170 @@
+//! The one place where errors become HTTP responses. Operators get details in the log; clients
+//! get a status, a short safe message, and either JSON or a readable page.
+
+use crate::pages::message_page;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use latchkey_session::SessionError;
+use latchkey_store::StoreError;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    HeadersTooLarge,
+    UriTooLong,
+    Unavailable,
+    Internal,
+}
+
+#[derive(Debug)]
+pub struct AppError {
+    pub kind: Kind,
+    /// Safe to show to the client.
+    pub message: String,
+    pub json: bool,
+}
+
+impl AppError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            json: false,
+        }
+    }
+
+    /// Answer with `{"error": …, "error_description": …}` instead of a page.
+    pub fn json(mut self) -> Self {
+        self.json = true;
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, message)
+    }
+
+    pub fn unavailable(part: &str) -> Self {
+        Self::new(
+            Kind::Unavailable,
+            format!("The {part} is temporarily unavailable. Please try again shortly."),
+        )
+    }
+
+    /// Logs what went wrong for operators and returns a generic 500.
+    pub fn internal(context: &str, detail: impl fmt::Display) -> Self {
+        tracing::error!(context, error = %detail, "internal error");
+        Self::new(Kind::Internal, "Something went wrong on our side.")
+    }
+
+    fn code(&self) -> &'static str {
+        match self.kind {
+            Kind::BadRequest => "invalid_request",
+            Kind::Forbidden => "access_denied",
+            Kind::NotFound => "not_found",
+            Kind::Conflict => "conflict",
+            Kind::PayloadTooLarge => "request_too_large",
+            Kind::UnsupportedMediaType => "unsupported_media_type",
+            Kind::HeadersTooLarge => "headers_too_large",
+            Kind::UriTooLong => "uri_too_long",
+            Kind::Unavailable => "temporarily_unavailable",
+            Kind::Internal => "server_error",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.kind {
+            Kind::BadRequest => "Bad request",
+            Kind::Forbidden => "Not allowed",
+            Kind::NotFound => "Not found",
+            Kind::Conflict => "Conflict",
+            Kind::PayloadTooLarge => "Request too large",
+            Kind::UnsupportedMediaType => "Unsupported content type",
+            Kind::HeadersTooLarge => "Request headers too large",
+            Kind::UriTooLong => "Address too long",
+            Kind::Unavailable => "Temporarily unavailable",
+            Kind::Internal => "Something went wrong",
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message)
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self.kind {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Kind::UriTooLong => StatusCode::URI_TOO_LONG,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.kind == Kind::Unavailable {
+            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if self.json {
+            res.json(serde_json::json!({"error": self.code(), "error_description": self.message}))
+        } else {
+            res.content_type("text/html; charset=utf-8")
+                .body(message_page(self.title(), &self.message))
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                AppError::unavailable("database")
+            }
+            StoreError::NotFound { what } => AppError::not_found(format!("No such {what}.")),
+            StoreError::Conflict(m) => AppError::new(Kind::Conflict, m),
+            StoreError::Invalid(v) => AppError::new(Kind::BadRequest, v.to_string()),
+            StoreError::BadReference(m) => AppError::new(Kind::BadRequest, m),
+            other => AppError::internal("store", other),
+        }
+    }
+}
+
+impl From<SessionError> for AppError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "session store unavailable");
+                AppError::unavailable("session store")
+            }
+            other => AppError::internal("session store", other),
+        }
+    }
+}
+
+/// Runs blocking store work off the async executor; a failed thread becomes a logged 500.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    actix_web::web::block(f)
+        .await
+        .map_err(|e| AppError::internal("blocking task", e))?
+        .map_err(AppError::from)
+}

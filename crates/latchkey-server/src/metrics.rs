@@ -1,0 +1,162 @@
+//! Prometheus text exposition (format 0.0.4) of request counts, latency and the DB pool.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    total: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<String, Histogram>,
+}
+
+#[derive(Default)]
+pub(crate) struct Metrics(Mutex<Inner>);
+
+impl Metrics {
+    /// `route` is the matched pattern (`/t/{tenant}/…`), never the raw path, so labels stay bounded.
+    pub(crate) fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.requests
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        let h = m.latency.entry(route.to_owned()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += seconds;
+        h.total += 1;
+    }
+
+    pub(crate) fn render(
+        &self,
+        pool: latchkey_store::PoolStats,
+        backend: &str,
+        session_store: &str,
+    ) -> String {
+        let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_build_info Latchkey version and configured backends."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_build_info gauge");
+        let _ = writeln!(
+            out,
+            "latchkey_build_info{{version=\"{}\",database=\"{backend}\",session_store=\"{session_store}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_http_requests_total HTTP requests by route, method and status."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_http_requests_total counter");
+        for ((route, method, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "latchkey_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                escape(route),
+                escape(method)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_http_request_duration_seconds Request latency by route."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_http_request_duration_seconds histogram");
+        for (route, h) in &m.latency {
+            let r = escape(route);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "latchkey_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "latchkey_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.total
+            );
+            let _ = writeln!(
+                out,
+                "latchkey_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "latchkey_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.total
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_db_pool_connections Database pool connections by state."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_db_pool_connections gauge");
+        let _ = writeln!(
+            out,
+            "latchkey_db_pool_connections{{state=\"idle\"}} {}",
+            pool.idle
+        );
+        let _ = writeln!(
+            out,
+            "latchkey_db_pool_connections{{state=\"in_use\"}} {}",
+            pool.connections.saturating_sub(pool.idle)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_db_pool_max_connections Configured pool size."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_db_pool_max_connections gauge");
+        let _ = writeln!(out, "latchkey_db_pool_max_connections {}", pool.max_size);
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe("/healthz", "GET", 200, 0.002);
+        m.observe("/healthz", "GET", 200, 0.2);
+        let pool = latchkey_store::PoolStats {
+            connections: 3,
+            idle: 2,
+            max_size: 8,
+        };
+        let text = m.render(pool, "sqlite", "memory");
+        assert!(
+            text.contains("latchkey_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2")
+        );
+        assert!(
+            text.contains(
+                "latchkey_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 1"
+            )
+        );
+        assert!(
+            text.contains("latchkey_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.25\"} 2")
+        );
+        assert!(text.contains("latchkey_db_pool_connections{state=\"in_use\"} 1"));
+    }
+}

@@ -1,0 +1,541 @@
+//! Operator commands. Each change is one store call, i.e. one transaction with its audit event,
+//! so a failed command leaves nothing half-written.
+
+use crate::CliError;
+use crate::cli::{AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, TenantCmd, UserCmd, UserRef};
+use crate::output::{client_json, print_human, print_json, tenant_json, user_json};
+use latchkey_core::{
+    AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantPolicy, User, UserId,
+    UserStatus, random_token, sha256_hex,
+};
+use latchkey_mfa::{HashParams, check_password_policy, hash_password};
+use latchkey_server::Config;
+use latchkey_store::{
+    ClientRepo, DatabaseUrl, Db, NewClient, NewTenant, NewUser, PoolOptions, TenantRepo, TenantUpdate,
+    UserRepo,
+};
+use serde_json::json;
+use std::io::BufRead;
+use std::sync::Arc;
+
+/// Who the audit log says acted: the operating-system user running the CLI.
+pub fn actor() -> String {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(format!("uid{uid}"))
+        });
+    format!("cli:{}", name.unwrap_or_else(|| "unknown".into()))
+}
+
+/// Opens the configured database and brings its schema up to date.
+pub fn open_db(config: &Config) -> Result<Db, CliError> {
+    let url = DatabaseUrl::parse(&config.database_url)
+        .map_err(|e| CliError::Input(format!("LATCHKEY_DATABASE_URL: {e}")))?;
+    let opts = PoolOptions {
+        max_size: 2,
+        ..PoolOptions::for_url(&url)
+    };
+    let db = Db::open(&url, &opts, Arc::new(SystemClock), Arc::new(OsRng))
+        .map_err(|e| CliError::Runtime(format!("LATCHKEY_DATABASE_URL ({}): {e}", url.redacted())))?;
+    db.migrate().map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(db)
+}
+
+pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
+    let db = open_db(config)?;
+    match command {
+        Command::Migrate => {
+            println!("database schema is up to date ({})", db.url().redacted());
+            Ok(())
+        }
+        Command::Tenant(c) => tenant(config, &db, c),
+        Command::Client(c) => client(&db, c),
+        Command::User(c) => user(&db, c),
+        Command::Audit(c) => audit(&db, c),
+        Command::Serve | Command::Demo => unreachable!("handled in main"),
+    }
+}
+
+pub fn find_tenant(db: &Db, slug: &str) -> Result<Tenant, CliError> {
+    db.tenant_by_slug(slug)?
+        .ok_or_else(|| CliError::Input(format!("no tenant {slug:?}")))
+}
+
+fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
+    let show = |t: &Tenant, json: bool| {
+        let v = tenant_json(t, &config.issuer(&t.slug));
+        if json { print_json(&v) } else { print_human(&v) }
+    };
+    match cmd {
+        TenantCmd::Create {
+            slug,
+            display_name,
+            out,
+        } => {
+            let t = db.create_tenant(
+                &actor(),
+                &NewTenant {
+                    slug,
+                    display_name,
+                    policy: TenantPolicy::default(),
+                },
+            )?;
+            show(&t, out.json);
+        }
+        TenantCmd::List { out } => {
+            let ts = db.list_tenants()?;
+            if out.json {
+                print_json(
+                    &ts.iter()
+                        .map(|t| tenant_json(t, &config.issuer(&t.slug)))
+                        .collect(),
+                );
+            } else {
+                for t in ts {
+                    println!("{}\t{}\t{}", t.slug, t.display_name, config.issuer(&t.slug));
+                }
+            }
+        }
+        TenantCmd::Show { slug, out } => show(&find_tenant(db, &slug)?, out.json),
+        TenantCmd::Update {
+            slug,
+            display_name,
+            policy,
+            out,
+        } => {
+            let t = find_tenant(db, &slug)?;
+            let new_policy = apply_policy(t.policy.clone(), &policy)?;
+            let change = TenantUpdate {
+                display_name,
+                policy: Some(new_policy),
+            };
+            show(&db.update_tenant(&t.id, &actor(), &change)?, out.json);
+        }
+        TenantCmd::Delete { slug, out } => {
+            let t = find_tenant(db, &slug)?;
+            db.delete_tenant(&t.id, &actor())?;
+            done(
+                out.json,
+                json!({"deleted": "tenant", "slug": slug}),
+                &format!("deleted tenant {slug}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn done(json: bool, v: serde_json::Value, text: &str) {
+    if json { print_json(&v) } else { println!("{text}") }
+}
+
+fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, CliError> {
+    if let Some(n) = f.password_min_length {
+        if n < 8 {
+            return Err(CliError::Input(
+                "--password-min-length must be at least 8 (NIST SP 800-63B)".into(),
+            ));
+        }
+        p.password.min_length = n;
+    }
+    if let Some(n) = f.password_max_length {
+        if n < 64 {
+            return Err(CliError::Input(
+                "--password-max-length must be at least 64 (NIST SP 800-63B)".into(),
+            ));
+        }
+        p.password.max_length = n;
+    }
+    if p.password.min_length > p.password.max_length {
+        return Err(CliError::Input(
+            "the minimum password length exceeds the maximum".into(),
+        ));
+    }
+    let set = |target: &mut bool, v: Option<bool>| {
+        if let Some(v) = v {
+            *target = v;
+        }
+    };
+    set(&mut p.password.require_lowercase, f.password_require_lowercase);
+    set(&mut p.password.require_uppercase, f.password_require_uppercase);
+    set(&mut p.password.require_digit, f.password_require_digit);
+    set(&mut p.password.require_symbol, f.password_require_symbol);
+    set(&mut p.mfa_required, f.mfa_required);
+    if let Some(d) = f.password_expiry_days {
+        p.password.expiry_days = (d > 0).then_some(d);
+    }
+    if let Some(h) = f.password_history {
+        p.password.history = h;
+    }
+    if let Some(s) = f.session_idle_timeout {
+        p.session.idle_timeout_secs = s;
+    }
+    if let Some(s) = f.session_absolute_timeout {
+        p.session.absolute_timeout_secs = s;
+    }
+    if p.session.idle_timeout_secs < 60 || p.session.idle_timeout_secs > p.session.absolute_timeout_secs {
+        return Err(CliError::Input(
+            "the session idle timeout must be at least 60 s and at most the absolute timeout".into(),
+        ));
+    }
+    Ok(p)
+}
+
+/// 256-bit client secret: returned to show once, stored as its SHA-256.
+pub fn new_secret(rng: &dyn Rng) -> (String, String) {
+    let secret = random_token(rng, 32);
+    let hash = sha256_hex(secret.as_bytes());
+    (secret, hash)
+}
+
+/// Fills in the defaults an operator expects and registers the client; returns it and its secret.
+pub fn create_client(
+    db: &Db,
+    tenant: &Tenant,
+    c: &ClientCreate,
+) -> Result<(latchkey_core::Client, Option<String>), CliError> {
+    let client_type = if c.public {
+        ClientType::Public
+    } else {
+        ClientType::Confidential
+    };
+    let auth_method = c.auth_method.unwrap_or(if c.public {
+        AuthMethod::None
+    } else {
+        AuthMethod::ClientSecretBasic
+    });
+    let grant_types = if c.grants.is_empty() {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    } else {
+        let mut g = c.grants.clone();
+        g.dedup();
+        g
+    };
+    let scopes = if c.scopes.is_empty() {
+        ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        c.scopes.clone()
+    };
+    if c.public && c.no_pkce {
+        return Err(CliError::Input(
+            "--no-pkce: public clients always use PKCE".into(),
+        ));
+    }
+    let secret = matches!(
+        auth_method,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+    )
+    .then(|| new_secret(&OsRng));
+    let new = NewClient {
+        name: c.name.clone(),
+        client_type,
+        auth_method,
+        secret_hash: secret.as_ref().map(|(_, h)| h.clone()),
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        grant_types,
+        scopes,
+        access_token_format: c.access_token_format,
+        require_pkce: !c.no_pkce,
+        introspect_others: c.introspect_others,
+        first_party: c.first_party,
+    };
+    let client = db.create_client(&tenant.id, &actor(), &new)?;
+    Ok((client, secret.map(|(s, _)| s)))
+}
+
+fn client(db: &Db, cmd: ClientCmd) -> Result<(), CliError> {
+    let find = |t: &Tenant, id: &str| {
+        db.client(&t.id, &ClientId(id.to_owned()))?
+            .ok_or_else(|| CliError::Input(format!("no client {id:?} in tenant {:?}", t.slug)))
+    };
+    match cmd {
+        ClientCmd::Create(c) => {
+            let t = find_tenant(db, &c.t.tenant)?;
+            let (client, secret) = create_client(db, &t, &c)?;
+            if c.out.json {
+                print_json(&json!({"client_id": client.client_id, "client_secret": secret}));
+            } else {
+                print_human(&client_json(&client));
+                if let Some(s) = secret {
+                    println!("client_secret  {s}\n(shown once: only its hash is stored)");
+                }
+            }
+        }
+        ClientCmd::List { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let cs = db.list_clients(&t.id)?;
+            if out.json {
+                print_json(&cs.iter().map(client_json).collect());
+            } else {
+                for c in cs {
+                    println!("{}\t{}\t{}", c.client_id, c.client_type, c.name);
+                }
+            }
+        }
+        ClientCmd::Show { t, client_id, out } => {
+            let c = find(&find_tenant(db, &t.tenant)?, &client_id)?;
+            if out.json {
+                print_json(&client_json(&c))
+            } else {
+                print_human(&client_json(&c))
+            }
+        }
+        ClientCmd::Delete { t, client_id, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let c = find(&t, &client_id)?;
+            db.delete_client(&t.id, &actor(), &c.client_id)?;
+            done(
+                out.json,
+                json!({"deleted": "client", "client_id": c.client_id}),
+                &format!("deleted client {}", c.client_id),
+            );
+        }
+        ClientCmd::RotateSecret { t, client_id, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let c = find(&t, &client_id)?;
+            if !matches!(
+                c.auth_method,
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+            ) {
+                return Err(CliError::Input(format!(
+                    "client {client_id} does not authenticate with a secret"
+                )));
+            }
+            let (secret, hash) = new_secret(&OsRng);
+            db.set_client_secret_hash(&t.id, &actor(), &c.client_id, &hash)?;
+            done(
+                out.json,
+                json!({"client_id": c.client_id, "client_secret": secret}),
+                &format!("client_secret  {secret}\n(shown once: only its hash is stored)"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads one line (the password) from standard input; never from argv, where `ps` shows it.
+fn read_password() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Input(format!("reading the password from standard input: {e}")))?;
+    let pw = line.strip_suffix('\n').unwrap_or(&line);
+    let pw = pw.strip_suffix('\r').unwrap_or(pw).to_owned();
+    if pw.is_empty() {
+        return Err(CliError::Input("no password on standard input".into()));
+    }
+    Ok(pw)
+}
+
+/// Checks the tenant's policy and hashes with argon2id.
+pub fn password_hash(
+    tenant: &Tenant,
+    password: &str,
+    username: &str,
+    email: Option<&str>,
+) -> Result<String, CliError> {
+    let ids: Vec<&str> = std::iter::once(username).chain(email).collect();
+    check_password_policy(password, &tenant.policy.password, &ids)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    hash_password(password, HashParams::default(), &OsRng).map_err(|e| CliError::Runtime(e.to_string()))
+}
+
+fn find_user(db: &Db, t: &Tenant, name: &str) -> Result<User, CliError> {
+    if let Some(u) = db.user_by_username(&t.id, name)? {
+        return Ok(u);
+    }
+    db.user(&t.id, &UserId(name.to_owned()))?
+        .ok_or_else(|| CliError::Input(format!("no user {name:?} in tenant {:?}", t.slug)))
+}
+
+fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
+    let show = |u: &User, json: bool| {
+        if json {
+            print_json(&user_json(u))
+        } else {
+            print_human(&user_json(u))
+        }
+    };
+    match cmd {
+        UserCmd::Create {
+            t,
+            username,
+            email,
+            display_name,
+            password_stdin,
+            out,
+        } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let password_hash = if password_stdin {
+                let normalized = latchkey_core::validate::username(&username)?;
+                Some(password_hash(
+                    &t,
+                    &read_password()?,
+                    &normalized,
+                    email.as_deref(),
+                )?)
+            } else {
+                None
+            };
+            let u = db.create_user(
+                &t.id,
+                &actor(),
+                &NewUser {
+                    username,
+                    email,
+                    display_name,
+                    password_hash,
+                },
+            )?;
+            show(&u, out.json);
+        }
+        UserCmd::List { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let us = db.list_users(&t.id)?;
+            if out.json {
+                print_json(&us.iter().map(user_json).collect());
+            } else {
+                for u in us {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        u.id,
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        u.status
+                    );
+                }
+            }
+        }
+        UserCmd::Show(UserRef { t, user, out }) => {
+            let t = find_tenant(db, &t.tenant)?;
+            show(&find_user(db, &t, &user)?, out.json);
+        }
+        UserCmd::Disable(r) => set_status(db, r, UserStatus::Disabled)?,
+        UserCmd::Enable(r) => set_status(db, r, UserStatus::Active)?,
+        UserCmd::Delete(UserRef { t, user, out }) => {
+            let t = find_tenant(db, &t.tenant)?;
+            let u = find_user(db, &t, &user)?;
+            db.delete_user(&t.id, &actor(), &u.id)?;
+            done(
+                out.json,
+                json!({"deleted": "user", "id": u.id, "username": u.username}),
+                &format!("deleted user {}", u.username),
+            );
+        }
+        UserCmd::SetPassword(UserRef { t, user, out }) => {
+            let t = find_tenant(db, &t.tenant)?;
+            let u = find_user(db, &t, &user)?;
+            let hash = password_hash(&t, &read_password()?, &u.username, u.email.as_deref())?;
+            let u = db.set_password_hash(&t.id, &actor(), &u.id, &hash)?;
+            show(&u, out.json);
+        }
+    }
+    Ok(())
+}
+
+fn set_status(db: &Db, r: UserRef, status: UserStatus) -> Result<(), CliError> {
+    let t = find_tenant(db, &r.t.tenant)?;
+    let u = find_user(db, &t, &r.user)?;
+    let u = db.set_user_status(&t.id, &actor(), &u.id, status)?;
+    if r.out.json {
+        print_json(&user_json(&u))
+    } else {
+        print_human(&user_json(&u))
+    }
+    Ok(())
+}
+
+fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
+    match cmd {
+        AuditCmd::Verify { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let verdict = latchkey_audit::verify(db, &t.id).map_err(|e| CliError::Runtime(e.to_string()))?;
+            match &verdict {
+                latchkey_audit::Verdict::Intact { events, head_hash } => {
+                    done(
+                        out.json,
+                        serde_json::to_value(&verdict).unwrap_or_default(),
+                        &format!(
+                            "audit chain of {} is intact: {events} events, head {head_hash}",
+                            t.slug
+                        ),
+                    );
+                    Ok(())
+                }
+                latchkey_audit::Verdict::Broken { seq, reason } => {
+                    if out.json {
+                        print_json(&serde_json::to_value(&verdict).unwrap_or_default());
+                    }
+                    Err(CliError::Runtime(format!(
+                        "audit chain of {} is broken at sequence number {seq}: {reason}",
+                        t.slug
+                    )))
+                }
+            }
+        }
+        AuditCmd::Export {
+            t,
+            format: crate::cli::ExportFormat::Jsonl,
+        } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            latchkey_audit::export_jsonl(db, &t.id, &mut lock)
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_flags_are_checked() {
+        let p = TenantPolicy::default();
+        let f = PolicyFlags {
+            password_min_length: Some(4),
+            ..PolicyFlags::default()
+        };
+        assert!(apply_policy(p.clone(), &f).is_err());
+        let f = PolicyFlags {
+            password_max_length: Some(32),
+            ..PolicyFlags::default()
+        };
+        assert!(apply_policy(p.clone(), &f).is_err());
+        let f = PolicyFlags {
+            password_expiry_days: Some(90),
+            password_require_digit: Some(true),
+            ..PolicyFlags::default()
+        };
+        let out = apply_policy(p.clone(), &f).unwrap();
+        assert_eq!(out.password.expiry_days, Some(90));
+        assert!(out.password.require_digit);
+        let f = PolicyFlags {
+            password_expiry_days: Some(0),
+            ..PolicyFlags::default()
+        };
+        assert_eq!(apply_policy(out, &f).unwrap().password.expiry_days, None);
+    }
+
+    #[test]
+    fn client_secret_is_256_bits_and_stored_as_sha256() {
+        let (secret, hash) = new_secret(&OsRng);
+        assert_eq!(secret.len(), 43);
+        assert_eq!(hash, sha256_hex(secret.as_bytes()));
+        assert_ne!(new_secret(&OsRng).0, secret);
+    }
+}

@@ -1,0 +1,267 @@
+//! The command line, as documented in the README: a public contract.
+
+use clap::{Args, Parser, Subcommand};
+use latchkey_core::{AccessTokenFormat, AuthMethod, GrantType};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Latchkey identity provider: server and operator CLI"
+)]
+pub struct Cli {
+    /// TOML configuration file (default: ./latchkey.toml if present). LATCHKEY_* variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP(S) until SIGTERM/SIGINT.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Set up a demo tenant, clients and user on the configured storage, print them, then serve.
+    Demo,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage OAuth/OIDC clients of a tenant.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Manage users of a tenant.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Check and export a tenant's audit chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct Json {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    Create {
+        slug: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    List {
+        #[command(flatten)]
+        out: Json,
+    },
+    Show {
+        slug: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change the display name or policy settings.
+    Update {
+        slug: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[command(flatten)]
+        policy: PolicyFlags,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Delete the tenant with all its users and clients (its audit chain is kept).
+    Delete {
+        slug: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct PolicyFlags {
+    /// Minimum password length (at least 8).
+    #[arg(long, value_name = "N")]
+    pub password_min_length: Option<u32>,
+    /// Maximum password length (at least 64).
+    #[arg(long, value_name = "N")]
+    pub password_max_length: Option<u32>,
+    #[arg(long, value_name = "BOOL")]
+    pub password_require_lowercase: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub password_require_uppercase: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub password_require_digit: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub password_require_symbol: Option<bool>,
+    /// Days until a password must be changed; 0 turns expiry off.
+    #[arg(long, value_name = "DAYS")]
+    pub password_expiry_days: Option<u32>,
+    /// Previous passwords that may not be reused; 0 turns history off.
+    #[arg(long, value_name = "N")]
+    pub password_history: Option<u32>,
+    /// Session idle timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub session_idle_timeout: Option<u32>,
+    /// Session absolute timeout in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub session_absolute_timeout: Option<u32>,
+    /// Require every user to use a second factor.
+    #[arg(long, value_name = "BOOL")]
+    pub mfa_required: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantArg {
+    /// The tenant's slug.
+    #[arg(long, value_name = "SLUG")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCmd {
+    Create(Box<ClientCreate>),
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    Show {
+        #[command(flatten)]
+        t: TenantArg,
+        client_id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    Delete {
+        #[command(flatten)]
+        t: TenantArg,
+        client_id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Issue a new secret (shown once); the old one stops working at once.
+    RotateSecret {
+        #[command(flatten)]
+        t: TenantArg,
+        client_id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ClientCreate {
+    #[command(flatten)]
+    pub t: TenantArg,
+    #[arg(long)]
+    pub name: String,
+    /// A public client (SPA, native app): no secret, PKCE always.
+    #[arg(long)]
+    pub public: bool,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<GrantType>,
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<AuthMethod>,
+    /// Access-token format: jwt (RFC 9068) or opaque.
+    #[arg(long, value_name = "FORMAT", default_value = "jwt")]
+    pub access_token_format: AccessTokenFormat,
+    /// Let a legacy confidential client skip PKCE.
+    #[arg(long)]
+    pub no_pkce: bool,
+    /// May introspect tokens issued to other clients of the tenant.
+    #[arg(long)]
+    pub introspect_others: bool,
+    /// First-party client: no consent screen.
+    #[arg(long)]
+    pub first_party: bool,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    Create {
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Read the initial password from standard input (never from the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    Show(UserRef),
+    Disable(UserRef),
+    Enable(UserRef),
+    Delete(UserRef),
+    /// Set a new password, read from standard input.
+    SetPassword(UserRef),
+}
+
+#[derive(Debug, Args)]
+pub struct UserRef {
+    #[command(flatten)]
+    pub t: TenantArg,
+    /// Username (or user id).
+    pub user: String,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Walk the hash chain; exits 1 naming the first broken sequence number.
+    Verify {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Write the chain as JSON lines to standard output.
+    Export {
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
