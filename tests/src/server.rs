@@ -1,0 +1,128 @@
+//! `TestServer`: Latchkey booted in-process, through the same `AppState::open` path as
+//! `latchkey serve`, on a free loopback port.
+
+use crate::{TestDb, redis_url, unavailable};
+use latchkey_server::{AppState, Config};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: a SQLite file and in-process sessions.
+    SqliteMemory,
+    /// Production shape: a fresh PostgreSQL database and Redis.
+    PostgresRedis,
+}
+
+pub struct TestServer {
+    /// `http://localhost:{port}`; also the public URL, so issuers are `{base_url}/t/{slug}`.
+    pub base_url: String,
+    pub state: AppState,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Boots on `backend` with a fresh database; `None` when the backend is unreachable outside CI.
+    pub fn start(backend: Backend) -> Option<(Self, TestDb)> {
+        let (db, sessions) = match backend {
+            Backend::SqliteMemory => (TestDb::sqlite(), "memory".to_owned()),
+            Backend::PostgresRedis => {
+                let db = TestDb::postgres()?;
+                if let Err(e) = std::net::TcpStream::connect(redis_url().trim_start_matches("redis://")) {
+                    return unavailable("Redis", &e.to_string());
+                }
+                (db, redis_url())
+            }
+        };
+        let server = Self::start_with(&[
+            ("LATCHKEY_DATABASE_URL", &db.url),
+            ("LATCHKEY_SESSION_STORE", &sessions),
+        ])
+        .expect("latchkey starts");
+        Some((server, db))
+    }
+
+    /// Boots with the given `LATCHKEY_*` settings on top of the defaults (listen and public URL
+    /// are chosen here). Returns the startup error message if Latchkey refuses to start.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, String> {
+        latchkey_server::init_crypto();
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let base_url = format!("http://localhost:{port}");
+        let mut env: Vec<(String, String)> = vec![
+            ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
+            ("LATCHKEY_PUBLIC_URL".into(), base_url.clone()),
+            (
+                "LATCHKEY_LOG".into(),
+                std::env::var("LATCHKEY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+            ("LATCHKEY_WORKERS".into(), "2".into()),
+            ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
+        ];
+        env.extend(settings.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = Config::from_sources(None, &env, false).map_err(|e| e.to_string())?;
+        latchkey_server::init_logging(&config);
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let state = match AppState::open(config).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                match latchkey_server::run(listener, state.clone()) {
+                    Ok(server) => {
+                        let _ = tx.send(Ok((server.handle(), state)));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+        });
+        match rx.recv() {
+            Ok(Ok((handle, state))) => Ok(TestServer {
+                base_url,
+                state,
+                handle,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err("the server thread died during startup".into()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn issuer(&self, slug: &str) -> String {
+        format!("{}/t/{slug}", self.base_url)
+    }
+
+    /// An HTTP client that does not follow redirects (tests look at them).
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .expect("http client")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! One contract for the short-lived state backends, run against memory and Redis.
+
+use latchkey_core::{OsRng, Session, SystemClock, TenantId, UserId};
+use latchkey_session::{Ephemeral, MemoryStore, SessionId};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn session(t: &str, user: &str) -> Session {
+    Session {
+        tenant_id: TenantId(t.into()),
+        user_id: UserId(user.into()),
+        auth_time: 1,
+        amr: vec!["pwd".into()],
+        acr: None,
+        created_at: 1,
+        idle_deadline: 2,
+        absolute_deadline: 3,
+        device_id: None,
+        risk: None,
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+async fn sessions_are_stored_by_hash_and_scoped_to_their_tenant(s: Arc<dyn Ephemeral>) {
+    let (a, b) = (TenantId("ta".into()), TenantId("tb".into()));
+    let id = SessionId::generate(&OsRng);
+    s.put_session(&a, &id, &session("ta", "alice"), HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_session(&a, &id).await.unwrap(),
+        Some(session("ta", "alice"))
+    );
+    assert_eq!(
+        s.get_session(&b, &id).await.unwrap(),
+        None,
+        "tenant B must not see tenant A's session"
+    );
+    assert!(!s.delete_session(&b, &id).await.unwrap());
+    assert!(
+        s.get_session(&a, &SessionId::generate(&OsRng))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.delete_session(&a, &id).await.unwrap());
+    assert_eq!(s.get_session(&a, &id).await.unwrap(), None);
+    assert!(!s.delete_session(&a, &id).await.unwrap());
+}
+
+async fn sessions_expire(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    let id = SessionId::generate(&OsRng);
+    s.put_session(&t, &id, &session("ta", "alice"), Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert!(s.get_session(&t, &id).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(s.get_session(&t, &id).await.unwrap().is_none());
+}
+
+async fn sign_out_everywhere_removes_only_that_users_sessions(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    let ids: Vec<SessionId> = (0..3).map(|_| SessionId::generate(&OsRng)).collect();
+    for id in &ids {
+        s.put_session(&t, id, &session("ta", "alice"), HOUR)
+            .await
+            .unwrap();
+    }
+    let bob = SessionId::generate(&OsRng);
+    s.put_session(&t, &bob, &session("ta", "bob"), HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_user_sessions(&t, &UserId("alice".into())).await.unwrap(),
+        3
+    );
+    for id in &ids {
+        assert!(s.get_session(&t, id).await.unwrap().is_none());
+    }
+    assert!(s.get_session(&t, &bob).await.unwrap().is_some());
+    assert_eq!(
+        s.delete_user_sessions(&t, &UserId("alice".into())).await.unwrap(),
+        0
+    );
+}
+
+async fn one_time_values_are_taken_once(s: Arc<dyn Ephemeral>) {
+    let (a, b) = (TenantId("ta".into()), TenantId("tb".into()));
+    assert!(s.put_once(&a, "code-1", b"grant", HOUR).await.unwrap());
+    assert!(
+        !s.put_once(&a, "code-1", b"other", HOUR).await.unwrap(),
+        "an existing key is not overwritten"
+    );
+    assert_eq!(
+        s.take(&b, "code-1").await.unwrap(),
+        None,
+        "another tenant can't take it"
+    );
+    assert_eq!(
+        s.take(&a, "code-1").await.unwrap().as_deref(),
+        Some(&b"grant"[..])
+    );
+    assert_eq!(
+        s.take(&a, "code-1").await.unwrap(),
+        None,
+        "a second take gets nothing"
+    );
+}
+
+async fn one_time_values_expire(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    assert!(
+        s.put_once(&t, "nonce", b"x", Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(s.take(&t, "nonce").await.unwrap(), None);
+    assert!(
+        s.put_once(&t, "nonce", b"y", HOUR).await.unwrap(),
+        "an expired key can be set again"
+    );
+}
+
+async fn of_64_concurrent_takes_exactly_one_wins(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    for round in 0..3 {
+        let key = format!("race-{round}");
+        assert!(s.put_once(&t, &key, b"prize", HOUR).await.unwrap());
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, t, key) = (s.clone(), t.clone(), key.clone());
+                tokio::spawn(async move { s.take(&t, &key).await.unwrap() })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap().is_some() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+async fn rate_counters_count_per_window_and_reset(s: Arc<dyn Ephemeral>) {
+    let (a, b) = (TenantId("ta".into()), TenantId("tb".into()));
+    let w = Duration::from_millis(300);
+    for n in 1..=5 {
+        let hit = s.hit(&a, "ip:203.0.113.7", w).await.unwrap();
+        assert_eq!(hit.count, n);
+        assert!(hit.reset_in <= w && hit.reset_in > Duration::ZERO, "{hit:?}");
+    }
+    assert_eq!(s.count(&a, "ip:203.0.113.7").await.unwrap(), 5);
+    assert_eq!(
+        s.count(&b, "ip:203.0.113.7").await.unwrap(),
+        0,
+        "counters are per tenant"
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(
+        s.hit(&a, "ip:203.0.113.7", w).await.unwrap().count,
+        1,
+        "a new window starts from one"
+    );
+    s.reset(&a, "ip:203.0.113.7").await.unwrap();
+    assert_eq!(s.count(&a, "ip:203.0.113.7").await.unwrap(), 0);
+}
+
+async fn concurrent_hits_are_all_counted(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            tokio::spawn(async move { s.hit(&t, "acct:alice", HOUR).await.unwrap().count })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=64).collect::<Vec<u64>>(),
+        "every hit gets its own count"
+    );
+}
+
+async fn ping_answers(s: Arc<dyn Ephemeral>) {
+    s.ping().await.unwrap();
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(super::MemoryStore::new(std::sync::Arc::new(super::SystemClock)))).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(store) = latchkey_tests::redis_store().await else { return };
+                    super::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    sessions_are_stored_by_hash_and_scoped_to_their_tenant,
+    sessions_expire,
+    sign_out_everywhere_removes_only_that_users_sessions,
+    one_time_values_are_taken_once,
+    one_time_values_expire,
+    of_64_concurrent_takes_exactly_one_wins,
+    rate_counters_count_per_window_and_reset,
+    concurrent_hits_are_all_counted,
+    ping_answers,
+);
+
+#[tokio::test]
+async fn memory_store_follows_the_injected_clock() {
+    let clock = Arc::new(latchkey_core::FixedClock::new(1_000_000));
+    let s = MemoryStore::new(clock.clone());
+    let t = TenantId("t".into());
+    let id = SessionId::generate(&OsRng);
+    latchkey_session::SessionStore::put_session(&s, &t, &id, &session("t", "u"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    clock.advance_millis(59_999);
+    assert!(
+        latchkey_session::SessionStore::get_session(&s, &t, &id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    clock.advance_millis(1);
+    assert!(
+        latchkey_session::SessionStore::get_session(&s, &t, &id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn redis_keys_hold_only_the_session_ids_hash() {
+    let Some(store) = latchkey_tests::redis_store().await else {
+        return;
+    };
+    let t = TenantId("ta".into());
+    let id = SessionId::generate(&OsRng);
+    latchkey_session::SessionStore::put_session(&store, &t, &id, &session("ta", "alice"), HOUR)
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(latchkey_tests::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("latchkey-test:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.iter().any(|k| k.ends_with(&id.storage_key())));
+    assert!(
+        !keys.iter().any(|k| k.contains(id.cookie_value())),
+        "the raw session id must never be a key"
+    );
+    let ttl: i64 = ::redis::cmd("PTTL")
+        .arg(keys.iter().find(|k| k.ends_with(&id.storage_key())).unwrap())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 3_600_000, "TTL set with the write: {ttl}");
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_a_clear_unavailable_error() {
+    let err = latchkey_session::RedisStore::connect("redis://127.0.0.1:1", "x:")
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(err, latchkey_session::SessionError::Unavailable(_)),
+        "{err}"
+    );
+}
