@@ -56,7 +56,7 @@ impl TestServer {
             ("LATCHKEY_PUBLIC_URL".into(), base_url.clone()),
             (
                 "LATCHKEY_LOG".into(),
-                std::env::var("LATCHKEY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("LATCHKEY_TEST_LOG").unwrap_or_else(|_| "error".into()),
             ),
             ("LATCHKEY_WORKERS".into(), "2".into()),
             ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS".into(), "1".into()),
