@@ -1,6 +1,8 @@
 //! End to end over HTTP: health, readiness (including outages), metrics, security headers,
 //! tenant routing, discovery, request limits. Runs on SQLite + memory and PostgreSQL + Redis.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use latchkey_core::TenantPolicy;
 use latchkey_store::{NewTenant, TenantRepo};
 use latchkey_tests::{Backend, Proxy, TestDb, TestServer};

@@ -1,5 +1,7 @@
 //! One contract for the short-lived state backends, run against memory and Redis.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use latchkey_core::{OsRng, Session, SystemClock, TenantId, UserId};
 use latchkey_session::{Ephemeral, MemoryStore, SessionId};
 use std::sync::Arc;

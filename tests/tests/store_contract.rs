@@ -1,5 +1,7 @@
 //! One repository contract, run against SQLite and against PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use latchkey_core::{
     AccessTokenFormat, AuthMethod, ClientId, ClientType, GrantType, RoleId, TenantId, TenantPolicy, UserId,
     UserStatus,

@@ -126,6 +126,11 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
     if s.contains('*') {
         return bad("must not contain wildcards");
     }
+    // Backslashes and a missing authority are read differently by different URL parsers
+    // (WHATWG turns `https:\\evil` and `https:///evil` into hosts); refuse them outright.
+    if s.contains('\\') {
+        return bad("must not contain backslashes");
+    }
     let Ok(url) = url::Url::parse(s) else {
         return bad("is not an absolute URI");
     };
@@ -133,6 +138,12 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
         return bad("must not contain user information");
     }
     match url.scheme() {
+        "https" | "http"
+            if !s[url.scheme().len()..].starts_with("://")
+                || s[url.scheme().len() + 3..].starts_with('/') =>
+        {
+            return bad("must be scheme://host/…");
+        }
         "https" => {
             if url.host_str().is_none_or(str::is_empty) {
                 return bad("has no host");
@@ -233,6 +244,9 @@ mod tests {
             "myapp:/cb",
             "https://app.example.com/c b",
             "https:///nohost",
+            "https:/app.example.com/cb",
+            "https:\\\\evil.example\\cb",
+            "http://127.0.0.1\\@evil.example/cb",
         ] {
             assert!(redirect_uri("redirect_uri", bad).is_err(), "{bad}");
         }

@@ -34,7 +34,7 @@ fn decode(part: &[u8]) -> Result<String, FormError> {
     let plus_as_space: Vec<u8> = part.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     percent_decode(&plus_as_space)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| FormError::NotUtf8)
 }
 
@@ -46,10 +46,10 @@ pub fn parse_form(content_type: Option<&str>, body: &[u8], max: usize) -> Result
         return Err(FormError::WrongContentType);
     }
     for p in parts {
-        if let Some(charset) = p.strip_prefix("charset=") {
-            if !matches!(charset.trim_matches('"'), "utf-8" | "utf8") {
-                return Err(FormError::NotUtf8);
-            }
+        if let Some(charset) = p.strip_prefix("charset=")
+            && !matches!(charset.trim_matches('"'), "utf-8" | "utf8")
+        {
+            return Err(FormError::NotUtf8);
         }
     }
     if body.len() > max {

@@ -62,7 +62,7 @@ impl MemoryStore {
     /// Inserts, and every 1024 writes drops expired entries so memory stays bounded by live state.
     fn insert(&self, inner: &mut Inner, k: String, entry: Entry) {
         inner.writes += 1;
-        if inner.writes % 1024 == 0 {
+        if inner.writes.is_multiple_of(1024) {
             let now = self.clock.now_millis();
             inner.map.retain(|_, e| e.expires_at > now);
         }

@@ -15,32 +15,35 @@ pub trait AuditRepo {
     fn audit_head(&self, t: &TenantId) -> Result<Option<(i64, String)>>;
 }
 
-type Row = (
-    String,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
+/// An `audit_events` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+struct Row {
+    tenant_id: String,
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
 
 fn from_row(r: Row) -> Result<AuditEvent> {
     Ok(AuditEvent {
-        tenant_id: TenantId(r.0),
-        seq: r.1,
-        at: r.2,
-        actor: r.3,
-        action: r.4,
-        target: r.5,
-        outcome: Outcome::parse(&r.6)
-            .ok_or_else(|| StoreError::corrupt(format!("audit_events.outcome: {:?}", r.6)))?,
-        details: from_json("audit_events.details", &r.7)?,
-        prev_hash: r.8,
-        hash: r.9,
+        outcome: Outcome::parse(&r.outcome)
+            .ok_or_else(|| StoreError::corrupt(format!("audit_events.outcome: {:?}", r.outcome)))?,
+        details: from_json("audit_events.details", &r.details)?,
+        tenant_id: TenantId(r.tenant_id),
+        seq: r.seq,
+        at: r.at,
+        actor: r.actor,
+        action: r.action,
+        target: r.target,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
     })
 }
 
@@ -63,19 +66,8 @@ impl AuditRepo for Db {
             )
             .order(audit_events::seq.asc())
             .limit(limit)
-            .select((
-                audit_events::tenant_id,
-                audit_events::seq,
-                audit_events::at,
-                audit_events::actor,
-                audit_events::action,
-                audit_events::target,
-                audit_events::outcome,
-                audit_events::details,
-                audit_events::prev_hash,
-                audit_events::hash,
-            ))
-            .load::<Row>(&mut *conn)?
+            .select(Row::as_select())
+            .load(&mut *conn)?
             .into_iter()
             .map(from_row)
             .collect()

@@ -108,87 +108,57 @@ fn check(new: &NewClient) -> Result<()> {
     Ok(())
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    bool,
-    bool,
-    i64,
-    i64,
-);
-
-const COLUMNS: (
-    clients::id,
-    clients::tenant_id,
-    clients::name,
-    clients::secret_hash,
-    clients::client_type,
-    clients::auth_method,
-    clients::redirect_uris,
-    clients::post_logout_redirect_uris,
-    clients::grant_types,
-    clients::scopes,
-    clients::access_token_format,
-    clients::require_pkce,
-    clients::introspect_others,
-    clients::first_party,
-    clients::created_at,
-    clients::updated_at,
-) = (
-    clients::id,
-    clients::tenant_id,
-    clients::name,
-    clients::secret_hash,
-    clients::client_type,
-    clients::auth_method,
-    clients::redirect_uris,
-    clients::post_logout_redirect_uris,
-    clients::grant_types,
-    clients::scopes,
-    clients::access_token_format,
-    clients::require_pkce,
-    clients::introspect_others,
-    clients::first_party,
-    clients::created_at,
-    clients::updated_at,
-);
+/// A `clients` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = clients)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    name: String,
+    secret_hash: Option<String>,
+    client_type: String,
+    auth_method: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: String,
+    scopes: String,
+    access_token_format: String,
+    require_pkce: bool,
+    introspect_others: bool,
+    first_party: bool,
+    created_at: i64,
+    updated_at: i64,
+}
 
 fn from_row(r: Row) -> Result<Client> {
     Ok(Client {
-        client_id: ClientId(r.0),
-        tenant_id: TenantId(r.1),
-        name: r.2,
-        secret_hash: r.3,
-        client_type: parse_enum("clients.client_type", &r.4)?,
-        auth_method: parse_enum("clients.auth_method", &r.5)?,
-        redirect_uris: from_json("clients.redirect_uris", &r.6)?,
-        post_logout_redirect_uris: from_json("clients.post_logout_redirect_uris", &r.7)?,
-        grant_types: from_json("clients.grant_types", &r.8)?,
-        scopes: from_json("clients.scopes", &r.9)?,
-        access_token_format: parse_enum("clients.access_token_format", &r.10)?,
-        require_pkce: r.11,
-        introspect_others: r.12,
-        first_party: r.13,
-        created_at: r.14,
-        updated_at: r.15,
+        client_id: ClientId(r.id),
+        tenant_id: TenantId(r.tenant_id),
+        name: r.name,
+        secret_hash: r.secret_hash,
+        client_type: parse_enum("clients.client_type", &r.client_type)?,
+        auth_method: parse_enum("clients.auth_method", &r.auth_method)?,
+        redirect_uris: from_json("clients.redirect_uris", &r.redirect_uris)?,
+        post_logout_redirect_uris: from_json(
+            "clients.post_logout_redirect_uris",
+            &r.post_logout_redirect_uris,
+        )?,
+        grant_types: from_json("clients.grant_types", &r.grant_types)?,
+        scopes: from_json("clients.scopes", &r.scopes)?,
+        access_token_format: parse_enum("clients.access_token_format", &r.access_token_format)?,
+        require_pkce: r.require_pkce,
+        introspect_others: r.introspect_others,
+        first_party: r.first_party,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
 fn load(c: &mut AnyConnection, t: &TenantId, id: &ClientId) -> Result<Client> {
     clients::table
         .filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str())))
-        .select(COLUMNS)
-        .first::<Row>(c)
+        .select(Row::as_select())
+        .first(c)
         .optional()?
         .map(from_row)
         .transpose()?
@@ -272,9 +242,9 @@ impl ClientRepo for Db {
         let mut conn = self.conn()?;
         clients::table
             .filter(clients::tenant_id.eq(t.as_str()))
-            .select(COLUMNS)
+            .select(Row::as_select())
             .order((clients::name.asc(), clients::id.asc()))
-            .load::<Row>(&mut *conn)?
+            .load(&mut *conn)?
             .into_iter()
             .map(from_row)
             .collect()

@@ -62,20 +62,28 @@ impl Db {
         clock: Arc<dyn Clock>,
         rng: Arc<dyn Rng>,
     ) -> Result<Self> {
-        if let DatabaseUrl::Sqlite(path) = url {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        if let DatabaseUrl::Sqlite(path) = url
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // No minimum of idle connections: r2d2 would open them on its own threads at any time,
+        // and a connection being opened while a short-lived process (the CLI) exits can crash
+        // libpq's TLS teardown. Connections open on demand, in a caller that waits for them.
         let pool = r2d2::Pool::builder()
             .max_size(opts.max_size)
-            .min_idle(Some(1))
+            .min_idle(Some(0))
             .connection_timeout(opts.connection_timeout)
             .test_on_check_out(true)
             .error_handler(Box::new(LogErrors))
             .build(Manager(url.clone()))
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?;
+        // Fail now, not at the first request, when the database can't be reached.
+        drop(
+            pool.get()
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?,
+        );
         Ok(Self {
             pool,
             url: url.clone(),

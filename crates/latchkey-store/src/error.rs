@@ -45,12 +45,10 @@ impl From<DieselError> for StoreError {
                     info.message()
                 ))
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                StoreError::Unavailable(info.message().to_owned())
-            }
-            DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
-                StoreError::Unavailable(info.message().to_owned())
-            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => StoreError::Unavailable(info.message().to_owned()),
             DieselError::NotFound => StoreError::NotFound { what: "row" },
             DieselError::BrokenTransactionManager => StoreError::Unavailable("broken connection".into()),
             other => StoreError::Database(other.to_string()),

@@ -17,31 +17,26 @@ pub trait RoleRepo {
     fn roles_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<Role>>;
 }
 
-type Row = (String, String, String, Option<String>, i64);
+/// A `roles` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = roles)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    name: String,
+    description: Option<String>,
+    created_at: i64,
+}
 
 fn from_row(r: Row) -> Role {
     Role {
-        id: RoleId(r.0),
-        tenant_id: TenantId(r.1),
-        name: r.2,
-        description: r.3,
-        created_at: r.4,
+        id: RoleId(r.id),
+        tenant_id: TenantId(r.tenant_id),
+        name: r.name,
+        description: r.description,
+        created_at: r.created_at,
     }
 }
-
-const COLUMNS: (
-    roles::id,
-    roles::tenant_id,
-    roles::name,
-    roles::description,
-    roles::created_at,
-) = (
-    roles::id,
-    roles::tenant_id,
-    roles::name,
-    roles::description,
-    roles::created_at,
-);
 
 /// Role names are identifiers portals check (`admin`, `billing:read`): scope-token characters.
 fn role_name(name: &str) -> Result<()> {
@@ -95,9 +90,9 @@ impl RoleRepo for Db {
         let mut conn = self.conn()?;
         Ok(roles::table
             .filter(roles::tenant_id.eq(t.as_str()))
-            .select(COLUMNS)
+            .select(Row::as_select())
             .order(roles::name.asc())
-            .load::<Row>(&mut *conn)?
+            .load(&mut *conn)?
             .into_iter()
             .map(from_row)
             .collect())
@@ -185,9 +180,9 @@ impl RoleRepo for Db {
                     .eq(t.as_str())
                     .and(user_roles::user_id.eq(user.as_str())),
             )
-            .select(COLUMNS)
+            .select(Row::as_select())
             .order(roles::name.asc())
-            .load::<Row>(&mut *conn)?
+            .load(&mut *conn)?
             .into_iter()
             .map(from_row)
             .collect())

@@ -31,46 +31,38 @@ pub trait TenantRepo {
     fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()>;
 }
 
-type Row = (String, String, String, String, i64, i64);
+/// A `tenants` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = tenants)]
+struct Row {
+    id: String,
+    slug: String,
+    display_name: String,
+    policy: String,
+    created_at: i64,
+    updated_at: i64,
+}
 
-fn from_row((id, slug, display_name, policy, created_at, updated_at): Row) -> Result<Tenant> {
+fn from_row(r: Row) -> Result<Tenant> {
     Ok(Tenant {
-        id: TenantId(id),
-        slug,
-        display_name,
-        policy: from_json("tenants.policy", &policy)?,
-        created_at,
-        updated_at,
+        id: TenantId(r.id),
+        slug: r.slug,
+        display_name: r.display_name,
+        policy: from_json("tenants.policy", &r.policy)?,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
-const COLUMNS: (
-    tenants::id,
-    tenants::slug,
-    tenants::display_name,
-    tenants::policy,
-    tenants::created_at,
-    tenants::updated_at,
-) = (
-    tenants::id,
-    tenants::slug,
-    tenants::display_name,
-    tenants::policy,
-    tenants::created_at,
-    tenants::updated_at,
-);
-
-impl Db {
-    fn find_tenant(&self, c: &mut crate::AnyConnection, id: &TenantId) -> Result<Tenant> {
-        let row = tenants::table
-            .find(id.as_str())
-            .select(COLUMNS)
-            .first::<Row>(c)
-            .optional()?;
-        row.map(from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound { what: "tenant" })
-    }
+fn find_tenant(c: &mut crate::AnyConnection, id: &TenantId) -> Result<Tenant> {
+    let row = tenants::table
+        .find(id.as_str())
+        .select(Row::as_select())
+        .first(c)
+        .optional()?;
+    row.map(from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound { what: "tenant" })
 }
 
 impl TenantRepo for Db {
@@ -122,8 +114,8 @@ impl TenantRepo for Db {
         let mut conn = self.conn()?;
         let row = tenants::table
             .find(id.as_str())
-            .select(COLUMNS)
-            .first::<Row>(&mut *conn)
+            .select(Row::as_select())
+            .first(&mut *conn)
             .optional()?;
         row.map(from_row).transpose()
     }
@@ -132,8 +124,8 @@ impl TenantRepo for Db {
         let mut conn = self.conn()?;
         let row = tenants::table
             .filter(tenants::slug.eq(slug))
-            .select(COLUMNS)
-            .first::<Row>(&mut *conn)
+            .select(Row::as_select())
+            .first(&mut *conn)
             .optional()?;
         row.map(from_row).transpose()
     }
@@ -141,9 +133,9 @@ impl TenantRepo for Db {
     fn list_tenants(&self) -> Result<Vec<Tenant>> {
         let mut conn = self.conn()?;
         let rows = tenants::table
-            .select(COLUMNS)
+            .select(Row::as_select())
             .order(tenants::slug.asc())
-            .load::<Row>(&mut *conn)?;
+            .load(&mut *conn)?;
         rows.into_iter().map(from_row).collect()
     }
 
@@ -154,7 +146,7 @@ impl TenantRepo for Db {
             .map(|n| validate::display_name("display_name", n))
             .transpose()?;
         self.audited(id, |c| {
-            let before = self.find_tenant(c, id)?;
+            let before = find_tenant(c, id)?;
             let mut after = before.clone();
             if let Some(n) = display_name {
                 after.display_name = n;
@@ -185,7 +177,7 @@ impl TenantRepo for Db {
 
     fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()> {
         self.audited(id, |c| {
-            let before = self.find_tenant(c, id)?;
+            let before = find_tenant(c, id)?;
             diesel::delete(tenants::table.find(id.as_str())).execute(c)?;
             let event = NewAuditEvent::success(
                 actor,

@@ -36,55 +36,34 @@ pub trait UserRepo {
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()>;
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<i64>,
-    i64,
-    i64,
-);
-
-const COLUMNS: (
-    users::id,
-    users::tenant_id,
-    users::username,
-    users::email,
-    users::display_name,
-    users::status,
-    users::password_hash,
-    users::password_changed_at,
-    users::created_at,
-    users::updated_at,
-) = (
-    users::id,
-    users::tenant_id,
-    users::username,
-    users::email,
-    users::display_name,
-    users::status,
-    users::password_hash,
-    users::password_changed_at,
-    users::created_at,
-    users::updated_at,
-);
+/// A `users` row as stored.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct Row {
+    id: String,
+    tenant_id: String,
+    username: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    status: String,
+    password_hash: Option<String>,
+    password_changed_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
 
 fn from_row(r: Row) -> Result<User> {
     Ok(User {
-        id: UserId(r.0),
-        tenant_id: TenantId(r.1),
-        username: r.2,
-        email: r.3,
-        display_name: r.4,
-        status: parse_enum("users.status", &r.5)?,
-        password_hash: r.6,
-        password_changed_at: r.7,
-        created_at: r.8,
-        updated_at: r.9,
+        id: UserId(r.id),
+        tenant_id: TenantId(r.tenant_id),
+        username: r.username,
+        email: r.email,
+        display_name: r.display_name,
+        status: parse_enum("users.status", &r.status)?,
+        password_hash: r.password_hash,
+        password_changed_at: r.password_changed_at,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
     })
 }
 
@@ -105,8 +84,8 @@ fn conflict(e: diesel::result::Error, username: &str, email: Option<&str>) -> St
 fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
     users::table
         .filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str())))
-        .select(COLUMNS)
-        .first::<Row>(c)
+        .select(Row::as_select())
+        .first(c)
         .optional()?
         .map(from_row)
         .transpose()?
@@ -123,14 +102,14 @@ impl Db {
         let mut conn = self.conn()?;
         let q = users::table
             .filter(users::tenant_id.eq(t.as_str()))
-            .select(COLUMNS)
+            .select(Row::as_select())
             .into_boxed();
         let q = if column_is_username {
             q.filter(users::username.eq(value))
         } else {
             q.filter(users::email.eq(value))
         };
-        q.first::<Row>(&mut *conn).optional()?.map(from_row).transpose()
+        q.first(&mut *conn).optional()?.map(from_row).transpose()
     }
 
     /// Applies one change to a user and records before/after.
@@ -237,9 +216,9 @@ impl UserRepo for Db {
         let mut conn = self.conn()?;
         users::table
             .filter(users::tenant_id.eq(t.as_str()))
-            .select(COLUMNS)
+            .select(Row::as_select())
             .order(users::username.asc())
-            .load::<Row>(&mut *conn)?
+            .load(&mut *conn)?
             .into_iter()
             .map(from_row)
             .collect()

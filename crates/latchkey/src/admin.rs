@@ -3,7 +3,7 @@
 
 use crate::CliError;
 use crate::cli::{AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, TenantCmd, UserCmd, UserRef};
-use crate::output::{client_json, print_human, print_json, tenant_json, user_json};
+use crate::output::{client_json, emit, print_human, print_json, tenant_json, user_json};
 use latchkey_core::{
     AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantPolicy, User, UserId,
     UserStatus, random_token, sha256_hex,
@@ -73,7 +73,7 @@ pub fn find_tenant(db: &Db, slug: &str) -> Result<Tenant, CliError> {
 fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
     let show = |t: &Tenant, json: bool| {
         let v = tenant_json(t, &config.issuer(&t.slug));
-        if json { print_json(&v) } else { print_human(&v) }
+        emit(json, &v);
     };
     match cmd {
         TenantCmd::Create {
@@ -285,11 +285,7 @@ fn client(db: &Db, cmd: ClientCmd) -> Result<(), CliError> {
         }
         ClientCmd::Show { t, client_id, out } => {
             let c = find(&find_tenant(db, &t.tenant)?, &client_id)?;
-            if out.json {
-                print_json(&client_json(&c))
-            } else {
-                print_human(&client_json(&c))
-            }
+            emit(out.json, &client_json(&c));
         }
         ClientCmd::Delete { t, client_id, out } => {
             let t = find_tenant(db, &t.tenant)?;
@@ -362,11 +358,7 @@ fn find_user(db: &Db, t: &Tenant, name: &str) -> Result<User, CliError> {
 
 fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
     let show = |u: &User, json: bool| {
-        if json {
-            print_json(&user_json(u))
-        } else {
-            print_human(&user_json(u))
-        }
+        emit(json, &user_json(u));
     };
     match cmd {
         UserCmd::Create {
@@ -449,11 +441,7 @@ fn set_status(db: &Db, r: UserRef, status: UserStatus) -> Result<(), CliError> {
     let t = find_tenant(db, &r.t.tenant)?;
     let u = find_user(db, &t, &r.user)?;
     let u = db.set_user_status(&t.id, &actor(), &u.id, status)?;
-    if r.out.json {
-        print_json(&user_json(&u))
-    } else {
-        print_human(&user_json(&u))
-    }
+    emit(r.out.json, &user_json(&u));
     Ok(())
 }
 

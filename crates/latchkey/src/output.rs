@@ -12,7 +12,8 @@ pub fn wants_json(c: &Command) -> bool {
             | TenantCmd::Show { out, .. }
             | TenantCmd::Update { out, .. }
             | TenantCmd::Delete { out, .. },
-        ) => out.json,
+        )
+        | Command::Audit(AuditCmd::Verify { out, .. }) => out.json,
         Command::Client(c) => match c {
             ClientCmd::Create(c) => c.out.json,
             ClientCmd::List { out, .. }
@@ -28,8 +29,16 @@ pub fn wants_json(c: &Command) -> bool {
             | UserCmd::Delete(r)
             | UserCmd::SetPassword(r) => r.out.json,
         },
-        Command::Audit(AuditCmd::Verify { out, .. }) => out.json,
         _ => false,
+    }
+}
+
+/// JSON with `--json`, aligned `key  value` lines otherwise.
+pub fn emit(json: bool, v: &Value) {
+    if json {
+        print_json(v);
+    } else {
+        print_human(v);
     }
 }
 

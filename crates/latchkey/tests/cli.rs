@@ -1,0 +1,535 @@
+//! The CLI contract from the README, run as an operator would: the real binary, SQLite and
+//! PostgreSQL, human and `--json` output, validation errors with exit code 2, audit export/verify.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_tests::TestDb;
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+struct Cli {
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new(url: &str) -> Self {
+        Cli {
+            url: url.to_owned(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("LATCHKEY_DATABASE_URL", &self.url)
+            .env("LATCHKEY_LOG_FORMAT", "json");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LATCHKEY_") && k != "LATCHKEY_DATABASE_URL" && k != "LATCHKEY_LOG_FORMAT" {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        out
+    }
+
+    /// Runs a command that must succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        self.ok_in(args, None)
+    }
+
+    fn ok_in(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    /// Runs a command that must fail with `code`; returns stderr.
+    fn fails(&self, code: i32, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn audit_actions(&self, tenant: &str) -> Vec<String> {
+        self.ok(&["audit", "export", "--tenant", tenant, "--format", "jsonl"])
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn the_cli_contract(db: &TestDb) {
+    let cli = Cli::new(&db.url);
+
+    // Tenants.
+    let t = cli.json(&[
+        "tenant",
+        "create",
+        "acme",
+        "--display-name",
+        "Acme Corp",
+        "--json",
+    ]);
+    assert_eq!(t["slug"], "acme");
+    assert_eq!(t["display_name"], "Acme Corp");
+    assert_eq!(t["issuer"], "http://localhost:8080/t/acme");
+    assert!(
+        cli.fails(2, &["tenant", "create", "acme"], None)
+            .contains("already exists")
+    );
+    for bad in ["A", "-acme", "acme_corp", "x", "tenant!"] {
+        assert!(
+            cli.fails(2, &["tenant", "create", "--", bad], None)
+                .contains("slug"),
+            "{bad}"
+        );
+    }
+    let listed = cli.json(&["tenant", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(cli.ok(&["tenant", "show", "acme"]).contains("Acme Corp"));
+    let updated = cli.json(&[
+        "tenant",
+        "update",
+        "acme",
+        "--password-min-length",
+        "14",
+        "--password-require-digit",
+        "true",
+        "--json",
+    ]);
+    assert_eq!(updated["policy"]["password"]["min_length"], 14);
+    assert!(
+        cli.fails(
+            2,
+            &["tenant", "update", "acme", "--password-min-length", "4"],
+            None
+        )
+        .contains("at least 8")
+    );
+    assert!(
+        cli.fails(2, &["tenant", "show", "nope"], None)
+            .contains("no tenant")
+    );
+
+    // Clients.
+    let conf = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Portal",
+        "--redirect-uri",
+        "https://portal.acme.test/cb",
+        "--post-logout-redirect-uri",
+        "https://portal.acme.test/",
+        "--json",
+    ]);
+    let conf_keys: Vec<&String> = conf.as_object().unwrap().keys().collect();
+    assert_eq!(conf_keys, ["client_id", "client_secret"]);
+    let conf_id = conf["client_id"].as_str().unwrap().to_owned();
+    let secret = conf["client_secret"].as_str().unwrap().to_owned();
+    assert!(secret.len() >= 43);
+    let shown = cli.json(&["client", "show", "--tenant", "acme", &conf_id, "--json"]);
+    assert_eq!(shown["token_endpoint_auth_method"], "client_secret_basic");
+    assert_eq!(
+        shown["grant_types"],
+        serde_json::json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(shown["require_pkce"], true);
+    assert!(
+        !shown.to_string().contains(&secret),
+        "the secret is shown once only"
+    );
+
+    let public = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "SPA",
+        "--public",
+        "--redirect-uri",
+        "http://127.0.0.1:3000/cb",
+        "--json",
+    ]);
+    assert_eq!(public["client_secret"], Value::Null);
+    let public_id = public["client_id"].as_str().unwrap().to_owned();
+    let shown = cli.json(&["client", "show", "--tenant", "acme", &public_id, "--json"]);
+    assert_eq!(shown["token_endpoint_auth_method"], "none");
+    assert_eq!(shown["client_type"], "public");
+
+    let svc = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Batch",
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--introspect-others",
+        "--json",
+    ]);
+    assert!(svc["client_secret"].is_string());
+    let native = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Mobile",
+        "--public",
+        "--redirect-uri",
+        "com.acme.app:/oauth2redirect",
+        "--json",
+    ]);
+    assert!(native["client_id"].is_string());
+
+    for bad_uri in [
+        "http://portal.acme.test/cb",
+        "https://portal.acme.test/cb#x",
+        "javascript:alert(1)",
+        "/relative",
+        "https://user@portal.acme.test/cb",
+        "https://*.acme.test/cb",
+    ] {
+        let err = cli.fails(
+            2,
+            &[
+                "client",
+                "create",
+                "--tenant",
+                "acme",
+                "--name",
+                "Bad",
+                "--redirect-uri",
+                bad_uri,
+            ],
+            None,
+        );
+        assert!(err.contains("redirect_uri"), "{bad_uri}: {err}");
+    }
+    cli.fails(
+        2,
+        &[
+            "client", "create", "--tenant", "acme", "--name", "Bad", "--grant", "implicit",
+        ],
+        None,
+    );
+    cli.fails(
+        2,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Bad",
+            "--public",
+            "--grant",
+            "client_credentials",
+        ],
+        None,
+    );
+    cli.fails(
+        2,
+        &["client", "create", "--tenant", "acme", "--name", "NoRedirect"],
+        None,
+    );
+
+    let rotated = cli.json(&["client", "rotate-secret", "--tenant", "acme", &conf_id, "--json"]);
+    assert_eq!(rotated["client_id"], conf_id.as_str());
+    assert_ne!(rotated["client_secret"], secret.as_str());
+    assert!(
+        cli.fails(
+            2,
+            &["client", "rotate-secret", "--tenant", "acme", &public_id],
+            None
+        )
+        .contains("secret")
+    );
+    assert_eq!(
+        cli.json(&["client", "list", "--tenant", "acme", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // Users: passwords only on stdin, checked against the tenant's policy.
+    let u = serde_json::from_str::<Value>(&cli.ok_in(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "Alice",
+            "--email",
+            "alice@acme.test",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("Correct-horse-battery-9\n"),
+    ))
+    .unwrap();
+    assert_eq!(u["username"], "alice");
+    assert_eq!(u["has_password"], true);
+    let out = cli.run(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "bob",
+            "--password",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "no password flag on the command line");
+    let err = cli.fails(
+        2,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "bob",
+            "--password-stdin",
+        ],
+        Some("short1\n"),
+    );
+    assert!(err.contains("at least 14 characters"), "{err}");
+    let err = cli.fails(
+        2,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "bob",
+            "--password-stdin",
+        ],
+        Some("no-digits-in-here-at-all\n"),
+    );
+    assert!(err.contains("a digit"), "{err}");
+    assert!(
+        cli.fails(
+            2,
+            &["user", "create", "--tenant", "acme", "--username", "ALICE"],
+            None
+        )
+        .contains("already exists")
+    );
+    assert!(
+        cli.fails(
+            2,
+            &["user", "create", "--tenant", "acme", "--username", "a b"],
+            None
+        )
+        .contains("username")
+    );
+    cli.ok(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "--username",
+        "bob",
+        "--display-name",
+        "Bob",
+    ]);
+    assert_eq!(
+        cli.json(&["user", "disable", "--tenant", "acme", "alice", "--json"])["status"],
+        "disabled"
+    );
+    assert_eq!(
+        cli.json(&["user", "enable", "--tenant", "acme", "alice", "--json"])["status"],
+        "active"
+    );
+    let changed =
+        cli.json(&["user", "show", "--tenant", "acme", "alice", "--json"])["password_changed_at"].clone();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let after = serde_json::from_str::<Value>(&cli.ok_in(
+        &["user", "set-password", "--tenant", "acme", "alice", "--json"],
+        Some("Another-long-passphrase-7\n"),
+    ))
+    .unwrap();
+    assert_ne!(after["password_changed_at"], changed);
+    assert_eq!(
+        cli.json(&["user", "list", "--tenant", "acme", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    cli.ok(&["user", "delete", "--tenant", "acme", "bob"]);
+    assert!(
+        cli.fails(2, &["user", "show", "--tenant", "acme", "bob"], None)
+            .contains("no user")
+    );
+    cli.ok(&["client", "delete", "--tenant", "acme", &public_id]);
+
+    // Every change above is in the audit log, in order, and the chain verifies.
+    let actions = cli.audit_actions("acme");
+    for expected in [
+        "tenant.create",
+        "tenant.update",
+        "client.create",
+        "client.rotate_secret",
+        "user.create",
+        "user.disable",
+        "user.enable",
+        "user.set_password",
+        "user.delete",
+        "client.delete",
+    ] {
+        assert!(
+            actions.contains(&expected.to_owned()),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert_eq!(
+        actions.len(),
+        1 + 1 + 4 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
+        "{actions:?}"
+    );
+    let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
+    assert!(
+        !export.contains(&secret) && !export.contains("argon2") && !export.contains("Correct-horse"),
+        "secrets leaked into the audit log"
+    );
+    assert!(
+        cli.ok(&["audit", "verify", "--tenant", "acme"])
+            .contains("intact")
+    );
+    let v = cli.json(&["audit", "verify", "--tenant", "acme", "--json"]);
+    assert_eq!(v["status"], "intact");
+    assert_eq!(v["events"], actions.len());
+
+    // An edit made directly in the database is found and named.
+    db.raw_sql("UPDATE audit_events SET details = '{\"username\":\"mallory\"}' WHERE seq = 6");
+    let err = cli.fails(1, &["audit", "verify", "--tenant", "acme"], None);
+    assert!(err.contains("broken at sequence number 6"), "{err}");
+
+    // Deleting the tenant removes it and keeps nothing half-done.
+    cli.ok(&["tenant", "delete", "acme"]);
+    assert!(
+        cli.json(&["tenant", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn cli_contract_on_sqlite() {
+    the_cli_contract(&TestDb::sqlite());
+}
+
+#[test]
+fn cli_contract_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    the_cli_contract(&db);
+}
+
+#[test]
+fn bad_configuration_is_named_with_exit_code_2() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    for (var, value) in [
+        ("LATCHKEY_LISTN", "127.0.0.1:1"),
+        ("LATCHKEY_LISTEN", "nonsense"),
+        ("LATCHKEY_PUBLIC_URL", "http://sso.example.com"),
+        ("LATCHKEY_SESSION_STORE", "memcached://x"),
+        ("LATCHKEY_LOG_FORMAT", "xml"),
+    ] {
+        let out = cli.cmd(&["tenant", "list"]).env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{var}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    std::fs::write(cli.dir.path().join("latchkey.toml"), "listen = 5\n").unwrap();
+    let out = cli.cmd(&["tenant", "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config file"));
+    let out = cli
+        .cmd(&["--config", "/nonexistent/latchkey.toml", "tenant", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn unreachable_database_fails_with_a_clear_message() {
+    let cli = Cli::new("postgres://root@127.0.0.1:1/latchkey");
+    let err = cli.fails(1, &["tenant", "list"], None);
+    assert!(
+        err.contains("LATCHKEY_DATABASE_URL") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    let cli = Cli::new("mysql://nope");
+    assert!(
+        cli.fails(2, &["tenant", "list"], None)
+            .contains("LATCHKEY_DATABASE_URL")
+    );
+}
+
+#[test]
+fn json_errors_are_json() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    let err = cli.fails(2, &["tenant", "create", "Bad Slug", "--json"], None);
+    let v: Value = serde_json::from_str(err.trim()).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("slug"));
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the system packages Latchkey needs to build and test, only when something is missing
+# (idempotent: a second run changes nothing and touches no network). Debian/Ubuntu, as root.
+set -euo pipefail
+
+packages=(build-essential pkg-config libssl-dev ca-certificates curl)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: system packages present"
+fi
+
+# The Rust toolchain comes from rustup (Debian's cargo is too old for edition 2024).
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo not found. Install Rust >= 1.89 with rustup (https://rustup.rs) and retry." >&2
+  exit 1
+fi
+need="1.89"
+have=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+  echo "install-deps: rustc $have is older than $need; run 'rustup update stable'." >&2
+  exit 1
+fi
+echo "install-deps: rustc $have"
