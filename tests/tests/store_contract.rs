@@ -54,6 +54,8 @@ fn confidential(name: &str) -> NewClient {
         require_pkce: true,
         introspect_others: false,
         first_party: false,
+        jwks_uri: None,
+        jwks: None,
     }
 }
 

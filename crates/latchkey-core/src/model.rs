@@ -186,6 +186,10 @@ pub struct Client {
     pub introspect_others: bool,
     /// First-party clients skip the consent screen.
     pub first_party: bool,
+    /// Where the client publishes its keys for `private_key_jwt` (RFC 7523).
+    pub jwks_uri: Option<String>,
+    /// The client's public keys, registered by value (a JWK Set).
+    pub jwks: Option<serde_json::Value>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }

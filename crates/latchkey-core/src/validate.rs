@@ -169,6 +169,53 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
     Ok(())
 }
 
+/// An absolute `https` URL (metadata and key-set locations).
+pub fn https_url(field: &'static str, s: &str) -> Result<(), ValidationError> {
+    let ok = s.len() <= 2000
+        && s.starts_with("https://")
+        && url::Url::parse(s)
+            .is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()) && u.fragment().is_none());
+    if ok {
+        Ok(())
+    } else {
+        Err(err(field, format!("{s:?} is not an https URL")))
+    }
+}
+
+/// A JWK Set (RFC 7517 §5) of public keys: private members are refused so a client can't
+/// register (and Latchkey never stores) its private key by mistake.
+pub fn public_jwk_set(set: &serde_json::Value) -> Result<(), ValidationError> {
+    const PRIVATE: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "k"];
+    let keys = set
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .filter(|k| !k.is_empty() && k.len() <= 20);
+    let Some(keys) = keys else {
+        return Err(err(
+            "jwks",
+            "must be a JWK Set: {\"keys\": [ … ]} with 1 to 20 keys",
+        ));
+    };
+    for k in keys {
+        let Some(obj) = k.as_object() else {
+            return Err(err("jwks", "every key must be a JSON object"));
+        };
+        if !matches!(
+            obj.get("kty").and_then(serde_json::Value::as_str),
+            Some("RSA" | "EC" | "OKP")
+        ) {
+            return Err(err("jwks", "every key needs kty RSA, EC or OKP"));
+        }
+        if let Some(m) = PRIVATE.iter().find(|m| obj.contains_key(**m)) {
+            return Err(err(
+                "jwks",
+                format!("key contains the private member {m:?}; register public keys only"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +297,21 @@ mod tests {
         ] {
             assert!(redirect_uri("redirect_uri", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn jwk_sets_must_be_public_keys() {
+        let ok = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}]});
+        assert!(public_jwk_set(&ok).is_ok());
+        let private =
+            serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "secret"}]});
+        assert!(public_jwk_set(&private).unwrap_err().message.contains("\"d\""));
+        let symmetric = serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]});
+        assert!(public_jwk_set(&symmetric).is_err());
+        assert!(public_jwk_set(&serde_json::json!({"keys": []})).is_err());
+        assert!(public_jwk_set(&serde_json::json!([1])).is_err());
+        assert!(https_url("jwks_uri", "https://rp.example.com/jwks.json").is_ok());
+        assert!(https_url("jwks_uri", "http://rp.example.com/jwks.json").is_err());
     }
 
     #[test]

@@ -111,11 +111,12 @@ fn ignored_env(name: &str) -> bool {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./latchkey-data/latchkey.db";
 
 impl Config {
-    /// Reads `file` if given (else `latchkey.toml` in the working directory if present), then
-    /// applies the process environment.
+    /// Reads `file` if given (else `$LATCHKEY_CONFIG`, else `latchkey.toml` in the working
+    /// directory if present), then applies the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let (path, required) = match file {
-            Some(p) => (p.to_path_buf(), true),
+        let from_env = std::env::var_os("LATCHKEY_CONFIG").map(PathBuf::from);
+        let (path, required) = match file.map(Path::to_path_buf).or(from_env) {
+            Some(p) => (p, true),
             None => (PathBuf::from("latchkey.toml"), false),
         };
         let toml = match std::fs::read_to_string(&path) {
@@ -136,7 +137,8 @@ impl Config {
                 ))
             })
             .collect();
-        let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        // Logs go to standard error, so that is the stream whose kind picks the format.
+        let is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
         Self::from_sources(toml.as_deref(), &env, is_terminal)
     }
 
@@ -179,10 +181,13 @@ impl Config {
         latchkey_store::DatabaseUrl::parse(&database_url)
             .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
         let session_store = raw.session_store.unwrap_or_else(|| "memory".into());
-        if !(session_store == "memory"
-            || session_store.starts_with("redis://")
-            || session_store.starts_with("rediss://"))
-        {
+        if session_store.starts_with("rediss://") {
+            return Err(cfg_err(
+                "LATCHKEY_SESSION_STORE",
+                "rediss:// (Redis over TLS) is not supported yet; use redis:// on a private network or through a TLS tunnel",
+            ));
+        }
+        if !(session_store == "memory" || session_store.starts_with("redis://")) {
             return Err(cfg_err(
                 "LATCHKEY_SESSION_STORE",
                 format!("{session_store:?}: expected memory or redis://…"),
@@ -238,8 +243,8 @@ impl Config {
                 "must be between 1024 and 16777216",
             ));
         }
-        if raw.workers == Some(0) {
-            return Err(cfg_err("LATCHKEY_WORKERS", "must be at least 1"));
+        if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
+            return Err(cfg_err("LATCHKEY_WORKERS", "must be between 1 and 512"));
         }
         if raw.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(cfg_err(
@@ -424,6 +429,8 @@ mod tests {
             ("LATCHKEY_MAX_BODY_BYTES", "lots"),
             ("LATCHKEY_TLS_CERT", "/tmp/cert.pem"),
             ("LATCHKEY_ALLOW_INSECURE_HTTP", "maybe"),
+            ("LATCHKEY_WORKERS", "513"),
+            ("LATCHKEY_SESSION_STORE", "rediss://cache:6380"),
         ] {
             let e = Config::from_sources(None, &env(&[(k, v)]), false).unwrap_err();
             let expected = if k == "LATCHKEY_TLS_CERT" {

@@ -103,7 +103,7 @@ impl FromRequest for FormParams {
         let body = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = body.await.map_err(|e| {
-                if e.to_string().contains("overflow") || e.to_string().contains("larger") {
+                if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
                     AppError::from(FormError::TooLarge(max))
                 } else {
                     AppError::new(Kind::BadRequest, "The request body could not be read.")

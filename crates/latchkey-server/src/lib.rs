@@ -68,7 +68,10 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
     let config = Arc::clone(&state.config);
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let factory_state = state.clone();
+    // Signals are handled in `serve`: actix would stop at once on SIGINT, and both SIGTERM
+    // and SIGINT should let in-flight requests finish.
     let mut server = HttpServer::new(move || app(factory_state.clone()))
+        .disable_signals()
         .shutdown_timeout(config.shutdown_timeout_secs)
         .client_request_timeout(std::time::Duration::from_secs(10))
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
@@ -114,9 +117,30 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         version = env!("CARGO_PKG_VERSION"),
         "latchkey is serving"
     );
-    run(listener, state)?
-        .await
-        .map_err(|e| ServerError::Startup(e.to_string()))?;
+    let server = run(listener, state)?;
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(signal, "shutting down: finishing in-flight requests");
+        handle.stop(true).await;
+    });
+    server.await.map_err(|e| ServerError::Startup(e.to_string()))?;
     tracing::info!("latchkey stopped");
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT and names which arrived.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => {
+            // Without our handlers the default actions still stop the process.
+            std::future::pending::<()>().await;
+            "none"
+        }
+    }
 }

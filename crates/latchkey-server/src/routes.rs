@@ -14,8 +14,8 @@ use std::time::Duration;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
+        .route("/healthz", web::route().guard(get_or_head()).to(healthz))
+        .route("/readyz", web::route().guard(get_or_head()).to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/assets/latchkey.css", web::get().to(css))
         .service(
@@ -23,6 +23,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
                 .default_service(web::to(tenant_not_found)),
         );
+}
+
+/// Load balancers probe with GET or HEAD (actix answers HEAD without a body).
+fn get_or_head() -> impl actix_web::guard::Guard {
+    actix_web::guard::Any(actix_web::guard::Get()).or(actix_web::guard::Head())
 }
 
 /// Looks a tenant up by its slug; an unknown or malformed slug is a 404.

@@ -106,12 +106,10 @@ pub async fn open(
 ) -> Result<std::sync::Arc<dyn Ephemeral>> {
     if spec == "memory" {
         Ok(std::sync::Arc::new(MemoryStore::new(clock)))
-    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+    } else if spec.starts_with("redis://") {
         Ok(std::sync::Arc::new(RedisStore::connect(spec, "latchkey:").await?))
     } else {
-        Err(SessionError::BadUrl(
-            "expected memory, redis://… or rediss://…".into(),
-        ))
+        Err(SessionError::BadUrl("expected memory or redis://…".into()))
     }
 }
 

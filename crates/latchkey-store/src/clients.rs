@@ -25,6 +25,8 @@ pub struct NewClient {
     pub require_pkce: bool,
     pub introspect_others: bool,
     pub first_party: bool,
+    pub jwks_uri: Option<String>,
+    pub jwks: Option<serde_json::Value>,
 }
 
 pub trait ClientRepo {
@@ -74,6 +76,19 @@ fn check(new: &NewClient) -> Result<()> {
             }
         }
         ClientType::Confidential => {
+            let has_keys = new.jwks_uri.is_some() || new.jwks.is_some();
+            if new.auth_method == AuthMethod::PrivateKeyJwt && !has_keys {
+                return Err(invalid(
+                    "jwks",
+                    "private_key_jwt needs the client's public keys: a jwks_uri or a JWK Set",
+                ));
+            }
+            if new.auth_method != AuthMethod::PrivateKeyJwt && has_keys {
+                return Err(invalid("jwks", "keys are only registered for private_key_jwt"));
+            }
+            if new.auth_method == AuthMethod::PrivateKeyJwt && new.secret_hash.is_some() {
+                return Err(invalid("client_secret", "a private_key_jwt client has no secret"));
+            }
             if new.auth_method == AuthMethod::None {
                 return Err(invalid(
                     "auth_method",
@@ -87,6 +102,12 @@ fn check(new: &NewClient) -> Result<()> {
                 ));
             }
         }
+    }
+    if let Some(u) = &new.jwks_uri {
+        validate::https_url("jwks_uri", u)?;
+    }
+    if let Some(set) = &new.jwks {
+        validate::public_jwk_set(set)?;
     }
     if new.grant_types.is_empty() {
         return Err(invalid("grant", "at least one grant type is needed"));
@@ -126,6 +147,8 @@ struct Row {
     require_pkce: bool,
     introspect_others: bool,
     first_party: bool,
+    jwks_uri: Option<String>,
+    jwks: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
@@ -149,6 +172,12 @@ fn from_row(r: Row) -> Result<Client> {
         require_pkce: r.require_pkce,
         introspect_others: r.introspect_others,
         first_party: r.first_party,
+        jwks_uri: r.jwks_uri,
+        jwks: r
+            .jwks
+            .as_deref()
+            .map(|j| from_json("clients.jwks", j))
+            .transpose()?,
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -195,6 +224,8 @@ impl ClientRepo for Db {
             require_pkce: new.require_pkce,
             introspect_others: new.introspect_others,
             first_party: new.first_party,
+            jwks_uri: new.jwks_uri.clone(),
+            jwks: new.jwks.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -215,6 +246,8 @@ impl ClientRepo for Db {
                     clients::require_pkce.eq(client.require_pkce),
                     clients::introspect_others.eq(client.introspect_others),
                     clients::first_party.eq(client.first_party),
+                    clients::jwks_uri.eq(&client.jwks_uri),
+                    clients::jwks.eq(client.jwks.as_ref().map(to_json)),
                     clients::created_at.eq(now),
                     clients::updated_at.eq(now),
                 ))

@@ -61,6 +61,8 @@ diesel::table! {
         require_pkce -> Bool,
         introspect_others -> Bool,
         first_party -> Bool,
+        jwks_uri -> Nullable<Text>,
+        jwks -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
     }

@@ -5,14 +5,14 @@ use crate::CliError;
 use crate::cli::{AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, TenantCmd, UserCmd, UserRef};
 use crate::output::{client_json, emit, print_human, print_json, tenant_json, user_json};
 use latchkey_core::{
-    AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantPolicy, User, UserId,
-    UserStatus, random_token, sha256_hex,
+    AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantId, TenantPolicy,
+    User, UserId, UserStatus, random_token, sha256_hex,
 };
 use latchkey_mfa::{HashParams, check_password_policy, hash_password};
 use latchkey_server::Config;
 use latchkey_store::{
-    ClientRepo, DatabaseUrl, Db, NewClient, NewTenant, NewUser, PoolOptions, TenantRepo, TenantUpdate,
-    UserRepo,
+    AuditRepo, ClientRepo, DatabaseUrl, Db, NewClient, NewTenant, NewUser, PoolOptions, TenantRepo,
+    TenantUpdate, UserRepo,
 };
 use serde_json::json;
 use std::io::BufRead;
@@ -231,6 +231,17 @@ pub fn create_client(
             "--no-pkce: public clients always use PKCE".into(),
         ));
     }
+    let jwks = match &c.jwks_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::Input(format!("--jwks-file {}: {e}", path.display())))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| CliError::Input(format!("--jwks-file {}: not JSON: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
     let secret = matches!(
         auth_method,
         AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
@@ -249,6 +260,8 @@ pub fn create_client(
         require_pkce: !c.no_pkce,
         introspect_others: c.introspect_others,
         first_party: c.first_party,
+        jwks_uri: c.jwks_uri.clone(),
+        jwks,
     };
     let client = db.create_client(&tenant.id, &actor(), &new)?;
     Ok((client, secret.map(|(s, _)| s)))
@@ -445,10 +458,35 @@ fn set_status(db: &Db, r: UserRef, status: UserStatus) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The chain to read: a tenant by slug, or, for a deleted tenant, by its id.
+struct ChainRef {
+    id: TenantId,
+    name: String,
+}
+
+fn audit_tenant(db: &Db, value: &str) -> Result<ChainRef, CliError> {
+    if let Some(t) = db.tenant_by_slug(value)? {
+        return Ok(ChainRef {
+            id: t.id,
+            name: t.slug,
+        });
+    }
+    let id = TenantId(value.to_owned());
+    if db.audit_head(&id)?.is_some() {
+        return Ok(ChainRef {
+            id,
+            name: format!("deleted tenant {value}"),
+        });
+    }
+    Err(CliError::Input(format!(
+        "no tenant {value:?} (give a slug, or a deleted tenant's id)"
+    )))
+}
+
 fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
     match cmd {
         AuditCmd::Verify { t, out } => {
-            let t = find_tenant(db, &t.tenant)?;
+            let t = audit_tenant(db, &t.tenant)?;
             let verdict = latchkey_audit::verify(db, &t.id).map_err(|e| CliError::Runtime(e.to_string()))?;
             match &verdict {
                 latchkey_audit::Verdict::Intact { events, head_hash } => {
@@ -457,7 +495,7 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
                         serde_json::to_value(&verdict).unwrap_or_default(),
                         &format!(
                             "audit chain of {} is intact: {events} events, head {head_hash}",
-                            t.slug
+                            t.name
                         ),
                     );
                     Ok(())
@@ -468,7 +506,7 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
                     }
                     Err(CliError::Runtime(format!(
                         "audit chain of {} is broken at sequence number {seq}: {reason}",
-                        t.slug
+                        t.name
                     )))
                 }
             }
@@ -477,7 +515,7 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
             t,
             format: crate::cli::ExportFormat::Jsonl,
         } => {
-            let t = find_tenant(db, &t.tenant)?;
+            let t = audit_tenant(db, &t.tenant)?;
             let stdout = std::io::stdout();
             let mut lock = std::io::BufWriter::new(stdout.lock());
             latchkey_audit::export_jsonl(db, &t.id, &mut lock)

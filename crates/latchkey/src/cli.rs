@@ -187,6 +187,12 @@ pub struct ClientCreate {
     /// First-party client: no consent screen.
     #[arg(long)]
     pub first_party: bool,
+    /// For private_key_jwt: where the client publishes its public keys (https).
+    #[arg(long, value_name = "URI")]
+    pub jwks_uri: Option<String>,
+    /// For private_key_jwt: a file holding the client's public JWK Set.
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub out: Json,
 }

@@ -65,6 +65,8 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
         no_pkce: false,
         introspect_others: false,
         first_party: true,
+        jwks_uri: None,
+        jwks_file: None,
         out: Json { json: false },
     }
 }
@@ -106,7 +108,19 @@ fn print(config: &Config, confidential: &Client, secret: Option<&str>, public: &
         confidential.redirect_uris.join(", "),
         public.client_id,
         public.redirect_uris.join(", "),
-        config.database_url,
-        config.session_store,
+        latchkey_store::DatabaseUrl::parse(&config.database_url)
+            .map_or_else(|_| "(invalid)".into(), |u| u.redacted()),
+        redact_userinfo(&config.session_store),
     );
+}
+
+/// Hides a password in a `scheme://user:password@host` string.
+fn redact_userinfo(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => s.to_owned(),
+    }
 }

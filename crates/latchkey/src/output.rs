@@ -69,6 +69,7 @@ pub fn client_json(c: &Client) -> Value {
         "post_logout_redirect_uris": c.post_logout_redirect_uris, "grant_types": c.grant_types,
         "scopes": c.scopes, "access_token_format": c.access_token_format, "require_pkce": c.require_pkce,
         "introspect_others": c.introspect_others, "first_party": c.first_party,
+        "jwks_uri": c.jwks_uri, "jwks": c.jwks,
         "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
     })
 }

@@ -110,6 +110,7 @@ fn the_cli_contract(db: &TestDb) {
         "Acme Corp",
         "--json",
     ]);
+    let tenant_id = t["id"].as_str().unwrap().to_owned();
     assert_eq!(t["slug"], "acme");
     assert_eq!(t["display_name"], "Acme Corp");
     assert_eq!(t["issuer"], "http://localhost:8080/t/acme");
@@ -215,6 +216,79 @@ fn the_cli_contract(db: &TestDb) {
         "--json",
     ]);
     assert!(svc["client_secret"].is_string());
+    let jwks_path = cli.dir.path().join("jwks.json");
+    std::fs::write(&jwks_path, r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#).unwrap();
+    let pkjwt = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Signed",
+        "--redirect-uri",
+        "https://signed.acme.test/cb",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        pkjwt["client_secret"],
+        Value::Null,
+        "private_key_jwt clients get no secret"
+    );
+    let shown = cli.json(&[
+        "client",
+        "show",
+        "--tenant",
+        "acme",
+        pkjwt["client_id"].as_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(shown["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(shown["jwks"]["keys"][0]["crv"], "P-256");
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "NoKeys",
+            "--redirect-uri",
+            "https://x.acme.test/cb",
+            "--auth-method",
+            "private_key_jwt",
+        ],
+        None,
+    );
+    assert!(err.contains("jwks"), "{err}");
+    std::fs::write(
+        &jwks_path,
+        r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"private!"}]}"#,
+    )
+    .unwrap();
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Leaky",
+            "--redirect-uri",
+            "https://x.acme.test/cb",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(err.contains("private member"), "{err}");
     let native = cli.json(&[
         "client",
         "create",
@@ -297,7 +371,7 @@ fn the_cli_contract(db: &TestDb) {
             .as_array()
             .unwrap()
             .len(),
-        4
+        5
     );
 
     // Users: passwords only on stdin, checked against the tenant's policy.
@@ -439,7 +513,7 @@ fn the_cli_contract(db: &TestDb) {
     }
     assert_eq!(
         actions.len(),
-        1 + 1 + 4 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
+        1 + 1 + 5 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
@@ -467,6 +541,14 @@ fn the_cli_contract(db: &TestDb) {
             .as_array()
             .unwrap()
             .is_empty()
+    );
+    // Its chain stays readable by tenant id, ending with the deletion (and still showing the edit).
+    let exported = cli.ok(&["audit", "export", "--tenant", &tenant_id, "--format", "jsonl"]);
+    assert_eq!(exported.lines().count(), actions.len() + 1);
+    assert!(exported.lines().last().unwrap().contains("tenant.delete"));
+    assert!(
+        cli.fails(1, &["audit", "verify", "--tenant", &tenant_id], None)
+            .contains("broken at sequence number 6")
     );
 }
 

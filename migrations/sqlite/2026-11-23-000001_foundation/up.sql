@@ -63,10 +63,14 @@ CREATE TABLE clients (
     require_pkce              BOOLEAN NOT NULL,
     introspect_others         BOOLEAN NOT NULL,
     first_party               BOOLEAN NOT NULL,
+    jwks_uri                  TEXT,
+    jwks                      TEXT,
     created_at                BIGINT NOT NULL,
     updated_at                BIGINT NOT NULL,
     UNIQUE (tenant_id, id),
-    CHECK ((client_type = 'public') = (secret_hash IS NULL))
+    -- A public client never has a secret; private_key_jwt needs keys to check assertions against.
+    CHECK (client_type = 'confidential' OR secret_hash IS NULL),
+    CHECK (auth_method <> 'private_key_jwt' OR jwks_uri IS NOT NULL OR jwks IS NOT NULL)
 );
 
 -- The audit chain outlives the rows it describes (a deleted tenant's history stays verifiable),
