@@ -132,15 +132,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
 /// Waits for SIGTERM or SIGINT and names which arrived.
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
+    if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        tokio::select! {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
-        },
-        _ => {
-            // Without our handlers the default actions still stop the process.
-            std::future::pending::<()>().await;
-            "none"
         }
+    } else {
+        // Without our handlers the default actions still stop the process.
+        std::future::pending::<()>().await;
+        "none"
     }
 }
