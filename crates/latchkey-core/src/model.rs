@@ -67,6 +67,10 @@ wire_enum!(
     AccessTokenFormat { Jwt = "jwt", Opaque = "opaque" }
 );
 wire_enum!(
+    /// What an admin-API token may do within its tenant: read, or read and change.
+    AdminRole { Reader = "reader", Admin = "admin" }
+);
+wire_enum!(
     /// Whether a user may sign in.
     UserStatus { Active = "active", Disabled = "disabled" }
 );
@@ -250,4 +254,21 @@ pub struct Session {
     pub device_id: Option<String>,
     /// The risk engine's decision for the login that made this session.
     pub risk: Option<String>,
+}
+
+/// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub role: AdminRole,
+    pub created_at: UnixMillis,
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl AdminToken {
+    pub fn is_expired(&self, now: UnixMillis) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
 }

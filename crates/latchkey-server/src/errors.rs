@@ -12,6 +12,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     BadRequest,
+    /// Missing or invalid credentials (RFC 6750 §3: answered with `WWW-Authenticate`).
+    Unauthorized,
+    TooManyRequests,
     Forbidden,
     NotFound,
     Conflict,
@@ -66,6 +69,8 @@ impl AppError {
     fn code(&self) -> &'static str {
         match self.kind {
             Kind::BadRequest => "invalid_request",
+            Kind::Unauthorized => "invalid_token",
+            Kind::TooManyRequests => "too_many_requests",
             Kind::Forbidden => "access_denied",
             Kind::NotFound => "not_found",
             Kind::Conflict => "conflict",
@@ -81,6 +86,8 @@ impl AppError {
     fn title(&self) -> &'static str {
         match self.kind {
             Kind::BadRequest => "Bad request",
+            Kind::Unauthorized => "Sign-in required",
+            Kind::TooManyRequests => "Too many requests",
             Kind::Forbidden => "Not allowed",
             Kind::NotFound => "Not found",
             Kind::Conflict => "Conflict",
@@ -104,6 +111,8 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self.kind {
             Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
@@ -119,8 +128,20 @@ impl ResponseError for AppError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, "no-store"));
-        if self.kind == Kind::Unavailable {
-            res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        match self.kind {
+            Kind::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            Kind::TooManyRequests => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("60")));
+            }
+            Kind::Unauthorized => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
+                ));
+            }
+            _ => {}
         }
         if self.json {
             res.json(serde_json::json!({"error": self.code(), "error_description": self.message}))

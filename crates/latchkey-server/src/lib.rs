@@ -1,6 +1,7 @@
 //! The HTTP face of Latchkey (actix-web 4 on rustls). Routes turn HTTP into calls on the protocol
 //! crates and their results back into HTTP; errors become responses in `errors` only.
 
+mod admin_api;
 pub mod config;
 mod errors;
 mod form;
@@ -59,6 +60,7 @@ fn app(
         .app_data(web::PayloadConfig::new(limit))
         .wrap(observe::Observe::new(state))
         .configure(routes::configure)
+        .configure(admin_api::configure)
         .default_service(web::to(routes::not_found))
 }
 

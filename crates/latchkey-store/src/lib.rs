@@ -2,6 +2,7 @@
 //! and PostgreSQL (production), embedded migrations for both, and narrow repository traits that
 //! take the `TenantId` first. Every change is written with its audit event in one transaction.
 
+mod admin_tokens;
 mod audit;
 mod clients;
 mod conn;
@@ -12,6 +13,7 @@ mod schema;
 mod tenants;
 mod users;
 
+pub use admin_tokens::AdminTokenRepo;
 pub use audit::AuditRepo;
 pub use clients::{ClientRepo, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};

@@ -69,6 +69,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    admin_tokens (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        role -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     audit_heads (tenant_id) {
         tenant_id -> Text,
         seq -> BigInt,
@@ -97,6 +109,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     roles,
     user_roles,
     clients,
+    admin_tokens,
     audit_heads,
     audit_events
 );

@@ -2,17 +2,20 @@
 //! so a failed command leaves nothing half-written.
 
 use crate::CliError;
-use crate::cli::{AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, TenantCmd, UserCmd, UserRef};
-use crate::output::{client_json, emit, print_human, print_json, tenant_json, user_json};
+use crate::cli::{
+    AdminTokenCmd, AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, RoleArg, TenantCmd, UserCmd,
+    UserRef,
+};
+use crate::output::{client_json, emit, print_human, print_json, rfc3339, tenant_json, user_json};
 use latchkey_core::{
-    AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantId, TenantPolicy,
-    User, UserId, UserStatus, random_token, sha256_hex,
+    AdminRole, AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantId,
+    TenantPolicy, User, UserId, UserStatus, random_token, sha256_hex,
 };
 use latchkey_mfa::{HashParams, check_password_policy, hash_password};
 use latchkey_server::Config;
 use latchkey_store::{
-    AuditRepo, ClientRepo, DatabaseUrl, Db, NewClient, NewTenant, NewUser, PoolOptions, TenantRepo,
-    TenantUpdate, UserRepo,
+    AdminTokenRepo, AuditRepo, ClientRepo, DatabaseUrl, Db, NewClient, NewTenant, NewUser, PoolOptions,
+    TenantRepo, TenantUpdate, UserRepo,
 };
 use serde_json::json;
 use std::io::BufRead;
@@ -61,6 +64,7 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
         Command::Client(c) => client(&db, c),
         Command::User(c) => user(&db, c),
         Command::Audit(c) => audit(&db, c),
+        Command::AdminToken(c) => admin_token(&db, c),
         Command::Serve | Command::Demo => unreachable!("handled in main"),
     }
 }
@@ -455,6 +459,77 @@ fn set_status(db: &Db, r: UserRef, status: UserStatus) -> Result<(), CliError> {
     let u = find_user(db, &t, &r.user)?;
     let u = db.set_user_status(&t.id, &actor(), &u.id, status)?;
     emit(r.out.json, &user_json(&u));
+    Ok(())
+}
+
+fn admin_token(db: &Db, cmd: AdminTokenCmd) -> Result<(), CliError> {
+    let token_json = |k: &latchkey_core::AdminToken| {
+        json!({
+            "id": k.id, "name": k.name, "role": k.role, "created_at": rfc3339(k.created_at),
+            "expires_at": k.expires_at.map(rfc3339),
+        })
+    };
+    match cmd {
+        AdminTokenCmd::Create {
+            t,
+            name,
+            role,
+            expires_in_days,
+            out,
+        } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let role = match role {
+                RoleArg::Reader => AdminRole::Reader,
+                RoleArg::Admin => AdminRole::Admin,
+            };
+            let token = format!("lka_{}", random_token(&OsRng, 32));
+            let expires_at = (expires_in_days > 0).then(|| {
+                latchkey_core::Clock::now_millis(&SystemClock) + i64::from(expires_in_days) * 86_400_000
+            });
+            let k = db.create_admin_token(
+                &t.id,
+                &actor(),
+                &name,
+                role,
+                &sha256_hex(token.as_bytes()),
+                expires_at,
+            )?;
+            let mut v = token_json(&k);
+            v["token"] = json!(token);
+            if out.json {
+                print_json(&v);
+            } else {
+                print_human(&v);
+                println!("(the token is shown once: only its hash is stored)");
+            }
+        }
+        AdminTokenCmd::List { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let ks = db.list_admin_tokens(&t.id)?;
+            if out.json {
+                print_json(&ks.iter().map(token_json).collect());
+            } else {
+                for k in ks {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        k.id,
+                        k.role,
+                        k.name,
+                        k.expires_at.map_or_else(|| "never".into(), rfc3339)
+                    );
+                }
+            }
+        }
+        AdminTokenCmd::Revoke { t, id, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            db.revoke_admin_token(&t.id, &actor(), &id)?;
+            done(
+                out.json,
+                json!({"revoked": "admin_token", "id": id}),
+                &format!("revoked admin token {id}"),
+            );
+        }
+    }
     Ok(())
 }
 

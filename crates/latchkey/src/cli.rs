@@ -38,6 +38,48 @@ pub enum Command {
     /// Check and export a tenant's audit chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Manage bearer tokens for a tenant's admin API.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCmd),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Read users and clients.
+    Reader,
+    /// Read, and enable or disable users.
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCmd {
+    /// Create a token (shown once; only its hash is stored).
+    Create {
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "reader")]
+        role: RoleArg,
+        /// Days until the token stops working (default: 90; 0 = never).
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        expires_in_days: u32,
+        #[command(flatten)]
+        out: Json,
+    },
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    Revoke {
+        #[command(flatten)]
+        t: TenantArg,
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Args)]

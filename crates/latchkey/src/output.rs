@@ -1,6 +1,6 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
-use crate::cli::{AuditCmd, ClientCmd, Command, TenantCmd, UserCmd};
+use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, TenantCmd, UserCmd};
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
@@ -13,7 +13,12 @@ pub fn wants_json(c: &Command) -> bool {
             | TenantCmd::Update { out, .. }
             | TenantCmd::Delete { out, .. },
         )
-        | Command::Audit(AuditCmd::Verify { out, .. }) => out.json,
+        | Command::Audit(AuditCmd::Verify { out, .. })
+        | Command::AdminToken(
+            AdminTokenCmd::Create { out, .. }
+            | AdminTokenCmd::List { out, .. }
+            | AdminTokenCmd::Revoke { out, .. },
+        ) => out.json,
         Command::Client(c) => match c {
             ClientCmd::Create(c) => c.out.json,
             ClientCmd::List { out, .. }

@@ -615,3 +615,83 @@ fn json_errors_are_json() {
     let v: Value = serde_json::from_str(err.trim()).unwrap();
     assert!(v["error"].as_str().unwrap().contains("slug"));
 }
+
+#[test]
+fn admin_tokens_are_shown_once_listed_and_revoked() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let created = cli.json(&[
+        "admin-token",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "ci",
+        "--role",
+        "admin",
+        "--json",
+    ]);
+    let token = created["token"].as_str().unwrap();
+    assert!(token.starts_with("lka_") && token.len() == 47, "{token}");
+    assert_eq!(created["role"], "admin");
+    assert!(created["expires_at"].is_string(), "tokens expire by default");
+    let listed = cli.json(&["admin-token", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(token), "the token is shown once");
+    let never = cli.json(&[
+        "admin-token",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "ro",
+        "--expires-in-days",
+        "0",
+        "--json",
+    ]);
+    assert_eq!(never["role"], "reader");
+    assert_eq!(never["expires_at"], Value::Null);
+    cli.ok(&[
+        "admin-token",
+        "revoke",
+        "--tenant",
+        "acme",
+        created["id"].as_str().unwrap(),
+    ]);
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "admin-token",
+                "revoke",
+                "--tenant",
+                "acme",
+                created["id"].as_str().unwrap()
+            ],
+            None
+        )
+        .contains("not found")
+    );
+    assert_eq!(
+        cli.json(&["admin-token", "list", "--tenant", "acme", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let actions = cli.audit_actions("acme");
+    assert_eq!(
+        actions,
+        [
+            "tenant.create",
+            "admin_token.create",
+            "admin_token.create",
+            "admin_token.revoke"
+        ]
+    );
+    assert!(
+        !cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"])
+            .contains(token)
+    );
+}

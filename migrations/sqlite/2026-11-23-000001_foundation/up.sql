@@ -73,6 +73,18 @@ CREATE TABLE clients (
     CHECK (auth_method <> 'private_key_jwt' OR jwks_uri IS NOT NULL OR jwks IS NOT NULL)
 );
 
+-- Bearer tokens for the admin API, scoped to one tenant and one role. Only SHA-256 is stored.
+CREATE TABLE admin_tokens (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    role       TEXT NOT NULL CHECK (role IN ('reader', 'admin')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    UNIQUE (tenant_id, id)
+);
+
 -- The audit chain outlives the rows it describes (a deleted tenant's history stays verifiable),
 -- so these two tables deliberately have no foreign key to tenants.
 CREATE TABLE audit_heads (

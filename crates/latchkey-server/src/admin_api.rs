@@ -1,0 +1,261 @@
+//! The admin API: `/admin/t/{tenant}/…`, JSON, authorized by a bearer token that belongs to that
+//! tenant and carries a role. A token never reaches another tenant's objects (the lookup is keyed
+//! by tenant), objects of another tenant are simply not found, and every call, reads included, is
+//! written to the tenant's audit chain.
+
+use crate::errors::{AppError, Kind, blocking};
+use crate::net::ClientInfo;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::header;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use latchkey_core::{
+    AdminRole, AdminToken, ClientId, NewAuditEvent, Outcome, Tenant, UserId, UserStatus, sha256_hex,
+};
+use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, UserRepo};
+use serde_json::json;
+use std::time::Duration;
+
+/// Failed token presentations allowed per client address and tenant per window.
+const MAX_FAILURES: u64 = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/t/{tenant}")
+            .route("/users", web::get().to(list_users))
+            .route("/users/{id}", web::get().to(get_user))
+            .route("/users/{id}/disable", web::post().to(disable_user))
+            .route("/users/{id}/enable", web::post().to(enable_user))
+            .route("/clients", web::get().to(list_clients))
+            .route("/clients/{id}", web::get().to(get_client)),
+    );
+}
+
+/// An authenticated admin call: the tenant from the path and the token that opened it.
+struct Caller {
+    tenant: Tenant,
+    token: AdminToken,
+}
+
+impl Caller {
+    fn actor(&self) -> String {
+        format!("admin_token:{}", self.token.id)
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256).then_some(token.trim())
+}
+
+/// Resolves the tenant and the token; counts failures per address so guessing is throttled.
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    slug: &str,
+    need: AdminRole,
+) -> Result<Caller, AppError> {
+    let t = tenant(state, slug).await.map_err(AppError::json)?;
+    let ip = req
+        .extensions()
+        .get::<ClientInfo>()
+        .map_or_else(String::new, |c| c.ip.to_string());
+    let failures_key = format!("admin-auth-fail:{ip}");
+    if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
+        return Err(AppError::new(
+            Kind::TooManyRequests,
+            "Too many failed attempts; try again later.",
+        )
+        .json());
+    }
+    let found = match bearer(req) {
+        Some(presented) => {
+            let (db, tid, hash) = (state.db.clone(), t.id.clone(), sha256_hex(presented.as_bytes()));
+            blocking(move || db.admin_token_by_hash(&tid, &hash)).await?
+        }
+        None => None,
+    };
+    let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
+        state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
+        tracing::warn!(tenant = %t.slug, client_ip = %ip, "admin API: missing, unknown or expired token");
+        return Err(AppError::new(
+            Kind::Unauthorized,
+            "A valid admin token for this tenant is required.",
+        )
+        .json());
+    };
+    let caller = Caller { tenant: t, token };
+    if need == AdminRole::Admin && caller.token.role != AdminRole::Admin {
+        let path = req.path().to_owned();
+        audit(
+            state,
+            &caller,
+            Outcome::Denied,
+            "admin.denied",
+            &path,
+            json!({"needed_role": "admin"}),
+        )
+        .await?;
+        return Err(AppError::new(Kind::Forbidden, "This token may only read.").json());
+    }
+    Ok(caller)
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    outcome: Outcome,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    let event = NewAuditEvent {
+        actor: caller.actor(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        outcome,
+        details,
+    };
+    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
+    blocking(move || db.append_audit(&tid, event)).await.map(drop)
+}
+
+fn json_ok(v: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(v)
+}
+
+fn not_found(what: &str) -> AppError {
+    AppError::not_found(format!("No such {what} in this tenant.")).json()
+}
+
+async fn list_users(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = authenticate(&req, &state, &path, AdminRole::Reader).await?;
+    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
+    let users = blocking(move || db.list_users(&tid)).await?;
+    audit(
+        &state,
+        &caller,
+        Outcome::Success,
+        "user.list",
+        "users",
+        json!({"count": users.len()}),
+    )
+    .await?;
+    Ok(json_ok(&users))
+}
+
+async fn get_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+    let (db, tid, uid) = (state.db.clone(), caller.tenant.id.clone(), UserId(id.clone()));
+    let user = blocking(move || db.user(&tid, &uid))
+        .await?
+        .ok_or_else(|| not_found("user"))?;
+    audit(
+        &state,
+        &caller,
+        Outcome::Success,
+        "user.read",
+        &format!("user:{id}"),
+        json!({}),
+    )
+    .await?;
+    Ok(json_ok(&user))
+}
+
+async fn set_status(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    status: UserStatus,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+    let (db, tid, uid, actor) = (
+        state.db.clone(),
+        caller.tenant.id.clone(),
+        UserId(id),
+        caller.actor(),
+    );
+    let user = blocking(move || db.set_user_status(&tid, &actor, &uid, status))
+        .await
+        .map_err(|e| {
+            if e.kind == Kind::NotFound {
+                not_found("user")
+            } else {
+                e.json()
+            }
+        })?;
+    Ok(json_ok(&user))
+}
+
+async fn disable_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    set_status(req, path, state, UserStatus::Disabled).await
+}
+
+async fn enable_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    set_status(req, path, state, UserStatus::Active).await
+}
+
+async fn list_clients(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let caller = authenticate(&req, &state, &path, AdminRole::Reader).await?;
+    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
+    let clients = blocking(move || db.list_clients(&tid)).await?;
+    audit(
+        &state,
+        &caller,
+        Outcome::Success,
+        "client.list",
+        "clients",
+        json!({"count": clients.len()}),
+    )
+    .await?;
+    Ok(json_ok(&clients))
+}
+
+async fn get_client(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+    let (db, tid, cid) = (state.db.clone(), caller.tenant.id.clone(), ClientId(id.clone()));
+    let client = blocking(move || db.client(&tid, &cid))
+        .await?
+        .ok_or_else(|| not_found("client"))?;
+    audit(
+        &state,
+        &caller,
+        Outcome::Success,
+        "client.read",
+        &format!("client:{id}"),
+        json!({}),
+    )
+    .await?;
+    Ok(json_ok(&client))
+}

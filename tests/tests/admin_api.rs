@@ -1,0 +1,355 @@
+//! The admin API over HTTP: tenant isolation (SECURITY-TESTS M1), roles, token handling,
+//! audited reads, throttled guessing. Runs on SQLite + memory and PostgreSQL + Redis.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_core::{AdminRole, Client, TenantId, TenantPolicy, User, UserStatus, sha256_hex};
+use latchkey_store::{
+    AdminTokenRepo, AuditRepo, ClientRepo, NewClient, NewTenant, NewUser, TenantRepo, UserRepo,
+};
+use latchkey_tests::{Backend, TestServer};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+struct World {
+    a: TenantId,
+    b: TenantId,
+    alice: User,
+    portal: Client,
+    a_reader: String,
+    a_admin: String,
+    b_admin: String,
+}
+
+fn token(s: &TestServer, t: &TenantId, role: AdminRole, expires_at: Option<i64>) -> String {
+    let token = format!("lka_{}", latchkey_core::random_token(&latchkey_core::OsRng, 32));
+    s.state
+        .db
+        .create_admin_token(t, "test", "ci", role, &sha256_hex(token.as_bytes()), expires_at)
+        .unwrap();
+    token
+}
+
+fn world(s: &TestServer) -> World {
+    let db = &s.state.db;
+    let tenant = |slug: &str| {
+        db.create_tenant(
+            "test",
+            &NewTenant {
+                slug: slug.into(),
+                display_name: None,
+                policy: TenantPolicy::default(),
+            },
+        )
+        .unwrap()
+        .id
+    };
+    let (a, b) = (tenant("acme"), tenant("beta"));
+    let alice = db
+        .create_user(
+            &a,
+            "test",
+            &NewUser {
+                username: "alice".into(),
+                password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$SECRETHASH".into()),
+                ..NewUser::default()
+            },
+        )
+        .unwrap();
+    db.create_user(
+        &b,
+        "test",
+        &NewUser {
+            username: "bob".into(),
+            ..NewUser::default()
+        },
+    )
+    .unwrap();
+    let portal = db
+        .create_client(
+            &a,
+            "test",
+            &NewClient {
+                name: "Portal".into(),
+                client_type: latchkey_core::ClientType::Confidential,
+                auth_method: latchkey_core::AuthMethod::ClientSecretBasic,
+                secret_hash: Some(sha256_hex(b"portal-secret")),
+                redirect_uris: vec!["https://portal.acme.test/cb".into()],
+                post_logout_redirect_uris: vec![],
+                grant_types: vec![latchkey_core::GrantType::AuthorizationCode],
+                scopes: vec!["openid".into()],
+                access_token_format: latchkey_core::AccessTokenFormat::Jwt,
+                require_pkce: true,
+                introspect_others: false,
+                first_party: false,
+                jwks_uri: None,
+                jwks: None,
+            },
+        )
+        .unwrap();
+    World {
+        a_reader: token(s, &a, AdminRole::Reader, None),
+        a_admin: token(s, &a, AdminRole::Admin, None),
+        b_admin: token(s, &b, AdminRole::Admin, None),
+        a,
+        b,
+        alice,
+        portal,
+    }
+}
+
+async fn get(s: &TestServer, path: &str, token: &str) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let res = TestServer::client()
+        .get(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, res.json().await.unwrap_or(Value::Null), headers)
+}
+
+async fn post(s: &TestServer, path: &str, token: &str) -> (StatusCode, Value) {
+    let res = TestServer::client()
+        .post(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn a_reader_sees_its_tenant_without_secrets(s: &TestServer) {
+    let w = world(s);
+    let (status, users, headers) = get(s, "/admin/t/acme/users", &w.a_reader).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store");
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice"], "only tenant A's users");
+    let (status, user, _) = get(s, &format!("/admin/t/acme/users/{}", w.alice.id), &w.a_reader).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["username"], "alice");
+    let (status, client, _) = get(
+        s,
+        &format!("/admin/t/acme/clients/{}", w.portal.client_id),
+        &w.a_reader,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(client["name"], "Portal");
+    let (_, clients, _) = get(s, "/admin/t/acme/clients", &w.a_reader).await;
+    let everything = format!("{users}{user}{client}{clients}");
+    for secret in [
+        "SECRETHASH",
+        "argon2",
+        &sha256_hex(b"portal-secret"),
+        "secret_hash",
+        "password_hash",
+    ] {
+        assert!(!everything.contains(secret), "admin API leaks {secret}");
+    }
+}
+
+async fn tenant_b_cannot_read_update_or_reference_tenant_a(s: &TestServer) {
+    let w = world(s);
+    let a_before = s.state.db.audit_head(&w.a).unwrap();
+    // B's valid token on B's paths, naming A's objects: not found, and nothing changes.
+    for path in [
+        format!("/admin/t/beta/users/{}", w.alice.id),
+        format!("/admin/t/beta/clients/{}", w.portal.client_id),
+    ] {
+        let (status, body, _) = get(s, &path, &w.b_admin).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(body["error"], "not_found");
+    }
+    let (status, _) = post(
+        s,
+        &format!("/admin/t/beta/users/{}/disable", w.alice.id),
+        &w.b_admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.state.db.user(&w.a, &w.alice.id).unwrap().unwrap().status,
+        UserStatus::Active
+    );
+    let (_, users, _) = get(s, "/admin/t/beta/users", &w.b_admin).await;
+    assert!(!users.to_string().contains("alice"));
+    // B's token on A's paths: not a credential there at all.
+    for path in [
+        "/admin/t/acme/users".to_owned(),
+        format!("/admin/t/acme/users/{}", w.alice.id),
+    ] {
+        let (status, body, headers) = get(s, &path, &w.b_admin).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(body["error"], "invalid_token");
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+    }
+    let (status, _) = post(
+        s,
+        &format!("/admin/t/acme/users/{}/disable", w.alice.id),
+        &w.b_admin,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.state.db.user(&w.a, &w.alice.id).unwrap().unwrap().status,
+        UserStatus::Active
+    );
+    assert_eq!(
+        s.state.db.audit_head(&w.a).unwrap(),
+        a_before,
+        "B's attempts wrote nothing into A's chain"
+    );
+    let _ = w.b;
+}
+
+async fn only_an_admin_token_changes_users_and_every_call_is_audited(s: &TestServer) {
+    let w = world(s);
+    let path = format!("/admin/t/acme/users/{}/disable", w.alice.id);
+    let (status, body) = post(s, &path, &w.a_reader).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "access_denied");
+    assert_eq!(
+        s.state.db.user(&w.a, &w.alice.id).unwrap().unwrap().status,
+        UserStatus::Active
+    );
+    let (status, body) = post(s, &path, &w.a_admin).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "disabled");
+    let (status, body) = post(
+        s,
+        &format!("/admin/t/acme/users/{}/enable", w.alice.id),
+        &w.a_admin,
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("active"))
+    );
+    get(s, &format!("/admin/t/acme/users/{}", w.alice.id), &w.a_reader).await;
+    get(s, "/admin/t/acme/clients", &w.a_reader).await;
+
+    let events = s.state.db.audit_events(&w.a, 0, 1000).unwrap();
+    let tail: Vec<(String, String)> = events
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(|e| (e.action.clone(), e.outcome.as_str().to_owned()))
+        .collect();
+    let expected = [
+        ("admin.denied", "denied"),
+        ("user.disable", "success"),
+        ("user.enable", "success"),
+        ("user.read", "success"),
+        ("client.list", "success"),
+    ];
+    assert_eq!(tail, expected.map(|(a, o)| (a.to_owned(), o.to_owned())));
+    assert!(
+        events
+            .iter()
+            .rev()
+            .take(5)
+            .all(|e| e.actor.starts_with("admin_token:"))
+    );
+    assert!(matches!(
+        latchkey_audit::verify(&s.state.db, &w.a).unwrap(),
+        latchkey_audit::Verdict::Intact { .. }
+    ));
+}
+
+async fn bad_tokens_are_refused(s: &TestServer) {
+    let w = world(s);
+    let expired = token(s, &w.a, AdminRole::Admin, Some(1));
+    let c = TestServer::client();
+    let no_token = c.get(s.url("/admin/t/acme/users")).send().await.unwrap();
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+    for bad in [expired.as_str(), "lka_guess", "", &w.a_reader.to_uppercase()] {
+        let (status, _, _) = get(s, "/admin/t/acme/users", bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    // Basic auth or a token in the query string is not accepted.
+    let res = c
+        .get(s.url("/admin/t/acme/users"))
+        .basic_auth(&w.a_reader, Some("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = c
+        .get(s.url(&format!("/admin/t/acme/users?access_token={}", w.a_reader)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // A revoked token stops working at once.
+    let id = s.state.db.list_admin_tokens(&w.a).unwrap()[0].id.clone();
+    s.state.db.revoke_admin_token(&w.a, "test", &id).unwrap();
+    let (status, _, _) = get(s, "/admin/t/acme/users", &w.a_reader).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Unknown tenants are 404, as everywhere.
+    let (status, _, _) = get(s, "/admin/t/nobody/users", &w.a_admin).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn guessing_tokens_is_throttled(s: &TestServer) {
+    let w = world(s);
+    for i in 0..20 {
+        let (status, _, _) = get(s, "/admin/t/acme/users", &format!("lka_guess{i}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, body, headers) = get(s, "/admin/t/acme/users", "lka_guess-more").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "too_many_requests");
+    assert_eq!(headers["retry-after"], "60");
+    // Even the right token waits out the window from the same address: guessing can't be
+    // interleaved with a known-good token to reset the counter.
+    let (status, _, _) = get(s, "/admin/t/acme/users", &w.a_reader).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another tenant is unaffected.
+    let (status, _, _) = get(s, "/admin/t/beta/users", &w.b_admin).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+macro_rules! e2e {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (s, _db) = super::TestServer::start(super::Backend::SqliteMemory).unwrap();
+                    super::$name(&s).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((s, _db)) = super::TestServer::start(super::Backend::PostgresRedis) else { return };
+                    super::$name(&s).await;
+                }
+            )*
+        }
+    };
+}
+
+e2e!(
+    a_reader_sees_its_tenant_without_secrets,
+    tenant_b_cannot_read_update_or_reference_tenant_a,
+    only_an_admin_token_changes_users_and_every_call_is_audited,
+    bad_tokens_are_refused,
+    guessing_tokens_is_throttled,
+);
