@@ -3,7 +3,7 @@
 # (idempotent: a second run changes nothing and touches no network). Debian/Ubuntu, as root.
 set -euo pipefail
 
-packages=(build-essential pkg-config libssl-dev ca-certificates curl)
+packages=(build-essential pkg-config libssl-dev ca-certificates curl openssl)
 
 missing=()
 for p in "${packages[@]}"; do

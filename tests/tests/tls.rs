@@ -1,0 +1,132 @@
+//! Native HTTPS: rustls serves TLS 1.3 and 1.2 only, and HSTS is sent over HTTPS.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_tests::{TestDb, TestServer};
+use std::process::Command;
+
+/// A throwaway self-signed certificate for `localhost`, made with the openssl CLI.
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}
+
+/// Tries a handshake with exactly one protocol version; returns whether it succeeded.
+fn handshake(port: u16, version_flag: &str) -> bool {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+            version_flag,
+        ])
+        // Let the client offer old versions, so a refusal comes from the server.
+        .args(["-cipher", "DEFAULT@SECLEVEL=0"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && text.contains("Cipher is") && !text.contains("Cipher is (NONE)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_serves_tls_12_and_13_only_with_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let db = TestDb::sqlite();
+    let s = TestServer::start_with(&[
+        ("LATCHKEY_DATABASE_URL", &db.url),
+        ("LATCHKEY_TLS_CERT", &cert),
+        ("LATCHKEY_TLS_KEY", &key),
+    ])
+    .unwrap();
+    let port: u16 = s.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("https://localhost:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+
+    let port_copy = port;
+    let (v13, v12, v11, v10) = tokio::task::spawn_blocking(move || {
+        (
+            handshake(port_copy, "-tls1_3"),
+            handshake(port_copy, "-tls1_2"),
+            handshake(port_copy, "-tls1_1"),
+            handshake(port_copy, "-tls1"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(v13, "TLS 1.3 must work");
+    assert!(v12, "TLS 1.2 must work");
+    assert!(!v11, "TLS 1.1 must be refused");
+    assert!(!v10, "TLS 1.0 must be refused");
+    // Plain HTTP on the TLS port gets nothing useful.
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+}
+
+#[test]
+fn a_bad_certificate_is_a_clear_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let db = TestDb::sqlite();
+    let err = TestServer::start_with(&[
+        ("LATCHKEY_DATABASE_URL", &db.url),
+        ("LATCHKEY_TLS_CERT", &missing),
+        ("LATCHKEY_TLS_KEY", &missing),
+    ])
+    .err()
+    .unwrap();
+    assert!(err.contains("LATCHKEY_TLS_CERT"), "{err}");
+    let (cert, _) = self_signed(dir.path());
+    let err = TestServer::start_with(&[
+        ("LATCHKEY_DATABASE_URL", &db.url),
+        ("LATCHKEY_TLS_CERT", &cert),
+        ("LATCHKEY_TLS_KEY", &cert),
+    ])
+    .err()
+    .unwrap();
+    assert!(err.contains("LATCHKEY_TLS_KEY"), "{err}");
+}
