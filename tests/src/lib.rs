@@ -148,3 +148,29 @@ pub async fn redis_store() -> Option<latchkey_session::RedisStore> {
         Err(e) => unavailable("Redis", &e.to_string()),
     }
 }
+
+/// Runs each named `async fn(&TestServer)` as two tests: on SQLite + memory and on
+/// PostgreSQL + Redis (skipped loudly outside CI when those are unreachable).
+#[macro_export]
+macro_rules! e2e {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let (s, _db) = $crate::TestServer::start($crate::Backend::SqliteMemory).expect("server starts");
+                    super::$name(&s).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((s, _db)) = $crate::TestServer::start($crate::Backend::PostgresRedis) else { return };
+                    super::$name(&s).await;
+                }
+            )*
+        }
+    };
+}

@@ -7,7 +7,7 @@ use latchkey_core::{AdminRole, Client, TenantId, TenantPolicy, User, UserStatus,
 use latchkey_store::{
     AdminTokenRepo, AuditRepo, ClientRepo, NewClient, NewTenant, NewUser, TenantRepo, UserRepo,
 };
-use latchkey_tests::{Backend, TestServer};
+use latchkey_tests::TestServer;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -323,30 +323,7 @@ async fn guessing_tokens_is_throttled(s: &TestServer) {
     assert_eq!(status, StatusCode::OK);
 }
 
-macro_rules! e2e {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (s, _db) = super::TestServer::start(super::Backend::SqliteMemory).unwrap();
-                    super::$name(&s).await;
-                }
-            )*
-        }
-        mod postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some((s, _db)) = super::TestServer::start(super::Backend::PostgresRedis) else { return };
-                    super::$name(&s).await;
-                }
-            )*
-        }
-    };
-}
-
-e2e!(
+latchkey_tests::e2e!(
     a_reader_sees_its_tenant_without_secrets,
     tenant_b_cannot_read_update_or_reference_tenant_a,
     only_an_admin_token_changes_users_and_every_call_is_audited,

@@ -5,7 +5,7 @@
 
 use latchkey_core::TenantPolicy;
 use latchkey_store::{NewTenant, TenantRepo};
-use latchkey_tests::{Backend, Proxy, TestDb, TestServer};
+use latchkey_tests::{Proxy, TestDb, TestServer};
 use reqwest::StatusCode;
 use std::time::Duration;
 
@@ -246,30 +246,7 @@ async fn metrics_are_refused_to_remote_clients_without_the_token(s: &TestServer)
     );
 }
 
-macro_rules! e2e {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let (s, _db) = super::TestServer::start(super::Backend::SqliteMemory).unwrap();
-                    super::$name(&s).await;
-                }
-            )*
-        }
-        mod postgres_redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some((s, _db)) = super::TestServer::start(super::Backend::PostgresRedis) else { return };
-                    super::$name(&s).await;
-                }
-            )*
-        }
-    };
-}
-
-e2e!(
+latchkey_tests::e2e!(
     health_readiness_and_metrics_answer,
     every_response_carries_the_security_headers,
     discovery_names_the_exact_issuer,

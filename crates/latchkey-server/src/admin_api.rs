@@ -10,9 +10,9 @@ use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use latchkey_core::{
-    AdminRole, AdminToken, ClientId, NewAuditEvent, Outcome, Tenant, UserId, UserStatus, sha256_hex,
+    AdminRole, AdminToken, ClientId, NewAuditEvent, Outcome, Tenant, TenantId, UserId, UserStatus, sha256_hex,
 };
-use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, UserRepo};
+use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, Db, StoreError, UserRepo};
 use serde_json::json;
 use std::time::Duration;
 
@@ -132,24 +132,36 @@ fn not_found(what: &str) -> AppError {
     AppError::not_found(format!("No such {what} in this tenant.")).json()
 }
 
+/// A read the token allows: fetched within the caller's tenant, audited, returned as JSON.
+async fn audited_read<T: serde::Serialize + Send + 'static>(
+    req: &HttpRequest,
+    state: &AppState,
+    slug: &str,
+    (action, target, what): (&str, String, &str),
+    fetch: impl FnOnce(Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
+) -> Result<HttpResponse, AppError> {
+    let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
+    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
+    let value = blocking(move || fetch(db, tid))
+        .await?
+        .ok_or_else(|| not_found(what))?;
+    audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
+    Ok(json_ok(&value))
+}
+
 async fn list_users(
     req: HttpRequest,
-    path: web::Path<String>,
+    slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let caller = authenticate(&req, &state, &path, AdminRole::Reader).await?;
-    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
-    let users = blocking(move || db.list_users(&tid)).await?;
-    audit(
+    audited_read(
+        &req,
         &state,
-        &caller,
-        Outcome::Success,
-        "user.list",
-        "users",
-        json!({"count": users.len()}),
+        &slug,
+        ("user.list", "users".into(), "users"),
+        |db, t| db.list_users(&t).map(Some),
     )
-    .await?;
-    Ok(json_ok(&users))
+    .await
 }
 
 async fn get_user(
@@ -158,21 +170,47 @@ async fn get_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let (slug, id) = path.into_inner();
-    let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-    let (db, tid, uid) = (state.db.clone(), caller.tenant.id.clone(), UserId(id.clone()));
-    let user = blocking(move || db.user(&tid, &uid))
-        .await?
-        .ok_or_else(|| not_found("user"))?;
-    audit(
+    let target = format!("user:{id}");
+    audited_read(
+        &req,
         &state,
-        &caller,
-        Outcome::Success,
-        "user.read",
-        &format!("user:{id}"),
-        json!({}),
+        &slug,
+        ("user.read", target, "user"),
+        move |db, t| db.user(&t, &UserId(id)),
     )
-    .await?;
-    Ok(json_ok(&user))
+    .await
+}
+
+async fn list_clients(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    audited_read(
+        &req,
+        &state,
+        &slug,
+        ("client.list", "clients".into(), "clients"),
+        |db, t| db.list_clients(&t).map(Some),
+    )
+    .await
+}
+
+async fn get_client(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let target = format!("client:{id}");
+    audited_read(
+        &req,
+        &state,
+        &slug,
+        ("client.read", target, "client"),
+        move |db, t| db.client(&t, &ClientId(id)),
+    )
+    .await
 }
 
 async fn set_status(
@@ -215,47 +253,4 @@ async fn enable_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     set_status(req, path, state, UserStatus::Active).await
-}
-
-async fn list_clients(
-    req: HttpRequest,
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let caller = authenticate(&req, &state, &path, AdminRole::Reader).await?;
-    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
-    let clients = blocking(move || db.list_clients(&tid)).await?;
-    audit(
-        &state,
-        &caller,
-        Outcome::Success,
-        "client.list",
-        "clients",
-        json!({"count": clients.len()}),
-    )
-    .await?;
-    Ok(json_ok(&clients))
-}
-
-async fn get_client(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-    let (db, tid, cid) = (state.db.clone(), caller.tenant.id.clone(), ClientId(id.clone()));
-    let client = blocking(move || db.client(&tid, &cid))
-        .await?
-        .ok_or_else(|| not_found("client"))?;
-    audit(
-        &state,
-        &caller,
-        Outcome::Success,
-        "client.read",
-        &format!("client:{id}"),
-        json!({}),
-    )
-    .await?;
-    Ok(json_ok(&client))
 }
