@@ -695,3 +695,100 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
             .contains(token)
     );
 }
+
+/// `latchkey serve` as a process: JSON access logs carry the request id and never the query
+/// string or credentials, and SIGTERM / SIGINT stop it cleanly (exit 0).
+fn serve_and_stop(signal: &str) -> (i32, String) {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = cli
+        .cmd(&["serve"])
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_PUBLIC_URL", format!("http://localhost:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while c
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status())
+            .ok()
+            != Some(reqwest::StatusCode::OK)
+        {
+            assert!(std::time::Instant::now() < deadline, "serve did not become ready");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let res = c
+            .get(format!("{base}/t/acme/callback?code=SUPERSECRETCODE&state=xyz"))
+            .header("x-request-id", "trace-abc-123")
+            .bearer_auth("SUPERSECRETTOKEN")
+            .header("cookie", "session=SUPERSECRETCOOKIE")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    });
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn serve_logs_without_secrets_and_stops_cleanly_on_sigterm() {
+    let (code, logs) = serve_and_stop("-TERM");
+    assert_eq!(code, 0, "{logs}");
+    let access: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "latchkey::access")
+        .collect();
+    let line = access
+        .iter()
+        .find(|v| v["fields"]["path"] == "/t/acme/callback")
+        .expect("access log line");
+    assert_eq!(line["span"]["request_id"], "trace-abc-123");
+    assert_eq!(line["fields"]["status"], 404);
+    for secret in [
+        "SUPERSECRETCODE",
+        "SUPERSECRETTOKEN",
+        "SUPERSECRETCOOKIE",
+        "state=xyz",
+    ] {
+        assert!(!logs.contains(secret), "logs contain {secret}");
+    }
+    assert!(logs.contains("SIGTERM"), "{logs}");
+    assert!(logs.contains("latchkey stopped"), "{logs}");
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigint() {
+    let (code, logs) = serve_and_stop("-INT");
+    assert_eq!(code, 0, "{logs}");
+    assert!(
+        logs.contains("SIGINT") && logs.contains("latchkey stopped"),
+        "{logs}"
+    );
+}
