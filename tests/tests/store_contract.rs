@@ -239,7 +239,32 @@ fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
         matches!(db.create_client(&t, ACTOR, &public), Err(StoreError::Invalid(e)) if e.field == "require_pkce")
     );
     public.require_pkce = true;
+    public.jwks_uri = Some("https://spa.example.com/jwks.json".into());
+    assert!(
+        matches!(db.create_client(&t, ACTOR, &public), Err(StoreError::Invalid(e)) if e.field == "jwks"),
+        "keys only for private_key_jwt"
+    );
+    public.jwks_uri = None;
     let p = db.create_client(&t, ACTOR, &public).unwrap();
+    let mut signed = confidential("signed");
+    signed.auth_method = AuthMethod::PrivateKeyJwt;
+    signed.secret_hash = None;
+    signed.jwks_uri = Some("https://rp.example.com/jwks.json".into());
+    signed.jwks = Some(serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc"}]}));
+    assert!(
+        matches!(db.create_client(&t, ACTOR, &signed), Err(StoreError::Invalid(_))),
+        "not both key forms"
+    );
+    signed.jwks = None;
+    let signed = db.create_client(&t, ACTOR, &signed).unwrap();
+    assert_eq!(
+        db.client(&t, &signed.client_id)
+            .unwrap()
+            .unwrap()
+            .jwks_uri
+            .as_deref(),
+        Some("https://rp.example.com/jwks.json")
+    );
     assert!(matches!(
         db.set_client_secret_hash(&t, ACTOR, &p.client_id, "x"),
         Err(StoreError::Invalid(_))
@@ -250,7 +275,7 @@ fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
         db.create_client(&t, ACTOR, &cc),
         Err(StoreError::Invalid(_))
     ));
-    assert_eq!(db.list_clients(&t).unwrap().len(), 2);
+    assert_eq!(db.list_clients(&t).unwrap().len(), 3);
     db.delete_client(&t, ACTOR, &c.client_id).unwrap();
     assert!(db.client(&t, &c.client_id).unwrap().is_none());
 }

@@ -173,8 +173,12 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
 pub fn https_url(field: &'static str, s: &str) -> Result<(), ValidationError> {
     let ok = s.len() <= 2000
         && s.starts_with("https://")
-        && url::Url::parse(s)
-            .is_ok_and(|u| u.host_str().is_some_and(|h| !h.is_empty()) && u.fragment().is_none());
+        && url::Url::parse(s).is_ok_and(|u| {
+            u.host_str().is_some_and(|h| !h.is_empty())
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+        });
     if ok {
         Ok(())
     } else {
@@ -312,6 +316,7 @@ mod tests {
         assert!(public_jwk_set(&serde_json::json!([1])).is_err());
         assert!(https_url("jwks_uri", "https://rp.example.com/jwks.json").is_ok());
         assert!(https_url("jwks_uri", "http://rp.example.com/jwks.json").is_err());
+        assert!(https_url("jwks_uri", "https://user:pw@rp.example.com/jwks.json").is_err());
     }
 
     #[test]

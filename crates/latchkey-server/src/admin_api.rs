@@ -57,50 +57,54 @@ async fn authenticate(
     slug: &str,
     need: AdminRole,
 ) -> Result<Caller, AppError> {
-    let t = tenant(state, slug).await.map_err(AppError::json)?;
-    let ip = req
-        .extensions()
-        .get::<ClientInfo>()
-        .map_or_else(String::new, |c| c.ip.to_string());
-    let failures_key = format!("admin-auth-fail:{ip}");
-    if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
-        return Err(AppError::new(
-            Kind::TooManyRequests,
-            "Too many failed attempts; try again later.",
-        )
-        .json());
-    }
-    let found = match bearer(req) {
-        Some(presented) => {
-            let (db, tid, hash) = (state.db.clone(), t.id.clone(), sha256_hex(presented.as_bytes()));
-            blocking(move || db.admin_token_by_hash(&tid, &hash)).await?
+    async {
+        let t = tenant(state, slug).await.map_err(AppError::json)?;
+        let ip = req
+            .extensions()
+            .get::<ClientInfo>()
+            .map_or_else(String::new, |c| c.ip.to_string());
+        let failures_key = format!("admin-auth-fail:{ip}");
+        if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
+            return Err(AppError::new(
+                Kind::TooManyRequests,
+                "Too many failed attempts; try again later.",
+            )
+            .json());
         }
-        None => None,
-    };
-    let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
-        state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
-        tracing::warn!(tenant = %t.slug, client_ip = %ip, "admin API: missing, unknown or expired token");
-        return Err(AppError::new(
-            Kind::Unauthorized,
-            "A valid admin token for this tenant is required.",
-        )
-        .json());
-    };
-    let caller = Caller { tenant: t, token };
-    if need == AdminRole::Admin && caller.token.role != AdminRole::Admin {
-        let path = req.path().to_owned();
-        audit(
-            state,
-            &caller,
-            Outcome::Denied,
-            "admin.denied",
-            &path,
-            json!({"needed_role": "admin"}),
-        )
-        .await?;
-        return Err(AppError::new(Kind::Forbidden, "This token may only read.").json());
+        let found = match bearer(req) {
+            Some(presented) => {
+                let (db, tid, hash) = (state.db.clone(), t.id.clone(), sha256_hex(presented.as_bytes()));
+                blocking(move || db.admin_token_by_hash(&tid, &hash)).await?
+            }
+            None => None,
+        };
+        let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
+            state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
+            tracing::warn!(tenant = %t.slug, client_ip = %ip, "admin API: missing, unknown or expired token");
+            return Err(AppError::new(
+                Kind::Unauthorized,
+                "A valid admin token for this tenant is required.",
+            )
+            .json());
+        };
+        let caller = Caller { tenant: t, token };
+        if need == AdminRole::Admin && caller.token.role != AdminRole::Admin {
+            let path = req.path().to_owned();
+            audit(
+                state,
+                &caller,
+                Outcome::Denied,
+                "admin.denied",
+                &path,
+                json!({"needed_role": "admin"}),
+            )
+            .await?;
+            return Err(AppError::new(Kind::Forbidden, "This token may only read.").json());
+        }
+        Ok(caller)
     }
-    Ok(caller)
+    .await
+    .map_err(AppError::json)
 }
 
 async fn audit(
@@ -140,13 +144,17 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     (action, target, what): (&str, String, &str),
     fetch: impl FnOnce(Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
 ) -> Result<HttpResponse, AppError> {
-    let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
-    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
-    let value = blocking(move || fetch(db, tid))
-        .await?
-        .ok_or_else(|| not_found(what))?;
-    audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
-    Ok(json_ok(&value))
+    async {
+        let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
+        let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
+        let value = blocking(move || fetch(db, tid))
+            .await?
+            .ok_or_else(|| not_found(what))?;
+        audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
+        Ok(json_ok(&value))
+    }
+    .await
+    .map_err(AppError::json)
 }
 
 async fn list_users(
@@ -219,24 +227,28 @@ async fn set_status(
     state: web::Data<AppState>,
     status: UserStatus,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-    let (db, tid, uid, actor) = (
-        state.db.clone(),
-        caller.tenant.id.clone(),
-        UserId(id),
-        caller.actor(),
-    );
-    let user = blocking(move || db.set_user_status(&tid, &actor, &uid, status))
-        .await
-        .map_err(|e| {
-            if e.kind == Kind::NotFound {
-                not_found("user")
-            } else {
-                e.json()
-            }
-        })?;
-    Ok(json_ok(&user))
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (db, tid, uid, actor) = (
+            state.db.clone(),
+            caller.tenant.id.clone(),
+            UserId(id),
+            caller.actor(),
+        );
+        let user = blocking(move || db.set_user_status(&tid, &actor, &uid, status))
+            .await
+            .map_err(|e| {
+                if e.kind == Kind::NotFound {
+                    not_found("user")
+                } else {
+                    e.json()
+                }
+            })?;
+        Ok(json_ok(&user))
+    }
+    .await
+    .map_err(AppError::json)
 }
 
 async fn disable_user(

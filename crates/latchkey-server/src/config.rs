@@ -114,19 +114,19 @@ impl Config {
     /// Reads `file` if given (else `$LATCHKEY_CONFIG`, else `latchkey.toml` in the working
     /// directory if present), then applies the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let from_env = std::env::var_os("LATCHKEY_CONFIG").map(PathBuf::from);
-        let (path, required) = match file.map(Path::to_path_buf).or(from_env) {
-            Some(p) => (p, true),
-            None => (PathBuf::from("latchkey.toml"), false),
+        let from_env = std::env::var_os("LATCHKEY_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let (path, required, source) = match (file, from_env) {
+            (Some(p), _) => (p.to_path_buf(), true, "--config"),
+            (None, Some(p)) => (p, true, "LATCHKEY_CONFIG"),
+            (None, None) => (PathBuf::from("latchkey.toml"), false, "latchkey.toml"),
         };
         let toml = match std::fs::read_to_string(&path) {
             Ok(s) => Some(s),
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                return Err(cfg_err(
-                    "--config",
-                    format!("cannot read {}: {e}", path.display()),
-                ));
+                return Err(cfg_err(source, format!("cannot read {}: {e}", path.display())));
             }
         };
         let env: Vec<(String, String)> = std::env::vars_os()

@@ -64,8 +64,8 @@ fn app(
         .default_service(web::to(routes::not_found))
 }
 
-/// Starts serving on an already bound listener; the returned server runs until stopped or
-/// until SIGTERM/SIGINT, after which in-flight requests get `shutdown_timeout_secs` to finish.
+/// Starts serving on an already bound listener; the returned server runs until its handle stops
+/// it (`serve` does that on SIGTERM/SIGINT, letting in-flight requests finish).
 pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Server, ServerError> {
     let config = Arc::clone(&state.config);
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
@@ -124,7 +124,15 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     actix_web::rt::spawn(async move {
         let signal = shutdown_signal().await;
         tracing::info!(signal, "shutting down: finishing in-flight requests");
-        handle.stop(true).await;
+        let graceful = handle.stop(true);
+        // A second signal while draining means "now".
+        tokio::select! {
+            () = graceful => {}
+            second = shutdown_signal() => {
+                tracing::warn!(signal = second, "second signal: stopping without waiting");
+                handle.stop(false).await;
+            }
+        }
     });
     server.await.map_err(|e| ServerError::Startup(e.to_string()))?;
     tracing::info!("latchkey stopped");

@@ -107,7 +107,7 @@ impl AdminTokenRepo for Db {
         admin_tokens::table
             .filter(admin_tokens::tenant_id.eq(t.as_str()))
             .select(Row::as_select())
-            .order(admin_tokens::created_at.asc())
+            .order((admin_tokens::created_at.asc(), admin_tokens::id.asc()))
             .load(&mut *conn)?
             .into_iter()
             .map(from_row)

@@ -103,6 +103,15 @@ fn check(new: &NewClient) -> Result<()> {
             }
         }
     }
+    if new.jwks_uri.is_some() && new.jwks.is_some() {
+        return Err(invalid(
+            "jwks",
+            "register keys either by jwks_uri or by value, not both",
+        ));
+    }
+    if new.auth_method != AuthMethod::PrivateKeyJwt && (new.jwks_uri.is_some() || new.jwks.is_some()) {
+        return Err(invalid("jwks", "keys are only registered for private_key_jwt"));
+    }
     if let Some(u) = &new.jwks_uri {
         validate::https_url("jwks_uri", u)?;
     }

@@ -48,6 +48,20 @@ impl DatabaseUrl {
                     if parsed.password().is_some() {
                         let _ = parsed.set_password(Some("***"));
                     }
+                    let pairs: Vec<(String, String)> = parsed
+                        .query_pairs()
+                        .map(|(k, v)| {
+                            let v = if k.eq_ignore_ascii_case("password") {
+                                "***".into()
+                            } else {
+                                v.into_owned()
+                            };
+                            (k.into_owned(), v)
+                        })
+                        .collect();
+                    if !pairs.is_empty() {
+                        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                    }
                     parsed.to_string()
                 }
                 Err(_) => "postgres://(unparsable)".into(),
@@ -134,5 +148,10 @@ mod tests {
         let u = DatabaseUrl::parse("postgres://bob:hunter2@db.internal/latchkey").unwrap();
         assert!(!u.redacted().contains("hunter2"));
         assert!(u.redacted().contains("bob"));
+        let q =
+            DatabaseUrl::parse("postgres://db.internal/latchkey?user=bob&password=hunter2&sslmode=require")
+                .unwrap();
+        assert!(!q.redacted().contains("hunter2"), "{}", q.redacted());
+        assert!(q.redacted().contains("sslmode=require"));
     }
 }

@@ -68,9 +68,9 @@ impl Db {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
-        // No minimum of idle connections: r2d2 would open them on its own threads at any time,
-        // and a connection being opened while a short-lived process (the CLI) exits can crash
-        // libpq's TLS teardown. Connections open on demand, in a caller that waits for them.
+        // No minimum of idle connections: r2d2 would keep opening them on its own threads, and a
+        // connection being opened while a short-lived process (the CLI) exits can crash libpq's
+        // TLS teardown. Connections now open only when a caller asks for one and waits.
         let pool = r2d2::Pool::builder()
             .max_size(opts.max_size)
             .min_idle(Some(0))

@@ -129,8 +129,11 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
             db.delete_tenant(&t.id, &actor())?;
             done(
                 out.json,
-                json!({"deleted": "tenant", "slug": slug}),
-                &format!("deleted tenant {slug}"),
+                json!({"deleted": "tenant", "slug": slug, "id": t.id}),
+                &format!(
+                    "deleted tenant {slug} (id {}; its audit chain stays readable by that id)",
+                    t.id
+                ),
             );
         }
     }
@@ -547,7 +550,7 @@ fn audit_tenant(db: &Db, value: &str) -> Result<ChainRef, CliError> {
         });
     }
     let id = TenantId(value.to_owned());
-    if db.audit_head(&id)?.is_some() {
+    if db.tenant(&id)?.is_none() && db.audit_head(&id)?.is_some() {
         return Ok(ChainRef {
             id,
             name: format!("deleted tenant {value}"),

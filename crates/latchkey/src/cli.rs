@@ -11,7 +11,8 @@ use std::path::PathBuf;
     about = "Latchkey identity provider: server and operator CLI"
 )]
 pub struct Cli {
-    /// TOML configuration file (default: ./latchkey.toml if present). LATCHKEY_* variables override it.
+    /// TOML configuration file (default: $LATCHKEY_CONFIG, else ./latchkey.toml if present).
+    /// LATCHKEY_* variables override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
