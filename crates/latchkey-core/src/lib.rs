@@ -13,8 +13,8 @@ pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use ids::{ClientId, RoleId, TenantId, UserId};
 pub use model::{
-    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Client, ClientType, GrantType, PasswordPolicy,
-    Role, Session, SessionPolicy, Tenant, TenantPolicy, User, UserStatus,
+    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Client, ClientType, GrantType, KeyPolicy,
+    PasswordPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256_hex};
 pub use validate::ValidationError;

@@ -123,6 +123,28 @@ impl Default for SessionPolicy {
     }
 }
 
+/// Signing-key rotation. A new key is published this long before it signs, and a retired key stays
+/// published until the longest-lived token it signed has expired, plus a margin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyPolicy {
+    pub rotation_days: u32,
+    pub prepublish_hours: u32,
+    pub max_token_lifetime_secs: u32,
+    pub retire_margin_hours: u32,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        Self {
+            rotation_days: 90,
+            prepublish_hours: 48,
+            max_token_lifetime_secs: 24 * 3600,
+            retire_margin_hours: 24,
+        }
+    }
+}
+
 /// Everything a tenant's administrator can tune. Stored as JSON so later features add fields
 /// with defaults instead of migrations.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +154,7 @@ pub struct TenantPolicy {
     pub session: SessionPolicy,
     /// Every user must enrol and use a second factor.
     pub mfa_required: bool,
+    pub keys: KeyPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

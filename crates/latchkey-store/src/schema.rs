@@ -81,6 +81,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    master_key_checks (kek_id) {
+        kek_id -> Text,
+        check_value -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    data_keys (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        kek_id -> Text,
+        wrapped -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_keys (tenant_id, kid) {
+        tenant_id -> Text,
+        kid -> Text,
+        alg -> Text,
+        key_use -> Text,
+        state -> Text,
+        public_jwk -> Text,
+        private_key -> Text,
+        created_at -> BigInt,
+        activated_at -> Nullable<BigInt>,
+        retired_at -> Nullable<BigInt>,
+        removed_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     audit_heads (tenant_id) {
         tenant_id -> Text,
         seq -> BigInt,
@@ -110,6 +144,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_roles,
     clients,
     admin_tokens,
+    master_key_checks,
+    data_keys,
+    signing_keys,
     audit_heads,
     audit_events
 );

@@ -1,0 +1,595 @@
+//! The key ring service: bootstrap, staged rotation, manual transitions, JWKS, signing and
+//! verification with parsed keys cached per `kid`, and the scheduler's `tick`. State lives in the
+//! store; every change runs under the tenant's key lock and is audited.
+
+use crate::envelope::Aad;
+use crate::jwt::{self, Expect};
+use crate::{Alg, DataKey, KeyError, MasterKey, SigningKey, VerifyingKey};
+use latchkey_core::{Clock, KeyPolicy, NewAuditEvent, TenantId, UnixMillis};
+use latchkey_store::{Db, KeyTx, StoredDataKey, StoredSigningKey};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// JWKS responses may be cached this long; pre-publication must be at least twice as long.
+pub const JWKS_MAX_AGE_SECS: u64 = 3600;
+/// How long a node trusts its cached ring before looking for transitions made by other nodes.
+const CACHE_TTL_MS: i64 = 5_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Pending,
+    Active,
+    Retired,
+    Removed,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Removed => "removed",
+            KeyState::Revoked => "revoked",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, KeyError> {
+        Ok(match s {
+            "pending" => KeyState::Pending,
+            "active" => KeyState::Active,
+            "retired" => KeyState::Retired,
+            "removed" => KeyState::Removed,
+            "revoked" => KeyState::Revoked,
+            other => {
+                return Err(KeyError::Crypto(format!(
+                    "unknown key state {other:?} in the database"
+                )));
+            }
+        })
+    }
+
+    /// Published in JWKS (so relying parties can verify what it signed, or will sign).
+    pub fn published(self) -> bool {
+        matches!(self, KeyState::Pending | KeyState::Active | KeyState::Retired)
+    }
+}
+
+/// A key as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RingKey {
+    pub kid: String,
+    pub alg: Alg,
+    pub state: KeyState,
+    pub created_at: UnixMillis,
+    pub activated_at: Option<UnixMillis>,
+    pub retired_at: Option<UnixMillis>,
+    pub removed_at: Option<UnixMillis>,
+    #[serde(skip)]
+    pub public_jwk: Value,
+}
+
+impl RingKey {
+    fn from_stored(k: &StoredSigningKey) -> Result<Self, KeyError> {
+        Ok(RingKey {
+            kid: k.kid.clone(),
+            alg: k.alg.parse().map_err(KeyError::Crypto)?,
+            state: KeyState::parse(&k.state)?,
+            created_at: k.created_at,
+            activated_at: k.activated_at,
+            retired_at: k.retired_at,
+            removed_at: k.removed_at,
+            public_jwk: k.public_jwk.clone(),
+        })
+    }
+}
+
+/// What one scheduler pass changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TickReport {
+    pub created_active: Vec<String>,
+    pub created_pending: Vec<String>,
+    pub activated: Vec<String>,
+    pub retired: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl TickReport {
+    pub fn is_empty(&self) -> bool {
+        self == &TickReport::default()
+    }
+}
+
+/// One tenant's ring as cached by a node.
+struct Loaded {
+    at: UnixMillis,
+    keys: Vec<RingKey>,
+    signers: HashMap<String, Arc<SigningKey>>,
+    verifiers: HashMap<String, VerifyingKey>,
+    jwks: Arc<Value>,
+}
+
+pub struct KeyRing {
+    db: Db,
+    master: MasterKey,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<HashMap<TenantId, Arc<Loaded>>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("master", &self.master.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn private_aad<'a>(t: &'a TenantId, kid: &'a str) -> Aad<'a> {
+    Aad {
+        tenant: t.as_str(),
+        table: "signing_keys",
+        column: "private_key",
+        row: kid,
+    }
+}
+
+fn event(actor: &str, action: &str, t: &TenantId, details: Value) -> NewAuditEvent {
+    NewAuditEvent::success(actor, action, format!("tenant:{t}"), details)
+}
+
+impl KeyRing {
+    /// Opens the ring with `master`, refusing a master key that is not the one the stored data
+    /// was encrypted under. On a database with nothing encrypted yet, registers this key.
+    pub fn open(db: Db, master: MasterKey, clock: Arc<dyn Clock>) -> Result<Self, KeyError> {
+        let checks = db.master_key_checks()?;
+        if checks.is_empty() {
+            db.init_master_key_check(&master.id, &master.check_value()?)?;
+        } else if !checks
+            .iter()
+            .any(|(id, check)| *id == master.id && master.matches_check(check))
+        {
+            let expected: Vec<&str> = checks.iter().map(|(id, _)| id.as_str()).collect();
+            return Err(KeyError::MasterKey(format!(
+                "this is master key {}, but the data is encrypted under {}; start with the right LATCHKEY_MASTER_KEY or key file",
+                master.id,
+                expected.join(", ")
+            )));
+        }
+        Ok(Self {
+            db,
+            master,
+            clock,
+            cache: Mutex::default(),
+        })
+    }
+
+    /// Whether anything is encrypted yet (if so, a missing master key must never be replaced).
+    pub fn has_encrypted_data(db: &Db) -> Result<bool, KeyError> {
+        Ok(!db.master_key_checks()?.is_empty())
+    }
+
+    pub fn master_key_id(&self) -> &str {
+        &self.master.id
+    }
+
+    fn now(&self) -> UnixMillis {
+        self.clock.now_millis()
+    }
+
+    /// The tenant's current data key, creating one on first use (inside the key lock).
+    fn data_key(&self, tx: &mut KeyTx<'_>, t: &TenantId) -> Result<DataKey, KeyError> {
+        if let Some(k) = tx.data_keys()?.last() {
+            return self.master.unwrap_key(&k.wrapped, t.as_str(), &k.id);
+        }
+        let dek = DataKey::generate()?;
+        let wrapped = self.master.wrap(&dek, t.as_str())?;
+        tx.insert_data_key(&StoredDataKey {
+            tenant_id: t.clone(),
+            id: dek.id.clone(),
+            kek_id: self.master.id.clone(),
+            wrapped,
+            created_at: self.now(),
+        })?;
+        Ok(dek)
+    }
+
+    /// Generates a key, seals its private half and stores it in `state`.
+    fn create(
+        &self,
+        tx: &mut KeyTx<'_>,
+        t: &TenantId,
+        alg: Alg,
+        state: KeyState,
+    ) -> Result<String, KeyError> {
+        let dek = self.data_key(tx, t)?;
+        let (key, pkcs8) = SigningKey::generate(alg)?;
+        let kid = key.kid();
+        let now = self.now();
+        tx.insert_signing_key(&StoredSigningKey {
+            tenant_id: t.clone(),
+            kid: kid.clone(),
+            alg: alg.as_str().into(),
+            key_use: "sig".into(),
+            state: state.as_str().into(),
+            public_jwk: key.public_jwk(),
+            private_key: dek.seal(private_aad(t, &kid), &pkcs8)?,
+            created_at: now,
+            activated_at: (state == KeyState::Active).then_some(now),
+            retired_at: None,
+            removed_at: None,
+        })?;
+        Ok(kid)
+    }
+
+    fn ring_keys(tx: &mut KeyTx<'_>) -> Result<Vec<RingKey>, KeyError> {
+        tx.signing_keys()?.iter().map(RingKey::from_stored).collect()
+    }
+
+    /// Runs a change under the tenant's key lock and forgets the cached ring afterwards.
+    fn change<T>(
+        &self,
+        t: &TenantId,
+        f: impl FnOnce(&mut KeyTx<'_>) -> Result<(T, Option<NewAuditEvent>), KeyError>,
+    ) -> Result<T, KeyError> {
+        let mut failure = None;
+        let result = self.db.with_key_lock(t, |tx| match f(tx) {
+            Ok(v) => Ok(v),
+            Err(KeyError::Store(e)) => Err(e),
+            Err(other) => {
+                failure = Some(other);
+                Err(latchkey_store::StoreError::Database(
+                    "key operation failed".into(),
+                ))
+            }
+        });
+        self.invalidate(t);
+        match (result, failure) {
+            (Ok(v), _) => Ok(v),
+            (Err(_), Some(e)) => Err(e),
+            (Err(e), None) => Err(KeyError::Store(e)),
+        }
+    }
+
+    /// A new tenant starts with one active ES256 and one active RS256 key (idempotent).
+    pub fn ensure_tenant(&self, t: &TenantId, actor: &str) -> Result<Vec<String>, KeyError> {
+        self.change(t, |tx| {
+            let keys = Self::ring_keys(tx)?;
+            let mut created = Vec::new();
+            for alg in [Alg::ES256, Alg::RS256] {
+                if !keys.iter().any(|k| k.alg == alg && k.state == KeyState::Active) {
+                    created.push(self.create(tx, t, alg, KeyState::Active)?);
+                }
+            }
+            let ev =
+                (!created.is_empty()).then(|| event(actor, "keys.bootstrap", t, json!({"kids": created})));
+            Ok((created, ev))
+        })
+    }
+
+    /// Creates a pending key: published at once, signing only once activated.
+    pub fn rotate(&self, t: &TenantId, alg: Alg, actor: &str) -> Result<String, KeyError> {
+        self.change(t, |tx| {
+            let kid = self.create(tx, t, alg, KeyState::Pending)?;
+            let ev = event(actor, "keys.rotate", t, json!({"kid": kid, "alg": alg}));
+            Ok((kid, Some(ev)))
+        })
+    }
+
+    /// Makes a pending key active now; the algorithm's previous active key retires.
+    pub fn activate(&self, t: &TenantId, kid: &str, actor: &str) -> Result<(), KeyError> {
+        self.change(t, |tx| {
+            let keys = Self::ring_keys(tx)?;
+            let key = keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            if key.state != KeyState::Pending {
+                return Err(KeyError::Refused(format!(
+                    "key {kid} is {}, only a pending key can be activated",
+                    key.state.as_str()
+                )));
+            }
+            let now = self.now();
+            let retired = Self::promote(tx, &keys, key, now)?;
+            let ev = event(actor, "keys.activate", t, json!({"kid": kid, "retired": retired}));
+            Ok(((), Some(ev)))
+        })
+    }
+
+    /// Activates `key` and retires the other active keys of its algorithm; returns their kids.
+    fn promote(
+        tx: &mut KeyTx<'_>,
+        keys: &[RingKey],
+        key: &RingKey,
+        now: UnixMillis,
+    ) -> Result<Vec<String>, KeyError> {
+        let mut retired = Vec::new();
+        for old in keys
+            .iter()
+            .filter(|k| k.alg == key.alg && k.state == KeyState::Active)
+        {
+            if tx.set_state(&old.kid, &["active"], "retired", now)? {
+                retired.push(old.kid.clone());
+            }
+        }
+        if !tx.set_state(&key.kid, &["pending"], "active", now)? {
+            return Err(KeyError::Refused(format!("key {} changed meanwhile", key.kid)));
+        }
+        Ok(retired)
+    }
+
+    /// Stops a key from signing; it stays published so what it signed still verifies.
+    pub fn retire(&self, t: &TenantId, kid: &str, actor: &str) -> Result<(), KeyError> {
+        self.change(t, |tx| {
+            let keys = Self::ring_keys(tx)?;
+            let key = keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            let others_active = keys
+                .iter()
+                .any(|k| k.alg == key.alg && k.state == KeyState::Active && k.kid != kid);
+            match key.state {
+                KeyState::Active if !others_active => {
+                    return Err(KeyError::Refused(format!(
+                        "{kid} is the only active {} key; rotate and activate a new one first",
+                        key.alg
+                    )));
+                }
+                KeyState::Active | KeyState::Pending => {}
+                other => {
+                    return Err(KeyError::Refused(format!(
+                        "key {kid} is already {}",
+                        other.as_str()
+                    )));
+                }
+            }
+            tx.set_state(kid, &["active", "pending"], "retired", self.now())?;
+            Ok(((), Some(event(actor, "keys.retire", t, json!({"kid": kid})))))
+        })
+    }
+
+    /// Emergency: the key leaves JWKS at once and what it signed stops verifying. If it was the
+    /// algorithm's only active key, a replacement is activated immediately.
+    pub fn revoke(&self, t: &TenantId, kid: &str, actor: &str) -> Result<Option<String>, KeyError> {
+        self.change(t, |tx| {
+            let keys = Self::ring_keys(tx)?;
+            let key = keys
+                .iter()
+                .find(|k| k.kid == kid)
+                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            if !key.state.published() {
+                return Err(KeyError::Refused(format!(
+                    "key {kid} is already {}",
+                    key.state.as_str()
+                )));
+            }
+            tx.set_state(kid, &["pending", "active", "retired"], "revoked", self.now())?;
+            let still_active = keys
+                .iter()
+                .any(|k| k.alg == key.alg && k.state == KeyState::Active && k.kid != kid);
+            let replacement = if key.state == KeyState::Active && !still_active {
+                Some(self.create(tx, t, key.alg, KeyState::Active)?)
+            } else {
+                None
+            };
+            let ev = event(
+                actor,
+                "keys.revoke",
+                t,
+                json!({"kid": kid, "replacement": replacement}),
+            );
+            Ok((replacement, Some(ev)))
+        })
+    }
+
+    /// The scheduler's step for one tenant: bootstrap missing keys, pre-publish a successor when
+    /// rotation is near, activate it once published long enough, remove retired keys whose tokens
+    /// have all expired. Idempotent, and safe when several nodes run it at once.
+    pub fn tick(&self, t: &TenantId, policy: &KeyPolicy, actor: &str) -> Result<TickReport, KeyError> {
+        let hour = 3_600_000_i64;
+        let rotation = i64::from(policy.rotation_days) * 24 * hour;
+        let prepublish = (i64::from(policy.prepublish_hours) * hour).max(2 * JWKS_MAX_AGE_SECS as i64 * 1000);
+        let retire_after =
+            i64::from(policy.max_token_lifetime_secs) * 1000 + i64::from(policy.retire_margin_hours) * hour;
+        self.change(t, |tx| {
+            let now = self.now();
+            let mut report = TickReport::default();
+            let keys = Self::ring_keys(tx)?;
+            let mut algs: Vec<Alg> = vec![Alg::ES256, Alg::RS256];
+            algs.extend(keys.iter().filter(|k| k.state == KeyState::Active).map(|k| k.alg));
+            algs.sort();
+            algs.dedup();
+            for alg in algs {
+                let active = keys
+                    .iter()
+                    .filter(|k| k.alg == alg && k.state == KeyState::Active)
+                    .max_by_key(|k| k.activated_at);
+                let pending = keys
+                    .iter()
+                    .filter(|k| k.alg == alg && k.state == KeyState::Pending)
+                    .min_by_key(|k| k.created_at);
+                match (active, pending) {
+                    (None, None) => report
+                        .created_active
+                        .push(self.create(tx, t, alg, KeyState::Active)?),
+                    (_, Some(p)) if now >= p.created_at + prepublish => {
+                        report.retired.extend(Self::promote(tx, &keys, p, now)?);
+                        report.activated.push(p.kid.clone());
+                    }
+                    (Some(a), None)
+                        if now >= a.activated_at.unwrap_or(a.created_at) + rotation - prepublish =>
+                    {
+                        report
+                            .created_pending
+                            .push(self.create(tx, t, alg, KeyState::Pending)?);
+                    }
+                    _ => {}
+                }
+            }
+            for k in keys.iter().filter(|k| k.state == KeyState::Retired) {
+                if now >= k.retired_at.unwrap_or(k.created_at) + retire_after
+                    && tx.set_state(&k.kid, &["retired"], "removed", now)?
+                {
+                    report.removed.push(k.kid.clone());
+                }
+            }
+            let ev = (!report.is_empty()).then(|| event(actor, "keys.scheduled", t, json!(report)));
+            Ok((report, ev))
+        })
+    }
+
+    /// Every key of the tenant, newest last, as stored now.
+    pub fn list(&self, t: &TenantId) -> Result<Vec<RingKey>, KeyError> {
+        self.db
+            .signing_keys(t)?
+            .iter()
+            .map(RingKey::from_stored)
+            .collect()
+    }
+
+    pub fn invalidate(&self, t: &TenantId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(t);
+    }
+
+    /// The tenant's ring from the cache, reloaded when older than a few seconds (so transitions
+    /// made by other nodes arrive quickly); keys already parsed are reused, never parsed again.
+    fn loaded(&self, t: &TenantId) -> Result<Arc<Loaded>, KeyError> {
+        let now = self.now();
+        let previous = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(t)
+            .cloned();
+        if let Some(l) = &previous
+            && now - l.at < CACHE_TTL_MS
+        {
+            return Ok(Arc::clone(l));
+        }
+        let stored = self.db.signing_keys(t)?;
+        let mut deks: HashMap<String, DataKey> = HashMap::new();
+        let mut keys = Vec::new();
+        let mut signers = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut published = Vec::new();
+        for s in &stored {
+            let k = RingKey::from_stored(s)?;
+            if k.state == KeyState::Active {
+                let reused = previous.as_ref().and_then(|p| p.signers.get(&k.kid).cloned());
+                let signer = match reused {
+                    Some(s) => s,
+                    None => Arc::new(self.open_private(t, s, &mut deks)?),
+                };
+                signers.insert(k.kid.clone(), signer);
+            }
+            if matches!(k.state, KeyState::Active | KeyState::Retired) {
+                verifiers.insert(k.kid.clone(), VerifyingKey::from_jwk(k.alg, &k.public_jwk)?);
+            }
+            if k.state.published() {
+                let mut jwk = k.public_jwk.clone();
+                jwk["kid"] = json!(k.kid);
+                jwk["alg"] = json!(k.alg.as_str());
+                jwk["use"] = json!("sig");
+                published.push(jwk);
+            }
+            keys.push(k);
+        }
+        let loaded = Arc::new(Loaded {
+            at: now,
+            keys,
+            signers,
+            verifiers,
+            jwks: Arc::new(json!({"keys": published})),
+        });
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(t.clone(), Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    fn open_private(
+        &self,
+        t: &TenantId,
+        s: &StoredSigningKey,
+        deks: &mut HashMap<String, DataKey>,
+    ) -> Result<SigningKey, KeyError> {
+        let dek_id = crate::envelope::parse(&s.private_key)?.key_id;
+        if !deks.contains_key(&dek_id) {
+            let stored = self.db.data_keys(t)?;
+            let wrapped = stored
+                .iter()
+                .find(|d| d.id == dek_id)
+                .ok_or_else(|| KeyError::Sealed(format!("data key {dek_id} is missing")))?;
+            deks.insert(
+                dek_id.clone(),
+                self.master.unwrap_key(&wrapped.wrapped, t.as_str(), &dek_id)?,
+            );
+        }
+        let pkcs8 = deks[&dek_id].open(private_aad(t, &s.kid), &s.private_key)?;
+        SigningKey::from_pkcs8(s.alg.parse().map_err(KeyError::Crypto)?, &pkcs8)
+    }
+
+    /// The public JWK Set (pending, active and retired keys).
+    pub fn jwks(&self, t: &TenantId) -> Result<Arc<Value>, KeyError> {
+        Ok(Arc::clone(&self.loaded(t)?.jwks))
+    }
+
+    /// Signs `claims` with the newest active key of `alg`; returns the compact JWS.
+    pub fn sign(&self, t: &TenantId, alg: Alg, typ: &str, claims: &Value) -> Result<String, KeyError> {
+        let l = self.loaded(t)?;
+        let k = l
+            .keys
+            .iter()
+            .filter(|k| k.alg == alg && k.state == KeyState::Active)
+            .max_by_key(|k| k.activated_at)
+            .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))?;
+        jwt::encode(&l.signers[&k.kid], &k.kid, typ, claims)
+    }
+
+    /// Verifies a token signed by one of the tenant's active or retired keys.
+    pub fn verify(&self, t: &TenantId, token: &str, expect: &Expect<'_>) -> Result<Value, KeyError> {
+        let l = self.loaded(t)?;
+        jwt::decode(token, |kid| l.verifiers.get(kid).cloned(), expect)
+    }
+
+    /// Seals a value of tenant `t` under its data key (for TOTP seeds, SAML keys, personal data).
+    pub fn seal(&self, t: &TenantId, aad: Aad<'_>, plaintext: &[u8]) -> Result<String, KeyError> {
+        let dek = self.change(t, |tx| Ok((self.data_key(tx, t)?, None)))?;
+        dek.seal(aad, plaintext)
+    }
+
+    pub fn open_sealed(&self, t: &TenantId, aad: Aad<'_>, sealed: &str) -> Result<Vec<u8>, KeyError> {
+        let dek_id = crate::envelope::parse(sealed)?.key_id;
+        let stored = self.db.data_keys(t)?;
+        let wrapped = stored
+            .iter()
+            .find(|d| d.id == dek_id)
+            .ok_or_else(|| KeyError::Sealed(format!("data key {dek_id} is missing")))?;
+        self.master
+            .unwrap_key(&wrapped.wrapped, t.as_str(), &dek_id)?
+            .open(aad, sealed)
+    }
+
+    /// Re-wraps every data key under `new` in one transaction. The caller keeps the old key file.
+    pub fn rotate_master(db: &Db, old: &MasterKey, new: &MasterKey, actor: &str) -> Result<usize, KeyError> {
+        let mut rewrapped = Vec::new();
+        for d in db.all_data_keys()? {
+            let dek = old.unwrap_key(&d.wrapped, d.tenant_id.as_str(), &d.id)?;
+            rewrapped.push(StoredDataKey {
+                wrapped: new.wrap(&dek, d.tenant_id.as_str())?,
+                kek_id: new.id.clone(),
+                ..d
+            });
+        }
+        db.rotate_master_key(actor, &new.id, &new.check_value()?, &rewrapped)?;
+        Ok(rewrapped.len())
+    }
+}

@@ -1,0 +1,322 @@
+//! Storage for the key ring and envelope encryption. Values arrive sealed: this module never sees
+//! a private key or a data key in the clear. Changes to a tenant's keys run under the tenant's
+//! lock (its audit head row), so several nodes deciding the same rotation produce one result.
+
+use crate::db::{Db, from_json, reserve};
+use crate::schema::{audit_heads, data_keys, master_key_checks, signing_keys};
+use crate::{AnyConnection, Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{NewAuditEvent, TenantId, UnixMillis};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub tenant_id: TenantId,
+    pub kid: String,
+    pub alg: String,
+    pub key_use: String,
+    pub state: String,
+    pub public_jwk: serde_json::Value,
+    /// Sealed PKCS#8 (empty once the key is removed or revoked).
+    pub private_key: String,
+    pub created_at: UnixMillis,
+    pub activated_at: Option<UnixMillis>,
+    pub retired_at: Option<UnixMillis>,
+    pub removed_at: Option<UnixMillis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDataKey {
+    pub tenant_id: TenantId,
+    pub id: String,
+    pub kek_id: String,
+    pub wrapped: String,
+    pub created_at: UnixMillis,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = signing_keys)]
+struct KeyRow {
+    tenant_id: String,
+    kid: String,
+    alg: String,
+    key_use: String,
+    state: String,
+    public_jwk: String,
+    private_key: String,
+    created_at: i64,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+    removed_at: Option<i64>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = data_keys)]
+struct DekRow {
+    tenant_id: String,
+    id: String,
+    kek_id: String,
+    wrapped: String,
+    created_at: i64,
+}
+
+fn key_from(r: KeyRow) -> Result<StoredSigningKey> {
+    Ok(StoredSigningKey {
+        public_jwk: from_json("signing_keys.public_jwk", &r.public_jwk)?,
+        tenant_id: TenantId(r.tenant_id),
+        kid: r.kid,
+        alg: r.alg,
+        key_use: r.key_use,
+        state: r.state,
+        private_key: r.private_key,
+        created_at: r.created_at,
+        activated_at: r.activated_at,
+        retired_at: r.retired_at,
+        removed_at: r.removed_at,
+    })
+}
+
+fn dek_from(r: DekRow) -> StoredDataKey {
+    StoredDataKey {
+        tenant_id: TenantId(r.tenant_id),
+        id: r.id,
+        kek_id: r.kek_id,
+        wrapped: r.wrapped,
+        created_at: r.created_at,
+    }
+}
+
+fn load_keys(c: &mut AnyConnection, t: &TenantId) -> Result<Vec<StoredSigningKey>> {
+    signing_keys::table
+        .filter(signing_keys::tenant_id.eq(t.as_str()))
+        .select(KeyRow::as_select())
+        .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+        .load(c)?
+        .into_iter()
+        .map(key_from)
+        .collect()
+}
+
+fn load_deks(c: &mut AnyConnection, t: Option<&TenantId>) -> Result<Vec<StoredDataKey>> {
+    let mut q = data_keys::table
+        .select(DekRow::as_select())
+        .order((data_keys::tenant_id, data_keys::created_at))
+        .into_boxed();
+    if let Some(t) = t {
+        q = q.filter(data_keys::tenant_id.eq(t.as_str()));
+    }
+    Ok(q.load(c)?.into_iter().map(dek_from).collect())
+}
+
+/// A transaction holding a tenant's key lock.
+pub struct KeyTx<'a> {
+    c: &'a mut AnyConnection,
+    tenant: TenantId,
+}
+
+impl KeyTx<'_> {
+    pub fn signing_keys(&mut self) -> Result<Vec<StoredSigningKey>> {
+        load_keys(self.c, &self.tenant)
+    }
+
+    pub fn data_keys(&mut self) -> Result<Vec<StoredDataKey>> {
+        load_deks(self.c, Some(&self.tenant))
+    }
+
+    pub fn insert_data_key(&mut self, k: &StoredDataKey) -> Result<()> {
+        diesel::insert_into(data_keys::table)
+            .values((
+                data_keys::tenant_id.eq(self.tenant.as_str()),
+                data_keys::id.eq(&k.id),
+                data_keys::kek_id.eq(&k.kek_id),
+                data_keys::wrapped.eq(&k.wrapped),
+                data_keys::created_at.eq(k.created_at),
+            ))
+            .execute(self.c)?;
+        Ok(())
+    }
+
+    pub fn insert_signing_key(&mut self, k: &StoredSigningKey) -> Result<()> {
+        diesel::insert_into(signing_keys::table)
+            .values((
+                signing_keys::tenant_id.eq(self.tenant.as_str()),
+                signing_keys::kid.eq(&k.kid),
+                signing_keys::alg.eq(&k.alg),
+                signing_keys::key_use.eq(&k.key_use),
+                signing_keys::state.eq(&k.state),
+                signing_keys::public_jwk.eq(k.public_jwk.to_string()),
+                signing_keys::private_key.eq(&k.private_key),
+                signing_keys::created_at.eq(k.created_at),
+                signing_keys::activated_at.eq(k.activated_at),
+                signing_keys::retired_at.eq(k.retired_at),
+                signing_keys::removed_at.eq(k.removed_at),
+            ))
+            .execute(self.c)?;
+        Ok(())
+    }
+
+    /// Moves a key to `to` if it is in one of `from`; stamps the transition time and wipes the
+    /// sealed private key when the key leaves service for good. Returns whether it moved.
+    pub fn set_state(&mut self, kid: &str, from: &[&str], to: &str, at: UnixMillis) -> Result<bool> {
+        let target = signing_keys::table.filter(
+            signing_keys::tenant_id
+                .eq(self.tenant.as_str())
+                .and(signing_keys::kid.eq(kid))
+                .and(signing_keys::state.eq_any(from.to_vec())),
+        );
+        let n = match to {
+            "active" => diesel::update(target)
+                .set((
+                    signing_keys::state.eq(to),
+                    signing_keys::activated_at.eq(Some(at)),
+                ))
+                .execute(self.c)?,
+            "retired" => diesel::update(target)
+                .set((signing_keys::state.eq(to), signing_keys::retired_at.eq(Some(at))))
+                .execute(self.c)?,
+            "removed" | "revoked" => diesel::update(target)
+                .set((
+                    signing_keys::state.eq(to),
+                    signing_keys::removed_at.eq(Some(at)),
+                    signing_keys::private_key.eq(""),
+                ))
+                .execute(self.c)?,
+            other => return Err(StoreError::Database(format!("unknown key state {other:?}"))),
+        };
+        Ok(n == 1)
+    }
+}
+
+impl Db {
+    pub fn master_key_checks(&self) -> Result<Vec<(String, String)>> {
+        let mut conn = self.conn()?;
+        Ok(master_key_checks::table
+            .select((master_key_checks::kek_id, master_key_checks::check_value))
+            .load(&mut *conn)?)
+    }
+
+    /// Records the master key's check value on first start; refuses if one already exists.
+    pub fn init_master_key_check(&self, kek_id: &str, check: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let existing: i64 = master_key_checks::table.count().get_result(c)?;
+            if existing > 0 {
+                return Err(StoreError::Conflict("a master key is already registered".into()));
+            }
+            diesel::insert_into(master_key_checks::table)
+                .values((
+                    master_key_checks::kek_id.eq(kek_id),
+                    master_key_checks::check_value.eq(check),
+                    master_key_checks::created_at.eq(self.now()),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+    }
+
+    pub fn signing_keys(&self, t: &TenantId) -> Result<Vec<StoredSigningKey>> {
+        let mut conn = self.conn()?;
+        load_keys(&mut conn, t)
+    }
+
+    pub fn data_keys(&self, t: &TenantId) -> Result<Vec<StoredDataKey>> {
+        let mut conn = self.conn()?;
+        load_deks(&mut conn, Some(t))
+    }
+
+    pub fn all_data_keys(&self) -> Result<Vec<StoredDataKey>> {
+        let mut conn = self.conn()?;
+        load_deks(&mut conn, None)
+    }
+
+    /// Runs `f` holding the tenant's key lock; writes the audit event it returns, if any, in the
+    /// same transaction. The lock is a no-op update of the tenant's audit head: PostgreSQL's row
+    /// lock (or SQLite's write lock) makes concurrent schedulers take turns.
+    pub fn with_key_lock<T>(
+        &self,
+        t: &TenantId,
+        f: impl FnOnce(&mut KeyTx<'_>) -> Result<(T, Option<NewAuditEvent>)>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let locked = diesel::update(audit_heads::table.find(t.as_str()))
+                .set(audit_heads::seq.eq(audit_heads::seq))
+                .execute(c)?;
+            if locked == 0 {
+                return Err(StoreError::NotFound { what: "tenant" });
+            }
+            let (value, event) = {
+                let mut tx = KeyTx {
+                    c: &mut *c,
+                    tenant: t.clone(),
+                };
+                f(&mut tx)?
+            };
+            if let Some(event) = event {
+                let link = reserve(c, t)?;
+                self.record(c, t, link, event)?;
+            }
+            Ok(value)
+        })
+    }
+
+    /// Replaces the master key in one transaction: every data key re-wrapped, the check value
+    /// swapped, and an audit event in the chain of every tenant that has keys.
+    pub fn rotate_master_key(
+        &self,
+        actor: &str,
+        new_kek_id: &str,
+        new_check: &str,
+        rewrapped: &[StoredDataKey],
+    ) -> Result<()> {
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            for k in rewrapped {
+                let n = diesel::update(
+                    data_keys::table.filter(
+                        data_keys::tenant_id
+                            .eq(k.tenant_id.as_str())
+                            .and(data_keys::id.eq(&k.id)),
+                    ),
+                )
+                .set((data_keys::wrapped.eq(&k.wrapped), data_keys::kek_id.eq(&k.kek_id)))
+                .execute(c)?;
+                if n != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "data key {} changed during rotation",
+                        k.id
+                    )));
+                }
+            }
+            let remaining: i64 = data_keys::table
+                .filter(data_keys::kek_id.ne(new_kek_id))
+                .count()
+                .get_result(c)?;
+            if remaining > 0 {
+                return Err(StoreError::Conflict(
+                    "data keys were added during rotation; run it again".into(),
+                ));
+            }
+            diesel::delete(master_key_checks::table).execute(c)?;
+            diesel::insert_into(master_key_checks::table)
+                .values((
+                    master_key_checks::kek_id.eq(new_kek_id),
+                    master_key_checks::check_value.eq(new_check),
+                    master_key_checks::created_at.eq(self.now()),
+                ))
+                .execute(c)?;
+            let mut tenants: Vec<TenantId> = rewrapped.iter().map(|k| k.tenant_id.clone()).collect();
+            tenants.dedup();
+            for t in tenants {
+                let link = reserve(c, &t)?;
+                let event = NewAuditEvent::success(
+                    actor,
+                    "keys.rotate_master",
+                    format!("tenant:{t}"),
+                    serde_json::json!({"kek_id": new_kek_id}),
+                );
+                self.record(c, &t, link, event)?;
+            }
+            Ok(())
+        })
+    }
+}
