@@ -51,7 +51,12 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let base_url = format!("http://localhost:{port}");
+        // A fresh master key per server unless the test brings its own (restarts keep theirs).
+        let master = latchkey_keys::MasterKey::generate()
+            .map_err(|e| e.to_string())?
+            .to_base64();
         let mut env: Vec<(String, String)> = vec![
+            ("LATCHKEY_MASTER_KEY".into(), master),
             ("LATCHKEY_LISTEN".into(), format!("127.0.0.1:{port}")),
             ("LATCHKEY_PUBLIC_URL".into(), base_url.clone()),
             (

@@ -121,6 +121,7 @@ fn a_bad_certificate_is_a_clear_startup_error() {
     .unwrap();
     assert!(err.contains("LATCHKEY_TLS_CERT"), "{err}");
     let (cert, _) = self_signed(dir.path());
+    let db = TestDb::sqlite();
     let err = TestServer::start_with(&[
         ("LATCHKEY_DATABASE_URL", &db.url),
         ("LATCHKEY_TLS_CERT", &cert),

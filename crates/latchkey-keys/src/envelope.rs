@@ -46,7 +46,13 @@ pub type DataKey = SecretKey;
 
 fn fingerprint(bytes: &[u8; 32]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    d.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    d.as_ref()[..8]
+        .iter()
+        .fold(String::with_capacity(16), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl SecretKey {

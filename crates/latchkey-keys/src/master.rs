@@ -65,8 +65,9 @@ pub fn load_master_key(
 /// Writes a key file with mode 0600, never replacing an existing file.
 pub fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
     let fail = |e: std::io::Error| KeyError::MasterKey(format!("cannot write {}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .write(true)

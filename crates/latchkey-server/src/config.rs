@@ -21,6 +21,22 @@ fn cfg_err(setting: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A configured secret: usable, but never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
@@ -47,7 +63,11 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub allow_insecure_http: bool,
     /// Bearer token for `/metrics` from non-loopback clients; without it only loopback may scrape.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
+    /// The 256-bit master key (base64); without it, `master.key` in `keys_dir` is used.
+    pub master_key: Option<Secret>,
+    /// Seconds between key-rotation scheduler passes.
+    pub key_scheduler_secs: u64,
     /// Largest request body accepted anywhere (bytes).
     pub max_body_bytes: usize,
     /// HTTP worker threads (default: one per core).
@@ -72,6 +92,8 @@ struct Raw {
     trusted_proxies: Option<StringOrList>,
     allow_insecure_http: Option<bool>,
     metrics_token: Option<String>,
+    master_key: Option<String>,
+    key_scheduler_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
@@ -98,6 +120,8 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_TRUSTED_PROXIES", "trusted_proxies"),
     ("LATCHKEY_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
     ("LATCHKEY_METRICS_TOKEN", "metrics_token"),
+    ("LATCHKEY_MASTER_KEY", "master_key"),
+    ("LATCHKEY_KEY_SCHEDULER_SECS", "key_scheduler_secs"),
     ("LATCHKEY_MAX_BODY_BYTES", "max_body_bytes"),
     ("LATCHKEY_WORKERS", "workers"),
     ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs"),
@@ -243,6 +267,12 @@ impl Config {
                 "must be between 1024 and 16777216",
             ));
         }
+        if raw.key_scheduler_secs.is_some_and(|s| !(1..=86_400).contains(&s)) {
+            return Err(cfg_err(
+                "LATCHKEY_KEY_SCHEDULER_SECS",
+                "must be between 1 and 86400",
+            ));
+        }
         if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
             return Err(cfg_err("LATCHKEY_WORKERS", "must be between 1 and 512"));
         }
@@ -263,7 +293,9 @@ impl Config {
             tls,
             trusted_proxies,
             allow_insecure_http,
-            metrics_token: raw.metrics_token,
+            metrics_token: raw.metrics_token.map(Secret),
+            master_key: raw.master_key.map(Secret),
+            key_scheduler_secs: raw.key_scheduler_secs.unwrap_or(60),
             max_body_bytes,
             workers: raw.workers,
             shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
@@ -307,6 +339,8 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
             });
         }
         "metrics_token" => raw.metrics_token = v,
+        "master_key" => raw.master_key = v,
+        "key_scheduler_secs" => raw.key_scheduler_secs = Some(parse_num(value)? as u64),
         "max_body_bytes" => raw.max_body_bytes = Some(parse_num(value)?),
         "workers" => raw.workers = Some(parse_num(value)?),
         "shutdown_timeout_secs" => raw.shutdown_timeout_secs = Some(parse_num(value)? as u64),
@@ -406,6 +440,25 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:7000");
         assert_eq!(c.public_url, "https://sso.example.com");
         assert_eq!(c.trusted_proxies.len(), 1);
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("LATCHKEY_MASTER_KEY", "c2VjcmV0LW1hc3Rlci1rZXk="),
+                ("LATCHKEY_METRICS_TOKEN", "metrics-token-123456"),
+            ]),
+            false,
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("metrics-token"),
+            "{shown}"
+        );
+        assert_eq!(c.master_key.unwrap().expose(), "c2VjcmV0LW1hc3Rlci1rZXk=");
     }
 
     #[test]

@@ -180,12 +180,22 @@ impl From<SessionError> for AppError {
     }
 }
 
-/// Runs blocking store work off the async executor; a failed thread becomes a logged 500.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+/// Runs blocking work (the store, the key ring) off the async executor; a failed thread becomes a
+/// logged 500.
+pub async fn blocking<T: Send + 'static, E: Into<AppError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, AppError> {
     actix_web::web::block(f)
         .await
         .map_err(|e| AppError::internal("blocking task", e))?
-        .map_err(AppError::from)
+        .map_err(Into::into)
+}
+
+impl From<latchkey_keys::KeyError> for AppError {
+    fn from(e: latchkey_keys::KeyError) -> Self {
+        match e {
+            latchkey_keys::KeyError::Store(s) => AppError::from(s),
+            other => AppError::internal("keys", other),
+        }
+    }
 }

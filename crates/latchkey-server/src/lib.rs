@@ -19,7 +19,7 @@ pub use errors::AppError;
 pub use form::{FormError, parse_form};
 pub use logging::init_logging;
 pub use observe::RequestId;
-pub use state::AppState;
+pub use state::{AppState, open_keys};
 
 use actix_web::{App, HttpServer, web};
 use std::net::TcpListener;
@@ -119,6 +119,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         version = env!("CARGO_PKG_VERSION"),
         "latchkey is serving"
     );
+    actix_web::rt::spawn(key_scheduler(state.clone()));
     let server = run(listener, state)?;
     let handle = server.handle();
     actix_web::rt::spawn(async move {
@@ -151,5 +152,35 @@ async fn shutdown_signal() -> &'static str {
         // Without our handlers the default actions still stop the process.
         std::future::pending::<()>().await;
         "none"
+    }
+}
+
+/// Runs the key-rotation scheduler for every tenant, now and then every
+/// `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
+/// key lock, so only one node makes it.
+async fn key_scheduler(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(state.config.key_scheduler_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let s = state.clone();
+        let outcome = actix_web::web::block(move || -> Result<(), latchkey_keys::KeyError> {
+            for t in latchkey_store::TenantRepo::list_tenants(&s.db)? {
+                match s.keys.tick(&t.id, &t.policy.keys, "system:key-scheduler") {
+                    Ok(report) if !report.is_empty() => {
+                        tracing::info!(tenant = %t.slug, report = %serde_json::json!(report), "signing keys rotated");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "key scheduler failed for tenant"),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "key scheduler pass failed"),
+            Err(e) => tracing::warn!(error = %e, "key scheduler pass panicked"),
+        }
     }
 }

@@ -21,6 +21,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/t/{tenant}")
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route("/jwks", web::get().to(jwks))
                 .default_service(web::to(tenant_not_found)),
         );
 }
@@ -138,9 +139,10 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let token_ok = match (&state.config.metrics_token, presented) {
-        (Some(expected), Some(got)) => {
-            bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), got.as_bytes()))
-        }
+        (Some(expected), Some(got)) => bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.expose().as_bytes(),
+            got.as_bytes(),
+        )),
         _ => false,
     };
     if !loopback && !token_ok {
@@ -172,8 +174,25 @@ async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Resul
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .json(json!({
             "issuer": issuer,
+            "jwks_uri": format!("{issuer}/jwks"),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "code_challenge_methods_supported": ["S256"],
         })))
+}
+
+/// The tenant's JWK Set (RFC 7517 §5): public parts of pending, active and retired keys. Cached
+/// for less than half the pre-publication period, so a new key is seen before it signs.
+async fn jwks(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await.map_err(AppError::json)?;
+    let keys = std::sync::Arc::clone(&state.keys);
+    let set = blocking(move || keys.jwks(&t.id)).await.map_err(AppError::json)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", latchkey_keys::JWKS_MAX_AGE_SECS),
+        ))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .content_type("application/jwk-set+json")
+        .body(set.to_string()))
 }

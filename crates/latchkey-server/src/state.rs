@@ -3,6 +3,7 @@
 use crate::metrics::Metrics;
 use crate::{Config, ServerError};
 use latchkey_core::{Clock, OsRng, Rng, SystemClock};
+use latchkey_keys::{KeyRing, MasterKeySource};
 use latchkey_session::Ephemeral;
 use latchkey_store::{DatabaseUrl, Db, PoolOptions};
 use std::sync::Arc;
@@ -12,14 +13,31 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub ephemeral: Arc<dyn Ephemeral>,
+    pub keys: Arc<KeyRing>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
+/// Opens the key ring with the configured master key. A key file is generated only while
+/// nothing is encrypted yet; a wrong or missing key for existing data is an error.
+pub fn open_keys(config: &Config, db: &Db, clock: Arc<dyn Clock>) -> Result<KeyRing, String> {
+    let has_data = KeyRing::has_encrypted_data(db).map_err(|e| e.to_string())?;
+    let (master, source) = latchkey_keys::load_master_key(
+        config.master_key.as_ref().map(crate::config::Secret::expose),
+        &config.keys_dir,
+        !has_data,
+    )
+    .map_err(|e| e.to_string())?;
+    if let MasterKeySource::Generated(path) = &source {
+        tracing::warn!(path = %path.display(), "generated a new master key: back it up, data encrypted under it is lost without it");
+    }
+    KeyRing::open(db.clone(), master, clock).map_err(|e| e.to_string())
+}
+
 impl AppState {
-    /// Opens the database (applying migrations) and the session store, failing with a message
-    /// that names the unreachable part.
+    /// Opens the database (applying migrations), the key ring and the session store, failing
+    /// with a message that names the part that is unreachable or wrong.
     pub async fn open(config: Config) -> Result<Self, ServerError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let rng: Arc<dyn Rng> = Arc::new(OsRng);
@@ -29,39 +47,33 @@ impl AppState {
                 message: e.to_string(),
             })
         })?;
-        let db = {
-            let (clock, rng, url) = (clock.clone(), rng.clone(), url.clone());
+        let config = Arc::new(config);
+        let (db, keys) = {
+            let (clock, rng, url, config) = (clock.clone(), rng.clone(), url.clone(), Arc::clone(&config));
             let shown = url.redacted();
-            tokio::task::spawn_blocking(move || -> Result<Db, String> {
-                let db =
-                    Db::open(&url, &PoolOptions::for_url(&url), clock, rng).map_err(|e| e.to_string())?;
-                db.migrate().map_err(|e| e.to_string())?;
-                Ok(db)
+            tokio::task::spawn_blocking(move || -> Result<(Db, KeyRing), String> {
+                let db = Db::open(&url, &PoolOptions::for_url(&url), clock.clone(), rng)
+                    .map_err(|e| format!("LATCHKEY_DATABASE_URL ({shown}): {e}"))?;
+                db.migrate()
+                    .map_err(|e| format!("LATCHKEY_DATABASE_URL ({shown}): {e}"))?;
+                let keys = open_keys(&config, &db, clock)?;
+                Ok((db, keys))
             })
             .await
             .map_err(|e| ServerError::Startup(e.to_string()))?
-            .map_err(|e| ServerError::Startup(format!("LATCHKEY_DATABASE_URL ({shown}): {e}")))?
+            .map_err(ServerError::Startup)?
         };
         let ephemeral = latchkey_session::open(&config.session_store, clock.clone())
             .await
             .map_err(|e| ServerError::Startup(format!("LATCHKEY_SESSION_STORE: {e}")))?;
-        Ok(Self::new(config, db, ephemeral, clock, rng))
-    }
-
-    pub fn new(
-        config: Config,
-        db: Db,
-        ephemeral: Arc<dyn Ephemeral>,
-        clock: Arc<dyn Clock>,
-        rng: Arc<dyn Rng>,
-    ) -> Self {
-        Self {
-            config: Arc::new(config),
+        Ok(Self {
+            config,
             db,
             ephemeral,
+            keys: Arc::new(keys),
             clock,
             rng,
             metrics: Arc::new(Metrics::default()),
-        }
+        })
     }
 }

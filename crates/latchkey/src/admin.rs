@@ -65,6 +65,7 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
         Command::User(c) => user(&db, c),
         Command::Audit(c) => audit(&db, c),
         Command::AdminToken(c) => admin_token(&db, c),
+        Command::Keys(c) => crate::keys::run(config, &db, c),
         Command::Serve | Command::Demo => unreachable!("handled in main"),
     }
 }
@@ -85,6 +86,8 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
             display_name,
             out,
         } => {
+            // Open the key ring first: no tenant is created when its keys could not be.
+            let ring = crate::keys::open_ring(config, db)?;
             let t = db.create_tenant(
                 &actor(),
                 &NewTenant {
@@ -93,6 +96,7 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
                     policy: TenantPolicy::default(),
                 },
             )?;
+            ring.ensure_tenant(&t.id, &actor())?;
             show(&t, out.json);
         }
         TenantCmd::List { out } => {

@@ -42,6 +42,66 @@ pub enum Command {
     /// Manage bearer tokens for a tenant's admin API.
     #[command(subcommand)]
     AdminToken(AdminTokenCmd),
+    /// Signing keys and the master key.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Every signing key of the tenant with its state and transition times.
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Create a pending key: published in JWKS now, signing once activated (or by the scheduler).
+    Rotate {
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long, value_name = "ES256|RS256|EdDSA")]
+        alg: latchkey_keys::Alg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Make a pending key active now; the previous active key of its algorithm retires.
+    Activate {
+        #[command(flatten)]
+        t: TenantArg,
+        kid: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Stop a key signing; it stays in JWKS until its tokens have expired.
+    Retire {
+        #[command(flatten)]
+        t: TenantArg,
+        kid: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Emergency: remove a key from JWKS at once; tokens it signed stop verifying.
+    Revoke {
+        #[command(flatten)]
+        t: TenantArg,
+        kid: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Replace the master key: re-wrap every data key in one transaction; the old key file is kept
+    /// as master.key.replaced-<time>.
+    RotateMaster {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Sign a five-minute test token with the active key, to see which kid signs now.
+    TestToken {
+        #[command(flatten)]
+        t: TenantArg,
+        #[arg(long, value_name = "ES256|RS256|EdDSA", default_value = "ES256")]
+        alg: latchkey_keys::Alg,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

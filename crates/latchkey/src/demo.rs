@@ -27,6 +27,7 @@ pub fn run(config: Config) -> Result<(), CliError> {
         )?,
     };
     let tenant = find_tenant(&db, &tenant.slug)?;
+    crate::keys::open_ring(&config, &db)?.ensure_tenant(&tenant.id, &actor())?;
     let existing = db.list_clients(&tenant.id)?;
     let (confidential, secret) = match existing.iter().find(|c| c.name == CONFIDENTIAL) {
         Some(c) => {

@@ -5,6 +5,7 @@
 mod admin;
 mod cli;
 mod demo;
+mod keys;
 mod output;
 
 use clap::Parser;

@@ -1,6 +1,6 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
-use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, TenantCmd, UserCmd};
+use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, TenantCmd, UserCmd};
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
@@ -14,6 +14,14 @@ pub fn wants_json(c: &Command) -> bool {
             | TenantCmd::Delete { out, .. },
         )
         | Command::Audit(AuditCmd::Verify { out, .. })
+        | Command::Keys(
+            KeysCmd::List { out, .. }
+            | KeysCmd::Rotate { out, .. }
+            | KeysCmd::Activate { out, .. }
+            | KeysCmd::Retire { out, .. }
+            | KeysCmd::Revoke { out, .. }
+            | KeysCmd::RotateMaster { out },
+        )
         | Command::AdminToken(
             AdminTokenCmd::Create { out, .. }
             | AdminTokenCmd::List { out, .. }

@@ -496,6 +496,7 @@ fn the_cli_contract(db: &TestDb) {
     let actions = cli.audit_actions("acme");
     for expected in [
         "tenant.create",
+        "keys.bootstrap",
         "tenant.update",
         "client.create",
         "client.rotate_secret",
@@ -513,7 +514,8 @@ fn the_cli_contract(db: &TestDb) {
     }
     assert_eq!(
         actions.len(),
-        1 + 1 + 5 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
+        // tenant, keys, update, 5 clients, rotation, 2 users, disable, enable, password, deletions
+        1 + 1 + 1 + 5 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
@@ -612,7 +614,8 @@ fn json_errors_are_json() {
     let db = TestDb::sqlite();
     let cli = Cli::new(&db.url);
     let err = cli.fails(2, &["tenant", "create", "Bad Slug", "--json"], None);
-    let v: Value = serde_json::from_str(err.trim()).unwrap();
+    // Logs (JSON too) may precede it on stderr; the error is the last line.
+    let v: Value = serde_json::from_str(err.trim().lines().last().unwrap()).unwrap();
     assert!(v["error"].as_str().unwrap().contains("slug"));
 }
 
@@ -685,6 +688,7 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
         actions,
         [
             "tenant.create",
+            "keys.bootstrap",
             "admin_token.create",
             "admin_token.create",
             "admin_token.revoke"
