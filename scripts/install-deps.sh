@@ -3,7 +3,7 @@
 # (idempotent: a second run changes nothing and touches no network). Debian/Ubuntu, as root.
 set -euo pipefail
 
-packages=(build-essential pkg-config libssl-dev ca-certificates curl openssl)
+packages=(build-essential pkg-config libssl-dev ca-certificates curl openssl postgresql-client)
 
 missing=()
 for p in "${packages[@]}"; do

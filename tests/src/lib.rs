@@ -80,6 +80,32 @@ impl TestDb {
         })
     }
 
+    /// Every byte the database holds on disk (SQLite file and its WAL) or in a `pg_dump`.
+    pub fn dump(&self) -> Vec<u8> {
+        match &self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let path = self.url.trim_start_matches("sqlite://");
+                let mut all = std::fs::read(path).expect("sqlite file");
+                if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+                    all.extend(wal);
+                }
+                all
+            }
+            Cleanup::Postgres { .. } => {
+                let out = std::process::Command::new("pg_dump")
+                    .arg(&self.url)
+                    .output()
+                    .expect("pg_dump runs");
+                assert!(
+                    out.status.success(),
+                    "pg_dump: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
+    }
+
     /// Runs raw SQL against the database behind the store (to play an attacker with DB access).
     pub fn raw_sql(&self, sql: &str) -> usize {
         match &self.cleanup {
@@ -105,6 +131,12 @@ impl Drop for TestDb {
                 diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut c);
         }
     }
+}
+
+/// Another handle on a test database, with its own clock (for tests that move time).
+pub fn open_with_clock(url: &str, clock: Arc<dyn latchkey_core::Clock>) -> Db {
+    let parsed = DatabaseUrl::parse(url).expect("database url");
+    Db::open(&parsed, &PoolOptions::for_url(&parsed), clock, Arc::new(OsRng)).expect("open db")
 }
 
 fn open(url: &str) -> Db {
