@@ -352,6 +352,59 @@ fn sealed_values_open_only_where_they_were_sealed(db: &TestDb) {
     assert!(err.to_string().contains("master key"), "{err}");
 }
 
+fn data_key_rotation_resumes_after_an_interruption(db: &TestDb) {
+    let f = fixture(db);
+    f.ring.rotate(&f.tenant, Alg::EdDSA, "test").unwrap();
+    let store = f.ring_db();
+    let old_dek = store.data_keys(&f.tenant).unwrap()[0].id.clone();
+    // One batch of one value, then "crash".
+    let (new_dek, moved) = f.ring.rotate_dek(&f.tenant, "test", 1, Some(1)).unwrap();
+    assert_eq!(moved, 1);
+    assert_ne!(new_dek, old_dek);
+    assert_eq!(
+        store.data_keys(&f.tenant).unwrap().len(),
+        2,
+        "both data keys live while unfinished"
+    );
+    let under: Vec<String> = store
+        .signing_keys(&f.tenant)
+        .unwrap()
+        .iter()
+        .map(|k| k.private_key.split('.').nth(1).unwrap().to_owned())
+        .collect();
+    assert!(under.contains(&old_dek) && under.contains(&new_dek), "{under:?}");
+    f.ring.invalidate(&f.tenant);
+    assert!(verifies(&f, &token(&f, Alg::RS256)), "signing works mid-rotation");
+    let at = Aad {
+        tenant: f.tenant.as_str(),
+        table: "users",
+        column: "totp_seed",
+        row: "u1",
+    };
+    assert!(
+        f.ring.seal(&f.tenant, at, b"x").unwrap().contains(&new_dek),
+        "new values use the new key"
+    );
+    // Resume: the same call finishes the job and drops the old key.
+    let (resumed, moved) = f.ring.rotate_dek(&f.tenant, "test", 1, None).unwrap();
+    assert_eq!(resumed, new_dek);
+    assert_eq!(moved, 2);
+    let deks = store.data_keys(&f.tenant).unwrap();
+    assert_eq!(deks.len(), 1);
+    assert_eq!(deks[0].id, new_dek);
+    assert!(
+        store
+            .signing_keys(&f.tenant)
+            .unwrap()
+            .iter()
+            .all(|k| k.private_key.contains(&new_dek))
+    );
+    f.ring.invalidate(&f.tenant);
+    for alg in [Alg::ES256, Alg::RS256] {
+        assert!(verifies(&f, &token(&f, alg)), "{alg}");
+    }
+}
+
 fn no_private_key_bytes_at_rest(db: &TestDb) {
     let f = fixture(db);
     let ed = f.ring.rotate(&f.tenant, Alg::EdDSA, "test").unwrap();
@@ -441,6 +494,7 @@ on_both!(
     manual_rotation_and_emergency_revocation,
     sealed_values_open_only_where_they_were_sealed,
     no_private_key_bytes_at_rest,
+    data_key_rotation_resumes_after_an_interruption,
     racing_schedulers_make_one_successor,
 );
 

@@ -578,6 +578,108 @@ impl KeyRing {
             .open(aad, sealed)
     }
 
+    /// Starts (or resumes) replacing the tenant's data key: a new key seals from now on, and values
+    /// sealed under older keys are re-sealed `batch` at a time, each batch in its own transaction,
+    /// so an interrupted run continues where it stopped; both keys open values until the last
+    /// batch, after which the old keys are deleted. Returns the new key's id and how many values
+    /// were re-sealed by this call.
+    pub fn rotate_dek(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        batch: usize,
+        max_batches: Option<usize>,
+    ) -> Result<(String, usize), KeyError> {
+        // A rotation is unfinished while more than one data key exists; otherwise start one.
+        let current = self.change(t, |tx| {
+            let deks = tx.data_keys()?;
+            if deks.len() > 1 {
+                return Ok((deks.last().map(|d| d.id.clone()).unwrap_or_default(), None));
+            }
+            let dek = DataKey::generate()?;
+            let wrapped = self.master.wrap(&dek, t.as_str())?;
+            // Strictly newer than the current key, so "newest" is never ambiguous.
+            let after = deks.last().map_or(i64::MIN, |d| d.created_at + 1);
+            tx.insert_data_key(&StoredDataKey {
+                tenant_id: t.clone(),
+                id: dek.id.clone(),
+                kek_id: self.master.id.clone(),
+                wrapped,
+                created_at: self.now().max(after),
+            })?;
+            Ok((
+                dek.id.clone(),
+                Some(event(
+                    actor,
+                    "keys.rotate_dek.start",
+                    t,
+                    json!({"data_key": dek.id}),
+                )),
+            ))
+        })?;
+        let mut resealed = 0;
+        let mut batches = 0;
+        loop {
+            if max_batches.is_some_and(|m| batches >= m) {
+                return Ok((current, resealed));
+            }
+            let (moved, done) = self.change(t, |tx| {
+                let deks = tx.data_keys()?;
+                let newest = deks
+                    .last()
+                    .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
+                let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
+                let mut moved = 0;
+                for k in tx.signing_keys()? {
+                    if moved == batch {
+                        break;
+                    }
+                    if k.private_key.is_empty() || crate::envelope::parse(&k.private_key)?.key_id == newest.id
+                    {
+                        continue;
+                    }
+                    let old_id = crate::envelope::parse(&k.private_key)?.key_id;
+                    let old = deks
+                        .iter()
+                        .find(|d| d.id == old_id)
+                        .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
+                    let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
+                    let plain = old.open(private_aad(t, &k.kid), &k.private_key)?;
+                    let resealed = new.seal(private_aad(t, &k.kid), &plain)?;
+                    if tx.reseal_private_key(&k.kid, &k.private_key, &resealed)? {
+                        moved += 1;
+                    }
+                }
+                if moved > 0 {
+                    return Ok(((moved, false), None));
+                }
+                // Nothing left under older keys: retire them.
+                let old: Vec<String> = deks
+                    .iter()
+                    .filter(|d| d.id != newest.id)
+                    .map(|d| d.id.clone())
+                    .collect();
+                for id in &old {
+                    tx.delete_data_key(id)?;
+                }
+                let ev = (!old.is_empty()).then(|| {
+                    event(
+                        actor,
+                        "keys.rotate_dek.done",
+                        t,
+                        json!({"data_key": newest.id, "deleted": old}),
+                    )
+                });
+                Ok(((0, true), ev))
+            })?;
+            resealed += moved;
+            batches += 1;
+            if done {
+                return Ok((current, resealed));
+            }
+        }
+    }
+
     /// Re-wraps every data key under `new` in one transaction. The caller keeps the old key file.
     pub fn rotate_master(db: &Db, old: &MasterKey, new: &MasterKey, actor: &str) -> Result<usize, KeyError> {
         let mut rewrapped = Vec::new();

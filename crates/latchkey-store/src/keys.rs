@@ -154,6 +154,33 @@ impl KeyTx<'_> {
         Ok(())
     }
 
+    /// Replaces a sealed private key if it still holds `old` (re-encryption under a new data key).
+    pub fn reseal_private_key(&mut self, kid: &str, old: &str, new: &str) -> Result<bool> {
+        let n = diesel::update(
+            signing_keys::table.filter(
+                signing_keys::tenant_id
+                    .eq(self.tenant.as_str())
+                    .and(signing_keys::kid.eq(kid))
+                    .and(signing_keys::private_key.eq(old)),
+            ),
+        )
+        .set(signing_keys::private_key.eq(new))
+        .execute(self.c)?;
+        Ok(n == 1)
+    }
+
+    pub fn delete_data_key(&mut self, id: &str) -> Result<()> {
+        diesel::delete(
+            data_keys::table.filter(
+                data_keys::tenant_id
+                    .eq(self.tenant.as_str())
+                    .and(data_keys::id.eq(id)),
+            ),
+        )
+        .execute(self.c)?;
+        Ok(())
+    }
+
     /// Moves a key to `to` if it is in one of `from`; stamps the transition time and wipes the
     /// sealed private key when the key leaves service for good. Returns whether it moved.
     pub fn set_state(&mut self, kid: &str, from: &[&str], to: &str, at: UnixMillis) -> Result<bool> {

@@ -95,6 +95,14 @@ pub enum KeysCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Replace the tenant's data key and re-encrypt its values in batches (resumable: run it
+    /// again after an interruption; both keys open values until it finishes).
+    RotateDek {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
     /// Sign a five-minute test token with the active key, to see which kid signs now.
     TestToken {
         #[command(flatten)]

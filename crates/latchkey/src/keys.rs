@@ -104,6 +104,15 @@ pub fn run(config: &Config, db: &Db, cmd: KeysCmd) -> Result<(), CliError> {
                 text,
             );
         }
+        KeysCmd::RotateDek { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let (dek, resealed) = ring.rotate_dek(&t.id, &actor(), 100, None)?;
+            done(
+                out.json,
+                json!({"data_key": dek, "resealed": resealed}),
+                format!("data key {dek} now seals everything; {resealed} values re-encrypted"),
+            );
+        }
         KeysCmd::TestToken { t, alg } => {
             let t = find_tenant(db, &t.tenant)?;
             let now = SystemClock.now_millis() / 1000;

@@ -20,6 +20,7 @@ pub fn wants_json(c: &Command) -> bool {
             | KeysCmd::Activate { out, .. }
             | KeysCmd::Retire { out, .. }
             | KeysCmd::Revoke { out, .. }
+            | KeysCmd::RotateDek { out, .. }
             | KeysCmd::RotateMaster { out },
         )
         | Command::AdminToken(
