@@ -106,7 +106,8 @@ impl TickReport {
 /// One tenant's ring as cached by a node.
 struct Loaded {
     at: UnixMillis,
-    keys: Vec<RingKey>,
+    /// The newest active key per algorithm: what signs.
+    active: HashMap<Alg, (String, Arc<SigningKey>)>,
     signers: HashMap<String, Arc<SigningKey>>,
     verifiers: HashMap<String, VerifyingKey>,
     jwks: Arc<Value>,
@@ -501,9 +502,23 @@ impl KeyRing {
             }
             keys.push(k);
         }
+        let mut active: HashMap<Alg, (String, Arc<SigningKey>, Option<UnixMillis>)> = HashMap::new();
+        for k in keys.iter().filter(|k| k.state == KeyState::Active) {
+            let newer = active.get(&k.alg).is_none_or(|(_, _, at)| k.activated_at > *at);
+            if newer {
+                active.insert(
+                    k.alg,
+                    (k.kid.clone(), Arc::clone(&signers[&k.kid]), k.activated_at),
+                );
+            }
+        }
+        let active = active
+            .into_iter()
+            .map(|(alg, (kid, key, _))| (alg, (kid, key)))
+            .collect();
         let loaded = Arc::new(Loaded {
             at: now,
-            keys,
+            active,
             signers,
             verifiers,
             jwks: Arc::new(json!({"keys": published})),
@@ -545,13 +560,11 @@ impl KeyRing {
     /// Signs `claims` with the newest active key of `alg`; returns the compact JWS.
     pub fn sign(&self, t: &TenantId, alg: Alg, typ: &str, claims: &Value) -> Result<String, KeyError> {
         let l = self.loaded(t)?;
-        let k = l
-            .keys
-            .iter()
-            .filter(|k| k.alg == alg && k.state == KeyState::Active)
-            .max_by_key(|k| k.activated_at)
+        let (kid, key) = l
+            .active
+            .get(&alg)
             .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))?;
-        jwt::encode(&l.signers[&k.kid], &k.kid, typ, claims)
+        jwt::encode(key, kid, typ, claims)
     }
 
     /// Verifies a token signed by one of the tenant's active or retired keys.
