@@ -56,17 +56,17 @@ fn signing(c: &mut Criterion) {
     let mut g = c.benchmark_group("sign");
     let es = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
     g.bench_function("ES256/raw", |b| {
-        b.iter(|| black_box(es.sign(&rng, input.as_bytes()).unwrap()))
+        b.iter(|| black_box(es.sign(&rng, input.as_bytes()).unwrap()));
     });
     g.bench_function("ES256/ring", |b| {
-        b.iter(|| black_box(ring.sign(&t, Alg::ES256, "at+jwt", &claims).unwrap()))
+        b.iter(|| black_box(ring.sign(&t, Alg::ES256, "at+jwt", &claims).unwrap()));
     });
     let ed_raw = Ed25519KeyPair::generate().unwrap();
     g.bench_function("EdDSA/raw", |b| {
-        b.iter(|| black_box(ed_raw.sign(input.as_bytes())))
+        b.iter(|| black_box(ed_raw.sign(input.as_bytes())));
     });
     g.bench_function("EdDSA/ring", |b| {
-        b.iter(|| black_box(ring.sign(&t, Alg::EdDSA, "at+jwt", &claims).unwrap()))
+        b.iter(|| black_box(ring.sign(&t, Alg::EdDSA, "at+jwt", &claims).unwrap()));
     });
     let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     let mut sig = vec![0u8; rsa.public_modulus_len()];
@@ -78,7 +78,7 @@ fn signing(c: &mut Criterion) {
         });
     });
     g.bench_function("RS256/ring", |b| {
-        b.iter(|| black_box(ring.sign(&t, Alg::RS256, "at+jwt", &claims).unwrap()))
+        b.iter(|| black_box(ring.sign(&t, Alg::RS256, "at+jwt", &claims).unwrap()));
     });
     let _ = es.public_key();
     g.finish();
