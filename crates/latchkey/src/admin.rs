@@ -186,6 +186,32 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
     if let Some(h) = f.password_history {
         p.password.history = h;
     }
+    if let Some(d) = f.key_rotation_days {
+        p.keys.rotation_days = d;
+    }
+    if let Some(h) = f.key_prepublish_hours {
+        p.keys.prepublish_hours = h;
+    }
+    if let Some(s) = f.max_token_lifetime_secs {
+        p.keys.max_token_lifetime_secs = s;
+    }
+    // Pre-publication must outlast two JWKS cache periods, and rotation must leave room for it.
+    let min_prepublish = (2 * latchkey_keys::JWKS_MAX_AGE_SECS).div_ceil(3600) as u32;
+    if p.keys.prepublish_hours < min_prepublish {
+        return Err(CliError::Input(format!(
+            "--key-prepublish-hours must be at least {min_prepublish} (twice the JWKS cache lifetime)"
+        )));
+    }
+    if u64::from(p.keys.rotation_days) * 24 <= u64::from(p.keys.prepublish_hours) {
+        return Err(CliError::Input(
+            "--key-rotation-days must be longer than the pre-publication period".into(),
+        ));
+    }
+    if p.keys.max_token_lifetime_secs == 0 {
+        return Err(CliError::Input(
+            "--max-token-lifetime-secs must be positive".into(),
+        ));
+    }
     if let Some(s) = f.session_idle_timeout {
         p.session.idle_timeout_secs = s;
     }
@@ -632,6 +658,28 @@ mod tests {
         let out = apply_policy(p.clone(), &f).unwrap();
         assert_eq!(out.password.expiry_days, Some(90));
         assert!(out.password.require_digit);
+        let f = PolicyFlags {
+            key_prepublish_hours: Some(1),
+            ..PolicyFlags::default()
+        };
+        assert!(
+            apply_policy(p.clone(), &f).is_err(),
+            "pre-publication shorter than two JWKS cache periods"
+        );
+        let f = PolicyFlags {
+            key_rotation_days: Some(1),
+            ..PolicyFlags::default()
+        };
+        assert!(
+            apply_policy(p.clone(), &f).is_err(),
+            "rotation shorter than pre-publication"
+        );
+        let f = PolicyFlags {
+            key_rotation_days: Some(30),
+            key_prepublish_hours: Some(6),
+            ..PolicyFlags::default()
+        };
+        assert_eq!(apply_policy(p.clone(), &f).unwrap().keys.rotation_days, 30);
         let f = PolicyFlags {
             password_expiry_days: Some(0),
             ..PolicyFlags::default()

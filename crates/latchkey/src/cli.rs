@@ -225,6 +225,16 @@ pub struct PolicyFlags {
     /// Require every user to use a second factor.
     #[arg(long, value_name = "BOOL")]
     pub mfa_required: Option<bool>,
+    /// Days a signing key signs before its successor takes over.
+    #[arg(long, value_name = "DAYS")]
+    pub key_rotation_days: Option<u32>,
+    /// Hours a new signing key is published in JWKS before it signs (at least 2).
+    #[arg(long, value_name = "HOURS")]
+    pub key_prepublish_hours: Option<u32>,
+    /// Lifetime of the longest-lived token a key signs; a retired key stays published this long
+    /// (plus a margin).
+    #[arg(long, value_name = "SECS")]
+    pub max_token_lifetime_secs: Option<u32>,
 }
 
 #[derive(Debug, Args)]
