@@ -3,4 +3,6 @@
 
 mod password;
 
-pub use password::{HashParams, PasswordError, check_password_policy, hash_password, verify_password};
+pub use password::{
+    HashParams, PasswordError, check_password_policy, hash_password, password_expired, verify_password,
+};

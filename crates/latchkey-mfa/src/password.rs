@@ -81,6 +81,9 @@ pub fn check_password_policy(
     if policy.require_symbol && !has(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
         missing.push("a symbol".into());
     }
+    if let Some(problem) = guessability(password, identifiers) {
+        missing.push(problem.into());
+    }
     let lower = password.to_lowercase();
     for id in identifiers.iter().filter(|i| i.len() >= 3) {
         let local = id.split('@').next().unwrap_or(id).to_lowercase();
@@ -96,6 +99,35 @@ pub fn check_password_policy(
             "the password needs {}",
             missing.join(", ")
         )))
+    }
+}
+
+/// Common and breached passwords (zxcvbn's list of ~30,000, with l33t and reversed variants) and
+/// trivially guessable ones (repeats, sequences, keyboard walks) are refused, as NIST SP 800-63B
+/// §5.1.1.2 asks. The list ships inside Latchkey; nothing is looked up over the network.
+fn guessability(password: &str, identifiers: &[&str]) -> Option<&'static str> {
+    let entropy = zxcvbn::zxcvbn(password, identifiers);
+    let whole_common = entropy.sequence().iter().any(|m| {
+        matches!(&m.pattern, zxcvbn::matching::patterns::MatchPattern::Dictionary(d)
+            if format!("{:?}", d.dictionary_name) == "Passwords")
+            && m.i == 0
+            && m.j + 1 >= password.chars().count()
+    });
+    if whole_common {
+        Some("not to be a commonly used or breached password")
+    } else if (entropy.score() as u8) < 2 {
+        Some("to be harder to guess (avoid repeats, sequences and keyboard patterns)")
+    } else {
+        None
+    }
+}
+
+/// Whether a password changed at `changed_at` has expired under the policy.
+pub fn password_expired(policy: &PasswordPolicy, changed_at: Option<i64>, now: i64) -> bool {
+    match (policy.expiry_days, changed_at) {
+        (Some(days), Some(at)) => now >= at + i64::from(days) * 86_400_000,
+        (Some(_), None) => true,
+        (None, _) => false,
     }
 }
 
@@ -126,13 +158,30 @@ mod tests {
     }
 
     #[test]
+    fn common_and_guessable_passwords_are_refused() {
+        let p = PasswordPolicy::default();
+        for weak in ["password1234", "P@ssw0rd1234", "qwertyuiopas", "aaaaaaaaaaaa", "123456789012", "iloveyou1234"] {
+            let e = check_password_policy(weak, &p, &[]).unwrap_err().to_string();
+            assert!(e.contains("commonly used") || e.contains("harder to guess"), "{weak}: {e}");
+        }
+        assert!(check_password_policy("tulip-gravel-orbit-42", &p, &[]).is_ok());
+    }
+
+    #[test]
+    fn expiry_follows_the_policy() {
+        let mut p = PasswordPolicy::default();
+        assert!(!password_expired(&p, Some(0), i64::MAX / 2));
+        p.expiry_days = Some(90);
+        assert!(!password_expired(&p, Some(0), 90 * 86_400_000 - 1));
+        assert!(password_expired(&p, Some(0), 90 * 86_400_000));
+        assert!(password_expired(&p, None, 0), "never set counts as expired");
+    }
+
+    #[test]
     fn policy_names_what_is_missing() {
         let mut p = PasswordPolicy::default();
-        let e = check_password_policy("short", &p, &[]).unwrap_err();
-        assert_eq!(
-            e,
-            PasswordError::Policy("the password needs at least 12 characters (it has 5)".into())
-        );
+        let e = check_password_policy("short", &p, &[]).unwrap_err().to_string();
+        assert!(e.starts_with("password policy: the password needs at least 12 characters (it has 5)"), "{e}");
         p.require_digit = true;
         p.require_uppercase = true;
         let e = check_password_policy("alllowercaseletters", &p, &[])
