@@ -10,6 +10,9 @@ pub enum PasswordError {
     Policy(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// Too many hashes queued: the caller should answer 503 with Retry-After.
+    #[error("too many sign-ins at once; try again shortly")]
+    Busy,
 }
 
 /// argon2id cost. The default is OWASP's: 19 MiB, 2 passes, 1 lane.
@@ -160,9 +163,19 @@ mod tests {
     #[test]
     fn common_and_guessable_passwords_are_refused() {
         let p = PasswordPolicy::default();
-        for weak in ["password1234", "P@ssw0rd1234", "qwertyuiopas", "aaaaaaaaaaaa", "123456789012", "iloveyou1234"] {
+        for weak in [
+            "password1234",
+            "P@ssw0rd1234",
+            "qwertyuiopas",
+            "aaaaaaaaaaaa",
+            "123456789012",
+            "iloveyou1234",
+        ] {
             let e = check_password_policy(weak, &p, &[]).unwrap_err().to_string();
-            assert!(e.contains("commonly used") || e.contains("harder to guess"), "{weak}: {e}");
+            assert!(
+                e.contains("commonly used") || e.contains("harder to guess"),
+                "{weak}: {e}"
+            );
         }
         assert!(check_password_policy("tulip-gravel-orbit-42", &p, &[]).is_ok());
     }
@@ -181,7 +194,10 @@ mod tests {
     fn policy_names_what_is_missing() {
         let mut p = PasswordPolicy::default();
         let e = check_password_policy("short", &p, &[]).unwrap_err().to_string();
-        assert!(e.starts_with("password policy: the password needs at least 12 characters (it has 5)"), "{e}");
+        assert!(
+            e.starts_with("password policy: the password needs at least 12 characters (it has 5)"),
+            "{e}"
+        );
         p.require_digit = true;
         p.require_uppercase = true;
         let e = check_password_policy("alllowercaseletters", &p, &[])
