@@ -13,7 +13,7 @@ pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use ids::{ClientId, RoleId, TenantId, UserId};
 pub use model::{
-    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Client, ClientType, GrantType, KeyPolicy,
+    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientType, GrantType, KeyPolicy,
     PasswordPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256_hex};

@@ -155,6 +155,17 @@ pub struct TenantPolicy {
     /// Every user must enrol and use a second factor.
     pub mfa_required: bool,
     pub keys: KeyPolicy,
+    pub branding: Branding,
+}
+
+/// How the tenant's pages look: its name comes from the tenant, these from its administrator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Branding {
+    /// An https URL of the logo shown above the sign-in form.
+    pub logo_url: Option<String>,
+    /// `#rrggbb`: buttons and links.
+    pub primary_color: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

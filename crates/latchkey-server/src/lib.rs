@@ -6,6 +6,7 @@ pub mod config;
 mod errors;
 mod form;
 mod logging;
+mod login;
 mod metrics;
 mod net;
 mod observe;
@@ -59,8 +60,10 @@ fn app(
         .app_data(web::Data::new(state.clone()))
         .app_data(web::PayloadConfig::new(limit))
         .wrap(observe::Observe::new(state))
-        .configure(routes::configure)
+        // Routes under /t/{tenant}/… first: the tenant scope's 404 catches everything after it.
+        .configure(login::configure)
         .configure(admin_api::configure)
+        .configure(routes::configure)
         .default_service(web::to(routes::not_found))
 }
 

@@ -14,6 +14,7 @@ pub struct AppState {
     pub db: Db,
     pub ephemeral: Arc<dyn Ephemeral>,
     pub keys: Arc<KeyRing>,
+    pub hasher: Arc<latchkey_mfa::PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub(crate) metrics: Arc<Metrics>,
@@ -66,11 +67,21 @@ impl AppState {
         let ephemeral = latchkey_session::open(&config.session_store, clock.clone())
             .await
             .map_err(|e| ServerError::Startup(format!("LATCHKEY_SESSION_STORE: {e}")))?;
+        // At most one argon2id hash per core at once; a bounded queue behind them.
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let hasher = latchkey_mfa::PasswordHasher::new(
+            latchkey_mfa::HashParams::default(),
+            cores,
+            64 * cores,
+            rng.clone(),
+        )
+        .map_err(|e| ServerError::Startup(e.to_string()))?;
         Ok(Self {
             config,
             db,
             ephemeral,
             keys: Arc::new(keys),
+            hasher: Arc::new(hasher),
             clock,
             rng,
             metrics: Arc::new(Metrics::default()),

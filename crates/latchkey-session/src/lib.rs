@@ -89,6 +89,8 @@ pub trait RateCounter: Send + Sync {
     async fn hit(&self, t: &TenantId, key: &str, window: Duration) -> Result<RateHit>;
     /// The current count without adding a hit.
     async fn count(&self, t: &TenantId, key: &str) -> Result<u64>;
+    /// Time left in the current window, `None` when no window is open.
+    async fn window_left(&self, t: &TenantId, key: &str) -> Result<Option<Duration>>;
     async fn reset(&self, t: &TenantId, key: &str) -> Result<()>;
 }
 

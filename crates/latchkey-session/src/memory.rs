@@ -198,6 +198,20 @@ impl RateCounter for MemoryStore {
         })
     }
 
+    async fn window_left(&self, t: &TenantId, k: &str) -> Result<Option<Duration>> {
+        let now = self.clock.now_millis();
+        let mut inner = self.lock();
+        Ok(match self.live(&mut inner, &key(t, "r", k)) {
+            Some(Entry {
+                value: Value::Count(_),
+                expires_at,
+            }) => Some(Duration::from_millis(
+                u64::try_from(*expires_at - now).unwrap_or(0),
+            )),
+            _ => None,
+        })
+    }
+
     async fn reset(&self, t: &TenantId, k: &str) -> Result<()> {
         self.lock().map.remove(&key(t, "r", k));
         Ok(())

@@ -202,6 +202,15 @@ impl RateCounter for RedisStore {
         Ok(n.unwrap_or(0))
     }
 
+    async fn window_left(&self, t: &TenantId, k: &str) -> Result<Option<Duration>> {
+        let k = self.key(t, "r", k);
+        let ms: i64 = self
+            .run(|| Query::Cmd(redis::cmd("PTTL").arg(&k).clone()))
+            .await?;
+        // -2: no key; -1: no expiry (never set by us).
+        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    }
+
     async fn reset(&self, t: &TenantId, k: &str) -> Result<()> {
         let k = self.key(t, "r", k);
         self.run::<()>(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone()))

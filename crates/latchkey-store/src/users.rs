@@ -34,6 +34,8 @@ pub trait UserRepo {
     /// Replaces the password hash (a PHC string) and stamps `password_changed_at`.
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User>;
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()>;
+    /// Stores a fresh hash of the same password (new parameters); the password's age is kept.
+    fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User>;
 }
 
 /// A `users` row as stored.
@@ -256,6 +258,12 @@ impl UserRepo for Db {
         self.change_user(t, actor, id, "user.set_password", |u| {
             u.password_hash = Some(hash.to_owned());
             u.password_changed_at = Some(now);
+        })
+    }
+
+    fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User> {
+        self.change_user(t, "system", id, "user.password_rehash", |u| {
+            u.password_hash = Some(hash.to_owned());
         })
     }
 
