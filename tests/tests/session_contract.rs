@@ -156,6 +156,13 @@ async fn rate_counters_count_per_window_and_reset(s: Arc<dyn Ephemeral>) {
         assert!(hit.reset_in <= w && hit.reset_in > Duration::ZERO, "{hit:?}");
     }
     assert_eq!(s.count(&a, "ip:203.0.113.7").await.unwrap(), 5);
+    let left = s
+        .window_left(&a, "ip:203.0.113.7")
+        .await
+        .unwrap()
+        .expect("an open window");
+    assert!(left <= w && left > Duration::ZERO, "{left:?}");
+    assert_eq!(s.window_left(&b, "ip:203.0.113.7").await.unwrap(), None);
     assert_eq!(
         s.count(&b, "ip:203.0.113.7").await.unwrap(),
         0,
