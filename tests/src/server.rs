@@ -47,6 +47,14 @@ impl TestServer {
     /// Boots with the given `LATCHKEY_*` settings on top of the defaults (listen and public URL
     /// are chosen here). Returns the startup error message if Latchkey refuses to start.
     pub fn start_with(settings: &[(&str, &str)]) -> Result<Self, String> {
+        Self::start_with_clock(settings, std::sync::Arc::new(latchkey_core::SystemClock))
+    }
+
+    /// `start_with` on a clock the test controls.
+    pub fn start_with_clock(
+        settings: &[(&str, &str)],
+        clock: std::sync::Arc<dyn latchkey_core::Clock>,
+    ) -> Result<Self, String> {
         latchkey_server::init_crypto();
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -72,7 +80,7 @@ impl TestServer {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let state = match AppState::open(config).await {
+                let state = match AppState::open_with_clock(config, clock).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = tx.send(Err(e.to_string()));

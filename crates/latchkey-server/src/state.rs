@@ -40,7 +40,11 @@ impl AppState {
     /// Opens the database (applying migrations), the key ring and the session store, failing
     /// with a message that names the part that is unreachable or wrong.
     pub async fn open(config: Config) -> Result<Self, ServerError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Self::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// `open` with a given clock (tests move time instead of sleeping).
+    pub async fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, ServerError> {
         let rng: Arc<dyn Rng> = Arc::new(OsRng);
         let url = DatabaseUrl::parse(&config.database_url).map_err(|e| {
             ServerError::Config(crate::config::ConfigError {

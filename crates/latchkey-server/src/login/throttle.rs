@@ -23,7 +23,7 @@ pub enum Gate {
     Wait(Duration),
 }
 
-/// Back-off after `failures`: 1 s at the first one past the free ones, doubling, at most 15 min.
+/// Back-off after `failures`: 1 s once `free` failures are reached, doubling, at most 15 min.
 pub fn backoff(failures: u64, free: u64) -> Option<Duration> {
     let over = failures.checked_sub(free)?;
     let secs = 1u64
@@ -74,7 +74,7 @@ impl Throttle<'_> {
             .hit(self.tenant, &account_key("fail", account), FAILURE_WINDOW)
             .await?
             .count;
-        if let Some(lock) = backoff(n, FREE_FAILURES - 1) {
+        if let Some(lock) = backoff(n, FREE_FAILURES) {
             self.store
                 .hit(self.tenant, &account_key("lock", account), lock)
                 .await?;
@@ -84,7 +84,7 @@ impl Throttle<'_> {
             .hit(self.tenant, &format!("fail:ip:{address}"), FAILURE_WINDOW)
             .await?
             .count;
-        if let Some(lock) = backoff(m, ADDRESS_FAILURES - 1) {
+        if let Some(lock) = backoff(m, ADDRESS_FAILURES) {
             self.store
                 .hit(self.tenant, &format!("lock:ip:{address}"), lock)
                 .await?;

@@ -1,0 +1,496 @@
+//! Sign-in over HTTP (SECURITY-TESTS L1–L8): sessions, cookies, CSRF, identical failures,
+//! throttling, timeouts with a controlled clock, tenant separation, sign-out, restart on Redis.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_core::{FixedClock, TenantPolicy};
+use latchkey_store::{NewTenant, NewUser, TenantRepo, UserRepo};
+use latchkey_tests::{TestDb, TestServer};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const PASSWORD: &str = "tulip-gravel-orbit-42";
+
+async fn setup(s: &TestServer, slug: &str) {
+    let t = s
+        .state
+        .db
+        .create_tenant(
+            "test",
+            &NewTenant {
+                slug: slug.into(),
+                display_name: Some(format!("{slug} Corp")),
+                policy: TenantPolicy::default(),
+            },
+        )
+        .unwrap();
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .create_user(
+            &t.id,
+            "test",
+            &NewUser {
+                username: "alice".into(),
+                email: Some(format!("alice@{slug}.test")),
+                password_hash: Some(hash),
+                ..NewUser::default()
+            },
+        )
+        .unwrap();
+}
+
+/// A browser: keeps cookies by name, never follows redirects.
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, headers: &HeaderMap) {
+        for sc in headers.get_all(SET_COOKIE) {
+            let sc = sc.to_str().unwrap();
+            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || sc.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.into(), v.into());
+            }
+        }
+    }
+
+    async fn get(&mut self, s: &TestServer, path: &str) -> (StatusCode, HeaderMap, String) {
+        let res = TestServer::client()
+            .get(s.url(path))
+            .header("cookie", self.header())
+            .send()
+            .await
+            .unwrap();
+        let (st, h) = (res.status(), res.headers().clone());
+        self.absorb(&h);
+        (st, h, res.text().await.unwrap())
+    }
+
+    async fn post(
+        &mut self,
+        s: &TestServer,
+        path: &str,
+        form: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = TestServer::client()
+            .post(s.url(path))
+            .header("cookie", self.header())
+            .form(form);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let (st, h) = (res.status(), res.headers().clone());
+        self.absorb(&h);
+        (st, h, res.text().await.unwrap())
+    }
+
+    /// Opens the sign-in page and returns its CSRF token.
+    async fn form_token(&mut self, s: &TestServer, slug: &str) -> String {
+        let (st, _, page) = self.get(s, &format!("/t/{slug}/login")).await;
+        assert_eq!(st, StatusCode::OK);
+        hidden(&page, "csrf")
+    }
+
+    async fn sign_in(
+        &mut self,
+        s: &TestServer,
+        slug: &str,
+        user: &str,
+        password: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let csrf = self.form_token(s, slug).await;
+        self.post(
+            s,
+            &format!("/t/{slug}/login"),
+            &[
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+                ("return_to", ""),
+            ],
+            &[],
+        )
+        .await
+    }
+}
+
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..start + page[start..].find('"').unwrap()].to_owned()
+}
+
+fn session_cookie(b: &Browser, slug: &str) -> Option<String> {
+    b.cookies.get(&format!("lk-session-{slug}")).cloned()
+}
+
+async fn sign_in_sets_a_hardened_session_cookie_and_shows_the_account(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    let (_, _, page) = b.get(s, "/t/acme/login").await;
+    for needle in [
+        "<label for=\"username\">",
+        "autocomplete=\"username\"",
+        "autocomplete=\"current-password\"",
+        "<label for=\"password\">",
+        "acme Corp",
+        "lang=\"en\"",
+    ] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    let (st, h, _) = b.sign_in(s, "acme", "alice", PASSWORD).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/t/acme/account");
+    let set = h
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("lk-session-acme="))
+        .unwrap();
+    for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    let id = session_cookie(&b, "acme").unwrap();
+    assert_eq!(id.len(), 43, "256-bit id");
+    let (st, _, page) = b.get(s, "/t/acme/account").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("Signed in as <strong>alice</strong>"));
+    // The store keeps the session under the id's hash only.
+    let stored = s
+        .state
+        .ephemeral
+        .get_session(
+            &s.state.db.tenant_by_slug("acme").unwrap().unwrap().id,
+            &latchkey_session::SessionId::from_cookie(&id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.unwrap().amr, ["pwd"]);
+    // Email works as the sign-in name too; German when asked.
+    let mut b2 = Browser::default();
+    assert_eq!(
+        b2.sign_in(s, "acme", "alice@acme.test", PASSWORD).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let res = TestServer::client()
+        .get(s.url("/t/acme/login"))
+        .header("accept-language", "de-DE,de;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.text().await.unwrap().contains("Anmelden bei"));
+}
+
+async fn unknown_user_and_wrong_password_look_the_same(s: &TestServer) {
+    setup(s, "acme").await;
+    let before = s.state.hasher.dummy_runs();
+    let (st1, _, wrong) = Browser::default()
+        .sign_in(s, "acme", "alice", "not-the-password-1")
+        .await;
+    let (st2, _, unknown) = Browser::default()
+        .sign_in(s, "acme", "mallory", "not-the-password-1")
+        .await;
+    assert_eq!(st1, StatusCode::UNAUTHORIZED);
+    assert_eq!(st1, st2);
+    let strip = |p: &str| {
+        p.replace(&hidden(p, "csrf"), "")
+            .replace("value=\"alice\"", "")
+            .replace("value=\"mallory\"", "")
+    };
+    assert_eq!(strip(&wrong), strip(&unknown), "same page");
+    assert!(wrong.contains("role=\"alert\""));
+    assert_eq!(
+        s.state.hasher.dummy_runs(),
+        before + 1,
+        "the unknown user cost a (dummy) hash"
+    );
+    // A disabled user's correct password is refused the same way.
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    s.state
+        .db
+        .set_user_status(&t.id, "test", &alice.id, latchkey_core::UserStatus::Disabled)
+        .unwrap();
+    let (st3, _, disabled) = Browser::default().sign_in(s, "acme", "alice", PASSWORD).await;
+    assert_eq!(st3, StatusCode::UNAUTHORIZED);
+    assert_eq!(strip(&disabled), strip(&wrong));
+    let actions: Vec<String> = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}:{}", e.action, e.details["reason"].as_str().unwrap_or("")))
+        .collect();
+    for a in [
+        "login.failure:bad_password",
+        "login.failure:unknown_user",
+        "login.failure:disabled",
+    ] {
+        assert!(actions.contains(&a.to_owned()), "{a} in {actions:?}");
+    }
+}
+
+async fn csrf_is_required_and_bound(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut victim = Browser::default();
+    let token = victim.form_token(s, "acme").await;
+    let creds = |csrf: &str| {
+        vec![
+            ("csrf".to_owned(), csrf.to_owned()),
+            ("username".into(), "alice".into()),
+            ("password".into(), PASSWORD.into()),
+        ]
+    };
+    let post = |b: &mut Browser, form: Vec<(String, String)>, extra: Vec<(&'static str, String)>| {
+        let mut b2 = b.clone();
+        async move {
+            let f: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let e: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b2.post(s, "/t/acme/login", &f, &e).await.0
+        }
+    };
+    assert_eq!(
+        post(&mut victim, creds("")[1..].to_vec(), vec![]).await,
+        StatusCode::FORBIDDEN,
+        "missing token"
+    );
+    let mut attacker = Browser::default();
+    let foreign = attacker.form_token(s, "acme").await;
+    assert_eq!(
+        post(&mut victim, creds(&foreign), vec![]).await,
+        StatusCode::FORBIDDEN,
+        "someone else's token"
+    );
+    assert_eq!(
+        post(
+            &mut victim,
+            creds(&token),
+            vec![("sec-fetch-site", "cross-site".into())]
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(
+            &mut victim,
+            creds(&token),
+            vec![("origin", "https://evil.example".into())]
+        )
+        .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&mut victim, creds(&token), vec![("origin", s.base_url.clone())]).await,
+        StatusCode::SEE_OTHER
+    );
+    // Sign-out needs the session's token too.
+    victim.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (st, _, _) = victim.post(s, "/t/acme/logout", &[("csrf", &token)], &[]).await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "the pre-session token does not sign out a session"
+    );
+    assert_eq!(
+        victim.get(s, "/t/acme/account").await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
+}
+
+async fn session_id_rotates_at_sign_in_and_dies_at_sign_out(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    b.cookies.insert("lk-session-acme".into(), "A".repeat(43));
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    let first = session_cookie(&b, "acme").unwrap();
+    assert_ne!(first, "A".repeat(43), "a planted id is never adopted (fixation)");
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    let second = session_cookie(&b, "acme").unwrap();
+    assert_ne!(first, second, "a new id at every sign-in");
+    let mut old = Browser::default();
+    old.cookies.insert("lk-session-acme".into(), first);
+    assert_eq!(
+        old.get(s, "/t/acme/account").await.0,
+        StatusCode::SEE_OTHER,
+        "the replaced session is gone"
+    );
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    let csrf = hidden(&page, "csrf");
+    let (st, h, _) = b.post(s, "/t/acme/logout", &[("csrf", &csrf)], &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/t/acme/login?signed_out=1");
+    assert!(session_cookie(&b, "acme").is_none(), "cookie cleared");
+    let mut replay = Browser::default();
+    replay.cookies.insert("lk-session-acme".into(), second);
+    let (st, h, _) = replay.get(s, "/t/acme/account").await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "the server-side session is gone too");
+    assert!(h["location"].to_str().unwrap().starts_with("/t/acme/login"));
+}
+
+async fn a_session_of_tenant_a_means_nothing_in_tenant_b(s: &TestServer) {
+    setup(s, "acme").await;
+    setup(s, "beta").await;
+    let mut b = Browser::default();
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    let id = session_cookie(&b, "acme").unwrap();
+    let mut other = Browser::default();
+    other.cookies.insert("lk-session-beta".into(), id);
+    assert_eq!(other.get(s, "/t/beta/account").await.0, StatusCode::SEE_OTHER);
+}
+
+async fn failures_back_off_and_never_lock_forever(s: &TestServer) {
+    setup(s, "acme").await;
+    for _ in 0..5 {
+        assert_eq!(
+            Browser::default()
+                .sign_in(s, "acme", "alice", "wrong-password-xyz")
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (st, h, page) = Browser::default().sign_in(s, "acme", "alice", PASSWORD).await;
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits during back-off"
+    );
+    let wait: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert!(page.contains("Too many attempts"));
+    // The back-off is short at first and ends by itself.
+    tokio::time::sleep(std::time::Duration::from_millis(1100 * wait)).await;
+    assert_eq!(
+        Browser::default().sign_in(s, "acme", "alice", PASSWORD).await.0,
+        StatusCode::SEE_OTHER
+    );
+    // Another account from the same address is not locked by alice's failures.
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .create_user(
+            &t.id,
+            "test",
+            &NewUser {
+                username: "bob".into(),
+                password_hash: Some(hash),
+                ..NewUser::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        Browser::default().sign_in(s, "acme", "bob", PASSWORD).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn return_to_stays_inside_the_tenant(s: &TestServer) {
+    setup(s, "acme").await;
+    for (given, expected) in [
+        ("/t/acme/account", "/t/acme/account"),
+        ("https://evil.example/", "/t/acme/account"),
+        ("//evil.example/", "/t/acme/account"),
+        ("/t/beta/account", "/t/acme/account"),
+        ("/t/acme/../../evil", "/t/acme/account"),
+    ] {
+        let mut b = Browser::default();
+        let csrf = b.form_token(s, "acme").await;
+        let (_, h, _) = b
+            .post(
+                s,
+                "/t/acme/login",
+                &[
+                    ("csrf", &csrf),
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("return_to", given),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(h["location"], expected, "{given}");
+    }
+}
+
+latchkey_tests::e2e!(
+    sign_in_sets_a_hardened_session_cookie_and_shows_the_account,
+    unknown_user_and_wrong_password_look_the_same,
+    csrf_is_required_and_bound,
+    session_id_rotates_at_sign_in_and_dies_at_sign_out,
+    a_session_of_tenant_a_means_nothing_in_tenant_b,
+    failures_back_off_and_never_lock_forever,
+    return_to_stays_inside_the_tenant,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_absolute_timeouts_are_enforced_by_the_server() {
+    let db = TestDb::sqlite();
+    let clock = Arc::new(FixedClock::new(1_800_000_000_000));
+    let s = TestServer::start_with_clock(&[("LATCHKEY_DATABASE_URL", &db.url)], clock.clone()).unwrap();
+    setup(&s, "acme").await;
+    let mut b = Browser::default();
+    b.sign_in(&s, "acme", "alice", PASSWORD).await;
+    // Activity within the idle timeout (30 min) keeps the session alive…
+    for _ in 0..3 {
+        clock.advance_millis(29 * 60_000);
+        assert_eq!(b.get(&s, "/t/acme/account").await.0, StatusCode::OK);
+    }
+    // …but 30 idle minutes end it.
+    clock.advance_millis(30 * 60_000);
+    assert_eq!(b.get(&s, "/t/acme/account").await.0, StatusCode::SEE_OTHER);
+    // The absolute timeout (12 h) ends even a busy session.
+    b.sign_in(&s, "acme", "alice", PASSWORD).await;
+    for _ in 0..24 {
+        clock.advance_millis(29 * 60_000);
+        assert_eq!(b.get(&s, "/t/acme/account").await.0, StatusCode::OK);
+    }
+    clock.advance_millis(29 * 60_000);
+    assert_eq!(
+        b.get(&s, "/t/acme/account").await.0,
+        StatusCode::SEE_OTHER,
+        "past 12 h"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_session_survives_a_restart() {
+    let Some(db) = TestDb::postgres() else { return };
+    if latchkey_tests::redis_store().await.is_none() {
+        return;
+    }
+    let master = latchkey_keys::MasterKey::generate().unwrap().to_base64();
+    let redis = latchkey_tests::redis_url();
+    let settings = [
+        ("LATCHKEY_DATABASE_URL", db.url.as_str()),
+        ("LATCHKEY_SESSION_STORE", redis.as_str()),
+        ("LATCHKEY_MASTER_KEY", master.as_str()),
+    ];
+    let s = TestServer::start_with(&settings).unwrap();
+    setup(&s, "acme").await;
+    let mut b = Browser::default();
+    b.sign_in(&s, "acme", "alice", PASSWORD).await;
+    drop(s);
+    let again = TestServer::start_with(&settings).unwrap();
+    assert_eq!(b.get(&again, "/t/acme/account").await.0, StatusCode::OK);
+}
