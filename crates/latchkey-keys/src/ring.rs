@@ -372,10 +372,18 @@ impl KeyRing {
             let still_active = keys
                 .iter()
                 .any(|k| k.alg == key.alg && k.state == KeyState::Active && k.kid != kid);
-            let replacement = if key.state == KeyState::Active && !still_active {
-                Some(self.create(tx, t, key.alg, KeyState::Active)?)
-            } else {
-                None
+            // Prefer a successor relying parties have already fetched; create one only if none.
+            let pending = keys
+                .iter()
+                .filter(|k| k.alg == key.alg && k.state == KeyState::Pending)
+                .min_by_key(|k| k.created_at);
+            let replacement = match (key.state == KeyState::Active && !still_active, pending) {
+                (false, _) => None,
+                (true, Some(p)) => {
+                    tx.set_state(&p.kid, &["pending"], "active", self.now())?;
+                    Some(p.kid.clone())
+                }
+                (true, None) => Some(self.create(tx, t, key.alg, KeyState::Active)?),
             };
             let ev = event(
                 actor,
@@ -591,7 +599,12 @@ impl KeyRing {
             .open(aad, sealed)
     }
 
-    /// Starts (or resumes) replacing the tenant's data key: a new key seals from now on, and values
+    /// Starts (or resumes) replacing the tenant's data key. It re-seals the values the ring knows:
+    /// today the signing keys' private halves, the only sealed column. A feature that seals values
+    /// of its own (TOTP seeds, SAML keys) must add its column here before it ships, because the
+    /// old data key is deleted once this pass finds nothing left under it.
+    ///
+    /// How it works: a new key seals from now on, and values
     /// sealed under older keys are re-sealed `batch` at a time, each batch in its own transaction,
     /// so an interrupted run continues where it stopped; both keys open values until the last
     /// batch, after which the old keys are deleted. Returns the new key's id and how many values
@@ -630,6 +643,7 @@ impl KeyRing {
                 )),
             ))
         })?;
+        let batch = batch.max(1);
         let mut resealed = 0;
         let mut batches = 0;
         loop {

@@ -177,6 +177,7 @@ async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Resul
             "jwks_uri": format!("{issuer}/jwks"),
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
             "code_challenge_methods_supported": ["S256"],
         })))
 }

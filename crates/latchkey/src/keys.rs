@@ -3,7 +3,7 @@
 use crate::CliError;
 use crate::admin::{actor, find_tenant};
 use crate::cli::KeysCmd;
-use crate::output::{emit, print_json, rfc3339};
+use crate::output::{print_json, rfc3339};
 use latchkey_core::{Clock, SystemClock};
 use latchkey_keys::{KeyError, KeyRing, MasterKey, MasterKeySource, jwt};
 use latchkey_server::Config;
@@ -143,7 +143,8 @@ fn rotate_master(config: &Config, db: &Db, json: bool) -> Result<(), CliError> {
         .master_key
         .as_ref()
         .map(latchkey_server::config::Secret::expose);
-    let (old, source) = latchkey_keys::load_master_key(env, &config.keys_dir, false)?;
+    let has_data = KeyRing::has_encrypted_data(db)?;
+    let (old, source) = latchkey_keys::load_master_key(env, &config.keys_dir, !has_data)?;
     // Opening the ring proves the current key is the right one before anything changes.
     drop(KeyRing::open(
         db.clone(),
@@ -167,7 +168,7 @@ fn rotate_master(config: &Config, db: &Db, json: bool) -> Result<(), CliError> {
         }
     };
     let stamp = rfc3339(SystemClock.now_millis()).replace([':', '.'], "");
-    let message = match source {
+    let (message, key_file, backup) = match source {
         MasterKeySource::File(path) | MasterKeySource::Generated(path) => {
             let backup = path.with_file_name(format!("master.key.replaced-{stamp}"));
             std::fs::rename(&path, &backup)
@@ -178,25 +179,31 @@ fn rotate_master(config: &Config, db: &Db, json: bool) -> Result<(), CliError> {
                         staged.display()
                     ))
                 })?;
-            format!(
+            let message = format!(
                 "master key {} replaced by {}; old key kept at {}; {rewrapped} data keys re-wrapped",
                 old.id,
                 new.id,
                 backup.display()
-            )
+            );
+            (message, path, Some(backup))
         }
-        MasterKeySource::Environment => format!(
-            "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY for every node and restart (the old value no longer opens anything)",
-            old.id,
-            new.id,
-            staged.display()
-        ),
+        MasterKeySource::Environment => {
+            let message = format!(
+                "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY for every node and restart (the old value no longer opens anything)",
+                old.id,
+                new.id,
+                staged.display()
+            );
+            (message, staged, None)
+        }
     };
     if json {
-        print_json(&json!({"old_kek_id": old.id, "kek_id": new.id, "rewrapped_data_keys": rewrapped}));
+        print_json(&json!({
+            "old_kek_id": old.id, "kek_id": new.id, "rewrapped_data_keys": rewrapped,
+            "key_file": key_file, "replaced_key_file": backup,
+        }));
     } else {
         println!("{message}");
     }
-    let _ = emit;
     Ok(())
 }
