@@ -19,6 +19,9 @@ fn session(t: &str, user: &str) -> Session {
         absolute_deadline: 3,
         device_id: None,
         risk: None,
+        user_agent: None,
+        ip: None,
+        last_seen: 1,
     }
 }
 
@@ -74,9 +77,29 @@ async fn sign_out_everywhere_removes_only_that_users_sessions(s: Arc<dyn Ephemer
     s.put_session(&t, &bob, &session("ta", "bob"), HOUR)
         .await
         .unwrap();
+    let listed = s.list_user_sessions(&t, &UserId("alice".into())).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .all(|(k, _)| ids.iter().any(|id| id.storage_key() == *k)),
+        "listed by storage key"
+    );
+    assert!(
+        !s.delete_session_by_key(&t, &"0".repeat(64)).await.unwrap(),
+        "an unknown key deletes nothing"
+    );
+    assert!(s.delete_session_by_key(&t, &listed[0].0).await.unwrap());
+    assert_eq!(
+        s.list_user_sessions(&t, &UserId("alice".into()))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(
         s.delete_user_sessions(&t, &UserId("alice".into())).await.unwrap(),
-        3
+        2
     );
     for id in &ids {
         assert!(s.get_session(&t, id).await.unwrap().is_none());

@@ -288,6 +288,13 @@ pub struct Session {
     pub device_id: Option<String>,
     /// The risk engine's decision for the login that made this session.
     pub risk: Option<String>,
+    /// Shown on the account page's session list.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    #[serde(default)]
+    pub ip: Option<String>,
+    #[serde(default)]
+    pub last_seen: UnixMillis,
 }
 
 /// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.

@@ -64,6 +64,10 @@ pub trait SessionStore: Send + Sync {
     async fn delete_session(&self, t: &TenantId, id: &SessionId) -> Result<bool>;
     /// "Sign out everywhere": removes every session of the user; returns how many.
     async fn delete_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<u64>;
+    /// The user's live sessions with their storage keys (the SHA-256 of each id, never the id).
+    async fn list_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, Session)>>;
+    /// Removes one session by storage key (for "sign out that device").
+    async fn delete_session_by_key(&self, t: &TenantId, storage_key: &str) -> Result<bool>;
 }
 
 #[async_trait]

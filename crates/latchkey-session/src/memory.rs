@@ -111,6 +111,33 @@ impl SessionStore for MemoryStore {
         Ok(live)
     }
 
+    async fn list_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, Session)>> {
+        let prefix = key(t, "s", "");
+        let now = self.clock.now_millis();
+        let inner = self.lock();
+        let mut out: Vec<(String, Session)> = inner
+            .map
+            .iter()
+            .filter(|(k, e)| k.starts_with(&prefix) && e.expires_at > now)
+            .filter_map(|(k, e)| match &e.value {
+                Value::Session(s) if &s.user_id == user => {
+                    Some((k[prefix.len()..].to_owned(), (**s).clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_seen));
+        Ok(out)
+    }
+
+    async fn delete_session_by_key(&self, t: &TenantId, storage_key: &str) -> Result<bool> {
+        let k = key(t, "s", storage_key);
+        let mut inner = self.lock();
+        let live = self.live(&mut inner, &k).is_some();
+        inner.map.remove(&k);
+        Ok(live)
+    }
+
     async fn delete_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<u64> {
         let prefix = key(t, "s", "");
         let now = self.clock.now_millis();

@@ -113,6 +113,47 @@ impl SessionStore for RedisStore {
         Ok(n > 0)
     }
 
+    async fn list_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, Session)>> {
+        let idx = self.user_index(t, user);
+        let members: Vec<String> = self
+            .run(|| Query::Cmd(redis::cmd("SMEMBERS").arg(&idx).clone()))
+            .await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = members.iter().map(|m| self.key(t, "s", m)).collect();
+        let values: Vec<Option<Vec<u8>>> = self
+            .run(|| Query::Cmd(redis::cmd("MGET").arg(&keys).clone()))
+            .await?;
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (member, value) in members.into_iter().zip(values) {
+            match value {
+                Some(raw) => {
+                    let s: Session =
+                        serde_json::from_slice(&raw).map_err(|e| SessionError::Corrupt(e.to_string()))?;
+                    if &s.user_id == user {
+                        out.push((member, s));
+                    }
+                }
+                None => gone.push(member),
+            }
+        }
+        if !gone.is_empty() {
+            // Expired sessions leave their index entries behind; tidy them.
+            self.run::<()>(|| Query::Cmd(redis::cmd("SREM").arg(&idx).arg(&gone).clone()))
+                .await?;
+        }
+        out.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_seen));
+        Ok(out)
+    }
+
+    async fn delete_session_by_key(&self, t: &TenantId, storage_key: &str) -> Result<bool> {
+        let k = self.key(t, "s", storage_key);
+        let n: u64 = self.run(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone())).await?;
+        Ok(n > 0)
+    }
+
     async fn delete_user_sessions(&self, t: &TenantId, user: &UserId) -> Result<u64> {
         let idx = self.user_index(t, user);
         let session_prefix = self.key(t, "s", "");

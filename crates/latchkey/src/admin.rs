@@ -186,6 +186,22 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
     if let Some(h) = f.password_history {
         p.password.history = h;
     }
+    if let Some(u) = &f.logo_url {
+        if !u.is_empty() {
+            latchkey_core::validate::https_url("logo_url", u)?;
+        }
+        p.branding.logo_url = (!u.is_empty()).then(|| u.clone());
+    }
+    if let Some(c) = &f.primary_color {
+        let ok = c.is_empty()
+            || (c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit()));
+        if !ok {
+            return Err(CliError::Input(format!(
+                "--primary-color {c:?}: expected #rrggbb"
+            )));
+        }
+        p.branding.primary_color = (!c.is_empty()).then(|| c.to_ascii_lowercase());
+    }
     if let Some(d) = f.key_rotation_days {
         p.keys.rotation_days = d;
     }
@@ -658,6 +674,23 @@ mod tests {
         let out = apply_policy(p.clone(), &f).unwrap();
         assert_eq!(out.password.expiry_days, Some(90));
         assert!(out.password.require_digit);
+        let f = PolicyFlags {
+            primary_color: Some("red".into()),
+            ..PolicyFlags::default()
+        };
+        assert!(apply_policy(p.clone(), &f).is_err());
+        let f = PolicyFlags {
+            logo_url: Some("http://logo.example/x.png".into()),
+            ..PolicyFlags::default()
+        };
+        assert!(apply_policy(p.clone(), &f).is_err(), "logos over https only");
+        let f = PolicyFlags {
+            logo_url: Some("https://logo.example/x.png".into()),
+            primary_color: Some("#0B57D0".into()),
+            ..PolicyFlags::default()
+        };
+        let b = apply_policy(p.clone(), &f).unwrap().branding;
+        assert_eq!(b.primary_color.as_deref(), Some("#0b57d0"));
         let f = PolicyFlags {
             key_prepublish_hours: Some(1),
             ..PolicyFlags::default()

@@ -225,6 +225,12 @@ pub struct PolicyFlags {
     /// Require every user to use a second factor.
     #[arg(long, value_name = "BOOL")]
     pub mfa_required: Option<bool>,
+    /// Logo shown on the tenant's pages (https URL; empty to remove).
+    #[arg(long, value_name = "URL")]
+    pub logo_url: Option<String>,
+    /// Primary colour of the tenant's pages, `#rrggbb` (empty to remove).
+    #[arg(long, value_name = "COLOR")]
+    pub primary_color: Option<String>,
     /// Days a signing key signs before its successor takes over.
     #[arg(long, value_name = "DAYS")]
     pub key_rotation_days: Option<u32>,

@@ -312,7 +312,7 @@ async fn login_submit(
     let previous = req
         .cookie(&session::cookie_name(&state, &t))
         .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
-    let (id, _) = session::start(&state, &t, &user.id, vec!["pwd".into()], previous.as_ref()).await?;
+    let (id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], previous.as_ref()).await?;
     audit(
         &state,
         &t,

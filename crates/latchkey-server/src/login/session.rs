@@ -46,6 +46,7 @@ fn ttl(s: &Session, now: i64) -> Duration {
 /// Starts a session after authentication, always under a new id (fixation defence, L1).
 pub async fn start(
     state: &AppState,
+    req: &HttpRequest,
     tenant: &Tenant,
     user: &UserId,
     amr: Vec<String>,
@@ -68,6 +69,15 @@ pub async fn start(
         absolute_deadline: absolute,
         device_id: None,
         risk: None,
+        user_agent: req
+            .headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect()),
+        ip: actix_web::HttpMessage::extensions(req)
+            .get::<crate::net::ClientInfo>()
+            .map(|c| c.ip.to_string()),
+        last_seen: now,
     };
     let id = SessionId::generate(&*state.rng);
     state
