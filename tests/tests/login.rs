@@ -433,7 +433,149 @@ async fn return_to_stays_inside_the_tenant(s: &TestServer) {
     }
 }
 
+async fn the_account_page_lists_and_ends_sessions(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut laptop = Browser::default();
+    let mut phone = Browser::default();
+    laptop.sign_in(s, "acme", "alice", PASSWORD).await;
+    phone.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (_, _, page) = laptop.get(s, "/t/acme/account").await;
+    assert_eq!(page.matches("<li>").count(), 2, "{page}");
+    assert!(page.contains("this browser"));
+    assert!(
+        !page.contains(&session_cookie(&phone, "acme").unwrap()),
+        "ids are never shown, only their hashes"
+    );
+    // Sign the phone out from the laptop.
+    let csrf = hidden(&page, "csrf");
+    let key = hidden(&page, "session");
+    let (st, _, _) = laptop
+        .post(
+            s,
+            "/t/acme/account/sessions/revoke",
+            &[("csrf", &csrf), ("session", &key)],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(
+        phone.get(s, "/t/acme/account").await.0,
+        StatusCode::SEE_OTHER,
+        "the phone is signed out"
+    );
+    assert_eq!(
+        laptop.get(s, "/t/acme/account").await.0,
+        StatusCode::OK,
+        "the laptop is not"
+    );
+    // Another user's session key can't be revoked through one's own account.
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .create_user(
+            &t.id,
+            "test",
+            &NewUser {
+                username: "bob".into(),
+                password_hash: Some(hash),
+                ..NewUser::default()
+            },
+        )
+        .unwrap();
+    let mut bob = Browser::default();
+    bob.sign_in(s, "acme", "bob", PASSWORD).await;
+    let bob_key =
+        latchkey_session::SessionId::from_cookie(&session_cookie(&bob, "acme").unwrap()).storage_key();
+    laptop
+        .post(
+            s,
+            "/t/acme/account/sessions/revoke",
+            &[("csrf", &csrf), ("session", &bob_key)],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        bob.get(s, "/t/acme/account").await.0,
+        StatusCode::OK,
+        "bob's session survives alice's attempt"
+    );
+    // Sign out everywhere.
+    phone.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (st, h, _) = laptop
+        .post(s, "/t/acme/account/sessions/revoke-all", &[("csrf", &csrf)], &[])
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/t/acme/login?signed_out=1");
+    assert_eq!(laptop.get(s, "/t/acme/account").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(phone.get(s, "/t/acme/account").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(bob.get(s, "/t/acme/account").await.0, StatusCode::OK);
+}
+
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    let mut other = Browser::default();
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    other.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    let csrf = hidden(&page, "csrf");
+    let change = |current: &'static str, new: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("current_password", current.to_owned()),
+            ("new_password", new.to_owned()),
+        ]
+    };
+    let post = |b: &mut Browser, v: Vec<(&'static str, String)>| {
+        let mut b2 = b.clone();
+        async move {
+            let f: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = b2.post(s, "/t/acme/account/password", &f, &[]).await;
+            (r, b2)
+        }
+    };
+    let ((st, _, page), _) = post(&mut b, change("not-my-password", "another-long-phrase-7")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("The current password is incorrect."));
+    let ((st, _, page), _) = post(&mut b, change(PASSWORD, "short")).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("at least 12 characters"), "{page}");
+    let ((st, _, page), _) = post(&mut b, change(PASSWORD, "password1234")).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("commonly used"), "{page}");
+    let before = session_cookie(&b, "acme").unwrap();
+    let ((st, h, _), after) = post(&mut b, change(PASSWORD, "another-long-phrase-7")).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/t/acme/account?changed=1");
+    let mut b = after;
+    assert_ne!(
+        session_cookie(&b, "acme").unwrap(),
+        before,
+        "a new session id after the change"
+    );
+    assert_eq!(b.get(s, "/t/acme/account").await.0, StatusCode::OK);
+    assert_eq!(
+        other.get(s, "/t/acme/account").await.0,
+        StatusCode::SEE_OTHER,
+        "other sessions end"
+    );
+    assert_eq!(
+        Browser::default().sign_in(s, "acme", "alice", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        Browser::default()
+            .sign_in(s, "acme", "alice", "another-long-phrase-7")
+            .await
+            .0,
+        StatusCode::SEE_OTHER
+    );
+}
+
 latchkey_tests::e2e!(
+    the_account_page_lists_and_ends_sessions,
+    changing_the_password_needs_the_current_one_and_ends_other_sessions,
     sign_in_sets_a_hardened_session_cookie_and_shows_the_account,
     unknown_user_and_wrong_password_look_the_same,
     csrf_is_required_and_bound,

@@ -16,6 +16,17 @@ pub struct Strings {
     pub signed_in_as: &'static str,
     pub sign_out_button: &'static str,
     pub signed_out: &'static str,
+    pub change_password_title: &'static str,
+    pub current_password_label: &'static str,
+    pub new_password_label: &'static str,
+    pub change_password_button: &'static str,
+    pub password_changed: &'static str,
+    pub wrong_current_password: &'static str,
+    pub sessions_title: &'static str,
+    pub this_device: &'static str,
+    pub last_used: &'static str,
+    pub sign_out_session_button: &'static str,
+    pub sign_out_everywhere_button: &'static str,
 }
 
 pub static EN: Strings = Strings {
@@ -33,6 +44,17 @@ pub static EN: Strings = Strings {
     signed_in_as: "Signed in as",
     sign_out_button: "Sign out",
     signed_out: "You have been signed out.",
+    change_password_title: "Change password",
+    current_password_label: "Current password",
+    new_password_label: "New password",
+    change_password_button: "Change password",
+    password_changed: "Your password has been changed. Other sessions were signed out.",
+    wrong_current_password: "The current password is incorrect.",
+    sessions_title: "Where you are signed in",
+    this_device: "this browser",
+    last_used: "last used",
+    sign_out_session_button: "Sign out this session",
+    sign_out_everywhere_button: "Sign out everywhere",
 };
 
 pub static DE: Strings = Strings {
@@ -50,6 +72,17 @@ pub static DE: Strings = Strings {
     signed_in_as: "Angemeldet als",
     sign_out_button: "Abmelden",
     signed_out: "Sie wurden abgemeldet.",
+    change_password_title: "Passwort ändern",
+    current_password_label: "Aktuelles Passwort",
+    new_password_label: "Neues Passwort",
+    change_password_button: "Passwort ändern",
+    password_changed: "Ihr Passwort wurde geändert. Andere Sitzungen wurden abgemeldet.",
+    wrong_current_password: "Das aktuelle Passwort ist falsch.",
+    sessions_title: "Wo Sie angemeldet sind",
+    this_device: "dieser Browser",
+    last_used: "zuletzt verwendet",
+    sign_out_session_button: "Diese Sitzung abmelden",
+    sign_out_everywhere_button: "Überall abmelden",
 };
 
 /// The first supported language of `ui_locales` (space-separated), else of `Accept-Language`

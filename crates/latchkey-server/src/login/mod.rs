@@ -27,6 +27,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/t/{tenant}/login", web::post().to(login_submit))
         .route("/t/{tenant}/logout", web::post().to(logout))
         .route("/t/{tenant}/account", web::get().to(account))
+        .route("/t/{tenant}/account/password", web::post().to(change_password))
+        .route(
+            "/t/{tenant}/account/sessions/revoke",
+            web::post().to(revoke_session),
+        )
+        .route(
+            "/t/{tenant}/account/sessions/revoke-all",
+            web::post().to(revoke_all_sessions),
+        )
         .route("/t/{tenant}/brand.css", web::get().to(brand_css));
 }
 
@@ -53,6 +62,18 @@ struct AccountPage<'a> {
     logo_url: Option<&'a str>,
     csrf: String,
     display: &'a str,
+    username: &'a str,
+    sessions: Vec<SessionRow>,
+    error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+struct SessionRow {
+    key: String,
+    browser: String,
+    ip: String,
+    last_used: String,
+    current: bool,
 }
 
 fn strings(req: &HttpRequest) -> &'static Strings {
@@ -337,35 +358,293 @@ async fn login_submit(
     Ok(res)
 }
 
+/// The signed-in user of this tenant, or `None` (expired, signed out, deleted or disabled).
+async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(latchkey_session::SessionId, latchkey_core::Session, User)>, AppError> {
+    let Some((id, s)) = session::current(state, req, t).await? else {
+        return Ok(None);
+    };
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
+    match blocking(move || db.user(&tid, &uid)).await? {
+        Some(u) if u.status == UserStatus::Active => Ok(Some((id, s, u))),
+        _ => {
+            state.ephemeral.delete_session(&t.id, &id).await?;
+            Ok(None)
+        }
+    }
+}
+
+fn to_login(t: &Tenant) -> HttpResponse {
+    let to = format!("/t/{}/login?return_to=/t/{}/account", t.slug, t.slug);
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+struct AccountView<'a> {
+    id: &'a latchkey_session::SessionId,
+    user: &'a User,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+async fn render_account(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    v: AccountView<'_>,
+) -> Result<HttpResponse, AppError> {
+    let mine = v.id.storage_key();
+    let sessions = state
+        .ephemeral
+        .list_user_sessions(&t.id, &v.user.id)
+        .await?
+        .into_iter()
+        .map(|(key, s)| SessionRow {
+            current: key == mine,
+            key,
+            browser: s.user_agent.unwrap_or_else(|| "?".into()),
+            ip: s.ip.unwrap_or_else(|| "?".into()),
+            last_used: when(s.last_seen),
+        })
+        .collect();
+    let display = v
+        .user
+        .display_name
+        .clone()
+        .unwrap_or_else(|| v.user.username.clone());
+    let page = AccountPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: logo(t),
+        csrf: csrf::token_for(v.id.cookie_value()),
+        display: &display,
+        username: &v.user.username,
+        sessions,
+        error: v.error,
+        notice: v.notice,
+    };
+    html(v.status, page.render())
+}
+
 async fn account(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((id, s)) = session::current(&state, &req, &t).await? else {
-        let to = format!("/t/{}/login?return_to=/t/{}/account", t.slug, t.slug);
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, to))
-            .finish());
+    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
     };
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
-    let Some(user) = blocking(move || db.user(&tid, &uid)).await? else {
-        state.ephemeral.delete_session(&t.id, &id).await?;
-        return Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/t/{}/login", t.slug)))
-            .finish());
+    let notice = req
+        .query_string()
+        .contains("changed=1")
+        .then_some(strings(&req).password_changed);
+    render_account(
+        &state,
+        &req,
+        &t,
+        AccountView {
+            id: &id,
+            user: &user,
+            status: StatusCode::OK,
+            error: None,
+            notice,
+        },
+    )
+    .await
+}
+
+/// Changes the password (the current one is required, the policy applies), signs out every
+/// other session, and continues under a new session id.
+async fn change_password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
     };
-    let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
-    let page = AccountPage {
-        s: strings(&req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: logo(&t),
-        csrf: csrf::token_for(id.cookie_value()),
-        display: &display,
+    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            strings(&req).form_expired,
+        ));
+    }
+    let s = strings(&req);
+    let current = form.get("current_password").unwrap_or_default().to_owned();
+    let new = form.get("new_password").unwrap_or_default().to_owned();
+    let ip = client_ip(&req);
+    let throttle = Throttle {
+        store: &*state.ephemeral,
+        tenant: &t.id,
     };
-    html(StatusCode::OK, page.render())
+    let fail = |status, error: String| AccountView {
+        id: &id,
+        user: &user,
+        status,
+        error: Some(error),
+        notice: None,
+    };
+    if let Gate::Wait(left) = throttle.check(&user.username, &ip).await? {
+        let msg = s.throttled.replace("{secs}", &left.as_secs().max(1).to_string());
+        return render_account(&state, &req, &t, fail(StatusCode::TOO_MANY_REQUESTS, msg)).await;
+    }
+    let verdict = state
+        .hasher
+        .verify(current.clone(), user.password_hash.clone())
+        .await
+        .map_err(|e| AppError::internal("password hashing", e))?;
+    if !verdict.matches {
+        throttle.failed(&user.username, &ip).await?;
+        audit(
+            &state,
+            &t,
+            NewAuditEvent {
+                actor: format!("user:{}", user.id),
+                ..failure(
+                    "user.password_change",
+                    format!("user:{}", user.id),
+                    "wrong_current_password",
+                )
+            },
+        )
+        .await?;
+        return render_account(
+            &state,
+            &req,
+            &t,
+            fail(StatusCode::BAD_REQUEST, s.wrong_current_password.into()),
+        )
+        .await;
+    }
+    let ids: Vec<&str> = std::iter::once(user.username.as_str())
+        .chain(user.email.as_deref())
+        .collect();
+    if let Err(e) = latchkey_mfa::check_password_policy(&new, &t.policy.password, &ids) {
+        let msg = e.to_string().trim_start_matches("password policy: ").to_owned();
+        return render_account(&state, &req, &t, fail(StatusCode::UNPROCESSABLE_ENTITY, msg)).await;
+    }
+    let hash = state
+        .hasher
+        .hash(new)
+        .await
+        .map_err(|e| AppError::internal("password hashing", e))?;
+    let (db, tid, uid, actor) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        format!("user:{}", user.id),
+    );
+    blocking(move || db.set_password_hash(&tid, &actor, &uid, &hash)).await?;
+    state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
+    let mut res = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/t/{}/account?changed=1", t.slug)))
+        .finish();
+    res.add_cookie(&session::cookie(
+        &state,
+        session::cookie_name(&state, &t),
+        new_id.cookie_value().to_owned(),
+    ))
+    .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// Signs out one of the user's other sessions, named by its storage key.
+async fn revoke_session(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            strings(&req).form_expired,
+        ));
+    }
+    let key = form.get("session").unwrap_or_default();
+    // Only a session of this user: the key must be among the user's own.
+    let owned = state
+        .ephemeral
+        .list_user_sessions(&t.id, &user.id)
+        .await?
+        .into_iter()
+        .any(|(k, _)| k == key);
+    if owned && state.ephemeral.delete_session_by_key(&t.id, key).await? {
+        let who = format!("user:{}", user.id);
+        audit(
+            &state,
+            &t,
+            NewAuditEvent::success(
+                &who,
+                "session.revoke",
+                who.clone(),
+                json!({"session": &key[..16]}),
+            ),
+        )
+        .await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/t/{}/account", t.slug)))
+        .finish())
+}
+
+/// "Sign out everywhere": every session of the user, this one included.
+async fn revoke_all_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            strings(&req).form_expired,
+        ));
+    }
+    let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    let who = format!("user:{}", user.id);
+    audit(
+        &state,
+        &t,
+        NewAuditEvent::success(&who, "session.revoke_all", who.clone(), json!({"sessions": n})),
+    )
+    .await?;
+    let mut res = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/t/{}/login?signed_out=1", t.slug)))
+        .finish();
+    res.add_cookie(&session::removal(&state, session::cookie_name(&state, &t)))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
 }
 
 async fn logout(
