@@ -636,3 +636,107 @@ async fn a_redis_session_survives_a_restart() {
     let again = TestServer::start_with(&settings).unwrap();
     assert_eq!(b.get(&again, "/t/acme/account").await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_passwords_must_be_changed_and_recent_ones_not_reused() {
+    let db = TestDb::sqlite();
+    let clock = Arc::new(FixedClock::new(1_800_000_000_000));
+    let s = TestServer::start_with_clock(&[("LATCHKEY_DATABASE_URL", &db.url)], clock.clone()).unwrap();
+    setup(&s, "acme").await;
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let mut policy = t.policy.clone();
+    policy.password.expiry_days = Some(90);
+    policy.password.history = 3;
+    s.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &latchkey_store::TenantUpdate {
+                display_name: None,
+                policy: Some(policy),
+            },
+        )
+        .unwrap();
+
+    // Within 90 days nothing is asked.
+    clock.advance_millis(89 * 86_400_000);
+    let (_, h, _) = Browser::default().sign_in(&s, "acme", "alice", PASSWORD).await;
+    assert_eq!(h["location"], "/t/acme/account");
+    // After 90 days the sign-in lands on the account page with the demand to change it.
+    clock.advance_millis(2 * 86_400_000);
+    let mut b = Browser::default();
+    let csrf = b.form_token(&s, "acme").await;
+    let (_, h, _) = b
+        .post(
+            &s,
+            "/t/acme/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("return_to", "/t/acme/somewhere"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(
+        h["location"], "/t/acme/account",
+        "return_to waits until the password is changed"
+    );
+    let (_, _, page) = b.get(&s, "/t/acme/account").await;
+    assert!(page.contains("Your password has expired"));
+    let id = latchkey_session::SessionId::from_cookie(&session_cookie(&b, "acme").unwrap());
+    assert!(
+        s.state
+            .ephemeral
+            .get_session(&t.id, &id)
+            .await
+            .unwrap()
+            .unwrap()
+            .must_change_password
+    );
+
+    // Rotate through passwords; the current one and the last three are refused.
+    let mut current = PASSWORD.to_owned();
+    let mut used = vec![PASSWORD.to_owned()];
+    for i in 0..3 {
+        let next = format!("fresh-passphrase-number-{i}");
+        let token = hidden(&b.get(&s, "/t/acme/account").await.2, "csrf");
+        let (st, _, _) = b
+            .post(
+                &s,
+                "/t/acme/account/password",
+                &[
+                    ("csrf", &token),
+                    ("current_password", &current),
+                    ("new_password", &next),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "change {i}");
+        used.push(next.clone());
+        current = next;
+    }
+    for old in used.iter().rev().take(4) {
+        let token = hidden(&b.get(&s, "/t/acme/account").await.2, "csrf");
+        let (st, _, page) = b
+            .post(
+                &s,
+                "/t/acme/account/password",
+                &[
+                    ("csrf", &token),
+                    ("current_password", &current),
+                    ("new_password", old),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{old} must be refused");
+        assert!(page.contains("not used recently"));
+    }
+    // After a change the demand is gone.
+    let (_, _, page) = b.get(&s, "/t/acme/account").await;
+    assert!(!page.contains("Your password has expired"));
+}

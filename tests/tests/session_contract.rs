@@ -22,6 +22,7 @@ fn session(t: &str, user: &str) -> Session {
         user_agent: None,
         ip: None,
         last_seen: 1,
+        must_change_password: false,
     }
 }
 

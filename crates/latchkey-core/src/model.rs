@@ -295,6 +295,9 @@ pub struct Session {
     pub ip: Option<String>,
     #[serde(default)]
     pub last_seen: UnixMillis,
+    /// The password expired: nothing but changing it is allowed in this session.
+    #[serde(default)]
+    pub must_change_password: bool,
 }
 
 /// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.

@@ -81,6 +81,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_history (tenant_id, user_id, created_at) {
+        tenant_id -> Text,
+        user_id -> Text,
+        hash -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     master_key_checks (kek_id) {
         kek_id -> Text,
         check_value -> Text,
@@ -144,6 +153,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_roles,
     clients,
     admin_tokens,
+    password_history,
     master_key_checks,
     data_keys,
     signing_keys,

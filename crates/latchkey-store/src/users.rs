@@ -1,7 +1,7 @@
 //! Users of a tenant. Usernames and emails are unique per tenant and stored lowercased.
 
 use crate::db::{Db, parse_enum};
-use crate::schema::users;
+use crate::schema::{password_history, users};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, User, UserId, UserStatus, validate};
@@ -34,6 +34,8 @@ pub trait UserRepo {
     /// Replaces the password hash (a PHC string) and stamps `password_changed_at`.
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User>;
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()>;
+    /// The user's previous password hashes, newest first, at most `n`.
+    fn password_history(&self, t: &TenantId, id: &UserId, n: u32) -> Result<Vec<String>>;
     /// Stores a fresh hash of the same password (new parameters); the password's age is kept.
     fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User>;
 }
@@ -255,10 +257,78 @@ impl UserRepo for Db {
 
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User> {
         let now = self.now();
-        self.change_user(t, actor, id, "user.set_password", |u| {
-            u.password_hash = Some(hash.to_owned());
-            u.password_changed_at = Some(now);
+        self.audited(t, |c| {
+            let before = load(c, t, id)?;
+            let mut after = before.clone();
+            after.password_hash = Some(hash.to_owned());
+            after.password_changed_at = Some(now);
+            after.updated_at = now;
+            diesel::update(
+                users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
+            )
+            .set((
+                users::password_hash.eq(&after.password_hash),
+                users::password_changed_at.eq(after.password_changed_at),
+                users::updated_at.eq(now),
+            ))
+            .execute(c)?;
+            // The replaced hash joins the history (the newest 24 are kept) in the same transaction.
+            if let Some(old) = &before.password_hash {
+                diesel::insert_into(password_history::table)
+                    .values((
+                        password_history::tenant_id.eq(t.as_str()),
+                        password_history::user_id.eq(id.as_str()),
+                        password_history::hash.eq(old),
+                        password_history::created_at.eq(now),
+                    ))
+                    .execute(c)?;
+                let keep: Vec<i64> = password_history::table
+                    .filter(
+                        password_history::tenant_id
+                            .eq(t.as_str())
+                            .and(password_history::user_id.eq(id.as_str())),
+                    )
+                    .select(password_history::created_at)
+                    .order(password_history::created_at.desc())
+                    .limit(24)
+                    .load(c)?;
+                if let Some(oldest) = keep.last().filter(|_| keep.len() == 24) {
+                    diesel::delete(
+                        password_history::table.filter(
+                            password_history::tenant_id
+                                .eq(t.as_str())
+                                .and(password_history::user_id.eq(id.as_str()))
+                                .and(password_history::created_at.lt(*oldest)),
+                        ),
+                    )
+                    .execute(c)?;
+                }
+            }
+            let event = NewAuditEvent::success(
+                actor,
+                "user.set_password",
+                format!("user:{id}"),
+                json!({"before": profile(&before), "after": profile(&after)}),
+            );
+            Ok((after, event))
         })
+    }
+
+    fn password_history(&self, t: &TenantId, id: &UserId, n: u32) -> Result<Vec<String>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        Ok(password_history::table
+            .filter(
+                password_history::tenant_id
+                    .eq(t.as_str())
+                    .and(password_history::user_id.eq(id.as_str())),
+            )
+            .select(password_history::hash)
+            .order(password_history::created_at.desc())
+            .limit(i64::from(n))
+            .load(&mut *conn)?)
     }
 
     fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User> {

@@ -27,6 +27,8 @@ pub struct Strings {
     pub last_used: &'static str,
     pub sign_out_session_button: &'static str,
     pub sign_out_everywhere_button: &'static str,
+    pub password_expired: &'static str,
+    pub password_reused: &'static str,
 }
 
 pub static EN: Strings = Strings {
@@ -55,6 +57,8 @@ pub static EN: Strings = Strings {
     last_used: "last used",
     sign_out_session_button: "Sign out this session",
     sign_out_everywhere_button: "Sign out everywhere",
+    password_expired: "Your password has expired. Choose a new one to continue.",
+    password_reused: "Choose a password you have not used recently.",
 };
 
 pub static DE: Strings = Strings {
@@ -83,6 +87,8 @@ pub static DE: Strings = Strings {
     last_used: "zuletzt verwendet",
     sign_out_session_button: "Diese Sitzung abmelden",
     sign_out_everywhere_button: "Überall abmelden",
+    password_expired: "Ihr Passwort ist abgelaufen. Wählen Sie ein neues, um fortzufahren.",
+    password_reused: "Wählen Sie ein Passwort, das Sie nicht kürzlich verwendet haben.",
 };
 
 /// The first supported language of `ui_locales` (space-separated), else of `Accept-Language`

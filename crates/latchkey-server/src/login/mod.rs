@@ -333,7 +333,21 @@ async fn login_submit(
     let previous = req
         .cookie(&session::cookie_name(&state, &t))
         .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
-    let (id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], previous.as_ref()).await?;
+    let (id, mut started) =
+        session::start(&state, &req, &t, &user.id, vec!["pwd".into()], previous.as_ref()).await?;
+    // An expired password (when the tenant's policy sets an expiry) must be changed first.
+    let expired = latchkey_mfa::password_expired(
+        &t.policy.password,
+        user.password_changed_at,
+        state.clock.now_millis(),
+    );
+    let return_to = if expired {
+        started.must_change_password = true;
+        session::save(&state, &t, &id, &started).await?;
+        format!("/t/{}/account", t.slug)
+    } else {
+        return_to
+    };
     audit(
         &state,
         &t,
@@ -450,13 +464,16 @@ async fn account(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
+    let Some((id, session, user)) = signed_in(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
-    let notice = req
-        .query_string()
-        .contains("changed=1")
-        .then_some(strings(&req).password_changed);
+    let notice = if session.must_change_password {
+        Some(strings(&req).password_expired)
+    } else {
+        req.query_string()
+            .contains("changed=1")
+            .then_some(strings(&req).password_changed)
+    };
     render_account(
         &state,
         &req,
@@ -543,6 +560,31 @@ async fn change_password(
     if let Err(e) = latchkey_mfa::check_password_policy(&new, &t.policy.password, &ids) {
         let msg = e.to_string().trim_start_matches("password policy: ").to_owned();
         return render_account(&state, &req, &t, fail(StatusCode::UNPROCESSABLE_ENTITY, msg)).await;
+    }
+    // Not the current password, nor one of the last N the policy remembers.
+    let (db, tid, uid, n) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        t.policy.password.history,
+    );
+    let mut previous = blocking(move || db.password_history(&tid, &uid, n)).await?;
+    previous.extend(user.password_hash.clone());
+    for old in previous {
+        let reused = state
+            .hasher
+            .verify(new.clone(), Some(old))
+            .await
+            .map_err(|e| AppError::internal("password hashing", e))?;
+        if reused.matches {
+            return render_account(
+                &state,
+                &req,
+                &t,
+                fail(StatusCode::UNPROCESSABLE_ENTITY, s.password_reused.into()),
+            )
+            .await;
+        }
     }
     let hash = state
         .hasher

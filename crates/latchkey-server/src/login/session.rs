@@ -78,6 +78,7 @@ pub async fn start(
             .get::<crate::net::ClientInfo>()
             .map(|c| c.ip.to_string()),
         last_seen: now,
+        must_change_password: false,
     };
     let id = SessionId::generate(&*state.rng);
     state
@@ -116,4 +117,10 @@ pub async fn current(
         .put_session(&tenant.id, &id, &s, ttl(&s, now))
         .await?;
     Ok(Some((id, s)))
+}
+
+/// Stores a changed session under the same id.
+pub async fn save(state: &AppState, tenant: &Tenant, id: &SessionId, s: &Session) -> Result<()> {
+    let now = state.clock.now_millis();
+    state.ephemeral.put_session(&tenant.id, id, s, ttl(s, now)).await
 }
