@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages Latchkey needs to build and test, only when something is missing
-# (idempotent: a second run changes nothing and touches no network). Debian/Ubuntu, as root.
+# Installs the system packages Latchkey needs to build (and, with --test, to run its tests),
+# only when something is missing (idempotent: a second run changes nothing and touches no
+# network). Debian/Ubuntu, as root.
 set -euo pipefail
 
-packages=(build-essential pkg-config libssl-dev ca-certificates curl openssl postgresql-client)
+packages=(build-essential pkg-config libssl-dev ca-certificates curl)
+if [ "${1:-}" = "--test" ]; then
+  # openssl: TLS test certificates; postgresql-client: pg_dump for the at-rest scans;
+  # chromium + node: browser tests (Debian's Chromium, never a downloaded browser).
+  packages+=(openssl postgresql-client chromium)
+  command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

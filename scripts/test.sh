@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One command to run every test: installs what is missing, makes sure PostgreSQL and Redis are up,
-# then runs the whole workspace suite (SQLite + memory and PostgreSQL + Redis).
+# then runs the whole workspace suite (SQLite + memory and PostgreSQL + Redis) and the browser
+# tests (Debian's Chromium).
 # Set CI=true to make the PostgreSQL and Redis tests mandatory instead of skippable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --test
 bash scripts/services.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo test --workspace --locked "$@"
+# Browser tests: the sign-in pages in Debian's Chromium, driven by playwright-core.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)

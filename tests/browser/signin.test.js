@@ -1,0 +1,127 @@
+// Sign-in pages in a real browser (Debian's Chromium via playwright-core), found by their
+// labels the way a person finds them. Boots the `latchkey` binary on a fresh SQLite database.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
+const shots = join(root, 'docs', 'img');
+const PASSWORD = 'tulip-gravel-orbit-42';
+let server, browser, base, env;
+
+const freePort = () => new Promise((ok) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+});
+
+function cli(args, input) {
+  return execFileSync(bin, args, { env, input, cwd: env.WORK, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+}
+
+before(async () => {
+  const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
+  const port = await freePort();
+  base = `http://localhost:${port}`;
+  env = {
+    PATH: process.env.PATH, WORK: work,
+    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
+    LATCHKEY_KEYS_DIR: join(work, 'keys'),
+    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
+  };
+  cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
+  cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
+  cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example', '--password-stdin'], PASSWORD + '\n');
+  server = spawn(bin, ['serve'], { env, cwd: work, stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+});
+
+async function signIn(page, user, password) {
+  await page.goto(`${base}/t/acme/login`);
+  await page.getByLabel('Username or email').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test('a person signs in, sees the account page and signs out', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const page = await ctx.newPage();
+  await page.goto(`${base}/t/acme/login`);
+  await page.screenshot({ path: join(shots, 'sign-in.png') });
+  await signIn(page, 'alice', PASSWORD);
+  await page.waitForURL(`${base}/t/acme/account`);
+  assert.match(await page.textContent('main'), /Signed in as Alice Example/);
+  await page.screenshot({ path: join(shots, 'account.png'), fullPage: true });
+  const cookies = await ctx.cookies();
+  const session = cookies.find((c) => c.name === 'lk-session-acme');
+  assert.ok(session && session.httpOnly && session.sameSite === 'Lax', JSON.stringify(cookies));
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.waitForURL(/\/t\/acme\/login\?signed_out=1/);
+  assert.match(await page.textContent('main'), /You have been signed out/);
+  await page.goto(`${base}/t/acme/account`);
+  assert.match(page.url(), /\/t\/acme\/login/);
+  await ctx.close();
+});
+
+test('a wrong password is announced as an alert, keyboard only', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${base}/t/acme/login`);
+  await page.keyboard.type('alice');           // the username field has focus
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('not-the-password');
+  await page.keyboard.press('Enter');
+  const alert = page.getByRole('alert');
+  assert.equal(await alert.textContent(), 'The username or password is incorrect.');
+  await page.screenshot({ path: join(shots, 'sign-in-error.png') });
+  await ctx.close();
+});
+
+test('sign out everywhere ends the other browser too; a password change works', async () => {
+  const laptop = await (await browser.newContext()).newPage();
+  const phone = await (await browser.newContext()).newPage();
+  await signIn(laptop, 'alice', PASSWORD);
+  await signIn(phone, 'alice', PASSWORD);
+  await laptop.waitForURL(/account/);
+  await laptop.reload();
+  assert.equal(await laptop.locator('.sessions li').count(), 2);
+  await laptop.getByLabel('Current password').fill(PASSWORD);
+  await laptop.getByLabel('New password').fill('another-long-phrase-7');
+  await laptop.getByRole('button', { name: 'Change password' }).click();
+  await laptop.waitForURL(/changed=1/);
+  assert.match(await laptop.getByRole('status').textContent(), /password has been changed/);
+  await phone.goto(`${base}/t/acme/account`);
+  assert.match(phone.url(), /\/t\/acme\/login/, 'the other session ended with the password change');
+  await signIn(phone, 'alice', 'another-long-phrase-7');
+  await phone.waitForURL(/account/);
+  await laptop.getByRole('button', { name: 'Sign out everywhere' }).click();
+  await laptop.waitForURL(/signed_out=1/);
+  await phone.goto(`${base}/t/acme/account`);
+  assert.match(phone.url(), /\/t\/acme\/login/);
+});
+
+test('German when the browser asks for it', async () => {
+  const ctx = await browser.newContext({ locale: 'de-DE' });
+  const page = await ctx.newPage();
+  await page.goto(`${base}/t/acme/login`);
+  assert.ok(await page.getByLabel('Benutzername oder E-Mail').isVisible());
+  assert.equal(await page.getAttribute('html', 'lang'), 'de');
+  await ctx.close();
+});
