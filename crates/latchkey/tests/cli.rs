@@ -702,7 +702,7 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
 
 /// `latchkey serve` as a process: JSON access logs carry the request id and never the query
 /// string or credentials, and SIGTERM / SIGINT stop it cleanly (exit 0).
-fn serve_and_stop(signal: &str) -> (i32, String) {
+fn serve_and_stop(signal: &str) -> (i32, String, String) {
     let db = TestDb::sqlite();
     let cli = Cli::new(&db.url);
     cli.ok(&["tenant", "create", "acme"]);
@@ -754,15 +754,17 @@ fn serve_and_stop(signal: &str) -> (i32, String) {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
+    let master_key = std::fs::read_to_string(cli.dir.path().join("keys").join("master.key")).unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+        master_key.trim().to_owned(),
     )
 }
 
 #[test]
 fn serve_logs_without_secrets_and_stops_cleanly_on_sigterm() {
-    let (code, logs) = serve_and_stop("-TERM");
+    let (code, logs, master_key) = serve_and_stop("-TERM");
     assert_eq!(code, 0, "{logs}");
     let access: Vec<Value> = logs
         .lines()
@@ -783,13 +785,16 @@ fn serve_logs_without_secrets_and_stops_cleanly_on_sigterm() {
     ] {
         assert!(!logs.contains(secret), "logs contain {secret}");
     }
+    for key_material in ["PRIVATE KEY", "\"d\":", master_key.as_str()] {
+        assert!(!logs.contains(key_material), "logs contain key material");
+    }
     assert!(logs.contains("SIGTERM"), "{logs}");
     assert!(logs.contains("latchkey stopped"), "{logs}");
 }
 
 #[test]
 fn serve_stops_cleanly_on_sigint() {
-    let (code, logs) = serve_and_stop("-INT");
+    let (code, logs, _) = serve_and_stop("-INT");
     assert_eq!(code, 0, "{logs}");
     assert!(
         logs.contains("SIGINT") && logs.contains("latchkey stopped"),

@@ -34,7 +34,12 @@ pub fn check(state: &AppState, req: &HttpRequest, binding: Option<&str>, present
     }
     // Browsers send `Origin: null` for same-origin form posts under `Referrer-Policy:
     // no-referrer`; that tells nothing, so only a real, different origin is refused.
-    if let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()).filter(|o| *o != "null") {
+    if let Some(origin) = req
+        .headers()
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| *o != "null")
+    {
         let ours = url::Url::parse(&state.config.public_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
