@@ -170,7 +170,7 @@ async fn key_scheduler(state: AppState) {
         let outcome = actix_web::web::block(move || -> Result<(), latchkey_keys::KeyError> {
             for t in latchkey_store::TenantRepo::list_tenants(&s.db)? {
                 // An unfinished data-key rotation moves on by one batch per pass.
-                if s.db.data_keys(&t.id).map(|d| d.len() > 1).unwrap_or(false)
+                if s.db.data_keys(&t.id).is_ok_and(|d| d.len() > 1)
                     && let Err(e) = s.keys.rotate_dek(&t.id, "system:key-scheduler", 100, Some(1))
                 {
                     tracing::warn!(tenant = %t.slug, error = %e, "continuing a data-key rotation failed");
