@@ -489,6 +489,27 @@ async fn account(
     .await
 }
 
+/// An account form's preamble: the tenant, the signed-in session and user, and the CSRF check
+/// bound to that session. `Ok(Err(redirect))` sends someone not signed in to the sign-in page.
+async fn account_form(
+    req: &HttpRequest,
+    slug: &str,
+    state: &AppState,
+    form: &FormParams,
+) -> Result<Result<(Tenant, latchkey_session::SessionId, User), HttpResponse>, AppError> {
+    let t = tenant(state, slug).await?;
+    let Some((id, _, user)) = signed_in(state, req, &t).await? else {
+        return Ok(Err(to_login(&t)));
+    };
+    if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            strings(req).form_expired,
+        ));
+    }
+    Ok(Ok((t, id, user)))
+}
+
 /// Changes the password (the current one is required, the policy applies), signs out every
 /// other session, and continues under a new session id.
 async fn change_password(
@@ -497,16 +518,10 @@ async fn change_password(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
-    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
-    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
-            strings(&req).form_expired,
-        ));
-    }
     let s = strings(&req);
     let current = form.get("current_password").unwrap_or_default().to_owned();
     let new = form.get("new_password").unwrap_or_default().to_owned();
@@ -619,16 +634,10 @@ async fn revoke_session(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
-    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
-    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
-            strings(&req).form_expired,
-        ));
-    }
     let key = form.get("session").unwrap_or_default();
     // Only a session of this user: the key must be among the user's own.
     let owned = state
@@ -663,16 +672,10 @@ async fn revoke_all_sessions(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
-    let Some((id, _, user)) = signed_in(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
-    if !csrf::check(&state, &req, Some(id.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
-            strings(&req).form_expired,
-        ));
-    }
     let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     let who = format!("user:{}", user.id);
     audit(
