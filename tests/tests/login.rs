@@ -405,6 +405,27 @@ async fn failures_back_off_and_never_lock_forever(s: &TestServer) {
     );
 }
 
+async fn failures_count_per_account_whatever_name_is_typed(s: &TestServer) {
+    setup(s, "acme").await;
+    for name in ["alice", "ALICE", "alice@acme.test", "alice", "alice@acme.test"] {
+        assert_eq!(
+            Browser::default()
+                .sign_in(s, "acme", name, "wrong-password-xyz")
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (st, _, _) = Browser::default()
+        .sign_in(s, "acme", "alice@acme.test", PASSWORD)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "username and email share one counter"
+    );
+}
+
 async fn return_to_stays_inside_the_tenant(s: &TestServer) {
     setup(s, "acme").await;
     for (given, expected) in [
@@ -583,6 +604,7 @@ latchkey_tests::e2e!(
     a_session_of_tenant_a_means_nothing_in_tenant_b,
     failures_back_off_and_never_lock_forever,
     return_to_stays_inside_the_tenant,
+    failures_count_per_account_whatever_name_is_typed,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

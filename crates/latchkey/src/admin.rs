@@ -183,6 +183,11 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
     if let Some(d) = f.password_expiry_days {
         p.password.expiry_days = (d > 0).then_some(d);
     }
+    if f.password_history.is_some_and(|h| h > 24) {
+        return Err(CliError::Input(
+            "--password-history keeps at most the last 24 passwords".into(),
+        ));
+    }
     if let Some(h) = f.password_history {
         p.password.history = h;
     }

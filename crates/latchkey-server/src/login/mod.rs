@@ -120,6 +120,14 @@ fn safe_return_to(t: &Tenant, value: Option<&str>) -> String {
     }
 }
 
+/// A full hashing queue is a 503 with `Retry-After`, not a failure.
+fn hashing_error(e: PasswordError) -> AppError {
+    match e {
+        PasswordError::Busy => AppError::unavailable("password service"),
+        other => AppError::internal("password hashing", other),
+    }
+}
+
 fn client_ip(req: &HttpRequest) -> String {
     req.extensions()
         .get::<ClientInfo>()
@@ -248,16 +256,33 @@ async fn login_submit(
             again(s.form_expired.into()),
         );
     }
+    // Look the user up by username, then by email; an unknown user still costs a full hash.
+    let user: Option<User> = {
+        let (db, tid, name) = (state.db.clone(), t.id.clone(), username.to_owned());
+        blocking(move || match db.user_by_username(&tid, &name)? {
+            Some(u) => Ok(Some(u)),
+            None if name.contains('@') => db.user_by_email(&tid, &name),
+            None => Ok(None),
+        })
+        .await?
+    };
+    // Throttled per account (whichever name was typed) or, for unknown names, per name typed.
+    let account = user
+        .as_ref()
+        .map_or_else(|| username.to_lowercase(), |u| format!("id:{}", u.id));
+    let throttled_target = user
+        .as_ref()
+        .map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
     let ip = client_ip(&req);
     let throttle = Throttle {
         store: &*state.ephemeral,
         tenant: &t.id,
     };
-    if let Gate::Wait(left) = throttle.check(username, &ip).await? {
+    if let Gate::Wait(left) = throttle.check(&account, &ip).await? {
         audit(
             &state,
             &t,
-            failure("login.throttled", "user:unknown".into(), "throttled"),
+            failure("login.throttled", throttled_target, "throttled"),
         )
         .await?;
         let mut res = render_login(
@@ -274,16 +299,6 @@ async fn login_submit(
         return Ok(res);
     }
 
-    // Look the user up by username, then by email; an unknown user still costs a full hash.
-    let user: Option<User> = {
-        let (db, tid, name) = (state.db.clone(), t.id.clone(), username.to_owned());
-        blocking(move || match db.user_by_username(&tid, &name)? {
-            Some(u) => Ok(Some(u)),
-            None if name.contains('@') => db.user_by_email(&tid, &name),
-            None => Ok(None),
-        })
-        .await?
-    };
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let verdict = match state.hasher.verify(password.to_owned(), stored).await {
         Ok(v) => v,
@@ -310,7 +325,7 @@ async fn login_submit(
     let user = match (reason, user) {
         (None, Some(u)) => u,
         (Some(reason), u) => {
-            throttle.failed(username, &ip).await?;
+            throttle.failed(&account, &ip).await?;
             let target = u.map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
             audit(&state, &t, failure("login.failure", target, reason)).await?;
             return render_login(
@@ -323,7 +338,7 @@ async fn login_submit(
         }
         (None, None) => unreachable!("no reason means a known user"),
     };
-    throttle.succeeded(username).await?;
+    throttle.succeeded(&account).await?;
     if verdict.needs_rehash
         && let Ok(hash) = state.hasher.hash(password.to_owned()).await
     {
@@ -537,7 +552,8 @@ async fn change_password(
         error: Some(error),
         notice: None,
     };
-    if let Gate::Wait(left) = throttle.check(&user.username, &ip).await? {
+    let account = format!("id:{}", user.id);
+    if let Gate::Wait(left) = throttle.check(&account, &ip).await? {
         let msg = s.throttled.replace("{secs}", &left.as_secs().max(1).to_string());
         return render_account(&state, &req, &t, fail(StatusCode::TOO_MANY_REQUESTS, msg)).await;
     }
@@ -545,9 +561,9 @@ async fn change_password(
         .hasher
         .verify(current.clone(), user.password_hash.clone())
         .await
-        .map_err(|e| AppError::internal("password hashing", e))?;
+        .map_err(hashing_error)?;
     if !verdict.matches {
-        throttle.failed(&user.username, &ip).await?;
+        throttle.failed(&account, &ip).await?;
         audit(
             &state,
             &t,
@@ -590,7 +606,7 @@ async fn change_password(
             .hasher
             .verify(new.clone(), Some(old))
             .await
-            .map_err(|e| AppError::internal("password hashing", e))?;
+            .map_err(hashing_error)?;
         if reused.matches {
             return render_account(
                 &state,
@@ -601,11 +617,7 @@ async fn change_password(
             .await;
         }
     }
-    let hash = state
-        .hasher
-        .hash(new)
-        .await
-        .map_err(|e| AppError::internal("password hashing", e))?;
+    let hash = state.hasher.hash(new).await.map_err(hashing_error)?;
     let (db, tid, uid, actor) = (
         state.db.clone(),
         t.id.clone(),

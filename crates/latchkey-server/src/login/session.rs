@@ -112,6 +112,7 @@ pub async fn current(
     }
     s.idle_deadline =
         (now + i64::from(tenant.policy.session.idle_timeout_secs) * 1000).min(s.absolute_deadline);
+    s.last_seen = now;
     state
         .ephemeral
         .put_session(&tenant.id, &id, &s, ttl(&s, now))
