@@ -374,13 +374,23 @@ async fn login_submit(
         ),
     )
     .await?;
+    redirect_into_session(&state, &t, &return_to, &id)
+}
+
+/// A 303 to `location` that hands the browser its (new) session cookie.
+fn redirect_into_session(
+    state: &AppState,
+    t: &Tenant,
+    location: &str,
+    id: &latchkey_session::SessionId,
+) -> Result<HttpResponse, AppError> {
     let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, return_to.clone()))
+        .insert_header((header::LOCATION, location.to_owned()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish();
     res.add_cookie(&session::cookie(
-        &state,
-        session::cookie_name(&state, &t),
+        state,
+        session::cookie_name(state, t),
         id.cookie_value().to_owned(),
     ))
     .map_err(|e| AppError::internal("cookie", e))?;
@@ -627,16 +637,7 @@ async fn change_password(
     blocking(move || db.set_password_hash(&tid, &actor, &uid, &hash)).await?;
     state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
-    let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/t/{}/account?changed=1", t.slug)))
-        .finish();
-    res.add_cookie(&session::cookie(
-        &state,
-        session::cookie_name(&state, &t),
-        new_id.cookie_value().to_owned(),
-    ))
-    .map_err(|e| AppError::internal("cookie", e))?;
-    Ok(res)
+    redirect_into_session(&state, &t, &format!("/t/{}/account?changed=1", t.slug), &new_id)
 }
 
 /// Signs out one of the user's other sessions, named by its storage key.
