@@ -128,6 +128,13 @@ impl std::fmt::Debug for KeyRing {
     }
 }
 
+/// The key named `kid` among `keys`.
+fn find<'a>(keys: &'a [RingKey], kid: &str) -> Result<&'a RingKey, KeyError> {
+    keys.iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| KeyError::UnknownKey(kid.into()))
+}
+
 fn private_aad<'a>(t: &'a TenantId, kid: &'a str) -> Aad<'a> {
     Aad {
         tenant: t.as_str(),
@@ -283,10 +290,7 @@ impl KeyRing {
     pub fn activate(&self, t: &TenantId, kid: &str, actor: &str) -> Result<(), KeyError> {
         self.change(t, |tx| {
             let keys = Self::ring_keys(tx)?;
-            let key = keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            let key = find(&keys, kid)?;
             if key.state != KeyState::Pending {
                 return Err(KeyError::Refused(format!(
                     "key {kid} is {}, only a pending key can be activated",
@@ -326,10 +330,7 @@ impl KeyRing {
     pub fn retire(&self, t: &TenantId, kid: &str, actor: &str) -> Result<(), KeyError> {
         self.change(t, |tx| {
             let keys = Self::ring_keys(tx)?;
-            let key = keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            let key = find(&keys, kid)?;
             let others_active = keys
                 .iter()
                 .any(|k| k.alg == key.alg && k.state == KeyState::Active && k.kid != kid);
@@ -358,10 +359,7 @@ impl KeyRing {
     pub fn revoke(&self, t: &TenantId, kid: &str, actor: &str) -> Result<Option<String>, KeyError> {
         self.change(t, |tx| {
             let keys = Self::ring_keys(tx)?;
-            let key = keys
-                .iter()
-                .find(|k| k.kid == kid)
-                .ok_or_else(|| KeyError::UnknownKey(kid.into()))?;
+            let key = find(&keys, kid)?;
             if !key.state.published() {
                 return Err(KeyError::Refused(format!(
                     "key {kid} is already {}",
