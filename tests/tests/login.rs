@@ -426,6 +426,106 @@ async fn failures_count_per_account_whatever_name_is_typed(s: &TestServer) {
     );
 }
 
+async fn the_profile_is_edited_with_validation_and_audit(s: &TestServer) {
+    setup(s, "acme").await;
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    s.state
+        .db
+        .create_user(
+            &t.id,
+            "test",
+            &NewUser {
+                username: "bob".into(),
+                email: Some("bob@acme.test".into()),
+                ..NewUser::default()
+            },
+        )
+        .unwrap();
+    let mut b = Browser::default();
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    assert!(page.contains("autocomplete=\"email\"") && page.contains("value=\"alice@acme.test\""));
+    let csrf = hidden(&page, "csrf");
+    let (st, _, page) = b
+        .post(
+            s,
+            "/t/acme/account/profile",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Alice"),
+                ("email", "not-an-email"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("is not an email address"), "{page}");
+    let (st, _, _) = b
+        .post(
+            s,
+            "/t/acme/account/profile",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Alice"),
+                ("email", "BOB@acme.test"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "another user's email");
+    let (st, h, _) = b
+        .post(
+            s,
+            "/t/acme/account/profile",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Alice <Admin>"),
+                ("email", "Alice@New.example"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], "/t/acme/account?saved=1");
+    let (_, _, page) = b.get(s, "/t/acme/account?saved=1").await;
+    assert!(!page.contains("Alice <Admin>"), "unescaped: {page}");
+    assert!(
+        page.contains("Alice &#60;Admin&#62;") || page.contains("Alice &lt;Admin&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("Your profile has been saved."));
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    assert_eq!(alice.email.as_deref(), Some("alice@new.example"));
+    let last = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 1000)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.actor),
+        ("user.update", format!("user:{}", alice.id))
+    );
+    // Without the session's CSRF token nothing changes.
+    let (st, _, _) = b
+        .post(
+            s,
+            "/t/acme/account/profile",
+            &[("csrf", "x"), ("display_name", "Mallory")],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.state
+            .db
+            .user(&t.id, &alice.id)
+            .unwrap()
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("Alice <Admin>")
+    );
+}
+
 async fn return_to_stays_inside_the_tenant(s: &TestServer) {
     setup(s, "acme").await;
     for (given, expected) in [
@@ -605,6 +705,7 @@ latchkey_tests::e2e!(
     failures_back_off_and_never_lock_forever,
     return_to_stays_inside_the_tenant,
     failures_count_per_account_whatever_name_is_typed,
+    the_profile_is_edited_with_validation_and_audit,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

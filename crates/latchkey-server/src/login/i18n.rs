@@ -28,6 +28,11 @@ pub struct Strings {
     pub sign_out_session_button: &'static str,
     pub sign_out_everywhere_button: &'static str,
     pub password_expired: &'static str,
+    pub profile_title: &'static str,
+    pub display_name_label: &'static str,
+    pub email_label: &'static str,
+    pub save_profile_button: &'static str,
+    pub profile_saved: &'static str,
     pub password_reused: &'static str,
 }
 
@@ -58,6 +63,11 @@ pub static EN: Strings = Strings {
     sign_out_session_button: "Sign out this session",
     sign_out_everywhere_button: "Sign out everywhere",
     password_expired: "Your password has expired. Choose a new one to continue.",
+    profile_title: "Profile",
+    display_name_label: "Name",
+    email_label: "Email",
+    save_profile_button: "Save profile",
+    profile_saved: "Your profile has been saved.",
     password_reused: "Choose a password you have not used recently.",
 };
 
@@ -88,6 +98,11 @@ pub static DE: Strings = Strings {
     sign_out_session_button: "Diese Sitzung abmelden",
     sign_out_everywhere_button: "Überall abmelden",
     password_expired: "Ihr Passwort ist abgelaufen. Wählen Sie ein neues, um fortzufahren.",
+    profile_title: "Profil",
+    display_name_label: "Name",
+    email_label: "E-Mail",
+    save_profile_button: "Profil speichern",
+    profile_saved: "Ihr Profil wurde gespeichert.",
     password_reused: "Wählen Sie ein Passwort, das Sie nicht kürzlich verwendet haben.",
 };
 

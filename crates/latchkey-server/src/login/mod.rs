@@ -28,6 +28,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/t/{tenant}/logout", web::post().to(logout))
         .route("/t/{tenant}/account", web::get().to(account))
         .route("/t/{tenant}/account/password", web::post().to(change_password))
+        .route("/t/{tenant}/account/profile", web::post().to(update_profile))
         .route(
             "/t/{tenant}/account/sessions/revoke",
             web::post().to(revoke_session),
@@ -63,6 +64,8 @@ struct AccountPage<'a> {
     csrf: String,
     display: &'a str,
     username: &'a str,
+    display_name: &'a str,
+    email: &'a str,
     sessions: Vec<SessionRow>,
     error: Option<String>,
     notice: Option<&'a str>,
@@ -476,6 +479,8 @@ async fn render_account(
         csrf: csrf::token_for(v.id.cookie_value()),
         display: &display,
         username: &v.user.username,
+        display_name: v.user.display_name.as_deref().unwrap_or_default(),
+        email: v.user.email.as_deref().unwrap_or_default(),
         sessions,
         error: v.error,
         notice: v.notice,
@@ -492,12 +497,13 @@ async fn account(
     let Some((id, session, user)) = signed_in(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
+    let q = req.query_string();
     let notice = if session.must_change_password {
         Some(strings(&req).password_expired)
+    } else if q.contains("changed=1") {
+        Some(strings(&req).password_changed)
     } else {
-        req.query_string()
-            .contains("changed=1")
-            .then_some(strings(&req).password_changed)
+        q.contains("saved=1").then_some(strings(&req).profile_saved)
     };
     render_account(
         &state,
@@ -638,6 +644,62 @@ async fn change_password(
     state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
     redirect_into_session(&state, &t, &format!("/t/{}/account?changed=1", t.slug), &new_id)
+}
+
+/// Saves the display name and email (both optional; the email stays unique in the tenant).
+async fn update_profile(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let field = |name: &str| {
+        form.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let change = latchkey_store::UserUpdate {
+        email: Some(field("email")),
+        display_name: Some(field("display_name")),
+    };
+    let (db, tid, uid, actor) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        format!("user:{}", user.id),
+    );
+    match actix_web::web::block(move || db.update_user(&tid, &actor, &uid, &change)).await {
+        Ok(Ok(_)) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/t/{}/account?saved=1", t.slug)))
+            .finish()),
+        Ok(Err(latchkey_store::StoreError::Invalid(e))) => {
+            let view = AccountView {
+                id: &id,
+                user: &user,
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                error: Some(e.message),
+                notice: None,
+            };
+            render_account(&state, &req, &t, view).await
+        }
+        Ok(Err(latchkey_store::StoreError::Conflict(m))) => {
+            let view = AccountView {
+                id: &id,
+                user: &user,
+                status: StatusCode::CONFLICT,
+                error: Some(m),
+                notice: None,
+            };
+            render_account(&state, &req, &t, view).await
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(AppError::internal("blocking task", e)),
+    }
 }
 
 /// Signs out one of the user's other sessions, named by its storage key.
