@@ -380,6 +380,16 @@ async fn login_submit(
     redirect_into_session(&state, &t, &return_to, &id)
 }
 
+/// A 303 to the sign-in page's "signed out" notice that deletes the session cookie.
+fn redirect_signed_out(state: &AppState, t: &Tenant) -> Result<HttpResponse, AppError> {
+    let mut res = HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/t/{}/login?signed_out=1", t.slug)))
+        .finish();
+    res.add_cookie(&session::removal(state, session::cookie_name(state, t)))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
 /// A 303 to `location` that hands the browser its (new) session cookie.
 fn redirect_into_session(
     state: &AppState,
@@ -759,12 +769,7 @@ async fn revoke_all_sessions(
         NewAuditEvent::success(&who, "session.revoke_all", who.clone(), json!({"sessions": n})),
     )
     .await?;
-    let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/t/{}/login?signed_out=1", t.slug)))
-        .finish();
-    res.add_cookie(&session::removal(&state, session::cookie_name(&state, &t)))
-        .map_err(|e| AppError::internal("cookie", e))?;
-    Ok(res)
+    redirect_signed_out(&state, &t)
 }
 
 async fn logout(
@@ -792,12 +797,7 @@ async fn logout(
         )
         .await?;
     }
-    let mut res = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, format!("/t/{}/login?signed_out=1", t.slug)))
-        .finish();
-    res.add_cookie(&session::removal(&state, session::cookie_name(&state, &t)))
-        .map_err(|e| AppError::internal("cookie", e))?;
-    Ok(res)
+    redirect_signed_out(&state, &t)
 }
 
 /// The tenant's colours as a stylesheet (inline styles are forbidden by the CSP).
