@@ -7,11 +7,14 @@
 //! `LATCHKEY_TEST_REDIS_URL`. With `CI=true` they are mandatory; elsewhere a test that needs an
 //! unreachable one prints a loud notice and skips.
 
+pub mod browser;
 mod proxy;
 mod server;
+mod smtp;
 
 pub use proxy::Proxy;
 pub use server::{Backend, TestServer};
+pub use smtp::{ReceivedMail, SmtpSink};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use latchkey_core::{OsRng, SystemClock};

@@ -26,6 +26,11 @@ pub struct TestServer {
 impl TestServer {
     /// Boots on `backend` with a fresh database; `None` when the backend is unreachable outside CI.
     pub fn start(backend: Backend) -> Option<(Self, TestDb)> {
+        Self::start_on(backend, &[])
+    }
+
+    /// `start` with extra `LATCHKEY_*` settings.
+    pub fn start_on(backend: Backend, extra: &[(&str, &str)]) -> Option<(Self, TestDb)> {
         let (db, sessions) = match backend {
             Backend::SqliteMemory => (TestDb::sqlite(), "memory".to_owned()),
             Backend::PostgresRedis => {
@@ -36,11 +41,12 @@ impl TestServer {
                 (db, redis_url())
             }
         };
-        let server = Self::start_with(&[
-            ("LATCHKEY_DATABASE_URL", &db.url),
-            ("LATCHKEY_SESSION_STORE", &sessions),
-        ])
-        .expect("latchkey starts");
+        let mut settings = vec![
+            ("LATCHKEY_DATABASE_URL", db.url.as_str()),
+            ("LATCHKEY_SESSION_STORE", sessions.as_str()),
+        ];
+        settings.extend_from_slice(extra);
+        let server = Self::start_with(&settings).expect("latchkey starts");
         Some((server, db))
     }
 

@@ -3,147 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{FixedClock, TenantPolicy};
-use latchkey_store::{NewTenant, NewUser, TenantRepo, UserRepo};
+use latchkey_core::FixedClock;
+use latchkey_store::{NewUser, TenantRepo, UserRepo};
+use latchkey_tests::browser::{Browser, PASSWORD, hidden, session_cookie, setup};
 use latchkey_tests::{TestDb, TestServer};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, SET_COOKIE};
-use std::collections::HashMap;
+use reqwest::header::SET_COOKIE;
 use std::sync::Arc;
-
-const PASSWORD: &str = "tulip-gravel-orbit-42";
-
-async fn setup(s: &TestServer, slug: &str) {
-    let t = s
-        .state
-        .db
-        .create_tenant(
-            "test",
-            &NewTenant {
-                slug: slug.into(),
-                display_name: Some(format!("{slug} Corp")),
-                policy: TenantPolicy::default(),
-            },
-        )
-        .unwrap();
-    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
-    s.state
-        .db
-        .create_user(
-            &t.id,
-            "test",
-            &NewUser {
-                username: "alice".into(),
-                email: Some(format!("alice@{slug}.test")),
-                password_hash: Some(hash),
-                ..NewUser::default()
-            },
-        )
-        .unwrap();
-}
-
-/// A browser: keeps cookies by name, never follows redirects.
-#[derive(Default, Clone)]
-struct Browser {
-    cookies: HashMap<String, String>,
-}
-
-impl Browser {
-    fn header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn absorb(&mut self, headers: &HeaderMap) {
-        for sc in headers.get_all(SET_COOKIE) {
-            let sc = sc.to_str().unwrap();
-            let (pair, _) = sc.split_once(';').unwrap_or((sc, ""));
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || sc.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.into(), v.into());
-            }
-        }
-    }
-
-    async fn get(&mut self, s: &TestServer, path: &str) -> (StatusCode, HeaderMap, String) {
-        let res = TestServer::client()
-            .get(s.url(path))
-            .header("cookie", self.header())
-            .send()
-            .await
-            .unwrap();
-        let (st, h) = (res.status(), res.headers().clone());
-        self.absorb(&h);
-        (st, h, res.text().await.unwrap())
-    }
-
-    async fn post(
-        &mut self,
-        s: &TestServer,
-        path: &str,
-        form: &[(&str, &str)],
-        extra: &[(&str, &str)],
-    ) -> (StatusCode, HeaderMap, String) {
-        let mut req = TestServer::client()
-            .post(s.url(path))
-            .header("cookie", self.header())
-            .form(form);
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.unwrap();
-        let (st, h) = (res.status(), res.headers().clone());
-        self.absorb(&h);
-        (st, h, res.text().await.unwrap())
-    }
-
-    /// Opens the sign-in page and returns its CSRF token.
-    async fn form_token(&mut self, s: &TestServer, slug: &str) -> String {
-        let (st, _, page) = self.get(s, &format!("/t/{slug}/login")).await;
-        assert_eq!(st, StatusCode::OK);
-        hidden(&page, "csrf")
-    }
-
-    async fn sign_in(
-        &mut self,
-        s: &TestServer,
-        slug: &str,
-        user: &str,
-        password: &str,
-    ) -> (StatusCode, HeaderMap, String) {
-        let csrf = self.form_token(s, slug).await;
-        self.post(
-            s,
-            &format!("/t/{slug}/login"),
-            &[
-                ("csrf", &csrf),
-                ("username", user),
-                ("password", password),
-                ("return_to", ""),
-            ],
-            &[],
-        )
-        .await
-    }
-}
-
-fn hidden(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-        + marker.len();
-    page[start..start + page[start..].find('"').unwrap()].to_owned()
-}
-
-fn session_cookie(b: &Browser, slug: &str) -> Option<String> {
-    b.cookies.get(&format!("lk-session-{slug}")).cloned()
-}
 
 async fn sign_in_sets_a_hardened_session_cookie_and_shows_the_account(s: &TestServer) {
     setup(s, "acme").await;
@@ -804,11 +670,12 @@ async fn expired_passwords_must_be_changed_and_recent_ones_not_reused() {
         )
         .await;
     assert_eq!(
-        h["location"], "/t/acme/account",
+        h["location"], "/t/acme/account?return_to=%2Ft%2Facme%2Fsomewhere",
         "return_to waits until the password is changed"
     );
-    let (_, _, page) = b.get(&s, "/t/acme/account").await;
+    let (_, _, page) = b.get(&s, h["location"].to_str().unwrap()).await;
     assert!(page.contains("Your password has expired"));
+    assert_eq!(hidden(&page, "return_to"), "/t/acme/somewhere");
     let id = latchkey_session::SessionId::from_cookie(&session_cookie(&b, "acme").unwrap());
     assert!(
         s.state
@@ -826,7 +693,9 @@ async fn expired_passwords_must_be_changed_and_recent_ones_not_reused() {
     for i in 0..3 {
         let next = format!("fresh-passphrase-number-{i}");
         let token = hidden(&b.get(&s, "/t/acme/account").await.2, "csrf");
-        let (st, _, _) = b
+        // The first change carries on where the sign-in was going.
+        let return_to = if i == 0 { "/t/acme/somewhere" } else { "" };
+        let (st, h, _) = b
             .post(
                 &s,
                 "/t/acme/account/password",
@@ -834,11 +703,18 @@ async fn expired_passwords_must_be_changed_and_recent_ones_not_reused() {
                     ("csrf", &token),
                     ("current_password", &current),
                     ("new_password", &next),
+                    ("return_to", return_to),
                 ],
                 &[],
             )
             .await;
         assert_eq!(st, StatusCode::SEE_OTHER, "change {i}");
+        let expected = if i == 0 {
+            "/t/acme/somewhere"
+        } else {
+            "/t/acme/account?changed=1"
+        };
+        assert_eq!(h["location"], expected);
         used.push(next.clone());
         current = next;
     }

@@ -124,6 +124,14 @@ async fn one_time_values_are_taken_once(s: Arc<dyn Ephemeral>) {
         None,
         "another tenant can't take it"
     );
+    assert_eq!(s.peek(&b, "code-1").await.unwrap(), None, "nor read it");
+    for _ in 0..2 {
+        assert_eq!(
+            s.peek(&a, "code-1").await.unwrap().as_deref(),
+            Some(&b"grant"[..]),
+            "a peek leaves the value in place"
+        );
+    }
     assert_eq!(
         s.take(&a, "code-1").await.unwrap().as_deref(),
         Some(&b"grant"[..])
@@ -133,6 +141,7 @@ async fn one_time_values_are_taken_once(s: Arc<dyn Ephemeral>) {
         None,
         "a second take gets nothing"
     );
+    assert_eq!(s.peek(&a, "code-1").await.unwrap(), None, "taken means gone");
 }
 
 async fn one_time_values_expire(s: Arc<dyn Ephemeral>) {
@@ -143,6 +152,7 @@ async fn one_time_values_expire(s: Arc<dyn Ephemeral>) {
             .unwrap()
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(s.peek(&t, "nonce").await.unwrap(), None);
     assert_eq!(s.take(&t, "nonce").await.unwrap(), None);
     assert!(
         s.put_once(&t, "nonce", b"y", HOUR).await.unwrap(),

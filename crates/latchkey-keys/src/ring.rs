@@ -597,10 +597,10 @@ impl KeyRing {
             .open(aad, sealed)
     }
 
-    /// Starts (or resumes) replacing the tenant's data key. It re-seals the values the ring knows:
-    /// today the signing keys' private halves, the only sealed column. A feature that seals values
-    /// of its own (TOTP seeds, SAML keys) must add its column here before it ships, because the
-    /// old data key is deleted once this pass finds nothing left under it.
+    /// Starts (or resumes) replacing the tenant's data key. It re-seals every value the store
+    /// lists in `KeyTx::sealed_values` (signing keys' private halves, queued mail bodies); a
+    /// feature that seals a column of its own adds it there, because the old data key is deleted
+    /// once this pass finds nothing left under it.
     ///
     /// How it works: a new key seals from now on, and values
     /// sealed under older keys are re-sealed `batch` at a time, each batch in its own transaction,
@@ -655,23 +655,27 @@ impl KeyRing {
                     .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
                 let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
                 let mut moved = 0;
-                for k in tx.signing_keys()? {
+                for v in tx.sealed_values()? {
                     if moved == batch {
                         break;
                     }
-                    if k.private_key.is_empty() || crate::envelope::parse(&k.private_key)?.key_id == newest.id
-                    {
+                    let old_id = crate::envelope::parse(&v.value)?.key_id;
+                    if old_id == newest.id {
                         continue;
                     }
-                    let old_id = crate::envelope::parse(&k.private_key)?.key_id;
                     let old = deks
                         .iter()
                         .find(|d| d.id == old_id)
                         .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
                     let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
-                    let plain = old.open(private_aad(t, &k.kid), &k.private_key)?;
-                    let resealed = new.seal(private_aad(t, &k.kid), &plain)?;
-                    if tx.reseal_private_key(&k.kid, &k.private_key, &resealed)? {
+                    let aad = Aad {
+                        tenant: t.as_str(),
+                        table: v.table,
+                        column: v.column,
+                        row: &v.row,
+                    };
+                    let resealed = new.seal(aad, &old.open(aad, &v.value)?)?;
+                    if tx.reseal(&v, &resealed)? {
                         moved += 1;
                     }
                 }

@@ -6,5 +6,6 @@ mod password;
 
 pub use hasher::{PasswordHasher, Verification};
 pub use password::{
-    HashParams, PasswordError, check_password_policy, hash_password, password_expired, verify_password,
+    HashParams, PasswordError, Violation, Violations, check_password_policy, hash_password, password_expired,
+    verify_password,
 };

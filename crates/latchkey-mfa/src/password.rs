@@ -6,13 +6,68 @@ use latchkey_core::{PasswordPolicy, Rng};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PasswordError {
-    #[error("password policy: {0}")]
-    Policy(String),
+    #[error("password policy: the password needs {0}")]
+    Policy(Violations),
     #[error("password hashing failed: {0}")]
     Hash(String),
     /// Too many hashes queued: the caller should answer 503 with Retry-After.
     #[error("too many sign-ins at once; try again shortly")]
     Busy,
+}
+
+/// One unmet rule of a password policy; pages word it in the reader's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    TooShort {
+        min: u32,
+        len: usize,
+    },
+    TooLong {
+        max: u32,
+    },
+    NoLowercase,
+    NoUppercase,
+    NoDigit,
+    NoSymbol,
+    /// On the shipped list of common and breached passwords.
+    Common,
+    /// Repeats, sequences, keyboard walks.
+    Guessable,
+    ContainsIdentifier,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooShort { min, len } => write!(f, "at least {min} characters (it has {len})"),
+            Self::TooLong { max } => write!(f, "at most {max} characters"),
+            Self::NoLowercase => f.write_str("a lowercase letter"),
+            Self::NoUppercase => f.write_str("an uppercase letter"),
+            Self::NoDigit => f.write_str("a digit"),
+            Self::NoSymbol => f.write_str("a symbol"),
+            Self::Common => f.write_str("not to be a commonly used or breached password"),
+            Self::Guessable => {
+                f.write_str("to be harder to guess (avoid repeats, sequences and keyboard patterns)")
+            }
+            Self::ContainsIdentifier => f.write_str("no part of the username or email"),
+        }
+    }
+}
+
+/// Every unmet rule, in the order the policy lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violations(pub Vec<Violation>);
+
+impl std::fmt::Display for Violations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// argon2id cost. The default is OWASP's: 19 MiB, 2 passes, 1 lane.
@@ -63,52 +118,49 @@ pub fn check_password_policy(
     let len = password.chars().count();
     let mut missing = Vec::new();
     if len < policy.min_length as usize {
-        missing.push(format!(
-            "at least {} characters (it has {len})",
-            policy.min_length
-        ));
+        missing.push(Violation::TooShort {
+            min: policy.min_length,
+            len,
+        });
     }
     if len > policy.max_length as usize {
-        missing.push(format!("at most {} characters", policy.max_length));
+        missing.push(Violation::TooLong {
+            max: policy.max_length,
+        });
     }
     let has = |f: fn(char) -> bool| password.chars().any(f);
     if policy.require_lowercase && !has(char::is_lowercase) {
-        missing.push("a lowercase letter".into());
+        missing.push(Violation::NoLowercase);
     }
     if policy.require_uppercase && !has(char::is_uppercase) {
-        missing.push("an uppercase letter".into());
+        missing.push(Violation::NoUppercase);
     }
     if policy.require_digit && !has(|c| c.is_ascii_digit()) {
-        missing.push("a digit".into());
+        missing.push(Violation::NoDigit);
     }
     if policy.require_symbol && !has(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
-        missing.push("a symbol".into());
+        missing.push(Violation::NoSymbol);
     }
-    if let Some(problem) = guessability(password, identifiers) {
-        missing.push(problem.into());
-    }
+    missing.extend(guessability(password, identifiers));
     let lower = password.to_lowercase();
     for id in identifiers.iter().filter(|i| i.len() >= 3) {
         let local = id.split('@').next().unwrap_or(id).to_lowercase();
         if local.len() >= 3 && lower.contains(&local) {
-            missing.push("no part of the username or email".into());
+            missing.push(Violation::ContainsIdentifier);
             break;
         }
     }
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(PasswordError::Policy(format!(
-            "the password needs {}",
-            missing.join(", ")
-        )))
+        Err(PasswordError::Policy(Violations(missing)))
     }
 }
 
 /// Common and breached passwords (zxcvbn's list of ~30,000, with l33t and reversed variants) and
 /// trivially guessable ones (repeats, sequences, keyboard walks) are refused, as NIST SP 800-63B
 /// §5.1.1.2 asks. The list ships inside Latchkey; nothing is looked up over the network.
-fn guessability(password: &str, identifiers: &[&str]) -> Option<&'static str> {
+fn guessability(password: &str, identifiers: &[&str]) -> Option<Violation> {
     let entropy = zxcvbn::zxcvbn(password, identifiers);
     let whole_common = entropy.sequence().iter().any(|m| {
         matches!(&m.pattern, zxcvbn::matching::patterns::MatchPattern::Dictionary(d)
@@ -117,9 +169,9 @@ fn guessability(password: &str, identifiers: &[&str]) -> Option<&'static str> {
             && m.j + 1 >= password.chars().count()
     });
     if whole_common {
-        Some("not to be a commonly used or breached password")
+        Some(Violation::Common)
     } else if (entropy.score() as u8) < 2 {
-        Some("to be harder to guess (avoid repeats, sequences and keyboard patterns)")
+        Some(Violation::Guessable)
     } else {
         None
     }

@@ -74,6 +74,14 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Where mail goes (`smtps://user:pass@host:465`, `smtp://host:587?tls=required`; plain
+    /// `smtp://` only to loopback). Without it, mail is written to the log on a development
+    /// issuer and held in the outbox otherwise.
+    pub smtp_url: Option<Secret>,
+    /// The `From` of every mail.
+    pub mail_from: String,
+    /// Seconds between outbox passes (new mail also wakes the sender at once).
+    pub mail_poll_secs: u64,
 }
 
 /// The settings, as a TOML file spells them (all optional).
@@ -97,6 +105,9 @@ struct Raw {
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    mail_poll_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +136,9 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_MAX_BODY_BYTES", "max_body_bytes"),
     ("LATCHKEY_WORKERS", "workers"),
     ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs"),
+    ("LATCHKEY_SMTP_URL", "smtp_url"),
+    ("LATCHKEY_MAIL_FROM", "mail_from"),
+    ("LATCHKEY_MAIL_POLL_SECS", "mail_poll_secs"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -282,6 +296,28 @@ impl Config {
                 "must be at least 16 characters",
             ));
         }
+        if raw.mail_poll_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
+            return Err(cfg_err("LATCHKEY_MAIL_POLL_SECS", "must be between 1 and 3600"));
+        }
+        if let Some(smtp) = &raw.smtp_url {
+            check_smtp_url(smtp)?;
+        }
+        let mail_from = match raw.mail_from {
+            Some(m) if m.contains('@') && !m.contains(['\r', '\n']) => m,
+            Some(m) => {
+                return Err(cfg_err(
+                    "LATCHKEY_MAIL_FROM",
+                    format!("{m:?} is not an address such as Acme <no-reply@example.com>"),
+                ));
+            }
+            None => format!(
+                "Latchkey <no-reply@{}>",
+                url::Url::parse(&public_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| "localhost".into())
+            ),
+        };
         Ok(Config {
             listen,
             public_url,
@@ -299,6 +335,9 @@ impl Config {
             max_body_bytes,
             workers: raw.workers,
             shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
+            smtp_url: raw.smtp_url.map(Secret),
+            mail_from,
+            mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
         })
     }
 
@@ -344,9 +383,44 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "max_body_bytes" => raw.max_body_bytes = Some(parse_num(value)?),
         "workers" => raw.workers = Some(parse_num(value)?),
         "shutdown_timeout_secs" => raw.shutdown_timeout_secs = Some(parse_num(value)? as u64),
+        "smtp_url" => raw.smtp_url = v.filter(|s| !s.is_empty()),
+        "mail_from" => raw.mail_from = v,
+        "mail_poll_secs" => raw.mail_poll_secs = Some(parse_num(value)? as u64),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
+}
+
+/// Mail carries reset links: it leaves only over TLS, except to a relay on this machine.
+fn check_smtp_url(s: &str) -> Result<(), ConfigError> {
+    let setting = "LATCHKEY_SMTP_URL";
+    // The message never repeats the URL: it may hold the relay's password.
+    let url = url::Url::parse(s).map_err(|e| cfg_err(setting, format!("not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    if host.is_empty() {
+        return Err(cfg_err(setting, "names no host"));
+    }
+    let tls_required = url.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    match url.scheme() {
+        "smtps" => Ok(()),
+        "smtp" if tls_required || is_loopback(host) => Ok(()),
+        "smtp" => Err(cfg_err(
+            setting,
+            "plain smtp:// is allowed only to loopback; use smtps://host:465 or smtp://host:587?tls=required",
+        )),
+        other => Err(cfg_err(
+            setting,
+            format!("scheme {other:?}: expected smtps or smtp"),
+        )),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_cidrs<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, ConfigError> {
@@ -381,13 +455,7 @@ fn public_url(s: &str, allow_insecure: bool) -> Result<String, ConfigError> {
     match url.scheme() {
         "https" => {}
         "http" => {
-            let loopback = host == "localhost"
-                || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-                || host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback());
-            if !loopback && !allow_insecure {
+            if !is_loopback(host) && !allow_insecure {
                 return Err(cfg_err(
                     setting,
                     format!(
@@ -462,6 +530,30 @@ mod tests {
     }
 
     #[test]
+    fn mail_leaves_over_tls_except_to_loopback() {
+        for ok in [
+            "smtps://user:pass@mail.example.com:465",
+            "smtp://mail.example.com:587?tls=required",
+            "smtp://127.0.0.1:2525",
+        ] {
+            let c = Config::from_sources(None, &env(&[("LATCHKEY_SMTP_URL", ok)]), false).unwrap();
+            assert!(
+                !format!("{c:?}").contains("pass@"),
+                "the relay password stays hidden"
+            );
+        }
+        let e = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_SMTP_URL", "smtp://user:hunter2@mail.example.com")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = Config::from_sources(None, &[], false).unwrap();
+        assert_eq!(c.mail_from, "Latchkey <no-reply@localhost>");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = Config::from_sources(Some("lisen = \"x\""), &[], false).unwrap_err();
         assert!(e.to_string().contains("lisen"), "{e}");
@@ -484,6 +576,10 @@ mod tests {
             ("LATCHKEY_ALLOW_INSECURE_HTTP", "maybe"),
             ("LATCHKEY_WORKERS", "513"),
             ("LATCHKEY_SESSION_STORE", "rediss://cache:6380"),
+            ("LATCHKEY_SMTP_URL", "smtp://mail.example.com:25"),
+            ("LATCHKEY_SMTP_URL", "http://mail.example.com"),
+            ("LATCHKEY_MAIL_FROM", "nobody"),
+            ("LATCHKEY_MAIL_POLL_SECS", "0"),
         ] {
             let e = Config::from_sources(None, &env(&[(k, v)]), false).unwrap_err();
             let expected = if k == "LATCHKEY_TLS_CERT" {

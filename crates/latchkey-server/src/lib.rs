@@ -6,7 +6,8 @@ pub mod config;
 mod errors;
 mod form;
 mod logging;
-mod login;
+pub mod login;
+pub mod mail;
 mod metrics;
 mod net;
 mod observe;
@@ -92,6 +93,8 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
         None => server.listen(listener),
     }
     .map_err(|source| ServerError::Bind { addr, source })?;
+    // The outbox sender lives as long as the server's runtime.
+    actix_web::rt::spawn(mail::run_outbox(state));
     Ok(server.run())
 }
 

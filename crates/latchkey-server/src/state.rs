@@ -17,6 +17,7 @@ pub struct AppState {
     pub hasher: Arc<latchkey_mfa::PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
+    pub mail: Arc<crate::mail::Mailer>,
     pub(crate) metrics: Arc<Metrics>,
 }
 
@@ -52,6 +53,7 @@ impl AppState {
                 message: e.to_string(),
             })
         })?;
+        let mail = crate::mail::Mailer::new(&config).map_err(ServerError::Startup)?;
         let config = Arc::new(config);
         let (db, keys) = {
             let (clock, rng, url, config) = (clock.clone(), rng.clone(), url.clone(), Arc::clone(&config));
@@ -88,6 +90,7 @@ impl AppState {
             hasher: Arc::new(hasher),
             clock,
             rng,
+            mail: Arc::new(mail),
             metrics: Arc::new(Metrics::default()),
         })
     }

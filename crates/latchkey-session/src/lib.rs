@@ -74,6 +74,8 @@ pub trait SessionStore: Send + Sync {
 pub trait OneTimeStore: Send + Sync {
     /// Stores `value` under `key` unless the key is already present; returns whether it was stored.
     async fn put_once(&self, t: &TenantId, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;
+    /// The value, left in place (for state read several times and taken once at the end).
+    async fn peek(&self, t: &TenantId, key: &str) -> Result<Option<Vec<u8>>>;
     /// Removes and returns the value atomically: of any number of concurrent takes, one gets it.
     async fn take(&self, t: &TenantId, key: &str) -> Result<Option<Vec<u8>>>;
 }

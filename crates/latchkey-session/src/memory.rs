@@ -172,6 +172,18 @@ impl OneTimeStore for MemoryStore {
         Ok(true)
     }
 
+    async fn peek(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
+        let k = key(t, "o", k);
+        let mut inner = self.lock();
+        match self.live(&mut inner, &k) {
+            Some(Entry {
+                value: Value::Bytes(b),
+                ..
+            }) => Ok(Some(b.clone())),
+            _ => Ok(None),
+        }
+    }
+
     async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
         let k = key(t, "o", k);
         let mut inner = self.lock();

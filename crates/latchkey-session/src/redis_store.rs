@@ -202,6 +202,11 @@ impl OneTimeStore for RedisStore {
         Ok(set.is_some())
     }
 
+    async fn peek(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
+        let k = self.key(t, "o", k);
+        self.run(|| Query::Cmd(redis::cmd("GET").arg(&k).clone())).await
+    }
+
     async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
         let k = self.key(t, "o", k);
         // GETDEL is one atomic command: concurrent takers can't both see the value.

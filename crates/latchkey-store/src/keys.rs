@@ -3,7 +3,7 @@
 //! lock (its audit head row), so several nodes deciding the same rotation produce one result.
 
 use crate::db::{Db, from_json, reserve};
-use crate::schema::{audit_heads, data_keys, master_key_checks, signing_keys};
+use crate::schema::{audit_heads, data_keys, mail_outbox, master_key_checks, signing_keys};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UnixMillis};
@@ -31,6 +31,15 @@ pub struct StoredDataKey {
     pub kek_id: String,
     pub wrapped: String,
     pub created_at: UnixMillis,
+}
+
+/// A sealed value and where it lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub row: String,
+    pub value: String,
 }
 
 #[derive(Queryable, Selectable)]
@@ -155,17 +164,72 @@ impl KeyTx<'_> {
     }
 
     /// Replaces a sealed private key if it still holds `old` (re-encryption under a new data key).
-    pub fn reseal_private_key(&mut self, kid: &str, old: &str, new: &str) -> Result<bool> {
-        let n = diesel::update(
-            signing_keys::table.filter(
+    /// Every sealed value of the tenant, each named by where it lives (the associated data it
+    /// was sealed with). Rotating the data key re-seals all of them, so a feature that seals a
+    /// new column adds it here.
+    pub fn sealed_values(&mut self) -> Result<Vec<SealedValue>> {
+        let t = self.tenant.as_str();
+        let keys: Vec<(String, String)> = signing_keys::table
+            .filter(
                 signing_keys::tenant_id
-                    .eq(self.tenant.as_str())
-                    .and(signing_keys::kid.eq(kid))
-                    .and(signing_keys::private_key.eq(old)),
-            ),
-        )
-        .set(signing_keys::private_key.eq(new))
-        .execute(self.c)?;
+                    .eq(t)
+                    .and(signing_keys::private_key.ne("")),
+            )
+            .select((signing_keys::kid, signing_keys::private_key))
+            .load(self.c)?;
+        let mail: Vec<(String, Option<String>)> = mail_outbox::table
+            .filter(
+                mail_outbox::tenant_id
+                    .eq(t)
+                    .and(mail_outbox::body_sealed.is_not_null()),
+            )
+            .select((mail_outbox::id, mail_outbox::body_sealed))
+            .load(self.c)?;
+        let keys = keys.into_iter().map(|(row, value)| SealedValue {
+            table: "signing_keys",
+            column: "private_key",
+            row,
+            value,
+        });
+        let mail = mail.into_iter().filter_map(|(row, value)| {
+            Some(SealedValue {
+                table: "mail_outbox",
+                column: "body_sealed",
+                row,
+                value: value?,
+            })
+        });
+        Ok(keys.chain(mail).collect())
+    }
+
+    /// Replaces a sealed value if it is unchanged since it was read; false otherwise.
+    pub fn reseal(&mut self, v: &SealedValue, new: &str) -> Result<bool> {
+        let t = self.tenant.as_str();
+        let n = match (v.table, v.column) {
+            ("signing_keys", "private_key") => diesel::update(
+                signing_keys::table.filter(
+                    signing_keys::tenant_id
+                        .eq(t)
+                        .and(signing_keys::kid.eq(&v.row))
+                        .and(signing_keys::private_key.eq(&v.value)),
+                ),
+            )
+            .set(signing_keys::private_key.eq(new))
+            .execute(self.c)?,
+            ("mail_outbox", "body_sealed") => diesel::update(
+                mail_outbox::table.filter(
+                    mail_outbox::tenant_id
+                        .eq(t)
+                        .and(mail_outbox::id.eq(&v.row))
+                        .and(mail_outbox::body_sealed.eq(&v.value)),
+                ),
+            )
+            .set(mail_outbox::body_sealed.eq(new))
+            .execute(self.c)?,
+            (table, column) => {
+                return Err(StoreError::Database(format!("no sealed column {table}.{column}")));
+            }
+        };
         Ok(n == 1)
     }
 

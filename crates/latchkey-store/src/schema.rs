@@ -146,6 +146,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    password_resets (tenant_id, token_hash) {
+        tenant_id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        tenant_id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_sealed -> Nullable<Text>,
+        created_at -> BigInt,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+        failed_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     users,
@@ -154,6 +181,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     admin_tokens,
     password_history,
+    password_resets,
+    mail_outbox,
     master_key_checks,
     data_keys,
     signing_keys,

@@ -97,7 +97,7 @@ fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
 }
 
 /// The profile fields an audit event shows (never the hash).
-fn profile(u: &User) -> serde_json::Value {
+pub(crate) fn profile(u: &User) -> serde_json::Value {
     json!({"username": u.username, "email": u.email, "display_name": u.display_name, "status": u.status})
 }
 
@@ -258,52 +258,7 @@ impl UserRepo for Db {
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User> {
         let now = self.now();
         self.audited(t, |c| {
-            let before = load(c, t, id)?;
-            let mut after = before.clone();
-            after.password_hash = Some(hash.to_owned());
-            after.password_changed_at = Some(now);
-            after.updated_at = now;
-            diesel::update(
-                users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
-            )
-            .set((
-                users::password_hash.eq(&after.password_hash),
-                users::password_changed_at.eq(after.password_changed_at),
-                users::updated_at.eq(now),
-            ))
-            .execute(c)?;
-            // The replaced hash joins the history (the newest 24 are kept) in the same transaction.
-            if let Some(old) = &before.password_hash {
-                diesel::insert_into(password_history::table)
-                    .values((
-                        password_history::tenant_id.eq(t.as_str()),
-                        password_history::user_id.eq(id.as_str()),
-                        password_history::hash.eq(old),
-                        password_history::created_at.eq(now),
-                    ))
-                    .execute(c)?;
-                let keep: Vec<i64> = password_history::table
-                    .filter(
-                        password_history::tenant_id
-                            .eq(t.as_str())
-                            .and(password_history::user_id.eq(id.as_str())),
-                    )
-                    .select(password_history::created_at)
-                    .order(password_history::created_at.desc())
-                    .limit(24)
-                    .load(c)?;
-                if let Some(oldest) = keep.last().filter(|_| keep.len() == 24) {
-                    diesel::delete(
-                        password_history::table.filter(
-                            password_history::tenant_id
-                                .eq(t.as_str())
-                                .and(password_history::user_id.eq(id.as_str()))
-                                .and(password_history::created_at.lt(*oldest)),
-                        ),
-                    )
-                    .execute(c)?;
-                }
-            }
+            let (before, after) = write_password(c, t, id, hash, now)?;
             let event = NewAuditEvent::success(
                 actor,
                 "user.set_password",
@@ -348,4 +303,60 @@ impl UserRepo for Db {
             Ok(((), event))
         })
     }
+}
+
+/// Replaces the password hash and stamps `password_changed_at`; the replaced hash joins the
+/// history (the newest 24 are kept). Runs inside the caller's audited transaction.
+pub(crate) fn write_password(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    id: &UserId,
+    hash: &str,
+    now: i64,
+) -> Result<(User, User)> {
+    let before = load(c, t, id)?;
+    let mut after = before.clone();
+    after.password_hash = Some(hash.to_owned());
+    after.password_changed_at = Some(now);
+    after.updated_at = now;
+    diesel::update(users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))))
+        .set((
+            users::password_hash.eq(&after.password_hash),
+            users::password_changed_at.eq(after.password_changed_at),
+            users::updated_at.eq(now),
+        ))
+        .execute(c)?;
+    // The replaced hash joins the history (the newest 24 are kept) in the same transaction.
+    if let Some(old) = &before.password_hash {
+        diesel::insert_into(password_history::table)
+            .values((
+                password_history::tenant_id.eq(t.as_str()),
+                password_history::user_id.eq(id.as_str()),
+                password_history::hash.eq(old),
+                password_history::created_at.eq(now),
+            ))
+            .execute(c)?;
+        let keep: Vec<i64> = password_history::table
+            .filter(
+                password_history::tenant_id
+                    .eq(t.as_str())
+                    .and(password_history::user_id.eq(id.as_str())),
+            )
+            .select(password_history::created_at)
+            .order(password_history::created_at.desc())
+            .limit(24)
+            .load(c)?;
+        if let Some(oldest) = keep.last().filter(|_| keep.len() == 24) {
+            diesel::delete(
+                password_history::table.filter(
+                    password_history::tenant_id
+                        .eq(t.as_str())
+                        .and(password_history::user_id.eq(id.as_str()))
+                        .and(password_history::created_at.lt(*oldest)),
+                ),
+            )
+            .execute(c)?;
+        }
+    }
+    Ok((before, after))
 }

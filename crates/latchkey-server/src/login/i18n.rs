@@ -34,6 +34,29 @@ pub struct Strings {
     pub save_profile_button: &'static str,
     pub profile_saved: &'static str,
     pub password_reused: &'static str,
+    pub forgot_link: &'static str,
+    pub forgot_title: &'static str,
+    pub forgot_intro: &'static str,
+    pub send_link_button: &'static str,
+    pub forgot_sent: &'static str,
+    pub reset_title: &'static str,
+    pub reset_button: &'static str,
+    pub reset_invalid: &'static str,
+    pub reset_done: &'static str,
+    pub back_to_sign_in: &'static str,
+    pub mail_reset_subject: &'static str,
+    pub mail_reset_body: &'static str,
+    pub interaction_expired: &'static str,
+    pub policy_needs: &'static str,
+    pub v_too_short: &'static str,
+    pub v_too_long: &'static str,
+    pub v_lowercase: &'static str,
+    pub v_uppercase: &'static str,
+    pub v_digit: &'static str,
+    pub v_symbol: &'static str,
+    pub v_common: &'static str,
+    pub v_guessable: &'static str,
+    pub v_identifier: &'static str,
 }
 
 pub static EN: Strings = Strings {
@@ -69,6 +92,29 @@ pub static EN: Strings = Strings {
     save_profile_button: "Save profile",
     profile_saved: "Your profile has been saved.",
     password_reused: "Choose a password you have not used recently.",
+    forgot_link: "Forgot your password?",
+    forgot_title: "Reset your password",
+    forgot_intro: "Enter your username or email. If it belongs to an account with an email address, we send a link there to choose a new password.",
+    send_link_button: "Send reset link",
+    forgot_sent: "If that matches an account, a reset link is on its way. It works once, within 30 minutes.",
+    reset_title: "Choose a new password",
+    reset_button: "Set new password",
+    reset_invalid: "This reset link is invalid, already used or expired. Request a new one.",
+    reset_done: "Your password has been reset and every session was signed out. Sign in with the new password.",
+    back_to_sign_in: "Back to sign in",
+    mail_reset_subject: "Reset your password for {tenant}",
+    mail_reset_body: "Someone (hopefully you) asked to reset the password of {user} at {tenant}.\n\nTo choose a new password, open this link within 30 minutes. It works once:\n{link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n",
+    interaction_expired: "This sign-in request has expired. Go back to the application and start again.",
+    policy_needs: "The password needs",
+    v_too_short: "at least {min} characters (it has {len})",
+    v_too_long: "at most {max} characters",
+    v_lowercase: "a lowercase letter",
+    v_uppercase: "an uppercase letter",
+    v_digit: "a digit",
+    v_symbol: "a symbol",
+    v_common: "not to be a commonly used or breached password",
+    v_guessable: "to be harder to guess (avoid repeats, sequences and keyboard patterns)",
+    v_identifier: "no part of the username or email",
 };
 
 pub static DE: Strings = Strings {
@@ -104,12 +150,61 @@ pub static DE: Strings = Strings {
     save_profile_button: "Profil speichern",
     profile_saved: "Ihr Profil wurde gespeichert.",
     password_reused: "Wählen Sie ein Passwort, das Sie nicht kürzlich verwendet haben.",
+    forgot_link: "Passwort vergessen?",
+    forgot_title: "Passwort zurücksetzen",
+    forgot_intro: "Geben Sie Ihren Benutzernamen oder Ihre E-Mail-Adresse ein. Gehört sie zu einem Konto mit E-Mail-Adresse, senden wir dorthin einen Link, mit dem Sie ein neues Passwort wählen.",
+    send_link_button: "Link senden",
+    forgot_sent: "Falls das zu einem Konto passt, ist ein Link unterwegs. Er funktioniert einmal, innerhalb von 30 Minuten.",
+    reset_title: "Neues Passwort wählen",
+    reset_button: "Neues Passwort speichern",
+    reset_invalid: "Dieser Link ist ungültig, schon benutzt oder abgelaufen. Fordern Sie einen neuen an.",
+    reset_done: "Ihr Passwort wurde zurückgesetzt und alle Sitzungen wurden abgemeldet. Melden Sie sich mit dem neuen Passwort an.",
+    back_to_sign_in: "Zurück zur Anmeldung",
+    mail_reset_subject: "Passwort für {tenant} zurücksetzen",
+    mail_reset_body: "Jemand (hoffentlich Sie) möchte das Passwort von {user} bei {tenant} zurücksetzen.\n\nÖffnen Sie diesen Link innerhalb von 30 Minuten, um ein neues Passwort zu wählen. Er funktioniert einmal:\n{link}\n\nWenn Sie das nicht waren, ignorieren Sie diese E-Mail: Ihr Passwort bleibt unverändert.\n",
+    interaction_expired: "Diese Anmeldeanfrage ist abgelaufen. Kehren Sie zur Anwendung zurück und beginnen Sie erneut.",
+    policy_needs: "Das Passwort braucht",
+    v_too_short: "mindestens {min} Zeichen (es hat {len})",
+    v_too_long: "höchstens {max} Zeichen",
+    v_lowercase: "einen Kleinbuchstaben",
+    v_uppercase: "einen Großbuchstaben",
+    v_digit: "eine Ziffer",
+    v_symbol: "ein Sonderzeichen",
+    v_common: "kein häufig verwendetes oder geleaktes Passwort zu sein",
+    v_guessable: "schwerer zu erraten zu sein (ohne Wiederholungen, Folgen und Tastaturmuster)",
+    v_identifier: "keinen Teil des Benutzernamens oder der E-Mail-Adresse",
 };
 
-/// The first supported language of `ui_locales` (space-separated), else of `Accept-Language`
-/// (by quality), else English.
-pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static Strings {
-    let by_tag = |tag: &str| match tag
+/// What a password lacks, in the reader's language: "The password needs a, b, c."
+pub fn policy_message(s: &Strings, v: &latchkey_mfa::Violations) -> String {
+    use latchkey_mfa::Violation as V;
+    let parts: Vec<String> =
+        v.0.iter()
+            .map(|v| match v {
+                V::TooShort { min, len } => s
+                    .v_too_short
+                    .replace("{min}", &min.to_string())
+                    .replace("{len}", &len.to_string()),
+                V::TooLong { max } => s.v_too_long.replace("{max}", &max.to_string()),
+                V::NoLowercase => s.v_lowercase.into(),
+                V::NoUppercase => s.v_uppercase.into(),
+                V::NoDigit => s.v_digit.into(),
+                V::NoSymbol => s.v_symbol.into(),
+                V::Common => s.v_common.into(),
+                V::Guessable => s.v_guessable.into(),
+                V::ContainsIdentifier => s.v_identifier.into(),
+            })
+            .collect();
+    format!("{} {}.", s.policy_needs, parts.join(", "))
+}
+
+/// The first supported language of a space-separated `ui_locales` list.
+pub fn supported(ui_locales: &str) -> Option<&'static Strings> {
+    ui_locales.split_whitespace().find_map(by_tag)
+}
+
+fn by_tag(tag: &str) -> Option<&'static Strings> {
+    match tag
         .split(['-', '_'])
         .next()
         .unwrap_or_default()
@@ -119,8 +214,13 @@ pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static
         "en" => Some(&EN),
         "de" => Some(&DE),
         _ => None,
-    };
-    if let Some(s) = ui_locales.and_then(|l| l.split_whitespace().find_map(by_tag)) {
+    }
+}
+
+/// The first supported language of `ui_locales` (space-separated), else of `Accept-Language`
+/// (by quality), else English.
+pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static Strings {
+    if let Some(s) = ui_locales.and_then(supported) {
         return s;
     }
     let mut ranked: Vec<(f32, &str)> = accept_language
@@ -155,5 +255,21 @@ mod tests {
         assert_eq!(pick(None, Some("de;q=0.1, en;q=0.9")).lang, "en");
         assert_eq!(pick(None, Some("de;q=0")).lang, "en");
         assert_eq!(pick(None, None).lang, "en");
+    }
+
+    #[test]
+    fn policy_messages_name_each_missing_rule_in_the_readers_language() {
+        let v = latchkey_mfa::Violations(vec![
+            latchkey_mfa::Violation::TooShort { min: 12, len: 5 },
+            latchkey_mfa::Violation::NoDigit,
+        ]);
+        assert_eq!(
+            policy_message(&EN, &v),
+            "The password needs at least 12 characters (it has 5), a digit."
+        );
+        assert_eq!(
+            policy_message(&DE, &v),
+            "Das Passwort braucht mindestens 12 Zeichen (es hat 5), eine Ziffer."
+        );
     }
 }

@@ -1,0 +1,330 @@
+//! The account page: profile, password change, and the sessions the user has.
+
+use super::throttle::{Gate, Throttle};
+use super::{
+    AppError, Strings, audit, checked_return_to, client_ip, csrf, failure, hashing_error, html,
+    new_password_problem, redirect_into_session, redirect_signed_out, see_other, session, signed_in, strings,
+};
+use crate::form::FormParams;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use latchkey_core::{NewAuditEvent, Tenant, User};
+use latchkey_session::SessionId;
+use serde_json::json;
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    csrf: String,
+    display: &'a str,
+    username: &'a str,
+    display_name: &'a str,
+    email: &'a str,
+    /// Where to continue after a required password change.
+    return_to: &'a str,
+    sessions: Vec<SessionRow>,
+    error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+struct SessionRow {
+    key: String,
+    browser: String,
+    ip: String,
+    last_used: String,
+    current: bool,
+}
+
+fn when(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn to_login(t: &Tenant) -> HttpResponse {
+    see_other(&format!("/t/{}/login?return_to=/t/{}/account", t.slug, t.slug))
+}
+
+struct View<'a> {
+    id: &'a SessionId,
+    user: &'a User,
+    status: StatusCode,
+    return_to: Option<String>,
+    error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+impl<'a> View<'a> {
+    fn error(id: &'a SessionId, user: &'a User, status: StatusCode, error: String) -> Self {
+        Self {
+            id,
+            user,
+            status,
+            return_to: None,
+            error: Some(error),
+            notice: None,
+        }
+    }
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    v: View<'_>,
+) -> Result<HttpResponse, AppError> {
+    let mine = v.id.storage_key();
+    let sessions = state
+        .ephemeral
+        .list_user_sessions(&t.id, &v.user.id)
+        .await?
+        .into_iter()
+        .map(|(key, s)| SessionRow {
+            current: key == mine,
+            key,
+            browser: s.user_agent.unwrap_or_else(|| "?".into()),
+            ip: s.ip.unwrap_or_else(|| "?".into()),
+            last_used: when(s.last_seen),
+        })
+        .collect();
+    let display = v
+        .user
+        .display_name
+        .clone()
+        .unwrap_or_else(|| v.user.username.clone());
+    let page = AccountPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: super::logo(t),
+        csrf: csrf::token_for(v.id.cookie_value()),
+        display: &display,
+        username: &v.user.username,
+        display_name: v.user.display_name.as_deref().unwrap_or_default(),
+        email: v.user.email.as_deref().unwrap_or_default(),
+        return_to: v.return_to.as_deref().unwrap_or_default(),
+        sessions,
+        error: v.error,
+        notice: v.notice,
+    };
+    html(state, req, v.status, page.render())
+}
+
+pub(super) async fn account(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((id, session, user)) = signed_in(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    let q = req.query_string();
+    let s = strings(&req);
+    let notice = if session.must_change_password {
+        Some(s.password_expired)
+    } else if q.contains("changed=1") {
+        Some(s.password_changed)
+    } else {
+        q.contains("saved=1").then_some(s.profile_saved)
+    };
+    let view = View {
+        id: &id,
+        user: &user,
+        status: StatusCode::OK,
+        return_to: checked_return_to(&t, super::query_param(&req, "return_to").as_deref()),
+        error: None,
+        notice,
+    };
+    render(&state, &req, &t, view).await
+}
+
+/// An account form's preamble: the tenant, the signed-in session and user, and the CSRF check
+/// bound to that session. `Ok(Err(redirect))` sends someone not signed in to the sign-in page.
+async fn account_form(
+    req: &HttpRequest,
+    slug: &str,
+    state: &AppState,
+    form: &FormParams,
+) -> Result<Result<(Tenant, SessionId, User), HttpResponse>, AppError> {
+    let t = tenant(state, slug).await?;
+    let Some((id, _, user)) = signed_in(state, req, &t).await? else {
+        return Ok(Err(to_login(&t)));
+    };
+    if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            strings(req).form_expired,
+        ));
+    }
+    Ok(Ok((t, id, user)))
+}
+
+/// Changes the password (the current one is required, the policy applies), signs out every
+/// other session, and continues under a new session id: to `return_to` when a required
+/// change interrupted something, else back to the account page.
+pub(super) async fn change_password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let s = strings(&req);
+    let current = form.get("current_password").unwrap_or_default().to_owned();
+    let new = form.get("new_password").unwrap_or_default().to_owned();
+    let return_to = checked_return_to(&t, form.get("return_to"));
+    let fail = |status, error: String| View {
+        return_to: return_to.clone(),
+        ..View::error(&id, &user, status, error)
+    };
+    let ip = client_ip(&req);
+    let throttle = Throttle {
+        store: &*state.ephemeral,
+        tenant: &t.id,
+    };
+    let account = format!("id:{}", user.id);
+    if let Gate::Wait(left) = throttle.check(&account, &ip).await? {
+        let msg = s.throttled.replace("{secs}", &left.as_secs().max(1).to_string());
+        let res = render(&state, &req, &t, fail(StatusCode::TOO_MANY_REQUESTS, msg)).await?;
+        return Ok(super::retry_after(res, left.as_secs()));
+    }
+    let verdict = state
+        .hasher
+        .verify(current, user.password_hash.clone())
+        .await
+        .map_err(hashing_error)?;
+    let who = format!("user:{}", user.id);
+    if !verdict.matches {
+        throttle.failed(&account, &ip).await?;
+        let event = NewAuditEvent {
+            actor: who.clone(),
+            ..failure("user.password_change", who, "wrong_current_password")
+        };
+        audit(&state, &t, event).await?;
+        let view = fail(StatusCode::BAD_REQUEST, s.wrong_current_password.into());
+        return render(&state, &req, &t, view).await;
+    }
+    if let Some(problem) = new_password_problem(&state, s, &t, &user, &new).await? {
+        return render(&state, &req, &t, fail(StatusCode::UNPROCESSABLE_ENTITY, problem)).await;
+    }
+    let hash = state.hasher.hash(new).await.map_err(hashing_error)?;
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    crate::errors::blocking(move || {
+        latchkey_store::UserRepo::set_password_hash(&db, &tid, &who, &uid, &hash)
+    })
+    .await?;
+    state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
+    let next = return_to.unwrap_or_else(|| format!("/t/{}/account?changed=1", t.slug));
+    redirect_into_session(&state, &t, &next, &new_id)
+}
+
+/// Saves the display name and email (both optional; the email stays unique in the tenant).
+pub(super) async fn update_profile(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let field = |name: &str| {
+        form.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let change = latchkey_store::UserUpdate {
+        email: Some(field("email")),
+        display_name: Some(field("display_name")),
+    };
+    let (db, tid, uid, actor) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        format!("user:{}", user.id),
+    );
+    let outcome = web::block(move || latchkey_store::UserRepo::update_user(&db, &tid, &actor, &uid, &change))
+        .await
+        .map_err(|e| AppError::internal("blocking task", e))?;
+    let (status, message) = match outcome {
+        Ok(_) => return Ok(see_other(&format!("/t/{}/account?saved=1", t.slug))),
+        Err(latchkey_store::StoreError::Invalid(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e.message),
+        Err(latchkey_store::StoreError::Conflict(m)) => (StatusCode::CONFLICT, m),
+        Err(e) => return Err(e.into()),
+    };
+    render(&state, &req, &t, View::error(&id, &user, status, message)).await
+}
+
+/// Signs out one of the user's other sessions, named by its storage key.
+pub(super) async fn revoke_session(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let key = form.get("session").unwrap_or_default();
+    // Only a session of this user: the key must be among the user's own.
+    let owned = state
+        .ephemeral
+        .list_user_sessions(&t.id, &user.id)
+        .await?
+        .into_iter()
+        .any(|(k, _)| k == key);
+    if owned && state.ephemeral.delete_session_by_key(&t.id, key).await? {
+        let who = format!("user:{}", user.id);
+        let event = NewAuditEvent::success(
+            &who,
+            "session.revoke",
+            who.clone(),
+            json!({"session": &key[..16]}),
+        );
+        audit(&state, &t, event).await?;
+    }
+    Ok(see_other(&format!("/t/{}/account", t.slug)))
+}
+
+/// "Sign out everywhere": every session of the user, this one included.
+pub(super) async fn revoke_all_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    let who = format!("user:{}", user.id);
+    audit(
+        &state,
+        &t,
+        NewAuditEvent::success(&who, "session.revoke_all", who.clone(), json!({"sessions": n})),
+    )
+    .await?;
+    redirect_signed_out(&state, &t, "signed_out")
+}

@@ -1,0 +1,306 @@
+//! Password reset by email (OWASP Forgot Password cheat sheet). The request page answers the
+//! same whether or not the account exists, and does the same work (one audited transaction);
+//! the mail goes through the outbox. The link carries a 256-bit single-use token, stored as
+//! its SHA-256, valid for 30 minutes. Following it moves the token into a cookie and off the
+//! address bar; the new password meets the policy; every session of the user ends.
+
+use super::{
+    AppError, Strings, audit, client_ip, csrf, failure, find_user, hashing_error, html, new_password_problem,
+    presession_csrf_ok, retry_after, see_other, session, strings, with_presession,
+};
+use crate::errors::blocking;
+use crate::form::FormParams;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use latchkey_core::{Tenant, User, UserStatus};
+use latchkey_store::ResetRepo;
+use std::time::Duration;
+
+const TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
+/// Reset mails per account per hour: more requests are answered the same and send nothing.
+const MAILS_PER_ACCOUNT: u64 = 3;
+/// Reset requests per address per 15 minutes before 429.
+const REQUESTS_PER_ADDRESS: u64 = 10;
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+struct ForgotPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    csrf: String,
+    username: &'a str,
+    error: Option<String>,
+    notice: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    csrf: String,
+    /// For password managers: whose password this is.
+    username: &'a str,
+    /// `None` when the link is spent or expired: the page then offers a new one.
+    valid: bool,
+    error: Option<String>,
+}
+
+fn render_forgot(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    status: StatusCode,
+    username: &str,
+    error: Option<String>,
+    notice: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    with_presession(state, req, t, status, |csrf| {
+        ForgotPage {
+            s: strings(req),
+            slug: &t.slug,
+            tenant_name: &t.display_name,
+            logo_url: super::logo(t),
+            csrf,
+            username,
+            error,
+            notice,
+        }
+        .render()
+    })
+}
+
+pub(super) async fn forgot_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    render_forgot(&state, &req, &t, StatusCode::OK, "", None, None)
+}
+
+fn token_hash(token: &str) -> String {
+    latchkey_core::sha256_hex(format!("latchkey-reset-v1:{token}").as_bytes())
+}
+
+pub(super) async fn forgot_submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let s = strings(&req);
+    let name = form.get("username").unwrap_or_default().trim();
+    if !presession_csrf_ok(&state, &req, &t, form.get("csrf")) {
+        let error = Some(s.form_expired.into());
+        return render_forgot(&state, &req, &t, StatusCode::FORBIDDEN, name, error, None);
+    }
+    let ip = client_ip(&req);
+    let hits = state
+        .ephemeral
+        .hit(&t.id, &format!("reset:ip:{ip}"), Duration::from_secs(15 * 60))
+        .await?;
+    if hits.count > REQUESTS_PER_ADDRESS {
+        let secs = hits.reset_in.as_secs().max(1);
+        let error = Some(s.throttled.replace("{secs}", &secs.to_string()));
+        let res = render_forgot(&state, &req, &t, StatusCode::TOO_MANY_REQUESTS, name, error, None)?;
+        return Ok(retry_after(res, secs));
+    }
+    let user = find_user(&state, &t, name).await?;
+    let refusal = match &user {
+        None => Some("unknown_user"),
+        Some(u) if u.status != UserStatus::Active => Some("disabled"),
+        Some(u) if u.email.is_none() => Some("no_email"),
+        Some(u) => {
+            let key = format!("reset:user:{}", u.id);
+            let sent = state
+                .ephemeral
+                .hit(&t.id, &key, Duration::from_secs(3600))
+                .await?;
+            (sent.count > MAILS_PER_ACCOUNT).then_some("throttled")
+        }
+    };
+    match (user, refusal) {
+        (Some(u), None) => send_link(&state, s, &t, &u).await?,
+        (u, reason) => {
+            let target = u.map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
+            let reason = reason.unwrap_or("unknown_user");
+            audit(&state, &t, failure("user.password_reset_request", target, reason)).await?;
+        }
+    }
+    // The same answer, whatever happened (no account enumeration).
+    render_forgot(&state, &req, &t, StatusCode::OK, "", None, Some(s.forgot_sent))
+}
+
+/// Stores a fresh token and queues its mail (one transaction), then wakes the sender.
+async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Result<(), AppError> {
+    let token = latchkey_core::random_token(&*state.rng, 32);
+    let link = format!("{}/password/reset?token={token}", state.config.issuer(&t.slug));
+    let subject = s.mail_reset_subject.replace("{tenant}", &t.display_name);
+    let body = s
+        .mail_reset_body
+        .replace("{user}", &u.username)
+        .replace("{tenant}", &t.display_name)
+        .replace("{link}", &link);
+    let recipient = u.email.clone().unwrap_or_default();
+    let expires = state.clock.now_millis() + TOKEN_TTL.as_millis() as i64;
+    let (st, tid, uid, hash) = (state.clone(), t.id.clone(), u.id.clone(), token_hash(&token));
+    blocking(move || -> Result<(), AppError> {
+        let mail = crate::mail::compose(&st, &tid, &recipient, &subject, &body)?;
+        Ok(st.db.request_password_reset(&tid, &uid, &hash, expires, &mail)?)
+    })
+    .await?;
+    state.mail.wake();
+    Ok(())
+}
+
+fn reset_cookie_name(state: &AppState, t: &Tenant) -> String {
+    if state.config.insecure_public_url() {
+        format!("lk-reset-{}", t.slug)
+    } else {
+        format!("__Host-lk-reset-{}", t.slug)
+    }
+}
+
+/// The live token this browser holds and its user.
+async fn live_token(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(String, User)>, AppError> {
+    let Some(token) = req
+        .cookie(&reset_cookie_name(state, t))
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+    else {
+        return Ok(None);
+    };
+    let (db, tid, hash) = (state.db.clone(), t.id.clone(), token_hash(&token));
+    let user = blocking(move || -> Result<Option<User>, AppError> {
+        match db.password_reset_user(&tid, &hash)? {
+            Some(uid) => Ok(latchkey_store::UserRepo::user(&db, &tid, &uid)?),
+            None => Ok(None),
+        }
+    })
+    .await?;
+    Ok(user
+        .filter(|u| u.status == UserStatus::Active)
+        .map(|u| (token, u)))
+}
+
+fn render_reset(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    status: StatusCode,
+    live: Option<(&str, &User)>,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    let page = ResetPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: super::logo(t),
+        csrf: live.map(|(token, _)| csrf::token_for(token)).unwrap_or_default(),
+        username: live.map(|(_, u)| u.username.as_str()).unwrap_or_default(),
+        valid: live.is_some(),
+        error,
+    };
+    let mut res = html(state, req, status, page.render())?;
+    if live.is_none() {
+        res.add_cookie(&session::removal(state, reset_cookie_name(state, t)))
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
+}
+
+/// `?token=` from the mail: kept in a cookie and dropped from the address bar (history,
+/// screenshots, `Referer`) by a redirect; without it, the form for the token in the cookie.
+pub(super) async fn reset_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    if let Some(token) = super::query_param(&req, "token") {
+        let mut res = see_other(&format!("/t/{}/password/reset", t.slug));
+        let mut c = session::cookie(&state, reset_cookie_name(&state, &t), token);
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(
+            TOKEN_TTL.as_secs() as i64
+        ));
+        res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
+        return Ok(res);
+    }
+    if let Some((token, user)) = live_token(&state, &req, &t).await? {
+        render_reset(&state, &req, &t, StatusCode::OK, Some((&token, &user)), None)
+    } else {
+        let error = Some(strings(&req).reset_invalid.into());
+        render_reset(&state, &req, &t, StatusCode::BAD_REQUEST, None, error)
+    }
+}
+
+pub(super) async fn reset_submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let s = strings(&req);
+    let Some((token, user)) = live_token(&state, &req, &t).await? else {
+        let error = Some(s.reset_invalid.into());
+        return render_reset(&state, &req, &t, StatusCode::BAD_REQUEST, None, error);
+    };
+    // The form's token is bound to the reset token itself.
+    if !csrf::check(&state, &req, Some(&token), form.get("csrf")) {
+        let error = Some(s.form_expired.into());
+        return render_reset(
+            &state,
+            &req,
+            &t,
+            StatusCode::FORBIDDEN,
+            Some((&token, &user)),
+            error,
+        );
+    }
+    let new = form.get("new_password").unwrap_or_default().to_owned();
+    if let Some(problem) = new_password_problem(&state, s, &t, &user, &new).await? {
+        let live = Some((token.as_str(), &user));
+        return render_reset(
+            &state,
+            &req,
+            &t,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            live,
+            Some(problem),
+        );
+    }
+    let hash = state.hasher.hash(new).await.map_err(hashing_error)?;
+    let (db, tid, th) = (state.db.clone(), t.id.clone(), token_hash(&token));
+    match web::block(move || db.complete_password_reset(&tid, &th, &hash))
+        .await
+        .map_err(|e| AppError::internal("blocking task", e))?
+    {
+        Ok(_) => {}
+        // Spent by a concurrent request between the check and now.
+        Err(latchkey_store::StoreError::NotFound { .. }) => {
+            let error = Some(s.reset_invalid.into());
+            return render_reset(&state, &req, &t, StatusCode::BAD_REQUEST, None, error);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let ended = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    tracing::info!(tenant = %t.slug, user = %user.id, sessions_ended = ended, "password reset");
+    let mut res = super::redirect_signed_out(&state, &t, "reset")?;
+    res.add_cookie(&session::removal(&state, reset_cookie_name(&state, &t)))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}

@@ -1,0 +1,239 @@
+//! Password reset tokens and the mail outbox. A reset request stores the token's SHA-256 and
+//! queues its mail in one audited transaction, so a mail exists exactly when its token does. The
+//! outbox is delivered by a background task on any node; a row is claimed before sending so two
+//! nodes don't send it twice.
+
+use crate::db::Db;
+use crate::schema::{mail_outbox, password_resets};
+use crate::users::{profile, write_password};
+use crate::{AnyConnection, Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{NewAuditEvent, TenantId, User, UserId};
+use serde_json::json;
+
+/// A mail to queue. The body arrives sealed under the tenant's data key.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    /// Chosen by the caller: the body's seal names it.
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_sealed: String,
+}
+
+/// A mail waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = mail_outbox)]
+pub struct QueuedMail {
+    pub id: String,
+    pub tenant_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_sealed: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+}
+
+pub trait ResetRepo {
+    /// Stores a reset token (its SHA-256) for the user and queues the mail that carries it,
+    /// with the audit event, in one transaction. Spent and expired tokens of the tenant older
+    /// than a day are purged on the way.
+    fn request_password_reset(
+        &self,
+        t: &TenantId,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: i64,
+        mail: &NewMail,
+    ) -> Result<()>;
+    /// The user a live token (unspent, unexpired) belongs to.
+    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<UserId>>;
+    /// Spends the token and sets the new password, spending every other open token of the user.
+    /// `NotFound` when the token is unknown, spent (also by a concurrent request) or expired.
+    fn complete_password_reset(&self, t: &TenantId, token_hash: &str, password_hash: &str) -> Result<User>;
+}
+
+pub trait MailOutbox {
+    /// Mail of any tenant due for a delivery attempt, oldest first.
+    fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>>;
+    /// Claims a mail for one attempt until `lease_until`; false when another node claimed it.
+    fn claim_mail(&self, m: &QueuedMail, lease_until: i64) -> Result<bool>;
+    /// Records delivery and drops the body.
+    fn mail_sent(&self, id: &str) -> Result<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up (body dropped) when `None`.
+    fn mail_failed(&self, id: &str, error: &str, retry_at: Option<i64>) -> Result<()>;
+}
+
+impl ResetRepo for Db {
+    fn request_password_reset(
+        &self,
+        t: &TenantId,
+        user: &UserId,
+        token_hash: &str,
+        expires_at: i64,
+        mail: &NewMail,
+    ) -> Result<()> {
+        let (now, mail_id) = (self.now(), &mail.id);
+        self.audited(t, |c| {
+            diesel::delete(
+                password_resets::table.filter(
+                    password_resets::tenant_id
+                        .eq(t.as_str())
+                        .and(password_resets::expires_at.lt(now - 86_400_000)),
+                ),
+            )
+            .execute(c)?;
+            diesel::insert_into(password_resets::table)
+                .values((
+                    password_resets::tenant_id.eq(t.as_str()),
+                    password_resets::token_hash.eq(token_hash),
+                    password_resets::user_id.eq(user.as_str()),
+                    password_resets::created_at.eq(now),
+                    password_resets::expires_at.eq(expires_at),
+                ))
+                .execute(c)?;
+            diesel::insert_into(mail_outbox::table)
+                .values((
+                    mail_outbox::id.eq(mail_id),
+                    mail_outbox::tenant_id.eq(t.as_str()),
+                    mail_outbox::recipient.eq(&mail.recipient),
+                    mail_outbox::subject.eq(&mail.subject),
+                    mail_outbox::body_sealed.eq(&mail.body_sealed),
+                    mail_outbox::created_at.eq(now),
+                    mail_outbox::next_attempt_at.eq(now),
+                ))
+                .execute(c)?;
+            let event = NewAuditEvent::success(
+                "anonymous",
+                "user.password_reset_request",
+                format!("user:{user}"),
+                json!({"mail": mail_id, "expires_at": expires_at}),
+            );
+            Ok(((), event))
+        })
+    }
+
+    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<UserId>> {
+        live_token_user(&mut *self.conn()?, t, token_hash, self.now())
+    }
+
+    fn complete_password_reset(&self, t: &TenantId, token_hash: &str, password_hash: &str) -> Result<User> {
+        let now = self.now();
+        self.audited(t, |c| {
+            let user = live_token_user(c, t, token_hash, now)?.ok_or(StoreError::NotFound {
+                what: "live password reset token",
+            })?;
+            // Spends this token and every other open one of the user: one reset per request.
+            diesel::update(
+                password_resets::table.filter(
+                    password_resets::tenant_id
+                        .eq(t.as_str())
+                        .and(password_resets::user_id.eq(user.as_str()))
+                        .and(password_resets::used_at.is_null()),
+                ),
+            )
+            .set(password_resets::used_at.eq(now))
+            .execute(c)?;
+            let (before, after) = write_password(c, t, &user, password_hash, now)?;
+            let event = NewAuditEvent::success(
+                &format!("user:{user}"),
+                "user.password_reset",
+                format!("user:{user}"),
+                json!({"before": profile(&before), "after": profile(&after)}),
+            );
+            Ok((after, event))
+        })
+    }
+}
+
+/// The user of an unspent, unexpired token. Inside the audited transaction, which holds the
+/// tenant's lock, two concurrent resets with one token can't both find it.
+fn live_token_user(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    token_hash: &str,
+    now: i64,
+) -> Result<Option<UserId>> {
+    Ok(password_resets::table
+        .filter(
+            password_resets::tenant_id
+                .eq(t.as_str())
+                .and(password_resets::token_hash.eq(token_hash))
+                .and(password_resets::used_at.is_null())
+                .and(password_resets::expires_at.gt(now)),
+        )
+        .select(password_resets::user_id)
+        .first::<String>(c)
+        .optional()?
+        .map(UserId))
+}
+
+impl MailOutbox for Db {
+    fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>> {
+        let mut conn = self.conn()?;
+        Ok(mail_outbox::table
+            .filter(
+                mail_outbox::sent_at
+                    .is_null()
+                    .and(mail_outbox::failed_at.is_null())
+                    .and(mail_outbox::next_attempt_at.le(self.now())),
+            )
+            .order(mail_outbox::next_attempt_at.asc())
+            .limit(limit)
+            .select(QueuedMail::as_select())
+            .load(&mut *conn)?)
+    }
+
+    fn claim_mail(&self, m: &QueuedMail, lease_until: i64) -> Result<bool> {
+        let mut conn = self.conn()?;
+        let n = diesel::update(
+            mail_outbox::table.filter(
+                mail_outbox::id
+                    .eq(&m.id)
+                    .and(mail_outbox::attempts.eq(m.attempts))
+                    .and(mail_outbox::sent_at.is_null())
+                    .and(mail_outbox::failed_at.is_null()),
+            ),
+        )
+        .set((
+            mail_outbox::attempts.eq(m.attempts + 1),
+            mail_outbox::next_attempt_at.eq(lease_until),
+        ))
+        .execute(&mut *conn)?;
+        Ok(n == 1)
+    }
+
+    fn mail_sent(&self, id: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        diesel::update(mail_outbox::table.filter(mail_outbox::id.eq(id)))
+            .set((
+                mail_outbox::sent_at.eq(Some(self.now())),
+                mail_outbox::body_sealed.eq(None::<String>),
+                mail_outbox::last_error.eq(None::<String>),
+            ))
+            .execute(&mut *conn)?;
+        Ok(())
+    }
+
+    fn mail_failed(&self, id: &str, error: &str, retry_at: Option<i64>) -> Result<()> {
+        let mut conn = self.conn()?;
+        let error: String = error.chars().take(500).collect();
+        let target = mail_outbox::table.filter(mail_outbox::id.eq(id));
+        match retry_at {
+            Some(at) => diesel::update(target)
+                .set((
+                    mail_outbox::next_attempt_at.eq(at),
+                    mail_outbox::last_error.eq(Some(error)),
+                ))
+                .execute(&mut *conn)?,
+            None => diesel::update(target)
+                .set((
+                    mail_outbox::failed_at.eq(Some(self.now())),
+                    mail_outbox::body_sealed.eq(None::<String>),
+                    mail_outbox::last_error.eq(Some(error)),
+                ))
+                .execute(&mut *conn)?,
+        };
+        Ok(())
+    }
+}
