@@ -14,6 +14,7 @@ const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 
 const shots = join(root, 'docs', 'img');
 const PASSWORD = 'tulip-gravel-orbit-42';
 let server, browser, base, env;
+let serverLog = '';
 
 const freePort = () => new Promise((ok) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
@@ -35,8 +36,9 @@ before(async () => {
   };
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
-  cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example', '--password-stdin'], PASSWORD + '\n');
-  server = spawn(bin, ['serve'], { env, cwd: work, stdio: 'ignore' });
+  cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example', '--email', 'alice@acme.test', '--password-stdin'], PASSWORD + '\n');
+  server = spawn(bin, ['serve'], { env, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+  server.stderr.on('data', (chunk) => { serverLog += chunk.toString(); });
   for (let i = 0; i < 200; i++) {
     try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 50));
@@ -123,5 +125,40 @@ test('German when the browser asks for it', async () => {
   await page.goto(`${base}/t/acme/login`);
   assert.ok(await page.getByLabel('Benutzername oder E-Mail').isVisible());
   assert.equal(await page.getAttribute('html', 'lang'), 'de');
+  await ctx.close();
+});
+
+test('a forgotten password is reset through the link written to the log', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 900, height: 760 } });
+  const page = await ctx.newPage();
+  await page.goto(`${base}/t/acme/login`);
+  await page.getByRole('link', { name: 'Forgot your password?' }).click();
+  await page.getByLabel('Username or email').fill('alice');
+  await page.screenshot({ path: join(shots, 'forgot-password.png') });
+  await page.getByRole('button', { name: 'Send reset link' }).click();
+  assert.match(await page.getByRole('status').textContent(), /reset link is on its way/);
+  // Without SMTP, a development issuer writes the mail to its log.
+  const linkPattern = /http:\/\/localhost:\d+\/t\/acme\/password\/reset\?token=[A-Za-z0-9_-]{43}/;
+  let link;
+  for (let i = 0; i < 200 && !link; i++) {
+    link = serverLog.match(linkPattern)?.[0];
+    if (!link) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(link, 'the reset link is in the log');
+  await page.goto(link);
+  assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+  await page.getByLabel('New password').fill('short');
+  await page.getByRole('button', { name: 'Set new password' }).click();
+  assert.match(await page.getByRole('alert').textContent(), /at least 12 characters \(it has 5\)/);
+  await page.screenshot({ path: join(shots, 'reset-password.png') });
+  await page.getByLabel('New password').fill('reset-by-mail-phrase-5');
+  await page.getByRole('button', { name: 'Set new password' }).click();
+  await page.waitForURL(/\/t\/acme\/login\?reset=1/);
+  assert.match(await page.getByRole('status').textContent(), /password has been reset/);
+  await signIn(page, 'alice', 'reset-by-mail-phrase-5');
+  await page.waitForURL(`${base}/t/acme/account`);
+  // The link works once.
+  await page.goto(link);
+  assert.match(await page.getByRole('alert').textContent(), /invalid, already used or expired/);
   await ctx.close();
 });
