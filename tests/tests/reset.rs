@@ -401,8 +401,6 @@ async fn interactions_expire() {
     );
 }
 
-latchkey_tests::e2e!(interactions_hand_off_and_come_back);
-
 /// A mail that can't be delivered yet waits, sealed, and survives a data-key rotation: the
 /// rotation re-seals queued bodies before it deletes the old key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,3 +460,120 @@ struct MailRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     body_sealed: String,
 }
+
+/// A language picked by `ui_locales` stays for the forms that follow, policy messages included.
+async fn a_chosen_language_is_kept_across_posts(s: &TestServer) {
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    let (_, _, page) = b.get(s, "/t/acme/login?ui_locales=de").await;
+    assert!(page.contains("lang=\"de\""));
+    assert_eq!(b.cookies.get("lk-locale").map(String::as_str), Some("de"));
+    let csrf = hidden(&page, "csrf");
+    let (st, _, page) = b
+        .post(
+            s,
+            "/t/acme/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", "wrong-password-1"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("Benutzername oder Passwort ist falsch."), "{page}");
+    b.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    let csrf = hidden(&page, "csrf");
+    let (st, _, page) = b
+        .post(
+            s,
+            "/t/acme/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", PASSWORD),
+                ("new_password", "kurz"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("Das Passwort braucht mindestens 12 Zeichen (es hat 4)"),
+        "{page}"
+    );
+}
+
+/// With an expired password, signing in for an interaction goes to the password change first
+/// and continues to the interaction after it.
+async fn an_expired_password_is_changed_before_the_interaction_continues(s: &TestServer) {
+    setup(s, "acme").await;
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let mut policy = t.policy.clone();
+    // Zero days: every password is expired at once (the test can't move the server's clock).
+    policy.password.expiry_days = Some(0);
+    let change = latchkey_store::TenantUpdate {
+        display_name: None,
+        policy: Some(policy),
+    };
+    s.state.db.update_tenant(&t.id, "test", &change).unwrap();
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let started = interaction::begin(
+        &s.state,
+        &t,
+        NewInteraction {
+            resume: "/t/acme/authorize/continue".into(),
+            ..NewInteraction::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut b = Browser::default();
+    b.cookies.insert(
+        started.cookie.name().to_owned(),
+        started.cookie.value().to_owned(),
+    );
+    let (_, _, page) = b.get(s, &started.login_url(&t)).await;
+    let csrf = hidden(&page, "csrf");
+    let (_, h, _) = b
+        .post(
+            s,
+            "/t/acme/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("interaction", &started.id),
+            ],
+            &[],
+        )
+        .await;
+    let resume = format!("/t/acme/authorize/continue?interaction={}", started.id);
+    let location = h["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/t/acme/account?return_to="), "{location}");
+    let (_, _, page) = b.get(s, &location).await;
+    assert!(page.contains("Your password has expired"));
+    assert_eq!(hidden(&page, "return_to"), resume);
+    let (st, h, _) = b
+        .post(
+            s,
+            "/t/acme/account/password",
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("current_password", PASSWORD),
+                ("new_password", NEW_PASSWORD),
+                ("return_to", &resume),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h["location"], resume.as_str());
+}
+
+latchkey_tests::e2e!(
+    interactions_hand_off_and_come_back,
+    a_chosen_language_is_kept_across_posts,
+    an_expired_password_is_changed_before_the_interaction_continues,
+);

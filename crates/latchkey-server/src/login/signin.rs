@@ -234,8 +234,8 @@ pub(super) async fn login_submit(
         (Some(id), Some(i)) => i.resume_url(id),
         _ => return_to,
     };
-    // An expired password (when the tenant's policy sets an expiry) must be changed first;
-    // the session can't finish an interaction until it is.
+    // An expired password (when the tenant's policy sets an expiry) must be changed first: the
+    // session is marked, and the way back to the interaction leads through the password change.
     let expired = latchkey_mfa::password_expired(
         &t.policy.password,
         user.password_changed_at,
