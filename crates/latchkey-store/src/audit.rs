@@ -49,8 +49,7 @@ fn from_row(r: Row) -> Result<AuditEvent> {
 
 impl AuditRepo for Db {
     fn append_audit(&self, t: &TenantId, event: NewAuditEvent) -> Result<AuditEvent> {
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             let link = crate::db::reserve(c, t)?;
             self.record(c, t, link, event)
         })

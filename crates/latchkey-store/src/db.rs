@@ -44,6 +44,9 @@ pub struct Db {
     url: DatabaseUrl,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) rng: Arc<dyn Rng>,
+    /// SQLite has one writer at a time, and its busy wait sleeps in steps of milliseconds; this
+    /// process's writers take turns here instead. `None` on PostgreSQL.
+    writer: Option<Arc<std::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -89,6 +92,7 @@ impl Db {
             url: url.clone(),
             clock,
             rng,
+            writer: url.is_sqlite().then(|| Arc::new(std::sync::Mutex::new(()))),
         })
     }
 
@@ -139,13 +143,23 @@ impl Db {
     /// The first statement bumps the tenant's audit head: that takes the write lock at once
     /// (SQLite) or the head's row lock (PostgreSQL), so a tenant's chain is appended strictly in
     /// order even with several Latchkey nodes, and it fails with `NotFound` for an unknown tenant.
+    /// A write transaction. On SQLite the process's writers first take turns (see `writer`);
+    /// `f` must not start another write.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
+        let _turn = self
+            .writer
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut conn = self.conn()?;
+        conn.transaction(|c| f(c))
+    }
+
     pub(crate) fn audited<T>(
         &self,
         tenant: &TenantId,
         change: impl FnOnce(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
     ) -> Result<T> {
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             let link = reserve(c, tenant)?;
             let (value, event) = change(c)?;
             self.record(c, tenant, link, event)?;

@@ -287,8 +287,7 @@ impl Db {
 
     /// Records the master key's check value on first start; refuses if one already exists.
     pub fn init_master_key_check(&self, kek_id: &str, check: &str) -> Result<()> {
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             let existing: i64 = master_key_checks::table.count().get_result(c)?;
             if existing > 0 {
                 return Err(StoreError::Conflict("a master key is already registered".into()));
@@ -327,8 +326,7 @@ impl Db {
         t: &TenantId,
         f: impl FnOnce(&mut KeyTx<'_>) -> Result<(T, Option<NewAuditEvent>)>,
     ) -> Result<T> {
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             let locked = diesel::update(audit_heads::table.find(t.as_str()))
                 .set(audit_heads::seq.eq(audit_heads::seq))
                 .execute(c)?;
@@ -359,8 +357,7 @@ impl Db {
         new_check: &str,
         rewrapped: &[StoredDataKey],
     ) -> Result<()> {
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             for k in rewrapped {
                 let n = diesel::update(
                     data_keys::table.filter(

@@ -79,8 +79,7 @@ impl TenantRepo for Db {
             created_at: now,
             updated_at: now,
         };
-        let mut conn = self.conn()?;
-        conn.transaction(|c| {
+        self.write(|c| {
             diesel::insert_into(tenants::table)
                 .values((
                     tenants::id.eq(tenant.id.as_str()),
