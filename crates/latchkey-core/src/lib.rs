@@ -16,5 +16,5 @@ pub use model::{
     AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientType, GrantType, KeyPolicy,
     PasswordPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, User, UserStatus,
 };
-pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256_hex};
+pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
 pub use validate::ValidationError;

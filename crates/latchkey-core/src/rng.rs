@@ -67,7 +67,11 @@ pub fn random_token(rng: &dyn Rng, bytes: usize) -> String {
 
 /// Lowercase hex SHA-256; how high-entropy secrets (client secrets, codes, refresh tokens) are stored.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+    hex::encode(sha256(data))
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
 }
 
 #[cfg(test)]

@@ -85,15 +85,7 @@ pub fn check_code_verifier(stored: Option<&CodeChallenge>, verifier: Option<&str
 
 /// `BASE64URL(SHA256(ASCII(verifier)))` without padding.
 pub fn s256(verifier: &str) -> String {
-    let digest = hex_to_bytes(&latchkey_core::sha256_hex(verifier.as_bytes()));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-}
-
-fn hex_to_bytes(hex: &str) -> Vec<u8> {
-    hex.as_bytes()
-        .chunks(2)
-        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(latchkey_core::sha256(verifier.as_bytes()))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! log with a warning, so a reset link can be followed; anywhere else mail waits in the outbox.
 
 use crate::Config;
+use crate::errors::blocking;
 use crate::state::AppState;
 use latchkey_core::TenantId;
 use latchkey_keys::Aad;
@@ -114,17 +115,15 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, String> {
         return Ok(0);
     }
     let db = state.db.clone();
-    let due = actix_web::web::block(move || db.due_mail(50))
+    let due = blocking(move || db.due_mail(50))
         .await
-        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let mut sent = 0;
     for m in due {
         let lease = state.clock.now_millis() + LEASE_MS;
         let (db, claim) = (state.db.clone(), m.clone());
-        let claimed = actix_web::web::block(move || db.claim_mail(&claim, lease))
+        let claimed = blocking(move || db.claim_mail(&claim, lease))
             .await
-            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         if !claimed {
             continue;
@@ -137,15 +136,15 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, String> {
             state.clock.now_millis(),
         );
         let record = match &outcome {
-            Ok(()) => actix_web::web::block(move || db.mail_sent(&id)).await,
+            Ok(()) => blocking(move || db.mail_sent(&id)).await,
             Err(e) => {
                 let retry = (attempts < MAX_ATTEMPTS).then(|| now + backoff_ms(attempts));
                 tracing::warn!(mail = %m.id, attempts, error = %e, given_up = retry.is_none(), "mail delivery failed");
                 let e = e.clone();
-                actix_web::web::block(move || db.mail_failed(&id, &e, retry)).await
+                blocking(move || db.mail_failed(&id, &e, retry)).await
             }
         };
-        record.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        record.map_err(|e| e.to_string())?;
         sent += usize::from(outcome.is_ok());
     }
     Ok(sent)

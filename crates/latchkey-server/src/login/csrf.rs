@@ -9,11 +9,7 @@ use subtle::ConstantTimeEq;
 
 /// The pre-session cookie that binds the sign-in form's token.
 pub fn presession_cookie_name(state: &AppState, tenant: &Tenant) -> String {
-    if state.config.insecure_public_url() {
-        format!("lk-form-{}", tenant.slug)
-    } else {
-        format!("__Host-lk-form-{}", tenant.slug)
-    }
+    super::session::host_cookie_name(state, &format!("lk-form-{}", tenant.slug))
 }
 
 /// The token a form carries, derived from the value it is bound to (a session id or the

@@ -75,11 +75,7 @@ fn store_key(id: &str) -> String {
 /// The binding cookie's name: one per interaction, so several tabs can sign in at once.
 pub fn cookie_name(state: &AppState, t: &Tenant, id: &str) -> String {
     let short = id.get(..12).unwrap_or(id);
-    if state.config.insecure_public_url() {
-        format!("lk-ia-{}-{short}", t.slug)
-    } else {
-        format!("__Host-lk-ia-{}-{short}", t.slug)
-    }
+    session::host_cookie_name(state, &format!("lk-ia-{}-{short}", t.slug))
 }
 
 /// The binding cookie's value this request carries for interaction `id`.

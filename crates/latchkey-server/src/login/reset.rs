@@ -163,11 +163,7 @@ async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Resul
 }
 
 fn reset_cookie_name(state: &AppState, t: &Tenant) -> String {
-    if state.config.insecure_public_url() {
-        format!("lk-reset-{}", t.slug)
-    } else {
-        format!("__Host-lk-reset-{}", t.slug)
-    }
+    session::host_cookie_name(state, &format!("lk-reset-{}", t.slug))
 }
 
 /// The live token this browser holds and its user.

@@ -9,13 +9,19 @@ use latchkey_core::{Session, Tenant, UserId};
 use latchkey_session::{Result, SessionId};
 use std::time::Duration;
 
+/// A cookie name with the `__Host-` prefix (Secure, Path=/, no Domain), dropped only on an
+/// http loopback development issuer, where browsers refuse the prefix.
+pub fn host_cookie_name(state: &AppState, name: &str) -> String {
+    if state.config.insecure_public_url() {
+        name.to_owned()
+    } else {
+        format!("__Host-{name}")
+    }
+}
+
 /// The session cookie's name for a tenant (each tenant keeps its own session).
 pub fn cookie_name(state: &AppState, tenant: &Tenant) -> String {
-    if state.config.insecure_public_url() {
-        format!("lk-session-{}", tenant.slug)
-    } else {
-        format!("__Host-lk-session-{}", tenant.slug)
-    }
+    host_cookie_name(state, &format!("lk-session-{}", tenant.slug))
 }
 
 /// A cookie with Latchkey's attributes.
