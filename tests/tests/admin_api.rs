@@ -84,6 +84,7 @@ fn world(s: &TestServer) -> World {
                 first_party: false,
                 jwks_uri: None,
                 jwks: None,
+                settings: latchkey_core::ClientSettings::default(),
             },
         )
         .unwrap();

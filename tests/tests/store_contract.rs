@@ -56,6 +56,7 @@ fn confidential(name: &str) -> NewClient {
         first_party: false,
         jwks_uri: None,
         jwks: None,
+        settings: latchkey_core::ClientSettings::default(),
     }
 }
 

@@ -59,6 +59,13 @@ impl NewAuditEvent {
             details,
         }
     }
+
+    pub fn failure(actor: &str, action: &str, target: impl Into<String>, details: serde_json::Value) -> Self {
+        Self {
+            outcome: Outcome::Failure,
+            ..Self::success(actor, action, target, details)
+        }
+    }
 }
 
 /// One row of a tenant's chain.

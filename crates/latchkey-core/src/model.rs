@@ -156,6 +156,45 @@ pub struct TenantPolicy {
     pub mfa_required: bool,
     pub keys: KeyPolicy,
     pub branding: Branding,
+    pub tokens: TokenPolicy,
+}
+
+/// Token lifetimes of a tenant; a client may shorten or lengthen its own (`ClientSettings`).
+/// Defaults follow Keycloak and the OAuth Security BCP: short access tokens, 60-second codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenPolicy {
+    pub access_token_secs: u32,
+    pub id_token_secs: u32,
+    pub code_secs: u32,
+    /// A refresh token unused this long dies; each rotation starts the idle time again.
+    pub refresh_idle_secs: u32,
+    /// No refresh token of a grant lives past this, rotation or not.
+    pub refresh_absolute_secs: u32,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            access_token_secs: 600,
+            id_token_secs: 600,
+            code_secs: 60,
+            refresh_idle_secs: 30 * 86_400,
+            refresh_absolute_secs: 90 * 86_400,
+        }
+    }
+}
+
+/// Per-client settings kept as JSON, so new ones need no migration. `None` means the tenant's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    /// JWS algorithm of the client's ID tokens (OIDC Registration); RS256 when unset.
+    pub id_token_signed_response_alg: Option<String>,
+    pub access_token_secs: Option<u32>,
+    pub id_token_secs: Option<u32>,
+    pub refresh_idle_secs: Option<u32>,
+    pub refresh_absolute_secs: Option<u32>,
 }
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.
@@ -228,6 +267,8 @@ pub struct Client {
     pub jwks_uri: Option<String>,
     /// The client's public keys, registered by value (a JWK Set).
     pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub settings: ClientSettings,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }

@@ -14,6 +14,11 @@ pub const S256: &str = "S256";
 pub struct CodeChallenge(String);
 
 impl CodeChallenge {
+    /// A challenge as stored with its code (checked when the code was issued).
+    pub fn from_stored(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -5,8 +5,8 @@ use crate::schema::clients;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, Client, ClientId, ClientType, GrantType, NewAuditEvent, TenantId,
-    ValidationError, validate,
+    AccessTokenFormat, AuthMethod, Client, ClientId, ClientSettings, ClientType, GrantType, NewAuditEvent,
+    TenantId, ValidationError, validate,
 };
 use serde_json::json;
 
@@ -27,6 +27,7 @@ pub struct NewClient {
     pub first_party: bool,
     pub jwks_uri: Option<String>,
     pub jwks: Option<serde_json::Value>,
+    pub settings: ClientSettings,
 }
 
 pub trait ClientRepo {
@@ -118,6 +119,28 @@ fn check(new: &NewClient) -> Result<()> {
     if let Some(set) = &new.jwks {
         validate::public_jwk_set(set)?;
     }
+    if let Some(alg) = &new.settings.id_token_signed_response_alg
+        && !["RS256", "ES256", "EdDSA"].contains(&alg.as_str())
+    {
+        return Err(invalid(
+            "id_token_signed_response_alg",
+            "one of RS256, ES256, EdDSA",
+        ));
+    }
+    let s = &new.settings;
+    for ttl in [s.access_token_secs, s.id_token_secs].into_iter().flatten() {
+        if !(10..=86_400).contains(&ttl) {
+            return Err(invalid("lifetime", "token lifetimes are 10 s to 24 h"));
+        }
+    }
+    for ttl in [s.refresh_idle_secs, s.refresh_absolute_secs]
+        .into_iter()
+        .flatten()
+    {
+        if !(60..=400 * 86_400).contains(&ttl) {
+            return Err(invalid("lifetime", "refresh lifetimes are 1 min to 400 days"));
+        }
+    }
     if new.grant_types.is_empty() {
         return Err(invalid("grant", "at least one grant type is needed"));
     }
@@ -160,6 +183,7 @@ struct Row {
     jwks: Option<String>,
     created_at: i64,
     updated_at: i64,
+    settings: String,
 }
 
 fn from_row(r: Row) -> Result<Client> {
@@ -187,6 +211,7 @@ fn from_row(r: Row) -> Result<Client> {
             .as_deref()
             .map(|j| from_json("clients.jwks", j))
             .transpose()?,
+        settings: from_json("clients.settings", &r.settings)?,
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -235,6 +260,7 @@ impl ClientRepo for Db {
             first_party: new.first_party,
             jwks_uri: new.jwks_uri.clone(),
             jwks: new.jwks.clone(),
+            settings: new.settings.clone(),
             created_at: now,
             updated_at: now,
         };
@@ -257,6 +283,7 @@ impl ClientRepo for Db {
                     clients::first_party.eq(client.first_party),
                     clients::jwks_uri.eq(&client.jwks_uri),
                     clients::jwks.eq(client.jwks.as_ref().map(to_json)),
+                    clients::settings.eq(to_json(&client.settings)),
                     clients::created_at.eq(now),
                     clients::updated_at.eq(now),
                 ))

@@ -9,6 +9,7 @@ mod conn;
 mod db;
 mod error;
 mod keys;
+mod oauth;
 mod resets;
 mod roles;
 mod schema;
@@ -22,6 +23,9 @@ pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
+pub use oauth::{
+    Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,
+};
 pub use resets::{MailOutbox, NewMail, QueuedMail, ResetRepo};
 pub use roles::RoleRepo;
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};

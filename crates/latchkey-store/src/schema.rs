@@ -65,6 +65,7 @@ diesel::table! {
         jwks -> Nullable<Text>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        settings -> Text,
     }
 }
 
@@ -173,7 +174,71 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oauth_grants (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_key -> Nullable<Text>,
+        scope -> Text,
+        auth_time -> BigInt,
+        acr -> Nullable<Text>,
+        amr -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_codes (tenant_id, code_hash) {
+        tenant_id -> Text,
+        code_hash -> Text,
+        grant_id -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Nullable<Text>,
+        nonce -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_tokens (tenant_id, handle) {
+        tenant_id -> Text,
+        handle -> Text,
+        kind -> Text,
+        grant_id -> Nullable<Text>,
+        client_id -> Text,
+        user_id -> Nullable<Text>,
+        scope -> Text,
+        audience -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_consents (tenant_id, user_id, client_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    oauth_grants,
+    oauth_codes,
+    oauth_tokens,
+    oauth_consents,
     tenants,
     users,
     roles,

@@ -8,8 +8,8 @@ use crate::cli::{
 };
 use crate::output::{client_json, emit, print_human, print_json, rfc3339, tenant_json, user_json};
 use latchkey_core::{
-    AdminRole, AuthMethod, ClientId, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant, TenantId,
-    TenantPolicy, User, UserId, UserStatus, random_token, sha256_hex,
+    AdminRole, AuthMethod, ClientId, ClientSettings, ClientType, GrantType, OsRng, Rng, SystemClock, Tenant,
+    TenantId, TenantPolicy, User, UserId, UserStatus, random_token, sha256_hex,
 };
 use latchkey_mfa::{HashParams, check_password_policy, hash_password};
 use latchkey_server::Config;
@@ -320,6 +320,13 @@ pub fn create_client(
         first_party: c.first_party,
         jwks_uri: c.jwks_uri.clone(),
         jwks,
+        settings: ClientSettings {
+            id_token_signed_response_alg: c.id_token_alg.clone(),
+            access_token_secs: c.access_token_ttl,
+            id_token_secs: c.id_token_ttl,
+            refresh_idle_secs: c.refresh_idle_ttl,
+            refresh_absolute_secs: c.refresh_absolute_ttl,
+        },
     };
     let client = db.create_client(&tenant.id, &actor(), &new)?;
     Ok((client, secret.map(|(s, _)| s)))

@@ -320,6 +320,21 @@ pub struct ClientCreate {
     /// For private_key_jwt: a file holding the client's public JWK Set.
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<std::path::PathBuf>,
+    /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
+    #[arg(long, value_name = "ALG")]
+    pub id_token_alg: Option<String>,
+    /// Access-token lifetime in seconds (default: the tenant's, 600).
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<u32>,
+    /// ID-token lifetime in seconds (default: the tenant's, 600).
+    #[arg(long, value_name = "SECS")]
+    pub id_token_ttl: Option<u32>,
+    /// Refresh-token idle lifetime in seconds (default: the tenant's, 30 days).
+    #[arg(long, value_name = "SECS")]
+    pub refresh_idle_ttl: Option<u32>,
+    /// Refresh-token absolute lifetime in seconds (default: the tenant's, 90 days).
+    #[arg(long, value_name = "SECS")]
+    pub refresh_absolute_ttl: Option<u32>,
     #[command(flatten)]
     pub out: Json,
 }

@@ -68,6 +68,11 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
         first_party: true,
         jwks_uri: None,
         jwks_file: None,
+        id_token_alg: None,
+        access_token_ttl: None,
+        id_token_ttl: None,
+        refresh_idle_ttl: None,
+        refresh_absolute_ttl: None,
         out: Json { json: false },
     }
 }
