@@ -27,6 +27,7 @@ pub async fn setup(s: &TestServer, slug: &str) {
             },
         )
         .unwrap();
+    s.state.keys.ensure_tenant(&t.id, "test").unwrap();
     let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
     s.state
         .db

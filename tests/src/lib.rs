@@ -8,6 +8,7 @@
 //! unreachable one prints a loud notice and skips.
 
 pub mod browser;
+pub mod oidc;
 mod proxy;
 mod server;
 mod smtp;

@@ -55,6 +55,15 @@ pub fn parse_form(content_type: Option<&str>, body: &[u8], max: usize) -> Result
     if body.len() > max {
         return Err(FormError::TooLarge(max));
     }
+    parse_pairs(body)
+}
+
+/// Parses a query string by the same rules (no content type, the URI limit applies).
+pub fn parse_query(query: &str) -> Result<FormParams, FormError> {
+    parse_pairs(query.as_bytes())
+}
+
+fn parse_pairs(body: &[u8]) -> Result<FormParams, FormError> {
     let mut out = BTreeMap::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
         let (name, value) = match pair.iter().position(|b| *b == b'=') {

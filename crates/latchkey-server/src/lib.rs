@@ -11,6 +11,7 @@ pub mod mail;
 mod metrics;
 mod net;
 mod observe;
+mod oidc;
 mod pages;
 mod routes;
 mod state;
@@ -63,6 +64,7 @@ fn app(
         .wrap(observe::Observe::new(state))
         // Routes under /t/{tenant}/… first: the tenant scope's 404 catches everything after it.
         .configure(login::configure)
+        .configure(oidc::configure)
         .configure(admin_api::configure)
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))

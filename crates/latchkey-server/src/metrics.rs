@@ -19,6 +19,7 @@ struct Histogram {
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
+    oauth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -39,6 +40,13 @@ impl Metrics {
         }
         h.sum += seconds;
         h.total += 1;
+    }
+
+    /// An OAuth event: `event` (`token`, `authorize`, `revoke`, `reuse`, `consent`, `logout`,
+    /// `introspect`), the grant or endpoint, and the outcome (`ok` or the OAuth error code).
+    pub(crate) fn oauth(&self, event: &'static str, grant: &'static str, outcome: &'static str) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.oauth.entry((event, grant, outcome)).or_default() += 1;
     }
 
     pub(crate) fn render(
@@ -70,6 +78,17 @@ impl Metrics {
                 "latchkey_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
                 escape(route),
                 escape(method)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_oauth_events_total OAuth events by kind, grant or endpoint, and outcome."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_oauth_events_total counter");
+        for ((event, grant, outcome), n) in &m.oauth {
+            let _ = writeln!(
+                out,
+                "latchkey_oauth_events_total{{event=\"{event}\",grant=\"{grant}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         let _ = writeln!(

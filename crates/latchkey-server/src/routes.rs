@@ -10,6 +10,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use latchkey_core::Tenant;
 use latchkey_store::TenantRepo;
 use serde_json::json;
+
 use std::time::Duration;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -165,21 +166,13 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         .body(body))
 }
 
-/// OpenID Connect Discovery 1.0 §4. This issue fixes the issuer; the OIDC issue adds endpoints.
+/// OpenID Connect Discovery 1.0 §4: the tenant's provider metadata.
 async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
-    let issuer = state.config.issuer(&t.slug);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(json!({
-            "issuer": issuer,
-            "jwks_uri": format!("{issuer}/jwks"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "code_challenge_methods_supported": ["S256"],
-        })))
+        .json(latchkey_oidc::discovery::metadata(&state.config.issuer(&t.slug))))
 }
 
 /// The tenant's JWK Set (RFC 7517 §5): public parts of pending, active and retired keys. Cached

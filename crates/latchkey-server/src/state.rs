@@ -19,6 +19,7 @@ pub struct AppState {
     pub rng: Arc<dyn Rng>,
     pub mail: Arc<crate::mail::Mailer>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clients: Arc<crate::oidc::ClientCache>,
 }
 
 /// Opens the key ring with the configured master key. A key file is generated only while
@@ -92,6 +93,7 @@ impl AppState {
             rng,
             mail: Arc::new(mail),
             metrics: Arc::new(Metrics::default()),
+            clients: Arc::default(),
         })
     }
 }

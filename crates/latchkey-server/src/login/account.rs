@@ -13,6 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use latchkey_core::{NewAuditEvent, Tenant, User};
 use latchkey_session::SessionId;
+use latchkey_store::{ClientRepo, OAuthRepo};
 use serde_json::json;
 
 #[derive(Template)]
@@ -30,8 +31,16 @@ struct AccountPage<'a> {
     /// Where to continue after a required password change.
     return_to: &'a str,
     sessions: Vec<SessionRow>,
+    apps: Vec<AppRow>,
     error: Option<String>,
     notice: Option<&'a str>,
+}
+
+/// An application the user allowed, with what it may do.
+struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: String,
 }
 
 struct SessionRow {
@@ -100,6 +109,31 @@ async fn render(
             last_used: when(s.last_seen),
         })
         .collect();
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), v.user.id.clone());
+    let consents = crate::errors::blocking(move || {
+        let mut rows = Vec::new();
+        for c in db.consents(&tid, &uid)? {
+            let name = db
+                .client(&tid, &c.client_id)?
+                .map_or_else(|| c.client_id.to_string(), |cl| cl.name);
+            rows.push((c.client_id.to_string(), name, c.scope));
+        }
+        Ok::<_, latchkey_store::StoreError>(rows)
+    })
+    .await?;
+    let s = strings(req);
+    let apps = consents
+        .into_iter()
+        .map(|(client_id, name, scope)| AppRow {
+            client_id,
+            name,
+            scopes: scope
+                .split(' ')
+                .map(|sc| crate::oidc::describe_scope(s, sc))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        })
+        .collect();
     let display = v
         .user
         .display_name
@@ -117,6 +151,7 @@ async fn render(
         email: v.user.email.as_deref().unwrap_or_default(),
         return_to: v.return_to.as_deref().unwrap_or_default(),
         sessions,
+        apps,
         error: v.error,
         notice: v.notice,
     };
@@ -295,6 +330,13 @@ pub(super) async fn revoke_session(
         .into_iter()
         .any(|(k, _)| k == key);
     if owned && state.ephemeral.delete_session_by_key(&t.id, key).await? {
+        crate::oidc::revoke_grants(
+            &state,
+            &t,
+            crate::oidc::Owned::Session(key.to_owned()),
+            "session_revoked",
+        )
+        .await?;
         let who = format!("user:{}", user.id);
         let event = NewAuditEvent::success(
             &who,
@@ -319,6 +361,14 @@ pub(super) async fn revoke_all_sessions(
         Err(to_login) => return Ok(to_login),
     };
     let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    // Everywhere includes the applications' refresh tokens, offline ones too.
+    crate::oidc::revoke_grants(
+        &state,
+        &t,
+        crate::oidc::Owned::User(user.id.clone()),
+        "signed_out_everywhere",
+    )
+    .await?;
     let who = format!("user:{}", user.id);
     audit(
         &state,
@@ -327,4 +377,23 @@ pub(super) async fn revoke_all_sessions(
     )
     .await?;
     redirect_signed_out(&state, &t, "signed_out")
+}
+
+/// Withdraws the consent given to an application; its refresh tokens die with it.
+pub(super) async fn revoke_app(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
+    };
+    let client = latchkey_core::ClientId(form.get("client_id").unwrap_or_default().to_owned());
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    if crate::errors::blocking(move || db.revoke_consent(&tid, &uid, &client)).await? {
+        state.metrics.oauth("consent", "revoke", "ok");
+    }
+    Ok(see_other(&format!("/t/{}/account", t.slug)))
 }

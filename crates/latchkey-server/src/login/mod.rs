@@ -5,8 +5,8 @@
 //! and get them back signed in.
 
 mod account;
-mod csrf;
-mod i18n;
+pub(crate) mod csrf;
+pub(crate) mod i18n;
 pub mod interaction;
 mod reset;
 pub mod session;
@@ -18,7 +18,7 @@ use crate::net::ClientInfo;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use i18n::Strings;
+pub(crate) use i18n::Strings;
 use latchkey_core::{NewAuditEvent, Outcome, Tenant, User, UserStatus};
 use latchkey_mfa::PasswordError;
 use latchkey_store::{AuditRepo, UserRepo};
@@ -45,6 +45,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/t/{tenant}/account/sessions/revoke-all",
             web::post().to(account::revoke_all_sessions),
         )
+        .route(
+            "/t/{tenant}/account/apps/revoke",
+            web::post().to(account::revoke_app),
+        )
         .route("/t/{tenant}/password/forgot", web::get().to(reset::forgot_page))
         .route(
             "/t/{tenant}/password/forgot",
@@ -65,7 +69,7 @@ fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// The reader's strings: `ui_locales` of the request (or of the pending interaction, `hint`),
 /// else the language chosen earlier (a cookie), else `Accept-Language`.
-fn strings_with(req: &HttpRequest, hint: Option<&str>) -> &'static Strings {
+pub(crate) fn strings_with(req: &HttpRequest, hint: Option<&str>) -> &'static Strings {
     let chosen = query_param(req, "ui_locales")
         .or_else(|| hint.map(str::to_owned))
         .or_else(|| req.cookie(LOCALE_COOKIE).map(|c| c.value().to_owned()));
@@ -82,7 +86,7 @@ fn strings(req: &HttpRequest) -> &'static Strings {
 
 /// An HTML page that is never cached. A language picked by `ui_locales` is remembered in a
 /// cookie, so the forms that follow (POSTs without the parameter) keep it.
-fn html(
+pub(crate) fn html(
     state: &AppState,
     req: &HttpRequest,
     status: StatusCode,
@@ -101,7 +105,7 @@ fn html(
     Ok(res)
 }
 
-fn logo(t: &Tenant) -> Option<&str> {
+pub(crate) fn logo(t: &Tenant) -> Option<&str> {
     t.policy
         .branding
         .logo_url
@@ -136,7 +140,7 @@ fn hashing_error(e: PasswordError) -> AppError {
     }
 }
 
-fn client_ip(req: &HttpRequest) -> String {
+pub(crate) fn client_ip(req: &HttpRequest) -> String {
     req.extensions()
         .get::<ClientInfo>()
         .map_or_else(|| "unknown".into(), |c| c.ip.to_string())
@@ -191,7 +195,7 @@ fn retry_after(mut res: HttpResponse, secs: u64) -> HttpResponse {
     res
 }
 
-async fn audit(state: &AppState, t: &Tenant, event: NewAuditEvent) -> Result<(), AppError> {
+pub(crate) async fn audit(state: &AppState, t: &Tenant, event: NewAuditEvent) -> Result<(), AppError> {
     let (db, tid) = (state.db.clone(), t.id.clone());
     blocking(move || db.append_audit(&tid, event)).await.map(drop)
 }
@@ -255,7 +259,7 @@ async fn new_password_problem(
     Ok(None)
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(crate) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_owned()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -288,7 +292,7 @@ fn redirect_into_session(
 }
 
 /// The signed-in user of this tenant, or `None` (expired, signed out, deleted or disabled).
-async fn signed_in(
+pub(crate) async fn signed_in(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,

@@ -281,6 +281,13 @@ pub(super) async fn logout(
     }
     if let Some((id, s)) = current {
         state.ephemeral.delete_session(&t.id, &id).await?;
+        crate::oidc::revoke_grants(
+            &state,
+            &t,
+            crate::oidc::Owned::Session(id.storage_key()),
+            "logout",
+        )
+        .await?;
         let who = format!("user:{}", s.user_id);
         audit(
             &state,

@@ -1,0 +1,449 @@
+//! The authorization endpoint, its resume point after sign-in, and the consent page.
+//!
+//! The checked request is kept server-side in a pending interaction (30 minutes, bound to the
+//! browser); the browser only carries its opaque reference. A code is issued once: the
+//! interaction is taken when the flow ends, so a resume URL can't be replayed.
+
+use super::{acr_of, client, issuer, lifetimes, query_params};
+use crate::errors::{AppError, blocking};
+use crate::login::{self, Strings, csrf, interaction};
+use crate::pages::message_page;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use latchkey_core::{Client, NewAuditEvent, Session, Tenant, User};
+use latchkey_oidc::authorize::{
+    AuthorizationRequest, AuthorizeError, Next, ResponseMode, SignedIn, Target, check_authorization_request,
+    next_step, query_url, response_params,
+};
+use latchkey_oidc::{ErrorCode, OAuthError, scope};
+use latchkey_session::SessionId;
+use latchkey_store::{Grant, NewCode, OAuthRepo};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What the pending interaction holds for this flow.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    request: AuthorizationRequest,
+    /// Milliseconds: a sign-in after this happened during the request.
+    started_at: i64,
+}
+
+/// GET or POST `/t/{tenant}/authorize`.
+pub(super) async fn authorize(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let params = if req.method() == actix_web::http::Method::POST {
+        match super::read_body(&req, payload).await {
+            Ok(body) => super::body_params(&req, &body),
+            Err(e) => Err(e),
+        }
+    } else {
+        query_params(&req)
+    };
+    let params = match params {
+        Ok(p) => p,
+        Err((status, e)) => return Ok(error_page(status, &e)),
+    };
+    let named = latchkey_oidc::authorize::client_id(&params)
+        .unwrap_or_default()
+        .to_owned();
+    let c = client(&state, &t, &named).await?;
+    let request = match check_authorization_request(&params, c.as_ref()) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(e)) => {
+            state.metrics.oauth("authorize", "code", e.code.as_str());
+            return Ok(error_page(StatusCode::BAD_REQUEST, &e));
+        }
+        Err(AuthorizeError::Redirect(e, target)) => {
+            state.metrics.oauth("authorize", "code", e.code.as_str());
+            return respond(&state, &t, &target, Err(&e));
+        }
+    };
+    let Some(c) = c else {
+        return Err(AppError::internal("authorize", "checked request without client"));
+    };
+    let pending = Pending {
+        request,
+        started_at: state.clock.now_millis(),
+    };
+    proceed(&state, &req, &t, &c, pending, None).await
+}
+
+/// GET `/t/{tenant}/authorize/resume?interaction=…`: back from the sign-in page.
+pub(super) async fn resume(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let id = query_params(&req)
+        .ok()
+        .and_then(|p| p.get("interaction").cloned())
+        .unwrap_or_default();
+    let Some((pending, c)) = load(&state, &req, &t, &id).await? else {
+        return Ok(expired_page(&req));
+    };
+    proceed(&state, &req, &t, &c, pending, Some(&id)).await
+}
+
+/// The pending request `id` of this browser and its client, if both still exist.
+async fn load(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    id: &str,
+) -> Result<Option<(Pending, Client)>, AppError> {
+    let binding = interaction::binding(state, req, t, id);
+    let Some(i) = interaction::load(state, t, id, binding.as_deref()).await? else {
+        return Ok(None);
+    };
+    let Ok(pending) = serde_json::from_value::<Pending>(i.request) else {
+        return Ok(None);
+    };
+    let c = client(state, t, &pending.request.client_id).await?;
+    Ok(c.map(|c| (pending, c)))
+}
+
+fn expired_page(req: &HttpRequest) -> HttpResponse {
+    let s = login::strings_with(req, None);
+    HttpResponse::BadRequest()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(message_page(s.request_error_title, s.interaction_expired))
+}
+
+/// The page for errors that may not go to the redirect URI (RFC 6749 §4.1.2.1).
+fn error_page(status: StatusCode, e: &OAuthError) -> HttpResponse {
+    let s = &login::i18n::EN;
+    let text = format!(
+        "{} ({}: {})",
+        s.request_error_intro,
+        e.code.as_str(),
+        e.description
+    );
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(message_page(s.request_error_title, &text))
+}
+
+/// Takes the next step of a checked request: sign-in, consent, a code, or an error.
+async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &Client,
+    pending: Pending,
+    interaction_id: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    let signed = login::signed_in(state, req, t)
+        .await?
+        .filter(|(_, s, _)| !s.must_change_password);
+    let now = state.clock.now_millis();
+    let consented = match &signed {
+        Some((_, _, u)) => {
+            let (db, tid, uid, cid) = (state.db.clone(), t.id.clone(), u.id.clone(), c.client_id.clone());
+            blocking(move || db.consent(&tid, &uid, &cid))
+                .await?
+                .map(|c| c.scope)
+        }
+        None => None,
+    };
+    let view = signed.as_ref().map(|(_, s, _)| SignedIn {
+        auth_time: s.auth_time / 1000,
+        during_request: s.auth_time >= pending.started_at,
+    });
+    let next = next_step(
+        &pending.request,
+        view,
+        consented.as_deref(),
+        c.first_party,
+        now / 1000,
+    );
+    match next {
+        Next::SignIn => {
+            if let Some(id) = interaction_id {
+                return Ok(login::see_other(&format!("/t/{}/login?interaction={id}", t.slug)));
+            }
+            let started = begin(state, t, c, &pending).await?;
+            let mut res = login::see_other(&started.login_url(t));
+            res.add_cookie(&started.cookie)
+                .map_err(|e| AppError::internal("cookie", e))?;
+            Ok(res)
+        }
+        Next::Consent => {
+            let Some((sid, _, user)) = signed else {
+                return Err(AppError::internal("authorize", "consent without a session"));
+            };
+            if let Some(id) = interaction_id {
+                consent_page(state, req, t, c, &pending.request, &user, &sid, id, None)
+            } else {
+                let started = begin(state, t, c, &pending).await?;
+                consent_page(
+                    state,
+                    req,
+                    t,
+                    c,
+                    &pending.request,
+                    &user,
+                    &sid,
+                    &started.id,
+                    Some(&started.cookie),
+                )
+            }
+        }
+        Next::Issue => {
+            if !take(state, req, t, interaction_id).await? {
+                return Ok(expired_page(req));
+            }
+            let Some((sid, s, _)) = signed else {
+                return Err(AppError::internal("authorize", "issue without a session"));
+            };
+            issue_code(state, t, c, &pending.request, &sid, &s).await
+        }
+        Next::Refuse(e) => {
+            if !take(state, req, t, interaction_id).await? {
+                return Ok(expired_page(req));
+            }
+            state.metrics.oauth("authorize", "code", e.code.as_str());
+            respond(state, t, &pending.request.target, Err(&e))
+        }
+    }
+}
+
+async fn begin(
+    state: &AppState,
+    t: &Tenant,
+    c: &Client,
+    pending: &Pending,
+) -> Result<interaction::Started, AppError> {
+    let new = interaction::NewInteraction {
+        resume: format!("/t/{}/authorize/resume", t.slug),
+        login_hint: pending.request.login_hint.clone(),
+        ui_locales: pending.request.ui_locales.clone(),
+        client_name: Some(c.name.clone()),
+        request: serde_json::to_value(pending).map_err(|e| AppError::internal("interaction", e))?,
+    };
+    Ok(interaction::begin(state, t, new).await?)
+}
+
+/// Ends the pending interaction for good; false when another request already ended it.
+async fn take(state: &AppState, req: &HttpRequest, t: &Tenant, id: Option<&str>) -> Result<bool, AppError> {
+    let Some(id) = id else { return Ok(true) };
+    let binding = interaction::binding(state, req, t, id);
+    Ok(interaction::finish(state, t, id, binding.as_deref())
+        .await?
+        .is_some())
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    intro: String,
+    scopes: Vec<String>,
+    username: &'a str,
+    csrf: String,
+    interaction: &'a str,
+}
+
+/// A scope in plain words.
+pub(crate) fn describe(s: &Strings, scope: &str) -> String {
+    match scope {
+        "openid" => s.scope_openid.into(),
+        "profile" => s.scope_profile.into(),
+        "email" => s.scope_email.into(),
+        "offline_access" => s.scope_offline_access.into(),
+        other => s.scope_other.replace("{scope}", other),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &Client,
+    r: &AuthorizationRequest,
+    user: &User,
+    sid: &SessionId,
+    interaction_id: &str,
+    cookie: Option<&actix_web::cookie::Cookie<'static>>,
+) -> Result<HttpResponse, AppError> {
+    let s = login::strings_with(req, r.ui_locales.as_deref());
+    let page = ConsentPage {
+        s,
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: login::logo(t),
+        intro: s.consent_intro.replace("{client}", &c.name),
+        scopes: r.scope.iter().map(|sc| describe(s, sc)).collect(),
+        username: user.display_name.as_deref().unwrap_or(&user.username),
+        csrf: csrf::token_for(sid.cookie_value()),
+        interaction: interaction_id,
+    };
+    let mut res = login::html(state, req, StatusCode::OK, page.render())?;
+    if let Some(c) = cookie {
+        res.add_cookie(c).map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
+}
+
+/// POST `/t/{tenant}/authorize/consent`: Allow or Deny.
+pub(super) async fn consent(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: crate::form::FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let id = form.get("interaction").unwrap_or_default().to_owned();
+    let Some((sid, s, user)) = login::signed_in(&state, &req, &t).await? else {
+        return Ok(expired_page(&req));
+    };
+    if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::errors::Kind::Forbidden,
+            login::strings_with(&req, None).form_expired,
+        ));
+    }
+    let Some((pending, c)) = load(&state, &req, &t, &id).await? else {
+        return Ok(expired_page(&req));
+    };
+    if !take(&state, &req, &t, Some(&id)).await? {
+        return Ok(expired_page(&req));
+    }
+    let r = &pending.request;
+    if form.get("decision") != Some("allow") {
+        let who = format!("user:{}", user.id);
+        login::audit(
+            &state,
+            &t,
+            NewAuditEvent::failure(
+                &who,
+                "consent.deny",
+                format!("client:{}", c.client_id),
+                json!({"scope": scope::join(&r.scope)}),
+            ),
+        )
+        .await?;
+        state.metrics.oauth("consent", "code", "access_denied");
+        let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+        return respond(&state, &t, &r.target, Err(&e));
+    }
+    let (db, tid, uid, cid, granted) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        c.client_id.clone(),
+        scope::join(&r.scope),
+    );
+    blocking(move || db.save_consent(&tid, &uid, &cid, &granted)).await?;
+    state.metrics.oauth("consent", "code", "ok");
+    issue_code(&state, &t, &c, r, &sid, &s).await
+}
+
+/// Stores a grant and its code, and sends the code to the client.
+async fn issue_code(
+    state: &AppState,
+    t: &Tenant,
+    c: &Client,
+    r: &AuthorizationRequest,
+    sid: &SessionId,
+    s: &Session,
+) -> Result<HttpResponse, AppError> {
+    let now = state.clock.now_millis();
+    let life = lifetimes(t, c);
+    let code = latchkey_core::random_token(&*state.rng, 32);
+    let acr = s.acr.clone().or_else(|| acr_of(&s.amr));
+    let grant = Grant {
+        id: latchkey_core::random_uuid(&*state.rng),
+        client_id: c.client_id.clone(),
+        user_id: s.user_id.clone(),
+        session_key: Some(sid.storage_key()),
+        scope: scope::join(&r.scope),
+        auth_time: s.auth_time,
+        acr,
+        amr: s.amr.clone(),
+        created_at: now,
+        expires_at: now + life.refresh_absolute_secs * 1000,
+        revoked_at: None,
+    };
+    let new_code = NewCode {
+        code_hash: latchkey_core::sha256_hex(code.as_bytes()),
+        redirect_uri: r.target.redirect_uri.clone(),
+        code_challenge: r.code_challenge.clone(),
+        nonce: r.nonce.clone(),
+        expires_at: now + life.code_secs * 1000,
+    };
+    let event = NewAuditEvent::success(
+        &format!("user:{}", s.user_id),
+        "oauth.authorize",
+        format!("client:{}", c.client_id),
+        json!({"grant": grant.id, "scope": grant.scope}),
+    );
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    blocking(move || db.create_code(&tid, &grant, &new_code, event)).await?;
+    state.metrics.oauth("authorize", "code", "ok");
+    respond(state, t, &r.target, Ok(&code))
+}
+
+/// The authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`), by query or form post.
+pub(super) fn respond(
+    state: &AppState,
+    t: &Tenant,
+    target: &Target,
+    result: Result<&str, &OAuthError>,
+) -> Result<HttpResponse, AppError> {
+    let params = response_params(&issuer(state, t), target, result);
+    match target.response_mode {
+        ResponseMode::Query => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, query_url(&target.redirect_uri, &params)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        ResponseMode::FormPost => form_post(&target.redirect_uri, &params),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPost<'a> {
+    action: &'a str,
+    fields: Vec<(&'a str, String)>,
+}
+
+/// OAuth 2.0 Form Post Response Mode: a page that posts the response to the client. Its CSP
+/// allows posting to the client's origin only.
+fn form_post(action: &str, params: &[(&'static str, String)]) -> Result<HttpResponse, AppError> {
+    let page = FormPost {
+        action,
+        fields: params.to_vec(),
+    };
+    let body = page.render().map_err(|e| AppError::internal("template", e))?;
+    let dest = url::Url::parse(action).map_or_else(
+        |_| "'none'".to_owned(),
+        |u| match u.origin() {
+            url::Origin::Tuple(..) => u.origin().ascii_serialization(),
+            url::Origin::Opaque(_) => format!("{}:", u.scheme()),
+        },
+    );
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; form-action {dest}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
+        .body(body))
+}

@@ -1,0 +1,143 @@
+//! RP-initiated logout (`end_session_endpoint`). A request with a valid `id_token_hint` for the
+//! signed-in user ends the session at once; any other request is confirmed by the user first,
+//! so a link can't sign people out. Grants made in the session end with it (unless offline).
+
+use super::{Owned, client, issuer, query_params, revoke_grants};
+use crate::errors::AppError;
+use crate::login::{self, Strings, csrf, session};
+use crate::pages::message_page;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use latchkey_core::{NewAuditEvent, Tenant};
+use latchkey_keys::jwt::Expect;
+use latchkey_oidc::authorize::Params;
+use latchkey_oidc::logout::{after_logout_url, check_logout_request, client_id};
+use serde_json::{Value, json};
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct ConfirmPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    question: String,
+    csrf: String,
+    carry: Vec<(&'static str, String)>,
+}
+
+/// An `id_token_hint` of this tenant: signature and issuer checked, expiry tolerated
+/// (RP-Initiated Logout §2: the hint may well have expired).
+fn verify_hint(state: &AppState, t: &Tenant, token: &str) -> Option<Value> {
+    let iss = issuer(state, t);
+    let expect = Expect {
+        issuer: &iss,
+        audience: None,
+        typ: Some("JWT"),
+        now: state.clock.now_millis() / 1000,
+        leeway_secs: 400 * 86_400,
+    };
+    state.keys.verify(&t.id, token, &expect).ok()
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(message_page(title, text))
+}
+
+/// GET or POST `/t/{tenant}/end-session`.
+pub(super) async fn end_session(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let s = login::strings_with(&req, None);
+    let posted = req.method() == actix_web::http::Method::POST;
+    let params: Result<Params, _> = if posted {
+        match super::read_body(&req, payload).await {
+            Ok(b) => super::body_params(&req, &b),
+            Err(e) => Err(e),
+        }
+    } else {
+        query_params(&req)
+    };
+    let p = match params {
+        Ok(p) => p,
+        Err((status, e)) => return Ok(page(status, s.request_error_title, &e.description)),
+    };
+    let hint = p.get("id_token_hint").and_then(|h| verify_hint(&state, &t, h));
+    let named = client_id(&p, hint.as_ref()).unwrap_or_default().to_owned();
+    let c = client(&state, &t, &named).await?;
+    let lr = match check_logout_request(&p, hint.as_ref(), c.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            let text = format!("{} ({})", s.request_error_intro, e.description);
+            return Ok(page(StatusCode::BAD_REQUEST, s.request_error_title, &text));
+        }
+    };
+    let s = login::strings_with(&req, lr.ui_locales.as_deref());
+    let current = login::signed_in(&state, &req, &t).await?;
+    if let Some((sid, session_data, user)) = &current {
+        let trusted = lr.hint_sub.as_deref() == Some(user.id.as_str());
+        let confirmed = posted
+            && p.get("confirm").map(String::as_str) == Some("yes")
+            && csrf::check(
+                &state,
+                &req,
+                Some(sid.cookie_value()),
+                p.get("csrf").map(String::as_str),
+            );
+        if !trusted && !confirmed {
+            let mut carry = Vec::new();
+            for (name, value) in [
+                ("client_id", lr.client_id.clone()),
+                ("post_logout_redirect_uri", lr.post_logout_redirect_uri.clone()),
+                ("state", lr.state.clone()),
+                ("ui_locales", lr.ui_locales.clone()),
+            ] {
+                if let Some(v) = value {
+                    carry.push((name, v));
+                }
+            }
+            let confirm = ConfirmPage {
+                s,
+                slug: &t.slug,
+                tenant_name: &t.display_name,
+                logo_url: login::logo(&t),
+                question: s.logout_confirm.replace("{tenant}", &t.display_name),
+                csrf: csrf::token_for(sid.cookie_value()),
+                carry,
+            };
+            return login::html(&state, &req, StatusCode::OK, confirm.render());
+        }
+        state.ephemeral.delete_session(&t.id, sid).await?;
+        revoke_grants(&state, &t, Owned::Session(sid.storage_key()), "logout").await?;
+        let who = format!("user:{}", session_data.user_id);
+        login::audit(
+            &state,
+            &t,
+            NewAuditEvent::success(
+                &who,
+                "logout",
+                who.clone(),
+                json!({"via": "end_session", "client": lr.client_id}),
+            ),
+        )
+        .await?;
+        state.metrics.oauth("logout", "end_session", "ok");
+    }
+    let mut res = match after_logout_url(&lr) {
+        Some(url) => login::see_other(&url),
+        None => page(StatusCode::OK, s.logout_title, s.signed_out),
+    };
+    res.add_cookie(&session::removal(&state, session::cookie_name(&state, &t)))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}

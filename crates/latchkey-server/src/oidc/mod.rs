@@ -1,0 +1,327 @@
+//! The OpenID Connect / OAuth 2.0 endpoints: HTTP in, `latchkey_oidc` decisions, HTTP out.
+//! Errors become RFC 6749 §5.2 JSON (or redirects, or pages) here and nowhere else.
+//! Throughout: `t` is the tenant, `c` the client, `p` the request parameters.
+#![allow(clippy::many_single_char_names)]
+
+mod authorize;
+mod logout;
+mod resource;
+mod token;
+
+pub(crate) use authorize::describe as describe_scope;
+
+use crate::errors::{AppError, Kind, blocking};
+use crate::form::{FormError, parse_form, parse_query};
+use crate::state::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{Client, ClientId, Tenant, TenantId, TokenPolicy};
+use latchkey_oidc::authorize::Params;
+use latchkey_oidc::{ErrorCode, OAuthError};
+use latchkey_store::{ClientRepo, GrantsOf, OAuthRepo};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/t/{tenant}/authorize", web::get().to(authorize::authorize))
+        .route("/t/{tenant}/authorize", web::post().to(authorize::authorize))
+        .route("/t/{tenant}/authorize/resume", web::get().to(authorize::resume))
+        .route(
+            "/t/{tenant}/authorize/consent",
+            web::post().to(authorize::consent),
+        )
+        .route("/t/{tenant}/token", web::post().to(token::token))
+        .route("/t/{tenant}/token", web::route().to(post_only))
+        .route("/t/{tenant}/userinfo", web::get().to(resource::userinfo))
+        .route("/t/{tenant}/userinfo", web::post().to(resource::userinfo))
+        .route("/t/{tenant}/introspect", web::post().to(resource::introspect))
+        .route("/t/{tenant}/introspect", web::route().to(post_only))
+        .route("/t/{tenant}/revoke", web::post().to(resource::revoke))
+        .route("/t/{tenant}/revoke", web::route().to(post_only))
+        .route("/t/{tenant}/end-session", web::get().to(logout::end_session))
+        .route("/t/{tenant}/end-session", web::post().to(logout::end_session))
+        .route("/assets/form_post.js", web::get().to(form_post_js));
+}
+
+async fn form_post_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../assets/form_post.js"))
+}
+
+/// RFC 6749 §3.2: the token endpoint (and its siblings) take POST only.
+async fn post_only() -> HttpResponse {
+    let mut res = oauth_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &OAuthError::invalid_request("this endpoint takes POST with a form body"),
+    );
+    res.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    res
+}
+
+/// An RFC 6749 §5.2 error body, never cached.
+pub(crate) fn oauth_json(status: StatusCode, e: &OAuthError) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(serde_json::json!({"error": e.code.as_str(), "error_description": e.description}))
+}
+
+/// The status an error code gets at the token endpoint family (RFC 6749 §5.2).
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An endpoint failure: a protocol error for the client, or an operational one.
+pub(crate) enum Failure {
+    OAuth(OAuthError),
+    /// `invalid_client` for `client_secret_basic`: 401 with `WWW-Authenticate: Basic`.
+    Basic(OAuthError),
+    App(AppError),
+}
+
+impl From<OAuthError> for Failure {
+    fn from(e: OAuthError) -> Self {
+        Self::OAuth(e)
+    }
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<latchkey_session::SessionError> for Failure {
+    fn from(e: latchkey_session::SessionError) -> Self {
+        Self::App(e.into())
+    }
+}
+
+impl Failure {
+    pub(crate) fn respond(self) -> HttpResponse {
+        match self {
+            Self::OAuth(e) => oauth_json(status_of(e.code), &e),
+            Self::Basic(e) => {
+                let mut res = oauth_json(StatusCode::UNAUTHORIZED, &e);
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
+                );
+                res
+            }
+            Self::App(e) => actix_web::ResponseError::error_response(&e.json()),
+        }
+    }
+
+    /// The metrics label of the outcome.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::OAuth(e) | Self::Basic(e) => e.code.as_str(),
+            Self::App(e) if e.kind == Kind::Unavailable => "temporarily_unavailable",
+            Self::App(_) => "server_error",
+        }
+    }
+}
+
+/// A protocol request's form body: malformed bodies are `invalid_request` (413 when too large).
+pub(crate) fn body_params(req: &HttpRequest, body: &[u8]) -> Result<Params, (StatusCode, OAuthError)> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    parse_form(ct, body, max_body(req))
+        .map(|f| f.0)
+        .map_err(form_error)
+}
+
+pub(crate) fn query_params(req: &HttpRequest) -> Result<Params, (StatusCode, OAuthError)> {
+    parse_query(req.query_string()).map(|f| f.0).map_err(form_error)
+}
+
+fn max_body(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(64 * 1024, |s| s.config.max_body_bytes)
+}
+
+fn form_error(e: FormError) -> (StatusCode, OAuthError) {
+    let status = match e {
+        FormError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        FormError::WrongContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    (status, OAuthError::invalid_request(e.to_string()))
+}
+
+/// The body as bytes, with the size limit (413 beyond it).
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Bytes, (StatusCode, OAuthError)> {
+    let max = max_body(req);
+    payload
+        .to_bytes_limited(max)
+        .await
+        .map_err(|_| form_error(FormError::TooLarge(max)))?
+        .map_err(|_| {
+            (
+                StatusCode::BAD_REQUEST,
+                OAuthError::invalid_request("the request body could not be read"),
+            )
+        })
+}
+
+/// The tenant's issuer URL.
+pub(crate) fn issuer(state: &AppState, t: &Tenant) -> String {
+    state.config.issuer(&t.slug)
+}
+
+/// A client by id, cached briefly: the token endpoint looks clients up on every request.
+/// Clients change through the CLI (another process), so every node sees a change within `TTL`.
+#[derive(Default)]
+pub struct ClientCache(Mutex<HashMap<(TenantId, ClientId), (Instant, Client)>>);
+
+impl ClientCache {
+    const TTL: Duration = Duration::from_secs(10);
+    const MAX: usize = 10_000;
+
+    fn get(&self, t: &TenantId, id: &ClientId) -> Option<Client> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(t.clone(), id.clone()))
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, c: &Client) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::MAX {
+            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(
+            (c.tenant_id.clone(), c.client_id.clone()),
+            (Instant::now(), c.clone()),
+        );
+    }
+}
+
+/// The tenant's client `id`, if registered.
+pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Option<Client>, AppError> {
+    if id.is_empty() || id.len() > 128 {
+        return Ok(None);
+    }
+    let cid = ClientId(id.to_owned());
+    if let Some(c) = state.clients.get(&t.id, &cid) {
+        return Ok(Some(c));
+    }
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    let found = blocking(move || db.client(&tid, &cid)).await?;
+    if let Some(c) = &found {
+        state.clients.put(c);
+    }
+    Ok(found)
+}
+
+/// Lifetimes for a client: its own settings, else the tenant's.
+#[allow(clippy::struct_field_names)]
+pub(crate) struct Lifetimes {
+    pub access_secs: i64,
+    pub id_secs: i64,
+    pub code_secs: i64,
+    pub refresh_idle_secs: i64,
+    pub refresh_absolute_secs: i64,
+}
+
+pub(crate) fn lifetimes(t: &Tenant, c: &Client) -> Lifetimes {
+    let p: &TokenPolicy = &t.policy.tokens;
+    let s = &c.settings;
+    Lifetimes {
+        access_secs: i64::from(s.access_token_secs.unwrap_or(p.access_token_secs)),
+        id_secs: i64::from(s.id_token_secs.unwrap_or(p.id_token_secs)),
+        code_secs: i64::from(p.code_secs.min(60)),
+        refresh_idle_secs: i64::from(s.refresh_idle_secs.unwrap_or(p.refresh_idle_secs)),
+        refresh_absolute_secs: i64::from(s.refresh_absolute_secs.unwrap_or(p.refresh_absolute_secs)),
+    }
+}
+
+/// The ID-token signing algorithm of a client (RS256 unless it registered another).
+pub(crate) fn id_token_alg(c: &Client) -> latchkey_keys::Alg {
+    c.settings
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(latchkey_keys::Alg::RS256)
+}
+
+/// The `sid` claim of a browser session: derived from the store key, so it names the session
+/// without being a credential.
+pub(crate) fn sid_of(session_key: &str) -> String {
+    latchkey_core::sha256_hex(format!("latchkey-sid-v1:{session_key}").as_bytes())[..32].to_owned()
+}
+
+/// The `acr` a session's methods satisfy.
+pub(crate) fn acr_of(amr: &[String]) -> Option<String> {
+    let mfa = amr.iter().any(|m| m == "mfa");
+    let phr = amr.iter().any(|m| m == "hwk" || m == "swk") && mfa;
+    let acr = latchkey_oidc::discovery::ACR_VALUES;
+    if phr {
+        Some(acr[2].to_owned())
+    } else if mfa {
+        Some(acr[1].to_owned())
+    } else if amr.iter().any(|m| m == "pwd") {
+        Some(acr[0].to_owned())
+    } else {
+        None
+    }
+}
+
+/// `GrantsOf` with owned parts, to cross into a blocking task.
+pub(crate) enum Owned {
+    User(latchkey_core::UserId),
+    Session(String),
+}
+
+impl Owned {
+    fn as_ref(&self) -> GrantsOf<'_> {
+        match self {
+            Self::User(u) => GrantsOf::User(u),
+            Self::Session(k) => GrantsOf::Session(k),
+        }
+    }
+}
+
+/// Revokes grants (and their tokens) with an audit event; returns how many.
+pub(crate) async fn revoke_grants(
+    state: &AppState,
+    t: &Tenant,
+    which: Owned,
+    reason: &'static str,
+) -> Result<usize, AppError> {
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    let target = match &which {
+        Owned::User(u) => format!("user:{u}"),
+        Owned::Session(_) => "session".to_owned(),
+    };
+    let ev = latchkey_core::NewAuditEvent::success(
+        "system",
+        "oauth.revoke_grants",
+        target,
+        serde_json::json!({"reason": reason}),
+    );
+    let n = blocking(move || db.revoke_grants(&tid, which.as_ref(), reason, ev)).await?;
+    if n > 0 {
+        state.metrics.oauth("revoke", "grant", reason);
+    }
+    Ok(n)
+}

@@ -1,0 +1,389 @@
+//! Using and inspecting tokens: UserInfo (OIDC Core §5.3, RFC 6750 bearer), introspection
+//! (RFC 7662) and revocation (RFC 7009).
+//!
+//! JWT access tokens of users are checked against their stored row (so revoking the grant
+//! reaches them); client-credentials JWTs are stateless and revoked through a `jti` deny-list
+//! kept in the session store until they expire.
+
+use super::token::authenticate_client;
+use super::{Failure, body_params, issuer, oauth_json, read_body};
+use crate::errors::{AppError, blocking};
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use latchkey_core::{NewAuditEvent, Tenant, UserId, UserStatus};
+use latchkey_keys::jwt::Expect;
+use latchkey_oidc::authorize::Params;
+use latchkey_oidc::{ErrorCode, OAuthError, scope};
+use latchkey_store::{OAuthRepo, TokenKind, UserRepo};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What a live token says.
+pub(crate) struct Inspected {
+    pub kind: TokenKind,
+    pub client_id: String,
+    pub user: Option<UserId>,
+    pub scope: String,
+    pub aud: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Option<String>,
+    /// The stored row, when there is one.
+    pub handle: Option<String>,
+}
+
+fn deny_key(jti: &str) -> String {
+    format!("revoked-jti:{}", latchkey_core::sha256_hex(jti.as_bytes()))
+}
+
+fn is_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// Verifies a JWT access token of this tenant: signature, issuer, `typ`, time.
+fn verify_jwt(state: &AppState, t: &Tenant, token: &str, leeway_secs: i64) -> Option<Value> {
+    let iss = issuer(state, t);
+    let expect = Expect {
+        issuer: &iss,
+        audience: None,
+        typ: Some(latchkey_oidc::tokens::AT_JWT),
+        now: state.clock.now_millis() / 1000,
+        leeway_secs,
+    };
+    state.keys.verify(&t.id, token, &expect).ok()
+}
+
+/// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.
+pub(crate) async fn inspect(
+    state: &AppState,
+    t: &Tenant,
+    token: &str,
+) -> Result<Option<Inspected>, AppError> {
+    if token.is_empty() || token.len() > latchkey_keys::jwt::MAX_TOKEN_BYTES {
+        return Ok(None);
+    }
+    let now = state.clock.now_millis();
+    if is_jwt(token) {
+        let Some(claims) = verify_jwt(state, t, token, 0) else {
+            return Ok(None);
+        };
+        let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let Some(jti) = s("jti") else { return Ok(None) };
+        let user = claims.get("auth_time").is_some().then(|| s("sub")).flatten();
+        if user.is_some() {
+            let (db, tid, h) = (state.db.clone(), t.id.clone(), jti.clone());
+            let row = blocking(move || db.token(&tid, &h)).await?;
+            if !row.is_some_and(|r| r.is_live(now)) {
+                return Ok(None);
+            }
+        } else if state.ephemeral.peek(&t.id, &deny_key(&jti)).await?.is_some() {
+            return Ok(None);
+        }
+        let n = |k: &str| claims.get(k).and_then(Value::as_i64).unwrap_or_default();
+        return Ok(Some(Inspected {
+            kind: TokenKind::Access,
+            client_id: s("client_id").unwrap_or_default(),
+            user: user.map(UserId),
+            scope: s("scope").unwrap_or_default(),
+            aud: s("aud"),
+            iat: n("iat"),
+            exp: n("exp"),
+            jti: Some(jti.clone()),
+            handle: claims.get("auth_time").is_some().then_some(jti),
+        }));
+    }
+    let handle = latchkey_core::sha256_hex(token.as_bytes());
+    let (db, tid, h) = (state.db.clone(), t.id.clone(), handle.clone());
+    let Some(row) = blocking(move || db.token(&tid, &h))
+        .await?
+        .filter(|r| r.is_live(now))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Inspected {
+        kind: row.kind,
+        client_id: row.client_id.to_string(),
+        user: row.user_id,
+        scope: row.scope,
+        aud: row.audience,
+        iat: row.created_at / 1000,
+        exp: row.expires_at / 1000,
+        jti: None,
+        handle: Some(handle),
+    }))
+}
+
+/// RFC 6750 §3: a bearer error with its `WWW-Authenticate` challenge.
+fn bearer_error(code: Option<ErrorCode>, description: &str) -> HttpResponse {
+    let mut challenge = "Bearer realm=\"latchkey\"".to_owned();
+    let status = match code {
+        None => StatusCode::UNAUTHORIZED,
+        Some(c) => {
+            let _ = write!(
+                challenge,
+                ", error=\"{}\", error_description=\"{description}\"",
+                c.as_str()
+            );
+            super::status_of(c)
+        }
+    };
+    let mut res = match code {
+        Some(c) => oauth_json(status, &OAuthError::new(c, description)),
+        None => HttpResponse::build(status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+    };
+    if let Ok(v) = header::HeaderValue::from_str(&challenge) {
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    res
+}
+
+/// GET or POST `/t/{tenant}/userinfo`.
+pub(super) async fn userinfo(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let mut res = match userinfo_inner(&req, &path, &state, payload).await {
+        Ok(r) => r,
+        Err(e) => e.json().error_response(),
+    };
+    // Called from browsers with a bearer token, never with cookies.
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    res
+}
+
+async fn userinfo_inner(
+    req: &HttpRequest,
+    slug: &str,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(state, slug).await?;
+    let header_token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, tok)| tok.trim().to_owned());
+    let mut body_token = None;
+    if req.method() == actix_web::http::Method::POST
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"))
+    {
+        match read_body(req, payload).await.and_then(|b| body_params(req, &b)) {
+            Ok(p) => body_token = p.get("access_token").cloned(),
+            Err((status, e)) => return Ok(oauth_json(status, &e)),
+        }
+    }
+    let token = match (header_token, body_token) {
+        (Some(_), Some(_)) => {
+            return Ok(bearer_error(
+                Some(ErrorCode::InvalidRequest),
+                "send the token one way only",
+            ));
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => return Ok(bearer_error(None, "")),
+    };
+    let invalid = || {
+        bearer_error(
+            Some(ErrorCode::InvalidToken),
+            "the access token is invalid, expired or revoked",
+        )
+    };
+    let Some(info) = inspect(state, &t, &token).await? else {
+        return Ok(invalid());
+    };
+    let Some(uid) = info.user.filter(|_| info.kind == TokenKind::Access) else {
+        return Ok(invalid());
+    };
+    if !scope::contains(&info.scope, scope::OPENID) {
+        return Ok(bearer_error(
+            Some(ErrorCode::InsufficientScope),
+            "the token lacks the openid scope",
+        ));
+    }
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    let Some(user) = blocking(move || db.user(&tid, &uid))
+        .await?
+        .filter(|u| u.status == UserStatus::Active)
+    else {
+        return Ok(invalid());
+    };
+    let mut claims = scope::user_claims(&user, &info.scope);
+    claims.insert("sub".into(), json!(user.id));
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Value::Object(claims)))
+}
+
+/// A client-authenticated form POST (introspection, revocation).
+async fn authenticated(
+    req: &HttpRequest,
+    slug: &str,
+    state: &AppState,
+    payload: web::Payload,
+    endpoint: &str,
+) -> Result<(Tenant, latchkey_core::Client, Params), HttpResponse> {
+    let t = tenant(state, slug).await.map_err(|e| e.json().error_response())?;
+    let p = read_body(req, payload)
+        .await
+        .and_then(|b| body_params(req, &b))
+        .map_err(|(status, e)| oauth_json(status, &e))?;
+    let c = authenticate_client(state, req, &t, &p, endpoint)
+        .await
+        .map_err(Failure::respond)?;
+    if p.get("token").is_none_or(String::is_empty) {
+        return Err(oauth_json(
+            StatusCode::BAD_REQUEST,
+            &OAuthError::invalid_request("token is missing"),
+        ));
+    }
+    Ok((t, c, p))
+}
+
+/// POST `/t/{tenant}/introspect` (RFC 7662).
+pub(super) async fn introspect(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (t, c, p) =
+        match authenticated(&req, &path, &state, payload, latchkey_oidc::discovery::INTROSPECT).await {
+            Ok(x) => x,
+            Err(res) => {
+                state.metrics.oauth("introspect", "introspection", "error");
+                return res;
+            }
+        };
+    let token = p.get("token").map(String::as_str).unwrap_or_default();
+    let info = match inspect(&state, &t, token).await {
+        Ok(i) => i,
+        Err(e) => return e.json().error_response(),
+    };
+    // A client sees its own tokens; others only with the may-introspect-others flag.
+    let visible = info.filter(|i| i.client_id == c.client_id.as_str() || c.introspect_others);
+    let body = match visible {
+        None => json!({"active": false}),
+        Some(i) => {
+            let mut m = serde_json::Map::new();
+            m.insert("active".into(), json!(true));
+            m.insert("iss".into(), json!(issuer(&state, &t)));
+            m.insert("client_id".into(), json!(i.client_id));
+            m.insert(
+                "token_type".into(),
+                json!(match i.kind {
+                    TokenKind::Access => "Bearer",
+                    TokenKind::Refresh => "refresh_token",
+                }),
+            );
+            if !i.scope.is_empty() {
+                m.insert("scope".into(), json!(i.scope));
+            }
+            m.insert(
+                "sub".into(),
+                json!(i.user.as_ref().map_or(i.client_id.clone(), ToString::to_string)),
+            );
+            if let Some(a) = i.aud {
+                m.insert("aud".into(), json!(a));
+            }
+            m.insert("iat".into(), json!(i.iat));
+            m.insert("exp".into(), json!(i.exp));
+            if let Some(j) = i.jti {
+                m.insert("jti".into(), json!(j));
+            }
+            Value::Object(m)
+        }
+    };
+    let outcome = if body["active"] == json!(true) {
+        "active"
+    } else {
+        "inactive"
+    };
+    state.metrics.oauth("introspect", "introspection", outcome);
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+/// POST `/t/{tenant}/revoke` (RFC 7009): 200 whether or not the token was known.
+pub(super) async fn revoke(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let (t, c, p) = match authenticated(&req, &path, &state, payload, latchkey_oidc::discovery::REVOKE).await
+    {
+        Ok(x) => x,
+        Err(res) => {
+            state.metrics.oauth("revoke", "revocation", "error");
+            return res;
+        }
+    };
+    let token = p.get("token").map(String::as_str).unwrap_or_default();
+    match revoke_inner(&state, &t, &c, token).await {
+        Ok(outcome) => {
+            state.metrics.oauth("revoke", "revocation", outcome);
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Err(f) => {
+            state.metrics.oauth("revoke", "revocation", f.label());
+            f.respond()
+        }
+    }
+}
+
+async fn revoke_inner(
+    state: &AppState,
+    t: &Tenant,
+    c: &latchkey_core::Client,
+    token: &str,
+) -> Result<&'static str, Failure> {
+    let Some(info) = inspect(state, t, token).await? else {
+        return Ok("unknown");
+    };
+    if info.client_id != c.client_id.as_str() {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the token was issued to another client",
+        )
+        .into());
+    }
+    let event = NewAuditEvent::success(
+        &format!("client:{}", c.client_id),
+        "oauth.revoke",
+        info.user
+            .as_ref()
+            .map_or_else(|| format!("client:{}", c.client_id), |u| format!("user:{u}")),
+        json!({"kind": if info.kind == TokenKind::Refresh { "refresh" } else { "access" }}),
+    );
+    if let Some(handle) = info.handle {
+        let (db, tid) = (state.db.clone(), t.id.clone());
+        blocking(move || db.revoke_token(&tid, &handle, event)).await?;
+    } else if let Some(jti) = info.jti {
+        let left = info.exp - state.clock.now_millis() / 1000;
+        let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(0) + 60);
+        state
+            .ephemeral
+            .put_once(&t.id, &deny_key(&jti), b"1", ttl)
+            .await?;
+        crate::login::audit(state, t, event).await?;
+    }
+    Ok("revoked")
+}
