@@ -1,7 +1,7 @@
 //! The O* and J* attacks of SECURITY-TESTS.md, tried against a running Latchkey on both
 //! backends: each must be refused.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::many_single_char_names)] // test code: a failed unwrap is a failed test; s, c, b: server, client, browser
 
 use base64::Engine as _;
 use latchkey_core::{AccessTokenFormat, Client, ClientType};
