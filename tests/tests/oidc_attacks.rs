@@ -5,97 +5,13 @@
 
 use base64::Engine as _;
 use latchkey_core::{AccessTokenFormat, Client, ClientType};
-use latchkey_oidc::pkce::s256;
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, setup};
-use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
-use reqwest::StatusCode;
+use latchkey_tests::oidc::{
+    REDIRECT, SECRET, VERIFIER, authorize, authorize_path, code, query, redeem, refresh, register, token,
+    userinfo,
+};
 use serde_json::Value;
-
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-fn enc(v: &str) -> String {
-    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
-}
-
-fn authorize_path(c: &Client, extra: &[(&str, &str)]) -> String {
-    let mut params: Vec<(String, String)> = [
-        ("client_id", c.client_id.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("response_type", "code"),
-        ("scope", "openid email offline_access"),
-        ("state", "st"),
-        ("nonce", "n-0S6_WzA2Mj"),
-        ("code_challenge_method", "S256"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    params.push(("code_challenge".into(), s256(VERIFIER)));
-    for (k, v) in extra {
-        params.retain(|(n, _)| n != k);
-        if !v.is_empty() {
-            params.push(((*k).to_owned(), (*v).to_owned()));
-        }
-    }
-    let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    format!("/t/acme/authorize?{}", q.join("&"))
-}
-
-/// Signs alice in and returns a fresh code for `c`.
-async fn code(s: &TestServer, b: &mut Browser, c: &Client) -> String {
-    let back = authorize(s, b, &authorize_path(c, &[]), "acme", true).await;
-    query(&back)["code"].clone()
-}
-
-async fn token(s: &TestServer, c: &Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let mut req = TestServer::client().post(s.url("/t/acme/token")).form(form);
-    if c.client_type == ClientType::Confidential {
-        req = req.basic_auth(c.client_id.as_str(), Some(SECRET));
-    }
-    let res = req.send().await.unwrap();
-    let st = res.status();
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    (st, res.json().await.unwrap())
-}
-
-async fn redeem(s: &TestServer, c: &Client, code: &str) -> (StatusCode, Value) {
-    token(
-        s,
-        c,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", c.client_id.as_str()),
-        ],
-    )
-    .await
-}
-
-async fn refresh(s: &TestServer, c: &Client, rt: &str) -> (StatusCode, Value) {
-    token(
-        s,
-        c,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", rt),
-            ("client_id", c.client_id.as_str()),
-        ],
-    )
-    .await
-}
-
-async fn userinfo(s: &TestServer, slug: &str, at: &str) -> StatusCode {
-    TestServer::client()
-        .get(s.url(&format!("/t/{slug}/userinfo")))
-        .bearer_auth(at)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
 
 fn fixture_client(s: &TestServer, kind: ClientType) -> Client {
     register(s, "acme", kind, true, AccessTokenFormat::Jwt)

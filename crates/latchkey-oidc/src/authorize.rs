@@ -271,7 +271,8 @@ pub fn next_step(
     let needs_login = match signed_in {
         None => true,
         Some(s) if s.during_request => false,
-        Some(s) => req.prompt.login || req.max_age.is_some_and(|max| now - s.auth_time > max),
+        // max_age=0 asks for a fresh sign-in, like prompt=login (OIDC Core §3.1.2.1).
+        Some(s) => req.prompt.login || req.max_age.is_some_and(|max| max == 0 || now - s.auth_time > max),
     };
     if needs_login {
         return if req.prompt.none {

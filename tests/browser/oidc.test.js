@@ -1,0 +1,266 @@
+// The OpenID Connect authorization code flow with PKCE in a real browser (Debian's Chromium via
+// playwright-core): sign-in, consent, the code at the redirect URI, the token exchange, UserInfo,
+// RP-initiated logout, deny, form_post, and withdrawing consent on the account page. Boots the
+// `latchkey` binary on a fresh SQLite database. Nothing listens at the client's redirect URI:
+// the browser's requests to it are intercepted and answered here.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
+const shots = join(root, 'docs', 'img');
+const PASSWORD = 'tulip-gravel-orbit-42';
+const RP = 'http://127.0.0.1:8000';
+const REDIRECT_URI = `${RP}/cb`;
+let server, browser, base, issuer, env, portal, partner;
+let serverLog = '';
+
+const freePort = () => new Promise((ok) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+});
+
+function cli(args, input) {
+  return execFileSync(bin, args, { env, input, cwd: env.WORK, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+}
+
+before(async () => {
+  const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
+  const port = await freePort();
+  base = `http://localhost:${port}`;
+  issuer = `${base}/t/acme`;
+  env = {
+    PATH: process.env.PATH, WORK: work,
+    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
+    LATCHKEY_KEYS_DIR: join(work, 'keys'),
+    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
+  };
+  cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
+  cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
+  cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example', '--email', 'alice@acme.test', '--password-stdin'], PASSWORD + '\n');
+  portal = JSON.parse(cli(['client', 'create', '--tenant', 'acme', '--name', 'Portal',
+    '--redirect-uri', REDIRECT_URI, '--post-logout-redirect-uri', `${RP}/bye`,
+    '--grant', 'authorization_code', '--grant', 'refresh_token', '--first-party', '--json']));
+  partner = JSON.parse(cli(['client', 'create', '--tenant', 'acme', '--name', 'Partner App', '--public',
+    '--redirect-uri', REDIRECT_URI, '--grant', 'authorization_code', '--grant', 'refresh_token', '--json']));
+  assert.ok(portal.client_id && portal.client_secret, 'the portal is confidential');
+  assert.ok(partner.client_id && partner.client_secret == null, 'the partner app is public');
+  server = spawn(bin, ['serve'], { env, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
+  server.stderr.on('data', (chunk) => { serverLog += chunk.toString(); });
+  for (let i = 0; i < 200; i++) {
+    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+});
+
+const b64url = (buf) => buf.toString('base64url');
+const jwtPayload = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
+
+/** A fresh authorization request: its URL and the secrets the client keeps. */
+function authorizeRequest(clientId, extra = {}) {
+  const verifier = b64url(randomBytes(48)); // 64 characters, RFC 7636 §4.1 allows 43-128
+  const state = b64url(randomBytes(16));
+  const nonce = b64url(randomBytes(16));
+  const url = new URL(`${issuer}/authorize`);
+  const params = {
+    client_id: clientId, redirect_uri: REDIRECT_URI, response_type: 'code',
+    scope: 'openid profile email', state, nonce,
+    code_challenge: b64url(createHash('sha256').update(verifier).digest()),
+    code_challenge_method: 'S256', ...extra,
+  };
+  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  return { url: url.toString(), verifier, state, nonce };
+}
+
+/** A browser context whose requests to the relying party are answered with a tiny page and recorded. */
+async function rpContext(options = {}) {
+  const ctx = await browser.newContext(options);
+  const page = await ctx.newPage();
+  const hits = [];
+  await page.route(`${RP}/**`, async (route) => {
+    const r = route.request();
+    hits.push({ url: r.url(), method: r.method(), body: r.postData() });
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>RP</title><p>Back at the app.</p>' });
+  });
+  return { ctx, hits, page };
+}
+
+async function fillSignIn(page, user = 'alice', password = PASSWORD) {
+  await page.getByLabel('Username or email').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** The authorization response the browser brought to the redirect URI (query mode). */
+async function callback(page) {
+  await page.waitForURL((u) => u.toString().startsWith(REDIRECT_URI));
+  return new URL(page.url()).searchParams;
+}
+
+async function token(form, basic) {
+  const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+  if (basic) {
+    const enc = (s) => encodeURIComponent(s); // RFC 6749 §2.3.1: form-encode, then Basic
+    headers.Authorization = `Basic ${Buffer.from(`${enc(basic.client_id)}:${enc(basic.client_secret)}`).toString('base64')}`;
+  }
+  const res = await fetch(`${issuer}/token`, { method: 'POST', headers, body: new URLSearchParams(form) });
+  return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+test('a portal user signs in through the authorization endpoint', async () => {
+  const { ctx, page } = await rpContext();
+  const req = authorizeRequest(portal.client_id);
+  await page.goto(req.url);
+  assert.match(page.url(), /\/t\/acme\/login\?interaction=/, 'an unknown browser is asked to sign in');
+  await fillSignIn(page);
+  const cb = await callback(page); // first party: no consent page
+  assert.equal(cb.get('state'), req.state);
+  assert.equal(cb.get('iss'), issuer);
+  assert.ok(cb.get('code'), `a code: ${page.url()}`);
+
+  const t = await token({
+    grant_type: 'authorization_code', code: cb.get('code'), redirect_uri: REDIRECT_URI, code_verifier: req.verifier,
+  }, portal);
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  assert.equal(t.headers.get('cache-control'), 'no-store');
+  assert.equal(t.body.token_type, 'Bearer');
+  assert.ok(t.body.access_token && t.body.refresh_token && t.body.id_token, JSON.stringify(t.body));
+  const id = jwtPayload(t.body.id_token);
+  assert.equal(id.nonce, req.nonce);
+  assert.equal(id.aud, portal.client_id);
+  assert.equal(id.iss, issuer);
+  assert.equal(id.preferred_username, 'alice');
+
+  const ui = await fetch(`${issuer}/userinfo`, { headers: { Authorization: `Bearer ${t.body.access_token}` } });
+  assert.equal(ui.status, 200);
+  const info = await ui.json();
+  assert.equal(info.preferred_username, 'alice');
+  assert.equal(info.sub, id.sub);
+  assert.equal(info.email, 'alice@acme.test');
+
+  // The code works once (RFC 6749 §4.1.2).
+  const again = await token({
+    grant_type: 'authorization_code', code: cb.get('code'), redirect_uri: REDIRECT_URI, code_verifier: req.verifier,
+  }, portal);
+  assert.equal(again.status, 400);
+  assert.equal(again.body.error, 'invalid_grant');
+
+  // RP-initiated logout with a hint for the signed-in user: no question asked.
+  const logout = new URL(`${issuer}/end-session`);
+  logout.searchParams.set('id_token_hint', t.body.id_token);
+  logout.searchParams.set('post_logout_redirect_uri', `${RP}/bye`);
+  logout.searchParams.set('state', 'bye');
+  await page.goto(logout.toString());
+  await page.waitForURL(`${RP}/bye?state=bye`);
+  await page.goto(`${issuer}/account`);
+  assert.match(page.url(), /\/t\/acme\/login/, 'the session ended');
+  await ctx.close();
+});
+
+test('a third-party app asks for consent', async () => {
+  const { ctx, page } = await rpContext({ viewport: { width: 900, height: 760 } });
+  const req = authorizeRequest(partner.client_id);
+  await page.goto(req.url);
+  await fillSignIn(page);
+  await page.waitForURL(/\/t\/acme\/(login|authorize)/);
+  await page.getByRole('button', { name: 'Allow' }).waitFor();
+  await page.screenshot({ path: join(shots, 'consent.png') });
+  const main = await page.textContent('main');
+  assert.match(main, /Partner App would like to:/);
+  const scopes = await page.locator('ul.scopes li').allTextContents();
+  assert.deepEqual(scopes, ['Know who you are', 'See your name and username', 'See your email address']);
+  await page.getByRole('button', { name: 'Allow' }).click();
+  const cb = await callback(page);
+  assert.equal(cb.get('state'), req.state);
+  assert.equal(cb.get('iss'), issuer);
+  assert.ok(cb.get('code'), `a code: ${page.url()}`);
+
+  // A public client names itself in the body and proves the code with its verifier.
+  const t = await token({
+    grant_type: 'authorization_code', code: cb.get('code'), redirect_uri: REDIRECT_URI,
+    code_verifier: req.verifier, client_id: partner.client_id,
+  });
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  assert.equal(jwtPayload(t.body.id_token).aud, partner.client_id);
+  assert.equal(jwtPayload(t.body.id_token).nonce, req.nonce);
+
+  // The answer is remembered: a second request goes straight back with a code.
+  const second = authorizeRequest(partner.client_id);
+  await page.goto(second.url);
+  const cb2 = await callback(page);
+  assert.equal(cb2.get('state'), second.state);
+  assert.ok(cb2.get('code'));
+
+  await page.goto(`${issuer}/account`);
+  const apps = page.locator('h2', { hasText: 'Connected applications' }).locator('xpath=following-sibling::ul[1]');
+  assert.match(await apps.textContent(), /Partner App/);
+  assert.doesNotMatch(await apps.textContent(), /Portal/, 'a first-party client needs no consent');
+  await page.screenshot({ path: join(shots, 'account-apps.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Remove access: Partner App' }).click();
+  await page.waitForLoadState();
+  assert.equal(await page.getByRole('button', { name: /Remove access/ }).count(), 0);
+  assert.doesNotMatch(await page.textContent('main'), /Partner App/);
+  assert.match(await page.textContent('main'), /No application has access yet\./);
+
+  // Withdrawing consent revokes the app's refresh tokens...
+  const refreshed = await token({ grant_type: 'refresh_token', refresh_token: t.body.refresh_token, client_id: partner.client_id });
+  assert.equal(refreshed.status, 400, JSON.stringify(refreshed.body));
+  assert.equal(refreshed.body.error, 'invalid_grant');
+  // ...and the next request asks again.
+  await page.goto(authorizeRequest(partner.client_id).url);
+  await page.getByRole('button', { name: 'Allow' }).waitFor();
+  await ctx.close();
+});
+
+test('deny returns access_denied', async () => {
+  const { ctx, page } = await rpContext();
+  const req = authorizeRequest(partner.client_id);
+  await page.goto(req.url);
+  await fillSignIn(page);
+  await page.getByRole('button', { name: 'Deny' }).click();
+  const cb = await callback(page);
+  assert.equal(cb.get('error'), 'access_denied');
+  assert.equal(cb.get('state'), req.state);
+  assert.equal(cb.get('iss'), issuer);
+  assert.equal(cb.get('code'), null);
+  await ctx.close();
+});
+
+test('form_post response mode', async () => {
+  const { ctx, page, hits } = await rpContext();
+  const req = authorizeRequest(portal.client_id, { response_mode: 'form_post' });
+  await page.goto(req.url);
+  await fillSignIn(page);
+  await page.waitForURL(REDIRECT_URI); // posted there by /assets/form_post.js
+  const post = hits.find((h) => h.url === REDIRECT_URI && h.method === 'POST');
+  assert.ok(post, JSON.stringify(hits));
+  assert.match(post.body, /(^|&)code=/);
+  assert.match(post.body, /(^|&)state=/);
+  assert.match(post.body, /(^|&)iss=/);
+  const form = new URLSearchParams(post.body);
+  assert.equal(form.get('state'), req.state);
+  assert.equal(form.get('iss'), issuer);
+  assert.equal(hits.filter((h) => h.method === 'GET').length, 0, 'nothing in a query string');
+  const t = await token({
+    grant_type: 'authorization_code', code: form.get('code'), redirect_uri: REDIRECT_URI, code_verifier: req.verifier,
+  }, portal);
+  assert.equal(t.status, 200, JSON.stringify(t.body));
+  assert.equal(jwtPayload(t.body.id_token).nonce, req.nonce);
+  await ctx.close();
+});
