@@ -310,7 +310,58 @@ async fn discovery_publishes_what_the_endpoints_do(s: &TestServer) {
     }
 }
 
+async fn tokens_consents_reuse_and_logouts_are_audited_and_counted(s: &TestServer) {
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Public, false, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    let (_, tokens) = redeem(s, &c, &code(s, &mut b, &c).await).await;
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(s, &c, rt).await.0, 200);
+    assert_eq!(refresh(s, &c, rt).await.0, 400);
+    let t = tenant(s, "acme");
+    let events = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 1000).unwrap();
+    let seen = |action: &str| events.iter().filter(|e| e.action == action).count();
+    for action in [
+        "consent.grant",
+        "oauth.authorize",
+        "oauth.token",
+        "oauth.refresh",
+        "oauth.refresh_reuse",
+    ] {
+        assert_eq!(
+            seen(action),
+            1,
+            "{action} in {:?}",
+            events.iter().map(|e| &e.action).collect::<Vec<_>>()
+        );
+    }
+    let reuse = events.iter().find(|e| e.action == "oauth.refresh_reuse").unwrap();
+    assert_eq!(reuse.outcome, latchkey_core::Outcome::Failure);
+    assert!(matches!(
+        latchkey_audit::verify(&s.state.db, &t.id).unwrap(),
+        latchkey_audit::Verdict::Intact { .. }
+    ));
+    let page = TestServer::client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"latchkey_oauth_events_total{event="token",grant="authorization_code",outcome="ok"} 1"#,
+        r#"latchkey_oauth_events_total{event="token",grant="refresh_token",outcome="ok"} 1"#,
+        r#"latchkey_oauth_events_total{event="token",grant="refresh_token",outcome="invalid_grant"} 1"#,
+        r#"latchkey_oauth_events_total{event="reuse",grant="refresh_token",outcome="revoked"} 1"#,
+        r#"latchkey_oauth_events_total{event="consent",grant="code",outcome="ok"} 1"#,
+    ] {
+        assert!(page.contains(line), "{line} in\n{page}");
+    }
+}
+
 latchkey_tests::e2e!(
+    tokens_consents_reuse_and_logouts_are_audited_and_counted,
     prompt_login_and_max_age_force_a_new_sign_in,
     logout_without_a_hint_is_confirmed_and_ends_online_grants_only,
     a_disabled_user_loses_refresh_and_userinfo,

@@ -163,8 +163,8 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// Runs the key-rotation scheduler for every tenant, now and then every
-/// `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
+/// Runs the key-rotation scheduler for every tenant (and purges expired OAuth state), now and
+/// then every `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
 /// key lock, so only one node makes it.
 async fn key_scheduler(state: AppState) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(state.config.key_scheduler_secs));
@@ -173,6 +173,12 @@ async fn key_scheduler(state: AppState) {
         every.tick().await;
         let s = state.clone();
         let outcome = actix_web::web::block(move || -> Result<(), latchkey_keys::KeyError> {
+            // Spent and expired codes, tokens and grants go a day after they expire.
+            match latchkey_store::OAuthRepo::purge_expired_oauth(&s.db) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "purged expired OAuth state"),
+                Err(e) => tracing::warn!(error = %e, "purging expired OAuth state failed"),
+            }
             for t in latchkey_store::TenantRepo::list_tenants(&s.db)? {
                 // An unfinished data-key rotation moves on by one batch per pass.
                 if s.db.data_keys(&t.id).is_ok_and(|d| d.len() > 1)

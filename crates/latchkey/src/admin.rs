@@ -148,6 +148,43 @@ fn done(json: bool, v: serde_json::Value, text: &str) {
     if json { print_json(&v) } else { println!("{text}") }
 }
 
+/// Token lifetimes: short access and ID tokens, codes of at most a minute (RFC 9700 §4.2.1 via
+/// RFC 6749 §4.1.2), refresh lifetimes whose absolute limit is not below the idle one.
+fn apply_token_policy(p: &mut TenantPolicy, f: &PolicyFlags) -> Result<(), CliError> {
+    let t = &mut p.tokens;
+    let bad = |m: String| Err(CliError::Input(m));
+    let max = p.keys.max_token_lifetime_secs;
+    for (flag, v, target) in [
+        ("--access-token-ttl", f.access_token_ttl, &mut t.access_token_secs),
+        ("--id-token-ttl", f.id_token_ttl, &mut t.id_token_secs),
+    ] {
+        if let Some(v) = v {
+            if !(10..=max).contains(&v) {
+                return bad(format!(
+                    "{flag} must be 10 to {max} seconds (the key policy's maximum token lifetime)"
+                ));
+            }
+            *target = v;
+        }
+    }
+    if let Some(v) = f.code_ttl {
+        if !(10..=60).contains(&v) {
+            return bad("--code-ttl must be 10 to 60 seconds".into());
+        }
+        t.code_secs = v;
+    }
+    if let Some(v) = f.refresh_idle_ttl {
+        t.refresh_idle_secs = v;
+    }
+    if let Some(v) = f.refresh_absolute_ttl {
+        t.refresh_absolute_secs = v;
+    }
+    if t.refresh_idle_secs < 60 || t.refresh_absolute_secs < t.refresh_idle_secs {
+        return bad("refresh lifetimes: idle at least 60 s and absolute at least idle".into());
+    }
+    Ok(())
+}
+
 fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, CliError> {
     if let Some(n) = f.password_min_length {
         if n < 8 {
@@ -207,6 +244,7 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
         }
         p.branding.primary_color = (!c.is_empty()).then(|| c.to_ascii_lowercase());
     }
+    apply_token_policy(&mut p, f)?;
     if let Some(d) = f.key_rotation_days {
         p.keys.rotation_days = d;
     }
@@ -730,6 +768,46 @@ mod tests {
             ..PolicyFlags::default()
         };
         assert_eq!(apply_policy(out, &f).unwrap().password.expiry_days, None);
+    }
+
+    #[test]
+    fn token_lifetimes_are_bounded() {
+        let p = TenantPolicy::default();
+        let with = |f: PolicyFlags| apply_policy(p.clone(), &f);
+        let ok = with(PolicyFlags {
+            access_token_ttl: Some(300),
+            code_ttl: Some(30),
+            refresh_idle_ttl: Some(3600),
+            refresh_absolute_ttl: Some(7200),
+            ..PolicyFlags::default()
+        })
+        .unwrap()
+        .tokens;
+        assert_eq!(
+            (ok.access_token_secs, ok.code_secs, ok.refresh_absolute_secs),
+            (300, 30, 7200)
+        );
+        for bad in [
+            PolicyFlags {
+                code_ttl: Some(600),
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                access_token_ttl: Some(2 * 86_400),
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                id_token_ttl: Some(1),
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                refresh_idle_ttl: Some(7200),
+                refresh_absolute_ttl: Some(3600),
+                ..PolicyFlags::default()
+            },
+        ] {
+            assert!(with(bad).is_err());
+        }
     }
 
     #[test]

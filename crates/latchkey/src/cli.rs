@@ -231,6 +231,21 @@ pub struct PolicyFlags {
     /// Primary colour of the tenant's pages, `#rrggbb` (empty to remove).
     #[arg(long, value_name = "COLOR")]
     pub primary_color: Option<String>,
+    /// Access-token lifetime in seconds (10 s to the key policy's maximum token lifetime).
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<u32>,
+    /// ID-token lifetime in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub id_token_ttl: Option<u32>,
+    /// Authorization-code lifetime in seconds (10 to 60).
+    #[arg(long, value_name = "SECS")]
+    pub code_ttl: Option<u32>,
+    /// Refresh tokens unused this long die (seconds).
+    #[arg(long, value_name = "SECS")]
+    pub refresh_idle_ttl: Option<u32>,
+    /// No refresh token of a grant lives longer than this (seconds).
+    #[arg(long, value_name = "SECS")]
+    pub refresh_absolute_ttl: Option<u32>,
     /// Days a signing key signs before its successor takes over.
     #[arg(long, value_name = "DAYS")]
     pub key_rotation_days: Option<u32>,

@@ -134,7 +134,14 @@ impl Failure {
 }
 
 /// A protocol request's form body: malformed bodies are `invalid_request` (413 when too large).
+/// Parameters travel in the body only: a query string as well is refused (SECURITY-TESTS O14).
 pub(crate) fn body_params(req: &HttpRequest, body: &[u8]) -> Result<Params, (StatusCode, OAuthError)> {
+    if !req.query_string().is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            OAuthError::invalid_request("send the parameters in the form body, not in the query"),
+        ));
+    }
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
