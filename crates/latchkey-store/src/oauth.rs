@@ -287,6 +287,38 @@ fn revoke_grant(c: &mut AnyConnection, t: &TenantId, id: &str, now: i64, reason:
     Ok(n > 0)
 }
 
+/// Revokes the live grants `which` names, in the caller's transaction; returns how many. A
+/// session's grants with `offline_access` are kept (they were meant to outlive it).
+pub(crate) fn revoke_matching(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    which: GrantsOf<'_>,
+    now: i64,
+    reason: &str,
+) -> Result<usize> {
+    let mut q = oauth_grants::table
+        .filter(oauth_grants::tenant_id.eq(t.as_str()))
+        .filter(oauth_grants::revoked_at.is_null())
+        .select((oauth_grants::id, oauth_grants::scope))
+        .into_boxed();
+    q = match which {
+        GrantsOf::User(u) => q.filter(oauth_grants::user_id.eq(u.as_str())),
+        GrantsOf::UserClient(u, cl) => q
+            .filter(oauth_grants::user_id.eq(u.as_str()))
+            .filter(oauth_grants::client_id.eq(cl.as_str())),
+        GrantsOf::Session(k) => q.filter(oauth_grants::session_key.eq(k)),
+    };
+    let keep_offline = matches!(which, GrantsOf::Session(_));
+    let mut n = 0;
+    for (id, scope) in q.load::<(String, String)>(c)? {
+        if keep_offline && scope.split(' ').any(|s| s == "offline_access") {
+            continue;
+        }
+        n += usize::from(revoke_grant(c, t, &id, now, reason)?);
+    }
+    Ok(n)
+}
+
 fn replay_event(kind: &str, grant_id: &str, original: &NewAuditEvent) -> NewAuditEvent {
     NewAuditEvent::failure(
         &original.actor,
@@ -550,26 +582,7 @@ impl OAuthRepo for Db {
     ) -> Result<usize> {
         let now = self.now();
         self.audited(t, |c| {
-            let mut q = oauth_grants::table
-                .filter(oauth_grants::tenant_id.eq(t.as_str()))
-                .filter(oauth_grants::revoked_at.is_null())
-                .select((oauth_grants::id, oauth_grants::scope))
-                .into_boxed();
-            q = match which {
-                GrantsOf::User(u) => q.filter(oauth_grants::user_id.eq(u.as_str())),
-                GrantsOf::UserClient(u, cl) => q
-                    .filter(oauth_grants::user_id.eq(u.as_str()))
-                    .filter(oauth_grants::client_id.eq(cl.as_str())),
-                GrantsOf::Session(k) => q.filter(oauth_grants::session_key.eq(k)),
-            };
-            let offline_kept = matches!(which, GrantsOf::Session(_));
-            let mut n = 0;
-            for (id, scope) in q.load::<(String, String)>(c)? {
-                if offline_kept && scope.split(' ').any(|s| s == "offline_access") {
-                    continue;
-                }
-                n += usize::from(revoke_grant(c, t, &id, now, reason)?);
-            }
+            let n = revoke_matching(c, t, which, now, reason)?;
             let mut event = event;
             if let Some(o) = event.details.as_object_mut() {
                 o.insert("grants_revoked".into(), json!(n));
@@ -657,21 +670,12 @@ impl OAuthRepo for Db {
             let gone =
                 diesel::delete(oauth_consents::table.find((t.as_str(), user.as_str(), client.as_str())))
                     .execute(c)?;
-            let grants = oauth_grants::table
-                .filter(oauth_grants::tenant_id.eq(t.as_str()))
-                .filter(oauth_grants::user_id.eq(user.as_str()))
-                .filter(oauth_grants::client_id.eq(client.as_str()))
-                .filter(oauth_grants::revoked_at.is_null())
-                .select(oauth_grants::id)
-                .load::<String>(c)?;
-            for g in &grants {
-                revoke_grant(c, t, g, now, "consent_revoked")?;
-            }
+            let grants = revoke_matching(c, t, GrantsOf::UserClient(user, client), now, "consent_revoked")?;
             let event = NewAuditEvent::success(
                 &format!("user:{user}"),
                 "consent.revoke",
                 format!("client:{client}"),
-                json!({"grants_revoked": grants.len()}),
+                json!({"grants_revoked": grants}),
             );
             Ok((gone > 0, event))
         })

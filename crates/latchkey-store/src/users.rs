@@ -143,6 +143,16 @@ impl Db {
             ))
             .execute(c)
             .map_err(|e| conflict(e, &after.username, after.email.as_deref()))?;
+            // A disabled user's tokens die with the change, not at their next use.
+            if after.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
+                crate::oauth::revoke_matching(
+                    c,
+                    t,
+                    crate::GrantsOf::User(id),
+                    after.updated_at,
+                    "user_disabled",
+                )?;
+            }
             let event = NewAuditEvent::success(
                 actor,
                 action,
