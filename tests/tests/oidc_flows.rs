@@ -296,6 +296,20 @@ async fn discovery_publishes_what_the_endpoints_do(s: &TestServer) {
             .unwrap()
             .contains(&json!("RS256"))
     );
+    // Browser apps may call the token and userinfo endpoints from their own origin.
+    for path in ["/t/acme/token", "/t/acme/userinfo"] {
+        let res = TestServer::client()
+            .request(reqwest::Method::OPTIONS, s.url(path))
+            .header("origin", "https://spa.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "{path}");
+        assert_eq!(res.headers()["access-control-allow-origin"], "*");
+        assert!(res.headers().get("access-control-allow-credentials").is_none());
+    }
     // Every advertised endpoint answers (none is a 404).
     for field in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
         let url = meta[field].as_str().unwrap();

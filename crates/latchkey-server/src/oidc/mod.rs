@@ -32,12 +32,24 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(authorize::consent),
         )
         .route("/t/{tenant}/token", web::post().to(token::token))
+        .route(
+            "/t/{tenant}/token",
+            web::method(actix_web::http::Method::OPTIONS).to(preflight),
+        )
         .route("/t/{tenant}/token", web::route().to(post_only))
         .route("/t/{tenant}/userinfo", web::get().to(resource::userinfo))
         .route("/t/{tenant}/userinfo", web::post().to(resource::userinfo))
+        .route(
+            "/t/{tenant}/userinfo",
+            web::method(actix_web::http::Method::OPTIONS).to(preflight),
+        )
         .route("/t/{tenant}/introspect", web::post().to(resource::introspect))
         .route("/t/{tenant}/introspect", web::route().to(post_only))
         .route("/t/{tenant}/revoke", web::post().to(resource::revoke))
+        .route(
+            "/t/{tenant}/revoke",
+            web::method(actix_web::http::Method::OPTIONS).to(preflight),
+        )
         .route("/t/{tenant}/revoke", web::route().to(post_only))
         .route("/t/{tenant}/end-session", web::get().to(logout::end_session))
         .route("/t/{tenant}/end-session", web::post().to(logout::end_session))
@@ -49,6 +61,29 @@ async fn form_post_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../assets/form_post.js"))
+}
+
+/// CORS preflight for browser apps (SPAs) calling the token, userinfo and revocation endpoints.
+/// No cookies are involved there (`Allow-Credentials` is never sent), so any origin may call.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Authorization, Content-Type",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"))
+        .finish()
+}
+
+/// Lets browser apps read a token-family response (no credentials: cookies play no part).
+pub(crate) fn cors(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    res
 }
 
 /// RFC 6749 §3.2: the token endpoint (and its siblings) take POST only.

@@ -335,7 +335,7 @@ pub(super) async fn revoke(
         }
     };
     let token = p.get("token").map(String::as_str).unwrap_or_default();
-    match revoke_inner(&state, &t, &c, token).await {
+    super::cors(match revoke_inner(&state, &t, &c, token).await {
         Ok(outcome) => {
             state.metrics.oauth("revoke", "revocation", outcome);
             HttpResponse::Ok()
@@ -346,7 +346,7 @@ pub(super) async fn revoke(
             state.metrics.oauth("revoke", "revocation", f.label());
             f.respond()
         }
-    }
+    })
 }
 
 async fn revoke_inner(

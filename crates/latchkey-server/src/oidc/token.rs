@@ -42,7 +42,7 @@ pub(super) async fn token(
         Some("client_credentials") => "client_credentials",
         _ => "other",
     };
-    match handle(&state, &req, &t, &p, grant).await {
+    super::cors(match handle(&state, &req, &t, &p, grant).await {
         Ok(body) => {
             state.metrics.oauth("token", grant, "ok");
             HttpResponse::Ok()
@@ -54,7 +54,7 @@ pub(super) async fn token(
             state.metrics.oauth("token", grant, f.label());
             f.respond()
         }
-    }
+    })
 }
 
 async fn handle(
