@@ -20,11 +20,6 @@ const root = resolve(import.meta.dirname, '../..');
 const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
 const shots = join(root, 'docs', 'img');
 const PASSWORD = 'tulip-gravel-orbit-42';
-// Server bug, see the todo tests at the end: every page sends `form-action 'self'`, and Chromium
-// applies it to each hop of a form submission's redirects, so the 303 from sign-in or consent to
-// the client's redirect URI is blocked. Until that is fixed the flow tests run with CSP off; the
-// form_post test and the todo tests run with the real CSP.
-const CSP_BUG_WORKAROUND = { bypassCSP: true };
 let server, rp, browser, base, issuer, env, portal, partner, RP, REDIRECT_URI;
 const rpHits = [];
 let serverLog = '';
@@ -148,7 +143,7 @@ async function token(form, basic) {
 }
 
 test('a portal user signs in through the authorization endpoint', async () => {
-  const { ctx, page } = await rpContext(CSP_BUG_WORKAROUND);
+  const { ctx, page } = await rpContext();
   const req = authorizeRequest(portal.client_id);
   await page.goto(req.url);
   assert.match(page.url(), /\/t\/acme\/login\?interaction=/, 'an unknown browser is asked to sign in');
@@ -198,7 +193,7 @@ test('a portal user signs in through the authorization endpoint', async () => {
 });
 
 test('a third-party app asks for consent', async () => {
-  const { ctx, page } = await rpContext({ viewport: { width: 900, height: 760 }, ...CSP_BUG_WORKAROUND });
+  const { ctx, page } = await rpContext({ viewport: { width: 900, height: 760 } });
   const req = authorizeRequest(partner.client_id);
   await page.goto(req.url);
   await fillSignIn(page);
@@ -252,7 +247,7 @@ test('a third-party app asks for consent', async () => {
 });
 
 test('deny returns access_denied', async () => {
-  const { ctx, page } = await rpContext(CSP_BUG_WORKAROUND);
+  const { ctx, page } = await rpContext();
   const req = authorizeRequest(partner.client_id);
   await page.goto(req.url);
   await fillSignIn(page);
@@ -288,17 +283,11 @@ test('form_post response mode', async () => {
   await ctx.close();
 });
 
-// The server bug behind CSP_BUG_WORKAROUND, in the browser as it is. Every page is served with
-// `Content-Security-Policy: … form-action 'self'`. Chromium checks form-action on every hop of a
-// form submission's redirect chain (CSP Level 3, form-action pre-navigation check), so
+// Chromium checks `form-action` on every hop of a form submission's redirect chain, so the pages
+// whose forms end at the client (sign-in and consent during a flow) must allow its origin:
 //   POST /t/acme/login → 303 /t/acme/authorize/resume → 303 {redirect_uri}?code=…
-//   POST /t/acme/authorize/consent → 303 {redirect_uri}?code=… (or ?error=access_denied)
-// are blocked at the last hop ("Sending form data to '…/t/acme/login' violates … form-action
-// 'self'"): the person stays on the sign-in or consent page while the server has already issued
-// the code and ended the interaction. RFC 6749 §4.1.2 has the authorization server send the
-// user-agent on to the redirect URI; the pages that start such a redirect need the client's
-// redirect-URI origin in form-action (as the form_post page already does) or no form-action.
-test('signing in sends the browser on to the client under the real CSP', { todo: "server bug: form-action 'self' blocks the 303 from sign-in to the redirect URI" }, async () => {
+//   POST /t/acme/authorize/consent → 303 {redirect_uri}?error=access_denied
+test('signing in sends the browser on to the client under the real CSP', async () => {
   const { ctx, page } = await rpContext();
   const said = consoleErrors(page);
   const req = authorizeRequest(portal.client_id);
@@ -313,7 +302,7 @@ test('signing in sends the browser on to the client under the real CSP', { todo:
   }
 });
 
-test('answering the consent page sends the browser on to the client under the real CSP', { todo: "server bug: form-action 'self' blocks the 303 from consent to the redirect URI" }, async () => {
+test('answering the consent page sends the browser on to the client under the real CSP', async () => {
   const { ctx, page } = await rpContext();
   const said = consoleErrors(page);
   const req = authorizeRequest(partner.client_id);

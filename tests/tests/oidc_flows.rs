@@ -264,6 +264,42 @@ async fn form_post_delivers_the_response_to_the_client_origin_only(s: &TestServe
     assert!(page.contains("/assets/form_post.js"));
 }
 
+async fn pages_of_a_flow_let_their_forms_lead_to_the_client_only(s: &TestServer) {
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Public, false, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    let csp = |h: &reqwest::header::HeaderMap| h["content-security-policy"].to_str().unwrap().to_owned();
+    let (_, h, _) = b.get(s, "/t/acme/login").await;
+    assert!(
+        csp(&h).contains("form-action 'self';"),
+        "no flow, no other origin: {}",
+        csp(&h)
+    );
+    let (_, h, _) = b.get(s, &authorize_path(&c, &[])).await;
+    let login = h["location"].to_str().unwrap().to_owned();
+    let (_, h, page) = b.get(s, &login).await;
+    assert!(
+        csp(&h).contains("form-action 'self' http://127.0.0.1:8000;"),
+        "{}",
+        csp(&h)
+    );
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("interaction", hidden(&page, "interaction")),
+        ("username", "alice".to_owned()),
+        ("password", latchkey_tests::browser::PASSWORD.to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, h, _) = b.post(s, "/t/acme/login", &pairs, &[]).await;
+    let (_, h, _) = b.get(s, h["location"].to_str().unwrap()).await;
+    assert!(
+        csp(&h).contains("form-action 'self' http://127.0.0.1:8000;"),
+        "consent page: {}",
+        csp(&h)
+    );
+    assert!(csp(&h).contains("frame-ancestors 'none'"));
+}
+
 async fn discovery_publishes_what_the_endpoints_do(s: &TestServer) {
     setup(s, "acme").await;
     let meta: Value = TestServer::client()
@@ -381,5 +417,6 @@ latchkey_tests::e2e!(
     a_disabled_user_loses_refresh_and_userinfo,
     private_key_jwt_assertions_are_single_use,
     form_post_delivers_the_response_to_the_client_origin_only,
+    pages_of_a_flow_let_their_forms_lead_to_the_client_only,
     discovery_publishes_what_the_endpoints_do,
 );

@@ -300,6 +300,7 @@ async fn interactions_hand_off_and_come_back(s: &TestServer) {
             login_hint: Some("alice".into()),
             ui_locales: Some("de".into()),
             client_name: Some("Acme <Portal>".into()),
+            continues_to: None,
             request: serde_json::json!({"client_id": "portal", "scope": "openid"}),
         },
     )

@@ -23,6 +23,27 @@ const MAX_HEADER_VALUE_BYTES: usize = 8 * 1024;
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
      font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The origin a URL's form submissions and redirects go to, as a CSP source (`scheme:` for a
+/// custom-scheme URL, which has no host).
+pub(crate) fn csp_origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    Some(match u.origin() {
+        url::Origin::Tuple(..) => u.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", u.scheme()),
+    })
+}
+
+/// Lets a page's forms lead to `url`'s origin besides our own. A form whose answer redirects
+/// to a client (sign-in, consent, logout confirmation during a flow) needs it: browsers check
+/// `form-action` on every redirect of a form submission.
+pub(crate) fn allow_form_action(res: &mut actix_web::HttpResponse, url: &str) {
+    let Some(origin) = csp_origin(url) else { return };
+    let csp = CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
 /// The request id as seen in logs and the `X-Request-Id` response header.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

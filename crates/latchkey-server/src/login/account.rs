@@ -155,7 +155,23 @@ async fn render(
         error: v.error,
         notice: v.notice,
     };
-    html(state, req, v.status, page.render())
+    let mut res = html(state, req, v.status, page.render())?;
+    // During a required password change the form's answer continues an interaction, which
+    // may end at a client: let the form lead there.
+    if let Some(id) = v
+        .return_to
+        .as_deref()
+        .and_then(|r| r.split("interaction=").nth(1))
+    {
+        let binding = super::interaction::binding(state, req, t, id);
+        if let Some(dest) = super::interaction::load(state, t, id, binding.as_deref())
+            .await?
+            .and_then(|i| i.continues_to)
+        {
+            crate::observe::allow_form_action(&mut res, &dest);
+        }
+    }
+    Ok(res)
 }
 
 pub(super) async fn account(

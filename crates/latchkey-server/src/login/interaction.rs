@@ -31,6 +31,8 @@ pub struct NewInteraction {
     pub ui_locales: Option<String>,
     /// Shown as "to continue to …".
     pub client_name: Option<String>,
+    /// Where the flow ends up (the client's redirect URI): the sign-in pages' forms may lead there.
+    pub continues_to: Option<String>,
     /// Whatever the flow needs to finish (the validated authorization request); opaque here.
     pub request: serde_json::Value,
 }
@@ -42,6 +44,8 @@ pub struct Interaction {
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
     pub client_name: Option<String>,
+    #[serde(default)]
+    pub continues_to: Option<String>,
     pub request: serde_json::Value,
     pub expires_at: i64,
     /// SHA-256 of the browser-binding cookie's value.
@@ -93,6 +97,7 @@ pub async fn begin(state: &AppState, t: &Tenant, new: NewInteraction) -> Result<
         login_hint: new.login_hint,
         ui_locales: new.ui_locales,
         client_name: new.client_name,
+        continues_to: new.continues_to,
         request: new.request,
         expires_at: state.clock.now_millis() + TTL.as_millis() as i64,
         binding: latchkey_core::sha256_hex(bind.as_bytes()),

@@ -51,7 +51,7 @@ fn render(
     f: Form<'_>,
 ) -> Result<HttpResponse, AppError> {
     let pending = f.interaction.map(|(_, i)| i);
-    with_presession(state, req, t, status, |csrf| {
+    let mut res = with_presession(state, req, t, status, |csrf| {
         LoginPage {
             s: strings_with(req, pending.and_then(|i| i.ui_locales.as_deref())),
             slug: &t.slug,
@@ -66,7 +66,11 @@ fn render(
             notice: f.notice,
         }
         .render()
-    })
+    })?;
+    if let Some(dest) = pending.and_then(|i| i.continues_to.as_deref()) {
+        crate::observe::allow_form_action(&mut res, dest);
+    }
+    Ok(res)
 }
 
 /// The interaction a sign-in request names: `Ok(None)` without one, `Err(page)` when it names

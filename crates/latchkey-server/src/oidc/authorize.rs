@@ -230,6 +230,7 @@ async fn begin(
         login_hint: pending.request.login_hint.clone(),
         ui_locales: pending.request.ui_locales.clone(),
         client_name: Some(c.name.clone()),
+        continues_to: Some(pending.request.target.redirect_uri.clone()),
         request: serde_json::to_value(pending).map_err(|e| AppError::internal("interaction", e))?,
     };
     Ok(interaction::begin(state, t, new).await?)
@@ -294,6 +295,7 @@ fn consent_page(
         interaction: interaction_id,
     };
     let mut res = login::html(state, req, StatusCode::OK, page.render())?;
+    crate::observe::allow_form_action(&mut res, &r.target.redirect_uri);
     if let Some(c) = cookie {
         res.add_cookie(c).map_err(|e| AppError::internal("cookie", e))?;
     }
@@ -431,13 +433,7 @@ fn form_post(action: &str, params: &[(&'static str, String)]) -> Result<HttpResp
         fields: params.to_vec(),
     };
     let body = page.render().map_err(|e| AppError::internal("template", e))?;
-    let dest = url::Url::parse(action).map_or_else(
-        |_| "'none'".to_owned(),
-        |u| match u.origin() {
-            url::Origin::Tuple(..) => u.origin().ascii_serialization(),
-            url::Origin::Opaque(_) => format!("{}:", u.scheme()),
-        },
-    );
+    let dest = crate::observe::csp_origin(action).unwrap_or_else(|| "'none'".to_owned());
     let csp = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; form-action {dest}; frame-ancestors 'none'; base-uri 'none'"
     );

@@ -115,7 +115,11 @@ pub(super) async fn end_session(
                 csrf: csrf::token_for(sid.cookie_value()),
                 carry,
             };
-            return login::html(&state, &req, StatusCode::OK, confirm.render());
+            let mut res = login::html(&state, &req, StatusCode::OK, confirm.render())?;
+            if let Some(dest) = &lr.post_logout_redirect_uri {
+                crate::observe::allow_form_action(&mut res, dest);
+            }
+            return Ok(res);
         }
         state.ephemeral.delete_session(&t.id, sid).await?;
         revoke_grants(&state, &t, Owned::Session(sid.storage_key()), "logout").await?;
