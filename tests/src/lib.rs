@@ -116,6 +116,10 @@ impl TestDb {
             Cleanup::Sqlite(_) => {
                 let path = self.url.trim_start_matches("sqlite://");
                 let mut c = diesel::SqliteConnection::establish(path).expect("sqlite connection");
+                // The server writes at the same time (the scheduler, the outbox): wait for it.
+                diesel::sql_query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut c)
+                    .expect("busy timeout");
                 diesel::sql_query(sql).execute(&mut c).expect("raw sql")
             }
             Cleanup::Postgres { .. } => {

@@ -339,35 +339,14 @@ pub fn query_url(redirect_uri: &str, params: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_core::{AccessTokenFormat, AuthMethod, ClientId};
 
     fn client(kind: ClientType) -> Client {
         Client {
-            client_id: ClientId("c1".into()),
-            tenant_id: "t".into(),
-            name: "Portal".into(),
-            secret_hash: None,
-            client_type: kind,
-            auth_method: if kind == ClientType::Public {
-                AuthMethod::None
-            } else {
-                AuthMethod::ClientSecretBasic
-            },
             redirect_uris: vec!["https://app.example.com/cb".into(), "http://127.0.0.1/cb".into()],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             scopes: ["openid", "profile", "email", "offline_access"]
                 .map(String::from)
                 .to_vec(),
-            access_token_format: AccessTokenFormat::Jwt,
-            require_pkce: true,
-            introspect_others: false,
-            first_party: false,
-            jwks_uri: None,
-            jwks: None,
-            settings: latchkey_core::ClientSettings::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..crate::testing::client(kind)
         }
     }
 

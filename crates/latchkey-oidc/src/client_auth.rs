@@ -292,31 +292,16 @@ fn key_for(set: &Value, kid: &str) -> Option<VerifyingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_core::{AccessTokenFormat, ClientId, ClientType, GrantType};
+    use latchkey_core::{ClientType, GrantType};
     use latchkey_keys::SigningKey;
     use serde_json::json;
 
     fn client(method: AuthMethod) -> Client {
         Client {
-            client_id: ClientId("c1".into()),
-            tenant_id: "t".into(),
-            name: "Portal".into(),
             secret_hash: Some(latchkey_core::sha256_hex(b"s3cret")),
-            client_type: ClientType::Confidential,
             auth_method: method,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
             grant_types: vec![GrantType::ClientCredentials],
-            scopes: vec![],
-            access_token_format: AccessTokenFormat::Jwt,
-            require_pkce: true,
-            introspect_others: false,
-            first_party: false,
-            jwks_uri: None,
-            jwks: None,
-            settings: latchkey_core::ClientSettings::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..crate::testing::client(ClientType::Confidential)
         }
     }
 

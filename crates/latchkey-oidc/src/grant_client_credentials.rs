@@ -59,31 +59,16 @@ pub fn check_resource(r: &str) -> Result<String, OAuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_core::{AccessTokenFormat, AuthMethod, ClientId, ClientType};
+    use latchkey_core::{ClientId, ClientType};
 
     fn client(grants: Vec<GrantType>) -> Client {
         Client {
             client_id: ClientId("svc".into()),
-            tenant_id: "t".into(),
-            name: "P".into(),
-            secret_hash: None,
-            client_type: ClientType::Confidential,
-            auth_method: AuthMethod::ClientSecretBasic,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
             grant_types: grants,
             scopes: ["openid", "reports.read", "reports.write"]
                 .map(String::from)
                 .to_vec(),
-            access_token_format: AccessTokenFormat::Jwt,
-            require_pkce: true,
-            introspect_others: false,
-            first_party: false,
-            jwks_uri: None,
-            jwks: None,
-            settings: latchkey_core::ClientSettings::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..crate::testing::client(ClientType::Confidential)
         }
     }
 

@@ -48,30 +48,13 @@ pub fn check_refresh_grant(
 mod tests {
     use super::*;
     use crate::ErrorCode;
-    use latchkey_core::{AccessTokenFormat, AuthMethod, ClientId, ClientType, UserId};
+    use latchkey_core::{ClientId, ClientType, UserId};
     use latchkey_store::Grant;
 
     fn client(id: &str) -> Client {
         Client {
             client_id: ClientId(id.into()),
-            tenant_id: "t".into(),
-            name: "P".into(),
-            secret_hash: None,
-            client_type: ClientType::Public,
-            auth_method: AuthMethod::None,
-            redirect_uris: vec![],
-            post_logout_redirect_uris: vec![],
-            grant_types: vec![],
-            scopes: vec![],
-            access_token_format: AccessTokenFormat::Jwt,
-            require_pkce: true,
-            introspect_others: false,
-            first_party: false,
-            jwks_uri: None,
-            jwks: None,
-            settings: latchkey_core::ClientSettings::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..crate::testing::client(ClientType::Public)
         }
     }
 

@@ -15,4 +15,7 @@ pub mod redirect;
 pub mod scope;
 pub mod tokens;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{ErrorCode, OAuthError};

@@ -94,30 +94,13 @@ pub fn after_logout_url(req: &LogoutRequest) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_core::{AccessTokenFormat, AuthMethod, ClientId, ClientType};
+    use latchkey_core::ClientType;
     use serde_json::json;
 
     fn client() -> Client {
         Client {
-            client_id: ClientId("c1".into()),
-            tenant_id: "t".into(),
-            name: "P".into(),
-            secret_hash: None,
-            client_type: ClientType::Public,
-            auth_method: AuthMethod::None,
-            redirect_uris: vec![],
             post_logout_redirect_uris: vec!["https://app/bye".into()],
-            grant_types: vec![],
-            scopes: vec![],
-            access_token_format: AccessTokenFormat::Jwt,
-            require_pkce: true,
-            introspect_others: false,
-            first_party: false,
-            jwks_uri: None,
-            jwks: None,
-            settings: latchkey_core::ClientSettings::default(),
-            created_at: 0,
-            updated_at: 0,
+            ..crate::testing::client(ClientType::Public)
         }
     }
 

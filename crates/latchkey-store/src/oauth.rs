@@ -319,13 +319,34 @@ pub(crate) fn revoke_matching(
     Ok(n)
 }
 
-fn replay_event(kind: &str, grant_id: &str, original: &NewAuditEvent) -> NewAuditEvent {
-    NewAuditEvent::failure(
-        &original.actor,
-        &format!("oauth.{kind}_reuse"),
-        original.target.clone(),
+/// Finishes a spend: stores what it issued, or, when the code or token (`what`) had been spent
+/// before, revokes its grant and records the reuse instead of `event`.
+fn after_spend(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    won: bool,
+    (what, grant_id): (&str, &str),
+    now: i64,
+    issued: &[NewToken],
+    event: NewAuditEvent,
+) -> Result<(Spend, NewAuditEvent)> {
+    if won {
+        insert_tokens(c, t, now, issued)?;
+        return Ok((Spend::Spent, event));
+    }
+    revoke_grant(c, t, grant_id, now, &format!("{what}_reuse"))?;
+    let reuse = NewAuditEvent::failure(
+        &event.actor,
+        &format!("oauth.{what}_reuse"),
+        event.target.clone(),
         json!({"grant": grant_id, "revoked": "grant"}),
-    )
+    );
+    Ok((
+        Spend::Replayed {
+            grant_id: grant_id.to_owned(),
+        },
+        reuse,
+    ))
 }
 
 impl OAuthRepo for Db {
@@ -424,18 +445,7 @@ impl OAuthRepo for Db {
             )
             .set(oauth_codes::used_at.eq(now))
             .execute(c)?;
-            if spent == 0 {
-                revoke_grant(c, t, grant_id, now, "code_replay")?;
-                let ev = replay_event("code", grant_id, &event);
-                return Ok((
-                    Spend::Replayed {
-                        grant_id: grant_id.clone(),
-                    },
-                    ev,
-                ));
-            }
-            insert_tokens(c, t, now, issued)?;
-            Ok((Spend::Spent, event))
+            after_spend(c, t, spent > 0, ("code", grant_id), now, issued, event)
         })
     }
 
@@ -525,18 +535,7 @@ impl OAuthRepo for Db {
             )
             .set(oauth_tokens::used_at.eq(now))
             .execute(c)?;
-            if spent == 0 {
-                revoke_grant(c, t, grant_id, now, "refresh_reuse")?;
-                let ev = replay_event("refresh", grant_id, &event);
-                return Ok((
-                    Spend::Replayed {
-                        grant_id: grant_id.to_owned(),
-                    },
-                    ev,
-                ));
-            }
-            insert_tokens(c, t, now, issued)?;
-            Ok((Spend::Spent, event))
+            after_spend(c, t, spent > 0, ("refresh", grant_id), now, issued, event)
         })
     }
 

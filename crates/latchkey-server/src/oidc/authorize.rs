@@ -40,15 +40,7 @@ pub(super) async fn authorize(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let params = if req.method() == actix_web::http::Method::POST {
-        match super::read_body(&req, payload).await {
-            Ok(body) => super::body_params(&req, &body),
-            Err(e) => Err(e),
-        }
-    } else {
-        query_params(&req)
-    };
-    let params = match params {
+    let params = match super::request_params(&req, payload).await {
         Ok(p) => p,
         Err((status, e)) => return Ok(error_page(status, &e)),
     };

@@ -2,7 +2,7 @@
 //! signed-in user ends the session at once; any other request is confirmed by the user first,
 //! so a link can't sign people out. Grants made in the session end with it (unless offline).
 
-use super::{Owned, client, issuer, query_params, revoke_grants};
+use super::{Owned, client, issuer, revoke_grants};
 use crate::errors::AppError;
 use crate::login::{self, Strings, csrf, session};
 use crate::pages::message_page;
@@ -13,7 +13,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use latchkey_core::{NewAuditEvent, Tenant};
 use latchkey_keys::jwt::Expect;
-use latchkey_oidc::authorize::Params;
 use latchkey_oidc::logout::{after_logout_url, check_logout_request, client_id};
 use serde_json::{Value, json};
 
@@ -60,15 +59,7 @@ pub(super) async fn end_session(
     let t = tenant(&state, &path).await?;
     let s = login::strings_with(&req, None);
     let posted = req.method() == actix_web::http::Method::POST;
-    let params: Result<Params, _> = if posted {
-        match super::read_body(&req, payload).await {
-            Ok(b) => super::body_params(&req, &b),
-            Err(e) => Err(e),
-        }
-    } else {
-        query_params(&req)
-    };
-    let p = match params {
+    let p = match super::request_params(&req, payload).await {
         Ok(p) => p,
         Err((status, e)) => return Ok(page(status, s.request_error_title, &e.description)),
     };

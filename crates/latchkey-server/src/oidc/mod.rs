@@ -190,6 +190,19 @@ pub(crate) fn query_params(req: &HttpRequest) -> Result<Params, (StatusCode, OAu
     parse_query(req.query_string()).map(|f| f.0).map_err(form_error)
 }
 
+/// The parameters of a request that may come as GET (query) or POST (form body).
+pub(crate) async fn request_params(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Params, (StatusCode, OAuthError)> {
+    if req.method() == actix_web::http::Method::POST {
+        let body = read_body(req, payload).await?;
+        body_params(req, &body)
+    } else {
+        query_params(req)
+    }
+}
+
 fn max_body(req: &HttpRequest) -> usize {
     req.app_data::<web::Data<AppState>>()
         .map_or(64 * 1024, |s| s.config.max_body_bytes)
