@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
 bash scripts/services.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+# playwright-core first: the Rust relying-party suite also has Chromium do the user's part.
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --workspace --locked "$@"
-# Browser tests: the sign-in pages in Debian's Chromium, driven by playwright-core.
-(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)
+# Browser tests: the sign-in and OIDC pages in Debian's Chromium, driven by playwright-core.
+(cd tests/browser && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)

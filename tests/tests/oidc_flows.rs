@@ -124,6 +124,22 @@ async fn logout_without_a_hint_is_confirmed_and_ends_online_grants_only(s: &Test
     assert_eq!((st.as_u16(), h.get("location").is_none()), (400, true));
 }
 
+async fn signing_out_everywhere_ends_offline_refresh_tokens_too(s: &TestServer) {
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    let (_, tokens) = redeem(s, &c, &code(s, &mut b, &c).await).await;
+    assert!(tokens["scope"].as_str().unwrap().contains("offline_access"));
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    let csrf = hidden(&page, "csrf");
+    let (st, _, _) = b
+        .post(s, "/t/acme/account/sessions/revoke-all", &[("csrf", &csrf)], &[])
+        .await;
+    assert_eq!(st, 303);
+    let (st, r) = refresh(s, &c, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((st.as_u16(), r["error"].as_str()), (400, Some("invalid_grant")));
+}
+
 async fn a_disabled_user_loses_refresh_and_userinfo(s: &TestServer) {
     setup(s, "acme").await;
     let c = register(
@@ -415,6 +431,7 @@ latchkey_tests::e2e!(
     prompt_login_and_max_age_force_a_new_sign_in,
     logout_without_a_hint_is_confirmed_and_ends_online_grants_only,
     a_disabled_user_loses_refresh_and_userinfo,
+    signing_out_everywhere_ends_offline_refresh_tokens_too,
     private_key_jwt_assertions_are_single_use,
     form_post_delivers_the_response_to_the_client_origin_only,
     pages_of_a_flow_let_their_forms_lead_to_the_client_only,

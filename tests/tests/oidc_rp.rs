@@ -44,6 +44,34 @@ fn local(s: &TestServer, url: &str) -> String {
     url.strip_prefix(&s.base_url).unwrap().to_owned()
 }
 
+/// The user's part in Debian's Chromium (tests/browser/drive-login.mjs): the URL the browser is
+/// sent to under the redirect URI. `None` where Chromium or playwright-core is missing (outside CI).
+async fn in_chromium(authorize_url: &str) -> Option<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !dir.join("node_modules/playwright-core").exists() || !std::path::Path::new(&chromium).exists() {
+        return latchkey_tests::unavailable("Chromium with playwright-core", "run npm ci in tests/browser");
+    }
+    let url = authorize_url.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .current_dir(&dir)
+            .args([
+                "drive-login.mjs",
+                &url,
+                REDIRECT,
+                "alice",
+                latchkey_tests::browser::PASSWORD,
+            ])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
+}
+
 async fn run_flow(s: &TestServer, kind: ClientType, format: AccessTokenFormat) {
     setup(s, "acme").await;
     let registered = register(s, "acme", kind, kind == ClientType::Confidential, format);
@@ -153,6 +181,54 @@ async fn run_flow(s: &TestServer, kind: ClientType, format: AccessTokenFormat) {
     assert_eq!(query(h["location"].to_str().unwrap())["error"], "login_required");
 }
 
+/// The same relying party with the user in Chromium, by label, consent page included.
+async fn a_person_in_chromium_signs_in_to_the_relying_party(s: &TestServer) {
+    setup(s, "acme").await;
+    let registered = register(s, "acme", ClientType::Public, false, AccessTokenFormat::Jwt);
+    let client = CoreClient::from_provider_metadata(
+        discover(s).await,
+        ClientId::new(registered.client_id.to_string()),
+        None,
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let Some(back) = in_chromium(url.as_str()).await else {
+        return;
+    };
+    let q = query(&back);
+    assert_eq!(q["state"], *state.secret());
+    assert_eq!(q["iss"], s.issuer("acme"));
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let claims = tokens
+        .id_token()
+        .unwrap()
+        .claims(&client.id_token_verifier(), &nonce)
+        .unwrap();
+    assert_eq!(claims.email().unwrap().as_str(), "alice@acme.test");
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(info.subject(), claims.subject());
+}
+
 async fn confidential_client_signs_in_refreshes_and_logs_out(s: &TestServer) {
     run_flow(s, ClientType::Confidential, AccessTokenFormat::Jwt).await;
 }
@@ -162,6 +238,7 @@ async fn public_client_with_consent_and_opaque_tokens(s: &TestServer) {
 }
 
 latchkey_tests::e2e!(
+    a_person_in_chromium_signs_in_to_the_relying_party,
     confidential_client_signs_in_refreshes_and_logs_out,
     public_client_with_consent_and_opaque_tokens,
 );
