@@ -31,6 +31,15 @@ impl TestServer {
 
     /// `start` with extra `LATCHKEY_*` settings.
     pub fn start_on(backend: Backend, extra: &[(&str, &str)]) -> Option<(Self, TestDb)> {
+        Self::start_on_clocked(backend, extra, std::sync::Arc::new(latchkey_core::SystemClock))
+    }
+
+    /// `start_on` with a clock the test controls.
+    pub fn start_on_clocked(
+        backend: Backend,
+        extra: &[(&str, &str)],
+        clock: std::sync::Arc<dyn latchkey_core::Clock>,
+    ) -> Option<(Self, TestDb)> {
         let (db, sessions) = match backend {
             Backend::SqliteMemory => (TestDb::sqlite(), "memory".to_owned()),
             Backend::PostgresRedis => {
@@ -46,7 +55,7 @@ impl TestServer {
             ("LATCHKEY_SESSION_STORE", sessions.as_str()),
         ];
         settings.extend_from_slice(extra);
-        let server = Self::start_with(&settings).expect("latchkey starts");
+        let server = Self::start_with_clock(&settings, clock).expect("latchkey starts");
         Some((server, db))
     }
 

@@ -23,6 +23,7 @@ fn session(t: &str, user: &str) -> Session {
         ip: None,
         last_seen: 1,
         must_change_password: false,
+        factor_due: None,
     }
 }
 

@@ -14,8 +14,8 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use ids::{ClientId, RoleId, TenantId, UserId};
 pub use model::{
     AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings, ClientType,
-    GrantType, KeyPolicy, PasswordPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, TokenPolicy,
-    User, UserStatus,
+    FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy, Role, Session,
+    SessionPolicy, Tenant, TenantPolicy, TokenPolicy, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
 pub use validate::ValidationError;

@@ -71,6 +71,18 @@ wire_enum!(
     AdminRole { Reader = "reader", Admin = "admin" }
 );
 wire_enum!(
+    /// Whether users may or must use a second factor.
+    MfaMode { Off = "off", Optional = "optional", Required = "required" }
+);
+wire_enum!(
+    /// Second-factor kinds a tenant allows.
+    MfaMethod { Passkey = "passkey", Totp = "totp" }
+);
+wire_enum!(
+    /// What a half-finished sign-in still needs.
+    FactorDue { Verify = "verify", Enrol = "enrol" }
+);
+wire_enum!(
     /// Whether a user may sign in.
     UserStatus { Active = "active", Disabled = "disabled" }
 );
@@ -152,11 +164,46 @@ impl Default for KeyPolicy {
 pub struct TenantPolicy {
     pub password: PasswordPolicy,
     pub session: SessionPolicy,
-    /// Every user must enrol and use a second factor.
+    /// Second factors: off, optional (users may enrol) or required.
+    pub mfa: MfaPolicy,
+    /// Before `mfa`: read as `mfa.mode = required`, never written.
+    #[serde(skip_serializing)]
     pub mfa_required: bool,
     pub keys: KeyPolicy,
     pub branding: Branding,
     pub tokens: TokenPolicy,
+}
+
+/// A tenant's second-factor rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaPolicy {
+    pub mode: MfaMode,
+    pub methods: Vec<MfaMethod>,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        Self {
+            mode: MfaMode::Optional,
+            methods: vec![MfaMethod::Passkey, MfaMethod::Totp],
+        }
+    }
+}
+
+impl TenantPolicy {
+    /// The effective MFA mode (a policy written before `mfa` existed may say `mfa_required`).
+    pub fn mfa_mode(&self) -> MfaMode {
+        if self.mfa_required {
+            MfaMode::Required
+        } else {
+            self.mfa.mode
+        }
+    }
+
+    pub fn allows(&self, m: MfaMethod) -> bool {
+        self.mfa_mode() != MfaMode::Off && self.mfa.methods.contains(&m)
+    }
 }
 
 /// Token lifetimes of a tenant; a client may shorten or lengthen its own (`ClientSettings`).
@@ -295,6 +342,14 @@ mod tests {
     }
 
     #[test]
+    fn an_old_mfa_required_policy_still_reads_and_means_required() {
+        let p: TenantPolicy = serde_json::from_str(r#"{"mfa_required":true}"#).unwrap();
+        assert_eq!(p.mfa_mode(), MfaMode::Required);
+        assert!(!serde_json::to_string(&p).unwrap().contains("mfa_required"));
+        assert_eq!(TenantPolicy::default().mfa_mode(), MfaMode::Optional);
+    }
+
+    #[test]
     fn secrets_are_not_serialized() {
         let u = User {
             id: "u".into(),
@@ -339,6 +394,10 @@ pub struct Session {
     /// The password expired: nothing but changing it is allowed in this session.
     #[serde(default)]
     pub must_change_password: bool,
+    /// A second factor is still due (`verify` or `enrol`): until it is done the session signs
+    /// nobody in; it only reaches the second-factor pages.
+    #[serde(default)]
+    pub factor_due: Option<FactorDue>,
 }
 
 /// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.

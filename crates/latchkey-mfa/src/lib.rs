@@ -1,8 +1,12 @@
-//! Authentication factors. For now: password hashing with argon2id (OWASP parameters) and the
-//! length rules of a tenant's password policy. TOTP, passkeys and recovery codes join later.
+//! Authentication factors: password hashing with argon2id (OWASP parameters) and the tenant's
+//! password policy, TOTP (RFC 6238), recovery codes, and the authentication-method bookkeeping
+//! (`amr`/`acr`). Passkeys join later.
 
+pub mod acr;
 mod hasher;
 mod password;
+pub mod recovery;
+pub mod totp;
 
 pub use hasher::{PasswordHasher, Verification};
 pub use password::{

@@ -247,12 +247,16 @@ pub struct SignedIn {
     pub auth_time: i64,
     /// The user authenticated during this authorization request (after it started).
     pub during_request: bool,
+    /// The session's methods meet the request's `acr_values`.
+    pub acr_met: bool,
 }
 
 /// What the request needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     SignIn,
+    /// Signed in, but the request asks for a stronger authentication (`acr_values`).
+    StepUp,
     Consent,
     /// Issue a code for these scopes.
     Issue,
@@ -282,6 +286,16 @@ pub fn next_step(
             ))
         } else {
             Next::SignIn
+        };
+    }
+    if signed_in.is_some_and(|s| !s.acr_met) {
+        return if req.prompt.none {
+            Next::Refuse(OAuthError::new(
+                ErrorCode::InteractionRequired,
+                "the requested authentication context needs the user",
+            ))
+        } else {
+            Next::StepUp
         };
     }
     let asked = scope::join(&req.scope);
@@ -480,11 +494,25 @@ mod tests {
         let old = Some(SignedIn {
             auth_time: now - 600,
             during_request: false,
+            acr_met: true,
         });
         let fresh = Some(SignedIn {
             auth_time: now,
             during_request: true,
+            acr_met: true,
         });
+        let weak = Some(SignedIn {
+            auth_time: now,
+            during_request: true,
+            acr_met: false,
+        });
+        assert_eq!(
+            next_step(&req(&[]), weak, Some("openid email"), true, now),
+            Next::StepUp
+        );
+        assert!(
+            matches!(next_step(&req(&[("prompt", "none")]), weak, Some("openid email"), true, now), Next::Refuse(e) if e.code == ErrorCode::InteractionRequired)
+        );
         let r = req(&[]);
         assert_eq!(next_step(&r, None, None, false, now), Next::SignIn);
         let none = req(&[("prompt", "none")]);

@@ -3,7 +3,7 @@
 //! lock (its audit head row), so several nodes deciding the same rotation produce one result.
 
 use crate::db::{Db, from_json, reserve};
-use crate::schema::{audit_heads, data_keys, mail_outbox, master_key_checks, signing_keys};
+use crate::schema::{audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, signing_keys};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UnixMillis};
@@ -185,6 +185,16 @@ impl KeyTx<'_> {
             )
             .select((mail_outbox::id, mail_outbox::body_sealed))
             .load(self.c)?;
+        let seeds: Vec<(String, String)> = mfa_totp::table
+            .filter(mfa_totp::tenant_id.eq(t))
+            .select((mfa_totp::user_id, mfa_totp::seed_sealed))
+            .load(self.c)?;
+        let seeds = seeds.into_iter().map(|(row, value)| SealedValue {
+            table: "mfa_totp",
+            column: "seed_sealed",
+            row,
+            value,
+        });
         let keys = keys.into_iter().map(|(row, value)| SealedValue {
             table: "signing_keys",
             column: "private_key",
@@ -199,7 +209,7 @@ impl KeyTx<'_> {
                 value: value?,
             })
         });
-        Ok(keys.chain(mail).collect())
+        Ok(keys.chain(mail).chain(seeds).collect())
     }
 
     /// Replaces a sealed value if it is unchanged since it was read; false otherwise.
@@ -225,6 +235,16 @@ impl KeyTx<'_> {
                 ),
             )
             .set(mail_outbox::body_sealed.eq(new))
+            .execute(self.c)?,
+            ("mfa_totp", "seed_sealed") => diesel::update(
+                mfa_totp::table.filter(
+                    mfa_totp::tenant_id
+                        .eq(t)
+                        .and(mfa_totp::user_id.eq(&v.row))
+                        .and(mfa_totp::seed_sealed.eq(&v.value)),
+                ),
+            )
+            .set(mfa_totp::seed_sealed.eq(new))
             .execute(self.c)?,
             (table, column) => {
                 return Err(StoreError::Database(format!("no sealed column {table}.{column}")));

@@ -54,6 +54,8 @@ pub trait ResetRepo {
 }
 
 pub trait MailOutbox {
+    /// Queues a notification of tenant `t` (no other change goes with it).
+    fn queue_mail(&self, t: &TenantId, mail: &NewMail) -> Result<()>;
     /// Mail of any tenant due for a delivery attempt, oldest first.
     fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>>;
     /// Claims a mail for one attempt until `lease_until`; false when another node claimed it.
@@ -62,6 +64,22 @@ pub trait MailOutbox {
     fn mail_sent(&self, id: &str) -> Result<()>;
     /// Records a failed attempt: retried at `retry_at`, or given up (body dropped) when `None`.
     fn mail_failed(&self, id: &str, error: &str, retry_at: Option<i64>) -> Result<()>;
+}
+
+/// Inserts a mail into the outbox within the caller's transaction.
+fn insert_mail(c: &mut AnyConnection, t: &TenantId, mail: &NewMail, now: i64) -> Result<()> {
+    diesel::insert_into(mail_outbox::table)
+        .values((
+            mail_outbox::id.eq(&mail.id),
+            mail_outbox::tenant_id.eq(t.as_str()),
+            mail_outbox::recipient.eq(&mail.recipient),
+            mail_outbox::subject.eq(&mail.subject),
+            mail_outbox::body_sealed.eq(&mail.body_sealed),
+            mail_outbox::created_at.eq(now),
+            mail_outbox::next_attempt_at.eq(now),
+        ))
+        .execute(c)?;
+    Ok(())
 }
 
 impl ResetRepo for Db {
@@ -92,17 +110,7 @@ impl ResetRepo for Db {
                     password_resets::expires_at.eq(expires_at),
                 ))
                 .execute(c)?;
-            diesel::insert_into(mail_outbox::table)
-                .values((
-                    mail_outbox::id.eq(mail_id),
-                    mail_outbox::tenant_id.eq(t.as_str()),
-                    mail_outbox::recipient.eq(&mail.recipient),
-                    mail_outbox::subject.eq(&mail.subject),
-                    mail_outbox::body_sealed.eq(&mail.body_sealed),
-                    mail_outbox::created_at.eq(now),
-                    mail_outbox::next_attempt_at.eq(now),
-                ))
-                .execute(c)?;
+            insert_mail(c, t, mail, now)?;
             let event = NewAuditEvent::success(
                 "anonymous",
                 "user.password_reset_request",
@@ -169,6 +177,11 @@ fn live_token_user(
 }
 
 impl MailOutbox for Db {
+    fn queue_mail(&self, t: &TenantId, mail: &NewMail) -> Result<()> {
+        let now = self.now();
+        self.write(|c| insert_mail(c, t, mail, now))
+    }
+
     fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>> {
         let mut conn = self.conn()?;
         Ok(mail_outbox::table

@@ -234,7 +234,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mfa_totp (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        seed_sealed -> Text,
+        created_at -> BigInt,
+        confirmed_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    mfa_recovery_codes (tenant_id, user_id, code_hash) {
+        tenant_id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    mfa_totp,
+    mfa_recovery_codes,
     oauth_grants,
     oauth_codes,
     oauth_tokens,

@@ -216,7 +216,18 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
     set(&mut p.password.require_uppercase, f.password_require_uppercase);
     set(&mut p.password.require_digit, f.password_require_digit);
     set(&mut p.password.require_symbol, f.password_require_symbol);
-    set(&mut p.mfa_required, f.mfa_required);
+    if let Some(m) = f.mfa {
+        p.mfa.mode = m;
+        p.mfa_required = false;
+    }
+    if let Some(methods) = &f.mfa_methods {
+        if methods.is_empty() {
+            return Err(CliError::Input(
+                "--mfa-methods needs at least one of passkey, totp".into(),
+            ));
+        }
+        p.mfa.methods.clone_from(methods);
+    }
     if let Some(d) = f.password_expiry_days {
         p.password.expiry_days = (d > 0).then_some(d);
     }

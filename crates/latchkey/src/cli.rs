@@ -222,9 +222,12 @@ pub struct PolicyFlags {
     /// Session absolute timeout in seconds.
     #[arg(long, value_name = "SECS")]
     pub session_absolute_timeout: Option<u32>,
-    /// Require every user to use a second factor.
-    #[arg(long, value_name = "BOOL")]
-    pub mfa_required: Option<bool>,
+    /// Second factors: off, optional (users may enrol) or required (every user, at sign-in).
+    #[arg(long, value_name = "MODE")]
+    pub mfa: Option<latchkey_core::MfaMode>,
+    /// Which second factors users may enrol: passkey, totp (comma-separated).
+    #[arg(long, value_name = "METHODS", value_delimiter = ',')]
+    pub mfa_methods: Option<Vec<latchkey_core::MfaMethod>>,
     /// Logo shown on the tenant's pages (https URL; empty to remove).
     #[arg(long, value_name = "URL")]
     pub logo_url: Option<String>,

@@ -32,6 +32,10 @@ struct AccountPage<'a> {
     return_to: &'a str,
     sessions: Vec<SessionRow>,
     apps: Vec<AppRow>,
+    /// The tenant lets users set up an authenticator app.
+    totp_allowed: bool,
+    totp_on: bool,
+    recovery_left: String,
     error: Option<String>,
     notice: Option<&'a str>,
 }
@@ -122,6 +126,15 @@ async fn render(
     })
     .await?;
     let s = strings(req);
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), v.user.id.clone());
+    let (totp_on, left) = crate::errors::blocking(move || {
+        let on = latchkey_store::MfaRepo::totp(&db, &tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
+        Ok::<_, latchkey_store::StoreError>((
+            on,
+            latchkey_store::MfaRepo::recovery_codes_left(&db, &tid, &uid)?,
+        ))
+    })
+    .await?;
     let apps = consents
         .into_iter()
         .map(|(client_id, name, scope)| AppRow {
@@ -152,24 +165,16 @@ async fn render(
         return_to: v.return_to.as_deref().unwrap_or_default(),
         sessions,
         apps,
+        totp_allowed: t.policy.allows(latchkey_core::MfaMethod::Totp),
+        totp_on,
+        recovery_left: s.recovery_left.replace("{n}", &left.to_string()),
         error: v.error,
         notice: v.notice,
     };
     let mut res = html(state, req, v.status, page.render())?;
-    // During a required password change the form's answer continues an interaction, which
-    // may end at a client: let the form lead there.
-    if let Some(id) = v
-        .return_to
-        .as_deref()
-        .and_then(|r| r.split("interaction=").nth(1))
-    {
-        let binding = super::interaction::binding(state, req, t, id);
-        if let Some(dest) = super::interaction::load(state, t, id, binding.as_deref())
-            .await?
-            .and_then(|i| i.continues_to)
-        {
-            crate::observe::allow_form_action(&mut res, &dest);
-        }
+    // During a required password change the form's answer continues an interaction.
+    if let Some(r) = v.return_to.as_deref() {
+        super::allow_continuation(state, req, t, &mut res, r).await?;
     }
     Ok(res)
 }
@@ -187,6 +192,8 @@ pub(super) async fn account(
     let s = strings(&req);
     let notice = if session.must_change_password {
         Some(s.password_expired)
+    } else if q.contains("mfa=required") {
+        Some(s.cannot_remove_last)
     } else if q.contains("changed=1") {
         Some(s.password_changed)
     } else {

@@ -6,6 +6,7 @@
 
 mod account;
 pub(crate) mod csrf;
+pub(crate) mod factor;
 pub(crate) mod i18n;
 pub mod interaction;
 mod reset;
@@ -48,6 +49,30 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/t/{tenant}/account/apps/revoke",
             web::post().to(account::revoke_app),
+        )
+        .route(
+            "/t/{tenant}/login/second-factor",
+            web::get().to(factor::second_factor_page),
+        )
+        .route(
+            "/t/{tenant}/login/second-factor",
+            web::post().to(factor::second_factor_submit),
+        )
+        .route(
+            "/t/{tenant}/account/authenticator",
+            web::get().to(factor::authenticator_page),
+        )
+        .route(
+            "/t/{tenant}/account/authenticator",
+            web::post().to(factor::authenticator_submit),
+        )
+        .route(
+            "/t/{tenant}/account/authenticator/remove",
+            web::post().to(factor::remove_authenticator),
+        )
+        .route(
+            "/t/{tenant}/account/recovery-codes",
+            web::post().to(factor::regenerate_codes),
         )
         .route("/t/{tenant}/password/forgot", web::get().to(reset::forgot_page))
         .route(
@@ -111,6 +136,29 @@ pub(crate) fn logo(t: &Tenant) -> Option<&str> {
         .logo_url
         .as_deref()
         .filter(|u| u.starts_with("https://"))
+}
+
+/// When `return_to` continues a pending interaction that ends at a client, lets the page's
+/// forms lead there (browsers check `form-action` on every redirect of a form submission).
+pub(crate) async fn allow_continuation(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    res: &mut HttpResponse,
+    return_to: &str,
+) -> Result<(), AppError> {
+    let Some(id) = return_to.split("interaction=").nth(1) else {
+        return Ok(());
+    };
+    let id = id.split('&').next().unwrap_or_default();
+    let binding = interaction::binding(state, req, t, id);
+    if let Some(dest) = interaction::load(state, t, id, binding.as_deref())
+        .await?
+        .and_then(|i| i.continues_to)
+    {
+        crate::observe::allow_form_action(res, &dest);
+    }
+    Ok(())
 }
 
 /// Only a path inside this tenant may be a destination (no open redirect, O15).
@@ -300,6 +348,10 @@ pub(crate) async fn signed_in(
     let Some((id, s)) = session::current(state, req, t).await? else {
         return Ok(None);
     };
+    // Half signed in: the second factor is still due.
+    if s.factor_due.is_some() {
+        return Ok(None);
+    }
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
     match blocking(move || db.user(&tid, &uid)).await? {
         Some(u) if u.status == UserStatus::Active => Ok(Some((id, s, u))),

@@ -85,6 +85,7 @@ pub async fn start(
             .map(|c| c.ip.to_string()),
         last_seen: now,
         must_change_password: false,
+        factor_due: None,
     };
     let id = SessionId::generate(&*state.rng);
     state

@@ -253,6 +253,9 @@ pub(super) async fn login_submit(
     } else {
         next
     };
+    // A user with a second factor (or owing one under the tenant's policy) is not signed in
+    // until it is done: the session only reaches the second-factor pages meanwhile.
+    let factor_page = super::factor::require_if_due(&state, &t, &user, &sid, &mut started, &next).await?;
     let who = format!("user:{}", user.id);
     audit(
         &state,
@@ -261,11 +264,11 @@ pub(super) async fn login_submit(
             &who,
             "login.success",
             who.clone(),
-            json!({"amr": ["pwd"], "ip": ip}),
+            json!({"amr": ["pwd"], "ip": ip, "second_factor_due": started.factor_due}),
         ),
     )
     .await?;
-    redirect_into_session(&state, &t, &next, &sid)
+    redirect_into_session(&state, &t, factor_page.as_deref().unwrap_or(&next), &sid)
 }
 
 pub(super) async fn logout(

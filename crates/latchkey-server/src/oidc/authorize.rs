@@ -149,9 +149,15 @@ async fn proceed(
         }
         None => None,
     };
+    // Phishing-resistant passkeys come with the passkey engine; until then a second factor is
+    // the strongest step-up on offer, so a request for `phr` settles for it rather than loop.
+    let acr_met = |amr: &[String]| {
+        latchkey_mfa::acr::satisfies(amr, &pending.request.acr_values) || amr.iter().any(|m| m == "mfa")
+    };
     let view = signed.as_ref().map(|(_, s, _)| SignedIn {
         auth_time: s.auth_time / 1000,
         during_request: s.auth_time >= pending.started_at,
+        acr_met: acr_met(&s.amr),
     });
     let next = next_step(
         &pending.request,
@@ -169,6 +175,32 @@ async fn proceed(
             let mut res = login::see_other(&started.login_url(t));
             res.add_cookie(&started.cookie)
                 .map_err(|e| AppError::internal("cookie", e))?;
+            Ok(res)
+        }
+        Next::StepUp => {
+            let Some((sid, mut s, user)) = signed else {
+                return Err(AppError::internal("authorize", "step-up without a session"));
+            };
+            let Some(due) = login::factor::due_for_step_up(state, t, &user).await? else {
+                // Nothing stronger to offer this user: the request's acr_values are voluntary.
+                if !take(state, req, t, interaction_id).await? {
+                    return Ok(expired_page(req));
+                }
+                return issue_code(state, t, c, &pending.request, &sid, &s).await;
+            };
+            let (id, cookie) = if let Some(id) = interaction_id {
+                (id.to_owned(), None)
+            } else {
+                let started = begin(state, t, c, &pending).await?;
+                (started.id, Some(started.cookie))
+            };
+            s.factor_due = Some(due);
+            crate::login::session::save(state, t, &sid, &s).await?;
+            let resume = format!("/t/{}/authorize/resume?interaction={id}", t.slug);
+            let mut res = login::see_other(&login::factor::page_for(t, due, &resume));
+            if let Some(c) = cookie {
+                res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
+            }
             Ok(res)
         }
         Next::Consent => {

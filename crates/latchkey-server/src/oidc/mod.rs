@@ -327,18 +327,7 @@ pub(crate) fn sid_of(session_key: &str) -> String {
 
 /// The `acr` a session's methods satisfy.
 pub(crate) fn acr_of(amr: &[String]) -> Option<String> {
-    let mfa = amr.iter().any(|m| m == "mfa");
-    let phr = amr.iter().any(|m| m == "hwk" || m == "swk") && mfa;
-    let acr = latchkey_oidc::discovery::ACR_VALUES;
-    if phr {
-        Some(acr[2].to_owned())
-    } else if mfa {
-        Some(acr[1].to_owned())
-    } else if amr.iter().any(|m| m == "pwd") {
-        Some(acr[0].to_owned())
-    } else {
-        None
-    }
+    latchkey_mfa::acr::acr_for(amr).map(str::to_owned)
 }
 
 /// `GrantsOf` with owned parts, to cross into a blocking task.

@@ -1,0 +1,625 @@
+//! Second factors: the verification step after the password, the authenticator-app enrolment
+//! (also forced right after the password when the tenant requires MFA), recovery codes.
+//!
+//! A session whose second factor is still due (`Session::factor_due`) signs nobody in: it only
+//! reaches these pages. Finishing the step starts a new session id with the added methods
+//! (`otp`, `mfa`), so the half-finished session's cookie is worth nothing afterwards.
+
+use super::{
+    AppError, Strings, audit, checked_return_to, csrf, html, redirect_into_session, see_other, session,
+    strings,
+};
+use crate::errors::{Kind, blocking};
+use crate::form::FormParams;
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use base64::Engine as _;
+use latchkey_core::{FactorDue, MfaMethod, MfaMode, NewAuditEvent, Session, Tenant, User, UserStatus};
+use latchkey_keys::Aad;
+use latchkey_mfa::{recovery, totp};
+use latchkey_session::SessionId;
+use latchkey_store::{MfaRepo, UserRepo};
+use serde_json::json;
+use std::time::Duration;
+
+/// Wrong codes allowed per user in `WINDOW` (SECURITY-TESTS T5).
+const ATTEMPTS: u64 = 5;
+const WINDOW: Duration = Duration::from_secs(5 * 60);
+
+fn seed_aad<'a>(t: &'a Tenant, user: &'a User) -> Aad<'a> {
+    Aad {
+        tenant: t.id.as_str(),
+        table: "mfa_totp",
+        column: "seed_sealed",
+        row: user.id.as_str(),
+    }
+}
+
+/// This browser's session and user, second factor done or not.
+async fn any_session(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(SessionId, Session, User)>, AppError> {
+    let Some((id, s)) = session::current(state, req, t).await? else {
+        return Ok(None);
+    };
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
+    Ok(blocking(move || db.user(&tid, &uid))
+        .await?
+        .filter(|u| u.status == UserStatus::Active)
+        .map(|u| (id, s, u)))
+}
+
+/// Whether the user has a confirmed second factor.
+pub(crate) async fn has_factor(
+    state: &AppState,
+    t: &Tenant,
+    user: &latchkey_core::UserId,
+) -> Result<bool, AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
+    Ok(blocking(move || db.totp(&tid, &uid))
+        .await?
+        .is_some_and(|f| f.confirmed_at.is_some()))
+}
+
+fn encode(path: &str) -> String {
+    percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// What a session of `user` still owes before it signs anyone in: a verification when the user
+/// has a factor, an enrolment when the tenant requires one and the user has none.
+pub(crate) async fn due_for(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+) -> Result<Option<FactorDue>, AppError> {
+    if has_factor(state, t, &user.id).await? {
+        return Ok(Some(FactorDue::Verify));
+    }
+    let must = t.policy.mfa_mode() == MfaMode::Required && t.policy.allows(MfaMethod::Totp);
+    Ok(must.then_some(FactorDue::Enrol))
+}
+
+/// What a signed-in user must do to reach a stronger context: verify their factor, or enrol
+/// one where the tenant allows it; `None` when nothing stronger is available.
+pub(crate) async fn due_for_step_up(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+) -> Result<Option<FactorDue>, AppError> {
+    if has_factor(state, t, &user.id).await? {
+        return Ok(Some(FactorDue::Verify));
+    }
+    Ok(t.policy.allows(MfaMethod::Totp).then_some(FactorDue::Enrol))
+}
+
+/// Where a session owing `due` goes, continuing to `next` afterwards.
+pub(crate) fn page_for(t: &Tenant, due: FactorDue, next: &str) -> String {
+    match due {
+        FactorDue::Verify => format!("/t/{}/login/second-factor?return_to={}", t.slug, encode(next)),
+        FactorDue::Enrol => format!("/t/{}/account/authenticator?return_to={}", t.slug, encode(next)),
+    }
+}
+
+/// Marks the session as owing a second factor and returns where the browser goes, or `None`
+/// when nothing is owed.
+pub(crate) async fn require_if_due(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+    sid: &SessionId,
+    s: &mut Session,
+    next: &str,
+) -> Result<Option<String>, AppError> {
+    let Some(due) = due_for(state, t, user).await? else {
+        return Ok(None);
+    };
+    s.factor_due = Some(due);
+    session::save(state, t, sid, s).await?;
+    Ok(Some(page_for(t, due, next)))
+}
+
+fn query_return_to(req: &HttpRequest, t: &Tenant) -> String {
+    checked_return_to(t, super::query_param(req, "return_to").as_deref())
+        .unwrap_or_else(|| format!("/t/{}/account", t.slug))
+}
+
+/// Counts a wrong code; true when the user has used up their attempts.
+async fn too_many(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+    let hit = state
+        .ephemeral
+        .hit(&t.id, &format!("mfa-fail:{}", user.id), WINDOW)
+        .await?;
+    Ok(hit.count > ATTEMPTS)
+}
+
+async fn blocked(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+    Ok(state
+        .ephemeral
+        .count(&t.id, &format!("mfa-fail:{}", user.id))
+        .await?
+        >= ATTEMPTS)
+}
+
+/// Accepts a TOTP code for `seed` once per time step (SECURITY-TESTS T2): `Ok(Err(message))`
+/// for a wrong or replayed code.
+async fn check_code(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+    seed: &[u8],
+    code: &str,
+    s: &'static Strings,
+) -> Result<Result<(), &'static str>, AppError> {
+    let now = u64::try_from(state.clock.now_millis() / 1000).unwrap_or_default();
+    let Some(step) = totp::verify(seed, code, now) else {
+        return Ok(Err(s.bad_code));
+    };
+    let key = format!("totp-step:{}:{step}", user.id);
+    let ttl = Duration::from_secs(totp::STEP_SECS * (2 * totp::SKEW + 2));
+    if !state.ephemeral.put_once(&t.id, &key, b"1", ttl).await? {
+        return Ok(Err(s.code_reused));
+    }
+    Ok(Ok(()))
+}
+
+/// Finishes the sign-in: a new session id carrying the added methods, then on to `next`.
+async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    (sid, old): (&SessionId, &Session),
+    added: &[&str],
+    next: &str,
+) -> Result<(HttpResponse, SessionId), AppError> {
+    let mut amr = old.amr.clone();
+    for m in added {
+        if !amr.iter().any(|a| a == m) {
+            amr.push((*m).to_owned());
+        }
+    }
+    let (new_id, mut fresh) = session::start(state, req, t, &old.user_id, amr.clone(), Some(sid)).await?;
+    fresh.must_change_password = old.must_change_password;
+    session::save(state, t, &new_id, &fresh).await?;
+    let who = format!("user:{}", old.user_id);
+    audit(
+        state,
+        t,
+        NewAuditEvent::success(&who, "login.second_factor", who.clone(), json!({"amr": amr})),
+    )
+    .await?;
+    Ok((redirect_into_session(state, t, next, &new_id)?, new_id))
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+struct SecondFactorPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    csrf: String,
+    return_to: &'a str,
+    error: Option<&'a str>,
+}
+
+async fn second_factor_html(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    sid: &SessionId,
+    return_to: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    let page = SecondFactorPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: super::logo(t),
+        csrf: csrf::token_for(sid.cookie_value()),
+        return_to,
+        error,
+    };
+    let mut res = html(state, req, status, page.render())?;
+    super::allow_continuation(state, req, t, &mut res, return_to).await?;
+    Ok(res)
+}
+
+fn to_login(t: &Tenant) -> HttpResponse {
+    see_other(&format!("/t/{}/login", t.slug))
+}
+
+/// GET `/t/{tenant}/login/second-factor`.
+pub(super) async fn second_factor_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, s, _)) = any_session(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if s.factor_due != Some(FactorDue::Verify) {
+        return Ok(to_login(&t));
+    }
+    second_factor_html(
+        &state,
+        &req,
+        &t,
+        &sid,
+        &query_return_to(&req, &t),
+        StatusCode::OK,
+        None,
+    )
+    .await
+}
+
+/// POST `/t/{tenant}/login/second-factor`: a code from the app, or a recovery code.
+pub(super) async fn second_factor_submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, session_now, user)) = any_session(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if session_now.factor_due != Some(FactorDue::Verify) {
+        return Ok(to_login(&t));
+    }
+    if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired));
+    }
+    let s = strings(&req);
+    let next =
+        checked_return_to(&t, form.get("return_to")).unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    let again =
+        async |status, msg: &str| second_factor_html(&state, &req, &t, &sid, &next, status, Some(msg)).await;
+    if blocked(&state, &t, &user).await? {
+        let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
+        return again(StatusCode::TOO_MANY_REQUESTS, &msg).await;
+    }
+    if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
+        let (db, tid, uid, hash) = (
+            state.db.clone(),
+            t.id.clone(),
+            user.id.clone(),
+            recovery::hash(code),
+        );
+        if !blocking(move || db.use_recovery_code(&tid, &uid, &hash)).await? {
+            too_many(&state, &t, &user).await?;
+            return again(StatusCode::UNAUTHORIZED, s.bad_recovery).await;
+        }
+        notify_recovery_use(&state, &t, &user, s).await?;
+        return Ok(complete(&state, &req, &t, (&sid, &session_now), &["mfa"], &next)
+            .await?
+            .0);
+    }
+    let code = form.get("code").unwrap_or_default();
+    let Some(seed) = confirmed_seed(&state, &t, &user).await? else {
+        return Ok(to_login(&t));
+    };
+    if let Err(msg) = check_code(&state, &t, &user, &seed, code, s).await? {
+        too_many(&state, &t, &user).await?;
+        let who = format!("user:{}", user.id);
+        audit(
+            &state,
+            &t,
+            NewAuditEvent::failure(
+                &who,
+                "login.second_factor",
+                who.clone(),
+                json!({"reason": "bad_code"}),
+            ),
+        )
+        .await?;
+        return again(StatusCode::UNAUTHORIZED, msg).await;
+    }
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    blocking(move || db.totp_used(&tid, &uid)).await?;
+    Ok(
+        complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next)
+            .await?
+            .0,
+    )
+}
+
+/// The seed of the user's confirmed app (or, with `pending`, of the enrolment under way).
+async fn seed(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+    confirmed: bool,
+) -> Result<Option<Vec<u8>>, AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let Some(stored) = blocking(move || db.totp(&tid, &uid)).await? else {
+        return Ok(None);
+    };
+    if stored.confirmed_at.is_some() != confirmed {
+        return Ok(None);
+    }
+    let seed = state
+        .keys
+        .open_sealed(&t.id, seed_aad(t, user), &stored.seed_sealed)
+        .map_err(|e| AppError::internal("opening a TOTP seed", e))?;
+    Ok(Some(seed))
+}
+
+async fn confirmed_seed(state: &AppState, t: &Tenant, user: &User) -> Result<Option<Vec<u8>>, AppError> {
+    seed(state, t, user, true).await
+}
+
+/// Tells the user by mail that a recovery code was used (when they have an address).
+async fn notify_recovery_use(state: &AppState, t: &Tenant, user: &User, s: &Strings) -> Result<(), AppError> {
+    let Some(to) = user.email.clone() else {
+        return Ok(());
+    };
+    let body = s.mail_recovery_body.replace("{tenant}", &t.display_name);
+    let (st, tid, subject) = (state.clone(), t.id.clone(), s.mail_recovery_subject.to_owned());
+    blocking(move || -> Result<(), AppError> {
+        let mail = crate::mail::compose(&st, &tid, &to, &subject, &body)?;
+        Ok(latchkey_store::MailOutbox::queue_mail(&st.db, &tid, &mail)?)
+    })
+    .await?;
+    state.mail.wake();
+    Ok(())
+}
+
+#[derive(Template)]
+#[template(path = "authenticator.html")]
+struct AuthenticatorPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    csrf: String,
+    return_to: &'a str,
+    required: bool,
+    qr: String,
+    secret: String,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct RecoveryCodesPage<'a> {
+    s: &'a Strings,
+    slug: &'a str,
+    tenant_name: &'a str,
+    logo_url: Option<&'a str>,
+    codes: Vec<String>,
+    next: &'a str,
+}
+
+/// The session for the enrolment pages: signed in, or owing an enrolment.
+async fn enrolling(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(SessionId, Session, User)>, AppError> {
+    Ok(any_session(state, req, t)
+        .await?
+        .filter(|(_, s, _)| matches!(s.factor_due, None | Some(FactorDue::Enrol))))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn authenticator_html(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    (sid, s, user): (&SessionId, &Session, &User),
+    seed: &[u8],
+    return_to: &str,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    let account = user.email.as_deref().unwrap_or(&user.username);
+    let uri = totp::otpauth_uri(&t.display_name, account, seed);
+    let svg = totp::qr_svg(&uri).ok_or_else(|| AppError::internal("QR code", "URI too long"))?;
+    let page = AuthenticatorPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: super::logo(t),
+        csrf: csrf::token_for(sid.cookie_value()),
+        return_to,
+        required: s.factor_due == Some(FactorDue::Enrol),
+        qr: format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(svg)
+        ),
+        secret: totp::base32(seed),
+        error,
+    };
+    html(state, req, status, page.render())
+}
+
+/// GET `/t/{tenant}/account/authenticator`: the QR code and key of a new (or pending) app.
+pub(super) async fn authenticator_page(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, s, user)) = enrolling(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if !t.policy.allows(MfaMethod::Totp) {
+        return Err(AppError::new(
+            Kind::Forbidden,
+            "Authenticator apps are not enabled here.",
+        ));
+    }
+    if has_factor(&state, &t, &user.id).await? {
+        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+    }
+    // Reloading shows the same key, so an app that already scanned it keeps working.
+    let seed = if let Some(seed) = seed(&state, &t, &user, false).await? {
+        seed
+    } else {
+        let mut fresh = vec![0u8; totp::SEED_BYTES];
+        state.rng.fill(&mut fresh);
+        let sealed = state
+            .keys
+            .seal(&t.id, seed_aad(&t, &user), &fresh)
+            .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
+        let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+        blocking(move || db.begin_totp(&tid, &uid, &sealed)).await?;
+        fresh
+    };
+    let return_to = query_return_to(&req, &t);
+    authenticator_html(
+        &state,
+        &req,
+        &t,
+        (&sid, &s, &user),
+        &seed,
+        &return_to,
+        StatusCode::OK,
+        None,
+    )
+}
+
+/// POST `/t/{tenant}/account/authenticator`: the first code confirms the app.
+pub(super) async fn authenticator_submit(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, session_now, user)) = enrolling(&state, &req, &t).await? else {
+        return Ok(to_login(&t));
+    };
+    if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired));
+    }
+    let s = strings(&req);
+    let next =
+        checked_return_to(&t, form.get("return_to")).unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    let Some(seed) = seed(&state, &t, &user, false).await? else {
+        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+    };
+    let fail = |status, msg| {
+        authenticator_html(
+            &state,
+            &req,
+            &t,
+            (&sid, &session_now, &user),
+            &seed,
+            &next,
+            status,
+            Some(msg),
+        )
+    };
+    if blocked(&state, &t, &user).await? {
+        let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
+        return fail(StatusCode::TOO_MANY_REQUESTS, &msg);
+    }
+    if let Err(msg) = check_code(&state, &t, &user, &seed, form.get("code").unwrap_or_default(), s).await? {
+        too_many(&state, &t, &user).await?;
+        return fail(StatusCode::UNAUTHORIZED, msg);
+    }
+    let codes = recovery::generate(&*state.rng);
+    let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    blocking(move || db.confirm_totp(&tid, &uid, &hashes)).await?;
+    // Enrolling during sign-in also finishes the sign-in with the new factor.
+    let cookie = if session_now.factor_due == Some(FactorDue::Enrol) {
+        let (_, new_id) = complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next).await?;
+        Some(new_id)
+    } else {
+        None
+    };
+    let mut res = codes_page(&state, &req, &t, codes, &next)?;
+    if let Some(id) = cookie {
+        res.add_cookie(&session::cookie(
+            &state,
+            session::cookie_name(&state, &t),
+            id.cookie_value().to_owned(),
+        ))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
+}
+
+fn codes_page(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    codes: Vec<String>,
+    next: &str,
+) -> Result<HttpResponse, AppError> {
+    let page = RecoveryCodesPage {
+        s: strings(req),
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: super::logo(t),
+        codes,
+        next,
+    };
+    html(state, req, StatusCode::OK, page.render())
+}
+
+/// POST `/t/{tenant}/account/authenticator/remove`.
+pub(super) async fn remove_authenticator(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let Some((t, _, user)) = signed_in_form(&req, &path, &state, &form).await? else {
+        return Ok(to_login(&tenant(&state, &path).await?));
+    };
+    // W7: the only factor stays while the policy requires one.
+    if t.policy.mfa_mode() == MfaMode::Required {
+        return Ok(see_other(&format!("/t/{}/account?mfa=required", t.slug)));
+    }
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let who = format!("user:{}", user.id);
+    blocking(move || db.remove_totp(&tid, &who, &uid)).await?;
+    Ok(see_other(&format!("/t/{}/account", t.slug)))
+}
+
+/// POST `/t/{tenant}/account/recovery-codes`: ten new codes, the old ones void.
+pub(super) async fn regenerate_codes(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let Some((t, _, user)) = signed_in_form(&req, &path, &state, &form).await? else {
+        return Ok(to_login(&tenant(&state, &path).await?));
+    };
+    if !has_factor(&state, &t, &user.id).await? {
+        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+    }
+    let codes = recovery::generate(&*state.rng);
+    let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
+    codes_page(&state, &req, &t, codes, &format!("/t/{}/account", t.slug))
+}
+
+/// A signed-in account form: tenant, session and user after the CSRF check.
+async fn signed_in_form(
+    req: &HttpRequest,
+    slug: &str,
+    state: &AppState,
+    form: &FormParams,
+) -> Result<Option<(Tenant, SessionId, User)>, AppError> {
+    let t = tenant(state, slug).await?;
+    let Some((id, _, user)) = super::signed_in(state, req, &t).await? else {
+        return Ok(None);
+    };
+    if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(Kind::Forbidden, strings(req).form_expired));
+    }
+    Ok(Some((t, id, user)))
+}

@@ -1,0 +1,243 @@
+//! Second factors of users: the authenticator app (a TOTP seed, sealed by the caller under the
+//! tenant's data key with the user id as row) and recovery codes (SHA-256, spent once). Every
+//! change is audited in its transaction.
+
+use crate::db::Db;
+use crate::schema::{mfa_recovery_codes, mfa_totp};
+use crate::{AnyConnection, Result, StoreError};
+use diesel::prelude::*;
+use latchkey_core::{NewAuditEvent, TenantId, UserId};
+use serde_json::json;
+
+/// A user's authenticator app as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTotp {
+    pub seed_sealed: String,
+    pub created_at: i64,
+    /// `None` while enrolment waits for its first valid code.
+    pub confirmed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+pub trait MfaRepo {
+    fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>>;
+    /// Starts (or restarts) an enrolment; `Conflict` when a confirmed app exists.
+    fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()>;
+    /// Confirms the enrolment, storing `recovery_hashes` (the first factor's codes) with it.
+    fn confirm_totp(&self, t: &TenantId, user: &UserId, recovery_hashes: &[String]) -> Result<()>;
+    /// Records a successful use.
+    fn totp_used(&self, t: &TenantId, user: &UserId) -> Result<()>;
+    fn remove_totp(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<bool>;
+    fn recovery_codes_left(&self, t: &TenantId, user: &UserId) -> Result<usize>;
+    /// Replaces every recovery code of the user.
+    fn replace_recovery_codes(&self, t: &TenantId, user: &UserId, hashes: &[String]) -> Result<()>;
+    /// Spends a recovery code; false when unknown or spent (also by a concurrent request).
+    fn use_recovery_code(&self, t: &TenantId, user: &UserId, hash: &str) -> Result<bool>;
+    /// Removes every factor and recovery code of the user (an administrator's reset).
+    fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize>;
+}
+
+fn who(user: &UserId) -> String {
+    format!("user:{user}")
+}
+
+fn insert_codes(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    user: &UserId,
+    hashes: &[String],
+    now: i64,
+) -> Result<()> {
+    diesel::delete(
+        mfa_recovery_codes::table
+            .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))
+            .filter(mfa_recovery_codes::user_id.eq(user.as_str())),
+    )
+    .execute(c)?;
+    for h in hashes {
+        diesel::insert_into(mfa_recovery_codes::table)
+            .values((
+                mfa_recovery_codes::tenant_id.eq(t.as_str()),
+                mfa_recovery_codes::user_id.eq(user.as_str()),
+                mfa_recovery_codes::code_hash.eq(h),
+                mfa_recovery_codes::created_at.eq(now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+fn totp_row(t: &TenantId, user: &UserId) -> (String, String) {
+    (t.as_str().to_owned(), user.as_str().to_owned())
+}
+
+impl MfaRepo for Db {
+    fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>> {
+        let row = mfa_totp::table
+            .find(totp_row(t, user))
+            .select((
+                mfa_totp::seed_sealed,
+                mfa_totp::created_at,
+                mfa_totp::confirmed_at,
+                mfa_totp::last_used_at,
+            ))
+            .first::<(String, i64, Option<i64>, Option<i64>)>(&mut *self.conn()?)
+            .optional()?;
+        Ok(row.map(
+            |(seed_sealed, created_at, confirmed_at, last_used_at)| StoredTotp {
+                seed_sealed,
+                created_at,
+                confirmed_at,
+                last_used_at,
+            },
+        ))
+    }
+
+    fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()> {
+        let now = self.now();
+        self.write(|c| {
+            let confirmed = mfa_totp::table
+                .find(totp_row(t, user))
+                .select(mfa_totp::confirmed_at)
+                .first::<Option<i64>>(c)
+                .optional()?;
+            match confirmed {
+                Some(Some(_)) => Err(StoreError::Conflict(
+                    "an authenticator app is already set up".into(),
+                )),
+                Some(None) => {
+                    diesel::update(mfa_totp::table.find(totp_row(t, user)))
+                        .set((
+                            mfa_totp::seed_sealed.eq(seed_sealed),
+                            mfa_totp::created_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    Ok(())
+                }
+                None => {
+                    diesel::insert_into(mfa_totp::table)
+                        .values((
+                            mfa_totp::tenant_id.eq(t.as_str()),
+                            mfa_totp::user_id.eq(user.as_str()),
+                            mfa_totp::seed_sealed.eq(seed_sealed),
+                            mfa_totp::created_at.eq(now),
+                        ))
+                        .execute(c)?;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    fn confirm_totp(&self, t: &TenantId, user: &UserId, recovery_hashes: &[String]) -> Result<()> {
+        let now = self.now();
+        self.audited(t, |c| {
+            let n = diesel::update(
+                mfa_totp::table
+                    .filter(mfa_totp::tenant_id.eq(t.as_str()))
+                    .filter(mfa_totp::user_id.eq(user.as_str()))
+                    .filter(mfa_totp::confirmed_at.is_null()),
+            )
+            .set((mfa_totp::confirmed_at.eq(now), mfa_totp::last_used_at.eq(now)))
+            .execute(c)?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    what: "pending authenticator enrolment",
+                });
+            }
+            if !recovery_hashes.is_empty() {
+                insert_codes(c, t, user, recovery_hashes, now)?;
+            }
+            let event = NewAuditEvent::success(
+                &who(user),
+                "mfa.totp.enrol",
+                who(user),
+                json!({"recovery_codes": recovery_hashes.len()}),
+            );
+            Ok(((), event))
+        })
+    }
+
+    fn totp_used(&self, t: &TenantId, user: &UserId) -> Result<()> {
+        let now = self.now();
+        self.write(|c| {
+            diesel::update(mfa_totp::table.find(totp_row(t, user)))
+                .set(mfa_totp::last_used_at.eq(now))
+                .execute(c)?;
+            Ok(())
+        })
+    }
+
+    fn remove_totp(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<bool> {
+        self.audited(t, |c| {
+            let n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;
+            let event =
+                NewAuditEvent::success(actor, "mfa.totp.remove", who(user), json!({"removed": n > 0}));
+            Ok((n > 0, event))
+        })
+    }
+
+    fn recovery_codes_left(&self, t: &TenantId, user: &UserId) -> Result<usize> {
+        let n: i64 = mfa_recovery_codes::table
+            .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))
+            .filter(mfa_recovery_codes::user_id.eq(user.as_str()))
+            .filter(mfa_recovery_codes::used_at.is_null())
+            .count()
+            .get_result(&mut *self.conn()?)?;
+        Ok(usize::try_from(n).unwrap_or_default())
+    }
+
+    fn replace_recovery_codes(&self, t: &TenantId, user: &UserId, hashes: &[String]) -> Result<()> {
+        let now = self.now();
+        self.audited(t, |c| {
+            insert_codes(c, t, user, hashes, now)?;
+            let event = NewAuditEvent::success(
+                &who(user),
+                "mfa.recovery_codes.regenerate",
+                who(user),
+                json!({"count": hashes.len()}),
+            );
+            Ok(((), event))
+        })
+    }
+
+    fn use_recovery_code(&self, t: &TenantId, user: &UserId, hash: &str) -> Result<bool> {
+        let now = self.now();
+        self.audited(t, |c| {
+            let n = diesel::update(
+                mfa_recovery_codes::table
+                    .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))
+                    .filter(mfa_recovery_codes::user_id.eq(user.as_str()))
+                    .filter(mfa_recovery_codes::code_hash.eq(hash))
+                    .filter(mfa_recovery_codes::used_at.is_null()),
+            )
+            .set(mfa_recovery_codes::used_at.eq(now))
+            .execute(c)?;
+            let event = if n == 1 {
+                NewAuditEvent::success(&who(user), "mfa.recovery_code.use", who(user), json!({}))
+            } else {
+                NewAuditEvent::failure(
+                    &who(user),
+                    "mfa.recovery_code.use",
+                    who(user),
+                    json!({"reason": "unknown_or_spent"}),
+                )
+            };
+            Ok((n == 1, event))
+        })
+    }
+
+    fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize> {
+        self.audited(t, |c| {
+            let mut n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;
+            n += diesel::delete(
+                mfa_recovery_codes::table
+                    .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))
+                    .filter(mfa_recovery_codes::user_id.eq(user.as_str())),
+            )
+            .execute(c)?;
+            let event = NewAuditEvent::success(actor, "mfa.reset", who(user), json!({"rows": n}));
+            Ok((n, event))
+        })
+    }
+}

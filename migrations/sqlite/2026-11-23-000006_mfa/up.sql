@@ -1,0 +1,23 @@
+-- A user's authenticator app: the TOTP seed sealed under the tenant's data key (row = user id).
+-- Unconfirmed until the first valid code.
+CREATE TABLE mfa_totp (
+    tenant_id    TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    seed_sealed  TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    confirmed_at BIGINT,
+    last_used_at BIGINT,
+    PRIMARY KEY (tenant_id, user_id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+
+-- Recovery codes by SHA-256; each spent once.
+CREATE TABLE mfa_recovery_codes (
+    tenant_id  TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    code_hash  TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    used_at    BIGINT,
+    PRIMARY KEY (tenant_id, user_id, code_hash),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);

@@ -1,0 +1,425 @@
+//! Second factors end to end on both backends, on a clock the test moves: TOTP enrolment and
+//! sign-in (T2–T5), recovery codes, the tenant policy (`required`: no code for the client
+//! before enrolment; W7), step-up by `acr_values` with `acr`/`amr` in the ID token.
+
+#![allow(clippy::unwrap_used, clippy::many_single_char_names)] // test code; s, c, b: server, client, browser
+
+use latchkey_core::{AccessTokenFormat, ClientType, FixedClock, MfaMode, TenantPolicy};
+use latchkey_mfa::totp;
+use latchkey_store::{TenantRepo, TenantUpdate};
+use latchkey_tests::TestServer;
+use latchkey_tests::browser::{Browser, PASSWORD, hidden, setup};
+use latchkey_tests::oidc::{authorize_path, query, redeem, register, tenant};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const START: i64 = 1_900_000_000_000;
+
+struct Ctx<'a> {
+    s: &'a TestServer,
+    clock: &'a FixedClock,
+    db: &'a latchkey_tests::TestDb,
+}
+
+impl Ctx<'_> {
+    fn now_secs(&self) -> u64 {
+        u64::try_from(latchkey_core::Clock::now_millis(self.clock) / 1000).unwrap()
+    }
+
+    /// The next 30-second step, so a new code is due.
+    fn next_step(&self) {
+        self.clock.advance_millis(30_000);
+    }
+}
+
+fn set_mode(s: &TestServer, mode: MfaMode) {
+    let t = tenant(s, "acme");
+    let mut policy: TenantPolicy = t.policy.clone();
+    policy.mfa.mode = mode;
+    s.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &TenantUpdate {
+                policy: Some(policy),
+                ..TenantUpdate::default()
+            },
+        )
+        .unwrap();
+}
+
+/// Signs in with the password only; returns where the browser was sent.
+async fn password(s: &TestServer, b: &mut Browser, return_to: &str) -> String {
+    let csrf = b.form_token(s, "acme").await;
+    let (st, h, page) = b
+        .post(
+            s,
+            "/t/acme/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("return_to", return_to),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 303, "{page}");
+    h["location"].to_str().unwrap().to_owned()
+}
+
+/// Enrols an authenticator app from `page_path` (the enrolment page); returns its seed and the
+/// recovery codes shown.
+async fn enrol(x: &Ctx<'_>, b: &mut Browser, page_path: &str) -> (Vec<u8>, Vec<String>, String) {
+    let (st, _, page) = b.get(x.s, page_path).await;
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("data:image/svg+xml;base64,"),
+        "a QR code drawn here"
+    );
+    assert!(page.contains("autocomplete=\"one-time-code\""));
+    let secret = page
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let seed = totp::from_base32(secret).unwrap();
+    assert_eq!(seed.len(), totp::SEED_BYTES);
+    // Reloading shows the same key.
+    let (_, _, again) = b.get(x.s, page_path).await;
+    assert!(again.contains(secret));
+    let (st, _, wrong) = b
+        .post(
+            x.s,
+            "/t/acme/account/authenticator",
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("return_to", &hidden(&page, "return_to")),
+                ("code", "000000"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 401, "{wrong}");
+    assert!(wrong.contains("role=\"alert\""));
+    let code = totp::code_at(&seed, x.now_secs(), 6);
+    let (st, h, done) = b
+        .post(
+            x.s,
+            "/t/acme/account/authenticator",
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("return_to", &hidden(&page, "return_to")),
+                ("code", &code),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let codes: Vec<String> = done
+        .split("<li><code>")
+        .skip(1)
+        .map(|c| c.split('<').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10, "ten recovery codes, shown once: {done}");
+    let next = done
+        .split("class=\"button\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let _ = h;
+    (seed, codes, next.replace("&amp;", "&"))
+}
+
+async fn second_factor(
+    x: &Ctx<'_>,
+    b: &mut Browser,
+    at: &str,
+    field: &str,
+    value: &str,
+) -> (StatusCode, String, String) {
+    let (st, _, page) = b.get(x.s, at).await;
+    assert_eq!(st, 200, "{page}");
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("return_to", hidden(&page, "return_to")),
+        (field, value.to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, h, body) = b.post(x.s, "/t/acme/login/second-factor", &pairs, &[]).await;
+    let loc = h
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (st, loc, body)
+}
+
+async fn totp_enrols_and_signs_in_once_per_step(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    assert_eq!(
+        password(s, &mut b, "").await,
+        "/t/acme/account",
+        "no factor yet: signed in"
+    );
+    let (seed, _, _) = enrol(x, &mut b, "/t/acme/account/authenticator").await;
+    let (_, _, account) = b.get(s, "/t/acme/account").await;
+    assert!(account.contains("Your authenticator app is set up."));
+    assert!(account.contains("Recovery codes left: 10"));
+
+    // Now the password alone is not enough.
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    assert!(at.starts_with("/t/acme/login/second-factor"), "{at}");
+    let (st, _, _) = b.get(s, "/t/acme/account").await;
+    assert_eq!(st, 303, "half signed in reaches nothing");
+    // The code of the enrolment's step was used: a replay is refused (T2).
+    let used = totp::code_at(&seed, x.now_secs(), 6);
+    let (st, _, page) = second_factor(x, &mut b, &at, "code", &used).await;
+    assert_eq!(st, 401);
+    assert!(page.contains("already used"), "{page}");
+    // Two steps away is outside the window (T3).
+    let stale = totp::code_at(&seed, x.now_secs() - 60, 6);
+    assert_eq!(second_factor(x, &mut b, &at, "code", &stale).await.0, 401);
+    x.next_step();
+    let previous_step = totp::code_at(&seed, x.now_secs() - 30, 6);
+    assert_eq!(previous_step, used, "the enrolment step is now the previous one");
+    assert_eq!(
+        second_factor(x, &mut b, &at, "code", &used).await.0,
+        401,
+        "still used"
+    );
+    let fresh = totp::code_at(&seed, x.now_secs(), 6);
+    let (st, loc, _) = second_factor(x, &mut b, &at, "code", &fresh).await;
+    assert_eq!((st.as_u16(), loc.as_str()), (303, "/t/acme/account"));
+    let (st, _, _) = b.get(s, "/t/acme/account").await;
+    assert_eq!(st, 200, "signed in after the second factor");
+
+    // Wrong codes are limited per user (T5).
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    let mut last = StatusCode::OK;
+    for _ in 0..7 {
+        last = second_factor(x, &mut b, &at, "code", "123456").await.0;
+    }
+    assert_eq!(last, 429);
+    x.next_step();
+    let good = totp::code_at(&seed, x.now_secs(), 6);
+    assert_eq!(
+        second_factor(x, &mut b, &at, "code", &good).await.0,
+        429,
+        "even a good code waits"
+    );
+}
+
+async fn a_recovery_code_works_once_and_is_announced(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    password(s, &mut b, "").await;
+    let (_, codes, _) = enrol(x, &mut b, "/t/acme/account/authenticator").await;
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    let typed = codes[3].to_uppercase().replace('-', " ");
+    let (st, loc, _) = second_factor(x, &mut b, &at, "recovery_code", &typed).await;
+    assert_eq!((st.as_u16(), loc.as_str()), (303, "/t/acme/account"));
+    let (_, _, account) = b.get(s, "/t/acme/account").await;
+    assert!(account.contains("Recovery codes left: 9"));
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    let (st, _, page) = second_factor(x, &mut b, &at, "recovery_code", &codes[3]).await;
+    assert_eq!(st, 401, "a recovery code works once");
+    assert!(page.contains("already used"));
+    let t = tenant(s, "acme");
+    let events = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 1000).unwrap();
+    let uses: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "mfa.recovery_code.use")
+        .collect();
+    assert_eq!(uses.len(), 2);
+    assert_eq!(uses[0].outcome, latchkey_core::Outcome::Success);
+    assert_eq!(uses[1].outcome, latchkey_core::Outcome::Failure);
+    // Queued for alice (a development issuer without SMTP delivers it to the log at once).
+    let queued = x.db.raw_sql(
+        "UPDATE mail_outbox SET attempts = attempts WHERE subject = 'A recovery code was used' AND recipient = 'alice@acme.test'",
+    );
+    assert_eq!(queued, 1);
+}
+
+fn id_claims(tokens: &Value) -> Value {
+    use base64::Engine as _;
+    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn required_mfa_gives_no_code_before_enrolment(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    set_mode(s, MfaMode::Required);
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    let (st, h, _) = b.get(s, &authorize_path(&c, &[("scope", "openid")])).await;
+    assert_eq!(st, 303);
+    let login = h["location"].to_str().unwrap().to_owned();
+    let (_, _, page) = b.get(s, &login).await;
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("interaction", hidden(&page, "interaction")),
+        ("username", "alice".to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, h, _) = b.post(s, "/t/acme/login", &pairs, &[]).await;
+    assert_eq!(st, 303);
+    let enrol_at = h["location"].to_str().unwrap().to_owned();
+    assert!(
+        enrol_at.starts_with("/t/acme/account/authenticator?return_to="),
+        "{enrol_at}"
+    );
+    // The half-finished session can't get a code: the flow sends it back to sign in.
+    let resume = query(&format!("http://x{enrol_at}"))["return_to"].clone();
+    let (st, h, _) = b.get(s, &resume).await;
+    assert_eq!(st, 303);
+    assert!(
+        h["location"].to_str().unwrap().starts_with("/t/acme/login"),
+        "no code without a factor"
+    );
+    let (_, _, next) = enrol(x, &mut b, &enrol_at).await;
+    assert_eq!(next, resume);
+    let (st, h, _) = b.get(s, &next).await;
+    assert_eq!(st, 303);
+    let back = h["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(latchkey_tests::oidc::REDIRECT), "{back}");
+    let (st, tokens) = redeem(s, &c, &query(&back)["code"]).await;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = id_claims(&tokens);
+    assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    // W7: the only factor can't be removed while MFA is required.
+    let (_, _, account) = b.get(s, "/t/acme/account").await;
+    let (st, h, _) = b
+        .post(
+            s,
+            "/t/acme/account/authenticator/remove",
+            &[("csrf", &hidden(&account, "csrf"))],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 303);
+    assert!(h["location"].to_str().unwrap().contains("mfa=required"));
+    let (_, _, account) = b.get(s, "/t/acme/account").await;
+    assert!(account.contains("Your authenticator app is set up."));
+}
+
+async fn acr_values_step_up_a_password_session(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    password(s, &mut b, "").await;
+    // Enrolled from the account page: this session still only used the password.
+    let (seed, _, _) = enrol(x, &mut b, "/t/acme/account/authenticator").await;
+    let plain = authorize_path(&c, &[("scope", "openid")]);
+    let (_, h, _) = b.get(s, &plain).await;
+    let (_, tokens) = redeem(s, &c, &query(h["location"].to_str().unwrap())["code"]).await;
+    assert_eq!(id_claims(&tokens)["acr"], "urn:latchkey:acr:pwd");
+    let mfa = authorize_path(&c, &[("scope", "openid"), ("acr_values", "urn:latchkey:acr:mfa")]);
+    let (_, h, _) = b
+        .get(
+            s,
+            &authorize_path(
+                &c,
+                &[
+                    ("scope", "openid"),
+                    ("acr_values", "urn:latchkey:acr:mfa"),
+                    ("prompt", "none"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        query(h["location"].to_str().unwrap())["error"],
+        "interaction_required"
+    );
+    let (st, h, _) = b.get(s, &mfa).await;
+    assert_eq!(st, 303);
+    let at = h["location"].to_str().unwrap().to_owned();
+    assert!(
+        at.starts_with("/t/acme/login/second-factor?return_to="),
+        "step-up asks for the factor: {at}"
+    );
+    x.next_step();
+    let code = totp::code_at(&seed, x.now_secs(), 6);
+    let (st, loc, _) = second_factor(x, &mut b, &at, "code", &code).await;
+    assert_eq!(st, 303);
+    let (st, h, _) = b.get(s, &loc).await;
+    assert_eq!(st, 303);
+    let back = h["location"].to_str().unwrap().to_owned();
+    let (st, tokens) = redeem(s, &c, &query(&back)["code"]).await;
+    assert_eq!(st, 200, "{tokens}");
+    let claims = id_claims(&tokens);
+    assert_eq!(claims["acr"], "urn:latchkey:acr:mfa");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    let at_payload = {
+        use base64::Engine as _;
+        let p = tokens["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        at_payload["acr"], "urn:latchkey:acr:mfa",
+        "the access token says it too"
+    );
+}
+
+macro_rules! clocked {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let clock = std::sync::Arc::new(latchkey_core::FixedClock::new(super::START));
+                    let (s, db) = latchkey_tests::TestServer::start_on_clocked(latchkey_tests::Backend::SqliteMemory, &[], clock.clone()).expect("server starts");
+                    super::$name(&super::Ctx { s: &s, clock: &clock, db: &db }).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let clock = std::sync::Arc::new(latchkey_core::FixedClock::new(super::START));
+                    let Some((s, db)) = latchkey_tests::TestServer::start_on_clocked(latchkey_tests::Backend::PostgresRedis, &[], clock.clone()) else { return };
+                    super::$name(&super::Ctx { s: &s, clock: &clock, db: &db }).await;
+                }
+            )*
+        }
+    };
+}
+
+clocked!(
+    totp_enrols_and_signs_in_once_per_step,
+    a_recovery_code_works_once_and_is_announced,
+    required_mfa_gives_no_code_before_enrolment,
+    acr_values_step_up_a_password_session,
+);
