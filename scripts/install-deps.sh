@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(build-essential pkg-config libssl-dev ca-certificates curl)
 if [ "${1:-}" = "--test" ]; then
   # openssl: TLS test certificates; postgresql-client: pg_dump for the at-rest scans;
-  # chromium + node: browser tests (Debian's Chromium, never a downloaded browser).
-  packages+=(openssl postgresql-client chromium)
+  # chromium + node: browser tests (Debian's Chromium, never a downloaded browser);
+  # oathtool: TOTP interoperability (codes from another implementation).
+  packages+=(openssl postgresql-client chromium oathtool)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

@@ -72,6 +72,33 @@ async fn password(s: &TestServer, b: &mut Browser, return_to: &str) -> String {
 /// Enrols an authenticator app from `page_path` (the enrolment page); returns its seed and the
 /// recovery codes shown.
 async fn enrol(x: &Ctx<'_>, b: &mut Browser, page_path: &str) -> (Vec<u8>, Vec<String>, String) {
+    enrol_with(x, b, page_path, &|secret, at| {
+        totp::code_at(&totp::from_base32(secret).unwrap(), at, 6)
+    })
+    .await
+}
+
+/// The code `oathtool` (another TOTP implementation) computes for the key at a time.
+fn oathtool(secret: &str, at: u64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{at}")])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8(o.stdout).unwrap().trim().to_owned(),
+        other => {
+            latchkey_tests::unavailable::<()>("oathtool", &format!("{other:?}"));
+            String::new()
+        }
+    }
+}
+
+/// `enrol` with the codes from `code(secret, unix_secs)`.
+async fn enrol_with(
+    x: &Ctx<'_>,
+    b: &mut Browser,
+    page_path: &str,
+    code_for: &dyn Fn(&str, u64) -> String,
+) -> (Vec<u8>, Vec<String>, String) {
     let (st, _, page) = b.get(x.s, page_path).await;
     assert_eq!(st, 200, "{page}");
     assert!(
@@ -105,7 +132,7 @@ async fn enrol(x: &Ctx<'_>, b: &mut Browser, page_path: &str) -> (Vec<u8>, Vec<S
         .await;
     assert_eq!(st, 401, "{wrong}");
     assert!(wrong.contains("role=\"alert\""));
-    let code = totp::code_at(&seed, x.now_secs(), 6);
+    let code = code_for(secret, x.now_secs());
     let (st, h, done) = b
         .post(
             x.s,
@@ -392,6 +419,51 @@ async fn acr_values_step_up_a_password_session(x: &Ctx<'_>) {
     );
 }
 
+async fn an_administrators_reset_ends_sessions_and_grants(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut b = Browser::default();
+    password(s, &mut b, "").await;
+    enrol(x, &mut b, "/t/acme/account/authenticator").await;
+    let (_, h, _) = b.get(s, &authorize_path(&c, &[("scope", "openid")])).await;
+    let (_, tokens) = redeem(s, &c, &query(h["location"].to_str().unwrap())["code"]).await;
+    let t = tenant(s, "acme");
+    let alice = latchkey_store::UserRepo::user_by_username(&s.state.db, &t.id, "alice")
+        .unwrap()
+        .unwrap();
+    x.clock.advance_millis(1_000);
+    latchkey_store::MfaRepo::reset_mfa(&s.state.db, &t.id, "cli", &alice.id).unwrap();
+    let (st, _, _) = b.get(s, "/t/acme/account").await;
+    assert_eq!(st, 303, "the session ended");
+    let (st, _) = latchkey_tests::oidc::refresh(s, &c, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(st, 400, "its grants too");
+    // The password alone signs in again (the factor is gone) and may enrol anew.
+    let mut b = Browser::default();
+    assert_eq!(password(s, &mut b, "").await, "/t/acme/account");
+}
+
+async fn oathtool_codes_enrol_and_sign_in(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    if oathtool("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 59).is_empty() {
+        return;
+    }
+    let mut b = Browser::default();
+    password(s, &mut b, "").await;
+    let (seed, _, _) = enrol_with(x, &mut b, "/t/acme/account/authenticator", &oathtool).await;
+    // The seed is sealed at rest and moves with a data-key rotation.
+    let t = tenant(s, "acme");
+    let (_, moved) = s.state.keys.rotate_dek(&t.id, "test", 100, None).unwrap();
+    assert!(moved >= 1, "the TOTP seed was re-sealed");
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    x.next_step();
+    let code = oathtool(&totp::base32(&seed), x.now_secs());
+    let (st, loc, _) = second_factor(x, &mut b, &at, "code", &code).await;
+    assert_eq!((st.as_u16(), loc.as_str()), (303, "/t/acme/account"));
+}
+
 macro_rules! clocked {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -422,4 +494,6 @@ clocked!(
     a_recovery_code_works_once_and_is_announced,
     required_mfa_gives_no_code_before_enrolment,
     acr_values_step_up_a_password_session,
+    an_administrators_reset_ends_sessions_and_grants,
+    oathtool_codes_enrol_and_sign_in,
 );

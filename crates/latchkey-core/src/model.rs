@@ -276,6 +276,9 @@ pub struct User {
     #[serde(skip_serializing)]
     pub password_hash: Option<String>,
     pub password_changed_at: Option<UnixMillis>,
+    /// Sessions created before this are void (set by an administrator's MFA reset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_not_before: Option<UnixMillis>,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }
@@ -360,6 +363,7 @@ mod tests {
             status: UserStatus::Active,
             password_hash: Some("$argon2id$secret".into()),
             password_changed_at: None,
+            sessions_not_before: None,
             created_at: 0,
             updated_at: 0,
         };

@@ -122,6 +122,7 @@ mod tests {
             status: UserStatus::Active,
             password_hash: None,
             password_changed_at: None,
+            sessions_not_before: None,
             created_at: 0,
             updated_at: 0,
         }

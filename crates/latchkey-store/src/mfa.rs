@@ -3,7 +3,7 @@
 //! change is audited in its transaction.
 
 use crate::db::Db;
-use crate::schema::{mfa_recovery_codes, mfa_totp};
+use crate::schema::{mfa_recovery_codes, mfa_totp, users};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UserId};
@@ -33,7 +33,8 @@ pub trait MfaRepo {
     fn replace_recovery_codes(&self, t: &TenantId, user: &UserId, hashes: &[String]) -> Result<()>;
     /// Spends a recovery code; false when unknown or spent (also by a concurrent request).
     fn use_recovery_code(&self, t: &TenantId, user: &UserId, hash: &str) -> Result<bool>;
-    /// Removes every factor and recovery code of the user (an administrator's reset).
+    /// Removes every factor and recovery code of the user and voids their sessions (an
+    /// administrator's reset).
     fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize>;
 }
 
@@ -228,7 +229,17 @@ impl MfaRepo for Db {
     }
 
     fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize> {
+        let now = self.now();
         self.audited(t, |c| {
+            diesel::update(
+                users::table
+                    .filter(users::tenant_id.eq(t.as_str()))
+                    .filter(users::id.eq(user.as_str())),
+            )
+            .set(users::sessions_not_before.eq(now))
+            .execute(c)?;
+            // The sessions end, and with them every grant they made (offline ones too).
+            crate::oauth::revoke_matching(c, t, crate::GrantsOf::User(user), now, "mfa_reset")?;
             let mut n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;
             n += diesel::delete(
                 mfa_recovery_codes::table

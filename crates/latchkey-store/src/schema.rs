@@ -23,6 +23,7 @@ diesel::table! {
         password_changed_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        sessions_not_before -> Nullable<BigInt>,
     }
 }
 

@@ -54,6 +54,7 @@ struct Row {
     password_changed_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    sessions_not_before: Option<i64>,
 }
 
 fn from_row(r: Row) -> Result<User> {
@@ -66,6 +67,7 @@ fn from_row(r: Row) -> Result<User> {
         status: parse_enum("users.status", &r.status)?,
         password_hash: r.password_hash,
         password_changed_at: r.password_changed_at,
+        sessions_not_before: r.sessions_not_before,
         created_at: r.created_at,
         updated_at: r.updated_at,
     })
@@ -183,6 +185,7 @@ impl UserRepo for Db {
             status: UserStatus::Active,
             password_hash: new.password_hash.clone(),
             password_changed_at: new.password_hash.as_ref().map(|_| now),
+            sessions_not_before: None,
             created_at: now,
             updated_at: now,
         };

@@ -3,8 +3,8 @@
 
 use crate::CliError;
 use crate::cli::{
-    AdminTokenCmd, AuditCmd, ClientCmd, ClientCreate, Command, PolicyFlags, RoleArg, TenantCmd, UserCmd,
-    UserRef,
+    AdminTokenCmd, AuditCmd, ClientCmd, ClientCreate, Command, MfaCmd, PolicyFlags, RoleArg, TenantCmd,
+    UserCmd, UserRef,
 };
 use crate::output::{client_json, emit, print_human, print_json, rfc3339, tenant_json, user_json};
 use latchkey_core::{
@@ -553,12 +553,44 @@ fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
                 &format!("deleted user {}", u.username),
             );
         }
+        UserCmd::Mfa(cmd) => mfa(db, cmd)?,
         UserCmd::SetPassword(UserRef { t, user, out }) => {
             let t = find_tenant(db, &t.tenant)?;
             let u = find_user(db, &t, &user)?;
             let hash = password_hash(&t, &read_password()?, &u.username, u.email.as_deref())?;
             let u = db.set_password_hash(&t.id, &actor(), &u.id, &hash)?;
             show(&u, out.json);
+        }
+    }
+    Ok(())
+}
+
+fn mfa(db: &Db, cmd: MfaCmd) -> Result<(), CliError> {
+    use latchkey_store::MfaRepo;
+    match cmd {
+        MfaCmd::List(r) => {
+            let t = find_tenant(db, &r.t.tenant)?;
+            let u = find_user(db, &t, &r.username)?;
+            let totp = db.totp(&t.id, &u.id)?;
+            let out = json!({
+                "user": u.username,
+                "policy": t.policy.mfa_mode(),
+                "totp": totp.map(|f| json!({
+                    "confirmed_at": f.confirmed_at.map(rfc3339),
+                    "last_used_at": f.last_used_at.map(rfc3339),
+                })),
+                "recovery_codes_left": db.recovery_codes_left(&t.id, &u.id)?,
+            });
+            emit(r.out.json, &out);
+        }
+        MfaCmd::Reset(r) => {
+            let t = find_tenant(db, &r.t.tenant)?;
+            let u = find_user(db, &t, &r.username)?;
+            let removed = db.reset_mfa(&t.id, &actor(), &u.id)?;
+            emit(
+                r.out.json,
+                &json!({"user": u.username, "removed": removed, "sessions": "ended"}),
+            );
         }
     }
     Ok(())

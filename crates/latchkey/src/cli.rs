@@ -386,6 +386,29 @@ pub enum UserCmd {
     Delete(UserRef),
     /// Set a new password, read from standard input.
     SetPassword(UserRef),
+    /// A user's second factors.
+    #[command(subcommand)]
+    Mfa(MfaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCmd {
+    /// Show the user's second factors and recovery codes left.
+    List(MfaUser),
+    /// Remove every second factor and recovery code of the user and end their sessions (for a
+    /// user who lost their device). Audited.
+    Reset(MfaUser),
+}
+
+#[derive(Debug, Args)]
+pub struct MfaUser {
+    #[command(flatten)]
+    pub t: TenantArg,
+    /// Username (or user id).
+    #[arg(long)]
+    pub username: String,
+    #[command(flatten)]
+    pub out: Json,
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,7 @@ pub fn wants_json(c: &Command) -> bool {
             | UserCmd::Enable(r)
             | UserCmd::Delete(r)
             | UserCmd::SetPassword(r) => r.out.json,
+            UserCmd::Mfa(crate::cli::MfaCmd::List(r) | crate::cli::MfaCmd::Reset(r)) => r.out.json,
         },
         _ => false,
     }

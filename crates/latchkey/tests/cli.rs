@@ -566,6 +566,75 @@ fn cli_contract_on_postgres() {
 }
 
 #[test]
+fn mfa_policy_and_reset_from_the_cli() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let t = cli.json(&[
+        "tenant",
+        "update",
+        "acme",
+        "--mfa",
+        "required",
+        "--mfa-methods",
+        "totp",
+        "--json",
+    ]);
+    assert_eq!(t["policy"]["mfa"]["mode"], "required");
+    assert_eq!(t["policy"]["mfa"]["methods"], serde_json::json!(["totp"]));
+    assert!(
+        cli.fails(2, &["tenant", "update", "acme", "--mfa", "sometimes"], None)
+            .contains("sometimes")
+    );
+    cli.ok_in(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        Some("tulip-gravel-orbit-42\n"),
+    );
+    let listed = cli.json(&[
+        "user",
+        "mfa",
+        "list",
+        "--tenant",
+        "acme",
+        "--username",
+        "alice",
+        "--json",
+    ]);
+    assert_eq!(listed["policy"], "required");
+    assert!(listed["totp"].is_null());
+    assert_eq!(listed["recovery_codes_left"], 0);
+    let reset = cli.json(&[
+        "user",
+        "mfa",
+        "reset",
+        "--tenant",
+        "acme",
+        "--username",
+        "alice",
+        "--json",
+    ]);
+    assert_eq!(reset["sessions"], "ended");
+    assert!(
+        cli.fails(
+            2,
+            &["user", "mfa", "reset", "--tenant", "acme", "--username", "nobody"],
+            None
+        )
+        .contains("nobody")
+    );
+    let exported = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
+    assert!(exported.contains("\"mfa.reset\""), "the reset is audited");
+}
+
+#[test]
 fn bad_configuration_is_named_with_exit_code_2() {
     let db = TestDb::sqlite();
     let cli = Cli::new(&db.url);

@@ -1,3 +1,7 @@
+-- Sessions of a user created before this instant are void (an administrator's MFA reset ends
+-- them from any process, whatever the session store).
+ALTER TABLE users ADD COLUMN sessions_not_before BIGINT;
+
 -- A user's authenticator app: the TOTP seed sealed under the tenant's data key (row = user id).
 -- Unconfirmed until the first valid code.
 CREATE TABLE mfa_totp (

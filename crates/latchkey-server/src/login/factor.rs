@@ -17,7 +17,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine as _;
-use latchkey_core::{FactorDue, MfaMethod, MfaMode, NewAuditEvent, Session, Tenant, User, UserStatus};
+use latchkey_core::{FactorDue, MfaMethod, MfaMode, NewAuditEvent, Session, Tenant, User};
 use latchkey_keys::Aad;
 use latchkey_mfa::{recovery, totp};
 use latchkey_session::SessionId;
@@ -50,7 +50,7 @@ async fn any_session(
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
     Ok(blocking(move || db.user(&tid, &uid))
         .await?
-        .filter(|u| u.status == UserStatus::Active)
+        .filter(|u| super::session_valid_for(&s, u))
         .map(|u| (id, s, u)))
 }
 

@@ -339,6 +339,11 @@ fn redirect_into_session(
     Ok(res)
 }
 
+/// The user may sign in and the session is not older than an administrator's reset.
+pub(crate) fn session_valid_for(s: &latchkey_core::Session, u: &User) -> bool {
+    u.status == UserStatus::Active && u.sessions_not_before.is_none_or(|nb| s.created_at >= nb)
+}
+
 /// The signed-in user of this tenant, or `None` (expired, signed out, deleted or disabled).
 pub(crate) async fn signed_in(
     state: &AppState,
@@ -354,7 +359,7 @@ pub(crate) async fn signed_in(
     }
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
     match blocking(move || db.user(&tid, &uid)).await? {
-        Some(u) if u.status == UserStatus::Active => Ok(Some((id, s, u))),
+        Some(u) if session_valid_for(&s, &u) => Ok(Some((id, s, u))),
         _ => {
             state.ephemeral.delete_session(&t.id, &id).await?;
             Ok(None)

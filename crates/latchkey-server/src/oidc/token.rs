@@ -362,6 +362,7 @@ fn placeholder_user(g: &Grant) -> User {
         status: UserStatus::Active,
         password_hash: None,
         password_changed_at: None,
+        sessions_not_before: None,
         created_at: 0,
         updated_at: 0,
     }
