@@ -1,9 +1,10 @@
 //! Authentication factors: password hashing with argon2id (OWASP parameters) and the tenant's
 //! password policy, TOTP (RFC 6238), recovery codes, and the authentication-method bookkeeping
-//! (`amr`/`acr`). Passkeys join later.
+//! (`amr`/`acr`), passkeys (WebAuthn).
 
 pub mod acr;
 mod hasher;
+pub mod passkey;
 mod password;
 pub mod recovery;
 pub mod totp;

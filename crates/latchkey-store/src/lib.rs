@@ -24,7 +24,7 @@ pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
-pub use mfa::{MfaRepo, StoredTotp};
+pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{
     Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,
 };

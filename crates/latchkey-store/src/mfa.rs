@@ -3,7 +3,7 @@
 //! change is audited in its transaction.
 
 use crate::db::Db;
-use crate::schema::{mfa_recovery_codes, mfa_totp, users};
+use crate::schema::{mfa_passkeys, mfa_recovery_codes, mfa_totp, users};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UserId};
@@ -19,7 +19,29 @@ pub struct StoredTotp {
     pub last_used_at: Option<i64>,
 }
 
+/// A registered passkey.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = mfa_passkeys)]
+pub struct PasskeyRow {
+    /// base64url credential id.
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub credential: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
 pub trait MfaRepo {
+    fn passkeys(&self, t: &TenantId, user: &UserId) -> Result<Vec<PasskeyRow>>;
+    /// The tenant's passkey with credential id `id` (another tenant's is unknown here).
+    fn passkey(&self, t: &TenantId, id: &str) -> Result<Option<PasskeyRow>>;
+    /// Registers a passkey; `Conflict` when the credential is registered already (to anyone).
+    fn add_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str, credential: &str) -> Result<()>;
+    /// Records a use, with the credential's new counter and flags when they moved.
+    fn passkey_used(&self, t: &TenantId, id: &str, credential: Option<&str>) -> Result<()>;
+    fn rename_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str) -> Result<bool>;
+    fn remove_passkey(&self, t: &TenantId, user: &UserId, id: &str) -> Result<bool>;
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>>;
     /// Starts (or restarts) an enrolment; `Conflict` when a confirmed app exists.
     fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()>;
@@ -72,7 +94,112 @@ fn totp_row(t: &TenantId, user: &UserId) -> (String, String) {
     (t.as_str().to_owned(), user.as_str().to_owned())
 }
 
+fn passkey_event(user: &UserId, action: &str, id: &str, details: serde_json::Value) -> NewAuditEvent {
+    let mut d = details;
+    if let Some(o) = d.as_object_mut() {
+        o.insert("passkey".into(), json!(id.get(..16).unwrap_or(id)));
+    }
+    NewAuditEvent::success(&who(user), action, who(user), d)
+}
+
 impl MfaRepo for Db {
+    fn passkeys(&self, t: &TenantId, user: &UserId) -> Result<Vec<PasskeyRow>> {
+        Ok(mfa_passkeys::table
+            .filter(mfa_passkeys::tenant_id.eq(t.as_str()))
+            .filter(mfa_passkeys::user_id.eq(user.as_str()))
+            .order(mfa_passkeys::created_at.asc())
+            .select(PasskeyRow::as_select())
+            .load(&mut *self.conn()?)?)
+    }
+
+    fn passkey(&self, t: &TenantId, id: &str) -> Result<Option<PasskeyRow>> {
+        Ok(mfa_passkeys::table
+            .find((t.as_str(), id))
+            .select(PasskeyRow::as_select())
+            .first(&mut *self.conn()?)
+            .optional()?)
+    }
+
+    fn add_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str, credential: &str) -> Result<()> {
+        let now = self.now();
+        self.audited(t, |c| {
+            let taken = mfa_passkeys::table
+                .find((t.as_str(), id))
+                .select(mfa_passkeys::id)
+                .first::<String>(c)
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::Conflict("this passkey is registered already".into()));
+            }
+            diesel::insert_into(mfa_passkeys::table)
+                .values((
+                    mfa_passkeys::tenant_id.eq(t.as_str()),
+                    mfa_passkeys::id.eq(id),
+                    mfa_passkeys::user_id.eq(user.as_str()),
+                    mfa_passkeys::name.eq(name),
+                    mfa_passkeys::credential.eq(credential),
+                    mfa_passkeys::created_at.eq(now),
+                ))
+                .execute(c)?;
+            Ok((
+                (),
+                passkey_event(user, "mfa.passkey.register", id, json!({"name": name})),
+            ))
+        })
+    }
+
+    fn passkey_used(&self, t: &TenantId, id: &str, credential: Option<&str>) -> Result<()> {
+        let now = self.now();
+        self.write(|c| {
+            let target = mfa_passkeys::table.find((t.as_str(), id));
+            match credential {
+                Some(cred) => diesel::update(target)
+                    .set((
+                        mfa_passkeys::last_used_at.eq(now),
+                        mfa_passkeys::credential.eq(cred),
+                    ))
+                    .execute(c)?,
+                None => diesel::update(target)
+                    .set(mfa_passkeys::last_used_at.eq(now))
+                    .execute(c)?,
+            };
+            Ok(())
+        })
+    }
+
+    fn rename_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str) -> Result<bool> {
+        self.audited(t, |c| {
+            let n = diesel::update(
+                mfa_passkeys::table
+                    .filter(mfa_passkeys::tenant_id.eq(t.as_str()))
+                    .filter(mfa_passkeys::id.eq(id))
+                    .filter(mfa_passkeys::user_id.eq(user.as_str())),
+            )
+            .set(mfa_passkeys::name.eq(name))
+            .execute(c)?;
+            Ok((
+                n > 0,
+                passkey_event(user, "mfa.passkey.rename", id, json!({"name": name})),
+            ))
+        })
+    }
+
+    fn remove_passkey(&self, t: &TenantId, user: &UserId, id: &str) -> Result<bool> {
+        self.audited(t, |c| {
+            let n = diesel::delete(
+                mfa_passkeys::table
+                    .filter(mfa_passkeys::tenant_id.eq(t.as_str()))
+                    .filter(mfa_passkeys::id.eq(id))
+                    .filter(mfa_passkeys::user_id.eq(user.as_str())),
+            )
+            .execute(c)?;
+            Ok((
+                n > 0,
+                passkey_event(user, "mfa.passkey.remove", id, json!({"removed": n > 0})),
+            ))
+        })
+    }
+
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>> {
         let row = mfa_totp::table
             .find(totp_row(t, user))
@@ -241,6 +368,12 @@ impl MfaRepo for Db {
             // The sessions end, and with them every grant they made (offline ones too).
             crate::oauth::revoke_matching(c, t, crate::GrantsOf::User(user), now, "mfa_reset")?;
             let mut n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;
+            n += diesel::delete(
+                mfa_passkeys::table
+                    .filter(mfa_passkeys::tenant_id.eq(t.as_str()))
+                    .filter(mfa_passkeys::user_id.eq(user.as_str())),
+            )
+            .execute(c)?;
             n += diesel::delete(
                 mfa_recovery_codes::table
                     .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))

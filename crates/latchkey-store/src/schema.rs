@@ -256,7 +256,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    mfa_passkeys (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    mfa_passkeys,
     mfa_totp,
     mfa_recovery_codes,
     oauth_grants,

@@ -25,3 +25,19 @@ CREATE TABLE mfa_recovery_codes (
     PRIMARY KEY (tenant_id, user_id, code_hash),
     FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
 );
+
+-- Passkeys (WebAuthn credentials) per tenant: the id is the base64url credential id, unique in
+-- the tenant (a credential can't be registered to a second user); `credential` is the public
+-- key with its counter and flags as webauthn-rs serialises it.
+CREATE TABLE mfa_passkeys (
+    tenant_id    TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    credential   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT,
+    PRIMARY KEY (tenant_id, id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id) ON DELETE CASCADE
+);
+CREATE INDEX mfa_passkeys_user ON mfa_passkeys (tenant_id, user_id);
