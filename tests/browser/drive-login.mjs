@@ -16,7 +16,7 @@ try {
   await page.goto(url);
   await page.getByLabel('Username or email').fill(username);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   const allow = page.getByRole('button', { name: 'Allow' });
   const first = await Promise.race([arrived, allow.waitFor({ timeout: 15000 }).then(() => null)]);
   const back = first ?? (await allow.click(), await arrived);

@@ -205,7 +205,7 @@ async function redeem(tenant, client, code, verifier) {
 async function fillSignIn(page, user, password = PASSWORD) {
   await page.getByLabel('Username or email').fill(user);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 async function signIn(page, user, tenant = 'acme') {

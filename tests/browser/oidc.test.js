@@ -116,7 +116,7 @@ async function rpContext(options = {}) {
 async function fillSignIn(page, user = 'alice', password = PASSWORD) {
   await page.getByLabel('Username or email').fill(user);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 /** The authorization response the browser brought to the redirect URI (query mode). */

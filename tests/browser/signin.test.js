@@ -59,7 +59,7 @@ async function signIn(page, user, password) {
   await page.goto(`${base}/t/acme/login`);
   await page.getByLabel('Username or email').fill(user);
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 test('a person signs in, sees the account page and signs out', async () => {

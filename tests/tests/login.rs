@@ -17,7 +17,7 @@ async fn sign_in_sets_a_hardened_session_cookie_and_shows_the_account(s: &TestSe
     let (_, _, page) = b.get(s, "/t/acme/login").await;
     for needle in [
         "<label for=\"username\">",
-        "autocomplete=\"username\"",
+        "autocomplete=\"username webauthn\"",
         "autocomplete=\"current-password\"",
         "<label for=\"password\">",
         "acme Corp",

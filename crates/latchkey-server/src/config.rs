@@ -82,6 +82,9 @@ pub struct Config {
     pub mail_from: String,
     /// Seconds between outbox passes (new mail also wakes the sender at once).
     pub mail_poll_secs: u64,
+    /// The WebAuthn relying-party id: the public URL's host (the default) or a parent domain of
+    /// it. Never an IP address.
+    pub webauthn_rp_id: Option<String>,
 }
 
 /// The settings, as a TOML file spells them (all optional).
@@ -108,6 +111,7 @@ struct Raw {
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_poll_secs: Option<u64>,
+    webauthn_rp_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +143,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_SMTP_URL", "smtp_url"),
     ("LATCHKEY_MAIL_FROM", "mail_from"),
     ("LATCHKEY_MAIL_POLL_SECS", "mail_poll_secs"),
+    ("LATCHKEY_WEBAUTHN_RP_ID", "webauthn_rp_id"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -302,6 +307,20 @@ impl Config {
         if let Some(smtp) = &raw.smtp_url {
             check_smtp_url(smtp)?;
         }
+        if let Some(rp) = &raw.webauthn_rp_id {
+            let host = url::Url::parse(&public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default();
+            if rp.parse::<std::net::IpAddr>().is_ok() || !(host == *rp || host.ends_with(&format!(".{rp}"))) {
+                return Err(cfg_err(
+                    "LATCHKEY_WEBAUTHN_RP_ID",
+                    format!(
+                        "{rp:?} must be the public URL's host {host:?} or a parent domain of it, not an IP address"
+                    ),
+                ));
+            }
+        }
         let mail_from = match raw.mail_from {
             Some(m) if m.contains('@') && !m.contains(['\r', '\n']) => m,
             Some(m) => {
@@ -338,6 +357,7 @@ impl Config {
             smtp_url: raw.smtp_url.map(Secret),
             mail_from,
             mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
+            webauthn_rp_id: raw.webauthn_rp_id,
         })
     }
 
@@ -386,6 +406,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "smtp_url" => raw.smtp_url = v.filter(|s| !s.is_empty()),
         "mail_from" => raw.mail_from = v,
         "mail_poll_secs" => raw.mail_poll_secs = Some(parse_num(value)? as u64),
+        "webauthn_rp_id" => raw.webauthn_rp_id = v.filter(|s| !s.is_empty()),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())

@@ -32,12 +32,22 @@ struct AccountPage<'a> {
     return_to: &'a str,
     sessions: Vec<SessionRow>,
     apps: Vec<AppRow>,
+    passkey_allowed: bool,
+    passkeys: Vec<PasskeyView>,
     /// The tenant lets users set up an authenticator app.
     totp_allowed: bool,
     totp_on: bool,
     recovery_left: String,
     error: Option<String>,
     notice: Option<&'a str>,
+}
+
+/// A passkey as the account page lists it.
+struct PasskeyView {
+    id: String,
+    name: String,
+    created: String,
+    last_used: Option<String>,
 }
 
 /// An application the user allowed, with what it may do.
@@ -127,14 +137,25 @@ async fn render(
     .await?;
     let s = strings(req);
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), v.user.id.clone());
-    let (totp_on, left) = crate::errors::blocking(move || {
-        let on = latchkey_store::MfaRepo::totp(&db, &tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
+    let (totp_on, left, keys) = crate::errors::blocking(move || {
+        use latchkey_store::MfaRepo;
+        let on = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
         Ok::<_, latchkey_store::StoreError>((
             on,
-            latchkey_store::MfaRepo::recovery_codes_left(&db, &tid, &uid)?,
+            db.recovery_codes_left(&tid, &uid)?,
+            db.passkeys(&tid, &uid)?,
         ))
     })
     .await?;
+    let passkeys = keys
+        .into_iter()
+        .map(|k| PasskeyView {
+            id: k.id,
+            name: k.name,
+            created: when(k.created_at),
+            last_used: k.last_used_at.map(when),
+        })
+        .collect();
     let apps = consents
         .into_iter()
         .map(|(client_id, name, scope)| AppRow {
@@ -165,6 +186,8 @@ async fn render(
         return_to: v.return_to.as_deref().unwrap_or_default(),
         sessions,
         apps,
+        passkey_allowed: t.policy.allows(latchkey_core::MfaMethod::Passkey),
+        passkeys,
         totp_allowed: t.policy.allows(latchkey_core::MfaMethod::Totp),
         totp_on,
         recovery_left: s.recovery_left.replace("{n}", &left.to_string()),

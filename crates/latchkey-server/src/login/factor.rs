@@ -39,7 +39,7 @@ fn seed_aad<'a>(t: &'a Tenant, user: &'a User) -> Aad<'a> {
 }
 
 /// This browser's session and user, second factor done or not.
-async fn any_session(
+pub(crate) async fn any_session(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
@@ -54,12 +54,32 @@ async fn any_session(
         .map(|u| (id, s, u)))
 }
 
-/// Whether the user has a confirmed second factor.
+/// How many second factors the user has: a confirmed authenticator app and each passkey.
+async fn factor_count(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<usize, AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
+    blocking(move || {
+        let totp = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
+        Ok::<_, latchkey_store::StoreError>(usize::from(totp) + db.passkeys(&tid, &uid)?.len())
+    })
+    .await
+}
+
+/// Whether the user has a second factor.
 pub(crate) async fn has_factor(
     state: &AppState,
     t: &Tenant,
     user: &latchkey_core::UserId,
 ) -> Result<bool, AppError> {
+    Ok(factor_count(state, t, user).await? > 0)
+}
+
+/// Removing one factor would leave none while the tenant requires MFA (W7).
+pub(crate) async fn is_last_factor(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+    Ok(t.policy.mfa_mode() == MfaMode::Required && factor_count(state, t, &user.id).await? <= 1)
+}
+
+/// Whether the user has an authenticator app set up (confirmed).
+async fn has_totp(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<bool, AppError> {
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
     Ok(blocking(move || db.totp(&tid, &uid))
         .await?
@@ -195,6 +215,25 @@ async fn complete(
     Ok((redirect_into_session(state, t, next, &new_id)?, new_id))
 }
 
+/// `complete` for the passkey script: 200 `{redirect}` with the new session cookie.
+pub(crate) async fn complete_json(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    session_now: (&SessionId, &Session),
+    added: &[&str],
+    next: &str,
+) -> Result<HttpResponse, AppError> {
+    let (mut res, _) = complete(state, req, t, session_now, added, next).await?;
+    let mut out = HttpResponse::Ok().json(json!({"redirect": next}));
+    for c in res.cookies() {
+        out.add_cookie(&c.into_owned())
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    let _ = &mut res;
+    Ok(out)
+}
+
 #[derive(Template)]
 #[template(path = "second_factor.html")]
 struct SecondFactorPage<'a> {
@@ -205,17 +244,20 @@ struct SecondFactorPage<'a> {
     csrf: String,
     return_to: &'a str,
     error: Option<&'a str>,
+    has_passkeys: bool,
 }
 
 async fn second_factor_html(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
-    sid: &SessionId,
+    (sid, user): (&SessionId, &User),
     return_to: &str,
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let has_passkeys = !blocking(move || db.passkeys(&tid, &uid)).await?.is_empty();
     let page = SecondFactorPage {
         s: strings(req),
         slug: &t.slug,
@@ -224,6 +266,7 @@ async fn second_factor_html(
         csrf: csrf::token_for(sid.cookie_value()),
         return_to,
         error,
+        has_passkeys,
     };
     let mut res = html(state, req, status, page.render())?;
     super::allow_continuation(state, req, t, &mut res, return_to).await?;
@@ -241,7 +284,7 @@ pub(super) async fn second_factor_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, s, _)) = any_session(&state, &req, &t).await? else {
+    let Some((sid, s, user)) = any_session(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
     if s.factor_due != Some(FactorDue::Verify) {
@@ -251,7 +294,7 @@ pub(super) async fn second_factor_page(
         &state,
         &req,
         &t,
-        &sid,
+        (&sid, &user),
         &query_return_to(&req, &t),
         StatusCode::OK,
         None,
@@ -279,8 +322,9 @@ pub(super) async fn second_factor_submit(
     let s = strings(&req);
     let next =
         checked_return_to(&t, form.get("return_to")).unwrap_or_else(|| format!("/t/{}/account", t.slug));
-    let again =
-        async |status, msg: &str| second_factor_html(&state, &req, &t, &sid, &next, status, Some(msg)).await;
+    let again = async |status, msg: &str| {
+        second_factor_html(&state, &req, &t, (&sid, &user), &next, status, Some(msg)).await
+    };
     if blocked(&state, &t, &user).await? {
         let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
         return again(StatusCode::TOO_MANY_REQUESTS, &msg).await;
@@ -456,7 +500,7 @@ pub(super) async fn authenticator_page(
             "Authenticator apps are not enabled here.",
         ));
     }
-    if has_factor(&state, &t, &user.id).await? {
+    if has_totp(&state, &t, &user.id).await? {
         return Ok(see_other(&format!("/t/{}/account", t.slug)));
     }
     // Reloading shows the same key, so an app that already scanned it keeps working.
@@ -526,7 +570,13 @@ pub(super) async fn authenticator_submit(
         too_many(&state, &t, &user).await?;
         return fail(StatusCode::UNAUTHORIZED, msg);
     }
-    let codes = recovery::generate(&*state.rng);
+    // The first factor brings the recovery codes; a second one keeps those the user has.
+    let first = !has_factor(&state, &t, &user.id).await?;
+    let codes = if first {
+        recovery::generate(&*state.rng)
+    } else {
+        Vec::new()
+    };
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
     blocking(move || db.confirm_totp(&tid, &uid, &hashes)).await?;
@@ -537,7 +587,11 @@ pub(super) async fn authenticator_submit(
     } else {
         None
     };
-    let mut res = codes_page(&state, &req, &t, codes, &next)?;
+    let mut res = if codes.is_empty() {
+        see_other(&next)
+    } else {
+        codes_page(&state, &req, &t, codes, &next)?
+    };
     if let Some(id) = cookie {
         res.add_cookie(&session::cookie(
             &state,
@@ -578,7 +632,7 @@ pub(super) async fn remove_authenticator(
         return Ok(to_login(&tenant(&state, &path).await?));
     };
     // W7: the only factor stays while the policy requires one.
-    if t.policy.mfa_mode() == MfaMode::Required {
+    if is_last_factor(&state, &t, &user).await? {
         return Ok(see_other(&format!("/t/{}/account?mfa=required", t.slug)));
     }
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
@@ -608,7 +662,7 @@ pub(super) async fn regenerate_codes(
 }
 
 /// A signed-in account form: tenant, session and user after the CSRF check.
-async fn signed_in_form(
+pub(crate) async fn signed_in_form(
     req: &HttpRequest,
     slug: &str,
     state: &AppState,

@@ -9,6 +9,7 @@ pub(crate) mod csrf;
 pub(crate) mod factor;
 pub(crate) mod i18n;
 pub mod interaction;
+mod passkey;
 mod reset;
 pub mod session;
 mod signin;
@@ -50,6 +51,39 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/t/{tenant}/account/apps/revoke",
             web::post().to(account::revoke_app),
         )
+        .route(
+            "/t/{tenant}/account/passkeys/options",
+            web::post().to(passkey::register_options),
+        )
+        .route(
+            "/t/{tenant}/account/passkeys",
+            web::post().to(passkey::register_finish),
+        )
+        .route(
+            "/t/{tenant}/account/passkeys/rename",
+            web::post().to(passkey::rename),
+        )
+        .route(
+            "/t/{tenant}/account/passkeys/remove",
+            web::post().to(passkey::remove),
+        )
+        .route(
+            "/t/{tenant}/login/passkey/options",
+            web::post().to(passkey::signin_options),
+        )
+        .route(
+            "/t/{tenant}/login/passkey",
+            web::post().to(passkey::signin_finish),
+        )
+        .route(
+            "/t/{tenant}/login/second-factor/passkey/options",
+            web::post().to(passkey::factor_options),
+        )
+        .route(
+            "/t/{tenant}/login/second-factor/passkey",
+            web::post().to(passkey::factor_finish),
+        )
+        .route("/assets/passkey.js", web::get().to(passkey_js))
         .route(
             "/t/{tenant}/login/second-factor",
             web::get().to(factor::second_factor_page),
@@ -365,6 +399,13 @@ pub(crate) async fn signed_in(
             Ok(None)
         }
     }
+}
+
+async fn passkey_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../assets/passkey.js"))
 }
 
 /// The tenant's colours as a stylesheet (inline styles are forbidden by the CSP).

@@ -1,0 +1,445 @@
+//! Passkey ceremonies over JSON for `/assets/passkey.js`: registration from the account page,
+//! passwordless sign-in, and the second factor after a password.
+//!
+//! Each ceremony's state is kept server-side for 5 minutes under a key derived from the
+//! browser's session (or, before sign-in, its pre-session cookie) and taken once by the finish
+//! call (SECURITY-TESTS W1, W10): a state can't be finished twice or from another browser.
+
+use super::factor::{complete_json, has_factor};
+use super::{AppError, audit, csrf, redirect_into_session, session, strings};
+use crate::errors::{Kind, blocking};
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{FactorDue, MfaMethod, NewAuditEvent, Tenant, User};
+use latchkey_mfa::passkey::{PasskeyError, RelyingParty, StoredPasskey};
+use latchkey_mfa::recovery;
+use latchkey_store::{MfaRepo, PasskeyRow, UserRepo};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
+/// Methods a passkey with user verification proves (RFC 8176): a key, the user, and so MFA.
+const AMR: [&str; 3] = ["hwk", "user", "mfa"];
+
+/// The relying party at the public URL (its host is the RP ID).
+fn rp(state: &AppState, t: &Tenant) -> Result<RelyingParty, AppError> {
+    let origin =
+        url::Url::parse(&state.config.public_url).map_err(|e| AppError::internal("public URL", e))?;
+    let rp_id = state
+        .config
+        .webauthn_rp_id
+        .clone()
+        .or_else(|| origin.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    RelyingParty::new(&rp_id, &origin, &t.display_name).map_err(|e| AppError::internal("passkeys", e))
+}
+
+fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
+    rows.iter()
+        .map(|r| StoredPasskey {
+            id: r.id.clone(),
+            credential: r.credential.clone(),
+        })
+        .collect()
+}
+
+fn ceremony_key(kind: &str, binding: &str) -> String {
+    format!(
+        "webauthn:{kind}:{}",
+        latchkey_core::sha256_hex(binding.as_bytes())
+    )
+}
+
+async fn keep(state: &AppState, t: &Tenant, kind: &str, binding: &str, value: &str) -> Result<(), AppError> {
+    let key = ceremony_key(kind, binding);
+    // A new ceremony replaces an unfinished one of the same browser.
+    state.ephemeral.take(&t.id, &key).await?;
+    state
+        .ephemeral
+        .put_once(&t.id, &key, value.as_bytes(), CEREMONY_TTL)
+        .await?;
+    Ok(())
+}
+
+async fn take(state: &AppState, t: &Tenant, kind: &str, binding: &str) -> Result<Option<String>, AppError> {
+    Ok(state
+        .ephemeral
+        .take(&t.id, &ceremony_key(kind, binding))
+        .await?
+        .and_then(|b| String::from_utf8(b).ok()))
+}
+
+fn refused(message: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({"error": "passkey_refused", "message": message}))
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> &'a str {
+    body.get(name).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn response_json(body: &Value) -> String {
+    body.get("response").map(Value::to_string).unwrap_or_default()
+}
+
+async fn passkeys_of(state: &AppState, t: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    blocking(move || db.passkeys(&tid, &uid)).await
+}
+
+/// A failed assertion or registration is audited; a counter going backwards is flagged (W4).
+async fn audit_refusal(
+    state: &AppState,
+    t: &Tenant,
+    user: Option<&User>,
+    what: &str,
+    e: &PasskeyError,
+) -> Result<(), AppError> {
+    let target = user.map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
+    let reason = match e {
+        PasskeyError::CounterRegression => "counter_regression",
+        PasskeyError::Malformed(_) => "malformed",
+        _ => "refused",
+    };
+    audit(
+        state,
+        t,
+        NewAuditEvent::failure(
+            &target,
+            what,
+            target.clone(),
+            json!({"reason": reason, "detail": e.to_string()}),
+        ),
+    )
+    .await
+}
+
+// --- registration (account page) ------------------------------------------------------------
+
+/// POST `/t/{tenant}/account/passkeys/options`.
+pub(super) async fn register_options(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, _, user)) = super::signed_in(&state, &req, &t).await? else {
+        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
+    };
+    if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    if !t.policy.allows(MfaMethod::Passkey) {
+        return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
+    }
+    let existing = passkeys_of(&state, &t, &user).await?;
+    let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
+    let (options, ceremony) = rp(&state, &t)?
+        .start_registration(user.id.as_str(), &user.username, &display, &stored(&existing))
+        .map_err(|e| AppError::internal("passkey registration", e))?;
+    keep(&state, &t, "register", sid.cookie_value(), &ceremony).await?;
+    Ok(HttpResponse::Ok().json(options))
+}
+
+/// POST `/t/{tenant}/account/passkeys`: the authenticator's answer; the first factor of a user
+/// also brings the recovery codes, shown once.
+pub(super) async fn register_finish(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, _, user)) = super::signed_in(&state, &req, &t).await? else {
+        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
+    };
+    if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    let Some(ceremony) = take(&state, &t, "register", sid.cookie_value()).await? else {
+        return Ok(refused("This passkey request has expired. Try again."));
+    };
+    let key = match rp(&state, &t)?.finish_registration(&response_json(&body), &ceremony) {
+        Ok(k) => k,
+        Err(e) => {
+            audit_refusal(&state, &t, Some(&user), "mfa.passkey.register", &e).await?;
+            return Ok(refused("The passkey was not accepted."));
+        }
+    };
+    let first = !has_factor(&state, &t, &user.id).await?;
+    let name = field(&body, "name").trim();
+    let name = if name.is_empty() {
+        "Passkey".to_owned()
+    } else {
+        name.chars().take(64).collect()
+    };
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let (id, credential) = (key.id.clone(), key.credential.clone());
+    match blocking(move || db.add_passkey(&tid, &uid, &id, &name, &credential)).await {
+        Ok(()) => {}
+        Err(e) if e.kind == Kind::Conflict => return Ok(refused("This passkey is registered already.")),
+        Err(e) => return Err(e.json()),
+    }
+    let mut out = json!({"redirect": format!("/t/{}/account", t.slug)});
+    if first {
+        let codes = recovery::generate(&*state.rng);
+        let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
+        let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+        blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
+        out["recovery_codes"] = json!(codes);
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+// --- passwordless sign-in -----------------------------------------------------------------
+
+fn presession_binding(state: &AppState, req: &HttpRequest, t: &Tenant) -> Option<String> {
+    req.cookie(&csrf::presession_cookie_name(state, t))
+        .map(|c| c.value().to_owned())
+}
+
+/// POST `/t/{tenant}/login/passkey/options`.
+pub(super) async fn signin_options(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let binding = presession_binding(&state, &req, &t);
+    if !csrf::check(&state, &req, binding.as_deref(), Some(field(&body, "csrf"))) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    let binding = binding.unwrap_or_default();
+    let (options, ceremony) = rp(&state, &t)?
+        .start_discoverable()
+        .map_err(|e| AppError::internal("passkey sign-in", e))?;
+    keep(&state, &t, "signin", &binding, &ceremony).await?;
+    Ok(HttpResponse::Ok().json(options))
+}
+
+/// POST `/t/{tenant}/login/passkey`: signs in the user the passkey names (no password).
+pub(super) async fn signin_finish(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let binding = presession_binding(&state, &req, &t);
+    if !csrf::check(&state, &req, binding.as_deref(), Some(field(&body, "csrf"))) {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    let Some(ceremony) = take(&state, &t, "signin", &binding.unwrap_or_default()).await? else {
+        return Ok(refused("This passkey request has expired. Try again."));
+    };
+    let rp = rp(&state, &t)?;
+    let response = response_json(&body);
+    let Ok((handle, cred_id)) = rp.identify(&response) else {
+        return Ok(refused("The passkey was not accepted."));
+    };
+    // W6: only this tenant's credentials exist here; the handle must be its owner.
+    let (db, tid, id) = (state.db.clone(), t.id.clone(), cred_id.clone());
+    let row = blocking(move || db.passkey(&tid, &id)).await?;
+    let Some(row) = row.filter(|r| r.user_id == handle) else {
+        return Ok(refused("The passkey was not accepted."));
+    };
+    let (db, tid, uid) = (
+        state.db.clone(),
+        t.id.clone(),
+        latchkey_core::UserId(row.user_id.clone()),
+    );
+    let Some(user) = blocking(move || db.user(&tid, &uid))
+        .await?
+        .filter(|u| u.status == latchkey_core::UserStatus::Active)
+    else {
+        return Ok(refused("The passkey was not accepted."));
+    };
+    let verified = match rp.finish_discoverable(&response, &ceremony, &stored(std::slice::from_ref(&row))[0])
+    {
+        Ok(v) => v,
+        Err(e) => {
+            audit_refusal(&state, &t, Some(&user), "login.passkey", &e).await?;
+            return Ok(refused("The passkey was not accepted."));
+        }
+    };
+    record_use(&state, &t, &verified).await?;
+    let previous = req
+        .cookie(&session::cookie_name(&state, &t))
+        .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
+    let amr: Vec<String> = AMR.iter().map(|m| (*m).to_owned()).collect();
+    let (sid, _) = session::start(&state, &req, &t, &user.id, amr.clone(), previous.as_ref()).await?;
+    let next = next_after_signin(&state, &req, &t, &body).await?;
+    let who = format!("user:{}", user.id);
+    audit(
+        &state,
+        &t,
+        NewAuditEvent::success(
+            &who,
+            "login.success",
+            who.clone(),
+            json!({"amr": amr, "passkey": &verified.id[..16.min(verified.id.len())]}),
+        ),
+    )
+    .await?;
+    let mut res = redirect_into_session(&state, &t, &next, &sid)?;
+    Ok(as_json_redirect(&mut res, &next))
+}
+
+/// Where a passwordless sign-in continues: the pending interaction, else `return_to`.
+async fn next_after_signin(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    body: &Value,
+) -> Result<String, AppError> {
+    let id = field(body, "interaction");
+    if !id.is_empty() {
+        let binding = super::interaction::binding(state, req, t, id);
+        if let Some(i) = super::interaction::load(state, t, id, binding.as_deref()).await? {
+            return Ok(i.resume_url(id));
+        }
+    }
+    Ok(super::safe_return_to(
+        t,
+        Some(field(body, "return_to")).filter(|r| !r.is_empty()),
+    ))
+}
+
+/// Turns a 303 (with its cookies) into a 200 JSON `{redirect}` for the script.
+fn as_json_redirect(res: &mut HttpResponse, next: &str) -> HttpResponse {
+    let mut out = HttpResponse::Ok().json(json!({"redirect": next}));
+    for c in res.cookies() {
+        let _ = out.add_cookie(&c.into_owned());
+    }
+    out
+}
+
+async fn record_use(
+    state: &AppState,
+    t: &Tenant,
+    v: &latchkey_mfa::passkey::Verified,
+) -> Result<(), AppError> {
+    let (db, tid, id, cred) = (state.db.clone(), t.id.clone(), v.id.clone(), v.updated.clone());
+    blocking(move || db.passkey_used(&tid, &id, cred.as_deref())).await?;
+    Ok(())
+}
+
+// --- second factor ----------------------------------------------------------------------
+
+/// POST `/t/{tenant}/login/second-factor/passkey/options`.
+pub(super) async fn factor_options(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, s, user)) = super::factor::any_session(&state, &req, &t).await? else {
+        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
+    };
+    if s.factor_due != Some(FactorDue::Verify)
+        || !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf")))
+    {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    let keys = passkeys_of(&state, &t, &user).await?;
+    if keys.is_empty() {
+        return Ok(refused("No passkey is registered."));
+    }
+    let (options, ceremony) = rp(&state, &t)?
+        .start_authentication(&stored(&keys))
+        .map_err(|e| AppError::internal("passkey check", e))?;
+    keep(&state, &t, "factor", sid.cookie_value(), &ceremony).await?;
+    Ok(HttpResponse::Ok().json(options))
+}
+
+/// POST `/t/{tenant}/login/second-factor/passkey`.
+pub(super) async fn factor_finish(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, AppError> {
+    let t = tenant(&state, &path).await?;
+    let Some((sid, s, user)) = super::factor::any_session(&state, &req, &t).await? else {
+        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
+    };
+    if s.factor_due != Some(FactorDue::Verify)
+        || !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf")))
+    {
+        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    let Some(ceremony) = take(&state, &t, "factor", sid.cookie_value()).await? else {
+        return Ok(refused("This passkey request has expired. Try again."));
+    };
+    let keys = passkeys_of(&state, &t, &user).await?;
+    let verified =
+        match rp(&state, &t)?.finish_authentication(&response_json(&body), &ceremony, &stored(&keys)) {
+            Ok(v) => v,
+            Err(e) => {
+                audit_refusal(&state, &t, Some(&user), "login.second_factor", &e).await?;
+                return Ok(refused("The passkey was not accepted."));
+            }
+        };
+    record_use(&state, &t, &verified).await?;
+    let next = super::checked_return_to(&t, Some(field(&body, "return_to")))
+        .unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    complete_json(&state, &req, &t, (&sid, &s), &AMR, &next).await
+}
+
+// --- managing passkeys ------------------------------------------------------------------
+
+/// POST `/t/{tenant}/account/passkeys/rename` (form).
+pub(super) async fn rename(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: crate::form::FormParams,
+) -> Result<HttpResponse, AppError> {
+    let Some((t, _, user)) = super::factor::signed_in_form(&req, &path, &state, &form).await? else {
+        return Ok(super::see_other(&format!("/t/{}/login", path.as_str())));
+    };
+    let name: String = form
+        .get("name")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(64)
+        .collect();
+    if !name.is_empty() {
+        let (db, tid, uid, id) = (
+            state.db.clone(),
+            t.id.clone(),
+            user.id.clone(),
+            form.get("id").unwrap_or_default().to_owned(),
+        );
+        blocking(move || db.rename_passkey(&tid, &uid, &id, &name)).await?;
+    }
+    Ok(super::see_other(&format!("/t/{}/account", t.slug)))
+}
+
+/// POST `/t/{tenant}/account/passkeys/remove` (form). The last factor stays while the
+/// tenant requires MFA (W7).
+pub(super) async fn remove(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    form: crate::form::FormParams,
+) -> Result<HttpResponse, AppError> {
+    let Some((t, _, user)) = super::factor::signed_in_form(&req, &path, &state, &form).await? else {
+        return Ok(super::see_other(&format!("/t/{}/login", path.as_str())));
+    };
+    if super::factor::is_last_factor(&state, &t, &user).await? {
+        return Ok(super::see_other(&format!("/t/{}/account?mfa=required", t.slug)));
+    }
+    let (db, tid, uid, id) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        form.get("id").unwrap_or_default().to_owned(),
+    );
+    blocking(move || db.remove_passkey(&tid, &uid, &id)).await?;
+    Ok(super::see_other(&format!("/t/{}/account", t.slug)))
+}
