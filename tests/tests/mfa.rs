@@ -464,6 +464,83 @@ async fn oathtool_codes_enrol_and_sign_in(x: &Ctx<'_>) {
     assert_eq!((st.as_u16(), loc.as_str()), (303, "/t/acme/account"));
 }
 
+async fn passkey_ceremonies_are_single_use_and_bound_to_their_browser(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    // A browser that started a passwordless sign-in…
+    let mut a = Browser::default();
+    let csrf_a = a.form_token(s, "acme").await;
+    let res = TestServer::client()
+        .post(s.url("/t/acme/login/passkey/options"))
+        .header("cookie", a.header())
+        .json(&serde_json::json!({"csrf": csrf_a}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let options: Value = res.json().await.unwrap();
+    assert_eq!(options["publicKey"]["userVerification"], "required", "W3");
+    assert_eq!(
+        options["publicKey"]["rpId"], "localhost",
+        "the RP id is the public URL's host"
+    );
+    // …and another browser that tries to finish it (W10): there is no ceremony for it.
+    let mut other = Browser::default();
+    let csrf_b = other.form_token(s, "acme").await;
+    let answer = serde_json::json!({"id": "AAAA", "rawId": "AAAA", "type": "public-key", "response": {}});
+    let finish = |b: &Browser, csrf: &str| {
+        TestServer::client()
+            .post(s.url("/t/acme/login/passkey"))
+            .header("cookie", b.header())
+            .json(&serde_json::json!({"csrf": csrf, "response": answer}))
+            .send()
+    };
+    let res = finish(&other, &csrf_b).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("expired"));
+    // The starting browser's answer is checked (and refused: it is not a real assertion)…
+    let res = finish(&a, &csrf_a).await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(!res.text().await.unwrap().contains("expired"));
+    // …and the ceremony is gone after one try (W1).
+    let res = finish(&a, &csrf_a).await.unwrap();
+    assert!(res.text().await.unwrap().contains("expired"));
+    // Without the form token nothing starts.
+    let res = TestServer::client()
+        .post(s.url("/t/acme/login/passkey/options"))
+        .header("cookie", a.header())
+        .json(&serde_json::json!({"csrf": "forged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // W5: a credential id is registered once in a tenant, whoever tries again.
+    let t = tenant(s, "acme");
+    let alice = latchkey_store::UserRepo::user_by_username(&s.state.db, &t.id, "alice")
+        .unwrap()
+        .unwrap();
+    let bob = latchkey_store::UserRepo::create_user(
+        &s.state.db,
+        &t.id,
+        "test",
+        &latchkey_store::NewUser {
+            username: "bob".into(),
+            ..latchkey_store::NewUser::default()
+        },
+    )
+    .unwrap();
+    use latchkey_store::MfaRepo;
+    s.state
+        .db
+        .add_passkey(&t.id, &alice.id, "cred-1", "Laptop", "{}")
+        .unwrap();
+    assert!(matches!(
+        s.state.db.add_passkey(&t.id, &bob.id, "cred-1", "Mine", "{}"),
+        Err(latchkey_store::StoreError::Conflict(_))
+    ));
+    assert!(s.state.db.passkey(&t.id, "cred-1").unwrap().is_some());
+}
+
 macro_rules! clocked {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -496,4 +573,5 @@ clocked!(
     acr_values_step_up_a_password_session,
     an_administrators_reset_ends_sessions_and_grants,
     oathtool_codes_enrol_and_sign_in,
+    passkey_ceremonies_are_single_use_and_bound_to_their_browser,
 );
