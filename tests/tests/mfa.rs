@@ -541,6 +541,52 @@ async fn passkey_ceremonies_are_single_use_and_bound_to_their_browser(x: &Ctx<'_
     assert!(s.state.db.passkey(&t.id, "cred-1").unwrap().is_some());
 }
 
+async fn a_passkey_only_policy_offers_passkey_enrolment(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let t = tenant(s, "acme");
+    let mut policy = t.policy.clone();
+    policy.mfa.mode = MfaMode::Required;
+    policy.mfa.methods = vec![latchkey_core::MfaMethod::Passkey];
+    s.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &TenantUpdate {
+                policy: Some(policy),
+                ..TenantUpdate::default()
+            },
+        )
+        .unwrap();
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    assert!(at.starts_with("/t/acme/account/authenticator"), "{at}");
+    let (st, _, page) = b.get(s, &at).await;
+    assert_eq!(st, 200);
+    assert!(page.contains("Add a passkey"), "{page}");
+    assert!(
+        !page.contains("data:image/svg+xml"),
+        "no authenticator app where only passkeys are allowed"
+    );
+    // The half-signed-in session may start a passkey registration, and nothing else.
+    let res = TestServer::client()
+        .post(s.url("/t/acme/account/passkeys/options"))
+        .header("cookie", b.header())
+        .json(&serde_json::json!({"csrf": page.split("data-csrf=\"").nth(1).unwrap().split('"').next().unwrap()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let options: Value = res.json().await.unwrap();
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    let (st, _, _) = b.get(s, "/t/acme/account").await;
+    assert_eq!(st, 303);
+}
+
 macro_rules! clocked {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -574,4 +620,5 @@ clocked!(
     an_administrators_reset_ends_sessions_and_grants,
     oathtool_codes_enrol_and_sign_in,
     passkey_ceremonies_are_single_use_and_bound_to_their_browser,
+    a_passkey_only_policy_offers_passkey_enrolment,
 );

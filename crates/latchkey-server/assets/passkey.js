@@ -75,6 +75,8 @@
       const list = document.getElementById('passkey-recovery');
       if (list) {
         list.hidden = false;
+        const next = list.querySelector('a');
+        if (next && done.redirect) next.href = done.redirect;
         const ul = list.querySelector('ul');
         done.recovery_codes.forEach((code) => {
           const li = document.createElement('li');

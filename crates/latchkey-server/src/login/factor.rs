@@ -100,7 +100,7 @@ pub(crate) async fn due_for(
     if has_factor(state, t, &user.id).await? {
         return Ok(Some(FactorDue::Verify));
     }
-    let must = t.policy.mfa_mode() == MfaMode::Required && t.policy.allows(MfaMethod::Totp);
+    let must = t.policy.mfa_mode() == MfaMode::Required && can_enrol(t);
     Ok(must.then_some(FactorDue::Enrol))
 }
 
@@ -114,7 +114,12 @@ pub(crate) async fn due_for_step_up(
     if has_factor(state, t, &user.id).await? {
         return Ok(Some(FactorDue::Verify));
     }
-    Ok(t.policy.allows(MfaMethod::Totp).then_some(FactorDue::Enrol))
+    Ok(can_enrol(t).then_some(FactorDue::Enrol))
+}
+
+/// The tenant lets users set up some second factor.
+fn can_enrol(t: &Tenant) -> bool {
+    t.policy.allows(MfaMethod::Totp) || t.policy.allows(MfaMethod::Passkey)
 }
 
 /// Where a session owing `due` goes, continuing to `next` afterwards.
@@ -188,7 +193,7 @@ async fn check_code(
 }
 
 /// Finishes the sign-in: a new session id carrying the added methods, then on to `next`.
-async fn complete(
+pub(crate) async fn complete(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
@@ -425,8 +430,9 @@ struct AuthenticatorPage<'a> {
     csrf: String,
     return_to: &'a str,
     required: bool,
-    qr: String,
-    secret: String,
+    passkey_allowed: bool,
+    qr: Option<String>,
+    secret: Option<String>,
     error: Option<&'a str>,
 }
 
@@ -442,7 +448,7 @@ struct RecoveryCodesPage<'a> {
 }
 
 /// The session for the enrolment pages: signed in, or owing an enrolment.
-async fn enrolling(
+pub(crate) async fn enrolling(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
@@ -458,14 +464,26 @@ fn authenticator_html(
     req: &HttpRequest,
     t: &Tenant,
     (sid, s, user): (&SessionId, &Session, &User),
-    seed: &[u8],
+    seed: Option<&[u8]>,
     return_to: &str,
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
     let account = user.email.as_deref().unwrap_or(&user.username);
-    let uri = totp::otpauth_uri(&t.display_name, account, seed);
-    let svg = totp::qr_svg(&uri).ok_or_else(|| AppError::internal("QR code", "URI too long"))?;
+    let (qr, secret) = match seed {
+        Some(seed) => {
+            let uri = totp::otpauth_uri(&t.display_name, account, seed);
+            let svg = totp::qr_svg(&uri).ok_or_else(|| AppError::internal("QR code", "URI too long"))?;
+            (
+                Some(format!(
+                    "data:image/svg+xml;base64,{}",
+                    base64::engine::general_purpose::STANDARD.encode(svg)
+                )),
+                Some(totp::base32(seed)),
+            )
+        }
+        None => (None, None),
+    };
     let page = AuthenticatorPage {
         s: strings(req),
         slug: &t.slug,
@@ -474,11 +492,9 @@ fn authenticator_html(
         csrf: csrf::token_for(sid.cookie_value()),
         return_to,
         required: s.factor_due == Some(FactorDue::Enrol),
-        qr: format!(
-            "data:image/svg+xml;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(svg)
-        ),
-        secret: totp::base32(seed),
+        passkey_allowed: t.policy.allows(MfaMethod::Passkey),
+        qr,
+        secret,
         error,
     };
     html(state, req, status, page.render())
@@ -494,28 +510,31 @@ pub(super) async fn authenticator_page(
     let Some((sid, s, user)) = enrolling(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
-    if !t.policy.allows(MfaMethod::Totp) {
+    if !can_enrol(&t) {
         return Err(AppError::new(
             Kind::Forbidden,
-            "Authenticator apps are not enabled here.",
+            "Second factors are not enabled here.",
         ));
     }
-    if has_totp(&state, &t, &user.id).await? {
+    let totp_open = t.policy.allows(MfaMethod::Totp) && !has_totp(&state, &t, &user.id).await?;
+    if !totp_open && s.factor_due != Some(FactorDue::Enrol) {
         return Ok(see_other(&format!("/t/{}/account", t.slug)));
     }
     // Reloading shows the same key, so an app that already scanned it keeps working.
-    let seed = if let Some(seed) = seed(&state, &t, &user, false).await? {
-        seed
-    } else {
-        let mut fresh = vec![0u8; totp::SEED_BYTES];
-        state.rng.fill(&mut fresh);
-        let sealed = state
-            .keys
-            .seal(&t.id, seed_aad(&t, &user), &fresh)
-            .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
-        let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-        blocking(move || db.begin_totp(&tid, &uid, &sealed)).await?;
-        fresh
+    let seed = match seed(&state, &t, &user, false).await? {
+        Some(seed) => Some(seed),
+        None if totp_open => {
+            let mut fresh = vec![0u8; totp::SEED_BYTES];
+            state.rng.fill(&mut fresh);
+            let sealed = state
+                .keys
+                .seal(&t.id, seed_aad(&t, &user), &fresh)
+                .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
+            let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+            blocking(move || db.begin_totp(&tid, &uid, &sealed)).await?;
+            Some(fresh)
+        }
+        None => None,
     };
     let return_to = query_return_to(&req, &t);
     authenticator_html(
@@ -523,7 +542,7 @@ pub(super) async fn authenticator_page(
         &req,
         &t,
         (&sid, &s, &user),
-        &seed,
+        seed.as_deref(),
         &return_to,
         StatusCode::OK,
         None,
@@ -556,7 +575,7 @@ pub(super) async fn authenticator_submit(
             &req,
             &t,
             (&sid, &session_now, &user),
-            &seed,
+            Some(&seed),
             &next,
             status,
             Some(msg),

@@ -124,7 +124,7 @@ pub(super) async fn register_options(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, _, user)) = super::signed_in(&state, &req, &t).await? else {
+    let Some((sid, _, user)) = super::factor::enrolling(&state, &req, &t).await? else {
         return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
     };
     if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
@@ -151,11 +151,14 @@ pub(super) async fn register_finish(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, _, user)) = super::signed_in(&state, &req, &t).await? else {
+    let Some((sid, session_now, user)) = super::factor::enrolling(&state, &req, &t).await? else {
         return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
     };
     if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
+    }
+    if !t.policy.allows(MfaMethod::Passkey) {
+        return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
     }
     let Some(ceremony) = take(&state, &t, "register", sid.cookie_value()).await? else {
         return Ok(refused("This passkey request has expired. Try again."));
@@ -181,7 +184,9 @@ pub(super) async fn register_finish(
         Err(e) if e.kind == Kind::Conflict => return Ok(refused("This passkey is registered already.")),
         Err(e) => return Err(e.json()),
     }
-    let mut out = json!({"redirect": format!("/t/{}/account", t.slug)});
+    let next = super::checked_return_to(&t, Some(field(&body, "return_to")))
+        .unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    let mut out = json!({"redirect": next});
     if first {
         let codes = recovery::generate(&*state.rng);
         let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
@@ -189,7 +194,16 @@ pub(super) async fn register_finish(
         blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
         out["recovery_codes"] = json!(codes);
     }
-    Ok(HttpResponse::Ok().json(out))
+    let mut res = HttpResponse::Ok().json(out);
+    // Enrolling during sign-in also finishes the sign-in with the new factor.
+    if session_now.factor_due == Some(FactorDue::Enrol) {
+        let (done, _) = super::factor::complete(&state, &req, &t, (&sid, &session_now), &AMR, &next).await?;
+        for c in done.cookies() {
+            res.add_cookie(&c.into_owned())
+                .map_err(|e| AppError::internal("cookie", e))?;
+        }
+    }
+    Ok(res)
 }
 
 // --- passwordless sign-in -----------------------------------------------------------------
