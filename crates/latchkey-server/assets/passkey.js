@@ -56,6 +56,10 @@
     if (el) { el.textContent = msg; el.hidden = false; }
   };
 
+  // The background (autofill) request, cancelled when the person uses a button instead: the
+  // browser allows one pending request at a time.
+  let pending = null;
+
   // Every passkey control carries its endpoints and form token as data attributes.
   async function run(el, mediation) {
     const d = el.dataset;
@@ -66,7 +70,11 @@
       credential = await navigator.credentials.create(creationOptions(options));
     } else {
       const o = requestOptions(options);
-      if (mediation) o.mediation = mediation;
+      if (mediation) {
+        o.mediation = mediation;
+        pending = new AbortController();
+        o.signal = pending.signal;
+      }
       credential = await navigator.credentials.get(o);
     }
     const name = document.getElementById('passkey-name');
@@ -93,13 +101,23 @@
 
   document.querySelectorAll('[data-passkey]').forEach((el) => {
     el.hidden = !window.PublicKeyCredential;
-    el.addEventListener('click', () => run(el).catch((e) => say(e.message)));
+    el.addEventListener('click', () => {
+      if (pending) {
+        pending.abort();
+        pending = null;
+      }
+      run(el).catch((e) => say(e.message));
+    });
   });
+  // Enter in the passkey-name field must not submit its (script-only) form.
+  document.querySelectorAll('form[data-passkey-form]').forEach((f) =>
+    f.addEventListener('submit', (e) => e.preventDefault()));
   // Conditional UI: the browser offers passkeys in the username field's autofill.
   const auto = document.querySelector('[data-passkey-conditional]');
   if (auto && window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
     PublicKeyCredential.isConditionalMediationAvailable().then((ok) => {
-      if (ok) run(auto, 'conditional').catch(() => {});
+      // An aborted background request (the person clicked a button) is not an error.
+      if (ok) run(auto, 'conditional').catch((e) => { if (e.name !== 'AbortError') say(e.message); });
     });
   }
 })();
