@@ -65,7 +65,8 @@ before(async () => {
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
   for (const [username, name] of [['alice', 'Alice Example'], ['bob', 'Bob Example'],
-    ['carol', 'Carol Example'], ['erin', 'Erin Example'], ['frank', 'Frank Example'], ['grace', 'Grace Example']]) {
+    ['carol', 'Carol Example'], ['erin', 'Erin Example'], ['frank', 'Frank Example'], ['grace', 'Grace Example'],
+    ['henry', 'Henry Example'], ['ivy', 'Ivy Example']]) {
     cli(['user', 'create', '--tenant', 'acme', '--username', username, '--display-name', name,
       '--email', `${username}@acme.test`, '--password-stdin'], PASSWORD + '\n');
   }
@@ -508,4 +509,88 @@ test('an OIDC client gets acr phr and amr with hwk after a passwordless sign-in'
   assert.equal(cb2.get('state'), again.state);
   assert.ok(cb2.get('code'), `a code: ${page.url()}`);
   assert.equal(jwtPayload((await redeem(portal, cb2.get('code'), again.verifier)).id_token).acr, ACR_PHR);
+});
+
+test('a signature counter that goes backwards is refused and flagged (W4)', async (t) => {
+  const b = await freshBrowser(t);
+  const { page, cdp, authenticatorId, credentials } = b;
+  await signIn(page, 'henry');
+  await addPasskey(b, 'Original');
+  await signOut(page);
+  const ok = await autofillSignIn(b, `${base}/t/acme/login`);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  await signOut(page);
+  // A clone of the key: same private key, a counter behind the one the server has seen.
+  const [original] = await credentials();
+  assert.ok(original.signCount >= 1, `the authenticator counts: ${original.signCount}`);
+  await cdp.send('WebAuthn.removeCredential', { authenticatorId, credentialId: original.credentialId });
+  await cdp.send('WebAuthn.addCredential', { authenticatorId, credential: { ...original, signCount: 0 } });
+  const cloned = await autofillSignIn(b, `${base}/t/acme/login`);
+  assert.equal(cloned.status, 400, `refused: ${JSON.stringify(cloned.body)}`);
+  assert.equal(cloned.body.error, 'passkey_refused');
+  await assertSignedOut(page);
+  const audit = cli(['audit', 'export', '--tenant', 'acme', '--format', 'jsonl']);
+  assert.match(audit, /counter_regression/, 'the regression is in the audit log');
+});
+
+test('an assertion made for another origin is refused (W2)', async (t) => {
+  const b = await freshBrowser(t);
+  const { ctx, page, credentials } = b;
+  await signIn(page, 'ivy');
+  await addPasskey(b, 'Laptop');
+  await signOut(page);
+  const [credential] = await credentials();
+  // Another site on the same host (so the same RP ID), another port: another origin.
+  const otherPort = await freePort();
+  const other = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end('<!doctype html><title>Elsewhere</title>');
+  });
+  await new Promise((ok) => other.listen(otherPort, '127.0.0.1', ok));
+  t.after(() => other.close());
+  await page.goto(`${base}/t/acme/login`);
+  const csrf = await page.getByRole('button', { name: 'Sign in with a passkey' }).getAttribute('data-csrf');
+  const options = await page.evaluate(async (token) => {
+    const r = await fetch('/t/acme/login/passkey/options', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csrf: token }),
+    });
+    return r.json();
+  }, csrf);
+  // The other site gets the same key (as a phishing page would) and answers the challenge.
+  const elsewhere = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(elsewhere);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  await cdp.send('WebAuthn.addCredential', { authenticatorId, credential });
+  await elsewhere.goto(`http://localhost:${otherPort}/`);
+  const response = await elsewhere.evaluate(async (opts) => {
+    const dec = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0)).buffer;
+    const enc = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    const pk = opts.publicKey;
+    const c = await navigator.credentials.get({ publicKey: { ...pk, challenge: dec(pk.challenge), allowCredentials: [] } });
+    const r = c.response;
+    return {
+      id: c.id, rawId: enc(c.rawId), type: c.type, extensions: {},
+      response: {
+        clientDataJSON: enc(r.clientDataJSON), authenticatorData: enc(r.authenticatorData),
+        signature: enc(r.signature), userHandle: r.userHandle ? enc(r.userHandle) : null,
+      },
+    };
+  }, options);
+  const origin = JSON.parse(Buffer.from(response.response.clientDataJSON, 'base64url').toString()).origin;
+  assert.equal(origin, `http://localhost:${otherPort}`, 'the browser signed for the other origin');
+  const answer = await page.evaluate(async ([token, resp]) => {
+    const r = await fetch('/t/acme/login/passkey', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csrf: token, response: resp }),
+    });
+    return { status: r.status, body: await r.json() };
+  }, [csrf, response]);
+  assert.equal(answer.status, 400, JSON.stringify(answer.body));
+  assert.equal(answer.body.error, 'passkey_refused');
+  await assertSignedOut(page);
 });
