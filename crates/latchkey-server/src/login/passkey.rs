@@ -114,6 +114,41 @@ async fn audit_refusal(
     .await
 }
 
+/// Which sessions a ceremony serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Registering: signed in, or owing an enrolment; passkeys allowed.
+    Register,
+    /// The second factor after a password.
+    Verify,
+}
+
+/// The session, with its user, that may run a ceremony of `stage`, after the CSRF check.
+async fn ceremony_session(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    body: &Value,
+    stage: Stage,
+) -> Result<(latchkey_session::SessionId, latchkey_core::Session, User), AppError> {
+    let found = match stage {
+        Stage::Register => super::factor::enrolling(state, req, t).await?,
+        Stage::Verify => super::factor::any_session(state, req, t)
+            .await?
+            .filter(|(_, s, _)| s.factor_due == Some(FactorDue::Verify)),
+    };
+    let Some((sid, s, user)) = found else {
+        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
+    };
+    if !csrf::check(state, req, Some(sid.cookie_value()), Some(field(body, "csrf"))) {
+        return Err(AppError::new(Kind::Forbidden, strings(req).form_expired).json());
+    }
+    if stage == Stage::Register && !t.policy.allows(MfaMethod::Passkey) {
+        return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
+    }
+    Ok((sid, s, user))
+}
+
 // --- registration (account page) ------------------------------------------------------------
 
 /// POST `/t/{tenant}/account/passkeys/options`.
@@ -124,15 +159,7 @@ pub(super) async fn register_options(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, _, user)) = super::factor::enrolling(&state, &req, &t).await? else {
-        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
-    };
-    if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
-        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
-    }
-    if !t.policy.allows(MfaMethod::Passkey) {
-        return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
-    }
+    let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
     let existing = passkeys_of(&state, &t, &user).await?;
     let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
     let (options, ceremony) = rp(&state, &t)?
@@ -151,15 +178,7 @@ pub(super) async fn register_finish(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, session_now, user)) = super::factor::enrolling(&state, &req, &t).await? else {
-        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
-    };
-    if !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf"))) {
-        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
-    }
-    if !t.policy.allows(MfaMethod::Passkey) {
-        return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
-    }
+    let (sid, session_now, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
     let Some(ceremony) = take(&state, &t, "register", sid.cookie_value()).await? else {
         return Ok(refused("This passkey request has expired. Try again."));
     };
@@ -350,14 +369,7 @@ pub(super) async fn factor_options(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, s, user)) = super::factor::any_session(&state, &req, &t).await? else {
-        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
-    };
-    if s.factor_due != Some(FactorDue::Verify)
-        || !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf")))
-    {
-        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
-    }
+    let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
     let keys = passkeys_of(&state, &t, &user).await?;
     if keys.is_empty() {
         return Ok(refused("No passkey is registered."));
@@ -377,14 +389,7 @@ pub(super) async fn factor_finish(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await?;
-    let Some((sid, s, user)) = super::factor::any_session(&state, &req, &t).await? else {
-        return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
-    };
-    if s.factor_due != Some(FactorDue::Verify)
-        || !csrf::check(&state, &req, Some(sid.cookie_value()), Some(field(&body, "csrf")))
-    {
-        return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
-    }
+    let (sid, s, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
     let Some(ceremony) = take(&state, &t, "factor", sid.cookie_value()).await? else {
         return Ok(refused("This passkey request has expired. Try again."));
     };
