@@ -73,6 +73,13 @@ before(async () => {
   portal = JSON.parse(cli(['client', 'create', '--tenant', 'acme', '--name', 'Portal',
     '--redirect-uri', REDIRECT_URI, '--grant', 'authorization_code', '--first-party', '--json']));
   assert.ok(portal.client_secret, 'the portal is confidential');
+  // vetted: requires attestation from one passkey model (a CA the virtual authenticator's
+  // attestation does not chain to).
+  cli(['tenant', 'create', 'vetted', '--display-name', 'Vetted Ltd']);
+  cli(['tenant', 'update', 'vetted', '--passkey-trust',
+    `01020304-0506-0708-0102-030405060708=${join(root, 'crates/latchkey-mfa/src/test-attestation-ca.pem')}`]);
+  cli(['user', 'create', '--tenant', 'vetted', '--username', 'vera', '--display-name', 'Vera Vetted',
+    '--email', 'vera@vetted.test', '--password-stdin'], PASSWORD + '\n');
   // other: a second tenant on the same host (so the same RP ID), with its own user.
   cli(['tenant', 'create', 'other', '--display-name', 'Other Inc']);
   cli(['user', 'create', '--tenant', 'other', '--username', 'dave', '--display-name', 'Dave Other',
@@ -593,4 +600,28 @@ test('an assertion made for another origin is refused (W2)', async (t) => {
   assert.equal(answer.status, 400, JSON.stringify(answer.body));
   assert.equal(answer.body.error, 'passkey_refused');
   await assertSignedOut(page);
+});
+
+test('a tenant that requires attestation refuses an unlisted authenticator (W8)', async (t) => {
+  const b = await freshBrowser(t);
+  const { page, credentials, act } = b;
+  await signIn(page, 'vera', 'vetted');
+  await page.waitForURL(`${base}/t/vetted/account`);
+  const options = page.waitForResponse((r) => new URL(r.url()).pathname === '/t/vetted/account/passkeys/options');
+  await page.getByLabel('Name for the new passkey').fill('Unvetted');
+  const answer = finishAnswer(page, '/t/vetted/account/passkeys');
+  await act(async () => { await page.getByRole('button', { name: 'Add a passkey' }).click(); });
+  const asked = await (await options).json();
+  assert.equal(asked.publicKey.attestation, 'direct', 'attestation is asked for');
+  const shown = await Promise.race([answer, page.locator('#passkey-error').waitFor({ state: 'visible' }).then(async () => ({ shown: await page.locator('#passkey-error').textContent() }))]);
+  if (shown.shown) assert.fail(`the browser refused before the server: ${shown.shown} ${JSON.stringify(asked)}`);
+  const { status, body } = shown;
+  assert.equal(status, 400, `refused: ${JSON.stringify(body)}`);
+  assert.equal(body.error, 'passkey_refused');
+  await page.locator('#passkey-error').waitFor({ state: 'visible' });
+  assert.equal((await credentials()).length, 1, 'the authenticator made one, the server kept none');
+  await page.goto(`${base}/t/vetted/account`);
+  assert.match(await page.textContent('main'), /No passkey yet\./);
+  const audit = cli(['audit', 'export', '--tenant', 'vetted', '--format', 'jsonl']);
+  assert.match(audit, /"mfa\.passkey\.register"[^\n]*"failure"|"failure"[^\n]*"mfa\.passkey\.register"/, 'the refusal is audited');
 });

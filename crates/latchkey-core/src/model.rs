@@ -180,6 +180,17 @@ pub struct TenantPolicy {
 pub struct MfaPolicy {
     pub mode: MfaMode,
     pub methods: Vec<MfaMethod>,
+    /// Passkey models the tenant trusts; when any are listed, registration requires their
+    /// attestation (direct, chained to the CA). Empty: attestation `none` (the default).
+    pub passkey_attestation: Vec<TrustedAuthenticator>,
+}
+
+/// An authenticator model by AAGUID and the CA its attestation certificates chain to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedAuthenticator {
+    pub aaguid: String,
+    pub ca_pem: String,
 }
 
 impl Default for MfaPolicy {
@@ -187,6 +198,7 @@ impl Default for MfaPolicy {
         Self {
             mode: MfaMode::Optional,
             methods: vec![MfaMethod::Passkey, MfaMethod::Totp],
+            passkey_attestation: Vec::new(),
         }
     }
 }

@@ -9,8 +9,9 @@
 use serde_json::Value;
 use url::Url;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
+    AttestationCaListBuilder, AttestedPasskey, AttestedPasskeyRegistration, DiscoverableAuthentication,
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,45 @@ fn json<T: serde::Serialize>(v: &T) -> Result<Value, PasskeyError> {
 
 fn parse<T: serde::de::DeserializeOwned>(v: &str) -> Result<T, PasskeyError> {
     serde_json::from_str(v).map_err(|e| PasskeyError::Malformed(e.to_string()))
+}
+
+/// An authenticator model a tenant trusts when it requires attestation (SECURITY-TESTS W8):
+/// the model's AAGUID and the CA (PEM) its attestation certificates chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedModel {
+    pub aaguid: String,
+    pub ca_pem: String,
+}
+
+/// The CA list of the trusted models (every AAGUID parses, every CA is a PEM certificate).
+fn ca_list(trusted: &[TrustedModel]) -> Result<webauthn_rs::prelude::AttestationCaList, PasskeyError> {
+    let mut cas = AttestationCaListBuilder::new();
+    for m in trusted {
+        let aaguid =
+            Uuid::parse_str(&m.aaguid).map_err(|e| PasskeyError::Config(format!("{}: {e}", m.aaguid)))?;
+        cas.insert_device_pem(
+            m.ca_pem.as_bytes(),
+            aaguid,
+            m.aaguid.clone(),
+            std::collections::BTreeMap::new(),
+        )
+        .map_err(|e| {
+            PasskeyError::Config(format!("{}: the CA is not a PEM certificate ({e:?})", m.aaguid))
+        })?;
+    }
+    Ok(cas.build())
+}
+
+/// Checks a trust list before it is saved.
+pub fn check_trusted(trusted: &[TrustedModel]) -> Result<(), PasskeyError> {
+    ca_list(trusted).map(drop)
+}
+
+/// The registration state kept server-side: plain, or checking attestation against a CA list.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum RegistrationState {
+    Plain(PasskeyRegistration),
+    Attested(AttestedPasskeyRegistration),
 }
 
 /// A stored passkey, with what the account page shows.
@@ -91,20 +131,45 @@ impl RelyingParty {
         name: &str,
         display_name: &str,
         existing: &[StoredPasskey],
+        trusted: &[TrustedModel],
     ) -> Result<(Value, String), PasskeyError> {
         let handle = Uuid::parse_str(user_id).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
         let exclude = existing
             .iter()
             .map(|p| parse::<Passkey>(&p.credential).map(|k| k.cred_id().clone()))
             .collect::<Result<Vec<_>, _>>()?;
-        let (options, state) = self
-            .webauthn
-            .start_passkey_registration(handle, name, display_name, Some(exclude))
-            .map_err(refused)?;
-        let mut options = json(&options)?;
+        let (options, state) = if trusted.is_empty() {
+            let (o, s) = self
+                .webauthn
+                .start_passkey_registration(handle, name, display_name, Some(exclude))
+                .map_err(refused)?;
+            (json(&o)?, RegistrationState::Plain(s))
+        } else {
+            // Attestation required: only the listed models, proven by their CA, may register.
+            let (o, s) = self
+                .webauthn
+                .start_attested_passkey_registration(
+                    handle,
+                    name,
+                    display_name,
+                    Some(exclude),
+                    ca_list(trusted)?,
+                    None,
+                )
+                .map_err(refused)?;
+            (json(&o)?, RegistrationState::Attested(s))
+        };
+        let mut options = options;
         if let Some(sel) = options.pointer_mut("/publicKey/authenticatorSelection") {
             sel["residentKey"] = Value::from("required");
             sel["requireResidentKey"] = Value::from(true);
+        }
+        // As for plain passkeys: ask for credProtect without making the browser fail when the
+        // authenticator lacks it (user verification is required on every use anyway).
+        if let Some(ext) = options.pointer_mut("/publicKey/extensions")
+            && ext.get("enforceCredentialProtectionPolicy").is_some()
+        {
+            ext["enforceCredentialProtectionPolicy"] = Value::from(false);
         }
         Ok((options, json(&state)?.to_string()))
     }
@@ -112,14 +177,27 @@ impl RelyingParty {
     /// Checks the browser's answer against the kept state; returns the credential to store.
     pub fn finish_registration(&self, response: &str, state: &str) -> Result<StoredPasskey, PasskeyError> {
         let response: RegisterPublicKeyCredential = parse(response)?;
-        let state: PasskeyRegistration = parse(state)?;
-        let key = self
-            .webauthn
-            .finish_passkey_registration(&response, &state)
-            .map_err(refused)?;
+        let credential = match parse::<RegistrationState>(state)? {
+            RegistrationState::Plain(s) => json(
+                &self
+                    .webauthn
+                    .finish_passkey_registration(&response, &s)
+                    .map_err(refused)?,
+            )?,
+            RegistrationState::Attested(s) => {
+                let key: AttestedPasskey = self
+                    .webauthn
+                    .finish_attested_passkey_registration(&response, &s)
+                    .map_err(refused)?;
+                json(&key)?
+            }
+        };
+        // Both kinds are stored alike and used as passkeys from then on.
+        let key: Passkey =
+            serde_json::from_value(credential.clone()).map_err(|e| PasskeyError::Malformed(e.to_string()))?;
         Ok(StoredPasskey {
             id: b64(key.cred_id().as_ref()),
-            credential: json(&key)?.to_string(),
+            credential: credential.to_string(),
         })
     }
 
@@ -227,7 +305,7 @@ mod tests {
         );
         let rp = RelyingParty::new("localhost", &origin, "Acme").unwrap();
         let (options, state) = rp
-            .start_registration("00000000-0000-4000-8000-000000000001", "alice", "Alice", &[])
+            .start_registration("00000000-0000-4000-8000-000000000001", "alice", "Alice", &[], &[])
             .unwrap();
         let sel = &options["publicKey"]["authenticatorSelection"];
         assert_eq!(sel["residentKey"], "required");
@@ -238,6 +316,40 @@ mod tests {
             rp.finish_registration("{}", &state),
             Err(PasskeyError::Malformed(_))
         ));
+        assert_eq!(options["publicKey"]["attestation"], "none", "W8: none by default");
+        let bad = [TrustedModel {
+            aaguid: "not-a-uuid".into(),
+            ca_pem: String::new(),
+        }];
+        assert!(
+            rp.start_registration(
+                "00000000-0000-4000-8000-000000000001",
+                "alice",
+                "Alice",
+                &[],
+                &bad
+            )
+            .is_err()
+        );
+        let trusted = [TrustedModel {
+            aaguid: "01020304-0506-0708-0102-030405060708".into(),
+            ca_pem: include_str!("test-attestation-ca.pem").into(),
+        }];
+        let (attested, state) = rp
+            .start_registration(
+                "00000000-0000-4000-8000-000000000001",
+                "alice",
+                "Alice",
+                &[],
+                &trusted,
+            )
+            .unwrap();
+        assert_eq!(
+            attested["publicKey"]["attestation"], "direct",
+            "W8: attestation when the tenant lists models"
+        );
+        assert!(state.contains("Attested"));
+        assert!(check_trusted(&trusted).is_ok());
         let (auth, _) = rp.start_discoverable().unwrap();
         assert_eq!(auth["publicKey"]["userVerification"], "required");
     }

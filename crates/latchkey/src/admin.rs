@@ -220,6 +220,37 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
         p.mfa.mode = m;
         p.mfa_required = false;
     }
+    if f.passkey_trust_none {
+        p.mfa.passkey_attestation.clear();
+    }
+    for entry in &f.passkey_trust {
+        let (aaguid, file) = entry
+            .split_once('=')
+            .ok_or_else(|| CliError::Input(format!("--passkey-trust {entry:?}: expected AAGUID=FILE")))?;
+        let aaguid = aaguid.trim().to_ascii_lowercase();
+        let hex: String = aaguid.chars().filter(|c| *c != '-').collect();
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CliError::Input(format!(
+                "--passkey-trust: {aaguid:?} is not an AAGUID"
+            )));
+        }
+        let ca_pem = std::fs::read_to_string(file)
+            .map_err(|e| CliError::Input(format!("--passkey-trust {file}: {e}")))?;
+        if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(CliError::Input(format!(
+                "--passkey-trust {file}: not a PEM certificate"
+            )));
+        }
+        latchkey_mfa::passkey::check_trusted(&[latchkey_mfa::passkey::TrustedModel {
+            aaguid: aaguid.clone(),
+            ca_pem: ca_pem.clone(),
+        }])
+        .map_err(|e| CliError::Input(format!("--passkey-trust {entry}: {e}")))?;
+        p.mfa.passkey_attestation.retain(|t| t.aaguid != aaguid);
+        p.mfa
+            .passkey_attestation
+            .push(latchkey_core::TrustedAuthenticator { aaguid, ca_pem });
+    }
     if let Some(methods) = &f.mfa_methods {
         if methods.is_empty() {
             return Err(CliError::Input(

@@ -159,6 +159,7 @@ pub struct Json {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum TenantCmd {
     Create {
         slug: String,
@@ -228,6 +229,13 @@ pub struct PolicyFlags {
     /// Which second factors users may enrol: passkey, totp (comma-separated).
     #[arg(long, value_name = "METHODS", value_delimiter = ',')]
     pub mfa_methods: Option<Vec<latchkey_core::MfaMethod>>,
+    /// Trust a passkey model: its AAGUID and a PEM file of the CA its attestation chains to
+    /// (repeatable). Any trusted model makes attestation required at registration.
+    #[arg(long, value_name = "AAGUID=FILE")]
+    pub passkey_trust: Vec<String>,
+    /// Forget every trusted model: attestation `none` again.
+    #[arg(long)]
+    pub passkey_trust_none: bool,
     /// Logo shown on the tenant's pages (https URL; empty to remove).
     #[arg(long, value_name = "URL")]
     pub logo_url: Option<String>,

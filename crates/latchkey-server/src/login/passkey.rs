@@ -35,6 +35,19 @@ fn rp(state: &AppState, t: &Tenant) -> Result<RelyingParty, AppError> {
     RelyingParty::new(&rp_id, &origin, &t.display_name).map_err(|e| AppError::internal("passkeys", e))
 }
 
+/// The passkey models the tenant requires attestation from (none: attestation `none`).
+fn trusted(t: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
+    t.policy
+        .mfa
+        .passkey_attestation
+        .iter()
+        .map(|m| latchkey_mfa::passkey::TrustedModel {
+            aaguid: m.aaguid.clone(),
+            ca_pem: m.ca_pem.clone(),
+        })
+        .collect()
+}
+
 fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
     rows.iter()
         .map(|r| StoredPasskey {
@@ -163,7 +176,13 @@ pub(super) async fn register_options(
     let existing = passkeys_of(&state, &t, &user).await?;
     let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
     let (options, ceremony) = rp(&state, &t)?
-        .start_registration(user.id.as_str(), &user.username, &display, &stored(&existing))
+        .start_registration(
+            user.id.as_str(),
+            &user.username,
+            &display,
+            &stored(&existing),
+            &trusted(&t),
+        )
         .map_err(|e| AppError::internal("passkey registration", e))?;
     keep(&state, &t, "register", sid.cookie_value(), &ceremony).await?;
     Ok(HttpResponse::Ok().json(options))
