@@ -67,7 +67,6 @@ pub fn access_token_claims(
 
 /// OIDC Core §2 and §3.1.3.6: the ID token for `aud` = client, with `azp`, `nonce`, `sid`,
 /// `at_hash`, and the user's claims the scope releases.
-#[allow(clippy::too_many_arguments)]
 pub fn id_token_claims(
     e: &Envelope<'_>,
     a: &Authentication<'_>,

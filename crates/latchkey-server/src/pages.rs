@@ -19,6 +19,18 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
+/// `message_page` as a never-cached response with `status`.
+pub(crate) fn message_response(
+    status: actix_web::http::StatusCode,
+    title: &str,
+    message: &str,
+) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(message_page(title, message))
+}
+
 /// A complete page with a heading and one paragraph.
 pub(crate) fn message_page(title: &str, message: &str) -> String {
     format!(

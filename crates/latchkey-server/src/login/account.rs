@@ -235,7 +235,7 @@ pub(super) async fn account(
 
 /// An account form's preamble: the tenant, the signed-in session and user, and the CSRF check
 /// bound to that session. `Ok(Err(redirect))` sends someone not signed in to the sign-in page.
-async fn account_form(
+pub(super) async fn account_form(
     req: &HttpRequest,
     slug: &str,
     state: &AppState,

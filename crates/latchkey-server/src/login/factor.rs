@@ -229,14 +229,8 @@ pub(crate) async fn complete_json(
     added: &[&str],
     next: &str,
 ) -> Result<HttpResponse, AppError> {
-    let (mut res, _) = complete(state, req, t, session_now, added, next).await?;
-    let mut out = HttpResponse::Ok().json(json!({"redirect": next}));
-    for c in res.cookies() {
-        out.add_cookie(&c.into_owned())
-            .map_err(|e| AppError::internal("cookie", e))?;
-    }
-    let _ = &mut res;
-    Ok(out)
+    let (res, _) = complete(state, req, t, session_now, added, next).await?;
+    super::json_redirect(&res, &json!({"redirect": next}))
 }
 
 #[derive(Template)]
@@ -647,8 +641,9 @@ pub(super) async fn remove_authenticator(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((t, _, user)) = signed_in_form(&req, &path, &state, &form).await? else {
-        return Ok(to_login(&tenant(&state, &path).await?));
+    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
     // W7: the only factor stays while the policy requires one.
     if is_last_factor(&state, &t, &user).await? {
@@ -667,8 +662,9 @@ pub(super) async fn regenerate_codes(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((t, _, user)) = signed_in_form(&req, &path, &state, &form).await? else {
-        return Ok(to_login(&tenant(&state, &path).await?));
+    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
     if !has_factor(&state, &t, &user.id).await? {
         return Ok(see_other(&format!("/t/{}/account", t.slug)));
@@ -678,21 +674,4 @@ pub(super) async fn regenerate_codes(
     let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
     blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
     codes_page(&state, &req, &t, codes, &format!("/t/{}/account", t.slug))
-}
-
-/// A signed-in account form: tenant, session and user after the CSRF check.
-pub(crate) async fn signed_in_form(
-    req: &HttpRequest,
-    slug: &str,
-    state: &AppState,
-    form: &FormParams,
-) -> Result<Option<(Tenant, SessionId, User)>, AppError> {
-    let t = tenant(state, slug).await?;
-    let Some((id, _, user)) = super::signed_in(state, req, &t).await? else {
-        return Ok(None);
-    };
-    if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(Kind::Forbidden, strings(req).form_expired));
-    }
-    Ok(Some((t, id, user)))
 }

@@ -348,6 +348,17 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
+/// A 200 JSON answer for `/assets/passkey.js` (which navigates to its `redirect` itself) that
+/// carries the cookies the equivalent 303 `from` sets.
+pub(crate) fn json_redirect(from: &HttpResponse, body: &serde_json::Value) -> Result<HttpResponse, AppError> {
+    let mut out = HttpResponse::Ok().json(body);
+    for c in from.cookies() {
+        out.add_cookie(&c.into_owned())
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(out)
+}
+
 /// A 303 to the sign-in page with a notice that deletes the session cookie.
 fn redirect_signed_out(state: &AppState, t: &Tenant, notice: &str) -> Result<HttpResponse, AppError> {
     let mut res = see_other(&format!("/t/{}/login?{notice}=1", t.slug));

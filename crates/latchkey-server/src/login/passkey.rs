@@ -232,16 +232,12 @@ pub(super) async fn register_finish(
         blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
         out["recovery_codes"] = json!(codes);
     }
-    let mut res = HttpResponse::Ok().json(out);
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     if session_now.factor_due == Some(FactorDue::Enrol) {
         let (done, _) = super::factor::complete(&state, &req, &t, (&sid, &session_now), &AMR, &next).await?;
-        for c in done.cookies() {
-            res.add_cookie(&c.into_owned())
-                .map_err(|e| AppError::internal("cookie", e))?;
-        }
+        return super::json_redirect(&done, &out);
     }
-    Ok(res)
+    Ok(HttpResponse::Ok().json(out))
 }
 
 // --- passwordless sign-in -----------------------------------------------------------------
@@ -335,8 +331,8 @@ pub(super) async fn signin_finish(
         ),
     )
     .await?;
-    let mut res = redirect_into_session(&state, &t, &next, &sid)?;
-    Ok(as_json_redirect(&mut res, &next))
+    let res = redirect_into_session(&state, &t, &next, &sid)?;
+    super::json_redirect(&res, &json!({"redirect": next}))
 }
 
 /// Where a passwordless sign-in continues: the pending interaction, else `return_to`.
@@ -357,15 +353,6 @@ async fn next_after_signin(
         t,
         Some(field(body, "return_to")).filter(|r| !r.is_empty()),
     ))
-}
-
-/// Turns a 303 (with its cookies) into a 200 JSON `{redirect}` for the script.
-fn as_json_redirect(res: &mut HttpResponse, next: &str) -> HttpResponse {
-    let mut out = HttpResponse::Ok().json(json!({"redirect": next}));
-    for c in res.cookies() {
-        let _ = out.add_cookie(&c.into_owned());
-    }
-    out
 }
 
 async fn record_use(
@@ -436,8 +423,9 @@ pub(super) async fn rename(
     state: web::Data<AppState>,
     form: crate::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((t, _, user)) = super::factor::signed_in_form(&req, &path, &state, &form).await? else {
-        return Ok(super::see_other(&format!("/t/{}/login", path.as_str())));
+    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
     let name: String = form
         .get("name")
@@ -466,8 +454,9 @@ pub(super) async fn remove(
     state: web::Data<AppState>,
     form: crate::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((t, _, user)) = super::factor::signed_in_form(&req, &path, &state, &form).await? else {
-        return Ok(super::see_other(&format!("/t/{}/login", path.as_str())));
+    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+        Ok(found) => found,
+        Err(to_login) => return Ok(to_login),
     };
     if super::factor::is_last_factor(&state, &t, &user).await? {
         return Ok(super::see_other(&format!("/t/{}/account?mfa=required", t.slug)));

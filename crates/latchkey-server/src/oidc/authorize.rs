@@ -7,7 +7,7 @@
 use super::{acr_of, client, issuer, lifetimes, query_params};
 use crate::errors::{AppError, blocking};
 use crate::login::{self, Strings, csrf, interaction};
-use crate::pages::message_page;
+use crate::pages::message_response;
 use crate::routes::tenant;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
@@ -106,10 +106,11 @@ async fn load(
 
 fn expired_page(req: &HttpRequest) -> HttpResponse {
     let s = login::strings_with(req, None);
-    HttpResponse::BadRequest()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(message_page(s.request_error_title, s.interaction_expired))
+    message_response(
+        StatusCode::BAD_REQUEST,
+        s.request_error_title,
+        s.interaction_expired,
+    )
 }
 
 /// The page for errors that may not go to the redirect URI (RFC 6749 §4.1.2.1).
@@ -121,10 +122,7 @@ fn error_page(status: StatusCode, e: &OAuthError) -> HttpResponse {
         e.code.as_str(),
         e.description
     );
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(message_page(s.request_error_title, &text))
+    message_response(status, s.request_error_title, &text)
 }
 
 /// Takes the next step of a checked request: sign-in, consent, a code, or an error.

@@ -5,10 +5,10 @@
 use super::{Owned, client, issuer, revoke_grants};
 use crate::errors::AppError;
 use crate::login::{self, Strings, csrf, session};
-use crate::pages::message_page;
+use crate::pages::message_response as page;
 use crate::routes::tenant;
 use crate::state::AppState;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use latchkey_core::{NewAuditEvent, Tenant};
@@ -40,13 +40,6 @@ fn verify_hint(state: &AppState, t: &Tenant, token: &str) -> Option<Value> {
         leeway_secs: 400 * 86_400,
     };
     state.keys.verify(&t.id, token, &expect).ok()
-}
-
-fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(message_page(title, text))
 }
 
 /// GET or POST `/t/{tenant}/end-session`.

@@ -257,11 +257,12 @@ fn mint(
     Ok(Minted { body, rows })
 }
 
-fn event(c: &Client, user: &User, action: &str, grant: &Grant) -> NewAuditEvent {
+/// The audit event of a token request: the client acting on the grant's user.
+fn event(c: &Client, action: &str, grant: &Grant) -> NewAuditEvent {
     NewAuditEvent::success(
         &format!("client:{}", c.client_id),
         action,
-        format!("user:{}", user.id),
+        format!("user:{}", grant.user_id),
         json!({"grant": grant.id, "scope": grant.scope}),
     )
 }
@@ -298,7 +299,7 @@ async fn code_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Resu
         let replay =
             || OAuthError::invalid_grant("the code was already used; what it issued is revoked").into();
         if stored.used_at.is_some() {
-            let ev = event(&c, &placeholder_user(&stored.grant), "oauth.token", &stored.grant);
+            let ev = event(&c, "oauth.token", &stored.grant);
             db.redeem_code(&t.id, &stored, &[], ev)?;
             return Ok(Err(replay()));
         }
@@ -332,12 +333,7 @@ async fn code_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Resu
             c.client_id.as_str(),
             now,
         )?;
-        match db.redeem_code(
-            &t.id,
-            &stored,
-            &m.rows,
-            event(&c, &user, "oauth.token", &stored.grant),
-        )? {
+        match db.redeem_code(&t.id, &stored, &m.rows, event(&c, "oauth.token", &stored.grant))? {
             Spend::Spent => Ok(Ok(Value::Object(m.body))),
             Spend::Replayed { .. } => Ok(Err(replay())),
         }
@@ -349,23 +345,6 @@ async fn code_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Resu
         state.metrics.oauth("reuse", "authorization_code", "revoked");
     }
     replayed
-}
-
-/// The audit actor of a replayed code's event: the grant's user, who may be gone.
-fn placeholder_user(g: &Grant) -> User {
-    User {
-        id: g.user_id.clone(),
-        tenant_id: latchkey_core::TenantId(String::new()),
-        username: String::new(),
-        email: None,
-        display_name: None,
-        status: UserStatus::Active,
-        password_hash: None,
-        password_changed_at: None,
-        sessions_not_before: None,
-        created_at: 0,
-        updated_at: 0,
-    }
 }
 
 async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Result<Value, Failure> {
@@ -381,7 +360,7 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
     let reuse = OAuthError::invalid_grant("the refresh token was already used; its grant is revoked");
     if tok.kind == TokenKind::Refresh && tok.used_at.is_some() && tok.client_id == c.client_id {
         // RFC 9700 §4.14.2: a rotated token presented again means it leaked.
-        let ev = event(&c, &placeholder_user(&grant), "oauth.refresh", &grant);
+        let ev = event(&c, "oauth.refresh", &grant);
         let (db, tid, gid) = (state.db.clone(), t.id.clone(), grant.id.clone());
         blocking(move || db.rotate_refresh(&tid, &handle, &gid, &[], ev)).await?;
         state.metrics.oauth("reuse", "refresh_token", "revoked");
@@ -438,7 +417,7 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
             &handle,
             &grant.id,
             &m.rows,
-            event(&c, &user, "oauth.refresh", &grant),
+            event(&c, "oauth.refresh", &grant),
         )? {
             Spend::Spent => Ok(Ok(Value::Object(m.body))),
             Spend::Replayed { .. } => Ok(Err(reuse.into())),
