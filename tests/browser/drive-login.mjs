@@ -2,13 +2,10 @@
 // suite (tests/tests/oidc_rp.rs): opens the authorization URL, signs in by label, allows the
 // consent page if one shows, and prints the URL the browser is sent to under the redirect URI.
 // Usage: node drive-login.mjs AUTHORIZE_URL REDIRECT_PREFIX USERNAME PASSWORD
-import { chromium } from 'playwright-core';
+import { launchChromium } from './kit.mjs';
 
 const [url, prefix, username, password] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 try {
   const page = await (await browser.newContext()).newPage();
   // Nothing listens at the redirect URI: the request itself is what the client would receive.

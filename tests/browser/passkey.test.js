@@ -10,17 +10,12 @@
 // The authenticator answers by itself (automaticPresenceSimulation), like a person touching it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import http from 'node:http';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, jwtPayload, latchkeyCli, launchChromium, relyingParty, root, serve, workspace } from './kit.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
 const shots = join(root, 'docs', 'img');
 const PASSWORD = 'tulip-gravel-orbit-42';
 const ACR_PHR = 'urn:latchkey:acr:phr';
@@ -28,39 +23,15 @@ let server, rp, browser, base, env, portal, RP, REDIRECT_URI;
 const rpHits = [];
 let serverLog = '';
 
-const freePort = () => new Promise((ok) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
-});
-
-function cli(args, input) {
-  return execFileSync(bin, args, { env, input, cwd: env.WORK, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
-}
+const cli = (args, input) => latchkeyCli(env, args, input);
 
 // ---- the server, the client and the browser ------------------------------------------------
 
 before(async () => {
-  const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
-  const port = await freePort();
-  base = `http://localhost:${port}`;
-  const rpPort = await freePort();
-  RP = `http://127.0.0.1:${rpPort}`;
+  ({ base, env } = await workspace());
+  rp = await relyingParty(rpHits);
+  RP = rp.url;
   REDIRECT_URI = `${RP}/cb`;
-  rp = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => { body += c; });
-    req.on('end', () => {
-      rpHits.push({ url: `${RP}${req.url}`, method: req.method, body });
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><title>Portal</title><p>Back at the app.</p>');
-    });
-  });
-  await new Promise((ok) => rp.listen(rpPort, '127.0.0.1', ok));
-  env = {
-    PATH: process.env.PATH, WORK: work,
-    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
-    LATCHKEY_KEYS_DIR: join(work, 'keys'),
-    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
-  };
   // acme: MFA optional (the default, passkeys allowed); one user per test, so nothing mixes.
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
@@ -85,16 +56,8 @@ before(async () => {
   cli(['user', 'create', '--tenant', 'other', '--username', 'dave', '--display-name', 'Dave Other',
     '--email', 'dave@other.test', '--password-stdin'], PASSWORD + '\n');
 
-  server = spawn(bin, ['serve'], { env, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
-  server.stderr.on('data', (chunk) => { serverLog += chunk.toString(); });
-  for (let i = 0; i < 200; i++) {
-    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  server = await serve(env, (text) => { serverLog += text; });
+  browser = await launchChromium();
   mkdirSync(shots, { recursive: true });
 });
 
@@ -105,7 +68,6 @@ after(async () => {
 });
 
 const b64url = (buf) => buf.toString('base64url');
-const jwtPayload = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
 
 /**
  * A fresh browser (no session) with a platform authenticator that holds discoverable credentials

@@ -2,51 +2,24 @@
 // labels the way a person finds them. Boots the `latchkey` binary on a fresh SQLite database.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { latchkeyCli, launchChromium, root, serve, workspace } from './kit.mjs';
 
-const root = resolve(import.meta.dirname, '../..');
-const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
 const shots = join(root, 'docs', 'img');
 const PASSWORD = 'tulip-gravel-orbit-42';
 let server, browser, base, env;
 let serverLog = '';
 
-const freePort = () => new Promise((ok) => {
-  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
-});
-
-function cli(args, input) {
-  return execFileSync(bin, args, { env, input, cwd: env.WORK, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
-}
+const cli = (args, input) => latchkeyCli(env, args, input);
 
 before(async () => {
-  const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
-  const port = await freePort();
-  base = `http://localhost:${port}`;
-  env = {
-    PATH: process.env.PATH, WORK: work,
-    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
-    LATCHKEY_KEYS_DIR: join(work, 'keys'),
-    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
-  };
+  ({ base, env } = await workspace());
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['tenant', 'update', 'acme', '--primary-color', '#0b57d0']);
   cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example', '--email', 'alice@acme.test', '--password-stdin'], PASSWORD + '\n');
-  server = spawn(bin, ['serve'], { env, cwd: work, stdio: ['ignore', 'ignore', 'pipe'] });
-  server.stderr.on('data', (chunk) => { serverLog += chunk.toString(); });
-  for (let i = 0; i < 200; i++) {
-    try { if ((await fetch(`${base}/readyz`)).ok) break; } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  server = await serve(env, (text) => { serverLog += text; });
+  browser = await launchChromium();
   mkdirSync(shots, { recursive: true });
 });
 

@@ -1,0 +1,77 @@
+// What every browser suite needs: the `latchkey` binary on a fresh SQLite database at
+// http://localhost:PORT (a domain, so it is also the WebAuthn RP ID), its CLI, a loopback
+// server playing an OIDC client, and Debian's Chromium (never a downloaded browser).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import http from 'node:http';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+export const root = resolve(import.meta.dirname, '../..');
+export const bin = join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug', 'latchkey');
+
+export const freePort = () => new Promise((ok) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+});
+
+/** A fresh work directory and the settings of a Latchkey served from it. */
+export async function workspace() {
+  const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
+  const port = await freePort();
+  const base = `http://localhost:${port}`;
+  const env = {
+    PATH: process.env.PATH, WORK: work,
+    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
+    LATCHKEY_KEYS_DIR: join(work, 'keys'),
+    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
+  };
+  return { work, base, env };
+}
+
+/** Runs the CLI with those settings; its standard output. */
+export function latchkeyCli(env, args, input) {
+  return execFileSync(bin, args, { env, input, cwd: env.WORK, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+}
+
+/** Starts `latchkey serve`, passing its log to `onLog`; resolves once /readyz answers. */
+export async function serve(env, onLog) {
+  const server = spawn(bin, ['serve'], { env, cwd: env.WORK, stdio: ['ignore', 'ignore', 'pipe'] });
+  server.stderr.on('data', (chunk) => onLog(chunk.toString()));
+  for (let i = 0; i < 200; i++) {
+    try { if ((await fetch(`${env.LATCHKEY_PUBLIC_URL}/readyz`)).ok) break; } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return server;
+}
+
+/**
+ * A loopback server playing the client: every request it gets (the redirect URI's code, a
+ * form_post body) is pushed to `hits`. Its origin is `.url`.
+ */
+export async function relyingParty(hits) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const rp = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      hits.push({ url: `${url}${req.url}`, method: req.method, body });
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><title>Portal</title><p>Back at the app.</p>');
+    });
+  });
+  await new Promise((ok) => rp.listen(port, '127.0.0.1', ok));
+  rp.url = url;
+  return rp;
+}
+
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+export const jwtPayload = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());
