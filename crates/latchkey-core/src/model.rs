@@ -172,6 +172,54 @@ pub struct TenantPolicy {
     pub keys: KeyPolicy,
     pub branding: Branding,
     pub tokens: TokenPolicy,
+    pub risk: RiskPolicy,
+    pub retention: RetentionPolicy,
+}
+
+/// Login risk: score bands and where alerts go. Scores at or above `step_up` ask for a second
+/// factor (refused when the user has none), at or above `deny` refuse the sign-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RiskPolicy {
+    pub enabled: bool,
+    pub step_up: u8,
+    pub deny: u8,
+    /// Mail the user when they sign in from a device not seen before.
+    pub notify_new_device: bool,
+    /// Elevated decisions are POSTed here as JSON, signed with HMAC-SHA256.
+    pub webhook_url: Option<String>,
+    /// The webhook's HMAC key, sealed under the tenant's data key.
+    pub webhook_secret_sealed: Option<String>,
+}
+
+impl Default for RiskPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            step_up: 40,
+            deny: 80,
+            notify_new_device: false,
+            webhook_url: None,
+            webhook_secret_sealed: None,
+        }
+    }
+}
+
+/// How long a tenant keeps what it records. Sessions end with their absolute timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionPolicy {
+    pub audit_days: u32,
+    pub risk_history_days: u32,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            audit_days: 365,
+            risk_history_days: 365,
+        }
+    }
 }
 
 /// A tenant's second-factor rules.

@@ -5,6 +5,9 @@
 //!
 //! The user never learns which reason fired: the decision, not the reasons, reaches the page.
 
+mod history;
+
+pub use history::{Attempt, History};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -22,7 +25,8 @@ pub struct Signals {
     pub travel_kmh: Option<f64>,
     /// Failed attempts on this account in the last hour.
     pub recent_failures: u32,
-    /// Distinct accounts tried from this network in the last few minutes (credential stuffing).
+    /// Distinct accounts that failed from this network in the last few minutes (credential
+    /// stuffing).
     pub accounts_from_network: u32,
     /// The address is on the tenant's deny-list.
     pub denylisted: bool,
@@ -144,7 +148,7 @@ pub fn assess(s: &Signals, w: &Weights) -> Assessment {
         add(
             "credential_stuffing",
             w.credential_stuffing,
-            format!("{} accounts tried from this network", s.accounts_from_network),
+            format!("{} accounts failed from this network", s.accounts_from_network),
         );
     }
     if s.denylisted {

@@ -28,7 +28,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/disable", web::post().to(disable_user))
             .route("/users/{id}/enable", web::post().to(enable_user))
             .route("/clients", web::get().to(list_clients))
-            .route("/clients/{id}", web::get().to(get_client)),
+            .route("/clients/{id}", web::get().to(get_client))
+            .route("/audit", web::get().to(search_audit)),
     );
 }
 
@@ -80,7 +81,7 @@ async fn authenticate(
         };
         let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
             state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
-            tracing::warn!(tenant = %t.slug, client_ip = %ip, "admin API: missing, unknown or expired token");
+            tracing::warn!(tenant = %t.slug, client_ip = %req.extensions().get::<ClientInfo>().map_or_else(String::new, |c| state.config.log_ip.show(c.ip)), "admin API: missing, unknown or expired token");
             return Err(AppError::new(
                 Kind::Unauthorized,
                 "A valid admin token for this tenant is required.",
@@ -265,4 +266,80 @@ async fn enable_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     set_status(req, path, state, UserStatus::Active).await
+}
+
+/// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit
+/// search`: `user`, `action` (exact or `prefix*`), `since`/`until` (Unix ms, inclusive/exclusive),
+/// `after` (a sequence number, for paging), `limit` (1-1000, default 100), and `format`
+/// (`json`, the default, with `next_after` for the next page; `jsonl`; or `csv`).
+async fn search_audit(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        user: Option<String>,
+        action: Option<String>,
+        since: Option<i64>,
+        until: Option<i64>,
+        after: Option<i64>,
+        limit: Option<i64>,
+        format: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let q = web::Query::<Query>::from_query(req.query_string())
+            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
+            .into_inner();
+        let format = match q.format.as_deref().unwrap_or("json") {
+            "json" => None,
+            "jsonl" => Some(latchkey_audit::Format::Jsonl),
+            "csv" => Some(latchkey_audit::Format::Csv),
+            other => {
+                return Err(AppError::new(
+                    Kind::BadRequest,
+                    format!("format {other:?}: expected json, jsonl or csv"),
+                ));
+            }
+        };
+        let filter = latchkey_store::AuditFilter {
+            user: q.user,
+            action: q.action,
+            since: q.since,
+            until: q.until,
+        };
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        let (db, tid, f, after) = (state.db.clone(), caller.tenant.id.clone(), filter.clone(), q.after.unwrap_or(0));
+        let events = blocking(move || db.audit_search(&tid, &f, after, limit)).await?;
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "audit.read",
+            &format!("tenant:{}", caller.tenant.id),
+            json!({"events": events.len(), "filter": {"user": filter.user, "action": filter.action, "since": filter.since, "until": filter.until}}),
+        )
+        .await?;
+        let Some(format) = format else {
+            let next_after = (events.len() == usize::try_from(limit).unwrap_or(0))
+                .then(|| events.last().map(|e| e.seq))
+                .flatten();
+            return Ok(json_ok(&json!({"events": events, "next_after": next_after})));
+        };
+        let mut body = Vec::new();
+        latchkey_audit::write_events(&mut body, &events, format)
+            .map_err(|e| AppError::internal("audit export", e))?;
+        let content_type = match format {
+            latchkey_audit::Format::Csv => "text/csv; charset=utf-8",
+            latchkey_audit::Format::Jsonl => "application/x-ndjson",
+        };
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type(content_type)
+            .body(body))
+    }
+    .await
+    .map_err(AppError::json)
 }

@@ -85,6 +85,28 @@ pub struct Config {
     /// The WebAuthn relying-party id: the public URL's host (the default) or a parent domain of
     /// it. Never an IP address.
     pub webauthn_rp_id: Option<String>,
+    /// MaxMind-format databases (city and/or ASN) for the geographic risk signals; none: off.
+    pub geoip_db: Vec<PathBuf>,
+    /// A file of CIDR ranges (one per line, `#` comments) whose sign-ins are denied.
+    pub risk_denylist: Option<PathBuf>,
+    /// How client addresses appear in logs.
+    pub log_ip: LogIp,
+}
+
+/// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogIp {
+    Full,
+    Truncated,
+}
+
+impl LogIp {
+    pub fn show(self, ip: std::net::IpAddr) -> String {
+        match self {
+            LogIp::Full => ip.to_string(),
+            LogIp::Truncated => latchkey_risk::network_of(ip),
+        }
+    }
 }
 
 /// The settings, as a TOML file spells them (all optional).
@@ -112,6 +134,9 @@ struct Raw {
     mail_from: Option<String>,
     mail_poll_secs: Option<u64>,
     webauthn_rp_id: Option<String>,
+    geoip_db: Option<StringOrList>,
+    risk_denylist: Option<String>,
+    log_ip: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +169,9 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_MAIL_FROM", "mail_from"),
     ("LATCHKEY_MAIL_POLL_SECS", "mail_poll_secs"),
     ("LATCHKEY_WEBAUTHN_RP_ID", "webauthn_rp_id"),
+    ("LATCHKEY_GEOIP_DB", "geoip_db"),
+    ("LATCHKEY_RISK_DENYLIST", "risk_denylist"),
+    ("LATCHKEY_LOG_IP", "log_ip"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -337,7 +365,30 @@ impl Config {
                     .unwrap_or_else(|| "localhost".into())
             ),
         };
+        let geoip_db = match raw.geoip_db {
+            None => Vec::new(),
+            Some(StringOrList::One(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            Some(StringOrList::Many(v)) => v.into_iter().map(PathBuf::from).collect(),
+        };
+        let log_ip = match raw.log_ip.as_deref().map(str::trim) {
+            None | Some("truncated") => LogIp::Truncated,
+            Some("full") => LogIp::Full,
+            Some(other) => {
+                return Err(cfg_err(
+                    "LATCHKEY_LOG_IP",
+                    format!("{other:?}: expected truncated or full"),
+                ));
+            }
+        };
         Ok(Config {
+            geoip_db,
+            risk_denylist: raw.risk_denylist.map(PathBuf::from),
+            log_ip,
             listen,
             public_url,
             database_url,
@@ -407,6 +458,9 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "mail_from" => raw.mail_from = v,
         "mail_poll_secs" => raw.mail_poll_secs = Some(parse_num(value)? as u64),
         "webauthn_rp_id" => raw.webauthn_rp_id = v.filter(|s| !s.is_empty()),
+        "geoip_db" => raw.geoip_db = Some(StringOrList::One(value.to_owned())),
+        "risk_denylist" => raw.risk_denylist = v.filter(|s| !s.is_empty()),
+        "log_ip" => raw.log_ip = v,
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -519,6 +573,24 @@ mod tests {
             LogFormat::Pretty
         );
         assert_eq!(c.issuer("demo"), "http://localhost:8080/t/demo");
+    }
+
+    #[test]
+    fn client_addresses_are_truncated_in_logs_unless_asked() {
+        let c = Config::from_sources(None, &[], false).unwrap();
+        assert_eq!(c.log_ip, LogIp::Truncated);
+        assert_eq!(c.log_ip.show("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
+        assert_eq!(
+            c.log_ip.show("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
+        let full = Config::from_sources(None, &env(&[("LATCHKEY_LOG_IP", "full")]), false).unwrap();
+        assert_eq!(full.log_ip.show("203.0.113.77".parse().unwrap()), "203.0.113.77");
+        let err = Config::from_sources(None, &env(&[("LATCHKEY_LOG_IP", "hashed")]), false).unwrap_err();
+        assert_eq!(err.setting, "LATCHKEY_LOG_IP");
+        let geo =
+            Config::from_sources(None, &env(&[("LATCHKEY_GEOIP_DB", "/a.mmdb, /b.mmdb")]), false).unwrap();
+        assert_eq!(geo.geoip_db.len(), 2);
     }
 
     #[test]

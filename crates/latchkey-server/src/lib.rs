@@ -13,6 +13,7 @@ mod net;
 mod observe;
 mod oidc;
 mod pages;
+pub mod risk;
 mod routes;
 mod state;
 mod tls;
@@ -163,14 +164,48 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Applies every tenant's retention (audit segments with an anchor, risk histories); a failure
+/// for one tenant is logged and the others go on. Returns the events deleted.
+pub fn retention_pass(state: &AppState) -> u64 {
+    let tenants = match latchkey_store::TenantRepo::list_tenants(&state.db) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention: listing tenants failed");
+            return 0;
+        }
+    };
+    let mut deleted = 0;
+    for t in tenants {
+        match latchkey_audit::apply_retention(&state.db, &t, state.clock.now_millis()) {
+            Ok(r) => {
+                deleted += r.audit_events_deleted;
+                if r.audit_events_deleted + r.risk_histories_deleted > 0 {
+                    tracing::info!(tenant = %t.slug, audit_events = r.audit_events_deleted, risk_histories = r.risk_histories_deleted, "retention applied");
+                }
+            }
+            Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "retention failed for tenant"),
+        }
+    }
+    deleted
+}
+
 /// Runs the key-rotation scheduler for every tenant (and purges expired OAuth state), now and
 /// then every `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
 /// key lock, so only one node makes it.
 async fn key_scheduler(state: AppState) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(state.config.key_scheduler_secs));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = i64::MIN;
     loop {
         every.tick().await;
+        // Retention hourly (its cut-offs are in days).
+        if state.clock.now_millis().saturating_sub(last_retention) >= 3_600_000 {
+            last_retention = state.clock.now_millis();
+            let s = state.clone();
+            if let Err(e) = actix_web::web::block(move || retention_pass(&s)).await {
+                tracing::warn!(error = %e, "retention pass panicked");
+            }
+        }
         let s = state.clone();
         let outcome = actix_web::web::block(move || -> Result<(), latchkey_keys::KeyError> {
             // Spent and expired codes, tokens and grants go a day after they expire.

@@ -11,7 +11,7 @@ use crate::errors::blocking;
 use crate::state::AppState;
 use latchkey_core::TenantId;
 use latchkey_keys::Aad;
-use latchkey_store::{MailOutbox, NewMail, QueuedMail};
+use latchkey_store::{Channel, MailOutbox, NewMail, QueuedMail};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
@@ -28,6 +28,8 @@ pub struct Mailer {
     /// No SMTP on a development issuer: mail goes to the log.
     to_log: bool,
     wake: Notify,
+    /// Webhook calls: no redirects followed, a short timeout.
+    http: reqwest::Client,
 }
 
 impl Mailer {
@@ -53,11 +55,17 @@ impl Mailer {
         } else if transport.is_none() {
             tracing::warn!("LATCHKEY_SMTP_URL is not set: mail waits in the outbox until it is");
         }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("webhook client: {e}"))?;
         Ok(Self {
             transport,
             from,
             to_log,
             wake: Notify::new(),
+            http,
         })
     }
 
@@ -84,9 +92,32 @@ pub fn compose(
     subject: &str,
     body: &str,
 ) -> Result<NewMail, latchkey_keys::KeyError> {
+    compose_on(state, Channel::Mail, t, recipient, subject, body)
+}
+
+/// A webhook call ready to queue: POSTed to `url` with `event` in a header.
+pub fn compose_webhook(
+    state: &AppState,
+    t: &TenantId,
+    url: &str,
+    event: &str,
+    body: &str,
+) -> Result<NewMail, latchkey_keys::KeyError> {
+    compose_on(state, Channel::Webhook, t, url, event, body)
+}
+
+fn compose_on(
+    state: &AppState,
+    channel: Channel,
+    t: &TenantId,
+    recipient: &str,
+    subject: &str,
+    body: &str,
+) -> Result<NewMail, latchkey_keys::KeyError> {
     let id = latchkey_core::random_uuid(&*state.rng);
     let body_sealed = state.keys.seal(t, body_aad(t, &id), body.as_bytes())?;
     Ok(NewMail {
+        channel,
         id,
         recipient: recipient.to_owned(),
         subject: subject.to_owned(),
@@ -108,14 +139,16 @@ pub async fn run_outbox(state: AppState) {
     }
 }
 
-/// One pass over the outbox; returns how many mails were delivered.
+/// One pass over the outbox (mail and webhooks); returns how many were delivered.
 pub async fn deliver_due(state: &AppState) -> Result<usize, String> {
     let mailer = &state.mail;
-    if mailer.transport.is_none() && !mailer.to_log {
-        return Ok(0);
-    }
+    let channels: &'static [Channel] = if mailer.transport.is_none() && !mailer.to_log {
+        &[Channel::Webhook]
+    } else {
+        &[Channel::Mail, Channel::Webhook]
+    };
     let db = state.db.clone();
-    let due = blocking(move || db.due_mail(50))
+    let due = blocking(move || db.due_mail(channels, 50))
         .await
         .map_err(|e| e.to_string())?;
     let mut sent = 0;
@@ -128,7 +161,11 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, String> {
         if !claimed {
             continue;
         }
-        let outcome = send(state, &m).await;
+        let outcome = if m.channel == Channel::Webhook.as_str() {
+            post_webhook(state, &m).await
+        } else {
+            send(state, &m).await
+        };
         let (db, id, attempts, now) = (
             state.db.clone(),
             m.id.clone(),
@@ -155,14 +192,50 @@ fn backoff_ms(attempts: i32) -> i64 {
     (30_000_i64 << attempts.clamp(1, 10).saturating_sub(1)).min(3_600_000)
 }
 
-async fn send(state: &AppState, m: &QueuedMail) -> Result<(), String> {
+fn open_body(state: &AppState, m: &QueuedMail) -> Result<String, String> {
     let t = TenantId(m.tenant_id.clone());
-    let sealed = m.body_sealed.as_deref().ok_or("the mail has no body")?;
+    let sealed = m.body_sealed.as_deref().ok_or("the message has no body")?;
     let body = state
         .keys
         .open_sealed(&t, body_aad(&t, &m.id), sealed)
         .map_err(|e| e.to_string())?;
-    let body = String::from_utf8(body).map_err(|e| e.to_string())?;
+    String::from_utf8(body).map_err(|e| e.to_string())
+}
+
+/// POSTs a webhook call, signed with the tenant's current webhook secret. Any 2xx is delivery.
+async fn post_webhook(state: &AppState, m: &QueuedMail) -> Result<(), String> {
+    let (st, claim) = (state.clone(), m.clone());
+    let (body, secret) = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let t = TenantId(claim.tenant_id.clone());
+        Ok((open_body(&st, &claim)?, crate::risk::webhook_secret(&st, &t)?))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let now = state.clock.now_millis() / 1000;
+    let res = state
+        .mail
+        .http
+        .post(&m.recipient)
+        .header("content-type", "application/json")
+        .header("x-latchkey-event", &m.subject)
+        .header("x-latchkey-delivery", &m.id)
+        .header(
+            "x-latchkey-signature",
+            crate::risk::webhook_signature(&secret, now, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("webhook: {e}"))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("webhook answered HTTP {}", res.status().as_u16()))
+    }
+}
+
+async fn send(state: &AppState, m: &QueuedMail) -> Result<(), String> {
+    let body = open_body(state, m)?;
     let mailer = &state.mail;
     let Some(transport) = &mailer.transport else {
         tracing::warn!(

@@ -20,6 +20,7 @@ struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     oauth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    risk: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Default)]
@@ -47,6 +48,12 @@ impl Metrics {
     pub(crate) fn oauth(&self, event: &'static str, grant: &'static str, outcome: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.oauth.entry((event, grant, outcome)).or_default() += 1;
+    }
+
+    /// An elevated risk decision: `step_up` or `deny`.
+    pub(crate) fn risk(&self, decision: &'static str) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.risk.entry(decision).or_default() += 1;
     }
 
     pub(crate) fn render(
@@ -89,6 +96,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "latchkey_oauth_events_total{{event=\"{event}\",grant=\"{grant}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_risk_decisions_total Sign-ins the risk engine stepped up or denied."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_risk_decisions_total counter");
+        for (decision, n) in &m.risk {
+            let _ = writeln!(
+                out,
+                "latchkey_risk_decisions_total{{decision=\"{decision}\"}} {n}"
             );
         }
         let _ = writeln!(

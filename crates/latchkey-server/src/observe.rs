@@ -219,7 +219,7 @@ where
                     route = %route,
                     status,
                     duration_ms = elapsed.as_secs_f64() * 1000.0,
-                    client_ip = %ip,
+                    client_ip = %state.config.log_ip.show(ip),
                     https,
                     "request"
                 );

@@ -20,6 +20,7 @@ pub struct AppState {
     pub mail: Arc<crate::mail::Mailer>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clients: Arc<crate::oidc::ClientCache>,
+    pub(crate) risk: Arc<crate::risk::RiskEngine>,
 }
 
 /// Opens the key ring with the configured master key. A key file is generated only while
@@ -55,6 +56,7 @@ impl AppState {
             })
         })?;
         let mail = crate::mail::Mailer::new(&config).map_err(ServerError::Startup)?;
+        let risk = crate::risk::RiskEngine::open(&config).map_err(ServerError::Startup)?;
         let config = Arc::new(config);
         let (db, keys) = {
             let (clock, rng, url, config) = (clock.clone(), rng.clone(), url.clone(), Arc::clone(&config));
@@ -94,6 +96,7 @@ impl AppState {
             mail: Arc::new(mail),
             metrics: Arc::new(Metrics::default()),
             clients: Arc::default(),
+            risk: Arc::new(risk),
         })
     }
 }

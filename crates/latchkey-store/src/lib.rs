@@ -12,13 +12,14 @@ mod keys;
 mod mfa;
 mod oauth;
 mod resets;
+mod risk;
 mod roles;
 mod schema;
 mod tenants;
 mod users;
 
 pub use admin_tokens::AdminTokenRepo;
-pub use audit::AuditRepo;
+pub use audit::{Anchor, AuditFilter, AuditRepo};
 pub use clients::{ClientRepo, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
@@ -28,7 +29,8 @@ pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{
     Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,
 };
-pub use resets::{MailOutbox, NewMail, QueuedMail, ResetRepo};
+pub use resets::{Channel, MailOutbox, NewMail, QueuedMail, ResetRepo};
+pub use risk::RiskRepo;
 pub use roles::RoleRepo;
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserRepo, UserUpdate};

@@ -11,9 +11,26 @@ use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, User, UserId};
 use serde_json::json;
 
-/// A mail to queue. The body arrives sealed under the tenant's data key.
+/// What the outbox carries: mail, or webhook calls (recipient = URL, subject = event name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Mail,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mail => "mail",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// A message to queue. The body arrives sealed under the tenant's data key.
 #[derive(Debug, Clone)]
 pub struct NewMail {
+    pub channel: Channel,
     /// Chosen by the caller: the body's seal names it.
     pub id: String,
     pub recipient: String,
@@ -32,6 +49,7 @@ pub struct QueuedMail {
     pub body_sealed: Option<String>,
     pub attempts: i32,
     pub next_attempt_at: i64,
+    pub channel: String,
 }
 
 pub trait ResetRepo {
@@ -56,8 +74,8 @@ pub trait ResetRepo {
 pub trait MailOutbox {
     /// Queues a notification of tenant `t` (no other change goes with it).
     fn queue_mail(&self, t: &TenantId, mail: &NewMail) -> Result<()>;
-    /// Mail of any tenant due for a delivery attempt, oldest first.
-    fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>>;
+    /// Messages of any tenant on one of `channels` due for a delivery attempt, oldest first.
+    fn due_mail(&self, channels: &[Channel], limit: i64) -> Result<Vec<QueuedMail>>;
     /// Claims a mail for one attempt until `lease_until`; false when another node claimed it.
     fn claim_mail(&self, m: &QueuedMail, lease_until: i64) -> Result<bool>;
     /// Records delivery and drops the body.
@@ -71,6 +89,7 @@ fn insert_mail(c: &mut AnyConnection, t: &TenantId, mail: &NewMail, now: i64) ->
     diesel::insert_into(mail_outbox::table)
         .values((
             mail_outbox::id.eq(&mail.id),
+            mail_outbox::channel.eq(mail.channel.as_str()),
             mail_outbox::tenant_id.eq(t.as_str()),
             mail_outbox::recipient.eq(&mail.recipient),
             mail_outbox::subject.eq(&mail.subject),
@@ -182,12 +201,14 @@ impl MailOutbox for Db {
         self.write(|c| insert_mail(c, t, mail, now))
     }
 
-    fn due_mail(&self, limit: i64) -> Result<Vec<QueuedMail>> {
+    fn due_mail(&self, channels: &[Channel], limit: i64) -> Result<Vec<QueuedMail>> {
         let mut conn = self.conn()?;
+        let channels: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
         Ok(mail_outbox::table
             .filter(
                 mail_outbox::sent_at
                     .is_null()
+                    .and(mail_outbox::channel.eq_any(channels))
                     .and(mail_outbox::failed_at.is_null())
                     .and(mail_outbox::next_attempt_at.le(self.now())),
             )

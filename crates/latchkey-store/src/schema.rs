@@ -130,6 +130,17 @@ diesel::table! {
         tenant_id -> Text,
         seq -> BigInt,
         hash -> Text,
+        anchor_seq -> BigInt,
+        anchor_hash -> Text,
+    }
+}
+
+diesel::table! {
+    risk_history (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        history_sealed -> Text,
+        updated_at -> BigInt,
     }
 }
 
@@ -172,6 +183,7 @@ diesel::table! {
         sent_at -> Nullable<BigInt>,
         failed_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        channel -> Text,
     }
 }
 
@@ -289,5 +301,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     data_keys,
     signing_keys,
     audit_heads,
-    audit_events
+    audit_events,
+    risk_history
 );

@@ -70,6 +70,15 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
     }
 }
 
+/// Reads of personal data by an operator are audit events too.
+fn audit_read(db: &Db, t: &Tenant, action: &str, target: String) -> Result<(), CliError> {
+    db.append_audit(
+        &t.id,
+        latchkey_core::NewAuditEvent::success(&actor(), action, target, json!({})),
+    )?;
+    Ok(())
+}
+
 pub fn find_tenant(db: &Db, slug: &str) -> Result<Tenant, CliError> {
     db.tenant_by_slug(slug)?
         .ok_or_else(|| CliError::Input(format!("no tenant {slug:?}")))
@@ -121,12 +130,48 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
             out,
         } => {
             let t = find_tenant(db, &slug)?;
-            let new_policy = apply_policy(t.policy.clone(), &policy)?;
+            let mut new_policy = apply_policy(t.policy.clone(), &policy)?;
+            let webhook_secret = match policy.risk_webhook.as_deref() {
+                None => None,
+                Some("") => {
+                    new_policy.risk.webhook_url = None;
+                    new_policy.risk.webhook_secret_sealed = None;
+                    None
+                }
+                Some(url) => {
+                    // https, or http on loopback; no fragments, user info or wildcards.
+                    if !url.starts_with("http") {
+                        return Err(CliError::Input(format!("--risk-webhook {url:?}: use https")));
+                    }
+                    latchkey_core::validate::redirect_uri("--risk-webhook", url)?;
+                    let ring = crate::keys::open_ring(config, db)?;
+                    let secret = format!("whsec_{}", random_token(&OsRng, 32));
+                    new_policy.risk.webhook_secret_sealed = Some(ring.seal(
+                        &t.id,
+                        latchkey_server::risk::webhook_secret_aad(&t.id),
+                        secret.as_bytes(),
+                    )?);
+                    new_policy.risk.webhook_url = Some(url.to_owned());
+                    Some(secret)
+                }
+            };
             let change = TenantUpdate {
                 display_name,
                 policy: Some(new_policy),
             };
-            show(&db.update_tenant(&t.id, &actor(), &change)?, out.json);
+            let updated = db.update_tenant(&t.id, &actor(), &change)?;
+            match webhook_secret {
+                Some(secret) if out.json => {
+                    let mut v = tenant_json(&updated, &config.issuer(&updated.slug));
+                    v["risk_webhook_secret"] = json!(secret);
+                    print_json(&v);
+                }
+                Some(secret) => {
+                    show(&updated, false);
+                    println!("risk webhook secret (shown once; signs X-Latchkey-Signature): {secret}");
+                }
+                None => show(&updated, out.json),
+            }
         }
         TenantCmd::Delete { slug, out } => {
             let t = find_tenant(db, &slug)?;
@@ -313,6 +358,7 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
             "--max-token-lifetime-secs must be positive".into(),
         ));
     }
+    apply_risk_policy(&mut p, f)?;
     if let Some(s) = f.session_idle_timeout {
         p.session.idle_timeout_secs = s;
     }
@@ -325,6 +371,43 @@ fn apply_policy(mut p: TenantPolicy, f: &PolicyFlags) -> Result<TenantPolicy, Cl
         ));
     }
     Ok(p)
+}
+
+fn apply_risk_policy(p: &mut TenantPolicy, f: &PolicyFlags) -> Result<(), CliError> {
+    if let Some(on) = f.risk {
+        p.risk.enabled = on;
+    }
+    if let Some(on) = f.risk_notify_new_device {
+        p.risk.notify_new_device = on;
+    }
+    if let Some(n) = f.risk_stepup {
+        p.risk.step_up = n;
+    }
+    if let Some(n) = f.risk_deny {
+        p.risk.deny = n;
+    }
+    if p.risk.step_up == 0 || p.risk.deny > 100 || p.risk.step_up > p.risk.deny {
+        return Err(CliError::Input(
+            "risk bands: --risk-stepup between 1 and --risk-deny, --risk-deny at most 100 (100 = never deny below a full score)".into(),
+        ));
+    }
+    if let Some(d) = f.audit_retention_days {
+        if d < 30 {
+            return Err(CliError::Input(
+                "--audit-retention-days must be at least 30".into(),
+            ));
+        }
+        p.retention.audit_days = d;
+    }
+    if let Some(d) = f.risk_history_retention_days {
+        if d < 1 {
+            return Err(CliError::Input(
+                "--risk-history-retention-days must be at least 1".into(),
+            ));
+        }
+        p.retention.risk_history_days = d;
+    }
+    Ok(())
 }
 
 /// 256-bit client secret: returned to show once, stored as its SHA-256.
@@ -554,6 +637,7 @@ fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::List { t, out } => {
             let t = find_tenant(db, &t.tenant)?;
             let us = db.list_users(&t.id)?;
+            audit_read(db, &t, "user.list", "users".into())?;
             if out.json {
                 print_json(&us.iter().map(user_json).collect());
             } else {
@@ -570,7 +654,9 @@ fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
         }
         UserCmd::Show(UserRef { t, user, out }) => {
             let t = find_tenant(db, &t.tenant)?;
-            show(&find_user(db, &t, &user)?, out.json);
+            let u = find_user(db, &t, &user)?;
+            audit_read(db, &t, "user.read", format!("user:{}", u.id))?;
+            show(&u, out.json);
         }
         UserCmd::Disable(r) => set_status(db, r, UserStatus::Disabled)?,
         UserCmd::Enable(r) => set_status(db, r, UserStatus::Active)?,
@@ -759,18 +845,109 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
                 }
             }
         }
-        AuditCmd::Export {
-            t,
-            format: crate::cli::ExportFormat::Jsonl,
-        } => {
+        AuditCmd::Export { t, format, filter } => {
             let t = audit_tenant(db, &t.tenant)?;
+            let filter = audit_filter(&filter)?;
+            let format = match format {
+                crate::cli::ExportFormat::Jsonl => latchkey_audit::Format::Jsonl,
+                crate::cli::ExportFormat::Csv => latchkey_audit::Format::Csv,
+            };
             let stdout = std::io::stdout();
             let mut lock = std::io::BufWriter::new(stdout.lock());
-            latchkey_audit::export_jsonl(db, &t.id, &mut lock)
+            let n = latchkey_audit::export(db, &t.id, &filter, format, &mut lock)
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
+            db.append_audit(
+                &t.id,
+                latchkey_core::NewAuditEvent::success(
+                    &actor(),
+                    "audit.export",
+                    format!("tenant:{}", t.id),
+                    json!({"events": n}),
+                ),
+            )?;
+            Ok(())
+        }
+        AuditCmd::Search {
+            t,
+            filter,
+            limit,
+            out,
+        } => {
+            let t = audit_tenant(db, &t.tenant)?;
+            let filter = audit_filter(&filter)?;
+            let events = db.audit_search(&t.id, &filter, 0, i64::from(limit.clamp(1, 10_000)))?;
+            db.append_audit(
+                &t.id,
+                latchkey_core::NewAuditEvent::success(
+                    &actor(),
+                    "audit.read",
+                    format!("tenant:{}", t.id),
+                    json!({"events": events.len()}),
+                ),
+            )?;
+            if out.json {
+                print_json(&events.iter().map(|e| json!(e)).collect());
+            } else {
+                for e in &events {
+                    println!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        e.seq,
+                        rfc3339(e.at),
+                        e.actor,
+                        e.action,
+                        e.target,
+                        e.outcome.as_str(),
+                        e.details
+                    );
+                }
+            }
+            Ok(())
+        }
+        AuditCmd::Retention { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let r = latchkey_audit::apply_retention(db, &t, latchkey_core::Clock::now_millis(&SystemClock))
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            done(
+                out.json,
+                serde_json::to_value(r).unwrap_or_default(),
+                &format!(
+                    "retention applied to {}: {} audit events and {} risk histories deleted",
+                    t.slug, r.audit_events_deleted, r.risk_histories_deleted
+                ),
+            );
             Ok(())
         }
     }
+}
+
+/// An instant given as RFC 3339 or a plain date (midnight UTC), as Unix milliseconds.
+fn parse_instant(flag: &str, v: &str) -> Result<i64, CliError> {
+    use time::format_description::well_known::Rfc3339;
+    let t = time::OffsetDateTime::parse(v, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(&format!("{v}T00:00:00Z"), &Rfc3339))
+        .map_err(|_| {
+            CliError::Input(format!(
+                "{flag} {v:?}: expected RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01)"
+            ))
+        })?;
+    Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+}
+
+fn audit_filter(f: &crate::cli::AuditFilterArgs) -> Result<latchkey_store::AuditFilter, CliError> {
+    Ok(latchkey_store::AuditFilter {
+        user: f.user.clone(),
+        action: f.action.clone(),
+        since: f
+            .since
+            .as_deref()
+            .map(|v| parse_instant("--since", v))
+            .transpose()?,
+        until: f
+            .until
+            .as_deref()
+            .map(|v| parse_instant("--until", v))
+            .transpose()?,
+    })
 }
 
 #[cfg(test)]

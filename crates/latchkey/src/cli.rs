@@ -267,6 +267,36 @@ pub struct PolicyFlags {
     /// (plus a margin).
     #[arg(long, value_name = "SECS")]
     pub max_token_lifetime_secs: Option<u32>,
+    /// Login risk scoring: on (the default) or off.
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub risk: Option<bool>,
+    /// Risk score (0-100) from which a sign-in needs a second factor (refused without one).
+    #[arg(long, value_name = "SCORE")]
+    pub risk_stepup: Option<u8>,
+    /// Risk score (0-100) from which a sign-in is refused.
+    #[arg(long, value_name = "SCORE")]
+    pub risk_deny: Option<u8>,
+    /// Mail users when they sign in from a device not seen before.
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub risk_notify_new_device: Option<bool>,
+    /// POST stepped-up and denied sign-ins to this URL (https, or http on loopback), signed
+    /// with HMAC-SHA256; a new secret is generated and shown once. Empty to remove.
+    #[arg(long, value_name = "URL")]
+    pub risk_webhook: Option<String>,
+    /// Days audit events are kept (at least 30).
+    #[arg(long, value_name = "DAYS")]
+    pub audit_retention_days: Option<u32>,
+    /// Days a user's sign-in history for risk scoring is kept after its last use (at least 1).
+    #[arg(long, value_name = "DAYS")]
+    pub risk_history_retention_days: Option<u32>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        other => Err(format!("{other:?}: expected on or off")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +462,7 @@ pub struct UserRef {
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ExportFormat {
     Jsonl,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -443,13 +474,50 @@ pub enum AuditCmd {
         #[command(flatten)]
         out: Json,
     },
-    /// Write the chain as JSON lines to standard output.
+    /// Write the chain (or the part a filter selects) to standard output. JSON lines keep the
+    /// hashes, so an export can be verified elsewhere.
     Export {
         #[command(flatten)]
         t: TenantArg,
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
     },
+    /// Events matching the filters, oldest first (at most --limit).
+    Search {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Apply the tenant's audit and risk-history retention now (the server does it daily).
+    Retention {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct AuditFilterArgs {
+    /// Events where this user id is the actor or the target.
+    #[arg(long, value_name = "USER_ID")]
+    pub user: Option<String>,
+    /// An action (`login.failure`) or a prefix with `*` (`risk.*`).
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// From this instant (RFC 3339, e.g. 2026-11-01T00:00:00Z, or a date 2026-11-01).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Before this instant (RFC 3339 or a date).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 }
 
 #[cfg(test)]

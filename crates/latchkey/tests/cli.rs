@@ -492,8 +492,16 @@ fn the_cli_contract(db: &TestDb) {
     );
     cli.ok(&["client", "delete", "--tenant", "acme", &public_id]);
 
-    // Every change above is in the audit log, in order, and the chain verifies.
-    let actions = cli.audit_actions("acme");
+    // Every change above is in the audit log, in order, and the chain verifies; the reads of
+    // personal data (user show/list) are there too.
+    let all = cli.audit_actions("acme");
+    for read in ["user.read", "user.list"] {
+        assert!(all.contains(&read.to_owned()), "{read} missing from {all:?}");
+    }
+    let actions: Vec<String> = all
+        .into_iter()
+        .filter(|a| !matches!(a.rsplit('.').next(), Some("read" | "list" | "export")))
+        .collect();
     for expected in [
         "tenant.create",
         "keys.bootstrap",
@@ -527,9 +535,11 @@ fn the_cli_contract(db: &TestDb) {
         cli.ok(&["audit", "verify", "--tenant", "acme"])
             .contains("intact")
     );
+    // Exports are audited too: this one's event lands after its own output.
+    let total = cli.audit_actions("acme").len();
     let v = cli.json(&["audit", "verify", "--tenant", "acme", "--json"]);
     assert_eq!(v["status"], "intact");
-    assert_eq!(v["events"], actions.len());
+    assert_eq!(v["events"], total + 1);
 
     // An edit made directly in the database is found and named.
     db.raw_sql("UPDATE audit_events SET details = '{\"username\":\"mallory\"}' WHERE seq = 6");
@@ -546,7 +556,7 @@ fn the_cli_contract(db: &TestDb) {
     );
     // Its chain stays readable by tenant id, ending with the deletion (and still showing the edit).
     let exported = cli.ok(&["audit", "export", "--tenant", &tenant_id, "--format", "jsonl"]);
-    assert_eq!(exported.lines().count(), actions.len() + 1);
+    assert_eq!(exported.lines().count(), total + 2);
     assert!(exported.lines().last().unwrap().contains("tenant.delete"));
     assert!(
         cli.fails(1, &["audit", "verify", "--tenant", &tenant_id], None)
@@ -632,6 +642,121 @@ fn mfa_policy_and_reset_from_the_cli() {
     );
     let exported = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
     assert!(exported.contains("\"mfa.reset\""), "the reset is audited");
+}
+
+#[test]
+fn risk_policy_webhook_and_audit_search_from_the_cli() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let t = cli.json(&[
+        "tenant",
+        "update",
+        "acme",
+        "--risk-stepup",
+        "30",
+        "--risk-deny",
+        "70",
+        "--risk-notify-new-device",
+        "on",
+        "--audit-retention-days",
+        "90",
+        "--json",
+    ]);
+    assert_eq!(t["policy"]["risk"]["step_up"], 30);
+    assert_eq!(t["policy"]["risk"]["deny"], 70);
+    assert_eq!(t["policy"]["risk"]["notify_new_device"], true);
+    assert_eq!(t["policy"]["retention"]["audit_days"], 90);
+    for (args, needle) in [
+        (&["--risk-stepup", "90"][..], "risk bands"),
+        (&["--risk-deny", "101"][..], "risk bands"),
+        (&["--audit-retention-days", "7"][..], "at least 30"),
+        (&["--risk", "maybe"][..], "on or off"),
+        (&["--risk-webhook", "http://siem.example.com/hook"][..], "https"),
+        (&["--risk-webhook", "javascript:alert(1)"][..], "https"),
+    ] {
+        let mut full = vec!["tenant", "update", "acme"];
+        full.extend_from_slice(args);
+        let err = cli.fails(2, &full, None);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // The webhook secret is shown once and stored sealed.
+    let t = cli.json(&[
+        "tenant",
+        "update",
+        "acme",
+        "--risk-webhook",
+        "https://siem.example.com/hooks/latchkey",
+        "--json",
+    ]);
+    let secret = t["risk_webhook_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    let shown = cli.ok(&["tenant", "show", "acme", "--json"]);
+    assert!(!shown.contains(&secret), "never shown again");
+    assert!(
+        !String::from_utf8_lossy(&db.dump()).contains(&secret[6..]),
+        "stored sealed"
+    );
+    let t = cli.json(&["tenant", "update", "acme", "--risk-webhook", "", "--json"]);
+    assert!(t["policy"]["risk"]["webhook_url"].is_null());
+
+    // Search and export.
+    let found = cli.json(&[
+        "audit", "search", "--tenant", "acme", "--action", "tenant.*", "--json",
+    ]);
+    let actions: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["tenant.create", "tenant.update", "tenant.update", "tenant.update"]
+    );
+    let none = cli.json(&[
+        "audit",
+        "search",
+        "--tenant",
+        "acme",
+        "--since",
+        "2999-01-01",
+        "--json",
+    ]);
+    assert_eq!(none, serde_json::json!([]));
+    assert!(
+        cli.fails(
+            2,
+            &["audit", "search", "--tenant", "acme", "--since", "last week"],
+            None
+        )
+        .contains("RFC 3339")
+    );
+    let csv = cli.ok(&[
+        "audit",
+        "export",
+        "--tenant",
+        "acme",
+        "--format",
+        "csv",
+        "--action",
+        "tenant.update",
+    ]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("tenant_id,seq,at,actor,action,target,outcome,details,prev_hash,hash")
+    );
+    assert_eq!(lines.count(), 3, "{csv}");
+    let searched = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
+    assert!(searched.contains("\"audit.read\""), "searching is audited");
+    // Retention now: nothing is a year old yet; the chain stays intact.
+    let r = cli.json(&["audit", "retention", "--tenant", "acme", "--json"]);
+    assert_eq!(r["audit_events_deleted"], 0);
+    assert!(
+        cli.ok(&["audit", "verify", "--tenant", "acme"])
+            .contains("intact")
+    );
 }
 
 #[test]

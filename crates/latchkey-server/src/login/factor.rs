@@ -217,7 +217,13 @@ pub(crate) async fn complete(
         NewAuditEvent::success(&who, "login.second_factor", who.clone(), json!({"amr": amr})),
     )
     .await?;
-    Ok((redirect_into_session(state, t, next, &new_id)?, new_id))
+    let mut res = redirect_into_session(state, t, next, &new_id)?;
+    // Every factor done: the device, network and place become known for the user.
+    super::add_cookie(
+        &mut res,
+        crate::risk::remember(state, req, t, &old.user_id).await?,
+    )?;
+    Ok((res, new_id))
 }
 
 /// `complete` for the passkey script: 200 `{redirect}` with the new session cookie.

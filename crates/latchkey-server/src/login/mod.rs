@@ -384,6 +384,17 @@ fn redirect_into_session(
     Ok(res)
 }
 
+/// Sets `cookie` on `res` when there is one.
+pub(crate) fn add_cookie(
+    res: &mut HttpResponse,
+    cookie: Option<actix_web::cookie::Cookie<'static>>,
+) -> Result<(), AppError> {
+    match cookie {
+        Some(c) => res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e)),
+        None => Ok(()),
+    }
+}
+
 /// The user may sign in and the session is not older than an administrator's reset.
 pub(crate) fn session_valid_for(s: &latchkey_core::Session, u: &User) -> bool {
     u.status == UserStatus::Active && u.sessions_not_before.is_none_or(|nb| s.created_at >= nb)

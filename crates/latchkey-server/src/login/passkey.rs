@@ -313,6 +313,17 @@ pub(super) async fn signin_finish(
         }
     };
     record_use(&state, &t, &verified).await?;
+    // A passkey is both factors, so a step-up is satisfied; a deny still refuses.
+    let accounts = crate::risk::failed_accounts(&state, &req, &t).await?;
+    let risk = crate::risk::evaluate(&state, &req, &t, &user.id, 0, accounts).await?;
+    let applied = match risk.decision {
+        latchkey_risk::Decision::Deny => latchkey_risk::Decision::Deny,
+        _ => latchkey_risk::Decision::Allow,
+    };
+    crate::risk::alert(&state, &req, &t, &user.id, &risk, applied).await?;
+    if applied == latchkey_risk::Decision::Deny {
+        return Ok(refused("The passkey was not accepted."));
+    }
     let previous = req
         .cookie(&session::cookie_name(&state, &t))
         .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
@@ -327,11 +338,12 @@ pub(super) async fn signin_finish(
             &who,
             "login.success",
             who.clone(),
-            json!({"amr": amr, "passkey": &verified.id[..16.min(verified.id.len())]}),
+            json!({"amr": amr, "passkey": &verified.id[..16.min(verified.id.len())], "risk_score": risk.assessment.score}),
         ),
     )
     .await?;
-    let res = redirect_into_session(&state, &t, &next, &sid)?;
+    let mut res = redirect_into_session(&state, &t, &next, &sid)?;
+    super::add_cookie(&mut res, crate::risk::remember(&state, &req, &t, &user.id).await?)?;
     super::json_redirect(&res, &json!({"redirect": next}))
 }
 

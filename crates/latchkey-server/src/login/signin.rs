@@ -15,6 +15,7 @@ use askama::Template;
 use interaction::Interaction;
 use latchkey_core::{NewAuditEvent, Tenant, UserStatus};
 use latchkey_mfa::PasswordError;
+use latchkey_risk::Decision;
 use serde_json::json;
 
 #[derive(Template)]
@@ -186,6 +187,7 @@ pub(super) async fn login_submit(
         return Ok(retry_after(res, secs));
     }
 
+    let recent_failures = throttle.failures(&account).await?;
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let verdict = match state.hasher.verify(password.to_owned(), stored).await {
         Ok(v) => v,
@@ -210,6 +212,7 @@ pub(super) async fn login_submit(
                 Some(_) => "disabled",
             };
             throttle.failed(&account, &ip).await?;
+            crate::risk::note_failure(&state, &req, &t, &account).await?;
             audit(&state, &t, failure("login.failure", target, reason)).await?;
             return render(
                 &state,
@@ -220,6 +223,28 @@ pub(super) async fn login_submit(
             );
         }
     };
+    // Risk: a deny, or a step-up for a user with no second factor to step up to, looks exactly
+    // like a wrong password (the person never learns which signal fired).
+    let accounts_from_network = crate::risk::failed_accounts(&state, &req, &t).await?;
+    let risk =
+        crate::risk::evaluate(&state, &req, &t, &user.id, recent_failures, accounts_from_network).await?;
+    let applied = match risk.decision {
+        Decision::StepUp if !super::factor::has_factor(&state, &t, &user.id).await? => Decision::Deny,
+        d => d,
+    };
+    crate::risk::alert(&state, &req, &t, &user.id, &risk, applied).await?;
+    if applied == Decision::Deny {
+        throttle.failed(&account, &ip).await?;
+        crate::risk::note_failure(&state, &req, &t, &account).await?;
+        audit(&state, &t, failure("login.failure", target, "risk")).await?;
+        return render(
+            &state,
+            &req,
+            &t,
+            StatusCode::UNAUTHORIZED,
+            again(s.bad_credentials.into()),
+        );
+    }
     throttle.succeeded(&account).await?;
     if verdict.needs_rehash
         && let Ok(hash) = state.hasher.hash(password.to_owned()).await
@@ -264,11 +289,16 @@ pub(super) async fn login_submit(
             &who,
             "login.success",
             who.clone(),
-            json!({"amr": ["pwd"], "ip": ip, "second_factor_due": started.factor_due}),
+            json!({"amr": ["pwd"], "ip": ip, "second_factor_due": started.factor_due, "risk_score": risk.assessment.score}),
         ),
     )
     .await?;
-    redirect_into_session(&state, &t, factor_page.as_deref().unwrap_or(&next), &sid)
+    let mut res = redirect_into_session(&state, &t, factor_page.as_deref().unwrap_or(&next), &sid)?;
+    if factor_page.is_none() {
+        // Signed in: this is now a known device, network and place for the user.
+        super::add_cookie(&mut res, crate::risk::remember(&state, &req, &t, &user.id).await?)?;
+    }
+    Ok(res)
 }
 
 pub(super) async fn logout(

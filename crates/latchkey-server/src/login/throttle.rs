@@ -92,6 +92,15 @@ impl Throttle<'_> {
         Ok(())
     }
 
+    /// Failures on the account in the current window (a risk signal).
+    pub async fn failures(&self, account: &str) -> Result<u32> {
+        let n = self
+            .store
+            .count(self.tenant, &account_key("fail", account))
+            .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// A success clears the account's failures (not the address's).
     pub async fn succeeded(&self, account: &str) -> Result<()> {
         self.store.reset(self.tenant, &account_key("fail", account)).await

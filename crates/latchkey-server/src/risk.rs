@@ -1,0 +1,478 @@
+//! Login risk in the sign-in path: gathers the signals `latchkey-risk` scores (the user's sealed
+//! history, a long-lived device cookie, GeoIP, failures, credential-stuffing velocity, the
+//! deny-list), records elevated decisions (audit, metrics, webhook) and, once a sign-in is
+//! complete, remembers it. The person signing in only ever sees the decision.
+
+use crate::config::Config;
+use crate::errors::{AppError, blocking};
+use crate::login::session::{cookie, host_cookie_name};
+use crate::state::AppState;
+use actix_web::HttpRequest;
+use actix_web::cookie::Cookie;
+use ipnet::IpNet;
+use latchkey_core::{NewAuditEvent, Outcome, Tenant, TenantId, User, UserId};
+use latchkey_keys::Aad;
+use latchkey_risk::{Assessment, Attempt, Bands, Decision, History, Signals, Weights};
+use latchkey_store::{MailOutbox, RiskRepo, TenantRepo};
+use serde::Deserialize;
+use serde_json::json;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Distinct accounts tried from one network are counted over this window.
+pub const STUFFING_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Browsers cap cookie lifetimes at 400 days.
+const DEVICE_COOKIE_SECS: i64 = 400 * 86_400;
+
+/// What the process loaded once: GeoIP databases, the deny-list and the weights.
+pub struct RiskEngine {
+    geo: Vec<maxminddb::Reader<Vec<u8>>>,
+    denylist: Vec<IpNet>,
+    weights: Weights,
+}
+
+/// The parts of a GeoIP2/GeoLite2 city or ASN record the signals use.
+#[derive(Deserialize)]
+struct GeoRecord {
+    location: Option<GeoLocation>,
+    autonomous_system_number: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct GeoLocation {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+/// Parses a deny-list: one address or CIDR range per line, `#` starts a comment.
+pub fn parse_denylist(text: &str) -> Result<Vec<IpNet>, String> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let entry = line.split('#').next().unwrap_or("").trim();
+            (!entry.is_empty()).then_some((i + 1, entry))
+        })
+        .map(|(n, entry)| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("line {n}: {entry:?} is not an address or CIDR range"))
+        })
+        .collect()
+}
+
+impl RiskEngine {
+    /// Opens the configured GeoIP databases and deny-list; an error names the setting.
+    pub fn open(config: &Config) -> Result<Self, String> {
+        let geo = config
+            .geoip_db
+            .iter()
+            .map(|p| {
+                maxminddb::Reader::open_readfile(p)
+                    .map_err(|e| format!("LATCHKEY_GEOIP_DB ({}): {e}", p.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let denylist = match &config.risk_denylist {
+            None => Vec::new(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("LATCHKEY_RISK_DENYLIST ({}): {e}", p.display()))?;
+                parse_denylist(&text).map_err(|e| format!("LATCHKEY_RISK_DENYLIST ({}): {e}", p.display()))?
+            }
+        };
+        Ok(Self {
+            geo,
+            denylist,
+            weights: Weights::default(),
+        })
+    }
+
+    /// The address's autonomous system and (latitude, longitude), as far as the databases know.
+    fn locate(&self, ip: IpAddr) -> (Option<u32>, Option<(f64, f64)>) {
+        let (mut asn, mut place) = (None, None);
+        for db in &self.geo {
+            let Ok(Some(r)) = db.lookup(ip).and_then(|l| l.decode::<GeoRecord>()) else {
+                continue;
+            };
+            asn = asn.or(r.autonomous_system_number);
+            if let Some(GeoLocation {
+                latitude: Some(lat),
+                longitude: Some(lon),
+            }) = r.location
+            {
+                place = place.or(Some((lat, lon)));
+            }
+        }
+        (asn, place)
+    }
+
+    fn denylisted(&self, ip: IpAddr) -> bool {
+        self.denylist.iter().any(|n| n.contains(&ip))
+    }
+}
+
+fn device_cookie_name(state: &AppState, t: &Tenant) -> String {
+    host_cookie_name(state, &format!("lk-device-{}", t.slug))
+}
+
+/// The stored form of a device cookie: a digest bound to the tenant.
+fn device_digest(t: &Tenant, cookie: &str) -> String {
+    latchkey_core::sha256_hex(format!("{}:{cookie}", t.id).as_bytes())
+}
+
+fn history_aad<'a>(t: &'a TenantId, user: &'a UserId) -> Aad<'a> {
+    Aad {
+        tenant: t.as_str(),
+        table: "risk_history",
+        column: "history_sealed",
+        row: user.as_str(),
+    }
+}
+
+fn client_ip(req: &HttpRequest) -> IpAddr {
+    use actix_web::HttpMessage;
+    req.extensions()
+        .get::<crate::net::ClientInfo>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip)
+}
+
+/// This request as the history sees it.
+fn attempt(state: &AppState, req: &HttpRequest, t: &Tenant) -> Attempt {
+    let ip = client_ip(req);
+    let (asn, location) = state.risk.locate(ip);
+    Attempt {
+        at: state.clock.now_millis(),
+        device: req
+            .cookie(&device_cookie_name(state, t))
+            .map(|c| device_digest(t, c.value())),
+        network: latchkey_risk::network_of(ip),
+        asn,
+        location,
+    }
+}
+
+async fn load_history(state: &AppState, t: &Tenant, user: &UserId) -> Result<History, AppError> {
+    let (db, keys, tid, uid) = (state.db.clone(), state.keys.clone(), t.id.clone(), user.clone());
+    let Some(sealed) = blocking(move || db.risk_history(&tid, &uid)).await? else {
+        return Ok(History::default());
+    };
+    let (keys, tid, uid) = (keys, t.id.clone(), user.clone());
+    let opened = blocking(move || {
+        Ok::<_, latchkey_store::StoreError>(keys.open_sealed(&tid, history_aad(&tid, &uid), &sealed))
+    })
+    .await?;
+    // An unreadable history is a fresh start, not a locked-out user.
+    match opened
+        .map_err(|e| e.to_string())
+        .and_then(|plain| serde_json::from_slice(&plain).map_err(|e| e.to_string()))
+    {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "risk history unreadable; starting afresh");
+            Ok(History::default())
+        }
+    }
+}
+
+/// Counts a failed attempt toward the distinct accounts that failed from its network (unknown
+/// names and wrong passwords alike). Many users signing in successfully behind one office NAT
+/// do not count; a list of stolen passwords tried against many accounts does.
+pub(crate) async fn note_failure(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    account: &str,
+) -> Result<(), AppError> {
+    let network = latchkey_risk::network_of(client_ip(req));
+    let digest = &latchkey_core::sha256_hex(account.trim().to_lowercase().as_bytes())[..32];
+    let first = state
+        .ephemeral
+        .put_once(
+            &t.id,
+            &format!("risk-acct:{network}:{digest}"),
+            b"1",
+            STUFFING_WINDOW,
+        )
+        .await?;
+    if first {
+        state
+            .ephemeral
+            .hit(&t.id, &format!("risk-net:{network}"), STUFFING_WINDOW)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Distinct accounts that failed from this request's network within the window.
+pub(crate) async fn failed_accounts(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<u32, AppError> {
+    let network = latchkey_risk::network_of(client_ip(req));
+    let n = state
+        .ephemeral
+        .count(&t.id, &format!("risk-net:{network}"))
+        .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// A scored attempt.
+pub(crate) struct Evaluation {
+    pub assessment: Assessment,
+    pub decision: Decision,
+}
+
+/// Scores a sign-in of `user` whose first factor was right.
+pub(crate) async fn evaluate(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    user: &UserId,
+    recent_failures: u32,
+    accounts_from_network: u32,
+) -> Result<Evaluation, AppError> {
+    let policy = &t.policy.risk;
+    if !policy.enabled {
+        return Ok(Evaluation {
+            assessment: Assessment {
+                score: 0,
+                reasons: Vec::new(),
+            },
+            decision: Decision::Allow,
+        });
+    }
+    let a = attempt(state, req, t);
+    let history = load_history(state, t, user).await?;
+    let signals = Signals {
+        recent_failures,
+        accounts_from_network,
+        denylisted: state.risk.denylisted(client_ip(req)),
+        ..history.signals(&a)
+    };
+    let assessment = latchkey_risk::assess(&signals, &state.risk.weights);
+    let bands = Bands {
+        step_up: policy.step_up,
+        deny: policy.deny,
+    };
+    let decision = latchkey_risk::decide(assessment.score, &bands);
+    Ok(Evaluation { assessment, decision })
+}
+
+/// Records an elevated decision: an audit event with the reasons (for operators only), the
+/// metric, and the tenant's webhook. `applied` is what the sign-in did about it.
+pub(crate) async fn alert(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    user: &UserId,
+    e: &Evaluation,
+    applied: Decision,
+) -> Result<(), AppError> {
+    if applied == Decision::Allow {
+        return Ok(());
+    }
+    let name = match applied {
+        Decision::Deny => "deny",
+        _ => "step_up",
+    };
+    state.metrics.risk(name);
+    let ip = client_ip(req).to_string();
+    let details = json!({
+        "score": e.assessment.score,
+        "reasons": e.assessment.reasons,
+        "decision": name,
+        "ip": ip,
+    });
+    let who = format!("user:{user}");
+    let event = NewAuditEvent {
+        actor: "system".into(),
+        action: format!("risk.{name}"),
+        target: who,
+        outcome: if applied == Decision::Deny {
+            Outcome::Denied
+        } else {
+            Outcome::Success
+        },
+        details: details.clone(),
+    };
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    blocking(move || latchkey_store::AuditRepo::append_audit(&db, &tid, event)).await?;
+    if let Some(url) = &t.policy.risk.webhook_url {
+        let body = json!({
+            "event": format!("risk.{name}"),
+            "tenant": t.slug,
+            "user_id": user,
+            "at": state.clock.now_millis(),
+            "score": e.assessment.score,
+            "reasons": e.assessment.reasons,
+            "ip": ip,
+        })
+        .to_string();
+        let mail = crate::mail::compose_webhook(state, &t.id, url, &format!("risk.{name}"), &body)
+            .map_err(|e| AppError::internal("sealing a webhook body", e))?;
+        let (db, tid) = (state.db.clone(), t.id.clone());
+        blocking(move || db.queue_mail(&tid, &mail)).await?;
+        state.mail.wake();
+    }
+    Ok(())
+}
+
+/// A completed sign-in (every factor done): adds it to the user's history, gives the browser a
+/// device cookie if it has none, and mails the user about a new device when the tenant asks.
+/// Returns the cookie to set.
+pub(crate) async fn remember(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    user: &UserId,
+) -> Result<Option<Cookie<'static>>, AppError> {
+    if !t.policy.risk.enabled {
+        return Ok(None);
+    }
+    let mut a = attempt(state, req, t);
+    let mut new_cookie = None;
+    if a.device.is_none() {
+        let value = latchkey_core::random_token(&*state.rng, 32);
+        a.device = Some(device_digest(t, &value));
+        let mut c = cookie(state, device_cookie_name(state, t), value);
+        c.set_max_age(actix_web::cookie::time::Duration::seconds(DEVICE_COOKIE_SECS));
+        new_cookie = Some(c);
+    }
+    let mut history = load_history(state, t, user).await?;
+    let new_device = history.sign_ins() > 0 && history.signals(&a).known_device == Some(false);
+    history.record(&a);
+    let plain = serde_json::to_vec(&history).map_err(|e| AppError::internal("risk history", e))?;
+    let (db, keys, tid, uid) = (state.db.clone(), state.keys.clone(), t.id.clone(), user.clone());
+    blocking(move || -> Result<(), latchkey_keys::KeyError> {
+        let sealed = keys.seal(&tid, history_aad(&tid, &uid), &plain)?;
+        Ok(db.save_risk_history(&tid, &uid, &sealed)?)
+    })
+    .await?;
+    if new_device && t.policy.risk.notify_new_device {
+        notify_new_device(state, req, t, user).await?;
+    }
+    Ok(new_cookie)
+}
+
+async fn notify_new_device(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    user: &UserId,
+) -> Result<(), AppError> {
+    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
+    let Some(u): Option<User> = blocking(move || latchkey_store::UserRepo::user(&db, &tid, &uid)).await?
+    else {
+        return Ok(());
+    };
+    let Some(to) = u.email else {
+        return Ok(());
+    };
+    let when = time::OffsetDateTime::from_unix_timestamp(state.clock.now_millis() / 1000)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    let body = format!(
+        "Hello {name},\n\nYour {tenant} account was just signed in to from a device it had not seen before \
+         ({when}, network {network}).\n\nIf this was you, there is nothing to do. If it was not, change your \
+         password at {public}/t/{slug}/account and tell your administrator.\n",
+        name = u.display_name.as_deref().unwrap_or(&u.username),
+        tenant = t.display_name,
+        network = latchkey_risk::network_of(client_ip(req)),
+        public = state.config.public_url,
+        slug = t.slug,
+    );
+    let mail = crate::mail::compose(
+        state,
+        &t.id,
+        &to,
+        &format!("New sign-in to your {} account", t.display_name),
+        &body,
+    )
+    .map_err(|e| AppError::internal("sealing a mail", e))?;
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    blocking(move || db.queue_mail(&tid, &mail)).await?;
+    state.mail.wake();
+    Ok(())
+}
+
+/// The webhook's HMAC key as stored in the tenant's policy.
+pub fn webhook_secret_aad(t: &TenantId) -> Aad<'_> {
+    Aad {
+        tenant: t.as_str(),
+        table: "tenants",
+        column: "risk_webhook_secret",
+        row: t.as_str(),
+    }
+}
+
+/// The tenant's webhook key, unsealed.
+pub(crate) fn webhook_secret(state: &AppState, t: &TenantId) -> Result<Vec<u8>, String> {
+    let tenant = state
+        .db
+        .tenant(t)
+        .map_err(|e| e.to_string())?
+        .ok_or("the tenant is gone")?;
+    let sealed = tenant
+        .policy
+        .risk
+        .webhook_secret_sealed
+        .ok_or("the tenant has no webhook secret")?;
+    state
+        .keys
+        .open_sealed(t, webhook_secret_aad(t), &sealed)
+        .map_err(|e| e.to_string())
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the receiver recomputes it with the
+/// shared secret and refuses stale timestamps (replays).
+pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
+    format!("t={timestamp},v1={}", hex::encode(tag.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_lists_take_cidrs_addresses_and_comments() {
+        let list = parse_denylist("# tor exits\n203.0.113.0/24\n\n2001:db8::1  # one host\n").unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(
+            list.iter()
+                .any(|n| n.contains(&"203.0.113.77".parse::<IpAddr>().unwrap()))
+        );
+        assert!(
+            list.iter()
+                .any(|n| n.contains(&"2001:db8::1".parse::<IpAddr>().unwrap()))
+        );
+        assert!(
+            !list
+                .iter()
+                .any(|n| n.contains(&"198.51.100.1".parse::<IpAddr>().unwrap()))
+        );
+        let err = parse_denylist("10.0.0.0/8\nnot-a-range\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn webhook_signatures_cover_time_and_body() {
+        let s = webhook_signature(b"k", 1_700_000_000, "{}");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_ne!(s, webhook_signature(b"k", 1_700_000_001, "{}"));
+        assert_ne!(s, webhook_signature(b"k", 1_700_000_000, "{ }"));
+        assert_ne!(s, webhook_signature(b"other", 1_700_000_000, "{}"));
+        // RFC 4231 test case 2 (key "Jefe").
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"Jefe"),
+            b"what do ya want for nothing?",
+        );
+        assert_eq!(
+            hex::encode(tag.as_ref()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Per-user sign-in history for risk scoring, sealed by the caller under the tenant's data key
+//! (row = user id). Concurrent sign-ins of one user may overwrite each other's additions: the
+//! history is a bounded sample, not a record (the audit log is the record).
+
+use crate::Result;
+use crate::db::Db;
+use crate::schema::risk_history;
+use diesel::prelude::*;
+use latchkey_core::{TenantId, UserId};
+
+pub trait RiskRepo {
+    /// The sealed history, `None` before the first successful sign-in.
+    fn risk_history(&self, t: &TenantId, user: &UserId) -> Result<Option<String>>;
+    fn save_risk_history(&self, t: &TenantId, user: &UserId, sealed: &str) -> Result<()>;
+    /// Deletes histories of the tenant not updated since `cutoff`; returns how many.
+    fn prune_risk_history(&self, t: &TenantId, cutoff: i64) -> Result<u64>;
+}
+
+impl RiskRepo for Db {
+    fn risk_history(&self, t: &TenantId, user: &UserId) -> Result<Option<String>> {
+        let mut conn = self.conn()?;
+        Ok(risk_history::table
+            .find((t.as_str(), user.as_str()))
+            .select(risk_history::history_sealed)
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    fn save_risk_history(&self, t: &TenantId, user: &UserId, sealed: &str) -> Result<()> {
+        let now = self.now();
+        self.write(|c| {
+            let updated = diesel::update(risk_history::table.find((t.as_str(), user.as_str())))
+                .set((
+                    risk_history::history_sealed.eq(sealed),
+                    risk_history::updated_at.eq(now),
+                ))
+                .execute(c)?;
+            if updated == 0 {
+                diesel::insert_into(risk_history::table)
+                    .values((
+                        risk_history::tenant_id.eq(t.as_str()),
+                        risk_history::user_id.eq(user.as_str()),
+                        risk_history::history_sealed.eq(sealed),
+                        risk_history::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn prune_risk_history(&self, t: &TenantId, cutoff: i64) -> Result<u64> {
+        self.write(|c| {
+            let n = diesel::delete(
+                risk_history::table.filter(
+                    risk_history::tenant_id
+                        .eq(t.as_str())
+                        .and(risk_history::updated_at.lt(cutoff)),
+                ),
+            )
+            .execute(c)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+}
