@@ -11,7 +11,7 @@ python3 - "$CARGO_TARGET_DIR/criterion" > bench/results/risk.md <<'PY'
 import json, os, sys, datetime
 root = sys.argv[1]
 def mean(name):
-    with open(os.path.join(root, "risk", name, "new", "estimates.json")) as f:
+    with open(os.path.join(root, f"risk_{name}", "new", "estimates.json")) as f:
         e = json.load(f)["mean"]
     return e["point_estimate"] / 1000, e["confidence_interval"]["lower_bound"] / 1000, e["confidence_interval"]["upper_bound"] / 1000
 print("# Risk scoring cost per sign-in")
