@@ -203,16 +203,32 @@ pub(super) async fn login_submit(
         }
         Err(e) => return Err(AppError::internal("password hashing", e)),
     };
-    let user = match user {
-        Some(u) if verdict.matches && u.status == UserStatus::Active => u,
-        other => {
-            let reason = match &other {
-                None => "unknown_user",
-                Some(_) if !verdict.matches => "bad_password",
-                Some(_) => "disabled",
+    // Why the attempt is refused, if it is. Every refusal looks the same to the person.
+    let (user, refusal) = match user {
+        Some(u) if verdict.matches && u.status == UserStatus::Active => {
+            // Risk: a deny, or a step-up for a user with no second factor to step up to, is
+            // refused like a wrong password (the person never learns which signal fired).
+            let accounts_from_network = crate::risk::failed_accounts(&state, &req, &t).await?;
+            let risk = crate::risk::evaluate(&state, &req, &t, &u.id, recent_failures, accounts_from_network)
+                .await?;
+            let applied = match risk.decision {
+                Decision::StepUp if !super::factor::has_factor(&state, &t, &u.id).await? => Decision::Deny,
+                d => d,
             };
+            crate::risk::alert(&state, &req, &t, &u.id, &risk, applied).await?;
+            let refusal = (applied == Decision::Deny).then_some("risk");
+            (Some((u, risk)), refusal)
+        }
+        None => (None, Some("unknown_user")),
+        Some(_) if !verdict.matches => (None, Some("bad_password")),
+        Some(_) => (None, Some("disabled")),
+    };
+    let (user, risk) = match (user, refusal) {
+        (Some(found), None) => found,
+        (_, reason) => {
             throttle.failed(&account, &ip).await?;
             crate::risk::note_failure(&state, &req, &t, &account).await?;
+            let reason = reason.unwrap_or("refused");
             audit(&state, &t, failure("login.failure", target, reason)).await?;
             return render(
                 &state,
@@ -223,28 +239,6 @@ pub(super) async fn login_submit(
             );
         }
     };
-    // Risk: a deny, or a step-up for a user with no second factor to step up to, looks exactly
-    // like a wrong password (the person never learns which signal fired).
-    let accounts_from_network = crate::risk::failed_accounts(&state, &req, &t).await?;
-    let risk =
-        crate::risk::evaluate(&state, &req, &t, &user.id, recent_failures, accounts_from_network).await?;
-    let applied = match risk.decision {
-        Decision::StepUp if !super::factor::has_factor(&state, &t, &user.id).await? => Decision::Deny,
-        d => d,
-    };
-    crate::risk::alert(&state, &req, &t, &user.id, &risk, applied).await?;
-    if applied == Decision::Deny {
-        throttle.failed(&account, &ip).await?;
-        crate::risk::note_failure(&state, &req, &t, &account).await?;
-        audit(&state, &t, failure("login.failure", target, "risk")).await?;
-        return render(
-            &state,
-            &req,
-            &t,
-            StatusCode::UNAUTHORIZED,
-            again(s.bad_credentials.into()),
-        );
-    }
     throttle.succeeded(&account).await?;
     if verdict.needs_rehash
         && let Ok(hash) = state.hasher.hash(password.to_owned()).await
