@@ -1,13 +1,46 @@
 //! The password hashing service: argon2id off the async threads, at most `max_concurrent`
 //! hashes at once (each takes 19 MiB), a bounded queue beyond that, the same work for unknown
 //! users (a dummy hash, so timing does not tell), and re-hash detection when parameters change.
+//!
+//! Hashes run on `max_concurrent` threads of their own rather than tokio's blocking pool: each
+//! hash allocates its 19 MiB on the thread that runs it and glibc keeps freed memory in that
+//! thread's arena, so a pool that grows under load (tokio's goes to 512 threads) kept hundreds
+//! of MiB after a burst of sign-ins. A fixed set of threads bounds it to `max_concurrent` blocks.
 
 use crate::password::{HashParams, PasswordError, hash_password, verify_password};
 use argon2::password_hash::PasswordHash;
 use latchkey_core::Rng;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tokio::sync::Semaphore;
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{Semaphore, oneshot};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: they take jobs until the hasher (the sender) is dropped.
+fn start_threads(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n {
+        let rx = Arc::clone(&rx);
+        std::thread::Builder::new()
+            .name(format!("latchkey-argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = rx
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .recv();
+                    match job {
+                        // A panicking job loses its answer (the caller sees an error), not the thread.
+                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
+    }
+    Ok(tx)
+}
 
 /// The result of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +59,7 @@ pub struct PasswordHasher {
     dummy: String,
     dummy_runs: AtomicU64,
     rng: Arc<dyn Rng>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl PasswordHasher {
@@ -38,7 +72,9 @@ impl PasswordHasher {
         rng: Arc<dyn Rng>,
     ) -> Result<Self, PasswordError> {
         let dummy = hash_password("latchkey dummy password for unknown users", params, &*rng)?;
+        let jobs = start_threads(max_concurrent.max(1))?;
         Ok(Self {
+            jobs,
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             capacity: max_concurrent.max(1) + max_waiting,
@@ -77,13 +113,17 @@ impl PasswordHasher {
             .acquire_owned()
             .await
             .map_err(|_| PasswordError::Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let out = work();
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
             drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| PasswordError::Hash("the hashing threads are gone".into()))?;
+        result
+            .await
+            .map_err(|_| PasswordError::Hash("a hashing job ended without an answer".into()))
     }
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
