@@ -2,6 +2,7 @@
 //! crates and their results back into HTTP; errors become responses in `errors` only.
 
 mod admin_api;
+mod cache;
 pub mod config;
 mod errors;
 mod form;

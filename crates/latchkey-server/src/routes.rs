@@ -38,9 +38,17 @@ pub(crate) async fn tenant(state: &AppState, slug: &str) -> Result<Tenant, AppEr
     if latchkey_core::validate::slug(slug).is_err() {
         return Err(unknown());
     }
+    let generation = state.db.tenant_generation();
+    if let Some(t) = state.tenants.get(&slug.to_owned(), generation) {
+        return Ok(t);
+    }
     let db = state.db.clone();
     let s = slug.to_owned();
-    blocking(move || db.tenant_by_slug(&s)).await?.ok_or_else(unknown)
+    let t = blocking(move || db.tenant_by_slug(&s))
+        .await?
+        .ok_or_else(unknown)?;
+    state.tenants.put(slug.to_owned(), t.clone(), generation);
+    Ok(t)
 }
 
 fn wants_json(req: &HttpRequest) -> bool {

@@ -20,6 +20,8 @@ pub struct AppState {
     pub mail: Arc<crate::mail::Mailer>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clients: Arc<crate::oidc::ClientCache>,
+    /// Tenants by slug, 5 s (every tenant route reads its tenant).
+    pub(crate) tenants: Arc<crate::cache::TtlCache<String, latchkey_core::Tenant>>,
     pub(crate) risk: Arc<crate::risk::RiskEngine>,
 }
 
@@ -95,7 +97,11 @@ impl AppState {
             rng,
             mail: Arc::new(mail),
             metrics: Arc::new(Metrics::default()),
-            clients: Arc::default(),
+            clients: Arc::new(crate::oidc::client_cache()),
+            tenants: Arc::new(crate::cache::TtlCache::new(
+                std::time::Duration::from_secs(5),
+                100_000,
+            )),
             risk: Arc::new(risk),
         })
     }

@@ -47,6 +47,9 @@ pub struct Db {
     /// SQLite has one writer at a time, and its busy wait sleeps in steps of milliseconds; this
     /// process's writers take turns here instead. `None` on PostgreSQL.
     writer: Option<Arc<std::sync::Mutex<()>>>,
+    /// Bumped by every tenant change made through this process, so per-node caches of tenants
+    /// drop what they hold at once (changes from other processes wait for the cache's TTL).
+    pub(crate) tenant_writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -93,6 +96,7 @@ impl Db {
             clock,
             rng,
             writer: url.is_sqlite().then(|| Arc::new(std::sync::Mutex::new(()))),
+            tenant_writes: Arc::default(),
         })
     }
 
@@ -128,6 +132,16 @@ impl Db {
 
     pub(crate) fn conn(&self) -> Result<Conn> {
         Ok(self.pool.get()?)
+    }
+
+    /// How many tenant changes this process has made (see `tenant_writes`).
+    pub fn tenant_generation(&self) -> u64 {
+        self.tenant_writes.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn tenant_changed(&self) {
+        self.tenant_writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -65,6 +65,15 @@ fn find_tenant(c: &mut crate::AnyConnection, id: &TenantId) -> Result<Tenant> {
         .ok_or(StoreError::NotFound { what: "tenant" })
 }
 
+/// Tells tenant caches, once the change is over (committed or not), to look again.
+struct Changed<'a>(&'a Db);
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.0.tenant_changed();
+    }
+}
+
 impl TenantRepo for Db {
     fn create_tenant(&self, actor: &str, new: &NewTenant) -> Result<Tenant> {
         validate::slug(&new.slug)?;
@@ -139,6 +148,7 @@ impl TenantRepo for Db {
     }
 
     fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant> {
+        let _changed = Changed(self);
         let display_name = change
             .display_name
             .as_deref()
@@ -175,6 +185,7 @@ impl TenantRepo for Db {
     }
 
     fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()> {
+        let _changed = Changed(self);
         self.audited(id, |c| {
             let before = find_tenant(c, id)?;
             diesel::delete(tenants::table.find(id.as_str())).execute(c)?;

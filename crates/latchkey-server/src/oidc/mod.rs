@@ -19,9 +19,7 @@ use latchkey_core::{Client, ClientId, Tenant, TenantId, TokenPolicy};
 use latchkey_oidc::authorize::Params;
 use latchkey_oidc::{ErrorCode, OAuthError};
 use latchkey_store::{ClientRepo, GrantsOf, OAuthRepo};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/t/{tenant}/authorize", web::get().to(authorize::authorize))
@@ -240,35 +238,11 @@ pub(crate) fn issuer(state: &AppState, t: &Tenant) -> String {
     state.config.issuer(&t.slug)
 }
 
-/// A client by id, cached briefly: the token endpoint looks clients up on every request.
-/// Clients change through the CLI (another process), so every node sees a change within `TTL`.
-#[derive(Default)]
-pub struct ClientCache(Mutex<HashMap<(TenantId, ClientId), (Instant, Client)>>);
+/// Clients by tenant and id for 10 s: the token endpoint reads one on every call.
+pub type ClientCache = crate::cache::TtlCache<(TenantId, ClientId), Client>;
 
-impl ClientCache {
-    const TTL: Duration = Duration::from_secs(10);
-    const MAX: usize = 10_000;
-
-    fn get(&self, t: &TenantId, id: &ClientId) -> Option<Client> {
-        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(&(t.clone(), id.clone()))
-            .filter(|(at, _)| at.elapsed() < Self::TTL)
-            .map(|(_, c)| c.clone())
-    }
-
-    fn put(&self, c: &Client) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= Self::MAX {
-            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
-            if map.len() >= Self::MAX {
-                map.clear();
-            }
-        }
-        map.insert(
-            (c.tenant_id.clone(), c.client_id.clone()),
-            (Instant::now(), c.clone()),
-        );
-    }
+pub(crate) fn client_cache() -> ClientCache {
+    ClientCache::new(Duration::from_secs(10), 10_000)
 }
 
 /// The tenant's client `id`, if registered.
@@ -277,13 +251,15 @@ pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Opt
         return Ok(None);
     }
     let cid = ClientId(id.to_owned());
-    if let Some(c) = state.clients.get(&t.id, &cid) {
+    if let Some(c) = state.clients.get(&(t.id.clone(), cid.clone()), 0) {
         return Ok(Some(c));
     }
     let (db, tid) = (state.db.clone(), t.id.clone());
     let found = blocking(move || db.client(&tid, &cid)).await?;
     if let Some(c) = &found {
-        state.clients.put(c);
+        state
+            .clients
+            .put((c.tenant_id.clone(), c.client_id.clone()), c.clone(), 0);
     }
     Ok(found)
 }
