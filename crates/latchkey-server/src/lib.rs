@@ -64,9 +64,6 @@ fn app(
         .app_data(web::Data::new(state.clone()))
         .app_data(web::PayloadConfig::new(limit))
         .wrap(observe::Observe::new(state))
-        // Routes under /t/{tenant}/… first: the tenant scope's 404 catches everything after it.
-        .configure(login::configure)
-        .configure(oidc::configure)
         .configure(admin_api::configure)
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))

@@ -19,8 +19,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::route().guard(get_or_head()).to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/assets/latchkey.css", web::get().to(css))
+        .route("/assets/passkey.js", web::get().to(crate::login::passkey_js))
+        .route("/assets/form_post.js", web::get().to(crate::oidc::form_post_js))
+        // Every tenant route in one scope: its pattern is matched once per request, then the
+        // routes inside are plain paths (one regex per route was most of discovery's CPU).
         .service(
             web::scope("/t/{tenant}")
+                .configure(crate::login::configure)
+                .configure(crate::oidc::configure)
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
                 .route("/jwks", web::get().to(jwks))
                 .default_service(web::to(tenant_not_found)),

@@ -26,96 +26,66 @@ use latchkey_mfa::PasswordError;
 use latchkey_store::{AuditRepo, UserRepo};
 use serde_json::json;
 
+/// The sign-in and account routes, relative to the tenant scope `/t/{tenant}`.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/t/{tenant}/login", web::get().to(signin::login_page))
-        .route("/t/{tenant}/login", web::post().to(signin::login_submit))
-        .route("/t/{tenant}/logout", web::post().to(signin::logout))
-        .route("/t/{tenant}/account", web::get().to(account::account))
+    cfg.route("/login", web::get().to(signin::login_page))
+        .route("/login", web::post().to(signin::login_submit))
+        .route("/logout", web::post().to(signin::logout))
+        .route("/account", web::get().to(account::account))
+        .route("/account/password", web::post().to(account::change_password))
+        .route("/account/profile", web::post().to(account::update_profile))
         .route(
-            "/t/{tenant}/account/password",
-            web::post().to(account::change_password),
-        )
-        .route(
-            "/t/{tenant}/account/profile",
-            web::post().to(account::update_profile),
-        )
-        .route(
-            "/t/{tenant}/account/sessions/revoke",
+            "/account/sessions/revoke",
             web::post().to(account::revoke_session),
         )
         .route(
-            "/t/{tenant}/account/sessions/revoke-all",
+            "/account/sessions/revoke-all",
             web::post().to(account::revoke_all_sessions),
         )
+        .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route(
-            "/t/{tenant}/account/apps/revoke",
-            web::post().to(account::revoke_app),
-        )
-        .route(
-            "/t/{tenant}/account/passkeys/options",
+            "/account/passkeys/options",
             web::post().to(passkey::register_options),
         )
+        .route("/account/passkeys", web::post().to(passkey::register_finish))
+        .route("/account/passkeys/rename", web::post().to(passkey::rename))
+        .route("/account/passkeys/remove", web::post().to(passkey::remove))
+        .route("/login/passkey/options", web::post().to(passkey::signin_options))
+        .route("/login/passkey", web::post().to(passkey::signin_finish))
         .route(
-            "/t/{tenant}/account/passkeys",
-            web::post().to(passkey::register_finish),
-        )
-        .route(
-            "/t/{tenant}/account/passkeys/rename",
-            web::post().to(passkey::rename),
-        )
-        .route(
-            "/t/{tenant}/account/passkeys/remove",
-            web::post().to(passkey::remove),
-        )
-        .route(
-            "/t/{tenant}/login/passkey/options",
-            web::post().to(passkey::signin_options),
-        )
-        .route(
-            "/t/{tenant}/login/passkey",
-            web::post().to(passkey::signin_finish),
-        )
-        .route(
-            "/t/{tenant}/login/second-factor/passkey/options",
+            "/login/second-factor/passkey/options",
             web::post().to(passkey::factor_options),
         )
         .route(
-            "/t/{tenant}/login/second-factor/passkey",
+            "/login/second-factor/passkey",
             web::post().to(passkey::factor_finish),
         )
-        .route("/assets/passkey.js", web::get().to(passkey_js))
+        .route("/login/second-factor", web::get().to(factor::second_factor_page))
         .route(
-            "/t/{tenant}/login/second-factor",
-            web::get().to(factor::second_factor_page),
-        )
-        .route(
-            "/t/{tenant}/login/second-factor",
+            "/login/second-factor",
             web::post().to(factor::second_factor_submit),
         )
         .route(
-            "/t/{tenant}/account/authenticator",
+            "/account/authenticator",
             web::get().to(factor::authenticator_page),
         )
         .route(
-            "/t/{tenant}/account/authenticator",
+            "/account/authenticator",
             web::post().to(factor::authenticator_submit),
         )
         .route(
-            "/t/{tenant}/account/authenticator/remove",
+            "/account/authenticator/remove",
             web::post().to(factor::remove_authenticator),
         )
         .route(
-            "/t/{tenant}/account/recovery-codes",
+            "/account/recovery-codes",
             web::post().to(factor::regenerate_codes),
         )
-        .route("/t/{tenant}/password/forgot", web::get().to(reset::forgot_page))
-        .route(
-            "/t/{tenant}/password/forgot",
-            web::post().to(reset::forgot_submit),
-        )
-        .route("/t/{tenant}/password/reset", web::get().to(reset::reset_page))
-        .route("/t/{tenant}/password/reset", web::post().to(reset::reset_submit))
-        .route("/t/{tenant}/brand.css", web::get().to(brand_css));
+        .route("/password/forgot", web::get().to(reset::forgot_page))
+        .route("/password/forgot", web::post().to(reset::forgot_submit))
+        .route("/password/reset", web::get().to(reset::reset_page))
+        .route("/password/reset", web::post().to(reset::reset_submit))
+        .route("/brand.css", web::get().to(brand_css));
 }
 
 const LOCALE_COOKIE: &str = "lk-locale";
@@ -423,7 +393,7 @@ pub(crate) async fn signed_in(
     }
 }
 
-async fn passkey_js() -> HttpResponse {
+pub(crate) async fn passkey_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

@@ -21,40 +21,37 @@ use latchkey_oidc::{ErrorCode, OAuthError};
 use latchkey_store::{ClientRepo, GrantsOf, OAuthRepo};
 use std::time::Duration;
 
+/// The OIDC endpoints, relative to the tenant scope `/t/{tenant}`.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/t/{tenant}/authorize", web::get().to(authorize::authorize))
-        .route("/t/{tenant}/authorize", web::post().to(authorize::authorize))
-        .route("/t/{tenant}/authorize/resume", web::get().to(authorize::resume))
+    cfg.route("/authorize", web::get().to(authorize::authorize))
+        .route("/authorize", web::post().to(authorize::authorize))
+        .route("/authorize/resume", web::get().to(authorize::resume))
+        .route("/authorize/consent", web::post().to(authorize::consent))
+        .route("/token", web::post().to(token::token))
         .route(
-            "/t/{tenant}/authorize/consent",
-            web::post().to(authorize::consent),
-        )
-        .route("/t/{tenant}/token", web::post().to(token::token))
-        .route(
-            "/t/{tenant}/token",
+            "/token",
             web::method(actix_web::http::Method::OPTIONS).to(preflight),
         )
-        .route("/t/{tenant}/token", web::route().to(post_only))
-        .route("/t/{tenant}/userinfo", web::get().to(resource::userinfo))
-        .route("/t/{tenant}/userinfo", web::post().to(resource::userinfo))
+        .route("/token", web::route().to(post_only))
+        .route("/userinfo", web::get().to(resource::userinfo))
+        .route("/userinfo", web::post().to(resource::userinfo))
         .route(
-            "/t/{tenant}/userinfo",
+            "/userinfo",
             web::method(actix_web::http::Method::OPTIONS).to(preflight),
         )
-        .route("/t/{tenant}/introspect", web::post().to(resource::introspect))
-        .route("/t/{tenant}/introspect", web::route().to(post_only))
-        .route("/t/{tenant}/revoke", web::post().to(resource::revoke))
+        .route("/introspect", web::post().to(resource::introspect))
+        .route("/introspect", web::route().to(post_only))
+        .route("/revoke", web::post().to(resource::revoke))
         .route(
-            "/t/{tenant}/revoke",
+            "/revoke",
             web::method(actix_web::http::Method::OPTIONS).to(preflight),
         )
-        .route("/t/{tenant}/revoke", web::route().to(post_only))
-        .route("/t/{tenant}/end-session", web::get().to(logout::end_session))
-        .route("/t/{tenant}/end-session", web::post().to(logout::end_session))
-        .route("/assets/form_post.js", web::get().to(form_post_js));
+        .route("/revoke", web::route().to(post_only))
+        .route("/end-session", web::get().to(logout::end_session))
+        .route("/end-session", web::post().to(logout::end_session));
 }
 
-async fn form_post_js() -> HttpResponse {
+pub(crate) async fn form_post_js() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
