@@ -146,12 +146,18 @@ fn write_event(out: &mut dyn Write, e: &AuditEvent, format: Format) -> std::io::
     out.write_all(b"\n")
 }
 
-/// Writes `events` in `format` (with the CSV header).
-pub fn write_events(out: &mut dyn Write, events: &[AuditEvent], format: Format) -> std::io::Result<()> {
+/// The CSV header row; JSON lines have none.
+fn write_header(out: &mut dyn Write, format: Format) -> std::io::Result<()> {
     if format == Format::Csv {
         out.write_all(CSV_HEADER.as_bytes())?;
         out.write_all(b"\n")?;
     }
+    Ok(())
+}
+
+/// Writes `events` in `format` (with the CSV header).
+pub fn write_events(out: &mut dyn Write, events: &[AuditEvent], format: Format) -> std::io::Result<()> {
+    write_header(out, format)?;
     for e in events {
         write_event(out, e, format)?;
     }
@@ -166,10 +172,7 @@ pub fn export(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<u64, AuditError> {
-    if format == Format::Csv {
-        out.write_all(CSV_HEADER.as_bytes())?;
-        out.write_all(b"\n")?;
-    }
+    write_header(out, format)?;
     let mut after = 0;
     let mut n = 0;
     loop {

@@ -4,11 +4,10 @@
 //! written to the tenant's audit chain.
 
 use crate::errors::{AppError, Kind, blocking};
-use crate::net::ClientInfo;
 use crate::routes::tenant;
 use crate::state::AppState;
 use actix_web::http::header;
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
     AdminRole, AdminToken, ClientId, NewAuditEvent, Outcome, Tenant, TenantId, UserId, UserStatus, sha256_hex,
 };
@@ -60,10 +59,8 @@ async fn authenticate(
 ) -> Result<Caller, AppError> {
     async {
         let t = tenant(state, slug).await.map_err(AppError::json)?;
-        let ip = req
-            .extensions()
-            .get::<ClientInfo>()
-            .map_or_else(String::new, |c| c.ip.to_string());
+        let addr = crate::net::client_addr(req);
+        let ip = addr.map_or_else(String::new, |a| a.to_string());
         let failures_key = format!("admin-auth-fail:{ip}");
         if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
             return Err(AppError::new(
@@ -81,7 +78,7 @@ async fn authenticate(
         };
         let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
             state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
-            tracing::warn!(tenant = %t.slug, client_ip = %req.extensions().get::<ClientInfo>().map_or_else(String::new, |c| state.config.log_ip.show(c.ip)), "admin API: missing, unknown or expired token");
+            tracing::warn!(tenant = %t.slug, client_ip = %addr.map_or_else(String::new, |a| state.config.log_ip.show(a)), "admin API: missing, unknown or expired token");
             return Err(AppError::new(
                 Kind::Unauthorized,
                 "A valid admin token for this tenant is required.",

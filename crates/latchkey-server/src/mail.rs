@@ -95,18 +95,9 @@ pub fn compose(
     compose_on(state, Channel::Mail, t, recipient, subject, body)
 }
 
-/// A webhook call ready to queue: POSTed to `url` with `event` in a header.
-pub fn compose_webhook(
-    state: &AppState,
-    t: &TenantId,
-    url: &str,
-    event: &str,
-    body: &str,
-) -> Result<NewMail, latchkey_keys::KeyError> {
-    compose_on(state, Channel::Webhook, t, url, event, body)
-}
-
-fn compose_on(
+/// A message on `channel` ready to queue, its body sealed under the tenant's data key. For a
+/// webhook call the recipient is the URL and the subject the event name.
+pub fn compose_on(
     state: &AppState,
     channel: Channel,
     t: &TenantId,
@@ -123,6 +114,25 @@ fn compose_on(
         subject: subject.to_owned(),
         body_sealed,
     })
+}
+
+/// Queues a notification on its own (no other change goes with it) and wakes the sender.
+pub(crate) async fn queue(
+    state: &AppState,
+    channel: Channel,
+    t: &TenantId,
+    recipient: &str,
+    subject: &str,
+    body: String,
+) -> Result<(), crate::errors::AppError> {
+    let (st, tid, recipient, subject) = (state.clone(), t.clone(), recipient.to_owned(), subject.to_owned());
+    blocking(move || -> Result<(), crate::errors::AppError> {
+        let mail = compose_on(&st, channel, &tid, &recipient, &subject, &body)?;
+        Ok(st.db.queue_mail(&tid, &mail)?)
+    })
+    .await?;
+    state.mail.wake();
+    Ok(())
 }
 
 /// Delivers due mail, now and whenever woken or `mail_poll_secs` pass.

@@ -11,6 +11,13 @@ pub struct ClientInfo {
     pub https: bool,
 }
 
+/// The client's address as the request middleware resolved it (`None` outside a request).
+pub(crate) fn client_addr(req: &actix_web::HttpRequest) -> Option<IpAddr> {
+    actix_web::HttpMessage::extensions(req)
+        .get::<ClientInfo>()
+        .map(|c| c.ip)
+}
+
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
     proxies.iter().any(|n| n.contains(&ip))
 }

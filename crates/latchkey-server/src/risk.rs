@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use latchkey_core::{NewAuditEvent, Outcome, Tenant, TenantId, User, UserId};
 use latchkey_keys::Aad;
 use latchkey_risk::{Assessment, Attempt, Bands, Decision, History, Signals, Weights};
-use latchkey_store::{MailOutbox, RiskRepo, TenantRepo};
+use latchkey_store::{Channel, RiskRepo, TenantRepo};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::IpAddr;
@@ -130,10 +130,7 @@ fn history_aad<'a>(t: &'a TenantId, user: &'a UserId) -> Aad<'a> {
 }
 
 fn client_ip(req: &HttpRequest) -> IpAddr {
-    use actix_web::HttpMessage;
-    req.extensions()
-        .get::<crate::net::ClientInfo>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.ip)
+    crate::net::client_addr(req).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 /// This request as the history sees it.
@@ -221,6 +218,9 @@ pub(crate) async fn failed_accounts(
 pub(crate) struct Evaluation {
     pub assessment: Assessment,
     pub decision: Decision,
+    /// The user's history as loaded for scoring, for `remember` when the sign-in completes in
+    /// this same request (`None` when risk is off).
+    pub history: Option<History>,
 }
 
 /// Scores a sign-in of `user` whose first factor was right.
@@ -240,6 +240,7 @@ pub(crate) async fn evaluate(
                 reasons: Vec::new(),
             },
             decision: Decision::Allow,
+            history: None,
         });
     }
     let a = attempt(state, req, t);
@@ -256,7 +257,11 @@ pub(crate) async fn evaluate(
         deny: policy.deny,
     };
     let decision = latchkey_risk::decide(assessment.score, &bands);
-    Ok(Evaluation { assessment, decision })
+    Ok(Evaluation {
+        assessment,
+        decision,
+        history: Some(history),
+    })
 }
 
 /// Records an elevated decision: an audit event with the reasons (for operators only), the
@@ -294,10 +299,9 @@ pub(crate) async fn alert(
         } else {
             Outcome::Success
         },
-        details: details.clone(),
+        details,
     };
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    blocking(move || latchkey_store::AuditRepo::append_audit(&db, &tid, event)).await?;
+    crate::login::audit(state, t, event).await?;
     if let Some(url) = &t.policy.risk.webhook_url {
         let body = json!({
             "event": format!("risk.{name}"),
@@ -309,23 +313,20 @@ pub(crate) async fn alert(
             "ip": ip,
         })
         .to_string();
-        let mail = crate::mail::compose_webhook(state, &t.id, url, &format!("risk.{name}"), &body)
-            .map_err(|e| AppError::internal("sealing a webhook body", e))?;
-        let (db, tid) = (state.db.clone(), t.id.clone());
-        blocking(move || db.queue_mail(&tid, &mail)).await?;
-        state.mail.wake();
+        crate::mail::queue(state, Channel::Webhook, &t.id, url, &format!("risk.{name}"), body).await?;
     }
     Ok(())
 }
 
 /// A completed sign-in (every factor done): adds it to the user's history, gives the browser a
 /// device cookie if it has none, and mails the user about a new device when the tenant asks.
-/// Returns the cookie to set.
+/// Returns the cookie to set. `known` is the history `evaluate` loaded in this request, if any.
 pub(crate) async fn remember(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
     user: &UserId,
+    known: Option<History>,
 ) -> Result<Option<Cookie<'static>>, AppError> {
     if !t.policy.risk.enabled {
         return Ok(None);
@@ -339,7 +340,10 @@ pub(crate) async fn remember(
         c.set_max_age(actix_web::cookie::time::Duration::seconds(DEVICE_COOKIE_SECS));
         new_cookie = Some(c);
     }
-    let mut history = load_history(state, t, user).await?;
+    let mut history = match known {
+        Some(h) => h,
+        None => load_history(state, t, user).await?,
+    };
     let new_device = history.sign_ins() > 0 && history.signals(&a).known_device == Some(false);
     history.record(&a);
     let plain = serde_json::to_vec(&history).map_err(|e| AppError::internal("risk history", e))?;
@@ -383,18 +387,8 @@ async fn notify_new_device(
         public = state.config.public_url,
         slug = t.slug,
     );
-    let mail = crate::mail::compose(
-        state,
-        &t.id,
-        &to,
-        &format!("New sign-in to your {} account", t.display_name),
-        &body,
-    )
-    .map_err(|e| AppError::internal("sealing a mail", e))?;
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    blocking(move || db.queue_mail(&tid, &mail)).await?;
-    state.mail.wake();
-    Ok(())
+    let subject = format!("New sign-in to your {} account", t.display_name);
+    crate::mail::queue(state, Channel::Mail, &t.id, &to, &subject, body).await
 }
 
 /// The webhook's HMAC key as stored in the tenant's policy.

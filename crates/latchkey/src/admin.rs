@@ -71,10 +71,16 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
 }
 
 /// Reads of personal data by an operator are audit events too.
-fn audit_read(db: &Db, t: &Tenant, action: &str, target: String) -> Result<(), CliError> {
+fn audit_read(
+    db: &Db,
+    t: &TenantId,
+    action: &str,
+    target: String,
+    details: serde_json::Value,
+) -> Result<(), CliError> {
     db.append_audit(
-        &t.id,
-        latchkey_core::NewAuditEvent::success(&actor(), action, target, json!({})),
+        t,
+        latchkey_core::NewAuditEvent::success(&actor(), action, target, details),
     )?;
     Ok(())
 }
@@ -637,7 +643,7 @@ fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::List { t, out } => {
             let t = find_tenant(db, &t.tenant)?;
             let us = db.list_users(&t.id)?;
-            audit_read(db, &t, "user.list", "users".into())?;
+            audit_read(db, &t.id, "user.list", "users".into(), json!({}))?;
             if out.json {
                 print_json(&us.iter().map(user_json).collect());
             } else {
@@ -655,7 +661,7 @@ fn user(db: &Db, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Show(UserRef { t, user, out }) => {
             let t = find_tenant(db, &t.tenant)?;
             let u = find_user(db, &t, &user)?;
-            audit_read(db, &t, "user.read", format!("user:{}", u.id))?;
+            audit_read(db, &t.id, "user.read", format!("user:{}", u.id), json!({}))?;
             show(&u, out.json);
         }
         UserCmd::Disable(r) => set_status(db, r, UserStatus::Disabled)?,
@@ -856,14 +862,12 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
             let mut lock = std::io::BufWriter::new(stdout.lock());
             let n = latchkey_audit::export(db, &t.id, &filter, format, &mut lock)
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
-            db.append_audit(
+            audit_read(
+                db,
                 &t.id,
-                latchkey_core::NewAuditEvent::success(
-                    &actor(),
-                    "audit.export",
-                    format!("tenant:{}", t.id),
-                    json!({"events": n}),
-                ),
+                "audit.export",
+                format!("tenant:{}", t.id),
+                json!({"events": n}),
             )?;
             Ok(())
         }
@@ -876,14 +880,12 @@ fn audit(db: &Db, cmd: AuditCmd) -> Result<(), CliError> {
             let t = audit_tenant(db, &t.tenant)?;
             let filter = audit_filter(&filter)?;
             let events = db.audit_search(&t.id, &filter, 0, i64::from(limit.clamp(1, 10_000)))?;
-            db.append_audit(
+            audit_read(
+                db,
                 &t.id,
-                latchkey_core::NewAuditEvent::success(
-                    &actor(),
-                    "audit.read",
-                    format!("tenant:{}", t.id),
-                    json!({"events": events.len()}),
-                ),
+                "audit.read",
+                format!("tenant:{}", t.id),
+                json!({"events": events.len()}),
             )?;
             if out.json {
                 print_json(&events.iter().map(|e| json!(e)).collect());

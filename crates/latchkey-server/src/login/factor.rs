@@ -221,7 +221,7 @@ pub(crate) async fn complete(
     // Every factor done: the device, network and place become known for the user.
     super::add_cookie(
         &mut res,
-        crate::risk::remember(state, req, t, &old.user_id).await?,
+        crate::risk::remember(state, req, t, &old.user_id, None).await?,
     )?;
     Ok((res, new_id))
 }
@@ -410,14 +410,15 @@ async fn notify_recovery_use(state: &AppState, t: &Tenant, user: &User, s: &Stri
         return Ok(());
     };
     let body = s.mail_recovery_body.replace("{tenant}", &t.display_name);
-    let (st, tid, subject) = (state.clone(), t.id.clone(), s.mail_recovery_subject.to_owned());
-    blocking(move || -> Result<(), AppError> {
-        let mail = crate::mail::compose(&st, &tid, &to, &subject, &body)?;
-        Ok(latchkey_store::MailOutbox::queue_mail(&st.db, &tid, &mail)?)
-    })
-    .await?;
-    state.mail.wake();
-    Ok(())
+    crate::mail::queue(
+        state,
+        latchkey_store::Channel::Mail,
+        &t.id,
+        &to,
+        s.mail_recovery_subject,
+        body,
+    )
+    .await
 }
 
 #[derive(Template)]

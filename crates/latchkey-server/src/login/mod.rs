@@ -16,10 +16,9 @@ mod signin;
 mod throttle;
 
 use crate::errors::{AppError, blocking};
-use crate::net::ClientInfo;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 pub(crate) use i18n::Strings;
 use latchkey_core::{NewAuditEvent, Outcome, Tenant, User, UserStatus};
 use latchkey_mfa::PasswordError;
@@ -193,9 +192,7 @@ fn hashing_error(e: PasswordError) -> AppError {
 }
 
 pub(crate) fn client_ip(req: &HttpRequest) -> String {
-    req.extensions()
-        .get::<ClientInfo>()
-        .map_or_else(|| "unknown".into(), |c| c.ip.to_string())
+    crate::net::client_addr(req).map_or_else(|| "unknown".into(), |a| a.to_string())
 }
 
 /// The pre-session value binding a signed-out form's CSRF token, made on first view.

@@ -343,7 +343,10 @@ pub(super) async fn signin_finish(
     )
     .await?;
     let mut res = redirect_into_session(&state, &t, &next, &sid)?;
-    super::add_cookie(&mut res, crate::risk::remember(&state, &req, &t, &user.id).await?)?;
+    super::add_cookie(
+        &mut res,
+        crate::risk::remember(&state, &req, &t, &user.id, risk.history).await?,
+    )?;
     super::json_redirect(&res, &json!({"redirect": next}))
 }
 

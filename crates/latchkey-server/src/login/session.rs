@@ -80,9 +80,7 @@ pub async fn start(
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect()),
-        ip: actix_web::HttpMessage::extensions(req)
-            .get::<crate::net::ClientInfo>()
-            .map(|c| c.ip.to_string()),
+        ip: crate::net::client_addr(req).map(|a| a.to_string()),
         last_seen: now,
         must_change_password: false,
         factor_due: None,

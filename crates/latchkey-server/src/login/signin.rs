@@ -203,8 +203,9 @@ pub(super) async fn login_submit(
         }
         Err(e) => return Err(AppError::internal("password hashing", e)),
     };
-    // Why the attempt is refused, if it is. Every refusal looks the same to the person.
-    let (user, refusal) = match user {
+    // The user and the risk verdict, or why the attempt is refused. Every refusal looks the same
+    // to the person.
+    let admitted = match user {
         Some(u) if verdict.matches && u.status == UserStatus::Active => {
             // Risk: a deny, or a step-up for a user with no second factor to step up to, is
             // refused like a wrong password (the person never learns which signal fired).
@@ -216,19 +217,21 @@ pub(super) async fn login_submit(
                 d => d,
             };
             crate::risk::alert(&state, &req, &t, &u.id, &risk, applied).await?;
-            let refusal = (applied == Decision::Deny).then_some("risk");
-            (Some((u, risk)), refusal)
+            if applied == Decision::Deny {
+                Err("risk")
+            } else {
+                Ok((u, risk))
+            }
         }
-        None => (None, Some("unknown_user")),
-        Some(_) if !verdict.matches => (None, Some("bad_password")),
-        Some(_) => (None, Some("disabled")),
+        None => Err("unknown_user"),
+        Some(_) if !verdict.matches => Err("bad_password"),
+        Some(_) => Err("disabled"),
     };
-    let (user, risk) = match (user, refusal) {
-        (Some(found), None) => found,
-        (_, reason) => {
+    let (user, risk) = match admitted {
+        Ok(found) => found,
+        Err(reason) => {
             throttle.failed(&account, &ip).await?;
             crate::risk::note_failure(&state, &req, &t, &account).await?;
-            let reason = reason.unwrap_or("refused");
             audit(&state, &t, failure("login.failure", target, reason)).await?;
             return render(
                 &state,
@@ -290,7 +293,10 @@ pub(super) async fn login_submit(
     let mut res = redirect_into_session(&state, &t, factor_page.as_deref().unwrap_or(&next), &sid)?;
     if factor_page.is_none() {
         // Signed in: this is now a known device, network and place for the user.
-        super::add_cookie(&mut res, crate::risk::remember(&state, &req, &t, &user.id).await?)?;
+        super::add_cookie(
+            &mut res,
+            crate::risk::remember(&state, &req, &t, &user.id, risk.history).await?,
+        )?;
     }
     Ok(res)
 }
