@@ -8,8 +8,11 @@ packages=(build-essential pkg-config libssl-dev ca-certificates curl)
 if [ "${1:-}" = "--test" ]; then
   # openssl: TLS test certificates; postgresql-client: pg_dump for the at-rest scans;
   # chromium + node: browser tests (Debian's Chromium, never a downloaded browser);
-  # oathtool: TOTP interoperability (codes from another implementation).
-  packages+=(openssl postgresql-client chromium oathtool)
+  # oathtool: TOTP interoperability (codes from another implementation);
+  # xmlsec1 + python3-pip: the SAML test IdP (tests/saml, pysaml2 signs through xmlsec1).
+  packages+=(openssl postgresql-client chromium oathtool xmlsec1)
+  command -v python3 >/dev/null 2>&1 || packages+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
@@ -27,6 +30,18 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: system packages present"
+fi
+
+# The SAML test IdP's Python packages (pinned), only when they are not importable yet.
+if [ "${1:-}" = "--test" ]; then
+  if python3 -c 'import saml2, lxml' >/dev/null 2>&1; then
+    echo "install-deps: pysaml2 and lxml present"
+  else
+    req="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/saml/requirements.txt"
+    echo "install-deps: pip-installing $req"
+    python3 -m pip install -q -r "$req" 2>/dev/null \
+      || python3 -m pip install -q --break-system-packages -r "$req"
+  fi
 fi
 
 # The Rust toolchain comes from rustup (Debian's cargo is too old for edition 2024).

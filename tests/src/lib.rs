@@ -10,6 +10,7 @@
 pub mod browser;
 pub mod oidc;
 mod proxy;
+pub mod saml_idp;
 mod server;
 mod smtp;
 

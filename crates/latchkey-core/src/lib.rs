@@ -7,6 +7,7 @@ mod clock;
 mod ids;
 mod model;
 mod rng;
+pub mod saml;
 pub mod validate;
 
 pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
@@ -19,4 +20,5 @@ pub use model::{
     UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
+pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};
 pub use validate::ValidationError;

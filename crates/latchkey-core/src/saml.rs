@@ -1,0 +1,110 @@
+//! SAML connections: an enterprise customer's identity provider attached to one tenant. Latchkey
+//! is the SAML service provider toward it; the IdP's metadata (entity id, single sign-on URL,
+//! signing certificates) is what Latchkey trusts, nothing the responses carry.
+
+use crate::{TenantId, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// SAML 2.0 Bindings §3.4 and §3.5.
+pub const BINDING_REDIRECT: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+
+/// What Latchkey takes from the IdP's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdpDescriptor {
+    pub entity_id: String,
+    /// The SingleSignOnService location Latchkey sends AuthnRequests to.
+    pub sso_url: String,
+    /// Its binding (`BINDING_REDIRECT` preferred, else `BINDING_POST`).
+    pub sso_binding: String,
+    /// Every signing certificate (base64 DER), so an IdP can roll its key over; responses are
+    /// verified against these only.
+    pub certificates: Vec<String>,
+    /// `WantAuthnRequestsSigned` in the IdP's metadata.
+    #[serde(default)]
+    pub wants_signed_requests: bool,
+}
+
+/// Which assertion attributes give the user's email, name and groups (by `Name` or
+/// `FriendlyName`). `None` for email means the NameID when it is an address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeMapping {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Option<String>,
+}
+
+/// Per-connection behaviour, all off unless the operator turns it on (except JIT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlOptions {
+    /// Email domains this connection claims: home-realm discovery sends them there.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Accept responses Latchkey did not ask for (IdP-initiated sign-in). Off by default: an
+    /// unsolicited response can't be tied to the browser that presents it.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
+    /// Create a user at the first sign-in.
+    #[serde(default = "yes")]
+    pub jit: bool,
+    /// Link a first sign-in to an existing local account with the same email, when the address
+    /// is in one of `domains` (the connection is trusted for that domain). Off by default.
+    #[serde(default)]
+    pub link_existing: bool,
+    /// Take the IdP's word that it did multi-factor authentication (its AuthnContextClassRef);
+    /// otherwise the tenant's MFA policy asks for a Latchkey factor.
+    #[serde(default)]
+    pub trust_idp_mfa: bool,
+    /// Sign AuthnRequests (RSA-SHA256 over the HTTP-Redirect query).
+    #[serde(default)]
+    pub sign_requests: bool,
+    #[serde(default)]
+    pub mapping: AttributeMapping,
+    /// IdP group → tenant role; groups grant roles only through this map.
+    #[serde(default)]
+    pub role_map: Vec<(String, String)>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SamlOptions {
+    fn default() -> Self {
+        Self {
+            domains: Vec::new(),
+            allow_idp_initiated: false,
+            jit: true,
+            link_existing: false,
+            trust_idp_mfa: false,
+            sign_requests: false,
+            mapping: AttributeMapping::default(),
+            role_map: Vec::new(),
+        }
+    }
+}
+
+/// A tenant's SAML connection as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlConnection {
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// URL-safe name (a slug): `/t/{tenant}/saml/{name}/…`.
+    pub name: String,
+    pub display_name: String,
+    pub idp: IdpDescriptor,
+    /// Where metadata is refreshed from; `None` when it came from a file.
+    pub metadata_url: Option<String>,
+    pub options: SamlOptions,
+    /// Latchkey's own certificate for this connection (base64 DER): signs AuthnRequests and
+    /// receives encrypted assertions. Its private key is sealed and never serialized.
+    pub sp_certificate: String,
+    #[serde(skip_serializing, default)]
+    pub sp_key_sealed: String,
+    pub metadata_refreshed_at: Option<UnixMillis>,
+    /// Why the last refresh failed (the last good metadata stays in use).
+    pub metadata_error: Option<String>,
+    pub next_refresh_at: Option<UnixMillis>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+}

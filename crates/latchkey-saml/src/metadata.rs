@@ -1,0 +1,188 @@
+//! IdP metadata in (SAML 2.0 Metadata §2.4.3) and SP metadata out (§2.4.4).
+
+use crate::xml::{self, NS_DSIG, NS_METADATA, is};
+use crate::{Result, SamlError, certs};
+use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
+use latchkey_core::{IdpDescriptor, UnixMillis};
+use roxmltree::Node;
+
+const PROTOCOL_SAML2: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+
+/// Reads an IdP's metadata: its entity id, where to send AuthnRequests (HTTP-Redirect
+/// preferred, else HTTP-POST) and every signing certificate valid at `now` (several during a
+/// rollover). Metadata without a usable signing certificate is refused: a connection must
+/// never be left trusting nothing, or something unchecked.
+pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> {
+    let doc = xml::parse(text, xml::METADATA)?;
+    let root = doc.root_element();
+    let entity = if is(root, NS_METADATA, "EntityDescriptor") {
+        root
+    } else if is(root, NS_METADATA, "EntitiesDescriptor") {
+        let idps: Vec<Node<'_, '_>> = root
+            .descendants()
+            .filter(|n| is(*n, NS_METADATA, "EntityDescriptor") && idp_descriptor(*n).is_some())
+            .collect();
+        match idps.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(SamlError::Metadata(
+                    "no IdP entity in the EntitiesDescriptor".into(),
+                ));
+            }
+            _ => {
+                return Err(SamlError::Metadata(
+                    "several IdP entities: use the metadata of one entity".into(),
+                ));
+            }
+        }
+    } else {
+        return Err(SamlError::Metadata(
+            "the root is not an md:EntityDescriptor".into(),
+        ));
+    };
+    let entity_id = entity
+        .attribute("entityID")
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && e.len() <= 1024)
+        .ok_or_else(|| SamlError::Metadata("entityID is missing".into()))?
+        .to_owned();
+    let idp = idp_descriptor(entity)
+        .ok_or_else(|| SamlError::Metadata("no IDPSSODescriptor for SAML 2.0".into()))?;
+
+    let services: Vec<(String, String)> = xml::children(idp, NS_METADATA, "SingleSignOnService")
+        .filter_map(|s| {
+            Some((
+                s.attribute("Binding")?.to_owned(),
+                s.attribute("Location")?.trim().to_owned(),
+            ))
+        })
+        .collect();
+    let (sso_binding, sso_url) = [BINDING_REDIRECT, BINDING_POST]
+        .iter()
+        .find_map(|want| services.iter().find(|(b, _)| b == want).cloned())
+        .ok_or_else(|| {
+            SamlError::Metadata("no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding".into())
+        })?;
+    check_endpoint(&sso_url)?;
+
+    let mut certificates = Vec::new();
+    let mut refused = Vec::new();
+    for kd in xml::children(idp, NS_METADATA, "KeyDescriptor") {
+        if kd.attribute("use").is_some_and(|u| u != "signing") {
+            continue;
+        }
+        for c in kd.descendants().filter(|n| is(*n, NS_DSIG, "X509Certificate")) {
+            let b64: String = xml::text(c)?.chars().filter(|c| !c.is_whitespace()).collect();
+            match certs::info(&b64).and_then(|i| certs::public_key(&b64).map(|_| i)) {
+                Ok(i) if i.valid_at(now) => {
+                    if !certificates.contains(&b64) {
+                        certificates.push(b64);
+                    }
+                }
+                Ok(i) => refused.push(format!("{} is not valid now", i.subject)),
+                Err(e) => refused.push(e.to_string()),
+            }
+        }
+    }
+    if certificates.is_empty() {
+        let why = if refused.is_empty() {
+            "no signing certificate".to_owned()
+        } else {
+            format!("no usable signing certificate ({})", refused.join("; "))
+        };
+        return Err(SamlError::Metadata(why));
+    }
+    Ok(IdpDescriptor {
+        entity_id,
+        sso_url,
+        sso_binding,
+        certificates,
+        wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
+    })
+}
+
+fn idp_descriptor<'a, 'i>(entity: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
+    xml::children(entity, NS_METADATA, "IDPSSODescriptor").find(|d| {
+        d.attribute("protocolSupportEnumeration")
+            .is_some_and(|p| p.split_whitespace().any(|x| x == PROTOCOL_SAML2))
+    })
+}
+
+/// The IdP's endpoint: https, or http on a loopback address (development and tests).
+fn check_endpoint(u: &str) -> Result<()> {
+    let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| u.strip_prefix(p).is_some_and(|r| r.starts_with([':', '/'])));
+    if (u.starts_with("https://") || loopback) && u.len() <= 2000 && !u.chars().any(char::is_whitespace) {
+        Ok(())
+    } else {
+        Err(SamlError::Metadata(format!(
+            "SingleSignOnService {u:?} is not an https URL"
+        )))
+    }
+}
+
+/// What SP metadata says about this side of a connection.
+#[derive(Debug, Clone)]
+pub struct SpDescriptor<'a> {
+    /// The metadata URL, which is also the SP entity id.
+    pub entity_id: &'a str,
+    pub acs_url: &'a str,
+    /// base64 DER of the connection's SP certificate.
+    pub certificate: &'a str,
+    pub sign_requests: bool,
+    pub organization: &'a str,
+}
+
+/// SP metadata for the IdP's administrator (or the IdP's metadata import).
+pub fn sp_metadata(sp: &SpDescriptor<'_>) -> String {
+    let e = escape;
+    let key = |usage: &str| {
+        format!(
+            r#"<md:KeyDescriptor use="{usage}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>{}</md:KeyDescriptor>"#,
+            sp.certificate,
+            if usage == "encryption" {
+                r#"<md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>"#
+            } else {
+                ""
+            }
+        )
+    };
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">"#,
+            r#"<md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
+            "{signing}{encryption}",
+            "<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>",
+            "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>",
+            "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>",
+            r#"<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>"#,
+            "</md:SPSSODescriptor>",
+            r#"<md:Organization><md:OrganizationName xml:lang="en">{org}</md:OrganizationName><md:OrganizationDisplayName xml:lang="en">{org}</md:OrganizationDisplayName><md:OrganizationURL xml:lang="en">{entity}</md:OrganizationURL></md:Organization>"#,
+            "</md:EntityDescriptor>"
+        ),
+        entity = e(sp.entity_id),
+        signed = sp.sign_requests,
+        signing = key("signing"),
+        encryption = key("encryption"),
+        acs = e(sp.acs_url),
+        org = e(sp.organization),
+    )
+}
+
+/// Escapes text for an XML attribute or element.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,198 @@
+//! Guarded XML parsing: one parser (roxmltree) for everything, so the element a signature covers
+//! is the very element the bridge reads (no parser differential). DOCTYPE, DTDs and entities
+//! are refused before parsing, XInclude and processing instructions after; size, node count
+//! and depth are capped (S6).
+
+use crate::{Result, SamlError};
+use roxmltree::{Document, Node, ParsingOptions};
+
+pub const NS_PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+pub const NS_ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+pub const NS_METADATA: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
+pub const NS_DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub const NS_XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+const NS_XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
+
+/// Caps for one document.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_nodes: u32,
+    pub max_depth: usize,
+}
+
+/// A SAML response: Entra ID answers with a few hundred groups stay well below this.
+pub const RESPONSE: Limits = Limits {
+    max_bytes: 256 * 1024,
+    max_nodes: 20_000,
+    max_depth: 32,
+};
+
+/// IdP metadata of one entity (several certificates, bindings and contacts).
+pub const METADATA: Limits = Limits {
+    max_bytes: 1024 * 1024,
+    max_nodes: 100_000,
+    max_depth: 32,
+};
+
+/// Parses `text` under `limits`.
+pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
+    if text.len() > limits.max_bytes {
+        return Err(SamlError::TooLarge(format!(
+            "{} bytes, at most {}",
+            text.len(),
+            limits.max_bytes
+        )));
+    }
+    // Refused before the parser sees them: no DTD means no entity expansion (billion laughs)
+    // and no external entities (XXE).
+    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+        return Err(SamlError::ForbiddenXml("DOCTYPE"));
+    }
+    let options = ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: limits.max_nodes,
+        ..ParsingOptions::default()
+    };
+    let doc = Document::parse_with_options(text, options).map_err(|e| match e {
+        roxmltree::Error::DtdDetected => SamlError::ForbiddenXml("DOCTYPE"),
+        roxmltree::Error::NodesLimitReached => SamlError::TooLarge("too many nodes".into()),
+        other => SamlError::Malformed(other.to_string()),
+    })?;
+    check_tree(doc.root(), limits.max_depth)?;
+    Ok(doc)
+}
+
+/// Depth, XInclude and processing instructions, without recursion.
+fn check_tree(root: Node<'_, '_>, max_depth: usize) -> Result<()> {
+    let mut stack = vec![(root, 0usize)];
+    while let Some((n, depth)) = stack.pop() {
+        if depth > max_depth {
+            return Err(SamlError::TooLarge(format!("nested deeper than {max_depth}")));
+        }
+        if n.is_pi() {
+            return Err(SamlError::ForbiddenXml("processing instruction"));
+        }
+        if n.is_element() && n.tag_name().namespace() == Some(NS_XINCLUDE) {
+            return Err(SamlError::ForbiddenXml("XInclude"));
+        }
+        stack.extend(n.children().map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Whether `n` is the element `{ns}name`.
+pub fn is(n: Node<'_, '_>, ns: &str, name: &str) -> bool {
+    n.is_element() && n.tag_name().name() == name && n.tag_name().namespace() == Some(ns)
+}
+
+/// The element children of `n` named `{ns}name`.
+pub fn children<'a, 'i>(n: Node<'a, 'i>, ns: &'a str, name: &'a str) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children().filter(move |c| is(*c, ns, name))
+}
+
+/// The only child `{ns}name` of `n`: `None` when absent, an error when repeated.
+pub fn only_child<'a, 'i>(n: Node<'a, 'i>, ns: &'a str, name: &'a str) -> Result<Option<Node<'a, 'i>>> {
+    let mut it = children(n, ns, name);
+    let first = it.next();
+    if it.next().is_some() {
+        return Err(SamlError::Structure(format!(
+            "more than one {name} in {}",
+            n.tag_name().name()
+        )));
+    }
+    Ok(first)
+}
+
+/// The element's whole text: every text node below it joined, so a comment or CDATA split
+/// can't cut the value short (S3). Element children are refused: values are plain text.
+pub fn text(n: Node<'_, '_>) -> Result<String> {
+    let mut out = String::new();
+    for d in n.descendants().skip(1) {
+        if d.is_element() {
+            return Err(SamlError::Structure(format!(
+                "{} holds an element, text was expected",
+                n.tag_name().name()
+            )));
+        }
+        if d.is_text() {
+            out.push_str(d.text().unwrap_or_default());
+        }
+    }
+    Ok(out.trim().to_owned())
+}
+
+/// The qualified name (with its prefix, as written) of the element or attribute starting at
+/// `start` in the source text.
+pub(crate) fn qname_at(src: &str, start: usize) -> &str {
+    let rest = src.get(start..).unwrap_or_default();
+    let rest = rest.strip_prefix('<').unwrap_or(rest);
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>' || c == '=')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The prefix an element was written with (`None` for the default namespace).
+pub(crate) fn element_prefix<'i>(n: Node<'_, 'i>, src: &'i str) -> Option<&'i str> {
+    qname_at(src, n.range().start).split_once(':').map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doctype_entities_and_xinclude_are_refused() {
+        let bomb = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]><r>&b;</r>"#;
+        assert_eq!(
+            parse(bomb, RESPONSE).unwrap_err(),
+            SamlError::ForbiddenXml("DOCTYPE")
+        );
+        let xxe = r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#;
+        assert_eq!(
+            parse(xxe, RESPONSE).unwrap_err(),
+            SamlError::ForbiddenXml("DOCTYPE")
+        );
+        let xi =
+            r#"<r xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="file:///etc/passwd"/></r>"#;
+        assert_eq!(
+            parse(xi, RESPONSE).unwrap_err(),
+            SamlError::ForbiddenXml("XInclude")
+        );
+        let pi = "<r><?evil x?></r>";
+        assert_eq!(
+            parse(pi, RESPONSE).unwrap_err(),
+            SamlError::ForbiddenXml("processing instruction")
+        );
+    }
+
+    #[test]
+    fn size_and_depth_are_capped() {
+        let deep = format!("{}{}", "<a>".repeat(40), "</a>".repeat(40));
+        assert!(matches!(parse(&deep, RESPONSE), Err(SamlError::TooLarge(_))));
+        let ok = format!("{}{}", "<a>".repeat(20), "</a>".repeat(20));
+        assert!(parse(&ok, RESPONSE).is_ok());
+        let big = format!("<a>{}</a>", "x".repeat(RESPONSE.max_bytes));
+        assert!(matches!(parse(&big, RESPONSE), Err(SamlError::TooLarge(_))));
+    }
+
+    #[test]
+    fn text_joins_around_comments_and_refuses_elements() {
+        let doc = parse("<n>admin@corp.example<!---->.evil.test</n>", RESPONSE).unwrap();
+        assert_eq!(text(doc.root_element()).unwrap(), "admin@corp.example.evil.test");
+        let doc = parse("<n>a<b/>c</n>", RESPONSE).unwrap();
+        assert!(text(doc.root_element()).is_err());
+    }
+
+    #[test]
+    fn prefixes_are_read_as_written() {
+        let src = r#"<p:a xmlns:p="urn:x" xmlns:q="urn:x"><q:b/><c xmlns="urn:y"/></p:a>"#;
+        let doc = parse(src, RESPONSE).unwrap();
+        let root = doc.root_element();
+        assert_eq!(element_prefix(root, src), Some("p"));
+        let kids: Vec<_> = root.children().filter(Node::is_element).collect();
+        assert_eq!(element_prefix(kids[0], src), Some("q"));
+        assert_eq!(element_prefix(kids[1], src), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! IdP metadata in the shapes real IdPs publish (Entra ID/ADFS: signed, WS-Federation role
+//! descriptors, several certificates and bindings; Okta/Google: one POST binding, no `use`), SP
+//! metadata and AuthnRequests out.
+
+#![allow(clippy::unwrap_used)]
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
+use latchkey_saml::{AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata};
+use std::io::Read;
+
+const NOW: i64 = 1_893_456_060_000;
+
+fn cert(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect()
+}
+
+fn entra_like() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<EntityDescriptor ID="_e1" entityID="https://sts.windows.net/0000/" xmlns="urn:oasis:names:tc:SAML:2.0:metadata">
+  <Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><SignedInfo/><SignatureValue>AAAA</SignatureValue></Signature>
+  <RoleDescriptor xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:fed="http://docs.oasis-open.org/wsfed/federation/200706" xsi:type="fed:SecurityTokenServiceType" protocolSupportEnumeration="http://docs.oasis-open.org/wsfed/federation/200706">
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{other}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+  </RoleDescriptor>
+  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>
+{idp}
+</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>{other}</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <KeyDescriptor use="encryption"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>MIIBroken</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+    <SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://login.microsoftonline.com/0000/saml2"/>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:SOAP" Location="https://login.microsoftonline.com/0000/soap"/>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://login.microsoftonline.com/0000/saml2/post"/>
+    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://login.microsoftonline.com/0000/saml2"/>
+  </IDPSSODescriptor>
+</EntityDescriptor>"#,
+        idp = cert("idp.crt"),
+        other = cert("other.crt"),
+    )
+}
+
+#[test]
+fn entra_shaped_metadata_gives_redirect_binding_and_both_signing_certificates() {
+    let m = parse_idp_metadata(&entra_like(), NOW).unwrap();
+    assert_eq!(m.entity_id, "https://sts.windows.net/0000/");
+    assert_eq!(m.sso_binding, BINDING_REDIRECT);
+    assert_eq!(m.sso_url, "https://login.microsoftonline.com/0000/saml2");
+    // Only the IDPSSODescriptor's signing keys, whitespace removed, the broken encryption key ignored.
+    assert_eq!(m.certificates, vec![cert("idp.crt"), cert("other.crt")]);
+    assert!(!m.wants_signed_requests);
+}
+
+#[test]
+fn okta_shaped_metadata_with_one_post_binding_and_no_key_use() {
+    let xml = format!(
+        r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"><md:EntityDescriptor entityID="http://www.okta.com/exk1"><md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://corp.okta.com/app/x/sso/saml"/></md:IDPSSODescriptor></md:EntityDescriptor></md:EntitiesDescriptor>"#,
+        cert("idp.crt")
+    );
+    let m = parse_idp_metadata(&xml, NOW).unwrap();
+    assert_eq!(m.entity_id, "http://www.okta.com/exk1");
+    assert_eq!(m.sso_binding, BINDING_POST);
+    assert_eq!(m.certificates.len(), 1);
+    assert!(m.wants_signed_requests);
+}
+
+#[test]
+fn metadata_without_a_usable_signing_certificate_is_refused() {
+    // Every certificate expired by 2040.
+    let err = parse_idp_metadata(&entra_like(), 2_208_988_800_000).unwrap_err();
+    assert!(matches!(err, SamlError::Metadata(ref m) if m.contains("not valid now")), "{err}");
+    let no_cert = entra_like().replace("use=\"signing\"", "use=\"encryption\"");
+    assert!(matches!(parse_idp_metadata(&no_cert, NOW), Err(SamlError::Metadata(_))));
+    let artifact_only = entra_like()
+        .replace("bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/0000/saml2\"/>\n  </", "bindings:HTTP-Artifact\" Location=\"x\"/>\n  </")
+        .replace("bindings:HTTP-POST", "bindings:HTTP-Artifact");
+    assert!(matches!(parse_idp_metadata(&artifact_only, NOW), Err(SamlError::Metadata(m)) if m.contains("SingleSignOnService")));
+    let http = entra_like().replace("https://login.microsoftonline.com/0000/saml2\"", "http://idp.example/saml2\"");
+    assert!(parse_idp_metadata(&http, NOW).is_err());
+    let doctype = format!("<!DOCTYPE x>{}", entra_like().split_once("?>").unwrap().1);
+    assert_eq!(parse_idp_metadata(&doctype, NOW).unwrap_err(), SamlError::ForbiddenXml("DOCTYPE"));
+}
+
+#[test]
+fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
+    let key = generate_sp_key("acme corp SAML SP", NOW).unwrap();
+    let xml = sp_metadata(&SpDescriptor {
+        entity_id: "https://sso.example/t/acme/saml/corp/metadata",
+        acs_url: "https://sso.example/t/acme/saml/corp/acs",
+        certificate: &key.certificate,
+        sign_requests: true,
+        organization: "Acme & Co",
+    });
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.attribute("entityID"), Some("https://sso.example/t/acme/saml/corp/metadata"));
+    let acs = doc.descendants().find(|n| n.has_tag_name("AssertionConsumerService")).unwrap();
+    assert_eq!(acs.attribute("Location"), Some("https://sso.example/t/acme/saml/corp/acs"));
+    assert_eq!(acs.attribute("Binding"), Some(BINDING_POST));
+    assert!(xml.contains(&key.certificate));
+    assert!(xml.contains("AuthnRequestsSigned=\"true\""));
+    let info = latchkey_saml::certs::info(&key.certificate).unwrap();
+    assert!(info.valid_at(NOW) && !info.valid_at(NOW + 11 * 365 * 86_400_000));
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    let q = url.split_once('?').unwrap().1;
+    let raw = q.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap();
+    percent_encoding::percent_decode_str(raw).decode_utf8().unwrap().into_owned()
+}
+
+#[test]
+fn authn_request_goes_deflated_and_signed_over_the_query() {
+    let key = generate_sp_key("sp", NOW).unwrap();
+    let req = AuthnRequest {
+        id: "_0123456789abcdef0123456789abcdef",
+        sp_entity_id: "https://sso.example/t/acme/saml/corp/metadata",
+        acs_url: "https://sso.example/t/acme/saml/corp/acs",
+        destination: "https://idp.example/sso?tenant=1",
+        now: NOW,
+        force_authn: true,
+    };
+    let url = redirect_url(&req, "relay+/=", Some(&key.pkcs8_der)).unwrap();
+    assert!(url.starts_with("https://idp.example/sso?tenant=1&SAMLRequest="));
+    let deflated = STANDARD.decode(query_param(&url, "SAMLRequest")).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..]).read_to_string(&mut xml).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.attribute("ID"), Some(req.id));
+    assert_eq!(root.attribute("AssertionConsumerServiceURL"), Some(req.acs_url));
+    assert_eq!(root.attribute("ForceAuthn"), Some("true"));
+    assert_eq!(query_param(&url, "RelayState"), "relay+/=");
+    // Bindings §3.4.4.1: the signature covers SAMLRequest, RelayState and SigAlg as sent.
+    let q = url.split_once('?').unwrap().1.split_once("tenant=1&").unwrap().1;
+    let signed = q.split_once("&Signature=").unwrap().0;
+    let sig = STANDARD.decode(query_param(&url, "Signature")).unwrap();
+    let der = STANDARD.decode(&key.certificate).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let public = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+        cert.public_key().subject_public_key.data.to_vec(),
+    );
+    assert!(public.verify(signed.as_bytes(), &sig).is_ok());
+    assert!(public.verify(format!("{signed}x").as_bytes(), &sig).is_err());
+}
