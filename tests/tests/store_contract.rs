@@ -3,12 +3,13 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, ClientId, ClientType, GrantType, RoleId, TenantId, TenantPolicy, UserId,
-    UserStatus,
+    AccessTokenFormat, AuthMethod, ClientId, ClientType, GrantType, IdpDescriptor, RoleId, SamlConnection,
+    SamlOptions, TenantId, TenantPolicy, UserId, UserStatus,
 };
+use latchkey_keys::{Aad, KeyRing, MasterKey};
 use latchkey_store::{
-    AuditRepo, ClientRepo, Db, NewClient, NewTenant, NewUser, RoleRepo, StoreError, TenantRepo, TenantUpdate,
-    UserRepo, UserUpdate,
+    AuditRepo, ClientRepo, Db, NewClient, NewSamlConnection, NewTenant, NewUser, RoleRepo,
+    SamlConnectionUpdate, SamlRepo, StoreError, TenantRepo, TenantUpdate, UserRepo, UserUpdate,
 };
 use latchkey_tests::TestDb;
 
@@ -501,6 +502,494 @@ fn client_ids_are_unguessable(db: &Db) {
     );
 }
 
+// --- SAML connections -------------------------------------------------------------------------
+
+fn idp(entity: &str, certs: &[&str]) -> IdpDescriptor {
+    IdpDescriptor {
+        entity_id: entity.into(),
+        sso_url: format!("{entity}/sso"),
+        sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
+        certificates: certs.iter().map(|c| (*c).to_owned()).collect(),
+        wants_signed_requests: false,
+    }
+}
+
+fn new_saml(db: &Db, name: &str, domains: &[&str]) -> NewSamlConnection {
+    NewSamlConnection {
+        id: db.new_saml_connection_id(),
+        name: name.into(),
+        display_name: format!("{name} IdP"),
+        idp: idp(&format!("https://{name}.idp.example"), &["Q0VSVDE="]),
+        metadata_url: None,
+        options: SamlOptions {
+            domains: domains.iter().map(|d| (*d).to_owned()).collect(),
+            ..SamlOptions::default()
+        },
+        sp_certificate: "U1BDRVJU".into(),
+        sp_key_sealed: "SEALED-SP-KEY".into(),
+        next_refresh_at: None,
+    }
+}
+
+fn saml(db: &Db, t: &TenantId, name: &str, domains: &[&str]) -> SamlConnection {
+    db.create_saml_connection(t, ACTOR, &new_saml(db, name, domains))
+        .unwrap()
+}
+
+fn events_named(db: &Db, t: &TenantId, action: &str) -> Vec<latchkey_core::AuditEvent> {
+    db.audit_events(t, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action)
+        .collect()
+}
+
+fn saml_connections_are_created_listed_and_found_by_name_and_domain(db: &Db) {
+    let t = tenant(db, "acme");
+    let new = new_saml(db, "okta", &["Corp.Example", "corp.example", "eu.corp.example"]);
+    let created = db.create_saml_connection(&t, ACTOR, &new).unwrap();
+    assert_eq!(created.id, new.id, "the id the caller sealed with is the row's");
+    assert_eq!(
+        created.options.domains,
+        ["corp.example", "eu.corp.example"],
+        "domains are lowercased and deduplicated"
+    );
+    assert_eq!(created.sp_key_sealed, "SEALED-SP-KEY");
+    let got = db.saml_connection(&t, &created.id).unwrap().unwrap();
+    assert_eq!(got, created);
+    assert_eq!(db.saml_connection_by_name(&t, "okta").unwrap().unwrap(), created);
+    assert!(db.saml_connection_by_name(&t, "entra").unwrap().is_none());
+    saml(db, &t, "entra", &["other.example"]);
+    let names: Vec<String> = db
+        .list_saml_connections(&t)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["entra", "okta"]);
+    assert_eq!(
+        db.saml_connection_for_domain(&t, "EU.Corp.Example")
+            .unwrap()
+            .unwrap()
+            .id,
+        created.id
+    );
+    assert!(db.saml_connection_for_domain(&t, "example").unwrap().is_none());
+    let e = events_named(db, &t, "saml.connection.create");
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].target, format!("saml:{}", created.id));
+    assert_eq!(e[0].details["certificates"], 1);
+    assert_eq!(e[0].details["idp_entity_id"], "https://okta.idp.example");
+    let all = serde_json::to_string(&db.audit_events(&t, 0, 100).unwrap()).unwrap();
+    assert!(!all.contains("SEALED-SP-KEY"), "the sealed key is not audited");
+    for bad in ["not a slug", "x"] {
+        let mut n = new_saml(db, bad, &[]);
+        n.name = bad.into();
+        assert!(matches!(
+            db.create_saml_connection(&t, ACTOR, &n),
+            Err(StoreError::Invalid(e)) if e.field == "name"
+        ));
+    }
+    for bad in [
+        "localhost",
+        "-a.example",
+        "a..example",
+        "a b.example",
+        "*.example",
+    ] {
+        assert!(
+            matches!(
+                db.create_saml_connection(&t, ACTOR, &new_saml(db, "bad", &[bad])),
+                Err(StoreError::Invalid(e)) if e.field == "domains"
+            ),
+            "{bad}"
+        );
+    }
+    let mut no_cert = new_saml(db, "nocert", &[]);
+    no_cert.idp.certificates.clear();
+    assert!(matches!(
+        db.create_saml_connection(&t, ACTOR, &no_cert),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+fn saml_names_and_domains_are_unique_per_tenant(db: &Db) {
+    let a = tenant(db, "acme");
+    let b = tenant(db, "beta");
+    saml(db, &a, "okta", &["corp.example"]);
+    let before = head(db, &a);
+    let dup = db.create_saml_connection(&a, ACTOR, &new_saml(db, "okta", &[]));
+    assert!(
+        matches!(&dup, Err(StoreError::Conflict(m)) if m.contains("okta")),
+        "{dup:?}"
+    );
+    let claimed =
+        db.create_saml_connection(&a, ACTOR, &new_saml(db, "entra", &["x.example", "CORP.example"]));
+    assert!(
+        matches!(&claimed, Err(StoreError::Conflict(m)) if m.contains("corp.example") && m.contains("okta")),
+        "{claimed:?}"
+    );
+    assert_eq!(head(db, &a), before, "refused creates leave no audit event");
+    assert_eq!(db.list_saml_connections(&a).unwrap().len(), 1);
+    // Claiming through an update is refused too.
+    let entra = saml(db, &a, "entra", &["x.example"]);
+    let mut o = entra.options.clone();
+    o.domains.push("corp.example".into());
+    let up = db.update_saml_connection(
+        &a,
+        ACTOR,
+        &entra.id,
+        &SamlConnectionUpdate {
+            options: Some(o),
+            ..SamlConnectionUpdate::default()
+        },
+    );
+    assert!(matches!(up, Err(StoreError::Conflict(_))), "{up:?}");
+    // Another tenant has its own names and domains.
+    saml(db, &b, "okta", &["corp.example"]);
+}
+
+fn saml_connections_are_updated_with_audited_changes(db: &Db) {
+    let t = tenant(db, "acme");
+    let s = saml(db, &t, "okta", &["corp.example"]);
+    let mut o = s.options.clone();
+    o.domains = vec!["New.Example".into()];
+    o.jit = false;
+    o.role_map = vec![("admins".into(), "admin".into())];
+    let after = db
+        .update_saml_connection(
+            &t,
+            "cli:ops",
+            &s.id,
+            &SamlConnectionUpdate {
+                display_name: Some("Okta SSO".into()),
+                idp: Some(idp("https://new.idp.example", &["QQ==", "Qg=="])),
+                metadata_url: Some(Some("https://new.idp.example/metadata".into())),
+                options: Some(o),
+            },
+        )
+        .unwrap();
+    assert_eq!(after.display_name, "Okta SSO");
+    assert_eq!(after.options.domains, ["new.example"]);
+    assert_eq!(after.idp.certificates.len(), 2);
+    assert_eq!(db.saml_connection(&t, &s.id).unwrap().unwrap(), after);
+    assert!(
+        db.saml_connection_for_domain(&t, "corp.example")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        db.saml_connection_for_domain(&t, "new.example")
+            .unwrap()
+            .unwrap()
+            .id,
+        s.id
+    );
+    let e = events_named(db, &t, "saml.connection.update");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].actor, "cli:ops");
+    let ch = &e[0].details["changes"];
+    assert_eq!(ch["idp_entity_id"]["before"], "https://okta.idp.example");
+    assert_eq!(ch["idp_entity_id"]["after"], "https://new.idp.example");
+    assert_eq!(ch["certificates"]["before"], 1);
+    assert_eq!(ch["certificates"]["after"], 2);
+    assert_eq!(ch["options"]["after"]["jit"], false);
+    assert!(ch.get("name").is_none(), "unchanged fields are not listed");
+    // Unknown ids are NotFound.
+    assert!(matches!(
+        db.update_saml_connection(&t, ACTOR, "nope", &SamlConnectionUpdate::default()),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn saml_metadata_refresh_success_and_failure_are_audited(db: &Db) {
+    let t = tenant(db, "acme");
+    let mut n = new_saml(db, "okta", &[]);
+    n.metadata_url = Some("https://okta.idp.example/metadata".into());
+    n.next_refresh_at = Some(0);
+    let s = db.create_saml_connection(&t, ACTOR, &n).unwrap();
+    db.saml_metadata_failed(&t, &s.id, "connection refused", 5_000)
+        .unwrap();
+    let failed = db.saml_connection(&t, &s.id).unwrap().unwrap();
+    assert_eq!(failed.metadata_error.as_deref(), Some("connection refused"));
+    assert_eq!(failed.idp, s.idp, "the last good metadata stays");
+    assert_eq!(failed.next_refresh_at, Some(5_000));
+    let rolled = idp("https://okta.idp.example", &["Q0VSVDE=", "Q0VSVDI="]);
+    let ok = db.saml_metadata_refreshed(&t, &s.id, &rolled, 9_000).unwrap();
+    assert_eq!(ok.idp, rolled);
+    assert_eq!(ok.metadata_error, None);
+    assert!(ok.metadata_refreshed_at.is_some());
+    assert_eq!(ok.next_refresh_at, Some(9_000));
+    db.saml_metadata_refreshed(&t, &s.id, &rolled, 10_000).unwrap();
+    let e = events_named(db, &t, "saml.metadata.refresh");
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[0].outcome, latchkey_core::Outcome::Failure);
+    assert_eq!(e[0].details["error"], "connection refused");
+    assert_eq!(e[1].outcome, latchkey_core::Outcome::Success);
+    assert_eq!(e[1].details["changed"], true);
+    assert_eq!(e[1].details["certificates"], 2);
+    assert_eq!(e[2].details["changed"], false);
+    assert!(matches!(
+        db.saml_metadata_failed(&t, "nope", "x", 0),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn saml_refreshes_are_claimed_once(db: &Db) {
+    let a = tenant(db, "acme");
+    let b = tenant(db, "beta");
+    let mut due = Vec::new();
+    for (t, name, next) in [
+        (&a, "due", Some(100)),
+        (&b, "due", Some(50)),
+        (&a, "later", Some(10_000)),
+    ] {
+        let mut n = new_saml(db, name, &[]);
+        n.metadata_url = Some("https://idp.example/metadata".into());
+        n.next_refresh_at = next;
+        let s = db.create_saml_connection(t, ACTOR, &n).unwrap();
+        if next < Some(1_000) {
+            due.push((t.clone(), s.id));
+        }
+    }
+    // From a file: never refreshed, even with a time set.
+    let mut file = new_saml(db, "file", &[]);
+    file.next_refresh_at = Some(0);
+    db.create_saml_connection(&a, ACTOR, &file).unwrap();
+    let before = head(db, &a);
+    let mut first = db.claim_saml_refreshes(1_000, 60_000, 10).unwrap();
+    first.sort();
+    due.sort();
+    assert_eq!(first, due);
+    assert!(db.claim_saml_refreshes(1_000, 60_000, 10).unwrap().is_empty());
+    assert_eq!(head(db, &a), before, "claims are not audited");
+    assert_eq!(
+        db.saml_connection(&a, &due.iter().find(|d| d.0 == a).unwrap().1)
+            .unwrap()
+            .unwrap()
+            .next_refresh_at,
+        Some(61_000),
+        "the claim leases the connection"
+    );
+    // After the lease, it is due again; the limit holds.
+    assert_eq!(db.claim_saml_refreshes(61_000, 60_000, 1).unwrap().len(), 1);
+    // Racing claimers never both get one.
+    let got: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| db.claim_saml_refreshes(200_000, 60_000, 10).unwrap().len()))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(got, 3);
+}
+
+fn deleting_a_saml_connection_removes_its_identities(db: &Db) {
+    let t = tenant(db, "acme");
+    let s = saml(db, &t, "okta", &[]);
+    let other = saml(db, &t, "entra", &[]);
+    let u = user(db, &t, "alice");
+    db.link_saml_identity(&t, ACTOR, &s.id, "alice@corp.example", &u)
+        .unwrap();
+    db.link_saml_identity(&t, ACTOR, &other.id, "00u1", &u).unwrap();
+    assert_eq!(
+        db.saml_identity(&t, &s.id, "alice@corp.example").unwrap(),
+        Some(u.clone())
+    );
+    let dup = db.link_saml_identity(&t, ACTOR, &s.id, "alice@corp.example", &u);
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    assert!(matches!(
+        db.link_saml_identity(&t, ACTOR, &s.id, "ghost", &UserId("nobody".into())),
+        Err(StoreError::NotFound { .. })
+    ));
+    db.saml_login_seen(&t, &s.id, "alice@corp.example").unwrap();
+    assert_eq!(events_named(db, &t, "saml.identity.link").len(), 2);
+    db.delete_saml_connection(&t, "cli:ops", &s.id).unwrap();
+    assert!(db.saml_connection(&t, &s.id).unwrap().is_none());
+    assert!(
+        db.saml_identity(&t, &s.id, "alice@corp.example")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        db.saml_identities_of_user(&t, &u).unwrap(),
+        [(other.id.clone(), "00u1".to_owned())]
+    );
+    assert!(db.user(&t, &u).unwrap().is_some(), "the user stays");
+    let e = events_named(db, &t, "saml.connection.delete");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].details["name"], "okta");
+    assert!(matches!(
+        db.delete_saml_connection(&t, ACTOR, &s.id),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Deleting the user removes its links.
+    db.delete_user(&t, ACTOR, &u).unwrap();
+    assert!(db.saml_identity(&t, &other.id, "00u1").unwrap().is_none());
+}
+
+fn provisioning_a_saml_user_creates_user_and_link_atomically(db: &Db) {
+    let t = tenant(db, "acme");
+    let s = saml(db, &t, "okta", &[]);
+    let new = NewUser {
+        username: "Carol@Corp.Example".into(),
+        email: Some("carol@corp.example".into()),
+        ..NewUser::default()
+    };
+    let u = db.provision_saml_user(&t, &s.id, "00uCAROL", &new).unwrap();
+    assert_eq!(u.username, "carol@corp.example");
+    assert_eq!(
+        db.saml_identity(&t, &s.id, "00uCAROL").unwrap(),
+        Some(u.id.clone())
+    );
+    let events = events_named(db, &t, "user.create");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].details["source"], "saml");
+    assert_eq!(events[0].details["connection"], s.id.as_str());
+    assert_eq!(events[0].target, format!("user:{}", u.id));
+    // A taken username: no user, no link, no event.
+    let before = head(db, &t);
+    let clash = db.provision_saml_user(
+        &t,
+        &s.id,
+        "00uOTHER",
+        &NewUser {
+            username: "CAROL@corp.example".into(),
+            ..NewUser::default()
+        },
+    );
+    assert!(
+        matches!(&clash, Err(StoreError::Conflict(m)) if m.contains("username")),
+        "{clash:?}"
+    );
+    assert!(db.saml_identity(&t, &s.id, "00uOTHER").unwrap().is_none());
+    // A NameID linked already: the new user is rolled back with it.
+    let again = db.provision_saml_user(
+        &t,
+        &s.id,
+        "00uCAROL",
+        &NewUser {
+            username: "carol2".into(),
+            ..NewUser::default()
+        },
+    );
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(db.user_by_username(&t, "carol2").unwrap().is_none());
+    assert!(matches!(
+        db.provision_saml_user(
+            &t,
+            "no-such-connection",
+            "x",
+            &NewUser {
+                username: "dave".into(),
+                ..NewUser::default()
+            }
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(db.user_by_username(&t, "dave").unwrap().is_none());
+    assert_eq!(head(db, &t), before);
+    assert_eq!(db.list_users(&t).unwrap().len(), 1);
+}
+
+fn saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {
+    let a = tenant(db, "acme");
+    let b = tenant(db, "beta");
+    let s = saml(db, &a, "okta", &["corp.example"]);
+    let u = user(db, &a, "alice");
+    db.link_saml_identity(&a, ACTOR, &s.id, "alice", &u).unwrap();
+    assert!(db.saml_connection(&b, &s.id).unwrap().is_none());
+    assert!(db.saml_connection_by_name(&b, "okta").unwrap().is_none());
+    assert!(db.list_saml_connections(&b).unwrap().is_empty());
+    assert!(
+        db.saml_connection_for_domain(&b, "corp.example")
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        db.update_saml_connection(
+            &b,
+            ACTOR,
+            &s.id,
+            &SamlConnectionUpdate {
+                display_name: Some("hijacked".into()),
+                ..SamlConnectionUpdate::default()
+            }
+        ),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        db.saml_metadata_refreshed(&b, &s.id, &idp("https://evil.example", &["RQ=="]), 0),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        db.delete_saml_connection(&b, ACTOR, &s.id),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(db.saml_identity(&b, &s.id, "alice").unwrap().is_none());
+    assert!(db.saml_identities_of_user(&b, &u).unwrap().is_empty());
+    // B's user can't be linked through A's connection, nor provisioned into it.
+    let bu = user(db, &b, "mallory");
+    assert!(db.link_saml_identity(&b, ACTOR, &s.id, "m", &bu).is_err());
+    assert!(db.link_saml_identity(&a, ACTOR, &s.id, "m", &bu).is_err());
+    assert!(
+        db.provision_saml_user(
+            &b,
+            &s.id,
+            "m",
+            &NewUser {
+                username: "m".into(),
+                ..NewUser::default()
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(db.saml_connection(&a, &s.id).unwrap().unwrap(), s);
+    assert_eq!(db.saml_identity(&a, &s.id, "alice").unwrap(), Some(u));
+}
+
+fn sp_aad<'a>(t: &'a TenantId, id: &'a str) -> Aad<'a> {
+    Aad {
+        tenant: t.as_str(),
+        table: "saml_connections",
+        column: "sp_key_sealed",
+        row: id,
+    }
+}
+
+fn data_key_rotation_reseals_saml_sp_keys(db: &Db) {
+    let t = tenant(db, "acme");
+    let ring = KeyRing::open(
+        db.clone(),
+        MasterKey::generate().unwrap(),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+    )
+    .unwrap();
+    ring.ensure_tenant(&t, ACTOR).unwrap();
+    let mut n = new_saml(db, "okta", &[]);
+    let id = n.id.clone();
+    n.sp_key_sealed = ring.seal(&t, sp_aad(&t, &id), b"PKCS8-DER").unwrap();
+    db.create_saml_connection(&t, ACTOR, &n).unwrap();
+    let old_dek = db.data_keys(&t).unwrap()[0].id.clone();
+    assert!(n.sp_key_sealed.contains(&old_dek));
+    let (new_dek, moved) = ring.rotate_dek(&t, ACTOR, 100, None).unwrap();
+    assert!(moved >= 1, "{moved}");
+    let stored = db.saml_connection(&t, &id).unwrap().unwrap().sp_key_sealed;
+    assert!(
+        stored.contains(&new_dek) && !stored.contains(&old_dek),
+        "{stored}"
+    );
+    assert_eq!(db.data_keys(&t).unwrap().len(), 1, "the old data key is gone");
+    ring.invalidate(&t);
+    assert_eq!(
+        ring.open_sealed(&t, sp_aad(&t, &id), &stored).unwrap(),
+        b"PKCS8-DER"
+    );
+    assert!(
+        ring.open_sealed(&t, sp_aad(&t, "another-row"), &stored).is_err(),
+        "bound to its row"
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -524,6 +1013,15 @@ contract!(
     every_change_is_in_the_audit_chain_without_secrets,
     concurrent_writers_keep_one_gapless_chain,
     client_ids_are_unguessable,
+    saml_connections_are_created_listed_and_found_by_name_and_domain,
+    saml_names_and_domains_are_unique_per_tenant,
+    saml_connections_are_updated_with_audited_changes,
+    saml_metadata_refresh_success_and_failure_are_audited,
+    saml_refreshes_are_claimed_once,
+    deleting_a_saml_connection_removes_its_identities,
+    provisioning_a_saml_user_creates_user_and_link_atomically,
+    saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b,
+    data_key_rotation_reseals_saml_sp_keys,
 );
 
 // --- tampering: the attacker has write access to the database --------------------------------

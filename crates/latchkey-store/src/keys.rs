@@ -3,7 +3,9 @@
 //! lock (its audit head row), so several nodes deciding the same rotation produce one result.
 
 use crate::db::{Db, from_json, reserve};
-use crate::schema::{audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, signing_keys};
+use crate::schema::{
+    audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, saml_connections, signing_keys,
+};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UnixMillis};
@@ -189,6 +191,16 @@ impl KeyTx<'_> {
             .filter(mfa_totp::tenant_id.eq(t))
             .select((mfa_totp::user_id, mfa_totp::seed_sealed))
             .load(self.c)?;
+        let saml: Vec<(String, String)> = saml_connections::table
+            .filter(saml_connections::tenant_id.eq(t))
+            .select((saml_connections::id, saml_connections::sp_key_sealed))
+            .load(self.c)?;
+        let saml = saml.into_iter().map(|(row, value)| SealedValue {
+            table: "saml_connections",
+            column: "sp_key_sealed",
+            row,
+            value,
+        });
         let seeds = seeds.into_iter().map(|(row, value)| SealedValue {
             table: "mfa_totp",
             column: "seed_sealed",
@@ -209,7 +221,7 @@ impl KeyTx<'_> {
                 value: value?,
             })
         });
-        Ok(keys.chain(mail).chain(seeds).collect())
+        Ok(keys.chain(mail).chain(seeds).chain(saml).collect())
     }
 
     /// Replaces a sealed value if it is unchanged since it was read; false otherwise.
@@ -245,6 +257,16 @@ impl KeyTx<'_> {
                 ),
             )
             .set(mfa_totp::seed_sealed.eq(new))
+            .execute(self.c)?,
+            ("saml_connections", "sp_key_sealed") => diesel::update(
+                saml_connections::table.filter(
+                    saml_connections::tenant_id
+                        .eq(t)
+                        .and(saml_connections::id.eq(&v.row))
+                        .and(saml_connections::sp_key_sealed.eq(&v.value)),
+                ),
+            )
+            .set(saml_connections::sp_key_sealed.eq(new))
             .execute(self.c)?,
             (table, column) => {
                 return Err(StoreError::Database(format!("no sealed column {table}.{column}")));

@@ -14,6 +14,7 @@ mod oauth;
 mod resets;
 mod risk;
 mod roles;
+mod saml;
 mod schema;
 mod tenants;
 mod users;
@@ -32,6 +33,7 @@ pub use oauth::{
 pub use resets::{Channel, MailOutbox, NewMail, QueuedMail, ResetRepo};
 pub use risk::RiskRepo;
 pub use roles::RoleRepo;
+pub use saml::{NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserRepo, UserUpdate};
 

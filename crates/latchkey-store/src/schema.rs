@@ -280,6 +280,40 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    saml_connections (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        display_name -> Text,
+        idp_entity_id -> Text,
+        sso_url -> Text,
+        sso_binding -> Text,
+        idp_certificates -> Text,
+        wants_signed_requests -> Bool,
+        metadata_url -> Nullable<Text>,
+        options -> Text,
+        sp_certificate -> Text,
+        sp_key_sealed -> Text,
+        metadata_refreshed_at -> Nullable<BigInt>,
+        metadata_error -> Nullable<Text>,
+        next_refresh_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    saml_identities (tenant_id, connection_id, name_id) {
+        tenant_id -> Text,
+        connection_id -> Text,
+        name_id -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -302,5 +336,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     audit_heads,
     audit_events,
-    risk_history
+    risk_history,
+    saml_connections,
+    saml_identities
 );

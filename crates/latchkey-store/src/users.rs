@@ -104,6 +104,31 @@ pub(crate) fn profile(u: &User) -> serde_json::Value {
 }
 
 impl Db {
+    /// Validates and normalizes a new user (lowercased username and email) and gives it an id.
+    pub(crate) fn prepare_user(&self, t: &TenantId, new: &NewUser) -> Result<User> {
+        let username = validate::username(&new.username)?;
+        let email = new.email.as_deref().map(validate::email).transpose()?;
+        let display_name = new
+            .display_name
+            .as_deref()
+            .map(|n| validate::display_name("display_name", n))
+            .transpose()?;
+        let now = self.now();
+        Ok(User {
+            id: UserId(self.new_id()),
+            tenant_id: t.clone(),
+            username,
+            email,
+            display_name,
+            status: UserStatus::Active,
+            password_hash: new.password_hash.clone(),
+            password_changed_at: new.password_hash.as_ref().map(|_| now),
+            sessions_not_before: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
     fn find_user_by(&self, t: &TenantId, column_is_username: bool, value: &str) -> Result<Option<User>> {
         let mut conn = self.conn()?;
         let q = users::table
@@ -168,46 +193,11 @@ impl Db {
 
 impl UserRepo for Db {
     fn create_user(&self, t: &TenantId, actor: &str, new: &NewUser) -> Result<User> {
-        let username = validate::username(&new.username)?;
-        let email = new.email.as_deref().map(validate::email).transpose()?;
-        let display_name = new
-            .display_name
-            .as_deref()
-            .map(|n| validate::display_name("display_name", n))
-            .transpose()?;
-        let now = self.now();
-        let user = User {
-            id: UserId(self.new_id()),
-            tenant_id: t.clone(),
-            username,
-            email,
-            display_name,
-            status: UserStatus::Active,
-            password_hash: new.password_hash.clone(),
-            password_changed_at: new.password_hash.as_ref().map(|_| now),
-            sessions_not_before: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let user = self.prepare_user(t, new)?;
         self.audited(t, |c| {
-            diesel::insert_into(users::table)
-                .values((
-                    users::id.eq(user.id.as_str()),
-                    users::tenant_id.eq(t.as_str()),
-                    users::username.eq(&user.username),
-                    users::email.eq(&user.email),
-                    users::display_name.eq(&user.display_name),
-                    users::status.eq(user.status.as_str()),
-                    users::password_hash.eq(&user.password_hash),
-                    users::password_changed_at.eq(user.password_changed_at),
-                    users::created_at.eq(now),
-                    users::updated_at.eq(now),
-                ))
-                .execute(c)
-                .map_err(|e| conflict(e, &user.username, user.email.as_deref()))?;
-            let mut details = profile(&user);
-            details["password_set"] = json!(user.password_hash.is_some());
-            let event = NewAuditEvent::success(actor, "user.create", format!("user:{}", user.id), details);
+            insert_user(c, &user)?;
+            let event =
+                NewAuditEvent::success(actor, "user.create", format!("user:{}", user.id), created(&user));
             Ok((user, event))
         })
     }
@@ -316,6 +306,34 @@ impl UserRepo for Db {
             Ok(((), event))
         })
     }
+}
+
+/// Inserts a prepared user (see `Db::prepare_user`) inside the caller's transaction; a taken
+/// username or email is a `Conflict` naming which.
+pub(crate) fn insert_user(c: &mut AnyConnection, user: &User) -> Result<()> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(user.id.as_str()),
+            users::tenant_id.eq(user.tenant_id.as_str()),
+            users::username.eq(&user.username),
+            users::email.eq(&user.email),
+            users::display_name.eq(&user.display_name),
+            users::status.eq(user.status.as_str()),
+            users::password_hash.eq(&user.password_hash),
+            users::password_changed_at.eq(user.password_changed_at),
+            users::created_at.eq(user.created_at),
+            users::updated_at.eq(user.updated_at),
+        ))
+        .execute(c)
+        .map_err(|e| conflict(e, &user.username, user.email.as_deref()))?;
+    Ok(())
+}
+
+/// The details of a `user.create` event.
+pub(crate) fn created(u: &User) -> serde_json::Value {
+    let mut details = profile(u);
+    details["password_set"] = json!(u.password_hash.is_some());
+    details
 }
 
 /// Replaces the password hash and stamps `password_changed_at`; the replaced hash joins the

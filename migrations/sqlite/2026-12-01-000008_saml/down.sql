@@ -1,0 +1,2 @@
+DROP TABLE saml_identities;
+DROP TABLE saml_connections;
