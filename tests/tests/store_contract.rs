@@ -666,13 +666,34 @@ fn saml_connections_are_updated_with_audited_changes(db: &Db) {
                 idp: Some(idp("https://new.idp.example", &["QQ==", "Qg=="])),
                 metadata_url: Some(Some("https://new.idp.example/metadata".into())),
                 options: Some(o),
+                next_refresh_at: Some(Some(42)),
             },
         )
         .unwrap();
     assert_eq!(after.display_name, "Okta SSO");
     assert_eq!(after.options.domains, ["new.example"]);
     assert_eq!(after.idp.certificates.len(), 2);
+    assert_eq!(after.next_refresh_at, Some(42));
+    assert!(
+        after.metadata_refreshed_at.is_some(),
+        "new metadata from a URL counts as fetched"
+    );
     assert_eq!(db.saml_connection(&t, &s.id).unwrap().unwrap(), after);
+    let to_file = db
+        .update_saml_connection(
+            &t,
+            ACTOR,
+            &s.id,
+            &SamlConnectionUpdate {
+                metadata_url: Some(None),
+                ..SamlConnectionUpdate::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        to_file.next_refresh_at, None,
+        "metadata from a file is not refreshed"
+    );
     assert!(
         db.saml_connection_for_domain(&t, "corp.example")
             .unwrap()
@@ -686,7 +707,7 @@ fn saml_connections_are_updated_with_audited_changes(db: &Db) {
         s.id
     );
     let e = events_named(db, &t, "saml.connection.update");
-    assert_eq!(e.len(), 1);
+    assert_eq!(e.len(), 2);
     assert_eq!(e[0].actor, "cli:ops");
     let ch = &e[0].details["changes"];
     assert_eq!(ch["idp_entity_id"]["before"], "https://okta.idp.example");

@@ -31,13 +31,15 @@ pub struct NewSamlConnection {
     pub next_refresh_at: Option<UnixMillis>,
 }
 
-/// Changes to a connection; `None` keeps a field, `metadata_url: Some(None)` clears the URL.
+/// Changes to a connection; `None` keeps a field, `Some(None)` clears it. New metadata (`idp`)
+/// clears the last refresh error; clearing `metadata_url` also clears `next_refresh_at`.
 #[derive(Debug, Clone, Default)]
 pub struct SamlConnectionUpdate {
     pub display_name: Option<String>,
     pub idp: Option<IdpDescriptor>,
     pub metadata_url: Option<Option<String>>,
     pub options: Option<SamlOptions>,
+    pub next_refresh_at: Option<Option<UnixMillis>>,
 }
 
 pub trait SamlRepo {
@@ -376,7 +378,8 @@ impl SamlRepo for Db {
             options,
             sp_certificate: new.sp_certificate.clone(),
             sp_key_sealed: new.sp_key_sealed.clone(),
-            metadata_refreshed_at: None,
+            // Metadata from a URL was fetched just now.
+            metadata_refreshed_at: new.metadata_url.as_ref().map(|_| now),
             metadata_error: None,
             next_refresh_at: new.next_refresh_at,
             created_at: now,
@@ -399,6 +402,7 @@ impl SamlRepo for Db {
                     saml_connections::options.eq(to_json(&conn.options)),
                     saml_connections::sp_certificate.eq(&conn.sp_certificate),
                     saml_connections::sp_key_sealed.eq(&conn.sp_key_sealed),
+                    saml_connections::metadata_refreshed_at.eq(conn.metadata_refreshed_at),
                     saml_connections::next_refresh_at.eq(conn.next_refresh_at),
                     saml_connections::created_at.eq(now),
                     saml_connections::updated_at.eq(now),
@@ -467,8 +471,9 @@ impl SamlRepo for Db {
             if let Some(n) = display_name {
                 after.display_name = n;
             }
-            if let Some(idp) = &change.idp {
-                after.idp = idp.clone();
+            let now = self.now();
+            if let Some(next) = change.next_refresh_at {
+                after.next_refresh_at = next;
             }
             if let Some(url) = &change.metadata_url {
                 after.metadata_url.clone_from(url);
@@ -476,11 +481,16 @@ impl SamlRepo for Db {
                     after.next_refresh_at = None;
                 }
             }
+            if let Some(idp) = &change.idp {
+                after.idp = idp.clone();
+                after.metadata_error = None;
+                after.metadata_refreshed_at = after.metadata_url.as_ref().map(|_| now);
+            }
             if let Some(o) = options {
                 check_domains_free(c, t, id, &o.domains)?;
                 after.options = o;
             }
-            after.updated_at = self.now();
+            after.updated_at = now;
             store(c, &after)?;
             let event = NewAuditEvent::success(
                 actor,

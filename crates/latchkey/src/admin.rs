@@ -66,6 +66,7 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
         Command::Audit(c) => audit(&db, c),
         Command::AdminToken(c) => admin_token(&db, c),
         Command::Keys(c) => crate::keys::run(config, &db, c),
+        Command::Saml(c) => crate::saml::run(config, &db, c),
         Command::Serve | Command::Demo => unreachable!("handled in main"),
     }
 }
@@ -195,7 +196,7 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-fn done(json: bool, v: serde_json::Value, text: &str) {
+pub fn done(json: bool, v: serde_json::Value, text: &str) {
     if json { print_json(&v) } else { println!("{text}") }
 }
 

@@ -45,6 +45,125 @@ pub enum Command {
     /// Signing keys and the master key.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Manage a tenant's SAML connections (enterprise identity providers; Latchkey is the
+    /// service provider toward them).
+    #[command(subcommand)]
+    Saml(SamlCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SamlCmd {
+    /// Connect an IdP from its metadata; prints what the IdP's administrator needs (SP entity
+    /// id, metadata and ACS URLs).
+    Add(Box<SamlAdd>),
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The connection: IdP endpoints and certificates, options, metadata source and refresh
+    /// state, SP URLs and certificate (never the SP private key).
+    Show {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change options, or replace the metadata (--metadata-file / --metadata-url).
+    Update(Box<SamlUpdate>),
+    /// Remove the connection and the links of its users' identities (the users stay).
+    Remove {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Fetch the metadata from its URL now. On failure the last good metadata is kept, the
+    /// error recorded, and the command exits 1.
+    RefreshMetadata {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("metadata").required(true).args(["metadata_file", "metadata_url"])))]
+pub struct SamlAdd {
+    #[command(flatten)]
+    pub t: TenantArg,
+    /// URL-safe name: /t/{tenant}/saml/{name}/…
+    #[arg(long)]
+    pub name: String,
+    /// The IdP's metadata XML (the connection is not refreshed).
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Where the IdP publishes its metadata (https, or http on loopback); refreshed hourly.
+    #[arg(long, value_name = "URL")]
+    pub metadata_url: Option<String>,
+    /// Shown on the sign-in page (default: the name).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[command(flatten)]
+    pub opts: SamlFlags,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SamlUpdate {
+    #[command(flatten)]
+    pub t: TenantArg,
+    pub name: String,
+    /// Replace the metadata from this file (the connection stops refreshing from a URL).
+    #[arg(long, value_name = "FILE", conflicts_with = "metadata_url")]
+    pub metadata_file: Option<PathBuf>,
+    /// Replace the metadata from this URL now and refresh from it hourly.
+    #[arg(long, value_name = "URL")]
+    pub metadata_url: Option<String>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[command(flatten)]
+    pub opts: SamlFlags,
+    /// Remove every group → role mapping.
+    #[arg(long, conflicts_with = "role_map")]
+    pub no_role_map: bool,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+/// Per-connection behaviour (see `SamlOptions`); on `update`, only the flags given change.
+#[derive(Debug, Args, Default)]
+pub struct SamlFlags {
+    /// Email domains this IdP signs in (home-realm discovery), comma-separated; '' clears.
+    #[arg(long, value_name = "DOMAINS")]
+    pub domains: Option<String>,
+    /// Accept IdP-initiated (unsolicited) responses.
+    #[arg(long, value_name = "on|off", value_parser = on_off, num_args = 0..=1, default_missing_value = "on")]
+    pub allow_idp_initiated: Option<bool>,
+    /// Create users at their first sign-in (default on).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub jit: Option<bool>,
+    /// Link a first sign-in to the local account with the same email in one of the domains.
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub link_existing: Option<bool>,
+    /// Take the IdP's word for multi-factor authentication.
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub trust_idp_mfa: Option<bool>,
+    /// Sign AuthnRequests (default: what the IdP's metadata asks for).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub sign_requests: Option<bool>,
+    /// Which attribute gives email, name or groups (repeatable; `email=` resets to the default).
+    #[arg(long = "map", value_name = "email|name|groups=ATTR")]
+    pub map: Vec<String>,
+    /// IdP group → tenant role (repeatable; on update, replaces the whole map).
+    #[arg(long = "role-map", value_name = "GROUP=ROLE")]
+    pub role_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

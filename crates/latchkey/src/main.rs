@@ -7,6 +7,7 @@ mod cli;
 mod demo;
 mod keys;
 mod output;
+mod saml;
 
 use clap::Parser;
 use cli::{Cli, Command};

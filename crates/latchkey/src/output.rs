@@ -1,6 +1,6 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
-use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, TenantCmd, UserCmd};
+use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, SamlCmd, TenantCmd, UserCmd};
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
@@ -28,6 +28,14 @@ pub fn wants_json(c: &Command) -> bool {
             | AdminTokenCmd::List { out, .. }
             | AdminTokenCmd::Revoke { out, .. },
         ) => out.json,
+        Command::Saml(c) => match c {
+            SamlCmd::Add(a) => a.out.json,
+            SamlCmd::Update(u) => u.out.json,
+            SamlCmd::List { out, .. }
+            | SamlCmd::Show { out, .. }
+            | SamlCmd::Remove { out, .. }
+            | SamlCmd::RefreshMetadata { out, .. } => out.json,
+        },
         Command::Client(c) => match c {
             ClientCmd::Create(c) => c.out.json,
             ClientCmd::List { out, .. }

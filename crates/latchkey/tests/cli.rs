@@ -995,3 +995,682 @@ fn serve_stops_cleanly_on_sigint() {
         "{logs}"
     );
 }
+
+// --- SAML connections -------------------------------------------------------------------------
+
+const T0_MS: i64 = 1_700_000_000_000;
+const YEAR_MS: i64 = 365 * 24 * 3_600_000;
+
+fn now_ms() -> i64 {
+    i64::try_from(std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap()
+}
+
+/// A self-signed certificate (base64 DER) valid from `from` for ten years.
+fn cert(cn: &str, from: i64) -> String {
+    latchkey_saml::generate_sp_key(cn, from).unwrap().certificate
+}
+
+/// IdP metadata with these signing certificates and SingleSignOnService bindings.
+fn idp_metadata(entity: &str, certs: &[&str], bindings: &[&str]) -> String {
+    let mut keys = String::new();
+    for c in certs {
+        keys.push_str(r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>"#);
+        keys.push_str(c);
+        keys.push_str("</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>");
+    }
+    let mut services = String::new();
+    for b in bindings {
+        services.push_str(
+            &[
+                r#"<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:"#,
+                b,
+                r#"" Location=""#,
+                entity,
+                "/sso/",
+                b,
+                r#""/>"#,
+            ]
+            .concat(),
+        );
+    }
+    format!(
+        r#"<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol" WantAuthnRequestsSigned="true">
+    {keys}
+    {services}
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"#
+    )
+}
+
+impl Cli {
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+}
+
+fn sealed_sp_key(db: &TestDb, tenant: &str, name: &str) -> String {
+    use latchkey_store::{SamlRepo, TenantRepo};
+    let t = db.db.tenant_by_slug(tenant).unwrap().unwrap();
+    db.db
+        .saml_connection_by_name(&t.id, name)
+        .unwrap()
+        .unwrap()
+        .sp_key_sealed
+}
+
+fn saml_connections_from_the_cli(db: &TestDb) {
+    use latchkey_store::{RoleRepo, TenantRepo};
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let tid = db.db.tenant_by_slug("acme").unwrap().unwrap().id;
+    db.db.create_role(&tid, "test", "admin", None).unwrap();
+    let (old, new) = (cert("Okta 2025", now_ms() - YEAR_MS), cert("Okta 2026", now_ms()));
+    let okta = cli.write(
+        "okta.xml",
+        &idp_metadata(
+            "https://corp.okta.example",
+            &[&old, &new],
+            &["HTTP-POST", "HTTP-Redirect"],
+        ),
+    );
+    let added = cli.json(&[
+        "saml",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "okta",
+        "--metadata-file",
+        &okta,
+        "--display-name",
+        "Corp Okta",
+        "--domains",
+        "Corp.Example,eu.corp.example",
+        "--map",
+        "email=mail",
+        "--map",
+        "groups=memberOf",
+        "--role-map",
+        "Admins=admin",
+        "--link-existing",
+        "on",
+        "--json",
+    ]);
+    assert_eq!(added["name"], "okta");
+    assert_eq!(added["display_name"], "Corp Okta");
+    assert_eq!(added["idp"]["entity_id"], "https://corp.okta.example");
+    assert_eq!(
+        added["idp"]["sso_url"], "https://corp.okta.example/sso/HTTP-Redirect",
+        "HTTP-Redirect is preferred"
+    );
+    let certs = added["idp"]["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 2, "both certificates of a rollover are trusted");
+    assert!(certs[0]["subject"].as_str().unwrap().contains("Okta 2025"));
+    assert_eq!(certs[0]["sha256"].as_str().unwrap().len(), 95);
+    assert_eq!(
+        added["options"]["domains"],
+        serde_json::json!(["corp.example", "eu.corp.example"])
+    );
+    assert_eq!(added["options"]["mapping"]["email"], "mail");
+    assert_eq!(
+        added["options"]["role_map"],
+        serde_json::json!([["Admins", "admin"]])
+    );
+    assert_eq!(added["options"]["link_existing"], true);
+    assert_eq!(added["options"]["jit"], true);
+    assert_eq!(
+        added["options"]["sign_requests"], true,
+        "the IdP asks for signed requests"
+    );
+    assert_eq!(added["metadata"]["source"], "file");
+    assert!(added["metadata"]["next_refresh_at"].is_null());
+    assert_eq!(
+        added["sp"]["entity_id"],
+        "http://localhost:8080/t/acme/saml/okta/metadata"
+    );
+    assert_eq!(
+        added["sp"]["acs_url"],
+        "http://localhost:8080/t/acme/saml/okta/acs"
+    );
+    assert_eq!(added["sp"]["certificate_sha256"].as_str().unwrap().len(), 95);
+    let sealed = sealed_sp_key(db, "acme", "okta");
+    assert!(sealed.len() > 100, "the SP key is stored sealed");
+
+    // Human output names what an IdP administrator needs.
+    let shown = cli.ok(&["saml", "show", "--tenant", "acme", "okta"]);
+    for want in [
+        "https://corp.okta.example/sso/HTTP-Redirect",
+        "/t/acme/saml/okta/acs",
+        "/t/acme/saml/okta/metadata",
+        "Okta 2026",
+        "corp.example, eu.corp.example",
+        "Admins=admin",
+        "from a file",
+    ] {
+        assert!(shown.contains(want), "{want} in {shown}");
+    }
+    let listed = cli.json(&["saml", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        cli.ok(&["saml", "list", "--tenant", "acme"])
+            .starts_with("okta\tCorp Okta")
+    );
+
+    // Refused: a duplicate name, a domain claimed twice, an unknown role, unknown names.
+    let entra = cli.write(
+        "entra.xml",
+        &idp_metadata("https://login.entra.example", &[&new], &["HTTP-POST"]),
+    );
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "okta",
+                "--metadata-file",
+                &entra
+            ],
+            None
+        )
+        .contains("already exists")
+    );
+    let claimed = cli.fails(
+        2,
+        &[
+            "saml",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "entra",
+            "--metadata-file",
+            &entra,
+            "--domains",
+            "eu.corp.example",
+        ],
+        None,
+    );
+    assert!(
+        claimed.contains("eu.corp.example") && claimed.contains("okta"),
+        "{claimed}"
+    );
+    let role = cli.fails(
+        2,
+        &[
+            "saml",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "entra",
+            "--metadata-file",
+            &entra,
+            "--role-map",
+            "Staff=superuser",
+        ],
+        None,
+    );
+    assert!(role.contains("superuser"), "{role}");
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "add",
+                "--tenant",
+                "nope",
+                "--name",
+                "x",
+                "--metadata-file",
+                &entra
+            ],
+            None
+        )
+        .contains("nope")
+    );
+    assert!(
+        cli.fails(2, &["saml", "show", "--tenant", "acme", "ghost"], None)
+            .contains("ghost")
+    );
+    assert!(
+        cli.fails(2, &["saml", "remove", "--tenant", "acme", "ghost"], None)
+            .contains("ghost")
+    );
+    assert_eq!(
+        cli.json(&["saml", "list", "--tenant", "acme", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A second connection, then updates.
+    let e = cli.json(&[
+        "saml",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "entra",
+        "--metadata-file",
+        &entra,
+        "--allow-idp-initiated",
+        "--jit",
+        "off",
+        "--json",
+    ]);
+    assert_eq!(
+        e["idp"]["sso_binding"],
+        "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+    );
+    assert_eq!(e["options"]["allow_idp_initiated"], true);
+    assert_eq!(e["options"]["jit"], false);
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "update",
+                "--tenant",
+                "acme",
+                "entra",
+                "--domains",
+                "corp.example"
+            ],
+            None
+        )
+        .contains("corp.example")
+    );
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "okta",
+        "--domains",
+        "",
+        "--trust-idp-mfa",
+        "on",
+        "--map",
+        "email=",
+        "--role-map",
+        "Ops=admin",
+        "--role-map",
+        "Admins=admin",
+        "--display-name",
+        "Okta",
+        "--json",
+    ]);
+    assert_eq!(u["options"]["domains"], serde_json::json!([]));
+    assert_eq!(u["options"]["trust_idp_mfa"], true);
+    assert!(u["options"]["mapping"]["email"].is_null());
+    assert_eq!(
+        u["options"]["mapping"]["groups"], "memberOf",
+        "unnamed fields stay"
+    );
+    assert_eq!(
+        u["options"]["role_map"],
+        serde_json::json!([["Ops", "admin"], ["Admins", "admin"]]),
+        "--role-map replaces the map"
+    );
+    assert_eq!(u["display_name"], "Okta");
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "okta",
+        "--no-role-map",
+        "--json",
+    ]);
+    assert_eq!(u["options"]["role_map"], serde_json::json!([]));
+    // New metadata replaces the old (one certificate left after the rollover).
+    let rolled = cli.write(
+        "okta2.xml",
+        &idp_metadata("https://corp.okta.example", &[&new], &["HTTP-Redirect"]),
+    );
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "okta",
+        "--metadata-file",
+        &rolled,
+        "--json",
+    ]);
+    assert_eq!(u["idp"]["certificates"].as_array().unwrap().len(), 1);
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "update",
+                "--tenant",
+                "acme",
+                "okta",
+                "--role-map",
+                "X=nobody"
+            ],
+            None
+        )
+        .contains("nobody")
+    );
+    assert!(
+        cli.fails(2, &["saml", "refresh-metadata", "--tenant", "acme", "okta"], None)
+            .contains("file")
+    );
+    assert_eq!(
+        sealed_sp_key(db, "acme", "okta"),
+        sealed,
+        "updates keep the SP key"
+    );
+
+    // No output ever carries the sealed key.
+    for args in [
+        &["saml", "show", "--tenant", "acme", "okta", "--json"][..],
+        &["saml", "list", "--tenant", "acme", "--json"],
+        &["saml", "show", "--tenant", "acme", "okta"],
+        &["audit", "export", "--tenant", "acme", "--format", "jsonl"],
+    ] {
+        let out = cli.ok(args);
+        assert!(!out.contains(&sealed), "{args:?} prints the sealed SP key");
+        assert!(
+            !out.contains("sp_key_sealed") && !out.contains("PRIVATE KEY"),
+            "{args:?}"
+        );
+    }
+    for name in ["okta", "entra"] {
+        let s = sealed_sp_key(db, "acme", name);
+        assert!(!added.to_string().contains(&s) && !e.to_string().contains(&s));
+    }
+
+    let removed = cli.json(&["saml", "remove", "--tenant", "acme", "entra", "--json"]);
+    assert_eq!(removed["deleted"], "saml_connection");
+    assert_eq!(
+        cli.json(&["saml", "list", "--tenant", "acme", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let found = cli.json(&[
+        "audit", "search", "--tenant", "acme", "--action", "saml.*", "--json",
+    ]);
+    let actions: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "saml.connection.create",
+            "saml.connection.create",
+            "saml.connection.update",
+            "saml.connection.update",
+            "saml.connection.update",
+            "saml.connection.delete"
+        ]
+    );
+    assert!(found[0]["actor"].as_str().unwrap().starts_with("cli:"));
+    assert!(
+        cli.ok(&["audit", "verify", "--tenant", "acme"])
+            .contains("intact")
+    );
+}
+
+#[test]
+fn saml_connections_from_the_cli_on_sqlite() {
+    saml_connections_from_the_cli(&TestDb::sqlite());
+}
+
+#[test]
+fn saml_connections_from_the_cli_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    saml_connections_from_the_cli(&db);
+}
+
+#[test]
+fn saml_metadata_that_is_refused_exits_2_naming_the_problem() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let good = cert("IdP", now_ms());
+    let expired = cert("Old IdP", T0_MS - 11 * YEAR_MS);
+    for (file, xml, why) in [
+        (
+            "nocert.xml",
+            idp_metadata("https://idp.example", &[], &["HTTP-Redirect"]),
+            "no signing certificate",
+        ),
+        (
+            "expired.xml",
+            idp_metadata("https://idp.example", &[&expired], &["HTTP-Redirect"]),
+            "not valid now",
+        ),
+        (
+            "artifact.xml",
+            idp_metadata("https://idp.example", &[&good], &["HTTP-Artifact"]),
+            "SingleSignOnService",
+        ),
+        ("garbage.xml", "<not-metadata/>".to_owned(), "EntityDescriptor"),
+        (
+            "doctype.xml",
+            format!(
+                "<!DOCTYPE x [<!ENTITY e \"x\">]>{}",
+                idp_metadata("https://idp.example", &[&good], &["HTTP-Redirect"])
+                    .replace("<?xml version=\"1.0\"?>", "")
+            ),
+            "forbidden",
+        ),
+    ] {
+        let path = cli.write(file, &xml);
+        let err = cli.fails(
+            2,
+            &[
+                "saml",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "idp",
+                "--metadata-file",
+                &path,
+            ],
+            None,
+        );
+        assert!(err.contains(why), "{file}: {err}");
+    }
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "idp",
+                "--metadata-file",
+                "/no/such/file"
+            ],
+            None
+        )
+        .contains("/no/such/file")
+    );
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "saml",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "idp",
+                "--metadata-url",
+                "http://idp.example/metadata"
+            ],
+            None
+        )
+        .contains("https")
+    );
+    let json_err = cli.fails(
+        2,
+        &[
+            "saml",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "idp",
+            "--metadata-file",
+            "/no/such/file",
+            "--json",
+        ],
+        None,
+    );
+    assert!(serde_json::from_str::<Value>(json_err.trim()).unwrap()["error"].is_string());
+    assert_eq!(
+        cli.json(&["saml", "list", "--tenant", "acme", "--json"]),
+        serde_json::json!([])
+    );
+    let found = cli.json(&[
+        "audit", "search", "--tenant", "acme", "--action", "saml.*", "--json",
+    ]);
+    assert_eq!(found, serde_json::json!([]), "refused adds leave nothing");
+}
+
+/// A loopback HTTP server answering every request with the current (status, body).
+fn metadata_server() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    let reply = std::sync::Arc::new(std::sync::Mutex::new((200, String::new())));
+    let r = reply.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let (status, body) = r.lock().unwrap().clone();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/samlmetadata+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, reply)
+}
+
+#[test]
+fn saml_metadata_from_a_url_is_refreshed_and_failures_keep_the_last_good() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let (url, reply) = metadata_server();
+    let (a, b) = (cert("A", now_ms()), cert("B", now_ms()));
+    *reply.lock().unwrap() = (
+        200,
+        idp_metadata("https://idp.example", &[&a], &["HTTP-Redirect"]),
+    );
+    let added = cli.json(&[
+        "saml",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "idp",
+        "--metadata-url",
+        &url,
+        "--json",
+    ]);
+    assert_eq!(added["metadata"]["source"], "url");
+    assert_eq!(added["metadata"]["url"], url.as_str());
+    assert!(added["metadata"]["refreshed_at"].is_string());
+    assert!(
+        added["metadata"]["next_refresh_at"].is_string(),
+        "refreshed in an hour"
+    );
+
+    // The IdP rolls its key over.
+    *reply.lock().unwrap() = (
+        200,
+        idp_metadata("https://idp.example", &[&a, &b], &["HTTP-Redirect"]),
+    );
+    let r = cli.json(&["saml", "refresh-metadata", "--tenant", "acme", "idp", "--json"]);
+    assert_eq!(r["changed"], true);
+    assert_eq!(r["idp"]["certificates"].as_array().unwrap().len(), 2);
+
+    // The IdP breaks: exit 1, the reason recorded, the last good metadata kept.
+    *reply.lock().unwrap() = (500, "oops".into());
+    let err = cli.fails(1, &["saml", "refresh-metadata", "--tenant", "acme", "idp"], None);
+    assert!(err.contains("500"), "{err}");
+    *reply.lock().unwrap() = (200, idp_metadata("https://idp.example", &[], &["HTTP-Redirect"]));
+    let err = cli.fails(1, &["saml", "refresh-metadata", "--tenant", "acme", "idp"], None);
+    assert!(err.contains("no signing certificate"), "{err}");
+    let shown = cli.json(&["saml", "show", "--tenant", "acme", "idp", "--json"]);
+    assert_eq!(shown["idp"]["certificates"].as_array().unwrap().len(), 2);
+    assert!(
+        shown["metadata"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no signing certificate"),
+        "{shown}"
+    );
+    assert!(
+        cli.ok(&["saml", "show", "--tenant", "acme", "idp"])
+            .contains("no signing certificate")
+    );
+
+    // Switching to a file stops the refreshes.
+    let file = cli.write(
+        "m.xml",
+        &idp_metadata("https://idp.example", &[&b], &["HTTP-Redirect"]),
+    );
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "idp",
+        "--metadata-file",
+        &file,
+        "--json",
+    ]);
+    assert_eq!(u["metadata"]["source"], "file");
+    assert!(u["metadata"]["next_refresh_at"].is_null());
+    assert!(u["metadata"]["error"].is_null(), "new metadata clears the error");
+
+    let found = cli.json(&[
+        "audit",
+        "search",
+        "--tenant",
+        "acme",
+        "--action",
+        "saml.metadata.*",
+        "--json",
+    ]);
+    let outcomes: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success", "failure", "failure"]);
+}
