@@ -13,13 +13,14 @@ fn has(amr: &[String], m: &str) -> bool {
     amr.iter().any(|a| a == m)
 }
 
-/// The strongest class the methods used reach.
+/// The strongest class the methods used reach. A sign-in at a SAML IdP (`ext`) counts as one
+/// factor unless the connection trusts the IdP's MFA, which adds `mfa`.
 pub fn acr_for(amr: &[String]) -> Option<&'static str> {
     if has(amr, "hwk") || has(amr, "swk") {
         Some(PHR)
     } else if has(amr, "mfa") {
         Some(MFA)
-    } else if has(amr, "pwd") {
+    } else if has(amr, "pwd") || has(amr, "ext") {
         Some(PWD)
     } else {
         None
@@ -54,6 +55,8 @@ mod tests {
         assert_eq!(acr_for(&v(&["pwd", "otp", "mfa"])), Some(MFA));
         assert_eq!(acr_for(&v(&["hwk", "user", "mfa"])), Some(PHR));
         assert_eq!(acr_for(&v(&[])), None);
+        assert_eq!(acr_for(&v(&["ext"])), Some(PWD));
+        assert_eq!(acr_for(&v(&["ext", "mfa"])), Some(MFA));
     }
 
     #[test]

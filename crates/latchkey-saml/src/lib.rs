@@ -21,5 +21,5 @@ pub mod xml;
 pub use error::{Result, SamlError};
 pub use metadata::{SpDescriptor, parse_idp_metadata, sp_metadata};
 pub use request::{AuthnRequest, redirect_url, request_id};
-pub use response::{Assertion, Attribute, Expected, decode_post, validate};
+pub use response::{Assertion, Attribute, Expected, decode_post, is_multi_factor, validate};
 pub use sp_key::{SpKey, generate_sp_key};

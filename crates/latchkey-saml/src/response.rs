@@ -457,3 +457,20 @@ fn attributes(assertion: Node<'_, '_>) -> Result<Vec<Attribute>> {
     }
     Ok(out)
 }
+
+/// Authentication context classes that mean more than one factor: SAML's own (Authentication
+/// Context §3.4), REFEDS MFA, and what Entra ID and ADFS send after MFA.
+pub fn is_multi_factor(context: &str) -> bool {
+    const MFA: [&str; 9] = [
+        "https://refeds.org/profile/mfa",
+        "http://schemas.microsoft.com/claims/multipleauthn",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorUnregistered",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:X509",
+        "urn:oasis:names:tc:SAML:2.0:ac:classes:MultiFactor",
+    ];
+    MFA.contains(&context)
+}

@@ -7,7 +7,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
-use latchkey_saml::{AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata};
+use latchkey_saml::{
+    AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata,
+};
 use std::io::Read;
 
 const NOW: i64 = 1_893_456_060_000;
@@ -73,17 +75,34 @@ fn okta_shaped_metadata_with_one_post_binding_and_no_key_use() {
 fn metadata_without_a_usable_signing_certificate_is_refused() {
     // Every certificate expired by 2040.
     let err = parse_idp_metadata(&entra_like(), 2_208_988_800_000).unwrap_err();
-    assert!(matches!(err, SamlError::Metadata(ref m) if m.contains("not valid now")), "{err}");
+    assert!(
+        matches!(err, SamlError::Metadata(ref m) if m.contains("not valid now")),
+        "{err}"
+    );
     let no_cert = entra_like().replace("use=\"signing\"", "use=\"encryption\"");
-    assert!(matches!(parse_idp_metadata(&no_cert, NOW), Err(SamlError::Metadata(_))));
+    assert!(matches!(
+        parse_idp_metadata(&no_cert, NOW),
+        Err(SamlError::Metadata(_))
+    ));
     let artifact_only = entra_like()
-        .replace("bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/0000/saml2\"/>\n  </", "bindings:HTTP-Artifact\" Location=\"x\"/>\n  </")
+        .replace(
+            "bindings:HTTP-Redirect\" Location=\"https://login.microsoftonline.com/0000/saml2\"/>\n  </",
+            "bindings:HTTP-Artifact\" Location=\"x\"/>\n  </",
+        )
         .replace("bindings:HTTP-POST", "bindings:HTTP-Artifact");
-    assert!(matches!(parse_idp_metadata(&artifact_only, NOW), Err(SamlError::Metadata(m)) if m.contains("SingleSignOnService")));
-    let http = entra_like().replace("https://login.microsoftonline.com/0000/saml2\"", "http://idp.example/saml2\"");
+    assert!(
+        matches!(parse_idp_metadata(&artifact_only, NOW), Err(SamlError::Metadata(m)) if m.contains("SingleSignOnService"))
+    );
+    let http = entra_like().replace(
+        "https://login.microsoftonline.com/0000/saml2\"",
+        "http://idp.example/saml2\"",
+    );
     assert!(parse_idp_metadata(&http, NOW).is_err());
     let doctype = format!("<!DOCTYPE x>{}", entra_like().split_once("?>").unwrap().1);
-    assert_eq!(parse_idp_metadata(&doctype, NOW).unwrap_err(), SamlError::ForbiddenXml("DOCTYPE"));
+    assert_eq!(
+        parse_idp_metadata(&doctype, NOW).unwrap_err(),
+        SamlError::ForbiddenXml("DOCTYPE")
+    );
 }
 
 #[test]
@@ -98,9 +117,18 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
     });
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let root = doc.root_element();
-    assert_eq!(root.attribute("entityID"), Some("https://sso.example/t/acme/saml/corp/metadata"));
-    let acs = doc.descendants().find(|n| n.has_tag_name("AssertionConsumerService")).unwrap();
-    assert_eq!(acs.attribute("Location"), Some("https://sso.example/t/acme/saml/corp/acs"));
+    assert_eq!(
+        root.attribute("entityID"),
+        Some("https://sso.example/t/acme/saml/corp/metadata")
+    );
+    let acs = doc
+        .descendants()
+        .find(|n| n.has_tag_name("AssertionConsumerService"))
+        .unwrap();
+    assert_eq!(
+        acs.attribute("Location"),
+        Some("https://sso.example/t/acme/saml/corp/acs")
+    );
     assert_eq!(acs.attribute("Binding"), Some(BINDING_POST));
     assert!(xml.contains(&key.certificate));
     assert!(xml.contains("AuthnRequestsSigned=\"true\""));
@@ -110,8 +138,14 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
 
 fn query_param(url: &str, name: &str) -> String {
     let q = url.split_once('?').unwrap().1;
-    let raw = q.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap();
-    percent_encoding::percent_decode_str(raw).decode_utf8().unwrap().into_owned()
+    let raw = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap();
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 #[test]
@@ -129,7 +163,9 @@ fn authn_request_goes_deflated_and_signed_over_the_query() {
     assert!(url.starts_with("https://idp.example/sso?tenant=1&SAMLRequest="));
     let deflated = STANDARD.decode(query_param(&url, "SAMLRequest")).unwrap();
     let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(&deflated[..]).read_to_string(&mut xml).unwrap();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut xml)
+        .unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let root = doc.root_element();
     assert_eq!(root.attribute("ID"), Some(req.id));

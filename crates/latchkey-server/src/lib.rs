@@ -16,6 +16,7 @@ mod oidc;
 mod pages;
 pub mod risk;
 mod routes;
+pub mod saml;
 mod state;
 mod tls;
 
@@ -187,7 +188,8 @@ pub fn retention_pass(state: &AppState) -> u64 {
     deleted
 }
 
-/// Runs the key-rotation scheduler for every tenant (and purges expired OAuth state), now and
+/// Runs the key-rotation scheduler for every tenant (and purges expired OAuth state, and refreshes
+/// SAML metadata), now and
 /// then every `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
 /// key lock, so only one node makes it.
 async fn key_scheduler(state: AppState) {
@@ -235,5 +237,7 @@ async fn key_scheduler(state: AppState) {
             Ok(Err(e)) => tracing::warn!(error = %e, "key scheduler pass failed"),
             Err(e) => tracing::warn!(error = %e, "key scheduler pass panicked"),
         }
+        // SAML metadata fetched from URLs, each due connection claimed by one node.
+        saml::refresh_pass(&state).await;
     }
 }

@@ -21,6 +21,7 @@ struct Inner {
     latency: BTreeMap<String, Histogram>,
     oauth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
     risk: BTreeMap<&'static str, u64>,
+    saml: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -54,6 +55,13 @@ impl Metrics {
     pub(crate) fn risk(&self, decision: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.risk.entry(decision).or_default() += 1;
+    }
+
+    /// A SAML event: `acs` (outcome `ok` or the refusal reason), `jit` (`created`), `metadata`
+    /// (refresh `ok` or `failed`).
+    pub(crate) fn saml(&self, event: &'static str, outcome: &'static str) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.saml.entry((event, outcome)).or_default() += 1;
     }
 
     pub(crate) fn render(
@@ -107,6 +115,17 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "latchkey_risk_decisions_total{{decision=\"{decision}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP latchkey_saml_events_total SAML ACS outcomes, JIT creations and metadata refreshes."
+        );
+        let _ = writeln!(out, "# TYPE latchkey_saml_events_total counter");
+        for ((event, outcome), n) in &m.saml {
+            let _ = writeln!(
+                out,
+                "latchkey_saml_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -38,7 +38,17 @@ pub(crate) fn csp_origin(url: &str) -> Option<String> {
 /// `form-action` on every redirect of a form submission.
 pub(crate) fn allow_form_action(res: &mut actix_web::HttpResponse, url: &str) {
     let Some(origin) = csp_origin(url) else { return };
-    let csp = CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"));
+    // Additive: a page may lead to several origins (a client and the tenant's SAML IdPs).
+    let current = res
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(CSP)
+        .to_owned();
+    if current.contains(&format!(" {origin};")) || current.contains(&format!(" {origin} ")) {
+        return;
+    }
+    let csp = current.replacen("form-action 'self'", &format!("form-action 'self' {origin}"), 1);
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
@@ -183,7 +193,10 @@ where
         );
         req.extensions_mut().insert(client);
         req.extensions_mut().insert(RequestId(request_id.clone()));
-        let early = check_limits(&req, state.config.max_body_bytes);
+        let early = check_limits(
+            &req,
+            crate::saml::body_limit(req.path(), state.config.max_body_bytes),
+        );
         let span = tracing::info_span!("request", request_id = %request_id);
         let service = Rc::clone(&self.service);
 

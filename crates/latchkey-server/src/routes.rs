@@ -27,6 +27,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/t/{tenant}")
                 .configure(crate::login::configure)
                 .configure(crate::oidc::configure)
+                .configure(crate::saml::configure)
                 .route("/.well-known/openid-configuration", web::get().to(discovery))
                 .route("/jwks", web::get().to(jwks))
                 .default_service(web::to(tenant_not_found)),

@@ -89,7 +89,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 
 const LOCALE_COOKIE: &str = "lk-locale";
 
-fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
+pub(crate) fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
     web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.get(name).cloned())
@@ -335,7 +335,7 @@ fn redirect_signed_out(state: &AppState, t: &Tenant, notice: &str) -> Result<Htt
 }
 
 /// A 303 to `location` that hands the browser its (new) session cookie.
-fn redirect_into_session(
+pub(crate) fn redirect_into_session(
     state: &AppState,
     t: &Tenant,
     location: &str,

@@ -32,6 +32,8 @@ struct LoginPage<'a> {
     username: &'a str,
     error: Option<String>,
     notice: Option<&'a str>,
+    /// "Sign in with …" links: (href, connection display name).
+    saml: Vec<(String, String)>,
 }
 
 /// What the sign-in form shows besides the tenant.
@@ -44,7 +46,7 @@ struct Form<'a> {
     notice: Option<&'a str>,
 }
 
-fn render(
+async fn render(
     state: &AppState,
     req: &HttpRequest,
     t: &Tenant,
@@ -52,6 +54,16 @@ fn render(
     f: Form<'_>,
 ) -> Result<HttpResponse, AppError> {
     let pending = f.interaction.map(|(_, i)| i);
+    let connections = crate::saml::connections(state, t).await?;
+    let saml = connections
+        .iter()
+        .map(|c| {
+            (
+                crate::saml::start_url(t, c, f.interaction.map(|(id, _)| id)),
+                c.display_name.clone(),
+            )
+        })
+        .collect();
     let mut res = with_presession(state, req, t, status, |csrf| {
         LoginPage {
             s: strings_with(req, pending.and_then(|i| i.ui_locales.as_deref())),
@@ -65,11 +77,17 @@ fn render(
             username: f.username,
             error: f.error,
             notice: f.notice,
+            saml,
         }
         .render()
     })?;
     if let Some(dest) = pending.and_then(|i| i.continues_to.as_deref()) {
         crate::observe::allow_form_action(&mut res, dest);
+    }
+    // Home-realm discovery answers the form with redirects on to the IdP (`form-action`
+    // covers every hop).
+    for c in connections.iter().filter(|c| !c.options.domains.is_empty()) {
+        crate::observe::allow_form_action(&mut res, &c.idp.sso_url);
     }
     Ok(res)
 }
@@ -96,7 +114,7 @@ async fn pending(
         error: Some(strings(req).interaction_expired.into()),
         notice: None,
     };
-    Ok(Err(render(state, req, t, StatusCode::BAD_REQUEST, form)?))
+    Ok(Err(render(state, req, t, StatusCode::BAD_REQUEST, form).await?))
 }
 
 pub(super) async fn login_page(
@@ -129,7 +147,7 @@ pub(super) async fn login_page(
         error: None,
         notice,
     };
-    render(&state, &req, &t, StatusCode::OK, form)
+    render(&state, &req, &t, StatusCode::OK, form).await
 }
 
 pub(super) async fn login_submit(
@@ -163,7 +181,18 @@ pub(super) async fn login_submit(
             &t,
             StatusCode::FORBIDDEN,
             again(s.form_expired.into()),
-        );
+        )
+        .await;
+    }
+    // Home-realm discovery: an address in a domain a SAML connection claims signs in there,
+    // unless it names a local account with a password and one was typed (break-glass admins).
+    if username.contains('@')
+        && let Some(c) = crate::saml::for_email(&state, &t, username).await?
+    {
+        let local = find_user(&state, &t, username).await?;
+        if password.is_empty() || local.as_ref().is_none_or(|u| u.password_hash.is_none()) {
+            return Ok(super::see_other(&crate::saml::start_url(&t, &c, id)));
+        }
     }
     // An unknown user still costs a full hash (below), so time does not tell (L7).
     let user = find_user(&state, &t, username).await?;
@@ -183,7 +212,7 @@ pub(super) async fn login_submit(
         audit(&state, &t, failure("login.throttled", target, "throttled")).await?;
         let secs = left.as_secs().max(1);
         let msg = s.throttled.replace("{secs}", &secs.to_string());
-        let res = render(&state, &req, &t, StatusCode::TOO_MANY_REQUESTS, again(msg))?;
+        let res = render(&state, &req, &t, StatusCode::TOO_MANY_REQUESTS, again(msg)).await?;
         return Ok(retry_after(res, secs));
     }
 
@@ -198,7 +227,8 @@ pub(super) async fn login_submit(
                 &t,
                 StatusCode::SERVICE_UNAVAILABLE,
                 again(s.busy.into()),
-            )?;
+            )
+            .await?;
             return Ok(retry_after(res, 2));
         }
         Err(e) => return Err(AppError::internal("password hashing", e)),
@@ -239,7 +269,8 @@ pub(super) async fn login_submit(
                 &t,
                 StatusCode::UNAUTHORIZED,
                 again(s.bad_credentials.into()),
-            );
+            )
+            .await;
         }
     };
     throttle.succeeded(&account).await?;

@@ -449,7 +449,7 @@ struct FormPost<'a> {
 
 /// OAuth 2.0 Form Post Response Mode: a page that posts the response to the client. Its CSP
 /// allows posting to the client's origin only.
-fn form_post(action: &str, params: &[(&'static str, String)]) -> Result<HttpResponse, AppError> {
+pub(crate) fn form_post(action: &str, params: &[(&'static str, String)]) -> Result<HttpResponse, AppError> {
     let page = FormPost {
         action,
         fields: params.to_vec(),

@@ -1,0 +1,820 @@
+//! The SAML bridge's HTTP side: SP metadata, the SP-initiated start (an AuthnRequest over
+//! HTTP-Redirect, or HTTP-POST when that is all the IdP offers), and the assertion consumer
+//! service. The protocol decisions are `latchkey-saml`'s; here live the outstanding requests and
+//! the replay cache (take-once, in the session store), the correlation cookie, accounts (JIT,
+//! links, roles), the session and the way back into the OIDC flow.
+//!
+//! The IdP posts the response cross-site, so the session cookie (SameSite=Lax) is not sent with
+//! it. The browser is instead recognised by a short-lived correlation cookie made for this one
+//! sign-in (`SameSite=None; Secure`), named after the opaque `RelayState` handle; the main
+//! session cookie is never relaxed.
+
+use crate::errors::{AppError, Kind, blocking};
+use crate::login::{interaction, session};
+use crate::routes::tenant;
+use crate::state::AppState;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::saml::BINDING_REDIRECT;
+use latchkey_core::{NewAuditEvent, Outcome, SamlConnection, Tenant, User, UserStatus};
+use latchkey_keys::Aad;
+use latchkey_saml::{Assertion, SamlError};
+use latchkey_store::{NewUser, RoleRepo, SamlRepo, UserRepo};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+
+/// How long a started sign-in may take at the IdP.
+const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
+/// Clock difference tolerated between the IdP and us.
+const SKEW_MS: i64 = 90_000;
+/// The ACS takes bodies up to this size; the XML inside is capped lower (`latchkey_saml::xml`).
+const ACS_MAX_BODY: usize = 1024 * 1024;
+/// Metadata refreshes: every hour, again after 10 minutes when one failed.
+pub const METADATA_REFRESH_MS: i64 = 3_600_000;
+const METADATA_RETRY_MS: i64 = 600_000;
+const METADATA_MAX_BYTES: usize = 1024 * 1024;
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
+        .route("/saml/{connection}/login", web::get().to(start))
+        .service(
+            web::resource("/saml/{connection}/acs")
+                .app_data(web::PayloadConfig::new(ACS_MAX_BODY))
+                .route(web::post().to(acs)),
+        );
+}
+
+/// The largest body the route at `path` accepts (the ACS carries whole SAML responses).
+pub(crate) fn body_limit(path: &str, default: usize) -> usize {
+    if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
+        default.max(ACS_MAX_BODY)
+    } else {
+        default
+    }
+}
+
+/// This side's entity id (the SP metadata URL) and ACS URL for a connection.
+pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, String) {
+    let base = format!("{}/saml/{connection}", state.config.issuer(slug));
+    (format!("{base}/metadata"), format!("{base}/acs"))
+}
+
+fn key_aad<'a>(t: &'a Tenant, c: &'a SamlConnection) -> Aad<'a> {
+    Aad {
+        tenant: t.id.as_str(),
+        table: "saml_connections",
+        column: "sp_key_sealed",
+        row: &c.id,
+    }
+}
+
+fn sp_key(state: &AppState, t: &Tenant, c: &SamlConnection) -> Result<Vec<u8>, AppError> {
+    state
+        .keys
+        .open_sealed(&t.id, key_aad(t, c), &c.sp_key_sealed)
+        .map_err(|e| AppError::internal("opening a SAML SP key", e))
+}
+
+async fn connection(state: &AppState, t: &Tenant, name: &str) -> Result<SamlConnection, AppError> {
+    let unknown = || AppError::not_found("There is no such sign-in connection here.");
+    if latchkey_core::validate::slug(name).is_err() {
+        return Err(unknown());
+    }
+    let (db, tid, n) = (state.db.clone(), t.id.clone(), name.to_owned());
+    blocking(move || db.saml_connection_by_name(&tid, &n))
+        .await?
+        .ok_or_else(unknown)
+}
+
+/// The tenant's connections, for the sign-in page's buttons and home-realm discovery.
+pub(crate) async fn connections(state: &AppState, t: &Tenant) -> Result<Vec<SamlConnection>, AppError> {
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    blocking(move || db.list_saml_connections(&tid)).await
+}
+
+/// Home-realm discovery: the connection that claims the domain of `name`, an email address.
+pub(crate) async fn for_email(
+    state: &AppState,
+    t: &Tenant,
+    name: &str,
+) -> Result<Option<SamlConnection>, AppError> {
+    let Some((_, domain)) = name.rsplit_once('@') else {
+        return Ok(None);
+    };
+    if domain.is_empty() || domain.len() > 253 {
+        return Ok(None);
+    }
+    let (db, tid, d) = (state.db.clone(), t.id.clone(), domain.to_lowercase());
+    blocking(move || db.saml_connection_for_domain(&tid, &d)).await
+}
+
+/// Where the sign-in page sends a person to sign in with `c`.
+pub(crate) fn start_url(t: &Tenant, c: &SamlConnection, interaction: Option<&str>) -> String {
+    let base = format!("/t/{}/saml/{}/login", t.slug, c.name);
+    match interaction.filter(|i| !i.is_empty()) {
+        Some(i) => format!("{base}?interaction={i}"),
+        None => base,
+    }
+}
+
+/// SAML Metadata §2.4.4: what the IdP's administrator imports.
+async fn metadata(
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, name) = path.into_inner();
+    let t = tenant(&state, &slug).await?;
+    let c = connection(&state, &t, &name).await?;
+    let (entity_id, acs_url) = sp_urls(&state, &t.slug, &c.name);
+    let xml = latchkey_saml::sp_metadata(&latchkey_saml::SpDescriptor {
+        entity_id: &entity_id,
+        acs_url: &acs_url,
+        certificate: &c.sp_certificate,
+        sign_requests: signs_requests(&c),
+        organization: &t.display_name,
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(xml))
+}
+
+fn signs_requests(c: &SamlConnection) -> bool {
+    c.options.sign_requests || c.idp.wants_signed_requests
+}
+
+/// A sign-in sent to the IdP and not answered yet, stored under the hash of its `RelayState`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    connection_id: String,
+    /// Our AuthnRequest's ID, which the response's `InResponseTo` must name.
+    request_id: String,
+    /// Where to go once signed in (the OIDC flow's resume URL), chosen by the server.
+    resume: Option<String>,
+    /// SHA-256 of the correlation cookie's value.
+    binding: String,
+    expires_at: i64,
+}
+
+fn pending_key(relay: &str) -> String {
+    format!("saml-request:{}", latchkey_core::sha256_hex(relay.as_bytes()))
+}
+
+fn correlation_cookie_name(state: &AppState, t: &Tenant, relay: &str) -> String {
+    let short = relay.get(..12).unwrap_or(relay);
+    session::host_cookie_name(state, &format!("lk-saml-{}-{short}", t.slug))
+}
+
+/// The one cookie that must come back with the IdP's cross-site POST. On the http development
+/// issuer browsers refuse `SameSite=None` without `Secure`, and the IdP is same-site there.
+fn correlation_cookie(state: &AppState, name: String, value: String) -> Cookie<'static> {
+    let secure = !state.config.insecure_public_url();
+    let mut c = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(if secure { SameSite::None } else { SameSite::Lax })
+        .finish();
+    c.set_max_age(actix_web::cookie::time::Duration::seconds(
+        PENDING_TTL.as_secs() as i64
+    ));
+    c
+}
+
+/// SP-initiated sign-in (Profiles §4.1.3): stores the outstanding request and sends the browser
+/// to the IdP.
+async fn start(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, name) = path.into_inner();
+    let t = tenant(&state, &slug).await?;
+    let c = connection(&state, &t, &name).await?;
+    let interaction_id = crate::login::query_param(&req, "interaction").filter(|i| !i.is_empty());
+    let resume = match &interaction_id {
+        Some(id) => {
+            let binding = interaction::binding(&state, &req, &t, id);
+            match interaction::load(&state, &t, id, binding.as_deref()).await? {
+                Some(i) => Some(i.resume_url(id)),
+                None => {
+                    return Ok(crate::pages::message_response(
+                        StatusCode::BAD_REQUEST,
+                        "Sign-in expired",
+                        "This sign-in request has expired or belongs to another browser. Go back to the application and start again.",
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let mut random = [0u8; 16];
+    state.rng.fill(&mut random);
+    let request_id = latchkey_saml::request_id(&random);
+    let relay = latchkey_core::random_token(&*state.rng, 32);
+    let correlation = latchkey_core::random_token(&*state.rng, 32);
+    let pending = Pending {
+        connection_id: c.id.clone(),
+        request_id: request_id.clone(),
+        resume,
+        binding: latchkey_core::sha256_hex(correlation.as_bytes()),
+        expires_at: state.clock.now_millis() + PENDING_TTL.as_millis() as i64,
+    };
+    let bytes = serde_json::to_vec(&pending).map_err(|e| AppError::internal("pending SAML request", e))?;
+    state
+        .ephemeral
+        .put_once(&t.id, &pending_key(&relay), &bytes, PENDING_TTL)
+        .await?;
+    let (entity_id, acs_url) = sp_urls(&state, &t.slug, &c.name);
+    let request = latchkey_saml::AuthnRequest {
+        id: &request_id,
+        sp_entity_id: &entity_id,
+        acs_url: &acs_url,
+        destination: &c.idp.sso_url,
+        now: state.clock.now_millis(),
+        force_authn: false,
+    };
+    let cookie = correlation_cookie(&state, correlation_cookie_name(&state, &t, &relay), correlation);
+    let mut res = if c.idp.sso_binding == BINDING_REDIRECT {
+        let key = if signs_requests(&c) {
+            Some(sp_key(&state, &t, &c)?)
+        } else {
+            None
+        };
+        let url = latchkey_saml::redirect_url(&request, &relay, key.as_deref())
+            .map_err(|e| AppError::internal("building an AuthnRequest", e))?;
+        crate::login::see_other(&url)
+    } else {
+        // HTTP-POST binding (Bindings §3.5): the request travels unsigned in a self-posting form.
+        let xml = latchkey_saml::request::authn_request_xml(&request)
+            .map_err(|e| AppError::internal("building an AuthnRequest", e))?;
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+        crate::oidc::form_post(
+            &c.idp.sso_url,
+            &[("SAMLRequest", encoded), ("RelayState", relay.clone())],
+        )?
+    };
+    res.add_cookie(&cookie)
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// Why an ACS call was refused, beyond what `latchkey-saml` judges.
+#[derive(Debug)]
+enum Refusal {
+    Saml(SamlError),
+    /// The form was not a SAML POST binding message.
+    BadForm,
+    /// The RelayState names a request another browser started.
+    Correlation,
+    /// The request was started for another connection.
+    WrongConnection,
+    NoAccount,
+    EmailConflict,
+    Disabled,
+    Risk,
+    /// Storage or the session store failed: answered as an error (503/500), not a refusal.
+    Internal(AppError),
+}
+
+impl From<AppError> for Refusal {
+    fn from(e: AppError) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl From<latchkey_session::SessionError> for Refusal {
+    fn from(e: latchkey_session::SessionError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl Refusal {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Saml(e) => e.reason(),
+            Self::BadForm => "bad_form",
+            Self::Correlation => "correlation",
+            Self::WrongConnection => "wrong_connection",
+            Self::NoAccount => "no_account",
+            Self::EmailConflict => "email_conflict",
+            Self::Disabled => "disabled",
+            Self::Risk => "risk",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::Saml(e) => e.to_string(),
+            other => other.reason().replace('_', " "),
+        }
+    }
+
+    /// What the person reads: never which check failed, except where they can act on it.
+    fn page(&self, c: &SamlConnection) -> (StatusCode, String) {
+        let generic = format!(
+            "Signing in with {} did not succeed. Go back to the application and try again; if it keeps failing, contact your administrator.",
+            c.display_name
+        );
+        match self {
+            Self::NoAccount => (
+                StatusCode::FORBIDDEN,
+                format!("There is no account here for your {} sign-in. Ask your administrator for access.", c.display_name),
+            ),
+            Self::EmailConflict => (
+                StatusCode::CONFLICT,
+                "An account with your email address exists here already. Ask your administrator to link it to your company sign-in.".into(),
+            ),
+            Self::Correlation => (
+                StatusCode::FORBIDDEN,
+                "This sign-in was started in another browser or has expired. Go back to the application and start again.".into(),
+            ),
+            Self::Saml(SamlError::Status(_)) => (StatusCode::UNAUTHORIZED, generic),
+            Self::Saml(SamlError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, generic),
+            Self::Disabled | Self::Risk => (StatusCode::FORBIDDEN, generic),
+            _ => (StatusCode::BAD_REQUEST, generic),
+        }
+    }
+}
+
+/// The assertion consumer service (Profiles §4.1.4, HTTP-POST binding).
+async fn acs(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let (slug, name) = path.into_inner();
+    let t = tenant(&state, &slug).await?;
+    let c = connection(&state, &t, &name).await?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let form = crate::form::parse_form(content_type, &body, ACS_MAX_BODY).ok();
+    let relay = form
+        .as_ref()
+        .and_then(|f| f.get("RelayState"))
+        .filter(|r| r.len() == 43)
+        .map(str::to_owned);
+    let mut res = match consume(&state, &req, &t, &c, form.as_ref(), relay.as_deref()).await {
+        Ok(res) => res,
+        Err(Refusal::Internal(e)) => return Err(e),
+        Err(refusal) => {
+            state.metrics.saml("acs", refusal.reason());
+            crate::login::audit(
+                &state,
+                &t,
+                NewAuditEvent {
+                    actor: format!("saml:{}", c.name),
+                    action: "saml.acs".into(),
+                    target: format!("saml:{}", c.id),
+                    outcome: Outcome::Failure,
+                    details: json!({"connection": c.name, "reason": refusal.reason(), "detail": refusal.detail(), "ip": crate::login::client_ip(&req)}),
+                },
+            )
+            .await?;
+            tracing::info!(tenant = %t.slug, connection = %c.name, reason = refusal.reason(), detail = %refusal.detail(), "SAML response refused");
+            let (status, message) = refusal.page(&c);
+            crate::pages::message_response(status, "Sign-in failed", &message)
+        }
+    };
+    if let Some(relay) = relay {
+        res.add_cookie(&session::removal(
+            &state,
+            correlation_cookie_name(&state, &t, &relay),
+        ))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
+}
+
+/// Takes the outstanding request (when the response answers one), validates the response and
+/// signs the person in; `Err` says why not, having changed nothing.
+async fn consume(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &SamlConnection,
+    form: Option<&crate::form::FormParams>,
+    relay: Option<&str>,
+) -> Result<HttpResponse, Refusal> {
+    let raw = form.and_then(|f| f.get("SAMLResponse")).ok_or(Refusal::BadForm)?;
+    let text = latchkey_saml::decode_post(raw).map_err(Refusal::Saml)?;
+    let pending = match relay {
+        Some(relay) => take_pending(state, req, t, relay).await?,
+        None => None,
+    };
+    if pending.as_ref().is_some_and(|p| p.connection_id != c.id) {
+        return Err(Refusal::WrongConnection);
+    }
+    let sp_key = if text.contains("EncryptedAssertion") {
+        Some(sp_key(state, t, c)?)
+    } else {
+        None
+    };
+    let (entity_id, acs_url) = sp_urls(state, &t.slug, &c.name);
+    let now = state.clock.now_millis();
+    let expected = latchkey_saml::Expected {
+        idp: &c.idp,
+        sp_entity_id: &entity_id,
+        acs_url: &acs_url,
+        in_response_to: pending.as_ref().map(|p| p.request_id.as_str()),
+        allow_unsolicited: c.options.allow_idp_initiated,
+        now,
+        skew_ms: SKEW_MS,
+        sp_key_pkcs8: sp_key.as_deref(),
+    };
+    let assertion = latchkey_saml::validate(&text, &expected).map_err(Refusal::Saml)?;
+    // S5: each assertion once, for as long as it could be presented.
+    let ttl = Duration::from_millis(
+        u64::try_from(assertion.valid_until - now + SKEW_MS)
+            .unwrap_or(1)
+            .clamp(1, 86_400_000),
+    );
+    let replay_key = format!(
+        "saml-assertion:{}:{}",
+        c.id,
+        latchkey_core::sha256_hex(assertion.id.as_bytes())
+    );
+    if !state.ephemeral.put_once(&t.id, &replay_key, b"1", ttl).await? {
+        return Err(Refusal::Saml(SamlError::Replayed));
+    }
+    sign_in(state, req, t, c, &assertion, pending.and_then(|p| p.resume)).await
+}
+
+/// The outstanding request `relay` names, taken for good, if this browser started it.
+async fn take_pending(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    relay: &str,
+) -> Result<Option<Pending>, Refusal> {
+    let key = pending_key(relay);
+    let Some(bytes) = state.ephemeral.peek(&t.id, &key).await? else {
+        // Unknown or expired: the response is judged as unsolicited.
+        return Ok(None);
+    };
+    let pending: Pending = serde_json::from_slice(&bytes).map_err(|_| Refusal::Correlation)?;
+    let presented = req
+        .cookie(&correlation_cookie_name(state, t, relay))
+        .map(|c| latchkey_core::sha256_hex(c.value().as_bytes()))
+        .unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        presented.as_bytes(),
+        pending.binding.as_bytes(),
+    )) {
+        return Err(Refusal::Correlation);
+    }
+    match state.ephemeral.take(&t.id, &key).await? {
+        Some(_) if state.clock.now_millis() < pending.expires_at => Ok(Some(pending)),
+        // Taken by a concurrent request, or expired.
+        _ => Err(Refusal::Correlation),
+    }
+}
+
+/// The mapped attribute's first value.
+fn mapped<'a>(a: &'a Assertion, attr: Option<&str>) -> Option<&'a str> {
+    attr.and_then(|n| a.values(n).first())
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+fn email_of(a: &Assertion, c: &SamlConnection) -> Option<String> {
+    mapped(a, c.options.mapping.email.as_deref())
+        .map(str::to_owned)
+        .or_else(|| {
+            let is_email_format = a
+                .name_id_format
+                .as_deref()
+                .is_some_and(|f| f.ends_with(":emailAddress"));
+            (c.options.mapping.email.is_none() && is_email_format).then(|| a.name_id.clone())
+        })
+        .and_then(|e| latchkey_core::validate::email(&e).ok())
+}
+
+/// The user this assertion signs in as: linked before, linked now to a trusted local account,
+/// or created (JIT) in this connection's tenant only (S8).
+async fn account(
+    state: &AppState,
+    t: &Tenant,
+    c: &SamlConnection,
+    a: &Assertion,
+) -> Result<(User, &'static str), Refusal> {
+    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
+    let linked = blocking(move || db.saml_identity(&tid, &cid, &nid)).await?;
+    if let Some(uid) = linked {
+        let (db, tid) = (state.db.clone(), t.id.clone());
+        let user = blocking(move || db.user(&tid, &uid))
+            .await?
+            .ok_or(Refusal::NoAccount)?;
+        return Ok((user, "linked"));
+    }
+    let email = email_of(a, c);
+    let display_name = mapped(a, c.options.mapping.name.as_deref()).map(str::to_owned);
+    if let Some(email) = &email {
+        let (db, tid, e) = (state.db.clone(), t.id.clone(), email.clone());
+        let existing = blocking(move || db.user_by_email(&tid, &e)).await?;
+        if let Some(local) = existing {
+            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+            // Only a connection trusted for the address's domain may take over a local account.
+            if !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
+                return Err(Refusal::EmailConflict);
+            }
+            let (db, tid, cid, nid, uid) = (
+                state.db.clone(),
+                t.id.clone(),
+                c.id.clone(),
+                a.name_id.clone(),
+                local.id.clone(),
+            );
+            let actor = format!("saml:{}", c.name);
+            blocking(move || db.link_saml_identity(&tid, &actor, &cid, &nid, &uid)).await?;
+            return Ok((local, "linked_now"));
+        }
+    }
+    if !c.options.jit {
+        return Err(Refusal::NoAccount);
+    }
+    // The address as username when it is free; otherwise a stable name from the NameID.
+    let fallback = format!(
+        "{}.{}",
+        c.name,
+        &latchkey_core::sha256_hex(a.name_id.as_bytes())[..16]
+    );
+    let mut username = fallback.clone();
+    if let Some(e) = email
+        .as_deref()
+        .filter(|e| latchkey_core::validate::username(e).is_ok())
+    {
+        let (db, tid, e2) = (state.db.clone(), t.id.clone(), e.to_owned());
+        if blocking(move || db.user_by_username(&tid, &e2)).await?.is_none() {
+            username = e.to_owned();
+        }
+    }
+    let new = NewUser {
+        username,
+        email,
+        display_name: display_name
+            .filter(|n| latchkey_core::validate::display_name("display_name", n).is_ok()),
+        password_hash: None,
+    };
+    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
+    match blocking(move || db.provision_saml_user(&tid, &cid, &nid, &new)).await {
+        Ok(user) => {
+            state.metrics.saml("jit", "created");
+            Ok((user, "created"))
+        }
+        Err(AppError {
+            kind: Kind::Conflict, ..
+        }) => Err(Refusal::EmailConflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Groups grant roles only through the connection's map; roles the map names follow the groups
+/// at every sign-in, other roles are left alone (S8).
+async fn sync_roles(
+    state: &AppState,
+    t: &Tenant,
+    c: &SamlConnection,
+    user: &User,
+    a: &Assertion,
+) -> Result<(), AppError> {
+    if c.options.role_map.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<String> = c
+        .options
+        .mapping
+        .groups
+        .as_deref()
+        .map(|g| a.values(g).to_vec())
+        .unwrap_or_default();
+    let wanted: Vec<&str> = c
+        .options
+        .role_map
+        .iter()
+        .filter(|(g, _)| groups.iter().any(|x| x == g))
+        .map(|(_, r)| r.as_str())
+        .collect();
+    let managed: Vec<String> = c.options.role_map.iter().map(|(_, r)| r.clone()).collect();
+    let (db, tid, uid, actor) = (
+        state.db.clone(),
+        t.id.clone(),
+        user.id.clone(),
+        format!("saml:{}", c.name),
+    );
+    let wanted: Vec<String> = wanted.into_iter().map(str::to_owned).collect();
+    blocking(move || {
+        let roles = db.list_roles(&tid)?;
+        let have = db.roles_of_user(&tid, &uid)?;
+        for role in roles.iter().filter(|r| managed.contains(&r.name)) {
+            let has = have.iter().any(|h| h.id == role.id);
+            let should = wanted.contains(&role.name);
+            if should && !has {
+                db.assign_role(&tid, &actor, &uid, &role.id)?;
+            } else if !should && has {
+                db.unassign_role(&tid, &actor, &uid, &role.id)?;
+            }
+        }
+        Ok::<(), latchkey_store::StoreError>(())
+    })
+    .await
+}
+
+async fn sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &SamlConnection,
+    a: &Assertion,
+    resume: Option<String>,
+) -> Result<HttpResponse, Refusal> {
+    let (user, how) = account(state, t, c, a).await?;
+    if user.status != UserStatus::Active {
+        return Err(Refusal::Disabled);
+    }
+    sync_roles(state, t, c, &user, a).await?;
+    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
+    blocking(move || db.saml_login_seen(&tid, &cid, &nid)).await?;
+
+    // The IdP authenticated the person; the risk engine may still refuse (like a passkey).
+    let accounts = crate::risk::failed_accounts(state, req, t).await?;
+    let risk = crate::risk::evaluate(state, req, t, &user.id, 0, accounts).await?;
+    let applied = match risk.decision {
+        latchkey_risk::Decision::Deny => latchkey_risk::Decision::Deny,
+        _ => latchkey_risk::Decision::Allow,
+    };
+    crate::risk::alert(state, req, t, &user.id, &risk, applied).await?;
+    if applied == latchkey_risk::Decision::Deny {
+        return Err(Refusal::Risk);
+    }
+
+    let idp_mfa = c.options.trust_idp_mfa
+        && a.authn_context
+            .as_deref()
+            .is_some_and(latchkey_saml::is_multi_factor);
+    let mut amr = vec!["ext".to_owned()];
+    if idp_mfa {
+        amr.push("mfa".to_owned());
+    }
+    let previous = req
+        .cookie(&session::cookie_name(state, t))
+        .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
+    let (sid, mut s) = session::start(state, req, t, &user.id, amr.clone(), previous.as_ref()).await?;
+    // The IdP's session may end sooner than ours would.
+    if let Some(until) = a.session_not_on_or_after.filter(|u| *u < s.absolute_deadline) {
+        s.absolute_deadline = until;
+        s.idle_deadline = s.idle_deadline.min(until);
+        session::save(state, t, &sid, &s).await?;
+    }
+    let next = resume.unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    // The tenant's MFA policy still applies unless the IdP's MFA is trusted and was done.
+    let factor_page = if idp_mfa {
+        None
+    } else {
+        crate::login::factor::require_if_due(state, t, &user, &sid, &mut s, &next).await?
+    };
+    let who = format!("user:{}", user.id);
+    let details = json!({
+        "connection": c.name,
+        "account": how,
+        "authn_context": a.authn_context,
+        "idp_mfa": idp_mfa,
+        "amr": amr,
+        "encrypted": a.encrypted,
+        "second_factor_due": s.factor_due,
+        "ip": crate::login::client_ip(req),
+        "risk_score": risk.assessment.score,
+    });
+    crate::login::audit(
+        state,
+        t,
+        NewAuditEvent::success(
+            &format!("saml:{}", c.name),
+            "saml.acs",
+            format!("saml:{}", c.id),
+            details.clone(),
+        ),
+    )
+    .await?;
+    crate::login::audit(
+        state,
+        t,
+        NewAuditEvent::success(&who, "login.success", who.clone(), details),
+    )
+    .await?;
+    state.metrics.saml("acs", "ok");
+    let mut res =
+        crate::login::redirect_into_session(state, t, factor_page.as_deref().unwrap_or(&next), &sid)?;
+    if factor_page.is_none() {
+        let device = crate::risk::remember(state, req, t, &user.id, risk.history).await?;
+        crate::login::add_cookie(&mut res, device)?;
+    }
+    Ok(res)
+}
+
+/// Fetches IdP metadata: https (or http to a loopback address, for development), no
+/// redirects, 10 seconds, at most 1 MiB.
+pub async fn fetch_metadata(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    let loopback = parsed
+        .host_str()
+        .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+    if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
+        return Err(format!("{url:?}: metadata is fetched over https only"));
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut res = client
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| format!("fetching metadata: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("fetching metadata: HTTP {}", res.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| format!("reading metadata: {e}"))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > METADATA_MAX_BYTES {
+            return Err(format!("metadata is larger than {METADATA_MAX_BYTES} bytes"));
+        }
+    }
+    String::from_utf8(body).map_err(|_| "metadata is not UTF-8".to_owned())
+}
+
+/// Refreshes one connection's metadata from its URL. New metadata is taken only if it parses,
+/// keeps the entity id and has a valid signing certificate; otherwise the last good metadata
+/// stays, the failure is recorded and audited, and the refresh is retried sooner.
+pub async fn refresh_metadata(state: &AppState, t: &latchkey_core::TenantId, id: &str) -> Result<(), String> {
+    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    let c = blocking(move || db.saml_connection(&tid, &cid))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the connection is gone")?;
+    let Some(url) = c.metadata_url.clone() else {
+        return Err("the connection has no metadata URL".into());
+    };
+    let now = state.clock.now_millis();
+    let fetched = match fetch_metadata(&url).await {
+        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    }
+    .and_then(|idp| {
+        if idp.entity_id == c.idp.entity_id {
+            Ok(idp)
+        } else {
+            Err(format!(
+                "the entity id changed from {:?} to {:?}",
+                c.idp.entity_id, idp.entity_id
+            ))
+        }
+    });
+    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    match fetched {
+        Ok(idp) => {
+            blocking(move || db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS))
+                .await
+                .map_err(|e| e.to_string())?;
+            state.metrics.saml("metadata", "ok");
+            Ok(())
+        }
+        Err(why) => {
+            let w = why.clone();
+            blocking(move || db.saml_metadata_failed(&tid, &cid, &w, now + METADATA_RETRY_MS))
+                .await
+                .map_err(|e| e.to_string())?;
+            state.metrics.saml("metadata", "failed");
+            tracing::warn!(connection = %c.name, error = %why, "SAML metadata refresh failed; the last good metadata stays in use");
+            Err(why)
+        }
+    }
+}
+
+/// One pass of the metadata scheduler: every due connection, each claimed by one node.
+pub async fn refresh_pass(state: &AppState) -> usize {
+    let (db, now) = (state.db.clone(), state.clock.now_millis());
+    let due = match blocking(move || db.claim_saml_refreshes(now, METADATA_RETRY_MS, 50)).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming SAML metadata refreshes failed");
+            return 0;
+        }
+    };
+    let mut done = 0;
+    for (t, id) in due {
+        if refresh_metadata(state, &t, &id).await.is_ok() {
+            done += 1;
+        }
+    }
+    done
+}

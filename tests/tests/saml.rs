@@ -1,0 +1,836 @@
+//! The SAML bridge end to end on both backends, against a real IdP from another ecosystem:
+//! pysaml2 with Debian's xmlsec1 (`tests/saml/idp.py`) on loopback with its own keys and
+//! metadata. A portal (the `openidconnect` crate) signs a person in through the tenant's
+//! connection: the JIT user is created, groups become roles through the role map, and the code
+//! reaches the relying party. Then the attack corpus, built by the IdP from genuinely signed
+//! responses: every case is refused with 4xx, no session, no user, and an audit event naming
+//! the reason. Also: home-realm discovery, the correlation cookie, replay, encrypted and
+//! differently signed responses, signed AuthnRequests, account linking, MFA after SAML, and
+//! metadata refresh with rollover and failure.
+
+#![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)] // test code; s, t, c, b, q: server, tenant, connection, browser, query
+
+use latchkey_core::{AuditEvent, MfaMode, Outcome, SamlConnection, SamlOptions, Tenant};
+use latchkey_keys::Aad;
+use latchkey_store::{
+    AuditFilter, AuditRepo, NewSamlConnection, RoleRepo, SamlRepo, TenantRepo, TenantUpdate, UserRepo,
+};
+use latchkey_tests::TestServer;
+use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
+use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
+use latchkey_tests::saml_idp::{SamlIdp, form_fields};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
+    ProviderMetadata, RedirectUrl, Scope, TokenResponse,
+};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const SLUG: &str = "acme";
+
+fn tenant(s: &TestServer) -> Tenant {
+    s.state.db.tenant_by_slug(SLUG).unwrap().unwrap()
+}
+
+/// What `latchkey saml add` does: metadata parsed, an SP key made and sealed, the connection
+/// stored; then the IdP is given our SP metadata (as its administrator would import it).
+async fn connect(
+    s: &TestServer,
+    idp: &SamlIdp,
+    name: &str,
+    options: SamlOptions,
+    metadata_url: Option<&str>,
+) -> SamlConnection {
+    let t = tenant(s);
+    let now = s.state.clock.now_millis();
+    let descriptor = latchkey_saml::parse_idp_metadata(&idp.metadata(false).await, now).unwrap();
+    let key = latchkey_saml::generate_sp_key(&format!("{SLUG} {name}"), now).unwrap();
+    let id = s.state.db.new_saml_connection_id();
+    let aad = Aad {
+        tenant: t.id.as_str(),
+        table: "saml_connections",
+        column: "sp_key_sealed",
+        row: &id,
+    };
+    let sealed = s.state.keys.seal(&t.id, aad, &key.pkcs8_der).unwrap();
+    let c = s
+        .state
+        .db
+        .create_saml_connection(
+            &t.id,
+            "test",
+            &NewSamlConnection {
+                id,
+                name: name.into(),
+                display_name: "Corp SSO".into(),
+                idp: descriptor,
+                metadata_url: metadata_url.map(str::to_owned),
+                options,
+                sp_certificate: key.certificate,
+                sp_key_sealed: sealed,
+                next_refresh_at: None,
+            },
+        )
+        .unwrap();
+    let (st, _, sp_metadata) = Browser::default()
+        .get(s, &format!("/t/{SLUG}/saml/{name}/metadata"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    idp.register_sp(&sp_metadata).await;
+    c
+}
+
+fn corp_options() -> SamlOptions {
+    let mut o = SamlOptions {
+        domains: vec!["corp.example".into()],
+        ..SamlOptions::default()
+    };
+    o.mapping.email = Some("mail".into());
+    o.mapping.name = Some("displayName".into());
+    o.mapping.groups = Some("groups".into());
+    o.role_map = vec![
+        ("admins".into(), "administrator".into()),
+        ("auditors".into(), "auditor".into()),
+    ];
+    o
+}
+
+/// From a Latchkey path that starts a SAML sign-in to the IdP's auto-submit form: (the ACS
+/// path, the form fields). `case` asks the IdP for an attack variant.
+async fn through_idp(
+    s: &TestServer,
+    b: &mut Browser,
+    start: &str,
+    case: Option<&str>,
+) -> (String, Vec<(String, String)>) {
+    let (st, h, page) = b.get(s, start).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{start}: {page}");
+    let mut to_idp = h.get("location").unwrap().to_str().unwrap().to_owned();
+    assert!(to_idp.contains("SAMLRequest="), "{to_idp}");
+    if let Some(case) = case {
+        to_idp = format!("{to_idp}&case={case}");
+    }
+    idp_form(&to_idp).await
+}
+
+async fn idp_form(url: &str) -> (String, Vec<(String, String)>) {
+    let res = TestServer::client().get(url).send().await.unwrap();
+    let status = res.status();
+    let page = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "IdP: {page}");
+    let (action, fields) = form_fields(&page);
+    (action, fields)
+}
+
+async fn post_acs(
+    s: &TestServer,
+    b: &mut Browser,
+    action: &str,
+    fields: &[(String, String)],
+) -> (StatusCode, String, String) {
+    let path = action.strip_prefix(&s.base_url).unwrap_or(action);
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (st, h, page) = b.post(s, path, &pairs, &[]).await;
+    let location = h
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (st, location, page)
+}
+
+fn acs_events(s: &TestServer) -> Vec<AuditEvent> {
+    s.state
+        .db
+        .audit_search(
+            &tenant(s).id,
+            &AuditFilter {
+                action: Some("saml.acs".into()),
+                ..AuditFilter::default()
+            },
+            0,
+            1000,
+        )
+        .unwrap()
+}
+
+fn user_count(s: &TestServer) -> usize {
+    s.state.db.list_users(&tenant(s).id).unwrap().len()
+}
+
+/// openidconnect's HTTP client on the workspace's reqwest; never follows redirects.
+async fn http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let mut r = TestServer::client().request(req.method().clone(), req.uri().to_string());
+    for (k, v) in req.headers() {
+        r = r.header(k, v);
+    }
+    let res = r.body(req.body().clone()).send().await?;
+    let mut out = http::Response::builder().status(res.status());
+    for (k, v) in res.headers() {
+        out = out.header(k, v);
+    }
+    Ok(out.body(res.bytes().await?.to_vec()).unwrap())
+}
+
+type Provider = ProviderMetadata<
+    openidconnect::EmptyAdditionalProviderMetadata,
+    openidconnect::core::CoreAuthDisplay,
+    openidconnect::core::CoreClientAuthMethod,
+    openidconnect::core::CoreClaimName,
+    openidconnect::core::CoreClaimType,
+    openidconnect::core::CoreGrantType,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJweKeyManagementAlgorithm,
+    openidconnect::core::CoreJsonWebKey,
+    openidconnect::core::CoreResponseMode,
+    openidconnect::core::CoreResponseType,
+    openidconnect::core::CoreSubjectIdentifierType,
+>;
+
+/// A portal signs a person in through the SAML connection: the sign-in page offers the
+/// connection, pysaml2 signs the response, the JIT user appears with the mapped roles, and the
+/// relying party gets a code and a valid ID token with `amr: ["ext"]`.
+async fn portal_signs_in_through_the_idp_with_a_jit_user(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    s.state
+        .db
+        .create_role(&t.id, "test", "administrator", None)
+        .unwrap();
+    s.state.db.create_role(&t.id, "test", "auditor", None).unwrap();
+    let idp = SamlIdp::start();
+    let c = connect(s, &idp, "corp", corp_options(), None).await;
+    let registered = register(
+        s,
+        SLUG,
+        latchkey_core::ClientType::Confidential,
+        true,
+        latchkey_core::AccessTokenFormat::Jwt,
+    );
+    let meta = Provider::discover_async(IssuerUrl::new(s.issuer(SLUG)).unwrap(), &http)
+        .await
+        .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(registered.client_id.to_string()),
+        Some(ClientSecret::new(SECRET.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut b = Browser::default();
+    let (st, h, _) = b.get(s, url.as_str().strip_prefix(&s.base_url).unwrap()).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let login = h.get("location").unwrap().to_str().unwrap().to_owned();
+    let (st, h, page) = b.get(s, &login).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(page.contains("Sign in with Corp SSO"), "{page}");
+    // The button continues this very interaction; the page may post on to the IdP (HRD).
+    let interaction = hidden(&page, "interaction");
+    let start = format!("/t/{SLUG}/saml/corp/login?interaction={interaction}");
+    assert!(
+        page.contains(&start.replace('&', "&amp;")) || page.contains(&start),
+        "{page}"
+    );
+    let csp = h.get("content-security-policy").unwrap().to_str().unwrap();
+    assert!(csp.contains(&idp.base_url), "{csp}");
+
+    let users_before = user_count(s);
+    let (action, fields) = through_idp(s, &mut b, &start, None).await;
+    let (entity_id, acs) = latchkey_server::saml::sp_urls(&s.state, SLUG, "corp");
+    assert_eq!(action, acs);
+    assert!(
+        b.cookies.keys().any(|k| k.starts_with("lk-saml-acme-")),
+        "correlation cookie"
+    );
+    let (st, location, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    assert!(
+        location.contains("interaction="),
+        "back into the OIDC flow: {location}"
+    );
+    assert!(session_cookie(&b, SLUG).is_some());
+    assert!(
+        !b.cookies.keys().any(|k| k.starts_with("lk-saml-")),
+        "the correlation cookie is spent"
+    );
+    let back = authorize(s, &mut b, &location, SLUG, true).await;
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let q = query(&back);
+    assert_eq!(q["state"], *state.secret());
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id_token = tokens.id_token().unwrap();
+    let claims = id_token.claims(&client.id_token_verifier(), &nonce).unwrap();
+    assert_eq!(claims.email().unwrap().as_str(), "alice@corp.example");
+    let amr: Vec<String> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().to_owned())
+        .collect();
+    assert_eq!(amr, ["ext"]);
+    assert_eq!(
+        claims.auth_context_ref().unwrap().as_str(),
+        "urn:latchkey:acr:pwd"
+    );
+
+    // JIT: one new user in this tenant, linked to the NameID, with the roles its groups map to.
+    assert_eq!(user_count(s), users_before + 1);
+    let uid = s
+        .state
+        .db
+        .saml_identity(&t.id, &c.id, "alice@corp.example")
+        .unwrap()
+        .unwrap();
+    let user = s.state.db.user(&t.id, &uid).unwrap().unwrap();
+    assert_eq!(user.username, "alice@corp.example");
+    assert_eq!(user.display_name.as_deref(), Some("Alice Example"));
+    assert!(user.password_hash.is_none());
+    let roles: Vec<String> = s
+        .state
+        .db
+        .roles_of_user(&t.id, &uid)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(
+        roles,
+        ["administrator"],
+        "groups engineering+admins map to administrator only"
+    );
+    let ok = acs_events(s);
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].outcome, Outcome::Success);
+    assert_eq!(ok[0].details["account"], "created");
+    assert_eq!(entity_id, format!("{}/saml/corp/metadata", s.issuer(SLUG)));
+
+    // Next sign-in: the same user; losing the admins group loses the role, never other roles.
+    idp.set_next(json!({"attributes": {"mail": ["alice@corp.example"], "displayName": ["Alice Example"], "groups": ["auditors"]}}))
+        .await;
+    let mut b2 = Browser::default();
+    let (action, fields) = through_idp(s, &mut b2, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, location, _) = post_acs(s, &mut b2, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/t/{SLUG}/account"));
+    assert_eq!(user_count(s), users_before + 1);
+    let roles: Vec<String> = s
+        .state
+        .db
+        .roles_of_user(&t.id, &uid)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(roles, ["auditor"]);
+    let metrics = TestServer::client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("latchkey_saml_events_total{event=\"acs\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("latchkey_saml_events_total{event=\"jit\",outcome=\"created\"} 1"));
+}
+
+/// An address whose domain a connection claims goes to its IdP (home-realm discovery); a local
+/// account with a password still signs in with it.
+async fn home_realm_discovery_routes_claimed_domains(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let mut b = Browser::default();
+    let csrf = b.form_token(s, SLUG).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("username", "bob@Corp.Example"),
+        ("password", ""),
+        ("return_to", ""),
+    ];
+    let (st, h, _) = b.post(s, &format!("/t/{SLUG}/login"), &form, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(h.get("location").unwrap(), &format!("/t/{SLUG}/saml/corp/login"));
+    // Other domains (alice@acme.test) sign in with their password as before.
+    let (st, h, page) = b
+        .sign_in(s, SLUG, "alice@acme.test", latchkey_tests::browser::PASSWORD)
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(h.get("location").unwrap(), &format!("/t/{SLUG}/account"));
+}
+
+/// Every case of the corpus, and the attacks that need no IdP mutation, refused: 4xx, no
+/// session cookie, no user, a `saml.acs` failure event with the reason (printed for the record).
+async fn attack_corpus_is_refused(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    let c = connect(s, &idp, "corp", corp_options(), None).await;
+    let expected: &[(&str, &[&str])] = &[
+        ("xsw1", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw2", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw3", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw4", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw5", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw6", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw7", &["structure", "signature_shape", "bad_signature"]),
+        ("xsw8", &["structure", "signature_shape", "bad_signature"]),
+        ("comment_injection", &["comment_in_assertion"]),
+        ("unsigned", &["unsigned"]),
+        ("other_key", &["bad_signature"]),
+        ("embedded_cert", &["bad_signature"]),
+        ("sha1", &["weak_algorithm"]),
+        ("expired", &["expired"]),
+        ("not_yet_valid", &["not_yet_valid"]),
+        ("wrong_audience", &["audience"]),
+        ("wrong_destination", &["destination"]),
+        ("wrong_recipient", &["recipient"]),
+        ("unknown_in_response_to", &["in_response_to"]),
+        ("unsolicited", &["in_response_to"]),
+        ("status_not_success", &["status"]),
+        ("doctype_xxe", &["forbidden_xml"]),
+        ("billion_laughs", &["forbidden_xml"]),
+        ("xinclude", &["forbidden_xml"]),
+        ("deep_nesting", &["too_large"]),
+        ("oversized", &["too_large"]),
+        ("encrypted_other_key", &["decryption"]),
+    ];
+    let users = user_count(s);
+    for (i, (case, reasons)) in expected.iter().enumerate() {
+        let mut b = Browser::default();
+        let (action, fields) =
+            through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), Some(case)).await;
+        let (st, location, page) = post_acs(s, &mut b, &action, &fields).await;
+        assert!(st.is_client_error(), "{case}: {st} {location} {page}");
+        assert!(page.contains("Sign-in failed"), "{case}: a readable page");
+        assert!(session_cookie(&b, SLUG).is_none(), "{case}: no session");
+        assert_eq!(user_count(s), users, "{case}: no user");
+        let events = acs_events(s);
+        assert_eq!(events.len(), i + 1, "{case}: one audit event each");
+        let last = events.last().unwrap();
+        assert_eq!(last.outcome, Outcome::Failure);
+        let reason = last.details["reason"].as_str().unwrap();
+        assert!(
+            reasons.contains(&reason),
+            "{case}: refused for {reason}: {}",
+            last.details["detail"]
+        );
+        println!("corpus {case}: {st} reason={reason} ({})", last.details["detail"]);
+    }
+    assert!(
+        s.state
+            .db
+            .saml_identities_of_user(&tenant(s).id, &latchkey_core::UserId("none".into()))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A response forged by hand, unsigned, posted straight to the ACS of the connection made
+    // from metadata (no flow, no cookie).
+    let forged = format!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_f1" Version="2.0" IssueInstant="2030-01-01T00:00:00Z"><saml:Issuer>{e}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="_a1" Version="2.0" IssueInstant="2030-01-01T00:00:00Z"><saml:Issuer>{e}</saml:Issuer><saml:Subject><saml:NameID>admin@corp.example</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"#,
+        e = c.idp.entity_id
+    );
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(forged);
+    let mut b = Browser::default();
+    let (st, _, _) = b
+        .post(
+            s,
+            &format!("/t/{SLUG}/saml/corp/acs"),
+            &[("SAMLResponse", &encoded)],
+            &[],
+        )
+        .await;
+    assert!(st.is_client_error(), "forged: {st}");
+    assert!(session_cookie(&b, SLUG).is_none());
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "unsolicited");
+    // Not a SAML message at all, and a body over the ACS limit.
+    let (st, _, _) = b
+        .post(
+            s,
+            &format!("/t/{SLUG}/saml/corp/acs"),
+            &[("SAMLResponse", "%%%")],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let huge = "A".repeat(1024 * 1024 + 10);
+    let (st, _, _) = b
+        .post(
+            s,
+            &format!("/t/{SLUG}/saml/corp/acs"),
+            &[("SAMLResponse", &huge)],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(user_count(s), users);
+}
+
+/// The outstanding request is bound to the browser that started it, taken once, and each
+/// assertion is accepted once; an unsolicited response needs a connection that allows it.
+async fn correlation_replay_and_unsolicited(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    options.allow_idp_initiated = false;
+    connect(s, &idp, "corp", options, None).await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    // Another browser (an attacker forwarding the form) is refused and consumes nothing.
+    let mut other = Browser::default();
+    let (st, _, _) = post_acs(s, &mut other, &action, &fields).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "correlation");
+    assert!(session_cookie(&other, SLUG).is_none());
+    // The right browser still completes, once.
+    let cookies = b.clone();
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    let mut again = cookies;
+    let (st, _, _) = post_acs(s, &mut again, &action, &fields).await;
+    assert!(st.is_client_error());
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "in_response_to");
+
+    // IdP-initiated: refused on this connection; accepted once where allowed, then a replay.
+    let (entity_id, _) = latchkey_server::saml::sp_urls(&s.state, SLUG, "corp");
+    let (action, fields) = idp_form(&format!(
+        "{}/idp-initiated?sp={}",
+        idp.base_url,
+        latchkey_tests::oidc::enc(&entity_id)
+    ))
+    .await;
+    let (st, _, _) = post_acs(s, &mut Browser::default(), &action, &fields).await;
+    assert!(st.is_client_error());
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "unsolicited");
+    let mut allowing = corp_options();
+    allowing.domains = vec!["other.example".into()];
+    allowing.allow_idp_initiated = true;
+    connect(s, &idp, "open", allowing, None).await;
+    // Another person: alice's address belongs to her account from the first connection.
+    idp.set_next(json!({"name_id": "carol@other.example", "attributes": {"mail": ["carol@other.example"]}}))
+        .await;
+    let (entity_id, _) = latchkey_server::saml::sp_urls(&s.state, SLUG, "open");
+    let (action, fields) = idp_form(&format!(
+        "{}/idp-initiated?sp={}",
+        idp.base_url,
+        latchkey_tests::oidc::enc(&entity_id)
+    ))
+    .await;
+    let mut first = Browser::default();
+    let (st, location, page) = post_acs(s, &mut first, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(location, format!("/t/{SLUG}/account"));
+    let mut replay = Browser::default();
+    let (st, _, _) = post_acs(s, &mut replay, &action, &fields).await;
+    assert!(st.is_client_error());
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "replayed");
+    assert!(session_cookie(&replay, SLUG).is_none());
+}
+
+/// Encrypted assertions (to the connection's key), a signature on the response only or on the
+/// assertion only, and AuthnRequests signed for an IdP that demands it, all sign in.
+async fn encrypted_signed_variants_and_signed_requests_are_accepted(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    options.sign_requests = true;
+    connect(s, &idp, "corp", options, None).await;
+    for (i, next) in [
+        json!({"encrypt": true}),
+        json!({"sign": "response"}),
+        json!({"sign": "assertion", "encrypt": true}),
+        json!({"sign": "assertion"}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        idp.set_next(next.clone()).await;
+        let mut b = Browser::default();
+        let (st, h, _) = b.get(s, &format!("/t/{SLUG}/saml/corp/login")).await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let to_idp = h.get("location").unwrap().to_str().unwrap().to_owned();
+        assert!(
+            to_idp.contains("&SigAlg=") && to_idp.contains("&Signature="),
+            "{to_idp}"
+        );
+        let (action, fields) = idp_form(&to_idp).await;
+        let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{next}: {page}");
+        let event = acs_events(s).pop().unwrap();
+        assert_eq!(event.outcome, Outcome::Success, "{next}");
+        assert_eq!(
+            event.details["encrypted"],
+            next.get("encrypt").is_some(),
+            "{next}"
+        );
+        assert_eq!(
+            event.details["account"],
+            if i == 0 { "created" } else { "linked" }
+        );
+        idp.reset().await;
+    }
+    // A request whose signature is broken is refused by the IdP (it checks what we sign).
+    let mut b = Browser::default();
+    let (_, h, _) = b.get(s, &format!("/t/{SLUG}/saml/corp/login")).await;
+    let tampered = h
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .replace("&SigAlg=", "&x=1&SigAlg=")
+        .replace("Signature=", "Signature=AA");
+    let res = TestServer::client().get(tampered).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Accounts: no JIT means no account; an address taken by a local account is not taken over
+/// unless the connection is trusted for its domain, and then it is linked (S8).
+async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    options.jit = false;
+    let c = connect(s, &idp, "corp", options.clone(), None).await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert!(page.contains("no account"), "{page}");
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "no_account");
+
+    // alice@acme.test is a local account (setup); the IdP now asserts that address.
+    let alice_attrs = json!({"name_id": "alice@acme.test", "attributes": {"mail": ["alice@acme.test"], "displayName": ["Alice"], "groups": []}});
+    idp.set_next(alice_attrs).await;
+    options.jit = true;
+    s.state
+        .db
+        .update_saml_connection(
+            &t.id,
+            "test",
+            &c.id,
+            &latchkey_store::SamlConnectionUpdate {
+                options: Some(options.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let users = user_count(s);
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "email_conflict");
+    assert_eq!(user_count(s), users);
+    assert!(session_cookie(&b, SLUG).is_none());
+    // Trusted for acme.test: linked to the local alice.
+    options.link_existing = true;
+    options.domains = vec!["acme.test".into()];
+    s.state
+        .db
+        .update_saml_connection(
+            &t.id,
+            "test",
+            &c.id,
+            &latchkey_store::SamlConnectionUpdate {
+                options: Some(options),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    assert_eq!(
+        s.state.db.saml_identity(&t.id, &c.id, "alice@acme.test").unwrap(),
+        Some(alice.id)
+    );
+    assert_eq!(acs_events(s).last().unwrap().details["account"], "linked_now");
+    assert_eq!(user_count(s), users);
+}
+
+/// Under a required MFA policy a SAML sign-in still owes a Latchkey factor, unless the
+/// connection trusts the IdP's MFA and the IdP says it did MFA.
+async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let mut policy = t.policy.clone();
+    policy.mfa.mode = MfaMode::Required;
+    s.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &TenantUpdate {
+                policy: Some(policy),
+                ..TenantUpdate::default()
+            },
+        )
+        .unwrap();
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    let c = connect(s, &idp, "corp", options.clone(), None).await;
+    idp.set_next(json!({"authn_context": "http://schemas.microsoft.com/claims/multipleauthn"}))
+        .await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, location, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert!(
+        location.starts_with(&format!("/t/{SLUG}/account/authenticator")),
+        "enrolment first: {location}"
+    );
+    options.trust_idp_mfa = true;
+    s.state
+        .db
+        .update_saml_connection(
+            &t.id,
+            "test",
+            &c.id,
+            &latchkey_store::SamlConnectionUpdate {
+                options: Some(options),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, location, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/t/{SLUG}/account"));
+    let event = acs_events(s).pop().unwrap();
+    assert_eq!(event.details["idp_mfa"], true);
+    assert_eq!(event.details["amr"], json!(["ext", "mfa"]));
+    // A trusted connection whose IdP did not do MFA is back to the tenant's policy.
+    idp.set_next(
+        json!({"authn_context": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}),
+    )
+    .await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (_, location, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert!(
+        location.starts_with(&format!("/t/{SLUG}/account/authenticator")),
+        "{location}"
+    );
+}
+
+/// Metadata from a URL: a refresh takes the IdP's rollover (two signing certificates); a
+/// failed refresh keeps the last good metadata, records and audits the failure.
+async fn metadata_refresh_takes_rollover_and_survives_failure(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let idp = SamlIdp::start();
+    let rollover = format!("{}?rollover=1", idp.metadata_url);
+    let c = connect(s, &idp, "corp", corp_options(), Some(&rollover)).await;
+    assert_eq!(c.idp.certificates.len(), 1);
+    latchkey_server::saml::refresh_metadata(&s.state, &t.id, &c.id)
+        .await
+        .unwrap();
+    let after = s.state.db.saml_connection(&t.id, &c.id).unwrap().unwrap();
+    assert_eq!(after.idp.certificates.len(), 2);
+    assert!(after.metadata_refreshed_at.is_some() && after.metadata_error.is_none());
+    // Sign-in still works with the first key of the two.
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    assert_eq!(
+        post_acs(s, &mut b, &action, &fields).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    let broken = format!("{}/no-such-metadata", idp.base_url);
+    s.state
+        .db
+        .update_saml_connection(
+            &t.id,
+            "test",
+            &c.id,
+            &latchkey_store::SamlConnectionUpdate {
+                metadata_url: Some(Some(broken)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let err = latchkey_server::saml::refresh_metadata(&s.state, &t.id, &c.id)
+        .await
+        .unwrap_err();
+    assert!(err.contains("HTTP 404"), "{err}");
+    let kept = s.state.db.saml_connection(&t.id, &c.id).unwrap().unwrap();
+    assert_eq!(kept.idp, after.idp, "the last good metadata stays");
+    assert!(kept.metadata_error.as_deref().unwrap().contains("404"));
+    let events = s
+        .state
+        .db
+        .audit_search(
+            &t.id,
+            &AuditFilter {
+                action: Some("saml.metadata.refresh".into()),
+                ..AuditFilter::default()
+            },
+            0,
+            1000,
+        )
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.outcome).collect::<Vec<_>>(),
+        [Outcome::Success, Outcome::Failure]
+    );
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    assert_eq!(
+        post_acs(s, &mut b, &action, &fields).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Connections are per tenant: another tenant's connection name is unknown here, and its ACS
+/// does not take this tenant's responses.
+async fn connections_are_tenant_scoped(s: &TestServer) {
+    setup(s, SLUG).await;
+    setup(s, "globex").await;
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let (st, _, _) = Browser::default().get(s, "/t/globex/saml/corp/metadata").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let mut b = Browser::default();
+    let (_, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (st, _, _) = b.post(s, "/t/globex/saml/corp/acs", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(session_cookie(&b, "globex").is_none());
+}
+
+latchkey_tests::e2e!(
+    portal_signs_in_through_the_idp_with_a_jit_user,
+    home_realm_discovery_routes_claimed_domains,
+    attack_corpus_is_refused,
+    correlation_replay_and_unsolicited,
+    encrypted_signed_variants_and_signed_requests_are_accepted,
+    accounts_jit_off_email_collision_and_trusted_linking,
+    tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted,
+    metadata_refresh_takes_rollover_and_survives_failure,
+    connections_are_tenant_scoped,
+);
