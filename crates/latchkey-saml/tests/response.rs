@@ -219,3 +219,52 @@ fn parser_attacks_are_refused_before_parsing() {
     let big = doc.replace("engineering", &"e".repeat(300_000));
     assert!(matches!(refused(&big, &expected(&idp)), SamlError::TooLarge(_)));
 }
+
+/// The layers behind "exactly one assertion": each wrapping trick that keeps a single
+/// assertion still meets a check of its own (S2).
+#[test]
+fn signature_shapes_outside_the_profile_are_refused() {
+    let idp = idp(&["idp.crt"]);
+    let doc = fixture("signed-assertion.xml");
+    let shape = |d: &str| matches!(refused(d, &expected(&idp)), SamlError::SignatureShape(_));
+    // The assertion's signature names another element (the response).
+    assert!(shape(&doc.replace("URI=\"#_assert1\"", "URI=\"#_resp1\"")));
+    // A ds:Object, where XSW8 hides the original.
+    assert!(shape(
+        &doc.replace("</ds:KeyInfo>", "</ds:KeyInfo><ds:Object><x/></ds:Object>")
+    ));
+    // Two references, and a transform outside the profile.
+    let reference = &doc
+        [doc.find("<ds:Reference").unwrap()..doc.find("</ds:Reference>").unwrap() + "</ds:Reference>".len()];
+    assert!(shape(&doc.replacen(
+        reference,
+        &format!("{reference}{reference}"),
+        1
+    )));
+    assert!(shape(&doc.replace(
+        "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
+        "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/>"
+    )));
+    // The signature moved out of the assertion (into Extensions): unexpected place.
+    let start = doc.find("<ds:Signature").unwrap();
+    let end = doc.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let moved = format!("{}{}", &doc[..start], &doc[end..]).replacen(
+        "<samlp:Status>",
+        &format!(
+            "<samlp:Extensions>{}</samlp:Extensions><samlp:Status>",
+            &doc[start..end]
+        ),
+        1,
+    );
+    assert!(shape(&moved));
+}
+
+#[test]
+fn a_signed_response_covers_the_assertion_inside_it() {
+    let idp = idp(&["idp.crt"]);
+    let doc = fixture("signed-response.xml").replace(
+        ">alice@corp.example</saml:NameID>",
+        ">admin@corp.example</saml:NameID>",
+    );
+    assert_eq!(refused(&doc, &expected(&idp)), SamlError::BadSignature);
+}

@@ -33,7 +33,7 @@ const SKEW_MS: i64 = 90_000;
 const ACS_MAX_BODY: usize = 1024 * 1024;
 /// Metadata refreshes: every hour, again after 10 minutes when one failed.
 pub const METADATA_REFRESH_MS: i64 = 3_600_000;
-const METADATA_RETRY_MS: i64 = 600_000;
+pub const METADATA_RETRY_MS: i64 = 600_000;
 const METADATA_MAX_BYTES: usize = 1024 * 1024;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -61,19 +61,20 @@ pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, Strin
     (format!("{base}/metadata"), format!("{base}/acs"))
 }
 
-fn key_aad<'a>(t: &'a Tenant, c: &'a SamlConnection) -> Aad<'a> {
+/// Where a connection's SP private key is sealed (the CLI seals it, the server opens it).
+pub fn sp_key_aad<'a>(t: &'a Tenant, connection_id: &'a str) -> Aad<'a> {
     Aad {
         tenant: t.id.as_str(),
         table: "saml_connections",
         column: "sp_key_sealed",
-        row: &c.id,
+        row: connection_id,
     }
 }
 
 fn sp_key(state: &AppState, t: &Tenant, c: &SamlConnection) -> Result<Vec<u8>, AppError> {
     state
         .keys
-        .open_sealed(&t.id, key_aad(t, c), &c.sp_key_sealed)
+        .open_sealed(&t.id, sp_key_aad(t, &c.id), &c.sp_key_sealed)
         .map_err(|e| AppError::internal("opening a SAML SP key", e))
 }
 
@@ -719,54 +720,68 @@ async fn sign_in(
     Ok(res)
 }
 
-/// Fetches IdP metadata: https (or http to a loopback address, for development), no
-/// redirects, 10 seconds, at most 1 MiB.
-pub async fn fetch_metadata(url: &str) -> Result<String, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let loopback = parsed
-        .host_str()
-        .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
-    if !(parsed.scheme() == "https" || parsed.scheme() == "http" && loopback) {
-        return Err(format!("{url:?}: metadata is fetched over https only"));
+/// An IdP metadata URL: https, or http to a loopback host (development and tests); no user
+/// information.
+pub fn check_metadata_url(u: &str) -> Result<url::Url, String> {
+    let bad = |m: &str| Err(format!("metadata URL {u:?}: {m}"));
+    let Ok(parsed) = url::Url::parse(u) else {
+        return bad("not an absolute URL");
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("must not contain user information");
     }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return bad("has no host"),
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => bad("use https (http only on a loopback address)"),
+    }
+}
+
+/// Fetches IdP metadata from a URL `check_metadata_url` accepts: no redirects, 10 seconds, at
+/// most 1 MiB.
+pub async fn fetch_metadata(url: &str) -> Result<String, String> {
+    let parsed = check_metadata_url(url)?;
+    let fail = |m: String| format!("fetching {url}: {m}");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
-    let mut res = client
-        .get(parsed)
-        .send()
-        .await
-        .map_err(|e| format!("fetching metadata: {e}"))?;
+        .map_err(|e| fail(e.to_string()))?;
+    let mut res = client.get(parsed).send().await.map_err(|e| fail(e.to_string()))?;
     if !res.status().is_success() {
-        return Err(format!("fetching metadata: HTTP {}", res.status().as_u16()));
+        return Err(fail(format!("HTTP {}", res.status().as_u16())));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| format!("reading metadata: {e}"))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > METADATA_MAX_BYTES {
-            return Err(format!("metadata is larger than {METADATA_MAX_BYTES} bytes"));
+    while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() + chunk.len() > METADATA_MAX_BYTES {
+            return Err(fail(format!("larger than {METADATA_MAX_BYTES} bytes")));
         }
+        body.extend_from_slice(&chunk);
     }
-    String::from_utf8(body).map_err(|_| "metadata is not UTF-8".to_owned())
+    String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
 }
 
-/// Refreshes one connection's metadata from its URL. New metadata is taken only if it parses,
+/// Refreshes connection `c` from its metadata URL. New metadata is taken only if it parses,
 /// keeps the entity id and has a valid signing certificate; otherwise the last good metadata
-/// stays, the failure is recorded and audited, and the refresh is retried sooner.
-pub async fn refresh_metadata(state: &AppState, t: &latchkey_core::TenantId, id: &str) -> Result<(), String> {
-    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
-    let c = blocking(move || db.saml_connection(&tid, &cid))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the connection is gone")?;
+/// stays, the failure is recorded and audited, and the refresh is retried sooner. Shared by the
+/// scheduler and `latchkey saml refresh-metadata`.
+pub async fn refresh_connection(
+    db: &latchkey_store::Db,
+    c: &SamlConnection,
+    now: i64,
+) -> Result<SamlConnection, String> {
     let Some(url) = c.metadata_url.clone() else {
         return Err("the connection has no metadata URL".into());
     };
-    let now = state.clock.now_millis();
     let fetched = match fetch_metadata(&url).await {
-        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now).map_err(|e| e.to_string()),
+        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now)
+            .map_err(|e| format!("metadata from {url} refused: {e}")),
         Err(e) => Err(e),
     }
     .and_then(|idp| {
@@ -779,20 +794,34 @@ pub async fn refresh_metadata(state: &AppState, t: &latchkey_core::TenantId, id:
             ))
         }
     });
-    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    let (db, tid, cid) = (db.clone(), c.tenant_id.clone(), c.id.clone());
     match fetched {
-        Ok(idp) => {
-            blocking(move || db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS))
-                .await
-                .map_err(|e| e.to_string())?;
-            state.metrics.saml("metadata", "ok");
-            Ok(())
-        }
+        Ok(idp) => blocking(move || db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS))
+            .await
+            .map_err(|e| e.to_string()),
         Err(why) => {
             let w = why.clone();
             blocking(move || db.saml_metadata_failed(&tid, &cid, &w, now + METADATA_RETRY_MS))
                 .await
                 .map_err(|e| e.to_string())?;
+            Err(why)
+        }
+    }
+}
+
+/// `refresh_connection` for connection `id` of tenant `t`, counted in the metrics.
+pub async fn refresh_metadata(state: &AppState, t: &latchkey_core::TenantId, id: &str) -> Result<(), String> {
+    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    let c = blocking(move || db.saml_connection(&tid, &cid))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the connection is gone")?;
+    match refresh_connection(&state.db, &c, state.clock.now_millis()).await {
+        Ok(_) => {
+            state.metrics.saml("metadata", "ok");
+            Ok(())
+        }
+        Err(why) => {
             state.metrics.saml("metadata", "failed");
             tracing::warn!(connection = %c.name, error = %why, "SAML metadata refresh failed; the last good metadata stays in use");
             Err(why)
@@ -817,4 +846,38 @@ pub async fn refresh_pass(state: &AppState) -> usize {
         }
     }
     done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_urls_are_https_or_loopback_http() {
+        for ok in [
+            "https://idp.example.com/metadata",
+            "http://127.0.0.1:8000/metadata",
+            "http://localhost/m",
+            "http://[::1]:9/m",
+        ] {
+            assert!(check_metadata_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/metadata",
+            "ftp://idp.example.com/m",
+            "file:///etc/passwd",
+            "https://user:pw@idp.example.com/m",
+            "/relative",
+            "http://127.0.0.1.evil.example/m",
+        ] {
+            assert!(check_metadata_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_acs_routes_take_large_bodies() {
+        assert_eq!(body_limit("/t/acme/saml/corp/acs", 65_536), ACS_MAX_BODY);
+        assert_eq!(body_limit("/t/acme/login", 65_536), 65_536);
+        assert_eq!(body_limit("/t/acme/token/acs/x", 65_536), 65_536);
+    }
 }

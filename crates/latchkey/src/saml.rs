@@ -7,28 +7,13 @@ use crate::admin::{actor, done, find_tenant};
 use crate::cli::{SamlAdd, SamlCmd, SamlFlags, SamlUpdate};
 use crate::output::{print_json, rfc3339};
 use latchkey_core::{Clock, IdpDescriptor, SamlConnection, SamlOptions, SystemClock, Tenant};
-use latchkey_keys::Aad;
 use latchkey_server::Config;
 use latchkey_store::{Db, NewSamlConnection, RoleRepo, SamlConnectionUpdate, SamlRepo};
 use serde_json::{Value, json};
-use std::time::Duration;
 
-/// Metadata from a URL is fetched again this long after a success.
-const REFRESH_EVERY_MS: i64 = 3_600_000;
-/// And this long after a failure.
-const RETRY_AFTER_MS: i64 = 600_000;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+use latchkey_server::saml::{METADATA_REFRESH_MS as REFRESH_EVERY_MS, sp_key_aad};
+
 const MAX_METADATA_BYTES: usize = 1 << 20;
-
-/// Where a connection's SP private key is sealed: the server opens it with the same location.
-pub fn sp_key_aad<'a>(tenant: &'a Tenant, connection_id: &'a str) -> Aad<'a> {
-    Aad {
-        tenant: tenant.id.as_str(),
-        table: "saml_connections",
-        column: "sp_key_sealed",
-        row: connection_id,
-    }
-}
 
 pub fn run(config: &Config, db: &Db, cmd: SamlCmd) -> Result<(), CliError> {
     let now = SystemClock.now_millis();
@@ -73,26 +58,21 @@ pub fn run(config: &Config, db: &Db, cmd: SamlCmd) -> Result<(), CliError> {
         SamlCmd::RefreshMetadata { t, name, out } => {
             let t = find_tenant(db, &t.tenant)?;
             let s = find(db, &t, &name)?;
-            let Some(url) = s.metadata_url.clone() else {
+            if s.metadata_url.is_none() {
                 return Err(CliError::Input(format!(
                     "SAML connection {name:?} has its metadata from a file; replace it with `saml update --metadata-file` or `--metadata-url`"
                 )));
-            };
-            match fetch(&url).and_then(|text| parse(&format!("metadata from {url}"), &text, now)) {
-                Ok(idp) => {
-                    let after = db.saml_metadata_refreshed(&t.id, &s.id, &idp, now + REFRESH_EVERY_MS)?;
+            }
+            match block_on(latchkey_server::saml::refresh_connection(db, &s, now))? {
+                Ok(after) => {
                     let mut v = connection_json(config, &t, &after);
                     v["changed"] = json!(s.idp != after.idp);
                     show(out.json, &v);
                     Ok(())
                 }
-                Err(e) => {
-                    let reason = e.to_string();
-                    db.saml_metadata_failed(&t.id, &s.id, &reason, now + RETRY_AFTER_MS)?;
-                    Err(CliError::Runtime(format!(
-                        "refreshing {name:?} failed (the last good metadata stays in use): {reason}"
-                    )))
-                }
+                Err(reason) => Err(CliError::Runtime(format!(
+                    "refreshing {name:?} failed (the last good metadata stays in use): {reason}"
+                ))),
             }
         }
     }
@@ -202,61 +182,25 @@ fn parse(source: &str, text: &str, now: i64) -> Result<IdpDescriptor, CliError> 
         .map_err(|e| CliError::Input(format!("{source} refused: {e}")))
 }
 
-/// https, or http to a loopback host (development and tests); no user information.
 fn check_url(u: &str) -> Result<(), CliError> {
-    let bad = |m: &str| Err(CliError::Input(format!("--metadata-url {u:?}: {m}")));
-    let Ok(parsed) = url::Url::parse(u) else {
-        return bad("not an absolute URL");
-    };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return bad("must not contain user information");
-    }
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return bad("has no host"),
-    };
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => bad("use https (http only on a loopback address)"),
-    }
+    latchkey_server::saml::check_metadata_url(u)
+        .map(drop)
+        .map_err(|e| CliError::Input(format!("--metadata-url: {e}")))
 }
 
-/// GETs the metadata: no redirects, 10 s, at most 1 MiB. A failure is a runtime error (exit 1).
-fn fetch(u: &str) -> Result<String, CliError> {
-    check_url(u)?;
-    let fail = |m: String| CliError::Runtime(format!("fetching {u}: {m}"));
+/// Runs `f` on a small runtime of its own (the CLI is synchronous).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(e.to_string()))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let mut resp = client.get(u).send().await.map_err(|e| fail(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(fail(format!("HTTP {}", resp.status())));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_METADATA_BYTES as u64)
-        {
-            return Err(fail("larger than 1 MiB".into()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            if body.len() + chunk.len() > MAX_METADATA_BYTES {
-                return Err(fail("larger than 1 MiB".into()));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
-    })
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(rt.block_on(f))
+}
+
+/// GETs the metadata (no redirects, 10 s, at most 1 MiB); a failure is a runtime error (exit 1).
+fn fetch(u: &str) -> Result<String, CliError> {
+    check_url(u)?;
+    block_on(latchkey_server::saml::fetch_metadata(u))?.map_err(CliError::Runtime)
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -477,32 +421,5 @@ fn show(json: bool, v: &Value) {
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, val) in lines {
         println!("{k:width$}  {val}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_url;
-
-    #[test]
-    fn metadata_urls_are_https_or_loopback_http() {
-        for ok in [
-            "https://idp.example.com/metadata",
-            "http://127.0.0.1:8000/metadata",
-            "http://localhost/m",
-            "http://[::1]:9/m",
-        ] {
-            assert!(check_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://idp.example.com/metadata",
-            "ftp://idp.example.com/m",
-            "file:///etc/passwd",
-            "https://user:pw@idp.example.com/m",
-            "/relative",
-            "http://127.0.0.1.evil.example/m",
-        ] {
-            assert!(check_url(bad).is_err(), "{bad}");
-        }
     }
 }
