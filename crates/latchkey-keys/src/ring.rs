@@ -111,6 +111,8 @@ struct Loaded {
     signers: HashMap<String, Arc<SigningKey>>,
     verifiers: HashMap<String, VerifyingKey>,
     jwks: Arc<Value>,
+    /// `jwks` serialized once per load: the JWKS endpoint serves these bytes as they are.
+    jwks_json: Arc<str>,
 }
 
 pub struct KeyRing {
@@ -527,6 +529,7 @@ impl KeyRing {
             active,
             signers,
             verifiers,
+            jwks_json: Arc::from(json!({"keys": &published}).to_string()),
             jwks: Arc::new(json!({"keys": published})),
         });
         self.cache
@@ -561,6 +564,23 @@ impl KeyRing {
     /// The public JWK Set (pending, active and retired keys).
     pub fn jwks(&self, t: &TenantId) -> Result<Arc<Value>, KeyError> {
         Ok(Arc::clone(&self.loaded(t)?.jwks))
+    }
+
+    /// The JWK Set as JSON text (loading the ring from the store when needed).
+    pub fn jwks_json(&self, t: &TenantId) -> Result<Arc<str>, KeyError> {
+        Ok(Arc::clone(&self.loaded(t)?.jwks_json))
+    }
+
+    /// The JWK Set as JSON text if the ring is loaded and fresh: no store access, so callers on
+    /// an async thread can skip the hop to the blocking pool.
+    pub fn jwks_json_cached(&self, t: &TenantId) -> Option<Arc<str>> {
+        let now = self.now();
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(t)
+            .filter(|l| now - l.at < CACHE_TTL_MS)
+            .map(|l| Arc::clone(&l.jwks_json))
     }
 
     /// Signs `claims` with the newest active key of `alg`; returns the compact JWS.

@@ -184,18 +184,36 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 /// OpenID Connect Discovery 1.0 §4: the tenant's provider metadata.
 async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
+    // The document depends on the issuer only: serialized once per tenant and node.
+    let body = match state.discovery.get(&t.slug, 0) {
+        Some(b) => b,
+        None => {
+            let doc = latchkey_oidc::discovery::metadata(&state.config.issuer(&t.slug));
+            let b = web::Bytes::from(doc.to_string());
+            state.discovery.put(t.slug.clone(), b.clone(), 0);
+            b
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .json(latchkey_oidc::discovery::metadata(&state.config.issuer(&t.slug))))
+        .content_type("application/json")
+        .body(body))
 }
 
 /// The tenant's JWK Set (RFC 7517 §5): public parts of pending, active and retired keys. Cached
 /// for less than half the pre-publication period, so a new key is seen before it signs.
 async fn jwks(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
-    let keys = std::sync::Arc::clone(&state.keys);
-    let set = blocking(move || keys.jwks(&t.id)).await.map_err(AppError::json)?;
+    let set = match state.keys.jwks_json_cached(&t.id) {
+        Some(set) => set,
+        None => {
+            let keys = std::sync::Arc::clone(&state.keys);
+            blocking(move || keys.jwks_json(&t.id))
+                .await
+                .map_err(AppError::json)?
+        }
+    };
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
@@ -203,5 +221,5 @@ async fn jwks(path: web::Path<String>, state: web::Data<AppState>) -> Result<Htt
         ))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .content_type("application/jwk-set+json")
-        .body(set.to_string()))
+        .body(set.as_bytes().to_vec()))
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub(crate) clients: Arc<crate::oidc::ClientCache>,
     /// Tenants by slug, 5 s (every tenant route reads its tenant).
     pub(crate) tenants: Arc<crate::cache::TtlCache<String, latchkey_core::Tenant>>,
+    /// Serialized discovery documents by tenant slug (they depend on the configuration only).
+    pub(crate) discovery: Arc<crate::cache::TtlCache<String, actix_web::web::Bytes>>,
     pub(crate) risk: Arc<crate::risk::RiskEngine>,
 }
 
@@ -100,6 +102,10 @@ impl AppState {
             clients: Arc::new(crate::oidc::client_cache()),
             tenants: Arc::new(crate::cache::TtlCache::new(
                 std::time::Duration::from_secs(5),
+                100_000,
+            )),
+            discovery: Arc::new(crate::cache::TtlCache::new(
+                std::time::Duration::from_secs(3600),
                 100_000,
             )),
             risk: Arc::new(risk),
