@@ -185,14 +185,13 @@ async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
     // The document depends on the issuer only: serialized once per tenant and node.
-    let body = match state.discovery.get(&t.slug, 0) {
-        Some(b) => b,
-        None => {
-            let doc = latchkey_oidc::discovery::metadata(&state.config.issuer(&t.slug));
-            let b = web::Bytes::from(doc.to_string());
-            state.discovery.put(t.slug.clone(), b.clone(), 0);
-            b
-        }
+    let body = if let Some(b) = state.discovery.get(&t.slug, 0) {
+        b
+    } else {
+        let doc = latchkey_oidc::discovery::metadata(&state.config.issuer(&t.slug));
+        let b = web::Bytes::from(doc.to_string());
+        state.discovery.put(t.slug.clone(), b.clone(), 0);
+        b
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
@@ -205,14 +204,13 @@ async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Resul
 /// for less than half the pre-publication period, so a new key is seen before it signs.
 async fn jwks(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
-    let set = match state.keys.jwks_json_cached(&t.id) {
-        Some(set) => set,
-        None => {
-            let keys = std::sync::Arc::clone(&state.keys);
-            blocking(move || keys.jwks_json(&t.id))
-                .await
-                .map_err(AppError::json)?
-        }
+    let set = if let Some(set) = state.keys.jwks_json_cached(&t.id) {
+        set
+    } else {
+        let keys = std::sync::Arc::clone(&state.keys);
+        blocking(move || keys.jwks_json(&t.id))
+            .await
+            .map_err(AppError::json)?
     };
     Ok(HttpResponse::Ok()
         .insert_header((
