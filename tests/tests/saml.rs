@@ -724,7 +724,19 @@ async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &Test
     let event = acs_events(s).pop().unwrap();
     assert_eq!(event.details["idp_mfa"], true);
     assert_eq!(event.details["amr"], json!(["ext", "mfa"]));
+    // Entra ID and ADFS keep the class at Password and list the methods in an attribute.
+    idp.set_next(json!({
+        "authn_context": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password",
+        "attributes": {"mail": ["alice@corp.example"], "http://schemas.microsoft.com/claims/authnmethodsreferences": ["http://schemas.microsoft.com/claims/multipleauthn"]}
+    }))
+    .await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (_, location, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(location, format!("/t/{SLUG}/account"));
+    assert_eq!(acs_events(s).pop().unwrap().details["idp_mfa"], true);
     // A trusted connection whose IdP did not do MFA is back to the tenant's policy.
+    idp.reset().await;
     idp.set_next(
         json!({"authn_context": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"}),
     )
@@ -823,7 +835,48 @@ async fn connections_are_tenant_scoped(s: &TestServer) {
     assert!(session_cookie(&b, "globex").is_none());
 }
 
+/// `prompt=login` (or `max_age`) from the portal becomes `ForceAuthn` at the IdP, so the IdP's
+/// own session does not stand in for a fresh sign-in.
+async fn prompt_login_forces_authn_at_the_idp(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let client = register(
+        s,
+        SLUG,
+        latchkey_core::ClientType::Confidential,
+        true,
+        latchkey_core::AccessTokenFormat::Jwt,
+    );
+    for (prompt, forced) in [("", false), ("login", true)] {
+        let mut b = Browser::default();
+        let path = latchkey_tests::oidc::authorize_path(&client, &[("prompt", prompt)]);
+        let (st, h, _) = b.get(s, &path).await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let (_, _, page) = b.get(s, h.get("location").unwrap().to_str().unwrap()).await;
+        let interaction = hidden(&page, "interaction");
+        let (st, h, _) = b
+            .get(s, &format!("/t/{SLUG}/saml/corp/login?interaction={interaction}"))
+            .await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let q = query(h.get("location").unwrap().to_str().unwrap());
+        use base64::Engine as _;
+        let deflated = base64::engine::general_purpose::STANDARD
+            .decode(&q["SAMLRequest"])
+            .unwrap();
+        let mut xml = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::DeflateDecoder::new(&deflated[..]), &mut xml)
+            .unwrap();
+        assert_eq!(
+            xml.contains("ForceAuthn=\"true\""),
+            forced,
+            "prompt={prompt}: {xml}"
+        );
+    }
+}
+
 latchkey_tests::e2e!(
+    prompt_login_forces_authn_at_the_idp,
     portal_signs_in_through_the_idp_with_a_jit_user,
     home_realm_discovery_routes_claimed_domains,
     attack_corpus_is_refused,

@@ -63,6 +63,16 @@ pub struct Attribute {
 }
 
 impl Assertion {
+    /// Whether the IdP says it did multi-factor authentication: its AuthnContextClassRef, or
+    /// the methods attribute Entra ID and ADFS send.
+    pub fn multi_factor(&self) -> bool {
+        self.authn_context.as_deref().is_some_and(is_multi_factor)
+            || self
+                .values(AUTHN_METHODS_ATTRIBUTE)
+                .iter()
+                .any(|m| is_multi_factor(m))
+    }
+
     /// The values of the attribute called `name` (its Name or FriendlyName).
     pub fn values(&self, name: &str) -> &[String] {
         self.attributes
@@ -458,10 +468,11 @@ fn attributes(assertion: Node<'_, '_>) -> Result<Vec<Attribute>> {
     Ok(out)
 }
 
-/// Authentication context classes that mean more than one factor: SAML's own (Authentication
-/// Context §3.4), REFEDS MFA, and what Entra ID and ADFS send after MFA.
+/// Authentication context classes that mean more than one factor: SAML Authentication Context
+/// §3.4 classes that need a token or a certificate, REFEDS MFA, and what Entra ID and ADFS send
+/// after MFA.
 pub fn is_multi_factor(context: &str) -> bool {
-    const MFA: [&str; 9] = [
+    const MFA: [&str; 8] = [
         "https://refeds.org/profile/mfa",
         "http://schemas.microsoft.com/claims/multipleauthn",
         "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
@@ -470,7 +481,9 @@ pub fn is_multi_factor(context: &str) -> bool {
         "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard",
         "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
         "urn:oasis:names:tc:SAML:2.0:ac:classes:X509",
-        "urn:oasis:names:tc:SAML:2.0:ac:classes:MultiFactor",
     ];
     MFA.contains(&context)
 }
+
+/// Where Entra ID and ADFS list the methods used (their class ref often stays `Password`).
+const AUTHN_METHODS_ATTRIBUTE: &str = "http://schemas.microsoft.com/claims/authnmethodsreferences";

@@ -195,11 +195,16 @@ async fn start(
     let t = tenant(&state, &slug).await?;
     let c = connection(&state, &t, &name).await?;
     let interaction_id = crate::login::query_param(&req, "interaction").filter(|i| !i.is_empty());
+    // ForceAuthn follows the OIDC request: `prompt=login` or `max_age` asks for a fresh sign-in.
+    let mut force_authn = false;
     let resume = match &interaction_id {
         Some(id) => {
             let binding = interaction::binding(&state, &req, &t, id);
             match interaction::load(&state, &t, id, binding.as_deref()).await? {
-                Some(i) => Some(i.resume_url(id)),
+                Some(i) => {
+                    force_authn = crate::oidc::forces_login(&i.request);
+                    Some(i.resume_url(id))
+                }
                 None => {
                     return Ok(crate::pages::message_response(
                         StatusCode::BAD_REQUEST,
@@ -235,7 +240,7 @@ async fn start(
         acs_url: &acs_url,
         destination: &c.idp.sso_url,
         now: state.clock.now_millis(),
-        force_authn: false,
+        force_authn,
     };
     let cookie = correlation_cookie(&state, correlation_cookie_name(&state, &t, &relay), correlation);
     let mut res = if c.idp.sso_binding == BINDING_REDIRECT {
@@ -656,10 +661,7 @@ async fn sign_in(
         return Err(Refusal::Risk);
     }
 
-    let idp_mfa = c.options.trust_idp_mfa
-        && a.authn_context
-            .as_deref()
-            .is_some_and(latchkey_saml::is_multi_factor);
+    let idp_mfa = c.options.trust_idp_mfa && a.multi_factor();
     let mut amr = vec!["ext".to_owned()];
     if idp_mfa {
         amr.push("mfa".to_owned());

@@ -67,6 +67,7 @@ pub fn run(config: &Config, command: Command) -> Result<(), CliError> {
         Command::AdminToken(c) => admin_token(&db, c),
         Command::Keys(c) => crate::keys::run(config, &db, c),
         Command::Saml(c) => crate::saml::run(config, &db, c),
+        Command::Role(c) => role(&db, c),
         Command::Serve | Command::Demo => unreachable!("handled in main"),
     }
 }
@@ -725,6 +726,50 @@ fn set_status(db: &Db, r: UserRef, status: UserStatus) -> Result<(), CliError> {
     let u = find_user(db, &t, &r.user)?;
     let u = db.set_user_status(&t.id, &actor(), &u.id, status)?;
     emit(r.out.json, &user_json(&u));
+    Ok(())
+}
+
+fn role(db: &Db, cmd: crate::cli::RoleCmd) -> Result<(), CliError> {
+    use crate::cli::RoleCmd;
+    use latchkey_store::RoleRepo;
+    let role_json = |r: &latchkey_core::Role| json!({"id": r.id.as_str(), "name": r.name, "description": r.description, "created_at": rfc3339(r.created_at)});
+    match cmd {
+        RoleCmd::Create {
+            t,
+            name,
+            description,
+            out,
+        } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let r = db.create_role(&t.id, &actor(), &name, description.as_deref())?;
+            emit(out.json, &role_json(&r));
+        }
+        RoleCmd::List { t, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let roles = db.list_roles(&t.id)?;
+            if out.json {
+                print_json(&roles.iter().map(role_json).collect());
+            } else {
+                for r in roles {
+                    println!("{}\t{}", r.name, r.description.unwrap_or_default());
+                }
+            }
+        }
+        RoleCmd::Remove { t, name, out } => {
+            let t = find_tenant(db, &t.tenant)?;
+            let r = db
+                .list_roles(&t.id)?
+                .into_iter()
+                .find(|r| r.name == name)
+                .ok_or_else(|| CliError::Input(format!("no role {name:?} in tenant {:?}", t.slug)))?;
+            db.delete_role(&t.id, &actor(), &r.id)?;
+            done(
+                out.json,
+                json!({"deleted": "role", "name": r.name, "id": r.id.as_str()}),
+                &format!("removed role {}", r.name),
+            );
+        }
+    }
     Ok(())
 }
 

@@ -49,6 +49,38 @@ pub enum Command {
     /// service provider toward them).
     #[command(subcommand)]
     Saml(SamlCmd),
+    /// Manage a tenant's roles (granted to users, e.g. by a SAML connection's role map).
+    #[command(subcommand)]
+    Role(RoleCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Create a role.
+    Create {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Every role of the tenant.
+    List {
+        #[command(flatten)]
+        t: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Delete a role (users lose it).
+    Remove {
+        #[command(flatten)]
+        t: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Subcommand)]

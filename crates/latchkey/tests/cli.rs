@@ -1067,7 +1067,31 @@ fn saml_connections_from_the_cli(db: &TestDb) {
     let cli = Cli::new(&db.url);
     cli.ok(&["tenant", "create", "acme"]);
     let tid = db.db.tenant_by_slug("acme").unwrap().unwrap().id;
-    db.db.create_role(&tid, "test", "admin", None).unwrap();
+    // Roles the role map names come from `latchkey role`.
+    let made = cli.json(&[
+        "role",
+        "create",
+        "--tenant",
+        "acme",
+        "admin",
+        "--description",
+        "Full access",
+        "--json",
+    ]);
+    assert_eq!(made["name"], "admin");
+    cli.ok(&["role", "create", "--tenant", "acme", "scratch"]);
+    let listed = cli.json(&["role", "list", "--tenant", "acme", "--json"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(names.contains(&"admin") && names.contains(&"scratch"));
+    cli.ok(&["role", "remove", "--tenant", "acme", "scratch"]);
+    assert_eq!(db.db.list_roles(&tid).unwrap().len(), 1);
+    cli.fails(2, &["role", "remove", "--tenant", "acme", "scratch"], None);
     let (old, new) = (cert("Okta 2025", now_ms() - YEAR_MS), cert("Okta 2026", now_ms()));
     let okta = cli.write(
         "okta.xml",

@@ -32,6 +32,13 @@ struct Pending {
     started_at: i64,
 }
 
+/// Whether a pending interaction's request (a stored `Pending`) asks for a fresh sign-in
+/// (`prompt=login` or `max_age`), so a federated sign-in must not reuse the IdP's session.
+pub(crate) fn forces_login(request: &serde_json::Value) -> bool {
+    serde_json::from_value::<Pending>(request.clone())
+        .is_ok_and(|p| p.request.prompt.login || p.request.max_age.is_some())
+}
+
 /// GET or POST `/t/{tenant}/authorize`.
 pub(super) async fn authorize(
     req: HttpRequest,

@@ -9,7 +9,7 @@ mod resource;
 mod token;
 
 pub(crate) use authorize::describe as describe_scope;
-pub(crate) use authorize::form_post;
+pub(crate) use authorize::{forces_login, form_post};
 
 use crate::errors::{AppError, Kind, blocking};
 use crate::form::{FormError, parse_form, parse_query};
