@@ -104,6 +104,8 @@ DEFAULTS = {
     "sign": "both",
     "case": None,
     "encrypt": False,
+    # Seconds the AuthnInstant lies in the past: an SSO session at the IdP reused.
+    "authn_age": 0,
 }
 
 for _prefix, _uri in [
@@ -397,7 +399,7 @@ class Idp:
                 scd.recipient = o["recipient"]
         resp.in_response_to = irt
         for st in a.authn_statement:
-            st.authn_instant = iso(issued)
+            st.authn_instant = iso(issued - float(s.get("authn_age") or 0))
             if not st.session_index:
                 st.session_index = corpus.random_id()
 

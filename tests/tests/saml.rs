@@ -875,7 +875,134 @@ async fn prompt_login_forces_authn_at_the_idp(s: &TestServer) {
     }
 }
 
+/// A forced sign-in (`prompt=login`) answered from an old IdP session is refused; a fresh one
+/// is accepted, and `auth_time` is when the person authenticated at the IdP.
+async fn forced_sign_in_needs_a_fresh_authn_instant(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let client = register(
+        s,
+        SLUG,
+        latchkey_core::ClientType::Confidential,
+        true,
+        latchkey_core::AccessTokenFormat::Jwt,
+    );
+    for (age, accepted) in [(3600, false), (0, true)] {
+        idp.set_next(json!({"authn_age": age})).await;
+        let mut b = Browser::default();
+        let path = latchkey_tests::oidc::authorize_path(&client, &[("prompt", "login")]);
+        let (_, h, _) = b.get(s, &path).await;
+        let (_, _, page) = b.get(s, h.get("location").unwrap().to_str().unwrap()).await;
+        let interaction = hidden(&page, "interaction");
+        let start = format!("/t/{SLUG}/saml/corp/login?interaction={interaction}");
+        let (action, fields) = through_idp(s, &mut b, &start, None).await;
+        let (st, location, _) = post_acs(s, &mut b, &action, &fields).await;
+        if accepted {
+            assert_eq!(st, StatusCode::SEE_OTHER);
+            let back = authorize(s, &mut b, &location, SLUG, true).await;
+            assert!(back.starts_with(REDIRECT), "{back}");
+        } else {
+            assert_eq!(st, StatusCode::BAD_REQUEST);
+            assert_eq!(acs_events(s).last().unwrap().details["reason"], "stale_authn");
+            assert!(session_cookie(&b, SLUG).is_none());
+        }
+    }
+    // Unforced, an old IdP session is fine, and auth_time says when it began.
+    idp.set_next(json!({"authn_age": 3600})).await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    assert_eq!(
+        post_acs(s, &mut b, &action, &fields).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let t = tenant(s);
+    let uid = s
+        .state
+        .db
+        .user_by_username(&t.id, "alice@corp.example")
+        .unwrap()
+        .unwrap()
+        .id;
+    let sessions = s.state.ephemeral.list_user_sessions(&t.id, &uid).await.unwrap();
+    let newest = sessions
+        .iter()
+        .map(|(_, x)| x)
+        .max_by_key(|x| x.created_at)
+        .unwrap();
+    let age = newest.created_at - newest.auth_time;
+    assert!(
+        (3_500_000..=3_700_000).contains(&age),
+        "auth_time {age} ms before the session"
+    );
+}
+
+/// Nobody can put an address of a claimed domain on their own account, and a trusted
+/// connection never links to an account another IdP already signs in to: either would let the
+/// real owner's first SAML sign-in land in someone else's account.
+async fn linking_cannot_be_steered_into_another_account(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let idp = SamlIdp::start();
+    let mut trusted = corp_options();
+    trusted.link_existing = true;
+    connect(s, &idp, "corp", trusted, None).await;
+    // A local user tries to take an address in corp.example on the account page.
+    let mut b = Browser::default();
+    let (st, _, _) = b
+        .sign_in(s, SLUG, "alice", latchkey_tests::browser::PASSWORD)
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, _, page) = b.get(s, &format!("/t/{SLUG}/account")).await;
+    let csrf = hidden(&page, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("email", "bob@corp.example"),
+        ("display_name", "Mallory"),
+    ];
+    let (st, _, page) = b.post(s, &format!("/t/{SLUG}/account/profile"), &form, &[]).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    assert_eq!(alice.email.as_deref(), Some("alice@acme.test"));
+    // Another connection's IdP asserts that address for one of its own users (JIT).
+    let mut other = corp_options();
+    other.domains = vec!["partner.example".into()];
+    connect(s, &idp, "partner", other, None).await;
+    idp.set_next(json!({"name_id": "m@partner.example", "attributes": {"mail": ["bob@corp.example"]}}))
+        .await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/partner/login"), None).await;
+    assert_eq!(
+        post_acs(s, &mut b, &action, &fields).await.0,
+        StatusCode::SEE_OTHER
+    );
+    // Bob's first sign-in through the trusted connection is not joined to that account.
+    idp.set_next(json!({"name_id": "bob@corp.example", "attributes": {"mail": ["bob@corp.example"], "groups": ["admins"]}})).await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "email_conflict");
+    assert!(session_cookie(&b, SLUG).is_none());
+    // A RelayState that is not one of ours (control characters) is just no handle: a 4xx, no 500.
+    let relay = format!("\n{}", "A".repeat(42));
+    let form: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| {
+            if k == "RelayState" {
+                (k.clone(), relay.clone())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let (st, _, _) = post_acs(s, &mut Browser::default(), &action, &form).await;
+    assert!(st.is_client_error(), "{st}");
+}
+
 latchkey_tests::e2e!(
+    forced_sign_in_needs_a_fresh_authn_instant,
+    linking_cannot_be_steered_into_another_account,
     prompt_login_forces_authn_at_the_idp,
     portal_signs_in_through_the_idp_with_a_jit_user,
     home_realm_discovery_routes_claimed_domains,

@@ -82,7 +82,19 @@ pub(crate) fn public_key(b64: &str) -> Result<PublicKey> {
     let spki = cert.public_key();
     let key = spki.subject_public_key.data.to_vec();
     match spki.algorithm.algorithm.to_id_string().as_str() {
-        OID_RSA => Ok(PublicKey::Rsa(key)),
+        OID_RSA => {
+            // Verification needs 2048 bits or more: refuse weaker keys at import, not later.
+            let bits = match spki.parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa.key_size(),
+                _ => 0,
+            };
+            if bits < 2048 {
+                return Err(SamlError::Certificate(format!(
+                    "an RSA key of {bits} bits (at least 2048)"
+                )));
+            }
+            Ok(PublicKey::Rsa(key))
+        }
         OID_EC => {
             let curve = spki
                 .algorithm

@@ -21,6 +21,8 @@ const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 const MAX_ATTRIBUTES: usize = 256;
 const MAX_VALUE_CHARS: usize = 4096;
+/// The longest an assertion may stay valid (what the caller's replay cache covers).
+pub const MAX_LIFETIME_MS: i64 = 86_400_000;
 
 /// What this response must match.
 #[derive(Debug, Clone)]
@@ -73,12 +75,22 @@ impl Assertion {
                 .any(|m| is_multi_factor(m))
     }
 
-    /// The values of the attribute called `name` (its Name or FriendlyName).
-    pub fn values(&self, name: &str) -> &[String] {
-        self.attributes
-            .iter()
-            .find(|a| a.name == name || a.friendly_name.as_deref() == Some(name))
-            .map_or(&[], |a| a.values.as_slice())
+    /// The values of the attribute called `name`: every attribute with that Name (an IdP may
+    /// split one over several elements), or, when none has it, with that FriendlyName.
+    pub fn values(&self, name: &str) -> Vec<String> {
+        let by_name: Vec<&Attribute> = self.attributes.iter().filter(|a| a.name == name).collect();
+        let chosen = if by_name.is_empty() {
+            self.attributes
+                .iter()
+                .filter(|a| a.friendly_name.as_deref() == Some(name))
+                .collect()
+        } else {
+            by_name
+        };
+        chosen
+            .into_iter()
+            .flat_map(|a| a.values.iter().cloned())
+            .collect()
     }
 }
 
@@ -110,7 +122,7 @@ pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
     if let Some(d) = response.attribute("Destination")
         && d != exp.acs_url
     {
-        return Err(SamlError::Destination(d.to_owned()));
+        return Err(SamlError::Destination(d.chars().take(200).collect()));
     }
     if let Some(issuer) = only_child(response, NS_ASSERTION, "Issuer")? {
         check_issuer(issuer, exp)?;
@@ -157,7 +169,11 @@ pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
                 .ok_or_else(|| SamlError::Decryption("no SP key for encrypted assertions".into()))?;
             let inner = xenc::decrypt_assertion(ea, key)?;
             let wrapped = wrap_in_scope(ea, &inner);
-            let inner_doc = xml::parse(&wrapped, xml::RESPONSE)?;
+            // One answer for whatever the plaintext is, so nothing about it leaks before its
+            // signature is checked (the response may be unsigned).
+            let inner_doc = xml::parse(&wrapped, xml::RESPONSE).map_err(|_| {
+                SamlError::Decryption("the decrypted content is not an acceptable assertion".into())
+            })?;
             unique_ids(&inner_doc)?;
             let wrapper = inner_doc.root_element();
             let elements: Vec<Node<'_, '_>> = wrapper.children().filter(Node::is_element).collect();
@@ -383,6 +399,13 @@ fn read_assertion(
         None => None,
     };
 
+    let valid_until = not_after.map_or(confirmation_until, |n| n.min(confirmation_until));
+    // The replay cache keeps ids a day; an assertion must not outlive that.
+    if valid_until > exp.now + MAX_LIFETIME_MS {
+        return Err(SamlError::Malformed(
+            "the assertion is valid for more than a day".into(),
+        ));
+    }
     Ok(Assertion {
         id: id.to_owned(),
         name_id: value,
@@ -391,7 +414,7 @@ fn read_assertion(
         authn_context,
         authn_instant: instant(authn, "AuthnInstant")?,
         session_not_on_or_after,
-        valid_until: not_after.map_or(confirmation_until, |n| n.min(confirmation_until)),
+        valid_until,
         attributes: attributes(assertion)?,
         encrypted,
     })

@@ -49,6 +49,7 @@ pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
         return Err(SamlError::ForbiddenXml("DOCTYPE"));
     }
+    check_namespace_scopes(text, MAX_NAMESPACES_IN_SCOPE)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,
@@ -61,6 +62,77 @@ pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
     })?;
     check_tree(doc.root(), limits.max_depth)?;
     Ok(doc)
+}
+
+/// Namespace declarations in scope at any element. roxmltree copies the inherited
+/// declarations into every element that declares one and compares them pairwise, so a
+/// document with many declarations on an ancestor and many declaring descendants costs
+/// minutes of CPU before any signature is looked at. Real IdPs stay far below this (Okta and
+/// ADFS re-declare `xs`/`xsi` on each value: two more on a leaf).
+const MAX_NAMESPACES_IN_SCOPE: usize = 64;
+
+/// A linear pass over the raw text counting `xmlns` declarations per open element (outside
+/// quoted values, comments and CDATA); refuses a document where more than `max` are in scope.
+fn check_namespace_scopes(text: &str, max: usize) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut open: Vec<usize> = Vec::new();
+    let mut in_scope = 0usize;
+    let mut i = 0;
+    while let Some(off) = bytes[i..].iter().position(|b| *b == b'<') {
+        i += off;
+        let rest = &text[i..];
+        if rest.starts_with("<!--") {
+            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
+            continue;
+        }
+        if rest.starts_with("<![CDATA[") {
+            i += rest.find("]]>").map_or(rest.len(), |e| e + 3);
+            continue;
+        }
+        if rest.starts_with("<?") || rest.starts_with("<!") {
+            i += rest.find('>').map_or(rest.len(), |e| e + 1);
+            continue;
+        }
+        if rest.starts_with("</") {
+            in_scope -= open.pop().unwrap_or(0);
+            i += rest.find('>').map_or(rest.len(), |e| e + 1);
+            continue;
+        }
+        // A start tag: walk to its end, skipping quoted values.
+        let mut j = 1;
+        let mut quote = None;
+        let mut declared = 0;
+        let tag = rest.as_bytes();
+        while j < tag.len() {
+            let b = tag[j];
+            match quote {
+                Some(q) if b == q => quote = None,
+                None if b == b'"' || b == b'\'' => quote = Some(b),
+                None if b == b'>' => break,
+                None if b.is_ascii_whitespace() && rest[j + 1..].starts_with("xmlns") => {
+                    let after = rest[j + 6..].trim_start();
+                    if after.starts_with('=') || rest[j + 6..].starts_with(':') {
+                        declared += 1;
+                    }
+                }
+                // Inside a quoted value, or any other byte of the tag.
+                _ => {}
+            }
+            j += 1;
+        }
+        let self_closing = j > 0 && tag.get(j - 1) == Some(&b'/');
+        if in_scope + declared > max {
+            return Err(SamlError::TooLarge(format!(
+                "more than {max} namespace declarations in scope"
+            )));
+        }
+        if !self_closing {
+            open.push(declared);
+            in_scope += declared;
+        }
+        i += j.max(1);
+    }
+    Ok(())
 }
 
 /// Depth, XInclude and processing instructions, without recursion.
@@ -175,6 +247,24 @@ mod tests {
         assert!(parse(&ok, RESPONSE).is_ok());
         let big = format!("<a>{}</a>", "x".repeat(RESPONSE.max_bytes));
         assert!(matches!(parse(&big, RESPONSE), Err(SamlError::TooLarge(_))));
+    }
+
+    #[test]
+    fn namespace_floods_are_refused_before_parsing() {
+        let decls: String = (0..70)
+            .map(|i| format!(" xmlns:a{i}=\"u\""))
+            .collect::<Vec<_>>()
+            .concat();
+        let flood = format!("<r{decls}><b xmlns:c=\"u\"/></r>");
+        assert!(matches!(parse(&flood, RESPONSE), Err(SamlError::TooLarge(_))));
+        // Declarations on siblings don't add up; quoted text and comments don't count.
+        let leaves = format!(
+            "<r xmlns:x=\"u\">{}<c a=\" xmlns:q='v'\"/><!-- xmlns:z=\"w\" --></r>",
+            "<v xmlns:xs=\"a\" xmlns:xsi=\"b\">1</v>".repeat(300)
+        );
+        assert!(parse(&leaves, RESPONSE).is_ok());
+        let nested = format!("{}{}", "<e xmlns:n=\"u\">".repeat(30), "</e>".repeat(30));
+        assert!(parse(&nested, RESPONSE).is_ok());
     }
 
     #[test]

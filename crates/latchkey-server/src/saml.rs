@@ -156,6 +156,9 @@ struct Pending {
     resume: Option<String>,
     /// SHA-256 of the correlation cookie's value.
     binding: String,
+    /// ForceAuthn was sent: the IdP must have authenticated after `started_at`.
+    force_authn: bool,
+    started_at: i64,
     expires_at: i64,
 }
 
@@ -226,6 +229,8 @@ async fn start(
         request_id: request_id.clone(),
         resume,
         binding: latchkey_core::sha256_hex(correlation.as_bytes()),
+        force_authn,
+        started_at: state.clock.now_millis(),
         expires_at: state.clock.now_millis() + PENDING_TTL.as_millis() as i64,
     };
     let bytes = serde_json::to_vec(&pending).map_err(|e| AppError::internal("pending SAML request", e))?;
@@ -282,6 +287,8 @@ enum Refusal {
     EmailConflict,
     Disabled,
     Risk,
+    /// A fresh sign-in was asked for (ForceAuthn) and the IdP's AuthnInstant is older.
+    StaleAuthn,
     /// Storage or the session store failed: answered as an error (503/500), not a refusal.
     Internal(AppError),
 }
@@ -309,13 +316,15 @@ impl Refusal {
             Self::EmailConflict => "email_conflict",
             Self::Disabled => "disabled",
             Self::Risk => "risk",
+            Self::StaleAuthn => "stale_authn",
             Self::Internal(_) => "internal",
         }
     }
 
+    /// For the audit log and the operator's log, bounded (the document is the attacker's).
     fn detail(&self) -> String {
         match self {
-            Self::Saml(e) => e.to_string(),
+            Self::Saml(e) => e.to_string().chars().take(300).collect(),
             other => other.reason().replace('_', " "),
         }
     }
@@ -365,7 +374,11 @@ async fn acs(
     let relay = form
         .as_ref()
         .and_then(|f| f.get("RelayState"))
-        .filter(|r| r.len() == 43)
+        .filter(|r| {
+            r.len() == 43
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
         .map(str::to_owned);
     let mut res = match consume(&state, &req, &t, &c, form.as_ref(), relay.as_deref()).await {
         Ok(res) => res,
@@ -450,7 +463,24 @@ async fn consume(
     if !state.ephemeral.put_once(&t.id, &replay_key, b"1", ttl).await? {
         return Err(Refusal::Saml(SamlError::Replayed));
     }
-    sign_in(state, req, t, c, &assertion, pending.and_then(|p| p.resume)).await
+    if let Some(p) = pending.as_ref().filter(|p| p.force_authn)
+        && assertion
+            .authn_instant
+            .is_none_or(|at| at < p.started_at - SKEW_MS)
+    {
+        return Err(Refusal::StaleAuthn);
+    }
+    let forced_since = pending.as_ref().filter(|p| p.force_authn).map(|p| p.started_at);
+    sign_in(
+        state,
+        req,
+        t,
+        c,
+        &assertion,
+        pending.and_then(|p| p.resume),
+        forced_since,
+    )
+    .await
 }
 
 /// The outstanding request `relay` names, taken for good, if this browser started it.
@@ -484,15 +514,14 @@ async fn take_pending(
 }
 
 /// The mapped attribute's first value.
-fn mapped<'a>(a: &'a Assertion, attr: Option<&str>) -> Option<&'a str> {
-    attr.and_then(|n| a.values(n).first())
-        .map(|v| v.trim())
+fn mapped(a: &Assertion, attr: Option<&str>) -> Option<String> {
+    attr.and_then(|n| a.values(n).into_iter().next())
+        .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
 }
 
 fn email_of(a: &Assertion, c: &SamlConnection) -> Option<String> {
     mapped(a, c.options.mapping.email.as_deref())
-        .map(str::to_owned)
         .or_else(|| {
             let is_email_format = a
                 .name_id_format
@@ -521,14 +550,21 @@ async fn account(
         return Ok((user, "linked"));
     }
     let email = email_of(a, c);
-    let display_name = mapped(a, c.options.mapping.name.as_deref()).map(str::to_owned);
+    let display_name = mapped(a, c.options.mapping.name.as_deref());
     if let Some(email) = &email {
         let (db, tid, e) = (state.db.clone(), t.id.clone(), email.clone());
         let existing = blocking(move || db.user_by_email(&tid, &e)).await?;
         if let Some(local) = existing {
             let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            // Only a connection trusted for the address's domain may take over a local account.
-            if !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
+            // Only a connection trusted for the address's domain may join a local account, and
+            // only one no IdP signs in to yet (an address on another connection's JIT user came
+            // from that IdP, not from the person). Addresses in a claimed domain can't be set
+            // by users themselves (account page).
+            let (db, tid, uid) = (state.db.clone(), t.id.clone(), local.id.clone());
+            let federated = !blocking(move || db.saml_identities_of_user(&tid, &uid))
+                .await?
+                .is_empty();
+            if federated || !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
                 return Err(Refusal::EmailConflict);
             }
             let (db, tid, cid, nid, uid) = (
@@ -599,7 +635,7 @@ async fn sync_roles(
         .mapping
         .groups
         .as_deref()
-        .map(|g| a.values(g).to_vec())
+        .map(|g| a.values(g))
         .unwrap_or_default();
     let wanted: Vec<&str> = c
         .options
@@ -640,6 +676,7 @@ async fn sign_in(
     c: &SamlConnection,
     a: &Assertion,
     resume: Option<String>,
+    forced_since: Option<i64>,
 ) -> Result<HttpResponse, Refusal> {
     let (user, how) = account(state, t, c, a).await?;
     if user.status != UserStatus::Active {
@@ -670,10 +707,18 @@ async fn sign_in(
         .cookie(&session::cookie_name(state, t))
         .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
     let (sid, mut s) = session::start(state, req, t, &user.id, amr.clone(), previous.as_ref()).await?;
-    // The IdP's session may end sooner than ours would.
-    if let Some(until) = a.session_not_on_or_after.filter(|u| *u < s.absolute_deadline) {
-        s.absolute_deadline = until;
-        s.idle_deadline = s.idle_deadline.min(until);
+    // OIDC `auth_time` is when the person authenticated at the IdP; the IdP's session may end
+    // sooner than ours would.
+    // A forced sign-in was checked fresh (within the skew) and counts from when it was asked.
+    let auth_time = a.authn_instant.map_or(s.auth_time, |at| at.min(s.auth_time));
+    let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(s.auth_time));
+    let until = a.session_not_on_or_after.filter(|u| *u < s.absolute_deadline);
+    if auth_time != s.auth_time || until.is_some() {
+        s.auth_time = auth_time;
+        if let Some(until) = until {
+            s.absolute_deadline = until;
+            s.idle_deadline = s.idle_deadline.min(until);
+        }
         session::save(state, t, &sid, &s).await?;
     }
     let next = resume.unwrap_or_else(|| format!("/t/{}/account", t.slug));

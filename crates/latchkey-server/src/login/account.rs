@@ -334,8 +334,23 @@ pub(super) async fn update_profile(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    let email = field("email");
+    // An address in a domain a SAML connection claims belongs to that IdP: nobody may put it on
+    // their own account (where a trusted connection could later link to it).
+    if let Some(e) = email.as_deref().filter(|e| Some(*e) != user.email.as_deref())
+        && crate::saml::for_email(&state, &t, e).await?.is_some()
+    {
+        let message = "Addresses in this domain are managed by your organisation's sign-in.".to_owned();
+        return render(
+            &state,
+            &req,
+            &t,
+            View::error(&id, &user, StatusCode::UNPROCESSABLE_ENTITY, message),
+        )
+        .await;
+    }
     let change = latchkey_store::UserUpdate {
-        email: Some(field("email")),
+        email: Some(email),
         display_name: Some(field("display_name")),
     };
     let (db, tid, uid, actor) = (
