@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{NOW, cert};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
@@ -11,16 +15,6 @@ use latchkey_saml::{
     AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata,
 };
 use std::io::Read;
-
-const NOW: i64 = 1_893_456_060_000;
-
-fn cert(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect()
-}
 
 fn entra_like() -> String {
     format!(

@@ -5,47 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use latchkey_core::IdpDescriptor;
-use latchkey_core::saml::BINDING_REDIRECT;
+mod common;
+
+use common::{expected, fixture, idp};
+
 use latchkey_saml::{Expected, SamlError, validate};
-
-const NOW: i64 = 1_893_456_060_000; // 2030-01-01T00:01:00Z
-const ACS: &str = "https://sso.example/t/acme/saml/corp/acs";
-const SP: &str = "https://sso.example/t/acme/saml/corp/metadata";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn cert(name: &str) -> String {
-    fixture(name)
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect()
-}
-
-fn idp(certs: &[&str]) -> IdpDescriptor {
-    IdpDescriptor {
-        entity_id: "https://idp.corp.example/metadata".into(),
-        sso_url: "https://idp.corp.example/sso".into(),
-        sso_binding: BINDING_REDIRECT.into(),
-        certificates: certs.iter().map(|c| cert(c)).collect(),
-        wants_signed_requests: false,
-    }
-}
-
-fn expected(idp: &IdpDescriptor) -> Expected<'_> {
-    Expected {
-        idp,
-        sp_entity_id: SP,
-        acs_url: ACS,
-        in_response_to: Some("_req1"),
-        allow_unsolicited: false,
-        now: NOW,
-        skew_ms: 60_000,
-        sp_key_pkcs8: None,
-    }
-}
 
 fn refused(doc: &str, exp: &Expected<'_>) -> SamlError {
     validate(doc, exp).unwrap_err()

@@ -3,49 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{NOW, cert, expected, fixture, idp};
+
 use latchkey_core::IdpDescriptor;
-use latchkey_core::saml::BINDING_REDIRECT;
-use latchkey_saml::{Expected, SamlError, validate};
+use latchkey_saml::{SamlError, validate};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const NOW: i64 = 1_893_456_060_000; // 2030-01-01T00:01:00Z
-const ACS: &str = "https://sso.example/t/acme/saml/corp/acs";
-const SP: &str = "https://sso.example/t/acme/saml/corp/metadata";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn cert(name: &str) -> String {
-    fixture(name)
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect()
-}
-
-fn idp(certs: &[&str]) -> IdpDescriptor {
-    IdpDescriptor {
-        entity_id: "https://idp.corp.example/metadata".into(),
-        sso_url: "https://idp.corp.example/sso".into(),
-        sso_binding: BINDING_REDIRECT.into(),
-        certificates: certs.iter().map(|c| cert(c)).collect(),
-        wants_signed_requests: false,
-    }
-}
-
-fn expected(idp: &IdpDescriptor) -> Expected<'_> {
-    Expected {
-        idp,
-        sp_entity_id: SP,
-        acs_url: ACS,
-        in_response_to: Some("_req1"),
-        allow_unsolicited: false,
-        now: NOW,
-        skew_ms: 60_000,
-        sp_key_pkcs8: None,
-    }
-}
 
 /// Runs `validate` on another thread; `None` when it takes longer than `limit`.
 fn validate_within(

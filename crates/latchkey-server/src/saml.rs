@@ -89,6 +89,17 @@ async fn connection(state: &AppState, t: &Tenant, name: &str) -> Result<SamlConn
         .ok_or_else(unknown)
 }
 
+/// The tenant and connection a `/t/{tenant}/saml/{connection}/…` path names (404 otherwise).
+async fn named(
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(Tenant, SamlConnection), AppError> {
+    let (slug, name) = path.into_inner();
+    let t = tenant(state, &slug).await?;
+    let c = connection(state, &t, &name).await?;
+    Ok((t, c))
+}
+
 /// The tenant's connections, for the sign-in page's buttons and home-realm discovery.
 pub(crate) async fn connections(state: &AppState, t: &Tenant) -> Result<Vec<SamlConnection>, AppError> {
     let (db, tid) = (state.db.clone(), t.id.clone());
@@ -125,9 +136,7 @@ async fn metadata(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, name) = path.into_inner();
-    let t = tenant(&state, &slug).await?;
-    let c = connection(&state, &t, &name).await?;
+    let (t, c) = named(&state, path).await?;
     let (entity_id, acs_url) = sp_urls(&state, &t.slug, &c.name);
     let xml = latchkey_saml::sp_metadata(&latchkey_saml::SpDescriptor {
         entity_id: &entity_id,
@@ -194,9 +203,7 @@ async fn start(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, name) = path.into_inner();
-    let t = tenant(&state, &slug).await?;
-    let c = connection(&state, &t, &name).await?;
+    let (t, c) = named(&state, path).await?;
     let interaction_id = crate::login::query_param(&req, "interaction").filter(|i| !i.is_empty());
     // ForceAuthn follows the OIDC request: `prompt=login` or `max_age` asks for a fresh sign-in.
     let mut force_authn = false;
@@ -363,9 +370,7 @@ async fn acs(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    let (slug, name) = path.into_inner();
-    let t = tenant(&state, &slug).await?;
-    let c = connection(&state, &t, &name).await?;
+    let (t, c) = named(&state, path).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
