@@ -131,3 +131,78 @@ fn a_bad_certificate_is_a_clear_startup_error() {
     .unwrap();
     assert!(err.contains("LATCHKEY_TLS_KEY"), "{err}");
 }
+
+/// On an https issuer the SAML correlation cookie is the one cookie that must survive the IdP's
+/// cross-site POST: `__Host-`, Secure, HttpOnly, `SameSite=None`; the session cookie stays Lax.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_correlation_cookie_is_samesite_none_and_secure_on_https() {
+    use latchkey_store::{NewSamlConnection, SamlRepo, TenantRepo};
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let db = TestDb::sqlite();
+    let s = TestServer::start_with(&[
+        ("LATCHKEY_DATABASE_URL", &db.url),
+        ("LATCHKEY_TLS_CERT", &cert),
+        ("LATCHKEY_TLS_KEY", &key),
+        ("LATCHKEY_PUBLIC_URL", "https://sso.example.test"),
+    ])
+    .unwrap();
+    latchkey_tests::browser::setup(&s, "acme").await;
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let sp = latchkey_saml::generate_sp_key("acme corp", now).unwrap();
+    let id = s.state.db.new_saml_connection_id();
+    let sealed = s
+        .state
+        .keys
+        .seal(&t.id, latchkey_server::saml::sp_key_aad(&t, &id), &sp.pkcs8_der)
+        .unwrap();
+    s.state
+        .db
+        .create_saml_connection(
+            &t.id,
+            "test",
+            &NewSamlConnection {
+                id,
+                name: "corp".into(),
+                display_name: "Corp".into(),
+                idp: latchkey_core::IdpDescriptor {
+                    entity_id: "https://idp.example.test/metadata".into(),
+                    sso_url: "https://idp.example.test/sso".into(),
+                    sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
+                    certificates: vec![sp.certificate.clone()],
+                    wants_signed_requests: false,
+                },
+                metadata_url: None,
+                options: latchkey_core::SamlOptions::default(),
+                sp_certificate: sp.certificate,
+                sp_key_sealed: sealed,
+                next_refresh_at: None,
+            },
+        )
+        .unwrap();
+    let port: u16 = s.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("https://localhost:{port}/t/acme/saml/corp/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(
+        res.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://idp.example.test/sso?SAMLRequest=")
+    );
+    let cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-lk-saml-acme-"), "{cookie}");
+    for attr in ["HttpOnly", "SameSite=None", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
+}
