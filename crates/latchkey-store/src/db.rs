@@ -154,9 +154,13 @@ impl Db {
 
     /// Runs `change` in one transaction together with the audit event it returns.
     ///
-    /// The first statement bumps the tenant's audit head: that takes the write lock at once
-    /// (SQLite) or the head's row lock (PostgreSQL), so a tenant's chain is appended strictly in
-    /// order even with several Latchkey nodes, and it fails with `NotFound` for an unknown tenant.
+    /// The tenant's audit head is bumped under a lock, so a tenant's chain is appended strictly
+    /// in order even with several Latchkey nodes; an unknown tenant is `NotFound`. On SQLite the
+    /// bump is the first statement (it takes the write lock at once: no read-to-write upgrade).
+    /// On PostgreSQL it is the last: the head's row lock lasts until COMMIT, and taken first it
+    /// made every audited write of a tenant (each refresh-token rotation) wait for the whole
+    /// transaction before it. The head is always the last lock taken, so lock order stays one
+    /// way.
     /// A write transaction. On SQLite the process's writers first take turns (see `writer`);
     /// `f` must not start another write.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
@@ -173,9 +177,17 @@ impl Db {
         tenant: &TenantId,
         change: impl FnOnce(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
     ) -> Result<T> {
+        let sqlite = self.writer.is_some();
         self.write(|c| {
-            let link = reserve(c, tenant)?;
+            let early = if sqlite { Some(reserve(c, tenant)?) } else { None };
+            if early.is_none() {
+                head_exists(c, tenant)?;
+            }
             let (value, event) = change(c)?;
+            let link = match early {
+                Some(link) => link,
+                None => reserve(c, tenant)?,
+            };
             self.record(c, tenant, link, event)?;
             Ok(value)
         })
@@ -241,6 +253,16 @@ pub(crate) fn reserve(c: &mut AnyConnection, tenant: &TenantId) -> Result<Link> 
         .select((audit_heads::seq, audit_heads::hash))
         .first::<(i64, String)>(c)?;
     Ok(Link { seq, prev_hash })
+}
+
+/// `NotFound` unless the tenant has a chain (a plain read: no lock).
+fn head_exists(c: &mut AnyConnection, tenant: &TenantId) -> Result<()> {
+    let found = audit_heads::table
+        .find(tenant.as_str())
+        .select(audit_heads::seq)
+        .first::<i64>(c)
+        .optional()?;
+    found.map(drop).ok_or(StoreError::NotFound { what: "tenant" })
 }
 
 /// Starts a tenant's chain (called in the transaction that creates the tenant).
