@@ -5,9 +5,11 @@
 
 use crate::TestServer;
 use crate::browser::{Browser, PASSWORD, hidden};
-use latchkey_core::{AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType, GrantType, Tenant};
+use latchkey_core::{
+    AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType, GrantType, MfaMode, Tenant,
+};
 use latchkey_oidc::pkce::s256;
-use latchkey_store::{ClientRepo, NewClient, TenantRepo};
+use latchkey_store::{ClientRepo, NewClient, TenantRepo, TenantUpdate};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -17,6 +19,39 @@ pub const SECRET: &str = "portal-secret-0123456789abcdefghijklmnop";
 
 pub fn tenant(s: &TestServer, slug: &str) -> Tenant {
     s.state.db.tenant_by_slug(slug).unwrap().unwrap()
+}
+
+/// Sets tenant `slug`'s MFA mode (`off`, `optional`, `required`).
+pub fn set_mfa_mode(s: &TestServer, slug: &str, mode: MfaMode) {
+    let t = tenant(s, slug);
+    let mut policy = t.policy.clone();
+    policy.mfa.mode = mode;
+    s.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &TenantUpdate {
+                policy: Some(policy),
+                ..TenantUpdate::default()
+            },
+        )
+        .unwrap();
+}
+
+/// The `openidconnect` crate's HTTP client, on the workspace's reqwest; never follows
+/// redirects (the relying-party suites look at them).
+pub async fn rp_http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, reqwest::Error> {
+    let mut r = TestServer::client().request(req.method().clone(), req.uri().to_string());
+    for (k, v) in req.headers() {
+        r = r.header(k, v);
+    }
+    let res = r.body(req.body().clone()).send().await?;
+    let mut out = http::Response::builder().status(res.status());
+    for (k, v) in res.headers() {
+        out = out.header(k, v);
+    }
+    Ok(out.body(res.bytes().await?.to_vec()).unwrap())
 }
 
 /// Registers a client; confidential ones use `client_secret_basic` with `SECRET`.

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::many_single_char_names)] // test code; s, c, b: server, client, browser
 
-use latchkey_core::{AccessTokenFormat, ClientType, FixedClock, MfaMode, TenantPolicy};
+use latchkey_core::{AccessTokenFormat, ClientType, FixedClock, MfaMode};
 use latchkey_mfa::totp;
 use latchkey_store::{TenantRepo, TenantUpdate};
 use latchkey_tests::TestServer;
@@ -33,20 +33,7 @@ impl Ctx<'_> {
 }
 
 fn set_mode(s: &TestServer, mode: MfaMode) {
-    let t = tenant(s, "acme");
-    let mut policy: TenantPolicy = t.policy.clone();
-    policy.mfa.mode = mode;
-    s.state
-        .db
-        .update_tenant(
-            &t.id,
-            "test",
-            &TenantUpdate {
-                policy: Some(policy),
-                ..TenantUpdate::default()
-            },
-        )
-        .unwrap();
+    latchkey_tests::oidc::set_mfa_mode(s, "acme", mode);
 }
 
 /// Signs in with the password only; returns where the browser was sent.

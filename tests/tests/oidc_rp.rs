@@ -16,22 +16,7 @@ use openidconnect::{
     Scope, TokenResponse,
 };
 
-/// openidconnect's HTTP client, on the workspace's reqwest; never follows redirects.
-async fn http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, reqwest::Error> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let mut r = client.request(req.method().clone(), req.uri().to_string());
-    for (k, v) in req.headers() {
-        r = r.header(k, v);
-    }
-    let res = r.body(req.body().clone()).send().await?;
-    let mut out = http::Response::builder().status(res.status());
-    for (k, v) in res.headers() {
-        out = out.header(k, v);
-    }
-    Ok(out.body(res.bytes().await?.to_vec()).unwrap())
-}
+use latchkey_tests::oidc::rp_http as http;
 
 async fn discover(s: &TestServer) -> ProviderMetadataWithLogout {
     ProviderMetadataWithLogout::discover_async(IssuerUrl::new(s.issuer("acme")).unwrap(), &http)

@@ -12,9 +12,7 @@
 
 use latchkey_core::{AuditEvent, MfaMode, Outcome, SamlConnection, SamlOptions, Tenant};
 use latchkey_keys::Aad;
-use latchkey_store::{
-    AuditFilter, AuditRepo, NewSamlConnection, RoleRepo, SamlRepo, TenantRepo, TenantUpdate, UserRepo,
-};
+use latchkey_store::{AuditFilter, AuditRepo, NewSamlConnection, RoleRepo, SamlRepo, TenantRepo, UserRepo};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
@@ -79,6 +77,14 @@ async fn connect(
     assert_eq!(st, StatusCode::OK);
     idp.register_sp(&sp_metadata).await;
     c
+}
+
+/// Changes connection `c` as `latchkey saml update` would.
+fn update(s: &TestServer, c: &SamlConnection, change: latchkey_store::SamlConnectionUpdate) {
+    s.state
+        .db
+        .update_saml_connection(&tenant(s).id, "test", &c.id, &change)
+        .unwrap();
 }
 
 fn corp_options() -> SamlOptions {
@@ -158,19 +164,7 @@ fn user_count(s: &TestServer) -> usize {
     s.state.db.list_users(&tenant(s).id).unwrap().len()
 }
 
-/// openidconnect's HTTP client on the workspace's reqwest; never follows redirects.
-async fn http(req: openidconnect::HttpRequest) -> Result<openidconnect::HttpResponse, reqwest::Error> {
-    let mut r = TestServer::client().request(req.method().clone(), req.uri().to_string());
-    for (k, v) in req.headers() {
-        r = r.header(k, v);
-    }
-    let res = r.body(req.body().clone()).send().await?;
-    let mut out = http::Response::builder().status(res.status());
-    for (k, v) in res.headers() {
-        out = out.header(k, v);
-    }
-    Ok(out.body(res.bytes().await?.to_vec()).unwrap())
-}
+use latchkey_tests::oidc::rp_http as http;
 
 type Provider = ProviderMetadata<
     openidconnect::EmptyAdditionalProviderMetadata,
@@ -624,18 +618,14 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
     let alice_attrs = json!({"name_id": "alice@acme.test", "attributes": {"mail": ["alice@acme.test"], "displayName": ["Alice"], "groups": []}});
     idp.set_next(alice_attrs).await;
     options.jit = true;
-    s.state
-        .db
-        .update_saml_connection(
-            &t.id,
-            "test",
-            &c.id,
-            &latchkey_store::SamlConnectionUpdate {
-                options: Some(options.clone()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            options: Some(options.clone()),
+            ..Default::default()
+        },
+    );
     let users = user_count(s);
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
@@ -647,18 +637,14 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
     // Trusted for acme.test: linked to the local alice.
     options.link_existing = true;
     options.domains = vec!["acme.test".into()];
-    s.state
-        .db
-        .update_saml_connection(
-            &t.id,
-            "test",
-            &c.id,
-            &latchkey_store::SamlConnectionUpdate {
-                options: Some(options),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            options: Some(options),
+            ..Default::default()
+        },
+    );
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
     let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
@@ -676,20 +662,7 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
 /// connection trusts the IdP's MFA and the IdP says it did MFA.
 async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &TestServer) {
     setup(s, SLUG).await;
-    let t = tenant(s);
-    let mut policy = t.policy.clone();
-    policy.mfa.mode = MfaMode::Required;
-    s.state
-        .db
-        .update_tenant(
-            &t.id,
-            "test",
-            &TenantUpdate {
-                policy: Some(policy),
-                ..TenantUpdate::default()
-            },
-        )
-        .unwrap();
+    latchkey_tests::oidc::set_mfa_mode(s, SLUG, MfaMode::Required);
     let idp = SamlIdp::start();
     let mut options = corp_options();
     let c = connect(s, &idp, "corp", options.clone(), None).await;
@@ -704,18 +677,14 @@ async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &Test
         "enrolment first: {location}"
     );
     options.trust_idp_mfa = true;
-    s.state
-        .db
-        .update_saml_connection(
-            &t.id,
-            "test",
-            &c.id,
-            &latchkey_store::SamlConnectionUpdate {
-                options: Some(options),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            options: Some(options),
+            ..Default::default()
+        },
+    );
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
     let (st, location, _) = post_acs(s, &mut b, &action, &fields).await;
@@ -774,18 +743,14 @@ async fn metadata_refresh_takes_rollover_and_survives_failure(s: &TestServer) {
     );
 
     let broken = format!("{}/no-such-metadata", idp.base_url);
-    s.state
-        .db
-        .update_saml_connection(
-            &t.id,
-            "test",
-            &c.id,
-            &latchkey_store::SamlConnectionUpdate {
-                metadata_url: Some(Some(broken)),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            metadata_url: Some(Some(broken)),
+            ..Default::default()
+        },
+    );
     let err = latchkey_server::saml::refresh_metadata(&s.state, &t.id, &c.id)
         .await
         .unwrap_err();

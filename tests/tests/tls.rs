@@ -40,6 +40,23 @@ fn self_signed(dir: &std::path::Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// Latchkey on HTTPS (a throwaway certificate, a fresh SQLite database) with `extra` settings;
+/// returns the server, its database and its port.
+fn tls_server(extra: &[(&str, &str)]) -> (TestServer, TestDb, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let db = TestDb::sqlite();
+    let mut settings = vec![
+        ("LATCHKEY_DATABASE_URL", db.url.as_str()),
+        ("LATCHKEY_TLS_CERT", cert.as_str()),
+        ("LATCHKEY_TLS_KEY", key.as_str()),
+    ];
+    settings.extend_from_slice(extra);
+    let s = TestServer::start_with(&settings).unwrap();
+    let port: u16 = s.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    (s, db, port)
+}
+
 /// Tries a handshake with exactly one protocol version; returns whether it succeeded.
 fn handshake(port: u16, version_flag: &str) -> bool {
     let out = Command::new("openssl")
@@ -62,16 +79,7 @@ fn handshake(port: u16, version_flag: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_serves_tls_12_and_13_only_with_hsts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
-    let db = TestDb::sqlite();
-    let s = TestServer::start_with(&[
-        ("LATCHKEY_DATABASE_URL", &db.url),
-        ("LATCHKEY_TLS_CERT", &cert),
-        ("LATCHKEY_TLS_KEY", &key),
-    ])
-    .unwrap();
-    let port: u16 = s.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    let (_server, _db, port) = tls_server(&[]);
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .build()
@@ -137,16 +145,7 @@ fn a_bad_certificate_is_a_clear_startup_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saml_correlation_cookie_is_samesite_none_and_secure_on_https() {
     use latchkey_store::{NewSamlConnection, SamlRepo, TenantRepo};
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(dir.path());
-    let db = TestDb::sqlite();
-    let s = TestServer::start_with(&[
-        ("LATCHKEY_DATABASE_URL", &db.url),
-        ("LATCHKEY_TLS_CERT", &cert),
-        ("LATCHKEY_TLS_KEY", &key),
-        ("LATCHKEY_PUBLIC_URL", "https://sso.example.test"),
-    ])
-    .unwrap();
+    let (s, _db, port) = tls_server(&[("LATCHKEY_PUBLIC_URL", "https://sso.example.test")]);
     latchkey_tests::browser::setup(&s, "acme").await;
     let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
     let now = latchkey_core::Clock::now_millis(&*s.state.clock);
@@ -181,7 +180,6 @@ async fn saml_correlation_cookie_is_samesite_none_and_secure_on_https() {
             },
         )
         .unwrap();
-    let port: u16 = s.base_url.rsplit(':').next().unwrap().parse().unwrap();
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
