@@ -6,7 +6,7 @@
 use crate::TestServer;
 use crate::browser::{Browser, PASSWORD, hidden};
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType, GrantType, MfaMode, Tenant,
+    AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType, GrantType, Tenant, TenantPolicy,
 };
 use latchkey_oidc::pkce::s256;
 use latchkey_store::{ClientRepo, NewClient, TenantRepo, TenantUpdate};
@@ -21,11 +21,11 @@ pub fn tenant(s: &TestServer, slug: &str) -> Tenant {
     s.state.db.tenant_by_slug(slug).unwrap().unwrap()
 }
 
-/// Sets tenant `slug`'s MFA mode (`off`, `optional`, `required`).
-pub fn set_mfa_mode(s: &TestServer, slug: &str, mode: MfaMode) {
+/// Changes tenant `slug`'s policy with `f`.
+pub fn update_policy(s: &TestServer, slug: &str, f: impl FnOnce(&mut TenantPolicy)) {
     let t = tenant(s, slug);
     let mut policy = t.policy.clone();
-    policy.mfa.mode = mode;
+    f(&mut policy);
     s.state
         .db
         .update_tenant(

@@ -209,6 +209,46 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// What `latchkey saml add` stores: a connection of tenant `slug` trusting `idp`, with a fresh
+/// SP key sealed under the tenant's data key.
+pub fn create_connection(
+    s: &crate::TestServer,
+    slug: &str,
+    name: &str,
+    idp: latchkey_core::IdpDescriptor,
+    options: latchkey_core::SamlOptions,
+    metadata_url: Option<&str>,
+) -> latchkey_core::SamlConnection {
+    use latchkey_store::{SamlRepo, TenantRepo};
+    let t = s.state.db.tenant_by_slug(slug).unwrap().unwrap();
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let key = latchkey_saml::generate_sp_key(&format!("{slug} {name}"), now).unwrap();
+    let id = s.state.db.new_saml_connection_id();
+    let sealed = s
+        .state
+        .keys
+        .seal(&t.id, latchkey_server::saml::sp_key_aad(&t, &id), &key.pkcs8_der)
+        .unwrap();
+    s.state
+        .db
+        .create_saml_connection(
+            &t.id,
+            "test",
+            &latchkey_store::NewSamlConnection {
+                id,
+                name: name.into(),
+                display_name: "Corp SSO".into(),
+                idp,
+                metadata_url: metadata_url.map(str::to_owned),
+                options,
+                sp_certificate: key.certificate,
+                sp_key_sealed: sealed,
+                next_refresh_at: None,
+            },
+        )
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{SamlIdp, form_fields};

@@ -6,7 +6,6 @@
 
 use latchkey_core::{AccessTokenFormat, ClientType, FixedClock, MfaMode};
 use latchkey_mfa::totp;
-use latchkey_store::{TenantRepo, TenantUpdate};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, PASSWORD, hidden, setup};
 use latchkey_tests::oidc::{authorize_path, query, redeem, register, tenant};
@@ -33,7 +32,7 @@ impl Ctx<'_> {
 }
 
 fn set_mode(s: &TestServer, mode: MfaMode) {
-    latchkey_tests::oidc::set_mfa_mode(s, "acme", mode);
+    latchkey_tests::oidc::update_policy(s, "acme", |p| p.mfa.mode = mode);
 }
 
 /// Signs in with the password only; returns where the browser was sent.
@@ -531,21 +530,10 @@ async fn passkey_ceremonies_are_single_use_and_bound_to_their_browser(x: &Ctx<'_
 async fn a_passkey_only_policy_offers_passkey_enrolment(x: &Ctx<'_>) {
     let s = x.s;
     setup(s, "acme").await;
-    let t = tenant(s, "acme");
-    let mut policy = t.policy.clone();
-    policy.mfa.mode = MfaMode::Required;
-    policy.mfa.methods = vec![latchkey_core::MfaMethod::Passkey];
-    s.state
-        .db
-        .update_tenant(
-            &t.id,
-            "test",
-            &TenantUpdate {
-                policy: Some(policy),
-                ..TenantUpdate::default()
-            },
-        )
-        .unwrap();
+    latchkey_tests::oidc::update_policy(s, "acme", |p| {
+        p.mfa.mode = MfaMode::Required;
+        p.mfa.methods = vec![latchkey_core::MfaMethod::Passkey];
+    });
     let mut b = Browser::default();
     let at = password(s, &mut b, "").await;
     assert!(at.starts_with("/t/acme/account/authenticator"), "{at}");

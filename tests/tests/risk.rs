@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::many_single_char_names)] // test code; s, t, x, v: server, tenant, context, value
 
 use latchkey_core::{FixedClock, TenantPolicy};
-use latchkey_store::{AuditRepo, MfaRepo, TenantRepo, TenantUpdate, UserRepo};
+use latchkey_store::{AuditRepo, MfaRepo, UserRepo};
 use latchkey_tests::browser::{Browser, PASSWORD, hidden, setup};
 use latchkey_tests::oidc::tenant;
 use latchkey_tests::{TestDb, TestServer};
@@ -123,20 +123,7 @@ fn risk_events(s: &TestServer) -> Vec<latchkey_core::AuditEvent> {
 }
 
 fn update_policy(s: &TestServer, f: impl FnOnce(&mut TenantPolicy)) {
-    let t = tenant(s, "acme");
-    let mut p = t.policy.clone();
-    f(&mut p);
-    s.state
-        .db
-        .update_tenant(
-            &t.id,
-            "test",
-            &TenantUpdate {
-                policy: Some(p),
-                ..TenantUpdate::default()
-            },
-        )
-        .unwrap();
+    latchkey_tests::oidc::update_policy(s, "acme", f);
 }
 
 /// Gives alice a confirmed authenticator app.

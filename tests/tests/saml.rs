@@ -11,8 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)] // test code; s, t, c, b, q: server, tenant, connection, browser, query
 
 use latchkey_core::{AuditEvent, MfaMode, Outcome, SamlConnection, SamlOptions, Tenant};
-use latchkey_keys::Aad;
-use latchkey_store::{AuditFilter, AuditRepo, NewSamlConnection, RoleRepo, SamlRepo, TenantRepo, UserRepo};
+use latchkey_store::{AuditFilter, AuditRepo, RoleRepo, SamlRepo, TenantRepo, UserRepo};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
@@ -40,37 +39,9 @@ async fn connect(
     options: SamlOptions,
     metadata_url: Option<&str>,
 ) -> SamlConnection {
-    let t = tenant(s);
     let now = s.state.clock.now_millis();
     let descriptor = latchkey_saml::parse_idp_metadata(&idp.metadata(false).await, now).unwrap();
-    let key = latchkey_saml::generate_sp_key(&format!("{SLUG} {name}"), now).unwrap();
-    let id = s.state.db.new_saml_connection_id();
-    let aad = Aad {
-        tenant: t.id.as_str(),
-        table: "saml_connections",
-        column: "sp_key_sealed",
-        row: &id,
-    };
-    let sealed = s.state.keys.seal(&t.id, aad, &key.pkcs8_der).unwrap();
-    let c = s
-        .state
-        .db
-        .create_saml_connection(
-            &t.id,
-            "test",
-            &NewSamlConnection {
-                id,
-                name: name.into(),
-                display_name: "Corp SSO".into(),
-                idp: descriptor,
-                metadata_url: metadata_url.map(str::to_owned),
-                options,
-                sp_certificate: key.certificate,
-                sp_key_sealed: sealed,
-                next_refresh_at: None,
-            },
-        )
-        .unwrap();
+    let c = latchkey_tests::saml_idp::create_connection(s, SLUG, name, descriptor, options, metadata_url);
     let (st, _, sp_metadata) = Browser::default()
         .get(s, &format!("/t/{SLUG}/saml/{name}/metadata"))
         .await;
@@ -662,7 +633,7 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
 /// connection trusts the IdP's MFA and the IdP says it did MFA.
 async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &TestServer) {
     setup(s, SLUG).await;
-    latchkey_tests::oidc::set_mfa_mode(s, SLUG, MfaMode::Required);
+    latchkey_tests::oidc::update_policy(s, SLUG, |p| p.mfa.mode = MfaMode::Required);
     let idp = SamlIdp::start();
     let mut options = corp_options();
     let c = connect(s, &idp, "corp", options.clone(), None).await;

@@ -141,45 +141,27 @@ fn a_bad_certificate_is_a_clear_startup_error() {
 }
 
 /// On an https issuer the SAML correlation cookie is the one cookie that must survive the IdP's
-/// cross-site POST: `__Host-`, Secure, HttpOnly, `SameSite=None`; the session cookie stays Lax.
+/// cross-site POST: `__Host-`, Secure, HttpOnly, `SameSite=None`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saml_correlation_cookie_is_samesite_none_and_secure_on_https() {
-    use latchkey_store::{NewSamlConnection, SamlRepo, TenantRepo};
     let (s, _db, port) = tls_server(&[("LATCHKEY_PUBLIC_URL", "https://sso.example.test")]);
     latchkey_tests::browser::setup(&s, "acme").await;
-    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
     let now = latchkey_core::Clock::now_millis(&*s.state.clock);
-    let sp = latchkey_saml::generate_sp_key("acme corp", now).unwrap();
-    let id = s.state.db.new_saml_connection_id();
-    let sealed = s
-        .state
-        .keys
-        .seal(&t.id, latchkey_server::saml::sp_key_aad(&t, &id), &sp.pkcs8_der)
-        .unwrap();
-    s.state
-        .db
-        .create_saml_connection(
-            &t.id,
-            "test",
-            &NewSamlConnection {
-                id,
-                name: "corp".into(),
-                display_name: "Corp".into(),
-                idp: latchkey_core::IdpDescriptor {
-                    entity_id: "https://idp.example.test/metadata".into(),
-                    sso_url: "https://idp.example.test/sso".into(),
-                    sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
-                    certificates: vec![sp.certificate.clone()],
-                    wants_signed_requests: false,
-                },
-                metadata_url: None,
-                options: latchkey_core::SamlOptions::default(),
-                sp_certificate: sp.certificate,
-                sp_key_sealed: sealed,
-                next_refresh_at: None,
-            },
-        )
-        .unwrap();
+    let idp_cert = latchkey_saml::generate_sp_key("idp", now).unwrap().certificate;
+    latchkey_tests::saml_idp::create_connection(
+        &s,
+        "acme",
+        "corp",
+        latchkey_core::IdpDescriptor {
+            entity_id: "https://idp.example.test/metadata".into(),
+            sso_url: "https://idp.example.test/sso".into(),
+            sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
+            certificates: vec![idp_cert],
+            wants_signed_requests: false,
+        },
+        latchkey_core::SamlOptions::default(),
+        None,
+    );
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .redirect(reqwest::redirect::Policy::none())
