@@ -718,21 +718,23 @@ async fn sign_in(
     let auth_time = a.authn_instant.map_or(s.auth_time, |at| at.min(s.auth_time));
     let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(s.auth_time));
     let until = a.session_not_on_or_after.filter(|u| *u < s.absolute_deadline);
-    if auth_time != s.auth_time || until.is_some() {
-        s.auth_time = auth_time;
-        if let Some(until) = until {
-            s.absolute_deadline = until;
-            s.idle_deadline = s.idle_deadline.min(until);
-        }
-        session::save(state, t, &sid, &s).await?;
+    let changed = auth_time != s.auth_time || until.is_some();
+    s.auth_time = auth_time;
+    if let Some(until) = until {
+        s.absolute_deadline = until;
+        s.idle_deadline = s.idle_deadline.min(until);
     }
     let next = resume.unwrap_or_else(|| format!("/t/{}/account", t.slug));
     // The tenant's MFA policy still applies unless the IdP's MFA is trusted and was done.
+    // Owing a factor saves the session (with the changes above); otherwise they are saved here.
     let factor_page = if idp_mfa {
         None
     } else {
         crate::login::factor::require_if_due(state, t, &user, &sid, &mut s, &next).await?
     };
+    if changed && factor_page.is_none() {
+        session::save(state, t, &sid, &s).await?;
+    }
     let who = format!("user:{}", user.id);
     let details = json!({
         "connection": c.name,
