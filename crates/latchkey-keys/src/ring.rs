@@ -574,13 +574,24 @@ impl KeyRing {
     /// The JWK Set as JSON text if the ring is loaded and fresh: no store access, so callers on
     /// an async thread can skip the hop to the blocking pool.
     pub fn jwks_json_cached(&self, t: &TenantId) -> Option<Arc<str>> {
+        self.fresh(t).map(|l| Arc::clone(&l.jwks_json))
+    }
+
+    /// Whether `sign` and `verify` for tenant `t` would use the cache (no store access) now, so
+    /// a caller on an async thread can sign there instead of hopping to the blocking pool (the
+    /// hop costs more than an ES256 signature).
+    pub fn is_cached(&self, t: &TenantId) -> bool {
+        self.fresh(t).is_some()
+    }
+
+    fn fresh(&self, t: &TenantId) -> Option<Arc<Loaded>> {
         let now = self.now();
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(t)
             .filter(|l| now - l.at < CACHE_TTL_MS)
-            .map(|l| Arc::clone(&l.jwks_json))
+            .cloned()
     }
 
     /// Signs `claims` with the newest active key of `alg`; returns the compact JWS.

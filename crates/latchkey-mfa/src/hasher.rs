@@ -7,16 +7,22 @@
 //! thread's arena, so a pool that grows under load (tokio's goes to 512 threads) kept hundreds
 //! of MiB after a burst of sign-ins. A fixed set of threads bounds it to `max_concurrent` blocks.
 
-use crate::password::{HashParams, PasswordError, hash_password, verify_password};
+use crate::password::{
+    HashMemory, HashParams, PasswordError, hash_password, hash_password_with, verify_password_with,
+};
 use argon2::password_hash::PasswordHash;
 use latchkey_core::Rng;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use tokio::sync::{Semaphore, oneshot};
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 
-/// The hashing threads: they take jobs until the hasher (the sender) is dropped.
+/// A hashing thread drops its working memory after this long without a job.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The hashing threads: each keeps one argon2 working memory while it has jobs, and they take
+/// jobs until the hasher (the sender) is dropped.
 fn start_threads(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
@@ -25,15 +31,19 @@ fn start_threads(n: usize) -> Result<mpsc::Sender<Job>, PasswordError> {
         std::thread::Builder::new()
             .name(format!("latchkey-argon2-{i}"))
             .spawn(move || {
+                let mut memory = HashMemory::default();
                 loop {
                     let job = rx
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .recv();
+                        .recv_timeout(IDLE_RELEASE);
                     match job {
                         // A panicking job loses its answer (the caller sees an error), not the thread.
-                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
-                        Err(_) => return,
+                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            job(&mut memory);
+                        }))),
+                        Err(mpsc::RecvTimeoutError::Timeout) => memory = HashMemory::default(),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })
@@ -96,7 +106,7 @@ impl PasswordHasher {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut HashMemory) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         // Counted from here until the work ends, also when the caller gives up while waiting.
         struct Inside<'a>(&'a AtomicUsize);
@@ -114,8 +124,8 @@ impl PasswordHasher {
             .await
             .map_err(|_| PasswordError::Busy)?;
         let (done, result) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(work());
+        let job: Job = Box::new(move |memory| {
+            let _ = done.send(work(memory));
             drop(permit);
         });
         self.jobs
@@ -128,7 +138,8 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
         let (params, rng) = (self.params, Arc::clone(&self.rng));
-        self.run(move || hash_password(&password, params, &*rng)).await?
+        self.run(move |m| hash_password_with(&password, params, &*rng, m))
+            .await?
     }
 
     /// Checks `password` against `stored`; with no stored hash (unknown user, no password set)
@@ -145,7 +156,12 @@ impl PasswordHasher {
         let phc = stored.unwrap_or_else(|| self.dummy.clone());
         let params = self.params;
         let (ok, stale) = self
-            .run(move || (verify_password(&password, &phc), !uses_params(&phc, params)))
+            .run(move |m| {
+                (
+                    verify_password_with(&password, &phc, m),
+                    !uses_params(&phc, params),
+                )
+            })
             .await?;
         Ok(Verification {
             matches: known && ok,
