@@ -12,7 +12,27 @@ use std::time::Duration;
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
-pub(crate) type Conn = r2d2::PooledConnection<Manager>;
+/// A pooled connection; it derefs to the diesel connection and stamps its return to the pool.
+pub(crate) struct Conn(r2d2::PooledConnection<Manager>);
+
+impl std::ops::Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.0.conn
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.0.returned_at = Some(std::time::Instant::now());
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -116,7 +136,7 @@ impl Db {
 
     /// Readiness: a connection within `timeout` that answers a query.
     pub fn ping(&self, timeout: Duration) -> Result<()> {
-        let mut conn = self.pool.get_timeout(timeout)?;
+        let mut conn = Conn(self.pool.get_timeout(timeout)?);
         diesel::sql_query("SELECT 1").execute(&mut *conn)?;
         Ok(())
     }
@@ -131,7 +151,7 @@ impl Db {
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {
-        Ok(self.pool.get()?)
+        Ok(Conn(self.pool.get()?))
     }
 
     /// How many tenant changes this process has made (see `tenant_writes`).
@@ -214,6 +234,28 @@ impl Db {
             hash: String::new(),
         };
         row.hash = row.compute_hash();
+        if let AnyConnection::Postgres(pg) = c {
+            // One round trip: the event and the head's new hash in one statement.
+            use diesel::sql_types::{BigInt, Text};
+            diesel::sql_query(
+                "WITH e AS (INSERT INTO audit_events \
+                 (tenant_id, seq, at, actor, action, target, outcome, details, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) \
+                 UPDATE audit_heads SET hash = $10 WHERE tenant_id = $1",
+            )
+            .bind::<Text, _>(tenant.as_str())
+            .bind::<BigInt, _>(row.seq)
+            .bind::<BigInt, _>(row.at)
+            .bind::<Text, _>(&row.actor)
+            .bind::<Text, _>(&row.action)
+            .bind::<Text, _>(&row.target)
+            .bind::<Text, _>(row.outcome.as_str())
+            .bind::<Text, _>(row.details.to_string())
+            .bind::<Text, _>(&row.prev_hash)
+            .bind::<Text, _>(&row.hash)
+            .execute(pg)?;
+            return Ok(row);
+        }
         diesel::insert_into(audit_events::table)
             .values((
                 audit_events::tenant_id.eq(tenant.as_str()),
@@ -242,16 +284,12 @@ pub(crate) struct Link {
 }
 
 pub(crate) fn reserve(c: &mut AnyConnection, tenant: &TenantId) -> Result<Link> {
-    let bumped = diesel::update(audit_heads::table.find(tenant.as_str()))
+    let (seq, prev_hash) = diesel::update(audit_heads::table.find(tenant.as_str()))
         .set(audit_heads::seq.eq(audit_heads::seq + 1))
-        .execute(c)?;
-    if bumped == 0 {
-        return Err(StoreError::NotFound { what: "tenant" });
-    }
-    let (seq, prev_hash) = audit_heads::table
-        .find(tenant.as_str())
-        .select((audit_heads::seq, audit_heads::hash))
-        .first::<(i64, String)>(c)?;
+        .returning((audit_heads::seq, audit_heads::hash))
+        .get_result::<(i64, String)>(c)
+        .optional()?
+        .ok_or(StoreError::NotFound { what: "tenant" })?;
     Ok(Link { seq, prev_hash })
 }
 

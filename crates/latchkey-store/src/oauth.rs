@@ -240,9 +240,13 @@ fn load_grant(c: &mut AnyConnection, t: &TenantId, id: &str) -> Result<Option<Gr
 }
 
 fn insert_tokens(c: &mut AnyConnection, t: &TenantId, now: i64, issued: &[NewToken]) -> Result<()> {
-    for tok in issued {
-        diesel::insert_into(oauth_tokens::table)
-            .values((
+    if issued.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = issued
+        .iter()
+        .map(|tok| {
+            (
                 oauth_tokens::tenant_id.eq(t.as_str()),
                 oauth_tokens::handle.eq(&tok.handle),
                 oauth_tokens::kind.eq(tok.kind.as_str()),
@@ -253,8 +257,22 @@ fn insert_tokens(c: &mut AnyConnection, t: &TenantId, now: i64, issued: &[NewTok
                 oauth_tokens::audience.eq(&tok.audience),
                 oauth_tokens::created_at.eq(now),
                 oauth_tokens::expires_at.eq(tok.expires_at),
-            ))
-            .execute(c)?;
+            )
+        })
+        .collect();
+    match c {
+        // One multi-row statement: one round trip for the access and refresh token together.
+        AnyConnection::Postgres(pg) => drop(
+            diesel::insert_into(oauth_tokens::table)
+                .values(&rows)
+                .execute(pg)?,
+        ),
+        // In-process: no round trips to save (and diesel has no batch insert through `AnyConnection`).
+        AnyConnection::Sqlite(_) => {
+            for row in rows {
+                diesel::insert_into(oauth_tokens::table).values(row).execute(c)?;
+            }
+        }
     }
     Ok(())
 }

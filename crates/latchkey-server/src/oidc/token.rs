@@ -276,7 +276,11 @@ fn needs(p: &Params, name: &str) -> Result<String, Failure> {
 
 /// An active user, or the reason the grant is dead.
 fn active_user(db: &latchkey_store::Db, t: &Tenant, grant: &Grant) -> Result<User, Failure> {
-    match db.user(&t.id, &grant.user_id).map_err(AppError::from)? {
+    active(db.user(&t.id, &grant.user_id).map_err(AppError::from)?)
+}
+
+fn active(user: Option<User>) -> Result<User, Failure> {
+    match user {
         Some(u) if u.status == UserStatus::Active => Ok(u),
         _ => Err(OAuthError::invalid_grant("the user can no longer sign in").into()),
     }
@@ -350,7 +354,17 @@ async fn code_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Resu
 async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Result<Value, Failure> {
     let handle = latchkey_core::sha256_hex(needs(p, "refresh_token")?.as_bytes());
     let (db, tid, h) = (state.db.clone(), t.id.clone(), handle.clone());
-    let Some(tok) = blocking(move || db.token(&tid, &h)).await? else {
+    // The token and its grant's user in one trip to the blocking pool.
+    let (tok, user) = blocking(move || -> Result<_, AppError> {
+        let tok = db.token(&tid, &h)?;
+        let user = match tok.as_ref().and_then(|t| t.grant.as_ref()) {
+            Some(g) => db.user(&tid, &g.user_id)?,
+            None => None,
+        };
+        Ok((tok, user))
+    })
+    .await?;
+    let Some(tok) = tok else {
         return Err(OAuthError::invalid_grant("the refresh token is not valid").into());
     };
     let now = state.clock.now_millis();
@@ -367,9 +381,7 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
         return Err(reuse.into());
     }
     let granted = check_refresh_grant(&tok, &c, p.get("scope").map(String::as_str), now)?;
-    let (db, t2, g2) = (state.db.clone(), t.clone(), grant.clone());
-    let user = blocking(move || Ok::<_, AppError>(active_user(&db, &t2, &g2))).await?;
-    let user = match user {
+    let user = match active(user) {
         Ok(u) => u,
         Err(f) => {
             super::revoke_grants(
