@@ -12,11 +12,11 @@ use crate::routes::tenant;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use latchkey_core::{NewAuditEvent, Tenant, UserId, UserStatus};
+use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
 use latchkey_keys::jwt::Expect;
 use latchkey_oidc::authorize::Params;
 use latchkey_oidc::{ErrorCode, OAuthError, scope};
-use latchkey_store::{OAuthRepo, TokenKind, UserRepo};
+use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -33,6 +33,27 @@ pub(crate) struct Inspected {
     pub jti: Option<String>,
     /// The stored row, when there is one.
     pub handle: Option<String>,
+    /// The token's user, when the caller asked for it (read in the same trip as the token).
+    pub user_row: Option<User>,
+}
+
+/// A stored token and, when asked for and the token has one, its user: one blocking-pool trip.
+async fn stored(
+    state: &AppState,
+    t: &Tenant,
+    handle: String,
+    load_user: bool,
+) -> Result<(Option<StoredToken>, Option<User>), AppError> {
+    let (db, tid) = (state.db.clone(), t.id.clone());
+    blocking(move || -> Result<_, AppError> {
+        let row = db.token(&tid, &handle)?;
+        let user = match row.as_ref().and_then(|r| r.user_id.as_ref()) {
+            Some(uid) if load_user => db.user(&tid, uid)?,
+            _ => None,
+        };
+        Ok((row, user))
+    })
+    .await
 }
 
 fn deny_key(jti: &str) -> String {
@@ -61,6 +82,7 @@ pub(crate) async fn inspect(
     state: &AppState,
     t: &Tenant,
     token: &str,
+    load_user: bool,
 ) -> Result<Option<Inspected>, AppError> {
     if token.is_empty() || token.len() > latchkey_keys::jwt::MAX_TOKEN_BYTES {
         return Ok(None);
@@ -73,12 +95,15 @@ pub(crate) async fn inspect(
         let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
         let Some(jti) = s("jti") else { return Ok(None) };
         let user = claims.get("auth_time").is_some().then(|| s("sub")).flatten();
+        let mut user_row = None;
         if user.is_some() {
-            let (db, tid, h) = (state.db.clone(), t.id.clone(), jti.clone());
-            let row = blocking(move || db.token(&tid, &h)).await?;
-            if !row.is_some_and(|r| r.is_live(now)) {
+            let (row, u) = stored(state, t, jti.clone(), load_user).await?;
+            if !row
+                .is_some_and(|r| r.is_live(now) && r.user_id.as_ref().map(UserId::as_str) == user.as_deref())
+            {
                 return Ok(None);
             }
+            user_row = u;
         } else if state.ephemeral.peek(&t.id, &deny_key(&jti)).await?.is_some() {
             return Ok(None);
         }
@@ -93,14 +118,12 @@ pub(crate) async fn inspect(
             exp: n("exp"),
             jti: Some(jti.clone()),
             handle: claims.get("auth_time").is_some().then_some(jti),
+            user_row,
         }));
     }
     let handle = latchkey_core::sha256_hex(token.as_bytes());
-    let (db, tid, h) = (state.db.clone(), t.id.clone(), handle.clone());
-    let Some(row) = blocking(move || db.token(&tid, &h))
-        .await?
-        .filter(|r| r.is_live(now))
-    else {
+    let (row, user_row) = stored(state, t, handle.clone(), load_user).await?;
+    let Some(row) = row.filter(|r| r.is_live(now)) else {
         return Ok(None);
     };
     Ok(Some(Inspected {
@@ -113,6 +136,7 @@ pub(crate) async fn inspect(
         exp: row.expires_at / 1000,
         jti: None,
         handle: Some(handle),
+        user_row,
     }))
 }
 
@@ -203,23 +227,19 @@ async fn userinfo_inner(
             "the access token is invalid, expired or revoked",
         )
     };
-    let Some(info) = inspect(state, &t, &token).await? else {
+    let Some(info) = inspect(state, &t, &token, true).await? else {
         return Ok(invalid());
     };
-    let Some(uid) = info.user.filter(|_| info.kind == TokenKind::Access) else {
+    if info.kind != TokenKind::Access || info.user.is_none() {
         return Ok(invalid());
-    };
+    }
     if !scope::contains(&info.scope, scope::OPENID) {
         return Ok(bearer_error(
             Some(ErrorCode::InsufficientScope),
             "the token lacks the openid scope",
         ));
     }
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    let Some(user) = blocking(move || db.user(&tid, &uid))
-        .await?
-        .filter(|u| u.status == UserStatus::Active)
-    else {
+    let Some(user) = info.user_row.filter(|u| u.status == UserStatus::Active) else {
         return Ok(invalid());
     };
     let mut claims = scope::user_claims(&user, &info.scope);
@@ -270,7 +290,7 @@ pub(super) async fn introspect(
             }
         };
     let token = p.get("token").map(String::as_str).unwrap_or_default();
-    let info = match inspect(&state, &t, token).await {
+    let info = match inspect(&state, &t, token, false).await {
         Ok(i) => i,
         Err(e) => return e.json().error_response(),
     };
@@ -355,7 +375,7 @@ async fn revoke_inner(
     c: &latchkey_core::Client,
     token: &str,
 ) -> Result<&'static str, Failure> {
-    let Some(info) = inspect(state, t, token).await? else {
+    let Some(info) = inspect(state, t, token, false).await? else {
         return Ok("unknown");
     };
     if info.client_id != c.client_id.as_str() {
