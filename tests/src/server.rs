@@ -132,6 +132,18 @@ impl TestServer {
         format!("{}{path}", self.base_url)
     }
 
+    /// The Prometheus text of `/metrics` (asked from loopback, which needs no token).
+    pub async fn metrics(&self) -> String {
+        Self::client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
     pub fn issuer(&self, slug: &str) -> String {
         format!("{}/t/{slug}", self.base_url)
     }

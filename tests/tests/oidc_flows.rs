@@ -407,14 +407,7 @@ async fn tokens_consents_reuse_and_logouts_are_audited_and_counted(s: &TestServe
         latchkey_audit::verify(&s.state.db, &t.id).unwrap(),
         latchkey_audit::Verdict::Intact { .. }
     ));
-    let page = TestServer::client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = s.metrics().await;
     for line in [
         r#"latchkey_oauth_events_total{event="token",grant="authorization_code",outcome="ok"} 1"#,
         r#"latchkey_oauth_events_total{event="token",grant="refresh_token",outcome="ok"} 1"#,

@@ -142,14 +142,7 @@ fn enrol_totp(s: &TestServer) {
 }
 
 async fn metric(s: &TestServer, decision: &str) -> u64 {
-    let text = TestServer::client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     let needle = format!("latchkey_risk_decisions_total{{decision=\"{decision}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&needle))

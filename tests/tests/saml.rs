@@ -304,14 +304,7 @@ async fn portal_signs_in_through_the_idp_with_a_jit_user(s: &TestServer) {
         .map(|r| r.name)
         .collect();
     assert_eq!(roles, ["auditor"]);
-    let metrics = TestServer::client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("latchkey_saml_events_total{event=\"acs\",outcome=\"ok\"} 2"),
         "{metrics}"

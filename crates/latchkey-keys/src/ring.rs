@@ -470,18 +470,17 @@ impl KeyRing {
     /// The tenant's ring from the cache, reloaded when older than a few seconds (so transitions
     /// made by other nodes arrive quickly); keys already parsed are reused, never parsed again.
     fn loaded(&self, t: &TenantId) -> Result<Arc<Loaded>, KeyError> {
+        if let Some(l) = self.fresh(t) {
+            return Ok(l);
+        }
         let now = self.now();
+        // Stale or missing: the stale ring's parsed keys are reused below.
         let previous = self
             .cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(t)
             .cloned();
-        if let Some(l) = &previous
-            && now - l.at < CACHE_TTL_MS
-        {
-            return Ok(Arc::clone(l));
-        }
         let stored = self.db.signing_keys(t)?;
         let mut deks: HashMap<String, DataKey> = HashMap::new();
         let mut keys = Vec::new();

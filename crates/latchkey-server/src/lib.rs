@@ -84,9 +84,7 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
         .client_request_timeout(std::time::Duration::from_secs(10))
         .client_disconnect_timeout(std::time::Duration::from_secs(2))
         .max_connection_rate(256);
-    let workers = config
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    let workers = config.workers.unwrap_or_else(state::cores);
     // Blocking work is almost all storage, which waits for one of the pool's connections: more
     // threads than connections only queue there, and each idle thread keeps its stack and heap
     // (actix allows 512 by default).

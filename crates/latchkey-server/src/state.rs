@@ -81,7 +81,7 @@ impl AppState {
             .await
             .map_err(|e| ServerError::Startup(format!("LATCHKEY_SESSION_STORE: {e}")))?;
         // At most one argon2id hash per core at once; a bounded queue behind them.
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let cores = cores();
         let hasher = latchkey_mfa::PasswordHasher::new(
             latchkey_mfa::HashParams::default(),
             cores,
@@ -111,4 +111,9 @@ impl AppState {
             risk: Arc::new(risk),
         })
     }
+}
+
+/// The cores this process may use: one argon2id hash and one actix worker each by default.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
 }
