@@ -1,6 +1,7 @@
 //! The password hashing service: argon2id off the async threads, at most `max_concurrent`
-//! hashes at once (each takes 19 MiB), a bounded queue beyond that, the same work for unknown
-//! users (a dummy hash, so timing does not tell), and re-hash detection when parameters change.
+//! hashes at once (each takes 19 MiB), a bounded queue beyond that (a caller that gave up
+//! while queued costs no hash), the same work for unknown users (a dummy hash, so timing does
+//! not tell), and re-hash detection when parameters change.
 //!
 //! Hashes run on `max_concurrent` threads of their own rather than tokio's blocking pool: each
 //! hash allocates its 19 MiB on the thread that runs it and glibc keeps freed memory in that
@@ -14,7 +15,7 @@ use argon2::password_hash::PasswordHash;
 use latchkey_core::Rng;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce(&mut HashMemory) + Send>;
 
@@ -62,7 +63,6 @@ pub struct Verification {
 
 pub struct PasswordHasher {
     params: HashParams,
-    permits: Arc<Semaphore>,
     /// Running plus waiting callers allowed at once.
     capacity: usize,
     inside: AtomicUsize,
@@ -86,7 +86,6 @@ impl PasswordHasher {
         Ok(Self {
             jobs,
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             capacity: max_concurrent.max(1) + max_waiting,
             inside: AtomicUsize::new(0),
             dummy,
@@ -119,14 +118,15 @@ impl PasswordHasher {
         if self.inside.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             return Err(PasswordError::Busy);
         }
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| PasswordError::Busy)?;
+        // Queued straight to the hashing threads: a thread that finishes takes the next job at
+        // once. (A semaphore granted the turn before, so each hash waited for an async task to
+        // wake and queue it, and the cores sat idle in between.) The threads bound how many
+        // run at once; `capacity` bounds the queue.
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let _ = done.send(work(memory));
-            drop(permit);
+            if !done.is_closed() {
+                let _ = done.send(work(memory));
+            }
         });
         self.jobs
             .send(job)
@@ -247,6 +247,36 @@ mod tests {
             "even the dummy's own password does not sign anyone in"
         );
         assert_eq!(h.dummy_runs(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_that_gave_up_while_queued_costs_no_work() {
+        let h = Arc::new(PasswordHasher::new(FAST, 1, 8, Arc::new(OsRng)).unwrap());
+        let (release, gate) = mpsc::channel::<()>();
+        let blocker = {
+            let h = Arc::clone(&h);
+            // Holds the only hashing thread until released.
+            tokio::spawn(async move { h.run(move |_| gate.recv().unwrap()).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = Arc::clone(&ran);
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            h.run(move |_| r.fetch_add(1, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(
+            abandoned.is_err(),
+            "the job was still queued when its caller left"
+        );
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let r = Arc::clone(&ran);
+        // Queued after the abandoned job, so it runs only once that one was taken off the queue.
+        h.run(move |_| r.fetch_add(10, Ordering::SeqCst)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 10, "the abandoned job did not run");
+        assert_eq!(h.inside.load(Ordering::SeqCst), 0, "every caller was counted out");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
