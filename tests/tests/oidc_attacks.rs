@@ -537,3 +537,26 @@ latchkey_tests::e2e!(
     client_credentials_tokens_carry_no_user,
     consent_can_be_denied_and_withdrawn,
 );
+
+/// A key store that fails while a JWT access token is checked is the server's fault (500), not
+/// the token's: a 401 would make the client throw a good token away and sign its user in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_key_store_is_a_server_error_not_an_invalid_token() {
+    let db = latchkey_tests::TestDb::sqlite();
+    let clock = std::sync::Arc::new(latchkey_core::FixedClock::new(1_800_000_000_000));
+    let s = TestServer::start_with_clock(&[("LATCHKEY_DATABASE_URL", &db.url)], clock.clone()).unwrap();
+    setup(&s, "acme").await;
+    let c = fixture_client(&s, ClientType::Confidential);
+    let mut b = Browser::default();
+    let code = code(&s, &mut b, &c).await;
+    let (st, tokens) = redeem(&s, &c, &code).await;
+    assert_eq!(st, 200, "{tokens}");
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(at.split('.').count(), 3, "a JWT access token");
+    assert_eq!(userinfo(&s, "acme", at).await, 200);
+    assert!(db.raw_sql("UPDATE signing_keys SET public_jwk = 'tampered'") > 0);
+    // The cached key ring still answers; once its 5 s are over the ring must be loaded again.
+    assert_eq!(userinfo(&s, "acme", at).await, 200);
+    clock.advance_millis(6_000);
+    assert_eq!(userinfo(&s, "acme", at).await, 500);
+}

@@ -12,13 +12,15 @@ use crate::routes::tenant;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
+use latchkey_core::{NewAuditEvent, Tenant, TenantId, User, UserId, UserStatus};
 use latchkey_keys::jwt::Expect;
+use latchkey_keys::{KeyError, KeyRing};
 use latchkey_oidc::authorize::Params;
 use latchkey_oidc::{ErrorCode, OAuthError, scope};
 use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a live token says.
@@ -64,17 +66,35 @@ fn is_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-/// Verifies a JWT access token of this tenant: signature, issuer, `typ`, time.
-fn verify_jwt(state: &AppState, t: &Tenant, token: &str, leeway_secs: i64) -> Option<Value> {
-    let iss = issuer(state, t);
-    let expect = Expect {
-        issuer: &iss,
-        audience: None,
-        typ: Some(latchkey_oidc::tokens::AT_JWT),
-        now: state.clock.now_millis() / 1000,
-        leeway_secs,
+/// The claims of a valid access-token JWT of tenant `t`; `None` for a token that fails
+/// verification. A storage or key failure is an error (a 500), never an invalid token. With the
+/// tenant's key ring cached the check runs here; loading the ring goes to the blocking pool.
+async fn verify_jwt(
+    state: &AppState,
+    t: &Tenant,
+    token: &str,
+    leeway_secs: i64,
+) -> Result<Option<Value>, AppError> {
+    let (iss, now) = (issuer(state, t), state.clock.now_millis() / 1000);
+    let check = move |keys: &KeyRing, t: &TenantId, token: &str| {
+        let expect = Expect {
+            issuer: &iss,
+            audience: None,
+            typ: Some(latchkey_oidc::tokens::AT_JWT),
+            now,
+            leeway_secs,
+        };
+        match keys.verify(t, token, &expect) {
+            Ok(claims) => Ok(Some(claims)),
+            Err(KeyError::Token(_)) => Ok(None),
+            Err(e) => Err(AppError::from(e)),
+        }
     };
-    state.keys.verify(&t.id, token, &expect).ok()
+    if state.keys.is_cached(&t.id) {
+        return check(&state.keys, &t.id, token);
+    }
+    let (keys, tid, token) = (Arc::clone(&state.keys), t.id.clone(), token.to_owned());
+    blocking(move || check(&keys, &tid, &token)).await
 }
 
 /// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.
@@ -89,7 +109,7 @@ pub(crate) async fn inspect(
     }
     let now = state.clock.now_millis();
     if is_jwt(token) {
-        let Some(claims) = verify_jwt(state, t, token, 0) else {
+        let Some(claims) = verify_jwt(state, t, token, 0).await? else {
             return Ok(None);
         };
         let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
