@@ -11,6 +11,6 @@ pub mod totp;
 
 pub use hasher::{PasswordHasher, Verification};
 pub use password::{
-    HashParams, PasswordError, Violation, Violations, check_password_policy, hash_password, password_expired,
-    verify_password,
+    HashMemory, HashParams, PasswordError, Violation, Violations, check_password_policy, hash_password,
+    password_expired, verify_password, verify_password_with,
 };
