@@ -570,15 +570,9 @@ impl KeyRing {
         Ok(Arc::clone(&self.loaded(t)?.jwks_json))
     }
 
-    /// The JWK Set as JSON text if the ring is loaded and fresh: no store access, so callers on
-    /// an async thread can skip the hop to the blocking pool.
-    pub fn jwks_json_cached(&self, t: &TenantId) -> Option<Arc<str>> {
-        self.fresh(t).map(|l| Arc::clone(&l.jwks_json))
-    }
-
-    /// Whether `sign` and `verify` for tenant `t` would use the cache (no store access) now, so
-    /// a caller on an async thread can sign there instead of hopping to the blocking pool (the
-    /// hop costs more than an ES256 signature).
+    /// Whether the ring of tenant `t` is cached and fresh, so that `sign`, `verify` and the JWK
+    /// Set need no store access now: a caller on an async thread can then skip the hop to the
+    /// blocking pool (the hop costs more than an ES256 signature).
     pub fn is_cached(&self, t: &TenantId) -> bool {
         self.fresh(t).is_some()
     }

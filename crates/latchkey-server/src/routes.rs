@@ -204,14 +204,10 @@ async fn discovery(path: web::Path<String>, state: web::Data<AppState>) -> Resul
 /// for less than half the pre-publication period, so a new key is seen before it signs.
 async fn jwks(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let t = tenant(&state, &path).await.map_err(AppError::json)?;
-    let set = if let Some(set) = state.keys.jwks_json_cached(&t.id) {
-        set
-    } else {
-        let keys = std::sync::Arc::clone(&state.keys);
-        blocking(move || keys.jwks_json(&t.id))
-            .await
-            .map_err(AppError::json)?
-    };
+    let set = state
+        .with_keys(&t, |keys, t| keys.jwks_json(&t.id))
+        .await
+        .map_err(AppError::json)?;
     Ok(HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,

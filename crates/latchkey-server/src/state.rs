@@ -113,6 +113,27 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Runs `f` with tenant `t`'s key ring where that is cheapest: here when the ring is cached
+    /// (no store access, and the hand-off to the blocking pool costs more than an ES256
+    /// signature), else on the blocking pool, where the ring may be loaded.
+    pub(crate) async fn with_keys<T, E>(
+        &self,
+        t: &latchkey_core::Tenant,
+        f: impl FnOnce(&KeyRing, &latchkey_core::Tenant) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, crate::errors::AppError>
+    where
+        T: Send + 'static,
+        E: Into<crate::errors::AppError> + Send + 'static,
+    {
+        if self.keys.is_cached(&t.id) {
+            return f(&self.keys, t).map_err(Into::into);
+        }
+        let (keys, t) = (Arc::clone(&self.keys), t.clone());
+        crate::errors::blocking(move || f(&keys, &t)).await
+    }
+}
+
 /// The cores this process may use: one argon2id hash and one actix worker each by default.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)

@@ -12,15 +12,14 @@ use crate::routes::tenant;
 use crate::state::AppState;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use latchkey_core::{NewAuditEvent, Tenant, TenantId, User, UserId, UserStatus};
+use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
+use latchkey_keys::KeyError;
 use latchkey_keys::jwt::Expect;
-use latchkey_keys::{KeyError, KeyRing};
 use latchkey_oidc::authorize::Params;
 use latchkey_oidc::{ErrorCode, OAuthError, scope};
 use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What a live token says.
@@ -67,34 +66,34 @@ fn is_jwt(token: &str) -> bool {
 }
 
 /// The claims of a valid access-token JWT of tenant `t`; `None` for a token that fails
-/// verification. A storage or key failure is an error (a 500), never an invalid token. With the
-/// tenant's key ring cached the check runs here; loading the ring goes to the blocking pool.
+/// verification. A storage or key failure is an error (a 500), never an invalid token.
 async fn verify_jwt(
     state: &AppState,
     t: &Tenant,
     token: &str,
     leeway_secs: i64,
 ) -> Result<Option<Value>, AppError> {
-    let (iss, now) = (issuer(state, t), state.clock.now_millis() / 1000);
-    let check = move |keys: &KeyRing, t: &TenantId, token: &str| {
-        let expect = Expect {
-            issuer: &iss,
-            audience: None,
-            typ: Some(latchkey_oidc::tokens::AT_JWT),
-            now,
-            leeway_secs,
-        };
-        match keys.verify(t, token, &expect) {
-            Ok(claims) => Ok(Some(claims)),
-            Err(KeyError::Token(_)) => Ok(None),
-            Err(e) => Err(AppError::from(e)),
-        }
-    };
-    if state.keys.is_cached(&t.id) {
-        return check(&state.keys, &t.id, token);
-    }
-    let (keys, tid, token) = (Arc::clone(&state.keys), t.id.clone(), token.to_owned());
-    blocking(move || check(&keys, &tid, &token)).await
+    let (iss, now, token) = (
+        issuer(state, t),
+        state.clock.now_millis() / 1000,
+        token.to_owned(),
+    );
+    state
+        .with_keys(t, move |keys, t| {
+            let expect = Expect {
+                issuer: &iss,
+                audience: None,
+                typ: Some(latchkey_oidc::tokens::AT_JWT),
+                now,
+                leeway_secs,
+            };
+            match keys.verify(&t.id, &token, &expect) {
+                Ok(claims) => Ok(Some(claims)),
+                Err(KeyError::Token(_)) => Ok(None),
+                Err(e) => Err(AppError::from(e)),
+            }
+        })
+        .await
 }
 
 /// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.

@@ -453,24 +453,12 @@ async fn client_credentials_grant(
         p.get("scope").map(String::as_str),
         p.get("resource").map(String::as_str),
     )?;
-    let (iss, now) = (issuer(state, t), state.clock.now_millis());
-    let m = if state.keys.is_cached(&t.id) {
-        // Cached keys: sign here (an ES256 signature is cheaper than two thread hand-offs).
-        mint(
-            &state.keys,
-            &*state.rng,
-            &iss,
-            t,
-            &c,
-            None,
-            &granted,
-            &audience,
-            now,
-        )?
-    } else {
-        let (keys, rng, t2) = (Arc::clone(&state.keys), Arc::clone(&state.rng), t.clone());
-        blocking(move || mint(&keys, &*rng, &iss, &t2, &c, None, &granted, &audience, now)).await?
-    };
+    let (iss, now, rng) = (issuer(state, t), state.clock.now_millis(), Arc::clone(&state.rng));
+    let m = state
+        .with_keys(t, move |keys, t| {
+            mint(keys, &*rng, &iss, t, &c, None, &granted, &audience, now)
+        })
+        .await?;
     if !m.rows.is_empty() {
         let (db, tid) = (state.db.clone(), t.id.clone());
         blocking(move || db.store_tokens(&tid, &m.rows)).await?;
