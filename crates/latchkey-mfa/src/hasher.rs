@@ -4,9 +4,9 @@
 //! not tell), and re-hash detection when parameters change.
 //!
 //! Hashes run on `max_concurrent` threads of their own rather than tokio's blocking pool: each
-//! hash allocates its 19 MiB on the thread that runs it and glibc keeps freed memory in that
-//! thread's arena, so a pool that grows under load (tokio's goes to 512 threads) kept hundreds
-//! of MiB after a burst of sign-ins. A fixed set of threads bounds it to `max_concurrent` blocks.
+//! thread keeps one 19 MiB working memory while it has work, so a fixed set of threads bounds
+//! the memory to `max_concurrent` blocks, where a pool that grows under load (tokio's goes to
+//! 512 threads) kept hundreds of MiB after a burst of sign-ins.
 
 use crate::password::{
     HashMemory, HashParams, PasswordError, hash_password, hash_password_with, verify_password_with,

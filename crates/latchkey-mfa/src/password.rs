@@ -132,15 +132,13 @@ pub fn hash_password_with(
     memory: &mut HashMemory,
 ) -> Result<String, PasswordError> {
     let err = |e: &dyn std::fmt::Display| PasswordError::Hash(e.to_string());
-    let mut salt = [0u8; 16];
-    rng.fill(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| err(&e))?;
-    let argon = hasher(params)?;
     let mut raw = [0u8; 16];
-    let salt_bytes = salt.decode_b64(&mut raw).map_err(|e| err(&e))?;
+    rng.fill(&mut raw);
+    let salt = SaltString::encode_b64(&raw).map_err(|e| err(&e))?;
+    let argon = hasher(params)?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
     argon
-        .hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, memory.blocks(&argon))
+        .hash_password_into_with_memory(password.as_bytes(), &raw, &mut out, memory.blocks(&argon))
         .map_err(|e| err(&e))?;
     Ok(PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
@@ -284,8 +282,6 @@ mod tests {
         assert!(!verify_password("x", "not a phc string"));
     }
 
-    /// Hashes made here verify with the argon2 crate's own verifier and the other way round,
-    /// with one working memory reused across different costs (and an argon2i hash).
     #[test]
     fn the_working_memory_is_reserved_above_the_mmap_threshold_and_reused() {
         let mut memory = HashMemory::default();
@@ -299,6 +295,8 @@ mod tests {
         assert_eq!(memory.0.as_ptr(), at, "a smaller or equal cost reuses the buffer");
     }
 
+    /// Hashes made here verify with the argon2 crate's own verifier and the other way round,
+    /// with one working memory reused across different costs (and an argon2i hash).
     #[test]
     fn reused_memory_matches_the_argon2_crate_both_ways() {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
