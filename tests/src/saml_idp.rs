@@ -227,7 +227,11 @@ pub fn create_connection(
     let sealed = s
         .state
         .keys
-        .seal(&t.id, latchkey_server::saml::sp_key_aad(&t, &id), &key.pkcs8_der)
+        .seal(
+            &t.id,
+            latchkey_services::saml::sp_key_aad(&t, &id),
+            &key.pkcs8_der,
+        )
         .unwrap();
     s.state
         .db

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use latchkey_core::FixedClock;
-use latchkey_server::login::interaction::{self, NewInteraction};
+use latchkey_server::interaction::{self, NewInteraction};
 use latchkey_store::{AuditRepo, TenantRepo};
 use latchkey_tests::browser::{Browser, PASSWORD, hidden, session_cookie, setup};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
@@ -301,6 +301,7 @@ async fn interactions_hand_off_and_come_back(s: &TestServer) {
             ui_locales: Some("de".into()),
             client_name: Some("Acme <Portal>".into()),
             continues_to: None,
+            fresh_login: false,
             request: serde_json::json!({"client_id": "portal", "scope": "openid"}),
         },
     )

@@ -346,7 +346,7 @@ async fn the_stuffing_window_closes(x: &Ctx<'_>) {
         .await;
     }
     x.clock
-        .advance_millis(i64::try_from(latchkey_server::risk::STUFFING_WINDOW.as_millis()).unwrap() + 1000);
+        .advance_millis(i64::try_from(latchkey_server::STUFFING_WINDOW.as_millis()).unwrap() + 1000);
     assert_eq!(
         sign_in_from(s, &mut Browser::default(), SYDNEY, "alice", PASSWORD)
             .await
@@ -405,7 +405,7 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
         .keys
         .seal(
             &t.id,
-            latchkey_server::risk::webhook_secret_aad(&t.id),
+            latchkey_services::webhook::secret_aad(&t.id),
             secret.as_bytes(),
         )
         .unwrap();
@@ -422,7 +422,7 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
     // The receiver is down: the first attempt (woken at once, or this pass) fails and waits for
     // its back-off. The server's own outbox task may hold the lease, so wait until the failure is
     // recorded before the receiver comes up (otherwise that attempt could reach it).
-    assert_eq!(latchkey_server::mail::deliver_due(&s.state).await.unwrap(), 0);
+    assert_eq!(latchkey_server::deliver_due(&s.state).await.unwrap(), 0);
     let mut failed = 0;
     for _ in 0..100 {
         failed = x.db.raw_sql(
@@ -445,7 +445,7 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
     let mut delivered_at = None;
     for _ in 0..5 {
         x.clock.advance_millis(31_000);
-        latchkey_server::mail::deliver_due(&s.state).await.unwrap();
+        latchkey_server::deliver_due(&s.state).await.unwrap();
         // Give the receiver (or the server's own task) time before the clock moves again.
         for _ in 0..20 {
             if got.is_finished() {
@@ -482,11 +482,11 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
     assert_eq!(ts, delivered_at.unwrap() / 1000);
     assert_eq!(
         sig,
-        latchkey_server::risk::webhook_signature(secret.as_bytes(), ts, &body)
+        latchkey_services::webhook::signature(secret.as_bytes(), ts, &body)
     );
     assert_ne!(
         sig,
-        latchkey_server::risk::webhook_signature(b"another secret", ts, &body)
+        latchkey_services::webhook::signature(b"another secret", ts, &body)
     );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
@@ -496,7 +496,7 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
     assert!(v["reasons"][0]["signal"] == "denylisted", "{v}");
     // Delivered once: nothing left.
     x.clock.advance_millis(3_600_000);
-    assert_eq!(latchkey_server::mail::deliver_due(&s.state).await.unwrap(), 0);
+    assert_eq!(latchkey_server::deliver_due(&s.state).await.unwrap(), 0);
 }
 
 async fn retention_keeps_the_chain_verifiable_and_edits_are_detected(x: &Ctx<'_>) {

@@ -156,7 +156,7 @@ fn tenant(config: &Config, db: &Db, cmd: TenantCmd) -> Result<(), CliError> {
                     let secret = format!("whsec_{}", random_token(&OsRng, 32));
                     new_policy.risk.webhook_secret_sealed = Some(ring.seal(
                         &t.id,
-                        latchkey_server::risk::webhook_secret_aad(&t.id),
+                        latchkey_services::webhook::secret_aad(&t.id),
                         secret.as_bytes(),
                     )?);
                     new_policy.risk.webhook_url = Some(url.to_owned());

@@ -23,7 +23,8 @@ impl From<KeyError> for CliError {
 
 /// Opens the key ring for the configured database and master key.
 pub fn open_ring(config: &Config, db: &Db) -> Result<KeyRing, CliError> {
-    latchkey_server::open_keys(config, db, Arc::new(SystemClock)).map_err(CliError::Runtime)
+    latchkey_server::open_keys(config, db, Arc::new(SystemClock))
+        .map_err(|e| CliError::Runtime(e.to_string()))
 }
 
 fn key_json(k: &latchkey_keys::RingKey) -> serde_json::Value {

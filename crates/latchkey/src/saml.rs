@@ -11,7 +11,7 @@ use latchkey_server::Config;
 use latchkey_store::{Db, NewSamlConnection, RoleRepo, SamlConnectionUpdate, SamlRepo};
 use serde_json::{Value, json};
 
-use latchkey_server::saml::{METADATA_REFRESH_MS as REFRESH_EVERY_MS, sp_key_aad};
+use latchkey_services::saml::{METADATA_REFRESH_MS as REFRESH_EVERY_MS, sp_key_aad};
 
 const MAX_METADATA_BYTES: usize = 1 << 20;
 
@@ -63,7 +63,9 @@ pub fn run(config: &Config, db: &Db, cmd: SamlCmd) -> Result<(), CliError> {
                     "SAML connection {name:?} has its metadata from a file; replace it with `saml update --metadata-file` or `--metadata-url`"
                 )));
             }
-            match block_on(latchkey_server::saml::refresh_connection(db, &s, now))? {
+            match block_on(latchkey_services::saml::refresh_connection(db, &s, now))?
+                .map_err(|e| e.to_string())
+            {
                 Ok(after) => {
                     let mut v = connection_json(config, &t, &after);
                     v["changed"] = json!(s.idp != after.idp);
@@ -183,7 +185,7 @@ fn parse(source: &str, text: &str, now: i64) -> Result<IdpDescriptor, CliError> 
 }
 
 fn check_url(u: &str) -> Result<(), CliError> {
-    latchkey_server::saml::check_metadata_url(u)
+    latchkey_services::saml::check_metadata_url(u)
         .map(drop)
         .map_err(|e| CliError::Input(format!("--metadata-url: {e}")))
 }
@@ -200,7 +202,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> Result<T, CliError> {
 /// GETs the metadata (no redirects, 10 s, at most 1 MiB); a failure is a runtime error (exit 1).
 fn fetch(u: &str) -> Result<String, CliError> {
     check_url(u)?;
-    block_on(latchkey_server::saml::fetch_metadata(u))?.map_err(CliError::Runtime)
+    block_on(latchkey_services::saml::fetch_metadata(u))?.map_err(|e| CliError::Runtime(e.to_string()))
 }
 
 fn on_off(b: bool) -> &'static str {

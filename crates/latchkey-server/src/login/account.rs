@@ -5,9 +5,10 @@ use super::{
     AppError, Strings, audit, checked_return_to, client_ip, csrf, failure, hashing_error, html,
     new_password_problem, redirect_into_session, redirect_signed_out, see_other, session, signed_in, strings,
 };
-use crate::form::FormParams;
-use crate::routes::tenant;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::form::FormParams;
+use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -123,30 +124,32 @@ async fn render(
             last_used: when(s.last_seen),
         })
         .collect();
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), v.user.id.clone());
-    let consents = crate::errors::blocking(move || {
-        let mut rows = Vec::new();
-        for c in db.consents(&tid, &uid)? {
-            let name = db
-                .client(&tid, &c.client_id)?
-                .map_or_else(|| c.client_id.to_string(), |cl| cl.name);
-            rows.push((c.client_id.to_string(), name, c.scope));
-        }
-        Ok::<_, latchkey_store::StoreError>(rows)
-    })
-    .await?;
+    let (tid, uid) = (t.id.clone(), v.user.id.clone());
+    let consents = state
+        .store(move |db| {
+            let mut rows = Vec::new();
+            for c in db.consents(&tid, &uid)? {
+                let name = db
+                    .client(&tid, &c.client_id)?
+                    .map_or_else(|| c.client_id.to_string(), |cl| cl.name);
+                rows.push((c.client_id.to_string(), name, c.scope));
+            }
+            Ok::<_, latchkey_store::StoreError>(rows)
+        })
+        .await?;
     let s = strings(req);
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), v.user.id.clone());
-    let (totp_on, left, keys) = crate::errors::blocking(move || {
-        use latchkey_store::MfaRepo;
-        let on = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
-        Ok::<_, latchkey_store::StoreError>((
-            on,
-            db.recovery_codes_left(&tid, &uid)?,
-            db.passkeys(&tid, &uid)?,
-        ))
-    })
-    .await?;
+    let (tid, uid) = (t.id.clone(), v.user.id.clone());
+    let (totp_on, left, keys) = state
+        .store(move |db| {
+            use latchkey_store::MfaRepo;
+            let on = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
+            Ok::<_, latchkey_store::StoreError>((
+                on,
+                db.recovery_codes_left(&tid, &uid)?,
+                db.passkeys(&tid, &uid)?,
+            ))
+        })
+        .await?;
     let passkeys = keys
         .into_iter()
         .map(|k| PasskeyView {
@@ -163,7 +166,7 @@ async fn render(
             name,
             scopes: scope
                 .split(' ')
-                .map(|sc| crate::oidc::describe_scope(s, sc))
+                .map(|sc| crate::web::i18n::describe(s, sc))
                 .collect::<Vec<_>>()
                 .join(" · "),
         })
@@ -204,10 +207,9 @@ async fn render(
 
 pub(super) async fn account(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let Some((id, session, user)) = signed_in(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
@@ -237,17 +239,16 @@ pub(super) async fn account(
 /// bound to that session. `Ok(Err(redirect))` sends someone not signed in to the sign-in page.
 pub(super) async fn account_form(
     req: &HttpRequest,
-    slug: &str,
+    t: Tenant,
     state: &AppState,
     form: &FormParams,
 ) -> Result<Result<(Tenant, SessionId, User), HttpResponse>, AppError> {
-    let t = tenant(state, slug).await?;
     let Some((id, _, user)) = signed_in(state, req, &t).await? else {
         return Ok(Err(to_login(&t)));
     };
     if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
+            crate::web::errors::Kind::Forbidden,
             strings(req).form_expired,
         ));
     }
@@ -259,11 +260,11 @@ pub(super) async fn account_form(
 /// change interrupted something, else back to the account page.
 pub(super) async fn change_password(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+    let (t, id, user) = match account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -306,11 +307,10 @@ pub(super) async fn change_password(
         return render(&state, &req, &t, fail(StatusCode::UNPROCESSABLE_ENTITY, problem)).await;
     }
     let hash = state.hasher.hash(new).await.map_err(hashing_error)?;
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    crate::errors::blocking(move || {
-        latchkey_store::UserRepo::set_password_hash(&db, &tid, &who, &uid, &hash)
-    })
-    .await?;
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    state
+        .store(move |db| latchkey_store::UserRepo::set_password_hash(db, &tid, &who, &uid, &hash))
+        .await?;
     state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
     let next = return_to.unwrap_or_else(|| format!("/t/{}/account?changed=1", t.slug));
@@ -320,11 +320,11 @@ pub(super) async fn change_password(
 /// Saves the display name and email (both optional; the email stays unique in the tenant).
 pub(super) async fn update_profile(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, id, user) = match account_form(&req, &path, &state, &form).await? {
+    let (t, id, user) = match account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -338,7 +338,7 @@ pub(super) async fn update_profile(
     // An address in a domain a SAML connection claims belongs to that IdP: nobody may put it on
     // their own account (where a trusted connection could later link to it).
     if let Some(e) = email.as_deref().filter(|e| Some(*e) != user.email.as_deref())
-        && crate::saml::for_email(&state, &t, e).await?.is_some()
+        && crate::flow::realm::for_email(&state, &t, e).await?.is_some()
     {
         let message = "Addresses in this domain are managed by your organisation's sign-in.".to_owned();
         return render(
@@ -374,11 +374,11 @@ pub(super) async fn update_profile(
 /// Signs out one of the user's other sessions, named by its storage key.
 pub(super) async fn revoke_session(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -391,10 +391,10 @@ pub(super) async fn revoke_session(
         .into_iter()
         .any(|(k, _)| k == key);
     if owned && state.ephemeral.delete_session_by_key(&t.id, key).await? {
-        crate::oidc::revoke_grants(
+        crate::flow::grants::revoke_grants(
             &state,
             &t,
-            crate::oidc::Owned::Session(key.to_owned()),
+            crate::flow::grants::Owned::Session(key.to_owned()),
             "session_revoked",
         )
         .await?;
@@ -413,20 +413,20 @@ pub(super) async fn revoke_session(
 /// "Sign out everywhere": every session of the user, this one included.
 pub(super) async fn revoke_all_sessions(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
     let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     // Everywhere includes the applications' refresh tokens, offline ones too.
-    crate::oidc::revoke_grants(
+    crate::flow::grants::revoke_grants(
         &state,
         &t,
-        crate::oidc::Owned::User(user.id.clone()),
+        crate::flow::grants::Owned::User(user.id.clone()),
         "signed_out_everywhere",
     )
     .await?;
@@ -443,17 +443,20 @@ pub(super) async fn revoke_all_sessions(
 /// Withdraws the consent given to an application; its refresh tokens die with it.
 pub(super) async fn revoke_app(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
     let client = latchkey_core::ClientId(form.get("client_id").unwrap_or_default().to_owned());
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    if crate::errors::blocking(move || db.revoke_consent(&tid, &uid, &client)).await? {
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    if state
+        .store(move |db| db.revoke_consent(&tid, &uid, &client))
+        .await?
+    {
         state.metrics.oauth("consent", "revoke", "ok");
     }
     Ok(see_other(&format!("/t/{}/account", t.slug)))

@@ -5,23 +5,23 @@
 //! reaches these pages. Finishing the step starts a new session id with the added methods
 //! (`otp`, `mfa`), so the half-finished session's cookie is worth nothing afterwards.
 
-use super::{
-    AppError, Strings, audit, checked_return_to, csrf, html, redirect_into_session, see_other, session,
-    strings,
-};
-use crate::errors::{Kind, blocking};
-use crate::form::FormParams;
-use crate::routes::tenant;
+use super::{AppError, Strings, audit, checked_return_to, csrf, html, see_other, session, strings};
+use crate::flow::factor::{any_session, can_enrol, complete, has_factor, has_totp, is_last_factor};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::Kind;
+use crate::web::form::FormParams;
+use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine as _;
-use latchkey_core::{FactorDue, MfaMethod, MfaMode, NewAuditEvent, Session, Tenant, User};
+use latchkey_core::{FactorDue, MfaMethod, NewAuditEvent, Session, Tenant, User};
 use latchkey_keys::Aad;
 use latchkey_mfa::{recovery, totp};
 use latchkey_session::SessionId;
-use latchkey_store::{MfaRepo, UserRepo};
+use latchkey_store::MfaRepo;
 use serde_json::json;
 use std::time::Duration;
 
@@ -36,116 +36,6 @@ fn seed_aad<'a>(t: &'a Tenant, user: &'a User) -> Aad<'a> {
         column: "seed_sealed",
         row: user.id.as_str(),
     }
-}
-
-/// This browser's session and user, second factor done or not.
-pub(crate) async fn any_session(
-    state: &AppState,
-    req: &HttpRequest,
-    t: &Tenant,
-) -> Result<Option<(SessionId, Session, User)>, AppError> {
-    let Some((id, s)) = session::current(state, req, t).await? else {
-        return Ok(None);
-    };
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), s.user_id.clone());
-    Ok(blocking(move || db.user(&tid, &uid))
-        .await?
-        .filter(|u| super::session_valid_for(&s, u))
-        .map(|u| (id, s, u)))
-}
-
-/// How many second factors the user has: a confirmed authenticator app and each passkey.
-async fn factor_count(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<usize, AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
-    blocking(move || {
-        let totp = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
-        Ok::<_, latchkey_store::StoreError>(usize::from(totp) + db.passkeys(&tid, &uid)?.len())
-    })
-    .await
-}
-
-/// Whether the user has a second factor.
-pub(crate) async fn has_factor(
-    state: &AppState,
-    t: &Tenant,
-    user: &latchkey_core::UserId,
-) -> Result<bool, AppError> {
-    Ok(factor_count(state, t, user).await? > 0)
-}
-
-/// Removing one factor would leave none while the tenant requires MFA (W7).
-pub(crate) async fn is_last_factor(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
-    Ok(t.policy.mfa_mode() == MfaMode::Required && factor_count(state, t, &user.id).await? <= 1)
-}
-
-/// Whether the user has an authenticator app set up (confirmed).
-async fn has_totp(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<bool, AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
-    Ok(blocking(move || db.totp(&tid, &uid))
-        .await?
-        .is_some_and(|f| f.confirmed_at.is_some()))
-}
-
-fn encode(path: &str) -> String {
-    percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-/// What a session of `user` still owes before it signs anyone in: a verification when the user
-/// has a factor, an enrolment when the tenant requires one and the user has none.
-pub(crate) async fn due_for(
-    state: &AppState,
-    t: &Tenant,
-    user: &User,
-) -> Result<Option<FactorDue>, AppError> {
-    if has_factor(state, t, &user.id).await? {
-        return Ok(Some(FactorDue::Verify));
-    }
-    let must = t.policy.mfa_mode() == MfaMode::Required && can_enrol(t);
-    Ok(must.then_some(FactorDue::Enrol))
-}
-
-/// What a signed-in user must do to reach a stronger context: verify their factor, or enrol
-/// one where the tenant allows it; `None` when nothing stronger is available.
-pub(crate) async fn due_for_step_up(
-    state: &AppState,
-    t: &Tenant,
-    user: &User,
-) -> Result<Option<FactorDue>, AppError> {
-    if has_factor(state, t, &user.id).await? {
-        return Ok(Some(FactorDue::Verify));
-    }
-    Ok(can_enrol(t).then_some(FactorDue::Enrol))
-}
-
-/// The tenant lets users set up some second factor.
-fn can_enrol(t: &Tenant) -> bool {
-    t.policy.allows(MfaMethod::Totp) || t.policy.allows(MfaMethod::Passkey)
-}
-
-/// Where a session owing `due` goes, continuing to `next` afterwards.
-pub(crate) fn page_for(t: &Tenant, due: FactorDue, next: &str) -> String {
-    match due {
-        FactorDue::Verify => format!("/t/{}/login/second-factor?return_to={}", t.slug, encode(next)),
-        FactorDue::Enrol => format!("/t/{}/account/authenticator?return_to={}", t.slug, encode(next)),
-    }
-}
-
-/// Marks the session as owing a second factor and returns where the browser goes, or `None`
-/// when nothing is owed.
-pub(crate) async fn require_if_due(
-    state: &AppState,
-    t: &Tenant,
-    user: &User,
-    sid: &SessionId,
-    s: &mut Session,
-    next: &str,
-) -> Result<Option<String>, AppError> {
-    let Some(due) = due_for(state, t, user).await? else {
-        return Ok(None);
-    };
-    s.factor_due = Some(due);
-    session::save(state, t, sid, s).await?;
-    Ok(Some(page_for(t, due, next)))
 }
 
 fn query_return_to(req: &HttpRequest, t: &Tenant) -> String {
@@ -192,53 +82,6 @@ async fn check_code(
     Ok(Ok(()))
 }
 
-/// Finishes the sign-in: a new session id carrying the added methods, then on to `next`.
-pub(crate) async fn complete(
-    state: &AppState,
-    req: &HttpRequest,
-    t: &Tenant,
-    (sid, old): (&SessionId, &Session),
-    added: &[&str],
-    next: &str,
-) -> Result<(HttpResponse, SessionId), AppError> {
-    let mut amr = old.amr.clone();
-    for m in added {
-        if !amr.iter().any(|a| a == m) {
-            amr.push((*m).to_owned());
-        }
-    }
-    let (new_id, mut fresh) = session::start(state, req, t, &old.user_id, amr.clone(), Some(sid)).await?;
-    fresh.must_change_password = old.must_change_password;
-    session::save(state, t, &new_id, &fresh).await?;
-    let who = format!("user:{}", old.user_id);
-    audit(
-        state,
-        t,
-        NewAuditEvent::success(&who, "login.second_factor", who.clone(), json!({"amr": amr})),
-    )
-    .await?;
-    let mut res = redirect_into_session(state, t, next, &new_id)?;
-    // Every factor done: the device, network and place become known for the user.
-    super::add_cookie(
-        &mut res,
-        crate::risk::remember(state, req, t, &old.user_id, None).await?,
-    )?;
-    Ok((res, new_id))
-}
-
-/// `complete` for the passkey script: 200 `{redirect}` with the new session cookie.
-pub(crate) async fn complete_json(
-    state: &AppState,
-    req: &HttpRequest,
-    t: &Tenant,
-    session_now: (&SessionId, &Session),
-    added: &[&str],
-    next: &str,
-) -> Result<HttpResponse, AppError> {
-    let (res, _) = complete(state, req, t, session_now, added, next).await?;
-    super::json_redirect(&res, &json!({"redirect": next}))
-}
-
 #[derive(Template)]
 #[template(path = "second_factor.html")]
 struct SecondFactorPage<'a> {
@@ -261,8 +104,8 @@ async fn second_factor_html(
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    let has_passkeys = !blocking(move || db.passkeys(&tid, &uid)).await?.is_empty();
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let has_passkeys = !state.store(move |db| db.passkeys(&tid, &uid)).await?.is_empty();
     let page = SecondFactorPage {
         s: strings(req),
         slug: &t.slug,
@@ -285,10 +128,9 @@ fn to_login(t: &Tenant) -> HttpResponse {
 /// GET `/t/{tenant}/login/second-factor`.
 pub(super) async fn second_factor_page(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let Some((sid, s, user)) = any_session(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
@@ -310,11 +152,10 @@ pub(super) async fn second_factor_page(
 /// POST `/t/{tenant}/login/second-factor`: a code from the app, or a recovery code.
 pub(super) async fn second_factor_submit(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let Some((sid, session_now, user)) = any_session(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
@@ -370,8 +211,8 @@ pub(super) async fn second_factor_submit(
         .await?;
         return again(StatusCode::UNAUTHORIZED, msg).await;
     }
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    blocking(move || db.totp_used(&tid, &uid)).await?;
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    state.store(move |db| db.totp_used(&tid, &uid)).await?;
     Ok(
         complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next)
             .await?
@@ -386,8 +227,8 @@ async fn seed(
     user: &User,
     confirmed: bool,
 ) -> Result<Option<Vec<u8>>, AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    let Some(stored) = blocking(move || db.totp(&tid, &uid)).await? else {
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let Some(stored) = state.store(move |db| db.totp(&tid, &uid)).await? else {
         return Ok(None);
     };
     if stored.confirmed_at.is_some() != confirmed {
@@ -410,7 +251,7 @@ async fn notify_recovery_use(state: &AppState, t: &Tenant, user: &User, s: &Stri
         return Ok(());
     };
     let body = s.mail_recovery_body.replace("{tenant}", &t.display_name);
-    crate::mail::queue(
+    crate::flow::notify::queue(
         state,
         latchkey_store::Channel::Mail,
         &t.id,
@@ -504,10 +345,9 @@ fn authenticator_html(
 /// GET `/t/{tenant}/account/authenticator`: the QR code and key of a new (or pending) app.
 pub(super) async fn authenticator_page(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let Some((sid, s, user)) = enrolling(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
@@ -531,8 +371,8 @@ pub(super) async fn authenticator_page(
                 .keys
                 .seal(&t.id, seed_aad(&t, &user), &fresh)
                 .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
-            let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-            blocking(move || db.begin_totp(&tid, &uid, &sealed)).await?;
+            let (tid, uid) = (t.id.clone(), user.id.clone());
+            state.store(move |db| db.begin_totp(&tid, &uid, &sealed)).await?;
             Some(fresh)
         }
         None => None,
@@ -553,11 +393,10 @@ pub(super) async fn authenticator_page(
 /// POST `/t/{tenant}/account/authenticator`: the first code confirms the app.
 pub(super) async fn authenticator_submit(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let Some((sid, session_now, user)) = enrolling(&state, &req, &t).await? else {
         return Ok(to_login(&t));
     };
@@ -598,8 +437,10 @@ pub(super) async fn authenticator_submit(
         Vec::new()
     };
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    blocking(move || db.confirm_totp(&tid, &uid, &hashes)).await?;
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    state
+        .store(move |db| db.confirm_totp(&tid, &uid, &hashes))
+        .await?;
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     let cookie = if session_now.factor_due == Some(FactorDue::Enrol) {
         let (_, new_id) = complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next).await?;
@@ -613,7 +454,7 @@ pub(super) async fn authenticator_submit(
         codes_page(&state, &req, &t, codes, &next)?
     };
     if let Some(id) = cookie {
-        res.add_cookie(&session::cookie(
+        res.add_cookie(&crate::web::cookies::cookie(
             &state,
             session::cookie_name(&state, &t),
             id.cookie_value().to_owned(),
@@ -644,11 +485,11 @@ fn codes_page(
 /// POST `/t/{tenant}/account/authenticator/remove`.
 pub(super) async fn remove_authenticator(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -656,20 +497,20 @@ pub(super) async fn remove_authenticator(
     if is_last_factor(&state, &t, &user).await? {
         return Ok(see_other(&format!("/t/{}/account?mfa=required", t.slug)));
     }
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let (tid, uid) = (t.id.clone(), user.id.clone());
     let who = format!("user:{}", user.id);
-    blocking(move || db.remove_totp(&tid, &who, &uid)).await?;
+    state.store(move |db| db.remove_totp(&tid, &who, &uid)).await?;
     Ok(see_other(&format!("/t/{}/account", t.slug)))
 }
 
 /// POST `/t/{tenant}/account/recovery-codes`: ten new codes, the old ones void.
 pub(super) async fn regenerate_codes(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -678,7 +519,9 @@ pub(super) async fn regenerate_codes(
     }
     let codes = recovery::generate(&*state.rng);
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    state
+        .store(move |db| db.replace_recovery_codes(&tid, &uid, &hashes))
+        .await?;
     codes_page(&state, &req, &t, codes, &format!("/t/{}/account", t.slug))
 }

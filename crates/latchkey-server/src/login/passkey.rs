@@ -5,11 +5,15 @@
 //! browser's session (or, before sign-in, its pre-session cookie) and taken once by the finish
 //! call (SECURITY-TESTS W1, W10): a state can't be finished twice or from another browser.
 
-use super::factor::{complete_json, has_factor};
-use super::{AppError, audit, csrf, redirect_into_session, session, strings};
-use crate::errors::{Kind, blocking};
-use crate::routes::tenant;
+use super::{AppError, audit, csrf, strings};
+use crate::flow::complete::{Attempt, Completion, Method, complete};
+use crate::flow::factor::{complete_json, has_factor};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::Kind;
+use crate::web::respond::json_redirect;
+use crate::web::tenant::InTenant;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{FactorDue, MfaMethod, NewAuditEvent, Tenant, User};
 use latchkey_mfa::passkey::{PasskeyError, RelyingParty, StoredPasskey};
@@ -96,8 +100,8 @@ fn response_json(body: &Value) -> String {
 }
 
 async fn passkeys_of(state: &AppState, t: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-    blocking(move || db.passkeys(&tid, &uid)).await
+    let (tid, uid) = (t.id.clone(), user.id.clone());
+    state.store(move |db| db.passkeys(&tid, &uid)).await
 }
 
 /// A failed assertion or registration is audited; a counter going backwards is flagged (W4).
@@ -146,7 +150,7 @@ async fn ceremony_session(
 ) -> Result<(latchkey_session::SessionId, latchkey_core::Session, User), AppError> {
     let found = match stage {
         Stage::Register => super::factor::enrolling(state, req, t).await?,
-        Stage::Verify => super::factor::any_session(state, req, t)
+        Stage::Verify => crate::flow::factor::any_session(state, req, t)
             .await?
             .filter(|(_, s, _)| s.factor_due == Some(FactorDue::Verify)),
     };
@@ -167,11 +171,10 @@ async fn ceremony_session(
 /// POST `/t/{tenant}/account/passkeys/options`.
 pub(super) async fn register_options(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
     let existing = passkeys_of(&state, &t, &user).await?;
     let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
@@ -192,11 +195,10 @@ pub(super) async fn register_options(
 /// also brings the recovery codes, shown once.
 pub(super) async fn register_finish(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let (sid, session_now, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
     let Some(ceremony) = take(&state, &t, "register", sid.cookie_value()).await? else {
         return Ok(refused("This passkey request has expired. Try again."));
@@ -215,9 +217,12 @@ pub(super) async fn register_finish(
     } else {
         name.chars().take(64).collect()
     };
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
+    let (tid, uid) = (t.id.clone(), user.id.clone());
     let (id, credential) = (key.id.clone(), key.credential.clone());
-    match blocking(move || db.add_passkey(&tid, &uid, &id, &name, &credential)).await {
+    match state
+        .store(move |db| db.add_passkey(&tid, &uid, &id, &name, &credential))
+        .await
+    {
         Ok(()) => {}
         Err(e) if e.kind == Kind::Conflict => return Ok(refused("This passkey is registered already.")),
         Err(e) => return Err(e.json()),
@@ -228,14 +233,17 @@ pub(super) async fn register_finish(
     if first {
         let codes = recovery::generate(&*state.rng);
         let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-        let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-        blocking(move || db.replace_recovery_codes(&tid, &uid, &hashes)).await?;
+        let (tid, uid) = (t.id.clone(), user.id.clone());
+        state
+            .store(move |db| db.replace_recovery_codes(&tid, &uid, &hashes))
+            .await?;
         out["recovery_codes"] = json!(codes);
     }
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     if session_now.factor_due == Some(FactorDue::Enrol) {
-        let (done, _) = super::factor::complete(&state, &req, &t, (&sid, &session_now), &AMR, &next).await?;
-        return super::json_redirect(&done, &out);
+        let (done, _) =
+            crate::flow::factor::complete(&state, &req, &t, (&sid, &session_now), &AMR, &next).await?;
+        return json_redirect(&done, &out);
     }
     Ok(HttpResponse::Ok().json(out))
 }
@@ -250,11 +258,10 @@ fn presession_binding(state: &AppState, req: &HttpRequest, t: &Tenant) -> Option
 /// POST `/t/{tenant}/login/passkey/options`.
 pub(super) async fn signin_options(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let binding = presession_binding(&state, &req, &t);
     if !csrf::check(&state, &req, binding.as_deref(), Some(field(&body, "csrf"))) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
@@ -270,11 +277,10 @@ pub(super) async fn signin_options(
 /// POST `/t/{tenant}/login/passkey`: signs in the user the passkey names (no password).
 pub(super) async fn signin_finish(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let binding = presession_binding(&state, &req, &t);
     if !csrf::check(&state, &req, binding.as_deref(), Some(field(&body, "csrf"))) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
@@ -288,8 +294,8 @@ pub(super) async fn signin_finish(
         return Ok(refused("The passkey was not accepted."));
     };
     // W6: only this tenant's credentials exist here; the handle must be its owner.
-    let (db, tid, id) = (state.db.clone(), t.id.clone(), cred_id.clone());
-    let row = blocking(move || db.passkey(&tid, &id)).await?;
+    let (tid, id) = (t.id.clone(), cred_id.clone());
+    let row = state.store(move |db| db.passkey(&tid, &id)).await?;
     let Some(row) = row.filter(|r| r.user_id == handle) else {
         return Ok(refused("The passkey was not accepted."));
     };
@@ -314,40 +320,26 @@ pub(super) async fn signin_finish(
     };
     record_use(&state, &t, &verified).await?;
     // A passkey is both factors, so a step-up is satisfied; a deny still refuses.
-    let accounts = crate::risk::failed_accounts(&state, &req, &t).await?;
-    let risk = crate::risk::evaluate(&state, &req, &t, &user.id, 0, accounts).await?;
-    let applied = match risk.decision {
-        latchkey_risk::Decision::Deny => latchkey_risk::Decision::Deny,
-        _ => latchkey_risk::Decision::Allow,
+    let mut details = serde_json::Map::new();
+    details.insert("passkey".into(), json!(&verified.id[..16.min(verified.id.len())]));
+    let attempt = Attempt {
+        user: &user,
+        method: Method::Passkey,
+        amr: AMR.iter().map(|m| (*m).to_owned()).collect(),
+        next: next_after_signin(&state, &req, &t, &body).await?,
+        recent_failures: 0,
+        password_expired: false,
+        auth_time: None,
+        not_after: None,
+        details,
+        also_audit: Vec::new(),
     };
-    crate::risk::alert(&state, &req, &t, &user.id, &risk, applied).await?;
-    if applied == latchkey_risk::Decision::Deny {
-        return Ok(refused("The passkey was not accepted."));
+    match complete(&state, &req, &t, attempt).await? {
+        Completion::Session {
+            response, location, ..
+        } => json_redirect(&response, &json!({"redirect": location})),
+        Completion::Refused => Ok(refused("The passkey was not accepted.")),
     }
-    let previous = req
-        .cookie(&session::cookie_name(&state, &t))
-        .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
-    let amr: Vec<String> = AMR.iter().map(|m| (*m).to_owned()).collect();
-    let (sid, _) = session::start(&state, &req, &t, &user.id, amr.clone(), previous.as_ref()).await?;
-    let next = next_after_signin(&state, &req, &t, &body).await?;
-    let who = format!("user:{}", user.id);
-    audit(
-        &state,
-        &t,
-        NewAuditEvent::success(
-            &who,
-            "login.success",
-            who.clone(),
-            json!({"amr": amr, "passkey": &verified.id[..16.min(verified.id.len())], "risk_score": risk.assessment.score}),
-        ),
-    )
-    .await?;
-    let mut res = redirect_into_session(&state, &t, &next, &sid)?;
-    super::add_cookie(
-        &mut res,
-        crate::risk::remember(&state, &req, &t, &user.id, risk.history).await?,
-    )?;
-    super::json_redirect(&res, &json!({"redirect": next}))
 }
 
 /// Where a passwordless sign-in continues: the pending interaction, else `return_to`.
@@ -375,8 +367,10 @@ async fn record_use(
     t: &Tenant,
     v: &latchkey_mfa::passkey::Verified,
 ) -> Result<(), AppError> {
-    let (db, tid, id, cred) = (state.db.clone(), t.id.clone(), v.id.clone(), v.updated.clone());
-    blocking(move || db.passkey_used(&tid, &id, cred.as_deref())).await?;
+    let (tid, id, cred) = (t.id.clone(), v.id.clone(), v.updated.clone());
+    state
+        .store(move |db| db.passkey_used(&tid, &id, cred.as_deref()))
+        .await?;
     Ok(())
 }
 
@@ -385,11 +379,10 @@ async fn record_use(
 /// POST `/t/{tenant}/login/second-factor/passkey/options`.
 pub(super) async fn factor_options(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
     let keys = passkeys_of(&state, &t, &user).await?;
     if keys.is_empty() {
@@ -405,11 +398,10 @@ pub(super) async fn factor_options(
 /// POST `/t/{tenant}/login/second-factor/passkey`.
 pub(super) async fn factor_finish(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let (sid, s, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
     let Some(ceremony) = take(&state, &t, "factor", sid.cookie_value()).await? else {
         return Ok(refused("This passkey request has expired. Try again."));
@@ -434,11 +426,11 @@ pub(super) async fn factor_finish(
 /// POST `/t/{tenant}/account/passkeys/rename` (form).
 pub(super) async fn rename(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
-    form: crate::form::FormParams,
+    form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -465,15 +457,15 @@ pub(super) async fn rename(
 /// tenant requires MFA (W7).
 pub(super) async fn remove(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
-    form: crate::form::FormParams,
+    form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, &path, &state, &form).await? {
+    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
-    if super::factor::is_last_factor(&state, &t, &user).await? {
+    if crate::flow::factor::is_last_factor(&state, &t, &user).await? {
         return Ok(super::see_other(&format!("/t/{}/account?mfa=required", t.slug)));
     }
     let (db, tid, uid, id) = (

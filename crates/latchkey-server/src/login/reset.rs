@@ -6,12 +6,13 @@
 
 use super::{
     AppError, Strings, audit, client_ip, csrf, failure, find_user, hashing_error, html, new_password_problem,
-    presession_csrf_ok, retry_after, see_other, session, strings, with_presession,
+    presession_csrf_ok, retry_after, see_other, strings, with_presession,
 };
-use crate::errors::blocking;
-use crate::form::FormParams;
-use crate::routes::tenant;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::form::FormParams;
+use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -79,10 +80,9 @@ fn render_forgot(
 
 pub(super) async fn forgot_page(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     render_forgot(&state, &req, &t, StatusCode::OK, "", None, None)
 }
 
@@ -92,11 +92,10 @@ fn token_hash(token: &str) -> String {
 
 pub(super) async fn forgot_submit(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let s = strings(&req);
     let name = form.get("username").unwrap_or_default().trim();
     if !presession_csrf_ok(&state, &req, &t, form.get("csrf")) {
@@ -154,7 +153,15 @@ async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Resul
     let expires = state.clock.now_millis() + TOKEN_TTL.as_millis() as i64;
     let (st, tid, uid, hash) = (state.clone(), t.id.clone(), u.id.clone(), token_hash(&token));
     blocking(move || -> Result<(), AppError> {
-        let mail = crate::mail::compose(&st, &tid, &recipient, &subject, &body)?;
+        let mail = latchkey_services::mail::compose(
+            &st.keys,
+            &*st.rng,
+            latchkey_store::Channel::Mail,
+            &tid,
+            &recipient,
+            &subject,
+            &body,
+        )?;
         Ok(st.db.request_password_reset(&tid, &uid, &hash, expires, &mail)?)
     })
     .await?;
@@ -163,7 +170,7 @@ async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Resul
 }
 
 fn reset_cookie_name(state: &AppState, t: &Tenant) -> String {
-    session::host_cookie_name(state, &format!("lk-reset-{}", t.slug))
+    crate::web::cookies::host_cookie_name(state, &format!("lk-reset-{}", t.slug))
 }
 
 /// The live token this browser holds and its user.
@@ -179,14 +186,15 @@ async fn live_token(
     else {
         return Ok(None);
     };
-    let (db, tid, hash) = (state.db.clone(), t.id.clone(), token_hash(&token));
-    let user = blocking(move || -> Result<Option<User>, AppError> {
-        match db.password_reset_user(&tid, &hash)? {
-            Some(uid) => Ok(latchkey_store::UserRepo::user(&db, &tid, &uid)?),
-            None => Ok(None),
-        }
-    })
-    .await?;
+    let (tid, hash) = (t.id.clone(), token_hash(&token));
+    let user = state
+        .store(move |db| -> Result<Option<User>, AppError> {
+            match db.password_reset_user(&tid, &hash)? {
+                Some(uid) => Ok(latchkey_store::UserRepo::user(db, &tid, &uid)?),
+                None => Ok(None),
+            }
+        })
+        .await?;
     Ok(user
         .filter(|u| u.status == UserStatus::Active)
         .map(|u| (token, u)))
@@ -212,7 +220,7 @@ fn render_reset(
     };
     let mut res = html(state, req, status, page.render())?;
     if live.is_none() {
-        res.add_cookie(&session::removal(state, reset_cookie_name(state, t)))
+        res.add_cookie(&crate::web::cookies::removal(state, reset_cookie_name(state, t)))
             .map_err(|e| AppError::internal("cookie", e))?;
     }
     Ok(res)
@@ -222,13 +230,12 @@ fn render_reset(
 /// screenshots, `Referer`) by a redirect; without it, the form for the token in the cookie.
 pub(super) async fn reset_page(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     if let Some(token) = super::query_param(&req, "token") {
         let mut res = see_other(&format!("/t/{}/password/reset", t.slug));
-        let mut c = session::cookie(&state, reset_cookie_name(&state, &t), token);
+        let mut c = crate::web::cookies::cookie(&state, reset_cookie_name(&state, &t), token);
         c.set_max_age(actix_web::cookie::time::Duration::seconds(
             TOKEN_TTL.as_secs() as i64
         ));
@@ -245,11 +252,10 @@ pub(super) async fn reset_page(
 
 pub(super) async fn reset_submit(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let s = strings(&req);
     let Some((token, user)) = live_token(&state, &req, &t).await? else {
         let error = Some(s.reset_invalid.into());
@@ -296,7 +302,10 @@ pub(super) async fn reset_submit(
     let ended = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     tracing::info!(tenant = %t.slug, user = %user.id, sessions_ended = ended, "password reset");
     let mut res = super::redirect_signed_out(&state, &t, "reset")?;
-    res.add_cookie(&session::removal(&state, reset_cookie_name(&state, &t)))
-        .map_err(|e| AppError::internal("cookie", e))?;
+    res.add_cookie(&crate::web::cookies::removal(
+        &state,
+        reset_cookie_name(&state, &t),
+    ))
+    .map_err(|e| AppError::internal("cookie", e))?;
     Ok(res)
 }

@@ -3,19 +3,19 @@
 use super::throttle::{Gate, Throttle};
 use super::{
     AppError, Strings, audit, client_ip, csrf, failure, find_user, interaction, presession_csrf_ok,
-    redirect_into_session, redirect_signed_out, retry_after, safe_return_to, session, strings, strings_with,
-    with_presession,
+    redirect_signed_out, retry_after, safe_return_to, session, strings, strings_with, with_presession,
 };
-use crate::form::FormParams;
-use crate::routes::tenant;
+use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::form::FormParams;
+use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use interaction::Interaction;
 use latchkey_core::{NewAuditEvent, Tenant, UserStatus};
 use latchkey_mfa::PasswordError;
-use latchkey_risk::Decision;
 use serde_json::json;
 
 #[derive(Template)]
@@ -54,12 +54,12 @@ async fn render(
     f: Form<'_>,
 ) -> Result<HttpResponse, AppError> {
     let pending = f.interaction.map(|(_, i)| i);
-    let connections = crate::saml::connections(state, t).await?;
+    let connections = crate::flow::realm::connections(state, t).await?;
     let saml = connections
         .iter()
         .map(|c| {
             (
-                crate::saml::start_url(t, c, f.interaction.map(|(id, _)| id)),
+                crate::flow::realm::start_url(t, c, f.interaction.map(|(id, _)| id)),
                 c.display_name.clone(),
             )
         })
@@ -82,12 +82,12 @@ async fn render(
         .render()
     })?;
     if let Some(dest) = pending.and_then(|i| i.continues_to.as_deref()) {
-        crate::observe::allow_form_action(&mut res, dest);
+        crate::web::observe::allow_form_action(&mut res, dest);
     }
     // Home-realm discovery answers the form with redirects on to the IdP (`form-action`
     // covers every hop).
     for c in connections.iter().filter(|c| !c.options.domains.is_empty()) {
-        crate::observe::allow_form_action(&mut res, &c.idp.sso_url);
+        crate::web::observe::allow_form_action(&mut res, &c.idp.sso_url);
     }
     Ok(res)
 }
@@ -119,10 +119,9 @@ async fn pending(
 
 pub(super) async fn login_page(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string()).ok();
     let param = |name: &str| q.as_ref().and_then(|q| q.get(name)).map(String::as_str);
     let id = param("interaction");
@@ -152,11 +151,10 @@ pub(super) async fn login_page(
 
 pub(super) async fn login_submit(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let id = form.get("interaction");
     let pending = match pending(&state, &req, &t, id).await? {
         Ok(p) => p,
@@ -187,11 +185,11 @@ pub(super) async fn login_submit(
     // Home-realm discovery: an address in a domain a SAML connection claims signs in there,
     // unless it names a local account with a password and one was typed (break-glass admins).
     if username.contains('@')
-        && let Some(c) = crate::saml::for_email(&state, &t, username).await?
+        && let Some(c) = crate::flow::realm::for_email(&state, &t, username).await?
     {
         let local = find_user(&state, &t, username).await?;
         if password.is_empty() || local.as_ref().is_none_or(|u| u.password_hash.is_none()) {
-            return Ok(super::see_other(&crate::saml::start_url(&t, &c, id)));
+            return Ok(super::see_other(&crate::flow::realm::start_url(&t, &c, id)));
         }
     }
     // An unknown user still costs a full hash (below), so time does not tell (L7).
@@ -233,36 +231,15 @@ pub(super) async fn login_submit(
         }
         Err(e) => return Err(AppError::internal("password hashing", e)),
     };
-    // The user and the risk verdict, or why the attempt is refused. Every refusal looks the same
-    // to the person.
-    let admitted = match user {
-        Some(u) if verdict.matches && u.status == UserStatus::Active => {
-            // Risk: a deny, or a step-up for a user with no second factor to step up to, is
-            // refused like a wrong password (the person never learns which signal fired).
-            let accounts_from_network = crate::risk::failed_accounts(&state, &req, &t).await?;
-            let risk = crate::risk::evaluate(&state, &req, &t, &u.id, recent_failures, accounts_from_network)
-                .await?;
-            let applied = match risk.decision {
-                Decision::StepUp if !super::factor::has_factor(&state, &t, &u.id).await? => Decision::Deny,
-                d => d,
+    let user = match user {
+        Some(u) if verdict.matches && u.status == UserStatus::Active => u,
+        found => {
+            let reason = match found {
+                None => "unknown_user",
+                Some(_) if !verdict.matches => "bad_password",
+                Some(_) => "disabled",
             };
-            crate::risk::alert(&state, &req, &t, &u.id, &risk, applied).await?;
-            if applied == Decision::Deny {
-                Err("risk")
-            } else {
-                Ok((u, risk))
-            }
-        }
-        None => Err("unknown_user"),
-        Some(_) if !verdict.matches => Err("bad_password"),
-        Some(_) => Err("disabled"),
-    };
-    let (user, risk) = match admitted {
-        Ok(found) => found,
-        Err(reason) => {
-            throttle.failed(&account, &ip).await?;
-            crate::risk::note_failure(&state, &req, &t, &account).await?;
-            audit(&state, &t, failure("login.failure", target, reason)).await?;
+            count_failure(&state, &req, &t, (&throttle, &account, &ip), target, reason).await?;
             return render(
                 &state,
                 &req,
@@ -273,86 +250,87 @@ pub(super) async fn login_submit(
             .await;
         }
     };
+    // Where to go: back to the flow that sent the user here, else the requested page.
+    let next = match (id, &pending) {
+        (Some(id), Some(i)) => i.resume_url(id),
+        _ => return_to.clone(),
+    };
+    let attempt = Attempt {
+        user: &user,
+        method: Method::Password,
+        amr: vec!["pwd".into()],
+        next,
+        recent_failures,
+        password_expired: latchkey_mfa::password_expired(
+            &t.policy.password,
+            user.password_changed_at,
+            state.clock.now_millis(),
+        ),
+        auth_time: None,
+        not_after: None,
+        details: serde_json::Map::new(),
+        also_audit: Vec::new(),
+    };
+    // Risk: a deny, or a step-up for a user with no second factor to step up to, is refused
+    // like a wrong password (the person never learns which signal fired).
+    let Completion::Session { response, .. } = complete(&state, &req, &t, attempt).await? else {
+        count_failure(&state, &req, &t, (&throttle, &account, &ip), target, "risk").await?;
+        return render(
+            &state,
+            &req,
+            &t,
+            StatusCode::UNAUTHORIZED,
+            again(s.bad_credentials.into()),
+        )
+        .await;
+    };
     throttle.succeeded(&account).await?;
     if verdict.needs_rehash
         && let Ok(hash) = state.hasher.hash(password.to_owned()).await
     {
-        let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.id.clone());
-        crate::errors::blocking(move || latchkey_store::UserRepo::rehash_password(&db, &tid, &uid, &hash))
+        let (tid, uid) = (t.id.clone(), user.id.clone());
+        state
+            .store(move |db| latchkey_store::UserRepo::rehash_password(db, &tid, &uid, &hash))
             .await?;
     }
-    let previous = req
-        .cookie(&session::cookie_name(&state, &t))
-        .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
-    let (sid, mut started) =
-        session::start(&state, &req, &t, &user.id, vec!["pwd".into()], previous.as_ref()).await?;
-    // Where to go: back to the flow that sent the user here, else the requested page.
-    let next = match (id, &pending) {
-        (Some(id), Some(i)) => i.resume_url(id),
-        _ => return_to,
-    };
-    // An expired password (when the tenant's policy sets an expiry) must be changed first: the
-    // session is marked, and the way back to the interaction leads through the password change.
-    let expired = latchkey_mfa::password_expired(
-        &t.policy.password,
-        user.password_changed_at,
-        state.clock.now_millis(),
-    );
-    let next = if expired {
-        started.must_change_password = true;
-        session::save(&state, &t, &sid, &started).await?;
-        let encoded = percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC);
-        format!("/t/{}/account?return_to={encoded}", t.slug)
-    } else {
-        next
-    };
-    // A user with a second factor (or owing one under the tenant's policy) is not signed in
-    // until it is done: the session only reaches the second-factor pages meanwhile.
-    let factor_page = super::factor::require_if_due(&state, &t, &user, &sid, &mut started, &next).await?;
-    let who = format!("user:{}", user.id);
-    audit(
-        &state,
-        &t,
-        NewAuditEvent::success(
-            &who,
-            "login.success",
-            who.clone(),
-            json!({"amr": ["pwd"], "ip": ip, "second_factor_due": started.factor_due, "risk_score": risk.assessment.score}),
-        ),
-    )
-    .await?;
-    let mut res = redirect_into_session(&state, &t, factor_page.as_deref().unwrap_or(&next), &sid)?;
-    if factor_page.is_none() {
-        // Signed in: this is now a known device, network and place for the user.
-        super::add_cookie(
-            &mut res,
-            crate::risk::remember(&state, &req, &t, &user.id, risk.history).await?,
-        )?;
-    }
-    Ok(res)
+    Ok(response)
+}
+
+/// A refused sign-in, whatever the reason: counted against the account and the address, and
+/// audited with the reason (for operators only; the person sees the same page).
+async fn count_failure(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    (throttle, account, ip): (&Throttle<'_>, &str, &str),
+    target: String,
+    reason: &str,
+) -> Result<(), AppError> {
+    throttle.failed(account, ip).await?;
+    crate::flow::risk::note_failure(state, req, t, account).await?;
+    audit(state, t, failure("login.failure", target, reason)).await
 }
 
 pub(super) async fn logout(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let current = session::current(&state, &req, &t).await?;
     let binding = current.as_ref().map(|(id, _)| id.cookie_value().to_owned());
     if !csrf::check(&state, &req, binding.as_deref(), form.get("csrf")) {
         return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
+            crate::web::errors::Kind::Forbidden,
             strings(&req).form_expired,
         ));
     }
     if let Some((id, s)) = current {
         state.ephemeral.delete_session(&t.id, &id).await?;
-        crate::oidc::revoke_grants(
+        crate::flow::grants::revoke_grants(
             &state,
             &t,
-            crate::oidc::Owned::Session(id.storage_key()),
+            crate::flow::grants::Owned::Session(id.storage_key()),
             "logout",
         )
         .await?;

@@ -5,11 +5,17 @@
 //! interaction is taken when the flow ends, so a resume URL can't be replayed.
 
 use super::{acr_of, client, issuer, lifetimes, query_params};
-use crate::errors::{AppError, blocking};
-use crate::login::{self, Strings, csrf, interaction};
-use crate::pages::message_response;
-use crate::routes::tenant;
+use crate::flow::audit::audit;
+use crate::flow::session::signed_in;
+use crate::flow::{csrf, factor, interaction};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::AppError;
+use crate::web::i18n::{self, Strings};
+use crate::web::pages::message_response;
+use crate::web::respond::{html, logo, see_other, strings_with};
+use crate::web::tenant::InTenant;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -32,21 +38,13 @@ struct Pending {
     started_at: i64,
 }
 
-/// Whether a pending interaction's request (a stored `Pending`) asks for a fresh sign-in
-/// (`prompt=login` or `max_age`), so a federated sign-in must not reuse the IdP's session.
-pub(crate) fn forces_login(request: &serde_json::Value) -> bool {
-    serde_json::from_value::<Pending>(request.clone())
-        .is_ok_and(|p| p.request.prompt.login || p.request.max_age.is_some())
-}
-
 /// GET or POST `/t/{tenant}/authorize`.
 pub(super) async fn authorize(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let params = match super::request_params(&req, payload).await {
         Ok(p) => p,
         Err((status, e)) => return Ok(error_page(status, &e)),
@@ -79,10 +77,9 @@ pub(super) async fn authorize(
 /// GET `/t/{tenant}/authorize/resume?interaction=…`: back from the sign-in page.
 pub(super) async fn resume(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let id = query_params(&req)
         .ok()
         .and_then(|p| p.get("interaction").cloned())
@@ -112,7 +109,7 @@ async fn load(
 }
 
 fn expired_page(req: &HttpRequest) -> HttpResponse {
-    let s = login::strings_with(req, None);
+    let s = strings_with(req, None);
     message_response(
         StatusCode::BAD_REQUEST,
         s.request_error_title,
@@ -122,7 +119,7 @@ fn expired_page(req: &HttpRequest) -> HttpResponse {
 
 /// The page for errors that may not go to the redirect URI (RFC 6749 §4.1.2.1).
 fn error_page(status: StatusCode, e: &OAuthError) -> HttpResponse {
-    let s = &login::i18n::EN;
+    let s = &i18n::EN;
     let text = format!(
         "{} ({}: {})",
         s.request_error_intro,
@@ -141,14 +138,15 @@ async fn proceed(
     pending: Pending,
     interaction_id: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
-    let signed = login::signed_in(state, req, t)
+    let signed = signed_in(state, req, t)
         .await?
         .filter(|(_, s, _)| !s.must_change_password);
     let now = state.clock.now_millis();
     let consented = match &signed {
         Some((_, _, u)) => {
-            let (db, tid, uid, cid) = (state.db.clone(), t.id.clone(), u.id.clone(), c.client_id.clone());
-            blocking(move || db.consent(&tid, &uid, &cid))
+            let (tid, uid, cid) = (t.id.clone(), u.id.clone(), c.client_id.clone());
+            state
+                .store(move |db| db.consent(&tid, &uid, &cid))
                 .await?
                 .map(|c| c.scope)
         }
@@ -174,10 +172,10 @@ async fn proceed(
     match next {
         Next::SignIn => {
             if let Some(id) = interaction_id {
-                return Ok(login::see_other(&format!("/t/{}/login?interaction={id}", t.slug)));
+                return Ok(see_other(&format!("/t/{}/login?interaction={id}", t.slug)));
             }
             let started = begin(state, t, c, &pending).await?;
-            let mut res = login::see_other(&started.login_url(t));
+            let mut res = see_other(&started.login_url(t));
             res.add_cookie(&started.cookie)
                 .map_err(|e| AppError::internal("cookie", e))?;
             Ok(res)
@@ -186,7 +184,7 @@ async fn proceed(
             let Some((sid, mut s, user)) = signed else {
                 return Err(AppError::internal("authorize", "step-up without a session"));
             };
-            let Some(due) = login::factor::due_for_step_up(state, t, &user).await? else {
+            let Some(due) = factor::due_for_step_up(state, t, &user).await? else {
                 // Nothing stronger to offer this user: the request's acr_values are voluntary.
                 if !take(state, req, t, interaction_id).await? {
                     return Ok(expired_page(req));
@@ -200,9 +198,9 @@ async fn proceed(
                 (started.id, Some(started.cookie))
             };
             s.factor_due = Some(due);
-            crate::login::session::save(state, t, &sid, &s).await?;
+            crate::flow::session::save(state, t, &sid, &s).await?;
             let resume = format!("/t/{}/authorize/resume?interaction={id}", t.slug);
-            let mut res = login::see_other(&login::factor::page_for(t, due, &resume));
+            let mut res = see_other(&factor::page_for(t, due, &resume));
             if let Some(c) = cookie {
                 res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
             }
@@ -260,6 +258,7 @@ async fn begin(
         ui_locales: pending.request.ui_locales.clone(),
         client_name: Some(c.name.clone()),
         continues_to: Some(pending.request.target.redirect_uri.clone()),
+        fresh_login: pending.request.prompt.login || pending.request.max_age.is_some(),
         request: serde_json::to_value(pending).map_err(|e| AppError::internal("interaction", e))?,
     };
     Ok(interaction::begin(state, t, new).await?)
@@ -288,17 +287,6 @@ struct ConsentPage<'a> {
     interaction: &'a str,
 }
 
-/// A scope in plain words.
-pub(crate) fn describe(s: &Strings, scope: &str) -> String {
-    match scope {
-        "openid" => s.scope_openid.into(),
-        "profile" => s.scope_profile.into(),
-        "email" => s.scope_email.into(),
-        "offline_access" => s.scope_offline_access.into(),
-        other => s.scope_other.replace("{scope}", other),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn consent_page(
     state: &AppState,
@@ -311,20 +299,20 @@ fn consent_page(
     interaction_id: &str,
     cookie: Option<&actix_web::cookie::Cookie<'static>>,
 ) -> Result<HttpResponse, AppError> {
-    let s = login::strings_with(req, r.ui_locales.as_deref());
+    let s = strings_with(req, r.ui_locales.as_deref());
     let page = ConsentPage {
         s,
         slug: &t.slug,
         tenant_name: &t.display_name,
-        logo_url: login::logo(t),
+        logo_url: logo(t),
         intro: s.consent_intro.replace("{client}", &c.name),
-        scopes: r.scope.iter().map(|sc| describe(s, sc)).collect(),
+        scopes: r.scope.iter().map(|sc| i18n::describe(s, sc)).collect(),
         username: user.display_name.as_deref().unwrap_or(&user.username),
         csrf: csrf::token_for(sid.cookie_value()),
         interaction: interaction_id,
     };
-    let mut res = login::html(state, req, StatusCode::OK, page.render())?;
-    crate::observe::allow_form_action(&mut res, &r.target.redirect_uri);
+    let mut res = html(state, req, StatusCode::OK, page.render())?;
+    crate::web::observe::allow_form_action(&mut res, &r.target.redirect_uri);
     if let Some(c) = cookie {
         res.add_cookie(c).map_err(|e| AppError::internal("cookie", e))?;
     }
@@ -334,19 +322,18 @@ fn consent_page(
 /// POST `/t/{tenant}/authorize/consent`: Allow or Deny.
 pub(super) async fn consent(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
-    form: crate::form::FormParams,
+    form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
     let id = form.get("interaction").unwrap_or_default().to_owned();
-    let Some((sid, s, user)) = login::signed_in(&state, &req, &t).await? else {
+    let Some((sid, s, user)) = signed_in(&state, &req, &t).await? else {
         return Ok(expired_page(&req));
     };
     if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(
-            crate::errors::Kind::Forbidden,
-            login::strings_with(&req, None).form_expired,
+            crate::web::errors::Kind::Forbidden,
+            strings_with(&req, None).form_expired,
         ));
     }
     let Some((pending, c)) = load(&state, &req, &t, &id).await? else {
@@ -358,7 +345,7 @@ pub(super) async fn consent(
     let r = &pending.request;
     if form.get("decision") != Some("allow") {
         let who = format!("user:{}", user.id);
-        login::audit(
+        audit(
             &state,
             &t,
             NewAuditEvent::failure(
@@ -424,8 +411,10 @@ async fn issue_code(
         format!("client:{}", c.client_id),
         json!({"grant": grant.id, "scope": grant.scope}),
     );
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    blocking(move || db.create_code(&tid, &grant, &new_code, event)).await?;
+    let tid = t.id.clone();
+    state
+        .store(move |db| db.create_code(&tid, &grant, &new_code, event))
+        .await?;
     state.metrics.oauth("authorize", "code", "ok");
     respond(state, t, &r.target, Ok(&code))
 }
@@ -443,32 +432,6 @@ pub(super) fn respond(
             .insert_header((header::LOCATION, query_url(&target.redirect_uri, &params)))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        ResponseMode::FormPost => form_post(&target.redirect_uri, &params),
+        ResponseMode::FormPost => crate::web::respond::form_post(&target.redirect_uri, &params),
     }
-}
-
-#[derive(Template)]
-#[template(path = "form_post.html")]
-struct FormPost<'a> {
-    action: &'a str,
-    fields: Vec<(&'a str, String)>,
-}
-
-/// OAuth 2.0 Form Post Response Mode: a page that posts the response to the client. Its CSP
-/// allows posting to the client's origin only.
-pub(crate) fn form_post(action: &str, params: &[(&'static str, String)]) -> Result<HttpResponse, AppError> {
-    let page = FormPost {
-        action,
-        fields: params.to_vec(),
-    };
-    let body = page.render().map_err(|e| AppError::internal("template", e))?;
-    let dest = crate::observe::csp_origin(action).unwrap_or_else(|| "'none'".to_owned());
-    let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; form-action {dest}; frame-ancestors 'none'; base-uri 'none'"
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, csp))
-        .body(body))
 }

@@ -2,12 +2,17 @@
 //! signed-in user ends the session at once; any other request is confirmed by the user first,
 //! so a link can't sign people out. Grants made in the session end with it (unless offline).
 
-use super::{Owned, client, issuer, revoke_grants};
-use crate::errors::AppError;
-use crate::login::{self, Strings, csrf, session};
-use crate::pages::message_response as page;
-use crate::routes::tenant;
+use super::{client, issuer};
+use crate::flow::audit::audit;
+use crate::flow::csrf;
+use crate::flow::grants::{Owned, revoke_grants};
+use crate::flow::session::{self, signed_in};
 use crate::state::AppState;
+use crate::web::errors::AppError;
+use crate::web::i18n::Strings;
+use crate::web::pages::message_response as page;
+use crate::web::respond::{html, logo, see_other, strings_with};
+use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -45,12 +50,11 @@ fn verify_hint(state: &AppState, t: &Tenant, token: &str) -> Option<Value> {
 /// GET or POST `/t/{tenant}/end-session`.
 pub(super) async fn end_session(
     req: HttpRequest,
-    path: web::Path<String>,
+    InTenant(t): InTenant,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(&state, &path).await?;
-    let s = login::strings_with(&req, None);
+    let s = strings_with(&req, None);
     let posted = req.method() == actix_web::http::Method::POST;
     let p = match super::request_params(&req, payload).await {
         Ok(p) => p,
@@ -66,8 +70,8 @@ pub(super) async fn end_session(
             return Ok(page(StatusCode::BAD_REQUEST, s.request_error_title, &text));
         }
     };
-    let s = login::strings_with(&req, lr.ui_locales.as_deref());
-    let current = login::signed_in(&state, &req, &t).await?;
+    let s = strings_with(&req, lr.ui_locales.as_deref());
+    let current = signed_in(&state, &req, &t).await?;
     if let Some((sid, session_data, user)) = &current {
         let trusted = lr.hint_sub.as_deref() == Some(user.id.as_str());
         let confirmed = posted
@@ -94,21 +98,21 @@ pub(super) async fn end_session(
                 s,
                 slug: &t.slug,
                 tenant_name: &t.display_name,
-                logo_url: login::logo(&t),
+                logo_url: logo(&t),
                 question: s.logout_confirm.replace("{tenant}", &t.display_name),
                 csrf: csrf::token_for(sid.cookie_value()),
                 carry,
             };
-            let mut res = login::html(&state, &req, StatusCode::OK, confirm.render())?;
+            let mut res = html(&state, &req, StatusCode::OK, confirm.render())?;
             if let Some(dest) = &lr.post_logout_redirect_uri {
-                crate::observe::allow_form_action(&mut res, dest);
+                crate::web::observe::allow_form_action(&mut res, dest);
             }
             return Ok(res);
         }
         state.ephemeral.delete_session(&t.id, sid).await?;
         revoke_grants(&state, &t, Owned::Session(sid.storage_key()), "logout").await?;
         let who = format!("user:{}", session_data.user_id);
-        login::audit(
+        audit(
             &state,
             &t,
             NewAuditEvent::success(
@@ -122,10 +126,13 @@ pub(super) async fn end_session(
         state.metrics.oauth("logout", "end_session", "ok");
     }
     let mut res = match after_logout_url(&lr) {
-        Some(url) => login::see_other(&url),
+        Some(url) => see_other(&url),
         None => page(StatusCode::OK, s.logout_title, s.signed_out),
     };
-    res.add_cookie(&session::removal(&state, session::cookie_name(&state, &t)))
-        .map_err(|e| AppError::internal("cookie", e))?;
+    res.add_cookie(&crate::web::cookies::removal(
+        &state,
+        session::cookie_name(&state, &t),
+    ))
+    .map_err(|e| AppError::internal("cookie", e))?;
     Ok(res)
 }

@@ -4,52 +4,56 @@
 #![allow(clippy::many_single_char_names)]
 
 mod authorize;
+mod discovery;
 mod logout;
 mod resource;
 mod token;
 
-pub(crate) use authorize::describe as describe_scope;
-pub(crate) use authorize::{forces_login, form_post};
-
-use crate::errors::{AppError, Kind, blocking};
-use crate::form::{FormError, parse_form, parse_query};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::AppError;
+pub(crate) use crate::web::errors::{Failure, oauth_json, status_of};
+use crate::web::form::{FormError, parse_form, parse_query};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{Client, ClientId, Tenant, TenantId, TokenPolicy};
+use latchkey_core::{Client, ClientId, Tenant, TokenPolicy};
+use latchkey_oidc::OAuthError;
 use latchkey_oidc::authorize::Params;
-use latchkey_oidc::{ErrorCode, OAuthError};
-use latchkey_store::{ClientRepo, GrantsOf, OAuthRepo};
-use std::time::Duration;
+use latchkey_store::ClientRepo;
 
 /// The OIDC endpoints, relative to the tenant scope `/t/{tenant}`.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/authorize", web::get().to(authorize::authorize))
-        .route("/authorize", web::post().to(authorize::authorize))
-        .route("/authorize/resume", web::get().to(authorize::resume))
-        .route("/authorize/consent", web::post().to(authorize::consent))
-        .route("/token", web::post().to(token::token))
-        .route(
-            "/token",
-            web::method(actix_web::http::Method::OPTIONS).to(preflight),
-        )
-        .route("/token", web::route().to(post_only))
-        .route("/userinfo", web::get().to(resource::userinfo))
-        .route("/userinfo", web::post().to(resource::userinfo))
-        .route(
-            "/userinfo",
-            web::method(actix_web::http::Method::OPTIONS).to(preflight),
-        )
-        .route("/introspect", web::post().to(resource::introspect))
-        .route("/introspect", web::route().to(post_only))
-        .route("/revoke", web::post().to(resource::revoke))
-        .route(
-            "/revoke",
-            web::method(actix_web::http::Method::OPTIONS).to(preflight),
-        )
-        .route("/revoke", web::route().to(post_only))
-        .route("/end-session", web::get().to(logout::end_session))
-        .route("/end-session", web::post().to(logout::end_session));
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::discovery),
+    )
+    .route("/jwks", web::get().to(discovery::jwks))
+    .route("/authorize", web::get().to(authorize::authorize))
+    .route("/authorize", web::post().to(authorize::authorize))
+    .route("/authorize/resume", web::get().to(authorize::resume))
+    .route("/authorize/consent", web::post().to(authorize::consent))
+    .route("/token", web::post().to(token::token))
+    .route(
+        "/token",
+        web::method(actix_web::http::Method::OPTIONS).to(preflight),
+    )
+    .route("/token", web::route().to(post_only))
+    .route("/userinfo", web::get().to(resource::userinfo))
+    .route("/userinfo", web::post().to(resource::userinfo))
+    .route(
+        "/userinfo",
+        web::method(actix_web::http::Method::OPTIONS).to(preflight),
+    )
+    .route("/introspect", web::post().to(resource::introspect))
+    .route("/introspect", web::route().to(post_only))
+    .route("/revoke", web::post().to(resource::revoke))
+    .route(
+        "/revoke",
+        web::method(actix_web::http::Method::OPTIONS).to(preflight),
+    )
+    .route("/revoke", web::route().to(post_only))
+    .route("/end-session", web::get().to(logout::end_session))
+    .route("/end-session", web::post().to(logout::end_session));
 }
 
 pub(crate) async fn form_post_js() -> HttpResponse {
@@ -91,77 +95,6 @@ async fn post_only() -> HttpResponse {
     res.headers_mut()
         .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
     res
-}
-
-/// An RFC 6749 §5.2 error body, never cached.
-pub(crate) fn oauth_json(status: StatusCode, e: &OAuthError) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(serde_json::json!({"error": e.code.as_str(), "error_description": e.description}))
-}
-
-/// The status an error code gets at the token endpoint family (RFC 6749 §5.2).
-pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
-        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-/// An endpoint failure: a protocol error for the client, or an operational one.
-pub(crate) enum Failure {
-    OAuth(OAuthError),
-    /// `invalid_client` for `client_secret_basic`: 401 with `WWW-Authenticate: Basic`.
-    Basic(OAuthError),
-    App(AppError),
-}
-
-impl From<OAuthError> for Failure {
-    fn from(e: OAuthError) -> Self {
-        Self::OAuth(e)
-    }
-}
-
-impl From<AppError> for Failure {
-    fn from(e: AppError) -> Self {
-        Self::App(e)
-    }
-}
-
-impl From<latchkey_session::SessionError> for Failure {
-    fn from(e: latchkey_session::SessionError) -> Self {
-        Self::App(e.into())
-    }
-}
-
-impl Failure {
-    pub(crate) fn respond(self) -> HttpResponse {
-        match self {
-            Self::OAuth(e) => oauth_json(status_of(e.code), &e),
-            Self::Basic(e) => {
-                let mut res = oauth_json(StatusCode::UNAUTHORIZED, &e);
-                res.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
-                );
-                res
-            }
-            Self::App(e) => actix_web::ResponseError::error_response(&e.json()),
-        }
-    }
-
-    /// The metrics label of the outcome.
-    pub(crate) fn label(&self) -> &'static str {
-        match self {
-            Self::OAuth(e) | Self::Basic(e) => e.code.as_str(),
-            Self::App(e) if e.kind == Kind::Unavailable => "temporarily_unavailable",
-            Self::App(_) => "server_error",
-        }
-    }
 }
 
 /// A protocol request's form body: malformed bodies are `invalid_request` (413 when too large).
@@ -236,13 +169,6 @@ pub(crate) fn issuer(state: &AppState, t: &Tenant) -> String {
     state.config.issuer(&t.slug)
 }
 
-/// Clients by tenant and id for 10 s: the token endpoint reads one on every call.
-pub type ClientCache = crate::cache::TtlCache<(TenantId, ClientId), Client>;
-
-pub(crate) fn client_cache() -> ClientCache {
-    ClientCache::new(Duration::from_secs(10), 10_000)
-}
-
 /// The tenant's client `id`, if registered.
 pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Option<Client>, AppError> {
     if id.is_empty() || id.len() > 128 {
@@ -252,8 +178,8 @@ pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Opt
     if let Some(c) = state.clients.get(&(t.id.clone(), cid.clone()), 0) {
         return Ok(Some(c));
     }
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    let found = blocking(move || db.client(&tid, &cid)).await?;
+    let tid = t.id.clone();
+    let found = state.store(move |db| db.client(&tid, &cid)).await?;
     if let Some(c) = &found {
         state
             .clients
@@ -302,44 +228,4 @@ pub(crate) fn sid_of(session_key: &str) -> String {
 /// The `acr` a session's methods satisfy.
 pub(crate) fn acr_of(amr: &[String]) -> Option<String> {
     latchkey_mfa::acr::acr_for(amr).map(str::to_owned)
-}
-
-/// `GrantsOf` with owned parts, to cross into a blocking task.
-pub(crate) enum Owned {
-    User(latchkey_core::UserId),
-    Session(String),
-}
-
-impl Owned {
-    fn as_ref(&self) -> GrantsOf<'_> {
-        match self {
-            Self::User(u) => GrantsOf::User(u),
-            Self::Session(k) => GrantsOf::Session(k),
-        }
-    }
-}
-
-/// Revokes grants (and their tokens) with an audit event; returns how many.
-pub(crate) async fn revoke_grants(
-    state: &AppState,
-    t: &Tenant,
-    which: Owned,
-    reason: &'static str,
-) -> Result<usize, AppError> {
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    let target = match &which {
-        Owned::User(u) => format!("user:{u}"),
-        Owned::Session(_) => "session".to_owned(),
-    };
-    let ev = latchkey_core::NewAuditEvent::success(
-        "system",
-        "oauth.revoke_grants",
-        target,
-        serde_json::json!({"reason": reason}),
-    );
-    let n = blocking(move || db.revoke_grants(&tid, which.as_ref(), reason, ev)).await?;
-    if n > 0 {
-        state.metrics.oauth("revoke", "grant", reason);
-    }
-    Ok(n)
 }

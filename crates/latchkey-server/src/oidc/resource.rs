@@ -7,9 +7,10 @@
 
 use super::token::authenticate_client;
 use super::{Failure, body_params, issuer, oauth_json, read_body};
-use crate::errors::{AppError, blocking};
-use crate::routes::tenant;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::AppError;
+use crate::web::tenant::InTenantJson;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
@@ -45,16 +46,17 @@ async fn stored(
     handle: String,
     load_user: bool,
 ) -> Result<(Option<StoredToken>, Option<User>), AppError> {
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    blocking(move || -> Result<_, AppError> {
-        let row = db.token(&tid, &handle)?;
-        let user = match row.as_ref().and_then(|r| r.user_id.as_ref()) {
-            Some(uid) if load_user => db.user(&tid, uid)?,
-            _ => None,
-        };
-        Ok((row, user))
-    })
-    .await
+    let tid = t.id.clone();
+    state
+        .store(move |db| -> Result<_, AppError> {
+            let row = db.token(&tid, &handle)?;
+            let user = match row.as_ref().and_then(|r| r.user_id.as_ref()) {
+                Some(uid) if load_user => db.user(&tid, uid)?,
+                _ => None,
+            };
+            Ok((row, user))
+        })
+        .await
 }
 
 fn deny_key(jti: &str) -> String {
@@ -188,11 +190,11 @@ fn bearer_error(code: Option<ErrorCode>, description: &str) -> HttpResponse {
 /// GET or POST `/t/{tenant}/userinfo`.
 pub(super) async fn userinfo(
     req: HttpRequest,
-    path: web::Path<String>,
+    tenant: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let mut res = match userinfo_inner(&req, &path, &state, payload).await {
+    let mut res = match userinfo_inner(&req, tenant, &state, payload).await {
         Ok(r) => r,
         Err(e) => e.json().error_response(),
     };
@@ -206,11 +208,11 @@ pub(super) async fn userinfo(
 
 async fn userinfo_inner(
     req: &HttpRequest,
-    slug: &str,
+    tenant: Result<InTenantJson, AppError>,
     state: &AppState,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let t = tenant(state, slug).await?;
+    let InTenantJson(t) = tenant?;
     let header_token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -271,12 +273,12 @@ async fn userinfo_inner(
 /// A client-authenticated form POST (introspection, revocation).
 async fn authenticated(
     req: &HttpRequest,
-    slug: &str,
+    tenant: Result<InTenantJson, AppError>,
     state: &AppState,
     payload: web::Payload,
     endpoint: &str,
 ) -> Result<(Tenant, latchkey_core::Client, Params), HttpResponse> {
-    let t = tenant(state, slug).await.map_err(|e| e.json().error_response())?;
+    let InTenantJson(t) = tenant.map_err(|e| e.error_response())?;
     let p = read_body(req, payload)
         .await
         .and_then(|b| body_params(req, &b))
@@ -296,18 +298,25 @@ async fn authenticated(
 /// POST `/t/{tenant}/introspect` (RFC 7662).
 pub(super) async fn introspect(
     req: HttpRequest,
-    path: web::Path<String>,
+    tenant: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (t, c, p) =
-        match authenticated(&req, &path, &state, payload, latchkey_oidc::discovery::INTROSPECT).await {
-            Ok(x) => x,
-            Err(res) => {
-                state.metrics.oauth("introspect", "introspection", "error");
-                return res;
-            }
-        };
+    let (t, c, p) = match authenticated(
+        &req,
+        tenant,
+        &state,
+        payload,
+        latchkey_oidc::discovery::INTROSPECT,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(res) => {
+            state.metrics.oauth("introspect", "introspection", "error");
+            return res;
+        }
+    };
     let token = p.get("token").map(String::as_str).unwrap_or_default();
     let info = match inspect(&state, &t, token, false).await {
         Ok(i) => i,
@@ -361,11 +370,11 @@ pub(super) async fn introspect(
 /// POST `/t/{tenant}/revoke` (RFC 7009): 200 whether or not the token was known.
 pub(super) async fn revoke(
     req: HttpRequest,
-    path: web::Path<String>,
+    tenant: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (t, c, p) = match authenticated(&req, &path, &state, payload, latchkey_oidc::discovery::REVOKE).await
+    let (t, c, p) = match authenticated(&req, tenant, &state, payload, latchkey_oidc::discovery::REVOKE).await
     {
         Ok(x) => x,
         Err(res) => {
@@ -413,8 +422,10 @@ async fn revoke_inner(
         json!({"kind": if info.kind == TokenKind::Refresh { "refresh" } else { "access" }}),
     );
     if let Some(handle) = info.handle {
-        let (db, tid) = (state.db.clone(), t.id.clone());
-        blocking(move || db.revoke_token(&tid, &handle, event)).await?;
+        let tid = t.id.clone();
+        state
+            .store(move |db| db.revoke_token(&tid, &handle, event))
+            .await?;
     } else if let Some(jti) = info.jti {
         let left = info.exp - state.clock.now_millis() / 1000;
         let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(0) + 60);
@@ -422,7 +433,7 @@ async fn revoke_inner(
             .ephemeral
             .put_once(&t.id, &deny_key(&jti), b"1", ttl)
             .await?;
-        crate::login::audit(state, t, event).await?;
+        crate::flow::audit::audit(state, t, event).await?;
     }
     Ok("revoked")
 }

@@ -1,9 +1,11 @@
 //! The token endpoint (RFC 6749 §3.2): client authentication, then one grant.
 
 use super::{Failure, body_params, client, id_token_alg, issuer, lifetimes, oauth_json, read_body, sid_of};
-use crate::errors::{AppError, blocking};
-use crate::routes::tenant;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::AppError;
+use crate::web::tenant::InTenantJson;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use latchkey_core::{AccessTokenFormat, Client, GrantType, NewAuditEvent, Tenant, User, UserStatus};
@@ -24,13 +26,13 @@ use std::sync::Arc;
 /// POST `/t/{tenant}/token`.
 pub(super) async fn token(
     req: HttpRequest,
-    path: web::Path<String>,
+    tenant: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let t = match tenant(&state, &path).await {
-        Ok(t) => t,
-        Err(e) => return e.json().error_response(),
+    let t = match tenant {
+        Ok(InTenantJson(t)) => t,
+        Err(e) => return e.error_response(),
     };
     let p = match read_body(&req, payload).await.and_then(|b| body_params(&req, &b)) {
         Ok(p) => p,
@@ -353,17 +355,18 @@ async fn code_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Resu
 
 async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> Result<Value, Failure> {
     let handle = latchkey_core::sha256_hex(needs(p, "refresh_token")?.as_bytes());
-    let (db, tid, h) = (state.db.clone(), t.id.clone(), handle.clone());
+    let (tid, h) = (t.id.clone(), handle.clone());
     // The token and its grant's user in one trip to the blocking pool.
-    let (tok, user) = blocking(move || -> Result<_, AppError> {
-        let tok = db.token(&tid, &h)?;
-        let user = match tok.as_ref().and_then(|t| t.grant.as_ref()) {
-            Some(g) => db.user(&tid, &g.user_id)?,
-            None => None,
-        };
-        Ok((tok, user))
-    })
-    .await?;
+    let (tok, user) = state
+        .store(move |db| -> Result<_, AppError> {
+            let tok = db.token(&tid, &h)?;
+            let user = match tok.as_ref().and_then(|t| t.grant.as_ref()) {
+                Some(g) => db.user(&tid, &g.user_id)?,
+                None => None,
+            };
+            Ok((tok, user))
+        })
+        .await?;
     let Some(tok) = tok else {
         return Err(OAuthError::invalid_grant("the refresh token is not valid").into());
     };
@@ -375,8 +378,10 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
     if tok.kind == TokenKind::Refresh && tok.used_at.is_some() && tok.client_id == c.client_id {
         // RFC 9700 §4.14.2: a rotated token presented again means it leaked.
         let ev = event(&c, "oauth.refresh", &grant);
-        let (db, tid, gid) = (state.db.clone(), t.id.clone(), grant.id.clone());
-        blocking(move || db.rotate_refresh(&tid, &handle, &gid, &[], ev)).await?;
+        let (tid, gid) = (t.id.clone(), grant.id.clone());
+        state
+            .store(move |db| db.rotate_refresh(&tid, &handle, &gid, &[], ev))
+            .await?;
         state.metrics.oauth("reuse", "refresh_token", "revoked");
         return Err(reuse.into());
     }
@@ -384,10 +389,10 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
     let user = match active(user) {
         Ok(u) => u,
         Err(f) => {
-            super::revoke_grants(
+            crate::flow::grants::revoke_grants(
                 state,
                 t,
-                super::Owned::User(grant.user_id.clone()),
+                crate::flow::grants::Owned::User(grant.user_id.clone()),
                 "user_disabled",
             )
             .await?;
@@ -399,7 +404,13 @@ async fn refresh_grant(state: &AppState, t: &Tenant, c: Client, p: &Params) -> R
     {
         let live = state.ephemeral.list_user_sessions(&t.id, &user.id).await?;
         if !live.iter().any(|(k, _)| k == key) {
-            super::revoke_grants(state, t, super::Owned::Session(key.clone()), "session_ended").await?;
+            crate::flow::grants::revoke_grants(
+                state,
+                t,
+                crate::flow::grants::Owned::Session(key.clone()),
+                "session_ended",
+            )
+            .await?;
             return Err(OAuthError::invalid_grant("the session this grant belongs to has ended").into());
         }
     }
@@ -460,8 +471,8 @@ async fn client_credentials_grant(
         })
         .await?;
     if !m.rows.is_empty() {
-        let (db, tid) = (state.db.clone(), t.id.clone());
-        blocking(move || db.store_tokens(&tid, &m.rows)).await?;
+        let tid = t.id.clone();
+        state.store(move |db| db.store_tokens(&tid, &m.rows)).await?;
     }
     Ok(Value::Object(m.body))
 }

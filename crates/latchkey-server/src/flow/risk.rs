@@ -3,18 +3,17 @@
 //! deny-list), records elevated decisions (audit, metrics, webhook) and, once a sign-in is
 //! complete, remembers it. The person signing in only ever sees the decision.
 
-use crate::config::Config;
-use crate::errors::{AppError, blocking};
-use crate::login::session::{cookie, host_cookie_name};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::cookies::{cookie, host_cookie_name};
+use crate::web::errors::AppError;
 use actix_web::HttpRequest;
 use actix_web::cookie::Cookie;
-use ipnet::IpNet;
 use latchkey_core::{NewAuditEvent, Outcome, Tenant, TenantId, User, UserId};
 use latchkey_keys::Aad;
-use latchkey_risk::{Assessment, Attempt, Bands, Decision, History, Signals, Weights};
-use latchkey_store::{Channel, RiskRepo, TenantRepo};
-use serde::Deserialize;
+use latchkey_risk::{Assessment, Attempt, Bands, Decision, History, Signals};
+use latchkey_store::{Channel, RiskRepo};
 use serde_json::json;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -23,93 +22,6 @@ use std::time::Duration;
 pub const STUFFING_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Browsers cap cookie lifetimes at 400 days.
 const DEVICE_COOKIE_SECS: i64 = 400 * 86_400;
-
-/// What the process loaded once: GeoIP databases, the deny-list and the weights.
-pub struct RiskEngine {
-    geo: Vec<maxminddb::Reader<Vec<u8>>>,
-    denylist: Vec<IpNet>,
-    weights: Weights,
-}
-
-/// The parts of a GeoIP2/GeoLite2 city or ASN record the signals use.
-#[derive(Deserialize)]
-struct GeoRecord {
-    location: Option<GeoLocation>,
-    autonomous_system_number: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct GeoLocation {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-}
-
-/// Parses a deny-list: one address or CIDR range per line, `#` starts a comment.
-pub fn parse_denylist(text: &str) -> Result<Vec<IpNet>, String> {
-    text.lines()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            let entry = line.split('#').next().unwrap_or("").trim();
-            (!entry.is_empty()).then_some((i + 1, entry))
-        })
-        .map(|(n, entry)| {
-            entry
-                .parse::<IpNet>()
-                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("line {n}: {entry:?} is not an address or CIDR range"))
-        })
-        .collect()
-}
-
-impl RiskEngine {
-    /// Opens the configured GeoIP databases and deny-list; an error names the setting.
-    pub fn open(config: &Config) -> Result<Self, String> {
-        let geo = config
-            .geoip_db
-            .iter()
-            .map(|p| {
-                maxminddb::Reader::open_readfile(p)
-                    .map_err(|e| format!("LATCHKEY_GEOIP_DB ({}): {e}", p.display()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let denylist = match &config.risk_denylist {
-            None => Vec::new(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("LATCHKEY_RISK_DENYLIST ({}): {e}", p.display()))?;
-                parse_denylist(&text).map_err(|e| format!("LATCHKEY_RISK_DENYLIST ({}): {e}", p.display()))?
-            }
-        };
-        Ok(Self {
-            geo,
-            denylist,
-            weights: Weights::default(),
-        })
-    }
-
-    /// The address's autonomous system and (latitude, longitude), as far as the databases know.
-    fn locate(&self, ip: IpAddr) -> (Option<u32>, Option<(f64, f64)>) {
-        let (mut asn, mut place) = (None, None);
-        for db in &self.geo {
-            let Ok(Some(r)) = db.lookup(ip).and_then(|l| l.decode::<GeoRecord>()) else {
-                continue;
-            };
-            asn = asn.or(r.autonomous_system_number);
-            if let Some(GeoLocation {
-                latitude: Some(lat),
-                longitude: Some(lon),
-            }) = r.location
-            {
-                place = place.or(Some((lat, lon)));
-            }
-        }
-        (asn, place)
-    }
-
-    fn denylisted(&self, ip: IpAddr) -> bool {
-        self.denylist.iter().any(|n| n.contains(&ip))
-    }
-}
 
 fn device_cookie_name(state: &AppState, t: &Tenant) -> String {
     host_cookie_name(state, &format!("lk-device-{}", t.slug))
@@ -130,7 +42,7 @@ fn history_aad<'a>(t: &'a TenantId, user: &'a UserId) -> Aad<'a> {
 }
 
 fn client_ip(req: &HttpRequest) -> IpAddr {
-    crate::net::client_addr(req).unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    crate::web::net::client_addr(req).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
 
 /// This request as the history sees it.
@@ -149,8 +61,8 @@ fn attempt(state: &AppState, req: &HttpRequest, t: &Tenant) -> Attempt {
 }
 
 async fn load_history(state: &AppState, t: &Tenant, user: &UserId) -> Result<History, AppError> {
-    let (db, keys, tid, uid) = (state.db.clone(), state.keys.clone(), t.id.clone(), user.clone());
-    let Some(sealed) = blocking(move || db.risk_history(&tid, &uid)).await? else {
+    let (keys, tid, uid) = (state.keys.clone(), t.id.clone(), user.clone());
+    let Some(sealed) = state.store(move |db| db.risk_history(&tid, &uid)).await? else {
         return Ok(History::default());
     };
     let (keys, tid, uid) = (keys, t.id.clone(), user.clone());
@@ -301,7 +213,7 @@ pub(crate) async fn alert(
         },
         details,
     };
-    crate::login::audit(state, t, event).await?;
+    crate::flow::audit::audit(state, t, event).await?;
     if let Some(url) = &t.policy.risk.webhook_url {
         let body = json!({
             "event": format!("risk.{name}"),
@@ -313,7 +225,8 @@ pub(crate) async fn alert(
             "ip": ip,
         })
         .to_string();
-        crate::mail::queue(state, Channel::Webhook, &t.id, url, &format!("risk.{name}"), body).await?;
+        crate::flow::notify::queue(state, Channel::Webhook, &t.id, url, &format!("risk.{name}"), body)
+            .await?;
     }
     Ok(())
 }
@@ -347,12 +260,13 @@ pub(crate) async fn remember(
     let new_device = history.sign_ins() > 0 && history.signals(&a).known_device == Some(false);
     history.record(&a);
     let plain = serde_json::to_vec(&history).map_err(|e| AppError::internal("risk history", e))?;
-    let (db, keys, tid, uid) = (state.db.clone(), state.keys.clone(), t.id.clone(), user.clone());
-    blocking(move || -> Result<(), latchkey_keys::KeyError> {
-        let sealed = keys.seal(&tid, history_aad(&tid, &uid), &plain)?;
-        Ok(db.save_risk_history(&tid, &uid, &sealed)?)
-    })
-    .await?;
+    let (keys, tid, uid) = (state.keys.clone(), t.id.clone(), user.clone());
+    state
+        .store(move |db| -> Result<(), latchkey_keys::KeyError> {
+            let sealed = keys.seal(&tid, history_aad(&tid, &uid), &plain)?;
+            Ok(db.save_risk_history(&tid, &uid, &sealed)?)
+        })
+        .await?;
     if new_device && t.policy.risk.notify_new_device {
         notify_new_device(state, req, t, user).await?;
     }
@@ -365,8 +279,10 @@ async fn notify_new_device(
     t: &Tenant,
     user: &UserId,
 ) -> Result<(), AppError> {
-    let (db, tid, uid) = (state.db.clone(), t.id.clone(), user.clone());
-    let Some(u): Option<User> = blocking(move || latchkey_store::UserRepo::user(&db, &tid, &uid)).await?
+    let (tid, uid) = (t.id.clone(), user.clone());
+    let Some(u): Option<User> = state
+        .store(move |db| latchkey_store::UserRepo::user(db, &tid, &uid))
+        .await?
     else {
         return Ok(());
     };
@@ -388,85 +304,5 @@ async fn notify_new_device(
         slug = t.slug,
     );
     let subject = format!("New sign-in to your {} account", t.display_name);
-    crate::mail::queue(state, Channel::Mail, &t.id, &to, &subject, body).await
-}
-
-/// The webhook's HMAC key as stored in the tenant's policy.
-pub fn webhook_secret_aad(t: &TenantId) -> Aad<'_> {
-    Aad {
-        tenant: t.as_str(),
-        table: "tenants",
-        column: "risk_webhook_secret",
-        row: t.as_str(),
-    }
-}
-
-/// The tenant's webhook key, unsealed.
-pub(crate) fn webhook_secret(state: &AppState, t: &TenantId) -> Result<Vec<u8>, String> {
-    let tenant = state
-        .db
-        .tenant(t)
-        .map_err(|e| e.to_string())?
-        .ok_or("the tenant is gone")?;
-    let sealed = tenant
-        .policy
-        .risk
-        .webhook_secret_sealed
-        .ok_or("the tenant has no webhook secret")?;
-    state
-        .keys
-        .open_sealed(t, webhook_secret_aad(t), &sealed)
-        .map_err(|e| e.to_string())
-}
-
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the receiver recomputes it with the
-/// shared secret and refuses stale timestamps (replays).
-pub fn webhook_signature(secret: &[u8], timestamp: i64, body: &str) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let tag = aws_lc_rs::hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
-    format!("t={timestamp},v1={}", hex::encode(tag.as_ref()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deny_lists_take_cidrs_addresses_and_comments() {
-        let list = parse_denylist("# tor exits\n203.0.113.0/24\n\n2001:db8::1  # one host\n").unwrap();
-        assert_eq!(list.len(), 2);
-        assert!(
-            list.iter()
-                .any(|n| n.contains(&"203.0.113.77".parse::<IpAddr>().unwrap()))
-        );
-        assert!(
-            list.iter()
-                .any(|n| n.contains(&"2001:db8::1".parse::<IpAddr>().unwrap()))
-        );
-        assert!(
-            !list
-                .iter()
-                .any(|n| n.contains(&"198.51.100.1".parse::<IpAddr>().unwrap()))
-        );
-        let err = parse_denylist("10.0.0.0/8\nnot-a-range\n").unwrap_err();
-        assert!(err.contains("line 2"), "{err}");
-    }
-
-    #[test]
-    fn webhook_signatures_cover_time_and_body() {
-        let s = webhook_signature(b"k", 1_700_000_000, "{}");
-        assert!(s.starts_with("t=1700000000,v1="));
-        assert_ne!(s, webhook_signature(b"k", 1_700_000_001, "{}"));
-        assert_ne!(s, webhook_signature(b"k", 1_700_000_000, "{ }"));
-        assert_ne!(s, webhook_signature(b"other", 1_700_000_000, "{}"));
-        // RFC 4231 test case 2 (key "Jefe").
-        let tag = aws_lc_rs::hmac::sign(
-            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"Jefe"),
-            b"what do ya want for nothing?",
-        );
-        assert_eq!(
-            hex::encode(tag.as_ref()),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
+    crate::flow::notify::queue(state, Channel::Mail, &t.id, &to, &subject, body).await
 }

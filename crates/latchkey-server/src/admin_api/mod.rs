@@ -3,9 +3,11 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
-use crate::errors::{AppError, Kind, blocking};
-use crate::routes::tenant;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::{AppError, Kind};
+use crate::web::tenant::tenant;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
@@ -59,7 +61,7 @@ async fn authenticate(
 ) -> Result<Caller, AppError> {
     async {
         let t = tenant(state, slug).await.map_err(AppError::json)?;
-        let addr = crate::net::client_addr(req);
+        let addr = crate::web::net::client_addr(req);
         let ip = addr.map_or_else(String::new, |a| a.to_string());
         let failures_key = format!("admin-auth-fail:{ip}");
         if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
@@ -71,8 +73,8 @@ async fn authenticate(
         }
         let found = match bearer(req) {
             Some(presented) => {
-                let (db, tid, hash) = (state.db.clone(), t.id.clone(), sha256_hex(presented.as_bytes()));
-                blocking(move || db.admin_token_by_hash(&tid, &hash)).await?
+                let (tid, hash) = (t.id.clone(), sha256_hex(presented.as_bytes()));
+                state.store(move |db| db.admin_token_by_hash(&tid, &hash)).await?
             }
             None => None,
         };
@@ -120,8 +122,11 @@ async fn audit(
         outcome,
         details,
     };
-    let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
-    blocking(move || db.append_audit(&tid, event)).await.map(drop)
+    let tid = caller.tenant.id.clone();
+    state
+        .store(move |db| db.append_audit(&tid, event))
+        .await
+        .map(drop)
 }
 
 fn json_ok(v: &impl serde::Serialize) -> HttpResponse {
@@ -140,12 +145,13 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     state: &AppState,
     slug: &str,
     (action, target, what): (&str, String, &str),
-    fetch: impl FnOnce(Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
+    fetch: impl FnOnce(&Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
 ) -> Result<HttpResponse, AppError> {
     async {
         let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
-        let (db, tid) = (state.db.clone(), caller.tenant.id.clone());
-        let value = blocking(move || fetch(db, tid))
+        let tid = caller.tenant.id.clone();
+        let value = state
+            .store(move |db| fetch(db, tid))
             .await?
             .ok_or_else(|| not_found(what))?;
         audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
@@ -308,8 +314,8 @@ async fn search_audit(
             until: q.until,
         };
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-        let (db, tid, f, after) = (state.db.clone(), caller.tenant.id.clone(), filter.clone(), q.after.unwrap_or(0));
-        let events = blocking(move || db.audit_search(&tid, &f, after, limit)).await?;
+        let (tid, f, after) = (caller.tenant.id.clone(), filter.clone(), q.after.unwrap_or(0));
+        let events = state.store(move |db| db.audit_search(&tid, &f, after, limit)).await?;
         audit(
             &state,
             &caller,

@@ -404,6 +404,17 @@ pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static
         .unwrap_or(&EN)
 }
 
+/// A scope in plain words.
+pub(crate) fn describe(s: &Strings, scope: &str) -> String {
+    match scope {
+        "openid" => s.scope_openid.into(),
+        "profile" => s.scope_profile.into(),
+        "email" => s.scope_email.into(),
+        "offline_access" => s.scope_offline_access.into(),
+        other => s.scope_other.replace("{scope}", other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

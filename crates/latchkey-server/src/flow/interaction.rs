@@ -8,9 +8,11 @@
 //! reference is also bound to the browser that started it by a cookie, so a link to someone
 //! else's sign-in request leads nowhere.
 
-use super::session;
 use crate::state::AppState;
+use crate::web::cookies;
+use crate::web::errors::AppError;
 use actix_web::HttpRequest;
+use actix_web::HttpResponse;
 use actix_web::cookie::Cookie;
 use latchkey_core::Tenant;
 use latchkey_session::Result;
@@ -33,6 +35,9 @@ pub struct NewInteraction {
     pub client_name: Option<String>,
     /// Where the flow ends up (the client's redirect URI): the sign-in pages' forms may lead there.
     pub continues_to: Option<String>,
+    /// The request asks for a fresh sign-in (`prompt=login`, `max_age`): a federated sign-in
+    /// must not reuse the IdP's session (SAML `ForceAuthn`).
+    pub fresh_login: bool,
     /// Whatever the flow needs to finish (the validated authorization request); opaque here.
     pub request: serde_json::Value,
 }
@@ -46,6 +51,8 @@ pub struct Interaction {
     pub client_name: Option<String>,
     #[serde(default)]
     pub continues_to: Option<String>,
+    #[serde(default)]
+    pub fresh_login: bool,
     pub request: serde_json::Value,
     pub expires_at: i64,
     /// SHA-256 of the browser-binding cookie's value.
@@ -79,7 +86,7 @@ fn store_key(id: &str) -> String {
 /// The binding cookie's name: one per interaction, so several tabs can sign in at once.
 pub fn cookie_name(state: &AppState, t: &Tenant, id: &str) -> String {
     let short = id.get(..12).unwrap_or(id);
-    session::host_cookie_name(state, &format!("lk-ia-{}-{short}", t.slug))
+    cookies::host_cookie_name(state, &format!("lk-ia-{}-{short}", t.slug))
 }
 
 /// The binding cookie's value this request carries for interaction `id`.
@@ -98,6 +105,7 @@ pub async fn begin(state: &AppState, t: &Tenant, new: NewInteraction) -> Result<
         ui_locales: new.ui_locales,
         client_name: new.client_name,
         continues_to: new.continues_to,
+        fresh_login: new.fresh_login,
         request: new.request,
         expires_at: state.clock.now_millis() + TTL.as_millis() as i64,
         binding: latchkey_core::sha256_hex(bind.as_bytes()),
@@ -108,7 +116,7 @@ pub async fn begin(state: &AppState, t: &Tenant, new: NewInteraction) -> Result<
         .ephemeral
         .put_once(&t.id, &store_key(&id), &bytes, TTL)
         .await?;
-    let mut cookie = session::cookie(state, cookie_name(state, t, &id), bind);
+    let mut cookie = cookies::cookie(state, cookie_name(state, t, &id), bind);
     cookie.set_max_age(actix_web::cookie::time::Duration::seconds(TTL.as_secs() as i64));
     Ok(Started { id, cookie })
 }
@@ -148,4 +156,27 @@ pub async fn finish(
     }
     let bytes = state.ephemeral.take(&t.id, &store_key(id)).await?;
     Ok(decode(state, bytes, binding))
+}
+
+/// When `return_to` continues a pending interaction that ends at a client, lets the page's
+/// forms lead there (browsers check `form-action` on every redirect of a form submission).
+pub(crate) async fn allow_continuation(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    res: &mut HttpResponse,
+    return_to: &str,
+) -> Result<(), AppError> {
+    let Some(id) = return_to.split("interaction=").nth(1) else {
+        return Ok(());
+    };
+    let id = id.split('&').next().unwrap_or_default();
+    let binding = binding(state, req, t, id);
+    if let Some(dest) = load(state, t, id, binding.as_deref())
+        .await?
+        .and_then(|i| i.continues_to)
+    {
+        crate::web::observe::allow_form_action(res, &dest);
+    }
+    Ok(())
 }

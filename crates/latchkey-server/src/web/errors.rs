@@ -1,10 +1,12 @@
 //! The one place where errors become HTTP responses. Operators get details in the log; clients
-//! get a status, a short safe message, and either JSON or a readable page.
+//! get a status, a short safe message, and either JSON or a readable page. Protocol endpoints'
+//! errors (RFC 6749 §5.2 JSON) are rendered here too (`Failure`, `oauth_json`).
 
-use crate::pages::message_page;
+use crate::web::pages::message_page;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use latchkey_oidc::{ErrorCode, OAuthError};
 use latchkey_session::SessionError;
 use latchkey_store::StoreError;
 use std::fmt;
@@ -180,22 +182,82 @@ impl From<SessionError> for AppError {
     }
 }
 
-/// Runs blocking work (the store, the key ring) off the async executor; a failed thread becomes a
-/// logged 500.
-pub async fn blocking<T: Send + 'static, E: Into<AppError> + Send + 'static>(
-    f: impl FnOnce() -> Result<T, E> + Send + 'static,
-) -> Result<T, AppError> {
-    actix_web::web::block(f)
-        .await
-        .map_err(|e| AppError::internal("blocking task", e))?
-        .map_err(Into::into)
-}
-
 impl From<latchkey_keys::KeyError> for AppError {
     fn from(e: latchkey_keys::KeyError) -> Self {
         match e {
             latchkey_keys::KeyError::Store(s) => AppError::from(s),
             other => AppError::internal("keys", other),
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 error body, never cached.
+pub(crate) fn oauth_json(status: StatusCode, e: &OAuthError) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(serde_json::json!({"error": e.code.as_str(), "error_description": e.description}))
+}
+
+/// The status an error code gets at the token endpoint family (RFC 6749 §5.2).
+pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+        ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An endpoint failure: a protocol error for the client, or an operational one.
+pub(crate) enum Failure {
+    OAuth(OAuthError),
+    /// `invalid_client` for `client_secret_basic`: 401 with `WWW-Authenticate: Basic`.
+    Basic(OAuthError),
+    App(AppError),
+}
+
+impl From<OAuthError> for Failure {
+    fn from(e: OAuthError) -> Self {
+        Self::OAuth(e)
+    }
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<latchkey_session::SessionError> for Failure {
+    fn from(e: latchkey_session::SessionError) -> Self {
+        Self::App(e.into())
+    }
+}
+
+impl Failure {
+    pub(crate) fn respond(self) -> HttpResponse {
+        match self {
+            Self::OAuth(e) => oauth_json(status_of(e.code), &e),
+            Self::Basic(e) => {
+                let mut res = oauth_json(StatusCode::UNAUTHORIZED, &e);
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
+                );
+                res
+            }
+            Self::App(e) => actix_web::ResponseError::error_response(&e.json()),
+        }
+    }
+
+    /// The metrics label of the outcome.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::OAuth(e) | Self::Basic(e) => e.code.as_str(),
+            Self::App(e) if e.kind == Kind::Unavailable => "temporarily_unavailable",
+            Self::App(_) => "server_error",
         }
     }
 }

@@ -9,16 +9,18 @@
 //! sign-in (`SameSite=None; Secure`), named after the opaque `RelayState` handle; the main
 //! session cookie is never relaxed.
 
-use crate::errors::{AppError, Kind, blocking};
-use crate::login::{interaction, session};
-use crate::routes::tenant;
+use crate::flow::complete::{Attempt, Completion, Method, complete};
+use crate::flow::interaction;
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::blocking::blocking;
+use crate::web::errors::{AppError, Kind};
+use crate::web::tenant::tenant;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::saml::BINDING_REDIRECT;
 use latchkey_core::{NewAuditEvent, Outcome, SamlConnection, Tenant, User, UserStatus};
-use latchkey_keys::Aad;
 use latchkey_saml::{Assertion, SamlError};
 use latchkey_store::{NewUser, RoleRepo, SamlRepo, UserRepo};
 use serde::{Deserialize, Serialize};
@@ -29,30 +31,14 @@ use std::time::Duration;
 const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 /// Clock difference tolerated between the IdP and us.
 const SKEW_MS: i64 = 90_000;
-/// The ACS takes bodies up to this size; the XML inside is capped lower (`latchkey_saml::xml`).
-const ACS_MAX_BODY: usize = 1024 * 1024;
-/// Metadata refreshes: every hour, again after 10 minutes when one failed.
-pub const METADATA_REFRESH_MS: i64 = 3_600_000;
-pub const METADATA_RETRY_MS: i64 = 600_000;
-const METADATA_MAX_BYTES: usize = 1024 * 1024;
-
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
         .route("/saml/{connection}/login", web::get().to(start))
         .service(
             web::resource("/saml/{connection}/acs")
-                .app_data(web::PayloadConfig::new(ACS_MAX_BODY))
+                .app_data(web::PayloadConfig::new(crate::web::limits::ACS_MAX_BODY))
                 .route(web::post().to(acs)),
         );
-}
-
-/// The largest body the route at `path` accepts (the ACS carries whole SAML responses).
-pub(crate) fn body_limit(path: &str, default: usize) -> usize {
-    if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
-        default.max(ACS_MAX_BODY)
-    } else {
-        default
-    }
 }
 
 /// This side's entity id (the SP metadata URL) and ACS URL for a connection.
@@ -61,20 +47,14 @@ pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, Strin
     (format!("{base}/metadata"), format!("{base}/acs"))
 }
 
-/// Where a connection's SP private key is sealed (the CLI seals it, the server opens it).
-pub fn sp_key_aad<'a>(t: &'a Tenant, connection_id: &'a str) -> Aad<'a> {
-    Aad {
-        tenant: t.id.as_str(),
-        table: "saml_connections",
-        column: "sp_key_sealed",
-        row: connection_id,
-    }
-}
-
 fn sp_key(state: &AppState, t: &Tenant, c: &SamlConnection) -> Result<Vec<u8>, AppError> {
     state
         .keys
-        .open_sealed(&t.id, sp_key_aad(t, &c.id), &c.sp_key_sealed)
+        .open_sealed(
+            &t.id,
+            latchkey_services::saml::sp_key_aad(t, &c.id),
+            &c.sp_key_sealed,
+        )
         .map_err(|e| AppError::internal("opening a SAML SP key", e))
 }
 
@@ -83,8 +63,9 @@ async fn connection(state: &AppState, t: &Tenant, name: &str) -> Result<SamlConn
     if latchkey_core::validate::slug(name).is_err() {
         return Err(unknown());
     }
-    let (db, tid, n) = (state.db.clone(), t.id.clone(), name.to_owned());
-    blocking(move || db.saml_connection_by_name(&tid, &n))
+    let (tid, n) = (t.id.clone(), name.to_owned());
+    state
+        .store(move |db| db.saml_connection_by_name(&tid, &n))
         .await?
         .ok_or_else(unknown)
 }
@@ -98,37 +79,6 @@ async fn named(
     let t = tenant(state, &slug).await?;
     let c = connection(state, &t, &name).await?;
     Ok((t, c))
-}
-
-/// The tenant's connections, for the sign-in page's buttons and home-realm discovery.
-pub(crate) async fn connections(state: &AppState, t: &Tenant) -> Result<Vec<SamlConnection>, AppError> {
-    let (db, tid) = (state.db.clone(), t.id.clone());
-    blocking(move || db.list_saml_connections(&tid)).await
-}
-
-/// Home-realm discovery: the connection that claims the domain of `name`, an email address.
-pub(crate) async fn for_email(
-    state: &AppState,
-    t: &Tenant,
-    name: &str,
-) -> Result<Option<SamlConnection>, AppError> {
-    let Some((_, domain)) = name.rsplit_once('@') else {
-        return Ok(None);
-    };
-    if domain.is_empty() || domain.len() > 253 {
-        return Ok(None);
-    }
-    let (db, tid, d) = (state.db.clone(), t.id.clone(), domain.to_lowercase());
-    blocking(move || db.saml_connection_for_domain(&tid, &d)).await
-}
-
-/// Where the sign-in page sends a person to sign in with `c`.
-pub(crate) fn start_url(t: &Tenant, c: &SamlConnection, interaction: Option<&str>) -> String {
-    let base = format!("/t/{}/saml/{}/login", t.slug, c.name);
-    match interaction.filter(|i| !i.is_empty()) {
-        Some(i) => format!("{base}?interaction={i}"),
-        None => base,
-    }
 }
 
 /// SAML Metadata §2.4.4: what the IdP's administrator imports.
@@ -177,7 +127,7 @@ fn pending_key(relay: &str) -> String {
 
 fn correlation_cookie_name(state: &AppState, t: &Tenant, relay: &str) -> String {
     let short = relay.get(..12).unwrap_or(relay);
-    session::host_cookie_name(state, &format!("lk-saml-{}-{short}", t.slug))
+    crate::web::cookies::host_cookie_name(state, &format!("lk-saml-{}-{short}", t.slug))
 }
 
 /// The one cookie that must come back with the IdP's cross-site POST. On the http development
@@ -204,7 +154,7 @@ async fn start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let (t, c) = named(&state, path).await?;
-    let interaction_id = crate::login::query_param(&req, "interaction").filter(|i| !i.is_empty());
+    let interaction_id = crate::web::respond::query_param(&req, "interaction").filter(|i| !i.is_empty());
     // ForceAuthn follows the OIDC request: `prompt=login` or `max_age` asks for a fresh sign-in.
     let mut force_authn = false;
     let resume = match &interaction_id {
@@ -212,11 +162,11 @@ async fn start(
             let binding = interaction::binding(&state, &req, &t, id);
             match interaction::load(&state, &t, id, binding.as_deref()).await? {
                 Some(i) => {
-                    force_authn = crate::oidc::forces_login(&i.request);
+                    force_authn = i.fresh_login;
                     Some(i.resume_url(id))
                 }
                 None => {
-                    return Ok(crate::pages::message_response(
+                    return Ok(crate::web::pages::message_response(
                         StatusCode::BAD_REQUEST,
                         "Sign-in expired",
                         "This sign-in request has expired or belongs to another browser. Go back to the application and start again.",
@@ -263,14 +213,14 @@ async fn start(
         };
         let url = latchkey_saml::redirect_url(&request, &relay, key.as_deref())
             .map_err(|e| AppError::internal("building an AuthnRequest", e))?;
-        crate::login::see_other(&url)
+        crate::web::respond::see_other(&url)
     } else {
         // HTTP-POST binding (Bindings §3.5): the request travels unsigned in a self-posting form.
         let xml = latchkey_saml::request::authn_request_xml(&request)
             .map_err(|e| AppError::internal("building an AuthnRequest", e))?;
         use base64::Engine as _;
         let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
-        crate::oidc::form_post(
+        crate::web::respond::form_post(
             &c.idp.sso_url,
             &[("SAMLRequest", encoded), ("RelayState", relay.clone())],
         )?
@@ -375,7 +325,7 @@ async fn acs(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let form = crate::form::parse_form(content_type, &body, ACS_MAX_BODY).ok();
+    let form = crate::web::form::parse_form(content_type, &body, crate::web::limits::ACS_MAX_BODY).ok();
     let relay = form
         .as_ref()
         .and_then(|f| f.get("RelayState"))
@@ -390,7 +340,7 @@ async fn acs(
         Err(Refusal::Internal(e)) => return Err(e),
         Err(refusal) => {
             state.metrics.saml("acs", refusal.reason());
-            crate::login::audit(
+            crate::flow::audit::audit(
                 &state,
                 &t,
                 NewAuditEvent {
@@ -398,17 +348,17 @@ async fn acs(
                     action: "saml.acs".into(),
                     target: format!("saml:{}", c.id),
                     outcome: Outcome::Failure,
-                    details: json!({"connection": c.name, "reason": refusal.reason(), "detail": refusal.detail(), "ip": crate::login::client_ip(&req)}),
+                    details: json!({"connection": c.name, "reason": refusal.reason(), "detail": refusal.detail(), "ip": crate::web::respond::client_ip(&req)}),
                 },
             )
             .await?;
             tracing::info!(tenant = %t.slug, connection = %c.name, reason = refusal.reason(), detail = %refusal.detail(), "SAML response refused");
             let (status, message) = refusal.page(&c);
-            crate::pages::message_response(status, "Sign-in failed", &message)
+            crate::web::pages::message_response(status, "Sign-in failed", &message)
         }
     };
     if let Some(relay) = relay {
-        res.add_cookie(&session::removal(
+        res.add_cookie(&crate::web::cookies::removal(
             &state,
             correlation_cookie_name(&state, &t, &relay),
         ))
@@ -424,7 +374,7 @@ async fn consume(
     req: &HttpRequest,
     t: &Tenant,
     c: &SamlConnection,
-    form: Option<&crate::form::FormParams>,
+    form: Option<&crate::web::form::FormParams>,
     relay: Option<&str>,
 ) -> Result<HttpResponse, Refusal> {
     let raw = form.and_then(|f| f.get("SAMLResponse")).ok_or(Refusal::BadForm)?;
@@ -545,11 +495,12 @@ async fn account(
     c: &SamlConnection,
     a: &Assertion,
 ) -> Result<(User, &'static str), Refusal> {
-    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
-    let linked = blocking(move || db.saml_identity(&tid, &cid, &nid)).await?;
+    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    let linked = state.store(move |db| db.saml_identity(&tid, &cid, &nid)).await?;
     if let Some(uid) = linked {
-        let (db, tid) = (state.db.clone(), t.id.clone());
-        let user = blocking(move || db.user(&tid, &uid))
+        let tid = t.id.clone();
+        let user = state
+            .store(move |db| db.user(&tid, &uid))
             .await?
             .ok_or(Refusal::NoAccount)?;
         return Ok((user, "linked"));
@@ -557,16 +508,17 @@ async fn account(
     let email = email_of(a, c);
     let display_name = mapped(a, c.options.mapping.name.as_deref());
     if let Some(email) = &email {
-        let (db, tid, e) = (state.db.clone(), t.id.clone(), email.clone());
-        let existing = blocking(move || db.user_by_email(&tid, &e)).await?;
+        let (tid, e) = (t.id.clone(), email.clone());
+        let existing = state.store(move |db| db.user_by_email(&tid, &e)).await?;
         if let Some(local) = existing {
             let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
             // Only a connection trusted for the address's domain may join a local account, and
             // only one no IdP signs in to yet (an address on another connection's JIT user came
             // from that IdP, not from the person). Addresses in a claimed domain can't be set
             // by users themselves (account page).
-            let (db, tid, uid) = (state.db.clone(), t.id.clone(), local.id.clone());
-            let federated = !blocking(move || db.saml_identities_of_user(&tid, &uid))
+            let (tid, uid) = (t.id.clone(), local.id.clone());
+            let federated = !state
+                .store(move |db| db.saml_identities_of_user(&tid, &uid))
                 .await?
                 .is_empty();
             if federated || !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
@@ -598,8 +550,12 @@ async fn account(
         .as_deref()
         .filter(|e| latchkey_core::validate::username(e).is_ok())
     {
-        let (db, tid, e2) = (state.db.clone(), t.id.clone(), e.to_owned());
-        if blocking(move || db.user_by_username(&tid, &e2)).await?.is_none() {
+        let (tid, e2) = (t.id.clone(), e.to_owned());
+        if state
+            .store(move |db| db.user_by_username(&tid, &e2))
+            .await?
+            .is_none()
+        {
             username = e.to_owned();
         }
     }
@@ -610,8 +566,11 @@ async fn account(
             .filter(|n| latchkey_core::validate::display_name("display_name", n).is_ok()),
         password_hash: None,
     };
-    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
-    match blocking(move || db.provision_saml_user(&tid, &cid, &nid, &new)).await {
+    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    match state
+        .store(move |db| db.provision_saml_user(&tid, &cid, &nid, &new))
+        .await
+    {
         Ok(user) => {
             state.metrics.saml("jit", "created");
             Ok((user, "created"))
@@ -688,250 +647,47 @@ async fn sign_in(
         return Err(Refusal::Disabled);
     }
     sync_roles(state, t, c, &user, a).await?;
-    let (db, tid, cid, nid) = (state.db.clone(), t.id.clone(), c.id.clone(), a.name_id.clone());
-    blocking(move || db.saml_login_seen(&tid, &cid, &nid)).await?;
+    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    state
+        .store(move |db| db.saml_login_seen(&tid, &cid, &nid))
+        .await?;
 
     // The IdP authenticated the person; the risk engine may still refuse (like a passkey).
-    let accounts = crate::risk::failed_accounts(state, req, t).await?;
-    let risk = crate::risk::evaluate(state, req, t, &user.id, 0, accounts).await?;
-    let applied = match risk.decision {
-        latchkey_risk::Decision::Deny => latchkey_risk::Decision::Deny,
-        _ => latchkey_risk::Decision::Allow,
-    };
-    crate::risk::alert(state, req, t, &user.id, &risk, applied).await?;
-    if applied == latchkey_risk::Decision::Deny {
-        return Err(Refusal::Risk);
-    }
-
     let idp_mfa = c.options.trust_idp_mfa && a.multi_factor();
     let mut amr = vec!["ext".to_owned()];
     if idp_mfa {
         amr.push("mfa".to_owned());
     }
-    let previous = req
-        .cookie(&session::cookie_name(state, t))
-        .map(|c| latchkey_session::SessionId::from_cookie(c.value()));
-    let (sid, mut s) = session::start(state, req, t, &user.id, amr.clone(), previous.as_ref()).await?;
-    // OIDC `auth_time` is when the person authenticated at the IdP; the IdP's session may end
+    // OIDC `auth_time` is when the person authenticated at the IdP; a forced sign-in was checked
+    // fresh (within the skew) and counts from when it was asked. The IdP's session may end
     // sooner than ours would.
-    // A forced sign-in was checked fresh (within the skew) and counts from when it was asked.
-    let auth_time = a.authn_instant.map_or(s.auth_time, |at| at.min(s.auth_time));
-    let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(s.auth_time));
-    let until = a.session_not_on_or_after.filter(|u| *u < s.absolute_deadline);
-    let changed = auth_time != s.auth_time || until.is_some();
-    s.auth_time = auth_time;
-    if let Some(until) = until {
-        s.absolute_deadline = until;
-        s.idle_deadline = s.idle_deadline.min(until);
-    }
-    let next = resume.unwrap_or_else(|| format!("/t/{}/account", t.slug));
-    // The tenant's MFA policy still applies unless the IdP's MFA is trusted and was done.
-    // Owing a factor saves the session (with the changes above); otherwise they are saved here.
-    let factor_page = if idp_mfa {
-        None
-    } else {
-        crate::login::factor::require_if_due(state, t, &user, &sid, &mut s, &next).await?
-    };
-    if changed && factor_page.is_none() {
-        session::save(state, t, &sid, &s).await?;
-    }
-    let who = format!("user:{}", user.id);
+    let now = state.clock.now_millis();
+    let auth_time = a.authn_instant.map_or(now, |at| at.min(now));
+    let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(now));
     let details = json!({
         "connection": c.name,
         "account": how,
         "authn_context": a.authn_context,
         "idp_mfa": idp_mfa,
-        "amr": amr,
         "encrypted": a.encrypted,
-        "second_factor_due": s.factor_due,
-        "ip": crate::login::client_ip(req),
-        "risk_score": risk.assessment.score,
     });
-    crate::login::audit(
-        state,
-        t,
-        NewAuditEvent::success(
-            &format!("saml:{}", c.name),
-            "saml.acs",
-            format!("saml:{}", c.id),
-            details.clone(),
-        ),
-    )
-    .await?;
-    crate::login::audit(
-        state,
-        t,
-        NewAuditEvent::success(&who, "login.success", who.clone(), details),
-    )
-    .await?;
-    state.metrics.saml("acs", "ok");
-    let mut res =
-        crate::login::redirect_into_session(state, t, factor_page.as_deref().unwrap_or(&next), &sid)?;
-    if factor_page.is_none() {
-        let device = crate::risk::remember(state, req, t, &user.id, risk.history).await?;
-        crate::login::add_cookie(&mut res, device)?;
-    }
-    Ok(res)
-}
-
-/// An IdP metadata URL: https, or http to a loopback host (development and tests); no user
-/// information.
-pub fn check_metadata_url(u: &str) -> Result<url::Url, String> {
-    let bad = |m: &str| Err(format!("metadata URL {u:?}: {m}"));
-    let Ok(parsed) = url::Url::parse(u) else {
-        return bad("not an absolute URL");
+    let attempt = Attempt {
+        user: &user,
+        method: Method::Federated { mfa_done: idp_mfa },
+        amr,
+        next: resume.unwrap_or_else(|| format!("/t/{}/account", t.slug)),
+        recent_failures: 0,
+        password_expired: false,
+        auth_time: Some(auth_time),
+        not_after: a.session_not_on_or_after,
+        details: details.as_object().cloned().unwrap_or_default(),
+        also_audit: vec![(format!("saml:{}", c.name), "saml.acs", format!("saml:{}", c.id))],
     };
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return bad("must not contain user information");
-    }
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return bad("has no host"),
-    };
-    match parsed.scheme() {
-        "https" => Ok(parsed),
-        "http" if loopback => Ok(parsed),
-        _ => bad("use https (http only on a loopback address)"),
-    }
-}
-
-/// Fetches IdP metadata from a URL `check_metadata_url` accepts: no redirects, 10 seconds, at
-/// most 1 MiB.
-pub async fn fetch_metadata(url: &str) -> Result<String, String> {
-    let parsed = check_metadata_url(url)?;
-    let fail = |m: String| format!("fetching {url}: {m}");
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut res = client.get(parsed).send().await.map_err(|e| fail(e.to_string()))?;
-    if !res.status().is_success() {
-        return Err(fail(format!("HTTP {}", res.status().as_u16())));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
-        if body.len() + chunk.len() > METADATA_MAX_BYTES {
-            return Err(fail(format!("larger than {METADATA_MAX_BYTES} bytes")));
+    match complete(state, req, t, attempt).await? {
+        Completion::Session { response, .. } => {
+            state.metrics.saml("acs", "ok");
+            Ok(response)
         }
-        body.extend_from_slice(&chunk);
-    }
-    String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
-}
-
-/// Refreshes connection `c` from its metadata URL. New metadata is taken only if it parses,
-/// keeps the entity id and has a valid signing certificate; otherwise the last good metadata
-/// stays, the failure is recorded and audited, and the refresh is retried sooner. Shared by the
-/// scheduler and `latchkey saml refresh-metadata`.
-pub async fn refresh_connection(
-    db: &latchkey_store::Db,
-    c: &SamlConnection,
-    now: i64,
-) -> Result<SamlConnection, String> {
-    let Some(url) = c.metadata_url.clone() else {
-        return Err("the connection has no metadata URL".into());
-    };
-    let fetched = match fetch_metadata(&url).await {
-        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now)
-            .map_err(|e| format!("metadata from {url} refused: {e}")),
-        Err(e) => Err(e),
-    }
-    .and_then(|idp| {
-        if idp.entity_id == c.idp.entity_id {
-            Ok(idp)
-        } else {
-            Err(format!(
-                "the entity id changed from {:?} to {:?}",
-                c.idp.entity_id, idp.entity_id
-            ))
-        }
-    });
-    let (db, tid, cid) = (db.clone(), c.tenant_id.clone(), c.id.clone());
-    match fetched {
-        Ok(idp) => blocking(move || db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS))
-            .await
-            .map_err(|e| e.to_string()),
-        Err(why) => {
-            let w = why.clone();
-            blocking(move || db.saml_metadata_failed(&tid, &cid, &w, now + METADATA_RETRY_MS))
-                .await
-                .map_err(|e| e.to_string())?;
-            Err(why)
-        }
-    }
-}
-
-/// `refresh_connection` for connection `id` of tenant `t`, counted in the metrics.
-pub async fn refresh_metadata(state: &AppState, t: &latchkey_core::TenantId, id: &str) -> Result<(), String> {
-    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
-    let c = blocking(move || db.saml_connection(&tid, &cid))
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the connection is gone")?;
-    match refresh_connection(&state.db, &c, state.clock.now_millis()).await {
-        Ok(_) => {
-            state.metrics.saml("metadata", "ok");
-            Ok(())
-        }
-        Err(why) => {
-            state.metrics.saml("metadata", "failed");
-            tracing::warn!(connection = %c.name, error = %why, "SAML metadata refresh failed; the last good metadata stays in use");
-            Err(why)
-        }
-    }
-}
-
-/// One pass of the metadata scheduler: every due connection, each claimed by one node.
-pub async fn refresh_pass(state: &AppState) -> usize {
-    let (db, now) = (state.db.clone(), state.clock.now_millis());
-    let due = match blocking(move || db.claim_saml_refreshes(now, METADATA_RETRY_MS, 50)).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "claiming SAML metadata refreshes failed");
-            return 0;
-        }
-    };
-    let mut done = 0;
-    for (t, id) in due {
-        if refresh_metadata(state, &t, &id).await.is_ok() {
-            done += 1;
-        }
-    }
-    done
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metadata_urls_are_https_or_loopback_http() {
-        for ok in [
-            "https://idp.example.com/metadata",
-            "http://127.0.0.1:8000/metadata",
-            "http://localhost/m",
-            "http://[::1]:9/m",
-        ] {
-            assert!(check_metadata_url(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "http://idp.example.com/metadata",
-            "ftp://idp.example.com/m",
-            "file:///etc/passwd",
-            "https://user:pw@idp.example.com/m",
-            "/relative",
-            "http://127.0.0.1.evil.example/m",
-        ] {
-            assert!(check_metadata_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn only_acs_routes_take_large_bodies() {
-        assert_eq!(body_limit("/t/acme/saml/corp/acs", 65_536), ACS_MAX_BODY);
-        assert_eq!(body_limit("/t/acme/login", 65_536), 65_536);
-        assert_eq!(body_limit("/t/acme/token/acs/x", 65_536), 65_536);
+        Completion::Refused => Err(Refusal::Risk),
     }
 }

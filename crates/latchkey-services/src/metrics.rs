@@ -25,11 +25,11 @@ struct Inner {
 }
 
 #[derive(Default)]
-pub(crate) struct Metrics(Mutex<Inner>);
+pub struct Metrics(Mutex<Inner>);
 
 impl Metrics {
     /// `route` is the matched pattern (`/t/{tenant}/…`), never the raw path, so labels stay bounded.
-    pub(crate) fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.requests
             .entry((route.to_owned(), method.to_owned(), status))
@@ -46,30 +46,25 @@ impl Metrics {
 
     /// An OAuth event: `event` (`token`, `authorize`, `revoke`, `reuse`, `consent`, `logout`,
     /// `introspect`), the grant or endpoint, and the outcome (`ok` or the OAuth error code).
-    pub(crate) fn oauth(&self, event: &'static str, grant: &'static str, outcome: &'static str) {
+    pub fn oauth(&self, event: &'static str, grant: &'static str, outcome: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.oauth.entry((event, grant, outcome)).or_default() += 1;
     }
 
     /// An elevated risk decision: `step_up` or `deny`.
-    pub(crate) fn risk(&self, decision: &'static str) {
+    pub fn risk(&self, decision: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.risk.entry(decision).or_default() += 1;
     }
 
     /// A SAML event: `acs` (outcome `ok` or the refusal reason), `jit` (`created`), `metadata`
     /// (refresh `ok` or `failed`).
-    pub(crate) fn saml(&self, event: &'static str, outcome: &'static str) {
+    pub fn saml(&self, event: &'static str, outcome: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.saml.entry((event, outcome)).or_default() += 1;
     }
 
-    pub(crate) fn render(
-        &self,
-        pool: latchkey_store::PoolStats,
-        backend: &str,
-        session_store: &str,
-    ) -> String {
+    pub fn render(&self, pool: latchkey_store::PoolStats, backend: &str, session_store: &str) -> String {
         let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         let _ = writeln!(

@@ -3,42 +3,19 @@
 //! development issuer), stored server-side under its SHA-256 with idle and absolute deadlines.
 
 use crate::state::AppState;
-use actix_web::HttpRequest;
-use actix_web::cookie::{Cookie, SameSite};
-use latchkey_core::{Session, Tenant, UserId};
+use crate::web::blocking::Blocking;
+use crate::web::cookies::{cookie, host_cookie_name, removal};
+use crate::web::errors::AppError;
+use crate::web::respond::see_other;
+use actix_web::{HttpRequest, HttpResponse};
+use latchkey_core::{Session, Tenant, User, UserId, UserStatus};
 use latchkey_session::{Result, SessionId};
+use latchkey_store::UserRepo;
 use std::time::Duration;
-
-/// A cookie name with the `__Host-` prefix (Secure, Path=/, no Domain), dropped only on an
-/// http loopback development issuer, where browsers refuse the prefix.
-pub fn host_cookie_name(state: &AppState, name: &str) -> String {
-    if state.config.insecure_public_url() {
-        name.to_owned()
-    } else {
-        format!("__Host-{name}")
-    }
-}
 
 /// The session cookie's name for a tenant (each tenant keeps its own session).
 pub fn cookie_name(state: &AppState, tenant: &Tenant) -> String {
     host_cookie_name(state, &format!("lk-session-{}", tenant.slug))
-}
-
-/// A cookie with Latchkey's attributes.
-pub fn cookie(state: &AppState, name: String, value: String) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(!state.config.insecure_public_url())
-        .finish()
-}
-
-/// A cookie that deletes `name`.
-pub fn removal(state: &AppState, name: String) -> Cookie<'static> {
-    let mut c = cookie(state, name, String::new());
-    c.make_removal();
-    c
 }
 
 fn ttl(s: &Session, now: i64) -> Duration {
@@ -80,7 +57,7 @@ pub async fn start(
             .get(actix_web::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect()),
-        ip: crate::net::client_addr(req).map(|a| a.to_string()),
+        ip: crate::web::net::client_addr(req).map(|a| a.to_string()),
         last_seen: now,
         must_change_password: false,
         factor_due: None,
@@ -129,4 +106,61 @@ pub async fn current(
 pub async fn save(state: &AppState, tenant: &Tenant, id: &SessionId, s: &Session) -> Result<()> {
     let now = state.clock.now_millis();
     state.ephemeral.put_session(&tenant.id, id, s, ttl(s, now)).await
+}
+
+/// A 303 to the sign-in page with a notice that deletes the session cookie.
+pub(crate) fn redirect_signed_out(
+    state: &AppState,
+    t: &Tenant,
+    notice: &str,
+) -> Result<HttpResponse, AppError> {
+    let mut res = see_other(&format!("/t/{}/login?{notice}=1", t.slug));
+    res.add_cookie(&removal(state, cookie_name(state, t)))
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// A 303 to `location` that hands the browser its (new) session cookie.
+pub(crate) fn redirect_into_session(
+    state: &AppState,
+    t: &Tenant,
+    location: &str,
+    id: &latchkey_session::SessionId,
+) -> Result<HttpResponse, AppError> {
+    let mut res = see_other(location);
+    res.add_cookie(&cookie(
+        state,
+        cookie_name(state, t),
+        id.cookie_value().to_owned(),
+    ))
+    .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// The user may sign in and the session is not older than an administrator's reset.
+pub(crate) fn session_valid_for(s: &latchkey_core::Session, u: &User) -> bool {
+    u.status == UserStatus::Active && u.sessions_not_before.is_none_or(|nb| s.created_at >= nb)
+}
+
+/// The signed-in user of this tenant, or `None` (expired, signed out, deleted or disabled).
+pub(crate) async fn signed_in(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(latchkey_session::SessionId, latchkey_core::Session, User)>, AppError> {
+    let Some((id, s)) = current(state, req, t).await? else {
+        return Ok(None);
+    };
+    // Half signed in: the second factor is still due.
+    if s.factor_due.is_some() {
+        return Ok(None);
+    }
+    let (tid, uid) = (t.id.clone(), s.user_id.clone());
+    match state.store(move |db| db.user(&tid, &uid)).await? {
+        Some(u) if session_valid_for(&s, &u) => Ok(Some((id, s, u))),
+        _ => {
+            state.ephemeral.delete_session(&t.id, &id).await?;
+            Ok(None)
+        }
+    }
 }

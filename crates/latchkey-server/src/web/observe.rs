@@ -2,9 +2,9 @@
 //! metrics and the access log. The access log records the path without its query string, so
 //! codes, tokens and secrets that travel in queries or bodies never reach a log.
 
-use crate::errors::{AppError, Kind};
-use crate::net::{ClientInfo, resolve};
 use crate::state::AppState;
+use crate::web::errors::{AppError, Kind};
+use crate::web::net::{ClientInfo, resolve};
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -195,7 +195,7 @@ where
         req.extensions_mut().insert(RequestId(request_id.clone()));
         let early = check_limits(
             &req,
-            crate::saml::body_limit(req.path(), state.config.max_body_bytes),
+            crate::web::limits::body_limit(req.path(), state.config.max_body_bytes),
         );
         let span = tracing::info_span!("request", request_id = %request_id);
         let service = Rc::clone(&self.service);

@@ -3,13 +3,18 @@
 //! `Sec-Fetch-Site` checks where the browser sends them.
 
 use crate::state::AppState;
+use crate::web::cookies::{cookie, host_cookie_name};
+use crate::web::errors::AppError;
+use crate::web::respond::html;
 use actix_web::HttpRequest;
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
 use latchkey_core::Tenant;
 use subtle::ConstantTimeEq;
 
 /// The pre-session cookie that binds the sign-in form's token.
 pub fn presession_cookie_name(state: &AppState, tenant: &Tenant) -> String {
-    super::session::host_cookie_name(state, &format!("lk-form-{}", tenant.slug))
+    host_cookie_name(state, &format!("lk-form-{}", tenant.slug))
 }
 
 /// The token a form carries, derived from the value it is bound to (a session id or the
@@ -47,4 +52,51 @@ pub fn check(state: &AppState, req: &HttpRequest, binding: Option<&str>, present
         (Some(b), Some(p)) => bool::from(token_for(b).as_bytes().ct_eq(p.as_bytes())),
         _ => false,
     }
+}
+
+/// The pre-session value binding a signed-out form's CSRF token, made on first view.
+pub(crate) fn presession(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> (String, Option<actix_web::cookie::Cookie<'static>>) {
+    let name = presession_cookie_name(state, t);
+    if let Some(c) = req.cookie(&name).filter(|c| c.value().len() == 43) {
+        (c.value().to_owned(), None)
+    } else {
+        let v = latchkey_core::random_token(&*state.rng, 32);
+        (v.clone(), Some(cookie(state, name, v)))
+    }
+}
+
+/// The CSRF check of a signed-out form (sign-in, forgotten password).
+pub(crate) fn presession_csrf_ok(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    presented: Option<&str>,
+) -> bool {
+    let binding = req
+        .cookie(&presession_cookie_name(state, t))
+        .map(|c| c.value().to_owned());
+    check(state, req, binding.as_deref(), presented)
+}
+
+/// Renders a signed-out page whose form token is bound to the pre-session cookie.
+pub(crate) fn with_presession<F>(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    status: StatusCode,
+    render: F,
+) -> Result<HttpResponse, AppError>
+where
+    F: FnOnce(String) -> Result<String, askama::Error>,
+{
+    let (binding, new_cookie) = presession(state, req, t);
+    let mut res = html(state, req, status, render(token_for(&binding)))?;
+    if let Some(c) = new_cookie {
+        res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
 }

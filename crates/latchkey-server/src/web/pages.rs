@@ -1,7 +1,7 @@
 //! Minimal server-rendered pages (error and landing). Everything interpolated is escaped; the
 //! CSP allows no inline script or style, so styling comes from `/assets/latchkey.css`.
 
-pub(crate) const CSS: &str = include_str!("../assets/latchkey.css");
+pub(crate) const CSS: &str = include_str!("../../assets/latchkey.css");
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub(crate) fn escape(s: &str) -> String {

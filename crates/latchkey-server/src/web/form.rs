@@ -2,7 +2,7 @@
 //! type, valid UTF-8 after percent-decoding, no parameter twice, a size limit. Protocol endpoints
 //! take `FormParams` instead of a lenient serde form.
 
-use crate::errors::{AppError, Kind};
+use crate::web::errors::{AppError, Kind};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 use percent_encoding::percent_decode;

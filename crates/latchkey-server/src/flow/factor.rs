@@ -1,0 +1,179 @@
+//! Second factors in the sign-in lifecycle: what a session still owes (a verification or an
+//! enrolment), marking it, and finishing the step with a new session id carrying the added
+//! methods. The pages that collect a factor are `login`'s.
+
+use crate::flow::audit::audit;
+use crate::flow::session::{self, redirect_into_session};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::AppError;
+use crate::web::respond::{add_cookie, json_redirect};
+use actix_web::{HttpRequest, HttpResponse};
+use latchkey_core::{FactorDue, MfaMethod, MfaMode, NewAuditEvent, Session, Tenant, User};
+use latchkey_session::SessionId;
+use latchkey_store::{MfaRepo, UserRepo};
+use serde_json::json;
+
+/// This browser's session and user, second factor done or not.
+pub(crate) async fn any_session(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+) -> Result<Option<(SessionId, Session, User)>, AppError> {
+    let Some((id, s)) = session::current(state, req, t).await? else {
+        return Ok(None);
+    };
+    let (tid, uid) = (t.id.clone(), s.user_id.clone());
+    Ok(state
+        .store(move |db| db.user(&tid, &uid))
+        .await?
+        .filter(|u| session::session_valid_for(&s, u))
+        .map(|u| (id, s, u)))
+}
+
+/// How many second factors the user has: a confirmed authenticator app and each passkey.
+async fn factor_count(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<usize, AppError> {
+    let (tid, uid) = (t.id.clone(), user.clone());
+    state
+        .store(move |db| {
+            let totp = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
+            Ok::<_, latchkey_store::StoreError>(usize::from(totp) + db.passkeys(&tid, &uid)?.len())
+        })
+        .await
+}
+
+/// Whether the user has a second factor.
+pub(crate) async fn has_factor(
+    state: &AppState,
+    t: &Tenant,
+    user: &latchkey_core::UserId,
+) -> Result<bool, AppError> {
+    Ok(factor_count(state, t, user).await? > 0)
+}
+
+/// Removing one factor would leave none while the tenant requires MFA (W7).
+pub(crate) async fn is_last_factor(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+    Ok(t.policy.mfa_mode() == MfaMode::Required && factor_count(state, t, &user.id).await? <= 1)
+}
+
+/// Whether the user has an authenticator app set up (confirmed).
+pub(crate) async fn has_totp(
+    state: &AppState,
+    t: &Tenant,
+    user: &latchkey_core::UserId,
+) -> Result<bool, AppError> {
+    let (tid, uid) = (t.id.clone(), user.clone());
+    Ok(state
+        .store(move |db| db.totp(&tid, &uid))
+        .await?
+        .is_some_and(|f| f.confirmed_at.is_some()))
+}
+
+fn encode(path: &str) -> String {
+    percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// What a session of `user` still owes before it signs anyone in: a verification when the user
+/// has a factor, an enrolment when the tenant requires one and the user has none.
+pub(crate) async fn due_for(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+) -> Result<Option<FactorDue>, AppError> {
+    if has_factor(state, t, &user.id).await? {
+        return Ok(Some(FactorDue::Verify));
+    }
+    let must = t.policy.mfa_mode() == MfaMode::Required && can_enrol(t);
+    Ok(must.then_some(FactorDue::Enrol))
+}
+
+/// What a signed-in user must do to reach a stronger context: verify their factor, or enrol
+/// one where the tenant allows it; `None` when nothing stronger is available.
+pub(crate) async fn due_for_step_up(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+) -> Result<Option<FactorDue>, AppError> {
+    if has_factor(state, t, &user.id).await? {
+        return Ok(Some(FactorDue::Verify));
+    }
+    Ok(can_enrol(t).then_some(FactorDue::Enrol))
+}
+
+/// The tenant lets users set up some second factor.
+pub(crate) fn can_enrol(t: &Tenant) -> bool {
+    t.policy.allows(MfaMethod::Totp) || t.policy.allows(MfaMethod::Passkey)
+}
+
+/// Where a session owing `due` goes, continuing to `next` afterwards.
+pub(crate) fn page_for(t: &Tenant, due: FactorDue, next: &str) -> String {
+    match due {
+        FactorDue::Verify => format!("/t/{}/login/second-factor?return_to={}", t.slug, encode(next)),
+        FactorDue::Enrol => format!("/t/{}/account/authenticator?return_to={}", t.slug, encode(next)),
+    }
+}
+
+/// Marks the session as owing a second factor and returns where the browser goes, or `None`
+/// when nothing is owed.
+pub(crate) async fn require_if_due(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+    sid: &SessionId,
+    s: &mut Session,
+    next: &str,
+) -> Result<Option<String>, AppError> {
+    let Some(due) = due_for(state, t, user).await? else {
+        return Ok(None);
+    };
+    s.factor_due = Some(due);
+    session::save(state, t, sid, s).await?;
+    Ok(Some(page_for(t, due, next)))
+}
+
+/// Finishes the sign-in: a new session id carrying the added methods, then on to `next`.
+pub(crate) async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    (sid, old): (&SessionId, &Session),
+    added: &[&str],
+    next: &str,
+) -> Result<(HttpResponse, SessionId), AppError> {
+    let mut amr = old.amr.clone();
+    for m in added {
+        if !amr.iter().any(|a| a == m) {
+            amr.push((*m).to_owned());
+        }
+    }
+    let (new_id, mut fresh) = session::start(state, req, t, &old.user_id, amr.clone(), Some(sid)).await?;
+    fresh.must_change_password = old.must_change_password;
+    session::save(state, t, &new_id, &fresh).await?;
+    let who = format!("user:{}", old.user_id);
+    audit(
+        state,
+        t,
+        NewAuditEvent::success(&who, "login.second_factor", who.clone(), json!({"amr": amr})),
+    )
+    .await?;
+    let mut res = redirect_into_session(state, t, next, &new_id)?;
+    // Every factor done: the device, network and place become known for the user.
+    add_cookie(
+        &mut res,
+        crate::flow::risk::remember(state, req, t, &old.user_id, None).await?,
+    )?;
+    Ok((res, new_id))
+}
+
+/// `complete` for the passkey script: 200 `{redirect}` with the new session cookie.
+pub(crate) async fn complete_json(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    session_now: (&SessionId, &Session),
+    added: &[&str],
+    next: &str,
+) -> Result<HttpResponse, AppError> {
+    let (res, _) = complete(state, req, t, session_now, added, next).await?;
+    json_redirect(&res, &json!({"redirect": next}))
+}

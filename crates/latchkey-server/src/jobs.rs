@@ -1,0 +1,152 @@
+//! Background work every node runs: the key scheduler (rotation, data-key re-wrap, purge of
+//! spent OAuth state, retention), the SAML metadata refresh and the mail/webhook outbox. Each
+//! pass claims its work (locks, leases), so several nodes can run it at once.
+
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use latchkey_services::ServiceError;
+use latchkey_services::saml::{METADATA_RETRY_MS, refresh_connection};
+use latchkey_store::SamlRepo;
+use std::time::Duration;
+
+/// Delivers due mail and webhook calls, now and whenever woken or `mail_poll_secs` pass.
+pub(crate) async fn run_outbox(state: AppState) {
+    let every = Duration::from_secs(state.config.mail_poll_secs);
+    state
+        .mail
+        .run(state.db.clone(), state.keys.clone(), state.clock.clone(), every)
+        .await;
+}
+
+/// One pass over the outbox (mail and webhooks); returns how many were delivered.
+pub async fn deliver_due(state: &AppState) -> Result<usize, ServiceError> {
+    state
+        .mail
+        .deliver_due(&state.db, &state.keys, &*state.clock)
+        .await
+}
+
+/// `refresh_connection` for connection `id` of tenant `t`, counted in the metrics.
+pub async fn refresh_metadata(
+    state: &AppState,
+    t: &latchkey_core::TenantId,
+    id: &str,
+) -> Result<(), ServiceError> {
+    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    let c = tokio::task::spawn_blocking(move || db.saml_connection(&tid, &cid))
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))??
+        .ok_or(ServiceError::ConnectionGone)?;
+    match refresh_connection(&state.db, &c, state.clock.now_millis()).await {
+        Ok(_) => {
+            state.metrics.saml("metadata", "ok");
+            Ok(())
+        }
+        Err(why) => {
+            state.metrics.saml("metadata", "failed");
+            tracing::warn!(connection = %c.name, error = %why, "SAML metadata refresh failed; the last good metadata stays in use");
+            Err(why)
+        }
+    }
+}
+
+/// One pass of the metadata scheduler: every due connection, each claimed by one node.
+pub(crate) async fn refresh_pass(state: &AppState) -> usize {
+    let now = state.clock.now_millis();
+    let due = match state
+        .store(move |db| db.claim_saml_refreshes(now, METADATA_RETRY_MS, 50))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming SAML metadata refreshes failed");
+            return 0;
+        }
+    };
+    let mut done = 0;
+    for (t, id) in due {
+        if refresh_metadata(state, &t, &id).await.is_ok() {
+            done += 1;
+        }
+    }
+    done
+}
+
+/// Applies every tenant's retention (audit segments with an anchor, risk histories); a failure
+/// for one tenant is logged and the others go on. Returns the events deleted.
+pub fn retention_pass(state: &AppState) -> u64 {
+    let tenants = match latchkey_store::TenantRepo::list_tenants(&state.db) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "retention: listing tenants failed");
+            return 0;
+        }
+    };
+    let mut deleted = 0;
+    for t in tenants {
+        match latchkey_audit::apply_retention(&state.db, &t, state.clock.now_millis()) {
+            Ok(r) => {
+                deleted += r.audit_events_deleted;
+                if r.audit_events_deleted + r.risk_histories_deleted > 0 {
+                    tracing::info!(tenant = %t.slug, audit_events = r.audit_events_deleted, risk_histories = r.risk_histories_deleted, "retention applied");
+                }
+            }
+            Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "retention failed for tenant"),
+        }
+    }
+    deleted
+}
+
+/// Runs the key-rotation scheduler for every tenant (and purges expired OAuth state, and refreshes
+/// SAML metadata), now and
+/// then every `key_scheduler_secs`. Safe with several nodes: each transition happens under the tenant's
+/// key lock, so only one node makes it.
+pub(crate) async fn key_scheduler(state: AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(state.config.key_scheduler_secs));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = i64::MIN;
+    loop {
+        every.tick().await;
+        // Retention hourly (its cut-offs are in days).
+        if state.clock.now_millis().saturating_sub(last_retention) >= 3_600_000 {
+            last_retention = state.clock.now_millis();
+            let s = state.clone();
+            if let Err(e) = actix_web::web::block(move || retention_pass(&s)).await {
+                tracing::warn!(error = %e, "retention pass panicked");
+            }
+        }
+        let s = state.clone();
+        let outcome = actix_web::web::block(move || -> Result<(), latchkey_keys::KeyError> {
+            // Spent and expired codes, tokens and grants go a day after they expire.
+            match latchkey_store::OAuthRepo::purge_expired_oauth(&s.db) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "purged expired OAuth state"),
+                Err(e) => tracing::warn!(error = %e, "purging expired OAuth state failed"),
+            }
+            for t in latchkey_store::TenantRepo::list_tenants(&s.db)? {
+                // An unfinished data-key rotation moves on by one batch per pass.
+                if s.db.data_keys(&t.id).is_ok_and(|d| d.len() > 1)
+                    && let Err(e) = s.keys.rotate_dek(&t.id, "system:key-scheduler", 100, Some(1))
+                {
+                    tracing::warn!(tenant = %t.slug, error = %e, "continuing a data-key rotation failed");
+                }
+                match s.keys.tick(&t.id, &t.policy.keys, "system:key-scheduler") {
+                    Ok(report) if !report.is_empty() => {
+                        tracing::info!(tenant = %t.slug, report = %serde_json::json!(report), "signing keys rotated");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "key scheduler failed for tenant"),
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "key scheduler pass failed"),
+            Err(e) => tracing::warn!(error = %e, "key scheduler pass panicked"),
+        }
+        // SAML metadata fetched from URLs, each due connection claimed by one node.
+        refresh_pass(&state).await;
+    }
+}

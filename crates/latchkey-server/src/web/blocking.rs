@@ -1,0 +1,68 @@
+//! Store and key-ring work off the async executor, in one place: `state.store(…)` for the
+//! database, `state.with_keys(…)` for signing where it is cheapest.
+
+use crate::state::AppState;
+use crate::web::errors::AppError;
+use latchkey_core::Tenant;
+use latchkey_keys::KeyRing;
+use latchkey_store::Db;
+use std::sync::Arc;
+
+/// Runs blocking work (the store, the key ring) off the async executor; a failed thread becomes a
+/// logged 500.
+pub(crate) async fn blocking<T: Send + 'static, E: Into<AppError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, AppError> {
+    actix_web::web::block(f)
+        .await
+        .map_err(|e| AppError::internal("blocking task", e))?
+        .map_err(Into::into)
+}
+
+/// Blocking work on the handles in `AppState`.
+pub(crate) trait Blocking {
+    /// Runs `f` with the database on the blocking pool (the pool's connections block).
+    async fn store<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E> + Send + 'static) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static;
+
+    /// Runs `f` with tenant `t`'s key ring where that is cheapest: here when the ring is cached
+    /// (no store access, and the hand-off to the blocking pool costs more than an ES256
+    /// signature), else on the blocking pool, where the ring may be loaded.
+    async fn with_keys<T, E>(
+        &self,
+        t: &Tenant,
+        f: impl FnOnce(&KeyRing, &Tenant) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static;
+}
+
+impl Blocking for AppState {
+    async fn store<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E> + Send + 'static) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || f(&db)).await
+    }
+
+    async fn with_keys<T, E>(
+        &self,
+        t: &Tenant,
+        f: impl FnOnce(&KeyRing, &Tenant) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        E: Into<AppError> + Send + 'static,
+    {
+        if self.keys.is_cached(&t.id) {
+            return f(&self.keys, t).map_err(Into::into);
+        }
+        let (keys, t) = (Arc::clone(&self.keys), t.clone());
+        blocking(move || f(&keys, &t)).await
+    }
+}

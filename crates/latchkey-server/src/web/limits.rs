@@ -1,0 +1,26 @@
+//! Per-route size limits the request middleware applies before a handler runs.
+
+/// The SAML ACS takes bodies up to this size (a whole signed response); the XML inside is capped
+/// lower (`latchkey_saml::xml`).
+pub(crate) const ACS_MAX_BODY: usize = 1024 * 1024;
+
+/// The largest body the route at `path` accepts (the ACS carries whole SAML responses).
+pub(crate) fn body_limit(path: &str, default: usize) -> usize {
+    if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
+        default.max(ACS_MAX_BODY)
+    } else {
+        default
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_acs_routes_take_large_bodies() {
+        assert_eq!(body_limit("/t/acme/saml/corp/acs", 65_536), ACS_MAX_BODY);
+        assert_eq!(body_limit("/t/acme/login", 65_536), 65_536);
+        assert_eq!(body_limit("/t/acme/token/acs/x", 65_536), 65_536);
+    }
+}

@@ -1,0 +1,91 @@
+//! The tenant a request is for, from the `{tenant}` path segment: an extractor, so handlers
+//! start from the tenant instead of looking it up.
+
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::AppError;
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::{Either, LocalBoxFuture, Ready, ready};
+use latchkey_core::Tenant;
+use latchkey_store::TenantRepo;
+use std::ops::Deref;
+
+/// The request's tenant; an unknown one is a 404 page.
+pub(crate) struct InTenant(pub Tenant);
+
+/// The request's tenant for a protocol endpoint; an unknown one is a 404 JSON error.
+pub(crate) struct InTenantJson(pub Tenant);
+
+impl Deref for InTenant {
+    type Target = Tenant;
+    fn deref(&self) -> &Tenant {
+        &self.0
+    }
+}
+
+impl Deref for InTenantJson {
+    type Target = Tenant;
+    fn deref(&self) -> &Tenant {
+        &self.0
+    }
+}
+
+type Extracted<T> = Either<Ready<Result<T, AppError>>, LocalBoxFuture<'static, Result<T, AppError>>>;
+
+/// The cached tenant at once, else a lookup on the blocking pool; `json` picks the error form.
+fn extract<T: 'static>(req: &HttpRequest, wrap: fn(Tenant) -> T, json: bool) -> Extracted<T> {
+    let form = move |e: AppError| if json { e.json() } else { e };
+    let slug = req.match_info().get("tenant").unwrap_or_default().to_owned();
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Either::Left(ready(Err(form(AppError::internal(
+            "tenant",
+            "no application state",
+        )))));
+    };
+    if let Some(t) = cached(&state, &slug) {
+        return Either::Left(ready(Ok(wrap(t))));
+    }
+    Either::Right(Box::pin(async move {
+        tenant(&state, &slug).await.map(wrap).map_err(form)
+    }))
+}
+
+impl FromRequest for InTenant {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, InTenant, false)
+    }
+}
+
+impl FromRequest for InTenantJson {
+    type Error = AppError;
+    type Future = Extracted<Self>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        extract(req, InTenantJson, true)
+    }
+}
+
+fn cached(state: &AppState, slug: &str) -> Option<Tenant> {
+    state.tenants.get(&slug.to_owned(), state.db.tenant_generation())
+}
+
+/// Looks a tenant up by its slug; an unknown or malformed slug is a 404.
+pub(crate) async fn tenant(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
+    let unknown = || AppError::not_found(format!("There is no tenant called {slug:?} here."));
+    if latchkey_core::validate::slug(slug).is_err() {
+        return Err(unknown());
+    }
+    let generation = state.db.tenant_generation();
+    if let Some(t) = state.tenants.get(&slug.to_owned(), generation) {
+        return Ok(t);
+    }
+    let wanted = slug.to_owned();
+    let t = state
+        .store(move |db| db.tenant_by_slug(&wanted))
+        .await?
+        .ok_or_else(unknown)?;
+    state.tenants.put(slug.to_owned(), t.clone(), generation);
+    Ok(t)
+}

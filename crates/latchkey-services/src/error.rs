@@ -1,0 +1,53 @@
+//! The one error type of the services: what failed, with the context an operator needs.
+
+use latchkey_keys::KeyError;
+use latchkey_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A setting can't be used; names the setting.
+    #[error("{setting}: {message}")]
+    Setting { setting: &'static str, message: String },
+    /// A file a setting names can't be used.
+    #[error("{setting} ({}): {message}", path.display())]
+    SettingFile {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("metadata URL {url:?}: {problem}")]
+    MetadataUrl { url: String, problem: &'static str },
+    #[error("fetching {url}: {problem}")]
+    Fetch { url: String, problem: String },
+    #[error("metadata from {url} refused: {source}")]
+    MetadataRefused {
+        url: String,
+        source: latchkey_saml::SamlError,
+    },
+    #[error("the entity id changed from {old:?} to {new:?}")]
+    EntityIdChanged { old: String, new: String },
+    #[error("the connection has no metadata URL")]
+    NoMetadataUrl,
+    #[error("the connection is gone")]
+    ConnectionGone,
+    #[error("the tenant is gone")]
+    TenantGone,
+    #[error("the tenant has no webhook secret")]
+    NoWebhookSecret,
+    #[error("the message has no body")]
+    NoBody,
+    #[error("the message body is not UTF-8")]
+    BodyNotUtf8,
+    #[error("webhook: {0}")]
+    Webhook(String),
+    #[error("webhook answered HTTP {0}")]
+    WebhookStatus(u16),
+    #[error("mail: {0}")]
+    Mail(String),
+    #[error("background task failed: {0}")]
+    Task(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}

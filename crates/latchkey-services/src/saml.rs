@@ -1,0 +1,148 @@
+//! The SAML bridge's work outside a request: where a connection's SP key is sealed, and IdP
+//! metadata fetched from a URL, for the scheduler's hourly refresh and for
+//! `latchkey saml add|refresh-metadata`. New metadata is taken only if it parses, keeps the
+//! entity id and has a valid signing certificate; otherwise the last good metadata stays.
+
+use crate::{ServiceError, blocking};
+use latchkey_core::{SamlConnection, Tenant};
+use latchkey_keys::Aad;
+use latchkey_store::{Db, SamlRepo};
+use std::time::Duration;
+
+/// Metadata refreshes: every hour, again after 10 minutes when one failed.
+pub const METADATA_REFRESH_MS: i64 = 3_600_000;
+pub const METADATA_RETRY_MS: i64 = 600_000;
+/// The largest metadata document fetched (Entra's with every role descriptor is ~60 KiB).
+const METADATA_MAX_BYTES: usize = 1024 * 1024;
+
+/// Where a connection's SP private key is sealed (the CLI seals it, the server opens it).
+pub fn sp_key_aad<'a>(t: &'a Tenant, connection_id: &'a str) -> Aad<'a> {
+    Aad {
+        tenant: t.id.as_str(),
+        table: "saml_connections",
+        column: "sp_key_sealed",
+        row: connection_id,
+    }
+}
+
+/// An IdP metadata URL: https, or http to a loopback host (development and tests); no user
+/// information.
+pub fn check_metadata_url(u: &str) -> Result<url::Url, ServiceError> {
+    let bad = |problem: &'static str| {
+        Err(ServiceError::MetadataUrl {
+            url: u.to_owned(),
+            problem,
+        })
+    };
+    let Ok(parsed) = url::Url::parse(u) else {
+        return bad("not an absolute URL");
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("must not contain user information");
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return bad("has no host"),
+    };
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => bad("use https (http only on a loopback address)"),
+    }
+}
+
+/// Fetches IdP metadata from a URL `check_metadata_url` accepts: no redirects, 10 seconds, at
+/// most 1 MiB.
+pub async fn fetch_metadata(url: &str) -> Result<String, ServiceError> {
+    let parsed = check_metadata_url(url)?;
+    let fail = |problem: String| ServiceError::Fetch {
+        url: url.to_owned(),
+        problem,
+    };
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut res = client.get(parsed).send().await.map_err(|e| fail(e.to_string()))?;
+    if !res.status().is_success() {
+        return Err(fail(format!("HTTP {}", res.status().as_u16())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
+        if body.len() + chunk.len() > METADATA_MAX_BYTES {
+            return Err(fail(format!("larger than {METADATA_MAX_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
+}
+
+/// Refreshes connection `c` from its metadata URL. A refused document leaves the last good
+/// metadata in place, records (and audits) the failure and retries sooner.
+pub async fn refresh_connection(
+    db: &Db,
+    c: &SamlConnection,
+    now: i64,
+) -> Result<SamlConnection, ServiceError> {
+    let Some(url) = c.metadata_url.clone() else {
+        return Err(ServiceError::NoMetadataUrl);
+    };
+    let fetched = match fetch_metadata(&url).await {
+        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now)
+            .map_err(|source| ServiceError::MetadataRefused { url, source }),
+        Err(e) => Err(e),
+    }
+    .and_then(|idp| {
+        if idp.entity_id == c.idp.entity_id {
+            Ok(idp)
+        } else {
+            Err(ServiceError::EntityIdChanged {
+                old: c.idp.entity_id.clone(),
+                new: idp.entity_id,
+            })
+        }
+    });
+    let (db, tid, cid) = (db.clone(), c.tenant_id.clone(), c.id.clone());
+    match fetched {
+        Ok(idp) => {
+            blocking(move || Ok(db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS)?))
+                .await
+        }
+        Err(why) => {
+            let reason = why.to_string();
+            blocking(move || Ok(db.saml_metadata_failed(&tid, &cid, &reason, now + METADATA_RETRY_MS)?))
+                .await?;
+            Err(why)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_urls_are_https_or_loopback_http() {
+        for ok in [
+            "https://idp.example.com/metadata",
+            "http://127.0.0.1:8000/metadata",
+            "http://localhost/m",
+            "http://[::1]:9/m",
+        ] {
+            assert!(check_metadata_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/metadata",
+            "ftp://idp.example.com/m",
+            "file:///etc/passwd",
+            "https://user:pw@idp.example.com/m",
+            "/relative",
+            "http://127.0.0.1.evil.example/m",
+        ] {
+            assert!(check_metadata_url(bad).is_err(), "{bad}");
+        }
+    }
+}
