@@ -4,8 +4,8 @@ use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, MfaCmd, S
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
-/// Whether a failure should be reported as JSON: the commands that take `--json`, as they had it
-/// when errors got a JSON form (role, audit search and retention commands never did).
+/// Whether a failure is printed as `{"error": …}`. Role commands and `audit search`/`retention`
+/// print failures as text even with `--json`; that is the contract as it stands.
 pub fn wants_json(command: &Command) -> bool {
     match command {
         Command::Tenant(
