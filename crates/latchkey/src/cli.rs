@@ -1,5 +1,6 @@
 //! The command line, as documented in the README: a public contract.
 
+use crate::error::CliError;
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::{AccessTokenFormat, AuthMethod, GrantType};
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ pub enum RoleCmd {
     /// Create a role.
     Create {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         name: String,
         #[arg(long)]
         description: Option<String>,
@@ -69,14 +70,14 @@ pub enum RoleCmd {
     /// Every role of the tenant.
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
     /// Delete a role (users lose it).
     Remove {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         name: String,
         #[command(flatten)]
         out: Json,
@@ -90,7 +91,7 @@ pub enum SamlCmd {
     Add(Box<SamlAdd>),
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
@@ -98,7 +99,7 @@ pub enum SamlCmd {
     /// state, SP URLs and certificate (never the SP private key).
     Show {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         name: String,
         #[command(flatten)]
         out: Json,
@@ -108,7 +109,7 @@ pub enum SamlCmd {
     /// Remove the connection and the links of its users' identities (the users stay).
     Remove {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         name: String,
         #[command(flatten)]
         out: Json,
@@ -117,7 +118,7 @@ pub enum SamlCmd {
     /// error recorded, and the command exits 1.
     RefreshMetadata {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         name: String,
         #[command(flatten)]
         out: Json,
@@ -128,7 +129,7 @@ pub enum SamlCmd {
 #[command(group(clap::ArgGroup::new("metadata").required(true).args(["metadata_file", "metadata_url"])))]
 pub struct SamlAdd {
     #[command(flatten)]
-    pub t: TenantArg,
+    pub tenant: TenantArg,
     /// URL-safe name: /t/{tenant}/saml/{name}/…
     #[arg(long)]
     pub name: String,
@@ -150,7 +151,7 @@ pub struct SamlAdd {
 #[derive(Debug, Args)]
 pub struct SamlUpdate {
     #[command(flatten)]
-    pub t: TenantArg,
+    pub tenant: TenantArg,
     pub name: String,
     /// Replace the metadata from this file (the connection stops refreshing from a URL).
     #[arg(long, value_name = "FILE", conflicts_with = "metadata_url")]
@@ -203,14 +204,14 @@ pub enum KeysCmd {
     /// Every signing key of the tenant with its state and transition times.
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
     /// Create a pending key: published in JWKS now, signing once activated (or by the scheduler).
     Rotate {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[arg(long, value_name = "ES256|RS256|EdDSA")]
         alg: latchkey_keys::Alg,
         #[command(flatten)]
@@ -219,7 +220,7 @@ pub enum KeysCmd {
     /// Make a pending key active now; the previous active key of its algorithm retires.
     Activate {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         kid: String,
         #[command(flatten)]
         out: Json,
@@ -227,7 +228,7 @@ pub enum KeysCmd {
     /// Stop a key signing; it stays in JWKS until its tokens have expired.
     Retire {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         kid: String,
         #[command(flatten)]
         out: Json,
@@ -235,7 +236,7 @@ pub enum KeysCmd {
     /// Emergency: remove a key from JWKS at once; tokens it signed stop verifying.
     Revoke {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         kid: String,
         #[command(flatten)]
         out: Json,
@@ -250,14 +251,14 @@ pub enum KeysCmd {
     /// again after an interruption; both keys open values until it finishes).
     RotateDek {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
     /// Sign a five-minute test token with the active key, to see which kid signs now.
     TestToken {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[arg(long, value_name = "ES256|RS256|EdDSA", default_value = "ES256")]
         alg: latchkey_keys::Alg,
     },
@@ -276,7 +277,7 @@ pub enum AdminTokenCmd {
     /// Create a token (shown once; only its hash is stored).
     Create {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[arg(long)]
         name: String,
         #[arg(long, value_enum, default_value = "reader")]
@@ -289,13 +290,13 @@ pub enum AdminTokenCmd {
     },
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
     Revoke {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         id: String,
         #[command(flatten)]
         out: Json,
@@ -442,11 +443,11 @@ pub struct PolicyFlags {
     pub risk_history_retention_days: Option<u32>,
 }
 
-fn on_off(s: &str) -> Result<bool, String> {
-    match s {
+fn on_off(value: &str) -> Result<bool, CliError> {
+    match value {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
-        other => Err(format!("{other:?}: expected on or off")),
+        other => Err(CliError::NotOnOff(other.to_owned())),
     }
 }
 
@@ -457,25 +458,31 @@ pub struct TenantArg {
     pub tenant: String,
 }
 
+impl TenantArg {
+    pub fn slug(&self) -> &str {
+        &self.tenant
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ClientCmd {
     Create(Box<ClientCreate>),
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
     Show {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         client_id: String,
         #[command(flatten)]
         out: Json,
     },
     Delete {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         client_id: String,
         #[command(flatten)]
         out: Json,
@@ -483,7 +490,7 @@ pub enum ClientCmd {
     /// Issue a new secret (shown once); the old one stops working at once.
     RotateSecret {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         client_id: String,
         #[command(flatten)]
         out: Json,
@@ -493,7 +500,7 @@ pub enum ClientCmd {
 #[derive(Debug, Args)]
 pub struct ClientCreate {
     #[command(flatten)]
-    pub t: TenantArg,
+    pub tenant: TenantArg,
     #[arg(long)]
     pub name: String,
     /// A public client (SPA, native app): no secret, PKCE always.
@@ -550,7 +557,7 @@ pub struct ClientCreate {
 pub enum UserCmd {
     Create {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[arg(long)]
         username: String,
         #[arg(long)]
@@ -565,7 +572,7 @@ pub enum UserCmd {
     },
     List {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
@@ -592,7 +599,7 @@ pub enum MfaCmd {
 #[derive(Debug, Args)]
 pub struct MfaUser {
     #[command(flatten)]
-    pub t: TenantArg,
+    pub tenant: TenantArg,
     /// Username (or user id).
     #[arg(long)]
     pub username: String,
@@ -603,7 +610,7 @@ pub struct MfaUser {
 #[derive(Debug, Args)]
 pub struct UserRef {
     #[command(flatten)]
-    pub t: TenantArg,
+    pub tenant: TenantArg,
     /// Username (or user id).
     pub user: String,
     #[command(flatten)]
@@ -621,7 +628,7 @@ pub enum AuditCmd {
     /// Walk the hash chain; exits 1 naming the first broken sequence number.
     Verify {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
@@ -629,7 +636,7 @@ pub enum AuditCmd {
     /// hashes, so an export can be verified elsewhere.
     Export {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
         #[command(flatten)]
@@ -638,7 +645,7 @@ pub enum AuditCmd {
     /// Events matching the filters, oldest first (at most --limit).
     Search {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         filter: AuditFilterArgs,
         #[arg(long, default_value_t = 100)]
@@ -649,7 +656,7 @@ pub enum AuditCmd {
     /// Apply the tenant's audit and risk-history retention now (the server does it daily).
     Retention {
         #[command(flatten)]
-        t: TenantArg,
+        tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },

@@ -1,11 +1,13 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
-use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, SamlCmd, TenantCmd, UserCmd};
+use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, MfaCmd, SamlCmd, TenantCmd, UserCmd};
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
-pub fn wants_json(c: &Command) -> bool {
-    match c {
+/// Whether a failure is printed as `{"error": …}`. Role commands and `audit search`/`retention`
+/// print failures as text even with `--json`; that is the contract as it stands.
+pub fn wants_json(command: &Command) -> bool {
+    match command {
         Command::Tenant(
             TenantCmd::Create { out, .. }
             | TenantCmd::List { out }
@@ -28,98 +30,115 @@ pub fn wants_json(c: &Command) -> bool {
             | AdminTokenCmd::List { out, .. }
             | AdminTokenCmd::Revoke { out, .. },
         ) => out.json,
-        Command::Saml(c) => match c {
-            SamlCmd::Add(a) => a.out.json,
-            SamlCmd::Update(u) => u.out.json,
+        Command::Saml(saml) => match saml {
+            SamlCmd::Add(add) => add.out.json,
+            SamlCmd::Update(update) => update.out.json,
             SamlCmd::List { out, .. }
             | SamlCmd::Show { out, .. }
             | SamlCmd::Remove { out, .. }
             | SamlCmd::RefreshMetadata { out, .. } => out.json,
         },
-        Command::Client(c) => match c {
-            ClientCmd::Create(c) => c.out.json,
+        Command::Client(client) => match client {
+            ClientCmd::Create(create) => create.out.json,
             ClientCmd::List { out, .. }
             | ClientCmd::Show { out, .. }
             | ClientCmd::Delete { out, .. }
             | ClientCmd::RotateSecret { out, .. } => out.json,
         },
-        Command::User(u) => match u {
+        Command::User(user) => match user {
             UserCmd::Create { out, .. } | UserCmd::List { out, .. } => out.json,
-            UserCmd::Show(r)
-            | UserCmd::Disable(r)
-            | UserCmd::Enable(r)
-            | UserCmd::Delete(r)
-            | UserCmd::SetPassword(r) => r.out.json,
-            UserCmd::Mfa(crate::cli::MfaCmd::List(r) | crate::cli::MfaCmd::Reset(r)) => r.out.json,
+            UserCmd::Show(user)
+            | UserCmd::Disable(user)
+            | UserCmd::Enable(user)
+            | UserCmd::Delete(user)
+            | UserCmd::SetPassword(user) => user.out.json,
+            UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user)) => user.out.json,
         },
         _ => false,
     }
 }
 
 /// JSON with `--json`, aligned `key  value` lines otherwise.
-pub fn emit(json: bool, v: &Value) {
+pub fn emit(json: bool, value: &Value) {
     if json {
-        print_json(v);
+        print_json(value);
     } else {
-        print_human(v);
+        print_human(value);
     }
 }
 
-pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+/// JSON with `--json`, one line of text otherwise: what a command that changed something says.
+pub fn done(json: bool, value: &Value, text: &str) {
+    if json {
+        print_json(value);
+    } else {
+        println!("{text}");
+    }
 }
 
-pub fn tenant_json(t: &Tenant, issuer: &str) -> Value {
+pub fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+pub fn tenant_json(tenant: &Tenant, issuer: &str) -> Value {
     json!({
-        "id": t.id, "slug": t.slug, "display_name": t.display_name, "issuer": issuer,
-        "policy": t.policy, "created_at": rfc3339(t.created_at), "updated_at": rfc3339(t.updated_at),
+        "id": tenant.id, "slug": tenant.slug, "display_name": tenant.display_name, "issuer": issuer,
+        "policy": tenant.policy, "created_at": rfc3339(tenant.created_at),
+        "updated_at": rfc3339(tenant.updated_at),
     })
 }
 
-pub fn user_json(u: &User) -> Value {
+pub fn user_json(user: &User) -> Value {
     json!({
-        "id": u.id, "username": u.username, "email": u.email, "display_name": u.display_name,
-        "status": u.status, "has_password": u.password_hash.is_some(),
-        "password_changed_at": u.password_changed_at.map(rfc3339),
-        "created_at": rfc3339(u.created_at), "updated_at": rfc3339(u.updated_at),
+        "id": user.id, "username": user.username, "email": user.email,
+        "display_name": user.display_name, "status": user.status,
+        "has_password": user.password_hash.is_some(),
+        "password_changed_at": user.password_changed_at.map(rfc3339),
+        "created_at": rfc3339(user.created_at), "updated_at": rfc3339(user.updated_at),
     })
 }
 
-pub fn client_json(c: &Client) -> Value {
+pub fn client_json(client: &Client) -> Value {
     json!({
-        "client_id": c.client_id, "name": c.name, "client_type": c.client_type,
-        "token_endpoint_auth_method": c.auth_method, "redirect_uris": c.redirect_uris,
-        "post_logout_redirect_uris": c.post_logout_redirect_uris, "grant_types": c.grant_types,
-        "scopes": c.scopes, "access_token_format": c.access_token_format, "require_pkce": c.require_pkce,
-        "introspect_others": c.introspect_others, "first_party": c.first_party,
-        "jwks_uri": c.jwks_uri, "jwks": c.jwks,
-        "created_at": rfc3339(c.created_at), "updated_at": rfc3339(c.updated_at),
+        "client_id": client.client_id, "name": client.name, "client_type": client.client_type,
+        "token_endpoint_auth_method": client.auth_method, "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types, "scopes": client.scopes,
+        "access_token_format": client.access_token_format, "require_pkce": client.require_pkce,
+        "introspect_others": client.introspect_others, "first_party": client.first_party,
+        "jwks_uri": client.jwks_uri, "jwks": client.jwks,
+        "created_at": rfc3339(client.created_at), "updated_at": rfc3339(client.updated_at),
     })
 }
 
-/// Prints an object as aligned `key: value` lines.
-pub fn print_human(v: &Value) {
-    if let Some(o) = v.as_object() {
-        let width = o.keys().map(String::len).max().unwrap_or(0);
-        for (k, val) in o {
-            let shown = match val {
-                Value::String(s) => s.clone(),
+/// Prints an object as aligned `key  value` lines.
+pub fn print_human(value: &Value) {
+    if let Some(object) = value.as_object() {
+        let width = object.keys().map(String::len).max().unwrap_or(0);
+        for (key, field) in object {
+            let shown = match field {
+                Value::String(text) => text.clone(),
                 Value::Null => "-".into(),
-                Value::Array(a) => a
+                Value::Array(items) => items
                     .iter()
-                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
                     .collect::<Vec<_>>()
                     .join(", "),
                 other => other.to_string(),
             };
-            println!("{k:width$}  {shown}");
+            println!("{key:width$}  {shown}");
         }
     }
 }
 
+/// Unix milliseconds as RFC 3339 (the number itself if out of range).
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|instant| {
+            instant
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| ms.to_string())
 }

@@ -98,9 +98,23 @@ impl Cli {
     }
 }
 
+/// The whole contract in order on one database: each step builds on the tenant, clients and
+/// users the earlier ones made, and the audit chain at the end holds all of them.
 fn the_cli_contract(db: &TestDb) {
     let cli = Cli::new(&db.url);
+    let tenant_id = tenants_are_created_listed_and_updated(&cli);
+    let (conf_id, secret, public_id) = confidential_and_public_clients_are_created(&cli);
+    service_and_private_key_jwt_clients_are_created(&cli);
+    private_key_jwt_clients_need_public_keys_only(&cli);
+    native_clients_are_created_and_bad_clients_refused(&cli);
+    secrets_rotate_for_confidential_clients_only(&cli, &conf_id, &secret, &public_id);
+    user_passwords_come_from_stdin_and_follow_the_policy(&cli);
+    users_are_disabled_enabled_and_deleted(&cli);
+    cli.ok(&["client", "delete", "--tenant", "acme", &public_id]);
+    the_audit_chain_holds_every_change_and_finds_edits(db, &cli, &tenant_id, &secret);
+}
 
+fn tenants_are_created_listed_and_updated(cli: &Cli) -> String {
     // Tenants.
     let t = cli.json(&[
         "tenant",
@@ -151,7 +165,10 @@ fn the_cli_contract(db: &TestDb) {
         cli.fails(2, &["tenant", "show", "nope"], None)
             .contains("no tenant")
     );
+    tenant_id
+}
 
+fn confidential_and_public_clients_are_created(cli: &Cli) -> (String, String, String) {
     // Clients.
     let conf = cli.json(&[
         "client",
@@ -200,7 +217,10 @@ fn the_cli_contract(db: &TestDb) {
     let shown = cli.json(&["client", "show", "--tenant", "acme", &public_id, "--json"]);
     assert_eq!(shown["token_endpoint_auth_method"], "none");
     assert_eq!(shown["client_type"], "public");
+    (conf_id, secret, public_id)
+}
 
+fn service_and_private_key_jwt_clients_are_created(cli: &Cli) {
     let svc = cli.json(&[
         "client",
         "create",
@@ -248,6 +268,10 @@ fn the_cli_contract(db: &TestDb) {
     ]);
     assert_eq!(shown["token_endpoint_auth_method"], "private_key_jwt");
     assert_eq!(shown["jwks"]["keys"][0]["crv"], "P-256");
+}
+
+fn private_key_jwt_clients_need_public_keys_only(cli: &Cli) {
+    let jwks_path = cli.dir.path().join("jwks.json");
     let err = cli.fails(
         2,
         &[
@@ -289,6 +313,9 @@ fn the_cli_contract(db: &TestDb) {
         None,
     );
     assert!(err.contains("private member"), "{err}");
+}
+
+fn native_clients_are_created_and_bad_clients_refused(cli: &Cli) {
     let native = cli.json(&[
         "client",
         "create",
@@ -354,14 +381,16 @@ fn the_cli_contract(db: &TestDb) {
         &["client", "create", "--tenant", "acme", "--name", "NoRedirect"],
         None,
     );
+}
 
-    let rotated = cli.json(&["client", "rotate-secret", "--tenant", "acme", &conf_id, "--json"]);
-    assert_eq!(rotated["client_id"], conf_id.as_str());
-    assert_ne!(rotated["client_secret"], secret.as_str());
+fn secrets_rotate_for_confidential_clients_only(cli: &Cli, conf_id: &str, secret: &str, public_id: &str) {
+    let rotated = cli.json(&["client", "rotate-secret", "--tenant", "acme", conf_id, "--json"]);
+    assert_eq!(rotated["client_id"], conf_id);
+    assert_ne!(rotated["client_secret"], secret);
     assert!(
         cli.fails(
             2,
-            &["client", "rotate-secret", "--tenant", "acme", &public_id],
+            &["client", "rotate-secret", "--tenant", "acme", public_id],
             None
         )
         .contains("secret")
@@ -373,7 +402,9 @@ fn the_cli_contract(db: &TestDb) {
             .len(),
         5
     );
+}
 
+fn user_passwords_come_from_stdin_and_follow_the_policy(cli: &Cli) {
     // Users: passwords only on stdin, checked against the tenant's policy.
     let u = serde_json::from_str::<Value>(&cli.ok_in(
         &[
@@ -435,6 +466,9 @@ fn the_cli_contract(db: &TestDb) {
         Some("no-digits-in-here-at-all\n"),
     );
     assert!(err.contains("a digit"), "{err}");
+}
+
+fn users_are_disabled_enabled_and_deleted(cli: &Cli) {
     assert!(
         cli.fails(
             2,
@@ -490,8 +524,9 @@ fn the_cli_contract(db: &TestDb) {
         cli.fails(2, &["user", "show", "--tenant", "acme", "bob"], None)
             .contains("no user")
     );
-    cli.ok(&["client", "delete", "--tenant", "acme", &public_id]);
+}
 
+fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, tenant_id: &str, secret: &str) {
     // Every change above is in the audit log, in order, and the chain verifies; the reads of
     // personal data (user show/list) are there too.
     let all = cli.audit_actions("acme");
@@ -528,7 +563,7 @@ fn the_cli_contract(db: &TestDb) {
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
     assert!(
-        !export.contains(&secret) && !export.contains("argon2") && !export.contains("Correct-horse"),
+        !export.contains(secret) && !export.contains("argon2") && !export.contains("Correct-horse"),
         "secrets leaked into the audit log"
     );
     assert!(
@@ -555,11 +590,11 @@ fn the_cli_contract(db: &TestDb) {
             .is_empty()
     );
     // Its chain stays readable by tenant id, ending with the deletion (and still showing the edit).
-    let exported = cli.ok(&["audit", "export", "--tenant", &tenant_id, "--format", "jsonl"]);
+    let exported = cli.ok(&["audit", "export", "--tenant", tenant_id, "--format", "jsonl"]);
     assert_eq!(exported.lines().count(), total + 2);
     assert!(exported.lines().last().unwrap().contains("tenant.delete"));
     assert!(
-        cli.fails(1, &["audit", "verify", "--tenant", &tenant_id], None)
+        cli.fails(1, &["audit", "verify", "--tenant", tenant_id], None)
             .contains("broken at sequence number 6")
     );
 }
@@ -699,7 +734,10 @@ fn risk_policy_webhook_and_audit_search_from_the_cli() {
     );
     let t = cli.json(&["tenant", "update", "acme", "--risk-webhook", "", "--json"]);
     assert!(t["policy"]["risk"]["webhook_url"].is_null());
+    audit_search_export_and_retention(&cli);
+}
 
+fn audit_search_export_and_retention(cli: &Cli) {
     // Search and export.
     let found = cli.json(&[
         "audit", "search", "--tenant", "acme", "--action", "tenant.*", "--json",
@@ -1062,10 +1100,29 @@ fn sealed_sp_key(db: &TestDb, tenant: &str, name: &str) -> String {
         .sp_key_sealed
 }
 
+/// Roles, two connections, their updates and removal, in order on one database.
 fn saml_connections_from_the_cli(db: &TestDb) {
-    use latchkey_store::{RoleRepo, TenantRepo};
     let cli = Cli::new(&db.url);
     cli.ok(&["tenant", "create", "acme"]);
+    roles_come_from_the_role_command(db, &cli);
+    let (old, new) = (cert("Okta 2025", now_ms() - YEAR_MS), cert("Okta 2026", now_ms()));
+    let (added, sealed) = a_connection_is_added_from_a_metadata_file(db, &cli, &old, &new);
+    the_summary_names_what_the_idp_administrator_needs(&cli);
+    let entra = cli.write(
+        "entra.xml",
+        &idp_metadata("https://login.entra.example", &[&new], &["HTTP-POST"]),
+    );
+    conflicting_connections_are_refused(&cli, &entra);
+    unknown_tenants_and_connections_are_refused(&cli, &entra);
+    let second = a_second_connection_is_added(&cli, &entra);
+    options_change_and_only_the_flags_given(&cli);
+    new_metadata_replaces_the_old_and_keeps_the_sp_key(db, &cli, &new, &sealed);
+    no_output_carries_the_sealed_key(db, &cli, &added, &second, &sealed);
+    removals_and_changes_are_audited(&cli);
+}
+
+fn roles_come_from_the_role_command(db: &TestDb, cli: &Cli) {
+    use latchkey_store::{RoleRepo, TenantRepo};
     let tid = db.db.tenant_by_slug("acme").unwrap().unwrap().id;
     // Roles the role map names come from `latchkey role`.
     let made = cli.json(&[
@@ -1092,12 +1149,19 @@ fn saml_connections_from_the_cli(db: &TestDb) {
     cli.ok(&["role", "remove", "--tenant", "acme", "scratch"]);
     assert_eq!(db.db.list_roles(&tid).unwrap().len(), 1);
     cli.fails(2, &["role", "remove", "--tenant", "acme", "scratch"], None);
-    let (old, new) = (cert("Okta 2025", now_ms() - YEAR_MS), cert("Okta 2026", now_ms()));
+}
+
+fn a_connection_is_added_from_a_metadata_file(
+    db: &TestDb,
+    cli: &Cli,
+    old: &str,
+    new: &str,
+) -> (Value, String) {
     let okta = cli.write(
         "okta.xml",
         &idp_metadata(
             "https://corp.okta.example",
-            &[&old, &new],
+            &[old, new],
             &["HTTP-POST", "HTTP-Redirect"],
         ),
     );
@@ -1163,7 +1227,10 @@ fn saml_connections_from_the_cli(db: &TestDb) {
     assert_eq!(added["sp"]["certificate_sha256"].as_str().unwrap().len(), 95);
     let sealed = sealed_sp_key(db, "acme", "okta");
     assert!(sealed.len() > 100, "the SP key is stored sealed");
+    (added, sealed)
+}
 
+fn the_summary_names_what_the_idp_administrator_needs(cli: &Cli) {
     // Human output names what an IdP administrator needs.
     let shown = cli.ok(&["saml", "show", "--tenant", "acme", "okta"]);
     for want in [
@@ -1183,12 +1250,10 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         cli.ok(&["saml", "list", "--tenant", "acme"])
             .starts_with("okta\tCorp Okta")
     );
+}
 
+fn conflicting_connections_are_refused(cli: &Cli, entra: &str) {
     // Refused: a duplicate name, a domain claimed twice, an unknown role, unknown names.
-    let entra = cli.write(
-        "entra.xml",
-        &idp_metadata("https://login.entra.example", &[&new], &["HTTP-POST"]),
-    );
     assert!(
         cli.fails(
             2,
@@ -1200,7 +1265,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
                 "--name",
                 "okta",
                 "--metadata-file",
-                &entra
+                entra
             ],
             None
         )
@@ -1216,7 +1281,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
             "--name",
             "entra",
             "--metadata-file",
-            &entra,
+            entra,
             "--domains",
             "eu.corp.example",
         ],
@@ -1236,13 +1301,16 @@ fn saml_connections_from_the_cli(db: &TestDb) {
             "--name",
             "entra",
             "--metadata-file",
-            &entra,
+            entra,
             "--role-map",
             "Staff=superuser",
         ],
         None,
     );
     assert!(role.contains("superuser"), "{role}");
+}
+
+fn unknown_tenants_and_connections_are_refused(cli: &Cli, entra: &str) {
     assert!(
         cli.fails(
             2,
@@ -1254,7 +1322,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
                 "--name",
                 "x",
                 "--metadata-file",
-                &entra
+                entra
             ],
             None
         )
@@ -1275,7 +1343,9 @@ fn saml_connections_from_the_cli(db: &TestDb) {
             .len(),
         1
     );
+}
 
+fn a_second_connection_is_added(cli: &Cli, entra: &str) -> Value {
     // A second connection, then updates.
     let e = cli.json(&[
         "saml",
@@ -1285,7 +1355,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         "--name",
         "entra",
         "--metadata-file",
-        &entra,
+        entra,
         "--allow-idp-initiated",
         "--jit",
         "off",
@@ -1297,6 +1367,10 @@ fn saml_connections_from_the_cli(db: &TestDb) {
     );
     assert_eq!(e["options"]["allow_idp_initiated"], true);
     assert_eq!(e["options"]["jit"], false);
+    e
+}
+
+fn options_change_and_only_the_flags_given(cli: &Cli) {
     assert!(
         cli.fails(
             2,
@@ -1356,10 +1430,13 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         "--json",
     ]);
     assert_eq!(u["options"]["role_map"], serde_json::json!([]));
+}
+
+fn new_metadata_replaces_the_old_and_keeps_the_sp_key(db: &TestDb, cli: &Cli, new: &str, sealed: &str) {
     // New metadata replaces the old (one certificate left after the rollover).
     let rolled = cli.write(
         "okta2.xml",
-        &idp_metadata("https://corp.okta.example", &[&new], &["HTTP-Redirect"]),
+        &idp_metadata("https://corp.okta.example", &[new], &["HTTP-Redirect"]),
     );
     let u = cli.json(&[
         "saml",
@@ -1397,7 +1474,9 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         sealed,
         "updates keep the SP key"
     );
+}
 
+fn no_output_carries_the_sealed_key(db: &TestDb, cli: &Cli, added: &Value, e: &Value, sealed: &str) {
     // No output ever carries the sealed key.
     for args in [
         &["saml", "show", "--tenant", "acme", "okta", "--json"][..],
@@ -1406,7 +1485,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         &["audit", "export", "--tenant", "acme", "--format", "jsonl"],
     ] {
         let out = cli.ok(args);
-        assert!(!out.contains(&sealed), "{args:?} prints the sealed SP key");
+        assert!(!out.contains(sealed), "{args:?} prints the sealed SP key");
         assert!(
             !out.contains("sp_key_sealed") && !out.contains("PRIVATE KEY"),
             "{args:?}"
@@ -1416,7 +1495,9 @@ fn saml_connections_from_the_cli(db: &TestDb) {
         let s = sealed_sp_key(db, "acme", name);
         assert!(!added.to_string().contains(&s) && !e.to_string().contains(&s));
     }
+}
 
+fn removals_and_changes_are_audited(cli: &Cli) {
     let removed = cli.json(&["saml", "remove", "--tenant", "acme", "entra", "--json"]);
     assert_eq!(removed["deleted"], "saml_connection");
     assert_eq!(
@@ -1516,6 +1597,10 @@ fn saml_metadata_that_is_refused_exits_2_naming_the_problem() {
         );
         assert!(err.contains(why), "{file}: {err}");
     }
+    missing_files_and_plain_http_urls_are_refused_leaving_nothing(&cli);
+}
+
+fn missing_files_and_plain_http_urls_are_refused_leaving_nothing(cli: &Cli) {
     assert!(
         cli.fails(
             2,
@@ -1661,11 +1746,14 @@ fn saml_metadata_from_a_url_is_refreshed_and_failures_keep_the_last_good() {
         cli.ok(&["saml", "show", "--tenant", "acme", "idp"])
             .contains("no signing certificate")
     );
+    switching_to_a_file_stops_the_refreshes(&cli, &b);
+}
 
+fn switching_to_a_file_stops_the_refreshes(cli: &Cli, b: &str) {
     // Switching to a file stops the refreshes.
     let file = cli.write(
         "m.xml",
-        &idp_metadata("https://idp.example", &[&b], &["HTTP-Redirect"]),
+        &idp_metadata("https://idp.example", &[b], &["HTTP-Redirect"]),
     );
     let u = cli.json(&[
         "saml",

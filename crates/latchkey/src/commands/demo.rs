@@ -1,24 +1,27 @@
 //! `latchkey demo`: a ready-to-try setup on whatever storage is configured (the embedded default
 //! unless told otherwise). Re-running it keeps the same ids and issues a fresh secret and password.
+//! `main` serves once this has set things up.
 
-use crate::CliError;
-use crate::admin::{actor, create_client, find_tenant, new_secret, open_db, password_hash};
 use crate::cli::{ClientCreate, Json, TenantArg};
-use latchkey_core::{Client, OsRng, TenantPolicy, random_token};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::provision::{create_client, new_secret, password_hash};
+use latchkey_core::{Client, OsRng, Tenant, TenantPolicy, random_token};
 use latchkey_server::Config;
-use latchkey_store::{ClientRepo, Db, NewTenant, NewUser, TenantRepo, UserRepo};
+use latchkey_store::{ClientRepo, NewTenant, NewUser, TenantRepo, UserRepo};
 
 const SLUG: &str = "demo";
 const CONFIDENTIAL: &str = "Demo web app (confidential)";
 const PUBLIC: &str = "Demo single-page app (public)";
 const USERNAME: &str = "demo";
 
-pub fn run(config: Config) -> Result<(), CliError> {
-    let db = open_db(&config)?;
-    let tenant = match db.tenant_by_slug(SLUG)? {
-        Some(t) => t,
-        None => db.create_tenant(
-            &actor(),
+/// Sets up (or refreshes) the demo tenant and prints it; closes the database before returning.
+pub fn run(config: &Config) -> Result<(), CliError> {
+    let ctx = Context::open(config)?;
+    let tenant = match ctx.db.tenant_by_slug(SLUG)? {
+        Some(tenant) => tenant,
+        None => ctx.db.create_tenant(
+            ctx.actor(),
             &NewTenant {
                 slug: SLUG.into(),
                 display_name: Some("Latchkey Demo".into()),
@@ -26,32 +29,32 @@ pub fn run(config: Config) -> Result<(), CliError> {
             },
         )?,
     };
-    let tenant = find_tenant(&db, &tenant.slug)?;
-    crate::keys::open_ring(&config, &db)?.ensure_tenant(&tenant.id, &actor())?;
-    let existing = db.list_clients(&tenant.id)?;
-    let (confidential, secret) = match existing.iter().find(|c| c.name == CONFIDENTIAL) {
-        Some(c) => {
+    let tenant = ctx.tenant(&tenant.slug)?;
+    ctx.ring()?.ensure_tenant(&tenant.id, ctx.actor())?;
+    let existing = ctx.db.list_clients(&tenant.id)?;
+    let (confidential, secret) = match existing.iter().find(|client| client.name == CONFIDENTIAL) {
+        Some(client) => {
             let (secret, hash) = new_secret(&OsRng);
             (
-                db.set_client_secret_hash(&tenant.id, &actor(), &c.client_id, &hash)?,
+                ctx.db
+                    .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash)?,
                 Some(secret),
             )
         }
-        None => create_client(&db, &tenant, &spec(CONFIDENTIAL, false, 8000))?,
+        None => create_client(&ctx, &tenant, &spec(CONFIDENTIAL, false, 8000))?,
     };
-    let public = match existing.iter().find(|c| c.name == PUBLIC) {
-        Some(c) => c.clone(),
-        None => create_client(&db, &tenant, &spec(PUBLIC, true, 8001))?.0,
+    let public = match existing.iter().find(|client| client.name == PUBLIC) {
+        Some(client) => client.clone(),
+        None => create_client(&ctx, &tenant, &spec(PUBLIC, true, 8001))?.0,
     };
-    let password = set_demo_password(&db, &tenant)?;
-    print(&config, &confidential, secret.as_deref(), &public, &password);
-    drop(db);
-    crate::serve(config)
+    let password = set_demo_password(&ctx, &tenant)?;
+    print(config, &confidential, secret.as_deref(), &public, &password);
+    Ok(())
 }
 
 fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
     ClientCreate {
-        t: TenantArg { tenant: SLUG.into() },
+        tenant: TenantArg { tenant: SLUG.into() },
         name: name.into(),
         public,
         redirect_uris: vec![
@@ -77,22 +80,24 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
     }
 }
 
-fn set_demo_password(db: &Db, tenant: &latchkey_core::Tenant) -> Result<String, CliError> {
+/// A fresh random password for the demo user (created if missing), returned to print.
+fn set_demo_password(ctx: &Context<'_>, tenant: &Tenant) -> Result<String, CliError> {
     let password = loop {
-        let p = random_token(&OsRng, 12);
-        if !p.to_lowercase().contains(USERNAME) {
-            break p;
+        let candidate = random_token(&OsRng, 12);
+        if !candidate.to_lowercase().contains(USERNAME) {
+            break candidate;
         }
     };
     let hash = password_hash(tenant, &password, USERNAME, None)?;
-    match db.user_by_username(&tenant.id, USERNAME)? {
-        Some(u) => {
-            db.set_password_hash(&tenant.id, &actor(), &u.id, &hash)?;
+    match ctx.db.user_by_username(&tenant.id, USERNAME)? {
+        Some(user) => {
+            ctx.db
+                .set_password_hash(&tenant.id, ctx.actor(), &user.id, &hash)?;
         }
         None => {
-            db.create_user(
+            ctx.db.create_user(
                 &tenant.id,
-                &actor(),
+                ctx.actor(),
                 &NewUser {
                     username: USERNAME.into(),
                     email: Some("demo@example.com".into()),
@@ -115,7 +120,7 @@ fn print(config: &Config, confidential: &Client, secret: Option<&str>, public: &
         public.client_id,
         public.redirect_uris.join(", "),
         latchkey_store::DatabaseUrl::parse(&config.database_url)
-            .map_or_else(|_| "(invalid)".into(), |u| u.redacted()),
+            .map_or_else(|_| "(invalid)".into(), |url| url.redacted()),
         redact_userinfo(&config.session_store),
     );
 }
@@ -123,9 +128,9 @@ fn print(config: &Config, confidential: &Client, secret: Option<&str>, public: &
 /// Hides a password in a `scheme://user:password@host` string.
 fn redact_userinfo(s: &str) -> String {
     match url::Url::parse(s) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
         }
         _ => s.to_owned(),
     }

@@ -1,0 +1,104 @@
+//! `latchkey client …`: a tenant's OAuth/OIDC clients. Secrets are shown once and stored as
+//! their SHA-256.
+
+use crate::cli::{ClientCmd, ClientCreate};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{client_json, done, emit, print_human, print_json};
+use crate::provision::{create_client, new_secret, uses_secret};
+use latchkey_core::{Client, ClientId, OsRng, Tenant};
+use latchkey_store::ClientRepo;
+use serde_json::json;
+
+pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
+    match cmd {
+        ClientCmd::Create(spec) => create(ctx, &spec),
+        ClientCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
+        ClientCmd::Show {
+            tenant,
+            client_id,
+            out,
+        } => {
+            let client = find(ctx, &ctx.tenant(tenant.slug())?, &client_id)?;
+            emit(out.json, &client_json(&client));
+            Ok(())
+        }
+        ClientCmd::Delete {
+            tenant,
+            client_id,
+            out,
+        } => delete(ctx, tenant.slug(), &client_id, out.json),
+        ClientCmd::RotateSecret {
+            tenant,
+            client_id,
+            out,
+        } => rotate_secret(ctx, tenant.slug(), &client_id, out.json),
+    }
+}
+
+fn find(ctx: &Context<'_>, tenant: &Tenant, client_id: &str) -> Result<Client, CliError> {
+    ctx.db
+        .client(&tenant.id, &ClientId(client_id.to_owned()))?
+        .ok_or_else(|| CliError::NotInTenant {
+            what: "client",
+            name: client_id.to_owned(),
+            tenant: tenant.slug.clone(),
+        })
+}
+
+fn create(ctx: &Context<'_>, spec: &ClientCreate) -> Result<(), CliError> {
+    let tenant = ctx.tenant(spec.tenant.slug())?;
+    let (client, secret) = create_client(ctx, &tenant, spec)?;
+    if spec.out.json {
+        print_json(&json!({"client_id": client.client_id, "client_secret": secret}));
+    } else {
+        print_human(&client_json(&client));
+        if let Some(secret) = secret {
+            println!("client_secret  {secret}\n(shown once: only its hash is stored)");
+        }
+    }
+    Ok(())
+}
+
+fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let clients = ctx.db.list_clients(&tenant.id)?;
+    if json {
+        print_json(&clients.iter().map(client_json).collect());
+    } else {
+        for client in clients {
+            println!("{}\t{}\t{}", client.client_id, client.client_type, client.name);
+        }
+    }
+    Ok(())
+}
+
+fn delete(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let client = find(ctx, &tenant, client_id)?;
+    ctx.db.delete_client(&tenant.id, ctx.actor(), &client.client_id)?;
+    done(
+        json,
+        &json!({"deleted": "client", "client_id": client.client_id}),
+        &format!("deleted client {}", client.client_id),
+    );
+    Ok(())
+}
+
+/// A new secret, shown once; the old one stops working at once.
+fn rotate_secret(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let client = find(ctx, &tenant, client_id)?;
+    if !uses_secret(client.auth_method) {
+        return Err(CliError::NoClientSecret(client_id.to_owned()));
+    }
+    let (secret, hash) = new_secret(&OsRng);
+    ctx.db
+        .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash)?;
+    done(
+        json,
+        &json!({"client_id": client.client_id, "client_secret": secret}),
+        &format!("client_secret  {secret}\n(shown once: only its hash is stored)"),
+    );
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! One module per command group, each owning its group's execution. They share what they need
+//! through `context`, `output` and `provision`, never through each other.
+
+pub mod admin_token;
+pub mod audit;
+pub mod client;
+pub mod demo;
+pub mod keys;
+pub mod migrate;
+pub mod role;
+pub mod saml;
+pub mod serve;
+pub mod tenant;
+pub mod user;

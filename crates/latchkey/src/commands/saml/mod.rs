@@ -1,0 +1,176 @@
+//! `latchkey saml …`: a tenant's SAML connections as operators drive them. A connection is
+//! stored with its IdP's metadata and a fresh SP key sealed under the tenant's data key
+//! (row = connection id).
+
+mod metadata;
+mod options;
+mod view;
+
+use crate::cli::{SamlAdd, SamlCmd, SamlUpdate};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{done, print_json};
+use crate::shared::{METADATA_REFRESH_MS, refresh_connection, sp_key_aad};
+use latchkey_core::{SamlConnection, SamlOptions, Tenant};
+use latchkey_store::{NewSamlConnection, SamlConnectionUpdate, SamlRepo};
+use serde_json::json;
+use view::{connection_json, show};
+
+pub fn run(ctx: &Context<'_>, cmd: SamlCmd) -> Result<(), CliError> {
+    let now = ctx.now_millis();
+    match cmd {
+        SamlCmd::Add(spec) => add(ctx, &spec, now),
+        SamlCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
+        SamlCmd::Show { tenant, name, out } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            let connection = find(ctx, &tenant, &name)?;
+            show(out.json, &connection_json(ctx, &tenant, &connection));
+            Ok(())
+        }
+        SamlCmd::Update(change) => update(ctx, &change, now),
+        SamlCmd::Remove { tenant, name, out } => remove(ctx, tenant.slug(), &name, out.json),
+        SamlCmd::RefreshMetadata { tenant, name, out } => {
+            refresh_metadata(ctx, tenant.slug(), &name, now, out.json)
+        }
+    }
+}
+
+fn find(ctx: &Context<'_>, tenant: &Tenant, name: &str) -> Result<SamlConnection, CliError> {
+    ctx.db
+        .saml_connection_by_name(&tenant.id, name)?
+        .ok_or_else(|| CliError::NotInTenant {
+            what: "SAML connection",
+            name: name.to_owned(),
+            tenant: tenant.slug.clone(),
+        })
+}
+
+fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let connections = ctx.db.list_saml_connections(&tenant.id)?;
+    if json {
+        print_json(
+            &connections
+                .iter()
+                .map(|connection| connection_json(ctx, &tenant, connection))
+                .collect(),
+        );
+    } else {
+        for connection in connections {
+            println!(
+                "{}\t{}\t{}\t{}",
+                connection.name,
+                connection.display_name,
+                connection.idp.entity_id,
+                connection.options.domains.join(",")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Connects an IdP; prints what the IdP's administrator needs (SP entity id, metadata and ACS
+/// URLs).
+fn add(ctx: &Context<'_>, spec: &SamlAdd, now: i64) -> Result<(), CliError> {
+    let tenant = ctx.tenant(spec.tenant.slug())?;
+    let (idp, metadata_url) =
+        metadata::load(spec.metadata_file.as_deref(), spec.metadata_url.as_deref(), now)?
+            .ok_or_else(|| CliError::BadFlag("give --metadata-file or --metadata-url".into()))?;
+    let defaults = SamlOptions {
+        sign_requests: idp.wants_signed_requests,
+        ..SamlOptions::default()
+    };
+    let options = options::apply(ctx, &tenant, defaults, &spec.opts)?;
+    // Open the key ring before anything is generated: no connection without its sealed key.
+    let ring = ctx.ring()?;
+    let sp = latchkey_saml::generate_sp_key(&format!("{} {} SAML SP", tenant.slug, spec.name), now)
+        .map_err(CliError::SpKey)?;
+    let id = ctx.db.new_saml_connection_id();
+    let sealed = ring.seal(&tenant.id, sp_key_aad(&tenant, &id), &sp.pkcs8_der)?;
+    let next_refresh_at = metadata_url.as_ref().map(|_| now + METADATA_REFRESH_MS);
+    let connection = ctx.db.create_saml_connection(
+        &tenant.id,
+        ctx.actor(),
+        &NewSamlConnection {
+            id,
+            name: spec.name.clone(),
+            display_name: spec.display_name.clone().unwrap_or_else(|| spec.name.clone()),
+            idp,
+            metadata_url,
+            options,
+            sp_certificate: sp.certificate,
+            sp_key_sealed: sealed,
+            next_refresh_at,
+        },
+    )?;
+    show(spec.out.json, &connection_json(ctx, &tenant, &connection));
+    Ok(())
+}
+
+/// Changes options, or replaces the metadata (which also decides whether it is refreshed).
+fn update(ctx: &Context<'_>, spec: &SamlUpdate, now: i64) -> Result<(), CliError> {
+    let tenant = ctx.tenant(spec.tenant.slug())?;
+    let connection = find(ctx, &tenant, &spec.name)?;
+    let mut change = SamlConnectionUpdate {
+        display_name: spec.display_name.clone(),
+        ..SamlConnectionUpdate::default()
+    };
+    if let Some((idp, url)) =
+        metadata::load(spec.metadata_file.as_deref(), spec.metadata_url.as_deref(), now)?
+    {
+        change.next_refresh_at = Some(url.as_ref().map(|_| now + METADATA_REFRESH_MS));
+        change.metadata_url = Some(url);
+        change.idp = Some(idp);
+    }
+    let mut options = options::apply(ctx, &tenant, connection.options.clone(), &spec.opts)?;
+    if spec.no_role_map {
+        options.role_map.clear();
+    }
+    if options != connection.options {
+        change.options = Some(options);
+    }
+    let after = ctx
+        .db
+        .update_saml_connection(&tenant.id, ctx.actor(), &connection.id, &change)?;
+    show(spec.out.json, &connection_json(ctx, &tenant, &after));
+    Ok(())
+}
+
+/// Removes the connection and the links of its users' identities (the users stay).
+fn remove(ctx: &Context<'_>, slug: &str, name: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let connection = find(ctx, &tenant, name)?;
+    ctx.db
+        .delete_saml_connection(&tenant.id, ctx.actor(), &connection.id)?;
+    done(
+        json,
+        &json!({"deleted": "saml_connection", "name": connection.name, "id": connection.id}),
+        &format!(
+            "removed SAML connection {} (id {})",
+            connection.name, connection.id
+        ),
+    );
+    Ok(())
+}
+
+/// Fetches the metadata now. On failure the server keeps the last good metadata and records
+/// the error, and the command exits 1.
+fn refresh_metadata(ctx: &Context<'_>, slug: &str, name: &str, now: i64, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let connection = find(ctx, &tenant, name)?;
+    if connection.metadata_url.is_none() {
+        return Err(CliError::NotRefreshable(name.to_owned()));
+    }
+    match metadata::block_on(refresh_connection(&ctx.db, &connection, now))? {
+        Ok(after) => {
+            let mut shown = connection_json(ctx, &tenant, &after);
+            shown["changed"] = json!(connection.idp != after.idp);
+            show(json, &shown);
+            Ok(())
+        }
+        Err(reason) => Err(CliError::RefreshFailed {
+            name: name.to_owned(),
+            reason,
+        }),
+    }
+}

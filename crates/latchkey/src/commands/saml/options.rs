@@ -1,0 +1,97 @@
+//! A SAML connection's per-connection behaviour (`SamlOptions`) from the command's flags; on
+//! `update`, only the flags given change.
+
+use crate::cli::SamlFlags;
+use crate::context::Context;
+use crate::error::CliError;
+use latchkey_core::{SamlOptions, Tenant};
+use latchkey_store::RoleRepo;
+
+/// Applies the option flags to `options`; roles in `--role-map` must exist in the tenant.
+pub fn apply(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    mut options: SamlOptions,
+    flags: &SamlFlags,
+) -> Result<SamlOptions, CliError> {
+    if let Some(domains) = &flags.domains {
+        options.domains = domains
+            .split(',')
+            .map(str::trim)
+            .filter(|domain| !domain.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    for (given, target) in [
+        (flags.allow_idp_initiated, &mut options.allow_idp_initiated),
+        (flags.jit, &mut options.jit),
+        (flags.link_existing, &mut options.link_existing),
+        (flags.trust_idp_mfa, &mut options.trust_idp_mfa),
+        (flags.sign_requests, &mut options.sign_requests),
+    ] {
+        if let Some(on) = given {
+            *target = on;
+        }
+    }
+    for entry in &flags.map {
+        apply_mapping(&mut options, entry)?;
+    }
+    if !flags.role_map.is_empty() {
+        options.role_map = role_map(ctx, tenant, &flags.role_map)?;
+    }
+    Ok(options)
+}
+
+/// One `--map email|name|groups=ATTR`; an empty ATTR resets to the default.
+fn apply_mapping(options: &mut SamlOptions, entry: &str) -> Result<(), CliError> {
+    let (key, attribute) = entry.split_once('=').ok_or_else(|| {
+        CliError::BadFlag(format!(
+            "--map {entry:?}: expected email=ATTR, name=ATTR or groups=ATTR"
+        ))
+    })?;
+    let attribute = Some(attribute.trim().to_owned()).filter(|name| !name.is_empty());
+    match key.trim() {
+        "email" => options.mapping.email = attribute,
+        "name" => options.mapping.name = attribute,
+        "groups" => options.mapping.groups = attribute,
+        other => {
+            return Err(CliError::BadFlag(format!(
+                "--map {other:?}: map email, name or groups"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `--role-map GROUP=ROLE` entries as pairs, duplicates dropped.
+fn role_map(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, CliError> {
+    let roles: Vec<String> = ctx
+        .db
+        .list_roles(&tenant.id)?
+        .into_iter()
+        .map(|role| role.name)
+        .collect();
+    let mut map = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let (group, role) = entry
+            .split_once('=')
+            .map(|(group, role)| (group.trim(), role.trim()))
+            .filter(|(group, role)| !group.is_empty() && !role.is_empty())
+            .ok_or_else(|| CliError::BadFlag(format!("--role-map {entry:?}: expected GROUP=ROLE")))?;
+        if !roles.iter().any(|known| known == role) {
+            return Err(CliError::BadFlag(format!(
+                "--role-map {entry:?}: no role {role:?} in tenant {:?}",
+                tenant.slug
+            )));
+        }
+        let pair = (group.to_owned(), role.to_owned());
+        if !map.contains(&pair) {
+            map.push(pair);
+        }
+    }
+    Ok(map)
+}

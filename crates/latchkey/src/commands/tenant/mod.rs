@@ -1,0 +1,150 @@
+//! `latchkey tenant …`: creating, changing and deleting tenants. Each change is one store call,
+//! i.e. one transaction with its audit event, so a failed command leaves nothing half-written.
+
+mod policy;
+
+use crate::cli::{PolicyFlags, TenantCmd};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{done, emit, print_json, tenant_json};
+use crate::shared::webhook_secret_aad;
+use latchkey_core::{OsRng, Tenant, TenantPolicy, random_token};
+use latchkey_store::{NewTenant, TenantRepo, TenantUpdate};
+use serde_json::json;
+
+pub fn run(ctx: &Context<'_>, cmd: TenantCmd) -> Result<(), CliError> {
+    match cmd {
+        TenantCmd::Create {
+            slug,
+            display_name,
+            out,
+        } => create(ctx, slug, display_name, out.json),
+        TenantCmd::List { out } => list(ctx, out.json),
+        TenantCmd::Show { slug, out } => {
+            show(ctx, &ctx.tenant(&slug)?, out.json);
+            Ok(())
+        }
+        TenantCmd::Update {
+            slug,
+            display_name,
+            policy,
+            out,
+        } => update(ctx, &slug, display_name, &policy, out.json),
+        TenantCmd::Delete { slug, out } => delete(ctx, &slug, out.json),
+    }
+}
+
+fn show(ctx: &Context<'_>, tenant: &Tenant, json: bool) {
+    emit(json, &tenant_json(tenant, &ctx.issuer(&tenant.slug)));
+}
+
+fn create(ctx: &Context<'_>, slug: String, display_name: Option<String>, json: bool) -> Result<(), CliError> {
+    // Open the key ring first: no tenant is created when its keys could not be.
+    let ring = ctx.ring()?;
+    let tenant = ctx.db.create_tenant(
+        ctx.actor(),
+        &NewTenant {
+            slug,
+            display_name,
+            policy: TenantPolicy::default(),
+        },
+    )?;
+    ring.ensure_tenant(&tenant.id, ctx.actor())?;
+    show(ctx, &tenant, json);
+    Ok(())
+}
+
+fn list(ctx: &Context<'_>, json: bool) -> Result<(), CliError> {
+    let tenants = ctx.db.list_tenants()?;
+    if json {
+        print_json(
+            &tenants
+                .iter()
+                .map(|tenant| tenant_json(tenant, &ctx.issuer(&tenant.slug)))
+                .collect(),
+        );
+    } else {
+        for tenant in tenants {
+            println!(
+                "{}\t{}\t{}",
+                tenant.slug,
+                tenant.display_name,
+                ctx.issuer(&tenant.slug)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn update(
+    ctx: &Context<'_>,
+    slug: &str,
+    display_name: Option<String>,
+    flags: &PolicyFlags,
+    json: bool,
+) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let mut new_policy = policy::apply(tenant.policy.clone(), flags)?;
+    let webhook_secret = match flags.risk_webhook.as_deref() {
+        None => None,
+        Some("") => {
+            new_policy.risk.webhook_url = None;
+            new_policy.risk.webhook_secret_sealed = None;
+            None
+        }
+        Some(url) => Some(set_risk_webhook(ctx, &tenant, &mut new_policy, url)?),
+    };
+    let change = TenantUpdate {
+        display_name,
+        policy: Some(new_policy),
+    };
+    let updated = ctx.db.update_tenant(&tenant.id, ctx.actor(), &change)?;
+    match webhook_secret {
+        Some(secret) if json => {
+            let mut value = tenant_json(&updated, &ctx.issuer(&updated.slug));
+            value["risk_webhook_secret"] = json!(secret);
+            print_json(&value);
+        }
+        Some(secret) => {
+            show(ctx, &updated, false);
+            println!("risk webhook secret (shown once; signs X-Latchkey-Signature): {secret}");
+        }
+        None => show(ctx, &updated, json),
+    }
+    Ok(())
+}
+
+/// Points risk webhooks at `url` with a new HMAC secret, sealed under the tenant's data key;
+/// returns the secret to show once.
+fn set_risk_webhook(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    policy: &mut TenantPolicy,
+    url: &str,
+) -> Result<String, CliError> {
+    // https, or http on loopback; no fragments, user info or wildcards.
+    if !url.starts_with("http") {
+        return Err(CliError::BadFlag(format!("--risk-webhook {url:?}: use https")));
+    }
+    latchkey_core::validate::redirect_uri("--risk-webhook", url)?;
+    let ring = ctx.ring()?;
+    let secret = format!("whsec_{}", random_token(&OsRng, 32));
+    policy.risk.webhook_secret_sealed =
+        Some(ring.seal(&tenant.id, webhook_secret_aad(&tenant.id), secret.as_bytes())?);
+    policy.risk.webhook_url = Some(url.to_owned());
+    Ok(secret)
+}
+
+fn delete(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    ctx.db.delete_tenant(&tenant.id, ctx.actor())?;
+    done(
+        json,
+        &json!({"deleted": "tenant", "slug": slug, "id": tenant.id}),
+        &format!(
+            "deleted tenant {slug} (id {}; its audit chain stays readable by that id)",
+            tenant.id
+        ),
+    );
+    Ok(())
+}

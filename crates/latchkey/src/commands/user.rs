@@ -1,0 +1,197 @@
+//! `latchkey user …`: a tenant's users and their second factors. Passwords come from standard
+//! input only (never argv, where `ps` shows them); reads of personal data are audited.
+
+use crate::cli::{MfaCmd, MfaUser, UserCmd, UserRef};
+use crate::context::Context;
+use crate::error::CliError;
+use crate::output::{done, emit, print_json, rfc3339, user_json};
+use crate::provision::password_hash;
+use latchkey_core::{Tenant, User, UserId, UserStatus};
+use latchkey_store::{MfaRepo, NewUser, UserRepo};
+use serde_json::json;
+use std::io::BufRead;
+
+/// `user create`'s arguments.
+struct NewAccount {
+    username: String,
+    email: Option<String>,
+    display_name: Option<String>,
+    password_stdin: bool,
+}
+
+pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
+    match cmd {
+        UserCmd::Create {
+            tenant,
+            username,
+            email,
+            display_name,
+            password_stdin,
+            out,
+        } => {
+            let account = NewAccount {
+                username,
+                email,
+                display_name,
+                password_stdin,
+            };
+            create(ctx, tenant.slug(), account, out.json)
+        }
+        UserCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
+        UserCmd::Show(user) => show(ctx, &user),
+        UserCmd::Disable(user) => set_status(ctx, &user, UserStatus::Disabled),
+        UserCmd::Enable(user) => set_status(ctx, &user, UserStatus::Active),
+        UserCmd::Delete(user) => delete(ctx, &user),
+        UserCmd::Mfa(MfaCmd::List(user)) => mfa_list(ctx, &user),
+        UserCmd::Mfa(MfaCmd::Reset(user)) => mfa_reset(ctx, &user),
+        UserCmd::SetPassword(user) => set_password(ctx, &user),
+    }
+}
+
+/// A user by username or, failing that, by id.
+fn find(ctx: &Context<'_>, tenant: &Tenant, name: &str) -> Result<User, CliError> {
+    if let Some(user) = ctx.db.user_by_username(&tenant.id, name)? {
+        return Ok(user);
+    }
+    ctx.db
+        .user(&tenant.id, &UserId(name.to_owned()))?
+        .ok_or_else(|| CliError::NotInTenant {
+            what: "user",
+            name: name.to_owned(),
+            tenant: tenant.slug.clone(),
+        })
+}
+
+/// Reads one line (the password) from standard input.
+fn read_password() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(CliError::Stdin)?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
+    if password.is_empty() {
+        return Err(CliError::NoPassword);
+    }
+    Ok(password)
+}
+
+fn create(ctx: &Context<'_>, slug: &str, account: NewAccount, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let password_hash = if account.password_stdin {
+        let normalized = latchkey_core::validate::username(&account.username)?;
+        Some(password_hash(
+            &tenant,
+            &read_password()?,
+            &normalized,
+            account.email.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let user = ctx.db.create_user(
+        &tenant.id,
+        ctx.actor(),
+        &NewUser {
+            username: account.username,
+            email: account.email,
+            display_name: account.display_name,
+            password_hash,
+        },
+    )?;
+    emit(json, &user_json(&user));
+    Ok(())
+}
+
+fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let users = ctx.db.list_users(&tenant.id)?;
+    ctx.audit_read(&tenant.id, "user.list", "users".into(), json!({}))?;
+    if json {
+        print_json(&users.iter().map(user_json).collect());
+    } else {
+        for user in users {
+            println!(
+                "{}\t{}\t{}\t{}",
+                user.id,
+                user.username,
+                user.email.as_deref().unwrap_or("-"),
+                user.status
+            );
+        }
+    }
+    Ok(())
+}
+
+fn show(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    ctx.audit_read(&tenant.id, "user.read", format!("user:{}", user.id), json!({}))?;
+    emit(reference.out.json, &user_json(&user));
+    Ok(())
+}
+
+fn set_status(ctx: &Context<'_>, reference: &UserRef, status: UserStatus) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    let user = ctx
+        .db
+        .set_user_status(&tenant.id, ctx.actor(), &user.id, status)?;
+    emit(reference.out.json, &user_json(&user));
+    Ok(())
+}
+
+fn delete(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    ctx.db.delete_user(&tenant.id, ctx.actor(), &user.id)?;
+    done(
+        reference.out.json,
+        &json!({"deleted": "user", "id": user.id, "username": user.username}),
+        &format!("deleted user {}", user.username),
+    );
+    Ok(())
+}
+
+fn set_password(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    let hash = password_hash(&tenant, &read_password()?, &user.username, user.email.as_deref())?;
+    let user = ctx
+        .db
+        .set_password_hash(&tenant.id, ctx.actor(), &user.id, &hash)?;
+    emit(reference.out.json, &user_json(&user));
+    Ok(())
+}
+
+/// The user's second factors and recovery codes left.
+fn mfa_list(ctx: &Context<'_>, reference: &MfaUser) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.username)?;
+    let totp = ctx.db.totp(&tenant.id, &user.id)?;
+    let factors = json!({
+        "user": user.username,
+        "policy": tenant.policy.mfa_mode(),
+        "totp": totp.map(|factor| json!({
+            "confirmed_at": factor.confirmed_at.map(rfc3339),
+            "last_used_at": factor.last_used_at.map(rfc3339),
+        })),
+        "recovery_codes_left": ctx.db.recovery_codes_left(&tenant.id, &user.id)?,
+    });
+    emit(reference.out.json, &factors);
+    Ok(())
+}
+
+/// For a user who lost their device: every second factor and recovery code goes, and their
+/// sessions end.
+fn mfa_reset(ctx: &Context<'_>, reference: &MfaUser) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.username)?;
+    let removed = ctx.db.reset_mfa(&tenant.id, ctx.actor(), &user.id)?;
+    emit(
+        reference.out.json,
+        &json!({"user": user.username, "removed": removed, "sessions": "ended"}),
+    );
+    Ok(())
+}

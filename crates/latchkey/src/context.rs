@@ -1,0 +1,100 @@
+//! What the operator commands share: the configuration, the open database, who is acting, and
+//! the lookups by the names operators type. Every command opens the database and the key ring
+//! through here, so they all open them the same way.
+
+use crate::error::CliError;
+use latchkey_core::{Clock, NewAuditEvent, OsRng, SystemClock, Tenant, TenantId};
+use latchkey_keys::KeyRing;
+use latchkey_server::Config;
+use latchkey_store::{AuditRepo, DatabaseUrl, Db, PoolOptions, TenantRepo};
+use std::sync::Arc;
+
+/// One command's handles: opened once in `main`, borrowed by the command.
+pub(crate) struct Context<'a> {
+    pub config: &'a Config,
+    pub db: Db,
+    actor: String,
+    clock: SystemClock,
+}
+
+impl<'a> Context<'a> {
+    /// Opens the configured database (two connections: one command at a time) and brings its
+    /// schema up to date.
+    pub fn open(config: &'a Config) -> Result<Self, CliError> {
+        let url = DatabaseUrl::parse(&config.database_url).map_err(CliError::DatabaseUrl)?;
+        let options = PoolOptions {
+            max_size: 2,
+            ..PoolOptions::for_url(&url)
+        };
+        let db = Db::open(&url, &options, Arc::new(SystemClock), Arc::new(OsRng)).map_err(|source| {
+            CliError::DatabaseOpen {
+                url: url.redacted(),
+                source,
+            }
+        })?;
+        db.migrate().map_err(CliError::Migration)?;
+        Ok(Context {
+            config,
+            db,
+            actor: actor(),
+            clock: SystemClock,
+        })
+    }
+
+    /// Who the audit log says acted.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    pub fn tenant(&self, slug: &str) -> Result<Tenant, CliError> {
+        self.db
+            .tenant_by_slug(slug)?
+            .ok_or_else(|| CliError::NoTenant(slug.to_owned()))
+    }
+
+    /// Opens the key ring for the configured database and master key.
+    pub fn ring(&self) -> Result<KeyRing, CliError> {
+        latchkey_server::open_keys(self.config, &self.db, Arc::new(SystemClock)).map_err(CliError::KeyRing)
+    }
+
+    pub fn issuer(&self, slug: &str) -> String {
+        self.config.issuer(slug)
+    }
+
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Reads of personal data by an operator are audit events too.
+    pub fn audit_read(
+        &self,
+        tenant: &TenantId,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+    ) -> Result<(), CliError> {
+        self.db.append_audit(
+            tenant,
+            NewAuditEvent::success(&self.actor, action, target, details),
+        )?;
+        Ok(())
+    }
+}
+
+/// The operating-system user running the CLI, as `cli:NAME` (or `cli:uidN`).
+fn actor() -> String {
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Uid:"))?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some(format!("uid{uid}"))
+        });
+    format!("cli:{}", name.unwrap_or_else(|| "unknown".into()))
+}
