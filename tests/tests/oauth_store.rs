@@ -1,4 +1,5 @@
-//! The OAuth state contract (grants, codes, tokens, consents), run against SQLite and PostgreSQL.
+//! The OAuth state contract (grants, codes, tokens, consents): each scenario is written once
+//! against `&dyn OAuthRepo` and run against SQLite, PostgreSQL and the in-memory store.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -11,6 +12,9 @@ use latchkey_store::{
     TenantRepo, TokenKind, UserRepo,
 };
 
+/// A store under test; `Sync` so concurrent redemptions can share it.
+type Repo<'a> = &'a (dyn OAuthRepo + Sync);
+
 const ACTOR: &str = "test";
 const FAR: i64 = i64::MAX / 2;
 
@@ -20,7 +24,8 @@ struct Fixture {
     client: ClientId,
 }
 
-fn fixture(db: &Db) -> Fixture {
+/// The rows the SQL backends' foreign keys need: a tenant, a user and a client.
+fn sql_fixture(db: &Db) -> Fixture {
     let t = db
         .create_tenant(
             ACTOR,
@@ -70,6 +75,15 @@ fn fixture(db: &Db) -> Fixture {
     Fixture { t, user, client }
 }
 
+/// The in-memory store checks no foreign keys: made-up ids do.
+fn memory_fixture() -> Fixture {
+    Fixture {
+        t: TenantId("10000000-0000-4000-8000-000000000001".into()),
+        user: UserId("20000000-0000-4000-8000-000000000002".into()),
+        client: ClientId("portal".into()),
+    }
+}
+
 fn ev() -> NewAuditEvent {
     NewAuditEvent::success(ACTOR, "oauth.token", "client:x", serde_json::json!({}))
 }
@@ -113,7 +127,7 @@ fn token(f: &Fixture, handle: &str, kind: TokenKind, grant: &str) -> NewToken {
     }
 }
 
-fn issue(db: &Db, f: &Fixture, g: &str, code_hash: &str, session: Option<&str>, scope: &str) {
+fn issue(db: Repo<'_>, f: &Fixture, g: &str, code_hash: &str, session: Option<&str>, scope: &str) {
     db.create_code(&f.t, &grant(f, g, scope, session), &code(code_hash), ev())
         .unwrap();
     let c = db.code(&f.t, code_hash).unwrap().unwrap();
@@ -124,25 +138,24 @@ fn issue(db: &Db, f: &Fixture, g: &str, code_hash: &str, session: Option<&str>, 
     assert_eq!(db.redeem_code(&f.t, &c, &issued, ev()).unwrap(), Spend::Spent);
 }
 
-fn live(db: &Db, f: &Fixture, handle: &str) -> bool {
+fn live(db: Repo<'_>, f: &Fixture, handle: &str) -> bool {
     db.token(&f.t, handle).unwrap().unwrap().is_live(2)
 }
 
-fn a_code_is_spent_once_and_a_replay_revokes_what_it_issued(db: &Db) {
-    let f = fixture(db);
-    issue(db, &f, "g1", "code1", None, "openid offline_access");
+fn a_code_is_spent_once_and_a_replay_revokes_what_it_issued(db: Repo<'_>, f: &Fixture) {
+    issue(db, f, "g1", "code1", None, "openid offline_access");
     let stored = db.code(&f.t, "code1").unwrap().unwrap();
     assert!(stored.used_at.is_some());
     assert_eq!(stored.nonce.as_deref(), Some("n"));
-    assert!(live(db, &f, "g1-at") && live(db, &f, "g1-rt"));
-    let again = db.redeem_code(&f.t, &stored, &[token(&f, "x", TokenKind::Access, "g1")], ev());
+    assert!(live(db, f, "g1-at") && live(db, f, "g1-rt"));
+    let again = db.redeem_code(&f.t, &stored, &[token(f, "x", TokenKind::Access, "g1")], ev());
     assert_eq!(
         again.unwrap(),
         Spend::Replayed {
             grant_id: "g1".into()
         }
     );
-    assert!(!live(db, &f, "g1-at") && !live(db, &f, "g1-rt"));
+    assert!(!live(db, f, "g1-at") && !live(db, f, "g1-rt"));
     assert!(
         db.token(&f.t, "x").unwrap().is_none(),
         "the replay stored nothing"
@@ -153,15 +166,14 @@ fn a_code_is_spent_once_and_a_replay_revokes_what_it_issued(db: &Db) {
     assert!(db.token(&other, "g1-at").unwrap().is_none());
 }
 
-fn concurrent_redemptions_give_exactly_one_success(db: &Db) {
-    let f = fixture(db);
-    db.create_code(&f.t, &grant(&f, "g1", "openid", None), &code("c"), ev())
+fn concurrent_redemptions_give_exactly_one_success(db: Repo<'_>, f: &Fixture) {
+    db.create_code(&f.t, &grant(f, "g1", "openid", None), &code("c"), ev())
         .unwrap();
     let c = db.code(&f.t, "c").unwrap().unwrap();
     let results: Vec<Spend> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
             .map(|i| {
-                let (db, c, f) = (db.clone(), c.clone(), &f);
+                let c = c.clone();
                 s.spawn(move || {
                     db.redeem_code(
                         &f.t,
@@ -178,25 +190,24 @@ fn concurrent_redemptions_give_exactly_one_success(db: &Db) {
     assert_eq!(results.iter().filter(|r| **r == Spend::Spent).count(), 1);
 }
 
-fn refresh_rotation_detects_reuse_and_revokes_the_family(db: &Db) {
-    let f = fixture(db);
-    issue(db, &f, "g1", "c1", None, "openid offline_access");
+fn refresh_rotation_detects_reuse_and_revokes_the_family(db: Repo<'_>, f: &Fixture) {
+    issue(db, f, "g1", "c1", None, "openid offline_access");
     let next = [
-        token(&f, "rt2", TokenKind::Refresh, "g1"),
-        token(&f, "at2", TokenKind::Access, "g1"),
+        token(f, "rt2", TokenKind::Refresh, "g1"),
+        token(f, "at2", TokenKind::Access, "g1"),
     ];
     assert_eq!(
         db.rotate_refresh(&f.t, "g1-rt", "g1", &next, ev()).unwrap(),
         Spend::Spent
     );
-    assert!(live(db, &f, "rt2"));
-    assert!(!live(db, &f, "g1-rt"), "a rotated token is spent");
+    assert!(live(db, f, "rt2"));
+    assert!(!live(db, f, "g1-rt"), "a rotated token is spent");
     let reuse = db
         .rotate_refresh(
             &f.t,
             "g1-rt",
             "g1",
-            &[token(&f, "rt3", TokenKind::Refresh, "g1")],
+            &[token(f, "rt3", TokenKind::Refresh, "g1")],
             ev(),
         )
         .unwrap();
@@ -207,40 +218,38 @@ fn refresh_rotation_detects_reuse_and_revokes_the_family(db: &Db) {
         }
     );
     assert!(
-        !live(db, &f, "rt2") && !live(db, &f, "at2"),
+        !live(db, f, "rt2") && !live(db, f, "at2"),
         "the whole family is revoked"
     );
     assert!(db.token(&f.t, "rt3").unwrap().is_none());
 }
 
-fn revocation_and_session_end_reach_the_right_grants(db: &Db) {
-    let f = fixture(db);
-    issue(db, &f, "online", "c1", Some("sess"), "openid");
-    issue(db, &f, "offline", "c2", Some("sess"), "openid offline_access");
-    issue(db, &f, "elsewhere", "c3", Some("other"), "openid");
+fn revocation_and_session_end_reach_the_right_grants(db: Repo<'_>, f: &Fixture) {
+    issue(db, f, "online", "c1", Some("sess"), "openid");
+    issue(db, f, "offline", "c2", Some("sess"), "openid offline_access");
+    issue(db, f, "elsewhere", "c3", Some("other"), "openid");
     let n = db
         .revoke_grants(&f.t, GrantsOf::Session("sess"), "logout", ev())
         .unwrap();
     assert_eq!(n, 1);
-    assert!(!live(db, &f, "online-rt"));
-    assert!(live(db, &f, "offline-rt"), "offline access outlives the session");
-    assert!(live(db, &f, "elsewhere-rt"));
+    assert!(!live(db, f, "online-rt"));
+    assert!(live(db, f, "offline-rt"), "offline access outlives the session");
+    assert!(live(db, f, "elsewhere-rt"));
     // Revoking an access token leaves the grant; revoking a refresh token takes the grant.
     assert!(db.revoke_token(&f.t, "elsewhere-at", ev()).unwrap());
-    assert!(live(db, &f, "elsewhere-rt"));
+    assert!(live(db, f, "elsewhere-rt"));
     assert!(db.revoke_token(&f.t, "offline-rt", ev()).unwrap());
-    assert!(!live(db, &f, "offline-at"));
+    assert!(!live(db, f, "offline-at"));
     assert!(!db.revoke_token(&f.t, "unknown", ev()).unwrap());
     assert_eq!(
         db.revoke_grants(&f.t, GrantsOf::User(&f.user), "disabled", ev())
             .unwrap(),
         1
     );
-    assert!(!live(db, &f, "elsewhere-rt"));
+    assert!(!live(db, f, "elsewhere-rt"));
 }
 
-fn consents_widen_list_and_revoke_their_grants(db: &Db) {
-    let f = fixture(db);
+fn consents_widen_list_and_revoke_their_grants(db: Repo<'_>, f: &Fixture) {
     assert!(db.consent(&f.t, &f.user, &f.client).unwrap().is_none());
     db.save_consent(&f.t, &f.user, &f.client, "openid").unwrap();
     db.save_consent(&f.t, &f.user, &f.client, "openid offline_access")
@@ -248,22 +257,63 @@ fn consents_widen_list_and_revoke_their_grants(db: &Db) {
     let c = db.consent(&f.t, &f.user, &f.client).unwrap().unwrap();
     assert_eq!(c.scope, "openid offline_access");
     assert_eq!(db.consents(&f.t, &f.user).unwrap().len(), 1);
-    issue(db, &f, "g1", "c1", None, "openid offline_access");
+    issue(db, f, "g1", "c1", None, "openid offline_access");
     assert!(db.revoke_consent(&f.t, &f.user, &f.client).unwrap());
     assert!(db.consent(&f.t, &f.user, &f.client).unwrap().is_none());
     assert!(
-        !live(db, &f, "g1-rt"),
+        !live(db, f, "g1-rt"),
         "withdrawing consent revokes its refresh tokens"
     );
+}
+
+fn purge_removes_only_what_expired_over_a_day_ago(db: Repo<'_>, f: &Fixture) {
+    let old = Grant {
+        expires_at: 1,
+        ..grant(f, "old", "openid", None)
+    };
+    let old_code = NewCode {
+        expires_at: 1,
+        ..code("old-code")
+    };
+    db.create_code(&f.t, &old, &old_code, ev()).unwrap();
+    let c = db.code(&f.t, "old-code").unwrap().unwrap();
+    let old_rt = NewToken {
+        expires_at: 1,
+        ..token(f, "old-rt", TokenKind::Refresh, "old")
+    };
+    assert_eq!(db.redeem_code(&f.t, &c, &[old_rt], ev()).unwrap(), Spend::Spent);
+    issue(db, f, "new", "new-code", None, "openid");
+    assert_eq!(
+        db.purge_expired_oauth().unwrap(),
+        3,
+        "the code, its token and its grant"
+    );
+    assert!(db.code(&f.t, "old-code").unwrap().is_none());
+    assert!(db.token(&f.t, "old-rt").unwrap().is_none());
+    assert!(db.code(&f.t, "new-code").unwrap().is_some());
+    assert!(live(db, f, "new-rt"));
 }
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
-            $( #[test] fn $name() { let t = latchkey_tests::TestDb::sqlite(); super::$name(&t.db); } )*
+            $( #[test] fn $name() {
+                let t = latchkey_tests::TestDb::sqlite();
+                super::$name(&t.db, &super::sql_fixture(&t.db));
+            } )*
         }
         mod postgres {
-            $( #[test] fn $name() { let Some(t) = latchkey_tests::TestDb::postgres() else { return }; super::$name(&t.db); } )*
+            $( #[test] fn $name() {
+                let Some(t) = latchkey_tests::TestDb::postgres() else { return };
+                super::$name(&t.db, &super::sql_fixture(&t.db));
+            } )*
+        }
+        mod memory {
+            $( #[test] fn $name() {
+                let clock = std::sync::Arc::new(latchkey_core::SystemClock);
+                let store = latchkey_oidc::memory::MemoryOAuth::new(clock);
+                super::$name(&store, &super::memory_fixture());
+            } )*
         }
     };
 }
@@ -274,4 +324,5 @@ contract!(
     refresh_rotation_detects_reuse_and_revokes_the_family,
     revocation_and_session_end_reach_the_right_grants,
     consents_widen_list_and_revoke_their_grants,
+    purge_removes_only_what_expired_over_a_day_ago,
 );

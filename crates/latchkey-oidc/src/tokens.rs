@@ -1,8 +1,9 @@
-//! What tokens say: RFC 9068 access-token claims, OIDC Core §2 ID-token claims, `at_hash`.
+//! What tokens say: RFC 9068 access-token claims, OIDC Core §2 ID-token claims, `at_hash`,
+//! the ID token's algorithm, and the `acr` and `sid` values they carry.
 
 use crate::scope;
 use base64::Engine as _;
-use latchkey_core::User;
+use latchkey_core::{Client, User};
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -106,6 +107,27 @@ pub fn at_hash(access_token: &str, alg: latchkey_keys::Alg) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 
+/// The ID-token signing algorithm of a client: its registered `id_token_signed_response_alg`
+/// (OIDC Registration §2), else RS256, which OIDC Core §15.1 requires every provider to offer.
+pub fn id_token_alg(c: &Client) -> latchkey_keys::Alg {
+    c.settings
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(latchkey_keys::Alg::RS256)
+}
+
+/// The `sid` claim of a browser session (OIDC Front-/Back-Channel Logout §2): derived from the
+/// store key, so it names the session without being a credential.
+pub fn sid_of(session_key: &str) -> String {
+    latchkey_core::sha256_hex(format!("latchkey-sid-v1:{session_key}").as_bytes())[..32].to_owned()
+}
+
+/// The `acr` (OIDC Core §2) the authentication methods `amr` satisfy, if any.
+pub fn acr_of(amr: &[String]) -> Option<String> {
+    latchkey_mfa::acr::acr_for(amr).map(str::to_owned)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +197,37 @@ mod tests {
         let c = id_token_claims(&env(), &a, "openid email", None, None, None);
         assert_eq!(c["email"], "a@example.com");
         assert!(c.get("nonce").is_none());
+    }
+
+    #[test]
+    fn id_token_alg_follows_the_client() {
+        let mut c = crate::testing::client(latchkey_core::ClientType::Public);
+        assert_eq!(id_token_alg(&c), latchkey_keys::Alg::RS256);
+        c.settings.id_token_signed_response_alg = Some("ES256".into());
+        assert_eq!(id_token_alg(&c), latchkey_keys::Alg::ES256);
+        c.settings.id_token_signed_response_alg = Some("EdDSA".into());
+        assert_eq!(id_token_alg(&c), latchkey_keys::Alg::EdDSA);
+        c.settings.id_token_signed_response_alg = Some("none".into());
+        assert_eq!(id_token_alg(&c), latchkey_keys::Alg::RS256, "never unsigned");
+    }
+
+    #[test]
+    fn acr_comes_from_amr() {
+        let amr = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        use latchkey_mfa::acr::{MFA, PHR, PWD};
+        assert_eq!(acr_of(&amr(&[])), None);
+        assert_eq!(acr_of(&amr(&["pwd"])).as_deref(), Some(PWD));
+        assert_eq!(acr_of(&amr(&["pwd", "otp", "mfa"])).as_deref(), Some(MFA));
+        assert_eq!(acr_of(&amr(&["hwk", "mfa"])).as_deref(), Some(PHR));
+    }
+
+    #[test]
+    fn sid_names_the_session_without_revealing_its_key() {
+        let sid = sid_of("session-key");
+        assert_eq!(sid.len(), 32);
+        assert!(!sid.contains("session-key"));
+        assert_eq!(sid, sid_of("session-key"));
+        assert_ne!(sid, sid_of("session-key2"));
     }
 
     #[test]

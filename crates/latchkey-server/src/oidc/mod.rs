@@ -16,9 +16,11 @@ pub(crate) use crate::web::errors::{Failure, oauth_json, status_of};
 use crate::web::form::{FormError, parse_form, parse_query};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{Client, ClientId, Tenant, TokenPolicy};
-use latchkey_oidc::OAuthError;
+use latchkey_core::{Client, ClientId, Tenant};
 use latchkey_oidc::authorize::Params;
+pub(crate) use latchkey_oidc::lifetimes::lifetimes;
+pub(crate) use latchkey_oidc::tokens::acr_of;
+use latchkey_oidc::{GrantError, OAuthError};
 use latchkey_store::ClientRepo;
 
 /// The OIDC endpoints, relative to the tenant scope `/t/{tenant}`.
@@ -188,44 +190,19 @@ pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Opt
     Ok(found)
 }
 
-/// Lifetimes for a client: its own settings, else the tenant's.
-#[allow(clippy::struct_field_names)]
-pub(crate) struct Lifetimes {
-    pub access_secs: i64,
-    pub id_secs: i64,
-    pub code_secs: i64,
-    pub refresh_idle_secs: i64,
-    pub refresh_absolute_secs: i64,
-}
-
-pub(crate) fn lifetimes(t: &Tenant, c: &Client) -> Lifetimes {
-    let p: &TokenPolicy = &t.policy.tokens;
-    let s = &c.settings;
-    Lifetimes {
-        access_secs: i64::from(s.access_token_secs.unwrap_or(p.access_token_secs)),
-        id_secs: i64::from(s.id_token_secs.unwrap_or(p.id_token_secs)),
-        code_secs: i64::from(p.code_secs.min(60)),
-        refresh_idle_secs: i64::from(s.refresh_idle_secs.unwrap_or(p.refresh_idle_secs)),
-        refresh_absolute_secs: i64::from(s.refresh_absolute_secs.unwrap_or(p.refresh_absolute_secs)),
+/// A grant's failure: protocol errors go to the client; a store failure is a 503 or 500 as
+/// everywhere, and a signing failure a 500.
+impl From<GrantError> for Failure {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::OAuth(e) | GrantError::Replay(e) => Self::OAuth(e),
+            GrantError::Store(e) => Self::App(e.into()),
+            GrantError::Keys(e) => Self::App(signing_failed(e)),
+        }
     }
 }
 
-/// The ID-token signing algorithm of a client (RS256 unless it registered another).
-pub(crate) fn id_token_alg(c: &Client) -> latchkey_keys::Alg {
-    c.settings
-        .id_token_signed_response_alg
-        .as_deref()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(latchkey_keys::Alg::RS256)
-}
-
-/// The `sid` claim of a browser session: derived from the store key, so it names the session
-/// without being a credential.
-pub(crate) fn sid_of(session_key: &str) -> String {
-    latchkey_core::sha256_hex(format!("latchkey-sid-v1:{session_key}").as_bytes())[..32].to_owned()
-}
-
-/// The `acr` a session's methods satisfy.
-pub(crate) fn acr_of(amr: &[String]) -> Option<String> {
-    latchkey_mfa::acr::acr_for(amr).map(str::to_owned)
+/// A token could not be signed: logged, and a 500 for the client.
+pub(crate) fn signing_failed(e: latchkey_keys::KeyError) -> AppError {
+    AppError::internal("token signing", e)
 }

@@ -2,8 +2,25 @@
 //! so no user scopes; unknown scopes are refused (there is nobody to drop them for); the
 //! `resource` becomes the audience.
 
+use super::issue::mint;
+use super::{Ctx, Issued, Signer};
 use crate::{ErrorCode, OAuthError, scope};
 use latchkey_core::{Client, GrantType};
+use latchkey_keys::KeyError;
+
+/// RFC 6749 §4.4.3: an access token for the client itself, with the scope and audience
+/// `check_client_credentials_grant` granted; no refresh or ID token. It belongs to no grant, so
+/// the caller stores its `rows` (an opaque token's hash; a JWT needs none) with
+/// `OAuthRepo::store_tokens`. Touches no store: with a cached key ring it is CPU work only.
+pub fn issue(
+    signer: &dyn Signer,
+    ctx: &Ctx<'_>,
+    c: &Client,
+    scope: &str,
+    audience: &str,
+) -> Result<Issued, KeyError> {
+    mint(signer, ctx, c, None, (scope, audience), ctx.clock.now_millis())
+}
 
 /// The token's scope and audience.
 pub fn check_client_credentials_grant(
@@ -97,5 +114,50 @@ mod tests {
         let e = check_client_credentials_grant(&client(vec![GrantType::AuthorizationCode]), None, None)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::UnauthorizedClient);
+    }
+
+    #[test]
+    fn client_credentials_scope_is_limited_to_the_client() {
+        use crate::testing::{TestSigner, World, decode};
+        let mut w = World::new();
+        w.client = client(vec![GrantType::ClientCredentials]);
+        let (scope, aud) = check_client_credentials_grant(&w.client, Some("reports.read"), None).unwrap();
+        let issued = issue(&TestSigner, &w.ctx(), &w.client, &scope, &aud).unwrap();
+        let r = &issued.response;
+        assert_eq!(
+            (r.scope.as_deref(), r.refresh_token.as_ref(), r.id_token.as_ref()),
+            (Some("reports.read"), None, None)
+        );
+        let (_, claims) = decode(&r.access_token);
+        assert_eq!(
+            (claims["sub"].as_str(), claims["aud"].as_str()),
+            (Some("svc"), Some("svc"))
+        );
+        assert_eq!(claims["scope"], "reports.read");
+        assert!(issued.rows.is_empty(), "a JWT for a client is not stored");
+        let e = check_client_credentials_grant(&w.client, Some("reports.read admin"), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidScope);
+    }
+
+    #[test]
+    fn opaque_client_credentials_tokens_are_stored_by_hash() {
+        use crate::testing::{TestSigner, World};
+        use latchkey_store::OAuthRepo;
+        let mut w = World::new();
+        w.client = Client {
+            access_token_format: latchkey_core::AccessTokenFormat::Opaque,
+            ..client(vec![GrantType::ClientCredentials])
+        };
+        let issued = issue(&TestSigner, &w.ctx(), &w.client, "reports.read", "https://api/").unwrap();
+        let [row] = issued.rows.as_slice() else {
+            panic!("{:?}", issued.rows)
+        };
+        let token = &issued.response.access_token;
+        assert_eq!(row.handle, latchkey_core::sha256_hex(token.as_bytes()));
+        assert_eq!((row.user_id.as_ref(), row.grant_id.as_ref()), (None, None));
+        w.store.store_tokens(&w.tenant.id, &issued.rows).unwrap();
+        let stored = w.stored(token);
+        assert_eq!(stored.audience.as_deref(), Some("https://api/"));
+        assert_eq!(stored.expires_at, crate::testing::NOW + 600_000);
     }
 }

@@ -1,0 +1,136 @@
+//! Minting the tokens of one token response (RFC 6749 §5.1): the access token (an RFC 9068 JWT
+//! or an opaque value), the ID token when `openid` was granted (OIDC Core §3.1.3.3), and a
+//! refresh token when the grant allows one. Codes, refresh tokens and opaque access tokens are
+//! kept as SHA-256 hashes; a user's JWT access token is kept by its `jti` so it can be revoked.
+
+use super::{Ctx, Signer};
+use crate::lifetimes::lifetimes;
+use crate::scope;
+use crate::tokens::{
+    AT_JWT, Authentication, Envelope, access_token_claims, at_hash, id_token_alg, id_token_claims, sid_of,
+};
+use latchkey_core::{AccessTokenFormat, Client, User, random_token, sha256_hex};
+use latchkey_keys::{Alg, KeyError};
+use latchkey_store::{Grant, NewToken, TokenKind};
+use serde::Serialize;
+
+/// RFC 6749 §5.1 (with OIDC Core §3.1.3.3 `id_token`). Fields in name order, as before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Seconds.
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    pub token_type: &'static str,
+}
+
+/// The tokens of one response and the rows to store for them.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub response: TokenResponse,
+    pub rows: Vec<NewToken>,
+}
+
+/// Who a user token speaks for.
+pub(crate) struct Subject<'a> {
+    pub user: &'a User,
+    pub grant: &'a Grant,
+    pub nonce: Option<&'a str>,
+    /// Milliseconds; `None`: no refresh token.
+    pub refresh_expires_at: Option<i64>,
+}
+
+/// Signs and assembles the tokens of one response at `now_ms`; `who` is `None` for a client
+/// acting for itself. Stores nothing: the caller stores `rows` with the spend they belong to.
+pub(crate) fn mint(
+    signer: &dyn Signer,
+    ctx: &Ctx<'_>,
+    c: &Client,
+    who: Option<&Subject<'_>>,
+    (scope, audience): (&str, &str),
+    now_ms: i64,
+) -> Result<Issued, KeyError> {
+    let life = lifetimes(ctx.tenant, c);
+    let now = now_ms / 1000;
+    let jti = random_token(ctx.rng, 16);
+    let env = Envelope {
+        issuer: ctx.issuer,
+        client_id: c.client_id.as_str(),
+        iat: now,
+        exp: now + life.access_secs,
+        jti: &jti,
+    };
+    let authn = who.map(|w| Authentication {
+        user: w.user,
+        auth_time: w.grant.auth_time / 1000,
+        acr: w.grant.acr.as_deref(),
+        amr: &w.grant.amr,
+    });
+    let sign =
+        |alg: Alg, typ: &str, claims: &serde_json::Value| signer.sign(&ctx.tenant.id, alg, typ, claims);
+    let row = |handle: String, kind: TokenKind, expires_at: i64| NewToken {
+        handle,
+        kind,
+        grant_id: who.map(|w| w.grant.id.clone()),
+        client_id: c.client_id.clone(),
+        user_id: who.map(|w| w.user.id.clone()),
+        scope: scope.to_owned(),
+        audience: Some(audience.to_owned()),
+        expires_at,
+    };
+    let mut rows = Vec::new();
+    let access_token = match c.access_token_format {
+        AccessTokenFormat::Jwt => {
+            let claims = access_token_claims(&env, audience, scope, authn.as_ref());
+            let token = sign(Alg::ES256, AT_JWT, &claims)?;
+            if who.is_some() {
+                rows.push(row(jti.clone(), TokenKind::Access, env.exp * 1000));
+            }
+            token
+        }
+        AccessTokenFormat::Opaque => {
+            let token = random_token(ctx.rng, 32);
+            rows.push(row(
+                sha256_hex(token.as_bytes()),
+                TokenKind::Access,
+                env.exp * 1000,
+            ));
+            token
+        }
+    };
+    let mut id_token = None;
+    if let (Some(w), Some(a)) = (who, authn.as_ref())
+        && scope::contains(scope, scope::OPENID)
+    {
+        let alg = id_token_alg(c);
+        let id_jti = random_token(ctx.rng, 16);
+        let id_env = Envelope {
+            exp: now + life.id_secs,
+            jti: &id_jti,
+            ..env.clone()
+        };
+        let sid = w.grant.session_key.as_deref().map(sid_of);
+        let hash = at_hash(&access_token, alg);
+        let claims = id_token_claims(&id_env, a, scope, w.nonce, sid.as_deref(), Some(&hash));
+        id_token = Some(sign(alg, "JWT", &claims)?);
+    }
+    let refresh_token = who.and_then(|w| w.refresh_expires_at).map(|exp| {
+        let refresh = random_token(ctx.rng, 32);
+        rows.push(row(sha256_hex(refresh.as_bytes()), TokenKind::Refresh, exp));
+        refresh
+    });
+    let response = TokenResponse {
+        access_token,
+        expires_in: life.access_secs,
+        id_token,
+        refresh_token,
+        scope: (!scope.is_empty()).then(|| scope.to_owned()),
+        token_type: "Bearer",
+    };
+    Ok(Issued { response, rows })
+}
