@@ -236,7 +236,7 @@ impl Config {
     }
 
     fn from_raw(raw: Raw, is_terminal: bool) -> Result<Self, ConfigError> {
-        let listen_s = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen_s = raw.listen.clone().unwrap_or_else(|| "127.0.0.1:8080".into());
         let listen = listen_s.parse::<SocketAddr>().map_err(|_| {
             cfg_err(
                 "LATCHKEY_LISTEN",
@@ -248,145 +248,30 @@ impl Config {
             raw.public_url.as_deref().unwrap_or("http://localhost:8080"),
             allow_insecure_http,
         )?;
-        let database_url = raw.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let database_url = raw
+            .database_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         latchkey_store::DatabaseUrl::parse(&database_url)
             .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
-        let session_store = raw.session_store.unwrap_or_else(|| "memory".into());
-        if session_store.starts_with("rediss://") {
-            return Err(cfg_err(
-                "LATCHKEY_SESSION_STORE",
-                "rediss:// (Redis over TLS) is not supported yet; use redis:// on a private network or through a TLS tunnel",
-            ));
-        }
-        if !(session_store == "memory" || session_store.starts_with("redis://")) {
-            return Err(cfg_err(
-                "LATCHKEY_SESSION_STORE",
-                format!("{session_store:?}: expected memory or redis://…"),
-            ));
-        }
-        let log_format = match raw.log_format.as_deref() {
-            None => {
-                if is_terminal {
-                    LogFormat::Pretty
-                } else {
-                    LogFormat::Json
-                }
-            }
-            Some("json") => LogFormat::Json,
-            Some("pretty") => LogFormat::Pretty,
-            Some(other) => {
-                return Err(cfg_err(
-                    "LATCHKEY_LOG_FORMAT",
-                    format!("{other:?}: expected json or pretty"),
-                ));
-            }
-        };
-        let log = raw.log.unwrap_or_else(|| "info".into());
+        let session_store = session_store(raw.session_store.clone())?;
+        let log_format = log_format(raw.log_format.as_deref(), is_terminal)?;
+        let log = raw.log.clone().unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log).map_err(|e| cfg_err("LATCHKEY_LOG", e.to_string()))?;
-        let tls = match (raw.tls_cert, raw.tls_key) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.into(),
-                key: key.into(),
-            }),
-            (Some(_), None) => {
-                return Err(cfg_err(
-                    "LATCHKEY_TLS_KEY",
-                    "LATCHKEY_TLS_CERT is set but the key is not",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(cfg_err(
-                    "LATCHKEY_TLS_CERT",
-                    "LATCHKEY_TLS_KEY is set but the certificate is not",
-                ));
-            }
-        };
-        let trusted_proxies = match raw.trusted_proxies {
+        let tls = tls_files(raw.tls_cert.clone(), raw.tls_key.clone())?;
+        let trusted_proxies = match &raw.trusted_proxies {
             None => Vec::new(),
             Some(StringOrList::One(s)) => parse_cidrs(s.split(',').map(str::trim).filter(|s| !s.is_empty()))?,
             Some(StringOrList::Many(v)) => parse_cidrs(v.iter().map(|s| s.trim()))?,
         };
-        let max_body_bytes = raw.max_body_bytes.unwrap_or(64 * 1024);
-        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
-            return Err(cfg_err(
-                "LATCHKEY_MAX_BODY_BYTES",
-                "must be between 1024 and 16777216",
-            ));
-        }
-        if raw.key_scheduler_secs.is_some_and(|s| !(1..=86_400).contains(&s)) {
-            return Err(cfg_err(
-                "LATCHKEY_KEY_SCHEDULER_SECS",
-                "must be between 1 and 86400",
-            ));
-        }
-        if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
-            return Err(cfg_err("LATCHKEY_WORKERS", "must be between 1 and 512"));
-        }
-        if raw.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
-            return Err(cfg_err(
-                "LATCHKEY_METRICS_TOKEN",
-                "must be at least 16 characters",
-            ));
-        }
-        if raw.mail_poll_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
-            return Err(cfg_err("LATCHKEY_MAIL_POLL_SECS", "must be between 1 and 3600"));
-        }
-        if let Some(smtp) = &raw.smtp_url {
-            check_smtp_url(smtp)?;
-        }
+        check_ranges(&raw)?;
         if let Some(rp) = &raw.webauthn_rp_id {
-            let host = url::Url::parse(&public_url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default();
-            if rp.parse::<std::net::IpAddr>().is_ok() || !(host == *rp || host.ends_with(&format!(".{rp}"))) {
-                return Err(cfg_err(
-                    "LATCHKEY_WEBAUTHN_RP_ID",
-                    format!(
-                        "{rp:?} must be the public URL's host {host:?} or a parent domain of it, not an IP address"
-                    ),
-                ));
-            }
+            check_rp_id(rp, &public_url)?;
         }
-        let mail_from = match raw.mail_from {
-            Some(m) if m.contains('@') && !m.contains(['\r', '\n']) => m,
-            Some(m) => {
-                return Err(cfg_err(
-                    "LATCHKEY_MAIL_FROM",
-                    format!("{m:?} is not an address such as Acme <no-reply@example.com>"),
-                ));
-            }
-            None => format!(
-                "Latchkey <no-reply@{}>",
-                url::Url::parse(&public_url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                    .unwrap_or_else(|| "localhost".into())
-            ),
-        };
-        let geoip_db = match raw.geoip_db {
-            None => Vec::new(),
-            Some(StringOrList::One(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-            Some(StringOrList::Many(v)) => v.into_iter().map(PathBuf::from).collect(),
-        };
-        let log_ip = match raw.log_ip.as_deref().map(str::trim) {
-            None | Some("truncated") => LogIp::Truncated,
-            Some("full") => LogIp::Full,
-            Some(other) => {
-                return Err(cfg_err(
-                    "LATCHKEY_LOG_IP",
-                    format!("{other:?}: expected truncated or full"),
-                ));
-            }
-        };
+        let mail_from = mail_from(raw.mail_from.clone(), &public_url)?;
+        let log_ip = log_ip(raw.log_ip.as_deref())?;
         Ok(Config {
-            geoip_db,
+            geoip_db: geoip_paths(raw.geoip_db),
             risk_denylist: raw.risk_denylist.map(PathBuf::from),
             log_ip,
             listen,
@@ -402,7 +287,7 @@ impl Config {
             metrics_token: raw.metrics_token.map(Secret),
             master_key: raw.master_key.map(Secret),
             key_scheduler_secs: raw.key_scheduler_secs.unwrap_or(60),
-            max_body_bytes,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             workers: raw.workers,
             shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
             smtp_url: raw.smtp_url.map(Secret),
@@ -547,6 +432,150 @@ fn public_url(s: &str, allow_insecure: bool) -> Result<String, ConfigError> {
         }
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `memory` or `redis://…` (Redis over TLS is refused until it is supported).
+fn session_store(value: Option<String>) -> Result<String, ConfigError> {
+    let session_store = value.unwrap_or_else(|| "memory".into());
+    if session_store.starts_with("rediss://") {
+        return Err(cfg_err(
+            "LATCHKEY_SESSION_STORE",
+            "rediss:// (Redis over TLS) is not supported yet; use redis:// on a private network or through a TLS tunnel",
+        ));
+    }
+    if !(session_store == "memory" || session_store.starts_with("redis://")) {
+        return Err(cfg_err(
+            "LATCHKEY_SESSION_STORE",
+            format!("{session_store:?}: expected memory or redis://…"),
+        ));
+    }
+    Ok(session_store)
+}
+
+/// JSON unless unset on a terminal (then pretty).
+fn log_format(value: Option<&str>, is_terminal: bool) -> Result<LogFormat, ConfigError> {
+    match value {
+        None if is_terminal => Ok(LogFormat::Pretty),
+        None | Some("json") => Ok(LogFormat::Json),
+        Some("pretty") => Ok(LogFormat::Pretty),
+        Some(other) => Err(cfg_err(
+            "LATCHKEY_LOG_FORMAT",
+            format!("{other:?}: expected json or pretty"),
+        )),
+    }
+}
+
+/// Native TLS needs both files, or neither.
+fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        })),
+        (Some(_), None) => Err(cfg_err(
+            "LATCHKEY_TLS_KEY",
+            "LATCHKEY_TLS_CERT is set but the key is not",
+        )),
+        (None, Some(_)) => Err(cfg_err(
+            "LATCHKEY_TLS_CERT",
+            "LATCHKEY_TLS_KEY is set but the certificate is not",
+        )),
+    }
+}
+
+/// The numeric settings' bounds, the metrics token's length and the SMTP URL.
+fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
+    if raw
+        .max_body_bytes
+        .is_some_and(|b| !(1024..=16 * 1024 * 1024).contains(&b))
+    {
+        return Err(cfg_err(
+            "LATCHKEY_MAX_BODY_BYTES",
+            "must be between 1024 and 16777216",
+        ));
+    }
+    if raw.key_scheduler_secs.is_some_and(|s| !(1..=86_400).contains(&s)) {
+        return Err(cfg_err(
+            "LATCHKEY_KEY_SCHEDULER_SECS",
+            "must be between 1 and 86400",
+        ));
+    }
+    if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
+        return Err(cfg_err("LATCHKEY_WORKERS", "must be between 1 and 512"));
+    }
+    if raw.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
+        return Err(cfg_err(
+            "LATCHKEY_METRICS_TOKEN",
+            "must be at least 16 characters",
+        ));
+    }
+    if raw.mail_poll_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
+        return Err(cfg_err("LATCHKEY_MAIL_POLL_SECS", "must be between 1 and 3600"));
+    }
+    if let Some(smtp) = &raw.smtp_url {
+        check_smtp_url(smtp)?;
+    }
+    Ok(())
+}
+
+/// The WebAuthn RP ID must be the public URL's host or a parent domain of it (WebAuthn §5.1.4).
+fn check_rp_id(rp: &str, public_url: &str) -> Result<(), ConfigError> {
+    let host = url::Url::parse(public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    if rp.parse::<std::net::IpAddr>().is_ok() || !(host == rp || host.ends_with(&format!(".{rp}"))) {
+        return Err(cfg_err(
+            "LATCHKEY_WEBAUTHN_RP_ID",
+            format!(
+                "{rp:?} must be the public URL's host {host:?} or a parent domain of it, not an IP address"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `From` of every mail: as set (one line, an address), else no-reply at the public host.
+fn mail_from(value: Option<String>, public_url: &str) -> Result<String, ConfigError> {
+    match value {
+        Some(m) if m.contains('@') && !m.contains(['\r', '\n']) => Ok(m),
+        Some(m) => Err(cfg_err(
+            "LATCHKEY_MAIL_FROM",
+            format!("{m:?} is not an address such as Acme <no-reply@example.com>"),
+        )),
+        None => Ok(format!(
+            "Latchkey <no-reply@{}>",
+            url::Url::parse(public_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "localhost".into())
+        )),
+    }
+}
+
+fn geoip_paths(value: Option<StringOrList>) -> Vec<PathBuf> {
+    match value {
+        None => Vec::new(),
+        Some(StringOrList::One(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        Some(StringOrList::Many(v)) => v.into_iter().map(PathBuf::from).collect(),
+    }
+}
+
+fn log_ip(value: Option<&str>) -> Result<LogIp, ConfigError> {
+    match value.map(str::trim) {
+        None | Some("truncated") => Ok(LogIp::Truncated),
+        Some("full") => Ok(LogIp::Full),
+        Some(other) => Err(cfg_err(
+            "LATCHKEY_LOG_IP",
+            format!("{other:?}: expected truncated or full"),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -29,10 +29,10 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, ServiceError> {
 /// `refresh_connection` for connection `id` of tenant `t`, counted in the metrics.
 pub async fn refresh_metadata(
     state: &AppState,
-    t: &latchkey_core::TenantId,
+    tenant: &latchkey_core::TenantId,
     id: &str,
 ) -> Result<(), ServiceError> {
-    let (db, tid, cid) = (state.db.clone(), t.clone(), id.to_owned());
+    let (db, tid, cid) = (state.db.clone(), tenant.clone(), id.to_owned());
     let c = tokio::task::spawn_blocking(move || db.saml_connection(&tid, &cid))
         .await
         .map_err(|e| ServiceError::Task(e.to_string()))??

@@ -27,8 +27,16 @@ struct GeoLocation {
     longitude: Option<f64>,
 }
 
+/// A deny-list line that is neither an address nor a CIDR range.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {entry:?} is not an address or CIDR range")]
+pub struct DenylistError {
+    pub line: usize,
+    pub entry: String,
+}
+
 /// Parses a deny-list: one address or CIDR range per line, `#` starts a comment.
-pub fn parse_denylist(text: &str) -> Result<Vec<IpNet>, String> {
+pub fn parse_denylist(text: &str) -> Result<Vec<IpNet>, DenylistError> {
     text.lines()
         .enumerate()
         .filter_map(|(i, line)| {
@@ -39,7 +47,10 @@ pub fn parse_denylist(text: &str) -> Result<Vec<IpNet>, String> {
             entry
                 .parse::<IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("line {n}: {entry:?} is not an address or CIDR range"))
+                .map_err(|_| DenylistError {
+                    line: n,
+                    entry: entry.to_owned(),
+                })
         })
         .collect()
 }
@@ -66,7 +77,7 @@ impl RiskEngine {
                     message,
                 };
                 let text = std::fs::read_to_string(p).map_err(|e| bad(e.to_string()))?;
-                parse_denylist(&text).map_err(bad)?
+                parse_denylist(&text).map_err(|e| bad(e.to_string()))?
             }
         };
         Ok(Self {
@@ -122,6 +133,6 @@ mod tests {
                 .any(|n| n.contains(&"198.51.100.1".parse::<IpAddr>().unwrap()))
         );
         let err = parse_denylist("10.0.0.0/8\nnot-a-range\n").unwrap_err();
-        assert!(err.contains("line 2"), "{err}");
+        assert_eq!(err.line, 2, "{err}");
     }
 }

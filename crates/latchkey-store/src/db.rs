@@ -172,15 +172,6 @@ impl Db {
         latchkey_core::random_uuid(&*self.rng)
     }
 
-    /// Runs `change` in one transaction together with the audit event it returns.
-    ///
-    /// The tenant's audit head is bumped under a lock, so a tenant's chain is appended strictly
-    /// in order even with several Latchkey nodes; an unknown tenant is `NotFound`. On SQLite the
-    /// bump is the first statement (it takes the write lock at once: no read-to-write upgrade).
-    /// On PostgreSQL it is the last: the head's row lock lasts until COMMIT, and taken first it
-    /// made every audited write of a tenant (each refresh-token rotation) wait for the whole
-    /// transaction before it. The head is always the last lock taken, so lock order stays one
-    /// way.
     /// A write transaction. On SQLite the process's writers first take turns (see `writer`);
     /// `f` must not start another write.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
@@ -192,6 +183,15 @@ impl Db {
         conn.transaction(|c| f(c))
     }
 
+    /// Runs `change` in one transaction together with the audit event it returns.
+    ///
+    /// The tenant's audit head is bumped under a lock, so a tenant's chain is appended strictly
+    /// in order even with several Latchkey nodes; an unknown tenant is `NotFound`. On SQLite the
+    /// bump is the first statement (it takes the write lock at once: no read-to-write upgrade).
+    /// On PostgreSQL it is the last: the head's row lock lasts until COMMIT, and taken first it
+    /// made every audited write of a tenant (each refresh-token rotation) wait for the whole
+    /// transaction before it. The head is always the last lock taken, so lock order stays one
+    /// way.
     pub(crate) fn audited<T>(
         &self,
         tenant: &TenantId,

@@ -5,7 +5,6 @@
 
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::{AppError, Kind};
 use crate::web::tenant::tenant;
 use actix_web::http::header;
@@ -234,13 +233,9 @@ async fn set_status(
     async {
         let (slug, id) = path.into_inner();
         let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let (db, tid, uid, actor) = (
-            state.db.clone(),
-            caller.tenant.id.clone(),
-            UserId(id),
-            caller.actor(),
-        );
-        let user = blocking(move || db.set_user_status(&tid, &actor, &uid, status))
+        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
+        let user = state
+            .store(move |db| db.set_user_status(&tid, &actor, &uid, status))
             .await
             .map_err(|e| {
                 if e.kind == Kind::NotFound {

@@ -7,8 +7,8 @@ use latchkey_core::{NewAuditEvent, Outcome, Tenant};
 use latchkey_store::AuditRepo;
 use serde_json::json;
 
-pub(crate) async fn audit(state: &AppState, t: &Tenant, event: NewAuditEvent) -> Result<(), AppError> {
-    let tid = t.id.clone();
+pub(crate) async fn audit(state: &AppState, tenant: &Tenant, event: NewAuditEvent) -> Result<(), AppError> {
+    let tid = tenant.id.clone();
     state
         .store(move |db| db.append_audit(&tid, event))
         .await

@@ -58,9 +58,9 @@ pub fn check(state: &AppState, req: &HttpRequest, binding: Option<&str>, present
 pub(crate) fn presession(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> (String, Option<actix_web::cookie::Cookie<'static>>) {
-    let name = presession_cookie_name(state, t);
+    let name = presession_cookie_name(state, tenant);
     if let Some(c) = req.cookie(&name).filter(|c| c.value().len() == 43) {
         (c.value().to_owned(), None)
     } else {
@@ -73,11 +73,11 @@ pub(crate) fn presession(
 pub(crate) fn presession_csrf_ok(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     presented: Option<&str>,
 ) -> bool {
     let binding = req
-        .cookie(&presession_cookie_name(state, t))
+        .cookie(&presession_cookie_name(state, tenant))
         .map(|c| c.value().to_owned());
     check(state, req, binding.as_deref(), presented)
 }
@@ -86,14 +86,14 @@ pub(crate) fn presession_csrf_ok(
 pub(crate) fn with_presession<F>(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     status: StatusCode,
     render: F,
 ) -> Result<HttpResponse, AppError>
 where
     F: FnOnce(String) -> Result<String, askama::Error>,
 {
-    let (binding, new_cookie) = presession(state, req, t);
+    let (binding, new_cookie) = presession(state, req, tenant);
     let mut res = html(state, req, status, render(token_for(&binding)))?;
     if let Some(c) = new_cookie {
         res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;

@@ -18,12 +18,12 @@ use serde_json::json;
 pub(crate) async fn any_session(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> Result<Option<(SessionId, Session, User)>, AppError> {
-    let Some((id, s)) = session::current(state, req, t).await? else {
+    let Some((id, s)) = session::current(state, req, tenant).await? else {
         return Ok(None);
     };
-    let (tid, uid) = (t.id.clone(), s.user_id.clone());
+    let (tid, uid) = (tenant.id.clone(), s.user_id.clone());
     Ok(state
         .store(move |db| db.user(&tid, &uid))
         .await?
@@ -32,8 +32,12 @@ pub(crate) async fn any_session(
 }
 
 /// How many second factors the user has: a confirmed authenticator app and each passkey.
-async fn factor_count(state: &AppState, t: &Tenant, user: &latchkey_core::UserId) -> Result<usize, AppError> {
-    let (tid, uid) = (t.id.clone(), user.clone());
+async fn factor_count(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &latchkey_core::UserId,
+) -> Result<usize, AppError> {
+    let (tid, uid) = (tenant.id.clone(), user.clone());
     state
         .store(move |db| {
             let totp = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
@@ -45,71 +49,74 @@ async fn factor_count(state: &AppState, t: &Tenant, user: &latchkey_core::UserId
 /// Whether the user has a second factor.
 pub(crate) async fn has_factor(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &latchkey_core::UserId,
 ) -> Result<bool, AppError> {
-    Ok(factor_count(state, t, user).await? > 0)
+    Ok(factor_count(state, tenant, user).await? > 0)
 }
 
 /// Removing one factor would leave none while the tenant requires MFA (W7).
-pub(crate) async fn is_last_factor(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
-    Ok(t.policy.mfa_mode() == MfaMode::Required && factor_count(state, t, &user.id).await? <= 1)
+pub(crate) async fn is_last_factor(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
+    Ok(tenant.policy.mfa_mode() == MfaMode::Required && factor_count(state, tenant, &user.id).await? <= 1)
 }
 
 /// Whether the user has an authenticator app set up (confirmed).
 pub(crate) async fn has_totp(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &latchkey_core::UserId,
 ) -> Result<bool, AppError> {
-    let (tid, uid) = (t.id.clone(), user.clone());
+    let (tid, uid) = (tenant.id.clone(), user.clone());
     Ok(state
         .store(move |db| db.totp(&tid, &uid))
         .await?
         .is_some_and(|f| f.confirmed_at.is_some()))
 }
 
-fn encode(path: &str) -> String {
-    percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 /// What a session of `user` still owes before it signs anyone in: a verification when the user
 /// has a factor, an enrolment when the tenant requires one and the user has none.
 pub(crate) async fn due_for(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &User,
 ) -> Result<Option<FactorDue>, AppError> {
-    if has_factor(state, t, &user.id).await? {
-        return Ok(Some(FactorDue::Verify));
-    }
-    let must = t.policy.mfa_mode() == MfaMode::Required && can_enrol(t);
-    Ok(must.then_some(FactorDue::Enrol))
+    owed(state, tenant, user, tenant.policy.mfa_mode() == MfaMode::Required).await
 }
 
 /// What a signed-in user must do to reach a stronger context: verify their factor, or enrol
 /// one where the tenant allows it; `None` when nothing stronger is available.
 pub(crate) async fn due_for_step_up(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &User,
 ) -> Result<Option<FactorDue>, AppError> {
-    if has_factor(state, t, &user.id).await? {
+    owed(state, tenant, user, true).await
+}
+
+/// A verification when the user has a factor; else an enrolment when `enrol` asks for one and
+/// the tenant offers a method.
+async fn owed(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    enrol: bool,
+) -> Result<Option<FactorDue>, AppError> {
+    if has_factor(state, tenant, &user.id).await? {
         return Ok(Some(FactorDue::Verify));
     }
-    Ok(can_enrol(t).then_some(FactorDue::Enrol))
+    Ok((enrol && can_enrol(tenant)).then_some(FactorDue::Enrol))
 }
 
 /// The tenant lets users set up some second factor.
-pub(crate) fn can_enrol(t: &Tenant) -> bool {
-    t.policy.allows(MfaMethod::Totp) || t.policy.allows(MfaMethod::Passkey)
+pub(crate) fn can_enrol(tenant: &Tenant) -> bool {
+    tenant.policy.allows(MfaMethod::Totp) || tenant.policy.allows(MfaMethod::Passkey)
 }
 
 /// Where a session owing `due` goes, continuing to `next` afterwards.
-pub(crate) fn page_for(t: &Tenant, due: FactorDue, next: &str) -> String {
+pub(crate) fn page_for(tenant: &Tenant, due: FactorDue, next: &str) -> String {
     match due {
-        FactorDue::Verify => format!("/t/{}/login/second-factor?return_to={}", t.slug, encode(next)),
-        FactorDue::Enrol => format!("/t/{}/account/authenticator?return_to={}", t.slug, encode(next)),
+        FactorDue::Verify => crate::web::urls::second_factor(&tenant.slug, next),
+        FactorDue::Enrol => crate::web::urls::authenticator(&tenant.slug, next),
     }
 }
 
@@ -117,25 +124,25 @@ pub(crate) fn page_for(t: &Tenant, due: FactorDue, next: &str) -> String {
 /// when nothing is owed.
 pub(crate) async fn require_if_due(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &User,
     sid: &SessionId,
     s: &mut Session,
     next: &str,
 ) -> Result<Option<String>, AppError> {
-    let Some(due) = due_for(state, t, user).await? else {
+    let Some(due) = due_for(state, tenant, user).await? else {
         return Ok(None);
     };
     s.factor_due = Some(due);
-    session::save(state, t, sid, s).await?;
-    Ok(Some(page_for(t, due, next)))
+    session::save(state, tenant, sid, s).await?;
+    Ok(Some(page_for(tenant, due, next)))
 }
 
 /// Finishes the sign-in: a new session id carrying the added methods, then on to `next`.
 pub(crate) async fn complete(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     (sid, old): (&SessionId, &Session),
     added: &[&str],
     next: &str,
@@ -146,21 +153,22 @@ pub(crate) async fn complete(
             amr.push((*m).to_owned());
         }
     }
-    let (new_id, mut fresh) = session::start(state, req, t, &old.user_id, amr.clone(), Some(sid)).await?;
+    let (new_id, mut fresh) =
+        session::start(state, req, tenant, &old.user_id, amr.clone(), Some(sid)).await?;
     fresh.must_change_password = old.must_change_password;
-    session::save(state, t, &new_id, &fresh).await?;
+    session::save(state, tenant, &new_id, &fresh).await?;
     let who = format!("user:{}", old.user_id);
     audit(
         state,
-        t,
+        tenant,
         NewAuditEvent::success(&who, "login.second_factor", who.clone(), json!({"amr": amr})),
     )
     .await?;
-    let mut res = redirect_into_session(state, t, next, &new_id)?;
+    let mut res = redirect_into_session(state, tenant, next, &new_id)?;
     // Every factor done: the device, network and place become known for the user.
     add_cookie(
         &mut res,
-        crate::flow::risk::remember(state, req, t, &old.user_id, None).await?,
+        crate::flow::risk::remember(state, req, tenant, &old.user_id, None).await?,
     )?;
     Ok((res, new_id))
 }
@@ -169,11 +177,11 @@ pub(crate) async fn complete(
 pub(crate) async fn complete_json(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     session_now: (&SessionId, &Session),
     added: &[&str],
     next: &str,
 ) -> Result<HttpResponse, AppError> {
-    let (res, _) = complete(state, req, t, session_now, added, next).await?;
+    let (res, _) = complete(state, req, tenant, session_now, added, next).await?;
     json_redirect(&res, &json!({"redirect": next}))
 }

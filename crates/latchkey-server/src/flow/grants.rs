@@ -2,7 +2,7 @@
 //! administrator's reset): every feature that ends sessions revokes the same way.
 
 use crate::state::AppState;
-use crate::web::blocking::blocking;
+use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use latchkey_core::Tenant;
 use latchkey_store::{GrantsOf, OAuthRepo};
@@ -25,11 +25,11 @@ impl Owned {
 /// Revokes grants (and their tokens) with an audit event; returns how many.
 pub(crate) async fn revoke_grants(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     which: Owned,
     reason: &'static str,
 ) -> Result<usize, AppError> {
-    let (db, tid) = (state.db.clone(), t.id.clone());
+    let tid = tenant.id.clone();
     let target = match &which {
         Owned::User(u) => format!("user:{u}"),
         Owned::Session(_) => "session".to_owned(),
@@ -40,7 +40,9 @@ pub(crate) async fn revoke_grants(
         target,
         serde_json::json!({"reason": reason}),
     );
-    let n = blocking(move || db.revoke_grants(&tid, which.as_ref(), reason, ev)).await?;
+    let n = state
+        .store(move |db| db.revoke_grants(&tid, which.as_ref(), reason, ev))
+        .await?;
     if n > 0 {
         state.metrics.oauth("revoke", "grant", reason);
     }

@@ -74,8 +74,8 @@ pub struct Started {
 }
 
 impl Started {
-    pub fn login_url(&self, t: &Tenant) -> String {
-        format!("/t/{}/login?interaction={}", t.slug, self.id)
+    pub fn login_url(&self, tenant: &Tenant) -> String {
+        crate::web::urls::login(&tenant.slug, Some(&format!("interaction={}", self.id)))
     }
 }
 
@@ -84,19 +84,19 @@ fn store_key(id: &str) -> String {
 }
 
 /// The binding cookie's name: one per interaction, so several tabs can sign in at once.
-pub fn cookie_name(state: &AppState, t: &Tenant, id: &str) -> String {
+pub fn cookie_name(state: &AppState, tenant: &Tenant, id: &str) -> String {
     let short = id.get(..12).unwrap_or(id);
-    cookies::host_cookie_name(state, &format!("lk-ia-{}-{short}", t.slug))
+    cookies::host_cookie_name(state, &format!("lk-ia-{}-{short}", tenant.slug))
 }
 
 /// The binding cookie's value this request carries for interaction `id`.
-pub fn binding(state: &AppState, req: &HttpRequest, t: &Tenant, id: &str) -> Option<String> {
-    req.cookie(&cookie_name(state, t, id))
+pub fn binding(state: &AppState, req: &HttpRequest, tenant: &Tenant, id: &str) -> Option<String> {
+    req.cookie(&cookie_name(state, tenant, id))
         .map(|c| c.value().to_owned())
 }
 
 /// Stores a pending interaction and returns its reference and binding cookie.
-pub async fn begin(state: &AppState, t: &Tenant, new: NewInteraction) -> Result<Started> {
+pub async fn begin(state: &AppState, tenant: &Tenant, new: NewInteraction) -> Result<Started> {
     let id = latchkey_core::random_token(&*state.rng, 32);
     let bind = latchkey_core::random_token(&*state.rng, 32);
     let stored = Interaction {
@@ -114,9 +114,9 @@ pub async fn begin(state: &AppState, t: &Tenant, new: NewInteraction) -> Result<
         serde_json::to_vec(&stored).map_err(|e| latchkey_session::SessionError::Corrupt(e.to_string()))?;
     state
         .ephemeral
-        .put_once(&t.id, &store_key(&id), &bytes, TTL)
+        .put_once(&tenant.id, &store_key(&id), &bytes, TTL)
         .await?;
-    let mut cookie = cookies::cookie(state, cookie_name(state, t, &id), bind);
+    let mut cookie = cookies::cookie(state, cookie_name(state, tenant, &id), bind);
     cookie.set_max_age(actix_web::cookie::time::Duration::seconds(TTL.as_secs() as i64));
     Ok(Started { id, cookie })
 }
@@ -132,14 +132,14 @@ fn decode(state: &AppState, bytes: Option<Vec<u8>>, binding: Option<&str>) -> Op
 /// another browser (`binding` is the cookie value this browser presented).
 pub async fn load(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     id: &str,
     binding: Option<&str>,
 ) -> Result<Option<Interaction>> {
     if id.len() != 43 {
         return Ok(None);
     }
-    let bytes = state.ephemeral.peek(&t.id, &store_key(id)).await?;
+    let bytes = state.ephemeral.peek(&tenant.id, &store_key(id)).await?;
     Ok(decode(state, bytes, binding))
 }
 
@@ -147,14 +147,14 @@ pub async fn load(
 /// it. A browser that did not start it gets `None` and leaves it in place.
 pub async fn finish(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     id: &str,
     binding: Option<&str>,
 ) -> Result<Option<Interaction>> {
-    if load(state, t, id, binding).await?.is_none() {
+    if load(state, tenant, id, binding).await?.is_none() {
         return Ok(None);
     }
-    let bytes = state.ephemeral.take(&t.id, &store_key(id)).await?;
+    let bytes = state.ephemeral.take(&tenant.id, &store_key(id)).await?;
     Ok(decode(state, bytes, binding))
 }
 
@@ -163,7 +163,7 @@ pub async fn finish(
 pub(crate) async fn allow_continuation(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     res: &mut HttpResponse,
     return_to: &str,
 ) -> Result<(), AppError> {
@@ -171,8 +171,8 @@ pub(crate) async fn allow_continuation(
         return Ok(());
     };
     let id = id.split('&').next().unwrap_or_default();
-    let binding = binding(state, req, t, id);
-    if let Some(dest) = load(state, t, id, binding.as_deref())
+    let binding = binding(state, req, tenant, id);
+    if let Some(dest) = load(state, tenant, id, binding.as_deref())
         .await?
         .and_then(|i| i.continues_to)
     {

@@ -11,12 +11,17 @@ use latchkey_store::{Channel, MailOutbox};
 pub(crate) async fn queue(
     state: &AppState,
     channel: Channel,
-    t: &TenantId,
+    tenant: &TenantId,
     recipient: &str,
     subject: &str,
     body: String,
 ) -> Result<(), AppError> {
-    let (st, tid, recipient, subject) = (state.clone(), t.clone(), recipient.to_owned(), subject.to_owned());
+    let (st, tid, recipient, subject) = (
+        state.clone(),
+        tenant.clone(),
+        recipient.to_owned(),
+        subject.to_owned(),
+    );
     blocking(move || -> Result<(), AppError> {
         let mail =
             latchkey_services::mail::compose(&st.keys, &*st.rng, channel, &tid, &recipient, &subject, &body)?;

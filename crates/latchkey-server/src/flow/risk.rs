@@ -23,13 +23,13 @@ pub const STUFFING_WINDOW: Duration = Duration::from_secs(10 * 60);
 /// Browsers cap cookie lifetimes at 400 days.
 const DEVICE_COOKIE_SECS: i64 = 400 * 86_400;
 
-fn device_cookie_name(state: &AppState, t: &Tenant) -> String {
-    host_cookie_name(state, &format!("lk-device-{}", t.slug))
+fn device_cookie_name(state: &AppState, tenant: &Tenant) -> String {
+    host_cookie_name(state, &format!("lk-device-{}", tenant.slug))
 }
 
 /// The stored form of a device cookie: a digest bound to the tenant.
-fn device_digest(t: &Tenant, cookie: &str) -> String {
-    latchkey_core::sha256_hex(format!("{}:{cookie}", t.id).as_bytes())
+fn device_digest(tenant: &Tenant, cookie: &str) -> String {
+    latchkey_core::sha256_hex(format!("{}:{cookie}", tenant.id).as_bytes())
 }
 
 fn history_aad<'a>(t: &'a TenantId, user: &'a UserId) -> Aad<'a> {
@@ -46,26 +46,26 @@ fn client_ip(req: &HttpRequest) -> IpAddr {
 }
 
 /// This request as the history sees it.
-fn attempt(state: &AppState, req: &HttpRequest, t: &Tenant) -> Attempt {
+fn attempt(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Attempt {
     let ip = client_ip(req);
     let (asn, location) = state.risk.locate(ip);
     Attempt {
         at: state.clock.now_millis(),
         device: req
-            .cookie(&device_cookie_name(state, t))
-            .map(|c| device_digest(t, c.value())),
+            .cookie(&device_cookie_name(state, tenant))
+            .map(|c| device_digest(tenant, c.value())),
         network: latchkey_risk::network_of(ip),
         asn,
         location,
     }
 }
 
-async fn load_history(state: &AppState, t: &Tenant, user: &UserId) -> Result<History, AppError> {
-    let (keys, tid, uid) = (state.keys.clone(), t.id.clone(), user.clone());
+async fn load_history(state: &AppState, tenant: &Tenant, user: &UserId) -> Result<History, AppError> {
+    let (keys, tid, uid) = (state.keys.clone(), tenant.id.clone(), user.clone());
     let Some(sealed) = state.store(move |db| db.risk_history(&tid, &uid)).await? else {
         return Ok(History::default());
     };
-    let (keys, tid, uid) = (keys, t.id.clone(), user.clone());
+    let (keys, tid, uid) = (keys, tenant.id.clone(), user.clone());
     let opened = blocking(move || {
         Ok::<_, latchkey_store::StoreError>(keys.open_sealed(&tid, history_aad(&tid, &uid), &sealed))
     })
@@ -89,7 +89,7 @@ async fn load_history(state: &AppState, t: &Tenant, user: &UserId) -> Result<His
 pub(crate) async fn note_failure(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     account: &str,
 ) -> Result<(), AppError> {
     let network = latchkey_risk::network_of(client_ip(req));
@@ -97,7 +97,7 @@ pub(crate) async fn note_failure(
     let first = state
         .ephemeral
         .put_once(
-            &t.id,
+            &tenant.id,
             &format!("risk-acct:{network}:{digest}"),
             b"1",
             STUFFING_WINDOW,
@@ -106,7 +106,7 @@ pub(crate) async fn note_failure(
     if first {
         state
             .ephemeral
-            .hit(&t.id, &format!("risk-net:{network}"), STUFFING_WINDOW)
+            .hit(&tenant.id, &format!("risk-net:{network}"), STUFFING_WINDOW)
             .await?;
     }
     Ok(())
@@ -116,12 +116,12 @@ pub(crate) async fn note_failure(
 pub(crate) async fn failed_accounts(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> Result<u32, AppError> {
     let network = latchkey_risk::network_of(client_ip(req));
     let n = state
         .ephemeral
-        .count(&t.id, &format!("risk-net:{network}"))
+        .count(&tenant.id, &format!("risk-net:{network}"))
         .await?;
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
@@ -139,12 +139,12 @@ pub(crate) struct Evaluation {
 pub(crate) async fn evaluate(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &UserId,
     recent_failures: u32,
     accounts_from_network: u32,
 ) -> Result<Evaluation, AppError> {
-    let policy = &t.policy.risk;
+    let policy = &tenant.policy.risk;
     if !policy.enabled {
         return Ok(Evaluation {
             assessment: Assessment {
@@ -155,8 +155,8 @@ pub(crate) async fn evaluate(
             history: None,
         });
     }
-    let a = attempt(state, req, t);
-    let history = load_history(state, t, user).await?;
+    let a = attempt(state, req, tenant);
+    let history = load_history(state, tenant, user).await?;
     let signals = Signals {
         recent_failures,
         accounts_from_network,
@@ -237,38 +237,38 @@ pub(crate) async fn alert(
 pub(crate) async fn remember(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &UserId,
     known: Option<History>,
 ) -> Result<Option<Cookie<'static>>, AppError> {
-    if !t.policy.risk.enabled {
+    if !tenant.policy.risk.enabled {
         return Ok(None);
     }
-    let mut a = attempt(state, req, t);
+    let mut a = attempt(state, req, tenant);
     let mut new_cookie = None;
     if a.device.is_none() {
         let value = latchkey_core::random_token(&*state.rng, 32);
-        a.device = Some(device_digest(t, &value));
-        let mut c = cookie(state, device_cookie_name(state, t), value);
+        a.device = Some(device_digest(tenant, &value));
+        let mut c = cookie(state, device_cookie_name(state, tenant), value);
         c.set_max_age(actix_web::cookie::time::Duration::seconds(DEVICE_COOKIE_SECS));
         new_cookie = Some(c);
     }
     let mut history = match known {
         Some(h) => h,
-        None => load_history(state, t, user).await?,
+        None => load_history(state, tenant, user).await?,
     };
     let new_device = history.sign_ins() > 0 && history.signals(&a).known_device == Some(false);
     history.record(&a);
     let plain = serde_json::to_vec(&history).map_err(|e| AppError::internal("risk history", e))?;
-    let (keys, tid, uid) = (state.keys.clone(), t.id.clone(), user.clone());
+    let (keys, tid, uid) = (state.keys.clone(), tenant.id.clone(), user.clone());
     state
         .store(move |db| -> Result<(), latchkey_keys::KeyError> {
             let sealed = keys.seal(&tid, history_aad(&tid, &uid), &plain)?;
             Ok(db.save_risk_history(&tid, &uid, &sealed)?)
         })
         .await?;
-    if new_device && t.policy.risk.notify_new_device {
-        notify_new_device(state, req, t, user).await?;
+    if new_device && tenant.policy.risk.notify_new_device {
+        notify_new_device(state, req, tenant, user).await?;
     }
     Ok(new_cookie)
 }

@@ -18,9 +18,9 @@ pub fn cookie_name(state: &AppState, tenant: &Tenant) -> String {
     host_cookie_name(state, &format!("lk-session-{}", tenant.slug))
 }
 
-fn ttl(s: &Session, now: i64) -> Duration {
+fn ttl(session: &Session, now: i64) -> Duration {
     Duration::from_millis(
-        u64::try_from(s.idle_deadline.min(s.absolute_deadline) - now)
+        u64::try_from(session.idle_deadline.min(session.absolute_deadline) - now)
             .unwrap_or(1)
             .max(1),
     )
@@ -103,19 +103,25 @@ pub async fn current(
 }
 
 /// Stores a changed session under the same id.
-pub async fn save(state: &AppState, tenant: &Tenant, id: &SessionId, s: &Session) -> Result<()> {
+pub async fn save(state: &AppState, tenant: &Tenant, id: &SessionId, session: &Session) -> Result<()> {
     let now = state.clock.now_millis();
-    state.ephemeral.put_session(&tenant.id, id, s, ttl(s, now)).await
+    state
+        .ephemeral
+        .put_session(&tenant.id, id, session, ttl(session, now))
+        .await
 }
 
 /// A 303 to the sign-in page with a notice that deletes the session cookie.
 pub(crate) fn redirect_signed_out(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     notice: &str,
 ) -> Result<HttpResponse, AppError> {
-    let mut res = see_other(&format!("/t/{}/login?{notice}=1", t.slug));
-    res.add_cookie(&removal(state, cookie_name(state, t)))
+    let mut res = see_other(&crate::web::urls::login(
+        &tenant.slug,
+        Some(&format!("{notice}=1")),
+    ));
+    res.add_cookie(&removal(state, cookie_name(state, tenant)))
         .map_err(|e| AppError::internal("cookie", e))?;
     Ok(res)
 }
@@ -123,14 +129,14 @@ pub(crate) fn redirect_signed_out(
 /// A 303 to `location` that hands the browser its (new) session cookie.
 pub(crate) fn redirect_into_session(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     location: &str,
     id: &latchkey_session::SessionId,
 ) -> Result<HttpResponse, AppError> {
     let mut res = see_other(location);
     res.add_cookie(&cookie(
         state,
-        cookie_name(state, t),
+        cookie_name(state, tenant),
         id.cookie_value().to_owned(),
     ))
     .map_err(|e| AppError::internal("cookie", e))?;
@@ -138,28 +144,28 @@ pub(crate) fn redirect_into_session(
 }
 
 /// The user may sign in and the session is not older than an administrator's reset.
-pub(crate) fn session_valid_for(s: &latchkey_core::Session, u: &User) -> bool {
-    u.status == UserStatus::Active && u.sessions_not_before.is_none_or(|nb| s.created_at >= nb)
+pub(crate) fn session_valid_for(session: &latchkey_core::Session, u: &User) -> bool {
+    u.status == UserStatus::Active && u.sessions_not_before.is_none_or(|nb| session.created_at >= nb)
 }
 
 /// The signed-in user of this tenant, or `None` (expired, signed out, deleted or disabled).
 pub(crate) async fn signed_in(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> Result<Option<(latchkey_session::SessionId, latchkey_core::Session, User)>, AppError> {
-    let Some((id, s)) = current(state, req, t).await? else {
+    let Some((id, s)) = current(state, req, tenant).await? else {
         return Ok(None);
     };
     // Half signed in: the second factor is still due.
     if s.factor_due.is_some() {
         return Ok(None);
     }
-    let (tid, uid) = (t.id.clone(), s.user_id.clone());
+    let (tid, uid) = (tenant.id.clone(), s.user_id.clone());
     match state.store(move |db| db.user(&tid, &uid)).await? {
         Some(u) if session_valid_for(&s, &u) => Ok(Some((id, s, u))),
         _ => {
-            state.ephemeral.delete_session(&t.id, &id).await?;
+            state.ephemeral.delete_session(&tenant.id, &id).await?;
             Ok(None)
         }
     }

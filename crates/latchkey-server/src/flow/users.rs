@@ -8,8 +8,12 @@ use latchkey_mfa::PasswordError;
 use latchkey_store::UserRepo;
 
 /// The user a sign-in name means: a username, else an email address.
-pub(crate) async fn find_user(state: &AppState, t: &Tenant, name: &str) -> Result<Option<User>, AppError> {
-    let (tid, name) = (t.id.clone(), name.to_owned());
+pub(crate) async fn find_user(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<Option<User>, AppError> {
+    let (tid, name) = (tenant.id.clone(), name.to_owned());
     state
         .store(move |db| match db.user_by_username(&tid, &name)? {
             Some(u) => Ok(Some(u)),

@@ -78,8 +78,12 @@ fn when(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn to_login(t: &Tenant) -> HttpResponse {
-    see_other(&format!("/t/{}/login?return_to=/t/{}/account", t.slug, t.slug))
+fn to_login(tenant: &Tenant) -> HttpResponse {
+    let account = crate::web::urls::account(&tenant.slug, None);
+    see_other(&crate::web::urls::login(
+        &tenant.slug,
+        Some(&format!("return_to={account}")),
+    ))
 }
 
 struct View<'a> {
@@ -107,38 +111,106 @@ impl<'a> View<'a> {
 async fn render(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     v: View<'_>,
 ) -> Result<HttpResponse, AppError> {
+    let s = strings(req);
+    let sessions = session_rows(state, tenant, &v).await?;
+    let apps = app_rows(state, s, tenant, v.user).await?;
+    let (totp_on, left, passkeys) = factor_rows(state, tenant, v.user).await?;
+    let display = v
+        .user
+        .display_name
+        .clone()
+        .unwrap_or_else(|| v.user.username.clone());
+    let page = AccountPage {
+        s: strings(req),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: super::logo(tenant),
+        csrf: csrf::token_for(v.id.cookie_value()),
+        display: &display,
+        username: &v.user.username,
+        display_name: v.user.display_name.as_deref().unwrap_or_default(),
+        email: v.user.email.as_deref().unwrap_or_default(),
+        return_to: v.return_to.as_deref().unwrap_or_default(),
+        sessions,
+        apps,
+        passkey_allowed: tenant.policy.allows(latchkey_core::MfaMethod::Passkey),
+        passkeys,
+        totp_allowed: tenant.policy.allows(latchkey_core::MfaMethod::Totp),
+        totp_on,
+        recovery_left: s.recovery_left.replace("{n}", &left.to_string()),
+        error: v.error,
+        notice: v.notice,
+    };
+    let mut res = html(state, req, v.status, page.render())?;
+    // During a required password change the form's answer continues an interaction.
+    if let Some(r) = v.return_to.as_deref() {
+        super::allow_continuation(state, req, tenant, &mut res, r).await?;
+    }
+    Ok(res)
+}
+
+/// The user's live sessions, this one marked.
+async fn session_rows(state: &AppState, tenant: &Tenant, v: &View<'_>) -> Result<Vec<SessionRow>, AppError> {
     let mine = v.id.storage_key();
-    let sessions = state
+    Ok(state
         .ephemeral
-        .list_user_sessions(&t.id, &v.user.id)
+        .list_user_sessions(&tenant.id, &v.user.id)
         .await?
         .into_iter()
-        .map(|(key, s)| SessionRow {
+        .map(|(key, session)| SessionRow {
             current: key == mine,
             key,
-            browser: s.user_agent.unwrap_or_else(|| "?".into()),
-            ip: s.ip.unwrap_or_else(|| "?".into()),
-            last_used: when(s.last_seen),
+            browser: session.user_agent.unwrap_or_else(|| "?".into()),
+            ip: session.ip.unwrap_or_else(|| "?".into()),
+            last_used: when(session.last_seen),
         })
-        .collect();
-    let (tid, uid) = (t.id.clone(), v.user.id.clone());
+        .collect())
+}
+
+/// The applications the user consented to, with their scopes in plain words.
+async fn app_rows(
+    state: &AppState,
+    strings: &Strings,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<Vec<AppRow>, AppError> {
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let consents = state
         .store(move |db| {
             let mut rows = Vec::new();
-            for c in db.consents(&tid, &uid)? {
+            for consent in db.consents(&tid, &uid)? {
                 let name = db
-                    .client(&tid, &c.client_id)?
-                    .map_or_else(|| c.client_id.to_string(), |cl| cl.name);
-                rows.push((c.client_id.to_string(), name, c.scope));
+                    .client(&tid, &consent.client_id)?
+                    .map_or_else(|| consent.client_id.to_string(), |client| client.name);
+                rows.push((consent.client_id.to_string(), name, consent.scope));
             }
             Ok::<_, latchkey_store::StoreError>(rows)
         })
         .await?;
-    let s = strings(req);
-    let (tid, uid) = (t.id.clone(), v.user.id.clone());
+    Ok(consents
+        .into_iter()
+        .map(|(client_id, name, scope)| AppRow {
+            client_id,
+            name,
+            scopes: scope
+                .split(' ')
+                .map(|sc| crate::web::i18n::describe(strings, sc))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        })
+        .collect())
+}
+
+/// Whether an authenticator app is on, the recovery codes left, and the passkeys.
+async fn factor_rows(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<(bool, usize, Vec<PasskeyView>), AppError> {
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let (totp_on, left, keys) = state
         .store(move |db| {
             use latchkey_store::MfaRepo;
@@ -159,59 +231,16 @@ async fn render(
             last_used: k.last_used_at.map(when),
         })
         .collect();
-    let apps = consents
-        .into_iter()
-        .map(|(client_id, name, scope)| AppRow {
-            client_id,
-            name,
-            scopes: scope
-                .split(' ')
-                .map(|sc| crate::web::i18n::describe(s, sc))
-                .collect::<Vec<_>>()
-                .join(" · "),
-        })
-        .collect();
-    let display = v
-        .user
-        .display_name
-        .clone()
-        .unwrap_or_else(|| v.user.username.clone());
-    let page = AccountPage {
-        s: strings(req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: super::logo(t),
-        csrf: csrf::token_for(v.id.cookie_value()),
-        display: &display,
-        username: &v.user.username,
-        display_name: v.user.display_name.as_deref().unwrap_or_default(),
-        email: v.user.email.as_deref().unwrap_or_default(),
-        return_to: v.return_to.as_deref().unwrap_or_default(),
-        sessions,
-        apps,
-        passkey_allowed: t.policy.allows(latchkey_core::MfaMethod::Passkey),
-        passkeys,
-        totp_allowed: t.policy.allows(latchkey_core::MfaMethod::Totp),
-        totp_on,
-        recovery_left: s.recovery_left.replace("{n}", &left.to_string()),
-        error: v.error,
-        notice: v.notice,
-    };
-    let mut res = html(state, req, v.status, page.render())?;
-    // During a required password change the form's answer continues an interaction.
-    if let Some(r) = v.return_to.as_deref() {
-        super::allow_continuation(state, req, t, &mut res, r).await?;
-    }
-    Ok(res)
+    Ok((totp_on, left, passkeys))
 }
 
 pub(super) async fn account(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let Some((id, session, user)) = signed_in(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let Some((id, session, user)) = signed_in(&state, &req, &tenant).await? else {
+        return Ok(to_login(&tenant));
     };
     let q = req.query_string();
     let s = strings(&req);
@@ -228,23 +257,23 @@ pub(super) async fn account(
         id: &id,
         user: &user,
         status: StatusCode::OK,
-        return_to: checked_return_to(&t, super::query_param(&req, "return_to").as_deref()),
+        return_to: checked_return_to(&tenant, super::query_param(&req, "return_to").as_deref()),
         error: None,
         notice,
     };
-    render(&state, &req, &t, view).await
+    render(&state, &req, &tenant, view).await
 }
 
 /// An account form's preamble: the tenant, the signed-in session and user, and the CSRF check
 /// bound to that session. `Ok(Err(redirect))` sends someone not signed in to the sign-in page.
 pub(super) async fn account_form(
     req: &HttpRequest,
-    t: Tenant,
+    tenant: Tenant,
     state: &AppState,
     form: &FormParams,
 ) -> Result<Result<(Tenant, SessionId, User), HttpResponse>, AppError> {
-    let Some((id, _, user)) = signed_in(state, req, &t).await? else {
-        return Ok(Err(to_login(&t)));
+    let Some((id, _, user)) = signed_in(state, req, &tenant).await? else {
+        return Ok(Err(to_login(&tenant)));
     };
     if !csrf::check(state, req, Some(id.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(
@@ -252,7 +281,7 @@ pub(super) async fn account_form(
             strings(req).form_expired,
         ));
     }
-    Ok(Ok((t, id, user)))
+    Ok(Ok((tenant, id, user)))
 }
 
 /// Changes the password (the current one is required, the policy applies), signs out every
@@ -313,18 +342,18 @@ pub(super) async fn change_password(
         .await?;
     state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     let (new_id, _) = session::start(&state, &req, &t, &user.id, vec!["pwd".into()], None).await?;
-    let next = return_to.unwrap_or_else(|| format!("/t/{}/account?changed=1", t.slug));
+    let next = return_to.unwrap_or_else(|| crate::web::urls::account(&t.slug, Some("changed=1")));
     redirect_into_session(&state, &t, &next, &new_id)
 }
 
 /// Saves the display name and email (both optional; the email stays unique in the tenant).
 pub(super) async fn update_profile(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, id, user) = match account_form(&req, t, &state, &form).await? {
+    let (tenant, id, user) = match account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -338,13 +367,13 @@ pub(super) async fn update_profile(
     // An address in a domain a SAML connection claims belongs to that IdP: nobody may put it on
     // their own account (where a trusted connection could later link to it).
     if let Some(e) = email.as_deref().filter(|e| Some(*e) != user.email.as_deref())
-        && crate::flow::realm::for_email(&state, &t, e).await?.is_some()
+        && crate::flow::realm::for_email(&state, &tenant, e).await?.is_some()
     {
         let message = "Addresses in this domain are managed by your organisation's sign-in.".to_owned();
         return render(
             &state,
             &req,
-            &t,
+            &tenant,
             View::error(&id, &user, StatusCode::UNPROCESSABLE_ENTITY, message),
         )
         .await;
@@ -355,7 +384,7 @@ pub(super) async fn update_profile(
     };
     let (db, tid, uid, actor) = (
         state.db.clone(),
-        t.id.clone(),
+        tenant.id.clone(),
         user.id.clone(),
         format!("user:{}", user.id),
     );
@@ -363,22 +392,27 @@ pub(super) async fn update_profile(
         .await
         .map_err(|e| AppError::internal("blocking task", e))?;
     let (status, message) = match outcome {
-        Ok(_) => return Ok(see_other(&format!("/t/{}/account?saved=1", t.slug))),
+        Ok(_) => {
+            return Ok(see_other(&crate::web::urls::account(
+                &tenant.slug,
+                Some("saved=1"),
+            )));
+        }
         Err(latchkey_store::StoreError::Invalid(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e.message),
         Err(latchkey_store::StoreError::Conflict(m)) => (StatusCode::CONFLICT, m),
         Err(e) => return Err(e.into()),
     };
-    render(&state, &req, &t, View::error(&id, &user, status, message)).await
+    render(&state, &req, &tenant, View::error(&id, &user, status, message)).await
 }
 
 /// Signs out one of the user's other sessions, named by its storage key.
 pub(super) async fn revoke_session(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -386,14 +420,14 @@ pub(super) async fn revoke_session(
     // Only a session of this user: the key must be among the user's own.
     let owned = state
         .ephemeral
-        .list_user_sessions(&t.id, &user.id)
+        .list_user_sessions(&tenant.id, &user.id)
         .await?
         .into_iter()
         .any(|(k, _)| k == key);
-    if owned && state.ephemeral.delete_session_by_key(&t.id, key).await? {
+    if owned && state.ephemeral.delete_session_by_key(&tenant.id, key).await? {
         crate::flow::grants::revoke_grants(
             &state,
-            &t,
+            &tenant,
             crate::flow::grants::Owned::Session(key.to_owned()),
             "session_revoked",
         )
@@ -405,27 +439,27 @@ pub(super) async fn revoke_session(
             who.clone(),
             json!({"session": &key[..16]}),
         );
-        audit(&state, &t, event).await?;
+        audit(&state, &tenant, event).await?;
     }
-    Ok(see_other(&format!("/t/{}/account", t.slug)))
+    Ok(see_other(&crate::web::urls::account(&tenant.slug, None)))
 }
 
 /// "Sign out everywhere": every session of the user, this one included.
 pub(super) async fn revoke_all_sessions(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
-    let n = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
+    let n = state.ephemeral.delete_user_sessions(&tenant.id, &user.id).await?;
     // Everywhere includes the applications' refresh tokens, offline ones too.
     crate::flow::grants::revoke_grants(
         &state,
-        &t,
+        &tenant,
         crate::flow::grants::Owned::User(user.id.clone()),
         "signed_out_everywhere",
     )
@@ -433,31 +467,31 @@ pub(super) async fn revoke_all_sessions(
     let who = format!("user:{}", user.id);
     audit(
         &state,
-        &t,
+        &tenant,
         NewAuditEvent::success(&who, "session.revoke_all", who.clone(), json!({"sessions": n})),
     )
     .await?;
-    redirect_signed_out(&state, &t, "signed_out")
+    redirect_signed_out(&state, &tenant, "signed_out")
 }
 
 /// Withdraws the consent given to an application; its refresh tokens die with it.
 pub(super) async fn revoke_app(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
     let client = latchkey_core::ClientId(form.get("client_id").unwrap_or_default().to_owned());
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     if state
         .store(move |db| db.revoke_consent(&tid, &uid, &client))
         .await?
     {
         state.metrics.oauth("consent", "revoke", "ok");
     }
-    Ok(see_other(&format!("/t/{}/account", t.slug)))
+    Ok(see_other(&crate::web::urls::account(&tenant.slug, None)))
 }

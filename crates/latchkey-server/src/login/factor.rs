@@ -9,7 +9,6 @@ use super::{AppError, Strings, audit, checked_return_to, csrf, html, see_other, 
 use crate::flow::factor::{any_session, can_enrol, complete, has_factor, has_totp, is_last_factor};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::Kind;
 use crate::web::form::FormParams;
 use crate::web::tenant::InTenant;
@@ -38,24 +37,24 @@ fn seed_aad<'a>(t: &'a Tenant, user: &'a User) -> Aad<'a> {
     }
 }
 
-fn query_return_to(req: &HttpRequest, t: &Tenant) -> String {
-    checked_return_to(t, super::query_param(req, "return_to").as_deref())
-        .unwrap_or_else(|| format!("/t/{}/account", t.slug))
+fn query_return_to(req: &HttpRequest, tenant: &Tenant) -> String {
+    checked_return_to(tenant, super::query_param(req, "return_to").as_deref())
+        .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None))
 }
 
 /// Counts a wrong code; true when the user has used up their attempts.
-async fn too_many(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+async fn too_many(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
     let hit = state
         .ephemeral
-        .hit(&t.id, &format!("mfa-fail:{}", user.id), WINDOW)
+        .hit(&tenant.id, &format!("mfa-fail:{}", user.id), WINDOW)
         .await?;
     Ok(hit.count > ATTEMPTS)
 }
 
-async fn blocked(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppError> {
+async fn blocked(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
     Ok(state
         .ephemeral
-        .count(&t.id, &format!("mfa-fail:{}", user.id))
+        .count(&tenant.id, &format!("mfa-fail:{}", user.id))
         .await?
         >= ATTEMPTS)
 }
@@ -64,20 +63,20 @@ async fn blocked(state: &AppState, t: &Tenant, user: &User) -> Result<bool, AppE
 /// for a wrong or replayed code.
 async fn check_code(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &User,
     seed: &[u8],
     code: &str,
-    s: &'static Strings,
+    strings: &'static Strings,
 ) -> Result<Result<(), &'static str>, AppError> {
     let now = u64::try_from(state.clock.now_millis() / 1000).unwrap_or_default();
     let Some(step) = totp::verify(seed, code, now) else {
-        return Ok(Err(s.bad_code));
+        return Ok(Err(strings.bad_code));
     };
     let key = format!("totp-step:{}:{step}", user.id);
     let ttl = Duration::from_secs(totp::STEP_SECS * (2 * totp::SKEW + 2));
-    if !state.ephemeral.put_once(&t.id, &key, b"1", ttl).await? {
-        return Ok(Err(s.code_reused));
+    if !state.ephemeral.put_once(&tenant.id, &key, b"1", ttl).await? {
+        return Ok(Err(strings.code_reused));
     }
     Ok(Ok(()))
 }
@@ -98,51 +97,51 @@ struct SecondFactorPage<'a> {
 async fn second_factor_html(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     (sid, user): (&SessionId, &User),
     return_to: &str,
     status: StatusCode,
     error: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let has_passkeys = !state.store(move |db| db.passkeys(&tid, &uid)).await?.is_empty();
     let page = SecondFactorPage {
         s: strings(req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: super::logo(t),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: super::logo(tenant),
         csrf: csrf::token_for(sid.cookie_value()),
         return_to,
         error,
         has_passkeys,
     };
     let mut res = html(state, req, status, page.render())?;
-    super::allow_continuation(state, req, t, &mut res, return_to).await?;
+    super::allow_continuation(state, req, tenant, &mut res, return_to).await?;
     Ok(res)
 }
 
-fn to_login(t: &Tenant) -> HttpResponse {
-    see_other(&format!("/t/{}/login", t.slug))
+fn to_login(tenant: &Tenant) -> HttpResponse {
+    see_other(&crate::web::urls::login(&tenant.slug, None))
 }
 
 /// GET `/t/{tenant}/login/second-factor`.
 pub(super) async fn second_factor_page(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let Some((sid, s, user)) = any_session(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let Some((sid, s, user)) = any_session(&state, &req, &tenant).await? else {
+        return Ok(to_login(&tenant));
     };
     if s.factor_due != Some(FactorDue::Verify) {
-        return Ok(to_login(&t));
+        return Ok(to_login(&tenant));
     }
     second_factor_html(
         &state,
         &req,
-        &t,
+        &tenant,
         (&sid, &user),
-        &query_return_to(&req, &t),
+        &query_return_to(&req, &tenant),
         StatusCode::OK,
         None,
     )
@@ -152,55 +151,55 @@ pub(super) async fn second_factor_page(
 /// POST `/t/{tenant}/login/second-factor`: a code from the app, or a recovery code.
 pub(super) async fn second_factor_submit(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((sid, session_now, user)) = any_session(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let Some((sid, session_now, user)) = any_session(&state, &req, &tenant).await? else {
+        return Ok(to_login(&tenant));
     };
     if session_now.factor_due != Some(FactorDue::Verify) {
-        return Ok(to_login(&t));
+        return Ok(to_login(&tenant));
     }
     if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired));
     }
     let s = strings(&req);
-    let next =
-        checked_return_to(&t, form.get("return_to")).unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    let next = checked_return_to(&tenant, form.get("return_to"))
+        .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None));
     let again = async |status, msg: &str| {
-        second_factor_html(&state, &req, &t, (&sid, &user), &next, status, Some(msg)).await
+        second_factor_html(&state, &req, &tenant, (&sid, &user), &next, status, Some(msg)).await
     };
-    if blocked(&state, &t, &user).await? {
+    if blocked(&state, &tenant, &user).await? {
         let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
         return again(StatusCode::TOO_MANY_REQUESTS, &msg).await;
     }
     if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
-        let (db, tid, uid, hash) = (
-            state.db.clone(),
-            t.id.clone(),
-            user.id.clone(),
-            recovery::hash(code),
-        );
-        if !blocking(move || db.use_recovery_code(&tid, &uid, &hash)).await? {
-            too_many(&state, &t, &user).await?;
+        let (tid, uid, hash) = (tenant.id.clone(), user.id.clone(), recovery::hash(code));
+        if !state
+            .store(move |db| db.use_recovery_code(&tid, &uid, &hash))
+            .await?
+        {
+            too_many(&state, &tenant, &user).await?;
             return again(StatusCode::UNAUTHORIZED, s.bad_recovery).await;
         }
-        notify_recovery_use(&state, &t, &user, s).await?;
-        return Ok(complete(&state, &req, &t, (&sid, &session_now), &["mfa"], &next)
-            .await?
-            .0);
+        notify_recovery_use(&state, &tenant, &user, s).await?;
+        return Ok(
+            complete(&state, &req, &tenant, (&sid, &session_now), &["mfa"], &next)
+                .await?
+                .0,
+        );
     }
     let code = form.get("code").unwrap_or_default();
-    let Some(seed) = confirmed_seed(&state, &t, &user).await? else {
-        return Ok(to_login(&t));
+    let Some(seed) = confirmed_seed(&state, &tenant, &user).await? else {
+        return Ok(to_login(&tenant));
     };
-    if let Err(msg) = check_code(&state, &t, &user, &seed, code, s).await? {
-        too_many(&state, &t, &user).await?;
+    if let Err(msg) = check_code(&state, &tenant, &user, &seed, code, s).await? {
+        too_many(&state, &tenant, &user).await?;
         let who = format!("user:{}", user.id);
         audit(
             &state,
-            &t,
+            &tenant,
             NewAuditEvent::failure(
                 &who,
                 "login.second_factor",
@@ -211,23 +210,28 @@ pub(super) async fn second_factor_submit(
         .await?;
         return again(StatusCode::UNAUTHORIZED, msg).await;
     }
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state.store(move |db| db.totp_used(&tid, &uid)).await?;
-    Ok(
-        complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next)
-            .await?
-            .0,
+    Ok(complete(
+        &state,
+        &req,
+        &tenant,
+        (&sid, &session_now),
+        &["otp", "mfa"],
+        &next,
     )
+    .await?
+    .0)
 }
 
 /// The seed of the user's confirmed app (or, with `pending`, of the enrolment under way).
 async fn seed(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: &User,
     confirmed: bool,
 ) -> Result<Option<Vec<u8>>, AppError> {
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let Some(stored) = state.store(move |db| db.totp(&tid, &uid)).await? else {
         return Ok(None);
     };
@@ -236,27 +240,32 @@ async fn seed(
     }
     let seed = state
         .keys
-        .open_sealed(&t.id, seed_aad(t, user), &stored.seed_sealed)
+        .open_sealed(&tenant.id, seed_aad(tenant, user), &stored.seed_sealed)
         .map_err(|e| AppError::internal("opening a TOTP seed", e))?;
     Ok(Some(seed))
 }
 
-async fn confirmed_seed(state: &AppState, t: &Tenant, user: &User) -> Result<Option<Vec<u8>>, AppError> {
-    seed(state, t, user, true).await
+async fn confirmed_seed(state: &AppState, tenant: &Tenant, user: &User) -> Result<Option<Vec<u8>>, AppError> {
+    seed(state, tenant, user, true).await
 }
 
 /// Tells the user by mail that a recovery code was used (when they have an address).
-async fn notify_recovery_use(state: &AppState, t: &Tenant, user: &User, s: &Strings) -> Result<(), AppError> {
+async fn notify_recovery_use(
+    state: &AppState,
+    t: &Tenant,
+    user: &User,
+    strings: &Strings,
+) -> Result<(), AppError> {
     let Some(to) = user.email.clone() else {
         return Ok(());
     };
-    let body = s.mail_recovery_body.replace("{tenant}", &t.display_name);
+    let body = strings.mail_recovery_body.replace("{tenant}", &t.display_name);
     crate::flow::notify::queue(
         state,
         latchkey_store::Channel::Mail,
         &t.id,
         &to,
-        s.mail_recovery_subject,
+        strings.mail_recovery_subject,
         body,
     )
     .await
@@ -293,9 +302,9 @@ struct RecoveryCodesPage<'a> {
 pub(crate) async fn enrolling(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> Result<Option<(SessionId, Session, User)>, AppError> {
-    Ok(any_session(state, req, t)
+    Ok(any_session(state, req, tenant)
         .await?
         .filter(|(_, s, _)| matches!(s.factor_due, None | Some(FactorDue::Enrol))))
 }
@@ -304,7 +313,7 @@ pub(crate) async fn enrolling(
 fn authenticator_html(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     (sid, s, user): (&SessionId, &Session, &User),
     seed: Option<&[u8]>,
     return_to: &str,
@@ -314,7 +323,7 @@ fn authenticator_html(
     let account = user.email.as_deref().unwrap_or(&user.username);
     let (qr, secret) = match seed {
         Some(seed) => {
-            let uri = totp::otpauth_uri(&t.display_name, account, seed);
+            let uri = totp::otpauth_uri(&tenant.display_name, account, seed);
             let svg = totp::qr_svg(&uri).ok_or_else(|| AppError::internal("QR code", "URI too long"))?;
             (
                 Some(format!(
@@ -328,13 +337,13 @@ fn authenticator_html(
     };
     let page = AuthenticatorPage {
         s: strings(req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: super::logo(t),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: super::logo(tenant),
         csrf: csrf::token_for(sid.cookie_value()),
         return_to,
         required: s.factor_due == Some(FactorDue::Enrol),
-        passkey_allowed: t.policy.allows(MfaMethod::Passkey),
+        passkey_allowed: tenant.policy.allows(MfaMethod::Passkey),
         qr,
         secret,
         error,
@@ -345,43 +354,43 @@ fn authenticator_html(
 /// GET `/t/{tenant}/account/authenticator`: the QR code and key of a new (or pending) app.
 pub(super) async fn authenticator_page(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let Some((sid, s, user)) = enrolling(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let Some((sid, s, user)) = enrolling(&state, &req, &tenant).await? else {
+        return Ok(to_login(&tenant));
     };
-    if !can_enrol(&t) {
+    if !can_enrol(&tenant) {
         return Err(AppError::new(
             Kind::Forbidden,
             "Second factors are not enabled here.",
         ));
     }
-    let totp_open = t.policy.allows(MfaMethod::Totp) && !has_totp(&state, &t, &user.id).await?;
+    let totp_open = tenant.policy.allows(MfaMethod::Totp) && !has_totp(&state, &tenant, &user.id).await?;
     if !totp_open && s.factor_due != Some(FactorDue::Enrol) {
-        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+        return Ok(see_other(&crate::web::urls::account(&tenant.slug, None)));
     }
     // Reloading shows the same key, so an app that already scanned it keeps working.
-    let seed = match seed(&state, &t, &user, false).await? {
+    let seed = match seed(&state, &tenant, &user, false).await? {
         Some(seed) => Some(seed),
         None if totp_open => {
             let mut fresh = vec![0u8; totp::SEED_BYTES];
             state.rng.fill(&mut fresh);
             let sealed = state
                 .keys
-                .seal(&t.id, seed_aad(&t, &user), &fresh)
+                .seal(&tenant.id, seed_aad(&tenant, &user), &fresh)
                 .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
-            let (tid, uid) = (t.id.clone(), user.id.clone());
+            let (tid, uid) = (tenant.id.clone(), user.id.clone());
             state.store(move |db| db.begin_totp(&tid, &uid, &sealed)).await?;
             Some(fresh)
         }
         None => None,
     };
-    let return_to = query_return_to(&req, &t);
+    let return_to = query_return_to(&req, &tenant);
     authenticator_html(
         &state,
         &req,
-        &t,
+        &tenant,
         (&sid, &s, &user),
         seed.as_deref(),
         &return_to,
@@ -393,27 +402,27 @@ pub(super) async fn authenticator_page(
 /// POST `/t/{tenant}/account/authenticator`: the first code confirms the app.
 pub(super) async fn authenticator_submit(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let Some((sid, session_now, user)) = enrolling(&state, &req, &t).await? else {
-        return Ok(to_login(&t));
+    let Some((sid, session_now, user)) = enrolling(&state, &req, &tenant).await? else {
+        return Ok(to_login(&tenant));
     };
     if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired));
     }
     let s = strings(&req);
-    let next =
-        checked_return_to(&t, form.get("return_to")).unwrap_or_else(|| format!("/t/{}/account", t.slug));
-    let Some(seed) = seed(&state, &t, &user, false).await? else {
-        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+    let next = checked_return_to(&tenant, form.get("return_to"))
+        .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None));
+    let Some(seed) = seed(&state, &tenant, &user, false).await? else {
+        return Ok(see_other(&crate::web::urls::account(&tenant.slug, None)));
     };
     let fail = |status, msg| {
         authenticator_html(
             &state,
             &req,
-            &t,
+            &tenant,
             (&sid, &session_now, &user),
             Some(&seed),
             &next,
@@ -421,29 +430,46 @@ pub(super) async fn authenticator_submit(
             Some(msg),
         )
     };
-    if blocked(&state, &t, &user).await? {
+    if blocked(&state, &tenant, &user).await? {
         let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
         return fail(StatusCode::TOO_MANY_REQUESTS, &msg);
     }
-    if let Err(msg) = check_code(&state, &t, &user, &seed, form.get("code").unwrap_or_default(), s).await? {
-        too_many(&state, &t, &user).await?;
+    if let Err(msg) = check_code(
+        &state,
+        &tenant,
+        &user,
+        &seed,
+        form.get("code").unwrap_or_default(),
+        s,
+    )
+    .await?
+    {
+        too_many(&state, &tenant, &user).await?;
         return fail(StatusCode::UNAUTHORIZED, msg);
     }
     // The first factor brings the recovery codes; a second one keeps those the user has.
-    let first = !has_factor(&state, &t, &user.id).await?;
+    let first = !has_factor(&state, &tenant, &user.id).await?;
     let codes = if first {
         recovery::generate(&*state.rng)
     } else {
         Vec::new()
     };
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state
         .store(move |db| db.confirm_totp(&tid, &uid, &hashes))
         .await?;
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     let cookie = if session_now.factor_due == Some(FactorDue::Enrol) {
-        let (_, new_id) = complete(&state, &req, &t, (&sid, &session_now), &["otp", "mfa"], &next).await?;
+        let (_, new_id) = complete(
+            &state,
+            &req,
+            &tenant,
+            (&sid, &session_now),
+            &["otp", "mfa"],
+            &next,
+        )
+        .await?;
         Some(new_id)
     } else {
         None
@@ -451,12 +477,12 @@ pub(super) async fn authenticator_submit(
     let mut res = if codes.is_empty() {
         see_other(&next)
     } else {
-        codes_page(&state, &req, &t, codes, &next)?
+        codes_page(&state, &req, &tenant, codes, &next)?
     };
     if let Some(id) = cookie {
         res.add_cookie(&crate::web::cookies::cookie(
             &state,
-            session::cookie_name(&state, &t),
+            session::cookie_name(&state, &tenant),
             id.cookie_value().to_owned(),
         ))
         .map_err(|e| AppError::internal("cookie", e))?;
@@ -467,15 +493,15 @@ pub(super) async fn authenticator_submit(
 fn codes_page(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     codes: Vec<String>,
     next: &str,
 ) -> Result<HttpResponse, AppError> {
     let page = RecoveryCodesPage {
         s: strings(req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: super::logo(t),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: super::logo(tenant),
         codes,
         next,
     };
@@ -485,43 +511,52 @@ fn codes_page(
 /// POST `/t/{tenant}/account/authenticator/remove`.
 pub(super) async fn remove_authenticator(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match super::account::account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
     // W7: the only factor stays while the policy requires one.
-    if is_last_factor(&state, &t, &user).await? {
-        return Ok(see_other(&format!("/t/{}/account?mfa=required", t.slug)));
+    if is_last_factor(&state, &tenant, &user).await? {
+        return Ok(see_other(&crate::web::urls::account(
+            &tenant.slug,
+            Some("mfa=required"),
+        )));
     }
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let who = format!("user:{}", user.id);
     state.store(move |db| db.remove_totp(&tid, &who, &uid)).await?;
-    Ok(see_other(&format!("/t/{}/account", t.slug)))
+    Ok(see_other(&crate::web::urls::account(&tenant.slug, None)))
 }
 
 /// POST `/t/{tenant}/account/recovery-codes`: ten new codes, the old ones void.
 pub(super) async fn regenerate_codes(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match super::account::account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
-    if !has_factor(&state, &t, &user.id).await? {
-        return Ok(see_other(&format!("/t/{}/account", t.slug)));
+    if !has_factor(&state, &tenant, &user.id).await? {
+        return Ok(see_other(&crate::web::urls::account(&tenant.slug, None)));
     }
     let codes = recovery::generate(&*state.rng);
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state
         .store(move |db| db.replace_recovery_codes(&tid, &uid, &hashes))
         .await?;
-    codes_page(&state, &req, &t, codes, &format!("/t/{}/account", t.slug))
+    codes_page(
+        &state,
+        &req,
+        &tenant,
+        codes,
+        &crate::web::urls::account(&tenant.slug, None),
+    )
 }

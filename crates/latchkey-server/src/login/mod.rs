@@ -18,7 +18,7 @@ use crate::flow::session::{self, redirect_into_session, redirect_signed_out, sig
 use crate::flow::throttle;
 use crate::flow::users::{find_user, hashing_error};
 use crate::state::AppState;
-use crate::web::blocking::blocking;
+use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use crate::web::i18n::{self, Strings};
 use crate::web::respond::{
@@ -98,26 +98,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 /// a remembered password), in the reader's language; `None` when it can.
 async fn new_password_problem(
     state: &AppState,
-    s: &Strings,
-    t: &Tenant,
+    strings: &Strings,
+    tenant: &Tenant,
     user: &User,
     new: &str,
 ) -> Result<Option<String>, AppError> {
     let ids: Vec<&str> = std::iter::once(user.username.as_str())
         .chain(user.email.as_deref())
         .collect();
-    match latchkey_mfa::check_password_policy(new, &t.policy.password, &ids) {
-        Err(PasswordError::Policy(v)) => return Ok(Some(i18n::policy_message(s, &v))),
+    match latchkey_mfa::check_password_policy(new, &tenant.policy.password, &ids) {
+        Err(PasswordError::Policy(v)) => return Ok(Some(i18n::policy_message(strings, &v))),
         Err(e) => return Err(hashing_error(e)),
         Ok(()) => {}
     }
-    let (db, tid, uid, n) = (
-        state.db.clone(),
-        t.id.clone(),
-        user.id.clone(),
-        t.policy.password.history,
-    );
-    let mut previous = blocking(move || db.password_history(&tid, &uid, n)).await?;
+    let (tid, uid, n) = (tenant.id.clone(), user.id.clone(), tenant.policy.password.history);
+    let mut previous = state.store(move |db| db.password_history(&tid, &uid, n)).await?;
     previous.extend(user.password_hash.clone());
     for old in previous {
         let reused = state
@@ -126,7 +121,7 @@ async fn new_password_problem(
             .await
             .map_err(hashing_error)?;
         if reused.matches {
-            return Ok(Some(s.password_reused.into()));
+            return Ok(Some(strings.password_reused.into()));
         }
     }
     Ok(None)
@@ -140,8 +135,8 @@ pub(crate) async fn passkey_js() -> HttpResponse {
 }
 
 /// The tenant's colours as a stylesheet (inline styles are forbidden by the CSP).
-async fn brand_css(InTenant(t): InTenant) -> Result<HttpResponse, AppError> {
-    let color = t
+async fn brand_css(InTenant(tenant): InTenant) -> Result<HttpResponse, AppError> {
+    let color = tenant
         .policy
         .branding
         .primary_color

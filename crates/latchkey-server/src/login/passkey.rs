@@ -10,7 +10,6 @@ use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::flow::factor::{complete_json, has_factor};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::Kind;
 use crate::web::respond::json_redirect;
 use crate::web::tenant::InTenant;
@@ -27,7 +26,7 @@ const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
 const AMR: [&str; 3] = ["hwk", "user", "mfa"];
 
 /// The relying party at the public URL (its host is the RP ID).
-fn rp(state: &AppState, t: &Tenant) -> Result<RelyingParty, AppError> {
+fn rp(state: &AppState, tenant: &Tenant) -> Result<RelyingParty, AppError> {
     let origin =
         url::Url::parse(&state.config.public_url).map_err(|e| AppError::internal("public URL", e))?;
     let rp_id = state
@@ -36,12 +35,13 @@ fn rp(state: &AppState, t: &Tenant) -> Result<RelyingParty, AppError> {
         .clone()
         .or_else(|| origin.host_str().map(str::to_owned))
         .unwrap_or_default();
-    RelyingParty::new(&rp_id, &origin, &t.display_name).map_err(|e| AppError::internal("passkeys", e))
+    RelyingParty::new(&rp_id, &origin, &tenant.display_name).map_err(|e| AppError::internal("passkeys", e))
 }
 
 /// The passkey models the tenant requires attestation from (none: attestation `none`).
-fn trusted(t: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
-    t.policy
+fn trusted(tenant: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
+    tenant
+        .policy
         .mfa
         .passkey_attestation
         .iter()
@@ -68,21 +68,32 @@ fn ceremony_key(kind: &str, binding: &str) -> String {
     )
 }
 
-async fn keep(state: &AppState, t: &Tenant, kind: &str, binding: &str, value: &str) -> Result<(), AppError> {
+async fn keep(
+    state: &AppState,
+    tenant: &Tenant,
+    kind: &str,
+    binding: &str,
+    value: &str,
+) -> Result<(), AppError> {
     let key = ceremony_key(kind, binding);
     // A new ceremony replaces an unfinished one of the same browser.
-    state.ephemeral.take(&t.id, &key).await?;
+    state.ephemeral.take(&tenant.id, &key).await?;
     state
         .ephemeral
-        .put_once(&t.id, &key, value.as_bytes(), CEREMONY_TTL)
+        .put_once(&tenant.id, &key, value.as_bytes(), CEREMONY_TTL)
         .await?;
     Ok(())
 }
 
-async fn take(state: &AppState, t: &Tenant, kind: &str, binding: &str) -> Result<Option<String>, AppError> {
+async fn take(
+    state: &AppState,
+    tenant: &Tenant,
+    kind: &str,
+    binding: &str,
+) -> Result<Option<String>, AppError> {
     Ok(state
         .ephemeral
-        .take(&t.id, &ceremony_key(kind, binding))
+        .take(&tenant.id, &ceremony_key(kind, binding))
         .await?
         .and_then(|b| String::from_utf8(b).ok()))
 }
@@ -99,15 +110,15 @@ fn response_json(body: &Value) -> String {
     body.get("response").map(Value::to_string).unwrap_or_default()
 }
 
-async fn passkeys_of(state: &AppState, t: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+async fn passkeys_of(state: &AppState, tenant: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state.store(move |db| db.passkeys(&tid, &uid)).await
 }
 
 /// A failed assertion or registration is audited; a counter going backwards is flagged (W4).
 async fn audit_refusal(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     user: Option<&User>,
     what: &str,
     e: &PasskeyError,
@@ -120,7 +131,7 @@ async fn audit_refusal(
     };
     audit(
         state,
-        t,
+        tenant,
         NewAuditEvent::failure(
             &target,
             what,
@@ -140,30 +151,53 @@ enum Stage {
     Verify,
 }
 
-/// The session, with its user, that may run a ceremony of `stage`, after the CSRF check.
+/// The session, with its user, that may run a ceremony of the `wanted` stage, after the CSRF
+/// check.
 async fn ceremony_session(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     body: &Value,
-    stage: Stage,
-) -> Result<(latchkey_session::SessionId, latchkey_core::Session, User), AppError> {
-    let found = match stage {
-        Stage::Register => super::factor::enrolling(state, req, t).await?,
-        Stage::Verify => crate::flow::factor::any_session(state, req, t)
+    wanted: Stage,
+) -> Result<CeremonySession, AppError> {
+    let found = match wanted {
+        Stage::Register => super::factor::enrolling(state, req, tenant).await?,
+        Stage::Verify => crate::flow::factor::any_session(state, req, tenant)
             .await?
             .filter(|(_, s, _)| s.factor_due == Some(FactorDue::Verify)),
     };
-    let Some((sid, s, user)) = found else {
+    let Some((sid, session, user)) = found else {
         return Err(AppError::new(Kind::Unauthorized, "Sign in first.").json());
     };
     if !csrf::check(state, req, Some(sid.cookie_value()), Some(field(body, "csrf"))) {
         return Err(AppError::new(Kind::Forbidden, strings(req).form_expired).json());
     }
-    if stage == Stage::Register && !t.policy.allows(MfaMethod::Passkey) {
+    if wanted == Stage::Register && !tenant.policy.allows(MfaMethod::Passkey) {
         return Err(AppError::new(Kind::Forbidden, "Passkeys are not enabled here.").json());
     }
-    Ok((sid, s, user))
+    Ok((sid, session, user))
+}
+
+type CeremonySession = (latchkey_session::SessionId, latchkey_core::Session, User);
+
+/// The session finishing a ceremony of `wanted` and the ceremony's state, taken once; an
+/// expired (or already finished) ceremony is answered with a refusal.
+async fn finishing(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    body: &Value,
+    wanted: Stage,
+) -> Result<Result<(CeremonySession, String), HttpResponse>, AppError> {
+    let found = ceremony_session(state, req, tenant, body, wanted).await?;
+    let kind = match wanted {
+        Stage::Register => "register",
+        Stage::Verify => "factor",
+    };
+    match take(state, tenant, kind, found.0.cookie_value()).await? {
+        Some(ceremony) => Ok(Ok((found, ceremony))),
+        None => Ok(Err(refused("This passkey request has expired. Try again."))),
+    }
 }
 
 // --- registration (account page) ------------------------------------------------------------
@@ -171,23 +205,23 @@ async fn ceremony_session(
 /// POST `/t/{tenant}/account/passkeys/options`.
 pub(super) async fn register_options(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
-    let existing = passkeys_of(&state, &t, &user).await?;
+    let (sid, _, user) = ceremony_session(&state, &req, &tenant, &body, Stage::Register).await?;
+    let existing = passkeys_of(&state, &tenant, &user).await?;
     let display = user.display_name.clone().unwrap_or_else(|| user.username.clone());
-    let (options, ceremony) = rp(&state, &t)?
+    let (options, ceremony) = rp(&state, &tenant)?
         .start_registration(
             user.id.as_str(),
             &user.username,
             &display,
             &stored(&existing),
-            &trusted(&t),
+            &trusted(&tenant),
         )
         .map_err(|e| AppError::internal("passkey registration", e))?;
-    keep(&state, &t, "register", sid.cookie_value(), &ceremony).await?;
+    keep(&state, &tenant, "register", sid.cookie_value(), &ceremony).await?;
     Ok(HttpResponse::Ok().json(options))
 }
 
@@ -195,29 +229,30 @@ pub(super) async fn register_options(
 /// also brings the recovery codes, shown once.
 pub(super) async fn register_finish(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let (sid, session_now, user) = ceremony_session(&state, &req, &t, &body, Stage::Register).await?;
-    let Some(ceremony) = take(&state, &t, "register", sid.cookie_value()).await? else {
-        return Ok(refused("This passkey request has expired. Try again."));
-    };
-    let key = match rp(&state, &t)?.finish_registration(&response_json(&body), &ceremony) {
+    let ((sid, session_now, user), ceremony) =
+        match finishing(&state, &req, &tenant, &body, Stage::Register).await? {
+            Ok(found) => found,
+            Err(expired) => return Ok(expired),
+        };
+    let key = match rp(&state, &tenant)?.finish_registration(&response_json(&body), &ceremony) {
         Ok(k) => k,
         Err(e) => {
-            audit_refusal(&state, &t, Some(&user), "mfa.passkey.register", &e).await?;
+            audit_refusal(&state, &tenant, Some(&user), "mfa.passkey.register", &e).await?;
             return Ok(refused("The passkey was not accepted."));
         }
     };
-    let first = !has_factor(&state, &t, &user.id).await?;
+    let first = !has_factor(&state, &tenant, &user.id).await?;
     let name = field(&body, "name").trim();
     let name = if name.is_empty() {
         "Passkey".to_owned()
     } else {
         name.chars().take(64).collect()
     };
-    let (tid, uid) = (t.id.clone(), user.id.clone());
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
     let (id, credential) = (key.id.clone(), key.credential.clone());
     match state
         .store(move |db| db.add_passkey(&tid, &uid, &id, &name, &credential))
@@ -227,13 +262,13 @@ pub(super) async fn register_finish(
         Err(e) if e.kind == Kind::Conflict => return Ok(refused("This passkey is registered already.")),
         Err(e) => return Err(e.json()),
     }
-    let next = super::checked_return_to(&t, Some(field(&body, "return_to")))
-        .unwrap_or_else(|| format!("/t/{}/account", t.slug));
+    let next = super::checked_return_to(&tenant, Some(field(&body, "return_to")))
+        .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None));
     let mut out = json!({"redirect": next});
     if first {
         let codes = recovery::generate(&*state.rng);
         let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-        let (tid, uid) = (t.id.clone(), user.id.clone());
+        let (tid, uid) = (tenant.id.clone(), user.id.clone());
         state
             .store(move |db| db.replace_recovery_codes(&tid, &uid, &hashes))
             .await?;
@@ -242,7 +277,7 @@ pub(super) async fn register_finish(
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     if session_now.factor_due == Some(FactorDue::Enrol) {
         let (done, _) =
-            crate::flow::factor::complete(&state, &req, &t, (&sid, &session_now), &AMR, &next).await?;
+            crate::flow::factor::complete(&state, &req, &tenant, (&sid, &session_now), &AMR, &next).await?;
         return json_redirect(&done, &out);
     }
     Ok(HttpResponse::Ok().json(out))
@@ -250,27 +285,27 @@ pub(super) async fn register_finish(
 
 // --- passwordless sign-in -----------------------------------------------------------------
 
-fn presession_binding(state: &AppState, req: &HttpRequest, t: &Tenant) -> Option<String> {
-    req.cookie(&csrf::presession_cookie_name(state, t))
+fn presession_binding(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<String> {
+    req.cookie(&csrf::presession_cookie_name(state, tenant))
         .map(|c| c.value().to_owned())
 }
 
 /// POST `/t/{tenant}/login/passkey/options`.
 pub(super) async fn signin_options(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let binding = presession_binding(&state, &req, &t);
+    let binding = presession_binding(&state, &req, &tenant);
     if !csrf::check(&state, &req, binding.as_deref(), Some(field(&body, "csrf"))) {
         return Err(AppError::new(Kind::Forbidden, strings(&req).form_expired).json());
     }
     let binding = binding.unwrap_or_default();
-    let (options, ceremony) = rp(&state, &t)?
+    let (options, ceremony) = rp(&state, &tenant)?
         .start_discoverable()
         .map_err(|e| AppError::internal("passkey sign-in", e))?;
-    keep(&state, &t, "signin", &binding, &ceremony).await?;
+    keep(&state, &tenant, "signin", &binding, &ceremony).await?;
     Ok(HttpResponse::Ok().json(options))
 }
 
@@ -299,12 +334,9 @@ pub(super) async fn signin_finish(
     let Some(row) = row.filter(|r| r.user_id == handle) else {
         return Ok(refused("The passkey was not accepted."));
     };
-    let (db, tid, uid) = (
-        state.db.clone(),
-        t.id.clone(),
-        latchkey_core::UserId(row.user_id.clone()),
-    );
-    let Some(user) = blocking(move || db.user(&tid, &uid))
+    let (tid, uid) = (t.id.clone(), latchkey_core::UserId(row.user_id.clone()));
+    let Some(user) = state
+        .store(move |db| db.user(&tid, &uid))
         .await?
         .filter(|u| u.status == latchkey_core::UserStatus::Active)
     else {
@@ -346,28 +378,28 @@ pub(super) async fn signin_finish(
 async fn next_after_signin(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     body: &Value,
 ) -> Result<String, AppError> {
     let id = field(body, "interaction");
     if !id.is_empty() {
-        let binding = super::interaction::binding(state, req, t, id);
-        if let Some(i) = super::interaction::load(state, t, id, binding.as_deref()).await? {
+        let binding = super::interaction::binding(state, req, tenant, id);
+        if let Some(i) = super::interaction::load(state, tenant, id, binding.as_deref()).await? {
             return Ok(i.resume_url(id));
         }
     }
     Ok(super::safe_return_to(
-        t,
+        tenant,
         Some(field(body, "return_to")).filter(|r| !r.is_empty()),
     ))
 }
 
 async fn record_use(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     v: &latchkey_mfa::passkey::Verified,
 ) -> Result<(), AppError> {
-    let (tid, id, cred) = (t.id.clone(), v.id.clone(), v.updated.clone());
+    let (tid, id, cred) = (tenant.id.clone(), v.id.clone(), v.updated.clone());
     state
         .store(move |db| db.passkey_used(&tid, &id, cred.as_deref()))
         .await?;
@@ -379,46 +411,46 @@ async fn record_use(
 /// POST `/t/{tenant}/login/second-factor/passkey/options`.
 pub(super) async fn factor_options(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let (sid, _, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
-    let keys = passkeys_of(&state, &t, &user).await?;
+    let (sid, _, user) = ceremony_session(&state, &req, &tenant, &body, Stage::Verify).await?;
+    let keys = passkeys_of(&state, &tenant, &user).await?;
     if keys.is_empty() {
         return Ok(refused("No passkey is registered."));
     }
-    let (options, ceremony) = rp(&state, &t)?
+    let (options, ceremony) = rp(&state, &tenant)?
         .start_authentication(&stored(&keys))
         .map_err(|e| AppError::internal("passkey check", e))?;
-    keep(&state, &t, "factor", sid.cookie_value(), &ceremony).await?;
+    keep(&state, &tenant, "factor", sid.cookie_value(), &ceremony).await?;
     Ok(HttpResponse::Ok().json(options))
 }
 
 /// POST `/t/{tenant}/login/second-factor/passkey`.
 pub(super) async fn factor_finish(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, AppError> {
-    let (sid, s, user) = ceremony_session(&state, &req, &t, &body, Stage::Verify).await?;
-    let Some(ceremony) = take(&state, &t, "factor", sid.cookie_value()).await? else {
-        return Ok(refused("This passkey request has expired. Try again."));
+    let ((sid, s, user), ceremony) = match finishing(&state, &req, &tenant, &body, Stage::Verify).await? {
+        Ok(found) => found,
+        Err(expired) => return Ok(expired),
     };
-    let keys = passkeys_of(&state, &t, &user).await?;
+    let keys = passkeys_of(&state, &tenant, &user).await?;
     let verified =
-        match rp(&state, &t)?.finish_authentication(&response_json(&body), &ceremony, &stored(&keys)) {
+        match rp(&state, &tenant)?.finish_authentication(&response_json(&body), &ceremony, &stored(&keys)) {
             Ok(v) => v,
             Err(e) => {
-                audit_refusal(&state, &t, Some(&user), "login.second_factor", &e).await?;
+                audit_refusal(&state, &tenant, Some(&user), "login.second_factor", &e).await?;
                 return Ok(refused("The passkey was not accepted."));
             }
         };
-    record_use(&state, &t, &verified).await?;
-    let next = super::checked_return_to(&t, Some(field(&body, "return_to")))
-        .unwrap_or_else(|| format!("/t/{}/account", t.slug));
-    complete_json(&state, &req, &t, (&sid, &s), &AMR, &next).await
+    record_use(&state, &tenant, &verified).await?;
+    let next = super::checked_return_to(&tenant, Some(field(&body, "return_to")))
+        .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None));
+    complete_json(&state, &req, &tenant, (&sid, &s), &AMR, &next).await
 }
 
 // --- managing passkeys ------------------------------------------------------------------
@@ -426,11 +458,11 @@ pub(super) async fn factor_finish(
 /// POST `/t/{tenant}/account/passkeys/rename` (form).
 pub(super) async fn rename(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match super::account::account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
@@ -442,38 +474,41 @@ pub(super) async fn rename(
         .take(64)
         .collect();
     if !name.is_empty() {
-        let (db, tid, uid, id) = (
-            state.db.clone(),
-            t.id.clone(),
+        let (tid, uid, id) = (
+            tenant.id.clone(),
             user.id.clone(),
             form.get("id").unwrap_or_default().to_owned(),
         );
-        blocking(move || db.rename_passkey(&tid, &uid, &id, &name)).await?;
+        state
+            .store(move |db| db.rename_passkey(&tid, &uid, &id, &name))
+            .await?;
     }
-    Ok(super::see_other(&format!("/t/{}/account", t.slug)))
+    Ok(super::see_other(&crate::web::urls::account(&tenant.slug, None)))
 }
 
 /// POST `/t/{tenant}/account/passkeys/remove` (form). The last factor stays while the
 /// tenant requires MFA (W7).
 pub(super) async fn remove(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let (t, _, user) = match super::account::account_form(&req, t, &state, &form).await? {
+    let (tenant, _, user) = match super::account::account_form(&req, tenant, &state, &form).await? {
         Ok(found) => found,
         Err(to_login) => return Ok(to_login),
     };
-    if crate::flow::factor::is_last_factor(&state, &t, &user).await? {
-        return Ok(super::see_other(&format!("/t/{}/account?mfa=required", t.slug)));
+    if crate::flow::factor::is_last_factor(&state, &tenant, &user).await? {
+        return Ok(super::see_other(&crate::web::urls::account(
+            &tenant.slug,
+            Some("mfa=required"),
+        )));
     }
-    let (db, tid, uid, id) = (
-        state.db.clone(),
-        t.id.clone(),
+    let (tid, uid, id) = (
+        tenant.id.clone(),
         user.id.clone(),
         form.get("id").unwrap_or_default().to_owned(),
     );
-    blocking(move || db.remove_passkey(&tid, &uid, &id)).await?;
-    Ok(super::see_other(&format!("/t/{}/account", t.slug)))
+    state.store(move |db| db.remove_passkey(&tid, &uid, &id)).await?;
+    Ok(super::see_other(&crate::web::urls::account(&tenant.slug, None)))
 }

@@ -57,18 +57,18 @@ struct ResetPage<'a> {
 fn render_forgot(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     status: StatusCode,
     username: &str,
     error: Option<String>,
     notice: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
-    with_presession(state, req, t, status, |csrf| {
+    with_presession(state, req, tenant, status, |csrf| {
         ForgotPage {
             s: strings(req),
-            slug: &t.slug,
-            tenant_name: &t.display_name,
-            logo_url: super::logo(t),
+            slug: &tenant.slug,
+            tenant_name: &tenant.display_name,
+            logo_url: super::logo(tenant),
             csrf,
             username,
             error,
@@ -80,10 +80,10 @@ fn render_forgot(
 
 pub(super) async fn forgot_page(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    render_forgot(&state, &req, &t, StatusCode::OK, "", None, None)
+    render_forgot(&state, &req, &tenant, StatusCode::OK, "", None, None)
 }
 
 fn token_hash(token: &str) -> String {
@@ -92,28 +92,40 @@ fn token_hash(token: &str) -> String {
 
 pub(super) async fn forgot_submit(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
     let s = strings(&req);
     let name = form.get("username").unwrap_or_default().trim();
-    if !presession_csrf_ok(&state, &req, &t, form.get("csrf")) {
+    if !presession_csrf_ok(&state, &req, &tenant, form.get("csrf")) {
         let error = Some(s.form_expired.into());
-        return render_forgot(&state, &req, &t, StatusCode::FORBIDDEN, name, error, None);
+        return render_forgot(&state, &req, &tenant, StatusCode::FORBIDDEN, name, error, None);
     }
     let ip = client_ip(&req);
     let hits = state
         .ephemeral
-        .hit(&t.id, &format!("reset:ip:{ip}"), Duration::from_secs(15 * 60))
+        .hit(
+            &tenant.id,
+            &format!("reset:ip:{ip}"),
+            Duration::from_secs(15 * 60),
+        )
         .await?;
     if hits.count > REQUESTS_PER_ADDRESS {
         let secs = hits.reset_in.as_secs().max(1);
         let error = Some(s.throttled.replace("{secs}", &secs.to_string()));
-        let res = render_forgot(&state, &req, &t, StatusCode::TOO_MANY_REQUESTS, name, error, None)?;
+        let res = render_forgot(
+            &state,
+            &req,
+            &tenant,
+            StatusCode::TOO_MANY_REQUESTS,
+            name,
+            error,
+            None,
+        )?;
         return Ok(retry_after(res, secs));
     }
-    let user = find_user(&state, &t, name).await?;
+    let user = find_user(&state, &tenant, name).await?;
     let refusal = match &user {
         None => Some("unknown_user"),
         Some(u) if u.status != UserStatus::Active => Some("disabled"),
@@ -122,29 +134,42 @@ pub(super) async fn forgot_submit(
             let key = format!("reset:user:{}", u.id);
             let sent = state
                 .ephemeral
-                .hit(&t.id, &key, Duration::from_secs(3600))
+                .hit(&tenant.id, &key, Duration::from_secs(3600))
                 .await?;
             (sent.count > MAILS_PER_ACCOUNT).then_some("throttled")
         }
     };
     match (user, refusal) {
-        (Some(u), None) => send_link(&state, s, &t, &u).await?,
+        (Some(u), None) => send_link(&state, s, &tenant, &u).await?,
         (u, reason) => {
             let target = u.map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
             let reason = reason.unwrap_or("unknown_user");
-            audit(&state, &t, failure("user.password_reset_request", target, reason)).await?;
+            audit(
+                &state,
+                &tenant,
+                failure("user.password_reset_request", target, reason),
+            )
+            .await?;
         }
     }
     // The same answer, whatever happened (no account enumeration).
-    render_forgot(&state, &req, &t, StatusCode::OK, "", None, Some(s.forgot_sent))
+    render_forgot(
+        &state,
+        &req,
+        &tenant,
+        StatusCode::OK,
+        "",
+        None,
+        Some(s.forgot_sent),
+    )
 }
 
 /// Stores a fresh token and queues its mail (one transaction), then wakes the sender.
-async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Result<(), AppError> {
+async fn send_link(state: &AppState, strings: &Strings, t: &Tenant, u: &User) -> Result<(), AppError> {
     let token = latchkey_core::random_token(&*state.rng, 32);
     let link = format!("{}/password/reset?token={token}", state.config.issuer(&t.slug));
-    let subject = s.mail_reset_subject.replace("{tenant}", &t.display_name);
-    let body = s
+    let subject = strings.mail_reset_subject.replace("{tenant}", &t.display_name);
+    let body = strings
         .mail_reset_body
         .replace("{user}", &u.username)
         .replace("{tenant}", &t.display_name)
@@ -169,24 +194,24 @@ async fn send_link(state: &AppState, s: &Strings, t: &Tenant, u: &User) -> Resul
     Ok(())
 }
 
-fn reset_cookie_name(state: &AppState, t: &Tenant) -> String {
-    crate::web::cookies::host_cookie_name(state, &format!("lk-reset-{}", t.slug))
+fn reset_cookie_name(state: &AppState, tenant: &Tenant) -> String {
+    crate::web::cookies::host_cookie_name(state, &format!("lk-reset-{}", tenant.slug))
 }
 
 /// The live token this browser holds and its user.
 async fn live_token(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
 ) -> Result<Option<(String, User)>, AppError> {
     let Some(token) = req
-        .cookie(&reset_cookie_name(state, t))
+        .cookie(&reset_cookie_name(state, tenant))
         .map(|c| c.value().to_owned())
         .filter(|v| v.len() == 43)
     else {
         return Ok(None);
     };
-    let (tid, hash) = (t.id.clone(), token_hash(&token));
+    let (tid, hash) = (tenant.id.clone(), token_hash(&token));
     let user = state
         .store(move |db| -> Result<Option<User>, AppError> {
             match db.password_reset_user(&tid, &hash)? {
@@ -203,16 +228,16 @@ async fn live_token(
 fn render_reset(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     status: StatusCode,
     live: Option<(&str, &User)>,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
     let page = ResetPage {
         s: strings(req),
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: super::logo(t),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: super::logo(tenant),
         csrf: live.map(|(token, _)| csrf::token_for(token)).unwrap_or_default(),
         username: live.map(|(_, u)| u.username.as_str()).unwrap_or_default(),
         valid: live.is_some(),
@@ -220,8 +245,11 @@ fn render_reset(
     };
     let mut res = html(state, req, status, page.render())?;
     if live.is_none() {
-        res.add_cookie(&crate::web::cookies::removal(state, reset_cookie_name(state, t)))
-            .map_err(|e| AppError::internal("cookie", e))?;
+        res.add_cookie(&crate::web::cookies::removal(
+            state,
+            reset_cookie_name(state, tenant),
+        ))
+        .map_err(|e| AppError::internal("cookie", e))?;
     }
     Ok(res)
 }
@@ -230,23 +258,23 @@ fn render_reset(
 /// screenshots, `Referer`) by a redirect; without it, the form for the token in the cookie.
 pub(super) async fn reset_page(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     if let Some(token) = super::query_param(&req, "token") {
-        let mut res = see_other(&format!("/t/{}/password/reset", t.slug));
-        let mut c = crate::web::cookies::cookie(&state, reset_cookie_name(&state, &t), token);
+        let mut res = see_other(&crate::web::urls::password_reset(&tenant.slug));
+        let mut c = crate::web::cookies::cookie(&state, reset_cookie_name(&state, &tenant), token);
         c.set_max_age(actix_web::cookie::time::Duration::seconds(
             TOKEN_TTL.as_secs() as i64
         ));
         res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
         return Ok(res);
     }
-    if let Some((token, user)) = live_token(&state, &req, &t).await? {
-        render_reset(&state, &req, &t, StatusCode::OK, Some((&token, &user)), None)
+    if let Some((token, user)) = live_token(&state, &req, &tenant).await? {
+        render_reset(&state, &req, &tenant, StatusCode::OK, Some((&token, &user)), None)
     } else {
         let error = Some(strings(&req).reset_invalid.into());
-        render_reset(&state, &req, &t, StatusCode::BAD_REQUEST, None, error)
+        render_reset(&state, &req, &tenant, StatusCode::BAD_REQUEST, None, error)
     }
 }
 

@@ -49,27 +49,27 @@ struct Form<'a> {
 async fn render(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     status: StatusCode,
     f: Form<'_>,
 ) -> Result<HttpResponse, AppError> {
     let pending = f.interaction.map(|(_, i)| i);
-    let connections = crate::flow::realm::connections(state, t).await?;
+    let connections = crate::flow::realm::connections(state, tenant).await?;
     let saml = connections
         .iter()
         .map(|c| {
             (
-                crate::flow::realm::start_url(t, c, f.interaction.map(|(id, _)| id)),
+                crate::flow::realm::start_url(tenant, c, f.interaction.map(|(id, _)| id)),
                 c.display_name.clone(),
             )
         })
         .collect();
-    let mut res = with_presession(state, req, t, status, |csrf| {
+    let mut res = with_presession(state, req, tenant, status, |csrf| {
         LoginPage {
             s: strings_with(req, pending.and_then(|i| i.ui_locales.as_deref())),
-            slug: &t.slug,
-            tenant_name: &t.display_name,
-            logo_url: super::logo(t),
+            slug: &tenant.slug,
+            tenant_name: &tenant.display_name,
+            logo_url: super::logo(tenant),
             csrf,
             return_to: f.return_to,
             interaction: f.interaction.map_or("", |(id, _)| id),
@@ -97,35 +97,37 @@ async fn render(
 async fn pending(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     id: Option<&str>,
 ) -> Result<Result<Option<Interaction>, HttpResponse>, AppError> {
     let Some(id) = id.filter(|i| !i.is_empty()) else {
         return Ok(Ok(None));
     };
-    let binding = interaction::binding(state, req, t, id);
-    if let Some(i) = interaction::load(state, t, id, binding.as_deref()).await? {
+    let binding = interaction::binding(state, req, tenant, id);
+    if let Some(i) = interaction::load(state, tenant, id, binding.as_deref()).await? {
         return Ok(Ok(Some(i)));
     }
     let form = Form {
-        return_to: &safe_return_to(t, None),
+        return_to: &safe_return_to(tenant, None),
         interaction: None,
         username: "",
         error: Some(strings(req).interaction_expired.into()),
         notice: None,
     };
-    Ok(Err(render(state, req, t, StatusCode::BAD_REQUEST, form).await?))
+    Ok(Err(
+        render(state, req, tenant, StatusCode::BAD_REQUEST, form).await?
+    ))
 }
 
 pub(super) async fn login_page(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let q = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string()).ok();
     let param = |name: &str| q.as_ref().and_then(|q| q.get(name)).map(String::as_str);
     let id = param("interaction");
-    let pending = match pending(&state, &req, &t, id).await? {
+    let pending = match pending(&state, &req, &tenant, id).await? {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
@@ -135,7 +137,7 @@ pub(super) async fn login_page(
     } else {
         param("reset").map(|_| s.reset_done)
     };
-    let return_to = safe_return_to(&t, param("return_to"));
+    let return_to = safe_return_to(&tenant, param("return_to"));
     let form = Form {
         return_to: &return_to,
         interaction: id.zip(pending.as_ref()),
@@ -146,178 +148,213 @@ pub(super) async fn login_page(
         error: None,
         notice,
     };
-    render(&state, &req, &t, StatusCode::OK, form).await
+    render(&state, &req, &tenant, StatusCode::OK, form).await
 }
 
 pub(super) async fn login_submit(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
     let id = form.get("interaction");
-    let pending = match pending(&state, &req, &t, id).await? {
+    let pending = match pending(&state, &req, &tenant, id).await? {
         Ok(p) => p,
         Err(page) => return Ok(page),
     };
-    let s = strings_with(&req, pending.as_ref().and_then(|i| i.ui_locales.as_deref()));
+    let return_to = safe_return_to(&tenant, form.get("return_to"));
     let username = form.get("username").unwrap_or_default().trim();
     let password = form.get("password").unwrap_or_default();
-    let return_to = safe_return_to(&t, form.get("return_to"));
-    let again = |error: String| Form {
+    let page = Submitted {
+        state: &state,
+        req: &req,
+        tenant: &tenant,
+        strings: strings_with(&req, pending.as_ref().and_then(|i| i.ui_locales.as_deref())),
         return_to: &return_to,
         interaction: id.zip(pending.as_ref()),
         username,
-        error: Some(error),
-        notice: None,
     };
-
-    if !presession_csrf_ok(&state, &req, &t, form.get("csrf")) {
-        return render(
-            &state,
-            &req,
-            &t,
-            StatusCode::FORBIDDEN,
-            again(s.form_expired.into()),
-        )
-        .await;
+    if !presession_csrf_ok(&state, &req, &tenant, form.get("csrf")) {
+        return page
+            .again(StatusCode::FORBIDDEN, page.strings.form_expired.into())
+            .await;
     }
     // Home-realm discovery: an address in a domain a SAML connection claims signs in there,
     // unless it names a local account with a password and one was typed (break-glass admins).
     if username.contains('@')
-        && let Some(c) = crate::flow::realm::for_email(&state, &t, username).await?
+        && let Some(connection) = crate::flow::realm::for_email(&state, &tenant, username).await?
     {
-        let local = find_user(&state, &t, username).await?;
+        let local = find_user(&state, &tenant, username).await?;
         if password.is_empty() || local.as_ref().is_none_or(|u| u.password_hash.is_none()) {
-            return Ok(super::see_other(&crate::flow::realm::start_url(&t, &c, id)));
+            return Ok(super::see_other(&crate::flow::realm::start_url(
+                &tenant,
+                &connection,
+                id,
+            )));
         }
     }
-    // An unknown user still costs a full hash (below), so time does not tell (L7).
-    let user = find_user(&state, &t, username).await?;
-    // Throttled per account (whichever name was typed) or, for unknown names, per name typed.
-    let account = user
-        .as_ref()
-        .map_or_else(|| username.to_lowercase(), |u| format!("id:{}", u.id));
-    let target = user
-        .as_ref()
-        .map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
-    let ip = client_ip(&req);
-    let throttle = Throttle {
-        store: &*state.ephemeral,
-        tenant: &t.id,
-    };
-    if let Gate::Wait(left) = throttle.check(&account, &ip).await? {
-        audit(&state, &t, failure("login.throttled", target, "throttled")).await?;
-        let secs = left.as_secs().max(1);
-        let msg = s.throttled.replace("{secs}", &secs.to_string());
-        let res = render(&state, &req, &t, StatusCode::TOO_MANY_REQUESTS, again(msg)).await?;
-        return Ok(retry_after(res, secs));
-    }
-
-    let recent_failures = throttle.failures(&account).await?;
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verdict = match state.hasher.verify(password.to_owned(), stored).await {
-        Ok(v) => v,
-        Err(PasswordError::Busy) => {
-            let res = render(
-                &state,
-                &req,
-                &t,
-                StatusCode::SERVICE_UNAVAILABLE,
-                again(s.busy.into()),
-            )
-            .await?;
-            return Ok(retry_after(res, 2));
-        }
-        Err(e) => return Err(AppError::internal("password hashing", e)),
-    };
-    let user = match user {
-        Some(u) if verdict.matches && u.status == UserStatus::Active => u,
-        found => {
-            let reason = match found {
-                None => "unknown_user",
-                Some(_) if !verdict.matches => "bad_password",
-                Some(_) => "disabled",
-            };
-            count_failure(&state, &req, &t, (&throttle, &account, &ip), target, reason).await?;
-            return render(
-                &state,
-                &req,
-                &t,
-                StatusCode::UNAUTHORIZED,
-                again(s.bad_credentials.into()),
-            )
-            .await;
-        }
+    let checked = match page.check_password(password).await? {
+        Ok(checked) => checked,
+        Err(answer) => return Ok(answer),
     };
     // Where to go: back to the flow that sent the user here, else the requested page.
     let next = match (id, &pending) {
         (Some(id), Some(i)) => i.resume_url(id),
         _ => return_to.clone(),
     };
-    let attempt = Attempt {
-        user: &user,
-        method: Method::Password,
-        amr: vec!["pwd".into()],
-        next,
-        recent_failures,
-        password_expired: latchkey_mfa::password_expired(
-            &t.policy.password,
-            user.password_changed_at,
-            state.clock.now_millis(),
-        ),
-        auth_time: None,
-        not_after: None,
-        details: serde_json::Map::new(),
-        also_audit: Vec::new(),
-    };
-    // Risk: a deny, or a step-up for a user with no second factor to step up to, is refused
-    // like a wrong password (the person never learns which signal fired).
-    let Completion::Session { response, .. } = complete(&state, &req, &t, attempt).await? else {
-        count_failure(&state, &req, &t, (&throttle, &account, &ip), target, "risk").await?;
-        return render(
-            &state,
-            &req,
-            &t,
-            StatusCode::UNAUTHORIZED,
-            again(s.bad_credentials.into()),
-        )
-        .await;
-    };
-    throttle.succeeded(&account).await?;
-    if verdict.needs_rehash
-        && let Ok(hash) = state.hasher.hash(password.to_owned()).await
-    {
-        let (tid, uid) = (t.id.clone(), user.id.clone());
-        state
-            .store(move |db| latchkey_store::UserRepo::rehash_password(db, &tid, &uid, &hash))
-            .await?;
-    }
-    Ok(response)
+    page.complete(checked, next, password).await
 }
 
-/// A refused sign-in, whatever the reason: counted against the account and the address, and
-/// audited with the reason (for operators only; the person sees the same page).
-async fn count_failure(
-    state: &AppState,
-    req: &HttpRequest,
-    t: &Tenant,
-    (throttle, account, ip): (&Throttle<'_>, &str, &str),
-    target: String,
-    reason: &str,
-) -> Result<(), AppError> {
-    throttle.failed(account, ip).await?;
-    crate::flow::risk::note_failure(state, req, t, account).await?;
-    audit(state, t, failure("login.failure", target, reason)).await
+/// One submission of the sign-in form, and how to answer it with the form again.
+struct Submitted<'a> {
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    tenant: &'a Tenant,
+    strings: &'static Strings,
+    return_to: &'a str,
+    interaction: Option<(&'a str, &'a Interaction)>,
+    username: &'a str,
+}
+
+/// A right password of an active user, and what the throttle knows of the account.
+struct Checked {
+    user: latchkey_core::User,
+    /// The throttle's key for the account (`id:…`).
+    account: String,
+    recent_failures: u32,
+    needs_rehash: bool,
+}
+
+impl Submitted<'_> {
+    /// The form again with `error`.
+    async fn again(&self, status: StatusCode, error: String) -> Result<HttpResponse, AppError> {
+        let form = Form {
+            return_to: self.return_to,
+            interaction: self.interaction,
+            username: self.username,
+            error: Some(error),
+            notice: None,
+        };
+        render(self.state, self.req, self.tenant, status, form).await
+    }
+
+    fn throttle(&self) -> Throttle<'_> {
+        Throttle {
+            store: &*self.state.ephemeral,
+            tenant: &self.tenant.id,
+        }
+    }
+
+    /// Throttles, then verifies the password. An unknown user still costs a full hash, so time
+    /// does not tell (L7); every refusal looks the same to the person.
+    async fn check_password(&self, password: &str) -> Result<Result<Checked, HttpResponse>, AppError> {
+        let (state, tenant) = (self.state, self.tenant);
+        let user = find_user(state, tenant, self.username).await?;
+        // Throttled per account (whichever name was typed) or, for unknown names, per name typed.
+        let account = user
+            .as_ref()
+            .map_or_else(|| self.username.to_lowercase(), |u| format!("id:{}", u.id));
+        let target = user
+            .as_ref()
+            .map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
+        if let Gate::Wait(left) = self.throttle().check(&account, &client_ip(self.req)).await? {
+            audit(state, tenant, failure("login.throttled", target, "throttled")).await?;
+            let secs = left.as_secs().max(1);
+            let message = self.strings.throttled.replace("{secs}", &secs.to_string());
+            let res = self.again(StatusCode::TOO_MANY_REQUESTS, message).await?;
+            return Ok(Err(retry_after(res, secs)));
+        }
+        let recent_failures = self.throttle().failures(&account).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verdict = match state.hasher.verify(password.to_owned(), stored).await {
+            Ok(v) => v,
+            Err(PasswordError::Busy) => {
+                let res = self
+                    .again(StatusCode::SERVICE_UNAVAILABLE, self.strings.busy.into())
+                    .await?;
+                return Ok(Err(retry_after(res, 2)));
+            }
+            Err(e) => return Err(AppError::internal("password hashing", e)),
+        };
+        match user {
+            Some(user) if verdict.matches && user.status == UserStatus::Active => Ok(Ok(Checked {
+                user,
+                account,
+                recent_failures,
+                needs_rehash: verdict.needs_rehash,
+            })),
+            found => {
+                let reason = match found {
+                    None => "unknown_user",
+                    Some(_) if !verdict.matches => "bad_password",
+                    Some(_) => "disabled",
+                };
+                Ok(Err(self.refuse(&account, target, reason).await?))
+            }
+        }
+    }
+
+    /// Hands the checked user to the sign-in completion; a risk refusal is answered like a
+    /// wrong password (the person never learns which signal fired).
+    async fn complete(
+        &self,
+        checked: Checked,
+        next: String,
+        password: &str,
+    ) -> Result<HttpResponse, AppError> {
+        let (state, tenant, user) = (self.state, self.tenant, &checked.user);
+        let attempt = Attempt {
+            user,
+            method: Method::Password,
+            amr: vec!["pwd".into()],
+            next,
+            recent_failures: checked.recent_failures,
+            password_expired: latchkey_mfa::password_expired(
+                &tenant.policy.password,
+                user.password_changed_at,
+                state.clock.now_millis(),
+            ),
+            auth_time: None,
+            not_after: None,
+            details: serde_json::Map::new(),
+            also_audit: Vec::new(),
+        };
+        let Completion::Session { response, .. } = complete(state, self.req, tenant, attempt).await? else {
+            return self
+                .refuse(&checked.account, format!("user:{}", user.id), "risk")
+                .await;
+        };
+        self.throttle().succeeded(&checked.account).await?;
+        if checked.needs_rehash
+            && let Ok(hash) = state.hasher.hash(password.to_owned()).await
+        {
+            let (tid, uid) = (tenant.id.clone(), user.id.clone());
+            state
+                .store(move |db| latchkey_store::UserRepo::rehash_password(db, &tid, &uid, &hash))
+                .await?;
+        }
+        Ok(response)
+    }
+
+    /// A refused sign-in, whatever the reason: counted against the account and the address,
+    /// audited with the reason (for operators only), and answered with the same page.
+    async fn refuse(&self, account: &str, target: String, reason: &str) -> Result<HttpResponse, AppError> {
+        let (state, tenant) = (self.state, self.tenant);
+        self.throttle().failed(account, &client_ip(self.req)).await?;
+        crate::flow::risk::note_failure(state, self.req, tenant, account).await?;
+        audit(state, tenant, failure("login.failure", target, reason)).await?;
+        self.again(StatusCode::UNAUTHORIZED, self.strings.bad_credentials.into())
+            .await
+    }
 }
 
 pub(super) async fn logout(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let current = session::current(&state, &req, &t).await?;
+    let current = session::current(&state, &req, &tenant).await?;
     let binding = current.as_ref().map(|(id, _)| id.cookie_value().to_owned());
     if !csrf::check(&state, &req, binding.as_deref(), form.get("csrf")) {
         return Err(AppError::new(
@@ -326,10 +363,10 @@ pub(super) async fn logout(
         ));
     }
     if let Some((id, s)) = current {
-        state.ephemeral.delete_session(&t.id, &id).await?;
+        state.ephemeral.delete_session(&tenant.id, &id).await?;
         crate::flow::grants::revoke_grants(
             &state,
-            &t,
+            &tenant,
             crate::flow::grants::Owned::Session(id.storage_key()),
             "logout",
         )
@@ -337,10 +374,10 @@ pub(super) async fn logout(
         let who = format!("user:{}", s.user_id);
         audit(
             &state,
-            &t,
+            &tenant,
             NewAuditEvent::success(&who, "logout", who.clone(), json!({})),
         )
         .await?;
     }
-    redirect_signed_out(&state, &t, "signed_out")
+    redirect_signed_out(&state, &tenant, "signed_out")
 }

@@ -10,7 +10,6 @@ use crate::flow::session::signed_in;
 use crate::flow::{csrf, factor, interaction};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::AppError;
 use crate::web::i18n::{self, Strings};
 use crate::web::pages::message_response;
@@ -41,7 +40,7 @@ struct Pending {
 /// GET or POST `/t/{tenant}/authorize`.
 pub(super) async fn authorize(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -52,7 +51,7 @@ pub(super) async fn authorize(
     let named = latchkey_oidc::authorize::client_id(&params)
         .unwrap_or_default()
         .to_owned();
-    let c = client(&state, &t, &named).await?;
+    let c = client(&state, &tenant, &named).await?;
     let request = match check_authorization_request(&params, c.as_ref()) {
         Ok(r) => r,
         Err(AuthorizeError::Page(e)) => {
@@ -61,7 +60,7 @@ pub(super) async fn authorize(
         }
         Err(AuthorizeError::Redirect(e, target)) => {
             state.metrics.oauth("authorize", "code", e.code.as_str());
-            return respond(&state, &t, &target, Err(&e));
+            return respond(&state, &tenant, &target, Err(&e));
         }
     };
     let Some(c) = c else {
@@ -71,40 +70,40 @@ pub(super) async fn authorize(
         request,
         started_at: state.clock.now_millis(),
     };
-    proceed(&state, &req, &t, &c, pending, None).await
+    proceed(&state, &req, &tenant, &c, pending, None).await
 }
 
 /// GET `/t/{tenant}/authorize/resume?interaction=…`: back from the sign-in page.
 pub(super) async fn resume(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let id = query_params(&req)
         .ok()
         .and_then(|p| p.get("interaction").cloned())
         .unwrap_or_default();
-    let Some((pending, c)) = load(&state, &req, &t, &id).await? else {
+    let Some((pending, c)) = load(&state, &req, &tenant, &id).await? else {
         return Ok(expired_page(&req));
     };
-    proceed(&state, &req, &t, &c, pending, Some(&id)).await
+    proceed(&state, &req, &tenant, &c, pending, Some(&id)).await
 }
 
 /// The pending request `id` of this browser and its client, if both still exist.
 async fn load(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     id: &str,
 ) -> Result<Option<(Pending, Client)>, AppError> {
-    let binding = interaction::binding(state, req, t, id);
-    let Some(i) = interaction::load(state, t, id, binding.as_deref()).await? else {
+    let binding = interaction::binding(state, req, tenant, id);
+    let Some(i) = interaction::load(state, tenant, id, binding.as_deref()).await? else {
         return Ok(None);
     };
     let Ok(pending) = serde_json::from_value::<Pending>(i.request) else {
         return Ok(None);
     };
-    let c = client(state, t, &pending.request.client_id).await?;
+    let c = client(state, tenant, &pending.request.client_id).await?;
     Ok(c.map(|c| (pending, c)))
 }
 
@@ -129,26 +128,86 @@ fn error_page(status: StatusCode, e: &OAuthError) -> HttpResponse {
     message_response(status, s.request_error_title, &text)
 }
 
+/// The signed-in user must prove more (`acr_values`): the session is marked as owing its
+/// factor and the browser goes there, coming back to this request afterwards.
+async fn step_up(
+    state: &AppState,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+    (sid, mut session, user): (SessionId, Session, User),
+) -> Result<HttpResponse, AppError> {
+    let Some(due) = factor::due_for_step_up(state, t, &user).await? else {
+        // Nothing stronger to offer this user: the request's acr_values are voluntary.
+        if !take(state, req, t, interaction_id).await? {
+            return Ok(expired_page(req));
+        }
+        return issue_code(state, t, c, &pending.request, &sid, &session).await;
+    };
+    let (id, cookie) = if let Some(id) = interaction_id {
+        (id.to_owned(), None)
+    } else {
+        let started = begin(state, t, c, pending).await?;
+        (started.id, Some(started.cookie))
+    };
+    session.factor_due = Some(due);
+    crate::flow::session::save(state, t, &sid, &session).await?;
+    let resume = crate::web::urls::authorize_resume(&t.slug, Some(&id));
+    let mut res = see_other(&factor::page_for(t, due, &resume));
+    if let Some(cookie) = cookie {
+        res.add_cookie(&cookie)
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
+}
+
+/// The consent page, in the pending interaction (started here when there is none yet).
+async fn ask_consent(
+    state: &AppState,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+    (sid, user): (&SessionId, &User),
+) -> Result<HttpResponse, AppError> {
+    if let Some(id) = interaction_id {
+        return consent_page(state, req, t, c, &pending.request, user, sid, id, None);
+    }
+    let started = begin(state, t, c, pending).await?;
+    consent_page(
+        state,
+        req,
+        t,
+        c,
+        &pending.request,
+        user,
+        sid,
+        &started.id,
+        Some(&started.cookie),
+    )
+}
+
 /// Takes the next step of a checked request: sign-in, consent, a code, or an error.
 async fn proceed(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
-    c: &Client,
+    tenant: &Tenant,
+    client: &Client,
     pending: Pending,
     interaction_id: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
-    let signed = signed_in(state, req, t)
+    let signed = signed_in(state, req, tenant)
         .await?
         .filter(|(_, s, _)| !s.must_change_password);
     let now = state.clock.now_millis();
     let consented = match &signed {
         Some((_, _, u)) => {
-            let (tid, uid, cid) = (t.id.clone(), u.id.clone(), c.client_id.clone());
+            let (tid, uid, cid) = (tenant.id.clone(), u.id.clone(), client.client_id.clone());
             state
                 .store(move |db| db.consent(&tid, &uid, &cid))
                 .await?
-                .map(|c| c.scope)
+                .map(|client| client.scope)
         }
         None => None,
     };
@@ -166,109 +225,90 @@ async fn proceed(
         &pending.request,
         view,
         consented.as_deref(),
-        c.first_party,
+        client.first_party,
         now / 1000,
     );
     match next {
         Next::SignIn => {
             if let Some(id) = interaction_id {
-                return Ok(see_other(&format!("/t/{}/login?interaction={id}", t.slug)));
+                return Ok(see_other(&crate::web::urls::login(
+                    &tenant.slug,
+                    Some(&format!("interaction={id}")),
+                )));
             }
-            let started = begin(state, t, c, &pending).await?;
-            let mut res = see_other(&started.login_url(t));
+            let started = begin(state, tenant, client, &pending).await?;
+            let mut res = see_other(&started.login_url(tenant));
             res.add_cookie(&started.cookie)
                 .map_err(|e| AppError::internal("cookie", e))?;
             Ok(res)
         }
         Next::StepUp => {
-            let Some((sid, mut s, user)) = signed else {
+            let Some(signed) = signed else {
                 return Err(AppError::internal("authorize", "step-up without a session"));
             };
-            let Some(due) = factor::due_for_step_up(state, t, &user).await? else {
-                // Nothing stronger to offer this user: the request's acr_values are voluntary.
-                if !take(state, req, t, interaction_id).await? {
-                    return Ok(expired_page(req));
-                }
-                return issue_code(state, t, c, &pending.request, &sid, &s).await;
-            };
-            let (id, cookie) = if let Some(id) = interaction_id {
-                (id.to_owned(), None)
-            } else {
-                let started = begin(state, t, c, &pending).await?;
-                (started.id, Some(started.cookie))
-            };
-            s.factor_due = Some(due);
-            crate::flow::session::save(state, t, &sid, &s).await?;
-            let resume = format!("/t/{}/authorize/resume?interaction={id}", t.slug);
-            let mut res = see_other(&factor::page_for(t, due, &resume));
-            if let Some(c) = cookie {
-                res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
-            }
-            Ok(res)
+            step_up(state, req, (tenant, client), &pending, interaction_id, signed).await
         }
         Next::Consent => {
             let Some((sid, _, user)) = signed else {
                 return Err(AppError::internal("authorize", "consent without a session"));
             };
-            if let Some(id) = interaction_id {
-                consent_page(state, req, t, c, &pending.request, &user, &sid, id, None)
-            } else {
-                let started = begin(state, t, c, &pending).await?;
-                consent_page(
-                    state,
-                    req,
-                    t,
-                    c,
-                    &pending.request,
-                    &user,
-                    &sid,
-                    &started.id,
-                    Some(&started.cookie),
-                )
-            }
+            ask_consent(
+                state,
+                req,
+                (tenant, client),
+                &pending,
+                interaction_id,
+                (&sid, &user),
+            )
+            .await
         }
         Next::Issue => {
-            if !take(state, req, t, interaction_id).await? {
+            if !take(state, req, tenant, interaction_id).await? {
                 return Ok(expired_page(req));
             }
             let Some((sid, s, _)) = signed else {
                 return Err(AppError::internal("authorize", "issue without a session"));
             };
-            issue_code(state, t, c, &pending.request, &sid, &s).await
+            issue_code(state, tenant, client, &pending.request, &sid, &s).await
         }
         Next::Refuse(e) => {
-            if !take(state, req, t, interaction_id).await? {
+            if !take(state, req, tenant, interaction_id).await? {
                 return Ok(expired_page(req));
             }
             state.metrics.oauth("authorize", "code", e.code.as_str());
-            respond(state, t, &pending.request.target, Err(&e))
+            respond(state, tenant, &pending.request.target, Err(&e))
         }
     }
 }
 
 async fn begin(
     state: &AppState,
-    t: &Tenant,
-    c: &Client,
+    tenant: &Tenant,
+    client: &Client,
     pending: &Pending,
 ) -> Result<interaction::Started, AppError> {
     let new = interaction::NewInteraction {
-        resume: format!("/t/{}/authorize/resume", t.slug),
+        resume: crate::web::urls::authorize_resume(&tenant.slug, None),
         login_hint: pending.request.login_hint.clone(),
         ui_locales: pending.request.ui_locales.clone(),
-        client_name: Some(c.name.clone()),
+        client_name: Some(client.name.clone()),
         continues_to: Some(pending.request.target.redirect_uri.clone()),
         fresh_login: pending.request.prompt.login || pending.request.max_age.is_some(),
         request: serde_json::to_value(pending).map_err(|e| AppError::internal("interaction", e))?,
     };
-    Ok(interaction::begin(state, t, new).await?)
+    Ok(interaction::begin(state, tenant, new).await?)
 }
 
 /// Ends the pending interaction for good; false when another request already ended it.
-async fn take(state: &AppState, req: &HttpRequest, t: &Tenant, id: Option<&str>) -> Result<bool, AppError> {
+async fn take(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    id: Option<&str>,
+) -> Result<bool, AppError> {
     let Some(id) = id else { return Ok(true) };
-    let binding = interaction::binding(state, req, t, id);
-    Ok(interaction::finish(state, t, id, binding.as_deref())
+    let binding = interaction::binding(state, req, tenant, id);
+    Ok(interaction::finish(state, tenant, id, binding.as_deref())
         .await?
         .is_some())
 }
@@ -291,7 +331,7 @@ struct ConsentPage<'a> {
 fn consent_page(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     c: &Client,
     r: &AuthorizationRequest,
     user: &User,
@@ -302,9 +342,9 @@ fn consent_page(
     let s = strings_with(req, r.ui_locales.as_deref());
     let page = ConsentPage {
         s,
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: logo(t),
+        slug: &tenant.slug,
+        tenant_name: &tenant.display_name,
+        logo_url: logo(tenant),
         intro: s.consent_intro.replace("{client}", &c.name),
         scopes: r.scope.iter().map(|sc| i18n::describe(s, sc)).collect(),
         username: user.display_name.as_deref().unwrap_or(&user.username),
@@ -322,12 +362,12 @@ fn consent_page(
 /// POST `/t/{tenant}/authorize/consent`: Allow or Deny.
 pub(super) async fn consent(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
     let id = form.get("interaction").unwrap_or_default().to_owned();
-    let Some((sid, s, user)) = signed_in(&state, &req, &t).await? else {
+    let Some((sid, s, user)) = signed_in(&state, &req, &tenant).await? else {
         return Ok(expired_page(&req));
     };
     if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
@@ -336,10 +376,10 @@ pub(super) async fn consent(
             strings_with(&req, None).form_expired,
         ));
     }
-    let Some((pending, c)) = load(&state, &req, &t, &id).await? else {
+    let Some((pending, c)) = load(&state, &req, &tenant, &id).await? else {
         return Ok(expired_page(&req));
     };
-    if !take(&state, &req, &t, Some(&id)).await? {
+    if !take(&state, &req, &tenant, Some(&id)).await? {
         return Ok(expired_page(&req));
     }
     let r = &pending.request;
@@ -347,7 +387,7 @@ pub(super) async fn consent(
         let who = format!("user:{}", user.id);
         audit(
             &state,
-            &t,
+            &tenant,
             NewAuditEvent::failure(
                 &who,
                 "consent.deny",
@@ -358,42 +398,43 @@ pub(super) async fn consent(
         .await?;
         state.metrics.oauth("consent", "code", "access_denied");
         let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-        return respond(&state, &t, &r.target, Err(&e));
+        return respond(&state, &tenant, &r.target, Err(&e));
     }
-    let (db, tid, uid, cid, granted) = (
-        state.db.clone(),
-        t.id.clone(),
+    let (tid, uid, cid, granted) = (
+        tenant.id.clone(),
         user.id.clone(),
         c.client_id.clone(),
         scope::join(&r.scope),
     );
-    blocking(move || db.save_consent(&tid, &uid, &cid, &granted)).await?;
+    state
+        .store(move |db| db.save_consent(&tid, &uid, &cid, &granted))
+        .await?;
     state.metrics.oauth("consent", "code", "ok");
-    issue_code(&state, &t, &c, r, &sid, &s).await
+    issue_code(&state, &tenant, &c, r, &sid, &s).await
 }
 
 /// Stores a grant and its code, and sends the code to the client.
 async fn issue_code(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     c: &Client,
     r: &AuthorizationRequest,
     sid: &SessionId,
-    s: &Session,
+    session: &Session,
 ) -> Result<HttpResponse, AppError> {
     let now = state.clock.now_millis();
-    let life = lifetimes(t, c);
+    let life = lifetimes(tenant, c);
     let code = latchkey_core::random_token(&*state.rng, 32);
-    let acr = s.acr.clone().or_else(|| acr_of(&s.amr));
+    let acr = session.acr.clone().or_else(|| acr_of(&session.amr));
     let grant = Grant {
         id: latchkey_core::random_uuid(&*state.rng),
         client_id: c.client_id.clone(),
-        user_id: s.user_id.clone(),
+        user_id: session.user_id.clone(),
         session_key: Some(sid.storage_key()),
         scope: scope::join(&r.scope),
-        auth_time: s.auth_time,
+        auth_time: session.auth_time,
         acr,
-        amr: s.amr.clone(),
+        amr: session.amr.clone(),
         created_at: now,
         expires_at: now + life.refresh_absolute_secs * 1000,
         revoked_at: None,
@@ -406,27 +447,27 @@ async fn issue_code(
         expires_at: now + life.code_secs * 1000,
     };
     let event = NewAuditEvent::success(
-        &format!("user:{}", s.user_id),
+        &format!("user:{}", session.user_id),
         "oauth.authorize",
         format!("client:{}", c.client_id),
         json!({"grant": grant.id, "scope": grant.scope}),
     );
-    let tid = t.id.clone();
+    let tid = tenant.id.clone();
     state
         .store(move |db| db.create_code(&tid, &grant, &new_code, event))
         .await?;
     state.metrics.oauth("authorize", "code", "ok");
-    respond(state, t, &r.target, Ok(&code))
+    respond(state, tenant, &r.target, Ok(&code))
 }
 
 /// The authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`), by query or form post.
 pub(super) fn respond(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     target: &Target,
     result: Result<&str, &OAuthError>,
 ) -> Result<HttpResponse, AppError> {
-    let params = response_params(&issuer(state, t), target, result);
+    let params = response_params(&issuer(state, tenant), target, result);
     match target.response_mode {
         ResponseMode::Query => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, query_url(&target.redirect_uri, &params)))

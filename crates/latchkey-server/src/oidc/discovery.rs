@@ -27,9 +27,9 @@ pub(super) async fn discovery(t: InTenantJson, state: web::Data<AppState>) -> Re
 
 /// The tenant's JWK Set (RFC 7517 §5): public parts of pending, active and retired keys. Cached
 /// for less than half the pre-publication period, so a new key is seen before it signs.
-pub(super) async fn jwks(t: InTenantJson, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub(super) async fn jwks(tenant: InTenantJson, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let set = state
-        .with_keys(&t, |keys, t| keys.jwks_json(&t.id))
+        .with_keys(&tenant, |keys, tenant| keys.jwks_json(&tenant.id))
         .await
         .map_err(AppError::json)?;
     Ok(HttpResponse::Ok()

@@ -18,7 +18,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use latchkey_core::{NewAuditEvent, Tenant};
 use latchkey_keys::jwt::Expect;
-use latchkey_oidc::logout::{after_logout_url, check_logout_request, client_id};
+use latchkey_oidc::logout::{LogoutRequest, after_logout_url, check_logout_request, client_id};
 use serde_json::{Value, json};
 
 #[derive(Template)]
@@ -35,8 +35,8 @@ struct ConfirmPage<'a> {
 
 /// An `id_token_hint` of this tenant: signature and issuer checked, expiry tolerated
 /// (RP-Initiated Logout §2: the hint may well have expired).
-fn verify_hint(state: &AppState, t: &Tenant, token: &str) -> Option<Value> {
-    let iss = issuer(state, t);
+fn verify_hint(state: &AppState, tenant: &Tenant, token: &str) -> Option<Value> {
+    let iss = issuer(state, tenant);
     let expect = Expect {
         issuer: &iss,
         audience: None,
@@ -44,13 +44,13 @@ fn verify_hint(state: &AppState, t: &Tenant, token: &str) -> Option<Value> {
         now: state.clock.now_millis() / 1000,
         leeway_secs: 400 * 86_400,
     };
-    state.keys.verify(&t.id, token, &expect).ok()
+    state.keys.verify(&tenant.id, token, &expect).ok()
 }
 
 /// GET or POST `/t/{tenant}/end-session`.
 pub(super) async fn end_session(
     req: HttpRequest,
-    InTenant(t): InTenant,
+    InTenant(tenant): InTenant,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
@@ -60,9 +60,11 @@ pub(super) async fn end_session(
         Ok(p) => p,
         Err((status, e)) => return Ok(page(status, s.request_error_title, &e.description)),
     };
-    let hint = p.get("id_token_hint").and_then(|h| verify_hint(&state, &t, h));
+    let hint = p
+        .get("id_token_hint")
+        .and_then(|h| verify_hint(&state, &tenant, h));
     let named = client_id(&p, hint.as_ref()).unwrap_or_default().to_owned();
-    let c = client(&state, &t, &named).await?;
+    let c = client(&state, &tenant, &named).await?;
     let lr = match check_logout_request(&p, hint.as_ref(), c.as_ref()) {
         Ok(r) => r,
         Err(e) => {
@@ -71,7 +73,7 @@ pub(super) async fn end_session(
         }
     };
     let s = strings_with(&req, lr.ui_locales.as_deref());
-    let current = signed_in(&state, &req, &t).await?;
+    let current = signed_in(&state, &req, &tenant).await?;
     if let Some((sid, session_data, user)) = &current {
         let trusted = lr.hint_sub.as_deref() == Some(user.id.as_str());
         let confirmed = posted
@@ -83,38 +85,14 @@ pub(super) async fn end_session(
                 p.get("csrf").map(String::as_str),
             );
         if !trusted && !confirmed {
-            let mut carry = Vec::new();
-            for (name, value) in [
-                ("client_id", lr.client_id.clone()),
-                ("post_logout_redirect_uri", lr.post_logout_redirect_uri.clone()),
-                ("state", lr.state.clone()),
-                ("ui_locales", lr.ui_locales.clone()),
-            ] {
-                if let Some(v) = value {
-                    carry.push((name, v));
-                }
-            }
-            let confirm = ConfirmPage {
-                s,
-                slug: &t.slug,
-                tenant_name: &t.display_name,
-                logo_url: logo(&t),
-                question: s.logout_confirm.replace("{tenant}", &t.display_name),
-                csrf: csrf::token_for(sid.cookie_value()),
-                carry,
-            };
-            let mut res = html(&state, &req, StatusCode::OK, confirm.render())?;
-            if let Some(dest) = &lr.post_logout_redirect_uri {
-                crate::web::observe::allow_form_action(&mut res, dest);
-            }
-            return Ok(res);
+            return confirm_page(&state, &req, &tenant, s, sid, &lr);
         }
-        state.ephemeral.delete_session(&t.id, sid).await?;
-        revoke_grants(&state, &t, Owned::Session(sid.storage_key()), "logout").await?;
+        state.ephemeral.delete_session(&tenant.id, sid).await?;
+        revoke_grants(&state, &tenant, Owned::Session(sid.storage_key()), "logout").await?;
         let who = format!("user:{}", session_data.user_id);
         audit(
             &state,
-            &t,
+            &tenant,
             NewAuditEvent::success(
                 &who,
                 "logout",
@@ -131,8 +109,45 @@ pub(super) async fn end_session(
     };
     res.add_cookie(&crate::web::cookies::removal(
         &state,
-        session::cookie_name(&state, &t),
+        session::cookie_name(&state, &tenant),
     ))
     .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// Asks the signed-in person whether to sign out (OIDC RP-Initiated Logout §3: without a hint
+/// naming them, a logout request is only a request), carrying the request's parameters.
+fn confirm_page(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    strings: &'static Strings,
+    sid: &latchkey_session::SessionId,
+    lr: &LogoutRequest,
+) -> Result<HttpResponse, AppError> {
+    let mut carry = Vec::new();
+    for (name, value) in [
+        ("client_id", lr.client_id.clone()),
+        ("post_logout_redirect_uri", lr.post_logout_redirect_uri.clone()),
+        ("state", lr.state.clone()),
+        ("ui_locales", lr.ui_locales.clone()),
+    ] {
+        if let Some(v) = value {
+            carry.push((name, v));
+        }
+    }
+    let confirm = ConfirmPage {
+        s: strings,
+        slug: &t.slug,
+        tenant_name: &t.display_name,
+        logo_url: logo(t),
+        question: strings.logout_confirm.replace("{tenant}", &t.display_name),
+        csrf: csrf::token_for(sid.cookie_value()),
+        carry,
+    };
+    let mut res = html(state, req, StatusCode::OK, confirm.render())?;
+    if let Some(dest) = &lr.post_logout_redirect_uri {
+        crate::web::observe::allow_form_action(&mut res, dest);
+    }
     Ok(res)
 }

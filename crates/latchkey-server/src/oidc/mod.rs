@@ -1,7 +1,6 @@
 //! The OpenID Connect / OAuth 2.0 endpoints: HTTP in, `latchkey_oidc` decisions, HTTP out.
-//! Errors become RFC 6749 §5.2 JSON (or redirects, or pages) here and nowhere else.
-//! Throughout: `t` is the tenant, `c` the client, `p` the request parameters.
-#![allow(clippy::many_single_char_names)]
+//! Protocol errors are decided here and rendered by `web::errors` (RFC 6749 §5.2 JSON), or sent
+//! back to the client as redirects.
 
 mod authorize;
 mod discovery;
@@ -167,20 +166,20 @@ pub(crate) async fn read_body(
 }
 
 /// The tenant's issuer URL.
-pub(crate) fn issuer(state: &AppState, t: &Tenant) -> String {
-    state.config.issuer(&t.slug)
+pub(crate) fn issuer(state: &AppState, tenant: &Tenant) -> String {
+    state.config.issuer(&tenant.slug)
 }
 
 /// The tenant's client `id`, if registered.
-pub(crate) async fn client(state: &AppState, t: &Tenant, id: &str) -> Result<Option<Client>, AppError> {
+pub(crate) async fn client(state: &AppState, tenant: &Tenant, id: &str) -> Result<Option<Client>, AppError> {
     if id.is_empty() || id.len() > 128 {
         return Ok(None);
     }
     let cid = ClientId(id.to_owned());
-    if let Some(c) = state.clients.get(&(t.id.clone(), cid.clone()), 0) {
+    if let Some(c) = state.clients.get(&(tenant.id.clone(), cid.clone()), 0) {
         return Ok(Some(c));
     }
-    let tid = t.id.clone();
+    let tid = tenant.id.clone();
     let found = state.store(move |db| db.client(&tid, &cid)).await?;
     if let Some(c) = &found {
         state

@@ -16,7 +16,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
 use latchkey_keys::KeyError;
 use latchkey_keys::jwt::Expect;
-use latchkey_oidc::authorize::Params;
 use latchkey_oidc::{ErrorCode, OAuthError, scope};
 use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
 use serde_json::{Value, json};
@@ -42,11 +41,11 @@ pub(crate) struct Inspected {
 /// A stored token and, when asked for and the token has one, its user: one blocking-pool trip.
 async fn stored(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     handle: String,
     load_user: bool,
 ) -> Result<(Option<StoredToken>, Option<User>), AppError> {
-    let tid = t.id.clone();
+    let tid = tenant.id.clone();
     state
         .store(move |db| -> Result<_, AppError> {
             let row = db.token(&tid, &handle)?;
@@ -71,17 +70,17 @@ fn is_jwt(token: &str) -> bool {
 /// verification. A storage or key failure is an error (a 500), never an invalid token.
 async fn verify_jwt(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     token: &str,
     leeway_secs: i64,
 ) -> Result<Option<Value>, AppError> {
     let (iss, now, token) = (
-        issuer(state, t),
+        issuer(state, tenant),
         state.clock.now_millis() / 1000,
         token.to_owned(),
     );
     state
-        .with_keys(t, move |keys, t| {
+        .with_keys(tenant, move |keys, tenant| {
             let expect = Expect {
                 issuer: &iss,
                 audience: None,
@@ -89,7 +88,7 @@ async fn verify_jwt(
                 now,
                 leeway_secs,
             };
-            match keys.verify(&t.id, &token, &expect) {
+            match keys.verify(&tenant.id, &token, &expect) {
                 Ok(claims) => Ok(Some(claims)),
                 Err(KeyError::Token(_)) => Ok(None),
                 Err(e) => Err(AppError::from(e)),
@@ -101,7 +100,7 @@ async fn verify_jwt(
 /// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.
 pub(crate) async fn inspect(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     token: &str,
     load_user: bool,
 ) -> Result<Option<Inspected>, AppError> {
@@ -110,7 +109,7 @@ pub(crate) async fn inspect(
     }
     let now = state.clock.now_millis();
     if is_jwt(token) {
-        let Some(claims) = verify_jwt(state, t, token, 0).await? else {
+        let Some(claims) = verify_jwt(state, tenant, token, 0).await? else {
             return Ok(None);
         };
         let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -118,14 +117,14 @@ pub(crate) async fn inspect(
         let user = claims.get("auth_time").is_some().then(|| s("sub")).flatten();
         let mut user_row = None;
         if user.is_some() {
-            let (row, u) = stored(state, t, jti.clone(), load_user).await?;
+            let (row, u) = stored(state, tenant, jti.clone(), load_user).await?;
             if !row
                 .is_some_and(|r| r.is_live(now) && r.user_id.as_ref().map(UserId::as_str) == user.as_deref())
             {
                 return Ok(None);
             }
             user_row = u;
-        } else if state.ephemeral.peek(&t.id, &deny_key(&jti)).await?.is_some() {
+        } else if state.ephemeral.peek(&tenant.id, &deny_key(&jti)).await?.is_some() {
             return Ok(None);
         }
         let n = |k: &str| claims.get(k).and_then(Value::as_i64).unwrap_or_default();
@@ -143,7 +142,7 @@ pub(crate) async fn inspect(
         }));
     }
     let handle = latchkey_core::sha256_hex(token.as_bytes());
-    let (row, user_row) = stored(state, t, handle.clone(), load_user).await?;
+    let (row, user_row) = stored(state, tenant, handle.clone(), load_user).await?;
     let Some(row) = row.filter(|r| r.is_live(now)) else {
         return Ok(None);
     };
@@ -270,66 +269,66 @@ async fn userinfo_inner(
         .json(Value::Object(claims)))
 }
 
-/// A client-authenticated form POST (introspection, revocation).
+/// A client-authenticated form POST (introspection, revocation) that names a token. A refusal
+/// is counted under `metric` (event, kind) and is the answer.
 async fn authenticated(
     req: &HttpRequest,
-    tenant: Result<InTenantJson, AppError>,
+    found: Result<InTenantJson, AppError>,
     state: &AppState,
     payload: web::Payload,
-    endpoint: &str,
-) -> Result<(Tenant, latchkey_core::Client, Params), HttpResponse> {
-    let InTenantJson(t) = tenant.map_err(|e| e.error_response())?;
-    let p = read_body(req, payload)
-        .await
-        .and_then(|b| body_params(req, &b))
-        .map_err(|(status, e)| oauth_json(status, &e))?;
-    let c = authenticate_client(state, req, &t, &p, endpoint)
-        .await
-        .map_err(Failure::respond)?;
-    if p.get("token").is_none_or(String::is_empty) {
-        return Err(oauth_json(
-            StatusCode::BAD_REQUEST,
-            &OAuthError::invalid_request("token is missing"),
-        ));
+    (endpoint, metric): (&str, (&'static str, &'static str)),
+) -> Result<(Tenant, latchkey_core::Client, String), HttpResponse> {
+    let checked = async {
+        let InTenantJson(tenant) = found.map_err(|e| e.error_response())?;
+        let params = read_body(req, payload)
+            .await
+            .and_then(|b| body_params(req, &b))
+            .map_err(|(status, e)| oauth_json(status, &e))?;
+        let client = authenticate_client(state, req, &tenant, &params, endpoint)
+            .await
+            .map_err(Failure::respond)?;
+        match params.get("token").filter(|t| !t.is_empty()) {
+            Some(token) => Ok((tenant, client, token.clone())),
+            None => Err(oauth_json(
+                StatusCode::BAD_REQUEST,
+                &OAuthError::invalid_request("token is missing"),
+            )),
+        }
     }
-    Ok((t, c, p))
+    .await;
+    if checked.is_err() {
+        state.metrics.oauth(metric.0, metric.1, "error");
+    }
+    checked
 }
 
 /// POST `/t/{tenant}/introspect` (RFC 7662).
 pub(super) async fn introspect(
     req: HttpRequest,
-    tenant: Result<InTenantJson, AppError>,
+    found: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (t, c, p) = match authenticated(
-        &req,
-        tenant,
-        &state,
-        payload,
+    let endpoint = (
         latchkey_oidc::discovery::INTROSPECT,
-    )
-    .await
-    {
-        Ok(x) => x,
-        Err(res) => {
-            state.metrics.oauth("introspect", "introspection", "error");
-            return res;
-        }
+        ("introspect", "introspection"),
+    );
+    let (tenant, client, token) = match authenticated(&req, found, &state, payload, endpoint).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let token = p.get("token").map(String::as_str).unwrap_or_default();
-    let info = match inspect(&state, &t, token, false).await {
+    let info = match inspect(&state, &tenant, &token, false).await {
         Ok(i) => i,
         Err(e) => return e.json().error_response(),
     };
     // A client sees its own tokens; others only with the may-introspect-others flag.
-    let visible = info.filter(|i| i.client_id == c.client_id.as_str() || c.introspect_others);
+    let visible = info.filter(|i| i.client_id == client.client_id.as_str() || client.introspect_others);
     let body = match visible {
         None => json!({"active": false}),
         Some(i) => {
             let mut m = serde_json::Map::new();
             m.insert("active".into(), json!(true));
-            m.insert("iss".into(), json!(issuer(&state, &t)));
+            m.insert("iss".into(), json!(issuer(&state, &tenant)));
             m.insert("client_id".into(), json!(i.client_id));
             m.insert(
                 "token_type".into(),
@@ -370,20 +369,16 @@ pub(super) async fn introspect(
 /// POST `/t/{tenant}/revoke` (RFC 7009): 200 whether or not the token was known.
 pub(super) async fn revoke(
     req: HttpRequest,
-    tenant: Result<InTenantJson, AppError>,
+    found: Result<InTenantJson, AppError>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let (t, c, p) = match authenticated(&req, tenant, &state, payload, latchkey_oidc::discovery::REVOKE).await
-    {
-        Ok(x) => x,
-        Err(res) => {
-            state.metrics.oauth("revoke", "revocation", "error");
-            return res;
-        }
+    let endpoint = (latchkey_oidc::discovery::REVOKE, ("revoke", "revocation"));
+    let (tenant, client, token) = match authenticated(&req, found, &state, payload, endpoint).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let token = p.get("token").map(String::as_str).unwrap_or_default();
-    super::cors(match revoke_inner(&state, &t, &c, token).await {
+    super::cors(match revoke_inner(&state, &tenant, &client, &token).await {
         Ok(outcome) => {
             state.metrics.oauth("revoke", "revocation", outcome);
             HttpResponse::Ok()
@@ -399,11 +394,11 @@ pub(super) async fn revoke(
 
 async fn revoke_inner(
     state: &AppState,
-    t: &Tenant,
+    tenant: &Tenant,
     c: &latchkey_core::Client,
     token: &str,
 ) -> Result<&'static str, Failure> {
-    let Some(info) = inspect(state, t, token, false).await? else {
+    let Some(info) = inspect(state, tenant, token, false).await? else {
         return Ok("unknown");
     };
     if info.client_id != c.client_id.as_str() {
@@ -422,7 +417,7 @@ async fn revoke_inner(
         json!({"kind": if info.kind == TokenKind::Refresh { "refresh" } else { "access" }}),
     );
     if let Some(handle) = info.handle {
-        let tid = t.id.clone();
+        let tid = tenant.id.clone();
         state
             .store(move |db| db.revoke_token(&tid, &handle, event))
             .await?;
@@ -431,9 +426,9 @@ async fn revoke_inner(
         let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(0) + 60);
         state
             .ephemeral
-            .put_once(&t.id, &deny_key(&jti), b"1", ttl)
+            .put_once(&tenant.id, &deny_key(&jti), b"1", ttl)
             .await?;
-        crate::flow::audit::audit(state, t, event).await?;
+        crate::flow::audit::audit(state, tenant, event).await?;
     }
     Ok("revoked")
 }

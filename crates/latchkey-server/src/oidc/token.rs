@@ -5,12 +5,12 @@
 use super::{Failure, body_params, client, issuer, oauth_json, read_body};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::AppError;
 use crate::web::tenant::InTenantJson;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use latchkey_core::{Client, Clock, Rng, Tenant};
+use latchkey_keys::KeyRing;
 use latchkey_oidc::authorize::Params;
 use latchkey_oidc::client_auth::{authenticate, parse_client_auth};
 use latchkey_oidc::grants::client_credentials::check_client_credentials_grant;
@@ -18,6 +18,7 @@ use latchkey_oidc::grants::refresh_token::{self, Refused};
 use latchkey_oidc::grants::{authorization_code, client_credentials};
 use latchkey_oidc::token_request::{ClientCredentialsRequest, CodeRequest, RefreshRequest};
 use latchkey_oidc::{Ctx, GrantError, OAuthError, TokenRequest, TokenResponse};
+use latchkey_store::Db;
 use latchkey_store::OAuthRepo;
 use std::sync::Arc;
 
@@ -60,14 +61,14 @@ pub(super) async fn token(
 async fn handle(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     p: &Params,
 ) -> Result<TokenResponse, Failure> {
-    let c = authenticate_client(state, req, t, p, latchkey_oidc::discovery::TOKEN).await?;
+    let c = authenticate_client(state, req, tenant, p, latchkey_oidc::discovery::TOKEN).await?;
     match TokenRequest::parse(p, &c)? {
-        TokenRequest::AuthorizationCode(r) => code_grant(state, t, c, r).await,
-        TokenRequest::RefreshToken(r) => refresh_grant(state, t, c, r).await,
-        TokenRequest::ClientCredentials(r) => client_credentials_grant(state, t, c, &r).await,
+        TokenRequest::AuthorizationCode(r) => code_grant(state, tenant, c, r).await,
+        TokenRequest::RefreshToken(r) => refresh_grant(state, tenant, c, r).await,
+        TokenRequest::ClientCredentials(r) => client_credentials_grant(state, tenant, c, &r).await,
     }
 }
 
@@ -75,7 +76,7 @@ async fn handle(
 pub(super) async fn authenticate_client(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     p: &Params,
     endpoint: &str,
 ) -> Result<Client, Failure> {
@@ -91,8 +92,8 @@ pub(super) async fn authenticate_client(
         }
     };
     let presented = parse_client_auth(auth, p).map_err(wrap)?;
-    let c = client(state, t, presented.client_id()).await?;
-    let iss = issuer(state, t);
+    let c = client(state, tenant, presented.client_id()).await?;
+    let iss = issuer(state, tenant);
     let at = format!("{iss}{endpoint}");
     let now = state.clock.now_millis() / 1000;
     let jti = authenticate(&presented, c.as_ref(), &[&iss, &at], now).map_err(wrap)?;
@@ -107,7 +108,7 @@ pub(super) async fn authenticate_client(
             latchkey_core::sha256_hex(j.jti.as_bytes())
         );
         let ttl = std::time::Duration::from_secs(u64::try_from(j.exp - now).unwrap_or(0) + 60);
-        if !state.ephemeral.put_once(&t.id, &key, b"1", ttl).await? {
+        if !state.ephemeral.put_once(&tenant.id, &key, b"1", ttl).await? {
             return Err(OAuthError::invalid_client("the client assertion was already used").into());
         }
     }
@@ -126,45 +127,59 @@ fn ctx<'a>(t: &'a Tenant, iss: &'a str, clock: &'a Arc<dyn Clock>, rng: &'a Arc<
 
 async fn code_grant(
     state: &AppState,
-    t: &Tenant,
-    c: Client,
+    tenant: &Tenant,
+    client: Client,
     r: CodeRequest,
 ) -> Result<TokenResponse, Failure> {
-    let (db, keys, rng, clock) = (
-        state.db.clone(),
+    redeem(state, tenant, "authorization_code", move |db, keys, ctx| {
+        authorization_code::exchange(db, keys, ctx, &client, &r)
+    })
+    .await
+}
+
+/// Runs a grant's redemption on the blocking pool in the tenant's context (the store
+/// transaction and the signatures); a replayed code or token is counted in the metrics.
+async fn redeem(
+    state: &AppState,
+    tenant: &Tenant,
+    grant: &'static str,
+    f: impl FnOnce(&Db, &KeyRing, &Ctx<'_>) -> Result<TokenResponse, GrantError> + Send + 'static,
+) -> Result<TokenResponse, Failure> {
+    let (keys, rng, clock) = (
         Arc::clone(&state.keys),
         Arc::clone(&state.rng),
         Arc::clone(&state.clock),
     );
-    let (iss, t2) = (issuer(state, t), t.clone());
-    let answer = blocking(move || -> Result<_, AppError> {
-        let ctx = ctx(&t2, &iss, &clock, &rng);
-        Ok(authorization_code::exchange(&db, &*keys, &ctx, &c, &r))
-    })
-    .await?;
+    let (iss, tenant) = (issuer(state, tenant), tenant.clone());
+    let answer = state
+        .store(move |db| -> Result<_, AppError> {
+            let ctx = ctx(&tenant, &iss, &clock, &rng);
+            Ok(f(db, &keys, &ctx))
+        })
+        .await?;
     if let Err(GrantError::Replay(_)) = &answer {
-        state.metrics.oauth("reuse", "authorization_code", "revoked");
+        state.metrics.oauth("reuse", grant, "revoked");
     }
     Ok(answer?)
 }
 
 async fn refresh_grant(
     state: &AppState,
-    t: &Tenant,
-    c: Client,
+    tenant: &Tenant,
+    client: Client,
     r: RefreshRequest,
 ) -> Result<TokenResponse, Failure> {
-    let (tid, r2) = (t.id.clone(), r.clone());
+    let (tid, r2) = (tenant.id.clone(), r.clone());
     // The token and its grant's user in one trip to the blocking pool.
     let found = state.store(move |db| refresh_token::find(db, &tid, &r2)).await?;
-    let rotation = match refresh_token::check(found, &c, &r, state.clock.now_millis()) {
+    let rotation = match refresh_token::check(found, &client, &r, state.clock.now_millis()) {
         Ok(rotation) => rotation,
         Err(Refused::Invalid(e)) => return Err(e.into()),
         Err(Refused::Reused(reuse)) => {
             // RFC 9700 §4.14.2: a rotated token presented again means it leaked.
-            let tid = t.id.clone();
+            let tid = tenant.id.clone();
             state
-                .store(move |db| refresh_token::revoke_reused(db, &tid, &c, &reuse))
+                .store(move |db| refresh_token::revoke_reused(db, &tid, &client, &reuse))
                 .await?;
             state.metrics.oauth("reuse", "refresh_token", "revoked");
             return Err(refresh_token::reused().into());
@@ -172,7 +187,7 @@ async fn refresh_grant(
         Err(Refused::UserInactive { user_id, error }) => {
             crate::flow::grants::revoke_grants(
                 state,
-                t,
+                tenant,
                 crate::flow::grants::Owned::User(user_id),
                 "user_disabled",
             )
@@ -183,12 +198,12 @@ async fn refresh_grant(
     if let Some(key) = rotation.session_key() {
         let live = state
             .ephemeral
-            .list_user_sessions(&t.id, &rotation.user().id)
+            .list_user_sessions(&tenant.id, &rotation.user().id)
             .await?;
         if !live.iter().any(|(k, _)| k == key) {
             crate::flow::grants::revoke_grants(
                 state,
-                t,
+                tenant,
                 crate::flow::grants::Owned::Session(key.to_owned()),
                 "session_ended",
             )
@@ -196,40 +211,33 @@ async fn refresh_grant(
             return Err(OAuthError::invalid_grant("the session this grant belongs to has ended").into());
         }
     }
-    let (db, keys, rng, clock) = (
-        state.db.clone(),
-        Arc::clone(&state.keys),
-        Arc::clone(&state.rng),
-        Arc::clone(&state.clock),
-    );
-    let (iss, t2) = (issuer(state, t), t.clone());
-    let answer = blocking(move || -> Result<_, AppError> {
-        let ctx = ctx(&t2, &iss, &clock, &rng);
-        Ok(refresh_token::rotate(&db, &*keys, &ctx, &c, &rotation))
+    redeem(state, tenant, "refresh_token", move |db, keys, ctx| {
+        refresh_token::rotate(db, keys, ctx, &client, &rotation)
     })
-    .await?;
-    if let Err(GrantError::Replay(_)) = &answer {
-        state.metrics.oauth("reuse", "refresh_token", "revoked");
-    }
-    Ok(answer?)
+    .await
 }
 
 async fn client_credentials_grant(
     state: &AppState,
-    t: &Tenant,
-    c: Client,
+    tenant: &Tenant,
+    client: Client,
     r: &ClientCredentialsRequest,
 ) -> Result<TokenResponse, Failure> {
-    let (scope, audience) = check_client_credentials_grant(&c, r.scope.as_deref(), r.resource.as_deref())?;
-    let (iss, rng, clock) = (issuer(state, t), Arc::clone(&state.rng), Arc::clone(&state.clock));
+    let (scope, audience) =
+        check_client_credentials_grant(&client, r.scope.as_deref(), r.resource.as_deref())?;
+    let (iss, rng, clock) = (
+        issuer(state, tenant),
+        Arc::clone(&state.rng),
+        Arc::clone(&state.clock),
+    );
     let issued = state
-        .with_keys(t, move |keys, t| {
-            let ctx = ctx(t, &iss, &clock, &rng);
-            client_credentials::issue(keys, &ctx, &c, &scope, &audience).map_err(super::signing_failed)
+        .with_keys(tenant, move |keys, tenant| {
+            let ctx = ctx(tenant, &iss, &clock, &rng);
+            client_credentials::issue(keys, &ctx, &client, &scope, &audience).map_err(super::signing_failed)
         })
         .await?;
     if !issued.rows.is_empty() {
-        let (tid, rows) = (t.id.clone(), issued.rows);
+        let (tid, rows) = (tenant.id.clone(), issued.rows);
         state.store(move |db| db.store_tokens(&tid, &rows)).await?;
     }
     Ok(issued.response)

@@ -13,7 +13,6 @@ use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::flow::interaction;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::errors::{AppError, Kind};
 use crate::web::tenant::tenant;
 use actix_web::cookie::{Cookie, SameSite};
@@ -47,23 +46,23 @@ pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, Strin
     (format!("{base}/metadata"), format!("{base}/acs"))
 }
 
-fn sp_key(state: &AppState, t: &Tenant, c: &SamlConnection) -> Result<Vec<u8>, AppError> {
+fn sp_key(state: &AppState, tenant: &Tenant, connection: &SamlConnection) -> Result<Vec<u8>, AppError> {
     state
         .keys
         .open_sealed(
-            &t.id,
-            latchkey_services::saml::sp_key_aad(t, &c.id),
-            &c.sp_key_sealed,
+            &tenant.id,
+            latchkey_services::saml::sp_key_aad(tenant, &connection.id),
+            &connection.sp_key_sealed,
         )
         .map_err(|e| AppError::internal("opening a SAML SP key", e))
 }
 
-async fn connection(state: &AppState, t: &Tenant, name: &str) -> Result<SamlConnection, AppError> {
+async fn connection(state: &AppState, tenant: &Tenant, name: &str) -> Result<SamlConnection, AppError> {
     let unknown = || AppError::not_found("There is no such sign-in connection here.");
     if latchkey_core::validate::slug(name).is_err() {
         return Err(unknown());
     }
-    let (tid, n) = (t.id.clone(), name.to_owned());
+    let (tid, n) = (tenant.id.clone(), name.to_owned());
     state
         .store(move |db| db.saml_connection_by_name(&tid, &n))
         .await?
@@ -101,8 +100,8 @@ async fn metadata(
         .body(xml))
 }
 
-fn signs_requests(c: &SamlConnection) -> bool {
-    c.options.sign_requests || c.idp.wants_signed_requests
+fn signs_requests(connection: &SamlConnection) -> bool {
+    connection.options.sign_requests || connection.idp.wants_signed_requests
 }
 
 /// A sign-in sent to the IdP and not answered yet, stored under the hash of its `RelayState`.
@@ -125,9 +124,9 @@ fn pending_key(relay: &str) -> String {
     format!("saml-request:{}", latchkey_core::sha256_hex(relay.as_bytes()))
 }
 
-fn correlation_cookie_name(state: &AppState, t: &Tenant, relay: &str) -> String {
+fn correlation_cookie_name(state: &AppState, tenant: &Tenant, relay: &str) -> String {
     let short = relay.get(..12).unwrap_or(relay);
-    crate::web::cookies::host_cookie_name(state, &format!("lk-saml-{}-{short}", t.slug))
+    crate::web::cookies::host_cookie_name(state, &format!("lk-saml-{}-{short}", tenant.slug))
 }
 
 /// The one cookie that must come back with the IdP's cross-site POST. On the http development
@@ -287,15 +286,15 @@ impl Refusal {
     }
 
     /// What the person reads: never which check failed, except where they can act on it.
-    fn page(&self, c: &SamlConnection) -> (StatusCode, String) {
+    fn page(&self, connection: &SamlConnection) -> (StatusCode, String) {
         let generic = format!(
             "Signing in with {} did not succeed. Go back to the application and try again; if it keeps failing, contact your administrator.",
-            c.display_name
+            connection.display_name
         );
         match self {
             Self::NoAccount => (
                 StatusCode::FORBIDDEN,
-                format!("There is no account here for your {} sign-in. Ask your administrator for access.", c.display_name),
+                format!("There is no account here for your {} sign-in. Ask your administrator for access.", connection.display_name),
             ),
             Self::EmailConflict => (
                 StatusCode::CONFLICT,
@@ -372,33 +371,33 @@ async fn acs(
 async fn consume(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
-    c: &SamlConnection,
+    tenant: &Tenant,
+    connection: &SamlConnection,
     form: Option<&crate::web::form::FormParams>,
     relay: Option<&str>,
 ) -> Result<HttpResponse, Refusal> {
     let raw = form.and_then(|f| f.get("SAMLResponse")).ok_or(Refusal::BadForm)?;
     let text = latchkey_saml::decode_post(raw).map_err(Refusal::Saml)?;
     let pending = match relay {
-        Some(relay) => take_pending(state, req, t, relay).await?,
+        Some(relay) => take_pending(state, req, tenant, relay).await?,
         None => None,
     };
-    if pending.as_ref().is_some_and(|p| p.connection_id != c.id) {
+    if pending.as_ref().is_some_and(|p| p.connection_id != connection.id) {
         return Err(Refusal::WrongConnection);
     }
     let sp_key = if text.contains("EncryptedAssertion") {
-        Some(sp_key(state, t, c)?)
+        Some(sp_key(state, tenant, connection)?)
     } else {
         None
     };
-    let (entity_id, acs_url) = sp_urls(state, &t.slug, &c.name);
+    let (entity_id, acs_url) = sp_urls(state, &tenant.slug, &connection.name);
     let now = state.clock.now_millis();
     let expected = latchkey_saml::Expected {
-        idp: &c.idp,
+        idp: &connection.idp,
         sp_entity_id: &entity_id,
         acs_url: &acs_url,
         in_response_to: pending.as_ref().map(|p| p.request_id.as_str()),
-        allow_unsolicited: c.options.allow_idp_initiated,
+        allow_unsolicited: connection.options.allow_idp_initiated,
         now,
         skew_ms: SKEW_MS,
         sp_key_pkcs8: sp_key.as_deref(),
@@ -412,10 +411,14 @@ async fn consume(
     );
     let replay_key = format!(
         "saml-assertion:{}:{}",
-        c.id,
+        connection.id,
         latchkey_core::sha256_hex(assertion.id.as_bytes())
     );
-    if !state.ephemeral.put_once(&t.id, &replay_key, b"1", ttl).await? {
+    if !state
+        .ephemeral
+        .put_once(&tenant.id, &replay_key, b"1", ttl)
+        .await?
+    {
         return Err(Refusal::Saml(SamlError::Replayed));
     }
     if let Some(p) = pending.as_ref().filter(|p| p.force_authn)
@@ -429,8 +432,8 @@ async fn consume(
     sign_in(
         state,
         req,
-        t,
-        c,
+        tenant,
+        connection,
         &assertion,
         pending.and_then(|p| p.resume),
         forced_since,
@@ -442,17 +445,17 @@ async fn consume(
 async fn take_pending(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     relay: &str,
 ) -> Result<Option<Pending>, Refusal> {
     let key = pending_key(relay);
-    let Some(bytes) = state.ephemeral.peek(&t.id, &key).await? else {
+    let Some(bytes) = state.ephemeral.peek(&tenant.id, &key).await? else {
         // Unknown or expired: the response is judged as unsolicited.
         return Ok(None);
     };
     let pending: Pending = serde_json::from_slice(&bytes).map_err(|_| Refusal::Correlation)?;
     let presented = req
-        .cookie(&correlation_cookie_name(state, t, relay))
+        .cookie(&correlation_cookie_name(state, tenant, relay))
         .map(|c| latchkey_core::sha256_hex(c.value().as_bytes()))
         .unwrap_or_default();
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -461,7 +464,7 @@ async fn take_pending(
     )) {
         return Err(Refusal::Correlation);
     }
-    match state.ephemeral.take(&t.id, &key).await? {
+    match state.ephemeral.take(&tenant.id, &key).await? {
         Some(_) if state.clock.now_millis() < pending.expires_at => Ok(Some(pending)),
         // Taken by a concurrent request, or expired.
         _ => Err(Refusal::Correlation),
@@ -475,14 +478,14 @@ fn mapped(a: &Assertion, attr: Option<&str>) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn email_of(a: &Assertion, c: &SamlConnection) -> Option<String> {
-    mapped(a, c.options.mapping.email.as_deref())
+fn email_of(a: &Assertion, connection: &SamlConnection) -> Option<String> {
+    mapped(a, connection.options.mapping.email.as_deref())
         .or_else(|| {
             let is_email_format = a
                 .name_id_format
                 .as_deref()
                 .is_some_and(|f| f.ends_with(":emailAddress"));
-            (c.options.mapping.email.is_none() && is_email_format).then(|| a.name_id.clone())
+            (connection.options.mapping.email.is_none() && is_email_format).then(|| a.name_id.clone())
         })
         .and_then(|e| latchkey_core::validate::email(&e).ok())
 }
@@ -491,58 +494,84 @@ fn email_of(a: &Assertion, c: &SamlConnection) -> Option<String> {
 /// or created (JIT) in this connection's tenant only (S8).
 async fn account(
     state: &AppState,
-    t: &Tenant,
-    c: &SamlConnection,
+    tenant: &Tenant,
+    connection: &SamlConnection,
     a: &Assertion,
 ) -> Result<(User, &'static str), Refusal> {
-    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    let (tid, cid, nid) = (tenant.id.clone(), connection.id.clone(), a.name_id.clone());
     let linked = state.store(move |db| db.saml_identity(&tid, &cid, &nid)).await?;
     if let Some(uid) = linked {
-        let tid = t.id.clone();
+        let tid = tenant.id.clone();
         let user = state
             .store(move |db| db.user(&tid, &uid))
             .await?
             .ok_or(Refusal::NoAccount)?;
         return Ok((user, "linked"));
     }
-    let email = email_of(a, c);
-    let display_name = mapped(a, c.options.mapping.name.as_deref());
+    let email = email_of(a, connection);
+    let display_name = mapped(a, connection.options.mapping.name.as_deref());
     if let Some(email) = &email {
-        let (tid, e) = (t.id.clone(), email.clone());
+        let (tid, e) = (tenant.id.clone(), email.clone());
         let existing = state.store(move |db| db.user_by_email(&tid, &e)).await?;
         if let Some(local) = existing {
-            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            // Only a connection trusted for the address's domain may join a local account, and
-            // only one no IdP signs in to yet (an address on another connection's JIT user came
-            // from that IdP, not from the person). Addresses in a claimed domain can't be set
-            // by users themselves (account page).
-            let (tid, uid) = (t.id.clone(), local.id.clone());
-            let federated = !state
-                .store(move |db| db.saml_identities_of_user(&tid, &uid))
-                .await?
-                .is_empty();
-            if federated || !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
-                return Err(Refusal::EmailConflict);
-            }
-            let (db, tid, cid, nid, uid) = (
-                state.db.clone(),
-                t.id.clone(),
-                c.id.clone(),
-                a.name_id.clone(),
-                local.id.clone(),
-            );
-            let actor = format!("saml:{}", c.name);
-            blocking(move || db.link_saml_identity(&tid, &actor, &cid, &nid, &uid)).await?;
-            return Ok((local, "linked_now"));
+            return link_existing(state, tenant, connection, a, local, email).await;
         }
     }
-    if !c.options.jit {
+    if !connection.options.jit {
         return Err(Refusal::NoAccount);
     }
+    provision(state, tenant, connection, a, email, display_name).await
+}
+
+/// An existing local account with the asserted address: joined to this IdP only when the
+/// connection is trusted for the address's domain and no IdP signs in to it yet.
+async fn link_existing(
+    state: &AppState,
+    tenant: &Tenant,
+    c: &SamlConnection,
+    a: &Assertion,
+    local: User,
+    email: &str,
+) -> Result<(User, &'static str), Refusal> {
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    // Only a connection trusted for the address's domain may join a local account, and
+    // only one no IdP signs in to yet (an address on another connection's JIT user came
+    // from that IdP, not from the person). Addresses in a claimed domain can't be set
+    // by users themselves (account page).
+    let (tid, uid) = (tenant.id.clone(), local.id.clone());
+    let federated = !state
+        .store(move |db| db.saml_identities_of_user(&tid, &uid))
+        .await?
+        .is_empty();
+    if federated || !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
+        return Err(Refusal::EmailConflict);
+    }
+    let (tid, cid, nid, uid) = (
+        tenant.id.clone(),
+        c.id.clone(),
+        a.name_id.clone(),
+        local.id.clone(),
+    );
+    let actor = format!("saml:{}", c.name);
+    state
+        .store(move |db| db.link_saml_identity(&tid, &actor, &cid, &nid, &uid))
+        .await?;
+    Ok((local, "linked_now"))
+}
+
+/// Just-in-time provisioning: a new user linked to the NameID, in one transaction.
+async fn provision(
+    state: &AppState,
+    tenant: &Tenant,
+    connection: &SamlConnection,
+    a: &Assertion,
+    email: Option<String>,
+    display_name: Option<String>,
+) -> Result<(User, &'static str), Refusal> {
     // The address as username when it is free; otherwise a stable name from the NameID.
     let fallback = format!(
         "{}.{}",
-        c.name,
+        connection.name,
         &latchkey_core::sha256_hex(a.name_id.as_bytes())[..16]
     );
     let mut username = fallback.clone();
@@ -550,7 +579,7 @@ async fn account(
         .as_deref()
         .filter(|e| latchkey_core::validate::username(e).is_ok())
     {
-        let (tid, e2) = (t.id.clone(), e.to_owned());
+        let (tid, e2) = (tenant.id.clone(), e.to_owned());
         if state
             .store(move |db| db.user_by_username(&tid, &e2))
             .await?
@@ -566,7 +595,7 @@ async fn account(
             .filter(|n| latchkey_core::validate::display_name("display_name", n).is_ok()),
         password_hash: None,
     };
-    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    let (tid, cid, nid) = (tenant.id.clone(), connection.id.clone(), a.name_id.clone());
     match state
         .store(move |db| db.provision_saml_user(&tid, &cid, &nid, &new))
         .await
@@ -586,68 +615,73 @@ async fn account(
 /// at every sign-in, other roles are left alone (S8).
 async fn sync_roles(
     state: &AppState,
-    t: &Tenant,
-    c: &SamlConnection,
+    tenant: &Tenant,
+    connection: &SamlConnection,
     user: &User,
     a: &Assertion,
 ) -> Result<(), AppError> {
-    if c.options.role_map.is_empty() {
+    if connection.options.role_map.is_empty() {
         return Ok(());
     }
-    let groups: Vec<String> = c
+    let groups: Vec<String> = connection
         .options
         .mapping
         .groups
         .as_deref()
         .map(|g| a.values(g))
         .unwrap_or_default();
-    let wanted: Vec<&str> = c
+    let wanted: Vec<&str> = connection
         .options
         .role_map
         .iter()
         .filter(|(g, _)| groups.iter().any(|x| x == g))
         .map(|(_, r)| r.as_str())
         .collect();
-    let managed: Vec<String> = c.options.role_map.iter().map(|(_, r)| r.clone()).collect();
-    let (db, tid, uid, actor) = (
-        state.db.clone(),
-        t.id.clone(),
+    let managed: Vec<String> = connection
+        .options
+        .role_map
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect();
+    let (tid, uid, actor) = (
+        tenant.id.clone(),
         user.id.clone(),
-        format!("saml:{}", c.name),
+        format!("saml:{}", connection.name),
     );
     let wanted: Vec<String> = wanted.into_iter().map(str::to_owned).collect();
-    blocking(move || {
-        let roles = db.list_roles(&tid)?;
-        let have = db.roles_of_user(&tid, &uid)?;
-        for role in roles.iter().filter(|r| managed.contains(&r.name)) {
-            let has = have.iter().any(|h| h.id == role.id);
-            let should = wanted.contains(&role.name);
-            if should && !has {
-                db.assign_role(&tid, &actor, &uid, &role.id)?;
-            } else if !should && has {
-                db.unassign_role(&tid, &actor, &uid, &role.id)?;
+    state
+        .store(move |db| {
+            let roles = db.list_roles(&tid)?;
+            let have = db.roles_of_user(&tid, &uid)?;
+            for role in roles.iter().filter(|r| managed.contains(&r.name)) {
+                let has = have.iter().any(|h| h.id == role.id);
+                let should = wanted.contains(&role.name);
+                if should && !has {
+                    db.assign_role(&tid, &actor, &uid, &role.id)?;
+                } else if !should && has {
+                    db.unassign_role(&tid, &actor, &uid, &role.id)?;
+                }
             }
-        }
-        Ok::<(), latchkey_store::StoreError>(())
-    })
-    .await
+            Ok::<(), latchkey_store::StoreError>(())
+        })
+        .await
 }
 
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
-    t: &Tenant,
+    tenant: &Tenant,
     c: &SamlConnection,
     a: &Assertion,
     resume: Option<String>,
     forced_since: Option<i64>,
 ) -> Result<HttpResponse, Refusal> {
-    let (user, how) = account(state, t, c, a).await?;
+    let (user, how) = account(state, tenant, c, a).await?;
     if user.status != UserStatus::Active {
         return Err(Refusal::Disabled);
     }
-    sync_roles(state, t, c, &user, a).await?;
-    let (tid, cid, nid) = (t.id.clone(), c.id.clone(), a.name_id.clone());
+    sync_roles(state, tenant, c, &user, a).await?;
+    let (tid, cid, nid) = (tenant.id.clone(), c.id.clone(), a.name_id.clone());
     state
         .store(move |db| db.saml_login_seen(&tid, &cid, &nid))
         .await?;
@@ -675,7 +709,7 @@ async fn sign_in(
         user: &user,
         method: Method::Federated { mfa_done: idp_mfa },
         amr,
-        next: resume.unwrap_or_else(|| format!("/t/{}/account", t.slug)),
+        next: resume.unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None)),
         recent_failures: 0,
         password_expired: false,
         auth_time: Some(auth_time),
@@ -683,7 +717,7 @@ async fn sign_in(
         details: details.as_object().cloned().unwrap_or_default(),
         also_audit: vec![(format!("saml:{}", c.name), "saml.acs", format!("saml:{}", c.id))],
     };
-    match complete(state, req, t, attempt).await? {
+    match complete(state, req, tenant, attempt).await? {
         Completion::Session { response, .. } => {
             state.metrics.saml("acs", "ok");
             Ok(response)

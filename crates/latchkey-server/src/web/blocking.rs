@@ -52,17 +52,17 @@ impl Blocking for AppState {
 
     async fn with_keys<T, E>(
         &self,
-        t: &Tenant,
+        tenant: &Tenant,
         f: impl FnOnce(&KeyRing, &Tenant) -> Result<T, E> + Send + 'static,
     ) -> Result<T, AppError>
     where
         T: Send + 'static,
         E: Into<AppError> + Send + 'static,
     {
-        if self.keys.is_cached(&t.id) {
-            return f(&self.keys, t).map_err(Into::into);
+        if self.keys.is_cached(&tenant.id) {
+            return f(&self.keys, tenant).map_err(Into::into);
         }
-        let (keys, t) = (Arc::clone(&self.keys), t.clone());
-        blocking(move || f(&keys, &t)).await
+        let (keys, tenant) = (Arc::clone(&self.keys), tenant.clone());
+        blocking(move || f(&keys, &tenant)).await
     }
 }

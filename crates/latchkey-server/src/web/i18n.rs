@@ -336,26 +336,26 @@ pub static DE: Strings = Strings {
 };
 
 /// What a password lacks, in the reader's language: "The password needs a, b, c."
-pub fn policy_message(s: &Strings, v: &latchkey_mfa::Violations) -> String {
+pub fn policy_message(strings: &Strings, v: &latchkey_mfa::Violations) -> String {
     use latchkey_mfa::Violation as V;
     let parts: Vec<String> =
         v.0.iter()
             .map(|v| match v {
-                V::TooShort { min, len } => s
+                V::TooShort { min, len } => strings
                     .v_too_short
                     .replace("{min}", &min.to_string())
                     .replace("{len}", &len.to_string()),
-                V::TooLong { max } => s.v_too_long.replace("{max}", &max.to_string()),
-                V::NoLowercase => s.v_lowercase.into(),
-                V::NoUppercase => s.v_uppercase.into(),
-                V::NoDigit => s.v_digit.into(),
-                V::NoSymbol => s.v_symbol.into(),
-                V::Common => s.v_common.into(),
-                V::Guessable => s.v_guessable.into(),
-                V::ContainsIdentifier => s.v_identifier.into(),
+                V::TooLong { max } => strings.v_too_long.replace("{max}", &max.to_string()),
+                V::NoLowercase => strings.v_lowercase.into(),
+                V::NoUppercase => strings.v_uppercase.into(),
+                V::NoDigit => strings.v_digit.into(),
+                V::NoSymbol => strings.v_symbol.into(),
+                V::Common => strings.v_common.into(),
+                V::Guessable => strings.v_guessable.into(),
+                V::ContainsIdentifier => strings.v_identifier.into(),
             })
             .collect();
-    format!("{} {}.", s.policy_needs, parts.join(", "))
+    format!("{} {}.", strings.policy_needs, parts.join(", "))
 }
 
 /// The first supported language of a space-separated `ui_locales` list.
@@ -405,13 +405,13 @@ pub fn pick(ui_locales: Option<&str>, accept_language: Option<&str>) -> &'static
 }
 
 /// A scope in plain words.
-pub(crate) fn describe(s: &Strings, scope: &str) -> String {
+pub(crate) fn describe(strings: &Strings, scope: &str) -> String {
     match scope {
-        "openid" => s.scope_openid.into(),
-        "profile" => s.scope_profile.into(),
-        "email" => s.scope_email.into(),
-        "offline_access" => s.scope_offline_access.into(),
-        other => s.scope_other.replace("{scope}", other),
+        "openid" => strings.scope_openid.into(),
+        "profile" => strings.scope_profile.into(),
+        "email" => strings.scope_email.into(),
+        "offline_access" => strings.scope_offline_access.into(),
+        other => strings.scope_other.replace("{scope}", other),
     }
 }
 

@@ -16,3 +16,4 @@ pub mod observe;
 pub(crate) mod pages;
 pub(crate) mod respond;
 pub(crate) mod tenant;
+pub(crate) mod urls;

@@ -56,8 +56,9 @@ pub(crate) fn html(
     Ok(res)
 }
 
-pub(crate) fn logo(t: &Tenant) -> Option<&str> {
-    t.policy
+pub(crate) fn logo(tenant: &Tenant) -> Option<&str> {
+    tenant
+        .policy
         .branding
         .logo_url
         .as_deref()
@@ -140,12 +141,12 @@ pub(crate) fn form_post(action: &str, params: &[(&'static str, String)]) -> Resu
 }
 
 /// Only a path inside this tenant may be a destination (no open redirect, O15).
-pub(crate) fn safe_return_to(t: &Tenant, value: Option<&str>) -> String {
-    checked_return_to(t, value).unwrap_or_else(|| format!("/t/{}/account", t.slug))
+pub(crate) fn safe_return_to(tenant: &Tenant, value: Option<&str>) -> String {
+    checked_return_to(tenant, value).unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None))
 }
 
-pub(crate) fn checked_return_to(t: &Tenant, value: Option<&str>) -> Option<String> {
-    let prefix = format!("/t/{}/", t.slug);
+pub(crate) fn checked_return_to(tenant: &Tenant, value: Option<&str>) -> Option<String> {
+    let prefix = crate::web::urls::tenant_root(&tenant.slug);
     value
         .filter(|v| {
             v.starts_with(&prefix)

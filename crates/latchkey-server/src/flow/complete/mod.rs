@@ -145,8 +145,7 @@ pub(crate) async fn finish(
         // The way back to `next` leads through the password change.
         started.must_change_password = true;
         changed = true;
-        let encoded = percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC);
-        next = format!("/t/{}/account?return_to={encoded}", tenant.slug);
+        next = crate::web::urls::change_password_then(&tenant.slug, &next);
     }
     // Owing a factor saves the session with the mark (and the changes above).
     let factor_page = if attempt.method.owes_factor_check() {

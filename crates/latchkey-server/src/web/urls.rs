@@ -1,0 +1,88 @@
+//! Every path of a tenant that the server links or redirects to, built in one place: when a
+//! route moves, its links move with it. Absolute URLs (the issuer, SAML entity ids) come from
+//! `Config::issuer`.
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// `/t/{slug}/`: every path of the tenant starts so (and a `return_to` must).
+pub(crate) fn tenant_root(slug: &str) -> String {
+    format!("/t/{slug}/")
+}
+
+/// The account page, optionally with a query (`saved=1`, `return_to=…`).
+pub(crate) fn account(slug: &str, query: Option<&str>) -> String {
+    with_query(format!("/t/{slug}/account"), query)
+}
+
+/// The sign-in page, optionally with a query (`interaction=…`, `signed_out=1`).
+pub(crate) fn login(slug: &str, query: Option<&str>) -> String {
+    with_query(format!("/t/{slug}/login"), query)
+}
+
+/// Where a pending authorization request continues once the user is signed in.
+pub(crate) fn authorize_resume(slug: &str, interaction: Option<&str>) -> String {
+    let base = format!("/t/{slug}/authorize/resume");
+    match interaction {
+        Some(id) => format!("{base}?interaction={id}"),
+        None => base,
+    }
+}
+
+/// The second-factor step, continuing to `next` afterwards.
+pub(crate) fn second_factor(slug: &str, next: &str) -> String {
+    format!("/t/{slug}/login/second-factor?return_to={}", encode(next))
+}
+
+/// The authenticator-app enrolment, continuing to `next` afterwards.
+pub(crate) fn authenticator(slug: &str, next: &str) -> String {
+    format!("/t/{slug}/account/authenticator?return_to={}", encode(next))
+}
+
+/// The account page during a required password change, continuing to `next` afterwards.
+pub(crate) fn change_password_then(slug: &str, next: &str) -> String {
+    account(slug, Some(&format!("return_to={}", encode(next))))
+}
+
+/// The password-reset page (the token travels in a cookie, not the URL).
+pub(crate) fn password_reset(slug: &str) -> String {
+    format!("/t/{slug}/password/reset")
+}
+
+/// The SP-initiated SAML sign-in through `connection`.
+pub(crate) fn saml_login(slug: &str, connection: &str, interaction: Option<&str>) -> String {
+    let base = format!("/t/{slug}/saml/{connection}/login");
+    match interaction.filter(|i| !i.is_empty()) {
+        Some(i) => format!("{base}?interaction={i}"),
+        None => base,
+    }
+}
+
+fn with_query(path: String, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    }
+}
+
+fn encode(path: &str) -> String {
+    utf8_percent_encode(path, NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continuations_are_percent_encoded() {
+        assert_eq!(
+            second_factor("acme", "/t/acme/authorize/resume?interaction=a&b"),
+            "/t/acme/login/second-factor?return_to=%2Ft%2Facme%2Fauthorize%2Fresume%3Finteraction%3Da%26b"
+        );
+        assert_eq!(account("acme", Some("saved=1")), "/t/acme/account?saved=1");
+        assert_eq!(saml_login("acme", "corp", Some("")), "/t/acme/saml/corp/login");
+        assert_eq!(
+            authorize_resume("acme", Some("x")),
+            "/t/acme/authorize/resume?interaction=x"
+        );
+    }
+}
