@@ -292,6 +292,8 @@ async fn failures_count_per_account_whatever_name_is_typed(s: &TestServer) {
     );
 }
 
+// One browser session editing its profile, step by step: each step's state feeds the next.
+#[allow(clippy::too_many_lines)]
 async fn the_profile_is_edited_with_validation_and_audit(s: &TestServer) {
     setup(s, "acme").await;
     let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
@@ -627,6 +629,8 @@ async fn a_redis_session_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// One password's life over 90+ days, step by step: each change depends on the last.
+#[allow(clippy::too_many_lines)]
 async fn expired_passwords_must_be_changed_and_recent_ones_not_reused() {
     let db = TestDb::sqlite();
     let clock = Arc::new(FixedClock::new(1_800_000_000_000));

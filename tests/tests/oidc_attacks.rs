@@ -257,7 +257,18 @@ async fn client_authentication_attacks_are_refused(s: &TestServer) {
         (401, Some("invalid_client")),
         "public client with a secret"
     );
-    // GET, wrong content type, duplicate parameters, oversized bodies.
+    malformed_token_requests_are_refused(s, &c).await;
+}
+
+/// GET, wrong content type, duplicate parameters, oversized bodies, an unsupported grant.
+async fn malformed_token_requests_are_refused(s: &TestServer, c: &Client) {
+    let send = |req: reqwest::RequestBuilder| async move {
+        let res = req.send().await.unwrap();
+        let (st, h) = (res.status(), res.headers().clone());
+        (st, h, res.json::<Value>().await.unwrap())
+    };
+    let url = s.url("/t/acme/token");
+    let http = TestServer::client();
     assert_eq!(http.get(&url).send().await.unwrap().status(), 405);
     let res = http
         .post(&url)
@@ -421,16 +432,27 @@ async fn introspection_and_revocation_need_the_owning_client(s: &TestServer) {
         .await
         .unwrap();
     assert_eq!(gone["active"], false);
-    // A client-credentials JWT is revoked through the jti deny-list.
+    client_credentials_jwt_is_revoked_through_the_deny_list(s, &c).await;
+}
+
+/// A client-credentials JWT is revoked through the jti deny-list.
+async fn client_credentials_jwt_is_revoked_through_the_deny_list(s: &TestServer, c: &Client) {
+    let http = TestServer::client();
+    let post = |path: &str, who: &Client, token: &str| {
+        http.post(s.url(path))
+            .basic_auth(who.client_id.as_str(), Some(SECRET))
+            .form(&[("token", token.to_owned())])
+            .send()
+    };
     let (st, cc) = token(
         s,
-        &c,
+        c,
         &[("grant_type", "client_credentials"), ("scope", "reports.read")],
     )
     .await;
     assert_eq!(st, 200, "{cc}");
     let cct = cc["access_token"].as_str().unwrap();
-    let live: Value = post("/t/acme/introspect", &c, cct)
+    let live: Value = post("/t/acme/introspect", c, cct)
         .await
         .unwrap()
         .json()
@@ -440,8 +462,8 @@ async fn introspection_and_revocation_need_the_owning_client(s: &TestServer) {
         (live["active"].as_bool(), live["sub"].as_str()),
         (Some(true), Some(c.client_id.as_str()))
     );
-    assert_eq!(post("/t/acme/revoke", &c, cct).await.unwrap().status(), 200);
-    let dead: Value = post("/t/acme/introspect", &c, cct)
+    assert_eq!(post("/t/acme/revoke", c, cct).await.unwrap().status(), 200);
+    let dead: Value = post("/t/acme/introspect", c, cct)
         .await
         .unwrap()
         .json()

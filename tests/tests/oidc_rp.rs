@@ -57,6 +57,8 @@ async fn in_chromium(authorize_url: &str) -> Option<String> {
     Some(String::from_utf8(out.stdout).unwrap().trim().to_owned())
 }
 
+// One relying-party flow, sign-in to logout: splitting it would hide the order of the steps.
+#[allow(clippy::too_many_lines)]
 async fn run_flow(s: &TestServer, kind: ClientType, format: AccessTokenFormat) {
     setup(s, "acme").await;
     let registered = register(s, "acme", kind, kind == ClientType::Confidential, format);

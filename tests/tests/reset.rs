@@ -38,6 +38,8 @@ fn audit_actions(s: &TestServer) -> Vec<String> {
         .collect()
 }
 
+// One reset from request to used link, step by step: splitting it would hide the order.
+#[allow(clippy::too_many_lines)]
 async fn reset_by_mail(backend: Backend) {
     let sink = SmtpSink::start().await;
     let Some((s, db)) = TestServer::start_on(backend, &[("LATCHKEY_SMTP_URL", &sink.url)]) else {

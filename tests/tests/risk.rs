@@ -390,6 +390,8 @@ fn receiver(listener: std::net::TcpListener, status: u16) -> std::thread::JoinHa
     })
 }
 
+// One delivery over a moving clock (down, back-off, up): the timing only reads whole.
+#[allow(clippy::too_many_lines)]
 async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'_>) {
     let s = x.s;
     setup(s, "acme").await;

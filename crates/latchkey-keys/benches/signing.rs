@@ -51,12 +51,12 @@ fn signing(c: &mut Criterion) {
         let (h, rest) = token.split_once('.').unwrap();
         format!("{h}.{}", rest.split('.').next().unwrap())
     };
-    let rng = SystemRandom::new();
+    let system_random = SystemRandom::new();
 
     let mut g = c.benchmark_group("sign");
     let es = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
     g.bench_function("ES256/raw", |b| {
-        b.iter(|| black_box(es.sign(&rng, input.as_bytes()).unwrap()));
+        b.iter(|| black_box(es.sign(&system_random, input.as_bytes()).unwrap()));
     });
     g.bench_function("ES256/ring", |b| {
         b.iter(|| black_box(ring.sign(&t, Alg::ES256, "at+jwt", &claims).unwrap()));
@@ -72,8 +72,13 @@ fn signing(c: &mut Criterion) {
     let mut sig = vec![0u8; rsa.public_modulus_len()];
     g.bench_function("RS256/raw", |b| {
         b.iter(|| {
-            rsa.sign(&signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
-                .unwrap();
+            rsa.sign(
+                &signature::RSA_PKCS1_SHA256,
+                &system_random,
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
             black_box(&sig);
         });
     });

@@ -638,8 +638,27 @@ impl KeyRing {
         batch: usize,
         max_batches: Option<usize>,
     ) -> Result<(String, usize), KeyError> {
-        // A rotation is unfinished while more than one data key exists; otherwise start one.
-        let current = self.change(t, |tx| {
+        let current = self.start_dek_rotation(t, actor)?;
+        let batch = batch.max(1);
+        let mut resealed = 0;
+        let mut batches = 0;
+        loop {
+            if max_batches.is_some_and(|m| batches >= m) {
+                return Ok((current, resealed));
+            }
+            let (moved, done) = self.change(t, |tx| self.reseal_batch(tx, t, actor, batch))?;
+            resealed += moved;
+            batches += 1;
+            if done {
+                return Ok((current, resealed));
+            }
+        }
+    }
+
+    /// The id of the data key a rotation moves values to. A rotation is unfinished while more
+    /// than one data key exists (then this resumes it); otherwise a new key is created.
+    fn start_dek_rotation(&self, t: &TenantId, actor: &str) -> Result<String, KeyError> {
+        self.change(t, |tx| {
             let deks = tx.data_keys()?;
             if deks.len() > 1 {
                 return Ok((deks.last().map(|d| d.id.clone()).unwrap_or_default(), None));
@@ -664,73 +683,70 @@ impl KeyRing {
                     json!({"data_key": dek.id}),
                 )),
             ))
-        })?;
-        let batch = batch.max(1);
-        let mut resealed = 0;
-        let mut batches = 0;
-        loop {
-            if max_batches.is_some_and(|m| batches >= m) {
-                return Ok((current, resealed));
+        })
+    }
+
+    /// One batch of a rotation, inside `tx`: re-seals up to `batch` values still under an older
+    /// data key, or, when none is left, deletes the older keys. Returns how many values moved
+    /// and whether the rotation is done.
+    fn reseal_batch(
+        &self,
+        tx: &mut KeyTx<'_>,
+        t: &TenantId,
+        actor: &str,
+        batch: usize,
+    ) -> Result<((usize, bool), Option<NewAuditEvent>), KeyError> {
+        let deks = tx.data_keys()?;
+        let newest = deks
+            .last()
+            .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
+        let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
+        let mut moved = 0;
+        for v in tx.sealed_values()? {
+            if moved == batch {
+                break;
             }
-            let (moved, done) = self.change(t, |tx| {
-                let deks = tx.data_keys()?;
-                let newest = deks
-                    .last()
-                    .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
-                let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
-                let mut moved = 0;
-                for v in tx.sealed_values()? {
-                    if moved == batch {
-                        break;
-                    }
-                    let old_id = crate::envelope::parse(&v.value)?.key_id;
-                    if old_id == newest.id {
-                        continue;
-                    }
-                    let old = deks
-                        .iter()
-                        .find(|d| d.id == old_id)
-                        .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
-                    let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
-                    let aad = Aad {
-                        tenant: t.as_str(),
-                        table: v.table,
-                        column: v.column,
-                        row: &v.row,
-                    };
-                    let resealed = new.seal(aad, &old.open(aad, &v.value)?)?;
-                    if tx.reseal(&v, &resealed)? {
-                        moved += 1;
-                    }
-                }
-                if moved > 0 {
-                    return Ok(((moved, false), None));
-                }
-                // Nothing left under older keys: retire them.
-                let old: Vec<String> = deks
-                    .iter()
-                    .filter(|d| d.id != newest.id)
-                    .map(|d| d.id.clone())
-                    .collect();
-                for id in &old {
-                    tx.delete_data_key(id)?;
-                }
-                let ev = (!old.is_empty()).then(|| {
-                    event(
-                        actor,
-                        "keys.rotate_dek.done",
-                        t,
-                        json!({"data_key": newest.id, "deleted": old}),
-                    )
-                });
-                Ok(((0, true), ev))
-            })?;
-            resealed += moved;
-            batches += 1;
-            if done {
-                return Ok((current, resealed));
+            let old_id = crate::envelope::parse(&v.value)?.key_id;
+            if old_id == newest.id {
+                continue;
+            }
+            let old = deks
+                .iter()
+                .find(|d| d.id == old_id)
+                .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
+            let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
+            let aad = Aad {
+                tenant: t.as_str(),
+                table: v.table,
+                column: v.column,
+                row: &v.row,
+            };
+            let resealed = new.seal(aad, &old.open(aad, &v.value)?)?;
+            if tx.reseal(&v, &resealed)? {
+                moved += 1;
             }
         }
+        if moved > 0 {
+            return Ok(((moved, false), None));
+        }
+        // Nothing left under older keys: retire them.
+        let old: Vec<String> = deks
+            .iter()
+            .filter(|d| d.id != newest.id)
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &old {
+            tx.delete_data_key(id)?;
+        }
+        let ev = (!old.is_empty()).then(|| {
+            event(
+                actor,
+                "keys.rotate_dek.done",
+                t,
+                json!({"data_key": newest.id, "deleted": old}),
+            )
+        });
+        Ok(((0, true), ev))
     }
 
     /// Re-wraps every data key under `new` in one transaction. The caller keeps the old key file.

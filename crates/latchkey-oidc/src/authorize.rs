@@ -5,7 +5,7 @@
 //! be sent to the redirect URI (RFC 6749 §4.1.2.1, RFC 9700 §4.11): those errors are shown to
 //! the user on a page. After that, errors go back to the client with `state` and `iss`.
 
-use crate::pkce::check_code_challenge;
+use crate::pkce::{CodeChallenge, check_code_challenge};
 use crate::redirect::check_redirect_uri;
 use crate::{ErrorCode, OAuthError, scope};
 use latchkey_core::{Client, ClientType, GrantType};
@@ -96,6 +96,41 @@ pub fn check_authorization_request(
     p: &Params,
     client: Option<&Client>,
 ) -> Result<AuthorizationRequest, AuthorizeError> {
+    let (client, redirect_uri) = check_client_and_redirect_uri(p, client)?;
+
+    // From here on, errors go to the client, in the response mode it asked for if that is valid.
+    let mode = response_mode(p);
+    let target = Target {
+        redirect_uri: redirect_uri.to_owned(),
+        response_mode: *mode.as_ref().unwrap_or(&ResponseMode::Query),
+        state: p.get("state").cloned(),
+    };
+    let fail = |e: OAuthError| AuthorizeError::Redirect(e, target.clone());
+    check_request_form(p, client, mode).map_err(fail)?;
+    let scopes = granted_scopes(p, client).map_err(fail)?;
+    let challenge = check_pkce(p, client).map_err(fail)?;
+    let prompt = check_prompt(p.get("prompt").map(String::as_str)).map_err(fail)?;
+    let max_age = check_max_age(p).map_err(fail)?;
+    Ok(AuthorizationRequest {
+        client_id: client.client_id.to_string(),
+        target: target.clone(),
+        scope: scopes,
+        nonce: p.get("nonce").cloned(),
+        code_challenge: challenge.map(|c| c.as_str().to_owned()),
+        prompt,
+        max_age,
+        login_hint: p.get("login_hint").cloned().filter(|h| !h.is_empty()),
+        acr_values: words(p, "acr_values"),
+        ui_locales: p.get("ui_locales").cloned().filter(|h| !h.is_empty()),
+    })
+}
+
+/// The known client and the redirect URI to use for it. Until both are known good, errors are
+/// shown on a page (RFC 6749 §4.1.2.1).
+fn check_client_and_redirect_uri<'a>(
+    p: &'a Params,
+    client: Option<&'a Client>,
+) -> Result<(&'a Client, &'a str), AuthorizeError> {
     let page = |m: &str| AuthorizeError::Page(OAuthError::invalid_request(m));
     if client_id(p).is_none() {
         return Err(page("The request names no client (client_id is missing)."));
@@ -113,51 +148,57 @@ pub fn check_authorization_request(
     } else {
         requested
     };
+    Ok((client, redirect_uri))
+}
 
-    // From here on, errors go to the client, in the response mode it asked for if that is valid.
-    let mode = match p.get("response_mode").map(String::as_str) {
+/// The `response_mode` asked for, or the unsupported value.
+fn response_mode(p: &Params) -> Result<ResponseMode, String> {
+    match p.get("response_mode").map(String::as_str) {
         None | Some("query") => Ok(ResponseMode::Query),
         Some("form_post") => Ok(ResponseMode::FormPost),
         Some(other) => Err(other.to_owned()),
-    };
-    let target = Target {
-        redirect_uri: redirect_uri.to_owned(),
-        response_mode: *mode.as_ref().unwrap_or(&ResponseMode::Query),
-        state: p.get("state").cloned(),
-    };
-    let fail = |e: OAuthError| AuthorizeError::Redirect(e, target.clone());
+    }
+}
+
+/// What the request may ask for at all, in this order: a supported response mode, no request
+/// objects, `response_type=code` for a client allowed the code grant, and no over-long values.
+fn check_request_form(
+    p: &Params,
+    client: &Client,
+    mode: Result<ResponseMode, String>,
+) -> Result<(), OAuthError> {
     if let Err(other) = mode {
-        return Err(fail(OAuthError::invalid_request(format!(
+        return Err(OAuthError::invalid_request(format!(
             "response_mode {other:?} is not supported; use query or form_post"
-        ))));
+        )));
     }
     if p.contains_key("request") {
-        return Err(fail(OAuthError::new(
+        return Err(OAuthError::new(
             ErrorCode::RequestNotSupported,
             "request objects are not supported",
-        )));
+        ));
     }
     if p.contains_key("request_uri") {
-        return Err(fail(OAuthError::new(
+        return Err(OAuthError::new(
             ErrorCode::RequestUriNotSupported,
             "request_uri is not supported",
-        )));
+        ));
     }
     match p.get("response_type").map(String::as_str) {
-        None => return Err(fail(OAuthError::invalid_request("response_type is missing"))),
+        None => return Err(OAuthError::invalid_request("response_type is missing")),
         Some("code") => {}
         Some(_) => {
-            return Err(fail(OAuthError::new(
+            return Err(OAuthError::new(
                 ErrorCode::UnsupportedResponseType,
                 "only response_type=code is supported",
-            )));
+            ));
         }
     }
     if !client.grant_types.contains(&GrantType::AuthorizationCode) {
-        return Err(fail(OAuthError::new(
+        return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code grant",
-        )));
+        ));
     }
     if let Some(e) = too_long("state", p.get("state"), MAX_STATE)
         .or_else(|| too_long("nonce", p.get("nonce"), MAX_NONCE))
@@ -165,56 +206,59 @@ pub fn check_authorization_request(
         .or_else(|| too_long("ui_locales", p.get("ui_locales"), MAX_HINT))
         .or_else(|| too_long("acr_values", p.get("acr_values"), MAX_HINT))
     {
-        return Err(fail(e));
+        return Err(e);
     }
-    let requested = scope::parse(p.get("scope").map(String::as_str)).map_err(fail)?;
+    Ok(())
+}
+
+/// The requested scopes the client is registered for.
+fn granted_scopes(p: &Params, client: &Client) -> Result<Vec<String>, OAuthError> {
+    let requested = scope::parse(p.get("scope").map(String::as_str))?;
     let mut scopes = scope::allowed(&requested, &client.scopes);
     let can_refresh = client.grant_types.contains(&GrantType::RefreshToken);
     // OIDC Core §11: offline access is an OpenID Connect request for a client that may refresh.
     if !can_refresh || !scopes.iter().any(|s| s == scope::OPENID) {
         scopes.retain(|s| s != scope::OFFLINE_ACCESS);
     }
+    Ok(scopes)
+}
+
+/// The PKCE challenge (RFC 7636), required of public clients and clients registered with
+/// `require_pkce`.
+fn check_pkce(p: &Params, client: &Client) -> Result<Option<CodeChallenge>, OAuthError> {
     let challenge = check_code_challenge(
         p.get("code_challenge").map(String::as_str),
         p.get("code_challenge_method").map(String::as_str),
-    )
-    .map_err(fail)?;
+    )?;
     if challenge.is_none() && (client.require_pkce || client.client_type == ClientType::Public) {
-        return Err(fail(OAuthError::invalid_request(
+        return Err(OAuthError::invalid_request(
             "code_challenge (PKCE, S256) is required for this client",
-        )));
+        ));
     }
-    let prompt = check_prompt(p.get("prompt").map(String::as_str)).map_err(fail)?;
-    let max_age = match p.get("max_age") {
-        None => None,
-        Some(v) => Some(v.parse::<u32>().map(i64::from).map_err(|_| {
-            fail(OAuthError::invalid_request(
-                "max_age must be a non-negative integer",
-            ))
-        })?),
-    };
-    let words = |name: &str| -> Vec<String> {
-        p.get(name)
-            .map(|v| {
-                v.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(AuthorizationRequest {
-        client_id: client.client_id.to_string(),
-        target: target.clone(),
-        scope: scopes,
-        nonce: p.get("nonce").cloned(),
-        code_challenge: challenge.map(|c| c.as_str().to_owned()),
-        prompt,
-        max_age,
-        login_hint: p.get("login_hint").cloned().filter(|h| !h.is_empty()),
-        acr_values: words("acr_values"),
-        ui_locales: p.get("ui_locales").cloned().filter(|h| !h.is_empty()),
-    })
+    Ok(challenge)
+}
+
+/// `max_age` in seconds (OIDC Core §3.1.2.1).
+fn check_max_age(p: &Params) -> Result<Option<i64>, OAuthError> {
+    p.get("max_age")
+        .map(|v| {
+            v.parse::<u32>()
+                .map(i64::from)
+                .map_err(|_| OAuthError::invalid_request("max_age must be a non-negative integer"))
+        })
+        .transpose()
+}
+
+/// The space-separated words of parameter `name`.
+fn words(p: &Params, name: &str) -> Vec<String> {
+    p.get(name)
+        .map(|v| {
+            v.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn check_prompt(v: Option<&str>) -> Result<Prompt, OAuthError> {

@@ -32,16 +32,17 @@ pub fn check_redirect_uri<'a>(
 /// (or with `[::1]`): equal except for the port.
 fn same_except_loopback_port(requested: &str, registered: &str) -> bool {
     for host in ["http://127.0.0.1", "http://[::1]"] {
-        let (Some(req_rest), Some(reg_rest)) = (requested.strip_prefix(host), registered.strip_prefix(host))
+        let (Some(requested_rest), Some(registered_rest)) =
+            (requested.strip_prefix(host), registered.strip_prefix(host))
         else {
             continue;
         };
         // The registered URI names no port, or the same rest would already have matched.
-        let reg_rest = reg_rest
-            .strip_prefix(':')
-            .map_or(reg_rest, |r| r.trim_start_matches(|c: char| c.is_ascii_digit()));
-        let Some(after_port) = req_rest.strip_prefix(':') else {
-            return req_rest == reg_rest;
+        let registered_rest = registered_rest.strip_prefix(':').map_or(registered_rest, |r| {
+            r.trim_start_matches(|c: char| c.is_ascii_digit())
+        });
+        let Some(after_port) = requested_rest.strip_prefix(':') else {
+            return requested_rest == registered_rest;
         };
         let digits = after_port.len() - after_port.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         let (port, path) = after_port.split_at(digits);
@@ -49,7 +50,7 @@ fn same_except_loopback_port(requested: &str, registered: &str) -> bool {
             && port.len() <= 5
             && port.parse::<u32>().is_ok_and(|p| (1..=65_535).contains(&p))
             && (path.is_empty() || path.starts_with('/') || path.starts_with('?'))
-            && path == reg_rest;
+            && path == registered_rest;
     }
     false
 }

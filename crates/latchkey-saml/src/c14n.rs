@@ -14,6 +14,9 @@ pub fn canonicalize(src: &str, node: Node<'_, '_>, exclude: Option<NodeId>, incl
     out.into_bytes()
 }
 
+/// An attribute as c14n sorts and renders it: (namespace uri, local name, qname, value).
+type Attr<'a> = (&'a str, &'a str, &'a str, &'a str);
+
 /// `rendered`: the namespace declarations in force in the output at this point, (prefix, uri),
 /// "" for the default namespace.
 fn element(
@@ -25,11 +28,40 @@ fn element(
     out: &mut String,
 ) {
     let qname = qname_at(src, n.range().start);
-    let own_prefix = element_prefix(n, src).unwrap_or("");
+    let (utilized, mut attrs) = utilized_prefixes(src, n, inclusive);
+    let decls = namespace_decls(n, utilized, rendered);
+    attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    start_tag(qname, &decls, &attrs, out);
 
-    // Prefixes visibly utilized here: the element's own and those of its qualified attributes.
+    let mut inner: Vec<(String, String)> = rendered.to_vec();
+    inner.extend(decls);
+    for c in n.children() {
+        if Some(c.id()) == exclude {
+            continue;
+        }
+        if c.is_element() {
+            element(src, c, exclude, inclusive, &inner, out);
+        } else if c.is_text() {
+            escape_text(c.text().unwrap_or_default(), out);
+        }
+        // Comments are dropped (the without-comments variant); processing instructions were
+        // refused when the document was parsed.
+    }
+    out.push_str("</");
+    out.push_str(qname);
+    out.push('>');
+}
+
+/// The prefixes visibly utilized at `n` (its own, those of its qualified attributes) plus the
+/// inclusive ones, and its attributes in document order.
+fn utilized_prefixes<'a>(
+    src: &'a str,
+    n: Node<'a, '_>,
+    inclusive: &[&'a str],
+) -> (Vec<&'a str>, Vec<Attr<'a>>) {
+    let own_prefix = element_prefix(n, src).unwrap_or("");
     let mut utilized: Vec<&str> = vec![own_prefix];
-    let mut attrs: Vec<(&str, &str, &str, &str)> = Vec::new(); // (ns uri, local name, qname, value)
+    let mut attrs: Vec<Attr<'a>> = Vec::new();
     for a in n.attributes() {
         let aq = src.get(a.range_qname()).unwrap_or(a.name());
         let ns = a.namespace().unwrap_or("");
@@ -47,7 +79,16 @@ fn element(
             utilized.push(p);
         }
     }
+    (utilized, attrs)
+}
 
+/// The namespace declarations `n` must render, sorted: each utilized prefix whose in-scope uri
+/// differs from what the output already declares.
+fn namespace_decls(
+    n: Node<'_, '_>,
+    utilized: Vec<&str>,
+    rendered: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut decls: Vec<(String, String)> = Vec::new();
     for p in utilized {
         let uri = if p.is_empty() {
@@ -75,11 +116,14 @@ fn element(
         }
     }
     decls.sort();
-    attrs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    decls
+}
 
+/// The start tag: namespace declarations first, then the attributes, both already sorted.
+fn start_tag(qname: &str, decls: &[(String, String)], attrs: &[Attr<'_>], out: &mut String) {
     out.push('<');
     out.push_str(qname);
-    for (p, uri) in &decls {
+    for (p, uri) in decls {
         if p.is_empty() {
             out.push_str(" xmlns=\"");
         } else {
@@ -90,31 +134,13 @@ fn element(
         escape_attr(uri, out);
         out.push('"');
     }
-    for (_, _, aq, value) in &attrs {
+    for (_, _, aq, value) in attrs {
         out.push(' ');
         out.push_str(aq);
         out.push_str("=\"");
         escape_attr(value, out);
         out.push('"');
     }
-    out.push('>');
-
-    let mut inner: Vec<(String, String)> = rendered.to_vec();
-    inner.extend(decls);
-    for c in n.children() {
-        if Some(c.id()) == exclude {
-            continue;
-        }
-        if c.is_element() {
-            element(src, c, exclude, inclusive, &inner, out);
-        } else if c.is_text() {
-            escape_text(c.text().unwrap_or_default(), out);
-        }
-        // Comments are dropped (the without-comments variant); processing instructions were
-        // refused when the document was parsed.
-    }
-    out.push_str("</");
-    out.push_str(qname);
     out.push('>');
 }
 

@@ -14,32 +14,7 @@ const PROTOCOL_SAML2: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 /// never be left trusting nothing, or something unchecked.
 pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> {
     let doc = xml::parse(text, xml::METADATA)?;
-    let root = doc.root_element();
-    let entity = if is(root, NS_METADATA, "EntityDescriptor") {
-        root
-    } else if is(root, NS_METADATA, "EntitiesDescriptor") {
-        let idps: Vec<Node<'_, '_>> = root
-            .descendants()
-            .filter(|n| is(*n, NS_METADATA, "EntityDescriptor") && idp_descriptor(*n).is_some())
-            .collect();
-        match idps.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(SamlError::Metadata(
-                    "no IdP entity in the EntitiesDescriptor".into(),
-                ));
-            }
-            _ => {
-                return Err(SamlError::Metadata(
-                    "several IdP entities: use the metadata of one entity".into(),
-                ));
-            }
-        }
-    } else {
-        return Err(SamlError::Metadata(
-            "the root is not an md:EntityDescriptor".into(),
-        ));
-    };
+    let entity = idp_entity(doc.root_element())?;
     let entity_id = entity
         .attribute("entityID")
         .map(str::trim)
@@ -48,7 +23,45 @@ pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> 
         .to_owned();
     let idp = idp_descriptor(entity)
         .ok_or_else(|| SamlError::Metadata("no IDPSSODescriptor for SAML 2.0".into()))?;
+    let (sso_binding, sso_url) = sso_service(idp)?;
+    let certificates = signing_certificates(idp, now)?;
+    Ok(IdpDescriptor {
+        entity_id,
+        sso_url,
+        sso_binding,
+        certificates,
+        wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
+    })
+}
 
+/// The one IdP `EntityDescriptor`: the root itself, or the only IdP entity of an
+/// `EntitiesDescriptor`.
+fn idp_entity<'a, 'i>(root: Node<'a, 'i>) -> Result<Node<'a, 'i>> {
+    if is(root, NS_METADATA, "EntityDescriptor") {
+        return Ok(root);
+    }
+    if !is(root, NS_METADATA, "EntitiesDescriptor") {
+        return Err(SamlError::Metadata(
+            "the root is not an md:EntityDescriptor".into(),
+        ));
+    }
+    let idps: Vec<Node<'_, '_>> = root
+        .descendants()
+        .filter(|n| is(*n, NS_METADATA, "EntityDescriptor") && idp_descriptor(*n).is_some())
+        .collect();
+    match idps.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(SamlError::Metadata(
+            "no IdP entity in the EntitiesDescriptor".into(),
+        )),
+        _ => Err(SamlError::Metadata(
+            "several IdP entities: use the metadata of one entity".into(),
+        )),
+    }
+}
+
+/// The binding and URL to send AuthnRequests to: HTTP-Redirect preferred, else HTTP-POST.
+fn sso_service(idp: Node<'_, '_>) -> Result<(String, String)> {
     let services: Vec<(String, String)> = xml::children(idp, NS_METADATA, "SingleSignOnService")
         .filter_map(|s| {
             Some((
@@ -64,7 +77,12 @@ pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> 
             SamlError::Metadata("no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding".into())
         })?;
     check_endpoint(&sso_url)?;
+    Ok((sso_binding, sso_url))
+}
 
+/// Every distinct signing certificate (base64 DER) valid at `now`; an error naming what was
+/// refused when none is.
+fn signing_certificates(idp: Node<'_, '_>, now: UnixMillis) -> Result<Vec<String>> {
     let mut certificates = Vec::new();
     let mut refused = Vec::new();
     for kd in xml::children(idp, NS_METADATA, "KeyDescriptor") {
@@ -92,13 +110,7 @@ pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> 
         };
         return Err(SamlError::Metadata(why));
     }
-    Ok(IdpDescriptor {
-        entity_id,
-        sso_url,
-        sso_binding,
-        certificates,
-        wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
-    })
+    Ok(certificates)
 }
 
 fn idp_descriptor<'a, 'i>(entity: Node<'a, 'i>) -> Option<Node<'a, 'i>> {

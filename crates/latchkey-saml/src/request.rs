@@ -72,11 +72,11 @@ pub fn redirect_url(
     deflater
         .write_all(xml.as_bytes())
         .map_err(|e| SamlError::Crypto(e.to_string()))?;
-    let deflated = deflater.finish().map_err(|e| SamlError::Crypto(e.to_string()))?;
+    let compressed = deflater.finish().map_err(|e| SamlError::Crypto(e.to_string()))?;
     let enc = |s: &str| utf8_percent_encode(s, QUERY).to_string();
     let mut query = format!(
         "SAMLRequest={}&RelayState={}",
-        enc(&STANDARD.encode(deflated)),
+        enc(&STANDARD.encode(compressed)),
         enc(relay_state)
     );
     if let Some(der) = signing_key {

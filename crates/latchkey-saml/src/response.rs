@@ -111,6 +111,24 @@ pub fn decode_post(value: &str) -> Result<String> {
 pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
     let doc = xml::parse(text, xml::RESPONSE)?;
     let response = doc.root_element();
+    check_envelope(&doc, response, exp)?;
+    let keys = idp_keys(exp)?;
+    let (plain, encrypted) = count_assertions(&doc)?;
+    let response_signed = verify_response_signature(text, &doc, response, &keys)?;
+    match (plain, encrypted) {
+        (1, 0) => {
+            let assertion = only_child(response, NS_ASSERTION, "Assertion")?
+                .ok_or_else(|| SamlError::Structure("the assertion is not a child of the response".into()))?;
+            read_assertion(text, assertion, response_signed, &keys, exp, false)
+        }
+        (0, 1) => read_encrypted_assertion(response, response_signed, &keys, exp),
+        _ => Err(SamlError::Structure("more than one assertion".into())),
+    }
+}
+
+/// The response element itself: a SAML 2.0 `samlp:Response` with a success status, unique
+/// `ID`s, and the destination, issuer and `InResponseTo` we expect.
+fn check_envelope(doc: &Document<'_>, response: Node<'_, '_>, exp: &Expected<'_>) -> Result<()> {
     if !is(response, NS_PROTOCOL, "Response") {
         return Err(SamlError::Malformed("the root is not a samlp:Response".into()));
     }
@@ -118,7 +136,7 @@ pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
         return Err(SamlError::Malformed("Version is not 2.0".into()));
     }
     check_status(response)?;
-    unique_ids(&doc)?;
+    unique_ids(doc)?;
     if let Some(d) = response.attribute("Destination")
         && d != exp.acs_url
     {
@@ -127,78 +145,93 @@ pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
     if let Some(issuer) = only_child(response, NS_ASSERTION, "Issuer")? {
         check_issuer(issuer, exp)?;
     }
-    check_in_response_to(response.attribute("InResponseTo"), exp)?;
-    let keys: Vec<PublicKey> = exp
-        .idp
+    check_in_response_to(response.attribute("InResponseTo"), exp)
+}
+
+/// The public keys of the IdP's signing certificates.
+fn idp_keys(exp: &Expected<'_>) -> Result<Vec<PublicKey>> {
+    exp.idp
         .certificates
         .iter()
         .map(|c| certs::public_key(c))
-        .collect::<Result<_>>()?;
+        .collect()
+}
 
-    // Exactly one assertion, plain or encrypted, directly under the response (S2).
-    let plain = count(&doc, NS_ASSERTION, "Assertion");
-    let encrypted = count(&doc, NS_ASSERTION, "EncryptedAssertion");
+/// Exactly one assertion, plain or encrypted, directly under the response (S2). Returns how
+/// many of each there are: `(1, 0)` or `(0, 1)`.
+fn count_assertions(doc: &Document<'_>) -> Result<(usize, usize)> {
+    let plain = count(doc, NS_ASSERTION, "Assertion");
+    let encrypted = count(doc, NS_ASSERTION, "EncryptedAssertion");
     match plain + encrypted {
-        0 => return Err(SamlError::Structure("no assertion".into())),
-        1 => {}
-        _ => return Err(SamlError::Structure("more than one assertion".into())),
-    }
-    let response_sig = signature_of(response)?;
-    check_signature_places(&doc, response)?;
-    // A signed response is checked before anything is decrypted (no decryption oracle for
-    // unsigned ciphertexts).
-    let response_signed = match response_sig {
-        Some(sig) => {
-            dsig::verify_enveloped(text, response, sig, &keys)?;
-            true
-        }
-        None => false,
-    };
-    match (plain, encrypted) {
-        (1, 0) => {
-            let assertion = only_child(response, NS_ASSERTION, "Assertion")?
-                .ok_or_else(|| SamlError::Structure("the assertion is not a child of the response".into()))?;
-            read_assertion(text, assertion, response_signed, &keys, exp, false)
-        }
-        (0, 1) => {
-            let ea = only_child(response, NS_ASSERTION, "EncryptedAssertion")?.ok_or_else(|| {
-                SamlError::Structure("the encrypted assertion is not a child of the response".into())
-            })?;
-            let key = exp
-                .sp_key_pkcs8
-                .ok_or_else(|| SamlError::Decryption("no SP key for encrypted assertions".into()))?;
-            let inner = xenc::decrypt_assertion(ea, key)?;
-            let wrapped = wrap_in_scope(ea, &inner);
-            // One answer for whatever the plaintext is, so nothing about it leaks before its
-            // signature is checked (the response may be unsigned).
-            let inner_doc = xml::parse(&wrapped, xml::RESPONSE).map_err(|_| {
-                SamlError::Decryption("the decrypted content is not an acceptable assertion".into())
-            })?;
-            unique_ids(&inner_doc)?;
-            let wrapper = inner_doc.root_element();
-            let elements: Vec<Node<'_, '_>> = wrapper.children().filter(Node::is_element).collect();
-            let [assertion] = elements.as_slice() else {
-                return Err(SamlError::Structure(
-                    "the encrypted data is not one assertion".into(),
-                ));
-            };
-            if !is(*assertion, NS_ASSERTION, "Assertion") || count(&inner_doc, NS_ASSERTION, "Assertion") != 1
-            {
-                return Err(SamlError::Structure(
-                    "the encrypted data is not one assertion".into(),
-                ));
-            }
-            check_signature_places(&inner_doc, wrapper)?;
-            if wrapper
-                .children()
-                .any(|c| c.is_text() && !c.text().unwrap_or_default().trim().is_empty())
-            {
-                return Err(SamlError::Structure("text beside the encrypted assertion".into()));
-            }
-            read_assertion(&wrapped, *assertion, response_signed, &keys, exp, true)
-        }
+        0 => Err(SamlError::Structure("no assertion".into())),
+        1 => Ok((plain, encrypted)),
         _ => Err(SamlError::Structure("more than one assertion".into())),
     }
+}
+
+/// Checks where signatures sit and verifies the response's own signature if it has one.
+/// Returns whether the response is signed.
+///
+/// A signed response is checked before anything is decrypted (no decryption oracle for
+/// unsigned ciphertexts).
+fn verify_response_signature(
+    text: &str,
+    doc: &Document<'_>,
+    response: Node<'_, '_>,
+    keys: &[PublicKey],
+) -> Result<bool> {
+    let response_sig = signature_of(response)?;
+    check_signature_places(doc, response)?;
+    match response_sig {
+        Some(sig) => {
+            dsig::verify_enveloped(text, response, sig, keys)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Decrypts the response's one `EncryptedAssertion` with the SP key, holds the plaintext to
+/// the same structure rules as the response, and reads the assertion inside.
+fn read_encrypted_assertion(
+    response: Node<'_, '_>,
+    response_signed: bool,
+    keys: &[PublicKey],
+    exp: &Expected<'_>,
+) -> Result<Assertion> {
+    let ea = only_child(response, NS_ASSERTION, "EncryptedAssertion")?.ok_or_else(|| {
+        SamlError::Structure("the encrypted assertion is not a child of the response".into())
+    })?;
+    let key = exp
+        .sp_key_pkcs8
+        .ok_or_else(|| SamlError::Decryption("no SP key for encrypted assertions".into()))?;
+    let inner = xenc::decrypt_assertion(ea, key)?;
+    let decrypted_xml = wrap_in_scope(ea, &inner);
+    // One answer for whatever the plaintext is, so nothing about it leaks before its
+    // signature is checked (the response may be unsigned).
+    let inner_doc = xml::parse(&decrypted_xml, xml::RESPONSE)
+        .map_err(|_| SamlError::Decryption("the decrypted content is not an acceptable assertion".into()))?;
+    unique_ids(&inner_doc)?;
+    let wrapper = inner_doc.root_element();
+    let elements: Vec<Node<'_, '_>> = wrapper.children().filter(Node::is_element).collect();
+    let [assertion] = elements.as_slice() else {
+        return Err(SamlError::Structure(
+            "the encrypted data is not one assertion".into(),
+        ));
+    };
+    if !is(*assertion, NS_ASSERTION, "Assertion") || count(&inner_doc, NS_ASSERTION, "Assertion") != 1 {
+        return Err(SamlError::Structure(
+            "the encrypted data is not one assertion".into(),
+        ));
+    }
+    check_signature_places(&inner_doc, wrapper)?;
+    if wrapper
+        .children()
+        .any(|c| c.is_text() && !c.text().unwrap_or_default().trim().is_empty())
+    {
+        return Err(SamlError::Structure("text beside the encrypted assertion".into()));
+    }
+    read_assertion(&decrypted_xml, *assertion, response_signed, keys, exp, true)
 }
 
 /// The decrypted assertion inside an element declaring the namespaces in scope at the
@@ -326,14 +359,7 @@ fn read_assertion(
     exp: &Expected<'_>,
     encrypted: bool,
 ) -> Result<Assertion> {
-    if assertion.descendants().any(|n| n.is_comment()) {
-        return Err(SamlError::CommentInAssertion);
-    }
-    match signature_of(assertion)? {
-        Some(sig) => dsig::verify_enveloped(src, assertion, sig, keys)?,
-        None if response_signed => {}
-        None => return Err(SamlError::Unsigned),
-    }
+    check_assertion_signature(src, assertion, response_signed, keys)?;
     if assertion.attribute("Version") != Some("2.0") {
         return Err(SamlError::Malformed("assertion Version is not 2.0".into()));
     }
@@ -347,7 +373,61 @@ fn read_assertion(
     if instant(assertion, "IssueInstant")?.is_some_and(|t| t > exp.now + exp.skew_ms) {
         return Err(SamlError::NotYetValid);
     }
+    let not_after = check_conditions(assertion, exp)?;
+    let subject = read_subject(assertion, exp)?;
 
+    let authn = xml::children(assertion, NS_ASSERTION, "AuthnStatement")
+        .next()
+        .ok_or_else(|| SamlError::Malformed("AuthnStatement is missing".into()))?;
+    let session_not_on_or_after = instant(authn, "SessionNotOnOrAfter")?;
+    if session_not_on_or_after.is_some_and(|t| t <= exp.now) {
+        return Err(SamlError::Expired);
+    }
+    let authn_context = authn_context_class(authn)?;
+
+    let valid_until = not_after.map_or(subject.confirmed_until, |n| n.min(subject.confirmed_until));
+    // The replay cache keeps ids a day; an assertion must not outlive that.
+    if valid_until > exp.now + MAX_LIFETIME_MS {
+        return Err(SamlError::Malformed(
+            "the assertion is valid for more than a day".into(),
+        ));
+    }
+    Ok(Assertion {
+        id: id.to_owned(),
+        name_id: subject.name_id,
+        name_id_format: subject.name_id_format,
+        session_index: authn.attribute("SessionIndex").map(str::to_owned),
+        authn_context,
+        authn_instant: instant(authn, "AuthnInstant")?,
+        session_not_on_or_after,
+        valid_until,
+        attributes: attributes(assertion)?,
+        encrypted,
+    })
+}
+
+/// No comments inside the assertion (they can split a text node the signature covers), and a
+/// valid signature on it unless the whole response was signed.
+fn check_assertion_signature(
+    src: &str,
+    assertion: Node<'_, '_>,
+    response_signed: bool,
+    keys: &[PublicKey],
+) -> Result<()> {
+    if assertion.descendants().any(|n| n.is_comment()) {
+        return Err(SamlError::CommentInAssertion);
+    }
+    match signature_of(assertion)? {
+        Some(sig) => dsig::verify_enveloped(src, assertion, sig, keys)?,
+        None if response_signed => {}
+        None => return Err(SamlError::Unsigned),
+    }
+    Ok(())
+}
+
+/// The assertion's `Conditions`: its validity window and an audience restriction naming us in
+/// every `AudienceRestriction`. Returns `NotOnOrAfter`.
+fn check_conditions(assertion: Node<'_, '_>, exp: &Expected<'_>) -> Result<Option<UnixMillis>> {
     let conditions = only_child(assertion, NS_ASSERTION, "Conditions")?
         .ok_or_else(|| SamlError::Malformed("Conditions are missing".into()))?;
     let not_after = check_window(conditions, exp)?;
@@ -365,10 +445,22 @@ fn read_assertion(
             return Err(SamlError::Audience);
         }
     }
+    Ok(not_after)
+}
 
+/// What the assertion's `Subject` gives the bridge.
+struct Subject {
+    name_id: String,
+    name_id_format: Option<String>,
+    /// The end of the bearer confirmation's lifetime.
+    confirmed_until: UnixMillis,
+}
+
+/// The `Subject`: a bearer confirmation for us (Profiles §4.1.4.3) and a plain, sane `NameID`.
+fn read_subject(assertion: Node<'_, '_>, exp: &Expected<'_>) -> Result<Subject> {
     let subject = only_child(assertion, NS_ASSERTION, "Subject")?
         .ok_or_else(|| SamlError::Subject("Subject is missing".into()))?;
-    let confirmation_until = check_confirmation(subject, exp)?;
+    let confirmed_until = check_confirmation(subject, exp)?;
     if xml::children(subject, NS_ASSERTION, "EncryptedID")
         .next()
         .is_some()
@@ -383,41 +475,22 @@ fn read_assertion(
             "NameID is empty, too long or has control characters".into(),
         ));
     }
+    Ok(Subject {
+        name_id: value,
+        name_id_format: name_id.attribute("Format").map(str::to_owned),
+        confirmed_until,
+    })
+}
 
-    let authn = xml::children(assertion, NS_ASSERTION, "AuthnStatement")
-        .next()
-        .ok_or_else(|| SamlError::Malformed("AuthnStatement is missing".into()))?;
-    let session_not_on_or_after = instant(authn, "SessionNotOnOrAfter")?;
-    if session_not_on_or_after.is_some_and(|t| t <= exp.now) {
-        return Err(SamlError::Expired);
-    }
-    let authn_context = match xml::children(authn, NS_ASSERTION, "AuthnContext")
+/// The `AuthnContextClassRef` of the authentication statement, if it names one.
+fn authn_context_class(authn: Node<'_, '_>) -> Result<Option<String>> {
+    match xml::children(authn, NS_ASSERTION, "AuthnContext")
         .next()
         .and_then(|c| xml::children(c, NS_ASSERTION, "AuthnContextClassRef").next())
     {
-        Some(r) => Some(xml::text(r)?),
-        None => None,
-    };
-
-    let valid_until = not_after.map_or(confirmation_until, |n| n.min(confirmation_until));
-    // The replay cache keeps ids a day; an assertion must not outlive that.
-    if valid_until > exp.now + MAX_LIFETIME_MS {
-        return Err(SamlError::Malformed(
-            "the assertion is valid for more than a day".into(),
-        ));
+        Some(r) => Ok(Some(xml::text(r)?)),
+        None => Ok(None),
     }
-    Ok(Assertion {
-        id: id.to_owned(),
-        name_id: value,
-        name_id_format: name_id.attribute("Format").map(str::to_owned),
-        session_index: authn.attribute("SessionIndex").map(str::to_owned),
-        authn_context,
-        authn_instant: instant(authn, "AuthnInstant")?,
-        session_not_on_or_after,
-        valid_until,
-        attributes: attributes(assertion)?,
-        encrypted,
-    })
 }
 
 /// `NotBefore`/`NotOnOrAfter` of the conditions, with the allowed skew.

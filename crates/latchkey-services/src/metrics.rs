@@ -67,22 +67,73 @@ impl Metrics {
     pub fn render(&self, pool: latchkey_store::PoolStats, backend: &str, session_store: &str) -> String {
         let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
-        let _ = writeln!(
+        write_build_info(&mut out, backend, session_store);
+        m.write_requests(&mut out);
+        m.write_oauth(&mut out);
+        m.write_risk(&mut out);
+        m.write_saml(&mut out);
+        m.write_latency(&mut out);
+        write_pool_stats(&mut out, &pool);
+        out
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines that open metric family `name`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn write_build_info(out: &mut String, backend: &str, session_store: &str) {
+    family(
+        out,
+        "latchkey_build_info",
+        "gauge",
+        "Latchkey version and configured backends.",
+    );
+    let _ = writeln!(
+        out,
+        "latchkey_build_info{{version=\"{}\",database=\"{backend}\",session_store=\"{session_store}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn write_pool_stats(out: &mut String, pool: &latchkey_store::PoolStats) {
+    family(
+        out,
+        "latchkey_db_pool_connections",
+        "gauge",
+        "Database pool connections by state.",
+    );
+    let _ = writeln!(
+        out,
+        "latchkey_db_pool_connections{{state=\"idle\"}} {}",
+        pool.idle
+    );
+    let _ = writeln!(
+        out,
+        "latchkey_db_pool_connections{{state=\"in_use\"}} {}",
+        pool.connections.saturating_sub(pool.idle)
+    );
+    family(
+        out,
+        "latchkey_db_pool_max_connections",
+        "gauge",
+        "Configured pool size.",
+    );
+    let _ = writeln!(out, "latchkey_db_pool_max_connections {}", pool.max_size);
+}
+
+/// One metric family per counter map.
+impl Inner {
+    fn write_requests(&self, out: &mut String) {
+        family(
             out,
-            "# HELP latchkey_build_info Latchkey version and configured backends."
+            "latchkey_http_requests_total",
+            "counter",
+            "HTTP requests by route, method and status.",
         );
-        let _ = writeln!(out, "# TYPE latchkey_build_info gauge");
-        let _ = writeln!(
-            out,
-            "latchkey_build_info{{version=\"{}\",database=\"{backend}\",session_store=\"{session_store}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        let _ = writeln!(
-            out,
-            "# HELP latchkey_http_requests_total HTTP requests by route, method and status."
-        );
-        let _ = writeln!(out, "# TYPE latchkey_http_requests_total counter");
-        for ((route, method, status), n) in &m.requests {
+        for ((route, method, status), n) in &self.requests {
             let _ = writeln!(
                 out,
                 "latchkey_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
@@ -90,45 +141,61 @@ impl Metrics {
                 escape(method)
             );
         }
-        let _ = writeln!(
+    }
+
+    fn write_oauth(&self, out: &mut String) {
+        family(
             out,
-            "# HELP latchkey_oauth_events_total OAuth events by kind, grant or endpoint, and outcome."
+            "latchkey_oauth_events_total",
+            "counter",
+            "OAuth events by kind, grant or endpoint, and outcome.",
         );
-        let _ = writeln!(out, "# TYPE latchkey_oauth_events_total counter");
-        for ((event, grant, outcome), n) in &m.oauth {
+        for ((event, grant, outcome), n) in &self.oauth {
             let _ = writeln!(
                 out,
                 "latchkey_oauth_events_total{{event=\"{event}\",grant=\"{grant}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        let _ = writeln!(
+    }
+
+    fn write_risk(&self, out: &mut String) {
+        family(
             out,
-            "# HELP latchkey_risk_decisions_total Sign-ins the risk engine stepped up or denied."
+            "latchkey_risk_decisions_total",
+            "counter",
+            "Sign-ins the risk engine stepped up or denied.",
         );
-        let _ = writeln!(out, "# TYPE latchkey_risk_decisions_total counter");
-        for (decision, n) in &m.risk {
+        for (decision, n) in &self.risk {
             let _ = writeln!(
                 out,
                 "latchkey_risk_decisions_total{{decision=\"{decision}\"}} {n}"
             );
         }
-        let _ = writeln!(
+    }
+
+    fn write_saml(&self, out: &mut String) {
+        family(
             out,
-            "# HELP latchkey_saml_events_total SAML ACS outcomes, JIT creations and metadata refreshes."
+            "latchkey_saml_events_total",
+            "counter",
+            "SAML ACS outcomes, JIT creations and metadata refreshes.",
         );
-        let _ = writeln!(out, "# TYPE latchkey_saml_events_total counter");
-        for ((event, outcome), n) in &m.saml {
+        for ((event, outcome), n) in &self.saml {
             let _ = writeln!(
                 out,
                 "latchkey_saml_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
             );
         }
-        let _ = writeln!(
+    }
+
+    fn write_latency(&self, out: &mut String) {
+        family(
             out,
-            "# HELP latchkey_http_request_duration_seconds Request latency by route."
+            "latchkey_http_request_duration_seconds",
+            "histogram",
+            "Request latency by route.",
         );
-        let _ = writeln!(out, "# TYPE latchkey_http_request_duration_seconds histogram");
-        for (route, h) in &m.latency {
+        for (route, h) in &self.latency {
             let r = escape(route);
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -153,28 +220,6 @@ impl Metrics {
                 h.total
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP latchkey_db_pool_connections Database pool connections by state."
-        );
-        let _ = writeln!(out, "# TYPE latchkey_db_pool_connections gauge");
-        let _ = writeln!(
-            out,
-            "latchkey_db_pool_connections{{state=\"idle\"}} {}",
-            pool.idle
-        );
-        let _ = writeln!(
-            out,
-            "latchkey_db_pool_connections{{state=\"in_use\"}} {}",
-            pool.connections.saturating_sub(pool.idle)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP latchkey_db_pool_max_connections Configured pool size."
-        );
-        let _ = writeln!(out, "# TYPE latchkey_db_pool_max_connections gauge");
-        let _ = writeln!(out, "latchkey_db_pool_max_connections {}", pool.max_size);
-        out
     }
 }
 

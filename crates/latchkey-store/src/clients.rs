@@ -46,8 +46,20 @@ fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
     })
 }
 
-/// The registration rules that hold whoever registers the client.
+/// The registration rules that hold whoever registers the client, checked in this order.
 fn check(new: &NewClient) -> Result<()> {
+    check_values(new)?;
+    match new.client_type {
+        ClientType::Public => check_public(new)?,
+        ClientType::Confidential => check_confidential(new)?,
+    }
+    check_keys(new)?;
+    check_settings(&new.settings)?;
+    check_grants(new)
+}
+
+/// Name, redirect URIs and scopes are each well-formed.
+fn check_values(new: &NewClient) -> Result<()> {
     validate::display_name("name", &new.name)?;
     for u in &new.redirect_uris {
         validate::redirect_uri("redirect_uri", u)?;
@@ -58,52 +70,62 @@ fn check(new: &NewClient) -> Result<()> {
     for s in &new.scopes {
         validate::scope(s)?;
     }
-    match new.client_type {
-        ClientType::Public => {
-            if new.auth_method != AuthMethod::None {
-                return Err(invalid(
-                    "auth_method",
-                    "a public client has no credentials: use none",
-                ));
-            }
-            if new.secret_hash.is_some() {
-                return Err(invalid("client_secret", "a public client has no secret"));
-            }
-            if !new.require_pkce {
-                return Err(invalid("require_pkce", "public clients always use PKCE"));
-            }
-            if new.grant_types.contains(&GrantType::ClientCredentials) {
-                return Err(invalid("grant", "client_credentials needs a confidential client"));
-            }
-        }
-        ClientType::Confidential => {
-            let has_keys = new.jwks_uri.is_some() || new.jwks.is_some();
-            if new.auth_method == AuthMethod::PrivateKeyJwt && !has_keys {
-                return Err(invalid(
-                    "jwks",
-                    "private_key_jwt needs the client's public keys: a jwks_uri or a JWK Set",
-                ));
-            }
-            if new.auth_method != AuthMethod::PrivateKeyJwt && has_keys {
-                return Err(invalid("jwks", "keys are only registered for private_key_jwt"));
-            }
-            if new.auth_method == AuthMethod::PrivateKeyJwt && new.secret_hash.is_some() {
-                return Err(invalid("client_secret", "a private_key_jwt client has no secret"));
-            }
-            if new.auth_method == AuthMethod::None {
-                return Err(invalid(
-                    "auth_method",
-                    "a confidential client must authenticate; use --public for none",
-                ));
-            }
-            if new.secret_hash.is_none() && new.auth_method != AuthMethod::PrivateKeyJwt {
-                return Err(invalid(
-                    "client_secret",
-                    "missing secret for a secret-based auth method",
-                ));
-            }
-        }
+    Ok(())
+}
+
+/// A public client has no credentials, always uses PKCE and cannot use client_credentials.
+fn check_public(new: &NewClient) -> Result<()> {
+    if new.auth_method != AuthMethod::None {
+        return Err(invalid(
+            "auth_method",
+            "a public client has no credentials: use none",
+        ));
     }
+    if new.secret_hash.is_some() {
+        return Err(invalid("client_secret", "a public client has no secret"));
+    }
+    if !new.require_pkce {
+        return Err(invalid("require_pkce", "public clients always use PKCE"));
+    }
+    if new.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(invalid("grant", "client_credentials needs a confidential client"));
+    }
+    Ok(())
+}
+
+/// A confidential client authenticates: with registered keys (private_key_jwt) or a secret.
+fn check_confidential(new: &NewClient) -> Result<()> {
+    let has_keys = new.jwks_uri.is_some() || new.jwks.is_some();
+    if new.auth_method == AuthMethod::PrivateKeyJwt && !has_keys {
+        return Err(invalid(
+            "jwks",
+            "private_key_jwt needs the client's public keys: a jwks_uri or a JWK Set",
+        ));
+    }
+    if new.auth_method != AuthMethod::PrivateKeyJwt && has_keys {
+        return Err(invalid("jwks", "keys are only registered for private_key_jwt"));
+    }
+    if new.auth_method == AuthMethod::PrivateKeyJwt && new.secret_hash.is_some() {
+        return Err(invalid("client_secret", "a private_key_jwt client has no secret"));
+    }
+    if new.auth_method == AuthMethod::None {
+        return Err(invalid(
+            "auth_method",
+            "a confidential client must authenticate; use --public for none",
+        ));
+    }
+    if new.secret_hash.is_none() && new.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(invalid(
+            "client_secret",
+            "missing secret for a secret-based auth method",
+        ));
+    }
+    Ok(())
+}
+
+/// Keys are registered one way, only for private_key_jwt, and are a valid https URL or a
+/// public JWK Set.
+fn check_keys(new: &NewClient) -> Result<()> {
     if new.jwks_uri.is_some() && new.jwks.is_some() {
         return Err(invalid(
             "jwks",
@@ -119,7 +141,12 @@ fn check(new: &NewClient) -> Result<()> {
     if let Some(set) = &new.jwks {
         validate::public_jwk_set(set)?;
     }
-    if let Some(alg) = &new.settings.id_token_signed_response_alg
+    Ok(())
+}
+
+/// A supported ID token algorithm and token lifetimes within bounds.
+fn check_settings(s: &ClientSettings) -> Result<()> {
+    if let Some(alg) = &s.id_token_signed_response_alg
         && !["RS256", "ES256", "EdDSA"].contains(&alg.as_str())
     {
         return Err(invalid(
@@ -127,7 +154,6 @@ fn check(new: &NewClient) -> Result<()> {
             "one of RS256, ES256, EdDSA",
         ));
     }
-    let s = &new.settings;
     for ttl in [s.access_token_secs, s.id_token_secs].into_iter().flatten() {
         if !(10..=86_400).contains(&ttl) {
             return Err(invalid("lifetime", "token lifetimes are 10 s to 24 h"));
@@ -141,6 +167,11 @@ fn check(new: &NewClient) -> Result<()> {
             return Err(invalid("lifetime", "refresh lifetimes are 1 min to 400 days"));
         }
     }
+    Ok(())
+}
+
+/// At least one grant; authorization_code with a redirect URI; refresh_token only beside it.
+fn check_grants(new: &NewClient) -> Result<()> {
     if new.grant_types.is_empty() {
         return Err(invalid("grant", "at least one grant type is needed"));
     }

@@ -184,7 +184,7 @@ async fn main() {
     let counter = Arc::new(AtomicU64::new(0));
     // Phases alternate, so a slow spell of the machine hits both sides alike; medians reported.
     let mut rows = String::new();
-    let (mut raws, mut signins, mut ratios, mut failures) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let (mut hashes, mut sign_ins, mut ratios, mut failures) = (Vec::new(), Vec::new(), Vec::new(), 0);
     // Warm-up (not counted): connections, worker and hashing threads, caches.
     sign_ins_per_second(&client, &s.base_url, 2, clients, &counter).await;
     for round in 1..=ROUNDS {
@@ -201,12 +201,12 @@ async fn main() {
             100.0 * per_second / raw
         )
         .unwrap();
-        raws.push(raw);
-        signins.push(per_second);
+        hashes.push(raw);
+        sign_ins.push(per_second);
         ratios.push(100.0 * per_second / raw);
         failures += failed;
     }
-    let (raw, per_second, pct) = (median(&mut raws), median(&mut signins), median(&mut ratios));
+    let (raw, per_second, pct) = (median(&mut hashes), median(&mut sign_ins), median(&mut ratios));
     let report = format!(
         "# Sign-in throughput next to the argon2id bound\n\n\
          {cores} cores, release build, embedded default (SQLite + in-process sessions), argon2id m=19456 KiB t=2 p=1, {clients} concurrent clients. After a 2 s warm-up, {ROUNDS} rounds of {seconds} s per phase; the phases alternate, so a slow spell of the machine (a shared host) hits both sides of a round alike, and the ratio is the median of the rounds' ratios.\n\n\
