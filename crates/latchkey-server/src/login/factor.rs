@@ -399,6 +399,23 @@ pub(super) async fn authenticator_page(
     )
 }
 
+/// Confirms the authenticator app. The first factor brings the recovery codes (returned to be
+/// shown once); a second one keeps those the user has.
+async fn confirm_totp(state: &AppState, tenant: &Tenant, user: &User) -> Result<Vec<String>, AppError> {
+    let first = !has_factor(state, tenant, &user.id).await?;
+    let codes = if first {
+        recovery::generate(&*state.rng)
+    } else {
+        Vec::new()
+    };
+    let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
+    state
+        .store(move |db| db.confirm_totp(&tid, &uid, &hashes))
+        .await?;
+    Ok(codes)
+}
+
 /// POST `/t/{tenant}/account/authenticator`: the first code confirms the app.
 pub(super) async fn authenticator_submit(
     req: HttpRequest,
@@ -447,18 +464,7 @@ pub(super) async fn authenticator_submit(
         too_many(&state, &tenant, &user).await?;
         return fail(StatusCode::UNAUTHORIZED, msg);
     }
-    // The first factor brings the recovery codes; a second one keeps those the user has.
-    let first = !has_factor(&state, &tenant, &user.id).await?;
-    let codes = if first {
-        recovery::generate(&*state.rng)
-    } else {
-        Vec::new()
-    };
-    let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (tid, uid) = (tenant.id.clone(), user.id.clone());
-    state
-        .store(move |db| db.confirm_totp(&tid, &uid, &hashes))
-        .await?;
+    let codes = confirm_totp(&state, &tenant, &user).await?;
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     let cookie = if session_now.factor_due == Some(FactorDue::Enrol) {
         let (_, new_id) = complete(

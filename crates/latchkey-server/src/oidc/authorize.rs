@@ -188,6 +188,20 @@ async fn ask_consent(
     )
 }
 
+/// The scope the user already allowed the client, if any.
+async fn consented_scope(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    user: &User,
+) -> Result<Option<String>, AppError> {
+    let (tid, uid, cid) = (tenant.id.clone(), user.id.clone(), client.client_id.clone());
+    Ok(state
+        .store(move |db| db.consent(&tid, &uid, &cid))
+        .await?
+        .map(|consent| consent.scope))
+}
+
 /// Takes the next step of a checked request: sign-in, consent, a code, or an error.
 async fn proceed(
     state: &AppState,
@@ -202,13 +216,7 @@ async fn proceed(
         .filter(|(_, s, _)| !s.must_change_password);
     let now = state.clock.now_millis();
     let consented = match &signed {
-        Some((_, _, u)) => {
-            let (tid, uid, cid) = (tenant.id.clone(), u.id.clone(), client.client_id.clone());
-            state
-                .store(move |db| db.consent(&tid, &uid, &cid))
-                .await?
-                .map(|client| client.scope)
-        }
+        Some((_, _, user)) => consented_scope(state, tenant, client, user).await?,
         None => None,
     };
     // Phishing-resistant passkeys come with the passkey engine; until then a second factor is
