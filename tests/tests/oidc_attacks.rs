@@ -100,6 +100,21 @@ async fn a_replayed_code_fails_and_revokes_what_it_issued(s: &TestServer) {
     assert_eq!(st, 200, "{first}");
     let at = first["access_token"].as_str().unwrap();
     assert_eq!(userinfo(s, "acme", at).await, 200);
+    // A leaked spent code without its PKCE verifier is refused and revokes nothing: it must not
+    // let whoever found it sign the user out of the app (issue 19 item 10).
+    let wrong = "a".repeat(43);
+    let leaked = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", wrong.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    let (st, body) = token(s, &c, &leaked).await;
+    assert_eq!(
+        (st.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo(s, "acme", at).await, 200, "the grant lives on");
     let (st, again) = redeem(s, &c, &code).await;
     assert_eq!(
         (st.as_u16(), again["error"].as_str()),

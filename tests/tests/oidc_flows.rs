@@ -6,8 +6,9 @@
 
 use latchkey_core::{AccessTokenFormat, AuthMethod, ClientSettings, ClientType, GrantType, UserStatus};
 use latchkey_keys::{Alg, SigningKey};
-use latchkey_store::{ClientRepo, NewClient, UserRepo};
+use latchkey_store::{ClientRepo, NewClient, ResetRepo, UserRepo};
 use latchkey_tests::TestServer;
+use latchkey_tests::browser::PASSWORD;
 use latchkey_tests::browser::{Browser, hidden, setup};
 use latchkey_tests::oidc::{
     authorize, authorize_path, code, query, redeem, refresh, register, tenant, userinfo,
@@ -231,9 +232,12 @@ async fn private_key_jwt_assertions_are_single_use(s: &TestServer) {
     let good = assertion(&s.issuer("acme"), "j-1");
     assert_eq!(send(good.clone()).await, 200);
     assert_eq!(send(good).await, 401, "a replayed assertion");
+    // Issue 19 item 10: only the issuer is an audience (the 2025 audience-injection findings);
+    // an assertion made out to the token endpoint could have been made for another server.
     assert_eq!(
         send(assertion(&format!("{}/token", s.issuer("acme")), "j-2")).await,
-        200
+        401,
+        "the token endpoint as aud"
     );
     assert_eq!(
         send(assertion("https://other.example/token", "j-3")).await,
@@ -419,12 +423,86 @@ async fn tokens_consents_reuse_and_logouts_are_audited_and_counted(s: &TestServe
     }
 }
 
+/// Issue 19 item 9: a new password ends every refresh token of the user, offline ones too,
+/// whichever way it was set (the account page, a reset link, an operator). An intruder who
+/// had the old password keeps nothing once the owner recovers the account.
+async fn a_new_password_ends_every_refresh_token(s: &TestServer) {
+    setup(s, "acme").await;
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let t = tenant(s, "acme");
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    let offline = |b: &mut Browser| {
+        let mut b = b.clone();
+        let c = c.clone();
+        async move {
+            let (st, tokens) = redeem(s, &c, &code(s, &mut b, &c).await).await;
+            assert_eq!(st, 200, "{tokens}");
+            assert!(tokens["scope"].as_str().unwrap().contains("offline_access"));
+            tokens["refresh_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let refused = |rt: String| {
+        let c = c.clone();
+        async move {
+            let (st, r) = refresh(s, &c, &rt).await;
+            (st.as_u16(), r["error"].as_str().map(str::to_owned))
+        }
+    };
+    let invalid = (400, Some("invalid_grant".to_owned()));
+
+    // 1. An operator's `latchkey user set-password`.
+    let rt = offline(&mut Browser::default()).await;
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .set_password_hash(&t.id, "cli:test", &alice.id, &hash)
+        .unwrap();
+    assert_eq!(refused(rt).await, invalid, "after an operator's new password");
+    // 2. A reset link (to the same password: any new hash counts).
+    let rt = offline(&mut Browser::default()).await;
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    let mail = latchkey_store::NewMail {
+        channel: latchkey_store::Channel::Mail,
+        id: "mail-19".into(),
+        recipient: "alice@acme.test".into(),
+        subject: "reset".into(),
+        body_sealed: "sealed".into(),
+    };
+    s.state
+        .db
+        .request_password_reset(&t.id, &alice.id, "token-hash-19", i64::MAX / 2, &mail)
+        .unwrap();
+    s.state
+        .db
+        .complete_password_reset(&t.id, "token-hash-19", &hash)
+        .unwrap();
+    assert_eq!(refused(rt).await, invalid, "after a reset");
+
+    // 3. The user changes it on the account page (from another browser than the app's); last,
+    //    since the test kit signs in with PASSWORD.
+    let mut app = Browser::default();
+    let rt = offline(&mut app).await;
+    let mut owner = Browser::default();
+    owner.sign_in(s, "acme", "alice", PASSWORD).await;
+    let (_, _, page) = owner.get(s, "/t/acme/account").await;
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("current_password", PASSWORD.to_owned()),
+        ("new_password", "a-brand-new-long-phrase-19".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, _) = owner.post(s, "/t/acme/account/password", &pairs, &[]).await;
+    assert_eq!(st, 303);
+    assert_eq!(refused(rt).await, invalid, "after a change on the account page");
+}
+
 latchkey_tests::e2e!(
     tokens_consents_reuse_and_logouts_are_audited_and_counted,
     prompt_login_and_max_age_force_a_new_sign_in,
     logout_without_a_hint_is_confirmed_and_ends_online_grants_only,
     a_disabled_user_loses_refresh_and_userinfo,
     signing_out_everywhere_ends_offline_refresh_tokens_too,
+    a_new_password_ends_every_refresh_token,
     private_key_jwt_assertions_are_single_use,
     form_post_delivers_the_response_to_the_client_origin_only,
     pages_of_a_flow_let_their_forms_lead_to_the_client_only,

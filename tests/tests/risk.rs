@@ -692,6 +692,36 @@ async fn admins_search_and_export_the_audit_log(x: &Ctx<'_>) {
     assert!(reads >= 4, "{reads}");
 }
 
+/// Issue 19 item 2: sixteen sign-ins of one account at once (two tabs, a reconnecting app, a
+/// shared account) all succeed, and every session they started is valid. The first sign-ins
+/// each saved the user's new risk history: an update-then-insert raced into a unique violation
+/// and answered 409.
+async fn sixteen_sign_ins_of_one_user_at_once_all_succeed(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let runs: Vec<_> = (0..16)
+        .map(|_| async {
+            let mut b = Browser::default();
+            let (st, to, page) = sign_in_from(s, &mut b, PARIS, "alice", PASSWORD).await;
+            (st, to, page, b)
+        })
+        .collect();
+    let done = futures_util::future::join_all(runs).await;
+    for (st, to, page, mut b) in done {
+        assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(to, "/t/acme/account");
+        let (st, _, _) = b.get(s, "/t/acme/account").await;
+        assert_eq!(st, StatusCode::OK, "the session works");
+    }
+    let t = tenant(s, "acme");
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    assert!(
+        latchkey_store::RiskRepo::risk_history(&s.state.db, &t.id, &alice.id)
+            .unwrap()
+            .is_some()
+    );
+}
+
 macro_rules! clocked {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -744,6 +774,7 @@ clocked!(
     the_webhook_is_signed_and_retried_after_the_receiver_was_down,
     retention_keeps_the_chain_verifiable_and_edits_are_detected,
     the_risk_history_is_sealed_at_rest,
+    sixteen_sign_ins_of_one_user_at_once_all_succeed,
     admins_search_and_export_the_audit_log,
 );
 

@@ -489,6 +489,33 @@ fn concurrent_writers_keep_one_gapless_chain(db: &Db) {
     ));
 }
 
+/// Issue 19 item 2: concurrent first sign-ins of one user each save its (new) risk history; an
+/// update-then-insert raced into a unique violation, answered 409. Every save now succeeds and
+/// one history remains.
+fn concurrent_first_risk_history_saves_all_succeed(db: &Db) {
+    use latchkey_store::RiskRepo;
+    let t = tenant(db, "rush");
+    for round in 0..10 {
+        let u = user(db, &t, &format!("rush{round}"));
+        let start = std::sync::Barrier::new(16);
+        let failures = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..16 {
+                let (db, t, u, start, failures) = (db.clone(), t.clone(), u.clone(), &start, &failures);
+                s.spawn(move || {
+                    start.wait();
+                    if db.save_risk_history(&t, &u, &format!("sealed-{i}")).is_err() {
+                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        assert_eq!(failures.into_inner(), 0, "round {round}");
+        let kept = db.risk_history(&t, &u).unwrap().unwrap();
+        assert!(kept.starts_with("sealed-"), "{kept}");
+    }
+}
+
 fn client_ids_are_unguessable(db: &Db) {
     let t = tenant(db, "acme");
     let a = db.create_client(&t, ACTOR, &confidential("a")).unwrap().client_id;
@@ -1023,6 +1050,7 @@ macro_rules! contract {
 }
 
 contract!(
+    concurrent_first_risk_history_saves_all_succeed,
     tenants_are_created_listed_updated_and_unique,
     invalid_input_is_refused_and_writes_nothing,
     usernames_and_emails_are_unique_per_tenant_ignoring_case,

@@ -221,7 +221,7 @@ pub fn authenticate(
 }
 
 /// RFC 7523 §3: signed by one of the client's registered keys (the algorithm comes from the
-/// key), `iss` = `sub` = client id, `aud` the issuer or the endpoint, a short `exp`, a `jti`.
+/// key), `iss` = `sub` = client id, `aud` the issuer (the caller's `audiences`), a short `exp`, a `jti`.
 fn check_assertion(
     token: &str,
     client: &Client,
@@ -250,7 +250,7 @@ fn check_assertion(
         _ => false,
     };
     if !aud_ok {
-        return Err(bad("aud must be the issuer or this endpoint"));
+        return Err(bad("aud must be the issuer"));
     }
     let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or_default();
     if exp > now + MAX_ASSERTION_SECS {

@@ -161,14 +161,18 @@ impl ResetRepo for Db {
             )
             .set(password_resets::used_at.eq(now))
             .execute(c)?;
-            let (before, after) = write_password(c, t, &user, password_hash, now)?;
+            let written = write_password(c, t, &user, password_hash, now)?;
             let event = NewAuditEvent::success(
                 &format!("user:{user}"),
                 "user.password_reset",
                 format!("user:{user}"),
-                json!({"before": profile(&before), "after": profile(&after)}),
+                json!({
+                    "before": profile(&written.before),
+                    "after": profile(&written.after),
+                    "grants_revoked": written.grants_revoked,
+                }),
             );
-            Ok((after, event))
+            Ok((written.after, event))
         })
     }
 }

@@ -27,24 +27,23 @@ impl RiskRepo for Db {
     }
 
     fn save_risk_history(&self, t: &TenantId, user: &UserId, sealed: &str) -> Result<()> {
+        // One upsert: concurrent first sign-ins of a user each save a history, and an update
+        // followed by an insert raced into a unique violation (a 409 at sign-in).
+        const UPSERT: &str = "INSERT INTO risk_history (tenant_id, user_id, history_sealed, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id) \
+             DO UPDATE SET history_sealed = excluded.history_sealed, updated_at = excluded.updated_at";
+        use diesel::sql_types::{BigInt, Text};
         let now = self.now();
         self.write(|c| {
-            let updated = diesel::update(risk_history::table.find((t.as_str(), user.as_str())))
-                .set((
-                    risk_history::history_sealed.eq(sealed),
-                    risk_history::updated_at.eq(now),
-                ))
-                .execute(c)?;
-            if updated == 0 {
-                diesel::insert_into(risk_history::table)
-                    .values((
-                        risk_history::tenant_id.eq(t.as_str()),
-                        risk_history::user_id.eq(user.as_str()),
-                        risk_history::history_sealed.eq(sealed),
-                        risk_history::updated_at.eq(now),
-                    ))
-                    .execute(c)?;
-            }
+            let query = diesel::sql_query(UPSERT)
+                .bind::<Text, _>(t.as_str())
+                .bind::<Text, _>(user.as_str())
+                .bind::<Text, _>(sealed)
+                .bind::<BigInt, _>(now);
+            match c {
+                crate::AnyConnection::Sqlite(lite) => query.execute(lite)?,
+                crate::AnyConnection::Postgres(pg) => query.execute(pg)?,
+            };
             Ok(())
         })
     }

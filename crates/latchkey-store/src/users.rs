@@ -261,14 +261,18 @@ impl UserRepo for Db {
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User> {
         let now = self.now();
         self.audited(t, |c| {
-            let (before, after) = write_password(c, t, id, hash, now)?;
+            let written = write_password(c, t, id, hash, now)?;
             let event = NewAuditEvent::success(
                 actor,
                 "user.set_password",
                 format!("user:{id}"),
-                json!({"before": profile(&before), "after": profile(&after)}),
+                json!({
+                    "before": profile(&written.before),
+                    "after": profile(&written.after),
+                    "grants_revoked": written.grants_revoked,
+                }),
             );
-            Ok((after, event))
+            Ok((written.after, event))
         })
     }
 
@@ -336,15 +340,25 @@ pub(crate) fn created(u: &User) -> serde_json::Value {
     details
 }
 
+/// What a password change did: the user before and after, and the OAuth grants it revoked.
+pub(crate) struct PasswordWritten {
+    pub before: User,
+    pub after: User,
+    pub grants_revoked: usize,
+}
+
 /// Replaces the password hash and stamps `password_changed_at`; the replaced hash joins the
-/// history (the newest 24 are kept). Runs inside the caller's audited transaction.
+/// history (the newest 24 are kept), and every OAuth grant of the user is revoked with its
+/// tokens (offline ones too): whoever held the old password must not keep a refresh token
+/// past a change, a reset or an operator's new password. Runs inside the caller's audited
+/// transaction, so the new password and the revocation commit together.
 pub(crate) fn write_password(
     c: &mut AnyConnection,
     t: &TenantId,
     id: &UserId,
     hash: &str,
     now: i64,
-) -> Result<(User, User)> {
+) -> Result<PasswordWritten> {
     let before = load(c, t, id)?;
     let mut after = before.clone();
     after.password_hash = Some(hash.to_owned());
@@ -389,5 +403,11 @@ pub(crate) fn write_password(
             .execute(c)?;
         }
     }
-    Ok((before, after))
+    let grants_revoked =
+        crate::oauth::revoke_matching(c, t, crate::GrantsOf::User(id), now, "password_changed")?;
+    Ok(PasswordWritten {
+        before,
+        after,
+        grants_revoked,
+    })
 }

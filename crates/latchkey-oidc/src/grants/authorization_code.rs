@@ -25,6 +25,11 @@ pub fn exchange(
         return Err(OAuthError::invalid_grant("the code is not valid").into());
     };
     if stored.used_at.is_some() {
+        // Only the code's own client, proving the PKCE verifier, revokes what it issued: a
+        // leaked spent code alone must not let anyone end the user's grant.
+        if !presented_by_its_client(&stored, c, req.code_verifier.as_deref()) {
+            return Err(OAuthError::invalid_grant("the code is not valid").into());
+        }
         store.redeem_code(t, &stored, &[], event(c, "oauth.token", &stored.grant))?;
         return Err(replayed());
     }
@@ -53,6 +58,13 @@ pub fn exchange(
         Spend::Spent => Ok(issued.response),
         Spend::Replayed { .. } => Err(replayed()),
     }
+}
+
+/// The presenter is the client the code was issued to and, where the code carries a PKCE
+/// challenge, knows its verifier (RFC 7636 §4.6).
+fn presented_by_its_client(code: &StoredCode, client: &Client, code_verifier: Option<&str>) -> bool {
+    let challenge = code.code_challenge.as_deref().map(CodeChallenge::from_stored);
+    code.grant.client_id == client.client_id && check_code_verifier(challenge.as_ref(), code_verifier).is_ok()
 }
 
 fn replayed() -> GrantError {
@@ -241,6 +253,30 @@ mod tests {
             );
             let access = w.store.token(&w.tenant.id, &jti).unwrap().unwrap();
             assert!(!access.is_live(now), "so did the access token");
+        }
+
+        /// Issue 19 item 10: a spent code presented by another client, or without its PKCE
+        /// verifier, is refused without revoking the grant it issued.
+        #[test]
+        fn a_leaked_spent_code_cannot_revoke_the_grant() {
+            let w = World::new();
+            let code = w.authorize("openid offline_access");
+            let req = World::code_request(&code, VERIFIER);
+            let first = exchange(&w.store, &TestSigner, &w.ctx(), &w.client, &req).unwrap();
+            let refresh = first.refresh_token.unwrap();
+            let now = w.clock.now_millis();
+            let mut other = w.client.clone();
+            other.client_id = "c2".into();
+            let e = exchange(&w.store, &TestSigner, &w.ctx(), &other, &req).unwrap_err();
+            assert!(matches!(e, GrantError::OAuth(_)), "{e:?}");
+            let without_verifier = World::code_request(&code, &"a".repeat(43));
+            let e = exchange(&w.store, &TestSigner, &w.ctx(), &w.client, &without_verifier).unwrap_err();
+            assert!(matches!(e, GrantError::OAuth(_)), "{e:?}");
+            assert!(w.stored(&refresh).is_live(now), "the grant lives on");
+            // The code's own client with its verifier still revokes it (RFC 6749 §4.1.2).
+            let e = exchange(&w.store, &TestSigner, &w.ctx(), &w.client, &req).unwrap_err();
+            assert!(matches!(e, GrantError::Replay(_)), "{e:?}");
+            assert!(!w.stored(&refresh).is_live(now));
         }
 
         #[test]

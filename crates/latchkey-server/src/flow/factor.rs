@@ -31,17 +31,25 @@ pub(crate) async fn any_session(
         .map(|u| (id, s, u)))
 }
 
-/// How many second factors the user has: a confirmed authenticator app and each passkey.
+/// How many second factors the user has: a confirmed authenticator app and each passkey;
+/// with `before`, only those set up before that time.
 async fn factor_count(
     state: &AppState,
     tenant: &Tenant,
     user: &latchkey_core::UserId,
+    before: Option<i64>,
 ) -> Result<usize, AppError> {
     let (tid, uid) = (tenant.id.clone(), user.clone());
+    let counts = move |at: i64| before.is_none_or(|limit| at < limit);
     state
         .store(move |db| {
-            let totp = db.totp(&tid, &uid)?.is_some_and(|f| f.confirmed_at.is_some());
-            Ok::<_, latchkey_store::StoreError>(usize::from(totp) + db.passkeys(&tid, &uid)?.len())
+            let totp = db
+                .totp(&tid, &uid)?
+                .and_then(|f| f.confirmed_at)
+                .is_some_and(counts);
+            let passkeys = db.passkeys(&tid, &uid)?;
+            let keys = passkeys.iter().filter(|p| counts(p.created_at)).count();
+            Ok::<_, latchkey_store::StoreError>(usize::from(totp) + keys)
         })
         .await
 }
@@ -52,12 +60,13 @@ pub(crate) async fn has_factor(
     tenant: &Tenant,
     user: &latchkey_core::UserId,
 ) -> Result<bool, AppError> {
-    Ok(factor_count(state, tenant, user).await? > 0)
+    Ok(factor_count(state, tenant, user, None).await? > 0)
 }
 
 /// Removing one factor would leave none while the tenant requires MFA (W7).
 pub(crate) async fn is_last_factor(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
-    Ok(tenant.policy.mfa_mode() == MfaMode::Required && factor_count(state, tenant, &user.id).await? <= 1)
+    Ok(tenant.policy.mfa_mode() == MfaMode::Required
+        && factor_count(state, tenant, &user.id, None).await? <= 1)
 }
 
 /// Whether the user has an authenticator app set up (confirmed).
@@ -80,31 +89,25 @@ pub(crate) async fn due_for(
     tenant: &Tenant,
     user: &User,
 ) -> Result<Option<FactorDue>, AppError> {
-    owed(state, tenant, user, tenant.policy.mfa_mode() == MfaMode::Required).await
+    if has_factor(state, tenant, &user.id).await? {
+        return Ok(Some(FactorDue::Verify));
+    }
+    let must = tenant.policy.mfa_mode() == MfaMode::Required && can_enrol(tenant);
+    Ok(must.then_some(FactorDue::Enrol))
 }
 
-/// What a signed-in user must do to reach a stronger context: verify their factor, or enrol
-/// one where the tenant allows it; `None` when nothing stronger is available.
+/// What a signed-in user must do to reach a stronger context (`acr_values`): verify a factor
+/// they had before this session started; `None` when there is none. A step-up never offers an
+/// enrolment, and a factor set up during the session does not count: whoever holds only the
+/// password must not reach the strongest `acr` by adding a factor of their own.
 pub(crate) async fn due_for_step_up(
     state: &AppState,
     tenant: &Tenant,
     user: &User,
+    session_started: i64,
 ) -> Result<Option<FactorDue>, AppError> {
-    owed(state, tenant, user, true).await
-}
-
-/// A verification when the user has a factor; else an enrolment when `enrol` asks for one and
-/// the tenant offers a method.
-async fn owed(
-    state: &AppState,
-    tenant: &Tenant,
-    user: &User,
-    enrol: bool,
-) -> Result<Option<FactorDue>, AppError> {
-    if has_factor(state, tenant, &user.id).await? {
-        return Ok(Some(FactorDue::Verify));
-    }
-    Ok((enrol && can_enrol(tenant)).then_some(FactorDue::Enrol))
+    let earlier = factor_count(state, tenant, &user.id, Some(session_started)).await?;
+    Ok((earlier > 0).then_some(FactorDue::Verify))
 }
 
 /// The tenant lets users set up some second factor.

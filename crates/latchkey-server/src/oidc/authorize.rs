@@ -138,7 +138,7 @@ async fn step_up(
     interaction_id: Option<&str>,
     (sid, mut session, user): (SessionId, Session, User),
 ) -> Result<HttpResponse, AppError> {
-    let Some(due) = factor::due_for_step_up(state, t, &user).await? else {
+    let Some(due) = factor::due_for_step_up(state, t, &user, session.created_at).await? else {
         // Nothing stronger to offer this user: the request's acr_values are voluntary.
         if !take(state, req, t, interaction_id).await? {
             return Ok(expired_page(req));

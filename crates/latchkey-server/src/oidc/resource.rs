@@ -276,7 +276,7 @@ async fn authenticated(
     found: Result<InTenantJson, AppError>,
     state: &AppState,
     payload: web::Payload,
-    (endpoint, metric): (&str, (&'static str, &'static str)),
+    metric: (&'static str, &'static str),
 ) -> Result<(Tenant, latchkey_core::Client, String), HttpResponse> {
     let checked = async {
         let InTenantJson(tenant) = found.map_err(|e| e.error_response())?;
@@ -284,7 +284,7 @@ async fn authenticated(
             .await
             .and_then(|b| body_params(req, &b))
             .map_err(|(status, e)| oauth_json(status, &e))?;
-        let client = authenticate_client(state, req, &tenant, &params, endpoint)
+        let client = authenticate_client(state, req, &tenant, &params)
             .await
             .map_err(Failure::respond)?;
         match params.get("token").filter(|t| !t.is_empty()) {
@@ -309,11 +309,8 @@ pub(super) async fn introspect(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let endpoint = (
-        latchkey_oidc::discovery::INTROSPECT,
-        ("introspect", "introspection"),
-    );
-    let (tenant, client, token) = match authenticated(&req, found, &state, payload, endpoint).await {
+    let metric = ("introspect", "introspection");
+    let (tenant, client, token) = match authenticated(&req, found, &state, payload, metric).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };
@@ -373,8 +370,8 @@ pub(super) async fn revoke(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let endpoint = (latchkey_oidc::discovery::REVOKE, ("revoke", "revocation"));
-    let (tenant, client, token) = match authenticated(&req, found, &state, payload, endpoint).await {
+    let metric = ("revoke", "revocation");
+    let (tenant, client, token) = match authenticated(&req, found, &state, payload, metric).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };

@@ -64,7 +64,7 @@ async fn handle(
     tenant: &Tenant,
     p: &Params,
 ) -> Result<TokenResponse, Failure> {
-    let c = authenticate_client(state, req, tenant, p, latchkey_oidc::discovery::TOKEN).await?;
+    let c = authenticate_client(state, req, tenant, p).await?;
     match TokenRequest::parse(p, &c)? {
         TokenRequest::AuthorizationCode(r) => code_grant(state, tenant, c, r).await,
         TokenRequest::RefreshToken(r) => refresh_grant(state, tenant, c, r).await,
@@ -78,7 +78,6 @@ pub(super) async fn authenticate_client(
     req: &HttpRequest,
     tenant: &Tenant,
     p: &Params,
-    endpoint: &str,
 ) -> Result<Client, Failure> {
     let auth = req
         .headers()
@@ -93,10 +92,11 @@ pub(super) async fn authenticate_client(
     };
     let presented = parse_client_auth(auth, p).map_err(wrap)?;
     let c = client(state, tenant, presented.client_id()).await?;
+    // A client assertion's only audience is the issuer: one made out to an endpoint URL could
+    // have been minted for another server's endpoint (the 2025 audience-injection findings).
     let iss = issuer(state, tenant);
-    let at = format!("{iss}{endpoint}");
     let now = state.clock.now_millis() / 1000;
-    let jti = authenticate(&presented, c.as_ref(), &[&iss, &at], now).map_err(wrap)?;
+    let jti = authenticate(&presented, c.as_ref(), &[&iss], now).map_err(wrap)?;
     let Some(c) = c else {
         return Err(OAuthError::invalid_client("client authentication failed").into());
     };

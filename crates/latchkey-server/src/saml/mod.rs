@@ -695,6 +695,12 @@ async fn sign_in(
     // OIDC `auth_time` is when the person authenticated at the IdP; a forced sign-in was checked
     // fresh (within the skew) and counts from when it was asked. The IdP's session may end
     // sooner than ours would.
+    // The account's recent failed sign-ins (a password tried elsewhere) count in the score.
+    let throttle = crate::flow::throttle::Throttle {
+        store: &*state.ephemeral,
+        tenant: &tenant.id,
+    };
+    let recent_failures = throttle.failures(&format!("id:{}", user.id)).await?;
     let now = state.clock.now_millis();
     let auth_time = a.authn_instant.map_or(now, |at| at.min(now));
     let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(now));
@@ -710,7 +716,7 @@ async fn sign_in(
         method: Method::Federated { mfa_done: idp_mfa },
         amr,
         next: resume.unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None)),
-        recent_failures: 0,
+        recent_failures,
         password_expired: false,
         auth_time: Some(auth_time),
         not_after: a.session_not_on_or_after,

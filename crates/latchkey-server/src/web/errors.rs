@@ -162,7 +162,11 @@ impl From<StoreError> for AppError {
                 AppError::unavailable("database")
             }
             StoreError::NotFound { what } => AppError::not_found(format!("No such {what}.")),
-            StoreError::Conflict(m) => AppError::new(Kind::Conflict, m),
+            StoreError::Conflict(m) => {
+                // Every 409 says why in the log (a race the code should absorb shows up here).
+                tracing::warn!(error = %m, "conflict");
+                AppError::new(Kind::Conflict, m)
+            }
             StoreError::Invalid(v) => AppError::new(Kind::BadRequest, v.to_string()),
             StoreError::BadReference(m) => AppError::new(Kind::BadRequest, m),
             other => AppError::internal("store", other),

@@ -31,15 +31,18 @@ pub(crate) enum Method {
 }
 
 impl Method {
-    /// The per-method risk policy: what the sign-in does about the engine's `decision`.
+    /// The per-method risk policy: what the sign-in does about the engine's `decision`. A
+    /// step-up after one factor (a password, or an IdP that did no MFA we trust) means the
+    /// user's second factor, and is refused when they have none to step up to; a passkey, or
+    /// the IdP's trusted MFA, already proved two.
     pub(crate) fn apply(self, decision: Decision, has_factor: bool) -> Decision {
         match (self, decision) {
             (_, Decision::Deny) => Decision::Deny,
-            (Self::Password, Decision::StepUp) if !has_factor => Decision::Deny,
-            (Self::Password, d) => d,
-            // The passkey proved two factors; the IdP's MFA answers for itself (issue 19 revisits
-            // a step-up after a single-factor federated sign-in).
-            (Self::Passkey | Self::Federated { .. }, _) => Decision::Allow,
+            (Self::Passkey | Self::Federated { mfa_done: true }, _) => Decision::Allow,
+            (Self::Password | Self::Federated { mfa_done: false }, Decision::StepUp) if !has_factor => {
+                Decision::Deny
+            }
+            (Self::Password | Self::Federated { mfa_done: false }, d) => d,
         }
     }
 

@@ -201,8 +201,11 @@ fn the_risk_policy_per_method() {
         (Method::Password, Deny, true, Deny),
         (Method::Passkey, StepUp, false, Allow),
         (Method::Passkey, Deny, true, Deny),
-        (federated, StepUp, false, Allow),
+        (federated, StepUp, false, Deny),
+        (federated, StepUp, true, StepUp),
         (federated, Deny, false, Deny),
+        (Method::Federated { mfa_done: true }, StepUp, false, Allow),
+        (Method::Federated { mfa_done: true }, Deny, true, Deny),
     ] {
         assert_eq!(
             method.apply(decision, has_factor),
@@ -365,6 +368,36 @@ async fn federated_with_the_idps_mfa_owes_no_factor() {
     .expect("signed in");
     assert_eq!(seen.location, NEXT);
     assert_eq!(seen.session.factor_due, None);
+}
+
+/// Issue 19 item 8: a risk step-up after an IdP that did no (trusted) MFA is the user's second
+/// factor, as after a password; it was mapped to allow.
+#[actix_web::test]
+async fn federated_step_up_without_the_idps_mfa_owes_the_users_factor() {
+    let f = fixture(MfaMode::Optional, true).await;
+    let seen = run(
+        &f,
+        attempt(&f.user, Method::Federated { mfa_done: false }),
+        Decision::StepUp,
+    )
+    .await
+    .expect("half signed in");
+    assert_eq!(seen.session.factor_due, Some(FactorDue::Verify));
+    assert!(!seen.remembered);
+}
+
+#[actix_web::test]
+async fn federated_step_up_without_any_factor_is_refused() {
+    let f = fixture(MfaMode::Optional, false).await;
+    let refused = run(
+        &f,
+        attempt(&f.user, Method::Federated { mfa_done: false }),
+        Decision::StepUp,
+    )
+    .await;
+    assert!(refused.is_none());
+    assert_eq!(sessions_of(&f).await, 0);
+    assert!(actions(&f).contains(&"risk.deny".to_owned()));
 }
 
 #[actix_web::test]
