@@ -929,7 +929,39 @@ async fn linking_cannot_be_steered_into_another_account(s: &TestServer) {
     assert!(st.is_client_error(), "{st}");
 }
 
+/// Refused responses are capped per address (default 60 a minute): past the cap the ACS
+/// answers 429 with `Retry-After` before parsing, and writes no more `saml.acs` events.
+async fn acs_refusals_are_throttled_per_address(s: &TestServer) {
+    use base64::Engine as _;
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let flood = base64::engine::general_purpose::STANDARD.encode(parser_budget::attribute_flood());
+    let acs = format!("/t/{SLUG}/saml/corp/acs");
+    let mut b = Browser::default();
+    for _ in 0..60 {
+        let (st, _, _) = b.post(s, &acs, &[("SAMLResponse", &flood)], &[]).await;
+        assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    assert_eq!(acs_events(s).len(), 60);
+    assert_eq!(acs_events(s)[0].details["reason"], "too_large");
+    for _ in 0..5 {
+        let (st, h, page) = b.post(s, &acs, &[("SAMLResponse", &flood)], &[]).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert!(page.contains("Sign-in failed"));
+    }
+    assert_eq!(acs_events(s).len(), 60, "no audit row past the cap");
+    assert!(
+        s.metrics()
+            .await
+            .contains(r#"latchkey_saml_events_total{event="acs",outcome="throttled"} 5"#)
+    );
+}
+
 latchkey_tests::e2e!(
+    acs_refusals_are_throttled_per_address,
     forced_sign_in_needs_a_fresh_authn_instant,
     linking_cannot_be_steered_into_another_account,
     prompt_login_forces_authn_at_the_idp,
@@ -943,3 +975,176 @@ latchkey_tests::e2e!(
     metadata_refresh_takes_rollover_and_survives_failure,
     connections_are_tenant_scoped,
 );
+
+/// Issue 19, item 4: bodies that made the XML parser's duplicate checks quadratic. Each is an
+/// unsigned `samlp:Response` under the 256 KiB cap, posted straight to the ACS.
+mod parser_budget {
+    use super::{SLUG, StatusCode, TestServer, connect, corp_options, setup};
+    use latchkey_tests::Backend;
+    use latchkey_tests::saml_idp::SamlIdp;
+    use std::fmt::Write as _;
+    use std::time::{Duration, Instant};
+
+    /// ~37,000 distinct attributes on the root: roxmltree compares each with those before it.
+    pub(super) fn attribute_flood() -> String {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut s = String::from(r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol""#);
+        for i in 0..37_000 {
+            let name = [A[i % 52], A[i / 52 % 52], A[i / 2704 % 52]];
+            s.push(' ');
+            s.push_str(std::str::from_utf8(&name).unwrap());
+            s.push_str("=''");
+        }
+        s.push_str("/>");
+        assert!(s.len() < 256 * 1024);
+        s
+    }
+
+    /// Many declarations on the root and many declaring descendants: roxmltree copies and
+    /// compares the inherited declarations at each of them.
+    pub(super) fn namespace_flood() -> String {
+        let decls = (0..2_000).fold(String::new(), |mut d, i| {
+            let _ = write!(d, " xmlns:n{i}='u'");
+            d
+        });
+        let kids = "<e xmlns:m='u'/>".repeat(12_000);
+        let s = format!(
+            r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"{decls}>{kids}</samlp:Response>"#
+        );
+        assert!(s.len() < 256 * 1024);
+        s
+    }
+
+    /// CPU time of this process (every thread: the server's and the client's), from the
+    /// scheduler's per-thread accounting in nanoseconds.
+    fn process_cpu() -> Duration {
+        let ns: u64 = std::fs::read_dir("/proc/self/task").map_or(0, |dir| {
+            dir.filter_map(|e| {
+                let stat = std::fs::read_to_string(e.ok()?.path().join("schedstat")).ok()?;
+                stat.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum()
+        });
+        Duration::from_nanos(ns)
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap()
+    }
+
+    async fn post(http: &reqwest::Client, url: &str, encoded: &str) -> StatusCode {
+        http.post(url)
+            .form(&[("SAMLResponse", encoded)])
+            .send()
+            .await
+            .map_or(StatusCode::REQUEST_TIMEOUT, |r| r.status())
+    }
+
+    fn percentile(sorted: &[Duration], p: usize) -> Duration {
+        sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+    }
+
+    /// `/healthz` answers with a p99 under 20 ms while 16 flood bodies are in flight, and each
+    /// is refused in under 10 ms of CPU (the whole process: server and client) on the idle
+    /// server.
+    pub(super) async fn floods_are_refused_cheaply(s: &TestServer) {
+        use base64::Engine as _;
+        setup(s, SLUG).await;
+        let idp = SamlIdp::start();
+        connect(s, &idp, "corp", corp_options(), None).await;
+        let acs = s.url(&format!("/t/{SLUG}/saml/corp/acs"));
+        let http = client();
+        let bodies = [
+            ("attribute flood", attribute_flood()),
+            ("namespace flood", namespace_flood()),
+        ]
+        .map(|(name, xml)| (name, base64::engine::general_purpose::STANDARD.encode(xml)));
+        // 16 floods in flight (a bounded loop each) while /healthz is probed 200 times.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let floods: Vec<_> = (0..16)
+            .map(|i| {
+                let (http, acs, stop) = (client(), acs.clone(), stop.clone());
+                let encoded = bodies[i % 2].1.clone();
+                tokio::spawn(async move {
+                    for _ in 0..400 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        post(&http, &acs, &encoded).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let probe = client();
+        let healthz = s.url("/healthz");
+        let started = Instant::now();
+        let mut latencies = Vec::new();
+        while latencies.len() < 200 && started.elapsed() < Duration::from_secs(60) {
+            let t0 = Instant::now();
+            let res = probe.get(&healthz).send().await;
+            latencies.push(t0.elapsed());
+            let ok = res.as_ref().is_ok_and(|r| r.status().is_success());
+            assert!(ok, "/healthz answers: {res:?} after {:?}", t0.elapsed());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for f in floods {
+            f.abort();
+        }
+        latencies.sort();
+        let (p50, p99) = (percentile(&latencies, 50), percentile(&latencies, 99));
+        println!(
+            "/healthz under 16 floods: {} probes, p50 {p50:?}, p99 {p99:?}, max {:?}",
+            latencies.len(),
+            latencies.last().unwrap()
+        );
+        assert_eq!(latencies.len(), 200, "200 probes within a minute");
+        assert!(p99 < Duration::from_millis(20), "/healthz p99 {p99:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        // Then each body alone on the idle server.
+        for (name, encoded) in &bodies {
+            let mut cpu = Vec::new();
+            for _ in 0..5 {
+                let (before, wall) = (process_cpu(), Instant::now());
+                let st = post(&http, &acs, encoded).await;
+                let (spent, wall) = (process_cpu().saturating_sub(before), wall.elapsed());
+                assert!(st.is_client_error(), "{name}: {st}");
+                cpu.push(spent);
+                println!("{name}: {st}, {spent:?} CPU, {wall:?} wall");
+            }
+            cpu.sort();
+            let median = cpu[cpu.len() / 2];
+            assert!(
+                median < Duration::from_millis(10),
+                "{name}: {median:?} CPU per body"
+            );
+        }
+    }
+
+    /// The budget is measured on the parser, not on the refusal throttle: the cap is raised.
+    fn start(backend: Backend) -> Option<(TestServer, latchkey_tests::TestDb)> {
+        TestServer::start_on(backend, &[("LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE", "1000000")])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "the 10 ms / 20 ms budgets do not hold in an unoptimized build yet (issue 19)"]
+    async fn sqlite_memory_floods_are_refused_cheaply() {
+        let (s, _db) = start(Backend::SqliteMemory).expect("server starts");
+        floods_are_refused_cheaply(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "the 10 ms / 20 ms budgets do not hold in an unoptimized build yet (issue 19)"]
+    async fn postgres_redis_floods_are_refused_cheaply() {
+        let Some((s, _db)) = start(Backend::PostgresRedis) else {
+            return;
+        };
+        floods_are_refused_cheaply(&s).await;
+    }
+}

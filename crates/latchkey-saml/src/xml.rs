@@ -19,37 +19,38 @@ pub struct Limits {
     pub max_bytes: usize,
     pub max_nodes: u32,
     pub max_depth: usize,
+    /// Attributes on one element, namespace declarations included (counted before parsing).
+    pub max_attributes_per_element: usize,
+    /// Attributes in the whole document, namespace declarations included.
+    pub max_attributes: usize,
 }
 
-/// A SAML response: Entra ID answers with a few hundred groups stay well below this.
+/// A SAML response: Entra ID answers with a few hundred groups stay well below this. The
+/// busiest real element (a `Response` or an `AttributeValue` re-declaring `xs`/`xsi` with an
+/// `xsi:type`) has under 10 attributes; 4,096 in all is some 1,300 Okta-style group values,
+/// beyond Entra's 150-group and Google's 75-group limits.
 pub const RESPONSE: Limits = Limits {
     max_bytes: 256 * 1024,
     max_nodes: 20_000,
     max_depth: 32,
+    max_attributes_per_element: 64,
+    max_attributes: 4_096,
 };
 
-/// IdP metadata of one entity (several certificates, bindings and contacts).
+/// IdP metadata of one entity (several certificates, bindings and contacts). Entra ID's and
+/// ADFS's federation metadata (WS-Federation role descriptors, some 30 claim types each) have
+/// a few hundred attributes.
 pub const METADATA: Limits = Limits {
     max_bytes: 1024 * 1024,
     max_nodes: 100_000,
     max_depth: 32,
+    max_attributes_per_element: 64,
+    max_attributes: 16_384,
 };
 
-/// Parses `text` under `limits`.
+/// Parses `text` under `limits`, after `screen`.
 pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
-    if text.len() > limits.max_bytes {
-        return Err(SamlError::TooLarge(format!(
-            "{} bytes, at most {}",
-            text.len(),
-            limits.max_bytes
-        )));
-    }
-    // Refused before the parser sees them: no DTD means no entity expansion (billion laughs)
-    // and no external entities (XXE).
-    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-        return Err(SamlError::ForbiddenXml("DOCTYPE"));
-    }
-    check_namespace_scopes(text, MAX_NAMESPACES_IN_SCOPE)?;
+    screen(text, limits)?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: limits.max_nodes,
@@ -64,6 +65,25 @@ pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
     Ok(doc)
 }
 
+/// What is refused before the parser runs, in one linear pass over the text: the size, a
+/// DOCTYPE or entity, and the attribute and namespace counts whose cost grows with their
+/// square inside the parser. Cheap enough to run on the raw POST before anything else.
+pub fn screen(text: &str, limits: Limits) -> Result<()> {
+    if text.len() > limits.max_bytes {
+        return Err(SamlError::TooLarge(format!(
+            "{} bytes, at most {}",
+            text.len(),
+            limits.max_bytes
+        )));
+    }
+    // Refused before the parser sees them: no DTD means no entity expansion (billion laughs)
+    // and no external entities (XXE).
+    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+        return Err(SamlError::ForbiddenXml("DOCTYPE"));
+    }
+    check_tags(text, limits)
+}
+
 /// Namespace declarations in scope at any element. roxmltree copies the inherited
 /// declarations into every element that declares one and compares them pairwise, so a
 /// document with many declarations on an ancestor and many declaring descendants costs
@@ -71,66 +91,102 @@ pub fn parse(text: &str, limits: Limits) -> Result<Document<'_>> {
 /// ADFS re-declare `xs`/`xsi` on each value: two more on a leaf).
 const MAX_NAMESPACES_IN_SCOPE: usize = 64;
 
-/// A linear pass over the raw text counting `xmlns` declarations per open element (outside
-/// quoted values, comments and CDATA); refuses a document where more than `max` are in scope.
-fn check_namespace_scopes(text: &str, max: usize) -> Result<()> {
+/// What a start tag holds, as far as the caps go.
+struct StartTag {
+    /// Bytes up to its closing `>` (exclusive).
+    len: usize,
+    namespaces: usize,
+    attributes: usize,
+    self_closing: bool,
+}
+
+/// Reads the start tag at the beginning of `rest` (which starts with `<`), skipping quoted
+/// values. Every attribute has one `=` outside quotes; `xmlns` and `xmlns:p` are declarations.
+fn start_tag(rest: &str) -> StartTag {
+    let tag = rest.as_bytes();
+    let (mut j, mut quote) = (1, None);
+    let (mut namespaces, mut attributes) = (0, 0);
+    while j < tag.len() {
+        let b = tag[j];
+        match quote {
+            Some(q) if b == q => quote = None,
+            None if b == b'"' || b == b'\'' => quote = Some(b),
+            None if b == b'>' => break,
+            None if b == b'=' => attributes += 1,
+            None if b.is_ascii_whitespace() && rest[j + 1..].starts_with("xmlns") => {
+                let after = rest[j + 6..].trim_start();
+                if after.starts_with('=') || rest[j + 6..].starts_with(':') {
+                    namespaces += 1;
+                }
+            }
+            // Inside a quoted value, or any other byte of the tag.
+            _ => {}
+        }
+        j += 1;
+    }
+    StartTag {
+        len: j,
+        namespaces,
+        attributes,
+        self_closing: j > 0 && tag.get(j - 1) == Some(&b'/'),
+    }
+}
+
+/// A linear pass over the raw text (outside quoted values, comments and CDATA) counting
+/// attributes per element and in all, and `xmlns` declarations per open element; refuses a
+/// document over `limits` or with more than `MAX_NAMESPACES_IN_SCOPE` declarations in scope.
+/// roxmltree checks each attribute against the element's earlier ones, so 37,000 attributes on
+/// one element cost seconds.
+fn check_tags(text: &str, limits: Limits) -> Result<()> {
     let bytes = text.as_bytes();
     let mut open: Vec<usize> = Vec::new();
-    let mut in_scope = 0usize;
+    let (mut in_scope, mut attributes) = (0usize, 0usize);
     let mut i = 0;
     while let Some(off) = bytes[i..].iter().position(|b| *b == b'<') {
         i += off;
         let rest = &text[i..];
+        let skip_to = |end: &str, extra: usize| rest.find(end).map_or(rest.len(), |e| e + extra);
         if rest.starts_with("<!--") {
-            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
+            i += skip_to("-->", 3);
             continue;
         }
         if rest.starts_with("<![CDATA[") {
-            i += rest.find("]]>").map_or(rest.len(), |e| e + 3);
+            i += skip_to("]]>", 3);
             continue;
         }
         if rest.starts_with("<?") || rest.starts_with("<!") {
-            i += rest.find('>').map_or(rest.len(), |e| e + 1);
+            i += skip_to(">", 1);
             continue;
         }
         if rest.starts_with("</") {
             in_scope -= open.pop().unwrap_or(0);
-            i += rest.find('>').map_or(rest.len(), |e| e + 1);
+            i += skip_to(">", 1);
             continue;
         }
-        // A start tag: walk to its end, skipping quoted values.
-        let mut j = 1;
-        let mut quote = None;
-        let mut declared = 0;
-        let tag = rest.as_bytes();
-        while j < tag.len() {
-            let b = tag[j];
-            match quote {
-                Some(q) if b == q => quote = None,
-                None if b == b'"' || b == b'\'' => quote = Some(b),
-                None if b == b'>' => break,
-                None if b.is_ascii_whitespace() && rest[j + 1..].starts_with("xmlns") => {
-                    let after = rest[j + 6..].trim_start();
-                    if after.starts_with('=') || rest[j + 6..].starts_with(':') {
-                        declared += 1;
-                    }
-                }
-                // Inside a quoted value, or any other byte of the tag.
-                _ => {}
-            }
-            j += 1;
-        }
-        let self_closing = j > 0 && tag.get(j - 1) == Some(&b'/');
-        if in_scope + declared > max {
+        let tag = start_tag(rest);
+        if tag.attributes > limits.max_attributes_per_element {
             return Err(SamlError::TooLarge(format!(
-                "more than {max} namespace declarations in scope"
+                "more than {} attributes on one element",
+                limits.max_attributes_per_element
             )));
         }
-        if !self_closing {
-            open.push(declared);
-            in_scope += declared;
+        attributes += tag.attributes;
+        if attributes > limits.max_attributes {
+            return Err(SamlError::TooLarge(format!(
+                "more than {} attributes",
+                limits.max_attributes
+            )));
         }
-        i += j.max(1);
+        if in_scope + tag.namespaces > MAX_NAMESPACES_IN_SCOPE {
+            return Err(SamlError::TooLarge(format!(
+                "more than {MAX_NAMESPACES_IN_SCOPE} namespace declarations in scope"
+            )));
+        }
+        if !tag.self_closing {
+            open.push(tag.namespaces);
+            in_scope += tag.namespaces;
+        }
+        i += tag.len.max(1);
     }
     Ok(())
 }
@@ -213,6 +269,7 @@ pub(crate) fn element_prefix<'i>(n: Node<'_, 'i>, src: &'i str) -> Option<&'i st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn doctype_entities_and_xinclude_are_refused() {
@@ -265,6 +322,71 @@ mod tests {
         assert!(parse(&leaves, RESPONSE).is_ok());
         let nested = format!("{}{}", "<e xmlns:n=\"u\">".repeat(30), "</e>".repeat(30));
         assert!(parse(&nested, RESPONSE).is_ok());
+    }
+
+    /// ~37,000 distinct attributes on one element, then a tag the parser would call malformed:
+    /// a `TooLarge` answer shows the screen refused it before roxmltree ran.
+    #[test]
+    fn attribute_floods_are_refused_before_parsing() {
+        const A: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let names = (0..37_000).map(|i| {
+            let n = [
+                b' ',
+                A[i % 52],
+                A[i / 52 % 52],
+                A[i / 2704 % 52],
+                b'=',
+                b'"',
+                b'"',
+            ];
+            String::from_utf8_lossy(&n).into_owned()
+        });
+        let flood = format!("<r{}><unclosed", names.collect::<String>());
+        assert!(flood.len() < RESPONSE.max_bytes);
+        let err = parse(&flood, RESPONSE).unwrap_err();
+        assert!(
+            matches!(&err, SamlError::TooLarge(m) if m.contains("attributes on one element")),
+            "{err}"
+        );
+        // Just under the per-element cap is fine; many such elements hit the total cap.
+        let wide = |n: usize| {
+            (0..n).fold(String::new(), |mut s, i| {
+                let _ = write!(s, " a{i}='v'");
+                s
+            })
+        };
+        assert!(parse(&format!("<r{}/>", wide(64)), RESPONSE).is_ok());
+        assert!(matches!(
+            parse(&format!("<r{}/>", wide(65)), RESPONSE),
+            Err(SamlError::TooLarge(_))
+        ));
+        let many = format!("<r>{}<unclosed", format!("<e{}/>", wide(60)).repeat(70));
+        let err = parse(&many, RESPONSE).unwrap_err();
+        assert!(
+            matches!(&err, SamlError::TooLarge(m) if m.contains("more than 4096 attributes")),
+            "{err}"
+        );
+        // `=` inside quoted values, comments and CDATA is not an attribute.
+        let quoted = format!(
+            "<r a='{}'><!--{}--><![CDATA[{}]]></r>",
+            "=".repeat(500),
+            " b=''".repeat(100),
+            "=".repeat(500)
+        );
+        assert!(parse(&quoted, RESPONSE).is_ok());
+    }
+
+    /// Okta and ADFS re-declare `xs` and `xsi` and set `xsi:type` on every value: 1,000 group
+    /// values (far past Entra's 150 and Google's 75) still pass.
+    #[test]
+    fn many_typed_attribute_values_pass() {
+        let value = r#"<saml2:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">Latchkey-Group</saml2:AttributeValue>"#;
+        let doc = format!(
+            r#"<saml2p:Response xmlns:saml2p="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml2="urn:oasis:names:tc:SAML:2.0:assertion" Destination="https://sso.example/acs" ID="id1" InResponseTo="_r" IssueInstant="2030-01-01T00:00:00Z" Version="2.0"><saml2:Assertion ID="id2" IssueInstant="2030-01-01T00:00:00Z" Version="2.0"><saml2:AttributeStatement><saml2:Attribute Name="groups" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified">{}</saml2:Attribute></saml2:AttributeStatement></saml2:Assertion></saml2p:Response>"#,
+            value.repeat(1_000)
+        );
+        assert!(doc.len() < RESPONSE.max_bytes);
+        assert!(parse(&doc, RESPONSE).is_ok());
     }
 
     #[test]

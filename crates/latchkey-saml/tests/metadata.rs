@@ -14,6 +14,7 @@ use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
 use latchkey_saml::{
     AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata,
 };
+use std::fmt::Write as _;
 use std::io::Read;
 
 fn entra_like() -> String {
@@ -96,6 +97,30 @@ fn metadata_without_a_usable_signing_certificate_is_refused() {
     assert_eq!(
         parse_idp_metadata(&doctype, NOW).unwrap_err(),
         SamlError::ForbiddenXml("DOCTYPE")
+    );
+}
+
+/// Metadata has the ACS's shape at 1 MiB: an attribute flood on the entity, or thousands of
+/// attributes across elements, is refused before parsing, in well under a second.
+#[test]
+fn metadata_attribute_floods_are_refused() {
+    let started = std::time::Instant::now();
+    let names = (0..90_000).fold(String::new(), |mut s, i| {
+        let _ = write!(s, " a{i:x}=''");
+        s
+    });
+    let flood = entra_like().replacen("<EntityDescriptor ", &format!("<EntityDescriptor{names} "), 1);
+    assert!(flood.len() < 1024 * 1024);
+    assert!(
+        matches!(parse_idp_metadata(&flood, NOW), Err(SamlError::TooLarge(m)) if m.contains("one element"))
+    );
+    let spread = "<ContactPerson a='1' b='2' c='3' d='4'/>".repeat(5_000);
+    let wide = entra_like().replacen("</EntityDescriptor>", &format!("{spread}</EntityDescriptor>"), 1);
+    assert!(matches!(parse_idp_metadata(&wide, NOW), Err(SamlError::TooLarge(m)) if m.contains("16384")));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
 }
 

@@ -91,6 +91,9 @@ pub struct Config {
     pub risk_denylist: Option<PathBuf>,
     /// How client addresses appear in logs.
     pub log_ip: LogIp,
+    /// Refused SAML responses per client address (IPv6: per /64) and tenant in a minute before
+    /// the ACS answers 429 without parsing or auditing.
+    pub saml_acs_refusals_per_minute: u64,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -137,6 +140,7 @@ struct Raw {
     geoip_db: Option<StringOrList>,
     risk_denylist: Option<String>,
     log_ip: Option<String>,
+    saml_acs_refusals_per_minute: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +176,10 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_GEOIP_DB", "geoip_db"),
     ("LATCHKEY_RISK_DENYLIST", "risk_denylist"),
     ("LATCHKEY_LOG_IP", "log_ip"),
+    (
+        "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
+        "saml_acs_refusals_per_minute",
+    ),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -294,6 +302,7 @@ impl Config {
             mail_from,
             mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
             webauthn_rp_id: raw.webauthn_rp_id,
+            saml_acs_refusals_per_minute: raw.saml_acs_refusals_per_minute.unwrap_or(60),
         })
     }
 
@@ -346,6 +355,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "geoip_db" => raw.geoip_db = Some(StringOrList::One(value.to_owned())),
         "risk_denylist" => raw.risk_denylist = v.filter(|s| !s.is_empty()),
         "log_ip" => raw.log_ip = v,
+        "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -512,6 +522,15 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
     }
     if raw.mail_poll_secs.is_some_and(|s| !(1..=3600).contains(&s)) {
         return Err(cfg_err("LATCHKEY_MAIL_POLL_SECS", "must be between 1 and 3600"));
+    }
+    if raw
+        .saml_acs_refusals_per_minute
+        .is_some_and(|n| !(1..=1_000_000).contains(&n))
+    {
+        return Err(cfg_err(
+            "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
+            "must be between 1 and 1000000",
+        ));
     }
     if let Some(smtp) = &raw.smtp_url {
         check_smtp_url(smtp)?;

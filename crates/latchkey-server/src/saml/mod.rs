@@ -12,7 +12,7 @@
 use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::flow::interaction;
 use crate::state::AppState;
-use crate::web::blocking::Blocking;
+use crate::web::blocking::{Blocking, blocking};
 use crate::web::errors::{AppError, Kind};
 use crate::web::tenant::tenant;
 use actix_web::cookie::{Cookie, SameSite};
@@ -30,6 +30,9 @@ use std::time::Duration;
 const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 /// Clock difference tolerated between the IdP and us.
 const SKEW_MS: i64 = 90_000;
+/// Refused responses are counted per client address in windows this long
+/// (`saml_acs_refusals_per_minute` of them).
+const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
         .route("/saml/{connection}/login", web::get().to(start))
@@ -312,7 +315,9 @@ impl Refusal {
     }
 }
 
-/// The assertion consumer service (Profiles §4.1.4, HTTP-POST binding).
+/// The assertion consumer service (Profiles §4.1.4, HTTP-POST binding). The body is read,
+/// decoded, screened and validated on the blocking pool: a hostile document never holds an
+/// async worker. An address past its cap of refusals gets a 429 before any of that.
 async fn acs(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -320,41 +325,21 @@ async fn acs(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let (t, c) = named(&state, path).await?;
+    let refusals = refusal_key(&req);
+    if let Some(res) = throttled(&state, &t, &refusals).await? {
+        return Ok(res);
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let form = crate::web::form::parse_form(content_type, &body, crate::web::limits::ACS_MAX_BODY).ok();
-    let relay = form
-        .as_ref()
-        .and_then(|f| f.get("RelayState"))
-        .filter(|r| {
-            r.len() == 43
-                && r.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut res = match consume(&state, &req, &t, &c, form.as_ref(), relay.as_deref()).await {
+    let posted = blocking(move || Ok::<_, AppError>(read_post(content_type.as_deref(), &body))).await?;
+    let relay = posted.relay;
+    let mut res = match consume(&state, &req, &t, &c, posted.response, relay.as_deref()).await {
         Ok(res) => res,
         Err(Refusal::Internal(e)) => return Err(e),
-        Err(refusal) => {
-            state.metrics.saml("acs", refusal.reason());
-            crate::flow::audit::audit(
-                &state,
-                &t,
-                NewAuditEvent {
-                    actor: format!("saml:{}", c.name),
-                    action: "saml.acs".into(),
-                    target: format!("saml:{}", c.id),
-                    outcome: Outcome::Failure,
-                    details: json!({"connection": c.name, "reason": refusal.reason(), "detail": refusal.detail(), "ip": crate::web::respond::client_ip(&req)}),
-                },
-            )
-            .await?;
-            tracing::info!(tenant = %t.slug, connection = %c.name, reason = refusal.reason(), detail = %refusal.detail(), "SAML response refused");
-            let (status, message) = refusal.page(&c);
-            crate::web::pages::message_response(status, "Sign-in failed", &message)
-        }
+        Err(refusal) => refused(&state, &req, &t, &c, &refusals, &refusal).await?,
     };
     if let Some(relay) = relay {
         res.add_cookie(&crate::web::cookies::removal(
@@ -366,6 +351,95 @@ async fn acs(
     Ok(res)
 }
 
+/// What an ACS POST carried: its `RelayState` when it has the shape of ours, and the decoded
+/// `SAMLResponse` screened against the parser's caps (`None`: not a SAML POST binding form).
+struct Posted {
+    relay: Option<String>,
+    response: Option<Result<String, SamlError>>,
+}
+
+/// Reads the form and decodes and screens the response: linear work over up to 1 MiB, for the
+/// blocking pool.
+fn read_post(content_type: Option<&str>, body: &[u8]) -> Posted {
+    let form = crate::web::form::parse_form(content_type, body, crate::web::limits::ACS_MAX_BODY).ok();
+    let relay = form
+        .as_ref()
+        .and_then(|f| f.get("RelayState"))
+        .filter(|r| {
+            r.len() == 43
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned);
+    let response = form.as_ref().and_then(|f| f.get("SAMLResponse")).map(|raw| {
+        let text = latchkey_saml::decode_post(raw)?;
+        latchkey_saml::xml::screen(&text, latchkey_saml::xml::RESPONSE)?;
+        Ok(text)
+    });
+    Posted { relay, response }
+}
+
+/// The counter of refused responses from the request's address (IPv6: its /64).
+fn refusal_key(req: &HttpRequest) -> String {
+    let who = crate::web::net::client_addr(req).map_or_else(|| "unknown".into(), crate::web::net::rate_key);
+    format!("saml-refusals:{who}")
+}
+
+/// A 429 with `Retry-After` once the address has had its refusals for the window.
+async fn throttled(state: &AppState, tenant: &Tenant, key: &str) -> Result<Option<HttpResponse>, AppError> {
+    if state.ephemeral.count(&tenant.id, key).await? < state.config.saml_acs_refusals_per_minute {
+        return Ok(None);
+    }
+    let left = state
+        .ephemeral
+        .window_left(&tenant.id, key)
+        .await?
+        .unwrap_or(REFUSAL_WINDOW);
+    state.metrics.saml("acs", "throttled");
+    let res = crate::web::pages::message_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Sign-in failed",
+        "Too many sign-ins from your network did not succeed. Wait a minute, then go back to the application and try again.",
+    );
+    Ok(Some(crate::web::respond::retry_after(res, left.as_secs())))
+}
+
+/// Counts a refusal against the address and answers it; the `saml.acs` failure event and the
+/// log line are written only while the address is under its cap, so a flood can't grow the
+/// audit log without bound.
+async fn refused(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &SamlConnection,
+    key: &str,
+    refusal: &Refusal,
+) -> Result<HttpResponse, AppError> {
+    state.metrics.saml("acs", refusal.reason());
+    let hit = state.ephemeral.hit(&t.id, key, REFUSAL_WINDOW).await?;
+    if hit.count <= state.config.saml_acs_refusals_per_minute {
+        crate::flow::audit::audit(
+            state,
+            t,
+            NewAuditEvent {
+                actor: format!("saml:{}", c.name),
+                action: "saml.acs".into(),
+                target: format!("saml:{}", c.id),
+                outcome: Outcome::Failure,
+                details: json!({"connection": c.name, "reason": refusal.reason(), "detail": refusal.detail(), "ip": crate::web::respond::client_ip(req)}),
+            },
+        )
+        .await?;
+        tracing::info!(tenant = %t.slug, connection = %c.name, reason = refusal.reason(), detail = %refusal.detail(), "SAML response refused");
+    }
+    let (status, message) = refusal.page(c);
+    Ok(crate::web::pages::message_response(
+        status,
+        "Sign-in failed",
+        &message,
+    ))
+}
+
 /// Takes the outstanding request (when the response answers one), validates the response and
 /// signs the person in; `Err` says why not, having changed nothing.
 async fn consume(
@@ -373,11 +447,10 @@ async fn consume(
     req: &HttpRequest,
     tenant: &Tenant,
     connection: &SamlConnection,
-    form: Option<&crate::web::form::FormParams>,
+    response: Option<Result<String, SamlError>>,
     relay: Option<&str>,
 ) -> Result<HttpResponse, Refusal> {
-    let raw = form.and_then(|f| f.get("SAMLResponse")).ok_or(Refusal::BadForm)?;
-    let text = latchkey_saml::decode_post(raw).map_err(Refusal::Saml)?;
+    let text = response.ok_or(Refusal::BadForm)?.map_err(Refusal::Saml)?;
     let pending = match relay {
         Some(relay) => take_pending(state, req, tenant, relay).await?,
         None => None,
@@ -390,19 +463,9 @@ async fn consume(
     } else {
         None
     };
-    let (entity_id, acs_url) = sp_urls(state, &tenant.slug, &connection.name);
     let now = state.clock.now_millis();
-    let expected = latchkey_saml::Expected {
-        idp: &connection.idp,
-        sp_entity_id: &entity_id,
-        acs_url: &acs_url,
-        in_response_to: pending.as_ref().map(|p| p.request_id.as_str()),
-        allow_unsolicited: connection.options.allow_idp_initiated,
-        now,
-        skew_ms: SKEW_MS,
-        sp_key_pkcs8: sp_key.as_deref(),
-    };
-    let assertion = latchkey_saml::validate(&text, &expected).map_err(Refusal::Saml)?;
+    let in_response_to = pending.as_ref().map(|p| p.request_id.clone());
+    let assertion = validate(state, tenant, connection, text, in_response_to, sp_key, now).await?;
     // S5: each assertion once, for as long as it could be presented.
     let ttl = Duration::from_millis(
         u64::try_from(assertion.valid_until - now + SKEW_MS)
@@ -439,6 +502,38 @@ async fn consume(
         forced_since,
     )
     .await
+}
+
+/// `latchkey_saml::validate` on the blocking pool: parsing, canonicalization, signatures and
+/// decryption are CPU work on attacker-sized input.
+#[allow(clippy::too_many_arguments)] // the handles, the document and what the request expects
+async fn validate(
+    state: &AppState,
+    tenant: &Tenant,
+    connection: &SamlConnection,
+    text: String,
+    in_response_to: Option<String>,
+    sp_key: Option<Vec<u8>>,
+    now: i64,
+) -> Result<Assertion, Refusal> {
+    let (entity_id, acs_url) = sp_urls(state, &tenant.slug, &connection.name);
+    let idp = connection.idp.clone();
+    let allow_unsolicited = connection.options.allow_idp_initiated;
+    let checked = blocking(move || {
+        let expected = latchkey_saml::Expected {
+            idp: &idp,
+            sp_entity_id: &entity_id,
+            acs_url: &acs_url,
+            in_response_to: in_response_to.as_deref(),
+            allow_unsolicited,
+            now,
+            skew_ms: SKEW_MS,
+            sp_key_pkcs8: sp_key.as_deref(),
+        };
+        Ok::<_, AppError>(latchkey_saml::validate(&text, &expected))
+    })
+    .await?;
+    checked.map_err(Refusal::Saml)
 }
 
 /// The outstanding request `relay` names, taken for good, if this browser started it.
