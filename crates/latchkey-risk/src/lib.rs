@@ -211,6 +211,18 @@ pub fn decide(score: u8, bands: &Bands) -> Decision {
     }
 }
 
+/// The client an address stands for in brute-force counters: an IPv4 address itself, an IPv6
+/// address's /64 (one subscriber gets a whole /64, so rotating inside it is one client).
+pub fn throttle_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// The network an address belongs to for "seen before": IPv4 /24, IPv6 /48.
 pub fn network_of(ip: IpAddr) -> String {
     match ip {
