@@ -334,8 +334,9 @@ pub enum TenantCmd {
         slug: String,
         #[arg(long)]
         display_name: Option<String>,
+        /// Boxed: the flags would make every command as large as this one.
         #[command(flatten)]
-        policy: PolicyFlags,
+        policy: Box<PolicyFlags>,
         #[command(flatten)]
         out: Json,
     },
