@@ -369,4 +369,14 @@ mod tests {
             "2001:db8:abcd::/48"
         );
     }
+
+    #[test]
+    fn throttle_keys_are_the_ipv4_address_or_the_ipv6_slash_64() {
+        let key = |ip: &str| throttle_key(ip.parse().unwrap());
+        assert_eq!(key("203.0.113.77"), "203.0.113.77");
+        assert_eq!(key("::ffff:203.0.113.77"), "203.0.113.77", "IPv4-mapped is IPv4");
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
 }
