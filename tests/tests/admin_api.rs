@@ -330,7 +330,31 @@ async fn guessing_tokens_is_throttled(s: &TestServer) {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// 30 guesses at once get no more lookups than 20 sequential ones: each lookup is answered
+/// `401`, the rest `429`.
+async fn parallel_guesses_get_no_more_than_the_limit(s: &TestServer) {
+    world(s);
+    let guesses: Vec<String> = (0..30).map(|i| format!("lka_guess{i}")).collect();
+    let statuses =
+        futures_util::future::join_all(guesses.iter().map(|g| get(s, "/admin/t/acme/users", g))).await;
+    let looked_up = statuses
+        .iter()
+        .filter(|(st, _, _)| *st == StatusCode::UNAUTHORIZED)
+        .count();
+    eprintln!("30 parallel wrong admin tokens: {looked_up} looked up");
+    assert!(
+        looked_up <= 20,
+        "{looked_up} of 30 parallel guesses were looked up"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|(st, _, _)| *st == StatusCode::UNAUTHORIZED || *st == StatusCode::TOO_MANY_REQUESTS)
+    );
+}
+
 latchkey_tests::e2e!(
+    parallel_guesses_get_no_more_than_the_limit,
     a_reader_sees_its_tenant_without_secrets,
     tenant_b_cannot_read_update_or_reference_tenant_a,
     only_an_admin_token_changes_users_and_every_call_is_audited,

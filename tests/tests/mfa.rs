@@ -231,6 +231,47 @@ async fn totp_enrols_and_signs_in_once_per_step(x: &Ctx<'_>) {
     );
 }
 
+/// T5 in parallel: 30 wrong codes at once on one half-signed session are checked at most five
+/// times (each checked code is audited as `bad_code`; the rest wait).
+async fn thirty_parallel_wrong_codes_are_checked_at_most_five_times(x: &Ctx<'_>) {
+    let s = x.s;
+    setup(s, "acme").await;
+    let mut b = Browser::default();
+    password(s, &mut b, "").await;
+    enrol(x, &mut b, "/t/acme/account/authenticator").await;
+    let mut b = Browser::default();
+    let at = password(s, &mut b, "").await;
+    let (_, _, page) = b.get(s, &at).await;
+    let (csrf, return_to) = (hidden(&page, "csrf"), hidden(&page, "return_to"));
+    let guesses: Vec<String> = (0..30).map(|i| format!("{:06}", 100_000 + i)).collect();
+    let statuses = futures_util::future::join_all(guesses.iter().map(|code| {
+        let b = b.clone();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("return_to", return_to.as_str()),
+            ("code", code.as_str()),
+        ];
+        async move {
+            b.clone()
+                .post(s, "/t/acme/login/second-factor", &form, &[])
+                .await
+                .0
+        }
+    }))
+    .await;
+    let t = latchkey_store::TenantRepo::tenant_by_slug(&s.state.db, "acme")
+        .unwrap()
+        .unwrap();
+    let checked = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 10_000)
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "login.second_factor" && e.details["reason"] == "bad_code")
+        .count();
+    eprintln!("30 parallel wrong codes: {checked} checked, statuses {statuses:?}");
+    assert!(checked <= 5, "{checked} of 30 parallel wrong codes were checked");
+    assert_eq!(statuses.iter().filter(|st| **st == 401).count(), checked);
+}
+
 async fn a_recovery_code_works_once_and_is_announced(x: &Ctx<'_>) {
     let s = x.s;
     setup(s, "acme").await;
@@ -604,6 +645,7 @@ macro_rules! clocked {
 
 clocked!(
     totp_enrols_and_signs_in_once_per_step,
+    thirty_parallel_wrong_codes_are_checked_at_most_five_times,
     a_recovery_code_works_once_and_is_announced,
     required_mfa_gives_no_code_before_enrolment,
     acr_values_need_a_factor_from_before_the_sign_in,

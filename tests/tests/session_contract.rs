@@ -213,6 +213,49 @@ async fn rate_counters_count_per_window_and_reset(s: Arc<dyn Ephemeral>) {
     assert_eq!(s.count(&a, "ip:203.0.113.7").await.unwrap(), 0);
 }
 
+async fn released_hits_are_taken_back_without_going_below_zero(s: Arc<dyn Ephemeral>) {
+    let t = TenantId("ta".into());
+    s.release(&t, "busy:acct:carol").await.unwrap();
+    assert_eq!(s.count(&t, "busy:acct:carol").await.unwrap(), 0);
+    assert_eq!(
+        s.window_left(&t, "busy:acct:carol").await.unwrap(),
+        None,
+        "releasing creates no window"
+    );
+    for _ in 0..3 {
+        s.hit(&t, "busy:acct:carol", HOUR).await.unwrap();
+    }
+    s.release(&t, "busy:acct:carol").await.unwrap();
+    assert_eq!(s.count(&t, "busy:acct:carol").await.unwrap(), 2);
+    assert!(
+        s.window_left(&t, "busy:acct:carol").await.unwrap().is_some(),
+        "the window stays"
+    );
+    // 64 reservations taken and released in parallel leave the counter where it was.
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (s, t) = (s.clone(), t.clone());
+            tokio::spawn(async move {
+                s.hit(&t, "busy:acct:carol", HOUR).await.unwrap();
+                s.release(&t, "busy:acct:carol").await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(s.count(&t, "busy:acct:carol").await.unwrap(), 2);
+    for _ in 0..5 {
+        s.release(&t, "busy:acct:carol").await.unwrap();
+    }
+    assert_eq!(
+        s.count(&t, "busy:acct:carol").await.unwrap(),
+        0,
+        "never below zero"
+    );
+    assert_eq!(s.hit(&t, "busy:acct:carol", HOUR).await.unwrap().count, 1);
+}
+
 async fn concurrent_hits_are_all_counted(s: Arc<dyn Ephemeral>) {
     let t = TenantId("ta".into());
     let tasks: Vec<_> = (0..64)
@@ -268,6 +311,7 @@ contract!(
     of_64_concurrent_takes_exactly_one_wins,
     rate_counters_count_per_window_and_reset,
     concurrent_hits_are_all_counted,
+    released_hits_are_taken_back_without_going_below_zero,
     ping_answers,
 );
 

@@ -174,6 +174,29 @@ pub struct TenantPolicy {
     pub tokens: TokenPolicy,
     pub risk: RiskPolicy,
     pub retention: RetentionPolicy,
+    pub throttle: ThrottlePolicy,
+}
+
+/// Brute-force limits on sign-in (docs/sign-in.md). An account backs off after
+/// `account_free_failures` failures in 15 minutes, a client (an IPv4 address or an IPv6 /64)
+/// after `address_free_failures` failures across accounts; successes are never counted.
+/// Clients in `address_allow` (CIDRs: a corporate egress) skip the per-address limit only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottlePolicy {
+    pub account_free_failures: u32,
+    pub address_free_failures: u32,
+    pub address_allow: Vec<String>,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            account_free_failures: 5,
+            address_free_failures: 50,
+            address_allow: Vec::new(),
+        }
+    }
 }
 
 /// Login risk: score bands and where alerts go. Scores at or above `step_up` ask for a second

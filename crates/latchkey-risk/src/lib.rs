@@ -211,6 +211,18 @@ pub fn decide(score: u8, bands: &Bands) -> Decision {
     }
 }
 
+/// The client an address stands for in brute-force counters: an IPv4 address itself, an IPv6
+/// address's /64 (one subscriber gets a whole /64, so rotating inside it is one client).
+pub fn throttle_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// The network an address belongs to for "seen before": IPv4 /24, IPv6 /48.
 pub fn network_of(ip: IpAddr) -> String {
     match ip {
@@ -356,5 +368,15 @@ mod tests {
             network_of("2001:db8:abcd:12::1".parse().unwrap()),
             "2001:db8:abcd::/48"
         );
+    }
+
+    #[test]
+    fn throttle_keys_are_the_ipv4_address_or_the_ipv6_slash_64() {
+        let key = |ip: &str| throttle_key(ip.parse().unwrap());
+        assert_eq!(key("203.0.113.77"), "203.0.113.77");
+        assert_eq!(key("::ffff:203.0.113.77"), "203.0.113.77", "IPv4-mapped is IPv4");
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 }

@@ -98,6 +98,9 @@ pub trait RateCounter: Send + Sync {
     /// Time left in the current window, `None` when no window is open.
     async fn window_left(&self, t: &TenantId, key: &str) -> Result<Option<Duration>>;
     async fn reset(&self, t: &TenantId, key: &str) -> Result<()>;
+    /// Takes back one hit (a reservation whose outcome is known): never below zero, the window
+    /// unchanged, nothing created when no window is open.
+    async fn release(&self, t: &TenantId, key: &str) -> Result<()>;
 }
 
 /// Everything short-lived, from one backend, plus a readiness check.

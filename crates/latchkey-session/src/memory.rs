@@ -255,6 +255,18 @@ impl RateCounter for MemoryStore {
         self.lock().map.remove(&key(t, "r", k));
         Ok(())
     }
+
+    async fn release(&self, t: &TenantId, k: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(Entry {
+            value: Value::Count(n),
+            ..
+        }) = self.live(&mut inner, &key(t, "r", k))
+        {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -262,7 +262,20 @@ impl RateCounter for RedisStore {
         self.run::<()>(|| Query::Cmd(redis::cmd("DEL").arg(&k).clone()))
             .await
     }
+
+    async fn release(&self, t: &TenantId, k: &str) -> Result<()> {
+        let k = self.key(t, "r", k);
+        self.run::<()>(|| Query::Cmd(redis::cmd("EVAL").arg(RELEASE).arg(1).arg(&k).clone()))
+            .await
+    }
 }
+
+/// DECR keeps the key's expiry; a missing or zero counter stays as it is.
+const RELEASE: &str = r"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+";
 
 #[async_trait]
 impl Ephemeral for RedisStore {

@@ -334,8 +334,9 @@ pub enum TenantCmd {
         slug: String,
         #[arg(long)]
         display_name: Option<String>,
+        /// Boxed: the flags would make every command as large as this one.
         #[command(flatten)]
-        policy: PolicyFlags,
+        policy: Box<PolicyFlags>,
         #[command(flatten)]
         out: Json,
     },
@@ -441,6 +442,20 @@ pub struct PolicyFlags {
     /// Days a user's sign-in history for risk scoring is kept after its last use (at least 1).
     #[arg(long, value_name = "DAYS")]
     pub risk_history_retention_days: Option<u32>,
+    /// Failed sign-ins an account gets before back-off starts (1 to 100).
+    #[arg(long, value_name = "N")]
+    pub throttle_account_failures: Option<u32>,
+    /// Failed sign-ins across accounts a client (IPv4 address, IPv6 /64) gets before back-off
+    /// starts (1 to 100000); successes are never counted.
+    #[arg(long, value_name = "N")]
+    pub throttle_address_failures: Option<u32>,
+    /// A network exempt from the per-address limit, e.g. a corporate egress (repeatable; the
+    /// per-account limit still applies).
+    #[arg(long, value_name = "CIDR")]
+    pub throttle_allow: Vec<String>,
+    /// Forget every exempt network.
+    #[arg(long)]
+    pub throttle_allow_none: bool,
 }
 
 fn on_off(value: &str) -> Result<bool, CliError> {

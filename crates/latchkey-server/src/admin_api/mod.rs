@@ -3,6 +3,7 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
+use crate::flow::throttle::Budget;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -16,7 +17,7 @@ use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, Db, StoreError, User
 use serde_json::json;
 use std::time::Duration;
 
-/// Failed token presentations allowed per client address and tenant per window.
+/// Failed token presentations allowed per client (IPv4 address, IPv6 /64) and tenant per window.
 const MAX_FAILURES: u64 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -61,9 +62,15 @@ async fn authenticate(
     async {
         let t = tenant(state, slug).await.map_err(AppError::json)?;
         let addr = crate::web::net::client_addr(req);
-        let ip = addr.map_or_else(String::new, |a| a.to_string());
-        let failures_key = format!("admin-auth-fail:{ip}");
-        if state.ephemeral.count(&t.id, &failures_key).await? >= MAX_FAILURES {
+        // Reserved before the lookup, so parallel guesses get no more than `MAX_FAILURES`.
+        let budget = Budget {
+            store: &*state.ephemeral,
+            tenant: &t.id,
+            key: format!("admin-auth:{}", addr.map_or_else(String::new, latchkey_risk::throttle_key)),
+            allowed: MAX_FAILURES,
+            window: FAILURE_WINDOW,
+        };
+        if !budget.reserve().await? {
             return Err(AppError::new(
                 Kind::TooManyRequests,
                 "Too many failed attempts; try again later.",
@@ -78,7 +85,7 @@ async fn authenticate(
             None => None,
         };
         let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
-            state.ephemeral.hit(&t.id, &failures_key, FAILURE_WINDOW).await?;
+            budget.failed().await?;
             tracing::warn!(tenant = %t.slug, client_ip = %addr.map_or_else(String::new, |a| state.config.log_ip.show(a)), "admin API: missing, unknown or expired token");
             return Err(AppError::new(
                 Kind::Unauthorized,
@@ -86,6 +93,7 @@ async fn authenticate(
             )
             .json());
         };
+        budget.release().await?;
         let caller = Caller { tenant: t, token };
         if need == AdminRole::Admin && caller.token.role != AdminRole::Admin {
             let path = req.path().to_owned();

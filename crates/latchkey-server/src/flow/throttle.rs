@@ -1,20 +1,24 @@
 //! Brute-force defence on `RateCounter` (so it holds across nodes on Redis): per-account
-//! exponential back-off after a few failures, a per-address cap on failures across accounts
-//! (credential stuffing) and on attempts per minute. Locks last at most 15 minutes: a stranger
-//! can slow an account down, never lock it for good (SECURITY-TESTS L8).
+//! exponential back-off after a few failures, and per-client back-off after many failures
+//! across accounts (credential stuffing). Successes are never counted against a client, and a
+//! tenant's allow-listed networks skip the per-client limit. Locks last at most 15 minutes: a
+//! stranger can slow an account down, never lock it for good (SECURITY-TESTS L8).
+//!
+//! Every check is reserved before the slow verification: an atomic increment of the subject's
+//! in-flight counter, released once the outcome is recorded. A check may start only while the
+//! failures already counted plus the checks in flight stay within the free ones, or, past them,
+//! when it is the only one in flight and no back-off is running; so parallel guesses cannot
+//! outrun the count.
 
-use latchkey_core::TenantId;
+use latchkey_core::{Tenant, TenantId};
 use latchkey_session::{Ephemeral, Result};
+use std::net::IpAddr;
 use std::time::Duration;
 
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
-/// Failures per account before back-off starts.
-const FREE_FAILURES: u64 = 5;
-/// Failures per address, across accounts, before the address backs off.
-const ADDRESS_FAILURES: u64 = 50;
-/// Sign-in attempts per address per minute.
-const ADDRESS_ATTEMPTS_PER_MINUTE: u64 = 30;
+/// How long an unreleased reservation (a crashed check) holds its place.
+const IN_FLIGHT: Duration = Duration::from_secs(60);
 
 /// Whether an attempt may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,60 +37,140 @@ pub fn backoff(failures: u64, free: u64) -> Option<Duration> {
 }
 
 /// Counter keys never hold the raw username.
-fn account_key(kind: &str, account: &str) -> String {
+fn account_key(account: &str) -> String {
     format!(
-        "{kind}:acct:{}",
+        "acct:{}",
         &latchkey_core::sha256_hex(account.trim().to_lowercase().as_bytes())[..32]
     )
 }
 
-pub struct Throttle<'a> {
+/// The client an address stands for (IPv6 by /64), `None` when the tenant allow-lists it.
+fn client_key(tenant: &Tenant, address: &str) -> Option<String> {
+    let Ok(ip) = address.parse::<IpAddr>() else {
+        return Some(format!("ip:{address}"));
+    };
+    let allowed = tenant
+        .policy
+        .throttle
+        .address_allow
+        .iter()
+        .filter_map(|net| net.parse::<ipnet::IpNet>().ok())
+        .any(|net| net.contains(&ip.to_canonical()));
+    (!allowed).then(|| format!("ip:{}", latchkey_risk::throttle_key(ip)))
+}
+
+/// A failure budget with reservations, for limits without back-off (second-factor codes, admin
+/// tokens): at most `allowed` failures under `key` per `window` are ever checked, parallel
+/// checks included.
+pub struct Budget<'a> {
     pub store: &'a dyn Ephemeral,
     pub tenant: &'a TenantId,
+    pub key: String,
+    pub allowed: u64,
+    pub window: Duration,
+}
+
+impl Budget<'_> {
+    /// Reserves a check; false (and nothing held) when the budget is spent.
+    pub async fn reserve(&self) -> Result<bool> {
+        let busy = format!("busy:{}", self.key);
+        let in_flight = self.store.hit(self.tenant, &busy, IN_FLIGHT).await?.count;
+        let failures = self
+            .store
+            .count(self.tenant, &format!("fail:{}", self.key))
+            .await?;
+        if failures + in_flight > self.allowed {
+            self.store.release(self.tenant, &busy).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Counts a failed check, then releases its reservation.
+    pub async fn failed(&self) -> Result<()> {
+        let fail = format!("fail:{}", self.key);
+        self.store.hit(self.tenant, &fail, self.window).await?;
+        self.release().await
+    }
+
+    /// Releases a reservation whose check did not fail.
+    pub async fn release(&self) -> Result<()> {
+        self.store
+            .release(self.tenant, &format!("busy:{}", self.key))
+            .await
+    }
+}
+
+pub struct Throttle<'a> {
+    pub store: &'a dyn Ephemeral,
+    pub tenant: &'a Tenant,
 }
 
 impl Throttle<'_> {
-    /// Checks the locks and counts the attempt.
-    pub async fn check(&self, account: &str, address: &str) -> Result<Gate> {
-        for key in [account_key("lock", account), format!("lock:ip:{address}")] {
-            if let Some(left) = self.store.window_left(self.tenant, &key).await? {
-                return Ok(Gate::Wait(left.max(Duration::from_secs(1))));
-            }
+    /// The counted subjects of an attempt with the failures each gets free.
+    fn subjects(&self, account: &str, address: &str) -> Vec<(String, u64)> {
+        let limits = &self.tenant.policy.throttle;
+        let mut subjects = vec![(account_key(account), u64::from(limits.account_free_failures))];
+        if let Some(client) = client_key(self.tenant, address) {
+            subjects.push((client, u64::from(limits.address_free_failures)));
         }
-        let attempts = self
-            .store
-            .hit(
-                self.tenant,
-                &format!("attempts:ip:{address}"),
-                Duration::from_secs(60),
-            )
-            .await?;
-        if attempts.count > ADDRESS_ATTEMPTS_PER_MINUTE {
-            return Ok(Gate::Wait(attempts.reset_in.max(Duration::from_secs(1))));
+        subjects
+    }
+
+    /// Checks the locks and reserves the attempt; an open gate must be followed by `failed`,
+    /// `succeeded` or `release`.
+    pub async fn check(&self, account: &str, address: &str) -> Result<Gate> {
+        let subjects = self.subjects(account, address);
+        for (i, (key, free)) in subjects.iter().enumerate() {
+            let in_flight = self
+                .store
+                .hit(&self.tenant.id, &format!("busy:{key}"), IN_FLIGHT)
+                .await?
+                .count;
+            if let Some(wait) = self.wait(key, *free, in_flight).await? {
+                for (key, _) in &subjects[..=i] {
+                    self.store
+                        .release(&self.tenant.id, &format!("busy:{key}"))
+                        .await?;
+                }
+                return Ok(Gate::Wait(wait));
+            }
         }
         Ok(Gate::Open)
     }
 
-    /// Records a failure and starts the back-off it earns.
-    pub async fn failed(&self, account: &str, address: &str) -> Result<()> {
-        let n = self
-            .store
-            .hit(self.tenant, &account_key("fail", account), FAILURE_WINDOW)
-            .await?
-            .count;
-        if let Some(lock) = backoff(n, FREE_FAILURES) {
-            self.store
-                .hit(self.tenant, &account_key("lock", account), lock)
-                .await?;
+    /// Why a reserved attempt on `key` must wait, if it must. The lock is read after the
+    /// reservation, so an attempt reserved after another's failure sees the lock it set.
+    async fn wait(&self, key: &str, free: u64, in_flight: u64) -> Result<Option<Duration>> {
+        let tenant = &self.tenant.id;
+        if let Some(left) = self.store.window_left(tenant, &format!("lock:{key}")).await? {
+            return Ok(Some(left.max(Duration::from_secs(1))));
         }
-        let m = self
-            .store
-            .hit(self.tenant, &format!("fail:ip:{address}"), FAILURE_WINDOW)
-            .await?
-            .count;
-        if let Some(lock) = backoff(m, ADDRESS_FAILURES) {
+        let failures = self.store.count(tenant, &format!("fail:{key}")).await?;
+        Ok((failures + in_flight > free && in_flight > 1).then_some(Duration::from_secs(1)))
+    }
+
+    /// Records a failure, starts the back-off it earns, then releases the reservation.
+    pub async fn failed(&self, account: &str, address: &str) -> Result<()> {
+        let tenant = &self.tenant.id;
+        for (key, free) in self.subjects(account, address) {
+            let n = self
+                .store
+                .hit(tenant, &format!("fail:{key}"), FAILURE_WINDOW)
+                .await?
+                .count;
+            if let Some(lock) = backoff(n, free) {
+                self.store.hit(tenant, &format!("lock:{key}"), lock).await?;
+            }
+        }
+        self.release(account, address).await
+    }
+
+    /// Releases the reservation of an attempt that neither failed nor succeeded.
+    pub async fn release(&self, account: &str, address: &str) -> Result<()> {
+        for (key, _) in self.subjects(account, address) {
             self.store
-                .hit(self.tenant, &format!("lock:ip:{address}"), lock)
+                .release(&self.tenant.id, &format!("busy:{key}"))
                 .await?;
         }
         Ok(())
@@ -94,16 +178,16 @@ impl Throttle<'_> {
 
     /// Failures on the account in the current window (a risk signal).
     pub async fn failures(&self, account: &str) -> Result<u32> {
-        let n = self
-            .store
-            .count(self.tenant, &account_key("fail", account))
-            .await?;
+        let key = format!("fail:{}", account_key(account));
+        let n = self.store.count(&self.tenant.id, &key).await?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
-    /// A success clears the account's failures (not the address's).
-    pub async fn succeeded(&self, account: &str) -> Result<()> {
-        self.store.reset(self.tenant, &account_key("fail", account)).await
+    /// A success clears the account's failures (not the client's) and releases the attempt.
+    pub async fn succeeded(&self, account: &str, address: &str) -> Result<()> {
+        let key = format!("fail:{}", account_key(account));
+        self.store.reset(&self.tenant.id, &key).await?;
+        self.release(account, address).await
     }
 }
 
@@ -123,8 +207,8 @@ mod tests {
 
     #[test]
     fn account_keys_hide_the_name_and_ignore_case() {
-        let k = account_key("fail", "Alice@Example.com");
+        let k = account_key("Alice@Example.com");
         assert!(!k.contains("alice"));
-        assert_eq!(k, account_key("fail", " alice@example.com"));
+        assert_eq!(k, account_key(" alice@example.com"));
     }
 }

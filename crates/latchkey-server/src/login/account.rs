@@ -308,7 +308,7 @@ pub(super) async fn change_password(
     let ip = client_ip(&req);
     let throttle = Throttle {
         store: &*state.ephemeral,
-        tenant: &t.id,
+        tenant: &t,
     };
     let account = format!("id:{}", user.id);
     if let Gate::Wait(left) = throttle.check(&account, &ip).await? {
@@ -332,6 +332,7 @@ pub(super) async fn change_password(
         let view = fail(StatusCode::BAD_REQUEST, s.wrong_current_password.into());
         return render(&state, &req, &t, view).await;
     }
+    throttle.release(&account, &ip).await?;
     if let Some(problem) = new_password_problem(&state, s, &t, &user, &new).await? {
         return render(&state, &req, &t, fail(StatusCode::UNPROCESSABLE_ENTITY, problem)).await;
     }

@@ -7,6 +7,7 @@
 
 use super::{AppError, Strings, audit, checked_return_to, csrf, html, see_other, session, strings};
 use crate::flow::factor::{any_session, can_enrol, complete, has_factor, has_totp, is_last_factor};
+use crate::flow::throttle::Budget;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::Kind;
@@ -42,21 +43,16 @@ fn query_return_to(req: &HttpRequest, tenant: &Tenant) -> String {
         .unwrap_or_else(|| crate::web::urls::account(&tenant.slug, None))
 }
 
-/// Counts a wrong code; true when the user has used up their attempts.
-async fn too_many(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
-    let hit = state
-        .ephemeral
-        .hit(&tenant.id, &format!("mfa-fail:{}", user.id), WINDOW)
-        .await?;
-    Ok(hit.count > ATTEMPTS)
-}
-
-async fn blocked(state: &AppState, tenant: &Tenant, user: &User) -> Result<bool, AppError> {
-    Ok(state
-        .ephemeral
-        .count(&tenant.id, &format!("mfa-fail:{}", user.id))
-        .await?
-        >= ATTEMPTS)
+/// The user's wrong-code budget: a code is checked only while the wrong codes counted plus the
+/// checks in flight stay within `ATTEMPTS`, so parallel guesses get no more.
+fn budget<'a>(state: &'a AppState, tenant: &'a Tenant, user: &User) -> Budget<'a> {
+    Budget {
+        store: &*state.ephemeral,
+        tenant: &tenant.id,
+        key: format!("mfa:{}", user.id),
+        allowed: ATTEMPTS,
+        window: WINDOW,
+    }
 }
 
 /// Accepts a TOTP code for `seed` once per time step (SECURITY-TESTS T2): `Ok(Err(message))`
@@ -170,7 +166,8 @@ pub(super) async fn second_factor_submit(
     let again = async |status, msg: &str| {
         second_factor_html(&state, &req, &tenant, (&sid, &user), &next, status, Some(msg)).await
     };
-    if blocked(&state, &tenant, &user).await? {
+    let budget = budget(&state, &tenant, &user);
+    if !budget.reserve().await? {
         let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
         return again(StatusCode::TOO_MANY_REQUESTS, &msg).await;
     }
@@ -180,9 +177,10 @@ pub(super) async fn second_factor_submit(
             .store(move |db| db.use_recovery_code(&tid, &uid, &hash))
             .await?
         {
-            too_many(&state, &tenant, &user).await?;
+            budget.failed().await?;
             return again(StatusCode::UNAUTHORIZED, s.bad_recovery).await;
         }
+        budget.release().await?;
         notify_recovery_use(&state, &tenant, &user, s).await?;
         return Ok(
             complete(&state, &req, &tenant, (&sid, &session_now), &["mfa"], &next)
@@ -192,10 +190,11 @@ pub(super) async fn second_factor_submit(
     }
     let code = form.get("code").unwrap_or_default();
     let Some(seed) = confirmed_seed(&state, &tenant, &user).await? else {
+        budget.release().await?;
         return Ok(to_login(&tenant));
     };
     if let Err(msg) = check_code(&state, &tenant, &user, &seed, code, s).await? {
-        too_many(&state, &tenant, &user).await?;
+        budget.failed().await?;
         let who = format!("user:{}", user.id);
         audit(
             &state,
@@ -210,6 +209,7 @@ pub(super) async fn second_factor_submit(
         .await?;
         return again(StatusCode::UNAUTHORIZED, msg).await;
     }
+    budget.release().await?;
     let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state.store(move |db| db.totp_used(&tid, &uid)).await?;
     Ok(complete(
@@ -447,11 +447,12 @@ pub(super) async fn authenticator_submit(
             Some(msg),
         )
     };
-    if blocked(&state, &tenant, &user).await? {
+    let budget = budget(&state, &tenant, &user);
+    if !budget.reserve().await? {
         let msg = s.throttled.replace("{secs}", &WINDOW.as_secs().to_string());
         return fail(StatusCode::TOO_MANY_REQUESTS, &msg);
     }
-    if let Err(msg) = check_code(
+    let checked = check_code(
         &state,
         &tenant,
         &user,
@@ -459,11 +460,12 @@ pub(super) async fn authenticator_submit(
         form.get("code").unwrap_or_default(),
         s,
     )
-    .await?
-    {
-        too_many(&state, &tenant, &user).await?;
+    .await?;
+    if let Err(msg) = checked {
+        budget.failed().await?;
         return fail(StatusCode::UNAUTHORIZED, msg);
     }
+    budget.release().await?;
     let codes = confirm_totp(&state, &tenant, &user).await?;
     // Enrolling during sign-in also finishes the sign-in with the new factor.
     let cookie = if session_now.factor_due == Some(FactorDue::Enrol) {

@@ -241,12 +241,12 @@ impl Submitted<'_> {
     fn throttle(&self) -> Throttle<'_> {
         Throttle {
             store: &*self.state.ephemeral,
-            tenant: &self.tenant.id,
+            tenant: self.tenant,
         }
     }
 
-    /// Throttles, then verifies the password. An unknown user still costs a full hash, so time
-    /// does not tell (L7); every refusal looks the same to the person.
+    /// Throttles (reserving the attempt), then verifies the password. An unknown user still
+    /// costs a full hash, so time does not tell (L7); every refusal looks the same to the person.
     async fn check_password(&self, password: &str) -> Result<Result<Checked, HttpResponse>, AppError> {
         let (state, tenant) = (self.state, self.tenant);
         let user = find_user(state, tenant, self.username).await?;
@@ -266,7 +266,11 @@ impl Submitted<'_> {
         }
         let recent_failures = self.throttle().failures(&account).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verdict = match state.hasher.verify(password.to_owned(), stored).await {
+        let verified = state.hasher.verify(password.to_owned(), stored).await;
+        if verified.is_err() {
+            self.throttle().release(&account, &client_ip(self.req)).await?;
+        }
+        let verdict = match verified {
             Ok(v) => v,
             Err(PasswordError::Busy) => {
                 let res = self
@@ -324,7 +328,9 @@ impl Submitted<'_> {
                 .refuse(&checked.account, format!("user:{}", user.id), "risk")
                 .await;
         };
-        self.throttle().succeeded(&checked.account).await?;
+        self.throttle()
+            .succeeded(&checked.account, &client_ip(self.req))
+            .await?;
         if checked.needs_rehash
             && let Ok(hash) = state.hasher.hash(password.to_owned()).await
         {

@@ -27,6 +27,7 @@ pub fn apply(mut policy: TenantPolicy, flags: &PolicyFlags) -> Result<TenantPoli
     apply_keys(&mut policy, flags)?;
     apply_risk(&mut policy, flags)?;
     apply_sessions(&mut policy, flags)?;
+    apply_throttle(&mut policy, flags)?;
     Ok(policy)
 }
 
@@ -230,6 +231,43 @@ fn apply_sessions(policy: &mut TenantPolicy, flags: &PolicyFlags) -> Result<(), 
     Ok(())
 }
 
+/// Brute-force limits: numbers within sane bounds, exempt networks as CIDRs no wider than a /8
+/// (IPv4) or a /32 (IPv6), so nobody exempts the internet by mistake.
+fn apply_throttle(policy: &mut TenantPolicy, flags: &PolicyFlags) -> Result<(), CliError> {
+    let throttle = &mut policy.throttle;
+    if let Some(n) = flags.throttle_account_failures {
+        if !(1..=100).contains(&n) {
+            return bad("--throttle-account-failures must be 1 to 100");
+        }
+        throttle.account_free_failures = n;
+    }
+    if let Some(n) = flags.throttle_address_failures {
+        if !(1..=100_000).contains(&n) {
+            return bad("--throttle-address-failures must be 1 to 100000");
+        }
+        throttle.address_free_failures = n;
+    }
+    if flags.throttle_allow_none {
+        throttle.address_allow.clear();
+    }
+    for cidr in &flags.throttle_allow {
+        let net: ipnet::IpNet = cidr.trim().parse().map_err(|_| {
+            CliError::BadFlag(format!(
+                "--throttle-allow {cidr:?}: expected a CIDR such as 192.0.2.0/24"
+            ))
+        })?;
+        let widest = if matches!(net, ipnet::IpNet::V4(_)) { 8 } else { 32 };
+        if net.prefix_len() < widest {
+            return bad(format!("--throttle-allow {cidr}: wider than a /{widest}"));
+        }
+        let net = net.trunc().to_string();
+        if !throttle.address_allow.contains(&net) {
+            throttle.address_allow.push(net);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,6 +337,38 @@ mod tests {
             ..PolicyFlags::default()
         };
         assert_eq!(apply(out, &f).unwrap().password.expiry_days, None);
+    }
+
+    #[test]
+    fn throttle_flags_are_checked() {
+        let p = TenantPolicy::default();
+        let with = |f: PolicyFlags| apply(p.clone(), &f);
+        let ok = with(PolicyFlags {
+            throttle_account_failures: Some(10),
+            throttle_address_failures: Some(500),
+            throttle_allow: vec!["192.0.2.7/24".into(), "2001:db8:5::/48".into()],
+            ..PolicyFlags::default()
+        })
+        .unwrap()
+        .throttle;
+        assert_eq!((ok.account_free_failures, ok.address_free_failures), (10, 500));
+        assert_eq!(ok.address_allow, ["192.0.2.0/24", "2001:db8:5::/48"]);
+        for bad in [
+            PolicyFlags {
+                throttle_account_failures: Some(0),
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                throttle_allow: vec!["0.0.0.0/0".into()],
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                throttle_allow: vec!["not-a-network".into()],
+                ..PolicyFlags::default()
+            },
+        ] {
+            assert!(with(bad).is_err());
+        }
     }
 
     #[test]
