@@ -787,15 +787,15 @@ async fn sign_in(
     if idp_mfa {
         amr.push("mfa".to_owned());
     }
-    // OIDC `auth_time` is when the person authenticated at the IdP; a forced sign-in was checked
-    // fresh (within the skew) and counts from when it was asked. The IdP's session may end
-    // sooner than ours would.
     // The account's recent failed sign-ins (a password tried elsewhere) count in the score.
     let throttle = crate::flow::throttle::Throttle {
         store: &*state.ephemeral,
-        tenant: &tenant.id,
+        tenant,
     };
     let recent_failures = throttle.failures(&format!("id:{}", user.id)).await?;
+    // OIDC `auth_time` is when the person authenticated at the IdP; a forced sign-in was checked
+    // fresh (within the skew) and counts from when it was asked. The IdP's session may end
+    // sooner than ours would.
     let now = state.clock.now_millis();
     let auth_time = a.authn_instant.map_or(now, |at| at.min(now));
     let auth_time = forced_since.map_or(auth_time, |since| auth_time.max(since).min(now));
