@@ -19,6 +19,17 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
 /// How long an unreleased reservation (a crashed check) holds its place.
 const IN_FLIGHT: Duration = Duration::from_secs(60);
+/// How long an attempt may queue behind others in flight before it is told to wait.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
+const QUEUE_STEP: Duration = Duration::from_millis(25);
+
+/// Why an attempt can't start now.
+enum Blocked {
+    /// A back-off runs: answer at once with what is left of it.
+    Locked(Duration),
+    /// More attempts are in flight than the free failures allow: queue briefly.
+    Busy,
+}
 
 /// Whether an attempt may proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +131,24 @@ impl Throttle<'_> {
     /// Checks the locks and reserves the attempt; an open gate must be followed by `failed`,
     /// `succeeded` or `release`.
     pub async fn check(&self, account: &str, address: &str) -> Result<Gate> {
+        // Attempts beyond the free failures queue behind those in flight for a moment: a burst
+        // of correct sign-ins of one account (tabs, a reconnecting app) goes through one after
+        // another, while a burst of guesses meets the lock its first failures set.
+        let queued_until = std::time::Instant::now() + QUEUE_WAIT;
+        loop {
+            match self.reserve(account, address).await? {
+                None => return Ok(Gate::Open),
+                Some(Blocked::Locked(left)) => return Ok(Gate::Wait(left)),
+                Some(Blocked::Busy) if std::time::Instant::now() >= queued_until => {
+                    return Ok(Gate::Wait(Duration::from_secs(1)));
+                }
+                Some(Blocked::Busy) => tokio::time::sleep(QUEUE_STEP).await,
+            }
+        }
+    }
+
+    /// Reserves the attempt on every subject, or releases what it took and says why not.
+    async fn reserve(&self, account: &str, address: &str) -> Result<Option<Blocked>> {
         let subjects = self.subjects(account, address);
         for (i, (key, free)) in subjects.iter().enumerate() {
             let in_flight = self
@@ -127,27 +156,27 @@ impl Throttle<'_> {
                 .hit(&self.tenant.id, &format!("busy:{key}"), IN_FLIGHT)
                 .await?
                 .count;
-            if let Some(wait) = self.wait(key, *free, in_flight).await? {
+            if let Some(blocked) = self.wait(key, *free, in_flight).await? {
                 for (key, _) in &subjects[..=i] {
                     self.store
                         .release(&self.tenant.id, &format!("busy:{key}"))
                         .await?;
                 }
-                return Ok(Gate::Wait(wait));
+                return Ok(Some(blocked));
             }
         }
-        Ok(Gate::Open)
+        Ok(None)
     }
 
     /// Why a reserved attempt on `key` must wait, if it must. The lock is read after the
     /// reservation, so an attempt reserved after another's failure sees the lock it set.
-    async fn wait(&self, key: &str, free: u64, in_flight: u64) -> Result<Option<Duration>> {
+    async fn wait(&self, key: &str, free: u64, in_flight: u64) -> Result<Option<Blocked>> {
         let tenant = &self.tenant.id;
         if let Some(left) = self.store.window_left(tenant, &format!("lock:{key}")).await? {
-            return Ok(Some(left.max(Duration::from_secs(1))));
+            return Ok(Some(Blocked::Locked(left.max(Duration::from_secs(1)))));
         }
         let failures = self.store.count(tenant, &format!("fail:{key}")).await?;
-        Ok((failures + in_flight > free && in_flight > 1).then_some(Duration::from_secs(1)))
+        Ok((failures + in_flight > free && in_flight > 1).then_some(Blocked::Busy))
     }
 
     /// Records a failure, starts the back-off it earns, then releases the reservation.
