@@ -3,13 +3,14 @@
 # committed corpus (fuzz/corpus/TARGET), and reports executions, coverage and crashes.
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET…]     (default 60 s, every target)
-#   bash scripts/fuzz.sh --merge [SECONDS] […]   also fold what the run found into the committed
-#                                                corpora, minimized (libFuzzer -merge=1)
+#   bash scripts/fuzz.sh --merge [SECONDS] […]   also minimize the committed corpus plus what the
+#                                                run found into $FUZZ_WORK/TARGET.merged
+#                                                (libFuzzer -merge=1), to pick new seeds from
 #
 # cargo-fuzz/libFuzzer on the stable toolchain: with `--sanitizer none` cargo-fuzz passes only
 # stable `-C` flags (sanitizer-coverage passes), so no nightly and no RUSTC_BOOTSTRAP; safe Rust
 # needs no AddressSanitizer. Debug assertions are on, so an arithmetic overflow is a crash.
-# New inputs go to a scratch directory, never into the repository unless --merge is given.
+# New inputs go to a scratch directory, never into the repository.
 # A crash leaves its input in fuzz/artifacts/TARGET/ and makes the script exit 1.
 #   CARGO_TARGET_DIR ($HOME/.cache/lk-target-fuzz)   the fuzz build, kept warm between runs
 #   FUZZ_WORK (/tmp/latchkey-fuzz)                    scratch corpora and logs
@@ -64,8 +65,7 @@ for t in "${targets[@]}"; do
     rm -rf "$merged" && mkdir -p "$merged"
     cargo fuzz run "${flags[@]}" "$t" "$merged" "fuzz/corpus/$t" "$work/$t" -- -merge=1 \
       -timeout=10 >"$work/$t.merge.log" 2>&1
-    rm -rf "fuzz/corpus/$t" && mv "$merged" "fuzz/corpus/$t"
-    echo "    merged: $(find "fuzz/corpus/$t" -type f | wc -l) files"
+    echo "    merged: $(find "$merged" -type f | wc -l) files in $merged"
   fi
 done
 echo "fuzz: ${#targets[@]} targets, $seconds s each, $((${#targets[@]} - ${#failed[@]})) clean, crashes in: ${failed[*]:-none} ($(($(date +%s) - started)) s)"
