@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages Latchkey needs to build (and, with --test, to run its tests),
-# only when something is missing (idempotent: a second run changes nothing and touches no
+# Installs the system packages Latchkey needs to build (and, with --test, to run its tests;
+# with --fuzz, the pinned cargo-fuzz for scripts/fuzz.sh), only when something is missing
+# (idempotent: a second run changes nothing and touches no
 # network). Debian/Ubuntu, as root.
 set -euo pipefail
 
@@ -59,3 +60,17 @@ if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; th
   exit 1
 fi
 echo "install-deps: rustc $have"
+
+# cargo-fuzz (pinned, built from crates.io into a cache) for the fuzz targets under fuzz/:
+# scripts/fuzz.sh runs them with libFuzzer on the stable toolchain. g++ (build-essential)
+# compiles libFuzzer itself.
+if [ "${1:-}" = "--fuzz" ]; then
+  fuzz_version=0.13.1
+  fuzz_root="$HOME/.cache/latchkey-tools/cargo-fuzz-$fuzz_version"
+  if [ -x "$fuzz_root/bin/cargo-fuzz" ]; then
+    echo "install-deps: cargo-fuzz $fuzz_version present"
+  else
+    echo "install-deps: cargo install cargo-fuzz $fuzz_version"
+    cargo install --quiet --locked cargo-fuzz --version "$fuzz_version" --root "$fuzz_root"
+  fi
+fi

@@ -114,7 +114,8 @@ fn check_claims(c: &Value, e: &Expect<'_>) -> Result<(), KeyError> {
     }
     let num = |k: &str| c.get(k).and_then(Value::as_i64);
     let exp = num("exp").ok_or_else(|| refuse("no exp"))?;
-    if e.now > exp + e.leeway_secs {
+    // Saturating: a signed `exp` near i64::MAX overflowed here (fuzz/corpus/jwt_decode/exp-max).
+    if e.now > exp.saturating_add(e.leeway_secs) {
         return Err(refuse("expired"));
     }
     if num("nbf").is_some_and(|nbf| e.now + e.leeway_secs < nbf) {
@@ -256,5 +257,14 @@ mod tests {
         let t = encode(&k, &kid, "at+jwt", &no_exp).unwrap();
         assert!(decode(&t, lookup, &expect(1500)).is_err(), "exp is required");
         assert!(decode(&"a".repeat(MAX_TOKEN_BYTES + 1), lookup, &expect(1500)).is_err());
+    }
+
+    #[test]
+    fn an_exp_at_the_end_of_time_neither_overflows_nor_expires() {
+        let (k, kid, vk) = setup(Alg::EdDSA);
+        let mut c = claims();
+        c["exp"] = json!(i64::MAX);
+        let t = encode(&k, &kid, "at+jwt", &c).unwrap();
+        assert!(decode(&t, |_| Some(vk.clone()), &expect(1500)).is_ok());
     }
 }

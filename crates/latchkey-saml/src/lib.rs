@@ -11,6 +11,8 @@ mod c14n;
 pub mod certs;
 mod dsig;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metadata;
 pub mod request;
 pub mod response;
