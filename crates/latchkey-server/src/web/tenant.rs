@@ -47,7 +47,7 @@ fn extract<T: 'static>(req: &HttpRequest, wrap: fn(Tenant) -> T, json: bool) -> 
         return Either::Left(ready(Ok(wrap(t))));
     }
     Either::Right(Box::pin(async move {
-        tenant(&state, &slug).await.map(wrap).map_err(form)
+        load(&state, &slug).await.map(wrap).map_err(form)
     }))
 }
 
@@ -73,14 +73,19 @@ fn cached(state: &AppState, slug: &str) -> Option<Tenant> {
 
 /// Looks a tenant up by its slug; an unknown or malformed slug is a 404.
 pub(crate) async fn tenant(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
+    match cached(state, slug) {
+        Some(t) => Ok(t),
+        None => load(state, slug).await,
+    }
+}
+
+/// Reads a tenant the cache does not hold and caches it.
+async fn load(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
     let unknown = || AppError::not_found(format!("There is no tenant called {slug:?} here."));
     if latchkey_core::validate::slug(slug).is_err() {
         return Err(unknown());
     }
     let generation = state.db.tenant_generation();
-    if let Some(t) = state.tenants.get(&slug.to_owned(), generation) {
-        return Ok(t);
-    }
     let wanted = slug.to_owned();
     let t = state
         .store(move |db| db.tenant_by_slug(&wanted))
