@@ -9,11 +9,13 @@
 
 pub mod browser;
 pub mod oidc;
+mod private;
 mod proxy;
 pub mod saml_idp;
 mod server;
 mod smtp;
 
+pub use private::{PrivatePostgres, PrivateRedis};
 pub use proxy::Proxy;
 pub use server::{Backend, TestServer};
 pub use smtp::{ReceivedMail, SmtpSink};

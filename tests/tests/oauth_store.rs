@@ -197,7 +197,7 @@ fn refresh_rotation_detects_reuse_and_revokes_the_family(db: Repo<'_>, f: &Fixtu
         token(f, "at2", TokenKind::Access, "g1"),
     ];
     assert_eq!(
-        db.rotate_refresh(&f.t, "g1-rt", "g1", &next, ev()).unwrap(),
+        db.rotate_refresh(&f.t, ("g1-rt", "g1"), &next, ev(), 0).unwrap(),
         Spend::Spent
     );
     assert!(live(db, f, "rt2"));
@@ -205,10 +205,10 @@ fn refresh_rotation_detects_reuse_and_revokes_the_family(db: Repo<'_>, f: &Fixtu
     let reuse = db
         .rotate_refresh(
             &f.t,
-            "g1-rt",
-            "g1",
+            ("g1-rt", "g1"),
             &[token(f, "rt3", TokenKind::Refresh, "g1")],
             ev(),
+            0,
         )
         .unwrap();
     assert_eq!(
@@ -222,6 +222,46 @@ fn refresh_rotation_detects_reuse_and_revokes_the_family(db: Repo<'_>, f: &Fixtu
         "the whole family is revoked"
     );
     assert!(db.token(&f.t, "rt3").unwrap().is_none());
+}
+
+/// Issue 19 item 1: the token rotated last, back within the grace window, is refused without
+/// revoking anything; once its successor has been used, the same token is reuse again.
+fn the_token_rotated_last_is_tolerated_within_the_grace_window(db: Repo<'_>, f: &Fixture) {
+    const GRACE: i64 = 60_000;
+    issue(db, f, "g1", "c1", None, "openid offline_access");
+    let rt2 = [token(f, "rt2", TokenKind::Refresh, "g1")];
+    assert_eq!(
+        db.rotate_refresh(&f.t, ("g1-rt", "g1"), &rt2, ev(), GRACE)
+            .unwrap(),
+        Spend::Spent
+    );
+    let retry = [token(f, "rt2b", TokenKind::Refresh, "g1")];
+    assert_eq!(
+        db.rotate_refresh(&f.t, ("g1-rt", "g1"), &retry, ev(), GRACE)
+            .unwrap(),
+        Spend::Superseded {
+            grant_id: "g1".into()
+        }
+    );
+    assert!(live(db, f, "rt2"), "the successor lives on");
+    assert!(
+        db.token(&f.t, "rt2b").unwrap().is_none(),
+        "nothing new was issued"
+    );
+    let rt3 = [token(f, "rt3", TokenKind::Refresh, "g1")];
+    assert_eq!(
+        db.rotate_refresh(&f.t, ("rt2", "g1"), &rt3, ev(), GRACE).unwrap(),
+        Spend::Spent
+    );
+    assert_eq!(
+        db.rotate_refresh(&f.t, ("g1-rt", "g1"), &[], ev(), GRACE)
+            .unwrap(),
+        Spend::Replayed {
+            grant_id: "g1".into()
+        },
+        "two rotations back is reuse, grace or not"
+    );
+    assert!(!live(db, f, "rt3"), "and the family is revoked");
 }
 
 fn revocation_and_session_end_reach_the_right_grants(db: Repo<'_>, f: &Fixture) {
@@ -322,6 +362,7 @@ contract!(
     a_code_is_spent_once_and_a_replay_revokes_what_it_issued,
     concurrent_redemptions_give_exactly_one_success,
     refresh_rotation_detects_reuse_and_revokes_the_family,
+    the_token_rotated_last_is_tolerated_within_the_grace_window,
     revocation_and_session_end_reach_the_right_grants,
     consents_widen_list_and_revoke_their_grants,
     purge_removes_only_what_expired_over_a_day_ago,

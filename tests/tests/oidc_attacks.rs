@@ -163,6 +163,26 @@ async fn refresh_reuse_revokes_the_family_and_one_of_64_concurrent_wins(s: &Test
     setup(s, "acme").await;
     let c = fixture_client(s, ClientType::Confidential);
     let mut b = Browser::default();
+    // Within the grace window the token rotated last is refused without revoking anything...
+    let (_, first) = redeem(s, &c, &code(s, &mut b, &c).await).await;
+    let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (_, second) = refresh(s, &c, &rt1).await;
+    let rt2 = second["refresh_token"].as_str().unwrap().to_owned();
+    let (st, again) = refresh(s, &c, &rt1).await;
+    assert_eq!(
+        (st.as_u16(), again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (st, third) = refresh(s, &c, &rt2).await;
+    assert_eq!(st, 200, "the grant lives on: {third}");
+    // ...but two rotations back it is reuse, window or not.
+    let (st, _) = refresh(s, &c, &rt1).await;
+    assert_eq!(st, 400);
+    let rt3 = third["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(s, &c, rt3).await.0, 400, "reuse revoked the family");
+
+    // Without a grace window, reuse revokes at once.
+    latchkey_tests::oidc::update_policy(s, "acme", |p| p.tokens.refresh_reuse_grace_secs = 0);
     let (_, first) = redeem(s, &c, &code(s, &mut b, &c).await).await;
     let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
     let (st, second) = refresh(s, &c, &rt1).await;

@@ -382,6 +382,7 @@ async fn discovery_publishes_what_the_endpoints_do(s: &TestServer) {
 
 async fn tokens_consents_reuse_and_logouts_are_audited_and_counted(s: &TestServer) {
     setup(s, "acme").await;
+    latchkey_tests::oidc::update_policy(s, "acme", |p| p.tokens.refresh_reuse_grace_secs = 0);
     let c = register(s, "acme", ClientType::Public, false, AccessTokenFormat::Jwt);
     let mut b = Browser::default();
     let (_, tokens) = redeem(s, &c, &code(s, &mut b, &c).await).await;

@@ -306,7 +306,7 @@ async fn ready_becomes(s: &TestServer, want: StatusCode, within: Duration) -> se
         let body: serde_json::Value = res.json().await.unwrap();
         if status == want {
             if want == StatusCode::SERVICE_UNAVAILABLE {
-                assert_eq!(retry_after.unwrap(), "5");
+                assert_eq!(retry_after.unwrap(), "1");
             }
             return body;
         }
@@ -330,8 +330,14 @@ async fn readyz_reports_a_postgres_outage_and_recovers_without_restart() {
 
     proxy.cut();
     let body = ready_becomes(&s, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
-    assert_eq!(body["checks"]["database"], "unavailable");
+    // Down and known to be down: the breaker is open, and requests are answered at once.
+    assert_eq!(body["checks"]["database"], "circuit_open");
     assert_eq!(body["checks"]["session_store"], "ok");
+    assert!(
+        s.metrics()
+            .await
+            .contains("latchkey_dependency_up{dependency=\"database\"} 0")
+    );
     // Requests that need the database get 503 with Retry-After, never a 500.
     let res = TestServer::client()
         .get(s.url("/t/acme/.well-known/openid-configuration"))
@@ -339,7 +345,7 @@ async fn readyz_reports_a_postgres_outage_and_recovers_without_restart() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(res.headers()["retry-after"], "5");
+    assert_eq!(res.headers()["retry-after"], "1");
     assert_eq!(
         TestServer::client()
             .get(s.url("/healthz"))
@@ -380,10 +386,18 @@ async fn readyz_reports_a_redis_outage_and_recovers_without_restart() {
     ready_becomes(&s, StatusCode::OK, Duration::from_secs(5)).await;
     proxy.cut();
     let body = ready_becomes(&s, StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(10)).await;
-    assert_eq!(body["checks"]["session_store"], "unavailable");
+    assert_eq!(body["checks"]["session_store"], "circuit_open");
     assert_eq!(body["checks"]["database"], "ok");
+    assert!(
+        s.metrics()
+            .await
+            .contains("latchkey_dependency_up{dependency=\"session_store\"} 0")
+    );
     proxy.restore();
     ready_becomes(&s, StatusCode::OK, Duration::from_secs(15)).await;
+    let metrics = s.metrics().await;
+    assert!(metrics.contains("latchkey_dependency_up{dependency=\"session_store\"} 1"));
+    assert!(metrics.contains("latchkey_dependency_outages_total{dependency=\"session_store\"} 1"));
 }
 
 #[test]

@@ -1038,6 +1038,42 @@ fn data_key_rotation_reseals_saml_sp_keys(db: &Db) {
     );
 }
 
+/// Issue 19 item 1: work that reaches COMMIT after its caller's deadline is rolled back, so a
+/// change is never written for a client that has already been told it failed.
+fn a_write_past_its_deadline_is_rolled_back(db: &Db) {
+    {
+        let past = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let late = latchkey_store::deadline::within(past, || {
+            db.create_tenant(
+                "test",
+                &NewTenant {
+                    slug: "late".into(),
+                    display_name: None,
+                    policy: TenantPolicy::default(),
+                },
+            )
+        });
+        assert!(matches!(late, Err(StoreError::DeadlinePassed(_))), "{late:?}");
+        assert!(
+            db.tenant_by_slug("late").unwrap().is_none(),
+            "nothing was written"
+        );
+        let soon = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let made = latchkey_store::deadline::within(soon, || {
+            db.create_tenant(
+                "test",
+                &NewTenant {
+                    slug: "in-time".into(),
+                    display_name: None,
+                    policy: TenantPolicy::default(),
+                },
+            )
+        });
+        assert!(made.is_ok(), "{made:?}");
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1050,6 +1086,7 @@ macro_rules! contract {
 }
 
 contract!(
+    a_write_past_its_deadline_is_rolled_back,
     concurrent_first_risk_history_saves_all_succeed,
     tenants_are_created_listed_updated_and_unique,
     invalid_input_is_refused_and_writes_nothing,
@@ -1169,6 +1206,7 @@ fn unreachable_postgres_is_a_clear_unavailable_error() {
     let opts = latchkey_store::PoolOptions {
         max_size: 1,
         connection_timeout: std::time::Duration::from_millis(500),
+        probe_every: std::time::Duration::from_millis(50),
     };
     let err = Db::open(
         &url,
@@ -1181,4 +1219,63 @@ fn unreachable_postgres_is_a_clear_unavailable_error() {
         matches!(err, StoreError::Unavailable(ref m) if m.contains("127.0.0.1:1")),
         "{err}"
     );
+}
+
+/// Issue 19 item 1: once the database is found down, callers are answered at once instead of
+/// each waiting for the pool; the first call after it answers again succeeds.
+#[test]
+fn a_down_database_is_answered_at_once_and_found_back_within_a_probe() {
+    use std::time::{Duration, Instant};
+    let Some(db) = TestDb::postgres() else { return };
+    let proxy = latchkey_tests::Proxy::start("127.0.0.1:5432".parse().unwrap());
+    let url = latchkey_store::DatabaseUrl::parse(&db.url.replace("127.0.0.1:5432", &proxy.addr.to_string()))
+        .unwrap();
+    let store = Db::open(
+        &url,
+        &latchkey_store::PoolOptions::for_url(&url),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+        std::sync::Arc::new(latchkey_core::OsRng),
+    )
+    .unwrap();
+    assert!(store.tenant_by_slug("acme").is_ok());
+    proxy.cut();
+    // The pooled connection is found broken, a new one is refused, and the breaker opens; no
+    // call meanwhile waits out the pool's 5 s timeout.
+    let first = Instant::now();
+    while !store.breaker().open {
+        let t = Instant::now();
+        assert!(store.tenant_by_slug("acme").is_err() || first.elapsed() < Duration::from_millis(100));
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "no call hangs: {:?}",
+            t.elapsed()
+        );
+        assert!(first.elapsed() < Duration::from_secs(5), "the outage is noticed");
+    }
+    for _ in 0..100 {
+        let t = Instant::now();
+        let e = store.tenant_by_slug("acme").unwrap_err();
+        assert!(
+            matches!(e, StoreError::CircuitOpen | StoreError::Unavailable(_)),
+            "{e}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "answered at once: {:?}",
+            t.elapsed()
+        );
+    }
+    proxy.restore();
+    let back = Instant::now();
+    while store.tenant_by_slug("acme").is_err() {
+        assert!(back.elapsed() < Duration::from_secs(2), "found back");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        back.elapsed() < Duration::from_millis(200),
+        "within a probe or two: {:?}",
+        back.elapsed()
+    );
+    assert!(!store.breaker().open);
+    assert_eq!(store.breaker().trips, 1);
 }

@@ -3,6 +3,7 @@
 //! `Clock` and `Rng`. No I/O lives here.
 
 mod audit;
+pub mod breaker;
 mod clock;
 mod ids;
 mod model;
@@ -11,6 +12,7 @@ pub mod saml;
 pub mod validate;
 
 pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
+pub use breaker::{Admit, Breaker, BreakerState};
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use ids::{ClientId, RoleId, TenantId, UserId};
 pub use model::{

@@ -301,6 +301,10 @@ pub struct TokenPolicy {
     pub refresh_idle_secs: u32,
     /// No refresh token of a grant lives past this, rotation or not.
     pub refresh_absolute_secs: u32,
+    /// For this long after a rotation, the token just rotated coming back from its own client
+    /// is answered `invalid_grant` without revoking the grant: a retry after a lost answer, or a
+    /// second tab that refreshed at the same moment, does not sign the user out. 0 turns it off.
+    pub refresh_reuse_grace_secs: u32,
 }
 
 impl Default for TokenPolicy {
@@ -311,6 +315,7 @@ impl Default for TokenPolicy {
             code_secs: 60,
             refresh_idle_secs: 30 * 86_400,
             refresh_absolute_secs: 90 * 86_400,
+            refresh_reuse_grace_secs: 10,
         }
     }
 }

@@ -14,6 +14,9 @@ pub struct Lifetimes {
     pub refresh_idle_secs: i64,
     /// No token of a grant outlives this, counted from the authorization.
     pub refresh_absolute_secs: i64,
+    /// How long after a rotation the rotated token is tolerated from its client (see
+    /// `TokenPolicy::refresh_reuse_grace_secs`).
+    pub refresh_reuse_grace_secs: i64,
 }
 
 pub fn lifetimes(t: &Tenant, c: &Client) -> Lifetimes {
@@ -25,6 +28,7 @@ pub fn lifetimes(t: &Tenant, c: &Client) -> Lifetimes {
         code_secs: i64::from(p.code_secs.min(60)),
         refresh_idle_secs: i64::from(s.refresh_idle_secs.unwrap_or(p.refresh_idle_secs)),
         refresh_absolute_secs: i64::from(s.refresh_absolute_secs.unwrap_or(p.refresh_absolute_secs)),
+        refresh_reuse_grace_secs: i64::from(p.refresh_reuse_grace_secs),
     }
 }
 
@@ -50,6 +54,7 @@ mod tests {
                 code_secs: 60,
                 refresh_idle_secs: 3_600,
                 refresh_absolute_secs: 86_400,
+                refresh_reuse_grace_secs: 10,
             }
         );
         c.settings.access_token_secs = Some(120);

@@ -278,17 +278,44 @@ impl OAuthRepo for MemoryOAuth {
     fn rotate_refresh(
         &self,
         t: &TenantId,
-        handle: &str,
-        grant_id: &str,
+        (handle, grant_id): (&str, &str),
         issued: &[NewToken],
         event: NewAuditEvent,
+        reuse_grace_ms: i64,
     ) -> Result<Spend> {
         let now = self.clock.now_millis();
         let mut s = self.lock();
         let k = key(t, handle);
-        let won = s.tokens.get(&k).is_some_and(|r| {
+        let row = s.tokens.get(&k);
+        let won = row.is_some_and(|r| {
             r.token.kind == TokenKind::Refresh && r.used_at.is_none() && r.revoked_at.is_none()
         });
+        // As the database does: the token rotated last, back within the grace window.
+        let last_rotated = row
+            .filter(|r| r.revoked_at.is_none())
+            .and_then(|r| r.used_at)
+            .filter(|at| reuse_grace_ms > 0 && *at >= now - reuse_grace_ms)
+            .is_some_and(|at| {
+                !s.tokens.iter().any(|((tt, h), r)| {
+                    tt == t
+                        && h != handle
+                        && r.token.grant_id.as_deref() == Some(grant_id)
+                        && r.token.kind == TokenKind::Refresh
+                        && r.used_at.is_some_and(|u| u >= at)
+                })
+            });
+        if !won && last_rotated {
+            let ev = NewAuditEvent::failure(
+                &event.actor,
+                "oauth.refresh_superseded",
+                event.target.clone(),
+                json!({"grant": grant_id, "revoked": "nothing"}),
+            );
+            s.events.push((t.clone(), ev));
+            return Ok(Spend::Superseded {
+                grant_id: grant_id.to_owned(),
+            });
+        }
         let spend = s.after_spend(t, ("refresh", grant_id), now, won.then_some(issued), event)?;
         if let (Spend::Spent, Some(row)) = (&spend, s.tokens.get_mut(&k)) {
             row.used_at = Some(now);

@@ -94,6 +94,9 @@ pub struct Config {
     /// Refused SAML responses per client address (IPv6: per /64) and tenant in a minute before
     /// the ACS answers 429 without parsing or auditing.
     pub saml_acs_refusals_per_minute: u64,
+    /// How long a request's database work may take, waiting for a connection included; work
+    /// that would commit later is rolled back and answered 503 (its client has likely gone).
+    pub database_deadline_ms: u64,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -141,6 +144,7 @@ struct Raw {
     risk_denylist: Option<String>,
     log_ip: Option<String>,
     saml_acs_refusals_per_minute: Option<u64>,
+    database_deadline_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +184,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
         "saml_acs_refusals_per_minute",
     ),
+    ("LATCHKEY_DATABASE_DEADLINE_MS", "database_deadline_ms"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -303,6 +308,7 @@ impl Config {
             mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
             webauthn_rp_id: raw.webauthn_rp_id,
             saml_acs_refusals_per_minute: raw.saml_acs_refusals_per_minute.unwrap_or(60),
+            database_deadline_ms: raw.database_deadline_ms.unwrap_or(3_000),
         })
     }
 
@@ -356,6 +362,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "risk_denylist" => raw.risk_denylist = v.filter(|s| !s.is_empty()),
         "log_ip" => raw.log_ip = v,
         "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
+        "database_deadline_ms" => raw.database_deadline_ms = Some(parse_num(value)? as u64),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -530,6 +537,15 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
         return Err(cfg_err(
             "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
             "must be between 1 and 1000000",
+        ));
+    }
+    if raw
+        .database_deadline_ms
+        .is_some_and(|n| !(100..=60_000).contains(&n))
+    {
+        return Err(cfg_err(
+            "LATCHKEY_DATABASE_DEADLINE_MS",
+            "must be between 100 and 60000",
         ));
     }
     if let Some(smtp) = &raw.smtp_url {

@@ -64,7 +64,13 @@ impl Metrics {
         *m.saml.entry((event, outcome)).or_default() += 1;
     }
 
-    pub fn render(&self, pool: latchkey_store::PoolStats, backend: &str, session_store: &str) -> String {
+    /// The scrape text. `breakers` are the dependencies' circuit breakers, by dependency name.
+    pub fn render(
+        &self,
+        pool: latchkey_store::PoolStats,
+        (backend, session_store): (&str, &str),
+        breakers: &[(&str, latchkey_core::BreakerState)],
+    ) -> String {
         let m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = String::new();
         write_build_info(&mut out, backend, session_store);
@@ -74,7 +80,38 @@ impl Metrics {
         m.write_saml(&mut out);
         m.write_latency(&mut out);
         write_pool_stats(&mut out, &pool);
+        write_breakers(&mut out, breakers);
         out
+    }
+}
+
+/// Whether each dependency is up (its breaker closed) and how often it went down.
+fn write_breakers(out: &mut String, breakers: &[(&str, latchkey_core::BreakerState)]) {
+    family(
+        out,
+        "latchkey_dependency_up",
+        "gauge",
+        "1 while the dependency answers, 0 while its circuit breaker is open.",
+    );
+    for (name, b) in breakers {
+        let _ = writeln!(
+            out,
+            "latchkey_dependency_up{{dependency=\"{name}\"}} {}",
+            u8::from(!b.open)
+        );
+    }
+    family(
+        out,
+        "latchkey_dependency_outages_total",
+        "counter",
+        "Times the dependency's circuit breaker opened since the process started.",
+    );
+    for (name, b) in breakers {
+        let _ = writeln!(
+            out,
+            "latchkey_dependency_outages_total{{dependency=\"{name}\"}} {}",
+            b.trips
+        );
     }
 }
 
@@ -241,7 +278,10 @@ mod tests {
             idle: 2,
             max_size: 8,
         };
-        let text = m.render(pool, "sqlite", "memory");
+        let down = latchkey_core::BreakerState { open: true, trips: 2 };
+        let text = m.render(pool, ("sqlite", "memory"), &[("database", down)]);
+        assert!(text.contains("latchkey_dependency_up{dependency=\"database\"} 0"));
+        assert!(text.contains("latchkey_dependency_outages_total{dependency=\"database\"} 2"));
         assert!(
             text.contains("latchkey_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 2")
         );

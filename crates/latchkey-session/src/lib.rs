@@ -17,6 +17,9 @@ pub enum SessionError {
     /// The backend can't be reached; callers answer 503.
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    /// The backend is known to be down (its circuit breaker is open): answered at once.
+    #[error("session store is down (circuit open)")]
+    CircuitOpen,
     #[error("session store URL: {0}")]
     BadUrl(String),
     #[error("stored session is corrupt: {0}")]
@@ -108,6 +111,10 @@ pub trait RateCounter: Send + Sync {
 pub trait Ephemeral: SessionStore + OneTimeStore + RateCounter {
     async fn ping(&self) -> Result<()>;
     fn backend_name(&self) -> &'static str;
+    /// The backend's circuit breaker; `None` for a backend that cannot go down (memory).
+    fn breaker(&self) -> Option<latchkey_core::BreakerState> {
+        None
+    }
 }
 
 /// Opens the backend named by `LATCHKEY_SESSION_STORE`: `memory` or `redis://…`.

@@ -5,14 +5,22 @@ use crate::{
     Ephemeral, OneTimeStore, RateCounter, RateHit, Result, SessionError, SessionId, SessionStore, ttl_millis,
 };
 use async_trait::async_trait;
-use latchkey_core::{Session, TenantId, UserId};
+use latchkey_core::{Admit, Breaker, BreakerState, Session, TenantId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
+    /// Open while Redis is known to be down: callers get `CircuitOpen` at once.
+    breaker: Arc<Breaker>,
+}
+
+/// Whether an error means Redis is unreachable (as opposed to a refused command).
+fn means_down(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
 }
 
 fn unavailable(e: redis::RedisError) -> SessionError {
@@ -39,6 +47,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
+            breaker: Arc::new(Breaker::new("session_store", Duration::from_millis(50))),
         })
     }
 
@@ -50,12 +59,34 @@ impl RedisStore {
         self.key(t, "us", user.as_str())
     }
 
+    /// Every command goes through here: refused at once while the breaker is open (but for one
+    /// probe per interval), and each outcome that says whether Redis is up reaches the breaker.
     async fn run<T: redis::FromRedisValue>(&self, cmd: impl FnOnce() -> Query) -> Result<T> {
-        let mut conn = self.conn.clone();
-        match cmd() {
-            Query::Cmd(c) => c.query_async(&mut conn).await.map_err(unavailable),
-            Query::Pipe(p) => p.query_async(&mut conn).await.map_err(unavailable),
+        if self.breaker.admit() == Admit::Refused {
+            return Err(SessionError::CircuitOpen);
         }
+        let mut conn = self.conn.clone();
+        let result = match cmd() {
+            Query::Cmd(c) => c.query_async(&mut conn).await,
+            Query::Pipe(p) => p.query_async(&mut conn).await,
+        };
+        match &result {
+            Ok(_) => {
+                if self.breaker.success() {
+                    tracing::info!(
+                        dependency = "session_store",
+                        "Redis answers again; circuit closed"
+                    );
+                }
+            }
+            Err(error) if means_down(error) => {
+                if self.breaker.failure() {
+                    tracing::warn!(dependency = "session_store", %error, "Redis is down; circuit open");
+                }
+            }
+            Err(_) => {}
+        }
+        result.map_err(unavailable)
     }
 }
 
@@ -286,6 +317,10 @@ impl Ephemeral for RedisStore {
         } else {
             Err(SessionError::Unavailable(format!("PING answered {pong:?}")))
         }
+    }
+
+    fn breaker(&self) -> Option<BreakerState> {
+        Some(self.breaker.state())
     }
 
     fn backend_name(&self) -> &'static str {

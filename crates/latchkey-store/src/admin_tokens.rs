@@ -83,7 +83,7 @@ impl AdminTokenRepo for Db {
                 format!("admin_token:{}", token.id),
                 json!({"name": token.name, "role": token.role, "expires_at": token.expires_at}),
             );
-            Ok((token, event))
+            Ok((token.clone(), event))
         })
     }
 

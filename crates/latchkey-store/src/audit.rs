@@ -98,7 +98,7 @@ impl AuditRepo for Db {
     fn append_audit(&self, t: &TenantId, event: NewAuditEvent) -> Result<AuditEvent> {
         self.write(|c| {
             let link = crate::db::reserve(c, t)?;
-            self.record(c, t, link, event)
+            self.record(c, t, link, event.clone())
         })
     }
 

@@ -325,7 +325,7 @@ impl ClientRepo for Db {
                 format!("client:{}", client.client_id),
                 summary(&client),
             );
-            Ok((client, event))
+            Ok((client.clone(), event))
         })
     }
 
@@ -368,7 +368,7 @@ impl ClientRepo for Db {
             .execute(c)?;
             let event =
                 NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
-            Ok((client, event))
+            Ok((client.clone(), event))
         })
     }
 

@@ -109,7 +109,31 @@ pub(crate) fn establish(url: &DatabaseUrl) -> Result<AnyConnection, ConnectionEr
     }
 }
 
-pub(crate) struct Manager(pub(crate) DatabaseUrl);
+/// Opens connections for the pool and tells the breaker what each attempt found, so a refused
+/// connect opens it and a connect that works again (the pool's own or a probe's) closes it.
+pub(crate) struct Manager {
+    pub(crate) url: DatabaseUrl,
+    pub(crate) breaker: std::sync::Arc<latchkey_core::Breaker>,
+}
+
+impl Manager {
+    /// Reports an attempt's outcome to the breaker; logs only the transitions.
+    pub(crate) fn observe<T>(&self, r: Result<T, ConnectionError>) -> Result<T, ConnectionError> {
+        match &r {
+            Ok(_) => {
+                if self.breaker.success() {
+                    tracing::info!(dependency = "database", "database answers again; circuit closed");
+                }
+            }
+            Err(error) => {
+                if self.breaker.failure() {
+                    tracing::warn!(dependency = "database", %error, "database is down; circuit open");
+                }
+            }
+        }
+        r
+    }
+}
 
 /// A connection used this recently is taken as alive without a `SELECT 1` round trip at
 /// checkout (HikariCP's `aliveBypassWindowMs` does the same, with 500 ms). A connection that died
@@ -129,7 +153,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<Tracked, ConnectionError> {
         Ok(Tracked {
-            conn: establish(&self.0)?,
+            conn: self.observe(establish(&self.url))?,
             returned_at: None,
         })
     }

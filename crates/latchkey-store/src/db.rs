@@ -5,9 +5,9 @@ use crate::schema::{audit_events, audit_heads};
 use crate::{Result, StoreError};
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use latchkey_core::{AuditEvent, Clock, NewAuditEvent, Rng, TenantId};
+use latchkey_core::{Admit, AuditEvent, Breaker, BreakerState, Clock, NewAuditEvent, Rng, TenantId};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -39,6 +39,8 @@ pub struct PoolOptions {
     pub max_size: u32,
     /// How long a caller waits for a connection before the store answers `Unavailable`.
     pub connection_timeout: Duration,
+    /// While the database is down, one caller per interval tries it again.
+    pub probe_every: Duration,
 }
 
 impl PoolOptions {
@@ -46,9 +48,20 @@ impl PoolOptions {
         Self {
             max_size: if url.is_sqlite() { 8 } else { 16 },
             connection_timeout: Duration::from_secs(5),
+            probe_every: Duration::from_millis(25),
         }
     }
 }
+
+/// The longest pause between r2d2's attempts to open a connection while the database is down.
+const RECONNECT_BACKOFF_CAP: Duration = Duration::from_millis(50);
+
+/// How long one wait for a pooled connection lasts before the breaker is looked at again.
+const WAIT_SLICE: Duration = Duration::from_millis(25);
+
+/// How many times a transaction that lost to a concurrent one (deadlock, serialization failure)
+/// is run again before the caller is answered 503.
+const CONTENTION_RETRIES: u32 = 3;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PoolStats {
@@ -70,6 +83,9 @@ pub struct Db {
     /// Bumped by every tenant change made through this process, so per-node caches of tenants
     /// drop what they hold at once (changes from other processes wait for the cache's TTL).
     pub(crate) tenant_writes: Arc<std::sync::atomic::AtomicU64>,
+    /// Open while the database is known to be down: callers get `Unavailable` at once.
+    breaker: Arc<Breaker>,
+    connection_timeout: Duration,
 }
 
 impl std::fmt::Debug for Db {
@@ -97,27 +113,47 @@ impl Db {
         // No minimum of idle connections: r2d2 would keep opening them on its own threads, and a
         // connection being opened while a short-lived process (the CLI) exits can crash libpq's
         // TLS teardown. Connections now open only when a caller asks for one and waits.
+        let breaker = Arc::new(Breaker::new("database", opts.probe_every));
         let pool = r2d2::Pool::builder()
             .max_size(opts.max_size)
             .min_idle(Some(0))
-            .connection_timeout(opts.connection_timeout)
+            // Callers' waits are bounded in `conn` (deadline, pool timeout, breaker); r2d2's own
+            // timeout only caps the back-off of its connect retries (at half of it), so a
+            // database that comes back is reconnected within tens of milliseconds.
+            .connection_timeout(RECONNECT_BACKOFF_CAP * 2)
             .test_on_check_out(true)
             .error_handler(Box::new(LogErrors))
-            .build(Manager(url.clone()))
+            .build(Manager {
+                url: url.clone(),
+                breaker: Arc::clone(&breaker),
+            })
             .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?;
-        // Fail now, not at the first request, when the database can't be reached.
-        drop(
-            pool.get()
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?,
-        );
-        Ok(Self {
+        let db = Self {
             pool,
             url: url.clone(),
             clock,
             rng,
             writer: url.is_sqlite().then(|| Arc::new(std::sync::Mutex::new(()))),
             tenant_writes: Arc::default(),
-        })
+            breaker,
+            connection_timeout: opts.connection_timeout,
+        };
+        // Fail now, not at the first request, when the database can't be reached.
+        drop(
+            db.conn()
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?,
+        );
+        Ok(db)
+    }
+
+    /// The database's circuit breaker, for readiness and metrics.
+    pub fn breaker(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// Seconds a caller refused while the database is down should wait before trying again.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.breaker.retry_after_secs()
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -136,7 +172,7 @@ impl Db {
 
     /// Readiness: a connection within `timeout` that answers a query.
     pub fn ping(&self, timeout: Duration) -> Result<()> {
-        let mut conn = Conn(self.pool.get_timeout(timeout)?);
+        let mut conn = crate::deadline::within(Instant::now() + timeout, || self.conn())?;
         diesel::sql_query("SELECT 1").execute(&mut *conn)?;
         Ok(())
     }
@@ -150,8 +186,43 @@ impl Db {
         }
     }
 
+    /// A pooled connection. While the breaker is open this answers `Unavailable` at once (one
+    /// caller per probe interval tries a connection of its own first); otherwise it waits for the
+    /// pool until the caller's deadline or the pool timeout, looking at the breaker between
+    /// short waits so an outage found meanwhile ends the wait.
     pub(crate) fn conn(&self) -> Result<Conn> {
-        Ok(Conn(self.pool.get()?))
+        match self.breaker.admit() {
+            Admit::Refused => return Err(StoreError::CircuitOpen),
+            Admit::Probe => self.probe()?,
+            Admit::Closed => {}
+        }
+        let limit =
+            crate::deadline::remaining().map_or(self.connection_timeout, |d| d.min(self.connection_timeout));
+        let start = Instant::now();
+        loop {
+            let left = limit.saturating_sub(start.elapsed());
+            match self
+                .pool
+                .get_timeout(left.min(WAIT_SLICE).max(Duration::from_millis(1)))
+            {
+                Ok(c) => return Ok(Conn(c)),
+                Err(_) if self.breaker.state().open => return Err(StoreError::CircuitOpen),
+                Err(e) if left <= WAIT_SLICE => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The probe while the breaker is open: a connection of its own, outside the pool.
+    fn probe(&self) -> Result<()> {
+        let manager = Manager {
+            url: self.url.clone(),
+            breaker: Arc::clone(&self.breaker),
+        };
+        manager
+            .observe(crate::conn::establish(&self.url))
+            .map(drop)
+            .map_err(|e| StoreError::Unavailable(format!("database is down: {e}")))
     }
 
     /// How many tenant changes this process has made (see `tenant_writes`).
@@ -173,14 +244,61 @@ impl Db {
     }
 
     /// A write transaction. On SQLite the process's writers first take turns (see `writer`);
-    /// `f` must not start another write.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
-        let _turn = self
-            .writer
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let mut conn = self.conn()?;
-        conn.transaction(|c| f(c))
+    /// `f` must not start another write. A transaction that lost to a concurrent one is run
+    /// again (a few times), and one that would commit after the caller's deadline is rolled back.
+    pub(crate) fn write<T>(&self, mut f: impl FnMut(&mut AnyConnection) -> Result<T>) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _turn = self
+                    .writer
+                    .as_ref()
+                    .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                let mut conn = self.conn()?;
+                conn.transaction(|c| {
+                    let value = f(c)?;
+                    if crate::deadline::passed() {
+                        return Err(StoreError::DeadlinePassed(
+                            "the caller's deadline passed before COMMIT; rolled back".into(),
+                        ));
+                    }
+                    Ok(value)
+                })
+            };
+            match result {
+                Err(StoreError::Contention(why))
+                    if attempt < CONTENTION_RETRIES && !crate::deadline::passed() =>
+                {
+                    attempt += 1;
+                    tracing::debug!(attempt, %why, "transaction lost to a concurrent one; running it again");
+                    // A short, growing pause so the transactions that collided do not meet again.
+                    std::thread::sleep(Duration::from_millis(u64::from(attempt) * 3));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `write` for work that can run only once (it consumes what it was given): not retried.
+    pub(crate) fn write_once<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
+        let mut f = Some(f);
+        self.write(|c| match f.take() {
+            Some(f) => f(c),
+            None => Err(StoreError::Contention("lost to a concurrent transaction".into())),
+        })
+    }
+
+    /// `audited` for a change that can run only once: not retried.
+    pub(crate) fn audited_once<T>(
+        &self,
+        tenant: &TenantId,
+        change: impl FnOnce(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
+    ) -> Result<T> {
+        let mut change = Some(change);
+        self.audited(tenant, |c| match change.take() {
+            Some(f) => f(c),
+            None => Err(StoreError::Contention("lost to a concurrent transaction".into())),
+        })
     }
 
     /// Runs `change` in one transaction together with the audit event it returns.
@@ -195,7 +313,7 @@ impl Db {
     pub(crate) fn audited<T>(
         &self,
         tenant: &TenantId,
-        change: impl FnOnce(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
+        mut change: impl FnMut(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
     ) -> Result<T> {
         let sqlite = self.writer.is_some();
         self.write(|c| {

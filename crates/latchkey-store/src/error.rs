@@ -6,6 +6,9 @@ pub enum StoreError {
     /// The database can't be reached or refused the connection; callers answer 503.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database is known to be down (its circuit breaker is open): answered at once, 503.
+    #[error("database is down (circuit open)")]
+    CircuitOpen,
     #[error("{what} not found")]
     NotFound { what: &'static str },
     /// A uniqueness rule was hit (duplicate slug, username, email, role name).
@@ -23,6 +26,13 @@ pub enum StoreError {
     /// Stored data could not be decoded (hand-edited JSON, unknown enum value).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A transient conflict between concurrent transactions (PostgreSQL's serialization
+    /// failure or deadlock): the write is retried a bounded number of times, then answered 503.
+    #[error("database contention: {0}")]
+    Contention(String),
+    /// The work took longer than its caller's deadline and was rolled back (nothing written).
+    #[error("database deadline passed: {0}")]
+    DeadlinePassed(String),
     #[error("database error: {0}")]
     Database(String),
 }
@@ -49,6 +59,13 @@ impl From<DieselError> for StoreError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => StoreError::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                StoreError::Contention(info.message().to_owned())
+            }
+            // diesel has no kind for SQLSTATE 40P01; PostgreSQL's message is fixed text.
+            DieselError::DatabaseError(_, info) if info.message().starts_with("deadlock detected") => {
+                StoreError::Contention(info.message().to_owned())
+            }
             DieselError::NotFound => StoreError::NotFound { what: "row" },
             DieselError::BrokenTransactionManager => StoreError::Unavailable("broken connection".into()),
             other => StoreError::Database(other.to_string()),

@@ -368,7 +368,7 @@ impl Db {
         t: &TenantId,
         f: impl FnOnce(&mut KeyTx<'_>) -> Result<(T, Option<NewAuditEvent>)>,
     ) -> Result<T> {
-        self.write(|c| {
+        self.write_once(|c| {
             let locked = diesel::update(audit_heads::table.find(t.as_str()))
                 .set(audit_heads::seq.eq(audit_heads::seq))
                 .execute(c)?;

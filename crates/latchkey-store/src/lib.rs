@@ -7,6 +7,7 @@ mod audit;
 mod clients;
 mod conn;
 mod db;
+pub mod deadline;
 mod error;
 mod keys;
 mod mfa;

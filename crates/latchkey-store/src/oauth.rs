@@ -130,6 +130,9 @@ pub enum Spend {
     Spent,
     /// It had been spent before: the grant and its tokens are now revoked.
     Replayed { grant_id: String },
+    /// A refresh token rotated moments ago (within the grace window) came back while its
+    /// successor is still unused: refused, but nothing is revoked.
+    Superseded { grant_id: String },
 }
 
 /// What a user allowed a client.
@@ -165,14 +168,15 @@ pub trait OAuthRepo {
         event: NewAuditEvent,
     ) -> Result<Spend>;
     fn token(&self, t: &TenantId, handle: &str) -> Result<Option<StoredToken>>;
-    /// Spends refresh token `handle` and stores `issued`; a token spent before revokes its grant.
+    /// Spends refresh token `handle` and stores `issued`; a token spent before revokes its grant,
+    /// unless it was the last one rotated and that was less than `reuse_grace_ms` ago.
     fn rotate_refresh(
         &self,
         t: &TenantId,
-        handle: &str,
-        grant_id: &str,
+        token: (&str, &str),
         issued: &[NewToken],
         event: NewAuditEvent,
+        reuse_grace_ms: i64,
     ) -> Result<Spend>;
     /// Stores tokens that belong to no spend (opaque client-credentials tokens).
     fn store_tokens(&self, t: &TenantId, issued: &[NewToken]) -> Result<()>;
@@ -367,6 +371,51 @@ fn after_spend(
     ))
 }
 
+/// Whether refresh token `handle` was spent at or after `since`, is not revoked, and no other
+/// refresh token of its grant was spent since (its successor is still unused).
+fn last_rotated_since(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    (handle, grant_id): (&str, &str),
+    since: i64,
+) -> Result<bool> {
+    let used_at = oauth_tokens::table
+        .find((t.as_str(), handle))
+        .filter(oauth_tokens::revoked_at.is_null())
+        .select(oauth_tokens::used_at)
+        .first::<Option<i64>>(c)
+        .optional()?
+        .flatten();
+    let Some(used_at) = used_at.filter(|at| *at >= since) else {
+        return Ok(false);
+    };
+    let later: i64 = oauth_tokens::table
+        .filter(oauth_tokens::tenant_id.eq(t.as_str()))
+        .filter(oauth_tokens::grant_id.eq(grant_id))
+        .filter(oauth_tokens::kind.eq(TokenKind::Refresh.as_str()))
+        .filter(oauth_tokens::used_at.ge(used_at))
+        .filter(oauth_tokens::handle.ne(handle))
+        .count()
+        .get_result(c)?;
+    Ok(later == 0)
+}
+
+/// The answer and audit event for a tolerated reuse (see `Spend::Superseded`).
+pub(crate) fn superseded(grant_id: &str, event: &NewAuditEvent) -> (Spend, NewAuditEvent) {
+    let ev = NewAuditEvent::failure(
+        &event.actor,
+        "oauth.refresh_superseded",
+        event.target.clone(),
+        json!({"grant": grant_id, "revoked": "nothing"}),
+    );
+    (
+        Spend::Superseded {
+            grant_id: grant_id.to_owned(),
+        },
+        ev,
+    )
+}
+
 impl OAuthRepo for Db {
     fn create_code(&self, t: &TenantId, g: &Grant, code: &NewCode, event: NewAuditEvent) -> Result<()> {
         self.audited(t, |c| {
@@ -397,7 +446,7 @@ impl OAuthRepo for Db {
                     oauth_codes::expires_at.eq(code.expires_at),
                 ))
                 .execute(c)?;
-            Ok(((), event))
+            Ok(((), event.clone()))
         })
     }
 
@@ -463,7 +512,7 @@ impl OAuthRepo for Db {
             )
             .set(oauth_codes::used_at.eq(now))
             .execute(c)?;
-            after_spend(c, t, spent > 0, ("code", grant_id), now, issued, event)
+            after_spend(c, t, spent > 0, ("code", grant_id), now, issued, event.clone())
         })
     }
 
@@ -534,10 +583,10 @@ impl OAuthRepo for Db {
     fn rotate_refresh(
         &self,
         t: &TenantId,
-        handle: &str,
-        grant_id: &str,
+        (handle, grant_id): (&str, &str),
         issued: &[NewToken],
         event: NewAuditEvent,
+        reuse_grace_ms: i64,
     ) -> Result<Spend> {
         let now = self.now();
         self.audited(t, |c| {
@@ -553,7 +602,13 @@ impl OAuthRepo for Db {
             )
             .set(oauth_tokens::used_at.eq(now))
             .execute(c)?;
-            after_spend(c, t, spent > 0, ("refresh", grant_id), now, issued, event)
+            if spent == 0
+                && reuse_grace_ms > 0
+                && last_rotated_since(c, t, (handle, grant_id), now - reuse_grace_ms)?
+            {
+                return Ok(superseded(grant_id, &event));
+            }
+            after_spend(c, t, spent > 0, ("refresh", grant_id), now, issued, event.clone())
         })
     }
 
@@ -575,7 +630,7 @@ impl OAuthRepo for Db {
                 .first::<(String, Option<String>, Option<i64>)>(c)
                 .optional()?;
             let Some((kind, grant_id, revoked_at)) = row else {
-                return Ok((false, event));
+                return Ok((false, event.clone()));
             };
             let mut revoked = revoked_at.is_none();
             diesel::update(oauth_tokens::table.find((t.as_str(), handle)))
@@ -586,7 +641,7 @@ impl OAuthRepo for Db {
             {
                 revoked |= revoke_grant(c, t, &g, now, "revoked")?;
             }
-            Ok((revoked, event))
+            Ok((revoked, event.clone()))
         })
     }
 
@@ -600,7 +655,7 @@ impl OAuthRepo for Db {
         let now = self.now();
         self.audited(t, |c| {
             let n = revoke_matching(c, t, which, now, reason)?;
-            let mut event = event;
+            let mut event = event.clone();
             if let Some(o) = event.details.as_object_mut() {
                 o.insert("grants_revoked".into(), json!(n));
             }
@@ -677,7 +732,7 @@ impl OAuthRepo for Db {
                 format!("client:{client}"),
                 json!({"scope": scope}),
             );
-            Ok(((), event))
+            Ok(((), event.clone()))
         })
     }
 

@@ -82,7 +82,7 @@ impl RoleRepo for Db {
                 format!("role:{}", role.id),
                 json!({"name": name}),
             );
-            Ok((role, event))
+            Ok((role.clone(), event))
         })
     }
 

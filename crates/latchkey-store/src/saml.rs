@@ -411,7 +411,7 @@ impl SamlRepo for Db {
                 .map_err(|e| conflict(e, &conn.name))?;
             let event =
                 NewAuditEvent::success(actor, "saml.connection.create", target(&conn.id), summary(&conn));
-            Ok((conn, event))
+            Ok((conn.clone(), event))
         })
     }
 
@@ -468,8 +468,8 @@ impl SamlRepo for Db {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
             let mut after = before.clone();
-            if let Some(n) = display_name {
-                after.display_name = n;
+            if let Some(n) = &display_name {
+                after.display_name.clone_from(n);
             }
             let now = self.now();
             if let Some(next) = change.next_refresh_at {
@@ -486,9 +486,9 @@ impl SamlRepo for Db {
                 after.metadata_error = None;
                 after.metadata_refreshed_at = after.metadata_url.as_ref().map(|_| now);
             }
-            if let Some(o) = options {
+            if let Some(o) = &options {
                 check_domains_free(c, t, id, &o.domains)?;
-                after.options = o;
+                after.options = o.clone();
             }
             after.updated_at = now;
             store(c, &after)?;
@@ -653,7 +653,7 @@ impl SamlRepo for Db {
                 format!("user:{}", user.id),
                 details,
             );
-            Ok((user, event))
+            Ok((user.clone(), event))
         })
     }
 

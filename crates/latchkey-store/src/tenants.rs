@@ -114,7 +114,7 @@ impl TenantRepo for Db {
                 json!({"slug": tenant.slug, "display_name": tenant.display_name, "policy": tenant.policy}),
             );
             self.record(c, &tenant.id, link, event)?;
-            Ok(tenant)
+            Ok(tenant.clone())
         })
     }
 
@@ -157,8 +157,8 @@ impl TenantRepo for Db {
         self.audited(id, |c| {
             let before = find_tenant(c, id)?;
             let mut after = before.clone();
-            if let Some(n) = display_name {
-                after.display_name = n;
+            if let Some(n) = &display_name {
+                after.display_name.clone_from(n);
             }
             if let Some(p) = &change.policy {
                 after.policy = p.clone();

@@ -152,7 +152,7 @@ impl Db {
         action: &str,
         apply: impl FnOnce(&mut User),
     ) -> Result<User> {
-        self.audited(t, |c| {
+        self.audited_once(t, |c| {
             let before = load(c, t, id)?;
             let mut after = before.clone();
             apply(&mut after);
@@ -198,7 +198,7 @@ impl UserRepo for Db {
             insert_user(c, &user)?;
             let event =
                 NewAuditEvent::success(actor, "user.create", format!("user:{}", user.id), created(&user));
-            Ok((user, event))
+            Ok((user.clone(), event))
         })
     }
 

@@ -410,6 +410,10 @@ pub struct PolicyFlags {
     /// No refresh token of a grant lives longer than this (seconds).
     #[arg(long, value_name = "SECS")]
     pub refresh_absolute_ttl: Option<u32>,
+    /// For this long after a rotation, the rotated refresh token back from its own client is
+    /// refused without revoking the grant (a retry, a second tab); 0 to 60 seconds, 0 is off.
+    #[arg(long, value_name = "SECS")]
+    pub refresh_reuse_grace: Option<u32>,
     /// Days a signing key signs before its successor takes over.
     #[arg(long, value_name = "DAYS")]
     pub key_rotation_days: Option<u32>,

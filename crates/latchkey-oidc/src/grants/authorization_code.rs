@@ -56,7 +56,7 @@ pub fn exchange(
     let issued = mint(signer, ctx, c, Some(&who), scope_and_audience, now)?;
     match store.redeem_code(t, &stored, &issued.rows, event(c, "oauth.token", &stored.grant))? {
         Spend::Spent => Ok(issued.response),
-        Spend::Replayed { .. } => Err(replayed()),
+        Spend::Replayed { .. } | Spend::Superseded { .. } => Err(replayed()),
     }
 }
 

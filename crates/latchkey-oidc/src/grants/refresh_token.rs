@@ -1,6 +1,7 @@
 //! The refresh token grant (RFC 6749 §6, RFC 9700 §4.14.2): bound to its client, rotated on
 //! every use (the store spends it), scope may only narrow; a rotated token presented again
-//! revokes its whole grant. It runs in steps so the server can read the token and its user in
+//! revokes its whole grant, except the token rotated last coming back within the tenant's grace
+//! window (a retry, a second tab), which is refused without revoking anything. It runs in steps so the server can read the token and its user in
 //! one trip, check the browser session on its async threads, then rotate in a second trip:
 //! `find`, `check`, then `rotate` (or `revoke_reused`).
 
@@ -9,7 +10,7 @@ use super::{Ctx, GrantError, GrantStore, Signer, TokenResponse, active, event};
 use crate::lifetimes::lifetimes;
 use crate::token_request::RefreshRequest;
 use crate::{OAuthError, scope};
-use latchkey_core::{Client, TenantId, User, UserId, sha256_hex};
+use latchkey_core::{Client, Tenant, TenantId, User, UserId, sha256_hex};
 use latchkey_store::{Grant, Spend, StoreError, StoredToken, TokenKind};
 
 /// A presented refresh token and its grant's user, as the store holds them.
@@ -102,10 +103,23 @@ pub fn check(p: Found, c: &Client, req: &RefreshRequest, now: i64) -> Result<Rot
     })
 }
 
-/// Revokes the grant of a reused token and every token it issued, with the reuse audit event.
-pub fn revoke_reused(store: &dyn GrantStore, t: &TenantId, c: &Client, r: &Reuse) -> Result<(), StoreError> {
+/// Answers a reused token: revokes its grant and every token it issued, with the reuse audit
+/// event, unless it is the one rotated last and that was within the tenant's grace window.
+/// Returns the error for the client and whether the grant was revoked.
+pub fn revoke_reused(
+    store: &dyn GrantStore,
+    tenant: &Tenant,
+    c: &Client,
+    r: &Reuse,
+) -> Result<(OAuthError, bool), StoreError> {
     let ev = event(c, "oauth.refresh", &r.grant);
-    store.rotate_refresh(t, &r.handle, &r.grant.id, &[], ev).map(drop)
+    let grace = lifetimes(tenant, c).refresh_reuse_grace_secs * 1000;
+    Ok(
+        match store.rotate_refresh(&tenant.id, (&r.handle, &r.grant.id), &[], ev, grace)? {
+            Spend::Superseded { .. } => (superseded(), false),
+            Spend::Spent | Spend::Replayed { .. } => (reused(), true),
+        },
+    )
 }
 
 /// The answer to a reused refresh token.
@@ -113,9 +127,14 @@ pub fn reused() -> OAuthError {
     OAuthError::invalid_grant("the refresh token was already used; its grant is revoked")
 }
 
+/// The answer to the token rotated last, back within the grace window: the grant lives on.
+pub fn superseded() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token was already rotated; use the one issued in its place")
+}
+
 /// Spends the token and stores its successors: a new refresh token (idle lifetime, never past
 /// the grant's end) and new access and ID tokens. Of concurrent rotations one wins; the others
-/// find it spent, which revokes the grant.
+/// find it spent, which revokes the grant unless they come within the grace window.
 pub fn rotate(
     store: &dyn GrantStore,
     signer: &dyn Signer,
@@ -133,9 +152,11 @@ pub fn rotate(
     };
     let issued = mint(signer, ctx, c, Some(&who), (&r.scope, c.client_id.as_str()), now)?;
     let ev = event(c, "oauth.refresh", &r.grant);
-    match store.rotate_refresh(&ctx.tenant.id, &r.handle, &r.grant.id, &issued.rows, ev)? {
+    let grace = lifetimes(ctx.tenant, c).refresh_reuse_grace_secs * 1000;
+    match store.rotate_refresh(&ctx.tenant.id, (&r.handle, &r.grant.id), &issued.rows, ev, grace)? {
         Spend::Spent => Ok(issued.response),
         Spend::Replayed { .. } => Err(GrantError::Replay(reused())),
+        Spend::Superseded { .. } => Err(GrantError::OAuth(superseded())),
     }
 }
 
@@ -239,7 +260,7 @@ mod tests {
     }
 
     mod steps {
-        use super::super::{Refused, check, find, reused, revoke_reused, rotate};
+        use super::super::{Refused, check, find, revoke_reused, rotate};
         use crate::testing::{TestSigner, World};
         use crate::token_request::RefreshRequest;
         use crate::{ErrorCode, GrantError, TokenResponse};
@@ -258,8 +279,12 @@ mod tests {
             match check(found, &w.client, r, w.clock.now_millis()) {
                 Ok(rotation) => rotate(&w.store, &TestSigner, &w.ctx(), &w.client, &rotation),
                 Err(Refused::Reused(reuse)) => {
-                    revoke_reused(&w.store, &w.tenant.id, &w.client, &reuse).unwrap();
-                    Err(GrantError::Replay(reused()))
+                    let (error, revoked) = revoke_reused(&w.store, &w.tenant, &w.client, &reuse).unwrap();
+                    Err(if revoked {
+                        GrantError::Replay(error)
+                    } else {
+                        GrantError::OAuth(error)
+                    })
                 }
                 Err(Refused::Invalid(e) | Refused::UserInactive { error: e, .. }) => Err(e.into()),
             }
@@ -292,6 +317,8 @@ mod tests {
             let w = World::new();
             let old = w.tokens("openid offline_access").refresh_token.unwrap();
             let new = refresh(&w, &req(&old, None)).unwrap().refresh_token.unwrap();
+            // Past the grace window (10 s by default) a rotated token back is reuse.
+            w.clock.advance_millis(10_001);
             let e = refresh(&w, &req(&old, None)).unwrap_err();
             assert!(
                 matches!(&e, GrantError::Replay(o) if o.code == ErrorCode::InvalidGrant),
@@ -315,7 +342,51 @@ mod tests {
         }
 
         #[test]
-        fn of_two_concurrent_rotations_one_wins_and_the_other_revokes_the_grant() {
+        fn the_token_rotated_last_back_within_the_grace_window_revokes_nothing() {
+            let w = World::new();
+            let old = w.tokens("openid offline_access").refresh_token.unwrap();
+            let new = refresh(&w, &req(&old, None)).unwrap().refresh_token.unwrap();
+            w.clock.advance_millis(9_000);
+            let e = refresh(&w, &req(&old, None)).unwrap_err();
+            assert!(
+                matches!(&e, GrantError::OAuth(o) if o.code == ErrorCode::InvalidGrant
+                    && o.description.contains("rotated")),
+                "{e:?}"
+            );
+            assert!(
+                w.stored(&new).is_live(w.clock.now_millis()),
+                "the successor lives on"
+            );
+            let tolerated = w
+                .store
+                .events(&w.tenant.id)
+                .into_iter()
+                .rev()
+                .find(|e| e.action.starts_with("oauth.refresh_"));
+            assert_eq!(
+                tolerated.map(|e| e.action),
+                Some("oauth.refresh_superseded".to_owned())
+            );
+            // Once the successor has been used, the old token is two rotations back: reuse.
+            let newest = refresh(&w, &req(&new, None)).unwrap().refresh_token.unwrap();
+            let e = refresh(&w, &req(&old, None)).unwrap_err();
+            assert!(matches!(e, GrantError::Replay(_)), "{e:?}");
+            assert!(!w.stored(&newest).is_live(w.clock.now_millis()));
+        }
+
+        #[test]
+        fn with_no_grace_window_a_rotated_token_back_is_reuse_at_once() {
+            let mut w = World::new();
+            w.tenant.policy.tokens.refresh_reuse_grace_secs = 0;
+            let old = w.tokens("openid offline_access").refresh_token.unwrap();
+            let new = refresh(&w, &req(&old, None)).unwrap().refresh_token.unwrap();
+            let e = refresh(&w, &req(&old, None)).unwrap_err();
+            assert!(matches!(e, GrantError::Replay(_)), "{e:?}");
+            assert!(!w.stored(&new).is_live(w.clock.now_millis()));
+        }
+
+        #[test]
+        fn of_two_concurrent_rotations_one_wins_and_the_other_leaves_it_alone() {
             let w = World::new();
             let old = w.tokens("openid offline_access").refresh_token.unwrap();
             let r = req(&old, None);
@@ -323,9 +394,12 @@ mod tests {
             let rotation = check(found, &w.client, &r, w.clock.now_millis()).unwrap();
             let won = rotate(&w.store, &TestSigner, &w.ctx(), &w.client, &rotation).unwrap();
             let lost = rotate(&w.store, &TestSigner, &w.ctx(), &w.client, &rotation).unwrap_err();
-            assert!(matches!(lost, GrantError::Replay(_)), "{lost:?}");
+            assert!(matches!(lost, GrantError::OAuth(_)), "{lost:?}");
             let winner = won.refresh_token.unwrap();
-            assert!(!w.stored(&winner).is_live(w.clock.now_millis()));
+            assert!(
+                w.stored(&winner).is_live(w.clock.now_millis()),
+                "the winner keeps its token"
+            );
         }
 
         #[test]

@@ -56,7 +56,15 @@ pub(super) async fn healthz() -> HttpResponse {
         .json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database and the session store both answer within a couple of seconds.
+/// The dependencies' circuit breakers, by the names `/readyz` and `/metrics` use.
+fn breakers(state: &AppState) -> Vec<(&'static str, latchkey_core::BreakerState)> {
+    let mut all = vec![("database", state.db.breaker())];
+    all.extend(state.ephemeral.breaker().map(|b| ("session_store", b)));
+    all
+}
+
+/// Readiness: the database and the session store both answer within a couple of seconds. While a
+/// dependency's breaker is open the check answers at once (its probe decides), and says so.
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.db.clone();
     let database = tokio::time::timeout(
@@ -73,13 +81,23 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .and_then(|r| r.map_err(|e| e.to_string()));
     let mut checks = serde_json::Map::new();
     let mut ready = true;
+    let open: Vec<&str> = breakers(&state)
+        .into_iter()
+        .filter(|(_, b)| b.open)
+        .map(|(name, _)| name)
+        .collect();
     for (part, result) in [("database", database), ("session_store", sessions)] {
         match result {
             Ok(()) => checks.insert(part.into(), json!("ok")),
             Err(detail) => {
                 tracing::warn!(part, error = %detail, "readiness check failed");
                 ready = false;
-                checks.insert(part.into(), json!("unavailable"))
+                let why = if open.contains(&part) {
+                    "circuit_open"
+                } else {
+                    "unavailable"
+                };
+                checks.insert(part.into(), json!(why))
             }
         };
     }
@@ -90,7 +108,7 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     res.insert_header((header::CACHE_CONTROL, "no-store"));
     if !ready {
-        res.insert_header((header::RETRY_AFTER, "5"));
+        res.insert_header((header::RETRY_AFTER, "1"));
     }
     res.json(json!({"status": if ready { "ready" } else { "unavailable" }, "checks": checks}))
 }
@@ -122,9 +140,11 @@ pub(super) async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Res
     } else {
         "postgres"
     };
-    let body = state
-        .metrics
-        .render(state.db.pool_stats(), backend, state.ephemeral.backend_name());
+    let body = state.metrics.render(
+        state.db.pool_stats(),
+        (backend, state.ephemeral.backend_name()),
+        &breakers(&state),
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -201,7 +201,11 @@ impl From<GrantError> for Failure {
     }
 }
 
-/// A token could not be signed: logged, and a 500 for the client.
+/// A token could not be signed: the key ring could not be loaded (the store's answer: 503 while
+/// the database is down) or signing itself failed (logged, and a 500 for the client).
 pub(crate) fn signing_failed(e: latchkey_keys::KeyError) -> AppError {
-    AppError::internal("token signing", e)
+    match e {
+        latchkey_keys::KeyError::Store(s) => s.into(),
+        other => AppError::internal("token signing", other),
+    }
 }

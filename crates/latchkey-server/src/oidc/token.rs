@@ -176,13 +176,15 @@ async fn refresh_grant(
         Ok(rotation) => rotation,
         Err(Refused::Invalid(e)) => return Err(e.into()),
         Err(Refused::Reused(reuse)) => {
-            // RFC 9700 §4.14.2: a rotated token presented again means it leaked.
-            let tid = tenant.id.clone();
-            state
-                .store(move |db| refresh_token::revoke_reused(db, &tid, &client, &reuse))
+            // RFC 9700 §4.14.2: a rotated token presented again means it leaked (unless it is
+            // the one rotated last, back within the grace window).
+            let t = tenant.clone();
+            let (error, revoked) = state
+                .store(move |db| refresh_token::revoke_reused(db, &t, &client, &reuse))
                 .await?;
-            state.metrics.oauth("reuse", "refresh_token", "revoked");
-            return Err(refresh_token::reused().into());
+            let outcome = if revoked { "revoked" } else { "tolerated" };
+            state.metrics.oauth("reuse", "refresh_token", outcome);
+            return Err(error.into());
         }
         Err(Refused::UserInactive { user_id, error }) => {
             crate::flow::grants::revoke_grants(

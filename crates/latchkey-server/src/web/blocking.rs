@@ -21,7 +21,8 @@ pub(crate) async fn blocking<T: Send + 'static, E: Into<AppError> + Send + 'stat
 
 /// Blocking work on the handles in `AppState`.
 pub(crate) trait Blocking {
-    /// Runs `f` with the database on the blocking pool (the pool's connections block).
+    /// Runs `f` with the database on the blocking pool (the pool's connections block), within
+    /// the request's database deadline (`LATCHKEY_DATABASE_DEADLINE_MS`).
     async fn store<T, E>(&self, f: impl FnOnce(&Db) -> Result<T, E> + Send + 'static) -> Result<T, AppError>
     where
         T: Send + 'static,
@@ -47,7 +48,10 @@ impl Blocking for AppState {
         E: Into<AppError> + Send + 'static,
     {
         let db = self.db.clone();
-        blocking(move || f(&db)).await
+        // The deadline starts now, so time queued for a blocking thread counts against it.
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(self.config.database_deadline_ms);
+        blocking(move || latchkey_store::deadline::within(deadline, || f(&db))).await
     }
 
     async fn with_keys<T, E>(

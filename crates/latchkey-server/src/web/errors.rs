@@ -132,7 +132,8 @@ impl ResponseError for AppError {
         res.insert_header((header::CACHE_CONTROL, "no-store"));
         match self.kind {
             Kind::Unavailable => {
-                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+                // A down dependency is probed every 25-50 ms: a second is the shortest honest wait.
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Kind::TooManyRequests => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("60")));
@@ -161,6 +162,12 @@ impl From<StoreError> for AppError {
                 tracing::warn!(error = %detail, "database unavailable");
                 AppError::unavailable("database")
             }
+            // Logged once by the breaker when it opened, not once per refused request.
+            StoreError::CircuitOpen => AppError::unavailable("database"),
+            StoreError::Contention(detail) | StoreError::DeadlinePassed(detail) => {
+                tracing::warn!(error = %detail, "database write not done");
+                AppError::unavailable("database")
+            }
             StoreError::NotFound { what } => AppError::not_found(format!("No such {what}.")),
             StoreError::Conflict(m) => {
                 // Every 409 says why in the log (a race the code should absorb shows up here).
@@ -181,6 +188,7 @@ impl From<SessionError> for AppError {
                 tracing::warn!(error = %detail, "session store unavailable");
                 AppError::unavailable("session store")
             }
+            SessionError::CircuitOpen => AppError::unavailable("session store"),
             other => AppError::internal("session store", other),
         }
     }

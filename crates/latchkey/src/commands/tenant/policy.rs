@@ -167,6 +167,10 @@ fn apply_tokens(policy: &mut TenantPolicy, flags: &PolicyFlags) -> Result<(), Cl
     }
     set(&mut tokens.refresh_idle_secs, flags.refresh_idle_ttl);
     set(&mut tokens.refresh_absolute_secs, flags.refresh_absolute_ttl);
+    set(&mut tokens.refresh_reuse_grace_secs, flags.refresh_reuse_grace);
+    if tokens.refresh_reuse_grace_secs > 60 {
+        return bad("--refresh-reuse-grace: at most 60 seconds (OAuth 2.0 Security BCP: keep it short)");
+    }
     if tokens.refresh_idle_secs < 60 || tokens.refresh_absolute_secs < tokens.refresh_idle_secs {
         return bad("refresh lifetimes: idle at least 60 s and absolute at least idle");
     }
@@ -380,6 +384,7 @@ mod tests {
             code_ttl: Some(30),
             refresh_idle_ttl: Some(3600),
             refresh_absolute_ttl: Some(7200),
+            refresh_reuse_grace: Some(0),
             ..PolicyFlags::default()
         })
         .unwrap()
@@ -388,6 +393,7 @@ mod tests {
             (ok.access_token_secs, ok.code_secs, ok.refresh_absolute_secs),
             (300, 30, 7200)
         );
+        assert_eq!(ok.refresh_reuse_grace_secs, 0);
         for bad in [
             PolicyFlags {
                 code_ttl: Some(600),
@@ -404,6 +410,10 @@ mod tests {
             PolicyFlags {
                 refresh_idle_ttl: Some(7200),
                 refresh_absolute_ttl: Some(3600),
+                ..PolicyFlags::default()
+            },
+            PolicyFlags {
+                refresh_reuse_grace: Some(61),
                 ..PolicyFlags::default()
             },
         ] {
