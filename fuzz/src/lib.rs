@@ -55,6 +55,7 @@ pub fn saml_expected() -> Expected<'static> {
         now: SAML_NOW,
         skew_ms: 60_000,
         sp_key_pkcs8: None,
+        content_ciphers: latchkey_saml::ContentCipher::GCM,
     }
 }
 

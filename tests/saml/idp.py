@@ -9,7 +9,10 @@ Generates its key and self-signed certificate (DIR/idp.key, DIR/idp.crt), an att
 logs on stderr, and exits when stdin reaches EOF or on SIGTERM.
 
 Endpoints:
-  GET  /metadata[?rollover=1]   IdP metadata (rollover: a second signing certificate listed)
+  GET  /metadata[?rollover=1][&signed=1|attacker|tampered]
+                                IdP metadata (rollover: a second signing certificate listed;
+                                signed: enveloped signature by DIR/metasigner.key, or by the
+                                attacker's key, or signed then edited)
   POST /sp                      body = an SP's metadata XML; registers it (204)
   POST /next                    JSON: what the next sign-ins produce (persists until changed)
   POST /reset                   back to the defaults
@@ -22,7 +25,8 @@ header X-Saml-Case: {case or genuine}. Failures answer 400 text/plain with the r
 
 Signatures: RSA-SHA256 with SHA-256 digests, exclusive c14n, enveloped (xmlsec1 through
 pysaml2's CryptoBackendXmlSec1). Encryption (`encrypt: true`): the signed Assertion becomes an
-EncryptedAssertion, data aes256-cbc, key transport rsa-oaep-mgf1p (SHA-1 OAEP digest, MGF1-SHA1:
+EncryptedAssertion, data `cipher` (aes256-gcm by default; aes128-gcm, aes256-cbc, aes128-cbc),
+key transport rsa-oaep-mgf1p (SHA-1 OAEP digest, MGF1-SHA1:
 xmlsec1's defaults for that algorithm), to the SP metadata's encryption (or use-less) certificate.
 See corpus.py for the attack cases.
 """
@@ -78,7 +82,13 @@ log = logging.getLogger("saml-idp")
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
-AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
+# Content encryption: the algorithm URI and xmlsec1's session key for it.
+CIPHERS = {
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+    "aes128-gcm": ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128"),
+    "aes256-cbc": ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256"),
+    "aes128-cbc": ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", "aes-128"),
+}
 RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
 RESPONSE_NODE = f"{corpus.SAMLP}:Response"
 ASSERTION_NODE = f"{corpus.SAML}:Assertion"
@@ -104,6 +114,7 @@ DEFAULTS = {
     "sign": "both",
     "case": None,
     "encrypt": False,
+    "cipher": "aes256-gcm",
     # Seconds the AuthnInstant lies in the past: an SSO session at the IdP reused.
     "authn_age": 0,
 }
@@ -166,6 +177,7 @@ class Idp:
         self.idp = make_key_cert(directory, "idp", "Latchkey test IdP")
         self.attacker = make_key_cert(directory, "attacker", "Latchkey test attacker")
         self.rollover = make_key_cert(directory, "rollover", "Latchkey test IdP (rollover)")
+        self.metasigner = make_key_cert(directory, "metasigner", "Latchkey test IdP metadata signer")
         self.lock = threading.RLock()
         self.next = copy.deepcopy(DEFAULTS)
         self.sps: dict[str, int] = {}  # SP entity id -> key in the metadata store
@@ -198,7 +210,7 @@ class Idp:
 
     # ---------------------------------------------------------------- metadata
 
-    def metadata(self, rollover: bool) -> bytes:
+    def metadata(self, rollover: bool, signed: str | None = None) -> bytes:
         with self.lock:
             self.config.additional_cert_files = [self.rollover["cert"]] if rollover else None
             try:
@@ -206,7 +218,24 @@ class Idp:
             finally:
                 self.config.additional_cert_files = None
             ed.extensions = None  # pysaml2's algorithm-support list: not a usual IdP shape
-            return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ed.to_string()
+            if not signed:
+                return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ed.to_string()
+            if signed not in ("1", "attacker", "tampered"):
+                raise BadRequest(f"signed must be 1, attacker or tampered, not {signed!r}")
+            signer = self.attacker if signed == "attacker" else self.metasigner
+            ed.id = "_" + hashlib.sha256(os.urandom(16)).hexdigest()[:32]
+            root = corpus.parse(ed.to_string())
+            tpl = corpus.parse(pre_signature_part(ed.id, signer["b64"], sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256).to_string())
+            root.insert(0, tpl)
+            xml = corpus.serialize(root).decode("utf-8")
+            try:
+                out = self.server.sec.sign_statement(xml, f"{MD}:EntityDescriptor", key_file=signer["key"], node_id=ed.id)
+            except Exception as e:  # noqa: BLE001
+                raise BadRequest(f"xmlsec1 signing of the metadata failed: {e!r}") from e
+            out = out.encode("utf-8") if isinstance(out, str) else out
+            if signed == "tampered":
+                out = out.replace(b"/sso/redirect", b"/evil/redirect", 1)
+            return b'<?xml version="1.0" encoding="UTF-8"?>\n' + out.split(b"?>", 1)[-1].lstrip() if out.startswith(b"<?xml") else b'<?xml version="1.0" encoding="UTF-8"?>\n' + out
 
     def register_sp(self, body: bytes) -> str:
         try:
@@ -339,6 +368,9 @@ class Idp:
         if sign not in ("assertion", "response", "both", "none"):
             raise BadRequest(f"sign must be assertion|response|both, not {sign!r}")
         encrypt = bool(o.get("encrypt", s.get("encrypt")))
+        cipher = o.get("cipher", s.get("cipher") or DEFAULTS["cipher"])
+        if cipher not in CIPHERS:
+            raise BadRequest(f"cipher must be one of {sorted(CIPHERS)}, not {cipher!r}")
         if case in corpus.NO_ENCRYPT:
             encrypt = False
         sign_alg = o.get("sign_alg", SIG_RSA_SHA256)
@@ -456,7 +488,7 @@ class Idp:
                 enc_cert, enc_b64 = self.attacker["cert"], self.attacker["b64"]
             else:
                 enc_cert, enc_b64 = self._sp_encryption_cert(sp)
-            root = self._encrypt(root, assertion, enc_cert, enc_b64)
+            root = self._encrypt(root, assertion, enc_cert, enc_b64, cipher)
 
         if sign in ("response", "both"):
             self._add_template(root, root.get("ID"), keyinfo, sign_alg, digest_alg)
@@ -488,16 +520,17 @@ class Idp:
                 f.write(pem_format(b64) + b"\n")
         return path, b64
 
-    def _encrypt(self, root, assertion, cert_file: str, cert_b64: str):
+    def _encrypt(self, root, assertion, cert_file: str, cert_b64: str, cipher: str):
         # A standalone copy carries every namespace declaration it uses, so the decrypted
         # fragment parses on its own.
         standalone = etree.tostring(assertion)
-        template = pre_encryption_part(msg_enc=AES256_CBC, key_enc=RSA_OAEP_MGF1P, encrypt_cert=cert_b64)
+        msg_enc, session_key = CIPHERS[cipher]
+        template = pre_encryption_part(msg_enc=msg_enc, key_enc=RSA_OAEP_MGF1P, encrypt_cert=cert_b64)
         with tempfile.NamedTemporaryFile("wb", suffix=".xml", dir=self.dir, delete=False) as tf:
             tf.write(template.to_string())
             tpl_path = tf.name
         try:
-            out = self.server.sec.crypto.encrypt(standalone, cert_file, tpl_path, "aes-256")
+            out = self.server.sec.crypto.encrypt(standalone, cert_file, tpl_path, session_key)
         except Exception as e:  # noqa: BLE001
             raise BadRequest(f"xmlsec1 encryption failed: {e!r}") from e
         finally:
@@ -575,7 +608,9 @@ def make_handler(idp: Idp):
             if path == "/metadata":
                 self._run(
                     lambda: self._send(
-                        200, idp.metadata(q.get("rollover") in ("1", "true")), "application/samlmetadata+xml"
+                        200,
+                        idp.metadata(q.get("rollover") in ("1", "true"), q.get("signed") or None),
+                        "application/samlmetadata+xml",
                     )
                 )
             elif path == "/sso/redirect":

@@ -562,6 +562,115 @@ async fn encrypted_signed_variants_and_signed_requests_are_accepted(s: &TestServ
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
+/// Content encryption is an allow-list per connection: AES-GCM by default, so an IdP that
+/// encrypts with AES-CBC (open to padding oracles) is refused until the operator opts the
+/// connection in to legacy CBC; then the same IdP signs in.
+async fn cbc_encrypted_assertions_need_the_legacy_opt_in(s: &TestServer) {
+    setup(s, SLUG).await;
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    let c = connect(s, &idp, "corp", options.clone(), None).await;
+    let (_, _, sp_metadata) = Browser::default()
+        .get(s, &format!("/t/{SLUG}/saml/corp/metadata"))
+        .await;
+    assert!(
+        sp_metadata.contains("xmlenc11#aes256-gcm") && !sp_metadata.contains("-cbc"),
+        "{sp_metadata}"
+    );
+    idp.set_next(json!({"encrypt": true, "cipher": "aes256-cbc"}))
+        .await;
+    let users = user_count(s);
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    let event = acs_events(s).pop().unwrap();
+    assert_eq!(event.outcome, Outcome::Failure);
+    assert_eq!(event.details["reason"], "cipher_not_allowed");
+    assert!(
+        event.details["detail"]
+            .as_str()
+            .unwrap()
+            .contains("xmlenc#aes256-cbc is not allowed for this connection"),
+        "{event:?}"
+    );
+    assert!(session_cookie(&b, SLUG).is_none());
+    assert_eq!(user_count(s), users);
+
+    options.legacy_cbc = true;
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            options: Some(options),
+            ..Default::default()
+        },
+    );
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    let event = acs_events(s).pop().unwrap();
+    assert_eq!(event.outcome, Outcome::Success);
+    assert_eq!(event.details["encrypted"], true);
+}
+
+/// JIT users of one connection can't take an address (nor the username made from it) in a
+/// domain another connection claims: the sign-in is refused with a page saying so, audited,
+/// and no user is created. Its own domain still provisions.
+async fn jit_refuses_an_address_in_another_connections_domain(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let idp = SamlIdp::start();
+    connect(s, &idp, "corp", corp_options(), None).await;
+    let mut partner = corp_options();
+    partner.domains = vec!["partner.example".into()];
+    partner.role_map.clear();
+    connect(s, &idp, "partner", partner, None).await;
+    idp.set_next(json!({"name_id": "ceo@corp.example", "attributes": {"mail": ["CEO@Corp.Example"], "displayName": ["Not the CEO"], "groups": []}}))
+        .await;
+    let users = user_count(s);
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/partner/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{page}");
+    assert!(page.contains("corp.example"), "{page}");
+    let event = acs_events(s).pop().unwrap();
+    assert_eq!(event.outcome, Outcome::Failure);
+    assert_eq!(event.details["reason"], "foreign_domain");
+    assert_eq!(event.details["connection"], "partner");
+    assert!(
+        event.details["detail"].as_str().unwrap().contains("\"corp\""),
+        "{event:?}"
+    );
+    assert!(session_cookie(&b, SLUG).is_none());
+    assert_eq!(user_count(s), users);
+    assert!(
+        s.state
+            .db
+            .user_by_username(&t.id, "ceo@corp.example")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.state
+            .db
+            .user_by_email(&t.id, "ceo@corp.example")
+            .unwrap()
+            .is_none()
+    );
+
+    // The partner's own domain provisions as before.
+    idp.set_next(json!({"name_id": "pat@partner.example", "attributes": {"mail": ["pat@partner.example"], "displayName": ["Pat"], "groups": []}}))
+        .await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/partner/login"), None).await;
+    let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(acs_events(s).pop().unwrap().details["account"], "created");
+    assert_eq!(user_count(s), users + 1);
+}
+
 /// Accounts: no JIT means no account; an address taken by a local account is not taken over
 /// unless the connection is trusted for its domain, and then it is linked (S8).
 async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
@@ -747,6 +856,103 @@ async fn metadata_refresh_takes_rollover_and_survives_failure(s: &TestServer) {
     );
 }
 
+fn refresh_events(s: &TestServer, action: &str) -> Vec<AuditEvent> {
+    s.state
+        .db
+        .audit_search(
+            &tenant(s).id,
+            &AuditFilter {
+                action: Some(action.into()),
+                ..AuditFilter::default()
+            },
+            0,
+            1000,
+        )
+        .unwrap()
+}
+
+/// A connection that pins the IdP's metadata-signing certificate takes only metadata signed by
+/// it: unsigned, attacker-signed and edited documents are refused, audited, and the last good
+/// metadata stays. A signed rollover is taken, and the certificate change is audited with both
+/// fingerprint sets and queued for the tenant's webhook.
+async fn pinned_metadata_signer_and_certificate_change_alerts(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    latchkey_tests::oidc::update_policy(s, SLUG, |p| {
+        p.risk.webhook_url = Some("https://siem.example/hooks/latchkey".into());
+    });
+    let idp = SamlIdp::start();
+    let pinned: String = std::fs::read_to_string(idp.file("metasigner.crt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let mut options = corp_options();
+    options.metadata_signer = Some(pinned);
+    let signed = format!("{}?signed=1", idp.metadata_url);
+    let c = connect(s, &idp, "corp", options, Some(&signed)).await;
+    latchkey_server::refresh_metadata(&s.state, &t.id, &c.id)
+        .await
+        .unwrap();
+    assert!(refresh_events(s, "saml.certificates_changed").is_empty());
+    for (query, why) in [
+        ("rollover=1", "the metadata is not signed"),
+        ("rollover=1&signed=attacker", "does not verify with the pinned"),
+        ("rollover=1&signed=tampered", "does not verify with the pinned"),
+    ] {
+        update(
+            s,
+            &c,
+            latchkey_store::SamlConnectionUpdate {
+                metadata_url: Some(Some(format!("{}?{query}", idp.metadata_url))),
+                ..Default::default()
+            },
+        );
+        let err = latchkey_server::refresh_metadata(&s.state, &t.id, &c.id)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(why), "{query}: {err}");
+        let kept = s.state.db.saml_connection(&t.id, &c.id).unwrap().unwrap();
+        assert_eq!(kept.idp, c.idp, "{query}: the last good metadata stays");
+        assert!(kept.metadata_error.unwrap().contains("metadata signature"));
+    }
+    let refreshes = refresh_events(s, "saml.metadata.refresh");
+    assert_eq!(
+        refreshes.iter().map(|e| e.outcome).collect::<Vec<_>>(),
+        [
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Failure,
+            Outcome::Failure
+        ]
+    );
+    assert!(refresh_events(s, "saml.certificates_changed").is_empty());
+
+    // The IdP's signed rollover: taken, audited with both fingerprint sets, alert queued.
+    update(
+        s,
+        &c,
+        latchkey_store::SamlConnectionUpdate {
+            metadata_url: Some(Some(format!("{}?rollover=1&signed=1", idp.metadata_url))),
+            ..Default::default()
+        },
+    );
+    latchkey_server::refresh_metadata(&s.state, &t.id, &c.id)
+        .await
+        .unwrap();
+    let after = s.state.db.saml_connection(&t.id, &c.id).unwrap().unwrap();
+    assert_eq!(after.idp.certificates.len(), 2);
+    let changed = refresh_events(s, "saml.certificates_changed");
+    assert_eq!(changed.len(), 1);
+    let d = &changed[0].details;
+    let old = latchkey_saml::certs::info(&c.idp.certificates[0]).unwrap().sha256;
+    assert_eq!(d["connection_id"], c.id.as_str());
+    assert_eq!(d["old_sha256"], json!([old]));
+    assert_eq!(d["new_sha256"].as_array().unwrap().len(), 2);
+    assert!(d["new_sha256"].as_array().unwrap().contains(&json!(old)));
+    assert_eq!(d["alerted"], true);
+}
+
 /// Connections are per tenant: another tenant's connection name is unknown here, and its ACS
 /// does not take this tenant's responses.
 async fn connections_are_tenant_scoped(s: &TestServer) {
@@ -901,18 +1107,32 @@ async fn linking_cannot_be_steered_into_another_account(s: &TestServer) {
         .await;
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/partner/login"), None).await;
+    // Issue 19 item 10: refused, since corp.example is the corp connection's domain.
     assert_eq!(
         post_acs(s, &mut b, &action, &fields).await.0,
-        StatusCode::SEE_OTHER
+        StatusCode::FORBIDDEN
     );
-    // Bob's first sign-in through the trusted connection is not joined to that account.
+    assert_eq!(acs_events(s).last().unwrap().details["reason"], "foreign_domain");
+    assert!(
+        s.state
+            .db
+            .user_by_email(&t.id, "bob@corp.example")
+            .unwrap()
+            .is_none()
+    );
+    // So Bob's first sign-in through his own connection finds no planted account: a new user.
     idp.set_next(json!({"name_id": "bob@corp.example", "attributes": {"mail": ["bob@corp.example"], "groups": ["admins"]}})).await;
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
     let (st, _, _) = post_acs(s, &mut b, &action, &fields).await;
-    assert_eq!(st, StatusCode::CONFLICT);
-    assert_eq!(acs_events(s).last().unwrap().details["reason"], "email_conflict");
-    assert!(session_cookie(&b, SLUG).is_none());
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let bob = s
+        .state
+        .db
+        .user_by_email(&t.id, "bob@corp.example")
+        .unwrap()
+        .unwrap();
+    assert_ne!(bob.username, "alice");
     // A RelayState that is not one of ours (control characters) is just no handle: a 4xx, no 500.
     let relay = format!("\n{}", "A".repeat(42));
     let form: Vec<(String, String)> = fields
@@ -970,9 +1190,12 @@ latchkey_tests::e2e!(
     attack_corpus_is_refused,
     correlation_replay_and_unsolicited,
     encrypted_signed_variants_and_signed_requests_are_accepted,
+    cbc_encrypted_assertions_need_the_legacy_opt_in,
+    jit_refuses_an_address_in_another_connections_domain,
     accounts_jit_off_email_collision_and_trusted_linking,
     tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted,
     metadata_refresh_takes_rollover_and_survives_failure,
+    pinned_metadata_signer_and_certificate_change_alerts,
     connections_are_tenant_scoped,
 );
 

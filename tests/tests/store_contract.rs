@@ -763,12 +763,15 @@ fn saml_metadata_refresh_success_and_failure_are_audited(db: &Db) {
     assert_eq!(failed.idp, s.idp, "the last good metadata stays");
     assert_eq!(failed.next_refresh_at, Some(5_000));
     let rolled = idp("https://okta.idp.example", &["Q0VSVDE=", "Q0VSVDI="]);
-    let ok = db.saml_metadata_refreshed(&t, &s.id, &rolled, 9_000).unwrap();
+    let ok = db
+        .saml_metadata_refreshed(&t, &s.id, &rolled, 9_000, None)
+        .unwrap();
     assert_eq!(ok.idp, rolled);
     assert_eq!(ok.metadata_error, None);
     assert!(ok.metadata_refreshed_at.is_some());
     assert_eq!(ok.next_refresh_at, Some(9_000));
-    db.saml_metadata_refreshed(&t, &s.id, &rolled, 10_000).unwrap();
+    db.saml_metadata_refreshed(&t, &s.id, &rolled, 10_000, None)
+        .unwrap();
     let e = events_named(db, &t, "saml.metadata.refresh");
     assert_eq!(e.len(), 3);
     assert_eq!(e[0].outcome, latchkey_core::Outcome::Failure);
@@ -966,7 +969,7 @@ fn saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        db.saml_metadata_refreshed(&b, &s.id, &idp("https://evil.example", &["RQ=="]), 0),
+        db.saml_metadata_refreshed(&b, &s.id, &idp("https://evil.example", &["RQ=="]), 0, None),
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(

@@ -58,6 +58,16 @@ pub struct SamlOptions {
     /// Sign AuthnRequests (RSA-SHA256 over the HTTP-Redirect query).
     #[serde(default)]
     pub sign_requests: bool,
+    /// Also accept encrypted assertions with AES-CBC content encryption. Off by default: only
+    /// AES-GCM is accepted, since CBC in XML Encryption is open to padding-oracle attacks
+    /// (Jager and Somorovsky, CCS 2011). For IdPs that can't do GCM.
+    #[serde(default)]
+    pub legacy_cbc: bool,
+    /// A pinned metadata-signing certificate (base64 DER): metadata fetched or refreshed must
+    /// carry a valid enveloped signature by it, or it is refused and the last good metadata
+    /// stays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_signer: Option<String>,
     #[serde(default)]
     pub mapping: AttributeMapping,
     /// IdP group → tenant role; groups grant roles only through this map.
@@ -78,6 +88,8 @@ impl Default for SamlOptions {
             link_existing: false,
             trust_idp_mfa: false,
             sign_requests: false,
+            legacy_cbc: false,
+            metadata_signer: None,
             mapping: AttributeMapping::default(),
             role_map: Vec::new(),
         }

@@ -72,6 +72,13 @@ pub fn info(b64: &str) -> Result<CertInfo> {
     })
 }
 
+/// A certificate pinned to verify signatures (a metadata signer): readable, with a key of the
+/// kinds and sizes responses are verified with.
+pub fn check_signing_certificate(b64: &str) -> Result<CertInfo> {
+    public_key(b64)?;
+    info(b64)
+}
+
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";

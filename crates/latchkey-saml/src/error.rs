@@ -53,6 +53,12 @@ pub enum SamlError {
     /// The IdP answered with a status other than Success (S7).
     #[error("IdP status {0}")]
     Status(String),
+    /// The content-encryption algorithm is not on the connection's allow-list (AES-CBC on a
+    /// connection not opted in to legacy CBC).
+    #[error(
+        "encrypted assertion: content algorithm {0} is not allowed for this connection (AES-GCM only unless legacy CBC is turned on)"
+    )]
+    CipherNotAllowed(String),
     /// Encrypted assertion that our key does not open, or an algorithm we refuse (S7).
     #[error("encrypted assertion: {0}")]
     Decryption(String),
@@ -61,6 +67,10 @@ pub enum SamlError {
     /// IdP metadata without what a connection needs.
     #[error("metadata: {0}")]
     Metadata(String),
+    /// The metadata does not carry a valid signature by the connection's pinned
+    /// metadata-signing certificate.
+    #[error("metadata signature: {0}")]
+    MetadataSignature(String),
     #[error("certificate: {0}")]
     Certificate(String),
     #[error("crypto: {0}")]
@@ -90,9 +100,11 @@ impl SamlError {
             Self::Unsolicited => "unsolicited",
             Self::Replayed => "replayed",
             Self::Status(_) => "status",
+            Self::CipherNotAllowed(_) => "cipher_not_allowed",
             Self::Decryption(_) => "decryption",
             Self::Subject(_) => "subject",
             Self::Metadata(_) => "metadata",
+            Self::MetadataSignature(_) => "metadata_signature",
             Self::Certificate(_) => "certificate",
             Self::Crypto(_) => "crypto",
         }

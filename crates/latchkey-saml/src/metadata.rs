@@ -1,10 +1,12 @@
 //! IdP metadata in (SAML 2.0 Metadata §2.4.3) and SP metadata out (§2.4.4).
 
+use crate::xenc::ContentCipher;
 use crate::xml::{self, NS_DSIG, NS_METADATA, is};
-use crate::{Result, SamlError, certs};
+use crate::{Result, SamlError, certs, dsig};
 use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
 use latchkey_core::{IdpDescriptor, UnixMillis};
-use roxmltree::Node;
+use roxmltree::{Document, Node};
+use std::fmt::Write as _;
 
 const PROTOCOL_SAML2: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 
@@ -13,8 +15,30 @@ const PROTOCOL_SAML2: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 /// rollover). Metadata without a usable signing certificate is refused: a connection must
 /// never be left trusting nothing, or something unchecked.
 pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> {
+    parse_idp_metadata_signed_by(text, now, None)
+}
+
+/// `parse_idp_metadata`, and when `signer` (a pinned metadata-signing certificate, base64 DER)
+/// is given, the document must carry an enveloped signature by it (XMLDSig, the profile of
+/// responses: one Reference to the ID of the signed element, exclusive c14n, SHA-256 or
+/// stronger) on the root element or on the IdP's `EntityDescriptor`, so that it covers
+/// everything read. The same parse serves c14n, the signature and reading.
+pub fn parse_idp_metadata_signed_by(
+    text: &str,
+    now: UnixMillis,
+    signer: Option<&str>,
+) -> Result<IdpDescriptor> {
     let doc = xml::parse(text, xml::METADATA)?;
     let entity = idp_entity(doc.root_element())?;
+    if let Some(signer) = signer {
+        verify_metadata_signature(text, &doc, entity, signer).map_err(|e| match e {
+            SamlError::MetadataSignature(_) => e,
+            SamlError::BadSignature => SamlError::MetadataSignature(
+                "it does not verify with the pinned metadata-signing certificate".into(),
+            ),
+            other => SamlError::MetadataSignature(other.to_string()),
+        })?;
+    }
     let entity_id = entity
         .attribute("entityID")
         .map(str::trim)
@@ -32,6 +56,39 @@ pub fn parse_idp_metadata(text: &str, now: UnixMillis) -> Result<IdpDescriptor> 
         certificates,
         wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
     })
+}
+
+/// The signature of the root (an `EntitiesDescriptor` aggregate or the `EntityDescriptor`), else
+/// of the IdP entity, verified with the pinned `signer` only (`KeyInfo` is ignored). The entity
+/// read must lie inside the signed element and outside every signature (an entity parked in a
+/// signature's `KeyInfo` is not covered by its digest).
+fn signature_of<'a, 'i>(n: Node<'a, 'i>) -> Result<Option<Node<'a, 'i>>> {
+    xml::only_child(n, NS_DSIG, "Signature")
+        .map_err(|_| SamlError::SignatureShape("two signatures on one element".into()))
+}
+
+fn verify_metadata_signature(
+    text: &str,
+    doc: &Document<'_>,
+    entity: Node<'_, '_>,
+    pinned: &str,
+) -> Result<()> {
+    let key = certs::public_key(pinned)?;
+    crate::response::unique_ids(doc)?;
+    if entity.ancestors().skip(1).any(|a| is(a, NS_DSIG, "Signature")) {
+        return Err(SamlError::SignatureShape(
+            "the IdP entity sits inside a signature".into(),
+        ));
+    }
+    let root = doc.root_element();
+    let (signed, signature) = match signature_of(root)? {
+        Some(s) => (root, s),
+        None => match signature_of(entity)? {
+            Some(s) => (entity, s),
+            None => return Err(SamlError::MetadataSignature("the metadata is not signed".into())),
+        },
+    };
+    dsig::verify_enveloped(text, signed, signature, &[key])
 }
 
 /// The one IdP `EntityDescriptor`: the root itself, or the only IdP entity of an
@@ -144,17 +201,37 @@ pub struct SpDescriptor<'a> {
     pub certificate: &'a str,
     pub sign_requests: bool,
     pub organization: &'a str,
+    /// The connection accepts AES-CBC encrypted assertions (legacy; advertised only then).
+    pub legacy_cbc: bool,
 }
 
 /// SP metadata for the IdP's administrator (or the IdP's metadata import).
 pub fn sp_metadata(sp: &SpDescriptor<'_>) -> String {
     let e = escape;
+    // The content algorithms the connection accepts (strongest first), then key transport.
+    let mut encryption_methods = String::new();
+    for c in [
+        ContentCipher::Aes256Gcm,
+        ContentCipher::Aes128Gcm,
+        ContentCipher::Aes256Cbc,
+        ContentCipher::Aes128Cbc,
+    ] {
+        if ContentCipher::allowed(sp.legacy_cbc).contains(&c) {
+            let _ = write!(
+                encryption_methods,
+                r#"<md:EncryptionMethod Algorithm="{}"/>"#,
+                c.uri()
+            );
+        }
+    }
+    encryption_methods
+        .push_str(r#"<md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>"#);
     let key = |usage: &str| {
         format!(
             r#"<md:KeyDescriptor use="{usage}"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>{}</md:KeyDescriptor>"#,
             sp.certificate,
             if usage == "encryption" {
-                r#"<md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>"#
+                encryption_methods.as_str()
             } else {
                 ""
             }

@@ -9,6 +9,7 @@
 //! element in (S2).
 
 use crate::certs::{self, PublicKey};
+use crate::xenc::ContentCipher;
 use crate::xml::{self, NS_ASSERTION, NS_DSIG, NS_PROTOCOL, is, only_child};
 use crate::{Result, SamlError, dsig, xenc};
 use base64::Engine;
@@ -38,6 +39,8 @@ pub struct Expected<'a> {
     pub skew_ms: i64,
     /// The connection's SP key (PKCS#8), for encrypted assertions.
     pub sp_key_pkcs8: Option<&'a [u8]>,
+    /// The content-encryption algorithms the connection accepts (`ContentCipher::allowed`).
+    pub content_ciphers: &'a [ContentCipher],
 }
 
 /// A verified assertion, reduced to what the bridge uses.
@@ -205,7 +208,7 @@ fn read_encrypted_assertion(
     let key = exp
         .sp_key_pkcs8
         .ok_or_else(|| SamlError::Decryption("no SP key for encrypted assertions".into()))?;
-    let inner = xenc::decrypt_assertion(ea, key)?;
+    let inner = xenc::decrypt_assertion(ea, key, exp.content_ciphers)?;
     let decrypted_xml = wrap_in_scope(ea, &inner);
     // One answer for whatever the plaintext is, so nothing about it leaks before its
     // signature is checked (the response may be unsigned).
@@ -290,7 +293,7 @@ fn check_signature_places(doc: &Document<'_>, top: Node<'_, '_>) -> Result<()> {
 }
 
 /// Every `ID` appears once, so a reference can only mean one element (S2).
-fn unique_ids(doc: &Document<'_>) -> Result<()> {
+pub(crate) fn unique_ids(doc: &Document<'_>) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for n in doc.descendants().filter(Node::is_element) {
         for a in n.attributes().filter(|a| matches!(a.name(), "ID" | "Id" | "id")) {

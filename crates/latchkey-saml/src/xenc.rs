@@ -1,6 +1,9 @@
 //! `EncryptedAssertion` (SAML Core §2.3.4, XML Encryption 1.1): the content key is unwrapped
 //! with the connection's own SP key only (RSA-OAEP; PKCS#1 v1.5 key transport is refused, it is
-//! open to padding oracles), then the assertion is decrypted with AES-GCM or AES-CBC.
+//! open to padding oracles), then the assertion is decrypted with a content algorithm the
+//! connection allows: AES-GCM, and AES-CBC only where the operator opted in (CBC in XML
+//! Encryption is open to padding-oracle attacks: Jager and Somorovsky, "How to Break XML
+//! Encryption", CCS 2011).
 
 use crate::xml::{NS_DSIG, NS_XENC, children, is};
 use crate::{Result, SamlError};
@@ -15,6 +18,52 @@ const RSA_OAEP_MGF1P: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
 const RSA_OAEP_11: &str = "http://www.w3.org/2009/xmlenc11#rsa-oaep";
 const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 const MGF1_SHA1: &str = "http://www.w3.org/2009/xmlenc11#mgf1sha1";
+
+/// A content-encryption algorithm of XML Encryption (1.1 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentCipher {
+    Aes128Gcm,
+    Aes256Gcm,
+    /// Legacy: only for a connection whose operator opted in.
+    Aes128Cbc,
+    /// Legacy: only for a connection whose operator opted in.
+    Aes256Cbc,
+}
+
+impl ContentCipher {
+    /// What a connection accepts by default: authenticated encryption only.
+    pub const GCM: &'static [ContentCipher] = &[ContentCipher::Aes128Gcm, ContentCipher::Aes256Gcm];
+    /// What a connection opted in to legacy CBC accepts.
+    pub const GCM_AND_LEGACY_CBC: &'static [ContentCipher] = &[
+        ContentCipher::Aes128Gcm,
+        ContentCipher::Aes256Gcm,
+        ContentCipher::Aes128Cbc,
+        ContentCipher::Aes256Cbc,
+    ];
+
+    /// The allow-list of a connection: GCM, plus CBC when `legacy_cbc` is on.
+    pub fn allowed(legacy_cbc: bool) -> &'static [ContentCipher] {
+        if legacy_cbc {
+            Self::GCM_AND_LEGACY_CBC
+        } else {
+            Self::GCM
+        }
+    }
+
+    /// The algorithm URI (XML Encryption 1.1 §5.2.2 and §5.2.4).
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Aes128Gcm => "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+            Self::Aes256Gcm => "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+            Self::Aes128Cbc => "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+            Self::Aes256Cbc => "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+        }
+    }
+
+    fn from_uri(uri: &str) -> Option<Self> {
+        Self::GCM_AND_LEGACY_CBC.iter().copied().find(|c| c.uri() == uri)
+    }
+}
 
 fn fail(why: &str) -> SamlError {
     SamlError::Decryption(why.to_owned())
@@ -42,11 +91,22 @@ fn cipher_value(n: Node<'_, '_>) -> Result<Vec<u8>> {
 }
 
 /// Decrypts the `EncryptedAssertion` element `ea` with the SP's PKCS#8 RSA key; returns the
-/// assertion's XML text.
-pub(crate) fn decrypt_assertion(ea: Node<'_, '_>, sp_key_pkcs8: &[u8]) -> Result<String> {
+/// assertion's XML text. The content algorithm is checked against `allowed` before any key is
+/// touched, so a refused algorithm is never an oracle.
+pub(crate) fn decrypt_assertion(
+    ea: Node<'_, '_>,
+    sp_key_pkcs8: &[u8],
+    allowed: &[ContentCipher],
+) -> Result<String> {
     let data = children(ea, NS_XENC, "EncryptedData")
         .next()
         .ok_or_else(|| fail("EncryptedData is missing"))?;
+    let uri = algorithm(data)?;
+    let cipher = ContentCipher::from_uri(uri)
+        .ok_or_else(|| SamlError::WeakAlgorithm(format!("data encryption {uri}")))?;
+    if !allowed.contains(&cipher) {
+        return Err(SamlError::CipherNotAllowed(uri.to_owned()));
+    }
     // The wrapped key sits in EncryptedData's KeyInfo or beside it.
     let keys: Vec<Node<'_, '_>> = ea
         .descendants()
@@ -57,16 +117,11 @@ pub(crate) fn decrypt_assertion(ea: Node<'_, '_>, sp_key_pkcs8: &[u8]) -> Result
     };
     let content_key = unwrap_key(*encrypted_key, sp_key_pkcs8)?;
     let mut body = cipher_value(data)?;
-    let plain = match algorithm(data)? {
-        "http://www.w3.org/2009/xmlenc11#aes128-gcm" => {
-            gcm(&aws_lc_rs::aead::AES_128_GCM, &content_key, &mut body)?
-        }
-        "http://www.w3.org/2009/xmlenc11#aes256-gcm" => {
-            gcm(&aws_lc_rs::aead::AES_256_GCM, &content_key, &mut body)?
-        }
-        "http://www.w3.org/2001/04/xmlenc#aes128-cbc" => cbc(&AES_128, &content_key, &mut body)?,
-        "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => cbc(&AES_256, &content_key, &mut body)?,
-        other => return Err(SamlError::WeakAlgorithm(format!("data encryption {other}"))),
+    let plain = match cipher {
+        ContentCipher::Aes128Gcm => gcm(&aws_lc_rs::aead::AES_128_GCM, &content_key, &mut body)?,
+        ContentCipher::Aes256Gcm => gcm(&aws_lc_rs::aead::AES_256_GCM, &content_key, &mut body)?,
+        ContentCipher::Aes128Cbc => cbc(&AES_128, &content_key, &mut body)?,
+        ContentCipher::Aes256Cbc => cbc(&AES_256, &content_key, &mut body)?,
     };
     String::from_utf8(plain).map_err(|_| fail("the decrypted assertion is not UTF-8"))
 }

@@ -12,7 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use latchkey_core::saml::{BINDING_POST, BINDING_REDIRECT};
 use latchkey_saml::{
-    AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, redirect_url, sp_metadata,
+    AuthnRequest, SamlError, SpDescriptor, generate_sp_key, parse_idp_metadata, parse_idp_metadata_signed_by,
+    redirect_url, sp_metadata,
 };
 use std::fmt::Write as _;
 use std::io::Read;
@@ -133,6 +134,7 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
         certificate: &key.certificate,
         sign_requests: true,
         organization: "Acme & Co",
+        legacy_cbc: false,
     });
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let root = doc.root_element();
@@ -151,6 +153,11 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
     assert_eq!(acs.attribute("Binding"), Some(BINDING_POST));
     assert!(xml.contains(&key.certificate));
     assert!(xml.contains("AuthnRequestsSigned=\"true\""));
+    // Only AES-GCM is offered for encrypted assertions unless the connection opted in to CBC.
+    assert!(
+        xml.contains("xmlenc11#aes256-gcm") && !xml.contains("-cbc"),
+        "{xml}"
+    );
     let info = latchkey_saml::certs::info(&key.certificate).unwrap();
     assert!(info.valid_at(NOW) && !info.valid_at(NOW + 11 * 365 * 86_400_000));
 }
@@ -203,4 +210,85 @@ fn authn_request_goes_deflated_and_signed_over_the_query() {
     );
     assert!(public.verify(signed.as_bytes(), &sig).is_ok());
     assert!(public.verify(format!("{signed}x").as_bytes(), &sig).is_err());
+}
+
+/// Metadata signed by xmlsec1 with a throwaway metadata-signing key
+/// (`fixtures/make-metadata.sh`).
+fn signed_metadata() -> String {
+    common::fixture("signed-metadata.xml")
+}
+
+#[test]
+fn metadata_signed_by_the_pinned_certificate_is_accepted() {
+    let pinned = cert("metasigner.crt");
+    let idp = parse_idp_metadata_signed_by(&signed_metadata(), NOW, Some(&pinned)).unwrap();
+    assert_eq!(idp.entity_id, "https://idp.corp.example/metadata");
+    assert_eq!(idp.certificates, [cert("idp.crt")]);
+    // Without a pin the signature is not looked at.
+    assert_eq!(parse_idp_metadata(&signed_metadata(), NOW).unwrap(), idp);
+}
+
+#[test]
+fn unsigned_metadata_is_refused_when_a_signer_is_pinned() {
+    let pinned = cert("metasigner.crt");
+    let signed = signed_metadata();
+    let start = signed.find("<ds:Signature").unwrap();
+    let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let unsigned = format!("{}{}", &signed[..start], &signed[end..]);
+    assert!(parse_idp_metadata(&unsigned, NOW).is_ok());
+    let err = parse_idp_metadata_signed_by(&unsigned, NOW, Some(&pinned)).unwrap_err();
+    assert_eq!(
+        err,
+        SamlError::MetadataSignature("the metadata is not signed".into())
+    );
+    assert_eq!(err.reason(), "metadata_signature");
+}
+
+#[test]
+fn metadata_signed_by_another_key_is_refused() {
+    // idp.crt is a real certificate, but not the one that signed this metadata.
+    let err = parse_idp_metadata_signed_by(&signed_metadata(), NOW, Some(&cert("idp.crt"))).unwrap_err();
+    assert_eq!(
+        err,
+        SamlError::MetadataSignature(
+            "it does not verify with the pinned metadata-signing certificate".into()
+        )
+    );
+}
+
+#[test]
+fn edited_signed_metadata_is_refused() {
+    let pinned = cert("metasigner.crt");
+    // A swapped sign-on URL (an attacker's endpoint) breaks the digest.
+    let edited = signed_metadata().replace("https://idp.corp.example/sso", "https://evil.example/sso");
+    let err = parse_idp_metadata_signed_by(&edited, NOW, Some(&pinned)).unwrap_err();
+    assert_eq!(err.reason(), "metadata_signature");
+    // So does a signing certificate swapped for the attacker's.
+    let swapped = signed_metadata().replace(&cert("idp.crt"), &cert("other.crt"));
+    let err = parse_idp_metadata_signed_by(&swapped, NOW, Some(&pinned)).unwrap_err();
+    assert_eq!(err.reason(), "metadata_signature");
+    // A signature value that is not the signer's.
+    let forged = signed_metadata().replacen("<ds:SignatureValue>", "<ds:SignatureValue>AAAA", 1);
+    assert_eq!(
+        parse_idp_metadata_signed_by(&forged, NOW, Some(&pinned))
+            .unwrap_err()
+            .reason(),
+        "metadata_signature"
+    );
+}
+
+#[test]
+fn a_signed_entity_inside_an_unsigned_aggregate_is_accepted() {
+    // Federation aggregates: the root is unsigned, the IdP's own entity carries the signature.
+    let pinned = cert("metasigner.crt");
+    let signed = signed_metadata();
+    let body = signed
+        .trim_start_matches(r#"<?xml version="1.0" encoding="UTF-8"?>"#)
+        .trim();
+    let wrapped = format!(
+        r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">{body}</md:EntitiesDescriptor>"#
+    );
+    assert!(parse_idp_metadata_signed_by(&wrapped, NOW, Some(&pinned)).is_ok());
+    let edited = wrapped.replace("https://idp.corp.example/sso", "https://evil.example/sso");
+    assert!(parse_idp_metadata_signed_by(&edited, NOW, Some(&pinned)).is_err());
 }

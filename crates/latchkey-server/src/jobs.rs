@@ -37,9 +37,21 @@ pub async fn refresh_metadata(
         .await
         .map_err(|e| ServiceError::Task(e.to_string()))??
         .ok_or(ServiceError::ConnectionGone)?;
-    match refresh_connection(&state.db, &c, state.clock.now_millis()).await {
-        Ok(_) => {
+    match refresh_connection(
+        &state.db,
+        state.keys.clone(),
+        state.rng.clone(),
+        &c,
+        state.clock.now_millis(),
+    )
+    .await
+    {
+        Ok(after) => {
             state.metrics.saml("metadata", "ok");
+            if after.idp.certificates != c.idp.certificates {
+                // A certificate-change alert may be waiting in the outbox.
+                state.mail.wake();
+            }
             Ok(())
         }
         Err(why) => {

@@ -1,12 +1,15 @@
 //! The SAML bridge's work outside a request: where a connection's SP key is sealed, and IdP
 //! metadata fetched from a URL, for the scheduler's hourly refresh and for
 //! `latchkey saml add|refresh-metadata`. New metadata is taken only if it parses, keeps the
-//! entity id and has a valid signing certificate; otherwise the last good metadata stays.
+//! entity id, has a valid signing certificate and, when the connection pins a metadata-signing
+//! certificate, carries a valid signature by it; otherwise the last good metadata stays. A
+//! refresh that changes the signing certificates is audited and alerts the tenant's webhook.
 
 use crate::{ServiceError, blocking};
-use latchkey_core::{SamlConnection, Tenant};
-use latchkey_keys::Aad;
-use latchkey_store::{Db, SamlRepo};
+use latchkey_core::{Rng, SamlConnection, Tenant};
+use latchkey_keys::{Aad, KeyRing};
+use latchkey_store::{CertificatesChanged, Channel, Db, SamlRepo, TenantRepo};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Metadata refreshes: every hour, again after 10 minutes when one failed.
@@ -80,18 +83,84 @@ pub async fn fetch_metadata(url: &str) -> Result<String, ServiceError> {
     String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
 }
 
-/// Refreshes connection `c` from its metadata URL. A refused document leaves the last good
-/// metadata in place, records (and audits) the failure and retries sooner.
+/// The SHA-256 fingerprints of certificates (base64 DER), as `saml show` prints them.
+fn fingerprints(certificates: &[String]) -> Vec<String> {
+    certificates
+        .iter()
+        .map(|c| latchkey_saml::certs::info(c).map_or_else(|e| format!("unreadable: {e}"), |i| i.sha256))
+        .collect()
+}
+
+/// When `before` and `after` pin different certificate sets: the change, with a webhook call
+/// to the tenant's webhook (if it has one), sealed for the outbox.
+fn certificates_changed(
+    db: &Db,
+    keys: &KeyRing,
+    rng: &dyn Rng,
+    before: &SamlConnection,
+    after: &latchkey_core::IdpDescriptor,
+    now: i64,
+) -> Result<Option<CertificatesChanged>, ServiceError> {
+    let (mut old, mut new) = (before.idp.certificates.clone(), after.certificates.clone());
+    old.sort();
+    new.sort();
+    if old == new {
+        return Ok(None);
+    }
+    let (old_sha256, new_sha256) = (
+        fingerprints(&before.idp.certificates),
+        fingerprints(&after.certificates),
+    );
+    let tenant = db.tenant(&before.tenant_id)?.ok_or(ServiceError::TenantGone)?;
+    let alert = match &tenant.policy.risk.webhook_url {
+        Some(url) => {
+            let body = serde_json::json!({
+                "event": "saml.certificates_changed",
+                "tenant": tenant.slug,
+                "connection": before.name,
+                "connection_id": before.id,
+                "at": now,
+                "old_sha256": old_sha256,
+                "new_sha256": new_sha256,
+            })
+            .to_string();
+            Some(crate::mail::compose(
+                keys,
+                rng,
+                Channel::Webhook,
+                &tenant.id,
+                url,
+                "saml.certificates_changed",
+                &body,
+            )?)
+        }
+        None => None,
+    };
+    Ok(Some(CertificatesChanged {
+        old_sha256,
+        new_sha256,
+        alert,
+    }))
+}
+
+/// Refreshes connection `c` from its metadata URL. A refused document (also one without a
+/// valid signature by the connection's pinned metadata signer) leaves the last good metadata
+/// in place, records (and audits) the failure and retries sooner. New signing certificates
+/// are audited (`saml.certificates_changed`) and sent to the tenant's webhook through the
+/// outbox, in the refresh's transaction.
 pub async fn refresh_connection(
     db: &Db,
+    keys: Arc<KeyRing>,
+    rng: Arc<dyn Rng>,
     c: &SamlConnection,
     now: i64,
 ) -> Result<SamlConnection, ServiceError> {
     let Some(url) = c.metadata_url.clone() else {
         return Err(ServiceError::NoMetadataUrl);
     };
+    let signer = c.options.metadata_signer.clone();
     let fetched = match fetch_metadata(&url).await {
-        Ok(text) => latchkey_saml::parse_idp_metadata(&text, now)
+        Ok(text) => latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
             .map_err(|source| ServiceError::MetadataRefused { url, source }),
         Err(e) => Err(e),
     }
@@ -108,8 +177,18 @@ pub async fn refresh_connection(
     let (db, tid, cid) = (db.clone(), c.tenant_id.clone(), c.id.clone());
     match fetched {
         Ok(idp) => {
-            blocking(move || Ok(db.saml_metadata_refreshed(&tid, &cid, &idp, now + METADATA_REFRESH_MS)?))
-                .await
+            let before = c.clone();
+            blocking(move || {
+                let change = certificates_changed(&db, &keys, &*rng, &before, &idp, now)?;
+                Ok(db.saml_metadata_refreshed(
+                    &tid,
+                    &cid,
+                    &idp,
+                    now + METADATA_REFRESH_MS,
+                    change.as_ref(),
+                )?)
+            })
+            .await
         }
         Err(why) => {
             let reason = why.to_string();

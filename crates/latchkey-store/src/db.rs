@@ -315,18 +315,31 @@ impl Db {
         tenant: &TenantId,
         mut change: impl FnMut(&mut AnyConnection) -> Result<(T, NewAuditEvent)>,
     ) -> Result<T> {
+        self.audited_all(tenant, |c| change(c).map(|(value, event)| (value, vec![event])))
+    }
+
+    /// `audited` with several events (in order), for a change that is more than one thing to
+    /// the audit log. The first is reserved where `audited` reserves it, the rest after.
+    pub(crate) fn audited_all<T>(
+        &self,
+        tenant: &TenantId,
+        mut change: impl FnMut(&mut AnyConnection) -> Result<(T, Vec<NewAuditEvent>)>,
+    ) -> Result<T> {
         let sqlite = self.writer.is_some();
         self.write(|c| {
             let early = if sqlite { Some(reserve(c, tenant)?) } else { None };
             if early.is_none() {
                 head_exists(c, tenant)?;
             }
-            let (value, event) = change(c)?;
-            let link = match early {
-                Some(link) => link,
-                None => reserve(c, tenant)?,
-            };
-            self.record(c, tenant, link, event)?;
+            let (value, events) = change(c)?;
+            let mut early = early;
+            for event in events {
+                let link = match early.take() {
+                    Some(link) => link,
+                    None => reserve(c, tenant)?,
+                };
+                self.record(c, tenant, link, event)?;
+            }
             Ok(value)
         })
     }

@@ -34,7 +34,7 @@ pub use oauth::{
 pub use resets::{Channel, MailOutbox, NewMail, QueuedMail, ResetRepo};
 pub use risk::RiskRepo;
 pub use roles::RoleRepo;
-pub use saml::{NewSamlConnection, SamlConnectionUpdate, SamlRepo};
+pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserRepo, UserUpdate};
 

@@ -85,7 +85,7 @@ pub trait MailOutbox {
 }
 
 /// Inserts a mail into the outbox within the caller's transaction.
-fn insert_mail(c: &mut AnyConnection, t: &TenantId, mail: &NewMail, now: i64) -> Result<()> {
+pub(crate) fn insert_mail(c: &mut AnyConnection, t: &TenantId, mail: &NewMail, now: i64) -> Result<()> {
     diesel::insert_into(mail_outbox::table)
         .values((
             mail_outbox::id.eq(&mail.id),

@@ -4,6 +4,7 @@
 //! `latchkey-saml`'s job; this module stores what it decided.
 
 use crate::db::{Db, from_json, to_json};
+use crate::resets::{NewMail, insert_mail};
 use crate::schema::{saml_connections, saml_identities};
 use crate::users::{created, insert_user};
 use crate::{AnyConnection, NewUser, Result, StoreError};
@@ -29,6 +30,16 @@ pub struct NewSamlConnection {
     pub sp_certificate: String,
     pub sp_key_sealed: String,
     pub next_refresh_at: Option<UnixMillis>,
+}
+
+/// A refresh that changed the IdP's signing certificates: the SHA-256 fingerprints before and
+/// after (as `saml show` prints them), and the webhook call that alerts the tenant, if it has
+/// a webhook. Recorded as `saml.certificates_changed` in the refresh's transaction.
+#[derive(Debug, Clone)]
+pub struct CertificatesChanged {
+    pub old_sha256: Vec<String>,
+    pub new_sha256: Vec<String>,
+    pub alert: Option<NewMail>,
 }
 
 /// Changes to a connection; `None` keeps a field, `Some(None)` clears it. New metadata (`idp`)
@@ -65,13 +76,15 @@ pub trait SamlRepo {
         id: &str,
         change: &SamlConnectionUpdate,
     ) -> Result<SamlConnection>;
-    /// Stores freshly fetched metadata and clears the last refresh error.
+    /// Stores freshly fetched metadata and clears the last refresh error; with `certificates`,
+    /// also audits the certificate change and queues its alert, in the same transaction.
     fn saml_metadata_refreshed(
         &self,
         t: &TenantId,
         id: &str,
         idp: &IdpDescriptor,
         next_refresh_at: UnixMillis,
+        certificates: Option<&CertificatesChanged>,
     ) -> Result<SamlConnection>;
     /// Records a failed refresh; the last good metadata stays in use.
     fn saml_metadata_failed(
@@ -508,9 +521,10 @@ impl SamlRepo for Db {
         id: &str,
         idp: &IdpDescriptor,
         next_refresh_at: UnixMillis,
+        certificates: Option<&CertificatesChanged>,
     ) -> Result<SamlConnection> {
         check_idp(idp)?;
-        self.audited(t, |c| {
+        self.audited_all(t, |c| {
             let before = load(c, t, id)?;
             let now = self.now();
             let mut after = before.clone();
@@ -531,7 +545,25 @@ impl SamlRepo for Db {
                     "certificates": after.idp.certificates.len(),
                 }),
             );
-            Ok((after, event))
+            let mut events = vec![event];
+            if let Some(change) = certificates {
+                if let Some(mail) = &change.alert {
+                    insert_mail(c, t, mail, now)?;
+                }
+                events.push(NewAuditEvent::success(
+                    "system",
+                    "saml.certificates_changed",
+                    target(id),
+                    json!({
+                        "connection_id": id,
+                        "name": after.name,
+                        "old_sha256": change.old_sha256,
+                        "new_sha256": change.new_sha256,
+                        "alerted": change.alert.is_some(),
+                    }),
+                ));
+            }
+            Ok((after, events))
         })
     }
 

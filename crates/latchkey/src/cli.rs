@@ -166,6 +166,9 @@ pub struct SamlUpdate {
     /// Remove every group → role mapping.
     #[arg(long, conflicts_with = "role_map")]
     pub no_role_map: bool,
+    /// Stop checking the metadata's signature (unpin the metadata-signing certificate).
+    #[arg(long, conflicts_with = "metadata_signing_cert")]
+    pub no_metadata_signing_cert: bool,
     #[command(flatten)]
     pub out: Json,
 }
@@ -191,6 +194,14 @@ pub struct SamlFlags {
     /// Sign AuthnRequests (default: what the IdP's metadata asks for).
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub sign_requests: Option<bool>,
+    /// Legacy: also accept AES-CBC encrypted assertions (default off: AES-GCM only; CBC in XML
+    /// Encryption is open to padding-oracle attacks).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub legacy_cbc: Option<bool>,
+    /// Pin the IdP's metadata-signing certificate (PEM or base64 DER): metadata fetched or
+    /// refreshed must carry a valid signature by it.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_signing_cert: Option<PathBuf>,
     /// Which attribute gives email, name or groups (repeatable; `email=` resets to the default).
     #[arg(long = "map", value_name = "email|name|groups=ATTR")]
     pub map: Vec<String>,

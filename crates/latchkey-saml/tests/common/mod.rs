@@ -44,5 +44,6 @@ pub fn expected(idp: &IdpDescriptor) -> Expected<'_> {
         now: NOW,
         skew_ms: 60_000,
         sp_key_pkcs8: None,
+        content_ciphers: latchkey_saml::ContentCipher::GCM,
     }
 }

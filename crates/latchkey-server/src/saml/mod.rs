@@ -96,6 +96,7 @@ async fn metadata(
         certificate: &c.sp_certificate,
         sign_requests: signs_requests(&c),
         organization: &t.display_name,
+        legacy_cbc: c.options.legacy_cbc,
     });
     Ok(HttpResponse::Ok()
         .content_type("application/samlmetadata+xml")
@@ -244,6 +245,11 @@ enum Refusal {
     WrongConnection,
     NoAccount,
     EmailConflict,
+    /// The asserted address is in a domain another connection of the tenant claims.
+    ForeignDomain {
+        domain: String,
+        claimed_by: String,
+    },
     Disabled,
     Risk,
     /// A fresh sign-in was asked for (ForceAuthn) and the IdP's AuthnInstant is older.
@@ -273,6 +279,7 @@ impl Refusal {
             Self::WrongConnection => "wrong_connection",
             Self::NoAccount => "no_account",
             Self::EmailConflict => "email_conflict",
+            Self::ForeignDomain { .. } => "foreign_domain",
             Self::Disabled => "disabled",
             Self::Risk => "risk",
             Self::StaleAuthn => "stale_authn",
@@ -284,6 +291,12 @@ impl Refusal {
     fn detail(&self) -> String {
         match self {
             Self::Saml(e) => e.to_string().chars().take(300).collect(),
+            Self::ForeignDomain { domain, claimed_by } => {
+                format!("the email domain {domain:?} is claimed by SAML connection {claimed_by:?}")
+                    .chars()
+                    .take(300)
+                    .collect()
+            }
             other => other.reason().replace('_', " "),
         }
     }
@@ -302,6 +315,13 @@ impl Refusal {
             Self::EmailConflict => (
                 StatusCode::CONFLICT,
                 "An account with your email address exists here already. Ask your administrator to link it to your company sign-in.".into(),
+            ),
+            Self::ForeignDomain { domain, .. } => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Your {} sign-in gives an address at {domain}, and people of {domain} sign in another way here. Use your {domain} sign-in, or ask your administrator.",
+                    connection.display_name
+                ),
             ),
             Self::Correlation => (
                 StatusCode::FORBIDDEN,
@@ -519,6 +539,7 @@ async fn validate(
     let (entity_id, acs_url) = sp_urls(state, &tenant.slug, &connection.name);
     let idp = connection.idp.clone();
     let allow_unsolicited = connection.options.allow_idp_initiated;
+    let content_ciphers = latchkey_saml::ContentCipher::allowed(connection.options.legacy_cbc);
     let checked = blocking(move || {
         let expected = latchkey_saml::Expected {
             idp: &idp,
@@ -529,6 +550,7 @@ async fn validate(
             now,
             skew_ms: SKEW_MS,
             sp_key_pkcs8: sp_key.as_deref(),
+            content_ciphers,
         };
         Ok::<_, AppError>(latchkey_saml::validate(&text, &expected))
     })
@@ -606,6 +628,7 @@ async fn account(
     let email = email_of(a, connection);
     let display_name = mapped(a, connection.options.mapping.name.as_deref());
     if let Some(email) = &email {
+        check_domain_owner(state, tenant, connection, email).await?;
         let (tid, e) = (tenant.id.clone(), email.clone());
         let existing = state.store(move |db| db.user_by_email(&tid, &e)).await?;
         if let Some(local) = existing {
@@ -616,6 +639,27 @@ async fn account(
         return Err(Refusal::NoAccount);
     }
     provision(state, tenant, connection, a, email, display_name).await
+}
+
+/// S8: a connection brings in people only outside the domains other connections claim. A new
+/// user's email (and the username made from it) in another connection's domain is refused, so
+/// one IdP can't mint accounts that portals would take for another IdP's people.
+async fn check_domain_owner(
+    state: &AppState,
+    tenant: &Tenant,
+    connection: &SamlConnection,
+    email: &str,
+) -> Result<(), Refusal> {
+    match crate::flow::realm::for_email(state, tenant, email).await? {
+        Some(owner) if owner.id != connection.id => Err(Refusal::ForeignDomain {
+            domain: email
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_lowercase())
+                .unwrap_or_default(),
+            claimed_by: owner.name,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// An existing local account with the asserted address: joined to this IdP only when the

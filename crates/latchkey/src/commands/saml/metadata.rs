@@ -9,17 +9,19 @@ use std::path::Path;
 const MAX_METADATA_BYTES: usize = 1 << 20;
 
 /// The parsed metadata and the URL to refresh it from (none for a file); `None` when neither
-/// source was given.
+/// source was given. With `signer` (a pinned metadata-signing certificate) the document must
+/// carry a valid signature by it.
 pub fn load(
     file: Option<&Path>,
     url: Option<&str>,
     now: i64,
+    signer: Option<&str>,
 ) -> Result<Option<(IdpDescriptor, Option<String>)>, CliError> {
     match (file, url) {
         (Some(path), _) => {
             let text = read_file(path)?;
             Ok(Some((
-                parse(format!("metadata in {}", path.display()), &text, now)?,
+                parse(format!("metadata in {}", path.display()), &text, now, signer)?,
                 None,
             )))
         }
@@ -27,7 +29,7 @@ pub fn load(
             check_url(url)?;
             let text = fetch(url)?;
             Ok(Some((
-                parse(format!("metadata from {url}"), &text, now)?,
+                parse(format!("metadata from {url}"), &text, now, signer)?,
                 Some(url.to_owned()),
             )))
         }
@@ -52,8 +54,8 @@ fn read_file(path: &Path) -> Result<String, CliError> {
 }
 
 /// `origin` says where the text came from, for the error message.
-fn parse(origin: String, text: &str, now: i64) -> Result<IdpDescriptor, CliError> {
-    latchkey_saml::parse_idp_metadata(text, now)
+fn parse(origin: String, text: &str, now: i64, signer: Option<&str>) -> Result<IdpDescriptor, CliError> {
+    latchkey_saml::parse_idp_metadata_signed_by(text, now, signer)
         .map_err(|reason| CliError::MetadataRefused { origin, reason })
 }
 

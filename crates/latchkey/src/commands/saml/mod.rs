@@ -73,14 +73,17 @@ fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
 /// URLs).
 fn add(ctx: &Context<'_>, spec: &SamlAdd, now: i64) -> Result<(), CliError> {
     let tenant = ctx.tenant(spec.tenant.slug())?;
-    let (idp, metadata_url) =
-        metadata::load(spec.metadata_file.as_deref(), spec.metadata_url.as_deref(), now)?
-            .ok_or_else(|| CliError::BadFlag("give --metadata-file or --metadata-url".into()))?;
-    let defaults = SamlOptions {
-        sign_requests: idp.wants_signed_requests,
-        ..SamlOptions::default()
-    };
-    let options = options::apply(ctx, &tenant, defaults, &spec.opts)?;
+    let mut options = options::apply(ctx, &tenant, SamlOptions::default(), &spec.opts)?;
+    let (idp, metadata_url) = metadata::load(
+        spec.metadata_file.as_deref(),
+        spec.metadata_url.as_deref(),
+        now,
+        options.metadata_signer.as_deref(),
+    )?
+    .ok_or_else(|| CliError::BadFlag("give --metadata-file or --metadata-url".into()))?;
+    if spec.opts.sign_requests.is_none() {
+        options.sign_requests = idp.wants_signed_requests;
+    }
     // Open the key ring before anything is generated: no connection without its sealed key.
     let ring = ctx.ring()?;
     let sp = latchkey_saml::generate_sp_key(&format!("{} {} SAML SP", tenant.slug, spec.name), now)
@@ -115,16 +118,22 @@ fn update(ctx: &Context<'_>, spec: &SamlUpdate, now: i64) -> Result<(), CliError
         display_name: spec.display_name.clone(),
         ..SamlConnectionUpdate::default()
     };
-    if let Some((idp, url)) =
-        metadata::load(spec.metadata_file.as_deref(), spec.metadata_url.as_deref(), now)?
-    {
-        change.next_refresh_at = Some(url.as_ref().map(|_| now + METADATA_REFRESH_MS));
-        change.metadata_url = Some(url);
-        change.idp = Some(idp);
-    }
     let mut options = options::apply(ctx, &tenant, connection.options.clone(), &spec.opts)?;
     if spec.no_role_map {
         options.role_map.clear();
+    }
+    if spec.no_metadata_signing_cert {
+        options.metadata_signer = None;
+    }
+    if let Some((idp, url)) = metadata::load(
+        spec.metadata_file.as_deref(),
+        spec.metadata_url.as_deref(),
+        now,
+        options.metadata_signer.as_deref(),
+    )? {
+        change.next_refresh_at = Some(url.as_ref().map(|_| now + METADATA_REFRESH_MS));
+        change.metadata_url = Some(url);
+        change.idp = Some(idp);
     }
     if options != connection.options {
         change.options = Some(options);
@@ -161,7 +170,9 @@ fn refresh_metadata(ctx: &Context<'_>, slug: &str, name: &str, now: i64, json: b
     if connection.metadata_url.is_none() {
         return Err(CliError::NotRefreshable(name.to_owned()));
     }
-    match metadata::block_on(refresh_connection(&ctx.db, &connection, now))? {
+    let key_ring = std::sync::Arc::new(ctx.ring()?);
+    let rng: std::sync::Arc<dyn latchkey_core::Rng> = std::sync::Arc::new(latchkey_core::OsRng);
+    match metadata::block_on(refresh_connection(&ctx.db, key_ring, rng, &connection, now))? {
         Ok(after) => {
             let mut shown = connection_json(ctx, &tenant, &after);
             shown["changed"] = json!(connection.idp != after.idp);

@@ -28,6 +28,7 @@ pub fn apply(
         (flags.link_existing, &mut options.link_existing),
         (flags.trust_idp_mfa, &mut options.trust_idp_mfa),
         (flags.sign_requests, &mut options.sign_requests),
+        (flags.legacy_cbc, &mut options.legacy_cbc),
     ] {
         if let Some(on) = given {
             *target = on;
@@ -39,7 +40,29 @@ pub fn apply(
     if !flags.role_map.is_empty() {
         options.role_map = role_map(ctx, tenant, &flags.role_map)?;
     }
+    if let Some(path) = &flags.metadata_signing_cert {
+        options.metadata_signer = Some(signing_certificate(path)?);
+    }
     Ok(options)
+}
+
+/// `--metadata-signing-cert FILE`: a PEM certificate or its base64 DER, checked to carry a
+/// key signatures can be verified with (RSA of 2048 bits or more, or ECDSA P-256).
+fn signing_certificate(path: &std::path::Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::File {
+        flag: "--metadata-signing-cert",
+        path: path.to_owned(),
+        source,
+    })?;
+    let b64: String = text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(str::chars)
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    latchkey_saml::certs::check_signing_certificate(&b64)
+        .map_err(|e| CliError::BadFlag(format!("--metadata-signing-cert {}: {e}", path.display())))?;
+    Ok(b64)
 }
 
 /// One `--map email|name|groups=ATTR`; an empty ATTR resets to the default.
