@@ -94,6 +94,9 @@ pub struct Config {
     /// Refused SAML responses per client address (IPv6: per /64) and tenant in a minute before
     /// the ACS answers 429 without parsing or auditing.
     pub saml_acs_refusals_per_minute: u64,
+    /// Sign-ins one client address (IPv6: per /64) may leave pending per tenant in 15 minutes:
+    /// OIDC interactions and SAML requests the server keeps for someone not yet signed in.
+    pub pending_signins_per_address: u64,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -141,6 +144,7 @@ struct Raw {
     risk_denylist: Option<String>,
     log_ip: Option<String>,
     saml_acs_refusals_per_minute: Option<u64>,
+    pending_signins_per_address: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +183,10 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     (
         "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
         "saml_acs_refusals_per_minute",
+    ),
+    (
+        "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
+        "pending_signins_per_address",
     ),
 ];
 
@@ -303,6 +311,7 @@ impl Config {
             mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
             webauthn_rp_id: raw.webauthn_rp_id,
             saml_acs_refusals_per_minute: raw.saml_acs_refusals_per_minute.unwrap_or(60),
+            pending_signins_per_address: raw.pending_signins_per_address.unwrap_or(200),
         })
     }
 
@@ -356,6 +365,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "risk_denylist" => raw.risk_denylist = v.filter(|s| !s.is_empty()),
         "log_ip" => raw.log_ip = v,
         "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
+        "pending_signins_per_address" => raw.pending_signins_per_address = Some(parse_num(value)? as u64),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -529,6 +539,15 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
     {
         return Err(cfg_err(
             "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
+            "must be between 1 and 1000000",
+        ));
+    }
+    if raw
+        .pending_signins_per_address
+        .is_some_and(|n| !(1..=1_000_000).contains(&n))
+    {
+        return Err(cfg_err(
+            "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
             "must be between 1 and 1000000",
         ));
     }
@@ -721,6 +740,7 @@ mod tests {
             ("LATCHKEY_SMTP_URL", "http://mail.example.com"),
             ("LATCHKEY_MAIL_FROM", "nobody"),
             ("LATCHKEY_MAIL_POLL_SECS", "0"),
+            ("LATCHKEY_PENDING_SIGNINS_PER_ADDRESS", "0"),
         ] {
             let e = Config::from_sources(None, &env(&[(k, v)]), false).unwrap_err();
             let expected = if k == "LATCHKEY_TLS_CERT" {
