@@ -62,42 +62,49 @@ pub fn register(
     first_party: bool,
     format: AccessTokenFormat,
 ) -> Client {
+    register_with(s, slug, kind, first_party, format, |_| {})
+}
+
+/// `register`, with `adjust` changing the registration first.
+pub fn register_with(
+    s: &TestServer,
+    slug: &str,
+    kind: ClientType,
+    first_party: bool,
+    format: AccessTokenFormat,
+    adjust: impl FnOnce(&mut NewClient),
+) -> Client {
     let t = tenant(s, slug);
     let confidential = kind == ClientType::Confidential;
     let mut grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     if confidential {
         grants.push(GrantType::ClientCredentials);
     }
-    s.state
-        .db
-        .create_client(
-            &t.id,
-            "test",
-            &NewClient {
-                name: format!("{kind} portal"),
-                client_type: kind,
-                auth_method: if confidential {
-                    AuthMethod::ClientSecretBasic
-                } else {
-                    AuthMethod::None
-                },
-                secret_hash: confidential.then(|| latchkey_core::sha256_hex(SECRET.as_bytes())),
-                redirect_uris: vec![REDIRECT.into()],
-                post_logout_redirect_uris: vec![POST_LOGOUT.into()],
-                grant_types: grants,
-                scopes: ["openid", "profile", "email", "offline_access", "reports.read"]
-                    .map(String::from)
-                    .to_vec(),
-                access_token_format: format,
-                require_pkce: true,
-                introspect_others: false,
-                first_party,
-                jwks_uri: None,
-                jwks: None,
-                settings: ClientSettings::default(),
-            },
-        )
-        .unwrap()
+    let mut new = NewClient {
+        name: format!("{kind} portal"),
+        client_type: kind,
+        auth_method: if confidential {
+            AuthMethod::ClientSecretBasic
+        } else {
+            AuthMethod::None
+        },
+        secret_hash: confidential.then(|| latchkey_core::sha256_hex(SECRET.as_bytes())),
+        redirect_uris: vec![REDIRECT.into()],
+        post_logout_redirect_uris: vec![POST_LOGOUT.into()],
+        grant_types: grants,
+        scopes: ["openid", "profile", "email", "offline_access", "reports.read"]
+            .map(String::from)
+            .to_vec(),
+        access_token_format: format,
+        require_pkce: true,
+        introspect_others: false,
+        first_party,
+        jwks_uri: None,
+        jwks: None,
+        settings: ClientSettings::default(),
+    };
+    adjust(&mut new);
+    s.state.db.create_client(&t.id, "test", &new).unwrap()
 }
 
 /// The query parameters of a URL.

@@ -414,6 +414,81 @@ fn data_key_rotation_resumes_after_an_interruption(db: &TestDb) {
     }
 }
 
+/// Risk histories and the risk webhook's secret are sealed under the data key too: a rotation
+/// re-seals them before it deletes the old key, so neither silently resets nor fails after.
+fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) {
+    use latchkey_store::{NewUser, RiskRepo, TenantUpdate, UserRepo};
+    let f = fixture(db);
+    let store = f.ring_db();
+    let old_dek = store.data_keys(&f.tenant).unwrap()[0].id.clone();
+    let mut histories = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let new = NewUser {
+            username: name.into(),
+            email: None,
+            display_name: None,
+            password_hash: None,
+        };
+        let user = store.create_user(&f.tenant, "test", &new).unwrap().id;
+        let at = Aad {
+            tenant: f.tenant.as_str(),
+            table: "risk_history",
+            column: "history_sealed",
+            row: user.as_str(),
+        };
+        let plain = format!("{{\"seen\":\"{name}\"}}");
+        let sealed = f.ring.seal(&f.tenant, at, plain.as_bytes()).unwrap();
+        store.save_risk_history(&f.tenant, &user, &sealed).unwrap();
+        histories.push((user, plain));
+    }
+    let mut policy = store.tenant(&f.tenant).unwrap().unwrap().policy;
+    policy.risk.webhook_url = Some("https://hooks.acme.test/risk".into());
+    policy.risk.webhook_secret_sealed = Some(
+        f.ring
+            .seal(
+                &f.tenant,
+                latchkey_services::webhook::secret_aad(&f.tenant),
+                b"whsec_1",
+            )
+            .unwrap(),
+    );
+    let update = TenantUpdate {
+        policy: Some(policy),
+        ..TenantUpdate::default()
+    };
+    store.update_tenant(&f.tenant, "test", &update).unwrap();
+
+    // Two values per batch; the rotation finishes and deletes the old key.
+    let (new_dek, _) = f.ring.rotate_dek(&f.tenant, "test", 2, None).unwrap();
+    let deks = store.data_keys(&f.tenant).unwrap();
+    assert_eq!(deks.iter().map(|d| &d.id).collect::<Vec<_>>(), [&new_dek]);
+    assert_ne!(new_dek, old_dek);
+    for (user, plain) in &histories {
+        let sealed = store.risk_history(&f.tenant, user).unwrap().unwrap();
+        assert!(sealed.contains(&new_dek), "re-sealed under the new key");
+        let at = Aad {
+            tenant: f.tenant.as_str(),
+            table: "risk_history",
+            column: "history_sealed",
+            row: user.as_str(),
+        };
+        assert_eq!(
+            f.ring.open_sealed(&f.tenant, at, &sealed).unwrap(),
+            plain.as_bytes()
+        );
+    }
+    assert_eq!(
+        latchkey_services::webhook::secret(&store, &f.ring, &f.tenant).unwrap(),
+        b"whsec_1"
+    );
+    let policy = store.tenant(&f.tenant).unwrap().unwrap().policy;
+    assert_eq!(
+        policy.risk.webhook_url.as_deref(),
+        Some("https://hooks.acme.test/risk"),
+        "the rest of the policy is kept"
+    );
+}
+
 fn no_private_key_bytes_at_rest(db: &TestDb) {
     let f = fixture(db);
     let ed = f.ring.rotate(&f.tenant, Alg::EdDSA, "test").unwrap();
@@ -504,6 +579,7 @@ on_both!(
     sealed_values_open_only_where_they_were_sealed,
     no_private_key_bytes_at_rest,
     data_key_rotation_resumes_after_an_interruption,
+    data_key_rotation_reseals_risk_histories_and_the_webhook_secret,
     racing_schedulers_make_one_successor,
 );
 

@@ -175,3 +175,81 @@ forwarded!(
     five_hundred_good_sign_ins_from_one_address_are_not_throttled,
     fifty_failures_across_accounts_from_one_64_are_throttled,
 );
+
+/// A GET of the authorization endpoint from `ip` by a browser that is not signed in: each one
+/// makes the server keep a pending interaction. Returns the status, `Retry-After` and the page.
+async fn authorize_from(s: &TestServer, path: &str, ip: &str) -> (StatusCode, Option<u64>, String) {
+    let res = TestServer::client()
+        .get(s.url(path))
+        .header("x-forwarded-for", ip)
+        .send()
+        .await
+        .unwrap();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (res.status(), retry, res.text().await.unwrap())
+}
+
+/// Unauthenticated GETs of `/authorize` each store a pending interaction for 30 minutes: one
+/// address (IPv6: one /64) gets `LATCHKEY_PENDING_SIGNINS_PER_ADDRESS` of them per window, then
+/// a readable 429 with `Retry-After`; other addresses go on signing in.
+async fn pending_sign_ins_are_capped_per_address(s: &TestServer) {
+    use latchkey_tests::oidc::{authorize_path, register};
+    setup(s, "acme").await;
+    let c = register(
+        s,
+        "acme",
+        latchkey_core::ClientType::Confidential,
+        true,
+        latchkey_core::AccessTokenFormat::Jwt,
+    );
+    let path = authorize_path(&c, &[]);
+    for ip in ["203.0.113.7", "2001:db8:7:7::1"] {
+        for _ in 0..PENDING_CAP {
+            let (st, _, _) = authorize_from(s, &path, ip).await;
+            assert_eq!(st, StatusCode::SEE_OTHER, "{ip}: within the cap");
+        }
+        let other_host = if ip.contains(':') { "2001:db8:7:7::2" } else { ip };
+        let (st, retry, page) = authorize_from(s, &path, other_host).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{other_host}: over the cap");
+        let retry = retry.expect("Retry-After");
+        assert!((1..=15 * 60).contains(&retry), "{retry}");
+        assert!(
+            page.contains("Too many sign-ins were started from your network"),
+            "{page}"
+        );
+    }
+    for ip in ["203.0.113.8", "2001:db8:7:8::1"] {
+        let (st, _, _) = authorize_from(s, &path, ip).await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{ip} is another client");
+    }
+}
+
+const PENDING_CAP: usize = 3;
+
+mod pending_cap {
+    const SETTINGS: [(&str, &str); 2] = [
+        ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("LATCHKEY_PENDING_SIGNINS_PER_ADDRESS", "3"),
+    ];
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_memory() {
+        let (s, _db) = latchkey_tests::TestServer::start_on(latchkey_tests::Backend::SqliteMemory, &SETTINGS)
+            .expect("server starts");
+        super::pending_sign_ins_are_capped_per_address(&s).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_redis() {
+        let Some((s, _db)) =
+            latchkey_tests::TestServer::start_on(latchkey_tests::Backend::PostgresRedis, &SETTINGS)
+        else {
+            return;
+        };
+        super::pending_sign_ins_are_capped_per_address(&s).await;
+    }
+}

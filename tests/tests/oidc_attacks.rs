@@ -8,8 +8,8 @@ use latchkey_core::{AccessTokenFormat, Client, ClientType};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, setup};
 use latchkey_tests::oidc::{
-    REDIRECT, SECRET, VERIFIER, authorize, authorize_path, code, query, redeem, refresh, register, token,
-    userinfo,
+    REDIRECT, SECRET, VERIFIER, authorize, authorize_path, code, query, redeem, refresh, register,
+    register_with, token, userinfo,
 };
 use serde_json::Value;
 
@@ -509,7 +509,16 @@ async fn client_credentials_jwt_is_revoked_through_the_deny_list(s: &TestServer,
 
 async fn client_credentials_tokens_carry_no_user(s: &TestServer) {
     setup(s, "acme").await;
-    let c = fixture_client(s, ClientType::Confidential);
+    let c = register_with(
+        s,
+        "acme",
+        ClientType::Confidential,
+        true,
+        AccessTokenFormat::Jwt,
+        |n| {
+            n.settings.resources = vec!["https://api.example.com/".into()];
+        },
+    );
     let (st, body) = token(
         s,
         &c,
@@ -545,6 +554,46 @@ async fn client_credentials_tokens_carry_no_user(s: &TestServer) {
         (st.as_u16(), body["error"].as_str()),
         (400, Some("invalid_scope"))
     );
+}
+
+/// RFC 8707 §2: a client gets tokens only for the resources it is registered for; one
+/// registered for none may not name any (the audience is then the client itself).
+async fn client_credentials_refuse_resources_the_client_may_not_ask_for(s: &TestServer) {
+    setup(s, "acme").await;
+    let bare = fixture_client(s, ClientType::Confidential);
+    let listed = register_with(
+        s,
+        "acme",
+        ClientType::Confidential,
+        true,
+        AccessTokenFormat::Jwt,
+        |n| {
+            n.settings.resources = vec!["https://reports.example.com/".into()];
+        },
+    );
+    for (c, resource) in [
+        (&bare, "https://payroll.example.com/"),
+        (&bare, "https://reports.example.com/"),
+        (&listed, "https://payroll.example.com/"),
+        (&listed, "https://reports.example.com"),
+        (&listed, "https://reports.example.com/#x"),
+        (&listed, ""),
+    ] {
+        let (st, body) = token(
+            s,
+            c,
+            &[("grant_type", "client_credentials"), ("resource", resource)],
+        )
+        .await;
+        assert_eq!(
+            (st.as_u16(), body["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{resource:?}: {body}"
+        );
+        assert!(body.get("access_token").is_none());
+    }
+    let (st, body) = token(s, &bare, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(st, 200, "{body}");
 }
 
 async fn consent_can_be_denied_and_withdrawn(s: &TestServer) {
@@ -592,6 +641,7 @@ latchkey_tests::e2e!(
     forged_and_foreign_tokens_are_refused,
     introspection_and_revocation_need_the_owning_client,
     client_credentials_tokens_carry_no_user,
+    client_credentials_refuse_resources_the_client_may_not_ask_for,
     consent_can_be_denied_and_withdrawn,
 );
 

@@ -471,7 +471,13 @@ async fn a_new_password_ends_every_refresh_token(s: &TestServer) {
     };
     s.state
         .db
-        .request_password_reset(&t.id, &alice.id, "token-hash-19", i64::MAX / 2, &mail)
+        .request_password_reset(
+            &t.id,
+            &alice.id,
+            ("token-hash-19", "browser-hash-19"),
+            i64::MAX / 2,
+            &mail,
+        )
         .unwrap();
     s.state
         .db

@@ -222,6 +222,80 @@ async fn reset_requests_are_capped(backend: Backend) {
     assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() > 0);
 }
 
+/// A reset link works only in the browser that asked for it: someone who plants their own link
+/// (for their own account) in a victim's browser, or a link read from a mailbox elsewhere, sets
+/// no password, even with the CSRF token the link's holder can compute. The user who opens it on
+/// another device is told to request the reset from there.
+async fn a_reset_link_works_only_in_the_browser_that_asked_for_it(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some((s, _db)) = TestServer::start_on(backend, &[("LATCHKEY_SMTP_URL", &sink.url)]) else {
+        return;
+    };
+    setup(&s, "acme").await;
+    let mut asked = Browser::default();
+    request_reset(&mut asked, &s, "alice").await;
+    let link = sink.wait_for(1, 10).await[0].link().unwrap();
+    let path = &link[s.base_url.len()..];
+    let token = &link[link.find("token=").unwrap() + 6..];
+    let csrf = latchkey_core::sha256_hex(format!("latchkey-csrf-v1:{token}").as_bytes());
+
+    // A fresh browser, and one that asked for a reset of its own (another binding cookie).
+    let fresh = Browser::default();
+    let mut own = Browser::default();
+    request_reset(&mut own, &s, "nobody@acme.test").await;
+    for mut other in [fresh, own] {
+        let (st, _, _) = other.get(&s, path).await;
+        assert_eq!(st, StatusCode::SEE_OTHER);
+        let (st, _, page) = other.get(&s, "/t/acme/password/reset").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(page.contains("requested in another browser"), "{page}");
+        assert!(
+            page.contains("/t/acme/password/forgot"),
+            "offers a new request here"
+        );
+        assert!(!page.contains("new-password"), "no form");
+        other.get(&s, path).await;
+        let (st, _, page) = other
+            .post(
+                &s,
+                "/t/acme/password/reset",
+                &[("csrf", &csrf), ("new_password", NEW_PASSWORD)],
+                &[],
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    }
+    assert_eq!(
+        Browser::default().sign_in(&s, "acme", "alice", PASSWORD).await.0,
+        StatusCode::SEE_OTHER,
+        "the password did not change"
+    );
+
+    // The browser that asked still can.
+    asked.get(&s, path).await;
+    let (st, _, page) = asked.get(&s, "/t/acme/password/reset").await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    let (st, _, _) = asked
+        .post(
+            &s,
+            "/t/acme/password/reset",
+            &[("csrf", &hidden(&page, "csrf")), ("new_password", NEW_PASSWORD)],
+            &[],
+        )
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_works_only_in_the_browser_that_asked_for_it_sqlite_memory() {
+    a_reset_link_works_only_in_the_browser_that_asked_for_it(Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_link_works_only_in_the_browser_that_asked_for_it_postgres_redis() {
+    a_reset_link_works_only_in_the_browser_that_asked_for_it(Backend::PostgresRedis).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_by_mail_sqlite_memory() {
     reset_by_mail(Backend::SqliteMemory).await;

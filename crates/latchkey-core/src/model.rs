@@ -330,6 +330,12 @@ pub struct ClientSettings {
     pub id_token_secs: Option<u32>,
     pub refresh_idle_secs: Option<u32>,
     pub refresh_absolute_secs: Option<u32>,
+    /// The resource indicators (RFC 8707) this client may ask tokens for; a `resource` not
+    /// listed is refused with `invalid_target`. Empty: no `resource` is accepted, and the
+    /// token's audience is the client itself. Left out of the JSON when empty, so nodes that
+    /// predate the field keep reading clients that don't use it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.

@@ -186,6 +186,20 @@ pub fn https_url(field: &'static str, s: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// A resource indicator (RFC 8707 §2): an absolute URI without a fragment, at most 512 bytes.
+pub fn resource(field: &'static str, s: &str) -> Result<(), ValidationError> {
+    let ok =
+        s.len() <= 512 && url::Url::parse(s).is_ok_and(|u| u.fragment().is_none() && !u.cannot_be_a_base());
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            field,
+            format!("{s:?} is not an absolute URI without a fragment (RFC 8707 §2)"),
+        ))
+    }
+}
+
 /// A JWK Set (RFC 7517 §5) of public keys: private members are refused so a client can't
 /// register (and Latchkey never stores) its private key by mistake.
 pub fn public_jwk_set(set: &serde_json::Value) -> Result<(), ValidationError> {

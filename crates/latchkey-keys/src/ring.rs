@@ -622,7 +622,8 @@ impl KeyRing {
     }
 
     /// Starts (or resumes) replacing the tenant's data key. It re-seals every value the store
-    /// lists in `KeyTx::sealed_values` (signing keys' private halves, queued mail bodies); a
+    /// lists in `KeyTx::sealed_values` (signing keys' private halves, queued mail bodies, TOTP
+    /// seeds, SAML SP keys, risk histories, the risk webhook's secret); a
     /// feature that seals a column of its own adds it there, because the old data key is deleted
     /// once this pass finds nothing left under it.
     ///
@@ -701,32 +702,29 @@ impl KeyRing {
             .last()
             .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
         let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
-        let mut moved = 0;
-        for v in tx.sealed_values()? {
-            if moved == batch {
-                break;
+        let left = tx.sealed_values(&newest.id, batch)?;
+        if !left.is_empty() {
+            // A value changed by someone else since it was read was sealed anew under the newest
+            // key: not counted, and not listed by the next batch.
+            let mut moved = 0;
+            for v in left.iter().take(batch) {
+                let old_id = crate::envelope::parse(&v.value)?.key_id;
+                let old = deks
+                    .iter()
+                    .find(|d| d.id == old_id)
+                    .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
+                let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
+                let aad = Aad {
+                    tenant: t.as_str(),
+                    table: v.table,
+                    column: v.column,
+                    row: &v.row,
+                };
+                let resealed = new.seal(aad, &old.open(aad, &v.value)?)?;
+                if tx.reseal(v, &resealed)? {
+                    moved += 1;
+                }
             }
-            let old_id = crate::envelope::parse(&v.value)?.key_id;
-            if old_id == newest.id {
-                continue;
-            }
-            let old = deks
-                .iter()
-                .find(|d| d.id == old_id)
-                .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
-            let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
-            let aad = Aad {
-                tenant: t.as_str(),
-                table: v.table,
-                column: v.column,
-                row: &v.row,
-            };
-            let resealed = new.seal(aad, &old.open(aad, &v.value)?)?;
-            if tx.reseal(&v, &resealed)? {
-                moved += 1;
-            }
-        }
-        if moved > 0 {
             return Ok(((moved, false), None));
         }
         // Nothing left under older keys: retire them.

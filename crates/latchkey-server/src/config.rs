@@ -97,6 +97,9 @@ pub struct Config {
     /// How long a request's database work may take, waiting for a connection included; work
     /// that would commit later is rolled back and answered 503 (its client has likely gone).
     pub database_deadline_ms: u64,
+    /// Sign-ins one client address (IPv6: per /64) may leave pending per tenant in 15 minutes:
+    /// OIDC interactions and SAML requests the server keeps for someone not yet signed in.
+    pub pending_signins_per_address: u64,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -145,6 +148,7 @@ struct Raw {
     log_ip: Option<String>,
     saml_acs_refusals_per_minute: Option<u64>,
     database_deadline_ms: Option<u64>,
+    pending_signins_per_address: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +189,10 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "saml_acs_refusals_per_minute",
     ),
     ("LATCHKEY_DATABASE_DEADLINE_MS", "database_deadline_ms"),
+    (
+        "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
+        "pending_signins_per_address",
+    ),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -309,6 +317,7 @@ impl Config {
             webauthn_rp_id: raw.webauthn_rp_id,
             saml_acs_refusals_per_minute: raw.saml_acs_refusals_per_minute.unwrap_or(60),
             database_deadline_ms: raw.database_deadline_ms.unwrap_or(3_000),
+            pending_signins_per_address: raw.pending_signins_per_address.unwrap_or(200),
         })
     }
 
@@ -363,6 +372,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "log_ip" => raw.log_ip = v,
         "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
         "database_deadline_ms" => raw.database_deadline_ms = Some(parse_num(value)? as u64),
+        "pending_signins_per_address" => raw.pending_signins_per_address = Some(parse_num(value)? as u64),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -536,6 +546,15 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
     {
         return Err(cfg_err(
             "LATCHKEY_SAML_ACS_REFUSALS_PER_MINUTE",
+            "must be between 1 and 1000000",
+        ));
+    }
+    if raw
+        .pending_signins_per_address
+        .is_some_and(|n| !(1..=1_000_000).contains(&n))
+    {
+        return Err(cfg_err(
+            "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
             "must be between 1 and 1000000",
         ));
     }
@@ -737,6 +756,7 @@ mod tests {
             ("LATCHKEY_SMTP_URL", "http://mail.example.com"),
             ("LATCHKEY_MAIL_FROM", "nobody"),
             ("LATCHKEY_MAIL_POLL_SECS", "0"),
+            ("LATCHKEY_PENDING_SIGNINS_PER_ADDRESS", "0"),
         ] {
             let e = Config::from_sources(None, &env(&[(k, v)]), false).unwrap_err();
             let expected = if k == "LATCHKEY_TLS_CERT" {

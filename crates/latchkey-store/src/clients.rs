@@ -144,8 +144,13 @@ fn check_keys(new: &NewClient) -> Result<()> {
     Ok(())
 }
 
-/// A supported ID token algorithm and token lifetimes within bounds.
+/// At most this many resource indicators per client.
+const MAX_RESOURCES: usize = 20;
+
+/// A supported ID token algorithm, token lifetimes within bounds, and well-formed resource
+/// indicators, each once.
 fn check_settings(s: &ClientSettings) -> Result<()> {
+    check_resources(&s.resources)?;
     if let Some(alg) = &s.id_token_signed_response_alg
         && !["RS256", "ES256", "EdDSA"].contains(&alg.as_str())
     {
@@ -170,7 +175,25 @@ fn check_settings(s: &ClientSettings) -> Result<()> {
     Ok(())
 }
 
-/// At least one grant; authorization_code with a redirect URI; refresh_token only beside it.
+/// RFC 8707 §2 resource indicators the client may ask for: absolute URIs without fragments.
+fn check_resources(resources: &[String]) -> Result<()> {
+    if resources.len() > MAX_RESOURCES {
+        return Err(invalid(
+            "resource",
+            format!("at most {MAX_RESOURCES} resource indicators per client"),
+        ));
+    }
+    for (i, r) in resources.iter().enumerate() {
+        validate::resource("resource", r)?;
+        if resources[..i].contains(r) {
+            return Err(invalid("resource", format!("{r:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// At least one grant; authorization_code with a redirect URI; refresh_token only beside it;
+/// resource indicators only with client_credentials.
 fn check_grants(new: &NewClient) -> Result<()> {
     if new.grant_types.is_empty() {
         return Err(invalid("grant", "at least one grant type is needed"));
@@ -187,6 +210,12 @@ fn check_grants(new: &NewClient) -> Result<()> {
         return Err(invalid(
             "grant",
             "refresh_token is only issued with authorization_code",
+        ));
+    }
+    if !new.settings.resources.is_empty() && !new.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(invalid(
+            "resource",
+            "resource indicators are only asked for with client_credentials",
         ));
     }
     Ok(())

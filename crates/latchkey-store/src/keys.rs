@@ -4,7 +4,8 @@
 
 use crate::db::{Db, from_json, reserve};
 use crate::schema::{
-    audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, saml_connections, signing_keys,
+    audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, risk_history, saml_connections,
+    signing_keys, tenants,
 };
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
@@ -165,114 +166,155 @@ impl KeyTx<'_> {
         Ok(())
     }
 
-    /// Replaces a sealed private key if it still holds `old` (re-encryption under a new data key).
-    /// Every sealed value of the tenant, each named by where it lives (the associated data it
-    /// was sealed with). Rotating the data key re-seals all of them, so a feature that seals a
-    /// new column adds it here.
-    pub fn sealed_values(&mut self) -> Result<Vec<SealedValue>> {
+    /// Up to `limit` sealed values of the tenant per column that are not sealed under data key
+    /// `not_under`, each named by where it lives (the associated data it was sealed with).
+    /// Rotating the data key re-seals all of them and then deletes the older keys, so a feature
+    /// that seals a new column adds it here and in `reseal`.
+    pub fn sealed_values(&mut self, not_under: &str, limit: usize) -> Result<Vec<SealedValue>> {
+        let webhook = self.webhook_secret()?;
         let t = self.tenant.as_str();
-        let keys: Vec<(String, String)> = signing_keys::table
-            .filter(
-                signing_keys::tenant_id
-                    .eq(t)
-                    .and(signing_keys::private_key.ne("")),
-            )
-            .select((signing_keys::kid, signing_keys::private_key))
-            .load(self.c)?;
-        let mail: Vec<(String, Option<String>)> = mail_outbox::table
-            .filter(
-                mail_outbox::tenant_id
-                    .eq(t)
-                    .and(mail_outbox::body_sealed.is_not_null()),
-            )
-            .select((mail_outbox::id, mail_outbox::body_sealed))
-            .load(self.c)?;
-        let seeds: Vec<(String, String)> = mfa_totp::table
-            .filter(mfa_totp::tenant_id.eq(t))
-            .select((mfa_totp::user_id, mfa_totp::seed_sealed))
-            .load(self.c)?;
-        let saml: Vec<(String, String)> = saml_connections::table
-            .filter(saml_connections::tenant_id.eq(t))
-            .select((saml_connections::id, saml_connections::sp_key_sealed))
-            .load(self.c)?;
-        let saml = saml.into_iter().map(|(row, value)| SealedValue {
-            table: "saml_connections",
-            column: "sp_key_sealed",
-            row,
-            value,
-        });
-        let seeds = seeds.into_iter().map(|(row, value)| SealedValue {
-            table: "mfa_totp",
-            column: "seed_sealed",
-            row,
-            value,
-        });
-        let keys = keys.into_iter().map(|(row, value)| SealedValue {
-            table: "signing_keys",
-            column: "private_key",
-            row,
-            value,
-        });
-        let mail = mail.into_iter().filter_map(|(row, value)| {
-            Some(SealedValue {
-                table: "mail_outbox",
-                column: "body_sealed",
+        let current = format!("v1.{not_under}.");
+        let other = format!("{current}%");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        let mut add = |table, column, rows: Vec<(String, String)>| {
+            out.extend(rows.into_iter().map(|(row, value)| SealedValue {
+                table,
+                column,
                 row,
-                value: value?,
-            })
-        });
-        Ok(keys.chain(mail).chain(seeds).chain(saml).collect())
+                value,
+            }));
+        };
+        add(
+            "signing_keys",
+            "private_key",
+            signing_keys::table
+                .filter(signing_keys::tenant_id.eq(t))
+                .filter(signing_keys::private_key.ne(""))
+                .filter(signing_keys::private_key.not_like(&other))
+                .select((signing_keys::kid, signing_keys::private_key))
+                .limit(limit)
+                .load(self.c)?,
+        );
+        let mail: Vec<(String, Option<String>)> = mail_outbox::table
+            .filter(mail_outbox::tenant_id.eq(t))
+            .filter(mail_outbox::body_sealed.not_like(&other))
+            .select((mail_outbox::id, mail_outbox::body_sealed))
+            .limit(limit)
+            .load(self.c)?;
+        add(
+            "mail_outbox",
+            "body_sealed",
+            mail.into_iter().filter_map(|(row, v)| Some((row, v?))).collect(),
+        );
+        add(
+            "mfa_totp",
+            "seed_sealed",
+            mfa_totp::table
+                .filter(mfa_totp::tenant_id.eq(t))
+                .filter(mfa_totp::seed_sealed.not_like(&other))
+                .select((mfa_totp::user_id, mfa_totp::seed_sealed))
+                .limit(limit)
+                .load(self.c)?,
+        );
+        add(
+            "saml_connections",
+            "sp_key_sealed",
+            saml_connections::table
+                .filter(saml_connections::tenant_id.eq(t))
+                .filter(saml_connections::sp_key_sealed.not_like(&other))
+                .select((saml_connections::id, saml_connections::sp_key_sealed))
+                .limit(limit)
+                .load(self.c)?,
+        );
+        add(
+            "risk_history",
+            "history_sealed",
+            risk_history::table
+                .filter(risk_history::tenant_id.eq(t))
+                .filter(risk_history::history_sealed.not_like(&other))
+                .select((risk_history::user_id, risk_history::history_sealed))
+                .limit(limit)
+                .load(self.c)?,
+        );
+        let webhook = webhook.filter(|(_, sealed)| !sealed.starts_with(&current));
+        add(
+            "tenants",
+            "risk_webhook_secret",
+            webhook
+                .map(|(_, sealed)| (t.to_owned(), sealed))
+                .into_iter()
+                .collect(),
+        );
+        Ok(out)
     }
 
-    /// Replaces a sealed value if it is unchanged since it was read; false otherwise.
+    /// The tenant's policy as stored and the risk webhook's sealed secret in it, if any. It
+    /// lives inside the policy JSON (`risk.webhook_secret_sealed`), sealed as
+    /// `tenants.risk_webhook_secret` of the tenant's row.
+    fn webhook_secret(&mut self) -> Result<Option<(String, String)>> {
+        let policy: String = tenants::table
+            .find(self.tenant.as_str())
+            .select(tenants::policy)
+            .first(self.c)?;
+        let parsed: serde_json::Value = from_json("tenants.policy", &policy)?;
+        let sealed = parsed["risk"]["webhook_secret_sealed"]
+            .as_str()
+            .map(str::to_owned);
+        Ok(sealed.map(|s| (policy, s)))
+    }
+
+    /// Replaces a sealed value if it is unchanged since it was read (one row, atomically); false
+    /// otherwise.
     pub fn reseal(&mut self, v: &SealedValue, new: &str) -> Result<bool> {
-        let t = self.tenant.as_str();
+        /// `UPDATE table SET value = new WHERE tenant = t AND key = row AND value = old`.
+        macro_rules! swap {
+            ($table:ident, $key:ident, $value:ident) => {
+                diesel::update(
+                    $table::table.filter(
+                        $table::tenant_id
+                            .eq(self.tenant.as_str())
+                            .and($table::$key.eq(&v.row))
+                            .and($table::$value.eq(&v.value)),
+                    ),
+                )
+                .set($table::$value.eq(new))
+                .execute(self.c)?
+            };
+        }
         let n = match (v.table, v.column) {
-            ("signing_keys", "private_key") => diesel::update(
-                signing_keys::table.filter(
-                    signing_keys::tenant_id
-                        .eq(t)
-                        .and(signing_keys::kid.eq(&v.row))
-                        .and(signing_keys::private_key.eq(&v.value)),
-                ),
-            )
-            .set(signing_keys::private_key.eq(new))
-            .execute(self.c)?,
-            ("mail_outbox", "body_sealed") => diesel::update(
-                mail_outbox::table.filter(
-                    mail_outbox::tenant_id
-                        .eq(t)
-                        .and(mail_outbox::id.eq(&v.row))
-                        .and(mail_outbox::body_sealed.eq(&v.value)),
-                ),
-            )
-            .set(mail_outbox::body_sealed.eq(new))
-            .execute(self.c)?,
-            ("mfa_totp", "seed_sealed") => diesel::update(
-                mfa_totp::table.filter(
-                    mfa_totp::tenant_id
-                        .eq(t)
-                        .and(mfa_totp::user_id.eq(&v.row))
-                        .and(mfa_totp::seed_sealed.eq(&v.value)),
-                ),
-            )
-            .set(mfa_totp::seed_sealed.eq(new))
-            .execute(self.c)?,
-            ("saml_connections", "sp_key_sealed") => diesel::update(
-                saml_connections::table.filter(
-                    saml_connections::tenant_id
-                        .eq(t)
-                        .and(saml_connections::id.eq(&v.row))
-                        .and(saml_connections::sp_key_sealed.eq(&v.value)),
-                ),
-            )
-            .set(saml_connections::sp_key_sealed.eq(new))
-            .execute(self.c)?,
+            ("signing_keys", "private_key") => swap!(signing_keys, kid, private_key),
+            ("mail_outbox", "body_sealed") => swap!(mail_outbox, id, body_sealed),
+            ("mfa_totp", "seed_sealed") => swap!(mfa_totp, user_id, seed_sealed),
+            ("saml_connections", "sp_key_sealed") => swap!(saml_connections, id, sp_key_sealed),
+            ("risk_history", "history_sealed") => swap!(risk_history, user_id, history_sealed),
+            ("tenants", "risk_webhook_secret") => self.reseal_webhook_secret(&v.value, new)?,
             (table, column) => {
                 return Err(StoreError::Database(format!("no sealed column {table}.{column}")));
             }
         };
         Ok(n == 1)
+    }
+
+    /// Swaps the webhook secret inside the policy JSON, if neither it nor the policy changed.
+    fn reseal_webhook_secret(&mut self, old: &str, new: &str) -> Result<usize> {
+        let Some((policy, sealed)) = self.webhook_secret()? else {
+            return Ok(0);
+        };
+        if sealed != old {
+            return Ok(0);
+        }
+        let mut parsed: serde_json::Value = from_json("tenants.policy", &policy)?;
+        parsed["risk"]["webhook_secret_sealed"] = serde_json::Value::String(new.to_owned());
+        Ok(diesel::update(
+            tenants::table.filter(
+                tenants::id
+                    .eq(self.tenant.as_str())
+                    .and(tenants::policy.eq(&policy)),
+            ),
+        )
+        .set(tenants::policy.eq(parsed.to_string()))
+        .execute(self.c)?)
     }
 
     pub fn delete_data_key(&mut self, id: &str) -> Result<()> {

@@ -52,20 +52,30 @@ pub struct QueuedMail {
     pub channel: String,
 }
 
+/// A live reset token: whose it is and the browser it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveReset {
+    pub user: UserId,
+    /// SHA-256 of the requesting browser's binding cookie; `None` for tokens issued before
+    /// tokens were bound (they work nowhere).
+    pub browser_hash: Option<String>,
+}
+
 pub trait ResetRepo {
-    /// Stores a reset token (its SHA-256) for the user and queues the mail that carries it,
-    /// with the audit event, in one transaction. Spent and expired tokens of the tenant older
-    /// than a day are purged on the way.
+    /// Stores a reset token (`hashes.0`, its SHA-256) for the user, bound to the requesting
+    /// browser (`hashes.1`, the SHA-256 of its binding cookie), and queues the mail that carries it, with the audit
+    /// event, in one transaction. Spent and expired tokens of the tenant older than a day are
+    /// purged on the way.
     fn request_password_reset(
         &self,
         t: &TenantId,
         user: &UserId,
-        token_hash: &str,
+        hashes: (&str, &str),
         expires_at: i64,
         mail: &NewMail,
     ) -> Result<()>;
-    /// The user a live token (unspent, unexpired) belongs to.
-    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<UserId>>;
+    /// The user and browser binding of a live token (unspent, unexpired).
+    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<LiveReset>>;
     /// Spends the token and sets the new password, spending every other open token of the user.
     /// `NotFound` when the token is unknown, spent (also by a concurrent request) or expired.
     fn complete_password_reset(&self, t: &TenantId, token_hash: &str, password_hash: &str) -> Result<User>;
@@ -106,7 +116,7 @@ impl ResetRepo for Db {
         &self,
         t: &TenantId,
         user: &UserId,
-        token_hash: &str,
+        (token_hash, browser_hash): (&str, &str),
         expires_at: i64,
         mail: &NewMail,
     ) -> Result<()> {
@@ -127,6 +137,7 @@ impl ResetRepo for Db {
                     password_resets::user_id.eq(user.as_str()),
                     password_resets::created_at.eq(now),
                     password_resets::expires_at.eq(expires_at),
+                    password_resets::browser_hash.eq(browser_hash),
                 ))
                 .execute(c)?;
             insert_mail(c, t, mail, now)?;
@@ -140,8 +151,23 @@ impl ResetRepo for Db {
         })
     }
 
-    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<UserId>> {
-        live_token_user(&mut *self.conn()?, t, token_hash, self.now())
+    fn password_reset_user(&self, t: &TenantId, token_hash: &str) -> Result<Option<LiveReset>> {
+        let now = self.now();
+        Ok(password_resets::table
+            .filter(
+                password_resets::tenant_id
+                    .eq(t.as_str())
+                    .and(password_resets::token_hash.eq(token_hash))
+                    .and(password_resets::used_at.is_null())
+                    .and(password_resets::expires_at.gt(now)),
+            )
+            .select((password_resets::user_id, password_resets::browser_hash))
+            .first::<(String, Option<String>)>(&mut *self.conn()?)
+            .optional()?
+            .map(|(user, browser_hash)| LiveReset {
+                user: UserId(user),
+                browser_hash,
+            }))
     }
 
     fn complete_password_reset(&self, t: &TenantId, token_hash: &str, password_hash: &str) -> Result<User> {

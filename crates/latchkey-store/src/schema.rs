@@ -167,6 +167,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        browser_hash -> Nullable<Text>,
     }
 }
 

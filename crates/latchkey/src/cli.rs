@@ -579,6 +579,10 @@ pub struct ClientCreate {
     /// Refresh-token absolute lifetime in seconds (default: the tenant's, 90 days).
     #[arg(long, value_name = "SECS")]
     pub refresh_absolute_ttl: Option<u32>,
+    /// A resource indicator (RFC 8707) the client may ask client-credentials tokens for, as an
+    /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Vec<String>,
     #[command(flatten)]
     pub out: Json,
 }

@@ -106,7 +106,7 @@ pub fn client_json(client: &Client) -> Value {
         "grant_types": client.grant_types, "scopes": client.scopes,
         "access_token_format": client.access_token_format, "require_pkce": client.require_pkce,
         "introspect_others": client.introspect_others, "first_party": client.first_party,
-        "jwks_uri": client.jwks_uri, "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri, "jwks": client.jwks, "resources": client.settings.resources,
         "created_at": rfc3339(client.created_at), "updated_at": rfc3339(client.updated_at),
     })
 }

@@ -68,6 +68,7 @@ pub fn create_client(
             id_token_secs: spec.id_token_ttl,
             refresh_idle_secs: spec.refresh_idle_ttl,
             refresh_absolute_secs: spec.refresh_absolute_ttl,
+            resources: spec.resources.clone(),
         },
     };
     let client = ctx.db.create_client(&tenant.id, ctx.actor(), &new)?;

@@ -233,9 +233,14 @@ fn service_and_private_key_jwt_clients_are_created(cli: &Cli) {
         "--scope",
         "api:read",
         "--introspect-others",
+        "--resource",
+        "https://reports.acme.test/",
+        "--resource",
+        "https://ledger.acme.test/v1",
         "--json",
     ]);
     assert!(svc["client_secret"].is_string());
+    service_clients_list_the_resources_they_may_ask_for(cli, svc["client_id"].as_str().unwrap());
     let jwks_path = cli.dir.path().join("jwks.json");
     std::fs::write(&jwks_path, r#"{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#).unwrap();
     let pkjwt = cli.json(&[
@@ -268,6 +273,62 @@ fn service_and_private_key_jwt_clients_are_created(cli: &Cli) {
     ]);
     assert_eq!(shown["token_endpoint_auth_method"], "private_key_jwt");
     assert_eq!(shown["jwks"]["keys"][0]["crv"], "P-256");
+}
+
+/// RFC 8707 resource indicators: listed at creation, shown, and checked.
+fn service_clients_list_the_resources_they_may_ask_for(cli: &Cli, svc_id: &str) {
+    let shown = cli.json(&["client", "show", "--tenant", "acme", svc_id, "--json"]);
+    assert_eq!(
+        shown["resources"],
+        serde_json::json!(["https://reports.acme.test/", "https://ledger.acme.test/v1"])
+    );
+    let svc_with = |resources: &[&'static str]| {
+        let mut args = vec![
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Bad",
+            "--grant",
+            "client_credentials",
+        ];
+        for r in resources {
+            args.extend(["--resource", r]);
+        }
+        args
+    };
+    for (resources, says) in [
+        (&["https://reports.acme.test/#x"][..], "RFC 8707"),
+        (&["/relative"][..], "RFC 8707"),
+        (
+            &["https://reports.acme.test/", "https://reports.acme.test/"][..],
+            "twice",
+        ),
+    ] {
+        let err = cli.fails(2, &svc_with(resources), None);
+        assert!(
+            err.contains("resource") && err.contains(says),
+            "{resources:?}: {err}"
+        );
+    }
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "https://portal.acme.test/cb",
+            "--resource",
+            "https://reports.acme.test/",
+        ],
+        None,
+    );
+    assert!(err.contains("client_credentials"), "{err}");
 }
 
 fn private_key_jwt_clients_need_public_keys_only(cli: &Cli) {

@@ -1,6 +1,6 @@
 //! The client credentials grant (RFC 6749 §4.4) with resource indicators (RFC 8707): no user,
 //! so no user scopes; unknown scopes are refused (there is nobody to drop them for); the
-//! `resource` becomes the audience.
+//! `resource`, one the client is registered for, becomes the audience.
 
 use super::issue::mint;
 use super::{Ctx, Issued, Signer};
@@ -54,23 +54,28 @@ pub fn check_client_credentials_grant(
     };
     let audience = match resource {
         None => client.client_id.to_string(),
-        Some(r) => check_resource(r)?,
+        Some(r) => check_resource(client, r)?,
     };
     Ok((scope::join(&granted), audience))
 }
 
-/// RFC 8707 §2: an absolute URI without a fragment.
-pub fn check_resource(r: &str) -> Result<String, OAuthError> {
-    let ok =
-        url::Url::parse(r).is_ok_and(|u| u.fragment().is_none() && !u.cannot_be_a_base()) && r.len() <= 512;
-    if ok {
-        Ok(r.to_owned())
-    } else {
-        Err(OAuthError::new(
+/// RFC 8707 §2: an absolute URI without a fragment that the client is registered for, compared
+/// as a string. A client registered for none may ask for none: accepting any URI would let it
+/// mint tokens for every API that trusts this issuer.
+pub fn check_resource(client: &Client, r: &str) -> Result<String, OAuthError> {
+    if latchkey_core::validate::resource("resource", r).is_err() {
+        return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             "resource must be an absolute URI without a fragment",
-        ))
+        ));
     }
+    if !client.settings.resources.iter().any(|allowed| allowed == r) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "the resource is not one this client is registered for",
+        ));
+    }
+    Ok(r.to_owned())
 }
 
 #[cfg(test)]
@@ -79,14 +84,40 @@ mod tests {
     use latchkey_core::{ClientId, ClientType};
 
     fn client(grants: Vec<GrantType>) -> Client {
-        Client {
+        let mut c = Client {
             client_id: ClientId("svc".into()),
             grant_types: grants,
             scopes: ["openid", "reports.read", "reports.write"]
                 .map(String::from)
                 .to_vec(),
             ..crate::testing::client(ClientType::Confidential)
+        };
+        c.settings.resources = vec!["https://api.example.com/".into()];
+        c
+    }
+
+    #[test]
+    fn a_resource_the_client_is_not_registered_for_is_invalid_target() {
+        let c = client(vec![GrantType::ClientCredentials]);
+        for other in [
+            "https://api.example.com",
+            "https://api.example.com/x",
+            "https://API.example.com/",
+            "https://payroll.example.com/",
+        ] {
+            let e = check_client_credentials_grant(&c, None, Some(other)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidTarget, "{other}");
+            assert!(!e.description.contains(other), "not echoed: {}", e.description);
         }
+        // A client registered for no resource may ask for none, but still gets a token for itself.
+        let mut bare = c.clone();
+        bare.settings.resources.clear();
+        let e = check_client_credentials_grant(&bare, None, Some("https://api.example.com/")).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTarget);
+        assert_eq!(
+            check_client_credentials_grant(&bare, None, None).unwrap().1,
+            "svc"
+        );
     }
 
     #[test]

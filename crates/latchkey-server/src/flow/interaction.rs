@@ -7,6 +7,9 @@
 //! in a URL the user can edit, and where to continue is stored, not read from the browser. The
 //! reference is also bound to the browser that started it by a cookie, so a link to someone
 //! else's sign-in request leads nowhere.
+//!
+//! A flow calls `throttle::admit_pending` before `begin`: one client address may leave only so
+//! many interactions pending per window.
 
 use crate::state::AppState;
 use crate::web::cookies;

@@ -10,6 +10,9 @@
 //! when it is the only one in flight and no back-off is running; so parallel guesses cannot
 //! outrun the count.
 
+use crate::state::AppState;
+use crate::web::errors::AppError;
+use actix_web::HttpRequest;
 use latchkey_core::{Tenant, TenantId};
 use latchkey_session::{Ephemeral, Result};
 use std::net::IpAddr;
@@ -68,6 +71,55 @@ fn client_key(tenant: &Tenant, address: &str) -> Option<String> {
         .filter_map(|net| net.parse::<ipnet::IpNet>().ok())
         .any(|net| net.contains(&ip.to_canonical()));
     (!allowed).then(|| format!("ip:{}", latchkey_risk::throttle_key(ip)))
+}
+
+/// The window of the cap on pending sign-ins per client (`pending_signins_per_address`).
+pub const PENDING_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Counts one more pending sign-in of `address` (state kept for someone not signed in yet: an
+/// OIDC interaction, an outstanding SAML request). Past `cap` in the window, returns how long
+/// until the client may start another. A tenant's allow-listed networks are not capped.
+pub async fn pending_signin(
+    store: &dyn Ephemeral,
+    tenant: &Tenant,
+    address: &str,
+    cap: u64,
+) -> Result<Option<Duration>> {
+    let Some(client) = client_key(tenant, address) else {
+        return Ok(None);
+    };
+    let hit = store
+        .hit(&tenant.id, &format!("pending:{client}"), PENDING_WINDOW)
+        .await?;
+    if hit.count == cap + 1 {
+        tracing::info!(tenant = %tenant.slug, cap, "pending sign-ins capped for a client address");
+    }
+    Ok((hit.count > cap).then(|| hit.reset_in.max(Duration::from_secs(1))))
+}
+
+/// Admits one more pending sign-in from this request's client, or refuses it with a 429 page
+/// and `Retry-After`. Every flow calls it before storing state for a browser that is not
+/// signed in, so one address can't fill the session store (issue 19).
+pub(crate) async fn admit_pending(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+) -> Result<(), AppError> {
+    let address = crate::web::respond::client_ip(req);
+    let cap = state.config.pending_signins_per_address;
+    match pending_signin(&*state.ephemeral, tenant, &address, cap).await? {
+        None => Ok(()),
+        Some(wait) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            Err(AppError::too_many(
+                format!(
+                    "Too many sign-ins were started from your network. Please wait {minutes} minute{} and try again.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+                wait.as_secs(),
+            ))
+        }
+    }
 }
 
 /// A failure budget with reservations, for limits without back-off (second-factor codes, admin

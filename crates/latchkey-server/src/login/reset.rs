@@ -1,8 +1,11 @@
 //! Password reset by email (OWASP Forgot Password cheat sheet). The request page answers the
 //! same whether or not the account exists, and does the same work (one audited transaction);
 //! the mail goes through the outbox. The link carries a 256-bit single-use token, stored as
-//! its SHA-256, valid for 30 minutes. Following it moves the token into a cookie and off the
-//! address bar; the new password meets the policy; every session of the user ends.
+//! its SHA-256, valid for 30 minutes, and works only in the browser that asked for it (a random
+//! cookie set with the request, whose SHA-256 is stored with the token), so a link planted in
+//! someone else's browser or read from a mailbox elsewhere sets no password. Following it moves
+//! the token into a cookie and off the address bar; the new password meets the policy; every
+//! session of the user ends.
 
 use super::{
     AppError, Strings, audit, client_ip, csrf, failure, find_user, hashing_error, html, new_password_problem,
@@ -125,6 +128,8 @@ pub(super) async fn forgot_submit(
         )?;
         return Ok(retry_after(res, secs));
     }
+    // Every answer binds this browser, account or not, so the response says nothing.
+    let browser = browser_binding(&state, &req, &tenant);
     let user = find_user(&state, &tenant, name).await?;
     let refusal = match &user {
         None => Some("unknown_user"),
@@ -140,7 +145,7 @@ pub(super) async fn forgot_submit(
         }
     };
     match (user, refusal) {
-        (Some(u), None) => send_link(&state, s, &tenant, &u).await?,
+        (Some(u), None) => send_link(&state, s, &tenant, &u, &browser_hash(&browser)).await?,
         (u, reason) => {
             let target = u.map_or_else(|| "user:unknown".to_owned(), |u| format!("user:{}", u.id));
             let reason = reason.unwrap_or("unknown_user");
@@ -153,7 +158,7 @@ pub(super) async fn forgot_submit(
         }
     }
     // The same answer, whatever happened (no account enumeration).
-    render_forgot(
+    let mut res = render_forgot(
         &state,
         &req,
         &tenant,
@@ -161,11 +166,40 @@ pub(super) async fn forgot_submit(
         "",
         None,
         Some(s.forgot_sent),
-    )
+    )?;
+    let mut c = crate::web::cookies::cookie(&state, browser_cookie_name(&state, &tenant), browser);
+    c.set_max_age(actix_web::cookie::time::Duration::seconds(
+        TOKEN_TTL.as_secs() as i64
+    ));
+    res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// The cookie that binds reset links to the browser that asked for them.
+fn browser_cookie_name(state: &AppState, tenant: &Tenant) -> String {
+    crate::web::cookies::host_cookie_name(state, &format!("lk-reset-browser-{}", tenant.slug))
+}
+
+/// This browser's binding value: the one it holds (so an earlier link keeps working), else new.
+fn browser_binding(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> String {
+    req.cookie(&browser_cookie_name(state, tenant))
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 43)
+        .unwrap_or_else(|| latchkey_core::random_token(&*state.rng, 32))
+}
+
+fn browser_hash(binding: &str) -> String {
+    latchkey_core::sha256_hex(format!("latchkey-reset-browser-v1:{binding}").as_bytes())
 }
 
 /// Stores a fresh token and queues its mail (one transaction), then wakes the sender.
-async fn send_link(state: &AppState, strings: &Strings, t: &Tenant, u: &User) -> Result<(), AppError> {
+async fn send_link(
+    state: &AppState,
+    strings: &Strings,
+    t: &Tenant,
+    u: &User,
+    browser_hash: &str,
+) -> Result<(), AppError> {
     let token = latchkey_core::random_token(&*state.rng, 32);
     let link = format!("{}/password/reset?token={token}", state.config.issuer(&t.slug));
     let subject = strings.mail_reset_subject.replace("{tenant}", &t.display_name);
@@ -177,6 +211,7 @@ async fn send_link(state: &AppState, strings: &Strings, t: &Tenant, u: &User) ->
     let recipient = u.email.clone().unwrap_or_default();
     let expires = state.clock.now_millis() + TOKEN_TTL.as_millis() as i64;
     let (st, tid, uid, hash) = (state.clone(), t.id.clone(), u.id.clone(), token_hash(&token));
+    let browser = browser_hash.to_owned();
     blocking(move || -> Result<(), AppError> {
         let mail = latchkey_services::mail::compose(
             &st.keys,
@@ -187,7 +222,9 @@ async fn send_link(state: &AppState, strings: &Strings, t: &Tenant, u: &User) ->
             &subject,
             &body,
         )?;
-        Ok(st.db.request_password_reset(&tid, &uid, &hash, expires, &mail)?)
+        Ok(st
+            .db
+            .request_password_reset(&tid, &uid, (&hash, &browser), expires, &mail)?)
     })
     .await?;
     state.mail.wake();
@@ -198,31 +235,77 @@ fn reset_cookie_name(state: &AppState, tenant: &Tenant) -> String {
     crate::web::cookies::host_cookie_name(state, &format!("lk-reset-{}", tenant.slug))
 }
 
-/// The live token this browser holds and its user.
-async fn live_token(
-    state: &AppState,
-    req: &HttpRequest,
-    tenant: &Tenant,
-) -> Result<Option<(String, User)>, AppError> {
+/// What the reset cookie this browser holds comes to.
+enum Link {
+    /// A live token of an active user, requested in this browser.
+    Live(String, Box<User>),
+    /// A live token requested in another browser.
+    OtherBrowser,
+    /// No token, or an unknown, spent or expired one, or one of a user who can't sign in.
+    Invalid,
+}
+
+/// The reset token this browser holds, checked: live, its user active, and bound to this
+/// browser (the binding compared in constant time).
+async fn live_token(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Result<Link, AppError> {
     let Some(token) = req
         .cookie(&reset_cookie_name(state, tenant))
         .map(|c| c.value().to_owned())
         .filter(|v| v.len() == 43)
     else {
-        return Ok(None);
+        return Ok(Link::Invalid);
     };
     let (tid, hash) = (tenant.id.clone(), token_hash(&token));
-    let user = state
-        .store(move |db| -> Result<Option<User>, AppError> {
-            match db.password_reset_user(&tid, &hash)? {
-                Some(uid) => Ok(latchkey_store::UserRepo::user(db, &tid, &uid)?),
-                None => Ok(None),
-            }
+    let found = state
+        .store(move |db| -> Result<Option<(Option<String>, User)>, AppError> {
+            let Some(live) = db.password_reset_user(&tid, &hash)? else {
+                return Ok(None);
+            };
+            let user = latchkey_store::UserRepo::user(db, &tid, &live.user)?;
+            Ok(user.map(|u| (live.browser_hash, u)))
         })
         .await?;
-    Ok(user
-        .filter(|u| u.status == UserStatus::Active)
-        .map(|u| (token, u)))
+    let Some((bound, user)) = found.filter(|(_, u)| u.status == UserStatus::Active) else {
+        return Ok(Link::Invalid);
+    };
+    let Some(bound) = bound else {
+        return Ok(Link::Invalid);
+    };
+    let presented = req
+        .cookie(&browser_cookie_name(state, tenant))
+        .map(|c| browser_hash(c.value()))
+        .unwrap_or_default();
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        presented.as_bytes(),
+        bound.as_bytes(),
+    )) {
+        Ok(Link::Live(token, Box::new(user)))
+    } else {
+        Ok(Link::OtherBrowser)
+    }
+}
+
+/// The 400 page for a link that can't be used here, with the reason.
+fn refuse_link(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    link: &Link,
+) -> Result<HttpResponse, AppError> {
+    let s = strings(req);
+    let error = if matches!(link, Link::OtherBrowser) {
+        s.reset_other_browser
+    } else {
+        s.reset_invalid
+    };
+    render_reset(
+        state,
+        req,
+        tenant,
+        StatusCode::BAD_REQUEST,
+        None,
+        Some(error.into()),
+    )
 }
 
 fn render_reset(
@@ -270,11 +353,11 @@ pub(super) async fn reset_page(
         res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
         return Ok(res);
     }
-    if let Some((token, user)) = live_token(&state, &req, &tenant).await? {
-        render_reset(&state, &req, &tenant, StatusCode::OK, Some((&token, &user)), None)
-    } else {
-        let error = Some(strings(&req).reset_invalid.into());
-        render_reset(&state, &req, &tenant, StatusCode::BAD_REQUEST, None, error)
+    match live_token(&state, &req, &tenant).await? {
+        Link::Live(token, user) => {
+            render_reset(&state, &req, &tenant, StatusCode::OK, Some((&token, &user)), None)
+        }
+        other => refuse_link(&state, &req, &tenant, &other),
     }
 }
 
@@ -285,9 +368,9 @@ pub(super) async fn reset_submit(
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
     let s = strings(&req);
-    let Some((token, user)) = live_token(&state, &req, &t).await? else {
-        let error = Some(s.reset_invalid.into());
-        return render_reset(&state, &req, &t, StatusCode::BAD_REQUEST, None, error);
+    let (token, user) = match live_token(&state, &req, &t).await? {
+        Link::Live(token, user) => (token, *user),
+        other => return refuse_link(&state, &req, &t, &other),
     };
     // The form's token is bound to the reset token itself.
     if !csrf::check(&state, &req, Some(&token), form.get("csrf")) {
@@ -330,10 +413,9 @@ pub(super) async fn reset_submit(
     let ended = state.ephemeral.delete_user_sessions(&t.id, &user.id).await?;
     tracing::info!(tenant = %t.slug, user = %user.id, sessions_ended = ended, "password reset");
     let mut res = super::redirect_signed_out(&state, &t, "reset")?;
-    res.add_cookie(&crate::web::cookies::removal(
-        &state,
-        reset_cookie_name(&state, &t),
-    ))
-    .map_err(|e| AppError::internal("cookie", e))?;
+    for name in [reset_cookie_name(&state, &t), browser_cookie_name(&state, &t)] {
+        res.add_cookie(&crate::web::cookies::removal(&state, name))
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
     Ok(res)
 }

@@ -148,7 +148,7 @@ async fn step_up(
     let (id, cookie) = if let Some(id) = interaction_id {
         (id.to_owned(), None)
     } else {
-        let started = begin(state, t, c, pending).await?;
+        let started = begin(state, req, t, c, pending).await?;
         (started.id, Some(started.cookie))
     };
     session.factor_due = Some(due);
@@ -174,7 +174,7 @@ async fn ask_consent(
     if let Some(id) = interaction_id {
         return consent_page(state, req, t, c, &pending.request, user, sid, id, None);
     }
-    let started = begin(state, t, c, pending).await?;
+    let started = begin(state, req, t, c, pending).await?;
     consent_page(
         state,
         req,
@@ -244,7 +244,7 @@ async fn proceed(
                     Some(&format!("interaction={id}")),
                 )));
             }
-            let started = begin(state, tenant, client, &pending).await?;
+            let started = begin(state, req, tenant, client, &pending).await?;
             let mut res = see_other(&started.login_url(tenant));
             res.add_cookie(&started.cookie)
                 .map_err(|e| AppError::internal("cookie", e))?;
@@ -289,12 +289,15 @@ async fn proceed(
     }
 }
 
+/// Starts the pending interaction, within the client address's cap on pending sign-ins.
 async fn begin(
     state: &AppState,
+    req: &HttpRequest,
     tenant: &Tenant,
     client: &Client,
     pending: &Pending,
 ) -> Result<interaction::Started, AppError> {
+    crate::flow::throttle::admit_pending(state, req, tenant).await?;
     let new = interaction::NewInteraction {
         resume: crate::web::urls::authorize_resume(&tenant.slug, None),
         login_hint: pending.request.login_hint.clone(),

@@ -179,6 +179,7 @@ async fn start(
         }
         None => None,
     };
+    crate::flow::throttle::admit_pending(&state, &req, &t).await?;
     let mut random = [0u8; 16];
     state.rng.fill(&mut random);
     let request_id = latchkey_saml::request_id(&random);

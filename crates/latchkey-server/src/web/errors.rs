@@ -34,6 +34,8 @@ pub struct AppError {
     /// Safe to show to the client.
     pub message: String,
     pub json: bool,
+    /// `Retry-After` in seconds for a 429 or 503, when the caller knows it (else 60 and 5).
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
@@ -42,6 +44,15 @@ impl AppError {
             kind,
             message: message.into(),
             json: false,
+            retry_after: None,
+        }
+    }
+
+    /// A 429 whose `Retry-After` is `secs` (at least 1).
+    pub fn too_many(message: impl Into<String>, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs.max(1)),
+            ..Self::new(Kind::TooManyRequests, message)
         }
     }
 
@@ -133,10 +144,10 @@ impl ResponseError for AppError {
         match self.kind {
             Kind::Unavailable => {
                 // A down dependency is probed every 25-50 ms: a second is the shortest honest wait.
-                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+                res.insert_header((header::RETRY_AFTER, self.retry_after.unwrap_or(1)));
             }
             Kind::TooManyRequests => {
-                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("60")));
+                res.insert_header((header::RETRY_AFTER, self.retry_after.unwrap_or(60)));
             }
             Kind::Unauthorized => {
                 res.insert_header((

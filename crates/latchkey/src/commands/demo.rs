@@ -76,6 +76,7 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
         id_token_ttl: None,
         refresh_idle_ttl: None,
         refresh_absolute_ttl: None,
+        resources: Vec::new(),
         out: Json { json: false },
     }
 }
