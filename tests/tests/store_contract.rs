@@ -1282,3 +1282,41 @@ fn a_down_database_is_answered_at_once_and_found_back_within_a_probe() {
     assert!(!store.breaker().open);
     assert_eq!(store.breaker().trips, 1);
 }
+
+/// Issue 19 item 10: nodes starting at once against a fresh PostgreSQL database migrate it
+/// under an advisory lock: every one starts, and the migrations are applied exactly once.
+#[test]
+fn nodes_migrating_at_once_take_turns() {
+    let Some((url, admin_url, name)) = latchkey_tests::create_pg_database() else {
+        return;
+    };
+    let parsed = latchkey_store::DatabaseUrl::parse(&url).unwrap();
+    let applied: Vec<usize> = std::thread::scope(|s| {
+        let nodes: Vec<_> = (0..6)
+            .map(|_| {
+                let parsed = parsed.clone();
+                s.spawn(move || {
+                    let db = Db::open(
+                        &parsed,
+                        &latchkey_store::PoolOptions::for_url(&parsed),
+                        std::sync::Arc::new(latchkey_core::SystemClock),
+                        std::sync::Arc::new(latchkey_core::OsRng),
+                    )
+                    .unwrap();
+                    db.migrate().map(|names| names.len())
+                })
+            })
+            .collect();
+        nodes.into_iter().map(|n| n.join().unwrap().unwrap()).collect()
+    });
+    let total: usize = applied.iter().sum();
+    assert!(
+        total > 0 && applied.iter().filter(|n| **n > 0).count() == 1,
+        "{applied:?}"
+    );
+    let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&admin_url).unwrap();
+    let _ = diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")),
+        &mut admin,
+    );
+}

@@ -53,6 +53,9 @@ impl PoolOptions {
     }
 }
 
+/// The advisory lock key migrations hold on PostgreSQL ("latchkey" in ASCII, as an integer).
+const MIGRATION_LOCK: i64 = 0x6c61_7463_686b_6579;
+
 /// The longest pause between r2d2's attempts to open a connection while the database is down.
 const RECONNECT_BACKOFF_CAP: Duration = Duration::from_millis(50);
 
@@ -161,11 +164,20 @@ impl Db {
     }
 
     /// Applies pending migrations for this dialect; returns the names applied.
+    ///
+    /// On PostgreSQL the migrations run under a session advisory lock, so nodes starting at
+    /// once take turns: the first applies them, the others then find nothing pending. (SQLite
+    /// takes its write lock per migration transaction; one file has one writer anyway.)
     pub fn migrate(&self) -> Result<Vec<String>> {
         let mut conn = self.conn()?;
         let applied = match &mut *conn {
             AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(names),
-            AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names),
+            AnyConnection::Postgres(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+                let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(names);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
+                applied
+            }
         };
         applied.map_err(|e| StoreError::Migration(e.to_string()))
     }
