@@ -145,6 +145,36 @@ async fn fifty_failures_across_accounts_from_one_64_are_throttled(s: &TestServer
     );
 }
 
+/// A corporate egress on the tenant's allow-list is not capped per address: the same 50
+/// failures from it leave the 51st sign-in alone (accounts keep their own limits).
+async fn an_allowed_network_is_not_capped_per_address(s: &TestServer) {
+    setup(s, "acme").await;
+    latchkey_tests::oidc::update_policy(s, "acme", |p| {
+        p.throttle.address_allow = vec!["2001:db8:1::/48".into()];
+    });
+    for i in 0..50 {
+        let ip = format!("2001:db8:1:2::{:x}", i + 1);
+        let st = sign_in_from(s, &ip, &format!("user{i}"), "wrong-password").await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    // (Risk scoring still sees the failures of the /48; the 51st attempt is answered, not
+    // held back: a wrong password gets its 401 rather than a 429.)
+    assert_eq!(
+        sign_in_from(s, "2001:db8:1:2:ffff::1", "someone-else", "wrong-password").await,
+        StatusCode::UNAUTHORIZED,
+        "the allowed network is not throttled"
+    );
+    // Outside the allow-list the same failures are capped.
+    for i in 0..50 {
+        let ip = format!("2001:db8:2:2::{:x}", i + 1);
+        sign_in_from(s, &ip, &format!("user{i}"), "wrong-password").await;
+    }
+    assert_eq!(
+        sign_in_from(s, "2001:db8:2:2:ffff::1", "someone-else", "wrong-password").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 macro_rules! forwarded {
     ($($name:ident),* $(,)?) => {
         mod sqlite_memory {
@@ -174,6 +204,7 @@ forwarded!(
     thirty_parallel_wrong_passwords_get_five_free_guesses_then_back_off,
     five_hundred_good_sign_ins_from_one_address_are_not_throttled,
     fifty_failures_across_accounts_from_one_64_are_throttled,
+    an_allowed_network_is_not_capped_per_address,
 );
 
 /// A GET of the authorization endpoint from `ip` by a browser that is not signed in: each one
