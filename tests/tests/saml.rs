@@ -1356,14 +1356,14 @@ mod parser_budget {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "the 10 ms / 20 ms budgets do not hold in an unoptimized build yet (issue 19)"]
+    #[ignore = "measures process CPU, so it runs alone: scripts/test.sh runs it with --ignored --test-threads=1"]
     async fn sqlite_memory_floods_are_refused_cheaply() {
         let (s, _db) = start(Backend::SqliteMemory).expect("server starts");
         floods_are_refused_cheaply(&s).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "the 10 ms / 20 ms budgets do not hold in an unoptimized build yet (issue 19)"]
+    #[ignore = "measures process CPU, so it runs alone: scripts/test.sh runs it with --ignored --test-threads=1"]
     async fn postgres_redis_floods_are_refused_cheaply() {
         let Some((s, _db)) = start(Backend::PostgresRedis) else {
             return;

@@ -28,6 +28,9 @@ pub struct AppState {
     /// Serialized discovery documents by tenant slug (they depend on the configuration only).
     pub(crate) discovery: Arc<TtlCache<String, actix_web::web::Bytes>>,
     pub(crate) risk: Arc<RiskEngine>,
+    /// Permits to parse unauthenticated SAML (half the cores, at least one): a flood of hostile
+    /// responses queues here instead of taking every core from the requests behind it.
+    pub(crate) saml_parsers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens the key ring with the configured master key. A key file is generated only while
@@ -111,6 +114,7 @@ impl AppState {
             tenants: Arc::new(TtlCache::new(std::time::Duration::from_secs(5), 100_000)),
             discovery: Arc::new(TtlCache::new(std::time::Duration::from_secs(3600), 100_000)),
             risk: Arc::new(risk),
+            saml_parsers: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
         })
     }
 }

@@ -355,7 +355,7 @@ async fn acs(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let posted = blocking(move || Ok::<_, AppError>(read_post(content_type.as_deref(), &body))).await?;
+    let posted = parse(&state, move || read_post(content_type.as_deref(), &body)).await?;
     let relay = posted.relay;
     let mut res = match consume(&state, &req, &t, &c, posted.response, relay.as_deref()).await {
         Ok(res) => res,
@@ -541,7 +541,7 @@ async fn validate(
     let idp = connection.idp.clone();
     let allow_unsolicited = connection.options.allow_idp_initiated;
     let content_ciphers = latchkey_saml::ContentCipher::allowed(connection.options.legacy_cbc);
-    let checked = blocking(move || {
+    let checked = parse(state, move || {
         let expected = latchkey_saml::Expected {
             idp: &idp,
             sp_entity_id: &entity_id,
@@ -553,10 +553,24 @@ async fn validate(
             sp_key_pkcs8: sp_key.as_deref(),
             content_ciphers,
         };
-        Ok::<_, AppError>(latchkey_saml::validate(&text, &expected))
+        latchkey_saml::validate(&text, &expected)
     })
     .await?;
     checked.map_err(Refusal::Saml)
+}
+
+/// CPU work on an unauthenticated document, on the blocking pool under one of the SAML parse
+/// permits (`AppState::saml_parsers`).
+async fn parse<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _permit = state
+        .saml_parsers
+        .acquire()
+        .await
+        .map_err(|e| AppError::internal("saml parse permits", e))?;
+    blocking(move || Ok::<_, AppError>(f())).await
 }
 
 /// The outstanding request `relay` names, taken for good, if this browser started it.
