@@ -159,9 +159,15 @@ pub async fn refresh_connection(
         return Err(ServiceError::NoMetadataUrl);
     };
     let signer = c.options.metadata_signer.clone();
+    // Parsing (and verifying a signature over) up to 1 MiB of remote XML is CPU work: off the
+    // async threads, like the ACS.
     let fetched = match fetch_metadata(&url).await {
-        Ok(text) => latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
-            .map_err(|source| ServiceError::MetadataRefused { url, source }),
+        Ok(text) => blocking(move || {
+            Ok(latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
+                .map_err(|source| ServiceError::MetadataRefused { url, source }))
+        })
+        .await
+        .and_then(|parsed| parsed),
         Err(e) => Err(e),
     }
     .and_then(|idp| {
