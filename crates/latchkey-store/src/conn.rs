@@ -76,9 +76,10 @@ impl DatabaseUrl {
 }
 
 /// Per-connection SQLite settings: WAL for concurrent readers, foreign keys enforced (SQLite's
-/// default is off), and a busy timeout so writers queue instead of failing.
-const SQLITE_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+/// default is off), and a busy timeout (first, so the rest of the setup waits for a lock too)
+/// so writers queue instead of failing.
+const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// Connects with a bounded connect timeout so an unreachable PostgreSQL fails fast.
 pub(crate) fn establish(url: &DatabaseUrl) -> Result<AnyConnection, ConnectionError> {
@@ -117,8 +118,13 @@ pub(crate) struct Manager {
 }
 
 impl Manager {
-    /// Reports an attempt's outcome to the breaker; logs only the transitions.
+    /// Reports an attempt's outcome to the breaker; logs only the transitions. A SQLite file
+    /// is not a server that goes down: a failed open there (a lock held by another process
+    /// during setup) is the caller's error, not an outage.
     pub(crate) fn observe<T>(&self, r: Result<T, ConnectionError>) -> Result<T, ConnectionError> {
+        if self.url.is_sqlite() {
+            return r;
+        }
         match &r {
             Ok(_) => {
                 if self.breaker.success() {
