@@ -12,6 +12,6 @@ bash scripts/services.sh
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --workspace --locked "$@"
 # The SAML parser budget measures process CPU, so its tests run alone, one after the other.
-cargo test -p latchkey-tests --locked --test saml "$@" parser_budget -- --ignored --test-threads=1
+cargo test --workspace --locked --test saml "$@" parser_budget -- --ignored --test-threads=1
 # Browser tests: the sign-in and OIDC pages in Debian's Chromium, driven by playwright-core.
 (cd tests/browser && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)
