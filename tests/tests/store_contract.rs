@@ -3,13 +3,14 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, ClientId, ClientType, GrantType, IdpDescriptor, RoleId, SamlConnection,
-    SamlOptions, TenantId, TenantPolicy, UserId, UserStatus,
+    AccessTokenFormat, AnyRole, AuthMethod, ClientId, ClientRoleId, ClientType, GrantType, GroupId,
+    IdpDescriptor, Principal, RoleId, SamlConnection, SamlOptions, TenantId, TenantPolicy, UserId,
+    UserStatus,
 };
 use latchkey_keys::{Aad, KeyRing, MasterKey};
 use latchkey_store::{
-    AuditRepo, ClientRepo, Db, NewClient, NewSamlConnection, NewTenant, NewUser, RoleRepo,
-    SamlConnectionUpdate, SamlRepo, StoreError, TenantRepo, TenantUpdate, UserRepo, UserUpdate,
+    AuditRepo, ClientRepo, Db, GroupRepo, GroupUpdate, NewClient, NewSamlConnection, NewTenant, NewUser,
+    RoleRepo, SamlConnectionUpdate, SamlRepo, StoreError, TenantRepo, TenantUpdate, UserRepo, UserUpdate,
 };
 use latchkey_tests::TestDb;
 
@@ -1077,6 +1078,439 @@ fn a_write_past_its_deadline_is_rolled_back(db: &Db) {
     }
 }
 
+// --- groups, client roles and effective access ---------------------------------------------------
+
+fn group(db: &Db, t: &TenantId, name: &str) -> GroupId {
+    db.create_group(t, ACTOR, name, None).unwrap().id
+}
+
+fn nest(db: &Db, t: &TenantId, parent: &GroupId, child: &GroupId) -> latchkey_store::Result<()> {
+    db.add_member(t, ACTOR, parent, &Principal::Group(child.clone()))
+}
+
+fn paths(db: &Db, t: &TenantId, u: &UserId) -> Vec<String> {
+    db.effective_access(t, u)
+        .unwrap()
+        .groups
+        .into_iter()
+        .map(|g| g.path)
+        .collect()
+}
+
+fn group_names_are_unique_per_tenant_and_validated(db: &Db) {
+    let a = tenant(db, "acme");
+    let b = tenant(db, "beta");
+    group(db, &a, "staff");
+    group(db, &b, "staff");
+    let dup = db.create_group(&a, ACTOR, "staff", None);
+    assert!(
+        matches!(&dup, Err(StoreError::Conflict(m)) if m.contains("\"staff\"")),
+        "{dup:?}"
+    );
+    assert!(matches!(
+        db.create_group(&a, ACTOR, "staff/finance", None),
+        Err(StoreError::Invalid(_))
+    ));
+    let other = group(db, &a, "other");
+    assert!(matches!(
+        db.update_group(
+            &a,
+            ACTOR,
+            &other,
+            &GroupUpdate {
+                name: Some("staff".into()),
+                description: None
+            }
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+    let renamed = db
+        .update_group(
+            &a,
+            ACTOR,
+            &other,
+            &GroupUpdate {
+                name: Some("finance".into()),
+                description: Some(Some("Money people".into())),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.path.as_str()),
+        ("finance", "/finance")
+    );
+    assert_eq!(renamed.description.as_deref(), Some("Money people"));
+    let names: Vec<String> = db.list_groups(&a).unwrap().into_iter().map(|g| g.name).collect();
+    assert_eq!(names, ["finance", "staff"]);
+}
+
+fn nested_groups_have_paths_and_pass_membership_up(db: &Db) {
+    let t = tenant(db, "acme");
+    let (staff, finance, payroll) = (
+        group(db, &t, "staff"),
+        group(db, &t, "finance"),
+        group(db, &t, "payroll"),
+    );
+    nest(db, &t, &staff, &finance).unwrap();
+    nest(db, &t, &finance, &payroll).unwrap();
+    let u = user(db, &t, "carol");
+    db.add_member(&t, ACTOR, &payroll, &Principal::User(u.clone()))
+        .unwrap();
+    assert_eq!(
+        paths(db, &t, &u),
+        ["/staff", "/staff/finance", "/staff/finance/payroll"]
+    );
+    let shown = db.group_by_name(&t, "payroll").unwrap().unwrap();
+    assert_eq!(shown.path, "/staff/finance/payroll");
+    assert_eq!(shown.parent_id.as_ref(), Some(&finance));
+    let members = db.group_members(&t, &finance).unwrap();
+    assert!(members.users.is_empty());
+    assert_eq!(members.groups.len(), 1);
+    assert_eq!(members.groups[0].path, "/staff/finance/payroll");
+    let listed: Vec<String> = db.list_groups(&t).unwrap().into_iter().map(|g| g.path).collect();
+    assert_eq!(listed, ["/staff", "/staff/finance", "/staff/finance/payroll"]);
+    // A group is in one group at most, so its path is one path.
+    let other = group(db, &t, "other");
+    assert!(matches!(
+        nest(db, &t, &other, &payroll),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.add_member(&t, ACTOR, &payroll, &Principal::User(u.clone())),
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+fn group_cycles_are_refused(db: &Db) {
+    let t = tenant(db, "acme");
+    let (a, b, c) = (group(db, &t, "a"), group(db, &t, "b"), group(db, &t, "c"));
+    let before = head(db, &t);
+    let itself = nest(db, &t, &a, &a);
+    assert!(
+        matches!(&itself, Err(StoreError::Cycle(msg)) if msg.contains("itself")),
+        "{itself:?}"
+    );
+    nest(db, &t, &a, &b).unwrap();
+    let back = nest(db, &t, &b, &a);
+    assert!(
+        matches!(&back, Err(StoreError::Cycle(msg)) if msg.contains("cycle")),
+        "{back:?}"
+    );
+    nest(db, &t, &b, &c).unwrap();
+    assert!(matches!(nest(db, &t, &c, &a), Err(StoreError::Cycle(_))));
+    // Two nestings were written; the refusals wrote nothing, not even an audit event.
+    assert_eq!(head(db, &t), before + 2);
+    let listed: Vec<String> = db.list_groups(&t).unwrap().into_iter().map(|g| g.path).collect();
+    assert_eq!(listed, ["/a", "/a/b", "/a/b/c"]);
+}
+
+fn crossing_nestings_at_once_leave_no_cycle(db: &Db) {
+    for round in 0..4 {
+        let t = tenant(db, &format!("race{round}"));
+        let (a, b) = (group(db, &t, "a"), group(db, &t, "b"));
+        let results: Vec<_> = std::thread::scope(|s| {
+            let one = s.spawn(|| nest(db, &t, &a, &b));
+            let two = s.spawn(|| nest(db, &t, &b, &a));
+            vec![one.join().unwrap(), two.join().unwrap()]
+        });
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "exactly one nesting wins: {results:?}");
+        assert!(
+            results.iter().any(|r| matches!(r, Err(StoreError::Cycle(_)))),
+            "{results:?}"
+        );
+    }
+}
+
+fn effective_roles_come_through_two_levels_of_groups(db: &Db) {
+    let t = tenant(db, "acme");
+    let u = user(db, &t, "carol");
+    let (staff, finance) = (group(db, &t, "staff"), group(db, &t, "finance"));
+    nest(db, &t, &staff, &finance).unwrap();
+    db.add_member(&t, ACTOR, &finance, &Principal::User(u.clone()))
+        .unwrap();
+    let employee = db.create_role(&t, ACTOR, "employee", None).unwrap();
+    let billing = db.create_role(&t, ACTOR, "billing:read", None).unwrap();
+    let own = db.create_role(&t, ACTOR, "own", None).unwrap();
+    let unused = db.create_role(&t, ACTOR, "unused", None).unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(staff.clone()),
+        &AnyRole::Tenant(employee.id.clone()),
+    )
+    .unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(finance.clone()),
+        &AnyRole::Tenant(billing.id.clone()),
+    )
+    .unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::User(u.clone()),
+        &AnyRole::Tenant(own.id.clone()),
+    )
+    .unwrap();
+    // The same role twice (own and through a group) is listed once.
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(staff.clone()),
+        &AnyRole::Tenant(own.id.clone()),
+    )
+    .unwrap();
+    assert!(matches!(
+        db.assign(
+            &t,
+            ACTOR,
+            &Principal::Group(staff.clone()),
+            &AnyRole::Tenant(own.id.clone())
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+    let got = db.effective_access(&t, &u).unwrap();
+    assert_eq!(got.roles, ["billing:read", "employee", "own"]);
+    assert!(!got.roles.contains(&unused.name));
+    // Someone in no group has only their own roles; a stranger has none.
+    let dave = user(db, &t, "dave");
+    assert!(db.effective_access(&t, &dave).unwrap().roles.is_empty());
+    let (names, _) = db.roles_of_group(&t, &staff).unwrap();
+    assert_eq!(names, ["employee", "own"]);
+}
+
+fn client_roles_are_kept_per_client(db: &Db) {
+    let t = tenant(db, "acme");
+    let reporting = db
+        .create_client(&t, ACTOR, &confidential("Reporting"))
+        .unwrap()
+        .client_id;
+    let billing = db
+        .create_client(&t, ACTOR, &confidential("Billing"))
+        .unwrap()
+        .client_id;
+    let r_read = db
+        .create_client_role(&t, ACTOR, &reporting, "read", None)
+        .unwrap();
+    let b_read = db.create_client_role(&t, ACTOR, &billing, "read", None).unwrap();
+    let b_admin = db.create_client_role(&t, ACTOR, &billing, "admin", None).unwrap();
+    assert!(matches!(
+        db.create_client_role(&t, ACTOR, &reporting, "read", None),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        db.create_client_role(&t, ACTOR, &ClientId("nope".into()), "read", None),
+        Err(StoreError::BadReference(_))
+    ));
+    assert!(matches!(
+        db.create_client_role(&t, ACTOR, &reporting, "two words", None),
+        Err(StoreError::Invalid(_))
+    ));
+    let u = user(db, &t, "carol");
+    let g = group(db, &t, "auditors");
+    db.add_member(&t, ACTOR, &g, &Principal::User(u.clone())).unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::User(u.clone()),
+        &AnyRole::Client(r_read.id.clone()),
+    )
+    .unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(g.clone()),
+        &AnyRole::Client(b_admin.id.clone()),
+    )
+    .unwrap();
+    let got = db.effective_access(&t, &u).unwrap();
+    assert!(got.roles.is_empty(), "client roles are not tenant roles: {got:?}");
+    assert_eq!(got.client_roles.len(), 2);
+    assert_eq!(got.client_roles[&reporting], ["read"]);
+    assert_eq!(
+        got.client_roles[&billing],
+        ["admin"],
+        "billing's read was not given"
+    );
+    let listed: Vec<String> = db
+        .list_client_roles(&t, &billing)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(listed, ["admin", "read"]);
+    // Deleting the client deletes its roles and their assignments.
+    db.delete_client(&t, ACTOR, &billing).unwrap();
+    assert!(
+        !db.effective_access(&t, &u)
+            .unwrap()
+            .client_roles
+            .contains_key(&billing)
+    );
+    assert!(matches!(
+        db.delete_client_role(&t, ACTOR, &b_read.id),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn removing_a_member_removes_the_roles_it_gave(db: &Db) {
+    let t = tenant(db, "acme");
+    let u = user(db, &t, "carol");
+    let (staff, finance) = (group(db, &t, "staff"), group(db, &t, "finance"));
+    nest(db, &t, &staff, &finance).unwrap();
+    db.add_member(&t, ACTOR, &finance, &Principal::User(u.clone()))
+        .unwrap();
+    let employee = db.create_role(&t, ACTOR, "employee", None).unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(staff.clone()),
+        &AnyRole::Tenant(employee.id.clone()),
+    )
+    .unwrap();
+    assert_eq!(db.effective_access(&t, &u).unwrap().roles, ["employee"]);
+    // Taking finance out of staff ends the inherited role; finance membership stays.
+    db.remove_member(&t, ACTOR, &staff, &Principal::Group(finance.clone()))
+        .unwrap();
+    let got = db.effective_access(&t, &u).unwrap();
+    assert!(got.roles.is_empty(), "{got:?}");
+    assert_eq!(paths(db, &t, &u), ["/finance"]);
+    nest(db, &t, &staff, &finance).unwrap();
+    db.remove_member(&t, ACTOR, &finance, &Principal::User(u.clone()))
+        .unwrap();
+    assert_eq!(
+        db.effective_access(&t, &u).unwrap(),
+        latchkey_core::EffectiveAccess::default()
+    );
+    assert!(matches!(
+        db.remove_member(&t, ACTOR, &finance, &Principal::User(u.clone())),
+        Err(StoreError::NotFound { .. })
+    ));
+    db.unassign(
+        &t,
+        ACTOR,
+        &Principal::Group(staff.clone()),
+        &AnyRole::Tenant(employee.id.clone()),
+    )
+    .unwrap();
+    assert!(matches!(
+        db.unassign(&t, ACTOR, &Principal::Group(staff), &AnyRole::Tenant(employee.id)),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn deleting_a_group_removes_its_memberships_and_roles(db: &Db) {
+    let t = tenant(db, "acme");
+    let u = user(db, &t, "carol");
+    let (staff, finance) = (group(db, &t, "staff"), group(db, &t, "finance"));
+    nest(db, &t, &staff, &finance).unwrap();
+    db.add_member(&t, ACTOR, &finance, &Principal::User(u.clone()))
+        .unwrap();
+    db.add_member(&t, ACTOR, &staff, &Principal::User(u.clone()))
+        .unwrap();
+    let employee = db.create_role(&t, ACTOR, "employee", None).unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(staff.clone()),
+        &AnyRole::Tenant(employee.id.clone()),
+    )
+    .unwrap();
+    db.delete_group(&t, ACTOR, &staff).unwrap();
+    let got = db.effective_access(&t, &u).unwrap();
+    assert!(got.roles.is_empty(), "{got:?}");
+    // finance, which was inside staff, is now a top-level group.
+    assert_eq!(paths(db, &t, &u), ["/finance"]);
+    assert_eq!(db.group_by_name(&t, "finance").unwrap().unwrap().parent_id, None);
+    assert!(matches!(
+        db.delete_group(&t, ACTOR, &staff),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Deleting a user removes their memberships.
+    db.delete_user(&t, ACTOR, &u).unwrap();
+    assert!(db.group_members(&t, &finance).unwrap().users.is_empty());
+}
+
+fn groups_and_roles_of_another_tenant_cannot_be_used(db: &Db) {
+    let a = tenant(db, "acme");
+    let b = tenant(db, "beta");
+    let alice = user(db, &a, "alice");
+    let ga = group(db, &a, "staff");
+    let gb = group(db, &b, "staff");
+    let role_b = db.create_role(&b, ACTOR, "admin", None).unwrap();
+    assert!(matches!(
+        db.add_member(&b, ACTOR, &gb, &Principal::User(alice.clone())),
+        Err(StoreError::BadReference(_))
+    ));
+    assert!(matches!(nest(db, &b, &gb, &ga), Err(StoreError::BadReference(_))));
+    assert!(matches!(nest(db, &a, &gb, &ga), Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        db.assign(
+            &a,
+            ACTOR,
+            &Principal::Group(ga.clone()),
+            &AnyRole::Tenant(role_b.id.clone())
+        ),
+        Err(StoreError::BadReference(_))
+    ));
+    assert!(matches!(
+        db.assign(
+            &a,
+            ACTOR,
+            &Principal::User(alice.clone()),
+            &AnyRole::Client(ClientRoleId("x".into()))
+        ),
+        Err(StoreError::BadReference(_))
+    ));
+    assert!(db.group_by_name(&b, "staff").unwrap().unwrap().id == gb);
+}
+
+fn group_changes_are_audited(db: &Db) {
+    let t = tenant(db, "acme");
+    let u = user(db, &t, "carol");
+    let g = group(db, &t, "staff");
+    let client = db
+        .create_client(&t, ACTOR, &confidential("Reporting"))
+        .unwrap()
+        .client_id;
+    let cr = db
+        .create_client_role(&t, ACTOR, &client, "reports:read", None)
+        .unwrap();
+    db.add_member(&t, ACTOR, &g, &Principal::User(u.clone())).unwrap();
+    db.assign(
+        &t,
+        ACTOR,
+        &Principal::Group(g.clone()),
+        &AnyRole::Client(cr.id.clone()),
+    )
+    .unwrap();
+    db.remove_member(&t, ACTOR, &g, &Principal::User(u.clone()))
+        .unwrap();
+    db.delete_group(&t, ACTOR, &g).unwrap();
+    let events = db.audit_events(&t, 4, 100).unwrap();
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    let (gt, ut) = (format!("group:{g}"), format!("user:{u}"));
+    assert_eq!(
+        actions[0],
+        ("client_role.create", format!("client_role:{}", cr.id).as_str())
+    );
+    assert_eq!(actions[1], ("group.add_member", gt.as_str()));
+    assert_eq!(actions[2], ("role.assign", gt.as_str()));
+    assert_eq!(actions[3], ("group.remove_member", gt.as_str()));
+    assert_eq!(actions[4], ("group.delete", gt.as_str()));
+    assert_eq!(events[1].details["member"], ut.as_str());
+    assert_eq!(events[2].details["client_role_id"], cr.id.as_str());
+    assert!(matches!(
+        latchkey_audit::verify(db, &t).unwrap(),
+        latchkey_audit::Verdict::Intact { .. }
+    ));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1111,6 +1545,16 @@ contract!(
     provisioning_a_saml_user_creates_user_and_link_atomically,
     saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b,
     data_key_rotation_reseals_saml_sp_keys,
+    group_names_are_unique_per_tenant_and_validated,
+    nested_groups_have_paths_and_pass_membership_up,
+    group_cycles_are_refused,
+    crossing_nestings_at_once_leave_no_cycle,
+    effective_roles_come_through_two_levels_of_groups,
+    client_roles_are_kept_per_client,
+    removing_a_member_removes_the_roles_it_gave,
+    deleting_a_group_removes_its_memberships_and_roles,
+    groups_and_roles_of_another_tenant_cannot_be_used,
+    group_changes_are_audited,
 );
 
 // --- tampering: the attacker has write access to the database --------------------------------

@@ -46,3 +46,11 @@ id_type!(
     /// An OAuth `client_id` (RFC 6749 §2.2), random and unique.
     ClientId
 );
+id_type!(
+    /// A group's id.
+    GroupId
+);
+id_type!(
+    /// A client role's id (a role one client defines).
+    ClientRoleId
+);

@@ -5,6 +5,7 @@
 mod audit;
 pub mod breaker;
 mod clock;
+mod groups;
 mod ids;
 mod model;
 mod rng;
@@ -14,7 +15,8 @@ pub mod validate;
 pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
 pub use breaker::{Admit, Breaker, BreakerState};
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
-pub use ids::{ClientId, RoleId, TenantId, UserId};
+pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Principal};
+pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
     AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings, ClientType,
     FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy, RetentionPolicy,

@@ -92,6 +92,25 @@ pub fn display_name(field: &'static str, s: &str) -> Result<String, ValidationEr
     Ok(n.to_owned())
 }
 
+/// A group name: 1-128 characters, no control characters, no `/` (it separates the names in a
+/// group's path) and no surrounding spaces. Returns the trimmed name.
+pub fn group_name(s: &str) -> Result<String, ValidationError> {
+    let n = s.trim();
+    if n.is_empty() || n.chars().count() > 128 {
+        return Err(err(
+            "name",
+            format!("{s:?} is not a valid group name: use 1-128 characters"),
+        ));
+    }
+    if n.chars().any(|c| c == '/' || c.is_control()) {
+        return Err(err(
+            "name",
+            format!("{s:?} is not a valid group name: '/' and control characters are not allowed"),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
 /// A scope token (RFC 6749 §3.3: `1*( %x21 / %x23-5B / %x5D-7E )`).
 pub fn scope(s: &str) -> Result<(), ValidationError> {
     let ok = !s.is_empty()
@@ -331,6 +350,15 @@ mod tests {
         assert!(https_url("jwks_uri", "https://rp.example.com/jwks.json").is_ok());
         assert!(https_url("jwks_uri", "http://rp.example.com/jwks.json").is_err());
         assert!(https_url("jwks_uri", "https://user:pw@rp.example.com/jwks.json").is_err());
+    }
+
+    #[test]
+    fn group_names_have_no_slash_or_control_characters() {
+        assert_eq!(group_name(" Finance team ").unwrap(), "Finance team");
+        assert!(group_name("staff/finance").is_err());
+        assert!(group_name("a\nb").is_err());
+        assert!(group_name("  ").is_err());
+        assert!(group_name(&"x".repeat(129)).is_err());
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum StoreError {
     /// A uniqueness rule was hit (duplicate slug, username, email, role name).
     #[error("{0}")]
     Conflict(String),
+    /// A group nesting that would make a group its own member, directly or through others.
+    #[error("{0}")]
+    Cycle(String),
     /// A reference to a row that does not exist in this tenant.
     #[error("{0}")]
     BadReference(String),

@@ -9,6 +9,7 @@ mod conn;
 mod db;
 pub mod deadline;
 mod error;
+mod groups;
 mod keys;
 mod mfa;
 mod oauth;
@@ -26,6 +27,7 @@ pub use clients::{ClientRepo, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;
+pub use groups::{GroupMembers, GroupRepo, GroupUpdate};
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
 pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{

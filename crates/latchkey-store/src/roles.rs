@@ -39,7 +39,7 @@ fn from_row(r: Row) -> Role {
 }
 
 /// Role names are identifiers portals check (`admin`, `billing:read`): scope-token characters.
-fn role_name(name: &str) -> Result<()> {
+pub(crate) fn role_name(name: &str) -> Result<()> {
     validate::scope(name).map_err(|_| {
         StoreError::Invalid(latchkey_core::ValidationError {
             field: "name",

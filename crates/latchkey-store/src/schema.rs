@@ -315,6 +315,72 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    groups (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_parents (tenant_id, group_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        parent_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_groups (tenant_id, user_id, group_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        group_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_roles (tenant_id, group_id, role_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        role_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_roles (id) {
+        id -> Text,
+        tenant_id -> Text,
+        client_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_client_roles (tenant_id, user_id, client_role_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        client_role_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    group_client_roles (tenant_id, group_id, client_role_id) {
+        tenant_id -> Text,
+        group_id -> Text,
+        client_role_id -> Text,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -339,5 +405,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     risk_history,
     saml_connections,
-    saml_identities
+    saml_identities,
+    groups,
+    group_parents,
+    user_groups,
+    group_roles,
+    client_roles,
+    user_client_roles,
+    group_client_roles
 );

@@ -50,14 +50,17 @@ pub enum Command {
     /// service provider toward them).
     #[command(subcommand)]
     Saml(SamlCmd),
-    /// Manage a tenant's roles (granted to users, e.g. by a SAML connection's role map).
+    /// Manage a tenant's roles and client roles, and assign them to users and groups.
     #[command(subcommand)]
     Role(RoleCmd),
+    /// Manage a tenant's groups (of users and groups; a group is in at most one group).
+    #[command(subcommand)]
+    Group(GroupCmd),
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RoleCmd {
-    /// Create a role.
+pub enum GroupCmd {
+    /// Create a top-level group.
     Create {
         #[command(flatten)]
         tenant: TenantArg,
@@ -67,14 +70,38 @@ pub enum RoleCmd {
         #[command(flatten)]
         out: Json,
     },
-    /// Every role of the tenant.
+    /// Every group of the tenant with its path.
     List {
         #[command(flatten)]
         tenant: TenantArg,
         #[command(flatten)]
         out: Json,
     },
-    /// Delete a role (users lose it).
+    /// The group, its path, direct members and the roles assigned to it.
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Rename the group or change its description.
+    Update {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long = "name", value_name = "NEW_NAME")]
+        new_name: Option<String>,
+        #[arg(long, conflicts_with = "no_description")]
+        description: Option<String>,
+        /// Clear the description.
+        #[arg(long)]
+        no_description: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Delete the group: its memberships and role assignments go; groups inside it become
+    /// top-level groups.
     Remove {
         #[command(flatten)]
         tenant: TenantArg,
@@ -82,6 +109,91 @@ pub enum RoleCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Put a user or a group into the group.
+    AddMember(GroupMember),
+    /// Take a user or a group out of the group.
+    RemoveMember(GroupMember),
+}
+
+#[derive(Debug, Args)]
+pub struct GroupMember {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// The group.
+    pub name: String,
+    #[command(flatten)]
+    pub member: PrincipalArg,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+/// Exactly one of `--user` and `--group`.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PrincipalArg {
+    /// A user, by username or id.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// A group, by name.
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RoleAssignment {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// The role's name.
+    pub name: String,
+    /// The role is a client role of this client.
+    #[arg(long, value_name = "CLIENT_ID")]
+    pub client: Option<String>,
+    #[command(flatten)]
+    pub to: PrincipalArg,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    /// Create a tenant role, or with --client a role of that client.
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Create a client role of this client.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Every role of the tenant, or with --client every role of that client.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Delete a role (users and groups lose it).
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Assign a role to a user or a group.
+    Assign(RoleAssignment),
+    /// Take a role from a user or a group.
+    Unassign(RoleAssignment),
+    /// A user's effective roles, client roles and groups, through every group they are in.
+    Effective(UserRef),
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,10 +3,12 @@
 //! through here, so they all open them the same way.
 
 use crate::error::CliError;
-use latchkey_core::{Clock, NewAuditEvent, OsRng, SystemClock, Tenant, TenantId};
+use latchkey_core::{
+    Clock, Group, NewAuditEvent, OsRng, Principal, SystemClock, Tenant, TenantId, User, UserId,
+};
 use latchkey_keys::KeyRing;
 use latchkey_server::Config;
-use latchkey_store::{AuditRepo, DatabaseUrl, Db, PoolOptions, TenantRepo};
+use latchkey_store::{AuditRepo, DatabaseUrl, Db, GroupRepo, PoolOptions, TenantRepo, UserRepo};
 use std::sync::Arc;
 
 /// One command's handles: opened once in `main`, borrowed by the command.
@@ -65,6 +67,37 @@ impl<'a> Context<'a> {
         self.clock.now_millis()
     }
 
+    /// A user by username or, failing that, by id.
+    pub fn user(&self, tenant: &Tenant, name: &str) -> Result<User, CliError> {
+        if let Some(user) = self.db.user_by_username(&tenant.id, name)? {
+            return Ok(user);
+        }
+        self.db
+            .user(&tenant.id, &UserId(name.to_owned()))?
+            .ok_or_else(|| not_in(tenant, "user", name))
+    }
+
+    /// A group by name.
+    pub fn group(&self, tenant: &Tenant, name: &str) -> Result<Group, CliError> {
+        self.db
+            .group_by_name(&tenant.id, name)?
+            .ok_or_else(|| not_in(tenant, "group", name))
+    }
+
+    /// `--user NAME` or `--group NAME` (clap lets exactly one through).
+    pub fn principal(
+        &self,
+        tenant: &Tenant,
+        user: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<Principal, CliError> {
+        match (user, group) {
+            (Some(name), _) => Ok(Principal::User(self.user(tenant, name)?.id)),
+            (None, Some(name)) => Ok(Principal::Group(self.group(tenant, name)?.id)),
+            (None, None) => Err(CliError::BadFlag("give --user or --group".into())),
+        }
+    }
+
     /// Reads of personal data by an operator are audit events too.
     pub fn audit_read(
         &self,
@@ -78,6 +111,14 @@ impl<'a> Context<'a> {
             NewAuditEvent::success(&self.actor, action, target, details),
         )?;
         Ok(())
+    }
+}
+
+fn not_in(tenant: &Tenant, what: &'static str, name: &str) -> CliError {
+    CliError::NotInTenant {
+        what,
+        name: name.to_owned(),
+        tenant: tenant.slug.clone(),
     }
 }
 

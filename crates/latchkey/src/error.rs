@@ -169,6 +169,7 @@ fn store_exit_code(e: &StoreError) -> u8 {
         StoreError::Invalid(_)
         | StoreError::Conflict(_)
         | StoreError::BadReference(_)
+        | StoreError::Cycle(_)
         | StoreError::NotFound { .. }
         | StoreError::BadUrl(_) => 2,
         _ => 1,

@@ -15,7 +15,7 @@ mod shared;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use commands::{admin_token, audit, client, demo, keys, migrate, role, saml, serve, tenant, user};
+use commands::{admin_token, audit, client, demo, group, keys, migrate, role, saml, serve, tenant, user};
 use context::Context;
 use error::CliError;
 use latchkey_server::Config;
@@ -55,6 +55,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keys(cmd) => operate(&config, |ctx| keys::run(ctx, cmd)),
         Command::Saml(cmd) => operate(&config, |ctx| saml::run(ctx, cmd)),
         Command::Role(cmd) => operate(&config, |ctx| role::run(ctx, cmd)),
+        Command::Group(cmd) => operate(&config, |ctx| group::run(ctx, cmd)),
     }
 }
 

@@ -1,11 +1,15 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
-use crate::cli::{AdminTokenCmd, AuditCmd, ClientCmd, Command, KeysCmd, MfaCmd, SamlCmd, TenantCmd, UserCmd};
+use crate::cli::{
+    AdminTokenCmd, AuditCmd, ClientCmd, Command, GroupCmd, KeysCmd, MfaCmd, RoleCmd, SamlCmd, TenantCmd,
+    UserCmd,
+};
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
 
-/// Whether a failure is printed as `{"error": …}`. Role commands and `audit search`/`retention`
-/// print failures as text even with `--json`; that is the contract as it stands.
+/// Whether a failure is printed as `{"error": …}`. `role create|list|remove` and `audit
+/// search`/`retention` print failures as text even with `--json`; that is the contract as it
+/// stands.
 pub fn wants_json(command: &Command) -> bool {
     match command {
         Command::Tenant(
@@ -30,6 +34,16 @@ pub fn wants_json(command: &Command) -> bool {
             | AdminTokenCmd::List { out, .. }
             | AdminTokenCmd::Revoke { out, .. },
         ) => out.json,
+        Command::Group(group) => match group {
+            GroupCmd::Create { out, .. }
+            | GroupCmd::List { out, .. }
+            | GroupCmd::Show { out, .. }
+            | GroupCmd::Update { out, .. }
+            | GroupCmd::Remove { out, .. } => out.json,
+            GroupCmd::AddMember(m) | GroupCmd::RemoveMember(m) => m.out.json,
+        },
+        Command::Role(RoleCmd::Assign(a) | RoleCmd::Unassign(a)) => a.out.json,
+        Command::Role(RoleCmd::Effective(user)) => user.out.json,
         Command::Saml(saml) => match saml {
             SamlCmd::Add(add) => add.out.json,
             SamlCmd::Update(update) => update.out.json,

@@ -1847,3 +1847,177 @@ fn switching_to_a_file_stops_the_refreshes(cli: &Cli, b: &str) {
         .collect();
     assert_eq!(outcomes, ["success", "failure", "failure"]);
 }
+
+/// A command line as one string (no argument in these has a space).
+fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// Groups, nesting, tenant and client roles assigned to users and groups, and a user's
+/// effective access, in order on one database; every change is audited.
+fn groups_and_roles_from_the_cli(db: &TestDb) {
+    let cli = Cli::new(&db.url);
+    cli.ok(&words("tenant create acme"));
+    cli.ok(&words("user create --tenant acme --username carol"));
+    groups_nest_from_the_cli(&cli);
+    let client_id = roles_are_assigned_to_groups_from_the_cli(&cli);
+    group_refusals_exit_2_and_change_nothing(&cli, &client_id);
+    memberships_and_groups_are_removed_from_the_cli(&cli, &client_id);
+}
+
+fn groups_nest_from_the_cli(cli: &Cli) {
+    for group in ["staff", "finance", "payroll"] {
+        cli.ok(&["group", "create", "--tenant", "acme", group]);
+    }
+    let made = cli.json(&words(
+        "group create --tenant acme auditors --description Read-only --json",
+    ));
+    assert_eq!(made["path"], "/auditors");
+    assert_eq!(made["description"], "Read-only");
+    cli.ok(&words("group add-member --tenant acme staff --group finance"));
+    let added = cli.json(&words(
+        "group add-member --tenant acme finance --group payroll --json",
+    ));
+    assert_eq!(added["added"]["kind"], "group");
+    cli.ok(&words("group add-member --tenant acme payroll --user carol"));
+    let listed = cli.json(&words("group list --tenant acme --json"));
+    let paths: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/auditors", "/staff", "/staff/finance", "/staff/finance/payroll"]
+    );
+    assert!(
+        cli.ok(&words("group list --tenant acme"))
+            .contains("/staff/finance/payroll")
+    );
+}
+
+/// Returns the client id of the client whose role is assigned.
+fn roles_are_assigned_to_groups_from_the_cli(cli: &Cli) -> String {
+    cli.ok(&words("role create --tenant acme employee"));
+    let client = cli.json(&words(
+        "client create --tenant acme --name Reporting --redirect-uri https://reports.acme.test/cb --json",
+    ));
+    let id = client["client_id"].as_str().unwrap().to_owned();
+    let made = cli.json(&words(&format!(
+        "role create --tenant acme reports:read --client {id} --json"
+    )));
+    assert_eq!(made["client_id"], id.as_str());
+    let of_client = cli.json(&words(&format!("role list --tenant acme --client {id} --json")));
+    assert_eq!(of_client.as_array().unwrap().len(), 1);
+    let of_tenant = cli.json(&words("role list --tenant acme --json"));
+    assert_eq!(
+        of_tenant.as_array().unwrap().len(),
+        1,
+        "client roles are not tenant roles"
+    );
+    cli.ok(&words("role assign --tenant acme employee --group staff"));
+    cli.ok(&words(&format!(
+        "role assign --tenant acme reports:read --client {id} --group finance"
+    )));
+
+    let access = cli.json(&words("role effective --tenant acme carol --json"));
+    assert_eq!(access["roles"], serde_json::json!(["employee"]));
+    assert_eq!(access["client_roles"][&id], serde_json::json!(["reports:read"]));
+    let groups: Vec<&str> = access["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(groups, ["/staff", "/staff/finance", "/staff/finance/payroll"]);
+
+    let shown = cli.json(&words("group show --tenant acme finance --json"));
+    assert_eq!(shown["path"], "/staff/finance");
+    assert_eq!(shown["groups"], serde_json::json!(["/staff/finance/payroll"]));
+    assert_eq!(shown["client_roles"][0]["name"], "reports:read");
+    id
+}
+
+fn group_refusals_exit_2_and_change_nothing(cli: &Cli, client_id: &str) {
+    // Exporting the chain is itself audited (`audit.export`): count the other events.
+    let changes = || {
+        cli.audit_actions("acme")
+            .into_iter()
+            .filter(|a| !a.starts_with("audit."))
+            .count()
+    };
+    let before = changes();
+    let refused = |line: &str| cli.fails(2, &words(line), None);
+    let cycle = refused("group add-member --tenant acme payroll --group staff --json");
+    let error: Value = serde_json::from_str(&cycle).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("cycle"), "{cycle}");
+    assert!(refused("group add-member --tenant acme staff --group staff").contains("itself"));
+    assert!(
+        refused("group add-member --tenant acme auditors --group payroll")
+            .contains("already in another group")
+    );
+    assert!(refused("group create --tenant acme staff").contains("already exists"));
+    assert!(refused("group create --tenant acme a/b").contains("'/'"));
+    assert!(refused("group add-member --tenant acme staff --user nobody").contains("nobody"));
+    // Exactly one of --user and --group.
+    refused("group add-member --tenant acme staff");
+    refused("role assign --tenant acme employee --user carol --group staff");
+    // A client role is found only under its client.
+    assert!(refused("role assign --tenant acme reports:read --user carol").contains("reports:read"));
+    let dup = refused(&format!(
+        "role create --tenant acme reports:read --client {client_id}"
+    ));
+    assert!(dup.contains("already has a role"), "{dup}");
+    refused("role create --tenant acme read --client no-such-client");
+    refused("role assign --tenant acme employee --group staff");
+    refused("role unassign --tenant acme employee --user carol");
+    assert_eq!(changes(), before, "a refusal wrote an audit event");
+}
+
+fn memberships_and_groups_are_removed_from_the_cli(cli: &Cli, client_id: &str) {
+    // Taking finance out of staff ends the inherited tenant role at once.
+    cli.ok(&words("group remove-member --tenant acme staff --group finance"));
+    let access = cli.json(&words("role effective --tenant acme carol --json"));
+    assert_eq!(access["roles"], serde_json::json!([]));
+    cli.ok(&words(&format!(
+        "role unassign --tenant acme reports:read --client {client_id} --group finance"
+    )));
+    let renamed = cli.json(&words("group update --tenant acme finance --name money --json"));
+    assert_eq!(renamed["path"], "/money");
+    cli.ok(&words("group remove-member --tenant acme payroll --user carol"));
+    cli.ok(&words("group remove --tenant acme money"));
+    assert_eq!(
+        cli.json(&words("group show --tenant acme payroll --json"))["path"],
+        "/payroll"
+    );
+    let actions = cli.audit_actions("acme");
+    for action in [
+        "group.create",
+        "group.add_member",
+        "group.remove_member",
+        "group.update",
+        "group.delete",
+        "client_role.create",
+        "role.assign",
+        "role.unassign",
+        "user.read_access",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} is not audited: {actions:?}"
+        );
+    }
+    cli.ok(&words("audit verify --tenant acme"));
+}
+
+#[test]
+fn groups_and_roles_from_the_cli_on_sqlite() {
+    groups_and_roles_from_the_cli(&TestDb::sqlite());
+}
+
+#[test]
+fn groups_and_roles_from_the_cli_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    groups_and_roles_from_the_cli(&db);
+}

@@ -180,6 +180,7 @@ impl From<StoreError> for AppError {
                 AppError::unavailable("database")
             }
             StoreError::NotFound { what } => AppError::not_found(format!("No such {what}.")),
+            StoreError::Cycle(m) => AppError::new(Kind::Conflict, m),
             StoreError::Conflict(m) => {
                 // Every 409 says why in the log (a race the code should absorb shows up here).
                 tracing::warn!(error = %m, "conflict");

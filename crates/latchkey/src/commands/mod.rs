@@ -5,6 +5,7 @@ pub mod admin_token;
 pub mod audit;
 pub mod client;
 pub mod demo;
+pub mod group;
 pub mod keys;
 pub mod migrate;
 pub mod role;

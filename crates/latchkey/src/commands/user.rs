@@ -6,7 +6,7 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, emit, print_json, rfc3339, user_json};
 use crate::provision::password_hash;
-use latchkey_core::{Tenant, User, UserId, UserStatus};
+use latchkey_core::{Tenant, User, UserStatus};
 use latchkey_store::{MfaRepo, NewUser, UserRepo};
 use serde_json::json;
 use std::io::BufRead;
@@ -50,16 +50,7 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
 
 /// A user by username or, failing that, by id.
 fn find(ctx: &Context<'_>, tenant: &Tenant, name: &str) -> Result<User, CliError> {
-    if let Some(user) = ctx.db.user_by_username(&tenant.id, name)? {
-        return Ok(user);
-    }
-    ctx.db
-        .user(&tenant.id, &UserId(name.to_owned()))?
-        .ok_or_else(|| CliError::NotInTenant {
-            what: "user",
-            name: name.to_owned(),
-            tenant: tenant.slug.clone(),
-        })
+    ctx.user(tenant, name)
 }
 
 /// Reads one line (the password) from standard input.
