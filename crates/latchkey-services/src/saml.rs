@@ -163,8 +163,10 @@ pub async fn refresh_connection(
     // async threads, like the ACS.
     let fetched = match fetch_metadata(&url).await {
         Ok(text) => blocking(move || {
-            Ok(latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
-                .map_err(|source| ServiceError::MetadataRefused { url, source }))
+            Ok(
+                latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
+                    .map_err(|source| ServiceError::MetadataRefused { url, source }),
+            )
         })
         .await
         .and_then(|parsed| parsed),
