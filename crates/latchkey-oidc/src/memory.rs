@@ -194,14 +194,16 @@ impl State {
             self.events.push((t.clone(), event));
             return Ok(Spend::Spent);
         }
-        self.revoke_grant(t, grant_id, now);
-        let reuse = NewAuditEvent::failure(
-            &event.actor,
-            &format!("oauth.{what}_reuse"),
-            event.target.clone(),
-            json!({"grant": grant_id, "revoked": "grant"}),
-        );
-        self.events.push((t.clone(), reuse));
+        // As the database does: only the racer that revoked the grant records the reuse.
+        if self.revoke_grant(t, grant_id, now) {
+            let reuse = NewAuditEvent::failure(
+                &event.actor,
+                &format!("oauth.{what}_reuse"),
+                event.target.clone(),
+                json!({"grant": grant_id, "revoked": "grant"}),
+            );
+            self.events.push((t.clone(), reuse));
+        }
         Ok(Spend::Replayed {
             grant_id: grant_id.to_owned(),
         })
@@ -305,13 +307,6 @@ impl OAuthRepo for MemoryOAuth {
                 })
             });
         if !won && last_rotated {
-            let ev = NewAuditEvent::failure(
-                &event.actor,
-                "oauth.refresh_superseded",
-                event.target.clone(),
-                json!({"grant": grant_id, "revoked": "nothing"}),
-            );
-            s.events.push((t.clone(), ev));
             return Ok(Spend::Superseded {
                 grant_id: grant_id.to_owned(),
             });

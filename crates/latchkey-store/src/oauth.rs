@@ -342,7 +342,10 @@ pub(crate) fn revoke_matching(
 }
 
 /// Finishes a spend: stores what it issued, or, when the code or token (`what`) had been spent
-/// before, revokes its grant and records the reuse instead of `event`.
+/// before, revokes its grant and records the reuse instead of `event`. Of many racers that
+/// lost, only the one that revoked the grant records it: the others write no audit event, so
+/// they never queue for the tenant's audit head (63 losers of a 64-way race did, one after the
+/// other, and the last ones ran past their deadline).
 fn after_spend(
     c: &mut AnyConnection,
     t: &TenantId,
@@ -350,13 +353,13 @@ fn after_spend(
     (what, grant_id): (&str, &str),
     now: i64,
     issued: &[NewToken],
-    event: NewAuditEvent,
-) -> Result<(Spend, NewAuditEvent)> {
+    event: &NewAuditEvent,
+) -> Result<(Spend, Vec<NewAuditEvent>)> {
     if won {
         insert_tokens(c, t, now, issued)?;
-        return Ok((Spend::Spent, event));
+        return Ok((Spend::Spent, vec![event.clone()]));
     }
-    revoke_grant(c, t, grant_id, now, &format!("{what}_reuse"))?;
+    let revoked_now = revoke_grant(c, t, grant_id, now, &format!("{what}_reuse"))?;
     let reuse = NewAuditEvent::failure(
         &event.actor,
         &format!("oauth.{what}_reuse"),
@@ -367,7 +370,7 @@ fn after_spend(
         Spend::Replayed {
             grant_id: grant_id.to_owned(),
         },
-        reuse,
+        if revoked_now { vec![reuse] } else { Vec::new() },
     ))
 }
 
@@ -400,19 +403,18 @@ fn last_rotated_since(
     Ok(later == 0)
 }
 
-/// The answer and audit event for a tolerated reuse (see `Spend::Superseded`).
-pub(crate) fn superseded(grant_id: &str, event: &NewAuditEvent) -> (Spend, NewAuditEvent) {
-    let ev = NewAuditEvent::failure(
-        &event.actor,
-        "oauth.refresh_superseded",
-        event.target.clone(),
-        json!({"grant": grant_id, "revoked": "nothing"}),
+/// The answer to a tolerated reuse (see `Spend::Superseded`). Nothing changed, so nothing is
+/// audited (racing refreshes would otherwise all queue for the audit head); it is logged.
+pub(crate) fn superseded(grant_id: &str) -> (Spend, Vec<NewAuditEvent>) {
+    tracing::info!(
+        grant = grant_id,
+        "rotated refresh token back within the grace window; nothing revoked"
     );
     (
         Spend::Superseded {
             grant_id: grant_id.to_owned(),
         },
-        ev,
+        Vec::new(),
     )
 }
 
@@ -501,7 +503,7 @@ impl OAuthRepo for Db {
     ) -> Result<Spend> {
         let now = self.now();
         let grant_id = &code.grant.id;
-        self.audited(t, |c| {
+        self.audited_all(t, |c| {
             let spent = diesel::update(
                 oauth_codes::table.filter(
                     oauth_codes::tenant_id
@@ -512,7 +514,7 @@ impl OAuthRepo for Db {
             )
             .set(oauth_codes::used_at.eq(now))
             .execute(c)?;
-            after_spend(c, t, spent > 0, ("code", grant_id), now, issued, event.clone())
+            after_spend(c, t, spent > 0, ("code", grant_id), now, issued, &event)
         })
     }
 
@@ -589,7 +591,7 @@ impl OAuthRepo for Db {
         reuse_grace_ms: i64,
     ) -> Result<Spend> {
         let now = self.now();
-        self.audited(t, |c| {
+        self.audited_all(t, |c| {
             let spent = diesel::update(
                 oauth_tokens::table.filter(
                     oauth_tokens::tenant_id
@@ -606,9 +608,9 @@ impl OAuthRepo for Db {
                 && reuse_grace_ms > 0
                 && last_rotated_since(c, t, (handle, grant_id), now - reuse_grace_ms)?
             {
-                return Ok(superseded(grant_id, &event));
+                return Ok(superseded(grant_id));
             }
-            after_spend(c, t, spent > 0, ("refresh", grant_id), now, issued, event.clone())
+            after_spend(c, t, spent > 0, ("refresh", grant_id), now, issued, &event)
         })
     }
 
