@@ -117,28 +117,31 @@ pub(crate) struct Manager {
     pub(crate) breaker: std::sync::Arc<latchkey_core::Breaker>,
 }
 
-impl Manager {
-    /// Reports an attempt's outcome to the breaker; logs only the transitions. A SQLite file
-    /// is not a server that goes down: a failed open there (a lock held by another process
-    /// during setup) is the caller's error, not an outage.
-    pub(crate) fn observe<T>(&self, r: Result<T, ConnectionError>) -> Result<T, ConnectionError> {
-        if self.url.is_sqlite() {
-            return r;
-        }
-        match &r {
-            Ok(_) => {
-                if self.breaker.success() {
-                    tracing::info!(dependency = "database", "database answers again; circuit closed");
-                }
-            }
-            Err(error) => {
-                if self.breaker.failure() {
-                    tracing::warn!(dependency = "database", %error, "database is down; circuit open");
-                }
-            }
-        }
-        r
+/// `establish`, with the outcome reported to `breaker` (only transitions are logged): the one
+/// way both the pool and the breaker's probe connect. A SQLite file is not a server that goes
+/// down: a failed open there (a lock held by another process during setup) is the caller's
+/// error, not an outage, so it is not reported.
+pub(crate) fn establish_reported(
+    url: &DatabaseUrl,
+    breaker: &latchkey_core::Breaker,
+) -> Result<AnyConnection, ConnectionError> {
+    let r = establish(url);
+    if url.is_sqlite() {
+        return r;
     }
+    match &r {
+        Ok(_) => {
+            if breaker.success() {
+                tracing::info!(dependency = "database", "database answers again; circuit closed");
+            }
+        }
+        Err(error) => {
+            if breaker.failure() {
+                tracing::warn!(dependency = "database", %error, "database is down; circuit open");
+            }
+        }
+    }
+    r
 }
 
 /// A connection used this recently is taken as alive without a `SELECT 1` round trip at
@@ -159,7 +162,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> Result<Tracked, ConnectionError> {
         Ok(Tracked {
-            conn: self.observe(establish(&self.url))?,
+            conn: establish_reported(&self.url, &self.breaker)?,
             returned_at: None,
         })
     }

@@ -227,12 +227,7 @@ impl Db {
 
     /// The probe while the breaker is open: a connection of its own, outside the pool.
     fn probe(&self) -> Result<()> {
-        let manager = Manager {
-            url: self.url.clone(),
-            breaker: Arc::clone(&self.breaker),
-        };
-        manager
-            .observe(crate::conn::establish(&self.url))
+        crate::conn::establish_reported(&self.url, &self.breaker)
             .map(drop)
             .map_err(|e| StoreError::Unavailable(format!("database is down: {e}")))
     }
