@@ -406,7 +406,136 @@ async fn a_mapper_cannot_overwrite_registered_claims(s: &TestServer) {
     assert!(stored.settings.claims.mappers.is_empty(), "nothing was written");
 }
 
+/// Number and string-list attributes for the account-form test.
+fn define(s: &TestServer, t: &TenantId, name: &str, kind: AttributeKind, required: bool) {
+    let def = AttributeDef {
+        tenant_id: t.clone(),
+        name: name.into(),
+        label: Some(format!("Your {name}")),
+        kind,
+        required,
+        unique: false,
+        editable_by: EditableBy::User,
+        created_at: 0,
+    };
+    s.state.db.define_attribute(t, ACTOR, &def).unwrap();
+}
+
+// One browser session on the account form, step by step: each step's state feeds the next.
+#[allow(clippy::too_many_lines)]
+async fn the_account_form_edits_only_what_the_schema_lets_users_edit(s: &TestServer) {
+    setup(s, "acme").await;
+    let m = model(s, AccessTokenFormat::Jwt, ClaimsConfig::default());
+    define(s, &m.t, "floor", AttributeKind::Number, false);
+    define(s, &m.t, "languages", AttributeKind::StringList, true);
+    let mut b = Browser::default();
+    b.sign_in(s, "acme", "alice", latchkey_tests::browser::PASSWORD)
+        .await;
+    let (_, _, page) = b.get(s, "/t/acme/account").await;
+    assert!(
+        page.contains("<label for=\"attr_region\">region</label>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"attr_org\" type=\"text\" value=\"acme-emea\" readonly"),
+        "admin-only is shown read-only"
+    );
+    assert!(!page.contains("name=\"attr_org\""), "and never posted");
+    let csrf = latchkey_tests::browser::hidden(&page, "csrf");
+    let values = |s: &TestServer| s.state.db.user_attributes(&m.t, &m.alice).unwrap();
+    let post = |fields: Vec<(&'static str, String)>| {
+        let mut f: Vec<(&str, String)> = vec![("csrf", csrf.clone())];
+        f.extend(fields);
+        f
+    };
+    let send = async |b: &mut Browser, f: Vec<(&str, String)>| {
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (st, _, page) = b.post(s, "/t/acme/account/attributes", &pairs, &[]).await;
+        (st, page)
+    };
+    // A forged field for the admin-only `org`, beside a legitimate change: nothing is written.
+    let before = values(s);
+    let (st, page) = send(
+        &mut b,
+        post(vec![
+            ("attr_region", "us".into()),
+            ("attr_org", "evil".into()),
+            ("attr_languages", "en".into()),
+        ]),
+    )
+    .await;
+    assert_eq!(st, 403, "{page}");
+    assert!(page.contains("can only be changed by an administrator"), "{page}");
+    assert_eq!(values(s), before, "nothing written");
+    // Wrong type, and a required attribute left empty.
+    let (st, page) = send(
+        &mut b,
+        post(vec![
+            ("attr_floor", "third".into()),
+            ("attr_languages", "en".into()),
+        ]),
+    )
+    .await;
+    assert_eq!(
+        (st.as_u16(), page.contains("must be a number")),
+        (422, true),
+        "{page}"
+    );
+    let (st, page) = send(&mut b, post(vec![("attr_languages", " ".into())])).await;
+    assert_eq!(
+        (st.as_u16(), page.contains("a value is required")),
+        (422, true),
+        "{page}"
+    );
+    assert_eq!(values(s), before);
+    // Without the CSRF token.
+    let (st, _, _) = b
+        .post(s, "/t/acme/account/attributes", &[("attr_region", "us")], &[])
+        .await;
+    assert_eq!(st, 403);
+    assert_eq!(values(s), before);
+    // A valid change is saved, typed, and audited by name only.
+    let (st, _) = send(
+        &mut b,
+        post(vec![
+            ("attr_region", "us".into()),
+            ("attr_floor", "3".into()),
+            ("attr_languages", "en, de".into()),
+        ]),
+    )
+    .await;
+    assert_eq!(st, 303);
+    let after = values(s);
+    assert_eq!(after["region"], "us");
+    assert_eq!(after["floor"], json!(3));
+    assert_eq!(after["languages"], json!(["en", "de"]));
+    assert_eq!(after["org"], "acme-emea");
+    let events = latchkey_store::AuditRepo::audit_events(&s.state.db, &m.t, 1, 1000).unwrap();
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.action == "user.attributes_update")
+        .unwrap();
+    assert_eq!(last.actor, format!("user:{}", m.alice));
+    assert!(
+        !last.details.to_string().contains("\"us\""),
+        "values stay out of the audit log"
+    );
+    // The next token carries the new value.
+    let mut claims = ClaimsConfig::default();
+    claims
+        .mappers
+        .push(mapper("region", None, ClaimSource::Attribute("region".into())));
+    s.state
+        .db
+        .set_client_claims(&m.t, ACTOR, &m.reporting.client_id, &claims)
+        .unwrap();
+    let got = sign_in(s, &m, &["offline_access"]).await;
+    assert_eq!(got.id.region.as_deref(), Some("us"));
+}
+
 latchkey_tests::e2e!(
+    the_account_form_edits_only_what_the_schema_lets_users_edit,
     the_relying_party_reads_roles_groups_and_attributes,
     a_client_asking_only_for_its_own_roles_gets_only_those,
     removing_a_member_removes_its_roles_at_the_next_refresh,

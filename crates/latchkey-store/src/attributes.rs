@@ -27,6 +27,9 @@ pub struct AttributeUpdate {
 /// A user's attribute values by name.
 pub type AttributeValues = BTreeMap<String, Value>;
 
+/// One change to a user's values: the attribute and its new value (`None`: clear it).
+pub type AttributeChange = (String, Option<Value>);
+
 pub trait AttributeRepo {
     /// Declares an attribute (`created_at` and `tenant_id` are the store's).
     fn define_attribute(&self, t: &TenantId, actor: &str, def: &AttributeDef) -> Result<AttributeDef>;
@@ -51,7 +54,7 @@ pub trait AttributeRepo {
         t: &TenantId,
         actor: &str,
         user: &UserId,
-        changes: &[(String, Option<Value>)],
+        changes: &[AttributeChange],
         by: EditableBy,
     ) -> Result<AttributeValues>;
 }
@@ -121,7 +124,7 @@ type CheckedChange = (String, Option<(String, Option<String>)>);
 /// Checks each change against the schema and `by`.
 fn checked(
     schema: &[AttributeDef],
-    changes: &[(String, Option<Value>)],
+    changes: &[AttributeChange],
     by: EditableBy,
 ) -> Result<Vec<CheckedChange>> {
     let mut out = Vec::with_capacity(changes.len());
@@ -293,7 +296,7 @@ impl AttributeRepo for Db {
         t: &TenantId,
         actor: &str,
         user: &UserId,
-        changes: &[(String, Option<Value>)],
+        changes: &[AttributeChange],
         by: EditableBy,
     ) -> Result<AttributeValues> {
         let now = self.now();

@@ -23,7 +23,7 @@ mod tenants;
 mod users;
 
 pub use admin_tokens::AdminTokenRepo;
-pub use attributes::{AttributeRepo, AttributeUpdate, AttributeValues};
+pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
 pub use clients::{ClientRepo, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
