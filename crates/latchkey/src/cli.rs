@@ -369,6 +369,9 @@ pub struct SamlUpdate {
     /// Remove every group → role mapping.
     #[arg(long, conflicts_with = "role_map")]
     pub no_role_map: bool,
+    /// Remove every IdP group → group mapping.
+    #[arg(long, conflicts_with = "group_map")]
+    pub no_group_map: bool,
     /// Stop checking the metadata's signature (unpin the metadata-signing certificate).
     #[arg(long, conflicts_with = "metadata_signing_cert")]
     pub no_metadata_signing_cert: bool,
@@ -411,6 +414,10 @@ pub struct SamlFlags {
     /// IdP group → tenant role (repeatable; on update, replaces the whole map).
     #[arg(long = "role-map", value_name = "GROUP=ROLE")]
     pub role_map: Vec<String>,
+    /// IdP group → Latchkey group: members follow the IdP at each sign-in (repeatable; on
+    /// update, replaces the whole map).
+    #[arg(long = "group-map", value_name = "IDP_GROUP=GROUP")]
+    pub group_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
