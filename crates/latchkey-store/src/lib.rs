@@ -20,6 +20,7 @@ mod saml;
 mod schema;
 mod tenants;
 mod users;
+mod verifications;
 
 pub use admin_tokens::AdminTokenRepo;
 pub use audit::{Anchor, AuditFilter, AuditRepo};
@@ -39,5 +40,6 @@ pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserRepo, UserUpdate};
+pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -419,6 +419,77 @@ pub(crate) fn describe(strings: &Strings, scope: &str) -> String {
     }
 }
 
+/// The email-verification pages and mails (issue 20), in the language of `Strings`.
+pub struct EmailStrings {
+    pub verify_title: &'static str,
+    /// `{email}`: the address the link was sent to.
+    pub verify_intro: &'static str,
+    pub verify_button: &'static str,
+    pub verify_invalid: &'static str,
+    /// The account's address changed since the link was sent.
+    pub verify_stale: &'static str,
+    pub verified_done: &'static str,
+    pub verified_badge: &'static str,
+    pub unverified_badge: &'static str,
+    pub resend_button: &'static str,
+    pub resent: &'static str,
+    pub unverified_title: &'static str,
+    /// `{email}`; `{client}` when known.
+    pub unverified_intro: &'static str,
+    pub unverified_none: &'static str,
+    pub continue_button: &'static str,
+    pub mail_subject: &'static str,
+    /// `{email}`, `{user}`, `{tenant}`, `{link}`.
+    pub mail_body: &'static str,
+}
+
+pub static EMAIL_EN: EmailStrings = EmailStrings {
+    verify_title: "Confirm your email address",
+    verify_intro: "Confirm that {email} is your address.",
+    verify_button: "Confirm email address",
+    verify_invalid: "This confirmation link is invalid, already used or expired. Sign in and send a new one from your account page.",
+    verify_stale: "This link was sent to an address your account no longer has.",
+    verified_done: "Your email address is confirmed.",
+    verified_badge: "confirmed",
+    unverified_badge: "not confirmed yet",
+    resend_button: "Send a new confirmation link",
+    resent: "A confirmation link is on its way. It works once, within 24 hours.",
+    unverified_title: "Confirm your email address first",
+    unverified_intro: "Before you continue, confirm your email address {email}: open the link we mailed you, then come back and continue.",
+    unverified_none: "Before you continue, add an email address to your account and confirm it.",
+    continue_button: "Continue",
+    mail_subject: "Confirm your email address for {tenant}",
+    mail_body: "Please confirm that {email} is the address of {user} at {tenant}.\n\nOpen this link within 24 hours and press the button on the page. It works once:\n{link}\n\nIf you did not expect this, ignore this mail.\n",
+};
+
+pub static EMAIL_DE: EmailStrings = EmailStrings {
+    verify_title: "E-Mail-Adresse bestätigen",
+    verify_intro: "Bestätigen Sie, dass {email} Ihre Adresse ist.",
+    verify_button: "E-Mail-Adresse bestätigen",
+    verify_invalid: "Dieser Bestätigungslink ist ungültig, schon benutzt oder abgelaufen. Melden Sie sich an und fordern Sie auf Ihrer Kontoseite einen neuen an.",
+    verify_stale: "Dieser Link ging an eine Adresse, die Ihr Konto nicht mehr hat.",
+    verified_done: "Ihre E-Mail-Adresse ist bestätigt.",
+    verified_badge: "bestätigt",
+    unverified_badge: "noch nicht bestätigt",
+    resend_button: "Neuen Bestätigungslink senden",
+    resent: "Ein Bestätigungslink ist unterwegs. Er funktioniert einmal, innerhalb von 24 Stunden.",
+    unverified_title: "Bestätigen Sie zuerst Ihre E-Mail-Adresse",
+    unverified_intro: "Bevor es weitergeht, bestätigen Sie Ihre E-Mail-Adresse {email}: Öffnen Sie den Link aus unserer E-Mail und kehren Sie dann hierher zurück.",
+    unverified_none: "Bevor es weitergeht, hinterlegen und bestätigen Sie eine E-Mail-Adresse in Ihrem Konto.",
+    continue_button: "Weiter",
+    mail_subject: "E-Mail-Adresse für {tenant} bestätigen",
+    mail_body: "Bitte bestätigen Sie, dass {email} die Adresse von {user} bei {tenant} ist.\n\nÖffnen Sie diesen Link innerhalb von 24 Stunden und drücken Sie den Knopf auf der Seite. Er funktioniert einmal:\n{link}\n\nWenn Sie das nicht erwartet haben, ignorieren Sie diese E-Mail.\n",
+};
+
+/// The email strings in the language `strings` is in.
+pub fn email(strings: &Strings) -> &'static EmailStrings {
+    if strings.lang == "de" {
+        &EMAIL_DE
+    } else {
+        &EMAIL_EN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
