@@ -122,6 +122,41 @@ pub(crate) async fn admit_pending(
     }
 }
 
+/// Sign-ups one client (an IPv4 address or IPv6 /64; allow-listed networks are not counted)
+/// may start per `SIGNUP_WINDOW`, and sign-ups per email domain (docs/sign-up.md).
+pub const SIGNUPS_PER_CLIENT: u64 = 10;
+pub const SIGNUPS_PER_DOMAIN: u64 = 50;
+pub const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Counts one sign-up attempt of `address` for an address in `domain`; past either limit,
+/// returns how long until another is admitted. CAPTCHA-free: a flood from one network or
+/// aimed at one domain slows down, others are untouched.
+pub async fn signup_attempt(
+    store: &dyn Ephemeral,
+    tenant: &Tenant,
+    address: &str,
+    domain: &str,
+) -> Result<Option<Duration>> {
+    let mut wait = None;
+    if let Some(client) = client_key(tenant, address) {
+        let hit = store
+            .hit(&tenant.id, &format!("signup:{client}"), SIGNUP_WINDOW)
+            .await?;
+        if hit.count > SIGNUPS_PER_CLIENT {
+            wait = Some(hit.reset_in);
+        }
+    }
+    let domain_key = format!(
+        "signup:domain:{}",
+        &latchkey_core::sha256_hex(domain.to_lowercase().as_bytes())[..32]
+    );
+    let hit = store.hit(&tenant.id, &domain_key, SIGNUP_WINDOW).await?;
+    if hit.count > SIGNUPS_PER_DOMAIN {
+        wait = Some(wait.map_or(hit.reset_in, |w: Duration| w.max(hit.reset_in)));
+    }
+    Ok(wait.map(|w| w.max(Duration::from_secs(1))))
+}
+
 /// A failure budget with reservations, for limits without back-off (second-factor codes, admin
 /// tokens): at most `allowed` failures under `key` per `window` are ever checked, parallel
 /// checks included.

@@ -490,6 +490,76 @@ pub fn email(strings: &Strings) -> &'static EmailStrings {
     }
 }
 
+/// The sign-up page (issue 20), in the language of `Strings`.
+pub struct SignupStrings {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub invite_only: &'static str,
+    pub email_label: &'static str,
+    pub username_label: &'static str,
+    pub password_label: &'static str,
+    pub button: &'static str,
+    /// `{email}`.
+    pub sent: &'static str,
+    pub link_from_login: &'static str,
+    pub bad_email: &'static str,
+    pub domain_refused: &'static str,
+    /// Followed by a link to the organisation's sign-in.
+    pub managed_domain: &'static str,
+    pub username_taken: &'static str,
+    pub continue_sign_in: &'static str,
+    pub mail_taken_subject: &'static str,
+    /// `{email}`, `{user}`, `{tenant}`, `{link}` (sign-in), `{reset}`.
+    pub mail_taken_body: &'static str,
+}
+
+pub static SIGNUP_EN: SignupStrings = SignupStrings {
+    title: "Create an account",
+    intro: "We will mail you a link to confirm your address.",
+    invite_only: "You need an invitation to create an account here. Ask the person who runs this service to invite you.",
+    email_label: "Email address",
+    username_label: "Username (optional: your email address otherwise)",
+    password_label: "Password",
+    button: "Create account",
+    sent: "Check your mail: we sent a message to {email}. Follow the link in it to confirm your address, then sign in.",
+    link_from_login: "Create an account",
+    bad_email: "Enter a valid email address.",
+    domain_refused: "Accounts can't be created here for addresses in this domain.",
+    managed_domain: "Addresses in this domain are managed by your organisation. Sign in with it instead:",
+    username_taken: "That username is taken. Choose another, or leave it empty.",
+    continue_sign_in: "Sign in",
+    mail_taken_subject: "Sign-up attempt for {tenant}",
+    mail_taken_body: "Someone (hopefully you) tried to create an account at {tenant} with {email}, which already belongs to the account {user}. No new account was created.\n\nTo sign in: {link}\nForgot your password? {reset}\n\nIf this was not you, you can ignore this mail.\n",
+};
+
+pub static SIGNUP_DE: SignupStrings = SignupStrings {
+    title: "Konto anlegen",
+    intro: "Wir senden Ihnen einen Link, um Ihre Adresse zu bestätigen.",
+    invite_only: "Um hier ein Konto anzulegen, brauchen Sie eine Einladung. Bitten Sie die Betreiber dieses Dienstes darum.",
+    email_label: "E-Mail-Adresse",
+    username_label: "Benutzername (optional, sonst Ihre E-Mail-Adresse)",
+    password_label: "Passwort",
+    button: "Konto anlegen",
+    sent: "Sehen Sie in Ihr Postfach: Wir haben eine Nachricht an {email} gesendet. Bestätigen Sie Ihre Adresse über den Link darin und melden Sie sich dann an.",
+    link_from_login: "Konto anlegen",
+    bad_email: "Geben Sie eine gültige E-Mail-Adresse ein.",
+    domain_refused: "Für Adressen dieser Domain können hier keine Konten angelegt werden.",
+    managed_domain: "Adressen dieser Domain verwaltet Ihre Organisation. Melden Sie sich stattdessen darüber an:",
+    username_taken: "Dieser Benutzername ist vergeben. Wählen Sie einen anderen oder lassen Sie das Feld leer.",
+    continue_sign_in: "Anmelden",
+    mail_taken_subject: "Registrierungsversuch bei {tenant}",
+    mail_taken_body: "Jemand (hoffentlich Sie) wollte bei {tenant} ein Konto mit {email} anlegen. Diese Adresse gehört schon zum Konto {user}. Es wurde kein neues Konto angelegt.\n\nZur Anmeldung: {link}\nPasswort vergessen? {reset}\n\nWenn Sie das nicht waren, ignorieren Sie diese E-Mail.\n",
+};
+
+/// The sign-up strings in the language `strings` is in.
+pub fn signup(strings: &Strings) -> &'static SignupStrings {
+    if strings.lang == "de" {
+        &SIGNUP_DE
+    } else {
+        &SIGNUP_EN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
