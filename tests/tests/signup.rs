@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use latchkey_core::{AccessTokenFormat, ClientType};
 use latchkey_core::{IdpDescriptor, SamlOptions, SignupMode, SignupPolicy};
 use latchkey_store::{AuditRepo, NewSamlConnection, SamlRepo, TenantRepo, UserRepo};
 use latchkey_tests::browser::{Browser, hidden, setup};
-use latchkey_tests::oidc::update_policy;
+use latchkey_tests::oidc::{REDIRECT, authorize, authorize_path, query, register, update_policy};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
 use reqwest::StatusCode;
 
@@ -218,6 +219,58 @@ async fn open_signup_is_enumeration_safe(backend: Backend) {
         .sign_in(&s, "acme", "carol@acme.test", PASSWORD)
         .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
+    continues_to_the_application(&s, &sink).await;
+}
+
+/// Someone who came from an application signs up, confirms, signs in and is back in the flow.
+async fn continues_to_the_application(s: &TestServer, sink: &SmtpSink) {
+    let c = register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut app = Browser::default();
+    let (_, h, _) = app.get(s, &authorize_path(&c, &[])).await;
+    let login = h["location"].to_str().unwrap().to_owned();
+    let id = login.split("interaction=").nth(1).unwrap().to_owned();
+    let (_, _, page) = app.get(s, &login).await;
+    let signup = format!("/t/acme/signup?interaction={id}");
+    assert!(
+        page.contains(&signup),
+        "the sign-in page keeps the interaction: {page}"
+    );
+    let (_, _, page) = app.get(s, &signup).await;
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("interaction", hidden(&page, "interaction")),
+        ("email", "dan@acme.test".to_owned()),
+        ("new_password", PASSWORD.to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, page) = app.post(s, "/t/acme/signup", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        page.contains(&format!("/t/acme/login?interaction={id}")),
+        "{page}"
+    );
+    let mails = sink.wait_for(3, 10).await;
+    let link = mails[2].link().unwrap();
+    let (_, _, page) = app.get(s, &link[s.base_url.len()..]).await;
+    let form = [("csrf", hidden(&page, "csrf")), ("token", hidden(&page, "token"))];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, _) = app.post(s, "/t/acme/email/verify", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, _, page) = app.get(s, &login).await;
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("interaction", id.clone()),
+        ("username", "dan@acme.test".to_owned()),
+        ("password", PASSWORD.to_owned()),
+        ("return_to", String::new()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, h, _) = app.post(s, "/t/acme/login", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let resume = h["location"].to_str().unwrap().to_owned();
+    let back = authorize(s, &mut app, &resume, "acme", true).await;
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert!(query(&back).contains_key("code"));
 }
 
 async fn refusals_and_limits(backend: Backend) {
