@@ -321,6 +321,50 @@ mod tests {
         assert_eq!(backoff(u64::MAX, 4), Some(MAX_LOCK));
     }
 
+    #[tokio::test]
+    async fn signups_are_limited_per_client_and_per_domain() {
+        let store =
+            latchkey_session::MemoryStore::new(std::sync::Arc::new(latchkey_core::FixedClock::new(0)));
+        let tenant = latchkey_core::Tenant {
+            id: "t".into(),
+            slug: "acme".into(),
+            display_name: "Acme".into(),
+            policy: latchkey_core::TenantPolicy::default(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        for i in 0..SIGNUPS_PER_CLIENT {
+            let domain = format!("d{i}.test");
+            assert!(
+                signup_attempt(&store, &tenant, "192.0.2.1", &domain)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let wait = signup_attempt(&store, &tenant, "192.0.2.1", "x.test")
+            .await
+            .unwrap();
+        assert!(wait.is_some_and(|w| w >= Duration::from_secs(1)));
+        // Another client is not held back.
+        assert!(
+            signup_attempt(&store, &tenant, "192.0.2.2", "x.test")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        for i in 0..SIGNUPS_PER_DOMAIN {
+            let address = format!("2001:db8:{i:x}::1");
+            let _ = signup_attempt(&store, &tenant, &address, "flood.test")
+                .await
+                .unwrap();
+        }
+        let wait = signup_attempt(&store, &tenant, "2001:db8:ffff::1", "flood.test")
+            .await
+            .unwrap();
+        assert!(wait.is_some(), "the domain's limit holds across clients");
+    }
+
     #[test]
     fn account_keys_hide_the_name_and_ignore_case() {
         let k = account_key("Alice@Example.com");

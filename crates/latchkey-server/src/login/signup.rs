@@ -54,7 +54,13 @@ struct View<'a> {
 
 /// The interaction the form carries, if it looks like a reference.
 fn interaction_of(value: Option<&str>) -> &str {
-    value.filter(|i| i.len() == 43).unwrap_or_default()
+    value
+        .filter(|i| {
+            i.len() == 43
+                && i.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_default()
 }
 
 fn render(
