@@ -438,7 +438,8 @@ pub(super) async fn consent(
     let Some((pending, c)) = load(&state, &req, &tenant, &id).await? else {
         return Ok(expired_page(&req));
     };
-    if email::owes_verified_email(&tenant, &user) {
+    // Allowing still needs the verified address; denying never does.
+    if form.get("decision") == Some("allow") && email::owes_verified_email(&tenant, &user) {
         return hold_for_email(&state, &req, (&tenant, &c), &pending, Some(&id)).await;
     }
     if !take(&state, &req, &tenant, Some(&id)).await? {
