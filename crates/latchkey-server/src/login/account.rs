@@ -41,6 +41,8 @@ struct AccountPage<'a> {
     totp_allowed: bool,
     totp_on: bool,
     recovery_left: String,
+    /// The tenant's user attributes with this user's values.
+    attributes: Vec<super::attributes::AttributeField>,
     error: Option<String>,
     notice: Option<&'a str>,
 }
@@ -88,7 +90,7 @@ fn to_login(tenant: &Tenant) -> HttpResponse {
     ))
 }
 
-struct View<'a> {
+pub(super) struct View<'a> {
     id: &'a SessionId,
     user: &'a User,
     status: StatusCode,
@@ -98,7 +100,7 @@ struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn error(id: &'a SessionId, user: &'a User, status: StatusCode, error: String) -> Self {
+    pub(super) fn error(id: &'a SessionId, user: &'a User, status: StatusCode, error: String) -> Self {
         Self {
             id,
             user,
@@ -110,7 +112,7 @@ impl<'a> View<'a> {
     }
 }
 
-async fn render(
+pub(super) async fn render(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
@@ -120,6 +122,7 @@ async fn render(
     let sessions = session_rows(state, tenant, &v).await?;
     let apps = app_rows(state, s, tenant, v.user).await?;
     let (totp_on, left, passkeys) = factor_rows(state, tenant, v.user).await?;
+    let attributes = super::attributes::fields(state, tenant, v.user).await?;
     let display = v
         .user
         .display_name
@@ -145,6 +148,7 @@ async fn render(
         totp_allowed: tenant.policy.allows(latchkey_core::MfaMethod::Totp),
         totp_on,
         recovery_left: s.recovery_left.replace("{n}", &left.to_string()),
+        attributes,
         error: v.error,
         notice: v.notice,
     };
