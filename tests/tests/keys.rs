@@ -428,6 +428,7 @@ fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) 
             email: None,
             display_name: None,
             password_hash: None,
+            email_verified: false,
         };
         let user = store.create_user(&f.tenant, "test", &new).unwrap().id;
         let at = Aad {

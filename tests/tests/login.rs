@@ -354,7 +354,8 @@ async fn the_profile_is_edited_with_validation_and_audit(s: &TestServer) {
         )
         .await;
     assert_eq!(st, StatusCode::SEE_OTHER);
-    assert_eq!(h["location"], "/t/acme/account?saved=1");
+    // A new address is saved unverified and gets a verification link (docs/sign-up.md).
+    assert_eq!(h["location"], "/t/acme/account?saved=1&verify_sent=1");
     let (_, _, page) = b.get(s, "/t/acme/account?saved=1").await;
     assert!(!page.contains("Alice <Admin>"), "unescaped: {page}");
     assert!(
@@ -364,10 +365,10 @@ async fn the_profile_is_edited_with_validation_and_audit(s: &TestServer) {
     assert!(page.contains("Your profile has been saved."));
     let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
     assert_eq!(alice.email.as_deref(), Some("alice@new.example"));
-    let last = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 1000)
-        .unwrap()
-        .pop()
-        .unwrap();
+    let mut events = latchkey_store::AuditRepo::audit_events(&s.state.db, &t.id, 0, 1000).unwrap();
+    let requested = events.pop().unwrap();
+    assert_eq!(requested.action, "user.email_verification_requested");
+    let last = events.pop().unwrap();
     assert_eq!(
         (last.action.as_str(), last.actor),
         ("user.update", format!("user:{}", alice.id))

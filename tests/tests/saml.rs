@@ -11,7 +11,9 @@
 #![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::many_single_char_names)] // test code; s, t, c, b, q: server, tenant, connection, browser, query
 
 use latchkey_core::{AuditEvent, MfaMode, Outcome, SamlConnection, SamlOptions, Tenant};
-use latchkey_store::{AuditFilter, AuditRepo, RoleRepo, SamlRepo, TenantRepo, UserRepo};
+use latchkey_store::{
+    AuditFilter, AuditRepo, EmailVerificationRepo, RoleRepo, SamlRepo, TenantRepo, UserRepo,
+};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
@@ -773,6 +775,56 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
     assert_eq!(user_count(s), users);
 }
 
+/// A connection vouches for the addresses it asserts only when set to: a JIT user of a
+/// connection that doesn't is unverified; once it does, the next sign-in asserting the user's
+/// address verifies it; a user whose address differs from the asserted one stays unverified.
+async fn connections_vouch_for_addresses_only_when_set(s: &TestServer) {
+    setup(s, SLUG).await;
+    let t = tenant(s);
+    let idp = SamlIdp::start();
+    let mut options = corp_options();
+    let c = connect(s, &idp, "corp", options.clone(), None).await;
+    let dana = json!({"name_id": "dana", "attributes": {"mail": ["dana@corp.example"], "displayName": ["Dana"], "groups": []}});
+    let sign_in = |next: serde_json::Value| async {
+        idp.set_next(next).await;
+        let mut b = Browser::default();
+        let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+        let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
+        s.state
+            .db
+            .user_by_email(&t.id, "dana@corp.example")
+            .unwrap()
+            .unwrap()
+    };
+    assert!(!sign_in(dana.clone()).await.email_verified, "not vouched for");
+    options.email_verified = true;
+    let vouch = latchkey_store::SamlConnectionUpdate {
+        options: Some(options),
+        ..Default::default()
+    };
+    update(s, &c, vouch);
+    let user = sign_in(dana.clone()).await;
+    assert!(user.email_verified, "vouched for at the next sign-in");
+    let events = s.state.db.audit_events(&t.id, 0, 1000).unwrap();
+    let vouched = events.iter().find(|e| e.action == "user.email_verified").unwrap();
+    assert_eq!(vouched.actor, "saml:corp");
+
+    // The IdP now asserts another address than the user has: nothing is vouched for.
+    s.state
+        .db
+        .set_email_verified(&t.id, "test", &user.id, false)
+        .unwrap();
+    let other = json!({"name_id": "dana", "attributes": {"mail": ["dana.other@corp.example"], "displayName": ["Dana"], "groups": []}});
+    idp.set_next(other).await;
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    let (st, _, _) = post_acs(s, &mut b, &action, &fields).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let after = s.state.db.user(&t.id, &user.id).unwrap().unwrap();
+    assert!(!after.email_verified);
+}
+
 /// Under a required MFA policy a SAML sign-in still owes a Latchkey factor, unless the
 /// connection trusts the IdP's MFA and the IdP says it did MFA.
 async fn tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted(s: &TestServer) {
@@ -1235,6 +1287,7 @@ latchkey_tests::e2e!(
     cbc_encrypted_assertions_need_the_legacy_opt_in,
     jit_refuses_an_address_in_another_connections_domain,
     accounts_jit_off_email_collision_and_trusted_linking,
+    connections_vouch_for_addresses_only_when_set,
     tenant_mfa_policy_applies_after_saml_unless_idp_mfa_is_trusted,
     metadata_refresh_takes_rollover_and_survives_failure,
     pinned_metadata_signer_and_certificate_change_alerts,

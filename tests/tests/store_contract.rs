@@ -1511,6 +1511,123 @@ fn group_changes_are_audited(db: &Db) {
     ));
 }
 
+fn mail_to(id: &str, to: &str) -> latchkey_store::NewMail {
+    latchkey_store::NewMail {
+        channel: latchkey_store::Channel::Mail,
+        id: id.into(),
+        recipient: to.into(),
+        subject: "verify".into(),
+        body_sealed: "sealed".into(),
+    }
+}
+
+/// Verification links: spent once, only while live, only for the address they went to; a
+/// change of address clears the flag; every step audited.
+// One user's links from request to spend, in order: split, the order would hide.
+#[allow(clippy::too_many_lines)]
+fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
+    use latchkey_store::{EmailVerificationRepo, NewVerification};
+    let t = tenant(db, "acme");
+    let far = i64::MAX / 2;
+    let new = NewUser {
+        username: "alice".into(),
+        email: Some("Alice@Acme.test".into()),
+        ..NewUser::default()
+    };
+    let m1 = mail_to("m1", "alice@acme.test");
+    let v1 = NewVerification {
+        token_hash: "h1",
+        expires_at: far,
+        mail: &m1,
+    };
+    let alice = db
+        .create_user_verifying(&t, ACTOR, "user.signup", &new, Some(&v1))
+        .unwrap();
+    assert!(!alice.email_verified);
+    let live = db.email_verification(&t, "h1").unwrap().unwrap();
+    assert_eq!(
+        (live.user.clone(), live.email.as_str()),
+        (alice.id.clone(), "alice@acme.test")
+    );
+    // A mail to another address than the user's is refused, and writes nothing.
+    let wrong = mail_to("m2", "mallory@evil.test");
+    let v = NewVerification {
+        token_hash: "h2",
+        expires_at: far,
+        mail: &wrong,
+    };
+    assert!(matches!(
+        db.request_email_verification(&t, ACTOR, &alice.id, &v),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(db.email_verification(&t, "h2").unwrap().is_none());
+    // Expired: not live, not spendable.
+    let m3 = mail_to("m3", "alice@acme.test");
+    let v = NewVerification {
+        token_hash: "h3",
+        expires_at: 1,
+        mail: &m3,
+    };
+    db.request_email_verification(&t, ACTOR, &alice.id, &v).unwrap();
+    assert!(db.email_verification(&t, "h3").unwrap().is_none());
+    assert!(matches!(
+        db.complete_email_verification(&t, "h3"),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Another tenant can't spend it.
+    let other = tenant(db, "other");
+    assert!(matches!(
+        db.complete_email_verification(&other, "h1"),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Spent once.
+    assert!(db.complete_email_verification(&t, "h1").unwrap().email_verified);
+    assert!(matches!(
+        db.complete_email_verification(&t, "h1"),
+        Err(StoreError::NotFound { .. })
+    ));
+    // A change of address clears the flag; a link for the old address verifies nothing.
+    let m4 = mail_to("m4", "alice@acme.test");
+    let v = NewVerification {
+        token_hash: "h4",
+        expires_at: far,
+        mail: &m4,
+    };
+    db.request_email_verification(&t, ACTOR, &alice.id, &v).unwrap();
+    let change = UserUpdate {
+        email: Some(Some("alice.new@acme.test".into())),
+        display_name: None,
+    };
+    assert!(
+        !db.update_user(&t, ACTOR, &alice.id, &change)
+            .unwrap()
+            .email_verified
+    );
+    assert!(matches!(
+        db.complete_email_verification(&t, "h4"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!db.user(&t, &alice.id).unwrap().unwrap().email_verified);
+    // The operator's word.
+    assert!(
+        db.set_email_verified(&t, ACTOR, &alice.id, true)
+            .unwrap()
+            .email_verified
+    );
+    let nobody = user(db, &t, "bob");
+    assert!(matches!(
+        db.set_email_verified(&t, ACTOR, &nobody, true),
+        Err(StoreError::Invalid(_))
+    ));
+    for action in [
+        "user.signup",
+        "user.email_verification_requested",
+        "user.email_verified",
+    ] {
+        assert!(!events_named(db, &t, action).is_empty(), "{action}");
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1555,6 +1672,7 @@ contract!(
     deleting_a_group_removes_its_memberships_and_roles,
     groups_and_roles_of_another_tenant_cannot_be_used,
     group_changes_are_audited,
+    email_verification_links_are_single_use_and_bound_to_the_address,
 );
 
 // --- tampering: the attacker has write access to the database --------------------------------

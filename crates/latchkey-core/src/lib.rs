@@ -23,9 +23,9 @@ pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Pr
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
     AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings, ClientType,
-    FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy, RetentionPolicy,
-    RiskPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy,
-    TrustedAuthenticator, User, UserStatus,
+    EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
+    RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy, Tenant,
+    TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};

@@ -176,6 +176,57 @@ pub struct TenantPolicy {
     pub risk: RiskPolicy,
     pub retention: RetentionPolicy,
     pub throttle: ThrottlePolicy,
+    pub email: EmailPolicy,
+    pub signup: SignupPolicy,
+}
+
+wire_enum!(
+    /// Who may create their own account (docs/sign-up.md).
+    SignupMode {
+        Off = "off",
+        InviteOnly = "invite-only",
+        Open = "open",
+        OpenForDomains = "open-for-domains",
+    }
+);
+
+/// Self-service sign-up: off by default; `open-for-domains` admits only addresses in `domains`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignupPolicy {
+    pub mode: SignupMode,
+    /// Lowercased domains `open-for-domains` admits (exact match, no subdomains).
+    pub domains: Vec<String>,
+}
+
+impl Default for SignupPolicy {
+    fn default() -> Self {
+        Self {
+            mode: SignupMode::Off,
+            domains: Vec::new(),
+        }
+    }
+}
+
+impl SignupPolicy {
+    /// Whether an address (already normalized) may sign up under this policy's mode and
+    /// domains; other refusals (a domain a SAML connection claims) are the caller's.
+    pub fn admits(&self, email: &str) -> bool {
+        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        match self.mode {
+            SignupMode::Open => true,
+            SignupMode::OpenForDomains => self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)),
+            SignupMode::Off | SignupMode::InviteOnly => false,
+        }
+    }
+}
+
+/// Email addresses (docs/sign-up.md): with `require_verified`, `/authorize` issues no code to a
+/// user whose address is not verified; the user is asked to verify it first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailPolicy {
+    pub require_verified: bool,
 }
 
 /// Brute-force limits on sign-in (docs/sign-in.md). An account backs off after
@@ -369,6 +420,10 @@ pub struct User {
     pub tenant_id: TenantId,
     pub username: String,
     pub email: Option<String>,
+    /// The user proved they read mail at `email` (a verification link, or a SAML connection
+    /// that vouches for its addresses). Any change of `email` clears it.
+    #[serde(default)]
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub status: UserStatus,
     /// PHC string (argon2id). Never serialized to operators or logs.
@@ -452,12 +507,31 @@ mod tests {
     }
 
     #[test]
+    fn signup_is_off_by_default_and_domains_are_exact() {
+        let p = TenantPolicy::default();
+        assert_eq!(p.signup.mode, SignupMode::Off);
+        assert!(!p.email.require_verified);
+        assert!(!p.signup.admits("a@b.com"));
+        let p = SignupPolicy {
+            mode: SignupMode::OpenForDomains,
+            domains: vec!["b.com".into()],
+        };
+        assert!(p.admits("a@b.com"));
+        assert!(!p.admits("a@evil-b.com"));
+        assert!(!p.admits("a@x.b.com"));
+        let p: TenantPolicy =
+            serde_json::from_str(r#"{"signup":{"mode":"open-for-domains","domains":["b.com"]}}"#).unwrap();
+        assert_eq!(p.signup.mode, SignupMode::OpenForDomains);
+    }
+
+    #[test]
     fn secrets_are_not_serialized() {
         let u = User {
             id: "u".into(),
             tenant_id: "t".into(),
             username: "alice".into(),
             email: None,
+            email_verified: false,
             display_name: None,
             status: UserStatus::Active,
             password_hash: Some("$argon2id$secret".into()),

@@ -51,6 +51,10 @@ pub struct SamlOptions {
     /// is in one of `domains` (the connection is trusted for that domain). Off by default.
     #[serde(default)]
     pub link_existing: bool,
+    /// The IdP vouches for the addresses it asserts: a user whose address it asserts is
+    /// `email_verified`. Off by default (most IdPs let users type any address).
+    #[serde(default)]
+    pub email_verified: bool,
     /// Take the IdP's word that it did multi-factor authentication (its AuthnContextClassRef);
     /// otherwise the tenant's MFA policy asks for a Latchkey factor.
     #[serde(default)]
@@ -90,6 +94,7 @@ impl Default for SamlOptions {
             allow_idp_initiated: false,
             jit: true,
             link_existing: false,
+            email_verified: false,
             trust_idp_mfa: false,
             sign_requests: false,
             legacy_cbc: false,

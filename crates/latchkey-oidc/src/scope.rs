@@ -79,8 +79,9 @@ pub fn user_claims(user: &User, scope: &str) -> Map<String, Value> {
         && let Some(e) = &user.email
     {
         m.insert("email".into(), json!(e));
-        // Latchkey does not verify addresses itself (yet): say so instead of guessing.
-        m.insert("email_verified".into(), json!(false));
+        // True only once the user followed a verification link to this very address, or an
+        // IdP the operator trusts for it vouched (a change of address clears it).
+        m.insert("email_verified".into(), json!(user.email_verified));
     }
     m
 }
@@ -116,6 +117,7 @@ mod tests {
             tenant_id: "t".into(),
             username: "alice".into(),
             email: Some("alice@example.com".into()),
+            email_verified: false,
             display_name: Some("Alice".into()),
             status: UserStatus::Active,
             password_hash: None,
@@ -131,5 +133,14 @@ mod tests {
         let e = user_claims(&u, "openid email");
         assert_eq!(e["email"], "alice@example.com");
         assert!(e.get("name").is_none());
+    }
+
+    #[test]
+    fn email_verified_says_what_the_user_record_says() {
+        let mut u = crate::testing::user();
+        u.email_verified = false;
+        assert_eq!(user_claims(&u, "openid email")["email_verified"], false);
+        u.email_verified = true;
+        assert_eq!(user_claims(&u, "openid email")["email_verified"], true);
     }
 }

@@ -53,6 +53,7 @@ pub fn user() -> latchkey_core::User {
         tenant_id: "t".into(),
         username: "alice".into(),
         email: Some("alice@example.com".into()),
+        email_verified: false,
         display_name: None,
         status: latchkey_core::UserStatus::Active,
         password_hash: None,

@@ -139,6 +139,7 @@ mod tests {
             tenant_id: "t".into(),
             username: "alice".into(),
             email: Some("a@example.com".into()),
+            email_verified: false,
             display_name: None,
             status: UserStatus::Active,
             password_hash: None,

@@ -11,6 +11,7 @@ pub mod mail;
 pub mod metrics;
 pub mod risk_engine;
 pub mod saml;
+pub mod verification;
 pub mod webhook;
 
 pub use cache::TtlCache;

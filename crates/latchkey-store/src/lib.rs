@@ -21,6 +21,7 @@ mod saml;
 mod schema;
 mod tenants;
 mod users;
+mod verifications;
 
 pub use admin_tokens::AdminTokenRepo;
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
@@ -41,5 +42,6 @@ pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserRepo, UserUpdate};
+pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

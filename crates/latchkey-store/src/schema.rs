@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         sessions_not_before -> Nullable<BigInt>,
+        email_verified -> Bool,
     }
 }
 
@@ -168,6 +169,18 @@ diesel::table! {
         expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         browser_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_verifications (tenant_id, token_hash) {
+        tenant_id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        email -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
     }
 }
 
@@ -421,6 +434,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     admin_tokens,
     password_history,
     password_resets,
+    email_verifications,
     mail_outbox,
     master_key_checks,
     data_keys,

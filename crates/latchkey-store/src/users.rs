@@ -14,9 +14,11 @@ pub struct NewUser {
     pub display_name: Option<String>,
     /// An argon2id PHC string made by `latchkey-mfa`; never a plain password.
     pub password_hash: Option<String>,
+    /// Someone vouches for `email` (a SAML connection set to); otherwise it starts unverified.
+    pub email_verified: bool,
 }
 
-/// Profile changes; `Some(None)` clears a field.
+/// Profile changes; `Some(None)` clears a field. A changed email is no longer verified.
 #[derive(Debug, Clone, Default)]
 pub struct UserUpdate {
     pub email: Option<Option<String>>,
@@ -55,6 +57,7 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     sessions_not_before: Option<i64>,
+    email_verified: bool,
 }
 
 fn from_row(r: Row) -> Result<User> {
@@ -63,6 +66,7 @@ fn from_row(r: Row) -> Result<User> {
         tenant_id: TenantId(r.tenant_id),
         username: r.username,
         email: r.email,
+        email_verified: r.email_verified,
         display_name: r.display_name,
         status: parse_enum("users.status", &r.status)?,
         password_hash: r.password_hash,
@@ -87,7 +91,7 @@ fn conflict(e: diesel::result::Error, username: &str, email: Option<&str>) -> St
     }
 }
 
-fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
+pub(crate) fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
     users::table
         .filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str())))
         .select(Row::as_select())
@@ -100,7 +104,13 @@ fn load(c: &mut AnyConnection, t: &TenantId, id: &UserId) -> Result<User> {
 
 /// The profile fields an audit event shows (never the hash).
 pub(crate) fn profile(u: &User) -> serde_json::Value {
-    json!({"username": u.username, "email": u.email, "display_name": u.display_name, "status": u.status})
+    json!({
+        "username": u.username,
+        "email": u.email,
+        "email_verified": u.email_verified,
+        "display_name": u.display_name,
+        "status": u.status,
+    })
 }
 
 impl Db {
@@ -118,6 +128,7 @@ impl Db {
             id: UserId(self.new_id()),
             tenant_id: t.clone(),
             username,
+            email_verified: new.email_verified && email.is_some(),
             email,
             display_name,
             status: UserStatus::Active,
@@ -156,12 +167,16 @@ impl Db {
             let before = load(c, t, id)?;
             let mut after = before.clone();
             apply(&mut after);
+            if after.email != before.email {
+                after.email_verified = false;
+            }
             after.updated_at = self.now();
             diesel::update(
                 users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
             )
             .set((
                 users::email.eq(&after.email),
+                users::email_verified.eq(after.email_verified),
                 users::display_name.eq(&after.display_name),
                 users::status.eq(after.status.as_str()),
                 users::password_hash.eq(&after.password_hash),
@@ -321,6 +336,7 @@ pub(crate) fn insert_user(c: &mut AnyConnection, user: &User) -> Result<()> {
             users::tenant_id.eq(user.tenant_id.as_str()),
             users::username.eq(&user.username),
             users::email.eq(&user.email),
+            users::email_verified.eq(user.email_verified),
             users::display_name.eq(&user.display_name),
             users::status.eq(user.status.as_str()),
             users::password_hash.eq(&user.password_hash),

@@ -394,6 +394,9 @@ pub struct SamlFlags {
     /// Link a first sign-in to the local account with the same email in one of the domains.
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub link_existing: Option<bool>,
+    /// The IdP vouches for the addresses it asserts: its users' email is verified (default off).
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    pub email_verified: Option<bool>,
     /// Take the IdP's word for multi-factor authentication.
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     pub trust_idp_mfa: Option<bool>,
@@ -681,6 +684,15 @@ pub struct PolicyFlags {
     /// Forget every exempt network.
     #[arg(long)]
     pub throttle_allow_none: bool,
+    /// Issue no authorization code to a user whose email address is not verified.
+    #[arg(long, value_name = "BOOL", value_parser = on_off)]
+    pub require_verified_email: Option<bool>,
+    /// Self-service sign-up: off (default), invite-only, open or open-for-domains.
+    #[arg(long, value_name = "MODE")]
+    pub signup: Option<latchkey_core::SignupMode>,
+    /// The domains open-for-domains admits, comma-separated ('' clears).
+    #[arg(long, value_name = "DOMAINS")]
+    pub signup_domains: Option<String>,
 }
 
 fn on_off(value: &str) -> Result<bool, CliError> {
@@ -839,6 +851,17 @@ pub enum UserCmd {
     Delete(UserRef),
     /// Set a new password, read from standard input.
     SetPassword(UserRef),
+    /// Change the email address (mails a verification link) or display name ('' clears).
+    Update {
+        #[command(flatten)]
+        user: UserRef,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Mark the user's email address verified (the operator vouches for it). Audited.
+    VerifyEmail(UserRef),
     /// A user's second factors.
     #[command(subcommand)]
     Mfa(MfaCmd),

@@ -76,7 +76,9 @@ pub fn wants_json(command: &Command) -> bool {
             | UserCmd::Disable(user)
             | UserCmd::Enable(user)
             | UserCmd::Delete(user)
-            | UserCmd::SetPassword(user) => user.out.json,
+            | UserCmd::SetPassword(user)
+            | UserCmd::VerifyEmail(user)
+            | UserCmd::Update { user, .. } => user.out.json,
             UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user)) => user.out.json,
         },
         _ => false,
@@ -116,7 +118,7 @@ pub fn tenant_json(tenant: &Tenant, issuer: &str) -> Value {
 pub fn user_json(user: &User) -> Value {
     json!({
         "id": user.id, "username": user.username, "email": user.email,
-        "display_name": user.display_name, "status": user.status,
+        "email_verified": user.email_verified, "display_name": user.display_name, "status": user.status,
         "has_password": user.password_hash.is_some(),
         "password_changed_at": user.password_changed_at.map(rfc3339),
         "created_at": rfc3339(user.created_at), "updated_at": rfc3339(user.updated_at),

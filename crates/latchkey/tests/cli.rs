@@ -109,6 +109,7 @@ fn the_cli_contract(db: &TestDb) {
     native_clients_are_created_and_bad_clients_refused(&cli);
     secrets_rotate_for_confidential_clients_only(&cli, &conf_id, &secret, &public_id);
     user_passwords_come_from_stdin_and_follow_the_policy(&cli);
+    email_verification_follows_the_address(&cli);
     users_are_disabled_enabled_and_deleted(&cli);
     cli.ok(&["client", "delete", "--tenant", "acme", &public_id]);
     the_audit_chain_holds_every_change_and_finds_edits(db, &cli, &tenant_id, &secret);
@@ -485,6 +486,7 @@ fn user_passwords_come_from_stdin_and_follow_the_policy(cli: &Cli) {
     .unwrap();
     assert_eq!(u["username"], "alice");
     assert_eq!(u["has_password"], true);
+    assert_eq!(u["email_verified"], false, "created with a link to verify");
     let out = cli.run(
         &[
             "user",
@@ -527,6 +529,35 @@ fn user_passwords_come_from_stdin_and_follow_the_policy(cli: &Cli) {
         Some("no-digits-in-here-at-all\n"),
     );
     assert!(err.contains("a digit"), "{err}");
+}
+
+/// An operator vouches with `verify-email`; a new address from `user update` is unverified.
+fn email_verification_follows_the_address(cli: &Cli) {
+    let v = cli.json(&["user", "verify-email", "--tenant", "acme", "alice", "--json"]);
+    assert_eq!(v["email_verified"], true);
+    let v = cli.json(&[
+        "user",
+        "update",
+        "--tenant",
+        "acme",
+        "alice",
+        "--email",
+        "alice@acme.test",
+        "--json",
+    ]);
+    assert_eq!(v["email_verified"], true, "the same address stays verified");
+    let v = cli.json(&[
+        "user",
+        "update",
+        "--tenant",
+        "acme",
+        "alice",
+        "--email",
+        "Alice.New@acme.test",
+        "--json",
+    ]);
+    assert_eq!(v["email"], "alice.new@acme.test");
+    assert_eq!(v["email_verified"], false, "a new address is not verified");
 }
 
 fn users_are_disabled_enabled_and_deleted(cli: &Cli) {
@@ -605,6 +636,8 @@ fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, te
         "client.create",
         "client.rotate_secret",
         "user.create",
+        "user.email_verification_requested",
+        "user.email_verified",
         "user.disable",
         "user.enable",
         "user.set_password",
@@ -618,8 +651,9 @@ fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, te
     }
     assert_eq!(
         actions.len(),
-        // tenant, keys, update, 5 clients, rotation, 2 users, disable, enable, password, deletions
-        1 + 1 + 1 + 5 + 1 + 2 + 1 + 1 + 1 + 1 + 1,
+        // tenant, keys, update, 5 clients, rotation, 2 users, a verification link, verify-email,
+        // two updates and one link, disable, enable, password, deletions
+        1 + 1 + 1 + 5 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);

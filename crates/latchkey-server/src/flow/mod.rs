@@ -8,6 +8,7 @@
 pub(crate) mod audit;
 pub(crate) mod complete;
 pub(crate) mod csrf;
+pub(crate) mod email;
 pub(crate) mod factor;
 pub(crate) mod grants;
 pub mod interaction;

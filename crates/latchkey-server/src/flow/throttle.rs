@@ -122,6 +122,41 @@ pub(crate) async fn admit_pending(
     }
 }
 
+/// Sign-ups one client (an IPv4 address or IPv6 /64; allow-listed networks are not counted)
+/// may start per `SIGNUP_WINDOW`, and sign-ups per email domain (docs/sign-up.md).
+pub const SIGNUPS_PER_CLIENT: u64 = 10;
+pub const SIGNUPS_PER_DOMAIN: u64 = 50;
+pub const SIGNUP_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Counts one sign-up attempt of `address` for an address in `domain`; past either limit,
+/// returns how long until another is admitted. CAPTCHA-free: a flood from one network or
+/// aimed at one domain slows down, others are untouched.
+pub async fn signup_attempt(
+    store: &dyn Ephemeral,
+    tenant: &Tenant,
+    address: &str,
+    domain: &str,
+) -> Result<Option<Duration>> {
+    let mut wait = None;
+    if let Some(client) = client_key(tenant, address) {
+        let hit = store
+            .hit(&tenant.id, &format!("signup:{client}"), SIGNUP_WINDOW)
+            .await?;
+        if hit.count > SIGNUPS_PER_CLIENT {
+            wait = Some(hit.reset_in);
+        }
+    }
+    let domain_key = format!(
+        "signup:domain:{}",
+        &latchkey_core::sha256_hex(domain.to_lowercase().as_bytes())[..32]
+    );
+    let hit = store.hit(&tenant.id, &domain_key, SIGNUP_WINDOW).await?;
+    if hit.count > SIGNUPS_PER_DOMAIN {
+        wait = Some(wait.map_or(hit.reset_in, |w: Duration| w.max(hit.reset_in)));
+    }
+    Ok(wait.map(|w| w.max(Duration::from_secs(1))))
+}
+
 /// A failure budget with reservations, for limits without back-off (second-factor codes, admin
 /// tokens): at most `allowed` failures under `key` per `window` are ever checked, parallel
 /// checks included.
@@ -284,6 +319,50 @@ mod tests {
         assert_eq!(backoff(8, 4), Some(Duration::from_secs(16)));
         assert_eq!(backoff(20, 4), Some(MAX_LOCK));
         assert_eq!(backoff(u64::MAX, 4), Some(MAX_LOCK));
+    }
+
+    #[tokio::test]
+    async fn signups_are_limited_per_client_and_per_domain() {
+        let store =
+            latchkey_session::MemoryStore::new(std::sync::Arc::new(latchkey_core::FixedClock::new(0)));
+        let tenant = latchkey_core::Tenant {
+            id: "t".into(),
+            slug: "acme".into(),
+            display_name: "Acme".into(),
+            policy: latchkey_core::TenantPolicy::default(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        for i in 0..SIGNUPS_PER_CLIENT {
+            let domain = format!("d{i}.test");
+            assert!(
+                signup_attempt(&store, &tenant, "192.0.2.1", &domain)
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let wait = signup_attempt(&store, &tenant, "192.0.2.1", "x.test")
+            .await
+            .unwrap();
+        assert!(wait.is_some_and(|w| w >= Duration::from_secs(1)));
+        // Another client is not held back.
+        assert!(
+            signup_attempt(&store, &tenant, "192.0.2.2", "x.test")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        for i in 0..SIGNUPS_PER_DOMAIN {
+            let address = format!("2001:db8:{i:x}::1");
+            let _ = signup_attempt(&store, &tenant, &address, "flood.test")
+                .await
+                .unwrap();
+        }
+        let wait = signup_attempt(&store, &tenant, "2001:db8:ffff::1", "flood.test")
+            .await
+            .unwrap();
+        assert!(wait.is_some(), "the domain's limit holds across clients");
     }
 
     #[test]

@@ -29,6 +29,8 @@ struct AccountPage<'a> {
     username: &'a str,
     display_name: &'a str,
     email: &'a str,
+    email_verified: bool,
+    e: &'static crate::web::i18n::EmailStrings,
     /// Where to continue after a required password change.
     return_to: &'a str,
     sessions: Vec<SessionRow>,
@@ -136,6 +138,8 @@ pub(super) async fn render(
         username: &v.user.username,
         display_name: v.user.display_name.as_deref().unwrap_or_default(),
         email: v.user.email.as_deref().unwrap_or_default(),
+        email_verified: v.user.email_verified,
+        e: crate::web::i18n::email(s),
         return_to: v.return_to.as_deref().unwrap_or_default(),
         sessions,
         apps,
@@ -254,6 +258,10 @@ pub(super) async fn account(
         Some(s.cannot_remove_last)
     } else if q.contains("changed=1") {
         Some(s.password_changed)
+    } else if q.contains("verified=1") {
+        Some(crate::web::i18n::email(s).verified_done)
+    } else if q.contains("verify_sent=1") {
+        Some(crate::web::i18n::email(s).resent)
     } else {
         q.contains("saved=1").then_some(s.profile_saved)
     };
@@ -393,15 +401,21 @@ pub(super) async fn update_profile(
         user.id.clone(),
         format!("user:{}", user.id),
     );
+    let who = actor.clone();
     let outcome = web::block(move || latchkey_store::UserRepo::update_user(&db, &tid, &actor, &uid, &change))
         .await
         .map_err(|e| AppError::internal("blocking task", e))?;
     let (status, message) = match outcome {
-        Ok(_) => {
-            return Ok(see_other(&crate::web::urls::account(
-                &tenant.slug,
-                Some("saved=1"),
-            )));
+        Ok(after) => {
+            // A new address is unverified until its owner follows the link mailed to it.
+            let mut query = "saved=1";
+            if after.email.is_some() && after.email != user.email {
+                query = match super::verify::send_link(&state, &req, &tenant, &after, &who).await? {
+                    super::verify::Sent::Queued => "saved=1&verify_sent=1",
+                    _ => "saved=1",
+                };
+            }
+            return Ok(see_other(&crate::web::urls::account(&tenant.slug, Some(query))));
         }
         Err(latchkey_store::StoreError::Invalid(e)) => (StatusCode::UNPROCESSABLE_ENTITY, e.message),
         Err(latchkey_store::StoreError::Conflict(m)) => (StatusCode::CONFLICT, m),

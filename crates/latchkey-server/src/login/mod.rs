@@ -10,6 +10,8 @@ mod factor;
 mod passkey;
 mod reset;
 mod signin;
+mod signup;
+mod verify;
 
 // The lifecycle and kit pieces the pages here use (visible to the submodules).
 use crate::flow::audit::{audit, failure};
@@ -89,6 +91,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/account/recovery-codes",
             web::post().to(factor::regenerate_codes),
         )
+        .route("/signup", web::get().to(signup::signup_page))
+        .route("/signup", web::post().to(signup::signup_submit))
+        .route("/email/verify", web::get().to(verify::verify_page))
+        .route("/email/verify", web::post().to(verify::verify_submit))
+        .route("/email/unverified", web::get().to(verify::unverified_page))
+        .route("/email/resend", web::post().to(verify::resend))
         .route("/password/forgot", web::get().to(reset::forgot_page))
         .route("/password/forgot", web::post().to(reset::forgot_submit))
         .route("/password/reset", web::get().to(reset::reset_page))

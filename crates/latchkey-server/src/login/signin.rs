@@ -34,6 +34,8 @@ struct LoginPage<'a> {
     notice: Option<&'a str>,
     /// "Sign in with …" links: (href, connection display name).
     saml: Vec<(String, String)>,
+    /// "Create an account", when the tenant's sign-up policy is not off.
+    signup: Option<(String, &'static str)>,
 }
 
 /// What the sign-in form shows besides the tenant.
@@ -78,6 +80,13 @@ async fn render(
             error: f.error,
             notice: f.notice,
             saml,
+            signup: (tenant.policy.signup.mode != latchkey_core::SignupMode::Off).then(|| {
+                let id = f.interaction.map(|(id, _)| format!("?interaction={id}"));
+                (
+                    format!("/t/{}/signup{}", tenant.slug, id.unwrap_or_default()),
+                    crate::web::i18n::signup(strings(req)).link_from_login,
+                )
+            }),
         }
         .render()
     })?;

@@ -7,7 +7,7 @@
 use super::{acr_of, client, issuer, lifetimes, query_params};
 use crate::flow::audit::audit;
 use crate::flow::session::signed_in;
-use crate::flow::{csrf, factor, interaction};
+use crate::flow::{csrf, email, factor, interaction};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
@@ -140,6 +140,9 @@ async fn step_up(
 ) -> Result<HttpResponse, AppError> {
     let Some(due) = factor::due_for_step_up(state, t, &user, session.created_at).await? else {
         // Nothing stronger to offer this user: the request's acr_values are voluntary.
+        if email::owes_verified_email(t, &user) {
+            return hold_for_email(state, req, (t, c), pending, interaction_id).await;
+        }
         if !take(state, req, t, interaction_id).await? {
             return Ok(expired_page(req));
         }
@@ -236,6 +239,9 @@ async fn proceed(
         client.first_party,
         now / 1000,
     );
+    if held_for_email(tenant, signed.as_ref().map(|(_, _, u)| u), &next) {
+        return hold_for_email(state, req, (tenant, client), &pending, interaction_id).await;
+    }
     match next {
         Next::SignIn => {
             if let Some(id) = interaction_id {
@@ -287,6 +293,48 @@ async fn proceed(
             respond(state, tenant, &pending.request.target, Err(&e))
         }
     }
+}
+
+/// Like a factor still due, an address still to verify holds the flow before consent and
+/// before a code: the client gets nothing for this user until it is verified.
+fn held_for_email(tenant: &Tenant, user: Option<&User>, next: &Next) -> bool {
+    matches!(next, Next::Consent | Next::Issue) && user.is_some_and(|u| email::owes_verified_email(tenant, u))
+}
+
+/// The signed-in user must verify their address first (tenant policy `email.require_verified`):
+/// the browser goes to the page that says so, coming back to this request afterwards, where the
+/// check runs again. `prompt=none` can show no page: the client gets `interaction_required`.
+async fn hold_for_email(
+    state: &AppState,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    if pending.request.prompt.none {
+        if !take(state, req, t, interaction_id).await? {
+            return Ok(expired_page(req));
+        }
+        state.metrics.oauth("authorize", "code", "interaction_required");
+        let e = OAuthError::new(
+            ErrorCode::InteractionRequired,
+            "the user must verify their email address first",
+        );
+        return respond(state, t, &pending.request.target, Err(&e));
+    }
+    let (id, cookie) = if let Some(id) = interaction_id {
+        (id.to_owned(), None)
+    } else {
+        let started = begin(state, req, t, c, pending).await?;
+        (started.id, Some(started.cookie))
+    };
+    let resume = crate::web::urls::authorize_resume(&t.slug, Some(&id));
+    let mut res = see_other(&email::page_for(t, &resume));
+    if let Some(cookie) = cookie {
+        res.add_cookie(&cookie)
+            .map_err(|e| AppError::internal("cookie", e))?;
+    }
+    Ok(res)
 }
 
 /// Starts the pending interaction, within the client address's cap on pending sign-ins.
@@ -390,6 +438,10 @@ pub(super) async fn consent(
     let Some((pending, c)) = load(&state, &req, &tenant, &id).await? else {
         return Ok(expired_page(&req));
     };
+    // Allowing still needs the verified address; denying never does.
+    if form.get("decision") == Some("allow") && email::owes_verified_email(&tenant, &user) {
+        return hold_for_email(&state, &req, (&tenant, &c), &pending, Some(&id)).await;
+    }
     if !take(&state, &req, &tenant, Some(&id)).await? {
         return Ok(expired_page(&req));
     }

@@ -748,6 +748,7 @@ async fn provision(
         display_name: display_name
             .filter(|n| latchkey_core::validate::display_name("display_name", n).is_ok()),
         password_hash: None,
+        email_verified: connection.options.email_verified,
     };
     let (tid, cid, nid) = (tenant.id.clone(), connection.id.clone(), a.name_id.clone());
     match state
@@ -774,6 +775,30 @@ fn idp_groups(connection: &SamlConnection, a: &Assertion) -> Vec<String> {
         .as_deref()
         .map(|g| a.values(g))
         .unwrap_or_default()
+}
+
+/// A connection that vouches for its addresses verifies the user's email when it asserts that
+/// very address (a user who changed theirs since keeps it unverified).
+async fn vouch_for_email(
+    state: &AppState,
+    tenant: &Tenant,
+    c: &SamlConnection,
+    user: &User,
+    a: &Assertion,
+) -> Result<(), AppError> {
+    if !c.options.email_verified || user.email_verified || user.email.is_none() {
+        return Ok(());
+    }
+    if email_of(a, c) != user.email {
+        return Ok(());
+    }
+    let (tid, uid, actor) = (tenant.id.clone(), user.id.clone(), format!("saml:{}", c.name));
+    state
+        .store(move |db| {
+            latchkey_store::EmailVerificationRepo::set_email_verified(db, &tid, &actor, &uid, true)
+        })
+        .await?;
+    Ok(())
 }
 
 /// Groups grant roles only through the connection's map; roles the map names follow the groups
@@ -884,6 +909,7 @@ async fn sign_in(
     }
     sync_roles(state, tenant, c, &user, a).await?;
     sync_groups(state, tenant, c, &user, a).await?;
+    vouch_for_email(state, tenant, c, &user, a).await?;
     let (tid, cid, nid) = (tenant.id.clone(), c.id.clone(), a.name_id.clone());
     state
         .store(move |db| db.saml_login_seen(&tid, &cid, &nid))

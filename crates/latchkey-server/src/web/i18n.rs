@@ -436,6 +436,147 @@ pub(crate) fn describe(strings: &Strings, scope: &str) -> String {
     }
 }
 
+/// The email-verification pages and mails (issue 20), in the language of `Strings`.
+pub struct EmailStrings {
+    pub verify_title: &'static str,
+    /// `{email}`: the address the link was sent to.
+    pub verify_intro: &'static str,
+    pub verify_button: &'static str,
+    pub verify_invalid: &'static str,
+    /// The account's address changed since the link was sent.
+    pub verify_stale: &'static str,
+    pub verified_done: &'static str,
+    pub verified_badge: &'static str,
+    pub unverified_badge: &'static str,
+    pub resend_button: &'static str,
+    pub resent: &'static str,
+    pub unverified_title: &'static str,
+    /// `{email}`; `{client}` when known.
+    pub unverified_intro: &'static str,
+    pub unverified_none: &'static str,
+    pub continue_button: &'static str,
+    pub mail_subject: &'static str,
+    /// `{email}`, `{user}`, `{tenant}`, `{link}`.
+    pub mail_body: &'static str,
+}
+
+pub static EMAIL_EN: EmailStrings = EmailStrings {
+    verify_title: "Confirm your email address",
+    verify_intro: "Confirm that {email} is your address.",
+    verify_button: "Confirm email address",
+    verify_invalid: "This confirmation link is invalid, already used or expired. Sign in and send a new one from your account page.",
+    verify_stale: "This link was sent to an address your account no longer has.",
+    verified_done: "Your email address is confirmed.",
+    verified_badge: "confirmed",
+    unverified_badge: "not confirmed yet",
+    resend_button: "Send a new confirmation link",
+    resent: "A confirmation link is on its way. It works once, within 24 hours.",
+    unverified_title: "Confirm your email address first",
+    unverified_intro: "Before you continue, confirm your email address {email}: open the link we mailed you, then come back and continue.",
+    unverified_none: "Before you continue, add an email address to your account and confirm it.",
+    continue_button: "Continue",
+    mail_subject: "Confirm your email address for {tenant}",
+    mail_body: "Please confirm that {email} is the address of {user} at {tenant}.\n\nOpen this link within 24 hours and press the button on the page. It works once:\n{link}\n\nIf you did not expect this, ignore this mail.\n",
+};
+
+pub static EMAIL_DE: EmailStrings = EmailStrings {
+    verify_title: "E-Mail-Adresse bestätigen",
+    verify_intro: "Bestätigen Sie, dass {email} Ihre Adresse ist.",
+    verify_button: "E-Mail-Adresse bestätigen",
+    verify_invalid: "Dieser Bestätigungslink ist ungültig, schon benutzt oder abgelaufen. Melden Sie sich an und fordern Sie auf Ihrer Kontoseite einen neuen an.",
+    verify_stale: "Dieser Link ging an eine Adresse, die Ihr Konto nicht mehr hat.",
+    verified_done: "Ihre E-Mail-Adresse ist bestätigt.",
+    verified_badge: "bestätigt",
+    unverified_badge: "noch nicht bestätigt",
+    resend_button: "Neuen Bestätigungslink senden",
+    resent: "Ein Bestätigungslink ist unterwegs. Er funktioniert einmal, innerhalb von 24 Stunden.",
+    unverified_title: "Bestätigen Sie zuerst Ihre E-Mail-Adresse",
+    unverified_intro: "Bevor es weitergeht, bestätigen Sie Ihre E-Mail-Adresse {email}: Öffnen Sie den Link aus unserer E-Mail und kehren Sie dann hierher zurück.",
+    unverified_none: "Bevor es weitergeht, hinterlegen und bestätigen Sie eine E-Mail-Adresse in Ihrem Konto.",
+    continue_button: "Weiter",
+    mail_subject: "E-Mail-Adresse für {tenant} bestätigen",
+    mail_body: "Bitte bestätigen Sie, dass {email} die Adresse von {user} bei {tenant} ist.\n\nÖffnen Sie diesen Link innerhalb von 24 Stunden und drücken Sie den Knopf auf der Seite. Er funktioniert einmal:\n{link}\n\nWenn Sie das nicht erwartet haben, ignorieren Sie diese E-Mail.\n",
+};
+
+/// The email strings in the language `strings` is in.
+pub fn email(strings: &Strings) -> &'static EmailStrings {
+    if strings.lang == "de" {
+        &EMAIL_DE
+    } else {
+        &EMAIL_EN
+    }
+}
+
+/// The sign-up page (issue 20), in the language of `Strings`.
+pub struct SignupStrings {
+    pub title: &'static str,
+    pub intro: &'static str,
+    pub invite_only: &'static str,
+    pub email_label: &'static str,
+    pub username_label: &'static str,
+    pub password_label: &'static str,
+    pub button: &'static str,
+    /// `{email}`.
+    pub sent: &'static str,
+    pub link_from_login: &'static str,
+    pub bad_email: &'static str,
+    pub domain_refused: &'static str,
+    /// Followed by a link to the organisation's sign-in.
+    pub managed_domain: &'static str,
+    pub username_taken: &'static str,
+    pub continue_sign_in: &'static str,
+    pub mail_taken_subject: &'static str,
+    /// `{email}`, `{user}`, `{tenant}`, `{link}` (sign-in), `{reset}`.
+    pub mail_taken_body: &'static str,
+}
+
+pub static SIGNUP_EN: SignupStrings = SignupStrings {
+    title: "Create an account",
+    intro: "We will mail you a link to confirm your address.",
+    invite_only: "You need an invitation to create an account here. Ask the person who runs this service to invite you.",
+    email_label: "Email address",
+    username_label: "Username (optional: your email address otherwise)",
+    password_label: "Password",
+    button: "Create account",
+    sent: "Check your mail: we sent a message to {email}. Follow the link in it to confirm your address, then sign in.",
+    link_from_login: "Create an account",
+    bad_email: "Enter a valid email address.",
+    domain_refused: "Accounts can't be created here for addresses in this domain.",
+    managed_domain: "Addresses in this domain are managed by your organisation. Sign in with it instead:",
+    username_taken: "That username is taken. Choose another, or leave it empty.",
+    continue_sign_in: "Sign in",
+    mail_taken_subject: "Sign-up attempt for {tenant}",
+    mail_taken_body: "Someone (hopefully you) tried to create an account at {tenant} with {email}, which already belongs to the account {user}. No new account was created.\n\nTo sign in: {link}\nForgot your password? {reset}\n\nIf this was not you, you can ignore this mail.\n",
+};
+
+pub static SIGNUP_DE: SignupStrings = SignupStrings {
+    title: "Konto anlegen",
+    intro: "Wir senden Ihnen einen Link, um Ihre Adresse zu bestätigen.",
+    invite_only: "Um hier ein Konto anzulegen, brauchen Sie eine Einladung. Bitten Sie die Betreiber dieses Dienstes darum.",
+    email_label: "E-Mail-Adresse",
+    username_label: "Benutzername (optional, sonst Ihre E-Mail-Adresse)",
+    password_label: "Passwort",
+    button: "Konto anlegen",
+    sent: "Sehen Sie in Ihr Postfach: Wir haben eine Nachricht an {email} gesendet. Bestätigen Sie Ihre Adresse über den Link darin und melden Sie sich dann an.",
+    link_from_login: "Konto anlegen",
+    bad_email: "Geben Sie eine gültige E-Mail-Adresse ein.",
+    domain_refused: "Für Adressen dieser Domain können hier keine Konten angelegt werden.",
+    managed_domain: "Adressen dieser Domain verwaltet Ihre Organisation. Melden Sie sich stattdessen darüber an:",
+    username_taken: "Dieser Benutzername ist vergeben. Wählen Sie einen anderen oder lassen Sie das Feld leer.",
+    continue_sign_in: "Anmelden",
+    mail_taken_subject: "Registrierungsversuch bei {tenant}",
+    mail_taken_body: "Jemand (hoffentlich Sie) wollte bei {tenant} ein Konto mit {email} anlegen. Diese Adresse gehört schon zum Konto {user}. Es wurde kein neues Konto angelegt.\n\nZur Anmeldung: {link}\nPasswort vergessen? {reset}\n\nWenn Sie das nicht waren, ignorieren Sie diese E-Mail.\n",
+};
+
+/// The sign-up strings in the language `strings` is in.
+pub fn signup(strings: &Strings) -> &'static SignupStrings {
+    if strings.lang == "de" {
+        &SIGNUP_DE
+    } else {
+        &SIGNUP_EN
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

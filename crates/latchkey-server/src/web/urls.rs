@@ -43,6 +43,11 @@ pub(crate) fn change_password_then(slug: &str, next: &str) -> String {
     account(slug, Some(&format!("return_to={}", encode(next))))
 }
 
+/// "Verify your email to continue", continuing to `next` once verified.
+pub(crate) fn email_unverified(slug: &str, next: &str) -> String {
+    format!("/t/{slug}/email/unverified?return_to={}", encode(next))
+}
+
 /// The password-reset page (the token travels in a cookie, not the URL).
 pub(crate) fn password_reset(slug: &str) -> String {
     format!("/t/{slug}/password/reset")
@@ -64,7 +69,7 @@ fn with_query(path: String, query: Option<&str>) -> String {
     }
 }
 
-fn encode(path: &str) -> String {
+pub(crate) fn encode(path: &str) -> String {
     utf8_percent_encode(path, NON_ALPHANUMERIC).to_string()
 }
 

@@ -104,6 +104,7 @@ fn set_demo_password(ctx: &Context<'_>, tenant: &Tenant) -> Result<String, CliEr
                     email: Some("demo@example.com".into()),
                     display_name: Some("Demo User".into()),
                     password_hash: Some(hash),
+                    email_verified: false,
                 },
             )?;
         }

@@ -7,7 +7,8 @@ use crate::error::CliError;
 use crate::output::{done, emit, print_json, rfc3339, user_json};
 use crate::provision::password_hash;
 use latchkey_core::{Tenant, User, UserStatus};
-use latchkey_store::{MfaRepo, NewUser, UserRepo};
+use latchkey_services::verification::Prepared;
+use latchkey_store::{EmailVerificationRepo, MfaRepo, NewUser, UserRepo, UserUpdate};
 use serde_json::json;
 use std::io::BufRead;
 
@@ -45,6 +46,12 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Mfa(MfaCmd::List(user)) => mfa_list(ctx, &user),
         UserCmd::Mfa(MfaCmd::Reset(user)) => mfa_reset(ctx, &user),
         UserCmd::SetPassword(user) => set_password(ctx, &user),
+        UserCmd::Update {
+            user,
+            email,
+            display_name,
+        } => update(ctx, &user, email, display_name),
+        UserCmd::VerifyEmail(user) => verify_email(ctx, &user),
     }
 }
 
@@ -81,17 +88,84 @@ fn create(ctx: &Context<'_>, slug: &str, account: NewAccount, json: bool) -> Res
     } else {
         None
     };
-    let user = ctx.db.create_user(
+    let new = NewUser {
+        username: account.username,
+        email: account.email,
+        display_name: account.display_name,
+        password_hash,
+        email_verified: false,
+    };
+    // A new address gets its verification link in the transaction that creates the user.
+    let prepared = match &new.email {
+        Some(email) => {
+            let username = latchkey_core::validate::username(&new.username)?;
+            let email = latchkey_core::validate::email(email)?;
+            Some(verification_mail(ctx, &tenant, &username, &email)?)
+        }
+        None => None,
+    };
+    let user = ctx.db.create_user_verifying(
         &tenant.id,
         ctx.actor(),
-        &NewUser {
-            username: account.username,
-            email: account.email,
-            display_name: account.display_name,
-            password_hash,
-        },
+        "user.create",
+        &new,
+        prepared.as_ref().map(Prepared::verification).as_ref(),
     )?;
     emit(json, &user_json(&user));
+    Ok(())
+}
+
+/// A verification link for `email` and its sealed mail (delivered by the server's outbox).
+fn verification_mail(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    username: &str,
+    email: &str,
+) -> Result<Prepared, CliError> {
+    let ring = ctx.ring()?;
+    Ok(latchkey_services::verification::prepare(
+        &ring,
+        &latchkey_core::OsRng,
+        (&tenant.id, &tenant.display_name),
+        &ctx.issuer(&tenant.slug),
+        (username, email),
+        &latchkey_services::verification::ENGLISH,
+        ctx.now_millis(),
+    )?)
+}
+
+/// `user update`: a changed address is unverified and gets a verification link.
+fn update(
+    ctx: &Context<'_>,
+    reference: &UserRef,
+    email: Option<String>,
+    display_name: Option<String>,
+) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    let clear_or = |v: Option<String>| v.map(|v| Some(v).filter(|v| !v.trim().is_empty()));
+    let change = UserUpdate {
+        email: clear_or(email),
+        display_name: clear_or(display_name),
+    };
+    let after = ctx.db.update_user(&tenant.id, ctx.actor(), &user.id, &change)?;
+    if let Some(email) = after.email.as_deref().filter(|_| after.email != user.email) {
+        let p = verification_mail(ctx, &tenant, &after.username, email)?;
+        ctx.db
+            .request_email_verification(&tenant.id, ctx.actor(), &after.id, &p.verification())?;
+    }
+    emit(reference.out.json, &user_json(&after));
+    Ok(())
+}
+
+/// `user verify-email`: the operator vouches for the address.
+fn verify_email(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    let user = ctx
+        .db
+        .set_email_verified(&tenant.id, ctx.actor(), &user.id, true)?;
+    emit(reference.out.json, &user_json(&user));
     Ok(())
 }
 

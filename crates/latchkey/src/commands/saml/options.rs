@@ -27,6 +27,7 @@ pub fn apply(
         (flags.allow_idp_initiated, &mut options.allow_idp_initiated),
         (flags.jit, &mut options.jit),
         (flags.link_existing, &mut options.link_existing),
+        (flags.email_verified, &mut options.email_verified),
         (flags.trust_idp_mfa, &mut options.trust_idp_mfa),
         (flags.sign_requests, &mut options.sign_requests),
         (flags.legacy_cbc, &mut options.legacy_cbc),

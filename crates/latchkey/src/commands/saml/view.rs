@@ -150,6 +150,7 @@ fn option_lines(options: &Value) -> Lines {
         ("allow_idp_initiated", flag("allow_idp_initiated")),
         ("jit", flag("jit")),
         ("link_existing", flag("link_existing")),
+        ("email_verified", flag("email_verified")),
         ("trust_idp_mfa", flag("trust_idp_mfa")),
         ("sign_requests", flag("sign_requests")),
         (

@@ -28,7 +28,32 @@ pub fn apply(mut policy: TenantPolicy, flags: &PolicyFlags) -> Result<TenantPoli
     apply_risk(&mut policy, flags)?;
     apply_sessions(&mut policy, flags)?;
     apply_throttle(&mut policy, flags)?;
+    apply_signup(&mut policy, flags)?;
     Ok(policy)
+}
+
+/// `--require-verified-email`, `--signup`, `--signup-domains`: each domain a checked address
+/// domain; `open-for-domains` needs at least one.
+fn apply_signup(policy: &mut TenantPolicy, flags: &PolicyFlags) -> Result<(), CliError> {
+    set(&mut policy.email.require_verified, flags.require_verified_email);
+    set(&mut policy.signup.mode, flags.signup);
+    if let Some(list) = &flags.signup_domains {
+        let mut domains = Vec::new();
+        for d in list.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+            let Ok(checked) = latchkey_core::validate::email(&format!("x@{d}")) else {
+                return bad(format!("--signup-domains: {d:?} is not a domain"));
+            };
+            let domain = checked.trim_start_matches("x@").to_owned();
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        policy.signup.domains = domains;
+    }
+    if policy.signup.mode == latchkey_core::SignupMode::OpenForDomains && policy.signup.domains.is_empty() {
+        return bad("--signup open-for-domains needs --signup-domains");
+    }
+    Ok(())
 }
 
 /// Length limits per NIST SP 800-63B §5.1.1.2, and the character classes asked for.
