@@ -10,6 +10,7 @@ mod db;
 pub mod deadline;
 mod error;
 mod groups;
+mod invitations;
 mod keys;
 mod mfa;
 mod oauth;
@@ -28,6 +29,9 @@ pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;
 pub use groups::{GroupMembers, GroupRepo, GroupUpdate};
+pub use invitations::{
+    Acceptance, Invitation, InvitationRepo, InvitationStatus, NewInvitation, NewPasskey, Refusal,
+};
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
 pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{

@@ -381,6 +381,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        email -> Text,
+        username -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        groups -> Text,
+        token_hash -> Text,
+        invited_by -> Text,
+        created_at -> BigInt,
+        sent_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+        user_id -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -412,5 +431,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_roles,
     client_roles,
     user_client_roles,
-    group_client_roles
+    group_client_roles,
+    invitations
 );

@@ -15,7 +15,9 @@ mod shared;
 
 use clap::Parser;
 use cli::{Cli, Command};
-use commands::{admin_token, audit, client, demo, group, keys, migrate, role, saml, serve, tenant, user};
+use commands::{
+    admin_token, audit, client, demo, group, invite, keys, migrate, role, saml, serve, tenant, user,
+};
 use context::Context;
 use error::CliError;
 use latchkey_server::Config;
@@ -56,6 +58,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Saml(cmd) => operate(&config, |ctx| saml::run(ctx, cmd)),
         Command::Role(cmd) => operate(&config, |ctx| role::run(ctx, cmd)),
         Command::Group(cmd) => operate(&config, |ctx| group::run(ctx, cmd)),
+        Command::Invite(cmd) => operate(&config, |ctx| invite::run(ctx, cmd)),
     }
 }
 

@@ -3,6 +3,8 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
+mod invitations;
+
 use crate::flow::throttle::Budget;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
@@ -28,6 +30,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::get().to(get_user))
             .route("/users/{id}/disable", web::post().to(disable_user))
             .route("/users/{id}/enable", web::post().to(enable_user))
+            .route("/invitations", web::post().to(invitations::create))
+            .route("/invitations", web::get().to(invitations::list))
+            .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
+            .route("/invitations/{id}/resend", web::post().to(invitations::resend))
             .route("/clients", web::get().to(list_clients))
             .route("/clients/{id}", web::get().to(get_client))
             .route("/audit", web::get().to(search_audit)),

@@ -6,6 +6,7 @@
 
 mod account;
 mod factor;
+mod invitation;
 mod passkey;
 mod reset;
 mod signin;
@@ -91,6 +92,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/password/forgot", web::post().to(reset::forgot_submit))
         .route("/password/reset", web::get().to(reset::reset_page))
         .route("/password/reset", web::post().to(reset::reset_submit))
+        .route("/invitation", web::get().to(invitation::page))
+        .route("/invitation", web::post().to(invitation::submit))
+        .route(
+            "/invitation/passkey/options",
+            web::post().to(invitation::passkey_options),
+        )
+        .route("/invitation/passkey", web::post().to(invitation::passkey_finish))
         .route("/brand.css", web::get().to(brand_css));
 }
 
