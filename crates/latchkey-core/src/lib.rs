@@ -18,10 +18,10 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Principal};
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
-    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings, ClientType,
-    FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy, RetentionPolicy,
-    RiskPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy,
-    TrustedAuthenticator, User, UserStatus,
+    AccessTokenFormat, AccountPolicy, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings,
+    ClientType, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
+    RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, Tenant, TenantPolicy, ThrottlePolicy,
+    TokenPolicy, TrustedAuthenticator, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};

@@ -586,3 +586,60 @@ impl InvitationRepo for Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(accepted: Option<i64>, revoked: Option<i64>, expires_at: i64) -> Row {
+        Row {
+            tenant_id: "t".into(),
+            id: "i".into(),
+            email: "a@b.test".into(),
+            username: None,
+            display_name: None,
+            groups: "[]".into(),
+            invited_by: "cli:ops".into(),
+            created_at: 0,
+            sent_at: 0,
+            expires_at,
+            accepted_at: accepted,
+            revoked_at: revoked,
+            user_id: None,
+        }
+    }
+
+    #[test]
+    fn an_accepted_invitation_stays_accepted_and_expiry_is_exclusive() {
+        assert_eq!(status_at(&row(None, None, 100), 99), InvitationStatus::Pending);
+        assert_eq!(status_at(&row(None, None, 100), 100), InvitationStatus::Expired);
+        assert_eq!(status_at(&row(None, Some(5), 100), 99), InvitationStatus::Revoked);
+        assert_eq!(
+            status_at(&row(Some(5), None, 100), 500),
+            InvitationStatus::Accepted
+        );
+        let i = from_row(row(None, None, 100), 0).unwrap();
+        assert_eq!(
+            i.username, "a@b.test",
+            "without a username, the email is the username"
+        );
+        assert!(
+            from_row(
+                Row {
+                    groups: "{".into(),
+                    ..row(None, None, 1)
+                },
+                0
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn statuses_parse_from_their_names_only() {
+        for s in ["pending", "accepted", "expired", "revoked"] {
+            assert_eq!(json!(s.parse::<InvitationStatus>().unwrap()), json!(s));
+        }
+        assert!("Pending".parse::<InvitationStatus>().is_err());
+    }
+}

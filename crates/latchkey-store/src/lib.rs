@@ -12,6 +12,7 @@ mod error;
 mod groups;
 mod invitations;
 mod keys;
+mod lifecycle;
 mod mfa;
 mod oauth;
 mod resets;
@@ -33,6 +34,7 @@ pub use invitations::{
     Acceptance, Invitation, InvitationRepo, InvitationStatus, NewInvitation, NewPasskey, Refusal,
 };
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
+pub use lifecycle::LifecycleRepo;
 pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{
     Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,

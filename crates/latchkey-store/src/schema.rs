@@ -24,6 +24,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         sessions_not_before -> Nullable<BigInt>,
+        deletion_due_at -> Nullable<BigInt>,
     }
 }
 

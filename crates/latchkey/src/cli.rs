@@ -572,6 +572,10 @@ pub struct PolicyFlags {
     /// Days a user's sign-in history for risk scoring is kept after its last use (at least 1).
     #[arg(long, value_name = "DAYS")]
     pub risk_history_retention_days: Option<u32>,
+    /// Days (0 to 90) a user's own account deletion waits, the account closed meanwhile and
+    /// restorable with `user restore`; 0 deletes at once.
+    #[arg(long, value_name = "DAYS")]
+    pub deletion_grace_days: Option<u32>,
     /// Failed sign-ins an account gets before back-off starts (1 to 100).
     #[arg(long, value_name = "N")]
     pub throttle_account_failures: Option<u32>,
@@ -727,8 +731,14 @@ pub enum UserCmd {
     },
     Show(UserRef),
     Disable(UserRef),
+    /// Enable a disabled user (an account pending deletion is restored).
     Enable(UserRef),
+    /// Delete the user at once, with their sessions, grants and tokens, factors, passkeys,
+    /// memberships and roles. Audited.
     Delete(UserRef),
+    /// Cancel the pending deletion of an account whose user asked to delete it (the tenant's
+    /// deletion grace period): active again. Audited.
+    Restore(UserRef),
     /// Set a new password, read from standard input.
     SetPassword(UserRef),
     /// A user's second factors.

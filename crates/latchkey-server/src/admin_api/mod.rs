@@ -30,6 +30,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::get().to(get_user))
             .route("/users/{id}/disable", web::post().to(disable_user))
             .route("/users/{id}/enable", web::post().to(enable_user))
+            .route("/users/{id}", web::delete().to(delete_user))
+            .route("/users/{id}/restore", web::post().to(restore_user))
             .route("/invitations", web::post().to(invitations::create))
             .route("/invitations", web::get().to(invitations::list))
             .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
@@ -278,6 +280,66 @@ async fn enable_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     set_status(req, path, state, UserStatus::Active).await
+}
+
+/// `DELETE /admin/t/{tenant}/users/{id}`: deletes the user at once with what hangs off them
+/// (grants and tokens, factors, memberships, consents) and ends their sessions.
+async fn delete_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
+        let gone = uid.clone();
+        state
+            .store(move |db| db.delete_user(&tid, &actor, &gone))
+            .await
+            .map_err(|e| {
+                if e.kind == Kind::NotFound {
+                    not_found("user")
+                } else {
+                    e.json()
+                }
+            })?;
+        let sessions = state
+            .ephemeral
+            .delete_user_sessions(&caller.tenant.id, &uid)
+            .await?;
+        Ok(json_ok(
+            &json!({"deleted": "user", "id": uid, "sessions_ended": sessions}),
+        ))
+    }
+    .await
+    .map_err(AppError::json)
+}
+
+/// `POST /admin/t/{tenant}/users/{id}/restore`: cancels a pending deletion (409 when none is).
+async fn restore_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
+        let user = state
+            .store(move |db| latchkey_store::LifecycleRepo::cancel_deletion(db, &tid, &actor, &uid))
+            .await
+            .map_err(|e| {
+                if e.kind == Kind::NotFound {
+                    not_found("user")
+                } else {
+                    e.json()
+                }
+            })?;
+        Ok(json_ok(&user))
+    }
+    .await
+    .map_err(AppError::json)
 }
 
 /// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit

@@ -5,6 +5,7 @@
 //! and get them back signed in.
 
 mod account;
+mod deletion;
 mod factor;
 mod invitation;
 mod passkey;
@@ -50,6 +51,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(account::revoke_all_sessions),
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
+        .route("/account/delete", web::post().to(deletion::with_password))
+        .route(
+            "/account/delete/passkey/options",
+            web::post().to(deletion::passkey_options),
+        )
+        .route(
+            "/account/delete/passkey",
+            web::post().to(deletion::passkey_finish),
+        )
         .route(
             "/account/passkeys/options",
             web::post().to(passkey::register_options),

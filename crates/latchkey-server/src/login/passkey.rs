@@ -52,7 +52,7 @@ pub(super) fn trusted(tenant: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedMode
         .collect()
 }
 
-fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
+pub(super) fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
     rows.iter()
         .map(|r| StoredPasskey {
             id: r.id.clone(),
@@ -110,7 +110,11 @@ pub(super) fn response_json(body: &Value) -> String {
     body.get("response").map(Value::to_string).unwrap_or_default()
 }
 
-async fn passkeys_of(state: &AppState, tenant: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
+pub(super) async fn passkeys_of(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<Vec<PasskeyRow>, AppError> {
     let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state.store(move |db| db.passkeys(&tid, &uid)).await
 }
@@ -394,7 +398,7 @@ async fn next_after_signin(
     ))
 }
 
-async fn record_use(
+pub(super) async fn record_use(
     state: &AppState,
     tenant: &Tenant,
     v: &latchkey_mfa::passkey::Verified,
