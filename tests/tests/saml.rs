@@ -70,7 +70,28 @@ fn corp_options() -> SamlOptions {
         ("admins".into(), "administrator".into()),
         ("auditors".into(), "auditor".into()),
     ];
+    o.group_map = vec![
+        ("engineering".into(), "engineers".into()),
+        ("auditors".into(), "audit-team".into()),
+    ];
     o
+}
+
+/// The names of the groups the user is directly in, sorted.
+fn direct_groups(s: &TestServer, t: &Tenant, uid: &latchkey_core::UserId) -> Vec<String> {
+    use latchkey_store::GroupRepo as _;
+    let ids = s.state.db.direct_groups(&t.id, uid).unwrap();
+    let mut names: Vec<String> = s
+        .state
+        .db
+        .list_groups(&t.id)
+        .unwrap()
+        .into_iter()
+        .filter(|g| ids.contains(&g.id))
+        .map(|g| g.name)
+        .collect();
+    names.sort();
+    names
 }
 
 /// From a Latchkey path that starts a SAML sign-in to the IdP's auto-submit form: (the ACS
@@ -163,6 +184,9 @@ async fn portal_signs_in_through_the_idp_with_a_jit_user(s: &TestServer) {
         .create_role(&t.id, "test", "administrator", None)
         .unwrap();
     s.state.db.create_role(&t.id, "test", "auditor", None).unwrap();
+    for g in ["engineers", "audit-team"] {
+        latchkey_store::GroupRepo::create_group(&s.state.db, &t.id, "test", g, None).unwrap();
+    }
     let idp = SamlIdp::start();
     let c = connect(s, &idp, "corp", corp_options(), None).await;
     let registered = register(
@@ -280,6 +304,19 @@ async fn portal_signs_in_through_the_idp_with_a_jit_user(s: &TestServer) {
         ["administrator"],
         "groups engineering+admins map to administrator only"
     );
+    assert_eq!(
+        direct_groups(s, &t, &uid),
+        ["engineers"],
+        "the group map follows the IdP's groups"
+    );
+    let local = {
+        use latchkey_store::GroupRepo as _;
+        let g = s.state.db.create_group(&t.id, "test", "local", None).unwrap().id;
+        let member = latchkey_core::Principal::User(uid.clone());
+        s.state.db.add_member(&t.id, "test", &g, &member).unwrap();
+        g
+    };
+    assert!(!local.as_str().is_empty());
     let ok = acs_events(s);
     assert_eq!(ok.len(), 1);
     assert_eq!(ok[0].outcome, Outcome::Success);
@@ -304,6 +341,11 @@ async fn portal_signs_in_through_the_idp_with_a_jit_user(s: &TestServer) {
         .map(|r| r.name)
         .collect();
     assert_eq!(roles, ["auditor"]);
+    assert_eq!(
+        direct_groups(s, &t, &uid),
+        ["audit-team", "local"],
+        "mapped groups follow the IdP; a group the map doesn't name is left alone"
+    );
     let metrics = s.metrics().await;
     assert!(
         metrics.contains("latchkey_saml_events_total{event=\"acs\",outcome=\"ok\"} 2"),

@@ -22,6 +22,14 @@ macro_rules! id_type {
             }
         }
 
+        /// Derived `Eq`, `Ord` and `Hash` are those of the string, so maps keyed by the id can
+        /// be looked up by `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
                 Self(s.to_owned())

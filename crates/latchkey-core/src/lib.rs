@@ -2,8 +2,10 @@
 //! validation rules for what operators and clients send, the audit-chain hash, and the injected
 //! `Clock` and `Rng`. No I/O lives here.
 
+pub mod attributes;
 mod audit;
 pub mod breaker;
+pub mod claims;
 mod clock;
 mod groups;
 mod ids;
@@ -12,8 +14,10 @@ mod rng;
 pub mod saml;
 pub mod validate;
 
+pub use attributes::{AttributeDef, AttributeKind, EditableBy};
 pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
 pub use breaker::{Admit, Breaker, BreakerState};
+pub use claims::{ClaimMapper, ClaimSource, ClaimsConfig, TokenTarget};
 pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Principal};
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};

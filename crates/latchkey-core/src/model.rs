@@ -40,6 +40,7 @@ macro_rules! wire_enum {
         }
     };
 }
+pub(crate) use wire_enum;
 
 wire_enum!(
     /// RFC 6749 §2.1 client types.
@@ -346,6 +347,10 @@ pub struct ClientSettings {
     /// predate the field keep reading clients that don't use it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// What the client's tokens say about the user's roles, groups and attributes
+    /// (docs/authorization.md). Left out when default, like `resources`.
+    #[serde(skip_serializing_if = "crate::ClaimsConfig::is_default")]
+    pub claims: crate::ClaimsConfig,
 }
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.

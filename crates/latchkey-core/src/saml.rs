@@ -73,6 +73,10 @@ pub struct SamlOptions {
     /// IdP group → tenant role; groups grant roles only through this map.
     #[serde(default)]
     pub role_map: Vec<(String, String)>,
+    /// IdP group → Latchkey group: at each sign-in the user is put in the mapped groups the
+    /// IdP names and taken out of the others the map names; other memberships are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_map: Vec<(String, String)>,
 }
 
 fn yes() -> bool {
@@ -92,6 +96,7 @@ impl Default for SamlOptions {
             metadata_signer: None,
             mapping: AttributeMapping::default(),
             role_map: Vec::new(),
+            group_map: Vec::new(),
         }
     }
 }

@@ -48,6 +48,7 @@ pub fn metadata(issuer: &str) -> Value {
     ];
     claims.extend(PROFILE_CLAIMS);
     claims.extend(EMAIL_CLAIMS);
+    claims.extend(["roles", "groups"]);
     json!({
         "issuer": issuer,
         "authorization_endpoint": at(AUTHORIZE),

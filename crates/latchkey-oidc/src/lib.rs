@@ -6,6 +6,7 @@
 //! `GrantStore` and a `Signer`; `memory::MemoryOAuth` is an in-memory store for tests.
 
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 mod error;

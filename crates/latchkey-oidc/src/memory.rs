@@ -4,6 +4,7 @@
 //! wins, and a spend of something already spent revokes its grant. Audit events are kept in a
 //! list instead of a hash chain. Users are added directly, for the grants' `UserLookup`.
 
+use crate::claims::ClaimFacts;
 use crate::grants::UserLookup;
 use latchkey_core::{ClientId, Clock, NewAuditEvent, TenantId, User, UserId};
 use latchkey_store::{
@@ -41,6 +42,7 @@ struct State {
     tokens: BTreeMap<Key, TokenRow>,
     consents: BTreeMap<(TenantId, UserId, ClientId), Consent>,
     users: BTreeMap<(TenantId, UserId), User>,
+    facts: BTreeMap<(TenantId, UserId), ClaimFacts>,
     events: Vec<(TenantId, NewAuditEvent)>,
 }
 
@@ -71,6 +73,11 @@ impl MemoryOAuth {
         self.lock()
             .users
             .insert((user.tenant_id.clone(), user.id.clone()), user);
+    }
+
+    /// Sets what the user's tokens may say about their roles, groups and attributes.
+    pub fn put_facts(&self, t: &TenantId, user: &UserId, facts: ClaimFacts) {
+        self.lock().facts.insert((t.clone(), user.clone()), facts);
     }
 
     /// The audit events recorded for tenant `t`, oldest first.
@@ -213,6 +220,15 @@ impl State {
 impl UserLookup for MemoryOAuth {
     fn find_user(&self, t: &TenantId, id: &UserId) -> Result<Option<User>> {
         Ok(self.lock().users.get(&(t.clone(), id.clone())).cloned())
+    }
+
+    fn claim_facts(&self, t: &TenantId, id: &UserId) -> Result<ClaimFacts> {
+        Ok(self
+            .lock()
+            .facts
+            .get(&(t.clone(), id.clone()))
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 
 pub const OPENID: &str = "openid";
 pub const OFFLINE_ACCESS: &str = "offline_access";
-/// Scopes that speak about a user: never in a client-credentials token.
-pub const USER_SCOPES: [&str; 4] = [OPENID, "profile", "email", OFFLINE_ACCESS];
+/// Scopes that speak about a user: never in a client-credentials token. `roles` and `groups`
+/// release the user's effective roles and groups (`crate::claims`).
+pub const USER_SCOPES: [&str; 6] = [OPENID, "profile", "email", OFFLINE_ACCESS, "roles", "groups"];
 
 /// The claims each standard scope releases.
 pub const PROFILE_CLAIMS: [&str; 3] = ["name", "preferred_username", "updated_at"];

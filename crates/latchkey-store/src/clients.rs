@@ -5,8 +5,8 @@ use crate::schema::clients;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
-    AccessTokenFormat, AuthMethod, Client, ClientId, ClientSettings, ClientType, GrantType, NewAuditEvent,
-    TenantId, ValidationError, validate,
+    AccessTokenFormat, AuthMethod, ClaimsConfig, Client, ClientId, ClientSettings, ClientType, GrantType,
+    NewAuditEvent, TenantId, ValidationError, validate,
 };
 use serde_json::json;
 
@@ -37,6 +37,14 @@ pub trait ClientRepo {
     /// Replaces the secret's hash (the caller generated and shows the new secret once).
     fn set_client_secret_hash(&self, t: &TenantId, actor: &str, id: &ClientId, hash: &str) -> Result<Client>;
     fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()>;
+    /// Replaces what the client's tokens say about users' roles, groups and attributes.
+    fn set_client_claims(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        claims: &ClaimsConfig,
+    ) -> Result<Client>;
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
@@ -151,6 +159,7 @@ const MAX_RESOURCES: usize = 20;
 /// indicators, each once.
 fn check_settings(s: &ClientSettings) -> Result<()> {
     check_resources(&s.resources)?;
+    s.claims.validate()?;
     if let Some(alg) = &s.id_token_signed_response_alg
         && !["RS256", "ES256", "EdDSA"].contains(&alg.as_str())
     {
@@ -397,6 +406,36 @@ impl ClientRepo for Db {
             .execute(c)?;
             let event =
                 NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
+            Ok((client.clone(), event))
+        })
+    }
+
+    fn set_client_claims(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        claims: &ClaimsConfig,
+    ) -> Result<Client> {
+        claims.validate()?;
+        self.audited(t, |c| {
+            let mut client = load(c, t, id)?;
+            client.settings.claims = claims.clone();
+            client.updated_at = self.now();
+            diesel::update(
+                clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))),
+            )
+            .set((
+                clients::settings.eq(to_json(&client.settings)),
+                clients::updated_at.eq(client.updated_at),
+            ))
+            .execute(c)?;
+            let event = NewAuditEvent::success(
+                actor,
+                "client.update_claims",
+                format!("client:{id}"),
+                json!({"mappers": claims.mappers.len(), "roles": claims.roles.format, "groups": claims.groups.format}),
+            );
             Ok((client.clone(), event))
         })
     }

@@ -54,6 +54,8 @@ pub trait GroupRepo {
     fn add_member(&self, t: &TenantId, actor: &str, group: &GroupId, member: &Principal) -> Result<()>;
     fn remove_member(&self, t: &TenantId, actor: &str, group: &GroupId, member: &Principal) -> Result<()>;
     fn group_members(&self, t: &TenantId, group: &GroupId) -> Result<GroupMembers>;
+    /// The groups the user is directly in (not through nesting).
+    fn direct_groups(&self, t: &TenantId, user: &UserId) -> Result<Vec<GroupId>>;
     fn create_client_role(
         &self,
         t: &TenantId,
@@ -867,6 +869,18 @@ impl GroupRepo for Db {
             .map(client_role)
             .collect();
         Ok((tenant_roles, client))
+    }
+
+    fn direct_groups(&self, t: &TenantId, user: &UserId) -> Result<Vec<GroupId>> {
+        let mut conn = self.conn()?;
+        Ok(user_groups::table
+            .filter(user_groups::tenant_id.eq(t.as_str()))
+            .filter(user_groups::user_id.eq(user.as_str()))
+            .select(user_groups::group_id)
+            .load::<String>(&mut *conn)?
+            .into_iter()
+            .map(GroupId)
+            .collect())
     }
 
     fn effective_access(&self, t: &TenantId, user: &UserId) -> Result<EffectiveAccess> {

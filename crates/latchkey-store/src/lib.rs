@@ -3,6 +3,7 @@
 //! take the `TenantId` first. Every change is written with its audit event in one transaction.
 
 mod admin_tokens;
+mod attributes;
 mod audit;
 mod clients;
 mod conn;
@@ -24,6 +25,7 @@ mod tenants;
 mod users;
 
 pub use admin_tokens::AdminTokenRepo;
+pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
 pub use clients::{ClientRepo, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};

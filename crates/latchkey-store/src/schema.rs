@@ -401,6 +401,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    attribute_defs (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        label -> Nullable<Text>,
+        kind -> Text,
+        required -> Bool,
+        is_unique -> Bool,
+        editable_by -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_attributes (tenant_id, user_id, name) {
+        tenant_id -> Text,
+        user_id -> Text,
+        name -> Text,
+        value -> Text,
+        unique_key -> Nullable<Text>,
+        updated_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -433,5 +457,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_roles,
     user_client_roles,
     group_client_roles,
-    invitations
+    invitations,
+    attribute_defs,
+    user_attributes
 );

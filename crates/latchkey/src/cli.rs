@@ -59,6 +59,97 @@ pub enum Command {
     /// Invite people into a tenant by mail: they set a password or a passkey themselves.
     #[command(subcommand)]
     Invite(InviteCmd),
+    /// Manage a tenant's user attributes (a typed schema) and users' values.
+    #[command(subcommand)]
+    Attribute(AttributeCmd),
+}
+
+/// Who may change an attribute: `admin` or `user` (on the account page too).
+#[derive(Debug, Args)]
+pub struct AttributeRules {
+    /// A value must be present (it can't be cleared; the account form asks for it).
+    #[arg(long, value_name = "BOOL")]
+    pub required: Option<bool>,
+    /// No two users may hold the same value.
+    #[arg(long, value_name = "BOOL")]
+    pub unique: Option<bool>,
+    #[arg(long, value_name = "WHO")]
+    pub editable_by: Option<latchkey_core::EditableBy>,
+    /// The label shown on the account page.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttributeCmd {
+    /// Declare an attribute: `--type string|number|boolean|string-list`.
+    Define {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: latchkey_core::AttributeKind,
+        #[command(flatten)]
+        rules: AttributeRules,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change an attribute's label, required, unique or editable-by (not its type).
+    Update {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        rules: AttributeRules,
+        /// Remove the label.
+        #[arg(long, conflicts_with = "label")]
+        no_label: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The tenant's attribute schema.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Remove an attribute and every user's value of it.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// A user's attribute values.
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Set a user's values: `NAME=VALUE` (lists comma-separated), in one change.
+    Set {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+        #[arg(value_name = "NAME=VALUE", required = true)]
+        values: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Clear a user's values.
+    Unset {
+        #[command(flatten)]
+        tenant: TenantArg,
+        user: String,
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,6 +372,9 @@ pub struct SamlUpdate {
     /// Remove every group → role mapping.
     #[arg(long, conflicts_with = "role_map")]
     pub no_role_map: bool,
+    /// Remove every IdP group → group mapping.
+    #[arg(long, conflicts_with = "group_map")]
+    pub no_group_map: bool,
     /// Stop checking the metadata's signature (unpin the metadata-signing certificate).
     #[arg(long, conflicts_with = "metadata_signing_cert")]
     pub no_metadata_signing_cert: bool,
@@ -323,6 +417,10 @@ pub struct SamlFlags {
     /// IdP group → tenant role (repeatable; on update, replaces the whole map).
     #[arg(long = "role-map", value_name = "GROUP=ROLE")]
     pub role_map: Vec<String>,
+    /// IdP group → Latchkey group: members follow the IdP at each sign-in (repeatable; on
+    /// update, replaces the whole map).
+    #[arg(long = "group-map", value_name = "IDP_GROUP=GROUP")]
+    pub group_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -633,6 +731,19 @@ pub enum ClientCmd {
         #[command(flatten)]
         tenant: TenantArg,
         client_id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Show the client's claim configuration, or replace it with `--set FILE` (JSON; `-` reads
+    /// standard input) or `--reset` (docs/authorization.md).
+    Claims {
+        #[command(flatten)]
+        tenant: TenantArg,
+        client_id: String,
+        #[arg(long, value_name = "FILE", conflicts_with = "reset")]
+        set: Option<std::path::PathBuf>,
+        #[arg(long)]
+        reset: bool,
         #[command(flatten)]
         out: Json,
     },

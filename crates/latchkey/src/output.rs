@@ -1,8 +1,8 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
 use crate::cli::{
-    AdminTokenCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd, MfaCmd, RoleCmd, SamlCmd,
-    TenantCmd, UserCmd,
+    AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd, MfaCmd, RoleCmd,
+    SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -33,6 +33,15 @@ pub fn wants_json(command: &Command) -> bool {
             AdminTokenCmd::Create { out, .. }
             | AdminTokenCmd::List { out, .. }
             | AdminTokenCmd::Revoke { out, .. },
+        )
+        | Command::Attribute(
+            AttributeCmd::Define { out, .. }
+            | AttributeCmd::Update { out, .. }
+            | AttributeCmd::List { out, .. }
+            | AttributeCmd::Remove { out, .. }
+            | AttributeCmd::Show { out, .. }
+            | AttributeCmd::Set { out, .. }
+            | AttributeCmd::Unset { out, .. },
         ) => out.json,
         Command::Group(group) => match group {
             GroupCmd::Create { out, .. }
@@ -57,8 +66,10 @@ pub fn wants_json(command: &Command) -> bool {
             ClientCmd::List { out, .. }
             | ClientCmd::Show { out, .. }
             | ClientCmd::Delete { out, .. }
-            | ClientCmd::RotateSecret { out, .. } => out.json,
+            | ClientCmd::RotateSecret { out, .. }
+            | ClientCmd::Claims { out, .. } => out.json,
         },
+
         Command::User(user) => match user {
             UserCmd::Create { out, .. } | UserCmd::List { out, .. } => out.json,
             UserCmd::Show(user)

@@ -69,6 +69,7 @@ pub fn create_client(
             refresh_idle_secs: spec.refresh_idle_ttl,
             refresh_absolute_secs: spec.refresh_absolute_ttl,
             resources: spec.resources.clone(),
+            claims: latchkey_core::ClaimsConfig::default(),
         },
     };
     let client = ctx.db.create_client(&tenant.id, ctx.actor(), &new)?;
@@ -86,10 +87,10 @@ fn grant_types(given: &[GrantType]) -> Vec<GrantType> {
     }
 }
 
-/// The OpenID Connect basics and refresh unless told otherwise.
+/// The OpenID Connect basics, refresh, and the user's roles and groups unless told otherwise.
 fn scopes(given: &[String]) -> Vec<String> {
     if given.is_empty() {
-        ["openid", "profile", "email", "offline_access"]
+        ["openid", "profile", "email", "offline_access", "roles", "groups"]
             .map(String::from)
             .to_vec()
     } else {

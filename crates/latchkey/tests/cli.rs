@@ -671,6 +671,150 @@ fn cli_contract_on_postgres() {
     the_cli_contract(&db);
 }
 
+/// Attributes and a client's claim configuration, as an operator sets them up for a portal
+/// that filters rows by `org` (docs/authorization.md). One operator session, step by step.
+#[allow(clippy::too_many_lines)]
+fn attributes_and_claims(db: &TestDb) {
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    cli.ok(&["user", "create", "--tenant", "acme", "--username", "carol"]);
+    let def = cli.json(&[
+        "attribute",
+        "define",
+        "--tenant",
+        "acme",
+        "org",
+        "--type",
+        "string",
+        "--required",
+        "true",
+        "--editable-by",
+        "admin",
+        "--json",
+    ]);
+    assert_eq!(
+        (def["type"].as_str(), def["required"].as_bool()),
+        (Some("string"), Some(true))
+    );
+    cli.ok(&[
+        "attribute",
+        "define",
+        "--tenant",
+        "acme",
+        "floor",
+        "--type",
+        "number",
+        "--editable-by",
+        "user",
+    ]);
+    let err = cli.fails(
+        2,
+        &[
+            "attribute",
+            "define",
+            "--tenant",
+            "acme",
+            "email",
+            "--type",
+            "string",
+        ],
+        None,
+    );
+    assert!(err.contains("standard claim"), "{err}");
+    let v = cli.json(&[
+        "attribute",
+        "set",
+        "--tenant",
+        "acme",
+        "carol",
+        "org=acme-emea",
+        "floor=3",
+        "--json",
+    ]);
+    assert_eq!(
+        v["attributes"],
+        serde_json::json!({"org": "acme-emea", "floor": 3})
+    );
+    let err = cli.fails(
+        2,
+        &["attribute", "set", "--tenant", "acme", "carol", "floor=high"],
+        None,
+    );
+    assert!(err.contains("floor: must be a number"), "{err}");
+    let err = cli.fails(
+        2,
+        &["attribute", "unset", "--tenant", "acme", "carol", "org"],
+        None,
+    );
+    assert!(err.contains("required"), "{err}");
+    let listed = cli.json(&["attribute", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    let client = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Reports",
+        "--redirect-uri",
+        "https://reports.example/cb",
+        "--json",
+    ]);
+    let id = client["client_id"].as_str().unwrap();
+    let shown = cli.json(&["client", "show", "--tenant", "acme", id, "--json"]);
+    let scopes = shown["scopes"].as_array().unwrap();
+    assert!(
+        scopes.contains(&"roles".into()) && scopes.contains(&"groups".into()),
+        "{scopes:?}"
+    );
+    let defaults = cli.json(&["client", "claims", "--tenant", "acme", id, "--json"]);
+    assert_eq!(defaults["roles"]["format"], "flat");
+    let config = r#"{"roles": {"own_only": true}, "mappers": [{"claim": "org", "source": {"attribute": "org"}, "tokens": ["access_token"]}]}"#;
+    let set = serde_json::from_str::<Value>(&cli.ok_in(
+        &["client", "claims", "--tenant", "acme", id, "--set", "-", "--json"],
+        Some(config),
+    ))
+    .unwrap();
+    assert_eq!(set["roles"]["own_only"], true);
+    assert_eq!(set["mappers"][0]["claim"], "org");
+    let bad = r#"{"mappers": [{"claim": "sub", "source": {"value": "admin"}}]}"#;
+    let err = cli.fails(
+        2,
+        &["client", "claims", "--tenant", "acme", id, "--set", "-"],
+        Some(bad),
+    );
+    assert!(err.contains("may not write"), "{err}");
+    let typo = r#"{"mapers": []}"#;
+    let err = cli.fails(
+        2,
+        &["client", "claims", "--tenant", "acme", id, "--set", "-"],
+        Some(typo),
+    );
+    assert!(err.contains("unknown field"), "{err}");
+    let reset = cli.json(&["client", "claims", "--tenant", "acme", id, "--reset", "--json"]);
+    assert_eq!(reset["roles"]["own_only"], false);
+    let actions = cli.audit_actions("acme");
+    for a in [
+        "attribute.define",
+        "user.attributes_update",
+        "client.update_claims",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+}
+
+#[test]
+fn attributes_and_claims_on_sqlite() {
+    attributes_and_claims(&TestDb::sqlite());
+}
+
+#[test]
+fn attributes_and_claims_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    attributes_and_claims(&db);
+}
+
 #[test]
 fn mfa_policy_and_reset_from_the_cli() {
     let db = TestDb::sqlite();
@@ -1177,6 +1321,7 @@ fn saml_connections_from_the_cli(db: &TestDb) {
     unknown_tenants_and_connections_are_refused(&cli, &entra);
     let second = a_second_connection_is_added(&cli, &entra);
     options_change_and_only_the_flags_given(&cli);
+    group_maps_name_existing_groups(&cli);
     new_metadata_replaces_the_old_and_keeps_the_sp_key(db, &cli, &new, &sealed);
     no_output_carries_the_sealed_key(db, &cli, &added, &second, &sealed);
     removals_and_changes_are_audited(&cli);
@@ -1493,6 +1638,49 @@ fn options_change_and_only_the_flags_given(cli: &Cli) {
     assert_eq!(u["options"]["role_map"], serde_json::json!([]));
 }
 
+/// `--group-map` names groups of the tenant; `--no-group-map` clears it.
+fn group_maps_name_existing_groups(cli: &Cli) {
+    cli.ok(&["group", "create", "--tenant", "acme", "ops-team"]);
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "okta",
+        "--group-map",
+        "Ops=ops-team",
+        "--json",
+    ]);
+    assert_eq!(
+        u["options"]["group_map"],
+        serde_json::json!([["Ops", "ops-team"]])
+    );
+    let err = cli.fails(
+        2,
+        &[
+            "saml",
+            "update",
+            "--tenant",
+            "acme",
+            "okta",
+            "--group-map",
+            "Ops=nope",
+        ],
+        None,
+    );
+    assert!(err.contains("no group \"nope\""), "{err}");
+    let u = cli.json(&[
+        "saml",
+        "update",
+        "--tenant",
+        "acme",
+        "okta",
+        "--no-group-map",
+        "--json",
+    ]);
+    assert!(u["options"].get("group_map").is_none());
+}
+
 fn new_metadata_replaces_the_old_and_keeps_the_sp_key(db: &TestDb, cli: &Cli, new: &str, sealed: &str) {
     // New metadata replaces the old (one certificate left after the rollover).
     let rolled = cli.write(
@@ -1583,6 +1771,8 @@ fn removals_and_changes_are_audited(cli: &Cli) {
         [
             "saml.connection.create",
             "saml.connection.create",
+            "saml.connection.update",
+            "saml.connection.update",
             "saml.connection.update",
             "saml.connection.update",
             "saml.connection.update",

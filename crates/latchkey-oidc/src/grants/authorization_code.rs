@@ -3,7 +3,7 @@
 //! spent once; a code already spent revokes what its first use issued (RFC 6749 §4.1.2).
 
 use super::issue::{Subject, mint};
-use super::{Ctx, GrantError, GrantStore, Signer, TokenResponse, active, event};
+use super::{Ctx, GrantError, GrantStore, Signer, TokenResponse, active, event, facts_for};
 use crate::OAuthError;
 use crate::lifetimes::lifetimes;
 use crate::pkce::{CodeChallenge, check_code_verifier};
@@ -43,6 +43,7 @@ pub fn exchange(
     let user = active(store.find_user(t, &stored.grant.user_id)?)?;
     let now = ctx.clock.now_millis();
     let refresh_idle = lifetimes(ctx.tenant, c).refresh_idle_secs * 1000;
+    let facts = facts_for(store, c, &user.id, &stored.grant.scope, t)?;
     let who = Subject {
         user: &user,
         grant: &stored.grant,
@@ -51,6 +52,7 @@ pub fn exchange(
             .grant_types
             .contains(&GrantType::RefreshToken)
             .then(|| (now + refresh_idle).min(stored.grant.expires_at)),
+        facts: facts.as_ref(),
     };
     let scope_and_audience = (stored.grant.scope.as_str(), c.client_id.as_str());
     let issued = mint(signer, ctx, c, Some(&who), scope_and_audience, now)?;

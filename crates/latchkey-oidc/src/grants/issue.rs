@@ -4,12 +4,13 @@
 //! kept as SHA-256 hashes; a user's JWT access token is kept by its `jti` so it can be revoked.
 
 use super::{Ctx, Signer};
+use crate::claims::{ClaimFacts, release};
 use crate::lifetimes::lifetimes;
 use crate::scope;
 use crate::tokens::{
     AT_JWT, Authentication, Envelope, access_token_claims, at_hash, id_token_alg, id_token_claims, sid_of,
 };
-use latchkey_core::{AccessTokenFormat, Client, User, random_token, sha256_hex};
+use latchkey_core::{AccessTokenFormat, Client, TokenTarget, User, random_token, sha256_hex};
 use latchkey_keys::{Alg, KeyError};
 use latchkey_store::{Grant, NewToken, TokenKind};
 use serde::Serialize;
@@ -43,6 +44,52 @@ pub(crate) struct Subject<'a> {
     pub nonce: Option<&'a str>,
     /// Milliseconds; `None`: no refresh token.
     pub refresh_expires_at: Option<i64>,
+    /// The user's roles, groups and attributes, when the scope releases any.
+    pub facts: Option<&'a ClaimFacts>,
+}
+
+/// Adds the client's authorization claims for `target`; registered claims already there win.
+fn with_authorization(
+    mut claims: serde_json::Value,
+    c: &Client,
+    scope: &str,
+    facts: Option<&ClaimFacts>,
+    target: TokenTarget,
+) -> serde_json::Value {
+    if let serde_json::Value::Object(m) = &mut claims {
+        for (k, v) in release(&c.settings.claims, c.client_id.as_str(), scope, facts, target) {
+            m.entry(k).or_insert(v);
+        }
+    }
+    claims
+}
+
+/// OIDC Core §3.1.3.6: the ID token, with its own `jti`, the session's `sid` and `at_hash`.
+fn id_token(
+    signer: &dyn Signer,
+    ctx: &Ctx<'_>,
+    c: &Client,
+    (w, a): (&Subject<'_>, &Authentication<'_>),
+    env: &Envelope<'_>,
+    scope: &str,
+    access_token: &str,
+) -> Result<String, KeyError> {
+    let alg = id_token_alg(c);
+    let id_jti = random_token(ctx.rng, 16);
+    let env = Envelope {
+        jti: &id_jti,
+        ..env.clone()
+    };
+    let sid = w.grant.session_key.as_deref().map(sid_of);
+    let hash = at_hash(access_token, alg);
+    let claims = with_authorization(
+        id_token_claims(&env, a, scope, w.nonce, sid.as_deref(), Some(&hash)),
+        c,
+        scope,
+        w.facts,
+        TokenTarget::IdToken,
+    );
+    signer.sign(&ctx.tenant.id, alg, "JWT", &claims)
 }
 
 /// Signs and assembles the tokens of one response at `now_ms`; `who` is `None` for a client
@@ -86,7 +133,13 @@ pub(crate) fn mint(
     let mut rows = Vec::new();
     let access_token = match c.access_token_format {
         AccessTokenFormat::Jwt => {
-            let claims = access_token_claims(&env, audience, scope, authn.as_ref());
+            let claims = with_authorization(
+                access_token_claims(&env, audience, scope, authn.as_ref()),
+                c,
+                scope,
+                who.and_then(|w| w.facts),
+                TokenTarget::AccessToken,
+            );
             let token = sign(Alg::ES256, AT_JWT, &claims)?;
             if who.is_some() {
                 rows.push(row(jti.clone(), TokenKind::Access, env.exp * 1000));
@@ -103,22 +156,16 @@ pub(crate) fn mint(
             token
         }
     };
-    let mut id_token = None;
-    if let (Some(w), Some(a)) = (who, authn.as_ref())
-        && scope::contains(scope, scope::OPENID)
-    {
-        let alg = id_token_alg(c);
-        let id_jti = random_token(ctx.rng, 16);
-        let id_env = Envelope {
-            exp: now + life.id_secs,
-            jti: &id_jti,
-            ..env.clone()
-        };
-        let sid = w.grant.session_key.as_deref().map(sid_of);
-        let hash = at_hash(&access_token, alg);
-        let claims = id_token_claims(&id_env, a, scope, w.nonce, sid.as_deref(), Some(&hash));
-        id_token = Some(sign(alg, "JWT", &claims)?);
-    }
+    let id_token = match (who, authn.as_ref()) {
+        (Some(w), Some(a)) if scope::contains(scope, scope::OPENID) => {
+            let id_env = Envelope {
+                exp: now + life.id_secs,
+                ..env.clone()
+            };
+            Some(id_token(signer, ctx, c, (w, a), &id_env, scope, &access_token)?)
+        }
+        _ => None,
+    };
     let refresh_token = who.and_then(|w| w.refresh_expires_at).map(|exp| {
         let refresh = random_token(ctx.rng, 32);
         rows.push(row(sha256_hex(refresh.as_bytes()), TokenKind::Refresh, exp));

@@ -12,9 +12,10 @@ pub mod refresh_token;
 pub use issue::{Issued, TokenResponse};
 
 use crate::OAuthError;
+use crate::claims::ClaimFacts;
 use latchkey_core::{Client, Clock, NewAuditEvent, Rng, Tenant, TenantId, User, UserId, UserStatus};
 use latchkey_keys::{Alg, KeyError, KeyRing};
-use latchkey_store::{Grant, OAuthRepo, StoreError, UserRepo};
+use latchkey_store::{AttributeRepo, Grant, GroupRepo, OAuthRepo, StoreError, UserRepo};
 use serde_json::{Value, json};
 
 /// Why a grant gave no tokens: refused by the protocol, or the store or key ring failed (the
@@ -52,14 +53,39 @@ impl Signer for KeyRing {
     }
 }
 
-/// The one user lookup the grants need: whether the grant's user may still sign in.
+/// The user lookups the grants need: whether the grant's user may still sign in, and what
+/// their tokens may say about them.
 pub trait UserLookup {
     fn find_user(&self, t: &TenantId, id: &UserId) -> Result<Option<User>, StoreError>;
+    /// The user's effective roles and groups and their attribute values.
+    fn claim_facts(&self, t: &TenantId, id: &UserId) -> Result<ClaimFacts, StoreError>;
 }
 
 impl UserLookup for latchkey_store::Db {
     fn find_user(&self, t: &TenantId, id: &UserId) -> Result<Option<User>, StoreError> {
         UserRepo::user(self, t, id)
+    }
+
+    fn claim_facts(&self, t: &TenantId, id: &UserId) -> Result<ClaimFacts, StoreError> {
+        Ok(ClaimFacts {
+            access: GroupRepo::effective_access(self, t, id)?,
+            attributes: AttributeRepo::user_attributes(self, t, id)?,
+        })
+    }
+}
+
+/// The user's facts when the client's claims for `scope` need them; no query otherwise.
+pub(crate) fn facts_for(
+    store: &dyn GrantStore,
+    c: &Client,
+    user: &UserId,
+    scope: &str,
+    t: &TenantId,
+) -> Result<Option<ClaimFacts>, StoreError> {
+    if crate::claims::needs_facts(&c.settings.claims, scope) {
+        store.claim_facts(t, user).map(Some)
+    } else {
+        Ok(None)
     }
 }
 

@@ -6,7 +6,7 @@
 //! `find`, `check`, then `rotate` (or `revoke_reused`).
 
 use super::issue::{Subject, mint};
-use super::{Ctx, GrantError, GrantStore, Signer, TokenResponse, active, event};
+use super::{Ctx, GrantError, GrantStore, Signer, TokenResponse, active, event, facts_for};
 use crate::lifetimes::lifetimes;
 use crate::token_request::RefreshRequest;
 use crate::{OAuthError, scope};
@@ -144,11 +144,13 @@ pub fn rotate(
 ) -> Result<TokenResponse, GrantError> {
     let now = ctx.clock.now_millis();
     let refresh_idle = lifetimes(ctx.tenant, c).refresh_idle_secs * 1000;
+    let facts = facts_for(store, c, &r.user.id, &r.scope, &ctx.tenant.id)?;
     let who = Subject {
         user: &r.user,
         grant: &r.grant,
         nonce: None,
         refresh_expires_at: Some((now + refresh_idle).min(r.grant.expires_at)),
+        facts: facts.as_ref(),
     };
     let issued = mint(signer, ctx, c, Some(&who), (&r.scope, c.client_id.as_str()), now)?;
     let ev = event(c, "oauth.refresh", &r.grant);

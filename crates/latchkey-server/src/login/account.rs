@@ -39,6 +39,8 @@ struct AccountPage<'a> {
     totp_allowed: bool,
     totp_on: bool,
     recovery_left: String,
+    /// The tenant's user attributes with this user's values.
+    attributes: Vec<super::attributes::AttributeField>,
     error: Option<String>,
     notice: Option<&'a str>,
     /// Deleting the account: the strings, what it does under the tenant's policy, and whether a
@@ -123,6 +125,7 @@ pub(super) async fn render(
     let sessions = session_rows(state, tenant, &v).await?;
     let apps = app_rows(state, s, tenant, v.user).await?;
     let (totp_on, left, passkeys) = factor_rows(state, tenant, v.user).await?;
+    let attributes = super::attributes::fields(state, tenant, v.user).await?;
     let display = v
         .user
         .display_name
@@ -146,6 +149,7 @@ pub(super) async fn render(
         totp_allowed: tenant.policy.allows(latchkey_core::MfaMethod::Totp),
         totp_on,
         recovery_left: s.recovery_left.replace("{n}", &left.to_string()),
+        attributes,
         error: v.error,
         notice: v.notice,
         l: crate::web::i18n_lifecycle::of(s),

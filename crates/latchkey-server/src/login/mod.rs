@@ -5,6 +5,7 @@
 //! and get them back signed in.
 
 mod account;
+mod attributes;
 mod deletion;
 mod factor;
 mod invitation;
@@ -42,6 +43,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account", web::get().to(account::account))
         .route("/account/password", web::post().to(account::change_password))
         .route("/account/profile", web::post().to(account::update_profile))
+        .route("/account/attributes", web::post().to(attributes::update))
         .route(
             "/account/sessions/revoke",
             web::post().to(account::revoke_session),

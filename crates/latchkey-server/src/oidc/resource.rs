@@ -13,10 +13,10 @@ use crate::web::errors::AppError;
 use crate::web::tenant::InTenantJson;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use latchkey_core::{NewAuditEvent, Tenant, User, UserId, UserStatus};
+use latchkey_core::{NewAuditEvent, Tenant, TokenTarget, User, UserId, UserStatus};
 use latchkey_keys::KeyError;
 use latchkey_keys::jwt::Expect;
-use latchkey_oidc::{ErrorCode, OAuthError, scope};
+use latchkey_oidc::{ErrorCode, OAuthError, UserLookup as _, claims, scope};
 use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -264,9 +264,49 @@ async fn userinfo_inner(
     };
     let mut claims = scope::user_claims(&user, &info.scope);
     claims.insert("sub".into(), json!(user.id));
+    let extra = authorization_claims(
+        state,
+        &t,
+        &info.client_id,
+        &user.id,
+        &info.scope,
+        TokenTarget::Userinfo,
+    )
+    .await?;
+    for (k, v) in extra {
+        claims.entry(k).or_insert(v);
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Value::Object(claims)))
+}
+
+/// The roles, groups and mapped attributes the token's client releases into `target` for the
+/// user (docs/authorization.md); read at the time of the call, so they are current.
+async fn authorization_claims(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+    user: &UserId,
+    scope: &str,
+    target: TokenTarget,
+) -> Result<serde_json::Map<String, Value>, AppError> {
+    let Some(c) = super::client(state, tenant, client_id).await? else {
+        return Ok(serde_json::Map::new());
+    };
+    let facts = if claims::needs_facts(&c.settings.claims, scope) {
+        let (tid, uid) = (tenant.id.clone(), user.clone());
+        Some(state.store(move |db| db.claim_facts(&tid, &uid)).await?)
+    } else {
+        None
+    };
+    Ok(claims::release(
+        &c.settings.claims,
+        c.client_id.as_str(),
+        scope,
+        facts.as_ref(),
+        target,
+    ))
 }
 
 /// A client-authenticated form POST (introspection, revocation) that names a token. A refusal
@@ -348,6 +388,18 @@ pub(super) async fn introspect(
             m.insert("exp".into(), json!(i.exp));
             if let Some(j) = i.jti {
                 m.insert("jti".into(), json!(j));
+            }
+            // A resource server with opaque tokens reads what a JWT would have said.
+            if let (TokenKind::Access, Some(user)) = (i.kind, &i.user) {
+                let target = TokenTarget::AccessToken;
+                match authorization_claims(&state, &tenant, &i.client_id, user, &i.scope, target).await {
+                    Ok(extra) => {
+                        for (k, v) in extra {
+                            m.entry(k).or_insert(v);
+                        }
+                    }
+                    Err(e) => return e.json().error_response(),
+                }
             }
             Value::Object(m)
         }

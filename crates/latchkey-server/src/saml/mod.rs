@@ -19,9 +19,9 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::saml::BINDING_REDIRECT;
-use latchkey_core::{NewAuditEvent, Outcome, SamlConnection, Tenant, User, UserStatus};
+use latchkey_core::{NewAuditEvent, Outcome, Principal, SamlConnection, Tenant, User, UserStatus};
 use latchkey_saml::{Assertion, SamlError};
-use latchkey_store::{NewUser, RoleRepo, SamlRepo, UserRepo};
+use latchkey_store::{GroupRepo, NewUser, RoleRepo, SamlRepo, UserRepo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -821,6 +821,55 @@ async fn sync_roles(
         .await
 }
 
+/// IdP groups put the user in Latchkey groups only through the connection's group map; the
+/// groups it names follow the IdP at every sign-in, other memberships are left alone.
+async fn sync_groups(
+    state: &AppState,
+    tenant: &Tenant,
+    connection: &SamlConnection,
+    user: &User,
+    a: &Assertion,
+) -> Result<(), AppError> {
+    let map = &connection.options.group_map;
+    if map.is_empty() {
+        return Ok(());
+    }
+    let idp_groups: Vec<String> = connection
+        .options
+        .mapping
+        .groups
+        .as_deref()
+        .map(|g| a.values(g))
+        .unwrap_or_default();
+    let wanted: Vec<String> = map
+        .iter()
+        .filter(|(g, _)| idp_groups.contains(g))
+        .map(|(_, ours)| ours.clone())
+        .collect();
+    let managed: Vec<String> = map.iter().map(|(_, ours)| ours.clone()).collect();
+    let (tid, uid, actor) = (
+        tenant.id.clone(),
+        user.id.clone(),
+        format!("saml:{}", connection.name),
+    );
+    state
+        .store(move |db| {
+            let have = db.direct_groups(&tid, &uid)?;
+            let member = Principal::User(uid.clone());
+            for group in db.list_groups(&tid)?.iter().filter(|g| managed.contains(&g.name)) {
+                let has = have.contains(&group.id);
+                let should = wanted.contains(&group.name);
+                if should && !has {
+                    db.add_member(&tid, &actor, &group.id, &member)?;
+                } else if !should && has {
+                    db.remove_member(&tid, &actor, &group.id, &member)?;
+                }
+            }
+            Ok::<(), latchkey_store::StoreError>(())
+        })
+        .await
+}
+
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
@@ -835,6 +884,7 @@ async fn sign_in(
         return Err(Refusal::Disabled);
     }
     sync_roles(state, tenant, c, &user, a).await?;
+    sync_groups(state, tenant, c, &user, a).await?;
     let (tid, cid, nid) = (tenant.id.clone(), c.id.clone(), a.name_id.clone());
     state
         .store(move |db| db.saml_login_seen(&tid, &cid, &nid))

@@ -6,9 +6,10 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{client_json, done, emit, print_human, print_json};
 use crate::provision::{create_client, new_secret, uses_secret};
-use latchkey_core::{Client, ClientId, OsRng, Tenant};
+use latchkey_core::{ClaimsConfig, Client, ClientId, OsRng, Tenant};
 use latchkey_store::ClientRepo;
 use serde_json::json;
+use std::io::Read as _;
 
 pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
     match cmd {
@@ -33,6 +34,13 @@ pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
             client_id,
             out,
         } => rotate_secret(ctx, tenant.slug(), &client_id, out.json),
+        ClientCmd::Claims {
+            tenant,
+            client_id,
+            set,
+            reset,
+            out,
+        } => claims(ctx, tenant.slug(), &client_id, (set.as_deref(), reset), out.json),
     }
 }
 
@@ -101,4 +109,51 @@ fn rotate_secret(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> 
         &format!("client_secret  {secret}\n(shown once: only its hash is stored)"),
     );
     Ok(())
+}
+
+/// Shows the client's claim configuration, or replaces it from a JSON file (`-`: standard
+/// input) or with the default. Printed as stored, with the defaults filled in.
+fn claims(
+    ctx: &Context<'_>,
+    slug: &str,
+    client_id: &str,
+    (set, reset): (Option<&std::path::Path>, bool),
+    json: bool,
+) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let client = find(ctx, &tenant, client_id)?;
+    let config = match set {
+        Some(path) => Some(read_claims(path)?),
+        None if reset => Some(ClaimsConfig::default()),
+        None => None,
+    };
+    let client = match config {
+        Some(c) => ctx
+            .db
+            .set_client_claims(&tenant.id, ctx.actor(), &client.client_id, &c)?,
+        None => client,
+    };
+    let shown = serde_json::to_value(&client.settings.claims).unwrap_or_default();
+    if json {
+        print_json(&shown);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn read_claims(path: &std::path::Path) -> Result<ClaimsConfig, CliError> {
+    let file = |source| CliError::File {
+        flag: "--set",
+        path: path.to_owned(),
+        source,
+    };
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().take(1 << 20), &mut s).map_err(file)?;
+        s
+    } else {
+        std::fs::read_to_string(path).map_err(file)?
+    };
+    serde_json::from_str(&text).map_err(|e| CliError::BadFlag(format!("--set {}: {e}", path.display())))
 }

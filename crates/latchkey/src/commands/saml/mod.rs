@@ -122,6 +122,9 @@ fn update(ctx: &Context<'_>, spec: &SamlUpdate, now: i64) -> Result<(), CliError
     if spec.no_role_map {
         options.role_map.clear();
     }
+    if spec.no_group_map {
+        options.group_map.clear();
+    }
     if spec.no_metadata_signing_cert {
         options.metadata_signer = None;
     }

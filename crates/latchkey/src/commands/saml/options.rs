@@ -5,9 +5,10 @@ use crate::cli::SamlFlags;
 use crate::context::Context;
 use crate::error::CliError;
 use latchkey_core::{SamlOptions, Tenant};
-use latchkey_store::RoleRepo;
+use latchkey_store::{GroupRepo, RoleRepo};
 
-/// Applies the option flags to `options`; roles in `--role-map` must exist in the tenant.
+/// Applies the option flags to `options`; roles in `--role-map` and groups in `--group-map`
+/// must exist in the tenant.
 pub fn apply(
     ctx: &Context<'_>,
     tenant: &Tenant,
@@ -39,6 +40,9 @@ pub fn apply(
     }
     if !flags.role_map.is_empty() {
         options.role_map = role_map(ctx, tenant, &flags.role_map)?;
+    }
+    if !flags.group_map.is_empty() {
+        options.group_map = group_map(ctx, tenant, &flags.group_map)?;
     }
     if let Some(path) = &flags.metadata_signing_cert {
         options.metadata_signer = Some(signing_certificate(path)?);
@@ -98,20 +102,50 @@ fn role_map(
         .into_iter()
         .map(|role| role.name)
         .collect();
+    pairs(tenant, ("--role-map", "role"), &roles, entries)
+}
+
+/// The `--group-map IDP_GROUP=GROUP` entries as pairs, duplicates dropped.
+fn group_map(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    entries: &[String],
+) -> Result<Vec<(String, String)>, CliError> {
+    let groups: Vec<String> = ctx
+        .db
+        .list_groups(&tenant.id)?
+        .into_iter()
+        .map(|group| group.name)
+        .collect();
+    pairs(tenant, ("--group-map", "group"), &groups, entries)
+}
+
+/// `IDP_GROUP=NAME` entries whose NAME is one of `known` (a role or group of the tenant).
+fn pairs(
+    tenant: &Tenant,
+    (flag, what): (&str, &str),
+    known: &[String],
+    entries: &[String],
+) -> Result<Vec<(String, String)>, CliError> {
     let mut map = Vec::with_capacity(entries.len());
     for entry in entries {
-        let (group, role) = entry
+        let (group, name) = entry
             .split_once('=')
-            .map(|(group, role)| (group.trim(), role.trim()))
-            .filter(|(group, role)| !group.is_empty() && !role.is_empty())
-            .ok_or_else(|| CliError::BadFlag(format!("--role-map {entry:?}: expected GROUP=ROLE")))?;
-        if !roles.iter().any(|known| known == role) {
+            .map(|(group, name)| (group.trim(), name.trim()))
+            .filter(|(group, name)| !group.is_empty() && !name.is_empty())
+            .ok_or_else(|| {
+                CliError::BadFlag(format!(
+                    "{flag} {entry:?}: expected IDP_GROUP={}",
+                    what.to_uppercase()
+                ))
+            })?;
+        if !known.iter().any(|k| k == name) {
             return Err(CliError::BadFlag(format!(
-                "--role-map {entry:?}: no role {role:?} in tenant {:?}",
+                "{flag} {entry:?}: no {what} {name:?} in tenant {:?}",
                 tenant.slug
             )));
         }
-        let pair = (group.to_owned(), role.to_owned());
+        let pair = (group.to_owned(), name.to_owned());
         if !map.contains(&pair) {
             map.push(pair);
         }

@@ -1,0 +1,2 @@
+DROP TABLE user_attributes;
+DROP TABLE attribute_defs;
