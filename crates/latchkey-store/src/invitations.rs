@@ -227,6 +227,28 @@ fn by_token(c: &mut AnyConnection, t: &TenantId, token_hash: &str, now: i64) -> 
         .transpose()
 }
 
+/// An invitation that is pending or expired, for a change (`what`: "revoked", "re-sent"):
+/// `NotFound`, or `Conflict` once accepted or revoked.
+fn open_invitation(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    id: &str,
+    now: i64,
+    what: &str,
+) -> Result<Invitation> {
+    let found = find(c, t, id, now)?.ok_or(StoreError::NotFound { what: "invitation" })?;
+    if matches!(
+        found.status,
+        InvitationStatus::Accepted | InvitationStatus::Revoked
+    ) {
+        return Err(StoreError::Conflict(format!(
+            "invitation {id} is {}, so it can't be {what}",
+            json!(found.status).as_str().unwrap_or_default()
+        )));
+    }
+    Ok(found)
+}
+
 /// The audit view of an invitation (no token).
 fn details(i: &Invitation) -> serde_json::Value {
     json!({
@@ -451,16 +473,7 @@ impl InvitationRepo for Db {
     fn revoke_invitation(&self, t: &TenantId, actor: &str, id: &str) -> Result<Invitation> {
         let now = self.now();
         self.audited(t, |c| {
-            let before = find(c, t, id, now)?.ok_or(StoreError::NotFound { what: "invitation" })?;
-            if matches!(
-                before.status,
-                InvitationStatus::Accepted | InvitationStatus::Revoked
-            ) {
-                return Err(StoreError::Conflict(format!(
-                    "invitation {id} is {:?}, not pending",
-                    before.status
-                )));
-            }
+            open_invitation(c, t, id, now, "revoked")?;
             diesel::update(
                 invitations::table.filter(invitations::tenant_id.eq(t.as_str()).and(invitations::id.eq(id))),
             )
@@ -483,16 +496,7 @@ impl InvitationRepo for Db {
     ) -> Result<Invitation> {
         let now = self.now();
         self.audited(t, |c| {
-            let before = find(c, t, id, now)?.ok_or(StoreError::NotFound { what: "invitation" })?;
-            if matches!(
-                before.status,
-                InvitationStatus::Accepted | InvitationStatus::Revoked
-            ) {
-                return Err(StoreError::Conflict(format!(
-                    "invitation {id} is {}, so it can't be re-sent",
-                    json!(before.status).as_str().unwrap_or_default()
-                )));
-            }
+            let before = open_invitation(c, t, id, now, "re-sent")?;
             if let Some(why) = account_exists(c, t, &before.email, &before.username)? {
                 return Err(StoreError::Conflict(why));
             }

@@ -2,7 +2,7 @@
 //! mail only), list, revoke and re-send invitations. Writes need the admin role; every call is
 //! audited (docs/admin-api.md, docs/invitations.md).
 
-use super::{Caller, authenticate, json_ok, not_found};
+use super::{Caller, authenticate, json_ok, missing, not_found};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -176,13 +176,7 @@ pub(super) async fn revoke(
         let invitation = state
             .store(move |db| db.revoke_invitation(&tid, &actor, &id))
             .await
-            .map_err(|e| {
-                if e.kind == Kind::NotFound {
-                    not_found("invitation")
-                } else {
-                    e.json()
-                }
-            })?;
+            .map_err(missing("invitation"))?;
         Ok(json_ok(&view(&invitation)))
     }
     .await

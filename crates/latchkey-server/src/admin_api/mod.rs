@@ -154,6 +154,17 @@ fn not_found(what: &str) -> AppError {
     AppError::not_found(format!("No such {what} in this tenant.")).json()
 }
 
+/// A store answer as JSON, a missing object named as `what` of this tenant.
+fn missing(what: &'static str) -> impl Fn(AppError) -> AppError {
+    move |e| {
+        if e.kind == Kind::NotFound {
+            not_found(what)
+        } else {
+            e.json()
+        }
+    }
+}
+
 /// A read the token allows: fetched within the caller's tenant, audited, returned as JSON.
 async fn audited_read<T: serde::Serialize + Send + 'static>(
     req: &HttpRequest,
@@ -253,13 +264,7 @@ async fn set_status(
         let user = state
             .store(move |db| db.set_user_status(&tid, &actor, &uid, status))
             .await
-            .map_err(|e| {
-                if e.kind == Kind::NotFound {
-                    not_found("user")
-                } else {
-                    e.json()
-                }
-            })?;
+            .map_err(missing("user"))?;
         Ok(json_ok(&user))
     }
     .await
@@ -297,13 +302,7 @@ async fn delete_user(
         state
             .store(move |db| db.delete_user(&tid, &actor, &gone))
             .await
-            .map_err(|e| {
-                if e.kind == Kind::NotFound {
-                    not_found("user")
-                } else {
-                    e.json()
-                }
-            })?;
+            .map_err(missing("user"))?;
         let sessions = state
             .ephemeral
             .delete_user_sessions(&caller.tenant.id, &uid)
@@ -329,13 +328,7 @@ async fn restore_user(
         let user = state
             .store(move |db| latchkey_store::LifecycleRepo::cancel_deletion(db, &tid, &actor, &uid))
             .await
-            .map_err(|e| {
-                if e.kind == Kind::NotFound {
-                    not_found("user")
-                } else {
-                    e.json()
-                }
-            })?;
+            .map_err(missing("user"))?;
         Ok(json_ok(&user))
     }
     .await
