@@ -212,6 +212,7 @@ async fn verified_access_token(s: &TestServer, jwt: &str) -> Value {
 }
 
 struct Signed {
+    id_raw: String,
     id: Authz,
     info: Authz,
     access_token: String,
@@ -270,6 +271,7 @@ async fn sign_in(s: &TestServer, m: &Model, scopes: &[&str]) -> Signed {
         .await
         .unwrap();
     Signed {
+        id_raw: raw,
         id,
         info: info.additional_claims().clone(),
         access_token: tokens.access_token().secret().clone(),
@@ -304,6 +306,9 @@ async fn the_relying_party_reads_roles_groups_and_attributes(s: &TestServer) {
         assert_eq!(c.tier.as_deref(), Some("gold"), "{place}");
     }
     let at = verified_access_token(s, &got.access_token).await;
+    if std::env::var_os("LK_SHOW_TOKENS").is_some() {
+        eprintln!("ACCESS {at:#}\nIDRAW {:#}", payload(&got.id_raw));
+    }
     assert_eq!(at["roles"], json!(["employee", "own", "reports:read"]));
     assert_eq!(at["groups"], json!(["finance", "staff"]));
     assert_eq!(at["org"], "acme-emea", "a resource server filters rows by it");

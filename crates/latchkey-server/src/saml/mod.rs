@@ -765,6 +765,17 @@ async fn provision(
     }
 }
 
+/// The IdP groups the assertion names, from the attribute the connection maps to groups.
+fn idp_groups(connection: &SamlConnection, a: &Assertion) -> Vec<String> {
+    connection
+        .options
+        .mapping
+        .groups
+        .as_deref()
+        .map(|g| a.values(g))
+        .unwrap_or_default()
+}
+
 /// Groups grant roles only through the connection's map; roles the map names follow the groups
 /// at every sign-in, other roles are left alone (S8).
 async fn sync_roles(
@@ -777,13 +788,7 @@ async fn sync_roles(
     if connection.options.role_map.is_empty() {
         return Ok(());
     }
-    let groups: Vec<String> = connection
-        .options
-        .mapping
-        .groups
-        .as_deref()
-        .map(|g| a.values(g))
-        .unwrap_or_default();
+    let groups = idp_groups(connection, a);
     let wanted: Vec<&str> = connection
         .options
         .role_map
@@ -834,16 +839,10 @@ async fn sync_groups(
     if map.is_empty() {
         return Ok(());
     }
-    let idp_groups: Vec<String> = connection
-        .options
-        .mapping
-        .groups
-        .as_deref()
-        .map(|g| a.values(g))
-        .unwrap_or_default();
+    let named = idp_groups(connection, a);
     let wanted: Vec<String> = map
         .iter()
-        .filter(|(g, _)| idp_groups.contains(g))
+        .filter(|(g, _)| named.contains(g))
         .map(|(_, ours)| ours.clone())
         .collect();
     let managed: Vec<String> = map.iter().map(|(_, ours)| ours.clone()).collect();
