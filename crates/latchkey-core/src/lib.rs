@@ -22,8 +22,8 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Principal};
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
-    AccessTokenFormat, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings, ClientType,
-    EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
+    AccessTokenFormat, AccountPolicy, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings,
+    ClientType, EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
     RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy, Tenant,
     TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,
 };

@@ -178,6 +178,16 @@ pub struct TenantPolicy {
     pub throttle: ThrottlePolicy,
     pub email: EmailPolicy,
     pub signup: SignupPolicy,
+    pub accounts: AccountPolicy,
+}
+
+/// The end of an account (docs/operations.md): how long a user's own deletion waits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountPolicy {
+    /// Days (0-90) between a user's request to delete their account and its deletion. During
+    /// them the account is closed (no sign-in) and an operator can restore it; 0 deletes at once.
+    pub deletion_grace_days: u32,
 }
 
 wire_enum!(
@@ -496,6 +506,15 @@ mod tests {
         assert_eq!(p.password.min_length, 14);
         assert_eq!(p.password.max_length, 128);
         assert!(serde_json::from_str::<TenantPolicy>(r#"{"pasword":{}}"#).is_err());
+    }
+
+    #[test]
+    fn a_policy_without_accounts_deletes_at_once() {
+        let p: TenantPolicy = serde_json::from_str(r#"{"password":{}}"#).unwrap();
+        assert_eq!(p.accounts.deletion_grace_days, 0);
+        let p: TenantPolicy = serde_json::from_str(r#"{"accounts":{"deletion_grace_days":14}}"#).unwrap();
+        assert_eq!(p.accounts.deletion_grace_days, 14);
+        assert!(serde_json::from_str::<TenantPolicy>(r#"{"accounts":{"grace":1}}"#).is_err());
     }
 
     #[test]

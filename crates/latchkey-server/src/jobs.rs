@@ -96,6 +96,14 @@ pub fn retention_pass(state: &AppState) -> u64 {
     };
     let mut deleted = 0;
     for t in tenants {
+        // Accounts whose owner asked for deletion and whose grace period has run out.
+        match latchkey_store::LifecycleRepo::purge_due_deletions(&state.db, &t.id, state.clock.now_millis()) {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!(tenant = %t.slug, users = gone.len(), "deleted accounts whose deletion was due");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "deleting due accounts failed"),
+        }
         match latchkey_audit::apply_retention(&state.db, &t, state.clock.now_millis()) {
             Ok(r) => {
                 deleted += r.audit_events_deleted;

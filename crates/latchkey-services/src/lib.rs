@@ -7,6 +7,7 @@
 
 pub mod cache;
 mod error;
+pub mod invite;
 pub mod mail;
 pub mod metrics;
 pub mod risk_engine;

@@ -284,7 +284,7 @@ fn add_group_to_group(
     Ok(())
 }
 
-fn add_user_to_group(
+pub(crate) fn add_user_to_group(
     c: &mut AnyConnection,
     t: &TenantId,
     group: &GroupId,

@@ -11,7 +11,9 @@ mod db;
 pub mod deadline;
 mod error;
 mod groups;
+mod invitations;
 mod keys;
+mod lifecycle;
 mod mfa;
 mod oauth;
 mod resets;
@@ -31,7 +33,11 @@ pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;
 pub use groups::{GroupMembers, GroupRepo, GroupUpdate};
+pub use invitations::{
+    Acceptance, Invitation, InvitationRepo, InvitationStatus, NewInvitation, NewPasskey, Refusal,
+};
 pub use keys::{KeyTx, SealedValue, StoredDataKey, StoredSigningKey};
+pub use lifecycle::LifecycleRepo;
 pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{
     Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,

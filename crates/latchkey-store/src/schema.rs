@@ -25,6 +25,7 @@ diesel::table! {
         updated_at -> BigInt,
         sessions_not_before -> Nullable<BigInt>,
         email_verified -> Bool,
+        deletion_due_at -> Nullable<BigInt>,
     }
 }
 
@@ -395,6 +396,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitations (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        email -> Text,
+        username -> Nullable<Text>,
+        display_name -> Nullable<Text>,
+        groups -> Text,
+        token_hash -> Text,
+        invited_by -> Text,
+        created_at -> BigInt,
+        sent_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+        user_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     attribute_defs (tenant_id, name) {
         tenant_id -> Text,
         name -> Text,
@@ -451,6 +471,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_roles,
     user_client_roles,
     group_client_roles,
+    invitations,
     attribute_defs,
     user_attributes
 );

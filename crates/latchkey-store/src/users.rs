@@ -185,6 +185,14 @@ impl Db {
             ))
             .execute(c)
             .map_err(|e| conflict(e, &after.username, after.email.as_deref()))?;
+            // Enabling an account pending deletion restores it: the deletion is off.
+            if after.status == UserStatus::Active && before.status != UserStatus::Active {
+                diesel::update(
+                    users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
+                )
+                .set(users::deletion_due_at.eq(None::<i64>))
+                .execute(c)?;
+            }
             // A disabled user's tokens die with the change, not at their next use.
             if after.status == UserStatus::Disabled && before.status != UserStatus::Disabled {
                 crate::oauth::revoke_matching(
@@ -316,12 +324,8 @@ impl UserRepo for Db {
 
     fn delete_user(&self, t: &TenantId, actor: &str, id: &UserId) -> Result<()> {
         self.audited(t, |c| {
-            let before = load(c, t, id)?;
-            diesel::delete(
-                users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
-            )
-            .execute(c)?;
-            let event = NewAuditEvent::success(actor, "user.delete", format!("user:{id}"), profile(&before));
+            let details = crate::lifecycle::erase(c, t, id)?;
+            let event = NewAuditEvent::success(actor, "user.delete", format!("user:{id}"), details);
             Ok(((), event))
         })
     }

@@ -56,6 +56,9 @@ pub enum Command {
     /// Manage a tenant's groups (of users and groups; a group is in at most one group).
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Invite people into a tenant by mail: they set a password or a passkey themselves.
+    #[command(subcommand)]
+    Invite(InviteCmd),
     /// Manage a tenant's user attributes (a typed schema) and users' values.
     #[command(subcommand)]
     Attribute(AttributeCmd),
@@ -670,6 +673,10 @@ pub struct PolicyFlags {
     /// Days a user's sign-in history for risk scoring is kept after its last use (at least 1).
     #[arg(long, value_name = "DAYS")]
     pub risk_history_retention_days: Option<u32>,
+    /// Days (0 to 90) a user's own account deletion waits, the account closed meanwhile and
+    /// restorable with `user restore`; 0 deletes at once.
+    #[arg(long, value_name = "DAYS")]
+    pub deletion_grace_days: Option<u32>,
     /// Failed sign-ins an account gets before back-off starts (1 to 100).
     #[arg(long, value_name = "N")]
     pub throttle_account_failures: Option<u32>,
@@ -847,8 +854,14 @@ pub enum UserCmd {
     },
     Show(UserRef),
     Disable(UserRef),
+    /// Enable a disabled user (an account pending deletion is restored).
     Enable(UserRef),
+    /// Delete the user at once, with their sessions, grants and tokens, factors, passkeys,
+    /// memberships and roles. Audited.
     Delete(UserRef),
+    /// Cancel the pending deletion of an account whose user asked to delete it (the tenant's
+    /// deletion grace period): active again. Audited.
+    Restore(UserRef),
     /// Set a new password, read from standard input.
     SetPassword(UserRef),
     /// Change the email address (mails a verification link) or display name ('' clears).
@@ -956,6 +969,61 @@ pub struct AuditFilterArgs {
     /// Before this instant (RFC 3339 or a date).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InviteCmd {
+    /// Invite EMAIL: a single-use link is mailed to it (through the outbox). Refused when a
+    /// user with the email exists. Audited.
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The invited address; the account's email (verified by the link).
+        email: String,
+        /// A group the new user joins (repeatable).
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+        /// The account's username (default: the email address).
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// How long the link works: minutes, hours or days (`90m`, `12h`, `7d`; at most 90d).
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        expires_in: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The tenant's invitations, newest first.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Only invitations in this state.
+        #[arg(long, value_parser = ["pending", "accepted", "expired", "revoked"])]
+        status: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Withdraw a pending invitation: its link stops working. Audited.
+    Revoke(InvitationRef),
+    /// Mail a new link for a pending or expired invitation (the old link stops working), valid
+    /// for `--expires-in` from now. Audited.
+    Resend {
+        #[command(flatten)]
+        invitation: InvitationRef,
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        expires_in: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InvitationRef {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// The invitation's id (see `invite list`).
+    pub id: String,
+    #[command(flatten)]
+    pub out: Json,
 }
 
 #[cfg(test)]

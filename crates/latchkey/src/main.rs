@@ -16,7 +16,8 @@ mod shared;
 use clap::Parser;
 use cli::{Cli, Command};
 use commands::{
-    admin_token, attribute, audit, client, demo, group, keys, migrate, role, saml, serve, tenant, user,
+    admin_token, attribute, audit, client, demo, group, invite, keys, migrate, role, saml, serve, tenant,
+    user,
 };
 use context::Context;
 use error::CliError;
@@ -59,6 +60,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Role(cmd) => operate(&config, |ctx| role::run(ctx, cmd)),
         Command::Group(cmd) => operate(&config, |ctx| group::run(ctx, cmd)),
         Command::Attribute(cmd) => operate(&config, |ctx| attribute::run(ctx, cmd)),
+        Command::Invite(cmd) => operate(&config, |ctx| invite::run(ctx, cmd)),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
 use crate::cli::{
-    AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, KeysCmd, MfaCmd, RoleCmd, SamlCmd,
-    TenantCmd, UserCmd,
+    AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd, MfaCmd, RoleCmd,
+    SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -76,10 +76,15 @@ pub fn wants_json(command: &Command) -> bool {
             | UserCmd::Disable(user)
             | UserCmd::Enable(user)
             | UserCmd::Delete(user)
+            | UserCmd::Restore(user)
             | UserCmd::SetPassword(user)
             | UserCmd::VerifyEmail(user)
             | UserCmd::Update { user, .. } => user.out.json,
             UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user)) => user.out.json,
+        },
+        Command::Invite(invite) => match invite {
+            InviteCmd::Create { out, .. } | InviteCmd::List { out, .. } => out.json,
+            InviteCmd::Revoke(r) | InviteCmd::Resend { invitation: r, .. } => r.out.json,
         },
         _ => false,
     }

@@ -3,6 +3,8 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
+mod invitations;
+
 use crate::flow::throttle::Budget;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
@@ -28,6 +30,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}", web::get().to(get_user))
             .route("/users/{id}/disable", web::post().to(disable_user))
             .route("/users/{id}/enable", web::post().to(enable_user))
+            .route("/users/{id}", web::delete().to(delete_user))
+            .route("/users/{id}/restore", web::post().to(restore_user))
+            .route("/invitations", web::post().to(invitations::create))
+            .route("/invitations", web::get().to(invitations::list))
+            .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
+            .route("/invitations/{id}/resend", web::post().to(invitations::resend))
             .route("/clients", web::get().to(list_clients))
             .route("/clients/{id}", web::get().to(get_client))
             .route("/audit", web::get().to(search_audit)),
@@ -146,6 +154,17 @@ fn not_found(what: &str) -> AppError {
     AppError::not_found(format!("No such {what} in this tenant.")).json()
 }
 
+/// A store answer as JSON, a missing object named as `what` of this tenant.
+fn missing(what: &'static str) -> impl Fn(AppError) -> AppError {
+    move |e| {
+        if e.kind == Kind::NotFound {
+            not_found(what)
+        } else {
+            e.json()
+        }
+    }
+}
+
 /// A read the token allows: fetched within the caller's tenant, audited, returned as JSON.
 async fn audited_read<T: serde::Serialize + Send + 'static>(
     req: &HttpRequest,
@@ -245,13 +264,7 @@ async fn set_status(
         let user = state
             .store(move |db| db.set_user_status(&tid, &actor, &uid, status))
             .await
-            .map_err(|e| {
-                if e.kind == Kind::NotFound {
-                    not_found("user")
-                } else {
-                    e.json()
-                }
-            })?;
+            .map_err(missing("user"))?;
         Ok(json_ok(&user))
     }
     .await
@@ -272,6 +285,54 @@ async fn enable_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     set_status(req, path, state, UserStatus::Active).await
+}
+
+/// `DELETE /admin/t/{tenant}/users/{id}`: deletes the user at once with what hangs off them
+/// (grants and tokens, factors, memberships, consents) and ends their sessions.
+async fn delete_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
+        let gone = uid.clone();
+        state
+            .store(move |db| db.delete_user(&tid, &actor, &gone))
+            .await
+            .map_err(missing("user"))?;
+        let sessions = state
+            .ephemeral
+            .delete_user_sessions(&caller.tenant.id, &uid)
+            .await?;
+        Ok(json_ok(
+            &json!({"deleted": "user", "id": uid, "sessions_ended": sessions}),
+        ))
+    }
+    .await
+    .map_err(AppError::json)
+}
+
+/// `POST /admin/t/{tenant}/users/{id}/restore`: cancels a pending deletion (409 when none is).
+async fn restore_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
+        let user = state
+            .store(move |db| latchkey_store::LifecycleRepo::cancel_deletion(db, &tid, &actor, &uid))
+            .await
+            .map_err(missing("user"))?;
+        Ok(json_ok(&user))
+    }
+    .await
+    .map_err(AppError::json)
 }
 
 /// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit

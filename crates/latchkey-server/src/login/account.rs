@@ -45,6 +45,11 @@ struct AccountPage<'a> {
     attributes: Vec<super::attributes::AttributeField>,
     error: Option<String>,
     notice: Option<&'a str>,
+    /// Deleting the account: the strings, what it does under the tenant's policy, and whether a
+    /// password (else a passkey) confirms it.
+    l: &'a crate::web::i18n_lifecycle::LifecycleStrings,
+    delete_intro: String,
+    has_password: bool,
 }
 
 /// A passkey as the account page lists it.
@@ -70,7 +75,7 @@ struct SessionRow {
     current: bool,
 }
 
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms / 1000)
         .ok()
         .and_then(|t| {
@@ -151,6 +156,9 @@ pub(super) async fn render(
         attributes,
         error: v.error,
         notice: v.notice,
+        l: crate::web::i18n_lifecycle::of(s),
+        delete_intro: delete_intro(s, tenant),
+        has_password: v.user.password_hash.is_some(),
     };
     let mut res = html(state, req, v.status, page.render())?;
     // During a required password change the form's answer continues an interaction.
@@ -158,6 +166,15 @@ pub(super) async fn render(
         super::allow_continuation(state, req, tenant, &mut res, r).await?;
     }
     Ok(res)
+}
+
+/// What deleting the account does under the tenant's policy, in the reader's language.
+fn delete_intro(s: &Strings, tenant: &Tenant) -> String {
+    let l = crate::web::i18n_lifecycle::of(s);
+    match tenant.policy.accounts.deletion_grace_days {
+        0 => l.delete_now.to_owned(),
+        days => l.delete_grace.replace("{days}", &days.to_string()),
+    }
 }
 
 /// The user's live sessions, this one marked.

@@ -6,7 +6,9 @@
 
 mod account;
 mod attributes;
+mod deletion;
 mod factor;
+mod invitation;
 mod passkey;
 mod reset;
 mod signin;
@@ -53,6 +55,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(account::revoke_all_sessions),
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
+        .route("/account/delete", web::post().to(deletion::with_password))
+        .route(
+            "/account/delete/passkey/options",
+            web::post().to(deletion::passkey_options),
+        )
+        .route(
+            "/account/delete/passkey",
+            web::post().to(deletion::passkey_finish),
+        )
         .route(
             "/account/passkeys/options",
             web::post().to(passkey::register_options),
@@ -91,7 +102,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             "/account/recovery-codes",
             web::post().to(factor::regenerate_codes),
         )
-        .route("/signup", web::get().to(signup::signup_page))
+        .route("/brand.css", web::get().to(brand_css));
+    onboarding(cfg);
+}
+
+/// How people get an account and prove their address: sign-up, email verification, password
+/// reset and invitations.
+fn onboarding(cfg: &mut web::ServiceConfig) {
+    cfg.route("/signup", web::get().to(signup::signup_page))
         .route("/signup", web::post().to(signup::signup_submit))
         .route("/email/verify", web::get().to(verify::verify_page))
         .route("/email/verify", web::post().to(verify::verify_submit))
@@ -101,7 +119,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/password/forgot", web::post().to(reset::forgot_submit))
         .route("/password/reset", web::get().to(reset::reset_page))
         .route("/password/reset", web::post().to(reset::reset_submit))
-        .route("/brand.css", web::get().to(brand_css));
+        .route("/invitation", web::get().to(invitation::page))
+        .route("/invitation", web::post().to(invitation::submit))
+        .route(
+            "/invitation/passkey/options",
+            web::post().to(invitation::passkey_options),
+        )
+        .route("/invitation/passkey", web::post().to(invitation::passkey_finish));
 }
 
 /// Why `new` can't be the user's next password (the tenant's policy, or reuse of the current or

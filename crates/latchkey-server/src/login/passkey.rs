@@ -23,10 +23,10 @@ use std::time::Duration;
 
 const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);
 /// Methods a passkey with user verification proves (RFC 8176): a key, the user, and so MFA.
-const AMR: [&str; 3] = ["hwk", "user", "mfa"];
+pub(super) const AMR: [&str; 3] = ["hwk", "user", "mfa"];
 
 /// The relying party at the public URL (its host is the RP ID).
-fn rp(state: &AppState, tenant: &Tenant) -> Result<RelyingParty, AppError> {
+pub(super) fn rp(state: &AppState, tenant: &Tenant) -> Result<RelyingParty, AppError> {
     let origin =
         url::Url::parse(&state.config.public_url).map_err(|e| AppError::internal("public URL", e))?;
     let rp_id = state
@@ -39,7 +39,7 @@ fn rp(state: &AppState, tenant: &Tenant) -> Result<RelyingParty, AppError> {
 }
 
 /// The passkey models the tenant requires attestation from (none: attestation `none`).
-fn trusted(tenant: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
+pub(super) fn trusted(tenant: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
     tenant
         .policy
         .mfa
@@ -52,7 +52,7 @@ fn trusted(tenant: &Tenant) -> Vec<latchkey_mfa::passkey::TrustedModel> {
         .collect()
 }
 
-fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
+pub(super) fn stored(rows: &[PasskeyRow]) -> Vec<StoredPasskey> {
     rows.iter()
         .map(|r| StoredPasskey {
             id: r.id.clone(),
@@ -68,7 +68,7 @@ fn ceremony_key(kind: &str, binding: &str) -> String {
     )
 }
 
-async fn keep(
+pub(super) async fn keep(
     state: &AppState,
     tenant: &Tenant,
     kind: &str,
@@ -85,7 +85,7 @@ async fn keep(
     Ok(())
 }
 
-async fn take(
+pub(super) async fn take(
     state: &AppState,
     tenant: &Tenant,
     kind: &str,
@@ -98,25 +98,29 @@ async fn take(
         .and_then(|b| String::from_utf8(b).ok()))
 }
 
-fn refused(message: &str) -> HttpResponse {
+pub(super) fn refused(message: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({"error": "passkey_refused", "message": message}))
 }
 
-fn field<'a>(body: &'a Value, name: &str) -> &'a str {
+pub(super) fn field<'a>(body: &'a Value, name: &str) -> &'a str {
     body.get(name).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn response_json(body: &Value) -> String {
+pub(super) fn response_json(body: &Value) -> String {
     body.get("response").map(Value::to_string).unwrap_or_default()
 }
 
-async fn passkeys_of(state: &AppState, tenant: &Tenant, user: &User) -> Result<Vec<PasskeyRow>, AppError> {
+pub(super) async fn passkeys_of(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<Vec<PasskeyRow>, AppError> {
     let (tid, uid) = (tenant.id.clone(), user.id.clone());
     state.store(move |db| db.passkeys(&tid, &uid)).await
 }
 
 /// A failed assertion or registration is audited; a counter going backwards is flagged (W4).
-async fn audit_refusal(
+pub(super) async fn audit_refusal(
     state: &AppState,
     tenant: &Tenant,
     user: Option<&User>,
@@ -394,7 +398,7 @@ async fn next_after_signin(
     ))
 }
 
-async fn record_use(
+pub(super) async fn record_use(
     state: &AppState,
     tenant: &Tenant,
     v: &latchkey_mfa::passkey::Verified,

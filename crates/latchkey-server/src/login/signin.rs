@@ -141,8 +141,13 @@ pub(super) async fn login_page(
         Err(page) => return Ok(page),
     };
     let s = strings(&req);
+    let l = crate::web::i18n_lifecycle::of(s);
     let notice = if param("signed_out").is_some() {
         Some(s.signed_out)
+    } else if param("deleted").is_some() {
+        Some(l.account_deleted)
+    } else if param("deletion_scheduled").is_some() {
+        Some(l.deletion_scheduled)
     } else {
         param("reset").map(|_| s.reset_done)
     };

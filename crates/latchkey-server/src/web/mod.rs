@@ -10,6 +10,7 @@ pub(crate) mod cookies;
 pub mod errors;
 pub mod form;
 pub(crate) mod i18n;
+pub(crate) mod i18n_lifecycle;
 pub(crate) mod limits;
 pub(crate) mod net;
 pub mod observe;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod client;
 pub mod demo;
 pub mod group;
+pub mod invite;
 pub mod keys;
 pub mod migrate;
 pub mod role;

@@ -8,7 +8,7 @@ use crate::output::{done, emit, print_json, rfc3339, user_json};
 use crate::provision::password_hash;
 use latchkey_core::{Tenant, User, UserStatus};
 use latchkey_services::verification::Prepared;
-use latchkey_store::{EmailVerificationRepo, MfaRepo, NewUser, UserRepo, UserUpdate};
+use latchkey_store::{EmailVerificationRepo, LifecycleRepo, MfaRepo, NewUser, UserRepo, UserUpdate};
 use serde_json::json;
 use std::io::BufRead;
 
@@ -43,6 +43,7 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Disable(user) => set_status(ctx, &user, UserStatus::Disabled),
         UserCmd::Enable(user) => set_status(ctx, &user, UserStatus::Active),
         UserCmd::Delete(user) => delete(ctx, &user),
+        UserCmd::Restore(user) => restore(ctx, &user),
         UserCmd::Mfa(MfaCmd::List(user)) => mfa_list(ctx, &user),
         UserCmd::Mfa(MfaCmd::Reset(user)) => mfa_reset(ctx, &user),
         UserCmd::SetPassword(user) => set_password(ctx, &user),
@@ -193,7 +194,11 @@ fn show(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
     let tenant = ctx.tenant(reference.tenant.slug())?;
     let user = find(ctx, &tenant, &reference.user)?;
     ctx.audit_read(&tenant.id, "user.read", format!("user:{}", user.id), json!({}))?;
-    emit(reference.out.json, &user_json(&user));
+    let mut shown = user_json(&user);
+    if let Some(due) = ctx.db.deletion_due(&tenant.id, &user.id)? {
+        shown["deletion_due_at"] = json!(crate::output::rfc3339(due));
+    }
+    emit(reference.out.json, &shown);
     Ok(())
 }
 
@@ -216,6 +221,14 @@ fn delete(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
         &json!({"deleted": "user", "id": user.id, "username": user.username}),
         &format!("deleted user {}", user.username),
     );
+    Ok(())
+}
+
+fn restore(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    let user = ctx.db.cancel_deletion(&tenant.id, ctx.actor(), &user.id)?;
+    emit(reference.out.json, &user_json(&user));
     Ok(())
 }
 

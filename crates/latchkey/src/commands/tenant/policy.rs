@@ -29,6 +29,12 @@ pub fn apply(mut policy: TenantPolicy, flags: &PolicyFlags) -> Result<TenantPoli
     apply_sessions(&mut policy, flags)?;
     apply_throttle(&mut policy, flags)?;
     apply_signup(&mut policy, flags)?;
+    if let Some(days) = flags.deletion_grace_days {
+        if days > 90 {
+            return bad("--deletion-grace-days must be 0 to 90");
+        }
+        policy.accounts.deletion_grace_days = days;
+    }
     Ok(policy)
 }
 

@@ -1,0 +1,204 @@
+//! `/admin/t/{tenant}/invitations`: invite an email address into the tenant (the link goes by
+//! mail only), list, revoke and re-send invitations. Writes need the admin role; every call is
+//! audited (docs/admin-api.md, docs/invitations.md).
+
+use super::{Caller, authenticate, json_ok, missing, not_found};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::{AppError, Kind};
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::AdminRole;
+use latchkey_services::ServiceError;
+use latchkey_services::invite::{DEFAULT_TTL_SECS, Inviter, MAX_TTL_SECS};
+use latchkey_store::{GroupRepo, Invitation, InvitationRepo, InvitationStatus, NewInvitation, StoreError};
+use serde_json::json;
+
+/// The largest request body these calls read.
+const MAX_BODY: usize = 16 * 1024;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    email: String,
+    username: Option<String>,
+    display_name: Option<String>,
+    /// Group names.
+    #[serde(default)]
+    groups: Vec<String>,
+    expires_in_secs: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResendBody {
+    expires_in_secs: Option<u64>,
+}
+
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], empty_ok: bool) -> Result<T, AppError> {
+    if bytes.len() > MAX_BODY {
+        return Err(AppError::new(Kind::PayloadTooLarge, "The request body is too large.").json());
+    }
+    if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json())
+}
+
+fn ttl_ms(secs: Option<u64>) -> Result<i64, AppError> {
+    let secs = secs.unwrap_or(DEFAULT_TTL_SECS);
+    if !(60..=MAX_TTL_SECS).contains(&secs) {
+        return Err(AppError::new(
+            Kind::BadRequest,
+            format!("expires_in_secs must be 60 to {MAX_TTL_SECS}"),
+        )
+        .json());
+    }
+    Ok(i64::try_from(secs).unwrap_or(0) * 1000)
+}
+
+fn service_error(e: ServiceError) -> AppError {
+    match e {
+        ServiceError::Store(StoreError::NotFound { .. }) => not_found("invitation"),
+        ServiceError::Store(e) => AppError::from(e).json(),
+        ServiceError::Keys(e) => AppError::from(e).json(),
+        other => AppError::internal("invitation", other).json(),
+    }
+}
+
+fn view(i: &Invitation) -> serde_json::Value {
+    json!(i)
+}
+
+/// Runs `f` with an inviter acting for the caller, on the blocking pool.
+async fn inviting<T: Send + 'static>(
+    state: &AppState,
+    caller: &Caller,
+    f: impl FnOnce(&Inviter<'_>) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, AppError> {
+    let (st, tenant, actor) = (state.clone(), caller.tenant.clone(), caller.actor());
+    let issuer = state.config.issuer(&caller.tenant.slug);
+    let out = crate::web::blocking::blocking(move || -> Result<T, AppError> {
+        let inviter = Inviter {
+            db: &st.db,
+            keys: &st.keys,
+            rng: &*st.rng,
+            issuer: &issuer,
+            tenant: &tenant,
+            actor: &actor,
+            now: st.clock.now_millis(),
+        };
+        f(&inviter).map_err(service_error)
+    })
+    .await?;
+    state.mail.wake();
+    Ok(out)
+}
+
+/// `POST /admin/t/{tenant}/invitations`: 201 with the invitation; 409 when a user with the
+/// email (or username) exists or an invitation for it is pending.
+pub(super) async fn create(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let b: CreateBody = body(&bytes, false)?;
+        let expires_at = state.clock.now_millis() + ttl_ms(b.expires_in_secs)?;
+        if b.groups.len() > 64 {
+            return Err(AppError::new(Kind::BadRequest, "At most 64 groups.").json());
+        }
+        let (tid, names) = (caller.tenant.id.clone(), b.groups.clone());
+        let groups = state
+            .store(move |db| {
+                names
+                    .iter()
+                    .map(|n| {
+                        db.group_by_name(&tid, n)?
+                            .map(|g| g.id)
+                            .ok_or_else(|| StoreError::BadReference(format!("no group {n:?} in this tenant")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(AppError::json)?;
+        let new = NewInvitation {
+            email: b.email,
+            username: b.username,
+            display_name: b.display_name,
+            groups,
+            expires_at,
+        };
+        let invitation = inviting(&state, &caller, move |i| i.create(&new)).await?;
+        Ok(HttpResponse::Created()
+            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+            .json(view(&invitation)))
+    }
+    .await
+    .map_err(AppError::json)
+}
+
+/// `GET /admin/t/{tenant}/invitations[?status=pending|accepted|expired|revoked]`.
+pub(super) async fn list(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let status = match crate::web::respond::query_param(&req, "status") {
+        Some(s) => Some(
+            s.parse::<InvitationStatus>()
+                .map_err(|e| AppError::new(Kind::BadRequest, e).json())?,
+        ),
+        None => None,
+    };
+    super::audited_read(
+        &req,
+        &state,
+        &slug,
+        ("invitation.list", "invitations".into(), "invitations"),
+        move |db, t| db.list_invitations(&t, status).map(Some),
+    )
+    .await
+}
+
+/// `POST /admin/t/{tenant}/invitations/{id}/revoke`: 409 when no longer pending.
+pub(super) async fn revoke(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+        let invitation = state
+            .store(move |db| db.revoke_invitation(&tid, &actor, &id))
+            .await
+            .map_err(missing("invitation"))?;
+        Ok(json_ok(&view(&invitation)))
+    }
+    .await
+    .map_err(AppError::json)
+}
+
+/// `POST /admin/t/{tenant}/invitations/{id}/resend`: a new link, the old one dead; optional
+/// body `{"expires_in_secs": N}`.
+pub(super) async fn resend(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let b: ResendBody = body(&bytes, true)?;
+        let expires_at = state.clock.now_millis() + ttl_ms(b.expires_in_secs)?;
+        let invitation = inviting(&state, &caller, move |i| i.resend(&id, expires_at)).await?;
+        Ok(json_ok(&view(&invitation)))
+    }
+    .await
+    .map_err(AppError::json)
+}

@@ -1,0 +1,2 @@
+DROP INDEX users_deletion_due;
+ALTER TABLE users DROP COLUMN deletion_due_at;
