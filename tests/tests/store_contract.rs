@@ -1772,6 +1772,7 @@ fn unreachable_postgres_is_a_clear_unavailable_error() {
         max_size: 1,
         connection_timeout: std::time::Duration::from_millis(500),
         probe_every: std::time::Duration::from_millis(50),
+        wait_slice: std::time::Duration::from_millis(25),
     };
     let err = Db::open(
         &url,

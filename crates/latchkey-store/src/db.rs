@@ -41,6 +41,11 @@ pub struct PoolOptions {
     pub connection_timeout: Duration,
     /// While the database is down, one caller per interval tries it again.
     pub probe_every: Duration,
+    /// How long one wait for a pooled connection lasts before the breaker is looked at again.
+    /// Each new wait may have r2d2 open another connection on its own thread, so a short-lived
+    /// process (the CLI) waits in one piece: a connection still being opened while it exits
+    /// can crash libpq's TLS teardown (seen as a CLI killed by a signal under load).
+    pub wait_slice: Duration,
 }
 
 impl PoolOptions {
@@ -49,6 +54,7 @@ impl PoolOptions {
             max_size: if url.is_sqlite() { 8 } else { 16 },
             connection_timeout: Duration::from_secs(5),
             probe_every: Duration::from_millis(25),
+            wait_slice: WAIT_SLICE,
         }
     }
 }
@@ -89,6 +95,7 @@ pub struct Db {
     /// Open while the database is known to be down: callers get `Unavailable` at once.
     breaker: Arc<Breaker>,
     connection_timeout: Duration,
+    wait_slice: Duration,
 }
 
 impl std::fmt::Debug for Db {
@@ -140,6 +147,7 @@ impl Db {
             tenant_writes: Arc::default(),
             breaker,
             connection_timeout: opts.connection_timeout,
+            wait_slice: opts.wait_slice,
         };
         // Fail now, not at the first request, when the database can't be reached.
         drop(
@@ -215,11 +223,11 @@ impl Db {
             let left = limit.saturating_sub(start.elapsed());
             match self
                 .pool
-                .get_timeout(left.min(WAIT_SLICE).max(Duration::from_millis(1)))
+                .get_timeout(left.min(self.wait_slice).max(Duration::from_millis(1)))
             {
                 Ok(c) => return Ok(Conn(c)),
                 Err(_) if self.breaker.state().open => return Err(StoreError::CircuitOpen),
-                Err(e) if left <= WAIT_SLICE => return Err(e.into()),
+                Err(e) if left <= self.wait_slice => return Err(e.into()),
                 Err(_) => {}
             }
         }

@@ -24,9 +24,12 @@ impl<'a> Context<'a> {
     /// schema up to date.
     pub fn open(config: &'a Config) -> Result<Self, CliError> {
         let url = DatabaseUrl::parse(&config.database_url).map_err(CliError::DatabaseUrl)?;
+        let defaults = PoolOptions::for_url(&url);
         let options = PoolOptions {
             max_size: 2,
-            ..PoolOptions::for_url(&url)
+            // One wait per connection: no connection is left opening on r2d2's thread at exit.
+            wait_slice: defaults.connection_timeout,
+            ..defaults
         };
         let db = Db::open(&url, &options, Arc::new(SystemClock), Arc::new(OsRng)).map_err(|source| {
             CliError::DatabaseOpen {
