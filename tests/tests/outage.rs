@@ -262,8 +262,9 @@ fn check(samples: &[Sample], t: &Timeline, needs_dependency: &[Op]) -> String {
     );
     let slowest = during.iter().map(|s| s.end - s.start).max().unwrap();
     assert!(
-        slowest < Duration::from_secs(1),
-        "during the outage every request is answered within 1 s; slowest {slowest:?}"
+        // The pool's timeout (5 s) is what this guards against; idle runs see 0.5-0.7 s.
+        slowest < Duration::from_secs(2),
+        "during the outage every request is answered within 2 s; slowest {slowest:?}"
     );
     for s in &during {
         assert!(
@@ -296,8 +297,10 @@ fn check(samples: &[Sample], t: &Timeline, needs_dependency: &[Op]) -> String {
         .expect("refreshes succeed after the outage");
     let recovery = first.saturating_duration_since(t.answering_at);
     assert!(
-        recovery < Duration::from_millis(100),
-        "the first success comes within 100 ms of the dependency answering: {recovery:?}"
+        // Without the breaker's probe this waited out the pool's 5 s timeout; on an idle machine
+        // it is 1-30 ms, and CI under full load has seen 125 ms: the bound is about the former.
+        recovery < Duration::from_millis(500),
+        "the first success comes within 500 ms of the dependency answering: {recovery:?}"
     );
     let n503 = during.iter().filter(|s| s.status == 503).count();
     format!(
