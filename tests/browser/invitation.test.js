@@ -5,7 +5,7 @@
 // then refused with a page that says why.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { latchkeyCli, launchChromium, serve, workspace } from './kit.mjs';
+import { latchkeyCli, launchChromium, serve, withAuthenticator, workspace } from './kit.mjs';
 
 let server, browser, base, env, admin;
 let serverLog = '';
@@ -45,31 +45,7 @@ async function invite(body) {
 }
 const seen = new Set();
 
-/** A fresh browser with a platform authenticator (discoverable credentials, user verification). */
-async function freshBrowser(t) {
-  const ctx = await browser.newContext();
-  t.after(() => ctx.close());
-  ctx.setDefaultTimeout(10000);
-  const page = await ctx.newPage();
-  const cdp = await ctx.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
-      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
-    },
-  });
-  // The sign-in page asks for passkeys in the background (conditional UI), which an authenticator
-  // simulating presence would answer at once: presence is on only while the person acts.
-  const presence = (enabled) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
-  await presence(false);
-  const act = async (fn) => {
-    await presence(true);
-    try { return await fn(); } finally { await presence(false); }
-  };
-  const credentials = async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-  return { ctx, page, credentials, act };
-}
+const freshBrowser = (t) => withAuthenticator(browser, t);
 
 test('an invitation is accepted with a passkey and the person is signed in', async (t) => {
   const link = await invite({ email: 'pia@acme.test', username: 'pia', display_name: 'Pia Passkey', groups: ['staff'] });

@@ -74,4 +74,37 @@ export function launchChromium() {
   });
 }
 
+/**
+ * A fresh context (no session) whose page has a platform authenticator that holds discoverable
+ * credentials and verifies its user (CDP WebAuthn domain); closed when test `t` ends.
+ *
+ * The sign-in page asks for passkeys in the background for the username field's autofill
+ * (conditional mediation), and a virtual authenticator that simulates presence answers such a
+ * request at once, as if the person had picked the passkey offered there. So presence is off
+ * unless the person acts on a passkey (`act`): someone typing a password ignores the offer.
+ */
+export async function withAuthenticator(browser, t, options = {}) {
+  const ctx = await browser.newContext(options);
+  t.after(() => ctx.close());
+  ctx.setDefaultTimeout(10000);
+  const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('WebAuthn.enable');
+  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
+    },
+  });
+  const presence = (enabled) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
+  await presence(false);
+  const credentials = async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+  /** The person touches the authenticator when asked, during `fn`. */
+  const act = async (fn) => {
+    await presence(true);
+    try { return await fn(); } finally { await presence(false); }
+  };
+  return { ctx, page, cdp, authenticatorId, credentials, act };
+}
+
 export const jwtPayload = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString());

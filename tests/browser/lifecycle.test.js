@@ -4,7 +4,7 @@
 // virtual authenticator) confirms with the passkey. Both end signed out with the account gone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { latchkeyCli, launchChromium, serve, workspace } from './kit.mjs';
+import { latchkeyCli, launchChromium, serve, withAuthenticator, workspace } from './kit.mjs';
 
 const PASSWORD = 'tulip-gravel-orbit-42';
 let server, browser, base, env, admin;
@@ -27,26 +27,7 @@ after(async () => {
   server?.kill('SIGTERM');
 });
 
-async function freshBrowser(t) {
-  const ctx = await browser.newContext();
-  t.after(() => ctx.close());
-  ctx.setDefaultTimeout(10000);
-  const page = await ctx.newPage();
-  const cdp = await ctx.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
-      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: false,
-    },
-  });
-  const presence = (enabled) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
-  const act = async (fn) => {
-    await presence(true);
-    try { return await fn(); } finally { await presence(false); }
-  };
-  return { page, act };
-}
+const freshBrowser = (t) => withAuthenticator(browser, t);
 
 const userExists = (name) => {
   try { cli(['user', 'show', '--tenant', 'acme', name, '--json']); return true; } catch { return false; }

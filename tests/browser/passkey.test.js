@@ -14,7 +14,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import http from 'node:http';
-import { freePort, jwtPayload, latchkeyCli, launchChromium, relyingParty, root, serve, workspace } from './kit.mjs';
+import { freePort, jwtPayload, latchkeyCli, launchChromium, relyingParty, root, serve, withAuthenticator, workspace } from './kit.mjs';
 
 const shots = join(root, 'docs', 'img');
 const PASSWORD = 'tulip-gravel-orbit-42';
@@ -69,39 +69,11 @@ after(async () => {
 
 const b64url = (buf) => buf.toString('base64url');
 
-/**
- * A fresh browser (no session) with a platform authenticator that holds discoverable credentials
- * and verifies its user (CDP WebAuthn domain); and the requests the relying party receives.
- *
- * The sign-in page asks for passkeys in the background for the username field's autofill
- * (conditional mediation), and a virtual authenticator that simulates presence answers such a
- * request at once, as if the person had picked the passkey offered there. So presence is off
- * unless the person acts on a passkey (`act`): someone typing a password ignores the offer.
- */
+/** A fresh browser with a passkey authenticator (kit.mjs), and the requests the relying party receives. */
 async function freshBrowser(t, options = {}) {
-  const ctx = await browser.newContext(options);
-  t.after(() => ctx.close());
-  ctx.setDefaultTimeout(10000);
-  const page = await ctx.newPage();
-  const cdp = await ctx.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
-      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true,
-    },
-  });
-  const presence = (enabled) => cdp.send('WebAuthn.setAutomaticPresenceSimulation', { authenticatorId, enabled });
-  await presence(false);
-  const credentials = async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
-  /** The person touches the authenticator when asked, during `fn`. */
-  const act = async (fn) => {
-    await presence(true);
-    try { return await fn(); } finally { await presence(false); }
-  };
   const since = rpHits.length;
   return {
-    ctx, page, cdp, authenticatorId, credentials, act,
+    ...await withAuthenticator(browser, t, options),
     hits: () => rpHits.slice(since).filter((h) => !h.url.endsWith('/favicon.ico')),
   };
 }

@@ -3,7 +3,7 @@
 // mail is written to the server's log, where the tests read the links.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { latchkeyCli, launchChromium, serve, workspace } from './kit.mjs';
+import { latchkeyCli, launchChromium, serve, withAuthenticator, workspace } from './kit.mjs';
 
 const PASSWORD = 'tulip-gravel-orbit-42';
 const NEW_PASSWORD = 'saffron-kettle-harbour-31';
@@ -26,9 +26,9 @@ after(async () => {
   server?.kill('SIGTERM');
 });
 
-/** The verification link last mailed to `to` (read from the log), waiting for it. */
-async function linkFor(to) {
-  const source = `${base.replace(/[.:/]/g, '\\$&')}/t/acme/email/verify\\?token=[A-Za-z0-9_-]{43}`;
+/** The link to `path` (verification by default) last mailed to `to` (read from the log), waiting for it. */
+async function linkFor(to, path = 'email/verify') {
+  const source = `${base.replace(/[.:/]/g, '\\$&')}/t/acme/${path}\\?token=[A-Za-z0-9_-]{43}`;
   for (let i = 0; i < 200; i++) {
     const lines = serverLog.split('\n').filter((l) => l.includes(to) && new RegExp(source).test(l));
     if (lines.length) return lines.at(-1).match(new RegExp(source, 'g')).at(-1);
@@ -62,7 +62,7 @@ test('a person signs up, confirms the address from the mailed link and signs in'
   await everyFieldLabelled(page);
   await page.getByLabel('Email address', { exact: true }).fill('carol@acme.test');
   await page.getByLabel('Password', { exact: true }).fill(NEW_PASSWORD);
-  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.getByRole('button', { name: 'Create account', exact: true }).click();
   assert.match(await page.getByRole('status').textContent(), /Check your mail: we sent a message to carol@acme\.test/);
 
   // A link preview opening the page spends nothing: the person's click still works.
@@ -102,4 +102,32 @@ test('an email change on the account page is confirmed again', async () => {
   await page.waitForURL(/\/t\/acme\/account\?verified=1/);
   assert.doesNotMatch(await page.locator('#email-state').textContent(), /not confirmed/);
   await ctx.close();
+});
+
+test('a person signs up with a passkey: no password, the address confirmed by the link', async (t) => {
+  const { page, credentials, act } = await withAuthenticator(browser, t);
+  await page.goto(`${base}/t/acme/signup`);
+  await everyFieldLabelled(page);
+  await page.getByLabel('Email address', { exact: true }).fill('pia@acme.test');
+  await page.getByRole('button', { name: 'Create account with a passkey instead' }).click();
+  assert.match(await page.getByRole('status').textContent(), /Open the link in it on this device to create your passkey/);
+  assert.throws(() => cli(['user', 'show', '--tenant', 'acme', 'pia@acme.test', '--json']), 'no account before the link');
+
+  await page.goto(await linkFor('pia@acme.test', 'invitation'));
+  assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+  await everyFieldLabelled(page);
+  assert.match(await page.locator('main').textContent(), /your address is confirmed/);
+  const answer = page.waitForResponse((r) => new URL(r.url()).pathname === '/t/acme/invitation/passkey');
+  const res = await act(async () => {
+    await page.getByRole('button', { name: 'Create my account with a passkey' }).click();
+    return answer;
+  });
+  assert.equal(res.status(), 200, 'the registration is accepted');
+  await page.waitForURL(`${base}/t/acme/account`);
+  assert.match(await page.locator('#email-state').textContent(), /confirmed/);
+  assert.doesNotMatch(await page.locator('#email-state').textContent(), /not confirmed/);
+  assert.equal((await credentials()).length, 1, 'the authenticator holds the new passkey');
+  const shown = JSON.parse(cli(['user', 'show', '--tenant', 'acme', 'pia@acme.test', '--json']));
+  assert.equal(shown.email_verified, true);
+  assert.equal(shown.has_password, false, 'a passkey-only account');
 });

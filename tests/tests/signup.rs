@@ -6,7 +6,7 @@
 
 use latchkey_core::{AccessTokenFormat, ClientType};
 use latchkey_core::{IdpDescriptor, SamlOptions, SignupMode, SignupPolicy};
-use latchkey_store::{AuditRepo, NewSamlConnection, SamlRepo, TenantRepo, UserRepo};
+use latchkey_store::{AuditRepo, InvitationRepo, NewSamlConnection, SamlRepo, TenantRepo, UserRepo};
 use latchkey_tests::browser::{Browser, hidden, setup};
 use latchkey_tests::oidc::{REDIRECT, authorize, authorize_path, query, register, update_policy};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
@@ -353,6 +353,137 @@ async fn refusals_and_limits(backend: Backend) {
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
     assert!(h.get("retry-after").is_some());
     assert_eq!(users(&s), ["alice"]);
+}
+
+/// Passkey-first sign-up: no account until the mailed link is used; the answer is the same for a
+/// taken address; the link's page sets the account up (here with a password, as a person
+/// without a passkey-capable device would; the passkey ceremony is the Chromium test's) and the
+/// browser continues to the application it came from, with a verified address.
+#[allow(clippy::too_many_lines)]
+async fn passkey_first_signup(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some((s, _db)) = TestServer::start_on(backend, &[("LATCHKEY_SMTP_URL", &sink.url)]) else {
+        return;
+    };
+    setup(&s, "acme").await;
+    policy(&s, SignupMode::Open, &[]);
+    let t = s.state.db.tenant_by_slug("acme").unwrap().unwrap();
+    let c = register(&s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let mut app = Browser::default();
+    let (_, h, _) = app.get(&s, &authorize_path(&c, &[])).await;
+    let login = h["location"].to_str().unwrap().to_owned();
+    let id = login.split("interaction=").nth(1).unwrap().to_owned();
+    let (_, _, page) = app.get(&s, &format!("/t/acme/signup?interaction={id}")).await;
+    assert!(page.contains("name=\"method\" value=\"passkey\""), "{page}");
+    let submit = |email: &'static str, username: &'static str, page: &str| {
+        vec![
+            ("csrf", hidden(page, "csrf")),
+            ("interaction", hidden(page, "interaction")),
+            ("email", email.to_owned()),
+            ("username", username.to_owned()),
+            ("method", "passkey".to_owned()),
+        ]
+    };
+    let form = submit("Pat@acme.test", "", &page);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, new_page) = app.post(&s, "/t/acme/signup", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::OK, "{new_page}");
+    assert!(new_page.contains("create your passkey"), "{new_page}");
+    assert_eq!(users(&s), ["alice"], "no account before the link is used");
+    let mails = sink.wait_for(1, 10).await;
+    assert_eq!(mails[0].rcpt_to, ["pat@acme.test"]);
+    let link = mails[0].link().unwrap();
+    assert!(link.contains("/t/acme/invitation?token="), "{link}");
+    assert!(link.ends_with(&format!("&interaction={id}")), "{link}");
+    let pending = s.state.db.list_invitations(&t.id, None).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].invited_by, "signup");
+    assert_eq!(pending[0].email, "pat@acme.test");
+
+    // A taken address: the same page, no invitation, the owner hears of it.
+    let (_, _, page) = app.get(&s, &format!("/t/acme/signup?interaction={id}")).await;
+    let form = submit("alice@acme.test", "", &page);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, taken_page) = app.post(&s, "/t/acme/signup", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let strip = |p: &str, e: &str| p.replace(e, "ADDRESS").replace(&id, "ID");
+    assert_eq!(
+        strip(&taken_page, "alice@acme.test"),
+        strip(&new_page, "pat@acme.test"),
+        "the page does not tell whether the address is registered"
+    );
+    let mails = sink.wait_for(2, 10).await;
+    assert_eq!(mails[1].rcpt_to, ["alice@acme.test"]);
+    assert!(mails[1].text().contains("tried to create an account"));
+    assert_eq!(s.state.db.list_invitations(&t.id, None).unwrap().len(), 1);
+    // A typed username that is taken is said so (as with a password).
+    let (_, _, page) = app.get(&s, &format!("/t/acme/signup?interaction={id}")).await;
+    let form = submit("quinn@acme.test", "alice", &page);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, _) = app.post(&s, "/t/acme/signup", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    // Signing up again re-sends: a new link, and the first one stops working.
+    let (_, _, page) = app.get(&s, &format!("/t/acme/signup?interaction={id}")).await;
+    let form = submit("pat@acme.test", "", &page);
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, _) = app.post(&s, "/t/acme/signup", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let mails = sink.wait_for(3, 10).await;
+    let second = mails[2].link().unwrap();
+    assert_ne!(second, link);
+    let (st, page) = open_link(&mut Browser::default(), &s, &link).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(page.contains("not valid"), "the first link is dead: {page}");
+
+    // The link's page: the address is confirmed by following it; a password finishes here.
+    let (st, page) = open_link(&mut app, &s, &second).await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("your address is confirmed"), "{page}");
+    let form = [
+        ("csrf", hidden(&page, "csrf")),
+        ("new_password", PASSWORD.to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, h, _) = app.post(&s, "/t/acme/invitation", &pairs, &[]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let resume = h["location"].to_str().unwrap().to_owned();
+    assert!(
+        resume.contains(&format!("interaction={id}")),
+        "back to the flow: {resume}"
+    );
+    let back = authorize(&s, &mut app, &resume, "acme", true).await;
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert!(query(&back).contains_key("code"));
+    let pat = s.state.db.user_by_email(&t.id, "pat@acme.test").unwrap().unwrap();
+    assert!(pat.email_verified, "the link proved the address");
+    assert_eq!(pat.username, "pat@acme.test");
+    let actions = audit(&s);
+    assert!(actions.contains(&"invitation.create:".to_owned()), "{actions:?}");
+    assert!(actions.contains(&"invitation.accept:".to_owned()), "{actions:?}");
+    // Spent: the link refuses a second use.
+    let (st, _) = open_link(&mut Browser::default(), &s, &second).await;
+    assert_eq!(st, StatusCode::GONE);
+}
+
+/// Follows a mailed invitation link as a browser does: the token moves into a cookie, then
+/// the page.
+async fn open_link(b: &mut Browser, s: &TestServer, link: &str) -> (StatusCode, String) {
+    let (st, h, _) = b.get(s, &link[s.base_url.len()..]).await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let to = h["location"].to_str().unwrap().to_owned();
+    let (st, _, page) = b.get(s, &to).await;
+    (st, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_first_signup_sqlite_memory() {
+    passkey_first_signup(Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_first_signup_postgres_redis() {
+    passkey_first_signup(Backend::PostgresRedis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,6 +128,8 @@ pub trait InvitationRepo {
     fn invitation(&self, t: &TenantId, id: &str) -> Result<Option<Invitation>>;
     /// The invitation a token belongs to, whatever its status.
     fn invitation_by_token(&self, t: &TenantId, token_hash: &str) -> Result<Option<Invitation>>;
+    /// The pending invitation for an address (normalized with `validate::email`), if any.
+    fn pending_invitation(&self, t: &TenantId, email: &str) -> Result<Option<Invitation>>;
     /// Newest first; `status` filters.
     fn list_invitations(&self, t: &TenantId, status: Option<InvitationStatus>) -> Result<Vec<Invitation>>;
     /// Revokes a pending invitation (`Conflict` when it is no longer pending).
@@ -219,6 +221,24 @@ fn by_token(c: &mut AnyConnection, t: &TenantId, token_hash: &str, now: i64) -> 
             invitations::tenant_id
                 .eq(t.as_str())
                 .and(invitations::token_hash.eq(token_hash)),
+        )
+        .select(Row::as_select())
+        .first(c)
+        .optional()?
+        .map(|r| from_row(r, now))
+        .transpose()
+}
+
+/// The pending invitation for `email` (normalized), if any: at most one exists.
+fn pending_for(c: &mut AnyConnection, t: &TenantId, email: &str, now: i64) -> Result<Option<Invitation>> {
+    invitations::table
+        .filter(
+            invitations::tenant_id
+                .eq(t.as_str())
+                .and(invitations::email.eq(email))
+                .and(invitations::accepted_at.is_null())
+                .and(invitations::revoked_at.is_null())
+                .and(invitations::expires_at.gt(now)),
         )
         .select(Row::as_select())
         .first(c)
@@ -409,19 +429,7 @@ impl InvitationRepo for Db {
             if let Some(why) = account_exists(c, t, &inv.email, &inv.username)? {
                 return Err(StoreError::Conflict(why));
             }
-            let pending = invitations::table
-                .filter(
-                    invitations::tenant_id
-                        .eq(t.as_str())
-                        .and(invitations::email.eq(&inv.email))
-                        .and(invitations::accepted_at.is_null())
-                        .and(invitations::revoked_at.is_null())
-                        .and(invitations::expires_at.gt(now)),
-                )
-                .select(invitations::id)
-                .first::<String>(c)
-                .optional()?;
-            if let Some(id) = pending {
+            if let Some(id) = pending_for(c, t, &inv.email, now)?.map(|p| p.id) {
                 return Err(StoreError::Conflict(format!(
                     "invitation {id} for {:?} is pending; re-send or revoke it",
                     inv.email
@@ -457,6 +465,10 @@ impl InvitationRepo for Db {
 
     fn invitation_by_token(&self, t: &TenantId, token_hash: &str) -> Result<Option<Invitation>> {
         by_token(&mut *self.conn()?, t, token_hash, self.now())
+    }
+
+    fn pending_invitation(&self, t: &TenantId, email: &str) -> Result<Option<Invitation>> {
+        pending_for(&mut *self.conn()?, t, email, self.now())
     }
 
     fn list_invitations(&self, t: &TenantId, status: Option<InvitationStatus>) -> Result<Vec<Invitation>> {

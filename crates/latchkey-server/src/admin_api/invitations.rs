@@ -60,9 +60,7 @@ fn ttl_ms(secs: Option<u64>) -> Result<i64, AppError> {
 fn service_error(e: ServiceError) -> AppError {
     match e {
         ServiceError::Store(StoreError::NotFound { .. }) => not_found("invitation"),
-        ServiceError::Store(e) => AppError::from(e).json(),
-        ServiceError::Keys(e) => AppError::from(e).json(),
-        other => AppError::internal("invitation", other).json(),
+        other => AppError::from(other).json(),
     }
 }
 

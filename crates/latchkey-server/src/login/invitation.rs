@@ -22,7 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use latchkey_core::{MfaMethod, Tenant, User, UserId, UserStatus};
-use latchkey_services::invite::token_hash;
+use latchkey_services::invite::{SELF_SIGNUP, token_hash};
 use latchkey_store::{
     Acceptance, Invitation, InvitationRepo, InvitationStatus, NewPasskey, Refusal, StoreError,
 };
@@ -51,6 +51,32 @@ struct InvitationPage<'a> {
 
 fn cookie_name(state: &AppState, tenant: &Tenant) -> String {
     crate::web::cookies::host_cookie_name(state, &format!("lk-invite-{}", tenant.slug))
+}
+
+/// Holds the pending sign-in a passkey-first sign-up came from (its link carries it), so the
+/// new account continues to the application in the browser that started there.
+fn next_cookie_name(state: &AppState, tenant: &Tenant) -> String {
+    crate::web::cookies::host_cookie_name(state, &format!("lk-invite-next-{}", tenant.slug))
+}
+
+/// The pending sign-in's reference this browser keeps for the invitation, if any.
+fn pending_interaction(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Option<String> {
+    let c = req.cookie(&next_cookie_name(state, tenant))?;
+    Some(super::signup::interaction_of(Some(c.value())).to_owned()).filter(|i| !i.is_empty())
+}
+
+/// Lets the page's form lead on to the application of a pending sign-in (`form-action`).
+async fn continuing(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    mut res: HttpResponse,
+) -> Result<HttpResponse, AppError> {
+    if let Some(id) = pending_interaction(state, req, tenant) {
+        let to = format!("interaction={id}");
+        crate::flow::interaction::allow_continuation(state, req, tenant, &mut res, &to).await?;
+    }
+    Ok(res)
 }
 
 /// What the invitation cookie this browser holds comes to.
@@ -119,8 +145,14 @@ fn render(
         logo_url: super::logo(tenant),
         csrf: live.map(|(token, _)| csrf::token_for(token)).unwrap_or_default(),
         username,
-        intro: l
-            .invite_intro
+        intro: live
+            .map_or(l.invite_intro, |(_, i)| {
+                if i.invited_by == SELF_SIGNUP {
+                    l.signup_intro
+                } else {
+                    l.invite_intro
+                }
+            })
             .replace("{tenant}", &tenant.display_name)
             .replace("{user}", username),
         valid: live.is_some(),
@@ -148,18 +180,26 @@ pub(super) async fn page(
         let mut c = crate::web::cookies::cookie(&state, cookie_name(&state, &tenant), token);
         c.set_max_age(actix_web::cookie::time::Duration::seconds(COOKIE_SECS));
         res.add_cookie(&c).map_err(|e| AppError::internal("cookie", e))?;
+        let from = super::query_param(&req, "interaction");
+        let next = match super::signup::interaction_of(from.as_deref()) {
+            "" => crate::web::cookies::removal(&state, next_cookie_name(&state, &tenant)),
+            id => {
+                let mut n =
+                    crate::web::cookies::cookie(&state, next_cookie_name(&state, &tenant), id.to_owned());
+                n.set_max_age(actix_web::cookie::time::Duration::seconds(COOKIE_SECS));
+                n
+            }
+        };
+        res.add_cookie(&next)
+            .map_err(|e| AppError::internal("cookie", e))?;
         return Ok(res);
     }
     match live(&state, &req, &tenant).await? {
-        Link::Live(token, inv) => render(
-            &state,
-            &req,
-            &tenant,
-            StatusCode::OK,
-            Some((&token, &inv)),
-            None,
-            None,
-        ),
+        Link::Live(token, inv) => {
+            let live = Some((token.as_str(), &*inv));
+            let res = render(&state, &req, &tenant, StatusCode::OK, live, None, None)?;
+            continuing(&state, &req, &tenant, res).await
+        }
         Link::Refused(why, _) => refusal_page(&state, &req, &tenant, why),
     }
 }
@@ -216,22 +256,39 @@ async fn accept(
         .await
 }
 
+/// How the account came to be, for the sign-in's audit event.
+fn via(inv: &Invitation) -> &'static str {
+    if inv.invited_by == SELF_SIGNUP {
+        "signup"
+    } else {
+        "invitation"
+    }
+}
+
 /// Signs the new user in (or, when the risk engine refuses, asks them to sign in).
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
     tenant: &Tenant,
-    user: &User,
+    (user, via): (&User, &str),
     method: Method,
     amr: Vec<String>,
 ) -> Result<Result<(HttpResponse, String), HttpResponse>, AppError> {
     let mut details = serde_json::Map::new();
-    details.insert("via".into(), json!("invitation"));
+    details.insert("via".into(), json!(via));
+    // Back to the application this browser came from, else to the account page.
+    let mut next = crate::web::urls::account(&tenant.slug, None);
+    if let Some(id) = pending_interaction(state, req, tenant) {
+        let binding = crate::flow::interaction::binding(state, req, tenant, &id);
+        if let Some(i) = crate::flow::interaction::load(state, tenant, &id, binding.as_deref()).await? {
+            next = i.resume_url(&id);
+        }
+    }
     let attempt = Attempt {
         user,
         method,
         amr,
-        next: crate::web::urls::account(&tenant.slug, None),
+        next,
         recent_failures: 0,
         password_expired: false,
         auth_time: None,
@@ -244,9 +301,11 @@ async fn sign_in(
             mut response,
             location,
         } => {
-            response
-                .add_cookie(&crate::web::cookies::removal(state, cookie_name(state, tenant)))
-                .map_err(|e| AppError::internal("cookie", e))?;
+            for name in [cookie_name(state, tenant), next_cookie_name(state, tenant)] {
+                response
+                    .add_cookie(&crate::web::cookies::removal(state, name))
+                    .map_err(|e| AppError::internal("cookie", e))?;
+            }
             Ok(Ok((response, location)))
         }
         Completion::Refused => {
@@ -283,22 +342,17 @@ pub(super) async fn submit(
     if !csrf::check(&state, &req, Some(&token), form.get("csrf")) {
         let error = Some(s.form_expired.to_owned());
         let live = Some((token.as_str(), &*inv));
-        return render(&state, &req, &t, StatusCode::FORBIDDEN, live, error, None);
+        let res = render(&state, &req, &t, StatusCode::FORBIDDEN, live, error, None)?;
+        return continuing(&state, &req, &t, res).await;
     }
     let id = UserId(latchkey_core::random_uuid(&*state.rng));
     let new = form.get("new_password").unwrap_or_default().to_owned();
     let future = future_user(&t, &inv, id.clone());
     if let Some(problem) = new_password_problem(&state, s, &t, &future, &new).await? {
         let live = Some((token.as_str(), &*inv));
-        return render(
-            &state,
-            &req,
-            &t,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            live,
-            Some(problem),
-            None,
-        );
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        let res = render(&state, &req, &t, status, live, Some(problem), None)?;
+        return continuing(&state, &req, &t, res).await;
     }
     let hash = state.hasher.hash(new).await.map_err(hashing_error)?;
     let how = Acceptance {
@@ -311,7 +365,16 @@ pub(super) async fn submit(
         Err(why) => return refusal_page(&state, &req, &t, why),
     };
     Ok(
-        match sign_in(&state, &req, &t, &user, Method::Password, vec!["pwd".into()]).await? {
+        match sign_in(
+            &state,
+            &req,
+            &t,
+            (&user, via(&inv)),
+            Method::Password,
+            vec!["pwd".into()],
+        )
+        .await?
+        {
             Ok((response, _)) => response,
             Err(page) => page,
         },
@@ -422,7 +485,7 @@ pub(super) async fn passkey_finish(
         }
     };
     let amr = AMR.iter().map(|m| (*m).to_owned()).collect();
-    match sign_in(&state, &req, &tenant, &user, Method::Passkey, amr).await? {
+    match sign_in(&state, &req, &tenant, (&user, via(&inv)), Method::Passkey, amr).await? {
         Ok((response, location)) => json_redirect(&response, &json!({"redirect": location})),
         Err(_) => Ok(HttpResponse::Ok().json(json!({
             "redirect": crate::web::urls::login(&tenant.slug, None)

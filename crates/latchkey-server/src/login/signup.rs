@@ -19,8 +19,15 @@ use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use latchkey_core::{SignupMode, Tenant, User, UserId, UserStatus};
-use latchkey_store::{EmailVerificationRepo, MailOutbox, NewUser, StoreError, UserRepo};
+use latchkey_core::{MfaMethod, SignupMode, Tenant, User, UserId, UserStatus};
+use latchkey_services::ServiceError;
+use latchkey_services::invite::{Inviter, SELF_SIGNUP, Wording};
+use latchkey_store::{
+    EmailVerificationRepo, InvitationRepo, MailOutbox, NewInvitation, NewUser, StoreError, UserRepo,
+};
+
+/// How long a passkey-first sign-up link lives (as long as a verification link).
+const PASSKEY_FIRST_SECS: i64 = 24 * 3600;
 
 #[derive(Template)]
 #[template(path = "signup.html")]
@@ -33,6 +40,8 @@ struct SignupPage<'a> {
     csrf: String,
     interaction: &'a str,
     invite_only: bool,
+    /// Passkey-first sign-up is offered (the tenant allows passkeys).
+    passkey_allowed: bool,
     email: &'a str,
     username: &'a str,
     sign_in: String,
@@ -52,8 +61,8 @@ struct View<'a> {
     notice: Option<String>,
 }
 
-/// The interaction the form carries, if it looks like a reference.
-fn interaction_of(value: Option<&str>) -> &str {
+/// The interaction a form or link carries, if it looks like a reference (else empty).
+pub(super) fn interaction_of(value: Option<&str>) -> &str {
     value
         .filter(|i| {
             i.len() == 43
@@ -87,6 +96,7 @@ fn render(
             csrf,
             interaction,
             invite_only: tenant.policy.signup.mode == SignupMode::InviteOnly,
+            passkey_allowed: tenant.policy.allows(MfaMethod::Passkey),
             email: v.email,
             username: v.username,
             sign_in,
@@ -206,6 +216,17 @@ pub(super) async fn signup_submit(
             Err(e) => return page(StatusCode::UNPROCESSABLE_ENTITY, view(e.message)),
         }
     };
+    if form.get("method") == Some("passkey") && tenant.policy.allows(MfaMethod::Passkey) {
+        let who = (email.as_str(), username.as_str(), !raw_username.is_empty());
+        if passkey_first(&state, s, &tenant, who, interaction).await? == Created::UsernameTaken {
+            return page(StatusCode::CONFLICT, view(u.username_taken.into()));
+        }
+        let sent = View {
+            notice: Some(u.sent_passkey.replace("{email}", &email)),
+            ..View::default()
+        };
+        return page(StatusCode::OK, sent);
+    }
     // The password is checked as a new user's would be (policy, breached and guessable lists,
     // no username or address in it) whether or not the address is taken.
     let candidate = User {
@@ -260,6 +281,7 @@ pub(super) async fn signup_submit(
     page(StatusCode::OK, sent)
 }
 
+#[derive(PartialEq, Eq)]
 enum Created {
     Yes,
     /// Lost a race to another sign-up of the same address: answered the same.
@@ -297,6 +319,96 @@ async fn create(state: &AppState, s: &Strings, tenant: &Tenant, new: NewUser) ->
         }
         Err(StoreError::Conflict(m)) if m.contains("email") => Ok(Created::EmailTaken),
         Err(_) => Ok(Created::UsernameTaken),
+    }
+}
+
+/// Passkey-first sign-up: no account yet, only a pending sign-up held as an invitation
+/// (`invited_by` [`SELF_SIGNUP`]) whose mailed link lets the person create a passkey (or a
+/// password); the account exists, verified, once that is done. `who` is (address, username,
+/// username typed). The answer is the same whether or not the address has an account: a taken
+/// one gets the owner notice; an address with a pending sign-up gets a fresh link (the old one
+/// stops working); one with an administrator's pending invitation gets nothing new, so nobody
+/// can invalidate someone else's invitation.
+async fn passkey_first(
+    state: &AppState,
+    s: &Strings,
+    tenant: &Tenant,
+    (email, username, typed): (&str, &str, bool),
+    interaction: &str,
+) -> Result<Created, AppError> {
+    let (tid, e2, n2) = (tenant.id.clone(), email.to_owned(), username.to_owned());
+    let (by_email, by_name, pending) = state
+        .store(move |db| {
+            let pending = db.pending_invitation(&tid, &e2)?;
+            Ok::<_, StoreError>((
+                db.user_by_email(&tid, &e2)?,
+                db.user_by_username(&tid, &n2)?,
+                pending,
+            ))
+        })
+        .await?;
+    if let Some(owner) = by_email {
+        notify_owner(state, s, tenant, &owner).await?;
+        return Ok(Created::EmailTaken);
+    }
+    if by_name.is_some() && typed {
+        return Ok(Created::UsernameTaken);
+    }
+    let u = i18n::signup(s);
+    let words = Wording {
+        subject: u.mail_passkey_subject,
+        body: u.mail_passkey_body,
+    };
+    let tail = if interaction.is_empty() {
+        String::new()
+    } else {
+        format!("&interaction={interaction}")
+    };
+    let now = state.clock.now_millis();
+    let expires_at = now + PASSKEY_FIRST_SECS * 1000;
+    let issuer = state.config.issuer(&tenant.slug);
+    let (st, t) = (state.clone(), tenant.clone());
+    let new = NewInvitation {
+        email: email.to_owned(),
+        username: typed.then(|| username.to_owned()),
+        display_name: None,
+        groups: Vec::new(),
+        expires_at,
+    };
+    let outcome = state
+        .store(move |db| -> Result<Result<(), StoreError>, AppError> {
+            let inviter = Inviter {
+                db,
+                keys: &st.keys,
+                rng: &*st.rng,
+                issuer: &issuer,
+                tenant: &t,
+                actor: SELF_SIGNUP,
+                now,
+            };
+            let done = match pending {
+                Some(p) if p.invited_by == SELF_SIGNUP => {
+                    inviter.resend_worded(&p.id, expires_at, &words, &tail)
+                }
+                Some(_) => return Ok(Ok(())),
+                None => inviter.create_worded(&new, &words, &tail),
+            };
+            match done {
+                Ok(_) => Ok(Ok(())),
+                Err(ServiceError::Store(c @ StoreError::Conflict(_))) => Ok(Err(c)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    match outcome {
+        Ok(()) => {
+            state.mail.wake();
+            Ok(Created::Yes)
+        }
+        // Lost a race to another sign-up or an account of the same name: answered the same,
+        // except for a typed username.
+        Err(StoreError::Conflict(m)) if typed && m.contains("username") => Ok(Created::UsernameTaken),
+        Err(_) => Ok(Created::EmailTaken),
     }
 }
 

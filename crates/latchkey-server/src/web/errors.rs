@@ -193,6 +193,17 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<latchkey_services::ServiceError> for AppError {
+    fn from(e: latchkey_services::ServiceError) -> Self {
+        use latchkey_services::ServiceError;
+        match e {
+            ServiceError::Store(e) => e.into(),
+            ServiceError::Keys(e) => e.into(),
+            other => AppError::internal("service", other),
+        }
+    }
+}
+
 impl From<SessionError> for AppError {
     fn from(e: SessionError) -> Self {
         match e {

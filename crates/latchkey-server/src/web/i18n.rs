@@ -528,6 +528,13 @@ pub struct SignupStrings {
     pub mail_taken_subject: &'static str,
     /// `{email}`, `{user}`, `{tenant}`, `{link}` (sign-in), `{reset}`.
     pub mail_taken_body: &'static str,
+    /// Passkey-first sign-up: the button, its hint, the answer (`{email}`) and the mail
+    /// (`{tenant}`, `{user}`, `{link}`).
+    pub passkey_button: &'static str,
+    pub passkey_hint: &'static str,
+    pub sent_passkey: &'static str,
+    pub mail_passkey_subject: &'static str,
+    pub mail_passkey_body: &'static str,
 }
 
 pub static SIGNUP_EN: SignupStrings = SignupStrings {
@@ -547,6 +554,11 @@ pub static SIGNUP_EN: SignupStrings = SignupStrings {
     continue_sign_in: "Sign in",
     mail_taken_subject: "Sign-up attempt for {tenant}",
     mail_taken_body: "Someone (hopefully you) tried to create an account at {tenant} with {email}, which already belongs to the account {user}. No new account was created.\n\nTo sign in: {link}\nForgot your password? {reset}\n\nIf this was not you, you can ignore this mail.\n",
+    passkey_button: "Create account with a passkey instead",
+    passkey_hint: "No password needed: we mail you a link, and on its page you create a passkey on your device.",
+    sent_passkey: "Check your mail: we sent a message to {email}. Open the link in it on this device to create your passkey and finish your account.",
+    mail_passkey_subject: "Finish creating your account at {tenant}",
+    mail_passkey_body: "To finish creating your account at {tenant} (username {user}), open this link within 24 hours and create a passkey (or choose a password). It works once:\n{link}\n\nIf you did not ask for an account, ignore this mail: no account is made unless the link is used.\n",
 };
 
 pub static SIGNUP_DE: SignupStrings = SignupStrings {
@@ -566,6 +578,11 @@ pub static SIGNUP_DE: SignupStrings = SignupStrings {
     continue_sign_in: "Anmelden",
     mail_taken_subject: "Registrierungsversuch bei {tenant}",
     mail_taken_body: "Jemand (hoffentlich Sie) wollte bei {tenant} ein Konto mit {email} anlegen. Diese Adresse gehört schon zum Konto {user}. Es wurde kein neues Konto angelegt.\n\nZur Anmeldung: {link}\nPasswort vergessen? {reset}\n\nWenn Sie das nicht waren, ignorieren Sie diese E-Mail.\n",
+    passkey_button: "Stattdessen mit einem Passkey anlegen",
+    passkey_hint: "Ohne Passwort: Wir senden Ihnen einen Link, auf dessen Seite Sie einen Passkey auf Ihrem Gerät anlegen.",
+    sent_passkey: "Sehen Sie in Ihr Postfach: Wir haben eine Nachricht an {email} gesendet. Öffnen Sie den Link darin auf diesem Gerät, um Ihren Passkey anzulegen und Ihr Konto fertigzustellen.",
+    mail_passkey_subject: "Ihr Konto bei {tenant} fertigstellen",
+    mail_passkey_body: "Um Ihr Konto bei {tenant} (Benutzername {user}) fertigzustellen, öffnen Sie innerhalb von 24 Stunden diesen Link und legen Sie einen Passkey an (oder wählen Sie ein Passwort). Er funktioniert einmal:\n{link}\n\nWenn Sie kein Konto angefordert haben, ignorieren Sie diese E-Mail: Ohne den Link wird kein Konto angelegt.\n",
 };
 
 /// The sign-up strings in the language `strings` is in.

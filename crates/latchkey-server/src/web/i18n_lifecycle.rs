@@ -7,6 +7,8 @@ pub struct LifecycleStrings {
     pub invite_title: &'static str,
     /// `{tenant}` and `{user}` are filled in.
     pub invite_intro: &'static str,
+    /// The same page for a passkey-first sign-up (`{tenant}`, `{user}`).
+    pub signup_intro: &'static str,
     pub invite_password_button: &'static str,
     pub invite_passkey_intro: &'static str,
     pub invite_passkey_button: &'static str,
@@ -38,6 +40,7 @@ pub struct LifecycleStrings {
 pub static EN: LifecycleStrings = LifecycleStrings {
     invite_title: "Set up your account",
     invite_intro: "You are invited to {tenant}. Your username is {user}. Choose a password, or use a passkey instead.",
+    signup_intro: "Welcome to {tenant}: your address is confirmed. Your username is {user}. Create a passkey on this device to finish your account, or choose a password instead.",
     invite_password_button: "Create my account",
     invite_passkey_intro: "Or sign in without a password, with a passkey on this device:",
     invite_passkey_button: "Create my account with a passkey",
@@ -66,6 +69,7 @@ pub static EN: LifecycleStrings = LifecycleStrings {
 pub static DE: LifecycleStrings = LifecycleStrings {
     invite_title: "Konto einrichten",
     invite_intro: "Sie sind zu {tenant} eingeladen. Ihr Benutzername ist {user}. Wählen Sie ein Passwort oder verwenden Sie stattdessen einen Passkey.",
+    signup_intro: "Willkommen bei {tenant}: Ihre Adresse ist bestätigt. Ihr Benutzername ist {user}. Legen Sie auf diesem Gerät einen Passkey an, um Ihr Konto fertigzustellen, oder wählen Sie stattdessen ein Passwort.",
     invite_password_button: "Konto anlegen",
     invite_passkey_intro: "Oder ohne Passwort anmelden, mit einem Passkey auf diesem Gerät:",
     invite_passkey_button: "Konto mit einem Passkey anlegen",
