@@ -353,6 +353,172 @@ async fn parallel_guesses_get_no_more_than_the_limit(s: &TestServer) {
     );
 }
 
+/// A client-credentials token request with `secret`: the status says whether it authenticated.
+async fn cc_token(s: &TestServer, client_id: &str, secret: &str) -> StatusCode {
+    TestServer::client()
+        .post(s.url("/t/acme/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Secret rotation with an overlap (issue 21): both secrets work until it ends, then only the
+/// new one; without one the old secret stops at once; a rotation made elsewhere (the CLI)
+/// works at once despite this node's client cache. Only an admin of the tenant may rotate.
+#[allow(clippy::too_many_lines)] // one story: the steps depend on the clock moving in order
+async fn secret_rotation_overlaps(backend: latchkey_tests::Backend) {
+    let clock = std::sync::Arc::new(latchkey_core::FixedClock::new(1_900_000_000_000));
+    let Some((s, _db)) = TestServer::start_on_clocked(backend, &[], clock.clone()) else {
+        return;
+    };
+    let w = world(&s);
+    let cc = s
+        .state
+        .db
+        .create_client(
+            &w.a,
+            "test",
+            &NewClient {
+                name: "Batch".into(),
+                secret_hash: Some(sha256_hex(b"cc-old")),
+                redirect_uris: vec![],
+                grant_types: vec![latchkey_core::GrantType::ClientCredentials],
+                scopes: vec![],
+                ..new_client_like(&w.portal)
+            },
+        )
+        .unwrap();
+    let id = cc.client_id.as_str();
+    assert_eq!(cc_token(&s, id, "cc-old").await, StatusCode::OK);
+    let path = format!("/admin/t/acme/clients/{id}/rotate-secret");
+    let rotate = |token: &str, body: &'static str| {
+        TestServer::client()
+            .post(s.url(&path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Refused: a reader, another tenant's admin, an overlap past 30 days.
+    assert_eq!(
+        rotate(&w.a_reader, "{}").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        rotate(&w.b_admin, "{}").await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (st, _) = post(
+        &s,
+        &format!("/admin/t/beta/clients/{id}/rotate-secret"),
+        &w.b_admin,
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "tenant B's admin can't name tenant A's client"
+    );
+    let too_long = rotate(&w.a_admin, r#"{"overlap_secs": 2600000}"#).await.unwrap();
+    assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        cc_token(&s, id, "cc-old").await,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let res = rotate(&w.a_admin, r#"{"overlap_secs": 3600}"#).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    let new = v["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(v["previous_secret_expires_at"], 1_900_000_000_000_i64 + 3_600_000);
+    assert_eq!(
+        cc_token(&s, id, &new).await,
+        StatusCode::OK,
+        "the new one at once"
+    );
+    assert_eq!(
+        cc_token(&s, id, "cc-old").await,
+        StatusCode::OK,
+        "the old one meanwhile"
+    );
+    assert_eq!(cc_token(&s, id, "neither").await, StatusCode::UNAUTHORIZED);
+    clock.advance_millis(3_600_000);
+    assert_eq!(
+        cc_token(&s, id, "cc-old").await,
+        StatusCode::UNAUTHORIZED,
+        "overlap over"
+    );
+    assert_eq!(cc_token(&s, id, &new).await, StatusCode::OK);
+
+    // Without an overlap the old secret stops at once.
+    let res = rotate(&w.a_admin, "").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["previous_secret_expires_at"], Value::Null);
+    let newest = v["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(cc_token(&s, id, &new).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(cc_token(&s, id, &newest).await, StatusCode::OK);
+
+    // Rotated by another process (the CLI): the new secret works before the cache expires.
+    s.state
+        .db
+        .set_client_secret_hash(&w.a, "cli:ops", &cc.client_id, &sha256_hex(b"from-cli"), None)
+        .unwrap();
+    assert_eq!(cc_token(&s, id, "from-cli").await, StatusCode::OK);
+
+    let rotations: Vec<Value> = s
+        .state
+        .db
+        .audit_events(&w.a, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "client.rotate_secret")
+        .map(|e| e.details)
+        .collect();
+    assert_eq!(rotations.len(), 3, "{rotations:?}");
+    assert_eq!(rotations[0]["previous_secret_expires_at"], 1_900_003_600_000_i64);
+    let dump = serde_json::to_string(&rotations).unwrap();
+    assert!(
+        !dump.contains(&new) && !dump.contains(&sha256_hex(b"cc-old")),
+        "no secrets"
+    );
+}
+
+/// A registration like `c`'s, to vary.
+fn new_client_like(c: &Client) -> NewClient {
+    NewClient {
+        name: c.name.clone(),
+        client_type: c.client_type,
+        auth_method: c.auth_method,
+        secret_hash: c.secret_hash.clone(),
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        grant_types: c.grant_types.clone(),
+        scopes: c.scopes.clone(),
+        access_token_format: c.access_token_format,
+        require_pkce: c.require_pkce,
+        introspect_others: c.introspect_others,
+        first_party: c.first_party,
+        jwks_uri: c.jwks_uri.clone(),
+        jwks: c.jwks.clone(),
+        settings: c.settings.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_overlaps_sqlite_memory() {
+    secret_rotation_overlaps(latchkey_tests::Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_rotation_overlaps_postgres_redis() {
+    secret_rotation_overlaps(latchkey_tests::Backend::PostgresRedis).await;
+}
+
 latchkey_tests::e2e!(
     parallel_guesses_get_no_more_than_the_limit,
     a_reader_sees_its_tenant_without_secrets,

@@ -215,6 +215,53 @@ fn users_are_updated_disabled_and_deleted(db: &Db) {
     ));
 }
 
+fn a_rotated_secret_overlaps_until_its_end(db: &Db) {
+    let t = tenant(db, "acme");
+    let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
+    db.set_client_secret_hash(&t, ACTOR, &c.client_id, &latchkey_core::sha256_hex(b"new"), None)
+        .unwrap();
+    // With an overlap the replaced secret is kept until then, hashed; the next rotation
+    // without one ends it.
+    let until = latchkey_core::Clock::now_millis(&latchkey_core::SystemClock) + 3_600_000;
+    let overlapped = db
+        .set_client_secret_hash(
+            &t,
+            ACTOR,
+            &c.client_id,
+            &latchkey_core::sha256_hex(b"newer"),
+            Some(until),
+        )
+        .unwrap();
+    let kept = db.client(&t, &c.client_id).unwrap().unwrap();
+    assert_eq!(kept, overlapped);
+    let previous = kept.previous_secret.clone().unwrap();
+    assert_eq!(previous.hash, latchkey_core::sha256_hex(b"new"));
+    assert_eq!(previous.expires_at, until);
+    let live: Vec<&str> = kept.secret_hashes(until - 1).collect();
+    assert_eq!(live.len(), 2);
+    assert_eq!(kept.secret_hashes(until).count(), 1, "over at its end");
+    assert!(
+        !serde_json::to_string(&kept).unwrap().contains(&previous.hash),
+        "the old hash is never shown"
+    );
+    for bad in [until - 7_200_000, until + 31 * 86_400_000] {
+        assert!(matches!(
+            db.set_client_secret_hash(&t, ACTOR, &c.client_id, "x", Some(bad)),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let ended = db
+        .set_client_secret_hash(
+            &t,
+            ACTOR,
+            &c.client_id,
+            &latchkey_core::sha256_hex(b"newest"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(ended.previous_secret, None);
+}
+
 fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
     let t = tenant(db, "acme");
     let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
@@ -225,9 +272,13 @@ fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
         Some(latchkey_core::sha256_hex(b"s3cret").as_str())
     );
     let rotated = db
-        .set_client_secret_hash(&t, ACTOR, &c.client_id, &latchkey_core::sha256_hex(b"new"))
+        .set_client_secret_hash(&t, ACTOR, &c.client_id, &latchkey_core::sha256_hex(b"new"), None)
         .unwrap();
     assert_ne!(rotated.secret_hash, c.secret_hash);
+    assert_eq!(
+        rotated.previous_secret, None,
+        "no overlap asked: the old secret is gone"
+    );
 
     let mut public = confidential("SPA");
     public.client_type = ClientType::Public;
@@ -269,7 +320,7 @@ fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
         Some("https://rp.example.com/jwks.json")
     );
     assert!(matches!(
-        db.set_client_secret_hash(&t, ACTOR, &p.client_id, "x"),
+        db.set_client_secret_hash(&t, ACTOR, &p.client_id, "x", None),
         Err(StoreError::Invalid(_))
     ));
     let mut cc = confidential("svc");
@@ -351,7 +402,7 @@ fn rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        db.set_client_secret_hash(&b, ACTOR, &client.client_id, "x"),
+        db.set_client_secret_hash(&b, ACTOR, &client.client_id, "x", None),
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
@@ -414,7 +465,7 @@ fn every_change_is_in_the_audit_chain_without_secrets(db: &Db) {
     db.set_user_status(&t, "cli:ops", &u.id, UserStatus::Disabled)
         .unwrap();
     let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
-    db.set_client_secret_hash(&t, ACTOR, &c.client_id, "NEWSECRETHASH")
+    db.set_client_secret_hash(&t, ACTOR, &c.client_id, "NEWSECRETHASH", None)
         .unwrap();
     db.append_audit(
         &t,
@@ -1647,6 +1698,7 @@ contract!(
     usernames_and_emails_are_unique_per_tenant_ignoring_case,
     users_are_updated_disabled_and_deleted,
     clients_store_only_the_secret_hash_and_follow_registration_rules,
+    a_rotated_secret_overlaps_until_its_end,
     roles_are_assigned_within_a_tenant,
     rows_of_tenant_a_cannot_be_reached_through_tenant_b,
     deleting_a_tenant_removes_its_rows_but_keeps_its_audit_chain,

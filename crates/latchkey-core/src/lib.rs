@@ -24,8 +24,8 @@ pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
     AccessTokenFormat, AccountPolicy, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings,
     ClientType, EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
-    RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy, Tenant,
-    TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,
+    PreviousSecret, RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy,
+    Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};

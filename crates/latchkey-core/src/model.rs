@@ -456,6 +456,28 @@ pub struct Role {
     pub created_at: UnixMillis,
 }
 
+/// A replaced client secret during its overlap: only the end is shown, never the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    /// SHA-256 (hex) of the old secret.
+    #[serde(skip_serializing, default)]
+    pub hash: String,
+    pub expires_at: UnixMillis,
+}
+
+impl Client {
+    /// The hashes of the secrets that authenticate this client at `now`: the current one and,
+    /// during an overlap, the one it replaced.
+    pub fn secret_hashes(&self, now: UnixMillis) -> impl Iterator<Item = &str> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| now < p.expires_at)
+            .map(|p| p.hash.as_str());
+        self.secret_hash.as_deref().into_iter().chain(previous)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
     pub client_id: ClientId,
@@ -464,6 +486,10 @@ pub struct Client {
     /// SHA-256 (hex) of the secret; the secret itself is shown once and never stored.
     #[serde(skip_serializing)]
     pub secret_hash: Option<String>,
+    /// The secret a rotation replaced, still accepted until it expires (an overlap lets the
+    /// client be redeployed with the new one without an outage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
     pub client_type: ClientType,
     pub auth_method: AuthMethod,
     pub redirect_uris: Vec<String>,

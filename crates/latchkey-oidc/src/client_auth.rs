@@ -206,9 +206,16 @@ pub fn authenticate(
     }
     match presented {
         Presented::Basic { secret, .. } | Presented::Post { secret, .. } => {
-            let stored = client.secret_hash.as_deref().unwrap_or_default();
+            // Every live secret is compared (the current one and, during a rotation's overlap,
+            // the one it replaced), so the time taken does not say which matched.
             let given = latchkey_core::sha256_hex(secret.as_bytes());
-            if stored.is_empty() || !bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
+            let matched = client
+                .secret_hashes(now.saturating_mul(1000))
+                .filter(|stored| !stored.is_empty())
+                .fold(subtle::Choice::from(0), |m, stored| {
+                    m | given.as_bytes().ct_eq(stored.as_bytes())
+                });
+            if !bool::from(matched) {
                 return Err(fail());
             }
             Ok(None)
@@ -332,6 +339,26 @@ mod tests {
         assert!(e.basic);
         assert_eq!(e.error.code, ErrorCode::InvalidClient);
         assert!(authenticate(&p, None, &[], 0).is_err());
+    }
+
+    #[test]
+    fn a_replaced_secret_works_only_during_its_overlap() {
+        let c = Client {
+            previous_secret: Some(latchkey_core::PreviousSecret {
+                hash: latchkey_core::sha256_hex(b"old"),
+                expires_at: 100_000,
+            }),
+            ..client(AuthMethod::ClientSecretBasic)
+        };
+        let old = parse_client_auth(Some(&basic("c1", "old")), &Params::new()).unwrap();
+        let new = parse_client_auth(Some(&basic("c1", "s3cret")), &Params::new()).unwrap();
+        // `now` is in seconds; the overlap ends at 100 s.
+        assert!(authenticate(&old, Some(&c), &[], 99).is_ok());
+        assert!(authenticate(&new, Some(&c), &[], 99).is_ok());
+        assert!(authenticate(&old, Some(&c), &[], 100).is_err(), "over");
+        assert!(authenticate(&new, Some(&c), &[], 100).is_ok());
+        let wrong = parse_client_auth(Some(&basic("c1", "other")), &Params::new()).unwrap();
+        assert!(authenticate(&wrong, Some(&c), &[], 99).is_err());
     }
 
     #[test]

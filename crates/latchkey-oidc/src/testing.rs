@@ -12,6 +12,7 @@ pub fn client(kind: ClientType) -> Client {
         tenant_id: "t".into(),
         name: "Portal".into(),
         secret_hash: None,
+        previous_secret: None,
         client_type: kind,
         auth_method: if kind == ClientType::Public {
             AuthMethod::None

@@ -30,6 +30,12 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             .map(|(_, _, v)| v.clone())
     }
 
+    /// Forgets `key` (this process changed it).
+    pub fn remove(&self, key: &K) {
+        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(key);
+    }
+
     pub fn put(&self, key: K, value: V, generation: u64) {
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= self.max {
@@ -52,6 +58,8 @@ mod tests {
         c.put("a", 1, 0);
         assert_eq!(c.get(&"a", 0), Some(1));
         assert_eq!(c.get(&"a", 1), None, "a change in this process drops it");
+        c.remove(&"a");
+        assert_eq!(c.get(&"a", 0), None, "removed");
         c.put("b", 2, 0);
         c.put("c", 3, 0);
         assert!(c.map.lock().unwrap().len() <= 2, "bounded");

@@ -6,7 +6,7 @@ use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
     AccessTokenFormat, AuthMethod, ClaimsConfig, Client, ClientId, ClientSettings, ClientType, GrantType,
-    NewAuditEvent, TenantId, ValidationError, validate,
+    NewAuditEvent, PreviousSecret, TenantId, UnixMillis, ValidationError, validate,
 };
 use serde_json::json;
 
@@ -30,12 +30,24 @@ pub struct NewClient {
     pub settings: ClientSettings,
 }
 
+/// The longest a replaced secret may keep working (30 days).
+pub const MAX_SECRET_OVERLAP_MS: UnixMillis = 30 * 86_400_000;
+
 pub trait ClientRepo {
     fn create_client(&self, t: &TenantId, actor: &str, new: &NewClient) -> Result<Client>;
     fn client(&self, t: &TenantId, id: &ClientId) -> Result<Option<Client>>;
     fn list_clients(&self, t: &TenantId) -> Result<Vec<Client>>;
-    /// Replaces the secret's hash (the caller generated and shows the new secret once).
-    fn set_client_secret_hash(&self, t: &TenantId, actor: &str, id: &ClientId, hash: &str) -> Result<Client>;
+    /// Replaces the secret's hash (the caller generated and shows the new secret once). With
+    /// `overlap_until`, the replaced secret keeps working until then (at most
+    /// [`MAX_SECRET_OVERLAP_MS`] ahead); without, it stops at once, as does any older overlap.
+    fn set_client_secret_hash(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        hash: &str,
+        overlap_until: Option<UnixMillis>,
+    ) -> Result<Client>;
     fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()>;
     /// Replaces what the client's tokens say about users' roles, groups and attributes.
     fn set_client_claims(
@@ -253,6 +265,8 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     settings: String,
+    previous_secret_hash: Option<String>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 fn from_row(r: Row) -> Result<Client> {
@@ -261,6 +275,10 @@ fn from_row(r: Row) -> Result<Client> {
         tenant_id: TenantId(r.tenant_id),
         name: r.name,
         secret_hash: r.secret_hash,
+        previous_secret: r
+            .previous_secret_hash
+            .zip(r.previous_secret_expires_at)
+            .map(|(hash, expires_at)| PreviousSecret { hash, expires_at }),
         client_type: parse_enum("clients.client_type", &r.client_type)?,
         auth_method: parse_enum("clients.auth_method", &r.auth_method)?,
         redirect_uris: from_json("clients.redirect_uris", &r.redirect_uris)?,
@@ -317,6 +335,7 @@ impl ClientRepo for Db {
             tenant_id: t.clone(),
             name: new.name.trim().to_owned(),
             secret_hash: new.secret_hash.clone(),
+            previous_secret: None,
             client_type: new.client_type,
             auth_method: new.auth_method,
             redirect_uris: new.redirect_uris.clone(),
@@ -388,24 +407,49 @@ impl ClientRepo for Db {
             .collect()
     }
 
-    fn set_client_secret_hash(&self, t: &TenantId, actor: &str, id: &ClientId, hash: &str) -> Result<Client> {
+    fn set_client_secret_hash(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        hash: &str,
+        overlap_until: Option<UnixMillis>,
+    ) -> Result<Client> {
+        let now = self.now();
+        if let Some(until) = overlap_until
+            && (until <= now || until - now > MAX_SECRET_OVERLAP_MS)
+        {
+            return Err(invalid(
+                "overlap",
+                "the old secret's overlap must end in the future, within 30 days",
+            ));
+        }
         self.audited(t, |c| {
             let mut client = load(c, t, id)?;
-            if client.client_type == ClientType::Public {
-                return Err(invalid("client", "a public client has no secret to rotate"));
+            if client.client_type == ClientType::Public || client.secret_hash.is_none() {
+                return Err(invalid("client", "this client has no secret to rotate"));
             }
+            client.previous_secret = overlap_until
+                .zip(client.secret_hash.take())
+                .map(|(expires_at, hash)| PreviousSecret { hash, expires_at });
             client.secret_hash = Some(hash.to_owned());
-            client.updated_at = self.now();
+            client.updated_at = now.max(client.updated_at + 1);
             diesel::update(
                 clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))),
             )
             .set((
                 clients::secret_hash.eq(hash),
+                clients::previous_secret_hash.eq(client.previous_secret.as_ref().map(|p| &p.hash)),
+                clients::previous_secret_expires_at.eq(client.previous_secret.as_ref().map(|p| p.expires_at)),
                 clients::updated_at.eq(client.updated_at),
             ))
             .execute(c)?;
-            let event =
-                NewAuditEvent::success(actor, "client.rotate_secret", format!("client:{id}"), json!({}));
+            let event = NewAuditEvent::success(
+                actor,
+                "client.rotate_secret",
+                format!("client:{id}"),
+                json!({"previous_secret_expires_at": overlap_until}),
+            );
             Ok((client.clone(), event))
         })
     }

@@ -28,7 +28,7 @@ mod verifications;
 pub use admin_tokens::AdminTokenRepo;
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
-pub use clients::{ClientRepo, NewClient};
+pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
 pub use error::StoreError;

@@ -69,6 +69,8 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         settings -> Text,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<BigInt>,
     }
 }
 

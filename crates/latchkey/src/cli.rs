@@ -759,11 +759,16 @@ pub enum ClientCmd {
         #[command(flatten)]
         out: Json,
     },
-    /// Issue a new secret (shown once); the old one stops working at once.
+    /// Issue a new secret (shown once). The old one stops working at once, or with `--overlap`
+    /// keeps working that long, so the client can be redeployed with the new one first.
     RotateSecret {
         #[command(flatten)]
         tenant: TenantArg,
         client_id: String,
+        /// How long the old secret keeps working: minutes, hours or days (`30m`, `12h`, `7d`;
+        /// at most 30d). Without it the old secret stops at once.
+        #[arg(long, value_name = "DURATION")]
+        overlap: Option<String>,
         #[command(flatten)]
         out: Json,
     },

@@ -449,6 +449,42 @@ fn secrets_rotate_for_confidential_clients_only(cli: &Cli, conf_id: &str, secret
     let rotated = cli.json(&["client", "rotate-secret", "--tenant", "acme", conf_id, "--json"]);
     assert_eq!(rotated["client_id"], conf_id);
     assert_ne!(rotated["client_secret"], secret);
+    assert_eq!(rotated["previous_secret_expires_at"], Value::Null);
+    // With an overlap the old secret's end is shown (and the client shows it, never its hash).
+    let overlapped = cli.json(&[
+        "client",
+        "rotate-secret",
+        "--tenant",
+        "acme",
+        conf_id,
+        "--overlap",
+        "2h",
+        "--json",
+    ]);
+    let until = overlapped["previous_secret_expires_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = cli.json(&["client", "show", "--tenant", "acme", conf_id, "--json"]);
+    assert!(shown.to_string().contains("previous_secret"), "{shown}");
+    assert!(!shown.to_string().contains("hash"), "{shown}");
+    assert!(until.ends_with('Z'), "{until}");
+    for bad in ["31d", "0m", "2w", "soon"] {
+        let err = cli.fails(
+            2,
+            &[
+                "client",
+                "rotate-secret",
+                "--tenant",
+                "acme",
+                conf_id,
+                "--overlap",
+                bad,
+            ],
+            None,
+        );
+        assert!(err.contains("--overlap"), "{bad}: {err}");
+    }
     assert!(
         cli.fails(
             2,
@@ -651,9 +687,9 @@ fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, te
     }
     assert_eq!(
         actions.len(),
-        // tenant, keys, update, 5 clients, rotation, 2 users, a verification link, verify-email,
-        // two updates and one link, disable, enable, password, deletions
-        1 + 1 + 1 + 5 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1,
+        // tenant, keys, update, 5 clients, 2 rotations, 2 users, a verification link,
+        // verify-email, two updates and one link, disable, enable, password, deletions
+        1 + 1 + 1 + 5 + 2 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);

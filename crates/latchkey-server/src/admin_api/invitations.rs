@@ -2,7 +2,7 @@
 //! mail only), list, revoke and re-send invitations. Writes need the admin role; every call is
 //! audited (docs/admin-api.md, docs/invitations.md).
 
-use super::{Caller, authenticate, json_ok, missing, not_found};
+use super::{Caller, authenticate, body, json_ok, missing, not_found};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -12,9 +12,6 @@ use latchkey_services::ServiceError;
 use latchkey_services::invite::{DEFAULT_TTL_SECS, Inviter, MAX_TTL_SECS};
 use latchkey_store::{GroupRepo, Invitation, InvitationRepo, InvitationStatus, NewInvitation, StoreError};
 use serde_json::json;
-
-/// The largest request body these calls read.
-const MAX_BODY: usize = 16 * 1024;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -32,17 +29,6 @@ struct CreateBody {
 #[serde(deny_unknown_fields)]
 struct ResendBody {
     expires_in_secs: Option<u64>,
-}
-
-fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], empty_ok: bool) -> Result<T, AppError> {
-    if bytes.len() > MAX_BODY {
-        return Err(AppError::new(Kind::PayloadTooLarge, "The request body is too large.").json());
-    }
-    if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json())
 }
 
 fn ttl_ms(secs: Option<u64>) -> Result<i64, AppError> {

@@ -3,6 +3,7 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
+mod clients;
 mod invitations;
 
 use crate::flow::throttle::Budget;
@@ -38,6 +39,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/invitations/{id}/resend", web::post().to(invitations::resend))
             .route("/clients", web::get().to(list_clients))
             .route("/clients/{id}", web::get().to(get_client))
+            .route(
+                "/clients/{id}/rotate-secret",
+                web::post().to(clients::rotate_secret),
+            )
             .route("/audit", web::get().to(search_audit)),
     );
 }
@@ -142,6 +147,22 @@ async fn audit(
         .store(move |db| db.append_audit(&tid, event))
         .await
         .map(drop)
+}
+
+/// The largest request body the admin API reads.
+const MAX_BODY: usize = 16 * 1024;
+
+/// A JSON request body of at most [`MAX_BODY`] bytes; an empty one is `T::default()` when
+/// `empty_ok`.
+fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], empty_ok: bool) -> Result<T, AppError> {
+    if bytes.len() > MAX_BODY {
+        return Err(AppError::new(Kind::PayloadTooLarge, "The request body is too large.").json());
+    }
+    if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json())
 }
 
 fn json_ok(v: &impl serde::Serialize) -> HttpResponse {

@@ -172,11 +172,30 @@ pub(crate) fn issuer(state: &AppState, tenant: &Tenant) -> String {
 
 /// The tenant's client `id`, if registered.
 pub(crate) async fn client(state: &AppState, tenant: &Tenant, id: &str) -> Result<Option<Client>, AppError> {
+    lookup(state, tenant, id, true).await
+}
+
+/// The client as stored now, refreshing the cache: for credentials the cached copy refused,
+/// which may predate a secret rotation made by another process (the CLI, another node).
+pub(crate) async fn fresh_client(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<Client>, AppError> {
+    lookup(state, tenant, id, false).await
+}
+
+async fn lookup(
+    state: &AppState,
+    tenant: &Tenant,
+    id: &str,
+    cached: bool,
+) -> Result<Option<Client>, AppError> {
     if id.is_empty() || id.len() > 128 {
         return Ok(None);
     }
     let cid = ClientId(id.to_owned());
-    if let Some(c) = state.clients.get(&(tenant.id.clone(), cid.clone()), 0) {
+    if cached && let Some(c) = state.clients.get(&(tenant.id.clone(), cid.clone()), 0) {
         return Ok(Some(c));
     }
     let tid = tenant.id.clone();

@@ -91,12 +91,18 @@ pub(super) async fn authenticate_client(
         }
     };
     let presented = parse_client_auth(auth, p).map_err(wrap)?;
-    let c = client(state, tenant, presented.client_id()).await?;
+    let mut c = client(state, tenant, presented.client_id()).await?;
     // A client assertion's only audience is the issuer: one made out to an endpoint URL could
     // have been minted for another server's endpoint (the 2025 audience-injection findings).
     let iss = issuer(state, tenant);
     let now = state.clock.now_millis() / 1000;
-    let jti = authenticate(&presented, c.as_ref(), &[&iss], now).map_err(wrap)?;
+    let mut checked = authenticate(&presented, c.as_ref(), &[&iss], now);
+    if checked.is_err() && c.is_some() {
+        // The cached copy may predate a rotation: a new secret works at once.
+        c = super::fresh_client(state, tenant, presented.client_id()).await?;
+        checked = authenticate(&presented, c.as_ref(), &[&iss], now);
+    }
+    let jti = checked.map_err(wrap)?;
     let Some(c) = c else {
         return Err(OAuthError::invalid_client("client authentication failed").into());
     };

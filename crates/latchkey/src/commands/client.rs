@@ -4,7 +4,7 @@
 use crate::cli::{ClientCmd, ClientCreate};
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{client_json, done, emit, print_human, print_json};
+use crate::output::{client_json, done, emit, print_human, print_json, rfc3339};
 use crate::provision::{create_client, new_secret, uses_secret};
 use latchkey_core::{ClaimsConfig, Client, ClientId, OsRng, Tenant};
 use latchkey_store::ClientRepo;
@@ -32,8 +32,9 @@ pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
         ClientCmd::RotateSecret {
             tenant,
             client_id,
+            overlap,
             out,
-        } => rotate_secret(ctx, tenant.slug(), &client_id, out.json),
+        } => rotate_secret(ctx, tenant.slug(), &client_id, overlap.as_deref(), out.json),
         ClientCmd::Claims {
             tenant,
             client_id,
@@ -93,20 +94,41 @@ fn delete(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> Result<
     Ok(())
 }
 
-/// A new secret, shown once; the old one stops working at once.
-fn rotate_secret(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> Result<(), CliError> {
+/// A new secret, shown once; the old one stops working at once or after the overlap.
+fn rotate_secret(
+    ctx: &Context<'_>,
+    slug: &str,
+    client_id: &str,
+    overlap: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
     let client = find(ctx, &tenant, client_id)?;
     if !uses_secret(client.auth_method) {
         return Err(CliError::NoClientSecret(client_id.to_owned()));
     }
+    let max_secs = u64::try_from(latchkey_store::MAX_SECRET_OVERLAP_MS / 1000).unwrap_or(0);
+    let overlap = overlap
+        .map(|o| super::invite::duration_ms("--overlap", o, max_secs))
+        .transpose()?;
+    let until = overlap.map(|ms| ctx.now_millis() + ms);
     let (secret, hash) = new_secret(&OsRng);
-    ctx.db
-        .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash)?;
+    let rotated = ctx
+        .db
+        .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash, until)?;
+    let old_until = rotated.previous_secret.as_ref().map(|p| rfc3339(p.expires_at));
+    let human = match &old_until {
+        Some(t) => format!(
+            "client_secret  {secret}\n(shown once: only its hash is stored; the old secret works until {t})"
+        ),
+        None => format!(
+            "client_secret  {secret}\n(shown once: only its hash is stored; the old secret no longer works)"
+        ),
+    };
     done(
         json,
-        &json!({"client_id": client.client_id, "client_secret": secret}),
-        &format!("client_secret  {secret}\n(shown once: only its hash is stored)"),
+        &json!({"client_id": client.client_id, "client_secret": secret, "previous_secret_expires_at": old_until}),
+        &human,
     );
     Ok(())
 }

@@ -37,7 +37,7 @@ pub fn run(config: &Config) -> Result<(), CliError> {
             let (secret, hash) = new_secret(&OsRng);
             (
                 ctx.db
-                    .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash)?,
+                    .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash, None)?,
                 Some(secret),
             )
         }

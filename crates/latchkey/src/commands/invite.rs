@@ -106,9 +106,16 @@ fn with_inviter<T>(
 
 /// `90m`, `12h` or `7d`, from a minute to 90 days, in milliseconds.
 fn parse_ttl(flag: &str, s: &str) -> Result<i64, CliError> {
+    duration_ms(flag, s, MAX_TTL_SECS)
+}
+
+/// A duration flag in minutes, hours or days (`90m`, `12h`, `7d`), from 1 minute to `max_secs`,
+/// in milliseconds.
+pub(crate) fn duration_ms(flag: &str, s: &str, max_secs: u64) -> Result<i64, CliError> {
     let bad = || {
         CliError::BadFlag(format!(
-            "{flag} {s:?}: expected minutes, hours or days (90m, 12h, 7d), at most 90d"
+            "{flag} {s:?}: expected minutes, hours or days (90m, 12h, 7d), at most {}d",
+            max_secs / 86_400
         ))
     };
     let (n, unit) = s.trim().split_at(s.trim().len().saturating_sub(1));
@@ -119,7 +126,7 @@ fn parse_ttl(flag: &str, s: &str) -> Result<i64, CliError> {
         "d" => n.checked_mul(86_400),
         _ => None,
     }
-    .filter(|secs| (60..=MAX_TTL_SECS).contains(secs))
+    .filter(|secs| (60..=max_secs).contains(secs))
     .ok_or_else(bad)?;
     i64::try_from(secs * 1000).map_err(|_| bad())
 }
