@@ -490,23 +490,139 @@ async fn secret_rotation_overlaps(backend: latchkey_tests::Backend) {
 
 /// A registration like `c`'s, to vary.
 fn new_client_like(c: &Client) -> NewClient {
-    NewClient {
-        name: c.name.clone(),
-        client_type: c.client_type,
-        auth_method: c.auth_method,
-        secret_hash: c.secret_hash.clone(),
-        redirect_uris: c.redirect_uris.clone(),
-        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
-        grant_types: c.grant_types.clone(),
-        scopes: c.scopes.clone(),
-        access_token_format: c.access_token_format,
-        require_pkce: c.require_pkce,
-        introspect_others: c.introspect_others,
-        first_party: c.first_party,
-        jwks_uri: c.jwks_uri.clone(),
-        jwks: c.jwks.clone(),
-        settings: c.settings.clone(),
+    NewClient::from(c)
+}
+
+/// `PATCH` with a JSON merge patch under `If-Match` (issue 21): a lost update is 412 and
+/// writes nothing; the change is live at once; fixed and unknown members, bad types and
+/// broken registration rules are 400; a reader is 403; another tenant's admin 404.
+#[allow(clippy::too_many_lines)] // one client's story: each refusal is checked against its state
+async fn clients_change_by_merge_patch_under_if_match(s: &TestServer) {
+    let w = world(s);
+    let cc = s
+        .state
+        .db
+        .create_client(
+            &w.a,
+            "test",
+            &NewClient {
+                name: "Batch".into(),
+                secret_hash: Some(sha256_hex(b"cc-secret")),
+                redirect_uris: vec![],
+                grant_types: vec![latchkey_core::GrantType::ClientCredentials],
+                scopes: vec![],
+                ..NewClient::from(&w.portal)
+            },
+        )
+        .unwrap();
+    let id = cc.client_id.as_str();
+    let path = format!("/admin/t/acme/clients/{id}");
+    let scoped = |scope: &'static str| async move {
+        TestServer::client()
+            .post(s.url("/t/acme/token"))
+            .basic_auth(id, Some("cc-secret"))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(
+        scoped("reports").await,
+        StatusCode::BAD_REQUEST,
+        "not allowed yet"
+    );
+    let (st, _, h) = get(s, &path, &w.a_reader).await;
+    assert_eq!(st, StatusCode::OK);
+    let v1 = h["etag"].to_str().unwrap().to_owned();
+    let send = |token: &str, if_match: Option<&str>, mime: &str, body: &str| {
+        let mut r = TestServer::client()
+            .patch(s.url(&path))
+            .bearer_auth(token)
+            .header("content-type", mime)
+            .body(body.to_owned());
+        if let Some(m) = if_match {
+            r = r.header("if-match", m);
+        }
+        r.send()
+    };
+    const MP: &str = "application/merge-patch+json";
+    let res = send(
+        &w.a_admin,
+        Some(&v1),
+        MP,
+        r#"{"scopes":["reports"],"settings":{"access_token_secs":120}}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let v2 = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(v1, v2);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scopes"], serde_json::json!(["reports"]));
+    assert_eq!(body["settings"]["access_token_secs"], 120);
+    assert_eq!(scoped("reports").await, StatusCode::OK, "live at once");
+    // The same ETag again: the change in between would be lost, so 412 and nothing written.
+    let res = send(&w.a_admin, Some(&v1), MP, r#"{"name":"Lost"}"#)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    for stale in ["W/\"1\"", "nonsense", "\"1\", \"2\""] {
+        let res = send(&w.a_admin, Some(stale), MP, r#"{"name":"Lost"}"#)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED, "{stale}");
     }
+    let (_, now, h) = get(s, &path, &w.a_reader).await;
+    assert_eq!(now["name"], "Batch");
+    assert_eq!(h["etag"].to_str().unwrap(), v2);
+    // Refused: fixed and unknown members, wrong types, broken rules, wrong media type.
+    for bad in [
+        r#"{"client_id":"other"}"#,
+        r#"{"client_type":"public"}"#,
+        r#"{"secret_hash":"x"}"#,
+        r#"{"scopes":"reports"}"#,
+        r#"{"grant_types":["authorization_code"]}"#,
+        r#"{"settings":{"access_token_secs":1}}"#,
+        "[1,2]",
+    ] {
+        let res = send(&w.a_admin, None, MP, bad).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let res = send(&w.a_admin, None, "text/plain", r#"{"name":"X"}"#)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let res = send(&w.a_reader, None, MP, r#"{"name":"X"}"#).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = TestServer::client()
+        .patch(s.url(&format!("/admin/t/beta/clients/{id}")))
+        .bearer_auth(&w.b_admin)
+        .header("content-type", MP)
+        .body(r#"{"name":"X"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (_, now, h) = get(s, &path, &w.a_reader).await;
+    assert_eq!(
+        (now["name"].as_str(), h["etag"].to_str().unwrap()),
+        (Some("Batch"), v2.as_str())
+    );
+    let changed: Vec<Value> = s
+        .state
+        .db
+        .audit_events(&w.a, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "client.update")
+        .map(|e| e.details)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(
+        changed[0]["changed"]["scopes"]["to"],
+        serde_json::json!(["reports"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,6 +636,7 @@ async fn secret_rotation_overlaps_postgres_redis() {
 }
 
 latchkey_tests::e2e!(
+    clients_change_by_merge_patch_under_if_match,
     parallel_guesses_get_no_more_than_the_limit,
     a_reader_sees_its_tenant_without_secrets,
     tenant_b_cannot_read_update_or_reference_tenant_a,

@@ -215,6 +215,107 @@ fn users_are_updated_disabled_and_deleted(db: &Db) {
     ));
 }
 
+/// Updates that break a registration rule, or name another tenant's client, change nothing.
+fn client_updates_keep_the_rules(db: &Db, (t, other): (&TenantId, &TenantId), id: &latchkey_core::ClientId) {
+    let redirect = |c: &latchkey_core::Client| {
+        let mut n = c.clone();
+        n.redirect_uris = vec!["https://x.example.com/cb".into()];
+        Ok(n)
+    };
+    // Registration rules hold: no redirect URI for authorization_code; private_key_jwt needs keys.
+    for bad in [
+        Box::new(|c: &latchkey_core::Client| {
+            let mut n = c.clone();
+            n.redirect_uris.clear();
+            Ok(n)
+        }) as Box<dyn Fn(&latchkey_core::Client) -> Result<latchkey_core::Client, StoreError>>,
+        Box::new(|c: &latchkey_core::Client| {
+            let mut n = c.clone();
+            n.auth_method = AuthMethod::PrivateKeyJwt;
+            Ok(n)
+        }),
+    ] {
+        assert!(matches!(
+            db.update_client(t, ACTOR, id, None, &*bad),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    // Another tenant can't name it.
+    assert!(matches!(
+        db.update_client(other, ACTOR, id, None, &redirect),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn clients_update_under_their_version_and_registration_rules(db: &Db) {
+    let t = tenant(db, "acme");
+    let other = tenant(db, "beta");
+    let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
+    let redirect = |uri: &'static str| {
+        move |c: &latchkey_core::Client| {
+            let mut n = c.clone();
+            n.redirect_uris = vec![uri.into()];
+            n.name = "  Portal 2 ".into();
+            n.client_id = latchkey_core::ClientId("forged".into());
+            n.secret_hash = None;
+            Ok(n)
+        }
+    };
+    let v1 = c.updated_at;
+    let got = db
+        .update_client(
+            &t,
+            ACTOR,
+            &c.client_id,
+            Some(v1),
+            &redirect("https://new.example.com/cb"),
+        )
+        .unwrap();
+    assert_eq!(got.redirect_uris, ["https://new.example.com/cb"]);
+    assert_eq!(got.name, "Portal 2", "trimmed");
+    assert_eq!(got.client_id, c.client_id, "the id stays");
+    assert_eq!(got.secret_hash, c.secret_hash, "the secret stays");
+    assert!(got.updated_at > v1, "a new version");
+    assert_eq!(db.client(&t, &c.client_id).unwrap().unwrap(), got);
+    // The version read before that change is stale: nothing is written.
+    let e = db
+        .update_client(
+            &t,
+            ACTOR,
+            &c.client_id,
+            Some(v1),
+            &redirect("https://lost.example.com/cb"),
+        )
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale(_)), "{e:?}");
+    assert_eq!(db.client(&t, &c.client_id).unwrap().unwrap(), got);
+    // The same change again changes nothing, not even the version.
+    let same = db
+        .update_client(
+            &t,
+            ACTOR,
+            &c.client_id,
+            None,
+            &redirect("https://new.example.com/cb"),
+        )
+        .unwrap();
+    assert_eq!(same.updated_at, got.updated_at);
+    client_updates_keep_the_rules(db, (&t, &other), &c.client_id);
+    let updates: Vec<serde_json::Value> = db
+        .audit_events(&t, 0, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "client.update")
+        .map(|e| e.details)
+        .collect();
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert_eq!(
+        updates[0]["changed"]["redirect_uris"],
+        serde_json::json!({"from": ["https://app.example.com/cb"], "to": ["https://new.example.com/cb"]})
+    );
+    assert_eq!(updates[1]["changed"], serde_json::json!({}));
+}
+
 fn a_rotated_secret_overlaps_until_its_end(db: &Db) {
     let t = tenant(db, "acme");
     let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
@@ -1699,6 +1800,7 @@ contract!(
     users_are_updated_disabled_and_deleted,
     clients_store_only_the_secret_hash_and_follow_registration_rules,
     a_rotated_secret_overlaps_until_its_end,
+    clients_update_under_their_version_and_registration_rules,
     roles_are_assigned_within_a_tenant,
     rows_of_tenant_a_cannot_be_reached_through_tenant_b,
     deleting_a_tenant_removes_its_rows_but_keeps_its_audit_chain,

@@ -10,6 +10,7 @@ mod clock;
 mod groups;
 mod ids;
 mod model;
+pub mod patch;
 mod rng;
 pub mod saml;
 pub mod validate;

@@ -49,6 +49,19 @@ pub trait ClientRepo {
         overlap_until: Option<UnixMillis>,
     ) -> Result<Client>;
     fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()>;
+    /// Changes a client: `edit` gets it as stored and returns it changed. Its id, tenant,
+    /// type, secret and creation time stay whatever `edit` does; the result is checked like a
+    /// registration. With `if_version` (the `updated_at` the caller read) a client changed
+    /// since is `Stale`, as is one changed by a concurrent update. Audited `client.update` with
+    /// each changed field's value before and after (an empty change writes nothing else).
+    fn update_client(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        if_version: Option<UnixMillis>,
+        edit: &dyn Fn(&Client) -> Result<Client>,
+    ) -> Result<Client>;
     /// Replaces what the client's tokens say about users' roles, groups and attributes.
     fn set_client_claims(
         &self,
@@ -315,6 +328,72 @@ fn load(c: &mut AnyConnection, t: &TenantId, id: &ClientId) -> Result<Client> {
         .ok_or(StoreError::NotFound { what: "client" })
 }
 
+impl From<&Client> for NewClient {
+    fn from(c: &Client) -> Self {
+        Self {
+            name: c.name.clone(),
+            client_type: c.client_type,
+            auth_method: c.auth_method,
+            secret_hash: c.secret_hash.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+            grant_types: c.grant_types.clone(),
+            scopes: c.scopes.clone(),
+            access_token_format: c.access_token_format,
+            require_pkce: c.require_pkce,
+            introspect_others: c.introspect_others,
+            first_party: c.first_party,
+            jwks_uri: c.jwks_uri.clone(),
+            jwks: c.jwks.clone(),
+            settings: c.settings.clone(),
+        }
+    }
+}
+
+/// `after` as an update may make it from `before`: the fixed parts put back, and an
+/// authentication change that the client's credentials can follow. Moving to private_key_jwt
+/// drops the secrets; moving from it to a secret would need a secret nobody has been shown.
+fn follow_update(before: &Client, mut after: Client) -> Result<Client> {
+    after.client_id.clone_from(&before.client_id);
+    after.tenant_id.clone_from(&before.tenant_id);
+    after.client_type = before.client_type;
+    after.created_at = before.created_at;
+    after.updated_at = before.updated_at;
+    after.name = after.name.trim().to_owned();
+    after.secret_hash.clone_from(&before.secret_hash);
+    after.previous_secret.clone_from(&before.previous_secret);
+    if after.auth_method == AuthMethod::PrivateKeyJwt {
+        after.secret_hash = None;
+        after.previous_secret = None;
+    } else if before.auth_method == AuthMethod::PrivateKeyJwt
+        && after.auth_method != AuthMethod::PrivateKeyJwt
+    {
+        return Err(invalid(
+            "auth_method",
+            "a private_key_jwt client has no secret to switch to: register a new client",
+        ));
+    }
+    check(&NewClient::from(&after))?;
+    Ok(after)
+}
+
+/// Each field that differs between two client summaries, as `{"field": {"from", "to"}}`.
+fn changed(before: &serde_json::Value, after: &serde_json::Value) -> serde_json::Value {
+    let empty = serde_json::Map::new();
+    let (b, a) = (
+        before.as_object().unwrap_or(&empty),
+        after.as_object().unwrap_or(&empty),
+    );
+    let mut out = serde_json::Map::new();
+    for key in b.keys().chain(a.keys()) {
+        let (from, to) = (b.get(key), a.get(key));
+        if from != to && !out.contains_key(key) {
+            out.insert(key.clone(), json!({"from": from, "to": to}));
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 /// What an audit event says about a client (never the secret's hash).
 fn summary(c: &Client) -> serde_json::Value {
     let mut v = serde_json::to_value(c).unwrap_or_default();
@@ -481,6 +560,68 @@ impl ClientRepo for Db {
                 json!({"mappers": claims.mappers.len(), "roles": claims.roles.format, "groups": claims.groups.format}),
             );
             Ok((client.clone(), event))
+        })
+    }
+
+    fn update_client(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        if_version: Option<UnixMillis>,
+        edit: &dyn Fn(&Client) -> Result<Client>,
+    ) -> Result<Client> {
+        let now = self.now();
+        let stale = |v: UnixMillis| StoreError::Stale(format!("client {id} changed since version {v}"));
+        self.audited(t, |c| {
+            let before = load(c, t, id)?;
+            if let Some(v) = if_version.filter(|v| *v != before.updated_at) {
+                return Err(stale(v));
+            }
+            let mut after = follow_update(&before, edit(&before)?)?;
+            let diff = changed(&summary(&before), &summary(&after));
+            if diff.as_object().is_some_and(|d| !d.is_empty()) {
+                after.updated_at = now.max(before.updated_at + 1);
+                let n = diesel::update(
+                    clients::table.filter(
+                        clients::tenant_id
+                            .eq(t.as_str())
+                            .and(clients::id.eq(id.as_str()))
+                            .and(clients::updated_at.eq(before.updated_at)),
+                    ),
+                )
+                .set((
+                    clients::name.eq(&after.name),
+                    clients::auth_method.eq(after.auth_method.as_str()),
+                    clients::secret_hash.eq(&after.secret_hash),
+                    clients::previous_secret_hash.eq(after.previous_secret.as_ref().map(|p| &p.hash)),
+                    clients::previous_secret_expires_at
+                        .eq(after.previous_secret.as_ref().map(|p| p.expires_at)),
+                    clients::redirect_uris.eq(to_json(&after.redirect_uris)),
+                    clients::post_logout_redirect_uris.eq(to_json(&after.post_logout_redirect_uris)),
+                    clients::grant_types.eq(to_json(&after.grant_types)),
+                    clients::scopes.eq(to_json(&after.scopes)),
+                    clients::access_token_format.eq(after.access_token_format.as_str()),
+                    clients::require_pkce.eq(after.require_pkce),
+                    clients::introspect_others.eq(after.introspect_others),
+                    clients::first_party.eq(after.first_party),
+                    clients::jwks_uri.eq(&after.jwks_uri),
+                    clients::jwks.eq(after.jwks.as_ref().map(to_json)),
+                    clients::settings.eq(to_json(&after.settings)),
+                    clients::updated_at.eq(after.updated_at),
+                ))
+                .execute(c)?;
+                if n == 0 {
+                    return Err(stale(before.updated_at));
+                }
+            }
+            let event = NewAuditEvent::success(
+                actor,
+                "client.update",
+                format!("client:{id}"),
+                json!({"changed": diff}),
+            );
+            Ok((after, event))
         })
     }
 

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// A uniqueness rule was hit (duplicate slug, username, email, role name).
     #[error("{0}")]
     Conflict(String),
+    /// The object changed since the caller read it (an `If-Match` that no longer matches, or
+    /// a concurrent update won): nothing was written; read it again and retry.
+    #[error("{0}")]
+    Stale(String),
     /// A group nesting that would make a group its own member, directly or through others.
     #[error("{0}")]
     Cycle(String),

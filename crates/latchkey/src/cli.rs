@@ -726,6 +726,10 @@ impl TenantArg {
 #[derive(Debug, Subcommand)]
 pub enum ClientCmd {
     Create(Box<ClientCreate>),
+    /// Change a client: each flag replaces that setting (a repeatable flag its whole list);
+    /// `--patch FILE` applies a JSON merge patch (RFC 7396) as the admin API's PATCH does.
+    /// Checked like a registration; audited `client.update` with what changed.
+    Update(Box<ClientUpdate>),
     List {
         #[command(flatten)]
         tenant: TenantArg,
@@ -830,6 +834,65 @@ pub struct ClientCreate {
     /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Vec<String>,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientUpdate {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    pub client_id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replaces the redirect URIs (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// Replaces the post-logout redirect URIs (repeatable).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Replaces the grant types (repeatable).
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<GrantType>,
+    /// Replaces the scopes the client may ask for (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Between the secret methods, or to private_key_jwt (which drops the secret; give keys).
+    #[arg(long, value_name = "METHOD")]
+    pub auth_method: Option<AuthMethod>,
+    #[arg(long, value_name = "FORMAT")]
+    pub access_token_format: Option<AccessTokenFormat>,
+    #[arg(long, value_name = "BOOL")]
+    pub require_pkce: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub introspect_others: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub first_party: Option<bool>,
+    #[arg(long, value_name = "URI")]
+    pub jwks_uri: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
+    #[arg(long, value_name = "ALG")]
+    pub id_token_alg: Option<String>,
+    #[arg(long, value_name = "SECS")]
+    pub access_token_ttl: Option<u32>,
+    #[arg(long, value_name = "SECS")]
+    pub id_token_ttl: Option<u32>,
+    #[arg(long, value_name = "SECS")]
+    pub refresh_idle_ttl: Option<u32>,
+    #[arg(long, value_name = "SECS")]
+    pub refresh_absolute_ttl: Option<u32>,
+    /// Replaces the resource indicators (repeatable).
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Vec<String>,
+    /// A JSON merge patch over the client's JSON form (`-`: standard input); the flags apply
+    /// on top of it.
+    #[arg(long, value_name = "FILE")]
+    pub patch: Option<std::path::PathBuf>,
+    /// Refuse (exit 1) unless the client is still at this version (its `updated_at` in Unix
+    /// ms, the admin API's ETag), so a change made meanwhile is not overwritten.
+    #[arg(long, value_name = "VERSION")]
+    pub if_version: Option<i64>,
     #[command(flatten)]
     pub out: Json,
 }

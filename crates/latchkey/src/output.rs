@@ -63,6 +63,7 @@ pub fn wants_json(command: &Command) -> bool {
         },
         Command::Client(client) => match client {
             ClientCmd::Create(create) => create.out.json,
+            ClientCmd::Update(update) => update.out.json,
             ClientCmd::List { out, .. }
             | ClientCmd::Show { out, .. }
             | ClientCmd::Delete { out, .. }

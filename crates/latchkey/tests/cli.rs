@@ -108,6 +108,7 @@ fn the_cli_contract(db: &TestDb) {
     private_key_jwt_clients_need_public_keys_only(&cli);
     native_clients_are_created_and_bad_clients_refused(&cli);
     secrets_rotate_for_confidential_clients_only(&cli, &conf_id, &secret, &public_id);
+    clients_update_by_flags_or_merge_patch(&cli, &conf_id);
     user_passwords_come_from_stdin_and_follow_the_policy(&cli);
     email_verification_follows_the_address(&cli);
     users_are_disabled_enabled_and_deleted(&cli);
@@ -502,6 +503,82 @@ fn secrets_rotate_for_confidential_clients_only(cli: &Cli, conf_id: &str, secret
     );
 }
 
+fn clients_update_by_flags_or_merge_patch(cli: &Cli, id: &str) {
+    let before = cli.json(&["client", "show", "--tenant", "acme", id, "--json"]);
+    let after = cli.json(&[
+        "client",
+        "update",
+        "--tenant",
+        "acme",
+        id,
+        "--redirect-uri",
+        "https://new.acme.test/cb",
+        "--redirect-uri",
+        "https://other.acme.test/cb",
+        "--first-party",
+        "true",
+        "--access-token-ttl",
+        "120",
+        "--json",
+    ]);
+    assert_eq!(
+        after["redirect_uris"],
+        serde_json::json!(["https://new.acme.test/cb", "https://other.acme.test/cb"])
+    );
+    assert_eq!(after["first_party"], true);
+    assert_eq!(after["name"], before["name"], "what no flag names stays");
+    // A merge patch on standard input, as the admin API's PATCH takes it.
+    let patched: Value = serde_json::from_str(&cli.ok_in(
+        &[
+            "client", "update", "--tenant", "acme", id, "--patch", "-", "--json",
+        ],
+        Some(r#"{"name": "Renamed", "post_logout_redirect_uris": ["https://new.acme.test/bye"]}"#),
+    ))
+    .unwrap();
+    assert_eq!(patched["name"], "Renamed");
+    assert_eq!(patched["redirect_uris"], after["redirect_uris"]);
+    // Refused with nothing written: broken rules, unknown members, a stale version, no change.
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "update",
+            "--tenant",
+            "acme",
+            id,
+            "--access-token-ttl",
+            "1",
+        ],
+        None,
+    );
+    assert!(err.contains("lifetime"), "{err}");
+    let err = cli.fails(
+        2,
+        &["client", "update", "--tenant", "acme", id, "--patch", "-"],
+        Some(r#"{"secret_hash": "x"}"#),
+    );
+    assert!(err.contains("unknown field"), "{err}");
+    let err = cli.fails(
+        1,
+        &[
+            "client",
+            "update",
+            "--tenant",
+            "acme",
+            id,
+            "--name",
+            "Late",
+            "--if-version",
+            "1",
+        ],
+        None,
+    );
+    assert!(err.contains("changed since"), "{err}");
+    cli.fails(2, &["client", "update", "--tenant", "acme", id], None);
+    let now = cli.json(&["client", "show", "--tenant", "acme", id, "--json"]);
+    assert_eq!(now["name"], "Renamed");
+}
+
 fn user_passwords_come_from_stdin_and_follow_the_policy(cli: &Cli) {
     // Users: passwords only on stdin, checked against the tenant's policy.
     let u = serde_json::from_str::<Value>(&cli.ok_in(
@@ -688,8 +765,9 @@ fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, te
     assert_eq!(
         actions.len(),
         // tenant, keys, update, 5 clients, 2 rotations, 2 users, a verification link,
-        // verify-email, two updates and one link, disable, enable, password, deletions
-        1 + 1 + 1 + 5 + 2 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1,
+        // verify-email, two updates and one link, disable, enable, password, deletions, and two
+        // client updates
+        1 + 1 + 1 + 5 + 2 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 2,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);

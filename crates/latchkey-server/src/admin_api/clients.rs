@@ -1,14 +1,134 @@
-//! `/admin/t/{tenant}/clients/{id}/…`: changes to a client. Writes need the admin role and are
-//! audited by the store with the change (docs/admin-api.md).
+//! `/admin/t/{tenant}/clients/{id}…`: one client, read with its `ETag` and changed by a JSON
+//! merge patch (RFC 7396) under `If-Match`, and its secret rotated. Writes need the admin role
+//! and are audited by the store with the change (docs/admin-api.md).
 
-use super::{authenticate, body, json_ok, missing};
+use super::{Caller, audit, authenticate, body, json_ok, missing, not_found};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{AdminRole, ClientId};
-use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS};
-use serde_json::json;
+use latchkey_core::{AdminRole, Client, ClientId, Outcome, UnixMillis};
+use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS, StoreError};
+use serde_json::{Value, json};
+
+/// A client's `ETag`: its version, which every change moves on (RFC 9110 §8.8.3).
+fn etag(c: &Client) -> String {
+    format!("\"{}\"", c.updated_at)
+}
+
+/// The client as JSON with its `ETag`.
+fn with_etag(c: &Client) -> HttpResponse {
+    let mut res = json_ok(c);
+    if let Ok(v) = header::HeaderValue::from_str(&etag(c)) {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    res
+}
+
+/// The version `If-Match` names; `None` without the header or for `*`. Anything but one strong
+/// tag of ours can match no version: 412 (RFC 9110 §13.1.1).
+fn if_match(req: &HttpRequest) -> Result<Option<UnixMillis>, AppError> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default().trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .and_then(|x| x.parse::<UnixMillis>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::PreconditionFailed,
+                "If-Match names no version of this client: read it again for its ETag.",
+            )
+        })
+}
+
+async fn caller_and_id(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<(String, String)>,
+    need: AdminRole,
+) -> Result<(Caller, ClientId), AppError> {
+    let (slug, id) = path.into_inner();
+    Ok((authenticate(req, state, &slug, need).await?, ClientId(id)))
+}
+
+/// `GET /admin/t/{tenant}/clients/{id}`: the client with its `ETag`.
+pub(super) async fn get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Reader).await?;
+        let (tid, id) = (caller.tenant.id.clone(), cid.clone());
+        let client = state
+            .store(move |db| db.client(&tid, &id))
+            .await?
+            .ok_or_else(|| not_found("client"))?;
+        let target = format!("client:{cid}");
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "client.read",
+            &target,
+            json!({}),
+        )
+        .await?;
+        Ok(with_etag(&client))
+    }
+    .await
+    .map_err(AppError::json)
+}
+
+/// `PATCH /admin/t/{tenant}/clients/{id}`: a JSON merge patch over the client's JSON form
+/// (`application/merge-patch+json` or `application/json`), checked like a registration; with
+/// `If-Match`, 412 when the client changed since. Answers the client and its new `ETag`.
+pub(super) async fn update(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Admin).await?;
+        let mime = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/merge-patch+json" && mime != "application/json" {
+            return Err(AppError::new(
+                Kind::UnsupportedMediaType,
+                "Send a JSON merge patch (application/merge-patch+json).",
+            ));
+        }
+        let merge: Value = body(&bytes, false)?;
+        let version = if_match(&req)?;
+        let (tid, id, actor) = (caller.tenant.id.clone(), cid.clone(), caller.actor());
+        let client = state
+            .store(move |db| {
+                db.update_client(&tid, &actor, &id, version, &|c| {
+                    latchkey_core::patch::patched_client(c, &merge).map_err(StoreError::from)
+                })
+            })
+            .await
+            .map_err(missing("client"))?;
+        state.clients.remove(&(client.tenant_id.clone(), cid));
+        Ok(with_etag(&client))
+    }
+    .await
+    .map_err(AppError::json)
+}
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]

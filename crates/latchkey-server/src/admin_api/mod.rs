@@ -14,7 +14,7 @@ use crate::web::tenant::tenant;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
-    AdminRole, AdminToken, ClientId, NewAuditEvent, Outcome, Tenant, TenantId, UserId, UserStatus, sha256_hex,
+    AdminRole, AdminToken, NewAuditEvent, Outcome, Tenant, TenantId, UserId, UserStatus, sha256_hex,
 };
 use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, Db, StoreError, UserRepo};
 use serde_json::json;
@@ -38,7 +38,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
             .route("/invitations/{id}/resend", web::post().to(invitations::resend))
             .route("/clients", web::get().to(list_clients))
-            .route("/clients/{id}", web::get().to(get_client))
+            .route("/clients/{id}", web::get().to(clients::get))
+            .route("/clients/{id}", web::patch().to(clients::update))
             .route(
                 "/clients/{id}/rotate-secret",
                 web::post().to(clients::rotate_secret),
@@ -251,23 +252,6 @@ async fn list_clients(
         &slug,
         ("client.list", "clients".into(), "clients"),
         |db, t| db.list_clients(&t).map(Some),
-    )
-    .await
-}
-
-async fn get_client(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let target = format!("client:{id}");
-    audited_read(
-        &req,
-        &state,
-        &slug,
-        ("client.read", target, "client"),
-        move |db, t| db.client(&t, &ClientId(id)),
     )
     .await
 }

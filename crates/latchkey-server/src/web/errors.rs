@@ -20,6 +20,8 @@ pub enum Kind {
     Forbidden,
     NotFound,
     Conflict,
+    /// An `If-Match` that no longer matches (RFC 9110 §13.1.1).
+    PreconditionFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
     HeadersTooLarge,
@@ -87,6 +89,7 @@ impl AppError {
             Kind::Forbidden => "access_denied",
             Kind::NotFound => "not_found",
             Kind::Conflict => "conflict",
+            Kind::PreconditionFailed => "precondition_failed",
             Kind::PayloadTooLarge => "request_too_large",
             Kind::UnsupportedMediaType => "unsupported_media_type",
             Kind::HeadersTooLarge => "headers_too_large",
@@ -104,6 +107,7 @@ impl AppError {
             Kind::Forbidden => "Not allowed",
             Kind::NotFound => "Not found",
             Kind::Conflict => "Conflict",
+            Kind::PreconditionFailed => "Changed meanwhile",
             Kind::PayloadTooLarge => "Request too large",
             Kind::UnsupportedMediaType => "Unsupported content type",
             Kind::HeadersTooLarge => "Request headers too large",
@@ -129,6 +133,7 @@ impl ResponseError for AppError {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Kind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -181,6 +186,10 @@ impl From<StoreError> for AppError {
             }
             StoreError::NotFound { what } => AppError::not_found(format!("No such {what}.")),
             StoreError::Cycle(m) => AppError::new(Kind::Conflict, m),
+            StoreError::Stale(m) => {
+                tracing::info!(error = %m, "precondition failed");
+                AppError::new(Kind::PreconditionFailed, m)
+            }
             StoreError::Conflict(m) => {
                 // Every 409 says why in the log (a race the code should absorb shows up here).
                 tracing::warn!(error = %m, "conflict");

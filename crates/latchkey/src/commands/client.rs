@@ -1,7 +1,7 @@
 //! `latchkey client …`: a tenant's OAuth/OIDC clients. Secrets are shown once and stored as
 //! their SHA-256.
 
-use crate::cli::{ClientCmd, ClientCreate};
+use crate::cli::{ClientCmd, ClientCreate, ClientUpdate};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{client_json, done, emit, print_human, print_json, rfc3339};
@@ -14,6 +14,7 @@ use std::io::Read as _;
 pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
     match cmd {
         ClientCmd::Create(spec) => create(ctx, &spec),
+        ClientCmd::Update(spec) => update(ctx, &spec),
         ClientCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
         ClientCmd::Show {
             tenant,
@@ -165,8 +166,16 @@ fn claims(
 }
 
 fn read_claims(path: &std::path::Path) -> Result<ClaimsConfig, CliError> {
+    read_json("--set", path)
+}
+
+/// A JSON document from `path` (`-`: standard input, at most 1 MiB) for flag `flag`.
+fn read_json<T: serde::de::DeserializeOwned>(
+    flag: &'static str,
+    path: &std::path::Path,
+) -> Result<T, CliError> {
     let file = |source| CliError::File {
-        flag: "--set",
+        flag,
         path: path.to_owned(),
         source,
     };
@@ -177,5 +186,101 @@ fn read_claims(path: &std::path::Path) -> Result<ClaimsConfig, CliError> {
     } else {
         std::fs::read_to_string(path).map_err(file)?
     };
-    serde_json::from_str(&text).map_err(|e| CliError::BadFlag(format!("--set {}: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| CliError::BadFlag(format!("{flag} {}: {e}", path.display())))
+}
+
+/// The merge patch `client update`'s flags ask for, over `--patch FILE` when given: the same
+/// patch the admin API's PATCH takes, so both check the same things.
+fn update_patch(spec: &ClientUpdate) -> Result<serde_json::Value, CliError> {
+    let mut patch = match &spec.patch {
+        Some(path) => read_json("--patch", path)?,
+        None => json!({}),
+    };
+    let mut top = serde_json::Map::new();
+    let mut settings = serde_json::Map::new();
+    let put = |m: &mut serde_json::Map<String, serde_json::Value>, k: &str, v: serde_json::Value| {
+        m.insert(k.to_owned(), v);
+    };
+    if let Some(v) = &spec.name {
+        put(&mut top, "name", json!(v));
+    }
+    for (key, list) in [
+        ("redirect_uris", &spec.redirect_uris),
+        ("post_logout_redirect_uris", &spec.post_logout_redirect_uris),
+        ("scopes", &spec.scopes),
+    ] {
+        if !list.is_empty() {
+            put(&mut top, key, json!(list));
+        }
+    }
+    if !spec.grants.is_empty() {
+        put(&mut top, "grant_types", json!(spec.grants));
+    }
+    if let Some(m) = spec.auth_method {
+        put(&mut top, "auth_method", json!(m));
+    }
+    if let Some(f) = spec.access_token_format {
+        put(&mut top, "access_token_format", json!(f));
+    }
+    for (key, flag) in [
+        ("require_pkce", spec.require_pkce),
+        ("introspect_others", spec.introspect_others),
+        ("first_party", spec.first_party),
+    ] {
+        if let Some(b) = flag {
+            put(&mut top, key, json!(b));
+        }
+    }
+    if let Some(u) = &spec.jwks_uri {
+        put(&mut top, "jwks_uri", json!(u));
+    }
+    if let Some(path) = &spec.jwks_file {
+        put(
+            &mut top,
+            "jwks",
+            read_json::<serde_json::Value>("--jwks-file", path)?,
+        );
+    }
+    if let Some(a) = &spec.id_token_alg {
+        put(&mut settings, "id_token_signed_response_alg", json!(a));
+    }
+    for (key, ttl) in [
+        ("access_token_secs", spec.access_token_ttl),
+        ("id_token_secs", spec.id_token_ttl),
+        ("refresh_idle_secs", spec.refresh_idle_ttl),
+        ("refresh_absolute_secs", spec.refresh_absolute_ttl),
+    ] {
+        if let Some(t) = ttl {
+            put(&mut settings, key, json!(t));
+        }
+    }
+    if !spec.resources.is_empty() {
+        put(&mut settings, "resources", json!(spec.resources));
+    }
+    if !settings.is_empty() {
+        top.insert("settings".into(), serde_json::Value::Object(settings));
+    }
+    latchkey_core::patch::merge_patch(&mut patch, &serde_json::Value::Object(top));
+    Ok(patch)
+}
+
+/// Changes the client by the merge patch its flags make (docs/operations.md).
+fn update(ctx: &Context<'_>, spec: &ClientUpdate) -> Result<(), CliError> {
+    let tenant = ctx.tenant(spec.tenant.slug())?;
+    let client = find(ctx, &tenant, &spec.client_id)?;
+    let patch = update_patch(spec)?;
+    if patch.as_object().is_some_and(serde_json::Map::is_empty) {
+        return Err(CliError::BadFlag(
+            "client update: name at least one change (see --help), or --patch FILE".into(),
+        ));
+    }
+    let updated = ctx.db.update_client(
+        &tenant.id,
+        ctx.actor(),
+        &client.client_id,
+        spec.if_version,
+        &|c| latchkey_core::patch::patched_client(c, &patch).map_err(latchkey_store::StoreError::from),
+    )?;
+    emit(spec.out.json, &client_json(&updated));
+    Ok(())
 }
