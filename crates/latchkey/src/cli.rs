@@ -815,6 +815,19 @@ pub struct ClientCreate {
     /// For private_key_jwt: a file holding the client's public JWK Set.
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub tokens: ClientTokenFlags,
+    /// A resource indicator (RFC 8707) the client may ask client-credentials tokens for, as an
+    /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Vec<String>,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+/// A client's token settings, for `client create` and `client update`.
+#[derive(Debug, Args)]
+pub struct ClientTokenFlags {
     /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
     #[arg(long, value_name = "ALG")]
     pub id_token_alg: Option<String>,
@@ -830,12 +843,6 @@ pub struct ClientCreate {
     /// Refresh-token absolute lifetime in seconds (default: the tenant's, 90 days).
     #[arg(long, value_name = "SECS")]
     pub refresh_absolute_ttl: Option<u32>,
-    /// A resource indicator (RFC 8707) the client may ask client-credentials tokens for, as an
-    /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
-    #[arg(long = "resource", value_name = "URI")]
-    pub resources: Vec<String>,
-    #[command(flatten)]
-    pub out: Json,
 }
 
 #[derive(Debug, Args)]
@@ -872,16 +879,8 @@ pub struct ClientUpdate {
     pub jwks_uri: Option<String>,
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<std::path::PathBuf>,
-    #[arg(long, value_name = "ALG")]
-    pub id_token_alg: Option<String>,
-    #[arg(long, value_name = "SECS")]
-    pub access_token_ttl: Option<u32>,
-    #[arg(long, value_name = "SECS")]
-    pub id_token_ttl: Option<u32>,
-    #[arg(long, value_name = "SECS")]
-    pub refresh_idle_ttl: Option<u32>,
-    #[arg(long, value_name = "SECS")]
-    pub refresh_absolute_ttl: Option<u32>,
+    #[command(flatten)]
+    pub tokens: ClientTokenFlags,
     /// Replaces the resource indicators (repeatable).
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Vec<String>,

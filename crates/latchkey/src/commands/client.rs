@@ -241,14 +241,14 @@ fn update_patch(spec: &ClientUpdate) -> Result<serde_json::Value, CliError> {
             read_json::<serde_json::Value>("--jwks-file", path)?,
         );
     }
-    if let Some(a) = &spec.id_token_alg {
+    if let Some(a) = &spec.tokens.id_token_alg {
         put(&mut settings, "id_token_signed_response_alg", json!(a));
     }
     for (key, ttl) in [
-        ("access_token_secs", spec.access_token_ttl),
-        ("id_token_secs", spec.id_token_ttl),
-        ("refresh_idle_secs", spec.refresh_idle_ttl),
-        ("refresh_absolute_secs", spec.refresh_absolute_ttl),
+        ("access_token_secs", spec.tokens.access_token_ttl),
+        ("id_token_secs", spec.tokens.id_token_ttl),
+        ("refresh_idle_secs", spec.tokens.refresh_idle_ttl),
+        ("refresh_absolute_secs", spec.tokens.refresh_absolute_ttl),
     ] {
         if let Some(t) = ttl {
             put(&mut settings, key, json!(t));

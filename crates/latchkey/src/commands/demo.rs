@@ -2,7 +2,7 @@
 //! unless told otherwise). Re-running it keeps the same ids and issues a fresh secret and password.
 //! `main` serves once this has set things up.
 
-use crate::cli::{ClientCreate, Json, TenantArg};
+use crate::cli::{ClientCreate, ClientTokenFlags, Json, TenantArg};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::provision::{create_client, new_secret, password_hash};
@@ -71,11 +71,13 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
         first_party: true,
         jwks_uri: None,
         jwks_file: None,
-        id_token_alg: None,
-        access_token_ttl: None,
-        id_token_ttl: None,
-        refresh_idle_ttl: None,
-        refresh_absolute_ttl: None,
+        tokens: ClientTokenFlags {
+            id_token_alg: None,
+            access_token_ttl: None,
+            id_token_ttl: None,
+            refresh_idle_ttl: None,
+            refresh_absolute_ttl: None,
+        },
         resources: Vec::new(),
         out: Json { json: false },
     }
