@@ -165,9 +165,17 @@ async fn tenant_b_cannot_read_update_or_reference_tenant_a(s: &TestServer) {
         format!("/admin/t/beta/users/{}", w.alice.id),
         format!("/admin/t/beta/clients/{}", w.portal.client_id),
     ] {
-        let (status, body, _) = get(s, &path, &w.b_admin).await;
+        let (status, body, headers) = get(s, &path, &w.b_admin).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"], "not_found");
+        // An RFC 9457 problem document.
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["type"], "urn:latchkey:problem:not_found");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| d.contains("No such")),
+            "{body}"
+        );
     }
     let (status, _) = post(
         s,

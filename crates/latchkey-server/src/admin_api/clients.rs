@@ -84,7 +84,7 @@ pub(super) async fn get(
         Ok(with_etag(&client))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 /// `PATCH /admin/t/{tenant}/clients/{id}`: a JSON merge patch over the client's JSON form
@@ -127,7 +127,7 @@ pub(super) async fn update(
         Ok(with_etag(&client))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -175,5 +175,5 @@ pub(super) async fn rotate_secret(
         })))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }

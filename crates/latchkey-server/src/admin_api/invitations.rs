@@ -107,7 +107,7 @@ pub(super) async fn create(
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
-            .map_err(AppError::json)?;
+            .map_err(AppError::problem)?;
         let new = NewInvitation {
             email: b.email,
             username: b.username,
@@ -121,7 +121,7 @@ pub(super) async fn create(
             .json(view(&invitation)))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 /// `GET /admin/t/{tenant}/invitations[?status=pending|accepted|expired|revoked]`.
@@ -164,7 +164,7 @@ pub(super) async fn revoke(
         Ok(json_ok(&view(&invitation)))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 /// `POST /admin/t/{tenant}/invitations/{id}/resend`: a new link, the old one dead; optional
@@ -184,5 +184,5 @@ pub(super) async fn resend(
         Ok(json_ok(&view(&invitation)))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }

@@ -74,7 +74,7 @@ async fn authenticate(
     need: AdminRole,
 ) -> Result<Caller, AppError> {
     async {
-        let t = tenant(state, slug).await.map_err(AppError::json)?;
+        let t = tenant(state, slug).await.map_err(AppError::problem)?;
         let addr = crate::web::net::client_addr(req);
         // Reserved before the lookup, so parallel guesses get no more than `MAX_FAILURES`.
         let budget = Budget {
@@ -125,7 +125,7 @@ async fn authenticate(
         Ok(caller)
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 async fn audit(
@@ -206,7 +206,7 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
         Ok(json_ok(&value))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 async fn list_users(
@@ -273,7 +273,7 @@ async fn set_status(
         Ok(json_ok(&user))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 async fn disable_user(
@@ -317,7 +317,7 @@ async fn delete_user(
         ))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 /// `POST /admin/t/{tenant}/users/{id}/restore`: cancels a pending deletion (409 when none is).
@@ -337,7 +337,7 @@ async fn restore_user(
         Ok(json_ok(&user))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }
 
 /// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit
@@ -413,5 +413,5 @@ async fn search_audit(
             .body(body))
     }
     .await
-    .map_err(AppError::json)
+    .map_err(AppError::problem)
 }

@@ -36,6 +36,8 @@ pub struct AppError {
     /// Safe to show to the client.
     pub message: String,
     pub json: bool,
+    /// As an RFC 9457 problem document (`application/problem+json`; implies `json`).
+    pub problem: bool,
     /// `Retry-After` in seconds for a 429 or 503, when the caller knows it (else 60 and 5).
     pub retry_after: Option<u64>,
 }
@@ -46,6 +48,7 @@ impl AppError {
             kind,
             message: message.into(),
             json: false,
+            problem: false,
             retry_after: None,
         }
     }
@@ -61,6 +64,15 @@ impl AppError {
     /// Answer with `{"error": …, "error_description": …}` instead of a page.
     pub fn json(mut self) -> Self {
         self.json = true;
+        self
+    }
+
+    /// Answer with an RFC 9457 problem document (the admin API): `type`, `title`, `status` and
+    /// `detail`, plus `error` and `error_description` as extension members, so a caller that
+    /// reads those keeps working.
+    pub fn problem(mut self) -> Self {
+        self.json = true;
+        self.problem = true;
         self
     }
 
@@ -162,7 +174,18 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        if self.json {
+        if self.problem {
+            let body = serde_json::json!({
+                "type": format!("urn:latchkey:problem:{}", self.code()),
+                "title": self.title(),
+                "status": self.status_code().as_u16(),
+                "detail": self.message,
+                "error": self.code(),
+                "error_description": self.message,
+            });
+            res.content_type("application/problem+json")
+                .body(body.to_string())
+        } else if self.json {
             res.json(serde_json::json!({"error": self.code(), "error_description": self.message}))
         } else {
             res.content_type("text/html; charset=utf-8")
