@@ -47,7 +47,7 @@ pub use risk::RiskRepo;
 pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
-pub use users::{NewUser, UserRepo, UserUpdate};
+pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

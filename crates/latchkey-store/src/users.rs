@@ -31,6 +31,9 @@ pub trait UserRepo {
     fn user_by_username(&self, t: &TenantId, username: &str) -> Result<Option<User>>;
     fn user_by_email(&self, t: &TenantId, email: &str) -> Result<Option<User>>;
     fn list_users(&self, t: &TenantId) -> Result<Vec<User>>;
+    /// One page of the tenant's users in username order: those after `q.after`, at most
+    /// `q.limit` (1 to 1000), filtered by status and by a prefix of the username or email.
+    fn users_page(&self, t: &TenantId, q: &UserQuery) -> Result<Vec<User>>;
     fn update_user(&self, t: &TenantId, actor: &str, id: &UserId, change: &UserUpdate) -> Result<User>;
     fn set_user_status(&self, t: &TenantId, actor: &str, id: &UserId, status: UserStatus) -> Result<User>;
     /// Replaces the password hash (a PHC string) and stamps `password_changed_at`.
@@ -40,6 +43,29 @@ pub trait UserRepo {
     fn password_history(&self, t: &TenantId, id: &UserId, n: u32) -> Result<Vec<String>>;
     /// Stores a fresh hash of the same password (new parameters); the password's age is kept.
     fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User>;
+}
+
+/// A page of users (keyset paging: `after` is the last username of the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    pub after: Option<String>,
+    pub limit: i64,
+    pub status: Option<UserStatus>,
+    /// Users whose username or email starts with it (compared as stored: lower case).
+    pub prefix: Option<String>,
+}
+
+/// `text` as a LIKE pattern matching itself literally, then anything (`\` escapes).
+fn prefix_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
 }
 
 /// A `users` row as stored.
@@ -252,6 +278,32 @@ impl UserRepo for Db {
             .into_iter()
             .map(from_row)
             .collect()
+    }
+
+    fn users_page(&self, t: &TenantId, q: &UserQuery) -> Result<Vec<User>> {
+        let mut query = users::table
+            .filter(users::tenant_id.eq(t.as_str()))
+            .select(Row::as_select())
+            .order(users::username.asc())
+            .limit(q.limit.clamp(1, 1000))
+            .into_boxed();
+        if let Some(after) = &q.after {
+            query = query.filter(users::username.gt(after.clone()));
+        }
+        if let Some(status) = q.status {
+            query = query.filter(users::status.eq(status.as_str()));
+        }
+        if let Some(p) = q.prefix.as_deref().filter(|p| !p.is_empty()) {
+            let pattern = prefix_pattern(&p.to_lowercase());
+            query = query.filter(
+                users::username
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(users::email.like(pattern).escape('\\')),
+            );
+        }
+        let mut conn = self.conn()?;
+        query.load(&mut *conn)?.into_iter().map(from_row).collect()
     }
 
     fn update_user(&self, t: &TenantId, actor: &str, id: &UserId, change: &UserUpdate) -> Result<User> {

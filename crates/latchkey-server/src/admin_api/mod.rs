@@ -209,19 +209,82 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     .map_err(AppError::problem)
 }
 
+/// `GET /admin/t/{tenant}/users`: a page of users in username order (`limit` 1-1000, default
+/// 100), filtered by `status` and `q` (a username or email prefix). The body is the page's
+/// array; a full page has a `Link: <…>; rel="next"` (RFC 8288) whose opaque `cursor` continues
+/// after its last user.
 async fn list_users(
     req: HttpRequest,
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    audited_read(
-        &req,
-        &state,
-        &slug,
-        ("user.list", "users".into(), "users"),
-        |db, t| db.list_users(&t).map(Some),
-    )
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+        status: Option<UserStatus>,
+        q: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let q = web::Query::<Query>::from_query(req.query_string())
+            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
+            .into_inner();
+        let after = q.cursor.as_deref().map(cursor_value).transpose()?;
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(AppError::new(Kind::BadRequest, "limit must be 1 to 1000"));
+        }
+        let query = latchkey_store::UserQuery {
+            after,
+            limit,
+            status: q.status,
+            prefix: q.q.clone(),
+        };
+        let tid = caller.tenant.id.clone();
+        let users = state.store(move |db| db.users_page(&tid, &query)).await?;
+        let details = json!({"users": users.len(), "status": q.status, "q": q.q});
+        audit(&state, &caller, Outcome::Success, "user.list", "users", details).await?;
+        let mut res = json_ok(&users);
+        if users.len() == usize::try_from(limit).unwrap_or(0)
+            && let Some(last) = users.last()
+        {
+            let mut next = url::form_urlencoded::Serializer::new(String::new());
+            next.append_pair("limit", &limit.to_string());
+            next.append_pair("cursor", &cursor_of(&last.username));
+            if let Some(st) = q.status {
+                next.append_pair("status", st.as_str());
+            }
+            if let Some(p) = &q.q {
+                next.append_pair("q", p);
+            }
+            let link = format!("<{}?{}>; rel=\"next\"", req.path(), next.finish());
+            if let Ok(v) = header::HeaderValue::from_str(&link) {
+                res.headers_mut().insert(header::LINK, v);
+            }
+        }
+        Ok(res)
+    }
     .await
+    .map_err(AppError::problem)
+}
+
+/// An opaque page cursor for the key `key` (base64url, so it travels in a URL unchanged).
+fn cursor_of(key: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+}
+
+/// The key a cursor carries; 400 for one this API did not make.
+fn cursor_value(cursor: &str) -> Result<String, AppError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|k| !k.is_empty() && k.len() <= 512)
+        .ok_or_else(|| AppError::new(Kind::BadRequest, "cursor is not one this API returned"))
 }
 
 async fn get_user(
