@@ -20,10 +20,13 @@ const median = (xs) => {
 const sum = (xs) => xs.reduce((a, b) => a + (b || 0), 0);
 const of = (c, t) => rows.filter((r) => r.case === c && r.target === t);
 const med = (c, t, k) => median(of(c, t).map((r) => r[k]));
-const ratio = (c, a, b) => median(of(c, a).map((r) => {
-  const o = rows.find((x) => x.case === c && x.target === b && x.round === r.round);
-  return o && o.rps ? r.rps / o.rps : null;
-}));
+// pairRatio: the median over rounds of (case ca on ta) / (case cb on tb) for figure k.
+const pairRatios = (ca, ta, cb, tb, k = 'rps') => of(ca, ta).map((r) => {
+  const o = rows.find((x) => x.case === cb && x.target === tb && x.round === r.round);
+  return o && o[k] && r[k] != null ? r[k] / o[k] : null;
+}).filter((x) => x != null);
+const pairRatio = (ca, ta, cb, tb, k = 'rps') => median(pairRatios(ca, ta, cb, tb, k));
+const ratio = (c, a, b) => pairRatio(c, a, c, b);
 const fmtRps = (x) => (x == null ? '—' : x >= 10000 ? `${(x / 1000).toFixed(1)} k` : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const fmtX = (x) => (x == null ? '—' : `${x.toFixed(x >= 10 ? 1 : 2)}×`);
 const fmtPct = (x) => (x == null ? '—' : `${(100 * x).toFixed(0)} %`);
@@ -33,13 +36,16 @@ const ok = (b) => (b == null ? '—' : b ? '✓' : '✗');
 
 const targets = Object.keys(meta.targets);
 const title = (t) => meta.targets[t].title;
-const lks = targets.filter((t) => t.startsWith('lk-'));
+// A BENCH_BASELINE target (an older revision) is shown, never judged against the issue's targets.
+const isBaseline = (t) => Boolean(meta.targets[t].baseline);
+const lks = targets.filter((t) => t.startsWith('lk-') && !isBaseline(t));
 const cases = [...new Set(rows.map((r) => r.case))];
 const caseTitle = {
   discovery: 'discovery', jwks: 'JWKS', cc_jwt: 'client_credentials, ES256 JWT',
   cc_jwt_spread: 'client_credentials, ES256 JWT, random tenant of all',
   cc_opaque: 'client_credentials, opaque', introspect: 'introspection (opaque token)',
-  refresh: 'refresh rotation', userinfo: 'userinfo', signin: 'sign-in (page + form POST)',
+  refresh: 'refresh rotation', refresh_claims: 'refresh rotation, claims mapped',
+  userinfo: 'userinfo', signin: 'sign-in (page + form POST)',
   codeflow: 'code flow with password sign-in (flows/s)',
 };
 const nodeReference = { cc_jwt: 1200, cc_opaque: 1800, introspect: 2000, discovery: 3000, jwks: 4500 };
@@ -119,6 +125,31 @@ if (scale) {
   p();
 }
 
+// Issue 20's acceptance: token issuance speed unchanged within noise by claims mapping.
+const pairs = [];
+for (const b of targets.filter(isBaseline)) {
+  for (const c of ['cc_jwt', 'refresh']) {
+    if (of(c, b).length && of(c, 'lk-pg').length) pairs.push([c, b, c, 'lk-pg']);
+  }
+}
+for (const t of lks) {
+  if (of('refresh', t).length && of('refresh_claims', t).length) pairs.push(['refresh', t, 'refresh_claims', t]);
+}
+if (pairs.length) {
+  const label = (c, t) => (isBaseline(t) ? `${c} on ${t} (${meta.targets[t].baseline.slice(0, 7)})` : `${c} on ${t}`);
+  p('## Claims mapping: before/after');
+  p();
+  p('Same run, interleaved. Baseline rows: the revision before claims mapping (`lk-base`) against the current build on the same stack (PostgreSQL + Redis; tenant, clients and user alike; neither asks for roles or groups). `refresh_claims` rows: the current build, refresh with a client that asks for `roles groups` and maps two attributes and a static value into every token, against plain refresh. Figures are medians over the rounds; a ratio is the median of the per-round ratios (after / before), so for CPU a ratio above 1 is a cost.');
+  p();
+  const range = (xs) => (xs.length > 1 ? `${fmtPct(Math.min(...xs))}–${fmtPct(Math.max(...xs))}` : '—');
+  p('| before | after | req/s before | req/s after | req/s after / before | per round | CPU µs/req before | CPU µs/req after | CPU after / before | per round |');
+  p('|---|---|---|---|---|---|---|---|---|---|');
+  for (const [cb, tb, ca, ta] of pairs) {
+    p(`| ${label(cb, tb)} | ${label(ca, ta)} | ${fmtRps(med(cb, tb, 'rps'))} | ${fmtRps(med(ca, ta, 'rps'))} | ${fmtPct(pairRatio(ca, ta, cb, tb))} | ${range(pairRatios(ca, ta, cb, tb))} | ${fmtRps(med(cb, tb, 'cpu_us_per_req'))} | ${fmtRps(med(ca, ta, 'cpu_us_per_req'))} | ${fmtPct(pairRatio(ca, ta, cb, tb, 'cpu_us_per_req'))} | ${range(pairRatios(ca, ta, cb, tb, 'cpu_us_per_req'))} |`);
+  }
+  p();
+}
+
 p('## Latency, errors and server CPU per request');
 p();
 p('Medians over the rounds; errors are summed over them. "non-2xx" counts wrk\'s status errors (responses with status ≥ 400) and, for the code flow and sign-in, failed flows; socket errors are connect, read, write and timeout errors. CPU µs/req is the server process\'s utime + stime (/proc/PID/stat) over the run divided by the requests it answered (per flow for the code flow, per sign-in for sign-in); cores busy is that CPU time over the wall time.');
@@ -141,7 +172,7 @@ p('| target | idle RSS MiB | peak RSS MiB | met |');
 p('|---|---|---|---|');
 for (const t of targets) {
   const { idle_rss_kib: idle, peak_rss_kib: peak } = meta.targets[t];
-  const met = t.startsWith('lk-') ? ok(idle <= 20 * 1024 && peak <= 64 * 1024) : '—';
+  const met = lks.includes(t) ? ok(idle <= 20 * 1024 && peak <= 64 * 1024) : '—';
   p(`| ${t} | ${mib(idle)} | ${mib(peak)} | ${met} |`);
 }
 p();

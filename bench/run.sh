@@ -5,7 +5,8 @@
 # runs each case against each target in turn, so all of them see the same background load, and
 # ratios are taken per round (median over rounds).
 #
-# Usage: bash bench/run.sh            default run (release build; under 15 minutes)
+# Usage: bash bench/run.sh            default run (release build; under 15 minutes; about 3 more
+#                                     with BENCH_BASELINE)
 #        bash bench/run.sh --smoke    keeps the scripts working (CI): 1 s per case, one round, the
 #                                     debug binary if built; fails on any non-2xx or socket error
 #        bash bench/run.sh --scale    (or bench/scale.sh) the token and sign-in cases on a small
@@ -17,10 +18,16 @@
 #   BENCH_ROUNDS (3; smoke 1)   measured rounds, after one untimed warm-up round (none in smoke)
 #   BENCH_CONNS (32)            wrk connections;   BENCH_THREADS (1) wrk threads
 #   BENCH_FLOW_CONC (16; smoke 4) concurrent browsers in the code-flow and sign-in cases
-#   BENCH_PORT_BASE (18180)     ports BASE+1 .. BASE+5 on 127.0.0.1
+#   BENCH_PORT_BASE (18180)     ports BASE+1 .. BASE+6 on 127.0.0.1
 #   BENCH_PG_URL (postgres://root@127.0.0.1:5432)  PostgreSQL server; databases latchkey_bench
-#                               (and latchkey_bench_scale) are created and dropped
-#   BENCH_REDIS_URL (redis://127.0.0.1:6379)  Redis; databases 11 (and 12) are flushed
+#                               (latchkey_bench_base, latchkey_bench_scale) are created and dropped
+#   BENCH_REDIS_URL (redis://127.0.0.1:6379)  Redis; databases 11 (12, 13) are flushed
+#   BENCH_BASELINE (unset)      default mode only: a git revision (e.g. 59ee5f8) run as one more
+#                               target, lk-base (PostgreSQL + Redis, database latchkey_bench_base,
+#                               Redis 13), in the cases cc_jwt, cc_opaque, introspect, refresh and
+#                               userinfo: before/after figures from the same run. Its release binary
+#                               is built from `git archive REV` (same BENCH_TARGET_DIR, before the
+#                               current tree's) and cached as BENCH_TARGET_DIR/baseline-SHA/latchkey
 #   BENCH_TARGET_DIR ($HOME/.cache/latchkey-bench-target)  release builds (Latchkey, ceiling)
 #   CARGO_TARGET_DIR ($HOME/.cache/latchkey-target)  where --smoke looks for debug/latchkey
 #   BENCH_SRC (this checkout)   the Latchkey source tree to build (e.g. a `git archive` of a commit;
@@ -56,6 +63,11 @@ export PGOPTIONS="-c client_min_messages=warning"
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 BENCH_TARGET_DIR=${BENCH_TARGET_DIR:-$HOME/.cache/latchkey-bench-target}
 SRC=${BENCH_SRC:-$ROOT}
+BASELINE_REV=${BENCH_BASELINE:-}
+if [ -n "$BASELINE_REV" ] && [ "$MODE" != default ]; then
+  printf 'run.sh: BENCH_BASELINE is for the default mode only; ignored with --%s\n' "$MODE" >&2
+  BASELINE_REV=""
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latchkey-target}"
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 PASSWORD="tulip-gravel-orbit-42"
@@ -120,6 +132,7 @@ redis-cli -u "$REDIS_URL" PING >/dev/null 2>&1 || die "Redis does not answer at 
 
 # ---------------------------------------------------------------------------------------------
 # Builds.
+BASE_BIN="" # BENCH_BASELINE's binary
 if [ "$MODE" = smoke ]; then
   LK_BIN="$CARGO_TARGET_DIR/debug/latchkey"
   if [ ! -x "$LK_BIN" ]; then
@@ -128,6 +141,35 @@ if [ "$MODE" = smoke ]; then
   fi
   BUILD="debug"
 else
+  if [ -n "$BASELINE_REV" ]; then
+    # The baseline first: the current tree's build below then overwrites release/latchkey, and
+    # both share the compiled dependencies of the one target directory.
+    BASE_SHA=$(git -C "$ROOT" rev-parse --verify --quiet "$BASELINE_REV^{commit}") \
+      || die "BENCH_BASELINE=$BASELINE_REV is not a commit of $ROOT"
+    BASE_SHORT=$(git -C "$ROOT" rev-parse --short "$BASE_SHA")
+    BASE_BIN="$BENCH_TARGET_DIR/baseline-$BASE_SHA/latchkey"
+    if [ -x "$BASE_BIN" ]; then
+      say "baseline $BASE_SHORT: cached $BASE_BIN"
+    else
+      # Both trees' workspace crates map to the same artifacts (cargo hashes path packages relative
+      # to the workspace root) and cargo judges them fresh by file times, so each tree could be
+      # handed the other's build: the baseline's files get the time of extraction (tar -m, newer
+      # than any artifact), and the workspace crates' artifacts are removed after its build. The
+      # binary is cached only after that, so an interrupted run leaves nothing half done.
+      say "building release latchkey of baseline $BASE_SHORT (CARGO_TARGET_DIR=$BENCH_TARGET_DIR)"
+      mkdir -p "$WORK/baseline-src"
+      git -C "$ROOT" archive "$BASE_SHA" | tar -x -m -C "$WORK/baseline-src"
+      CARGO_TARGET_DIR="$BENCH_TARGET_DIR" nice -n 10 cargo build --release --locked --quiet -p latchkey \
+        --manifest-path "$WORK/baseline-src/Cargo.toml"
+      mkdir -p "${BASE_BIN%/*}"
+      cp "$BENCH_TARGET_DIR/release/latchkey" "$BASE_BIN.tmp"
+      members=$(cargo metadata --no-deps --format-version 1 --manifest-path "$SRC/Cargo.toml" \
+        | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>console.log(JSON.parse(s).packages.map((p)=>`-p ${p.name}`).join(" ")))')
+      # shellcheck disable=SC2086 # one word per -p and name
+      CARGO_TARGET_DIR="$BENCH_TARGET_DIR" cargo clean --release --quiet --manifest-path "$SRC/Cargo.toml" $members
+      mv "$BASE_BIN.tmp" "$BASE_BIN"
+    fi
+  fi
   say "building release latchkey (CARGO_TARGET_DIR=$BENCH_TARGET_DIR)"
   CARGO_TARGET_DIR="$BENCH_TARGET_DIR" nice -n 10 cargo build --release --locked --quiet -p latchkey \
     --manifest-path "$SRC/Cargo.toml"
@@ -151,17 +193,17 @@ status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 now_ms() { date +%s%3N; }
 b64() { printf '%s' "$1" | base64 -w0; }
 
-# A Latchkey instance: lk_define NAME PORT DATABASE_URL SESSION_STORE
-declare -A LK_PORT LK_DB LK_SESS LK_PID LK_DIR
+# A Latchkey instance: lk_define NAME PORT DATABASE_URL SESSION_STORE [BINARY (default $LK_BIN)]
+declare -A LK_PORT LK_DB LK_SESS LK_PID LK_DIR LK_BINOF
 lk_define() {
-  LK_PORT[$1]=$2; LK_DB[$1]=$3; LK_SESS[$1]=$4; LK_DIR[$1]="$WORK/$1"
+  LK_PORT[$1]=$2; LK_DB[$1]=$3; LK_SESS[$1]=$4; LK_DIR[$1]="$WORK/$1"; LK_BINOF[$1]=${5:-$LK_BIN}
   mkdir -p "${LK_DIR[$1]}"
 }
 lk() { # lk NAME ARGS... : the CLI with instance NAME's settings
   local n=$1; shift
   (cd "${LK_DIR[$n]}" && env LATCHKEY_DATABASE_URL="${LK_DB[$n]}" LATCHKEY_SESSION_STORE="${LK_SESS[$n]}" \
     LATCHKEY_KEYS_DIR="${LK_DIR[$n]}/keys" LATCHKEY_LISTEN="127.0.0.1:${LK_PORT[$n]}" \
-    LATCHKEY_PUBLIC_URL="http://127.0.0.1:${LK_PORT[$n]}" LATCHKEY_LOG=warn "$LK_BIN" "$@" 2>>"${LK_DIR[$n]}/cli.log") \
+    LATCHKEY_PUBLIC_URL="http://127.0.0.1:${LK_PORT[$n]}" LATCHKEY_LOG=warn "${LK_BINOF[$n]}" "$@" 2>>"${LK_DIR[$n]}/cli.log") \
     || { cat "${LK_DIR[$n]}/cli.log" >&2; die "latchkey $*"; }
 }
 wait_ready() { # wait_ready PID URL LOG : milliseconds polled until URL answers 200
@@ -180,7 +222,7 @@ lk_start() { # lk_start NAME : serve; sets LK_PID[NAME] and START_MS (exec → /
   (cd "${LK_DIR[$n]}" && exec env LATCHKEY_DATABASE_URL="${LK_DB[$n]}" LATCHKEY_SESSION_STORE="${LK_SESS[$n]}" \
     LATCHKEY_KEYS_DIR="${LK_DIR[$n]}/keys" LATCHKEY_LISTEN="127.0.0.1:${LK_PORT[$n]}" \
     LATCHKEY_PUBLIC_URL="http://127.0.0.1:${LK_PORT[$n]}" LATCHKEY_LOG=warn LATCHKEY_LOG_FORMAT=json \
-    LATCHKEY_TRUSTED_PROXIES=127.0.0.1/32 "$LK_BIN" serve) >>"${LK_DIR[$n]}/serve.log" 2>&1 &
+    LATCHKEY_TRUSTED_PROXIES=127.0.0.1/32 "${LK_BINOF[$n]}" serve) >>"${LK_DIR[$n]}/serve.log" 2>&1 &
   pid=$!
   PIDS+=("$pid"); LK_PID[$n]=$pid
   wait_ready "$pid" "http://127.0.0.1:${LK_PORT[$n]}/readyz" "${LK_DIR[$n]}/serve.log"
@@ -196,9 +238,14 @@ pg_fresh() { # pg_fresh DB : a new, empty database (dropped on exit)
 }
 redis_fresh() { redis-cli -u "$REDIS_URL/$1" FLUSHDB >/dev/null; REDIS_DBS+=("$1"); }
 
-# Provisions tenant bench on instance NAME; writes $WORK/NAME/ids.json.
+# Provisions tenant bench on instance NAME; writes $WORK/NAME/ids.json. With --claims (the current
+# binary only: a baseline may predate these commands) also the authorization data of the
+# refresh_claims case: user bench in group backend (nested in engineering), tenant roles through
+# the user and a group, a client role of the "web claims" client (the web client plus the roles
+# and groups scopes) and attributes org and region, which its claims config maps into the ID
+# token, access token and userinfo, with one static value (tier).
 lk_provision() {
-  local n=$1 tenant jwt opaque web
+  local n=$1 tenant jwt opaque web webclaims='null'
   tenant=$(lk "$n" tenant create bench --display-name "Bench" --json)
   lk "$n" tenant update bench --access-token-ttl 3600 --json >/dev/null
   jwt=$(lk "$n" client create --tenant bench --name "cc jwt" --grant client_credentials \
@@ -210,11 +257,37 @@ lk_provision() {
     --scope offline_access --first-party --id-token-alg ES256 --json)
   printf '%s\n' "$PASSWORD" | lk "$n" user create --tenant bench --username bench \
     --email bench@bench.test --password-stdin --json >/dev/null
-  node -e 'const [t,j,o,w,r,p]=process.argv.slice(1).map((s,i)=>i<4?JSON.parse(s):s);
+  if [ "${2:-}" = --claims ]; then
+    webclaims=$(lk "$n" client create --tenant bench --name "web claims" --redirect-uri "$REDIRECT" \
+      --grant authorization_code --grant refresh_token --scope openid --scope email --scope profile \
+      --scope offline_access --scope roles --scope groups --first-party --id-token-alg ES256 --json)
+    local wc_id; wc_id=$(json "$webclaims" client_id)
+    lk "$n" group create --tenant bench engineering --json >/dev/null
+    lk "$n" group create --tenant bench backend --json >/dev/null
+    lk "$n" group add-member --tenant bench engineering --group backend --json >/dev/null
+    lk "$n" group add-member --tenant bench backend --user bench --json >/dev/null
+    lk "$n" role create --tenant bench employee --json >/dev/null
+    lk "$n" role create --tenant bench oncall --json >/dev/null
+    lk "$n" role create --tenant bench --client "$wc_id" reports:read --json >/dev/null
+    lk "$n" role assign --tenant bench employee --group engineering --json >/dev/null
+    lk "$n" role assign --tenant bench oncall --user bench --json >/dev/null
+    lk "$n" role assign --tenant bench reports:read --client "$wc_id" --group backend --json >/dev/null
+    lk "$n" attribute define --tenant bench org --type string --json >/dev/null
+    lk "$n" attribute define --tenant bench region --type string --json >/dev/null
+    lk "$n" attribute set --tenant bench bench org=acme-emea region=eu --json >/dev/null
+    printf '%s\n' '{"mappers":[
+      {"claim":"org","source":{"attribute":"org"},"tokens":["id_token","access_token","userinfo"]},
+      {"claim":"region","source":{"attribute":"region"},"tokens":["id_token","access_token","userinfo"]},
+      {"claim":"tier","source":{"value":"gold"},"tokens":["id_token","access_token","userinfo"]}]}' \
+      > "${LK_DIR[$n]}/claims.json"
+    lk "$n" client claims --tenant bench "$wc_id" --set "${LK_DIR[$n]}/claims.json" --json >/dev/null
+  fi
+  node -e 'const [t,j,o,w,wc,r,p]=process.argv.slice(1).map((s,i)=>i<5?JSON.parse(s):s);
     const c=(x)=>({id:x.client_id,secret:x.client_secret});
-    console.log(JSON.stringify({tenant_id:t.id,clients:{jwt:c(j),opaque:c(o),web:{...c(w),redirect_uri:r}},
-      user:{username:"bench",password:p,email:"bench@bench.test"}}))' \
-    "$tenant" "$jwt" "$opaque" "$web" "$REDIRECT" "$PASSWORD" > "${LK_DIR[$n]}/ids.json"
+    const clients={jwt:c(j),opaque:c(o),web:{...c(w),redirect_uri:r}};
+    if(wc) clients.webclaims={...c(wc),redirect_uri:r};
+    console.log(JSON.stringify({tenant_id:t.id,clients,user:{username:"bench",password:p,email:"bench@bench.test"}}))' \
+    "$tenant" "$jwt" "$opaque" "$web" "$webclaims" "$REDIRECT" "$PASSWORD" > "${LK_DIR[$n]}/ids.json"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -268,12 +341,17 @@ else
   lk_define pg $((PORT_BASE + 1)) "$PG_URL/latchkey_bench" "$REDIS_URL/11"
   lk_define emb $((PORT_BASE + 2)) "sqlite://$WORK/emb/latchkey.db" memory
   pg_fresh latchkey_bench; redis_fresh 11
+  if [ -n "$BASE_BIN" ]; then
+    lk_define base $((PORT_BASE + 6)) "$PG_URL/latchkey_bench_base" "$REDIS_URL/13" "$BASE_BIN"
+    pg_fresh latchkey_bench_base; redis_fresh 13
+  fi
   # Start-up on the embedded default: exec → first /readyz 200. Fresh database first (migrations,
   # new master key), then with the provisioned tenant.
   lk_start emb; fresh=$START_MS; lk_stop emb
   say "start-up, fresh database: $fresh ms"
   say "provisioning (latchkey CLI)"
-  lk_provision emb; lk_provision pg
+  lk_provision emb --claims; lk_provision pg --claims
+  [ -z "$BASE_BIN" ] || lk_provision base
   starts=()
   for _ in $([ "$MODE" = smoke ] && echo 1 || echo 1 2 3 4); do lk_start emb; starts+=("$START_MS"); lk_stop emb; done
   meta startup "{\"fresh_ms\":$fresh,\"existing_ms\":[$(IFS=,; echo "${starts[*]}")]}"
@@ -282,6 +360,11 @@ else
   lk_start emb
   add_target lk-pg "Latchkey, PostgreSQL + Redis" "http://127.0.0.1:${LK_PORT[pg]}/t/bench" "${LK_PID[pg]}" "${LK_DIR[pg]}/ids.json"
   add_target lk-emb "Latchkey, embedded (SQLite + memory)" "http://127.0.0.1:${LK_PORT[emb]}/t/bench" "${LK_PID[emb]}" "${LK_DIR[emb]}/ids.json"
+  if [ -n "$BASE_BIN" ]; then
+    lk_start base
+    add_target lk-base "Latchkey $BASE_SHORT (baseline), PostgreSQL + Redis" "http://127.0.0.1:${LK_PORT[base]}/t/bench" "${LK_PID[base]}" "${LK_DIR[base]}/ids.json"
+    meta targets.lk-base.baseline "\"$BASE_SHA\""
+  fi
 
   # node-oidc-provider with the PostgreSQL instance's client ids and secrets.
   port=$((PORT_BASE + 3))
@@ -332,12 +415,16 @@ done
 if [ "$MODE" = scale ]; then
   CASES=(cc_jwt cc_jwt_spread cc_opaque introspect refresh userinfo signin codeflow)
 else
-  CASES=(discovery jwks cc_jwt cc_opaque introspect refresh userinfo signin codeflow)
+  CASES=(discovery jwks cc_jwt cc_opaque introspect refresh refresh_claims userinfo signin codeflow)
 fi
 case_targets() {
   local t
   for t in "${TARGETS[@]}"; do
     case "$1:$t" in
+      cc_jwt:lk-base|cc_opaque:lk-base|introspect:lk-base|refresh:lk-base|userinfo:lk-base) echo "$t" ;;
+      *:lk-base) ;; # the baseline: only what the before/after comparison needs
+      refresh_claims:lk-pg|refresh_claims:lk-emb) echo "$t" ;;
+      refresh_claims:*) ;;
       discovery:*|jwks:*|cc_jwt:*) echo "$t" ;;
       cc_jwt_spread:lk-small|cc_jwt_spread:lk-scale) echo "$t" ;;
       cc_jwt_spread:*) ;;
@@ -349,13 +436,18 @@ case_targets() {
   done
 }
 declare -A AUTH FLOWENV
+CLAIMS_SCOPE="openid email profile offline_access roles groups"
 for t in "${TARGETS[@]}"; do # Authorization values and driver settings, once per target
-  IFS=$'\t' read -r AUTH[$t.jwt] AUTH[$t.opaque] AUTH[$t.web] web_id web_secret < <(node -e '
+  IFS=$'\t' read -r AUTH[$t.jwt] AUTH[$t.opaque] AUTH[$t.web] web_id web_secret AUTH[$t.webclaims] wc_id wc_secret < <(node -e '
     const c = JSON.parse(require("fs").readFileSync(process.argv[1])).clients;
     const basic = (x) => `Basic ${Buffer.from(`${x.id}:${x.secret}`).toString("base64")}`;
-    console.log([basic(c.jwt), basic(c.opaque), basic(c.web), c.web.id, c.web.secret].join("\t"))' "${IDS[$t]}")
+    const wc = c.webclaims ? [basic(c.webclaims), c.webclaims.id, c.webclaims.secret] : ["-", "-", "-"];
+    console.log([basic(c.jwt), basic(c.opaque), basic(c.web), c.web.id, c.web.secret, ...wc].join("\t"))' "${IDS[$t]}")
   FLOWENV[$t]="FLOW_CLIENT_ID=$web_id FLOW_CLIENT_SECRET=$web_secret FLOW_REDIRECT_URI=$REDIRECT"
   FLOWENV[$t]+=" FLOW_USERNAME=bench FLOW_PASSWORD=$PASSWORD FLOW_XFF=1"
+  # refresh_claims: the same flow with the client that maps claims, asking for roles and groups.
+  FLOWENV[$t.claims]="FLOW_CLIENT_ID=$wc_id FLOW_CLIENT_SECRET=$wc_secret FLOW_REDIRECT_URI=$REDIRECT"
+  FLOWENV[$t.claims]+=" FLOW_USERNAME=bench FLOW_PASSWORD=$PASSWORD FLOW_XFF=1"
 done
 
 # Refresh-token pools and userinfo tokens, made by real code flows (sign in once, then one
@@ -363,15 +455,25 @@ done
 POOL_PER_RUN=$(( CONNS + 4 * THREADS + 4 ))
 WARM=$([ "$MODE" = smoke ] && echo 0 || echo 1)
 declare -A USERINFO_AT POOL_JOBS
-say "refresh-token pools: $(( (ROUNDS + WARM) * POOL_PER_RUN )) code flows per target"
+POOL_SIZE=$(( (ROUNDS + WARM) * POOL_PER_RUN ))
+say "refresh-token pools: $POOL_SIZE code flows per target and refresh case"
 for t in $(case_targets refresh); do
-  env ${FLOWENV[$t]} node bench/peer/codeflow.mjs pool "${BASE[$t]}" --count $(( (ROUNDS + WARM) * POOL_PER_RUN )) \
+  env ${FLOWENV[$t]} node bench/peer/codeflow.mjs pool "${BASE[$t]}" --count "$POOL_SIZE" \
     --concurrency 4 --out "$WORK/pool-$t.txt" >"$WORK/pool-$t.json" 2>&1 &
   POOL_JOBS[$t]=$!; PIDS+=("$!")
+done
+# refresh_claims: one token more than the rounds use, the last, for the check below.
+for t in $(case_targets refresh_claims); do
+  FLOW_SCOPE="$CLAIMS_SCOPE" env ${FLOWENV[$t.claims]} node bench/peer/codeflow.mjs pool "${BASE[$t]}" \
+    --count $(( POOL_SIZE + 1 )) --concurrency 4 --out "$WORK/pool-$t-claims.txt" >"$WORK/pool-$t-claims.json" 2>&1 &
+  POOL_JOBS[$t.claims]=$!; PIDS+=("$!")
 done
 for t in $(case_targets refresh); do
   wait "${POOL_JOBS[$t]}" || die "pool for $t: $(cat "$WORK/pool-$t.json")"
   USERINFO_AT[$t]=$(json "$(cat "$WORK/pool-$t.json")" access_token)
+done
+for t in $(case_targets refresh_claims); do
+  wait "${POOL_JOBS[$t.claims]}" || die "refresh_claims pool for $t: $(cat "$WORK/pool-$t-claims.json")"
 done
 
 # The opaque token to introspect, made by the opaque client itself.
@@ -396,8 +498,33 @@ request_of() {
 
 # Before any load: each request once, its exact status and what the answer must say.
 say "checking every case once"
+# refresh_claims: one refresh with the pool's spare token; its access token (a JWT: the client's
+# default format) and ID token must carry the roles, groups, mapped attributes and static claim.
+for t in $(case_targets refresh_claims); do
+  code=$(curl -sS -o "$WORK/check.out" -w '%{http_code}' -H "Authorization: ${AUTH[$t.webclaims]}" \
+    --data-urlencode grant_type=refresh_token --data-urlencode "refresh_token=$(tail -n 1 "$WORK/pool-$t-claims.txt")" \
+    "${BASE[$t]}/token")
+  [ "$code" = 200 ] || die "refresh_claims on $t answered $code: $(head -c 300 "$WORK/check.out")"
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1]));
+    const want = { roles: ["employee", "oncall", "reports:read"], groups: ["backend", "engineering"],
+      org: "acme-emea", region: "eu", tier: "gold" };
+    const payload = (jwt, what) => {
+      if (typeof jwt !== "string" || jwt.split(".").length !== 3) throw new Error(`${what} is not a JWT: ${jwt}`);
+      return JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
+    };
+    for (const [what, jwt] of [["access token", r.access_token], ["ID token", r.id_token]]) {
+      const p = payload(jwt, what);
+      for (const [k, v] of Object.entries(want)) {
+        const got = Array.isArray(p[k]) ? [...p[k]].sort() : p[k];
+        if (JSON.stringify(got) !== JSON.stringify(v)) {
+          console.error(`${what}: ${k} is ${JSON.stringify(p[k])}, want ${JSON.stringify(v)}`); process.exit(1);
+        }
+      }
+    }' "$WORK/check.out" || die "refresh_claims on $t: the refreshed tokens lack mapped claims"
+done
 for c in "${CASES[@]}"; do
-  case "$c" in refresh|signin|codeflow|cc_jwt_spread) continue ;; esac
+  case "$c" in refresh|refresh_claims|signin|codeflow|cc_jwt_spread) continue ;; esac
   for t in $(case_targets "$c"); do
     IFS='|' read -r method path body auth <<<"$(request_of "$c" "$t")"
     args=(-sS -o "$WORK/check.out" -w '%{http_code}' -X "$method")
@@ -435,11 +562,12 @@ run_one() { # run_one ROUND CASE TARGET SECONDS
       BENCH_OUT="$out" BENCH_SPREAD="$WORK/spread-$t.txt" \
         wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 10s -s "$ROOT/bench/wrk/spread.lua" "${BASE[$t]%/t/bench}" >/dev/null 2>"$WORK/wrk.err" || true
       ;;
-    refresh)
+    refresh|refresh_claims)
       local slice=$(( WARM == 1 ? round : round - 1 ))
-      local from=$(( slice * POOL_PER_RUN + 1 ))
-      BENCH_OUT="$out" BENCH_POOL="$WORK/pool-$t.txt" BENCH_POOL_FROM=$from BENCH_POOL_COUNT=$POOL_PER_RUN \
-        BENCH_THREADS=$THREADS BENCH_AUTH="${AUTH[$t.web]}" \
+      local from=$(( slice * POOL_PER_RUN + 1 )) pool="$WORK/pool-$t.txt" auth="${AUTH[$t.web]}"
+      [ "$c" = refresh_claims ] && { pool="$WORK/pool-$t-claims.txt"; auth="${AUTH[$t.webclaims]}"; }
+      BENCH_OUT="$out" BENCH_POOL="$pool" BENCH_POOL_FROM=$from BENCH_POOL_COUNT=$POOL_PER_RUN \
+        BENCH_THREADS=$THREADS BENCH_AUTH="$auth" \
         wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --timeout 10s -s "$ROOT/bench/wrk/refresh.lua" "${BASE[$t]}/token" >/dev/null 2>"$WORK/wrk.err" || true
       ;;
     *)
@@ -473,7 +601,7 @@ run_one() { # run_one ROUND CASE TARGET SECONDS
     if ("empty" in r) Object.assign(row, { drawn: r.drawn, rotated: r.rotated, empty: r.empty });
     if (row.round > 0) console.log(JSON.stringify(row));
     const bad = row.non2xx + row.socket_errors + (requests ? 0 : 1);
-    console.error(`  r${round} ${c.padEnd(13)} ${t.padEnd(8)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  cpu ${(row.cpu_us_per_req ?? 0).toFixed(0)} µs/req${bad ? `  ERRORS non2xx=${row.non2xx} socket=${row.socket_errors} ${JSON.stringify(row.errors ?? "")}` : ""}`);
+    console.error(`  r${round} ${c.padEnd(14)} ${t.padEnd(8)} ${row.rps.toFixed(0).padStart(7)} req/s  p50 ${row.p50_ms.toFixed(2)} ms  p99 ${row.p99_ms.toFixed(2)} ms  cpu ${(row.cpu_us_per_req ?? 0).toFixed(0)} µs/req${bad ? `  ERRORS non2xx=${row.non2xx} socket=${row.socket_errors} ${JSON.stringify(row.errors ?? "")}` : ""}`);
     process.exit(bad ? 1 : 0);' "$(cat "$out")" "$round" "$c" "$t" "$(( cpu1 - cpu0 ))" "$(( w1 - w0 ))" "$CLK_TCK" "$(status_kib "$pid" VmHWM)" >> "$RAW" || rc=1
   [ "$rc" = 0 ] || FAILURES=$((FAILURES + 1))
 }

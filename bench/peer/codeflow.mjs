@@ -12,7 +12,8 @@
 //
 // BASE is the issuer (Latchkey: http://HOST:PORT/t/SLUG). Settings from the environment:
 // FLOW_CLIENT_ID, FLOW_CLIENT_SECRET, FLOW_REDIRECT_URI, FLOW_USERNAME, FLOW_PASSWORD,
-// FLOW_XFF=1 (send a different X-Forwarded-For per browser, as clients behind a trusted proxy).
+// FLOW_XFF=1 (send a different X-Forwarded-For per browser, as clients behind a trusted proxy),
+// FLOW_SCOPE (the scope asked for at /authorize; default "openid email offline_access").
 // Prints one JSON line: ok, failed, per_second, requests, p50_ms, p99_ms, errors (first few).
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const env = (k) => {
 const client = { id: env('FLOW_CLIENT_ID'), secret: process.env.FLOW_CLIENT_SECRET || '', redirect: env('FLOW_REDIRECT_URI') };
 const user = { name: env('FLOW_USERNAME'), password: env('FLOW_PASSWORD') };
 const xff = process.env.FLOW_XFF === '1';
+const scope = process.env.FLOW_SCOPE || 'openid email offline_access';
 const b64u = (b) => Buffer.from(b).toString('base64url');
 const basic = `Basic ${Buffer.from(`${encodeURIComponent(client.id)}:${encodeURIComponent(client.secret)}`).toString('base64')}`;
 const origin = new URL(base).origin;
@@ -86,7 +88,7 @@ async function authorize(b) {
   const state = b64u(randomBytes(12));
   const q = new URLSearchParams({
     client_id: client.id, redirect_uri: client.redirect, response_type: 'code',
-    scope: 'openid email offline_access', state, nonce: b64u(randomBytes(12)),
+    scope, state, nonce: b64u(randomBytes(12)),
     code_challenge: b64u(createHash('sha256').update(verifier).digest()), code_challenge_method: 'S256',
   });
   let url = `${base}/authorize?${q}`;
