@@ -17,6 +17,7 @@ fn client(auth_method: AuthMethod) -> Client {
         tenant_id: "t".into(),
         name: "Fuzz".into(),
         secret_hash: Some(latchkey_core::sha256_hex(b"s3cret")),
+        previous_secret: None,
         client_type: ClientType::Confidential,
         auth_method,
         redirect_uris: vec![],
