@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use latchkey_core::{AdminRole, FixedClock, TenantId, sha256_hex};
-use latchkey_store::{AdminTokenRepo, AuditRepo, GroupRepo, NewUser, TenantRepo, UserRepo};
+use latchkey_store::{AdminTokenRepo, AuditRepo, GroupRepo, InvitationRepo, NewUser, TenantRepo, UserRepo};
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
 use reqwest::StatusCode;
@@ -511,4 +511,71 @@ async fn an_account_made_meanwhile_wins_sqlite_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_made_meanwhile_wins_postgres_redis() {
     an_account_made_meanwhile_wins(Backend::PostgresRedis).await;
+}
+
+/// `Idempotency-Key` (issue 21): a retried create answers the first result and neither makes
+/// a second invitation nor mails again; the key with another body is 422; a failed create
+/// leaves the key free for a corrected retry; keys belong to one admin credential.
+async fn a_replayed_idempotency_key_creates_nothing(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some((s, _db)) = TestServer::start_on(backend, &[("LATCHKEY_SMTP_URL", &sink.url)]) else {
+        return;
+    };
+    let admin = world(&s).await;
+    let post = |token: String, key: &'static str, body: Value| {
+        let s = &s;
+        async move {
+            let res = TestServer::client()
+                .post(s.url("/admin/t/acme/invitations"))
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (st, replayed) = (res.status(), res.headers().contains_key("idempotent-replayed"));
+            (st, replayed, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let body = json!({"email": "ida@acme.test"});
+    let (st, replayed, first) = post(admin.clone(), "k-1", body.clone()).await;
+    assert_eq!((st, replayed), (StatusCode::CREATED, false), "{first}");
+    let (st, replayed, again) = post(admin.clone(), "k-1", body.clone()).await;
+    assert_eq!((st, replayed), (StatusCode::CREATED, true));
+    assert_eq!(again, first, "the first answer, again");
+    let t = tenant(&s);
+    assert_eq!(s.state.db.list_invitations(&t, None).unwrap().len(), 1);
+    // The same key for another request.
+    let (st, _, err) = post(admin.clone(), "k-1", json!({"email": "other@acme.test"})).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    // A create that fails keeps nothing: the corrected request may use the key.
+    let (st, _, _) = post(admin.clone(), "k-2", json!({"email": "not-an-address"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, _) = post(admin.clone(), "k-2", json!({"email": "jo@acme.test"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    // Another credential's key of the same name is another key: a real create (409 here,
+    // since ida's invitation is pending), not a replay.
+    let other = admin_token(&s, AdminRole::Admin);
+    let (st, replayed, _) = post(other, "k-1", body).await;
+    assert_eq!((st, replayed), (StatusCode::CONFLICT, false));
+    let (st, _, _) = post(admin, "k 3", json!({"email": "x@acme.test"})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a key with a space is refused");
+    assert_eq!(s.state.db.list_invitations(&t, None).unwrap().len(), 2);
+    sink.wait_for(2, 10).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.wait_for(2, 1).await.len(),
+        2,
+        "one mail per invitation, none per replay"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_idempotency_key_creates_nothing_sqlite_memory() {
+    a_replayed_idempotency_key_creates_nothing(Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_idempotency_key_creates_nothing_postgres_redis() {
+    a_replayed_idempotency_key_creates_nothing(Backend::PostgresRedis).await;
 }

@@ -145,6 +145,36 @@ async fn one_time_values_are_taken_once(s: Arc<dyn Ephemeral>) {
     assert_eq!(s.peek(&a, "code-1").await.unwrap(), None, "taken means gone");
 }
 
+/// `replace` changes only a present value, in place: nobody can `put_once` around it.
+async fn one_time_values_are_replaced_only_when_present(s: Arc<dyn Ephemeral>) {
+    let (a, b) = (TenantId("ta".into()), TenantId("tb".into()));
+    assert!(
+        !s.replace(&a, "idem", b"done", HOUR).await.unwrap(),
+        "nothing to replace"
+    );
+    assert_eq!(s.peek(&a, "idem").await.unwrap(), None, "and nothing created");
+    assert!(s.put_once(&a, "idem", b"pending", HOUR).await.unwrap());
+    assert!(
+        !s.replace(&b, "idem", b"other", HOUR).await.unwrap(),
+        "another tenant's"
+    );
+    assert!(s.replace(&a, "idem", b"done", HOUR).await.unwrap());
+    assert!(!s.put_once(&a, "idem", b"again", HOUR).await.unwrap());
+    assert_eq!(s.peek(&a, "idem").await.unwrap().as_deref(), Some(&b"done"[..]));
+    // The new lifetime applies.
+    assert!(
+        s.replace(&a, "idem", b"short", Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        s.peek(&a, "idem").await.unwrap(),
+        None,
+        "expired with its new lifetime"
+    );
+}
+
 async fn one_time_values_expire(s: Arc<dyn Ephemeral>) {
     let t = TenantId("ta".into());
     assert!(
@@ -307,6 +337,7 @@ contract!(
     sessions_expire,
     sign_out_everywhere_removes_only_that_users_sessions,
     one_time_values_are_taken_once,
+    one_time_values_are_replaced_only_when_present,
     one_time_values_expire,
     of_64_concurrent_takes_exactly_one_wins,
     rate_counters_count_per_window_and_reset,

@@ -81,6 +81,9 @@ pub trait OneTimeStore: Send + Sync {
     async fn peek(&self, t: &TenantId, key: &str) -> Result<Option<Vec<u8>>>;
     /// Removes and returns the value atomically: of any number of concurrent takes, one gets it.
     async fn take(&self, t: &TenantId, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Replaces the value of a key that is present, with a new lifetime, in one step (no
+    /// moment without it, so nobody can `put_once` in between); returns whether it was there.
+    async fn replace(&self, t: &TenantId, key: &str, value: &[u8], ttl: Duration) -> Result<bool>;
 }
 
 /// The state of a fixed-window counter after a hit.

@@ -156,20 +156,27 @@ impl SessionStore for MemoryStore {
     }
 }
 
-#[async_trait]
-impl OneTimeStore for MemoryStore {
-    async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+impl MemoryStore {
+    /// Stores a one-time value when the key's presence is `present` (Redis `SET XX`/`NX`).
+    fn set_if(&self, t: &TenantId, k: &str, (value, ttl): (&[u8], Duration), present: bool) -> bool {
         let k = key(t, "o", k);
         let mut inner = self.lock();
-        if self.live(&mut inner, &k).is_some() {
-            return Ok(false);
+        if self.live(&mut inner, &k).is_some() != present {
+            return false;
         }
         let entry = Entry {
             value: Value::Bytes(value.to_vec()),
             expires_at: self.deadline(ttl),
         };
         self.insert(&mut inner, k, entry);
-        Ok(true)
+        true
+    }
+}
+
+#[async_trait]
+impl OneTimeStore for MemoryStore {
+    async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        Ok(self.set_if(t, k, (value, ttl), false))
     }
 
     async fn peek(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
@@ -182,6 +189,10 @@ impl OneTimeStore for MemoryStore {
             }) => Ok(Some(b.clone())),
             _ => Ok(None),
         }
+    }
+
+    async fn replace(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        Ok(self.set_if(t, k, (value, ttl), true))
     }
 
     async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {

@@ -212,9 +212,16 @@ redis.call('DEL', KEYS[1])
 return n
 ";
 
-#[async_trait]
-impl OneTimeStore for RedisStore {
-    async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+impl RedisStore {
+    /// `SET key value <cond> PX ttl` for a one-time value: `NX` only if absent, `XX` only if
+    /// present; whether it was set.
+    async fn set_if(
+        &self,
+        t: &TenantId,
+        k: &str,
+        (value, ttl): (&[u8], Duration),
+        cond: &str,
+    ) -> Result<bool> {
         let k = self.key(t, "o", k);
         let ms = ttl_millis(ttl);
         let set: Option<String> = self
@@ -223,7 +230,7 @@ impl OneTimeStore for RedisStore {
                     redis::cmd("SET")
                         .arg(&k)
                         .arg(value)
-                        .arg("NX")
+                        .arg(cond)
                         .arg("PX")
                         .arg(ms)
                         .clone(),
@@ -232,10 +239,22 @@ impl OneTimeStore for RedisStore {
             .await?;
         Ok(set.is_some())
     }
+}
+
+#[async_trait]
+impl OneTimeStore for RedisStore {
+    async fn put_once(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        self.set_if(t, k, (value, ttl), "NX").await
+    }
 
     async fn peek(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {
         let k = self.key(t, "o", k);
         self.run(|| Query::Cmd(redis::cmd("GET").arg(&k).clone())).await
+    }
+
+    async fn replace(&self, t: &TenantId, k: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        // SET … XX sets only an existing key, in one command.
+        self.set_if(t, k, (value, ttl), "XX").await
     }
 
     async fn take(&self, t: &TenantId, k: &str) -> Result<Option<Vec<u8>>> {

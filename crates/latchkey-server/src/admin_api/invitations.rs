@@ -6,12 +6,13 @@ use super::{Caller, authenticate, body, json_ok, missing, not_found};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::AdminRole;
 use latchkey_services::ServiceError;
 use latchkey_services::invite::{DEFAULT_TTL_SECS, Inviter, MAX_TTL_SECS};
 use latchkey_store::{GroupRepo, Invitation, InvitationRepo, InvitationStatus, NewInvitation, StoreError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +81,8 @@ async fn inviting<T: Send + 'static>(
 }
 
 /// `POST /admin/t/{tenant}/invitations`: 201 with the invitation; 409 when a user with the
-/// email (or username) exists or an invitation for it is pending.
+/// email (or username) exists or an invitation for it is pending. With `Idempotency-Key`, a
+/// retry gets the first answer and mails nothing again.
 pub(super) async fn create(
     req: HttpRequest,
     slug: web::Path<String>,
@@ -89,39 +91,42 @@ pub(super) async fn create(
 ) -> Result<HttpResponse, AppError> {
     async {
         let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let b: CreateBody = body(&bytes, false)?;
-        let expires_at = state.clock.now_millis() + ttl_ms(b.expires_in_secs)?;
-        if b.groups.len() > 64 {
-            return Err(AppError::new(Kind::BadRequest, "At most 64 groups.").json());
-        }
-        let (tid, names) = (caller.tenant.id.clone(), b.groups.clone());
-        let groups = state
-            .store(move |db| {
-                names
-                    .iter()
-                    .map(|n| {
-                        db.group_by_name(&tid, n)?
-                            .map(|g| g.id)
-                            .ok_or_else(|| StoreError::BadReference(format!("no group {n:?} in this tenant")))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .await
-            .map_err(AppError::problem)?;
-        let new = NewInvitation {
-            email: b.email,
-            username: b.username,
-            display_name: b.display_name,
-            groups,
-            expires_at,
-        };
-        let invitation = inviting(&state, &caller, move |i| i.create(&new)).await?;
-        Ok(HttpResponse::Created()
-            .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-            .json(view(&invitation)))
+        let run = invite(&state, &caller, &bytes);
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
     }
     .await
     .map_err(AppError::problem)
+}
+
+async fn invite(state: &AppState, caller: &Caller, bytes: &[u8]) -> Result<(StatusCode, Value), AppError> {
+    let b: CreateBody = body(bytes, false)?;
+    let expires_at = state.clock.now_millis() + ttl_ms(b.expires_in_secs)?;
+    if b.groups.len() > 64 {
+        return Err(AppError::new(Kind::BadRequest, "At most 64 groups.").json());
+    }
+    let (tid, names) = (caller.tenant.id.clone(), b.groups.clone());
+    let groups = state
+        .store(move |db| {
+            names
+                .iter()
+                .map(|n| {
+                    db.group_by_name(&tid, n)?
+                        .map(|g| g.id)
+                        .ok_or_else(|| StoreError::BadReference(format!("no group {n:?} in this tenant")))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(AppError::problem)?;
+    let new = NewInvitation {
+        email: b.email,
+        username: b.username,
+        display_name: b.display_name,
+        groups,
+        expires_at,
+    };
+    let invitation = inviting(state, caller, move |i| i.create(&new)).await?;
+    Ok((StatusCode::CREATED, view(&invitation)))
 }
 
 /// `GET /admin/t/{tenant}/invitations[?status=pending|accepted|expired|revoked]`.

@@ -4,6 +4,7 @@
 //! written to the tenant's audit chain.
 
 mod clients;
+mod idempotency;
 mod invitations;
 
 use crate::flow::throttle::Budget;

@@ -22,6 +22,8 @@ pub enum Kind {
     Conflict,
     /// An `If-Match` that no longer matches (RFC 9110 §13.1.1).
     PreconditionFailed,
+    /// Well-formed but not acceptable (an `Idempotency-Key` reused for another request).
+    Unprocessable,
     PayloadTooLarge,
     UnsupportedMediaType,
     HeadersTooLarge,
@@ -102,6 +104,7 @@ impl AppError {
             Kind::NotFound => "not_found",
             Kind::Conflict => "conflict",
             Kind::PreconditionFailed => "precondition_failed",
+            Kind::Unprocessable => "unprocessable_request",
             Kind::PayloadTooLarge => "request_too_large",
             Kind::UnsupportedMediaType => "unsupported_media_type",
             Kind::HeadersTooLarge => "headers_too_large",
@@ -120,6 +123,7 @@ impl AppError {
             Kind::NotFound => "Not found",
             Kind::Conflict => "Conflict",
             Kind::PreconditionFailed => "Changed meanwhile",
+            Kind::Unprocessable => "Request not processed",
             Kind::PayloadTooLarge => "Request too large",
             Kind::UnsupportedMediaType => "Unsupported content type",
             Kind::HeadersTooLarge => "Request headers too large",
@@ -146,6 +150,7 @@ impl ResponseError for AppError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Kind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -1,0 +1,118 @@
+//! `Idempotency-Key` on creates (IETF draft-ietf-httpapi-idempotency-key-header): a create
+//! retried with the same key (a timeout, a lost answer) gets the first answer again and creates
+//! nothing; the same key with another request is 422, one still running 409. Keys belong to
+//! one admin credential and live 24 hours in the session store (shared by all nodes on Redis).
+//! The stored answer is plain JSON: only for answers that carry no secret.
+
+use super::Caller;
+use crate::state::AppState;
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+const TTL: Duration = Duration::from_secs(24 * 3600);
+const MAX_KEY: usize = 255;
+
+/// What is kept under a key: the request's fingerprint, then the answer once there is one.
+#[derive(Serialize, Deserialize)]
+struct Record {
+    fingerprint: String,
+    status: Option<u16>,
+    body: Option<Value>,
+}
+
+fn answer(status: StatusCode, body: &Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+fn encode(r: &Record) -> Vec<u8> {
+    serde_json::to_vec(r).unwrap_or_default()
+}
+
+/// Runs the create `run` once per `Idempotency-Key` (or every time without one) and answers
+/// what it answered.
+pub(super) async fn once(
+    state: &AppState,
+    caller: &Caller,
+    (req, bytes): (&HttpRequest, &[u8]),
+    run: impl Future<Output = Result<(StatusCode, Value), AppError>>,
+) -> Result<HttpResponse, AppError> {
+    let Some(key) = req.headers().get("idempotency-key") else {
+        return run.await.map(|(status, body)| answer(status, &body));
+    };
+    let key = key
+        .to_str()
+        .ok()
+        .map(|k| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::BadRequest,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            )
+        })?;
+    let slot = format!(
+        "idempotency:{}",
+        latchkey_core::sha256_hex(format!("{}\n{key}", caller.token.id).as_bytes())
+    );
+    let mut seen = format!("{}\n{}\n", req.method(), req.path()).into_bytes();
+    seen.extend_from_slice(bytes);
+    let fingerprint = latchkey_core::sha256_hex(&seen);
+    let t = &caller.tenant.id;
+    let pending = Record {
+        fingerprint: fingerprint.clone(),
+        status: None,
+        body: None,
+    };
+    if state.ephemeral.put_once(t, &slot, &encode(&pending), TTL).await? {
+        return match run.await {
+            Ok((status, body)) => {
+                let done = Record {
+                    fingerprint,
+                    status: Some(status.as_u16()),
+                    body: Some(body.clone()),
+                };
+                state.ephemeral.replace(t, &slot, &encode(&done), TTL).await?;
+                Ok(answer(status, &body))
+            }
+            Err(e) => {
+                // Nothing was made: a corrected retry with the same key may run.
+                state.ephemeral.take(t, &slot).await?;
+                Err(e)
+            }
+        };
+    }
+    let kept = state
+        .ephemeral
+        .peek(t, &slot)
+        .await?
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+    match kept {
+        Some(r) if r.fingerprint != fingerprint => Err(AppError::new(
+            Kind::Unprocessable,
+            "This Idempotency-Key was used for a different request.",
+        )),
+        Some(Record {
+            status: Some(status),
+            body: Some(body),
+            ..
+        }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut res = answer(status, &body);
+            res.headers_mut().insert(
+                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+                actix_web::http::header::HeaderValue::from_static("true"),
+            );
+            Ok(res)
+        }
+        _ => Err(AppError::new(
+            Kind::Conflict,
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+        )),
+    }
+}
