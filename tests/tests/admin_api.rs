@@ -704,6 +704,39 @@ async fn users_are_listed_in_pages_with_filters(s: &TestServer) {
         let (st, _, _) = get(s, &format!("/admin/t/acme/users?{bad}"), &w.a_reader).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
     }
+    // Clients page by name, ties by id: three clients of one name are each seen once.
+    for _ in 0..3 {
+        s.state
+            .db
+            .create_client(&w.a, "test", &NewClient::from(&w.portal))
+            .unwrap();
+    }
+    let all = follow(s, "/admin/t/acme/clients?limit=1", &w.a_reader).await;
+    let ids: Vec<&str> = all.iter().map(|c| c["client_id"].as_str().unwrap()).collect();
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!((ids.len(), unique.len()), (4, 4), "{ids:?}");
+    let (st, _, _) = get(s, "/admin/t/acme/clients?cursor=WyJhIl0", &w.a_reader).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "a cursor of the wrong shape");
+}
+
+/// Every item of a paged list, following `Link: rel="next"` from `path`.
+async fn follow(s: &TestServer, path: &str, token: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut next = Some(path.to_owned());
+    for _ in 0..50 {
+        let Some(path) = next.take() else {
+            return items;
+        };
+        let (st, body, h) = get(s, &path, token).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {body}");
+        items.extend(body.as_array().unwrap().iter().cloned());
+        next = h
+            .get("link")
+            .map(|l| l.to_str().unwrap().split('>').next().unwrap()[1..].to_owned());
+    }
+    panic!("paging did not end");
 }
 
 latchkey_tests::e2e!(

@@ -558,9 +558,27 @@ async fn a_replayed_idempotency_key_creates_nothing(backend: Backend) {
     let other = admin_token(&s, AdminRole::Admin);
     let (st, replayed, _) = post(other, "k-1", body).await;
     assert_eq!((st, replayed), (StatusCode::CONFLICT, false));
-    let (st, _, _) = post(admin, "k 3", json!({"email": "x@acme.test"})).await;
+    let (st, _, _) = post(admin.clone(), "k 3", json!({"email": "x@acme.test"})).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "a key with a space is refused");
     assert_eq!(s.state.db.list_invitations(&t, None).unwrap().len(), 2);
+    // Listed in pages, newest first, with the status filter done in the database.
+    let (st, page) = call(&s, &admin, "GET", "/invitations?limit=1", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(page[0]["email"], "jo@acme.test", "newest first");
+    let (_, revoked) = call(
+        &s,
+        &admin,
+        "POST",
+        &format!("/invitations/{}/revoke", first["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(revoked["status"], "revoked");
+    let (_, pending) = call(&s, &admin, "GET", "/invitations?status=pending", None).await;
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+    assert_eq!(pending[0]["email"], "jo@acme.test");
+    let (st, _) = call(&s, &admin, "GET", "/invitations?status=lost", None).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
     sink.wait_for(2, 10).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(

@@ -37,6 +37,9 @@ pub trait ClientRepo {
     fn create_client(&self, t: &TenantId, actor: &str, new: &NewClient) -> Result<Client>;
     fn client(&self, t: &TenantId, id: &ClientId) -> Result<Option<Client>>;
     fn list_clients(&self, t: &TenantId) -> Result<Vec<Client>>;
+    /// One page by `(name, client_id)`: after `after` (the previous page's last pair), at most
+    /// `limit` (1 to 1000).
+    fn clients_page(&self, t: &TenantId, after: Option<(String, String)>, limit: i64) -> Result<Vec<Client>>;
     /// Replaces the secret's hash (the caller generated and shows the new secret once). With
     /// `overlap_until`, the replaced secret keeps working until then (at most
     /// [`MAX_SECRET_OVERLAP_MS`] ahead); without, it stops at once, as does any older overlap.
@@ -484,6 +487,23 @@ impl ClientRepo for Db {
             .into_iter()
             .map(from_row)
             .collect()
+    }
+
+    fn clients_page(&self, t: &TenantId, after: Option<(String, String)>, limit: i64) -> Result<Vec<Client>> {
+        let mut q = clients::table
+            .filter(clients::tenant_id.eq(t.as_str()))
+            .select(Row::as_select())
+            .order((clients::name.asc(), clients::id.asc()))
+            .limit(limit.clamp(1, 1000))
+            .into_boxed();
+        if let Some((name, id)) = after {
+            q = q.filter(
+                clients::name
+                    .gt(name.clone())
+                    .or(clients::name.eq(name).and(clients::id.gt(id))),
+            );
+        }
+        q.load(&mut *self.conn()?)?.into_iter().map(from_row).collect()
     }
 
     fn set_client_secret_hash(

@@ -132,6 +132,15 @@ pub trait InvitationRepo {
     fn pending_invitation(&self, t: &TenantId, email: &str) -> Result<Option<Invitation>>;
     /// Newest first; `status` filters.
     fn list_invitations(&self, t: &TenantId, status: Option<InvitationStatus>) -> Result<Vec<Invitation>>;
+    /// One page, newest first: after `after` (the previous page's last `(created_at, id)`), at
+    /// most `limit` (1 to 1000), of `status` when given; filtered in the database.
+    fn invitations_page(
+        &self,
+        t: &TenantId,
+        status: Option<InvitationStatus>,
+        after: Option<(UnixMillis, String)>,
+        limit: i64,
+    ) -> Result<Vec<Invitation>>;
     /// Revokes a pending invitation (`Conflict` when it is no longer pending).
     fn revoke_invitation(&self, t: &TenantId, actor: &str, id: &str) -> Result<Invitation>;
     /// A new token (the old one stops working), a new expiry and a new mail, for an invitation
@@ -469,6 +478,47 @@ impl InvitationRepo for Db {
 
     fn pending_invitation(&self, t: &TenantId, email: &str) -> Result<Option<Invitation>> {
         pending_for(&mut *self.conn()?, t, email, self.now())
+    }
+
+    fn invitations_page(
+        &self,
+        t: &TenantId,
+        status: Option<InvitationStatus>,
+        after: Option<(UnixMillis, String)>,
+        limit: i64,
+    ) -> Result<Vec<Invitation>> {
+        use invitations::{accepted_at, created_at, expires_at, id, revoked_at};
+        let now = self.now();
+        let mut q = invitations::table
+            .filter(invitations::tenant_id.eq(t.as_str()))
+            .select(Row::as_select())
+            .order((created_at.desc(), id.asc()))
+            .limit(limit.clamp(1, 1000))
+            .into_boxed();
+        if let Some((at, last)) = after {
+            q = q.filter(created_at.lt(at).or(created_at.eq(at).and(id.gt(last))));
+        }
+        q = match status {
+            None => q,
+            Some(InvitationStatus::Accepted) => q.filter(accepted_at.is_not_null()),
+            Some(InvitationStatus::Revoked) => q.filter(accepted_at.is_null().and(revoked_at.is_not_null())),
+            Some(InvitationStatus::Pending) => q.filter(
+                accepted_at
+                    .is_null()
+                    .and(revoked_at.is_null())
+                    .and(expires_at.gt(now)),
+            ),
+            Some(InvitationStatus::Expired) => q.filter(
+                accepted_at
+                    .is_null()
+                    .and(revoked_at.is_null())
+                    .and(expires_at.le(now)),
+            ),
+        };
+        q.load(&mut *self.conn()?)?
+            .into_iter()
+            .map(|r| from_row(r, now))
+            .collect()
     }
 
     fn list_invitations(&self, t: &TenantId, status: Option<InvitationStatus>) -> Result<Vec<Invitation>> {

@@ -135,21 +135,54 @@ pub(super) async fn list(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    let status = match crate::web::respond::query_param(&req, "status") {
-        Some(s) => Some(
-            s.parse::<InvitationStatus>()
-                .map_err(|e| AppError::new(Kind::BadRequest, e).json())?,
-        ),
-        None => None,
-    };
-    super::audited_read(
-        &req,
-        &state,
-        &slug,
-        ("invitation.list", "invitations".into(), "invitations"),
-        move |db, t| db.list_invitations(&t, status).map(Some),
-    )
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+        status: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let q: Query = super::query(&req)?;
+        let status = q
+            .status
+            .as_deref()
+            .map(str::parse::<InvitationStatus>)
+            .transpose()
+            .map_err(|e| AppError::new(Kind::BadRequest, e))?;
+        let (limit, after) = super::paging(q.limit, q.cursor.as_deref())?;
+        let bad = || AppError::new(Kind::BadRequest, "cursor is not one this API returned");
+        let after = after
+            .map(|k| {
+                Ok::<_, AppError>((
+                    k.first().and_then(Value::as_i64).ok_or_else(bad)?,
+                    super::key_str(&k, 1)?,
+                ))
+            })
+            .transpose()?;
+        let tid = caller.tenant.id.clone();
+        let found = state
+            .store(move |db| db.invitations_page(&tid, status, after, limit))
+            .await?;
+        let details = json!({"invitations": found.len(), "status": q.status});
+        let target = "invitations";
+        super::audit(
+            &state,
+            &caller,
+            latchkey_core::Outcome::Success,
+            "invitation.list",
+            target,
+            details,
+        )
+        .await?;
+        let views: Vec<Value> = found.iter().map(view).collect();
+        let filters: Vec<(&str, String)> = q.status.into_iter().map(|s| ("status", s)).collect();
+        let key = |v: &Value| json!([v["created_at"], v["id"]]);
+        Ok(super::paged(&req, &views, limit, key, &filters))
+    }
     .await
+    .map_err(AppError::problem)
 }
 
 /// `POST /admin/t/{tenant}/invitations/{id}/revoke`: 409 when no longer pending.

@@ -210,10 +210,8 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     .map_err(AppError::problem)
 }
 
-/// `GET /admin/t/{tenant}/users`: a page of users in username order (`limit` 1-1000, default
-/// 100), filtered by `status` and `q` (a username or email prefix). The body is the page's
-/// array; a full page has a `Link: <…>; rel="next"` (RFC 8288) whose opaque `cursor` continues
-/// after its last user.
+/// `GET /admin/t/{tenant}/users`: a page of users in username order, filtered by `status` and
+/// `q` (a username or email prefix); see [`paged`].
 async fn list_users(
     req: HttpRequest,
     slug: web::Path<String>,
@@ -229,14 +227,9 @@ async fn list_users(
     }
     async {
         let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-        let q = web::Query::<Query>::from_query(req.query_string())
-            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
-            .into_inner();
-        let after = q.cursor.as_deref().map(cursor_value).transpose()?;
-        let limit = q.limit.unwrap_or(100);
-        if !(1..=1000).contains(&limit) {
-            return Err(AppError::new(Kind::BadRequest, "limit must be 1 to 1000"));
-        }
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after.map(|k| key_str(&k, 0)).transpose()?;
         let query = latchkey_store::UserQuery {
             after,
             limit,
@@ -247,45 +240,85 @@ async fn list_users(
         let users = state.store(move |db| db.users_page(&tid, &query)).await?;
         let details = json!({"users": users.len(), "status": q.status, "q": q.q});
         audit(&state, &caller, Outcome::Success, "user.list", "users", details).await?;
-        let mut res = json_ok(&users);
-        if users.len() == usize::try_from(limit).unwrap_or(0)
-            && let Some(last) = users.last()
-        {
-            let mut next = url::form_urlencoded::Serializer::new(String::new());
-            next.append_pair("limit", &limit.to_string());
-            next.append_pair("cursor", &cursor_of(&last.username));
-            if let Some(st) = q.status {
-                next.append_pair("status", st.as_str());
-            }
-            if let Some(p) = &q.q {
-                next.append_pair("q", p);
-            }
-            let link = format!("<{}?{}>; rel=\"next\"", req.path(), next.finish());
-            if let Ok(v) = header::HeaderValue::from_str(&link) {
-                res.headers_mut().insert(header::LINK, v);
-            }
+        let mut filters = Vec::new();
+        if let Some(st) = q.status {
+            filters.push(("status", st.as_str().to_owned()));
         }
-        Ok(res)
+        if let Some(p) = q.q {
+            filters.push(("q", p));
+        }
+        Ok(paged(&req, &users, limit, |u| json!([u.username]), &filters))
     }
     .await
     .map_err(AppError::problem)
 }
 
-/// An opaque page cursor for the key `key` (base64url, so it travels in a URL unchanged).
-fn cursor_of(key: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
+/// A list call's query string, unknown parameters refused.
+fn query<Q: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<Q, AppError> {
+    web::Query::<Q>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))
 }
 
-/// The key a cursor carries; 400 for one this API did not make.
-fn cursor_value(cursor: &str) -> Result<String, AppError> {
+/// `limit` (1 to 1000, default 100) and the key a `cursor` carries.
+fn paging(
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<(i64, Option<Vec<serde_json::Value>>), AppError> {
     use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|k| !k.is_empty() && k.len() <= 512)
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::new(Kind::BadRequest, "limit must be 1 to 1000"));
+    }
+    let after = cursor
+        .map(|c| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .filter(|b| b.len() <= 1024)
+                .and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok())
+                .ok_or_else(|| AppError::new(Kind::BadRequest, "cursor is not one this API returned"))
+        })
+        .transpose()?;
+    Ok((limit, after))
+}
+
+/// Part `i` of a cursor's key as text (400 when it is not).
+fn key_str(key: &[serde_json::Value], i: usize) -> Result<String, AppError> {
+    key.get(i)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
         .ok_or_else(|| AppError::new(Kind::BadRequest, "cursor is not one this API returned"))
+}
+
+/// A page as a JSON array. A full page has `Link: <…>; rel="next"` (RFC 8288) with the same
+/// `filters` and an opaque cursor holding `key` of its last item, so the next page starts
+/// after it however the list changes meanwhile.
+fn paged<T: serde::Serialize>(
+    req: &HttpRequest,
+    items: &[T],
+    limit: i64,
+    key: impl Fn(&T) -> serde_json::Value,
+    filters: &[(&str, String)],
+) -> HttpResponse {
+    use base64::Engine as _;
+    let mut res = json_ok(&items);
+    if items.len() == usize::try_from(limit).unwrap_or(0)
+        && let Some(last) = items.last()
+    {
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key(last).to_string());
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        next.append_pair("limit", &limit.to_string());
+        next.append_pair("cursor", &cursor);
+        for (k, v) in filters {
+            next.append_pair(k, v);
+        }
+        let link = format!("<{}?{}>; rel=\"next\"", req.path(), next.finish());
+        if let Ok(v) = header::HeaderValue::from_str(&link) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    res
 }
 
 async fn get_user(
@@ -305,19 +338,47 @@ async fn get_user(
     .await
 }
 
+/// `GET /admin/t/{tenant}/clients`: a page of clients by name; see [`paged`].
 async fn list_clients(
     req: HttpRequest,
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    audited_read(
-        &req,
-        &state,
-        &slug,
-        ("client.list", "clients".into(), "clients"),
-        |db, t| db.list_clients(&t).map(Some),
-    )
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after
+            .map(|k| Ok::<_, AppError>((key_str(&k, 0)?, key_str(&k, 1)?)))
+            .transpose()?;
+        let tid = caller.tenant.id.clone();
+        let clients = state.store(move |db| db.clients_page(&tid, after, limit)).await?;
+        let details = json!({"clients": clients.len()});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "client.list",
+            "clients",
+            details,
+        )
+        .await?;
+        Ok(paged(
+            &req,
+            &clients,
+            limit,
+            |c| json!([c.name, c.client_id]),
+            &[],
+        ))
+    }
     .await
+    .map_err(AppError::problem)
 }
 
 async fn set_status(
