@@ -739,7 +739,90 @@ async fn follow(s: &TestServer, path: &str, token: &str) -> Vec<Value> {
     panic!("paging did not end");
 }
 
+/// `POST …/clients` with the CLI's defaults, its secret shown once and replayed (sealed) under
+/// an `Idempotency-Key`; `DELETE` ends it; bad registrations are 400 (issue 21).
+async fn clients_are_created_once_and_deleted(s: &TestServer) {
+    let w = world(s);
+    let create = |token: &str, key: Option<&'static str>, body: &'static str| {
+        let mut r = TestServer::client()
+            .post(s.url("/admin/t/acme/clients"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(k) = key {
+            r = r.header("idempotency-key", k);
+        }
+        r.send()
+    };
+    let body = r#"{"name": "Batch", "grant_types": ["client_credentials"], "scopes": ["reports"]}"#;
+    let res = create(&w.a_admin, Some("batch-1"), body).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first: Value = res.json().await.unwrap();
+    let (id, secret) = (
+        first["client_id"].as_str().unwrap().to_owned(),
+        first["client_secret"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(first["auth_method"], "client_secret_basic", "the CLI's default");
+    let res = create(&w.a_admin, Some("batch-1"), body).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().contains_key("idempotent-replayed"));
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again, first, "the same client and secret, not a second client");
+    assert_eq!(s.state.db.list_clients(&w.a).unwrap().len(), 2);
+    assert_eq!(
+        cc_token(s, &id, &secret).await,
+        StatusCode::OK,
+        "the secret works"
+    );
+    // Refused: a public client for client_credentials, an unknown field, a reader.
+    for bad in [
+        r#"{"name": "SPA", "client_type": "public", "grant_types": ["client_credentials"]}"#,
+        r#"{"name": "X", "client_secret": "chosen"}"#,
+        r#"{"grant_types": ["client_credentials"]}"#,
+    ] {
+        let res = create(&w.a_admin, None, bad).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(
+        create(&w.a_reader, None, body).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(s.state.db.list_clients(&w.a).unwrap().len(), 2);
+    // Deleting: a stale If-Match is 412; then gone, and its secret with it.
+    let del = |m: Option<&'static str>| {
+        let mut r = TestServer::client()
+            .delete(s.url(&format!("/admin/t/acme/clients/{id}")))
+            .bearer_auth(&w.a_admin);
+        if let Some(m) = m {
+            r = r.header("if-match", m);
+        }
+        r.send()
+    };
+    assert_eq!(
+        del(Some("\"1\"")).await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(del(None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(del(None).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(cc_token(s, &id, &secret).await, StatusCode::UNAUTHORIZED);
+    let actions: Vec<String> = s
+        .state
+        .db
+        .audit_events(&w.a, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    let count = |a: &str| actions.iter().filter(|x| *x == a).count();
+    assert_eq!(
+        (count("client.create"), count("client.delete")),
+        (2, 1),
+        "{actions:?}"
+    );
+}
+
 latchkey_tests::e2e!(
+    clients_are_created_once_and_deleted,
     users_are_listed_in_pages_with_filters,
     clients_change_by_merge_patch_under_if_match,
     parallel_guesses_get_no_more_than_the_limit,

@@ -6,6 +6,7 @@
 //! Architecture Invariant: nothing here depends on actix or knows a route.
 
 pub mod cache;
+pub mod clients;
 mod error;
 pub mod invite;
 pub mod mail;

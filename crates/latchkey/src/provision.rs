@@ -4,28 +4,15 @@
 use crate::cli::ClientCreate;
 use crate::context::Context;
 use crate::error::CliError;
-use latchkey_core::{
-    AuthMethod, Client, ClientSettings, ClientType, GrantType, OsRng, Rng, Tenant, random_token, sha256_hex,
-};
+use latchkey_core::{Client, ClientSettings, ClientType, OsRng, Tenant};
 use latchkey_mfa::{HashParams, check_password_policy, hash_password};
-use latchkey_store::{ClientRepo, NewClient};
+use latchkey_services::clients::{ClientSpec, registration};
+use latchkey_store::ClientRepo;
 
-/// 256-bit client secret: returned to show once, stored as its SHA-256.
-pub fn new_secret(rng: &dyn Rng) -> (String, String) {
-    let secret = random_token(rng, 32);
-    let hash = sha256_hex(secret.as_bytes());
-    (secret, hash)
-}
+pub use latchkey_services::clients::{new_secret, uses_secret};
 
-/// Whether clients with this method authenticate with a secret we issue.
-pub fn uses_secret(method: AuthMethod) -> bool {
-    matches!(
-        method,
-        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
-    )
-}
-
-/// Fills in the defaults an operator expects and registers the client; returns it and its secret.
+/// Fills in the defaults an operator expects (`latchkey_services::clients`, shared with the
+/// admin API) and registers the client; returns it and its secret.
 pub fn create_client(
     ctx: &Context<'_>,
     tenant: &Tenant,
@@ -37,25 +24,18 @@ pub fn create_client(
         ));
     }
     let jwks = spec.jwks_file.as_deref().map(read_jwks).transpose()?;
-    let auth_method = spec.auth_method.unwrap_or(if spec.public {
-        AuthMethod::None
-    } else {
-        AuthMethod::ClientSecretBasic
-    });
-    let secret = uses_secret(auth_method).then(|| new_secret(&OsRng));
-    let new = NewClient {
+    let wanted = ClientSpec {
         name: spec.name.clone(),
         client_type: if spec.public {
             ClientType::Public
         } else {
             ClientType::Confidential
         },
-        auth_method,
-        secret_hash: secret.as_ref().map(|(_, hash)| hash.clone()),
+        auth_method: spec.auth_method,
         redirect_uris: spec.redirect_uris.clone(),
         post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
-        grant_types: grant_types(&spec.grants),
-        scopes: scopes(&spec.scopes),
+        grant_types: spec.grants.clone(),
+        scopes: spec.scopes.clone(),
         access_token_format: spec.access_token_format,
         require_pkce: !spec.no_pkce,
         introspect_others: spec.introspect_others,
@@ -72,33 +52,11 @@ pub fn create_client(
             claims: latchkey_core::ClaimsConfig::default(),
         },
     };
+    let (new, secret) = registration(&wanted, &OsRng).map_err(latchkey_store::StoreError::from)?;
     let client = ctx.db.create_client(&tenant.id, ctx.actor(), &new)?;
-    Ok((client, secret.map(|(secret, _)| secret)))
+    Ok((client, secret))
 }
 
-/// The code flow with refresh unless told otherwise.
-fn grant_types(given: &[GrantType]) -> Vec<GrantType> {
-    if given.is_empty() {
-        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
-    } else {
-        let mut grants = given.to_vec();
-        grants.dedup();
-        grants
-    }
-}
-
-/// The OpenID Connect basics, refresh, and the user's roles and groups unless told otherwise.
-fn scopes(given: &[String]) -> Vec<String> {
-    if given.is_empty() {
-        ["openid", "profile", "email", "offline_access", "roles", "groups"]
-            .map(String::from)
-            .to_vec()
-    } else {
-        given.to_vec()
-    }
-}
-
-/// The client's public JWK Set for private_key_jwt, from `--jwks-file`.
 fn read_jwks(path: &std::path::Path) -> Result<serde_json::Value, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::File {
         flag: "--jwks-file",
@@ -120,17 +78,4 @@ pub fn password_hash(
     check_password_policy(password, &tenant.policy.password, &identifiers)
         .map_err(CliError::PasswordPolicy)?;
     hash_password(password, HashParams::default(), &OsRng).map_err(CliError::PasswordHash)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_secret_is_256_bits_and_stored_as_sha256() {
-        let (secret, hash) = new_secret(&OsRng);
-        assert_eq!(secret.len(), 43);
-        assert_eq!(hash, sha256_hex(secret.as_bytes()));
-        assert_ne!(new_secret(&OsRng).0, secret);
-    }
 }

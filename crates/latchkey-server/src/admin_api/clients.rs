@@ -9,6 +9,7 @@ use crate::web::errors::{AppError, Kind};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{AdminRole, Client, ClientId, Outcome, UnixMillis};
+use latchkey_services::clients::{ClientSpec, registration};
 use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS, StoreError};
 use serde_json::{Value, json};
 
@@ -56,6 +57,75 @@ async fn caller_and_id(
 ) -> Result<(Caller, ClientId), AppError> {
     let (slug, id) = path.into_inner();
     Ok((authenticate(req, state, &slug, need).await?, ClientId(id)))
+}
+
+/// `POST /admin/t/{tenant}/clients`: registers a client from a [`ClientSpec`] (the defaults of
+/// `latchkey client create`); 201 with the client and, for the secret methods, its
+/// `client_secret` (in this answer only). With `Idempotency-Key`, a retry gets the same answer.
+pub(super) async fn create(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let run = async {
+            let spec: ClientSpec = serde_json::from_slice(&bytes)
+                .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")))?;
+            let (new, secret) = registration(&spec, &*state.rng).map_err(StoreError::from)?;
+            let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+            let client = state
+                .store(move |db| db.create_client(&tid, &actor, &new))
+                .await?;
+            let mut view = serde_json::to_value(&client).map_err(|e| AppError::internal("client", e))?;
+            view["client_secret"] = json!(secret);
+            Ok((actix_web::http::StatusCode::CREATED, view))
+        };
+        if bytes.len() > super::MAX_BODY {
+            return Err(AppError::new(
+                Kind::PayloadTooLarge,
+                "The request body is too large.",
+            ));
+        }
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE /admin/t/{tenant}/clients/{id}`: deletes the client (its grants and tokens stop
+/// working); with `If-Match`, 412 when it changed since.
+pub(super) async fn delete(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Admin).await?;
+        let version = if_match(&req)?;
+        let (tid, id, actor) = (caller.tenant.id.clone(), cid.clone(), caller.actor());
+        state
+            .store(move |db| {
+                if let Some(v) = version {
+                    let now = db
+                        .client(&tid, &id)?
+                        .ok_or(StoreError::NotFound { what: "client" })?;
+                    if now.updated_at != v {
+                        return Err(StoreError::Stale(format!(
+                            "client {id} changed since version {v}"
+                        )));
+                    }
+                }
+                db.delete_client(&tid, &actor, &id)
+            })
+            .await
+            .map_err(missing("client"))?;
+        state.clients.remove(&(caller.tenant.id.clone(), cid.clone()));
+        Ok(json_ok(&json!({"deleted": "client", "client_id": cid})))
+    }
+    .await
+    .map_err(AppError::problem)
 }
 
 /// `GET /admin/t/{tenant}/clients/{id}`: the client with its `ETag`.

@@ -2,7 +2,7 @@
 //! retried with the same key (a timeout, a lost answer) gets the first answer again and creates
 //! nothing; the same key with another request is 422, one still running 409. Keys belong to
 //! one admin credential and live 24 hours in the session store (shared by all nodes on Redis).
-//! The stored answer is plain JSON: only for answers that carry no secret.
+//! The stored answer is sealed under the tenant's data key: a created client's secret is in it.
 
 use super::Caller;
 use crate::state::AppState;
@@ -16,12 +16,35 @@ use std::time::Duration;
 const TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_KEY: usize = 255;
 
-/// What is kept under a key: the request's fingerprint, then the answer once there is one.
+/// What is kept under a key: the request's fingerprint, then the answer once there is one
+/// (its body sealed).
 #[derive(Serialize, Deserialize)]
 struct Record {
     fingerprint: String,
     status: Option<u16>,
-    body: Option<Value>,
+    sealed: Option<String>,
+}
+
+fn aad<'a>(tenant: &'a str, slot: &'a str) -> latchkey_keys::Aad<'a> {
+    latchkey_keys::Aad {
+        tenant,
+        table: "idempotency",
+        column: "answer",
+        row: slot,
+    }
+}
+
+async fn seal(state: &AppState, caller: &Caller, slot: &str, body: &Value) -> Result<String, AppError> {
+    let (keys, t, slot) = (state.keys.clone(), caller.tenant.id.clone(), slot.to_owned());
+    let plain = body.to_string().into_bytes();
+    crate::web::blocking::blocking(move || keys.seal(&t, aad(t.as_str(), &slot), &plain)).await
+}
+
+async fn open(state: &AppState, caller: &Caller, slot: &str, sealed: String) -> Result<Value, AppError> {
+    let (keys, t, slot) = (state.keys.clone(), caller.tenant.id.clone(), slot.to_owned());
+    let plain =
+        crate::web::blocking::blocking(move || keys.open_sealed(&t, aad(t.as_str(), &slot), &sealed)).await?;
+    serde_json::from_slice(&plain).map_err(|e| AppError::internal("idempotent answer", e))
 }
 
 fn answer(status: StatusCode, body: &Value) -> HttpResponse {
@@ -67,7 +90,7 @@ pub(super) async fn once(
     let pending = Record {
         fingerprint: fingerprint.clone(),
         status: None,
-        body: None,
+        sealed: None,
     };
     if state.ephemeral.put_once(t, &slot, &encode(&pending), TTL).await? {
         return match run.await {
@@ -75,7 +98,7 @@ pub(super) async fn once(
                 let done = Record {
                     fingerprint,
                     status: Some(status.as_u16()),
-                    body: Some(body.clone()),
+                    sealed: Some(seal(state, caller, &slot, &body).await?),
                 };
                 state.ephemeral.replace(t, &slot, &encode(&done), TTL).await?;
                 Ok(answer(status, &body))
@@ -99,10 +122,11 @@ pub(super) async fn once(
         )),
         Some(Record {
             status: Some(status),
-            body: Some(body),
+            sealed: Some(sealed),
             ..
         }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let body = open(state, caller, &slot, sealed).await?;
             let mut res = answer(status, &body);
             res.headers_mut().insert(
                 actix_web::http::header::HeaderName::from_static("idempotent-replayed"),

@@ -39,6 +39,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
             .route("/invitations/{id}/resend", web::post().to(invitations::resend))
             .route("/clients", web::get().to(list_clients))
+            .route("/clients", web::post().to(clients::create))
+            .route("/clients/{id}", web::delete().to(clients::delete))
             .route("/clients/{id}", web::get().to(clients::get))
             .route("/clients/{id}", web::patch().to(clients::update))
             .route(
