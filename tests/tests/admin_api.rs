@@ -5,7 +5,7 @@
 
 use latchkey_core::{AdminRole, Client, TenantId, TenantPolicy, User, UserStatus, sha256_hex};
 use latchkey_store::{
-    AdminTokenRepo, AuditRepo, ClientRepo, NewClient, NewTenant, NewUser, TenantRepo, UserRepo,
+    AdminTokenRepo, AuditRepo, ClientRepo, GroupRepo, NewClient, NewTenant, NewUser, TenantRepo, UserRepo,
 };
 use latchkey_tests::TestServer;
 use reqwest::StatusCode;
@@ -821,7 +821,159 @@ async fn clients_are_created_once_and_deleted(s: &TestServer) {
     );
 }
 
+/// Any call with an optional JSON body: its status and JSON answer.
+async fn call(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = TestServer::client()
+        .request(method, s.url(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_owned());
+    }
+    let res = r.send().await.unwrap();
+    let st = res.status();
+    (st, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Over the API: groups `staff` ⊃ `finance` ∋ alice, and role `employee` assigned to `staff`;
+/// returns (staff, finance, employee). A taken name and a cycle are 409.
+async fn api_groups(s: &TestServer, w: &World) -> (String, String, String) {
+    let admin = w.a_admin.as_str();
+    let made = |v: &Value| v["id"].as_str().unwrap().to_owned();
+    let create = |body: &'static str| call(s, "POST", "/admin/t/acme/groups", admin, Some(body));
+    let (st, staff) = create(r#"{"name":"staff"}"#).await;
+    assert_eq!(st, StatusCode::CREATED, "{staff}");
+    let (staff, finance) = (made(&staff), made(&create(r#"{"name":"finance"}"#).await.1));
+    assert_eq!(
+        create(r#"{"name":"staff"}"#).await.0,
+        StatusCode::CONFLICT,
+        "a taken name"
+    );
+    let member = |g: &str, kind: &str, m: &str| format!("/admin/t/acme/groups/{g}/members/{kind}/{m}");
+    let put = |path: String| async move { call(s, "PUT", &path, admin, None).await.0 };
+    assert_eq!(put(member(&staff, "groups", &finance)).await, StatusCode::OK);
+    assert_eq!(
+        put(member(&finance, "groups", &staff)).await,
+        StatusCode::CONFLICT,
+        "a cycle"
+    );
+    assert_eq!(
+        put(member(&finance, "users", w.alice.id.as_str())).await,
+        StatusCode::OK
+    );
+    let roles = "/admin/t/acme/roles";
+    let (st, role) = call(s, "POST", roles, admin, Some(r#"{"name":"employee"}"#)).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let role = made(&role);
+    assert_eq!(
+        put(format!("{roles}/{role}/groups/{staff}")).await,
+        StatusCode::OK
+    );
+    (staff, finance, role)
+}
+
+/// Groups nest, members join, and a role assigned to the outer group reaches alice at once;
+/// reads show the members and roles, and groups page by path (issue 21).
+async fn groups_nest_and_roles_follow_over_the_api(s: &TestServer) {
+    let w = world(s);
+    let (staff, _, _) = api_groups(s, &w).await;
+    let access = s.state.db.effective_access(&w.a, &w.alice.id).unwrap();
+    assert_eq!(access.roles, ["employee"], "through two levels");
+    let (_, shown) = call(
+        s,
+        "GET",
+        &format!("/admin/t/acme/groups/{staff}"),
+        &w.a_reader,
+        None,
+    )
+    .await;
+    assert_eq!(shown["roles"], serde_json::json!(["employee"]));
+    assert_eq!(shown["members"]["groups"][0]["path"], "/staff/finance");
+    let paths: Vec<Value> = follow(s, "/admin/t/acme/groups?limit=1", &w.a_reader)
+        .await
+        .into_iter()
+        .map(|g| g["path"].clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [serde_json::json!("/staff"), serde_json::json!("/staff/finance")]
+    );
+    let actions: Vec<String> = s
+        .state
+        .db
+        .audit_events(&w.a, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in ["group.create", "role.create", "group.read", "group.list"] {
+        assert!(actions.contains(&a.to_owned()), "{a} in {actions:?}");
+    }
+}
+
+/// Patches name only what may change; readers, other tenants and unknown kinds are refused;
+/// unassigning and deleting take effect at once.
+async fn group_changes_are_checked_and_undone_over_the_api(s: &TestServer) {
+    let w = world(s);
+    let (staff, finance, role) = api_groups(s, &w).await;
+    let admin = w.a_admin.as_str();
+    let g = |rest: &str| format!("/admin/t/acme/groups/{rest}");
+    let (st, patched) = call(
+        s,
+        "PATCH",
+        &g(&finance),
+        admin,
+        Some(r#"{"description":"Money"}"#),
+    )
+    .await;
+    assert_eq!(
+        (st, patched["description"].as_str()),
+        (StatusCode::OK, Some("Money"))
+    );
+    let (st, _) = call(s, "PATCH", &g(&finance), admin, Some(r#"{"parent_id":"x"}"#)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let alice = w.alice.id.as_str();
+    let alice_in = g(&format!("{finance}/members/users/{alice}"));
+    assert_eq!(
+        call(s, "DELETE", &alice_in, &w.a_reader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let beta = format!("/admin/t/beta/groups/{staff}/members/users/{alice}");
+    assert_eq!(
+        call(s, "PUT", &beta, &w.b_admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let robots = g(&format!("{finance}/members/robots/{alice}"));
+    assert_eq!(
+        call(s, "PUT", &robots, admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let assign = format!("/admin/t/acme/roles/{role}/groups/{staff}");
+    assert_eq!(call(s, "DELETE", &assign, admin, None).await.0, StatusCode::OK);
+    assert!(
+        s.state
+            .db
+            .effective_access(&w.a, &w.alice.id)
+            .unwrap()
+            .roles
+            .is_empty()
+    );
+    assert_eq!(call(s, "DELETE", &g(&staff), admin, None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(s, "GET", &g(&staff), &w.a_reader, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
 latchkey_tests::e2e!(
+    groups_nest_and_roles_follow_over_the_api,
+    group_changes_are_checked_and_undone_over_the_api,
     clients_are_created_once_and_deleted,
     users_are_listed_in_pages_with_filters,
     clients_change_by_merge_patch_under_if_match,

@@ -45,6 +45,8 @@ pub trait GroupRepo {
     /// Every group of the tenant with its path, by path.
     fn list_groups(&self, t: &TenantId) -> Result<Vec<Group>>;
     fn group_by_name(&self, t: &TenantId, name: &str) -> Result<Option<Group>>;
+    /// The group with its path, if it is in tenant `t`.
+    fn group(&self, t: &TenantId, id: &GroupId) -> Result<Option<Group>>;
     fn update_group(&self, t: &TenantId, actor: &str, id: &GroupId, update: &GroupUpdate) -> Result<Group>;
     /// Deletes the group, its memberships and role assignments; groups inside it become
     /// top-level groups.
@@ -567,6 +569,15 @@ impl GroupRepo for Db {
     fn list_groups(&self, t: &TenantId) -> Result<Vec<Group>> {
         let mut conn = self.conn()?;
         Ok(with_paths(group_rows(&mut conn, t, None)?))
+    }
+
+    fn group(&self, t: &TenantId, id: &GroupId) -> Result<Option<Group>> {
+        let mut conn = self.conn()?;
+        match one_group(&mut conn, t, id) {
+            Ok(g) => Ok(Some(g)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn group_by_name(&self, t: &TenantId, name: &str) -> Result<Option<Group>> {

@@ -4,6 +4,7 @@
 //! written to the tenant's audit chain.
 
 mod clients;
+mod groups;
 mod idempotency;
 mod invitations;
 
@@ -46,6 +47,30 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/clients/{id}/rotate-secret",
                 web::post().to(clients::rotate_secret),
+            )
+            .route("/groups", web::get().to(groups::list_groups))
+            .route("/groups", web::post().to(groups::create_group))
+            .route("/groups/{id}", web::get().to(groups::get_group))
+            .route("/groups/{id}", web::patch().to(groups::update_group))
+            .route("/groups/{id}", web::delete().to(groups::delete_group))
+            .route(
+                "/groups/{id}/members/{kind}/{member}",
+                web::put().to(groups::member),
+            )
+            .route(
+                "/groups/{id}/members/{kind}/{member}",
+                web::delete().to(groups::member),
+            )
+            .route("/roles", web::get().to(groups::list_roles))
+            .route("/roles", web::post().to(groups::create_role))
+            .route("/roles/{id}", web::delete().to(groups::delete_role))
+            .route(
+                "/roles/{id}/{kind}/{principal}",
+                web::put().to(groups::assignment),
+            )
+            .route(
+                "/roles/{id}/{kind}/{principal}",
+                web::delete().to(groups::assignment),
             )
             .route("/audit", web::get().to(search_audit)),
     );

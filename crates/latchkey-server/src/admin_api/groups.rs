@@ -1,0 +1,355 @@
+//! `/admin/t/{tenant}/groups…` and `/roles…`: groups and their members, tenant roles and their
+//! assignment to users and groups, as the CLI's `group` and `role` commands do them. Writes
+//! need the admin role and are audited by the store; reads are audited here.
+
+use super::{Caller, audit, authenticate, body, json_ok, key_str, missing, not_found, paged, paging, query};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{AdminRole, AnyRole, GroupId, Outcome, Principal, RoleId, TenantId, UserId};
+use latchkey_store::{Db, GroupRepo, GroupUpdate, RoleRepo, StoreError};
+use serde_json::{Value, json};
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewBody {
+    name: String,
+    description: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// A page of `items` (sorted by `key`) after the cursor's key.
+fn page_of<T: serde::Serialize>(
+    req: &HttpRequest,
+    mut items: Vec<T>,
+    q: &PageQuery,
+    key: impl Fn(&T) -> String,
+) -> Result<(HttpResponse, usize), AppError> {
+    let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+    let after = after.map(|k| key_str(&k, 0)).transpose()?;
+    items.sort_by_key(&key);
+    let page: Vec<T> = items
+        .into_iter()
+        .filter(|i| after.as_ref().is_none_or(|a| key(i).as_str() > a.as_str()))
+        .take(usize::try_from(limit).unwrap_or(100))
+        .collect();
+    let n = page.len();
+    Ok((paged(req, &page, limit, |i| json!([key(i)]), &[]), n))
+}
+
+/// A reader's page of one kind of the tenant's objects (fetched whole, sorted by `key`; a tenant
+/// has tens of groups and roles, not millions), audited `action` on `what`.
+async fn list_of<T: serde::Serialize + Send + 'static>(
+    (req, slug, state): (&HttpRequest, &str, &AppState),
+    (action, what): (&str, &str),
+    fetch: impl FnOnce(&Db, &TenantId) -> Result<Vec<T>, StoreError> + Send + 'static,
+    key: impl Fn(&T) -> String,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
+        let q: PageQuery = query(req)?;
+        let tid = caller.tenant.id.clone();
+        let all = state.store(move |db| fetch(db, &tid)).await?;
+        let (res, n) = page_of(req, all, &q, key)?;
+        audit(state, &caller, Outcome::Success, action, what, json!({what: n})).await?;
+        Ok(res)
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// An admin's create from `{"name", "description"}`: 201 with what `make` made;
+/// `Idempotency-Key` works.
+async fn create_named<T: serde::Serialize + Send + 'static>(
+    (req, slug, state): (&HttpRequest, &str, &AppState),
+    bytes: &[u8],
+    make: impl FnOnce(&Db, &TenantId, &str, &NewBody) -> Result<T, StoreError> + Send + 'static,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(req, state, slug, AdminRole::Admin).await?;
+        let run = async {
+            let b: NewBody = body(bytes, false)?;
+            let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+            let created = state.store(move |db| make(db, &tid, &actor, &b)).await?;
+            Ok((StatusCode::CREATED, json!(created)))
+        };
+        super::idempotency::once(state, &caller, (req, bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET …/groups`: a page of groups by path (`/staff/finance`).
+pub(super) async fn list_groups(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let fetch = |db: &Db, t: &TenantId| db.list_groups(t);
+    list_of((&req, &slug, &state), ("group.list", "groups"), fetch, |g| {
+        g.path.clone()
+    })
+    .await
+}
+
+/// `POST …/groups` `{"name", "description"}`: 201 with the group (top level; nest it with the
+/// members call).
+pub(super) async fn create_group(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    create_named((&req, &slug, &state), &bytes, |db, t, actor, b| {
+        db.create_group(t, actor, &b.name, b.description.as_deref())
+    })
+    .await
+}
+
+/// `GET …/groups/{id}`: the group, its direct members and the roles assigned to it.
+pub(super) async fn get_group(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let (tid, gid) = (caller.tenant.id.clone(), GroupId(id.clone()));
+        let found = state
+            .store(move |db| {
+                let Some(g) = db.group(&tid, &gid)? else {
+                    return Ok(None);
+                };
+                let members = db.group_members(&tid, &gid)?;
+                let (roles, client_roles) = db.roles_of_group(&tid, &gid)?;
+                Ok::<_, StoreError>(Some((g, members, roles, client_roles)))
+            })
+            .await?;
+        let (g, members, roles, client_roles) = found.ok_or_else(|| not_found("group"))?;
+        let users: Vec<Value> = members
+            .users
+            .iter()
+            .map(|(id, name)| json!({"id": id, "username": name}))
+            .collect();
+        let target = format!("group:{id}");
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "group.read",
+            &target,
+            json!({}),
+        )
+        .await?;
+        Ok(json_ok(&json!({
+            "group": g,
+            "members": {"users": users, "groups": members.groups},
+            "roles": roles,
+            "client_roles": client_roles,
+        })))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `PATCH …/groups/{id}`: a merge patch of `name` and `description` (`null` clears it).
+pub(super) async fn update_group(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let merge: serde_json::Map<String, Value> = body::<Value>(&bytes, false)?
+            .as_object()
+            .cloned()
+            .ok_or_else(|| AppError::new(Kind::BadRequest, "a merge patch is a JSON object"))?;
+        let text = |v: &Value, what: &str| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| AppError::new(Kind::BadRequest, format!("{what} must be a string")))
+        };
+        let mut update = GroupUpdate::default();
+        for (k, v) in &merge {
+            match k.as_str() {
+                "name" => update.name = Some(text(v, "name")?),
+                "description" if v.is_null() => update.description = Some(None),
+                "description" => update.description = Some(Some(text(v, "description")?)),
+                other => {
+                    let m = format!("unknown or fixed field {other:?}: name and description change");
+                    return Err(AppError::new(Kind::BadRequest, m));
+                }
+            }
+        }
+        let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id), caller.actor());
+        let g = state
+            .store(move |db| db.update_group(&tid, &actor, &gid, &update))
+            .await
+            .map_err(missing("group"))?;
+        Ok(json_ok(&g))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE …/groups/{id}`: its memberships and role assignments go; groups inside it become
+/// top-level groups.
+pub(super) async fn delete_group(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id.clone()), caller.actor());
+        state
+            .store(move |db| db.delete_group(&tid, &actor, &gid))
+            .await
+            .map_err(missing("group"))?;
+        Ok(json_ok(&json!({"deleted": "group", "id": id})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// For calls whose only input is the path: a reference the store can't find in the tenant is
+/// a 404 like any other missing object, never a hint that it exists elsewhere.
+fn path_refs(e: AppError) -> AppError {
+    if matches!(e.kind, Kind::NotFound | Kind::BadRequest) {
+        AppError::not_found(e.message).json()
+    } else {
+        e.json()
+    }
+}
+
+/// A user or group named in a path: `users/{id}` or `groups/{id}`.
+fn principal(kind: &str, id: String) -> Result<Principal, AppError> {
+    match kind {
+        "users" => Ok(Principal::User(UserId(id))),
+        "groups" => Ok(Principal::Group(GroupId(id))),
+        _ => Err(not_found("resource")),
+    }
+}
+
+/// `PUT` / `DELETE …/groups/{id}/members/{users|groups}/{member}`: adds or removes a member;
+/// a group inside another is a nesting (409 when it would make a cycle or already has a parent).
+pub(super) async fn member(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id, kind, member) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let who = principal(&kind, member.clone())?;
+        let add = *req.method() == actix_web::http::Method::PUT;
+        let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id.clone()), caller.actor());
+        state
+            .store(move |db| {
+                if add {
+                    db.add_member(&tid, &actor, &gid, &who)
+                } else {
+                    db.remove_member(&tid, &actor, &gid, &who)
+                }
+            })
+            .await
+            .map_err(path_refs)?;
+        Ok(json_ok(
+            &json!({"group": id, "member": {"kind": kind, "id": member}, "member_now": add}),
+        ))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET …/roles`: a page of tenant roles by name.
+pub(super) async fn list_roles(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let fetch = |db: &Db, t: &TenantId| db.list_roles(t);
+    list_of((&req, &slug, &state), ("role.list", "roles"), fetch, |r| {
+        r.name.clone()
+    })
+    .await
+}
+
+/// `POST …/roles` `{"name", "description"}`: 201 with the role.
+pub(super) async fn create_role(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    create_named((&req, &slug, &state), &bytes, |db, t, actor, b| {
+        db.create_role(t, actor, &b.name, b.description.as_deref())
+    })
+    .await
+}
+
+/// `DELETE …/roles/{id}`: the role and its assignments.
+pub(super) async fn delete_role(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, rid, actor) = (caller.tenant.id.clone(), RoleId(id.clone()), caller.actor());
+        state
+            .store(move |db| db.delete_role(&tid, &actor, &rid))
+            .await
+            .map_err(missing("role"))?;
+        Ok(json_ok(&json!({"deleted": "role", "id": id})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `PUT` / `DELETE …/roles/{id}/{users|groups}/{principal}`: assigns or unassigns the role.
+pub(super) async fn assignment(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id, kind, to) = path.into_inner();
+        let caller: Caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let who = principal(&kind, to.clone())?;
+        let add = *req.method() == actix_web::http::Method::PUT;
+        let (tid, role, actor) = (
+            caller.tenant.id.clone(),
+            AnyRole::Tenant(RoleId(id.clone())),
+            caller.actor(),
+        );
+        state
+            .store(move |db| {
+                if add {
+                    db.assign(&tid, &actor, &who, &role)
+                } else {
+                    db.unassign(&tid, &actor, &who, &role)
+                }
+            })
+            .await
+            .map_err(path_refs)?;
+        Ok(json_ok(
+            &json!({"role": id, "principal": {"kind": kind, "id": to}, "assigned": add}),
+        ))
+    }
+    .await
+    .map_err(AppError::problem)
+}
