@@ -306,6 +306,29 @@ fn consents_widen_list_and_revoke_their_grants(db: Repo<'_>, f: &Fixture) {
     );
 }
 
+/// Sixteen sign-ins of one user consenting at once (one per scope) all succeed, and the consent
+/// ends up with every scope: a race the store absorbs, never a 409.
+fn concurrent_consents_all_succeed_and_add_up(db: Repo<'_>, f: &Fixture) {
+    let scopes: Vec<String> = (0..16).map(|i| format!("openid s{i}")).collect();
+    std::thread::scope(|sc| {
+        let runs: Vec<_> = scopes
+            .iter()
+            .map(|scope| sc.spawn(move || db.save_consent(&f.t, &f.user, &f.client, scope)))
+            .collect();
+        for r in runs {
+            r.join().unwrap().unwrap();
+        }
+    });
+    let c = db.consent(&f.t, &f.user, &f.client).unwrap().unwrap();
+    for i in 0..16 {
+        assert!(
+            c.scope.split(' ').any(|s| s == format!("s{i}")),
+            "s{i} in {}",
+            c.scope
+        );
+    }
+}
+
 fn purge_removes_only_what_expired_over_a_day_ago(db: Repo<'_>, f: &Fixture) {
     let old = Grant {
         expires_at: 1,
@@ -365,5 +388,6 @@ contract!(
     the_token_rotated_last_is_tolerated_within_the_grace_window,
     revocation_and_session_end_reach_the_right_grants,
     consents_widen_list_and_revoke_their_grants,
+    concurrent_consents_all_succeed_and_add_up,
     purge_removes_only_what_expired_over_a_day_ago,
 );

@@ -59,6 +59,17 @@ impl PoolOptions {
     }
 }
 
+/// Holds a PostgreSQL advisory lock named `name` until the transaction ends, so read-then-write
+/// work on one thing runs one at a time; nothing on SQLite, which has one writer anyway.
+pub(crate) fn xact_lock(c: &mut AnyConnection, name: &str) -> Result<()> {
+    if let AnyConnection::Postgres(pg) = c {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(name)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// The advisory lock key migrations hold on PostgreSQL ("latchkey" in ASCII, as an integer).
 const MIGRATION_LOCK: i64 = 0x6c61_7463_686b_6579;
 

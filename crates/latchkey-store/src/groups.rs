@@ -212,12 +212,7 @@ fn name_taken(name: &str) -> impl Fn(diesel::result::Error) -> StoreError + '_ {
 
 /// Serializes nesting changes of one tenant on PostgreSQL (SQLite has one writer anyway).
 fn lock_nesting(c: &mut AnyConnection, t: &TenantId) -> Result<()> {
-    if let AnyConnection::Postgres(pg) = c {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<Text, _>(format!("latchkey-groups:{t}"))
-            .execute(pg)?;
-    }
-    Ok(())
+    crate::db::xact_lock(c, &format!("latchkey-groups:{t}"))
 }
 
 fn target(p: &Principal) -> String {

@@ -699,6 +699,9 @@ impl OAuthRepo for Db {
     fn save_consent(&self, t: &TenantId, user: &UserId, client: &ClientId, scope: &str) -> Result<()> {
         let now = self.now();
         self.audited(t, |c| {
+            // Concurrent sign-ins of one user consent one at a time: each adds its scope to
+            // what the one before wrote, with no duplicate insert and no lost scope.
+            crate::db::xact_lock(c, &format!("latchkey-consent:{t}:{user}:{client}"))?;
             let key = (t.as_str(), user.as_str(), client.as_str());
             let existing = oauth_consents::table
                 .find(key)
