@@ -971,7 +971,89 @@ async fn group_changes_are_checked_and_undone_over_the_api(s: &TestServer) {
     );
 }
 
+/// A helpdesk lists where alice is signed in and ends one session, then all of them, with
+/// the grants tied to them (issue 21); a reader can't, another tenant can't name her.
+async fn sessions_are_listed_and_ended_by_an_admin(s: &TestServer) {
+    use latchkey_tests::browser::{Browser, PASSWORD};
+    let w = world(s);
+    s.state.keys.ensure_tenant(&w.a, "test").unwrap();
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .set_password_hash(&w.a, "test", &w.alice.id, &hash)
+        .unwrap();
+    let (mut laptop, mut phone) = (Browser::default(), Browser::default());
+    for b in [&mut laptop, &mut phone] {
+        assert_eq!(
+            b.sign_in(s, "acme", "alice", PASSWORD).await.0,
+            StatusCode::SEE_OTHER
+        );
+    }
+    let list = format!("/admin/t/acme/users/{}/sessions", w.alice.id);
+    let (st, sessions) = call(s, "GET", &list, &w.a_reader, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let ids: Vec<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{sessions}");
+    assert_eq!(sessions[0]["amr"], serde_json::json!(["pwd"]));
+    let one = format!("{list}/{}", ids[0]);
+    assert_eq!(
+        call(s, "DELETE", &one, &w.a_reader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let beta = format!("/admin/t/beta/users/{}/sessions", w.alice.id);
+    assert_eq!(
+        call(s, "DELETE", &beta, &w.b_admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(call(s, "DELETE", &one, &w.a_admin, None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(s, "DELETE", &one, &w.a_admin, None).await.0,
+        StatusCode::NOT_FOUND,
+        "gone"
+    );
+    assert_eq!(
+        call(s, "GET", &list, &w.a_reader, None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (st, all) = call(s, "DELETE", &list, &w.a_admin, None).await;
+    assert_eq!((st, all["sessions_ended"].as_u64()), (StatusCode::OK, Some(1)));
+    assert!(
+        call(s, "GET", &list, &w.a_reader, None)
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    for b in [&mut laptop, &mut phone] {
+        let (st, _, _) = b.get(s, "/t/acme/account").await;
+        assert_eq!(st, StatusCode::SEE_OTHER, "signed out: sent to sign in");
+    }
+    let actions: Vec<String> = s
+        .state
+        .db
+        .audit_events(&w.a, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    for a in ["session.list", "session.revoke", "session.revoke_all"] {
+        assert!(actions.contains(&a.to_owned()), "{a} in {actions:?}");
+    }
+}
+
 latchkey_tests::e2e!(
+    sessions_are_listed_and_ended_by_an_admin,
     groups_nest_and_roles_follow_over_the_api,
     group_changes_are_checked_and_undone_over_the_api,
     clients_are_created_once_and_deleted,

@@ -7,6 +7,7 @@ mod clients;
 mod groups;
 mod idempotency;
 mod invitations;
+mod sessions;
 
 use crate::flow::throttle::Budget;
 use crate::state::AppState;
@@ -35,6 +36,12 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/users/{id}/enable", web::post().to(enable_user))
             .route("/users/{id}", web::delete().to(delete_user))
             .route("/users/{id}/restore", web::post().to(restore_user))
+            .route("/users/{id}/sessions", web::get().to(sessions::list))
+            .route("/users/{id}/sessions", web::delete().to(sessions::end_all))
+            .route(
+                "/users/{id}/sessions/{session}",
+                web::delete().to(sessions::end_one),
+            )
             .route("/invitations", web::post().to(invitations::create))
             .route("/invitations", web::get().to(invitations::list))
             .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
