@@ -1052,7 +1052,63 @@ async fn sessions_are_listed_and_ended_by_an_admin(s: &TestServer) {
     }
 }
 
+/// A client's own roles over the API (issue 21): made, assigned to a group, seen in effective
+/// access at once, and kept to their client: another client's path, another tenant, a reader
+/// are refused.
+async fn client_roles_are_managed_over_the_api(s: &TestServer) {
+    let w = world(s);
+    let (staff, finance, _) = api_groups(s, &w).await;
+    let admin = w.a_admin.as_str();
+    let portal = w.portal.client_id.as_str();
+    let roles = format!("/admin/t/acme/clients/{portal}/roles");
+    let (st, made) = call(s, "POST", &roles, admin, Some(r#"{"name":"reports:read"}"#)).await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let role = made["id"].as_str().unwrap().to_owned();
+    let on_finance = format!("{roles}/{role}/groups/{finance}");
+    assert_eq!(call(s, "PUT", &on_finance, admin, None).await.0, StatusCode::OK);
+    let access = s.state.db.effective_access(&w.a, &w.alice.id).unwrap();
+    assert_eq!(access.client_roles[&w.portal.client_id], ["reports:read"]);
+    let (_, listed) = call(s, "GET", &roles, &w.a_reader, None).await;
+    assert_eq!(listed[0]["name"], "reports:read");
+    // Kept to its client and tenant.
+    let other = s
+        .state
+        .db
+        .create_client(&w.a, "test", &NewClient::from(&w.portal))
+        .unwrap();
+    let wrong = format!(
+        "/admin/t/acme/clients/{}/roles/{role}/groups/{staff}",
+        other.client_id
+    );
+    assert_eq!(call(s, "PUT", &wrong, admin, None).await.0, StatusCode::NOT_FOUND);
+    let beta = format!("/admin/t/beta/clients/{portal}/roles");
+    assert_eq!(
+        call(s, "GET", &beta, &w.b_admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, _) = call(s, "POST", &beta, &w.b_admin, Some(r#"{"name":"x"}"#)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(s, "PUT", &on_finance, &w.a_reader, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    // Unassigned, then deleted.
+    assert_eq!(
+        call(s, "DELETE", &on_finance, admin, None).await.0,
+        StatusCode::OK
+    );
+    let access = s.state.db.effective_access(&w.a, &w.alice.id).unwrap();
+    assert!(access.client_roles.is_empty(), "{access:?}");
+    let gone = format!("{roles}/{role}");
+    assert_eq!(call(s, "DELETE", &gone, admin, None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(s, "DELETE", &gone, admin, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
 latchkey_tests::e2e!(
+    client_roles_are_managed_over_the_api,
     sessions_are_listed_and_ended_by_an_admin,
     groups_nest_and_roles_follow_over_the_api,
     group_changes_are_checked_and_undone_over_the_api,

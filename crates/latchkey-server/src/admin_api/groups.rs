@@ -8,8 +8,10 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{AdminRole, AnyRole, GroupId, Outcome, Principal, RoleId, TenantId, UserId};
-use latchkey_store::{Db, GroupRepo, GroupUpdate, RoleRepo, StoreError};
+use latchkey_core::{
+    AdminRole, AnyRole, ClientId, ClientRoleId, GroupId, Outcome, Principal, RoleId, TenantId, UserId,
+};
+use latchkey_store::{ClientRepo, Db, GroupRepo, GroupUpdate, RoleRepo, StoreError};
 use serde_json::{Value, json};
 
 #[derive(serde::Deserialize, Default)]
@@ -348,6 +350,121 @@ pub(super) async fn assignment(
             .map_err(path_refs)?;
         Ok(json_ok(
             &json!({"role": id, "principal": {"kind": kind, "id": to}, "assigned": add}),
+        ))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// The client's role `role`, or 404 when the client or the role (of this client) is not here.
+fn client_role_of(db: &Db, t: &TenantId, client: &ClientId, role: &str) -> Result<ClientRoleId, StoreError> {
+    db.client(t, client)?
+        .ok_or(StoreError::NotFound { what: "client" })?;
+    db.list_client_roles(t, client)?
+        .into_iter()
+        .find(|r| r.id.as_str() == role)
+        .map(|r| r.id)
+        .ok_or(StoreError::NotFound { what: "client role" })
+}
+
+/// `GET …/clients/{id}/roles`: a page of the client's roles by name.
+pub(super) async fn list_client_roles(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let cid = ClientId(id);
+    let fetch = move |db: &Db, t: &TenantId| {
+        db.client(t, &cid)?
+            .ok_or(StoreError::NotFound { what: "client" })?;
+        db.list_client_roles(t, &cid)
+    };
+    list_of(
+        (&req, &slug, &state),
+        ("client_role.list", "client_roles"),
+        fetch,
+        |r| r.name.clone(),
+    )
+    .await
+}
+
+/// `POST …/clients/{id}/roles` `{"name", "description"}`: 201 with the client role.
+pub(super) async fn create_client_role(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let (slug, id) = path.into_inner();
+    let cid = ClientId(id);
+    create_named((&req, &slug, &state), &bytes, move |db, t, actor, b| {
+        db.client(t, &cid)?
+            .ok_or(StoreError::NotFound { what: "client" })?;
+        db.create_client_role(t, actor, &cid, &b.name, b.description.as_deref())
+    })
+    .await
+}
+
+/// `DELETE …/clients/{id}/roles/{role}`: the client role and its assignments.
+pub(super) async fn delete_client_role(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id, role) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let (tid, cid, actor, r) = (
+            caller.tenant.id.clone(),
+            ClientId(id),
+            caller.actor(),
+            role.clone(),
+        );
+        state
+            .store(move |db| {
+                let rid = client_role_of(db, &tid, &cid, &r)?;
+                db.delete_client_role(&tid, &actor, &rid)
+            })
+            .await
+            .map_err(path_refs)?;
+        Ok(json_ok(&json!({"deleted": "client_role", "id": role})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `PUT` / `DELETE …/clients/{id}/roles/{role}/{users|groups}/{principal}`: assigns or
+/// unassigns the client role.
+pub(super) async fn client_assignment(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id, role, kind, to) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let who = principal(&kind, to.clone())?;
+        let add = *req.method() == actix_web::http::Method::PUT;
+        let (tid, cid, actor, r) = (
+            caller.tenant.id.clone(),
+            ClientId(id),
+            caller.actor(),
+            role.clone(),
+        );
+        state
+            .store(move |db| {
+                let rid = AnyRole::Client(client_role_of(db, &tid, &cid, &r)?);
+                if add {
+                    db.assign(&tid, &actor, &who, &rid)
+                } else {
+                    db.unassign(&tid, &actor, &who, &rid)
+                }
+            })
+            .await
+            .map_err(path_refs)?;
+        Ok(json_ok(
+            &json!({"client_role": role, "principal": {"kind": kind, "id": to}, "assigned": add}),
         ))
     }
     .await

@@ -68,6 +68,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 "/groups/{id}/members/{kind}/{member}",
                 web::delete().to(groups::member),
             )
+            .route("/clients/{id}/roles", web::get().to(groups::list_client_roles))
+            .route("/clients/{id}/roles", web::post().to(groups::create_client_role))
+            .route(
+                "/clients/{id}/roles/{role}",
+                web::delete().to(groups::delete_client_role),
+            )
+            .route(
+                "/clients/{id}/roles/{role}/{kind}/{principal}",
+                web::put().to(groups::client_assignment),
+            )
+            .route(
+                "/clients/{id}/roles/{role}/{kind}/{principal}",
+                web::delete().to(groups::client_assignment),
+            )
             .route("/roles", web::get().to(groups::list_roles))
             .route("/roles", web::post().to(groups::create_role))
             .route("/roles/{id}", web::delete().to(groups::delete_role))
