@@ -2,7 +2,7 @@
 //! assignment to users and groups, as the CLI's `group` and `role` commands do them. Writes
 //! need the admin role and are audited by the store; reads are audited here.
 
-use super::{Caller, audit, authenticate, body, json_ok, key_str, missing, not_found, paged, paging, query};
+use super::{audit, authenticate, body, json_ok, key_str, missing, not_found, paged, paging, query};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -245,6 +245,25 @@ fn principal(kind: &str, id: String) -> Result<Principal, AppError> {
     }
 }
 
+/// A `PUT` (make the link) or `DELETE` (undo it) naming a user or group (`kind`, `id`) in the
+/// path: the admin role, then `change(db, tenant, actor, who, make)` on the blocking pool; a
+/// path that names nothing in this tenant is 404. Answers whether the link now stands.
+async fn link(
+    (req, slug, state): (&HttpRequest, &str, &AppState),
+    (kind, id): (&str, &str),
+    change: impl FnOnce(&Db, &TenantId, &str, &Principal, bool) -> Result<(), StoreError> + Send + 'static,
+) -> Result<bool, AppError> {
+    let caller = authenticate(req, state, slug, AdminRole::Admin).await?;
+    let who = principal(kind, id.to_owned())?;
+    let make = *req.method() == actix_web::http::Method::PUT;
+    let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+    state
+        .store(move |db| change(db, &tid, &actor, &who, make))
+        .await
+        .map_err(path_refs)?;
+    Ok(make)
+}
+
 /// `PUT` / `DELETE …/groups/{id}/members/{users|groups}/{member}`: adds or removes a member;
 /// a group inside another is a nesting (409 when it would make a cycle or already has a parent).
 pub(super) async fn member(
@@ -254,20 +273,19 @@ pub(super) async fn member(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id, kind, member) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let who = principal(&kind, member.clone())?;
-        let add = *req.method() == actix_web::http::Method::PUT;
-        let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id.clone()), caller.actor());
-        state
-            .store(move |db| {
+        let gid = GroupId(id.clone());
+        let add = link(
+            (&req, &slug, &state),
+            (&kind, &member),
+            move |db, t, actor, who, add| {
                 if add {
-                    db.add_member(&tid, &actor, &gid, &who)
+                    db.add_member(t, actor, &gid, who)
                 } else {
-                    db.remove_member(&tid, &actor, &gid, &who)
+                    db.remove_member(t, actor, &gid, who)
                 }
-            })
-            .await
-            .map_err(path_refs)?;
+            },
+        )
+        .await?;
         Ok(json_ok(
             &json!({"group": id, "member": {"kind": kind, "id": member}, "member_now": add}),
         ))
@@ -330,30 +348,34 @@ pub(super) async fn assignment(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id, kind, to) = path.into_inner();
-        let caller: Caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let who = principal(&kind, to.clone())?;
-        let add = *req.method() == actix_web::http::Method::PUT;
-        let (tid, role, actor) = (
-            caller.tenant.id.clone(),
-            AnyRole::Tenant(RoleId(id.clone())),
-            caller.actor(),
-        );
-        state
-            .store(move |db| {
-                if add {
-                    db.assign(&tid, &actor, &who, &role)
-                } else {
-                    db.unassign(&tid, &actor, &who, &role)
-                }
-            })
-            .await
-            .map_err(path_refs)?;
+        let role = AnyRole::Tenant(RoleId(id.clone()));
+        let add = link(
+            (&req, &slug, &state),
+            (&kind, &to),
+            move |db, t, actor, who, add| assign(db, (t, actor), who, &role, add),
+        )
+        .await?;
         Ok(json_ok(
             &json!({"role": id, "principal": {"kind": kind, "id": to}, "assigned": add}),
         ))
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// Assigns (`add`) or unassigns a role.
+fn assign(
+    db: &Db,
+    (t, actor): (&TenantId, &str),
+    who: &Principal,
+    role: &AnyRole,
+    add: bool,
+) -> Result<(), StoreError> {
+    if add {
+        db.assign(t, actor, who, role)
+    } else {
+        db.unassign(t, actor, who, role)
+    }
 }
 
 /// The client's role `role`, or 404 when the client or the role (of this client) is not here.
@@ -443,26 +465,16 @@ pub(super) async fn client_assignment(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id, role, kind, to) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let who = principal(&kind, to.clone())?;
-        let add = *req.method() == actix_web::http::Method::PUT;
-        let (tid, cid, actor, r) = (
-            caller.tenant.id.clone(),
-            ClientId(id),
-            caller.actor(),
-            role.clone(),
-        );
-        state
-            .store(move |db| {
-                let rid = AnyRole::Client(client_role_of(db, &tid, &cid, &r)?);
-                if add {
-                    db.assign(&tid, &actor, &who, &rid)
-                } else {
-                    db.unassign(&tid, &actor, &who, &rid)
-                }
-            })
-            .await
-            .map_err(path_refs)?;
+        let (cid, r) = (ClientId(id), role.clone());
+        let add = link(
+            (&req, &slug, &state),
+            (&kind, &to),
+            move |db, t, actor, who, add| {
+                let rid = AnyRole::Client(client_role_of(db, t, &cid, &r)?);
+                assign(db, (t, actor), who, &rid, add)
+            },
+        )
+        .await?;
         Ok(json_ok(
             &json!({"client_role": role, "principal": {"kind": kind, "id": to}, "assigned": add}),
         ))
