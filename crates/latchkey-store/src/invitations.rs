@@ -609,7 +609,12 @@ impl InvitationRepo for Db {
                 InvitationStatus::Revoked => return refuse(Refusal::Revoked, &inv.id),
             }
             if account_exists(c, t, &inv.email, &inv.username)?.is_some() {
-                return refuse(Refusal::Taken, &inv.id);
+                // On PostgreSQL a concurrent acceptance may have committed since the read
+                // above, making this very account: then the link is spent, not taken.
+                let spent =
+                    by_token(c, t, token_hash, now)?.is_some_and(|i| i.status == InvitationStatus::Accepted);
+                let why = if spent { Refusal::Spent } else { Refusal::Taken };
+                return refuse(why, &inv.id);
             }
             // Spent first, on the condition that it is still live: of two concurrent
             // acceptances, the second waits for this row and then finds nothing to spend.
