@@ -7,6 +7,7 @@
 //! `LATCHKEY_TEST_REDIS_URL`. With `CI=true` they are mandatory; elsewhere a test that needs an
 //! unreachable one prints a loud notice and skips.
 
+pub mod admin;
 pub mod browser;
 pub mod oidc;
 mod private;

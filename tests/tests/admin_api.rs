@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{AdminRole, Client, TenantId, TenantPolicy, User, UserStatus, sha256_hex};
+use latchkey_core::{Client, TenantId, TenantPolicy, User, UserStatus, sha256_hex};
 use latchkey_store::{
     AdminTokenRepo, AuditRepo, ClientRepo, GroupRepo, NewClient, NewTenant, NewUser, TenantRepo, UserRepo,
 };
@@ -21,13 +21,8 @@ struct World {
     b_admin: String,
 }
 
-fn token(s: &TestServer, t: &TenantId, role: AdminRole, expires_at: Option<i64>) -> String {
-    let token = format!("lka_{}", latchkey_core::random_token(&latchkey_core::OsRng, 32));
-    s.state
-        .db
-        .create_admin_token(t, "test", "ci", role, &sha256_hex(token.as_bytes()), expires_at)
-        .unwrap();
-    token
+fn token(s: &TestServer, t: &TenantId, role: &str, expires_at: Option<i64>) -> String {
+    latchkey_tests::admin::credential(s, t, &[role], &[], expires_at)
 }
 
 fn world(s: &TestServer) -> World {
@@ -89,9 +84,9 @@ fn world(s: &TestServer) -> World {
         )
         .unwrap();
     World {
-        a_reader: token(s, &a, AdminRole::Reader, None),
-        a_admin: token(s, &a, AdminRole::Admin, None),
-        b_admin: token(s, &b, AdminRole::Admin, None),
+        a_reader: token(s, &a, "read-only", None),
+        a_admin: token(s, &a, "tenant-admin", None),
+        b_admin: token(s, &b, "tenant-admin", None),
         a,
         b,
         alice,
@@ -281,7 +276,7 @@ async fn only_an_admin_token_changes_users_and_every_call_is_audited(s: &TestSer
 
 async fn bad_tokens_are_refused(s: &TestServer) {
     let w = world(s);
-    let expired = token(s, &w.a, AdminRole::Admin, Some(1));
+    let expired = token(s, &w.a, "tenant-admin", Some(1));
     let c = TestServer::client();
     let no_token = c.get(s.url("/admin/t/acme/users")).send().await.unwrap();
     assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
@@ -307,7 +302,7 @@ async fn bad_tokens_are_refused(s: &TestServer) {
     let tokens = s.state.db.list_admin_tokens(&w.a).unwrap();
     let id = tokens
         .iter()
-        .find(|k| k.role == AdminRole::Reader)
+        .find(|k| k.roles == ["read-only"])
         .unwrap()
         .id
         .clone();
@@ -821,25 +816,7 @@ async fn clients_are_created_once_and_deleted(s: &TestServer) {
     );
 }
 
-/// Any call with an optional JSON body: its status and JSON answer.
-async fn call(
-    s: &TestServer,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<&str>,
-) -> (StatusCode, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut r = TestServer::client()
-        .request(method, s.url(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b.to_owned());
-    }
-    let res = r.send().await.unwrap();
-    let st = res.status();
-    (st, res.json().await.unwrap_or(Value::Null))
-}
+use latchkey_tests::admin::call;
 
 /// Over the API: groups `staff` ⊃ `finance` ∋ alice, and role `employee` assigned to `staff`;
 /// returns (staff, finance, employee). A taken name and a cycle are 409.

@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{AdminRole, FixedClock, TenantId, sha256_hex};
-use latchkey_store::{AdminTokenRepo, AuditRepo, GroupRepo, InvitationRepo, NewUser, TenantRepo, UserRepo};
+use latchkey_core::{FixedClock, TenantId};
+use latchkey_store::{AuditRepo, GroupRepo, InvitationRepo, NewUser, TenantRepo, UserRepo};
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
 use reqwest::StatusCode;
@@ -19,20 +19,8 @@ fn tenant(s: &TestServer) -> TenantId {
     s.state.db.tenant_by_slug("acme").unwrap().unwrap().id
 }
 
-fn admin_token(s: &TestServer, role: AdminRole) -> String {
-    let token = format!("lka_{}", latchkey_core::random_token(&latchkey_core::OsRng, 32));
-    s.state
-        .db
-        .create_admin_token(
-            &tenant(s),
-            "test",
-            "ci",
-            role,
-            &sha256_hex(token.as_bytes()),
-            None,
-        )
-        .unwrap();
-    token
+fn admin_token(s: &TestServer, role: &str) -> String {
+    latchkey_tests::admin::with_role(s, &tenant(s), role)
 }
 
 async fn call(
@@ -64,7 +52,7 @@ async fn world(s: &TestServer) -> String {
     for g in ["staff", "finance"] {
         s.state.db.create_group(&t, "test", g, None).unwrap();
     }
-    admin_token(s, AdminRole::Admin)
+    admin_token(s, "tenant-admin")
 }
 
 /// The token of the newest mail to `to`, as its link's path.
@@ -136,7 +124,7 @@ async fn an_invitation_is_mailed_and_accepted_with_a_password(backend: Backend) 
         return;
     };
     let admin = world(&s).await;
-    let reader = admin_token(&s, AdminRole::Reader);
+    let reader = admin_token(&s, "read-only");
     let body = json!({"email": "Dora@Acme.test", "display_name": "Dora", "groups": ["staff", "finance"]});
 
     // A reader may look but not invite; bad bodies and unknown groups are 400, never 500.
@@ -555,7 +543,7 @@ async fn a_replayed_idempotency_key_creates_nothing(backend: Backend) {
     assert_eq!(st, StatusCode::CREATED);
     // Another credential's key of the same name is another key: a real create (409 here,
     // since ida's invitation is pending), not a replay.
-    let other = admin_token(&s, AdminRole::Admin);
+    let other = admin_token(&s, "tenant-admin");
     let (st, replayed, _) = post(other, "k-1", body).await;
     assert_eq!((st, replayed), (StatusCode::CONFLICT, false));
     let (st, _, _) = post(admin.clone(), "k 3", json!({"email": "x@acme.test"})).await;

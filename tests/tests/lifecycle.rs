@@ -6,10 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{
-    AccessTokenFormat, AdminRole, ClientType, FixedClock, TenantId, User, UserStatus, sha256_hex,
-};
-use latchkey_store::{AdminTokenRepo, AuditRepo, LifecycleRepo, TenantRepo, UserRepo};
+use latchkey_core::{AccessTokenFormat, ClientType, FixedClock, TenantId, User, UserStatus};
+use latchkey_store::{AuditRepo, LifecycleRepo, TenantRepo, UserRepo};
 use latchkey_tests::browser::{Browser, PASSWORD, hidden, session_cookie, setup};
 use latchkey_tests::oidc::{code, redeem, refresh, register, update_policy};
 use latchkey_tests::{Backend, SmtpSink, TestServer};
@@ -235,15 +233,8 @@ async fn an_operator_restores_and_deletes(backend: Backend) {
     setup(&s, "acme").await;
     update_policy(&s, "acme", |p| p.accounts.deletion_grace_days = 30);
     let t = tenant(&s);
-    let token = |role| {
-        let token = format!("lka_{}", latchkey_core::random_token(&latchkey_core::OsRng, 32));
-        s.state
-            .db
-            .create_admin_token(&t, "test", "ci", role, &sha256_hex(token.as_bytes()), None)
-            .unwrap();
-        token
-    };
-    let (admin, reader) = (token(AdminRole::Admin), token(AdminRole::Reader));
+    let token = |role| latchkey_tests::admin::with_role(&s, &t, role);
+    let (admin, reader) = (token("tenant-admin"), token("read-only"));
     let call = |method: reqwest::Method, path: String, bearer: String| {
         let url = s.url(&format!("/admin/t/acme{path}"));
         async move {

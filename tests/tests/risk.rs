@@ -622,17 +622,8 @@ async fn admins_search_and_export_the_audit_log(x: &Ctx<'_>) {
     sign_in_from(s, &mut Browser::default(), PARIS, "alice", "wrong-password-1").await;
     sign_in_from(s, &mut Browser::default(), PARIS, "alice", PASSWORD).await;
     let t = tenant(s, "acme");
-    let token = "lk_admin_test_token_0123456789abcdef";
-    latchkey_store::AdminTokenRepo::create_admin_token(
-        &s.state.db,
-        &t.id,
-        "test",
-        "auditor",
-        latchkey_core::AdminRole::Reader,
-        &latchkey_core::sha256_hex(token.as_bytes()),
-        None,
-    )
-    .unwrap();
+    let token = latchkey_tests::admin::with_role(s, &t.id, "auditor");
+    let token = token.as_str();
     let c = TestServer::client();
     let get = |q: &str| {
         c.get(s.url(&format!("/admin/t/acme/audit{q}")))

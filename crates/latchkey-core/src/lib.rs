@@ -2,6 +2,7 @@
 //! validation rules for what operators and clients send, the audit-chain hash, and the injected
 //! `Clock` and `Rng`. No I/O lives here.
 
+pub mod admin;
 pub mod attributes;
 mod audit;
 pub mod breaker;
@@ -15,6 +16,7 @@ mod rng;
 pub mod saml;
 pub mod validate;
 
+pub use admin::{BuiltinAdminRole, Permission, Permissions};
 pub use attributes::{AttributeDef, AttributeKind, EditableBy};
 pub use audit::{AuditEvent, GENESIS_HASH, NewAuditEvent, Outcome};
 pub use breaker::{Admit, Breaker, BreakerState};
@@ -23,7 +25,7 @@ pub use clock::{Clock, FixedClock, SystemClock, UnixMillis};
 pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Principal};
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
-    AccessTokenFormat, AccountPolicy, AdminRole, AdminToken, AuthMethod, Branding, Client, ClientSettings,
+    AccessTokenFormat, AccountPolicy, AdminRoleDef, AdminToken, AuthMethod, Branding, Client, ClientSettings,
     ClientType, EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
     PreviousSecret, RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy,
     Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,

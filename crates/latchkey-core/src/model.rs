@@ -68,10 +68,6 @@ wire_enum!(
     AccessTokenFormat { Jwt = "jwt", Opaque = "opaque" }
 );
 wire_enum!(
-    /// What an admin-API token may do within its tenant: read, or read and change.
-    AdminRole { Reader = "reader", Admin = "admin" }
-);
-wire_enum!(
     /// Whether users may or must use a second factor.
     MfaMode { Off = "off", Optional = "optional", Required = "required" }
 );
@@ -628,9 +624,27 @@ pub struct AdminToken {
     pub id: String,
     pub tenant_id: TenantId,
     pub name: String,
-    pub role: AdminRole,
+    /// Admin roles by name: built-in ones (`tenant-admin`, …) or the tenant's custom ones.
+    pub roles: Vec<String>,
+    /// Permissions given one by one, beside the roles'.
+    pub permissions: crate::Permissions,
+    /// Set when the credential is a client of the tenant: its OAuth access tokens for the admin
+    /// API are accepted instead of an `lka_` token.
+    pub client_id: Option<ClientId>,
     pub created_at: UnixMillis,
     pub expires_at: Option<UnixMillis>,
+    /// The version an `If-Match` names.
+    pub updated_at: UnixMillis,
+}
+
+/// A tenant's own admin role: a named set of permissions credentials can hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRoleDef {
+    pub name: String,
+    pub description: String,
+    pub permissions: crate::Permissions,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
 }
 
 impl AdminToken {

@@ -123,6 +123,33 @@ pub fn registration(
     Ok((new, secret.map(|(secret, _)| secret)))
 }
 
+/// The audience (RFC 8707 resource) of access tokens for tenant `slug`'s admin API: its base
+/// URL, so a token for one tenant's admin API is worth nothing at another's.
+pub fn admin_audience(public_url: &str, slug: &str) -> String {
+    format!("{}/admin/t/{slug}", public_url.trim_end_matches('/'))
+}
+
+/// Why client `c` cannot be an admin credential, if it cannot: it must authenticate, use the
+/// client credentials grant, and be registered for the admin API's `audience` as a resource.
+pub fn admin_client_problem(c: &latchkey_core::Client, audience: &str) -> Option<String> {
+    if !c
+        .grant_types
+        .contains(&latchkey_core::GrantType::ClientCredentials)
+        || c.auth_method == AuthMethod::None
+    {
+        return Some(format!(
+            "client {}: an admin client needs credentials and the client_credentials grant",
+            c.client_id
+        ));
+    }
+    (!c.settings.resources.iter().any(|r| r == audience)).then(|| {
+        format!(
+            "client {}: register the admin API as one of its resources first: {audience}",
+            c.client_id
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ mod tenants;
 mod users;
 mod verifications;
 
-pub use admin_tokens::AdminTokenRepo;
+pub use admin_tokens::{AdminTokenRepo, CredentialKind, Grants, NewAdminToken};
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
 pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};

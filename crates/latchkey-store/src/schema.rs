@@ -79,10 +79,24 @@ diesel::table! {
         id -> Text,
         tenant_id -> Text,
         name -> Text,
-        role -> Text,
-        token_hash -> Text,
+        roles -> Text,
+        permissions -> Text,
+        token_hash -> Nullable<Text>,
+        client_id -> Nullable<Text>,
         created_at -> BigInt,
         expires_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    admin_roles (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        description -> Text,
+        permissions -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -454,6 +468,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_roles,
     clients,
     admin_tokens,
+    admin_roles,
     password_history,
     password_resets,
     email_verifications,

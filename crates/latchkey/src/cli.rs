@@ -40,9 +40,12 @@ pub enum Command {
     /// Check and export a tenant's audit chain.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Manage bearer tokens for a tenant's admin API.
+    /// Manage a tenant's admin-API credentials (`lka_` tokens and OAuth admin clients).
     #[command(subcommand)]
     AdminToken(AdminTokenCmd),
+    /// Manage a tenant's custom admin roles and list permissions.
+    #[command(subcommand)]
+    AdminRole(AdminRoleCmd),
     /// Signing keys and the master key.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -491,25 +494,36 @@ pub enum KeysCmd {
     },
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum RoleArg {
-    /// Read users and clients.
-    Reader,
-    /// Read, and enable or disable users.
-    Admin,
+/// What an admin credential or role may do.
+#[derive(Debug, Args)]
+pub struct AdminGrants {
+    /// An admin role (built-in: tenant-admin, user-manager, auditor, read-only; or a custom
+    /// one); repeat or separate by commas.
+    #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// A single permission such as users:read (`latchkey admin-role permissions` lists them);
+    /// repeat or separate by commas.
+    #[arg(long = "permission", value_name = "PERMISSION", value_delimiter = ',')]
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCmd {
-    /// Create a token (shown once; only its hash is stored).
+    /// Create a credential. It may do nothing until given roles or permissions. Without
+    /// `--client` it is an `lka_` token, shown once (only its hash is stored); with it, the
+    /// client's OAuth access tokens for the admin API are accepted.
     Create {
         #[command(flatten)]
         tenant: TenantArg,
         #[arg(long)]
         name: String,
-        #[arg(long, value_enum, default_value = "reader")]
-        role: RoleArg,
-        /// Days until the token stops working (default: 90; 0 = never).
+        #[command(flatten)]
+        grants: AdminGrants,
+        /// A confidential client with the client_credentials grant, registered for the admin
+        /// API as a resource.
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+        /// Days until the credential stops working (default: 90; 0 = never).
         #[arg(long, value_name = "DAYS", default_value_t = 90)]
         expires_in_days: u32,
         #[command(flatten)]
@@ -521,10 +535,73 @@ pub enum AdminTokenCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Replace a credential's roles and/or permissions (those given; `--role ''` clears).
+    Update {
+        #[command(flatten)]
+        tenant: TenantArg,
+        id: String,
+        #[command(flatten)]
+        grants: AdminGrants,
+        /// Replace the roles even when no `--role` is given (clears them).
+        #[arg(long)]
+        clear_roles: bool,
+        /// Replace the permissions even when no `--permission` is given (clears them).
+        #[arg(long)]
+        clear_permissions: bool,
+        #[command(flatten)]
+        out: Json,
+    },
     Revoke {
         #[command(flatten)]
         tenant: TenantArg,
         id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminRoleCmd {
+    /// Every permission and the built-in roles with theirs.
+    Permissions {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Create a custom admin role (a named set of permissions).
+    Create {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long = "permission", value_name = "PERMISSION", value_delimiter = ',')]
+        permissions: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Replace a custom role's permissions (its holders change with it) or description.
+    Update {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "permission", value_name = "PERMISSION", value_delimiter = ',')]
+        permissions: Option<Vec<String>>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Remove a custom role no credential holds.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
         #[command(flatten)]
         out: Json,
     },

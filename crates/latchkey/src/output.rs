@@ -1,8 +1,8 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
 use crate::cli::{
-    AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd, MfaCmd, RoleCmd,
-    SamlCmd, TenantCmd, UserCmd,
+    AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd,
+    MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 /// Whether a failure is printed as `{"error": …}`. `role create|list|remove` and `audit
 /// search`/`retention` print failures as text even with `--json`; that is the contract as it
 /// stands.
+#[allow(clippy::too_many_lines)] // one arm per command that takes --json
 pub fn wants_json(command: &Command) -> bool {
     match command {
         Command::Tenant(
@@ -32,7 +33,15 @@ pub fn wants_json(command: &Command) -> bool {
         | Command::AdminToken(
             AdminTokenCmd::Create { out, .. }
             | AdminTokenCmd::List { out, .. }
+            | AdminTokenCmd::Update { out, .. }
             | AdminTokenCmd::Revoke { out, .. },
+        )
+        | Command::AdminRole(
+            AdminRoleCmd::Permissions { out }
+            | AdminRoleCmd::Create { out, .. }
+            | AdminRoleCmd::List { out, .. }
+            | AdminRoleCmd::Update { out, .. }
+            | AdminRoleCmd::Remove { out, .. },
         )
         | Command::Attribute(
             AttributeCmd::Define { out, .. }

@@ -1205,6 +1205,7 @@ fn json_errors_are_json() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one credential's story: created, given, checked, revoked
 fn admin_tokens_are_shown_once_listed_and_revoked() {
     let db = TestDb::sqlite();
     let cli = Cli::new(&db.url);
@@ -1217,12 +1218,12 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
         "--name",
         "ci",
         "--role",
-        "admin",
+        "tenant-admin",
         "--json",
     ]);
     let token = created["token"].as_str().unwrap();
     assert!(token.starts_with("lka_") && token.len() == 47, "{token}");
-    assert_eq!(created["role"], "admin");
+    assert_eq!(created["roles"], serde_json::json!(["tenant-admin"]));
     assert!(created["expires_at"].is_string(), "tokens expire by default");
     let listed = cli.json(&["admin-token", "list", "--tenant", "acme", "--json"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -1238,8 +1239,98 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
         "0",
         "--json",
     ]);
-    assert_eq!(never["role"], "reader");
+    // Least privilege: a new credential may do nothing until given roles or permissions.
+    assert_eq!(never["roles"], serde_json::json!([]));
+    assert_eq!(never["permissions"], serde_json::json!([]));
     assert_eq!(never["expires_at"], Value::Null);
+    let id = never["id"].as_str().unwrap();
+    let given = cli.json(&[
+        "admin-token",
+        "update",
+        "--tenant",
+        "acme",
+        id,
+        "--permission",
+        "users:read,audit:read",
+        "--json",
+    ]);
+    assert_eq!(
+        given["permissions"],
+        serde_json::json!(["users:read", "audit:read"])
+    );
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "admin-token",
+                "update",
+                "--tenant",
+                "acme",
+                id,
+                "--permission",
+                "users:everything"
+            ],
+            None
+        )
+        .contains("users:everything")
+    );
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "admin-token",
+                "update",
+                "--tenant",
+                "acme",
+                id,
+                "--role",
+                "no-such-role"
+            ],
+            None
+        )
+        .contains("no-such-role")
+    );
+    // A tenant's credential never holds a system permission.
+    assert!(
+        cli.fails(
+            2,
+            &[
+                "admin-token",
+                "update",
+                "--tenant",
+                "acme",
+                id,
+                "--permission",
+                "system:tenants:write"
+            ],
+            None
+        )
+        .contains("system permission")
+    );
+    cli.ok(&[
+        "admin-role",
+        "create",
+        "--tenant",
+        "acme",
+        "helpdesk",
+        "--permission",
+        "users:read,users:disable",
+    ]);
+    let held = cli.json(&[
+        "admin-token",
+        "update",
+        "--tenant",
+        "acme",
+        id,
+        "--role",
+        "helpdesk",
+        "--json",
+    ]);
+    assert_eq!(held["roles"], serde_json::json!(["helpdesk"]));
+    assert!(
+        cli.fails(2, &["admin-role", "remove", "--tenant", "acme", "helpdesk"], None)
+            .contains("held by 1")
+    );
     cli.ok(&[
         "admin-token",
         "revoke",
@@ -1276,6 +1367,9 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
             "keys.bootstrap",
             "admin_token.create",
             "admin_token.create",
+            "admin_token.update",
+            "admin_role.create",
+            "admin_token.update",
             "admin_token.revoke"
         ]
     );

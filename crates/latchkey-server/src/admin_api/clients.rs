@@ -2,61 +2,27 @@
 //! merge patch (RFC 7396) under `If-Match`, and its secret rotated. Writes need the admin role
 //! and are audited by the store with the change (docs/admin-api.md).
 
-use super::{Caller, audit, authenticate, body, json_ok, missing, not_found};
+use super::{
+    Caller, audit, authenticate, body, etag_response, if_match, json_ok, key_str, missing, not_found, paged,
+    paging, query,
+};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{AdminRole, Client, ClientId, Outcome, UnixMillis};
+use latchkey_core::{ClientId, Outcome};
 use latchkey_services::clients::{ClientSpec, registration};
 use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS, StoreError};
 use serde_json::{Value, json};
-
-/// A client's `ETag`: its version, which every change moves on (RFC 9110 §8.8.3).
-fn etag(c: &Client) -> String {
-    format!("\"{}\"", c.updated_at)
-}
-
-/// The client as JSON with its `ETag`.
-fn with_etag(c: &Client) -> HttpResponse {
-    let mut res = json_ok(c);
-    if let Ok(v) = header::HeaderValue::from_str(&etag(c)) {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
-}
-
-/// The version `If-Match` names; `None` without the header or for `*`. Anything but one strong
-/// tag of ours can match no version: 412 (RFC 9110 §13.1.1).
-fn if_match(req: &HttpRequest) -> Result<Option<UnixMillis>, AppError> {
-    let Some(v) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let v = v.to_str().unwrap_or_default().trim();
-    if v == "*" {
-        return Ok(None);
-    }
-    v.strip_prefix('"')
-        .and_then(|x| x.strip_suffix('"'))
-        .and_then(|x| x.parse::<UnixMillis>().ok())
-        .map(Some)
-        .ok_or_else(|| {
-            AppError::new(
-                Kind::PreconditionFailed,
-                "If-Match names no version of this client: read it again for its ETag.",
-            )
-        })
-}
 
 async fn caller_and_id(
     req: &HttpRequest,
     state: &AppState,
     path: web::Path<(String, String)>,
-    need: AdminRole,
 ) -> Result<(Caller, ClientId), AppError> {
     let (slug, id) = path.into_inner();
-    Ok((authenticate(req, state, &slug, need).await?, ClientId(id)))
+    Ok((authenticate(req, state, &slug).await?, ClientId(id)))
 }
 
 /// `POST /admin/t/{tenant}/clients`: registers a client from a [`ClientSpec`] (the defaults of
@@ -69,7 +35,7 @@ pub(super) async fn create(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let run = async {
             let spec: ClientSpec = serde_json::from_slice(&bytes)
                 .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")))?;
@@ -102,7 +68,7 @@ pub(super) async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Admin).await?;
+        let (caller, cid) = caller_and_id(&req, &state, path).await?;
         let version = if_match(&req)?;
         let (tid, id, actor) = (caller.tenant.id.clone(), cid.clone(), caller.actor());
         state
@@ -135,7 +101,7 @@ pub(super) async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Reader).await?;
+        let (caller, cid) = caller_and_id(&req, &state, path).await?;
         let (tid, id) = (caller.tenant.id.clone(), cid.clone());
         let client = state
             .store(move |db| db.client(&tid, &id))
@@ -151,7 +117,7 @@ pub(super) async fn get(
             json!({}),
         )
         .await?;
-        Ok(with_etag(&client))
+        Ok(etag_response(&client, client.updated_at))
     }
     .await
     .map_err(AppError::problem)
@@ -167,7 +133,7 @@ pub(super) async fn update(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let (caller, cid) = caller_and_id(&req, &state, path, AdminRole::Admin).await?;
+        let (caller, cid) = caller_and_id(&req, &state, path).await?;
         let mime = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -194,7 +160,7 @@ pub(super) async fn update(
             .await
             .map_err(missing("client"))?;
         state.clients.remove(&(client.tenant_id.clone(), cid));
-        Ok(with_etag(&client))
+        Ok(etag_response(&client, client.updated_at))
     }
     .await
     .map_err(AppError::problem)
@@ -219,7 +185,7 @@ pub(super) async fn rotate_secret(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let b: RotateBody = body(&bytes, true)?;
         let max = u64::try_from(MAX_SECRET_OVERLAP_MS / 1000).unwrap_or(0);
         if b.overlap_secs > max {
@@ -243,6 +209,49 @@ pub(super) async fn rotate_secret(
             "client_secret": secret,
             "previous_secret_expires_at": client.previous_secret.map(|p| p.expires_at),
         })))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/clients`: a page of clients by name; see [`paged`].
+pub(super) async fn list(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after
+            .map(|k| Ok::<_, AppError>((key_str(&k, 0)?, key_str(&k, 1)?)))
+            .transpose()?;
+        let tid = caller.tenant.id.clone();
+        let clients = state.store(move |db| db.clients_page(&tid, after, limit)).await?;
+        let details = json!({"clients": clients.len()});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "client.list",
+            "clients",
+            details,
+        )
+        .await?;
+        Ok(paged(
+            &req,
+            &clients,
+            limit,
+            |c| json!([c.name, c.client_id]),
+            &[],
+        ))
     }
     .await
     .map_err(AppError::problem)

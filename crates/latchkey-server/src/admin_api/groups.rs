@@ -8,9 +8,7 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{
-    AdminRole, AnyRole, ClientId, ClientRoleId, GroupId, Outcome, Principal, RoleId, TenantId, UserId,
-};
+use latchkey_core::{AnyRole, ClientId, ClientRoleId, GroupId, Outcome, Principal, RoleId, TenantId, UserId};
 use latchkey_store::{ClientRepo, Db, GroupRepo, GroupUpdate, RoleRepo, StoreError};
 use serde_json::{Value, json};
 
@@ -56,7 +54,7 @@ async fn list_of<T: serde::Serialize + Send + 'static>(
     key: impl Fn(&T) -> String,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
+        let caller = authenticate(req, state, slug).await?;
         let q: PageQuery = query(req)?;
         let tid = caller.tenant.id.clone();
         let all = state.store(move |db| fetch(db, &tid)).await?;
@@ -76,7 +74,7 @@ async fn create_named<T: serde::Serialize + Send + 'static>(
     make: impl FnOnce(&Db, &TenantId, &str, &NewBody) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(req, state, slug, AdminRole::Admin).await?;
+        let caller = authenticate(req, state, slug).await?;
         let run = async {
             let b: NewBody = body(bytes, false)?;
             let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
@@ -124,7 +122,7 @@ pub(super) async fn get_group(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let (tid, gid) = (caller.tenant.id.clone(), GroupId(id.clone()));
         let found = state
             .store(move |db| {
@@ -172,7 +170,7 @@ pub(super) async fn update_group(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let merge: serde_json::Map<String, Value> = body::<Value>(&bytes, false)?
             .as_object()
             .cloned()
@@ -214,7 +212,7 @@ pub(super) async fn delete_group(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id.clone()), caller.actor());
         state
             .store(move |db| db.delete_group(&tid, &actor, &gid))
@@ -253,7 +251,7 @@ async fn link(
     (kind, id): (&str, &str),
     change: impl FnOnce(&Db, &TenantId, &str, &Principal, bool) -> Result<(), StoreError> + Send + 'static,
 ) -> Result<bool, AppError> {
-    let caller = authenticate(req, state, slug, AdminRole::Admin).await?;
+    let caller = authenticate(req, state, slug).await?;
     let who = principal(kind, id.to_owned())?;
     let make = *req.method() == actix_web::http::Method::PUT;
     let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
@@ -328,7 +326,7 @@ pub(super) async fn delete_role(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let (tid, rid, actor) = (caller.tenant.id.clone(), RoleId(id.clone()), caller.actor());
         state
             .store(move |db| db.delete_role(&tid, &actor, &rid))
@@ -436,7 +434,7 @@ pub(super) async fn delete_client_role(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id, role) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let (tid, cid, actor, r) = (
             caller.tenant.id.clone(),
             ClientId(id),

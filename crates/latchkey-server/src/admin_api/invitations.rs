@@ -8,7 +8,6 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::AdminRole;
 use latchkey_services::ServiceError;
 use latchkey_services::invite::{DEFAULT_TTL_SECS, Inviter, MAX_TTL_SECS};
 use latchkey_store::{GroupRepo, Invitation, InvitationRepo, InvitationStatus, NewInvitation, StoreError};
@@ -90,7 +89,7 @@ pub(super) async fn create(
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let run = invite(&state, &caller, &bytes);
         super::idempotency::once(&state, &caller, (&req, &bytes), run).await
     }
@@ -143,7 +142,7 @@ pub(super) async fn list(
         status: Option<String>,
     }
     async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let q: Query = super::query(&req)?;
         let status = q
             .status
@@ -193,7 +192,7 @@ pub(super) async fn revoke(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
         let invitation = state
             .store(move |db| db.revoke_invitation(&tid, &actor, &id))
@@ -215,7 +214,7 @@ pub(super) async fn resend(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let b: ResendBody = body(&bytes, true)?;
         let expires_at = state.clock.now_millis() + ttl_ms(b.expires_in_secs)?;
         let invitation = inviting(&state, &caller, move |i| i.resend(&id, expires_at)).await?;

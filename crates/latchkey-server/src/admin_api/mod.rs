@@ -1,13 +1,21 @@
-//! The admin API: `/admin/t/{tenant}/…`, JSON, authorized by a bearer token that belongs to that
-//! tenant and carries a role. A token never reaches another tenant's objects (the lookup is keyed
-//! by tenant), objects of another tenant are simply not found, and every call, reads included, is
-//! written to the tenant's audit chain.
+//! The admin API: `/admin/t/{tenant}/…`, JSON, authorized by an admin credential of that tenant
+//! (an `lka_` token, or an OAuth access token of an admin client) holding the permission the
+//! route needs ([`routes::ROUTES`]). A credential never reaches another tenant's objects (the
+//! lookup is keyed by tenant), objects of another tenant are simply not found, and every call,
+//! reads and refusals included, is written to the tenant's audit chain.
 
+mod admin;
 mod clients;
 mod groups;
 mod idempotency;
 mod invitations;
+pub mod openapi;
+mod routes;
 mod sessions;
+mod users;
+
+pub(crate) use routes::configure;
+pub use routes::{PREFIX, ROUTES, Route};
 
 use crate::flow::throttle::Budget;
 use crate::state::AppState;
@@ -17,9 +25,10 @@ use crate::web::tenant::tenant;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
-    AdminRole, AdminToken, NewAuditEvent, Outcome, Tenant, TenantId, UserId, UserStatus, sha256_hex,
+    AdminToken, ClientId, NewAuditEvent, Outcome, Permission, Permissions, Tenant, TenantId, UnixMillis,
+    sha256_hex,
 };
-use latchkey_store::{AdminTokenRepo, AuditRepo, ClientRepo, Db, StoreError, UserRepo};
+use latchkey_store::{AdminTokenRepo, AuditRepo, Db, StoreError};
 use serde_json::json;
 use std::time::Duration;
 
@@ -27,102 +36,110 @@ use std::time::Duration;
 const MAX_FAILURES: u64 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
-pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin/t/{tenant}")
-            .route("/users", web::get().to(list_users))
-            .route("/users/{id}", web::get().to(get_user))
-            .route("/users/{id}/disable", web::post().to(disable_user))
-            .route("/users/{id}/enable", web::post().to(enable_user))
-            .route("/users/{id}", web::delete().to(delete_user))
-            .route("/users/{id}/restore", web::post().to(restore_user))
-            .route("/users/{id}/sessions", web::get().to(sessions::list))
-            .route("/users/{id}/sessions", web::delete().to(sessions::end_all))
-            .route(
-                "/users/{id}/sessions/{session}",
-                web::delete().to(sessions::end_one),
-            )
-            .route("/invitations", web::post().to(invitations::create))
-            .route("/invitations", web::get().to(invitations::list))
-            .route("/invitations/{id}/revoke", web::post().to(invitations::revoke))
-            .route("/invitations/{id}/resend", web::post().to(invitations::resend))
-            .route("/clients", web::get().to(list_clients))
-            .route("/clients", web::post().to(clients::create))
-            .route("/clients/{id}", web::delete().to(clients::delete))
-            .route("/clients/{id}", web::get().to(clients::get))
-            .route("/clients/{id}", web::patch().to(clients::update))
-            .route(
-                "/clients/{id}/rotate-secret",
-                web::post().to(clients::rotate_secret),
-            )
-            .route("/groups", web::get().to(groups::list_groups))
-            .route("/groups", web::post().to(groups::create_group))
-            .route("/groups/{id}", web::get().to(groups::get_group))
-            .route("/groups/{id}", web::patch().to(groups::update_group))
-            .route("/groups/{id}", web::delete().to(groups::delete_group))
-            .route(
-                "/groups/{id}/members/{kind}/{member}",
-                web::put().to(groups::member),
-            )
-            .route(
-                "/groups/{id}/members/{kind}/{member}",
-                web::delete().to(groups::member),
-            )
-            .route("/clients/{id}/roles", web::get().to(groups::list_client_roles))
-            .route("/clients/{id}/roles", web::post().to(groups::create_client_role))
-            .route(
-                "/clients/{id}/roles/{role}",
-                web::delete().to(groups::delete_client_role),
-            )
-            .route(
-                "/clients/{id}/roles/{role}/{kind}/{principal}",
-                web::put().to(groups::client_assignment),
-            )
-            .route(
-                "/clients/{id}/roles/{role}/{kind}/{principal}",
-                web::delete().to(groups::client_assignment),
-            )
-            .route("/roles", web::get().to(groups::list_roles))
-            .route("/roles", web::post().to(groups::create_role))
-            .route("/roles/{id}", web::delete().to(groups::delete_role))
-            .route(
-                "/roles/{id}/{kind}/{principal}",
-                web::put().to(groups::assignment),
-            )
-            .route(
-                "/roles/{id}/{kind}/{principal}",
-                web::delete().to(groups::assignment),
-            )
-            .route("/audit", web::get().to(search_audit)),
-    );
-}
-
-/// An authenticated admin call: the tenant from the path and the token that opened it.
+/// An authenticated admin call: the tenant from the path, the credential that opened it, what
+/// that credential may do, and the permission the route needed.
 struct Caller {
     tenant: Tenant,
+    principal: String,
     token: AdminToken,
+    permissions: Permissions,
+    need: Permission,
 }
 
 impl Caller {
+    /// Who the audit chain names: the credential and the permission that let the call through.
     fn actor(&self) -> String {
-        format!("admin_token:{}", self.token.id)
+        format!("{}#{}", self.principal, self.need)
     }
+
+    /// Refuses (403, audited) unless the credential also has `p`; for calls that need more
+    /// than their route's permission.
+    async fn require(&self, req: &HttpRequest, state: &AppState, p: Permission) -> Result<(), AppError> {
+        if self.permissions.contains(p) {
+            return Ok(());
+        }
+        deny(req, state, self, p).await
+    }
+}
+
+/// Audits a refusal for lack of `p` and answers 403.
+async fn deny(req: &HttpRequest, state: &AppState, caller: &Caller, p: Permission) -> Result<(), AppError> {
+    let event = NewAuditEvent {
+        actor: caller.principal.clone(),
+        action: "admin.denied".to_owned(),
+        target: format!("{} {}", req.method(), req.path()),
+        outcome: Outcome::Denied,
+        details: json!({"needed": p}),
+    };
+    let tid = caller.tenant.id.clone();
+    state.store(move |db| db.append_audit(&tid, event)).await?;
+    Err(AppError::new(
+        Kind::Forbidden,
+        format!("This credential lacks the permission {p}."),
+    )
+    .json())
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256).then_some(token.trim())
+    (scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && token.len() <= latchkey_keys::jwt::MAX_TOKEN_BYTES)
+        .then_some(token.trim())
 }
 
-/// Resolves the tenant and the token; counts failures per address so guessing is throttled.
-async fn authenticate(
-    req: &HttpRequest,
+/// The credential a bearer value names in tenant `t`: an `lka_` token by its hash, or an OAuth
+/// access token of a client that is an admin credential, for the admin API's audience.
+async fn credential(
     state: &AppState,
-    slug: &str,
-    need: AdminRole,
-) -> Result<Caller, AppError> {
+    t: &Tenant,
+    presented: &str,
+) -> Result<Option<(String, AdminToken)>, AppError> {
+    let now = state.clock.now_millis();
+    if presented.starts_with("lka_") {
+        let (tid, hash) = (t.id.clone(), sha256_hex(presented.as_bytes()));
+        let found = state.store(move |db| db.admin_token_by_hash(&tid, &hash)).await?;
+        return Ok(found
+            .filter(|tok| !tok.is_expired(now))
+            .map(|tok| (format!("admin_token:{}", tok.id), tok)));
+    }
+    let Some(token) = crate::flow::bearer::inspect(state, t, presented, false).await? else {
+        return Ok(None);
+    };
+    // A user's token never opens the admin API, and a client's only when issued for it.
+    if token.user.is_some() || token.aud.as_deref() != Some(audience(state, t).as_str()) {
+        return Ok(None);
+    }
+    let (tid, cid) = (t.id.clone(), ClientId(token.client_id));
+    let found = state
+        .store(move |db| db.admin_token_by_client(&tid, &cid))
+        .await?;
+    Ok(found.filter(|tok| !tok.is_expired(now)).map(|tok| {
+        (
+            format!(
+                "admin_client:{}",
+                tok.client_id.as_ref().map_or("", ClientId::as_str)
+            ),
+            tok,
+        )
+    }))
+}
+
+/// The audience (RFC 8707 resource) of access tokens for tenant `t`'s admin API: its base URL.
+fn audience(state: &AppState, t: &Tenant) -> String {
+    latchkey_services::clients::admin_audience(&state.config.public_url, &t.slug)
+}
+
+/// Resolves the tenant and the credential and checks the permission the matched route needs
+/// (from [`routes::ROUTES`]); counts failures per address so guessing is throttled. Refusals
+/// for lack of permission are audited with the permission.
+async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result<Caller, AppError> {
     async {
+        let need = req
+            .match_pattern()
+            .and_then(|p| routes::permission_for(req.method().as_str(), &p))
+            .ok_or_else(|| AppError::internal("admin route table", "route missing from ROUTES"))?;
         let t = tenant(state, slug).await.map_err(AppError::problem)?;
         let addr = crate::web::net::client_addr(req);
         // Reserved before the lookup, so parallel guesses get no more than `MAX_FAILURES`.
@@ -141,36 +158,29 @@ async fn authenticate(
             .json());
         }
         let found = match bearer(req) {
-            Some(presented) => {
-                let (tid, hash) = (t.id.clone(), sha256_hex(presented.as_bytes()));
-                state.store(move |db| db.admin_token_by_hash(&tid, &hash)).await?
-            }
+            Some(presented) => credential(state, &t, presented).await?,
             None => None,
         };
-        let Some(token) = found.filter(|tok| !tok.is_expired(state.clock.now_millis())) else {
+        let Some((principal, token)) = found else {
             budget.failed().await?;
-            tracing::warn!(tenant = %t.slug, client_ip = %addr.map_or_else(String::new, |a| state.config.log_ip.show(a)), "admin API: missing, unknown or expired token");
+            tracing::warn!(tenant = %t.slug, client_ip = %addr.map_or_else(String::new, |a| state.config.log_ip.show(a)), "admin API: missing, unknown or expired credential");
             return Err(AppError::new(
                 Kind::Unauthorized,
-                "A valid admin token for this tenant is required.",
+                "A valid admin credential for this tenant is required.",
             )
             .json());
         };
         budget.release().await?;
-        let caller = Caller { tenant: t, token };
-        if need == AdminRole::Admin && caller.token.role != AdminRole::Admin {
-            let path = req.path().to_owned();
-            audit(
-                state,
-                &caller,
-                Outcome::Denied,
-                "admin.denied",
-                &path,
-                json!({"needed_role": "admin"}),
-            )
-            .await?;
-            return Err(AppError::new(Kind::Forbidden, "This token may only read.").json());
-        }
+        let (tid, tok) = (t.id.clone(), token.clone());
+        let permissions = state.store(move |db| db.effective_permissions(&tid, &tok)).await?;
+        let caller = Caller {
+            tenant: t,
+            principal,
+            token,
+            permissions,
+            need,
+        };
+        caller.require(req, state, need).await?;
         Ok(caller)
     }
     .await
@@ -245,7 +255,7 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     fetch: impl FnOnce(&Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
 ) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(req, state, slug, AdminRole::Reader).await?;
+        let caller = authenticate(req, state, slug).await?;
         let tid = caller.tenant.id.clone();
         let value = state
             .store(move |db| fetch(db, tid))
@@ -253,49 +263,6 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
             .ok_or_else(|| not_found(what))?;
         audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
         Ok(json_ok(&value))
-    }
-    .await
-    .map_err(AppError::problem)
-}
-
-/// `GET /admin/t/{tenant}/users`: a page of users in username order, filtered by `status` and
-/// `q` (a username or email prefix); see [`paged`].
-async fn list_users(
-    req: HttpRequest,
-    slug: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-        status: Option<UserStatus>,
-        q: Option<String>,
-    }
-    async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-        let q: Query = query(&req)?;
-        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
-        let after = after.map(|k| key_str(&k, 0)).transpose()?;
-        let query = latchkey_store::UserQuery {
-            after,
-            limit,
-            status: q.status,
-            prefix: q.q.clone(),
-        };
-        let tid = caller.tenant.id.clone();
-        let users = state.store(move |db| db.users_page(&tid, &query)).await?;
-        let details = json!({"users": users.len(), "status": q.status, "q": q.q});
-        audit(&state, &caller, Outcome::Success, "user.list", "users", details).await?;
-        let mut filters = Vec::new();
-        if let Some(st) = q.status {
-            filters.push(("status", st.as_str().to_owned()));
-        }
-        if let Some(p) = q.q {
-            filters.push(("q", p));
-        }
-        Ok(paged(&req, &users, limit, |u| json!([u.username]), &filters))
     }
     .await
     .map_err(AppError::problem)
@@ -369,222 +336,38 @@ fn paged<T: serde::Serialize>(
     res
 }
 
-async fn get_user(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    let (slug, id) = path.into_inner();
-    let target = format!("user:{id}");
-    audited_read(
-        &req,
-        &state,
-        &slug,
-        ("user.read", target, "user"),
-        move |db, t| db.user(&t, &UserId(id)),
-    )
-    .await
+/// An object's `ETag`: its version (`updated_at`), which every change moves on (RFC 9110 §8.8.3).
+fn etag(version: UnixMillis) -> String {
+    format!("\"{version}\"")
 }
 
-/// `GET /admin/t/{tenant}/clients`: a page of clients by name; see [`paged`].
-async fn list_clients(
-    req: HttpRequest,
-    slug: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
+/// The object as JSON with its version as `ETag`.
+fn etag_response(v: &impl serde::Serialize, version: UnixMillis) -> HttpResponse {
+    let mut res = json_ok(v);
+    if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
+        res.headers_mut().insert(header::ETAG, v);
     }
-    async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-        let q: Query = query(&req)?;
-        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
-        let after = after
-            .map(|k| Ok::<_, AppError>((key_str(&k, 0)?, key_str(&k, 1)?)))
-            .transpose()?;
-        let tid = caller.tenant.id.clone();
-        let clients = state.store(move |db| db.clients_page(&tid, after, limit)).await?;
-        let details = json!({"clients": clients.len()});
-        audit(
-            &state,
-            &caller,
-            Outcome::Success,
-            "client.list",
-            "clients",
-            details,
-        )
-        .await?;
-        Ok(paged(
-            &req,
-            &clients,
-            limit,
-            |c| json!([c.name, c.client_id]),
-            &[],
-        ))
-    }
-    .await
-    .map_err(AppError::problem)
+    res
 }
 
-async fn set_status(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-    status: UserStatus,
-) -> Result<HttpResponse, AppError> {
-    async {
-        let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
-        let user = state
-            .store(move |db| db.set_user_status(&tid, &actor, &uid, status))
-            .await
-            .map_err(missing("user"))?;
-        Ok(json_ok(&user))
+/// The version `If-Match` names; `None` without the header or for `*`. Anything but one strong
+/// tag of ours can match no version: 412 (RFC 9110 §13.1.1).
+fn if_match(req: &HttpRequest) -> Result<Option<UnixMillis>, AppError> {
+    let Some(v) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default().trim();
+    if v == "*" {
+        return Ok(None);
     }
-    .await
-    .map_err(AppError::problem)
-}
-
-async fn disable_user(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    set_status(req, path, state, UserStatus::Disabled).await
-}
-
-async fn enable_user(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    set_status(req, path, state, UserStatus::Active).await
-}
-
-/// `DELETE /admin/t/{tenant}/users/{id}`: deletes the user at once with what hangs off them
-/// (grants and tokens, factors, memberships, consents) and ends their sessions.
-async fn delete_user(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    async {
-        let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
-        let gone = uid.clone();
-        state
-            .store(move |db| db.delete_user(&tid, &actor, &gone))
-            .await
-            .map_err(missing("user"))?;
-        let sessions = state
-            .ephemeral
-            .delete_user_sessions(&caller.tenant.id, &uid)
-            .await?;
-        Ok(json_ok(
-            &json!({"deleted": "user", "id": uid, "sessions_ended": sessions}),
-        ))
-    }
-    .await
-    .map_err(AppError::problem)
-}
-
-/// `POST /admin/t/{tenant}/users/{id}/restore`: cancels a pending deletion (409 when none is).
-async fn restore_user(
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    async {
-        let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
-        let (tid, uid, actor) = (caller.tenant.id.clone(), UserId(id), caller.actor());
-        let user = state
-            .store(move |db| latchkey_store::LifecycleRepo::cancel_deletion(db, &tid, &actor, &uid))
-            .await
-            .map_err(missing("user"))?;
-        Ok(json_ok(&user))
-    }
-    .await
-    .map_err(AppError::problem)
-}
-
-/// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit
-/// search`: `user`, `action` (exact or `prefix*`), `since`/`until` (Unix ms, inclusive/exclusive),
-/// `after` (a sequence number, for paging), `limit` (1-1000, default 100), and `format`
-/// (`json`, the default, with `next_after` for the next page; `jsonl`; or `csv`).
-async fn search_audit(
-    req: HttpRequest,
-    slug: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        user: Option<String>,
-        action: Option<String>,
-        since: Option<i64>,
-        until: Option<i64>,
-        after: Option<i64>,
-        limit: Option<i64>,
-        format: Option<String>,
-    }
-    async {
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
-        let q = web::Query::<Query>::from_query(req.query_string())
-            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
-            .into_inner();
-        let format = match q.format.as_deref().unwrap_or("json") {
-            "json" => None,
-            "jsonl" => Some(latchkey_audit::Format::Jsonl),
-            "csv" => Some(latchkey_audit::Format::Csv),
-            other => {
-                return Err(AppError::new(
-                    Kind::BadRequest,
-                    format!("format {other:?}: expected json, jsonl or csv"),
-                ));
-            }
-        };
-        let filter = latchkey_store::AuditFilter {
-            user: q.user,
-            action: q.action,
-            since: q.since,
-            until: q.until,
-        };
-        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-        let (tid, f, after) = (caller.tenant.id.clone(), filter.clone(), q.after.unwrap_or(0));
-        let events = state.store(move |db| db.audit_search(&tid, &f, after, limit)).await?;
-        audit(
-            &state,
-            &caller,
-            Outcome::Success,
-            "audit.read",
-            &format!("tenant:{}", caller.tenant.id),
-            json!({"events": events.len(), "filter": {"user": filter.user, "action": filter.action, "since": filter.since, "until": filter.until}}),
-        )
-        .await?;
-        let Some(format) = format else {
-            let next_after = (events.len() == usize::try_from(limit).unwrap_or(0))
-                .then(|| events.last().map(|e| e.seq))
-                .flatten();
-            return Ok(json_ok(&json!({"events": events, "next_after": next_after})));
-        };
-        let mut body = Vec::new();
-        latchkey_audit::write_events(&mut body, &events, format)
-            .map_err(|e| AppError::internal("audit export", e))?;
-        let content_type = match format {
-            latchkey_audit::Format::Csv => "text/csv; charset=utf-8",
-            latchkey_audit::Format::Jsonl => "application/x-ndjson",
-        };
-        Ok(HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .content_type(content_type)
-            .body(body))
-    }
-    .await
-    .map_err(AppError::problem)
+    v.strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .and_then(|x| x.parse::<UnixMillis>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::PreconditionFailed,
+                "If-Match names no version of this object: read it again for its ETag.",
+            )
+        })
 }

@@ -8,7 +8,7 @@ use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{AdminRole, Outcome, Tenant, UserId};
+use latchkey_core::{Outcome, Tenant, UserId};
 use latchkey_store::UserRepo;
 use serde_json::{Value, json};
 
@@ -28,7 +28,7 @@ pub(super) async fn list(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Reader).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let uid = user_in(&state, &caller.tenant, &id).await?;
         let mut sessions = state
             .ephemeral
@@ -72,7 +72,7 @@ pub(super) async fn end_one(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id, key) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let uid = user_in(&state, &caller.tenant, &id).await?;
         let t = &caller.tenant;
         let owned = state
@@ -113,7 +113,7 @@ pub(super) async fn end_all(
 ) -> Result<HttpResponse, AppError> {
     async {
         let (slug, id) = path.into_inner();
-        let caller = authenticate(&req, &state, &slug, AdminRole::Admin).await?;
+        let caller = authenticate(&req, &state, &slug).await?;
         let uid = user_in(&state, &caller.tenant, &id).await?;
         let t = &caller.tenant;
         let sessions = state.ephemeral.delete_user_sessions(&t.id, &uid).await?;

@@ -6,6 +6,7 @@
 //! Architecture Invariant: `flow` imports `web`, `state` and the foundations, never a feature.
 
 pub(crate) mod audit;
+pub(crate) mod bearer;
 pub(crate) mod complete;
 pub(crate) mod csrf;
 pub(crate) mod email;

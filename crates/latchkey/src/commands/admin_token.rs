@@ -1,12 +1,17 @@
-//! `latchkey admin-token …`: bearer tokens for a tenant's admin API. A token is shown once;
-//! only its SHA-256 is stored.
+//! `latchkey admin-token …` and `latchkey admin-role …`: who may call a tenant's admin API. A
+//! credential starts with no permission; an `lka_` token is shown once (only its SHA-256 is
+//! stored); a client credential accepts that client's OAuth access tokens for the admin API.
 
-use crate::cli::{AdminTokenCmd, RoleArg};
+use crate::cli::{AdminGrants, AdminRoleCmd, AdminTokenCmd};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_human, print_json, rfc3339};
-use latchkey_core::{AdminRole, AdminToken, OsRng, random_token, sha256_hex};
-use latchkey_store::AdminTokenRepo;
+use latchkey_core::{
+    AdminRoleDef, AdminToken, BuiltinAdminRole, ClientId, OsRng, Permission, Permissions, random_token,
+    sha256_hex,
+};
+use latchkey_services::clients::{admin_audience, admin_client_problem};
+use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Grants, NewAdminToken};
 use serde_json::{Value, json};
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -16,11 +21,46 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
         AdminTokenCmd::Create {
             tenant,
             name,
-            role,
+            grants,
+            client,
             expires_in_days,
             out,
-        } => create(ctx, tenant.slug(), &name, role, expires_in_days, out.json),
+        } => create(
+            ctx,
+            tenant.slug(),
+            &name,
+            &grants,
+            client,
+            expires_in_days,
+            out.json,
+        ),
         AdminTokenCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
+        AdminTokenCmd::Update {
+            tenant,
+            id,
+            grants,
+            clear_roles,
+            clear_permissions,
+            out,
+        } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            let change = Grants {
+                roles: (clear_roles || !grants.roles.is_empty()).then(|| nonempty(&grants.roles)),
+                permissions: (clear_permissions || !grants.permissions.is_empty())
+                    .then(|| permissions(&grants.permissions))
+                    .transpose()?,
+                description: None,
+            };
+            let token = ctx
+                .db
+                .update_admin_token(&tenant.id, ctx.actor(), &id, None, &change)?;
+            done(
+                out.json,
+                &token_json(&token),
+                &format!("updated admin credential {id}"),
+            );
+            Ok(())
+        }
         AdminTokenCmd::Revoke { tenant, id, out } => {
             let tenant = ctx.tenant(tenant.slug())?;
             ctx.db.revoke_admin_token(&tenant.id, ctx.actor(), &id)?;
@@ -34,45 +74,86 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
     }
 }
 
+/// `--role ''` means none.
+fn nonempty(v: &[String]) -> Vec<String> {
+    v.iter().filter(|s| !s.trim().is_empty()).cloned().collect()
+}
+
+fn permissions(words: &[String]) -> Result<Permissions, CliError> {
+    Permissions::from_words(&words.join(" ")).map_err(|e| CliError::BadFlag(format!("--permission: {e}")))
+}
+
 fn token_json(token: &AdminToken) -> Value {
     json!({
-        "id": token.id, "name": token.name, "role": token.role,
+        "id": token.id, "name": token.name, "kind": if token.client_id.is_some() { "client" } else { "token" },
+        "client_id": token.client_id, "roles": token.roles, "permissions": token.permissions,
         "created_at": rfc3339(token.created_at), "expires_at": token.expires_at.map(rfc3339),
     })
 }
 
-/// `expires_in_days` 0 means the token never expires.
+/// A client ready to be an admin client, or a fresh `lka_` token (printed once).
+fn kind_of(
+    ctx: &Context<'_>,
+    tenant: &latchkey_core::TenantId,
+    slug: &str,
+    client: Option<String>,
+) -> Result<(CredentialKind, Option<String>), CliError> {
+    let Some(cid) = client else {
+        let secret = format!("lka_{}", random_token(&OsRng, 32));
+        return Ok((
+            CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+            Some(secret),
+        ));
+    };
+    let c = ctx
+        .db
+        .client(tenant, &ClientId(cid.clone()))?
+        .ok_or_else(|| CliError::NotInTenant {
+            what: "client",
+            name: cid,
+            tenant: slug.to_owned(),
+        })?;
+    if let Some(why) = admin_client_problem(&c, &admin_audience(&ctx.config.public_url, slug)) {
+        return Err(CliError::BadFlag(format!("--client: {why}")));
+    }
+    Ok((CredentialKind::Client(c.client_id), None))
+}
+
+/// `expires_in_days` 0 means the credential never expires.
 fn create(
     ctx: &Context<'_>,
     slug: &str,
     name: &str,
-    role: RoleArg,
+    grants: &AdminGrants,
+    client: Option<String>,
     expires_in_days: u32,
     json: bool,
 ) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
-    let role = match role {
-        RoleArg::Reader => AdminRole::Reader,
-        RoleArg::Admin => AdminRole::Admin,
+    let (kind, secret) = kind_of(ctx, &tenant.id, slug, client)?;
+    let new = NewAdminToken {
+        name: name.to_owned(),
+        roles: nonempty(&grants.roles),
+        permissions: permissions(&grants.permissions)?,
+        kind,
+        expires_at: (expires_in_days > 0)
+            .then(|| ctx.now_millis() + i64::from(expires_in_days) * MILLIS_PER_DAY),
     };
-    let secret = format!("lka_{}", random_token(&OsRng, 32));
-    let expires_at =
-        (expires_in_days > 0).then(|| ctx.now_millis() + i64::from(expires_in_days) * MILLIS_PER_DAY);
-    let token = ctx.db.create_admin_token(
-        &tenant.id,
-        ctx.actor(),
-        name,
-        role,
-        &sha256_hex(secret.as_bytes()),
-        expires_at,
-    )?;
+    let token = ctx.db.create_admin_token(&tenant.id, ctx.actor(), &new)?;
     let mut shown = token_json(&token);
-    shown["token"] = json!(secret);
+    if let Some(s) = &secret {
+        shown["token"] = json!(s);
+    }
     if json {
         print_json(&shown);
     } else {
         print_human(&shown);
-        println!("(the token is shown once: only its hash is stored)");
+        if secret.is_some() {
+            println!("(the token is shown once: only its hash is stored)");
+        }
+        if token.roles.is_empty() && token.permissions.is_empty() {
+            println!("(it may do nothing yet: give it --role or --permission with `admin-token update`)");
+        }
     }
     Ok(())
 }
@@ -84,12 +165,99 @@ fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
         print_json(&tokens.iter().map(token_json).collect());
     } else {
         for token in tokens {
+            let grants: Vec<String> = token
+                .roles
+                .iter()
+                .cloned()
+                .chain(token.permissions.iter().map(|p| p.as_str().to_owned()))
+                .collect();
             println!(
                 "{}\t{}\t{}\t{}",
                 token.id,
-                token.role,
+                if grants.is_empty() {
+                    "-".into()
+                } else {
+                    grants.join(",")
+                },
                 token.name,
                 token.expires_at.map_or_else(|| "never".into(), rfc3339)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn role_json(r: &AdminRoleDef) -> Value {
+    json!({"name": r.name, "description": r.description, "permissions": r.permissions,
+           "created_at": rfc3339(r.created_at), "updated_at": rfc3339(r.updated_at)})
+}
+
+pub fn run_roles(ctx: &Context<'_>, cmd: AdminRoleCmd) -> Result<(), CliError> {
+    match cmd {
+        AdminRoleCmd::Permissions { out } => {
+            let roles: Vec<Value> = BuiltinAdminRole::ALL
+                .iter()
+                .map(|r| json!({"name": r, "permissions": r.permissions()}))
+                .collect();
+            let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+            if out.json {
+                print_json(&json!({"permissions": all, "roles": roles}));
+            } else {
+                println!("{}", all.join("\n"));
+                for r in BuiltinAdminRole::ALL {
+                    println!("role {r}: {}", r.permissions().to_words());
+                }
+            }
+        }
+        AdminRoleCmd::Create {
+            tenant,
+            name,
+            description,
+            permissions: p,
+            out,
+        } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            let role =
+                ctx.db
+                    .create_admin_role(&tenant.id, ctx.actor(), &name, &description, permissions(&p)?)?;
+            done(out.json, &role_json(&role), &format!("created admin role {name}"));
+        }
+        AdminRoleCmd::List { tenant, out } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            let roles = ctx.db.list_admin_roles(&tenant.id)?;
+            if out.json {
+                print_json(&roles.iter().map(role_json).collect());
+            } else {
+                for r in roles {
+                    println!("{}\t{}\t{}", r.name, r.permissions.to_words(), r.description);
+                }
+            }
+        }
+        AdminRoleCmd::Update {
+            tenant,
+            name,
+            description,
+            permissions: p,
+            out,
+        } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            let change = Grants {
+                roles: None,
+                permissions: p.as_deref().map(permissions).transpose()?,
+                description,
+            };
+            let role = ctx
+                .db
+                .update_admin_role(&tenant.id, ctx.actor(), &name, None, &change)?;
+            done(out.json, &role_json(&role), &format!("updated admin role {name}"));
+        }
+        AdminRoleCmd::Remove { tenant, name, out } => {
+            let tenant = ctx.tenant(tenant.slug())?;
+            ctx.db.delete_admin_role(&tenant.id, ctx.actor(), &name)?;
+            done(
+                out.json,
+                &json!({"deleted": "admin_role", "name": name}),
+                &format!("removed admin role {name}"),
             );
         }
     }

@@ -1,0 +1,487 @@
+//! `/admin/t/{tenant}/credentials`, `/admin-roles` and `/permissions`: who may call this API.
+//! A credential is an `lka_` token or an OAuth client of the tenant; it holds admin roles and
+//! single permissions and starts with none. Nobody grants what they don't hold themselves, so
+//! `credentials:write` is not a way to more power (docs/admin-api.md#credentials).
+
+use super::{
+    Caller, audit, authenticate, body, deny, etag_response, if_match, json_ok, missing, not_found, paged,
+    paging, query,
+};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::patch::merge_patch;
+use latchkey_core::{
+    AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, random_token, sha256_hex,
+};
+use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Grants, NewAdminToken};
+use serde_json::{Value, json};
+
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// `GET /admin/t/{tenant}/permissions`: every permission and admin role this tenant knows.
+pub(super) async fn permissions(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let tid = caller.tenant.id.clone();
+        let custom = state.store(move |db| db.list_admin_roles(&tid)).await?;
+        let builtin: Vec<Value> = BuiltinAdminRole::ALL
+            .iter()
+            .filter(|r| **r != BuiltinAdminRole::SystemAdmin)
+            .map(|r| json!({"name": r, "builtin": true, "permissions": r.permissions()}))
+            .collect();
+        let custom = custom
+            .iter()
+            .map(|r| json!({"name": r.name, "builtin": false, "description": r.description, "permissions": r.permissions}));
+        let tenant: Vec<Permission> = Permission::ALL.iter().copied().filter(|p| !p.is_system()).collect();
+        audit(&state, &caller, Outcome::Success, "admin.permissions.read", "permissions", json!({})).await?;
+        Ok(json_ok(&json!({
+            "permissions": tenant,
+            "roles": builtin.into_iter().chain(custom).collect::<Vec<_>>(),
+        })))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// What a credential looks like over the API (never its hash).
+fn view(t: &AdminToken) -> Value {
+    json!({
+        "id": t.id, "name": t.name, "kind": if t.client_id.is_some() { "client" } else { "token" },
+        "client_id": t.client_id, "roles": t.roles, "permissions": t.permissions,
+        "created_at": t.created_at, "expires_at": t.expires_at, "updated_at": t.updated_at,
+    })
+}
+
+/// Refuses (403, audited) a grant of anything the caller does not hold itself.
+async fn within_reach(
+    req: &HttpRequest,
+    state: &AppState,
+    caller: &Caller,
+    roles: Vec<String>,
+    permissions: Permissions,
+) -> Result<(), AppError> {
+    let probe = AdminToken {
+        roles,
+        permissions,
+        ..caller.token.clone()
+    };
+    let tid = caller.tenant.id.clone();
+    let asked = state
+        .store(move |db| db.effective_permissions(&tid, &probe))
+        .await?;
+    match asked.iter().find(|p| !caller.permissions.contains(*p)) {
+        Some(p) => deny(req, state, caller, p).await,
+        None => Ok(()),
+    }
+}
+
+/// `GET /admin/t/{tenant}/credentials`: the tenant's admin credentials, oldest first, paged.
+pub(super) async fn list_credentials(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after
+            .map(|k| k.first().and_then(Value::as_str).map(str::to_owned))
+            .map(|k| k.ok_or_else(|| AppError::new(Kind::BadRequest, "cursor is not one this API returned")))
+            .transpose()?;
+        let tid = caller.tenant.id.clone();
+        let all = state.store(move |db| db.list_admin_tokens(&tid)).await?;
+        // Few per tenant: paged in memory, in (created_at, id) order, after the cursor's id.
+        let start = after.map_or(0, |id| {
+            all.iter().position(|t| t.id == id).map_or(all.len(), |i| i + 1)
+        });
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(usize::try_from(limit).unwrap_or(100))
+            .map(view)
+            .collect();
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "admin_token.list",
+            "credentials",
+            json!({"credentials": page.len()}),
+        )
+        .await?;
+        Ok(paged(&req, &page, limit, |v| json!([v["id"]]), &[]))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/credentials/{id}` with its `ETag`.
+pub(super) async fn get_credential(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let (tid, key) = (caller.tenant.id.clone(), id.clone());
+        let tok = state
+            .store(move |db| db.admin_token(&tid, &key))
+            .await?
+            .ok_or_else(|| not_found("admin credential"))?;
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "admin_token.read",
+            &format!("admin_token:{id}"),
+            json!({}),
+        )
+        .await?;
+        Ok(etag_response(&view(&tok), tok.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// A new credential: a name, what it may do, and either nothing (an `lka_` token is made and
+/// answered once) or the `client_id` of a client whose admin-API access tokens it accepts.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewCredential {
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    permissions: Permissions,
+    client_id: Option<String>,
+    /// Days until it stops working: 90 by default, 0 for never.
+    expires_in_days: Option<u32>,
+}
+
+/// How the new credential proves itself: a client of the tenant ready to be an admin client,
+/// or a fresh `lka_` token (answered once).
+async fn kind_of(
+    state: &AppState,
+    caller: &Caller,
+    client_id: Option<&str>,
+) -> Result<(CredentialKind, Option<String>), AppError> {
+    let Some(cid) = client_id else {
+        let secret = format!("lka_{}", random_token(&OsRng, 32));
+        return Ok((
+            CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+            Some(secret),
+        ));
+    };
+    let (tid, id) = (caller.tenant.id.clone(), ClientId(cid.to_owned()));
+    let client = state
+        .store(move |db| db.client(&tid, &id))
+        .await?
+        .ok_or_else(|| not_found("client"))?;
+    let audience = super::audience(state, &caller.tenant);
+    if let Some(why) = latchkey_services::clients::admin_client_problem(&client, &audience) {
+        return Err(AppError::new(Kind::Unprocessable, why));
+    }
+    Ok((CredentialKind::Client(client.client_id), None))
+}
+
+/// `POST /admin/t/{tenant}/credentials`: 201 with the credential (and an `lka_` token's secret,
+/// in this answer only). `Idempotency-Key` replays the first answer.
+pub(super) async fn create_credential(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let new: NewCredential = body(&bytes, false)?;
+        within_reach(&req, &state, &caller, new.roles.clone(), new.permissions).await?;
+        let run = async {
+            let now = state.clock.now_millis();
+            let days = new.expires_in_days.unwrap_or(90);
+            let expires_at = (days > 0).then(|| now + i64::from(days) * MILLIS_PER_DAY);
+            let (kind, secret) = kind_of(&state, &caller, new.client_id.as_deref()).await?;
+            let spec = NewAdminToken {
+                name: new.name.clone(),
+                roles: new.roles.clone(),
+                permissions: new.permissions,
+                kind,
+                expires_at,
+            };
+            let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+            let tok = state
+                .store(move |db| db.create_admin_token(&tid, &actor, &spec))
+                .await?;
+            let mut shown = view(&tok);
+            if let Some(s) = secret {
+                shown["token"] = json!(s);
+            }
+            Ok((StatusCode::CREATED, shown))
+        };
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// The grants a merge patch over `{roles, permissions[, description]}` asks for.
+fn patched_grants(current: Value, bytes: &[u8]) -> Result<Grants, AppError> {
+    let patch: Value = body(bytes, false)?;
+    let mut after = current;
+    merge_patch(&mut after, &patch);
+    let bad = |e: serde_json::Error| AppError::new(Kind::BadRequest, format!("Bad patch: {e}"));
+    Ok(Grants {
+        roles: after
+            .get("roles")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(bad)?,
+        permissions: after
+            .get("permissions")
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(bad)?,
+        description: after
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// `PATCH /admin/t/{tenant}/credentials/{id}`: a merge patch of `roles` and `permissions`,
+/// under `If-Match`; a grant beyond the caller's own is refused.
+pub(super) async fn update_credential(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let version = if_match(&req)?;
+        let (tid, key) = (caller.tenant.id.clone(), id.clone());
+        let tok = state
+            .store(move |db| db.admin_token(&tid, &key))
+            .await?
+            .ok_or_else(|| not_found("admin credential"))?;
+        let current = json!({"roles": tok.roles, "permissions": tok.permissions});
+        let grants = patched_grants(current, &bytes)?;
+        within_reach(
+            &req,
+            &state,
+            &caller,
+            grants.roles.clone().unwrap_or_default(),
+            grants.permissions.unwrap_or_default(),
+        )
+        .await?;
+        let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+        let tok = state
+            .store(move |db| db.update_admin_token(&tid, &actor, &id, version, &grants))
+            .await
+            .map_err(missing("admin credential"))?;
+        Ok(etag_response(&view(&tok), tok.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE /admin/t/{tenant}/credentials/{id}`: the credential stops working at once.
+pub(super) async fn revoke_credential(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let (tid, actor, key) = (caller.tenant.id.clone(), caller.actor(), id.clone());
+        state
+            .store(move |db| db.revoke_admin_token(&tid, &actor, &key))
+            .await
+            .map_err(missing("admin credential"))?;
+        Ok(json_ok(&json!({"revoked": "admin_credential", "id": id})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/admin-roles`: the tenant's custom admin roles by name, paged.
+pub(super) async fn list_roles(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after.map(|k| super::key_str(&k, 0)).transpose()?;
+        let tid = caller.tenant.id.clone();
+        let roles = state.store(move |db| db.list_admin_roles(&tid)).await?;
+        let page: Vec<_> = roles
+            .into_iter()
+            .filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
+            .take(usize::try_from(limit).unwrap_or(100))
+            .collect();
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "admin_role.list",
+            "admin_roles",
+            json!({"roles": page.len()}),
+        )
+        .await?;
+        Ok(paged(&req, &page, limit, |r| json!([r.name]), &[]))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/admin-roles/{name}` with its `ETag`.
+pub(super) async fn get_role(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, name) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let (tid, key) = (caller.tenant.id.clone(), name.clone());
+        let role = state
+            .store(move |db| db.admin_role(&tid, &key))
+            .await?
+            .ok_or_else(|| not_found("admin role"))?;
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "admin_role.read",
+            &format!("admin_role:{name}"),
+            json!({}),
+        )
+        .await?;
+        Ok(etag_response(&role, role.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewRole {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    permissions: Permissions,
+}
+
+/// `POST /admin/t/{tenant}/admin-roles`: 201 with the role; only permissions the caller holds.
+pub(super) async fn create_role(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let new: NewRole = body(&bytes, false)?;
+        within_reach(&req, &state, &caller, Vec::new(), new.permissions).await?;
+        let run = async {
+            let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+            let role = state
+                .store(move |db| {
+                    db.create_admin_role(&tid, &actor, &new.name, &new.description, new.permissions)
+                })
+                .await?;
+            let v = serde_json::to_value(&role).map_err(|e| AppError::internal("admin role", e))?;
+            Ok((StatusCode::CREATED, v))
+        };
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `PATCH /admin/t/{tenant}/admin-roles/{name}`: a merge patch of `description` and
+/// `permissions`, under `If-Match`; its holders change with it.
+pub(super) async fn update_role(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, name) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let version = if_match(&req)?;
+        let (tid, key) = (caller.tenant.id.clone(), name.clone());
+        let role = state
+            .store(move |db| db.admin_role(&tid, &key))
+            .await?
+            .ok_or_else(|| not_found("admin role"))?;
+        let grants = patched_grants(
+            json!({"description": role.description, "permissions": role.permissions}),
+            &bytes,
+        )?;
+        within_reach(
+            &req,
+            &state,
+            &caller,
+            Vec::new(),
+            grants.permissions.unwrap_or_default(),
+        )
+        .await?;
+        let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+        let role = state
+            .store(move |db| db.update_admin_role(&tid, &actor, &name, version, &grants))
+            .await
+            .map_err(missing("admin role"))?;
+        Ok(etag_response(&role, role.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE /admin/t/{tenant}/admin-roles/{name}`: 409 while a credential holds it.
+pub(super) async fn delete_role(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, name) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let (tid, actor, key) = (caller.tenant.id.clone(), caller.actor(), name.clone());
+        state
+            .store(move |db| db.delete_admin_role(&tid, &actor, &key))
+            .await
+            .map_err(missing("admin role"))?;
+        Ok(json_ok(&json!({"deleted": "admin_role", "name": name})))
+    }
+    .await
+    .map_err(AppError::problem)
+}

@@ -1,0 +1,103 @@
+//! The admin API's route table: every route with the one permission it needs. The actix routes,
+//! the permission check in [`super::authenticate`] and the permission-matrix tests are all made
+//! from this one list, so a route cannot be served without saying what it needs.
+
+use super::{admin, clients, groups, invitations, sessions, users};
+use actix_web::web;
+use latchkey_core::Permission;
+
+/// One admin route: method, path below `/admin/t/{tenant}`, and the permission it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
+/// The prefix every route in [`ROUTES`] is below.
+pub const PREFIX: &str = "/admin/t/{tenant}";
+
+macro_rules! table {
+    ($( $method:ident $path:literal => $handler:path, $perm:ident; )*) => {
+        /// Registers every route of [`ROUTES`].
+        pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.route("/admin/openapi.json", web::get().to(super::openapi::serve));
+            cfg.service(web::scope(PREFIX) $( .route($path, web::$method().to($handler)) )*);
+        }
+
+        /// Every admin route, in the order they are matched.
+        pub const ROUTES: &[Route] = &[
+            $( Route { method: method_name(stringify!($method)), path: $path, permission: Permission::$perm } ),*
+        ];
+    };
+}
+
+const fn method_name(m: &str) -> &'static str {
+    match m.as_bytes() {
+        b"get" => "GET",
+        b"post" => "POST",
+        b"put" => "PUT",
+        b"patch" => "PATCH",
+        _ => "DELETE",
+    }
+}
+
+table! {
+    get "/users" => users::list_users, UsersRead;
+    get "/users/{id}" => users::get_user, UsersRead;
+    post "/users/{id}/disable" => users::disable_user, UsersDisable;
+    post "/users/{id}/enable" => users::enable_user, UsersDisable;
+    delete "/users/{id}" => users::delete_user, UsersDelete;
+    post "/users/{id}/restore" => users::restore_user, UsersDelete;
+    get "/users/{id}/sessions" => sessions::list, SessionsRead;
+    delete "/users/{id}/sessions" => sessions::end_all, SessionsRevoke;
+    delete "/users/{id}/sessions/{session}" => sessions::end_one, SessionsRevoke;
+    post "/invitations" => invitations::create, InvitationsWrite;
+    get "/invitations" => invitations::list, InvitationsRead;
+    post "/invitations/{id}/revoke" => invitations::revoke, InvitationsWrite;
+    post "/invitations/{id}/resend" => invitations::resend, InvitationsWrite;
+    get "/clients" => clients::list, ClientsRead;
+    post "/clients" => clients::create, ClientsWrite;
+    delete "/clients/{id}" => clients::delete, ClientsWrite;
+    get "/clients/{id}" => clients::get, ClientsRead;
+    patch "/clients/{id}" => clients::update, ClientsWrite;
+    post "/clients/{id}/rotate-secret" => clients::rotate_secret, ClientsSecrets;
+    get "/groups" => groups::list_groups, GroupsRead;
+    post "/groups" => groups::create_group, GroupsWrite;
+    get "/groups/{id}" => groups::get_group, GroupsRead;
+    patch "/groups/{id}" => groups::update_group, GroupsWrite;
+    delete "/groups/{id}" => groups::delete_group, GroupsWrite;
+    put "/groups/{id}/members/{kind}/{member}" => groups::member, GroupsWrite;
+    delete "/groups/{id}/members/{kind}/{member}" => groups::member, GroupsWrite;
+    get "/clients/{id}/roles" => groups::list_client_roles, RolesRead;
+    post "/clients/{id}/roles" => groups::create_client_role, RolesWrite;
+    delete "/clients/{id}/roles/{role}" => groups::delete_client_role, RolesWrite;
+    put "/clients/{id}/roles/{role}/{kind}/{principal}" => groups::client_assignment, RolesWrite;
+    delete "/clients/{id}/roles/{role}/{kind}/{principal}" => groups::client_assignment, RolesWrite;
+    get "/roles" => groups::list_roles, RolesRead;
+    post "/roles" => groups::create_role, RolesWrite;
+    delete "/roles/{id}" => groups::delete_role, RolesWrite;
+    put "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
+    delete "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
+    get "/audit" => users::search_audit, AuditRead;
+    get "/permissions" => admin::permissions, CredentialsRead;
+    get "/credentials" => admin::list_credentials, CredentialsRead;
+    post "/credentials" => admin::create_credential, CredentialsWrite;
+    get "/credentials/{id}" => admin::get_credential, CredentialsRead;
+    patch "/credentials/{id}" => admin::update_credential, CredentialsWrite;
+    delete "/credentials/{id}" => admin::revoke_credential, CredentialsWrite;
+    get "/admin-roles" => admin::list_roles, CredentialsRead;
+    post "/admin-roles" => admin::create_role, CredentialsWrite;
+    get "/admin-roles/{name}" => admin::get_role, CredentialsRead;
+    patch "/admin-roles/{name}" => admin::update_role, CredentialsWrite;
+    delete "/admin-roles/{name}" => admin::delete_role, CredentialsWrite;
+}
+
+/// The permission the route `method` `pattern` (as actix matched it, prefix included) needs.
+pub(super) fn permission_for(method: &str, pattern: &str) -> Option<Permission> {
+    let path = pattern.strip_prefix(PREFIX)?;
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == path)
+        .map(|r| r.permission)
+}

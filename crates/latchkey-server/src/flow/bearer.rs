@@ -1,0 +1,151 @@
+//! Bearer access tokens as every feature checks them: a JWT access token verified against the
+//! tenant's keys (a user's also against its stored row, so revoking the grant reaches it; a
+//! client's against the `jti` deny-list), or an opaque one by its stored hash. UserInfo and
+//! introspection use it, and so does the admin API for OAuth admin clients.
+
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::AppError;
+use latchkey_core::{Tenant, User, UserId};
+use latchkey_keys::KeyError;
+use latchkey_keys::jwt::Expect;
+use latchkey_store::{OAuthRepo, StoredToken, TokenKind, UserRepo};
+use serde_json::Value;
+
+/// What a live token says.
+pub(crate) struct Inspected {
+    pub kind: TokenKind,
+    pub client_id: String,
+    pub user: Option<UserId>,
+    pub scope: String,
+    pub aud: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: Option<String>,
+    /// The stored row, when there is one.
+    pub handle: Option<String>,
+    /// The token's user, when the caller asked for it (read in the same trip as the token).
+    pub user_row: Option<User>,
+}
+
+/// A stored token and, when asked for and the token has one, its user: one blocking-pool trip.
+async fn stored(
+    state: &AppState,
+    tenant: &Tenant,
+    handle: String,
+    load_user: bool,
+) -> Result<(Option<StoredToken>, Option<User>), AppError> {
+    let tid = tenant.id.clone();
+    state
+        .store(move |db| -> Result<_, AppError> {
+            let row = db.token(&tid, &handle)?;
+            let user = match row.as_ref().and_then(|r| r.user_id.as_ref()) {
+                Some(uid) if load_user => db.user(&tid, uid)?,
+                _ => None,
+            };
+            Ok((row, user))
+        })
+        .await
+}
+
+pub(crate) fn deny_key(jti: &str) -> String {
+    format!("revoked-jti:{}", latchkey_core::sha256_hex(jti.as_bytes()))
+}
+
+fn is_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+/// The claims of a valid access-token JWT of tenant `t`; `None` for a token that fails
+/// verification. A storage or key failure is an error (a 500), never an invalid token.
+async fn verify_jwt(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    leeway_secs: i64,
+) -> Result<Option<Value>, AppError> {
+    let (iss, now, token) = (
+        state.config.issuer(&tenant.slug),
+        state.clock.now_millis() / 1000,
+        token.to_owned(),
+    );
+    state
+        .with_keys(tenant, move |keys, tenant| {
+            let expect = Expect {
+                issuer: &iss,
+                audience: None,
+                typ: Some(latchkey_oidc::tokens::AT_JWT),
+                now,
+                leeway_secs,
+            };
+            match keys.verify(&tenant.id, &token, &expect) {
+                Ok(claims) => Ok(Some(claims)),
+                Err(KeyError::Token(_)) => Ok(None),
+                Err(e) => Err(AppError::from(e)),
+            }
+        })
+        .await
+}
+
+/// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.
+pub(crate) async fn inspect(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    load_user: bool,
+) -> Result<Option<Inspected>, AppError> {
+    if token.is_empty() || token.len() > latchkey_keys::jwt::MAX_TOKEN_BYTES {
+        return Ok(None);
+    }
+    let now = state.clock.now_millis();
+    if is_jwt(token) {
+        let Some(claims) = verify_jwt(state, tenant, token, 0).await? else {
+            return Ok(None);
+        };
+        let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let Some(jti) = s("jti") else { return Ok(None) };
+        let user = claims.get("auth_time").is_some().then(|| s("sub")).flatten();
+        let mut user_row = None;
+        if user.is_some() {
+            let (row, u) = stored(state, tenant, jti.clone(), load_user).await?;
+            if !row
+                .is_some_and(|r| r.is_live(now) && r.user_id.as_ref().map(UserId::as_str) == user.as_deref())
+            {
+                return Ok(None);
+            }
+            user_row = u;
+        } else if state.ephemeral.peek(&tenant.id, &deny_key(&jti)).await?.is_some() {
+            return Ok(None);
+        }
+        let n = |k: &str| claims.get(k).and_then(Value::as_i64).unwrap_or_default();
+        return Ok(Some(Inspected {
+            kind: TokenKind::Access,
+            client_id: s("client_id").unwrap_or_default(),
+            user: user.map(UserId),
+            scope: s("scope").unwrap_or_default(),
+            aud: s("aud"),
+            iat: n("iat"),
+            exp: n("exp"),
+            jti: Some(jti.clone()),
+            handle: claims.get("auth_time").is_some().then_some(jti),
+            user_row,
+        }));
+    }
+    let handle = latchkey_core::sha256_hex(token.as_bytes());
+    let (row, user_row) = stored(state, tenant, handle.clone(), load_user).await?;
+    let Some(row) = row.filter(|r| r.is_live(now)) else {
+        return Ok(None);
+    };
+    Ok(Some(Inspected {
+        kind: row.kind,
+        client_id: row.client_id.to_string(),
+        user: row.user_id,
+        scope: row.scope,
+        aud: row.audience,
+        iat: row.created_at / 1000,
+        exp: row.expires_at / 1000,
+        jti: None,
+        handle: Some(handle),
+        user_row,
+    }))
+}

@@ -1,0 +1,80 @@
+//! The admin API's reference stays the route table's: `docs/admin-api.md` has a row for every
+//! route with its permission and no row for a route that does not exist, and the OpenAPI
+//! document lists exactly the routes the server registers.
+
+use latchkey_server::{ADMIN_PREFIX, ADMIN_ROUTES, admin_openapi};
+use std::collections::BTreeSet;
+
+fn expected_rows() -> BTreeSet<String> {
+    ADMIN_ROUTES
+        .iter()
+        .map(|r| format!("| `{} {ADMIN_PREFIX}{}` | `{}` |", r.method, r.path, r.permission))
+        .collect()
+}
+
+#[test]
+fn the_reference_in_the_docs_lists_every_route_with_its_permission() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/admin-api.md"))
+        .expect("docs/admin-api.md");
+    let section = doc
+        .split("\n## Route reference\n")
+        .nth(1)
+        .expect("docs/admin-api.md has a `## Route reference` section")
+        .split("\n## ")
+        .next()
+        .unwrap_or_default();
+    let documented: BTreeSet<String> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.splitn(4, " | ").take(2).collect::<Vec<_>>().join(" | ") + " |")
+        .collect();
+    let expected = expected_rows();
+    assert_eq!(
+        documented,
+        expected,
+        "docs/admin-api.md's route reference differs from the route table; its rows should be:\n{}",
+        expected.iter().cloned().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn the_openapi_document_lists_exactly_the_routes() {
+    let doc = admin_openapi("https://sso.example.com");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut listed = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            listed.insert((
+                method.to_ascii_uppercase(),
+                path.clone(),
+                op["x-permission"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    let routes: BTreeSet<_> = ADMIN_ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_owned(),
+                format!("{ADMIN_PREFIX}{}", r.path),
+                r.permission.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, routes);
+    let ids: BTreeSet<_> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|i| {
+            i.as_object()
+                .unwrap()
+                .values()
+                .filter_map(|o| o.get("operationId").and_then(|v| v.as_str()).map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(ids.len(), ADMIN_ROUTES.len(), "operation ids are unique");
+}

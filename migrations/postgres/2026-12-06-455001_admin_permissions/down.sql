@@ -1,0 +1,11 @@
+DROP TABLE admin_roles;
+DELETE FROM admin_tokens WHERE token_hash IS NULL;
+ALTER TABLE admin_tokens DROP CONSTRAINT admin_tokens_one_kind;
+ALTER TABLE admin_tokens DROP CONSTRAINT admin_tokens_tenant_client;
+ALTER TABLE admin_tokens ALTER COLUMN token_hash SET NOT NULL;
+ALTER TABLE admin_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'reader' CHECK (role IN ('reader', 'admin'));
+UPDATE admin_tokens SET role = 'admin' WHERE roles LIKE '%tenant-admin%';
+ALTER TABLE admin_tokens DROP COLUMN updated_at;
+ALTER TABLE admin_tokens DROP COLUMN client_id;
+ALTER TABLE admin_tokens DROP COLUMN permissions;
+ALTER TABLE admin_tokens DROP COLUMN roles;
