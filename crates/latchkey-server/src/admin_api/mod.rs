@@ -3,6 +3,7 @@
 //! by tenant), objects of another tenant are simply not found, and every call, reads included, is
 //! written to the tenant's audit chain.
 
+mod apply;
 mod clients;
 mod groups;
 mod idempotency;
@@ -93,7 +94,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 "/roles/{id}/{kind}/{principal}",
                 web::delete().to(groups::assignment),
             )
-            .route("/audit", web::get().to(search_audit)),
+            .route("/audit", web::get().to(search_audit))
+            .route("/export", web::get().to(apply::export))
+            .service(
+                web::resource("/apply")
+                    .app_data(web::PayloadConfig::new(apply::MAX_FILE_BODY))
+                    .route(web::post().to(apply::apply)),
+            ),
     );
 }
 
