@@ -228,7 +228,22 @@ async fn applying_over_the_api_twice_changes_nothing_the_second_time(s: &TestSer
     let (st, plan) = send(s, path, &admin, "application/json", &exported.to_string()).await;
     assert_eq!(st, StatusCode::OK, "{plan}");
     assert_eq!(plan["changes"], serde_json::json!([]), "{plan}");
-    // The secret survived both applies.
+    // A role's description is declarative too.
+    let described = FILE.replace(
+        "  - name: employee\n",
+        "  - name: employee\n    description: Everyone on staff\n",
+    );
+    let (st, plan) = apply(s, "acme", "", &admin, &described).await;
+    assert_eq!(st, StatusCode::OK, "{plan}");
+    assert_eq!(
+        lines(&plan, "changes"),
+        ["~ role employee: description null → \"Everyone on staff\""]
+    );
+    assert_eq!(
+        apply(s, "acme", "", &admin, &described).await.1["changes"],
+        serde_json::json!([])
+    );
+    // The secret survived every apply.
     assert_eq!(cc_token(s, "acme", batch, secret).await, StatusCode::OK);
 }
 

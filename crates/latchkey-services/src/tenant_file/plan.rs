@@ -69,6 +69,21 @@ impl Plan {
             .chain(self.kept.iter().map(|k| k.line.as_str()))
     }
 
+    /// The admin-permission areas the changes touch (`policies`, `attributes`, `groups`,
+    /// `roles`, `clients`), for a caller that needs `{area}:write` for each.
+    pub fn areas(&self) -> std::collections::BTreeSet<&'static str> {
+        self.changes
+            .iter()
+            .map(|c| match c.kind {
+                "tenant" => "policies",
+                "attribute" => "attributes",
+                "group" => "groups",
+                "role" | "assignment" => "roles",
+                _ => "clients",
+            })
+            .collect()
+    }
+
     /// Whether the plan creates the tenant.
     pub fn creates_tenant(&self) -> bool {
         self.changes
