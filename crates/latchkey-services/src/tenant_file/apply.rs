@@ -228,23 +228,7 @@ fn one(
         Action::UpdateClient(entry) => {
             let (new, _) =
                 registration(&entry.spec(), rng).map_err(|e| refuse(&entry.name, e.to_string()))?;
-            let edit = |c: &latchkey_core::Client| {
-                let mut c = c.clone();
-                c.auth_method = new.auth_method;
-                c.redirect_uris.clone_from(&new.redirect_uris);
-                c.post_logout_redirect_uris
-                    .clone_from(&new.post_logout_redirect_uris);
-                c.grant_types.clone_from(&new.grant_types);
-                c.scopes.clone_from(&new.scopes);
-                c.access_token_format = new.access_token_format;
-                c.require_pkce = new.require_pkce;
-                c.introspect_others = new.introspect_others;
-                c.first_party = new.first_party;
-                c.jwks_uri.clone_from(&new.jwks_uri);
-                c.jwks.clone_from(&new.jwks);
-                c.settings.clone_from(&new.settings);
-                Ok(c)
-            };
+            let edit = |c: &latchkey_core::Client| Ok(super::plan::registered(c, &new));
             db.update_client(&t, actor, &ids.client(entry.name.trim())?, None, &edit)?;
         }
         Action::SetSecret { client, hash } => {

@@ -550,19 +550,7 @@ fn client_update(
             format!("client {name:?} is {} and its type can't change", old.client_type),
         ));
     }
-    let mut desired = old.clone();
-    desired.auth_method = new.auth_method;
-    desired.redirect_uris = new.redirect_uris;
-    desired.post_logout_redirect_uris = new.post_logout_redirect_uris;
-    desired.grant_types = new.grant_types;
-    desired.scopes = new.scopes;
-    desired.access_token_format = new.access_token_format;
-    desired.require_pkce = new.require_pkce;
-    desired.introspect_others = new.introspect_others;
-    desired.first_party = new.first_party;
-    desired.jwks_uri = new.jwks_uri;
-    desired.jwks = new.jwks;
-    desired.settings = new.settings;
+    let desired = registered(old, &new);
     let changed = diff(&client_view(old), &client_view(&desired));
     if !changed.is_empty() {
         let line = format!("~ client {name}: {}", changed.join("; "));
@@ -585,6 +573,26 @@ fn client_update(
         b.add(Stage::Clients, Op::Update, ("client", name), line, action);
     }
     Ok(())
+}
+
+/// `c` with what a registration sets (all but its identity, type and secrets), for comparing
+/// and for `client update`.
+pub(crate) fn registered(c: &Client, new: &latchkey_store::NewClient) -> Client {
+    let mut c = c.clone();
+    c.auth_method = new.auth_method;
+    c.redirect_uris.clone_from(&new.redirect_uris);
+    c.post_logout_redirect_uris
+        .clone_from(&new.post_logout_redirect_uris);
+    c.grant_types.clone_from(&new.grant_types);
+    c.scopes.clone_from(&new.scopes);
+    c.access_token_format = new.access_token_format;
+    c.require_pkce = new.require_pkce;
+    c.introspect_others = new.introspect_others;
+    c.first_party = new.first_party;
+    c.jwks_uri.clone_from(&new.jwks_uri);
+    c.jwks.clone_from(&new.jwks);
+    c.settings.clone_from(&new.settings);
+    c
 }
 
 /// The SHA-256 of the secret a reference names, for a client whose method uses a secret.
