@@ -471,6 +471,20 @@ fn roles_are_assigned_within_a_tenant(db: &Db) {
     ));
     db.delete_role(&t, ACTOR, &reader.id).unwrap();
     assert!(db.roles_of_user(&t, &u).unwrap().is_empty());
+    // A description changes in place (tenants as code); another tenant's role is not found.
+    let role = AnyRole::Tenant(admin.id.clone());
+    db.describe_role(&t, ACTOR, &role, Some("Admins")).unwrap();
+    let described = db.list_roles(&t).unwrap();
+    assert_eq!(described[0].description.as_deref(), Some("Admins"));
+    let other = tenant(db, "other");
+    assert!(matches!(
+        db.describe_role(&other, ACTOR, &role, None),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        db.list_roles(&t).unwrap()[0].description.as_deref(),
+        Some("Admins")
+    );
 }
 
 fn rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {

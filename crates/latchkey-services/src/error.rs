@@ -46,6 +46,16 @@ pub enum ServiceError {
     Mail(String),
     #[error("background task failed: {0}")]
     Task(String),
+    /// A tenant file (docs/tenants-as-code.md) that can't be applied; `at` says where in it.
+    #[error("{at}: {message}")]
+    TenantFile { at: String, message: String },
+    /// Applying a tenant file stopped at `line`, after `done` changes were made.
+    #[error("{source} (at `{line}`, after {done} changes; nothing after it was applied)")]
+    Applying {
+        line: String,
+        done: usize,
+        source: Box<ServiceError>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

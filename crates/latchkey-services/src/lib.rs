@@ -13,6 +13,7 @@ pub mod mail;
 pub mod metrics;
 pub mod risk_engine;
 pub mod saml;
+pub mod tenant_file;
 pub mod verification;
 pub mod webhook;
 

@@ -1,10 +1,10 @@
 //! Roles and their assignment to users, within one tenant (least privilege starts here).
 
 use crate::db::Db;
-use crate::schema::{roles, user_roles};
+use crate::schema::{client_roles, roles, user_roles};
 use crate::{Result, StoreError};
 use diesel::prelude::*;
-use latchkey_core::{NewAuditEvent, Role, RoleId, TenantId, UserId, validate};
+use latchkey_core::{AnyRole, NewAuditEvent, Role, RoleId, TenantId, UserId, validate};
 use serde_json::json;
 
 pub trait RoleRepo {
@@ -15,6 +15,14 @@ pub trait RoleRepo {
     fn assign_role(&self, t: &TenantId, actor: &str, user: &UserId, role: &RoleId) -> Result<()>;
     fn unassign_role(&self, t: &TenantId, actor: &str, user: &UserId, role: &RoleId) -> Result<()>;
     fn roles_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<Role>>;
+    /// Sets (or, with `None`, clears) the description of a tenant role or a client role.
+    fn describe_role(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        role: &AnyRole,
+        description: Option<&str>,
+    ) -> Result<()>;
 }
 
 /// A `roles` row as stored.
@@ -186,5 +194,48 @@ impl RoleRepo for Db {
             .into_iter()
             .map(from_row)
             .collect())
+    }
+
+    fn describe_role(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        role: &AnyRole,
+        description: Option<&str>,
+    ) -> Result<()> {
+        self.audited(t, |c| {
+            let (n, target) = match role {
+                AnyRole::Tenant(id) => (
+                    diesel::update(
+                        roles::table.filter(roles::tenant_id.eq(t.as_str()).and(roles::id.eq(id.as_str()))),
+                    )
+                    .set(roles::description.eq(description))
+                    .execute(c)?,
+                    format!("role:{id}"),
+                ),
+                AnyRole::Client(id) => (
+                    diesel::update(
+                        client_roles::table.filter(
+                            client_roles::tenant_id
+                                .eq(t.as_str())
+                                .and(client_roles::id.eq(id.as_str())),
+                        ),
+                    )
+                    .set(client_roles::description.eq(description))
+                    .execute(c)?,
+                    format!("client_role:{id}"),
+                ),
+            };
+            if n == 0 {
+                return Err(StoreError::NotFound { what: "role" });
+            }
+            let event = NewAuditEvent::success(
+                actor,
+                "role.describe",
+                target,
+                json!({"description": description}),
+            );
+            Ok(((), event))
+        })
     }
 }

@@ -65,6 +65,41 @@ pub enum Command {
     /// Manage a tenant's user attributes (a typed schema) and users' values.
     #[command(subcommand)]
     Attribute(AttributeCmd),
+    /// Make a tenant what a tenant file says (docs/tenants-as-code.md): prints the plan as a
+    /// diff, then applies it.
+    Apply(ApplyArgs),
+    /// Write a tenant as a tenant file (no secrets).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The tenant file (YAML or JSON); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print the plan and change nothing.
+    #[arg(long, visible_alias = "plan")]
+    pub dry_run: bool,
+    /// Delete what the tenant has and the file does not mention (else it is kept).
+    #[arg(long)]
+    pub prune: bool,
+    /// Create the tenant when it does not exist (else that is an error).
+    #[arg(long)]
+    pub create_tenant: bool,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// `yaml` (the default) or `json`.
+    #[arg(long, value_name = "FORMAT", default_value = "yaml", value_parser = ["yaml", "json"])]
+    pub format: String,
 }
 
 /// Who may change an attribute: `admin` or `user` (on the account page too).

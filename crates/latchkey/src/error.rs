@@ -102,6 +102,9 @@ pub(crate) enum CliError {
     },
     #[error("generating the SP key: {0}")]
     SpKey(SamlError),
+    /// A tenant file that can't be applied, or an apply that stopped halfway.
+    #[error("{0}")]
+    TenantFile(latchkey_services::ServiceError),
     /// The small async runtime for a network call did not start.
     #[error("{0}")]
     AsyncRuntime(std::io::Error),
@@ -111,6 +114,7 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Store(e) | CliError::Keys(KeyError::Store(e)) => store_exit_code(e),
+            CliError::TenantFile(e) => service_exit_code(e),
             CliError::Server(e) => match e {
                 ServerError::Config(_) => 2,
                 _ => 1,
@@ -160,6 +164,17 @@ impl CliError {
             eprintln!("error: {self}");
         }
         ExitCode::from(self.exit_code())
+    }
+}
+
+/// A tenant file's faults exit 2, as do the store's refusals while applying it; the rest 1.
+fn service_exit_code(e: &latchkey_services::ServiceError) -> u8 {
+    use latchkey_services::ServiceError;
+    match e {
+        ServiceError::TenantFile { .. } => 2,
+        ServiceError::Store(e) => store_exit_code(e),
+        ServiceError::Applying { source, .. } => service_exit_code(source),
+        _ => 1,
     }
 }
 

@@ -16,8 +16,8 @@ mod shared;
 use clap::Parser;
 use cli::{Cli, Command};
 use commands::{
-    admin_token, attribute, audit, client, demo, group, invite, keys, migrate, role, saml, serve, tenant,
-    user,
+    admin_token, apply, attribute, audit, client, demo, group, invite, keys, migrate, role, saml, serve,
+    tenant, user,
 };
 use context::Context;
 use error::CliError;
@@ -62,6 +62,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Group(cmd) => operate(&config, |ctx| group::run(ctx, cmd)),
         Command::Attribute(cmd) => operate(&config, |ctx| attribute::run(ctx, cmd)),
         Command::Invite(cmd) => operate(&config, |ctx| invite::run(ctx, cmd)),
+        Command::Apply(args) => operate(&config, |ctx| apply::apply(ctx, &args)),
+        Command::Export(args) => operate(&config, |ctx| apply::export(ctx, &args)),
     }
 }
 

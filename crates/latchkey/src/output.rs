@@ -92,6 +92,7 @@ pub fn wants_json(command: &Command) -> bool {
             | UserCmd::Update { user, .. } => user.out.json,
             UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user)) => user.out.json,
         },
+        Command::Apply(apply) => apply.out.json,
         Command::Invite(invite) => match invite {
             InviteCmd::Create { out, .. } | InviteCmd::List { out, .. } => out.json,
             InviteCmd::Revoke(r) | InviteCmd::Resend { invitation: r, .. } => r.out.json,

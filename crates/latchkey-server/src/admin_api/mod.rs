@@ -5,6 +5,7 @@
 //! reads and refusals included, is written to the tenant's audit chain.
 
 mod admin;
+mod apply;
 mod clients;
 mod groups;
 mod idempotency;
@@ -136,10 +137,11 @@ fn audience(state: &AppState, t: &Tenant) -> String {
 /// for lack of permission are audited with the permission.
 async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result<Caller, AppError> {
     async {
-        let need = req
+        let route = req
             .match_pattern()
-            .and_then(|p| routes::permission_for(req.method().as_str(), &p))
+            .and_then(|p| routes::route_for(req.method().as_str(), &p))
             .ok_or_else(|| AppError::internal("admin route table", "route missing from ROUTES"))?;
+        let need = route.permission;
         let t = tenant(state, slug).await.map_err(AppError::problem)?;
         let addr = crate::web::net::client_addr(req);
         // Reserved before the lookup, so parallel guesses get no more than `MAX_FAILURES`.
@@ -180,7 +182,9 @@ async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result
             permissions,
             need,
         };
-        caller.require(req, state, need).await?;
+        for p in std::iter::once(&need).chain(route.also) {
+            caller.require(req, state, *p).await?;
+        }
         Ok(caller)
     }
     .await

@@ -48,6 +48,15 @@ fn operation_id(r: &Route) -> String {
     id
 }
 
+/// The permissions a route needs, as the docs write them.
+pub fn needs(r: &Route) -> String {
+    std::iter::once(r.permission)
+        .chain(r.also.iter().copied())
+        .map(latchkey_core::Permission::as_str)
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
 fn operation(r: &Route) -> Value {
     let mut responses = Map::new();
     let ok = match r.method {
@@ -66,8 +75,9 @@ fn operation(r: &Route) -> Value {
     }
     let mut op = json!({
         "operationId": operation_id(r),
-        "summary": format!("{} {} (needs {})", r.method, r.path, r.permission),
+        "summary": format!("{} {} (needs {})", r.method, r.path, needs(r)),
         "x-permission": r.permission,
+        "x-permissions-also": r.also,
         "tags": [r.path.trim_start_matches('/').split('/').next().unwrap_or_default()],
         "security": [{"bearer": []}],
         "responses": responses,

@@ -2,34 +2,61 @@
 //! the permission check in [`super::authenticate`] and the permission-matrix tests are all made
 //! from this one list, so a route cannot be served without saying what it needs.
 
-use super::{admin, clients, groups, invitations, sessions, users};
+use super::{admin, apply, clients, groups, invitations, sessions, users};
 use actix_web::web;
 use latchkey_core::Permission;
 
-/// One admin route: method, path below `/admin/t/{tenant}`, and the permission it needs.
+/// One admin route: method, path below `/admin/t/{tenant}`, and the permission it needs (with
+/// any it needs besides, for a route that shows several parts of the tenant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub permission: Permission,
+    pub also: &'static [Permission],
 }
 
 /// The prefix every route in [`ROUTES`] is below.
 pub const PREFIX: &str = "/admin/t/{tenant}";
 
 macro_rules! table {
-    ($( $method:ident $path:literal => $handler:path, $perm:ident; )*) => {
+    ($( $method:ident $path:literal => $handler:path, $perm:ident $(+ $also:ident)* $(, body $limit:expr)?; )*) => {
         /// Registers every route of [`ROUTES`].
         pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             cfg.route("/admin/openapi.json", web::get().to(super::openapi::serve));
-            cfg.service(web::scope(PREFIX) $( .route($path, web::$method().to($handler)) )*);
+            let scope = web::scope(PREFIX);
+            $( let scope = add(scope, $path, web::$method().to($handler), None $( .or(Some($limit)) )?); )*
+            cfg.service(scope);
         }
 
         /// Every admin route, in the order they are matched.
         pub const ROUTES: &[Route] = &[
-            $( Route { method: method_name(stringify!($method)), path: $path, permission: Permission::$perm } ),*
+            $( Route {
+                method: method_name(stringify!($method)),
+                path: $path,
+                permission: Permission::$perm,
+                also: &[$( Permission::$also ),*],
+            } ),*
         ];
     };
+}
+
+/// One route; `body` raises the request body limit for it alone (a tenant file is larger than
+/// the 16 KiB the other bodies may be).
+fn add(
+    scope: actix_web::Scope,
+    path: &str,
+    route: actix_web::Route,
+    body: Option<usize>,
+) -> actix_web::Scope {
+    match body {
+        Some(limit) => scope.service(
+            web::resource(path)
+                .app_data(web::PayloadConfig::new(limit))
+                .route(route),
+        ),
+        None => scope.route(path, route),
+    }
 }
 
 const fn method_name(m: &str) -> &'static str {
@@ -80,6 +107,9 @@ table! {
     put "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
     delete "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
     get "/audit" => users::search_audit, AuditRead;
+    post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead,
+        body apply::MAX_FILE_BODY;
+    get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead;
     get "/permissions" => admin::permissions, CredentialsRead;
     get "/credentials" => admin::list_credentials, CredentialsRead;
     post "/credentials" => admin::create_credential, CredentialsWrite;
@@ -93,11 +123,8 @@ table! {
     delete "/admin-roles/{name}" => admin::delete_role, CredentialsWrite;
 }
 
-/// The permission the route `method` `pattern` (as actix matched it, prefix included) needs.
-pub(super) fn permission_for(method: &str, pattern: &str) -> Option<Permission> {
+/// The route `method` `pattern` (as actix matched it, prefix included).
+pub(super) fn route_for(method: &str, pattern: &str) -> Option<&'static Route> {
     let path = pattern.strip_prefix(PREFIX)?;
-    ROUTES
-        .iter()
-        .find(|r| r.method == method && r.path == path)
-        .map(|r| r.permission)
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
 }

@@ -236,6 +236,18 @@ impl From<latchkey_services::ServiceError> for AppError {
         match e {
             ServiceError::Store(e) => e.into(),
             ServiceError::Keys(e) => e.into(),
+            e @ ServiceError::TenantFile { .. } => AppError::new(Kind::BadRequest, e.to_string()),
+            // The change that failed and how far the apply got, with the failure's own status.
+            ServiceError::Applying { line, done, source } => {
+                let mut e = AppError::from(*source);
+                if e.kind != Kind::Internal {
+                    e.message = format!(
+                        "{} (at `{line}`, after {done} changes; nothing after it was applied)",
+                        e.message
+                    );
+                }
+                e
+            }
             other => AppError::internal("service", other),
         }
     }

@@ -4,10 +4,16 @@
 /// lower (`latchkey_saml::xml`).
 pub(crate) const ACS_MAX_BODY: usize = 1024 * 1024;
 
-/// The largest body the route at `path` accepts (the ACS carries whole SAML responses).
+/// The admin API's `…/apply` takes a whole tenant file (docs/tenants-as-code.md).
+pub(crate) const TENANT_FILE_MAX_BODY: usize = latchkey_services::tenant_file::MAX_FILE_BYTES;
+
+/// The largest body the route at `path` accepts (the ACS carries whole SAML responses, `apply`
+/// a tenant file).
 pub(crate) fn body_limit(path: &str, default: usize) -> usize {
     if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
         default.max(ACS_MAX_BODY)
+    } else if path.starts_with("/admin/t/") && path.ends_with("/apply") {
+        default.max(TENANT_FILE_MAX_BODY)
     } else {
         default
     }
@@ -22,5 +28,7 @@ mod tests {
         assert_eq!(body_limit("/t/acme/saml/corp/acs", 65_536), ACS_MAX_BODY);
         assert_eq!(body_limit("/t/acme/login", 65_536), 65_536);
         assert_eq!(body_limit("/t/acme/token/acs/x", 65_536), 65_536);
+        assert_eq!(body_limit("/admin/t/acme/apply", 65_536), TENANT_FILE_MAX_BODY);
+        assert_eq!(body_limit("/admin/t/acme/users", 65_536), 65_536);
     }
 }

@@ -2,6 +2,7 @@
 //! through `context`, `output` and `provision`, never through each other.
 
 pub mod admin_token;
+pub mod apply;
 pub mod attribute;
 pub mod audit;
 pub mod client;

@@ -1,0 +1,206 @@
+//! `/admin/t/{tenant}/apply` and `/export`: tenants as code over HTTP (docs/tenants-as-code.md),
+//! the same `latchkey_services::tenant_file` the CLI's `apply` and `export` run. Over HTTP no
+//! secret reference is resolved (it would read the server's environment or files): a new
+//! confidential client gets a generated secret, in the answer only.
+
+use super::{audit, authenticate, deny, json_ok, query};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{Outcome, Permission};
+use latchkey_services::ServiceError;
+use latchkey_services::tenant_file::{self, Current, Format, SecretRef, Secrets};
+use serde_json::json;
+
+/// The largest tenant file accepted over HTTP (as from a file).
+pub(super) const MAX_FILE_BODY: usize = crate::web::limits::TENANT_FILE_MAX_BODY;
+
+/// Refuses every `client_secret` reference.
+struct NoReferences;
+
+impl Secrets for NoReferences {
+    fn resolve(&self, at: &str, _: &SecretRef) -> Result<String, ServiceError> {
+        Err(ServiceError::TenantFile {
+            at: at.to_owned(),
+            message: "secret references are not resolved over the API (they would read the \
+                      server's environment or files): leave client_secret out, and a new client \
+                      gets a generated secret in the answer"
+                .into(),
+        })
+    }
+}
+
+/// The body's format by its `Content-Type`: JSON, or YAML (`application/yaml`,
+/// `application/x-yaml`, `text/yaml`); anything else is 415.
+fn format(req: &HttpRequest) -> Result<Format, AppError> {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(Format::Json),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => Ok(Format::Yaml),
+        _ => Err(AppError::new(
+            Kind::UnsupportedMediaType,
+            "Send the tenant file as application/json or application/yaml.",
+        )),
+    }
+}
+
+/// The parts of a tenant a file describes, with the permissions to read and to change each.
+/// (A plan and an export show every area as it is: the route table has them need every read.)
+const AREAS: &[(&str, Permission, Permission)] = &[
+    ("policies", Permission::PoliciesRead, Permission::PoliciesWrite),
+    (
+        "attributes",
+        Permission::AttributesRead,
+        Permission::AttributesWrite,
+    ),
+    ("groups", Permission::GroupsRead, Permission::GroupsWrite),
+    ("roles", Permission::RolesRead, Permission::RolesWrite),
+    ("clients", Permission::ClientsRead, Permission::ClientsWrite),
+];
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyQuery {
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    prune: bool,
+}
+
+/// `POST …/apply[?dry_run=true][&prune=true]`: the plan, and with `dry_run` off what was
+/// applied (`applied`, `created_clients`, `secrets` shown once). Needs every area's read
+/// permission, and to apply, the write permission of each area the plan changes. The file must name this tenant.
+pub(super) async fn apply(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let q: ApplyQuery = query(&req)?;
+        let caller = authenticate(&req, &state, &slug).await?;
+        if bytes.len() > MAX_FILE_BODY {
+            return Err(AppError::new(
+                Kind::PayloadTooLarge,
+                "The tenant file is too large.",
+            ));
+        }
+        let format = format(&req)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| AppError::new(Kind::BadRequest, "The tenant file is not UTF-8."))?;
+        let file = tenant_file::parse(text, format)?;
+        let writable: Vec<&'static str> = AREAS
+            .iter()
+            .filter(|(_, _, w)| caller.permissions.contains(*w))
+            .map(|(a, _, _)| *a)
+            .collect();
+        let (tenant, actor, rng) = (caller.tenant.clone(), caller.actor(), state.rng.clone());
+        // Planned and applied in one trip, so what is applied is what was checked.
+        let (plan, applied) = state
+            .store(move |db| {
+                let current = Current::load(db, &tenant)?;
+                let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences)?;
+                if q.dry_run {
+                    return Ok::<_, ServiceError>((plan, Ok(None)));
+                }
+                if let Some(area) = plan.areas().into_iter().find(|a| !writable.contains(a)) {
+                    return Ok((plan, Err(area)));
+                }
+                let applied = tenant_file::apply(db, &actor, &plan, &*rng)?;
+                Ok((plan, Ok(Some(applied))))
+            })
+            .await?;
+        let applied = match applied {
+            Ok(a) => a,
+            Err(area) => {
+                let need = AREAS
+                    .iter()
+                    .find(|(a, _, _)| *a == area)
+                    .map_or(Permission::PoliciesWrite, |x| x.2);
+                return deny(&req, &state, &caller, need)
+                    .await
+                    .map(|()| HttpResponse::Forbidden().finish());
+            }
+        };
+        let action = if q.dry_run { "tenant.plan" } else { "tenant.apply" };
+        let details = json!({"changes": plan.changes.len(), "kept": plan.kept.len(), "prune": q.prune});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            action,
+            &format!("tenant:{}", caller.tenant.id),
+            details,
+        )
+        .await?;
+        Ok(json_ok(&json!({
+            "tenant": plan.tenant, "dry_run": q.dry_run, "prune": plan.prune,
+            "changes": plan.changes, "kept": plan.kept,
+            "applied": applied.as_ref().map(|a| a.applied),
+            "created_clients": applied.as_ref().map(|a| &a.created_clients),
+            "secrets": applied.as_ref().map(|a| &a.secrets),
+        })))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET …/export[?format=yaml]`: the tenant as a tenant file, JSON by default, without secrets.
+pub(super) async fn export(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let q: ExportQuery = query(&req)?;
+        let yaml = match q.format.as_deref() {
+            None | Some("json") => false,
+            Some("yaml") => true,
+            Some(_) => return Err(AppError::new(Kind::BadRequest, "format is json or yaml")),
+        };
+        let tenant = caller.tenant.clone();
+        let file = state
+            .store(move |db| tenant_file::export(&Current::load(db, &tenant)?))
+            .await?;
+        let target = format!("tenant:{}", caller.tenant.id);
+        let details = json!({"format": if yaml { "yaml" } else { "json" }});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "tenant.export",
+            &target,
+            details,
+        )
+        .await?;
+        if !yaml {
+            return Ok(json_ok(&file));
+        }
+        let text = tenant_file::render(&file, Format::Yaml).map_err(|e| AppError::internal("export", e))?;
+        Ok(HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .content_type("application/yaml")
+            .body(text))
+    }
+    .await
+    .map_err(AppError::problem)
+}

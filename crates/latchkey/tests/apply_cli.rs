@@ -1,0 +1,195 @@
+//! `latchkey apply` and `latchkey export` as an operator runs them (the real binary, SQLite and
+//! PostgreSQL): the documented example with secrets from the environment and a file, the plan
+//! as a diff and as JSON, idempotence, `--prune`, `--create-tenant`, and refusals with exit 2.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_tests::TestDb;
+use serde_json::Value;
+use std::process::{Command, Output};
+
+const EXAMPLE: &str = include_str!("../../../docs/examples/tenant.yaml");
+
+struct Cli {
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("LATCHKEY_DATABASE_URL", &self.url)
+            .env("PORTAL_SECRET", "p".repeat(40))
+            .env("EXPORT_SECRET", "e".repeat(40));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LATCHKEY_") && k != "LATCHKEY_DATABASE_URL" {
+                c.env_remove(k);
+            }
+        }
+        let out = c.output().unwrap();
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+// One operator session in order: each step starts from what the one before left.
+#[allow(clippy::too_many_lines)]
+fn tenants_as_code_from_the_cli(db: &TestDb) {
+    let cli = Cli {
+        url: db.url.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let file = cli.write("tenant.yaml", EXAMPLE);
+    // A missing tenant is created only when asked.
+    assert!(cli.fails(&["apply", "-f", &file]).contains("--create-tenant"));
+    let plan = cli.ok(&["apply", "-f", &file, "--create-tenant", "--dry-run"]);
+    assert!(plan.starts_with("+ tenant acme\n"), "{plan}");
+    assert!(
+        plan.contains("+ group finance\n") && plan.contains("dry run: nothing changed"),
+        "{plan}"
+    );
+    assert!(
+        cli.fails(&["apply", "-f", &file]).contains("no tenant"),
+        "the dry run made nothing"
+    );
+    let applied = cli.ok(&["apply", "-f", &file, "--create-tenant"]);
+    assert!(applied.contains("applied 16 changes"), "{applied}");
+    assert!(
+        !applied.contains("client_secret"),
+        "every secret came by reference: {applied}"
+    );
+    assert_eq!(cli.ok(&["apply", "-f", &file]), "no changes\n");
+    // The export applies as itself; JSON works too.
+    let exported = cli.write("export.yaml", "");
+    cli.ok(&["export", "--tenant", "acme", "-o", &exported]);
+    assert_eq!(cli.ok(&["apply", "-f", &exported]), "no changes\n");
+    let json = cli.ok(&["export", "--tenant", "acme", "--format", "json"]);
+    let json_file = cli.write("export.json", &json);
+    let v: Value = serde_json::from_str(&cli.ok(&["apply", "-f", &json_file, "--json"])).unwrap();
+    assert_eq!(
+        (v["changes"].clone(), v["applied"].clone()),
+        (Value::Array(vec![]), 0.into())
+    );
+    assert!(!json.contains("\"client_secret\""));
+    // A change and a removal: the plan as a diff, the removal kept without --prune.
+    let changed = EXAMPLE
+        .replace("  - name: contractors\n", "")
+        .replace("min_length: 14", "min_length: 16")
+        .replace(
+            "https://dash.acme.example/callback",
+            "https://dash.acme.example/cb",
+        );
+    let changed_text = changed;
+    let changed = cli.write("changed.yaml", &changed_text);
+    let v: Value = serde_json::from_str(&cli.ok(&["apply", "-f", &changed, "--dry-run", "--json"])).unwrap();
+    let lines: Vec<&str> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "~ tenant acme: policy (password)");
+    assert!(
+        lines[1].starts_with("~ client Dashboard: redirect_uris"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        v["kept"][0]["line"],
+        "- group contractors (kept: not in file; use --prune)"
+    );
+    let out = cli.ok(&["apply", "-f", &changed]);
+    assert!(
+        out.contains("(kept: not in file; use --prune)") && out.contains("applied 2 changes"),
+        "{out}"
+    );
+    let out = cli.ok(&["apply", "-f", &changed, "--prune"]);
+    assert_eq!(out, "- group contractors\napplied 1 changes\n");
+    assert!(
+        !cli.ok(&["group", "list", "--tenant", "acme"])
+            .contains("contractors")
+    );
+    // A secret from a file next to the tenant file; a new client without one gets one, once.
+    cli.write("batch.secret", &format!("{}\n", "b".repeat(40)));
+    let with_file = format!(
+        "{changed_text}  - name: Batch\n    grant_types: [client_credentials]\n    require_pkce: false\n    client_secret: {{file: batch.secret}}\n  - name: Other\n    grant_types: [client_credentials]\n    require_pkce: false\n"
+    );
+    let with_file = cli.write("with-file.yaml", &with_file);
+    let out = cli.ok(&["apply", "-f", &with_file]);
+    assert!(
+        out.contains("+ client Batch") && out.contains("client Other: client_secret "),
+        "{out}"
+    );
+    assert!(!out.contains("client Batch: client_secret"), "{out}");
+    assert_eq!(cli.ok(&["apply", "-f", &with_file]), "no changes\n");
+    // Refusals, exit 2: a secret in clear (named where), an unknown field, an unset variable.
+    let clear = cli.write(
+        "clear.yaml",
+        "tenant: acme\nclients:\n  - name: P\n    client_secret: s3cr3t-s3cr3t-s3cr3t\n",
+    );
+    let e = cli.fails(&["apply", "-f", &clear]);
+    assert!(
+        e.contains("clients[0].client_secret") && !e.contains("s3cr3t"),
+        "{e}"
+    );
+    let unknown = cli.write("unknown.yaml", "tenant: acme\nusers: []\n");
+    assert!(cli.fails(&["apply", "-f", &unknown]).contains("users"));
+    let unset = cli.write(
+        "unset.yaml",
+        "tenant: acme\nclients:\n  - name: P\n    client_secret: {env: LK_TEST_UNSET}\n",
+    );
+    assert!(
+        cli.fails(&["apply", "-f", &unset])
+            .contains("LK_TEST_UNSET is not set")
+    );
+    cli.write("short.secret", "short");
+    let weak = cli.write(
+        "weak.yaml",
+        "tenant: acme\nclients:\n  - name: P\n    client_secret: {file: short.secret}\n",
+    );
+    assert!(cli.fails(&["apply", "-f", &weak]).contains("shorter than 32"));
+    assert!(
+        cli.fails(&["apply", "-f", "missing.yaml"])
+            .contains("missing.yaml")
+    );
+}
+
+#[test]
+fn tenants_as_code_on_sqlite() {
+    tenants_as_code_from_the_cli(&TestDb::sqlite());
+}
+
+#[test]
+fn tenants_as_code_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    tenants_as_code_from_the_cli(&db);
+}
