@@ -94,6 +94,7 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     )
     .await;
     let cred = mk("/credentials", r#"{"name":"spare"}"#).await;
+    let attribute = mk("/attributes", r#"{"name":"region","kind":"string"}"#).await;
     let mut ids = HashMap::new();
     ids.insert("tenant", slug.to_owned());
     ids.insert("user", user.id.to_string());
@@ -104,6 +105,7 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     ids.insert("invitation", made(&invitation, "id"));
     ids.insert("admin_role", made(&admin_role, "name"));
     ids.insert("credential", made(&cred, "id"));
+    ids.insert("attribute", made(&attribute, "name"));
     ids
 }
 
@@ -123,11 +125,14 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         let v = match seg {
             "{id}" => ids[id_of()].clone(),
+            "{name}" if path.contains("attributes/") => ids["attribute"].clone(),
             "{name}" => ids["admin_role"].clone(),
             "{kind}" => "users".into(),
             "{member}" | "{principal}" => ids["user"].clone(),
             "{role}" => ids["client_role"].clone(),
             "{session}" => "no-such-session".into(),
+            "{factor}" => "totp".into(),
+            "{client}" => ids["client"].clone(),
             s if s.starts_with('{') => panic!("no test value for {s} in {path}"),
             s => s.into(),
         };
@@ -146,16 +151,8 @@ async fn each_route_needs_exactly_its_permission(s: &TestServer) {
     let t = tenant(s, "acme");
     let ids = objects(s, &t, "acme").await;
     let mut fake = ids.clone();
-    for k in [
-        "user",
-        "client",
-        "group",
-        "role",
-        "client_role",
-        "invitation",
-        "credential",
-        "admin_role",
-    ] {
+    // Every object but the tenant, named by an id that exists nowhere.
+    for k in ids.keys().filter(|k| **k != "tenant") {
         fake.insert(k, format!("missing-{k}"));
     }
     let before = s

@@ -44,6 +44,7 @@ fn define(
         unique: rules.1,
         editable_by: rules.2,
         created_at: 0,
+        updated_at: 0,
     };
     db.define_attribute(t, ACTOR, &def)
 }

@@ -122,6 +122,7 @@ fn model(s: &TestServer, format: AccessTokenFormat, claims: ClaimsConfig) -> Mod
             unique: false,
             editable_by,
             created_at: 0,
+            updated_at: 0,
         };
         db.define_attribute(&t, ACTOR, &def).unwrap();
     }
@@ -422,6 +423,7 @@ fn define(s: &TestServer, t: &TenantId, name: &str, kind: AttributeKind, require
         unique: false,
         editable_by: EditableBy::User,
         created_at: 0,
+        updated_at: 0,
     };
     s.state.db.define_attribute(t, ACTOR, &def).unwrap();
 }

@@ -193,6 +193,7 @@ fn users_are_updated_disabled_and_deleted(db: &Db) {
             &UserUpdate {
                 email: Some(Some("bob@example.com".into())),
                 display_name: Some(Some("Bob".into())),
+                if_version: None,
             },
         )
         .unwrap();
@@ -1285,7 +1286,8 @@ fn group_names_are_unique_per_tenant_and_validated(db: &Db) {
             &other,
             &GroupUpdate {
                 name: Some("staff".into()),
-                description: None
+                description: None,
+                if_version: None,
             }
         ),
         Err(StoreError::Conflict(_))
@@ -1298,6 +1300,7 @@ fn group_names_are_unique_per_tenant_and_validated(db: &Db) {
             &GroupUpdate {
                 name: Some("finance".into()),
                 description: Some(Some("Money people".into())),
+                if_version: None,
             },
         )
         .unwrap();
@@ -1763,6 +1766,7 @@ fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
     let change = UserUpdate {
         email: Some(Some("alice.new@acme.test".into())),
         display_name: None,
+        if_version: None,
     };
     assert!(
         !db.update_user(&t, ACTOR, &alice.id, &change)

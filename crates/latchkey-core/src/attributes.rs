@@ -61,6 +61,9 @@ pub struct AttributeDef {
     pub unique: bool,
     pub editable_by: EditableBy,
     pub created_at: UnixMillis,
+    /// The version: moves on with every change of the definition.
+    #[serde(default)]
+    pub updated_at: UnixMillis,
 }
 
 /// Why a value was refused, in words for the person or operator who sent it.
@@ -224,6 +227,7 @@ mod tests {
             unique: false,
             editable_by: EditableBy::Admin,
             created_at: 0,
+            updated_at: 0,
         }
     }
 

@@ -16,6 +16,9 @@ pub struct Group {
     /// The names from the top-level group down to this one, Keycloak style: `/staff/finance`.
     pub path: String,
     pub created_at: UnixMillis,
+    /// The version: moves on with every change of the name or description.
+    #[serde(default)]
+    pub updated_at: UnixMillis,
 }
 
 /// A role defined by one client (application), such as `reports:read` of the reporting portal.

@@ -11,6 +11,6 @@ pub mod totp;
 
 pub use hasher::{PasswordHasher, Verification};
 pub use password::{
-    HashMemory, HashParams, PasswordError, Violation, Violations, check_password_policy, hash_password,
-    password_expired, verify_password, verify_password_with,
+    HashMemory, HashParams, PasswordError, Violation, Violations, check_password_policy, check_user_password,
+    hash_password, password_expired, verify_password, verify_password_with,
 };

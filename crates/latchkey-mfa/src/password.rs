@@ -185,6 +185,22 @@ pub fn verify_password_with(password: &str, phc: &str, memory: &mut HashMemory) 
     Output::new(&out).is_ok_and(|o| o == expected)
 }
 
+/// A user's new password under the tenant's policy, as every administrator's path checks it
+/// (the CLI's `user create`/`set-password`, the admin API): the policy's rules with the user's
+/// username and email as the identifiers it must not contain.
+///
+/// # Errors
+/// `PasswordError::Policy` with every unmet rule.
+pub fn check_user_password(
+    password: &str,
+    policy: &PasswordPolicy,
+    username: &str,
+    email: Option<&str>,
+) -> Result<(), PasswordError> {
+    let identifiers: Vec<&str> = std::iter::once(username).chain(email).collect();
+    check_password_policy(password, policy, &identifiers)
+}
+
 /// The policy rules that need no context beyond the password and the user's names.
 pub fn check_password_policy(
     password: &str,

@@ -439,6 +439,46 @@ impl OAuthRepo for MemoryOAuth {
         Ok(gone)
     }
 
+    fn live_grants(&self, t: &TenantId, user: &UserId) -> Result<Vec<Grant>> {
+        let now = self.clock.now_millis();
+        let mut live: Vec<Grant> = self
+            .lock()
+            .grants
+            .iter()
+            .filter(|((tenant, _), g)| {
+                tenant == t && &g.user_id == user && g.revoked_at.is_none() && now < g.expires_at
+            })
+            .map(|(_, g)| g.clone())
+            .collect();
+        live.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(live)
+    }
+
+    fn revoke_user_grants(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        user: &UserId,
+        client: Option<&ClientId>,
+    ) -> Result<(usize, usize)> {
+        let now = self.clock.now_millis();
+        let mut s = self.lock();
+        let before = s.consents.len();
+        s.consents
+            .retain(|(tenant, u, c), _| !(tenant == t && u == user && client.is_none_or(|cl| cl == c)));
+        let gone = before - s.consents.len();
+        let which = client.map_or(GrantsOf::User(user), |cl| GrantsOf::UserClient(user, cl));
+        let grants = s.revoke_matching(t, which, now);
+        let event = NewAuditEvent::success(
+            actor,
+            "oauth.revoke_user_grants",
+            format!("user:{user}"),
+            json!({"client": client, "consents_withdrawn": gone, "grants_revoked": grants}),
+        );
+        s.events.push((t.clone(), event));
+        Ok((gone, grants))
+    }
+
     fn purge_expired_oauth(&self) -> Result<usize> {
         let cutoff = self.clock.now_millis() - 86_400_000;
         let mut s = self.lock();

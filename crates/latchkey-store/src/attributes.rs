@@ -22,6 +22,9 @@ pub struct AttributeUpdate {
     pub required: Option<bool>,
     pub unique: Option<bool>,
     pub editable_by: Option<EditableBy>,
+    /// The version (`updated_at`) the change was made against: a definition changed since is
+    /// `Stale`, not overwritten.
+    pub if_version: Option<i64>,
 }
 
 /// A user's attribute values by name.
@@ -45,6 +48,9 @@ pub trait AttributeRepo {
     /// The tenant's schema, by name.
     fn attribute_defs(&self, t: &TenantId) -> Result<Vec<AttributeDef>>;
     fn user_attributes(&self, t: &TenantId, user: &UserId) -> Result<AttributeValues>;
+    /// Checks `changes` against the schema as [`Self::set_user_attributes`] would, writing
+    /// nothing (a new user's values, before the user exists).
+    fn check_user_attributes(&self, t: &TenantId, changes: &[AttributeChange], by: EditableBy) -> Result<()>;
     /// Sets (`Some`) or clears (`None`) values of one user in one audited transaction, with
     /// every value checked against the schema. `by` is who edits: `EditableBy::User` may touch
     /// only user-editable attributes. Clearing a required attribute is refused. Returns the
@@ -59,7 +65,17 @@ pub trait AttributeRepo {
     ) -> Result<AttributeValues>;
 }
 
-type DefRow = (String, String, Option<String>, String, bool, bool, String, i64);
+type DefRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    bool,
+    String,
+    i64,
+    i64,
+);
 
 fn def_of(r: DefRow) -> Result<AttributeDef> {
     Ok(AttributeDef {
@@ -71,6 +87,7 @@ fn def_of(r: DefRow) -> Result<AttributeDef> {
         unique: r.5,
         editable_by: r.6.parse().map_err(StoreError::corrupt)?,
         created_at: r.7,
+        updated_at: r.8,
     })
 }
 
@@ -87,6 +104,7 @@ fn defs(c: &mut crate::AnyConnection, t: &TenantId) -> Result<Vec<AttributeDef>>
             attribute_defs::is_unique,
             attribute_defs::editable_by,
             attribute_defs::created_at,
+            attribute_defs::updated_at,
         ))
         .load::<DefRow>(c)?
         .into_iter()
@@ -151,11 +169,13 @@ fn checked(
 impl AttributeRepo for Db {
     fn define_attribute(&self, t: &TenantId, actor: &str, def: &AttributeDef) -> Result<AttributeDef> {
         let name = attribute_name(&def.name)?;
+        let now = self.now();
         let def = AttributeDef {
             tenant_id: t.clone(),
             name,
             label: label(def.label.as_deref())?,
-            created_at: self.now(),
+            created_at: now,
+            updated_at: now,
             ..def.clone()
         };
         self.audited(t, |c| {
@@ -178,6 +198,7 @@ impl AttributeRepo for Db {
                     attribute_defs::is_unique.eq(def.unique),
                     attribute_defs::editable_by.eq(def.editable_by.as_str()),
                     attribute_defs::created_at.eq(def.created_at),
+                    attribute_defs::updated_at.eq(def.updated_at),
                 ))
                 .execute(c)
                 .map_err(|e| match StoreError::from(e) {
@@ -204,10 +225,18 @@ impl AttributeRepo for Db {
         u: &AttributeUpdate,
     ) -> Result<AttributeDef> {
         let new_label = u.label.as_ref().map(|l| label(l.as_deref())).transpose()?;
+        let now = self.now();
         self.audited(t, |c| {
+            crate::db::xact_lock(c, &format!("latchkey-attribute:{t}:{name}"))?;
             let Some(mut def) = defs(c, t)?.into_iter().find(|d| d.name == name) else {
                 return Err(StoreError::NotFound { what: "attribute" });
             };
+            if let Some(v) = u.if_version.filter(|v| *v != def.updated_at) {
+                return Err(StoreError::Stale(format!(
+                    "attribute {name} changed since version {v}"
+                )));
+            }
+            def.updated_at = now.max(def.updated_at + 1);
             if let Some(l) = &new_label {
                 def.label.clone_from(l);
             }
@@ -225,6 +254,7 @@ impl AttributeRepo for Db {
                 attribute_defs::required.eq(def.required),
                 attribute_defs::is_unique.eq(def.unique),
                 attribute_defs::editable_by.eq(def.editable_by.as_str()),
+                attribute_defs::updated_at.eq(def.updated_at),
             ))
             .execute(c)?;
             if unique_changed {
@@ -289,6 +319,11 @@ impl AttributeRepo for Db {
     fn user_attributes(&self, t: &TenantId, user: &UserId) -> Result<AttributeValues> {
         let mut conn = self.conn()?;
         values(&mut conn, t, user)
+    }
+
+    fn check_user_attributes(&self, t: &TenantId, changes: &[AttributeChange], by: EditableBy) -> Result<()> {
+        let mut conn = self.conn()?;
+        checked(&defs(&mut conn, t)?, changes, by).map(drop)
     }
 
     fn set_user_attributes(

@@ -28,6 +28,9 @@ pub struct GroupUpdate {
     pub name: Option<String>,
     /// `Some(None)` clears the description.
     pub description: Option<Option<String>>,
+    /// The version (`updated_at`) the change was made against: a group changed since is
+    /// `Stale`, not overwritten.
+    pub if_version: Option<i64>,
 }
 
 /// A group's direct members.
@@ -85,6 +88,7 @@ struct GroupRow {
     name: String,
     description: Option<String>,
     created_at: i64,
+    updated_at: i64,
     parent_id: Option<String>,
 }
 
@@ -120,6 +124,7 @@ fn with_paths(rows: Vec<GroupRow>) -> Vec<Group> {
             parent_id: r.parent_id.clone().map(GroupId),
             path: path_of(&r.id),
             created_at: r.created_at,
+            updated_at: r.updated_at,
         })
         .collect();
     out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -140,6 +145,7 @@ fn group_rows(c: &mut AnyConnection, t: &TenantId, ids: Option<&[String]>) -> Re
             groups::name,
             groups::description,
             groups::created_at,
+            groups::updated_at,
             group_parents::parent_id.nullable(),
         ))
         .into_boxed();
@@ -454,6 +460,7 @@ fn effective_from_rows(t: &TenantId, rows: Vec<AccessRow>) -> Result<EffectiveAc
                 name,
                 description: None,
                 created_at: 0,
+                updated_at: 0,
                 parent_id: row.c,
             }),
             ("role", Some(name), _) => {
@@ -531,6 +538,7 @@ impl GroupRepo for Db {
         description: Option<&str>,
     ) -> Result<Group> {
         let name = validate::group_name(name)?;
+        let now = self.now();
         let group = Group {
             id: GroupId(self.new_id()),
             tenant_id: t.clone(),
@@ -538,7 +546,8 @@ impl GroupRepo for Db {
             name,
             description: description.map(str::to_owned),
             parent_id: None,
-            created_at: self.now(),
+            created_at: now,
+            updated_at: now,
         };
         self.audited(t, |c| {
             diesel::insert_into(groups::table)
@@ -548,6 +557,7 @@ impl GroupRepo for Db {
                     groups::name.eq(&group.name),
                     groups::description.eq(&group.description),
                     groups::created_at.eq(group.created_at),
+                    groups::updated_at.eq(group.updated_at),
                 ))
                 .execute(c)
                 .map_err(name_taken(&group.name))?;
@@ -587,14 +597,24 @@ impl GroupRepo for Db {
 
     fn update_group(&self, t: &TenantId, actor: &str, id: &GroupId, update: &GroupUpdate) -> Result<Group> {
         let name = update.name.as_deref().map(validate::group_name).transpose()?;
+        let now = self.now();
         self.audited(t, |c| {
+            crate::db::xact_lock(c, &format!("latchkey-group:{t}:{id}"))?;
             let before = one_group(c, t, id)?;
+            if let Some(v) = update.if_version.filter(|v| *v != before.updated_at) {
+                return Err(StoreError::Stale(format!("group {id} changed since version {v}")));
+            }
+            let version = now.max(before.updated_at + 1);
             let name = name.clone().unwrap_or(before.name.clone());
             let description = update.description.clone().unwrap_or(before.description.clone());
             diesel::update(
                 groups::table.filter(groups::tenant_id.eq(t.as_str()).and(groups::id.eq(id.as_str()))),
             )
-            .set((groups::name.eq(&name), groups::description.eq(&description)))
+            .set((
+                groups::name.eq(&name),
+                groups::description.eq(&description),
+                groups::updated_at.eq(version),
+            ))
             .execute(c)
             .map_err(name_taken(&name))?;
             let after = one_group(c, t, id)?;
@@ -721,6 +741,7 @@ impl GroupRepo for Db {
                 description: r.description,
                 parent_id: r.parent_id.map(GroupId),
                 created_at: r.created_at,
+                updated_at: r.updated_at,
             })
             .collect();
         groups.sort_by(|a, b| a.name.cmp(&b.name));

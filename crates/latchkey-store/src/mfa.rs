@@ -41,7 +41,8 @@ pub trait MfaRepo {
     /// Records a use, with the credential's new counter and flags when they moved.
     fn passkey_used(&self, t: &TenantId, id: &str, credential: Option<&str>) -> Result<()>;
     fn rename_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str) -> Result<bool>;
-    fn remove_passkey(&self, t: &TenantId, user: &UserId, id: &str) -> Result<bool>;
+    /// Removes the user's passkey `id`; `actor` is who removed it (the user, an administrator).
+    fn remove_passkey(&self, t: &TenantId, actor: &str, user: &UserId, id: &str) -> Result<bool>;
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>>;
     /// Starts (or restarts) an enrolment; `Conflict` when a confirmed app exists.
     fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()>;
@@ -184,7 +185,7 @@ impl MfaRepo for Db {
         })
     }
 
-    fn remove_passkey(&self, t: &TenantId, user: &UserId, id: &str) -> Result<bool> {
+    fn remove_passkey(&self, t: &TenantId, actor: &str, user: &UserId, id: &str) -> Result<bool> {
         self.audited(t, |c| {
             let n = diesel::delete(
                 mfa_passkeys::table
@@ -193,10 +194,9 @@ impl MfaRepo for Db {
                     .filter(mfa_passkeys::user_id.eq(user.as_str())),
             )
             .execute(c)?;
-            Ok((
-                n > 0,
-                passkey_event(user, "mfa.passkey.remove", id, json!({"removed": n > 0})),
-            ))
+            let mut event = passkey_event(user, "mfa.passkey.remove", id, json!({"removed": n > 0}));
+            actor.clone_into(&mut event.actor);
+            Ok((n > 0, event))
         })
     }
 

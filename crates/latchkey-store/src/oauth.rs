@@ -197,6 +197,19 @@ pub trait OAuthRepo {
     fn save_consent(&self, t: &TenantId, user: &UserId, client: &ClientId, scope: &str) -> Result<()>;
     /// Withdraws a consent and revokes the grants it allowed.
     fn revoke_consent(&self, t: &TenantId, user: &UserId, client: &ClientId) -> Result<bool>;
+    /// The user's live grants (neither revoked nor expired), oldest first.
+    fn live_grants(&self, t: &TenantId, user: &UserId) -> Result<Vec<Grant>>;
+    /// An administrator ends what the user allowed a client (`Some`) or every client: the
+    /// consents are withdrawn and the grants revoked with their tokens, offline ones too, in
+    /// one transaction audited `oauth.revoke_user_grants`. Returns (consents withdrawn, grants
+    /// revoked).
+    fn revoke_user_grants(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        user: &UserId,
+        client: Option<&ClientId>,
+    ) -> Result<(usize, usize)>;
     /// Deletes codes, tokens and grants of any tenant that expired over a day ago.
     fn purge_expired_oauth(&self) -> Result<usize>;
 }
@@ -755,6 +768,53 @@ impl OAuthRepo for Db {
                 json!({"grants_revoked": grants}),
             );
             Ok((gone > 0, event))
+        })
+    }
+
+    fn live_grants(&self, t: &TenantId, user: &UserId) -> Result<Vec<Grant>> {
+        let now = self.now();
+        oauth_grants::table
+            .filter(oauth_grants::tenant_id.eq(t.as_str()))
+            .filter(oauth_grants::user_id.eq(user.as_str()))
+            .filter(oauth_grants::revoked_at.is_null())
+            .filter(oauth_grants::expires_at.gt(now))
+            .order((oauth_grants::created_at.asc(), oauth_grants::id.asc()))
+            .select(GrantRow::as_select())
+            .load(&mut *self.conn()?)?
+            .into_iter()
+            .map(grant_from)
+            .collect()
+    }
+
+    fn revoke_user_grants(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        user: &UserId,
+        client: Option<&ClientId>,
+    ) -> Result<(usize, usize)> {
+        let now = self.now();
+        self.audited(t, |c| {
+            let consents = oauth_consents::table
+                .filter(oauth_consents::tenant_id.eq(t.as_str()))
+                .filter(oauth_consents::user_id.eq(user.as_str()));
+            let (gone, grants) = match client {
+                Some(cl) => (
+                    diesel::delete(consents.filter(oauth_consents::client_id.eq(cl.as_str()))).execute(c)?,
+                    revoke_matching(c, t, GrantsOf::UserClient(user, cl), now, "admin_revoked")?,
+                ),
+                None => (
+                    diesel::delete(consents).execute(c)?,
+                    revoke_matching(c, t, GrantsOf::User(user), now, "admin_revoked")?,
+                ),
+            };
+            let event = NewAuditEvent::success(
+                actor,
+                "oauth.revoke_user_grants",
+                format!("user:{user}"),
+                json!({"client": client, "consents_withdrawn": gone, "grants_revoked": grants}),
+            );
+            Ok(((gone, grants), event))
         })
     }
 

@@ -352,6 +352,7 @@ diesel::table! {
         name -> Text,
         description -> Nullable<Text>,
         created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -440,6 +441,7 @@ diesel::table! {
         is_unique -> Bool,
         editable_by -> Text,
         created_at -> BigInt,
+        updated_at -> BigInt,
     }
 }
 

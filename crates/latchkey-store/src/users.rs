@@ -23,6 +23,9 @@ pub struct NewUser {
 pub struct UserUpdate {
     pub email: Option<Option<String>>,
     pub display_name: Option<Option<String>>,
+    /// The version (`updated_at`) the change was made against: a user changed since is
+    /// `Stale`, not overwritten.
+    pub if_version: Option<i64>,
 }
 
 pub trait UserRepo {
@@ -186,17 +189,22 @@ impl Db {
         t: &TenantId,
         actor: &str,
         id: &UserId,
-        action: &str,
+        (action, if_version): (&str, Option<i64>),
         apply: impl FnOnce(&mut User),
     ) -> Result<User> {
         self.audited_once(t, |c| {
+            crate::db::xact_lock(c, &format!("latchkey-user:{t}:{id}"))?;
             let before = load(c, t, id)?;
+            if let Some(v) = if_version.filter(|v| *v != before.updated_at) {
+                return Err(StoreError::Stale(format!("user {id} changed since version {v}")));
+            }
             let mut after = before.clone();
             apply(&mut after);
             if after.email != before.email {
                 after.email_verified = false;
             }
-            after.updated_at = self.now();
+            // The version moves on even within one millisecond.
+            after.updated_at = self.now().max(before.updated_at + 1);
             diesel::update(
                 users::table.filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str()))),
             )
@@ -315,7 +323,7 @@ impl UserRepo for Db {
             Some(Some(n)) => Some(Some(validate::display_name("display_name", n)?)),
             other => other.clone(),
         };
-        self.change_user(t, actor, id, "user.update", |u| {
+        self.change_user(t, actor, id, ("user.update", change.if_version), |u| {
             if let Some(e) = email {
                 u.email = e;
             }
@@ -330,7 +338,7 @@ impl UserRepo for Db {
             UserStatus::Active => "user.enable",
             UserStatus::Disabled => "user.disable",
         };
-        self.change_user(t, actor, id, action, |u| u.status = status)
+        self.change_user(t, actor, id, (action, None), |u| u.status = status)
     }
 
     fn set_password_hash(&self, t: &TenantId, actor: &str, id: &UserId, hash: &str) -> Result<User> {
@@ -369,7 +377,7 @@ impl UserRepo for Db {
     }
 
     fn rehash_password(&self, t: &TenantId, id: &UserId, hash: &str) -> Result<User> {
-        self.change_user(t, "system", id, "user.password_rehash", |u| {
+        self.change_user(t, "system", id, ("user.password_rehash", None), |u| {
             u.password_hash = Some(hash.to_owned());
         })
     }

@@ -5,7 +5,7 @@ use crate::cli::ClientCreate;
 use crate::context::Context;
 use crate::error::CliError;
 use latchkey_core::{Client, ClientSettings, ClientType, OsRng, Tenant};
-use latchkey_mfa::{HashParams, check_password_policy, hash_password};
+use latchkey_mfa::{HashParams, check_user_password, hash_password};
 use latchkey_services::clients::{ClientSpec, registration};
 use latchkey_store::ClientRepo;
 
@@ -74,8 +74,7 @@ pub fn password_hash(
     username: &str,
     email: Option<&str>,
 ) -> Result<String, CliError> {
-    let identifiers: Vec<&str> = std::iter::once(username).chain(email).collect();
-    check_password_policy(password, &tenant.policy.password, &identifiers)
+    check_user_password(password, &tenant.policy.password, username, email)
         .map_err(CliError::PasswordPolicy)?;
     hash_password(password, HashParams::default(), &OsRng).map_err(CliError::PasswordHash)
 }

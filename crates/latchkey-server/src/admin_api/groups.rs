@@ -2,7 +2,10 @@
 //! assignment to users and groups, as the CLI's `group` and `role` commands do them. Writes
 //! need the admin role and are audited by the store; reads are audited here.
 
-use super::{audit, authenticate, body, json_ok, key_str, missing, not_found, paged, paging, query};
+use super::{
+    audit, authenticate, body, etag_response, if_match, json_ok, key_str, missing, not_found, paged, paging,
+    query,
+};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -150,18 +153,23 @@ pub(super) async fn get_group(
             json!({}),
         )
         .await?;
-        Ok(json_ok(&json!({
-            "group": g,
-            "members": {"users": users, "groups": members.groups},
-            "roles": roles,
-            "client_roles": client_roles,
-        })))
+        let version = g.updated_at;
+        Ok(etag_response(
+            &json!({
+                "group": g,
+                "members": {"users": users, "groups": members.groups},
+                "roles": roles,
+                "client_roles": client_roles,
+            }),
+            version,
+        ))
     }
     .await
     .map_err(AppError::problem)
 }
 
-/// `PATCH …/groups/{id}`: a merge patch of `name` and `description` (`null` clears it).
+/// `PATCH …/groups/{id}`: a merge patch of `name` and `description` (`null` clears it); with
+/// `If-Match`, 412 when the group changed since. Answers the group and its new `ETag`.
 pub(super) async fn update_group(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -180,7 +188,10 @@ pub(super) async fn update_group(
                 .map(str::to_owned)
                 .ok_or_else(|| AppError::new(Kind::BadRequest, format!("{what} must be a string")))
         };
-        let mut update = GroupUpdate::default();
+        let mut update = GroupUpdate {
+            if_version: if_match(&req)?,
+            ..GroupUpdate::default()
+        };
         for (k, v) in &merge {
             match k.as_str() {
                 "name" => update.name = Some(text(v, "name")?),
@@ -197,7 +208,7 @@ pub(super) async fn update_group(
             .store(move |db| db.update_group(&tid, &actor, &gid, &update))
             .await
             .map_err(missing("group"))?;
-        Ok(json_ok(&g))
+        Ok(etag_response(&g, g.updated_at))
     }
     .await
     .map_err(AppError::problem)

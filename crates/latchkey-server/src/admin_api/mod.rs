@@ -4,8 +4,10 @@
 //! lookup is keyed by tenant), objects of another tenant are simply not found, and every call,
 //! reads and refusals included, is written to the tenant's audit chain.
 
+mod accounts;
 mod admin;
 mod apply;
+mod attributes;
 mod clients;
 mod groups;
 mod idempotency;
@@ -250,13 +252,15 @@ fn missing(what: &'static str) -> impl Fn(AppError) -> AppError {
     }
 }
 
-/// A read the token allows: fetched within the caller's tenant, audited, returned as JSON.
+/// A read the token allows: fetched within the caller's tenant, audited, returned as JSON,
+/// with the `ETag` of its `version` for an object that has one.
 async fn audited_read<T: serde::Serialize + Send + 'static>(
     req: &HttpRequest,
     state: &AppState,
     slug: &str,
     (action, target, what): (&str, String, &str),
     fetch: impl FnOnce(&Db, TenantId) -> Result<Option<T>, StoreError> + Send + 'static,
+    version: Option<fn(&T) -> UnixMillis>,
 ) -> Result<HttpResponse, AppError> {
     async {
         let caller = authenticate(req, state, slug).await?;
@@ -266,7 +270,10 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
             .await?
             .ok_or_else(|| not_found(what))?;
         audit(state, &caller, Outcome::Success, action, &target, json!({})).await?;
-        Ok(json_ok(&value))
+        Ok(match version {
+            Some(v) => etag_response(&value, v(&value)),
+            None => json_ok(&value),
+        })
     }
     .await
     .map_err(AppError::problem)
@@ -352,6 +359,37 @@ fn etag_response(v: &impl serde::Serialize, version: UnixMillis) -> HttpResponse
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// A JSON merge patch body (RFC 7396: `application/merge-patch+json`, or `application/json`;
+/// anything else is 415), at most [`MAX_BODY`] bytes.
+fn merge_patch(req: &HttpRequest, bytes: &[u8]) -> Result<serde_json::Value, AppError> {
+    let mime = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/merge-patch+json" && mime != "application/json" {
+        return Err(AppError::new(
+            Kind::UnsupportedMediaType,
+            "Send a JSON merge patch (application/merge-patch+json).",
+        ));
+    }
+    body(bytes, false)
+}
+
+/// A merge patch that must be a JSON object (the patched object's members).
+fn merge_object(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
+    match merge_patch(req, bytes)? {
+        serde_json::Value::Object(m) => Ok(m),
+        _ => Err(AppError::new(Kind::BadRequest, "a merge patch is a JSON object")),
+    }
 }
 
 /// The version `If-Match` names; `None` without the header or for `*`. Anything but one strong

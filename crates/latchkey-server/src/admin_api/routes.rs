@@ -2,7 +2,7 @@
 //! the permission check in [`super::authenticate`] and the permission-matrix tests are all made
 //! from this one list, so a route cannot be served without saying what it needs.
 
-use super::{admin, apply, clients, groups, invitations, sessions, users};
+use super::{accounts, admin, apply, attributes, clients, groups, invitations, sessions, users};
 use actix_web::web;
 use latchkey_core::Permission;
 
@@ -72,6 +72,25 @@ const fn method_name(m: &str) -> &'static str {
 table! {
     get "/users" => users::list_users, UsersRead;
     get "/users/{id}" => users::get_user, UsersRead;
+    post "/users" => accounts::create, UsersWrite;
+    patch "/users/{id}" => accounts::update, UsersWrite;
+    post "/users/{id}/password" => accounts::set_password, UsersCredentials;
+    post "/users/{id}/verify-email" => accounts::verify_email, UsersWrite;
+    get "/users/{id}/mfa" => accounts::mfa_list, UsersRead;
+    delete "/users/{id}/mfa" => accounts::mfa_reset, UsersCredentials;
+    delete "/users/{id}/mfa/{factor}" => accounts::mfa_remove, UsersCredentials;
+    get "/users/{id}/roles" => accounts::roles, UsersRead;
+    get "/users/{id}/grants" => accounts::grants, SessionsRead;
+    delete "/users/{id}/grants" => accounts::revoke_grants, SessionsRevoke;
+    delete "/users/{id}/grants/{client}" => accounts::revoke_grants, SessionsRevoke;
+    get "/users/{id}/attributes" => attributes::values, UsersRead;
+    put "/users/{id}/attributes/{name}" => attributes::set_value, UsersWrite;
+    delete "/users/{id}/attributes/{name}" => attributes::set_value, UsersWrite;
+    get "/attributes" => attributes::list, AttributesRead;
+    post "/attributes" => attributes::define, AttributesWrite;
+    get "/attributes/{name}" => attributes::get, AttributesRead;
+    patch "/attributes/{name}" => attributes::update, AttributesWrite;
+    delete "/attributes/{name}" => attributes::remove, AttributesWrite;
     post "/users/{id}/disable" => users::disable_user, UsersDisable;
     post "/users/{id}/enable" => users::enable_user, UsersDisable;
     delete "/users/{id}" => users::delete_user, UsersDelete;

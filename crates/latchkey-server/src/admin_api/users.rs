@@ -67,6 +67,7 @@ pub(super) async fn get_user(
         &slug,
         ("user.read", target, "user"),
         move |db, t| db.user(&t, &UserId(id)),
+        Some(|u: &latchkey_core::User| u.updated_at),
     )
     .await
 }

@@ -411,6 +411,7 @@ pub(super) async fn update_profile(
     let change = latchkey_store::UserUpdate {
         email: Some(email),
         display_name: Some(field("display_name")),
+        if_version: None,
     };
     let (db, tid, uid, actor) = (
         state.db.clone(),

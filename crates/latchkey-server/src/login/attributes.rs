@@ -144,6 +144,7 @@ mod tests {
             unique: false,
             editable_by,
             created_at: 0,
+            updated_at: 0,
         }
     }
 

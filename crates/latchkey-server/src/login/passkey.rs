@@ -513,6 +513,9 @@ pub(super) async fn remove(
         user.id.clone(),
         form.get("id").unwrap_or_default().to_owned(),
     );
-    state.store(move |db| db.remove_passkey(&tid, &uid, &id)).await?;
+    let actor = format!("user:{uid}");
+    state
+        .store(move |db| db.remove_passkey(&tid, &actor, &uid, &id))
+        .await?;
     Ok(super::see_other(&crate::web::urls::account(&tenant.slug, None)))
 }

@@ -35,6 +35,7 @@ pub fn run(ctx: &Context<'_>, cmd: AttributeCmd) -> Result<(), CliError> {
                 required: rules.required,
                 unique: rules.unique,
                 editable_by: rules.editable_by,
+                if_version: None,
             };
             let def = ctx.db.update_attribute(&tenant.id, ctx.actor(), &name, &update)?;
             emit(out.json, &def_json(&def));
@@ -133,6 +134,7 @@ fn define(
         unique: rules.unique.unwrap_or(false),
         editable_by: rules.editable_by.unwrap_or(EditableBy::Admin),
         created_at: 0,
+        updated_at: 0,
     };
     let def = ctx.db.define_attribute(&tenant.id, ctx.actor(), &def)?;
     emit(json, &def_json(&def));

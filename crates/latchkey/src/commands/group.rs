@@ -53,6 +53,7 @@ pub fn run(ctx: &Context<'_>, cmd: GroupCmd) -> Result<(), CliError> {
                 } else {
                     description.map(Some)
                 },
+                if_version: None,
             };
             let group = ctx.db.update_group(&tenant.id, ctx.actor(), &group.id, &update)?;
             emit(out.json, &group_json(&group));

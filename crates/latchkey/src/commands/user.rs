@@ -148,6 +148,7 @@ fn update(
     let change = UserUpdate {
         email: clear_or(email),
         display_name: clear_or(display_name),
+        if_version: None,
     };
     let after = ctx.db.update_user(&tenant.id, ctx.actor(), &user.id, &change)?;
     if let Some(email) = after.email.as_deref().filter(|_| after.email != user.email) {

@@ -1,0 +1,2 @@
+ALTER TABLE attribute_defs DROP COLUMN updated_at;
+ALTER TABLE groups DROP COLUMN updated_at;
