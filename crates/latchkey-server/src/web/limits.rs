@@ -4,10 +4,16 @@
 /// lower (`latchkey_saml::xml`).
 pub(crate) const ACS_MAX_BODY: usize = 1024 * 1024;
 
-/// The largest body the route at `path` accepts (the ACS carries whole SAML responses).
+/// The admin API's SAML connections take IdP metadata inline (up to 1 MiB, JSON-escaped).
+pub(crate) const ADMIN_METADATA_MAX_BODY: usize = 2 * 1024 * 1024 + 64 * 1024;
+
+/// The largest body the route at `path` accepts (the ACS carries whole SAML responses, the admin
+/// API's SAML connections whole metadata documents).
 pub(crate) fn body_limit(path: &str, default: usize) -> usize {
     if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
         default.max(ACS_MAX_BODY)
+    } else if path.starts_with("/admin/t/") && path.contains("/saml-connections") {
+        default.max(ADMIN_METADATA_MAX_BODY)
     } else {
         default
     }
