@@ -106,6 +106,32 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     ids.insert("admin_role", made(&admin_role, "name"));
     ids.insert("credential", made(&cred, "id"));
     ids.insert("attribute", made(&attribute, "name"));
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
+        .unwrap()
+        .certificate;
+    let metadata = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.{slug}.test/saml"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.{slug}.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+    );
+    let body = json!({"name": "corp", "metadata_xml": metadata}).to_string();
+    let (st, v) = call(
+        s,
+        "POST",
+        &format!("{base}/saml-connections"),
+        &admin,
+        Some(&body),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    ids.insert("saml", made(&v, "name"));
+    let (st, keys) = call(s, "GET", &format!("{base}/keys"), &admin, None).await;
+    assert_eq!(st, StatusCode::OK, "{keys}");
+    let kid = keys
+        .as_array()
+        .and_then(|k| k.first())
+        .map(|k| made(k, "kid"))
+        .expect("a key");
+    ids.insert("kid", kid);
     ids
 }
 
@@ -119,6 +145,7 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
         "roles" => "role",
         "invitations" => "invitation",
         "credentials" => "credential",
+        "saml-connections" => "saml",
         other => panic!("no test object for /{other}/{{id}}: add one to `objects`"),
     };
     let mut out = String::new();
@@ -133,6 +160,7 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
             "{session}" => "no-such-session".into(),
             "{factor}" => "totp".into(),
             "{client}" => ids["client"].clone(),
+            "{kid}" => ids["kid"].clone(),
             s if s.starts_with('{') => panic!("no test value for {s} in {path}"),
             s => s.into(),
         };

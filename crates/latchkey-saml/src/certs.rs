@@ -13,6 +13,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CertInfo {
     pub subject: String,
+    pub issuer: String,
     /// SHA-256 of the DER, hex with colons (what IdP consoles show as the thumbprint).
     pub sha256: String,
     pub not_before: UnixMillis,
@@ -66,6 +67,7 @@ pub fn info(b64: &str) -> Result<CertInfo> {
     let validity = cert.validity();
     Ok(CertInfo {
         subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
         sha256,
         not_before: validity.not_before.timestamp() * 1000,
         not_after: validity.not_after.timestamp() * 1000,

@@ -26,6 +26,8 @@ pub enum ServiceError {
     },
     #[error("the entity id changed from {old:?} to {new:?}")]
     EntityIdChanged { old: String, new: String },
+    #[error("the SP key could not be made: {0}")]
+    SpKey(latchkey_saml::SamlError),
     #[error("the connection has no metadata URL")]
     NoMetadataUrl,
     #[error("the connection is gone")]

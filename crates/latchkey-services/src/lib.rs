@@ -11,6 +11,7 @@ mod error;
 pub mod invite;
 pub mod mail;
 pub mod metrics;
+pub mod policy;
 pub mod risk_engine;
 pub mod saml;
 pub mod tenant_file;

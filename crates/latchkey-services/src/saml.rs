@@ -6,17 +6,100 @@
 //! refresh that changes the signing certificates is audited and alerts the tenant's webhook.
 
 use crate::{ServiceError, blocking};
-use latchkey_core::{Rng, SamlConnection, Tenant};
+use latchkey_core::{IdpDescriptor, Rng, SamlConnection, SamlOptions, Tenant, ValidationError};
 use latchkey_keys::{Aad, KeyRing};
-use latchkey_store::{CertificatesChanged, Channel, Db, SamlRepo, TenantRepo};
+use latchkey_store::{
+    CertificatesChanged, Channel, Db, GroupRepo, NewSamlConnection, RoleRepo, SamlRepo, StoreError,
+    TenantRepo,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Metadata refreshes: every hour, again after 10 minutes when one failed.
 pub const METADATA_REFRESH_MS: i64 = 3_600_000;
 pub const METADATA_RETRY_MS: i64 = 600_000;
-/// The largest metadata document fetched (Entra's with every role descriptor is ~60 KiB).
-const METADATA_MAX_BYTES: usize = 1024 * 1024;
+/// The largest metadata document fetched or taken (Entra's with every role descriptor is ~60
+/// KiB).
+pub const METADATA_MAX_BYTES: usize = 1024 * 1024;
+
+/// A connection to make: the IdP's parsed metadata, where it is refreshed from (none for a
+/// document given inline or as a file) and the connection's options.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub name: String,
+    /// Shown on the sign-in page; the name when `None`.
+    pub display_name: Option<String>,
+    pub idp: IdpDescriptor,
+    pub metadata_url: Option<String>,
+    pub options: SamlOptions,
+}
+
+/// Connects an IdP, for `latchkey saml add` and the admin API alike: a fresh SP key and
+/// certificate for the connection, the key sealed under the tenant's data key (row = the
+/// connection's id) before the row exists, then the connection stored and audited. Metadata
+/// from a URL is refreshed hourly.
+pub fn connect(
+    db: &Db,
+    keys: &KeyRing,
+    tenant: &Tenant,
+    actor: &str,
+    spec: ConnectionSpec,
+    now: i64,
+) -> Result<SamlConnection, ServiceError> {
+    check_options(db, tenant, &spec.options)?;
+    let sp = latchkey_saml::generate_sp_key(&format!("{} {} SAML SP", tenant.slug, spec.name), now)
+        .map_err(ServiceError::SpKey)?;
+    let id = db.new_saml_connection_id();
+    let sealed = keys.seal(&tenant.id, sp_key_aad(tenant, &id), &sp.pkcs8_der)?;
+    let next_refresh_at = spec.metadata_url.as_ref().map(|_| now + METADATA_REFRESH_MS);
+    Ok(db.create_saml_connection(
+        &tenant.id,
+        actor,
+        &NewSamlConnection {
+            id,
+            display_name: spec.display_name.unwrap_or_else(|| spec.name.clone()),
+            name: spec.name,
+            idp: spec.idp,
+            metadata_url: spec.metadata_url,
+            options: spec.options,
+            sp_certificate: sp.certificate,
+            sp_key_sealed: sealed,
+            next_refresh_at,
+        },
+    )?)
+}
+
+/// The rules options keep beyond their shape: the roles of `role_map` and the groups of
+/// `group_map` exist in the tenant, and a pinned metadata signer is a certificate whose key
+/// signatures can be verified with.
+pub fn check_options(db: &Db, tenant: &Tenant, options: &SamlOptions) -> Result<(), ServiceError> {
+    let invalid = |field: &'static str, message: String| {
+        ServiceError::Store(StoreError::Invalid(ValidationError { field, message }))
+    };
+    if !options.role_map.is_empty() {
+        let roles: Vec<String> = db.list_roles(&tenant.id)?.into_iter().map(|r| r.name).collect();
+        if let Some((_, role)) = options.role_map.iter().find(|(_, r)| !roles.contains(r)) {
+            return Err(invalid(
+                "options.role_map",
+                format!("no role {role:?} in this tenant"),
+            ));
+        }
+    }
+    if !options.group_map.is_empty() {
+        let groups: Vec<String> = db.list_groups(&tenant.id)?.into_iter().map(|g| g.name).collect();
+        if let Some((_, group)) = options.group_map.iter().find(|(_, g)| !groups.contains(g)) {
+            return Err(invalid(
+                "options.group_map",
+                format!("no group {group:?} in this tenant"),
+            ));
+        }
+    }
+    if let Some(signer) = &options.metadata_signer {
+        latchkey_saml::certs::check_signing_certificate(signer)
+            .map_err(|e| invalid("options.metadata_signer", e.to_string()))?;
+    }
+    Ok(())
+}
 
 /// Where a connection's SP private key is sealed (the CLI seals it, the server opens it).
 pub fn sp_key_aad<'a>(t: &'a Tenant, connection_id: &'a str) -> Aad<'a> {

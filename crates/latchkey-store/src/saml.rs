@@ -8,6 +8,7 @@ use crate::resets::{NewMail, insert_mail};
 use crate::schema::{saml_connections, saml_identities};
 use crate::users::{created, insert_user};
 use crate::{AnyConnection, NewUser, Result, StoreError};
+use diesel::IntoSql;
 use diesel::prelude::*;
 use latchkey_core::{
     IdpDescriptor, NewAuditEvent, SamlConnection, SamlOptions, TenantId, UnixMillis, User, UserId,
@@ -75,6 +76,18 @@ pub trait SamlRepo {
         actor: &str,
         id: &str,
         change: &SamlConnectionUpdate,
+    ) -> Result<SamlConnection> {
+        self.update_saml_connection_if(t, actor, id, change, None)
+    }
+    /// `update_saml_connection` only while the connection's version (`updated_at`) is
+    /// `if_version`, else `Stale` with nothing written.
+    fn update_saml_connection_if(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &str,
+        change: &SamlConnectionUpdate,
+        if_version: Option<UnixMillis>,
     ) -> Result<SamlConnection>;
     /// Stores freshly fetched metadata and clears the last refresh error; with `certificates`,
     /// also audits the certificate change and queues its alert, in the same transaction.
@@ -285,23 +298,39 @@ fn conflict(e: diesel::result::Error, name: &str) -> StoreError {
 }
 
 /// Writes a connection's mutable columns.
-fn store(c: &mut AnyConnection, s: &SamlConnection) -> Result<()> {
-    diesel::update(saml_connections::table.find((s.tenant_id.as_str(), s.id.as_str())))
-        .set((
-            saml_connections::display_name.eq(&s.display_name),
-            saml_connections::idp_entity_id.eq(&s.idp.entity_id),
-            saml_connections::sso_url.eq(&s.idp.sso_url),
-            saml_connections::sso_binding.eq(&s.idp.sso_binding),
-            saml_connections::idp_certificates.eq(to_json(&s.idp.certificates)),
-            saml_connections::wants_signed_requests.eq(s.idp.wants_signed_requests),
-            saml_connections::metadata_url.eq(&s.metadata_url),
-            saml_connections::options.eq(to_json(&s.options)),
-            saml_connections::metadata_refreshed_at.eq(s.metadata_refreshed_at),
-            saml_connections::metadata_error.eq(&s.metadata_error),
-            saml_connections::next_refresh_at.eq(s.next_refresh_at),
-            saml_connections::updated_at.eq(s.updated_at),
-        ))
-        .execute(c)?;
+/// Writes `s` over its row; with `expect`, only over that version of it (`Stale` otherwise).
+fn store(c: &mut AnyConnection, s: &SamlConnection, expect: Option<UnixMillis>) -> Result<()> {
+    let version = expect.unwrap_or(-1);
+    let n = diesel::update(
+        saml_connections::table
+            .find((s.tenant_id.as_str(), s.id.as_str()))
+            .filter(
+                saml_connections::updated_at
+                    .eq(version)
+                    .or(expect.is_none().into_sql::<diesel::sql_types::Bool>()),
+            ),
+    )
+    .set((
+        saml_connections::display_name.eq(&s.display_name),
+        saml_connections::idp_entity_id.eq(&s.idp.entity_id),
+        saml_connections::sso_url.eq(&s.idp.sso_url),
+        saml_connections::sso_binding.eq(&s.idp.sso_binding),
+        saml_connections::idp_certificates.eq(to_json(&s.idp.certificates)),
+        saml_connections::wants_signed_requests.eq(s.idp.wants_signed_requests),
+        saml_connections::metadata_url.eq(&s.metadata_url),
+        saml_connections::options.eq(to_json(&s.options)),
+        saml_connections::metadata_refreshed_at.eq(s.metadata_refreshed_at),
+        saml_connections::metadata_error.eq(&s.metadata_error),
+        saml_connections::next_refresh_at.eq(s.next_refresh_at),
+        saml_connections::updated_at.eq(s.updated_at),
+    ))
+    .execute(c)?;
+    if n == 0 {
+        return Err(StoreError::Stale(format!(
+            "SAML connection {} changed since version {version}",
+            s.name
+        )));
+    }
     Ok(())
 }
 
@@ -462,12 +491,13 @@ impl SamlRepo for Db {
             .find(|s| s.options.domains.contains(&d)))
     }
 
-    fn update_saml_connection(
+    fn update_saml_connection_if(
         &self,
         t: &TenantId,
         actor: &str,
         id: &str,
         change: &SamlConnectionUpdate,
+        if_version: Option<UnixMillis>,
     ) -> Result<SamlConnection> {
         let display_name = change
             .display_name
@@ -480,6 +510,12 @@ impl SamlRepo for Db {
         let options = change.options.as_ref().map(normalize_options).transpose()?;
         self.audited(t, |c| {
             let before = load(c, t, id)?;
+            if let Some(v) = if_version.filter(|v| *v != before.updated_at) {
+                return Err(StoreError::Stale(format!(
+                    "SAML connection {} changed since version {v}",
+                    before.name
+                )));
+            }
             let mut after = before.clone();
             if let Some(n) = &display_name {
                 after.display_name.clone_from(n);
@@ -503,8 +539,8 @@ impl SamlRepo for Db {
                 check_domains_free(c, t, id, &o.domains)?;
                 after.options = o.clone();
             }
-            after.updated_at = now;
-            store(c, &after)?;
+            after.updated_at = now.max(before.updated_at + 1);
+            store(c, &after, if_version.map(|_| before.updated_at))?;
             let event = NewAuditEvent::success(
                 actor,
                 "saml.connection.update",
@@ -533,7 +569,7 @@ impl SamlRepo for Db {
             after.metadata_error = None;
             after.next_refresh_at = Some(next_refresh_at);
             after.updated_at = now;
-            store(c, &after)?;
+            store(c, &after, None)?;
             let event = NewAuditEvent::success(
                 "system",
                 "saml.metadata.refresh",
@@ -578,7 +614,7 @@ impl SamlRepo for Db {
             let mut s = load(c, t, id)?;
             s.metadata_error = Some(error.to_owned());
             s.next_refresh_at = Some(next_refresh_at);
-            store(c, &s)?;
+            store(c, &s, None)?;
             let event = NewAuditEvent::failure(
                 "system",
                 "saml.metadata.refresh",

@@ -3,8 +3,9 @@
 use crate::db::{Db, from_json, start_chain, to_json};
 use crate::schema::tenants;
 use crate::{Result, StoreError};
+use diesel::IntoSql;
 use diesel::prelude::*;
-use latchkey_core::{NewAuditEvent, Tenant, TenantId, TenantPolicy, validate};
+use latchkey_core::{NewAuditEvent, Tenant, TenantId, TenantPolicy, UnixMillis, validate};
 use serde_json::json;
 
 #[derive(Debug, Clone)]
@@ -25,7 +26,18 @@ pub trait TenantRepo {
     fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>>;
     fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>>;
     fn list_tenants(&self) -> Result<Vec<Tenant>>;
-    fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant>;
+    fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant> {
+        self.update_tenant_if(id, actor, change, None)
+    }
+    /// `update_tenant` only while the tenant's version (`updated_at`) is `if_version`, else
+    /// `Stale` with nothing written; the version moves on with every change.
+    fn update_tenant_if(
+        &self,
+        id: &TenantId,
+        actor: &str,
+        change: &TenantUpdate,
+        if_version: Option<UnixMillis>,
+    ) -> Result<Tenant>;
     /// Deletes the tenant and everything it owns. Its audit chain stays (with the deletion as
     /// its last event) so its history remains verifiable.
     fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()>;
@@ -147,8 +159,15 @@ impl TenantRepo for Db {
         rows.into_iter().map(from_row).collect()
     }
 
-    fn update_tenant(&self, id: &TenantId, actor: &str, change: &TenantUpdate) -> Result<Tenant> {
+    fn update_tenant_if(
+        &self,
+        id: &TenantId,
+        actor: &str,
+        change: &TenantUpdate,
+        if_version: Option<UnixMillis>,
+    ) -> Result<Tenant> {
         let _changed = Changed(self);
+        let stale = |v: UnixMillis| StoreError::Stale(format!("tenant {id} changed since version {v}"));
         let display_name = change
             .display_name
             .as_deref()
@@ -156,6 +175,9 @@ impl TenantRepo for Db {
             .transpose()?;
         self.audited(id, |c| {
             let before = find_tenant(c, id)?;
+            if let Some(v) = if_version.filter(|v| *v != before.updated_at) {
+                return Err(stale(v));
+            }
             let mut after = before.clone();
             if let Some(n) = &display_name {
                 after.display_name.clone_from(n);
@@ -163,14 +185,28 @@ impl TenantRepo for Db {
             if let Some(p) = &change.policy {
                 after.policy = p.clone();
             }
-            after.updated_at = self.now();
-            diesel::update(tenants::table.find(id.as_str()))
-                .set((
-                    tenants::display_name.eq(&after.display_name),
-                    tenants::policy.eq(to_json(&after.policy)),
-                    tenants::updated_at.eq(after.updated_at),
-                ))
-                .execute(c)?;
+            after.updated_at = self.now().max(before.updated_at + 1);
+            // Under `if_version`, only the version read above may be replaced: a change that
+            // committed meanwhile makes this one stale.
+            let version = if_version.map_or(-1, |_| before.updated_at);
+            let n = diesel::update(
+                tenants::table.filter(
+                    tenants::id.eq(id.as_str()).and(
+                        tenants::updated_at
+                            .eq(version)
+                            .or((version < 0).into_sql::<diesel::sql_types::Bool>()),
+                    ),
+                ),
+            )
+            .set((
+                tenants::display_name.eq(&after.display_name),
+                tenants::policy.eq(to_json(&after.policy)),
+                tenants::updated_at.eq(after.updated_at),
+            ))
+            .execute(c)?;
+            if n == 0 {
+                return Err(stale(before.updated_at));
+            }
             let event = NewAuditEvent::success(
                 actor,
                 "tenant.update",

@@ -3,6 +3,6 @@
 //! to their rows.
 
 pub(crate) use latchkey_services::saml::{
-    METADATA_REFRESH_MS, check_metadata_url, fetch_metadata, refresh_connection, sp_key_aad,
+    METADATA_REFRESH_MS, check_metadata_url, fetch_metadata, refresh_connection,
 };
 pub(crate) use latchkey_services::webhook::secret_aad as webhook_secret_aad;

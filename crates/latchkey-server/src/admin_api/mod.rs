@@ -8,12 +8,16 @@ mod accounts;
 mod admin;
 mod apply;
 mod attributes;
+mod chain;
 mod clients;
 mod groups;
 mod idempotency;
 mod invitations;
+mod keys;
 pub mod openapi;
+mod policies;
 mod routes;
+mod saml;
 mod sessions;
 mod users;
 
@@ -278,6 +282,11 @@ async fn audited_read<T: serde::Serialize + Send + 'static>(
     .await
     .map_err(AppError::problem)
 }
+
+/// The query of a call that takes no parameters: any is refused.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoQuery {}
 
 /// A list call's query string, unknown parameters refused.
 fn query<Q: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<Q, AppError> {

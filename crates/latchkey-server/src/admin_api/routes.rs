@@ -2,7 +2,10 @@
 //! the permission check in [`super::authenticate`] and the permission-matrix tests are all made
 //! from this one list, so a route cannot be served without saying what it needs.
 
-use super::{accounts, admin, apply, attributes, clients, groups, invitations, sessions, users};
+use super::{
+    accounts, admin, apply, attributes, chain, clients, groups, invitations, keys, policies, saml, sessions,
+    users,
+};
 use actix_web::web;
 use latchkey_core::Permission;
 
@@ -129,6 +132,21 @@ table! {
     post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead,
         body apply::MAX_FILE_BODY;
     get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead;
+    get "/audit/verify" => chain::verify, AuditRead;
+    get "/keys" => keys::list, KeysRead;
+    post "/keys/rotate" => keys::rotate, KeysManage;
+    post "/keys/{kid}/activate" => keys::activate, KeysManage;
+    post "/keys/{kid}/retire" => keys::retire, KeysManage;
+    post "/keys/{kid}/revoke" => keys::revoke, KeysManage;
+    get "/policies" => policies::get, PoliciesRead;
+    patch "/policies" => policies::update, PoliciesWrite;
+    get "/saml-connections" => saml::list, SamlRead;
+    post "/saml-connections" => saml::create, SamlWrite;
+    get "/saml-connections/{id}" => saml::get, SamlRead;
+    delete "/saml-connections/{id}" => saml::delete, SamlWrite;
+    patch "/saml-connections/{id}" => saml::update, SamlWrite;
+    post "/saml-connections/{id}/refresh" => saml::refresh, SamlWrite;
+    get "/saml-connections/{id}/certificates" => saml::certificates, SamlRead;
     get "/permissions" => admin::permissions, CredentialsRead;
     get "/credentials" => admin::list_credentials, CredentialsRead;
     post "/credentials" => admin::create_credential, CredentialsWrite;

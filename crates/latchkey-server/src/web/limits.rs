@@ -7,13 +7,18 @@ pub(crate) const ACS_MAX_BODY: usize = 1024 * 1024;
 /// The admin API's `…/apply` takes a whole tenant file (docs/tenants-as-code.md).
 pub(crate) const TENANT_FILE_MAX_BODY: usize = latchkey_services::tenant_file::MAX_FILE_BYTES;
 
+/// The admin API's SAML connections take IdP metadata inline (up to 1 MiB, JSON-escaped).
+pub(crate) const ADMIN_METADATA_MAX_BODY: usize = 2 * 1024 * 1024 + 64 * 1024;
+
 /// The largest body the route at `path` accepts (the ACS carries whole SAML responses, `apply`
-/// a tenant file).
+/// a tenant file, the admin API's SAML connections whole metadata documents).
 pub(crate) fn body_limit(path: &str, default: usize) -> usize {
     if path.starts_with("/t/") && path.contains("/saml/") && path.ends_with("/acs") {
         default.max(ACS_MAX_BODY)
     } else if path.starts_with("/admin/t/") && path.ends_with("/apply") {
         default.max(TENANT_FILE_MAX_BODY)
+    } else if path.starts_with("/admin/t/") && path.contains("/saml-connections") {
+        default.max(ADMIN_METADATA_MAX_BODY)
     } else {
         default
     }

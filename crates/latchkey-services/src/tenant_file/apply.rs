@@ -178,6 +178,7 @@ fn one(
                 unique: a.unique,
                 editable_by: a.editable_by,
                 created_at: 0,
+                updated_at: 0,
             };
             db.define_attribute(&t, actor, &def)?;
         }
@@ -187,6 +188,7 @@ fn one(
                 required: Some(a.required),
                 unique: Some(a.unique),
                 editable_by: Some(a.editable_by),
+                if_version: None,
             };
             db.update_attribute(&t, actor, &a.name, &update)?;
         }
@@ -199,6 +201,7 @@ fn one(
             let update = GroupUpdate {
                 name: None,
                 description: Some(description.clone()),
+                if_version: None,
             };
             db.update_group(&t, actor, &ids.group(name)?, &update)?;
         }

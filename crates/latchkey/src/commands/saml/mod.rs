@@ -10,9 +10,10 @@ use crate::cli::{SamlAdd, SamlCmd, SamlUpdate};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_json};
-use crate::shared::{METADATA_REFRESH_MS, refresh_connection, sp_key_aad};
+use crate::shared::{METADATA_REFRESH_MS, refresh_connection};
 use latchkey_core::{SamlConnection, SamlOptions, Tenant};
-use latchkey_store::{NewSamlConnection, SamlConnectionUpdate, SamlRepo};
+use latchkey_services::ServiceError;
+use latchkey_store::{SamlConnectionUpdate, SamlRepo};
 use serde_json::json;
 use view::{connection_json, show};
 
@@ -84,28 +85,27 @@ fn add(ctx: &Context<'_>, spec: &SamlAdd, now: i64) -> Result<(), CliError> {
     if spec.opts.sign_requests.is_none() {
         options.sign_requests = idp.wants_signed_requests;
     }
-    // Open the key ring before anything is generated: no connection without its sealed key.
     let ring = ctx.ring()?;
-    let sp = latchkey_saml::generate_sp_key(&format!("{} {} SAML SP", tenant.slug, spec.name), now)
-        .map_err(CliError::SpKey)?;
-    let id = ctx.db.new_saml_connection_id();
-    let sealed = ring.seal(&tenant.id, sp_key_aad(&tenant, &id), &sp.pkcs8_der)?;
-    let next_refresh_at = metadata_url.as_ref().map(|_| now + METADATA_REFRESH_MS);
-    let connection = ctx.db.create_saml_connection(
-        &tenant.id,
+    let connection = latchkey_services::saml::connect(
+        &ctx.db,
+        &ring,
+        &tenant,
         ctx.actor(),
-        &NewSamlConnection {
-            id,
+        latchkey_services::saml::ConnectionSpec {
             name: spec.name.clone(),
-            display_name: spec.display_name.clone().unwrap_or_else(|| spec.name.clone()),
+            display_name: spec.display_name.clone(),
             idp,
             metadata_url,
             options,
-            sp_certificate: sp.certificate,
-            sp_key_sealed: sealed,
-            next_refresh_at,
         },
-    )?;
+        now,
+    )
+    .map_err(|e| match e {
+        ServiceError::Store(e) => CliError::Store(e),
+        ServiceError::Keys(e) => CliError::Keys(e),
+        ServiceError::SpKey(e) => CliError::SpKey(e),
+        other => CliError::MetadataFetch(other),
+    })?;
     show(spec.out.json, &connection_json(ctx, &tenant, &connection));
     Ok(())
 }

@@ -1,0 +1,510 @@
+//! `/admin/t/{tenant}/saml-connections…`: a tenant's SAML connections as `latchkey saml`
+//! drives them, addressed by name (their URL-safe natural id, as in `/t/{tenant}/saml/{name}/…`).
+//! A connection is made from IdP metadata given inline or fetched from a URL (the
+//! `latchkey-services` fetch: https or loopback http, no redirects, 10 s, 1 MiB), with a fresh
+//! SP key sealed under the tenant's data key (`latchkey_services::saml::connect`, as the CLI);
+//! read with its `ETag`, changed by a JSON merge patch under `If-Match`, refreshed, removed.
+//! The SP private key never leaves the store.
+
+use super::policies::merge_patch_body;
+use super::{
+    Caller, audit, authenticate, etag_response, if_match, json_ok, key_str, not_found, paged, paging, query,
+};
+use crate::state::AppState;
+use crate::web::blocking::{Blocking, blocking};
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{IdpDescriptor, Outcome, SamlConnection, SamlOptions};
+use latchkey_services::saml::{
+    ConnectionSpec, METADATA_MAX_BYTES, METADATA_REFRESH_MS, check_metadata_url, check_options, connect,
+    fetch_metadata, refresh_connection,
+};
+use latchkey_store::{SamlConnectionUpdate, SamlRepo, StoreError};
+use serde_json::{Value, json};
+
+/// The largest request body these routes read: metadata of up to 1 MiB, JSON-escaped.
+pub(super) const MAX_BODY: usize = crate::web::limits::ADMIN_METADATA_MAX_BODY;
+
+/// The request body, at most [`MAX_BODY`] bytes (metadata is larger than other admin bodies).
+async fn read_body(payload: web::Payload) -> Result<web::Bytes, AppError> {
+    let too_large = || AppError::new(Kind::PayloadTooLarge, "The request body is too large.");
+    payload
+        .to_bytes_limited(MAX_BODY)
+        .await
+        .map_err(|_| too_large())?
+        .map_err(|e| bad(format!("The request body could not be read: {e}")))
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::new(Kind::BadRequest, message)
+}
+
+/// Members of `options` the connection's options don't have are refused (serde would skip
+/// them), so a misspelt option is an error rather than a silent default.
+fn strict_options(given: &Value) -> Result<SamlOptions, AppError> {
+    let options: SamlOptions =
+        serde_json::from_value(given.clone()).map_err(|e| bad(format!("options: {e}")))?;
+    let mut known = serde_json::to_value(&options).unwrap_or_default();
+    if let Some(k) = known.as_object_mut() {
+        k.entry("metadata_signer").or_insert(Value::Null);
+        k.entry("group_map").or_insert(Value::Null);
+    }
+    let unknown = |at: &str, given: &Value, known: &Value| -> Result<(), AppError> {
+        match given.as_object() {
+            Some(members) => match members.keys().find(|k| known.get(k.as_str()).is_none()) {
+                Some(k) => Err(bad(format!("{at}{k} is not an option of a SAML connection"))),
+                None => Ok(()),
+            },
+            None => Err(bad(format!("{at} must be an object"))),
+        }
+    };
+    unknown("options.", given, &known)?;
+    if let Some(mapping) = given.get("mapping") {
+        unknown("options.mapping.", mapping, &known["mapping"])?;
+    }
+    Ok(options)
+}
+
+/// A pinned metadata-signing certificate as PEM or base64 DER, kept as base64 DER.
+fn signer_der(options: &mut SamlOptions) {
+    if let Some(pem) = &options.metadata_signer {
+        let b64: String = pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .flat_map(str::chars)
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        options.metadata_signer = Some(b64);
+    }
+}
+
+/// Parses IdP metadata (verifying it against `signer` when one is pinned) off the async
+/// threads; a refused document is `status` with the reason.
+async fn parse(
+    text: String,
+    now: i64,
+    signer: Option<String>,
+    status: Kind,
+) -> Result<IdpDescriptor, AppError> {
+    if text.len() > METADATA_MAX_BYTES {
+        return Err(AppError::new(status, "The metadata is larger than 1 MiB."));
+    }
+    blocking(move || {
+        latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
+            .map_err(|e| AppError::new(status, format!("The metadata was refused: {e}")))
+    })
+    .await
+}
+
+/// Fetches and parses the metadata at `url`; a URL the fetch policy refuses is 400, a fetch or
+/// a document that fails is 422 with the reason.
+async fn fetched(url: &str, now: i64, signer: Option<String>) -> Result<IdpDescriptor, AppError> {
+    check_metadata_url(url).map_err(|e| bad(e.to_string()))?;
+    let text = fetch_metadata(url)
+        .await
+        .map_err(|e| AppError::new(Kind::Unprocessable, e.to_string()))?;
+    parse(text, now, signer, Kind::Unprocessable).await
+}
+
+/// The connection named `name` in the caller's tenant (404 when there is none).
+async fn connection(state: &AppState, caller: &Caller, name: String) -> Result<SamlConnection, AppError> {
+    let tid = caller.tenant.id.clone();
+    state
+        .store(move |db| db.saml_connection_by_name(&tid, &name))
+        .await?
+        .ok_or_else(|| not_found("SAML connection"))
+}
+
+async fn caller_and_name(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(Caller, String), AppError> {
+    let (slug, name) = path.into_inner();
+    Ok((authenticate(req, state, &slug).await?, name))
+}
+
+/// `GET /admin/t/{tenant}/saml-connections`: a page of connections by name; `q` a name prefix,
+/// `domain` the connection claiming a domain.
+pub(super) async fn list(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        limit: Option<i64>,
+        cursor: Option<String>,
+        q: Option<String>,
+        domain: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let q: Query = query(&req)?;
+        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+        let after = after.map(|k| key_str(&k, 0)).transpose()?;
+        let tid = caller.tenant.id.clone();
+        let all = state.store(move |db| db.list_saml_connections(&tid)).await?;
+        let domain = q.domain.as_deref().map(str::to_lowercase);
+        let page: Vec<SamlConnection> = all
+            .into_iter()
+            .filter(|c| after.as_ref().is_none_or(|a| c.name.as_str() > a.as_str()))
+            .filter(|c| q.q.as_ref().is_none_or(|p| c.name.starts_with(p.as_str())))
+            .filter(|c| domain.as_ref().is_none_or(|d| c.options.domains.contains(d)))
+            .take(usize::try_from(limit).unwrap_or(0))
+            .collect();
+        let details = json!({"connections": page.len(), "q": q.q, "domain": q.domain});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "saml.connection.list",
+            "saml",
+            details,
+        )
+        .await?;
+        let mut filters = Vec::new();
+        if let Some(p) = q.q {
+            filters.push(("q", p));
+        }
+        if let Some(d) = q.domain {
+            filters.push(("domain", d));
+        }
+        Ok(paged(&req, &page, limit, |c| json!([c.name]), &filters))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    display_name: Option<String>,
+    /// The IdP's metadata document (the connection is not refreshed).
+    metadata_xml: Option<String>,
+    /// Where the IdP publishes its metadata; fetched now and refreshed hourly.
+    metadata_url: Option<String>,
+    #[serde(default)]
+    options: Option<Value>,
+}
+
+/// `POST /admin/t/{tenant}/saml-connections`: connects an IdP from `metadata_xml` or
+/// `metadata_url` (one of them); `sign_requests` defaults to what the metadata asks for. 201
+/// with the connection; `Idempotency-Key` makes a retry connect nothing twice. 409 for a taken
+/// name or a domain another connection claims.
+pub(super) async fn create(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let bytes = read_body(payload).await?;
+        let run = async {
+            let b: CreateBody =
+                serde_json::from_slice(&bytes).map_err(|e| bad(format!("Bad JSON body: {e}")))?;
+            let given = b.options.unwrap_or_else(|| json!({}));
+            let mut options = strict_options(&given)?;
+            signer_der(&mut options);
+            let now = state.clock.now_millis();
+            let signer = options.metadata_signer.clone();
+            let (idp, metadata_url) = match (b.metadata_xml, b.metadata_url) {
+                (Some(xml), None) => (parse(xml, now, signer, Kind::BadRequest).await?, None),
+                (None, Some(url)) => (fetched(&url, now, signer).await?, Some(url)),
+                _ => {
+                    return Err(bad(
+                        "Give the metadata as metadata_xml or metadata_url (one of them).",
+                    ));
+                }
+            };
+            if given.get("sign_requests").is_none() {
+                options.sign_requests = idp.wants_signed_requests;
+            }
+            let spec = ConnectionSpec {
+                name: b.name,
+                display_name: b.display_name,
+                idp,
+                metadata_url,
+                options,
+            };
+            let (db, keys, tenant, actor) = (
+                state.db.clone(),
+                state.keys.clone(),
+                caller.tenant.clone(),
+                caller.actor(),
+            );
+            let made = blocking(move || connect(&db, &keys, &tenant, &actor, spec, now)).await?;
+            let view = serde_json::to_value(&made).map_err(|e| AppError::internal("saml", e))?;
+            Ok((StatusCode::CREATED, view))
+        };
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/saml-connections/{name}`: the connection with its `ETag`.
+pub(super) async fn get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, name) = caller_and_name(&req, &state, path).await?;
+        let c = connection(&state, &caller, name).await?;
+        let target = format!("saml:{}", c.id);
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "saml.connection.read",
+            &target,
+            json!({"name": c.name}),
+        )
+        .await?;
+        Ok(etag_response(&c, c.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `GET /admin/t/{tenant}/saml-connections/{name}/certificates`: the IdP's signing
+/// certificates: subject, issuer, validity (Unix ms), SHA-256 fingerprint, valid now.
+pub(super) async fn certificates(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, name) = caller_and_name(&req, &state, path).await?;
+        let c = connection(&state, &caller, name).await?;
+        let now = state.clock.now_millis();
+        let certs: Vec<Value> = c
+            .idp
+            .certificates
+            .iter()
+            .map(|der| match latchkey_saml::certs::info(der) {
+                Ok(i) => json!({
+                    "subject": i.subject, "issuer": i.issuer, "not_before": i.not_before,
+                    "not_after": i.not_after, "sha256": i.sha256, "valid_now": i.valid_at(now),
+                }),
+                Err(e) => json!({"error": e.to_string()}),
+            })
+            .collect();
+        let target = format!("saml:{}", c.id);
+        let details = json!({"name": c.name, "certificates": certs.len()});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "saml.certificates.read",
+            &target,
+            details,
+        )
+        .await?;
+        Ok(json_ok(&certs))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// What a patch over the connection's JSON form may change; the rest is fixed.
+const FIXED: [&str; 9] = [
+    "id",
+    "tenant_id",
+    "name",
+    "idp",
+    "sp_certificate",
+    "metadata_refreshed_at",
+    "metadata_error",
+    "next_refresh_at",
+    "created_at",
+];
+
+/// The change a merge patch over `c`'s JSON form asks for: `display_name`, `options` (merged
+/// member by member), `metadata_url` (a new URL is fetched now; `null` stops refreshing and
+/// keeps the metadata), and `metadata_xml`, which replaces the metadata from a document.
+async fn change_from_patch(
+    c: &SamlConnection,
+    mut patch: Value,
+    now: i64,
+) -> Result<SamlConnectionUpdate, AppError> {
+    let xml = match patch.as_object_mut().and_then(|p| p.remove("metadata_xml")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(x)) => Some(x),
+        Some(_) => return Err(bad("metadata_xml must be a string")),
+    };
+    let shown = serde_json::to_value(c).map_err(|e| AppError::internal("saml", e))?;
+    let mut merged = shown.clone();
+    latchkey_core::patch::merge_patch(&mut merged, &patch);
+    if let Some(k) = patch
+        .as_object()
+        .and_then(|p| p.keys().find(|k| shown.get(k.as_str()).is_none()))
+    {
+        return Err(bad(format!("{k} is not a member of a SAML connection")));
+    }
+    if let Some(k) = FIXED
+        .iter()
+        .chain(["updated_at"].iter())
+        .find(|k| merged.get(**k) != shown.get(**k))
+    {
+        return Err(bad(format!("{k} can't be changed")));
+    }
+    let display_name = merged["display_name"]
+        .as_str()
+        .ok_or_else(|| bad("display_name must be a string"))?
+        .to_owned();
+    let mut options = strict_options(merged.get("options").unwrap_or(&Value::Null))?;
+    signer_der(&mut options);
+    let url = match merged.get("metadata_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(_) => return Err(bad("metadata_url must be a string or null")),
+    };
+    let mut change = SamlConnectionUpdate {
+        display_name: (display_name != c.display_name).then_some(display_name),
+        options: (options != c.options).then(|| options.clone()),
+        ..SamlConnectionUpdate::default()
+    };
+    let signer = options.metadata_signer.clone();
+    match (xml, url) {
+        (Some(_), Some(_)) => return Err(bad("Give metadata_xml or metadata_url, not both.")),
+        (Some(xml), None) => {
+            change.idp = Some(parse(xml, now, signer, Kind::BadRequest).await?);
+            change.metadata_url = Some(None);
+        }
+        (None, Some(url)) if c.metadata_url.as_deref() != Some(url.as_str()) => {
+            change.idp = Some(fetched(&url, now, signer).await?);
+            change.next_refresh_at = Some(Some(now + METADATA_REFRESH_MS));
+            change.metadata_url = Some(Some(url));
+        }
+        (None, None) if c.metadata_url.is_some() => change.metadata_url = Some(None),
+        _ => {}
+    }
+    Ok(change)
+}
+
+/// `PATCH /admin/t/{tenant}/saml-connections/{name}`: a JSON merge patch over the connection
+/// as `GET` shows it (see [`change_from_patch`]); with `If-Match`, 412 when it changed since.
+/// Answers the connection and its new `ETag`; the store audits the change.
+pub(super) async fn update(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, name) = caller_and_name(&req, &state, path).await?;
+        let bytes = read_body(payload).await?;
+        let merge = merge_patch_body(&req, &bytes)?;
+        let asked = if_match(&req)?;
+        let c = connection(&state, &caller, name).await?;
+        if let Some(v) = asked.filter(|v| *v != c.updated_at) {
+            return Err(StoreError::Stale(format!("the connection changed since version {v}")).into());
+        }
+        let change = change_from_patch(&c, merge, state.clock.now_millis()).await?;
+        let (db, tenant, actor) = (state.db.clone(), caller.tenant.clone(), caller.actor());
+        let after = blocking(move || {
+            if let Some(o) = &change.options {
+                check_options(&db, &tenant, o)?;
+            }
+            // The version read is the one replaced: a change committed meanwhile (an update, a
+            // refresh) makes this one 412 instead of being lost.
+            Ok::<_, AppError>(db.update_saml_connection_if(
+                &tenant.id,
+                &actor,
+                &c.id,
+                &change,
+                Some(c.updated_at),
+            )?)
+        })
+        .await?;
+        Ok(etag_response(&after, after.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `POST /admin/t/{tenant}/saml-connections/{name}/refresh`: fetches the metadata from its URL
+/// now, as the hourly refresh does. 200 with the connection and `changed`; 409 for a
+/// connection whose metadata was given inline; 422 when the fetch or the document fails (the
+/// last good metadata stays, the failure is recorded and audited).
+pub(super) async fn refresh(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, name) = caller_and_name(&req, &state, path).await?;
+        let c = connection(&state, &caller, name).await?;
+        if c.metadata_url.is_none() {
+            return Err(AppError::new(
+                Kind::Conflict,
+                "This connection's metadata was given inline: replace it with PATCH (metadata_xml or metadata_url).",
+            ));
+        }
+        let now = state.clock.now_millis();
+        let after = refresh_connection(&state.db, state.keys.clone(), state.rng.clone(), &c, now)
+            .await
+            .map_err(|e| match e {
+                latchkey_services::ServiceError::Store(e) => AppError::from(e),
+                other => AppError::new(
+                    Kind::Unprocessable,
+                    format!("Refreshing failed (the last good metadata stays in use): {other}"),
+                ),
+            })?;
+        let changed = after.idp != c.idp;
+        if after.idp.certificates != c.idp.certificates {
+            // A certificate-change alert may be waiting in the outbox.
+            state.mail.wake();
+        }
+        let target = format!("saml:{}", c.id);
+        let details = json!({"name": c.name, "changed": changed});
+        audit(&state, &caller, Outcome::Success, "saml.connection.refresh", &target, details).await?;
+        let mut view = serde_json::to_value(&after).map_err(|e| AppError::internal("saml", e))?;
+        view["changed"] = json!(changed);
+        Ok(etag_response(&view, after.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE /admin/t/{tenant}/saml-connections/{name}`: removes the connection and the links of
+/// its users' identities (the users stay); with `If-Match`, 412 when it changed since.
+pub(super) async fn delete(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, name) = caller_and_name(&req, &state, path).await?;
+        let asked = if_match(&req)?;
+        let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
+        let gone = state
+            .store(move |db| {
+                let c = db
+                    .saml_connection_by_name(&tid, &name)?
+                    .ok_or(StoreError::NotFound {
+                        what: "SAML connection",
+                    })?;
+                if let Some(v) = asked.filter(|v| *v != c.updated_at) {
+                    return Err(StoreError::Stale(format!(
+                        "the connection changed since version {v}"
+                    )));
+                }
+                db.delete_saml_connection(&tid, &actor, &c.id)?;
+                Ok(c)
+            })
+            .await
+            .map_err(super::missing("SAML connection"))?;
+        Ok(json_ok(
+            &json!({"deleted": "saml_connection", "name": gone.name, "id": gone.id}),
+        ))
+    }
+    .await
+    .map_err(AppError::problem)
+}

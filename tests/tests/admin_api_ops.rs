@@ -1,0 +1,734 @@
+//! The admin API's operator endpoints: SAML connections, signing keys, tenant policies and
+//! audit verification, each with its attacks tried (another tenant's token, a read-only token,
+//! a lost update, a replayed create, bad metadata and bad patches). Runs on SQLite + memory and
+//! PostgreSQL + Redis.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_core::{Permission, TenantId, TenantPolicy};
+use latchkey_store::{AuditFilter, AuditRepo, NewTenant, SamlRepo, TenantRepo};
+use latchkey_tests::TestServer;
+use latchkey_tests::saml_idp::SamlIdp;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+
+struct World {
+    a: TenantId,
+    a_reader: String,
+    a_admin: String,
+    b_admin: String,
+}
+
+/// What a read-only credential of these endpoints holds.
+const READS: [Permission; 4] = [
+    Permission::SamlRead,
+    Permission::KeysRead,
+    Permission::PoliciesRead,
+    Permission::AuditRead,
+];
+
+/// A token with the reads, and with the writes when `writes`.
+fn token(s: &TestServer, t: &TenantId, writes: bool) -> String {
+    let mut perms = READS.to_vec();
+    if writes {
+        perms.extend([
+            Permission::SamlWrite,
+            Permission::KeysManage,
+            Permission::PoliciesWrite,
+        ]);
+    }
+    latchkey_tests::admin::token(s, t, &perms)
+}
+
+/// Tenants `acme` and `beta`, each with its signing keys; a reader and an admin token of acme,
+/// an admin token of beta.
+fn world(s: &TestServer) -> World {
+    let tenant = |slug: &str| {
+        let t = s
+            .state
+            .db
+            .create_tenant(
+                "test",
+                &NewTenant {
+                    slug: slug.into(),
+                    display_name: None,
+                    policy: TenantPolicy::default(),
+                },
+            )
+            .unwrap()
+            .id;
+        s.state.keys.ensure_tenant(&t, "test").unwrap();
+        t
+    };
+    let (a, b) = (tenant("acme"), tenant("beta"));
+    World {
+        a_reader: token(s, &a, false),
+        a_admin: token(s, &a, true),
+        b_admin: token(s, &b, true),
+        a,
+    }
+}
+
+/// One call: `body` as JSON (or with the content type in `headers`), answered as (status,
+/// JSON body or null, headers).
+async fn call(
+    s: &TestServer,
+    (method, path): (&str, &str),
+    token: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value, HeaderMap) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut r = TestServer::client()
+        .request(method, s.url(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_owned());
+    }
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let res = r.send().await.unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, res.json().await.unwrap_or(Value::Null), headers)
+}
+
+fn etag(h: &HeaderMap) -> String {
+    h["etag"].to_str().unwrap().to_owned()
+}
+
+/// A problem document (RFC 9457) of `status` whose detail contains `says`.
+fn problem(got: &(StatusCode, Value, HeaderMap), status: StatusCode, says: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.2["content-type"], "application/problem+json", "{}", got.1);
+    assert_eq!(got.1["status"], status.as_u16());
+    let detail = got.1["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(says), "{detail:?} should say {says:?}");
+}
+
+fn events(s: &TestServer, t: &TenantId, action: &str) -> Vec<latchkey_core::AuditEvent> {
+    let filter = AuditFilter {
+        action: Some(action.into()),
+        ..AuditFilter::default()
+    };
+    s.state.db.audit_search(t, &filter, 0, 1000).unwrap()
+}
+
+/// IdP metadata with one signing certificate valid now, as an IdP publishes it.
+fn metadata_xml(s: &TestServer, entity_id: &str) -> (String, String) {
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
+        .unwrap()
+        .certificate;
+    let xml = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.acme.test/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"#
+    );
+    (xml, cert)
+}
+
+/// Connects `corp` in acme from inline metadata.
+async fn corp(s: &TestServer, admin: &str) {
+    let (xml, _) = metadata_xml(s, "https://idp.acme.test/saml");
+    let body =
+        json!({"name": "corp", "metadata_xml": xml, "options": {"domains": ["acme.test"]}}).to_string();
+    let (st, made, _) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        admin,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+}
+
+async fn signing_keys_follow_the_key_ring_state_machine(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let (st, keys, _) = call(s, ("GET", "/admin/t/acme/keys"), &w.a_reader, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    let keys = keys.as_array().unwrap().clone();
+    assert!(keys.len() >= 2, "{keys:?}");
+    for k in &keys {
+        let members: Vec<&str> = k.as_object().unwrap().keys().map(String::as_str).collect();
+        for m in &members {
+            assert!(
+                [
+                    "kid",
+                    "alg",
+                    "state",
+                    "created_at",
+                    "activated_at",
+                    "retired_at",
+                    "removed_at"
+                ]
+                .contains(m),
+                "no key material in a listing: {m}"
+            );
+        }
+    }
+    let old = keys
+        .iter()
+        .find(|k| k["alg"] == "ES256" && k["state"] == "active")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A rotation is a create: 201, and a retry with the same key makes no second key.
+    let retry = [("idempotency-key", "rotate-1")];
+    let body = Some(r#"{"alg":"ES256"}"#);
+    let first = call(s, ("POST", "/admin/t/acme/keys/rotate"), admin, body, &retry).await;
+    assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+    assert_eq!(first.1["state"], "pending");
+    let again = call(s, ("POST", "/admin/t/acme/keys/rotate"), admin, body, &retry).await;
+    assert_eq!(again.0, StatusCode::CREATED);
+    assert_eq!(again.1["kid"], first.1["kid"]);
+    assert_eq!(again.2["idempotent-replayed"], "true");
+    let new = first.1["kid"].as_str().unwrap().to_owned();
+    let (_, keys, _) = call(s, ("GET", "/admin/t/acme/keys"), admin, None, &[]).await;
+    assert_eq!(keys.as_array().unwrap().len(), 3, "one key made, not two");
+
+    // The only active key can't retire; a pending one activates once, then not again.
+    let path = format!("/admin/t/acme/keys/{old}/retire");
+    let refused = call(s, ("POST", &path), admin, None, &[]).await;
+    problem(&refused, StatusCode::CONFLICT, "only active");
+    let path = format!("/admin/t/acme/keys/{new}/activate");
+    let (st, key, _) = call(s, ("POST", &path), admin, None, &[]).await;
+    assert_eq!((st, key["state"].as_str()), (StatusCode::OK, Some("active")));
+    let refused = call(s, ("POST", &path), admin, None, &[]).await;
+    problem(&refused, StatusCode::CONFLICT, "only a pending key");
+
+    // The replaced key is retired by the activation; revoking it takes it out of JWKS.
+    let path = format!("/admin/t/acme/keys/{old}/revoke");
+    let (st, key, _) = call(s, ("POST", &path), admin, None, &[]).await;
+    assert_eq!(
+        (st, key["state"].as_str()),
+        (StatusCode::OK, Some("revoked")),
+        "{key}"
+    );
+    let refused = call(s, ("POST", &path), admin, None, &[]).await;
+    problem(&refused, StatusCode::CONFLICT, "already revoked");
+    let unknown = call(s, ("POST", "/admin/t/acme/keys/nope/retire"), admin, None, &[]).await;
+    problem(&unknown, StatusCode::NOT_FOUND, "signing key");
+    assert_eq!(events(s, &w.a, "keys.list").len(), 2);
+    assert_eq!(events(s, &w.a, "keys.activate").len(), 1);
+}
+
+async fn another_tenants_keys_and_connections_are_not_found(s: &TestServer) {
+    let w = world(s);
+    let (xml, _) = metadata_xml(s, "https://idp.acme.test/saml");
+    let body = json!({"name": "corp", "metadata_xml": xml}).to_string();
+    let (st, _, _) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        &w.a_admin,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (_, keys, _) = call(s, ("GET", "/admin/t/acme/keys"), &w.a_admin, None, &[]).await;
+    let kid = keys[0]["kid"].as_str().unwrap().to_owned();
+    let b = w.b_admin.as_str();
+    for (method, path) in [
+        ("POST", format!("/admin/t/beta/keys/{kid}/revoke")),
+        ("POST", format!("/admin/t/beta/keys/{kid}/activate")),
+        ("GET", "/admin/t/beta/saml-connections/corp".to_owned()),
+        ("PATCH", "/admin/t/beta/saml-connections/corp".to_owned()),
+        ("DELETE", "/admin/t/beta/saml-connections/corp".to_owned()),
+        ("POST", "/admin/t/beta/saml-connections/corp/refresh".to_owned()),
+        (
+            "GET",
+            "/admin/t/beta/saml-connections/corp/certificates".to_owned(),
+        ),
+    ] {
+        let body = (method == "PATCH").then_some(r#"{"display_name":"Mine"}"#);
+        let got = call(s, (method, &path), b, body, &[]).await;
+        assert_eq!(got.0, StatusCode::NOT_FOUND, "{method} {path}: {}", got.1);
+    }
+    let (st, list, _) = call(s, ("GET", "/admin/t/beta/saml-connections"), b, None, &[]).await;
+    assert_eq!((st, list), (StatusCode::OK, json!([])));
+    // Tenant B's token is no credential for tenant A at all.
+    let (st, _, _) = call(s, ("GET", "/admin/t/acme/keys"), b, None, &[]).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let ring = s.state.keys.list(&w.a).unwrap();
+    assert!(
+        ring.iter().all(|k| k.state.as_str() != "revoked"),
+        "nothing of A changed"
+    );
+    let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
+    assert_eq!(c.display_name, "corp");
+}
+
+async fn a_read_only_token_is_refused_every_write_and_audited(s: &TestServer) {
+    let w = world(s);
+    let reader = w.a_reader.as_str();
+    let (xml, _) = metadata_xml(s, "https://idp.acme.test/saml");
+    let create = json!({"name": "corp", "metadata_xml": xml}).to_string();
+    let writes = [
+        ("POST", "/admin/t/acme/keys/rotate", None),
+        ("POST", "/admin/t/acme/keys/any/activate", None),
+        ("POST", "/admin/t/acme/keys/any/retire", None),
+        ("POST", "/admin/t/acme/keys/any/revoke", None),
+        (
+            "PATCH",
+            "/admin/t/acme/policies",
+            Some(r#"{"password":{"min_length":8}}"#),
+        ),
+        ("POST", "/admin/t/acme/saml-connections", Some(create.as_str())),
+        ("PATCH", "/admin/t/acme/saml-connections/corp", Some("{}")),
+        ("DELETE", "/admin/t/acme/saml-connections/corp", None),
+        ("POST", "/admin/t/acme/saml-connections/corp/refresh", None),
+    ];
+    for (method, path, body) in writes {
+        let got = call(s, (method, path), reader, body, &[]).await;
+        problem(&got, StatusCode::FORBIDDEN, "");
+    }
+    assert_eq!(events(s, &w.a, "admin.denied").len(), writes.len());
+    assert!(s.state.db.list_saml_connections(&w.a).unwrap().is_empty());
+    // Reads are allowed and audited.
+    for path in [
+        "/admin/t/acme/keys",
+        "/admin/t/acme/policies",
+        "/admin/t/acme/audit/verify",
+    ] {
+        let (st, _, _) = call(s, ("GET", path), reader, None, &[]).await;
+        assert_eq!(st, StatusCode::OK, "{path}");
+    }
+    assert_eq!(events(s, &w.a, "policy.read").len(), 1);
+}
+
+async fn policies_change_by_merge_patch_under_if_match(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let (st, policy, h) = call(s, ("GET", "/admin/t/acme/policies"), admin, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(policy["password"]["min_length"], 12);
+    assert!(policy["risk"].get("webhook_secret_sealed").is_none());
+    let v1 = etag(&h);
+    let patch = r##"{"password":{"min_length":14},"branding":{"primary_color":"#0B57D0"}}"##;
+    let (st, after, h) = call(
+        s,
+        ("PATCH", "/admin/t/acme/policies"),
+        admin,
+        Some(patch),
+        &[("if-match", &v1)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(after["password"]["min_length"], 14);
+    assert_eq!(
+        after["branding"]["primary_color"], "#0b57d0",
+        "normalized like the CLI"
+    );
+    assert_eq!(after["password"]["max_length"], 128, "the rest stays");
+    let v2 = etag(&h);
+    assert_ne!(v1, v2);
+    let stored = s.state.db.tenant(&w.a).unwrap().unwrap();
+    assert_eq!(stored.policy.password.min_length, 14);
+
+    // A lost update: the second writer with the first version gets 412 and writes nothing.
+    let lost = r#"{"password":{"min_length":20}}"#;
+    let stale = call(
+        s,
+        ("PATCH", "/admin/t/acme/policies"),
+        admin,
+        Some(lost),
+        &[("if-match", &v1)],
+    )
+    .await;
+    problem(&stale, StatusCode::PRECONDITION_FAILED, "");
+    assert_eq!(
+        s.state
+            .db
+            .tenant(&w.a)
+            .unwrap()
+            .unwrap()
+            .policy
+            .password
+            .min_length,
+        14
+    );
+}
+
+async fn policy_patches_that_break_a_rule_or_no_policy_are_refused(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let (_, _, h) = call(s, ("GET", "/admin/t/acme/policies"), admin, None, &[]).await;
+    let v1 = etag(&h);
+    // A rule broken: 422 naming the field; nothing written.
+    let weak = call(
+        s,
+        ("PATCH", "/admin/t/acme/policies"),
+        admin,
+        Some(r#"{"password":{"min_length":4}}"#),
+        &[],
+    )
+    .await;
+    problem(&weak, StatusCode::UNPROCESSABLE_ENTITY, "password.min_length");
+    let wide = r#"{"throttle":{"address_allow":["0.0.0.0/0"]}}"#;
+    let wide = call(s, ("PATCH", "/admin/t/acme/policies"), admin, Some(wide), &[]).await;
+    problem(&wide, StatusCode::UNPROCESSABLE_ENTITY, "throttle.address_allow");
+    // Not a patch of a policy: 400; not JSON: 415.
+    for bad in [
+        r#"{"pasword":{"min_length":14}}"#,
+        r#"{"password":{"min_length":"long"}}"#,
+        r#"{"risk":{"webhook_url":"https://hooks.acme.test/x"}}"#,
+        r#"{"mfa_required":true}"#,
+        "[1]",
+        "{not json",
+    ] {
+        let got = call(s, ("PATCH", "/admin/t/acme/policies"), admin, Some(bad), &[]).await;
+        problem(&got, StatusCode::BAD_REQUEST, "");
+    }
+    let res = TestServer::client()
+        .patch(s.url("/admin/t/acme/policies"))
+        .bearer_auth(admin)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        s.state.db.tenant(&w.a).unwrap().unwrap().updated_at.to_string(),
+        v1.trim_matches('"')
+    );
+    assert!(events(s, &w.a, "tenant.update").is_empty());
+}
+
+async fn the_audit_chain_is_verified_over_the_api(s: &TestServer) {
+    let w = world(s);
+    let (st, v, _) = call(s, ("GET", "/admin/t/acme/audit/verify"), &w.a_reader, None, &[]).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["events"].as_u64().unwrap() > 0);
+    assert!(v["head_hash"].is_string());
+    let (_, v2, _) = call(s, ("GET", "/admin/t/acme/audit/verify"), &w.a_reader, None, &[]).await;
+    assert_eq!(
+        v2["events"].as_u64().unwrap(),
+        v["events"].as_u64().unwrap() + 1,
+        "the first verification was itself recorded"
+    );
+    let got = call(
+        s,
+        ("GET", "/admin/t/acme/audit/verify?deep=1"),
+        &w.a_reader,
+        None,
+        &[],
+    )
+    .await;
+    problem(&got, StatusCode::BAD_REQUEST, "");
+}
+
+async fn saml_connections_are_created_once_and_listed(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let (xml, cert) = metadata_xml(s, "https://idp.acme.test/saml");
+    let body = json!({
+        "name": "corp", "display_name": "Corp SSO", "metadata_xml": xml,
+        "options": {"domains": ["Acme.test"], "jit": false},
+    })
+    .to_string();
+    let retry = [("idempotency-key", "corp-1")];
+    let (st, made, _) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        admin,
+        Some(&body),
+        &retry,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(made["idp"]["entity_id"], "https://idp.acme.test/saml");
+    assert_eq!(made["options"]["domains"], json!(["acme.test"]));
+    assert_eq!(made["options"]["jit"], false);
+    assert!(made.get("sp_key_sealed").is_none(), "the SP key never leaves");
+    let (st, again, h) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        admin,
+        Some(&body),
+        &retry,
+    )
+    .await;
+    assert_eq!((st, &again["id"]), (StatusCode::CREATED, &made["id"]));
+    assert_eq!(h["idempotent-replayed"], "true");
+    assert_eq!(s.state.db.list_saml_connections(&w.a).unwrap().len(), 1);
+    let taken = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        admin,
+        Some(&body),
+        &[],
+    )
+    .await;
+    problem(&taken, StatusCode::CONFLICT, "");
+
+    let (st, list, _) = call(
+        s,
+        ("GET", "/admin/t/acme/saml-connections?q=co&domain=acme.test"),
+        &w.a_reader,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((st, list.as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (_, none, _) = call(s, ("GET", "/admin/t/acme/saml-connections?q=x"), admin, None, &[]).await;
+    assert_eq!(none, json!([]));
+    let (st, certs, _) = call(
+        s,
+        ("GET", "/admin/t/acme/saml-connections/corp/certificates"),
+        &w.a_reader,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let info = latchkey_saml::certs::info(&cert).unwrap();
+    assert_eq!(certs[0]["sha256"], info.sha256);
+    assert!(certs[0]["subject"].as_str().unwrap().contains("Test IdP signing"));
+    assert!(certs[0]["issuer"].is_string() && certs[0]["valid_now"] == true);
+    assert!(certs[0]["not_after"].as_i64().unwrap() > certs[0]["not_before"].as_i64().unwrap());
+}
+
+async fn saml_connections_change_by_merge_patch_under_if_match(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    corp(s, admin).await;
+    let (st, _, h) = call(
+        s,
+        ("GET", "/admin/t/acme/saml-connections/corp"),
+        &w.a_reader,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let v1 = etag(&h);
+    let patch = r#"{"display_name":"Acme Corp","options":{"link_existing":true}}"#;
+    let (st, after, h) = call(
+        s,
+        ("PATCH", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        Some(patch),
+        &[("if-match", &v1)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(
+        (after["display_name"].as_str(), &after["options"]["link_existing"]),
+        (Some("Acme Corp"), &json!(true))
+    );
+    assert_eq!(
+        after["options"]["domains"],
+        json!(["acme.test"]),
+        "options merge member by member"
+    );
+    assert_ne!(etag(&h), v1);
+    let stale = call(
+        s,
+        ("PATCH", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        Some(r#"{"display_name":"Lost"}"#),
+        &[("if-match", &v1)],
+    )
+    .await;
+    problem(&stale, StatusCode::PRECONDITION_FAILED, "");
+    for bad in [
+        r#"{"name":"other"}"#,
+        r#"{"idp":{"entity_id":"https://evil.test"}}"#,
+        r#"{"options":{"jitt":true}}"#,
+        r#"{"sp_key_sealed":"x"}"#,
+        r#"{"options":{"role_map":[["admins","no-such-role"]]}}"#,
+        r#"{"metadata_xml":"<not-metadata/>"}"#,
+    ] {
+        let got = call(
+            s,
+            ("PATCH", "/admin/t/acme/saml-connections/corp"),
+            admin,
+            Some(bad),
+            &[],
+        )
+        .await;
+        problem(&got, StatusCode::BAD_REQUEST, "");
+    }
+    let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
+    assert_eq!(c.display_name, "Acme Corp", "refused patches wrote nothing");
+}
+
+async fn saml_connections_are_removed_under_if_match(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    corp(s, admin).await;
+    let (_, _, h) = call(
+        s,
+        ("GET", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    let v1 = etag(&h);
+    let patch = r#"{"display_name":"Acme Corp"}"#;
+    let (st, _, _) = call(
+        s,
+        ("PATCH", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        Some(patch),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let inline = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections/corp/refresh"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    problem(&inline, StatusCode::CONFLICT, "inline");
+    let stale = call(
+        s,
+        ("DELETE", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        None,
+        &[("if-match", &v1)],
+    )
+    .await;
+    problem(&stale, StatusCode::PRECONDITION_FAILED, "");
+    let (st, gone, _) = call(
+        s,
+        ("DELETE", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((st, &gone["name"]), (StatusCode::OK, &json!("corp")));
+    let missing = call(
+        s,
+        ("GET", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    problem(&missing, StatusCode::NOT_FOUND, "SAML connection");
+    for action in [
+        "saml.connection.create",
+        "saml.connection.update",
+        "saml.connection.delete",
+        "saml.connection.read",
+    ] {
+        assert!(!events(s, &w.a, action).is_empty(), "{action} audited");
+    }
+}
+
+async fn bad_metadata_is_refused_with_a_problem_document(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let post = |body: String| async move {
+        call(
+            s,
+            ("POST", "/admin/t/acme/saml-connections"),
+            admin,
+            Some(&body),
+            &[],
+        )
+        .await
+    };
+    let got = post(json!({"name": "corp", "metadata_xml": "<md:EntityDescriptor"}).to_string()).await;
+    problem(&got, StatusCode::BAD_REQUEST, "metadata was refused");
+    let doctype = r#"<!DOCTYPE x [<!ENTITY e "e">]><x>&e;</x>"#;
+    let got = post(json!({"name": "corp", "metadata_xml": doctype}).to_string()).await;
+    problem(&got, StatusCode::BAD_REQUEST, "refused");
+    let got = post(json!({"name": "corp"}).to_string()).await;
+    problem(&got, StatusCode::BAD_REQUEST, "metadata_xml or metadata_url");
+    let (xml, _) = metadata_xml(s, "https://idp.acme.test/saml");
+    let got = post(
+        json!({"name": "corp", "metadata_xml": xml, "metadata_url": "https://idp.acme.test/m"}).to_string(),
+    )
+    .await;
+    problem(&got, StatusCode::BAD_REQUEST, "one of them");
+    let got = post(json!({"name": "corp", "metadata_xml": xml, "options": {"bogus": 1}}).to_string()).await;
+    problem(&got, StatusCode::BAD_REQUEST, "options.bogus");
+    let got = post(json!({"name": "corp", "metadata_xml": xml, "secret": "x"}).to_string()).await;
+    problem(&got, StatusCode::BAD_REQUEST, "");
+    // The fetch keeps its limits: plain http off loopback and user information are refused
+    // before anything is fetched.
+    for url in [
+        "http://idp.example.com/metadata",
+        "https://user:pw@idp.example.com/m",
+        "file:///etc/passwd",
+    ] {
+        let got = post(json!({"name": "corp", "metadata_url": url}).to_string()).await;
+        problem(&got, StatusCode::BAD_REQUEST, "metadata URL");
+    }
+    assert!(s.state.db.list_saml_connections(&w.a).unwrap().is_empty());
+}
+
+async fn a_connection_from_a_url_is_fetched_and_refreshed(s: &TestServer) {
+    let w = world(s);
+    let idp = SamlIdp::start();
+    let admin = w.a_admin.as_str();
+    let body = json!({"name": "corp", "metadata_url": idp.metadata_url}).to_string();
+    let (st, made, _) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections"),
+        admin,
+        Some(&body),
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(made["idp"]["entity_id"], idp.entity_id.as_str());
+    assert_eq!(made["metadata_url"], idp.metadata_url.as_str());
+    assert!(made["next_refresh_at"].is_i64());
+    let (st, after, _) = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections/corp/refresh"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{after}");
+    assert_eq!(after["changed"], false);
+    assert!(after["metadata_refreshed_at"].is_i64());
+    // A new URL that answers 404 is refused and changes nothing.
+    let broken = format!("{}/no-such-metadata", idp.base_url);
+    let got = call(
+        s,
+        ("PATCH", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        Some(&json!({"metadata_url": broken}).to_string()),
+        &[],
+    )
+    .await;
+    problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "404");
+    let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
+    assert_eq!(c.metadata_url.as_deref(), Some(idp.metadata_url.as_str()));
+}
+
+latchkey_tests::e2e!(
+    signing_keys_follow_the_key_ring_state_machine,
+    another_tenants_keys_and_connections_are_not_found,
+    a_read_only_token_is_refused_every_write_and_audited,
+    policies_change_by_merge_patch_under_if_match,
+    policy_patches_that_break_a_rule_or_no_policy_are_refused,
+    the_audit_chain_is_verified_over_the_api,
+    saml_connections_are_created_once_and_listed,
+    saml_connections_change_by_merge_patch_under_if_match,
+    saml_connections_are_removed_under_if_match,
+    bad_metadata_is_refused_with_a_problem_document,
+    a_connection_from_a_url_is_fetched_and_refreshed,
+);
