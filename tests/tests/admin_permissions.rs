@@ -124,6 +124,7 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     ids.insert("saml", made(&v, "name"));
+    s.state.keys.ensure_tenant(t, "test").unwrap();
     let (st, keys) = call(s, "GET", &format!("{base}/keys"), &admin, None).await;
     assert_eq!(st, StatusCode::OK, "{keys}");
     let kid = keys
