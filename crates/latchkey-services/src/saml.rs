@@ -69,6 +69,15 @@ pub fn connect(
     )?)
 }
 
+/// A certificate given as PEM or as base64 DER, as base64 DER (armour and whitespace dropped).
+pub fn certificate_base64(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(str::chars)
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
 /// The rules options keep beyond their shape: the roles of `role_map` and the groups of
 /// `group_map` exist in the tenant, and a pinned metadata signer is a certificate whose key
 /// signatures can be verified with.

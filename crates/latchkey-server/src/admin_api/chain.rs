@@ -2,7 +2,7 @@
 //! `latchkey audit verify` does (`latchkey_audit::verify`), answered as a result rather than
 //! an error: a broken chain is a finding, not a failed call.
 
-use super::{audit, authenticate, json_ok, query};
+use super::{NoQuery, audit, authenticate, json_ok, query};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
@@ -11,10 +11,6 @@ use latchkey_audit::{AuditError, Verdict};
 use latchkey_core::Outcome;
 use latchkey_store::AuditRepo;
 use serde_json::json;
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQuery {}
 
 /// `{"ok": true, "events": N, "head_hash": …}` for an intact chain; `{"ok": false,
 /// "events": N, "first_broken_seq": S, "reason": …}` for a broken one (N the events checked

@@ -4,7 +4,7 @@
 //! with the reason. Private material never leaves the ring. The master key and the data keys
 //! are system-scope work and are not here.
 
-use super::{Caller, audit, authenticate, body, json_ok, query};
+use super::{Caller, NoQuery, audit, authenticate, body, json_ok, query};
 use crate::state::AppState;
 use crate::web::blocking::blocking;
 use crate::web::errors::{AppError, Kind};
@@ -13,11 +13,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::Outcome;
 use latchkey_keys::{Alg, KeyError, KeyRing, RingKey};
 use serde_json::json;
-
-/// A list or action takes no query parameters.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoQuery {}
 
 /// A key-ring refusal as the admin API answers it: an unknown kid is 404, a transition the
 /// key's state does not allow 409 with the ring's reason.

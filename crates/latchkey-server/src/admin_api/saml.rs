@@ -17,8 +17,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{IdpDescriptor, Outcome, SamlConnection, SamlOptions};
 use latchkey_services::saml::{
-    ConnectionSpec, METADATA_MAX_BYTES, METADATA_REFRESH_MS, check_metadata_url, check_options, connect,
-    fetch_metadata, refresh_connection,
+    ConnectionSpec, METADATA_MAX_BYTES, METADATA_REFRESH_MS, certificate_base64, check_metadata_url,
+    check_options, connect, fetch_metadata, refresh_connection,
 };
 use latchkey_store::{SamlConnectionUpdate, SamlRepo, StoreError};
 use serde_json::{Value, json};
@@ -69,13 +69,7 @@ fn strict_options(given: &Value) -> Result<SamlOptions, AppError> {
 /// A pinned metadata-signing certificate as PEM or base64 DER, kept as base64 DER.
 fn signer_der(options: &mut SamlOptions) {
     if let Some(pem) = &options.metadata_signer {
-        let b64: String = pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .flat_map(str::chars)
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        options.metadata_signer = Some(b64);
+        options.metadata_signer = Some(certificate_base64(pem));
     }
 }
 

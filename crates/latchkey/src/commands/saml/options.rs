@@ -59,12 +59,7 @@ fn signing_certificate(path: &std::path::Path) -> Result<String, CliError> {
         path: path.to_owned(),
         source,
     })?;
-    let b64: String = text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .flat_map(str::chars)
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let b64 = latchkey_services::saml::certificate_base64(&text);
     latchkey_saml::certs::check_signing_certificate(&b64)
         .map_err(|e| CliError::BadFlag(format!("--metadata-signing-cert {}: {e}", path.display())))?;
     Ok(b64)
