@@ -17,6 +17,7 @@ const ERRORS: &[(&str, &str)] = &[
     ("409", "The change conflicts with the current state."),
     ("412", "`If-Match` names a version that is no longer current."),
     ("413", "The request body is too large."),
+    ("415", "The body is not of a media type this route takes."),
     ("422", "The request is well-formed but breaks a rule."),
     ("429", "Too many failed authentications from this address."),
     ("503", "A dependency is unavailable; retry later."),
@@ -59,14 +60,18 @@ pub fn needs(r: &Route) -> String {
 
 fn operation(r: &Route) -> Value {
     let mut responses = Map::new();
-    let ok = match r.method {
-        "POST" if !r.path.contains('{') => "201",
-        _ => "200",
+    // A POST answers 201 when it made something (an Idempotency-Key replay answers the same).
+    let oks: &[&str] = if r.method == "POST" {
+        &["200", "201"]
+    } else {
+        &["200"]
     };
-    responses.insert(
-        ok.into(),
-        json!({"description": "Success.", "content": {"application/json": {"schema": {}}}}),
-    );
+    for ok in oks {
+        responses.insert(
+            (*ok).into(),
+            json!({"description": "Success.", "content": {"application/json": {"schema": {}}}}),
+        );
+    }
     for (code, why) in ERRORS {
         responses.insert(
             (*code).into(),
@@ -88,7 +93,11 @@ fn operation(r: &Route) -> Value {
         _ => None,
     };
     if let Some(m) = media {
-        op["requestBody"] = json!({"required": false, "content": {m: {"schema": {}}}});
+        let mut content = json!({m: {"schema": {}}});
+        if r.path == "/apply" {
+            content["application/yaml"] = json!({"schema": {"type": "string"}});
+        }
+        op["requestBody"] = json!({"required": false, "content": content});
     }
     if r.method == "POST" && !r.path.contains('{') {
         op["parameters"] = json!([{"name": "Idempotency-Key", "in": "header", "required": false,
