@@ -16,7 +16,7 @@ before(async () => {
   env.LATCHKEY_MAIL_POLL_SECS = '1';
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['group', 'create', '--tenant', 'acme', 'staff']);
-  admin = JSON.parse(cli(['admin-token', 'create', '--tenant', 'acme', '--name', 'ci', '--role', 'admin', '--json'])).token;
+  admin = JSON.parse(cli(['admin-token', 'create', '--tenant', 'acme', '--name', 'ci', '--role', 'tenant-admin', '--json'])).token;
   server = await serve(env, (text) => { serverLog += text; });
   browser = await launchChromium();
 });

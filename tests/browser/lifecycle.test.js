@@ -17,7 +17,7 @@ before(async () => {
   cli(['tenant', 'create', 'acme', '--display-name', 'Acme Corp']);
   cli(['user', 'create', '--tenant', 'acme', '--username', 'alice', '--display-name', 'Alice Example',
     '--email', 'alice@acme.test', '--password-stdin'], PASSWORD + '\n');
-  admin = JSON.parse(cli(['admin-token', 'create', '--tenant', 'acme', '--name', 'ci', '--role', 'admin', '--json'])).token;
+  admin = JSON.parse(cli(['admin-token', 'create', '--tenant', 'acme', '--name', 'ci', '--role', 'tenant-admin', '--json'])).token;
   server = await serve(env, (text) => { serverLog += text; });
   browser = await launchChromium();
 });
