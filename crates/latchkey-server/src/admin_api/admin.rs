@@ -4,8 +4,7 @@
 //! `credentials:write` is not a way to more power (docs/admin-api.md#credentials).
 
 use super::{
-    Caller, audit, authenticate, body, deny, etag_response, if_match, json_ok, missing, not_found, paged,
-    paging, query,
+    Caller, audit, authenticate, body, deny, etag_response, if_match, json_ok, list_of, missing, not_found,
 };
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
@@ -14,9 +13,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::patch::merge_patch;
 use latchkey_core::{
-    AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, random_token, sha256_hex,
+    AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, TenantId, random_token,
+    sha256_hex,
 };
-use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Grants, NewAdminToken};
+use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Db, Grants, NewAdminToken};
 use serde_json::{Value, json};
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -88,45 +88,22 @@ pub(super) async fn list_credentials(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-    }
-    async {
-        let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = query(&req)?;
-        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
-        let after = after
-            .map(|k| k.first().and_then(Value::as_str).map(str::to_owned))
-            .map(|k| k.ok_or_else(|| AppError::new(Kind::BadRequest, "cursor is not one this API returned")))
-            .transpose()?;
-        let tid = caller.tenant.id.clone();
-        let all = state.store(move |db| db.list_admin_tokens(&tid)).await?;
-        // Few per tenant: paged in memory, in (created_at, id) order, after the cursor's id.
-        let start = after.map_or(0, |id| {
-            all.iter().position(|t| t.id == id).map_or(all.len(), |i| i + 1)
-        });
-        let page: Vec<Value> = all
-            .iter()
-            .skip(start)
-            .take(usize::try_from(limit).unwrap_or(100))
-            .map(view)
-            .collect();
-        audit(
-            &state,
-            &caller,
-            Outcome::Success,
-            "admin_token.list",
-            "credentials",
-            json!({"credentials": page.len()}),
+    let fetch = |db: &Db, t: &TenantId| Ok(db.list_admin_tokens(t)?.iter().map(view).collect());
+    // Creation time (zero-padded, so text order is time order), then id: the store's order.
+    let key = |v: &Value| {
+        format!(
+            "{:020}{}",
+            v["created_at"].as_i64().unwrap_or_default(),
+            v["id"].as_str().unwrap_or_default()
         )
-        .await?;
-        Ok(paged(&req, &page, limit, |v| json!([v["id"]]), &[]))
-    }
+    };
+    list_of(
+        (&req, &slug, &state),
+        ("admin_token.list", "credentials"),
+        fetch,
+        key,
+    )
     .await
-    .map_err(AppError::problem)
 }
 
 /// `GET /admin/t/{tenant}/credentials/{id}` with its `ETag`.
@@ -327,37 +304,14 @@ pub(super) async fn list_roles(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-    }
-    async {
-        let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = query(&req)?;
-        let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
-        let after = after.map(|k| super::key_str(&k, 0)).transpose()?;
-        let tid = caller.tenant.id.clone();
-        let roles = state.store(move |db| db.list_admin_roles(&tid)).await?;
-        let page: Vec<_> = roles
-            .into_iter()
-            .filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str()))
-            .take(usize::try_from(limit).unwrap_or(100))
-            .collect();
-        audit(
-            &state,
-            &caller,
-            Outcome::Success,
-            "admin_role.list",
-            "admin_roles",
-            json!({"roles": page.len()}),
-        )
-        .await?;
-        Ok(paged(&req, &page, limit, |r| json!([r.name]), &[]))
-    }
+    let fetch = |db: &Db, t: &TenantId| db.list_admin_roles(t);
+    list_of(
+        (&req, &slug, &state),
+        ("admin_role.list", "admin_roles"),
+        fetch,
+        |r| r.name.clone(),
+    )
     .await
-    .map_err(AppError::problem)
 }
 
 /// `GET /admin/t/{tenant}/admin-roles/{name}` with its `ETag`.

@@ -56,18 +56,14 @@ fn format(req: &HttpRequest) -> Result<Format, AppError> {
     }
 }
 
-/// The parts of a tenant a file describes, with the permissions to read and to change each.
-/// (A plan and an export show every area as it is: the route table has them need every read.)
-const AREAS: &[(&str, Permission, Permission)] = &[
-    ("policies", Permission::PoliciesRead, Permission::PoliciesWrite),
-    (
-        "attributes",
-        Permission::AttributesRead,
-        Permission::AttributesWrite,
-    ),
-    ("groups", Permission::GroupsRead, Permission::GroupsWrite),
-    ("roles", Permission::RolesRead, Permission::RolesWrite),
-    ("clients", Permission::ClientsRead, Permission::ClientsWrite),
+/// The parts of a tenant a file describes, with the permission to change each. (Reading them all
+/// is the route's own permission set, in the route table.)
+const AREAS: &[(&str, Permission)] = &[
+    ("policies", Permission::PoliciesWrite),
+    ("attributes", Permission::AttributesWrite),
+    ("groups", Permission::GroupsWrite),
+    ("roles", Permission::RolesWrite),
+    ("clients", Permission::ClientsWrite),
 ];
 
 #[derive(serde::Deserialize)]
@@ -103,8 +99,8 @@ pub(super) async fn apply(
         let file = tenant_file::parse(text, format)?;
         let writable: Vec<&'static str> = AREAS
             .iter()
-            .filter(|(_, _, w)| caller.permissions.contains(*w))
-            .map(|(a, _, _)| *a)
+            .filter(|(_, w)| caller.permissions.contains(*w))
+            .map(|(a, _)| *a)
             .collect();
         let (tenant, actor, rng) = (caller.tenant.clone(), caller.actor(), state.rng.clone());
         // Planned and applied in one trip, so what is applied is what was checked.
@@ -127,8 +123,8 @@ pub(super) async fn apply(
             Err(area) => {
                 let need = AREAS
                     .iter()
-                    .find(|(a, _, _)| *a == area)
-                    .map_or(Permission::PoliciesWrite, |x| x.2);
+                    .find(|(a, _)| *a == area)
+                    .map_or(Permission::PoliciesWrite, |x| x.1);
                 return deny(&req, &state, &caller, need)
                     .await
                     .map(|()| HttpResponse::Forbidden().finish());

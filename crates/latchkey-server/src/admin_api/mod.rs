@@ -422,3 +422,50 @@ fn if_match(req: &HttpRequest) -> Result<Option<UnixMillis>, AppError> {
             )
         })
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// A page of `items` (sorted by `key`) after the cursor's key.
+pub(super) fn page_of<T: serde::Serialize>(
+    req: &HttpRequest,
+    mut items: Vec<T>,
+    q: &PageQuery,
+    key: impl Fn(&T) -> String,
+) -> Result<(HttpResponse, usize), AppError> {
+    let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
+    let after = after.map(|k| key_str(&k, 0)).transpose()?;
+    items.sort_by_key(&key);
+    let page: Vec<T> = items
+        .into_iter()
+        .filter(|i| after.as_ref().is_none_or(|a| key(i).as_str() > a.as_str()))
+        .take(usize::try_from(limit).unwrap_or(100))
+        .collect();
+    let n = page.len();
+    Ok((paged(req, &page, limit, |i| json!([key(i)]), &[]), n))
+}
+
+/// A reader's page of one kind of the tenant's objects (fetched whole, sorted by `key`; a tenant
+/// has tens of groups and roles, not millions), audited `action` on `what`.
+pub(super) async fn list_of<T: serde::Serialize + Send + 'static>(
+    (req, slug, state): (&HttpRequest, &str, &AppState),
+    (action, what): (&str, &str),
+    fetch: impl FnOnce(&Db, &TenantId) -> Result<Vec<T>, StoreError> + Send + 'static,
+    key: impl Fn(&T) -> String,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(req, state, slug).await?;
+        let q: PageQuery = query(req)?;
+        let tid = caller.tenant.id.clone();
+        let all = state.store(move |db| fetch(db, &tid)).await?;
+        let (res, n) = page_of(req, all, &q, key)?;
+        audit(state, &caller, Outcome::Success, action, what, json!({what: n})).await?;
+        Ok(res)
+    }
+    .await
+    .map_err(AppError::problem)
+}
