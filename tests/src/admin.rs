@@ -3,7 +3,7 @@
 
 use crate::TestServer;
 use latchkey_core::{Permission, Permissions, TenantId, sha256_hex};
-use latchkey_store::{AdminTokenRepo, CredentialKind, NewAdminToken};
+use latchkey_store::{AdminTokenRepo, CredentialKind, NewAdminToken, SystemTokenRepo};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -27,6 +27,23 @@ pub fn credential(
         .db
         .create_admin_token(t, "test", &new)
         .expect("admin credential");
+    token
+}
+
+/// An `lks_` system token holding `roles` (`system-admin`) and `permissions` (`system:` ones).
+pub fn system_token(s: &TestServer, roles: &[&str], permissions: &[Permission]) -> String {
+    let token = format!("lks_{}", latchkey_core::random_token(&latchkey_core::OsRng, 32));
+    let new = NewAdminToken {
+        name: "ops".into(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        permissions: Permissions::of(permissions.iter().copied()),
+        kind: CredentialKind::TokenHash(sha256_hex(token.as_bytes())),
+        expires_at: None,
+    };
+    s.state
+        .db
+        .create_system_token("test", &new)
+        .expect("system credential");
     token
 }
 

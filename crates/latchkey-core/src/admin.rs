@@ -40,6 +40,7 @@ wire_enum!(
         TenantsRead = "system:tenants:read",
         TenantsWrite = "system:tenants:write",
         MasterKey = "system:master-key",
+        SystemAuditRead = "system:audit:read",
     }
 );
 
@@ -141,6 +142,17 @@ wire_enum!(
 );
 
 impl BuiltinAdminRole {
+    /// A built-in role a tenant's credential may hold (all but `system-admin`), by name; the
+    /// error says which names there are. A new tenant's first credential takes only these.
+    pub fn tenant_role(name: &str) -> Result<Self, String> {
+        match Self::from_str(name.trim()) {
+            Ok(r) if r != Self::SystemAdmin => Ok(r),
+            _ => Err(format!(
+                "{name:?} is not a built-in tenant role (tenant-admin, user-manager, auditor, read-only)"
+            )),
+        }
+    }
+
     /// What the role grants.
     pub fn permissions(self) -> Permissions {
         use Permission as P;

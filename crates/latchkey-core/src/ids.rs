@@ -42,6 +42,16 @@ id_type!(
     /// A tenant's internal id (random UUID). The public handle is its slug.
     TenantId
 );
+impl TenantId {
+    /// The id of the installation's own audit chain (system credentials and their calls); no
+    /// tenant has it, since tenant ids are UUIDs.
+    pub const SYSTEM: &'static str = "system";
+
+    pub fn system() -> Self {
+        Self(Self::SYSTEM.to_owned())
+    }
+}
+
 id_type!(
     /// A user's id; also the `sub` the OIDC issuer hands out.
     UserId

@@ -27,7 +27,10 @@ mod logging;
 mod tls;
 
 pub use admin_api::openapi::{document as admin_openapi, needs as admin_openapi_needs};
-pub use admin_api::{PREFIX as ADMIN_PREFIX, ROUTES as ADMIN_ROUTES, Route as AdminRoute};
+pub use admin_api::{
+    PREFIX as ADMIN_PREFIX, ROUTES as ADMIN_ROUTES, Route as AdminRoute,
+    SYSTEM_PREFIX as ADMIN_SYSTEM_PREFIX, SYSTEM_ROUTES as ADMIN_SYSTEM_ROUTES,
+};
 pub use app::{run, serve};
 pub use config::{Config, ConfigError, LogFormat};
 pub use flow::interaction;

@@ -2,15 +2,27 @@
 //! route with its permission and no row for a route that does not exist, and the OpenAPI
 //! document lists exactly the routes the server registers.
 
-use latchkey_server::{ADMIN_PREFIX, ADMIN_ROUTES, admin_openapi};
+use latchkey_server::{
+    ADMIN_PREFIX, ADMIN_ROUTES, ADMIN_SYSTEM_PREFIX, ADMIN_SYSTEM_ROUTES, AdminRoute, admin_openapi,
+};
 use std::collections::BTreeSet;
 
-fn expected_rows() -> BTreeSet<String> {
-    ADMIN_ROUTES
+/// Every route of both scopes with its full path.
+fn all_routes() -> impl Iterator<Item = (String, &'static AdminRoute)> {
+    let tenant = ADMIN_ROUTES
         .iter()
-        .map(|r| {
+        .map(|r| (format!("{ADMIN_PREFIX}{}", r.path), r));
+    let system = ADMIN_SYSTEM_ROUTES
+        .iter()
+        .map(|r| (format!("{ADMIN_SYSTEM_PREFIX}{}", r.path), r));
+    tenant.chain(system)
+}
+
+fn expected_rows() -> BTreeSet<String> {
+    all_routes()
+        .map(|(path, r)| {
             let needs = latchkey_server::admin_openapi_needs(r).replace(" + ", "` + `");
-            format!("| `{} {ADMIN_PREFIX}{}` | `{needs}` |", r.method, r.path)
+            format!("| `{} {path}` | `{needs}` |", r.method)
         })
         .collect()
 }
@@ -57,15 +69,8 @@ fn the_openapi_document_lists_exactly_the_routes() {
             ));
         }
     }
-    let routes: BTreeSet<_> = ADMIN_ROUTES
-        .iter()
-        .map(|r| {
-            (
-                r.method.to_owned(),
-                format!("{ADMIN_PREFIX}{}", r.path),
-                r.permission.to_string(),
-            )
-        })
+    let routes: BTreeSet<_> = all_routes()
+        .map(|(path, r)| (r.method.to_owned(), path, r.permission.to_string()))
         .collect();
     assert_eq!(listed, routes);
     let ids: BTreeSet<_> = doc["paths"]
@@ -79,5 +84,5 @@ fn the_openapi_document_lists_exactly_the_routes() {
                 .filter_map(|o| o.get("operationId").and_then(|v| v.as_str()).map(str::to_owned))
         })
         .collect();
-    assert_eq!(ids.len(), ADMIN_ROUTES.len(), "operation ids are unique");
+    assert_eq!(ids.len(), all_routes().count(), "operation ids are unique");
 }

@@ -21,6 +21,7 @@ mod risk;
 mod roles;
 mod saml;
 mod schema;
+mod system_tokens;
 mod tenants;
 mod users;
 mod verifications;
@@ -46,6 +47,7 @@ pub use resets::{Channel, LiveReset, MailOutbox, NewMail, QueuedMail, ResetRepo}
 pub use risk::RiskRepo;
 pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
+pub use system_tokens::{SystemTokenRepo, system_permissions};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};

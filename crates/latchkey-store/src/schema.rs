@@ -90,6 +90,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    system_tokens (id) {
+        id -> Text,
+        name -> Text,
+        roles -> Text,
+        permissions -> Text,
+        token_hash -> Text,
+        created_at -> BigInt,
+        expires_at -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
     admin_roles (tenant_id, name) {
         tenant_id -> Text,
         name -> Text,
@@ -471,6 +484,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     admin_tokens,
     admin_roles,
+    system_tokens,
     password_history,
     password_resets,
     email_verifications,

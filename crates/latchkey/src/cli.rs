@@ -46,6 +46,10 @@ pub enum Command {
     /// Manage a tenant's custom admin roles and list permissions.
     #[command(subcommand)]
     AdminRole(AdminRoleCmd),
+    /// Manage system credentials: `lks_` tokens for the installation's scope (`/admin/system`:
+    /// tenants, data keys, the system audit chain), holding only `system:` permissions.
+    #[command(subcommand)]
+    SystemToken(SystemTokenCmd),
     /// Signing keys and the master key.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -596,6 +600,46 @@ pub enum AdminTokenCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SystemTokenCmd {
+    /// Create an `lks_` token, shown once. It may do nothing until given `--role system-admin`
+    /// or `system:` permissions.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        grants: AdminGrants,
+        /// Days until the token stops working (default: 90; 0 = never).
+        #[arg(long, value_name = "DAYS", default_value_t = 90)]
+        expires_in_days: u32,
+        #[command(flatten)]
+        out: Json,
+    },
+    List {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Replace a system token's roles and/or permissions (those given).
+    Update {
+        id: String,
+        #[command(flatten)]
+        grants: AdminGrants,
+        /// Replace the roles even when no `--role` is given (clears them).
+        #[arg(long)]
+        clear_roles: bool,
+        /// Replace the permissions even when no `--permission` is given (clears them).
+        #[arg(long)]
+        clear_permissions: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AdminRoleCmd {
     /// Every permission and the built-in roles with theirs.
     Permissions {
@@ -656,6 +700,13 @@ pub enum TenantCmd {
         slug: String,
         #[arg(long)]
         display_name: Option<String>,
+        /// Also create the tenant's first admin credential, an `lka_` token of this name (shown
+        /// once, valid 90 days).
+        #[arg(long, value_name = "NAME")]
+        admin_token: Option<String>,
+        /// The first credential's admin roles (default: tenant-admin).
+        #[arg(long, value_name = "ROLE", value_delimiter = ',', requires = "admin_token")]
+        admin_role: Vec<String>,
         #[command(flatten)]
         out: Json,
     },

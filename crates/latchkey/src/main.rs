@@ -56,6 +56,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(cmd) => operate(&config, |ctx| audit::run(ctx, cmd)),
         Command::AdminToken(cmd) => operate(&config, |ctx| admin_token::run(ctx, cmd)),
         Command::AdminRole(cmd) => operate(&config, |ctx| admin_token::run_roles(ctx, cmd)),
+        Command::SystemToken(cmd) => operate(&config, |ctx| admin_token::run_system(ctx, cmd)),
         Command::Keys(cmd) => operate(&config, |ctx| keys::run(ctx, cmd)),
         Command::Saml(cmd) => operate(&config, |ctx| saml::run(ctx, cmd)),
         Command::Role(cmd) => operate(&config, |ctx| role::run(ctx, cmd)),

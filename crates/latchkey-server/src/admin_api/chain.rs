@@ -2,7 +2,7 @@
 //! `latchkey audit verify` does (`latchkey_audit::verify`), answered as a result rather than
 //! an error: a broken chain is a finding, not a failed call.
 
-use super::{NoQuery, audit, authenticate, json_ok, query};
+use super::{NoQuery, audit, authenticate, json_ok, path_tenant, query};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
@@ -16,13 +16,9 @@ use serde_json::json;
 /// "events": N, "first_broken_seq": S, "reason": …}` for a broken one (N the events checked
 /// before S, counted from the retention anchor).
 /// The call's own `audit.verify` event is appended after the walk.
-pub(super) async fn verify(
-    req: HttpRequest,
-    slug: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, AppError> {
+pub(super) async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     async {
-        let caller = authenticate(&req, &state, &slug).await?;
+        let caller = authenticate(&req, &state, &path_tenant(&req)).await?;
         let NoQuery {} = query(&req)?;
         let tid = caller.tenant.id.clone();
         let (verdict, anchor) = state

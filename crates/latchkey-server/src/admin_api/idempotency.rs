@@ -3,12 +3,15 @@
 //! nothing; the same key with another request is 422, one still running 409. Keys belong to
 //! one admin credential and live 24 hours in the session store (shared by all nodes on Redis).
 //! The stored answer is sealed under the tenant's data key: a created client's secret is in it.
+//! In the system scope (no data key of its own) it is sealed under the key of the tenant the
+//! call created, named by the answer's `id`.
 
 use super::Caller;
 use crate::state::AppState;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
+use latchkey_core::TenantId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -23,6 +26,9 @@ struct Record {
     fingerprint: String,
     status: Option<u16>,
     sealed: Option<String>,
+    /// The tenant whose data key sealed the answer.
+    #[serde(default)]
+    under: Option<TenantId>,
 }
 
 fn aad<'a>(tenant: &'a str, slot: &'a str) -> latchkey_keys::Aad<'a> {
@@ -34,14 +40,25 @@ fn aad<'a>(tenant: &'a str, slot: &'a str) -> latchkey_keys::Aad<'a> {
     }
 }
 
-async fn seal(state: &AppState, caller: &Caller, slot: &str, body: &Value) -> Result<String, AppError> {
-    let (keys, t, slot) = (state.keys.clone(), caller.tenant.id.clone(), slot.to_owned());
+/// Whose data key seals `body`: the caller's tenant, or in the system scope the tenant made.
+fn sealer(caller: &Caller, body: &Value) -> Result<TenantId, AppError> {
+    if caller.tenant.id.as_str() != TenantId::SYSTEM {
+        return Ok(caller.tenant.id.clone());
+    }
+    body["id"]
+        .as_str()
+        .map(TenantId::from)
+        .ok_or_else(|| AppError::internal("idempotency", "a system create answered no tenant id"))
+}
+
+async fn seal(state: &AppState, t: TenantId, slot: &str, body: &Value) -> Result<String, AppError> {
+    let (keys, slot) = (state.keys.clone(), slot.to_owned());
     let plain = body.to_string().into_bytes();
     crate::web::blocking::blocking(move || keys.seal(&t, aad(t.as_str(), &slot), &plain)).await
 }
 
-async fn open(state: &AppState, caller: &Caller, slot: &str, sealed: String) -> Result<Value, AppError> {
-    let (keys, t, slot) = (state.keys.clone(), caller.tenant.id.clone(), slot.to_owned());
+async fn open(state: &AppState, t: TenantId, slot: &str, sealed: String) -> Result<Value, AppError> {
+    let (keys, slot) = (state.keys.clone(), slot.to_owned());
     let plain =
         crate::web::blocking::blocking(move || keys.open_sealed(&t, aad(t.as_str(), &slot), &sealed)).await?;
     serde_json::from_slice(&plain).map_err(|e| AppError::internal("idempotent answer", e))
@@ -91,14 +108,17 @@ pub(super) async fn once(
         fingerprint: fingerprint.clone(),
         status: None,
         sealed: None,
+        under: None,
     };
     if state.ephemeral.put_once(t, &slot, &encode(&pending), TTL).await? {
         return match run.await {
             Ok((status, body)) => {
+                let under = sealer(caller, &body)?;
                 let done = Record {
                     fingerprint,
                     status: Some(status.as_u16()),
-                    sealed: Some(seal(state, caller, &slot, &body).await?),
+                    sealed: Some(seal(state, under.clone(), &slot, &body).await?),
+                    under: Some(under),
                 };
                 state.ephemeral.replace(t, &slot, &encode(&done), TTL).await?;
                 Ok(answer(status, &body))
@@ -123,20 +143,37 @@ pub(super) async fn once(
         Some(Record {
             status: Some(status),
             sealed: Some(sealed),
+            under,
             ..
-        }) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            let body = open(state, caller, &slot, sealed).await?;
-            let mut res = answer(status, &body);
-            res.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
-                actix_web::http::header::HeaderValue::from_static("true"),
-            );
-            Ok(res)
-        }
+        }) => replay(state, caller, &slot, (status, sealed, under)).await,
         _ => Err(AppError::new(
             Kind::Conflict,
             "A request with this Idempotency-Key is still being processed; retry shortly.",
         )),
     }
+}
+
+/// The kept answer, opened, marked `Idempotent-Replayed`.
+async fn replay(
+    state: &AppState,
+    caller: &Caller,
+    slot: &str,
+    (status, sealed, under): (u16, String, Option<TenantId>),
+) -> Result<HttpResponse, AppError> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let under = under.unwrap_or_else(|| caller.tenant.id.clone());
+    // The tenant whose key sealed it may be gone since (a system create, then a delete).
+    let body = open(state, under, slot, sealed).await.map_err(|e| {
+        tracing::warn!(error = %e.message, "idempotency: kept answer unreadable");
+        AppError::new(
+            Kind::Conflict,
+            "The answer kept for this Idempotency-Key can no longer be read; use a new key.",
+        )
+    })?;
+    let mut res = answer(status, &body);
+    res.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+        actix_web::http::header::HeaderValue::from_static("true"),
+    );
+    Ok(res)
 }

@@ -19,10 +19,11 @@ mod policies;
 mod routes;
 mod saml;
 mod sessions;
+mod system;
 mod users;
 
 pub(crate) use routes::configure;
-pub use routes::{PREFIX, ROUTES, Route};
+pub use routes::{PREFIX, ROUTES, Route, SYSTEM_PREFIX, SYSTEM_ROUTES};
 
 use crate::flow::throttle::Budget;
 use crate::state::AppState;
@@ -35,7 +36,8 @@ use latchkey_core::{
     AdminToken, ClientId, NewAuditEvent, Outcome, Permission, Permissions, Tenant, TenantId, UnixMillis,
     sha256_hex,
 };
-use latchkey_store::{AdminTokenRepo, AuditRepo, Db, StoreError};
+use latchkey_store::{AdminTokenRepo, AuditRepo, Db, StoreError, SystemTokenRepo};
+use routes::Scope;
 use serde_json::json;
 use std::time::Duration;
 
@@ -44,7 +46,8 @@ const MAX_FAILURES: u64 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// An authenticated admin call: the tenant from the path, the credential that opened it, what
-/// that credential may do, and the permission the route needed.
+/// that credential may do, and the permission the route needed. In the system scope the tenant
+/// is [`system_tenant`], which stands for the installation's audit chain and nothing else.
 struct Caller {
     tenant: Tenant,
     principal: String,
@@ -133,6 +136,34 @@ async fn credential(
     }))
 }
 
+/// The system credential an `lks_` value names (system routes take nothing else).
+async fn system_credential(
+    state: &AppState,
+    presented: &str,
+) -> Result<Option<(String, AdminToken)>, AppError> {
+    if !presented.starts_with("lks_") {
+        return Ok(None);
+    }
+    let now = state.clock.now_millis();
+    let hash = sha256_hex(presented.as_bytes());
+    let found = state.store(move |db| db.system_token_by_hash(&hash)).await?;
+    Ok(found
+        .filter(|tok| !tok.is_expired(now))
+        .map(|tok| (format!("system_token:{}", tok.id), tok)))
+}
+
+/// The installation as the [`Caller`] of a system route sees it: the audit chain `system`.
+fn system_tenant() -> Tenant {
+    Tenant {
+        id: TenantId::system(),
+        slug: TenantId::SYSTEM.to_owned(),
+        display_name: TenantId::SYSTEM.to_owned(),
+        policy: latchkey_core::TenantPolicy::default(),
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
 /// The audience (RFC 8707 resource) of access tokens for tenant `t`'s admin API: its base URL.
 fn audience(state: &AppState, t: &Tenant) -> String {
     latchkey_services::clients::admin_audience(&state.config.public_url, &t.slug)
@@ -143,12 +174,15 @@ fn audience(state: &AppState, t: &Tenant) -> String {
 /// for lack of permission are audited with the permission.
 async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result<Caller, AppError> {
     async {
-        let route = req
+        let (scope, route) = req
             .match_pattern()
             .and_then(|p| routes::route_for(req.method().as_str(), &p))
             .ok_or_else(|| AppError::internal("admin route table", "route missing from ROUTES"))?;
         let need = route.permission;
-        let t = tenant(state, slug).await.map_err(AppError::problem)?;
+        let t = match scope {
+            Scope::Tenant => tenant(state, slug).await.map_err(AppError::problem)?,
+            Scope::System => system_tenant(),
+        };
         let addr = crate::web::net::client_addr(req);
         // Reserved before the lookup, so parallel guesses get no more than `MAX_FAILURES`.
         let budget = Budget {
@@ -165,22 +199,31 @@ async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result
             )
             .json());
         }
-        let found = match bearer(req) {
-            Some(presented) => credential(state, &t, presented).await?,
-            None => None,
+        let found = match (bearer(req), scope) {
+            (Some(presented), Scope::Tenant) => credential(state, &t, presented).await?,
+            (Some(presented), Scope::System) => system_credential(state, presented).await?,
+            (None, _) => None,
         };
         let Some((principal, token)) = found else {
             budget.failed().await?;
             tracing::warn!(tenant = %t.slug, client_ip = %addr.map_or_else(String::new, |a| state.config.log_ip.show(a)), "admin API: missing, unknown or expired credential");
             return Err(AppError::new(
                 Kind::Unauthorized,
-                "A valid admin credential for this tenant is required.",
+                match scope {
+                    Scope::Tenant => "A valid admin credential for this tenant is required.",
+                    Scope::System => "A valid system credential (lks_) is required.",
+                },
             )
             .json());
         };
         budget.release().await?;
-        let (tid, tok) = (t.id.clone(), token.clone());
-        let permissions = state.store(move |db| db.effective_permissions(&tid, &tok)).await?;
+        let permissions = match scope {
+            Scope::Tenant => {
+                let (tid, tok) = (t.id.clone(), token.clone());
+                state.store(move |db| db.effective_permissions(&tid, &tok)).await?
+            }
+            Scope::System => latchkey_store::system_permissions(&token),
+        };
         let caller = Caller {
             tenant: t,
             principal,
@@ -195,6 +238,11 @@ async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// The tenant slug of the matched path; empty in the system scope, whose routes name none.
+fn path_tenant(req: &HttpRequest) -> String {
+    req.match_info().get("tenant").unwrap_or_default().to_owned()
 }
 
 async fn audit(

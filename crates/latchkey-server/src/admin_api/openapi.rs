@@ -3,7 +3,7 @@
 //! permission it needs (`x-permission`) and the RFC 9457 problem document of its errors.
 
 use super::json_ok;
-use super::routes::{PREFIX, ROUTES, Route};
+use super::routes::{PREFIX, ROUTES, Route, SYSTEM_PREFIX, SYSTEM_ROUTES};
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
 use serde_json::{Map, Value, json};
@@ -33,8 +33,12 @@ fn parameters(path: &str) -> Vec<Value> {
         .collect()
 }
 
-fn operation_id(r: &Route) -> String {
+/// `getUsersParam`-style ids; the system scope's start `getSystem…` (it has an `/audit` too).
+fn operation_id(r: &Route, scheme: &str) -> String {
     let mut id = r.method.to_ascii_lowercase();
+    if scheme == "system" {
+        id.push_str("System");
+    }
     for seg in r.path.split('/').filter(|s| !s.is_empty()) {
         let word = seg.trim_matches(|c| c == '{' || c == '}');
         let mut chars = word.chars().filter(char::is_ascii_alphanumeric);
@@ -58,7 +62,7 @@ pub fn needs(r: &Route) -> String {
         .join(" + ")
 }
 
-fn operation(r: &Route) -> Value {
+fn operation(r: &Route, scheme: &str) -> Value {
     let mut responses = Map::new();
     // A POST answers 201 when it made something (an Idempotency-Key replay answers the same).
     let oks: &[&str] = if r.method == "POST" {
@@ -79,12 +83,12 @@ fn operation(r: &Route) -> Value {
         );
     }
     let mut op = json!({
-        "operationId": operation_id(r),
+        "operationId": operation_id(r, scheme),
         "summary": format!("{} {} (needs {})", r.method, r.path, needs(r)),
         "x-permission": r.permission,
         "x-permissions-also": r.also,
         "tags": [r.path.trim_start_matches('/').split('/').next().unwrap_or_default()],
-        "security": [{"bearer": []}],
+        "security": [{scheme: []}],
         "responses": responses,
     });
     let media = match r.method {
@@ -113,26 +117,35 @@ fn operation(r: &Route) -> Value {
 /// The OpenAPI 3.1 document of the admin API.
 pub fn document(server: &str) -> Value {
     let mut paths = Map::new();
-    for r in ROUTES {
-        let key = format!("{PREFIX}{}", r.path);
-        let item = paths
-            .entry(key.clone())
-            .or_insert_with(|| json!({"parameters": parameters(&key)}));
-        item[r.method.to_ascii_lowercase()] = operation(r);
+    let scopes = [
+        (PREFIX, ROUTES, "bearer"),
+        (SYSTEM_PREFIX, SYSTEM_ROUTES, "system"),
+    ];
+    for (prefix, routes, scheme) in scopes {
+        for r in routes {
+            let key = format!("{prefix}{}", r.path);
+            let item = paths
+                .entry(key.clone())
+                .or_insert_with(|| json!({"parameters": parameters(&key)}));
+            item[r.method.to_ascii_lowercase()] = operation(r, scheme);
+        }
     }
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Latchkey admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Manage a tenant: users, groups, roles, clients, credentials, audit. \
-                            See docs/admin-api.md.",
+            "description": "Manage a tenant (`/admin/t/{tenant}`: users, groups, roles, clients, \
+                            credentials, audit) and the installation (`/admin/system`: tenants, data keys, \
+                            the system audit chain). See docs/admin-api.md.",
         },
         "servers": [{"url": server}],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                "description": "An `lka_` admin token, or an OAuth access token of an admin client for the audience {public_url}/admin/t/{tenant}."}},
+                "description": "An `lka_` admin token, or an OAuth access token of an admin client for the audience {public_url}/admin/t/{tenant}."},
+                "system": {"type": "http", "scheme": "bearer",
+                "description": "An `lks_` system token (`latchkey system-token create`)."}},
             "schemas": {"Problem": {
                 "type": "object",
                 "description": "RFC 9457 problem details (with the OAuth-style `error` too).",

@@ -4,7 +4,7 @@
 
 use super::{
     accounts, admin, apply, attributes, chain, clients, groups, invitations, keys, policies, saml, sessions,
-    users,
+    system, users,
 };
 use actix_web::web;
 use latchkey_core::Permission;
@@ -22,18 +22,28 @@ pub struct Route {
 /// The prefix every route in [`ROUTES`] is below.
 pub const PREFIX: &str = "/admin/t/{tenant}";
 
+/// The prefix every route in [`SYSTEM_ROUTES`] is below: the installation's scope, opened by
+/// system credentials (`lks_` tokens) only.
+pub const SYSTEM_PREFIX: &str = "/admin/system";
+
+/// Registers the OpenAPI document and every route of [`ROUTES`] and [`SYSTEM_ROUTES`].
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/openapi.json", web::get().to(super::openapi::serve));
+    tenant_scope(cfg);
+    system_scope(cfg);
+}
+
 macro_rules! table {
-    ($( $method:ident $path:literal => $handler:path, $perm:ident $(+ $also:ident)* $(, body $limit:expr)?; )*) => {
-        /// Registers every route of [`ROUTES`].
-        pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-            cfg.route("/admin/openapi.json", web::get().to(super::openapi::serve));
-            let scope = web::scope(PREFIX);
+    ($configure:ident, $routes:ident, $prefix:expr;
+     $( $method:ident $path:literal => $handler:path, $perm:ident $(+ $also:ident)* $(, body $limit:expr)?; )*) => {
+        fn $configure(cfg: &mut web::ServiceConfig) {
+            let scope = web::scope($prefix);
             $( let scope = add(scope, $path, web::$method().to($handler), None $( .or(Some($limit)) )?); )*
             cfg.service(scope);
         }
 
-        /// Every admin route, in the order they are matched.
-        pub const ROUTES: &[Route] = &[
+        /// Every route of the scope, in the order they are matched.
+        pub const $routes: &[Route] = &[
             $( Route {
                 method: method_name(stringify!($method)),
                 path: $path,
@@ -73,6 +83,7 @@ const fn method_name(m: &str) -> &'static str {
 }
 
 table! {
+    tenant_scope, ROUTES, PREFIX;
     get "/users" => users::list_users, UsersRead;
     get "/users/{id}" => users::get_user, UsersRead;
     post "/users" => accounts::create, UsersWrite;
@@ -160,8 +171,31 @@ table! {
     delete "/admin-roles/{name}" => admin::delete_role, CredentialsWrite;
 }
 
-/// The route `method` `pattern` (as actix matched it, prefix included).
-pub(super) fn route_for(method: &str, pattern: &str) -> Option<&'static Route> {
-    let path = pattern.strip_prefix(PREFIX)?;
-    ROUTES.iter().find(|r| r.method == method && r.path == path)
+table! {
+    system_scope, SYSTEM_ROUTES, SYSTEM_PREFIX;
+    get "/tenants" => system::list, TenantsRead;
+    post "/tenants" => system::create, TenantsWrite;
+    get "/tenants/{tenant}" => system::get, TenantsRead;
+    patch "/tenants/{tenant}" => system::update, TenantsWrite;
+    delete "/tenants/{tenant}" => system::delete, TenantsWrite;
+    post "/tenants/{tenant}/rotate-dek" => system::rotate_dek, MasterKey;
+    get "/audit" => users::search_audit, SystemAuditRead;
+    get "/audit/verify" => chain::verify, SystemAuditRead;
+}
+
+/// Which credentials open a route: a tenant's, or the installation's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    Tenant,
+    System,
+}
+
+/// The route `method` `pattern` (as actix matched it, prefix included) and its scope.
+pub(super) fn route_for(method: &str, pattern: &str) -> Option<(Scope, &'static Route)> {
+    let find =
+        |routes: &'static [Route], path: &str| routes.iter().find(|r| r.method == method && r.path == path);
+    match pattern.strip_prefix(PREFIX) {
+        Some(path) => find(ROUTES, path).map(|r| (Scope::Tenant, r)),
+        None => find(SYSTEM_ROUTES, pattern.strip_prefix(SYSTEM_PREFIX)?).map(|r| (Scope::System, r)),
+    }
 }

@@ -1,7 +1,9 @@
 //! `/admin/t/{tenant}/users…` and `/audit`: users read, paged, disabled and enabled, deleted and
 //! restored; the tenant's audit log searched and exported.
 
-use super::{audit, audited_read, authenticate, json_ok, key_str, missing, paged, paging, query};
+use super::{
+    audit, audited_read, authenticate, json_ok, key_str, missing, paged, paging, path_tenant, query,
+};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
@@ -162,7 +164,6 @@ pub(super) async fn restore_user(
 /// (`json`, the default, with `next_after` for the next page; `jsonl`; or `csv`).
 pub(super) async fn search_audit(
     req: HttpRequest,
-    slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     #[derive(serde::Deserialize)]
@@ -177,7 +178,7 @@ pub(super) async fn search_audit(
         format: Option<String>,
     }
     async {
-        let caller = authenticate(&req, &state, &slug).await?;
+        let caller = authenticate(&req, &state, &path_tenant(&req)).await?;
         let q = web::Query::<Query>::from_query(req.query_string())
             .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
             .into_inner();

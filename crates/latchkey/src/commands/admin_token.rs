@@ -2,7 +2,7 @@
 //! credential starts with no permission; an `lka_` token is shown once (only its SHA-256 is
 //! stored); a client credential accepts that client's OAuth access tokens for the admin API.
 
-use crate::cli::{AdminGrants, AdminRoleCmd, AdminTokenCmd};
+use crate::cli::{AdminGrants, AdminRoleCmd, AdminTokenCmd, SystemTokenCmd};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_human, print_json, rfc3339};
@@ -11,7 +11,7 @@ use latchkey_core::{
     sha256_hex,
 };
 use latchkey_services::clients::{admin_audience, admin_client_problem};
-use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Grants, NewAdminToken};
+use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Grants, NewAdminToken, SystemTokenRepo};
 use serde_json::{Value, json};
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -44,13 +44,7 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
             out,
         } => {
             let tenant = ctx.tenant(tenant.slug())?;
-            let change = Grants {
-                roles: (clear_roles || !grants.roles.is_empty()).then(|| nonempty(&grants.roles)),
-                permissions: (clear_permissions || !grants.permissions.is_empty())
-                    .then(|| permissions(&grants.permissions))
-                    .transpose()?,
-                description: None,
-            };
+            let change = changed(&grants, clear_roles, clear_permissions)?;
             let token = ctx
                 .db
                 .update_admin_token(&tenant.id, ctx.actor(), &id, None, &change)?;
@@ -72,6 +66,80 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// `latchkey system-token …`: the installation's credentials (no tenant).
+pub fn run_system(ctx: &Context<'_>, cmd: SystemTokenCmd) -> Result<(), CliError> {
+    match cmd {
+        SystemTokenCmd::Create {
+            name,
+            grants,
+            expires_in_days,
+            out,
+        } => {
+            let secret = format!("lks_{}", random_token(&OsRng, 32));
+            let new = NewAdminToken {
+                name,
+                roles: nonempty(&grants.roles),
+                permissions: permissions(&grants.permissions)?,
+                kind: CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+                expires_at: expiry(ctx, expires_in_days),
+            };
+            let token = ctx.db.create_system_token(ctx.actor(), &new)?;
+            show_created(
+                &token,
+                Some(&secret),
+                out.json,
+                "--role system-admin or --permission system:…",
+            );
+            Ok(())
+        }
+        SystemTokenCmd::List { out } => {
+            print_tokens(&ctx.db.list_system_tokens()?, out.json);
+            Ok(())
+        }
+        SystemTokenCmd::Update {
+            id,
+            grants,
+            clear_roles,
+            clear_permissions,
+            out,
+        } => {
+            let change = changed(&grants, clear_roles, clear_permissions)?;
+            let token = ctx.db.update_system_token(ctx.actor(), &id, None, &change)?;
+            done(
+                out.json,
+                &token_json(&token),
+                &format!("updated system token {id}"),
+            );
+            Ok(())
+        }
+        SystemTokenCmd::Revoke { id, out } => {
+            ctx.db.revoke_system_token(ctx.actor(), &id)?;
+            done(
+                out.json,
+                &json!({"revoked": "system_token", "id": id}),
+                &format!("revoked system token {id}"),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The grants an update names: those given, or cleared when asked.
+fn changed(grants: &AdminGrants, clear_roles: bool, clear_permissions: bool) -> Result<Grants, CliError> {
+    Ok(Grants {
+        roles: (clear_roles || !grants.roles.is_empty()).then(|| nonempty(&grants.roles)),
+        permissions: (clear_permissions || !grants.permissions.is_empty())
+            .then(|| permissions(&grants.permissions))
+            .transpose()?,
+        description: None,
+    })
+}
+
+/// `days` from now; 0 means never.
+fn expiry(ctx: &Context<'_>, days: u32) -> Option<i64> {
+    (days > 0).then(|| ctx.now_millis() + i64::from(days) * MILLIS_PER_DAY)
 }
 
 /// `--role ''` means none.
@@ -136,12 +204,17 @@ fn create(
         roles: nonempty(&grants.roles),
         permissions: permissions(&grants.permissions)?,
         kind,
-        expires_at: (expires_in_days > 0)
-            .then(|| ctx.now_millis() + i64::from(expires_in_days) * MILLIS_PER_DAY),
+        expires_at: expiry(ctx, expires_in_days),
     };
     let token = ctx.db.create_admin_token(&tenant.id, ctx.actor(), &new)?;
-    let mut shown = token_json(&token);
-    if let Some(s) = &secret {
+    show_created(&token, secret.as_deref(), json, "--role or --permission");
+    Ok(())
+}
+
+/// A new credential, with its secret (printed this once) if it has one.
+fn show_created(token: &AdminToken, secret: Option<&str>, json: bool, grant_hint: &str) {
+    let mut shown = token_json(token);
+    if let Some(s) = secret {
         shown["token"] = json!(s);
     }
     if json {
@@ -152,15 +225,18 @@ fn create(
             println!("(the token is shown once: only its hash is stored)");
         }
         if token.roles.is_empty() && token.permissions.is_empty() {
-            println!("(it may do nothing yet: give it --role or --permission with `admin-token update`)");
+            println!("(it may do nothing yet: give it {grant_hint} with `update`)");
         }
     }
-    Ok(())
 }
 
 fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
-    let tokens = ctx.db.list_admin_tokens(&tenant.id)?;
+    print_tokens(&ctx.db.list_admin_tokens(&tenant.id)?, json);
+    Ok(())
+}
+
+fn print_tokens(tokens: &[AdminToken], json: bool) {
     if json {
         print_json(&tokens.iter().map(token_json).collect());
     } else {
@@ -184,7 +260,28 @@ fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
             );
         }
     }
-    Ok(())
+}
+
+/// A new tenant's first credential (`tenant create --admin-token`): an `lka_` token with
+/// `roles`, as JSON with its secret (shown once).
+pub fn first_token(
+    ctx: &Context<'_>,
+    tenant: &latchkey_core::TenantId,
+    name: &str,
+    roles: &[String],
+) -> Result<Value, CliError> {
+    let secret = format!("lka_{}", random_token(&OsRng, 32));
+    let new = NewAdminToken {
+        name: name.to_owned(),
+        roles: nonempty(roles),
+        permissions: Permissions::NONE,
+        kind: CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+        expires_at: expiry(ctx, 90),
+    };
+    let token = ctx.db.create_admin_token(tenant, ctx.actor(), &new)?;
+    let mut shown = token_json(&token);
+    shown["token"] = json!(secret);
+    Ok(shown)
 }
 
 fn role_json(r: &AdminRoleDef) -> Value {

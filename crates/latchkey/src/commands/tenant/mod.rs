@@ -17,8 +17,16 @@ pub fn run(ctx: &Context<'_>, cmd: TenantCmd) -> Result<(), CliError> {
         TenantCmd::Create {
             slug,
             display_name,
+            admin_token,
+            admin_role,
             out,
-        } => create(ctx, slug, display_name, out.json),
+        } => create(
+            ctx,
+            slug,
+            display_name,
+            admin_token.map(|n| (n, admin_role)),
+            out.json,
+        ),
         TenantCmd::List { out } => list(ctx, out.json),
         TenantCmd::Show { slug, out } => {
             show(ctx, &ctx.tenant(&slug)?, out.json);
@@ -38,8 +46,21 @@ fn show(ctx: &Context<'_>, tenant: &Tenant, json: bool) {
     emit(json, &tenant_json(tenant, &ctx.issuer(&tenant.slug)));
 }
 
-fn create(ctx: &Context<'_>, slug: String, display_name: Option<String>, json: bool) -> Result<(), CliError> {
-    // Open the key ring first: no tenant is created when its keys could not be.
+/// A new tenant with its signing keys, and with `first` (a name and roles) its first admin
+/// credential.
+fn create(
+    ctx: &Context<'_>,
+    slug: String,
+    display_name: Option<String>,
+    first: Option<(String, Vec<String>)>,
+    json: bool,
+) -> Result<(), CliError> {
+    // Check the first credential's roles and open the key ring first: no tenant is created
+    // when its keys or its credential could not be.
+    for r in first.iter().flat_map(|(_, roles)| roles) {
+        latchkey_core::BuiltinAdminRole::tenant_role(r)
+            .map_err(|e| CliError::BadFlag(format!("--admin-role: {e}")))?;
+    }
     let ring = ctx.ring()?;
     let tenant = ctx.db.create_tenant(
         ctx.actor(),
@@ -50,7 +71,27 @@ fn create(ctx: &Context<'_>, slug: String, display_name: Option<String>, json: b
         },
     )?;
     ring.ensure_tenant(&tenant.id, ctx.actor())?;
-    show(ctx, &tenant, json);
+    let Some((name, mut roles)) = first else {
+        show(ctx, &tenant, json);
+        return Ok(());
+    };
+    if roles.is_empty() {
+        roles.push(latchkey_core::BuiltinAdminRole::TenantAdmin.as_str().to_owned());
+    }
+    let credential = crate::commands::admin_token::first_token(ctx, &tenant.id, &name, &roles)?;
+    if json {
+        let mut value = tenant_json(&tenant, &ctx.issuer(&tenant.slug));
+        value["admin_credential"] = credential;
+        print_json(&value);
+    } else {
+        show(ctx, &tenant, false);
+        println!(
+            "admin token {} ({}; shown once): {}",
+            credential["id"].as_str().unwrap_or_default(),
+            roles.join(","),
+            credential["token"].as_str().unwrap_or_default()
+        );
+    }
     Ok(())
 }
 

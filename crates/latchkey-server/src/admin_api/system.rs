@@ -1,0 +1,298 @@
+//! `/admin/system/…`: the installation's scope, opened by system credentials (`lks_` tokens,
+//! made with `latchkey system-token create`) and never by a tenant's. Tenants are created,
+//! listed, renamed and deleted here, and their data keys rotated; a new tenant can come with
+//! its first admin credential, so automation onboards a tenant without shell access. Every
+//! call is audited in the chain `system`; a tenant's own changes also go to its chain.
+
+use super::{
+    Caller, NoQuery, audit, authenticate, body, etag_response, if_match, json_ok, list_of, merge_object,
+    query,
+};
+use crate::state::AppState;
+use crate::web::blocking::{Blocking, blocking};
+use crate::web::errors::{AppError, Kind};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{
+    BuiltinAdminRole, OsRng, Outcome, Permissions, Tenant, TenantId, TenantPolicy, random_token, sha256_hex,
+    validate,
+};
+use latchkey_store::{
+    AdminTokenRepo, CredentialKind, Db, NewAdminToken, NewTenant, StoreError, TenantRepo, TenantUpdate,
+};
+use serde_json::{Value, json};
+
+/// Values re-sealed per batch, and batches per call, of a data-key rotation: a call does at
+/// most 10,000 and says whether the rotation is done (call again until it is).
+const DEK_BATCH: usize = 100;
+const DEK_BATCHES: usize = 100;
+const MILLIS_PER_DAY: i64 = 86_400_000;
+
+fn view(state: &AppState, t: &Tenant) -> Value {
+    json!({
+        "id": t.id, "slug": t.slug, "display_name": t.display_name,
+        "issuer": state.config.issuer(&t.slug),
+        "created_at": t.created_at, "updated_at": t.updated_at,
+    })
+}
+
+fn no_tenant() -> AppError {
+    AppError::not_found("No such tenant.").json()
+}
+
+/// The tenant a path names, as stored now.
+async fn named(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
+    let slug = slug.to_owned();
+    state
+        .store(move |db| db.tenant_by_slug(&slug))
+        .await?
+        .ok_or_else(no_tenant)
+}
+
+/// `GET /admin/system/tenants`: every tenant by slug, paged.
+pub(super) async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let config = state.clone();
+    let fetch =
+        move |db: &Db, _: &TenantId| Ok(db.list_tenants()?.iter().map(|t| view(&config, t)).collect());
+    let key = |v: &Value| v["slug"].as_str().unwrap_or_default().to_owned();
+    list_of((&req, "", &state), ("tenant.list", "tenants"), fetch, key).await
+}
+
+/// `GET /admin/system/tenants/{tenant}` with its `ETag`.
+pub(super) async fn get(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let t = named(&state, &slug).await?;
+        let target = format!("tenant:{}", t.id);
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "tenant.read",
+            &target,
+            json!({}),
+        )
+        .await?;
+        Ok(etag_response(&view(&state, &t), t.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// The first admin credential of a new tenant: an `lka_` token with built-in roles and tenant
+/// permissions (a new tenant has no custom roles yet).
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FirstCredential {
+    name: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    permissions: Permissions,
+    /// Days until it stops working: 90 by default, 0 for never.
+    expires_in_days: Option<u32>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewTenantBody {
+    slug: String,
+    display_name: Option<String>,
+    admin_credential: Option<FirstCredential>,
+}
+
+/// Checked before anything is created, so a bad credential leaves no tenant behind.
+fn check_first(c: &FirstCredential) -> Result<(), AppError> {
+    let bad = |m: String| AppError::new(Kind::Unprocessable, m);
+    validate::display_name("admin_credential.name", &c.name).map_err(|e| bad(e.to_string()))?;
+    for r in &c.roles {
+        BuiltinAdminRole::tenant_role(r).map_err(|e| bad(format!("admin_credential.roles: {e}")))?;
+    }
+    if let Some(p) = c.permissions.iter().find(|p| p.is_system()) {
+        return Err(bad(format!(
+            "admin_credential.permissions: {p} is a system permission"
+        )));
+    }
+    Ok(())
+}
+
+/// `POST /admin/system/tenants` `{"slug", "display_name"?, "admin_credential"?}`: 201 with the
+/// tenant (its signing keys made), and with `admin_credential` its first `lka_` token, in this
+/// answer only. `Idempotency-Key` replays the first answer.
+pub(super) async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let new: NewTenantBody = body(&bytes, false)?;
+        if let Some(c) = &new.admin_credential {
+            check_first(c)?;
+        }
+        let run = async {
+            let actor = caller.actor();
+            let spec = NewTenant {
+                slug: new.slug.clone(),
+                display_name: new.display_name.clone(),
+                policy: TenantPolicy::default(),
+            };
+            let a = actor.clone();
+            let t = state.store(move |db| db.create_tenant(&a, &spec)).await?;
+            let (keys, tid, a) = (state.keys.clone(), t.id.clone(), actor.clone());
+            blocking(move || keys.ensure_tenant(&tid, &a)).await?;
+            let mut shown = view(&state, &t);
+            if let Some(c) = &new.admin_credential {
+                shown["admin_credential"] = first_credential(&state, &caller, &t, c).await?;
+            }
+            audit(
+                &state,
+                &caller,
+                Outcome::Success,
+                "tenant.create",
+                &format!("tenant:{}", t.id),
+                json!({"slug": t.slug}),
+            )
+            .await?;
+            Ok((StatusCode::CREATED, shown))
+        };
+        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+async fn first_credential(
+    state: &AppState,
+    caller: &Caller,
+    t: &Tenant,
+    c: &FirstCredential,
+) -> Result<Value, AppError> {
+    let secret = format!("lka_{}", random_token(&OsRng, 32));
+    let days = c.expires_in_days.unwrap_or(90);
+    let now = state.clock.now_millis();
+    let spec = NewAdminToken {
+        name: c.name.clone(),
+        roles: c.roles.clone(),
+        permissions: c.permissions,
+        kind: CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+        expires_at: (days > 0).then(|| now + i64::from(days) * MILLIS_PER_DAY),
+    };
+    let (tid, actor) = (t.id.clone(), caller.actor());
+    let tok = state
+        .store(move |db| db.create_admin_token(&tid, &actor, &spec))
+        .await?;
+    Ok(json!({
+        "id": tok.id, "name": tok.name, "roles": tok.roles, "permissions": tok.permissions,
+        "expires_at": tok.expires_at, "token": secret,
+    }))
+}
+
+/// `PATCH /admin/system/tenants/{tenant}`: a merge patch of `display_name` under `If-Match`.
+/// (The tenant's policy is changed in its own scope: `PATCH /admin/t/{tenant}/policies`.)
+pub(super) async fn update(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Patch {
+        display_name: Option<String>,
+    }
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let patch: Patch = serde_json::from_value(Value::Object(merge_object(&req, &bytes)?))
+            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad patch: {e}")))?;
+        let asked = if_match(&req)?;
+        let before = named(&state, &slug).await?;
+        let version = asked.unwrap_or(before.updated_at);
+        let (tid, actor) = (before.id.clone(), caller.actor());
+        let change = TenantUpdate {
+            display_name: patch.display_name,
+            policy: None,
+        };
+        let after = state
+            .store(move |db| db.update_tenant_if(&tid, &actor, &change, Some(version)))
+            .await?;
+        Ok(etag_response(&view(&state, &after), after.updated_at))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `DELETE /admin/system/tenants/{tenant}`: the tenant with its users, clients and keys; its
+/// audit chain stays readable by id. With `If-Match`, 412 when it changed since.
+pub(super) async fn delete(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let asked = if_match(&req)?;
+        let t = named(&state, &slug).await?;
+        if let Some(v) = asked.filter(|v| *v != t.updated_at) {
+            return Err(AppError::from(StoreError::Stale(format!(
+                "the tenant changed since version {v}"
+            ))));
+        }
+        let (tid, actor) = (t.id.clone(), caller.actor());
+        state.store(move |db| db.delete_tenant(&tid, &actor)).await?;
+        let target = format!("tenant:{}", t.id);
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "tenant.delete",
+            &target,
+            json!({"slug": t.slug}),
+        )
+        .await?;
+        Ok(json_ok(&json!({"deleted": "tenant", "slug": t.slug, "id": t.id})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `POST /admin/system/tenants/{tenant}/rotate-dek`: a new data key for the tenant, and up to
+/// 10,000 of its sealed values moved under it. `done` is false while values remain under the
+/// old key (both keys open values meanwhile): call again, it resumes.
+pub(super) async fn rotate_dek(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let t = named(&state, &slug).await?;
+        let (keys, tid, actor) = (state.keys.clone(), t.id.clone(), caller.actor());
+        let (dek, resealed) =
+            blocking(move || keys.rotate_dek(&tid, &actor, DEK_BATCH, Some(DEK_BATCHES))).await?;
+        let done = resealed < DEK_BATCH * DEK_BATCHES;
+        let target = format!("tenant:{}", t.id);
+        let answer = json!({"data_key": dek, "resealed": resealed, "done": done});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "keys.rotate_dek",
+            &target,
+            answer.clone(),
+        )
+        .await?;
+        Ok(json_ok(&answer))
+    }
+    .await
+    .map_err(AppError::problem)
+}
