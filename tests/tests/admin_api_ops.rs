@@ -428,6 +428,40 @@ async fn the_audit_chain_is_verified_over_the_api(s: &TestServer) {
     problem(&got, StatusCode::BAD_REQUEST, "");
 }
 
+/// `keys test-token` and `audit retention` over the API: the token is signed by the active key
+/// the list shows; a bad algorithm is 400; both need their write permission.
+async fn a_test_token_and_retention_run_over_the_api(s: &TestServer) {
+    let w = world(s);
+    let path = ("POST", "/admin/t/acme/keys/test-token");
+    let (st, v, _) = call(s, path, &w.a_admin, Some(r#"{"alg":"RS256"}"#), &[]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["token"].as_str().unwrap().split('.').count(), 3);
+    let (_, keys, _) = call(s, ("GET", "/admin/t/acme/keys"), &w.a_reader, None, &[]).await;
+    let active: Vec<&Value> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "active" && k["alg"] == "RS256")
+        .collect();
+    assert_eq!(active.len(), 1, "{keys}");
+    assert_eq!(active[0]["kid"], v["kid"], "signed by the active RS256 key");
+    let got = call(s, path, &w.a_admin, Some(r#"{"alg":"HS256"}"#), &[]).await;
+    problem(&got, StatusCode::BAD_REQUEST, "");
+    let got = call(s, path, &w.a_reader, None, &[]).await;
+    problem(&got, StatusCode::FORBIDDEN, "keys:manage");
+
+    let path = ("POST", "/admin/t/acme/audit/retention");
+    let got = call(s, path, &w.a_reader, None, &[]).await;
+    problem(&got, StatusCode::FORBIDDEN, "policies:write");
+    let (st, v, _) = call(s, path, &w.a_admin, None, &[]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["audit_events_deleted"], 0,
+        "nothing is older than the retention: {v}"
+    );
+    assert_eq!(events(s, &w.a, "audit.retention_run").len(), 1);
+}
+
 async fn saml_connections_are_created_once_and_listed(s: &TestServer) {
     let w = world(s);
     let admin = w.a_admin.as_str();
@@ -720,6 +754,7 @@ async fn a_connection_from_a_url_is_fetched_and_refreshed(s: &TestServer) {
 }
 
 latchkey_tests::e2e!(
+    a_test_token_and_retention_run_over_the_api,
     signing_keys_follow_the_key_ring_state_machine,
     another_tenants_keys_and_connections_are_not_found,
     a_read_only_token_is_refused_every_write_and_audited,

@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Audience and subject of [`KeyRing::test_token`]'s token (no client has it), and its lifetime.
+pub const TEST_TOKEN_AUDIENCE: &str = "latchkey-test-token";
+const TEST_TOKEN_SECS: i64 = 300;
+
 /// JWKS responses may be cached this long; pre-publication must be at least twice as long.
 pub const JWKS_MAX_AGE_SECS: u64 = 3600;
 /// How long a node trusts its cached ring before looking for transitions made by other nodes.
@@ -601,6 +605,31 @@ impl KeyRing {
     pub fn verify(&self, t: &TenantId, token: &str, expect: &Expect<'_>) -> Result<Value, KeyError> {
         let l = self.loaded(t)?;
         jwt::decode(token, |kid| l.verifiers.get(kid).cloned(), expect)
+    }
+
+    /// A five-minute token for nobody (audience and subject [`TEST_TOKEN_AUDIENCE`]) signed by
+    /// the active key of `alg` and verified before it is returned: shows which kid signs now
+    /// and that the published keys verify it (`keys test-token`, `POST …/keys/test-token`).
+    /// Answers the token and the kid that signed it.
+    pub fn test_token(&self, t: &TenantId, issuer: &str, alg: Alg) -> Result<(String, String), KeyError> {
+        let now = self.clock.now_millis() / 1000;
+        let claims = json!({"iss": issuer, "aud": TEST_TOKEN_AUDIENCE, "sub": TEST_TOKEN_AUDIENCE,
+            "iat": now, "nbf": now, "exp": now + TEST_TOKEN_SECS});
+        let l = self.loaded(t)?;
+        let (kid, key) = l
+            .active
+            .get(&alg)
+            .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))?;
+        let token = jwt::encode(key, kid, "JWT", &claims)?;
+        let expect = Expect {
+            issuer,
+            audience: Some(TEST_TOKEN_AUDIENCE),
+            typ: None,
+            now,
+            leeway_secs: 0,
+        };
+        self.verify(t, &token, &expect)?;
+        Ok((token, kid.clone()))
     }
 
     /// Seals a value of tenant `t` under its data key (for TOTP seeds, SAML keys, personal data).

@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod clients;
 mod error;
+pub mod grants;
 pub mod invite;
 pub mod mail;
 pub mod metrics;

@@ -1108,6 +1108,23 @@ pub enum UserCmd {
     /// A user's second factors.
     #[command(subcommand)]
     Mfa(MfaCmd),
+    /// What the user allowed clients: consents and live grants (refresh tokens).
+    #[command(subcommand)]
+    Grants(GrantsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantsCmd {
+    /// The user's consents and live grants, by client.
+    List(UserRef),
+    /// Withdraw the user's consents and revoke their grants with every token, offline ones
+    /// too, for one client (`--client`) or all; their next refresh fails. Audited.
+    Revoke {
+        #[command(flatten)]
+        user: UserRef,
+        #[arg(long, value_name = "CLIENT_ID")]
+        client: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1117,6 +1134,13 @@ pub enum MfaCmd {
     /// Remove every second factor and recovery code of the user and end their sessions (for a
     /// user who lost their device). Audited.
     Reset(MfaUser),
+    /// Remove one second factor: `totp`, or a passkey by the id `mfa list` shows. Audited.
+    Remove {
+        #[command(flatten)]
+        user: MfaUser,
+        #[arg(long, value_name = "totp|PASSKEY_ID")]
+        factor: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,8 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
 use crate::cli::{
-    AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GroupCmd, InviteCmd, KeysCmd,
-    MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
+    AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GrantsCmd, GroupCmd, InviteCmd,
+    KeysCmd, MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -89,8 +89,11 @@ pub fn wants_json(command: &Command) -> bool {
             | UserCmd::Restore(user)
             | UserCmd::SetPassword(user)
             | UserCmd::VerifyEmail(user)
-            | UserCmd::Update { user, .. } => user.out.json,
-            UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user)) => user.out.json,
+            | UserCmd::Update { user, .. }
+            | UserCmd::Grants(GrantsCmd::List(user) | GrantsCmd::Revoke { user, .. }) => user.out.json,
+            UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user) | MfaCmd::Remove { user, .. }) => {
+                user.out.json
+            }
         },
         Command::Apply(apply) => apply.out.json,
         Command::Invite(invite) => match invite {

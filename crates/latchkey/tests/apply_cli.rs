@@ -193,3 +193,96 @@ fn tenants_as_code_on_postgres() {
     let Some(db) = TestDb::postgres() else { return };
     tenants_as_code_from_the_cli(&db);
 }
+
+/// The system scope and the commands added for API parity, as an operator runs them: a tenant
+/// with its first admin token, a refused first role leaving no tenant, system tokens, a user's
+/// grants, one factor removed, a test token, the system audit chain verified.
+fn system_scope_and_parity_commands(db: &TestDb) {
+    let cli = Cli {
+        url: db.url.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    cli.ok(&["migrate"]);
+    let err = cli.fails(&[
+        "tenant",
+        "create",
+        "beta",
+        "--admin-token",
+        "ci",
+        "--admin-role",
+        "system-admin",
+    ]);
+    assert!(err.contains("not a built-in tenant role"), "{err}");
+    assert!(!cli.ok(&["tenant", "list"]).contains("beta"), "no tenant made");
+    let made: Value =
+        serde_json::from_str(&cli.ok(&["tenant", "create", "acme", "--admin-token", "ci", "--json"]))
+            .unwrap();
+    assert!(
+        made["admin_credential"]["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("lka_"),
+        "{made}"
+    );
+    assert_eq!(made["admin_credential"]["roles"][0], "tenant-admin");
+    let sys: Value = serde_json::from_str(&cli.ok(&[
+        "system-token",
+        "create",
+        "--name",
+        "ops",
+        "--role",
+        "system-admin",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(sys["token"].as_str().unwrap().starts_with("lks_"), "{sys}");
+    let err = cli.fails(&[
+        "system-token",
+        "create",
+        "--name",
+        "x",
+        "--permission",
+        "users:read",
+    ]);
+    assert!(err.contains("tenant permission"), "{err}");
+    assert!(cli.ok(&["system-token", "list"]).contains("ops"));
+    cli.ok(&["user", "create", "--tenant", "acme", "--username", "alice"]);
+    assert_eq!(
+        cli.ok(&["user", "grants", "list", "--tenant", "acme", "alice", "--json"])
+            .trim(),
+        "[]"
+    );
+    let revoked: Value =
+        serde_json::from_str(&cli.ok(&["user", "grants", "revoke", "--tenant", "acme", "alice", "--json"]))
+            .unwrap();
+    assert_eq!(revoked["grants_revoked"], 0);
+    let err = cli.fails(&[
+        "user",
+        "mfa",
+        "remove",
+        "--tenant",
+        "acme",
+        "--username",
+        "alice",
+        "--factor",
+        "totp",
+    ]);
+    assert!(err.contains("second factor"), "{err}");
+    let jwt = cli.ok(&["keys", "test-token", "--tenant", "acme"]);
+    assert_eq!(jwt.trim().split('.').count(), 3, "{jwt}");
+    assert!(
+        cli.ok(&["audit", "verify", "--tenant", "system"])
+            .contains("intact")
+    );
+}
+
+#[test]
+fn system_scope_on_sqlite() {
+    system_scope_and_parity_commands(&TestDb::sqlite());
+}
+
+#[test]
+fn system_scope_on_postgres() {
+    let Some(db) = TestDb::postgres() else { return };
+    system_scope_and_parity_commands(&db);
+}

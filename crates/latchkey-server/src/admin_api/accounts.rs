@@ -430,32 +430,13 @@ pub(super) async fn grants(
         let (slug, id) = path.into_inner();
         let (caller, user) = caller_and_user(&req, &state, (&slug, id)).await?;
         let (tid, uid) = (caller.tenant.id.clone(), user.id.clone());
-        let (consents, live) = state
-            .store(move |db| Ok::<_, StoreError>((db.consents(&tid, &uid)?, db.live_grants(&tid, &uid)?)))
+        let (clients, grants) = state
+            .store(move |db| latchkey_services::grants::by_client(db, &tid, &uid))
             .await?;
-        let mut by_client: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
-        for c in consents {
-            by_client.insert(
-                c.client_id.to_string(),
-                json!({"client_id": c.client_id, "consent": {"scope": c.scope, "created_at": c.created_at, "updated_at": c.updated_at}, "grants": []}),
-            );
-        }
-        for g in &live {
-            let entry = by_client
-                .entry(g.client_id.to_string())
-                .or_insert_with(|| json!({"client_id": g.client_id, "consent": null, "grants": []}));
-            if let Some(list) = entry["grants"].as_array_mut() {
-                list.push(json!({
-                    "id": g.id, "scope": g.scope, "auth_time": g.auth_time, "acr": g.acr, "amr": g.amr,
-                    "created_at": g.created_at, "expires_at": g.expires_at,
-                    "offline": g.scope.split(' ').any(|s| s == "offline_access"),
-                }));
-            }
-        }
         let target = format!("user:{}", user.id);
-        let details = json!({"clients": by_client.len(), "grants": live.len()});
+        let details = json!({"clients": clients.len(), "grants": grants});
         audit(&state, &caller, Outcome::Success, "grant.list", &target, details).await?;
-        Ok(json_ok(&by_client.into_values().collect::<Vec<_>>()))
+        Ok(json_ok(&clients))
     }
     .await
     .map_err(AppError::problem)

@@ -12,6 +12,13 @@ use latchkey_core::Outcome;
 use latchkey_store::AuditRepo;
 use serde_json::json;
 
+fn audit_error(e: AuditError) -> AppError {
+    match e {
+        AuditError::Store(e) => AppError::from(e),
+        other @ AuditError::Io(_) => AppError::internal("audit chain", other),
+    }
+}
+
 /// `{"ok": true, "events": N, "head_hash": …}` for an intact chain; `{"ok": false,
 /// "events": N, "first_broken_seq": S, "reason": …}` for a broken one (N the events checked
 /// before S, counted from the retention anchor).
@@ -23,10 +30,7 @@ pub(super) async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Resu
         let tid = caller.tenant.id.clone();
         let (verdict, anchor) = state
             .store(move |db| {
-                let verdict = latchkey_audit::verify(db, &tid).map_err(|e| match e {
-                    AuditError::Store(e) => AppError::from(e),
-                    other @ AuditError::Io(_) => AppError::internal("audit verify", other),
-                })?;
+                let verdict = latchkey_audit::verify(db, &tid).map_err(audit_error)?;
                 Ok::<_, AppError>((verdict, db.audit_anchor(&tid)?.seq))
             })
             .await?;
@@ -44,6 +48,38 @@ pub(super) async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Resu
         let target = format!("tenant:{}", caller.tenant.id);
         let details = json!({"ok": answer["ok"], "events": answer["events"], "first_broken_seq": answer.get("first_broken_seq")});
         audit(&state, &caller, Outcome::Success, "audit.verify", &target, details).await?;
+        Ok(json_ok(&answer))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// `POST /admin/t/{tenant}/audit/retention`: the tenant's audit and risk-history retention
+/// applied now, as the server does daily (`latchkey audit retention`); answers what went.
+/// Needs `policies:write`: it deletes no more than the policy's retention already will.
+pub(super) async fn retention(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let NoQuery {} = query(&req)?;
+        let (t, now) = (caller.tenant.clone(), state.clock.now_millis());
+        let done = state
+            .store(move |db| latchkey_audit::apply_retention(db, &t, now).map_err(audit_error))
+            .await?;
+        let answer = serde_json::to_value(done).map_err(|e| AppError::internal("retention", e))?;
+        let target = format!("tenant:{}", caller.tenant.id);
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "audit.retention_run",
+            &target,
+            answer.clone(),
+        )
+        .await?;
         Ok(json_ok(&answer))
     }
     .await

@@ -97,6 +97,38 @@ pub(super) async fn rotate(
     .map_err(AppError::problem)
 }
 
+/// `POST /admin/t/{tenant}/keys/test-token` `{"alg"?}` (ES256 by default): a five-minute
+/// token for nobody, signed by the active key and verified against the published ones, with
+/// the kid that signed it (`latchkey keys test-token`).
+pub(super) async fn test_token(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, &slug).await?;
+        let NoQuery {} = query(&req)?;
+        let b: RotateBody = body(&bytes, true)?;
+        let alg = b.alg.unwrap_or(Alg::ES256);
+        let issuer = state.config.issuer(&caller.tenant.slug);
+        let (token, kid) = on_ring(&state, &caller, move |ring, t| ring.test_token(t, &issuer, alg)).await?;
+        let target = format!("key:{kid}");
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "keys.test_token",
+            &target,
+            json!({"alg": alg}),
+        )
+        .await?;
+        Ok(json_ok(&json!({"token": token, "kid": kid, "alg": alg})))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
 /// What `activate`, `retire` and `revoke` do to a key.
 #[derive(Clone, Copy)]
 enum Transition {

@@ -144,8 +144,10 @@ table! {
         body apply::MAX_FILE_BODY;
     get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead;
     get "/audit/verify" => chain::verify, AuditRead;
+    post "/audit/retention" => chain::retention, PoliciesWrite;
     get "/keys" => keys::list, KeysRead;
     post "/keys/rotate" => keys::rotate, KeysManage;
+    post "/keys/test-token" => keys::test_token, KeysManage;
     post "/keys/{kid}/activate" => keys::activate, KeysManage;
     post "/keys/{kid}/retire" => keys::retire, KeysManage;
     post "/keys/{kid}/revoke" => keys::revoke, KeysManage;

@@ -4,15 +4,11 @@ use crate::cli::KeysCmd;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_json, rfc3339};
-use latchkey_keys::{Alg, KeyRing, MasterKey, MasterKeySource, RingKey, jwt};
+use latchkey_keys::{Alg, KeyRing, MasterKey, MasterKeySource, RingKey};
 use latchkey_server::config::Secret;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Audience, subject and lifetime of `keys test-token`'s token.
-const TEST_TOKEN_AUDIENCE: &str = "latchkey-test-token";
-const TEST_TOKEN_SECS: i64 = 300;
 
 pub fn run(ctx: &Context<'_>, cmd: KeysCmd) -> Result<(), CliError> {
     match cmd {
@@ -112,20 +108,10 @@ fn rotate_dek(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError>
 /// Signs a five-minute token with the active key and verifies it before printing it.
 fn test_token(ctx: &Context<'_>, slug: &str, alg: Alg) -> Result<(), CliError> {
     let (ring, tenant) = (ctx.ring()?, ctx.tenant(slug)?);
-    let now = ctx.now_millis() / 1000;
-    let issuer = ctx.issuer(&tenant.slug);
-    let claims = json!({"iss": issuer, "aud": TEST_TOKEN_AUDIENCE, "sub": TEST_TOKEN_AUDIENCE,
-        "iat": now, "nbf": now, "exp": now + TEST_TOKEN_SECS});
-    let token = ring.sign(&tenant.id, alg, "JWT", &claims)?;
-    let expect = jwt::Expect {
-        issuer: &issuer,
-        audience: Some(TEST_TOKEN_AUDIENCE),
-        typ: None,
-        now,
-        leeway_secs: 0,
-    };
-    ring.verify(&tenant.id, &token, &expect)?;
-    println!("{token}");
+    println!(
+        "{}",
+        ring.test_token(&tenant.id, &ctx.issuer(&tenant.slug), alg)?.0
+    );
     Ok(())
 }
 

@@ -1,14 +1,16 @@
 //! `latchkey user …`: a tenant's users and their second factors. Passwords come from standard
 //! input only (never argv, where `ps` shows them); reads of personal data are audited.
 
-use crate::cli::{MfaCmd, MfaUser, UserCmd, UserRef};
+use crate::cli::{GrantsCmd, MfaCmd, MfaUser, UserCmd, UserRef};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, emit, print_json, rfc3339, user_json};
 use crate::provision::password_hash;
 use latchkey_core::{Tenant, User, UserStatus};
 use latchkey_services::verification::Prepared;
-use latchkey_store::{EmailVerificationRepo, LifecycleRepo, MfaRepo, NewUser, UserRepo, UserUpdate};
+use latchkey_store::{
+    EmailVerificationRepo, LifecycleRepo, MfaRepo, NewUser, OAuthRepo, UserRepo, UserUpdate,
+};
 use serde_json::json;
 use std::io::BufRead;
 
@@ -46,6 +48,31 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Restore(user) => restore(ctx, &user),
         UserCmd::Mfa(MfaCmd::List(user)) => mfa_list(ctx, &user),
         UserCmd::Mfa(MfaCmd::Reset(user)) => mfa_reset(ctx, &user),
+        UserCmd::Mfa(MfaCmd::Remove { user, factor }) => mfa_remove(ctx, &user, &factor),
+        UserCmd::Grants(GrantsCmd::List(user)) => {
+            let tenant = ctx.tenant(user.tenant.slug())?;
+            let found = find(ctx, &tenant, &user.user)?;
+            let (clients, _) = latchkey_services::grants::by_client(&ctx.db, &tenant.id, &found.id)?;
+            emit(user.out.json, &json!(clients));
+            Ok(())
+        }
+        UserCmd::Grants(GrantsCmd::Revoke { user, client }) => {
+            let tenant = ctx.tenant(user.tenant.slug())?;
+            let found = find(ctx, &tenant, &user.user)?;
+            let client = client.map(latchkey_core::ClientId);
+            let (consents, grants) =
+                ctx.db
+                    .revoke_user_grants(&tenant.id, ctx.actor(), &found.id, client.as_ref())?;
+            done(
+                user.out.json,
+                &json!({"user": found.username, "consents_withdrawn": consents, "grants_revoked": grants}),
+                &format!(
+                    "{}: {consents} consents withdrawn, {grants} grants revoked",
+                    found.username
+                ),
+            );
+            Ok(())
+        }
         UserCmd::SetPassword(user) => set_password(ctx, &user),
         UserCmd::Update {
             user,
@@ -259,6 +286,29 @@ fn mfa_list(ctx: &Context<'_>, reference: &MfaUser) -> Result<(), CliError> {
         "recovery_codes_left": ctx.db.recovery_codes_left(&tenant.id, &user.id)?,
     });
     emit(reference.out.json, &factors);
+    Ok(())
+}
+
+/// One factor: `totp`, or a passkey by id; an unknown one is an error.
+fn mfa_remove(ctx: &Context<'_>, reference: &MfaUser, factor: &str) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.username)?;
+    let removed = if factor == "totp" {
+        ctx.db.remove_totp(&tenant.id, ctx.actor(), &user.id)?
+    } else {
+        ctx.db.remove_passkey(&tenant.id, ctx.actor(), &user.id, factor)?
+    };
+    if !removed {
+        return Err(CliError::NotInTenant {
+            what: "second factor",
+            name: factor.to_owned(),
+            tenant: tenant.slug,
+        });
+    }
+    emit(
+        reference.out.json,
+        &json!({"user": user.username, "removed": factor}),
+    );
     Ok(())
 }
 
