@@ -236,6 +236,26 @@ fn load_role(c: &mut AnyConnection, t: &TenantId, name: &str) -> Result<AdminRol
         .ok_or(StoreError::NotFound { what: "admin role" })
 }
 
+/// Gives `tok` the roles and permissions asked (those `Some`) and a new version; answers the
+/// audit details (each from → to).
+pub(crate) fn regrant(
+    tok: &mut AdminToken,
+    roles: Option<Vec<String>>,
+    permissions: Option<Permissions>,
+    now: UnixMillis,
+) -> serde_json::Value {
+    let before = (tok.roles.clone(), tok.permissions);
+    if let Some(r) = roles {
+        tok.roles = r;
+    }
+    if let Some(p) = permissions {
+        tok.permissions = p;
+    }
+    tok.updated_at = now.max(tok.updated_at + 1);
+    json!({"roles": {"from": before.0, "to": tok.roles},
+           "permissions": {"from": before.1, "to": tok.permissions}})
+}
+
 fn stale(what: &str, v: UnixMillis) -> StoreError {
     StoreError::Stale(format!("{what} changed since version {v}"))
 }
@@ -365,14 +385,12 @@ impl AdminTokenRepo for Db {
             if let Some(v) = if_version.filter(|v| *v != tok.updated_at) {
                 return Err(stale("admin credential", v));
             }
-            let before = (tok.roles.clone(), tok.permissions);
-            if let Some(r) = &grants.roles {
-                tok.roles = check_roles(c, t, r)?;
-            }
-            if let Some(p) = grants.permissions {
-                tok.permissions = p;
-            }
-            tok.updated_at = now.max(tok.updated_at + 1);
+            let roles = grants
+                .roles
+                .as_deref()
+                .map(|r| check_roles(c, t, r))
+                .transpose()?;
+            let details = regrant(&mut tok, roles, grants.permissions, now);
             diesel::update(
                 admin_tokens::table.filter(
                     admin_tokens::tenant_id
@@ -386,13 +404,8 @@ impl AdminTokenRepo for Db {
                 admin_tokens::updated_at.eq(tok.updated_at),
             ))
             .execute(c)?;
-            let event = NewAuditEvent::success(
-                actor,
-                "admin_token.update",
-                format!("admin_token:{id}"),
-                json!({"roles": {"from": before.0, "to": tok.roles},
-                       "permissions": {"from": before.1, "to": tok.permissions}}),
-            );
+            let event =
+                NewAuditEvent::success(actor, "admin_token.update", format!("admin_token:{id}"), details);
             Ok((tok.clone(), event))
         })
     }

@@ -2,7 +2,7 @@
 //! holding only `system:` permissions (one by one or by the built-in role `system-admin`).
 //! Their changes are recorded in the audit chain [`TenantId::SYSTEM`].
 
-use crate::admin_tokens::{CredentialKind, Grants, NewAdminToken};
+use crate::admin_tokens::{CredentialKind, Grants, NewAdminToken, regrant};
 use crate::db::Db;
 use crate::schema::system_tokens;
 use crate::{Result, StoreError};
@@ -215,14 +215,7 @@ impl SystemTokenRepo for Db {
                     "system credential changed since version {v}"
                 )));
             }
-            let before = (tok.roles.clone(), tok.permissions);
-            if let Some(r) = &roles {
-                tok.roles.clone_from(r);
-            }
-            if let Some(p) = grants.permissions {
-                tok.permissions = p;
-            }
-            tok.updated_at = now.max(tok.updated_at + 1);
+            let details = regrant(&mut tok, roles.clone(), grants.permissions, now);
             diesel::update(system_tokens::table.find(id))
                 .set((
                     system_tokens::roles.eq(tok.roles.join(" ")),
@@ -234,8 +227,7 @@ impl SystemTokenRepo for Db {
                 actor,
                 "system_token.update",
                 format!("system_token:{id}"),
-                json!({"roles": {"from": before.0, "to": tok.roles},
-                       "permissions": {"from": before.1, "to": tok.permissions}}),
+                details,
             );
             Ok((tok.clone(), event))
         })

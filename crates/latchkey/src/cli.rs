@@ -546,6 +546,19 @@ pub struct AdminGrants {
     pub permissions: Vec<String>,
 }
 
+/// The grants an update replaces: those given, or cleared when asked.
+#[derive(Debug, Args)]
+pub struct GrantChange {
+    #[command(flatten)]
+    pub grants: AdminGrants,
+    /// Replace the roles even when no `--role` is given (clears them).
+    #[arg(long)]
+    pub clear_roles: bool,
+    /// Replace the permissions even when no `--permission` is given (clears them).
+    #[arg(long)]
+    pub clear_permissions: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCmd {
     /// Create a credential. It may do nothing until given roles or permissions. Without
@@ -580,13 +593,7 @@ pub enum AdminTokenCmd {
         tenant: TenantArg,
         id: String,
         #[command(flatten)]
-        grants: AdminGrants,
-        /// Replace the roles even when no `--role` is given (clears them).
-        #[arg(long)]
-        clear_roles: bool,
-        /// Replace the permissions even when no `--permission` is given (clears them).
-        #[arg(long)]
-        clear_permissions: bool,
+        change: GrantChange,
         #[command(flatten)]
         out: Json,
     },
@@ -622,13 +629,7 @@ pub enum SystemTokenCmd {
     Update {
         id: String,
         #[command(flatten)]
-        grants: AdminGrants,
-        /// Replace the roles even when no `--role` is given (clears them).
-        #[arg(long)]
-        clear_roles: bool,
-        /// Replace the permissions even when no `--permission` is given (clears them).
-        #[arg(long)]
-        clear_permissions: bool,
+        change: GrantChange,
         #[command(flatten)]
         out: Json,
     },

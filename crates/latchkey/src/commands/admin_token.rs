@@ -2,7 +2,7 @@
 //! credential starts with no permission; an `lka_` token is shown once (only its SHA-256 is
 //! stored); a client credential accepts that client's OAuth access tokens for the admin API.
 
-use crate::cli::{AdminGrants, AdminRoleCmd, AdminTokenCmd, SystemTokenCmd};
+use crate::cli::{AdminGrants, AdminRoleCmd, AdminTokenCmd, GrantChange, SystemTokenCmd};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_human, print_json, rfc3339};
@@ -38,13 +38,11 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
         AdminTokenCmd::Update {
             tenant,
             id,
-            grants,
-            clear_roles,
-            clear_permissions,
+            change,
             out,
         } => {
             let tenant = ctx.tenant(tenant.slug())?;
-            let change = changed(&grants, clear_roles, clear_permissions)?;
+            let change = changed(&change)?;
             let token = ctx
                 .db
                 .update_admin_token(&tenant.id, ctx.actor(), &id, None, &change)?;
@@ -98,14 +96,8 @@ pub fn run_system(ctx: &Context<'_>, cmd: SystemTokenCmd) -> Result<(), CliError
             print_tokens(&ctx.db.list_system_tokens()?, out.json);
             Ok(())
         }
-        SystemTokenCmd::Update {
-            id,
-            grants,
-            clear_roles,
-            clear_permissions,
-            out,
-        } => {
-            let change = changed(&grants, clear_roles, clear_permissions)?;
+        SystemTokenCmd::Update { id, change, out } => {
+            let change = changed(&change)?;
             let token = ctx.db.update_system_token(ctx.actor(), &id, None, &change)?;
             done(
                 out.json,
@@ -127,10 +119,11 @@ pub fn run_system(ctx: &Context<'_>, cmd: SystemTokenCmd) -> Result<(), CliError
 }
 
 /// The grants an update names: those given, or cleared when asked.
-fn changed(grants: &AdminGrants, clear_roles: bool, clear_permissions: bool) -> Result<Grants, CliError> {
+fn changed(change: &GrantChange) -> Result<Grants, CliError> {
+    let grants = &change.grants;
     Ok(Grants {
-        roles: (clear_roles || !grants.roles.is_empty()).then(|| nonempty(&grants.roles)),
-        permissions: (clear_permissions || !grants.permissions.is_empty())
+        roles: (change.clear_roles || !grants.roles.is_empty()).then(|| nonempty(&grants.roles)),
+        permissions: (change.clear_permissions || !grants.permissions.is_empty())
             .then(|| permissions(&grants.permissions))
             .transpose()?,
         description: None,
