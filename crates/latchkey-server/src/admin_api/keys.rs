@@ -64,9 +64,10 @@ pub(super) async fn list(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+#[schemars(rename = "KeyRotation")]
+pub(super) struct RotateBody {
     /// `ES256`, `RS256` or `EdDSA`; ES256 when absent.
     alg: Option<Alg>,
 }
@@ -105,6 +106,17 @@ enum Transition {
     Revoke,
 }
 
+/// A key after a transition; for a revoke, the kid of the key that signs in its place (`null`
+/// when none does).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct KeyAfter {
+    #[serde(flatten)]
+    key: RingKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[allow(clippy::option_option)] // only on a revoke, and then a kid or `null`
+    replacement: Option<Option<String>>,
+}
+
 /// `POST /admin/t/{tenant}/keys/{kid}/{activate|retire|revoke}`: the transition, checked by
 /// the key ring as the CLI's is; 200 with the key after it (and, for a revoke, the key that
 /// signs in its place, if any).
@@ -126,11 +138,10 @@ async fn transition(
         })
         .await?;
         let after = key(&state, &caller, kid).await?;
-        let mut view = serde_json::to_value(&after).map_err(|e| AppError::internal("key", e))?;
-        if matches!(step, Transition::Revoke) {
-            view["replacement"] = json!(replacement);
-        }
-        Ok(json_ok(&view))
+        Ok(json_ok(&KeyAfter {
+            key: after,
+            replacement: matches!(step, Transition::Revoke).then_some(replacement),
+        }))
     }
     .await
     .map_err(AppError::problem)
