@@ -41,7 +41,8 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   local token decoy
   token=$(lk admin-token create --tenant acme --name fuzz --role tenant-admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   # The credential routes get another credential's id: the run's own would be learned from the
-  # list and revoked, and every later request would be a 401, then a 429.
+  # list (coverage and stateful phases) and revoked, and every later request would be a 401,
+  # then a 429.
   decoy=$(lk admin-token create --tenant acme --name decoy --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   (cd "$dir" && exec env LATCHKEY_DATABASE_URL="$db" LATCHKEY_SESSION_STORE="$sessions" LATCHKEY_KEYS_DIR="$dir/keys" \
     LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_PUBLIC_URL="http://127.0.0.1:$port" LATCHKEY_LOG=warn "$BIN" serve) \
@@ -51,8 +52,6 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   echo "== schemathesis ($name, $MAX examples per operation)"
   # The path's tenant is fixed to the token's; everything else is generated. Failed-auth
   # throttling is a feature under test elsewhere; here every request carries a valid token.
-  # No stateful phase: following the links it infers from the response schemas, it lists the
-  # credentials and revokes the run's own token, and every later request is a 401, then 429.
   local rc=0
   # The bearer scheme gets the token; no generated credentials, since every failed
   # authentication counts towards the per-address throttle and would turn the run into 429s.
@@ -62,7 +61,7 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   schemathesis --config-file "$dir/schemathesis.toml" run "http://127.0.0.1:$port/admin/openapi.json" \
     --url "http://127.0.0.1:$port" \
     --max-examples "$MAX" --workers 1 --seed 1 \
-    --mode all --phases examples,coverage,fuzzing \
+    --mode all \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
     --generation-deterministic \
     --no-color || rc=$?

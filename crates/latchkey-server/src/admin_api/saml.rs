@@ -192,11 +192,12 @@ pub(super) struct CreateBody {
     options: Option<Value>,
 }
 
-/// What a merge patch over a connection's JSON form may change ([`change_from_patch`]); the
-/// other members may only be sent back as they are.
+/// What a merge patch over a connection's JSON form may change; the other members may only be
+/// sent back as they are.
+// The schema of what `change_from_patch` reads (it merges into the JSON form itself).
 #[derive(schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // the schema of what `change_from_patch` reads
+#[allow(dead_code)]
 pub(super) struct SamlPatch {
     #[serde(default)]
     display_name: String,
