@@ -314,7 +314,7 @@ pub(super) async fn update_credential(
             .store(move |db| db.admin_token(&tid, &key))
             .await?
             .ok_or_else(|| not_found("admin credential"))?;
-        let asked: CredentialPatch = body(&bytes, false)?;
+        let asked: CredentialPatch = super::merge_object(&req, &bytes)?;
         let grants = Grants {
             roles: Some(asked.roles.map_or(tok.roles, Option::unwrap_or_default)),
             permissions: Some(
@@ -472,7 +472,7 @@ pub(super) async fn update_role(
             .store(move |db| db.admin_role(&tid, &key))
             .await?
             .ok_or_else(|| not_found("admin role"))?;
-        let asked: AdminRolePatch = body(&bytes, false)?;
+        let asked: AdminRolePatch = super::merge_object(&req, &bytes)?;
         let grants = Grants {
             roles: None,
             permissions: Some(

@@ -167,7 +167,7 @@ pub(super) async fn update_group(
     async {
         let (slug, id) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
-        let asked: GroupPatch = body(&bytes, false)?;
+        let asked: GroupPatch = super::merge_object(&req, &bytes)?;
         let update = GroupUpdate {
             if_version: if_match(&req)?,
             name: asked.name,
