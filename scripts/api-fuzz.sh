@@ -2,8 +2,10 @@
 # Schemathesis against the admin API, driven by the OpenAPI document Latchkey serves
 # (GET /admin/openapi.json), on both backends: SQLite + memory and PostgreSQL + Redis.
 # A fresh instance per backend gets a tenant with one user, group, role and client and a
-# tenant-admin token; Schemathesis then sends generated requests to every operation and fails
-# on any 5xx, a response that breaks the schema, or an undocumented status code.
+# tenant-admin token; Schemathesis then sends generated requests to every operation, valid ones
+# and (negative mode) ones the schema forbids, and fails on any 5xx, a response that breaks its
+# schema (the schemas are derived from the handlers' types), an undocumented status code, or a
+# request the schema forbids that the server accepts.
 #   bash scripts/api-fuzz.sh [MAX_EXAMPLES]   (default 25 per operation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +38,12 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   lk migrate >/dev/null
   lk tenant create acme >/dev/null
   lk user create --tenant acme --username alice --email alice@acme.test >/dev/null
-  local token
+  local token decoy
   token=$(lk admin-token create --tenant acme --name fuzz --role tenant-admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  # The credential routes get another credential's id: the run's own would be learned from the
+  # list (coverage and stateful phases) and revoked, and every later request would be a 401,
+  # then a 429.
+  decoy=$(lk admin-token create --tenant acme --name decoy --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   (cd "$dir" && exec env LATCHKEY_DATABASE_URL="$db" LATCHKEY_SESSION_STORE="$sessions" LATCHKEY_KEYS_DIR="$dir/keys" \
     LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_PUBLIC_URL="http://127.0.0.1:$port" LATCHKEY_LOG=warn "$BIN" serve) \
     >"$dir/serve.log" 2>&1 &
@@ -49,11 +55,14 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   local rc=0
   # The bearer scheme gets the token; no generated credentials, since every failed
   # authentication counts towards the per-address throttle and would turn the run into 429s.
-  printf '[parameters]\n"path.tenant" = "acme"\n\n[generation]\nwith-security-parameters = false\n\n[auth.openapi.bearer]\nbearer = "%s"\n' "$token" >"$dir/schemathesis.toml"
+  # A request the schema forbids must be refused: besides Schemathesis' list, 412 (an If-Match
+  # that names no version is refused before the body is read) and 413 count as refusals.
+  printf '[parameters]\n"path.tenant" = "acme"\n\n[generation]\nwith-security-parameters = false\n\n[auth.openapi.bearer]\nbearer = "%s"\n\n[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429"]\n\n[[operations]]\ninclude-path-regex = "/credentials/"\nparameters = { "path.id" = "%s" }\n' "$token" "$decoy" >"$dir/schemathesis.toml"
   schemathesis --config-file "$dir/schemathesis.toml" run "http://127.0.0.1:$port/admin/openapi.json" \
     --url "http://127.0.0.1:$port" \
     --max-examples "$MAX" --workers 1 --seed 1 \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+    --mode all \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
     --generation-deterministic \
     --no-color || rc=$?
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=

@@ -915,6 +915,21 @@ async fn group_changes_are_checked_and_undone_over_the_api(s: &TestServer) {
     );
     let (st, _) = call(s, "PATCH", &g(&finance), admin, Some(r#"{"parent_id":"x"}"#)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+    // As the OpenAPI document says: a name is never null, a patch is an object, and it comes
+    // as a merge patch or JSON.
+    for bad in [r#"{"name":null}"#, r#"["Renamed"]"#] {
+        let (st, _) = call(s, "PATCH", &g(&finance), admin, Some(bad)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let res = TestServer::client()
+        .patch(s.url(&g(&finance)))
+        .bearer_auth(admin)
+        .header("content-type", "text/plain")
+        .body(r#"{"description":"Text"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let alice = w.alice.id.as_str();
     let alice_in = g(&format!("{finance}/members/users/{alice}"));
     assert_eq!(

@@ -130,6 +130,18 @@ impl<'de> Deserialize<'de> for Permissions {
     }
 }
 
+/// On the wire a set is a list of permission names (duplicates are accepted and fold).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Permissions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Permissions".into()
+    }
+
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "array", "items": g.subschema_for::<Permission>()})
+    }
+}
+
 wire_enum!(
     /// The admin roles every tenant has. A tenant can add custom roles beside them.
     BuiltinAdminRole {

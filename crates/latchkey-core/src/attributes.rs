@@ -49,6 +49,7 @@ crate::model::wire_enum!(
 
 /// One declared attribute of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AttributeDef {
     pub tenant_id: TenantId,
     pub name: String,

@@ -87,6 +87,7 @@ fn is_all_targets(t: &[TokenTarget]) -> bool {
 
 /// The `roles` scope of one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RolesRelease {
     pub format: RolesFormat,
@@ -107,6 +108,7 @@ impl Default for RolesRelease {
 
 /// The `groups` scope of one client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct GroupsRelease {
     pub format: GroupsFormat,
@@ -124,6 +126,7 @@ impl Default for GroupsRelease {
 
 /// Which roles a `roles` mapper takes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RoleFilter {
     /// Tenant roles.
@@ -139,6 +142,7 @@ pub struct RoleFilter {
 
 /// Which groups a `groups` mapper takes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct GroupFilter {
     pub format: GroupsFormat,
@@ -157,6 +161,7 @@ impl Default for GroupFilter {
 
 /// Where a mapper's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClaimSource {
     /// A user attribute of the tenant's schema; no claim when the user has no value.
@@ -171,6 +176,7 @@ pub enum ClaimSource {
 
 /// One claim of a client's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimMapper {
     pub claim: String,
@@ -186,6 +192,7 @@ pub struct ClaimMapper {
 /// A client's claim configuration. The default releases the user's roles and groups under the
 /// `roles` and `groups` scopes into every token, with no mapper.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ClaimsConfig {
     pub roles: RolesRelease,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// A tenant group. Groups nest: a group has at most one parent, so it has one `path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Group {
     pub id: GroupId,
     pub tenant_id: TenantId,
@@ -23,6 +24,7 @@ pub struct Group {
 
 /// A role defined by one client (application), such as `reports:read` of the reporting portal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ClientRole {
     pub id: ClientRoleId,
     pub tenant_id: TenantId,
@@ -48,6 +50,7 @@ pub enum AnyRole {
 
 /// A group a user is in, directly or through a group inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EffectiveGroup {
     pub name: String,
     pub path: String,
@@ -56,6 +59,7 @@ pub struct EffectiveGroup {
 /// Everything a user holds: their own roles plus those of every group they are in, through
 /// nesting too. Names are sorted and appear once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EffectiveAccess {
     /// Tenant roles.
     pub roles: Vec<String>,

@@ -8,6 +8,7 @@ macro_rules! wire_enum {
     ($(#[$doc:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         pub enum $name {
             $(#[serde(rename = $wire)] $variant),+
         }
@@ -86,6 +87,7 @@ wire_enum!(
 
 /// A tenant's password rules. Defaults follow NIST SP 800-63B: length, no composition rules, no expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordPolicy {
     pub min_length: u32,
@@ -117,6 +119,7 @@ impl Default for PasswordPolicy {
 
 /// Server-side session lifetimes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionPolicy {
     pub idle_timeout_secs: u32,
@@ -135,6 +138,7 @@ impl Default for SessionPolicy {
 /// Signing-key rotation. A new key is published this long before it signs, and a retired key stays
 /// published until the longest-lived token it signed has expired, plus a margin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct KeyPolicy {
     pub rotation_days: u32,
@@ -157,6 +161,7 @@ impl Default for KeyPolicy {
 /// Everything a tenant's administrator can tune. Stored as JSON so later features add fields
 /// with defaults instead of migrations.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantPolicy {
     pub password: PasswordPolicy,
@@ -179,6 +184,7 @@ pub struct TenantPolicy {
 
 /// The end of an account (docs/operations.md): how long a user's own deletion waits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountPolicy {
     /// Days (0-90) between a user's request to delete their account and its deletion. During
@@ -198,6 +204,7 @@ wire_enum!(
 
 /// Self-service sign-up: off by default; `open-for-domains` admits only addresses in `domains`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SignupPolicy {
     pub mode: SignupMode,
@@ -230,6 +237,7 @@ impl SignupPolicy {
 /// Email addresses (docs/sign-up.md): with `require_verified`, `/authorize` issues no code to a
 /// user whose address is not verified; the user is asked to verify it first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct EmailPolicy {
     pub require_verified: bool,
@@ -240,6 +248,7 @@ pub struct EmailPolicy {
 /// after `address_free_failures` failures across accounts; successes are never counted.
 /// Clients in `address_allow` (CIDRs: a corporate egress) skip the per-address limit only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottlePolicy {
     pub account_free_failures: u32,
@@ -260,6 +269,7 @@ impl Default for ThrottlePolicy {
 /// Login risk: score bands and where alerts go. Scores at or above `step_up` ask for a second
 /// factor (refused when the user has none), at or above `deny` refuse the sign-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RiskPolicy {
     pub enabled: bool,
@@ -269,7 +279,8 @@ pub struct RiskPolicy {
     pub notify_new_device: bool,
     /// Elevated decisions are POSTed here as JSON, signed with HMAC-SHA256.
     pub webhook_url: Option<String>,
-    /// The webhook's HMAC key, sealed under the tenant's data key.
+    /// The webhook's HMAC key, sealed under the tenant's data key. Left out when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_secret_sealed: Option<String>,
 }
 
@@ -288,6 +299,7 @@ impl Default for RiskPolicy {
 
 /// How long a tenant keeps what it records. Sessions end with their absolute timeout.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionPolicy {
     pub audit_days: u32,
@@ -305,6 +317,7 @@ impl Default for RetentionPolicy {
 
 /// A tenant's second-factor rules.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MfaPolicy {
     pub mode: MfaMode,
@@ -316,6 +329,7 @@ pub struct MfaPolicy {
 
 /// An authenticator model by AAGUID and the CA its attestation certificates chain to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TrustedAuthenticator {
     pub aaguid: String,
@@ -350,6 +364,7 @@ impl TenantPolicy {
 /// Token lifetimes of a tenant; a client may shorten or lengthen its own (`ClientSettings`).
 /// Defaults follow Keycloak and the OAuth Security BCP: short access tokens, 60-second codes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenPolicy {
     pub access_token_secs: u32,
@@ -380,6 +395,7 @@ impl Default for TokenPolicy {
 
 /// Per-client settings kept as JSON, so new ones need no migration. `None` means the tenant's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ClientSettings {
     /// JWS algorithm of the client's ID tokens (OIDC Registration); RS256 when unset.
@@ -402,6 +418,7 @@ pub struct ClientSettings {
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Branding {
     /// An https URL of the logo shown above the sign-in form.
@@ -411,6 +428,7 @@ pub struct Branding {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Tenant {
     pub id: TenantId,
     pub slug: String,
@@ -421,6 +439,7 @@ pub struct Tenant {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     pub id: UserId,
     pub tenant_id: TenantId,
@@ -444,6 +463,7 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Role {
     pub id: RoleId,
     pub tenant_id: TenantId,
@@ -454,6 +474,7 @@ pub struct Role {
 
 /// A replaced client secret during its overlap: only the end is shown, never the hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PreviousSecret {
     /// SHA-256 (hex) of the old secret.
     #[serde(skip_serializing, default)]
@@ -475,6 +496,7 @@ impl Client {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Client {
     pub client_id: ClientId,
     pub tenant_id: TenantId,
@@ -587,6 +609,7 @@ mod tests {
 
 /// A signed-in browser session, kept server-side (the cookie holds only a random id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Session {
     pub tenant_id: TenantId,
     pub user_id: UserId,
@@ -620,6 +643,7 @@ pub struct Session {
 
 /// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AdminToken {
     pub id: String,
     pub tenant_id: TenantId,
@@ -639,6 +663,7 @@ pub struct AdminToken {
 
 /// A tenant's own admin role: a named set of permissions credentials can hold.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AdminRoleDef {
     pub name: String,
     pub description: String,

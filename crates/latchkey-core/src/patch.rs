@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// Members a patch may not change (it may repeat their current value, as a client that sends
 /// back what it read does).
-const FIXED: &[&str] = &[
+pub const FIXED: &[&str] = &[
     "client_id",
     "tenant_id",
     "client_type",

@@ -11,6 +11,7 @@ pub const BINDING_POST: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 
 /// What Latchkey takes from the IdP's metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IdpDescriptor {
     pub entity_id: String,
     /// The SingleSignOnService location Latchkey sends AuthnRequests to.
@@ -28,6 +29,7 @@ pub struct IdpDescriptor {
 /// Which assertion attributes give the user's email, name and groups (by `Name` or
 /// `FriendlyName`). `None` for email means the NameID when it is an address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AttributeMapping {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -36,6 +38,7 @@ pub struct AttributeMapping {
 
 /// Per-connection behaviour, all off unless the operator turns it on (except JIT).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SamlOptions {
     /// Email domains this connection claims: home-realm discovery sends them there.
     #[serde(default)]
@@ -108,6 +111,7 @@ impl Default for SamlOptions {
 
 /// A tenant's SAML connection as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SamlConnection {
     pub id: String,
     pub tenant_id: TenantId,

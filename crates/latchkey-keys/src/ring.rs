@@ -21,6 +21,7 @@ pub const JWKS_MAX_AGE_SECS: u64 = 3600;
 const CACHE_TTL_MS: i64 = 5_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     Pending,
@@ -64,6 +65,7 @@ impl KeyState {
 
 /// A key as operators see it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RingKey {
     pub kid: String,
     pub alg: Alg,
@@ -93,6 +95,7 @@ impl RingKey {
 
 /// What one scheduler pass changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TickReport {
     pub created_active: Vec<String>,
     pub created_pending: Vec<String>,

@@ -86,3 +86,71 @@ fn the_openapi_document_lists_exactly_the_routes() {
         .collect();
     assert_eq!(ids.len(), all_routes().count(), "operation ids are unique");
 }
+
+/// Every `$ref` in `v`.
+fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                out.push(r);
+            }
+            m.values().for_each(|x| refs(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_operation_has_real_schemas_and_every_reference_resolves() {
+    let doc = admin_openapi("https://sso.example.com");
+    let empty = serde_json::json!({});
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| *m != "parameters")
+        {
+            let at = format!("{method} {path}");
+            let oks: Vec<_> = op["responses"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter(|(code, _)| code.starts_with('2'))
+                .collect();
+            assert!(!oks.is_empty(), "{at}: no 2xx response");
+            for (code, answer) in oks {
+                let schema = &answer["content"]["application/json"]["schema"];
+                assert!(
+                    schema.is_object() && *schema != empty,
+                    "{at} {code}: no response schema"
+                );
+            }
+            if method == "patch" {
+                assert!(
+                    op.get("requestBody").is_some(),
+                    "{at}: a PATCH without a request body"
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                for (media, c) in body["content"].as_object().unwrap() {
+                    assert!(
+                        c["schema"].is_object() && c["schema"] != empty,
+                        "{at} {media}: no request schema"
+                    );
+                }
+            }
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{r}: not a component"));
+        assert!(schemas.contains_key(name), "{r} does not resolve");
+    }
+}

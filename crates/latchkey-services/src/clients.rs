@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 /// What an operator asks for; every field but `name` may be left out.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     pub name: String,

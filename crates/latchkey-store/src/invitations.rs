@@ -16,6 +16,7 @@ use serde_json::json;
 
 /// Where an invitation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationStatus {
     Pending,
@@ -41,6 +42,7 @@ impl std::str::FromStr for InvitationStatus {
 
 /// An invitation as operators see it (never its token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Invitation {
     pub id: String,
     pub tenant_id: TenantId,

@@ -13,7 +13,7 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{ClientId, EditableBy, Outcome, Tenant, User, UserId};
+use latchkey_core::{ClientId, EditableBy, Outcome, Tenant, UnixMillis, User, UserId};
 use latchkey_mfa::PasswordError;
 use latchkey_store::{
     AttributeRepo, EmailVerificationRepo, GroupRepo, MfaRepo, NewUser, OAuthRepo, StoreError, UserRepo,
@@ -78,9 +78,9 @@ fn verification(
     )?)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
+pub(super) struct NewUserBody {
     username: String,
     email: Option<String>,
     display_name: Option<String>,
@@ -156,16 +156,15 @@ pub(super) async fn create(
     .map_err(AppError::problem)
 }
 
-/// A string or `null` member of a merge patch.
-fn text_or_null(v: &Value, what: &str) -> Result<Option<String>, AppError> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        _ => Err(AppError::new(
-            Kind::BadRequest,
-            format!("{what} must be a string or null"),
-        )),
-    }
+/// What a merge patch of a user may change; `null` clears.
+#[allow(clippy::option_option)] // absent, `null` or a value: a merge patch's three cases
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UserPatch {
+    #[serde(default, deserialize_with = "super::present")]
+    email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    display_name: Option<Option<String>>,
 }
 
 /// `PATCH …/users/{id}`: a merge patch of `email` and `display_name` (`null` clears), under
@@ -180,20 +179,12 @@ pub(super) async fn update(
     async {
         let (slug, id) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
-        let mut change = UserUpdate {
+        let asked: UserPatch = merge_object(&req, &bytes)?;
+        let change = UserUpdate {
             if_version: if_match(&req)?,
-            ..UserUpdate::default()
+            email: asked.email,
+            display_name: asked.display_name,
         };
-        for (k, v) in &merge_object(&req, &bytes)? {
-            match k.as_str() {
-                "email" => change.email = Some(text_or_null(v, "email")?),
-                "display_name" => change.display_name = Some(text_or_null(v, "display_name")?),
-                other => {
-                    let m = format!("unknown or fixed field {other:?}: email and display_name change");
-                    return Err(AppError::new(Kind::BadRequest, m));
-                }
-            }
-        }
         let (st, t, actor, uid) = (
             state.get_ref().clone(),
             caller.tenant.clone(),
@@ -227,9 +218,9 @@ pub(super) async fn update(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+pub(super) struct PasswordBody {
     password: String,
 }
 
@@ -285,6 +276,33 @@ pub(super) async fn verify_email(
     .map_err(AppError::problem)
 }
 
+/// A user's second factors, without seeds or credentials.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Factors {
+    user_id: UserId,
+    /// The tenant's MFA mode in force.
+    policy: latchkey_core::MfaMode,
+    totp: Option<Totp>,
+    passkeys: Vec<Passkey>,
+    recovery_codes_left: usize,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[allow(clippy::struct_field_names)]
+struct Totp {
+    created_at: UnixMillis,
+    confirmed_at: Option<UnixMillis>,
+    last_used_at: Option<UnixMillis>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Passkey {
+    id: String,
+    name: String,
+    created_at: UnixMillis,
+    last_used_at: Option<UnixMillis>,
+}
+
 /// `GET …/users/{id}/mfa`: the user's second factors (authenticator app, passkeys) and the
 /// recovery codes left, without seeds or credentials.
 pub(super) async fn mfa_list(
@@ -307,20 +325,36 @@ pub(super) async fn mfa_list(
             .await?;
         let target = format!("user:{}", user.id);
         audit(&state, &caller, Outcome::Success, "mfa.read", &target, json!({})).await?;
-        Ok(json_ok(&json!({
-            "user_id": user.id,
-            "policy": caller.tenant.policy.mfa_mode(),
-            "totp": totp.map(|f| json!({
-                "created_at": f.created_at, "confirmed_at": f.confirmed_at, "last_used_at": f.last_used_at,
-            })),
-            "passkeys": passkeys.iter().map(|k| json!({
-                "id": k.id, "name": k.name, "created_at": k.created_at, "last_used_at": k.last_used_at,
-            })).collect::<Vec<_>>(),
-            "recovery_codes_left": left,
-        })))
+        Ok(json_ok(&Factors {
+            user_id: user.id,
+            policy: caller.tenant.policy.mfa_mode(),
+            totp: totp.map(|f| Totp {
+                created_at: f.created_at,
+                confirmed_at: f.confirmed_at,
+                last_used_at: f.last_used_at,
+            }),
+            passkeys: passkeys
+                .into_iter()
+                .map(|k| Passkey {
+                    id: k.id,
+                    name: k.name,
+                    created_at: k.created_at,
+                    last_used_at: k.last_used_at,
+                })
+                .collect(),
+            recovery_codes_left: left,
+        }))
     }
     .await
     .map_err(AppError::problem)
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct FactorsReset {
+    user_id: UserId,
+    /// How many factors and recovery codes went.
+    removed: usize,
+    sessions_ended: u64,
 }
 
 /// `DELETE …/users/{id}/mfa`: for a user who lost their device, as `latchkey user mfa reset`:
@@ -345,12 +379,21 @@ pub(super) async fn mfa_reset(
             .ephemeral
             .delete_user_sessions(&caller.tenant.id, &uid)
             .await?;
-        Ok(json_ok(
-            &json!({"user_id": uid, "removed": removed, "sessions_ended": sessions}),
-        ))
+        Ok(json_ok(&FactorsReset {
+            user_id: uid,
+            removed,
+            sessions_ended: sessions,
+        }))
     }
     .await
     .map_err(AppError::problem)
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct FactorRemoved {
+    user_id: UserId,
+    /// `totp` or the passkey's id.
+    removed: String,
 }
 
 /// `DELETE …/users/{id}/mfa/{factor}`: removes one second factor: `totp` (the authenticator
@@ -382,10 +425,22 @@ pub(super) async fn mfa_remove(
         if !removed {
             return Err(not_found("factor"));
         }
-        Ok(json_ok(&json!({"user_id": user.id, "removed": factor})))
+        Ok(json_ok(&FactorRemoved {
+            user_id: user.id,
+            removed: factor,
+        }))
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// What a user holds, through every group.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct UserAccess {
+    user_id: UserId,
+    username: String,
+    #[serde(flatten)]
+    access: latchkey_core::EffectiveAccess,
 }
 
 /// `GET …/users/{id}/roles`: what the user holds through every group, as `latchkey role
@@ -410,10 +465,11 @@ pub(super) async fn roles(
             json!({}),
         )
         .await?;
-        Ok(json_ok(&json!({
-            "user_id": user.id, "username": user.username, "roles": access.roles,
-            "client_roles": access.client_roles, "groups": access.groups,
-        })))
+        Ok(json_ok(&UserAccess {
+            user_id: user.id,
+            username: user.username,
+            access,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -442,6 +498,15 @@ pub(super) async fn grants(
     .map_err(AppError::problem)
 }
 
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Revocation {
+    user_id: UserId,
+    /// The one client, or `null` for all.
+    client_id: Option<ClientId>,
+    consents_withdrawn: usize,
+    grants_revoked: usize,
+}
+
 /// `DELETE …/users/{id}/grants[/{client_id}]`: withdraws the user's consents and revokes their
 /// grants with every token, offline ones too, for one client or all; the next refresh fails.
 /// Sessions stay (end them with `…/sessions`).
@@ -466,9 +531,12 @@ pub(super) async fn revoke_grants(
         if grants > 0 {
             state.metrics.oauth("revoke", "grant", "admin_revoked");
         }
-        Ok(json_ok(&json!({
-            "user_id": user.id, "client_id": client, "consents_withdrawn": consents, "grants_revoked": grants,
-        })))
+        Ok(json_ok(&Revocation {
+            user_id: user.id,
+            client_id: client,
+            consents_withdrawn: consents,
+            grants_revoked: grants,
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -11,15 +11,31 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::patch::merge_patch;
 use latchkey_core::{
-    AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, TenantId, random_token,
-    sha256_hex,
+    AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, TenantId, UnixMillis,
+    random_token, sha256_hex,
 };
 use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Db, Grants, NewAdminToken};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
+
+/// The tenant's permissions and admin roles.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Known {
+    permissions: Vec<Permission>,
+    roles: Vec<RoleView>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct RoleView {
+    name: String,
+    builtin: bool,
+    /// A custom role's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    permissions: Permissions,
+}
 
 /// `GET /admin/t/{tenant}/permissions`: every permission and admin role this tenant knows.
 pub(super) async fn permissions(
@@ -31,32 +47,80 @@ pub(super) async fn permissions(
         let caller = authenticate(&req, &state, &slug).await?;
         let tid = caller.tenant.id.clone();
         let custom = state.store(move |db| db.list_admin_roles(&tid)).await?;
-        let builtin: Vec<Value> = BuiltinAdminRole::ALL
+        let builtin = BuiltinAdminRole::ALL
             .iter()
             .filter(|r| **r != BuiltinAdminRole::SystemAdmin)
-            .map(|r| json!({"name": r, "builtin": true, "permissions": r.permissions()}))
-            .collect();
-        let custom = custom
+            .map(|r| RoleView {
+                name: r.as_str().to_owned(),
+                builtin: true,
+                description: None,
+                permissions: r.permissions(),
+            });
+        let custom = custom.into_iter().map(|r| RoleView {
+            name: r.name,
+            builtin: false,
+            description: Some(r.description),
+            permissions: r.permissions,
+        });
+        let tenant: Vec<Permission> = Permission::ALL
             .iter()
-            .map(|r| json!({"name": r.name, "builtin": false, "description": r.description, "permissions": r.permissions}));
-        let tenant: Vec<Permission> = Permission::ALL.iter().copied().filter(|p| !p.is_system()).collect();
-        audit(&state, &caller, Outcome::Success, "admin.permissions.read", "permissions", json!({})).await?;
-        Ok(json_ok(&json!({
-            "permissions": tenant,
-            "roles": builtin.into_iter().chain(custom).collect::<Vec<_>>(),
-        })))
+            .copied()
+            .filter(|p| !p.is_system())
+            .collect();
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "admin.permissions.read",
+            "permissions",
+            json!({}),
+        )
+        .await?;
+        Ok(json_ok(&Known {
+            permissions: tenant,
+            roles: builtin.chain(custom).collect(),
+        }))
     }
     .await
     .map_err(AppError::problem)
 }
 
 /// What a credential looks like over the API (never its hash).
-fn view(t: &AdminToken) -> Value {
-    json!({
-        "id": t.id, "name": t.name, "kind": if t.client_id.is_some() { "client" } else { "token" },
-        "client_id": t.client_id, "roles": t.roles, "permissions": t.permissions,
-        "created_at": t.created_at, "expires_at": t.expires_at, "updated_at": t.updated_at,
-    })
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Credential {
+    id: String,
+    name: String,
+    /// `token` (an `lka_` token) or `client` (an admin client's access tokens).
+    kind: &'static str,
+    client_id: Option<ClientId>,
+    roles: Vec<String>,
+    permissions: Permissions,
+    created_at: UnixMillis,
+    expires_at: Option<UnixMillis>,
+    updated_at: UnixMillis,
+}
+
+/// A new credential, with an `lka_` token's secret in this answer only.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct NewCredentialView {
+    #[serde(flatten)]
+    credential: Credential,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+fn view(t: &AdminToken) -> Credential {
+    Credential {
+        id: t.id.clone(),
+        name: t.name.clone(),
+        kind: if t.client_id.is_some() { "client" } else { "token" },
+        client_id: t.client_id.clone(),
+        roles: t.roles.clone(),
+        permissions: t.permissions,
+        created_at: t.created_at,
+        expires_at: t.expires_at,
+        updated_at: t.updated_at,
+    }
 }
 
 /// Refuses (403, audited) a grant of anything the caller does not hold itself.
@@ -90,13 +154,7 @@ pub(super) async fn list_credentials(
 ) -> Result<HttpResponse, AppError> {
     let fetch = |db: &Db, t: &TenantId| Ok(db.list_admin_tokens(t)?.iter().map(view).collect());
     // Creation time (zero-padded, so text order is time order), then id: the store's order.
-    let key = |v: &Value| {
-        format!(
-            "{:020}{}",
-            v["created_at"].as_i64().unwrap_or_default(),
-            v["id"].as_str().unwrap_or_default()
-        )
-    };
+    let key = |v: &Credential| format!("{:020}{}", v.created_at, v.id);
     list_of(
         (&req, &slug, &state),
         ("admin_token.list", "credentials"),
@@ -137,9 +195,9 @@ pub(super) async fn get_credential(
 
 /// A new credential: a name, what it may do, and either nothing (an `lka_` token is made and
 /// answered once) or the `client_id` of a client whose admin-API access tokens it accepts.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NewCredential {
+pub(super) struct NewCredential {
     name: String,
     #[serde(default)]
     roles: Vec<String>,
@@ -204,10 +262,11 @@ pub(super) async fn create_credential(
             let tok = state
                 .store(move |db| db.create_admin_token(&tid, &actor, &spec))
                 .await?;
-            let mut shown = view(&tok);
-            if let Some(s) = secret {
-                shown["token"] = json!(s);
-            }
+            let shown = NewCredentialView {
+                credential: view(&tok),
+                token: secret,
+            };
+            let shown = serde_json::to_value(shown).map_err(|e| AppError::internal("admin credential", e))?;
             Ok((StatusCode::CREATED, shown))
         };
         super::idempotency::once(&state, &caller, (&req, &bytes), run).await
@@ -216,28 +275,26 @@ pub(super) async fn create_credential(
     .map_err(AppError::problem)
 }
 
-/// The grants a merge patch over `{roles, permissions[, description]}` asks for.
-fn patched_grants(current: Value, bytes: &[u8]) -> Result<Grants, AppError> {
-    let patch: Value = body(bytes, false)?;
-    let mut after = current;
-    merge_patch(&mut after, &patch);
-    let bad = |e: serde_json::Error| AppError::new(Kind::BadRequest, format!("Bad patch: {e}"));
-    Ok(Grants {
-        roles: after
-            .get("roles")
-            .map(|v| serde_json::from_value(v.clone()))
-            .transpose()
-            .map_err(bad)?,
-        permissions: after
-            .get("permissions")
-            .map(|v| serde_json::from_value(v.clone()))
-            .transpose()
-            .map_err(bad)?,
-        description: after
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
+/// What a merge patch of a credential may change; `null` removes every role or permission.
+#[allow(clippy::option_option)] // absent, `null` or a value: a merge patch's three cases
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CredentialPatch {
+    #[serde(default, deserialize_with = "super::present")]
+    roles: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "super::present")]
+    permissions: Option<Option<Permissions>>,
+}
+
+/// What a merge patch of an admin role may change; `null` empties a member.
+#[allow(clippy::option_option)] // absent, `null` or a value: a merge patch's three cases
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminRolePatch {
+    #[serde(default, deserialize_with = "super::present")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    permissions: Option<Option<Permissions>>,
 }
 
 /// `PATCH /admin/t/{tenant}/credentials/{id}`: a merge patch of `roles` and `permissions`,
@@ -257,8 +314,16 @@ pub(super) async fn update_credential(
             .store(move |db| db.admin_token(&tid, &key))
             .await?
             .ok_or_else(|| not_found("admin credential"))?;
-        let current = json!({"roles": tok.roles, "permissions": tok.permissions});
-        let grants = patched_grants(current, &bytes)?;
+        let asked: CredentialPatch = super::merge_object(&req, &bytes)?;
+        let grants = Grants {
+            roles: Some(asked.roles.map_or(tok.roles, Option::unwrap_or_default)),
+            permissions: Some(
+                asked
+                    .permissions
+                    .map_or(tok.permissions, Option::unwrap_or_default),
+            ),
+            description: None,
+        };
         within_reach(
             &req,
             &state,
@@ -278,6 +343,12 @@ pub(super) async fn update_credential(
     .map_err(AppError::problem)
 }
 
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Revoked {
+    revoked: &'static str,
+    id: String,
+}
+
 /// `DELETE /admin/t/{tenant}/credentials/{id}`: the credential stops working at once.
 pub(super) async fn revoke_credential(
     req: HttpRequest,
@@ -292,7 +363,10 @@ pub(super) async fn revoke_credential(
             .store(move |db| db.revoke_admin_token(&tid, &actor, &key))
             .await
             .map_err(missing("admin credential"))?;
-        Ok(json_ok(&json!({"revoked": "admin_credential", "id": id})))
+        Ok(json_ok(&Revoked {
+            revoked: "admin_credential",
+            id,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -343,9 +417,10 @@ pub(super) async fn get_role(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NewRole {
+#[schemars(rename = "NewAdminRole")]
+pub(super) struct NewRole {
     name: String,
     #[serde(default)]
     description: String,
@@ -397,10 +472,20 @@ pub(super) async fn update_role(
             .store(move |db| db.admin_role(&tid, &key))
             .await?
             .ok_or_else(|| not_found("admin role"))?;
-        let grants = patched_grants(
-            json!({"description": role.description, "permissions": role.permissions}),
-            &bytes,
-        )?;
+        let asked: AdminRolePatch = super::merge_object(&req, &bytes)?;
+        let grants = Grants {
+            roles: None,
+            permissions: Some(
+                asked
+                    .permissions
+                    .map_or(role.permissions, Option::unwrap_or_default),
+            ),
+            description: Some(
+                asked
+                    .description
+                    .map_or(role.description, Option::unwrap_or_default),
+            ),
+        };
         within_reach(
             &req,
             &state,
@@ -420,6 +505,12 @@ pub(super) async fn update_role(
     .map_err(AppError::problem)
 }
 
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct AdminRoleDeleted {
+    deleted: &'static str,
+    name: String,
+}
+
 /// `DELETE /admin/t/{tenant}/admin-roles/{name}`: 409 while a credential holds it.
 pub(super) async fn delete_role(
     req: HttpRequest,
@@ -434,7 +525,10 @@ pub(super) async fn delete_role(
             .store(move |db| db.delete_admin_role(&tid, &actor, &key))
             .await
             .map_err(missing("admin role"))?;
-        Ok(json_ok(&json!({"deleted": "admin_role", "name": name})))
+        Ok(json_ok(&AdminRoleDeleted {
+            deleted: "admin_role",
+            name,
+        }))
     }
     .await
     .map_err(AppError::problem)

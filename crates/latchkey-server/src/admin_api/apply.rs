@@ -66,13 +66,25 @@ const AREAS: &[(&str, Permission)] = &[
     ("clients", Permission::ClientsWrite),
 ];
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ApplyQuery {
+pub(super) struct ApplyQuery {
     #[serde(default)]
     dry_run: bool,
     #[serde(default)]
     prune: bool,
+}
+
+/// The plan, and what was applied (`null` on a dry run).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ApplyAnswer {
+    #[serde(flatten)]
+    plan: tenant_file::Plan,
+    dry_run: bool,
+    applied: Option<usize>,
+    created_clients: Option<std::collections::BTreeMap<String, String>>,
+    /// Secrets of new confidential clients, shown once.
+    secrets: Option<Vec<tenant_file::NewSecret>>,
 }
 
 /// `POST …/apply[?dry_run=true][&prune=true]`: the plan, and with `dry_run` off what was
@@ -96,6 +108,13 @@ pub(super) async fn apply(
         let format = format(&req)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| AppError::new(Kind::BadRequest, "The tenant file is not UTF-8."))?;
+        // Only an object: serde would take an array for the file, member by position.
+        if format == Format::Json && !text.trim_start().starts_with('{') {
+            return Err(AppError::new(
+                Kind::BadRequest,
+                "The tenant file is a JSON object.",
+            ));
+        }
         let file = tenant_file::parse(text, format)?;
         let writable: Vec<&'static str> = AREAS
             .iter()
@@ -141,22 +160,29 @@ pub(super) async fn apply(
             details,
         )
         .await?;
-        Ok(json_ok(&json!({
-            "tenant": plan.tenant, "dry_run": q.dry_run, "prune": plan.prune,
-            "changes": plan.changes, "kept": plan.kept,
-            "applied": applied.as_ref().map(|a| a.applied),
-            "created_clients": applied.as_ref().map(|a| &a.created_clients),
-            "secrets": applied.as_ref().map(|a| &a.secrets),
-        })))
+        Ok(json_ok(&ApplyAnswer {
+            dry_run: q.dry_run,
+            applied: applied.as_ref().map(|a| a.applied),
+            created_clients: applied.as_ref().map(|a| a.created_clients.clone()),
+            secrets: applied.map(|a| a.secrets),
+            plan,
+        }))
     }
     .await
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ExportQuery {
-    format: Option<String>,
+pub(super) struct ExportQuery {
+    format: Option<ExportFormat>,
+}
+
+#[derive(Clone, Copy, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+enum ExportFormat {
+    Json,
+    Yaml,
 }
 
 /// `GET …/export[?format=yaml]`: the tenant as a tenant file, JSON by default, without secrets.
@@ -168,11 +194,7 @@ pub(super) async fn export(
     async {
         let caller = authenticate(&req, &state, &slug).await?;
         let q: ExportQuery = query(&req)?;
-        let yaml = match q.format.as_deref() {
-            None | Some("json") => false,
-            Some("yaml") => true,
-            Some(_) => return Err(AppError::new(Kind::BadRequest, "format is json or yaml")),
-        };
+        let yaml = matches!(q.format, Some(ExportFormat::Yaml));
         let tenant = caller.tenant.clone();
         let file = state
             .store(move |db| tenant_file::export(&Current::load(db, &tenant)?))

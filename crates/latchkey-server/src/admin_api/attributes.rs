@@ -13,7 +13,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{AttributeDef, AttributeKind, EditableBy, Outcome, TenantId, UnixMillis, UserId};
 use latchkey_store::{AttributeRepo, AttributeUpdate, Db, StoreError, UserRepo};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// `GET …/attributes`: the tenant's schema, by name (a tenant has at most a few dozen).
 pub(super) async fn list(
@@ -47,9 +47,9 @@ pub(super) async fn list(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DefineBody {
+pub(super) struct DefineBody {
     name: String,
     #[serde(alias = "type")]
     kind: AttributeKind,
@@ -124,10 +124,23 @@ pub(super) async fn get(
     audited_read(&req, &state, &slug, what, fetch, Some(version)).await
 }
 
-/// A `true`/`false` member of a merge patch (`null` is refused: these always have a value).
-fn flag(v: &Value, what: &str) -> Result<bool, AppError> {
-    v.as_bool()
-        .ok_or_else(|| AppError::new(Kind::BadRequest, format!("{what} must be true or false")))
+/// What a merge patch of a definition may change: `label` (`null` clears it), and the rest,
+/// which always have a value (`null` is refused).
+#[allow(clippy::option_option)] // absent, `null` or a value: a merge patch's three cases
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AttributePatch {
+    #[serde(default, deserialize_with = "super::present")]
+    label: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schemars(with = "bool")]
+    required: Option<bool>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schemars(with = "bool")]
+    unique: Option<bool>,
+    #[serde(default, deserialize_with = "super::present")]
+    #[schemars(with = "EditableBy")]
+    editable_by: Option<EditableBy>,
 }
 
 /// `PATCH …/attributes/{name}`: a merge patch of `label` (`null` clears it), `required`,
@@ -142,35 +155,14 @@ pub(super) async fn update(
     async {
         let (slug, name) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
-        let mut u = AttributeUpdate {
+        let asked: AttributePatch = merge_object(&req, &bytes)?;
+        let u = AttributeUpdate {
             if_version: if_match(&req)?,
-            ..AttributeUpdate::default()
+            label: asked.label,
+            required: asked.required,
+            unique: asked.unique,
+            editable_by: asked.editable_by,
         };
-        for (k, v) in &merge_object(&req, &bytes)? {
-            match k.as_str() {
-                "label" if v.is_null() => u.label = Some(None),
-                "label" => {
-                    let l = v
-                        .as_str()
-                        .ok_or_else(|| AppError::new(Kind::BadRequest, "label must be a string or null"))?;
-                    u.label = Some(Some(l.to_owned()));
-                }
-                "required" => u.required = Some(flag(v, "required")?),
-                "unique" => u.unique = Some(flag(v, "unique")?),
-                "editable_by" => {
-                    let e = serde_json::from_value(v.clone()).map_err(|_| {
-                        AppError::new(Kind::BadRequest, "editable_by must be \"admin\" or \"user\"")
-                    })?;
-                    u.editable_by = Some(e);
-                }
-                other => {
-                    let m = format!(
-                        "unknown or fixed field {other:?}: label, required, unique and editable_by change"
-                    );
-                    return Err(AppError::new(Kind::BadRequest, m));
-                }
-            }
-        }
         let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
         let def = state
             .store(move |db| db.update_attribute(&tid, &actor, &name, &u))
@@ -180,6 +172,12 @@ pub(super) async fn update(
     }
     .await
     .map_err(AppError::problem)
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct AttributeDeleted {
+    deleted: &'static str,
+    name: String,
 }
 
 /// `DELETE …/attributes/{name}`: the definition and every user's value of it; with `If-Match`,
@@ -212,10 +210,33 @@ pub(super) async fn remove(
             })
             .await
             .map_err(missing("attribute"))?;
-        Ok(json_ok(&json!({"deleted": "attribute", "name": name})))
+        Ok(json_ok(&AttributeDeleted {
+            deleted: "attribute",
+            name,
+        }))
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// A user's attribute values by name.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct UserAttributes {
+    user_id: UserId,
+    attributes: latchkey_store::AttributeValues,
+}
+
+/// An attribute's value: any JSON but `null` (which `DELETE` means).
+pub(super) struct AttributeValue;
+
+impl schemars::JsonSchema for AttributeValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AttributeValue".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"description": "The value, as the attribute's kind has it.", "not": {"type": "null"}})
+    }
 }
 
 /// `GET …/users/{id}/attributes`: the user's values by name.
@@ -236,9 +257,11 @@ pub(super) async fn values(
             if db.user(&t, &uid)?.is_none() {
                 return Ok(None);
             }
-            Ok(Some(
-                json!({"user_id": uid, "attributes": db.user_attributes(&t, &uid)?}),
-            ))
+            let attributes = db.user_attributes(&t, &uid)?;
+            Ok(Some(UserAttributes {
+                user_id: uid,
+                attributes,
+            }))
         },
         None,
     )
@@ -258,7 +281,7 @@ pub(super) async fn set_value(
         let (slug, id, name) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
         let value = if *req.method() == actix_web::http::Method::PUT {
-            let v: Value = body(&bytes, false)?;
+            let v = super::value(&bytes)?;
             if v.is_null() {
                 return Err(AppError::new(
                     Kind::BadRequest,
@@ -278,7 +301,10 @@ pub(super) async fn set_value(
             })
             .await
             .map_err(missing("user"))?;
-        Ok(json_ok(&json!({"user_id": uid, "attributes": values})))
+        Ok(json_ok(&UserAttributes {
+            user_id: uid,
+            attributes: values,
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -19,6 +19,27 @@ fn audit_error(e: AuditError) -> AppError {
     }
 }
 
+/// The chain's verdict: intact with its head, or the first broken event and why.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Verification {
+    ok: bool,
+    /// The events checked (before the broken one), from the retention anchor.
+    events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    head_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_broken_seq: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// What a retention run deleted.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct RetentionRun {
+    audit_events_deleted: u64,
+    risk_histories_deleted: u64,
+}
+
 /// `{"ok": true, "events": N, "head_hash": …}` for an intact chain; `{"ok": false,
 /// "events": N, "first_broken_seq": S, "reason": …}` for a broken one (N the events checked
 /// before S, counted from the retention anchor).
@@ -34,20 +55,34 @@ pub(super) async fn verify(req: HttpRequest, state: web::Data<AppState>) -> Resu
                 Ok::<_, AppError>((verdict, db.audit_anchor(&tid)?.seq))
             })
             .await?;
-        let answer = match &verdict {
-            Verdict::Intact { events, head_hash } => {
-                json!({"ok": true, "events": events, "head_hash": head_hash})
-            }
-            Verdict::Broken { seq, reason } => json!({
-                "ok": false,
-                "events": (seq - 1 - anchor).max(0),
-                "first_broken_seq": seq,
-                "reason": reason,
-            }),
+        let answer = match verdict {
+            Verdict::Intact { events, head_hash } => Verification {
+                ok: true,
+                events,
+                head_hash: Some(head_hash),
+                first_broken_seq: None,
+                reason: None,
+            },
+            Verdict::Broken { seq, reason } => Verification {
+                ok: false,
+                events: u64::try_from(seq - 1 - anchor).unwrap_or(0),
+                head_hash: None,
+                first_broken_seq: Some(seq),
+                reason: Some(reason),
+            },
         };
         let target = format!("tenant:{}", caller.tenant.id);
-        let details = json!({"ok": answer["ok"], "events": answer["events"], "first_broken_seq": answer.get("first_broken_seq")});
-        audit(&state, &caller, Outcome::Success, "audit.verify", &target, details).await?;
+        let details =
+            json!({"ok": answer.ok, "events": answer.events, "first_broken_seq": answer.first_broken_seq});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "audit.verify",
+            &target,
+            details,
+        )
+        .await?;
         Ok(json_ok(&answer))
     }
     .await
@@ -69,15 +104,20 @@ pub(super) async fn retention(
         let done = state
             .store(move |db| latchkey_audit::apply_retention(db, &t, now).map_err(audit_error))
             .await?;
-        let answer = serde_json::to_value(done).map_err(|e| AppError::internal("retention", e))?;
+        let answer = RetentionRun {
+            audit_events_deleted: done.audit_events_deleted,
+            risk_histories_deleted: done.risk_histories_deleted,
+        };
         let target = format!("tenant:{}", caller.tenant.id);
+        let details = json!({"audit_events_deleted": answer.audit_events_deleted,
+                             "risk_histories_deleted": answer.risk_histories_deleted});
         audit(
             &state,
             &caller,
             Outcome::Success,
             "audit.retention_run",
             &target,
-            answer.clone(),
+            details,
         )
         .await?;
         Ok(json_ok(&answer))

@@ -11,7 +11,7 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{ClientId, Outcome};
+use latchkey_core::{Client, ClientId, Outcome};
 use latchkey_services::clients::{ClientSpec, registration};
 use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS, StoreError};
 use serde_json::{Value, json};
@@ -23,6 +23,14 @@ async fn caller_and_id(
 ) -> Result<(Caller, ClientId), AppError> {
     let (slug, id) = path.into_inner();
     Ok((authenticate(req, state, &slug).await?, ClientId(id)))
+}
+
+/// A new client with its secret, in this answer only (`null` for a client without one).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct NewClient {
+    #[serde(flatten)]
+    client: Client,
+    client_secret: Option<String>,
 }
 
 /// `POST /admin/t/{tenant}/clients`: registers a client from a [`ClientSpec`] (the defaults of
@@ -37,15 +45,17 @@ pub(super) async fn create(
     async {
         let caller = authenticate(&req, &state, &slug).await?;
         let run = async {
-            let spec: ClientSpec = serde_json::from_slice(&bytes)
-                .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")))?;
+            let spec: ClientSpec = super::object(&bytes)?;
             let (new, secret) = registration(&spec, &*state.rng).map_err(StoreError::from)?;
             let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
             let client = state
                 .store(move |db| db.create_client(&tid, &actor, &new))
                 .await?;
-            let mut view = serde_json::to_value(&client).map_err(|e| AppError::internal("client", e))?;
-            view["client_secret"] = json!(secret);
+            let view = serde_json::to_value(NewClient {
+                client,
+                client_secret: secret,
+            })
+            .map_err(|e| AppError::internal("client", e))?;
             Ok((actix_web::http::StatusCode::CREATED, view))
         };
         if bytes.len() > super::MAX_BODY {
@@ -58,6 +68,12 @@ pub(super) async fn create(
     }
     .await
     .map_err(AppError::problem)
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ClientDeleted {
+    deleted: &'static str,
+    client_id: ClientId,
 }
 
 /// `DELETE /admin/t/{tenant}/clients/{id}`: deletes the client (its grants and tokens stop
@@ -88,7 +104,10 @@ pub(super) async fn delete(
             .await
             .map_err(missing("client"))?;
         state.clients.remove(&(caller.tenant.id.clone(), cid.clone()));
-        Ok(json_ok(&json!({"deleted": "client", "client_id": cid})))
+        Ok(json_ok(&ClientDeleted {
+            deleted: "client",
+            client_id: cid,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -166,12 +185,26 @@ pub(super) async fn update(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+#[schemars(rename = "SecretRotation")]
+pub(super) struct RotateBody {
     /// How long the old secret keeps working; absent or 0: it stops at once.
     #[serde(default)]
+    #[schemars(range(max = MAX_OVERLAP_SECS))]
     overlap_secs: u64,
+}
+
+/// At most 30 days.
+const MAX_OVERLAP_SECS: u64 = MAX_SECRET_OVERLAP_MS as u64 / 1000;
+
+/// The new secret, in this answer only.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct RotatedSecret {
+    client_id: ClientId,
+    client_secret: String,
+    /// When the old secret stops working (Unix ms), or `null`: it already has.
+    previous_secret_expires_at: Option<latchkey_core::UnixMillis>,
 }
 
 /// `POST /admin/t/{tenant}/clients/{id}/rotate-secret`: a new secret, in this answer only
@@ -187,9 +220,8 @@ pub(super) async fn rotate_secret(
         let (slug, id) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
         let b: RotateBody = body(&bytes, true)?;
-        let max = u64::try_from(MAX_SECRET_OVERLAP_MS / 1000).unwrap_or(0);
-        if b.overlap_secs > max {
-            let m = format!("overlap_secs must be 0 to {max}");
+        if b.overlap_secs > MAX_OVERLAP_SECS {
+            let m = format!("overlap_secs must be 0 to {MAX_OVERLAP_SECS}");
             return Err(AppError::new(Kind::BadRequest, m));
         }
         let overlap_ms = i64::try_from(b.overlap_secs).unwrap_or(0) * 1000;
@@ -204,11 +236,11 @@ pub(super) async fn rotate_secret(
         state
             .clients
             .remove(&(client.tenant_id.clone(), client.client_id.clone()));
-        Ok(json_ok(&json!({
-            "client_id": client.client_id,
-            "client_secret": secret,
-            "previous_secret_expires_at": client.previous_secret.map(|p| p.expires_at),
-        })))
+        Ok(json_ok(&RotatedSecret {
+            client_id: client.client_id,
+            client_secret: secret,
+            previous_secret_expires_at: client.previous_secret.map(|p| p.expires_at),
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -220,15 +252,9 @@ pub(super) async fn list(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = query(&req)?;
+        let q: super::PageQuery = query(&req)?;
         let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
         let after = after
             .map(|k| Ok::<_, AppError>((key_str(&k, 0)?, key_str(&k, 1)?)))

@@ -8,13 +8,16 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{AnyRole, ClientId, ClientRoleId, GroupId, Outcome, Principal, RoleId, TenantId, UserId};
+use latchkey_core::{
+    AnyRole, ClientId, ClientRole, ClientRoleId, Group, GroupId, Outcome, Principal, RoleId, TenantId, UserId,
+};
 use latchkey_store::{ClientRepo, Db, GroupRepo, GroupUpdate, RoleRepo, StoreError};
-use serde_json::{Value, json};
+use serde_json::json;
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NewBody {
+#[schemars(rename = "NewNamed")]
+pub(super) struct NewBody {
     name: String,
     description: Option<String>,
 }
@@ -67,6 +70,28 @@ pub(super) async fn create_group(
     .await
 }
 
+/// A group, its direct members and the roles assigned to it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct GroupView {
+    group: Group,
+    members: Members,
+    /// Tenant role names.
+    roles: Vec<String>,
+    client_roles: Vec<ClientRole>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Members {
+    users: Vec<Member>,
+    groups: Vec<Group>,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Member {
+    id: UserId,
+    username: String,
+}
+
 /// `GET …/groups/{id}`: the group, its direct members and the roles assigned to it.
 pub(super) async fn get_group(
     req: HttpRequest,
@@ -88,10 +113,10 @@ pub(super) async fn get_group(
             })
             .await?;
         let (g, members, roles, client_roles) = found.ok_or_else(|| not_found("group"))?;
-        let users: Vec<Value> = members
+        let users: Vec<Member> = members
             .users
-            .iter()
-            .map(|(id, name)| json!({"id": id, "username": name}))
+            .into_iter()
+            .map(|(id, username)| Member { id, username })
             .collect();
         let target = format!("group:{id}");
         audit(
@@ -104,18 +129,31 @@ pub(super) async fn get_group(
         )
         .await?;
         let version = g.updated_at;
-        Ok(etag_response(
-            &json!({
-                "group": g,
-                "members": {"users": users, "groups": members.groups},
-                "roles": roles,
-                "client_roles": client_roles,
-            }),
-            version,
-        ))
+        let view = GroupView {
+            group: g,
+            members: Members {
+                users,
+                groups: members.groups,
+            },
+            roles,
+            client_roles,
+        };
+        Ok(etag_response(&view, version))
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// What a merge patch of a group may change; `null` clears the description.
+#[allow(clippy::option_option)] // absent, `null` or a value: a merge patch's three cases
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupPatch {
+    #[serde(default, deserialize_with = "super::present")]
+    #[schemars(with = "String")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "super::present")]
+    description: Option<Option<String>>,
 }
 
 /// `PATCH …/groups/{id}`: a merge patch of `name` and `description` (`null` clears it); with
@@ -129,30 +167,12 @@ pub(super) async fn update_group(
     async {
         let (slug, id) = path.into_inner();
         let caller = authenticate(&req, &state, &slug).await?;
-        let merge: serde_json::Map<String, Value> = body::<Value>(&bytes, false)?
-            .as_object()
-            .cloned()
-            .ok_or_else(|| AppError::new(Kind::BadRequest, "a merge patch is a JSON object"))?;
-        let text = |v: &Value, what: &str| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or_else(|| AppError::new(Kind::BadRequest, format!("{what} must be a string")))
-        };
-        let mut update = GroupUpdate {
+        let asked: GroupPatch = super::merge_object(&req, &bytes)?;
+        let update = GroupUpdate {
             if_version: if_match(&req)?,
-            ..GroupUpdate::default()
+            name: asked.name,
+            description: asked.description,
         };
-        for (k, v) in &merge {
-            match k.as_str() {
-                "name" => update.name = Some(text(v, "name")?),
-                "description" if v.is_null() => update.description = Some(None),
-                "description" => update.description = Some(Some(text(v, "description")?)),
-                other => {
-                    let m = format!("unknown or fixed field {other:?}: name and description change");
-                    return Err(AppError::new(Kind::BadRequest, m));
-                }
-            }
-        }
         let (tid, gid, actor) = (caller.tenant.id.clone(), GroupId(id), caller.actor());
         let g = state
             .store(move |db| db.update_group(&tid, &actor, &gid, &update))
@@ -162,6 +182,13 @@ pub(super) async fn update_group(
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// What a `DELETE` removed: its kind and id.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Deleted {
+    deleted: &'static str,
+    id: String,
 }
 
 /// `DELETE …/groups/{id}`: its memberships and role assignments go; groups inside it become
@@ -179,7 +206,7 @@ pub(super) async fn delete_group(
             .store(move |db| db.delete_group(&tid, &actor, &gid))
             .await
             .map_err(missing("group"))?;
-        Ok(json_ok(&json!({"deleted": "group", "id": id})))
+        Ok(json_ok(&Deleted { deleted: "group", id }))
     }
     .await
     .map_err(AppError::problem)
@@ -223,6 +250,35 @@ async fn link(
     Ok(make)
 }
 
+/// A user or group a path names: `users` or `groups`, and its id.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+struct Named {
+    kind: String,
+    id: String,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Membership {
+    group: String,
+    member: Named,
+    /// Whether the member is in the group now (`PUT`) or no longer (`DELETE`).
+    member_now: bool,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Assignment {
+    role: String,
+    principal: Named,
+    assigned: bool,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct ClientAssignment {
+    client_role: String,
+    principal: Named,
+    assigned: bool,
+}
+
 /// `PUT` / `DELETE …/groups/{id}/members/{users|groups}/{member}`: adds or removes a member;
 /// a group inside another is a nesting (409 when it would make a cycle or already has a parent).
 pub(super) async fn member(
@@ -245,9 +301,11 @@ pub(super) async fn member(
             },
         )
         .await?;
-        Ok(json_ok(
-            &json!({"group": id, "member": {"kind": kind, "id": member}, "member_now": add}),
-        ))
+        Ok(json_ok(&Membership {
+            group: id,
+            member: Named { kind, id: member },
+            member_now: add,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -293,7 +351,7 @@ pub(super) async fn delete_role(
             .store(move |db| db.delete_role(&tid, &actor, &rid))
             .await
             .map_err(missing("role"))?;
-        Ok(json_ok(&json!({"deleted": "role", "id": id})))
+        Ok(json_ok(&Deleted { deleted: "role", id }))
     }
     .await
     .map_err(AppError::problem)
@@ -314,9 +372,11 @@ pub(super) async fn assignment(
             move |db, t, actor, who, add| assign(db, (t, actor), who, &role, add),
         )
         .await?;
-        Ok(json_ok(
-            &json!({"role": id, "principal": {"kind": kind, "id": to}, "assigned": add}),
-        ))
+        Ok(json_ok(&Assignment {
+            role: id,
+            principal: Named { kind, id: to },
+            assigned: add,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -409,7 +469,10 @@ pub(super) async fn delete_client_role(
             })
             .await
             .map_err(path_refs)?;
-        Ok(json_ok(&json!({"deleted": "client_role", "id": role})))
+        Ok(json_ok(&Deleted {
+            deleted: "client_role",
+            id: role,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -434,9 +497,11 @@ pub(super) async fn client_assignment(
             },
         )
         .await?;
-        Ok(json_ok(
-            &json!({"client_role": role, "principal": {"kind": kind, "id": to}, "assigned": add}),
-        ))
+        Ok(json_ok(&ClientAssignment {
+            client_role: role,
+            principal: Named { kind, id: to },
+            assigned: add,
+        }))
     }
     .await
     .map_err(AppError::problem)

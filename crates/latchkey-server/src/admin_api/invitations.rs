@@ -13,22 +13,37 @@ use latchkey_services::invite::{DEFAULT_TTL_SECS, Inviter, MAX_TTL_SECS};
 use latchkey_store::{GroupRepo, Invitation, InvitationRepo, InvitationStatus, NewInvitation, StoreError};
 use serde_json::{Value, json};
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "NewInvitation")]
+pub(super) struct CreateBody {
     email: String,
     username: Option<String>,
     display_name: Option<String>,
     /// Group names.
     #[serde(default)]
     groups: Vec<String>,
+    /// The link's lifetime (default 7 days).
+    #[schemars(range(min = 60, max = MAX_TTL_SECS))]
     expires_in_secs: Option<u64>,
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct ResendBody {
+#[schemars(rename = "InvitationResend")]
+pub(super) struct ResendBody {
+    #[schemars(range(min = 60, max = MAX_TTL_SECS))]
     expires_in_secs: Option<u64>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InvitationsQuery {
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<i64>,
+    cursor: Option<String>,
+    #[schemars(with = "Option<InvitationStatus>")]
+    status: Option<String>,
 }
 
 fn ttl_ms(secs: Option<u64>) -> Result<i64, AppError> {
@@ -134,16 +149,9 @@ pub(super) async fn list(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-        status: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = super::query(&req)?;
+        let q: InvitationsQuery = super::query(&req)?;
         let status = q
             .status
             .as_deref()

@@ -64,9 +64,10 @@ pub(super) async fn list(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
+#[schemars(rename = "KeyRotation")]
+pub(super) struct RotateBody {
     /// `ES256`, `RS256` or `EdDSA`; ES256 when absent.
     alg: Option<Alg>,
 }
@@ -97,6 +98,15 @@ pub(super) async fn rotate(
     .map_err(AppError::problem)
 }
 
+/// A test token and the key that signed it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct TestToken {
+    /// A compact JWS for nobody (audience `latchkey-test-token`), valid five minutes.
+    token: String,
+    kid: String,
+    alg: Alg,
+}
+
 /// `POST /admin/t/{tenant}/keys/test-token` `{"alg"?}` (ES256 by default): a five-minute
 /// token for nobody, signed by the active key and verified against the published ones, with
 /// the kid that signed it (`latchkey keys test-token`).
@@ -123,7 +133,7 @@ pub(super) async fn test_token(
             json!({"alg": alg}),
         )
         .await?;
-        Ok(json_ok(&json!({"token": token, "kid": kid, "alg": alg})))
+        Ok(json_ok(&TestToken { token, kid, alg }))
     }
     .await
     .map_err(AppError::problem)
@@ -135,6 +145,17 @@ enum Transition {
     Activate,
     Retire,
     Revoke,
+}
+
+/// A key after a transition; for a revoke, the kid of the key that signs in its place (`null`
+/// when none does).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct KeyAfter {
+    #[serde(flatten)]
+    key: RingKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[allow(clippy::option_option)] // only on a revoke, and then a kid or `null`
+    replacement: Option<Option<String>>,
 }
 
 /// `POST /admin/t/{tenant}/keys/{kid}/{activate|retire|revoke}`: the transition, checked by
@@ -158,11 +179,10 @@ async fn transition(
         })
         .await?;
         let after = key(&state, &caller, kid).await?;
-        let mut view = serde_json::to_value(&after).map_err(|e| AppError::internal("key", e))?;
-        if matches!(step, Transition::Revoke) {
-            view["replacement"] = json!(replacement);
-        }
-        Ok(json_ok(&view))
+        Ok(json_ok(&KeyAfter {
+            key: after,
+            replacement: matches!(step, Transition::Revoke).then_some(replacement),
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -18,6 +18,7 @@ pub mod openapi;
 mod policies;
 mod routes;
 mod saml;
+mod schema;
 mod sessions;
 mod system;
 mod users;
@@ -279,8 +280,34 @@ fn body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], empty_ok: bool) 
     if empty_ok && bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    object(bytes)
+}
+
+/// A JSON request body of at most [`MAX_BODY`] bytes, whatever its type.
+fn value(bytes: &[u8]) -> Result<serde_json::Value, AppError> {
+    if bytes.len() > MAX_BODY {
+        return Err(AppError::new(Kind::PayloadTooLarge, "The request body is too large.").json());
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json())
+}
+
+/// A JSON object as `T`. Only an object: serde would also take an array for a struct, member
+/// by position, which no schema of ours allows.
+fn object<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let bad = |e: String| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json();
+    match serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))? {
+        v @ serde_json::Value::Object(_) => serde_json::from_value(v).map_err(|e| bad(e.to_string())),
+        _ => Err(bad("the body is a JSON object".into())),
+    }
+}
+
+/// For a merge-patch member that may be `null` (RFC 7396: remove it): absent is `None` (by
+/// `#[serde(default)]`), `null` is `Some(None)`; and for one that may not, `null` is refused.
+fn present<'de, T: serde::Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 fn json_ok(v: &impl serde::Serialize) -> HttpResponse {
@@ -438,15 +465,10 @@ fn merge_patch(req: &HttpRequest, bytes: &[u8]) -> Result<serde_json::Value, App
     body(bytes, false)
 }
 
-/// A merge patch that must be a JSON object (the patched object's members).
-fn merge_object(
-    req: &HttpRequest,
-    bytes: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, AppError> {
-    match merge_patch(req, bytes)? {
-        serde_json::Value::Object(m) => Ok(m),
-        _ => Err(AppError::new(Kind::BadRequest, "a merge patch is a JSON object")),
-    }
+/// A merge patch of the members `T` has (a JSON object: [`body`] takes no other).
+fn merge_object<T: serde::de::DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_value(merge_patch(req, bytes)?)
+        .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad JSON body: {e}")).json())
 }
 
 /// The version `If-Match` names; `None` without the header or for `*`. Anything but one strong
@@ -471,9 +493,12 @@ fn if_match(req: &HttpRequest) -> Result<Option<UnixMillis>, AppError> {
         })
 }
 
-#[derive(serde::Deserialize)]
+/// `limit` and `cursor` of a list: a page is a JSON array of at most `limit` items; a full one
+/// has `Link: <…>; rel="next"` with the cursor of the next.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -1,11 +1,15 @@
 //! `GET /admin/openapi.json`: the admin API described as OpenAPI 3.1, made from the route table
 //! ([`super::routes::ROUTES`]) so it lists exactly the routes the server answers, each with the
-//! permission it needs (`x-permission`) and the RFC 9457 problem document of its errors.
+//! permission it needs (`x-permission`), the RFC 9457 problem document of its errors, and the
+//! JSON Schemas (2020-12, OpenAPI 3.1's dialect) of its query, request and response, derived by
+//! `schemars` from the types the handler reads and writes.
 
 use super::json_ok;
-use super::routes::{PREFIX, ROUTES, Route, SYSTEM_PREFIX, SYSTEM_ROUTES};
+use super::routes::{Body, PREFIX, ROUTES, Route, SYSTEM_PREFIX, SYSTEM_ROUTES};
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
+use schemars::SchemaGenerator;
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 /// The errors every route may answer, as problem documents.
@@ -62,7 +66,92 @@ pub fn needs(r: &Route) -> String {
         .join(" + ")
 }
 
-fn operation(r: &Route, scheme: &str) -> Value {
+/// The two generators: a type is read with its defaults and aliases (`Deserialize`) and written
+/// without its skipped members (`Serialize`), so requests and responses get a schema each.
+struct Generators {
+    read: SchemaGenerator,
+    write: SchemaGenerator,
+}
+
+impl Generators {
+    fn new() -> Self {
+        let settings = SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        });
+        Generators {
+            read: settings.clone().for_deserialize().into_generator(),
+            write: settings.for_serialize().into_generator(),
+        }
+    }
+}
+
+/// The content of a body: its JSON schema, for YAML too (the same document in another syntax),
+/// and other media types (CSV, JSON lines) as text.
+fn content(body: &Body, json_media: &[&str], g: &mut SchemaGenerator) -> Value {
+    let schema = (body.schema)(g).to_value();
+    let mut content = Map::new();
+    for m in json_media {
+        content.insert((*m).into(), json!({"schema": schema}));
+    }
+    for m in body.also {
+        let s = if m.ends_with("yaml") {
+            schema.clone()
+        } else {
+            json!({"type": "string"})
+        };
+        content.insert((*m).into(), json!({"schema": s}));
+    }
+    Value::Object(content)
+}
+
+/// The query parameters: the members of the route's query type.
+fn query_parameters(r: &Route, g: &mut SchemaGenerator) -> Vec<Value> {
+    let Some(q) = r.query else { return Vec::new() };
+    let q = q(g).to_value();
+    let required = |k: &str| q["required"].as_array().is_some_and(|a| a.iter().any(|x| x == k));
+    q["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, schema)| {
+            let schema = without_null(schema);
+            let mut p = json!({"name": name, "in": "query", "required": required(name), "schema": schema});
+            if let Some(d) = schema.get("description") {
+                p["description"] = d.clone();
+            }
+            p
+        })
+        .collect()
+}
+
+/// A parameter's schema without the `null` of its `Option`: a query string has no null, only
+/// a parameter left out.
+fn without_null(schema: &Value) -> Value {
+    if let Some(Value::Array(any)) = schema.get("anyOf")
+        && let [one] = any
+            .iter()
+            .filter(|x| x["type"] != "null")
+            .collect::<Vec<_>>()
+            .as_slice()
+    {
+        return (*one).clone();
+    }
+    let mut out = schema.clone();
+    if let Some(Value::Array(types)) = schema.get("type")
+        && let [one] = types
+            .iter()
+            .filter(|t| *t != "null")
+            .collect::<Vec<_>>()
+            .as_slice()
+    {
+        out["type"] = (*one).clone();
+    }
+    out
+}
+
+fn operation(r: &Route, g: &mut Generators, scheme: &str) -> Value {
+    let mut parameters = query_parameters(r, &mut g.read);
     let mut responses = Map::new();
     // A POST answers 201 when it made something (an Idempotency-Key replay answers the same).
     let oks: &[&str] = if r.method == "POST" {
@@ -70,17 +159,32 @@ fn operation(r: &Route, scheme: &str) -> Value {
     } else {
         &["200"]
     };
+    let paged = parameters.iter().any(|p| p["name"] == "cursor");
     for ok in oks {
-        responses.insert(
-            (*ok).into(),
-            json!({"description": "Success.", "content": {"application/json": {"schema": {}}}}),
-        );
+        let mut answer = json!({"description": "Success."});
+        if let Some(body) = &r.response {
+            answer["content"] = content(body, &["application/json"], &mut g.write);
+        }
+        if paged {
+            answer["headers"] = json!({"Link": {"description": "RFC 8288 `rel=\"next\"`: the next page, on a full page.",
+                                                "schema": {"type": "string"}}});
+        }
+        responses.insert((*ok).into(), answer);
     }
     for (code, why) in ERRORS {
         responses.insert(
             (*code).into(),
             json!({"description": why, "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}),
         );
+    }
+    if r.method == "POST" && !r.path.contains('{') {
+        parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}));
+    }
+    if r.method == "PATCH" {
+        // An `ETag` of ours, or `*`; anything else matches no version (412).
+        parameters.push(json!({"name": "If-Match", "in": "header", "required": false,
+                               "schema": {"type": "string", "pattern": "^(\\*|\"[0-9]+\")$"}}));
     }
     let mut op = json!({
         "operationId": operation_id(r, scheme),
@@ -91,31 +195,98 @@ fn operation(r: &Route, scheme: &str) -> Value {
         "security": [{scheme: []}],
         "responses": responses,
     });
-    let media = match r.method {
-        "PATCH" => Some("application/merge-patch+json"),
-        "POST" | "PUT" => Some("application/json"),
-        _ => None,
-    };
-    if let Some(m) = media {
-        let mut content = json!({m: {"schema": {}}});
-        if r.path == "/apply" {
-            content["application/yaml"] = json!({"schema": {"type": "string"}});
-        }
-        op["requestBody"] = json!({"required": false, "content": content});
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
     }
-    if r.method == "POST" && !r.path.contains('{') {
-        op["parameters"] = json!([{"name": "Idempotency-Key", "in": "header", "required": false,
-                                   "schema": {"type": "string", "minLength": 1, "maxLength": 200}}]);
-    }
-    if r.method == "PATCH" {
-        op["parameters"] = json!([{"name": "If-Match", "in": "header", "required": false,
-                                   "schema": {"type": "string"}}]);
+    if let Some(body) = &r.request {
+        let media: &[&str] = if r.method == "PATCH" {
+            &["application/merge-patch+json", "application/json"]
+        } else {
+            &["application/json"]
+        };
+        op["requestBody"] = json!({"required": body.required, "content": content(body, media, &mut g.read)});
     }
     op
 }
 
+/// Replaces every `$ref` to a renamed schema.
+fn rename_refs(v: &mut Value, renamed: &Map<String, Value>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get_mut("$ref")
+                && let Some(Value::String(to)) = r
+                    .strip_prefix("#/components/schemas/")
+                    .and_then(|n| renamed.get(n))
+            {
+                *r = format!("#/components/schemas/{to}");
+            }
+            m.values_mut().for_each(|x| rename_refs(x, renamed));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| rename_refs(x, renamed)),
+        _ => {}
+    }
+}
+
+/// The schemas of both generators in one `components.schemas`. A type whose request schema
+/// differs from its response schema (defaults, skipped members) has the request one as
+/// `{Name}Input`; the references in requests (bodies, parameters) follow.
+fn components(g: Generators, paths: &mut Map<String, Value>) -> Map<String, Value> {
+    let (mut read, mut write) = (g.read, g.write);
+    let mut schemas = write.take_definitions(true);
+    let mut read = read.take_definitions(true);
+    // Renamed too: a request schema that refers to a renamed one.
+    let mut renamed = Map::new();
+    loop {
+        let differ = |(name, schema): &(&String, &Value)| {
+            let mut mine = (*schema).clone();
+            rename_refs(&mut mine, &renamed);
+            !renamed.contains_key(*name) && schemas.get(*name).is_some_and(|s| *s != mine)
+        };
+        let more: Vec<String> = read.iter().filter(differ).map(|(n, _)| n.clone()).collect();
+        if more.is_empty() {
+            break;
+        }
+        for name in more {
+            renamed.insert(name.clone(), Value::String(format!("{name}Input")));
+        }
+    }
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for op in item.values_mut() {
+            for part in ["parameters", "requestBody"] {
+                if let Some(x) = op.get_mut(part) {
+                    rename_refs(x, &renamed);
+                }
+            }
+        }
+    }
+    for (name, mut schema) in std::mem::take(&mut read) {
+        rename_refs(&mut schema, &renamed);
+        // Not renamed: the same as the response schema of that name, if there is one.
+        let name = renamed
+            .get(&name)
+            .and_then(Value::as_str)
+            .map_or(name, str::to_owned);
+        schemas.entry(name).or_insert(schema);
+    }
+    schemas.insert(
+        "Problem".into(),
+        json!({
+            "type": "object",
+            "description": "RFC 9457 problem details (with the OAuth-style `error` too).",
+            "required": ["type", "title", "status"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"},
+                "error": {"type": "string"}, "error_description": {"type": "string"},
+            },
+        }),
+    );
+    schemas
+}
+
 /// The OpenAPI 3.1 document of the admin API.
 pub fn document(server: &str) -> Value {
+    let mut g = Generators::new();
     let mut paths = Map::new();
     let scopes = [
         (PREFIX, ROUTES, "bearer"),
@@ -127,9 +298,10 @@ pub fn document(server: &str) -> Value {
             let item = paths
                 .entry(key.clone())
                 .or_insert_with(|| json!({"parameters": parameters(&key)}));
-            item[r.method.to_ascii_lowercase()] = operation(r, scheme);
+            item[r.method.to_ascii_lowercase()] = operation(r, &mut g, scheme);
         }
     }
+    let schemas = components(g, &mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -146,16 +318,7 @@ pub fn document(server: &str) -> Value {
                 "description": "An `lka_` admin token, or an OAuth access token of an admin client for the audience {public_url}/admin/t/{tenant}."},
                 "system": {"type": "http", "scheme": "bearer",
                 "description": "An `lks_` system token (`latchkey system-token create`)."}},
-            "schemas": {"Problem": {
-                "type": "object",
-                "description": "RFC 9457 problem details (with the OAuth-style `error` too).",
-                "required": ["type", "title", "status"],
-                "properties": {
-                    "type": {"type": "string"}, "title": {"type": "string"},
-                    "status": {"type": "integer"}, "detail": {"type": "string"},
-                    "error": {"type": "string"}, "error_description": {"type": "string"},
-                },
-            }},
+            "schemas": schemas,
         },
     })
 }

@@ -7,6 +7,7 @@
 //! The SP private key never leaves the store.
 
 use super::policies::merge_patch_body;
+use super::schema::{Closed, MergePatch};
 use super::{
     Caller, audit, authenticate, etag_response, if_match, json_ok, key_str, not_found, paged, paging, query,
 };
@@ -119,6 +120,18 @@ async fn caller_and_name(
     Ok((authenticate(req, state, &slug).await?, name))
 }
 
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SamlQuery {
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<i64>,
+    cursor: Option<String>,
+    /// A name prefix.
+    q: Option<String>,
+    /// The connection claiming this domain.
+    domain: Option<String>,
+}
+
 /// `GET /admin/t/{tenant}/saml-connections`: a page of connections by name; `q` a name prefix,
 /// `domain` the connection claiming a domain.
 pub(super) async fn list(
@@ -126,17 +139,9 @@ pub(super) async fn list(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-        q: Option<String>,
-        domain: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = query(&req)?;
+        let q: SamlQuery = query(&req)?;
         let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
         let after = after.map(|k| key_str(&k, 0)).transpose()?;
         let tid = caller.tenant.id.clone();
@@ -172,9 +177,10 @@ pub(super) async fn list(
     .map_err(AppError::problem)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schemars(rename = "NewSamlConnection")]
+pub(super) struct CreateBody {
     name: String,
     display_name: Option<String>,
     /// The IdP's metadata document (the connection is not refreshed).
@@ -182,7 +188,27 @@ struct CreateBody {
     /// Where the IdP publishes its metadata; fetched now and refreshed hourly.
     metadata_url: Option<String>,
     #[serde(default)]
+    #[schemars(with = "Option<Closed<SamlOptions>>")]
     options: Option<Value>,
+}
+
+/// What a merge patch over a connection's JSON form may change; the other members may only be
+/// sent back as they are.
+// The schema of what `change_from_patch` reads (it merges into the JSON form itself).
+#[derive(schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(super) struct SamlPatch {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    options: MergePatch<SamlOptions>,
+    /// A new URL is fetched now; `null` stops refreshing and keeps the metadata.
+    #[serde(default)]
+    metadata_url: Option<String>,
+    /// Replaces the metadata from a document.
+    #[serde(default)]
+    metadata_xml: Option<String>,
 }
 
 /// `POST /admin/t/{tenant}/saml-connections`: connects an IdP from `metadata_xml` or
@@ -199,8 +225,7 @@ pub(super) async fn create(
         let caller = authenticate(&req, &state, &slug).await?;
         let bytes = read_body(payload).await?;
         let run = async {
-            let b: CreateBody =
-                serde_json::from_slice(&bytes).map_err(|e| bad(format!("Bad JSON body: {e}")))?;
+            let b: CreateBody = super::object(&bytes)?;
             let given = b.options.unwrap_or_else(|| json!({}));
             let mut options = strict_options(&given)?;
             signer_der(&mut options);
@@ -266,6 +291,23 @@ pub(super) async fn get(
     .map_err(AppError::problem)
 }
 
+/// An IdP signing certificate as read, or why it could not be.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub(super) enum Certificate {
+    Read {
+        subject: String,
+        issuer: String,
+        not_before: i64,
+        not_after: i64,
+        sha256: String,
+        valid_now: bool,
+    },
+    Unreadable {
+        error: String,
+    },
+}
+
 /// `GET /admin/t/{tenant}/saml-connections/{name}/certificates`: the IdP's signing
 /// certificates: subject, issuer, validity (Unix ms), SHA-256 fingerprint, valid now.
 pub(super) async fn certificates(
@@ -277,16 +319,20 @@ pub(super) async fn certificates(
         let (caller, name) = caller_and_name(&req, &state, path).await?;
         let c = connection(&state, &caller, name).await?;
         let now = state.clock.now_millis();
-        let certs: Vec<Value> = c
+        let certs: Vec<Certificate> = c
             .idp
             .certificates
             .iter()
             .map(|der| match latchkey_saml::certs::info(der) {
-                Ok(i) => json!({
-                    "subject": i.subject, "issuer": i.issuer, "not_before": i.not_before,
-                    "not_after": i.not_after, "sha256": i.sha256, "valid_now": i.valid_at(now),
-                }),
-                Err(e) => json!({"error": e.to_string()}),
+                Ok(i) => Certificate::Read {
+                    valid_now: i.valid_at(now),
+                    subject: i.subject,
+                    issuer: i.issuer,
+                    not_before: i.not_before,
+                    not_after: i.not_after,
+                    sha256: i.sha256,
+                },
+                Err(e) => Certificate::Unreadable { error: e.to_string() },
             })
             .collect();
         let target = format!("saml:{}", c.id);
@@ -423,6 +469,21 @@ pub(super) async fn update(
     .map_err(AppError::problem)
 }
 
+/// A connection after a refresh, and whether its metadata changed.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct Refreshed {
+    #[serde(flatten)]
+    connection: SamlConnection,
+    changed: bool,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SamlDeleted {
+    deleted: &'static str,
+    name: String,
+    id: String,
+}
+
 /// `POST /admin/t/{tenant}/saml-connections/{name}/refresh`: fetches the metadata from its URL
 /// now, as the hourly refresh does. 200 with the connection and `changed`; 409 for a
 /// connection whose metadata was given inline; 422 when the fetch or the document fails (the
@@ -459,9 +520,14 @@ pub(super) async fn refresh(
         let target = format!("saml:{}", c.id);
         let details = json!({"name": c.name, "changed": changed});
         audit(&state, &caller, Outcome::Success, "saml.connection.refresh", &target, details).await?;
-        let mut view = serde_json::to_value(&after).map_err(|e| AppError::internal("saml", e))?;
-        view["changed"] = json!(changed);
-        Ok(etag_response(&view, after.updated_at))
+        let version = after.updated_at;
+        Ok(etag_response(
+            &Refreshed {
+                connection: after,
+                changed,
+            },
+            version,
+        ))
     }
     .await
     .map_err(AppError::problem)
@@ -495,9 +561,11 @@ pub(super) async fn delete(
             })
             .await
             .map_err(super::missing("SAML connection"))?;
-        Ok(json_ok(
-            &json!({"deleted": "saml_connection", "name": gone.name, "id": gone.id}),
-        ))
+        Ok(json_ok(&SamlDeleted {
+            deleted: "saml_connection",
+            name: gone.name,
+            id: gone.id,
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -8,15 +8,44 @@ use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{Outcome, Tenant, UserId};
+use latchkey_core::{Outcome, Tenant, UnixMillis, UserId};
 use latchkey_store::UserRepo;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The user, when they are in the tenant (else the tenant's 404).
 async fn user_in(state: &AppState, tenant: &Tenant, id: &str) -> Result<UserId, AppError> {
     let (tid, uid) = (tenant.id.clone(), UserId(id.to_owned()));
     let found = state.store(move |db| db.user(&tid, &uid)).await?;
     found.map(|u| u.id).ok_or_else(|| not_found("user"))
+}
+
+/// A live session as a helpdesk sees it.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SessionView {
+    /// A key naming the session, never its cookie.
+    id: String,
+    created_at: UnixMillis,
+    last_seen: UnixMillis,
+    auth_time: UnixMillis,
+    amr: Vec<String>,
+    acr: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    idle_deadline: UnixMillis,
+    absolute_deadline: UnixMillis,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SessionEnded {
+    ended: &'static str,
+    id: String,
+    grants_revoked: usize,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct SessionsEnded {
+    sessions_ended: u64,
+    grants_revoked: usize,
 }
 
 /// `GET …/users/{id}/sessions`: the live sessions, newest first: `id` (a key naming the
@@ -35,15 +64,19 @@ pub(super) async fn list(
             .list_user_sessions(&caller.tenant.id, &uid)
             .await?;
         sessions.sort_by_key(|(_, s)| std::cmp::Reverse(s.created_at));
-        let shown: Vec<Value> = sessions
-            .iter()
-            .map(|(key, s)| {
-                json!({
-                    "id": key, "created_at": s.created_at, "last_seen": s.last_seen,
-                    "auth_time": s.auth_time, "amr": s.amr, "acr": s.acr, "ip": s.ip,
-                    "user_agent": s.user_agent, "idle_deadline": s.idle_deadline,
-                    "absolute_deadline": s.absolute_deadline,
-                })
+        let shown: Vec<SessionView> = sessions
+            .into_iter()
+            .map(|(id, s)| SessionView {
+                id,
+                created_at: s.created_at,
+                last_seen: s.last_seen,
+                auth_time: s.auth_time,
+                amr: s.amr,
+                acr: s.acr,
+                ip: s.ip,
+                user_agent: s.user_agent,
+                idle_deadline: s.idle_deadline,
+                absolute_deadline: s.absolute_deadline,
             })
             .collect();
         let target = format!("user:{uid}");
@@ -96,9 +129,11 @@ pub(super) async fn end_one(
             details,
         )
         .await?;
-        Ok(json_ok(
-            &json!({"ended": "session", "id": key, "grants_revoked": grants}),
-        ))
+        Ok(json_ok(&SessionEnded {
+            ended: "session",
+            id: key,
+            grants_revoked: grants,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -129,9 +164,10 @@ pub(super) async fn end_all(
             details,
         )
         .await?;
-        Ok(json_ok(
-            &json!({"sessions_ended": sessions, "grants_revoked": grants}),
-        ))
+        Ok(json_ok(&SessionsEnded {
+            sessions_ended: sessions,
+            grants_revoked: grants,
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -14,13 +14,13 @@ use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
-    BuiltinAdminRole, OsRng, Outcome, Permissions, Tenant, TenantId, TenantPolicy, random_token, sha256_hex,
-    validate,
+    BuiltinAdminRole, OsRng, Outcome, Permissions, Tenant, TenantId, TenantPolicy, UnixMillis, random_token,
+    sha256_hex, validate,
 };
 use latchkey_store::{
     AdminTokenRepo, CredentialKind, Db, NewAdminToken, NewTenant, StoreError, TenantRepo, TenantUpdate,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Values re-sealed per batch, and batches per call, of a data-key rotation: a call does at
 /// most 10,000 and says whether the rotation is done (call again until it is).
@@ -28,12 +28,63 @@ const DEK_BATCH: usize = 100;
 const DEK_BATCHES: usize = 100;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-fn view(state: &AppState, t: &Tenant) -> Value {
-    json!({
-        "id": t.id, "slug": t.slug, "display_name": t.display_name,
-        "issuer": state.config.issuer(&t.slug),
-        "created_at": t.created_at, "updated_at": t.updated_at,
-    })
+/// A tenant as the system scope shows it (its policy is read in its own scope).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct TenantView {
+    id: TenantId,
+    slug: String,
+    display_name: String,
+    /// Its OIDC issuer, where portals discover it.
+    issuer: String,
+    created_at: UnixMillis,
+    updated_at: UnixMillis,
+}
+
+/// A new tenant, with its first admin credential when one was asked for.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct CreatedTenant {
+    #[serde(flatten)]
+    tenant: TenantView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_credential: Option<FirstToken>,
+}
+
+/// The first admin credential, with its `lka_` token (in this answer only).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct FirstToken {
+    id: String,
+    name: String,
+    roles: Vec<String>,
+    permissions: Permissions,
+    expires_at: Option<UnixMillis>,
+    token: String,
+}
+
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct TenantDeleted {
+    /// Always `tenant`.
+    deleted: &'static str,
+    slug: String,
+    id: TenantId,
+}
+
+/// A data-key rotation's progress: call again while `done` is false.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct DekRotation {
+    data_key: String,
+    resealed: usize,
+    done: bool,
+}
+
+fn view(state: &AppState, t: &Tenant) -> TenantView {
+    TenantView {
+        id: t.id.clone(),
+        slug: t.slug.clone(),
+        display_name: t.display_name.clone(),
+        issuer: state.config.issuer(&t.slug),
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+    }
 }
 
 fn no_tenant() -> AppError {
@@ -54,7 +105,7 @@ pub(super) async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result
     let config = state.clone();
     let fetch =
         move |db: &Db, _: &TenantId| Ok(db.list_tenants()?.iter().map(|t| view(&config, t)).collect());
-    let key = |v: &Value| v["slug"].as_str().unwrap_or_default().to_owned();
+    let key = |v: &TenantView| v.slug.clone();
     list_of((&req, "", &state), ("tenant.list", "tenants"), fetch, key).await
 }
 
@@ -86,9 +137,9 @@ pub(super) async fn get(
 
 /// The first admin credential of a new tenant: an `lka_` token with built-in roles and tenant
 /// permissions (a new tenant has no custom roles yet).
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct FirstCredential {
+pub(super) struct FirstCredential {
     name: String,
     #[serde(default)]
     roles: Vec<String>,
@@ -98,9 +149,11 @@ struct FirstCredential {
     expires_in_days: Option<u32>,
 }
 
-#[derive(serde::Deserialize, Default)]
+/// A tenant to create: its slug (URL-safe, unique), its name, and optionally its first admin
+/// credential.
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
-struct NewTenantBody {
+pub(super) struct NewTenantBody {
     slug: String,
     display_name: Option<String>,
     admin_credential: Option<FirstCredential>,
@@ -147,10 +200,15 @@ pub(super) async fn create(
             let t = state.store(move |db| db.create_tenant(&a, &spec)).await?;
             let (keys, tid, a) = (state.keys.clone(), t.id.clone(), actor.clone());
             blocking(move || keys.ensure_tenant(&tid, &a)).await?;
-            let mut shown = view(&state, &t);
-            if let Some(c) = &new.admin_credential {
-                shown["admin_credential"] = first_credential(&state, &caller, &t, c).await?;
-            }
+            let admin_credential = match &new.admin_credential {
+                Some(c) => Some(first_credential(&state, &caller, &t, c).await?),
+                None => None,
+            };
+            let shown = serde_json::to_value(CreatedTenant {
+                tenant: view(&state, &t),
+                admin_credential,
+            })
+            .map_err(|e| AppError::internal("tenant view", e))?;
             audit(
                 &state,
                 &caller,
@@ -173,7 +231,7 @@ async fn first_credential(
     caller: &Caller,
     t: &Tenant,
     c: &FirstCredential,
-) -> Result<Value, AppError> {
+) -> Result<FirstToken, AppError> {
     let secret = format!("lka_{}", random_token(&OsRng, 32));
     let days = c.expires_in_days.unwrap_or(90);
     let now = state.clock.now_millis();
@@ -188,10 +246,21 @@ async fn first_credential(
     let tok = state
         .store(move |db| db.create_admin_token(&tid, &actor, &spec))
         .await?;
-    Ok(json!({
-        "id": tok.id, "name": tok.name, "roles": tok.roles, "permissions": tok.permissions,
-        "expires_at": tok.expires_at, "token": secret,
-    }))
+    Ok(FirstToken {
+        id: tok.id,
+        name: tok.name,
+        roles: tok.roles,
+        permissions: tok.permissions,
+        expires_at: tok.expires_at,
+        token: secret,
+    })
+}
+
+/// What a system-scope merge patch may change: the name.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantPatch {
+    display_name: Option<String>,
 }
 
 /// `PATCH /admin/system/tenants/{tenant}`: a merge patch of `display_name` under `If-Match`.
@@ -202,16 +271,10 @@ pub(super) async fn update(
     state: web::Data<AppState>,
     bytes: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Patch {
-        display_name: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
-        let patch: Patch = serde_json::from_value(Value::Object(merge_object(&req, &bytes)?))
-            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad patch: {e}")))?;
+        let patch: TenantPatch = merge_object(&req, &bytes)?;
         let asked = if_match(&req)?;
         let before = named(&state, &slug).await?;
         let version = asked.unwrap_or(before.updated_at);
@@ -258,7 +321,11 @@ pub(super) async fn delete(
             json!({"slug": t.slug}),
         )
         .await?;
-        Ok(json_ok(&json!({"deleted": "tenant", "slug": t.slug, "id": t.id})))
+        Ok(json_ok(&TenantDeleted {
+            deleted: "tenant",
+            slug: t.slug,
+            id: t.id,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -281,17 +348,21 @@ pub(super) async fn rotate_dek(
             blocking(move || keys.rotate_dek(&tid, &actor, DEK_BATCH, Some(DEK_BATCHES))).await?;
         let done = resealed < DEK_BATCH * DEK_BATCHES;
         let target = format!("tenant:{}", t.id);
-        let answer = json!({"data_key": dek, "resealed": resealed, "done": done});
+        let details = json!({"data_key": dek, "resealed": resealed, "done": done});
         audit(
             &state,
             &caller,
             Outcome::Success,
             "keys.rotate_dek",
             &target,
-            answer.clone(),
+            details,
         )
         .await?;
-        Ok(json_ok(&answer))
+        Ok(json_ok(&DekRotation {
+            data_key: dek,
+            resealed,
+            done,
+        }))
     }
     .await
     .map_err(AppError::problem)

@@ -13,6 +13,17 @@ use latchkey_core::{Outcome, UserId, UserStatus};
 use latchkey_store::{AuditRepo, UserRepo};
 use serde_json::json;
 
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UsersQuery {
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<i64>,
+    cursor: Option<String>,
+    status: Option<UserStatus>,
+    /// A username or email prefix.
+    q: Option<String>,
+}
+
 /// `GET /admin/t/{tenant}/users`: a page of users in username order, filtered by `status` and
 /// `q` (a username or email prefix); see [`paged`].
 pub(super) async fn list_users(
@@ -20,17 +31,9 @@ pub(super) async fn list_users(
     slug: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        limit: Option<i64>,
-        cursor: Option<String>,
-        status: Option<UserStatus>,
-        q: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, &slug).await?;
-        let q: Query = query(&req)?;
+        let q: UsersQuery = query(&req)?;
         let (limit, after) = paging(q.limit, q.cursor.as_deref())?;
         let after = after.map(|k| key_str(&k, 0)).transpose()?;
         let query = latchkey_store::UserQuery {
@@ -110,6 +113,13 @@ pub(super) async fn enable_user(
     set_status(req, path, state, UserStatus::Active).await
 }
 
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct UserDeleted {
+    deleted: &'static str,
+    id: UserId,
+    sessions_ended: u64,
+}
+
 /// `DELETE /admin/t/{tenant}/users/{id}`: deletes the user at once with what hangs off them
 /// (grants and tokens, factors, memberships, consents) and ends their sessions.
 pub(super) async fn delete_user(
@@ -130,9 +140,11 @@ pub(super) async fn delete_user(
             .ephemeral
             .delete_user_sessions(&caller.tenant.id, &uid)
             .await?;
-        Ok(json_ok(
-            &json!({"deleted": "user", "id": uid, "sessions_ended": sessions}),
-        ))
+        Ok(json_ok(&UserDeleted {
+            deleted: "user",
+            id: uid,
+            sessions_ended: sessions,
+        }))
     }
     .await
     .map_err(AppError::problem)
@@ -158,6 +170,35 @@ pub(super) async fn restore_user(
     .map_err(AppError::problem)
 }
 
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditQuery {
+    user: Option<String>,
+    /// Exact, or a prefix as `prefix*`.
+    action: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    after: Option<i64>,
+    #[schemars(range(min = 1, max = 1000))]
+    limit: Option<i64>,
+    format: Option<AuditFormat>,
+}
+
+#[derive(Clone, Copy, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum AuditFormat {
+    Json,
+    Jsonl,
+    Csv,
+}
+
+/// A page of audit events; `next_after` is the `after` of the next page, on a full one.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct AuditPage {
+    events: Vec<latchkey_core::AuditEvent>,
+    next_after: Option<i64>,
+}
+
 /// `GET /admin/t/{tenant}/audit`: the tenant's audit events, filtered like `latchkey audit
 /// search`: `user`, `action` (exact or `prefix*`), `since`/`until` (Unix ms, inclusive/exclusive),
 /// `after` (a sequence number, for paging), `limit` (1-1000, default 100), and `format`
@@ -166,32 +207,13 @@ pub(super) async fn search_audit(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        user: Option<String>,
-        action: Option<String>,
-        since: Option<i64>,
-        until: Option<i64>,
-        after: Option<i64>,
-        limit: Option<i64>,
-        format: Option<String>,
-    }
     async {
         let caller = authenticate(&req, &state, &path_tenant(&req)).await?;
-        let q = web::Query::<Query>::from_query(req.query_string())
-            .map_err(|e| AppError::new(Kind::BadRequest, format!("Bad query: {e}")))?
-            .into_inner();
-        let format = match q.format.as_deref().unwrap_or("json") {
-            "json" => None,
-            "jsonl" => Some(latchkey_audit::Format::Jsonl),
-            "csv" => Some(latchkey_audit::Format::Csv),
-            other => {
-                return Err(AppError::new(
-                    Kind::BadRequest,
-                    format!("format {other:?}: expected json, jsonl or csv"),
-                ));
-            }
+        let q: AuditQuery = query(&req)?;
+        let format = match q.format.unwrap_or(AuditFormat::Json) {
+            AuditFormat::Json => None,
+            AuditFormat::Jsonl => Some(latchkey_audit::Format::Jsonl),
+            AuditFormat::Csv => Some(latchkey_audit::Format::Csv),
         };
         let filter = latchkey_store::AuditFilter {
             user: q.user,
@@ -199,7 +221,10 @@ pub(super) async fn search_audit(
             since: q.since,
             until: q.until,
         };
-        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        let limit = q.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(AppError::new(Kind::BadRequest, "limit must be 1 to 1000"));
+        }
         let (tid, f, after) = (caller.tenant.id.clone(), filter.clone(), q.after.unwrap_or(0));
         let events = state.store(move |db| db.audit_search(&tid, &f, after, limit)).await?;
         audit(
@@ -215,7 +240,7 @@ pub(super) async fn search_audit(
             let next_after = (events.len() == usize::try_from(limit).unwrap_or(0))
                 .then(|| events.last().map(|e| e.seq))
                 .flatten();
-            return Ok(json_ok(&json!({"events": events, "next_after": next_after})));
+            return Ok(json_ok(&AuditPage { events, next_after }));
         };
         let mut body = Vec::new();
         latchkey_audit::write_events(&mut body, &events, format)

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 /// A secret made for a new client: in this answer only.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewSecret {
     pub client: String,
     pub client_id: String,
@@ -28,6 +29,7 @@ pub struct NewSecret {
 
 /// What `apply` did.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Applied {
     /// How many changes were made (all of the plan's).
     pub applied: usize,

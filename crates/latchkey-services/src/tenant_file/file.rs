@@ -26,6 +26,7 @@ pub enum Format {
 /// One tenant, as code. Lists left out (or empty) manage nothing of that kind only in the sense
 /// that everything the tenant has of it is "not in the file": kept, or deleted with `prune`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantFile {
     /// The tenant's slug.
@@ -69,6 +70,7 @@ fn policy_out<S: serde::Serializer>(policy: &Option<TenantPolicy>, s: S) -> Resu
 
 /// A declared user attribute. Its kind can't change in place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AttributeSpec {
     pub name: String,
@@ -89,6 +91,7 @@ fn admin() -> EditableBy {
 
 /// A group; `parent` names another group of the file (left out: a top-level group).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     pub name: String,
@@ -100,6 +103,7 @@ pub struct GroupSpec {
 
 /// A tenant role and the groups of the file it is assigned to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RoleSpec {
     pub name: String,
@@ -115,6 +119,7 @@ pub type ClientRoleSpec = RoleSpec;
 /// Where a client secret comes from at apply time: an environment variable or a file (its
 /// whole content, one trailing newline removed), read by the CLI. Never the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SecretRef {
     Env(String),
@@ -133,6 +138,7 @@ impl std::fmt::Display for SecretRef {
 /// A client, by name (unique in the file and in the tenant). What is left out gets the
 /// defaults of `latchkey client create`; `client_id` is the store's and not in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClientEntry {
     pub name: String,

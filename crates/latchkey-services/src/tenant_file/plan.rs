@@ -23,6 +23,7 @@ pub trait Secrets {
 
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
@@ -32,6 +33,7 @@ pub enum Op {
 
 /// One change, in the order `apply` makes them.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Change {
     pub op: Op,
     /// `tenant`, `attribute`, `group`, `role`, `client`, `client_role` or `assignment`.
@@ -45,6 +47,7 @@ pub struct Change {
 
 /// An object of the tenant that the file does not mention, left as it is (no `prune`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Kept {
     pub kind: &'static str,
     pub name: String,
@@ -53,6 +56,7 @@ pub struct Kept {
 
 /// The changes that make a tenant what a file says.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Plan {
     pub tenant: String,
     pub prune: bool,
