@@ -11,6 +11,7 @@ mod error;
 pub mod invite;
 pub mod mail;
 pub mod metrics;
+pub mod outbound;
 pub mod policy;
 pub mod risk_engine;
 pub mod saml;
@@ -22,6 +23,7 @@ pub use cache::TtlCache;
 pub use error::ServiceError;
 pub use mail::{MailSettings, Mailer};
 pub use metrics::Metrics;
+pub use outbound::OutboundPolicy;
 pub use risk_engine::RiskEngine;
 
 /// Runs blocking store or key work on tokio's blocking pool (background work: the request
