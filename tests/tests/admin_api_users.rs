@@ -477,6 +477,32 @@ async fn one_factor_is_removed_by_an_admin(s: &TestServer) {
     assert!(by_admin, "audited with the admin as actor");
 }
 
+/// A create whose unique attribute value another user holds is 409 and leaves no user (the
+/// user and the values are one transaction).
+async fn a_taken_unique_value_creates_no_user(s: &TestServer) {
+    let w = world(s).await;
+    let admin = w.admin.as_str();
+    let def = json!({"name": "badge", "kind": "string", "unique": true});
+    let (st, made, _) = call(s, ("POST", "/admin/t/acme/attributes"), admin, &[], Some(&def)).await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let alices = format!("/admin/t/acme/users/{}/attributes/badge", w.alice.id);
+    let (st, set, _) = call(s, ("PUT", &alices), admin, &[], Some(&json!("B-1"))).await;
+    assert_eq!(st, StatusCode::OK, "{set}");
+    let creates = |a: &[String]| a.iter().filter(|x| *x == "user.create").count();
+    let before = creates(&actions(s, &w.a));
+    let gus = json!({"username": "gus", "email": "gus@acme.test", "attributes": {"badge": "B-1"}});
+    let (st, got, _) = call(s, ("POST", "/admin/t/acme/users"), admin, &[], Some(&gus)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{got}");
+    assert!(
+        s.state.db.user_by_username(&w.a, "gus").unwrap().is_none(),
+        "no user left behind"
+    );
+    assert_eq!(creates(&actions(s, &w.a)), before, "no user.create audited");
+    let gus = json!({"username": "gus", "attributes": {"badge": "B-2"}});
+    let (st, got, _) = call(s, ("POST", "/admin/t/acme/users"), admin, &[], Some(&gus)).await;
+    assert_eq!(st, StatusCode::CREATED, "{got}");
+}
+
 /// Every write of these modules on alice (`u`) or attribute `region`, tenant-relative.
 fn writes(u: &str) -> [(&'static str, String, Option<Value>); 9] {
     [
@@ -622,4 +648,5 @@ latchkey_tests::e2e!(
     other_tenants_and_readers_are_refused,
     revoking_grants_ends_the_refresh_token,
     one_factor_is_removed_by_an_admin,
+    a_taken_unique_value_creates_no_user,
 );

@@ -1710,7 +1710,7 @@ fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
         mail: &m1,
     };
     let alice = db
-        .create_user_verifying(&t, ACTOR, "user.signup", &new, Some(&v1))
+        .create_user_verifying(&t, ACTOR, "user.signup", &new, Some(&v1), &[])
         .unwrap();
     assert!(!alice.email_verified);
     let live = db.email_verification(&t, "h1").unwrap().unwrap();

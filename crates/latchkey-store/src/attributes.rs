@@ -166,6 +166,48 @@ fn checked(
     Ok(out)
 }
 
+/// Writes `changes` (checked against the schema for `by`) to the values of `user`, who must
+/// exist, in the caller's transaction; a unique value another user holds is `Conflict`.
+/// Returns the names changed, for the audit event (values may be personal data).
+pub(crate) fn write_values(
+    c: &mut crate::AnyConnection,
+    t: &TenantId,
+    user: &UserId,
+    changes: &[AttributeChange],
+    by: EditableBy,
+    now: i64,
+) -> Result<Vec<String>> {
+    let rows = checked(&defs(c, t)?, changes, by)?;
+    let key = |name: &str| {
+        user_attributes::table
+            .filter(user_attributes::tenant_id.eq(t.as_str()))
+            .filter(user_attributes::user_id.eq(user.as_str()))
+            .filter(user_attributes::name.eq(name.to_owned()))
+    };
+    for (name, row) in &rows {
+        diesel::delete(key(name)).execute(c)?;
+        if let Some((value, unique_key)) = row {
+            diesel::insert_into(user_attributes::table)
+                .values((
+                    user_attributes::tenant_id.eq(t.as_str()),
+                    user_attributes::user_id.eq(user.as_str()),
+                    user_attributes::name.eq(name),
+                    user_attributes::value.eq(value),
+                    user_attributes::unique_key.eq(unique_key),
+                    user_attributes::updated_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("{name}: another user already has this value"))
+                    }
+                    other => other,
+                })?;
+        }
+    }
+    Ok(rows.into_iter().map(|(n, _)| n).collect())
+}
+
 impl AttributeRepo for Db {
     fn define_attribute(&self, t: &TenantId, actor: &str, def: &AttributeDef) -> Result<AttributeDef> {
         let name = attribute_name(&def.name)?;
@@ -344,36 +386,8 @@ impl AttributeRepo for Db {
             if exists == 0 {
                 return Err(StoreError::NotFound { what: "user" });
             }
-            let rows = checked(&defs(c, t)?, changes, by)?;
-            let key = |name: &str| {
-                user_attributes::table
-                    .filter(user_attributes::tenant_id.eq(t.as_str()))
-                    .filter(user_attributes::user_id.eq(user.as_str()))
-                    .filter(user_attributes::name.eq(name.to_owned()))
-            };
-            for (name, row) in &rows {
-                diesel::delete(key(name)).execute(c)?;
-                if let Some((value, unique_key)) = row {
-                    diesel::insert_into(user_attributes::table)
-                        .values((
-                            user_attributes::tenant_id.eq(t.as_str()),
-                            user_attributes::user_id.eq(user.as_str()),
-                            user_attributes::name.eq(name),
-                            user_attributes::value.eq(value),
-                            user_attributes::unique_key.eq(unique_key),
-                            user_attributes::updated_at.eq(now),
-                        ))
-                        .execute(c)
-                        .map_err(|e| match StoreError::from(e) {
-                            StoreError::Conflict(_) => {
-                                StoreError::Conflict(format!("{name}: another user already has this value"))
-                            }
-                            other => other,
-                        })?;
-                }
-            }
+            let names = write_values(c, t, user, changes, by, now)?;
             // Names only: values may be personal data, and the audit log is kept for years.
-            let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
             let event = NewAuditEvent::success(
                 actor,
                 "user.attributes_update",
