@@ -1798,6 +1798,25 @@ fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
     }
 }
 
+/// An administrator's MFA reset of a user the tenant doesn't have is `NotFound` and writes
+/// nothing, not even an audit event claiming success.
+fn resetting_mfa_of_an_unknown_user_is_not_found_and_not_audited(db: &Db) {
+    use latchkey_store::MfaRepo;
+    let t = tenant(db, "acme");
+    let other = tenant(db, "beta");
+    let bob = user(db, &other, "bob");
+    let before = head(db, &t);
+    for who in [UserId("no-such-user".into()), bob] {
+        let e = db.reset_mfa(&t, ACTOR, &who).unwrap_err();
+        assert!(matches!(e, StoreError::NotFound { .. }), "{e}");
+    }
+    assert_eq!(head(db, &t), before, "nothing audited");
+    assert!(events_named(db, &t, "mfa.reset").is_empty());
+    let alice = user(db, &t, "alice");
+    assert_eq!(db.reset_mfa(&t, ACTOR, &alice).unwrap(), 0);
+    assert_eq!(events_named(db, &t, "mfa.reset").len(), 1);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1845,6 +1864,7 @@ contract!(
     groups_and_roles_of_another_tenant_cannot_be_used,
     group_changes_are_audited,
     email_verification_links_are_single_use_and_bound_to_the_address,
+    resetting_mfa_of_an_unknown_user_is_not_found_and_not_audited,
 );
 
 // --- tampering: the attacker has write access to the database --------------------------------
