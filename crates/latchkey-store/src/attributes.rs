@@ -43,8 +43,10 @@ pub trait AttributeRepo {
         name: &str,
         u: &AttributeUpdate,
     ) -> Result<AttributeDef>;
-    /// Removes the definition and every user's value of it.
-    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str) -> Result<()>;
+    /// Removes the definition and every user's value of it. With `if_version` (the
+    /// `updated_at` the caller read) the delete itself is conditional: a definition changed
+    /// since, also by a concurrent update, is `Stale` and nothing is removed.
+    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str, if_version: Option<i64>) -> Result<()>;
     /// The tenant's schema, by name.
     fn attribute_defs(&self, t: &TenantId) -> Result<Vec<AttributeDef>>;
     fn user_attributes(&self, t: &TenantId, user: &UserId) -> Result<AttributeValues>;
@@ -330,7 +332,7 @@ impl AttributeRepo for Db {
         })
     }
 
-    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str) -> Result<()> {
+    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str, if_version: Option<i64>) -> Result<()> {
         self.audited(t, |c| {
             diesel::delete(
                 user_attributes::table
@@ -338,14 +340,23 @@ impl AttributeRepo for Db {
                     .filter(user_attributes::name.eq(name)),
             )
             .execute(c)?;
-            let n = diesel::delete(
-                attribute_defs::table
-                    .filter(attribute_defs::tenant_id.eq(t.as_str()))
-                    .filter(attribute_defs::name.eq(name)),
-            )
-            .execute(c)?;
+            let def = attribute_defs::table
+                .filter(attribute_defs::tenant_id.eq(t.as_str()))
+                .filter(attribute_defs::name.eq(name));
+            // One statement checks the version and deletes: an update committed after the
+            // caller read the definition makes it match nothing (and the values come back).
+            let n = match if_version {
+                Some(v) => diesel::delete(def.filter(attribute_defs::updated_at.eq(v))).execute(c)?,
+                None => diesel::delete(def).execute(c)?,
+            };
             if n == 0 {
-                return Err(StoreError::NotFound { what: "attribute" });
+                let exists: i64 = def.count().get_result(c)?;
+                return Err(match if_version {
+                    Some(v) if exists > 0 => {
+                        StoreError::Stale(format!("attribute {name} changed since version {v}"))
+                    }
+                    _ => StoreError::NotFound { what: "attribute" },
+                });
             }
             let event =
                 NewAuditEvent::success(actor, "attribute.remove", format!("attribute:{name}"), json!({}));

@@ -536,13 +536,9 @@ pub(super) async fn delete(
                     .ok_or(StoreError::NotFound {
                         what: "SAML connection",
                     })?;
-                if let Some(v) = asked.filter(|v| *v != c.updated_at) {
-                    return Err(StoreError::Stale(format!(
-                        "the connection changed since version {v}"
-                    )));
-                }
-                db.delete_saml_connection(&tid, &actor, &c.id)?;
-                Ok(c)
+                // The version is checked by the delete itself (a refresh may commit meanwhile).
+                db.delete_saml_connection(&tid, &actor, &c.id, asked)?;
+                Ok::<_, StoreError>(c)
             })
             .await
             .map_err(super::missing("SAML connection"))?;

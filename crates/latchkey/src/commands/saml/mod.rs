@@ -153,7 +153,7 @@ fn remove(ctx: &Context<'_>, slug: &str, name: &str, json: bool) -> Result<(), C
     let tenant = ctx.tenant(slug)?;
     let connection = find(ctx, &tenant, name)?;
     ctx.db
-        .delete_saml_connection(&tenant.id, ctx.actor(), &connection.id)?;
+        .delete_saml_connection(&tenant.id, ctx.actor(), &connection.id, None)?;
     done(
         json,
         &json!({"deleted": "saml_connection", "name": connection.name, "id": connection.id}),
