@@ -770,6 +770,47 @@ async fn metadata_urls_on_internal_addresses_are_refused_without_a_connection(s:
     assert!(!listener.was_connected(), "nothing was fetched");
 }
 
+/// SECURITY: server-side request forgery through the webhook. A webhook call queued for an
+/// internal address (a URL set before the guard, or by the operator without the opt-in) is
+/// attempted and refused before any connection: it fails and waits for its retry.
+async fn webhook_calls_to_internal_addresses_are_not_made(s: &TestServer) {
+    use latchkey_store::{Channel, MailOutbox};
+    let w = world(s);
+    let listener = Listener::start();
+    let url = format!("http://127.0.0.1:{}/hooks/latchkey", listener.port);
+    let sealed = s
+        .state
+        .keys
+        .seal(&w.a, latchkey_services::webhook::secret_aad(&w.a), b"whsec_test")
+        .unwrap();
+    let mut policy = TenantPolicy::default();
+    policy.risk.webhook_url = Some(url.clone());
+    policy.risk.webhook_secret_sealed = Some(sealed);
+    let update = latchkey_store::TenantUpdate {
+        display_name: None,
+        policy: Some(policy),
+    };
+    s.state.db.update_tenant(&w.a, "test", &update).unwrap();
+    let call = latchkey_services::mail::compose(
+        &s.state.keys,
+        &*s.state.rng,
+        Channel::Webhook,
+        &w.a,
+        &url,
+        "risk.deny",
+        "{}",
+    )
+    .unwrap();
+    s.state.db.queue_mail(&w.a, &call).unwrap();
+    assert_eq!(s.state.db.due_mail(&[Channel::Webhook], 10).unwrap().len(), 1);
+    assert_eq!(latchkey_server::deliver_due(&s.state).await.unwrap(), 0);
+    assert!(
+        s.state.db.due_mail(&[Channel::Webhook], 10).unwrap().is_empty(),
+        "attempted, failed, waiting for its retry"
+    );
+    assert!(!listener.was_connected(), "no connection was made");
+}
+
 /// A connection whose stored URL is internal (set by the operator's CLI, or before the
 /// guard): the refresh over the API and the hourly one refuse it, and the error the tenant can
 /// read names no port.
@@ -885,6 +926,7 @@ latchkey_tests::e2e!(
     saml_connections_are_removed_under_if_match,
     bad_metadata_is_refused_with_a_problem_document,
     metadata_urls_on_internal_addresses_are_refused_without_a_connection,
+    webhook_calls_to_internal_addresses_are_not_made,
 );
 
 // The test IdP serves its metadata on loopback: the operator allows that address.
