@@ -164,9 +164,9 @@ pub struct Checked {
     pub url: url::Url,
 }
 
-/// Resolves `url`'s host, refuses it unless every address is public or allowed by `policy`,
-/// and returns a client pinned to those addresses: no redirects, no proxy, `timeout` for the
-/// whole request.
+/// Resolves `url`'s host (within `timeout`), refuses it unless every address is public or
+/// allowed by `policy`, and returns a client pinned to those addresses: no redirects, no proxy,
+/// `timeout` for the request.
 pub async fn check(policy: &OutboundPolicy, url: &str, timeout: Duration) -> Result<Checked, ServiceError> {
     let fail = |problem: String| ServiceError::Fetch {
         url: url.to_owned(),
@@ -180,8 +180,10 @@ pub async fn check(policy: &OutboundPolicy, url: &str, timeout: Duration) -> Res
         Some(url::Host::Ipv4(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
         Some(url::Host::Ipv6(ip)) => (ip.to_string(), vec![SocketAddr::new(ip.into(), port)]),
         Some(url::Host::Domain(d)) => {
-            let found = tokio::net::lookup_host((d, port))
+            // The lookup counts against the request's time: a slow resolver can't hold it longer.
+            let found = tokio::time::timeout(timeout, tokio::net::lookup_host((d, port)))
                 .await
+                .map_err(|_| fail(format!("resolving {d}: timed out")))?
                 .map_err(|e| fail(format!("resolving {d}: {e}")))?
                 .collect::<Vec<_>>();
             (d.to_ascii_lowercase(), found)
