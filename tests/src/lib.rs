@@ -193,6 +193,36 @@ pub async fn redis_store() -> Option<latchkey_session::RedisStore> {
     }
 }
 
+/// `e2e!` with more `LATCHKEY_*` settings, in a module of its own so one file can have both:
+/// `e2e_with!(module, &[("LATCHKEY_…", "…")], test, …)`.
+#[macro_export]
+macro_rules! e2e_with {
+    ($module:ident, $settings:expr, $($name:ident),* $(,)?) => {
+        mod $module {
+            mod sqlite_memory {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let (s, _db) = $crate::TestServer::start_on($crate::Backend::SqliteMemory, $settings)
+                            .expect("server starts");
+                        super::super::$name(&s).await;
+                    }
+                )*
+            }
+            mod postgres_redis {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some((s, _db)) = $crate::TestServer::start_on($crate::Backend::PostgresRedis, $settings)
+                        else { return };
+                        super::super::$name(&s).await;
+                    }
+                )*
+            }
+        }
+    };
+}
+
 /// Runs each named `async fn(&TestServer)` as two tests: on SQLite + memory and on
 /// PostgreSQL + Redis (skipped loudly outside CI when those are unreachable).
 #[macro_export]

@@ -710,6 +710,185 @@ async fn bad_metadata_is_refused_with_a_problem_document(s: &TestServer) {
     assert!(s.state.db.list_saml_connections(&w.a).unwrap().is_empty());
 }
 
+/// The one detail of a metadata fetch that failed or was refused, whatever the cause.
+const FETCH_FAILED: &str = "The metadata could not be fetched from metadata_url";
+
+/// A loopback listener that records whether anything connected to it.
+struct Listener {
+    port: u16,
+    socket: std::net::TcpListener,
+}
+
+impl Listener {
+    fn start() -> Self {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        Listener {
+            port: socket.local_addr().unwrap().port(),
+            socket,
+        }
+    }
+
+    fn was_connected(&self) -> bool {
+        self.socket.accept().is_ok()
+    }
+}
+
+/// SECURITY: server-side request forgery. With the default `outbound_allow_private`, a
+/// metadata URL whose host is or resolves to a non-public address (loopback by address or by
+/// name, RFC 1918, the cloud metadata address, an IPv4-mapped loopback) is refused over the
+/// API, on create, on a change and on refresh, and by the hourly refresh, before any
+/// connection; the answer is the same 422 as any failed fetch, the refusal is audited.
+async fn metadata_urls_on_internal_addresses_are_refused_without_a_connection(s: &TestServer) {
+    let w = world(s);
+    let admin = w.a_admin.as_str();
+    let listener = Listener::start();
+    let port = listener.port;
+    let urls = [
+        format!("http://127.0.0.1:{port}/metadata"),
+        format!("http://localhost:{port}/metadata"),
+        format!("https://[::ffff:127.0.0.1]:{port}/metadata"),
+        format!("http://[::1]:{port}/metadata"),
+        "https://10.0.0.1/metadata".to_owned(),
+        "https://192.168.1.1/metadata".to_owned(),
+        "https://169.254.169.254/latest/meta-data/".to_owned(),
+        "https://100.64.0.1/metadata".to_owned(),
+        "https://[fd00::1]/metadata".to_owned(),
+    ];
+    let mut details = Vec::new();
+    for url in &urls {
+        let body = json!({"name": "corp", "metadata_url": url}).to_string();
+        let got = call(
+            s,
+            ("POST", "/admin/t/acme/saml-connections"),
+            admin,
+            Some(&body),
+            &[],
+        )
+        .await;
+        problem(&got, StatusCode::UNPROCESSABLE_ENTITY, FETCH_FAILED);
+        details.push(got.1["detail"].clone());
+    }
+    assert!(
+        details.windows(2).all(|d| d[0] == d[1]),
+        "one detail for all: {details:?}"
+    );
+    assert!(s.state.db.list_saml_connections(&w.a).unwrap().is_empty());
+    let refused = events(s, &w.a, "saml.connection.create");
+    assert_eq!(refused.len(), urls.len());
+    assert!(
+        refused
+            .iter()
+            .all(|e| e.outcome == latchkey_core::Outcome::Failure)
+    );
+    for e in &refused {
+        let error = e.details["error"].as_str().unwrap_or_default();
+        assert!(error.contains("which this server does not call"), "{error}");
+    }
+
+    // A connection made from a document can't be pointed at an internal address either.
+    corp(s, admin).await;
+    let got = call(
+        s,
+        ("PATCH", "/admin/t/acme/saml-connections/corp"),
+        admin,
+        Some(&json!({"metadata_url": urls[0]}).to_string()),
+        &[],
+    )
+    .await;
+    problem(&got, StatusCode::UNPROCESSABLE_ENTITY, FETCH_FAILED);
+    let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
+    assert_eq!(c.metadata_url, None);
+
+    stored_internal_urls_are_not_refreshed(s, &w, &c, &urls[1], port).await;
+    assert!(!listener.was_connected(), "nothing was fetched");
+}
+
+/// SECURITY: server-side request forgery through the webhook. A webhook call queued for an
+/// internal address (a URL set before the guard, or by the operator without the opt-in) is
+/// attempted and refused before any connection: it fails and waits for its retry.
+async fn webhook_calls_to_internal_addresses_are_not_made(s: &TestServer) {
+    use latchkey_store::{Channel, MailOutbox};
+    let w = world(s);
+    let listener = Listener::start();
+    let url = format!("http://127.0.0.1:{}/hooks/latchkey", listener.port);
+    let sealed = s
+        .state
+        .keys
+        .seal(&w.a, latchkey_services::webhook::secret_aad(&w.a), b"whsec_test")
+        .unwrap();
+    let mut policy = TenantPolicy::default();
+    policy.risk.webhook_url = Some(url.clone());
+    policy.risk.webhook_secret_sealed = Some(sealed);
+    let update = latchkey_store::TenantUpdate {
+        display_name: None,
+        policy: Some(policy),
+    };
+    s.state.db.update_tenant(&w.a, "test", &update).unwrap();
+    let call = latchkey_services::mail::compose(
+        &s.state.keys,
+        &*s.state.rng,
+        Channel::Webhook,
+        &w.a,
+        &url,
+        "risk.deny",
+        "{}",
+    )
+    .unwrap();
+    s.state.db.queue_mail(&w.a, &call).unwrap();
+    assert_eq!(s.state.db.due_mail(&[Channel::Webhook], 10).unwrap().len(), 1);
+    assert_eq!(latchkey_server::deliver_due(&s.state).await.unwrap(), 0);
+    assert!(
+        s.state.db.due_mail(&[Channel::Webhook], 10).unwrap().is_empty(),
+        "attempted, failed, waiting for its retry"
+    );
+    assert!(!listener.was_connected(), "no connection was made");
+}
+
+/// A connection whose stored URL is internal (set by the operator's CLI, or before the
+/// guard): the refresh over the API and the hourly one refuse it, and the error the tenant can
+/// read names no port.
+async fn stored_internal_urls_are_not_refreshed(
+    s: &TestServer,
+    w: &World,
+    c: &latchkey_core::SamlConnection,
+    url: &str,
+    port: u16,
+) {
+    let admin = w.a_admin.as_str();
+    let stored = latchkey_store::SamlConnectionUpdate {
+        metadata_url: Some(Some(url.to_owned())),
+        ..Default::default()
+    };
+    s.state
+        .db
+        .update_saml_connection_if(&w.a, "test", &c.id, &stored, None)
+        .unwrap();
+    let got = call(
+        s,
+        ("POST", "/admin/t/acme/saml-connections/corp/refresh"),
+        admin,
+        None,
+        &[],
+    )
+    .await;
+    problem(&got, StatusCode::UNPROCESSABLE_ENTITY, FETCH_FAILED);
+    let err = latchkey_server::refresh_metadata(&s.state, &w.a, &c.id)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let after = s.state.db.saml_connection(&w.a, &c.id).unwrap().unwrap();
+    assert_eq!(after.idp, c.idp, "the metadata stays");
+    let recorded = after.metadata_error.unwrap();
+    assert!(
+        recorded.contains("loopback") && !recorded.contains(&port.to_string()),
+        "{recorded}"
+    );
+}
+
+/// With the operator's opt-in (`LATCHKEY_OUTBOUND_ALLOW_PRIVATE=127.0.0.1`) the test IdP on
+/// loopback is fetched and refreshed; a fetch that fails answers the same detail whether the
+/// URL is 404, nobody listens, or the address is still refused (10.0.0.1 is not allowed).
 async fn a_connection_from_a_url_is_fetched_and_refreshed(s: &TestServer) {
     let w = world(s);
     let idp = SamlIdp::start();
@@ -738,17 +917,33 @@ async fn a_connection_from_a_url_is_fetched_and_refreshed(s: &TestServer) {
     assert_eq!(st, StatusCode::OK, "{after}");
     assert_eq!(after["changed"], false);
     assert!(after["metadata_refreshed_at"].is_i64());
-    // A new URL that answers 404 is refused and changes nothing.
-    let broken = format!("{}/no-such-metadata", idp.base_url);
-    let got = call(
-        s,
-        ("PATCH", "/admin/t/acme/saml-connections/corp"),
-        admin,
-        Some(&json!({"metadata_url": broken}).to_string()),
-        &[],
-    )
-    .await;
-    problem(&got, StatusCode::UNPROCESSABLE_ENTITY, "404");
+    let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
+    latchkey_server::refresh_metadata(&s.state, &w.a, &c.id)
+        .await
+        .unwrap();
+    // New URLs that fail are refused with one detail and change nothing.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut details = Vec::new();
+    for broken in [
+        format!("{}/no-such-metadata", idp.base_url),
+        format!("http://127.0.0.1:{closed}/metadata"),
+        "https://10.0.0.1/metadata".to_owned(),
+    ] {
+        let got = call(
+            s,
+            ("PATCH", "/admin/t/acme/saml-connections/corp"),
+            admin,
+            Some(&json!({"metadata_url": broken}).to_string()),
+            &[],
+        )
+        .await;
+        problem(&got, StatusCode::UNPROCESSABLE_ENTITY, FETCH_FAILED);
+        details.push(got.1["detail"].clone());
+    }
+    assert!(details.windows(2).all(|d| d[0] == d[1]), "{details:?}");
     let c = s.state.db.saml_connection_by_name(&w.a, "corp").unwrap().unwrap();
     assert_eq!(c.metadata_url.as_deref(), Some(idp.metadata_url.as_str()));
 }
@@ -765,5 +960,13 @@ latchkey_tests::e2e!(
     saml_connections_change_by_merge_patch_under_if_match,
     saml_connections_are_removed_under_if_match,
     bad_metadata_is_refused_with_a_problem_document,
+    metadata_urls_on_internal_addresses_are_refused_without_a_connection,
+    webhook_calls_to_internal_addresses_are_not_made,
+);
+
+// The test IdP serves its metadata on loopback: the operator allows that address.
+latchkey_tests::e2e_with!(
+    loopback_allowed,
+    &[("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "127.0.0.1")],
     a_connection_from_a_url_is_fetched_and_refreshed,
 );

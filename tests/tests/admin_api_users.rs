@@ -477,6 +477,62 @@ async fn one_factor_is_removed_by_an_admin(s: &TestServer) {
     assert!(by_admin, "audited with the admin as actor");
 }
 
+/// A create whose unique attribute value another user holds is 409 and leaves no user (the
+/// user and the values are one transaction).
+async fn a_taken_unique_value_creates_no_user(s: &TestServer) {
+    let w = world(s).await;
+    let admin = w.admin.as_str();
+    let def = json!({"name": "badge", "kind": "string", "unique": true});
+    let (st, made, _) = call(s, ("POST", "/admin/t/acme/attributes"), admin, &[], Some(&def)).await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    let alices = format!("/admin/t/acme/users/{}/attributes/badge", w.alice.id);
+    let (st, set, _) = call(s, ("PUT", &alices), admin, &[], Some(&json!("B-1"))).await;
+    assert_eq!(st, StatusCode::OK, "{set}");
+    let creates = |a: &[String]| a.iter().filter(|x| *x == "user.create").count();
+    let before = creates(&actions(s, &w.a));
+    let gus = json!({"username": "gus", "email": "gus@acme.test", "attributes": {"badge": "B-1"}});
+    let (st, got, _) = call(s, ("POST", "/admin/t/acme/users"), admin, &[], Some(&gus)).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{got}");
+    assert!(
+        s.state.db.user_by_username(&w.a, "gus").unwrap().is_none(),
+        "no user left behind"
+    );
+    assert_eq!(creates(&actions(s, &w.a)), before, "no user.create audited");
+    let gus = json!({"username": "gus", "attributes": {"badge": "B-2"}});
+    let (st, got, _) = call(s, ("POST", "/admin/t/acme/users"), admin, &[], Some(&gus)).await;
+    assert_eq!(st, StatusCode::CREATED, "{got}");
+}
+
+/// Removing a user's last second factor removes their recovery codes with it (as Keycloak and
+/// GitHub do): codes without a factor would be a second factor nobody manages.
+async fn the_last_factor_takes_the_recovery_codes_with_it(s: &TestServer) {
+    let w = world(s).await;
+    let (db, t, u) = (&s.state.db, &w.a, &w.alice.id);
+    db.begin_totp(t, u, "sealed-seed").unwrap();
+    db.confirm_totp(t, u, &["h1".into(), "h2".into(), "h3".into()])
+        .unwrap();
+    db.add_passkey(t, u, "cred-1", "Laptop", "CREDENTIAL").unwrap();
+    let mfa = format!("/admin/t/acme/users/{u}/mfa");
+    let left = || async {
+        let (_, listed, _) = call(s, ("GET", &mfa), &w.reader, &[], None).await;
+        listed["recovery_codes_left"].as_u64()
+    };
+    assert_eq!(left().await, Some(3));
+    let (st, _, _) = call(s, ("DELETE", &format!("{mfa}/totp")), &w.admin, &[], None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(left().await, Some(3), "the passkey is still a second factor");
+    let (st, _, _) = call(s, ("DELETE", &format!("{mfa}/cred-1")), &w.admin, &[], None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(left().await, Some(0), "no factor left: no codes");
+    assert_eq!(db.recovery_codes_left(t, u).unwrap(), 0);
+    // An enrolment not confirmed is no factor: removing the passkey takes the codes.
+    db.replace_recovery_codes(t, u, &["h4".into()]).unwrap();
+    db.add_passkey(t, u, "cred-2", "Phone", "CREDENTIAL").unwrap();
+    db.begin_totp(t, u, "sealed-seed").unwrap();
+    assert!(db.remove_passkey(t, "test", u, "cred-2").unwrap());
+    assert_eq!(db.recovery_codes_left(t, u).unwrap(), 0);
+}
+
 /// Every write of these modules on alice (`u`) or attribute `region`, tenant-relative.
 fn writes(u: &str) -> [(&'static str, String, Option<Value>); 9] {
     [
@@ -622,4 +678,6 @@ latchkey_tests::e2e!(
     other_tenants_and_readers_are_refused,
     revoking_grants_ends_the_refresh_token,
     one_factor_is_removed_by_an_admin,
+    a_taken_unique_value_creates_no_user,
+    the_last_factor_takes_the_recovery_codes_with_it,
 );

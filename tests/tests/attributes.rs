@@ -178,7 +178,7 @@ fn removal_isolation_and_audit(db: &Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(db.user_attributes(&other, &u).unwrap().is_empty());
-    db.remove_attribute(&t, ACTOR, "org").unwrap();
+    db.remove_attribute(&t, ACTOR, "org", None).unwrap();
     assert!(
         db.user_attributes(&t, &u).unwrap().is_empty(),
         "values go with the definition"
@@ -196,6 +196,30 @@ fn removal_isolation_and_audit(db: &Db) {
     );
 }
 
+/// `If-Match` on a definition's removal is checked by the delete statement itself: a version
+/// that is not the stored one is `Stale`, and the definition and its values stay.
+fn a_removal_under_a_stale_version_removes_nothing(db: &Db) {
+    let t = tenant(db, "acme");
+    let u = user(db, &t, "carol");
+    let def = define(db, &t, "org", AttributeKind::String, (false, false, ADMIN)).unwrap();
+    set(db, &t, &u, "org", Some(json!("acme")), ADMIN).unwrap();
+    let e = db
+        .remove_attribute(&t, ACTOR, "org", Some(def.updated_at - 1))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale(_)), "{e}");
+    assert_eq!(db.attribute_defs(&t).unwrap().len(), 1);
+    assert_eq!(
+        db.user_attributes(&t, &u).unwrap()["org"],
+        json!("acme"),
+        "the values stay"
+    );
+    let missing = db.remove_attribute(&t, ACTOR, "nope", Some(def.updated_at));
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+    db.remove_attribute(&t, ACTOR, "org", Some(def.updated_at))
+        .unwrap();
+    assert!(db.attribute_defs(&t).unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -210,5 +234,6 @@ macro_rules! contract {
 contract!(
     values_are_typed_and_checked,
     unique_required_and_editable_by_hold,
-    removal_isolation_and_audit
+    removal_isolation_and_audit,
+    a_removal_under_a_stale_version_removes_nothing
 );

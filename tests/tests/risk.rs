@@ -728,6 +728,8 @@ macro_rules! clocked {
                         ("LATCHKEY_RISK_DENYLIST", deny.to_str().unwrap()),
                         // The outbox runs when woken; the test drives retries itself.
                         ("LATCHKEY_MAIL_POLL_SECS", "3600"),
+                        // The webhook receiver listens on loopback.
+                        ("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "127.0.0.1"),
                     ];
                     let (s, db) = latchkey_tests::TestServer::start_on_clocked(latchkey_tests::Backend::SqliteMemory, &settings, clock.clone()).expect("server starts");
                     super::$name(&super::Ctx { s: &s, clock: &clock, db: &db }).await;
@@ -747,6 +749,8 @@ macro_rules! clocked {
                         ("LATCHKEY_RISK_DENYLIST", deny.to_str().unwrap()),
                         // The outbox runs when woken; the test drives retries itself.
                         ("LATCHKEY_MAIL_POLL_SECS", "3600"),
+                        // The webhook receiver listens on loopback.
+                        ("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "127.0.0.1"),
                     ];
                     let Some((s, db)) = latchkey_tests::TestServer::start_on_clocked(latchkey_tests::Backend::PostgresRedis, &settings, clock.clone()) else { return };
                     super::$name(&super::Ctx { s: &s, clock: &clock, db: &db }).await;

@@ -432,7 +432,7 @@ fn clients_store_only_the_secret_hash_and_follow_registration_rules(db: &Db) {
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(db.list_clients(&t).unwrap().len(), 3);
-    db.delete_client(&t, ACTOR, &c.client_id).unwrap();
+    db.delete_client(&t, ACTOR, &c.client_id, None).unwrap();
     assert!(db.client(&t, &c.client_id).unwrap().is_none());
 }
 
@@ -522,7 +522,7 @@ fn rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        db.delete_client(&b, ACTOR, &client.client_id),
+        db.delete_client(&b, ACTOR, &client.client_id, None),
         Err(StoreError::NotFound { .. })
     ));
     // A reference from B's role to A's user is refused by the composite foreign key.
@@ -1022,7 +1022,7 @@ fn deleting_a_saml_connection_removes_its_identities(db: &Db) {
     ));
     db.saml_login_seen(&t, &s.id, "alice@corp.example").unwrap();
     assert_eq!(events_named(db, &t, "saml.identity.link").len(), 2);
-    db.delete_saml_connection(&t, "cli:ops", &s.id).unwrap();
+    db.delete_saml_connection(&t, "cli:ops", &s.id, None).unwrap();
     assert!(db.saml_connection(&t, &s.id).unwrap().is_none());
     assert!(
         db.saml_identity(&t, &s.id, "alice@corp.example")
@@ -1038,7 +1038,7 @@ fn deleting_a_saml_connection_removes_its_identities(db: &Db) {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].details["name"], "okta");
     assert!(matches!(
-        db.delete_saml_connection(&t, ACTOR, &s.id),
+        db.delete_saml_connection(&t, ACTOR, &s.id, None),
         Err(StoreError::NotFound { .. })
     ));
     // Deleting the user removes its links.
@@ -1141,7 +1141,7 @@ fn saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b(db: &Db) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        db.delete_saml_connection(&b, ACTOR, &s.id),
+        db.delete_saml_connection(&b, ACTOR, &s.id, None),
         Err(StoreError::NotFound { .. })
     ));
     assert!(db.saml_identity(&b, &s.id, "alice").unwrap().is_none());
@@ -1511,7 +1511,7 @@ fn client_roles_are_kept_per_client(db: &Db) {
         .collect();
     assert_eq!(listed, ["admin", "read"]);
     // Deleting the client deletes its roles and their assignments.
-    db.delete_client(&t, ACTOR, &billing).unwrap();
+    db.delete_client(&t, ACTOR, &billing, None).unwrap();
     assert!(
         !db.effective_access(&t, &u)
             .unwrap()
@@ -1710,7 +1710,7 @@ fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
         mail: &m1,
     };
     let alice = db
-        .create_user_verifying(&t, ACTOR, "user.signup", &new, Some(&v1))
+        .create_user_verifying(&t, ACTOR, "user.signup", &new, Some(&v1), &[])
         .unwrap();
     assert!(!alice.email_verified);
     let live = db.email_verification(&t, "h1").unwrap().unwrap();
@@ -1798,6 +1798,53 @@ fn email_verification_links_are_single_use_and_bound_to_the_address(db: &Db) {
     }
 }
 
+/// An administrator's MFA reset of a user the tenant doesn't have is `NotFound` and writes
+/// nothing, not even an audit event claiming success.
+fn resetting_mfa_of_an_unknown_user_is_not_found_and_not_audited(db: &Db) {
+    use latchkey_store::MfaRepo;
+    let t = tenant(db, "acme");
+    let other = tenant(db, "beta");
+    let bob = user(db, &other, "bob");
+    let before = head(db, &t);
+    for who in [UserId("no-such-user".into()), bob] {
+        let e = db.reset_mfa(&t, ACTOR, &who).unwrap_err();
+        assert!(matches!(e, StoreError::NotFound { .. }), "{e}");
+    }
+    assert_eq!(head(db, &t), before, "nothing audited");
+    assert!(events_named(db, &t, "mfa.reset").is_empty());
+    let alice = user(db, &t, "alice");
+    assert_eq!(db.reset_mfa(&t, ACTOR, &alice).unwrap(), 0);
+    assert_eq!(events_named(db, &t, "mfa.reset").len(), 1);
+}
+
+/// `If-Match` on a client or SAML connection delete is checked by the delete statement itself:
+/// a version that is not the stored one is `Stale` and the row stays.
+fn deletes_under_a_stale_version_delete_nothing(db: &Db) {
+    let t = tenant(db, "acme");
+    let c = db.create_client(&t, ACTOR, &confidential("portal")).unwrap();
+    let e = db
+        .delete_client(&t, ACTOR, &c.client_id, Some(c.updated_at - 1))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale(_)), "{e}");
+    assert!(db.client(&t, &c.client_id).unwrap().is_some());
+    assert!(events_named(db, &t, "client.delete").is_empty());
+    db.delete_client(&t, ACTOR, &c.client_id, Some(c.updated_at))
+        .unwrap();
+    assert!(db.client(&t, &c.client_id).unwrap().is_none());
+    let gone = db.delete_client(&t, ACTOR, &c.client_id, Some(c.updated_at));
+    assert!(matches!(gone, Err(StoreError::NotFound { .. })), "{gone:?}");
+    // The same for a SAML connection, which the metadata refresh changes in the background.
+    let s = saml(db, &t, "corp", &["corp.example"]);
+    let e = db
+        .delete_saml_connection(&t, ACTOR, &s.id, Some(s.updated_at - 1))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Stale(_)), "{e}");
+    assert!(db.saml_connection(&t, &s.id).unwrap().is_some());
+    db.delete_saml_connection(&t, ACTOR, &s.id, Some(s.updated_at))
+        .unwrap();
+    assert!(db.saml_connection(&t, &s.id).unwrap().is_none());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1845,6 +1892,8 @@ contract!(
     groups_and_roles_of_another_tenant_cannot_be_used,
     group_changes_are_audited,
     email_verification_links_are_single_use_and_bound_to_the_address,
+    resetting_mfa_of_an_unknown_user_is_not_found_and_not_audited,
+    deletes_under_a_stale_version_delete_nothing,
 );
 
 // --- tampering: the attacker has write access to the database --------------------------------

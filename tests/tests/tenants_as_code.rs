@@ -350,6 +350,43 @@ async fn bad_files_get_clear_errors(s: &TestServer) {
     assert!(detail(&e).contains("+ client X"), "{e}");
 }
 
+/// The risk webhook is the operator's: a file applied over the API may not move it (a tenant
+/// admin would send the signed risk events elsewhere) or clear it, but may carry it unchanged.
+async fn the_risk_webhook_is_not_moved_over_the_api(s: &TestServer) {
+    let a = tenant(s, "acme");
+    let admin = token(s, &a, "tenant-admin");
+    let hook = "https://siem.acme.example/hooks/latchkey";
+    let mut policy = TenantPolicy::default();
+    policy.risk.webhook_url = Some(hook.into());
+    let update = latchkey_store::TenantUpdate {
+        display_name: None,
+        policy: Some(policy),
+    };
+    s.state.db.update_tenant(&a, "test", &update).unwrap();
+    let hook_now = || s.state.db.tenant(&a).unwrap().unwrap().policy.risk.webhook_url;
+    for file in [
+        "tenant: acme\npolicy:\n  risk:\n    webhook_url: http://169.254.169.254/latest\n",
+        "tenant: acme\npolicy:\n  password: {min_length: 14}\n",
+    ] {
+        let (st, e) = apply(s, "acme", "", &admin, file).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{e}");
+        assert!(
+            e["detail"].as_str().unwrap().contains("policy.risk.webhook_url"),
+            "{e}"
+        );
+        assert_eq!(hook_now().as_deref(), Some(hook));
+    }
+    let same =
+        format!("tenant: acme\npolicy:\n  risk:\n    webhook_url: {hook}\n  password: {{min_length: 14}}\n");
+    let (st, e) = apply(s, "acme", "", &admin, &same).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert_eq!(hook_now().as_deref(), Some(hook));
+    assert_eq!(
+        s.state.db.tenant(&a).unwrap().unwrap().policy.password.min_length,
+        14
+    );
+}
+
 /// A dry run plans and changes nothing: the export is the same before and after.
 async fn a_dry_run_changes_nothing(s: &TestServer) {
     let a = tenant(s, "acme");
@@ -430,4 +467,5 @@ latchkey_tests::e2e!(
     bad_files_get_clear_errors,
     a_dry_run_changes_nothing,
     readers_and_other_tenants_are_refused,
+    the_risk_webhook_is_not_moved_over_the_api,
 );

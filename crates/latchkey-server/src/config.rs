@@ -100,6 +100,9 @@ pub struct Config {
     /// Sign-ins one client address (IPv6: per /64) may leave pending per tenant in 15 minutes:
     /// OIDC interactions and SAML requests the server keeps for someone not yet signed in.
     pub pending_signins_per_address: u64,
+    /// Non-public destinations tenant-chosen URLs (SAML metadata, webhooks) may reach: hosts,
+    /// CIDRs or `*`; by default none (see `latchkey_services::outbound`).
+    pub outbound_allow_private: latchkey_services::OutboundPolicy,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -149,6 +152,7 @@ struct Raw {
     saml_acs_refusals_per_minute: Option<u64>,
     database_deadline_ms: Option<u64>,
     pending_signins_per_address: Option<u64>,
+    outbound_allow_private: Option<StringOrList>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +197,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
         "pending_signins_per_address",
     ),
+    ("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -291,7 +296,9 @@ impl Config {
         }
         let mail_from = mail_from(raw.mail_from.clone(), &public_url)?;
         let log_ip = log_ip(raw.log_ip.as_deref())?;
+        let outbound_allow_private = outbound_allow_private(raw.outbound_allow_private.as_ref())?;
         Ok(Config {
+            outbound_allow_private,
             geoip_db: geoip_paths(raw.geoip_db),
             risk_denylist: raw.risk_denylist.map(PathBuf::from),
             log_ip,
@@ -373,6 +380,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
         "database_deadline_ms" => raw.database_deadline_ms = Some(parse_num(value)? as u64),
         "pending_signins_per_address" => raw.pending_signins_per_address = Some(parse_num(value)? as u64),
+        "outbound_allow_private" => raw.outbound_allow_private = Some(StringOrList::One(value.to_owned())),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
@@ -408,6 +416,19 @@ fn is_loopback(host: &str) -> bool {
             .trim_matches(['[', ']'])
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `outbound_allow_private`: comma-separated (env) or a list (TOML) of hosts, addresses, CIDRs
+/// or `*`.
+fn outbound_allow_private(
+    given: Option<&StringOrList>,
+) -> Result<latchkey_services::OutboundPolicy, ConfigError> {
+    let parsed = match given {
+        None => Ok(latchkey_services::OutboundPolicy::default()),
+        Some(StringOrList::One(s)) => latchkey_services::OutboundPolicy::parse(s.split(',')),
+        Some(StringOrList::Many(v)) => latchkey_services::OutboundPolicy::parse(v.iter().map(String::as_str)),
+    };
+    parsed.map_err(|e| cfg_err("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", e))
 }
 
 fn parse_cidrs<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, ConfigError> {
@@ -656,6 +677,37 @@ mod tests {
             LogFormat::Pretty
         );
         assert_eq!(c.issuer("demo"), "http://localhost:8080/t/demo");
+    }
+
+    #[test]
+    fn private_outbound_destinations_are_refused_unless_listed() {
+        let c = Config::from_sources(None, &[], false).unwrap();
+        assert_eq!(
+            c.outbound_allow_private,
+            latchkey_services::OutboundPolicy::default()
+        );
+        let listed = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "idp.corp.internal, 10.0.0.0/8")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            listed.outbound_allow_private,
+            latchkey_services::OutboundPolicy::parse(["idp.corp.internal", "10.0.0.0/8"]).unwrap()
+        );
+        let file = Config::from_sources(Some("outbound_allow_private = [\"*\"]"), &[], false).unwrap();
+        assert_eq!(
+            file.outbound_allow_private,
+            latchkey_services::OutboundPolicy::allow_all()
+        );
+        let e = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "10.0.0.0/40")]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_OUTBOUND_ALLOW_PRIVATE");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub async fn refresh_metadata(
         &state.db,
         state.keys.clone(),
         state.rng.clone(),
+        &state.config.outbound_allow_private,
         &c,
         state.clock.now_millis(),
     )

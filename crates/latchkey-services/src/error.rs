@@ -19,6 +19,14 @@ pub enum ServiceError {
     MetadataUrl { url: String, problem: &'static str },
     #[error("fetching {url}: {problem}")]
     Fetch { url: String, problem: String },
+    /// The outbound guard refused the URL: its host has a non-public address the operator has
+    /// not allowed (`outbound_allow_private`).
+    #[error("{url}: not fetched, its host has the {class} address {address} (see outbound_allow_private)")]
+    AddressRefused {
+        url: String,
+        address: std::net::IpAddr,
+        class: &'static str,
+    },
     #[error("metadata from {url} refused: {source}")]
     MetadataRefused {
         url: String,

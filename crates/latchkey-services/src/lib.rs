@@ -12,6 +12,7 @@ pub mod grants;
 pub mod invite;
 pub mod mail;
 pub mod metrics;
+pub mod outbound;
 pub mod policy;
 pub mod risk_engine;
 pub mod saml;
@@ -23,6 +24,7 @@ pub use cache::TtlCache;
 pub use error::ServiceError;
 pub use mail::{MailSettings, Mailer};
 pub use metrics::Metrics;
+pub use outbound::OutboundPolicy;
 pub use risk_engine::RiskEngine;
 
 /// Runs blocking store or key work on tokio's blocking pool (background work: the request

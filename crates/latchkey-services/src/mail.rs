@@ -6,6 +6,7 @@
 //! Without an SMTP URL a development issuer (http on loopback) writes each mail to the log with a
 //! warning, so a reset link can be followed; anywhere else mail waits in the outbox.
 
+use crate::outbound::{self, OutboundPolicy};
 use crate::{ServiceError, blocking, webhook};
 use latchkey_core::{Clock, Rng, TenantId};
 use latchkey_keys::{Aad, KeyRing};
@@ -28,6 +29,8 @@ pub struct MailSettings<'a> {
     pub smtp_url: Option<&'a str>,
     /// A development issuer (plain http): without SMTP, mail goes to the log.
     pub development: bool,
+    /// Where webhook calls may go besides public addresses (`outbound_allow_private`).
+    pub outbound: OutboundPolicy,
 }
 
 pub struct Mailer {
@@ -36,8 +39,9 @@ pub struct Mailer {
     /// No SMTP on a development issuer: mail goes to the log.
     to_log: bool,
     wake: Notify,
-    /// Webhook calls: no redirects followed, a short timeout.
-    http: reqwest::Client,
+    /// Webhook calls go through the outbound guard: no redirects, 10 seconds, public
+    /// addresses only unless this allows more.
+    outbound: OutboundPolicy,
 }
 
 impl Mailer {
@@ -66,17 +70,12 @@ impl Mailer {
         } else if transport.is_none() {
             tracing::warn!("LATCHKEY_SMTP_URL is not set: mail waits in the outbox until it is");
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ServiceError::Webhook(format!("client: {e}")))?;
         Ok(Self {
             transport,
             from,
             to_log,
             wake: Notify::new(),
-            http,
+            outbound: settings.outbound.clone(),
         })
     }
 
@@ -154,9 +153,11 @@ impl Mailer {
         })
         .await?;
         let now = clock.now_millis() / 1000;
-        let res = self
-            .http
-            .post(&m.recipient)
+        // The tenant's policy names the URL (`apply` over the admin API can set it): guarded.
+        let checked = outbound::check(&self.outbound, &m.recipient, Duration::from_secs(10)).await?;
+        let res = checked
+            .client
+            .post(checked.url)
             .header("content-type", "application/json")
             .header("x-latchkey-event", &m.subject)
             .header("x-latchkey-delivery", &m.id)

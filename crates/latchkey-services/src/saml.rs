@@ -5,6 +5,7 @@
 //! certificate, carries a valid signature by it; otherwise the last good metadata stays. A
 //! refresh that changes the signing certificates is audited and alerts the tenant's webhook.
 
+use crate::outbound::{self, OutboundPolicy};
 use crate::{ServiceError, blocking};
 use latchkey_core::{IdpDescriptor, Rng, SamlConnection, SamlOptions, Tenant, ValidationError};
 use latchkey_keys::{Aad, KeyRing};
@@ -148,31 +149,45 @@ pub fn check_metadata_url(u: &str) -> Result<url::Url, ServiceError> {
     }
 }
 
-/// Fetches IdP metadata from a URL `check_metadata_url` accepts: no redirects, 10 seconds, at
-/// most 1 MiB.
-pub async fn fetch_metadata(url: &str) -> Result<String, ServiceError> {
-    let parsed = check_metadata_url(url)?;
+/// Fetches IdP metadata from a URL `check_metadata_url` accepts, through the outbound guard
+/// (`outbound::check`: its host's addresses must be public or allowed by `policy`, and the
+/// connection goes to the addresses checked): no redirects, 10 seconds, at most 1 MiB.
+pub async fn fetch_metadata(policy: &OutboundPolicy, url: &str) -> Result<String, ServiceError> {
+    check_metadata_url(url)?;
     let fail = |problem: String| ServiceError::Fetch {
         url: url.to_owned(),
         problem,
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    let mut res = client.get(parsed).send().await.map_err(|e| fail(e.to_string()))?;
+    let checked = outbound::check(policy, url, Duration::from_secs(10)).await?;
+    let mut res = checked
+        .client
+        .get(checked.url)
+        .send()
+        .await
+        .map_err(|e| fail(error_chain(&e)))?;
     if !res.status().is_success() {
         return Err(fail(format!("HTTP {}", res.status().as_u16())));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| fail(e.to_string()))? {
+    while let Some(chunk) = res.chunk().await.map_err(|e| fail(error_chain(&e)))? {
         if body.len() + chunk.len() > METADATA_MAX_BYTES {
             return Err(fail(format!("larger than {METADATA_MAX_BYTES} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
     String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
+}
+
+/// An error with its sources ("error sending request: … connection refused"), for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// The SHA-256 fingerprints of certificates (base64 DER), as `saml show` prints them.
@@ -235,15 +250,18 @@ fn certificates_changed(
     }))
 }
 
-/// Refreshes connection `c` from its metadata URL. A refused document (also one without a
-/// valid signature by the connection's pinned metadata signer) leaves the last good metadata
-/// in place, records (and audits) the failure and retries sooner. New signing certificates
+/// Refreshes connection `c` from its metadata URL, fetched under `outbound` (the URL may be a
+/// tenant admin's choice). A refused document (also one without a valid signature by the
+/// connection's pinned metadata signer) or a failed fetch leaves the last good metadata in
+/// place, records (and audits) the failure and retries sooner; a failed fetch is recorded as
+/// `outbound::tenant_view` shows it, the full error is returned for the log. New signing certificates
 /// are audited (`saml.certificates_changed`) and sent to the tenant's webhook through the
 /// outbox, in the refresh's transaction.
 pub async fn refresh_connection(
     db: &Db,
     keys: Arc<KeyRing>,
     rng: Arc<dyn Rng>,
+    outbound: &OutboundPolicy,
     c: &SamlConnection,
     now: i64,
 ) -> Result<SamlConnection, ServiceError> {
@@ -253,7 +271,7 @@ pub async fn refresh_connection(
     let signer = c.options.metadata_signer.clone();
     // Parsing (and verifying a signature over) up to 1 MiB of remote XML is CPU work: off the
     // async threads, like the ACS.
-    let fetched = match fetch_metadata(&url).await {
+    let fetched = match fetch_metadata(outbound, &url).await {
         Ok(text) => blocking(move || {
             Ok(
                 latchkey_saml::parse_idp_metadata_signed_by(&text, now, signer.as_deref())
@@ -291,7 +309,9 @@ pub async fn refresh_connection(
             .await
         }
         Err(why) => {
-            let reason = why.to_string();
+            // The connection's error and its audit event are the tenant's to read: a failed
+            // fetch is recorded without what the network answered (the caller logs `why`).
+            let reason = outbound::tenant_view(&why).unwrap_or_else(|| why.to_string());
             blocking(move || Ok(db.saml_metadata_failed(&tid, &cid, &reason, now + METADATA_RETRY_MS)?))
                 .await?;
             Err(why)

@@ -43,8 +43,10 @@ pub trait AttributeRepo {
         name: &str,
         u: &AttributeUpdate,
     ) -> Result<AttributeDef>;
-    /// Removes the definition and every user's value of it.
-    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str) -> Result<()>;
+    /// Removes the definition and every user's value of it. With `if_version` (the
+    /// `updated_at` the caller read) the delete itself is conditional: a definition changed
+    /// since, also by a concurrent update, is `Stale` and nothing is removed.
+    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str, if_version: Option<i64>) -> Result<()>;
     /// The tenant's schema, by name.
     fn attribute_defs(&self, t: &TenantId) -> Result<Vec<AttributeDef>>;
     fn user_attributes(&self, t: &TenantId, user: &UserId) -> Result<AttributeValues>;
@@ -164,6 +166,48 @@ fn checked(
         out.push((name.clone(), row));
     }
     Ok(out)
+}
+
+/// Writes `changes` (checked against the schema for `by`) to the values of `user`, who must
+/// exist, in the caller's transaction; a unique value another user holds is `Conflict`.
+/// Returns the names changed, for the audit event (values may be personal data).
+pub(crate) fn write_values(
+    c: &mut crate::AnyConnection,
+    t: &TenantId,
+    user: &UserId,
+    changes: &[AttributeChange],
+    by: EditableBy,
+    now: i64,
+) -> Result<Vec<String>> {
+    let rows = checked(&defs(c, t)?, changes, by)?;
+    let key = |name: &str| {
+        user_attributes::table
+            .filter(user_attributes::tenant_id.eq(t.as_str()))
+            .filter(user_attributes::user_id.eq(user.as_str()))
+            .filter(user_attributes::name.eq(name.to_owned()))
+    };
+    for (name, row) in &rows {
+        diesel::delete(key(name)).execute(c)?;
+        if let Some((value, unique_key)) = row {
+            diesel::insert_into(user_attributes::table)
+                .values((
+                    user_attributes::tenant_id.eq(t.as_str()),
+                    user_attributes::user_id.eq(user.as_str()),
+                    user_attributes::name.eq(name),
+                    user_attributes::value.eq(value),
+                    user_attributes::unique_key.eq(unique_key),
+                    user_attributes::updated_at.eq(now),
+                ))
+                .execute(c)
+                .map_err(|e| match StoreError::from(e) {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("{name}: another user already has this value"))
+                    }
+                    other => other,
+                })?;
+        }
+    }
+    Ok(rows.into_iter().map(|(n, _)| n).collect())
 }
 
 impl AttributeRepo for Db {
@@ -288,7 +332,7 @@ impl AttributeRepo for Db {
         })
     }
 
-    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str) -> Result<()> {
+    fn remove_attribute(&self, t: &TenantId, actor: &str, name: &str, if_version: Option<i64>) -> Result<()> {
         self.audited(t, |c| {
             diesel::delete(
                 user_attributes::table
@@ -296,14 +340,23 @@ impl AttributeRepo for Db {
                     .filter(user_attributes::name.eq(name)),
             )
             .execute(c)?;
-            let n = diesel::delete(
-                attribute_defs::table
-                    .filter(attribute_defs::tenant_id.eq(t.as_str()))
-                    .filter(attribute_defs::name.eq(name)),
-            )
-            .execute(c)?;
+            let def = attribute_defs::table
+                .filter(attribute_defs::tenant_id.eq(t.as_str()))
+                .filter(attribute_defs::name.eq(name));
+            // One statement checks the version and deletes: an update committed after the
+            // caller read the definition makes it match nothing (and the values come back).
+            let n = match if_version {
+                Some(v) => diesel::delete(def.filter(attribute_defs::updated_at.eq(v))).execute(c)?,
+                None => diesel::delete(def).execute(c)?,
+            };
             if n == 0 {
-                return Err(StoreError::NotFound { what: "attribute" });
+                let exists: i64 = def.count().get_result(c)?;
+                return Err(match if_version {
+                    Some(v) if exists > 0 => {
+                        StoreError::Stale(format!("attribute {name} changed since version {v}"))
+                    }
+                    _ => StoreError::NotFound { what: "attribute" },
+                });
             }
             let event =
                 NewAuditEvent::success(actor, "attribute.remove", format!("attribute:{name}"), json!({}));
@@ -344,36 +397,8 @@ impl AttributeRepo for Db {
             if exists == 0 {
                 return Err(StoreError::NotFound { what: "user" });
             }
-            let rows = checked(&defs(c, t)?, changes, by)?;
-            let key = |name: &str| {
-                user_attributes::table
-                    .filter(user_attributes::tenant_id.eq(t.as_str()))
-                    .filter(user_attributes::user_id.eq(user.as_str()))
-                    .filter(user_attributes::name.eq(name.to_owned()))
-            };
-            for (name, row) in &rows {
-                diesel::delete(key(name)).execute(c)?;
-                if let Some((value, unique_key)) = row {
-                    diesel::insert_into(user_attributes::table)
-                        .values((
-                            user_attributes::tenant_id.eq(t.as_str()),
-                            user_attributes::user_id.eq(user.as_str()),
-                            user_attributes::name.eq(name),
-                            user_attributes::value.eq(value),
-                            user_attributes::unique_key.eq(unique_key),
-                            user_attributes::updated_at.eq(now),
-                        ))
-                        .execute(c)
-                        .map_err(|e| match StoreError::from(e) {
-                            StoreError::Conflict(_) => {
-                                StoreError::Conflict(format!("{name}: another user already has this value"))
-                            }
-                            other => other,
-                        })?;
-                }
-            }
+            let names = write_values(c, t, user, changes, by, now)?;
             // Names only: values may be personal data, and the audit log is kept for years.
-            let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
             let event = NewAuditEvent::success(
                 actor,
                 "user.attributes_update",

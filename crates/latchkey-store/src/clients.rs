@@ -51,7 +51,16 @@ pub trait ClientRepo {
         hash: &str,
         overlap_until: Option<UnixMillis>,
     ) -> Result<Client>;
-    fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()>;
+    /// Deletes the client. With `if_version` (the `updated_at` the caller read) the delete
+    /// itself is conditional: a client changed since, also by a concurrent update, is `Stale`
+    /// and stays.
+    fn delete_client(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        if_version: Option<UnixMillis>,
+    ) -> Result<()>;
     /// Changes a client: `edit` gets it as stored and returns it changed. Its id, tenant,
     /// type, secret and creation time stay whatever `edit` does; the result is checked like a
     /// registration. With `if_version` (the `updated_at` the caller read) a client changed
@@ -645,13 +654,29 @@ impl ClientRepo for Db {
         })
     }
 
-    fn delete_client(&self, t: &TenantId, actor: &str, id: &ClientId) -> Result<()> {
+    fn delete_client(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &ClientId,
+        if_version: Option<UnixMillis>,
+    ) -> Result<()> {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
-            diesel::delete(
-                clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str()))),
-            )
-            .execute(c)?;
+            let row =
+                clients::table.filter(clients::tenant_id.eq(t.as_str()).and(clients::id.eq(id.as_str())));
+            // One statement checks the version and deletes: an update committed after the
+            // caller (or `load`) read the client makes it match nothing.
+            let n = match if_version {
+                Some(v) => diesel::delete(row.filter(clients::updated_at.eq(v))).execute(c)?,
+                None => diesel::delete(row).execute(c)?,
+            };
+            if n == 0 {
+                let v = if_version.unwrap_or(before.updated_at);
+                return Err(StoreError::Stale(format!(
+                    "client {id} changed since version {v}"
+                )));
+            }
             Ok((
                 (),
                 NewAuditEvent::success(actor, "client.delete", format!("client:{id}"), summary(&before)),

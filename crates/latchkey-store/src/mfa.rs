@@ -42,6 +42,8 @@ pub trait MfaRepo {
     fn passkey_used(&self, t: &TenantId, id: &str, credential: Option<&str>) -> Result<()>;
     fn rename_passkey(&self, t: &TenantId, user: &UserId, id: &str, name: &str) -> Result<bool>;
     /// Removes the user's passkey `id`; `actor` is who removed it (the user, an administrator).
+    /// When it was the user's last second factor, their recovery codes go in the same
+    /// transaction (as with [`Self::remove_totp`]).
     fn remove_passkey(&self, t: &TenantId, actor: &str, user: &UserId, id: &str) -> Result<bool>;
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>>;
     /// Starts (or restarts) an enrolment; `Conflict` when a confirmed app exists.
@@ -50,6 +52,9 @@ pub trait MfaRepo {
     fn confirm_totp(&self, t: &TenantId, user: &UserId, recovery_hashes: &[String]) -> Result<()>;
     /// Records a successful use.
     fn totp_used(&self, t: &TenantId, user: &UserId) -> Result<()>;
+    /// Removes the user's authenticator app (also an enrolment not confirmed); when no second
+    /// factor is left (no confirmed app, no passkey), the recovery codes go in the same
+    /// transaction.
     fn remove_totp(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<bool>;
     fn recovery_codes_left(&self, t: &TenantId, user: &UserId) -> Result<usize>;
     /// Replaces every recovery code of the user.
@@ -57,7 +62,8 @@ pub trait MfaRepo {
     /// Spends a recovery code; false when unknown or spent (also by a concurrent request).
     fn use_recovery_code(&self, t: &TenantId, user: &UserId, hash: &str) -> Result<bool>;
     /// Removes every factor and recovery code of the user and voids their sessions (an
-    /// administrator's reset).
+    /// administrator's reset). `NotFound`, with nothing written or audited, for a user the
+    /// tenant doesn't have.
     fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize>;
 }
 
@@ -89,6 +95,32 @@ fn insert_codes(
             .execute(c)?;
     }
     Ok(())
+}
+
+/// After a factor is removed: when the user has no second factor left (no confirmed
+/// authenticator app, no passkey), removes their recovery codes too, so no code outlives the
+/// factors it backs up. Returns how many codes went.
+fn codes_without_factor(c: &mut AnyConnection, t: &TenantId, user: &UserId) -> Result<usize> {
+    let apps: i64 = mfa_totp::table
+        .filter(mfa_totp::tenant_id.eq(t.as_str()))
+        .filter(mfa_totp::user_id.eq(user.as_str()))
+        .filter(mfa_totp::confirmed_at.is_not_null())
+        .count()
+        .get_result(c)?;
+    let passkeys: i64 = mfa_passkeys::table
+        .filter(mfa_passkeys::tenant_id.eq(t.as_str()))
+        .filter(mfa_passkeys::user_id.eq(user.as_str()))
+        .count()
+        .get_result(c)?;
+    if apps + passkeys > 0 {
+        return Ok(0);
+    }
+    Ok(diesel::delete(
+        mfa_recovery_codes::table
+            .filter(mfa_recovery_codes::tenant_id.eq(t.as_str()))
+            .filter(mfa_recovery_codes::user_id.eq(user.as_str())),
+    )
+    .execute(c)?)
 }
 
 fn totp_row(t: &TenantId, user: &UserId) -> (String, String) {
@@ -194,7 +226,13 @@ impl MfaRepo for Db {
                     .filter(mfa_passkeys::user_id.eq(user.as_str())),
             )
             .execute(c)?;
-            let mut event = passkey_event(user, "mfa.passkey.remove", id, json!({"removed": n > 0}));
+            let codes = if n > 0 {
+                codes_without_factor(c, t, user)?
+            } else {
+                0
+            };
+            let details = json!({"removed": n > 0, "recovery_codes_removed": codes});
+            let mut event = passkey_event(user, "mfa.passkey.remove", id, details);
             actor.clone_into(&mut event.actor);
             Ok((n > 0, event))
         })
@@ -299,8 +337,13 @@ impl MfaRepo for Db {
     fn remove_totp(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<bool> {
         self.audited(t, |c| {
             let n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;
-            let event =
-                NewAuditEvent::success(actor, "mfa.totp.remove", who(user), json!({"removed": n > 0}));
+            let codes = if n > 0 {
+                codes_without_factor(c, t, user)?
+            } else {
+                0
+            };
+            let details = json!({"removed": n > 0, "recovery_codes_removed": codes});
+            let event = NewAuditEvent::success(actor, "mfa.totp.remove", who(user), details);
             Ok((n > 0, event))
         })
     }
@@ -358,13 +401,17 @@ impl MfaRepo for Db {
     fn reset_mfa(&self, t: &TenantId, actor: &str, user: &UserId) -> Result<usize> {
         let now = self.now();
         self.audited(t, |c| {
-            diesel::update(
+            let found = diesel::update(
                 users::table
                     .filter(users::tenant_id.eq(t.as_str()))
                     .filter(users::id.eq(user.as_str())),
             )
             .set(users::sessions_not_before.eq(now))
             .execute(c)?;
+            if found == 0 {
+                // Rolls back: an unknown user gets no audit event claiming a reset.
+                return Err(StoreError::NotFound { what: "user" });
+            }
             // The sessions end, and with them every grant they made (offline ones too).
             crate::oauth::revoke_matching(c, t, crate::GrantsOf::User(user), now, "mfa_reset")?;
             let mut n = diesel::delete(mfa_totp::table.find(totp_row(t, user))).execute(c)?;

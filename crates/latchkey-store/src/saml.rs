@@ -116,8 +116,16 @@ pub trait SamlRepo {
         lease_ms: i64,
         limit: usize,
     ) -> Result<Vec<(TenantId, String)>>;
-    /// Removes the connection and (by cascade) its identity links.
-    fn delete_saml_connection(&self, t: &TenantId, actor: &str, id: &str) -> Result<()>;
+    /// Removes the connection and (by cascade) its identity links. With `if_version` (the
+    /// `updated_at` the caller read) the delete itself is conditional: a connection changed
+    /// since (an update, a metadata refresh) is `Stale` and stays.
+    fn delete_saml_connection(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &str,
+        if_version: Option<UnixMillis>,
+    ) -> Result<()>;
     /// The user a connection's NameID signs in as.
     fn saml_identity(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<Option<UserId>>;
     /// `(connection id, NameID)` of every link of the user.
@@ -665,10 +673,27 @@ impl SamlRepo for Db {
         })
     }
 
-    fn delete_saml_connection(&self, t: &TenantId, actor: &str, id: &str) -> Result<()> {
+    fn delete_saml_connection(
+        &self,
+        t: &TenantId,
+        actor: &str,
+        id: &str,
+        if_version: Option<UnixMillis>,
+    ) -> Result<()> {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
-            diesel::delete(saml_connections::table.find((t.as_str(), id))).execute(c)?;
+            let row = saml_connections::table.find((t.as_str(), id));
+            // One statement checks the version and deletes (see `ClientRepo::delete_client`).
+            let n = match if_version {
+                Some(v) => diesel::delete(row.filter(saml_connections::updated_at.eq(v))).execute(c)?,
+                None => diesel::delete(row).execute(c)?,
+            };
+            if n == 0 {
+                let v = if_version.unwrap_or(before.updated_at);
+                return Err(StoreError::Stale(format!(
+                    "the connection changed since version {v}"
+                )));
+            }
             let event = NewAuditEvent::success(actor, "saml.connection.delete", target(id), summary(&before));
             Ok(((), event))
         })

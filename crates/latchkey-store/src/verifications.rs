@@ -9,7 +9,7 @@ use crate::schema::email_verifications;
 use crate::users::{NewUser, created, insert_user, load, profile};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
-use latchkey_core::{NewAuditEvent, TenantId, User, UserId};
+use latchkey_core::{EditableBy, NewAuditEvent, TenantId, User, UserId};
 use serde_json::json;
 
 /// A verification link to store: its token's SHA-256, when it expires, and the mail carrying it
@@ -39,8 +39,11 @@ pub trait EmailVerificationRepo {
         user: &UserId,
         v: &NewVerification<'_>,
     ) -> Result<()>;
-    /// Creates a user (audited as `action`: `user.create`, `user.signup`) and, when it has an
-    /// unverified address, its verification link and mail, in one transaction.
+    /// Creates a user (audited as `action`: `user.create`, `user.signup`) with its attribute
+    /// values (checked as an administrator's edit, audited `user.attributes_update`) and, when
+    /// it has an unverified address, its verification link and mail, in one transaction: a
+    /// refused value (`Invalid`, or `Conflict` for a unique value another user holds) leaves
+    /// no user.
     fn create_user_verifying(
         &self,
         t: &TenantId,
@@ -48,6 +51,7 @@ pub trait EmailVerificationRepo {
         action: &str,
         new: &NewUser,
         v: Option<&NewVerification<'_>>,
+        attributes: &[crate::AttributeChange],
     ) -> Result<User>;
     /// The user and address of a live token.
     fn email_verification(&self, t: &TenantId, token_hash: &str) -> Result<Option<LiveVerification>>;
@@ -156,6 +160,7 @@ impl EmailVerificationRepo for Db {
         action: &str,
         new: &NewUser,
         v: Option<&NewVerification<'_>>,
+        attributes: &[crate::AttributeChange],
     ) -> Result<User> {
         let user = self.prepare_user(t, new)?;
         let now = self.now();
@@ -167,6 +172,17 @@ impl EmailVerificationRepo for Db {
                 format!("user:{}", user.id),
                 created(&user),
             )];
+            if !attributes.is_empty() {
+                let names =
+                    crate::attributes::write_values(c, t, &user.id, attributes, EditableBy::Admin, now)?;
+                // Names only: values may be personal data.
+                events.push(NewAuditEvent::success(
+                    actor,
+                    "user.attributes_update",
+                    format!("user:{}", user.id),
+                    json!({"attributes": names}),
+                ));
+            }
             if let Some(v) = v.filter(|_| user.email.is_some() && !user.email_verified) {
                 let event = insert_verification(c, t, &user, v, now)?;
                 events.push(NewAuditEvent {

@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 struct Cli {
     url: String,
     dir: tempfile::TempDir,
+    /// More `LATCHKEY_*` settings for every command.
+    settings: Vec<(&'static str, &'static str)>,
 }
 
 impl Cli {
@@ -18,7 +20,13 @@ impl Cli {
         Cli {
             url: url.to_owned(),
             dir: tempfile::tempdir().unwrap(),
+            settings: Vec::new(),
         }
+    }
+
+    fn with(mut self, name: &'static str, value: &'static str) -> Self {
+        self.settings.push((name, value));
+        self
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -32,6 +40,7 @@ impl Cli {
                 c.env_remove(k);
             }
         }
+        c.envs(self.settings.iter().copied());
         c
     }
 
@@ -2183,7 +2192,8 @@ fn metadata_server() -> (String, std::sync::Arc<std::sync::Mutex<(u16, String)>>
 #[test]
 fn saml_metadata_from_a_url_is_refreshed_and_failures_keep_the_last_good() {
     let db = TestDb::sqlite();
-    let cli = Cli::new(&db.url);
+    // The stored URL is refreshed under the server's outbound guard: loopback is allowed here.
+    let cli = Cli::new(&db.url).with("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "127.0.0.1");
     cli.ok(&["tenant", "create", "acme"]);
     let (url, reply) = metadata_server();
     let (a, b) = (cert("A", now_ms()), cert("B", now_ms()));
@@ -2239,6 +2249,19 @@ fn saml_metadata_from_a_url_is_refreshed_and_failures_keep_the_last_good() {
         cli.ok(&["saml", "show", "--tenant", "acme", "idp"])
             .contains("no signing certificate")
     );
+    // Without the setting the stored loopback URL is refused before anything is fetched,
+    // while a URL the operator types (`saml add`, above) may be anywhere.
+    let refused = cli
+        .cmd(&["saml", "refresh-metadata", "--tenant", "acme", "idp"])
+        .env_remove("LATCHKEY_OUTBOUND_ALLOW_PRIVATE")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("loopback") && err.contains("outbound_allow_private"),
+        "{err}"
+    );
     switching_to_a_file_stops_the_refreshes(&cli, &b);
 }
 
@@ -2277,7 +2300,8 @@ fn switching_to_a_file_stops_the_refreshes(cli: &Cli, b: &str) {
         .iter()
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, ["success", "failure", "failure"]);
+    // The last failure is the refresh the outbound guard refused.
+    assert_eq!(outcomes, ["success", "failure", "failure", "failure"]);
 }
 
 /// A command line as one string (no argument in these has a space).

@@ -138,11 +138,8 @@ pub(super) async fn create(
                     let v = link
                         .as_ref()
                         .map(latchkey_services::verification::Prepared::verification);
-                    let user = db.create_user_verifying(&t.id, &actor, "user.create", &new, v.as_ref())?;
-                    if !changes.is_empty() {
-                        db.set_user_attributes(&t.id, &actor, &user.id, &changes, EditableBy::Admin)?;
-                    }
-                    Ok(user)
+                    // The user and the values commit together: a refused value leaves no user.
+                    Ok(db.create_user_verifying(&t.id, &actor, "user.create", &new, v.as_ref(), &changes)?)
                 })
                 .await?;
             if user.email.is_some() {

@@ -32,6 +32,30 @@ impl Secrets for NoReferences {
     }
 }
 
+/// The risk webhook is the operator's (`latchkey tenant update --risk-webhook`, which makes its
+/// secret; `PATCH …/policies` refuses it too): a file applied over the API may not move or
+/// clear it, or a tenant admin could send the signed risk events elsewhere, or to an address
+/// inside the server's network.
+fn keeps_the_webhook(
+    db: &latchkey_store::Db,
+    tenant: &latchkey_core::Tenant,
+    file: &tenant_file::TenantFile,
+) -> Result<(), ServiceError> {
+    let Some(policy) = &file.policy else {
+        return Ok(());
+    };
+    let stored = latchkey_store::TenantRepo::tenant(db, &tenant.id)?.ok_or(ServiceError::TenantGone)?;
+    if policy.risk.webhook_url == stored.policy.risk.webhook_url {
+        return Ok(());
+    }
+    Err(ServiceError::TenantFile {
+        at: "policy.risk.webhook_url".into(),
+        message: "the risk webhook is set with `latchkey tenant update --risk-webhook`, not over the \
+                  API: keep it as `export` shows it"
+            .into(),
+    })
+}
+
 /// The body's format by its `Content-Type`: JSON, or YAML (`application/yaml`,
 /// `application/x-yaml`, `text/yaml`); anything else is 415.
 fn format(req: &HttpRequest) -> Result<Format, AppError> {
@@ -126,6 +150,7 @@ pub(super) async fn apply(
         let (plan, applied) = state
             .store(move |db| {
                 let current = Current::load(db, &tenant)?;
+                keeps_the_webhook(db, &tenant, &file)?;
                 let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences)?;
                 if q.dry_run {
                     return Ok::<_, ServiceError>((plan, Ok(None)));

@@ -193,21 +193,7 @@ pub(super) async fn remove(
         let version = if_match(&req)?;
         let (tid, actor, n) = (caller.tenant.id.clone(), caller.actor(), name.clone());
         state
-            .store(move |db| {
-                if let Some(v) = version {
-                    let now = db
-                        .attribute_defs(&tid)?
-                        .into_iter()
-                        .find(|d| d.name == n)
-                        .ok_or(StoreError::NotFound { what: "attribute" })?;
-                    if now.updated_at != v {
-                        return Err(StoreError::Stale(format!(
-                            "attribute {n} changed since version {v}"
-                        )));
-                    }
-                }
-                db.remove_attribute(&tid, &actor, &n)
-            })
+            .store(move |db| db.remove_attribute(&tid, &actor, &n, version))
             .await
             .map_err(missing("attribute"))?;
         Ok(json_ok(&AttributeDeleted {

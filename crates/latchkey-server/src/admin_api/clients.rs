@@ -88,19 +88,7 @@ pub(super) async fn delete(
         let version = if_match(&req)?;
         let (tid, id, actor) = (caller.tenant.id.clone(), cid.clone(), caller.actor());
         state
-            .store(move |db| {
-                if let Some(v) = version {
-                    let now = db
-                        .client(&tid, &id)?
-                        .ok_or(StoreError::NotFound { what: "client" })?;
-                    if now.updated_at != v {
-                        return Err(StoreError::Stale(format!(
-                            "client {id} changed since version {v}"
-                        )));
-                    }
-                }
-                db.delete_client(&tid, &actor, &id)
-            })
+            .store(move |db| db.delete_client(&tid, &actor, &id, version))
             .await
             .map_err(missing("client"))?;
         state.clients.remove(&(caller.tenant.id.clone(), cid.clone()));

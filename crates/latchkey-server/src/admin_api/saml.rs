@@ -1,7 +1,9 @@
 //! `/admin/t/{tenant}/saml-connections…`: a tenant's SAML connections as `latchkey saml`
 //! drives them, addressed by name (their URL-safe natural id, as in `/t/{tenant}/saml/{name}/…`).
 //! A connection is made from IdP metadata given inline or fetched from a URL (the
-//! `latchkey-services` fetch: https or loopback http, no redirects, 10 s, 1 MiB), with a fresh
+//! `latchkey-services` fetch behind the outbound guard: https, public addresses only unless
+//! `outbound_allow_private` allows more, no redirects, 10 s, 1 MiB; a failed fetch is one
+//! generic 422 whatever its cause), with a fresh
 //! SP key sealed under the tenant's data key (`latchkey_services::saml::connect`, as the CLI);
 //! read with its `ETag`, changed by a JSON merge patch under `If-Match`, refreshed, removed.
 //! The SP private key never leaves the store.
@@ -17,6 +19,7 @@ use crate::web::errors::{AppError, Kind};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{IdpDescriptor, Outcome, SamlConnection, SamlOptions};
+use latchkey_services::outbound;
 use latchkey_services::saml::{
     ConnectionSpec, METADATA_MAX_BYTES, METADATA_REFRESH_MS, certificate_base64, check_metadata_url,
     check_options, connect, fetch_metadata, refresh_connection,
@@ -92,14 +95,46 @@ async fn parse(
     .await
 }
 
-/// Fetches and parses the metadata at `url`; a URL the fetch policy refuses is 400, a fetch or
-/// a document that fails is 422 with the reason.
-async fn fetched(url: &str, now: i64, signer: Option<String>) -> Result<IdpDescriptor, AppError> {
+/// The one answer to a metadata fetch the outbound guard refused or the network failed
+/// (refused address, connection refused, timeout, TLS, HTTP status, size): telling them apart
+/// would let a tenant admin probe the server's network.
+const FETCH_FAILED: &str = "The metadata could not be fetched from metadata_url: use a public https URL that answers with the metadata (the server log has the reason).";
+
+/// A fetch that failed (`e`): the cause to the log at warn and, as much as the tenant may
+/// know (`outbound::tenant_view`), to a failure audit event of `action` on `target`; the
+/// answer is the generic [`FETCH_FAILED`] 422.
+async fn fetch_failed(
+    state: &AppState,
+    caller: &Caller,
+    (action, target): (&str, &str),
+    url: &str,
+    e: &latchkey_services::ServiceError,
+) -> AppError {
+    tracing::warn!(tenant = %caller.tenant.slug, target, error = %e, "SAML metadata fetch failed");
+    let view = outbound::tenant_view(e).unwrap_or_else(|| e.to_string());
+    let details = json!({"metadata_url": url, "error": view});
+    match audit(state, caller, Outcome::Failure, action, target, details).await {
+        Ok(()) => AppError::new(Kind::Unprocessable, FETCH_FAILED),
+        Err(a) => a,
+    }
+}
+
+/// Fetches and parses the metadata at `url` through the outbound guard, for `action` on
+/// `target`: a URL of the wrong form is 400 with the reason, a fetch that fails is the generic
+/// 422 of [`fetch_failed`], a document that fails is 422 with the reason.
+async fn fetched(
+    state: &AppState,
+    caller: &Caller,
+    (action, target): (&str, &str),
+    url: &str,
+    signer: Option<String>,
+) -> Result<IdpDescriptor, AppError> {
     check_metadata_url(url).map_err(|e| bad(e.to_string()))?;
-    let text = fetch_metadata(url)
-        .await
-        .map_err(|e| AppError::new(Kind::Unprocessable, e.to_string()))?;
-    parse(text, now, signer, Kind::Unprocessable).await
+    let text = match fetch_metadata(&state.config.outbound_allow_private, url).await {
+        Ok(text) => text,
+        Err(e) => return Err(fetch_failed(state, caller, (action, target), url, &e).await),
+    };
+    parse(text, state.clock.now_millis(), signer, Kind::Unprocessable).await
 }
 
 /// The connection named `name` in the caller's tenant (404 when there is none).
@@ -233,7 +268,11 @@ pub(super) async fn create(
             let signer = options.metadata_signer.clone();
             let (idp, metadata_url) = match (b.metadata_xml, b.metadata_url) {
                 (Some(xml), None) => (parse(xml, now, signer, Kind::BadRequest).await?, None),
-                (None, Some(url)) => (fetched(&url, now, signer).await?, Some(url)),
+                (None, Some(url)) => {
+                    let target = format!("saml:{}", b.name);
+                    let at = ("saml.connection.create", target.as_str());
+                    (fetched(&state, &caller, at, &url, signer).await?, Some(url))
+                }
                 _ => {
                     return Err(bad(
                         "Give the metadata as metadata_xml or metadata_url (one of them).",
@@ -369,6 +408,7 @@ const FIXED: [&str; 9] = [
 /// member by member), `metadata_url` (a new URL is fetched now; `null` stops refreshing and
 /// keeps the metadata), and `metadata_xml`, which replaces the metadata from a document.
 async fn change_from_patch(
+    (state, caller): (&AppState, &Caller),
     c: &SamlConnection,
     mut patch: Value,
     now: i64,
@@ -418,7 +458,9 @@ async fn change_from_patch(
             change.metadata_url = Some(None);
         }
         (None, Some(url)) if c.metadata_url.as_deref() != Some(url.as_str()) => {
-            change.idp = Some(fetched(&url, now, signer).await?);
+            let target = format!("saml:{}", c.id);
+            let at = ("saml.connection.update", target.as_str());
+            change.idp = Some(fetched(state, caller, at, &url, signer).await?);
             change.next_refresh_at = Some(Some(now + METADATA_REFRESH_MS));
             change.metadata_url = Some(Some(url));
         }
@@ -446,7 +488,7 @@ pub(super) async fn update(
         if let Some(v) = asked.filter(|v| *v != c.updated_at) {
             return Err(StoreError::Stale(format!("the connection changed since version {v}")).into());
         }
-        let change = change_from_patch(&c, merge, state.clock.now_millis()).await?;
+        let change = change_from_patch((&state, &caller), &c, merge, state.clock.now_millis()).await?;
         let (db, tenant, actor) = (state.db.clone(), caller.tenant.clone(), caller.actor());
         let after = blocking(move || {
             if let Some(o) = &change.options {
@@ -503,10 +545,19 @@ pub(super) async fn refresh(
             ));
         }
         let now = state.clock.now_millis();
-        let after = refresh_connection(&state.db, state.keys.clone(), state.rng.clone(), &c, now)
+        let outbound = &state.config.outbound_allow_private;
+        let after = refresh_connection(&state.db, state.keys.clone(), state.rng.clone(), outbound, &c, now)
             .await
             .map_err(|e| match e {
                 latchkey_services::ServiceError::Store(e) => AppError::from(e),
+                // Recorded and audited (as much as the tenant may know) by the refresh itself.
+                other if outbound::tenant_view(&other).is_some() => {
+                    tracing::warn!(tenant = %caller.tenant.slug, connection = %c.name, error = %other, "SAML metadata fetch failed");
+                    AppError::new(
+                        Kind::Unprocessable,
+                        format!("Refreshing failed (the last good metadata stays in use). {FETCH_FAILED}"),
+                    )
+                }
                 other => AppError::new(
                     Kind::Unprocessable,
                     format!("Refreshing failed (the last good metadata stays in use): {other}"),
@@ -551,13 +602,9 @@ pub(super) async fn delete(
                     .ok_or(StoreError::NotFound {
                         what: "SAML connection",
                     })?;
-                if let Some(v) = asked.filter(|v| *v != c.updated_at) {
-                    return Err(StoreError::Stale(format!(
-                        "the connection changed since version {v}"
-                    )));
-                }
-                db.delete_saml_connection(&tid, &actor, &c.id)?;
-                Ok(c)
+                // The version is checked by the delete itself (a refresh may commit meanwhile).
+                db.delete_saml_connection(&tid, &actor, &c.id, asked)?;
+                Ok::<_, StoreError>(c)
             })
             .await
             .map_err(super::missing("SAML connection"))?;

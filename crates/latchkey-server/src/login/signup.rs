@@ -304,6 +304,7 @@ async fn create(state: &AppState, s: &Strings, tenant: &Tenant, new: NewUser) ->
                 "user.signup",
                 &new,
                 Some(&link.verification()),
+                &[],
             ) {
                 Ok(u) => Ok(Ok(u)),
                 Err(err @ StoreError::Conflict(_)) => Ok(Err(err)),

@@ -194,7 +194,7 @@ fn one(
             };
             db.update_attribute(&t, actor, &a.name, &update)?;
         }
-        Action::RemoveAttribute(name) => db.remove_attribute(&t, actor, name)?,
+        Action::RemoveAttribute(name) => db.remove_attribute(&t, actor, name, None)?,
         Action::CreateGroup(name, description) => {
             let g = db.create_group(&t, actor, name, description.as_deref())?;
             ids.groups.insert(g.name, g.id);
@@ -239,7 +239,7 @@ fn one(
         Action::SetSecret { client, hash } => {
             db.set_client_secret_hash(&t, actor, &ids.client(client)?, hash, None)?;
         }
-        Action::DeleteClient(id) => db.delete_client(&t, actor, id)?,
+        Action::DeleteClient(id) => db.delete_client(&t, actor, id, None)?,
         Action::CreateClientRole {
             client,
             name,

@@ -44,7 +44,7 @@ pub fn run(ctx: &Context<'_>, cmd: AttributeCmd) -> Result<(), CliError> {
         AttributeCmd::List { tenant, out } => list(ctx, tenant.slug(), out.json),
         AttributeCmd::Remove { tenant, name, out } => {
             let tenant = ctx.tenant(tenant.slug())?;
-            ctx.db.remove_attribute(&tenant.id, ctx.actor(), &name)?;
+            ctx.db.remove_attribute(&tenant.id, ctx.actor(), &name, None)?;
             done(
                 out.json,
                 &json!({"deleted": "attribute", "name": name}),

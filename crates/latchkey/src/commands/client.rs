@@ -86,7 +86,8 @@ fn list(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
 fn delete(ctx: &Context<'_>, slug: &str, client_id: &str, json: bool) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
     let client = find(ctx, &tenant, client_id)?;
-    ctx.db.delete_client(&tenant.id, ctx.actor(), &client.client_id)?;
+    ctx.db
+        .delete_client(&tenant.id, ctx.actor(), &client.client_id, None)?;
     done(
         json,
         &json!({"deleted": "client", "client_id": client.client_id}),

@@ -138,6 +138,7 @@ fn create(ctx: &Context<'_>, slug: &str, account: NewAccount, json: bool) -> Res
         "user.create",
         &new,
         prepared.as_ref().map(Prepared::verification).as_ref(),
+        &[],
     )?;
     emit(json, &user_json(&user));
     Ok(())

@@ -4,6 +4,7 @@
 use crate::error::CliError;
 use crate::shared::{check_metadata_url, fetch_metadata};
 use latchkey_core::IdpDescriptor;
+use latchkey_services::OutboundPolicy;
 use std::path::Path;
 
 const MAX_METADATA_BYTES: usize = 1 << 20;
@@ -73,7 +74,10 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> Result<T, Cl
 }
 
 /// GETs the metadata (no redirects, 10 s, at most 1 MiB); a failure is a runtime error (exit 1).
+/// The operator typed this URL, so any address is allowed (loopback http included); URLs
+/// stored in a connection, which a tenant admin may have chosen, are refreshed under the
+/// server's outbound guard instead (`refresh-metadata`).
 fn fetch(url: &str) -> Result<String, CliError> {
     check_url(url)?;
-    block_on(fetch_metadata(url))?.map_err(CliError::MetadataFetch)
+    block_on(fetch_metadata(&OutboundPolicy::allow_all(), url))?.map_err(CliError::MetadataFetch)
 }

@@ -153,7 +153,7 @@ fn remove(ctx: &Context<'_>, slug: &str, name: &str, json: bool) -> Result<(), C
     let tenant = ctx.tenant(slug)?;
     let connection = find(ctx, &tenant, name)?;
     ctx.db
-        .delete_saml_connection(&tenant.id, ctx.actor(), &connection.id)?;
+        .delete_saml_connection(&tenant.id, ctx.actor(), &connection.id, None)?;
     done(
         json,
         &json!({"deleted": "saml_connection", "name": connection.name, "id": connection.id}),
@@ -165,8 +165,9 @@ fn remove(ctx: &Context<'_>, slug: &str, name: &str, json: bool) -> Result<(), C
     Ok(())
 }
 
-/// Fetches the metadata now. On failure the server keeps the last good metadata and records
-/// the error, and the command exits 1.
+/// Fetches the metadata now, under the configured outbound guard as the server's hourly
+/// refresh (the stored URL may be a tenant admin's choice). On failure the server keeps the
+/// last good metadata and records the error, and the command exits 1.
 fn refresh_metadata(ctx: &Context<'_>, slug: &str, name: &str, now: i64, json: bool) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
     let connection = find(ctx, &tenant, name)?;
@@ -175,7 +176,15 @@ fn refresh_metadata(ctx: &Context<'_>, slug: &str, name: &str, now: i64, json: b
     }
     let key_ring = std::sync::Arc::new(ctx.ring()?);
     let rng: std::sync::Arc<dyn latchkey_core::Rng> = std::sync::Arc::new(latchkey_core::OsRng);
-    match metadata::block_on(refresh_connection(&ctx.db, key_ring, rng, &connection, now))? {
+    let outbound = &ctx.config.outbound_allow_private;
+    match metadata::block_on(refresh_connection(
+        &ctx.db,
+        key_ring,
+        rng,
+        outbound,
+        &connection,
+        now,
+    ))? {
         Ok(after) => {
             let mut shown = connection_json(ctx, &tenant, &after);
             shown["changed"] = json!(connection.idp != after.idp);
