@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{Outcome, Permission};
 use latchkey_services::ServiceError;
-use latchkey_services::tenant_file::{self, Current, Format, SecretRef, Secrets};
+use latchkey_services::tenant_file::{self, Current, Format, Metadata, SecretRef, Secrets};
 use serde_json::json;
 
 /// The largest tenant file accepted over HTTP (as from a file).
@@ -64,7 +64,25 @@ const AREAS: &[(&str, Permission)] = &[
     ("groups", Permission::GroupsWrite),
     ("roles", Permission::RolesWrite),
     ("clients", Permission::ClientsWrite),
+    ("saml", Permission::SamlWrite),
 ];
+
+/// The IdP metadata the file's SAML connections need fetched (new connections and new URLs,
+/// through `saml::fetch_metadata`'s policy), read against the tenant as it is now; the plan
+/// asks to plan again if the tenant changed in between.
+async fn fetch(
+    state: &AppState,
+    caller: &super::Caller,
+    file: &tenant_file::TenantFile,
+) -> Result<Metadata, AppError> {
+    let now = state.clock.now_millis();
+    if file.saml_connections.iter().all(|c| c.metadata_url.is_none()) {
+        return Ok(Metadata::none(now));
+    }
+    let tenant = caller.tenant.clone();
+    let current = state.store(move |db| Current::load(db, &tenant)).await?;
+    Ok(Metadata::fetch(&current, file, now).await?)
+}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,19 +120,25 @@ pub(super) async fn apply(
             .filter(|(_, w)| caller.permissions.contains(*w))
             .map(|(a, _)| *a)
             .collect();
-        let (tenant, actor, rng) = (caller.tenant.clone(), caller.actor(), state.rng.clone());
+        let metadata = fetch(&state, &caller, &file).await?;
+        let (tenant, actor, rng, keys) = (
+            caller.tenant.clone(),
+            caller.actor(),
+            state.rng.clone(),
+            state.keys.clone(),
+        );
         // Planned and applied in one trip, so what is applied is what was checked.
         let (plan, applied) = state
             .store(move |db| {
                 let current = Current::load(db, &tenant)?;
-                let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences)?;
+                let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences, &metadata)?;
                 if q.dry_run {
                     return Ok::<_, ServiceError>((plan, Ok(None)));
                 }
                 if let Some(area) = plan.areas().into_iter().find(|a| !writable.contains(a)) {
                     return Ok((plan, Err(area)));
                 }
-                let applied = tenant_file::apply(db, &actor, &plan, &*rng)?;
+                let applied = tenant_file::apply(db, Some(&keys), &actor, &plan, &*rng)?;
                 Ok((plan, Ok(Some(applied))))
             })
             .await?;

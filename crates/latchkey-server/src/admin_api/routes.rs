@@ -140,9 +140,9 @@ table! {
     put "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
     delete "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite;
     get "/audit" => users::search_audit, AuditRead;
-    post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead,
+    post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead + SamlRead,
         body apply::MAX_FILE_BODY;
-    get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead;
+    get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead + SamlRead;
     get "/audit/verify" => chain::verify, AuditRead;
     post "/audit/retention" => chain::retention, PoliciesWrite;
     get "/keys" => keys::list, KeysRead;

@@ -6,7 +6,7 @@ use crate::ServiceError;
 use crate::clients::ClientSpec;
 use latchkey_core::{
     AccessTokenFormat, AttributeKind, AuthMethod, ClientSettings, ClientType, EditableBy, GrantType,
-    TenantPolicy,
+    SamlOptions, TenantPolicy,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -54,6 +54,9 @@ pub struct TenantFile {
     /// OAuth/OIDC clients by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientEntry>,
+    /// SAML connections by name. Their SP key and certificate are Latchkey's, never in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saml_connections: Vec<SamlConnectionEntry>,
 }
 
 /// The policy as written: without the risk webhook's sealed secret (which the file never
@@ -207,6 +210,41 @@ impl ClientEntry {
     }
 }
 
+/// A SAML connection, by its URL-safe `name`. The IdP metadata comes from `metadata_url`
+/// (fetched at apply, then refreshed hourly by the server) or `metadata_xml` (the document
+/// inline, not refreshed): exactly one of them. `options` are the connection's `SamlOptions`,
+/// what is left out taking its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlConnectionEntry {
+    pub name: String,
+    /// Shown on the sign-in page; left out, the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_xml: Option<String>,
+    #[serde(default)]
+    pub options: SamlOptions,
+}
+
+impl SamlConnectionEntry {
+    /// The name shown: `display_name`, else the name (as `saml add` does).
+    pub(crate) fn shown_name(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The options as the store keeps them: a pinned metadata signer as base64 DER.
+    pub(crate) fn stored_options(&self) -> SamlOptions {
+        let mut o = self.options.clone();
+        if let Some(pem) = &o.metadata_signer {
+            o.metadata_signer = Some(crate::saml::certificate_base64(pem));
+        }
+        o
+    }
+}
+
 /// Parses a tenant file: at most [`MAX_FILE_BYTES`], YAML aliases and nesting bounded, no secret
 /// in clear anywhere, unknown fields refused, names unique and references resolvable.
 pub fn parse(text: &str, format: Format) -> Result<TenantFile, ServiceError> {
@@ -225,6 +263,7 @@ pub fn parse(text: &str, format: Format) -> Result<TenantFile, ServiceError> {
         ));
     }
     no_secrets(&raw, "")?;
+    saml_option_names(&raw)?;
     let file: TenantFile = serde_json::from_value(raw).map_err(|e| refuse("(file)", e.to_string()))?;
     check(&file)?;
     Ok(file)
@@ -300,6 +339,38 @@ fn no_secrets(v: &Value, at: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Refuses members of `saml_connections[].options` (and of its `mapping`) that `SamlOptions`
+/// does not have: serde would skip them silently, and a misspelt option must be an error.
+fn saml_option_names(raw: &Value) -> Result<(), ServiceError> {
+    let mut known = serde_json::to_value(SamlOptions::default()).unwrap_or_default();
+    if let Some(k) = known.as_object_mut() {
+        k.entry("metadata_signer").or_insert(Value::Null);
+        k.entry("group_map").or_insert(Value::Null);
+    }
+    let entries = raw.get("saml_connections").and_then(Value::as_array);
+    for (i, entry) in entries.into_iter().flatten().enumerate() {
+        let Some(options) = entry.get("options") else {
+            continue;
+        };
+        let at = format!("saml_connections[{i}].options");
+        unknown_member(&at, options, &known)?;
+        if let Some(mapping) = options.get("mapping") {
+            unknown_member(&format!("{at}.mapping"), mapping, &known["mapping"])?;
+        }
+    }
+    Ok(())
+}
+
+fn unknown_member(at: &str, given: &Value, known: &Value) -> Result<(), ServiceError> {
+    let Some(members) = given.as_object() else {
+        return Ok(()); // the typed parse names the wrong shape
+    };
+    match members.keys().find(|k| known.get(k.as_str()).is_none()) {
+        Some(k) => Err(refuse(format!("{at}.{k}"), "not an option of a SAML connection")),
+        None => Ok(()),
+    }
+}
+
 /// Every name once per kind, parents and assigned groups among the file's groups, no cycle of
 /// parents.
 fn check(file: &TenantFile) -> Result<(), ServiceError> {
@@ -335,6 +406,21 @@ fn check(file: &TenantFile) -> Result<(), ServiceError> {
             for (k, g) in r.groups.iter().enumerate() {
                 known(format!("clients[{i}].roles[{j}].groups[{k}]"), g)?;
             }
+        }
+    }
+    unique(
+        "saml_connections",
+        file.saml_connections.iter().map(|c| c.name.as_str()),
+    )?;
+    for (i, c) in file.saml_connections.iter().enumerate() {
+        let at = format!("saml_connections[{i}]");
+        latchkey_core::validate::slug(&c.name).map_err(|e| refuse(format!("{at}.name"), e.message))?;
+        if c.metadata_url.is_some() == c.metadata_xml.is_some() {
+            return Err(refuse(at, "give metadata_url or metadata_xml (exactly one)"));
+        }
+        if let Some(u) = &c.metadata_url {
+            crate::saml::check_metadata_url(u)
+                .map_err(|e| refuse(format!("{at}.metadata_url"), e.to_string()))?;
         }
     }
     no_parent_cycle(file)
