@@ -1,7 +1,7 @@
 //! Tenants as code (docs/tenants-as-code.md): one declarative file describes a tenant's policy,
-//! attribute schema, groups, roles, clients and SAML connections. `export` writes such a file from a tenant,
-//! `plan` compares a file with a tenant and lists the changes, `apply` makes them through the
-//! store's ordinary audited operations. The CLI (`latchkey apply`, `latchkey export`) and the
+//! attribute schema, groups, roles, clients and SAML connections. `export` writes such a file
+//! from a tenant, `plan` compares a file with a tenant and lists the changes, `apply` makes them
+//! through the store's ordinary audited operations. The CLI (`latchkey apply`, `latchkey export`) and the
 //! admin API (`…/apply`, `…/export`) both call these.
 //!
 //! Secrets are never in the file: a client secret is a reference (`{env: NAME}` or
