@@ -415,12 +415,9 @@ fn check(file: &TenantFile) -> Result<(), ServiceError> {
     for (i, c) in file.saml_connections.iter().enumerate() {
         let at = format!("saml_connections[{i}]");
         latchkey_core::validate::slug(&c.name).map_err(|e| refuse(format!("{at}.name"), e.message))?;
+        // A URL is checked by the fetch (`Metadata::fetch`), the one place its policy lives.
         if c.metadata_url.is_some() == c.metadata_xml.is_some() {
             return Err(refuse(at, "give metadata_url or metadata_xml (exactly one)"));
-        }
-        if let Some(u) = &c.metadata_url {
-            crate::saml::check_metadata_url(u)
-                .map_err(|e| refuse(format!("{at}.metadata_url"), e.to_string()))?;
         }
     }
     no_parent_cycle(file)
@@ -513,6 +510,33 @@ mod tests {
         assert!(err("tenant: acme\ngroups:\n  - {name: a}\n  - {name: a}\n").contains("twice"));
         assert!(err("- a\n- b\n").contains("mapping"));
         assert!(err("tenant: [unclosed\n").contains("not a valid tenant file"));
+    }
+
+    #[test]
+    fn saml_connections_need_one_metadata_source_and_known_options() {
+        let f = parse(
+            "tenant: acme\nsaml_connections:\n  - name: corp\n    metadata_url: https://idp.example/m\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(
+            f.saml_connections[0].options.jit,
+            "left out, options take their defaults"
+        );
+        let both = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_url: u, metadata_xml: x}\n";
+        assert!(err(both).contains("exactly one"));
+        let neither = "tenant: acme\nsaml_connections:\n  - {name: corp}\n";
+        assert!(err(neither).contains("saml_connections[0]"));
+        let typo =
+            "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x, options: {jitt: true}}\n";
+        assert!(err(typo).contains("saml_connections[0].options.jitt"));
+        let mapping = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x, options: {mapping: {mail: m}}}\n";
+        assert!(err(mapping).contains("saml_connections[0].options.mapping.mail"));
+        let name = "tenant: acme\nsaml_connections:\n  - {name: Corp SSO, metadata_xml: x}\n";
+        assert!(err(name).contains("saml_connections[0].name"));
+        let twice = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x}\n  - {name: corp, metadata_xml: z}\n";
+        let e = err(twice);
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]
