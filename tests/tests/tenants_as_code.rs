@@ -671,6 +671,18 @@ async fn saml_connections_over_the_api(s: &TestServer) {
     let (st, body) = apply(s, "acme", "", &no_saml, &text).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(events(s, &a, "admin.denied")[0].details["needed"], "saml:write");
+    // A reader's dry run does not make the server fetch a new URL.
+    let (url, hits) = serve(idp_xml(s, "https://partner.test/saml")).await;
+    let reader = token(s, &a, "read-only");
+    let with_url = saml_file(
+        &idp_xml(s, "https://idp.acme.test/saml"),
+        Some(&url),
+        CORP_OPTIONS,
+    );
+    let (st, body) = apply(s, "acme", "?dry_run=true", &reader, &with_url).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(events(s, &a, "admin.denied")[1].details["needed"], "saml:write");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
     let (st, first) = apply(s, "acme", "", &admin, &text).await;
     assert_eq!(st, StatusCode::OK, "{first}");
     assert!(

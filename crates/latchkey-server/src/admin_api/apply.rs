@@ -69,19 +69,23 @@ const AREAS: &[(&str, Permission)] = &[
 
 /// The IdP metadata the file's SAML connections need fetched (new connections and new URLs,
 /// through `saml::fetch_metadata`'s policy), read against the tenant as it is now; the plan
-/// asks to plan again if the tenant changed in between.
+/// asks to plan again if the tenant changed in between. The server fetches a URL only for a
+/// caller who may change SAML connections (also for a dry run): `Err(())` otherwise.
 async fn fetch(
     state: &AppState,
     caller: &super::Caller,
     file: &tenant_file::TenantFile,
-) -> Result<Metadata, AppError> {
+) -> Result<Result<Metadata, ()>, AppError> {
     let now = state.clock.now_millis();
     if file.saml_connections.iter().all(|c| c.metadata_url.is_none()) {
-        return Ok(Metadata::none(now));
+        return Ok(Ok(Metadata::none(now)));
     }
     let tenant = caller.tenant.clone();
     let current = state.store(move |db| Current::load(db, &tenant)).await?;
-    Ok(Metadata::fetch(&current, file, now).await?)
+    if !Metadata::to_fetch(&current, file).is_empty() && !caller.permissions.contains(Permission::SamlWrite) {
+        return Ok(Err(()));
+    }
+    Ok(Ok(Metadata::fetch(&current, file, now).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -120,7 +124,11 @@ pub(super) async fn apply(
             .filter(|(_, w)| caller.permissions.contains(*w))
             .map(|(a, _)| *a)
             .collect();
-        let metadata = fetch(&state, &caller, &file).await?;
+        let Ok(metadata) = fetch(&state, &caller, &file).await? else {
+            return deny(&req, &state, &caller, Permission::SamlWrite)
+                .await
+                .map(|()| HttpResponse::Forbidden().finish());
+        };
         let (tenant, actor, rng, keys) = (
             caller.tenant.clone(),
             caller.actor(),

@@ -40,20 +40,32 @@ impl Metadata {
     /// 1 MiB). A failure names the entry (`saml_connections[0].metadata_url`).
     pub async fn fetch(current: &Current, file: &TenantFile, now: i64) -> Result<Self, ServiceError> {
         let mut documents = BTreeMap::new();
-        for (i, entry) in file.saml_connections.iter().enumerate() {
-            let Some(url) = &entry.metadata_url else {
-                continue;
-            };
-            let stored = current.saml.iter().find(|c| c.name == entry.name);
-            if stored.is_some_and(|c| c.metadata_url.as_ref() == Some(url)) || documents.contains_key(url) {
+        for (at, url) in Self::to_fetch(current, file) {
+            if documents.contains_key(url) {
                 continue;
             }
             let text = crate::saml::fetch_metadata(url)
                 .await
-                .map_err(|e| refuse(format!("saml_connections[{i}].metadata_url"), e.to_string()))?;
-            documents.insert(url.clone(), text);
+                .map_err(|e| refuse(at, e.to_string()))?;
+            documents.insert(url.to_owned(), text);
         }
         Ok(Metadata { now, documents })
+    }
+
+    /// The URLs [`Metadata::fetch`] would fetch, each with where it is in the file
+    /// (`saml_connections[0].metadata_url`): those of new connections and changed URLs. The
+    /// admin API asks for `saml:write` before fetching any.
+    pub fn to_fetch<'f>(current: &Current, file: &'f TenantFile) -> Vec<(String, &'f str)> {
+        let stored = |name: &str| current.saml.iter().find(|c| c.name == name);
+        file.saml_connections
+            .iter()
+            .enumerate()
+            .filter_map(|(i, entry)| {
+                let url = entry.metadata_url.as_deref()?;
+                let same = stored(&entry.name).is_some_and(|c| c.metadata_url.as_deref() == Some(url));
+                (!same).then(|| (format!("saml_connections[{i}].metadata_url"), url))
+            })
+            .collect()
     }
 }
 
