@@ -8,7 +8,7 @@
 
 use latchkey_core::{TenantId, TenantPolicy};
 use latchkey_services::ServiceError;
-use latchkey_services::tenant_file::{self, Current, Format, SecretRef, Secrets};
+use latchkey_services::tenant_file::{self, Current, Format, Metadata, SecretRef, Secrets};
 use latchkey_store::{AuditRepo, GroupRepo, NewTenant, TenantRepo};
 use latchkey_tests::TestServer;
 use reqwest::StatusCode;
@@ -49,6 +49,11 @@ impl Secrets for Env {
             message: "unset".into(),
         })
     }
+}
+
+/// No fetched metadata (the file's connections, if any, are inline).
+fn none(s: &TestServer) -> Metadata {
+    Metadata::none(latchkey_core::Clock::now_millis(&*s.state.clock))
 }
 
 fn tenant(s: &TestServer, slug: &str) -> TenantId {
@@ -143,13 +148,20 @@ async fn the_example_file_round_trips_and_its_env_secret_authenticates(s: &TestS
         ("EXPORT_SECRET", "e".repeat(40)),
     ]));
     let file = tenant_file::parse(EXAMPLE, Format::Yaml).unwrap();
-    let plan = tenant_file::plan(&Current::empty(), &file, false, &secrets).unwrap();
+    let plan = tenant_file::plan(&Current::empty(), &file, false, &secrets, &none(s)).unwrap();
     assert!(plan.creates_tenant());
-    let applied = tenant_file::apply(db, "test", &plan, &latchkey_core::OsRng).unwrap();
+    let applied = tenant_file::apply(db, None, "test", &plan, &latchkey_core::OsRng).unwrap();
     assert_eq!(applied.applied, plan.changes.len());
     assert_eq!(applied.secrets.len(), 0, "every secret came by reference");
     let acme = db.tenant_by_slug("acme").unwrap().unwrap();
-    let again = tenant_file::plan(&Current::load(db, &acme).unwrap(), &file, false, &secrets).unwrap();
+    let again = tenant_file::plan(
+        &Current::load(db, &acme).unwrap(),
+        &file,
+        false,
+        &secrets,
+        &none(s),
+    )
+    .unwrap();
     assert!(
         again.changes.is_empty(),
         "{:?}",
@@ -163,8 +175,8 @@ async fn the_example_file_round_trips_and_its_env_secret_authenticates(s: &TestS
         "{text}"
     );
     let copy = tenant_file::parse(&text.replacen("tenant: acme", "tenant: copy", 1), Format::Yaml).unwrap();
-    let plan = tenant_file::plan(&Current::empty(), &copy, false, &secrets).unwrap();
-    tenant_file::apply(db, "test", &plan, &latchkey_core::OsRng).unwrap();
+    let plan = tenant_file::plan(&Current::empty(), &copy, false, &secrets, &none(s)).unwrap();
+    tenant_file::apply(db, None, "test", &plan, &latchkey_core::OsRng).unwrap();
     let copied = db.tenant_by_slug("copy").unwrap().unwrap();
     let mut back = tenant_file::export(&Current::load(db, &copied).unwrap()).unwrap();
     back.tenant = "acme".into();
@@ -187,12 +199,19 @@ async fn the_example_file_round_trips_and_its_env_secret_authenticates(s: &TestS
         ("PORTAL_SECRET", "p".repeat(40)),
         ("EXPORT_SECRET", "f".repeat(40)),
     ]));
-    let plan = tenant_file::plan(&Current::load(db, &acme).unwrap(), &file, false, &rotated).unwrap();
+    let plan = tenant_file::plan(
+        &Current::load(db, &acme).unwrap(),
+        &file,
+        false,
+        &rotated,
+        &none(s),
+    )
+    .unwrap();
     assert_eq!(
         plan.lines().collect::<Vec<_>>(),
         ["~ client Nightly export: client_secret (from env EXPORT_SECRET)"]
     );
-    tenant_file::apply(db, "test", &plan, &latchkey_core::OsRng).unwrap();
+    tenant_file::apply(db, None, "test", &plan, &latchkey_core::OsRng).unwrap();
     assert_eq!(cc_token(s, "acme", batch, &"f".repeat(40)).await, StatusCode::OK);
 }
 
@@ -468,4 +487,267 @@ latchkey_tests::e2e!(
     a_dry_run_changes_nothing,
     readers_and_other_tenants_are_refused,
     the_risk_webhook_is_not_moved_over_the_api,
+    saml_connections_apply_export_and_prune,
 );
+
+// The test IdP serves its metadata on loopback: the operator allows that address.
+latchkey_tests::e2e_with!(
+    loopback_allowed,
+    &[("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "127.0.0.1")],
+    saml_connections_over_the_api,
+);
+
+/// IdP metadata with a fresh signing certificate (as admin_api_ops.rs makes it).
+fn idp_xml(s: &TestServer, entity_id: &str) -> String {
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
+        .unwrap()
+        .certificate;
+    format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.acme.test/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"#
+    )
+}
+
+/// Serves `body` at every path of a loopback port; the count says how many requests came.
+async fn serve(body: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metadata", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/samlmetadata+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+        }
+    });
+    (url, hits)
+}
+
+/// A tenant file with an inline connection (`corp`, whose maps name the file's role and group)
+/// and, given a URL, one refreshed from it (`partner`).
+fn saml_file(xml: &str, url: Option<&str>, corp_options: &str) -> String {
+    let block = xml
+        .lines()
+        .map(|l| format!("      {l}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let partner = url
+        .map(|u| format!("  - name: partner\n    metadata_url: {u}\n"))
+        .unwrap_or_default();
+    format!(
+        "tenant: acme
+groups:
+  - name: staff
+roles:
+  - name: employee
+saml_connections:
+  - name: corp
+    display_name: Corp SSO
+    metadata_xml: |
+{block}
+    options: {corp_options}
+{partner}"
+    )
+}
+
+const CORP_OPTIONS: &str =
+    "{domains: [acme.test], role_map: [[admins, employee]], group_map: [[eng, staff]], sign_requests: true}";
+
+/// Plans `text` against acme (created by the file when missing), fetching what it needs.
+async fn saml_plan(s: &TestServer, text: &str, prune: bool) -> Result<tenant_file::Plan, ServiceError> {
+    let db = &s.state.db;
+    let file = tenant_file::parse(text, Format::Yaml)?;
+    let current = match db.tenant_by_slug("acme").unwrap() {
+        Some(t) => Current::load(db, &t).unwrap(),
+        None => Current::empty(),
+    };
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    // The operator's policy from the CLI: the test IdP is on loopback.
+    let allow = latchkey_services::OutboundPolicy::allow_all();
+    let metadata = Metadata::fetch(&allow, &current, &file, now).await?;
+    tenant_file::plan(&current, &file, prune, &Env(BTreeMap::new()), &metadata)
+}
+
+fn saml_apply(s: &TestServer, plan: &tenant_file::Plan) {
+    let keys = &*s.state.keys;
+    tenant_file::apply(&s.state.db, Some(keys), "test", plan, &latchkey_core::OsRng).unwrap();
+}
+
+/// SAML connections from a file: made from inline metadata and from a loopback URL (fetched
+/// once: an unchanged URL is not fetched again), applied twice with no change the second time,
+/// exported without the SP key as a file that plans nothing; a changed option is an update, a
+/// removed connection is kept without prune and deleted with it, and a map naming a missing role
+/// is refused naming the field.
+async fn saml_connections_apply_export_and_prune(s: &TestServer) {
+    use latchkey_store::SamlRepo;
+    let db = &s.state.db;
+    let xml = idp_xml(s, "https://idp.acme.test/saml");
+    let (url, hits) = serve(idp_xml(s, "https://partner.test/saml")).await;
+    let text = saml_file(&xml, Some(&url), CORP_OPTIONS);
+    let plan = saml_plan(s, &text, false).await.unwrap();
+    let lines: Vec<&str> = plan.lines().collect();
+    assert!(
+        lines.contains(&"+ saml_connection corp (https://idp.acme.test/saml)"),
+        "{lines:?}"
+    );
+    assert!(plan.areas().contains("saml"));
+    saml_apply(s, &plan);
+    let acme = db.tenant_by_slug("acme").unwrap().unwrap();
+    let corp = db.saml_connection_by_name(&acme.id, "corp").unwrap().unwrap();
+    assert_eq!(corp.display_name, "Corp SSO");
+    assert_eq!(
+        corp.options.role_map,
+        [("admins".to_owned(), "employee".to_owned())]
+    );
+    assert!(corp.metadata_url.is_none() && corp.options.sign_requests);
+    let partner = db.saml_connection_by_name(&acme.id, "partner").unwrap().unwrap();
+    assert_eq!(partner.metadata_url.as_deref(), Some(url.as_str()));
+    assert_eq!(partner.idp.entity_id, "https://partner.test/saml");
+    assert!(partner.next_refresh_at.is_some());
+    // Applying twice: nothing to do, and the unchanged URL is not fetched again.
+    let again = saml_plan(s, &text, false).await.unwrap();
+    assert!(
+        again.changes.is_empty(),
+        "{:?}",
+        again.lines().collect::<Vec<_>>()
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The export: no SP key or certificate, the URL as the source of one, and it plans nothing.
+    let exported = tenant_file::export(&Current::load(db, &acme).unwrap()).unwrap();
+    let out = tenant_file::render(&exported, Format::Yaml).unwrap();
+    assert!(!out.contains("sp_") && !out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!(
+        exported.saml_connections[1].metadata_url.as_deref(),
+        Some(url.as_str())
+    );
+    let back = saml_plan(s, &out, false).await.unwrap();
+    assert!(back.changes.is_empty(), "{:?}", back.lines().collect::<Vec<_>>());
+    // A changed option is one update.
+    let changed = saml_file(&xml, Some(&url), &CORP_OPTIONS.replace('}', ", jit: false}"));
+    let plan = saml_plan(s, &changed, false).await.unwrap();
+    assert_eq!(
+        plan.lines().collect::<Vec<_>>(),
+        ["~ saml_connection corp: options (jit)"]
+    );
+    saml_apply(s, &plan);
+    assert!(
+        !db.saml_connection_by_name(&acme.id, "corp")
+            .unwrap()
+            .unwrap()
+            .options
+            .jit
+    );
+    left_out_and_refused(s, &acme, &xml, &url, &text).await;
+}
+
+/// The rest of [`saml_connections_apply_export_and_prune`]: a connection left out is kept, or
+/// deleted with prune; a map naming a missing role, an unknown option and two metadata sources
+/// are refused, naming where.
+async fn left_out_and_refused(
+    s: &TestServer,
+    acme: &latchkey_core::Tenant,
+    xml: &str,
+    url: &str,
+    text: &str,
+) {
+    use latchkey_store::SamlRepo;
+    let db = &s.state.db;
+    // Left out: kept, or deleted with prune.
+    let without = saml_file(xml, None, &CORP_OPTIONS.replace('}', ", jit: false}"));
+    let kept = saml_plan(s, &without, false).await.unwrap();
+    assert!(kept.changes.is_empty());
+    assert_eq!(
+        kept.lines().collect::<Vec<_>>(),
+        ["- saml_connection partner (kept: not in file; use --prune)"]
+    );
+    let pruned = saml_plan(s, &without, true).await.unwrap();
+    assert_eq!(pruned.lines().collect::<Vec<_>>(), ["- saml_connection partner"]);
+    saml_apply(s, &pruned);
+    assert!(db.saml_connection_by_name(&acme.id, "partner").unwrap().is_none());
+    // A map naming a role that neither the file nor the tenant has, and an unknown option.
+    let missing = saml_file(xml, None, "{role_map: [[admins, nobody]]}");
+    let e = saml_plan(s, &missing, false).await.unwrap_err().to_string();
+    assert!(
+        e.contains("saml_connections[0].options.role_map[0]") && e.contains("nobody"),
+        "{e}"
+    );
+    let typo = saml_file(xml, None, "{jitt: true}");
+    let e = saml_plan(s, &typo, false).await.unwrap_err().to_string();
+    assert!(e.contains("saml_connections[0].options.jitt"), "{e}");
+    let both = text.replace(
+        "    display_name: Corp SSO\n",
+        &format!("    metadata_url: {url}\n"),
+    );
+    let e = saml_plan(s, &both, false).await.unwrap_err().to_string();
+    assert!(
+        e.contains("saml_connections[0]") && e.contains("exactly one"),
+        "{e}"
+    );
+}
+
+/// Over the API: SAML connections apply with `saml:write` (without it, 403 naming it), twice
+/// with no change the second time, and the export sent back plans nothing.
+async fn saml_connections_over_the_api(s: &TestServer) {
+    let a = tenant(s, "acme");
+    let admin = token(s, &a, "tenant-admin");
+    let text = saml_file(&idp_xml(s, "https://idp.acme.test/saml"), None, CORP_OPTIONS);
+    let no_saml = latchkey_tests::admin::credential(
+        s,
+        &a,
+        &["read-only"],
+        &[
+            latchkey_core::Permission::GroupsWrite,
+            latchkey_core::Permission::RolesWrite,
+        ],
+        None,
+    );
+    let (st, body) = apply(s, "acme", "", &no_saml, &text).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(events(s, &a, "admin.denied")[0].details["needed"], "saml:write");
+    // A reader's dry run does not make the server fetch a new URL.
+    let (url, hits) = serve(idp_xml(s, "https://partner.test/saml")).await;
+    let reader = token(s, &a, "read-only");
+    let with_url = saml_file(
+        &idp_xml(s, "https://idp.acme.test/saml"),
+        Some(&url),
+        CORP_OPTIONS,
+    );
+    let (st, body) = apply(s, "acme", "?dry_run=true", &reader, &with_url).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(events(s, &a, "admin.denied")[1].details["needed"], "saml:write");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let (st, first) = apply(s, "acme", "", &admin, &text).await;
+    assert_eq!(st, StatusCode::OK, "{first}");
+    assert!(
+        lines(&first, "changes").contains(&"+ saml_connection corp (https://idp.acme.test/saml)".to_owned())
+    );
+    let (st, second) = apply(s, "acme", "", &admin, &text).await;
+    assert_eq!(st, StatusCode::OK, "{second}");
+    assert_eq!(second["changes"], serde_json::json!([]));
+    let (st, exported) = export(s, "acme", &admin).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(exported["saml_connections"][0].get("sp_certificate").is_none());
+    let (st, back) = send(
+        s,
+        "/admin/t/acme/apply",
+        &admin,
+        "application/json",
+        &exported.to_string(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{back}");
+    assert_eq!(back["changes"], serde_json::json!([]), "{back}");
+}

@@ -21,7 +21,9 @@ mod xenc;
 pub mod xml;
 
 pub use error::{Result, SamlError};
-pub use metadata::{SpDescriptor, parse_idp_metadata, parse_idp_metadata_signed_by, sp_metadata};
+pub use metadata::{
+    SpDescriptor, idp_metadata, parse_idp_metadata, parse_idp_metadata_signed_by, sp_metadata,
+};
 pub use request::{AuthnRequest, redirect_url, request_id};
 pub use response::{Assertion, Attribute, Expected, decode_post, is_multi_factor, validate};
 pub use sp_key::{SpKey, generate_sp_key};

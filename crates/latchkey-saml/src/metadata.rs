@@ -260,6 +260,35 @@ pub fn sp_metadata(sp: &SpDescriptor<'_>) -> String {
     )
 }
 
+/// A minimal IdP metadata document that [`parse_idp_metadata`] reads back as `idp` (while its
+/// certificates are valid): for writing a connection whose original document is not kept (the
+/// store keeps only what was read from it), as in a tenant file's export.
+pub fn idp_metadata(idp: &IdpDescriptor) -> String {
+    let mut keys = String::new();
+    for c in &idp.certificates {
+        let _ = write!(
+            keys,
+            r#"<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"#,
+            escape(c)
+        );
+    }
+    format!(
+        concat!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">"#,
+            r#"<md:IDPSSODescriptor WantAuthnRequestsSigned="{signed}" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
+            "{keys}",
+            r#"<md:SingleSignOnService Binding="{binding}" Location="{sso}"/>"#,
+            "</md:IDPSSODescriptor>",
+            "</md:EntityDescriptor>"
+        ),
+        entity = escape(&idp.entity_id),
+        signed = idp.wants_signed_requests,
+        keys = keys,
+        binding = escape(&idp.sso_binding),
+        sso = escape(&idp.sso_url),
+    )
+}
+
 /// Escapes text for an XML attribute or element.
 pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{Outcome, Permission};
 use latchkey_services::ServiceError;
-use latchkey_services::tenant_file::{self, Current, Format, SecretRef, Secrets};
+use latchkey_services::tenant_file::{self, Current, Format, Metadata, SecretRef, Secrets};
 use serde_json::json;
 
 /// The largest tenant file accepted over HTTP (as from a file).
@@ -88,7 +88,35 @@ const AREAS: &[(&str, Permission)] = &[
     ("groups", Permission::GroupsWrite),
     ("roles", Permission::RolesWrite),
     ("clients", Permission::ClientsWrite),
+    ("saml", Permission::SamlWrite),
 ];
+
+/// The IdP metadata the file's SAML connections need fetched (new connections and new URLs,
+/// through `saml::fetch_metadata`'s policy), read against the tenant as it is now; the plan
+/// asks to plan again if the tenant changed in between. The server fetches a URL only for a
+/// caller who may change SAML connections (also for a dry run): `Err(())` otherwise.
+async fn fetch(
+    state: &AppState,
+    caller: &super::Caller,
+    file: &tenant_file::TenantFile,
+) -> Result<Result<Metadata, ()>, AppError> {
+    let now = state.clock.now_millis();
+    if file.saml_connections.iter().all(|c| c.metadata_url.is_none()) {
+        return Ok(Ok(Metadata::none(now)));
+    }
+    let tenant = caller.tenant.clone();
+    let current = state.store(move |db| Current::load(db, &tenant)).await?;
+    if !Metadata::to_fetch(&current, file).is_empty() && !caller.permissions.contains(Permission::SamlWrite) {
+        return Ok(Err(()));
+    }
+    Ok(Ok(Metadata::fetch(
+        &state.config.outbound_allow_private,
+        &current,
+        file,
+        now,
+    )
+    .await?))
+}
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +139,27 @@ pub(super) struct ApplyAnswer {
     secrets: Option<Vec<tenant_file::NewSecret>>,
 }
 
+/// The request body as a tenant file: at most [`MAX_FILE_BODY`], UTF-8, YAML or a JSON object.
+fn read_file(req: &HttpRequest, bytes: &[u8]) -> Result<tenant_file::TenantFile, AppError> {
+    if bytes.len() > MAX_FILE_BODY {
+        return Err(AppError::new(
+            Kind::PayloadTooLarge,
+            "The tenant file is too large.",
+        ));
+    }
+    let format = format(req)?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| AppError::new(Kind::BadRequest, "The tenant file is not UTF-8."))?;
+    // Only an object: serde would take an array for the file, member by position.
+    if format == Format::Json && !text.trim_start().starts_with('{') {
+        return Err(AppError::new(
+            Kind::BadRequest,
+            "The tenant file is a JSON object.",
+        ));
+    }
+    Ok(tenant_file::parse(text, format)?)
+}
+
 /// `POST …/apply[?dry_run=true][&prune=true]`: the plan, and with `dry_run` off what was
 /// applied (`applied`, `created_clients`, `secrets` shown once). Needs every area's read
 /// permission, and to apply, the write permission of each area the plan changes. The file must name this tenant.
@@ -123,42 +172,36 @@ pub(super) async fn apply(
     async {
         let q: ApplyQuery = query(&req)?;
         let caller = authenticate(&req, &state, &slug).await?;
-        if bytes.len() > MAX_FILE_BODY {
-            return Err(AppError::new(
-                Kind::PayloadTooLarge,
-                "The tenant file is too large.",
-            ));
-        }
-        let format = format(&req)?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| AppError::new(Kind::BadRequest, "The tenant file is not UTF-8."))?;
-        // Only an object: serde would take an array for the file, member by position.
-        if format == Format::Json && !text.trim_start().starts_with('{') {
-            return Err(AppError::new(
-                Kind::BadRequest,
-                "The tenant file is a JSON object.",
-            ));
-        }
-        let file = tenant_file::parse(text, format)?;
+        let file = read_file(&req, &bytes)?;
         let writable: Vec<&'static str> = AREAS
             .iter()
             .filter(|(_, w)| caller.permissions.contains(*w))
             .map(|(a, _)| *a)
             .collect();
-        let (tenant, actor, rng) = (caller.tenant.clone(), caller.actor(), state.rng.clone());
+        let Ok(metadata) = fetch(&state, &caller, &file).await? else {
+            return deny(&req, &state, &caller, Permission::SamlWrite)
+                .await
+                .map(|()| HttpResponse::Forbidden().finish());
+        };
+        let (tenant, actor, rng, keys) = (
+            caller.tenant.clone(),
+            caller.actor(),
+            state.rng.clone(),
+            state.keys.clone(),
+        );
         // Planned and applied in one trip, so what is applied is what was checked.
         let (plan, applied) = state
             .store(move |db| {
                 let current = Current::load(db, &tenant)?;
                 keeps_the_webhook(db, &tenant, &file)?;
-                let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences)?;
+                let plan = tenant_file::plan(&current, &file, q.prune, &NoReferences, &metadata)?;
                 if q.dry_run {
                     return Ok::<_, ServiceError>((plan, Ok(None)));
                 }
                 if let Some(area) = plan.areas().into_iter().find(|a| !writable.contains(a)) {
                     return Ok((plan, Err(area)));
                 }
-                let applied = tenant_file::apply(db, &actor, &plan, &*rng)?;
+                let applied = tenant_file::apply(db, Some(&keys), &actor, &plan, &*rng)?;
                 Ok((plan, Ok(Some(applied))))
             })
             .await?;

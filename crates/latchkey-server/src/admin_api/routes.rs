@@ -203,9 +203,9 @@ table! {
     delete "/roles/{id}/{kind}/{principal}" => groups::assignment, RolesWrite, out groups::Assignment;
     get "/audit" => users::search_audit, AuditRead, query users::AuditQuery,
         out users::AuditPage | "text/csv" | "application/x-ndjson";
-    post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead,
+    post "/apply" => apply::apply, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead + SamlRead,
         body apply::MAX_FILE_BODY, query apply::ApplyQuery, in TenantFile | "application/yaml", out apply::ApplyAnswer;
-    get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead,
+    get "/export" => apply::export, PoliciesRead + AttributesRead + GroupsRead + RolesRead + ClientsRead + SamlRead,
         query apply::ExportQuery, out TenantFile | "application/yaml";
     get "/audit/verify" => chain::verify, AuditRead, out chain::Verification;
     post "/audit/retention" => chain::retention, PoliciesWrite, out chain::RetentionRun;

@@ -11,9 +11,10 @@ use crate::clients::registration;
 use latchkey_core::{
     AnyRole, AttributeDef, ClientId, ClientRoleId, GroupId, Principal, Rng, RoleId, Tenant, TenantId,
 };
+use latchkey_keys::KeyRing;
 use latchkey_store::{
-    AttributeRepo, AttributeUpdate, ClientRepo, Db, GroupRepo, GroupUpdate, NewTenant, RoleRepo, TenantRepo,
-    TenantUpdate,
+    AttributeRepo, AttributeUpdate, ClientRepo, Db, GroupRepo, GroupUpdate, NewTenant, RoleRepo, SamlRepo,
+    TenantRepo, TenantUpdate,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -110,8 +111,15 @@ fn gone(what: &str, name: &str) -> ServiceError {
 }
 
 /// Makes `plan`'s changes as `actor`. The tenant is the plan's (created first when the plan
-/// says so). `rng` makes the secrets of new clients that have no reference.
-pub fn apply(db: &Db, actor: &str, plan: &Plan, rng: &dyn Rng) -> Result<Applied, ServiceError> {
+/// says so). `rng` makes the secrets of new clients that have no reference; `keys` seals the SP
+/// keys of new SAML connections (needed only when [`Plan::needs_keys`]).
+pub fn apply(
+    db: &Db,
+    keys: Option<&KeyRing>,
+    actor: &str,
+    plan: &Plan,
+    rng: &dyn Rng,
+) -> Result<Applied, ServiceError> {
     let tenant = match plan.changes.first().map(|c| &c.action) {
         Some(Action::CreateTenant { display_name, policy }) => db.create_tenant(
             actor,
@@ -132,7 +140,13 @@ pub fn apply(db: &Db, actor: &str, plan: &Plan, rng: &dyn Rng) -> Result<Applied
         secrets: Vec::new(),
     };
     for change in &plan.changes {
-        one(db, actor, &mut ids, change, rng, &mut applied).map_err(|e| ServiceError::Applying {
+        let made = match &change.action {
+            Action::CreateSaml(..) | Action::UpdateSaml(..) | Action::DeleteSaml(_) => {
+                saml(db, keys, actor, &ids.tenant, &change.action)
+            }
+            _ => one(db, actor, &mut ids, change, rng, &mut applied),
+        };
+        made.map_err(|e| ServiceError::Applying {
             line: change.line.clone(),
             done: applied.applied,
             source: Box::new(e),
@@ -154,7 +168,11 @@ fn one(
 ) -> Result<(), ServiceError> {
     let t = ids.t().clone();
     match &change.action {
-        Action::CreateTenant { .. } => {}
+        // Made before the loop; SAML changes by `saml` (they need the key ring).
+        Action::CreateTenant { .. }
+        | Action::CreateSaml(..)
+        | Action::UpdateSaml(..)
+        | Action::DeleteSaml(_) => {}
         Action::UpdateTenant { display_name, policy } => {
             // The stored webhook secret stays: the file never carries it.
             let now = db.tenant(&t)?.ok_or_else(|| gone("tenant", &ids.tenant.slug))?;
@@ -264,6 +282,43 @@ fn one(
         Action::Unassign(role, group) => {
             db.unassign(&t, actor, &Principal::Group(ids.group(group)?), &ids.role(role)?)?;
         }
+    }
+    Ok(())
+}
+
+/// A SAML connection's change, as `latchkey saml add|update|remove` and the admin API make it:
+/// created by `saml::connect` (a fresh SP key sealed with `keys`), updated through the store
+/// after the options' references are checked again (they may have changed since the plan).
+fn saml(
+    db: &Db,
+    keys: Option<&KeyRing>,
+    actor: &str,
+    tenant: &Tenant,
+    action: &Action,
+) -> Result<(), ServiceError> {
+    let id_of = |name: &str| -> Result<String, ServiceError> {
+        db.saml_connection_by_name(&tenant.id, name)?
+            .map(|c| c.id)
+            .ok_or_else(|| gone("saml_connection", name))
+    };
+    match action {
+        Action::CreateSaml(spec, now) => {
+            let keys = keys.ok_or_else(|| {
+                refuse(
+                    format!("saml_connection {}", spec.name),
+                    "a new connection's SP key needs the key ring",
+                )
+            })?;
+            crate::saml::connect(db, keys, tenant, actor, (**spec).clone(), *now)?;
+        }
+        Action::UpdateSaml(name, change) => {
+            if let Some(options) = &change.options {
+                crate::saml::check_options(db, tenant, options)?;
+            }
+            db.update_saml_connection(&tenant.id, actor, &id_of(name)?, change)?;
+        }
+        Action::DeleteSaml(name) => db.delete_saml_connection(&tenant.id, actor, &id_of(name)?, None)?,
+        _ => {}
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! What a tenant has now, read once: the input of `plan` and `export`, so both are plain
 //! functions over data.
 
-use latchkey_core::{AttributeDef, Client, ClientRole, Group, Role, Tenant};
-use latchkey_store::{AttributeRepo, ClientRepo, Db, GroupRepo, RoleRepo};
+use latchkey_core::{AttributeDef, Client, ClientRole, Group, Role, SamlConnection, Tenant};
+use latchkey_store::{AttributeRepo, ClientRepo, Db, GroupRepo, RoleRepo, SamlRepo};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A role as the file names it: a tenant role, or a role of the client of that name.
@@ -36,6 +36,8 @@ pub struct Current {
     pub(crate) client_roles: BTreeMap<String, Vec<ClientRole>>,
     /// (role, group name) of every assignment of a role to a group.
     pub(crate) assignments: BTreeSet<(RoleName, String)>,
+    /// By name.
+    pub(crate) saml: Vec<SamlConnection>,
 }
 
 impl Current {
@@ -67,6 +69,8 @@ impl Current {
                 assignments.insert((role, g.name.clone()));
             }
         }
+        let mut saml = db.list_saml_connections(t)?;
+        saml.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Current {
             tenant: Some(tenant.clone()),
             attributes: db.attribute_defs(t)?,
@@ -75,6 +79,7 @@ impl Current {
             clients,
             client_roles,
             assignments,
+            saml,
         })
     }
 

@@ -1,8 +1,8 @@
-//! A tenant as a file: every managed object written out explicitly, sorted, with no secret, so
-//! two exports of an unchanged tenant are byte for byte the same and applying one plans nothing.
+//! A tenant as a file: every managed object written out explicitly, sorted, with no secret (nor
+//! a SAML connection's SP key), so two exports of an unchanged tenant are byte for byte the same and applying one plans nothing.
 
 use super::current::{Current, RoleName};
-use super::file::{AttributeSpec, ClientEntry, Format, GroupSpec, RoleSpec, TenantFile};
+use super::file::{AttributeSpec, ClientEntry, Format, GroupSpec, RoleSpec, SamlConnectionEntry, TenantFile};
 use super::refuse;
 use crate::ServiceError;
 use std::collections::BTreeMap;
@@ -61,7 +61,25 @@ pub fn export(current: &Current) -> Result<TenantFile, ServiceError> {
             })
             .collect(),
         clients,
+        saml_connections: current.saml.iter().map(saml_entry).collect(),
     })
+}
+
+/// A connection with its metadata source and all its options; its SP key and certificate are
+/// Latchkey's and stay out. The store keeps what was read from an inline document, not the
+/// document: such a connection is written with a minimal document regenerated from it (entity
+/// id, SSO URL and binding, signing certificates), which applies as no change.
+fn saml_entry(c: &latchkey_core::SamlConnection) -> SamlConnectionEntry {
+    SamlConnectionEntry {
+        name: c.name.clone(),
+        display_name: Some(c.display_name.clone()),
+        metadata_url: c.metadata_url.clone(),
+        metadata_xml: c
+            .metadata_url
+            .is_none()
+            .then(|| latchkey_saml::idp_metadata(&c.idp)),
+        options: c.options.clone(),
+    }
 }
 
 /// The tenant's clients with their roles; two of one name can't be told apart in a file.

@@ -6,7 +6,7 @@ use crate::ServiceError;
 use crate::clients::ClientSpec;
 use latchkey_core::{
     AccessTokenFormat, AttributeKind, AuthMethod, ClientSettings, ClientType, EditableBy, GrantType,
-    TenantPolicy,
+    SamlOptions, TenantPolicy,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -55,6 +55,9 @@ pub struct TenantFile {
     /// OAuth/OIDC clients by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientEntry>,
+    /// SAML connections by name. Their SP key and certificate are Latchkey's, never in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saml_connections: Vec<SamlConnectionEntry>,
 }
 
 /// The policy as written: without the risk webhook's sealed secret (which the file never
@@ -213,6 +216,42 @@ impl ClientEntry {
     }
 }
 
+/// A SAML connection, by its URL-safe `name`. The IdP metadata comes from `metadata_url`
+/// (fetched at apply, then refreshed hourly by the server) or `metadata_xml` (the document
+/// inline, not refreshed): exactly one of them. `options` are the connection's `SamlOptions`,
+/// what is left out taking its default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SamlConnectionEntry {
+    pub name: String,
+    /// Shown on the sign-in page; left out, the name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_xml: Option<String>,
+    #[serde(default)]
+    pub options: SamlOptions,
+}
+
+impl SamlConnectionEntry {
+    /// The name shown: `display_name`, else the name (as `saml add` does).
+    pub(crate) fn shown_name(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The options as the store keeps them: a pinned metadata signer as base64 DER.
+    pub(crate) fn stored_options(&self) -> SamlOptions {
+        let mut o = self.options.clone();
+        if let Some(pem) = &o.metadata_signer {
+            o.metadata_signer = Some(crate::saml::certificate_base64(pem));
+        }
+        o
+    }
+}
+
 /// Parses a tenant file: at most [`MAX_FILE_BYTES`], YAML aliases and nesting bounded, no secret
 /// in clear anywhere, unknown fields refused, names unique and references resolvable.
 pub fn parse(text: &str, format: Format) -> Result<TenantFile, ServiceError> {
@@ -231,6 +270,7 @@ pub fn parse(text: &str, format: Format) -> Result<TenantFile, ServiceError> {
         ));
     }
     no_secrets(&raw, "")?;
+    saml_option_names(&raw)?;
     let file: TenantFile = serde_json::from_value(raw).map_err(|e| refuse("(file)", e.to_string()))?;
     check(&file)?;
     Ok(file)
@@ -306,6 +346,38 @@ fn no_secrets(v: &Value, at: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Refuses members of `saml_connections[].options` (and of its `mapping`) that `SamlOptions`
+/// does not have: serde would skip them silently, and a misspelt option must be an error.
+fn saml_option_names(raw: &Value) -> Result<(), ServiceError> {
+    let mut known = serde_json::to_value(SamlOptions::default()).unwrap_or_default();
+    if let Some(k) = known.as_object_mut() {
+        k.entry("metadata_signer").or_insert(Value::Null);
+        k.entry("group_map").or_insert(Value::Null);
+    }
+    let entries = raw.get("saml_connections").and_then(Value::as_array);
+    for (i, entry) in entries.into_iter().flatten().enumerate() {
+        let Some(options) = entry.get("options") else {
+            continue;
+        };
+        let at = format!("saml_connections[{i}].options");
+        unknown_member(&at, options, &known)?;
+        if let Some(mapping) = options.get("mapping") {
+            unknown_member(&format!("{at}.mapping"), mapping, &known["mapping"])?;
+        }
+    }
+    Ok(())
+}
+
+fn unknown_member(at: &str, given: &Value, known: &Value) -> Result<(), ServiceError> {
+    let Some(members) = given.as_object() else {
+        return Ok(()); // the typed parse names the wrong shape
+    };
+    match members.keys().find(|k| known.get(k.as_str()).is_none()) {
+        Some(k) => Err(refuse(format!("{at}.{k}"), "not an option of a SAML connection")),
+        None => Ok(()),
+    }
+}
+
 /// Every name once per kind, parents and assigned groups among the file's groups, no cycle of
 /// parents.
 fn check(file: &TenantFile) -> Result<(), ServiceError> {
@@ -341,6 +413,18 @@ fn check(file: &TenantFile) -> Result<(), ServiceError> {
             for (k, g) in r.groups.iter().enumerate() {
                 known(format!("clients[{i}].roles[{j}].groups[{k}]"), g)?;
             }
+        }
+    }
+    unique(
+        "saml_connections",
+        file.saml_connections.iter().map(|c| c.name.as_str()),
+    )?;
+    for (i, c) in file.saml_connections.iter().enumerate() {
+        let at = format!("saml_connections[{i}]");
+        latchkey_core::validate::slug(&c.name).map_err(|e| refuse(format!("{at}.name"), e.message))?;
+        // A URL is checked by the fetch (`Metadata::fetch`), the one place its policy lives.
+        if c.metadata_url.is_some() == c.metadata_xml.is_some() {
+            return Err(refuse(at, "give metadata_url or metadata_xml (exactly one)"));
         }
     }
     no_parent_cycle(file)
@@ -433,6 +517,33 @@ mod tests {
         assert!(err("tenant: acme\ngroups:\n  - {name: a}\n  - {name: a}\n").contains("twice"));
         assert!(err("- a\n- b\n").contains("mapping"));
         assert!(err("tenant: [unclosed\n").contains("not a valid tenant file"));
+    }
+
+    #[test]
+    fn saml_connections_need_one_metadata_source_and_known_options() {
+        let f = parse(
+            "tenant: acme\nsaml_connections:\n  - name: corp\n    metadata_url: https://idp.example/m\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert!(
+            f.saml_connections[0].options.jit,
+            "left out, options take their defaults"
+        );
+        let both = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_url: u, metadata_xml: x}\n";
+        assert!(err(both).contains("exactly one"));
+        let neither = "tenant: acme\nsaml_connections:\n  - {name: corp}\n";
+        assert!(err(neither).contains("saml_connections[0]"));
+        let typo =
+            "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x, options: {jitt: true}}\n";
+        assert!(err(typo).contains("saml_connections[0].options.jitt"));
+        let mapping = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x, options: {mapping: {mail: m}}}\n";
+        assert!(err(mapping).contains("saml_connections[0].options.mapping.mail"));
+        let name = "tenant: acme\nsaml_connections:\n  - {name: Corp SSO, metadata_xml: x}\n";
+        assert!(err(name).contains("saml_connections[0].name"));
+        let twice = "tenant: acme\nsaml_connections:\n  - {name: corp, metadata_xml: x}\n  - {name: corp, metadata_xml: z}\n";
+        let e = err(twice);
+        assert!(e.contains("twice"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use super::current::{Current, RoleName};
 use super::file::{AttributeSpec, ClientEntry, SecretRef, TenantFile};
 use super::refuse;
+use super::saml::Metadata;
 use crate::ServiceError;
 use crate::clients::{registration, uses_secret};
 use latchkey_core::{Client, ClientId, OsRng, TenantPolicy, sha256_hex};
@@ -36,7 +37,8 @@ pub enum Op {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Change {
     pub op: Op,
-    /// `tenant`, `attribute`, `group`, `role`, `client`, `client_role` or `assignment`.
+    /// `tenant`, `attribute`, `group`, `role`, `client`, `client_role`, `assignment` or
+    /// `saml_connection`.
     pub kind: &'static str,
     pub name: String,
     /// The change as a diff line.
@@ -74,7 +76,7 @@ impl Plan {
     }
 
     /// The admin-permission areas the changes touch (`policies`, `attributes`, `groups`,
-    /// `roles`, `clients`), for a caller that needs `{area}:write` for each.
+    /// `roles`, `clients`, `saml`), for a caller that needs `{area}:write` for each.
     pub fn areas(&self) -> std::collections::BTreeSet<&'static str> {
         self.changes
             .iter()
@@ -83,9 +85,17 @@ impl Plan {
                 "attribute" => "attributes",
                 "group" => "groups",
                 "role" | "assignment" => "roles",
+                "saml_connection" => "saml",
                 _ => "clients",
             })
             .collect()
+    }
+
+    /// Whether applying needs the key ring: a new SAML connection's SP key is sealed with it.
+    pub fn needs_keys(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| matches!(c.action, Action::CreateSaml(..)))
     }
 
     /// Whether the plan creates the tenant.
@@ -143,12 +153,17 @@ pub(crate) enum Action {
     },
     Assign(RoleName, String),
     Unassign(RoleName, String),
+    /// A connection to make, with the time its SP certificate starts and refreshes count from.
+    CreateSaml(Box<crate::saml::ConnectionSpec>, i64),
+    /// A connection (by name) and its change.
+    UpdateSaml(String, Box<latchkey_store::SamlConnectionUpdate>),
+    DeleteSaml(String),
 }
 
 /// When a change runs: creations and updates first (parents before children), deletions
 /// last (links before the objects they link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Stage {
+pub(super) enum Stage {
     Tenant,
     Attributes,
     Groups,
@@ -158,7 +173,10 @@ enum Stage {
     Clients,
     ClientRoles,
     Assign,
+    /// After roles and groups: a connection's `role_map` and `group_map` may name new ones.
+    Saml,
     Unassign,
+    DeleteSaml,
     DeleteClientRoles,
     DeleteClients,
     DeleteRoles,
@@ -167,14 +185,14 @@ enum Stage {
 }
 
 /// Collects changes by stage and the objects kept.
-struct Builder {
-    prune: bool,
+pub(super) struct Builder {
+    pub(super) prune: bool,
     changes: Vec<(Stage, Change)>,
     kept: Vec<Kept>,
 }
 
 impl Builder {
-    fn add(
+    pub(super) fn add(
         &mut self,
         stage: Stage,
         op: Op,
@@ -195,7 +213,13 @@ impl Builder {
     }
 
     /// An object not in the file: deleted with `prune`, else kept.
-    fn extra(&mut self, stage: Stage, (kind, name): (&'static str, &str), what: &str, action: Action) {
+    pub(super) fn extra(
+        &mut self,
+        stage: Stage,
+        (kind, name): (&'static str, &str),
+        what: &str,
+        action: Action,
+    ) {
         if self.prune {
             self.add(stage, Op::Delete, (kind, name), format!("- {what}"), action);
         } else {
@@ -210,12 +234,14 @@ impl Builder {
 
 /// The plan that makes `current` what `file` says. References to secrets are resolved through
 /// `secrets` (only their hashes are kept); a secret that already authenticates the client plans
-/// no change.
+/// no change. `metadata` holds the IdP metadata fetched for the file's connections
+/// ([`Metadata::fetch`]).
 pub fn plan(
     current: &Current,
     file: &TenantFile,
     prune: bool,
     secrets: &dyn Secrets,
+    metadata: &Metadata,
 ) -> Result<Plan, ServiceError> {
     if let Some(t) = &current.tenant
         && t.slug != file.tenant
@@ -236,6 +262,7 @@ pub fn plan(
     roles(&mut b, current, file);
     clients(&mut b, current, file, secrets)?;
     assignments(&mut b, current, file);
+    super::saml::plan(&mut b, current, file, metadata)?;
     b.changes.sort_by_key(|(stage, _)| *stage);
     Ok(Plan {
         tenant: file.tenant.clone(),

@@ -1,7 +1,7 @@
 //! `latchkey apply` and `latchkey export`: tenants as code (docs/tenants-as-code.md). The
 //! comparing and applying is `latchkey_services::tenant_file`'s, shared with the admin API;
-//! here the file is read and the secrets it references are resolved, from the environment or
-//! from files next to it.
+//! here the file is read, the secrets it references are resolved, from the environment or
+//! from files next to it, and IdP metadata URLs are fetched.
 
 use crate::cli::{ApplyArgs, ExportArgs};
 use crate::context::Context;
@@ -10,7 +10,7 @@ use crate::output::print_json;
 use latchkey_core::OsRng;
 use latchkey_services::ServiceError;
 use latchkey_services::tenant_file::{
-    self, Applied, Current, Format, MAX_FILE_BYTES, Plan, SecretRef, Secrets,
+    self, Applied, Current, Format, MAX_FILE_BYTES, Metadata, Plan, SecretRef, Secrets,
 };
 use latchkey_store::TenantRepo;
 use serde_json::json;
@@ -91,13 +91,24 @@ pub fn apply(ctx: &Context<'_>, args: &ApplyArgs) -> Result<(), CliError> {
             )));
         }
     };
-    let plan =
-        tenant_file::plan(&current, &file, args.prune, &Local { dir }).map_err(CliError::TenantFile)?;
+    // Metadata from a URL is fetched on a runtime of the command's own, as `saml add` does, and
+    // from wherever the operator's file says (the operator is trusted, as with `saml add`).
+    let allow = latchkey_services::OutboundPolicy::allow_all();
+    let metadata = super::saml::block_on(Metadata::fetch(&allow, &current, &file, ctx.now_millis()))?
+        .map_err(CliError::TenantFile)?;
+    let plan = tenant_file::plan(&current, &file, args.prune, &Local { dir }, &metadata)
+        .map_err(CliError::TenantFile)?;
     if args.dry_run {
         show(&plan, None, args.out.json);
         return Ok(());
     }
-    let applied = tenant_file::apply(&ctx.db, ctx.actor(), &plan, &OsRng).map_err(CliError::TenantFile)?;
+    let ring = if plan.needs_keys() {
+        Some(ctx.ring()?)
+    } else {
+        None
+    };
+    let applied = tenant_file::apply(&ctx.db, ring.as_ref(), ctx.actor(), &plan, &OsRng)
+        .map_err(CliError::TenantFile)?;
     show(&plan, Some(&applied), args.out.json);
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::shared::{METADATA_REFRESH_MS, refresh_connection};
 use latchkey_core::{SamlConnection, SamlOptions, Tenant};
 use latchkey_services::ServiceError;
 use latchkey_store::{SamlConnectionUpdate, SamlRepo};
+pub(crate) use metadata::block_on;
 use serde_json::json;
 use view::{connection_json, show};
 
