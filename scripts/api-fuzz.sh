@@ -38,8 +38,9 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   lk migrate >/dev/null
   lk tenant create acme >/dev/null
   lk user create --tenant acme --username alice --email alice@acme.test >/dev/null
-  local token decoy
+  local token decoy system
   token=$(lk admin-token create --tenant acme --name fuzz --role tenant-admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  system=$(lk system-token create --name fuzz --role system-admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   # The credential routes get another credential's id: the run's own would be learned from the
   # list (coverage and stateful phases) and revoked, and every later request would be a 401,
   # then a 429.
@@ -57,14 +58,19 @@ run_backend() { # run_backend NAME DATABASE_URL SESSION_STORE
   # authentication counts towards the per-address throttle and would turn the run into 429s.
   # A request the schema forbids must be refused: besides Schemathesis' list, 412 (an If-Match
   # that names no version is refused before the body is read) and 413 count as refusals.
-  printf '[parameters]\n"path.tenant" = "acme"\n\n[generation]\nwith-security-parameters = false\n\n[auth.openapi.bearer]\nbearer = "%s"\n\n[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429"]\n\n[[operations]]\ninclude-path-regex = "/credentials/"\nparameters = { "path.id" = "%s" }\n' "$token" "$decoy" >"$dir/schemathesis.toml"
-  schemathesis --config-file "$dir/schemathesis.toml" run "http://127.0.0.1:$port/admin/openapi.json" \
-    --url "http://127.0.0.1:$port" \
-    --max-examples "$MAX" --workers 1 --seed 1 \
-    --mode all \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
-    --generation-deterministic \
-    --no-color || rc=$?
+  printf '[parameters]\n"path.tenant" = "acme"\n\n[generation]\nwith-security-parameters = false\n\n[auth.openapi.bearer]\nbearer = "%s"\n\n[auth.openapi.system]\nbearer = "%s"\n\n[checks.negative_data_rejection]\nexpected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "413", "415", "422", "428", "429"]\n\n[[operations]]\ninclude-path-regex = "/credentials/"\nparameters = { "path.id" = "%s" }\n' "$token" "$system" "$decoy" >"$dir/schemathesis.toml"
+  # The tenant's routes first, then the system scope's (which may delete the tenant).
+  local scope
+  for scope in --exclude-path-regex --include-path-regex; do
+    schemathesis --config-file "$dir/schemathesis.toml" run "http://127.0.0.1:$port/admin/openapi.json" \
+      --url "http://127.0.0.1:$port" "$scope" '^/admin/system/' \
+      --max-examples "$MAX" --workers 1 --seed 1 \
+      --mode all \
+      --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
+      --generation-deterministic \
+      --no-color || rc=$?
+    [ "$rc" = 0 ] || break
+  done
   kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
   if [ "$rc" != 0 ]; then
     echo "--- server log ($name)"; tail -50 "$dir/serve.log"

@@ -74,6 +74,25 @@ fn encode(r: &Record) -> Vec<u8> {
     serde_json::to_vec(r).unwrap_or_default()
 }
 
+/// The request's `Idempotency-Key`, if it has one; a malformed one is 400 on every POST (a
+/// POST that creates nothing takes the header and ignores it, as the document says).
+pub(super) fn key(req: &HttpRequest) -> Result<Option<&str>, AppError> {
+    let Some(key) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    key.to_str()
+        .ok()
+        .map(|k| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Some)
+        .ok_or_else(|| {
+            AppError::new(
+                Kind::BadRequest,
+                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            )
+        })
+}
+
 /// Runs the create `run` once per `Idempotency-Key` (or every time without one) and answers
 /// what it answered.
 pub(super) async fn once(
@@ -82,20 +101,9 @@ pub(super) async fn once(
     (req, bytes): (&HttpRequest, &[u8]),
     run: impl Future<Output = Result<(StatusCode, Value), AppError>>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(key) = req.headers().get("idempotency-key") else {
+    let Some(key) = key(req)? else {
         return run.await.map(|(status, body)| answer(status, &body));
     };
-    let key = key
-        .to_str()
-        .ok()
-        .map(|k| k.trim().trim_matches('"'))
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            AppError::new(
-                Kind::BadRequest,
-                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
-            )
-        })?;
     let slot = format!(
         "idempotency:{}",
         latchkey_core::sha256_hex(format!("{}\n{key}", caller.token.id).as_bytes())

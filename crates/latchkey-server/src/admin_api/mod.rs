@@ -175,6 +175,9 @@ fn audience(state: &AppState, t: &Tenant) -> String {
 /// for lack of permission are audited with the permission.
 async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result<Caller, AppError> {
     async {
+        if req.method() == actix_web::http::Method::POST {
+            idempotency::key(req)?;
+        }
         let (scope, route) = req
             .match_pattern()
             .and_then(|p| routes::route_for(req.method().as_str(), &p))

@@ -179,6 +179,7 @@ fn operation(r: &Route, g: &mut Generators, scheme: &str) -> Value {
     }
     if r.method == "POST" && !r.path.contains('{') {
         parameters.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                               "description": "A create retried with the same key answers its first answer and creates nothing; other POSTs ignore it.",
                                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"}}));
     }
     if r.method == "PATCH" {
