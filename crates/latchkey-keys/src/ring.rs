@@ -122,6 +122,16 @@ struct Loaded {
     jwks_json: Arc<str>,
 }
 
+impl Loaded {
+    /// The kid and key that sign with `alg` now.
+    fn signer(&self, alg: Alg) -> Result<(&str, &SigningKey), KeyError> {
+        self.active
+            .get(&alg)
+            .map(|(kid, key)| (kid.as_str(), &**key))
+            .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))
+    }
+}
+
 pub struct KeyRing {
     db: Db,
     master: MasterKey,
@@ -597,10 +607,7 @@ impl KeyRing {
     /// Signs `claims` with the newest active key of `alg`; returns the compact JWS.
     pub fn sign(&self, t: &TenantId, alg: Alg, typ: &str, claims: &Value) -> Result<String, KeyError> {
         let l = self.loaded(t)?;
-        let (kid, key) = l
-            .active
-            .get(&alg)
-            .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))?;
+        let (kid, key) = l.signer(alg)?;
         jwt::encode(key, kid, typ, claims)
     }
 
@@ -619,10 +626,7 @@ impl KeyRing {
         let claims = json!({"iss": issuer, "aud": TEST_TOKEN_AUDIENCE, "sub": TEST_TOKEN_AUDIENCE,
             "iat": now, "nbf": now, "exp": now + TEST_TOKEN_SECS});
         let l = self.loaded(t)?;
-        let (kid, key) = l
-            .active
-            .get(&alg)
-            .ok_or_else(|| KeyError::Refused(format!("no active {alg} key")))?;
+        let (kid, key) = l.signer(alg)?;
         let token = jwt::encode(key, kid, "JWT", &claims)?;
         let expect = Expect {
             issuer,
@@ -632,7 +636,7 @@ impl KeyRing {
             leeway_secs: 0,
         };
         self.verify(t, &token, &expect)?;
-        Ok((token, kid.clone()))
+        Ok((token, kid.to_owned()))
     }
 
     /// Seals a value of tenant `t` under its data key (for TOTP seeds, SAML keys, personal data).
