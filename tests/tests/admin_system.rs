@@ -247,8 +247,18 @@ async fn a_tenant_is_onboarded_and_removed_over_the_api(s: &TestServer) {
     let (st, v) = patch(etag.clone(), "Acme Corp").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["display_name"], "Acme Corp");
-    let (st, _) = patch(etag, "Lost Update").await;
+    let (st, _) = patch(etag.clone(), "Lost Update").await;
     assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    // A delete under the stale ETag is refused too, and the tenant stays.
+    let res = TestServer::client()
+        .delete(s.url("/admin/system/tenants/acme"))
+        .bearer_auth(&root)
+        .header("if-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PRECONDITION_FAILED);
+    assert!(s.state.db.tenant_by_slug("acme").unwrap().is_some());
     assert_eq!(
         s.state.db.tenant_by_slug("acme").unwrap().unwrap().display_name,
         "Acme Corp"

@@ -549,7 +549,7 @@ fn deleting_a_tenant_removes_its_rows_but_keeps_its_audit_chain(db: &Db) {
     let t = tenant(db, "gone");
     let u = user(db, &t, "dave");
     let c = db.create_client(&t, ACTOR, &confidential("Portal")).unwrap();
-    db.delete_tenant(&t, ACTOR).unwrap();
+    db.delete_tenant(&t, ACTOR, None).unwrap();
     assert!(db.tenant_by_slug("gone").unwrap().is_none());
     assert!(db.user(&t, &u).unwrap().is_none());
     assert!(db.client(&t, &c.client_id).unwrap().is_none());

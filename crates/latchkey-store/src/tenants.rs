@@ -40,7 +40,10 @@ pub trait TenantRepo {
     ) -> Result<Tenant>;
     /// Deletes the tenant and everything it owns. Its audit chain stays (with the deletion as
     /// its last event) so its history remains verifiable.
-    fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()>;
+    /// Deletes the tenant with everything it holds (its audit chain stays). With `if_version`
+    /// (the `updated_at` the caller read) a tenant changed since is `Stale`, checked by the
+    /// delete itself.
+    fn delete_tenant(&self, id: &TenantId, actor: &str, if_version: Option<UnixMillis>) -> Result<()>;
 }
 
 /// A `tenants` row as stored.
@@ -220,11 +223,23 @@ impl TenantRepo for Db {
         })
     }
 
-    fn delete_tenant(&self, id: &TenantId, actor: &str) -> Result<()> {
+    fn delete_tenant(&self, id: &TenantId, actor: &str, if_version: Option<UnixMillis>) -> Result<()> {
         let _changed = Changed(self);
         self.audited(id, |c| {
             let before = find_tenant(c, id)?;
-            diesel::delete(tenants::table.find(id.as_str())).execute(c)?;
+            let row = tenants::table.filter(tenants::id.eq(id.as_str()));
+            // One statement checks the version and deletes: a change committed after the caller
+            // read the tenant makes it match nothing.
+            let n = match if_version {
+                Some(v) => diesel::delete(row.filter(tenants::updated_at.eq(v))).execute(c)?,
+                None => diesel::delete(row).execute(c)?,
+            };
+            if n == 0 {
+                let v = if_version.unwrap_or(before.updated_at);
+                return Err(StoreError::Stale(format!(
+                    "tenant {id} changed since version {v}"
+                )));
+            }
             let event = NewAuditEvent::success(
                 actor,
                 "tenant.delete",

@@ -18,7 +18,7 @@ use latchkey_core::{
     sha256_hex, validate,
 };
 use latchkey_store::{
-    AdminTokenRepo, CredentialKind, Db, NewAdminToken, NewTenant, StoreError, TenantRepo, TenantUpdate,
+    AdminTokenRepo, CredentialKind, Db, NewAdminToken, NewTenant, TenantRepo, TenantUpdate,
 };
 use serde_json::json;
 
@@ -304,13 +304,10 @@ pub(super) async fn delete(
         let NoQuery {} = query(&req)?;
         let asked = if_match(&req)?;
         let t = named(&state, &slug).await?;
-        if let Some(v) = asked.filter(|v| *v != t.updated_at) {
-            return Err(AppError::from(StoreError::Stale(format!(
-                "the tenant changed since version {v}"
-            ))));
-        }
         let (tid, actor) = (t.id.clone(), caller.actor());
-        state.store(move |db| db.delete_tenant(&tid, &actor)).await?;
+        state
+            .store(move |db| db.delete_tenant(&tid, &actor, asked))
+            .await?;
         let target = format!("tenant:{}", t.id);
         audit(
             &state,

@@ -178,7 +178,7 @@ fn set_risk_webhook(
 
 fn delete(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
-    ctx.db.delete_tenant(&tenant.id, ctx.actor())?;
+    ctx.db.delete_tenant(&tenant.id, ctx.actor(), None)?;
     done(
         json,
         &json!({"deleted": "tenant", "slug": slug, "id": tenant.id}),
