@@ -655,6 +655,10 @@ pub struct AdminToken {
     /// Set when the credential is a client of the tenant: its OAuth access tokens for the admin
     /// API are accepted instead of an `lka_` token.
     pub client_id: Option<ClientId>,
+    /// Set when the credential is a user of the tenant: they open the admin console by signing
+    /// in with two factors.
+    #[serde(default)]
+    pub user_id: Option<UserId>,
     pub created_at: UnixMillis,
     pub expires_at: Option<UnixMillis>,
     /// The version an `If-Match` names.

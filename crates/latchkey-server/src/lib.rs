@@ -26,6 +26,7 @@ pub mod config;
 mod logging;
 mod tls;
 
+pub use admin_api::console::{ACTIONS as CONSOLE_ACTIONS, PAGES as CONSOLE_PAGES};
 pub use admin_api::openapi::{document as admin_openapi, needs as admin_openapi_needs};
 pub use admin_api::{
     PREFIX as ADMIN_PREFIX, ROUTES as ADMIN_ROUTES, Route as AdminRoute,

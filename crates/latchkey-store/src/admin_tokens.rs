@@ -9,7 +9,7 @@ use crate::{Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
     AdminRoleDef, AdminToken, BuiltinAdminRole, ClientId, NewAuditEvent, Permissions, TenantId, UnixMillis,
-    ValidationError, validate,
+    UserId, ValidationError, validate,
 };
 use serde_json::json;
 use std::str::FromStr;
@@ -21,6 +21,8 @@ pub enum CredentialKind {
     TokenHash(String),
     /// A client of the tenant, by its OAuth access tokens.
     Client(ClientId),
+    /// A user of the tenant, by signing in to the admin console with two factors.
+    User(UserId),
 }
 
 /// A credential to create.
@@ -47,6 +49,8 @@ pub trait AdminTokenRepo {
     fn admin_token_by_hash(&self, t: &TenantId, token_hash: &str) -> Result<Option<AdminToken>>;
     /// The credential of client `client` of tenant `t`, if it is one.
     fn admin_token_by_client(&self, t: &TenantId, client: &ClientId) -> Result<Option<AdminToken>>;
+    /// The console credential of user `user` of tenant `t`, if they are an admin.
+    fn admin_token_by_user(&self, t: &TenantId, user: &UserId) -> Result<Option<AdminToken>>;
     fn admin_token(&self, t: &TenantId, id: &str) -> Result<Option<AdminToken>>;
     fn list_admin_tokens(&self, t: &TenantId) -> Result<Vec<AdminToken>>;
     /// Replaces the credential's roles and/or permissions (`if_version`: its `updated_at`).
@@ -95,6 +99,7 @@ struct Row {
     roles: String,
     permissions: String,
     client_id: Option<String>,
+    user_id: Option<String>,
     created_at: i64,
     expires_at: Option<i64>,
     updated_at: i64,
@@ -113,6 +118,7 @@ fn from_row(r: Row) -> Result<AdminToken> {
         permissions: Permissions::from_words(&r.permissions)
             .map_err(|e| corrupt("admin_tokens.permissions", &e))?,
         client_id: r.client_id.map(ClientId),
+        user_id: r.user_id.map(UserId),
         created_at: r.created_at,
         expires_at: r.expires_at,
         updated_at: r.updated_at,
@@ -279,9 +285,10 @@ impl AdminTokenRepo for Db {
         let id = self.new_id();
         self.audited(t, |c| {
             let roles = check_roles(c, t, &new.roles)?;
-            let (hash, client) = match &new.kind {
-                CredentialKind::TokenHash(h) => (Some(h.as_str()), None),
-                CredentialKind::Client(cid) => (None, Some(cid.clone())),
+            let (hash, client, user) = match &new.kind {
+                CredentialKind::TokenHash(h) => (Some(h.as_str()), None, None),
+                CredentialKind::Client(cid) => (None, Some(cid.clone()), None),
+                CredentialKind::User(uid) => (None, None, Some(uid.clone())),
             };
             let token = AdminToken {
                 id: id.clone(),
@@ -290,6 +297,7 @@ impl AdminTokenRepo for Db {
                 roles,
                 permissions: new.permissions,
                 client_id: client,
+                user_id: user,
                 created_at: now,
                 expires_at: new.expires_at,
                 updated_at: now,
@@ -303,6 +311,7 @@ impl AdminTokenRepo for Db {
                     admin_tokens::permissions.eq(token.permissions.to_words()),
                     admin_tokens::token_hash.eq(hash),
                     admin_tokens::client_id.eq(token.client_id.as_ref().map(ClientId::as_str)),
+                    admin_tokens::user_id.eq(token.user_id.as_ref().map(UserId::as_str)),
                     admin_tokens::created_at.eq(token.created_at),
                     admin_tokens::expires_at.eq(token.expires_at),
                     admin_tokens::updated_at.eq(token.updated_at),
@@ -313,7 +322,8 @@ impl AdminTokenRepo for Db {
                 "admin_token.create",
                 format!("admin_token:{}", token.id),
                 json!({"name": token.name, "roles": token.roles, "permissions": token.permissions,
-                       "client_id": token.client_id, "expires_at": token.expires_at}),
+                       "client_id": token.client_id, "user_id": token.user_id,
+                       "expires_at": token.expires_at}),
             );
             Ok((token.clone(), event))
         })
@@ -340,6 +350,20 @@ impl AdminTokenRepo for Db {
                     admin_tokens::tenant_id
                         .eq(t.as_str())
                         .and(admin_tokens::client_id.eq(client.as_str())),
+                )
+                .select(Row::as_select())
+                .first(c)
+                .optional()
+        })
+    }
+
+    fn admin_token_by_user(&self, t: &TenantId, user: &UserId) -> Result<Option<AdminToken>> {
+        self.one_token(|c| {
+            admin_tokens::table
+                .filter(
+                    admin_tokens::tenant_id
+                        .eq(t.as_str())
+                        .and(admin_tokens::user_id.eq(user.as_str())),
                 )
                 .select(Row::as_select())
                 .first(c)

@@ -83,6 +83,7 @@ diesel::table! {
         permissions -> Text,
         token_hash -> Nullable<Text>,
         client_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
         created_at -> BigInt,
         expires_at -> Nullable<BigInt>,
         updated_at -> BigInt,

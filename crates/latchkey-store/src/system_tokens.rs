@@ -65,6 +65,7 @@ fn from_row(r: Row) -> Result<AdminToken> {
         permissions: Permissions::from_words(&r.permissions)
             .map_err(|e| StoreError::corrupt(format!("system_tokens.permissions: {e}")))?,
         client_id: None,
+        user_id: None,
         created_at: r.created_at,
         expires_at: r.expires_at,
         updated_at: r.updated_at,
@@ -135,6 +136,7 @@ impl SystemTokenRepo for Db {
             roles,
             permissions: new.permissions,
             client_id: None,
+            user_id: None,
             created_at: now,
             expires_at: new.expires_at,
             updated_at: now,

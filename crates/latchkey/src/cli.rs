@@ -562,8 +562,9 @@ pub struct GrantChange {
 #[derive(Debug, Subcommand)]
 pub enum AdminTokenCmd {
     /// Create a credential. It may do nothing until given roles or permissions. Without
-    /// `--client` it is an `lka_` token, shown once (only its hash is stored); with it, the
-    /// client's OAuth access tokens for the admin API are accepted.
+    /// `--client` or `--user` it is an `lka_` token, shown once (only its hash is stored); with
+    /// `--client`, the client's OAuth access tokens for the admin API are accepted; with
+    /// `--user`, that user signs in to the admin console.
     Create {
         #[command(flatten)]
         tenant: TenantArg,
@@ -573,8 +574,12 @@ pub enum AdminTokenCmd {
         grants: AdminGrants,
         /// A confidential client with the client_credentials grant, registered for the admin
         /// API as a resource.
-        #[arg(long, value_name = "CLIENT_ID")]
+        #[arg(long, value_name = "CLIENT_ID", conflicts_with = "user")]
         client: Option<String>,
+        /// A user of the tenant (username or id), who opens the admin console at
+        /// `/t/{tenant}/admin/` by signing in with two factors.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
         /// Days until the credential stops working (default: 90; 0 = never).
         #[arg(long, value_name = "DAYS", default_value_t = 90)]
         expires_in_days: u32,

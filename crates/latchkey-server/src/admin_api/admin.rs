@@ -13,9 +13,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
     AdminToken, BuiltinAdminRole, ClientId, OsRng, Outcome, Permission, Permissions, TenantId, UnixMillis,
-    random_token, sha256_hex,
+    UserId, random_token, sha256_hex,
 };
-use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Db, Grants, NewAdminToken};
+use latchkey_store::{AdminTokenRepo, ClientRepo, CredentialKind, Db, Grants, NewAdminToken, UserRepo};
 use serde_json::json;
 
 const MILLIS_PER_DAY: i64 = 86_400_000;
@@ -90,9 +90,12 @@ pub(super) async fn permissions(
 pub(super) struct Credential {
     id: String,
     name: String,
-    /// `token` (an `lka_` token) or `client` (an admin client's access tokens).
+    /// `token` (an `lka_` token), `client` (an admin client's access tokens) or `user` (a
+    /// user of the tenant, who opens the admin console with two factors).
     kind: &'static str,
     client_id: Option<ClientId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<UserId>,
     roles: Vec<String>,
     permissions: Permissions,
     created_at: UnixMillis,
@@ -113,8 +116,13 @@ fn view(t: &AdminToken) -> Credential {
     Credential {
         id: t.id.clone(),
         name: t.name.clone(),
-        kind: if t.client_id.is_some() { "client" } else { "token" },
+        kind: match (&t.client_id, &t.user_id) {
+            (Some(_), _) => "client",
+            (None, Some(_)) => "user",
+            (None, None) => "token",
+        },
         client_id: t.client_id.clone(),
+        user_id: t.user_id.clone(),
         roles: t.roles.clone(),
         permissions: t.permissions,
         created_at: t.created_at,
@@ -194,7 +202,8 @@ pub(super) async fn get_credential(
 }
 
 /// A new credential: a name, what it may do, and either nothing (an `lka_` token is made and
-/// answered once) or the `client_id` of a client whose admin-API access tokens it accepts.
+/// answered once), the `client_id` of a client whose admin-API access tokens it accepts, or the
+/// `user_id` of a user who opens the admin console with it.
 #[derive(serde::Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewCredential {
@@ -204,8 +213,25 @@ pub(super) struct NewCredential {
     #[serde(default)]
     permissions: Permissions,
     client_id: Option<String>,
+    user_id: Option<String>,
     /// Days until it stops working: 90 by default, 0 for never.
     expires_in_days: Option<u32>,
+}
+
+/// A user of the tenant as a console credential: they must exist and be active.
+async fn console_user(state: &AppState, caller: &Caller, uid: &str) -> Result<CredentialKind, AppError> {
+    let (tid, id) = (caller.tenant.id.clone(), UserId(uid.to_owned()));
+    let user = state
+        .store(move |db| db.user(&tid, &id))
+        .await?
+        .ok_or_else(|| not_found("user"))?;
+    if user.status != latchkey_core::UserStatus::Active {
+        return Err(AppError::new(
+            Kind::Unprocessable,
+            "Only an active user can be a console admin.",
+        ));
+    }
+    Ok(CredentialKind::User(user.id))
 }
 
 /// How the new credential proves itself: a client of the tenant ready to be an admin client,
@@ -250,7 +276,16 @@ pub(super) async fn create_credential(
             let now = state.clock.now_millis();
             let days = new.expires_in_days.unwrap_or(90);
             let expires_at = (days > 0).then(|| now + i64::from(days) * MILLIS_PER_DAY);
-            let (kind, secret) = kind_of(&state, &caller, new.client_id.as_deref()).await?;
+            let (kind, secret) = match (new.client_id.as_deref(), new.user_id.as_deref()) {
+                (Some(_), Some(_)) => {
+                    return Err(AppError::new(
+                        Kind::BadRequest,
+                        "A credential is a client or a user, not both.",
+                    ));
+                }
+                (None, Some(uid)) => (console_user(&state, &caller, uid).await?, None),
+                (client, None) => kind_of(&state, &caller, client).await?,
+            };
             let spec = NewAdminToken {
                 name: new.name.clone(),
                 roles: new.roles.clone(),

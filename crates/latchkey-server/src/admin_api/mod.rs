@@ -10,6 +10,7 @@ mod apply;
 mod attributes;
 mod chain;
 mod clients;
+pub(crate) mod console;
 mod groups;
 mod idempotency;
 mod invitations;
@@ -31,6 +32,7 @@ use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
 use crate::web::tenant::tenant;
+use actix_web::HttpMessage as _;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{
@@ -137,6 +139,15 @@ async fn credential(
     }))
 }
 
+/// A console admin's credential (a user-bound `admin_tokens` row) on an in-process call from
+/// the console ([`console::api`]). Only Latchkey's own code puts it on a request: extensions
+/// never come from the wire.
+#[derive(Clone)]
+pub(crate) struct ConsoleCredential {
+    pub principal: String,
+    pub token: AdminToken,
+}
+
 /// The system credential an `lks_` value names (system routes take nothing else).
 async fn system_credential(
     state: &AppState,
@@ -203,10 +214,13 @@ async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result
             )
             .json());
         }
-        let found = match (bearer(req), scope) {
-            (Some(presented), Scope::Tenant) => credential(state, &t, presented).await?,
-            (Some(presented), Scope::System) => system_credential(state, presented).await?,
-            (None, _) => None,
+        let console = req.extensions().get::<ConsoleCredential>().cloned();
+        let found = match (console, bearer(req), scope) {
+            (Some(c), _, Scope::Tenant) => (c.token.tenant_id == t.id).then_some((c.principal, c.token)),
+            (None, Some(presented), Scope::Tenant) => credential(state, &t, presented).await?,
+            (None, Some(presented), Scope::System) => system_credential(state, presented).await?,
+            // A console credential never opens the system scope.
+            (Some(_), _, Scope::System) | (None, None, _) => None,
         };
         let Some((principal, token)) = found else {
             budget.failed().await?;

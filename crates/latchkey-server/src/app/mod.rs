@@ -22,6 +22,10 @@ fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/assets/latchkey.css", web::get().to(ops::css))
         .route("/assets/passkey.js", web::get().to(crate::login::passkey_js))
+        .route(
+            "/assets/console.css",
+            web::get().to(crate::admin_api::console::css),
+        )
         .route("/assets/form_post.js", web::get().to(crate::oidc::form_post_js))
         // Every tenant route in one scope: its pattern is matched once per request, then the
         // routes inside are plain paths (one regex per route was most of discovery's CPU).
@@ -30,6 +34,7 @@ fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::login::configure)
                 .configure(crate::oidc::configure)
                 .configure(crate::saml::configure)
+                .configure(crate::admin_api::console::configure)
                 .default_service(web::to(ops::tenant_not_found)),
         );
 }

@@ -23,14 +23,14 @@ pub fn run(ctx: &Context<'_>, cmd: AdminTokenCmd) -> Result<(), CliError> {
             name,
             grants,
             client,
+            user,
             expires_in_days,
             out,
         } => create(
             ctx,
             tenant.slug(),
-            &name,
-            &grants,
-            client,
+            (&name, &grants),
+            (client, user),
             expires_in_days,
             out.json,
         ),
@@ -146,10 +146,18 @@ fn permissions(words: &[String]) -> Result<Permissions, CliError> {
 
 fn token_json(token: &AdminToken) -> Value {
     json!({
-        "id": token.id, "name": token.name, "kind": if token.client_id.is_some() { "client" } else { "token" },
-        "client_id": token.client_id, "roles": token.roles, "permissions": token.permissions,
+        "id": token.id, "name": token.name, "kind": kind(token),
+        "client_id": token.client_id, "user_id": token.user_id, "roles": token.roles, "permissions": token.permissions,
         "created_at": rfc3339(token.created_at), "expires_at": token.expires_at.map(rfc3339),
     })
+}
+
+fn kind(token: &AdminToken) -> &'static str {
+    match (&token.client_id, &token.user_id) {
+        (Some(_), _) => "client",
+        (None, Some(_)) => "user",
+        (None, None) => "token",
+    }
 }
 
 /// A client ready to be an admin client, or a fresh `lka_` token (printed once).
@@ -184,14 +192,16 @@ fn kind_of(
 fn create(
     ctx: &Context<'_>,
     slug: &str,
-    name: &str,
-    grants: &AdminGrants,
-    client: Option<String>,
+    (name, grants): (&str, &AdminGrants),
+    (client, user): (Option<String>, Option<String>),
     expires_in_days: u32,
     json: bool,
 ) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
-    let (kind, secret) = kind_of(ctx, &tenant.id, slug, client)?;
+    let (kind, secret) = match user {
+        Some(u) => (CredentialKind::User(ctx.user(&tenant, &u)?.id), None),
+        None => kind_of(ctx, &tenant.id, slug, client)?,
+    };
     let new = NewAdminToken {
         name: name.to_owned(),
         roles: nonempty(&grants.roles),

@@ -1,0 +1,323 @@
+//! The admin console: `/t/{tenant}/admin/…`, server-rendered pages for the tenant's admins,
+//! usable without JavaScript. An admin is a user of the tenant holding a console credential
+//! (an `admin_tokens` row bound to them); they sign in on the tenant's own sign-in pages, and
+//! the console always asks for a second factor, whatever the tenant's MFA policy. Every page
+//! reads and every form acts through the admin API in-process ([`api`]), so a console admin
+//! has exactly their credential's permissions and each action is audited like an API call.
+//! Forms carry the session-bound CSRF token; pages get the strict default CSP.
+
+pub(crate) mod api;
+mod page;
+mod users;
+mod views;
+
+use super::ConsoleCredential;
+use crate::flow::csrf;
+use crate::flow::factor;
+use crate::flow::session::{self, signed_in};
+use crate::state::AppState;
+use crate::web::blocking::Blocking;
+use crate::web::errors::{AppError, Kind};
+use crate::web::form::FormParams;
+use crate::web::respond::{see_other, strings};
+use crate::web::tenant::InTenant;
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{NewAuditEvent, Permission, Permissions, Tenant, User};
+use latchkey_session::SessionId;
+use latchkey_store::AdminTokenRepo;
+use serde_json::{Value, json};
+
+pub(crate) use page::T;
+pub(crate) use views::css;
+
+/// Every console page, by its path below `/t/{tenant}/admin/` (the tests walk them all).
+pub const PAGES: &[&str] = &[
+    "", "users", "groups", "clients", "policies", "keys", "audit", "risk",
+];
+
+/// Every console action (`POST /t/{tenant}/admin/do/{op}`); each checks the CSRF token first.
+pub const ACTIONS: &[&str] = &[
+    "user-create",
+    "user-invite",
+    "user-disable",
+    "user-enable",
+    "user-delete",
+    "user-mfa-reset",
+    "user-sessions-revoke",
+    "user-grants-revoke",
+    "user-attribute",
+    "user-group",
+    "user-role",
+    "key-rotate",
+    "key-activate",
+    "group-create",
+    "role-create",
+    "policy-patch",
+];
+
+/// The console's routes, relative to the tenant scope `/t/{tenant}`.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(to_home))
+        .route("/admin/", web::get().to(views::home))
+        .route("/admin/do/{op}", web::post().to(act));
+    users::configure(cfg);
+    views::configure(cfg);
+}
+
+async fn to_home(InTenant(t): InTenant) -> HttpResponse {
+    see_other(&home_url(&t.slug))
+}
+
+fn home_url(slug: &str) -> String {
+    format!("/t/{slug}/admin/")
+}
+
+/// A signed-in console admin: who they are, what their credential may do, and their session
+/// (which binds the forms' CSRF token).
+pub(crate) struct Admin {
+    pub tenant: Tenant,
+    pub user: User,
+    pub sid: SessionId,
+    pub credential: ConsoleCredential,
+    pub permissions: Permissions,
+    pub t: T,
+}
+
+impl Admin {
+    pub fn may(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
+
+    /// The CSRF token every form of this admin carries.
+    pub fn csrf(&self) -> String {
+        csrf::token_for(self.sid.cookie_value())
+    }
+
+    /// An admin API call as this admin; `path` is below `/admin/t/{tenant}`.
+    pub async fn api(
+        &self,
+        state: &AppState,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<api::Answer, AppError> {
+        api::call(
+            state,
+            &self.credential,
+            &self.tenant.slug,
+            api::Call {
+                method,
+                path,
+                body,
+                if_match: None,
+            },
+        )
+        .await
+    }
+
+    /// A read that must succeed, as `T`.
+    pub async fn get<R: serde::de::DeserializeOwned>(
+        &self,
+        state: &AppState,
+        path: &str,
+    ) -> Result<R, AppError> {
+        self.api(state, Method::GET, path, None).await?.parse(path)
+    }
+}
+
+/// Who may open the console: the signed-in user with a console credential, after a second
+/// factor in this session. Anyone else is sent to sign in, to their second factor, or shown
+/// why not (a refusal is audited).
+pub(crate) async fn admin(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: Tenant,
+) -> Result<Result<Admin, HttpResponse>, AppError> {
+    let t = T::of(strings(req).lang);
+    let here = here(req, &tenant);
+    let Some((sid, s, user)) = signed_in(state, req, &tenant).await? else {
+        return Ok(Err(see_other(&crate::web::urls::login(
+            &tenant.slug,
+            Some(&format!("return_to={}", seg(&here))),
+        ))));
+    };
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
+    let token = state
+        .store(move |db| db.admin_token_by_user(&tid, &uid))
+        .await?
+        .filter(|tok| !tok.is_expired(state.clock.now_millis()));
+    let Some(token) = token else {
+        refuse(state, &tenant, &user, "not_an_admin").await?;
+        return Err(AppError::new(
+            Kind::Forbidden,
+            t.tr(
+                "Your account is not an administrator of this tenant.",
+                "Ihr Konto ist kein Administrator dieses Mandanten.",
+            ),
+        ));
+    };
+    if !s.amr.iter().any(|m| m == "mfa") {
+        return second_factor(state, &tenant, (sid, s, &user), &here, &t)
+            .await
+            .map(Err);
+    }
+    let (tid, tok) = (tenant.id.clone(), token.clone());
+    let permissions = state
+        .store(move |db| db.effective_permissions(&tid, &tok))
+        .await?;
+    let credential = ConsoleCredential {
+        principal: format!("console:{}:user:{}", token.id, user.id),
+        token,
+    };
+    Ok(Ok(Admin {
+        tenant,
+        user,
+        sid,
+        credential,
+        permissions,
+        t,
+    }))
+}
+
+/// Sends an admin who signed in with one factor to their second; one who has none to set one
+/// up first (a factor added in this session would not count: whoever holds only the password
+/// must not reach the console by adding a factor of their own).
+async fn second_factor(
+    state: &AppState,
+    tenant: &Tenant,
+    (sid, mut s, user): (SessionId, latchkey_core::Session, &User),
+    here: &str,
+    t: &T,
+) -> Result<HttpResponse, AppError> {
+    if let Some(due) = factor::due_for_step_up(state, tenant, user, s.created_at).await? {
+        s.factor_due = Some(due);
+        session::save(state, tenant, &sid, &s).await?;
+        return Ok(see_other(&factor::page_for(tenant, due, here)));
+    }
+    refuse(state, tenant, user, "second_factor_missing").await?;
+    Err(AppError::new(
+        Kind::Forbidden,
+        t.tr(
+            "The admin console needs a second factor. Add a passkey or an authenticator app on your account page, then sign out and sign in again with it.",
+            "Die Verwaltung verlangt einen zweiten Faktor. Richten Sie auf Ihrer Kontoseite einen Passkey oder eine Authenticator-App ein, melden Sie sich ab und mit dem Faktor wieder an.",
+        ),
+    ))
+}
+
+async fn refuse(state: &AppState, tenant: &Tenant, user: &User, reason: &str) -> Result<(), AppError> {
+    let who = format!("user:{}", user.id);
+    let event = NewAuditEvent {
+        actor: who.clone(),
+        action: "console.denied".to_owned(),
+        target: who,
+        outcome: latchkey_core::Outcome::Denied,
+        details: json!({"reason": reason}),
+    };
+    crate::flow::audit::audit(state, tenant, event).await
+}
+
+/// This request's path and query, to come back to after signing in.
+fn here(req: &HttpRequest, tenant: &Tenant) -> String {
+    let path = req.uri().path_and_query().map_or("", |p| p.as_str());
+    crate::web::respond::checked_return_to(tenant, Some(path)).unwrap_or_else(|| home_url(&tenant.slug))
+}
+
+/// A console page's admin, or the response that stands instead of the page.
+macro_rules! admin_or_return {
+    ($state:expr, $req:expr, $tenant:expr) => {
+        match $crate::admin_api::console::admin($state, $req, $tenant).await? {
+            Ok(a) => a,
+            Err(res) => return Ok(res),
+        }
+    };
+}
+pub(crate) use admin_or_return;
+
+/// A console form post: the admin, after the CSRF token and origin checks.
+async fn posted(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: Tenant,
+    form: &FormParams,
+) -> Result<Result<Admin, HttpResponse>, AppError> {
+    let Some((sid, _, _)) = signed_in(state, req, &tenant).await? else {
+        return Ok(Err(see_other(&crate::web::urls::login(&tenant.slug, None))));
+    };
+    if !csrf::check(state, req, Some(sid.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(Kind::Forbidden, strings(req).form_expired));
+    }
+    admin(state, req, tenant).await
+}
+
+/// `POST /t/{tenant}/admin/do/{op}`: one console action (see [`users::action`] and
+/// [`views::action`]), then back to the page it came from with a notice, or the page's error.
+async fn act(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    op: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let a = match posted(&state, &req, tenant, &form).await? {
+        Ok(a) => a,
+        Err(res) => return Ok(res),
+    };
+    let op = op.into_inner().1;
+    let outcome = match users::action(&state, &a, &op, &form).await? {
+        Some(done) => done,
+        None => views::action(&state, &a, &op, &form).await?,
+    };
+    let back = form
+        .get("back")
+        .and_then(|b| crate::web::respond::checked_return_to(&a.tenant, Some(b)))
+        .filter(|b| b.starts_with(&home_url(&a.tenant.slug)))
+        .unwrap_or_else(|| home_url(&a.tenant.slug));
+    Ok(match outcome {
+        Done::Back(notice) => see_other(&with_param(&back, "notice", &notice)),
+        Done::To(path, notice) => see_other(&with_param(&path, "notice", &notice)),
+        Done::Failed(error) => see_other(&with_param(&back, "error", &error)),
+    })
+}
+
+fn with_param(path: &str, name: &str, value: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let value: String = value.chars().take(300).collect();
+    format!("{path}{sep}{name}={}", seg(&value))
+}
+
+/// What a console action ended in.
+pub(crate) enum Done {
+    /// Back to the page with this notice.
+    Back(String),
+    /// To another console page with this notice.
+    To(String, String),
+    /// Back to the page with the API's reason it refused.
+    Failed(String),
+}
+
+impl Done {
+    /// The answer of an API call: the notice when it worked, else the API's own reason.
+    pub fn of(answer: &api::Answer, notice: String) -> Done {
+        if answer.ok() {
+            Done::Back(notice)
+        } else {
+            Done::Failed(answer.problem())
+        }
+    }
+}
+
+/// A path segment or query value, percent-encoded except for RFC 3986's unreserved characters.
+pub(crate) fn seg(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
+}
+
+/// An action name no page offers.
+pub(crate) fn unknown_action() -> AppError {
+    AppError::new(Kind::NotFound, "No such console action.")
+}

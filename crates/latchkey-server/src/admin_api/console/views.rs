@@ -1,0 +1,675 @@
+//! The console's other sections: overview, signing keys, audit log, policies, groups and roles,
+//! applications, and sign-in risk. Each page checks the permission its section needs before
+//! it reads anything, so a direct URL is refused like a hidden link (403, audited by the API).
+
+use super::page::{Block, Form, Input, Row, Table, render};
+use super::users::{heads, text, time};
+use super::{Admin, Done, admin_or_return, seg, unknown_action};
+use crate::state::AppState;
+use crate::web::errors::{AppError, Kind};
+use crate::web::form::FormParams;
+use crate::web::respond::query_param;
+use crate::web::tenant::InTenant;
+use actix_web::http::Method;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::Permission;
+use serde_json::{Value, json};
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/keys", web::get().to(keys))
+        .route("/admin/audit", web::get().to(audit))
+        .route("/admin/policies", web::get().to(policies))
+        .route("/admin/groups", web::get().to(groups))
+        .route("/admin/clients", web::get().to(clients))
+        .route("/admin/risk", web::get().to(risk));
+}
+
+/// The console's stylesheet (beside the sign-in pages' own).
+pub(crate) async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../../assets/console.css"))
+}
+
+/// Refuses a section the admin's credential may not read (the API would refuse each read too;
+/// this answers before any, with the permission named).
+fn need(a: &Admin, p: Permission) -> Result<(), AppError> {
+    if a.may(p) {
+        return Ok(());
+    }
+    Err(AppError::new(
+        Kind::Forbidden,
+        format!(
+            "{} {p}.",
+            a.t.tr(
+                "This page needs the permission",
+                "Diese Seite braucht die Berechtigung"
+            )
+        ),
+    ))
+}
+
+/// `GET /t/{tenant}/admin/`: who is signed in, what they may do, and the audit chain's state.
+pub(super) async fn home(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    let t = a.t;
+    let mut blocks = vec![Block::Pairs {
+        caption: t.tr("You", "Sie").to_owned(),
+        pairs: vec![
+            (
+                t.tr("Signed in as", "Angemeldet als").to_owned(),
+                a.user.username.clone(),
+            ),
+            (
+                t.tr("Admin roles", "Administratorrollen").to_owned(),
+                a.credential.token.roles.join(", "),
+            ),
+            (
+                t.tr("Permissions", "Berechtigungen").to_owned(),
+                a.permissions.to_words(),
+            ),
+        ],
+    }];
+    if a.may(Permission::AuditRead) {
+        blocks.push(chain_status(&state, &a).await?);
+    }
+    render(&state, &req, &a, ("", t.tr("Overview", "Übersicht")), &blocks)
+}
+
+async fn chain_status(state: &AppState, a: &Admin) -> Result<Block, AppError> {
+    let t = a.t;
+    let v: Value = a.get(state, "/audit/verify").await?;
+    let ok = v["ok"].as_bool().unwrap_or(false);
+    Ok(Block::Pairs {
+        caption: t.tr("Audit chain", "Audit-Kette").to_owned(),
+        pairs: vec![
+            (
+                t.tr("Verification", "Prüfung").to_owned(),
+                if ok {
+                    t.tr("intact", "unversehrt")
+                } else {
+                    t.tr("BROKEN", "GEBROCHEN")
+                }
+                .to_owned(),
+            ),
+            (
+                t.tr("Events checked", "Geprüfte Ereignisse").to_owned(),
+                text(&v, "events"),
+            ),
+            (
+                t.tr("First broken event", "Erstes gebrochenes Ereignis")
+                    .to_owned(),
+                text(&v, "first_broken_seq"),
+            ),
+            (t.tr("Reason", "Grund").to_owned(), text(&v, "reason")),
+        ],
+    })
+}
+
+/// `GET /t/{tenant}/admin/keys`: each key's timeline, and rotation with what it changes.
+async fn keys(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::KeysRead)?;
+    let t = a.t;
+    let keys: Vec<Value> = a.get(&state, "/keys").await?;
+    let mut blocks = vec![Block::Table(Table {
+        caption: t.tr("Signing keys", "Signaturschlüssel").to_owned(),
+        head: [
+            "Key id",
+            "Algorithm",
+            "State",
+            "Created",
+            "Signing since",
+            "Retired",
+            "Removed",
+        ]
+        .iter()
+        .zip([
+            "Schlüssel-Id",
+            "Algorithmus",
+            "Zustand",
+            "Angelegt",
+            "Signiert seit",
+            "Ausgemustert",
+            "Entfernt",
+        ])
+        .map(|(en, de)| t.tr(en, de).to_owned())
+        .collect(),
+        rows: keys
+            .iter()
+            .map(|k| Row {
+                cells: vec![
+                    text(k, "kid"),
+                    text(k, "alg"),
+                    text(k, "state"),
+                    time(k, "created_at"),
+                    time(k, "activated_at"),
+                    time(k, "retired_at"),
+                    time(k, "removed_at"),
+                ],
+                link: None,
+            })
+            .collect(),
+        empty: t.tr("No key yet.", "Noch kein Schlüssel.").to_owned(),
+    })];
+    if a.may(Permission::KeysManage) {
+        let back = format!("/t/{}/admin/keys", a.tenant.slug);
+        blocks.push(Block::Form(
+            Form::action(&a, "key-rotate", t.tr("Rotate", "Rotieren"), t.tr("Start a rotation", "Rotation beginnen"), &back)
+                .danger(t.tr(
+                    "Yes: publish a new key now in the JWKS; it signs after the pre-publication period, so relying parties that cache the JWKS keep verifying",
+                    "Ja: einen neuen Schlüssel jetzt im JWKS veröffentlichen; er signiert nach der Vorveröffentlichung, damit Anwendungen mit zwischengespeichertem JWKS weiter prüfen können",
+                )),
+        ));
+        for k in keys.iter().filter(|k| text(k, "state") == "published") {
+            blocks.push(Block::Form(
+                Form::action(&a, "key-activate", &format!("{} {}", t.tr("Activate", "Aktivieren"), text(k, "kid")), t.tr("Sign with this key now", "Jetzt mit diesem Schlüssel signieren"), &back)
+                    .hidden("kid", &text(k, "kid"))
+                    .danger(t.tr(
+                        "Yes: new tokens are signed with this key at once; a relying party that has not fetched the JWKS since it was published will refuse them until it does",
+                        "Ja: neue Tokens werden sofort mit diesem Schlüssel signiert; eine Anwendung, die das JWKS seit der Veröffentlichung nicht geladen hat, lehnt sie ab, bis sie es tut",
+                    )),
+            ));
+        }
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        ("keys", t.tr("Signing keys", "Signaturschlüssel")),
+        &blocks,
+    )
+}
+
+/// `GET /t/{tenant}/admin/audit?action=…&user=…`: the latest events, filtered, with export
+/// links and the chain's verification.
+async fn audit(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::AuditRead)?;
+    let t = a.t;
+    let action = query_param(&req, "action").unwrap_or_default();
+    let user = query_param(&req, "user").unwrap_or_default();
+    let mut q = "limit=1000".to_owned();
+    if !action.is_empty() {
+        q = format!("{q}&action={}", seg(&action));
+    }
+    if !user.is_empty() {
+        q = format!("{q}&user={}", seg(&user));
+    }
+    let page: Value = a.get(&state, &format!("/audit?{q}")).await?;
+    let mut rows: Vec<Row> = page["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| Row {
+            cells: vec![
+                text(e, "seq"),
+                time(e, "at"),
+                text(e, "actor"),
+                text(e, "action"),
+                text(e, "target"),
+                text(e, "outcome"),
+                e["details"].to_string(),
+            ],
+            link: None,
+        })
+        .collect();
+    rows.reverse();
+    rows.truncate(200);
+    let blocks = vec![
+        Block::Form(Form {
+            title: t.tr("Filter", "Filtern").to_owned(),
+            action: format!("/t/{}/admin/audit", a.tenant.slug),
+            post: false,
+            fields: vec![
+                Input::text("action", t.tr("Action (exact, or a prefix ending in *)", "Aktion (genau, oder Präfix mit *)"), &action),
+                Input::text("user", t.tr("User id", "Benutzer-Id"), &user),
+            ],
+            hidden: Vec::new(),
+            submit: t.tr("Filter", "Filtern").to_owned(),
+            danger: None,
+        }),
+        Block::Text(t.tr(
+            "Export: the admin API's GET /admin/t/{tenant}/audit?format=csv or format=jsonl, or `latchkey audit search`.",
+            "Export: GET /admin/t/{tenant}/audit?format=csv oder format=jsonl der Admin-API, oder `latchkey audit search`.",
+        ).to_owned()),
+        chain_status(&state, &a).await?,
+        Block::Table(Table {
+            caption: t.tr("Latest events", "Neueste Ereignisse").to_owned(),
+            head: ["Seq", "When", "Actor", "Action", "Target", "Outcome", "Details"]
+                .iter()
+                .zip(["Nr.", "Wann", "Akteur", "Aktion", "Ziel", "Ergebnis", "Details"])
+                .map(|(en, de)| t.tr(en, de).to_owned())
+                .collect(),
+            rows,
+            empty: t.tr("No event matches.", "Kein Ereignis passt.").to_owned(),
+        }),
+    ];
+    render(
+        &state,
+        &req,
+        &a,
+        ("audit", t.tr("Audit log", "Audit-Protokoll")),
+        &blocks,
+    )
+}
+
+/// `GET /t/{tenant}/admin/policies`: the tenant's policy, each part with what it does.
+async fn policies(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::PoliciesRead)?;
+    let t = a.t;
+    let p: Value = a.get(&state, "/policies").await?;
+    let explain: [(&str, &'static str, &'static str); 6] = [
+        (
+            "password",
+            "Password rules: length, refused common and breached passwords, history and expiry.",
+            "Passwortregeln: Länge, abgelehnte häufige und geleakte Passwörter, Verlauf und Ablauf.",
+        ),
+        (
+            "mfa",
+            "Second factors: whether they are required, and which methods users may set up.",
+            "Zweite Faktoren: ob sie verlangt werden und welche Methoden Benutzer einrichten dürfen.",
+        ),
+        (
+            "risk",
+            "Risk bands: the score at which a sign-in needs a second factor, and at which it is refused.",
+            "Risikostufen: ab welchem Wert eine Anmeldung einen zweiten Faktor braucht und ab welchem sie abgelehnt wird.",
+        ),
+        (
+            "signup",
+            "Self-service sign-up: whether people may create their own accounts.",
+            "Selbstregistrierung: ob Personen eigene Konten anlegen dürfen.",
+        ),
+        (
+            "session",
+            "Session lifetimes: idle and absolute timeouts, in seconds.",
+            "Sitzungsdauern: Leerlauf- und absolute Zeitgrenze in Sekunden.",
+        ),
+        (
+            "accounts",
+            "Accounts: deletion grace period and what users may change.",
+            "Konten: Karenzzeit beim Löschen und was Benutzer ändern dürfen.",
+        ),
+    ];
+    let mut blocks = Vec::new();
+    for (key, en, de) in explain {
+        let Some(part) = p.get(key) else { continue };
+        blocks.push(Block::Heading(key.to_owned()));
+        blocks.push(Block::Text(t.tr(en, de).to_owned()));
+        let pairs = part
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+            .unwrap_or_default();
+        blocks.push(Block::Pairs {
+            caption: format!("{key} · {}", t.tr("current values", "aktuelle Werte")),
+            pairs,
+        });
+    }
+    if a.may(Permission::PoliciesWrite) {
+        blocks.push(Block::Form(
+            Form::action(
+                &a,
+                "policy-patch",
+                t.tr("Change the policy", "Richtlinie ändern"),
+                t.tr("Apply change", "Änderung anwenden"),
+                &format!("/t/{}/admin/policies", a.tenant.slug),
+            )
+            .field(
+                Input::text("patch", t.tr("JSON merge patch", "JSON-Merge-Patch"), "")
+                    .kind("textarea")
+                    .required()
+                    .help(t.tr(
+                        "For example {\"session\": {\"idle_timeout_secs\": 900}}",
+                        "Zum Beispiel {\"session\": {\"idle_timeout_secs\": 900}}",
+                    )),
+            ),
+        ));
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        ("policies", t.tr("Policies", "Richtlinien")),
+        &blocks,
+    )
+}
+
+/// `GET /t/{tenant}/admin/groups`: groups and roles.
+async fn groups(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::GroupsRead)?;
+    let t = a.t;
+    let groups: Vec<Value> = a.get(&state, "/groups?limit=1000").await?;
+    let mut blocks = vec![named_table(
+        &a,
+        t.tr("Groups", "Gruppen"),
+        &groups,
+        t.tr("No group yet.", "Noch keine Gruppe."),
+    )];
+    if a.may(Permission::RolesRead) {
+        let roles: Vec<Value> = a.get(&state, "/roles?limit=1000").await?;
+        blocks.push(named_table(
+            &a,
+            t.tr("Roles", "Rollen"),
+            &roles,
+            t.tr("No role yet.", "Noch keine Rolle."),
+        ));
+    }
+    let back = format!("/t/{}/admin/groups", a.tenant.slug);
+    let create = |op: &str, title: &str, submit: &str| {
+        Block::Form(
+            Form::action(&a, op, title, submit, &back)
+                .field(Input::text("name", t.tr("Name", "Name"), "").required())
+                .field(Input::text(
+                    "description",
+                    t.tr("Description", "Beschreibung"),
+                    "",
+                )),
+        )
+    };
+    if a.may(Permission::GroupsWrite) {
+        blocks.push(create(
+            "group-create",
+            t.tr("Create a group", "Gruppe anlegen"),
+            t.tr("Create group", "Gruppe anlegen"),
+        ));
+    }
+    if a.may(Permission::RolesWrite) {
+        blocks.push(create(
+            "role-create",
+            t.tr("Create a role", "Rolle anlegen"),
+            t.tr("Create role", "Rolle anlegen"),
+        ));
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        ("groups", t.tr("Groups and roles", "Gruppen und Rollen")),
+        &blocks,
+    )
+}
+
+/// Objects with a name, id and description as a table.
+fn named_table(a: &Admin, caption: &str, items: &[Value], empty: &str) -> Block {
+    Block::Table(Table {
+        caption: caption.to_owned(),
+        head: heads(
+            a,
+            &[("Name", "Name"), ("Id", "Id"), ("Description", "Beschreibung")],
+        ),
+        rows: items
+            .iter()
+            .map(|g| Row {
+                cells: vec![text(g, "name"), text(g, "id"), text(g, "description")],
+                link: None,
+            })
+            .collect(),
+        empty: empty.to_owned(),
+    })
+}
+
+/// `GET /t/{tenant}/admin/clients`: the applications registered with this tenant.
+async fn clients(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::ClientsRead)?;
+    let t = a.t;
+    let clients: Vec<Value> = a.get(&state, "/clients?limit=1000").await?;
+    let blocks = vec![Block::Table(Table {
+        caption: t.tr("Applications", "Anwendungen").to_owned(),
+        head: vec![
+            t.tr("Name", "Name").to_owned(),
+            t.tr("Client id", "Client-Id").to_owned(),
+            t.tr("Redirect URIs", "Weiterleitungs-URIs").to_owned(),
+            t.tr("Grants", "Grants").to_owned(),
+        ],
+        rows: clients
+            .iter()
+            .map(|c| Row {
+                cells: vec![
+                    text(c, "name"),
+                    text(c, "client_id"),
+                    c["redirect_uris"].to_string(),
+                    c["grant_types"].to_string(),
+                ],
+                link: None,
+            })
+            .collect(),
+        empty: t.tr("No application yet.", "Noch keine Anwendung.").to_owned(),
+    })];
+    render(
+        &state,
+        &req,
+        &a,
+        ("clients", t.tr("Applications", "Anwendungen")),
+        &blocks,
+    )
+}
+
+/// `GET /t/{tenant}/admin/risk?deny=…&step_up=…`: recent elevated decisions with their
+/// reasons, and what other bands would have done to the last sign-ins.
+async fn risk(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::AuditRead)?;
+    let t = a.t;
+    let elevated: Value = a.get(&state, "/audit?action=risk.*&limit=1000").await?;
+    let logins: Value = a.get(&state, "/audit?action=login.success&limit=1000").await?;
+    let scores: Vec<i64> = events(&logins)
+        .filter_map(|e| e["details"]["risk_score"].as_i64())
+        .collect();
+    let band = |k: &str| {
+        query_param(&req, k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|v| (0..=100).contains(v))
+    };
+    let mut blocks = vec![
+        elevated_table(&a, &elevated),
+        simulation_form(&a, band("step_up"), band("deny")),
+    ];
+    if let Some(outcome) = simulate(&a, &scores, band("step_up"), band("deny")) {
+        blocks.push(outcome);
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        ("risk", t.tr("Sign-in risk", "Anmelderisiko")),
+        &blocks,
+    )
+}
+
+/// The events of an audit page.
+fn events(page: &Value) -> impl Iterator<Item = &Value> {
+    page["events"].as_array().into_iter().flatten()
+}
+
+fn elevated_table(a: &Admin, page: &Value) -> Block {
+    let t = a.t;
+    let mut rows: Vec<Row> = events(page)
+        .map(|e| {
+            let d = &e["details"];
+            Row {
+                cells: vec![
+                    time(e, "at"),
+                    text(e, "target"),
+                    text(d, "decision"),
+                    text(d, "score"),
+                    d["reasons"].to_string(),
+                ],
+                link: None,
+            }
+        })
+        .collect();
+    rows.reverse();
+    rows.truncate(100);
+    Block::Table(Table {
+        caption: t
+            .tr("Recent elevated decisions", "Letzte erhöhte Entscheidungen")
+            .to_owned(),
+        head: heads(
+            a,
+            &[
+                ("When", "Wann"),
+                ("User", "Benutzer"),
+                ("Decision", "Entscheidung"),
+                ("Score", "Wert"),
+                ("Reasons", "Gründe"),
+            ],
+        ),
+        rows,
+        empty: t
+            .tr(
+                "No sign-in was stepped up or refused.",
+                "Keine Anmeldung wurde hochgestuft oder abgelehnt.",
+            )
+            .to_owned(),
+    })
+}
+
+fn simulation_form(a: &Admin, step_up: Option<i64>, deny: Option<i64>) -> Block {
+    let t = a.t;
+    let shown = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    Block::Form(Form {
+        title: t
+            .tr("Simulate other bands", "Andere Stufen simulieren")
+            .to_owned(),
+        action: format!("/t/{}/admin/risk", a.tenant.slug),
+        post: false,
+        fields: vec![
+            Input::text(
+                "step_up",
+                t.tr("Second factor from score", "Zweiter Faktor ab Wert"),
+                &shown(step_up),
+            )
+            .kind("number"),
+            Input::text(
+                "deny",
+                t.tr("Refuse from score", "Ablehnen ab Wert"),
+                &shown(deny),
+            )
+            .kind("number"),
+        ],
+        hidden: Vec::new(),
+        submit: t.tr("Simulate", "Simulieren").to_owned(),
+        danger: None,
+    })
+}
+
+/// What bands `step_up` and `deny` would have done to sign-ins with these scores.
+fn simulate(a: &Admin, scores: &[i64], step_up: Option<i64>, deny: Option<i64>) -> Option<Block> {
+    let t = a.t;
+    if deny.is_none() && step_up.is_none() {
+        return None;
+    }
+    let refused = deny.map_or(0, |d| scores.iter().filter(|s| **s >= d).count());
+    let stepped = step_up.map_or(0, |u| {
+        scores
+            .iter()
+            .filter(|s| **s >= u && deny.is_none_or(|d| **s < d))
+            .count()
+    });
+    Some(Block::Pairs {
+        caption: format!(
+            "{} {}",
+            t.tr("Against the last sign-ins:", "Gegen die letzten Anmeldungen:"),
+            scores.len()
+        ),
+        pairs: vec![
+            (
+                t.tr("Would have been refused", "Wären abgelehnt worden")
+                    .to_owned(),
+                refused.to_string(),
+            ),
+            (
+                t.tr(
+                    "Would have needed a second factor",
+                    "Hätten einen zweiten Faktor gebraucht",
+                )
+                .to_owned(),
+                stepped.to_string(),
+            ),
+        ],
+    })
+}
+
+/// The actions of these sections by name.
+pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Result<Done, AppError> {
+    let t = a.t;
+    let field = |k: &str| f.get(k).map(str::trim).filter(|v| !v.is_empty());
+    let named = || json!({"name": field("name").unwrap_or_default(), "description": field("description")});
+    let (method, path, body, notice) = match op {
+        "key-rotate" => (
+            Method::POST,
+            "/keys/rotate".to_owned(),
+            None,
+            t.tr("New key published.", "Neuer Schlüssel veröffentlicht."),
+        ),
+        "key-activate" => (
+            Method::POST,
+            format!("/keys/{}/activate", seg(field("kid").unwrap_or_default())),
+            None,
+            t.tr("The key signs now.", "Der Schlüssel signiert jetzt."),
+        ),
+        "group-create" => (
+            Method::POST,
+            "/groups".to_owned(),
+            Some(named()),
+            t.tr("Group created.", "Gruppe angelegt."),
+        ),
+        "role-create" => (
+            Method::POST,
+            "/roles".to_owned(),
+            Some(named()),
+            t.tr("Role created.", "Rolle angelegt."),
+        ),
+        "policy-patch" => {
+            let Ok(patch) = serde_json::from_str::<Value>(field("patch").unwrap_or_default()) else {
+                return Ok(Done::Failed(
+                    t.tr(
+                        "The change is not valid JSON.",
+                        "Die Änderung ist kein gültiges JSON.",
+                    )
+                    .to_owned(),
+                ));
+            };
+            let answer = a.api(state, Method::PATCH, "/policies", Some(&patch)).await?;
+            return Ok(Done::of(
+                &answer,
+                t.tr("Policy changed.", "Richtlinie geändert.").to_owned(),
+            ));
+        }
+        _ => return Err(unknown_action()),
+    };
+    let answer = a.api(state, method, &path, body.as_ref()).await?;
+    Ok(Done::of(&answer, notice.to_owned()))
+}

@@ -1,0 +1,419 @@
+//! The admin console (issue 22) over HTTP, on both backends: who gets in (a user holding a
+//! console credential, after a second factor in this session), what they see (only the
+//! sections their permissions allow; a direct URL to another is 403), what they do (through
+//! the admin API, audited with the console credential), and the attacks: a form without its
+//! CSRF token, an admin without a second factor, a user without a credential, one tenant's
+//! admin at another tenant's console (every page and action, from the console's own lists).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use latchkey_core::{AuditEvent, TenantId, User, UserStatus};
+use latchkey_keys::Aad;
+use latchkey_mfa::totp;
+use latchkey_server::{CONSOLE_ACTIONS, CONSOLE_PAGES};
+use latchkey_store::{
+    AdminTokenRepo, AuditFilter, AuditRepo, CredentialKind, MfaRepo, NewAdminToken, NewUser, UserRepo,
+};
+use latchkey_tests::TestServer;
+use latchkey_tests::browser::{Browser, PASSWORD, hidden, setup};
+use reqwest::StatusCode;
+
+const SEED: [u8; 20] = *b"console-test-seed-20";
+
+fn tid(s: &TestServer, slug: &str) -> TenantId {
+    latchkey_tests::oidc::tenant(s, slug).id
+}
+
+fn user(s: &TestServer, slug: &str, name: &str) -> User {
+    s.state.db.user_by_username(&tid(s, slug), name).unwrap().unwrap()
+}
+
+async fn add_user(s: &TestServer, slug: &str, name: &str) -> User {
+    let hash = s.state.hasher.hash(PASSWORD.into()).await.unwrap();
+    s.state
+        .db
+        .create_user(
+            &tid(s, slug),
+            "test",
+            &NewUser {
+                username: name.into(),
+                email: Some(format!("{name}@{slug}.test")),
+                password_hash: Some(hash),
+                ..NewUser::default()
+            },
+        )
+        .unwrap()
+}
+
+/// Gives `u` a confirmed authenticator app with [`SEED`].
+fn with_totp(s: &TestServer, slug: &str, u: &User) {
+    let t = tid(s, slug);
+    let aad = Aad {
+        tenant: t.as_str(),
+        table: "mfa_totp",
+        column: "seed_sealed",
+        row: u.id.as_str(),
+    };
+    let sealed = s.state.keys.seal(&t, aad, &SEED).unwrap();
+    s.state.db.begin_totp(&t, &u.id, &sealed).unwrap();
+    s.state.db.confirm_totp(&t, &u.id, &[]).unwrap();
+}
+
+/// Makes `u` a console admin with `roles`.
+fn console_admin(s: &TestServer, slug: &str, u: &User, roles: &[&str]) {
+    let new = NewAdminToken {
+        name: format!("console {}", u.username),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        permissions: latchkey_core::Permissions::NONE,
+        kind: CredentialKind::User(u.id.clone()),
+        expires_at: None,
+    };
+    s.state
+        .db
+        .create_admin_token(&tid(s, slug), "test", &new)
+        .unwrap();
+}
+
+fn location(h: &reqwest::header::HeaderMap) -> String {
+    h.get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Signs `name` in with the password on the way to `path`, as a browser sent there by the
+/// console does; returns the status and location of that answer and its page.
+async fn password_then(
+    s: &TestServer,
+    b: &mut Browser,
+    slug: &str,
+    name: &str,
+    path: &str,
+) -> (StatusCode, String, String) {
+    let (st, h, _) = b.get(s, path).await;
+    assert_eq!(st, 303);
+    let login = location(&h);
+    assert!(
+        login.starts_with(&format!("/t/{slug}/login?return_to=")),
+        "{login}"
+    );
+    let csrf = b.form_token(s, slug).await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("username", name),
+        ("password", PASSWORD),
+        ("return_to", path),
+    ];
+    let (st, h, page) = b.post(s, &format!("/t/{slug}/login"), &form, &[]).await;
+    assert_eq!(st, 303, "{page}");
+    let next = location(&h);
+    if next.contains("second-factor") {
+        return (st, next, page);
+    }
+    let (st, h, page) = b.get(s, &next).await;
+    (st, location(&h), page)
+}
+
+/// The second-factor page at `at`, answered with the current code of [`SEED`].
+async fn totp_at(s: &TestServer, b: &mut Browser, slug: &str, at: &str) -> String {
+    let (st, _, page) = b.get(s, at).await;
+    assert_eq!(st, 200, "{page}");
+    let now = u64::try_from(latchkey_core::Clock::now_millis(&*s.state.clock) / 1000).unwrap();
+    let code = totp::code_at(&SEED, now, 6);
+    let (st, h, body) = b
+        .post(
+            s,
+            &format!("/t/{slug}/login/second-factor"),
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("return_to", &hidden(&page, "return_to")),
+                ("code", &code),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 303, "{body}");
+    location(&h)
+}
+
+/// A console session of `name` (who has [`SEED`]) in tenant `slug`.
+async fn signed_in_admin(s: &TestServer, slug: &str, name: &str) -> Browser {
+    let mut b = Browser::default();
+    let home = format!("/t/{slug}/admin/users");
+    let (st, at, _) = password_then(s, &mut b, slug, name, &home).await;
+    assert_eq!(st, 303);
+    assert!(at.starts_with(&format!("/t/{slug}/login/second-factor")), "{at}");
+    let back = totp_at(s, &mut b, slug, &at).await;
+    assert_eq!(back, home);
+    b
+}
+
+fn chain(s: &TestServer, slug: &str) -> Vec<AuditEvent> {
+    s.state
+        .db
+        .audit_search(&tid(s, slug), &AuditFilter::default(), 0, 10_000)
+        .unwrap()
+}
+
+async fn a_user_manager_signs_in_with_two_factors_and_manages_users(s: &TestServer) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["user-manager"]);
+    let bob = add_user(s, "acme", "bob").await;
+    // No session: to the sign-in page, coming back here.
+    let (st, h, _) = Browser::default().get(s, "/t/acme/admin/users").await;
+    assert_eq!(st, 303);
+    assert!(
+        location(&h).starts_with("/t/acme/login?return_to="),
+        "{}",
+        location(&h)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (st, _, page) = b.get(s, "/t/acme/admin/users").await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains(">bob<"), "{page}");
+    assert!(page.contains("href=\"/t/acme/admin/users\""));
+    assert!(
+        !page.contains("href=\"/t/acme/admin/keys\""),
+        "no keys link for a user manager"
+    );
+    for hidden_section in ["keys", "policies"] {
+        let (st, _, page) = b.get(s, &format!("/t/acme/admin/{hidden_section}")).await;
+        assert_eq!(st, 403, "{hidden_section}: {page}");
+    }
+    // Create a user through the console: the API does it, audited with the console credential.
+    let csrf = hidden(&page, "csrf");
+    let (st, h, body) = b
+        .post(
+            s,
+            "/t/acme/admin/do/user-create",
+            &[
+                ("csrf", &csrf),
+                ("back", "/t/acme/admin/users"),
+                ("username", "carol"),
+                ("email", "carol@acme.test"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 303, "{body}");
+    let carol = user(s, "acme", "carol");
+    assert_eq!(
+        location(&h),
+        format!("/t/acme/admin/users/{}?notice=User%20created.", carol.id)
+    );
+    let created = chain(s, "acme")
+        .into_iter()
+        .rev()
+        .find(|e| e.action == "user.create")
+        .unwrap();
+    assert!(
+        created.actor.starts_with("console:")
+            && created
+                .actor
+                .ends_with(&format!(":user:{}#users:write", alice.id)),
+        "{}",
+        created.actor
+    );
+    disable_and_refusal(s, &mut b, &csrf, &bob).await;
+}
+
+/// Disables bob from his page, and tries what a user manager may not.
+async fn disable_and_refusal(s: &TestServer, b: &mut Browser, csrf: &str, bob: &User) {
+    // Disable bob: his page offers it; the action needs its confirmation and works with it.
+    let (st, _, page) = b.get(s, &format!("/t/acme/admin/users/{}", bob.id)).await;
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("The audit log is not shown"),
+        "a user manager does not read the audit log: {page}"
+    );
+    let form = [
+        ("csrf", csrf),
+        ("back", "/t/acme/admin/users"),
+        ("id", bob.id.as_str()),
+        ("confirm", "yes"),
+    ];
+    let (st, _, body) = b.post(s, "/t/acme/admin/do/user-disable", &form, &[]).await;
+    assert_eq!(st, 303, "{body}");
+    assert_eq!(user(s, "acme", "bob").status, UserStatus::Disabled);
+    // A user manager may not rotate keys: the API refuses, the console says so.
+    let (st, h, _) = b
+        .post(
+            s,
+            "/t/acme/admin/do/key-rotate",
+            &[("csrf", csrf), ("back", "/t/acme/admin/")],
+            &[],
+        )
+        .await;
+    assert_eq!(st, 303);
+    assert!(location(&h).contains("error="), "{}", location(&h));
+    assert!(
+        chain(s, "acme")
+            .iter()
+            .any(|e| e.action == "admin.denied" && e.actor.starts_with("console:"))
+    );
+}
+
+async fn forms_without_their_csrf_token_change_nothing(s: &TestServer) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    let bob = add_user(s, "acme", "bob").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = b.get(s, "/t/acme/admin/").await;
+    let csrf = hidden(&page, "csrf");
+    let before = chain(s, "acme").len();
+    for op in CONSOLE_ACTIONS {
+        let path = format!("/t/acme/admin/do/{op}");
+        let form = [
+            ("id", bob.id.as_str()),
+            ("confirm", "yes"),
+            ("username", "mallory"),
+            ("name", "x"),
+        ];
+        let (st, _, body) = b.post(s, &path, &form, &[]).await;
+        assert_eq!(st, 403, "{op} without a token: {body}");
+        let wrong = "0".repeat(64);
+        let (st, _, body) = b
+            .post(
+                s,
+                &path,
+                &[("csrf", wrong.as_str()), ("id", bob.id.as_str())],
+                &[],
+            )
+            .await;
+        assert_eq!(st, 403, "{op} with a wrong token: {body}");
+        // A cross-site post with the right token is refused too.
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("id", bob.id.as_str()),
+            ("confirm", "yes"),
+        ];
+        let (st, _, _) = b.post(s, &path, &form, &[("sec-fetch-site", "cross-site")]).await;
+        assert_eq!(st, 403, "{op} cross-site");
+    }
+    assert_eq!(user(s, "acme", "bob").status, UserStatus::Active);
+    assert!(
+        s.state
+            .db
+            .user_by_username(&tid(s, "acme"), "mallory")
+            .unwrap()
+            .is_none()
+    );
+    let after: Vec<AuditEvent> = chain(s, "acme").into_iter().skip(before).collect();
+    assert!(
+        after.iter().all(|e| !e.actor.starts_with("console:")),
+        "no console call: {after:#?}"
+    );
+    // Every listed action exists: with its token it is not "no such action".
+    for op in CONSOLE_ACTIONS {
+        let (st, _, body) = b
+            .post(
+                s,
+                &format!("/t/acme/admin/do/{op}"),
+                &[("csrf", csrf.as_str()), ("id", "nobody")],
+                &[],
+            )
+            .await;
+        assert_ne!(st, 404, "{op}: {body}");
+    }
+}
+
+async fn no_console_without_a_credential_or_a_second_factor(s: &TestServer) {
+    setup(s, "acme").await;
+    // bob: a second factor, but no console credential.
+    let bob = add_user(s, "acme", "bob").await;
+    with_totp(s, "acme", &bob);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = Browser::default();
+    let (st, at, _) = password_then(s, &mut b, "acme", "bob", "/t/acme/admin/").await;
+    let (st, page) = if st == 303 && at.contains("second-factor") {
+        let back = totp_at(s, &mut b, "acme", &at).await;
+        let (st, _, page) = b.get(s, &back).await;
+        (st, page)
+    } else {
+        (st, String::new())
+    };
+    assert_eq!(st, 403, "{page}");
+    assert!(
+        chain(s, "acme")
+            .iter()
+            .any(|e| e.action == "console.denied" && e.details["reason"] == "not_an_admin")
+    );
+    // carol: a console credential, no second factor: refused, and adding a factor in this
+    // session does not open the console.
+    let carol = add_user(s, "acme", "carol").await;
+    console_admin(s, "acme", &carol, &["tenant-admin"]);
+    let mut b = Browser::default();
+    let (st, _, page) = password_then(s, &mut b, "acme", "carol", "/t/acme/admin/users").await;
+    assert_eq!(st, 403, "{page}");
+    assert!(page.contains("second factor"), "{page}");
+    with_totp(s, "acme", &carol);
+    let (st, _, page) = b.get(s, "/t/acme/admin/users").await;
+    assert_eq!(
+        st, 403,
+        "a factor added after this session began does not count: {page}"
+    );
+    assert!(
+        chain(s, "acme")
+            .iter()
+            .any(|e| e.action == "console.denied" && e.details["reason"] == "second_factor_missing")
+    );
+}
+
+async fn one_tenants_admin_never_reaches_another_tenants_console(s: &TestServer) {
+    setup(s, "acme").await;
+    setup(s, "beta").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = b.get(s, "/t/acme/admin/").await;
+    let csrf = hidden(&page, "csrf");
+    // A tenant admin sees alice's sign-in in her security activity, with its risk score.
+    let (st, _, page) = b.get(s, &format!("/t/acme/admin/users/{}", alice.id)).await;
+    assert_eq!(st, 200, "{page}");
+    let activity = page.split("Recent security activity").nth(1).unwrap();
+    assert!(
+        activity.contains("<td>login.success</td><td>success</td><td>"),
+        "{activity}"
+    );
+    for p in CONSOLE_PAGES {
+        let (st, _, page) = b.get(s, &format!("/t/acme/admin/{p}")).await;
+        assert_eq!(st, 200, "own tenant {p}: {page}");
+        let (st, h, _) = b.get(s, &format!("/t/beta/admin/{p}")).await;
+        assert_eq!(st, 303, "beta/{p}");
+        assert!(
+            location(&h).starts_with("/t/beta/login"),
+            "beta/{p}: {}",
+            location(&h)
+        );
+    }
+    let beta_alice = user(s, "beta", "alice");
+    for op in CONSOLE_ACTIONS {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("id", beta_alice.id.as_str()),
+            ("confirm", "yes"),
+        ];
+        let (st, h, _) = b.post(s, &format!("/t/beta/admin/do/{op}"), &form, &[]).await;
+        assert!(
+            st == 303 && location(&h).starts_with("/t/beta/login") || st == 403,
+            "beta {op}: {st}"
+        );
+        // acme's console acting on beta's user by id: the API finds no such user in acme.
+    }
+    assert_eq!(user(s, "beta", "alice").status, UserStatus::Active);
+    assert!(chain(s, "beta").iter().all(|e| !e.actor.starts_with("console:")));
+}
+
+latchkey_tests::e2e!(
+    a_user_manager_signs_in_with_two_factors_and_manages_users,
+    forms_without_their_csrf_token_change_nothing,
+    no_console_without_a_credential_or_a_second_factor,
+    one_tenants_admin_never_reaches_another_tenants_console,
+);
