@@ -26,8 +26,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Set up a demo tenant, clients and user on the configured storage, print them, then serve.
-    Demo,
+    /// Set up a demo tenant, clients and user on the configured storage, print them, then serve,
+    /// with an example portal (a relying party) on loopback.
+    Demo(DemoArgs),
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCmd),
@@ -690,6 +691,13 @@ pub enum AdminRoleCmd {
         #[command(flatten)]
         out: Json,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The example portal's port on 127.0.0.1; 0 serves no portal.
+    #[arg(long, value_name = "N", default_value_t = 8000)]
+    pub portal_port: u16,
 }
 
 #[derive(Debug, Args)]

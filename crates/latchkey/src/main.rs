@@ -43,10 +43,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             latchkey_server::init_logging(&config);
             serve::run(config)
         }
-        Command::Demo => {
+        Command::Demo(args) => {
             latchkey_server::init_logging(&config);
-            demo::run(&config)?;
-            serve::run(config)
+            let portal = demo::run(&config, args.portal_port)?;
+            demo::serve(config, portal)
         }
         Command::Migrate => operate(&config, |ctx| {
             migrate::run(ctx);

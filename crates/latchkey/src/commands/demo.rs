@@ -1,6 +1,9 @@
 //! `latchkey demo`: a ready-to-try setup on whatever storage is configured (the embedded default
 //! unless told otherwise). Re-running it keeps the same ids and issues a fresh secret and password.
-//! `main` serves once this has set things up.
+//! `main` serves once this has set things up, with the example portal (`portal`), a relying party
+//! on loopback that signs in as the confidential client, beside Latchkey.
+
+pub mod portal;
 
 use crate::cli::{ClientCreate, ClientTokenFlags, Json, TenantArg};
 use crate::context::Context;
@@ -14,9 +17,12 @@ const SLUG: &str = "demo";
 const CONFIDENTIAL: &str = "Demo web app (confidential)";
 const PUBLIC: &str = "Demo single-page app (public)";
 const USERNAME: &str = "demo";
+/// The port the clients' redirect URIs name; the portal may run on another (`--portal-port`).
+const DEFAULT_PORT: u16 = 8000;
 
 /// Sets up (or refreshes) the demo tenant and prints it; closes the database before returning.
-pub fn run(config: &Config) -> Result<(), CliError> {
+/// With a portal port other than 0, returns the example portal's settings for `serve`.
+pub fn run(config: &Config, portal_port: u16) -> Result<Option<portal::Settings>, CliError> {
     let ctx = Context::open(config)?;
     let tenant = match ctx.db.tenant_by_slug(SLUG)? {
         Some(tenant) => tenant,
@@ -32,36 +38,79 @@ pub fn run(config: &Config) -> Result<(), CliError> {
     let tenant = ctx.tenant(&tenant.slug)?;
     ctx.ring()?.ensure_tenant(&tenant.id, ctx.actor())?;
     let existing = ctx.db.list_clients(&tenant.id)?;
+    let wanted = spec(CONFIDENTIAL, false, DEFAULT_PORT, portal_port);
     let (confidential, secret) = match existing.iter().find(|client| client.name == CONFIDENTIAL) {
         Some(client) => {
             let (secret, hash) = new_secret(&OsRng);
-            (
-                ctx.db
-                    .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash, None)?,
-                Some(secret),
-            )
+            ctx.db
+                .set_client_secret_hash(&tenant.id, ctx.actor(), &client.client_id, &hash, None)?;
+            (follow_portal(&ctx, &tenant, client, &wanted)?, Some(secret))
         }
-        None => create_client(&ctx, &tenant, &spec(CONFIDENTIAL, false, 8000))?,
+        None => create_client(&ctx, &tenant, &wanted)?,
     };
     let public = match existing.iter().find(|client| client.name == PUBLIC) {
         Some(client) => client.clone(),
-        None => create_client(&ctx, &tenant, &spec(PUBLIC, true, 8001))?.0,
+        None => create_client(&ctx, &tenant, &spec(PUBLIC, true, DEFAULT_PORT + 1, 0))?.0,
     };
     let password = set_demo_password(&ctx, &tenant)?;
-    print(config, &confidential, secret.as_deref(), &public, &password);
-    Ok(())
+    let portal = match (portal_port, &secret) {
+        (0, _) | (_, None) => None,
+        (port, Some(secret)) => Some(portal::Settings {
+            port,
+            issuer: config.issuer(SLUG),
+            client_id: confidential.client_id.to_string(),
+            secret: secret.clone(),
+            offline: confidential.scopes.iter().any(|s| s == "offline_access")
+                && confidential
+                    .grant_types
+                    .contains(&latchkey_core::GrantType::RefreshToken),
+        }),
+    };
+    let portal_port = portal.as_ref().map(|p| p.port);
+    print(
+        config,
+        &confidential,
+        secret.as_deref(),
+        portal_port,
+        &public,
+        &password,
+    );
+    Ok(portal)
 }
 
-fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
+/// Serves Latchkey until a signal, and the example portal beside it on the same actix system.
+pub fn serve(config: Config, portal: Option<portal::Settings>) -> Result<(), CliError> {
+    actix_web::rt::System::new()
+        .block_on(async move {
+            if let Some(settings) = portal {
+                portal::start(settings);
+            }
+            latchkey_server::serve(config).await
+        })
+        .map_err(CliError::from)
+}
+
+/// The demo client as registered for `port`, also sending back to the example portal when it
+/// runs on `portal_port` (neither 0 nor `port`).
+fn spec(name: &str, public: bool, port: u16, portal_port: u16) -> ClientCreate {
+    let mut ports = vec![port];
+    if portal_port != 0 && portal_port != port {
+        ports.push(portal_port);
+    }
     ClientCreate {
         tenant: TenantArg { tenant: SLUG.into() },
         name: name.into(),
         public,
-        redirect_uris: vec![
-            format!("http://127.0.0.1:{port}/callback"),
-            format!("http://localhost:{port}/callback"),
-        ],
-        post_logout_redirect_uris: vec![format!("http://127.0.0.1:{port}/")],
+        redirect_uris: ports
+            .iter()
+            .flat_map(|p| {
+                [
+                    format!("http://127.0.0.1:{p}/callback"),
+                    format!("http://localhost:{p}/callback"),
+                ]
+            })
+            .collect(),
+        post_logout_redirect_uris: ports.iter().map(|p| format!("http://127.0.0.1:{p}/")).collect(),
         grants: Vec::new(),
         scopes: Vec::new(),
         auth_method: None,
@@ -81,6 +130,31 @@ fn spec(name: &str, public: bool, port: u16) -> ClientCreate {
         resources: Vec::new(),
         out: Json { json: false },
     }
+}
+
+/// The existing client, its redirect URIs set to those of `wanted` (the portal's port may have
+/// changed since the last run).
+fn follow_portal(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    client: &Client,
+    wanted: &ClientCreate,
+) -> Result<Client, CliError> {
+    let edit = |c: &Client| {
+        let mut c = c.clone();
+        c.redirect_uris.clone_from(&wanted.redirect_uris);
+        c.post_logout_redirect_uris
+            .clone_from(&wanted.post_logout_redirect_uris);
+        Ok(c)
+    };
+    if client.redirect_uris == wanted.redirect_uris
+        && client.post_logout_redirect_uris == wanted.post_logout_redirect_uris
+    {
+        return Ok(client.clone());
+    }
+    Ok(ctx
+        .db
+        .update_client(&tenant.id, ctx.actor(), &client.client_id, None, &edit)?)
 }
 
 /// A fresh random password for the demo user (created if missing), returned to print.
@@ -114,10 +188,22 @@ fn set_demo_password(ctx: &Context<'_>, tenant: &Tenant) -> Result<String, CliEr
     Ok(password)
 }
 
-fn print(config: &Config, confidential: &Client, secret: Option<&str>, public: &Client, password: &str) {
+fn print(
+    config: &Config,
+    confidential: &Client,
+    secret: Option<&str>,
+    portal_port: Option<u16>,
+    public: &Client,
+    password: &str,
+) {
     let issuer = config.issuer(SLUG);
+    let portal_url = portal_port.map_or_else(
+        || "(off: --portal-port 0)".to_owned(),
+        |port| format!("http://127.0.0.1:{port}/"),
+    );
     println!(
-        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
+        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n  example portal      {portal_url}\n  admin console       {}/t/{SLUG}/admin/\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
+        config.public_url,
         confidential.client_id,
         secret.unwrap_or("(unchanged)"),
         confidential.redirect_uris.join(", "),
