@@ -411,9 +411,63 @@ async fn one_tenants_admin_never_reaches_another_tenants_console(s: &TestServer)
     assert!(chain(s, "beta").iter().all(|e| !e.actor.starts_with("console:")));
 }
 
+async fn a_client_preview_shows_what_the_portal_gets_for_a_user(s: &TestServer) {
+    use latchkey_core::{AccessTokenFormat, ClientType, Permission};
+    use latchkey_tests::admin::{call, token, with_role};
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    let c = latchkey_tests::oidc::register(s, "acme", ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    let admin = with_role(s, &tid(s, "acme"), "tenant-admin");
+    let (st, role) = call(
+        s,
+        "POST",
+        "/admin/t/acme/roles",
+        &admin,
+        Some(r#"{"name": "approver"}"#),
+    )
+    .await;
+    assert_eq!(st, 201, "{role}");
+    let path = format!(
+        "/admin/t/acme/roles/{}/users/{}",
+        role["id"].as_str().unwrap(),
+        alice.id
+    );
+    assert!(call(s, "PUT", &path, &admin, None).await.0.is_success());
+    let preview = format!("/admin/t/acme/clients/{}/preview?user=alice", c.client_id);
+    let (st, p) = call(s, "GET", &preview, &admin, None).await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["id_token"]["sub"], alice.id.as_str());
+    assert_eq!(p["id_token"]["aud"], c.client_id.as_str());
+    assert_eq!(p["id_token"]["iss"], s.state.config.issuer("acme"));
+    assert_eq!(p["id_token"]["email"], "alice@acme.test");
+    assert_eq!(p["userinfo"]["sub"], alice.id.as_str());
+    let roles = p.to_string();
+    assert!(roles.contains("approver"), "the role is released somewhere: {p}");
+    // It needs users:read besides clients:read; an unknown user is 404; nothing was minted.
+    let clients_only = token(s, &tid(s, "acme"), &[Permission::ClientsRead]);
+    assert_eq!(call(s, "GET", &preview, &clients_only, None).await.0, 403);
+    let nobody = format!("/admin/t/acme/clients/{}/preview?user=nobody", c.client_id);
+    assert_eq!(call(s, "GET", &nobody, &admin, None).await.0, 404);
+    // The console's application page shows the same documents.
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (st, _, page) = b
+        .get(s, &format!("/t/acme/admin/clients/{}?user=alice", c.client_id))
+        .await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains("<h2>ID token</h2>"), "{page}");
+    assert!(
+        page.contains(&format!("&#34;sub&#34;: &#34;{}&#34;", alice.id)),
+        "{page}"
+    );
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
     no_console_without_a_credential_or_a_second_factor,
     one_tenants_admin_never_reaches_another_tenants_console,
+    a_client_preview_shows_what_the_portal_gets_for_a_user,
 );

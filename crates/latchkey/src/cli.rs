@@ -940,6 +940,19 @@ pub enum ClientCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Show the ID token, JWT access token and userinfo claims the client would get for a user
+    /// now, with its claim mapping applied (nothing is minted).
+    Preview {
+        #[command(flatten)]
+        tenant: TenantArg,
+        client_id: String,
+        /// The user, by username or id.
+        #[arg(long)]
+        user: String,
+        /// The scope to preview.
+        #[arg(long, default_value = "openid profile email roles groups")]
+        scope: String,
+    },
     /// Issue a new secret (shown once). The old one stops working at once, or with `--overlap`
     /// keeps working that long, so the client can be redeployed with the new one first.
     RotateSecret {

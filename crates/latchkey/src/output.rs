@@ -78,6 +78,8 @@ pub fn wants_json(command: &Command) -> bool {
             | ClientCmd::Delete { out, .. }
             | ClientCmd::RotateSecret { out, .. }
             | ClientCmd::Claims { out, .. } => out.json,
+            // Always JSON.
+            ClientCmd::Preview { .. } => true,
         },
 
         Command::User(user) => match user {

@@ -22,6 +22,7 @@ pub const PARITY: &[(&str, &[&str])] = &[
     ("client list", &["GET /admin/t/{tenant}/clients"]),
     ("client show", &["GET /admin/t/{tenant}/clients/{id}"]),
     ("client delete", &["DELETE /admin/t/{tenant}/clients/{id}"]),
+    ("client preview", &["GET /admin/t/{tenant}/clients/{id}/preview"]),
     (
         "client claims",
         &[

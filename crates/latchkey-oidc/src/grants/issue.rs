@@ -64,6 +64,56 @@ fn with_authorization(
     claims
 }
 
+/// What client `c` would get for `user` with `scope` now, unsigned: the ID token's claims, a
+/// JWT access token's, and userinfo's, with the client's authorization claims from `facts`.
+/// The admin console's "this is the ID token a portal gets" preview; it mints nothing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Preview {
+    pub id_token: serde_json::Value,
+    pub access_token: serde_json::Value,
+    pub userinfo: serde_json::Value,
+}
+
+/// [`Preview`] of a sign-in by `user` (with `amr`) at `now_ms` (milliseconds).
+pub fn preview(
+    (issuer, tenant): (&str, &latchkey_core::Tenant),
+    c: &Client,
+    (user, amr): (&User, &[String]),
+    (scope, audience): (&str, &str),
+    facts: Option<&ClaimFacts>,
+    now_ms: i64,
+) -> Preview {
+    let life = lifetimes(tenant, c);
+    let now = now_ms / 1000;
+    let env = Envelope {
+        issuer,
+        client_id: c.client_id.as_str(),
+        iat: now,
+        exp: now + life.access_secs,
+        jti: "preview",
+    };
+    let acr = crate::tokens::acr_of(amr);
+    let a = Authentication {
+        user,
+        auth_time: now,
+        acr: acr.as_deref(),
+        amr,
+    };
+    let id_env = Envelope {
+        exp: now + life.id_secs,
+        ..env.clone()
+    };
+    let id = id_token_claims(&id_env, &a, scope, None, None, None);
+    let at = access_token_claims(&env, audience, scope, Some(&a));
+    let mut info = serde_json::Value::Object(scope::user_claims(user, scope));
+    info["sub"] = serde_json::json!(user.id);
+    Preview {
+        id_token: with_authorization(id, c, scope, facts, TokenTarget::IdToken),
+        access_token: with_authorization(at, c, scope, facts, TokenTarget::AccessToken),
+        userinfo: with_authorization(info, c, scope, facts, TokenTarget::Userinfo),
+    }
+}
+
 /// OIDC Core §3.1.3.6: the ID token, with its own `jti`, the session's `sid` and `at_hash`.
 fn id_token(
     signer: &dyn Signer,

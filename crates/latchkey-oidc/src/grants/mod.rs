@@ -9,7 +9,7 @@ pub mod client_credentials;
 mod issue;
 pub mod refresh_token;
 
-pub use issue::{Issued, TokenResponse};
+pub use issue::{Issued, Preview, TokenResponse, preview};
 
 use crate::OAuthError;
 use crate::claims::ClaimFacts;

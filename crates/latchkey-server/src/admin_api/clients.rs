@@ -270,3 +270,93 @@ pub(super) async fn list(
     .await
     .map_err(AppError::problem)
 }
+
+/// `user` (an id or username) and the `scope` to preview (default `openid profile email roles
+/// groups`).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreviewQuery {
+    user: String,
+    scope: Option<String>,
+}
+
+/// What the client would get for the user, unsigned; nothing is minted or stored.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(super) struct PreviewView {
+    client_id: ClientId,
+    user_id: latchkey_core::UserId,
+    scope: String,
+    id_token: Value,
+    access_token: Value,
+    userinfo: Value,
+}
+
+/// `GET /admin/t/{tenant}/clients/{id}/preview?user=…&scope=…`: the ID token, JWT access token
+/// and userinfo claims the client would get for the user now (a sign-in with a password and a
+/// second factor), with its claim mapping applied (docs/authorization.md).
+pub(super) async fn preview(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (caller, id) = caller_and_id(&req, &state, path).await?;
+        let q: PreviewQuery = query(&req)?;
+        let scope = q
+            .scope
+            .unwrap_or_else(|| "openid profile email roles groups".to_owned());
+        let tid = caller.tenant.id.clone();
+        let (cid, name) = (id.clone(), q.user.clone());
+        let found = state
+            .store(move |db| {
+                use latchkey_oidc::UserLookup as _;
+                use latchkey_store::UserRepo as _;
+                let Some(client) = db.client(&tid, &cid)? else {
+                    return Ok::<_, StoreError>(None);
+                };
+                let user = match db.user_by_username(&tid, &name)? {
+                    Some(u) => Some(u),
+                    None => db.user(&tid, &latchkey_core::UserId(name.clone()))?,
+                };
+                let Some(user) = user else {
+                    return Ok(Some((client, None)));
+                };
+                let facts = db.claim_facts(&tid, &user.id)?;
+                Ok(Some((client, Some((user, facts)))))
+            })
+            .await?;
+        let (client, who) = found.ok_or_else(|| not_found("client"))?;
+        let (user, facts) = who.ok_or_else(|| not_found("user"))?;
+        let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
+        let issuer = state.config.issuer(&caller.tenant.slug);
+        let p = latchkey_oidc::grants::preview(
+            (&issuer, &caller.tenant),
+            &client,
+            (&user, &amr),
+            (&scope, client.client_id.as_str()),
+            Some(&facts),
+            state.clock.now_millis(),
+        );
+        let target = format!("client:{}", client.client_id);
+        let details = json!({"user_id": user.id, "scope": scope});
+        audit(
+            &state,
+            &caller,
+            Outcome::Success,
+            "client.preview",
+            &target,
+            details,
+        )
+        .await?;
+        Ok(json_ok(&PreviewView {
+            client_id: client.client_id,
+            user_id: user.id,
+            scope,
+            id_token: p.id_token,
+            access_token: p.access_token,
+            userinfo: p.userinfo,
+        }))
+    }
+    .await
+    .map_err(AppError::problem)
+}

@@ -183,6 +183,7 @@ table! {
     delete "/clients/{id}" => clients::delete, ClientsWrite, out clients::ClientDeleted;
     get "/clients/{id}" => clients::get, ClientsRead, out Client;
     patch "/clients/{id}" => clients::update, ClientsWrite, in MergePatch<Client>, out Client;
+    get "/clients/{id}/preview" => clients::preview, ClientsRead + UsersRead, query clients::PreviewQuery, out clients::PreviewView;
     post "/clients/{id}/rotate-secret" => clients::rotate_secret, ClientsSecrets, in_opt clients::RotateBody, out clients::RotatedSecret;
     get "/groups" => groups::list_groups, GroupsRead, query PageQuery, out Vec<Group>;
     post "/groups" => groups::create_group, GroupsWrite, in groups::NewBody, out Group;

@@ -43,7 +43,37 @@ pub fn run(ctx: &Context<'_>, cmd: ClientCmd) -> Result<(), CliError> {
             reset,
             out,
         } => claims(ctx, tenant.slug(), &client_id, (set.as_deref(), reset), out.json),
+        ClientCmd::Preview {
+            tenant,
+            client_id,
+            user,
+            scope,
+        } => preview(ctx, tenant.slug(), &client_id, &user, &scope),
     }
+}
+
+/// The claims the client would get for `user` (JSON, like the admin API's preview).
+fn preview(ctx: &Context<'_>, slug: &str, client_id: &str, user: &str, scope: &str) -> Result<(), CliError> {
+    use latchkey_oidc::UserLookup as _;
+    let tenant = ctx.tenant(slug)?;
+    let client = find(ctx, &tenant, client_id)?;
+    let user = ctx.user(&tenant, user)?;
+    let facts = ctx.db.claim_facts(&tenant.id, &user.id)?;
+    let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
+    let issuer = ctx.config.issuer(&tenant.slug);
+    let p = latchkey_oidc::grants::preview(
+        (&issuer, &tenant),
+        &client,
+        (&user, &amr),
+        (scope, client.client_id.as_str()),
+        Some(&facts),
+        ctx.now_millis(),
+    );
+    print_json(&serde_json::json!({
+        "client_id": client.client_id, "user_id": user.id, "scope": scope,
+        "id_token": p.id_token, "access_token": p.access_token, "userinfo": p.userinfo,
+    }));
+    Ok(())
 }
 
 fn find(ctx: &Context<'_>, tenant: &Tenant, client_id: &str) -> Result<Client, CliError> {

@@ -11,7 +11,9 @@ use crate::error::CliError;
 use crate::provision::{create_client, new_secret, password_hash};
 use latchkey_core::{Client, OsRng, Tenant, TenantPolicy, random_token};
 use latchkey_server::Config;
-use latchkey_store::{ClientRepo, NewTenant, NewUser, TenantRepo, UserRepo};
+use latchkey_store::{
+    AdminTokenRepo, ClientRepo, CredentialKind, NewAdminToken, NewTenant, NewUser, TenantRepo, UserRepo,
+};
 
 const SLUG: &str = "demo";
 const CONFIDENTIAL: &str = "Demo web app (confidential)";
@@ -53,6 +55,7 @@ pub fn run(config: &Config, portal_port: u16) -> Result<Option<portal::Settings>
         None => create_client(&ctx, &tenant, &spec(PUBLIC, true, DEFAULT_PORT + 1, 0))?.0,
     };
     let password = set_demo_password(&ctx, &tenant)?;
+    console_admin(&ctx, &tenant)?;
     let portal = match (portal_port, &secret) {
         (0, _) | (_, None) => None,
         (port, Some(secret)) => Some(portal::Settings {
@@ -188,6 +191,25 @@ fn set_demo_password(ctx: &Context<'_>, tenant: &Tenant) -> Result<String, CliEr
     Ok(password)
 }
 
+/// The demo user administers the demo tenant in the console (which asks them for a second
+/// factor: they add one on their account page first).
+fn console_admin(ctx: &Context<'_>, tenant: &Tenant) -> Result<(), CliError> {
+    let Some(user) = ctx.db.user_by_username(&tenant.id, USERNAME)? else {
+        return Ok(());
+    };
+    if ctx.db.admin_token_by_user(&tenant.id, &user.id)?.is_none() {
+        let new = NewAdminToken {
+            name: "demo console admin".into(),
+            roles: vec!["tenant-admin".into()],
+            permissions: latchkey_core::Permissions::NONE,
+            kind: CredentialKind::User(user.id),
+            expires_at: None,
+        };
+        ctx.db.create_admin_token(&tenant.id, ctx.actor(), &new)?;
+    }
+    Ok(())
+}
+
 fn print(
     config: &Config,
     confidential: &Client,
@@ -202,7 +224,8 @@ fn print(
         |port| format!("http://127.0.0.1:{port}/"),
     );
     println!(
-        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n  example portal      {portal_url}\n  admin console       {}/t/{SLUG}/admin/\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
+        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n  example portal      {portal_url}\n  admin console       {}/t/{SLUG}/admin/  (the demo user, after adding a second factor on {}/t/{SLUG}/account)\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
+        config.public_url,
         config.public_url,
         confidential.client_id,
         secret.unwrap_or("(unchanged)"),

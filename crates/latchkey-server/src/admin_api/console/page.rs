@@ -38,6 +38,11 @@ pub(crate) enum Block {
         pairs: Vec<(String, String)>,
     },
     Form(Form),
+    /// Preformatted text (the JSON of a claim preview).
+    Pre {
+        caption: String,
+        text: String,
+    },
 }
 
 pub(crate) struct Table {

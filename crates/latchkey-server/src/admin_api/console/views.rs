@@ -21,6 +21,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/policies", web::get().to(policies))
         .route("/admin/groups", web::get().to(groups))
         .route("/admin/clients", web::get().to(clients))
+        .route("/admin/clients/{id}", web::get().to(client))
         .route("/admin/risk", web::get().to(risk));
 }
 
@@ -443,22 +444,29 @@ async fn clients(
     let clients: Vec<Value> = a.get(&state, "/clients?limit=1000").await?;
     let blocks = vec![Block::Table(Table {
         caption: t.tr("Applications", "Anwendungen").to_owned(),
-        head: vec![
-            t.tr("Name", "Name").to_owned(),
-            t.tr("Client id", "Client-Id").to_owned(),
-            t.tr("Redirect URIs", "Weiterleitungs-URIs").to_owned(),
-            t.tr("Grants", "Grants").to_owned(),
-        ],
+        head: heads(
+            &a,
+            &[
+                ("Name", "Name"),
+                ("Client id", "Client-Id"),
+                ("Type", "Typ"),
+                ("Redirect URIs", "Weiterleitungs-URIs"),
+            ],
+        ),
         rows: clients
             .iter()
             .map(|c| Row {
                 cells: vec![
                     text(c, "name"),
                     text(c, "client_id"),
+                    text(c, "client_type"),
                     c["redirect_uris"].to_string(),
-                    c["grant_types"].to_string(),
                 ],
-                link: None,
+                link: Some(format!(
+                    "/t/{}/admin/clients/{}",
+                    a.tenant.slug,
+                    seg(&text(c, "client_id"))
+                )),
             })
             .collect(),
         empty: t.tr("No application yet.", "Noch keine Anwendung.").to_owned(),
@@ -470,6 +478,113 @@ async fn clients(
         ("clients", t.tr("Applications", "Anwendungen")),
         &blocks,
     )
+}
+
+/// `GET /t/{tenant}/admin/clients/{id}?user=…`: one application, its claim mapping, and the
+/// tokens it would get for a user ("this is the ID token a portal gets for user X").
+async fn client(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::ClientsRead)?;
+    let t = a.t;
+    let id = path.into_inner().1;
+    let c: Value = a.get(&state, &format!("/clients/{}", seg(&id))).await?;
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let user = query_param(&req, "user").unwrap_or_default();
+    let mut blocks = vec![
+        Block::Pairs {
+            caption: t.tr("Application", "Anwendung").to_owned(),
+            pairs: [
+                "name",
+                "client_id",
+                "client_type",
+                "auth_method",
+                "redirect_uris",
+                "grant_types",
+                "scopes",
+            ]
+            .iter()
+            .map(|k| {
+                (
+                    (*k).to_owned(),
+                    c.get(*k)
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect(),
+        },
+        Block::Pre {
+            caption: t.tr("Claim mapping", "Claim-Zuordnung").to_owned(),
+            text: match &c["settings"]["claims"] {
+                Value::Null => t
+                    .tr(
+                        "The defaults: the roles and groups scopes release the user's roles and groups; no mappers.",
+                        "Die Voreinstellung: die Scopes roles und groups geben Rollen und Gruppen des Benutzers frei; keine Zuordnungen.",
+                    )
+                    .to_owned(),
+                claims => pretty(claims),
+            },
+        },
+        Block::Form(Form {
+            title: t
+                .tr(
+                    "Preview the tokens for a user",
+                    "Tokens für einen Benutzer ansehen",
+                )
+                .to_owned(),
+            action: format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)),
+            post: false,
+            fields: vec![
+                Input::text(
+                    "user",
+                    t.tr("Username or user id", "Benutzername oder Benutzer-Id"),
+                    &user,
+                )
+                .required(),
+            ],
+            hidden: Vec::new(),
+            submit: t.tr("Preview", "Ansehen").to_owned(),
+            danger: None,
+        }),
+    ];
+    if !user.is_empty() {
+        blocks.extend(preview(&state, &a, &id, &user).await?);
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        (
+            "clients",
+            &format!("{} {}", t.tr("Application", "Anwendung"), text(&c, "name")),
+        ),
+        &blocks,
+    )
+}
+
+/// The preview's three documents, or the API's reason there is none.
+async fn preview(state: &AppState, a: &Admin, id: &str, user: &str) -> Result<Vec<Block>, AppError> {
+    let t = a.t;
+    let path = format!("/clients/{}/preview?user={}", seg(id), seg(user));
+    let answer = a.api(state, Method::GET, &path, None).await?;
+    if !answer.ok() {
+        return Ok(vec![Block::Text(answer.problem())]);
+    }
+    let p = &answer.body;
+    let doc = |caption: &str, key: &str| Block::Pre {
+        caption: caption.to_owned(),
+        text: serde_json::to_string_pretty(&p[key]).unwrap_or_default(),
+    };
+    Ok(vec![
+        doc(t.tr("ID token", "ID-Token"), "id_token"),
+        doc(t.tr("Access token", "Access-Token"), "access_token"),
+        doc(t.tr("Userinfo", "Userinfo"), "userinfo"),
+    ])
 }
 
 /// `GET /t/{tenant}/admin/risk?deny=…&step_up=…`: recent elevated decisions with their
