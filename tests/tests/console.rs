@@ -464,10 +464,81 @@ async fn a_client_preview_shows_what_the_portal_gets_for_a_user(s: &TestServer) 
     );
 }
 
+async fn an_operator_runs_the_installation_from_the_system_console(s: &TestServer) {
+    use latchkey_server::{CONSOLE_SYSTEM_ACTIONS, CONSOLE_SYSTEM_PAGES};
+    use latchkey_store::{SystemTokenRepo, TenantRepo};
+    setup(s, "ops").await;
+    let olga = user(s, "ops", "alice");
+    with_totp(s, "ops", &olga);
+    // A tenant console credential is not an operator's.
+    console_admin(s, "ops", &olga, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "ops", "alice").await;
+    let (st, _, page) = b.get(s, "/t/ops/admin/system/").await;
+    assert_eq!(st, 403, "{page}");
+    assert!(
+        chain(s, "ops")
+            .iter()
+            .any(|e| e.action == "console.denied" && e.details["reason"] == "not_an_operator")
+    );
+    let new = NewAdminToken {
+        name: "olga".into(),
+        roles: vec!["system-admin".into()],
+        permissions: latchkey_core::Permissions::NONE,
+        kind: CredentialKind::Operator(tid(s, "ops"), olga.id.clone()),
+        expires_at: None,
+    };
+    s.state.db.create_system_token("test", &new).unwrap();
+    for p in CONSOLE_SYSTEM_PAGES {
+        let (st, _, page) = b.get(s, &format!("/t/ops/admin/system/{p}")).await;
+        assert_eq!(st, 200, "{p}: {page}");
+    }
+    let (_, _, page) = b.get(s, "/t/ops/admin/system/").await;
+    assert!(page.contains(">ops<"), "{page}");
+    let csrf = hidden(&page, "csrf");
+    for op in CONSOLE_SYSTEM_ACTIONS {
+        let path = format!("/t/ops/admin/system/do/{op}");
+        let (st, _, _) = b
+            .post(s, &path, &[("slug", "ops"), ("confirm", "yes")], &[])
+            .await;
+        assert_eq!(st, 403, "{op} without its CSRF token");
+    }
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("slug", "globex"),
+        ("display_name", "Globex"),
+    ];
+    let (st, h, body) = b
+        .post(s, "/t/ops/admin/system/do/tenant-create", &form, &[])
+        .await;
+    assert_eq!(st, 303, "{body}");
+    assert!(location(&h).contains("notice="), "{}", location(&h));
+    assert_eq!(
+        s.state.db.tenant_by_slug("globex").unwrap().unwrap().display_name,
+        "Globex"
+    );
+    let system = s
+        .state
+        .db
+        .audit_search(&TenantId::system(), &AuditFilter::default(), 0, 10_000)
+        .unwrap();
+    assert!(
+        system
+            .iter()
+            .any(|e| e.action == "tenant.create" && e.actor.starts_with("console:")),
+        "{system:#?}"
+    );
+    // The operator's session is the ops tenant's: other tenants' consoles don't know it.
+    let (st, h, _) = b.get(s, "/t/globex/admin/system/").await;
+    assert_eq!(st, 303);
+    assert!(location(&h).starts_with("/t/globex/login"));
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
     no_console_without_a_credential_or_a_second_factor,
     one_tenants_admin_never_reaches_another_tenants_console,
     a_client_preview_shows_what_the_portal_gets_for_a_user,
+    an_operator_runs_the_installation_from_the_system_console,
 );

@@ -26,7 +26,10 @@ pub mod config;
 mod logging;
 mod tls;
 
-pub use admin_api::console::{ACTIONS as CONSOLE_ACTIONS, PAGES as CONSOLE_PAGES};
+pub use admin_api::console::{
+    ACTIONS as CONSOLE_ACTIONS, PAGES as CONSOLE_PAGES, SYSTEM_ACTIONS as CONSOLE_SYSTEM_ACTIONS,
+    SYSTEM_PAGES as CONSOLE_SYSTEM_PAGES,
+};
 pub use admin_api::openapi::{document as admin_openapi, needs as admin_openapi_needs};
 pub use admin_api::{
     PREFIX as ADMIN_PREFIX, ROUTES as ADMIN_ROUTES, Route as AdminRoute,

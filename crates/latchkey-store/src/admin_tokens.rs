@@ -23,6 +23,9 @@ pub enum CredentialKind {
     Client(ClientId),
     /// A user of the tenant, by signing in to the admin console with two factors.
     User(UserId),
+    /// For a system credential: an operator's account in a tenant, by signing in there to the
+    /// system console with two factors.
+    Operator(TenantId, UserId),
 }
 
 /// A credential to create.
@@ -289,6 +292,12 @@ impl AdminTokenRepo for Db {
                 CredentialKind::TokenHash(h) => (Some(h.as_str()), None, None),
                 CredentialKind::Client(cid) => (None, Some(cid.clone()), None),
                 CredentialKind::User(uid) => (None, None, Some(uid.clone())),
+                CredentialKind::Operator(..) => {
+                    return Err(invalid(
+                        "kind",
+                        "an operator is a system credential, not a tenant's",
+                    ));
+                }
             };
             let token = AdminToken {
                 id: id.clone(),

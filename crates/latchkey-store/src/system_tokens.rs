@@ -8,15 +8,18 @@ use crate::schema::system_tokens;
 use crate::{Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{
-    AdminToken, BuiltinAdminRole, NewAuditEvent, Permissions, TenantId, UnixMillis, ValidationError, validate,
+    AdminToken, BuiltinAdminRole, NewAuditEvent, Permissions, TenantId, UnixMillis, UserId, ValidationError,
+    validate,
 };
 use serde_json::json;
 use std::str::FromStr;
 
 pub trait SystemTokenRepo {
-    /// A new system credential; `new.kind` must be a token hash.
+    /// A new system credential; `new.kind` is a token hash or an operator.
     fn create_system_token(&self, actor: &str, new: &NewAdminToken) -> Result<AdminToken>;
     fn system_token_by_hash(&self, token_hash: &str) -> Result<Option<AdminToken>>;
+    /// The system credential of the operator `user` of tenant `t`, if they are one.
+    fn system_token_by_user(&self, t: &TenantId, user: &UserId) -> Result<Option<AdminToken>>;
     fn system_token(&self, id: &str) -> Result<Option<AdminToken>>;
     fn list_system_tokens(&self) -> Result<Vec<AdminToken>>;
     /// Replaces its roles and/or permissions (`if_version`: its `updated_at`).
@@ -52,6 +55,7 @@ struct Row {
     roles: String,
     permissions: String,
     created_at: i64,
+    user_id: Option<String>,
     expires_at: Option<i64>,
     updated_at: i64,
 }
@@ -65,7 +69,7 @@ fn from_row(r: Row) -> Result<AdminToken> {
         permissions: Permissions::from_words(&r.permissions)
             .map_err(|e| StoreError::corrupt(format!("system_tokens.permissions: {e}")))?,
         client_id: None,
-        user_id: None,
+        user_id: r.user_id.map(UserId),
         created_at: r.created_at,
         expires_at: r.expires_at,
         updated_at: r.updated_at,
@@ -125,8 +129,15 @@ impl SystemTokenRepo for Db {
     fn create_system_token(&self, actor: &str, new: &NewAdminToken) -> Result<AdminToken> {
         let name = validate::display_name("name", &new.name)?;
         let roles = system_scoped(Some(&new.roles), Some(new.permissions))?;
-        let CredentialKind::TokenHash(hash) = &new.kind else {
-            return Err(invalid("kind", "a system credential is an lks_ token"));
+        let (hash, operator) = match &new.kind {
+            CredentialKind::TokenHash(h) => (Some(h.as_str()), None),
+            CredentialKind::Operator(t, u) => (None, Some((t.clone(), u.clone()))),
+            _ => {
+                return Err(invalid(
+                    "kind",
+                    "a system credential is an lks_ token or an operator",
+                ));
+            }
         };
         let now = self.now();
         let token = AdminToken {
@@ -136,7 +147,7 @@ impl SystemTokenRepo for Db {
             roles,
             permissions: new.permissions,
             client_id: None,
-            user_id: None,
+            user_id: operator.as_ref().map(|(_, u)| u.clone()),
             created_at: now,
             expires_at: new.expires_at,
             updated_at: now,
@@ -149,6 +160,8 @@ impl SystemTokenRepo for Db {
                     system_tokens::roles.eq(token.roles.join(" ")),
                     system_tokens::permissions.eq(token.permissions.to_words()),
                     system_tokens::token_hash.eq(hash),
+                    system_tokens::user_tenant_id.eq(operator.as_ref().map(|(t, _)| t.as_str())),
+                    system_tokens::user_id.eq(operator.as_ref().map(|(_, u)| u.as_str())),
                     system_tokens::created_at.eq(token.created_at),
                     system_tokens::expires_at.eq(token.expires_at),
                     system_tokens::updated_at.eq(token.updated_at),
@@ -159,6 +172,7 @@ impl SystemTokenRepo for Db {
                 "system_token.create",
                 format!("system_token:{}", token.id),
                 json!({"name": token.name, "roles": token.roles, "permissions": token.permissions,
+                       "operator": operator.as_ref().map(|(t, u)| format!("{t}/{u}")),
                        "expires_at": token.expires_at}),
             );
             Ok((token.clone(), event))
@@ -169,6 +183,21 @@ impl SystemTokenRepo for Db {
         let mut conn = self.conn()?;
         system_tokens::table
             .filter(system_tokens::token_hash.eq(token_hash))
+            .select(Row::as_select())
+            .first(&mut *conn)
+            .optional()?
+            .map(from_row)
+            .transpose()
+    }
+
+    fn system_token_by_user(&self, t: &TenantId, user: &UserId) -> Result<Option<AdminToken>> {
+        let mut conn = self.conn()?;
+        system_tokens::table
+            .filter(
+                system_tokens::user_tenant_id
+                    .eq(t.as_str())
+                    .and(system_tokens::user_id.eq(user.as_str())),
+            )
             .select(Row::as_select())
             .first(&mut *conn)
             .optional()?

@@ -615,12 +615,16 @@ pub enum AdminTokenCmd {
 #[derive(Debug, Subcommand)]
 pub enum SystemTokenCmd {
     /// Create an `lks_` token, shown once. It may do nothing until given `--role system-admin`
-    /// or `system:` permissions.
+    /// or `system:` permissions. With `--operator TENANT/USER` no token is made: that user
+    /// opens the system console at `/t/TENANT/admin/system/` by signing in with two factors.
     Create {
         #[arg(long)]
         name: String,
         #[command(flatten)]
         grants: AdminGrants,
+        /// An operator's own account, as TENANT/USER (username or id).
+        #[arg(long, value_name = "TENANT/USER")]
+        operator: Option<String>,
         /// Days until the token stops working (default: 90; 0 = never).
         #[arg(long, value_name = "DAYS", default_value_t = 90)]
         expires_in_days: u32,

@@ -216,11 +216,14 @@ async fn authenticate(req: &HttpRequest, state: &AppState, slug: &str) -> Result
         }
         let console = req.extensions().get::<ConsoleCredential>().cloned();
         let found = match (console, bearer(req), scope) {
-            (Some(c), _, Scope::Tenant) => (c.token.tenant_id == t.id).then_some((c.principal, c.token)),
+            // A console credential opens its own scope only: a tenant's console its tenant, the
+            // system console (an operator's system credential) the system routes.
+            (Some(c), _, Scope::Tenant | Scope::System) => {
+                (c.token.tenant_id == t.id).then_some((c.principal, c.token))
+            }
             (None, Some(presented), Scope::Tenant) => credential(state, &t, presented).await?,
             (None, Some(presented), Scope::System) => system_credential(state, presented).await?,
-            // A console credential never opens the system scope.
-            (Some(_), _, Scope::System) | (None, None, _) => None,
+            (None, None, _) => None,
         };
         let Some((principal, token)) = found else {
             budget.failed().await?;

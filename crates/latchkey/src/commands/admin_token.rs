@@ -72,21 +72,30 @@ pub fn run_system(ctx: &Context<'_>, cmd: SystemTokenCmd) -> Result<(), CliError
         SystemTokenCmd::Create {
             name,
             grants,
+            operator,
             expires_in_days,
             out,
         } => {
-            let secret = format!("lks_{}", random_token(&OsRng, 32));
+            let (kind, secret) = if let Some(o) = operator {
+                (operator_of(ctx, &o)?, None)
+            } else {
+                let secret = format!("lks_{}", random_token(&OsRng, 32));
+                (
+                    CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+                    Some(secret),
+                )
+            };
             let new = NewAdminToken {
                 name,
                 roles: nonempty(&grants.roles),
                 permissions: permissions(&grants.permissions)?,
-                kind: CredentialKind::TokenHash(sha256_hex(secret.as_bytes())),
+                kind,
                 expires_at: expiry(ctx, expires_in_days),
             };
             let token = ctx.db.create_system_token(ctx.actor(), &new)?;
             show_created(
                 &token,
-                Some(&secret),
+                secret.as_deref(),
                 out.json,
                 "--role system-admin or --permission system:…",
             );
@@ -116,6 +125,16 @@ pub fn run_system(ctx: &Context<'_>, cmd: SystemTokenCmd) -> Result<(), CliError
             Ok(())
         }
     }
+}
+
+/// `TENANT/USER` as an operator's account.
+fn operator_of(ctx: &Context<'_>, o: &str) -> Result<CredentialKind, CliError> {
+    let (slug, user) = o
+        .split_once('/')
+        .ok_or_else(|| CliError::BadFlag("--operator: expected TENANT/USER".into()))?;
+    let tenant = ctx.tenant(slug)?;
+    let user = ctx.user(&tenant, user)?;
+    Ok(CredentialKind::Operator(tenant.id, user.id))
 }
 
 /// The grants an update names: those given, or cleared when asked.

@@ -62,11 +62,11 @@ pub(crate) struct Call<'a> {
     pub if_match: Option<&'a str>,
 }
 
-/// Runs `call` as `who` on the admin API of `slug`.
+/// Runs `call` as `who` on the admin API of `slug`, or on the system scope for `None`.
 pub(crate) async fn call(
     state: &AppState,
     who: &ConsoleCredential,
-    slug: &str,
+    slug: Option<&str>,
     call: Call<'_>,
 ) -> Result<Answer, AppError> {
     let app = actix_web::test::init_service(
@@ -75,7 +75,10 @@ pub(crate) async fn call(
             .configure(crate::admin_api::configure),
     )
     .await;
-    let uri = format!("/admin/t/{}{}", super::seg(slug), call.path);
+    let uri = match slug {
+        Some(slug) => format!("/admin/t/{}{}", super::seg(slug), call.path),
+        None => format!("{}{}", crate::admin_api::SYSTEM_PREFIX, call.path),
+    };
     let mut builder = actix_web::test::TestRequest::default()
         .method(call.method.clone())
         .uri(&uri);

@@ -8,6 +8,7 @@
 
 pub(crate) mod api;
 mod page;
+mod system;
 mod users;
 mod views;
 
@@ -25,10 +26,11 @@ use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{NewAuditEvent, Permission, Permissions, Tenant, User};
 use latchkey_session::SessionId;
-use latchkey_store::AdminTokenRepo;
+use latchkey_store::{AdminTokenRepo, SystemTokenRepo};
 use serde_json::{Value, json};
 
 pub(crate) use page::T;
+pub use system::{ACTIONS as SYSTEM_ACTIONS, PAGES as SYSTEM_PAGES};
 pub(crate) use views::css;
 
 /// Every console page, by its path below `/t/{tenant}/admin/` (the tests walk them all).
@@ -63,6 +65,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/do/{op}", web::post().to(act));
     users::configure(cfg);
     views::configure(cfg);
+    system::configure(cfg);
 }
 
 async fn to_home(InTenant(t): InTenant) -> HttpResponse {
@@ -82,6 +85,8 @@ pub(crate) struct Admin {
     pub credential: ConsoleCredential,
     pub permissions: Permissions,
     pub t: T,
+    /// The system console: calls go to the system scope.
+    pub system: bool,
 }
 
 impl Admin {
@@ -105,7 +110,7 @@ impl Admin {
         api::call(
             state,
             &self.credential,
-            &self.tenant.slug,
+            (!self.system).then_some(self.tenant.slug.as_str()),
             api::Call {
                 method,
                 path,
@@ -134,6 +139,25 @@ pub(crate) async fn admin(
     req: &HttpRequest,
     tenant: Tenant,
 ) -> Result<Result<Admin, HttpResponse>, AppError> {
+    gate(state, req, tenant, false).await
+}
+
+/// [`admin`] for the system console: the signed-in user must be an operator (a system
+/// credential bound to their account in this tenant).
+pub(crate) async fn operator(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: Tenant,
+) -> Result<Result<Admin, HttpResponse>, AppError> {
+    gate(state, req, tenant, true).await
+}
+
+async fn gate(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: Tenant,
+    system: bool,
+) -> Result<Result<Admin, HttpResponse>, AppError> {
     let t = T::of(strings(req).lang);
     let here = here(req, &tenant);
     let Some((sid, s, user)) = signed_in(state, req, &tenant).await? else {
@@ -142,19 +166,27 @@ pub(crate) async fn admin(
             Some(&format!("return_to={}", seg(&here))),
         ))));
     };
-    let (tid, uid) = (tenant.id.clone(), user.id.clone());
-    let token = state
-        .store(move |db| db.admin_token_by_user(&tid, &uid))
-        .await?
-        .filter(|tok| !tok.is_expired(state.clock.now_millis()));
-    let Some(token) = token else {
-        refuse(state, &tenant, &user, "not_an_admin").await?;
+    let Some((token, permissions)) = credential_of(state, &tenant, &user, system).await? else {
+        refuse(
+            state,
+            &tenant,
+            &user,
+            if system { "not_an_operator" } else { "not_an_admin" },
+        )
+        .await?;
         return Err(AppError::new(
             Kind::Forbidden,
-            t.tr(
-                "Your account is not an administrator of this tenant.",
-                "Ihr Konto ist kein Administrator dieses Mandanten.",
-            ),
+            if system {
+                t.tr(
+                    "Your account is not an operator of this installation.",
+                    "Ihr Konto ist kein Betreiber dieser Installation.",
+                )
+            } else {
+                t.tr(
+                    "Your account is not an administrator of this tenant.",
+                    "Ihr Konto ist kein Administrator dieses Mandanten.",
+                )
+            },
         ));
     };
     if !s.amr.iter().any(|m| m == "mfa") {
@@ -162,10 +194,6 @@ pub(crate) async fn admin(
             .await
             .map(Err);
     }
-    let (tid, tok) = (tenant.id.clone(), token.clone());
-    let permissions = state
-        .store(move |db| db.effective_permissions(&tid, &tok))
-        .await?;
     let credential = ConsoleCredential {
         principal: format!("console:{}:user:{}", token.id, user.id),
         token,
@@ -177,7 +205,39 @@ pub(crate) async fn admin(
         credential,
         permissions,
         t,
+        system,
     }))
+}
+
+/// The user's live console credential (a tenant's, or for the system console a system one)
+/// and what it may do.
+async fn credential_of(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    system: bool,
+) -> Result<Option<(latchkey_core::AdminToken, Permissions)>, AppError> {
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
+    let now = state.clock.now_millis();
+    let found = state
+        .store(move |db| {
+            let token = if system {
+                db.system_token_by_user(&tid, &uid)?
+            } else {
+                db.admin_token_by_user(&tid, &uid)?
+            };
+            let Some(token) = token.filter(|tok| !tok.is_expired(now)) else {
+                return Ok::<_, latchkey_store::StoreError>(None);
+            };
+            let permissions = if system {
+                latchkey_store::system_permissions(&token)
+            } else {
+                db.effective_permissions(&tid, &token)?
+            };
+            Ok(Some((token, permissions)))
+        })
+        .await?;
+    Ok(found)
 }
 
 /// Sends an admin who signed in with one factor to their second; one who has none to set one
@@ -240,6 +300,7 @@ async fn posted(
     req: &HttpRequest,
     tenant: Tenant,
     form: &FormParams,
+    system: bool,
 ) -> Result<Result<Admin, HttpResponse>, AppError> {
     let Some((sid, _, _)) = signed_in(state, req, &tenant).await? else {
         return Ok(Err(see_other(&crate::web::urls::login(&tenant.slug, None))));
@@ -247,7 +308,7 @@ async fn posted(
     if !csrf::check(state, req, Some(sid.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(Kind::Forbidden, strings(req).form_expired));
     }
-    admin(state, req, tenant).await
+    gate(state, req, tenant, system).await
 }
 
 /// `POST /t/{tenant}/admin/do/{op}`: one console action (see [`users::action`] and
@@ -259,7 +320,7 @@ async fn act(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let a = match posted(&state, &req, tenant, &form).await? {
+    let a = match posted(&state, &req, tenant, &form, false).await? {
         Ok(a) => a,
         Err(res) => return Ok(res),
     };
@@ -268,16 +329,22 @@ async fn act(
         Some(done) => done,
         None => views::action(&state, &a, &op, &form).await?,
     };
+    Ok(finish(&a, &form, outcome, &home_url(&a.tenant.slug)))
+}
+
+/// Where an action sends the browser: back to its page (a console path below `home`) with a
+/// notice or the API's reason, or to the page it names.
+fn finish(a: &Admin, form: &FormParams, outcome: Done, home: &str) -> HttpResponse {
     let back = form
         .get("back")
         .and_then(|b| crate::web::respond::checked_return_to(&a.tenant, Some(b)))
-        .filter(|b| b.starts_with(&home_url(&a.tenant.slug)))
-        .unwrap_or_else(|| home_url(&a.tenant.slug));
-    Ok(match outcome {
+        .filter(|b| b.starts_with(home))
+        .unwrap_or_else(|| home.to_owned());
+    match outcome {
         Done::Back(notice) => see_other(&with_param(&back, "notice", &notice)),
         Done::To(path, notice) => see_other(&with_param(&path, "notice", &notice)),
         Done::Failed(error) => see_other(&with_param(&back, "error", &error)),
-    })
+    }
 }
 
 fn with_param(path: &str, name: &str, value: &str) -> String {

@@ -161,6 +161,19 @@ pub(crate) struct Nav {
 fn nav(a: &Admin, current: &str) -> Vec<Nav> {
     let t = a.t;
     let s = &a.tenant.slug;
+    if a.system {
+        return [
+            ("", t.tr("Tenants", "Mandanten")),
+            ("audit", t.tr("System audit", "System-Audit")),
+        ]
+        .into_iter()
+        .map(|(path, label)| Nav {
+            label,
+            href: format!("/t/{s}/admin/system/{path}"),
+            current: path == current,
+        })
+        .collect();
+    }
     let all: [(&str, &'static str, Option<Permission>); 9] = [
         ("", t.tr("Overview", "Übersicht"), None),
         ("users", t.tr("Users", "Benutzer"), Some(Permission::UsersRead)),

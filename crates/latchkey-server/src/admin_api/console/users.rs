@@ -385,7 +385,12 @@ async fn activity(state: &AppState, a: &Admin, id: &str) -> Result<Block, AppErr
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|e| security.iter().any(|p| text(e, "action").starts_with(p)))
+        .filter(|e| {
+            let action = text(e, "action");
+            // An admin reading the user is not the user's activity.
+            security.iter().any(|p| action.starts_with(p))
+                && !matches!(action.rsplit('.').next(), Some("read" | "list"))
+        })
         .map(|e| {
             let d = &e["details"];
             let score = d

@@ -171,7 +171,7 @@ async fn keys(
                     "Ja: einen neuen Schlüssel jetzt im JWKS veröffentlichen; er signiert nach der Vorveröffentlichung, damit Anwendungen mit zwischengespeichertem JWKS weiter prüfen können",
                 )),
         ));
-        for k in keys.iter().filter(|k| text(k, "state") == "published") {
+        for k in keys.iter().filter(|k| text(k, "state") == "pending") {
             blocks.push(Block::Form(
                 Form::action(&a, "key-activate", &format!("{} {}", t.tr("Activate", "Aktivieren"), text(k, "kid")), t.tr("Sign with this key now", "Jetzt mit diesem Schlüssel signieren"), &back)
                     .hidden("kid", &text(k, "kid"))
