@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod policy;
 pub mod risk_engine;
 pub mod saml;
+pub mod saml_health;
 pub mod tenant_file;
 pub mod verification;
 pub mod webhook;

@@ -371,6 +371,15 @@ pub enum SamlCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// The connection's health: last metadata refresh, IdP certificate expiry (warned 30 days
+    /// ahead), refused sign-ins of the last 7 days by reason, last successful sign-in.
+    Health {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -68,7 +68,8 @@ pub fn wants_json(command: &Command) -> bool {
             SamlCmd::List { out, .. }
             | SamlCmd::Show { out, .. }
             | SamlCmd::Remove { out, .. }
-            | SamlCmd::RefreshMetadata { out, .. } => out.json,
+            | SamlCmd::RefreshMetadata { out, .. }
+            | SamlCmd::Health { out, .. } => out.json,
         },
         Command::Client(client) => match client {
             ClientCmd::Create(create) => create.out.json,

@@ -18,6 +18,7 @@ pub mod openapi;
 mod policies;
 mod routes;
 mod saml;
+mod saml_onboarding;
 mod schema;
 mod sessions;
 mod system;
