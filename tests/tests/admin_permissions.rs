@@ -109,6 +109,16 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     let (saml, saml_test) = saml_objects(s, &base, &admin, slug).await;
     ids.insert("saml", saml);
     ids.insert("saml_test", saml_test);
+    let (st, v) = call(
+        s,
+        "POST",
+        &format!("{base}/domains"),
+        &admin,
+        Some(r#"{"domain":"corp.example","method":"dns"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    ids.insert("domain", made(&v, "domain"));
     s.state.keys.ensure_tenant(t, "test").unwrap();
     let (st, keys) = call(s, "GET", &format!("{base}/keys"), &admin, None).await;
     assert_eq!(st, StatusCode::OK, "{keys}");
@@ -174,6 +184,7 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
             "{client}" => ids["client"].clone(),
             "{kid}" => ids["kid"].clone(),
             "{test}" => ids["saml_test"].clone(),
+            "{domain}" => ids["domain"].clone(),
             s if s.starts_with('{') => panic!("no test value for {s} in {path}"),
             s => s.into(),
         };

@@ -1090,6 +1090,73 @@ fn saml_last_login_and_audit_target_are_per_connection(db: &Db) {
     );
 }
 
+/// Domain claims: one per tenant and domain, verified by one tenant at most, failures
+/// recorded without unverifying, every change audited, another tenant's claim out of reach.
+fn domain_claims_are_verified_by_one_tenant_only(db: &Db) {
+    use latchkey_store::{DomainMethod, DomainRepo};
+    let (a, b) = (tenant(db, "acme"), tenant(db, "globex"));
+    let made = db
+        .add_domain(&a, ACTOR, "corp.example", DomainMethod::Dns, "tok-a")
+        .unwrap();
+    assert_eq!(
+        (made.method, made.token.as_str(), made.verified_at),
+        (DomainMethod::Dns, "tok-a", None)
+    );
+    assert!(matches!(
+        db.add_domain(&a, ACTOR, "corp.example", DomainMethod::Http, "x"),
+        Err(StoreError::Conflict(_))
+    ));
+    db.add_domain(&b, ACTOR, "corp.example", DomainMethod::Http, "tok-b")
+        .unwrap();
+    let failed = db
+        .record_domain_check(&a, ACTOR, "corp.example", Err("no_record: none".into()))
+        .unwrap();
+    assert_eq!(
+        (failed.verified_at, failed.last_error.as_deref()),
+        (None, Some("no_record: none"))
+    );
+    let ok = db.record_domain_check(&a, ACTOR, "corp.example", Ok(())).unwrap();
+    assert!(ok.verified_at.is_some() && ok.last_error.is_none());
+    let again = db
+        .record_domain_check(&a, ACTOR, "corp.example", Err("wrong_value: x".into()))
+        .unwrap();
+    assert_eq!(
+        again.verified_at, ok.verified_at,
+        "a verified claim stays verified"
+    );
+    assert!(matches!(
+        db.record_domain_check(&b, ACTOR, "corp.example", Ok(())),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        db.tenant_domain(&b, "corp.example")
+            .unwrap()
+            .unwrap()
+            .verified_at
+            .is_none()
+    );
+    assert!(matches!(
+        db.record_domain_check(&b, ACTOR, "other.example", Ok(())),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(db.list_domains(&a).unwrap().len(), 1);
+    assert_eq!(events_named(db, &a, "domain.verify").len(), 3);
+    assert_eq!(events_named(db, &a, "domain.add").len(), 1);
+    // Once acme withdraws, globex may verify.
+    db.remove_domain(&a, ACTOR, "corp.example").unwrap();
+    assert!(matches!(
+        db.remove_domain(&a, ACTOR, "corp.example"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        db.record_domain_check(&b, ACTOR, "corp.example", Ok(()))
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+    assert!(db.tenant_domain(&a, "corp.example").unwrap().is_none());
+}
+
 fn provisioning_a_saml_user_creates_user_and_link_atomically(db: &Db) {
     let t = tenant(db, "acme");
     let s = saml(db, &t, "okta", &[]);
@@ -1923,6 +1990,7 @@ contract!(
     saml_refreshes_are_claimed_once,
     deleting_a_saml_connection_removes_its_identities,
     saml_last_login_and_audit_target_are_per_connection,
+    domain_claims_are_verified_by_one_tenant_only,
     provisioning_a_saml_user_creates_user_and_link_atomically,
     saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b,
     data_key_rotation_reseals_saml_sp_keys,

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod clients;
+pub mod domains;
 mod error;
 pub mod grants;
 pub mod invite;

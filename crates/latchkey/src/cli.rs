@@ -57,6 +57,9 @@ pub enum Command {
     /// service provider toward them).
     #[command(subcommand)]
     Saml(SamlCmd),
+    /// Domains a tenant claims and proves it controls (a DNS TXT record or an HTTP file).
+    #[command(subcommand)]
+    Domain(DomainCmd),
     /// Manage a tenant's roles and client roles, and assign them to users and groups.
     #[command(subcommand)]
     Role(RoleCmd),
@@ -330,6 +333,45 @@ pub enum RoleCmd {
     Unassign(RoleAssignment),
     /// A user's effective roles, client roles and groups, through every group they are in.
     Effective(UserRef),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Claim a domain; prints the challenge to publish (the TXT record, or the file and URL).
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        /// How the claim will be proven.
+        #[arg(long, value_parser = ["dns", "http"], default_value = "dns")]
+        method: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The tenant's claims with their challenges and state.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Check the challenge now (the configured DNS resolver; HTTP through the outbound guard);
+    /// exits 1 when the claim is not proven.
+    Verify {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Withdraw the claim.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 #[derive(Debug, Subcommand)]

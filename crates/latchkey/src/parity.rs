@@ -138,6 +138,13 @@ pub const PARITY: &[(&str, &[&str])] = &[
         "saml health",
         &["GET /admin/t/{tenant}/saml-connections/{id}/health"],
     ),
+    ("domain add", &["POST /admin/t/{tenant}/domains"]),
+    ("domain list", &["GET /admin/t/{tenant}/domains"]),
+    (
+        "domain verify",
+        &["POST /admin/t/{tenant}/domains/{domain}/verify"],
+    ),
+    ("domain remove", &["DELETE /admin/t/{tenant}/domains/{domain}"]),
     (
         "role create",
         &[

@@ -10,6 +10,7 @@ mod apply;
 mod attributes;
 mod chain;
 mod clients;
+mod domains;
 mod groups;
 mod idempotency;
 mod invitations;
