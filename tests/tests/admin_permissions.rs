@@ -106,24 +106,19 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     ids.insert("admin_role", made(&admin_role, "name"));
     ids.insert("credential", made(&cred, "id"));
     ids.insert("attribute", made(&attribute, "name"));
-    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
-    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
-        .unwrap()
-        .certificate;
-    let metadata = format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.{slug}.test/saml"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.{slug}.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
-    );
-    let body = json!({"name": "corp", "metadata_xml": metadata}).to_string();
+    let (saml, saml_test) = saml_objects(s, &base, &admin, slug).await;
+    ids.insert("saml", saml);
+    ids.insert("saml_test", saml_test);
     let (st, v) = call(
         s,
         "POST",
-        &format!("{base}/saml-connections"),
+        &format!("{base}/domains"),
         &admin,
-        Some(&body),
+        Some(r#"{"domain":"corp.example","method":"dns"}"#),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
-    ids.insert("saml", made(&v, "name"));
+    ids.insert("domain", made(&v, "domain"));
     s.state.keys.ensure_tenant(t, "test").unwrap();
     let (st, keys) = call(s, "GET", &format!("{base}/keys"), &admin, None).await;
     assert_eq!(st, StatusCode::OK, "{keys}");
@@ -134,6 +129,32 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
         .expect("a key");
     ids.insert("kid", kid);
     ids
+}
+
+/// A SAML connection `corp` of the tenant and a test sign-in of it: (its name, the test's id).
+async fn saml_objects(s: &TestServer, base: &str, admin: &str, slug: &str) -> (String, String) {
+    let made = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}")).to_owned();
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
+        .unwrap()
+        .certificate;
+    let metadata = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.{slug}.test/saml"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.{slug}.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>"#
+    );
+    let body = json!({"name": "corp", "metadata_xml": metadata}).to_string();
+    let (st, v) = call(s, "POST", &format!("{base}/saml-connections"), admin, Some(&body)).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let saml = made(&v, "name");
+    let (st, v) = call(
+        s,
+        "POST",
+        &format!("{base}/saml-connections/corp/tests"),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    (saml, made(&v, "id"))
 }
 
 /// A route's path with its parameters filled from `ids`, by the resource each belongs to.
@@ -162,6 +183,8 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
             "{factor}" => "totp".into(),
             "{client}" => ids["client"].clone(),
             "{kid}" => ids["kid"].clone(),
+            "{test}" => ids["saml_test"].clone(),
+            "{domain}" => ids["domain"].clone(),
             s if s.starts_with('{') => panic!("no test value for {s} in {path}"),
             s => s.into(),
         };

@@ -1046,6 +1046,117 @@ fn deleting_a_saml_connection_removes_its_identities(db: &Db) {
     assert!(db.saml_identity(&t, &other.id, "00u1").unwrap().is_none());
 }
 
+/// Connection health reads: the last sign-in through one connection (not another's, not
+/// another tenant's), and audit events by exact target.
+fn saml_last_login_and_audit_target_are_per_connection(db: &Db) {
+    let t = tenant(db, "acme");
+    let other_tenant = tenant(db, "globex");
+    let s = saml(db, &t, "okta", &[]);
+    let other = saml(db, &t, "entra", &[]);
+    let u = user(db, &t, "alice");
+    assert_eq!(db.saml_last_login(&t, &s.id).unwrap(), None);
+    db.link_saml_identity(&t, ACTOR, &s.id, "alice@corp.example", &u)
+        .unwrap();
+    assert_eq!(db.saml_last_login(&t, &s.id).unwrap(), None, "linked, never seen");
+    db.saml_login_seen(&t, &s.id, "alice@corp.example").unwrap();
+    let seen = db.saml_last_login(&t, &s.id).unwrap();
+    assert!(seen.is_some());
+    assert_eq!(db.saml_last_login(&t, &other.id).unwrap(), None);
+    assert_eq!(db.saml_last_login(&other_tenant, &s.id).unwrap(), None);
+    for target in [&s.id, &other.id] {
+        db.append_audit(
+            &t,
+            latchkey_core::NewAuditEvent::success(
+                "saml:x",
+                "saml.acs",
+                format!("saml:{target}"),
+                serde_json::json!({}),
+            ),
+        )
+        .unwrap();
+    }
+    let filter = latchkey_store::AuditFilter {
+        action: Some("saml.acs".into()),
+        target: Some(format!("saml:{}", s.id)),
+        ..latchkey_store::AuditFilter::default()
+    };
+    let found = db.audit_search(&t, &filter, 0, 100).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].target, format!("saml:{}", s.id));
+    assert!(
+        db.audit_search(&other_tenant, &filter, 0, 100)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Domain claims: one per tenant and domain, verified by one tenant at most, failures
+/// recorded without unverifying, every change audited, another tenant's claim out of reach.
+fn domain_claims_are_verified_by_one_tenant_only(db: &Db) {
+    use latchkey_store::{DomainMethod, DomainRepo};
+    let (a, b) = (tenant(db, "acme"), tenant(db, "globex"));
+    let made = db
+        .add_domain(&a, ACTOR, "corp.example", DomainMethod::Dns, "tok-a")
+        .unwrap();
+    assert_eq!(
+        (made.method, made.token.as_str(), made.verified_at),
+        (DomainMethod::Dns, "tok-a", None)
+    );
+    assert!(matches!(
+        db.add_domain(&a, ACTOR, "corp.example", DomainMethod::Http, "x"),
+        Err(StoreError::Conflict(_))
+    ));
+    db.add_domain(&b, ACTOR, "corp.example", DomainMethod::Http, "tok-b")
+        .unwrap();
+    let failed = db
+        .record_domain_check(&a, ACTOR, "corp.example", Err("no_record: none".into()))
+        .unwrap();
+    assert_eq!(
+        (failed.verified_at, failed.last_error.as_deref()),
+        (None, Some("no_record: none"))
+    );
+    let ok = db.record_domain_check(&a, ACTOR, "corp.example", Ok(())).unwrap();
+    assert!(ok.verified_at.is_some() && ok.last_error.is_none());
+    let again = db
+        .record_domain_check(&a, ACTOR, "corp.example", Err("wrong_value: x".into()))
+        .unwrap();
+    assert_eq!(
+        again.verified_at, ok.verified_at,
+        "a verified claim stays verified"
+    );
+    assert!(matches!(
+        db.record_domain_check(&b, ACTOR, "corp.example", Ok(())),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        db.tenant_domain(&b, "corp.example")
+            .unwrap()
+            .unwrap()
+            .verified_at
+            .is_none()
+    );
+    assert!(matches!(
+        db.record_domain_check(&b, ACTOR, "other.example", Ok(())),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(db.list_domains(&a).unwrap().len(), 1);
+    assert_eq!(events_named(db, &a, "domain.verify").len(), 3);
+    assert_eq!(events_named(db, &a, "domain.add").len(), 1);
+    // Once acme withdraws, globex may verify.
+    db.remove_domain(&a, ACTOR, "corp.example").unwrap();
+    assert!(matches!(
+        db.remove_domain(&a, ACTOR, "corp.example"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(
+        db.record_domain_check(&b, ACTOR, "corp.example", Ok(()))
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+    assert!(db.tenant_domain(&a, "corp.example").unwrap().is_none());
+}
+
 fn provisioning_a_saml_user_creates_user_and_link_atomically(db: &Db) {
     let t = tenant(db, "acme");
     let s = saml(db, &t, "okta", &[]);
@@ -1878,6 +1989,8 @@ contract!(
     saml_metadata_refresh_success_and_failure_are_audited,
     saml_refreshes_are_claimed_once,
     deleting_a_saml_connection_removes_its_identities,
+    saml_last_login_and_audit_target_are_per_connection,
+    domain_claims_are_verified_by_one_tenant_only,
     provisioning_a_saml_user_creates_user_and_link_atomically,
     saml_rows_of_tenant_a_cannot_be_reached_through_tenant_b,
     data_key_rotation_reseals_saml_sp_keys,

@@ -79,13 +79,13 @@ fn b64(n: Node<'_, '_>) -> Result<Vec<u8>> {
 
 /// Verifies the enveloped signature `sig`, a `ds:Signature` child of `signed`: the reference
 /// names `signed`'s ID (which the caller has checked is unique), and the digest and signature
-/// verify with one of `keys`.
+/// verify with one of `keys`. Returns the index in `keys` of the key that verified it.
 pub(crate) fn verify_enveloped(
     src: &str,
     signed: Node<'_, '_>,
     sig: Node<'_, '_>,
     keys: &[PublicKey],
-) -> Result<()> {
+) -> Result<usize> {
     if sig.parent() != Some(signed) || !is(sig, NS_DSIG, "Signature") {
         return Err(shape("the signature is not enveloped in the signed element"));
     }
@@ -144,7 +144,7 @@ pub(crate) fn verify_enveloped(
 
     let signature_value = b64(required(sig, "SignatureValue")?)?;
     let message = c14n::canonicalize(src, signed_info, None, &info_prefixes);
-    let verified = keys.iter().any(|k| {
+    let verified = keys.iter().position(|k| {
         let (alg, key): (&'static dyn signature::VerificationAlgorithm, &[u8]) = match (method, k) {
             (SigAlg::RsaSha256, PublicKey::Rsa(k)) => (&signature::RSA_PKCS1_2048_8192_SHA256, k),
             (SigAlg::RsaSha384, PublicKey::Rsa(k)) => (&signature::RSA_PKCS1_2048_8192_SHA384, k),
@@ -156,9 +156,5 @@ pub(crate) fn verify_enveloped(
             .verify(&message, &signature_value)
             .is_ok()
     });
-    if verified {
-        Ok(())
-    } else {
-        Err(SamlError::BadSignature)
-    }
+    verified.ok_or(SamlError::BadSignature)
 }

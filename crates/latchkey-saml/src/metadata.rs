@@ -88,7 +88,7 @@ fn verify_metadata_signature(
             None => return Err(SamlError::MetadataSignature("the metadata is not signed".into())),
         },
     };
-    dsig::verify_enveloped(text, signed, signature, &[key])
+    dsig::verify_enveloped(text, signed, signature, &[key]).map(drop)
 }
 
 /// The one IdP `EntityDescriptor`: the root itself, or the only IdP entity of an

@@ -57,6 +57,17 @@ pub struct Assertion {
     pub valid_until: UnixMillis,
     pub attributes: Vec<Attribute>,
     pub encrypted: bool,
+    /// The assertion's `Issuer` (checked to be the IdP's entity id).
+    pub issuer: String,
+    pub issue_instant: Option<UnixMillis>,
+    /// The response's `InResponseTo` (checked against the request's ID when there was one).
+    pub in_response_to: Option<String>,
+    /// Which signatures verified: the response's, the assertion's (at least one of them).
+    pub response_signed: bool,
+    pub assertion_signed: bool,
+    /// The index in `Expected::idp.certificates` of the certificate whose key verified the
+    /// assertion's signature (else the response's).
+    pub signer: usize,
 }
 
 /// An `saml:Attribute` with its plain-text values.
@@ -117,16 +128,18 @@ pub fn validate(text: &str, exp: &Expected<'_>) -> Result<Assertion> {
     check_envelope(&doc, response, exp)?;
     let keys = idp_keys(exp)?;
     let (plain, encrypted) = count_assertions(&doc)?;
-    let response_signed = verify_response_signature(text, &doc, response, &keys)?;
-    match (plain, encrypted) {
+    let response_signer = verify_response_signature(text, &doc, response, &keys)?;
+    let mut assertion = match (plain, encrypted) {
         (1, 0) => {
             let assertion = only_child(response, NS_ASSERTION, "Assertion")?
                 .ok_or_else(|| SamlError::Structure("the assertion is not a child of the response".into()))?;
-            read_assertion(text, assertion, response_signed, &keys, exp, false)
+            read_assertion(text, assertion, response_signer, &keys, exp, false)
         }
-        (0, 1) => read_encrypted_assertion(response, response_signed, &keys, exp),
+        (0, 1) => read_encrypted_assertion(response, response_signer, &keys, exp),
         _ => Err(SamlError::Structure("more than one assertion".into())),
-    }
+    }?;
+    assertion.in_response_to = response.attribute("InResponseTo").map(str::to_owned);
+    Ok(assertion)
 }
 
 /// The response element itself: a SAML 2.0 `samlp:Response` with a success status, unique
@@ -173,7 +186,7 @@ fn count_assertions(doc: &Document<'_>) -> Result<(usize, usize)> {
 }
 
 /// Checks where signatures sit and verifies the response's own signature if it has one.
-/// Returns whether the response is signed.
+/// Returns the index of the key that verified it when the response is signed.
 ///
 /// A signed response is checked before anything is decrypted (no decryption oracle for
 /// unsigned ciphertexts).
@@ -182,15 +195,12 @@ fn verify_response_signature(
     doc: &Document<'_>,
     response: Node<'_, '_>,
     keys: &[PublicKey],
-) -> Result<bool> {
+) -> Result<Option<usize>> {
     let response_sig = signature_of(response)?;
     check_signature_places(doc, response)?;
     match response_sig {
-        Some(sig) => {
-            dsig::verify_enveloped(text, response, sig, keys)?;
-            Ok(true)
-        }
-        None => Ok(false),
+        Some(sig) => dsig::verify_enveloped(text, response, sig, keys).map(Some),
+        None => Ok(None),
     }
 }
 
@@ -198,7 +208,7 @@ fn verify_response_signature(
 /// the same structure rules as the response, and reads the assertion inside.
 fn read_encrypted_assertion(
     response: Node<'_, '_>,
-    response_signed: bool,
+    response_signer: Option<usize>,
     keys: &[PublicKey],
     exp: &Expected<'_>,
 ) -> Result<Assertion> {
@@ -234,7 +244,7 @@ fn read_encrypted_assertion(
     {
         return Err(SamlError::Structure("text beside the encrypted assertion".into()));
     }
-    read_assertion(&decrypted_xml, *assertion, response_signed, keys, exp, true)
+    read_assertion(&decrypted_xml, *assertion, response_signer, keys, exp, true)
 }
 
 /// The decrypted assertion inside an element declaring the namespaces in scope at the
@@ -357,12 +367,12 @@ fn instant(n: Node<'_, '_>, attr: &str) -> Result<Option<UnixMillis>> {
 fn read_assertion(
     src: &str,
     assertion: Node<'_, '_>,
-    response_signed: bool,
+    response_signer: Option<usize>,
     keys: &[PublicKey],
     exp: &Expected<'_>,
     encrypted: bool,
 ) -> Result<Assertion> {
-    check_assertion_signature(src, assertion, response_signed, keys)?;
+    let assertion_signer = check_assertion_signature(src, assertion, response_signer.is_some(), keys)?;
     if assertion.attribute("Version") != Some("2.0") {
         return Err(SamlError::Malformed("assertion Version is not 2.0".into()));
     }
@@ -373,7 +383,8 @@ fn read_assertion(
     let issuer = only_child(assertion, NS_ASSERTION, "Issuer")?
         .ok_or_else(|| SamlError::Malformed("the assertion has no Issuer".into()))?;
     check_issuer(issuer, exp)?;
-    if instant(assertion, "IssueInstant")?.is_some_and(|t| t > exp.now + exp.skew_ms) {
+    let issue_instant = instant(assertion, "IssueInstant")?;
+    if issue_instant.is_some_and(|t| t > exp.now + exp.skew_ms) {
         return Err(SamlError::NotYetValid);
     }
     let not_after = check_conditions(assertion, exp)?;
@@ -406,26 +417,33 @@ fn read_assertion(
         valid_until,
         attributes: attributes(assertion)?,
         encrypted,
+        issuer: exp.idp.entity_id.clone(),
+        issue_instant,
+        in_response_to: None,
+        response_signed: response_signer.is_some(),
+        assertion_signed: assertion_signer.is_some(),
+        // One of the two verified (`check_assertion_signature` refuses an unsigned pair).
+        signer: assertion_signer.or(response_signer).unwrap_or_default(),
     })
 }
 
 /// No comments inside the assertion (they can split a text node the signature covers), and a
-/// valid signature on it unless the whole response was signed.
+/// valid signature on it unless the whole response was signed. Returns the index of the key
+/// that verified the assertion's own signature, when it has one.
 fn check_assertion_signature(
     src: &str,
     assertion: Node<'_, '_>,
     response_signed: bool,
     keys: &[PublicKey],
-) -> Result<()> {
+) -> Result<Option<usize>> {
     if assertion.descendants().any(|n| n.is_comment()) {
         return Err(SamlError::CommentInAssertion);
     }
     match signature_of(assertion)? {
-        Some(sig) => dsig::verify_enveloped(src, assertion, sig, keys)?,
-        None if response_signed => {}
-        None => return Err(SamlError::Unsigned),
+        Some(sig) => dsig::verify_enveloped(src, assertion, sig, keys).map(Some),
+        None if response_signed => Ok(None),
+        None => Err(SamlError::Unsigned),
     }
-    Ok(())
 }
 
 /// The assertion's `Conditions`: its validity window and an audience restriction naming us in

@@ -103,6 +103,13 @@ pub struct Config {
     /// Non-public destinations tenant-chosen URLs (SAML metadata, webhooks) may reach: hosts,
     /// CIDRs or `*`; by default none (see `latchkey_services::outbound`).
     pub outbound_allow_private: latchkey_services::OutboundPolicy,
+    /// The DNS server domain verification asks for TXT records (`address:port`); `None`: the
+    /// system's (`/etc/resolv.conf`).
+    pub dns_resolver: Option<SocketAddr>,
+    /// Development and tests only: the HTTP challenge of domain verification is fetched over
+    /// plain http from this address instead of `https://{domain}` (still through the outbound
+    /// guard).
+    pub domain_check_http_addr: Option<SocketAddr>,
 }
 
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
@@ -153,6 +160,8 @@ struct Raw {
     database_deadline_ms: Option<u64>,
     pending_signins_per_address: Option<u64>,
     outbound_allow_private: Option<StringOrList>,
+    dns_resolver: Option<String>,
+    domain_check_http_addr: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +207,8 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "pending_signins_per_address",
     ),
     ("LATCHKEY_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private"),
+    ("LATCHKEY_DNS_RESOLVER", "dns_resolver"),
+    ("LATCHKEY_DOMAIN_CHECK_HTTP_ADDR", "domain_check_http_addr"),
 ];
 
 /// Variables with the prefix that are not settings but are allowed (test harness, tooling).
@@ -297,8 +308,15 @@ impl Config {
         let mail_from = mail_from(raw.mail_from.clone(), &public_url)?;
         let log_ip = log_ip(raw.log_ip.as_deref())?;
         let outbound_allow_private = outbound_allow_private(raw.outbound_allow_private.as_ref())?;
+        let dns_resolver = socket_addr("LATCHKEY_DNS_RESOLVER", raw.dns_resolver.as_deref())?;
+        let domain_check_http_addr = socket_addr(
+            "LATCHKEY_DOMAIN_CHECK_HTTP_ADDR",
+            raw.domain_check_http_addr.as_deref(),
+        )?;
         Ok(Config {
             outbound_allow_private,
+            dns_resolver,
+            domain_check_http_addr,
             geoip_db: geoip_paths(raw.geoip_db),
             risk_denylist: raw.risk_denylist.map(PathBuf::from),
             log_ip,
@@ -381,9 +399,21 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "database_deadline_ms" => raw.database_deadline_ms = Some(parse_num(value)? as u64),
         "pending_signins_per_address" => raw.pending_signins_per_address = Some(parse_num(value)? as u64),
         "outbound_allow_private" => raw.outbound_allow_private = Some(StringOrList::One(value.to_owned())),
+        "dns_resolver" => raw.dns_resolver = v.filter(|s| !s.is_empty()),
+        "domain_check_http_addr" => raw.domain_check_http_addr = v.filter(|s| !s.is_empty()),
         _ => return Err(cfg_err(name, "unknown setting")),
     }
     Ok(())
+}
+
+/// An optional `address:port` setting.
+fn socket_addr(name: &str, value: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    value
+        .map(|v| {
+            v.parse::<SocketAddr>()
+                .map_err(|_| cfg_err(name, format!("{v:?} is not an address:port such as 127.0.0.1:53")))
+        })
+        .transpose()
 }
 
 /// Mail carries reset links: it leaves only over TLS, except to a relay on this machine.

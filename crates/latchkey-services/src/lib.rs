@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod clients;
+pub mod domains;
 mod error;
 pub mod grants;
 pub mod invite;
@@ -16,6 +17,7 @@ pub mod outbound;
 pub mod policy;
 pub mod risk_engine;
 pub mod saml;
+pub mod saml_health;
 pub mod tenant_file;
 pub mod verification;
 pub mod webhook;

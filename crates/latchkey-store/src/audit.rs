@@ -17,6 +17,8 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Unix milliseconds, exclusive.
     pub until: Option<i64>,
+    /// An exact target (`saml:<connection id>`).
+    pub target: Option<String>,
 }
 
 impl AuditFilter {
@@ -162,6 +164,9 @@ impl AuditRepo for Db {
             Some((_, Some(prefix))) => q = q.filter(audit_events::action.like(format!("{prefix}%"))),
             Some((exact, None)) => q = q.filter(audit_events::action.eq(exact.to_owned())),
             None => {}
+        }
+        if let Some(target) = &filter.target {
+            q = q.filter(audit_events::target.eq(target.clone()));
         }
         if let Some(since) = filter.since {
             q = q.filter(audit_events::at.ge(since));

@@ -9,6 +9,7 @@ mod clients;
 mod conn;
 mod db;
 pub mod deadline;
+mod domains;
 mod error;
 mod groups;
 mod invitations;
@@ -32,6 +33,7 @@ pub use audit::{Anchor, AuditFilter, AuditRepo};
 pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};
+pub use domains::{DomainMethod, DomainRepo, TenantDomain};
 pub use error::StoreError;
 pub use groups::{GroupMembers, GroupRepo, GroupUpdate};
 pub use invitations::{

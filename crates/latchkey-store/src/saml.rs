@@ -150,6 +150,8 @@ pub trait SamlRepo {
     ) -> Result<()>;
     /// Stamps the link's last sign-in.
     fn saml_login_seen(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<()>;
+    /// The latest sign-in through the connection (`saml_login_seen`), if any.
+    fn saml_last_login(&self, t: &TenantId, connection_id: &str) -> Result<Option<i64>>;
 }
 
 /// A `saml_connections` row as stored.
@@ -783,5 +785,16 @@ impl SamlRepo for Db {
                 .execute(c)?;
             Ok(())
         })
+    }
+
+    fn saml_last_login(&self, t: &TenantId, connection_id: &str) -> Result<Option<i64>> {
+        Ok(saml_identities::table
+            .filter(
+                saml_identities::tenant_id
+                    .eq(t.as_str())
+                    .and(saml_identities::connection_id.eq(connection_id)),
+            )
+            .select(diesel::dsl::max(saml_identities::last_login_at))
+            .first(&mut *self.conn()?)?)
     }
 }

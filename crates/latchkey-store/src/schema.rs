@@ -472,6 +472,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tenant_domains (tenant_id, domain) {
+        tenant_id -> Text,
+        domain -> Text,
+        method -> Text,
+        token -> Text,
+        verified_at -> Nullable<BigInt>,
+        last_checked_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -509,5 +522,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_client_roles,
     invitations,
     attribute_defs,
-    user_attributes
+    user_attributes,
+    tenant_domains
 );

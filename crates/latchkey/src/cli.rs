@@ -58,6 +58,9 @@ pub enum Command {
     /// service provider toward them).
     #[command(subcommand)]
     Saml(SamlCmd),
+    /// Domains a tenant claims and proves it controls (a DNS TXT record or an HTTP file).
+    #[command(subcommand)]
+    Domain(DomainCmd),
     /// Manage a tenant's roles and client roles, and assign them to users and groups.
     #[command(subcommand)]
     Role(RoleCmd),
@@ -334,6 +337,45 @@ pub enum RoleCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Claim a domain; prints the challenge to publish (the TXT record, or the file and URL).
+    Add {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        /// How the claim will be proven.
+        #[arg(long, value_parser = ["dns", "http"], default_value = "dns")]
+        method: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The tenant's claims with their challenges and state.
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Check the challenge now (the configured DNS resolver; HTTP through the outbound guard);
+    /// exits 1 when the claim is not proven.
+    Verify {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Withdraw the claim.
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        domain: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SamlCmd {
     /// Connect an IdP from its metadata; prints what the IdP's administrator needs (SP entity
     /// id, metadata and ACS URLs).
@@ -366,6 +408,15 @@ pub enum SamlCmd {
     /// Fetch the metadata from its URL now. On failure the last good metadata is kept, the
     /// error recorded, and the command exits 1.
     RefreshMetadata {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The connection's health: last metadata refresh, IdP certificate expiry (warned 30 days
+    /// ahead), refused sign-ins of the last 7 days by reason, last successful sign-in.
+    Health {
         #[command(flatten)]
         tenant: TenantArg,
         name: String,

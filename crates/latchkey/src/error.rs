@@ -100,6 +100,8 @@ pub(crate) enum CliError {
         name: String,
         reason: latchkey_services::ServiceError,
     },
+    #[error("{domain} is not verified: {reason}")]
+    DomainUnverified { domain: String, reason: String },
     #[error("generating the SP key: {0}")]
     SpKey(SamlError),
     /// A tenant file that can't be applied, or an apply that stopped halfway.
@@ -150,6 +152,7 @@ impl CliError {
             | CliError::KeySwap { .. }
             | CliError::MetadataFetch(_)
             | CliError::RefreshFailed { .. }
+            | CliError::DomainUnverified { .. }
             | CliError::SpKey(_)
             | CliError::AsyncRuntime(_) => 1,
         }

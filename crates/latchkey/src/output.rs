@@ -1,8 +1,8 @@
 //! Printing: a short human form by default, JSON with `--json`.
 
 use crate::cli::{
-    AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, GrantsCmd, GroupCmd, InviteCmd,
-    KeysCmd, MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
+    AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, DomainCmd, GrantsCmd, GroupCmd,
+    InviteCmd, KeysCmd, MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -51,6 +51,12 @@ pub fn wants_json(command: &Command) -> bool {
             | AttributeCmd::Show { out, .. }
             | AttributeCmd::Set { out, .. }
             | AttributeCmd::Unset { out, .. },
+        )
+        | Command::Domain(
+            DomainCmd::Add { out, .. }
+            | DomainCmd::List { out, .. }
+            | DomainCmd::Verify { out, .. }
+            | DomainCmd::Remove { out, .. },
         ) => out.json,
         Command::Group(group) => match group {
             GroupCmd::Create { out, .. }
@@ -68,7 +74,8 @@ pub fn wants_json(command: &Command) -> bool {
             SamlCmd::List { out, .. }
             | SamlCmd::Show { out, .. }
             | SamlCmd::Remove { out, .. }
-            | SamlCmd::RefreshMetadata { out, .. } => out.json,
+            | SamlCmd::RefreshMetadata { out, .. }
+            | SamlCmd::Health { out, .. } => out.json,
         },
         Command::Client(client) => match client {
             ClientCmd::Create(create) => create.out.json,

@@ -136,6 +136,17 @@ pub const PARITY: &[(&str, &[&str])] = &[
         &["POST /admin/t/{tenant}/saml-connections/{id}/refresh"],
     ),
     (
+        "saml health",
+        &["GET /admin/t/{tenant}/saml-connections/{id}/health"],
+    ),
+    ("domain add", &["POST /admin/t/{tenant}/domains"]),
+    ("domain list", &["GET /admin/t/{tenant}/domains"]),
+    (
+        "domain verify",
+        &["POST /admin/t/{tenant}/domains/{domain}/verify"],
+    ),
+    ("domain remove", &["DELETE /admin/t/{tenant}/domains/{domain}"]),
+    (
         "role create",
         &[
             "POST /admin/t/{tenant}/roles",
@@ -260,6 +271,14 @@ pub const API_ONLY: &[(&str, &str)] = &[
     (
         "DELETE /admin/t/{tenant}/users/{id}/sessions/{session}",
         "as above: the session store belongs to the running server",
+    ),
+    (
+        "POST /admin/t/{tenant}/saml-connections/{id}/tests",
+        "a test sign-in runs in a browser window against the running server, whose session store holds it",
+    ),
+    (
+        "GET /admin/t/{tenant}/saml-connections/{id}/tests/{test}",
+        "as above: the test's result is held by the running server's session store",
     ),
 ];
 

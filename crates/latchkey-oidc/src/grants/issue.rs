@@ -74,11 +74,12 @@ pub struct Preview {
     pub userinfo: serde_json::Value,
 }
 
-/// [`Preview`] of a sign-in by `user` (with `amr`) at `now_ms` (milliseconds).
+/// [`Preview`] of a sign-in by `user` (with `amr`) at `now_ms` (milliseconds); without a user,
+/// what the client gets acting for itself (an access token only; the others are `null`).
 pub fn preview(
     (issuer, tenant): (&str, &latchkey_core::Tenant),
     c: &Client,
-    (user, amr): (&User, &[String]),
+    who: Option<(&User, &[String])>,
     (scope, audience): (&str, &str),
     facts: Option<&ClaimFacts>,
     now_ms: i64,
@@ -91,6 +92,14 @@ pub fn preview(
         iat: now,
         exp: now + life.access_secs,
         jti: "preview",
+    };
+    let Some((user, amr)) = who else {
+        let at = access_token_claims(&env, audience, scope, None);
+        return Preview {
+            id_token: serde_json::Value::Null,
+            access_token: with_authorization(at, c, scope, None, TokenTarget::AccessToken),
+            userinfo: serde_json::Value::Null,
+        };
     };
     let acr = crate::tokens::acr_of(amr);
     let a = Authentication {

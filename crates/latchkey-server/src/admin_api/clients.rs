@@ -271,12 +271,12 @@ pub(super) async fn list(
     .map_err(AppError::problem)
 }
 
-/// `user` (an id or username) and the `scope` to preview (default `openid profile email roles
-/// groups`).
+/// `user` (an id or username; without one, the client acting for itself) and the `scope` to
+/// preview (default `openid profile email roles groups`).
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewQuery {
-    user: String,
+    user: Option<String>,
     scope: Option<String>,
 }
 
@@ -284,11 +284,42 @@ pub(super) struct PreviewQuery {
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub(super) struct PreviewView {
     client_id: ClientId,
-    user_id: latchkey_core::UserId,
+    user_id: Option<latchkey_core::UserId>,
     scope: String,
     id_token: Value,
     access_token: Value,
     userinfo: Value,
+}
+
+type Found = (
+    Client,
+    Option<(latchkey_core::User, latchkey_oidc::claims::ClaimFacts)>,
+);
+
+/// The client, and the user by username or id with their claim facts (`None` when not asked
+/// for); `Ok(None)` for an unknown client, 404 for an unknown user.
+fn preview_subjects(
+    db: &latchkey_store::Db,
+    tid: &latchkey_core::TenantId,
+    cid: &ClientId,
+    name: Option<&str>,
+) -> Result<Option<Found>, StoreError> {
+    use latchkey_oidc::UserLookup as _;
+    use latchkey_store::UserRepo as _;
+    let Some(client) = db.client(tid, cid)? else {
+        return Ok(None);
+    };
+    let Some(name) = name else {
+        return Ok(Some((client, None)));
+    };
+    let user = match db.user_by_username(tid, name)? {
+        Some(u) => u,
+        None => db
+            .user(tid, &latchkey_core::UserId(name.to_owned()))?
+            .ok_or(StoreError::NotFound { what: "user" })?,
+    };
+    let facts = db.claim_facts(tid, &user.id)?;
+    Ok(Some((client, Some((user, facts)))))
 }
 
 /// `GET /admin/t/{tenant}/clients/{id}/preview?user=…&scope=…`: the ID token, JWT access token
@@ -305,40 +336,25 @@ pub(super) async fn preview(
         let scope = q
             .scope
             .unwrap_or_else(|| "openid profile email roles groups".to_owned());
-        let tid = caller.tenant.id.clone();
-        let (cid, name) = (id.clone(), q.user.clone());
+        let (tid, cid, name) = (caller.tenant.id.clone(), id.clone(), q.user.clone());
         let found = state
-            .store(move |db| {
-                use latchkey_oidc::UserLookup as _;
-                use latchkey_store::UserRepo as _;
-                let Some(client) = db.client(&tid, &cid)? else {
-                    return Ok::<_, StoreError>(None);
-                };
-                let user = match db.user_by_username(&tid, &name)? {
-                    Some(u) => Some(u),
-                    None => db.user(&tid, &latchkey_core::UserId(name.clone()))?,
-                };
-                let Some(user) = user else {
-                    return Ok(Some((client, None)));
-                };
-                let facts = db.claim_facts(&tid, &user.id)?;
-                Ok(Some((client, Some((user, facts)))))
-            })
-            .await?;
+            .store(move |db| preview_subjects(db, &tid, &cid, name.as_deref()))
+            .await
+            .map_err(missing("user"))?;
         let (client, who) = found.ok_or_else(|| not_found("client"))?;
-        let (user, facts) = who.ok_or_else(|| not_found("user"))?;
         let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
         let issuer = state.config.issuer(&caller.tenant.slug);
         let p = latchkey_oidc::grants::preview(
             (&issuer, &caller.tenant),
             &client,
-            (&user, &amr),
+            who.as_ref().map(|(u, _)| (u, amr.as_slice())),
             (&scope, client.client_id.as_str()),
-            Some(&facts),
+            who.as_ref().map(|(_, f)| f),
             state.clock.now_millis(),
         );
+        let user_id = who.map(|(u, _)| u.id);
         let target = format!("client:{}", client.client_id);
-        let details = json!({"user_id": user.id, "scope": scope});
+        let details = json!({"user_id": user_id, "scope": scope});
         audit(
             &state,
             &caller,
@@ -350,7 +366,7 @@ pub(super) async fn preview(
         .await?;
         Ok(json_ok(&PreviewView {
             client_id: client.client_id,
-            user_id: user.id,
+            user_id,
             scope,
             id_token: p.id_token,
             access_token: p.access_token,

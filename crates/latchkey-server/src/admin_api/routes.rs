@@ -7,8 +7,8 @@
 use super::PageQuery;
 use super::schema::MergePatch;
 use super::{
-    accounts, admin, apply, attributes, chain, clients, groups, invitations, keys, policies, saml, sessions,
-    system, users,
+    accounts, admin, apply, attributes, chain, clients, domains, groups, invitations, keys, policies, saml,
+    saml_onboarding, sessions, system, users,
 };
 use actix_web::web;
 use latchkey_core::{
@@ -225,6 +225,13 @@ table! {
     patch "/saml-connections/{id}" => saml::update, SamlWrite, in saml::SamlPatch, out SamlConnection;
     post "/saml-connections/{id}/refresh" => saml::refresh, SamlWrite, out saml::Refreshed;
     get "/saml-connections/{id}/certificates" => saml::certificates, SamlRead, out Vec<saml::Certificate>;
+    get "/saml-connections/{id}/health" => saml_onboarding::health, SamlRead, out latchkey_services::saml_health::Health;
+    post "/saml-connections/{id}/tests" => saml_onboarding::create, SamlWrite, out saml_onboarding::NewTest;
+    get "/saml-connections/{id}/tests/{test}" => saml_onboarding::get, SamlRead, out crate::flow::saml_test::SamlTest;
+    get "/domains" => domains::list, SamlRead, out Vec<domains::Challenge>;
+    post "/domains" => domains::add, SamlWrite, in domains::AddBody, out domains::Challenge;
+    post "/domains/{domain}/verify" => domains::verify, SamlWrite, out domains::Verification;
+    delete "/domains/{domain}" => domains::remove, SamlWrite, out domains::DomainRemoved;
     get "/permissions" => admin::permissions, CredentialsRead, out admin::Known;
     get "/credentials" => admin::list_credentials, CredentialsRead, query PageQuery, out Vec<admin::Credential>;
     post "/credentials" => admin::create_credential, CredentialsWrite, in admin::NewCredential, out admin::NewCredentialView;

@@ -220,6 +220,7 @@ pub(super) async fn search_audit(
             action: q.action,
             since: q.since,
             until: q.until,
+            target: None,
         };
         let limit = q.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {

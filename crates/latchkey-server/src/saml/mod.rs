@@ -8,6 +8,11 @@
 //! it. The browser is instead recognised by a short-lived correlation cookie made for this one
 //! sign-in (`SameSite=None; Secure`), named after the opaque `RelayState` handle; the main
 //! session cookie is never relaxed.
+//!
+//! A test sign-in ([`test`]) runs the same start and the same checks, and records what came
+//! back instead of signing in.
+
+mod test;
 
 use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::flow::interaction;
@@ -36,6 +41,7 @@ const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
         .route("/saml/{connection}/login", web::get().to(start))
+        .route("/saml/{connection}/test", web::post().to(test::start))
         .service(
             web::resource("/saml/{connection}/acs")
                 .app_data(web::PayloadConfig::new(crate::web::limits::ACS_MAX_BODY))
@@ -120,6 +126,9 @@ struct Pending {
     binding: String,
     /// ForceAuthn was sent: the IdP must have authenticated after `started_at`.
     force_authn: bool,
+    /// The test sign-in (its id) this request runs: the response is recorded, nobody signed in.
+    #[serde(default)]
+    test: Option<String>,
     started_at: i64,
     expires_at: i64,
 }
@@ -179,7 +188,36 @@ async fn start(
         }
         None => None,
     };
-    crate::flow::throttle::admit_pending(&state, &req, &t).await?;
+    let b = Begin {
+        resume,
+        force_authn,
+        test: None,
+    };
+    begin(&state, &req, &t, &c, b).await
+}
+
+/// What a sign-in carries besides its AuthnRequest: where to go once signed in, whether a fresh
+/// authentication is asked for, and the test sign-in it runs instead.
+struct Begin {
+    resume: Option<String>,
+    force_authn: bool,
+    test: Option<String>,
+}
+
+/// Stores the outstanding request and sends the browser to the IdP with it.
+async fn begin(
+    state: &AppState,
+    req: &HttpRequest,
+    t: &Tenant,
+    c: &SamlConnection,
+    b: Begin,
+) -> Result<HttpResponse, AppError> {
+    let Begin {
+        resume,
+        force_authn,
+        test,
+    } = b;
+    crate::flow::throttle::admit_pending(state, req, t).await?;
     let mut random = [0u8; 16];
     state.rng.fill(&mut random);
     let request_id = latchkey_saml::request_id(&random);
@@ -191,6 +229,7 @@ async fn start(
         resume,
         binding: latchkey_core::sha256_hex(correlation.as_bytes()),
         force_authn,
+        test,
         started_at: state.clock.now_millis(),
         expires_at: state.clock.now_millis() + PENDING_TTL.as_millis() as i64,
     };
@@ -199,7 +238,7 @@ async fn start(
         .ephemeral
         .put_once(&t.id, &pending_key(&relay), &bytes, PENDING_TTL)
         .await?;
-    let (entity_id, acs_url) = sp_urls(&state, &t.slug, &c.name);
+    let (entity_id, acs_url) = sp_urls(state, &t.slug, &c.name);
     let request = latchkey_saml::AuthnRequest {
         id: &request_id,
         sp_entity_id: &entity_id,
@@ -208,10 +247,10 @@ async fn start(
         now: state.clock.now_millis(),
         force_authn,
     };
-    let cookie = correlation_cookie(&state, correlation_cookie_name(&state, &t, &relay), correlation);
+    let cookie = correlation_cookie(state, correlation_cookie_name(state, t, &relay), correlation);
     let mut res = if c.idp.sso_binding == BINDING_REDIRECT {
-        let key = if signs_requests(&c) {
-            Some(sp_key(&state, &t, &c)?)
+        let key = if signs_requests(c) {
+            Some(sp_key(state, t, c)?)
         } else {
             None
         };
@@ -357,10 +396,23 @@ async fn acs(
         .map(str::to_owned);
     let posted = parse(&state, move || read_post(content_type.as_deref(), &body)).await?;
     let relay = posted.relay;
-    let mut res = match consume(&state, &req, &t, &c, posted.response, relay.as_deref()).await {
+    let mut test = None;
+    let consumed = consume(
+        &state,
+        &req,
+        (&t, &c),
+        posted.response,
+        relay.as_deref(),
+        &mut test,
+    )
+    .await;
+    let mut res = match consumed {
         Ok(res) => res,
         Err(Refusal::Internal(e)) => return Err(e),
-        Err(refusal) => refused(&state, &req, &t, &c, &refusals, &refusal).await?,
+        Err(refusal) => match test.as_deref() {
+            Some(id) => test::refused(&state, &req, &t, &c, (id, &refusals), &refusal).await?,
+            None => refused(&state, &req, &t, &c, &refusals, &refusal).await?,
+        },
     };
     if let Some(relay) = relay {
         res.add_cookie(&crate::web::cookies::removal(
@@ -462,20 +514,37 @@ async fn refused(
 }
 
 /// Takes the outstanding request (when the response answers one), validates the response and
-/// signs the person in; `Err` says why not, having changed nothing.
+/// signs the person in; `Err` says why not, having changed nothing. When the request was a
+/// test sign-in, `test_id` is set to its id as soon as that is known, and a valid response is
+/// recorded for it instead of signing in.
 async fn consume(
     state: &AppState,
     req: &HttpRequest,
-    tenant: &Tenant,
-    connection: &SamlConnection,
+    (tenant, connection): (&Tenant, &SamlConnection),
     response: Option<Result<String, SamlError>>,
     relay: Option<&str>,
+    test_id: &mut Option<String>,
 ) -> Result<HttpResponse, Refusal> {
-    let text = response.ok_or(Refusal::BadForm)?.map_err(Refusal::Saml)?;
+    let text = match response {
+        Some(Ok(text)) => text,
+        unreadable => {
+            // A test learns why; its request stays outstanding, as a sign-in's does.
+            if let Some(relay) = relay {
+                *test_id = peek_pending(state, req, tenant, relay)
+                    .await?
+                    .and_then(|p| p.test);
+            }
+            return Err(match unreadable {
+                Some(Err(e)) => Refusal::Saml(e),
+                _ => Refusal::BadForm,
+            });
+        }
+    };
     let pending = match relay {
         Some(relay) => take_pending(state, req, tenant, relay).await?,
         None => None,
     };
+    test_id.clone_from(&pending.as_ref().and_then(|p| p.test.clone()));
     if pending.as_ref().is_some_and(|p| p.connection_id != connection.id) {
         return Err(Refusal::WrongConnection);
     }
@@ -511,6 +580,9 @@ async fn consume(
             .is_none_or(|at| at < p.started_at - SKEW_MS)
     {
         return Err(Refusal::StaleAuthn);
+    }
+    if let Some(id) = test_id.as_deref() {
+        return Ok(test::succeeded(state, req, tenant, connection, &assertion, id).await?);
     }
     let forced_since = pending.as_ref().filter(|p| p.force_authn).map(|p| p.started_at);
     sign_in(
@@ -580,6 +652,23 @@ async fn take_pending(
     tenant: &Tenant,
     relay: &str,
 ) -> Result<Option<Pending>, Refusal> {
+    let Some(pending) = peek_pending(state, req, tenant, relay).await? else {
+        return Ok(None);
+    };
+    match state.ephemeral.take(&tenant.id, &pending_key(relay)).await? {
+        Some(_) if state.clock.now_millis() < pending.expires_at => Ok(Some(pending)),
+        // Taken by a concurrent request, or expired.
+        _ => Err(Refusal::Correlation),
+    }
+}
+
+/// The outstanding request `relay` names, left in place, if this browser started it.
+async fn peek_pending(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    relay: &str,
+) -> Result<Option<Pending>, Refusal> {
     let key = pending_key(relay);
     let Some(bytes) = state.ephemeral.peek(&tenant.id, &key).await? else {
         // Unknown or expired: the response is judged as unsolicited.
@@ -596,11 +685,7 @@ async fn take_pending(
     )) {
         return Err(Refusal::Correlation);
     }
-    match state.ephemeral.take(&tenant.id, &key).await? {
-        Some(_) if state.clock.now_millis() < pending.expires_at => Ok(Some(pending)),
-        // Taken by a concurrent request, or expired.
-        _ => Err(Refusal::Correlation),
-    }
+    Ok(Some(pending))
 }
 
 /// The mapped attribute's first value.
@@ -777,6 +862,28 @@ fn idp_groups(connection: &SamlConnection, a: &Assertion) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The tenant roles the connection's role map grants for the IdP `groups`.
+fn mapped_roles(connection: &SamlConnection, groups: &[String]) -> Vec<String> {
+    connection
+        .options
+        .role_map
+        .iter()
+        .filter(|(g, _)| groups.contains(g))
+        .map(|(_, r)| r.clone())
+        .collect()
+}
+
+/// The tenant groups the connection's group map puts members of the IdP `groups` in.
+fn mapped_groups(connection: &SamlConnection, groups: &[String]) -> Vec<String> {
+    connection
+        .options
+        .group_map
+        .iter()
+        .filter(|(g, _)| groups.contains(g))
+        .map(|(_, ours)| ours.clone())
+        .collect()
+}
+
 /// A connection that vouches for its addresses verifies the user's email when it asserts that
 /// very address (a user who changed theirs since keeps it unverified).
 async fn vouch_for_email(
@@ -813,14 +920,7 @@ async fn sync_roles(
     if connection.options.role_map.is_empty() {
         return Ok(());
     }
-    let groups = idp_groups(connection, a);
-    let wanted: Vec<&str> = connection
-        .options
-        .role_map
-        .iter()
-        .filter(|(g, _)| groups.iter().any(|x| x == g))
-        .map(|(_, r)| r.as_str())
-        .collect();
+    let wanted = mapped_roles(connection, &idp_groups(connection, a));
     let managed: Vec<String> = connection
         .options
         .role_map
@@ -832,7 +932,6 @@ async fn sync_roles(
         user.id.clone(),
         format!("saml:{}", connection.name),
     );
-    let wanted: Vec<String> = wanted.into_iter().map(str::to_owned).collect();
     state
         .store(move |db| {
             let roles = db.list_roles(&tid)?;
@@ -864,12 +963,7 @@ async fn sync_groups(
     if map.is_empty() {
         return Ok(());
     }
-    let named = idp_groups(connection, a);
-    let wanted: Vec<String> = map
-        .iter()
-        .filter(|(g, _)| named.contains(g))
-        .map(|(_, ours)| ours.clone())
-        .collect();
+    let wanted = mapped_groups(connection, &idp_groups(connection, a));
     let managed: Vec<String> = map.iter().map(|(_, ours)| ours.clone()).collect();
     let (tid, uid, actor) = (
         tenant.id.clone(),

@@ -185,5 +185,6 @@ fn audit_filter(args: &AuditFilterArgs) -> Result<AuditFilter, CliError> {
             .as_deref()
             .map(|value| parse_instant("--until", value))
             .transpose()?,
+        target: None,
     })
 }

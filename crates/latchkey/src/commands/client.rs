@@ -64,7 +64,7 @@ fn preview(ctx: &Context<'_>, slug: &str, client_id: &str, user: &str, scope: &s
     let p = latchkey_oidc::grants::preview(
         (&issuer, &tenant),
         &client,
-        (&user, &amr),
+        Some((&user, amr.as_slice())),
         (scope, client.client_id.as_str()),
         Some(&facts),
         ctx.now_millis(),

@@ -7,6 +7,7 @@ pub mod attribute;
 pub mod audit;
 pub mod client;
 pub mod demo;
+pub mod domain;
 pub mod group;
 pub mod invite;
 pub mod keys;

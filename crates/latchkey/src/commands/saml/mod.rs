@@ -34,7 +34,51 @@ pub fn run(ctx: &Context<'_>, cmd: SamlCmd) -> Result<(), CliError> {
         SamlCmd::RefreshMetadata { tenant, name, out } => {
             refresh_metadata(ctx, tenant.slug(), &name, now, out.json)
         }
+        SamlCmd::Health { tenant, name, out } => health(ctx, tenant.slug(), &name, now, out.json),
     }
+}
+
+/// Prints the connection's health (`latchkey_services::saml_health`); text flags what needs
+/// attention.
+fn health(ctx: &Context<'_>, slug: &str, name: &str, now: i64, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let connection = find(ctx, &tenant, name)?;
+    let h = latchkey_services::saml_health::connection_health(&ctx.db, &tenant.id, &connection, now)?;
+    if json {
+        print_json(&serde_json::to_value(&h).unwrap_or_default());
+        return Ok(());
+    }
+    let m = &h.metadata;
+    println!(
+        "metadata\t{}\t{}{}",
+        m.outcome,
+        m.url.as_deref().unwrap_or("(inline)"),
+        m.error.as_deref().map(|e| format!("\t{e}")).unwrap_or_default()
+    );
+    for c in &h.certificates {
+        let flag = if c.expired {
+            "EXPIRED"
+        } else if c.warning {
+            "WARNING"
+        } else {
+            "ok"
+        };
+        println!(
+            "certificate\t{flag}\t{} days left\t{}",
+            c.days_left.map_or_else(|| "?".into(), |d| d.to_string()),
+            c.subject.as_deref().or(c.error.as_deref()).unwrap_or_default()
+        );
+    }
+    println!("refused (7 days)\t{}", h.failures.total);
+    for (reason, n) in &h.failures.by_reason {
+        println!("  {reason}\t{n}");
+    }
+    println!(
+        "last sign-in\t{}",
+        h.last_sign_in_at
+            .map_or_else(|| "never".into(), |t| t.to_string())
+    );
+    Ok(())
 }
 
 fn find(ctx: &Context<'_>, tenant: &Tenant, name: &str) -> Result<SamlConnection, CliError> {
