@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod browser;
+pub mod console;
 pub mod oidc;
 mod private;
 mod proxy;

@@ -411,7 +411,79 @@ async fn sign_in(s: &TestServer, b: &mut Browser, case: Option<&str>) -> StatusC
     post_acs(s, b, &action, &fields, &[]).await.0
 }
 
+/// The console's SAML pages: the guide shows the values to copy for the IdP kind, the
+/// connection page its health, and a test sign-in started from the console (its start token in
+/// a form body, never a URL) ends in the decoded assertion with mapped roles, or, with the
+/// wrong audience at the IdP, in the refusal's reason and what to change.
+async fn the_console_runs_a_test_sign_in_and_shows_its_outcome(s: &TestServer) {
+    use latchkey_tests::browser::hidden;
+    use latchkey_tests::console::{console_admin, signed_in_admin, with_totp};
+    let idp = SamlIdp::start();
+    connect(s, &idp, SLUG, "corp").await;
+    let alice = s
+        .state
+        .db
+        .user_by_username(&tenant(s, SLUG).id, "alice")
+        .unwrap()
+        .unwrap();
+    with_totp(s, SLUG, &alice);
+    console_admin(s, SLUG, &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut admin = signed_in_admin(s, SLUG, "alice").await;
+    let (st, _, guide) = admin.get(s, "/t/acme/admin/saml?kind=okta&name=okta1").await;
+    assert_eq!(st, StatusCode::OK, "{guide}");
+    let (entity, acs) = latchkey_server::sp_urls(&s.state, SLUG, "okta1");
+    assert!(
+        guide.contains("Audience URI (SP Entity ID)") && guide.contains(&entity) && guide.contains(&acs),
+        "{guide}"
+    );
+    let (st, _, page) = admin.get(s, "/t/acme/admin/saml/corp").await;
+    assert_eq!(st, StatusCode::OK, "{page}");
+    assert!(page.contains("IdP signing certificates"), "{page}");
+    for (case, want) in [
+        (None, "Decoded assertion"),
+        (Some("wrong_audience"), "What to change at the IdP"),
+    ] {
+        let csrf = hidden(&page, "csrf");
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("back", "/t/acme/admin/saml/corp"),
+            ("name", "corp"),
+        ];
+        let (st, _, started) = admin.post(s, "/t/acme/admin/do/saml-test", &form, &[]).await;
+        assert_eq!(st, StatusCode::OK, "{started}");
+        assert!(started.contains("target=\"_blank\""), "{started}");
+        let start = hidden(&started, "start");
+        let result = started
+            .split("<p><a href=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(!result.contains(&start), "the start token is not in a URL");
+        let (_, _, pending) = admin.get(s, &result).await;
+        assert!(pending.contains("pending"), "{pending}");
+        // The new window: the IdP, then back to the ACS; nobody is signed in.
+        let mut window = Browser::default();
+        let (action, fields) = start_at_idp(s, &mut window, "/t/acme/saml/corp/test", &start, case).await;
+        let (st, _) = post_acs(s, &mut window, &action, &fields, &[]).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(session_cookie(&window, SLUG).is_none());
+        let (st, _, shown) = admin.get(s, &result).await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(shown.contains(want), "{shown}");
+        if case.is_none() {
+            assert!(shown.contains("administrator"), "the mapped role: {shown}");
+        } else {
+            assert!(shown.contains("audience"), "{shown}");
+        }
+    }
+}
+
 latchkey_tests::e2e!(
+    the_console_runs_a_test_sign_in_and_shows_its_outcome,
     test_sign_in_shows_the_assertion_and_signs_nobody_in,
     test_sign_in_refusal_names_the_reason_and_the_fix,
     tests_are_scoped_to_their_tenant_and_connection,

@@ -51,8 +51,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 
 /// This side's entity id (the SP metadata URL) and ACS URL for a connection.
 pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, String) {
-    let base = format!("{}/saml/{connection}", state.config.issuer(slug));
-    (format!("{base}/metadata"), format!("{base}/acs"))
+    crate::web::urls::saml_sp(&state.config.issuer(slug), connection)
 }
 
 fn sp_key(state: &AppState, tenant: &Tenant, connection: &SamlConnection) -> Result<Vec<u8>, AppError> {

@@ -54,6 +54,13 @@ pub(crate) fn password_reset(slug: &str) -> String {
 }
 
 /// The SP-initiated SAML sign-in through `connection`.
+/// This side's entity id (its SP metadata URL) and ACS URL for a SAML connection, below the
+/// tenant's issuer.
+pub(crate) fn saml_sp(issuer: &str, connection: &str) -> (String, String) {
+    let base = format!("{issuer}/saml/{connection}");
+    (format!("{base}/metadata"), format!("{base}/acs"))
+}
+
 pub(crate) fn saml_login(slug: &str, connection: &str, interaction: Option<&str>) -> String {
     let base = format!("/t/{slug}/saml/{connection}/login");
     match interaction.filter(|i| !i.is_empty()) {

@@ -8,6 +8,7 @@
 
 pub(crate) mod api;
 mod page;
+mod saml;
 mod system;
 mod users;
 mod views;
@@ -35,7 +36,7 @@ pub(crate) use views::css;
 
 /// Every console page, by its path below `/t/{tenant}/admin/` (the tests walk them all).
 pub const PAGES: &[&str] = &[
-    "", "users", "groups", "clients", "policies", "keys", "audit", "risk",
+    "", "users", "groups", "clients", "saml", "policies", "keys", "audit", "risk",
 ];
 
 /// Every console action (`POST /t/{tenant}/admin/do/{op}`); each checks the CSRF token first.
@@ -56,6 +57,11 @@ pub const ACTIONS: &[&str] = &[
     "group-create",
     "role-create",
     "policy-patch",
+    "saml-create",
+    "saml-test",
+    "saml-refresh",
+    "domain-add",
+    "domain-verify",
 ];
 
 /// The console's routes, relative to the tenant scope `/t/{tenant}`.
@@ -65,6 +71,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/do/{op}", web::post().to(act));
     users::configure(cfg);
     views::configure(cfg);
+    saml::configure(cfg);
     system::configure(cfg);
 }
 
@@ -327,8 +334,14 @@ async fn act(
     let op = op.into_inner().1;
     let outcome = match users::action(&state, &a, &op, &form).await? {
         Some(done) => done,
-        None => views::action(&state, &a, &op, &form).await?,
+        None => match saml::action(&state, &a, &op, &form).await? {
+            Some(done) => done,
+            None => views::action(&state, &a, &op, &form).await?,
+        },
     };
+    if let Done::Show(title, blocks) = outcome {
+        return page::render(&state, &req, &a, title, &blocks);
+    }
     Ok(finish(&a, &form, outcome, &home_url(&a.tenant.slug)))
 }
 
@@ -344,6 +357,7 @@ fn finish(a: &Admin, form: &FormParams, outcome: Done, home: &str) -> HttpRespon
         Done::Back(notice) => see_other(&with_param(&back, "notice", &notice)),
         Done::To(path, notice) => see_other(&with_param(&path, "notice", &notice)),
         Done::Failed(error) => see_other(&with_param(&back, "error", &error)),
+        Done::Show((_, title), _) => see_other(&with_param(&back, "notice", title)),
     }
 }
 
@@ -361,6 +375,8 @@ pub(crate) enum Done {
     To(String, String),
     /// Back to the page with the API's reason it refused.
     Failed(String),
+    /// A page of its own, in section `.0.0` titled `.0.1` (a test sign-in's start).
+    Show((&'static str, &'static str), Vec<page::Block>),
 }
 
 impl Done {

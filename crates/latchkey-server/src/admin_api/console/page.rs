@@ -38,6 +38,8 @@ pub(crate) enum Block {
         pairs: Vec<(String, String)>,
     },
     Form(Form),
+    /// A link: its text and where it goes.
+    Link(String, String),
     /// Preformatted text (the JSON of a claim preview).
     Pre {
         caption: String,
@@ -64,6 +66,8 @@ pub(crate) struct Form {
     /// `do/{op}` for a console action (POST, with the CSRF token), or a page (GET, a search).
     pub action: String,
     pub post: bool,
+    /// Submits into a new window (a test sign-in at the IdP).
+    pub new_window: bool,
     pub fields: Vec<Input>,
     pub hidden: Vec<(String, String)>,
     pub submit: String,
@@ -126,6 +130,7 @@ impl Form {
             title: title.to_owned(),
             action: format!("/t/{}/admin/do/{op}", a.tenant.slug),
             post: true,
+            new_window: false,
             fields: Vec::new(),
             hidden: vec![("back".to_owned(), back.to_owned())],
             submit: submit.to_owned(),

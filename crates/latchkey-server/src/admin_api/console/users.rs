@@ -70,6 +70,7 @@ async fn list(
         title: t.tr("Search", "Suchen").to_owned(),
         action: users_url(&a),
         post: false,
+        new_window: false,
         fields: vec![
             Input::text(
                 "q",

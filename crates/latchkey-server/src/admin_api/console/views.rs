@@ -235,6 +235,7 @@ async fn audit(
             title: t.tr("Filter", "Filtern").to_owned(),
             action: format!("/t/{}/admin/audit", a.tenant.slug),
             post: false,
+            new_window: false,
             fields: vec![
                 Input::text("action", t.tr("Action (exact, or a prefix ending in *)", "Aktion (genau, oder Präfix mit *)"), &action),
                 Input::text("user", t.tr("User id", "Benutzer-Id"), &user),
@@ -539,6 +540,7 @@ async fn client(
                 .to_owned(),
             action: format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)),
             post: false,
+            new_window: false,
             fields: vec![
                 Input::text(
                     "user",
@@ -680,6 +682,7 @@ fn simulation_form(a: &Admin, step_up: Option<i64>, deny: Option<i64>) -> Block 
             .to_owned(),
         action: format!("/t/{}/admin/risk", a.tenant.slug),
         post: false,
+        new_window: false,
         fields: vec![
             Input::text(
                 "step_up",
