@@ -400,6 +400,24 @@ pub(crate) fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
+/// Refuses a section the admin's credential may not read (the API would refuse each read too;
+/// this answers before any, with the permission named).
+pub(super) fn need(a: &Admin, p: Permission) -> Result<(), AppError> {
+    if a.may(p) {
+        return Ok(());
+    }
+    Err(AppError::new(
+        Kind::Forbidden,
+        format!(
+            "{} {p}.",
+            a.t.tr(
+                "This page needs the permission",
+                "Diese Seite braucht die Berechtigung"
+            )
+        ),
+    ))
+}
+
 /// An action name no page offers.
 pub(crate) fn unknown_action() -> AppError {
     AppError::new(Kind::NotFound, "No such console action.")

@@ -138,6 +138,20 @@ impl Form {
         }
     }
 
+    /// A search or filter form: GET to a page, no token.
+    pub fn query(title: &str, action: String, submit: &str, fields: Vec<Input>) -> Form {
+        Form {
+            title: title.to_owned(),
+            action,
+            post: false,
+            new_window: false,
+            fields,
+            hidden: Vec::new(),
+            submit: submit.to_owned(),
+            danger: None,
+        }
+    }
+
     pub fn field(mut self, i: Input) -> Form {
         self.fields.push(i);
         self

@@ -6,9 +6,9 @@
 
 use super::page::{Block, Form, Input, Row, Table, render};
 use super::users::{heads, text, time};
-use super::{Admin, Done, admin_or_return, seg};
+use super::{Admin, Done, admin_or_return, need, seg};
 use crate::state::AppState;
-use crate::web::errors::{AppError, Kind};
+use crate::web::errors::AppError;
 use crate::web::form::FormParams;
 use crate::web::respond::query_param;
 use crate::web::tenant::InTenant;
@@ -54,22 +54,6 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
 
 fn base(a: &Admin) -> String {
     format!("/t/{}/admin/saml", a.tenant.slug)
-}
-
-fn need(a: &Admin, p: Permission) -> Result<(), AppError> {
-    if a.may(p) {
-        return Ok(());
-    }
-    Err(AppError::new(
-        Kind::Forbidden,
-        format!(
-            "{} {p}.",
-            a.t.tr(
-                "This page needs the permission",
-                "Diese Seite braucht die Berechtigung"
-            )
-        ),
-    ))
 }
 
 /// `GET /t/{tenant}/admin/saml?kind=…&name=…`: the connections, then the guide.
@@ -229,17 +213,17 @@ fn metadata_form(a: &Admin, (kind, label): (&str, &str), name: &str) -> Block {
 /// The guide's first step: which IdP, and the connection's name.
 fn start(a: &Admin) -> Block {
     let t = a.t;
-    Block::Form(Form {
-        title: t
-            .tr(
-                "Connect your identity provider",
-                "Ihren Identitätsanbieter verbinden",
-            )
-            .to_owned(),
-        action: base(a),
-        post: false,
-        new_window: false,
-        fields: vec![
+    Block::Form(Form::query(
+        t.tr(
+            "Connect your identity provider",
+            "Ihren Identitätsanbieter verbinden",
+        ),
+        base(a),
+        t.tr(
+            "Next: what to enter at the IdP",
+            "Weiter: was beim IdP einzutragen ist",
+        ),
+        vec![
             Input::select(
                 "kind",
                 t.tr("Identity provider", "Identitätsanbieter"),
@@ -256,15 +240,7 @@ fn start(a: &Admin) -> Block {
             )
             .required(),
         ],
-        hidden: Vec::new(),
-        submit: t
-            .tr(
-                "Next: what to enter at the IdP",
-                "Weiter: was beim IdP einzutragen ist",
-            )
-            .to_owned(),
-        danger: None,
-    })
+    ))
 }
 
 /// The tenant's domain claims, with the challenge to publish and a check button each.

@@ -7,7 +7,7 @@ use super::page::{Block, Form, Input, Row, Table, render};
 use super::users::{heads, text, time};
 use super::{Admin, Done, seg};
 use crate::state::AppState;
-use crate::web::errors::{AppError, Kind};
+use crate::web::errors::AppError;
 use crate::web::form::FormParams;
 use crate::web::tenant::InTenant;
 use actix_web::http::Method;
@@ -182,42 +182,11 @@ async fn audit(
 ) -> Result<HttpResponse, AppError> {
     let a = operator_or_return!(&state, &req, tenant);
     let t = a.t;
-    if !a.may(Permission::SystemAuditRead) {
-        return Err(AppError::new(
-            Kind::Forbidden,
-            format!(
-                "{} {}.",
-                t.tr(
-                    "This page needs the permission",
-                    "Diese Seite braucht die Berechtigung"
-                ),
-                Permission::SystemAuditRead
-            ),
-        ));
-    }
-    let v: Value = a.get(&state, "/audit/verify").await?;
+    super::need(&a, Permission::SystemAuditRead)?;
     let page: Value = a.get(&state, "/audit?limit=1000").await?;
     let rows = latest(&page);
-    let ok = v["ok"].as_bool().unwrap_or(false);
     let blocks = vec![
-        Block::Pairs {
-            caption: t.tr("System audit chain", "System-Audit-Kette").to_owned(),
-            pairs: vec![
-                (
-                    t.tr("Verification", "Prüfung").to_owned(),
-                    if ok {
-                        t.tr("intact", "unversehrt")
-                    } else {
-                        t.tr("BROKEN", "GEBROCHEN")
-                    }
-                    .to_owned(),
-                ),
-                (
-                    t.tr("Events checked", "Geprüfte Ereignisse").to_owned(),
-                    text(&v, "events"),
-                ),
-            ],
-        },
+        super::views::chain_status(&state, &a).await?,
         Block::Table(Table {
             caption: t.tr("Latest events", "Neueste Ereignisse").to_owned(),
             head: heads(

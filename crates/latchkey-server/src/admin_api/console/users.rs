@@ -66,12 +66,11 @@ async fn list(
         ("disabled".to_owned(), t.tr("Disabled", "Gesperrt").to_owned()),
         ("deleted".to_owned(), t.tr("Deleted", "Gelöscht").to_owned()),
     ];
-    let mut blocks = vec![Block::Form(Form {
-        title: t.tr("Search", "Suchen").to_owned(),
-        action: users_url(&a),
-        post: false,
-        new_window: false,
-        fields: vec![
+    let mut blocks = vec![Block::Form(Form::query(
+        t.tr("Search", "Suchen"),
+        users_url(&a),
+        t.tr("Search", "Suchen"),
+        vec![
             Input::text(
                 "q",
                 t.tr(
@@ -87,10 +86,7 @@ async fn list(
                 status.as_deref().unwrap_or(""),
             ),
         ],
-        hidden: Vec::new(),
-        submit: t.tr("Search", "Suchen").to_owned(),
-        danger: None,
-    })];
+    ))];
     blocks.push(Block::Table(Table {
         caption: t.tr("Users", "Benutzer").to_owned(),
         head: vec![

@@ -4,9 +4,9 @@
 
 use super::page::{Block, Form, Input, Row, Table, render};
 use super::users::{heads, text, time};
-use super::{Admin, Done, admin_or_return, seg, unknown_action};
+use super::{Admin, Done, admin_or_return, need, seg, unknown_action};
 use crate::state::AppState;
-use crate::web::errors::{AppError, Kind};
+use crate::web::errors::AppError;
 use crate::web::form::FormParams;
 use crate::web::respond::query_param;
 use crate::web::tenant::InTenant;
@@ -31,24 +31,6 @@ pub(crate) async fn css() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((actix_web::http::header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../../assets/console.css"))
-}
-
-/// Refuses a section the admin's credential may not read (the API would refuse each read too;
-/// this answers before any, with the permission named).
-fn need(a: &Admin, p: Permission) -> Result<(), AppError> {
-    if a.may(p) {
-        return Ok(());
-    }
-    Err(AppError::new(
-        Kind::Forbidden,
-        format!(
-            "{} {p}.",
-            a.t.tr(
-                "This page needs the permission",
-                "Diese Seite braucht die Berechtigung"
-            )
-        ),
-    ))
 }
 
 /// `GET /t/{tenant}/admin/`: who is signed in, what they may do, and the audit chain's state.
@@ -82,7 +64,7 @@ pub(super) async fn home(
     render(&state, &req, &a, ("", t.tr("Overview", "Übersicht")), &blocks)
 }
 
-async fn chain_status(state: &AppState, a: &Admin) -> Result<Block, AppError> {
+pub(super) async fn chain_status(state: &AppState, a: &Admin) -> Result<Block, AppError> {
     let t = a.t;
     let v: Value = a.get(state, "/audit/verify").await?;
     let ok = v["ok"].as_bool().unwrap_or(false);
@@ -231,19 +213,10 @@ async fn audit(
     rows.reverse();
     rows.truncate(200);
     let blocks = vec![
-        Block::Form(Form {
-            title: t.tr("Filter", "Filtern").to_owned(),
-            action: format!("/t/{}/admin/audit", a.tenant.slug),
-            post: false,
-            new_window: false,
-            fields: vec![
+        Block::Form(Form::query(t.tr("Filter", "Filtern"), format!("/t/{}/admin/audit", a.tenant.slug), t.tr("Filter", "Filtern"), vec![
                 Input::text("action", t.tr("Action (exact, or a prefix ending in *)", "Aktion (genau, oder Präfix mit *)"), &action),
                 Input::text("user", t.tr("User id", "Benutzer-Id"), &user),
-            ],
-            hidden: Vec::new(),
-            submit: t.tr("Filter", "Filtern").to_owned(),
-            danger: None,
-        }),
+            ])),
         Block::Text(t.tr(
             "Export: the admin API's GET /admin/t/{tenant}/audit?format=csv or format=jsonl, or `latchkey audit search`.",
             "Export: GET /admin/t/{tenant}/audit?format=csv oder format=jsonl der Admin-API, oder `latchkey audit search`.",
@@ -531,28 +504,18 @@ async fn client(
                 claims => pretty(claims),
             },
         },
-        Block::Form(Form {
-            title: t
+        Block::Form(Form::query(t
                 .tr(
                     "Preview the tokens for a user",
                     "Tokens für einen Benutzer ansehen",
-                )
-                .to_owned(),
-            action: format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)),
-            post: false,
-            new_window: false,
-            fields: vec![
+                ), format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)), t.tr("Preview", "Ansehen"), vec![
                 Input::text(
                     "user",
                     t.tr("Username or user id", "Benutzername oder Benutzer-Id"),
                     &user,
                 )
                 .required(),
-            ],
-            hidden: Vec::new(),
-            submit: t.tr("Preview", "Ansehen").to_owned(),
-            danger: None,
-        }),
+            ])),
     ];
     if !user.is_empty() {
         blocks.extend(preview(&state, &a, &id, &user).await?);
@@ -676,14 +639,11 @@ fn elevated_table(a: &Admin, page: &Value) -> Block {
 fn simulation_form(a: &Admin, step_up: Option<i64>, deny: Option<i64>) -> Block {
     let t = a.t;
     let shown = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    Block::Form(Form {
-        title: t
-            .tr("Simulate other bands", "Andere Stufen simulieren")
-            .to_owned(),
-        action: format!("/t/{}/admin/risk", a.tenant.slug),
-        post: false,
-        new_window: false,
-        fields: vec![
+    Block::Form(Form::query(
+        t.tr("Simulate other bands", "Andere Stufen simulieren"),
+        format!("/t/{}/admin/risk", a.tenant.slug),
+        t.tr("Simulate", "Simulieren"),
+        vec![
             Input::text(
                 "step_up",
                 t.tr("Second factor from score", "Zweiter Faktor ab Wert"),
@@ -697,10 +657,7 @@ fn simulation_form(a: &Admin, step_up: Option<i64>, deny: Option<i64>) -> Block 
             )
             .kind("number"),
         ],
-        hidden: Vec::new(),
-        submit: t.tr("Simulate", "Simulieren").to_owned(),
-        danger: None,
-    })
+    ))
 }
 
 /// What bands `step_up` and `deny` would have done to sign-ins with these scores.
