@@ -160,7 +160,7 @@ test('an IT admin with only user-manager permissions signs in with a passkey', a
 
   // Finds bob, opens his page and disables him (only with the confirmation ticked).
   const search = page.getByRole('form', { name: 'Search' });
-  await search.getByLabel('Username or email starts with').fill('bob');
+  await search.getByLabel('Name, username or email starts with').fill('bob');
   await search.getByRole('button', { name: 'Search' }).click();
   await page.waitForURL(/\/admin\/users\?q=bob/);
   const found = page.getByRole('table', { name: 'Users' });

@@ -426,6 +426,88 @@ async fn an_operator_runs_the_installation_from_the_system_console(s: &TestServe
     assert!(location(&h).starts_with("/t/globex/login"));
 }
 
+/// Users are found by a name, username or email prefix in any case, and by an attribute's
+/// value; a malformed attribute filter is a 400 the console shows, not an error page.
+async fn users_are_found_by_name_and_by_attribute(s: &TestServer) {
+    use latchkey_tests::admin::{call, with_role};
+    setup(s, "acme").await;
+    let bob = add_user(s, "acme", "bob").await;
+    add_user(s, "acme", "dora").await;
+    let admin = with_role(s, &tid(s, "acme"), "tenant-admin");
+    let (st, v) = call(
+        s,
+        "PATCH",
+        &format!("/admin/t/acme/users/{}", bob.id),
+        &admin,
+        Some(r#"{"display_name": "Robert Builder"}"#),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = call(
+        s,
+        "POST",
+        "/admin/t/acme/attributes",
+        &admin,
+        Some(r#"{"name": "region", "kind": "string"}"#),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    let path = format!("/admin/t/acme/users/{}/attributes/region", bob.id);
+    assert!(
+        call(s, "PUT", &path, &admin, Some(r#""emea""#))
+            .await
+            .0
+            .is_success()
+    );
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, v) = call(s, "GET", "/admin/t/acme/users?q=ROB", &admin, None).await;
+    assert_eq!(names(&v), ["bob"], "display name, case-insensitive");
+    let (_, v) = call(
+        s,
+        "GET",
+        "/admin/t/acme/users?attribute=region%3Demea",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(names(&v), ["bob"]);
+    let (_, v) = call(
+        s,
+        "GET",
+        "/admin/t/acme/users?attribute=region%3Dapac",
+        &admin,
+        None,
+    )
+    .await;
+    assert!(names(&v).is_empty());
+    assert_eq!(
+        call(s, "GET", "/admin/t/acme/users?attribute=region", &admin, None)
+            .await
+            .0,
+        400
+    );
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (st, _, page) = b.get(s, "/t/acme/admin/users?attribute=region%3Demea").await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains(">bob<") && !page.contains(">dora<"), "{page}");
+    let (st, _, page) = b.get(s, "/t/acme/admin/users?attribute=region").await;
+    assert_eq!(st, 200);
+    assert!(
+        page.contains("role=\"alert\"") && page.contains("name=value"),
+        "{page}"
+    );
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
@@ -433,4 +515,5 @@ latchkey_tests::e2e!(
     one_tenants_admin_never_reaches_another_tenants_console,
     a_client_preview_shows_what_the_portal_gets_for_a_user,
     an_operator_runs_the_installation_from_the_system_console,
+    users_are_found_by_name_and_by_attribute,
 );

@@ -1,7 +1,7 @@
 //! Users of a tenant. Usernames and emails are unique per tenant and stored lowercased.
 
 use crate::db::{Db, parse_enum};
-use crate::schema::{password_history, users};
+use crate::schema::{password_history, user_attributes, users};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, User, UserId, UserStatus, validate};
@@ -54,8 +54,15 @@ pub struct UserQuery {
     pub after: Option<String>,
     pub limit: i64,
     pub status: Option<UserStatus>,
-    /// Users whose username or email starts with it (compared as stored: lower case).
+    /// Users whose username, email or display name starts with it (case-insensitive).
     pub prefix: Option<String>,
+    /// Users with this attribute value: (name, value as JSON, or as text for a string).
+    pub attribute: Option<(String, String)>,
+}
+
+diesel::define_sql_function! {
+    /// SQL `lower`, for a case-insensitive display-name prefix on both engines.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
 }
 
 /// `text` as a LIKE pattern matching itself literally, then anything (`\` escapes).
@@ -307,8 +314,26 @@ impl UserRepo for Db {
                 users::username
                     .like(pattern.clone())
                     .escape('\\')
-                    .or(users::email.like(pattern).escape('\\')),
+                    .or(users::email.like(pattern.clone()).escape('\\'))
+                    .or(lower(users::display_name).like(pattern).escape('\\')),
             );
+        }
+        if let Some((name, value)) = &q.attribute {
+            // Stored as JSON: a text value matches as the JSON string it is stored as.
+            let as_json = serde_json::from_str::<serde_json::Value>(value).map_or_else(
+                |_| serde_json::Value::from(value.as_str()).to_string(),
+                |v| v.to_string(),
+            );
+            let text = serde_json::Value::from(value.as_str()).to_string();
+            let holders = user_attributes::table
+                .filter(
+                    user_attributes::tenant_id
+                        .eq(t.as_str())
+                        .and(user_attributes::name.eq(name.clone()))
+                        .and(user_attributes::value.eq_any(vec![as_json, text])),
+                )
+                .select(user_attributes::user_id);
+            query = query.filter(users::id.eq_any(holders));
         }
         let mut conn = self.conn()?;
         query.load(&mut *conn)?.into_iter().map(from_row).collect()

@@ -20,8 +20,10 @@ pub(super) struct UsersQuery {
     limit: Option<i64>,
     cursor: Option<String>,
     status: Option<UserStatus>,
-    /// A username or email prefix.
+    /// A username, email or display-name prefix (case-insensitive).
     q: Option<String>,
+    /// `name=value`: users with that attribute value (a JSON value, or text for a string).
+    attribute: Option<String>,
 }
 
 /// `GET /admin/t/{tenant}/users`: a page of users in username order, filtered by `status` and
@@ -41,6 +43,11 @@ pub(super) async fn list_users(
             limit,
             status: q.status,
             prefix: q.q.clone(),
+            attribute: match q.attribute.as_deref().map(|a| a.split_once('=')) {
+                None => None,
+                Some(Some((n, v))) if !n.is_empty() => Some((n.to_owned(), v.to_owned())),
+                Some(_) => return Err(AppError::new(Kind::BadRequest, "attribute is name=value")),
+            },
         };
         let tid = caller.tenant.id.clone();
         let users = state.store(move |db| db.users_page(&tid, &query)).await?;
@@ -52,6 +59,9 @@ pub(super) async fn list_users(
         }
         if let Some(p) = q.q {
             filters.push(("q", p));
+        }
+        if let Some(a) = q.attribute {
+            filters.push(("attribute", a));
         }
         Ok(paged(&req, &users, limit, |u| json!([u.username]), &filters))
     }

@@ -58,35 +58,18 @@ async fn list(
     if let Some(s) = &status {
         path = format!("{path}&status={s}");
     }
+    let attribute = query_param(&req, "attribute").unwrap_or_default();
+    if !attribute.is_empty() {
+        path = format!("{path}&attribute={}", seg(&attribute));
+    }
     let answer = a.api(&state, Method::GET, &path, None).await?;
-    let users: Vec<Value> = answer.parse("users")?;
-    let statuses = vec![
-        (String::new(), t.tr("Any", "Alle").to_owned()),
-        ("active".to_owned(), t.tr("Active", "Aktiv").to_owned()),
-        ("disabled".to_owned(), t.tr("Disabled", "Gesperrt").to_owned()),
-        ("deleted".to_owned(), t.tr("Deleted", "Gelöscht").to_owned()),
-    ];
-    let mut blocks = vec![Block::Form(Form::query(
-        t.tr("Search", "Suchen"),
-        users_url(&a),
-        t.tr("Search", "Suchen"),
-        vec![
-            Input::text(
-                "q",
-                t.tr(
-                    "Username or email starts with",
-                    "Benutzername oder E-Mail beginnt mit",
-                ),
-                &q,
-            ),
-            Input::select(
-                "status",
-                t.tr("Status", "Status"),
-                statuses,
-                status.as_deref().unwrap_or(""),
-            ),
-        ],
-    ))];
+    let refused = (!answer.ok()).then(|| answer.problem());
+    let users: Vec<Value> = if refused.is_some() {
+        Vec::new()
+    } else {
+        answer.parse("users")?
+    };
+    let mut blocks = vec![search_form(&a, &q, status.as_deref(), &attribute)];
     blocks.push(Block::Table(Table {
         caption: t.tr("Users", "Benutzer").to_owned(),
         head: vec![
@@ -117,7 +100,46 @@ async fn list(
     if a.may(Permission::InvitationsWrite) {
         blocks.push(invite_form(&a));
     }
-    render(&state, &req, &a, ("users", t.tr("Users", "Benutzer")), &blocks)
+    super::page::render_with(
+        &state,
+        &req,
+        &a,
+        ("users", t.tr("Users", "Benutzer")),
+        &blocks,
+        refused,
+    )
+}
+
+/// Search by name, username or email prefix, status, and an attribute's value.
+fn search_form(a: &Admin, q: &str, status: Option<&str>, attribute: &str) -> Block {
+    let t = a.t;
+    let statuses = vec![
+        (String::new(), t.tr("Any", "Alle").to_owned()),
+        ("active".to_owned(), t.tr("Active", "Aktiv").to_owned()),
+        ("disabled".to_owned(), t.tr("Disabled", "Gesperrt").to_owned()),
+        ("deleted".to_owned(), t.tr("Deleted", "Gelöscht").to_owned()),
+    ];
+    Block::Form(Form::query(
+        t.tr("Search", "Suchen"),
+        users_url(a),
+        t.tr("Search", "Suchen"),
+        vec![
+            Input::text(
+                "q",
+                t.tr(
+                    "Name, username or email starts with",
+                    "Name, Benutzername oder E-Mail beginnt mit",
+                ),
+                q,
+            ),
+            Input::select("status", t.tr("Status", "Status"), statuses, status.unwrap_or("")),
+            Input::text(
+                "attribute",
+                t.tr("Attribute equals (name=value)", "Attribut gleich (Name=Wert)"),
+                attribute,
+            ),
+        ],
+    ))
 }
 
 fn create_form(a: &Admin) -> Block {
