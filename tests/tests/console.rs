@@ -508,6 +508,60 @@ async fn users_are_found_by_name_and_by_attribute(s: &TestServer) {
     );
 }
 
+/// Keys: a rotation publishes a pending key, which the page then offers to activate or revoke
+/// (each saying what changes for relying parties); the audit page exports what it shows.
+async fn keys_rotate_and_the_audit_exports_from_the_console(s: &TestServer) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = b.get(s, "/t/acme/admin/keys").await;
+    assert!(!page.contains("Revoke this key"), "no pending key yet: {page}");
+    let csrf = hidden(&page, "csrf");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("back", "/t/acme/admin/keys"),
+        ("confirm", "yes"),
+    ];
+    let (st, h, _) = b.post(s, "/t/acme/admin/do/key-rotate", &form, &[]).await;
+    assert_eq!(st, 303);
+    assert!(location(&h).contains("notice="), "{}", location(&h));
+    let (_, _, page) = b.get(s, "/t/acme/admin/keys").await;
+    assert!(page.contains("<td>pending</td>"), "{page}");
+    assert!(
+        page.contains("Sign with this key now") && page.contains("Revoke this key"),
+        "{page}"
+    );
+    assert!(
+        page.contains("relying part"),
+        "the confirmations say what changes for relying parties"
+    );
+    let res = TestServer::client()
+        .get(s.url("/t/acme/admin/audit/export?format=csv&action=keys.*"))
+        .header("cookie", b.header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let csv = res.text().await.unwrap();
+    assert!(csv.lines().next().unwrap().contains("seq"), "{csv}");
+    assert!(csv.contains(",keys.rotate,"), "{csv}");
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
@@ -516,4 +570,5 @@ latchkey_tests::e2e!(
     a_client_preview_shows_what_the_portal_gets_for_a_user,
     an_operator_runs_the_installation_from_the_system_console,
     users_are_found_by_name_and_by_attribute,
+    keys_rotate_and_the_audit_exports_from_the_console,
 );

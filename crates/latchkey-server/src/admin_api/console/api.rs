@@ -11,10 +11,13 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{App, web};
 use serde_json::Value;
 
-/// An admin API answer: its status and JSON body (`Null` when it had none).
+/// An admin API answer: its status and JSON body (`Null` when it had none or another type),
+/// with the raw bytes and their type for an export.
 pub(crate) struct Answer {
     pub status: StatusCode,
     pub body: Value,
+    pub raw: web::Bytes,
+    pub content_type: Option<String>,
 }
 
 impl Answer {
@@ -97,6 +100,11 @@ pub(crate) async fn call(
         .await
         .map_err(|e| AppError::internal("console call", e))?;
     let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = actix_web::body::to_bytes(res.into_body())
         .await
         .map_err(|e| AppError::internal("console call", e))?;
@@ -108,5 +116,10 @@ pub(crate) async fn call(
     if status.is_server_error() {
         tracing::error!(%status, path = call.path, "console: the admin API failed");
     }
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        raw: bytes,
+        content_type,
+    })
 }

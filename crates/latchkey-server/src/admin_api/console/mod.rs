@@ -54,6 +54,7 @@ pub const ACTIONS: &[&str] = &[
     "user-role",
     "key-rotate",
     "key-activate",
+    "key-revoke",
     "group-create",
     "role-create",
     "policy-patch",

@@ -184,7 +184,7 @@ async fn audit(
     let t = a.t;
     super::need(&a, Permission::SystemAuditRead)?;
     let page: Value = a.get(&state, "/audit?limit=1000").await?;
-    let rows = latest(&page);
+    let rows = super::views::latest(&page, false);
     let blocks = vec![
         super::views::chain_status(&state, &a).await?,
         Block::Table(Table {
@@ -211,25 +211,6 @@ async fn audit(
         ("audit", t.tr("System audit", "System-Audit")),
         &blocks,
     )
-}
-
-/// The chain's latest 200 events, newest first.
-fn latest(page: &Value) -> Vec<Row> {
-    let mut rows: Vec<Row> = page["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| Row {
-            cells: ["seq", "at", "actor", "action", "target", "outcome"]
-                .iter()
-                .map(|k| if *k == "at" { time(e, k) } else { text(e, k) })
-                .collect(),
-            link: None,
-        })
-        .collect();
-    rows.reverse();
-    rows.truncate(200);
-    rows
 }
 
 /// `POST /t/{tenant}/admin/system/do/{op}`.

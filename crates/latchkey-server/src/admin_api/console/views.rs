@@ -6,7 +6,7 @@ use super::page::{Block, Form, Input, Row, Table, render};
 use super::users::{heads, text, time};
 use super::{Admin, Done, admin_or_return, need, seg, unknown_action};
 use crate::state::AppState;
-use crate::web::errors::AppError;
+use crate::web::errors::{AppError, Kind};
 use crate::web::form::FormParams;
 use crate::web::respond::query_param;
 use crate::web::tenant::InTenant;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/keys", web::get().to(keys))
         .route("/admin/audit", web::get().to(audit))
+        .route("/admin/audit/export", web::get().to(export))
         .route("/admin/policies", web::get().to(policies))
         .route("/admin/groups", web::get().to(groups))
         .route("/admin/clients", web::get().to(clients))
@@ -145,24 +146,7 @@ async fn keys(
         empty: t.tr("No key yet.", "Noch kein Schlüssel.").to_owned(),
     })];
     if a.may(Permission::KeysManage) {
-        let back = format!("/t/{}/admin/keys", a.tenant.slug);
-        blocks.push(Block::Form(
-            Form::action(&a, "key-rotate", t.tr("Rotate", "Rotieren"), t.tr("Start a rotation", "Rotation beginnen"), &back)
-                .danger(t.tr(
-                    "Yes: publish a new key now in the JWKS; it signs after the pre-publication period, so relying parties that cache the JWKS keep verifying",
-                    "Ja: einen neuen Schlüssel jetzt im JWKS veröffentlichen; er signiert nach der Vorveröffentlichung, damit Anwendungen mit zwischengespeichertem JWKS weiter prüfen können",
-                )),
-        ));
-        for k in keys.iter().filter(|k| text(k, "state") == "pending") {
-            blocks.push(Block::Form(
-                Form::action(&a, "key-activate", &format!("{} {}", t.tr("Activate", "Aktivieren"), text(k, "kid")), t.tr("Sign with this key now", "Jetzt mit diesem Schlüssel signieren"), &back)
-                    .hidden("kid", &text(k, "kid"))
-                    .danger(t.tr(
-                        "Yes: new tokens are signed with this key at once; a relying party that has not fetched the JWKS since it was published will refuse them until it does",
-                        "Ja: neue Tokens werden sofort mit diesem Schlüssel signiert; eine Anwendung, die das JWKS seit der Veröffentlichung nicht geladen hat, lehnt sie ab, bis sie es tut",
-                    )),
-            ));
-        }
+        blocks.extend(key_forms(&a, &keys));
     }
     render(
         &state,
@@ -171,6 +155,46 @@ async fn keys(
         ("keys", t.tr("Signing keys", "Signaturschlüssel")),
         &blocks,
     )
+}
+
+/// Rotation, activation of a pending key and revocation of a pending or retired one, each
+/// saying what it changes for relying parties.
+fn key_forms(a: &Admin, keys: &[Value]) -> Vec<Block> {
+    let t = a.t;
+    let mut out = Vec::new();
+    let back = format!("/t/{}/admin/keys", a.tenant.slug);
+    out.push(Block::Form(
+        Form::action(a, "key-rotate", t.tr("Rotate", "Rotieren"), t.tr("Start a rotation", "Rotation beginnen"), &back)
+            .danger(t.tr(
+                "Yes: publish a new key now in the JWKS; it signs after the pre-publication period, so relying parties that cache the JWKS keep verifying",
+                "Ja: einen neuen Schlüssel jetzt im JWKS veröffentlichen; er signiert nach der Vorveröffentlichung, damit Anwendungen mit zwischengespeichertem JWKS weiter prüfen können",
+            )),
+    ));
+    for k in keys.iter().filter(|k| text(k, "state") == "pending") {
+        out.push(Block::Form(
+            Form::action(a, "key-activate", &format!("{} {}", t.tr("Activate", "Aktivieren"), text(k, "kid")), t.tr("Sign with this key now", "Jetzt mit diesem Schlüssel signieren"), &back)
+                .hidden("kid", &text(k, "kid"))
+                .danger(t.tr(
+                    "Yes: new tokens are signed with this key at once; a relying party that has not fetched the JWKS since it was published will refuse them until it does",
+                    "Ja: neue Tokens werden sofort mit diesem Schlüssel signiert; eine Anwendung, die das JWKS seit der Veröffentlichung nicht geladen hat, lehnt sie ab, bis sie es tut",
+                )),
+        ));
+    }
+    for k in keys
+        .iter()
+        .filter(|k| matches!(text(k, "state").as_str(), "pending" | "retired"))
+    {
+        let kid = text(k, "kid");
+        out.push(Block::Form(
+            Form::action(a, "key-revoke", &format!("{} {kid}", t.tr("Revoke", "Widerrufen")), t.tr("Revoke this key", "Diesen Schlüssel widerrufen"), &back)
+                .hidden("kid", &kid)
+                .danger(t.tr(
+                    "Yes: take this key out of the JWKS now; every token it signed stops verifying at relying parties (for a compromised key)",
+                    "Ja: diesen Schlüssel sofort aus dem JWKS nehmen; jedes damit signierte Token wird von Anwendungen abgelehnt (für einen kompromittierten Schlüssel)",
+                )),
+        ));
+    }
+    out
 }
 
 /// `GET /t/{tenant}/admin/audit?action=…&user=…`: the latest events, filtered, with export
@@ -193,34 +217,48 @@ async fn audit(
         q = format!("{q}&user={}", seg(&user));
     }
     let page: Value = a.get(&state, &format!("/audit?{q}")).await?;
-    let mut rows: Vec<Row> = page["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| Row {
-            cells: vec![
-                text(e, "seq"),
-                time(e, "at"),
-                text(e, "actor"),
-                text(e, "action"),
-                text(e, "target"),
-                text(e, "outcome"),
-                e["details"].to_string(),
-            ],
-            link: None,
-        })
-        .collect();
-    rows.reverse();
-    rows.truncate(200);
+    let rows = latest(&page, true);
     let blocks = vec![
-        Block::Form(Form::query(t.tr("Filter", "Filtern"), format!("/t/{}/admin/audit", a.tenant.slug), t.tr("Filter", "Filtern"), vec![
-                Input::text("action", t.tr("Action (exact, or a prefix ending in *)", "Aktion (genau, oder Präfix mit *)"), &action),
+        Block::Form(Form::query(
+            t.tr("Filter", "Filtern"),
+            format!("/t/{}/admin/audit", a.tenant.slug),
+            t.tr("Filter", "Filtern"),
+            vec![
+                Input::text(
+                    "action",
+                    t.tr(
+                        "Action (exact, or a prefix ending in *)",
+                        "Aktion (genau, oder Präfix mit *)",
+                    ),
+                    &action,
+                ),
                 Input::text("user", t.tr("User id", "Benutzer-Id"), &user),
-            ])),
-        Block::Text(t.tr(
-            "Export: the admin API's GET /admin/t/{tenant}/audit?format=csv or format=jsonl, or `latchkey audit search`.",
-            "Export: GET /admin/t/{tenant}/audit?format=csv oder format=jsonl der Admin-API, oder `latchkey audit search`.",
-        ).to_owned()),
+            ],
+        )),
+        export_link(
+            &a,
+            (
+                "csv",
+                t.tr(
+                    "Export these events as CSV",
+                    "Diese Ereignisse als CSV exportieren",
+                ),
+            ),
+            &action,
+            &user,
+        ),
+        export_link(
+            &a,
+            (
+                "jsonl",
+                t.tr(
+                    "Export these events as JSON lines",
+                    "Diese Ereignisse als JSON-Zeilen exportieren",
+                ),
+            ),
+            &action,
+            &user,
+        ),
         chain_status(&state, &a).await?,
         Block::Table(Table {
             caption: t.tr("Latest events", "Neueste Ereignisse").to_owned(),
@@ -240,6 +278,71 @@ async fn audit(
         ("audit", t.tr("Audit log", "Audit-Protokoll")),
         &blocks,
     )
+}
+
+/// A link to the export of the events the page's filter shows.
+fn export_link(a: &Admin, (format, label): (&str, &str), action: &str, user: &str) -> Block {
+    let href = format!(
+        "/t/{}/admin/audit/export?format={format}&action={}&user={}",
+        a.tenant.slug,
+        seg(action),
+        seg(user)
+    );
+    Block::Link(label.to_owned(), href)
+}
+
+/// An audit page's latest 200 events, newest first (with their details when asked).
+pub(super) fn latest(page: &Value, details: bool) -> Vec<Row> {
+    let mut rows: Vec<Row> = page["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut cells: Vec<String> = ["seq", "at", "actor", "action", "target", "outcome"]
+                .iter()
+                .map(|k| if *k == "at" { time(e, k) } else { text(e, k) })
+                .collect();
+            if details {
+                cells.push(e["details"].to_string());
+            }
+            Row { cells, link: None }
+        })
+        .collect();
+    rows.reverse();
+    rows.truncate(200);
+    rows
+}
+
+/// `GET /t/{tenant}/admin/audit/export?format=csv|jsonl&action=…&user=…`: the filtered events
+/// as a download, read through the admin API (audited there like any export).
+async fn export(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::AuditRead)?;
+    let format = if query_param(&req, "format").as_deref() == Some("jsonl") {
+        "jsonl"
+    } else {
+        "csv"
+    };
+    let mut q = format!("format={format}&limit=1000");
+    for k in ["action", "user"] {
+        if let Some(v) = query_param(&req, k).filter(|v| !v.is_empty()) {
+            q = format!("{q}&{k}={}", seg(&v));
+        }
+    }
+    let answer = a.api(&state, Method::GET, &format!("/audit?{q}"), None).await?;
+    if !answer.ok() {
+        return Err(AppError::new(Kind::BadRequest, answer.problem()));
+    }
+    let name = format!("attachment; filename=\"audit-{}.{format}\"", a.tenant.slug);
+    Ok(HttpResponse::Ok()
+        .content_type(answer.content_type.unwrap_or_else(|| "text/plain".to_owned()))
+        .insert_header((actix_web::http::header::CONTENT_DISPOSITION, name))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(answer.raw))
 }
 
 /// `GET /t/{tenant}/admin/policies`: the tenant's policy, each part with what it does.
@@ -714,6 +817,12 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
             format!("/keys/{}/activate", seg(field("kid").unwrap_or_default())),
             None,
             t.tr("The key signs now.", "Der Schlüssel signiert jetzt."),
+        ),
+        "key-revoke" => (
+            Method::POST,
+            format!("/keys/{}/revoke", seg(field("kid").unwrap_or_default())),
+            None,
+            t.tr("The key is revoked.", "Der Schlüssel ist widerrufen."),
         ),
         "group-create" => (
             Method::POST,
