@@ -562,6 +562,70 @@ async fn keys_rotate_and_the_audit_exports_from_the_console(s: &TestServer) {
     assert!(csv.contains(",keys.rotate,"), "{csv}");
 }
 
+/// A group made in the console gets a member from the user's page, shows them on its own page,
+/// loses them again, and is deleted (with its confirmation).
+async fn groups_are_managed_from_the_console(s: &TestServer) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    let bob = add_user(s, "acme", "bob").await;
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = b.get(s, "/t/acme/admin/groups").await;
+    let csrf = hidden(&page, "csrf");
+    let poster = b.clone();
+    let post = |op: &'static str, form: Vec<(&'static str, String)>| {
+        let mut b = poster.clone();
+        let csrf = csrf.clone();
+        async move {
+            let mut all = vec![("csrf", csrf)];
+            all.extend(form);
+            let pairs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (st, h, body) = b.post(s, &format!("/t/acme/admin/do/{op}"), &pairs, &[]).await;
+            assert_eq!(st, 303, "{op}: {body}");
+            location(&h)
+        }
+    };
+    let to = post(
+        "group-create",
+        vec![
+            ("name", "engineers".into()),
+            ("back", "/t/acme/admin/groups".into()),
+        ],
+    )
+    .await;
+    assert!(to.contains("notice="), "{to}");
+    let group = latchkey_store::GroupRepo::group_by_name(&s.state.db, &tid(s, "acme"), "engineers")
+        .unwrap()
+        .unwrap();
+    post(
+        "user-group",
+        vec![("id", bob.id.to_string()), ("group", group.id.to_string())],
+    )
+    .await;
+    let (st, _, page) = b.get(s, &format!("/t/acme/admin/groups/{}", group.id)).await;
+    assert_eq!(st, 200, "{page}");
+    assert!(page.contains(">bob<"), "{page}");
+    post(
+        "group-member-remove",
+        vec![("group", group.id.to_string()), ("id", bob.id.to_string())],
+    )
+    .await;
+    let (_, _, page) = b.get(s, &format!("/t/acme/admin/groups/{}", group.id)).await;
+    assert!(!page.contains(">bob<"), "{page}");
+    post(
+        "group-delete",
+        vec![("group", group.id.to_string()), ("confirm", "yes".into())],
+    )
+    .await;
+    assert!(
+        latchkey_store::GroupRepo::group_by_name(&s.state.db, &tid(s, "acme"), "engineers")
+            .unwrap()
+            .is_none()
+    );
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
@@ -571,4 +635,5 @@ latchkey_tests::e2e!(
     an_operator_runs_the_installation_from_the_system_console,
     users_are_found_by_name_and_by_attribute,
     keys_rotate_and_the_audit_exports_from_the_console,
+    groups_are_managed_from_the_console,
 );

@@ -56,6 +56,8 @@ pub const ACTIONS: &[&str] = &[
     "key-activate",
     "key-revoke",
     "group-create",
+    "group-member-remove",
+    "group-delete",
     "role-create",
     "policy-patch",
     "saml-create",

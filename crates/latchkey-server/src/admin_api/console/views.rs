@@ -21,6 +21,7 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/audit/export", web::get().to(export))
         .route("/admin/policies", web::get().to(policies))
         .route("/admin/groups", web::get().to(groups))
+        .route("/admin/groups/{id}", web::get().to(group))
         .route("/admin/clients", web::get().to(clients))
         .route("/admin/clients/{id}", web::get().to(client))
         .route("/admin/risk", web::get().to(risk));
@@ -445,6 +446,7 @@ async fn groups(
         t.tr("Groups", "Gruppen"),
         &groups,
         t.tr("No group yet.", "Noch keine Gruppe."),
+        Some(&format!("/t/{}/admin/groups", a.tenant.slug)),
     )];
     if a.may(Permission::RolesRead) {
         let roles: Vec<Value> = a.get(&state, "/roles?limit=1000").await?;
@@ -453,6 +455,7 @@ async fn groups(
             t.tr("Roles", "Rollen"),
             &roles,
             t.tr("No role yet.", "Noch keine Rolle."),
+            None,
         ));
     }
     let back = format!("/t/{}/admin/groups", a.tenant.slug);
@@ -490,8 +493,92 @@ async fn groups(
     )
 }
 
+/// `GET /t/{tenant}/admin/groups/{id}`: a group's members and roles; members are added and
+/// removed, and the group deleted, here.
+async fn group(
+    req: HttpRequest,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    let a = admin_or_return!(&state, &req, tenant);
+    need(&a, Permission::GroupsRead)?;
+    let t = a.t;
+    let id = path.into_inner().1;
+    let g: Value = a.get(&state, &format!("/groups/{}", seg(&id))).await?;
+    let users: Vec<Value> = g["members"]["users"].as_array().cloned().unwrap_or_default();
+    let mut blocks = vec![
+        Block::Pairs {
+            caption: t.tr("Group", "Gruppe").to_owned(),
+            pairs: vec![
+                (t.tr("Name", "Name").to_owned(), text(&g["group"], "name")),
+                (
+                    t.tr("Description", "Beschreibung").to_owned(),
+                    text(&g["group"], "description"),
+                ),
+                (t.tr("Roles", "Rollen").to_owned(), g["roles"].to_string()),
+                (
+                    t.tr("Groups inside", "Enthaltene Gruppen").to_owned(),
+                    g["members"]["groups"].as_array().map_or(0, Vec::len).to_string(),
+                ),
+            ],
+        },
+        Block::Table(Table {
+            caption: t.tr("Members", "Mitglieder").to_owned(),
+            head: heads(&a, &[("Username", "Benutzername"), ("Id", "Id")]),
+            rows: users
+                .iter()
+                .map(|u| Row {
+                    cells: vec![text(u, "username"), text(u, "id")],
+                    link: Some(format!(
+                        "/t/{}/admin/users/{}",
+                        a.tenant.slug,
+                        seg(&text(u, "id"))
+                    )),
+                })
+                .collect(),
+            empty: t.tr("No member yet.", "Noch kein Mitglied.").to_owned(),
+        }),
+    ];
+    if a.may(Permission::GroupsWrite) {
+        let back = format!("/t/{}/admin/groups/{}", a.tenant.slug, seg(&id));
+        let form = |op: &str, title: &str, submit: &str| {
+            Form::action(&a, op, title, submit, &back).hidden("group", &id)
+        };
+        blocks.push(Block::Form(
+            form(
+                "group-member-remove",
+                t.tr("Remove a member", "Mitglied entfernen"),
+                t.tr("Remove member", "Mitglied entfernen"),
+            )
+            .field(Input::text("id", t.tr("User id", "Benutzer-Id"), "").required()),
+        ));
+        blocks.push(Block::Form(
+            form(
+                "group-delete",
+                t.tr("Delete", "Löschen"),
+                t.tr("Delete group", "Gruppe löschen"),
+            )
+            .danger(t.tr(
+                "Yes: delete the group; its members lose the roles it gave them",
+                "Ja: die Gruppe löschen; ihre Mitglieder verlieren die Rollen, die sie ihnen gab",
+            )),
+        ));
+    }
+    render(
+        &state,
+        &req,
+        &a,
+        (
+            "groups",
+            &format!("{} {}", t.tr("Group", "Gruppe"), text(&g["group"], "name")),
+        ),
+        &blocks,
+    )
+}
+
 /// Objects with a name, id and description as a table.
-fn named_table(a: &Admin, caption: &str, items: &[Value], empty: &str) -> Block {
+fn named_table(a: &Admin, caption: &str, items: &[Value], empty: &str, link: Option<&str>) -> Block {
     Block::Table(Table {
         caption: caption.to_owned(),
         head: heads(
@@ -502,7 +589,7 @@ fn named_table(a: &Admin, caption: &str, items: &[Value], empty: &str) -> Block 
             .iter()
             .map(|g| Row {
                 cells: vec![text(g, "name"), text(g, "id"), text(g, "description")],
-                link: None,
+                link: link.map(|base| format!("{base}/{}", seg(&text(g, "id")))),
             })
             .collect(),
         empty: empty.to_owned(),
@@ -823,6 +910,22 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
             format!("/keys/{}/revoke", seg(field("kid").unwrap_or_default())),
             None,
             t.tr("The key is revoked.", "Der Schlüssel ist widerrufen."),
+        ),
+        "group-member-remove" => (
+            Method::DELETE,
+            format!(
+                "/groups/{}/members/users/{}",
+                seg(field("group").unwrap_or_default()),
+                seg(field("id").unwrap_or_default())
+            ),
+            None,
+            t.tr("Member removed.", "Mitglied entfernt."),
+        ),
+        "group-delete" => (
+            Method::DELETE,
+            format!("/groups/{}", seg(field("group").unwrap_or_default())),
+            None,
+            t.tr("Group deleted.", "Gruppe gelöscht."),
         ),
         "group-create" => (
             Method::POST,
