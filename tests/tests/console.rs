@@ -626,6 +626,52 @@ async fn groups_are_managed_from_the_console(s: &TestServer) {
     );
 }
 
+/// Registering a portal from the console: the API's checks apply (a wildcard redirect URI is
+/// refused with its reason), and a good one answers its client id and secret this once.
+async fn an_application_is_registered_from_the_console(s: &TestServer) {
+    use latchkey_store::ClientRepo;
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut b = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = b.get(s, "/t/acme/admin/clients").await;
+    assert!(page.contains("Register an application"), "{page}");
+    let csrf = hidden(&page, "csrf");
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("back", "/t/acme/admin/clients"),
+        ("name", "Wild"),
+        ("client_type", "confidential"),
+        ("redirect_uris", "https://*.acme.test/cb"),
+    ];
+    let (st, h, _) = b.post(s, "/t/acme/admin/do/client-create", &bad, &[]).await;
+    assert_eq!(st, 303);
+    assert!(location(&h).contains("error="), "{}", location(&h));
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("back", "/t/acme/admin/clients"),
+        ("name", "Reports"),
+        ("client_type", "confidential"),
+        (
+            "redirect_uris",
+            "https://reports.acme.test/cb\r\nhttps://reports.acme.test/cb2",
+        ),
+    ];
+    let (st, _, shown) = b.post(s, "/t/acme/admin/do/client-create", &good, &[]).await;
+    assert_eq!(st, 200, "{shown}");
+    let clients = s.state.db.list_clients(&tid(s, "acme")).unwrap();
+    let c = clients.iter().find(|c| c.name == "Reports").unwrap();
+    assert_eq!(c.redirect_uris.len(), 2);
+    assert!(shown.contains(c.client_id.as_str()), "{shown}");
+    assert!(
+        shown.contains("<dt>client_secret</dt><dd>") && shown.contains("shown this once"),
+        "{shown}"
+    );
+    assert!(clients.iter().all(|c| c.name != "Wild"));
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
@@ -636,4 +682,5 @@ latchkey_tests::e2e!(
     users_are_found_by_name_and_by_attribute,
     keys_rotate_and_the_audit_exports_from_the_console,
     groups_are_managed_from_the_console,
+    an_application_is_registered_from_the_console,
 );

@@ -606,7 +606,7 @@ async fn clients(
     need(&a, Permission::ClientsRead)?;
     let t = a.t;
     let clients: Vec<Value> = a.get(&state, "/clients?limit=1000").await?;
-    let blocks = vec![Block::Table(Table {
+    let mut blocks = vec![Block::Table(Table {
         caption: t.tr("Applications", "Anwendungen").to_owned(),
         head: heads(
             &a,
@@ -635,6 +635,9 @@ async fn clients(
             .collect(),
         empty: t.tr("No application yet.", "Noch keine Anwendung.").to_owned(),
     })];
+    if a.may(Permission::ClientsWrite) {
+        blocks.push(client_form(&a));
+    }
     render(
         &state,
         &req,
@@ -642,6 +645,146 @@ async fn clients(
         ("clients", t.tr("Applications", "Anwendungen")),
         &blocks,
     )
+}
+
+/// Registering a portal: its name, type and redirect URIs (one per line); the checks are the
+/// API's (exact https or loopback URIs, no wildcards).
+fn client_form(a: &Admin) -> Block {
+    let t = a.t;
+    let types = vec![
+        (
+            "confidential".to_owned(),
+            t.tr(
+                "Confidential (a server-side web app)",
+                "Vertraulich (serverseitige Web-App)",
+            )
+            .to_owned(),
+        ),
+        (
+            "public".to_owned(),
+            t.tr(
+                "Public (a single-page or native app, PKCE)",
+                "Öffentlich (Single-Page- oder native App, PKCE)",
+            )
+            .to_owned(),
+        ),
+    ];
+    Block::Form(
+        Form::action(
+            a,
+            "client-create",
+            t.tr("Register an application", "Anwendung registrieren"),
+            t.tr("Register", "Registrieren"),
+            &format!("/t/{}/admin/clients", a.tenant.slug),
+        )
+        .field(Input::text("name", t.tr("Name", "Name"), "").required())
+        .field(Input::select(
+            "client_type",
+            t.tr("Type", "Typ"),
+            types,
+            "confidential",
+        ))
+        .field(
+            Input::text(
+                "redirect_uris",
+                t.tr(
+                    "Redirect URIs, one per line",
+                    "Weiterleitungs-URIs, eine pro Zeile",
+                ),
+                "",
+            )
+            .kind("textarea")
+            .required(),
+        )
+        .field(
+            Input::text(
+                "post_logout_redirect_uris",
+                t.tr(
+                    "Post-logout redirect URIs, one per line",
+                    "URIs nach der Abmeldung, eine pro Zeile",
+                ),
+                "",
+            )
+            .kind("textarea"),
+        )
+        .field(
+            Input::text(
+                "first_party",
+                t.tr(
+                    "First party (no consent screen)",
+                    "Eigene Anwendung (ohne Einwilligungsseite)",
+                ),
+                "",
+            )
+            .kind("checkbox"),
+        ),
+    )
+}
+
+/// Registers a client and shows its secret this once.
+async fn create_client(state: &AppState, a: &Admin, f: &FormParams) -> Result<Done, AppError> {
+    let t = a.t;
+    let lines = |k: &str| -> Vec<String> {
+        f.get(k)
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let body = json!({
+        "name": f.get("name").unwrap_or_default().trim(),
+        "client_type": f.get("client_type").unwrap_or("confidential"),
+        "redirect_uris": lines("redirect_uris"),
+        "post_logout_redirect_uris": lines("post_logout_redirect_uris"),
+        "first_party": f.get("first_party") == Some("on"),
+    });
+    let answer = a.api(state, Method::POST, "/clients", Some(&body)).await?;
+    if !answer.ok() {
+        return Ok(Done::Failed(answer.problem()));
+    }
+    let c = &answer.body;
+    let id = text(c, "client_id");
+    let secret = c["client_secret"].as_str().map_or_else(
+        || {
+            t.tr("none (a public client)", "keins (öffentlicher Client)")
+                .to_owned()
+        },
+        str::to_owned,
+    );
+    Ok(Done::Show(
+        ("clients", t.tr("Application registered", "Anwendung registriert")),
+        vec![
+            Block::Pairs {
+                caption: t
+                    .tr(
+                        "Give these to the portal's developers",
+                        "Diese Werte an die Entwickler des Portals geben",
+                    )
+                    .to_owned(),
+                pairs: vec![
+                    ("client_id".to_owned(), id.clone()),
+                    ("client_secret".to_owned(), secret),
+                    (
+                        t.tr("Issuer (discovery)", "Aussteller (Discovery)").to_owned(),
+                        state.config.issuer(&a.tenant.slug),
+                    ),
+                ],
+            },
+            Block::Text(
+                t.tr(
+                    "The secret is shown this once; only its hash is stored.",
+                    "Das Geheimnis wird nur dieses eine Mal gezeigt; gespeichert wird nur sein Hash.",
+                )
+                .to_owned(),
+            ),
+            Block::Link(
+                t.tr("Open the application", "Anwendung öffnen").to_owned(),
+                format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)),
+            ),
+        ],
+    ))
 }
 
 /// `GET /t/{tenant}/admin/clients/{id}?user=…`: one application, its claim mapping, and the
@@ -892,6 +1035,9 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
     let t = a.t;
     let field = |k: &str| f.get(k).map(str::trim).filter(|v| !v.is_empty());
     let named = || json!({"name": field("name").unwrap_or_default(), "description": field("description")});
+    if op == "client-create" {
+        return create_client(state, a, f).await;
+    }
     let (method, path, body, notice) = match op {
         "key-rotate" => (
             Method::POST,
