@@ -55,6 +55,7 @@ pub const ACTIONS: &[&str] = &[
     "key-rotate",
     "key-activate",
     "key-revoke",
+    "key-retire",
     "client-create",
     "group-create",
     "group-member-remove",

@@ -181,6 +181,17 @@ fn key_forms(a: &Admin, keys: &[Value]) -> Vec<Block> {
                 )),
         ));
     }
+    for k in keys.iter().filter(|k| text(k, "state") == "active") {
+        let kid = text(k, "kid");
+        out.push(Block::Form(
+            Form::action(a, "key-retire", &format!("{} {kid}", t.tr("Retire", "Ausmustern")), t.tr("Stop signing with this key", "Nicht mehr mit diesem Schlüssel signieren"), &back)
+                .hidden("kid", &kid)
+                .danger(t.tr(
+                    "Yes: stop signing with it; it stays in the JWKS until the tokens it signed expire, so relying parties keep verifying them",
+                    "Ja: nicht mehr damit signieren; er bleibt im JWKS, bis seine Tokens abgelaufen sind, damit Anwendungen sie weiter prüfen können",
+                )),
+        ));
+    }
     for k in keys
         .iter()
         .filter(|k| matches!(text(k, "state").as_str(), "pending" | "retired"))
@@ -1030,6 +1041,21 @@ fn simulate(a: &Admin, scores: &[i64], step_up: Option<i64>, deny: Option<i64>) 
     })
 }
 
+/// `key-activate`, `key-retire` and `key-revoke` of the key `kid`; `None` for another action.
+async fn key_action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Result<Option<Done>, AppError> {
+    let t = a.t;
+    let notice = match op {
+        "key-activate" => t.tr("The key signs now.", "Der Schlüssel signiert jetzt."),
+        "key-retire" => t.tr("The key is retired.", "Der Schlüssel ist ausgemustert."),
+        "key-revoke" => t.tr("The key is revoked.", "Der Schlüssel ist widerrufen."),
+        _ => return Ok(None),
+    };
+    let verb = op.trim_start_matches("key-");
+    let path = format!("/keys/{}/{verb}", seg(f.get("kid").unwrap_or_default().trim()));
+    let answer = a.api(state, Method::POST, &path, None).await?;
+    Ok(Some(Done::of(&answer, notice.to_owned())))
+}
+
 /// The actions of these sections by name.
 pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Result<Done, AppError> {
     let t = a.t;
@@ -1038,24 +1064,15 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
     if op == "client-create" {
         return create_client(state, a, f).await;
     }
+    if let Some(done) = key_action(state, a, op, f).await? {
+        return Ok(done);
+    }
     let (method, path, body, notice) = match op {
         "key-rotate" => (
             Method::POST,
             "/keys/rotate".to_owned(),
             None,
             t.tr("New key published.", "Neuer Schlüssel veröffentlicht."),
-        ),
-        "key-activate" => (
-            Method::POST,
-            format!("/keys/{}/activate", seg(field("kid").unwrap_or_default())),
-            None,
-            t.tr("The key signs now.", "Der Schlüssel signiert jetzt."),
-        ),
-        "key-revoke" => (
-            Method::POST,
-            format!("/keys/{}/revoke", seg(field("kid").unwrap_or_default())),
-            None,
-            t.tr("The key is revoked.", "Der Schlüssel ist widerrufen."),
         ),
         "group-member-remove" => (
             Method::DELETE,
