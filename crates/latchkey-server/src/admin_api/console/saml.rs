@@ -83,7 +83,7 @@ async fn list(
                 cells: vec![
                     text(c, "name"),
                     text(c, "display_name"),
-                    text(c, "idp_entity_id"),
+                    text(&c["idp"], "entity_id"),
                     text(c, "metadata_url"),
                 ],
                 link: Some(format!("{}/{}", base(&a), seg(&text(c, "name")))),
@@ -336,16 +336,25 @@ async fn show(
         .await?;
     let mut blocks = vec![Block::Pairs {
         caption: t.tr("Connection", "Verbindung").to_owned(),
-        pairs: [
-            "name",
-            "display_name",
-            "idp_entity_id",
-            "idp_sso_url",
-            "metadata_url",
-        ]
-        .iter()
-        .map(|k| ((*k).to_owned(), text(&c, k)))
-        .collect(),
+        pairs: vec![
+            (t.tr("Name", "Name").to_owned(), text(&c, "name")),
+            (
+                t.tr("Display name", "Anzeigename").to_owned(),
+                text(&c, "display_name"),
+            ),
+            (
+                t.tr("IdP entity ID", "IdP-Entity-ID").to_owned(),
+                text(&c["idp"], "entity_id"),
+            ),
+            (
+                t.tr("IdP sign-in URL", "Anmelde-URL des IdP").to_owned(),
+                text(&c["idp"], "sso_url"),
+            ),
+            (
+                t.tr("Metadata URL", "Metadaten-URL").to_owned(),
+                text(&c, "metadata_url"),
+            ),
+        ],
     }];
     blocks.extend(health(&a, &h));
     if a.may(Permission::SamlWrite) {
