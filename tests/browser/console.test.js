@@ -233,7 +233,18 @@ test('a tenant admin\'s console pages: no serious axe violation in English or Ge
         // Reflow (WCAG 1.4.10): 320 CSS px wide, as at 400% zoom, needs no sideways scrolling.
         await page.setViewportSize({ width: 320, height: 800 });
         const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-        if (wide > 320) reflow.push(`${name}: ${wide}px`);
+        if (wide > 320) {
+          // Name the widest element, so a failure says what to fix.
+          const culprit = await page.evaluate(() => {
+            let worst = null;
+            for (const e of document.querySelectorAll('main *')) {
+              const r = e.getBoundingClientRect().right;
+              if (!worst || r > worst.r) worst = { r, what: `${e.tagName.toLowerCase()}.${e.className} "${e.textContent.slice(0, 40)}" in ${e.parentElement.tagName.toLowerCase()}.${e.parentElement.className}` };
+            }
+            return worst ? `${worst.what} to ${Math.round(worst.r)}px` : '';
+          });
+          reflow.push(`${name}: ${wide}px (${culprit})`);
+        }
         await page.setViewportSize(viewport);
       }
     }

@@ -224,7 +224,7 @@ fn print(
         |port| format!("http://127.0.0.1:{port}/"),
     );
     println!(
-        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n  example portal      {portal_url}\n  admin console       {}/t/{SLUG}/admin/  (the demo user, after adding a second factor on {}/t/{SLUG}/account)\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
+        "\n  Latchkey demo\n  ─────────────\n  issuer              {issuer}\n  discovery           {issuer}/.well-known/openid-configuration\n  example portal      {portal_url}\n  admin console       {}/t/{SLUG}/admin/\n                      (as the demo user, once it has a second factor: {}/t/{SLUG}/account)\n\n  confidential client {}\n  client secret       {}\n  redirect URIs       {}\n\n  public client       {}\n  redirect URIs       {}\n\n  user                {USERNAME}\n  password            {password}\n\n  database            {}\n  session store       {}\n",
         config.public_url,
         config.public_url,
         confidential.client_id,
