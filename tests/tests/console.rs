@@ -269,7 +269,10 @@ async fn one_tenants_admin_never_reaches_another_tenants_console(s: &TestServer)
     // A tenant admin sees alice's sign-in in her security activity, with its risk score.
     let (st, _, page) = b.get(s, &format!("/t/acme/admin/users/{}", alice.id)).await;
     assert_eq!(st, 200, "{page}");
-    let activity = page.split("<caption>Recent security activity</caption>").nth(1).unwrap();
+    let activity = page
+        .split("<caption>Recent security activity</caption>")
+        .nth(1)
+        .unwrap();
     assert!(
         activity.contains("<td>login.success</td><td>success</td><td>"),
         "{activity}"
