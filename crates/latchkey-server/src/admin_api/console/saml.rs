@@ -5,7 +5,7 @@
 //! change at the IdP, and the tenant's domain claims with their DNS or HTTP check.
 
 use super::page::{Block, Form, Input, Row, Table, render};
-use super::users::{heads, text, time};
+use super::users::{field, heads, text, time};
 use super::{Admin, Done, admin_or_return, need, seg};
 use crate::state::AppState;
 use crate::web::errors::AppError;
@@ -603,11 +603,10 @@ pub(super) async fn action(
     f: &FormParams,
 ) -> Result<Option<Done>, AppError> {
     let t = a.t;
-    let field = |k: &str| f.get(k).map(str::trim).filter(|v| !v.is_empty());
-    let name = field("name").unwrap_or_default();
+    let name = field(f, "name").unwrap_or_default();
     let (method, path, body, notice) = match op {
         "saml-create" => {
-            let b = json!({"name": name, "display_name": field("display_name"), "metadata_url": field("metadata_url"), "metadata_xml": field("metadata_xml")});
+            let b = json!({"name": name, "display_name": field(f, "display_name"), "metadata_url": field(f, "metadata_url"), "metadata_xml": field(f, "metadata_xml")});
             let answer = a.api(state, Method::POST, "/saml-connections", Some(&b)).await?;
             if !answer.ok() {
                 return Ok(Some(Done::Failed(answer.problem())));
@@ -631,14 +630,14 @@ pub(super) async fn action(
         "domain-add" => (
             Method::POST,
             "/domains".to_owned(),
-            Some(json!({"domain": field("domain"), "method": field("method")})),
+            Some(json!({"domain": field(f, "domain"), "method": field(f, "method")})),
             t.tr(
                 "Domain claimed: publish the value shown, then check.",
                 "Domain beansprucht: den angezeigten Wert veröffentlichen, dann prüfen.",
             ),
         ),
         "domain-verify" => {
-            let path = format!("/domains/{}/verify", seg(field("domain").unwrap_or_default()));
+            let path = format!("/domains/{}/verify", seg(field(f, "domain").unwrap_or_default()));
             let answer = a.api(state, Method::POST, &path, None).await?;
             if answer.ok() && answer.body["verified"].as_bool() == Some(false) {
                 return Ok(Some(Done::Failed(format!(

@@ -4,7 +4,7 @@
 //! audit chain, through the admin API's system scope in-process, like the tenant console.
 
 use super::page::{Block, Form, Input, Row, Table, render};
-use super::users::{heads, text, time};
+use super::users::{field, heads, text, time};
 use super::{Admin, Done, seg};
 use crate::state::AppState;
 use crate::web::errors::AppError;
@@ -231,19 +231,20 @@ async fn act(
 
 async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Result<Done, AppError> {
     let t = a.t;
-    let field = |k: &str| f.get(k).map(str::trim).filter(|v| !v.is_empty());
-    let slug = seg(field("slug").unwrap_or_default());
+    let slug = seg(field(f, "slug").unwrap_or_default());
     let (method, path, body, notice) = match op {
         "tenant-create" => (
             Method::POST,
             "/tenants".to_owned(),
-            Some(json!({"slug": field("slug").unwrap_or_default(), "display_name": field("display_name")})),
+            Some(
+                json!({"slug": field(f, "slug").unwrap_or_default(), "display_name": field(f, "display_name")}),
+            ),
             t.tr("Tenant created.", "Mandant angelegt."),
         ),
         "tenant-rename" => (
             Method::PATCH,
             format!("/tenants/{slug}"),
-            Some(json!({"display_name": field("display_name")})),
+            Some(json!({"display_name": field(f, "display_name")})),
             t.tr("Tenant renamed.", "Mandant umbenannt."),
         ),
         "tenant-rotate-dek" => (

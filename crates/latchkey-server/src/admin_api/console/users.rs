@@ -600,7 +600,7 @@ pub(super) async fn action(
 }
 
 /// A form's field, trimmed; `None` when empty.
-fn field<'f>(f: &'f FormParams, k: &str) -> Option<&'f str> {
+pub(super) fn field<'f>(f: &'f FormParams, k: &str) -> Option<&'f str> {
     f.get(k).map(str::trim).filter(|v| !v.is_empty())
 }
 

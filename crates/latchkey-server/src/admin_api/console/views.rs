@@ -3,7 +3,7 @@
 //! it reads anything, so a direct URL is refused like a hidden link (403, audited by the API).
 
 use super::page::{Block, Form, Input, Row, Table, render};
-use super::users::{heads, text, time};
+use super::users::{field, heads, text, time};
 use super::{Admin, Done, admin_or_return, need, seg, unknown_action};
 use crate::state::AppState;
 use crate::web::errors::{AppError, Kind};
@@ -1059,8 +1059,8 @@ async fn key_action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Re
 /// The actions of these sections by name.
 pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams) -> Result<Done, AppError> {
     let t = a.t;
-    let field = |k: &str| f.get(k).map(str::trim).filter(|v| !v.is_empty());
-    let named = || json!({"name": field("name").unwrap_or_default(), "description": field("description")});
+    let named =
+        || json!({"name": field(f, "name").unwrap_or_default(), "description": field(f, "description")});
     if op == "client-create" {
         return create_client(state, a, f).await;
     }
@@ -1078,15 +1078,15 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
             Method::DELETE,
             format!(
                 "/groups/{}/members/users/{}",
-                seg(field("group").unwrap_or_default()),
-                seg(field("id").unwrap_or_default())
+                seg(field(f, "group").unwrap_or_default()),
+                seg(field(f, "id").unwrap_or_default())
             ),
             None,
             t.tr("Member removed.", "Mitglied entfernt."),
         ),
         "group-delete" => (
             Method::DELETE,
-            format!("/groups/{}", seg(field("group").unwrap_or_default())),
+            format!("/groups/{}", seg(field(f, "group").unwrap_or_default())),
             None,
             t.tr("Group deleted.", "Gruppe gelöscht."),
         ),
@@ -1103,7 +1103,7 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
             t.tr("Role created.", "Rolle angelegt."),
         ),
         "policy-patch" => {
-            let Ok(patch) = serde_json::from_str::<Value>(field("patch").unwrap_or_default()) else {
+            let Ok(patch) = serde_json::from_str::<Value>(field(f, "patch").unwrap_or_default()) else {
                 return Ok(Done::Failed(
                     t.tr(
                         "The change is not valid JSON.",
