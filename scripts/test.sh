@@ -13,5 +13,10 @@ bash scripts/services.sh
 cargo test --workspace --locked "$@"
 # The SAML parser budget measures process CPU, so its tests run alone, one after the other.
 cargo test --workspace --locked --test saml "$@" parser_budget -- --ignored --test-threads=1
-# Browser tests: the sign-in and OIDC pages in Debian's Chromium, driven by playwright-core.
-(cd tests/browser && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)
+# Browser tests: the sign-in, OIDC and console pages in Debian's Chromium, driven by
+# playwright-core, on each backend: the embedded default, then PostgreSQL + Redis.
+for backend in embedded postgres; do
+  echo "== browser tests on the ${backend} backend"
+  (cd tests/browser && LATCHKEY_BROWSER_BACKEND="$backend" \
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/../../target}" node --test)
+done

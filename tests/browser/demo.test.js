@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bin, freePort, launchChromium, root } from './kit.mjs';
+import { backendEnv, bin, freePort, launchChromium, root } from './kit.mjs';
 
 const shots = join(root, 'docs', 'img');
 let demo, browser, printed;
@@ -28,6 +28,9 @@ before(async () => {
     PATH: process.env.PATH,
     LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: `http://localhost:${port}`, LATCHKEY_LOG: 'warn',
   };
+  // The embedded default as the README's first command has it; the PostgreSQL + Redis run
+  // points the same demo at those.
+  if (process.env.LATCHKEY_BROWSER_BACKEND === 'postgres') Object.assign(env, backendEnv(work));
   demo = spawn(bin, ['demo', '--portal-port', String(portalPort)], { env, cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
   demo.stdout.on('data', (chunk) => { output += chunk; });
   demo.stderr.on('data', (chunk) => { output += chunk; });

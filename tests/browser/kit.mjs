@@ -1,4 +1,5 @@
-// What every browser suite needs: the `latchkey` binary on a fresh SQLite database at
+// What every browser suite needs: the `latchkey` binary on a fresh database (SQLite, or
+// PostgreSQL + Redis: `backendEnv`) at
 // http://localhost:PORT (a domain, so it is also the WebAuthn RP ID), its CLI, a loopback
 // server playing an OIDC client, and Debian's Chromium (never a downloaded browser).
 import { spawn, execFileSync } from 'node:child_process';
@@ -6,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { chromium } from 'playwright-core';
 
@@ -16,6 +18,29 @@ export const freePort = () => new Promise((ok) => {
   const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
 });
 
+/**
+ * The backend the suite runs on: the embedded default (a fresh SQLite file in `work`, sessions
+ * in-process), or with LATCHKEY_BROWSER_BACKEND=postgres a fresh PostgreSQL database (dropped
+ * when this test file's process exits) and Redis sessions, so each backend passes the same
+ * browser suite. LATCHKEY_TEST_POSTGRES_URL / LATCHKEY_TEST_REDIS_URL as the Rust tests use them.
+ */
+export function backendEnv(work) {
+  if (process.env.LATCHKEY_BROWSER_BACKEND !== 'postgres') {
+    return { LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}` };
+  }
+  const admin = process.env.LATCHKEY_TEST_POSTGRES_URL || 'postgres://root@127.0.0.1:5432/postgres';
+  const name = `latchkey_browser_${randomBytes(6).toString('hex')}`;
+  const psql = (sql) => execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', admin, '-c', sql], { stdio: 'pipe' });
+  psql(`CREATE DATABASE ${name}`);
+  process.on('exit', () => { try { psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* the machine's cleanup */ } });
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    LATCHKEY_DATABASE_URL: url.toString(),
+    LATCHKEY_SESSION_STORE: process.env.LATCHKEY_TEST_REDIS_URL || 'redis://127.0.0.1:6379',
+  };
+}
+
 /** A fresh work directory and the settings of a Latchkey served from it. */
 export async function workspace() {
   const work = mkdtempSync(join(tmpdir(), 'latchkey-browser-'));
@@ -23,7 +48,7 @@ export async function workspace() {
   const base = `http://localhost:${port}`;
   const env = {
     PATH: process.env.PATH, WORK: work,
-    LATCHKEY_DATABASE_URL: `sqlite://${join(work, 'latchkey.db')}`,
+    ...backendEnv(work),
     LATCHKEY_KEYS_DIR: join(work, 'keys'),
     LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
   };

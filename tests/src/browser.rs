@@ -104,6 +104,27 @@ impl Browser {
         (st, h, res.text().await.unwrap())
     }
 
+    /// Posts `body` as `content_type` (a multipart form with a file, say).
+    pub async fn post_body(
+        &mut self,
+        s: &TestServer,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let res = TestServer::client()
+            .post(s.url(path))
+            .header("cookie", self.header())
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (st, h) = (res.status(), res.headers().clone());
+        self.absorb(&h);
+        (st, h, res.text().await.unwrap())
+    }
+
     /// Opens the sign-in page and returns its CSRF token.
     pub async fn form_token(&mut self, s: &TestServer, slug: &str) -> String {
         let (st, _, page) = self.get(s, &format!("/t/{slug}/login")).await;

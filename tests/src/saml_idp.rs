@@ -253,6 +253,23 @@ pub fn create_connection(
         .unwrap()
 }
 
+/// IdP metadata with one signing certificate valid now, as an IdP publishes it.
+pub fn metadata_xml(s: &crate::TestServer, entity_id: &str) -> (String, String) {
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
+        .unwrap()
+        .certificate;
+    let xml = format!(
+        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.acme.test/sso"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>"#
+    );
+    (xml, cert)
+}
+
 #[cfg(test)]
 mod tests {
     use super::{SamlIdp, form_fields};

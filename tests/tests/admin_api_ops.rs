@@ -8,7 +8,7 @@
 use latchkey_core::{Permission, TenantId, TenantPolicy};
 use latchkey_store::{AuditFilter, AuditRepo, NewTenant, SamlRepo, TenantRepo};
 use latchkey_tests::TestServer;
-use latchkey_tests::saml_idp::SamlIdp;
+use latchkey_tests::saml_idp::{SamlIdp, metadata_xml};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -113,23 +113,6 @@ fn events(s: &TestServer, t: &TenantId, action: &str) -> Vec<latchkey_core::Audi
         ..AuditFilter::default()
     };
     s.state.db.audit_search(t, &filter, 0, 1000).unwrap()
-}
-
-/// IdP metadata with one signing certificate valid now, as an IdP publishes it.
-fn metadata_xml(s: &TestServer, entity_id: &str) -> (String, String) {
-    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
-    let cert = latchkey_saml::generate_sp_key("Test IdP signing", now)
-        .unwrap()
-        .certificate;
-    let xml = format!(
-        r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity_id}">
-  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
-    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.acme.test/sso"/>
-  </md:IDPSSODescriptor>
-</md:EntityDescriptor>"#
-    );
-    (xml, cert)
 }
 
 /// Connects `corp` in acme from inline metadata.

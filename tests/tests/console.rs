@@ -134,7 +134,7 @@ async fn disable_and_refusal(s: &TestServer, b: &mut Browser, csrf: &str, bob: &
         .post(
             s,
             "/t/acme/admin/do/key-rotate",
-            &[("csrf", csrf), ("back", "/t/acme/admin/")],
+            &[("csrf", csrf), ("back", "/t/acme/admin/"), ("confirm", "yes")],
             &[],
         )
         .await;
@@ -675,6 +675,345 @@ async fn an_application_is_registered_from_the_console(s: &TestServer) {
     assert!(clients.iter().all(|c| c.name != "Wild"));
 }
 
+/// A tenant admin (alice, with TOTP) signed in to acme's console, and her forms' CSRF token.
+async fn tenant_admin(s: &TestServer) -> (Browser, String) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["tenant-admin"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut browser = signed_in_admin(s, "acme", "alice").await;
+    let (_, _, page) = browser.get(s, "/t/acme/admin/").await;
+    let csrf = hidden(&page, "csrf");
+    (browser, csrf)
+}
+
+/// Posts console action `op` with `csrf` and `fields`: the status, `Location` and body.
+async fn act(
+    s: &TestServer,
+    browser: &mut Browser,
+    (op, csrf): (&str, &str),
+    fields: &[(&str, &str)],
+) -> (reqwest::StatusCode, String, String) {
+    let mut form = vec![("csrf", csrf)];
+    form.extend_from_slice(fields);
+    let (st, headers, body) = browser
+        .post(s, &format!("/t/acme/admin/do/{op}"), &form, &[])
+        .await;
+    (st, location(&headers), body)
+}
+
+fn acme_policy(s: &TestServer) -> latchkey_core::TenantPolicy {
+    use latchkey_store::TenantRepo;
+    s.state.db.tenant_by_slug("acme").unwrap().unwrap().policy
+}
+
+/// The policy page: each section a typed form with what each field changes; a section saves
+/// through the API (unticked boxes are `false`), and a value of the wrong kind is refused with
+/// its field named, changing nothing.
+async fn policies_are_changed_field_by_field(s: &TestServer) {
+    let (mut browser, csrf) = tenant_admin(s).await;
+    let (st, _, page) = browser.get(s, "/t/acme/admin/policies").await;
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("name=\"idle_timeout_secs\"") && page.contains("Seconds without activity"),
+        "{page}"
+    );
+    let op = ("policy-section", csrf.as_str());
+    let session = [
+        ("section", "session"),
+        ("idle_timeout_secs", "900"),
+        ("absolute_timeout_secs", "28800"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &session).await;
+    assert!(to.contains("notice="), "{to}");
+    let policy = acme_policy(s).session;
+    assert_eq!(
+        (policy.idle_timeout_secs, policy.absolute_timeout_secs),
+        (900, 28800)
+    );
+    let mut password = [
+        ("section", "password"),
+        ("min_length", "14"),
+        ("max_length", "128"),
+        ("require_digit", "on"),
+        ("expiry_days", ""),
+        ("history", "3"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &password).await;
+    assert!(to.contains("notice="), "{to}");
+    let policy = acme_policy(s).password;
+    assert_eq!(
+        (policy.min_length, policy.history, policy.expiry_days),
+        (14, 3, None)
+    );
+    assert!(policy.require_digit && !policy.require_symbol && !policy.require_uppercase);
+    password[1].1 = "fourteen";
+    let (st, to, _) = act(s, &mut browser, op, &password).await;
+    assert_eq!(st, 303);
+    assert!(to.contains("error=") && to.contains("min_length"), "{to}");
+    assert_eq!(acme_policy(s).password.min_length, 14);
+    let mfa = [("section", "mfa"), ("mode", "sometimes"), ("methods", "totp")];
+    let (_, to, _) = act(s, &mut browser, op, &mfa).await;
+    assert!(to.contains("error=") && to.contains("mode"), "{to}");
+    let signup = [
+        ("section", "signup"),
+        ("mode", "open-for-domains"),
+        ("domains", "acme.test, corp.test"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &signup).await;
+    assert!(to.contains("notice="), "{to}");
+    assert_eq!(acme_policy(s).signup.domains, ["acme.test", "corp.test"]);
+    let (_, to, _) = act(s, &mut browser, op, &[("section", "keys")]).await;
+    assert!(to.contains("error="), "{to}");
+}
+
+/// A user manager may not read policies (403) nor change them through the form (the API's
+/// refusal comes back as the page's error, and nothing changes).
+async fn a_user_manager_cannot_change_policies(s: &TestServer) {
+    setup(s, "acme").await;
+    let bob = add_user(s, "acme", "bob").await;
+    with_totp(s, "acme", &bob);
+    console_admin(s, "acme", &bob, &["user-manager"]);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut manager = signed_in_admin(s, "acme", "bob").await;
+    let (st, _, _) = manager.get(s, "/t/acme/admin/policies").await;
+    assert_eq!(st, 403);
+    let (_, _, page) = manager.get(s, "/t/acme/admin/").await;
+    let csrf = hidden(&page, "csrf");
+    let session = [
+        ("section", "session"),
+        ("idle_timeout_secs", "60"),
+        ("absolute_timeout_secs", "60"),
+    ];
+    let (st, to, _) = act(s, &mut manager, ("policy-section", &csrf), &session).await;
+    assert_eq!(st, 303);
+    assert!(to.contains("error="), "{to}");
+    assert_eq!(acme_policy(s).session.idle_timeout_secs, 1800);
+}
+
+/// Registers "Reports" from the console; its client.
+async fn reports(s: &TestServer, browser: &mut Browser, csrf: &str) -> latchkey_core::Client {
+    use latchkey_store::ClientRepo;
+    let made = [
+        ("name", "Reports"),
+        ("client_type", "confidential"),
+        ("redirect_uris", "https://reports.acme.test/cb"),
+    ];
+    let (st, _, _) = act(s, browser, ("client-create", csrf), &made).await;
+    assert_eq!(st, 200);
+    let clients = s.state.db.list_clients(&tid(s, "acme")).unwrap();
+    clients.into_iter().find(|c| c.name == "Reports").unwrap()
+}
+
+/// An application's page edits its name and URIs through the API's checks.
+async fn an_application_is_edited(s: &TestServer) {
+    use latchkey_store::ClientRepo;
+    let (mut browser, csrf) = tenant_admin(s).await;
+    let client = reports(s, &mut browser, &csrf).await;
+    let id = client.client_id.as_str();
+    let back = format!("/t/acme/admin/clients/{id}");
+    let (st, _, page) = browser.get(s, &back).await;
+    assert_eq!(st, 200);
+    assert!(
+        page.contains("Change the application")
+            && page.contains("Rotate the client secret")
+            && page.contains("Delete the application"),
+        "{page}"
+    );
+    let op = ("client-update", csrf.as_str());
+    let wild = [
+        ("client", id),
+        ("name", "Reports"),
+        ("redirect_uris", "https://*.acme.test/cb"),
+    ];
+    let (st, to, _) = act(s, &mut browser, op, &wild).await;
+    assert_eq!(st, 303);
+    assert!(to.contains("error="), "{to}");
+    let edit = [
+        ("back", back.as_str()),
+        ("client", id),
+        ("name", "Reports 2"),
+        (
+            "redirect_uris",
+            "https://reports.acme.test/cb\r\nhttps://reports.acme.test/new",
+        ),
+        ("post_logout_redirect_uris", "https://reports.acme.test/bye"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &edit).await;
+    assert!(to.starts_with(&format!("{back}?notice=")), "{to}");
+    let after = s
+        .state
+        .db
+        .client(&tid(s, "acme"), &client.client_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.name, "Reports 2");
+    assert_eq!(
+        after.redirect_uris,
+        ["https://reports.acme.test/cb", "https://reports.acme.test/new"]
+    );
+    assert_eq!(after.post_logout_redirect_uris, ["https://reports.acme.test/bye"]);
+}
+
+/// Rotation needs the confirmation, shows the new secret once (only its hash is stored) and
+/// keeps the old one for the overlap chosen; deletion needs it too and removes the client.
+async fn an_application_secret_is_rotated_and_the_application_deleted(s: &TestServer) {
+    use latchkey_store::ClientRepo;
+    let (mut browser, csrf) = tenant_admin(s).await;
+    let client = reports(s, &mut browser, &csrf).await;
+    let (tenant, id) = (tid(s, "acme"), client.client_id.clone());
+    let stored = || s.state.db.client(&tenant, &id).unwrap();
+    let op = ("client-rotate-secret", csrf.as_str());
+    let rotate = [("client", id.as_str()), ("overlap_secs", "3600")];
+    let (st, _, page) = act(s, &mut browser, op, &rotate).await;
+    assert_eq!(st, 400, "{page}");
+    assert!(page.contains("tick its confirmation"), "{page}");
+    assert_eq!(stored().unwrap().secret_hash, client.secret_hash);
+    let confirmed = [rotate[0], rotate[1], ("confirm", "yes")];
+    let (st, _, shown) = act(s, &mut browser, op, &confirmed).await;
+    assert_eq!(st, 200, "{shown}");
+    let rotated = stored().unwrap();
+    let secret = shown
+        .split("<dt>client_secret</dt><dd>")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap();
+    assert_ne!(rotated.secret_hash, client.secret_hash);
+    let hash = latchkey_core::sha256_hex(secret.as_bytes());
+    assert_eq!(rotated.secret_hash.as_deref(), Some(hash.as_str()));
+    assert!(rotated.previous_secret.is_some() && shown.contains("The old secret works until"));
+    let delete = [("client", id.as_str())];
+    let (st, _, _) = act(s, &mut browser, ("client-delete", &csrf), &delete).await;
+    assert_eq!(st, 400);
+    assert!(stored().is_some());
+    let delete = [("client", id.as_str()), ("confirm", "yes")];
+    let (st, to, _) = act(s, &mut browser, ("client-delete", &csrf), &delete).await;
+    assert_eq!(st, 303);
+    assert!(to.starts_with("/t/acme/admin/clients?notice="), "{to}");
+    assert!(stored().is_none());
+}
+
+/// A multipart form body with boundary `B0und`: fields, and files (`Some(filename)`).
+fn multipart(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut body = String::new();
+    for (name, file, value) in parts {
+        let filename = file
+            .map(|f| format!("; filename=\"{f}\"\r\nContent-Type: text/xml"))
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "--B0und\r\nContent-Disposition: form-data; name=\"{name}\"{filename}\r\n\r\n{value}\r\n"
+        );
+    }
+    body.push_str("--B0und--\r\n");
+    body.into_bytes()
+}
+
+/// The SAML guide takes the IdP's metadata as an uploaded file (`multipart/form-data`, as the
+/// browser sends a file input); a file and a pasted document together are refused, and so is
+/// an upload without the CSRF token or a malformed body.
+async fn saml_metadata_is_uploaded_as_a_file(s: &TestServer) {
+    use latchkey_store::SamlRepo;
+    let (mut browser, _) = tenant_admin(s).await;
+    let (st, _, page) = browser.get(s, "/t/acme/admin/saml?kind=okta&name=okta").await;
+    assert_eq!(st, 200);
+    assert!(
+        page.contains("enctype=\"multipart/form-data\"") && page.contains("type=\"file\""),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf");
+    let (xml, _) = latchkey_tests::saml_idp::metadata_xml(s, "https://idp.okta.test/saml");
+    let (path, ct) = (
+        "/t/acme/admin/do/saml-create",
+        "multipart/form-data; boundary=B0und",
+    );
+    let file = ("metadata_file", Some("okta.xml"), xml.as_str());
+    let both = [
+        ("csrf", None, csrf.as_str()),
+        ("name", None, "okta"),
+        ("metadata_xml", None, &xml),
+        file,
+    ];
+    let (st, headers, _) = browser.post_body(s, path, ct, multipart(&both)).await;
+    assert_eq!(st, 303);
+    assert!(location(&headers).contains("error="), "{}", location(&headers));
+    let tenant = tid(s, "acme");
+    assert!(
+        s.state
+            .db
+            .saml_connection_by_name(&tenant, "okta")
+            .unwrap()
+            .is_none()
+    );
+    let forged = [("name", None, "okta"), file];
+    let (st, _, _) = browser.post_body(s, path, ct, multipart(&forged)).await;
+    assert_eq!(st, 403);
+    let (st, _, _) = browser
+        .post_body(s, path, ct, b"--B0und\r\nno end".to_vec())
+        .await;
+    assert_eq!(st, 400);
+    let upload = [
+        ("csrf", None, csrf.as_str()),
+        ("name", None, "okta"),
+        ("kind", None, "okta"),
+        ("display_name", None, "Okta"),
+        ("metadata_url", None, ""),
+        ("metadata_xml", None, ""),
+        file,
+    ];
+    let (st, headers, body) = browser.post_body(s, path, ct, multipart(&upload)).await;
+    assert_eq!(st, 303, "{body}");
+    let to = location(&headers);
+    assert!(to.starts_with("/t/acme/admin/saml/okta?notice="), "{to}");
+    let made = s
+        .state
+        .db
+        .saml_connection_by_name(&tenant, "okta")
+        .unwrap()
+        .unwrap();
+    assert_eq!(made.idp.entity_id, "https://idp.okta.test/saml");
+}
+
+/// The user list pages by 100 with a "Next page" link that keeps the search.
+async fn the_user_list_pages(s: &TestServer) {
+    setup(s, "acme").await;
+    let alice = user(s, "acme", "alice");
+    with_totp(s, "acme", &alice);
+    console_admin(s, "acme", &alice, &["user-manager"]);
+    let tenant = tid(s, "acme");
+    for i in 0..105 {
+        let new = NewUser {
+            username: format!("page{i:03}"),
+            ..NewUser::default()
+        };
+        s.state.db.create_user(&tenant, "test", &new).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut browser = signed_in_admin(s, "acme", "alice").await;
+    let (st, _, first) = browser.get(s, "/t/acme/admin/users?q=page").await;
+    assert_eq!(st, 200);
+    assert!(
+        first.contains(">page099<") && !first.contains(">page100<"),
+        "{first}"
+    );
+    let next = first
+        .split("<a href=\"")
+        .filter_map(|r| r.split('"').next())
+        .find(|href| href.contains("cursor="))
+        .unwrap()
+        .replace("&#38;", "&");
+    assert!(next.contains("q=page"), "{next}");
+    let (st, _, second) = browser.get(s, &next).await;
+    assert_eq!(st, 200);
+    assert!(
+        second.contains(">page100<") && second.contains(">page104<") && !second.contains(">page099<"),
+        "{second}"
+    );
+    assert!(!second.contains("cursor="), "the last page has no next link");
+}
+
 latchkey_tests::e2e!(
     a_user_manager_signs_in_with_two_factors_and_manages_users,
     forms_without_their_csrf_token_change_nothing,
@@ -686,4 +1025,10 @@ latchkey_tests::e2e!(
     keys_rotate_and_the_audit_exports_from_the_console,
     groups_are_managed_from_the_console,
     an_application_is_registered_from_the_console,
+    policies_are_changed_field_by_field,
+    a_user_manager_cannot_change_policies,
+    an_application_is_edited,
+    an_application_secret_is_rotated_and_the_application_deleted,
+    saml_metadata_is_uploaded_as_a_file,
+    the_user_list_pages,
 );

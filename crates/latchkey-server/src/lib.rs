@@ -44,7 +44,7 @@ pub use logging::init_logging;
 pub use saml::sp_urls;
 pub use state::{AppState, open_keys};
 pub use web::errors::AppError;
-pub use web::form::{FormError, FormParams, parse_form, parse_query};
+pub use web::form::{FormError, FormParams, parse_form, parse_multipart, parse_query};
 pub use web::observe::RequestId;
 
 /// Why the server could not start or stopped: each names the setting or part at fault.

@@ -18,6 +18,8 @@ pub(crate) struct Answer {
     pub body: Value,
     pub raw: web::Bytes,
     pub content_type: Option<String>,
+    /// The next page's cursor, from a list's `Link: <…>; rel="next"` (RFC 8288).
+    pub next: Option<String>,
 }
 
 impl Answer {
@@ -105,6 +107,11 @@ pub(crate) async fn call(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let next = res
+        .headers()
+        .get(header::LINK)
+        .and_then(|v| v.to_str().ok())
+        .and_then(next_cursor);
     let bytes = actix_web::body::to_bytes(res.into_body())
         .await
         .map_err(|e| AppError::internal("console call", e))?;
@@ -121,5 +128,26 @@ pub(crate) async fn call(
         body,
         raw: bytes,
         content_type,
+        next,
     })
+}
+
+/// The `cursor` of a `Link` header's `rel="next"` target.
+fn next_cursor(link: &str) -> Option<String> {
+    let target = link.split(',').find(|l| l.contains("rel=\"next\""))?;
+    let query = target.split_once('?')?.1.split('>').next()?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_next_cursor_is_read_from_the_link_header() {
+        let link = "</admin/t/acme/users?limit=100&cursor=WyJib2IiXQ&q=b>; rel=\"next\"";
+        assert_eq!(super::next_cursor(link).as_deref(), Some("WyJib2IiXQ"));
+        assert_eq!(super::next_cursor("</x?cursor=a>; rel=\"prev\""), None);
+        assert_eq!(super::next_cursor("garbage"), None);
+    }
 }

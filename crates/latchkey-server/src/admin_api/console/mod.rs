@@ -7,7 +7,9 @@
 //! Forms carry the session-bound CSRF token; pages get the strict default CSP.
 
 pub(crate) mod api;
+mod clients;
 mod page;
+mod policies;
 mod saml;
 mod system;
 mod users;
@@ -20,7 +22,7 @@ use crate::flow::session::{self, signed_in};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::{AppError, Kind};
-use crate::web::form::FormParams;
+use crate::web::form::{FormParams, UploadForm};
 use crate::web::respond::{see_other, strings};
 use crate::web::tenant::InTenant;
 use actix_web::http::Method;
@@ -57,16 +59,39 @@ pub const ACTIONS: &[&str] = &[
     "key-revoke",
     "key-retire",
     "client-create",
+    "client-update",
+    "client-rotate-secret",
+    "client-delete",
     "group-create",
     "group-member-remove",
     "group-delete",
     "role-create",
+    "policy-section",
     "policy-patch",
     "saml-create",
     "saml-test",
     "saml-refresh",
     "domain-add",
     "domain-verify",
+];
+
+/// The actions whose forms are marked destructive ([`page::Form::danger`]): besides the
+/// browser's `required` tick, the server refuses them without `confirm=yes`.
+pub(crate) const DESTRUCTIVE: &[&str] = &[
+    "user-disable",
+    "user-delete",
+    "user-mfa-reset",
+    "user-sessions-revoke",
+    "user-grants-revoke",
+    "key-rotate",
+    "key-activate",
+    "key-revoke",
+    "key-retire",
+    "group-delete",
+    "client-rotate-secret",
+    "client-delete",
+    "tenant-rotate-dek",
+    "tenant-delete",
 ];
 
 /// The console's routes, relative to the tenant scope `/t/{tenant}`.
@@ -76,6 +101,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/do/{op}", web::post().to(act));
     users::configure(cfg);
     views::configure(cfg);
+    policies::configure(cfg);
+    clients::configure(cfg);
     saml::configure(cfg);
     system::configure(cfg);
 }
@@ -306,11 +333,12 @@ macro_rules! admin_or_return {
 }
 pub(crate) use admin_or_return;
 
-/// A console form post: the admin, after the CSRF token and origin checks.
+/// A console form post of action `op`: the admin, after the CSRF token and origin checks and,
+/// for a destructive action, its confirmation.
 async fn posted(
     state: &AppState,
     req: &HttpRequest,
-    tenant: Tenant,
+    (tenant, op): (Tenant, &str),
     form: &FormParams,
     system: bool,
 ) -> Result<Result<Admin, HttpResponse>, AppError> {
@@ -320,29 +348,44 @@ async fn posted(
     if !csrf::check(state, req, Some(sid.cookie_value()), form.get("csrf")) {
         return Err(AppError::new(Kind::Forbidden, strings(req).form_expired));
     }
+    if DESTRUCTIVE.contains(&op) && form.get("confirm") != Some("yes") {
+        let t = T::of(strings(req).lang);
+        return Err(AppError::new(
+            Kind::BadRequest,
+            t.tr(
+                "This action changes things that can't be undone: tick its confirmation first.",
+                "Diese Aktion lässt sich nicht rückgängig machen: bestätigen Sie sie zuerst.",
+            ),
+        ));
+    }
     gate(state, req, tenant, system).await
 }
 
 /// `POST /t/{tenant}/admin/do/{op}`: one console action (see [`users::action`] and
 /// [`views::action`]), then back to the page it came from with a notice, or the page's error.
+/// The form may be `multipart/form-data` (the SAML guide's metadata upload).
 async fn act(
     req: HttpRequest,
     InTenant(tenant): InTenant,
     op: web::Path<(String, String)>,
     state: web::Data<AppState>,
-    form: FormParams,
+    UploadForm(form): UploadForm,
 ) -> Result<HttpResponse, AppError> {
-    let a = match posted(&state, &req, tenant, &form, false).await? {
+    let op = op.into_inner().1;
+    let a = match posted(&state, &req, (tenant, &op), &form, false).await? {
         Ok(a) => a,
         Err(res) => return Ok(res),
     };
-    let op = op.into_inner().1;
-    let outcome = match users::action(&state, &a, &op, &form).await? {
-        Some(done) => done,
-        None => match saml::action(&state, &a, &op, &form).await? {
-            Some(done) => done,
-            None => views::action(&state, &a, &op, &form).await?,
-        },
+    let outcome = if let Some(done) = users::action(&state, &a, &op, &form).await? {
+        done
+    } else if let Some(done) = saml::action(&state, &a, &op, &form).await? {
+        done
+    } else if let Some(done) = clients::action(&state, &a, &op, &form).await? {
+        done
+    } else if let Some(done) = policies::action(&state, &a, &op, &form).await? {
+        done
+    } else {
+        views::action(&state, &a, &op, &form).await?
     };
     if let Done::Show(title, blocks) = outcome {
         return page::render(&state, &req, &a, title, &blocks);

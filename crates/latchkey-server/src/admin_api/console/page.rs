@@ -78,7 +78,7 @@ pub(crate) struct Form {
 pub(crate) struct Input {
     pub name: String,
     pub label: String,
-    /// `text`, `email`, `password`, `number`, `select`, `textarea` or `checkbox`.
+    /// `text`, `email`, `password`, `number`, `select`, `textarea`, `checkbox` or `file`.
     pub kind: &'static str,
     pub value: String,
     pub required: bool,
@@ -162,8 +162,20 @@ impl Form {
         self
     }
 
+    /// The form carries a file, so it posts `multipart/form-data`.
+    pub fn upload(&self) -> bool {
+        self.fields.iter().any(|i| i.kind == "file")
+    }
+
     /// Marks a destructive action, which then needs `confirm` ticked.
     pub fn danger(mut self, confirm: &str) -> Form {
+        debug_assert!(
+            super::DESTRUCTIVE
+                .iter()
+                .any(|op| self.action.ends_with(&format!("/do/{op}"))),
+            "{} is not listed as destructive",
+            self.action
+        );
         self.danger = Some(confirm.to_owned());
         self
     }

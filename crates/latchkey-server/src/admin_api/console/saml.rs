@@ -157,7 +157,7 @@ fn guide(state: &AppState, a: &Admin, kind: Option<&str>, name: Option<&str>) ->
     ]
 }
 
-/// The guide's second step: the IdP's metadata, by URL or pasted.
+/// The guide's second step: the IdP's metadata, by URL, pasted or uploaded.
 fn metadata_form(a: &Admin, (kind, label): (&str, &str), name: &str) -> Block {
     let t = a.t;
     Block::Form(
@@ -201,10 +201,21 @@ fn metadata_form(a: &Admin, (kind, label): (&str, &str), name: &str) -> Block {
                 ),
                 "",
             )
-            .kind("textarea")
+            .kind("textarea"),
+        )
+        .field(
+            Input::text(
+                "metadata_file",
+                t.tr(
+                    "…or the metadata file, uploaded",
+                    "…oder die Metadaten-Datei, hochgeladen",
+                ),
+                "",
+            )
+            .kind("file")
             .help(t.tr(
-                "Give the URL or the document, not both.",
-                "URL oder Dokument angeben, nicht beides.",
+                "Give one of the three: the URL, the document or the file.",
+                "Eines der drei angeben: URL, Dokument oder Datei.",
             )),
         ),
     )
@@ -606,7 +617,18 @@ pub(super) async fn action(
     let name = field(f, "name").unwrap_or_default();
     let (method, path, body, notice) = match op {
         "saml-create" => {
-            let b = json!({"name": name, "display_name": field(f, "display_name"), "metadata_url": field(f, "metadata_url"), "metadata_xml": field(f, "metadata_xml")});
+            let (pasted, uploaded) = (field(f, "metadata_xml"), field(f, "metadata_file"));
+            if pasted.is_some() && uploaded.is_some() {
+                return Ok(Some(Done::Failed(
+                    t.tr(
+                        "Give the metadata once: pasted or uploaded, not both.",
+                        "Metadaten nur einmal angeben: eingefügt oder hochgeladen, nicht beides.",
+                    )
+                    .to_owned(),
+                )));
+            }
+            let xml = pasted.or(uploaded);
+            let b = json!({"name": name, "display_name": field(f, "display_name"), "metadata_url": field(f, "metadata_url"), "metadata_xml": xml});
             let answer = a.api(state, Method::POST, "/saml-connections", Some(&b)).await?;
             if !answer.ok() {
                 return Ok(Some(Done::Failed(answer.problem())));

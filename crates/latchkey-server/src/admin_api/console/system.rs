@@ -221,11 +221,12 @@ async fn act(
     state: web::Data<AppState>,
     form: FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let a = match super::posted(&state, &req, tenant, &form, true).await? {
+    let op = op.into_inner().1;
+    let a = match super::posted(&state, &req, (tenant, &op), &form, true).await? {
         Ok(a) => a,
         Err(res) => return Ok(res),
     };
-    let done = action(&state, &a, &op.into_inner().1, &form).await?;
+    let done = action(&state, &a, &op, &form).await?;
     Ok(super::finish(&a, &form, done, &home(&a)))
 }
 

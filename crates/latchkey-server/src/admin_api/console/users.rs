@@ -40,7 +40,8 @@ fn user_url(a: &Admin, id: &str) -> String {
     format!("/t/{}/admin/users/{}", a.tenant.slug, seg(id))
 }
 
-/// `GET /t/{tenant}/admin/users?q=…&status=…`: the search and the forms to add people.
+/// `GET /t/{tenant}/admin/users?q=…&status=…&attribute=…&cursor=…`: the search, 100 users a
+/// page, and the forms to add people.
 async fn list(
     req: HttpRequest,
     InTenant(tenant): InTenant,
@@ -48,28 +49,25 @@ async fn list(
 ) -> Result<HttpResponse, AppError> {
     let a = admin_or_return!(&state, &req, tenant);
     let t = a.t;
-    let q = query_param(&req, "q").unwrap_or_default();
-    let status =
-        query_param(&req, "status").filter(|s| ["active", "disabled", "deleted"].contains(&s.as_str()));
-    let mut path = "/users?limit=100".to_owned();
-    if !q.is_empty() {
-        path = format!("{path}&q={}", seg(&q));
-    }
-    if let Some(s) = &status {
-        path = format!("{path}&status={s}");
-    }
-    let attribute = query_param(&req, "attribute").unwrap_or_default();
-    if !attribute.is_empty() {
-        path = format!("{path}&attribute={}", seg(&attribute));
+    let search = Search::of(&req);
+    let mut path = format!("/users?{}", search.query(&[("limit", "100")]));
+    if let Some(cursor) = query_param(&req, "cursor") {
+        path = format!("{path}&cursor={}", seg(&cursor));
     }
     let answer = a.api(&state, Method::GET, &path, None).await?;
     let refused = (!answer.ok()).then(|| answer.problem());
+    let next = answer.next.as_ref().map(|cursor| {
+        Block::Link(
+            t.tr("Next page", "Nächste Seite").to_owned(),
+            format!("{}?{}", users_url(&a), search.query(&[("cursor", cursor)])),
+        )
+    });
     let users: Vec<Value> = if refused.is_some() {
         Vec::new()
     } else {
         answer.parse("users")?
     };
-    let mut blocks = vec![search_form(&a, &q, status.as_deref(), &attribute)];
+    let mut blocks = vec![search_form(&a, &search)];
     blocks.push(Block::Table(Table {
         caption: t.tr("Users", "Benutzer").to_owned(),
         head: vec![
@@ -94,6 +92,7 @@ async fn list(
             .collect(),
         empty: t.tr("No user matches.", "Kein Benutzer passt.").to_owned(),
     }));
+    blocks.extend(next);
     if a.may(Permission::UsersWrite) {
         blocks.push(create_form(&a));
     }
@@ -111,7 +110,42 @@ async fn list(
 }
 
 /// Search by name, username or email prefix, status, and an attribute's value.
-fn search_form(a: &Admin, q: &str, status: Option<&str>, attribute: &str) -> Block {
+/// The user search's filters, as the page's query gave them.
+struct Search {
+    q: String,
+    status: String,
+    attribute: String,
+}
+
+impl Search {
+    fn of(req: &HttpRequest) -> Search {
+        let status = query_param(req, "status")
+            .filter(|s| ["active", "disabled", "deleted"].contains(&s.as_str()))
+            .unwrap_or_default();
+        Search {
+            q: query_param(req, "q").unwrap_or_default(),
+            status,
+            attribute: query_param(req, "attribute").unwrap_or_default(),
+        }
+    }
+
+    /// The filters that are set, and `extra`, as a query string.
+    fn query(&self, extra: &[(&str, &str)]) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        let set = [
+            ("q", &self.q),
+            ("status", &self.status),
+            ("attribute", &self.attribute),
+        ];
+        for (k, v) in set.iter().filter(|(_, v)| !v.is_empty()) {
+            out.append_pair(k, v);
+        }
+        out.extend_pairs(extra);
+        out.finish()
+    }
+}
+
+fn search_form(a: &Admin, Search { q, status, attribute }: &Search) -> Block {
     let t = a.t;
     let statuses = vec![
         (String::new(), t.tr("Any", "Alle").to_owned()),
@@ -132,7 +166,7 @@ fn search_form(a: &Admin, q: &str, status: Option<&str>, attribute: &str) -> Blo
                 ),
                 q,
             ),
-            Input::select("status", t.tr("Status", "Status"), statuses, status.unwrap_or("")),
+            Input::select("status", t.tr("Status", "Status"), statuses, status),
             Input::text(
                 "attribute",
                 t.tr("Attribute equals (name=value)", "Attribut gleich (Name=Wert)"),
