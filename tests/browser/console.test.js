@@ -201,6 +201,17 @@ test('a tenant admin\'s console pages: no serious axe violation in English or Ge
   await page.getByRole('table', { name: 'Users' }).getByRole('link', { name: 'tara' }).click();
   await page.waitForURL(/\/t\/acme\/admin\/users\/[^/?]+$/);
   const user = new URL(page.url()).pathname.split('/').pop();
+  // The detail pages: a group, an application with its token preview for tara.
+  await page.goto(`${base}/t/acme/admin/groups`);
+  await page.getByRole('link', { name: 'staff', exact: true }).click();
+  await page.waitForURL(/\/t\/acme\/admin\/groups\/[^/?]+$/);
+  const group = new URL(page.url()).pathname.split('/').pop();
+  await page.goto(`${base}/t/acme/admin/clients`);
+  await page.getByRole('link', { name: 'Wiki', exact: true }).click();
+  await page.waitForURL(/\/t\/acme\/admin\/clients\/[^/?]+$/);
+  const client = new URL(page.url()).pathname.split('/').pop();
+  // tara is also an operator: the system console's pages are walked too.
+  cli(['system-token', 'create', '--name', 'operator tara', '--operator', 'acme/tara', '--role', 'system-admin']);
   const pages = [
     ['overview', '', 'Overview', 'Übersicht'],
     ['users', 'users', 'Users', 'Benutzer'],
@@ -211,6 +222,11 @@ test('a tenant admin\'s console pages: no serious axe violation in English or Ge
     ['keys', 'keys', 'Signing keys', 'Signaturschlüssel'],
     ['audit', 'audit', 'Audit log', 'Audit-Protokoll'],
     ['risk', 'risk?step_up=40&deny=80', 'Sign-in risk', 'Anmelderisiko'],
+    ['group', `groups/${group}`, 'Group staff', 'Gruppe staff'],
+    ['client', `clients/${client}?user=tara`, 'Application Wiki', 'Anwendung Wiki'],
+    ['system-tenants', 'system/', 'Tenants', 'Mandanten'],
+    ['system-tenant', 'system/tenants/acme', 'Tenant acme', 'Mandant acme'],
+    ['system-audit', 'system/audit', 'System audit', 'System-Audit'],
   ];
   const serious = [];
   const reflow = [];
