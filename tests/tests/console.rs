@@ -629,6 +629,70 @@ async fn groups_are_managed_from_the_console(s: &TestServer) {
     );
 }
 
+/// A role is created, assigned to a user from their page, and deleted (with its confirmation):
+/// the user loses it.
+async fn roles_are_created_assigned_and_deleted(s: &TestServer) {
+    use latchkey_store::{GroupRepo, RoleRepo};
+    let (mut browser, csrf) = tenant_admin(s).await;
+    let bob = add_user(s, "acme", "bob").await;
+    let tenant = tid(s, "acme");
+    let back = ("back", "/t/acme/admin/groups");
+    let (_, to, _) = act(
+        s,
+        &mut browser,
+        ("role-create", &csrf),
+        &[("name", "auditor"), back],
+    )
+    .await;
+    assert!(to.contains("notice="), "{to}");
+    let role = s
+        .state
+        .db
+        .list_roles(&tenant)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "auditor")
+        .unwrap();
+    let assign = [("id", bob.id.as_str()), ("role", role.id.as_str())];
+    let (_, to, _) = act(s, &mut browser, ("user-role", &csrf), &assign).await;
+    assert!(to.contains("notice="), "{to}");
+    assert_eq!(
+        s.state.db.effective_access(&tenant, &bob.id).unwrap().roles,
+        ["auditor"]
+    );
+    let (_, _, page) = browser.get(s, "/t/acme/admin/groups").await;
+    assert!(
+        page.contains("Delete a role") && page.contains(role.id.as_str()),
+        "{page}"
+    );
+    let delete = [("role", role.id.as_str()), back];
+    let (st, _, _) = act(s, &mut browser, ("role-delete", &csrf), &delete).await;
+    assert_eq!(st, 400, "no confirmation, no deletion");
+    assert_eq!(
+        s.state.db.effective_access(&tenant, &bob.id).unwrap().roles,
+        ["auditor"]
+    );
+    let delete = [delete[0], delete[1], ("confirm", "yes")];
+    let (_, to, _) = act(s, &mut browser, ("role-delete", &csrf), &delete).await;
+    assert!(to.contains("notice="), "{to}");
+    assert!(
+        s.state
+            .db
+            .effective_access(&tenant, &bob.id)
+            .unwrap()
+            .roles
+            .is_empty()
+    );
+    assert!(
+        s.state
+            .db
+            .list_roles(&tenant)
+            .unwrap()
+            .iter()
+            .all(|r| r.name != "auditor")
+    );
+}
+
 /// Registering a portal from the console: the API's checks apply (a wildcard redirect URI is
 /// refused with its reason), and a good one answers its client id and secret this once.
 async fn an_application_is_registered_from_the_console(s: &TestServer) {
@@ -1031,4 +1095,5 @@ latchkey_tests::e2e!(
     an_application_secret_is_rotated_and_the_application_deleted,
     saml_metadata_is_uploaded_as_a_file,
     the_user_list_pages,
+    roles_are_created_assigned_and_deleted,
 );

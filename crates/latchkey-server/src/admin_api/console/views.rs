@@ -371,8 +371,10 @@ async fn groups(
         t.tr("No group yet.", "Noch keine Gruppe."),
         Some(&format!("/t/{}/admin/groups", a.tenant.slug)),
     )];
+    let back = format!("/t/{}/admin/groups", a.tenant.slug);
+    let mut roles = Vec::new();
     if a.may(Permission::RolesRead) {
-        let roles: Vec<Value> = a.get(&state, "/roles?limit=1000").await?;
+        roles = a.get(&state, "/roles?limit=1000").await?;
         blocks.push(named_table(
             &a,
             t.tr("Roles", "Rollen"),
@@ -381,7 +383,6 @@ async fn groups(
             None,
         ));
     }
-    let back = format!("/t/{}/admin/groups", a.tenant.slug);
     let create = |op: &str, title: &str, submit: &str| {
         Block::Form(
             Form::action(&a, op, title, submit, &back)
@@ -406,6 +407,9 @@ async fn groups(
             t.tr("Create a role", "Rolle anlegen"),
             t.tr("Create role", "Rolle anlegen"),
         ));
+        if !roles.is_empty() {
+            blocks.push(role_delete_form(&a, &roles, &back));
+        }
     }
     render(
         &state,
@@ -413,6 +417,27 @@ async fn groups(
         &a,
         ("groups", t.tr("Groups and roles", "Gruppen und Rollen")),
         &blocks,
+    )
+}
+
+/// Deleting a role: every user and group holding it loses it, and tokens issued from then on
+/// leave it out.
+fn role_delete_form(a: &Admin, roles: &[Value], back: &str) -> Block {
+    let t = a.t;
+    let options = roles.iter().map(|r| (text(r, "id"), text(r, "name"))).collect();
+    Block::Form(
+        Form::action(
+            a,
+            "role-delete",
+            t.tr("Delete a role", "Rolle löschen"),
+            t.tr("Delete role", "Rolle löschen"),
+            back,
+        )
+        .field(Input::select("role", t.tr("Role", "Rolle"), options, ""))
+        .danger(t.tr(
+            "Yes: delete the role; everyone holding it loses it, and new tokens leave it out",
+            "Ja: die Rolle löschen; alle, die sie haben, verlieren sie, und neue Tokens enthalten sie nicht mehr",
+        )),
     )
 }
 
@@ -715,6 +740,12 @@ pub(super) async fn action(state: &AppState, a: &Admin, op: &str, f: &FormParams
             "/groups".to_owned(),
             Some(named()),
             t.tr("Group created.", "Gruppe angelegt."),
+        ),
+        "role-delete" => (
+            Method::DELETE,
+            format!("/roles/{}", seg(field(f, "role").unwrap_or_default())),
+            None,
+            t.tr("Role deleted.", "Rolle gelöscht."),
         ),
         "role-create" => (
             Method::POST,
