@@ -13,7 +13,10 @@ mod signing;
 pub use alg::Alg;
 pub use envelope::{Aad, DataKey, MasterKey, SecretKey};
 pub use error::KeyError;
-pub use master::{MASTER_KEY_FILE, MasterKeySource, load_master_key, write_key_file};
+pub use master::{
+    KEY_COMMAND_TIMEOUT, KeyInput, MASTER_KEY_FILE, MasterKeySource, load_master_key, run_key_command,
+    write_key_file,
+};
 pub use ring::{JWKS_MAX_AGE_SECS, KeyRing, KeyState, RingKey, TickReport};
 pub use signing::{SigningKey, VerifyingKey, thumbprint};
 

@@ -66,6 +66,9 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// The 256-bit master key (base64); without it, `master.key` in `keys_dir` is used.
     pub master_key: Option<Secret>,
+    /// A program and its arguments whose standard output is the master key (a KMS or secret
+    /// manager's client), run at start; exclusive with `master_key`.
+    pub master_key_command: Option<Vec<String>>,
     /// Seconds between key-rotation scheduler passes.
     pub key_scheduler_secs: u64,
     /// Largest request body accepted anywhere (bytes).
@@ -145,6 +148,7 @@ struct Raw {
     allow_insecure_http: Option<bool>,
     metrics_token: Option<String>,
     master_key: Option<String>,
+    master_key_command: Option<String>,
     key_scheduler_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
@@ -186,6 +190,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_ALLOW_INSECURE_HTTP", "allow_insecure_http"),
     ("LATCHKEY_METRICS_TOKEN", "metrics_token"),
     ("LATCHKEY_MASTER_KEY", "master_key"),
+    ("LATCHKEY_MASTER_KEY_COMMAND", "master_key_command"),
     ("LATCHKEY_KEY_SCHEDULER_SECS", "key_scheduler_secs"),
     ("LATCHKEY_MAX_BODY_BYTES", "max_body_bytes"),
     ("LATCHKEY_WORKERS", "workers"),
@@ -219,6 +224,15 @@ fn ignored_env(name: &str) -> bool {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./latchkey-data/latchkey.db";
 
 impl Config {
+    /// Where the master key comes from, as [`latchkey_keys::load_master_key`] takes it.
+    pub fn master_key_input(&self) -> latchkey_keys::KeyInput<'_> {
+        match (&self.master_key_command, &self.master_key) {
+            (Some(argv), _) => latchkey_keys::KeyInput::Command(argv),
+            (None, Some(key)) => latchkey_keys::KeyInput::Value(key.expose()),
+            (None, None) => latchkey_keys::KeyInput::Unset,
+        }
+    }
+
     /// Reads `file` if given (else `$LATCHKEY_CONFIG`, else `latchkey.toml` in the working
     /// directory if present), then applies the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -331,6 +345,10 @@ impl Config {
             trusted_proxies,
             allow_insecure_http,
             metrics_token: raw.metrics_token.map(Secret),
+            master_key_command: master_key_command(
+                raw.master_key.as_deref(),
+                raw.master_key_command.as_deref(),
+            )?,
             master_key: raw.master_key.map(Secret),
             key_scheduler_secs: raw.key_scheduler_secs.unwrap_or(60),
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
@@ -384,6 +402,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         }
         "metrics_token" => raw.metrics_token = v,
         "master_key" => raw.master_key = v,
+        "master_key_command" => raw.master_key_command = v,
         "key_scheduler_secs" => raw.key_scheduler_secs = Some(parse_num(value)? as u64),
         "max_body_bytes" => raw.max_body_bytes = Some(parse_num(value)?),
         "workers" => raw.workers = Some(parse_num(value)?),
@@ -513,6 +532,26 @@ fn public_url(s: &str, allow_insecure: bool) -> Result<String, ConfigError> {
 }
 
 /// `memory` or `redis://…` (Redis over TLS is refused until it is supported).
+/// `LATCHKEY_MASTER_KEY_COMMAND` split into words as a POSIX shell would (quotes, backslashes;
+/// no expansion: it is run without a shell). Set with a non-empty `LATCHKEY_MASTER_KEY` it is
+/// refused: one source of the key, not a precedence rule to remember.
+fn master_key_command(key: Option<&str>, command: Option<&str>) -> Result<Option<Vec<String>>, ConfigError> {
+    const SETTING: &str = "LATCHKEY_MASTER_KEY_COMMAND";
+    let Some(command) = command.filter(|c| !c.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if key.is_some_and(|k| !k.trim().is_empty()) {
+        return Err(cfg_err(
+            SETTING,
+            "set LATCHKEY_MASTER_KEY or LATCHKEY_MASTER_KEY_COMMAND, not both",
+        ));
+    }
+    match shlex::split(command) {
+        Some(words) if !words.is_empty() => Ok(Some(words)),
+        _ => Err(cfg_err(SETTING, format!("{command:?}: unbalanced quotes"))),
+    }
+}
+
 fn session_store(value: Option<String>) -> Result<String, ConfigError> {
     let session_store = value.unwrap_or_else(|| "memory".into());
     if session_store.starts_with("rediss://") {
@@ -879,5 +918,19 @@ mod tests {
             false,
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn a_master_key_command_is_split_like_a_shell_and_exclusive_with_the_key() {
+        let argv = master_key_command(None, Some("vault kv get -field=key 'secret/latch key'")).unwrap();
+        assert_eq!(
+            argv.unwrap(),
+            ["vault", "kv", "get", "-field=key", "secret/latch key"]
+        );
+        assert_eq!(master_key_command(Some(""), Some("  ")).unwrap(), None);
+        let both = master_key_command(Some("c2VjcmV0"), Some("cat /run/key")).unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let open = master_key_command(None, Some("cat 'unterminated")).unwrap_err();
+        assert!(open.to_string().contains("unbalanced quotes"), "{open}");
     }
 }

@@ -41,11 +41,8 @@ pub fn open_keys(
     clock: Arc<dyn Clock>,
 ) -> Result<KeyRing, latchkey_keys::KeyError> {
     let has_data = KeyRing::has_encrypted_data(db)?;
-    let (master, source) = latchkey_keys::load_master_key(
-        config.master_key.as_ref().map(crate::config::Secret::expose),
-        &config.keys_dir,
-        !has_data,
-    )?;
+    let (master, source) =
+        latchkey_keys::load_master_key(config.master_key_input(), &config.keys_dir, !has_data)?;
     if let MasterKeySource::Generated(path) = &source {
         tracing::warn!(path = %path.display(), "generated a new master key: back it up, data encrypted under it is lost without it");
     }

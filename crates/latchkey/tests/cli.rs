@@ -1188,6 +1188,59 @@ fn bad_configuration_is_named_with_exit_code_2() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
 
+/// The master key from a command (a secret manager's client): with the key file moved out of the
+/// keys directory, `cat` of it opens the ring; a failing command, or one printing another key,
+/// ends with exit code 1 and says why without printing the output; with both sources set, 2.
+#[test]
+fn the_master_key_comes_from_a_command() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let keys = cli.dir.path().join("keys");
+    let vault = cli.dir.path().join("vault.key");
+    std::fs::rename(keys.join("master.key"), &vault).unwrap();
+    let out = cli.run(&["tenant", "create", "beta"], None);
+    assert_eq!(out.status.code(), Some(1), "no key file and no command: refused");
+    let command = format!("cat '{}'", vault.display());
+    let out = cli
+        .cmd(&["tenant", "create", "beta"])
+        .env("LATCHKEY_MASTER_KEY_COMMAND", &command)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !keys.join("master.key").exists(),
+        "a command's key is never written to disk"
+    );
+    let secret = std::fs::read_to_string(&vault).unwrap();
+    for (command, why) in [
+        ("sh -c 'echo denied >&2; exit 7'".to_owned(), "exit status: 7"),
+        (
+            "sh -c 'head -c 32 /dev/urandom | base64'".to_owned(),
+            "encrypted under",
+        ),
+        ("/nonexistent/kms".to_owned(), "cannot run"),
+    ] {
+        let out = cli
+            .cmd(&["tenant", "create", "gamma"])
+            .env("LATCHKEY_MASTER_KEY_COMMAND", &command)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(err.contains(why), "{command}: {err}");
+        assert!(!err.contains(secret.trim()), "{command}: the key in {err}");
+    }
+    let out = cli
+        .cmd(&["tenant", "list"])
+        .env("LATCHKEY_MASTER_KEY_COMMAND", &command)
+        .env("LATCHKEY_MASTER_KEY", secret.trim())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
+}
+
 #[test]
 fn unreachable_database_fails_with_a_clear_message() {
     let cli = Cli::new("postgres://root@127.0.0.1:1/latchkey");

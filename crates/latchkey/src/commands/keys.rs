@@ -5,7 +5,6 @@ use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{done, print_json, rfc3339};
 use latchkey_keys::{Alg, KeyRing, MasterKey, MasterKeySource, RingKey};
-use latchkey_server::config::Secret;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -119,9 +118,9 @@ fn test_token(ctx: &Context<'_>, slug: &str, alg: Alg) -> Result<(), CliError> {
 /// transaction, then the files swapped, keeping the old key as `master.key.replaced-<time>`.
 fn rotate_master(ctx: &Context<'_>, json: bool) -> Result<(), CliError> {
     let config = ctx.config;
-    let from_env = config.master_key.as_ref().map(Secret::expose);
     let has_data = KeyRing::has_encrypted_data(&ctx.db)?;
-    let (old, source) = latchkey_keys::load_master_key(from_env, &config.keys_dir, !has_data)?;
+    let (old, source) =
+        latchkey_keys::load_master_key(config.master_key_input(), &config.keys_dir, !has_data)?;
     // Opening the ring proves the current key is the right one before anything changes.
     drop(KeyRing::open(
         ctx.db.clone(),
@@ -150,7 +149,7 @@ fn rotate_master(ctx: &Context<'_>, json: bool) -> Result<(), CliError> {
             backup.display()
         ),
         None => format!(
-            "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY for every node and restart (the old value no longer opens anything)",
+            "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY (or the secret LATCHKEY_MASTER_KEY_COMMAND reads) for every node and restart (the old value no longer opens anything)",
             old.id,
             new.id,
             swapped.key_file.display()
@@ -174,7 +173,7 @@ struct Swapped {
 }
 
 /// Puts the staged key in the old one's place when the key came from a file; a key from the
-/// environment stays staged for the operator to deploy.
+/// environment or a key command stays staged for the operator to deploy.
 fn swap_key_files(ctx: &Context<'_>, source: MasterKeySource, staged: PathBuf) -> Result<Swapped, CliError> {
     match source {
         MasterKeySource::File(path) | MasterKeySource::Generated(path) => {
@@ -191,7 +190,7 @@ fn swap_key_files(ctx: &Context<'_>, source: MasterKeySource, staged: PathBuf) -
                 replaced: Some(backup),
             })
         }
-        MasterKeySource::Environment => Ok(Swapped {
+        MasterKeySource::Environment | MasterKeySource::Command(_) => Ok(Swapped {
             key_file: staged,
             replaced: None,
         }),
