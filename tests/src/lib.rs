@@ -17,7 +17,7 @@ pub mod saml_idp;
 mod server;
 mod smtp;
 
-pub use private::{PrivatePostgres, PrivateRedis};
+pub use private::{PrivatePostgres, PrivateRedis, free_port, wait_for_port};
 pub use proxy::Proxy;
 pub use server::{Backend, TestServer};
 pub use smtp::{ReceivedMail, SmtpSink};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -24,7 +24,7 @@ fn is_root() -> bool {
 }
 
 /// Waits until `port` accepts TCP connections.
-fn wait_for_port(port: u16, within: Duration) -> bool {
+pub fn wait_for_port(port: u16, within: Duration) -> bool {
     let until = Instant::now() + within;
     while Instant::now() < until {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -412,3 +412,154 @@ async fn unreachable_redis_is_a_clear_unavailable_error() {
         "{err}"
     );
 }
+
+/// PEM of DER bytes under `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A private CA, and a certificate and key (PEM) it signed for `names`.
+struct Pki {
+    ca: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Latchkey test CA");
+        let ca = pem("CERTIFICATE", params.self_signed(&key).unwrap().der());
+        Pki {
+            ca,
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        (
+            pem("CERTIFICATE", cert.der()),
+            pem("PRIVATE KEY", &key.serialize_der()),
+        )
+    }
+}
+
+/// A `redis-server` speaking only TLS on a free port, with a certificate from `pki` for
+/// `localhost`, asking clients for certificates from the same CA.
+fn tls_redis(pki: &Pki, dir: &std::path::Path) -> (std::process::Child, u16) {
+    let (server_cert, server_key) = pki.issue(&["localhost"]);
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let port = latchkey_tests::free_port();
+    let redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--tls-cert-file", &file("server.pem", &server_cert)])
+        .args(["--tls-key-file", &file("server.key", &server_key)])
+        .args(["--tls-ca-cert-file", &file("ca.pem", &pki.ca)])
+        .args(["--tls-auth-clients", "yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    assert!(latchkey_tests::wait_for_port(
+        port,
+        std::time::Duration::from_secs(10)
+    ));
+    (redis, port)
+}
+
+/// `rediss://` (issue 23): a private Redis that speaks only TLS and wants client certificates.
+/// With its CA and a client certificate the store works; without the CA (system roots), without
+/// a client certificate, or over plain `redis://`, connecting fails as Unavailable, not a panic.
+#[tokio::test]
+async fn rediss_with_a_private_ca_and_a_client_certificate() {
+    use latchkey_session::{RedisStore, RedisTls, SessionError};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (mut redis, port) = tls_redis(&pki, dir.path());
+    let (client_cert, client_key) = pki.issue(&["latchkey"]);
+    let url = format!("rediss://localhost:{port}");
+    let tls = RedisTls {
+        ca_pem: Some(pki.ca.clone().into_bytes()),
+        client: Some((client_cert.into_bytes(), client_key.into_bytes())),
+    };
+    let store = RedisStore::connect_with(&url, "tls:", &tls)
+        .await
+        .expect("TLS connect");
+    latchkey_session::Ephemeral::ping(&store).await.unwrap();
+    let refused = [
+        (
+            "no client certificate",
+            RedisTls {
+                client: None,
+                ..tls.clone()
+            },
+            url.clone(),
+        ),
+        (
+            "the system's roots",
+            RedisTls {
+                ca_pem: None,
+                ..tls.clone()
+            },
+            url.clone(),
+        ),
+        (
+            "plain redis://",
+            RedisTls::default(),
+            format!("redis://localhost:{port}"),
+        ),
+    ];
+    for (case, tls, url) in refused {
+        let err = RedisStore::connect_with(&url, "tls:", &tls)
+            .await
+            .err()
+            .expect(case);
+        assert!(matches!(err, SessionError::Unavailable(_)), "{case}: {err}");
+    }
+    let mixed = RedisStore::connect_with(
+        &format!("redis://localhost:{port}"),
+        "tls:",
+        &RedisTls {
+            ca_pem: Some(pki.ca.into_bytes()),
+            client: None,
+        },
+    )
+    .await
+    .err()
+    .expect("TLS settings on redis://");
+    assert!(matches!(mixed, SessionError::BadUrl(_)), "{mixed}");
+    let _ = redis.kill();
+    let _ = redis.wait();
+}

@@ -56,6 +56,11 @@ pub struct Config {
     pub public_url: String,
     pub database_url: String,
     pub session_store: String,
+    /// For a `rediss://` session store: the CA (PEM) that signed the server's certificate
+    /// (without it, the system's roots).
+    pub redis_ca_file: Option<PathBuf>,
+    /// For a `rediss://` session store that asks for a client certificate (PEM files).
+    pub redis_client_tls: Option<TlsFiles>,
     pub keys_dir: PathBuf,
     pub log: String,
     pub log_format: LogFormat,
@@ -139,6 +144,9 @@ struct Raw {
     public_url: Option<String>,
     database_url: Option<String>,
     session_store: Option<String>,
+    redis_ca_file: Option<String>,
+    redis_client_cert: Option<String>,
+    redis_client_key: Option<String>,
     keys_dir: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
@@ -181,6 +189,9 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_PUBLIC_URL", "public_url"),
     ("LATCHKEY_DATABASE_URL", "database_url"),
     ("LATCHKEY_SESSION_STORE", "session_store"),
+    ("LATCHKEY_REDIS_CA_FILE", "redis_ca_file"),
+    ("LATCHKEY_REDIS_CLIENT_CERT", "redis_client_cert"),
+    ("LATCHKEY_REDIS_CLIENT_KEY", "redis_client_key"),
     ("LATCHKEY_KEYS_DIR", "keys_dir"),
     ("LATCHKEY_LOG", "log"),
     ("LATCHKEY_LOG_FORMAT", "log_format"),
@@ -224,6 +235,25 @@ fn ignored_env(name: &str) -> bool {
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./latchkey-data/latchkey.db";
 
 impl Config {
+    /// The session store's TLS files, read (a `rediss://` store); an unreadable file is named.
+    pub fn redis_tls(&self) -> Result<latchkey_session::RedisTls, ConfigError> {
+        let read = |setting: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| cfg_err(setting, format!("cannot read {}: {e}", path.display())))
+        };
+        let ca_pem = match &self.redis_ca_file {
+            Some(p) => Some(read("LATCHKEY_REDIS_CA_FILE", p)?),
+            None => None,
+        };
+        let client = match &self.redis_client_tls {
+            Some(files) => Some((
+                read("LATCHKEY_REDIS_CLIENT_CERT", &files.cert)?,
+                read("LATCHKEY_REDIS_CLIENT_KEY", &files.key)?,
+            )),
+            None => None,
+        };
+        Ok(latchkey_session::RedisTls { ca_pem, client })
+    }
+
     /// Where the master key comes from, as [`latchkey_keys::load_master_key`] takes it.
     pub fn master_key_input(&self) -> latchkey_keys::KeyInput<'_> {
         match (&self.master_key_command, &self.master_key) {
@@ -306,6 +336,7 @@ impl Config {
         latchkey_store::DatabaseUrl::parse(&database_url)
             .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
         let session_store = session_store(raw.session_store.clone())?;
+        let redis_client_tls = redis_client_tls(&raw, &session_store)?;
         let log_format = log_format(raw.log_format.as_deref(), is_terminal)?;
         let log = raw.log.clone().unwrap_or_else(|| "info".into());
         tracing_subscriber::EnvFilter::try_new(&log).map_err(|e| cfg_err("LATCHKEY_LOG", e.to_string()))?;
@@ -338,6 +369,8 @@ impl Config {
             public_url,
             database_url,
             session_store,
+            redis_ca_file: raw.redis_ca_file.map(PathBuf::from),
+            redis_client_tls,
             keys_dir: raw.keys_dir.unwrap_or_else(|| "./keys".into()).into(),
             log,
             log_format,
@@ -387,6 +420,9 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "public_url" => raw.public_url = v,
         "database_url" => raw.database_url = v,
         "session_store" => raw.session_store = v,
+        "redis_ca_file" => raw.redis_ca_file = v,
+        "redis_client_cert" => raw.redis_client_cert = v,
+        "redis_client_key" => raw.redis_client_key = v,
         "keys_dir" => raw.keys_dir = v,
         "log" => raw.log = v,
         "log_format" => raw.log_format = v,
@@ -531,7 +567,6 @@ fn public_url(s: &str, allow_insecure: bool) -> Result<String, ConfigError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-/// `memory` or `redis://…` (Redis over TLS is refused until it is supported).
 /// `LATCHKEY_MASTER_KEY_COMMAND` split into words as a POSIX shell would (quotes, backslashes;
 /// no expansion: it is run without a shell). Set with a non-empty `LATCHKEY_MASTER_KEY` it is
 /// refused: one source of the key, not a precedence rule to remember.
@@ -552,18 +587,16 @@ fn master_key_command(key: Option<&str>, command: Option<&str>) -> Result<Option
     }
 }
 
+/// `memory`, `redis://…` or `rediss://…` (Redis over TLS).
 fn session_store(value: Option<String>) -> Result<String, ConfigError> {
     let session_store = value.unwrap_or_else(|| "memory".into());
-    if session_store.starts_with("rediss://") {
+    if !(session_store == "memory"
+        || session_store.starts_with("redis://")
+        || session_store.starts_with("rediss://"))
+    {
         return Err(cfg_err(
             "LATCHKEY_SESSION_STORE",
-            "rediss:// (Redis over TLS) is not supported yet; use redis:// on a private network or through a TLS tunnel",
-        ));
-    }
-    if !(session_store == "memory" || session_store.starts_with("redis://")) {
-        return Err(cfg_err(
-            "LATCHKEY_SESSION_STORE",
-            format!("{session_store:?}: expected memory or redis://…"),
+            format!("{session_store:?}: expected memory, redis://… or rediss://…"),
         ));
     }
     Ok(session_store)
@@ -584,6 +617,29 @@ fn log_format(value: Option<&str>, is_terminal: bool) -> Result<LogFormat, Confi
 
 /// Native TLS needs both files, or neither.
 fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    pair(("LATCHKEY_TLS_CERT", cert), ("LATCHKEY_TLS_KEY", key))
+}
+
+/// The session store's client certificate and key; any Redis TLS setting needs `rediss://`.
+fn redis_client_tls(raw: &Raw, session_store: &str) -> Result<Option<TlsFiles>, ConfigError> {
+    let files = pair(
+        ("LATCHKEY_REDIS_CLIENT_CERT", raw.redis_client_cert.clone()),
+        ("LATCHKEY_REDIS_CLIENT_KEY", raw.redis_client_key.clone()),
+    )?;
+    if (raw.redis_ca_file.is_some() || files.is_some()) && !session_store.starts_with("rediss://") {
+        return Err(cfg_err(
+            "LATCHKEY_SESSION_STORE",
+            "the Redis TLS settings need a rediss:// session store",
+        ));
+    }
+    Ok(files)
+}
+
+/// A certificate and its key, both set or neither.
+fn pair(
+    (cert_setting, cert): (&str, Option<String>),
+    (key_setting, key): (&str, Option<String>),
+) -> Result<Option<TlsFiles>, ConfigError> {
     match (cert, key) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => Ok(Some(TlsFiles {
@@ -591,12 +647,12 @@ fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFile
             key: key.into(),
         })),
         (Some(_), None) => Err(cfg_err(
-            "LATCHKEY_TLS_KEY",
-            "LATCHKEY_TLS_CERT is set but the key is not",
+            key_setting,
+            format!("{cert_setting} is set but the key is not"),
         )),
         (None, Some(_)) => Err(cfg_err(
-            "LATCHKEY_TLS_CERT",
-            "LATCHKEY_TLS_KEY is set but the certificate is not",
+            cert_setting,
+            format!("{key_setting} is set but the certificate is not"),
         )),
     }
 }
@@ -872,7 +928,6 @@ mod tests {
             ("LATCHKEY_TLS_CERT", "/tmp/cert.pem"),
             ("LATCHKEY_ALLOW_INSECURE_HTTP", "maybe"),
             ("LATCHKEY_WORKERS", "513"),
-            ("LATCHKEY_SESSION_STORE", "rediss://cache:6380"),
             ("LATCHKEY_SMTP_URL", "smtp://mail.example.com:25"),
             ("LATCHKEY_SMTP_URL", "http://mail.example.com"),
             ("LATCHKEY_MAIL_FROM", "nobody"),
@@ -932,5 +987,41 @@ mod tests {
         assert!(both.to_string().contains("not both"), "{both}");
         let open = master_key_command(None, Some("cat 'unterminated")).unwrap_err();
         assert!(open.to_string().contains("unbalanced quotes"), "{open}");
+    }
+
+    #[test]
+    fn rediss_is_accepted_and_redis_tls_settings_need_it() {
+        let c = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_SESSION_STORE", "rediss://cache:6380")]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.session_store, "rediss://cache:6380");
+        let ca = ("LATCHKEY_REDIS_CA_FILE", "/etc/latchkey/redis-ca.pem");
+        let e = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_SESSION_STORE", "redis://cache"), ca]),
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_SESSION_STORE", "{e}");
+        let half = [
+            ("LATCHKEY_SESSION_STORE", "rediss://cache"),
+            ("LATCHKEY_REDIS_CLIENT_CERT", "/c.pem"),
+        ];
+        let e = Config::from_sources(None, &env(&half), false).unwrap_err();
+        assert_eq!(e.setting, "LATCHKEY_REDIS_CLIENT_KEY", "{e}");
+        let c = Config::from_sources(
+            None,
+            &env(&[("LATCHKEY_SESSION_STORE", "rediss://cache"), ca]),
+            false,
+        )
+        .unwrap();
+        let e = c.redis_tls().err().expect("the CA file does not exist");
+        assert!(
+            e.setting == "LATCHKEY_REDIS_CA_FILE" && e.to_string().contains("cannot read"),
+            "{e}"
+        );
     }
 }

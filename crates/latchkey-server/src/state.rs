@@ -89,7 +89,8 @@ impl AppState {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??
         };
-        let ephemeral = latchkey_session::open(&config.session_store, clock.clone()).await?;
+        let ephemeral =
+            latchkey_session::open(&config.session_store, &config.redis_tls()?, clock.clone()).await?;
         // At most one argon2id hash per core at once; a bounded queue behind them.
         let cores = cores();
         let hasher = latchkey_mfa::PasswordHasher::new(

@@ -6,7 +6,7 @@ mod memory;
 mod redis_store;
 
 pub use memory::MemoryStore;
-pub use redis_store::RedisStore;
+pub use redis_store::{MIN_REDIS_VERSION, RedisStore, RedisTls};
 
 use async_trait::async_trait;
 use latchkey_core::{Rng, Session, TenantId, UserId};
@@ -120,17 +120,23 @@ pub trait Ephemeral: SessionStore + OneTimeStore + RateCounter {
     }
 }
 
-/// Opens the backend named by `LATCHKEY_SESSION_STORE`: `memory` or `redis://…`.
+/// Opens the backend named by `LATCHKEY_SESSION_STORE`: `memory`, `redis://…` or
+/// `rediss://…` (TLS, with `tls`).
 pub async fn open(
     spec: &str,
+    tls: &RedisTls,
     clock: std::sync::Arc<dyn latchkey_core::Clock>,
 ) -> Result<std::sync::Arc<dyn Ephemeral>> {
     if spec == "memory" {
         Ok(std::sync::Arc::new(MemoryStore::new(clock)))
-    } else if spec.starts_with("redis://") {
-        Ok(std::sync::Arc::new(RedisStore::connect(spec, "latchkey:").await?))
+    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+        Ok(std::sync::Arc::new(
+            RedisStore::connect_with(spec, "latchkey:", tls).await?,
+        ))
     } else {
-        Err(SessionError::BadUrl("expected memory or redis://…".into()))
+        Err(SessionError::BadUrl(
+            "expected memory, redis://… or rediss://…".into(),
+        ))
     }
 }
 

@@ -23,6 +23,44 @@ fn means_down(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
 }
 
+/// TLS for a `rediss://` session store: the CA that signed the server's certificate (PEM;
+/// without it the system's roots), and a client certificate and key (PEM) when the server
+/// asks for one.
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    pub ca_pem: Option<Vec<u8>>,
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The oldest Redis the store's commands run on (`PEXPIRE … GT` is 7.0).
+pub const MIN_REDIS_VERSION: (u32, u32) = (7, 0);
+
+/// Refuses a server older than [`MIN_REDIS_VERSION`], naming both versions.
+async fn check_version(conn: &mut ConnectionManager) -> Result<()> {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    supported(&info).map_err(SessionError::Unavailable)
+}
+
+/// Whether `INFO server`'s `redis_version` is at least [`MIN_REDIS_VERSION`].
+fn supported(info: &str) -> std::result::Result<(), String> {
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map_or("unknown", str::trim);
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) if (major, minor) >= MIN_REDIS_VERSION => Ok(()),
+        _ => Err(format!(
+            "Redis {version} is too old: Latchkey needs {}.{} or newer",
+            MIN_REDIS_VERSION.0, MIN_REDIS_VERSION.1
+        )),
+    }
+}
+
 fn unavailable(e: redis::RedisError) -> SessionError {
     SessionError::Unavailable(e.to_string())
 }
@@ -31,7 +69,34 @@ impl RedisStore {
     /// Connects (failing fast when Redis is unreachable); afterwards the manager reconnects by
     /// itself, so an outage ends without a restart.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| SessionError::BadUrl(e.to_string()))?;
+        Self::connect_with(url, prefix, &RedisTls::default()).await
+    }
+
+    /// [`connect`](Self::connect) with TLS settings for a `rediss://` URL (a private CA, a
+    /// client certificate); the server's version is checked before anything is stored.
+    pub async fn connect_with(url: &str, prefix: &str, tls: &RedisTls) -> Result<Self> {
+        let bad = |e: redis::RedisError| SessionError::BadUrl(e.to_string());
+        let client = if url.starts_with("rediss://") {
+            let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad)?;
+            let certificates = redis::TlsCertificates {
+                client_tls: tls
+                    .client
+                    .clone()
+                    .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }),
+                root_cert: tls.ca_pem.clone(),
+            };
+            redis::Client::build_with_tls(info, certificates).map_err(bad)?
+        } else {
+            if tls.ca_pem.is_some() || tls.client.is_some() {
+                return Err(SessionError::BadUrl(
+                    "Redis TLS settings are given but the URL is redis://, not rediss://".into(),
+                ));
+            }
+            redis::Client::open(url).map_err(bad)?
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -44,6 +109,7 @@ impl RedisStore {
         .await
         .map_err(|_| SessionError::Unavailable("timed out connecting to Redis".into()))?
         .map_err(unavailable)?;
+        check_version(&mut conn.clone()).await?;
         Ok(Self {
             conn,
             prefix: prefix.to_owned(),
@@ -344,5 +410,20 @@ impl Ephemeral for RedisStore {
 
     fn backend_name(&self) -> &'static str {
         "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redis_older_than_7_0_is_refused_with_both_versions_named() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert!(super::supported(&info("7.0.15")).is_ok());
+        assert!(super::supported(&info("7.2.4")).is_ok());
+        assert!(super::supported(&info("10.0.0")).is_ok());
+        let old = super::supported(&info("6.2.14")).unwrap_err();
+        assert!(old.contains("6.2.14") && old.contains("7.0"), "{old}");
+        assert!(super::supported("# Server\r\n").unwrap_err().contains("unknown"));
+        assert!(super::supported(&info("seven")).is_err());
     }
 }
