@@ -913,6 +913,39 @@ async fn an_application_is_edited(s: &TestServer) {
         .unwrap()
         .unwrap();
     assert_eq!(after.name, "Reports 2");
+    // The page carries the version it shows: a second edit from the same, now stale, page
+    // is refused (412 from the API) instead of overwriting the first.
+    // As a browser submits it: the attribute's `&#34;` decoded.
+    let stale = hidden(&page, "etag").replace("&#34;", "\"");
+    assert_eq!(stale, format!("\"{}\"", client.updated_at));
+    let lost = [
+        ("back", back.as_str()),
+        ("client", id),
+        ("etag", stale.as_str()),
+        ("name", "Overwritten"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &lost).await;
+    assert!(to.contains("error=") && to.contains("Someone%20changed"), "{to}");
+    let stored = || {
+        s.state
+            .db
+            .client(&tid(s, "acme"), &client.client_id)
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(stored().name, "Reports 2");
+    let (_, _, fresh) = browser.get(s, &back).await;
+    let current = hidden(&fresh, "etag").replace("&#34;", "\"");
+    let redo = [
+        ("back", back.as_str()),
+        ("client", id),
+        ("etag", current.as_str()),
+        ("name", "Reports 3"),
+        ("redirect_uris", "https://reports.acme.test/cb"),
+    ];
+    let (_, to, _) = act(s, &mut browser, op, &redo).await;
+    assert!(to.contains("notice="), "{to}");
+    assert_eq!(stored().name, "Reports 3");
     assert_eq!(
         after.redirect_uris,
         ["https://reports.acme.test/cb", "https://reports.acme.test/new"]

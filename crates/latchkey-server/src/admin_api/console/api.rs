@@ -20,6 +20,8 @@ pub(crate) struct Answer {
     pub content_type: Option<String>,
     /// The next page's cursor, from a list's `Link: <…>; rel="next"` (RFC 8288).
     pub next: Option<String>,
+    /// The object's version (`ETag`), for a later change's `If-Match`.
+    pub etag: Option<String>,
 }
 
 impl Answer {
@@ -112,6 +114,11 @@ pub(crate) async fn call(
         .get(header::LINK)
         .and_then(|v| v.to_str().ok())
         .and_then(next_cursor);
+    let etag = res
+        .headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = actix_web::body::to_bytes(res.into_body())
         .await
         .map_err(|e| AppError::internal("console call", e))?;
@@ -129,6 +136,7 @@ pub(crate) async fn call(
         raw: bytes,
         content_type,
         next,
+        etag,
     })
 }
 

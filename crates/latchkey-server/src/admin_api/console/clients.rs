@@ -232,7 +232,11 @@ async fn client(
     need(&a, Permission::ClientsRead)?;
     let t = a.t;
     let id = path.into_inner().1;
-    let c: Value = a.get(&state, &format!("/clients/{}", seg(&id))).await?;
+    let read = a
+        .api(&state, Method::GET, &format!("/clients/{}", seg(&id)), None)
+        .await?;
+    let etag = read.etag.clone().unwrap_or_default();
+    let c: Value = read.parse("client")?;
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     let user = query_param(&req, "user").unwrap_or_default();
     let mut blocks = vec![
@@ -286,7 +290,7 @@ async fn client(
     if !user.is_empty() {
         blocks.extend(preview(&state, &a, &id, &user).await?);
     }
-    blocks.extend(manage_forms(&a, &c).into_iter().map(Block::Form));
+    blocks.extend(manage_forms(&a, &c, &etag).into_iter().map(Block::Form));
     render(
         &state,
         &req,
@@ -321,7 +325,7 @@ async fn preview(state: &AppState, a: &Admin, id: &str, user: &str) -> Result<Ve
 
 /// What a client admin may change on the application page: its name and URIs, its secret (a
 /// confidential client), and the application itself.
-fn manage_forms(a: &Admin, c: &Value) -> Vec<Form> {
+fn manage_forms(a: &Admin, c: &Value, etag: &str) -> Vec<Form> {
     let t = a.t;
     let id = text(c, "client_id");
     let back = format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id));
@@ -335,6 +339,7 @@ fn manage_forms(a: &Admin, c: &Value) -> Vec<Form> {
         out.push(
             Form::action(a, "client-update", t.tr("Change the application", "Anwendung ändern"), t.tr("Save", "Speichern"), &back)
                 .hidden("client", &id)
+                .hidden("etag", etag)
                 .field(Input::text("name", t.tr("Name", "Name"), &text(c, "name")).required())
                 .field(
                     Input::text(
@@ -415,7 +420,19 @@ pub(super) async fn action(
                 "redirect_uris": lines(f, "redirect_uris"),
                 "post_logout_redirect_uris": lines(f, "post_logout_redirect_uris"),
             });
-            let answer = a.api(state, Method::PATCH, &path, Some(&body)).await?;
+            let version = field(f, "etag");
+            let answer = a
+                .api_if(state, (Method::PATCH, &path), Some(&body), version)
+                .await?;
+            if answer.status == actix_web::http::StatusCode::PRECONDITION_FAILED {
+                return Ok(Some(Done::Failed(
+                    t.tr(
+                        "Someone changed the application since you opened it: nothing was saved. Open it again to see their change.",
+                        "Jemand hat die Anwendung geändert, seit Sie sie geöffnet haben: nichts wurde gespeichert. Öffnen Sie sie erneut, um die Änderung zu sehen.",
+                    )
+                    .to_owned(),
+                )));
+            }
             Done::of(
                 &answer,
                 t.tr("Application changed.", "Anwendung geändert.").to_owned(),

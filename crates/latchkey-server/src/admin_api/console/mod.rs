@@ -148,6 +148,18 @@ impl Admin {
         path: &str,
         body: Option<&Value>,
     ) -> Result<api::Answer, AppError> {
+        self.api_if(state, (method, path), body, None).await
+    }
+
+    /// [`api`](Self::api) that changes the object only if it is still at version `if_match`
+    /// (the `ETag` the page was built from): a concurrent edit answers 412, not a lost write.
+    pub async fn api_if(
+        &self,
+        state: &AppState,
+        (method, path): (Method, &str),
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<api::Answer, AppError> {
         api::call(
             state,
             &self.credential,
@@ -156,7 +168,7 @@ impl Admin {
                 method,
                 path,
                 body,
-                if_match: None,
+                if_match,
             },
         )
         .await
