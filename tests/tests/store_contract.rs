@@ -1956,6 +1956,78 @@ fn deletes_under_a_stale_version_delete_nothing(db: &Db) {
     assert!(db.saml_connection(&t, &s.id).unwrap().is_none());
 }
 
+/// Issue 23: the change feed names every tenant, client and key change in the changing
+/// transaction; a refused change leaves no row, and users (not cached) write none.
+fn the_change_feed_names_what_other_nodes_must_forget(db: &Db) {
+    use latchkey_store::Changed;
+    let start = db.latest_change().unwrap();
+    let t = tenant(db, "feed");
+    let c = db.create_client(&t, ACTOR, &confidential("portal")).unwrap();
+    let after_create = db.latest_change().unwrap();
+    user(db, &t, "alice");
+    assert_eq!(
+        db.latest_change().unwrap(),
+        after_create,
+        "a user is not cached: no row"
+    );
+    db.update_client(&t, ACTOR, &c.client_id, None, &|c| {
+        let mut c = c.clone();
+        c.redirect_uris = vec!["https://app.example.com/new".into()];
+        Ok(c)
+    })
+    .unwrap();
+    let refused = db.update_client(&t, ACTOR, &c.client_id, None, &|c| {
+        let mut c = c.clone();
+        c.redirect_uris = vec!["http://evil.example.com/cb".into()];
+        Ok(c)
+    });
+    assert!(refused.is_err(), "plain http is refused");
+    let keys = KeyRing::open(
+        db.clone(),
+        MasterKey::generate().unwrap(),
+        std::sync::Arc::new(latchkey_core::SystemClock),
+    )
+    .unwrap();
+    keys.ensure_tenant(&t, ACTOR).unwrap();
+    let feed = db.changes_after(start).unwrap();
+    let of = |kind: Changed| feed.iter().filter(|c| c.kind == kind).collect::<Vec<_>>();
+    assert!(
+        of(Changed::Tenant)
+            .iter()
+            .any(|c| c.tenant_id == t.as_str() && c.subject == "feed"),
+        "{feed:?}"
+    );
+    let clients = of(Changed::Client);
+    assert_eq!(
+        clients.len(),
+        2,
+        "the create and the one update that held: {feed:?}"
+    );
+    assert!(
+        clients
+            .iter()
+            .all(|x| x.subject == c.client_id.0 && x.tenant_id == t.as_str())
+    );
+    assert!(
+        of(Changed::Keys).len() >= 3,
+        "a data key and two signing keys: {feed:?}"
+    );
+    assert!(
+        !of(Changed::Master).is_empty(),
+        "the first master key check: {feed:?}"
+    );
+    assert!(feed.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+    let last = feed.last().unwrap().id;
+    assert!(db.changes_after(last).unwrap().is_empty());
+    assert_eq!(db.latest_change().unwrap(), last);
+    // Pruning by the database's clock: nothing is an hour old yet, everything is older than
+    // a minute from now.
+    let now = latchkey_core::Clock::now_millis(&latchkey_core::SystemClock);
+    assert_eq!(db.prune_changes(now - 3_600_000).unwrap(), 0);
+    assert!(db.prune_changes(now + 60_000).unwrap() >= feed.len());
+    assert!(db.changes_after(start).unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1968,6 +2040,7 @@ macro_rules! contract {
 }
 
 contract!(
+    the_change_feed_names_what_other_nodes_must_forget,
     a_write_past_its_deadline_is_rolled_back,
     concurrent_first_risk_history_saves_all_succeed,
     tenants_are_created_listed_updated_and_unique,

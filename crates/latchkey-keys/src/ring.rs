@@ -134,7 +134,8 @@ impl Loaded {
 
 pub struct KeyRing {
     db: Db,
-    master: MasterKey,
+    /// Replaced in place when another node or the CLI replaces the master key.
+    master: std::sync::RwLock<Arc<MasterKey>>,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<TenantId, Arc<Loaded>>>,
 }
@@ -142,7 +143,7 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("master", &self.master.id)
+            .field("master", &self.master().id)
             .finish_non_exhaustive()
     }
 }
@@ -187,7 +188,7 @@ impl KeyRing {
         }
         Ok(Self {
             db,
-            master,
+            master: std::sync::RwLock::new(Arc::new(master)),
             clock,
             cache: Mutex::default(),
         })
@@ -198,8 +199,44 @@ impl KeyRing {
         Ok(!db.master_key_checks()?.is_empty())
     }
 
-    pub fn master_key_id(&self) -> &str {
-        &self.master.id
+    pub fn master_key_id(&self) -> String {
+        self.master().id.clone()
+    }
+
+    fn master(&self) -> Arc<MasterKey> {
+        self.master
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes `new` as the master key if the stored data is now encrypted under it (another node
+    /// or the CLI replaced the key) and forgets every cached ring. `Ok(false)`: it already was.
+    pub fn reload_master(&self, new: MasterKey) -> Result<bool, KeyError> {
+        if new.id == self.master().id {
+            return Ok(false);
+        }
+        let checks = self.db.master_key_checks()?;
+        if !checks
+            .iter()
+            .any(|(id, check)| *id == new.id && new.matches_check(check))
+        {
+            return Err(KeyError::MasterKey(format!(
+                "the configured master key is {}, but the data is encrypted under {}",
+                new.id,
+                checks
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        *self
+            .master
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
+        self.invalidate_all();
+        Ok(true)
     }
 
     fn now(&self) -> UnixMillis {
@@ -209,14 +246,14 @@ impl KeyRing {
     /// The tenant's current data key, creating one on first use (inside the key lock).
     fn data_key(&self, tx: &mut KeyTx<'_>, t: &TenantId) -> Result<DataKey, KeyError> {
         if let Some(k) = tx.data_keys()?.last() {
-            return self.master.unwrap_key(&k.wrapped, t.as_str(), &k.id);
+            return self.master().unwrap_key(&k.wrapped, t.as_str(), &k.id);
         }
         let dek = DataKey::generate()?;
-        let wrapped = self.master.wrap(&dek, t.as_str())?;
+        let wrapped = self.master().wrap(&dek, t.as_str())?;
         tx.insert_data_key(&StoredDataKey {
             tenant_id: t.clone(),
             id: dek.id.clone(),
-            kek_id: self.master.id.clone(),
+            kek_id: self.master().id.clone(),
             wrapped,
             created_at: self.now(),
         })?;
@@ -484,6 +521,14 @@ impl KeyRing {
             .remove(t);
     }
 
+    /// Forgets every tenant's cached ring.
+    pub fn invalidate_all(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// The tenant's ring from the cache, reloaded when older than a few seconds (so transitions
     /// made by other nodes arrive quickly); keys already parsed are reused, never parsed again.
     fn loaded(&self, t: &TenantId) -> Result<Arc<Loaded>, KeyError> {
@@ -570,7 +615,7 @@ impl KeyRing {
                 .ok_or_else(|| KeyError::Sealed(format!("data key {dek_id} is missing")))?;
             deks.insert(
                 dek_id.clone(),
-                self.master.unwrap_key(&wrapped.wrapped, t.as_str(), &dek_id)?,
+                self.master().unwrap_key(&wrapped.wrapped, t.as_str(), &dek_id)?,
             );
         }
         let pkcs8 = deks[&dek_id].open(private_aad(t, &s.kid), &s.private_key)?;
@@ -652,7 +697,7 @@ impl KeyRing {
             .iter()
             .find(|d| d.id == dek_id)
             .ok_or_else(|| KeyError::Sealed(format!("data key {dek_id} is missing")))?;
-        self.master
+        self.master()
             .unwrap_key(&wrapped.wrapped, t.as_str(), &dek_id)?
             .open(aad, sealed)
     }
@@ -701,13 +746,13 @@ impl KeyRing {
                 return Ok((deks.last().map(|d| d.id.clone()).unwrap_or_default(), None));
             }
             let dek = DataKey::generate()?;
-            let wrapped = self.master.wrap(&dek, t.as_str())?;
+            let wrapped = self.master().wrap(&dek, t.as_str())?;
             // Strictly newer than the current key, so "newest" is never ambiguous.
             let after = deks.last().map_or(i64::MIN, |d| d.created_at + 1);
             tx.insert_data_key(&StoredDataKey {
                 tenant_id: t.clone(),
                 id: dek.id.clone(),
-                kek_id: self.master.id.clone(),
+                kek_id: self.master().id.clone(),
                 wrapped,
                 created_at: self.now().max(after),
             })?;
@@ -737,7 +782,9 @@ impl KeyRing {
         let newest = deks
             .last()
             .ok_or_else(|| KeyError::Sealed("no data key".into()))?;
-        let new = self.master.unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
+        let new = self
+            .master()
+            .unwrap_key(&newest.wrapped, t.as_str(), &newest.id)?;
         let left = tx.sealed_values(&newest.id, batch)?;
         if !left.is_empty() {
             // A value changed by someone else since it was read was sealed anew under the newest
@@ -749,7 +796,7 @@ impl KeyRing {
                     .iter()
                     .find(|d| d.id == old_id)
                     .ok_or_else(|| KeyError::Sealed(format!("data key {old_id} is missing")))?;
-                let old = self.master.unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
+                let old = self.master().unwrap_key(&old.wrapped, t.as_str(), &old.id)?;
                 let aad = Aad {
                     tenant: t.as_str(),
                     table: v.table,

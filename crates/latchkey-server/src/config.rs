@@ -82,6 +82,9 @@ pub struct Config {
     pub workers: Option<usize>,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Seconds between SIGTERM and closing the listener, while `/readyz` fails and requests are
+    /// still served: long enough for the load balancer's health check to take the node out.
+    pub drain_delay_secs: u64,
     /// Where mail goes (`smtps://user:pass@host:465`, `smtp://host:587?tls=required`; plain
     /// `smtp://` only to loopback). Without it, mail is written to the log on a development
     /// issuer and held in the outbox otherwise.
@@ -161,6 +164,7 @@ struct Raw {
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
+    drain_delay_secs: Option<u64>,
     smtp_url: Option<String>,
     mail_from: Option<String>,
     mail_poll_secs: Option<u64>,
@@ -206,6 +210,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_MAX_BODY_BYTES", "max_body_bytes"),
     ("LATCHKEY_WORKERS", "workers"),
     ("LATCHKEY_SHUTDOWN_TIMEOUT_SECS", "shutdown_timeout_secs"),
+    ("LATCHKEY_DRAIN_DELAY_SECS", "drain_delay_secs"),
     ("LATCHKEY_SMTP_URL", "smtp_url"),
     ("LATCHKEY_MAIL_FROM", "mail_from"),
     ("LATCHKEY_MAIL_POLL_SECS", "mail_poll_secs"),
@@ -387,6 +392,7 @@ impl Config {
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             workers: raw.workers,
             shutdown_timeout_secs: raw.shutdown_timeout_secs.unwrap_or(30),
+            drain_delay_secs: raw.drain_delay_secs.unwrap_or(0),
             smtp_url: raw.smtp_url.map(Secret),
             mail_from,
             mail_poll_secs: raw.mail_poll_secs.unwrap_or(10),
@@ -443,6 +449,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "max_body_bytes" => raw.max_body_bytes = Some(parse_num(value)?),
         "workers" => raw.workers = Some(parse_num(value)?),
         "shutdown_timeout_secs" => raw.shutdown_timeout_secs = Some(parse_num(value)? as u64),
+        "drain_delay_secs" => raw.drain_delay_secs = Some(parse_num(value)? as u64),
         "smtp_url" => raw.smtp_url = v.filter(|s| !s.is_empty()),
         "mail_from" => raw.mail_from = v,
         "mail_poll_secs" => raw.mail_poll_secs = Some(parse_num(value)? as u64),
@@ -673,6 +680,9 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
             "LATCHKEY_KEY_SCHEDULER_SECS",
             "must be between 1 and 86400",
         ));
+    }
+    if raw.drain_delay_secs.is_some_and(|s| s > 300) {
+        return Err(cfg_err("LATCHKEY_DRAIN_DELAY_SECS", "must be between 0 and 300"));
     }
     if raw.workers.is_some_and(|w| !(1..=512).contains(&w)) {
         return Err(cfg_err("LATCHKEY_WORKERS", "must be between 1 and 512"));

@@ -9,6 +9,103 @@ use latchkey_services::saml::{METADATA_RETRY_MS, refresh_connection};
 use latchkey_store::SamlRepo;
 use std::time::Duration;
 
+/// How often a node reads the change feed: the longest a change made elsewhere goes unseen.
+pub const CHANGE_POLL: Duration = Duration::from_millis(250);
+/// How long a change id may stay invisible after a higher one (its transaction still open).
+const CHANGE_WINDOW: Duration = Duration::from_secs(10);
+/// Feed rows older than this are deleted (a node away longer starts with empty caches anyway).
+const CHANGE_KEEP_MS: i64 = 3_600_000;
+
+/// Follows the change feed (`changes`, written by triggers with every tenant, client and key
+/// change, whoever made it): drops the cached tenant, client or key ring, and reloads the master
+/// key when it was replaced, so every node serves a change within `CHANGE_POLL`.
+pub(crate) async fn follow_changes(state: AppState) {
+    let start = {
+        let db = state.db.clone();
+        loop {
+            let db = db.clone();
+            match tokio::task::spawn_blocking(move || db.latest_change()).await {
+                Ok(Ok(id)) => break id,
+                Ok(Err(e)) => tracing::warn!(error = %e, "reading the change feed failed; retrying"),
+                Err(e) => tracing::warn!(error = %e, "reading the change feed panicked; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let mut follower = latchkey_store::Follower::new(start, CHANGE_WINDOW);
+    let mut every = tokio::time::interval(CHANGE_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned = std::time::Instant::now();
+    loop {
+        every.tick().await;
+        let (db, after) = (state.db.clone(), follower.floor());
+        let read = match tokio::task::spawn_blocking(move || db.changes_after(after)).await {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => {
+                // Caches still expire by their TTLs while the database is away.
+                tracing::debug!(error = %e, "reading the change feed failed");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the change feed panicked");
+                continue;
+            }
+        };
+        for change in follower.take(read, std::time::Instant::now()) {
+            apply_change(&state, &change).await;
+        }
+        if pruned.elapsed() >= Duration::from_secs(60) {
+            pruned = std::time::Instant::now();
+            let (db, before) = (state.db.clone(), state.clock.now_millis() - CHANGE_KEEP_MS);
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.prune_changes(before)).await {
+                tracing::warn!(error = %e, "pruning the change feed failed");
+            }
+        }
+    }
+}
+
+/// Forgets what `change` made stale on this node.
+async fn apply_change(state: &AppState, change: &latchkey_store::Change) {
+    use latchkey_store::Changed;
+    let tenant = latchkey_core::TenantId(change.tenant_id.clone());
+    match &change.kind {
+        Changed::Tenant => state.tenants.clear(),
+        Changed::Client => state
+            .clients
+            .remove(&(tenant, latchkey_core::ClientId(change.subject.clone()))),
+        Changed::Keys => state.keys.invalidate(&tenant),
+        Changed::Master => reload_master_key(state).await,
+        Changed::Other(kind) => {
+            tracing::debug!(kind, "unknown change kind (a newer node?): dropping every cache");
+            state.tenants.clear();
+            state.clients.clear();
+            state.keys.invalidate_all();
+        }
+    }
+}
+
+/// Reads the master key again from its configured source (file or command; an environment
+/// variable cannot change under a running process) and takes it if the data is now under it.
+async fn reload_master_key(state: &AppState) {
+    let s = state.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let (master, _) =
+            latchkey_keys::load_master_key(s.config.master_key_input(), &s.config.keys_dir, false)?;
+        s.keys.reload_master(master)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(true)) => {
+            tracing::info!(master_key = %state.keys.master_key_id(), "took the replaced master key");
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the master key was replaced elsewhere and this node cannot load the new one: give it the new key (file, command or environment) and restart it");
+        }
+        Err(e) => tracing::error!(error = %e, "reloading the master key panicked"),
+    }
+}
+
 /// Delivers due mail and webhook calls, now and whenever woken or `mail_poll_secs` pass.
 pub(crate) async fn run_outbox(state: AppState) {
     let every = Duration::from_secs(state.config.mail_poll_secs);

@@ -31,6 +31,8 @@ pub struct AppState {
     /// Permits to parse unauthenticated SAML (half the cores, at least one): a flood of hostile
     /// responses queues here instead of taking every core from the requests behind it.
     pub(crate) saml_parsers: Arc<tokio::sync::Semaphore>,
+    /// Set on SIGTERM: `/readyz` fails and connections close, while requests are still served.
+    pub(crate) draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Opens the key ring with the configured master key. A key file is generated only while
@@ -114,7 +116,17 @@ impl AppState {
             discovery: Arc::new(TtlCache::new(std::time::Duration::from_secs(3600), 100_000)),
             risk: Arc::new(risk),
             saml_parsers: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
+            draining: Arc::default(),
         })
+    }
+
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Starts draining: load balancers see `/readyz` fail and stop sending new requests here.
+    pub fn start_draining(&self) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

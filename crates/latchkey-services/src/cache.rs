@@ -36,6 +36,14 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         map.remove(key);
     }
 
+    /// Forgets everything (a change that may touch any entry).
+    pub fn clear(&self) {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     pub fn put(&self, key: K, value: V, generation: u64) {
         let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() >= self.max {
@@ -60,6 +68,9 @@ mod tests {
         assert_eq!(c.get(&"a", 1), None, "a change in this process drops it");
         c.remove(&"a");
         assert_eq!(c.get(&"a", 0), None, "removed");
+        c.put("a", 1, 0);
+        c.clear();
+        assert_eq!(c.get(&"a", 0), None, "cleared");
         c.put("b", 2, 0);
         c.put("c", 3, 0);
         assert!(c.map.lock().unwrap().len() <= 2, "bounded");

@@ -134,7 +134,19 @@ impl KeyTx<'_> {
         load_deks(self.c, Some(&self.tenant))
     }
 
+    /// Stores a data key, refused unless it is wrapped under the registered master key: a node
+    /// that has not yet learnt of a master-key replacement must not add a key nobody can unwrap.
     pub fn insert_data_key(&mut self, k: &StoredDataKey) -> Result<()> {
+        let registered: i64 = master_key_checks::table
+            .filter(master_key_checks::kek_id.eq(&k.kek_id))
+            .count()
+            .get_result(self.c)?;
+        if registered == 0 {
+            return Err(StoreError::Conflict(format!(
+                "master key {} was replaced; this node reloads the new one",
+                k.kek_id
+            )));
+        }
         diesel::insert_into(data_keys::table)
             .values((
                 data_keys::tenant_id.eq(self.tenant.as_str()),

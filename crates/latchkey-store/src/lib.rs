@@ -5,6 +5,7 @@
 mod admin_tokens;
 mod attributes;
 mod audit;
+mod changes;
 mod clients;
 mod conn;
 mod db;
@@ -30,6 +31,7 @@ mod verifications;
 pub use admin_tokens::{AdminTokenRepo, CredentialKind, Grants, NewAdminToken};
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
+pub use changes::{Change, Changed, Follower};
 pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
 pub use db::{Db, PoolOptions, PoolStats};

@@ -485,6 +485,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    changes (id) {
+        id -> BigInt,
+        tenant_id -> Text,
+        kind -> Text,
+        subject -> Text,
+        at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,

@@ -26,6 +26,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Ask the server on this host (`LATCHKEY_LISTEN`) whether it is ready (`/readyz`): exit 0 if
+    /// so, 1 if not. The container image's health check, which has no shell or HTTP client.
+    Healthcheck,
     /// Set up a demo tenant, clients and user on the configured storage, print them, then serve,
     /// with an example portal (a relying party) on loopback.
     Demo(DemoArgs),

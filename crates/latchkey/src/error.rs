@@ -70,6 +70,9 @@ pub(crate) enum CliError {
     },
     #[error("reading the password from standard input: {0}")]
     Stdin(std::io::Error),
+    /// `healthcheck`: the server did not answer ready.
+    #[error("{url}: {reason}")]
+    NotReady { url: String, reason: String },
     #[error("no password on standard input")]
     NoPassword,
     /// The password breaks the tenant's policy.
@@ -154,7 +157,8 @@ impl CliError {
             | CliError::RefreshFailed { .. }
             | CliError::DomainUnverified { .. }
             | CliError::SpKey(_)
-            | CliError::AsyncRuntime(_) => 1,
+            | CliError::AsyncRuntime(_)
+            | CliError::NotReady { .. } => 1,
         }
     }
 

@@ -48,6 +48,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let portal = demo::run(&config, args.portal_port)?;
             demo::serve(config, portal)
         }
+        Command::Healthcheck => serve::healthcheck(&config),
         Command::Migrate => operate(&config, |ctx| {
             migrate::run(ctx);
             Ok(())

@@ -240,6 +240,10 @@ pub const CLI_ONLY: &[(&str, &str)] = &[
     ),
     ("demo", "sets up a demo installation and serves it"),
     (
+        "healthcheck",
+        "asks a running server whether it is ready; it is `/readyz` itself",
+    ),
+    (
         "keys rotate-master",
         "the master key is each node's configuration (file or environment), not data: a rotation over HTTP would reach one node and carry key material",
     ),

@@ -1443,10 +1443,9 @@ fn admin_tokens_are_shown_once_listed_and_revoked() {
 
 /// `latchkey serve` as a process: JSON access logs carry the request id and never the query
 /// string or credentials, and SIGTERM / SIGINT stop it cleanly (exit 0).
-fn serve_and_stop(signal: &str) -> (i32, String, String) {
-    let db = TestDb::sqlite();
-    let cli = Cli::new(&db.url);
-    cli.ok(&["tenant", "create", "acme"]);
+/// `latchkey serve` started as a process with `env`, once `/readyz` answers 200: the child, its
+/// base URL and a runtime to talk to it.
+fn serve_ready(cli: &Cli, env: &[(&str, &str)]) -> (std::process::Child, String, tokio::runtime::Runtime) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1456,6 +1455,7 @@ fn serve_and_stop(signal: &str) -> (i32, String, String) {
         .cmd(&["serve"])
         .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
         .env("LATCHKEY_PUBLIC_URL", format!("http://localhost:{port}"))
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1464,9 +1464,9 @@ fn serve_and_stop(signal: &str) -> (i32, String, String) {
         .enable_all()
         .build()
         .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
     rt.block_on(async {
         let c = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while c
             .get(format!("{base}/readyz"))
@@ -1479,6 +1479,25 @@ fn serve_and_stop(signal: &str) -> (i32, String, String) {
             assert!(std::time::Instant::now() < deadline, "serve did not become ready");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    });
+    (child, base, rt)
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn serve_and_stop(signal_name: &str) -> (i32, String, String) {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let (child, base, rt) = serve_ready(&cli, &[]);
+    rt.block_on(async {
+        let c = reqwest::Client::new();
         let res = c
             .get(format!("{base}/t/acme/callback?code=SUPERSECRETCODE&state=xyz"))
             .header("x-request-id", "trace-abc-123")
@@ -1489,11 +1508,7 @@ fn serve_and_stop(signal: &str) -> (i32, String, String) {
             .unwrap();
         assert_eq!(res.status(), 404);
     });
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&child, signal_name);
     let out = child.wait_with_output().unwrap();
     let master_key = std::fs::read_to_string(cli.dir.path().join("keys").join("master.key")).unwrap();
     (
@@ -1539,6 +1554,69 @@ fn serve_stops_cleanly_on_sigint() {
     assert_eq!(code, 0, "{logs}");
     assert!(
         logs.contains("SIGINT") && logs.contains("latchkey stopped"),
+        "{logs}"
+    );
+}
+
+/// Issue 23: with a drain delay, SIGTERM first takes the node out of the load balancer (readiness
+/// fails, answers close their connections) while it still serves, then stops cleanly.
+#[test]
+fn serve_drains_before_it_stops_on_sigterm() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    let (child, base, rt) = serve_ready(&cli, &[("LATCHKEY_DRAIN_DELAY_SECS", "5")]);
+    let healthcheck = || {
+        cli.cmd(&["healthcheck"])
+            .env("LATCHKEY_LISTEN", base.trim_start_matches("http://"))
+            .output()
+            .unwrap()
+    };
+    let ready = healthcheck();
+    assert_eq!(ready.status.code(), Some(0), "{ready:?}");
+    assert_eq!(String::from_utf8_lossy(&ready.stdout).trim(), "ready");
+    let sent = std::time::Instant::now();
+    signal(&child, "-TERM");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        // Draining starts at once; poll briefly for the signal to be handled.
+        let mut ready = c.get(format!("{base}/readyz")).send().await.unwrap();
+        while ready.status() == 200 && sent.elapsed() < std::time::Duration::from_millis(1500) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            ready = c.get(format!("{base}/readyz")).send().await.unwrap();
+        }
+        assert_eq!(ready.status(), 503);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["status"], "draining");
+        let served = c.get(format!("{base}/healthz")).send().await.unwrap();
+        assert_eq!(served.status(), 200, "still serving while draining");
+        assert_eq!(served.headers()["connection"], "close");
+        let draining = healthcheck();
+        assert_eq!(draining.status.code(), Some(1), "{draining:?}");
+        assert!(
+            String::from_utf8_lossy(&draining.stderr).contains("503"),
+            "{draining:?}"
+        );
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(5),
+            "within the delay"
+        );
+        // After the delay the listener closes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while c.get(format!("{base}/healthz")).send().await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the listener never closed");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let closed = sent.elapsed();
+    assert!(
+        closed >= std::time::Duration::from_secs(5),
+        "not before the delay: {closed:?}"
+    );
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("draining") && logs.contains("latchkey stopped"),
         "{logs}"
     );
 }

@@ -90,6 +90,8 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
     }
     .map_err(|source| ServerError::Bind { addr, source })?;
     // The outbox sender lives as long as the server's runtime.
+    // Every node follows the change feed, so caches drop changes made elsewhere.
+    actix_web::rt::spawn(jobs::follow_changes(state.clone()));
     actix_web::rt::spawn(jobs::run_outbox(state));
     Ok(server.run())
 }
@@ -122,10 +124,25 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         "latchkey is serving"
     );
     actix_web::rt::spawn(jobs::key_scheduler(state.clone()));
-    let server = run(listener, state)?;
+    let drain_delay = std::time::Duration::from_secs(state.config.drain_delay_secs);
+    let server = run(listener, state.clone())?;
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         let signal = shutdown_signal().await;
+        if !drain_delay.is_zero() {
+            // Still serving: the load balancer's next readiness probe takes this node out.
+            tracing::info!(
+                signal,
+                delay_secs = drain_delay.as_secs(),
+                "draining: /readyz fails, connections close after their answer"
+            );
+            state.start_draining();
+            // A second signal ends the delay (not the in-flight requests' time to finish).
+            tokio::select! {
+                () = tokio::time::sleep(drain_delay) => {}
+                second = shutdown_signal() => tracing::info!(signal = second, "second signal: draining ends early"),
+            }
+        }
         tracing::info!(signal, "shutting down: finishing in-flight requests");
         let graceful = handle.stop(true);
         // A second signal while draining means "now".

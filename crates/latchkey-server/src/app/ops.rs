@@ -66,6 +66,11 @@ fn breakers(state: &AppState) -> Vec<(&'static str, latchkey_core::BreakerState)
 /// Readiness: the database and the session store both answer within a couple of seconds. While a
 /// dependency's breaker is open the check answers at once (its probe decides), and says so.
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("cache-control", "no-store"))
+            .json(json!({"status": "draining"}));
+    }
     let db = state.db.clone();
     let database = tokio::time::timeout(
         Duration::from_secs(3),

@@ -211,6 +211,13 @@ where
                     None => service.call(req).await?.map_into_boxed_body(),
                 };
                 let ClientInfo { ip, https } = client;
+                if state.draining() {
+                    // Keep-alive connections end with this answer, so the load balancer sends
+                    // the next request to another node before this one stops listening.
+                    res.response_mut()
+                        .head_mut()
+                        .set_connection_type(actix_web::http::ConnectionType::Close);
+                }
                 let headers = res.headers_mut();
                 security_headers(headers, https);
                 if let Ok(v) = HeaderValue::from_str(&request_id) {

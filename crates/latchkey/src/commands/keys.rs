@@ -149,7 +149,7 @@ fn rotate_master(ctx: &Context<'_>, json: bool) -> Result<(), CliError> {
             backup.display()
         ),
         None => format!(
-            "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY (or the secret LATCHKEY_MASTER_KEY_COMMAND reads) for every node and restart (the old value no longer opens anything)",
+            "master key {} replaced by {}; {rewrapped} data keys re-wrapped. The new key is in {}: put its content into LATCHKEY_MASTER_KEY (or the secret LATCHKEY_MASTER_KEY_COMMAND reads) for every node and restart them (nodes reading a key file or a command take the new key by themselves; the old value no longer opens anything)",
             old.id,
             new.id,
             swapped.key_file.display()

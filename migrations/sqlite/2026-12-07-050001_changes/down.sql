@@ -1,0 +1,16 @@
+DROP TRIGGER tenants_changed_insert;
+DROP TRIGGER tenants_changed_update;
+DROP TRIGGER tenants_changed_delete;
+DROP TRIGGER clients_changed_insert;
+DROP TRIGGER clients_changed_update;
+DROP TRIGGER clients_changed_delete;
+DROP TRIGGER signing_keys_changed_insert;
+DROP TRIGGER signing_keys_changed_update;
+DROP TRIGGER signing_keys_changed_delete;
+DROP TRIGGER data_keys_changed_insert;
+DROP TRIGGER data_keys_changed_update;
+DROP TRIGGER data_keys_changed_delete;
+DROP TRIGGER master_key_checks_changed_insert;
+DROP TRIGGER master_key_checks_changed_update;
+DROP TRIGGER master_key_checks_changed_delete;
+DROP TABLE changes;
