@@ -11,7 +11,8 @@ if [ "${1:-}" = "--test" ]; then
   # chromium + node: browser tests (Debian's Chromium, never a downloaded browser);
   # oathtool: TOTP interoperability (codes from another implementation);
   # xmlsec1 + python3-pip: the SAML test IdP (tests/saml, pysaml2 signs through xmlsec1).
-  packages+=(openssl postgresql-client chromium oathtool xmlsec1)
+  # haproxy: the topology test (three nodes behind it, crates/latchkey/tests/topology.rs).
+  packages+=(openssl postgresql-client chromium oathtool xmlsec1 haproxy)
   command -v python3 >/dev/null 2>&1 || packages+=(python3)
   python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

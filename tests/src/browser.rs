@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test kit: a failed unwrap is a failed test
 
-use crate::TestServer;
+use crate::{Site, TestServer};
 use latchkey_core::TenantPolicy;
 use latchkey_store::{NewTenant, NewUser, TenantRepo, UserRepo};
 use reqwest::StatusCode;
@@ -72,7 +72,7 @@ impl Browser {
         }
     }
 
-    pub async fn get(&mut self, s: &TestServer, path: &str) -> (StatusCode, HeaderMap, String) {
+    pub async fn get(&mut self, s: &impl Site, path: &str) -> (StatusCode, HeaderMap, String) {
         let res = TestServer::client()
             .get(s.url(path))
             .header("cookie", self.header())
@@ -86,7 +86,7 @@ impl Browser {
 
     pub async fn post(
         &mut self,
-        s: &TestServer,
+        s: &impl Site,
         path: &str,
         form: &[(&str, &str)],
         extra: &[(&str, &str)],
@@ -107,7 +107,7 @@ impl Browser {
     /// Posts `body` as `content_type` (a multipart form with a file, say).
     pub async fn post_body(
         &mut self,
-        s: &TestServer,
+        s: &impl Site,
         path: &str,
         content_type: &str,
         body: Vec<u8>,
@@ -126,7 +126,7 @@ impl Browser {
     }
 
     /// Opens the sign-in page and returns its CSRF token.
-    pub async fn form_token(&mut self, s: &TestServer, slug: &str) -> String {
+    pub async fn form_token(&mut self, s: &impl Site, slug: &str) -> String {
         let (st, _, page) = self.get(s, &format!("/t/{slug}/login")).await;
         assert_eq!(st, StatusCode::OK);
         hidden(&page, "csrf")
@@ -134,7 +134,7 @@ impl Browser {
 
     pub async fn sign_in(
         &mut self,
-        s: &TestServer,
+        s: &impl Site,
         slug: &str,
         user: &str,
         password: &str,

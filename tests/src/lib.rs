@@ -19,7 +19,7 @@ mod smtp;
 
 pub use private::{PrivatePostgres, PrivateRedis, free_port, wait_for_port};
 pub use proxy::Proxy;
-pub use server::{Backend, TestServer};
+pub use server::{Backend, Remote, Site, TestServer};
 pub use smtp::{ReceivedMail, SmtpSink};
 
 use diesel::{Connection, PgConnection, RunQueryDsl};

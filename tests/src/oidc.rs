@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // test kit: a failed unwrap is a failed test
 
-use crate::TestServer;
 use crate::browser::{Browser, PASSWORD, hidden};
+use crate::{Site, TestServer};
 use latchkey_core::{
     AccessTokenFormat, AuthMethod, Client, ClientSettings, ClientType, GrantType, Tenant, TenantPolicy,
 };
@@ -118,7 +118,7 @@ pub fn query(url: &str) -> std::collections::HashMap<String, String> {
 
 /// Follows same-site redirects from `path` (signing alice in and allowing consent on the way,
 /// when `sign_in`/`allow`) until the browser is sent to the client; returns that URL.
-pub async fn authorize(s: &TestServer, b: &mut Browser, path: &str, slug: &str, allow: bool) -> String {
+pub async fn authorize(s: &impl Site, b: &mut Browser, path: &str, slug: &str, allow: bool) -> String {
     let mut next = path.to_owned();
     for _ in 0..10 {
         let (st, h, page) = b.get(s, &next).await;
@@ -194,12 +194,12 @@ pub fn authorize_path(c: &Client, extra: &[(&str, &str)]) -> String {
 }
 
 /// Signs alice in and returns a fresh code for `c`.
-pub async fn code(s: &TestServer, b: &mut Browser, c: &Client) -> String {
+pub async fn code(s: &impl Site, b: &mut Browser, c: &Client) -> String {
     let back = authorize(s, b, &authorize_path(c, &[]), "acme", true).await;
     query(&back)["code"].clone()
 }
 
-pub async fn token(s: &TestServer, c: &Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
+pub async fn token(s: &impl Site, c: &Client, form: &[(&str, &str)]) -> (StatusCode, Value) {
     let mut req = TestServer::client().post(s.url("/t/acme/token")).form(form);
     if c.client_type == ClientType::Confidential {
         req = req.basic_auth(c.client_id.as_str(), Some(SECRET));
@@ -210,7 +210,7 @@ pub async fn token(s: &TestServer, c: &Client, form: &[(&str, &str)]) -> (Status
     (st, res.json().await.unwrap())
 }
 
-pub async fn redeem(s: &TestServer, c: &Client, code: &str) -> (StatusCode, Value) {
+pub async fn redeem(s: &impl Site, c: &Client, code: &str) -> (StatusCode, Value) {
     token(
         s,
         c,
@@ -225,7 +225,7 @@ pub async fn redeem(s: &TestServer, c: &Client, code: &str) -> (StatusCode, Valu
     .await
 }
 
-pub async fn refresh(s: &TestServer, c: &Client, rt: &str) -> (StatusCode, Value) {
+pub async fn refresh(s: &impl Site, c: &Client, rt: &str) -> (StatusCode, Value) {
     token(
         s,
         c,

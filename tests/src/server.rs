@@ -166,3 +166,25 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// Where the HTTP helpers send requests: an in-process `TestServer`, or any base URL (a
+/// process, or a load balancer in front of several).
+pub trait Site {
+    fn url(&self, path: &str) -> String;
+}
+
+impl Site for TestServer {
+    fn url(&self, path: &str) -> String {
+        TestServer::url(self, path)
+    }
+}
+
+/// A Latchkey reached at a base URL such as `http://127.0.0.1:8080`.
+#[derive(Debug, Clone)]
+pub struct Remote(pub String);
+
+impl Site for Remote {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
