@@ -66,6 +66,9 @@ pub enum ServiceError {
         done: usize,
         source: Box<ServiceError>,
     },
+    /// A backup that can't be written, read or restored; says why.
+    #[error("backup: {0}")]
+    Backup(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -201,6 +201,52 @@ impl Db {
         applied.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
+    /// Applies migrations one at a time until `version` is applied (a restore brings a backup's
+    /// rows into the schema they were taken from, then migrates the rest). Refuses a version
+    /// this binary does not have.
+    pub fn migrate_to(&self, version: &str) -> Result<Vec<String>> {
+        fn up_to<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+            c: &mut C,
+            source: fn() -> EmbeddedMigrations,
+            version: &str,
+        ) -> std::result::Result<Vec<String>, String> {
+            use diesel::migration::MigrationSource;
+            let known: Vec<String> = MigrationSource::<B>::migrations(&source())
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|m| m.name().version().to_string())
+                .collect();
+            if !known.iter().any(|v| v == version) {
+                return Err(format!(
+                    "this binary has no migration {version}: the backup is from a newer Latchkey"
+                ));
+            }
+            let mut applied = Vec::new();
+            loop {
+                let done = c.applied_migrations().map_err(|e| e.to_string())?;
+                if done.iter().any(|v| v.to_string() == version) {
+                    return Ok(applied);
+                }
+                applied.push(
+                    c.run_next_migration(source())
+                        .map_err(|e| e.to_string())?
+                        .to_string(),
+                );
+            }
+        }
+        let mut conn = self.conn()?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => up_to(c, || SQLITE_MIGRATIONS, version),
+            AnyConnection::Postgres(c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).execute(c)?;
+                let applied = up_to(c, || POSTGRES_MIGRATIONS, version);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(c)?;
+                applied
+            }
+        };
+        applied.map_err(StoreError::Migration)
+    }
+
     /// Readiness: a connection within `timeout` that answers a query.
     pub fn ping(&self, timeout: Duration) -> Result<()> {
         let mut conn = crate::deadline::within(Instant::now() + timeout, || self.conn())?;

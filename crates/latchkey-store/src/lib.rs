@@ -5,6 +5,7 @@
 mod admin_tokens;
 mod attributes;
 mod audit;
+mod backup;
 mod changes;
 mod clients;
 mod conn;
@@ -31,6 +32,7 @@ mod verifications;
 pub use admin_tokens::{AdminTokenRepo, CredentialKind, Grants, NewAdminToken};
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
+pub use backup::{Row, RowSink, RowSource, Scope, Table};
 pub use changes::{Change, Changed, Follower};
 pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};

@@ -81,6 +81,36 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Write a tenant as a tenant file (no secrets).
     Export(ExportArgs),
+    /// Write an encrypted backup of the whole installation or of some tenants: every row, read
+    /// in one consistent snapshot, sealed with a key wrapped under the master key.
+    Backup(BackupArgs),
+    /// Restore a backup into the configured database, which must hold no tenant (SQLite or
+    /// PostgreSQL, whichever the backup came from); needs the master key it was taken under.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Back up only this tenant (repeatable); without it, everything, system credentials and
+    /// the system audit chain included.
+    #[arg(long = "tenant", value_name = "SLUG")]
+    pub tenants: Vec<String>,
+    /// Write to this file (created with mode 0600, never overwritten); `-` is standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    pub out: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file; `-` reads standard input.
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    pub input: PathBuf,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    pub out: bool,
 }
 
 #[derive(Debug, Args)]

@@ -70,6 +70,9 @@ pub(crate) enum CliError {
     },
     #[error("reading the password from standard input: {0}")]
     Stdin(std::io::Error),
+    /// A backup or restore failed; says why.
+    #[error(transparent)]
+    Backup(latchkey_services::ServiceError),
     /// `healthcheck`: the server did not answer ready.
     #[error("{url}: {reason}")]
     NotReady { url: String, reason: String },
@@ -119,7 +122,7 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Store(e) | CliError::Keys(KeyError::Store(e)) => store_exit_code(e),
-            CliError::TenantFile(e) => service_exit_code(e),
+            CliError::TenantFile(e) | CliError::Backup(e) => service_exit_code(e),
             CliError::Server(e) => match e {
                 ServerError::Config(_) => 2,
                 _ => 1,
@@ -178,7 +181,7 @@ impl CliError {
 fn service_exit_code(e: &latchkey_services::ServiceError) -> u8 {
     use latchkey_services::ServiceError;
     match e {
-        ServiceError::TenantFile { .. } => 2,
+        ServiceError::TenantFile { .. } | ServiceError::Backup(_) => 2,
         ServiceError::Store(e) => store_exit_code(e),
         ServiceError::Applying { source, .. } => service_exit_code(source),
         _ => 1,

@@ -18,8 +18,8 @@ mod shared;
 use clap::Parser;
 use cli::{Cli, Command};
 use commands::{
-    admin_token, apply, attribute, audit, client, demo, domain, group, invite, keys, migrate, role, saml,
-    serve, tenant, user,
+    admin_token, apply, attribute, audit, backup, client, demo, domain, group, invite, keys, migrate, role,
+    saml, serve, tenant, user,
 };
 use context::Context;
 use error::CliError;
@@ -49,6 +49,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             demo::serve(config, portal)
         }
         Command::Healthcheck => serve::healthcheck(&config),
+        Command::Backup(args) => operate(&config, |ctx| backup::run_backup(ctx, &args)),
+        Command::Restore(args) => {
+            let mut quiet = config.clone();
+            quiet.log = "warn".into();
+            latchkey_server::init_logging(&quiet);
+            backup::run_restore(&config, &args)
+        }
         Command::Migrate => operate(&config, |ctx| {
             migrate::run(ctx);
             Ok(())

@@ -240,6 +240,14 @@ pub const CLI_ONLY: &[(&str, &str)] = &[
     ),
     ("demo", "sets up a demo installation and serves it"),
     (
+        "backup",
+        "reads the whole database in one snapshot into a file sealed under the master key: an operator's file, not an API answer",
+    ),
+    (
+        "restore",
+        "fills an empty database from a backup before any server runs on it",
+    ),
+    (
         "healthcheck",
         "asks a running server whether it is ready; it is `/readyz` itself",
     ),

@@ -5,6 +5,7 @@ pub mod admin_token;
 pub mod apply;
 pub mod attribute;
 pub mod audit;
+pub mod backup;
 pub mod client;
 pub mod demo;
 pub mod domain;
