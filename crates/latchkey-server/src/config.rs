@@ -599,11 +599,12 @@ fn session_store(value: Option<String>) -> Result<String, ConfigError> {
     let session_store = value.unwrap_or_else(|| "memory".into());
     if !(session_store == "memory"
         || session_store.starts_with("redis://")
-        || session_store.starts_with("rediss://"))
+        || session_store.starts_with("rediss://")
+        || session_store.starts_with("redis-sentinel://"))
     {
         return Err(cfg_err(
             "LATCHKEY_SESSION_STORE",
-            format!("{session_store:?}: expected memory, redis://… or rediss://…"),
+            format!("{session_store:?}: expected memory, redis://…, rediss://… or redis-sentinel://…"),
         ));
     }
     Ok(session_store)

@@ -129,7 +129,10 @@ pub async fn open(
 ) -> Result<std::sync::Arc<dyn Ephemeral>> {
     if spec == "memory" {
         Ok(std::sync::Arc::new(MemoryStore::new(clock)))
-    } else if spec.starts_with("redis://") || spec.starts_with("rediss://") {
+    } else if spec.starts_with("redis://")
+        || spec.starts_with("rediss://")
+        || spec.starts_with("redis-sentinel://")
+    {
         Ok(std::sync::Arc::new(
             RedisStore::connect_with(spec, "latchkey:", tls).await?,
         ))

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Link,
     prefix: String,
     /// Open while Redis is known to be down: callers get `CircuitOpen` at once.
     breaker: Arc<Breaker>,
@@ -21,6 +21,125 @@ pub struct RedisStore {
 /// Whether an error means Redis is unreachable (as opposed to a refused command).
 fn means_down(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
+}
+
+/// How the store reaches the Redis primary: one address, or whichever the Sentinels name.
+#[derive(Clone)]
+enum Link {
+    Direct(ConnectionManager),
+    Sentinel(Arc<SentinelLink>),
+}
+
+/// A primary found through Sentinel: the connection to it, dropped when it stops answering or
+/// says it is a replica now (a failover), so the next command asks the Sentinels again.
+struct SentinelLink {
+    sentinel: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    current: std::sync::RwLock<Option<ConnectionManager>>,
+    config: ConnectionManagerConfig,
+}
+
+impl Link {
+    async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
+        match self {
+            Link::Direct(c) => Ok(c.clone()),
+            Link::Sentinel(s) => {
+                if let Some(c) = s
+                    .current
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                {
+                    return Ok(c);
+                }
+                let mut sentinel = s.sentinel.lock().await;
+                // Another command may have found the primary while this one waited.
+                if let Some(c) = s
+                    .current
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                {
+                    return Ok(c);
+                }
+                let client = sentinel.async_get_client().await?;
+                let c = ConnectionManager::new_with_config(client, s.config.clone()).await?;
+                *s.current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c.clone());
+                tracing::info!(
+                    dependency = "session_store",
+                    "connected to the Redis primary the Sentinels name"
+                );
+                Ok(c)
+            }
+        }
+    }
+
+    /// After `e`: forget a Sentinel-found primary that is gone or no longer primary.
+    fn failed(&self, e: &redis::RedisError) {
+        if let Link::Sentinel(s) = self
+            && (means_down(e) || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
+        {
+            *s.current
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
+    }
+}
+
+/// `redis-sentinel://[user:password@]host:port[,host:port…]/primary-name[/db]`: the Sentinels
+/// to ask, the name they monitor the primary under, and the credentials and database of the
+/// primary (the Sentinels themselves are asked without credentials).
+fn sentinel_client(url: &str) -> std::result::Result<redis::sentinel::SentinelClient, String> {
+    let rest = url
+        .strip_prefix("redis-sentinel://")
+        .ok_or("a Sentinel URL starts with redis-sentinel://")?;
+    let (auth, rest) = match rest.rsplit_once('@') {
+        Some((auth, rest)) => (Some(auth), rest),
+        None => (None, rest),
+    };
+    let (hosts, path) = rest.split_once('/').ok_or(
+        "a Sentinel URL names the primary after the hosts: redis-sentinel://h1:26379,h2:26379/mymaster",
+    )?;
+    let mut parts = path.split('/');
+    let name = parts
+        .next()
+        .filter(|n| !n.is_empty())
+        .ok_or("the primary's name is missing")?;
+    let db: i64 = match parts.next() {
+        None | Some("") => 0,
+        Some(d) => d.parse().map_err(|_| format!("{d:?} is not a database number"))?,
+    };
+    let sentinels: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    if sentinels.is_empty() {
+        return Err("no Sentinel host".into());
+    }
+    let mut node = redis::RedisConnectionInfo::default().set_db(db);
+    if let Some(auth) = auth {
+        let (user, password) = auth.split_once(':').unwrap_or(("", auth));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        if !user.is_empty() {
+            node = node.set_username(decode(user));
+        }
+        if !password.is_empty() {
+            node = node.set_password(decode(password));
+        }
+    }
+    redis::sentinel::SentinelClient::build(
+        sentinels,
+        name,
+        Some(redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(node)),
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// TLS for a `rediss://` session store: the CA that signed the server's certificate (PEM;
@@ -76,6 +195,31 @@ impl RedisStore {
     /// client certificate); the server's version is checked before anything is stored.
     pub async fn connect_with(url: &str, prefix: &str, tls: &RedisTls) -> Result<Self> {
         let bad = |e: redis::RedisError| SessionError::BadUrl(e.to_string());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        if url.starts_with("redis-sentinel://") {
+            if tls.ca_pem.is_some() || tls.client.is_some() {
+                return Err(SessionError::BadUrl(
+                    "Redis TLS settings are not supported with Sentinel yet".into(),
+                ));
+            }
+            let link = Link::Sentinel(Arc::new(SentinelLink {
+                sentinel: tokio::sync::Mutex::new(sentinel_client(url).map_err(SessionError::BadUrl)?),
+                current: std::sync::RwLock::default(),
+                config,
+            }));
+            let mut conn = tokio::time::timeout(Duration::from_secs(5), link.conn())
+                .await
+                .map_err(|_| {
+                    SessionError::Unavailable("timed out asking the Sentinels for the primary".into())
+                })?
+                .map_err(unavailable)?;
+            check_version(&mut conn).await?;
+            return Ok(Self::with_link(link, prefix));
+        }
         let client = if url.starts_with("rediss://") {
             let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad)?;
             let certificates = redis::TlsCertificates {
@@ -97,11 +241,6 @@ impl RedisStore {
             }
             redis::Client::open(url).map_err(bad)?
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
         let conn = tokio::time::timeout(
             Duration::from_secs(5),
             ConnectionManager::new_with_config(client, config),
@@ -110,11 +249,15 @@ impl RedisStore {
         .map_err(|_| SessionError::Unavailable("timed out connecting to Redis".into()))?
         .map_err(unavailable)?;
         check_version(&mut conn.clone()).await?;
-        Ok(Self {
+        Ok(Self::with_link(Link::Direct(conn), prefix))
+    }
+
+    fn with_link(conn: Link, prefix: &str) -> Self {
+        Self {
             conn,
             prefix: prefix.to_owned(),
             breaker: Arc::new(Breaker::new("session_store", Duration::from_millis(50))),
-        })
+        }
     }
 
     fn key(&self, t: &TenantId, kind: &str, k: &str) -> String {
@@ -131,11 +274,16 @@ impl RedisStore {
         if self.breaker.admit() == Admit::Refused {
             return Err(SessionError::CircuitOpen);
         }
-        let mut conn = self.conn.clone();
-        let result = match cmd() {
-            Query::Cmd(c) => c.query_async(&mut conn).await,
-            Query::Pipe(p) => p.query_async(&mut conn).await,
+        let result = match self.conn.conn().await {
+            Ok(mut conn) => match cmd() {
+                Query::Cmd(c) => c.query_async(&mut conn).await,
+                Query::Pipe(p) => p.query_async(&mut conn).await,
+            },
+            Err(e) => Err(e),
         };
+        if let Err(e) = &result {
+            self.conn.failed(e);
+        }
         match &result {
             Ok(_) => {
                 if self.breaker.success() {
@@ -415,6 +563,18 @@ impl Ephemeral for RedisStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sentinel_urls_name_hosts_and_the_primary() {
+        let err = |url: &str| super::sentinel_client(url).err().unwrap_or_default();
+        assert!(super::sentinel_client("redis-sentinel://a:26379,b:26379/main").is_ok());
+        assert!(super::sentinel_client("redis-sentinel://app:p%40ss@a:26379/main/3").is_ok());
+        assert!(err("redis-sentinel://a:26379").contains("names the primary"));
+        assert!(err("redis-sentinel://a:26379/").contains("name is missing"));
+        assert!(err("redis-sentinel:///main").contains("no Sentinel host"));
+        assert!(err("redis-sentinel://a:26379/main/x").contains("not a database number"));
+        assert!(err("redis://a:26379/main").contains("starts with redis-sentinel://"));
+    }
+
     #[test]
     fn redis_older_than_7_0_is_refused_with_both_versions_named() {
         let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
