@@ -49,7 +49,7 @@ CONF
 fi
 echo "== podman build"
 started=$(date +%s)
-podman build --quiet --layers -t "$tag" --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" . >/dev/null
+podman build --quiet --layers --format docker -t "$tag" --build-arg REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" . >/dev/null
 echo "built in $(( $(date +%s) - started )) s"
 size=$(podman image inspect "$tag" --format '{{.Size}}')
 mb=$(( size / 1000000 ))

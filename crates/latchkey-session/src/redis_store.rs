@@ -38,27 +38,26 @@ struct SentinelLink {
     config: ConnectionManagerConfig,
 }
 
+impl SentinelLink {
+    fn current(&self) -> Option<ConnectionManager> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl Link {
     async fn conn(&self) -> redis::RedisResult<ConnectionManager> {
         match self {
             Link::Direct(c) => Ok(c.clone()),
             Link::Sentinel(s) => {
-                if let Some(c) = s
-                    .current
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
-                {
+                if let Some(c) = s.current() {
                     return Ok(c);
                 }
                 let mut sentinel = s.sentinel.lock().await;
                 // Another command may have found the primary while this one waited.
-                if let Some(c) = s
-                    .current
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .clone()
-                {
+                if let Some(c) = s.current() {
                     return Ok(c);
                 }
                 let client = sentinel.async_get_client().await?;
