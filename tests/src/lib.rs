@@ -13,6 +13,7 @@ pub mod console;
 pub mod oidc;
 mod private;
 mod proxy;
+pub mod remote;
 pub mod saml_idp;
 mod server;
 mod smtp;
@@ -248,4 +249,22 @@ macro_rules! e2e {
             )*
         }
     };
+}
+
+/// Runs `cmd` with `stdin` (if any) written to its standard input and closed; its output.
+pub fn run_with_stdin(mut cmd: std::process::Command, stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut input = child.stdin.take().expect("its standard input");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).expect("standard input written");
+    }
+    drop(input);
+    child.wait_with_output().expect("the command ends")
 }

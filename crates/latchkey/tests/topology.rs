@@ -8,16 +8,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_tests::browser::{Browser, PASSWORD, hidden};
-use latchkey_tests::{PrivateRedis, Remote, Site, TestServer, free_port, wait_for_port};
+use latchkey_tests::browser::PASSWORD;
+use latchkey_tests::remote::{
+    Portal, REDIRECT, REGISTER_PORTAL, authorize_path, code_flow, introspect, redeem, serve, token,
+};
+use latchkey_tests::{PrivateRedis, Remote, Site, TestServer, free_port};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const REDIRECT: &str = "http://127.0.0.1:8000/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHAINS: usize = 4;
 const FLOWS: usize = 2;
 
@@ -31,9 +32,15 @@ struct Cluster {
 
 impl Cluster {
     fn cli(&self, args: &[&str]) -> String {
+        self.cli_on(None, args)
+    }
+
+    /// `cli` against another database than the cluster's (a restore target).
+    fn cli_on(&self, database: Option<&str>, args: &[&str]) -> String {
         let out = Command::new(env!("CARGO_BIN_EXE_latchkey"))
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(database.map(|d| ("LATCHKEY_DATABASE_URL", d)))
             .env("LATCHKEY_LOG", "error")
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -44,21 +51,8 @@ impl Cluster {
     }
 
     fn start_node(&mut self, i: usize) {
-        let port = self.nodes[i].0;
-        let child = Command::new(env!("CARGO_BIN_EXE_latchkey"))
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.nodes[i].1 = Some(child);
-        assert!(
-            wait_for_port(port, Duration::from_secs(20)),
-            "node {i} did not listen"
-        );
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_latchkey"));
+        self.nodes[i].1 = Some(serve(bin, self.nodes[i].0, &self.env, self.dir.path()));
     }
 
     fn signal(&mut self, i: usize, signal: &str) -> Child {
@@ -120,171 +114,6 @@ impl Errors {
             .cloned()
             .collect()
     }
-}
-
-struct Portal {
-    id: String,
-    secret: String,
-}
-
-fn authorize_path(p: &Portal, redirect: &str) -> String {
-    let challenge = latchkey_oidc::pkce::s256(VERIFIER);
-    format!(
-        "/t/acme/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid%20offline_access&state=st&nonce=n1&code_challenge={challenge}&code_challenge_method=S256",
-        p.id,
-        latchkey_tests::oidc::enc(redirect)
-    )
-}
-
-/// The path and query of a redirect's location (the public URL names the proxy's host).
-fn path_of(location: &str) -> String {
-    match url::Url::parse(location) {
-        Ok(u) => format!(
-            "{}{}",
-            u.path(),
-            u.query().map(|q| format!("?{q}")).unwrap_or_default()
-        ),
-        Err(_) => location.to_owned(),
-    }
-}
-
-/// A browser of the load: its cookies, its client address (through the proxy), and requests
-/// that follow the flow's redirects.
-struct Visitor<'a> {
-    site: &'a Remote,
-    b: Browser,
-    ip: &'a str,
-    client: reqwest::Client,
-}
-
-/// Where a step of the flow leads: another page, or the client's redirect URI.
-enum Step {
-    Page(reqwest::StatusCode, String),
-    Next(String),
-    Code(String),
-}
-
-impl Visitor<'_> {
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Result<Step, String> {
-        let res = req
-            .header("cookie", self.b.header())
-            .header("x-forwarded-for", self.ip)
-            .send()
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        self.b.absorb(res.headers());
-        if res.status().is_redirection() {
-            let loc = res.headers()["location"].to_str().unwrap().to_owned();
-            if loc.starts_with(REDIRECT) {
-                let code = latchkey_tests::oidc::query(&loc).get("code").cloned();
-                return code.map(Step::Code).ok_or(loc);
-            }
-            return Ok(Step::Next(path_of(&loc)));
-        }
-        let status = res.status();
-        Ok(Step::Page(
-            status,
-            res.text().await.map_err(|e| format!("{e:?}"))?,
-        ))
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, String)]) -> Result<Step, String> {
-        let req = self.client.post(self.site.url(path)).form(form);
-        self.send(req).await
-    }
-}
-
-/// Signs `user` in through `site` and returns the authorization code, or what went wrong.
-async fn code_flow(site: &Remote, p: &Portal, user: &str, ip: &str) -> Result<String, String> {
-    let mut v = Visitor {
-        site,
-        b: Browser::default(),
-        ip,
-        client: TestServer::client(),
-    };
-    let mut step = Step::Next(authorize_path(p, REDIRECT));
-    for _ in 0..8 {
-        step = match step {
-            Step::Code(code) => return Ok(code),
-            Step::Next(path) => {
-                let req = v.client.get(site.url(&path));
-                v.send(req).await?
-            }
-            // offline_access is consented to even by a first-party client's users (OIDC Core 11).
-            Step::Page(status, page) if status == 200 && page.contains("authorize/consent") => {
-                let form = [
-                    ("csrf", hidden(&page, "csrf")),
-                    ("interaction", hidden(&page, "interaction")),
-                    ("decision", "allow".to_owned()),
-                ];
-                v.post("/t/acme/authorize/consent", &form).await?
-            }
-            Step::Page(status, page) if status == 200 && page.contains("name=\"password\"") => {
-                let form = [
-                    ("csrf", hidden(&page, "csrf")),
-                    ("interaction", hidden(&page, "interaction")),
-                    ("username", user.to_owned()),
-                    ("password", PASSWORD.to_owned()),
-                    ("return_to", String::new()),
-                ];
-                v.post("/t/acme/login", &form).await?
-            }
-            Step::Page(status, page) => {
-                let title = page
-                    .split("<title>")
-                    .nth(1)
-                    .and_then(|t| t.split("</title>").next());
-                return Err(format!("{status}: {}", title.unwrap_or_default()));
-            }
-        };
-    }
-    Err("too many redirects".into())
-}
-
-async fn token(site: &Remote, p: &Portal, form: &[(&str, &str)]) -> Result<Value, String> {
-    let res = TestServer::client()
-        .post(site.url("/t/acme/token"))
-        .basic_auth(&p.id, Some(&p.secret))
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let status = res.status();
-    let body: Value = res.json().await.map_err(|e| format!("{e:?}"))?;
-    if status == 200 {
-        Ok(body)
-    } else {
-        Err(format!("{status}: {body}"))
-    }
-}
-
-async fn redeem(site: &Remote, p: &Portal, code: &str) -> Result<Value, String> {
-    token(
-        site,
-        p,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ],
-    )
-    .await
-}
-
-async fn introspect(site: &Remote, p: &Portal, t: &str) -> Result<bool, String> {
-    let res = TestServer::client()
-        .post(site.url("/t/acme/introspect"))
-        .basic_auth(&p.id, Some(&p.secret))
-        .form(&[("token", t)])
-        .send()
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    if res.status() != 200 {
-        return Err(format!("introspection answered {}", res.status()));
-    }
-    let body: Value = res.json().await.map_err(|e| format!("{e:?}"))?;
-    Ok(body["active"] == true)
 }
 
 /// The shared state of the load: stop flag, errors, acknowledged refresh tokens.
@@ -466,32 +295,7 @@ fn seed(c: &Cluster) -> Portal {
             .unwrap();
         assert!(out.success());
     }
-    let created: Value = serde_json::from_str(&c.cli(&[
-        "client",
-        "create",
-        "--tenant",
-        "acme",
-        "--name",
-        "portal",
-        "--first-party",
-        "--redirect-uri",
-        REDIRECT,
-        "--grant",
-        "authorization_code",
-        "--grant",
-        "refresh_token",
-        "--scope",
-        "openid",
-        "--scope",
-        "offline_access",
-        "--introspect-others",
-        "--json",
-    ]))
-    .unwrap();
-    Portal {
-        id: created["client_id"].as_str().unwrap().to_owned(),
-        secret: created["client_secret"].as_str().unwrap().to_owned(),
-    }
+    Portal::from_json(&c.cli(REGISTER_PORTAL))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,15 +324,23 @@ async fn three_nodes_behind_haproxy_lose_nothing_when_one_dies() {
         issued: Mutex::default(),
     });
     let tasks = spawn_load(&load, &c.proxy, &portal, access);
-    kill_then_drain(&mut c, &load, tasks).await;
+    let acknowledged = kill_then_drain(&mut c, &load, tasks).await;
     nothing_lost(&c, &load, &portal).await;
+    backup_restores(&c, &portal, &load, acknowledged).await;
     invalidation_reaches_every_node(&mut c, &portal).await;
 }
 
 /// Under the load: SIGKILL one node (only what was in flight on it may fail), start it again,
 /// then SIGTERM another (it drains: nothing fails). Stops the load.
-async fn kill_then_drain(c: &mut Cluster, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) {
-    tokio::time::sleep(Duration::from_secs(3)).await;
+async fn kill_then_drain(c: &mut Cluster, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) -> usize {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A backup under the load: what was acknowledged before it started must be in it.
+    let acknowledged = load.issued.lock().unwrap().len();
+    let file = c.dir.path().join("under-load.backup");
+    let started = Instant::now();
+    tokio::task::block_in_place(|| c.cli(&["backup", "-o", file.to_str().unwrap()]));
+    eprintln!("backup under load took {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     // SIGKILL: only what was in flight on that node may fail.
     let killed_at = Instant::now();
@@ -580,6 +392,47 @@ async fn kill_then_drain(c: &mut Cluster, load: &Load, tasks: Vec<tokio::task::J
     assert!(drain_errors.is_empty(), "{drain_errors:?}");
     assert_eq!(total_errors, kill_errors.len(), "no error outside the kill");
     assert!(during_drain > 0);
+    acknowledged
+}
+
+/// The backup taken under load, restored into a fresh PostgreSQL database and a fresh SQLite
+/// file: each verifies, serves every user's sign-in, and knows every refresh token that was
+/// acknowledged before the backup began.
+async fn backup_restores(c: &Cluster, portal: &Portal, load: &Load, acknowledged: usize) {
+    let file = c.dir.path().join("under-load.backup");
+    let (pg, _, _) = latchkey_tests::create_pg_database().unwrap();
+    let lite = format!("sqlite://{}", c.dir.path().join("restored.db").display());
+    let issued: Vec<String> = load.issued.lock().unwrap()[..acknowledged].to_vec();
+    assert!(acknowledged > 0, "code flows were acknowledged before the backup");
+    for target in [pg.as_str(), lite.as_str()] {
+        c.cli_on(Some(target), &["restore", "-i", file.to_str().unwrap()]);
+        let verified = c.cli_on(Some(target), &["audit", "verify", "--tenant", "acme"]);
+        assert!(verified.contains("is intact"), "{verified}");
+        let port = free_port();
+        let mut env = c.env.clone();
+        env.push(("LATCHKEY_DATABASE_URL".into(), target.to_owned()));
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_latchkey"));
+        let mut node = serve(bin, port, &env, c.dir.path());
+        let restored = Remote(format!("http://127.0.0.1:{port}"));
+        for rt in &issued {
+            assert!(
+                introspect(&restored, portal, rt).await.unwrap(),
+                "a refresh token acknowledged before the backup is missing from it"
+            );
+        }
+        for i in 0..CHAINS.max(FLOWS) {
+            let code = code_flow(&restored, portal, &format!("user{i}"), &format!("10.0.2.{i}"))
+                .await
+                .unwrap_or_else(|e| panic!("user{i} cannot sign in after the restore: {e}"));
+            redeem(&restored, portal, &code).await.unwrap();
+        }
+        let _ = node.kill();
+        let _ = node.wait();
+        eprintln!(
+            "restored into {}: {acknowledged} refresh tokens active, every user signs in",
+            target.split(':').next().unwrap_or_default()
+        );
+    }
 }
 
 async fn nothing_lost(c: &Cluster, load: &Load, portal: &Portal) {
