@@ -341,6 +341,9 @@ test('user verification is required', async (t) => {
   const background = await autofillSignIn(b, `${base}/t/acme/login`);
   assert.equal(background.status, 400, `refused: ${JSON.stringify(background.body)}`);
   assert.equal(background.body.error, 'passkey_refused');
+  // A fresh sign-in page: the refused attempt's page has no background request left to cancel,
+  // and Chromium may hold the next one until it settles.
+  await page.goto(`${base}/t/acme/login`);
   const answer = finishAnswer(page, '/t/acme/login/passkey');
   const shown = await passkeyButton(b, `${base}/t/acme/account`);
   const { status, body } = await answer;
@@ -367,6 +370,9 @@ test('a credential of another tenant is refused', async (t) => {
   const background = await autofillSignIn(b, `${base}/t/acme/login`);
   assert.equal(background.status, 400, `refused: ${JSON.stringify(background.body)}`);
   assert.equal(background.body.error, 'passkey_refused');
+  // A fresh sign-in page: the refused attempt's page has no background request left to cancel,
+  // and Chromium may hold the next one until it settles.
+  await page.goto(`${base}/t/acme/login`);
   const answer = finishAnswer(page, '/t/acme/login/passkey');
   const shown = await passkeyButton(b, `${base}/t/acme/account`);
   const { status, body } = await answer;
@@ -403,6 +409,9 @@ test('removing a passkey', async (t) => {
   const background = await autofillSignIn(b, `${base}/t/acme/login`);
   assert.equal(background.status, 400, `refused: ${JSON.stringify(background.body)}`);
   assert.equal(background.body.error, 'passkey_refused');
+  // A fresh sign-in page: the refused attempt's page has no background request left to cancel,
+  // and Chromium may hold the next one until it settles.
+  await page.goto(`${base}/t/acme/login`);
   const answer = finishAnswer(page, '/t/acme/login/passkey');
   const shown = await passkeyButton(b, `${base}/t/acme/account`);
   const { status, body } = await answer;
@@ -460,6 +469,7 @@ test('a signature counter that goes backwards is refused and flagged (W4)', asyn
   await signOut(page);
   const ok = await autofillSignIn(b, `${base}/t/acme/login`);
   assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  await page.waitForURL(`${base}/t/acme/account`);
   await signOut(page);
   // A clone of the key: same private key, a counter behind the one the server has seen.
   const [original] = await credentials();

@@ -1,12 +1,12 @@
 //! Several nodes on one database (issue 23): a change made on one node, or by the CLI, reaches
 //! the others' caches through the change feed within a second, on both backends: a client's
-//! redirect URIs, a signing-key rotation, and a replaced master key.
+//! redirect URIs, the tenant (policy, name), a signing-key rotation, and a replaced master key.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use latchkey_core::{AccessTokenFormat, ClientType};
 use latchkey_keys::{Alg, KeyRing, MasterKey};
-use latchkey_store::ClientRepo;
+use latchkey_store::{ClientRepo, TenantRepo};
 use latchkey_tests::Backend;
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::setup;
@@ -87,6 +87,8 @@ async fn changes_reach_every_node_within_a_second(backend: Backend) {
     .await;
     eprintln!("client change seen by the other node after {took:?}");
 
+    tenant_change_reaches(&a, &b, &t).await;
+
     // A signing-key rotation on node A is published by node B.
     assert_eq!(status(&b, "/t/acme/jwks").await, 200, "node B caches the ring");
     let pending = a.state.keys.rotate(&t.id, Alg::ES256, "test").unwrap();
@@ -102,6 +104,40 @@ async fn changes_reach_every_node_within_a_second(backend: Backend) {
     eprintln!("key rotation served by the other node after {took:?}");
 
     master_key_replaced(&a, &b, &key_file, &old, &pending).await;
+}
+
+/// The tenant (its policy and name; cached 5 s) changed on node A is served by node B.
+async fn tenant_change_reaches(a: &TestServer, b: &TestServer, t: &latchkey_core::Tenant) {
+    let page = |s: &TestServer| {
+        let url = s.url("/t/acme/login");
+        async move {
+            TestServer::client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(page(b).await.contains("acme Corp"), "node B caches the tenant");
+    a.state
+        .db
+        .update_tenant(
+            &t.id,
+            "test",
+            &latchkey_store::TenantUpdate {
+                display_name: Some("Acme Renamed".into()),
+                ..latchkey_store::TenantUpdate::default()
+            },
+        )
+        .unwrap();
+    let took = within(Duration::from_secs(1), "the new name on node B", || async {
+        page(b).await.contains("Acme Renamed")
+    })
+    .await;
+    eprintln!("tenant change seen by the other node after {took:?}");
 }
 
 /// The master key replaced (the operator updates the secret, then re-wraps): both nodes take

@@ -57,11 +57,12 @@
   };
 
   // The background (autofill) request, cancelled when the person uses a button instead: the
-  // browser allows one pending request at a time.
+  // browser allows one pending request at a time. Its controller exists from the start, so a
+  // button pressed while it still fetches its options keeps it from ever asking the browser.
   let pending = null;
 
   // Every passkey control carries its endpoints and form token as data attributes.
-  async function run(el, mediation) {
+  async function run(el, mediation, signal) {
     const d = el.dataset;
     const extra = { csrf: d.csrf, interaction: d.interaction || '', return_to: d.returnTo || '' };
     const options = await post(d.options, extra);
@@ -71,9 +72,9 @@
     } else {
       const o = requestOptions(options);
       if (mediation) {
+        if (signal.aborted) throw new DOMException('The background request was cancelled.', 'AbortError');
         o.mediation = mediation;
-        pending = new AbortController();
-        o.signal = pending.signal;
+        o.signal = signal;
       }
       credential = await navigator.credentials.get(o);
     }
@@ -106,6 +107,9 @@
         pending.abort();
         pending = null;
       }
+      // A new attempt: the last one's error no longer describes what is happening.
+      const shown = document.getElementById('passkey-error');
+      if (shown) { shown.hidden = true; shown.textContent = ''; }
       run(el).catch((e) => say(e.message));
     });
   });
@@ -117,7 +121,9 @@
   if (auto && window.PublicKeyCredential && PublicKeyCredential.isConditionalMediationAvailable) {
     PublicKeyCredential.isConditionalMediationAvailable().then((ok) => {
       // An aborted background request (the person clicked a button) is not an error.
-      if (ok) run(auto, 'conditional').catch((e) => { if (e.name !== 'AbortError') say(e.message); });
+      if (!ok) return;
+      pending = new AbortController();
+      run(auto, 'conditional', pending.signal).catch((e) => { if (e.name !== 'AbortError') say(e.message); });
     });
   }
 })();
