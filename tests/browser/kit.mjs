@@ -3,7 +3,7 @@
 // http://localhost:PORT (a domain, so it is also the WebAuthn RP ID), its CLI, a loopback
 // server playing an OIDC client, and Debian's Chromium (never a downloaded browser).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, appendFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import http from 'node:http';
@@ -50,7 +50,7 @@ export async function workspace() {
     PATH: process.env.PATH, WORK: work,
     ...backendEnv(work),
     LATCHKEY_KEYS_DIR: join(work, 'keys'),
-    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: process.env.DEBUG_LOG || 'warn',
+    LATCHKEY_LISTEN: `127.0.0.1:${port}`, LATCHKEY_PUBLIC_URL: base, LATCHKEY_LOG: 'warn',
   };
   return { work, base, env };
 }
@@ -63,7 +63,7 @@ export function latchkeyCli(env, args, input) {
 /** Starts `latchkey serve`, passing its log to `onLog`; resolves once /readyz answers. */
 export async function serve(env, onLog) {
   const server = spawn(bin, ['serve'], { env, cwd: env.WORK, stdio: ['ignore', 'ignore', 'pipe'] });
-  server.stderr.on('data', (chunk) => { if (process.env.DEBUG_LOG) appendFileSync('/tmp/server-debug.log', chunk); onLog(chunk.toString()); });
+  server.stderr.on('data', (chunk) => onLog(chunk.toString()));
   for (let i = 0; i < 200; i++) {
     try { if ((await fetch(`${env.LATCHKEY_PUBLIC_URL}/readyz`)).ok) break; } catch { /* not yet */ }
     await new Promise((r) => setTimeout(r, 50));
