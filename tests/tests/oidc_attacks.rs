@@ -662,8 +662,25 @@ async fn a_broken_key_store_is_a_server_error_not_an_invalid_token() {
     assert_eq!(at.split('.').count(), 3, "a JWT access token");
     assert_eq!(userinfo(&s, "acme", at).await, 200);
     assert!(db.raw_sql("UPDATE signing_keys SET public_jwk = 'tampered'") > 0);
-    // The cached key ring still answers; once its 5 s are over the ring must be loaded again.
-    assert_eq!(userinfo(&s, "acme", at).await, 200);
+    // The trigger on signing_keys tells the node through the change feed (a poll or two); the
+    // ring is then loaded again, and a key that no longer parses is a 500, never a 401.
+    let tampered = std::time::Instant::now();
+    loop {
+        let st = userinfo(&s, "acme", at).await;
+        if st == 500 {
+            break;
+        }
+        assert_eq!(
+            st, 200,
+            "until the node learns of the change, the cached ring answers"
+        );
+        assert!(
+            tampered.elapsed() < std::time::Duration::from_secs(2),
+            "the change feed did not reach the ring"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // And it stays so once the cache's own 5 s would have run out.
     clock.advance_millis(6_000);
     assert_eq!(userinfo(&s, "acme", at).await, 500);
 }
