@@ -268,3 +268,24 @@ pub fn run_with_stdin(mut cmd: std::process::Command, stdin: Option<&str>) -> st
     drop(input);
     child.wait_with_output().expect("the command ends")
 }
+
+/// A session of `user` in tenant `t` with fixed times: what the session-store tests store.
+pub fn session(t: &str, user: &str) -> latchkey_core::Session {
+    latchkey_core::Session {
+        tenant_id: latchkey_core::TenantId(t.into()),
+        user_id: latchkey_core::UserId(user.into()),
+        auth_time: 1,
+        amr: vec!["pwd".into()],
+        acr: None,
+        created_at: 1,
+        idle_deadline: 2,
+        absolute_deadline: 3,
+        device_id: None,
+        risk: None,
+        user_agent: None,
+        ip: None,
+        last_seen: 1,
+        must_change_password: false,
+        factor_due: None,
+    }
+}

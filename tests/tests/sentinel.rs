@@ -6,35 +6,15 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{OsRng, Session, TenantId, UserId};
+use latchkey_core::{OsRng, TenantId};
 use latchkey_session::{RedisStore, SessionId, SessionStore};
-use latchkey_tests::{free_port, wait_for_port};
+use latchkey_tests::{free_port, session, wait_for_port};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn session(user: &str) -> Session {
-    Session {
-        tenant_id: TenantId("t".into()),
-        user_id: UserId(user.into()),
-        auth_time: 1,
-        amr: vec!["pwd".into()],
-        acr: None,
-        created_at: 1,
-        idle_deadline: 2,
-        absolute_deadline: 3,
-        device_id: None,
-        risk: None,
-        user_agent: None,
-        ip: None,
-        last_seen: 1,
-        must_change_password: false,
-        factor_due: None,
-    }
-}
 
 struct Processes(Vec<Child>);
 
@@ -147,7 +127,7 @@ fn write_load(store: Arc<RedisStore>, stop: Arc<AtomicBool>) -> tokio::task::Joi
         let (mut ok, mut errors) = (0u32, Vec::new());
         while !stop.load(Ordering::Relaxed) {
             let id = SessionId::generate(&OsRng);
-            match store.put_session(&t, &id, &session("load"), HOUR).await {
+            match store.put_session(&t, &id, &session("t", "load"), HOUR).await {
                 Ok(()) => ok += 1,
                 Err(_) => errors.push(Instant::now()),
             }
@@ -171,7 +151,7 @@ async fn the_store_follows_a_sentinel_failover_and_keeps_its_sessions() {
     for i in 0..50 {
         let id = SessionId::generate(&OsRng);
         store
-            .put_session(&t, &id, &session(&format!("u{i}")), HOUR)
+            .put_session(&t, &id, &session("t", &format!("u{i}")), HOUR)
             .await
             .unwrap();
         before.push(id);
@@ -187,7 +167,10 @@ async fn the_store_follows_a_sentinel_failover_and_keeps_its_sessions() {
     // Writes succeed again once the Sentinels promoted the replica.
     let recovered = loop {
         let id = SessionId::generate(&OsRng);
-        if store.put_session(&t, &id, &session("probe"), HOUR).await.is_ok()
+        if store
+            .put_session(&t, &id, &session("t", "probe"), HOUR)
+            .await
+            .is_ok()
             && store.get_session(&t, &id).await.unwrap().is_some()
         {
             break killed.elapsed();

@@ -2,30 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use latchkey_core::{OsRng, Session, SystemClock, TenantId, UserId};
+use latchkey_core::{OsRng, SystemClock, TenantId, UserId};
 use latchkey_session::{Ephemeral, MemoryStore, SessionId};
+use latchkey_tests::session;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn session(t: &str, user: &str) -> Session {
-    Session {
-        tenant_id: TenantId(t.into()),
-        user_id: UserId(user.into()),
-        auth_time: 1,
-        amr: vec!["pwd".into()],
-        acr: None,
-        created_at: 1,
-        idle_deadline: 2,
-        absolute_deadline: 3,
-        device_id: None,
-        risk: None,
-        user_agent: None,
-        ip: None,
-        last_seen: 1,
-        must_change_password: false,
-        factor_due: None,
-    }
-}
 
 const HOUR: Duration = Duration::from_secs(3600);
 

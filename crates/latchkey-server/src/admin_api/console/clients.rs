@@ -20,6 +20,14 @@ pub(super) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/clients/{id}", web::get().to(client));
 }
 
+fn clients_url(a: &Admin) -> String {
+    format!("/t/{}/admin/clients", a.tenant.slug)
+}
+
+fn client_url(a: &Admin, id: &str) -> String {
+    format!("{}/{}", clients_url(a), seg(id))
+}
+
 /// `GET /t/{tenant}/admin/clients`: the applications registered with this tenant.
 async fn clients(
     req: HttpRequest,
@@ -50,11 +58,7 @@ async fn clients(
                     text(c, "client_type"),
                     c["redirect_uris"].to_string(),
                 ],
-                link: Some(format!(
-                    "/t/{}/admin/clients/{}",
-                    a.tenant.slug,
-                    seg(&text(c, "client_id"))
-                )),
+                link: Some(client_url(&a, &text(c, "client_id"))),
             })
             .collect(),
         empty: t.tr("No application yet.", "Noch keine Anwendung.").to_owned(),
@@ -99,7 +103,7 @@ fn client_form(a: &Admin) -> Block {
             "client-create",
             t.tr("Register an application", "Anwendung registrieren"),
             t.tr("Register", "Registrieren"),
-            &format!("/t/{}/admin/clients", a.tenant.slug),
+            &clients_url(a),
         )
         .field(Input::text("name", t.tr("Name", "Name"), "").required())
         .field(Input::select(
@@ -214,7 +218,7 @@ fn secret_page(a: &Admin, c: &Value, issuer: &str, title: (&'static str, &'stati
             ),
             Block::Link(
                 t.tr("Open the application", "Anwendung öffnen").to_owned(),
-                format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)),
+                client_url(a, &id),
             ),
         ],
     )
@@ -278,7 +282,7 @@ async fn client(
                 .tr(
                     "Preview the tokens for a user",
                     "Tokens für einen Benutzer ansehen",
-                ), format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id)), t.tr("Preview", "Ansehen"), vec![
+                ), client_url(&a, &id), t.tr("Preview", "Ansehen"), vec![
                 Input::text(
                     "user",
                     t.tr("Username or user id", "Benutzername oder Benutzer-Id"),
@@ -328,7 +332,7 @@ async fn preview(state: &AppState, a: &Admin, id: &str, user: &str) -> Result<Ve
 fn manage_forms(a: &Admin, c: &Value, etag: &str) -> Vec<Form> {
     let t = a.t;
     let id = text(c, "client_id");
-    let back = format!("/t/{}/admin/clients/{}", a.tenant.slug, seg(&id));
+    let back = client_url(a, &id);
     let lines = |k: &str| {
         c[k].as_array()
             .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
@@ -464,7 +468,7 @@ pub(super) async fn action(
                 return Ok(Some(Done::Failed(answer.problem())));
             }
             Done::To(
-                format!("/t/{}/admin/clients", a.tenant.slug),
+                clients_url(a),
                 t.tr("Application deleted.", "Anwendung gelöscht.").to_owned(),
             )
         }

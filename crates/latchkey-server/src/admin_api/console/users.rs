@@ -36,7 +36,7 @@ fn users_url(a: &Admin) -> String {
     format!("/t/{}/admin/users", a.tenant.slug)
 }
 
-fn user_url(a: &Admin, id: &str) -> String {
+pub(super) fn user_url(a: &Admin, id: &str) -> String {
     format!("/t/{}/admin/users/{}", a.tenant.slug, seg(id))
 }
 

@@ -478,11 +478,7 @@ async fn group(
                 .iter()
                 .map(|u| Row {
                     cells: vec![text(u, "username"), text(u, "id")],
-                    link: Some(format!(
-                        "/t/{}/admin/users/{}",
-                        a.tenant.slug,
-                        seg(&text(u, "id"))
-                    )),
+                    link: Some(super::users::user_url(&a, &text(u, "id"))),
                 })
                 .collect(),
             empty: t.tr("No member yet.", "Noch kein Mitglied.").to_owned(),
