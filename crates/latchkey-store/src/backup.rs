@@ -318,7 +318,7 @@ impl Db {
                     (Some(_), None) => false,
                 };
                 if switch && let Some(t) = current {
-                    insert(c, t, &std::mem::take(&mut batch))?;
+                    insert(c, t, std::mem::take(&mut batch))?;
                 }
                 let Some((name, row)) = item else {
                     return Ok(counts);
@@ -343,11 +343,11 @@ impl Db {
 }
 
 /// One INSERT for `rows` of `t`, the JSON turned into the table's types by the database.
-fn insert(c: &mut AnyConnection, t: &Table, rows: &[Value]) -> Result<()> {
+fn insert(c: &mut AnyConnection, t: &Table, rows: Vec<Value>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let json = Value::Array(rows.to_vec()).to_string();
+    let json = Value::Array(rows).to_string();
     match c {
         AnyConnection::Postgres(pg) => {
             let sql = format!(
