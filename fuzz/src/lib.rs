@@ -41,6 +41,8 @@ pub fn saml_idp() -> &'static IdpDescriptor {
             )),
         ],
         wants_signed_requests: false,
+        slo_url: None,
+        slo_response_url: None,
     })
 }
 

@@ -19,6 +19,14 @@ Endpoints:
   GET  /sso/redirect            HTTP-Redirect binding AuthnRequest (?case= overrides /next)
   POST /sso/post                HTTP-POST binding AuthnRequest (?case= overrides /next)
   GET  /idp-initiated?sp=ID     an unsolicited response for that SP (?case= too)
+  GET  /slo/redirect            Single Logout (HTTP-Redirect): an SP's LogoutRequest (its redirect
+                                signature verified against the SP metadata, parsed by pysaml2,
+                                recorded, answered with a signed LogoutResponse to the SP's
+                                SingleLogoutService) or an SP's LogoutResponse (verified, recorded)
+  GET  /idp-logout?sp=ID        an IdP-initiated LogoutRequest to that SP's SingleLogoutService
+                                (302), for the last session issued (or ?name_id=&session_index=);
+                                ?case=unsigned|attacker|tampered|wrong_destination|no_session_index
+  GET  /logouts                 JSON: the logout messages received, oldest first
 
 A sign-in answers 200 with an auto-submit form (SAMLResponse, RelayState) to the ACS and the
 header X-Saml-Case: {case or genuine}. Failures answer 400 text/plain with the reason.
@@ -49,6 +57,7 @@ import threading
 import time
 import urllib.parse
 import warnings
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.etree import ElementTree
 
@@ -60,7 +69,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import corpus  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 from lxml import etree  # noqa: E402
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT  # noqa: E402
@@ -181,6 +190,8 @@ class Idp:
         self.lock = threading.RLock()
         self.next = copy.deepcopy(DEFAULTS)
         self.sps: dict[str, int] = {}  # SP entity id -> key in the metadata store
+        self.sessions: list[dict] = []  # {"sp", "name_id", "session_index"} per response issued
+        self.logouts: list[dict] = []  # logout messages received
         conf = {
             "entityid": self.entity_id,
             "service": {
@@ -189,7 +200,8 @@ class Idp:
                         "single_sign_on_service": [
                             (f"{base_url}/sso/redirect", BINDING_HTTP_REDIRECT),
                             (f"{base_url}/sso/post", BINDING_HTTP_POST),
-                        ]
+                        ],
+                        "single_logout_service": [(f"{base_url}/slo/redirect", BINDING_HTTP_REDIRECT)],
                     },
                     "name_id_format": [NAME_ID_FORMATS["emailAddress"], NAME_ID_FORMATS["persistent"]],
                     "policy": {"default": {"lifetime": {"minutes": 5}}},
@@ -300,7 +312,7 @@ class Idp:
                 acs = self.sp_acs(sp)
             return sp, acs, msg.id
 
-    def verify_redirect(self, sp: str, raw_query: str, form: dict) -> None:
+    def verify_redirect(self, sp: str, raw_query: str, form: dict, param: str = "SAMLRequest") -> None:
         sigalg = form.get("SigAlg")
         signature = form.get("Signature")
         if not sigalg or not signature:
@@ -323,10 +335,10 @@ class Idp:
         raw = {}
         for part in raw_query.split("&"):
             k = part.split("=", 1)[0]
-            if k in ("SAMLRequest", "RelayState", "SigAlg") and k not in raw:
+            if k in (param, "RelayState", "SigAlg") and k not in raw:
                 raw[k] = part
-        octets = "&".join(raw[k] for k in ("SAMLRequest", "RelayState", "SigAlg") if k in raw).encode("ascii")
-        msg = {k: form[k] for k in ("SAMLRequest", "RelayState", "SigAlg", "Signature") if k in form}
+        octets = "&".join(raw[k] for k in (param, "RelayState", "SigAlg") if k in raw).encode("ascii")
+        msg = {k: form[k] for k in (param, "RelayState", "SigAlg", "Signature") if k in form}
         for _name, cert in certs:
             try:
                 key = extract_rsa_key_from_x509_cert(pem_format(cert))
@@ -340,7 +352,119 @@ class Idp:
                     return
             except Exception:  # noqa: BLE001,S110
                 pass
-        raise BadRequest("the redirect signature of the AuthnRequest does not verify with the SP's certificate")
+        raise BadRequest(f"the redirect signature of the {param} does not verify with the SP's certificate")
+
+    # ---------------------------------------------------------------- Single Logout
+
+    def sp_slo(self, sp: str) -> str:
+        slo = self.server.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")
+        if not slo:
+            raise BadRequest(f"SP {sp} has no HTTP-Redirect SingleLogoutService")
+        return slo[0]["location"]
+
+    def redirect_url(self, dest: str, param: str, xml: str, relay: str | None, signer: dict | None) -> str:
+        """Bindings §3.4.4: DEFLATE, base64, URL-encode; signed with RSA-SHA256 over the octets."""
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        deflated = c.compress(xml.encode("utf-8")) + c.flush()
+        q = f"{param}=" + urllib.parse.quote(base64.b64encode(deflated).decode("ascii"), safe="")
+        if relay is not None:
+            q += "&RelayState=" + urllib.parse.quote(relay, safe="")
+        if signer is not None:
+            q += "&SigAlg=" + urllib.parse.quote(SIG_RSA_SHA256, safe="")
+            with open(signer["key"], "rb") as f:
+                key = serialization.load_pem_private_key(f.read(), None)
+            sig = key.sign(q.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+            q += "&Signature=" + urllib.parse.quote(base64.b64encode(sig).decode("ascii"), safe="")
+        return dest + ("&" if "?" in dest else "?") + q
+
+    def logout_request(self, sp: str, name_id: str | None, session_index: str | None, case: str | None) -> str:
+        """An IdP-initiated LogoutRequest to the SP: the URL the browser is sent to."""
+        with self.lock:
+            self.sp_descriptor(sp)
+            dest = self.sp_slo(sp)
+            mine = [x for x in self.sessions if x["sp"] == sp]
+        if name_id is None or session_index is None:
+            if not mine:
+                raise BadRequest(f"no session was issued to {sp} yet")
+            name_id = name_id or mine[-1]["name_id"]
+            session_index = session_index if session_index is not None else mine[-1]["session_index"]
+        now = time.time()
+        rid = corpus.random_id()
+        to = "https://elsewhere.example/slo" if case == "wrong_destination" else dest
+        index = "" if case == "no_session_index" else f"<samlp:SessionIndex>{html.escape(session_index)}</samlp:SessionIndex>"
+        xml = (
+            f'<samlp:LogoutRequest xmlns:samlp="{corpus.SAMLP}" xmlns:saml="{corpus.SAML}" ID="{rid}" Version="2.0" '
+            f'IssueInstant="{iso(now)}" NotOnOrAfter="{iso(now + 300)}" Destination="{html.escape(to, quote=True)}">'
+            f"<saml:Issuer>{html.escape(self.entity_id)}</saml:Issuer>"
+            f'<saml:NameID Format="{NAME_ID_FORMATS["emailAddress"]}">{html.escape(name_id)}</saml:NameID>{index}'
+            "</samlp:LogoutRequest>"
+        )
+        signer = None if case == "unsigned" else (self.attacker if case == "attacker" else self.idp)
+        url = self.redirect_url(dest, "SAMLRequest", xml, "idp-relay", signer)
+        if case == "tampered":
+            # Signed for this NameID, then the request swapped for one naming someone else.
+            other = xml.replace(html.escape(name_id), "bob@corp.example")
+            forged = self.redirect_url(dest, "SAMLRequest", other, "idp-relay", None).split("?", 1)[1].split("&")[0]
+            url = url.split("?", 1)[0] + "?" + "&".join([forged] + url.split("?", 1)[1].split("&")[1:])
+        log.info("IdP-initiated logout for %s (%s)", sp, case or "genuine")
+        return url
+
+    def sp_logout(self, raw_query: str, q: dict) -> str | None:
+        """An SP's LogoutRequest or LogoutResponse on /slo/redirect; answers the redirect (if any)."""
+        with self.lock:
+            if "SAMLRequest" in q:
+                try:
+                    req = self.server.parse_logout_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                except Exception as e:  # noqa: BLE001
+                    raise BadRequest(f"pysaml2 could not parse the LogoutRequest: {e!r}") from e
+                msg = req.message
+                sp = (msg.issuer.text or "").strip() if msg.issuer is not None else ""
+                self.sp_descriptor(sp)
+                self.verify_redirect(sp, raw_query, q, "SAMLRequest")
+                entry = {
+                    "kind": "request",
+                    "sp": sp,
+                    "id": msg.id,
+                    "destination": msg.destination,
+                    "name_id": msg.name_id.text if msg.name_id is not None else None,
+                    "name_id_format": msg.name_id.format if msg.name_id is not None else None,
+                    "session_index": [i.text for i in (msg.session_index or [])],
+                }
+                entry["issued"] = any(
+                    x["sp"] == sp and x["name_id"] == entry["name_id"] and x["session_index"] in entry["session_index"]
+                    for x in self.sessions
+                )
+                self.logouts.append(entry)
+                log.info("LogoutRequest from %s: %s", sp, json.dumps(entry))
+                now = time.time()
+                xml = (
+                    f'<samlp:LogoutResponse xmlns:samlp="{corpus.SAMLP}" xmlns:saml="{corpus.SAML}" ID="{corpus.random_id()}" '
+                    f'Version="2.0" IssueInstant="{iso(now)}" Destination="{html.escape(self.sp_slo(sp), quote=True)}" '
+                    f'InResponseTo="{html.escape(msg.id, quote=True)}"><saml:Issuer>{html.escape(self.entity_id)}</saml:Issuer>'
+                    '<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>'
+                    "</samlp:LogoutResponse>"
+                )
+                return self.redirect_url(self.sp_slo(sp), "SAMLResponse", xml, q.get("RelayState"), self.idp)
+            if "SAMLResponse" in q:
+                try:
+                    resp = self.server.parse_logout_request_response(q["SAMLResponse"], BINDING_HTTP_REDIRECT)
+                except Exception as e:  # noqa: BLE001
+                    raise BadRequest(f"pysaml2 could not parse the LogoutResponse: {e!r}") from e
+                msg = resp.response
+                sp = (msg.issuer.text or "").strip() if msg.issuer is not None else ""
+                self.sp_descriptor(sp)
+                self.verify_redirect(sp, raw_query, q, "SAMLResponse")
+                entry = {
+                    "kind": "response",
+                    "sp": sp,
+                    "in_response_to": msg.in_response_to,
+                    "status": msg.status.status_code.value,
+                    "relay_state": q.get("RelayState"),
+                }
+                self.logouts.append(entry)
+                log.info("LogoutResponse from %s: %s", sp, json.dumps(entry))
+                return None
+            raise BadRequest("missing SAMLRequest or SAMLResponse")
 
     # ---------------------------------------------------------------- responses
 
@@ -434,6 +558,8 @@ class Idp:
             st.authn_instant = iso(issued - float(s.get("authn_age") or 0))
             if not st.session_index:
                 st.session_index = corpus.random_id()
+            with self.lock:
+                self.sessions.append({"sp": sp, "name_id": name + suffix, "session_index": st.session_index})
 
         attrs = []
         for attr_name, values in attributes.items():
@@ -632,6 +758,27 @@ def make_handler(idp: Idp):
                     self._signin(sp, acs, None, None, q.get("case") or None)
 
                 self._run(go)
+            elif path == "/slo/redirect":
+
+                def go():
+                    to = idp.sp_logout(raw_query, q)
+                    if to is None:
+                        self._send(200, b"signed out\n")
+                    else:
+                        self._send(302, b"", headers={"Location": to})
+
+                self._run(go)
+            elif path == "/idp-logout":
+
+                def go():
+                    to = idp.logout_request(q.get("sp") or "", q.get("name_id"), q.get("session_index"), q.get("case"))
+                    self._send(302, b"", headers={"Location": to})
+
+                self._run(go)
+            elif path == "/logouts":
+                with idp.lock:
+                    body = json.dumps(idp.logouts).encode("utf-8")
+                self._send(200, body, "application/json")
             elif path == "/health":
                 self._send(200, b"ok\n")
             else:
@@ -670,6 +817,7 @@ def make_handler(idp: Idp):
             elif path == "/reset":
                 with idp.lock:
                     idp.next = copy.deepcopy(DEFAULTS)
+                    idp.logouts = []
                 self._send(204)
             elif path == "/sso/post":
 

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod browser;
 pub mod console;
+pub mod logout;
 pub mod oidc;
 mod private;
 mod proxy;
@@ -287,5 +288,6 @@ pub fn session(t: &str, user: &str) -> latchkey_core::Session {
         last_seen: 1,
         must_change_password: false,
         factor_due: None,
+        federated: None,
     }
 }

@@ -151,6 +151,42 @@ impl SamlIdp {
         r.text().await.unwrap()
     }
 
+    /// The URL of an IdP-initiated `LogoutRequest` to SP `sp` for the last session issued to it
+    /// (`case`: unsigned, attacker, tampered, wrong_destination, no_session_index).
+    pub async fn logout_url(&self, sp: &str, case: Option<&str>) -> String {
+        let case = case.map(|c| format!("&case={c}")).unwrap_or_default();
+        let url = format!("{}/idp-logout?sp={}{case}", self.base_url, crate::oidc::enc(sp));
+        let r = self.http.get(url).send().await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::FOUND,
+            "GET /idp-logout\nIdP log:\n{}",
+            self.log()
+        );
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Follows a redirect to the IdP's SingleLogoutService: its status and `Location`.
+    pub async fn visit(&self, url: &str) -> (StatusCode, Option<String>) {
+        let r = self.http.get(url).send().await.unwrap();
+        let to = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (r.status(), to)
+    }
+
+    /// The logout messages the IdP received, oldest first.
+    pub async fn logouts(&self) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/logouts", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
+    }
+
     async fn expect_204(&self, r: reqwest::Response, what: &str) {
         let status = r.status();
         if status != StatusCode::NO_CONTENT {
@@ -268,6 +304,70 @@ pub fn metadata_xml(s: &crate::TestServer, entity_id: &str) -> (String, String) 
 </md:EntityDescriptor>"#
     );
     (xml, cert)
+}
+
+/// From a Latchkey path that starts a SAML sign-in to the IdP's auto-submit form: (the ACS
+/// URL, the form fields). `case` asks the IdP for an attack variant.
+pub async fn through_idp(
+    s: &crate::TestServer,
+    b: &mut crate::browser::Browser,
+    start: &str,
+    case: Option<&str>,
+) -> (String, Vec<(String, String)>) {
+    let (st, h, page) = b.get(s, start).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{start}: {page}");
+    let mut to_idp = h.get("location").unwrap().to_str().unwrap().to_owned();
+    assert!(to_idp.contains("SAMLRequest="), "{to_idp}");
+    if let Some(case) = case {
+        to_idp = format!("{to_idp}&case={case}");
+    }
+    idp_form(&to_idp).await
+}
+
+/// The IdP's answer at `url`: the auto-submit form's action and fields.
+pub async fn idp_form(url: &str) -> (String, Vec<(String, String)>) {
+    let res = crate::TestServer::client().get(url).send().await.unwrap();
+    let status = res.status();
+    let page = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "IdP: {page}");
+    form_fields(&page)
+}
+
+/// Posts the IdP's form to the ACS in `b`: (status, `Location`, page).
+pub async fn post_acs(
+    s: &crate::TestServer,
+    b: &mut crate::browser::Browser,
+    action: &str,
+    fields: &[(String, String)],
+) -> (StatusCode, String, String) {
+    let path = action.strip_prefix(&s.base_url).unwrap_or(action);
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (st, h, page) = b.post(s, path, &pairs, &[]).await;
+    let location = h
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (st, location, page)
+}
+
+/// What `latchkey saml add` does: the IdP's metadata parsed, an SP key made and sealed, the
+/// connection stored; then the IdP is given our SP metadata, as its administrator imports it.
+pub async fn connect(
+    s: &crate::TestServer,
+    idp: &SamlIdp,
+    (slug, name): (&str, &str),
+    options: latchkey_core::SamlOptions,
+    metadata_url: Option<&str>,
+) -> latchkey_core::SamlConnection {
+    let now = latchkey_core::Clock::now_millis(&*s.state.clock);
+    let descriptor = latchkey_saml::parse_idp_metadata(&idp.metadata(false).await, now).unwrap();
+    let c = create_connection(s, slug, name, descriptor, options, metadata_url);
+    let (st, _, sp_metadata) = crate::browser::Browser::default()
+        .get(s, &format!("/t/{slug}/saml/{name}/metadata"))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    idp.register_sp(&sp_metadata).await;
+    c
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use latchkey_store::{
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, hidden, session_cookie, setup};
 use latchkey_tests::oidc::{REDIRECT, SECRET, authorize, query, register};
-use latchkey_tests::saml_idp::{SamlIdp, form_fields};
+use latchkey_tests::saml_idp::{SamlIdp, idp_form, post_acs, through_idp};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge,
@@ -32,8 +32,6 @@ fn tenant(s: &TestServer) -> Tenant {
     s.state.db.tenant_by_slug(SLUG).unwrap().unwrap()
 }
 
-/// What `latchkey saml add` does: metadata parsed, an SP key made and sealed, the connection
-/// stored; then the IdP is given our SP metadata (as its administrator would import it).
 async fn connect(
     s: &TestServer,
     idp: &SamlIdp,
@@ -41,15 +39,7 @@ async fn connect(
     options: SamlOptions,
     metadata_url: Option<&str>,
 ) -> SamlConnection {
-    let now = s.state.clock.now_millis();
-    let descriptor = latchkey_saml::parse_idp_metadata(&idp.metadata(false).await, now).unwrap();
-    let c = latchkey_tests::saml_idp::create_connection(s, SLUG, name, descriptor, options, metadata_url);
-    let (st, _, sp_metadata) = Browser::default()
-        .get(s, &format!("/t/{SLUG}/saml/{name}/metadata"))
-        .await;
-    assert_eq!(st, StatusCode::OK);
-    idp.register_sp(&sp_metadata).await;
-    c
+    latchkey_tests::saml_idp::connect(s, idp, (SLUG, name), options, metadata_url).await
 }
 
 /// Changes connection `c` as `latchkey saml update` would.
@@ -94,49 +84,6 @@ fn direct_groups(s: &TestServer, t: &Tenant, uid: &latchkey_core::UserId) -> Vec
         .collect();
     names.sort();
     names
-}
-
-/// From a Latchkey path that starts a SAML sign-in to the IdP's auto-submit form: (the ACS
-/// path, the form fields). `case` asks the IdP for an attack variant.
-async fn through_idp(
-    s: &TestServer,
-    b: &mut Browser,
-    start: &str,
-    case: Option<&str>,
-) -> (String, Vec<(String, String)>) {
-    let (st, h, page) = b.get(s, start).await;
-    assert_eq!(st, StatusCode::SEE_OTHER, "{start}: {page}");
-    let mut to_idp = h.get("location").unwrap().to_str().unwrap().to_owned();
-    assert!(to_idp.contains("SAMLRequest="), "{to_idp}");
-    if let Some(case) = case {
-        to_idp = format!("{to_idp}&case={case}");
-    }
-    idp_form(&to_idp).await
-}
-
-async fn idp_form(url: &str) -> (String, Vec<(String, String)>) {
-    let res = TestServer::client().get(url).send().await.unwrap();
-    let status = res.status();
-    let page = res.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "IdP: {page}");
-    let (action, fields) = form_fields(&page);
-    (action, fields)
-}
-
-async fn post_acs(
-    s: &TestServer,
-    b: &mut Browser,
-    action: &str,
-    fields: &[(String, String)],
-) -> (StatusCode, String, String) {
-    let path = action.strip_prefix(&s.base_url).unwrap_or(action);
-    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (st, h, page) = b.post(s, path, &pairs, &[]).await;
-    let location = h
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (st, location, page)
 }
 
 fn acs_events(s: &TestServer) -> Vec<AuditEvent> {

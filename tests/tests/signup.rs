@@ -289,6 +289,8 @@ async fn refusals_and_limits(backend: Backend) {
             sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
             certificates: vec!["Q0VSVDE=".into()],
             wants_signed_requests: false,
+            slo_url: None,
+            slo_response_url: None,
         },
         metadata_url: None,
         options: SamlOptions {

@@ -706,6 +706,8 @@ fn idp(entity: &str, certs: &[&str]) -> IdpDescriptor {
         sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
         certificates: certs.iter().map(|c| (*c).to_owned()).collect(),
         wants_signed_requests: false,
+        slo_url: None,
+        slo_response_url: None,
     }
 }
 

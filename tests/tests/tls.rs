@@ -158,6 +158,8 @@ async fn saml_correlation_cookie_is_samesite_none_and_secure_on_https() {
             sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
             certificates: vec![idp_cert],
             wants_signed_requests: false,
+            slo_url: None,
+            slo_response_url: None,
         },
         latchkey_core::SamlOptions::default(),
         None,

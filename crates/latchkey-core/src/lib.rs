@@ -26,10 +26,11 @@ pub use groups::{AnyRole, ClientRole, EffectiveAccess, EffectiveGroup, Group, Pr
 pub use ids::{ClientId, ClientRoleId, GroupId, RoleId, TenantId, UserId};
 pub use model::{
     AccessTokenFormat, AccountPolicy, AdminRoleDef, AdminToken, AuthMethod, Branding, Client, ClientSettings,
-    ClientType, EmailPolicy, FactorDue, GrantType, KeyPolicy, MfaMethod, MfaMode, MfaPolicy, PasswordPolicy,
-    PreviousSecret, RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy, SignupMode, SignupPolicy,
-    Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User, UserStatus,
+    ClientType, EmailPolicy, FactorDue, FederatedSession, GrantType, KeyPolicy, MfaMethod, MfaMode,
+    MfaPolicy, PasswordPolicy, PreviousSecret, RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy,
+    SignupMode, SignupPolicy, Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User,
+    UserStatus,
 };
-pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex};
+pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex, sid_of};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};
 pub use validate::ValidationError;

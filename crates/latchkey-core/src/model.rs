@@ -414,6 +414,19 @@ pub struct ClientSettings {
     /// (docs/authorization.md). Left out when default, like `resources`.
     #[serde(skip_serializing_if = "crate::ClaimsConfig::is_default")]
     pub claims: crate::ClaimsConfig,
+    /// Back-Channel Logout 1.0: where a logout token is POSTed when a session the client got
+    /// tokens in ends. Left out when unset, like the fields above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// The logout token must carry `sid` (it always does when the grant came from a session).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
+    /// Front-Channel Logout 1.0: a page of the client loaded in an iframe of the logout page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// `iss` and `sid` are added to the front-channel URI.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub frontchannel_logout_session_required: bool,
 }
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.
@@ -639,6 +652,24 @@ pub struct Session {
     /// nobody in; it only reaches the second-factor pages.
     #[serde(default)]
     pub factor_due: Option<FactorDue>,
+    /// The upstream sign-in this session came from, for Single Logout (docs/logout.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedSession>,
+}
+
+/// Where a federated session came from: enough to ask the IdP to end its session too (a SAML
+/// `LogoutRequest` names the NameID and SessionIndex) and to find this session when the IdP
+/// asks Latchkey to end it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct FederatedSession {
+    /// The connection's name (`/t/{tenant}/saml/{name}/…`).
+    pub connection: String,
+    pub name_id: String,
+    #[serde(default)]
+    pub name_id_format: Option<String>,
+    #[serde(default)]
+    pub session_index: Option<String>,
 }
 
 /// A bearer token for a tenant's admin API. The token itself is shown once; only its SHA-256 is kept.

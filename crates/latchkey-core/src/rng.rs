@@ -97,6 +97,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// The `sid` claim of a browser session (OIDC Front-/Back-Channel Logout §2): derived from the
+/// session store's key, so it names the session without being a credential.
+pub fn sid_of(session_key: &str) -> String {
+    sha256_hex(format!("latchkey-sid-v1:{session_key}").as_bytes())[..32].to_owned()
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }

@@ -24,6 +24,13 @@ pub struct IdpDescriptor {
     /// `WantAuthnRequestsSigned` in the IdP's metadata.
     #[serde(default)]
     pub wants_signed_requests: bool,
+    /// The IdP's SingleLogoutService (HTTP-Redirect binding): `Location` for our
+    /// `LogoutRequest`s, `ResponseLocation` (else `Location`) for our `LogoutResponse`s. `None`:
+    /// the IdP takes no logout from Latchkey.
+    #[serde(default)]
+    pub slo_url: Option<String>,
+    #[serde(default)]
+    pub slo_response_url: Option<String>,
 }
 
 /// Which assertion attributes give the user's email, name and groups (by `Name` or

@@ -188,6 +188,21 @@ pub fn redirect_uri(field: &'static str, s: &str) -> Result<(), ValidationError>
     Ok(())
 }
 
+/// A back- or front-channel logout URI (OIDC Back-Channel Logout §2.2, Front-Channel Logout
+/// §2): a redirect URI's rules, but only `https` or loopback `http`, since Latchkey or the
+/// browser calls it as a web address.
+pub fn logout_uri(field: &'static str, s: &str) -> Result<(), ValidationError> {
+    redirect_uri(field, s)?;
+    if s.starts_with("https://") || s.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(err(
+            field,
+            format!("{s:?} is not an https (or loopback http) URL"),
+        ))
+    }
+}
+
 /// An absolute `https` URL (metadata and key-set locations).
 pub fn https_url(field: &'static str, s: &str) -> Result<(), ValidationError> {
     let ok = s.len() <= 2000

@@ -58,6 +58,10 @@ pub fn metadata(issuer: &str) -> Value {
         "introspection_endpoint": at(INTROSPECT),
         "revocation_endpoint": at(REVOKE),
         "end_session_endpoint": at(END_SESSION),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
         "scopes_supported": USER_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ResponseMode::SUPPORTED,
@@ -82,8 +86,6 @@ pub fn metadata(issuer: &str) -> Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "ui_locales_supported": ["en", "de"],
         "authorization_response_iss_parameter_supported": true,
-        "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
     })
 }
 
@@ -112,6 +114,14 @@ mod tests {
                     .starts_with("https://idp.example.com/t/acme/"),
                 "{f}"
             );
+        }
+        for f in [
+            "backchannel_logout_supported",
+            "backchannel_logout_session_supported",
+            "frontchannel_logout_supported",
+            "frontchannel_logout_session_supported",
+        ] {
+            assert_eq!(m[f], json!(true), "{f}");
         }
         assert_eq!(m["response_types_supported"], json!(["code"]));
         assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));

@@ -84,6 +84,59 @@ pub fn check_logout_request(
     })
 }
 
+/// The `events` member of every logout token (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// The logout token's JWS `typ` (Back-Channel Logout 1.0 §2.4, RFC 8725 §3.11): no ID token
+/// validator accepts it as an ID token.
+pub const LOGOUT_TOKEN_TYP: &str = "logout+jwt";
+/// How long a logout token is good for: it is made when it is sent, so this covers only the
+/// trip and the receiver's clock.
+pub const LOGOUT_TOKEN_SECS: i64 = 120;
+
+/// Who a logout token is about: the user, the session, or both.
+#[derive(Debug, Clone, Copy)]
+pub struct LogoutSubject<'a> {
+    pub sub: &'a str,
+    pub sid: Option<&'a str>,
+}
+
+/// Back-Channel Logout 1.0 §2.4: the logout token's claims. `jti` is the delivery's id, so a
+/// retried delivery is recognised as the same token; never a `nonce`.
+pub fn logout_token_claims(
+    issuer: &str,
+    client_id: &str,
+    who: LogoutSubject<'_>,
+    jti: &str,
+    now_secs: i64,
+) -> Value {
+    let mut claims = serde_json::json!({
+        "iss": issuer,
+        "aud": client_id,
+        "iat": now_secs,
+        "exp": now_secs + LOGOUT_TOKEN_SECS,
+        "jti": jti,
+        "sub": who.sub,
+        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+    });
+    if let (Some(sid), Some(o)) = (who.sid, claims.as_object_mut()) {
+        o.insert("sid".into(), Value::String(sid.to_owned()));
+    }
+    claims
+}
+
+/// Front-Channel Logout 1.0 §2: the URI the logout page loads in an iframe, with `iss` and
+/// `sid` when the client asked for them (and the session has a `sid`).
+pub fn frontchannel_url(client: &Client, issuer: &str, sid: Option<&str>) -> Option<String> {
+    let uri = client.settings.frontchannel_logout_uri.as_deref()?;
+    let params: Vec<(&str, String)> = match sid {
+        Some(sid) if client.settings.frontchannel_logout_session_required => {
+            vec![("iss", issuer.to_owned()), ("sid", sid.to_owned())]
+        }
+        _ => Vec::new(),
+    };
+    Some(crate::authorize::query_url(uri, &params))
+}
+
 /// Where the browser goes after signing out: the registered URI with `state`.
 pub fn after_logout_url(req: &LogoutRequest) -> Option<String> {
     let uri = req.post_logout_redirect_uri.as_ref()?;
@@ -109,6 +162,42 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn logout_tokens_name_the_event_and_never_a_nonce() {
+        let who = LogoutSubject {
+            sub: "u1",
+            sid: Some("s1"),
+        };
+        let c = logout_token_claims("https://idp/t/acme", "c1", who, "j1", 1_000);
+        assert_eq!(c["iss"], "https://idp/t/acme");
+        assert_eq!(c["aud"], "c1");
+        assert_eq!((c["iat"].as_i64(), c["exp"].as_i64()), (Some(1_000), Some(1_120)));
+        assert_eq!(
+            (c["sub"].as_str(), c["sid"].as_str(), c["jti"].as_str()),
+            (Some("u1"), Some("s1"), Some("j1"))
+        );
+        assert_eq!(c["events"][BACKCHANNEL_LOGOUT_EVENT], json!({}));
+        assert!(c.get("nonce").is_none());
+        let no_session = logout_token_claims("i", "c1", LogoutSubject { sub: "u1", sid: None }, "j2", 1);
+        assert!(no_session.get("sid").is_none());
+    }
+
+    #[test]
+    fn frontchannel_urls_carry_iss_and_sid_only_when_asked() {
+        let mut c = client();
+        assert_eq!(frontchannel_url(&c, "https://idp/t/acme", Some("s1")), None);
+        c.settings.frontchannel_logout_uri = Some("https://app/fc?x=1".into());
+        assert_eq!(
+            frontchannel_url(&c, "https://idp/t/acme", Some("s1")).unwrap(),
+            "https://app/fc?x=1"
+        );
+        c.settings.frontchannel_logout_session_required = true;
+        assert_eq!(
+            frontchannel_url(&c, "https://idp/t/acme", Some("s1")).unwrap(),
+            "https://app/fc?x=1&iss=https%3A%2F%2Fidp%2Ft%2Facme&sid=s1"
+        );
     }
 
     #[test]

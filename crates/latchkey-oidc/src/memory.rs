@@ -166,9 +166,21 @@ impl State {
         revoked
     }
 
-    /// Revokes the live grants `which` names; a session's `offline_access` grants are kept.
+    /// Revokes the live grants `which` names; a session's `offline_access` grants are kept,
+    /// no longer tied to the session that ended.
     fn revoke_matching(&mut self, t: &TenantId, which: GrantsOf<'_>, now: i64) -> usize {
         let keep_offline = matches!(which, GrantsOf::Session(_));
+        if let GrantsOf::Session(k) = which {
+            for ((tenant, _), g) in &mut self.grants {
+                if tenant == t
+                    && g.revoked_at.is_none()
+                    && g.session_key.as_deref() == Some(k)
+                    && g.scope.split(' ').any(|s| s == "offline_access")
+                {
+                    g.session_key = None;
+                }
+            }
+        }
         let ids: Vec<String> = self
             .grants
             .iter()

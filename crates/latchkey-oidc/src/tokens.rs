@@ -117,11 +117,7 @@ pub fn id_token_alg(c: &Client) -> latchkey_keys::Alg {
         .unwrap_or(latchkey_keys::Alg::RS256)
 }
 
-/// The `sid` claim of a browser session (OIDC Front-/Back-Channel Logout §2): derived from the
-/// store key, so it names the session without being a credential.
-pub fn sid_of(session_key: &str) -> String {
-    latchkey_core::sha256_hex(format!("latchkey-sid-v1:{session_key}").as_bytes())[..32].to_owned()
-}
+pub use latchkey_core::sid_of;
 
 /// The `acr` (OIDC Core §2) the authentication methods `amr` satisfy, if any.
 pub fn acr_of(amr: &[String]) -> Option<String> {

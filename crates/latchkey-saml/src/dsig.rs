@@ -18,14 +18,14 @@ const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
 const NS_EXC_C14N: &str = EXC_C14N;
 
 #[derive(Clone, Copy)]
-enum SigAlg {
+pub(crate) enum SigAlg {
     RsaSha256,
     RsaSha384,
     RsaSha512,
     EcdsaSha256,
 }
 
-fn signature_method(uri: &str) -> Result<SigAlg> {
+pub(crate) fn signature_method(uri: &str) -> Result<SigAlg> {
     match uri {
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => Ok(SigAlg::RsaSha256),
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => Ok(SigAlg::RsaSha384),
@@ -144,6 +144,16 @@ pub(crate) fn verify_enveloped(
 
     let signature_value = b64(required(sig, "SignatureValue")?)?;
     let message = c14n::canonicalize(src, signed_info, None, &info_prefixes);
+    verify_with_keys(method, keys, &message, &signature_value)
+}
+
+/// The index of the first key that verifies `signature` over `message` with `method`.
+pub(crate) fn verify_with_keys(
+    method: SigAlg,
+    keys: &[PublicKey],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<usize> {
     let verified = keys.iter().position(|k| {
         let (alg, key): (&'static dyn signature::VerificationAlgorithm, &[u8]) = match (method, k) {
             (SigAlg::RsaSha256, PublicKey::Rsa(k)) => (&signature::RSA_PKCS1_2048_8192_SHA256, k),
@@ -153,7 +163,7 @@ pub(crate) fn verify_enveloped(
             _ => return false,
         };
         UnparsedPublicKey::new(alg, key)
-            .verify(&message, &signature_value)
+            .verify(message, signature)
             .is_ok()
     });
     verified.ok_or(SamlError::BadSignature)

@@ -13,6 +13,7 @@ mod dsig;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;

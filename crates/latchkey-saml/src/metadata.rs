@@ -49,13 +49,32 @@ pub fn parse_idp_metadata_signed_by(
         .ok_or_else(|| SamlError::Metadata("no IDPSSODescriptor for SAML 2.0".into()))?;
     let (sso_binding, sso_url) = sso_service(idp)?;
     let certificates = signing_certificates(idp, now)?;
+    let (logout_url, logout_response_url) = slo_service(idp)?;
     Ok(IdpDescriptor {
         entity_id,
         sso_url,
         sso_binding,
         certificates,
         wants_signed_requests: idp.attribute("WantAuthnRequestsSigned") == Some("true"),
+        slo_url: logout_url,
+        slo_response_url: logout_response_url,
     })
+}
+
+/// The IdP's HTTP-Redirect `SingleLogoutService`: `Location` and `ResponseLocation`. An IdP
+/// without one takes no logout from Latchkey (sessions still end here).
+fn slo_service(idp: Node<'_, '_>) -> Result<(Option<String>, Option<String>)> {
+    let Some(s) = xml::children(idp, NS_METADATA, "SingleLogoutService")
+        .find(|s| s.attribute("Binding") == Some(BINDING_REDIRECT))
+    else {
+        return Ok((None, None));
+    };
+    let location = s.attribute("Location").map(|l| l.trim().to_owned());
+    let response = s.attribute("ResponseLocation").map(|l| l.trim().to_owned());
+    for url in location.iter().chain(response.iter()) {
+        check_endpoint(url)?;
+    }
+    Ok((location, response))
 }
 
 /// The signature of the root (an `EntitiesDescriptor` aggregate or the `EntityDescriptor`), else
@@ -200,6 +219,8 @@ pub struct SpDescriptor<'a> {
     /// base64 DER of the connection's SP certificate.
     pub certificate: &'a str,
     pub sign_requests: bool,
+    /// Where the IdP sends `LogoutRequest`s and `LogoutResponse`s (HTTP-Redirect).
+    pub slo_url: &'a str,
     pub organization: &'a str,
     /// The connection accepts AES-CBC encrypted assertions (legacy; advertised only then).
     pub legacy_cbc: bool,
@@ -243,6 +264,7 @@ pub fn sp_metadata(sp: &SpDescriptor<'_>) -> String {
             r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">"#,
             r#"<md:SPSSODescriptor AuthnRequestsSigned="{signed}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
             "{signing}{encryption}",
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>"#,
             "<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>",
             "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>",
             "<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified</md:NameIDFormat>",
@@ -256,6 +278,7 @@ pub fn sp_metadata(sp: &SpDescriptor<'_>) -> String {
         signing = key("signing"),
         encryption = key("encryption"),
         acs = e(sp.acs_url),
+        slo = e(sp.slo_url),
         org = e(sp.organization),
     )
 }
@@ -277,6 +300,7 @@ pub fn idp_metadata(idp: &IdpDescriptor) -> String {
             r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">"#,
             r#"<md:IDPSSODescriptor WantAuthnRequestsSigned="{signed}" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
             "{keys}",
+            "{slo}",
             r#"<md:SingleSignOnService Binding="{binding}" Location="{sso}"/>"#,
             "</md:IDPSSODescriptor>",
             "</md:EntityDescriptor>"
@@ -286,6 +310,17 @@ pub fn idp_metadata(idp: &IdpDescriptor) -> String {
         keys = keys,
         binding = escape(&idp.sso_binding),
         sso = escape(&idp.sso_url),
+        slo = idp.slo_url.as_ref().map_or_else(String::new, |l| {
+            let response = idp
+                .slo_response_url
+                .as_ref()
+                .map(|r| format!(r#" ResponseLocation="{}""#, escape(r)))
+                .unwrap_or_default();
+            format!(
+                r#"<md:SingleLogoutService Binding="{BINDING_REDIRECT}" Location="{}"{response}/>"#,
+                escape(l)
+            )
+        }),
     )
 }
 

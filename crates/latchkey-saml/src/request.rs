@@ -68,17 +68,35 @@ pub fn redirect_url(
     signing_key: Option<&[u8]>,
 ) -> Result<String> {
     let xml = authn_request_xml(request)?;
+    redirect_query(
+        request.destination,
+        "SAMLRequest",
+        &xml,
+        Some(relay_state),
+        signing_key,
+    )
+}
+
+/// `destination` with `param` (`SAMLRequest` or `SAMLResponse`) carrying `xml` DEFLATEd and
+/// base64-encoded, `RelayState`, and, with a key, `SigAlg` and `Signature` over those octets.
+pub(crate) fn redirect_query(
+    destination: &str,
+    param: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+    signing_key: Option<&[u8]>,
+) -> Result<String> {
     let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     deflater
         .write_all(xml.as_bytes())
         .map_err(|e| SamlError::Crypto(e.to_string()))?;
     let compressed = deflater.finish().map_err(|e| SamlError::Crypto(e.to_string()))?;
     let enc = |s: &str| utf8_percent_encode(s, QUERY).to_string();
-    let mut query = format!(
-        "SAMLRequest={}&RelayState={}",
-        enc(&STANDARD.encode(compressed)),
-        enc(relay_state)
-    );
+    let mut query = format!("{param}={}", enc(&STANDARD.encode(compressed)));
+    if let Some(r) = relay_state {
+        query.push_str("&RelayState=");
+        query.push_str(&enc(r));
+    }
     if let Some(der) = signing_key {
         query.push_str("&SigAlg=");
         query.push_str(&enc(RSA_SHA256));
@@ -94,12 +112,8 @@ pub fn redirect_url(
         query.push_str("&Signature=");
         query.push_str(&enc(&STANDARD.encode(sig)));
     }
-    let sep = if request.destination.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    Ok(format!("{}{sep}{query}", request.destination))
+    let sep = if destination.contains('?') { '&' } else { '?' };
+    Ok(format!("{destination}{sep}{query}"))
 }
 
 /// Our AuthnRequest ids: `_` and 32 hex digits of 128 random bits (an NCName, as `xs:ID` needs).

@@ -354,7 +354,7 @@ fn check_in_response_to(got: Option<&str>, exp: &Expected<'_>) -> Result<()> {
     }
 }
 
-fn instant(n: Node<'_, '_>, attr: &str) -> Result<Option<UnixMillis>> {
+pub(crate) fn instant(n: Node<'_, '_>, attr: &str) -> Result<Option<UnixMillis>> {
     n.attribute(attr)
         .map(|v| {
             time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)

@@ -131,6 +131,7 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
     let xml = sp_metadata(&SpDescriptor {
         entity_id: "https://sso.example/t/acme/saml/corp/metadata",
         acs_url: "https://sso.example/t/acme/saml/corp/acs",
+        slo_url: "https://sso.example/t/acme/saml/corp/slo",
         certificate: &key.certificate,
         sign_requests: true,
         organization: "Acme & Co",
@@ -151,6 +152,15 @@ fn sp_metadata_names_the_acs_and_our_certificate_and_parses_as_xml() {
         Some("https://sso.example/t/acme/saml/corp/acs")
     );
     assert_eq!(acs.attribute("Binding"), Some(BINDING_POST));
+    let slo = doc
+        .descendants()
+        .find(|n| n.has_tag_name("SingleLogoutService"))
+        .unwrap();
+    assert_eq!(
+        slo.attribute("Location"),
+        Some("https://sso.example/t/acme/saml/corp/slo")
+    );
+    assert_eq!(slo.attribute("Binding"), Some(BINDING_REDIRECT));
     assert!(xml.contains(&key.certificate));
     assert!(xml.contains("AuthnRequestsSigned=\"true\""));
     // Only AES-GCM is offered for encrypted assertions unless the connection opted in to CBC.

@@ -72,6 +72,7 @@ impl AppState {
             smtp_url: config.smtp_url.as_ref().map(crate::config::Secret::expose),
             development: config.insecure_public_url(),
             outbound: config.outbound_allow_private.clone(),
+            public_url: &config.public_url,
         })?;
         let risk = RiskEngine::open(&config.geoip_db, config.risk_denylist.as_ref())?;
         let config = Arc::new(config);

@@ -52,6 +52,9 @@ pub enum ServiceError {
     Webhook(String),
     #[error("webhook answered HTTP {0}")]
     WebhookStatus(u16),
+    /// A queued message that can never be sent (its recipient is gone): given up at once.
+    #[error("not deliverable: {0}")]
+    Undeliverable(String),
     #[error("mail: {0}")]
     Mail(String),
     #[error("background task failed: {0}")]

@@ -5,6 +5,7 @@
 //!
 //! Architecture Invariant: nothing here depends on actix or knows a route.
 
+pub mod backchannel;
 pub mod backup;
 pub mod cache;
 pub mod clients;

@@ -1,4 +1,4 @@
-//! Outgoing mail and webhook calls. Handlers queue messages in the `mail_outbox` table (the body
+//! Outgoing mail, webhook calls and Back-Channel Logout tokens (`backchannel`). Handlers queue messages in the `mail_outbox` table (the body
 //! sealed under the tenant's data key) inside the transaction that needs them; a background task
 //! on every node delivers them, claiming each row first so no two nodes send it twice, retrying
 //! with back-off, and dropping the body once it is sent or given up.
@@ -31,6 +31,8 @@ pub struct MailSettings<'a> {
     pub development: bool,
     /// Where webhook calls may go besides public addresses (`outbound_allow_private`).
     pub outbound: OutboundPolicy,
+    /// `LATCHKEY_PUBLIC_URL`: logout tokens name the tenant's issuer under it.
+    pub public_url: &'a str,
 }
 
 pub struct Mailer {
@@ -42,6 +44,7 @@ pub struct Mailer {
     /// Webhook calls go through the outbound guard: no redirects, 10 seconds, public
     /// addresses only unless this allows more.
     outbound: OutboundPolicy,
+    public_url: String,
 }
 
 impl Mailer {
@@ -76,6 +79,7 @@ impl Mailer {
             to_log,
             wake: Notify::new(),
             outbound: settings.outbound.clone(),
+            public_url: settings.public_url.trim_end_matches('/').to_owned(),
         })
     }
 
@@ -105,9 +109,9 @@ impl Mailer {
         clock: &dyn Clock,
     ) -> Result<usize, ServiceError> {
         let channels: &'static [Channel] = if self.transport.is_none() && !self.to_log {
-            &[Channel::Webhook]
+            &[Channel::Webhook, Channel::BackchannelLogout]
         } else {
-            &[Channel::Mail, Channel::Webhook]
+            &[Channel::Mail, Channel::Webhook, Channel::BackchannelLogout]
         };
         let store = db.clone();
         let due = blocking(move || Ok(store.due_mail(channels, 50)?)).await?;
@@ -120,6 +124,8 @@ impl Mailer {
             }
             let outcome = if m.channel == Channel::Webhook.as_str() {
                 self.post_webhook(db, keys, clock, &m).await
+            } else if m.channel == Channel::BackchannelLogout.as_str() {
+                crate::backchannel::deliver(&self.outbound, (db, keys, &self.public_url), clock, &m).await
             } else {
                 self.send(keys, &m).await
             };
@@ -127,8 +133,9 @@ impl Mailer {
             match &outcome {
                 Ok(()) => blocking(move || Ok(store.mail_sent(&id)?)).await?,
                 Err(e) => {
-                    let retry = (attempts < MAX_ATTEMPTS).then(|| now + backoff_ms(attempts));
-                    tracing::warn!(mail = %m.id, attempts, error = %e, given_up = retry.is_none(), "mail delivery failed");
+                    let retry = (attempts < MAX_ATTEMPTS && !matches!(e, ServiceError::Undeliverable(_)))
+                        .then(|| now + backoff_ms(attempts));
+                    tracing::warn!(mail = %m.id, channel = %m.channel, attempts, error = %e, given_up = retry.is_none(), "outbox delivery failed");
                     let reason = e.to_string();
                     blocking(move || Ok(store.mail_failed(&id, &reason, retry)?)).await?;
                 }
@@ -155,22 +162,15 @@ impl Mailer {
         let now = clock.now_millis() / 1000;
         // The tenant's policy names the URL (`apply` over the admin API can set it): guarded.
         let checked = outbound::check(&self.outbound, &m.recipient, Duration::from_secs(10)).await?;
-        let res = checked
+        let req = checked
             .client
             .post(checked.url)
             .header("content-type", "application/json")
             .header("x-latchkey-event", &m.subject)
             .header("x-latchkey-delivery", &m.id)
             .header("x-latchkey-signature", webhook::signature(&secret, now, &body))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ServiceError::Webhook(e.to_string()))?;
-        if res.status().is_success() {
-            Ok(())
-        } else {
-            Err(ServiceError::WebhookStatus(res.status().as_u16()))
-        }
+            .body(body);
+        delivered(req).await
     }
 
     async fn send(&self, keys: &KeyRing, m: &QueuedMail) -> Result<(), ServiceError> {
@@ -200,6 +200,19 @@ impl Mailer {
             .await
             .map(drop)
             .map_err(|e| ServiceError::Mail(e.to_string()))
+    }
+}
+
+/// Sends an outbox call: any 2xx is delivery, anything else is retried.
+pub(crate) async fn delivered(req: reqwest::RequestBuilder) -> Result<(), ServiceError> {
+    let res = req
+        .send()
+        .await
+        .map_err(|e| ServiceError::Webhook(e.to_string()))?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(ServiceError::WebhookStatus(res.status().as_u16()))
     }
 }
 

@@ -197,6 +197,26 @@ const MAX_RESOURCES: usize = 20;
 fn check_settings(s: &ClientSettings) -> Result<()> {
     check_resources(&s.resources)?;
     s.claims.validate()?;
+    for (field, uri) in [
+        ("backchannel_logout_uri", &s.backchannel_logout_uri),
+        ("frontchannel_logout_uri", &s.frontchannel_logout_uri),
+    ] {
+        if let Some(u) = uri {
+            validate::logout_uri(field, u)?;
+        }
+    }
+    if s.backchannel_logout_session_required && s.backchannel_logout_uri.is_none() {
+        return Err(invalid(
+            "backchannel_logout_session_required",
+            "needs a backchannel_logout_uri",
+        ));
+    }
+    if s.frontchannel_logout_session_required && s.frontchannel_logout_uri.is_none() {
+        return Err(invalid(
+            "frontchannel_logout_session_required",
+            "needs a frontchannel_logout_uri",
+        ));
+    }
     if let Some(alg) = &s.id_token_signed_response_alg
         && !["RS256", "ES256", "EdDSA"].contains(&alg.as_str())
     {

@@ -49,7 +49,9 @@ pub use mfa::{MfaRepo, PasskeyRow, StoredTotp};
 pub use oauth::{
     Consent, Grant, GrantsOf, NewCode, NewToken, OAuthRepo, Spend, StoredCode, StoredToken, TokenKind,
 };
-pub use resets::{Channel, LiveReset, MailOutbox, NewMail, QueuedMail, ResetRepo};
+pub use resets::{
+    Channel, LiveReset, LogoutNotice, LogoutSubject, MailOutbox, NewMail, QueuedMail, ResetRepo,
+};
 pub use risk::RiskRepo;
 pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};

@@ -334,7 +334,14 @@ pub(crate) fn revoke_matching(
     let mut q = oauth_grants::table
         .filter(oauth_grants::tenant_id.eq(t.as_str()))
         .filter(oauth_grants::revoked_at.is_null())
-        .select((oauth_grants::id, oauth_grants::scope))
+        .select((
+            oauth_grants::id,
+            oauth_grants::scope,
+            oauth_grants::client_id,
+            oauth_grants::user_id,
+            oauth_grants::session_key,
+            oauth_grants::expires_at,
+        ))
         .into_boxed();
     q = match which {
         GrantsOf::User(u) => q.filter(oauth_grants::user_id.eq(u.as_str())),
@@ -344,13 +351,31 @@ pub(crate) fn revoke_matching(
         GrantsOf::Session(k) => q.filter(oauth_grants::session_key.eq(k)),
     };
     let keep_offline = matches!(which, GrantsOf::Session(_));
+    let grants = q.load::<(String, String, String, String, Option<String>, i64)>(c)?;
     let mut n = 0;
-    for (id, scope) in q.load::<(String, String)>(c)? {
+    for (id, scope, ..) in &grants {
         if keep_offline && scope.split(' ').any(|s| s == "offline_access") {
+            // It outlives the session, which is gone: later ID tokens carry no `sid`, and a
+            // later revocation doesn't tell the client about this session again.
+            diesel::update(oauth_grants::table.find((t.as_str(), id)))
+                .set(oauth_grants::session_key.eq(None::<String>))
+                .execute(c)?;
             continue;
         }
-        n += usize::from(revoke_grant(c, t, &id, now, reason)?);
+        n += usize::from(revoke_grant(c, t, id, now, reason)?);
     }
+    // Back-Channel Logout: the clients that got tokens in the sessions that end are told, kept
+    // offline grants included (the client's session ends; its refresh token lives on).
+    let live: Vec<_> = grants
+        .iter()
+        .filter(|g| g.5 > now)
+        .map(|(_, _, client, user, key, _)| crate::LogoutNotice {
+            client: client.as_str(),
+            user: user.as_str(),
+            session_key: key.as_deref(),
+        })
+        .collect();
+    crate::resets::queue_backchannel_logouts(c, t, &live, now)?;
     Ok(n)
 }
 

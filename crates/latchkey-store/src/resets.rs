@@ -16,6 +16,9 @@ use serde_json::json;
 pub enum Channel {
     Mail,
     Webhook,
+    /// A Back-Channel Logout token for a client: the recipient is the client id, the subject
+    /// the grant whose session ended; the token is made and signed when it is sent.
+    BackchannelLogout,
 }
 
 impl Channel {
@@ -23,6 +26,7 @@ impl Channel {
         match self {
             Channel::Mail => "mail",
             Channel::Webhook => "webhook",
+            Channel::BackchannelLogout => "backchannel_logout",
         }
     }
 }
@@ -92,6 +96,91 @@ pub trait MailOutbox {
     fn mail_sent(&self, id: &str) -> Result<()>;
     /// Records a failed attempt: retried at `retry_at`, or given up (body dropped) when `None`.
     fn mail_failed(&self, id: &str, error: &str, retry_at: Option<i64>) -> Result<()>;
+}
+
+/// A session that ended and a client that got tokens in it.
+#[derive(Debug, Clone, Copy)]
+pub struct LogoutNotice<'a> {
+    pub client: &'a str,
+    pub user: &'a str,
+    /// The session store's key; `None` for a grant made outside a browser session.
+    pub session_key: Option<&'a str>,
+}
+
+/// What a queued Back-Channel Logout notice carries (the outbox row's subject, as JSON): no
+/// secret, only the user's id and the session's `sid`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogoutSubject {
+    pub user: String,
+    pub sid: Option<String>,
+}
+
+/// Queues one Back-Channel Logout notice per client and session among `notices` whose client
+/// registered a `backchannel_logout_uri`, in the caller's transaction; the token itself is
+/// made and signed when it is sent. A notice without a session (an offline grant whose session
+/// ended before) names only the user, and is left out for clients that need `sid`. Returns
+/// how many.
+pub(crate) fn queue_backchannel_logouts(
+    c: &mut AnyConnection,
+    t: &TenantId,
+    notices: &[LogoutNotice<'_>],
+    now: i64,
+) -> Result<usize> {
+    use crate::schema::clients;
+    if notices.is_empty() {
+        return Ok(0);
+    }
+    let mut ids: Vec<&str> = notices.iter().map(|n| n.client).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // Client id → whether it needs `sid` (a notice without a session can't be sent to it).
+    let listening: std::collections::HashMap<String, bool> = clients::table
+        .filter(clients::tenant_id.eq(t.as_str()))
+        .filter(clients::id.eq_any(&ids))
+        .select((clients::id, clients::settings))
+        .load::<(String, String)>(c)?
+        .into_iter()
+        .filter_map(|(id, settings)| {
+            let s = serde_json::from_str::<latchkey_core::ClientSettings>(&settings).ok()?;
+            s.backchannel_logout_uri
+                .is_some()
+                .then_some((id, s.backchannel_logout_session_required))
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut queued = 0;
+    for n in notices {
+        let Some(&needs_sid) = listening.get(n.client) else {
+            continue;
+        };
+        if (needs_sid && n.session_key.is_none()) || !seen.insert((n.client, n.user, n.session_key)) {
+            continue;
+        }
+        let subject = crate::db::to_json(&LogoutSubject {
+            user: n.user.to_owned(),
+            sid: n.session_key.map(latchkey_core::sid_of),
+        });
+        let id = latchkey_core::sha256_hex(format!("bcl:{t}:{}:{subject}:{now}", n.client).as_bytes())[..32]
+            .to_owned();
+        // Two endings of one session in one millisecond make one notice.
+        let exists = mail_outbox::table.find(&id).count().get_result::<i64>(c)? > 0;
+        if exists {
+            continue;
+        }
+        queued += diesel::insert_into(mail_outbox::table)
+            .values((
+                mail_outbox::id.eq(&id),
+                mail_outbox::channel.eq(Channel::BackchannelLogout.as_str()),
+                mail_outbox::tenant_id.eq(t.as_str()),
+                mail_outbox::recipient.eq(n.client),
+                mail_outbox::subject.eq(&subject),
+                mail_outbox::created_at.eq(now),
+                // Due at once: `now` may be a row's bumped `updated_at`, a little ahead.
+                mail_outbox::next_attempt_at.eq(0_i64),
+            ))
+            .execute(c)?;
+    }
+    Ok(queued)
 }
 
 /// Inserts a mail into the outbox within the caller's transaction.

@@ -176,6 +176,8 @@ struct Row {
     next_refresh_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    slo_url: Option<String>,
+    slo_response_url: Option<String>,
 }
 
 fn from_row(r: Row) -> Result<SamlConnection> {
@@ -186,6 +188,8 @@ fn from_row(r: Row) -> Result<SamlConnection> {
             sso_binding: r.sso_binding,
             certificates: from_json("saml_connections.idp_certificates", &r.idp_certificates)?,
             wants_signed_requests: r.wants_signed_requests,
+            slo_url: r.slo_url,
+            slo_response_url: r.slo_response_url,
         },
         options: from_json("saml_connections.options", &r.options)?,
         id: r.id,
@@ -327,6 +331,8 @@ fn store(c: &mut AnyConnection, s: &SamlConnection, expect: Option<UnixMillis>) 
         saml_connections::sso_binding.eq(&s.idp.sso_binding),
         saml_connections::idp_certificates.eq(to_json(&s.idp.certificates)),
         saml_connections::wants_signed_requests.eq(s.idp.wants_signed_requests),
+        saml_connections::slo_url.eq(&s.idp.slo_url),
+        saml_connections::slo_response_url.eq(&s.idp.slo_response_url),
         saml_connections::metadata_url.eq(&s.metadata_url),
         saml_connections::options.eq(to_json(&s.options)),
         saml_connections::metadata_refreshed_at.eq(s.metadata_refreshed_at),
@@ -352,6 +358,7 @@ fn summary(s: &SamlConnection) -> serde_json::Value {
         "idp_entity_id": s.idp.entity_id,
         "sso_url": s.idp.sso_url,
         "sso_binding": s.idp.sso_binding,
+        "slo_url": s.idp.slo_url,
         "certificates": s.idp.certificates.len(),
         "metadata_url": s.metadata_url,
         "options": s.options,
@@ -450,6 +457,8 @@ impl SamlRepo for Db {
                     saml_connections::sso_binding.eq(&conn.idp.sso_binding),
                     saml_connections::idp_certificates.eq(to_json(&conn.idp.certificates)),
                     saml_connections::wants_signed_requests.eq(conn.idp.wants_signed_requests),
+                    saml_connections::slo_url.eq(&conn.idp.slo_url),
+                    saml_connections::slo_response_url.eq(&conn.idp.slo_response_url),
                     saml_connections::metadata_url.eq(&conn.metadata_url),
                     saml_connections::options.eq(to_json(&conn.options)),
                     saml_connections::sp_certificate.eq(&conn.sp_certificate),

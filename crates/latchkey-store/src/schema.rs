@@ -347,6 +347,8 @@ diesel::table! {
         next_refresh_at -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        slo_url -> Nullable<Text>,
+        slo_response_url -> Nullable<Text>,
     }
 }
 

@@ -1095,12 +1095,33 @@ pub struct ClientCreate {
     pub jwks_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub tokens: ClientTokenFlags,
+    #[command(flatten)]
+    pub logout: ClientLogoutFlags,
     /// A resource indicator (RFC 8707) the client may ask client-credentials tokens for, as an
     /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Vec<String>,
     #[command(flatten)]
     pub out: Json,
+}
+
+/// A client's logout notifications (docs/logout.md), for `client create` and `client update`.
+#[derive(Debug, Default, Args)]
+pub struct ClientLogoutFlags {
+    /// Back-Channel Logout: where a signed logout token is POSTed when a session the client got
+    /// tokens in ends (https, or http on loopback). An empty value removes it (update).
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens.
+    #[arg(long, value_name = "BOOL")]
+    pub backchannel_logout_session_required: Option<bool>,
+    /// Front-Channel Logout: the client's page the logout page loads in an iframe. An empty
+    /// value removes it (update).
+    #[arg(long, value_name = "URI")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// `iss` and `sid` are added to the front-channel URI.
+    #[arg(long, value_name = "BOOL")]
+    pub frontchannel_logout_session_required: Option<bool>,
 }
 
 /// A client's token settings, for `client create` and `client update`.
@@ -1159,6 +1180,8 @@ pub struct ClientUpdate {
     pub jwks_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub tokens: ClientTokenFlags,
+    #[command(flatten)]
+    pub logout: ClientLogoutFlags,
     /// Replaces the resource indicators (repeatable).
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Vec<String>,

@@ -162,6 +162,10 @@ pub fn client_json(client: &Client) -> Value {
         "access_token_format": client.access_token_format, "require_pkce": client.require_pkce,
         "introspect_others": client.introspect_others, "first_party": client.first_party,
         "jwks_uri": client.jwks_uri, "jwks": client.jwks, "resources": client.settings.resources,
+        "backchannel_logout_uri": client.settings.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.settings.backchannel_logout_session_required,
+        "frontchannel_logout_uri": client.settings.frontchannel_logout_uri,
+        "frontchannel_logout_session_required": client.settings.frontchannel_logout_session_required,
         "previous_secret_expires_at": client.previous_secret.as_ref().map(|p| rfc3339(p.expires_at)),
         "created_at": rfc3339(client.created_at), "updated_at": rfc3339(client.updated_at),
     })

@@ -50,6 +50,12 @@ pub fn create_client(
             refresh_absolute_secs: spec.tokens.refresh_absolute_ttl,
             resources: spec.resources.clone(),
             claims: latchkey_core::ClaimsConfig::default(),
+            backchannel_logout_uri: spec.logout.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: spec.logout.backchannel_logout_session_required
+                == Some(true),
+            frontchannel_logout_uri: spec.logout.frontchannel_logout_uri.clone(),
+            frontchannel_logout_session_required: spec.logout.frontchannel_logout_session_required
+                == Some(true),
         },
     };
     let (new, secret) = registration(&wanted, &OsRng).map_err(latchkey_store::StoreError::from)?;

@@ -30,6 +30,8 @@ pub fn idp(certs: &[&str]) -> IdpDescriptor {
         sso_binding: BINDING_REDIRECT.into(),
         certificates: certs.iter().map(|c| cert(c)).collect(),
         wants_signed_requests: false,
+        slo_url: None,
+        slo_response_url: None,
     }
 }
 

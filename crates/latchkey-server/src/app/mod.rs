@@ -27,6 +27,10 @@ fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(crate::admin_api::console::css),
         )
         .route("/assets/form_post.js", web::get().to(crate::oidc::form_post_js))
+        .route(
+            "/assets/frontchannel.js",
+            web::get().to(crate::oidc::frontchannel_js),
+        )
         // Every tenant route in one scope: its pattern is matched once per request, then the
         // routes inside are plain paths (one regex per route was most of discovery's CPU).
         .service(

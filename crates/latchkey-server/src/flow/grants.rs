@@ -46,5 +46,7 @@ pub(crate) async fn revoke_grants(
     if n > 0 {
         state.metrics.oauth("revoke", "grant", reason);
     }
+    // The store may have queued Back-Channel Logout notices with the revocation.
+    state.mail.wake();
     Ok(n)
 }

@@ -16,6 +16,7 @@ pub mod interaction;
 pub(crate) mod notify;
 pub(crate) mod realm;
 pub mod risk;
+pub(crate) mod saml_logout;
 pub(crate) mod saml_test;
 pub(crate) mod session;
 pub(crate) mod throttle;

@@ -61,6 +61,7 @@ pub async fn start(
         last_seen: now,
         must_change_password: false,
         factor_due: None,
+        federated: None,
     };
     let id = SessionId::generate(&*state.rng);
     state

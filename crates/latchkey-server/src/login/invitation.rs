@@ -295,6 +295,7 @@ async fn sign_in(
         not_after: None,
         details,
         also_audit: Vec::new(),
+        federated: None,
     };
     match complete(state, req, tenant, attempt).await? {
         Completion::Session {

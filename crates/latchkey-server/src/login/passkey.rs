@@ -369,6 +369,7 @@ pub(super) async fn signin_finish(
         not_after: None,
         details,
         also_audit: Vec::new(),
+        federated: None,
     };
     match complete(&state, &req, &t, attempt).await? {
         Completion::Session {

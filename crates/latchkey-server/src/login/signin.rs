@@ -336,6 +336,7 @@ impl Submitted<'_> {
             not_after: None,
             details: serde_json::Map::new(),
             also_audit: Vec::new(),
+            federated: None,
         };
         let Completion::Session { response, .. } = complete(state, self.req, tenant, attempt).await? else {
             return self
@@ -398,6 +399,17 @@ pub(super) async fn logout(
             NewAuditEvent::success(&who, "logout", who.clone(), json!({})),
         )
         .await?;
+        // A session from a SAML IdP: end the IdP's session too, then back to the sign-in page.
+        let back = crate::web::urls::login(&tenant.slug, Some("signed_out=1"));
+        if let Some(url) = crate::flow::saml_logout::begin(&state, &tenant, &s, Some(back)).await? {
+            let mut res = crate::web::respond::see_other(&url);
+            res.add_cookie(&crate::web::cookies::removal(
+                &state,
+                crate::flow::session::cookie_name(&state, &tenant),
+            ))
+            .map_err(|e| AppError::internal("cookie", e))?;
+            return Ok(res);
+        }
     }
     redirect_signed_out(&state, &tenant, "signed_out")
 }

@@ -64,6 +64,14 @@ pub(crate) async fn form_post_js() -> HttpResponse {
         .body(include_str!("../../assets/form_post.js"))
 }
 
+/// The front-channel logout page's script: goes on once the clients' pages have loaded.
+pub(crate) async fn frontchannel_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../assets/frontchannel.js"))
+}
+
 /// CORS preflight for browser apps (SPAs) calling the token, userinfo and revocation endpoints.
 /// No cookies are involved there (`Allow-Credentials` is never sent), so any origin may call.
 async fn preflight() -> HttpResponse {

@@ -12,6 +12,7 @@
 //! A test sign-in ([`test`]) runs the same start and the same checks, and records what came
 //! back instead of signing in.
 
+mod slo;
 mod test;
 
 use crate::flow::complete::{Attempt, Completion, Method, complete};
@@ -41,6 +42,7 @@ const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
         .route("/saml/{connection}/login", web::get().to(start))
+        .route("/saml/{connection}/slo", web::get().to(slo::slo))
         .route("/saml/{connection}/test", web::post().to(test::start))
         .service(
             web::resource("/saml/{connection}/acs")
@@ -55,14 +57,7 @@ pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, Strin
 }
 
 fn sp_key(state: &AppState, tenant: &Tenant, connection: &SamlConnection) -> Result<Vec<u8>, AppError> {
-    state
-        .keys
-        .open_sealed(
-            &tenant.id,
-            latchkey_services::saml::sp_key_aad(tenant, &connection.id),
-            &connection.sp_key_sealed,
-        )
-        .map_err(|e| AppError::internal("opening a SAML SP key", e))
+    crate::flow::saml_logout::sp_key(state, tenant, connection)
 }
 
 async fn connection(state: &AppState, tenant: &Tenant, name: &str) -> Result<SamlConnection, AppError> {
@@ -95,9 +90,11 @@ async fn metadata(
 ) -> Result<HttpResponse, AppError> {
     let (t, c) = named(&state, path).await?;
     let (entity_id, acs_url) = sp_urls(&state, &t.slug, &c.name);
+    let slo_url = crate::web::urls::saml_slo(&state.config.issuer(&t.slug), &c.name);
     let xml = latchkey_saml::sp_metadata(&latchkey_saml::SpDescriptor {
         entity_id: &entity_id,
         acs_url: &acs_url,
+        slo_url: &slo_url,
         certificate: &c.sp_certificate,
         sign_requests: signs_requests(&c),
         organization: &t.display_name,
@@ -1044,6 +1041,12 @@ async fn sign_in(
         not_after: a.session_not_on_or_after,
         details: details.as_object().cloned().unwrap_or_default(),
         also_audit: vec![(format!("saml:{}", c.name), "saml.acs", format!("saml:{}", c.id))],
+        federated: Some(latchkey_core::FederatedSession {
+            connection: c.name.clone(),
+            name_id: a.name_id.clone(),
+            name_id_format: a.name_id_format.clone(),
+            session_index: a.session_index.clone(),
+        }),
     };
     match complete(state, req, tenant, attempt).await? {
         Completion::Session { response, .. } => {

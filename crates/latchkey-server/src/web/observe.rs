@@ -33,22 +33,41 @@ pub(crate) fn csp_origin(url: &str) -> Option<String> {
     })
 }
 
+/// The response's CSP so far (the default until a handler set one).
+fn csp_of(res: &actix_web::HttpResponse) -> String {
+    res.headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(CSP)
+        .to_owned()
+}
+
 /// Lets a page's forms lead to `url`'s origin besides our own. A form whose answer redirects
 /// to a client (sign-in, consent, logout confirmation during a flow) needs it: browsers check
 /// `form-action` on every redirect of a form submission.
 pub(crate) fn allow_form_action(res: &mut actix_web::HttpResponse, url: &str) {
     let Some(origin) = csp_origin(url) else { return };
     // Additive: a page may lead to several origins (a client and the tenant's SAML IdPs).
-    let current = res
-        .headers()
-        .get(header::CONTENT_SECURITY_POLICY)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(CSP)
-        .to_owned();
+    let current = csp_of(res);
     if current.contains(&format!(" {origin};")) || current.contains(&format!(" {origin} ")) {
         return;
     }
     let csp = current.replacen("form-action 'self'", &format!("form-action 'self' {origin}"), 1);
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+}
+
+/// Lets a page load `urls` in iframes (Front-Channel Logout): `frame-src` names their origins
+/// and nothing else.
+pub(crate) fn allow_frames(res: &mut actix_web::HttpResponse, urls: &[String]) {
+    let mut origins: Vec<String> = urls.iter().filter_map(|u| csp_origin(u)).collect();
+    origins.sort_unstable();
+    origins.dedup();
+    if origins.is_empty() {
+        return;
+    }
+    let csp = format!("{}; frame-src {}", csp_of(res), origins.join(" "));
     if let Ok(v) = HeaderValue::from_str(&csp) {
         res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }

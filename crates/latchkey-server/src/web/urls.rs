@@ -61,6 +61,11 @@ pub(crate) fn saml_sp(issuer: &str, connection: &str) -> (String, String) {
     (format!("{base}/metadata"), format!("{base}/acs"))
 }
 
+/// This side's SingleLogoutService for a SAML connection (HTTP-Redirect).
+pub(crate) fn saml_slo(issuer: &str, connection: &str) -> String {
+    format!("{issuer}/saml/{connection}/slo")
+}
+
 pub(crate) fn saml_login(slug: &str, connection: &str, interaction: Option<&str>) -> String {
     let base = format!("/t/{slug}/saml/{connection}/login");
     match interaction.filter(|i| !i.is_empty()) {

@@ -288,11 +288,41 @@ fn update_patch(spec: &ClientUpdate) -> Result<serde_json::Value, CliError> {
     if !spec.resources.is_empty() {
         put(&mut settings, "resources", json!(spec.resources));
     }
+    logout_patch(&spec.logout, &mut settings);
     if !settings.is_empty() {
         top.insert("settings".into(), serde_json::Value::Object(settings));
     }
     latchkey_core::patch::merge_patch(&mut patch, &serde_json::Value::Object(top));
     Ok(patch)
+}
+
+/// The logout flags as settings of a merge patch; an empty URI removes it (a null).
+fn logout_patch(
+    l: &crate::cli::ClientLogoutFlags,
+    settings: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    for (key, uri) in [
+        ("backchannel_logout_uri", &l.backchannel_logout_uri),
+        ("frontchannel_logout_uri", &l.frontchannel_logout_uri),
+    ] {
+        if let Some(u) = uri {
+            settings.insert(key.into(), if u.is_empty() { json!(null) } else { json!(u) });
+        }
+    }
+    for (key, flag) in [
+        (
+            "backchannel_logout_session_required",
+            l.backchannel_logout_session_required,
+        ),
+        (
+            "frontchannel_logout_session_required",
+            l.frontchannel_logout_session_required,
+        ),
+    ] {
+        if let Some(b) = flag {
+            settings.insert(key.into(), json!(b));
+        }
+    }
 }
 
 /// Changes the client by the merge patch its flags make (docs/operations.md).

@@ -130,6 +130,7 @@ fn spec(name: &str, public: bool, port: u16, portal_port: u16) -> ClientCreate {
             refresh_idle_ttl: None,
             refresh_absolute_ttl: None,
         },
+        logout: crate::cli::ClientLogoutFlags::default(),
         resources: Vec::new(),
         out: Json { json: false },
     }

@@ -77,6 +77,8 @@ pub(crate) struct Attempt<'a> {
     /// Audit events the method writes with the same details before `login.success`:
     /// (actor, action, target).
     pub also_audit: Vec<(String, &'static str, String)>,
+    /// The upstream sign-in, kept in the session for Single Logout.
+    pub federated: Option<latchkey_core::FederatedSession>,
 }
 
 /// How a completed sign-in continues.
@@ -143,6 +145,10 @@ pub(crate) async fn finish(
     )
     .await?;
     let mut changed = adjust_times(&mut started, attempt.auth_time, attempt.not_after);
+    if let Some(f) = attempt.federated.take() {
+        started.federated = Some(f);
+        changed = true;
+    }
     let mut next = std::mem::take(&mut attempt.next);
     if attempt.password_expired {
         // The way back to `next` leads through the password change.

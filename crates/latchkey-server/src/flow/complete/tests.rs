@@ -121,6 +121,7 @@ fn attempt(user: &User, method: Method) -> Attempt<'_> {
         not_after: None,
         details: Map::new(),
         also_audit: Vec::new(),
+        federated: None,
     }
 }
 
