@@ -278,3 +278,41 @@ test('answering the consent page sends the browser on to the client under the re
     await ctx.close();
   }
 });
+
+test('front-channel logout loads the portal page in a frame under the CSP, then goes on', async () => {
+  const framed = JSON.parse(cli(['client', 'create', '--tenant', 'acme', '--name', 'Framed Portal',
+    '--redirect-uri', REDIRECT_URI, '--post-logout-redirect-uri', `${RP}/bye`, '--first-party',
+    '--frontchannel-logout-uri', `${RP}/fc-logout`, '--frontchannel-logout-session-required', 'true',
+    '--grant', 'authorization_code', '--json']));
+  const { ctx, page, hits } = await rpContext();
+  const said = consoleErrors(page);
+  try {
+    const req = authorizeRequest(framed.client_id);
+    await page.goto(req.url);
+    await fillSignIn(page);
+    const cb = await callback(page);
+    const t = await token({
+      grant_type: 'authorization_code', code: cb.get('code'), redirect_uri: REDIRECT_URI, code_verifier: req.verifier,
+    }, framed);
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    const sid = jwtPayload(t.body.id_token).sid;
+    assert.ok(sid, 'the ID token names the session');
+    const logout = new URL(`${issuer}/end-session`);
+    logout.searchParams.set('id_token_hint', t.body.id_token);
+    logout.searchParams.set('post_logout_redirect_uri', `${RP}/bye`);
+    logout.searchParams.set('state', 'fc');
+    await page.goto(logout.toString());
+    // The frame loaded (the portal saw iss and sid), then the page went on by itself.
+    await page.waitForURL(`${RP}/bye?state=fc`).catch((e) => assert.fail(`${e.message}\nChromium: ${said.join('\n')}`));
+    const fc = hits().find((h) => h.url.startsWith(`${RP}/fc-logout?`));
+    assert.ok(fc, `the front-channel page was loaded: ${JSON.stringify(hits())}`);
+    const q = new URL(fc.url).searchParams;
+    assert.equal(q.get('iss'), issuer);
+    assert.equal(q.get('sid'), sid);
+    assert.deepEqual(said.filter((m) => /Content Security Policy/i.test(m)), [], 'no CSP violation');
+    await page.goto(`${issuer}/account`);
+    assert.match(page.url(), /\/t\/acme\/login/, 'the session ended');
+  } finally {
+    await ctx.close();
+  }
+});

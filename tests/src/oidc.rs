@@ -75,12 +75,21 @@ pub fn register_with(
     adjust: impl FnOnce(&mut NewClient),
 ) -> Client {
     let t = tenant(s, slug);
+    let mut new = new_client(kind);
+    new.access_token_format = format;
+    new.first_party = first_party;
+    adjust(&mut new);
+    s.state.db.create_client(&t.id, "test", &new).unwrap()
+}
+
+/// The registration `register` makes for `kind`, before any adjustment.
+pub fn new_client(kind: ClientType) -> NewClient {
     let confidential = kind == ClientType::Confidential;
     let mut grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     if confidential {
         grants.push(GrantType::ClientCredentials);
     }
-    let mut new = NewClient {
+    NewClient {
         name: format!("{kind} portal"),
         client_type: kind,
         auth_method: if confidential {
@@ -95,16 +104,14 @@ pub fn register_with(
         scopes: ["openid", "profile", "email", "offline_access", "reports.read"]
             .map(String::from)
             .to_vec(),
-        access_token_format: format,
+        access_token_format: AccessTokenFormat::Jwt,
         require_pkce: true,
         introspect_others: false,
-        first_party,
+        first_party: false,
         jwks_uri: None,
         jwks: None,
         settings: ClientSettings::default(),
-    };
-    adjust(&mut new);
-    s.state.db.create_client(&t.id, "test", &new).unwrap()
+    }
 }
 
 /// The query parameters of a URL.

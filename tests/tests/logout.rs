@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::many_single_char_names)] // test code; x, s, r, a, t: context, server, receiver, portal, tenant
 
 use latchkey_core::{AccessTokenFormat, Client, ClientType, FixedClock};
+use latchkey_store::ClientRepo as _;
 use latchkey_tests::browser::{Browser, hidden, setup};
 use latchkey_tests::logout::Receiver;
 use latchkey_tests::oidc::{POST_LOGOUT, code, enc, redeem, register_with, tenant};
@@ -33,6 +34,11 @@ impl Ctx<'_> {
     }
 }
 
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> String {
+    url::Url::parse(url).unwrap().origin().ascii_serialization()
+}
+
 /// A portal that listens for logout tokens at `r` (with `sid` required) and, if `front`,
 /// registered a front-channel page.
 fn portal(s: &TestServer, kind: ClientType, r: Option<&Receiver>, front: Option<&str>) -> Client {
@@ -41,6 +47,8 @@ fn portal(s: &TestServer, kind: ClientType, r: Option<&Receiver>, front: Option<
         n.settings.backchannel_logout_session_required = r.is_some();
         n.settings.frontchannel_logout_uri = front.map(str::to_owned);
         n.settings.frontchannel_logout_session_required = front.is_some();
+        // Front-Channel Logout §2: the page is on the origin of a redirect URI.
+        n.redirect_uris.extend(front.map(|f| format!("{}/cb", origin(f))));
     });
     if let Some(r) = r {
         r.expect_audience(c.client_id.as_str());
@@ -191,6 +199,9 @@ async fn every_way_a_session_ends_tells_the_clients_that_got_tokens_in_it(x: &Ct
     // 4. An administrator disables the user (and enables them again).
     let mut four = Browser::default();
     let (id4, _) = tokens_for(s, &mut four, &b_client).await;
+    // The user row's `updated_at` moves at least a millisecond past the last change;
+    // with this fixed clock, time moves too.
+    x.clock.advance_millis(1_000);
     let (st, body) = latchkey_tests::admin::call(
         s,
         "POST",
@@ -274,6 +285,8 @@ async fn a_logout_token_waits_for_a_receiver_that_is_down(x: &Ctx<'_>) {
     assert_eq!(back.outcomes().len(), 1);
 }
 
+// Each way a browser signs out, one after the other: the registrations are shared.
+#[allow(clippy::too_many_lines)]
 async fn the_logout_page_frames_each_clients_front_channel_page(x: &Ctx<'_>) {
     let s = x.s;
     setup(s, "acme").await;
@@ -286,7 +299,19 @@ async fn the_logout_page_frames_each_clients_front_channel_page(x: &Ctx<'_>) {
     // Registered for front-channel logout, but no tokens in this session: not framed.
     let elsewhere = register_with(s, "acme", ClientType::Public, true, AccessTokenFormat::Jwt, |n| {
         n.settings.frontchannel_logout_uri = Some("https://other.example/fc".into());
+        n.redirect_uris.push("https://other.example/cb".into());
     });
+    // A page on an origin none of the client's redirect URIs has is refused: a client can't
+    // have the logout page frame someone else's site.
+    let mut foreign = latchkey_tests::oidc::new_client(ClientType::Public);
+    foreign.settings.frontchannel_logout_uri = Some("https://victim.example/".into());
+    let refused = s.state.db.create_client(&tenant(s, "acme").id, "test", &foreign);
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("frontchannel_logout_uri")),
+        "{refused:?}"
+    );
     let mut one = Browser::default();
     let (id, hint) = tokens_for(s, &mut one, &front).await;
     let mut two = Browser::default();
@@ -327,6 +352,28 @@ async fn the_logout_page_frames_each_clients_front_channel_page(x: &Ctx<'_>) {
             .unwrap()
             .ends_with("; frame-src https://other.example")
     );
+    // The account page's "Sign out" frames them too, then goes on to the sign-in page.
+    let mut four = Browser::default();
+    tokens_for(s, &mut four, &front).await;
+    let (_, _, account) = four.get(s, "/t/acme/account").await;
+    let csrf = hidden(&account, "csrf");
+    let (st, h, page) = four
+        .post(s, "/t/acme/logout", &[("csrf", csrf.as_str())], &[])
+        .await;
+    assert_eq!(st, 200, "{page}");
+    assert!(
+        page.contains("src=\"https://portal.example/fc?x=1&#38;iss="),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/t/acme/login?signed_out=1\""), "{page}");
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .ends_with("; frame-src https://portal.example")
+    );
+    let (st, ..) = four.get(s, "/t/acme/account").await;
+    assert_eq!(st, 303, "signed out");
     // Without front-channel clients, logout redirects at once and frames nothing.
     let plain = portal(s, ClientType::Public, None, None);
     let mut three = Browser::default();

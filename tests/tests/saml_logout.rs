@@ -252,6 +252,13 @@ async fn idp_initiated_logout_ends_the_named_session_and_tells_the_portals(s: &T
     let told = r.wait_for(1).await;
     assert_eq!(told.len(), 1, "{:?}", r.outcomes());
     assert_eq!(told[0]["sid"], sid);
+    // The same request again (copied from a URL) is a replay: refused, and the session made
+    // since lives on.
+    saml_sign_in(s, &mut b).await;
+    let (st, ..) = Browser::default().get(s, local(s, &url)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(slo_events(s).pop().unwrap().details["reason"], "replayed");
+    assert!(signed_in(s, &mut b).await);
 }
 
 fn claims(jwt: &str) -> Value {

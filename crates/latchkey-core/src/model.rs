@@ -663,6 +663,9 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FederatedSession {
+    /// The connection's id: a connection removed and made again under the same name (perhaps
+    /// toward another IdP) is another connection, and is never sent this NameID.
+    pub connection_id: String,
     /// The connection's name (`/t/{tenant}/saml/{name}/…`).
     pub connection: String,
     pub name_id: String,

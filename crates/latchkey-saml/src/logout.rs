@@ -430,6 +430,31 @@ mod tests {
     }
 
     #[test]
+    fn odd_queries_are_refused_before_any_xml_is_read() {
+        let (query, cert, _) = idp_request("alice@corp.example", None);
+        let certs = std::slice::from_ref(&cert);
+        for (what, q) in [
+            ("a second SigAlg", format!("{query}&SigAlg=x")),
+            ("a second RelayState", format!("{query}&RelayState=x")),
+            ("both messages", format!("{query}&SAMLResponse=AAAA")),
+            ("no message", "RelayState=x&SigAlg=x&Signature=x".to_owned()),
+        ] {
+            assert!(
+                matches!(receive(&q, certs), Err(SamlError::Malformed(_))),
+                "{what}"
+            );
+        }
+        // RSA-SHA1 is refused whatever the signature says.
+        let sha1 = query.replace("xmldsig-more%23rsa-sha256", "xmldsig%23rsa-sha1");
+        assert_ne!(sha1, query);
+        assert!(matches!(receive(&sha1, certs), Err(SamlError::WeakAlgorithm(_))));
+        // The order of the parameters in the query does not matter; their octets do.
+        let mut parts: Vec<&str> = query.split('&').collect();
+        parts.reverse();
+        assert!(receive(&parts.join("&"), certs).is_ok());
+    }
+
+    #[test]
     fn requests_for_someone_else_or_out_of_time_are_refused() {
         let xml = |issuer: &str, dest: &str, now: UnixMillis| {
             logout_request_xml(&LogoutRequest {

@@ -72,7 +72,7 @@ fn slo_service(idp: Node<'_, '_>) -> Result<(Option<String>, Option<String>)> {
     let location = s.attribute("Location").map(|l| l.trim().to_owned());
     let response = s.attribute("ResponseLocation").map(|l| l.trim().to_owned());
     for url in location.iter().chain(response.iter()) {
-        check_endpoint(url)?;
+        check_endpoint("SingleLogoutService", url)?;
     }
     Ok((location, response))
 }
@@ -152,7 +152,7 @@ fn sso_service(idp: Node<'_, '_>) -> Result<(String, String)> {
         .ok_or_else(|| {
             SamlError::Metadata("no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding".into())
         })?;
-    check_endpoint(&sso_url)?;
+    check_endpoint("SingleSignOnService", &sso_url)?;
     Ok((sso_binding, sso_url))
 }
 
@@ -197,7 +197,7 @@ fn idp_descriptor<'a, 'i>(entity: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
 }
 
 /// The IdP's endpoint: https, or http on a loopback address (development and tests).
-fn check_endpoint(u: &str) -> Result<()> {
+fn check_endpoint(service: &str, u: &str) -> Result<()> {
     let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
         .iter()
         .any(|p| u.strip_prefix(p).is_some_and(|r| r.starts_with([':', '/'])));
@@ -205,7 +205,7 @@ fn check_endpoint(u: &str) -> Result<()> {
         Ok(())
     } else {
         Err(SamlError::Metadata(format!(
-            "SingleSignOnService {u:?} is not an https URL"
+            "{service} {u:?} is not an https URL"
         )))
     }
 }

@@ -1,22 +1,28 @@
 // Front-Channel Logout: once every client's logout page has loaded (or after 5 s, whichever is
-// first), goes on to the client's post-logout page. Without JavaScript the link does it.
+// first), goes on to the next page. Loaded before the frames, without defer, so that a frame
+// that loads at once is counted: iframe load events don't bubble, but a capturing listener on
+// the document sees them. Without JavaScript the link does it.
 (function () {
-  var next = document.getElementById("continue");
-  if (!next) return;
-  var frames = document.querySelectorAll("iframe.frontchannel");
-  var left = frames.length;
+  var loaded = 0;
   var gone = false;
+  function frames() {
+    return document.querySelectorAll("iframe.frontchannel").length;
+  }
   function go() {
-    if (gone) return;
+    var next = document.getElementById("continue");
+    if (gone || !next) return;
     gone = true;
     window.location.assign(next.href);
   }
-  frames.forEach(function (f) {
-    f.addEventListener("load", function () {
-      left -= 1;
-      if (left <= 0) go();
-    });
+  document.addEventListener("load", function (e) {
+    var t = e.target;
+    if (t && t.classList && t.classList.contains("frontchannel")) {
+      loaded += 1;
+      if (document.readyState !== "loading" && loaded >= frames()) go();
+    }
+  }, true);
+  document.addEventListener("DOMContentLoaded", function () {
+    if (loaded >= frames()) go();
+    setTimeout(go, 5000);
   });
-  if (left === 0) go();
-  setTimeout(go, 5000);
 })();

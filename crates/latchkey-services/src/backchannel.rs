@@ -32,6 +32,7 @@ fn token_for(
     let uri = client.settings.backchannel_logout_uri.clone().ok_or_else(gone)?;
     let subject: latchkey_store::LogoutSubject =
         serde_json::from_str(&m.subject).map_err(|e| ServiceError::Undeliverable(format!("notice: {e}")))?;
+    // The issuer as `Config::issuer` makes it: `{public_url}/t/{slug}`.
     let issuer = format!("{public_url}/t/{}", tenant.slug);
     let who = LogoutSubject {
         sub: &subject.user,
@@ -58,7 +59,8 @@ pub(crate) async fn deliver(
     let (db, keys, claim, base) = (db.clone(), Arc::clone(keys), m.clone(), public_url.to_owned());
     let now = clock.now_millis() / 1000;
     let (uri, token) = blocking(move || token_for(&db, &keys, &base, now, &claim)).await?;
-    let checked = outbound::check(policy, &uri, Duration::from_secs(10)).await?;
+    // A receiver answers at once (§2.8: it ends its sessions and says 200): 5 s is plenty.
+    let checked = outbound::check(policy, &uri, Duration::from_secs(5)).await?;
     let req = checked
         .client
         .post(checked.url)

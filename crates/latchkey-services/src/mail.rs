@@ -19,6 +19,8 @@ use tokio::sync::Notify;
 
 /// Attempts before a message is given up.
 const MAX_ATTEMPTS: i32 = 8;
+/// Logout tokens delivered at once (each waits at most its 5 s timeout).
+const BACKCHANNEL_PARALLEL: usize = 8;
 /// How long a claimed message is left to one node before another may try it.
 const LEASE_MS: i64 = 5 * 60_000;
 
@@ -101,48 +103,73 @@ impl Mailer {
         }
     }
 
-    /// One pass over the outbox (mail and webhooks); returns how many were delivered.
+    /// One pass over the outbox; returns how many were delivered. Logout tokens go in their own
+    /// batch, several at a time, so a flood of them toward a slow receiver (a mass revocation)
+    /// never holds up a password-reset mail, and mail never holds them up.
     pub async fn deliver_due(
         &self,
         db: &Db,
         keys: &Arc<KeyRing>,
         clock: &dyn Clock,
     ) -> Result<usize, ServiceError> {
+        use futures_util::StreamExt as _;
         let channels: &'static [Channel] = if self.transport.is_none() && !self.to_log {
-            &[Channel::Webhook, Channel::BackchannelLogout]
+            &[Channel::Webhook]
         } else {
-            &[Channel::Mail, Channel::Webhook, Channel::BackchannelLogout]
+            &[Channel::Mail, Channel::Webhook]
         };
         let store = db.clone();
         let due = blocking(move || Ok(store.due_mail(channels, 50)?)).await?;
         let mut sent = 0;
         for m in due {
-            let lease = clock.now_millis() + LEASE_MS;
-            let (store, claim) = (db.clone(), m.clone());
-            if !blocking(move || Ok(store.claim_mail(&claim, lease)?)).await? {
-                continue;
-            }
-            let outcome = if m.channel == Channel::Webhook.as_str() {
-                self.post_webhook(db, keys, clock, &m).await
-            } else if m.channel == Channel::BackchannelLogout.as_str() {
-                crate::backchannel::deliver(&self.outbound, (db, keys, &self.public_url), clock, &m).await
-            } else {
-                self.send(keys, &m).await
-            };
-            let (store, id, attempts, now) = (db.clone(), m.id.clone(), m.attempts + 1, clock.now_millis());
-            match &outcome {
-                Ok(()) => blocking(move || Ok(store.mail_sent(&id)?)).await?,
-                Err(e) => {
-                    let retry = (attempts < MAX_ATTEMPTS && !matches!(e, ServiceError::Undeliverable(_)))
-                        .then(|| now + backoff_ms(attempts));
-                    tracing::warn!(mail = %m.id, channel = %m.channel, attempts, error = %e, given_up = retry.is_none(), "outbox delivery failed");
-                    let reason = e.to_string();
-                    blocking(move || Ok(store.mail_failed(&id, &reason, retry)?)).await?;
-                }
-            }
-            sent += usize::from(outcome.is_ok());
+            sent += usize::from(self.attempt(db, keys, clock, m).await?);
+        }
+        let store = db.clone();
+        let logouts = blocking(move || Ok(store.due_mail(&[Channel::BackchannelLogout], 200)?)).await?;
+        let outcomes: Vec<Result<bool, ServiceError>> = futures_util::stream::iter(logouts)
+            .map(|m| self.attempt(db, keys, clock, m))
+            .buffer_unordered(BACKCHANNEL_PARALLEL)
+            .collect()
+            .await;
+        for o in outcomes {
+            sent += usize::from(o?);
         }
         Ok(sent)
+    }
+
+    /// Claims one message and makes one delivery attempt, recording the outcome; true when it
+    /// was delivered (false: another node had it, or it failed and waits for its retry).
+    async fn attempt(
+        &self,
+        db: &Db,
+        keys: &Arc<KeyRing>,
+        clock: &dyn Clock,
+        m: QueuedMail,
+    ) -> Result<bool, ServiceError> {
+        let lease = clock.now_millis() + LEASE_MS;
+        let (store, claim) = (db.clone(), m.clone());
+        if !blocking(move || Ok(store.claim_mail(&claim, lease)?)).await? {
+            return Ok(false);
+        }
+        let outcome = if m.channel == Channel::Webhook.as_str() {
+            self.post_webhook(db, keys, clock, &m).await
+        } else if m.channel == Channel::BackchannelLogout.as_str() {
+            crate::backchannel::deliver(&self.outbound, (db, keys, &self.public_url), clock, &m).await
+        } else {
+            self.send(keys, &m).await
+        };
+        let (store, id, attempts, now) = (db.clone(), m.id.clone(), m.attempts + 1, clock.now_millis());
+        match &outcome {
+            Ok(()) => blocking(move || Ok(store.mail_sent(&id)?)).await?,
+            Err(e) => {
+                let retry = (attempts < MAX_ATTEMPTS && !matches!(e, ServiceError::Undeliverable(_)))
+                    .then(|| now + backoff_ms(attempts));
+                tracing::warn!(mail = %m.id, channel = %m.channel, attempts, error = %e, given_up = retry.is_none(), "outbox delivery failed");
+                let reason = e.to_string();
+                blocking(move || Ok(store.mail_failed(&id, &reason, retry)?)).await?;
+            }
+        }
+        Ok(outcome.is_ok())
     }
 
     /// POSTs a webhook call, signed with the tenant's current webhook secret. Any 2xx is delivery.

@@ -100,7 +100,26 @@ fn check(new: &NewClient) -> Result<()> {
     }
     check_keys(new)?;
     check_settings(&new.settings)?;
+    check_frontchannel(new)?;
     check_grants(new)
+}
+
+/// Front-Channel Logout §2: the URI's scheme, host and port are those of a registered redirect
+/// URI, so a client can't have the logout page frame someone else's site.
+fn check_frontchannel(new: &NewClient) -> Result<()> {
+    let Some(uri) = &new.settings.frontchannel_logout_uri else {
+        return Ok(());
+    };
+    let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin().ascii_serialization());
+    let wanted = origin(uri);
+    if wanted.is_some() && new.redirect_uris.iter().any(|r| origin(r) == wanted) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "frontchannel_logout_uri",
+            "its scheme, host and port must be those of a registered redirect URI",
+        ))
+    }
 }
 
 /// Name, redirect URIs and scopes are each well-formed.

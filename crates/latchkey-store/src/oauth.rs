@@ -372,7 +372,13 @@ pub(crate) fn revoke_matching(
         .map(|(_, _, client, user, key, _)| crate::LogoutNotice {
             client: client.as_str(),
             user: user.as_str(),
-            session_key: key.as_deref(),
+            // A withdrawn consent ends no session: the client is told the user is gone from
+            // it (`sub` only), never that a session which lives on has ended.
+            session_key: if matches!(which, GrantsOf::UserClient(..)) {
+                None
+            } else {
+                key.as_deref()
+            },
         })
         .collect();
     crate::resets::queue_backchannel_logouts(c, t, &live, now)?;

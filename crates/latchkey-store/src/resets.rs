@@ -175,8 +175,7 @@ pub(crate) fn queue_backchannel_logouts(
                 mail_outbox::recipient.eq(n.client),
                 mail_outbox::subject.eq(&subject),
                 mail_outbox::created_at.eq(now),
-                // Due at once: `now` may be a row's bumped `updated_at`, a little ahead.
-                mail_outbox::next_attempt_at.eq(0_i64),
+                mail_outbox::next_attempt_at.eq(now),
             ))
             .execute(c)?;
     }

@@ -60,10 +60,10 @@ pub(crate) async fn begin(
         return Ok(None);
     };
     let (tid, name) = (tenant.id.clone(), f.connection.clone());
-    let Some(c) = state
+    let found = state
         .store(move |db| db.saml_connection_by_name(&tid, &name))
-        .await?
-    else {
+        .await?;
+    let Some(c) = found.filter(|c| c.id == f.connection_id) else {
         return Ok(None);
     };
     let Some(destination) = c.idp.slo_url.clone() else {

@@ -384,6 +384,7 @@ pub(super) async fn logout(
         ));
     }
     if let Some((id, s)) = current {
+        let frames = crate::flow::frontchannel::urls(&state, &tenant, &s.user_id, &id.storage_key()).await?;
         state.ephemeral.delete_session(&tenant.id, &id).await?;
         crate::flow::grants::revoke_grants(
             &state,
@@ -399,17 +400,31 @@ pub(super) async fn logout(
             NewAuditEvent::success(&who, "logout", who.clone(), json!({})),
         )
         .await?;
-        // A session from a SAML IdP: end the IdP's session too, then back to the sign-in page.
+        // A session from a SAML IdP: end the IdP's session too, then back to the sign-in page;
+        // the portals' front-channel pages load first.
         let back = crate::web::urls::login(&tenant.slug, Some("signed_out=1"));
-        if let Some(url) = crate::flow::saml_logout::begin(&state, &tenant, &s, Some(back)).await? {
-            let mut res = crate::web::respond::see_other(&url);
-            res.add_cookie(&crate::web::cookies::removal(
-                &state,
-                crate::flow::session::cookie_name(&state, &tenant),
-            ))
-            .map_err(|e| AppError::internal("cookie", e))?;
-            return Ok(res);
-        }
+        let idp = crate::flow::saml_logout::begin(&state, &tenant, &s, Some(back.clone())).await?;
+        let mut res = match (idp, frames.is_empty()) {
+            (None, true) => return redirect_signed_out(&state, &tenant, "signed_out"),
+            (Some(url), true) => crate::web::respond::see_other(&url),
+            (next, false) => {
+                let words = strings(&req);
+                crate::flow::frontchannel::page(
+                    &state,
+                    &req,
+                    &tenant,
+                    words,
+                    &frames,
+                    Some(next.unwrap_or(back)),
+                )?
+            }
+        };
+        res.add_cookie(&crate::web::cookies::removal(
+            &state,
+            crate::flow::session::cookie_name(&state, &tenant),
+        ))
+        .map_err(|e| AppError::internal("cookie", e))?;
+        return Ok(res);
     }
     redirect_signed_out(&state, &tenant, "signed_out")
 }

@@ -5,10 +5,10 @@
 use super::{client, issuer};
 use crate::flow::audit::audit;
 use crate::flow::csrf;
+use crate::flow::frontchannel;
 use crate::flow::grants::{Owned, revoke_grants};
 use crate::flow::session::{self, signed_in};
 use crate::state::AppState;
-use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use crate::web::i18n::Strings;
 use crate::web::pages::message_response as page;
@@ -20,7 +20,6 @@ use askama::Template;
 use latchkey_core::{NewAuditEvent, Tenant};
 use latchkey_keys::jwt::Expect;
 use latchkey_oidc::logout::{LogoutRequest, after_logout_url, check_logout_request, client_id};
-use latchkey_store::OAuthRepo;
 use serde_json::{Value, json};
 
 #[derive(Template)]
@@ -92,7 +91,7 @@ pub(super) async fn end_session(
             return confirm_page(&state, &req, &tenant, s, sid, &lr);
         }
         let key = sid.storage_key();
-        frames = frontchannel_urls(&state, &tenant, &session_data.user_id, &key).await?;
+        frames = frontchannel::urls(&state, &tenant, &session_data.user_id, &key).await?;
         state.ephemeral.delete_session(&tenant.id, sid).await?;
         revoke_grants(&state, &tenant, Owned::Session(key), "logout").await?;
         let who = format!("user:{}", session_data.user_id);
@@ -120,77 +119,13 @@ pub(super) async fn end_session(
             None => page(StatusCode::OK, s.logout_title, s.signed_out),
         }
     } else {
-        frontchannel_page(&state, &req, &tenant, s, &frames, next)?
+        frontchannel::page(&state, &req, &tenant, s, &frames, next)?
     };
     res.add_cookie(&crate::web::cookies::removal(
         &state,
         session::cookie_name(&state, &tenant),
     ))
     .map_err(|e| AppError::internal("cookie", e))?;
-    Ok(res)
-}
-
-#[derive(Template)]
-#[template(path = "frontchannel_logout.html")]
-struct FrontchannelPage<'a> {
-    s: &'a Strings,
-    slug: &'a str,
-    tenant_name: &'a str,
-    logo_url: Option<&'a str>,
-    frames: &'a [String],
-    next: Option<String>,
-}
-
-/// Front-Channel Logout 1.0 §2: the front-channel URIs of the clients that got tokens in the
-/// session (`key`), with `iss` and `sid` where they asked for them.
-async fn frontchannel_urls(
-    state: &AppState,
-    tenant: &Tenant,
-    user: &latchkey_core::UserId,
-    key: &str,
-) -> Result<Vec<String>, AppError> {
-    let (tid, uid) = (tenant.id.clone(), user.clone());
-    let grants = state.store(move |db| db.live_grants(&tid, &uid)).await?;
-    let mut clients: Vec<_> = grants
-        .into_iter()
-        .filter(|g| g.session_key.as_deref() == Some(key))
-        .map(|g| g.client_id)
-        .collect();
-    clients.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-    clients.dedup();
-    let (iss, sid) = (issuer(state, tenant), latchkey_oidc::tokens::sid_of(key));
-    let mut urls = Vec::new();
-    for id in clients {
-        if let Some(c) = client(state, tenant, id.as_str()).await?
-            && let Some(url) = latchkey_oidc::logout::frontchannel_url(&c, &iss, Some(&sid))
-        {
-            urls.push(url);
-        }
-    }
-    Ok(urls)
-}
-
-/// The signed-out page that loads each client's front-channel URI in an iframe (its CSP allows
-/// framing those origins only), then goes on to `next` (the IdP's logout, or the post-logout
-/// redirect), if any.
-fn frontchannel_page(
-    state: &AppState,
-    req: &HttpRequest,
-    t: &Tenant,
-    strings: &'static Strings,
-    frames: &[String],
-    next: Option<String>,
-) -> Result<HttpResponse, AppError> {
-    let page = FrontchannelPage {
-        s: strings,
-        slug: &t.slug,
-        tenant_name: &t.display_name,
-        logo_url: logo(t),
-        frames,
-        next,
-    };
-    let mut res = html(state, req, StatusCode::OK, page.render())?;
-    crate::web::observe::allow_frames(&mut res, frames);
     Ok(res)
 }
 

@@ -1042,6 +1042,7 @@ async fn sign_in(
         details: details.as_object().cloned().unwrap_or_default(),
         also_audit: vec![(format!("saml:{}", c.name), "saml.acs", format!("saml:{}", c.id))],
         federated: Some(latchkey_core::FederatedSession {
+            connection_id: c.id.clone(),
             connection: c.name.clone(),
             name_id: a.name_id.clone(),
             name_id_format: a.name_id_format.clone(),

@@ -5,8 +5,9 @@
 //! (`flow::saml_logout`). Every message must be signed by one of the connection's pinned
 //! certificates: a link anyone can send must not sign people out.
 
-use super::{REFUSAL_WINDOW, SKEW_MS, named, refusal_key, sp_key};
+use super::{REFUSAL_WINDOW, SKEW_MS, named, refusal_key, sp_key, throttled};
 use crate::flow::audit::audit;
+use crate::flow::frontchannel;
 use crate::flow::grants::{Owned, revoke_grants};
 use crate::flow::saml_logout;
 use crate::state::AppState;
@@ -33,6 +34,11 @@ pub(super) async fn slo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let (tenant, conn) = named(&state, path).await?;
+    // An address past its refusals (ACS and SLO count together) waits before more signature
+    // checks are spent on it.
+    if let Some(res) = throttled(&state, &tenant, &refusal_key(&req)).await? {
+        return Ok(res);
+    }
     let received = match receive(req.query_string(), &conn.idp.certificates) {
         Ok(r) => r,
         Err(e) => return refused(&state, &req, &tenant, &conn, &e).await,
@@ -46,7 +52,19 @@ pub(super) async fn slo(
     };
     match received.param {
         Param::SamlRequest => match parse_logout_request(&received.xml, &exp) {
-            Ok(r) => from_idp(&state, &tenant, &conn, &r, received.relay_state.as_deref()).await,
+            Ok(r) if !first_use(&state, &tenant, &conn, &r.id).await? => {
+                refused(&state, &req, &tenant, &conn, &SamlError::Replayed).await
+            }
+            Ok(r) => {
+                from_idp(
+                    &state,
+                    &req,
+                    (&tenant, &conn),
+                    &r,
+                    received.relay_state.as_deref(),
+                )
+                .await
+            }
             Err(e) => refused(&state, &req, &tenant, &conn, &e).await,
         },
         Param::SamlResponse => answered(&state, &req, (&tenant, &conn), &received, &exp).await,
@@ -87,49 +105,84 @@ async fn answered(
     }
 }
 
+/// Each IdP `LogoutRequest` once: a request copied from a URL (history, a log, a `Referer`)
+/// must not sign the person out again after they signed back in within the same IdP session.
+/// Kept as long as the request is accepted (its `IssueInstant` is at most 10 minutes old).
+async fn first_use(
+    state: &AppState,
+    tenant: &Tenant,
+    conn: &SamlConnection,
+    id: &str,
+) -> Result<bool, AppError> {
+    let key = format!(
+        "saml-logout-request:{}:{}",
+        conn.id,
+        latchkey_core::sha256_hex(id.as_bytes())
+    );
+    let ttl = std::time::Duration::from_millis(u64::try_from(10 * 60_000 + 2 * SKEW_MS).unwrap_or(900_000));
+    Ok(state.ephemeral.put_once(&tenant.id, &key, b"1", ttl).await?)
+}
+
 /// IdP-initiated: ends the sessions the request names (Core §3.7.3.2) and answers Success.
 async fn from_idp(
     state: &AppState,
-    t: &Tenant,
-    c: &SamlConnection,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &SamlConnection),
     r: &LogoutRequestIn,
     relay: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
     let (tid, cid, nid) = (t.id.clone(), c.id.clone(), r.name_id.clone());
     let user = state.store(move |db| db.saml_identity(&tid, &cid, &nid)).await?;
-    let mut ended = 0;
+    let (mut ended, mut frames) = (0, Vec::new());
     if let Some(uid) = user {
         for (key, s) in state.ephemeral.list_user_sessions(&t.id, &uid).await? {
             let named = s.federated.as_ref().is_some_and(|f| {
-                f.connection == c.name
+                f.connection_id == c.id
                     && f.name_id == r.name_id
                     && (r.session_indexes.is_empty()
                         || f.session_index
                             .as_ref()
                             .is_some_and(|i| r.session_indexes.contains(i)))
             });
-            if named && state.ephemeral.delete_session_by_key(&t.id, &key).await? {
+            if !named {
+                continue;
+            }
+            // Read before the grants are revoked: the clients that got tokens in it.
+            let mut these = frontchannel::urls(state, t, &uid, &key).await?;
+            if state.ephemeral.delete_session_by_key(&t.id, &key).await? {
                 revoke_grants(state, t, Owned::Session(key), "saml_logout").await?;
+                frames.append(&mut these);
                 ended += 1;
             }
         }
     }
-    event(
-        state,
-        t,
-        c,
-        Outcome::Success,
-        json!({"initiated": "idp", "sessions_ended": ended, "session_indexes": r.session_indexes.len()}),
-    )
-    .await?;
+    let details =
+        json!({"initiated": "idp", "sessions_ended": ended, "session_indexes": r.session_indexes.len()});
+    event(state, t, c, Outcome::Success, details).await?;
     state.metrics.saml("slo", "ended");
-    let Some(destination) = c.idp.slo_response_url.as_ref().or(c.idp.slo_url.as_ref()) else {
-        return Ok(message_response(
-            StatusCode::OK,
-            TITLE,
-            "You have been signed out.",
-        ));
+    let answer = match c.idp.slo_response_url.as_ref().or(c.idp.slo_url.as_ref()) {
+        Some(destination) => Some(answer_url(state, (t, c), r, destination, relay)?),
+        None => None,
     };
+    // The browser is here (HTTP-Redirect): the portals' front-channel pages load first.
+    if !frames.is_empty() {
+        let words = crate::web::respond::strings_with(req, None);
+        return frontchannel::page(state, req, t, words, &frames, answer);
+    }
+    Ok(match answer {
+        Some(url) => see_other(&url),
+        None => message_response(StatusCode::OK, TITLE, "You have been signed out."),
+    })
+}
+
+/// The signed `LogoutResponse` (Success) to the IdP's request, as a redirect URL.
+fn answer_url(
+    state: &AppState,
+    (t, c): (&Tenant, &SamlConnection),
+    r: &LogoutRequestIn,
+    destination: &str,
+    relay: Option<&str>,
+) -> Result<String, AppError> {
     let mut random = [0u8; 16];
     state.rng.fill(&mut random);
     let id = latchkey_saml::request_id(&random);
@@ -144,9 +197,8 @@ async fn from_idp(
     })
     .map_err(|e| AppError::internal("a SAML LogoutResponse", e))?;
     let key = sp_key(state, t, c)?;
-    let url = redirect(destination, Param::SamlResponse, &xml, relay, Some(&key))
-        .map_err(|e| AppError::internal("signing a SAML LogoutResponse", e))?;
-    Ok(see_other(&url))
+    redirect(destination, Param::SamlResponse, &xml, relay, Some(&key))
+        .map_err(|e| AppError::internal("signing a SAML LogoutResponse", e))
 }
 
 async fn event(
