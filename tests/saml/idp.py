@@ -409,18 +409,25 @@ class Idp:
         log.info("IdP-initiated logout for %s (%s)", sp, case or "genuine")
         return url
 
+    def received(self, param: str, raw_query: str, q: dict):
+        """A logout message parsed by pysaml2, from a registered SP, its redirect signature verified."""
+        try:
+            if param == "SAMLRequest":
+                msg = self.server.parse_logout_request(q[param], BINDING_HTTP_REDIRECT).message
+            else:
+                msg = self.server.parse_logout_request_response(q[param], BINDING_HTTP_REDIRECT).response
+        except Exception as e:  # noqa: BLE001
+            raise BadRequest(f"pysaml2 could not parse the {param}: {e!r}") from e
+        sp = (msg.issuer.text or "").strip() if msg.issuer is not None else ""
+        self.sp_descriptor(sp)
+        self.verify_redirect(sp, raw_query, q, param)
+        return msg, sp
+
     def sp_logout(self, raw_query: str, q: dict) -> str | None:
         """An SP's LogoutRequest or LogoutResponse on /slo/redirect; answers the redirect (if any)."""
         with self.lock:
             if "SAMLRequest" in q:
-                try:
-                    req = self.server.parse_logout_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
-                except Exception as e:  # noqa: BLE001
-                    raise BadRequest(f"pysaml2 could not parse the LogoutRequest: {e!r}") from e
-                msg = req.message
-                sp = (msg.issuer.text or "").strip() if msg.issuer is not None else ""
-                self.sp_descriptor(sp)
-                self.verify_redirect(sp, raw_query, q, "SAMLRequest")
+                msg, sp = self.received("SAMLRequest", raw_query, q)
                 entry = {
                     "kind": "request",
                     "sp": sp,
@@ -446,14 +453,7 @@ class Idp:
                 )
                 return self.redirect_url(self.sp_slo(sp), "SAMLResponse", xml, q.get("RelayState"), self.idp)
             if "SAMLResponse" in q:
-                try:
-                    resp = self.server.parse_logout_request_response(q["SAMLResponse"], BINDING_HTTP_REDIRECT)
-                except Exception as e:  # noqa: BLE001
-                    raise BadRequest(f"pysaml2 could not parse the LogoutResponse: {e!r}") from e
-                msg = resp.response
-                sp = (msg.issuer.text or "").strip() if msg.issuer is not None else ""
-                self.sp_descriptor(sp)
-                self.verify_redirect(sp, raw_query, q, "SAMLResponse")
+                msg, sp = self.received("SAMLResponse", raw_query, q)
                 entry = {
                     "kind": "response",
                     "sp": sp,

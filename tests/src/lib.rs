@@ -117,6 +117,25 @@ impl TestDb {
         }
     }
 
+    /// Waits (at most 5 s) until an outbox row on `channel` has failed its first attempt and the
+    /// failure is recorded (the server's own outbox task may be the one making it); answers how
+    /// many such rows there are.
+    pub async fn first_failures_recorded(&self, channel: &str) -> usize {
+        let sql = format!(
+            "UPDATE mail_outbox SET attempts = attempts WHERE channel = '{channel}' \
+             AND attempts = 1 AND last_error IS NOT NULL AND sent_at IS NULL"
+        );
+        let mut recorded = 0;
+        for _ in 0..100 {
+            recorded = self.raw_sql(&sql);
+            if recorded > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        recorded
+    }
+
     /// Runs raw SQL against the database behind the store (to play an attacker with DB access).
     pub fn raw_sql(&self, sql: &str) -> usize {
         match &self.cleanup {

@@ -16,7 +16,7 @@ use latchkey_store::{AttributeRepo, ClientRepo, GroupRepo, RoleRepo, UserRepo};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, setup};
 use latchkey_tests::oidc::{
-    REDIRECT, SECRET, authorize, query, refresh, register_with, rp_http as http, tenant,
+    REDIRECT, SECRET, authorize, jwt_claims, query, refresh, register_with, rp_http as http, tenant,
 };
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJsonWebKeySet,
@@ -172,16 +172,6 @@ fn portal_mappers() -> ClaimsConfig {
     }
 }
 
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// What a resource server does: fetch the JWKS, check the signature of the `at+jwt` with the
 /// key its `kid` names, then read the claims.
 async fn verified_access_token(s: &TestServer, jwt: &str) -> Value {
@@ -209,7 +199,7 @@ async fn verified_access_token(s: &TestServer, jwt: &str) -> Value {
         &b64.decode(sig).unwrap(),
     )
     .expect("the access token's signature verifies");
-    payload(jwt)
+    jwt_claims(jwt)
 }
 
 struct Signed {
@@ -308,7 +298,7 @@ async fn the_relying_party_reads_roles_groups_and_attributes(s: &TestServer) {
     }
     let at = verified_access_token(s, &got.access_token).await;
     if std::env::var_os("LK_SHOW_TOKENS").is_some() {
-        eprintln!("ACCESS {at:#}\nIDRAW {:#}", payload(&got.id_raw));
+        eprintln!("ACCESS {at:#}\nIDRAW {:#}", jwt_claims(&got.id_raw));
     }
     assert_eq!(at["roles"], json!(["employee", "own", "reports:read"]));
     assert_eq!(at["groups"], json!(["finance", "staff"]));
@@ -349,10 +339,10 @@ async fn removing_a_member_removes_its_roles_at_the_next_refresh(s: &TestServer)
         .unwrap();
     let (st, body) = refresh(s, &m.reporting, &got.refresh_token).await;
     assert_eq!(st, 200, "{body}");
-    let id = payload(body["id_token"].as_str().unwrap());
+    let id = jwt_claims(body["id_token"].as_str().unwrap());
     assert_eq!(id["roles"], json!(["own"]), "staff and finance roles are gone");
     assert_eq!(id["groups"], json!([]));
-    let at = payload(body["access_token"].as_str().unwrap());
+    let at = jwt_claims(body["access_token"].as_str().unwrap());
     assert_eq!(at["roles"], json!(["own"]));
 }
 

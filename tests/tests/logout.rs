@@ -10,7 +10,7 @@ use latchkey_core::{AccessTokenFormat, Client, ClientType, FixedClock};
 use latchkey_store::ClientRepo as _;
 use latchkey_tests::browser::{Browser, hidden, setup};
 use latchkey_tests::logout::Receiver;
-use latchkey_tests::oidc::{POST_LOGOUT, code, enc, redeem, register_with, tenant};
+use latchkey_tests::oidc::{POST_LOGOUT, code, enc, jwt_claims, redeem, register_with, tenant};
 use latchkey_tests::{TestDb, TestServer};
 use serde_json::Value;
 use std::sync::Arc;
@@ -63,18 +63,7 @@ async fn tokens_for(s: &TestServer, b: &mut Browser, c: &Client) -> (Value, Stri
     let (st, body) = redeem(s, c, &code).await;
     assert_eq!(st, 200, "{body}");
     let id_token = body["id_token"].as_str().unwrap().to_owned();
-    (claims_of(&id_token), id_token)
-}
-
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
+    (jwt_claims(&id_token), id_token)
 }
 
 /// RP-initiated logout with a trusted hint: the answer.
@@ -257,18 +246,11 @@ async fn a_logout_token_waits_for_a_receiver_that_is_down(x: &Ctx<'_>) {
     assert_eq!(st, 200);
     x.deliver().await;
     // The attempt failed and waits for its back-off (the server's own task may have made it).
-    let mut recorded = 0;
-    for _ in 0..100 {
-        recorded = x.db.raw_sql(
-            "UPDATE mail_outbox SET attempts = attempts WHERE channel = 'backchannel_logout' \
-             AND attempts = 1 AND last_error IS NOT NULL AND sent_at IS NULL",
-        );
-        if recorded == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(recorded, 1, "the failed attempt is recorded");
+    assert_eq!(
+        x.db.first_failures_recorded("backchannel_logout").await,
+        1,
+        "the failed attempt is recorded"
+    );
     // Back 31 s later: the token arrives, made then (a fresh iat), with the same jti as the
     // attempt that failed would have had.
     let back = Receiver::start_on(port, &s.issuer("acme"), x.clock.clone()).await;

@@ -425,18 +425,11 @@ async fn the_webhook_is_signed_and_retried_after_the_receiver_was_down(x: &Ctx<'
     // its back-off. The server's own outbox task may hold the lease, so wait until the failure is
     // recorded before the receiver comes up (otherwise that attempt could reach it).
     assert_eq!(latchkey_server::deliver_due(&s.state).await.unwrap(), 0);
-    let mut failed = 0;
-    for _ in 0..100 {
-        failed = x.db.raw_sql(
-            "UPDATE mail_outbox SET attempts = attempts WHERE channel = 'webhook' \
-             AND attempts = 1 AND last_error IS NOT NULL AND sent_at IS NULL",
-        );
-        if failed == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(failed, 1, "the first attempt failed and was recorded");
+    assert_eq!(
+        x.db.first_failures_recorded("webhook").await,
+        1,
+        "the first attempt failed and was recorded"
+    );
     let queued =
         latchkey_store::MailOutbox::due_mail(&s.state.db, &[latchkey_store::Channel::Webhook], 10).unwrap();
     assert!(queued.is_empty(), "not due again before the back-off: {queued:?}");

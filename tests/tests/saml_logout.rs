@@ -12,10 +12,9 @@ use latchkey_store::{AuditFilter, AuditRepo, TenantRepo};
 use latchkey_tests::TestServer;
 use latchkey_tests::browser::{Browser, setup};
 use latchkey_tests::logout::Receiver;
-use latchkey_tests::oidc::{POST_LOGOUT, code, enc, redeem, register_with};
+use latchkey_tests::oidc::{POST_LOGOUT, code, enc, jwt_claims, redeem, register_with};
 use latchkey_tests::saml_idp::{SamlIdp, connect, post_acs, through_idp};
 use reqwest::StatusCode;
-use serde_json::Value;
 use std::sync::Arc;
 
 const SLUG: &str = "acme";
@@ -196,7 +195,7 @@ async fn idp_initiated_logout_ends_the_named_session_and_tells_the_portals(s: &T
     saml_sign_in(s, &mut b).await;
     let code = code(s, &mut b, &portal).await;
     let (_, tokens) = redeem(s, &portal, &code).await;
-    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+    let sid = jwt_claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
 
     // Refused, each with its reason, and nothing ends.
     for (case, reason) in [
@@ -259,17 +258,6 @@ async fn idp_initiated_logout_ends_the_named_session_and_tells_the_portals(s: &T
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(slo_events(s).pop().unwrap().details["reason"], "replayed");
     assert!(signed_in(s, &mut b).await);
-}
-
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// The receivers listen on loopback.

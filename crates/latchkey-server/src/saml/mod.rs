@@ -17,6 +17,7 @@ mod test;
 
 use crate::flow::complete::{Attempt, Completion, Method, complete};
 use crate::flow::interaction;
+use crate::flow::saml_logout::sp_key;
 use crate::state::AppState;
 use crate::web::blocking::{Blocking, blocking};
 use crate::web::errors::{AppError, Kind};
@@ -54,10 +55,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 /// This side's entity id (the SP metadata URL) and ACS URL for a connection.
 pub fn sp_urls(state: &AppState, slug: &str, connection: &str) -> (String, String) {
     crate::web::urls::saml_sp(&state.config.issuer(slug), connection)
-}
-
-fn sp_key(state: &AppState, tenant: &Tenant, connection: &SamlConnection) -> Result<Vec<u8>, AppError> {
-    crate::flow::saml_logout::sp_key(state, tenant, connection)
 }
 
 async fn connection(state: &AppState, tenant: &Tenant, name: &str) -> Result<SamlConnection, AppError> {

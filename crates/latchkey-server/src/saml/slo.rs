@@ -5,11 +5,11 @@
 //! (`flow::saml_logout`). Every message must be signed by one of the connection's pinned
 //! certificates: a link anyone can send must not sign people out.
 
-use super::{REFUSAL_WINDOW, SKEW_MS, named, refusal_key, sp_key, throttled};
+use super::{REFUSAL_WINDOW, SKEW_MS, named, refusal_key, throttled};
 use crate::flow::audit::audit;
 use crate::flow::frontchannel;
 use crate::flow::grants::{Owned, revoke_grants};
-use crate::flow::saml_logout;
+use crate::flow::saml_logout::{self, sp_key};
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
