@@ -10,6 +10,8 @@ bash scripts/services.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 # playwright-core first: the Rust relying-party suite also has Chromium do the user's part.
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+# node-oidc-provider: the benchmark's peer, also an upstream provider in the federation suite.
+(cd bench/peer && npm ci --no-audit --no-fund --loglevel=error)
 cargo test --workspace --locked "$@"
 # The SAML parser budget measures process CPU, so its tests run alone, one after the other.
 cargo test --workspace --locked --test saml "$@" parser_budget -- --ignored --test-threads=1

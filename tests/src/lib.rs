@@ -10,7 +10,9 @@
 pub mod admin;
 pub mod browser;
 pub mod console;
+pub mod forge;
 pub mod logout;
+pub mod node_op;
 pub mod oidc;
 mod private;
 mod proxy;

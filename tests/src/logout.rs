@@ -173,7 +173,7 @@ struct Checker {
 
 impl Checker {
     async fn serve(&self, mut conn: tokio::net::TcpStream) {
-        let Some(body) = read_request(&mut conn).await else {
+        let Some((_, body)) = read_request(&mut conn).await else {
             return;
         };
         let token = url::form_urlencoded::parse(body.as_bytes())
@@ -283,7 +283,8 @@ fn decode(part: &str) -> Result<Value, String> {
 }
 
 /// One HTTP/1.1 request's body (by Content-Length), or `None` if the peer went away.
-async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
+/// One HTTP/1.1 request: its head (request line and headers) and body.
+pub(crate) async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<(String, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -303,7 +304,7 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
                 })
                 .unwrap_or(0);
             if body.len() >= len {
-                return Some(body.to_owned());
+                return Some((head.to_owned(), body.to_owned()));
             }
         }
         if n == 0 {

@@ -109,6 +109,13 @@ async fn objects(s: &TestServer, t: &TenantId, slug: &str) -> HashMap<&'static s
     let (saml, saml_test) = saml_objects(s, &base, &admin, slug).await;
     ids.insert("saml", saml);
     ids.insert("saml_test", saml_test);
+    // An OAuth 2.0 connection: made without discovery, so without a fetch.
+    let oidc = mk(
+        "/oidc-connections",
+        r#"{"name":"github","kind":"oauth2","issuer":"https://github.com","client_id":"Iv1.test","client_secret":"s","endpoints":{"authorization_endpoint":"https://github.com/login/oauth/authorize","token_endpoint":"https://github.com/login/oauth/access_token","userinfo_endpoint":"https://api.github.com/user"}}"#,
+    )
+    .await;
+    ids.insert("oidc", made(&oidc, "name"));
     let (st, v) = call(
         s,
         "POST",
@@ -168,6 +175,7 @@ fn fill(path: &str, ids: &HashMap<&'static str, String>) -> String {
         "invitations" => "invitation",
         "credentials" => "credential",
         "saml-connections" => "saml",
+        "oidc-connections" => "oidc",
         other => panic!("no test object for /{other}/{{id}}: add one to `objects`"),
     };
     let mut out = String::new();

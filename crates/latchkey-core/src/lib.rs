@@ -14,6 +14,7 @@ mod model;
 pub mod patch;
 mod rng;
 pub mod saml;
+pub mod upstream;
 pub mod validate;
 
 pub use admin::{BuiltinAdminRole, Permission, Permissions};
@@ -33,4 +34,7 @@ pub use model::{
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex, sid_of};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};
+pub use upstream::{
+    ClaimMapping, Discovered, OidcConnection, UpstreamAuth, UpstreamEndpoints, UpstreamKind, UpstreamOptions,
+};
 pub use validate::ValidationError;

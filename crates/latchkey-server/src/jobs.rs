@@ -5,8 +5,9 @@
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use latchkey_services::ServiceError;
+use latchkey_services::federation::DISCOVERY_RETRY_MS;
 use latchkey_services::saml::{METADATA_RETRY_MS, refresh_connection};
-use latchkey_store::SamlRepo;
+use latchkey_store::{SamlRepo, UpstreamRepo};
 use std::time::Duration;
 
 /// How often a node reads the change feed: the longest a change made elsewhere goes unseen.
@@ -266,5 +267,43 @@ pub(crate) async fn key_scheduler(state: AppState) {
         }
         // SAML metadata fetched from URLs, each due connection claimed by one node.
         refresh_pass(&state).await;
+        // Upstream OpenID Connect discovery and keys, likewise.
+        discovery_pass(&state).await;
     }
+}
+
+/// One pass of the discovery scheduler: every due upstream connection, each claimed by one
+/// node; a failure keeps the last good discovery (logged here, recorded by the service).
+pub(crate) async fn discovery_pass(state: &AppState) -> usize {
+    let now = state.clock.now_millis();
+    let due = match state
+        .store(move |db| db.claim_oidc_refreshes(now, DISCOVERY_RETRY_MS, 50))
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming OpenID Connect discovery refreshes failed");
+            return 0;
+        }
+    };
+    let mut done = 0;
+    for (t, id) in due {
+        let (tid, cid) = (t.clone(), id.clone());
+        let Ok(Some(c)) = state.store(move |db| db.oidc_connection(&tid, &cid)).await else {
+            continue;
+        };
+        match latchkey_services::federation::refresh(&state.db, &state.config.outbound_allow_private, &c, now)
+            .await
+        {
+            Ok(_) => {
+                state.metrics.federation("discovery", "ok");
+                done += 1;
+            }
+            Err(why) => {
+                state.metrics.federation("discovery", "failed");
+                tracing::warn!(connection = %c.name, error = %why, "OpenID Connect discovery failed; the last good one stays in use");
+            }
+        }
+    }
+    done
 }

@@ -12,6 +12,7 @@ mod app;
 mod jobs;
 
 mod admin_api;
+mod federation;
 mod login;
 mod oidc;
 mod saml;

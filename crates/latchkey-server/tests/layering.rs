@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["app"],
     &["jobs"],
-    &["admin_api", "login", "oidc", "saml"],
+    &["admin_api", "federation", "login", "oidc", "saml"],
     &["flow"],
     &["web"],
     &["state"],

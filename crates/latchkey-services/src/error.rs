@@ -72,6 +72,9 @@ pub enum ServiceError {
     /// A backup that can't be written, read or restored; says why.
     #[error("backup: {0}")]
     Backup(String),
+    /// An upstream provider's document, token or answer refused.
+    #[error(transparent)]
+    Federation(#[from] latchkey_federation::FederationError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

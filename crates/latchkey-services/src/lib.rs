@@ -11,6 +11,7 @@ pub mod cache;
 pub mod clients;
 pub mod domains;
 mod error;
+pub mod federation;
 pub mod grants;
 pub mod invite;
 pub mod mail;

@@ -22,6 +22,7 @@ struct Inner {
     oauth: BTreeMap<(&'static str, &'static str, &'static str), u64>,
     risk: BTreeMap<&'static str, u64>,
     saml: BTreeMap<(&'static str, &'static str), u64>,
+    federation: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 #[derive(Default)]
@@ -62,6 +63,13 @@ impl Metrics {
     pub fn saml(&self, event: &'static str, outcome: &'static str) {
         let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.saml.entry((event, outcome)).or_default() += 1;
+    }
+
+    /// An upstream OpenID Connect event: `callback` (outcome `ok` or the refusal reason), `jit`
+    /// (`created`), `discovery` (refresh `ok` or `failed`), `jwks` (`refetched`).
+    pub fn federation(&self, event: &'static str, outcome: &'static str) {
+        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.federation.entry((event, outcome)).or_default() += 1;
     }
 
     /// The scrape text. `breakers` are the dependencies' circuit breakers, by dependency name.
@@ -119,6 +127,13 @@ fn write_breakers(out: &mut String, breakers: &[(&str, latchkey_core::BreakerSta
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+/// A counter family labelled by event and outcome.
+fn events(out: &mut String, name: &str, help: &str, counts: &BTreeMap<(&'static str, &'static str), u64>) {
+    family(out, name, "counter", help);
+    for ((event, outcome), n) in counts {
+        let _ = writeln!(out, "{name}{{event=\"{event}\",outcome=\"{outcome}\"}} {n}");
+    }
 }
 
 fn write_build_info(out: &mut String, backend: &str, session_store: &str) {
@@ -211,18 +226,18 @@ impl Inner {
     }
 
     fn write_saml(&self, out: &mut String) {
-        family(
+        events(
             out,
             "latchkey_saml_events_total",
-            "counter",
             "SAML ACS outcomes, JIT creations and metadata refreshes.",
+            &self.saml,
         );
-        for ((event, outcome), n) in &self.saml {
-            let _ = writeln!(
-                out,
-                "latchkey_saml_events_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
+        events(
+            out,
+            "latchkey_federation_events_total",
+            "Upstream OpenID Connect callbacks, JIT creations, discoveries and JWK Set refetches.",
+            &self.federation,
+        );
     }
 
     fn write_latency(&self, out: &mut String) {

@@ -215,6 +215,18 @@ pub async fn check(policy: &OutboundPolicy, url: &str, timeout: Duration) -> Res
     Ok(Checked { client, url: parsed })
 }
 
+/// An error with its sources ("error sending request: … connection refused"), for the log.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// What an outbound failure may tell a tenant (a problem detail, the connection's recorded
 /// error, its audit event): whether the guard refused the address, which the tenant can work
 /// out from DNS anyway, but nothing about what the network answered (connection refused,

@@ -86,27 +86,42 @@ pub fn check_options(db: &Db, tenant: &Tenant, options: &SamlOptions) -> Result<
     let invalid = |field: &'static str, message: String| {
         ServiceError::Store(StoreError::Invalid(ValidationError { field, message }))
     };
-    if !options.role_map.is_empty() {
+    check_maps(db, tenant, &options.role_map, &options.group_map)?;
+    if let Some(signer) = &options.metadata_signer {
+        latchkey_saml::certs::check_signing_certificate(signer)
+            .map_err(|e| invalid("options.metadata_signer", e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The roles a connection's `role_map` and the groups its `group_map` name (upstream group →
+/// role or group) exist in the tenant: for SAML and OpenID Connect connections alike.
+pub fn check_maps(
+    db: &Db,
+    tenant: &Tenant,
+    role_map: &[(String, String)],
+    group_map: &[(String, String)],
+) -> Result<(), ServiceError> {
+    let invalid = |field: &'static str, message: String| {
+        ServiceError::Store(StoreError::Invalid(ValidationError { field, message }))
+    };
+    if !role_map.is_empty() {
         let roles: Vec<String> = db.list_roles(&tenant.id)?.into_iter().map(|r| r.name).collect();
-        if let Some((_, role)) = options.role_map.iter().find(|(_, r)| !roles.contains(r)) {
+        if let Some((_, role)) = role_map.iter().find(|(_, r)| !roles.contains(r)) {
             return Err(invalid(
                 "options.role_map",
                 format!("no role {role:?} in this tenant"),
             ));
         }
     }
-    if !options.group_map.is_empty() {
+    if !group_map.is_empty() {
         let groups: Vec<String> = db.list_groups(&tenant.id)?.into_iter().map(|g| g.name).collect();
-        if let Some((_, group)) = options.group_map.iter().find(|(_, g)| !groups.contains(g)) {
+        if let Some((_, group)) = group_map.iter().find(|(_, g)| !groups.contains(g)) {
             return Err(invalid(
                 "options.group_map",
                 format!("no group {group:?} in this tenant"),
             ));
         }
-    }
-    if let Some(signer) = &options.metadata_signer {
-        latchkey_saml::certs::check_signing_certificate(signer)
-            .map_err(|e| invalid("options.metadata_signer", e.to_string()))?;
     }
     Ok(())
 }
@@ -164,30 +179,18 @@ pub async fn fetch_metadata(policy: &OutboundPolicy, url: &str) -> Result<String
         .get(checked.url)
         .send()
         .await
-        .map_err(|e| fail(error_chain(&e)))?;
+        .map_err(|e| fail(outbound::error_chain(&e)))?;
     if !res.status().is_success() {
         return Err(fail(format!("HTTP {}", res.status().as_u16())));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+    while let Some(chunk) = res.chunk().await.map_err(|e| fail(outbound::error_chain(&e)))? {
         if body.len() + chunk.len() > METADATA_MAX_BYTES {
             return Err(fail(format!("larger than {METADATA_MAX_BYTES} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
     String::from_utf8(body).map_err(|_| fail("not UTF-8".into()))
-}
-
-/// An error with its sources ("error sending request: … connection refused"), for the log.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// The SHA-256 fingerprints of certificates (base64 DER), as `saml show` prints them.

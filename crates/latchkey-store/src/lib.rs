@@ -14,6 +14,7 @@ pub mod deadline;
 mod domains;
 mod error;
 mod groups;
+mod identities;
 mod invitations;
 mod keys;
 mod lifecycle;
@@ -26,6 +27,7 @@ mod saml;
 mod schema;
 mod system_tokens;
 mod tenants;
+mod upstream;
 mod users;
 mod verifications;
 
@@ -57,6 +59,7 @@ pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use system_tokens::{SystemTokenRepo, system_permissions};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
+pub use upstream::UpstreamRepo;
 pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 

@@ -4,8 +4,10 @@
 //! `latchkey-saml`'s job; this module stores what it decided.
 
 use crate::db::{Db, from_json, to_json};
+use crate::identities::saml as ids;
 use crate::resets::{NewMail, insert_mail};
 use crate::schema::{saml_connections, saml_identities};
+use crate::upstream::check_domains_free;
 use crate::users::{created, insert_user};
 use crate::{AnyConnection, NewUser, Result, StoreError};
 use diesel::IntoSql;
@@ -207,7 +209,7 @@ fn from_row(r: Row) -> Result<SamlConnection> {
     })
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> StoreError {
     StoreError::Invalid(ValidationError {
         field,
         message: message.into(),
@@ -220,7 +222,7 @@ fn target(id: &str) -> String {
 
 /// A DNS name of at least two labels (`a-z`, `0-9`, inner `-`), as home-realm discovery matches
 /// it against the part of an address after `@`.
-fn domain(s: &str) -> Result<String> {
+pub(crate) fn domain(s: &str) -> Result<String> {
     let d = s.trim().trim_end_matches('.').to_lowercase();
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len())
@@ -286,20 +288,6 @@ fn load(c: &mut AnyConnection, t: &TenantId, id: &str) -> Result<SamlConnection>
         .ok_or(StoreError::NotFound {
             what: "SAML connection",
         })
-}
-
-/// Refuses a domain another connection of the tenant claims. Runs inside the audited
-/// transaction, which holds the tenant's lock, so two concurrent claims can't both pass.
-fn check_domains_free(c: &mut AnyConnection, t: &TenantId, id: &str, domains: &[String]) -> Result<()> {
-    for other in load_all(c, t)?.into_iter().filter(|o| o.id != id) {
-        if let Some(d) = domains.iter().find(|d| other.options.domains.contains(d)) {
-            return Err(StoreError::Conflict(format!(
-                "domain {d:?} is already claimed by SAML connection {:?}",
-                other.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn conflict(e: diesel::result::Error, name: &str) -> StoreError {
@@ -377,32 +365,6 @@ fn changes(before: &SamlConnection, after: &SamlConnection) -> serde_json::Value
         }
     }
     serde_json::Value::Object(out)
-}
-
-fn insert_identity(
-    c: &mut AnyConnection,
-    t: &TenantId,
-    connection_id: &str,
-    name_id: &str,
-    user: &UserId,
-    now: i64,
-) -> Result<()> {
-    diesel::insert_into(saml_identities::table)
-        .values((
-            saml_identities::tenant_id.eq(t.as_str()),
-            saml_identities::connection_id.eq(connection_id),
-            saml_identities::name_id.eq(name_id),
-            saml_identities::user_id.eq(user.as_str()),
-            saml_identities::created_at.eq(now),
-        ))
-        .execute(c)
-        .map_err(|e| match StoreError::from(e) {
-            StoreError::Conflict(_) => {
-                StoreError::Conflict("this NameID is already linked to a user of the connection".into())
-            }
-            other => other,
-        })?;
-    Ok(())
 }
 
 impl SamlRepo for Db {
@@ -666,21 +628,7 @@ impl SamlRepo for Db {
                 .order(saml_connections::next_refresh_at.asc())
                 .limit(limit)
                 .load(c)?;
-            let mut claimed = Vec::with_capacity(due.len());
-            for (tenant, id, seen) in due {
-                // Only if nobody moved it since it was read: a concurrent node's claim wins.
-                let n = diesel::update(
-                    saml_connections::table
-                        .find((tenant.as_str(), id.as_str()))
-                        .filter(saml_connections::next_refresh_at.eq(seen)),
-                )
-                .set(saml_connections::next_refresh_at.eq(now.saturating_add(lease_ms)))
-                .execute(c)?;
-                if n == 1 {
-                    claimed.push((TenantId(tenant), id));
-                }
-            }
-            Ok(claimed)
+            crate::identities::saml_rows::claim(c, due, now, lease_ms)
         })
     }
 
@@ -693,12 +641,7 @@ impl SamlRepo for Db {
     ) -> Result<()> {
         self.audited(t, |c| {
             let before = load(c, t, id)?;
-            let row = saml_connections::table.find((t.as_str(), id));
-            // One statement checks the version and deletes (see `ClientRepo::delete_client`).
-            let n = match if_version {
-                Some(v) => diesel::delete(row.filter(saml_connections::updated_at.eq(v))).execute(c)?,
-                None => diesel::delete(row).execute(c)?,
-            };
+            let n = crate::identities::saml_rows::delete(c, t, id, if_version)?;
             if n == 0 {
                 let v = if_version.unwrap_or(before.updated_at);
                 return Err(StoreError::Stale(format!(
@@ -711,27 +654,11 @@ impl SamlRepo for Db {
     }
 
     fn saml_identity(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<Option<UserId>> {
-        Ok(saml_identities::table
-            .find((t.as_str(), connection_id, name_id))
-            .select(saml_identities::user_id)
-            .first::<String>(&mut *self.conn()?)
-            .optional()?
-            .map(UserId))
+        ids::lookup(&mut *self.conn()?, t, connection_id, name_id)
     }
 
     fn saml_identities_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, String)>> {
-        Ok(saml_identities::table
-            .filter(
-                saml_identities::tenant_id
-                    .eq(t.as_str())
-                    .and(saml_identities::user_id.eq(user.as_str())),
-            )
-            .select((saml_identities::connection_id, saml_identities::name_id))
-            .order((
-                saml_identities::connection_id.asc(),
-                saml_identities::name_id.asc(),
-            ))
-            .load(&mut *self.conn()?)?)
+        ids::of_user(&mut *self.conn()?, t, user)
     }
 
     fn provision_saml_user(
@@ -745,7 +672,7 @@ impl SamlRepo for Db {
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
             insert_user(c, &user)?;
-            insert_identity(c, t, connection_id, name_id, &user.id, user.created_at)?;
+            ids::insert(c, t, connection_id, name_id, &user.id, user.created_at)?;
             let mut details = created(&user);
             details["source"] = json!("saml");
             details["connection"] = json!(connection_id);
@@ -772,7 +699,7 @@ impl SamlRepo for Db {
         let now = self.now();
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
-            insert_identity(c, t, connection_id, name_id, user, now).map_err(|e| match e {
+            ids::insert(c, t, connection_id, name_id, user, now).map_err(|e| match e {
                 StoreError::BadReference(_) => StoreError::NotFound { what: "user" },
                 other => other,
             })?;
@@ -788,12 +715,7 @@ impl SamlRepo for Db {
 
     fn saml_login_seen(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<()> {
         let now = self.now();
-        self.write(|c| {
-            diesel::update(saml_identities::table.find((t.as_str(), connection_id, name_id)))
-                .set(saml_identities::last_login_at.eq(Some(now)))
-                .execute(c)?;
-            Ok(())
-        })
+        self.write(|c| ids::seen(c, t, connection_id, name_id, now))
     }
 
     fn saml_last_login(&self, t: &TenantId, connection_id: &str) -> Result<Option<i64>> {

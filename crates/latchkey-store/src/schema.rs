@@ -497,6 +497,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    oidc_connections (tenant_id, id) {
+        tenant_id -> Text,
+        id -> Text,
+        name -> Text,
+        display_name -> Text,
+        config -> Text,
+        secret_sealed -> Text,
+        discovered -> Nullable<Text>,
+        discovery_error -> Nullable<Text>,
+        next_refresh_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    oidc_identities (tenant_id, connection_id, subject) {
+        tenant_id -> Text,
+        connection_id -> Text,
+        subject -> Text,
+        user_id -> Text,
+        created_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     mfa_passkeys,
     mfa_totp,
@@ -525,6 +552,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     risk_history,
     saml_connections,
     saml_identities,
+    oidc_connections,
+    oidc_identities,
     groups,
     group_parents,
     user_groups,

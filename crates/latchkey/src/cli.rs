@@ -1,8 +1,9 @@
 //! The command line, as documented in the README: a public contract.
 
 use crate::error::CliError;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
-use latchkey_core::{AccessTokenFormat, AuthMethod, GrantType};
+use latchkey_core::{AccessTokenFormat, AuthMethod, GrantType, UpstreamAuth, UpstreamKind};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -61,6 +62,10 @@ pub enum Command {
     /// service provider toward them).
     #[command(subcommand)]
     Saml(SamlCmd),
+    /// Manage a tenant's upstream OpenID Connect connections (Entra ID, Okta, Google, GitHub,
+    /// another Latchkey; Latchkey is the relying party toward them).
+    #[command(subcommand)]
+    OidcConnection(OidcConnectionCmd),
     /// Domains a tenant claims and proves it controls (a DNS TXT record or an HTTP file).
     #[command(subcommand)]
     Domain(DomainCmd),
@@ -551,6 +556,243 @@ pub struct SamlFlags {
     /// update, replaces the whole map).
     #[arg(long = "group-map", value_name = "IDP_GROUP=GROUP")]
     pub group_map: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OidcConnectionCmd {
+    /// Connect an upstream provider (an OpenID Connect one is discovered first); prints the
+    /// redirect URI to register there and, for private_key_jwt, the public key.
+    Add(Box<OidcAdd>),
+    List {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// The connection: its settings, the redirect URI to register upstream, the public key and
+    /// JWKS URL for private_key_jwt, and what discovery found (never the secret or the key).
+    Show {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change the flags given; a new issuer or discovery URL is discovered now.
+    Update(Box<OidcUpdate>),
+    /// Remove the connection and the links of its users' upstream identities (the users stay).
+    Remove {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Read the discovery document and JWK Set now, under the server's outbound guard. On
+    /// failure the last good discovery is kept, the error recorded, and the command exits 1.
+    Refresh {
+        #[command(flatten)]
+        tenant: TenantArg,
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Parses a flag's value as the wire name of `T` (`client_secret_basic`, `oauth2`).
+fn wire<T: serde::de::DeserializeOwned>(value: String) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::String(value))
+}
+
+#[derive(Debug, Args)]
+pub struct OidcAdd {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// URL-safe name: /t/{tenant}/federation/{name}/…
+    #[arg(long)]
+    pub name: String,
+    /// Shown on the sign-in page (default: the name).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// `oidc` (discovery, ID tokens) or `oauth2` (configured endpoints and a user endpoint, as
+    /// GitHub).
+    #[arg(long, default_value = "oidc", value_parser = kind_parser())]
+    pub kind: UpstreamKind,
+    /// The issuer (https); for Entra ID's multi-tenant endpoint with `{tenantid}`. For oauth2, a
+    /// label naming the provider (https://github.com).
+    #[arg(long, value_name = "URL")]
+    pub issuer: String,
+    /// Where discovery is read (default: {issuer}/.well-known/openid-configuration).
+    #[arg(long, value_name = "URL")]
+    pub discovery_url: Option<String>,
+    /// An Entra tenant id a `{tenantid}` issuer accepts (repeatable; required for one).
+    #[arg(long = "allowed-tenant-id", value_name = "ID")]
+    pub allowed_tenant_ids: Vec<String>,
+    /// The client id registered upstream.
+    #[arg(long)]
+    pub client_id: String,
+    /// How Latchkey authenticates to the upstream's token endpoint; private_key_jwt makes a key
+    /// whose public half the upstream pins.
+    #[arg(long, value_name = "METHOD", default_value = "client_secret_basic", value_parser = auth_method_parser())]
+    pub client_auth: UpstreamAuth,
+    #[command(flatten)]
+    pub secret: OidcSecret,
+    /// A scope to ask for (repeatable; default `openid email profile` for oidc, none for oauth2).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub endpoints: OidcEndpoints,
+    #[command(flatten)]
+    pub opts: OidcFlags,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+/// `--client-auth`: one of the methods, by its wire name.
+fn auth_method_parser() -> impl clap::builder::TypedValueParser<Value = UpstreamAuth> {
+    clap::builder::PossibleValuesParser::new(["client_secret_basic", "client_secret_post", "private_key_jwt"])
+        .try_map(wire::<UpstreamAuth>)
+}
+
+/// `--kind`: `oidc` or `oauth2`.
+fn kind_parser() -> impl clap::builder::TypedValueParser<Value = UpstreamKind> {
+    clap::builder::PossibleValuesParser::new(["oidc", "oauth2"]).try_map(wire::<UpstreamKind>)
+}
+
+#[derive(Debug, Args)]
+pub struct OidcUpdate {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    pub name: String,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// A new issuer: discovered now (oidc).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// A new discovery URL: discovered now; '' goes back to the issuer's.
+    #[arg(long, value_name = "URL")]
+    pub discovery_url: Option<String>,
+    /// Replaces the allowed Entra tenant ids (repeatable).
+    #[arg(long = "allowed-tenant-id", value_name = "ID")]
+    pub allowed_tenant_ids: Vec<String>,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// To private_key_jwt makes a key; from it needs a secret.
+    #[arg(long, value_name = "METHOD", value_parser = auth_method_parser())]
+    pub client_auth: Option<UpstreamAuth>,
+    /// A new client secret replaces the old one.
+    #[command(flatten)]
+    pub secret: OidcSecret,
+    /// Replaces the scopes (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    #[command(flatten)]
+    pub endpoints: OidcEndpoints,
+    #[command(flatten)]
+    pub opts: OidcFlags,
+    /// Remove every domain.
+    #[arg(long, conflicts_with = "domains")]
+    pub no_domains: bool,
+    /// Remove every group → role mapping.
+    #[arg(long, conflicts_with = "role_map")]
+    pub no_role_map: bool,
+    /// Remove every upstream group → group mapping.
+    #[arg(long, conflicts_with = "group_map")]
+    pub no_group_map: bool,
+    /// Remove every claim → attribute mapping.
+    #[arg(long, conflicts_with = "attribute_map")]
+    pub no_attribute_map: bool,
+    #[command(flatten)]
+    pub out: Json,
+}
+
+/// The client secret, from a file or the environment: never an argument, which `ps` and the
+/// shell's history would show.
+#[derive(Debug, Args, Default)]
+pub struct OidcSecret {
+    /// A file holding the client secret (one trailing newline is dropped).
+    #[arg(long, value_name = "PATH", conflicts_with = "client_secret_env")]
+    pub client_secret_file: Option<PathBuf>,
+    /// An environment variable holding the client secret.
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+}
+
+/// An OAuth 2.0 provider's endpoints (`--kind oauth2`; an OpenID Connect one's are discovered).
+#[derive(Debug, Args, Default)]
+pub struct OidcEndpoints {
+    /// Where people are sent to sign in.
+    #[arg(long = "authorization-endpoint", value_name = "URL")]
+    pub authorization: Option<String>,
+    /// Where the code is exchanged for an access token.
+    #[arg(long = "token-endpoint", value_name = "URL")]
+    pub token: Option<String>,
+    /// The user endpoint (GitHub's https://api.github.com/user).
+    #[arg(long = "userinfo-endpoint", value_name = "URL")]
+    pub user: Option<String>,
+}
+
+/// Per-connection behaviour (see `UpstreamOptions`); on `update`, only the flags given change.
+#[derive(Debug, Args, Default)]
+pub struct OidcFlags {
+    /// An email domain this connection signs in (home-realm discovery); repeatable, on update
+    /// replaces the list.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Create users at their first sign-in (the default).
+    #[arg(long, overrides_with = "no_jit")]
+    pub jit: bool,
+    /// Only people who have an account already sign in.
+    #[arg(long, overrides_with = "jit")]
+    pub no_jit: bool,
+    /// Link a first sign-in to the local account with the same email in one of the domains,
+    /// verified upstream.
+    #[arg(long, overrides_with = "no_link_existing")]
+    pub link_existing: bool,
+    /// A first sign-in never takes over an existing account (the default).
+    #[arg(long, overrides_with = "link_existing")]
+    pub no_link_existing: bool,
+    /// Take the upstream's `email_verified: true` as verification (default off).
+    #[arg(long, overrides_with = "no_trust_email_verified")]
+    pub trust_email_verified: bool,
+    /// Addresses from the upstream are unverified (the default).
+    #[arg(long, overrides_with = "trust_email_verified")]
+    pub no_trust_email_verified: bool,
+    /// Take the upstream's word for multi-factor authentication (`amr` with `mfa`).
+    #[arg(long, overrides_with = "no_trust_upstream_mfa")]
+    pub trust_upstream_mfa: bool,
+    /// The tenant's MFA policy asks for a Latchkey factor (the default).
+    #[arg(long, overrides_with = "trust_upstream_mfa")]
+    pub no_trust_upstream_mfa: bool,
+    /// Also read the UserInfo endpoint after the ID token.
+    #[arg(long, overrides_with = "no_userinfo")]
+    pub userinfo: bool,
+    /// The ID token alone (the default).
+    #[arg(long, overrides_with = "userinfo")]
+    pub no_userinfo: bool,
+    /// The claim giving the user's upstream id (default `sub`; GitHub's `id`); '' resets.
+    #[arg(long, value_name = "CLAIM")]
+    pub map_subject: Option<String>,
+    /// The claim giving the email (default `email`); '' resets.
+    #[arg(long, value_name = "CLAIM")]
+    pub map_email: Option<String>,
+    /// The claim giving the display name (default `name`); '' resets.
+    #[arg(long, value_name = "CLAIM")]
+    pub map_name: Option<String>,
+    /// The claim listing the user's groups (default: groups are not read); '' stops reading them.
+    #[arg(long, value_name = "CLAIM")]
+    pub map_groups: Option<String>,
+    /// Upstream group → tenant role (repeatable; on update, replaces the whole map).
+    #[arg(long = "role-map", value_name = "GROUP=ROLE")]
+    pub role_map: Vec<String>,
+    /// Upstream group → Latchkey group: members follow the upstream at each sign-in (repeatable;
+    /// on update, replaces the whole map).
+    #[arg(long = "group-map", value_name = "UPSTREAM=GROUP")]
+    pub group_map: Vec<String>,
+    /// Upstream claim → user attribute, set at each sign-in (repeatable; on update, replaces the
+    /// whole map; the attribute must be in the tenant's schema).
+    #[arg(long = "attribute-map", value_name = "CLAIM=ATTRIBUTE")]
+    pub attribute_map: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

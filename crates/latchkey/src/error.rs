@@ -106,6 +106,14 @@ pub(crate) enum CliError {
         name: String,
         reason: latchkey_services::ServiceError,
     },
+    /// An upstream provider's discovery that failed or was refused (`oidc-connection`).
+    #[error("{0}")]
+    Upstream(latchkey_services::ServiceError),
+    #[error("refreshing {name:?} failed (the last good discovery stays in use): {reason}")]
+    DiscoveryFailed {
+        name: String,
+        reason: latchkey_services::ServiceError,
+    },
     #[error("{domain} is not verified: {reason}")]
     DomainUnverified { domain: String, reason: String },
     #[error("generating the SP key: {0}")]
@@ -123,6 +131,12 @@ impl CliError {
         match self {
             CliError::Store(e) | CliError::Keys(KeyError::Store(e)) => store_exit_code(e),
             CliError::TenantFile(e) | CliError::Backup(e) => service_exit_code(e),
+            // A document the upstream serves that is refused is the operator's to fix (the
+            // issuer or discovery URL); a fetch that fails is the network's.
+            CliError::Upstream(e) => match e {
+                latchkey_services::ServiceError::Federation(_) => 2,
+                _ => 1,
+            },
             CliError::Server(e) => match e {
                 ServerError::Config(_) => 2,
                 _ => 1,
@@ -158,6 +172,7 @@ impl CliError {
             | CliError::KeySwap { .. }
             | CliError::MetadataFetch(_)
             | CliError::RefreshFailed { .. }
+            | CliError::DiscoveryFailed { .. }
             | CliError::DomainUnverified { .. }
             | CliError::SpKey(_)
             | CliError::AsyncRuntime(_)

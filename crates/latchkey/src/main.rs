@@ -18,8 +18,8 @@ mod shared;
 use clap::Parser;
 use cli::{Cli, Command};
 use commands::{
-    admin_token, apply, attribute, audit, backup, client, demo, domain, group, invite, keys, migrate, role,
-    saml, serve, tenant, user,
+    admin_token, apply, attribute, audit, backup, client, demo, domain, group, invite, keys, migrate,
+    oidc_connection, role, saml, serve, tenant, user,
 };
 use context::Context;
 use error::CliError;
@@ -69,6 +69,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::SystemToken(cmd) => operate(&config, |ctx| admin_token::run_system(ctx, cmd)),
         Command::Keys(cmd) => operate(&config, |ctx| keys::run(ctx, cmd)),
         Command::Saml(cmd) => operate(&config, |ctx| saml::run(ctx, cmd)),
+        Command::OidcConnection(cmd) => operate(&config, |ctx| oidc_connection::run(ctx, cmd)),
         Command::Domain(cmd) => operate(&config, |ctx| domain::run(ctx, cmd)),
         Command::Role(cmd) => operate(&config, |ctx| role::run(ctx, cmd)),
         Command::Group(cmd) => operate(&config, |ctx| group::run(ctx, cmd)),

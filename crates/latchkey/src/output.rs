@@ -2,7 +2,7 @@
 
 use crate::cli::{
     AdminRoleCmd, AdminTokenCmd, AttributeCmd, AuditCmd, ClientCmd, Command, DomainCmd, GrantsCmd, GroupCmd,
-    InviteCmd, KeysCmd, MfaCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
+    InviteCmd, KeysCmd, MfaCmd, OidcConnectionCmd, RoleCmd, SamlCmd, TenantCmd, UserCmd,
 };
 use latchkey_core::{Client, Tenant, User};
 use serde_json::{Value, json};
@@ -76,6 +76,14 @@ pub fn wants_json(command: &Command) -> bool {
             | SamlCmd::Remove { out, .. }
             | SamlCmd::RefreshMetadata { out, .. }
             | SamlCmd::Health { out, .. } => out.json,
+        },
+        Command::OidcConnection(oidc) => match oidc {
+            OidcConnectionCmd::Add(add) => add.out.json,
+            OidcConnectionCmd::Update(update) => update.out.json,
+            OidcConnectionCmd::List { out, .. }
+            | OidcConnectionCmd::Show { out, .. }
+            | OidcConnectionCmd::Remove { out, .. }
+            | OidcConnectionCmd::Refresh { out, .. } => out.json,
         },
         Command::Client(client) => match client {
             ClientCmd::Create(create) => create.out.json,

@@ -139,6 +139,30 @@ pub const PARITY: &[(&str, &[&str])] = &[
         "saml health",
         &["GET /admin/t/{tenant}/saml-connections/{id}/health"],
     ),
+    (
+        "oidc-connection add",
+        &["POST /admin/t/{tenant}/oidc-connections"],
+    ),
+    (
+        "oidc-connection list",
+        &["GET /admin/t/{tenant}/oidc-connections"],
+    ),
+    (
+        "oidc-connection show",
+        &["GET /admin/t/{tenant}/oidc-connections/{id}"],
+    ),
+    (
+        "oidc-connection update",
+        &["PATCH /admin/t/{tenant}/oidc-connections/{id}"],
+    ),
+    (
+        "oidc-connection remove",
+        &["DELETE /admin/t/{tenant}/oidc-connections/{id}"],
+    ),
+    (
+        "oidc-connection refresh",
+        &["POST /admin/t/{tenant}/oidc-connections/{id}/refresh"],
+    ),
     ("domain add", &["POST /admin/t/{tenant}/domains"]),
     ("domain list", &["GET /admin/t/{tenant}/domains"]),
     (

@@ -1,5 +1,6 @@
-//! Creating clients and setting passwords the way operators expect, for the `client` and `user`
-//! commands and for `demo`, which sets up the same things.
+//! Creating clients, setting passwords and reading secrets the way operators expect, for the
+//! `client`, `user`, `apply` and `oidc-connection` commands and for `demo`, which sets up the
+//! same things.
 
 use crate::cli::ClientCreate;
 use crate::context::Context;
@@ -10,6 +11,37 @@ use latchkey_services::clients::{ClientSpec, registration};
 use latchkey_store::ClientRepo;
 
 pub use latchkey_services::clients::{new_secret, uses_secret};
+
+/// The largest secret file read.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Where a secret is read from: never the command line, which `ps` and shell history show.
+pub enum SecretSource<'a> {
+    /// An environment variable of this process.
+    Env(&'a str),
+    /// A file, of which at most 64 KiB are read.
+    File(&'a std::path::Path),
+}
+
+/// The secret, one trailing newline (`\n` or `\r\n`) dropped; the error says what failed.
+pub fn read_secret(source: &SecretSource<'_>) -> Result<String, String> {
+    use std::io::Read as _;
+    let secret = match source {
+        SecretSource::Env(name) => std::env::var(name)
+            .map_err(|_| format!("environment variable {name} is not set (or not UTF-8)"))?,
+        SecretSource::File(path) => {
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .and_then(|f| f.take(MAX_SECRET_FILE).read_to_string(&mut text))
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            text
+        }
+    };
+    let secret = secret
+        .strip_suffix('\n')
+        .map_or(secret.as_str(), |s| s.strip_suffix('\r').unwrap_or(s));
+    Ok(secret.to_owned())
+}
 
 /// Fills in the defaults an operator expects (`latchkey_services::clients`, shared with the
 /// admin API) and registers the client; returns it and its secret.

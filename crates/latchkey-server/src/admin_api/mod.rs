@@ -16,6 +16,7 @@ mod groups;
 mod idempotency;
 mod invitations;
 mod keys;
+mod oidc_connections;
 pub mod openapi;
 mod policies;
 mod routes;

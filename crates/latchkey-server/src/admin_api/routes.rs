@@ -7,13 +7,13 @@
 use super::PageQuery;
 use super::schema::MergePatch;
 use super::{
-    accounts, admin, apply, attributes, chain, clients, domains, groups, invitations, keys, policies, saml,
-    saml_onboarding, sessions, system, users,
+    accounts, admin, apply, attributes, chain, clients, domains, groups, invitations, keys, oidc_connections,
+    policies, saml, saml_onboarding, sessions, system, users,
 };
 use actix_web::web;
 use latchkey_core::{
-    AdminRoleDef, AttributeDef, Client, ClientRole, Group, Permission, Role, SamlConnection, TenantPolicy,
-    User,
+    AdminRoleDef, AttributeDef, Client, ClientRole, Group, OidcConnection, Permission, Role, SamlConnection,
+    TenantPolicy, User,
 };
 use latchkey_keys::RingKey;
 use latchkey_services::clients::ClientSpec;
@@ -228,6 +228,12 @@ table! {
     get "/saml-connections/{id}/health" => saml_onboarding::health, SamlRead, out latchkey_services::saml_health::Health;
     post "/saml-connections/{id}/tests" => saml_onboarding::create, SamlWrite, out saml_onboarding::NewTest;
     get "/saml-connections/{id}/tests/{test}" => saml_onboarding::get, SamlRead, out crate::flow::saml_test::SamlTest;
+    get "/oidc-connections" => oidc_connections::list, SamlRead, query oidc_connections::OidcQuery, out Vec<OidcConnection>;
+    post "/oidc-connections" => oidc_connections::create, SamlWrite, in oidc_connections::CreateBody, out OidcConnection;
+    get "/oidc-connections/{id}" => oidc_connections::get, SamlRead, out OidcConnection;
+    patch "/oidc-connections/{id}" => oidc_connections::update, SamlWrite, in oidc_connections::OidcPatch, out OidcConnection;
+    delete "/oidc-connections/{id}" => oidc_connections::delete, SamlWrite, out oidc_connections::OidcDeleted;
+    post "/oidc-connections/{id}/refresh" => oidc_connections::refresh_now, SamlWrite, out oidc_connections::Refreshed;
     get "/domains" => domains::list, SamlRead, out Vec<domains::Challenge>;
     post "/domains" => domains::add, SamlWrite, in domains::AddBody, out domains::Challenge;
     post "/domains/{domain}/verify" => domains::verify, SamlWrite, out domains::Verification;

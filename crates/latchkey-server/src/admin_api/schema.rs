@@ -71,6 +71,14 @@ impl Patchable for latchkey_core::SamlOptions {
     const FIXED: &'static [&'static str] = &[];
 }
 
+impl Patchable for latchkey_core::UpstreamOptions {
+    const FIXED: &'static [&'static str] = &[];
+}
+
+impl Patchable for latchkey_core::UpstreamEndpoints {
+    const FIXED: &'static [&'static str] = &[];
+}
+
 /// `schema` itself, or the definition it refers to.
 fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
     schema

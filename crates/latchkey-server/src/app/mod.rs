@@ -38,6 +38,7 @@ fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(crate::login::configure)
                 .configure(crate::oidc::configure)
                 .configure(crate::saml::configure)
+                .configure(crate::federation::configure)
                 .configure(crate::admin_api::console::configure)
                 .default_service(web::to(ops::tenant_not_found)),
         );

@@ -183,3 +183,38 @@ pub(crate) async fn allow_continuation(
     }
     Ok(())
 }
+
+/// What a sign-in through a connection, started with `?interaction=`, carries on: where to go
+/// once signed in, whether a fresh authentication is asked for (`prompt=login`, `max_age`), and
+/// the portal's `login_hint`.
+#[derive(Debug, Default)]
+pub(crate) struct Onward {
+    pub resume: Option<String>,
+    pub fresh: bool,
+    pub login_hint: Option<String>,
+}
+
+/// The `interaction` this request names, as an [`Onward`]; without one, an empty one.
+/// `Ok(Err(page))`: it is unknown, expired or another browser's, and the page says so.
+pub(crate) async fn onward(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+) -> Result<std::result::Result<Onward, HttpResponse>, AppError> {
+    let Some(id) = crate::web::respond::query_param(req, "interaction").filter(|i| !i.is_empty()) else {
+        return Ok(Ok(Onward::default()));
+    };
+    let binding = binding(state, req, tenant, &id);
+    Ok(match load(state, tenant, &id, binding.as_deref()).await? {
+        Some(i) => Ok(Onward {
+            resume: Some(i.resume_url(&id)),
+            fresh: i.fresh_login,
+            login_hint: i.login_hint,
+        }),
+        None => Err(crate::web::pages::message_response(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in request has expired or belongs to another browser. Go back to the application and start again.",
+        )),
+    })
+}

@@ -11,6 +11,7 @@ pub(crate) mod complete;
 pub(crate) mod csrf;
 pub(crate) mod email;
 pub(crate) mod factor;
+pub(crate) mod federated;
 pub(crate) mod frontchannel;
 pub(crate) mod grants;
 pub mod interaction;

@@ -307,6 +307,60 @@ impl Throttle<'_> {
     }
 }
 
+/// Refused responses at a sign-in endpoint that reads attacker documents (the SAML ACS and SLO,
+/// the upstream OpenID Connect callback), counted per client address (IPv6: its /64) and tenant
+/// in one-minute windows against `saml_acs_refusals_per_minute`: past it the endpoint answers
+/// 429 before any parsing, and refusals stop being audited, so a flood can't grow the log.
+pub(crate) struct RefusalCap {
+    key: String,
+}
+
+/// The window refusals are counted in.
+pub(crate) const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
+
+impl RefusalCap {
+    /// The counter of `endpoint`'s refusals (`saml`, `federation`) from the request's address.
+    pub(crate) fn of(req: &HttpRequest, endpoint: &str) -> Self {
+        let who =
+            crate::web::net::client_addr(req).map_or_else(|| "unknown".into(), crate::web::net::rate_key);
+        Self {
+            key: format!("{endpoint}-refusals:{who}"),
+        }
+    }
+
+    /// A 429 with `Retry-After` once the address has had its refusals for the window.
+    pub(crate) async fn throttled(
+        &self,
+        state: &AppState,
+        tenant: &Tenant,
+    ) -> std::result::Result<Option<actix_web::HttpResponse>, AppError> {
+        if state.ephemeral.count(&tenant.id, &self.key).await? < state.config.saml_acs_refusals_per_minute {
+            return Ok(None);
+        }
+        let left = state
+            .ephemeral
+            .window_left(&tenant.id, &self.key)
+            .await?
+            .unwrap_or(REFUSAL_WINDOW);
+        let res = crate::web::pages::message_response(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Sign-in failed",
+            "Too many sign-ins from your network did not succeed. Wait a minute, then go back to the application and try again.",
+        );
+        Ok(Some(crate::web::respond::retry_after(res, left.as_secs())))
+    }
+
+    /// Counts one refusal; `true` while the address is under its cap (audit and log it).
+    pub(crate) async fn count(
+        &self,
+        state: &AppState,
+        tenant: &Tenant,
+    ) -> std::result::Result<bool, AppError> {
+        let hit = state.ephemeral.hit(&tenant.id, &self.key, REFUSAL_WINDOW).await?;
+        Ok(hit.count <= state.config.saml_acs_refusals_per_minute)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

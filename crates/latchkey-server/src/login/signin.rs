@@ -95,8 +95,8 @@ async fn render(
     }
     // Home-realm discovery answers the form with redirects on to the IdP (`form-action`
     // covers every hop).
-    for c in connections.iter().filter(|c| !c.options.domains.is_empty()) {
-        crate::web::observe::allow_form_action(&mut res, &c.idp.sso_url);
+    for onward in connections.iter().filter_map(|c| c.onward.as_deref()) {
+        crate::web::observe::allow_form_action(&mut res, onward);
     }
     Ok(res)
 }

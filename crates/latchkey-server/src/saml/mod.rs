@@ -16,19 +16,22 @@ mod slo;
 mod test;
 
 use crate::flow::complete::{Attempt, Completion, Method, complete};
+use crate::flow::federated::{AccountError, Asserted, Source, account, sync};
 use crate::flow::interaction;
+use crate::flow::realm::RealmKind;
 use crate::flow::saml_logout::sp_key;
+use crate::flow::throttle::RefusalCap;
 use crate::state::AppState;
 use crate::web::blocking::{Blocking, blocking};
-use crate::web::errors::{AppError, Kind};
+use crate::web::errors::AppError;
 use crate::web::tenant::tenant;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::saml::BINDING_REDIRECT;
-use latchkey_core::{NewAuditEvent, Outcome, Principal, SamlConnection, Tenant, User, UserStatus};
+use latchkey_core::{NewAuditEvent, Outcome, SamlConnection, Tenant, UserStatus};
 use latchkey_saml::{Assertion, SamlError};
-use latchkey_store::{GroupRepo, NewUser, RoleRepo, SamlRepo, UserRepo};
+use latchkey_store::SamlRepo;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -37,9 +40,6 @@ use std::time::Duration;
 const PENDING_TTL: Duration = Duration::from_secs(15 * 60);
 /// Clock difference tolerated between the IdP and us.
 const SKEW_MS: i64 = 90_000;
-/// Refused responses are counted per client address in windows this long
-/// (`saml_acs_refusals_per_minute` of them).
-const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/saml/{connection}/metadata", web::get().to(metadata))
         .route("/saml/{connection}/login", web::get().to(start))
@@ -159,28 +159,12 @@ async fn start(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, AppError> {
     let (t, c) = named(&state, path).await?;
-    let interaction_id = crate::web::respond::query_param(&req, "interaction").filter(|i| !i.is_empty());
-    // ForceAuthn follows the OIDC request: `prompt=login` or `max_age` asks for a fresh sign-in.
-    let mut force_authn = false;
-    let resume = match &interaction_id {
-        Some(id) => {
-            let binding = interaction::binding(&state, &req, &t, id);
-            match interaction::load(&state, &t, id, binding.as_deref()).await? {
-                Some(i) => {
-                    force_authn = i.fresh_login;
-                    Some(i.resume_url(id))
-                }
-                None => {
-                    return Ok(crate::web::pages::message_response(
-                        StatusCode::BAD_REQUEST,
-                        "Sign-in expired",
-                        "This sign-in request has expired or belongs to another browser. Go back to the application and start again.",
-                    ));
-                }
-            }
-        }
-        None => None,
+    let onward = match interaction::onward(&state, &req, &t).await? {
+        Ok(o) => o,
+        Err(page) => return Ok(page),
     };
+    // ForceAuthn follows the OIDC request: `prompt=login` or `max_age` asks for a fresh sign-in.
+    let (resume, force_authn) = (onward.resume, onward.fresh);
     let b = Begin {
         resume,
         force_authn,
@@ -297,6 +281,17 @@ impl From<AppError> for Refusal {
     }
 }
 
+impl From<AccountError> for Refusal {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NoAccount => Self::NoAccount,
+            AccountError::EmailConflict => Self::EmailConflict,
+            AccountError::ForeignDomain { domain, claimed_by } => Self::ForeignDomain { domain, claimed_by },
+            AccountError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<latchkey_session::SessionError> for Refusal {
     fn from(e: latchkey_session::SessionError) -> Self {
         Self::Internal(e.into())
@@ -325,7 +320,7 @@ impl Refusal {
         match self {
             Self::Saml(e) => e.to_string().chars().take(300).collect(),
             Self::ForeignDomain { domain, claimed_by } => {
-                format!("the email domain {domain:?} is claimed by SAML connection {claimed_by:?}")
+                format!("the email domain {domain:?} is claimed by connection {claimed_by:?}")
                     .chars()
                     .take(300)
                     .collect()
@@ -378,7 +373,7 @@ async fn acs(
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     let (t, c) = named(&state, path).await?;
-    let refusals = refusal_key(&req);
+    let refusals = refusal_cap(&req);
     if let Some(res) = throttled(&state, &t, &refusals).await? {
         return Ok(res);
     }
@@ -445,29 +440,22 @@ fn read_post(content_type: Option<&str>, body: &[u8]) -> Posted {
     Posted { relay, response }
 }
 
-/// The counter of refused responses from the request's address (IPv6: its /64).
-fn refusal_key(req: &HttpRequest) -> String {
-    let who = crate::web::net::client_addr(req).map_or_else(|| "unknown".into(), crate::web::net::rate_key);
-    format!("saml-refusals:{who}")
+/// The ACS's refusal cap (shared with the SLO endpoint).
+fn refusal_cap(req: &HttpRequest) -> RefusalCap {
+    RefusalCap::of(req, "saml")
 }
 
-/// A 429 with `Retry-After` once the address has had its refusals for the window.
-async fn throttled(state: &AppState, tenant: &Tenant, key: &str) -> Result<Option<HttpResponse>, AppError> {
-    if state.ephemeral.count(&tenant.id, key).await? < state.config.saml_acs_refusals_per_minute {
-        return Ok(None);
+/// A 429 once the address has had its refusals for the window, counted in the metrics.
+async fn throttled(
+    state: &AppState,
+    tenant: &Tenant,
+    cap: &RefusalCap,
+) -> Result<Option<HttpResponse>, AppError> {
+    let res = cap.throttled(state, tenant).await?;
+    if res.is_some() {
+        state.metrics.saml("acs", "throttled");
     }
-    let left = state
-        .ephemeral
-        .window_left(&tenant.id, key)
-        .await?
-        .unwrap_or(REFUSAL_WINDOW);
-    state.metrics.saml("acs", "throttled");
-    let res = crate::web::pages::message_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Sign-in failed",
-        "Too many sign-ins from your network did not succeed. Wait a minute, then go back to the application and try again.",
-    );
-    Ok(Some(crate::web::respond::retry_after(res, left.as_secs())))
+    Ok(res)
 }
 
 /// Counts a refusal against the address and answers it; the `saml.acs` failure event and the
@@ -478,12 +466,11 @@ async fn refused(
     req: &HttpRequest,
     t: &Tenant,
     c: &SamlConnection,
-    key: &str,
+    key: &RefusalCap,
     refusal: &Refusal,
 ) -> Result<HttpResponse, AppError> {
     state.metrics.saml("acs", refusal.reason());
-    let hit = state.ephemeral.hit(&t.id, key, REFUSAL_WINDOW).await?;
-    if hit.count <= state.config.saml_acs_refusals_per_minute {
+    if key.count(state, t).await? {
         crate::flow::audit::audit(
             state,
             t,
@@ -700,150 +687,6 @@ fn email_of(a: &Assertion, connection: &SamlConnection) -> Option<String> {
         .and_then(|e| latchkey_core::validate::email(&e).ok())
 }
 
-/// The user this assertion signs in as: linked before, linked now to a trusted local account,
-/// or created (JIT) in this connection's tenant only (S8).
-async fn account(
-    state: &AppState,
-    tenant: &Tenant,
-    connection: &SamlConnection,
-    a: &Assertion,
-) -> Result<(User, &'static str), Refusal> {
-    let (tid, cid, nid) = (tenant.id.clone(), connection.id.clone(), a.name_id.clone());
-    let linked = state.store(move |db| db.saml_identity(&tid, &cid, &nid)).await?;
-    if let Some(uid) = linked {
-        let tid = tenant.id.clone();
-        let user = state
-            .store(move |db| db.user(&tid, &uid))
-            .await?
-            .ok_or(Refusal::NoAccount)?;
-        return Ok((user, "linked"));
-    }
-    let email = email_of(a, connection);
-    let display_name = mapped(a, connection.options.mapping.name.as_deref());
-    if let Some(email) = &email {
-        check_domain_owner(state, tenant, connection, email).await?;
-        let (tid, e) = (tenant.id.clone(), email.clone());
-        let existing = state.store(move |db| db.user_by_email(&tid, &e)).await?;
-        if let Some(local) = existing {
-            return link_existing(state, tenant, connection, a, local, email).await;
-        }
-    }
-    if !connection.options.jit {
-        return Err(Refusal::NoAccount);
-    }
-    provision(state, tenant, connection, a, email, display_name).await
-}
-
-/// S8: a connection brings in people only outside the domains other connections claim. A new
-/// user's email (and the username made from it) in another connection's domain is refused, so
-/// one IdP can't mint accounts that portals would take for another IdP's people.
-async fn check_domain_owner(
-    state: &AppState,
-    tenant: &Tenant,
-    connection: &SamlConnection,
-    email: &str,
-) -> Result<(), Refusal> {
-    match crate::flow::realm::for_email(state, tenant, email).await? {
-        Some(owner) if owner.id != connection.id => Err(Refusal::ForeignDomain {
-            domain: email
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_lowercase())
-                .unwrap_or_default(),
-            claimed_by: owner.name,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// An existing local account with the asserted address: joined to this IdP only when the
-/// connection is trusted for the address's domain and no IdP signs in to it yet.
-async fn link_existing(
-    state: &AppState,
-    tenant: &Tenant,
-    c: &SamlConnection,
-    a: &Assertion,
-    local: User,
-    email: &str,
-) -> Result<(User, &'static str), Refusal> {
-    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-    // Only a connection trusted for the address's domain may join a local account, and
-    // only one no IdP signs in to yet (an address on another connection's JIT user came
-    // from that IdP, not from the person). Addresses in a claimed domain can't be set
-    // by users themselves (account page).
-    let (tid, uid) = (tenant.id.clone(), local.id.clone());
-    let federated = !state
-        .store(move |db| db.saml_identities_of_user(&tid, &uid))
-        .await?
-        .is_empty();
-    if federated || !(c.options.link_existing && c.options.domains.iter().any(|d| d == domain)) {
-        return Err(Refusal::EmailConflict);
-    }
-    let (tid, cid, nid, uid) = (
-        tenant.id.clone(),
-        c.id.clone(),
-        a.name_id.clone(),
-        local.id.clone(),
-    );
-    let actor = format!("saml:{}", c.name);
-    state
-        .store(move |db| db.link_saml_identity(&tid, &actor, &cid, &nid, &uid))
-        .await?;
-    Ok((local, "linked_now"))
-}
-
-/// Just-in-time provisioning: a new user linked to the NameID, in one transaction.
-async fn provision(
-    state: &AppState,
-    tenant: &Tenant,
-    connection: &SamlConnection,
-    a: &Assertion,
-    email: Option<String>,
-    display_name: Option<String>,
-) -> Result<(User, &'static str), Refusal> {
-    // The address as username when it is free; otherwise a stable name from the NameID.
-    let fallback = format!(
-        "{}.{}",
-        connection.name,
-        &latchkey_core::sha256_hex(a.name_id.as_bytes())[..16]
-    );
-    let mut username = fallback.clone();
-    if let Some(e) = email
-        .as_deref()
-        .filter(|e| latchkey_core::validate::username(e).is_ok())
-    {
-        let (tid, e2) = (tenant.id.clone(), e.to_owned());
-        if state
-            .store(move |db| db.user_by_username(&tid, &e2))
-            .await?
-            .is_none()
-        {
-            username = e.to_owned();
-        }
-    }
-    let new = NewUser {
-        username,
-        email,
-        display_name: display_name
-            .filter(|n| latchkey_core::validate::display_name("display_name", n).is_ok()),
-        password_hash: None,
-        email_verified: connection.options.email_verified,
-    };
-    let (tid, cid, nid) = (tenant.id.clone(), connection.id.clone(), a.name_id.clone());
-    match state
-        .store(move |db| db.provision_saml_user(&tid, &cid, &nid, &new))
-        .await
-    {
-        Ok(user) => {
-            state.metrics.saml("jit", "created");
-            Ok((user, "created"))
-        }
-        Err(AppError {
-            kind: Kind::Conflict, ..
-        }) => Err(Refusal::EmailConflict),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The IdP groups the assertion names, from the attribute the connection maps to groups.
 fn idp_groups(connection: &SamlConnection, a: &Assertion) -> Vec<String> {
     connection
@@ -857,128 +700,38 @@ fn idp_groups(connection: &SamlConnection, a: &Assertion) -> Vec<String> {
 
 /// The tenant roles the connection's role map grants for the IdP `groups`.
 fn mapped_roles(connection: &SamlConnection, groups: &[String]) -> Vec<String> {
-    connection
-        .options
-        .role_map
-        .iter()
-        .filter(|(g, _)| groups.contains(g))
-        .map(|(_, r)| r.clone())
-        .collect()
+    crate::flow::federated::mapped(&connection.options.role_map, groups)
 }
 
 /// The tenant groups the connection's group map puts members of the IdP `groups` in.
 fn mapped_groups(connection: &SamlConnection, groups: &[String]) -> Vec<String> {
-    connection
-        .options
-        .group_map
-        .iter()
-        .filter(|(g, _)| groups.contains(g))
-        .map(|(_, ours)| ours.clone())
-        .collect()
+    crate::flow::federated::mapped(&connection.options.group_map, groups)
 }
 
-/// A connection that vouches for its addresses verifies the user's email when it asserts that
-/// very address (a user who changed theirs since keeps it unverified).
-async fn vouch_for_email(
-    state: &AppState,
-    tenant: &Tenant,
-    c: &SamlConnection,
-    user: &User,
-    a: &Assertion,
-) -> Result<(), AppError> {
-    if !c.options.email_verified || user.email_verified || user.email.is_none() {
-        return Ok(());
+/// The connection as the shared account rules see it.
+fn source(c: &SamlConnection) -> Source<'_> {
+    Source {
+        kind: RealmKind::Saml,
+        id: &c.id,
+        name: &c.name,
+        domains: &c.options.domains,
+        jit: c.options.jit,
+        link_existing: c.options.link_existing,
+        link_needs_vouch: false,
+        role_map: &c.options.role_map,
+        group_map: &c.options.group_map,
     }
-    if email_of(a, c) != user.email {
-        return Ok(());
-    }
-    let (tid, uid, actor) = (tenant.id.clone(), user.id.clone(), format!("saml:{}", c.name));
-    state
-        .store(move |db| {
-            latchkey_store::EmailVerificationRepo::set_email_verified(db, &tid, &actor, &uid, true)
-        })
-        .await?;
-    Ok(())
 }
 
-/// Groups grant roles only through the connection's map; roles the map names follow the groups
-/// at every sign-in, other roles are left alone (S8).
-async fn sync_roles(
-    state: &AppState,
-    tenant: &Tenant,
-    connection: &SamlConnection,
-    user: &User,
-    a: &Assertion,
-) -> Result<(), AppError> {
-    if connection.options.role_map.is_empty() {
-        return Ok(());
+/// What the assertion says about the person, read through the connection's mapping.
+fn asserted(c: &SamlConnection, a: &Assertion) -> Asserted {
+    Asserted {
+        subject: a.name_id.clone(),
+        email: email_of(a, c),
+        email_vouched: c.options.email_verified,
+        name: mapped(a, c.options.mapping.name.as_deref()),
+        groups: idp_groups(c, a),
     }
-    let wanted = mapped_roles(connection, &idp_groups(connection, a));
-    let managed: Vec<String> = connection
-        .options
-        .role_map
-        .iter()
-        .map(|(_, r)| r.clone())
-        .collect();
-    let (tid, uid, actor) = (
-        tenant.id.clone(),
-        user.id.clone(),
-        format!("saml:{}", connection.name),
-    );
-    state
-        .store(move |db| {
-            let roles = db.list_roles(&tid)?;
-            let have = db.roles_of_user(&tid, &uid)?;
-            for role in roles.iter().filter(|r| managed.contains(&r.name)) {
-                let has = have.iter().any(|h| h.id == role.id);
-                let should = wanted.contains(&role.name);
-                if should && !has {
-                    db.assign_role(&tid, &actor, &uid, &role.id)?;
-                } else if !should && has {
-                    db.unassign_role(&tid, &actor, &uid, &role.id)?;
-                }
-            }
-            Ok::<(), latchkey_store::StoreError>(())
-        })
-        .await
-}
-
-/// IdP groups put the user in Latchkey groups only through the connection's group map; the
-/// groups it names follow the IdP at every sign-in, other memberships are left alone.
-async fn sync_groups(
-    state: &AppState,
-    tenant: &Tenant,
-    connection: &SamlConnection,
-    user: &User,
-    a: &Assertion,
-) -> Result<(), AppError> {
-    let map = &connection.options.group_map;
-    if map.is_empty() {
-        return Ok(());
-    }
-    let wanted = mapped_groups(connection, &idp_groups(connection, a));
-    let managed: Vec<String> = map.iter().map(|(_, ours)| ours.clone()).collect();
-    let (tid, uid, actor) = (
-        tenant.id.clone(),
-        user.id.clone(),
-        format!("saml:{}", connection.name),
-    );
-    state
-        .store(move |db| {
-            let have = db.direct_groups(&tid, &uid)?;
-            let member = Principal::User(uid.clone());
-            for group in db.list_groups(&tid)?.iter().filter(|g| managed.contains(&g.name)) {
-                let has = have.contains(&group.id);
-                let should = wanted.contains(&group.name);
-                if should && !has {
-                    db.add_member(&tid, &actor, &group.id, &member)?;
-                } else if !should && has {
-                    db.remove_member(&tid, &actor, &group.id, &member)?;
-                }
-            }
-            Ok::<(), latchkey_store::StoreError>(())
-        })
-        .await
 }
 
 async fn sign_in(
@@ -990,17 +743,15 @@ async fn sign_in(
     resume: Option<String>,
     forced_since: Option<i64>,
 ) -> Result<HttpResponse, Refusal> {
-    let (user, how) = account(state, tenant, c, a).await?;
+    let (src, person) = (source(c), asserted(c, a));
+    let (user, how) = account(state, tenant, &src, &person).await?;
+    if how == "created" {
+        state.metrics.saml("jit", "created");
+    }
     if user.status != UserStatus::Active {
         return Err(Refusal::Disabled);
     }
-    sync_roles(state, tenant, c, &user, a).await?;
-    sync_groups(state, tenant, c, &user, a).await?;
-    vouch_for_email(state, tenant, c, &user, a).await?;
-    let (tid, cid, nid) = (tenant.id.clone(), c.id.clone(), a.name_id.clone());
-    state
-        .store(move |db| db.saml_login_seen(&tid, &cid, &nid))
-        .await?;
+    sync(state, tenant, &src, &user, &person).await?;
 
     // The IdP authenticated the person; the risk engine may still refuse (like a passkey).
     let idp_mfa = c.options.trust_idp_mfa && a.multi_factor();

@@ -5,7 +5,7 @@
 //! (`flow::saml_logout`). Every message must be signed by one of the connection's pinned
 //! certificates: a link anyone can send must not sign people out.
 
-use super::{REFUSAL_WINDOW, SKEW_MS, named, refusal_key, throttled};
+use super::{SKEW_MS, named, refusal_cap, throttled};
 use crate::flow::audit::audit;
 use crate::flow::frontchannel;
 use crate::flow::grants::{Owned, revoke_grants};
@@ -36,7 +36,7 @@ pub(super) async fn slo(
     let (tenant, conn) = named(&state, path).await?;
     // An address past its refusals (ACS and SLO count together) waits before more signature
     // checks are spent on it.
-    if let Some(res) = throttled(&state, &tenant, &refusal_key(&req)).await? {
+    if let Some(res) = throttled(&state, &tenant, &refusal_cap(&req)).await? {
         return Ok(res);
     }
     let received = match receive(req.query_string(), &conn.idp.certificates) {
@@ -235,9 +235,7 @@ async fn refused(
     e: &SamlError,
 ) -> Result<HttpResponse, AppError> {
     state.metrics.saml("slo", e.reason());
-    let key = refusal_key(req);
-    let hit = state.ephemeral.hit(&t.id, &key, REFUSAL_WINDOW).await?;
-    if hit.count <= state.config.saml_acs_refusals_per_minute {
+    if refusal_cap(req).count(state, t).await? {
         let ip = crate::web::respond::client_ip(req);
         event(
             state,

@@ -180,13 +180,10 @@ pub(super) async fn refused(
     req: &HttpRequest,
     t: &Tenant,
     c: &SamlConnection,
-    (id, refusals): (&str, &str),
+    (id, refusals): (&str, &crate::flow::throttle::RefusalCap),
     refusal: &Refusal,
 ) -> Result<HttpResponse, AppError> {
-    state
-        .ephemeral
-        .hit(&t.id, refusals, super::REFUSAL_WINDOW)
-        .await?;
+    refusals.count(state, t).await?;
     let summary = RefusalSummary {
         reason: refusal.reason().to_owned(),
         detail: refusal.detail(),

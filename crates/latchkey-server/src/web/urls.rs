@@ -67,11 +67,25 @@ pub(crate) fn saml_slo(issuer: &str, connection: &str) -> String {
 }
 
 pub(crate) fn saml_login(slug: &str, connection: &str, interaction: Option<&str>) -> String {
-    let base = format!("/t/{slug}/saml/{connection}/login");
+    with_interaction(format!("/t/{slug}/saml/{connection}/login"), interaction)
+}
+
+/// The sign-in through the upstream OpenID Connect connection `connection`.
+pub(crate) fn federation_login(slug: &str, connection: &str, interaction: Option<&str>) -> String {
+    with_interaction(format!("/t/{slug}/federation/{connection}/login"), interaction)
+}
+
+/// `base` continuing the pending authorization request `interaction`, if any.
+fn with_interaction(base: String, interaction: Option<&str>) -> String {
     match interaction.filter(|i| !i.is_empty()) {
         Some(i) => format!("{base}?interaction={i}"),
         None => base,
     }
+}
+
+/// The redirect URI registered at the upstream for `connection`, below the tenant's issuer.
+pub(crate) fn federation_callback(issuer: &str, connection: &str) -> String {
+    format!("{issuer}/federation/{connection}/callback")
 }
 
 fn with_query(path: String, query: Option<&str>) -> String {

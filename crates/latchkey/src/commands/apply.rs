@@ -7,6 +7,7 @@ use crate::cli::{ApplyArgs, ExportArgs};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::print_json;
+use crate::provision::{SecretSource, read_secret};
 use latchkey_core::OsRng;
 use latchkey_services::ServiceError;
 use latchkey_services::tenant_file::{
@@ -16,9 +17,6 @@ use latchkey_store::TenantRepo;
 use serde_json::json;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// The largest secret file read.
-const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 /// Resolves `{env: NAME}` from this process's environment and `{file: PATH}` relative to the
 /// tenant file's directory.
@@ -32,22 +30,11 @@ impl Secrets for Local {
             at: at.to_owned(),
             message,
         };
-        let secret = match reference {
-            SecretRef::Env(name) => std::env::var(name)
-                .map_err(|_| refuse(format!("environment variable {name} is not set (or not UTF-8)")))?,
-            SecretRef::File(path) => {
-                let path = self.dir.join(path);
-                let mut text = String::new();
-                std::fs::File::open(&path)
-                    .and_then(|f| f.take(MAX_SECRET_FILE).read_to_string(&mut text))
-                    .map_err(|e| refuse(format!("reading {}: {e}", path.display())))?;
-                text
-            }
-        };
-        let secret = secret
-            .strip_suffix('\n')
-            .map_or(secret.as_str(), |s| s.strip_suffix('\r').unwrap_or(s));
-        Ok(secret.to_owned())
+        match reference {
+            SecretRef::Env(name) => read_secret(&SecretSource::Env(name)),
+            SecretRef::File(path) => read_secret(&SecretSource::File(&self.dir.join(path))),
+        }
+        .map_err(refuse)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod group;
 pub mod invite;
 pub mod keys;
 pub mod migrate;
+pub mod oidc_connection;
 pub mod role;
 pub mod saml;
 pub mod serve;
