@@ -33,11 +33,17 @@ pub enum Case {
     ReplayedNonce,
     /// The callback's RFC 9207 `iss` names another issuer.
     ResponseIssuer(String),
+    /// The callback carries no `iss` though discovery announces it.
+    NoResponseIssuer,
 }
 
 #[derive(Default)]
 struct State {
     case: Option<Case>,
+    /// The PKCE challenge of the last authorization request.
+    challenge: String,
+    /// Token requests whose `code_verifier` did not match it.
+    bad_verifiers: usize,
     /// Entra ID's multi-tenant form: tokens and responses name this directory's issuer
     /// (`{issuer}/{tid}/v2.0`) and carry `tid`.
     entra_tid: Option<String>,
@@ -106,6 +112,12 @@ impl Forge {
         )
     }
 
+    /// Token requests whose PKCE `code_verifier` did not fit the authorization request's
+    /// `code_challenge` (S256).
+    pub fn bad_verifiers(&self) -> usize {
+        self.state.lock().unwrap().bad_verifiers
+    }
+
     /// How many tokens the token endpoint issued.
     pub fn tokens_issued(&self) -> usize {
         self.state.lock().unwrap().tokens
@@ -147,20 +159,27 @@ impl Server {
                 ("200 OK", String::new(), json!({"keys": [jwk]}).to_string())
             }
             "/authorize" => {
-                self.state.lock().unwrap().nonces.push(q("nonce"));
+                {
+                    let mut st = self.state.lock().unwrap();
+                    st.nonces.push(q("nonce"));
+                    st.challenge = q("code_challenge");
+                }
                 let iss = match self.case() {
-                    Case::ResponseIssuer(other) => other,
-                    _ => self.token_issuer(),
+                    Case::ResponseIssuer(other) => format!("&iss={}", crate::oidc::enc(&other)),
+                    Case::NoResponseIssuer => String::new(),
+                    _ => format!("&iss={}", crate::oidc::enc(&self.token_issuer())),
                 };
                 let back = format!(
-                    "{}?code=forged-code&state={}&iss={}",
+                    "{}?code=forged-code&state={}{iss}",
                     q("redirect_uri"),
                     crate::oidc::enc(&q("state")),
-                    crate::oidc::enc(&iss)
                 );
                 ("302 Found", format!("location: {back}\r\n"), String::new())
             }
-            "/token" if body.contains("code=forged-code") => ("200 OK", String::new(), self.token()),
+            "/token" if body.contains("code=forged-code") => {
+                self.check_verifier(&body);
+                ("200 OK", String::new(), self.token())
+            }
             // A GitHub-like user endpoint for OAuth 2.0 connections.
             "/user"
                 if head
@@ -187,6 +206,18 @@ impl Server {
             .await;
     }
 
+    /// RFC 7636 §4.6 with S256: counts a verifier that does not hash to the challenge.
+    fn check_verifier(&self, body: &str) {
+        let verifier = url::form_urlencoded::parse(body.as_bytes())
+            .find(|(k, _)| k == "code_verifier")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let mut st = self.state.lock().unwrap();
+        if st.challenge.is_empty() || latchkey_federation::code_challenge(&verifier) != st.challenge {
+            st.bad_verifiers += 1;
+        }
+    }
+
     fn case(&self) -> Case {
         self.state.lock().unwrap().case.clone().unwrap_or(Case::Genuine)
     }
@@ -209,6 +240,7 @@ impl Server {
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": true,
         })
         .to_string()
     }

@@ -234,6 +234,16 @@ async fn signs_in_through_another_tenant_and_follows_its_key_rotation(s: &TestSe
         matches!(refused, Err(latchkey_store::StoreError::Invalid(ref e)) if e.field == "issuer"),
         "{refused:?}"
     );
+    let mut rekeyed = s.state.db.oidc_connection(&acme.id, &c.id).unwrap().unwrap();
+    rekeyed.discovery_url = Some("https://elsewhere.example/.well-known/openid-configuration".into());
+    let refused = s
+        .state
+        .db
+        .update_oidc_connection(&acme.id, "test", &rekeyed, None);
+    assert!(
+        matches!(refused, Err(latchkey_store::StoreError::Invalid(ref e)) if e.field == "discovery_url"),
+        "{refused:?}"
+    );
 }
 
 async fn signs_in_with_private_key_jwt_and_reads_userinfo(s: &TestServer) {
@@ -354,6 +364,12 @@ async fn links_only_vouched_addresses_and_never_another_connections_account(s: &
     let alice = s.state.db.user_by_username(&up.id, "alice").unwrap().unwrap();
     latchkey_store::EmailVerificationRepo::set_email_verified(&s.state.db, &up.id, "test", &alice.id, true)
         .unwrap();
+    // … and bob's own address is not proven: whoever signed up with it may not be him.
+    let (st, page) = through_up(s, &mut Browser::default()).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{page}");
+    assert_eq!(last_reason(s).as_deref(), Some("email_conflict"));
+    latchkey_store::EmailVerificationRepo::set_email_verified(&s.state.db, &acme.id, "test", &bob.id, true)
+        .unwrap();
     let mut b = Browser::default();
     let (st, to) = through_up(s, &mut b).await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{to}");
@@ -457,6 +473,7 @@ async fn forged_tokens_are_refused_with_no_session(s: &TestServer) {
         (Case::Expired, "expired"),
         (Case::ReplayedNonce, "nonce"),
         (Case::ResponseIssuer(up_issuer), "iss_parameter"),
+        (Case::NoResponseIssuer, "iss_parameter"),
     ];
     for (case, reason) in cases {
         let before = callbacks(s).len();
@@ -473,7 +490,12 @@ async fn forged_tokens_are_refused_with_no_session(s: &TestServer) {
     assert_eq!(
         forge.tokens_issued(),
         1 + 8,
-        "a response naming another issuer is refused before its code is redeemed"
+        "a response naming another issuer, or none, is refused before its code is redeemed"
+    );
+    assert_eq!(
+        forge.bad_verifiers(),
+        0,
+        "every code was redeemed with its PKCE verifier"
     );
     // A callback replayed (same state) finds nothing to take.
     forge.set_case(Case::Genuine);
@@ -597,7 +619,53 @@ async fn entra_multi_tenant_accepts_only_the_allowed_directories(s: &TestServer)
     forge.set_entra_tenant("2222-bbbb");
     let (st, page) = via_forge(s, &forge, &mut Browser::default(), Case::Genuine).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
-    assert_eq!(last_reason(s).as_deref(), Some("tenant_not_allowed"));
+    assert_eq!(
+        last_reason(s).as_deref(),
+        Some("iss_parameter"),
+        "the response's iss names a directory not allowed: refused before its code is redeemed"
+    );
+}
+
+async fn a_fresh_sign_in_needs_the_providers_auth_time(s: &TestServer) {
+    setup(s, SLUG).await;
+    let forge = Forge::start(s.state.clock.clone()).await;
+    add_connection(
+        s,
+        spec(
+            "forge",
+            &forge.issuer,
+            CLIENT_ID,
+            CLIENT_SECRET,
+            UpstreamOptions::default(),
+        ),
+    )
+    .await;
+    let portal =
+        latchkey_tests::oidc::register(s, SLUG, ClientType::Confidential, true, AccessTokenFormat::Jwt);
+    // The portal asks for a fresh sign-in; the sign-in page carries its interaction.
+    let mut b = Browser::default();
+    let path = latchkey_tests::oidc::authorize_path(&portal, &[("prompt", "login")]);
+    let (st, h, _) = b.get(s, &path).await;
+    assert!(st.is_redirection());
+    let login = h["location"].to_str().unwrap().to_owned();
+    let (_, _, page) = b.get(s, &login).await;
+    let interaction = latchkey_tests::browser::hidden(&page, "interaction");
+    let (st, h, _) = b
+        .get(
+            s,
+            &format!("/t/{SLUG}/federation/forge/login?interaction={interaction}"),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let to = h["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("prompt=login") && to.contains("max_age=0"), "{to}");
+    // The forge's ID token has no `auth_time`: nothing says the person signed in just now.
+    forge.set_case(Case::Genuine);
+    let back = forge_redirect(&to).await;
+    let (st, _, page) = b.get(s, &local(s, &back)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{page}");
+    assert_eq!(last_reason(s).as_deref(), Some("stale_authn"));
+    assert!(!signed_in(s, &mut b).await);
 }
 
 /// Declares attribute `name` in `acme`, editable by admins.
@@ -735,5 +803,6 @@ latchkey_tests::e2e_with!(
     signs_in_with_private_key_jwt_and_reads_userinfo,
     signs_in_through_an_oauth2_provider,
     entra_multi_tenant_accepts_only_the_allowed_directories,
+    a_fresh_sign_in_needs_the_providers_auth_time,
     links_only_vouched_addresses_and_never_another_connections_account,
 );

@@ -680,7 +680,7 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
 
     // alice@acme.test is a local account (setup); the IdP now asserts that address.
     let alice_attrs = json!({"name_id": "alice@acme.test", "attributes": {"mail": ["alice@acme.test"], "displayName": ["Alice"], "groups": []}});
-    idp.set_next(alice_attrs).await;
+    idp.set_next(alice_attrs.clone()).await;
     options.jit = true;
     update(
         s,
@@ -709,11 +709,22 @@ async fn accounts_jit_off_email_collision_and_trusted_linking(s: &TestServer) {
             ..Default::default()
         },
     );
+    // … but only once the local account's own address is proven (else whoever signed up with it
+    // before the domain was claimed would get the IdP's person: account pre-hijacking).
+    let mut b = Browser::default();
+    let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
+    assert_eq!(
+        post_acs(s, &mut b, &action, &fields).await.0,
+        StatusCode::CONFLICT
+    );
+    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
+    latchkey_store::EmailVerificationRepo::set_email_verified(&s.state.db, &t.id, "test", &alice.id, true)
+        .unwrap();
+    idp.set_next(alice_attrs).await;
     let mut b = Browser::default();
     let (action, fields) = through_idp(s, &mut b, &format!("/t/{SLUG}/saml/corp/login"), None).await;
     let (st, _, page) = post_acs(s, &mut b, &action, &fields).await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
-    let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
     assert_eq!(
         s.state.db.saml_identity(&t.id, &c.id, "alice@acme.test").unwrap(),
         Some(alice.id)

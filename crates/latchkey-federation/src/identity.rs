@@ -54,6 +54,33 @@ fn strings(v: &Value, max: usize) -> Vec<String> {
     }
 }
 
+/// The mapped address, and whether the upstream vouches for it: `email_verified: true` from the
+/// same document as the address, and only for the standard `email` claim (a verified flag says
+/// nothing about `preferred_username` or `upn`). Never for OAuth 2.0 providers (their user
+/// endpoints have no such claim) nor Entra's multi-tenant issuer, whose `email` any directory
+/// admin can set (the nOAuth finding).
+fn email_of(
+    c: &OidcConnection,
+    id_claims: Option<&Map<String, Value>>,
+    userinfo: Option<&Map<String, Value>>,
+) -> (Option<String>, bool) {
+    let claim = c.options.mapping.email.as_str();
+    let from = |doc: Option<&Map<String, Value>>| {
+        let doc = doc?;
+        let email = doc
+            .get(claim)
+            .and_then(scalar)
+            .and_then(|e| latchkey_core::validate::email(&e).ok())?;
+        let vouched = claim == "email" && doc.get("email_verified") == Some(&Value::Bool(true));
+        Some((email, vouched))
+    };
+    let trusted_kind = c.kind == UpstreamKind::Oidc && !c.templated();
+    match from(id_claims).or_else(|| from(userinfo)) {
+        Some((email, vouched)) => (Some(email), vouched && trusted_kind),
+        None => (None, false),
+    }
+}
+
 /// Maps the verified ID-token claims (`None` for OAuth 2.0) and the user endpoint's answer to
 /// the person. UserInfo's `sub` must be the ID token's (OIDC Core §5.3.2).
 pub fn identity(
@@ -72,8 +99,10 @@ pub fn identity(
                 .get("sub")
                 .and_then(scalar)
                 .ok_or_else(|| FederationError::NoSubject("the ID token has no sub".into()))?;
-            if let Some(info_sub) = userinfo.and_then(|u| u.get("sub")).and_then(scalar)
-                && info_sub != sub
+            // OIDC Core §5.3.2: UserInfo's `sub` must be there and be the ID token's, or its
+            // claims are someone else's.
+            if let Some(info) = userinfo
+                && info.get("sub").and_then(scalar).as_deref() != Some(sub.as_str())
             {
                 return Err(FederationError::SubjectMismatch);
             }
@@ -97,10 +126,7 @@ pub fn identity(
             "the subject is longer than 255 bytes".into(),
         ));
     }
-    let email = get(&c.options.mapping.email)
-        .and_then(scalar)
-        .and_then(|e| latchkey_core::validate::email(&e).ok());
-    let email_verified = email.is_some() && get("email_verified").is_some_and(|v| v == &Value::Bool(true));
+    let (email, email_verified) = email_of(c, id_claims, userinfo);
     let name = get(&c.options.mapping.name)
         .and_then(scalar)
         .filter(|n| latchkey_core::validate::display_name("name", n).is_ok());

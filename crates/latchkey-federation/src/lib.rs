@@ -45,7 +45,8 @@ struct Metadata {
 
 /// An endpoint the upstream names: https, or http on a loopback host (development and tests).
 pub fn check_endpoint(field: &str, u: &str) -> Result<url::Url, FederationError> {
-    let bad = |why: &str| FederationError::Discovery(format!("{field} {u:?}: {why}"));
+    let shown: String = u.chars().take(200).collect();
+    let bad = |why: &str| FederationError::Discovery(format!("{field} {shown:?}: {why}"));
     let parsed = url::Url::parse(u).map_err(|_| bad("not an absolute URL"))?;
     if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
         return Err(bad("carries user information or a fragment"));
@@ -119,34 +120,29 @@ pub fn with_jwks(mut d: Discovered, jwks: &[u8]) -> Result<Discovered, Federatio
 
 /// RFC 9207: the `iss` of an authorization response must be the connection's issuer; a
 /// provider that announces the parameter must send it. Defeats mix-up between connections.
-pub fn check_response_issuer(d: &Discovered, iss: Option<&str>) -> Result<(), FederationError> {
+/// For Entra's `{tenantid}` issuer, the concrete issuer of an allowed directory.
+pub fn check_response_issuer(
+    c: &latchkey_core::OidcConnection,
+    d: &Discovered,
+    iss: Option<&str>,
+) -> Result<(), FederationError> {
+    let allowed = |i: &str| {
+        template_tenant(&d.issuer, i)
+            .is_some_and(|tid| c.allowed_tenant_ids.iter().any(|a| a.eq_ignore_ascii_case(tid)))
+    };
     match iss {
-        Some(i) if i == d.issuer => Ok(()),
-        // Entra's templated issuer: its responses carry the concrete issuer; the ID token's
-        // check (tenant allowed, issuer built from it) is the one that counts.
-        Some(i)
-            if d.issuer.contains(latchkey_core::upstream::TENANT_PLACEHOLDER)
-                && template_matches(&d.issuer, i) =>
-        {
-            Ok(())
-        }
+        Some(i) if i == d.issuer || allowed(i) => Ok(()),
         Some(i) => Err(FederationError::IssParameter(i.chars().take(200).collect())),
         None if d.iss_parameter => Err(FederationError::IssParameter(String::new())),
         None => Ok(()),
     }
 }
 
-/// Whether `issuer` is `template` with `{tenantid}` replaced by one tenant id.
-fn template_matches(template: &str, issuer: &str) -> bool {
-    let Some((head, tail)) = template.split_once(latchkey_core::upstream::TENANT_PLACEHOLDER) else {
-        return false;
-    };
-    issuer.len() > head.len() + tail.len()
-        && issuer.starts_with(head)
-        && issuer.ends_with(tail)
-        && issuer[head.len()..issuer.len() - tail.len()]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+/// The tenant id of `issuer` when it is `template` with `{tenantid}` replaced by one.
+fn template_tenant<'a>(template: &str, issuer: &'a str) -> Option<&'a str> {
+    let (head, tail) = template.split_once(latchkey_core::upstream::TENANT_PLACEHOLDER)?;
+    let tid = issuer.strip_prefix(head)?.strip_suffix(tail)?;
+    (!tid.is_empty() && tid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')).then_some(tid)
 }
 
 #[cfg(test)]

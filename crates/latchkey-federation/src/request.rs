@@ -51,6 +51,9 @@ pub fn authorization_url(
             q.append_pair("nonce", p.nonce);
             if let Some(prompt) = p.prompt {
                 q.append_pair("prompt", prompt);
+                // With `max_age` the provider must send `auth_time` (OIDC Core §3.1.2.1), so
+                // a reused session can be told from a fresh sign-in.
+                q.append_pair("max_age", "0");
             }
         }
         if let Some(hint) = p.login_hint {

@@ -184,24 +184,25 @@ fn each_forged_token_is_refused_with_its_reason() {
 
 #[test]
 fn a_token_signed_with_the_client_secret_is_refused() {
-    // HS256 over a value the attacker may know (a public client's "secret").
+    // A real HS256 MAC keyed with a value the attacker may know (a public client's "secret"):
+    // symmetric algorithms are never accepted, whatever the key.
     use base64::Engine as _;
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let head = format!(
         "{}.{}",
-        e.encode(br#"{"alg":"HS256"}"#),
+        e.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
         e.encode(claims().to_string())
     );
-    let key = aws_hmac(&head);
-    let token = format!("{head}.{}", e.encode(key));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"the-client-secret");
+    let token = format!(
+        "{head}.{}",
+        e.encode(aws_lc_rs::hmac::sign(&key, head.as_bytes()))
+    );
     let (k, _) = SigningKey::generate(Alg::RS256).unwrap();
-    let got = check(&connection(ISS), &discovered(ISS, &[&k]), &token);
+    let mut d = discovered(ISS, &[&k]);
+    d.signing_algs.push("HS256".into());
+    let got = check(&connection(ISS), &d, &token);
     assert_eq!(got.err().map(|e| e.reason()), Some("bad_signature"));
-}
-
-fn aws_hmac(msg: &str) -> Vec<u8> {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(msg.as_bytes()).to_vec()
 }
 
 #[test]
@@ -210,6 +211,15 @@ fn an_entra_template_accepts_only_allowed_tenants() {
     let (key, _) = SigningKey::generate(Alg::RS256).unwrap();
     let d = discovered(template, &[&key]);
     let c = connection(template);
+    // RFC 9207 `iss` of an allowed directory passes; another directory's is refused before
+    // its code is redeemed.
+    assert!(check_response_issuer(&c, &d, Some("https://login.example.com/11111111-aaaa/v2.0")).is_ok());
+    assert_eq!(
+        check_response_issuer(&c, &d, Some("https://login.example.com/22222222-bbbb/v2.0"))
+            .err()
+            .map(|e| e.reason()),
+        Some("iss_parameter")
+    );
     let allowed = with(|c| {
         c["iss"] = json!("https://login.example.com/11111111-aaaa/v2.0");
         c["tid"] = json!("11111111-aaaa");
@@ -266,17 +276,19 @@ fn discovery_must_name_the_issuer_asked_for() {
 fn the_response_issuer_parameter_defeats_mix_up() {
     let (key, _) = SigningKey::generate(Alg::RS256).unwrap();
     let mut d = discovered(ISS, &[&key]);
-    assert!(check_response_issuer(&d, Some(ISS)).is_ok());
-    assert!(check_response_issuer(&d, None).is_ok());
+    assert!(check_response_issuer(&connection(ISS), &d, Some(ISS)).is_ok());
+    assert!(check_response_issuer(&connection(ISS), &d, None).is_ok());
     assert_eq!(
-        check_response_issuer(&d, Some("https://other.example"))
+        check_response_issuer(&connection(ISS), &d, Some("https://other.example"))
             .err()
             .map(|e| e.reason()),
         Some("iss_parameter")
     );
     d.iss_parameter = true;
     assert_eq!(
-        check_response_issuer(&d, None).err().map(|e| e.reason()),
+        check_response_issuer(&connection(ISS), &d, None)
+            .err()
+            .map(|e| e.reason()),
         Some("iss_parameter")
     );
 }
@@ -336,22 +348,7 @@ fn the_token_request_authenticates_as_configured() {
     assert!(!basic.form.iter().any(|(k, _)| *k == "client_secret"));
     c.client_auth = UpstreamAuth::PrivateKeyJwt;
     let (key, _) = SigningKey::generate(Alg::RS256).unwrap();
-    let signed = token_request(
-        &c,
-        "https://idp.example.com/token",
-        "code",
-        &p,
-        &request::Credential::Key(&key),
-        "j1",
-        100,
-    )
-    .unwrap();
-    let assertion = &signed
-        .form
-        .iter()
-        .find(|(k, _)| *k == "client_assertion")
-        .unwrap()
-        .1;
+    let assertion = signed_assertion(&c, &p, &key);
     let verifying = latchkey_keys::VerifyingKey::from_jwk(Alg::RS256, &key.public_jwk()).unwrap();
     let (head, sig) = assertion.rsplit_once('.').unwrap();
     use base64::Engine as _;
@@ -383,4 +380,107 @@ fn the_token_request_authenticates_as_configured() {
     .unwrap();
     assert!(url.starts_with("https://idp.example.com/authorize?x=1&response_type=code"));
     assert!(url.contains(&format!("code_challenge={}", code_challenge("v"))) && url.contains("nonce=n"));
+}
+
+#[test]
+fn email_verified_vouches_only_for_the_email_claim_of_its_own_document() {
+    let c = connection(ISS);
+    let map = |v: Value| -> serde_json::Map<String, Value> { serde_json::from_value(v).unwrap() };
+    // The flag in the ID token, the address in UserInfo: not vouched for.
+    let id = map(json!({"sub": "u-1", "email_verified": true}));
+    let info = map(json!({"sub": "u-1", "email": "ada@corp.example"}));
+    let who = identity(&c, Some(&id), Some(&info)).unwrap();
+    assert_eq!(who.email.as_deref(), Some("ada@corp.example"));
+    assert!(!who.email_verified);
+    // A verified `email` does not vouch for another mapped claim.
+    let mut by_upn = connection(ISS);
+    by_upn.options.mapping.email = "preferred_username".into();
+    let id = map(
+        json!({"sub": "u-1", "preferred_username": "ceo@corp.example", "email": "me@else.example", "email_verified": true}),
+    );
+    let who = identity(&by_upn, Some(&id), None).unwrap();
+    assert_eq!(who.email.as_deref(), Some("ceo@corp.example"));
+    assert!(!who.email_verified);
+    // Entra's multi-tenant `email` is whatever a directory admin typed (nOAuth): never vouched.
+    let entra = connection("https://login.example.com/{tenantid}/v2.0");
+    let id = map(
+        json!({"sub": "u-1", "tid": "11111111-aaaa", "email": "ceo@corp.example", "email_verified": true}),
+    );
+    assert!(!identity(&entra, Some(&id), None).unwrap().email_verified);
+}
+
+#[test]
+fn userinfo_without_sub_is_refused() {
+    let c = connection(ISS);
+    let id: serde_json::Map<String, Value> = serde_json::from_value(claims()).unwrap();
+    let info: serde_json::Map<String, Value> =
+        serde_json::from_value(json!({"email": "x@y.example"})).unwrap();
+    assert_eq!(
+        identity(&c, Some(&id), Some(&info)),
+        Err(FederationError::SubjectMismatch)
+    );
+}
+
+/// The client assertion of a token request made with `key` at 100 s.
+fn signed_assertion(c: &OidcConnection, p: &AuthParams<'_>, key: &SigningKey) -> String {
+    let req = token_request(
+        c,
+        "https://idp.example.com/token",
+        "code",
+        p,
+        &request::Credential::Key(key),
+        "j1",
+        100,
+    )
+    .unwrap();
+    req.form
+        .into_iter()
+        .find(|(k, _)| *k == "client_assertion")
+        .unwrap()
+        .1
+}
+
+#[test]
+fn a_client_assertion_names_the_issuer_alone() {
+    let (key, _) = SigningKey::generate(Alg::RS256).unwrap();
+    let mut c = connection(ISS);
+    c.client_auth = UpstreamAuth::PrivateKeyJwt;
+    c.discovered = Some(discovered(ISS, &[&key]));
+    let p = AuthParams {
+        redirect_uri: "https://lk.example/cb",
+        code_verifier: "v",
+        ..AuthParams::default()
+    };
+    let token_endpoint = "https://idp.example.com/token";
+    let assertion = signed_assertion(&c, &p, &key);
+    let claims = {
+        use base64::Engine as _;
+        let part = assertion.split('.').nth(1).unwrap();
+        serde_json::from_slice::<Value>(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        claims["aud"],
+        json!(ISS),
+        "the issuer, a string, not the endpoint"
+    );
+    assert_eq!(
+        (claims["iss"].clone(), claims["sub"].clone()),
+        (json!("latchkey"), json!("latchkey"))
+    );
+    assert_eq!(claims["exp"], json!(160));
+    // A fresh sign-in asks for `auth_time` too.
+    let fresh = AuthParams {
+        prompt: Some("login"),
+        ..p.clone()
+    };
+    let url = authorization_url(&c, &c.endpoints().unwrap(), &fresh).unwrap();
+    assert!(url.contains("prompt=login") && url.contains("max_age=0"), "{url}");
+    // An OAuth 2.0 provider has no issuer to name: its token endpoint.
+    c.kind = UpstreamKind::Oauth2;
+    assert_eq!(request::assertion_audience(&c, token_endpoint), token_endpoint);
 }

@@ -124,28 +124,18 @@ fn endpoint_url(field: &'static str, u: &str) -> Result<()> {
     }
 }
 
-/// The rules a connection keeps beyond its shape; returns it with its domains normalized.
-fn checked(c: &OidcConnection) -> Result<OidcConnection> {
-    validate::slug(&c.name).map_err(|e| invalid("name", e.message))?;
-    let display_name = validate::display_name("display_name", &c.display_name)?;
-    if c.client_id.trim().is_empty() || c.client_id.len() > 255 {
-        return Err(invalid("client_id", "must be 1 to 255 characters"));
-    }
-    if c.secret_sealed.is_empty() {
-        return Err(invalid(
-            "client_secret",
-            "the connection needs a client secret or key",
-        ));
-    }
-    if c.scopes.len() > 32
-        || c.scopes
-            .iter()
-            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
-    {
-        return Err(invalid("scopes", "at most 32 scopes, each without spaces"));
-    }
+/// What each kind needs: an OpenID Connect connection its issuer (and, for Entra's template,
+/// the discovery URL and tenants) and `openid`, never configured endpoints; an OAuth 2.0 one
+/// its three endpoints and a secret.
+fn check_kind(c: &OidcConnection) -> Result<()> {
     match c.kind {
         UpstreamKind::Oidc => {
+            if c.endpoints.is_some() {
+                return Err(invalid(
+                    "endpoints",
+                    "an OpenID Connect connection's endpoints come from discovery",
+                ));
+            }
             endpoint_url(
                 "issuer",
                 &c.issuer.replace(latchkey_core::upstream::TENANT_PLACEHOLDER, "t"),
@@ -189,6 +179,30 @@ fn checked(c: &OidcConnection) -> Result<OidcConnection> {
             }
         }
     }
+    Ok(())
+}
+
+/// The rules a connection keeps beyond its shape; returns it with its domains normalized.
+fn checked(c: &OidcConnection) -> Result<OidcConnection> {
+    validate::slug(&c.name).map_err(|e| invalid("name", e.message))?;
+    let display_name = validate::display_name("display_name", &c.display_name)?;
+    if c.client_id.trim().is_empty() || c.client_id.len() > 255 {
+        return Err(invalid("client_id", "must be 1 to 255 characters"));
+    }
+    if c.secret_sealed.is_empty() {
+        return Err(invalid(
+            "client_secret",
+            "the connection needs a client secret or key",
+        ));
+    }
+    if c.scopes.len() > 32
+        || c.scopes
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        return Err(invalid("scopes", "at most 32 scopes, each without spaces"));
+    }
+    check_kind(c)?;
     if c.allowed_tenant_ids
         .iter()
         .any(|t| t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
@@ -206,6 +220,25 @@ fn checked(c: &OidcConnection) -> Result<OidcConnection> {
     out.display_name = display_name;
     out.options.domains = domains;
     Ok(out)
+}
+
+/// What defines whose subjects a connection's identities are (the issuer and where its keys
+/// are discovered; an OAuth 2.0 provider's endpoints and subject claim): the first of them that
+/// differs. Under other values the same subject is someone else, and would sign in as the
+/// person linked before.
+fn subject_space_change(before: &OidcConnection, after: &OidcConnection) -> Option<&'static str> {
+    if after.issuer != before.issuer {
+        Some("issuer")
+    } else if after.discovery_url != before.discovery_url {
+        Some("discovery_url")
+    } else if after.endpoints != before.endpoints {
+        Some("endpoints")
+    } else if after.options.mapping.subject != before.options.mapping.subject {
+        Some("options.mapping.subject")
+    } else {
+        // Entra's allowed tenants may change: subjects are `{tid}:{sub}`.
+        None
+    }
 }
 
 /// Refuses a domain another connection of the tenant, SAML or OpenID Connect, claims (`except`
@@ -515,10 +548,12 @@ impl UpstreamRepo for Db {
             }
             // Identities are (connection, `sub`): under another issuer the same `sub` is
             // someone else, and would sign in as the person linked before.
-            if after.issuer != before.issuer && ids::any(c, t, &after.id)? {
+            if let Some(field) = subject_space_change(&before, &after)
+                && ids::any(c, t, &after.id)?
+            {
                 return Err(invalid(
-                    "issuer",
-                    "people have signed in through this connection: its issuer can't change (make a new connection)",
+                    field,
+                    "people have signed in through this connection: where its subjects come from can't change (make a new connection)",
                 ));
             }
             check_domains_free(c, t, &after.id, &after.options.domains)?;
@@ -552,6 +587,9 @@ impl UpstreamRepo for Db {
             after.updated_at = self.now().max(before.updated_at + 1);
             let mut events = Vec::new();
             match outcome {
+                // Discovered for a connection that has changed since (another issuer): kept
+                // neither, the next refresh discovers the new one.
+                Ok(d) if d.issuer != before.issuer => return Ok((before, events)),
                 Ok(d) => {
                     after.discovered = Some(d.clone());
                     after.discovery_error = None;

@@ -221,10 +221,12 @@ async fn consume(
         .ok_or(Refusal::BadResponse)?;
     let iss = crate::web::respond::query_param(req, "iss");
     let person = person(state, t, c, &pending, &code, iss.as_deref()).await?;
+    // A fresh sign-in was asked for: the provider must say when the person authenticated, and
+    // it must be since the request (an OAuth 2.0 provider can say neither).
     if pending.fresh
         && person
             .auth_time
-            .is_some_and(|at| at < pending.started_at - SKEW_MS)
+            .is_none_or(|at| at < pending.started_at - SKEW_MS)
     {
         return Err(Refusal::StaleAuthn);
     }
@@ -273,7 +275,7 @@ async fn person(
     let endpoints = c.endpoints().ok_or(Refusal::NotReady)?;
     if c.kind == UpstreamKind::Oidc {
         let d = c.discovered.as_ref().ok_or(Refusal::NotReady)?;
-        latchkey_federation::check_response_issuer(d, iss)?;
+        latchkey_federation::check_response_issuer(c, d, iss)?;
     }
     let opened = upstream::open_credential(&state.keys, t, c)
         .map_err(|e| AppError::internal("opening a connection's credential", e))?;

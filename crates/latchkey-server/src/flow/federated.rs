@@ -141,7 +141,6 @@ async fn link_existing(
     local: User,
     email: &str,
 ) -> Result<(User, &'static str), AccountError> {
-    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     // An address on another connection's JIT user came from that IdP, not from the person.
     // Addresses in a claimed domain can't be set by users themselves (account page).
     let (tid, uid) = (tenant.id.clone(), local.id.clone());
@@ -153,8 +152,12 @@ async fn link_existing(
             )
         })
         .await?;
+    // The local account's own address must be proven too: else whoever signed up with someone
+    // else's address before the domain was claimed would be joined to that person (account
+    // pre-hijacking).
     let trusted = src.link_existing
-        && src.domains.iter().any(|d| d == domain)
+        && local.email_verified
+        && in_domains(src, email)
         && (a.email_vouched || !src.link_needs_vouch);
     if federated || !trusted {
         return Err(AccountError::EmailConflict);
@@ -183,7 +186,9 @@ async fn provision(
     src: &Source<'_>,
     a: &Asserted,
 ) -> Result<(User, &'static str), AccountError> {
-    // The address as username when it is free; otherwise a stable name from the subject.
+    // The address as username when it is free and the connection vouches for it or is trusted
+    // for its domain; otherwise a stable name from the subject (an address anyone could type
+    // upstream must not become a sign-in name portals take for the mailbox's owner).
     let fallback = format!(
         "{}.{}",
         src.name,
@@ -193,7 +198,7 @@ async fn provision(
     if let Some(e) = a
         .email
         .as_deref()
-        .filter(|e| latchkey_core::validate::username(e).is_ok())
+        .filter(|e| (a.email_vouched || in_domains(src, e)) && latchkey_core::validate::username(e).is_ok())
     {
         let (tid, e2) = (tenant.id.clone(), e.to_owned());
         if state
@@ -228,6 +233,13 @@ async fn provision(
         }) => Err(AccountError::EmailConflict),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether `email` is in a domain the connection claims.
+fn in_domains(src: &Source<'_>, email: &str) -> bool {
+    email
+        .rsplit_once('@')
+        .is_some_and(|(_, d)| src.domains.iter().any(|c| c.eq_ignore_ascii_case(d)))
 }
 
 /// The tenant roles `map` grants for the connection's `groups`.

@@ -135,6 +135,10 @@ pub(super) async fn forgot_submit(
         None => Some("unknown_user"),
         Some(u) if u.status != UserStatus::Active => Some("disabled"),
         Some(u) if u.email.is_none() => Some("no_email"),
+        // An account without a password whose address nobody proved (made by a connection that
+        // does not vouch for addresses): a link to that address would hand the account, and
+        // the upstream identity it is joined to, to whoever holds the mailbox.
+        Some(u) if u.password_hash.is_none() && !u.email_verified => Some("unverified_email"),
         Some(u) => {
             let key = format!("reset:user:{}", u.id);
             let sent = state
