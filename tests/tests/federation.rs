@@ -105,6 +105,97 @@ async fn upstream(s: &TestServer) -> OidcConnection {
     .await
 }
 
+/// A portal of `acme`: the `openidconnect` crate's relying party, as a portal developer writes
+/// it (discovery, code + PKCE, nonce).
+struct Portal {
+    client: openidconnect::core::CoreClient<
+        openidconnect::EndpointSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointNotSet,
+        openidconnect::EndpointMaybeSet,
+        openidconnect::EndpointMaybeSet,
+    >,
+    verifier: openidconnect::PkceCodeVerifier,
+    nonce: openidconnect::Nonce,
+}
+
+impl Portal {
+    /// Registers the portal and sends `b` to acme's authorization endpoint; returns the
+    /// portal and the pending interaction of the sign-in page it lands on.
+    async fn start(s: &TestServer, b: &mut Browser) -> (Self, String) {
+        use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+        use openidconnect::{
+            ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, RedirectUrl, Scope,
+        };
+        let registered =
+            latchkey_tests::oidc::register(s, SLUG, ClientType::Confidential, true, AccessTokenFormat::Jwt);
+        let meta = openidconnect::core::CoreProviderMetadata::discover_async(
+            IssuerUrl::new(s.issuer(SLUG)).unwrap(),
+            &latchkey_tests::oidc::rp_http,
+        )
+        .await
+        .unwrap();
+        let client = CoreClient::from_provider_metadata(
+            meta,
+            ClientId::new(registered.client_id.to_string()),
+            Some(ClientSecret::new(SECRET.into())),
+        )
+        .set_redirect_uri(RedirectUrl::new(latchkey_tests::oidc::REDIRECT.into()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, _, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let (st, h, _) = b.get(s, &local(s, url.as_str())).await;
+        assert!(st.is_redirection());
+        let login = h["location"].to_str().unwrap().to_owned();
+        let (_, _, page) = b.get(s, &login).await;
+        let interaction = latchkey_tests::browser::hidden(&page, "interaction");
+        (
+            Portal {
+                client,
+                verifier,
+                nonce,
+            },
+            interaction,
+        )
+    }
+
+    /// From where the callback sent the browser (the authorization request's resume) to the
+    /// portal's redirect URI; redeems the code and verifies the ID token as the portal does.
+    async fn finish(
+        self,
+        s: &TestServer,
+        b: &mut Browser,
+        resume: &str,
+    ) -> openidconnect::core::CoreIdTokenClaims {
+        use openidconnect::{AuthorizationCode, TokenResponse as _};
+        let back = authorize(s, b, resume, SLUG, true).await;
+        assert!(back.starts_with(latchkey_tests::oidc::REDIRECT), "{back}");
+        let code = latchkey_tests::oidc::query(&back)["code"].clone();
+        let tokens = self
+            .client
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(self.verifier)
+            .request_async(&latchkey_tests::oidc::rp_http)
+            .await
+            .unwrap();
+        tokens
+            .id_token()
+            .unwrap()
+            .claims(&self.client.id_token_verifier(), &self.nonce)
+            .unwrap()
+            .clone()
+    }
+}
+
 /// The path and query of a URL on the test server.
 fn local(s: &TestServer, url: &str) -> String {
     url.strip_prefix(&s.base_url).unwrap_or(url).to_owned()
@@ -112,7 +203,17 @@ fn local(s: &TestServer, url: &str) -> String {
 
 /// Starts a sign-in through connection `name` in `b`; returns the upstream URL it sends to.
 async fn start(s: &TestServer, b: &mut Browser, name: &str) -> String {
-    let (st, h, page) = b.get(s, &format!("/t/{SLUG}/federation/{name}/login")).await;
+    start_in(s, b, name, None).await
+}
+
+/// `start`, continuing a portal's pending `interaction`.
+async fn start_in(s: &TestServer, b: &mut Browser, name: &str, interaction: Option<&str>) -> String {
+    let query = interaction
+        .map(|i| format!("?interaction={i}"))
+        .unwrap_or_default();
+    let (st, h, page) = b
+        .get(s, &format!("/t/{SLUG}/federation/{name}/login{query}"))
+        .await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
     h["location"].to_str().unwrap().to_owned()
 }
@@ -124,7 +225,17 @@ async fn through_up(s: &TestServer, b: &mut Browser) -> (StatusCode, String) {
 
 /// Signs alice in at `up` through connection `name`; returns the callback's answer.
 async fn through(s: &TestServer, b: &mut Browser, name: &str) -> (StatusCode, String) {
-    let to_up = start(s, b, name).await;
+    through_in(s, b, name, None).await
+}
+
+/// `through`, continuing a portal's pending `interaction`.
+async fn through_in(
+    s: &TestServer,
+    b: &mut Browser,
+    name: &str,
+    interaction: Option<&str>,
+) -> (StatusCode, String) {
+    let to_up = start_in(s, b, name, interaction).await;
     assert!(
         to_up.starts_with(&format!("{}/authorize?", s.issuer("up"))),
         "{to_up}"
@@ -174,9 +285,20 @@ async fn signs_in_through_another_tenant_and_follows_its_key_rotation(s: &TestSe
         s.issuer("up"),
         "discovered at the issuer"
     );
+    // A portal of acme sends the person; they choose `up` and come back to the portal.
     let mut b = Browser::default();
-    let (st, to) = through_up(s, &mut b).await;
+    let (portal, interaction) = Portal::start(s, &mut b).await;
+    let (st, to) = through_in(s, &mut b, "up", Some(&interaction)).await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{to}");
+    let claims = portal.finish(s, &mut b, &to).await;
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(amr, ["ext"]);
+    assert_eq!(claims.email().unwrap().as_str(), "alice@up.test");
     assert!(signed_in(s, &mut b).await, "a session at acme");
 
     // A JIT user keyed by (connection, sub), with the mapped group; the local alice is untouched.
@@ -194,6 +316,11 @@ async fn signs_in_through_another_tenant_and_follows_its_key_rotation(s: &TestSe
         .unwrap()
         .expect("linked by the upstream's sub");
     let user = s.state.db.user(&acme.id, &uid).unwrap().unwrap();
+    assert_eq!(
+        claims.subject().as_str(),
+        uid.as_str(),
+        "the portal sees acme's user"
+    );
     assert_eq!(user.email.as_deref(), Some("alice@up.test"));
     assert_eq!(user.username, "alice@up.test");
     let local = s.state.db.user_by_username(&acme.id, "alice").unwrap().unwrap();
@@ -210,6 +337,13 @@ async fn signs_in_through_another_tenant_and_follows_its_key_rotation(s: &TestSe
     assert_eq!(ok.len(), 1, "{ok:?}");
     assert_eq!(ok[0].details["account"], "created");
 
+    follows_key_rotation_and_pins_its_subjects(s, &c).await;
+}
+
+/// After `up` rotates its signing key, the next sign-in works (acme re-reads the JWK Set by
+/// itself) and finds the same user; the connection's issuer and discovery URL can't then move.
+async fn follows_key_rotation_and_pins_its_subjects(s: &TestServer, c: &OidcConnection) {
+    let acme = tid(s, SLUG);
     // `up` rotates: a new key signs its next ID token; acme re-reads the JWK Set by itself.
     let up = tid(s, "up");
     let kid = s.state.keys.rotate(&up.id, Alg::RS256, "test").unwrap();
@@ -545,32 +679,39 @@ async fn signs_in_through_node_oidc_provider(s: &TestServer) {
         found.signing_algs
     );
 
-    // Home-realm discovery: the address's domain sends the sign-in page to the provider.
+    // A portal sends the person here; home-realm discovery sends them on to the provider.
     let mut b = Browser::default();
+    let (portal, interaction) = Portal::start(s, &mut b).await;
     let csrf = b.form_token(s, SLUG).await;
-    let (st, h, _) = b
-        .post(
-            s,
-            &format!("/t/{SLUG}/login"),
-            &[
-                ("csrf", &csrf),
-                ("username", node_op::EMAIL),
-                ("password", ""),
-                ("return_to", ""),
-            ],
-            &[],
-        )
-        .await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("interaction", interaction.as_str()),
+        ("username", node_op::EMAIL),
+        ("password", ""),
+        ("return_to", ""),
+    ];
+    let (st, h, _) = b.post(s, &format!("/t/{SLUG}/login"), &form, &[]).await;
     assert_eq!(st, StatusCode::SEE_OTHER);
     let start = h["location"].to_str().unwrap().to_owned();
-    assert_eq!(start, format!("/t/{SLUG}/federation/node/login"));
+    assert_eq!(
+        start,
+        format!("/t/{SLUG}/federation/node/login?interaction={interaction}")
+    );
     let (_, h, _) = b.get(s, &start).await;
     let next = h["location"].to_str().unwrap().to_owned();
     let next = at_node(&op, &mut b, next, &callback).await;
     assert!(next.starts_with(&callback) && next.contains("iss="), "{next}");
-    let (st, _, page) = b.get(s, &local(s, &next)).await;
+    let (st, h, page) = b.get(s, &local(s, &next)).await;
     assert_eq!(st, StatusCode::SEE_OTHER, "{page}");
-    assert!(signed_in(s, &mut b).await);
+    let claims = portal.finish(s, &mut b, h["location"].to_str().unwrap()).await;
+    assert_eq!(claims.email().unwrap().as_str(), node_op::EMAIL);
+    let amr: Vec<&str> = claims
+        .auth_method_refs()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(amr, ["ext"], "an upstream sign-in, its MFA not trusted");
     let acme = tid(s, SLUG);
     let uid = s
         .state
@@ -579,6 +720,11 @@ async fn signs_in_through_node_oidc_provider(s: &TestServer) {
         .unwrap()
         .expect("keyed by node's sub");
     let user = s.state.db.user(&acme.id, &uid).unwrap().unwrap();
+    assert_eq!(
+        claims.subject().as_str(),
+        user.id.as_str(),
+        "the portal sees acme's user"
+    );
     assert_eq!(user.email.as_deref(), Some(node_op::EMAIL));
     assert!(
         user.email_verified,
