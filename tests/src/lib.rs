@@ -205,7 +205,15 @@ pub fn create_pg_database() -> Option<(String, String, String)> {
         .execute(&mut admin)
         .expect("create database");
     let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
-    Some((format!("{base}/{name}"), admin_url.clone(), name))
+    // No TLS to the loopback server: with it, a pool thread still connecting when a test binary
+    // exits ran into OpenSSL's exit-time cleanup on the main thread and crashed the process
+    // (SIGSEGV in `CRYPTO_THREAD_write_lock` after every test had passed).
+    let tls = if admin_url.contains("sslmode=") {
+        ""
+    } else {
+        "?sslmode=disable"
+    };
+    Some((format!("{base}/{name}{tls}"), admin_url.clone(), name))
 }
 
 /// A Redis-backed session store with a key prefix no other test uses.
