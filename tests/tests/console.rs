@@ -830,6 +830,59 @@ async fn policies_are_changed_field_by_field(s: &TestServer) {
     assert_eq!(acme_policy(s).signup.domains, ["acme.test", "corp.test"]);
     let (_, to, _) = act(s, &mut browser, op, &[("section", "keys")]).await;
     assert!(to.contains("error="), "{to}");
+    policies_for_privacy(s, &mut browser, op).await;
+}
+
+/// The retention and terms sections: typed fields, the API's rules (warned, then disabled,
+/// then deleted; terms need their text's address).
+async fn policies_for_privacy(s: &TestServer, browser: &mut Browser, op: (&str, &str)) {
+    let (_, _, page) = browser.get(s, "/t/acme/admin/policies").await;
+    assert!(
+        page.contains("name=\"inactive_disable_days\"") && page.contains("name=\"outbox_days\""),
+        "{page}"
+    );
+    let mut retention = [
+        ("section", "retention"),
+        ("audit_days", "400"),
+        ("risk_history_days", "200"),
+        ("inactive_notify_days", "30"),
+        ("inactive_disable_days", "60"),
+        ("inactive_delete_days", ""),
+        ("consent_days", "365"),
+        ("invitation_days", "14"),
+        ("outbox_days", "7"),
+    ];
+    let (_, to, _) = act(s, browser, op, &retention).await;
+    assert!(to.contains("notice="), "{to}");
+    let r = acme_policy(s).retention;
+    assert_eq!(
+        (
+            r.audit_days,
+            r.inactive_notify_days,
+            r.inactive_disable_days,
+            r.inactive_delete_days,
+            r.outbox_days
+        ),
+        (400, Some(30), Some(60), None, 7)
+    );
+    retention[4].1 = "20";
+    let (_, to, _) = act(s, browser, op, &retention).await;
+    assert!(
+        to.contains("error=") && to.contains("inactive_disable_days"),
+        "{to}"
+    );
+    assert_eq!(acme_policy(s).retention.inactive_disable_days, Some(60));
+    let terms = [("section", "terms"), ("version", "v1"), ("url", "")];
+    let (_, to, _) = act(s, browser, op, &terms).await;
+    assert!(to.contains("error=") && to.contains("terms.url"), "{to}");
+    let terms = [
+        ("section", "terms"),
+        ("version", "v1"),
+        ("url", "https://acme.test/terms"),
+    ];
+    let (_, to, _) = act(s, browser, op, &terms).await;
+    assert!(to.contains("notice="), "{to}");
+    assert_eq!(acme_policy(s).terms.version.as_deref(), Some("v1"));
 }
 
 /// A user manager may not read policies (403) nor change them through the form (the API's

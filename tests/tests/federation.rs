@@ -360,6 +360,22 @@ async fn follows_key_rotation_and_pins_its_subjects(s: &TestServer, c: &OidcConn
     assert_eq!(events.len(), 2);
     assert_eq!(events[1].details["account"], "linked", "the same user again");
 
+    // acme's data key rotates (the old one is deleted): the sealed client secret is re-sealed
+    // with the rest, so the code is still redeemed.
+    s.state.keys.rotate_dek(&acme.id, "test", 100, None).unwrap();
+    assert_eq!(
+        s.state.db.data_keys(&acme.id).unwrap().len(),
+        1,
+        "the old data key is gone"
+    );
+    let (st, to) = through_up(s, &mut Browser::default()).await;
+    assert_eq!(
+        st,
+        StatusCode::SEE_OTHER,
+        "signed in after the data-key rotation: {to}"
+    );
+    assert_eq!(callbacks(s).len(), 3);
+
     // Its identities are `up`'s subjects: the issuer can't be moved under them.
     let mut moved = s.state.db.oidc_connection(&acme.id, &c.id).unwrap().unwrap();
     moved.issuer = "https://elsewhere.example".into();

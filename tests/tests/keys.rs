@@ -563,6 +563,62 @@ fn racing_schedulers_make_one_successor(db: &TestDb) {
     }
 }
 
+/// A pairwise `sub` must never change (OIDC Core §8.1): the tenant's salt is made once, under
+/// the key lock, and a data-key rotation (which deletes the old data key) and a master-key
+/// rotation re-seal it without changing it. Each check opens a fresh ring, so nothing comes
+/// from a node's cache.
+fn the_pairwise_salt_is_made_once_and_outlives_key_rotations(db: &TestDb) {
+    let f = fixture(db);
+    let salt = f.ring.pairwise_salt(&f.tenant).unwrap();
+    let store = f.ring_db();
+    let sealed = store.pairwise_salt(&f.tenant).unwrap().unwrap();
+    assert!(sealed.starts_with("v1."), "stored sealed, never in the clear");
+    let fresh = |master: &MasterKey| {
+        KeyRing::open(
+            f.ring_db(),
+            MasterKey::from_base64(&master.to_base64()).unwrap(),
+            f.clock.clone(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        fresh(&f.master).pairwise_salt(&f.tenant).unwrap(),
+        salt,
+        "made once"
+    );
+    let old_dek = store.data_keys(&f.tenant).unwrap()[0].id.clone();
+    f.ring.rotate_dek(&f.tenant, "test", 10, None).unwrap();
+    assert!(
+        store
+            .data_keys(&f.tenant)
+            .unwrap()
+            .iter()
+            .all(|d| d.id != old_dek)
+    );
+    let resealed = store.pairwise_salt(&f.tenant).unwrap().unwrap();
+    assert!(!resealed.contains(&old_dek), "re-sealed under the new data key");
+    assert_eq!(fresh(&f.master).pairwise_salt(&f.tenant).unwrap(), salt);
+    let new = MasterKey::generate().unwrap();
+    KeyRing::rotate_master(&store, &f.master, &new, "test").unwrap();
+    assert_eq!(fresh(&new).pairwise_salt(&f.tenant).unwrap(), salt);
+    let other = store
+        .create_tenant(
+            "test",
+            &NewTenant {
+                slug: "other".into(),
+                display_name: None,
+                policy: TenantPolicy::default(),
+            },
+        )
+        .unwrap()
+        .id;
+    assert_ne!(
+        fresh(&new).pairwise_salt(&other).unwrap(),
+        salt,
+        "a salt per tenant"
+    );
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -582,6 +638,7 @@ on_both!(
     data_key_rotation_resumes_after_an_interruption,
     data_key_rotation_reseals_risk_histories_and_the_webhook_secret,
     racing_schedulers_make_one_successor,
+    the_pairwise_salt_is_made_once_and_outlives_key_rotations,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

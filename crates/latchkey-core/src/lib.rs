@@ -14,6 +14,7 @@ mod model;
 pub mod patch;
 mod rng;
 pub mod saml;
+pub mod subject;
 pub mod upstream;
 pub mod validate;
 
@@ -29,11 +30,12 @@ pub use model::{
     AccessTokenFormat, AccountPolicy, AdminRoleDef, AdminToken, AuthMethod, Branding, Client, ClientSettings,
     ClientType, EmailPolicy, FactorDue, FederatedSession, GrantType, KeyPolicy, MfaMethod, MfaMode,
     MfaPolicy, PasswordPolicy, PreviousSecret, RetentionPolicy, RiskPolicy, Role, Session, SessionPolicy,
-    SignupMode, SignupPolicy, Tenant, TenantPolicy, ThrottlePolicy, TokenPolicy, TrustedAuthenticator, User,
-    UserStatus,
+    SignupMode, SignupPolicy, Tenant, TenantPolicy, TermsPolicy, ThrottlePolicy, TokenPolicy,
+    TrustedAuthenticator, User, UserStatus,
 };
 pub use rng::{OsRng, Rng, SeededRng, random_token, random_uuid, sha256, sha256_hex, sid_of};
 pub use saml::{AttributeMapping, IdpDescriptor, SamlConnection, SamlOptions};
+pub use subject::SubjectType;
 pub use upstream::{
     ClaimMapping, Discovered, OidcConnection, UpstreamAuth, UpstreamEndpoints, UpstreamKind, UpstreamOptions,
 };

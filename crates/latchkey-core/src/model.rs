@@ -180,6 +180,28 @@ pub struct TenantPolicy {
     pub email: EmailPolicy,
     pub signup: SignupPolicy,
     pub accounts: AccountPolicy,
+    /// Terms of service users accept before a code is issued to a client (docs/privacy.md).
+    /// Left out when unset, so nodes that predate it keep reading tenants that don't use it.
+    #[serde(skip_serializing_if = "TermsPolicy::is_unset")]
+    pub terms: TermsPolicy,
+}
+
+/// The tenant's terms of service: while `version` is set, a user who has not accepted that
+/// version is shown the terms (at `url`) before any code is issued, and again when it changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct TermsPolicy {
+    /// A label of the text in force (`2026-12`, `v3`); changing it asks everyone again.
+    pub version: Option<String>,
+    /// Where the text is, https.
+    pub url: Option<String>,
+}
+
+impl TermsPolicy {
+    pub fn is_unset(&self) -> bool {
+        self.version.is_none() && self.url.is_none()
+    }
 }
 
 /// The end of an account (docs/operations.md): how long a user's own deletion waits.
@@ -304,6 +326,23 @@ impl Default for RiskPolicy {
 pub struct RetentionPolicy {
     pub audit_days: u32,
     pub risk_history_days: u32,
+    /// Days without a sign-in after which the person is told by mail that their account will
+    /// be disabled (and deleted); unset: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_notify_days: Option<u32>,
+    /// Days without a sign-in after which the account is disabled; unset: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_disable_days: Option<u32>,
+    /// Days without a sign-in after which the account is deleted; unset: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_delete_days: Option<u32>,
+    /// Days a consent lasts unless given or changed again; unset: until withdrawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consent_days: Option<u32>,
+    /// Days accepted, revoked or expired invitations are kept.
+    pub invitation_days: u32,
+    /// Days delivered or abandoned mail, webhook and logout messages are kept.
+    pub outbox_days: u32,
 }
 
 impl Default for RetentionPolicy {
@@ -311,6 +350,12 @@ impl Default for RetentionPolicy {
         Self {
             audit_days: 365,
             risk_history_days: 365,
+            inactive_notify_days: None,
+            inactive_disable_days: None,
+            inactive_delete_days: None,
+            consent_days: None,
+            invitation_days: 30,
+            outbox_days: 30,
         }
     }
 }
@@ -427,6 +472,19 @@ pub struct ClientSettings {
     /// `iss` and `sid` are added to the front-channel URI.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub frontchannel_logout_session_required: bool,
+    /// OIDC Core §8: `public` (the user's id as `sub`) or `pairwise` (a `sub` of its own per
+    /// sector, docs/oidc.md#pairwise-subjects). Left out when public, like the fields above.
+    #[serde(skip_serializing_if = "crate::subject::is_public")]
+    pub subject_type: crate::SubjectType,
+    /// OIDC Registration §2: a URL of a JSON array holding every redirect URI of the client;
+    /// its host is the pairwise sector (`crate::subject::sector_identifier`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// When set, the most the client is told about a user: no claim outside this list reaches
+    /// its tokens, userinfo or introspection, whatever scopes it asks for. Protocol claims
+    /// (`crate::subject::PROTOCOL_CLAIMS`) always go. Unset: the scopes decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_claims: Option<Vec<String>>,
 }
 
 /// How the tenant's pages look: its name comes from the tenant, these from its administrator.

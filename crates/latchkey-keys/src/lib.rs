@@ -7,6 +7,7 @@ mod envelope;
 mod error;
 pub mod jwt;
 mod master;
+mod pairwise;
 mod ring;
 mod signing;
 
@@ -17,6 +18,7 @@ pub use master::{
     KEY_COMMAND_TIMEOUT, KeyInput, MASTER_KEY_FILE, MasterKeySource, load_master_key, run_key_command,
     write_key_file,
 };
+pub use pairwise::PairwiseSalt;
 pub use ring::{JWKS_MAX_AGE_SECS, KeyRing, KeyState, RingKey, TickReport};
 pub use signing::{SigningKey, VerifyingKey, thumbprint};
 

@@ -4,7 +4,7 @@
 
 use crate::envelope::Aad;
 use crate::jwt::{self, Expect};
-use crate::{Alg, DataKey, KeyError, MasterKey, SigningKey, VerifyingKey};
+use crate::{Alg, DataKey, KeyError, MasterKey, PairwiseSalt, SigningKey, VerifyingKey};
 use latchkey_core::{Clock, KeyPolicy, NewAuditEvent, TenantId, UnixMillis};
 use latchkey_store::{Db, KeyTx, StoredDataKey, StoredSigningKey};
 use serde_json::{Value, json};
@@ -138,6 +138,8 @@ pub struct KeyRing {
     master: std::sync::RwLock<Arc<MasterKey>>,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<TenantId, Arc<Loaded>>>,
+    /// Pairwise salts opened so far: a salt never changes, so it is kept for good.
+    salts: Mutex<HashMap<TenantId, PairwiseSalt>>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -161,6 +163,16 @@ fn private_aad<'a>(t: &'a TenantId, kid: &'a str) -> Aad<'a> {
         table: "signing_keys",
         column: "private_key",
         row: kid,
+    }
+}
+
+/// Where a tenant's pairwise salt is sealed: its row of `pairwise_salts`.
+fn pairwise_aad(t: &TenantId) -> Aad<'_> {
+    Aad {
+        tenant: t.as_str(),
+        table: "pairwise_salts",
+        column: "salt_sealed",
+        row: t.as_str(),
     }
 }
 
@@ -191,6 +203,7 @@ impl KeyRing {
             master: std::sync::RwLock::new(Arc::new(master)),
             clock,
             cache: Mutex::default(),
+            salts: Mutex::default(),
         })
     }
 
@@ -684,6 +697,43 @@ impl KeyRing {
         Ok((token, kid.to_owned()))
     }
 
+    /// The tenant's pairwise-subject salt, made, sealed and stored on first use (under the key
+    /// lock, so nodes asking at once agree on one). See [`PairwiseSalt`].
+    pub fn pairwise_salt(&self, t: &TenantId) -> Result<PairwiseSalt, KeyError> {
+        if let Some(s) = self.cached_pairwise_salt(t) {
+            return Ok(s);
+        }
+        let sealed = match self.db.pairwise_salt(t)? {
+            Some(sealed) => sealed,
+            None => self.change(t, |tx| {
+                if let Some(sealed) = tx.pairwise_salt()? {
+                    return Ok((sealed, None));
+                }
+                let dek = self.data_key(tx, t)?;
+                let sealed = dek.seal(pairwise_aad(t), PairwiseSalt::generate()?.as_bytes())?;
+                tx.insert_pairwise_salt(&sealed, self.now())?;
+                let ev = event("system", "keys.pairwise_salt", t, json!({}));
+                Ok((sealed, Some(ev)))
+            })?,
+        };
+        let salt = PairwiseSalt::from_opened(&self.open_sealed(t, pairwise_aad(t), &sealed)?)?;
+        self.salts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(t.clone(), salt.clone());
+        Ok(salt)
+    }
+
+    /// The tenant's pairwise salt if this node has opened it already: no store access, so a
+    /// caller on an async thread can skip the blocking pool.
+    pub fn cached_pairwise_salt(&self, t: &TenantId) -> Option<PairwiseSalt> {
+        self.salts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(t)
+            .cloned()
+    }
+
     /// Seals a value of tenant `t` under its data key (for TOTP seeds, SAML keys, personal data).
     pub fn seal(&self, t: &TenantId, aad: Aad<'_>, plaintext: &[u8]) -> Result<String, KeyError> {
         let dek = self.change(t, |tx| Ok((self.data_key(tx, t)?, None)))?;
@@ -704,7 +754,7 @@ impl KeyRing {
 
     /// Starts (or resumes) replacing the tenant's data key. It re-seals every value the store
     /// lists in `KeyTx::sealed_values` (signing keys' private halves, queued mail bodies, TOTP
-    /// seeds, SAML SP keys, risk histories, the risk webhook's secret); a
+    /// seeds, SAML SP keys, risk histories, the risk webhook's secret, the pairwise salt); a
     /// feature that seals a column of its own adds it there, because the old data key is deleted
     /// once this pass finds nothing left under it.
     ///

@@ -4,6 +4,7 @@
 
 use crate::scope;
 use latchkey_core::claims::{GroupFilter, GroupsFormat, RoleFilter, RolesFormat};
+use latchkey_core::subject::PROTOCOL_CLAIMS;
 use latchkey_core::{ClaimSource, ClaimsConfig, EffectiveAccess, TokenTarget};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -78,6 +79,15 @@ pub fn release(
         }
     }
     m
+}
+
+/// A client's claim allow-list (`ClientSettings::allowed_claims`) over one token or answer:
+/// every claim it does not name goes, whatever the scopes released, except the protocol claims
+/// (`latchkey_core::subject::PROTOCOL_CLAIMS`). No list: nothing is taken away.
+pub fn minimise(m: &mut Map<String, Value>, allowed: Option<&[String]>) {
+    if let Some(list) = allowed {
+        m.retain(|k, _| PROTOCOL_CLAIMS.contains(&k.as_str()) || list.iter().any(|a| a == k));
+    }
 }
 
 /// The `roles` scope: a flat list, or Keycloak's `realm_access` / `resource_access`.
@@ -215,6 +225,38 @@ mod tests {
         assert!(none.is_empty(), "nothing without the scopes: {none:?}");
         assert!(!needs_facts(&cfg(), "openid profile"));
         assert!(needs_facts(&cfg(), "openid roles"));
+    }
+
+    #[test]
+    fn the_allow_list_caps_every_claim_but_the_protocol_ones() {
+        let f = facts();
+        let mut m = release(
+            &cfg(),
+            "reporting",
+            "roles groups",
+            Some(&f),
+            TokenTarget::IdToken,
+        );
+        for (k, v) in [
+            ("sub", json!("u1")),
+            ("nonce", json!("n")),
+            ("email", json!("a@example.com")),
+            ("name", json!("Alice")),
+        ] {
+            m.insert(k.into(), v);
+        }
+        let unchanged = m.clone();
+        minimise(&mut m, None);
+        assert_eq!(m, unchanged, "no list, no cap");
+        minimise(&mut m, Some(&["email".to_owned(), "groups".to_owned()]));
+        let mut kept: Vec<&str> = m.keys().map(String::as_str).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["email", "groups", "nonce", "sub"]);
+        minimise(&mut m, Some(&[]));
+        assert!(
+            m.len() == 2 && m.contains_key("sub") && m.contains_key("nonce"),
+            "an empty list: no user claim"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod memory;
 pub mod pkce;
 pub mod redirect;
 pub mod scope;
+pub mod subject;
 pub mod token_request;
 pub mod tokens;
 

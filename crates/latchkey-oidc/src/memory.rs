@@ -189,6 +189,7 @@ impl State {
                 GrantsOf::User(u) => g.user_id == *u,
                 GrantsOf::UserClient(u, c) => g.user_id == *u && g.client_id == *c,
                 GrantsOf::Session(k) => g.session_key.as_deref() == Some(k),
+                GrantsOf::Tenant => true,
             })
             .filter(|(_, g)| !(keep_offline && g.scope.split(' ').any(|s| s == "offline_access")))
             .map(|((_, id), _)| id.clone())

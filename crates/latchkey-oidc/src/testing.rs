@@ -84,6 +84,13 @@ impl crate::Signer for TestSigner {
         let header = serde_json::json!({"alg": alg.as_str(), "typ": typ});
         Ok(format!("{}.{}.test", b64(&header), b64(claims)))
     }
+
+    fn pairwise_salt(
+        &self,
+        _t: &latchkey_core::TenantId,
+    ) -> Result<latchkey_keys::PairwiseSalt, latchkey_keys::KeyError> {
+        Ok(latchkey_keys::PairwiseSalt::from_bytes([7; 32]))
+    }
 }
 
 /// A key ring that can't sign (a broken key row, say).
@@ -97,6 +104,13 @@ impl crate::Signer for FailingSigner {
         _typ: &str,
         _claims: &serde_json::Value,
     ) -> Result<String, latchkey_keys::KeyError> {
+        Err(latchkey_keys::KeyError::Crypto("test key is broken".into()))
+    }
+
+    fn pairwise_salt(
+        &self,
+        _t: &latchkey_core::TenantId,
+    ) -> Result<latchkey_keys::PairwiseSalt, latchkey_keys::KeyError> {
         Err(latchkey_keys::KeyError::Crypto("test key is broken".into()))
     }
 }

@@ -14,6 +14,9 @@ pub const AT_JWT: &str = "at+jwt";
 #[derive(Debug, Clone)]
 pub struct Authentication<'a> {
     pub user: &'a User,
+    /// The `sub` the client knows the user by: their id, or its pairwise value
+    /// (`crate::subject::subject_for`).
+    pub sub: &'a str,
     /// Seconds since the epoch.
     pub auth_time: i64,
     pub acr: Option<&'a str>,
@@ -31,7 +34,7 @@ pub struct Envelope<'a> {
 }
 
 fn authn_claims(m: &mut Map<String, Value>, a: &Authentication<'_>) {
-    m.insert("sub".into(), json!(a.user.id));
+    m.insert("sub".into(), json!(a.sub));
     m.insert("auth_time".into(), json!(a.auth_time));
     if let Some(acr) = a.acr {
         m.insert("acr".into(), json!(acr));
@@ -162,6 +165,7 @@ mod tests {
         let amr = vec!["pwd".to_owned()];
         let a = Authentication {
             user: &u,
+            sub: "u1",
             auth_time: 90,
             acr: Some("urn:latchkey:acr:pwd"),
             amr: &amr,
@@ -183,6 +187,7 @@ mod tests {
         let u = user();
         let a = Authentication {
             user: &u,
+            sub: "u1",
             auth_time: 90,
             acr: None,
             amr: &[],

@@ -203,6 +203,23 @@ pub fn retention_pass(state: &AppState) -> u64 {
             Ok(_) => {}
             Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "deleting due accounts failed"),
         }
+        // Inactive accounts, unused consents, spent invitations and delivered mail.
+        match latchkey_services::retention::apply(
+            &state.db,
+            &state.keys,
+            &*state.rng,
+            &t,
+            state.clock.now_millis(),
+        ) {
+            Ok(applied) if !applied.is_empty() => {
+                tracing::info!(tenant = %t.slug, applied = %serde_json::json!(applied), "retention policy applied");
+                if applied.inactive_notified > 0 {
+                    state.mail.wake();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(tenant = %t.slug, error = %e, "retention policy failed for tenant"),
+        }
         match latchkey_audit::apply_retention(&state.db, &t, state.clock.now_millis()) {
             Ok(r) => {
                 deleted += r.audit_events_deleted;

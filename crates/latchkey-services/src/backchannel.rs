@@ -34,8 +34,11 @@ fn token_for(
         serde_json::from_str(&m.subject).map_err(|e| ServiceError::Undeliverable(format!("notice: {e}")))?;
     // The issuer as `Config::issuer` makes it: `{public_url}/t/{slug}`.
     let issuer = format!("{public_url}/t/{}", tenant.slug);
+    // The `sub` the client knows the user by (OIDC Core §8): its pairwise value for a pairwise
+    // client; the notice itself keeps the user's id.
+    let sub = latchkey_oidc::subject::subject_for(&client, &subject.user, || keys.pairwise_salt(&t))?;
     let who = LogoutSubject {
-        sub: &subject.user,
+        sub: &sub,
         sid: subject.sid.as_deref(),
     };
     let claims = logout_token_claims(&issuer, client.client_id.as_str(), who, &m.id, now_secs);

@@ -32,6 +32,10 @@ pub enum ServiceError {
         url: String,
         source: latchkey_saml::SamlError,
     },
+    /// A pairwise client's `sector_identifier_uri` answered, but not with a JSON array of URLs
+    /// holding every redirect URI of the client (OIDC Registration §2).
+    #[error("sector_identifier_uri {uri}: {problem}")]
+    SectorIdentifier { uri: String, problem: String },
     #[error("the entity id changed from {old:?} to {new:?}")]
     EntityIdChanged { old: String, new: String },
     #[error("the SP key could not be made: {0}")]
@@ -69,6 +73,9 @@ pub enum ServiceError {
         done: usize,
         source: Box<ServiceError>,
     },
+    /// A request the caller can correct (an unknown user named, a text too long); says why.
+    #[error("{0}")]
+    Refused(String),
     /// A backup that can't be written, read or restored; says why.
     #[error("backup: {0}")]
     Backup(String),

@@ -215,6 +215,39 @@ pub async fn check(policy: &OutboundPolicy, url: &str, timeout: Duration) -> Res
     Ok(Checked { client, url: parsed })
 }
 
+/// GETs `url` through the guard ([`check`]: `policy`, `timeout`) and answers its body, at most
+/// `max_bytes`; anything but a 2xx is a failure. For small documents a tenant names.
+pub async fn get(
+    policy: &OutboundPolicy,
+    url: &str,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<Vec<u8>, ServiceError> {
+    let fail = |problem: String| ServiceError::Fetch {
+        url: url.to_owned(),
+        problem,
+    };
+    let checked = check(policy, url, timeout).await?;
+    let mut res = checked
+        .client
+        .get(checked.url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| fail(error_chain(&e)))?;
+    if !res.status().is_success() {
+        return Err(fail(format!("HTTP {}", res.status().as_u16())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| fail(error_chain(&e)))? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(fail(format!("larger than {max_bytes} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// An error with its sources ("error sending request: … connection refused"), for the log.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();

@@ -28,7 +28,33 @@ pub fn check(mut policy: TenantPolicy) -> Result<TenantPolicy, ValidationError> 
     if policy.accounts.deletion_grace_days > 90 {
         return bad("accounts.deletion_grace_days", "must be 0 to 90");
     }
+    terms(&mut policy)?;
     Ok(policy)
+}
+
+/// A terms version is a short printable label and comes with the https address of its text; an
+/// empty version clears the requirement.
+fn terms(policy: &mut TenantPolicy) -> Result<(), ValidationError> {
+    let t = &mut policy.terms;
+    if t.version.as_deref().is_some_and(|v| v.trim().is_empty()) {
+        t.version = None;
+    }
+    if let Some(url) = &t.url {
+        latchkey_core::validate::https_url("terms.url", url)?;
+    }
+    let Some(version) = &t.version else {
+        return Ok(());
+    };
+    if version.len() > 64 || !version.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return bad("terms.version", "must be at most 64 printable ASCII characters");
+    }
+    if t.url.is_none() {
+        return bad(
+            "terms.url",
+            "is needed with terms.version: people must be able to read what they accept",
+        );
+    }
+    Ok(())
 }
 
 /// Length limits per NIST SP 800-63B §5.1.1.2; at most 24 remembered passwords.
@@ -175,6 +201,37 @@ fn risk(policy: &TenantPolicy) -> Result<(), ValidationError> {
     }
     if policy.retention.risk_history_days < 1 {
         return bad("retention.risk_history_days", "must be at least 1");
+    }
+    retention(&policy.retention)
+}
+
+/// Every period at least a day, and an inactive account is warned before it is disabled and
+/// disabled before it is deleted.
+fn retention(r: &latchkey_core::RetentionPolicy) -> Result<(), ValidationError> {
+    let periods = [
+        ("retention.inactive_notify_days", r.inactive_notify_days),
+        ("retention.inactive_disable_days", r.inactive_disable_days),
+        ("retention.inactive_delete_days", r.inactive_delete_days),
+        ("retention.consent_days", r.consent_days),
+        ("retention.invitation_days", Some(r.invitation_days)),
+        ("retention.outbox_days", Some(r.outbox_days)),
+    ];
+    for (field, days) in periods {
+        if days.is_some_and(|d| !(1..=36_500).contains(&d)) {
+            return bad(field, "must be 1 to 36500 days");
+        }
+    }
+    let steps = [
+        r.inactive_notify_days,
+        r.inactive_disable_days,
+        r.inactive_delete_days,
+    ];
+    let set: Vec<u32> = steps.iter().flatten().copied().collect();
+    if set.windows(2).any(|w| w[0] >= w[1]) {
+        return bad(
+            "retention.inactive_disable_days",
+            "inactive accounts are warned, then disabled, then deleted: each period must be longer than the one before",
+        );
     }
     Ok(())
 }

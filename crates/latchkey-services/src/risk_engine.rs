@@ -19,6 +19,25 @@ pub struct RiskEngine {
 struct GeoRecord {
     location: Option<GeoLocation>,
     autonomous_system_number: Option<u32>,
+    country: Option<GeoNamed>,
+    city: Option<GeoNamed>,
+}
+
+/// A country or city: its ISO code (countries) and English name.
+#[derive(Deserialize)]
+struct GeoNamed {
+    iso_code: Option<String>,
+    names: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl GeoNamed {
+    fn name(&self) -> Option<&str> {
+        self.names
+            .as_ref()
+            .and_then(|n| n.get("en"))
+            .map(String::as_str)
+            .or(self.iso_code.as_deref())
+    }
 }
 
 #[derive(Deserialize)]
@@ -104,6 +123,21 @@ impl RiskEngine {
             }
         }
         (asn, place)
+    }
+
+    /// Where the address is, in words ("Berlin, Germany"), for the person's own activity list;
+    /// `None` when no city database knows it.
+    pub fn place(&self, ip: IpAddr) -> Option<String> {
+        self.geo.iter().find_map(|db| {
+            let r = db.lookup(ip).ok()?.decode::<GeoRecord>().ok()??;
+            let country = r.country.as_ref().and_then(GeoNamed::name);
+            let city = r.city.as_ref().and_then(GeoNamed::name);
+            match (city, country) {
+                (Some(city), Some(country)) => Some(format!("{city}, {country}")),
+                (None, Some(one)) | (Some(one), None) => Some(one.to_owned()),
+                (None, None) => None,
+            }
+        })
     }
 
     pub fn denylisted(&self, ip: IpAddr) -> bool {

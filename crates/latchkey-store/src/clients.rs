@@ -4,9 +4,10 @@ use crate::db::{Db, from_json, parse_enum, to_json};
 use crate::schema::clients;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
+use latchkey_core::subject::{check_allowed_claims, sector_identifier};
 use latchkey_core::{
     AccessTokenFormat, AuthMethod, ClaimsConfig, Client, ClientId, ClientSettings, ClientType, GrantType,
-    NewAuditEvent, PreviousSecret, TenantId, UnixMillis, ValidationError, validate,
+    NewAuditEvent, PreviousSecret, SubjectType, TenantId, UnixMillis, ValidationError, validate,
 };
 use serde_json::json;
 
@@ -101,7 +102,32 @@ fn check(new: &NewClient) -> Result<()> {
     check_keys(new)?;
     check_settings(&new.settings)?;
     check_frontchannel(new)?;
+    check_subject(new)?;
     check_grants(new)
+}
+
+/// OIDC Core §8.1: a pairwise client has one sector (the host of its `sector_identifier_uri`,
+/// or the one host of its redirect URIs); a `sector_identifier_uri` is a web URL and means
+/// something only for a pairwise client. Whether it lists the redirect URIs is checked by
+/// fetching it, before the store is called (`latchkey_services::sector`).
+fn check_subject(new: &NewClient) -> Result<()> {
+    let s = &new.settings;
+    if let Some(uri) = &s.sector_identifier_uri {
+        validate::logout_uri("sector_identifier_uri", uri)?;
+        if s.subject_type != SubjectType::Pairwise {
+            return Err(invalid(
+                "sector_identifier_uri",
+                "only a pairwise client (subject_type pairwise) has a sector",
+            ));
+        }
+    }
+    if s.subject_type == SubjectType::Pairwise {
+        sector_identifier(&new.redirect_uris, s.sector_identifier_uri.as_deref())?;
+    }
+    if let Some(names) = &s.allowed_claims {
+        check_allowed_claims(names)?;
+    }
+    Ok(())
 }
 
 /// Front-Channel Logout §2: the URI's scheme, host and port are those of a registered redirect

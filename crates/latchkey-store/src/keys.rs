@@ -4,8 +4,8 @@
 
 use crate::db::{Db, from_json, reserve};
 use crate::schema::{
-    audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, risk_history, saml_connections,
-    signing_keys, tenants,
+    audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, oidc_connections, pairwise_salts,
+    risk_history, saml_connections, signing_keys, tenants,
 };
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
@@ -108,6 +108,14 @@ fn load_keys(c: &mut AnyConnection, t: &TenantId) -> Result<Vec<StoredSigningKey
         .collect()
 }
 
+fn load_pairwise_salt(c: &mut AnyConnection, t: &TenantId) -> Result<Option<String>> {
+    Ok(pairwise_salts::table
+        .find(t.as_str())
+        .select(pairwise_salts::salt_sealed)
+        .first(c)
+        .optional()?)
+}
+
 fn load_deks(c: &mut AnyConnection, t: Option<&TenantId>) -> Result<Vec<StoredDataKey>> {
     let mut q = data_keys::table
         .select(DekRow::as_select())
@@ -154,6 +162,24 @@ impl KeyTx<'_> {
                 data_keys::kek_id.eq(&k.kek_id),
                 data_keys::wrapped.eq(&k.wrapped),
                 data_keys::created_at.eq(k.created_at),
+            ))
+            .execute(self.c)?;
+        Ok(())
+    }
+
+    /// The tenant's sealed pairwise-subject salt, if it has one yet.
+    pub fn pairwise_salt(&mut self) -> Result<Option<String>> {
+        load_pairwise_salt(self.c, &self.tenant)
+    }
+
+    /// Stores the tenant's pairwise-subject salt, sealed; made once, never replaced (the caller
+    /// holds the key lock and found none).
+    pub fn insert_pairwise_salt(&mut self, sealed: &str, at: UnixMillis) -> Result<()> {
+        diesel::insert_into(pairwise_salts::table)
+            .values((
+                pairwise_salts::tenant_id.eq(self.tenant.as_str()),
+                pairwise_salts::salt_sealed.eq(sealed),
+                pairwise_salts::created_at.eq(at),
             ))
             .execute(self.c)?;
         Ok(())
@@ -219,33 +245,34 @@ impl KeyTx<'_> {
             "body_sealed",
             mail.into_iter().filter_map(|(row, v)| Some((row, v?))).collect(),
         );
+        /// The tenant's values of `$table.$value` not under the current key, by `$key`.
+        macro_rules! sealed_column {
+            ($table:ident, $key:ident, $value:ident) => {
+                add(
+                    stringify!($table),
+                    stringify!($value),
+                    $table::table
+                        .filter($table::tenant_id.eq(t))
+                        .filter($table::$value.not_like(&other))
+                        .select(($table::$key, $table::$value))
+                        .limit(limit)
+                        .load(self.c)?,
+                )
+            };
+        }
+        sealed_column!(mfa_totp, user_id, seed_sealed);
+        sealed_column!(saml_connections, id, sp_key_sealed);
+        sealed_column!(risk_history, user_id, history_sealed);
+        sealed_column!(pairwise_salts, tenant_id, salt_sealed);
+        // An upstream connection's client secret or private_key_jwt key.
         add(
-            "mfa_totp",
-            "seed_sealed",
-            mfa_totp::table
-                .filter(mfa_totp::tenant_id.eq(t))
-                .filter(mfa_totp::seed_sealed.not_like(&other))
-                .select((mfa_totp::user_id, mfa_totp::seed_sealed))
-                .limit(limit)
-                .load(self.c)?,
-        );
-        add(
-            "saml_connections",
-            "sp_key_sealed",
-            saml_connections::table
-                .filter(saml_connections::tenant_id.eq(t))
-                .filter(saml_connections::sp_key_sealed.not_like(&other))
-                .select((saml_connections::id, saml_connections::sp_key_sealed))
-                .limit(limit)
-                .load(self.c)?,
-        );
-        add(
-            "risk_history",
-            "history_sealed",
-            risk_history::table
-                .filter(risk_history::tenant_id.eq(t))
-                .filter(risk_history::history_sealed.not_like(&other))
-                .select((risk_history::user_id, risk_history::history_sealed))
+            "oidc_connections",
+            "secret_sealed",
+            oidc_connections::table
+                .filter(oidc_connections::tenant_id.eq(t))
+                .filter(oidc_connections::secret_sealed.ne(""))
+                .filter(oidc_connections::secret_sealed.not_like(&other))
+                .select((oidc_connections::id, oidc_connections::secret_sealed))
                 .limit(limit)
                 .load(self.c)?,
         );
@@ -300,6 +327,8 @@ impl KeyTx<'_> {
             ("mfa_totp", "seed_sealed") => swap!(mfa_totp, user_id, seed_sealed),
             ("saml_connections", "sp_key_sealed") => swap!(saml_connections, id, sp_key_sealed),
             ("risk_history", "history_sealed") => swap!(risk_history, user_id, history_sealed),
+            ("pairwise_salts", "salt_sealed") => swap!(pairwise_salts, tenant_id, salt_sealed),
+            ("oidc_connections", "secret_sealed") => swap!(oidc_connections, id, secret_sealed),
             ("tenants", "risk_webhook_secret") => self.reseal_webhook_secret(&v.value, new)?,
             (table, column) => {
                 return Err(StoreError::Database(format!("no sealed column {table}.{column}")));
@@ -402,6 +431,12 @@ impl Db {
     pub fn signing_keys(&self, t: &TenantId) -> Result<Vec<StoredSigningKey>> {
         let mut conn = self.conn()?;
         load_keys(&mut conn, t)
+    }
+
+    /// The tenant's sealed pairwise-subject salt, if it has one yet.
+    pub fn pairwise_salt(&self, t: &TenantId) -> Result<Option<String>> {
+        let mut conn = self.conn()?;
+        load_pairwise_salt(&mut conn, t)
     }
 
     pub fn data_keys(&self, t: &TenantId) -> Result<Vec<StoredDataKey>> {

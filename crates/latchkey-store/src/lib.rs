@@ -15,18 +15,21 @@ mod domains;
 mod error;
 mod groups;
 mod identities;
+mod incidents;
 mod invitations;
 mod keys;
 mod lifecycle;
 mod mfa;
 mod oauth;
 mod resets;
+mod retention;
 mod risk;
 mod roles;
 mod saml;
 mod schema;
 mod system_tokens;
 mod tenants;
+mod terms;
 mod upstream;
 mod users;
 mod verifications;
@@ -42,6 +45,7 @@ pub use db::{Db, PoolOptions, PoolStats};
 pub use domains::{DomainMethod, DomainRepo, TenantDomain};
 pub use error::StoreError;
 pub use groups::{GroupMembers, GroupRepo, GroupUpdate};
+pub use incidents::{Affected, IncidentRepo, LockedDown};
 pub use invitations::{
     Acceptance, Invitation, InvitationRepo, InvitationStatus, NewInvitation, NewPasskey, Refusal,
 };
@@ -54,11 +58,13 @@ pub use oauth::{
 pub use resets::{
     Channel, LiveReset, LogoutNotice, LogoutSubject, MailOutbox, NewMail, QueuedMail, ResetRepo,
 };
+pub use retention::{Inactive, RetentionRepo};
 pub use risk::RiskRepo;
 pub use roles::RoleRepo;
 pub use saml::{CertificatesChanged, NewSamlConnection, SamlConnectionUpdate, SamlRepo};
 pub use system_tokens::{SystemTokenRepo, system_permissions};
 pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
+pub use terms::TermsRepo;
 pub use upstream::UpstreamRepo;
 pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};

@@ -153,6 +153,8 @@ pub enum GrantsOf<'a> {
     UserClient(&'a UserId, &'a ClientId),
     /// Grants made in one browser session, except those with `offline_access`.
     Session(&'a str),
+    /// Every grant of every user of the tenant (incident response).
+    Tenant,
 }
 
 pub trait OAuthRepo {
@@ -349,6 +351,7 @@ pub(crate) fn revoke_matching(
             .filter(oauth_grants::user_id.eq(u.as_str()))
             .filter(oauth_grants::client_id.eq(cl.as_str())),
         GrantsOf::Session(k) => q.filter(oauth_grants::session_key.eq(k)),
+        GrantsOf::Tenant => q,
     };
     let keep_offline = matches!(which, GrantsOf::Session(_));
     let grants = q.load::<(String, String, String, String, Option<String>, i64)>(c)?;
@@ -775,11 +778,26 @@ impl OAuthRepo for Db {
                     ))
                     .execute(c)?;
             }
+            // The consent ledger: what was added to what, under which terms.
+            let added: Vec<&str> = match &existing {
+                Some(old) => scope
+                    .split(' ')
+                    .filter(|s| !old.split(' ').any(|o| o == *s))
+                    .collect(),
+                None => scope.split(' ').collect(),
+            };
+            let details = json!({
+                "client_id": client,
+                "scope": scope,
+                "added": added.join(" "),
+                "change": if existing.is_some() { "changed" } else { "given" },
+                "terms_version": crate::terms::accepted_version(c, t, user)?,
+            });
             let event = NewAuditEvent::success(
                 &format!("user:{user}"),
                 "consent.grant",
                 format!("client:{client}"),
-                json!({"scope": scope}),
+                details,
             );
             Ok(((), event.clone()))
         })
@@ -788,15 +806,26 @@ impl OAuthRepo for Db {
     fn revoke_consent(&self, t: &TenantId, user: &UserId, client: &ClientId) -> Result<bool> {
         let now = self.now();
         self.audited(t, |c| {
-            let gone =
-                diesel::delete(oauth_consents::table.find((t.as_str(), user.as_str(), client.as_str())))
-                    .execute(c)?;
+            let key = (t.as_str(), user.as_str(), client.as_str());
+            let withdrawn = oauth_consents::table
+                .find(key)
+                .select(oauth_consents::scope)
+                .first::<String>(c)
+                .optional()?;
+            let gone = diesel::delete(oauth_consents::table.find(key)).execute(c)?;
             let grants = revoke_matching(c, t, GrantsOf::UserClient(user, client), now, "consent_revoked")?;
+            let details = json!({
+                "client_id": client,
+                "scope": withdrawn,
+                "change": "withdrawn",
+                "grants_revoked": grants,
+                "terms_version": crate::terms::accepted_version(c, t, user)?,
+            });
             let event = NewAuditEvent::success(
                 &format!("user:{user}"),
                 "consent.revoke",
                 format!("client:{client}"),
-                json!({"grants_revoked": grants}),
+                details,
             );
             Ok((gone > 0, event))
         })
@@ -825,10 +854,19 @@ impl OAuthRepo for Db {
         client: Option<&ClientId>,
     ) -> Result<(usize, usize)> {
         let now = self.now();
-        self.audited(t, |c| {
+        self.audited_all(t, |c| {
             let consents = oauth_consents::table
                 .filter(oauth_consents::tenant_id.eq(t.as_str()))
                 .filter(oauth_consents::user_id.eq(user.as_str()));
+            let withdrawn: Vec<(String, String)> = match client {
+                Some(cl) => consents
+                    .filter(oauth_consents::client_id.eq(cl.as_str()))
+                    .into_boxed(),
+                None => consents.into_boxed(),
+            }
+            .select((oauth_consents::client_id, oauth_consents::scope))
+            .load(c)?;
+            let terms = crate::terms::accepted_version(c, t, user)?;
             let (gone, grants) = match client {
                 Some(cl) => (
                     diesel::delete(consents.filter(oauth_consents::client_id.eq(cl.as_str()))).execute(c)?,
@@ -845,7 +883,18 @@ impl OAuthRepo for Db {
                 format!("user:{user}"),
                 json!({"client": client, "consents_withdrawn": gone, "grants_revoked": grants}),
             );
-            Ok(((gone, grants), event))
+            // The consent ledger has each withdrawal, whoever made it.
+            let mut events = vec![event];
+            events.extend(withdrawn.into_iter().map(|(client_id, scope)| {
+                let details = json!({
+                    "client_id": client_id,
+                    "scope": scope,
+                    "change": "withdrawn",
+                    "terms_version": terms,
+                });
+                NewAuditEvent::success(actor, "consent.revoke", format!("user:{user}"), details)
+            }));
+            Ok(((gone, grants), events))
         })
     }
 

@@ -144,6 +144,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    pairwise_salts (tenant_id) {
+        tenant_id -> Text,
+        salt_sealed -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     signing_keys (tenant_id, kid) {
         tenant_id -> Text,
         kid -> Text,
@@ -175,6 +183,24 @@ diesel::table! {
         user_id -> Text,
         history_sealed -> Text,
         updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_activity (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        last_sign_in_at -> BigInt,
+        notified_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    user_terms (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        version -> Text,
+        accepted_at -> BigInt,
     }
 }
 
@@ -546,10 +572,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_outbox,
     master_key_checks,
     data_keys,
+    pairwise_salts,
     signing_keys,
     audit_heads,
     audit_events,
     risk_history,
+    user_terms,
+    user_activity,
     saml_connections,
     saml_identities,
     oidc_connections,

@@ -92,6 +92,37 @@ pub enum Command {
     /// Restore a backup into the configured database, which must hold no tenant (SQLite or
     /// PostgreSQL, whichever the backup came from); needs the master key it was taken under.
     Restore(RestoreArgs),
+    /// Respond to a security incident in a tenant (docs/privacy.md#incident-response): void
+    /// every session and token of its users (or of `--user`s) at once, optionally invalidate
+    /// their passwords, replace the signing keys and mail every affected user; prints the
+    /// report (who was notified when). Audited. Asks for confirmation unless `--yes`.
+    Incident(IncidentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    #[command(flatten)]
+    pub tenant: TenantArg,
+    /// Only this user (username or id; repeatable). Without it: every user of the tenant.
+    #[arg(long = "user", value_name = "USER")]
+    pub users: Vec<String>,
+    /// Invalidate the affected users' passwords: a reset link sets a new one.
+    #[arg(long)]
+    pub reset_passwords: bool,
+    /// Revoke every signing key of the tenant and activate new ones at once.
+    #[arg(long)]
+    pub rotate_keys: bool,
+    /// Mail every affected user who has an address (the built-in notice unless --subject and
+    /// --body-file say otherwise; {user}, {tenant}, {incident} and {password} are filled in).
+    #[arg(long)]
+    pub notify: bool,
+    #[arg(long, value_name = "TEXT", requires = "notify")]
+    pub subject: Option<String>,
+    #[arg(long, value_name = "FILE", requires = "notify")]
+    pub body_file: Option<PathBuf>,
+    /// Don't ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -1184,6 +1215,32 @@ pub struct PolicyFlags {
     /// restorable with `user restore`; 0 deletes at once.
     #[arg(long, value_name = "DAYS")]
     pub deletion_grace_days: Option<u32>,
+    /// Days without a sign-in after which a user is warned by mail that the account will be
+    /// closed (docs/privacy.md#retention); `off`: never.
+    #[arg(long, value_name = "DAYS|off", value_parser = days_or_off)]
+    pub inactive_notify_days: Option<DaysOrOff>,
+    /// Days without a sign-in after which an account is disabled; `off`: never.
+    #[arg(long, value_name = "DAYS|off", value_parser = days_or_off)]
+    pub inactive_disable_days: Option<DaysOrOff>,
+    /// Days without a sign-in after which an account is deleted; `off`: never.
+    #[arg(long, value_name = "DAYS|off", value_parser = days_or_off)]
+    pub inactive_delete_days: Option<DaysOrOff>,
+    /// Days a consent lasts unless given again; `off`: until withdrawn.
+    #[arg(long, value_name = "DAYS|off", value_parser = days_or_off)]
+    pub consent_days: Option<DaysOrOff>,
+    /// Days accepted, revoked or expired invitations are kept.
+    #[arg(long, value_name = "DAYS")]
+    pub invitation_retention_days: Option<u32>,
+    /// Days delivered or abandoned mail and webhook messages are kept.
+    #[arg(long, value_name = "DAYS")]
+    pub outbox_retention_days: Option<u32>,
+    /// The version of the terms of service users must accept before a code is issued (asked
+    /// again when it changes; docs/privacy.md); '' drops the requirement. Needs --terms-url.
+    #[arg(long, value_name = "VERSION")]
+    pub terms_version: Option<String>,
+    /// The https address of the terms of service text.
+    #[arg(long, value_name = "URL")]
+    pub terms_url: Option<String>,
     /// Failed sign-ins an account gets before back-off starts (1 to 100).
     #[arg(long, value_name = "N")]
     pub throttle_account_failures: Option<u32>,
@@ -1207,6 +1264,20 @@ pub struct PolicyFlags {
     /// The domains open-for-domains admits, comma-separated ('' clears).
     #[arg(long, value_name = "DOMAINS")]
     pub signup_domains: Option<String>,
+}
+
+/// A number of days, or `off` for none (a retention step that never happens).
+#[derive(Debug, Clone, Copy)]
+pub struct DaysOrOff(pub Option<u32>);
+
+fn days_or_off(value: &str) -> Result<DaysOrOff, String> {
+    match value {
+        "off" | "never" => Ok(DaysOrOff(None)),
+        n => n
+            .parse::<u32>()
+            .map(|d| DaysOrOff(Some(d)))
+            .map_err(|_| format!("{n:?}: expected a number of days or off")),
+    }
 }
 
 fn on_off(value: &str) -> Result<bool, CliError> {
@@ -1339,6 +1410,8 @@ pub struct ClientCreate {
     pub tokens: ClientTokenFlags,
     #[command(flatten)]
     pub logout: ClientLogoutFlags,
+    #[command(flatten)]
+    pub subject: ClientSubjectFlags,
     /// A resource indicator (RFC 8707) the client may ask client-credentials tokens for, as an
     /// absolute URI (repeatable). Without any, a `resource` parameter is refused.
     #[arg(long = "resource", value_name = "URI")]
@@ -1364,6 +1437,41 @@ pub struct ClientLogoutFlags {
     /// `iss` and `sid` are added to the front-channel URI.
     #[arg(long, value_name = "BOOL")]
     pub frontchannel_logout_session_required: Option<bool>,
+}
+
+/// What a client is told about users (docs/oidc.md): its `sub` and the claims it may get, for
+/// `client create` and `client update`.
+#[derive(Debug, Default, Args)]
+pub struct ClientSubjectFlags {
+    /// public (the user's id as `sub`, the default) or pairwise (a `sub` of its own per sector,
+    /// OIDC Core §8).
+    #[arg(long, value_name = "TYPE")]
+    pub subject_type: Option<latchkey_core::SubjectType>,
+    /// For a pairwise client: an https URL of a JSON array listing every redirect URI of the
+    /// client; its host is the sector (needed when the redirect URIs are on several hosts).
+    /// Fetched and checked now. An empty value removes it (update).
+    #[arg(long, value_name = "URL")]
+    pub sector_identifier_uri: Option<String>,
+    /// The claims the client may get at most, comma-separated (`email,email_verified`),
+    /// whatever scopes it asks for; protocol claims (`sub`, `iss`, `aud`, …) always go. An
+    /// empty value removes the cap (update).
+    #[arg(long, value_name = "CLAIMS")]
+    pub allowed_claims: Option<String>,
+}
+
+impl ClientSubjectFlags {
+    /// `--allowed-claims` as a list; `None` for an empty value.
+    pub fn allowed_claims_list(&self) -> Option<Vec<String>> {
+        let list: Vec<String> = self
+            .allowed_claims
+            .as_deref()?
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        (!list.is_empty()).then_some(list)
+    }
 }
 
 /// A client's token settings, for `client create` and `client update`.
@@ -1424,6 +1532,8 @@ pub struct ClientUpdate {
     pub tokens: ClientTokenFlags,
     #[command(flatten)]
     pub logout: ClientLogoutFlags,
+    #[command(flatten)]
+    pub subject: ClientSubjectFlags,
     /// Replaces the resource indicators (repeatable).
     #[arg(long = "resource", value_name = "URI")]
     pub resources: Vec<String>,
@@ -1485,6 +1595,16 @@ pub enum UserCmd {
     },
     /// Mark the user's email address verified (the operator vouches for it). Audited.
     VerifyEmail(UserRef),
+    /// Everything held about the user, as JSON on standard output (right of access and
+    /// portability): profile, attributes, groups and roles, factors without secrets, sessions
+    /// (from Redis; the embedded store is the server's, use the admin API), consents and
+    /// grants, linked identities, sign-in history and the user's audit events. Audited.
+    Export {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// Username (or user id).
+        user: String,
+    },
     /// A user's second factors.
     #[command(subcommand)]
     Mfa(MfaCmd),
@@ -1580,7 +1700,7 @@ pub enum AuditCmd {
         #[command(flatten)]
         out: Json,
     },
-    /// Apply the tenant's audit and risk-history retention now (the server does it daily).
+    /// Apply the tenant's audit and risk-history retention now (the server does it hourly).
     Retention {
         #[command(flatten)]
         tenant: TenantArg,

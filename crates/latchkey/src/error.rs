@@ -40,6 +40,9 @@ pub(crate) enum CliError {
     Server(#[from] ServerError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The session store (Redis) could not be read.
+    #[error("LATCHKEY_SESSION_STORE: {0}")]
+    Sessions(latchkey_session::SessionError),
     #[error("audit chain of {chain} is broken at sequence number {seq}: {reason}")]
     ChainBroken { chain: String, seq: i64, reason: String },
     #[error("no tenant {0:?}")]
@@ -73,6 +76,9 @@ pub(crate) enum CliError {
     /// A backup or restore failed; says why.
     #[error(transparent)]
     Backup(latchkey_services::ServiceError),
+    /// A user's data could not be exported or erased.
+    #[error("{0}")]
+    Privacy(latchkey_services::ServiceError),
     /// `healthcheck`: the server did not answer ready.
     #[error("{url}: {reason}")]
     NotReady { url: String, reason: String },
@@ -121,6 +127,10 @@ pub(crate) enum CliError {
     /// A tenant file that can't be applied, or an apply that stopped halfway.
     #[error("{0}")]
     TenantFile(latchkey_services::ServiceError),
+    /// A pairwise client's `sector_identifier_uri` that could not be fetched, or whose
+    /// document does not list the client's redirect URIs.
+    #[error("{0}")]
+    Sector(latchkey_services::ServiceError),
     /// The small async runtime for a network call did not start.
     #[error("{0}")]
     AsyncRuntime(std::io::Error),
@@ -130,7 +140,13 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Store(e) | CliError::Keys(KeyError::Store(e)) => store_exit_code(e),
-            CliError::TenantFile(e) | CliError::Backup(e) => service_exit_code(e),
+            CliError::TenantFile(e) | CliError::Backup(e) | CliError::Privacy(e) => service_exit_code(e),
+            // A document that lists the wrong URIs is the operator's to fix; a fetch that fails
+            // is the network's.
+            CliError::Sector(e) => match e {
+                latchkey_services::ServiceError::SectorIdentifier { .. } => 2,
+                other => service_exit_code(other),
+            },
             // A document the upstream serves that is refused is the operator's to fix (the
             // issuer or discovery URL); a fetch that fails is the network's.
             CliError::Upstream(e) => match e {
@@ -176,6 +192,7 @@ impl CliError {
             | CliError::DomainUnverified { .. }
             | CliError::SpKey(_)
             | CliError::AsyncRuntime(_)
+            | CliError::Sessions(_)
             | CliError::NotReady { .. } => 1,
         }
     }
@@ -196,7 +213,7 @@ impl CliError {
 fn service_exit_code(e: &latchkey_services::ServiceError) -> u8 {
     use latchkey_services::ServiceError;
     match e {
-        ServiceError::TenantFile { .. } | ServiceError::Backup(_) => 2,
+        ServiceError::TenantFile { .. } | ServiceError::Backup(_) | ServiceError::Refused(_) => 2,
         ServiceError::Store(e) => store_exit_code(e),
         ServiceError::Applying { source, .. } => service_exit_code(source),
         _ => 1,

@@ -18,8 +18,8 @@ mod shared;
 use clap::Parser;
 use cli::{Cli, Command};
 use commands::{
-    admin_token, apply, attribute, audit, backup, client, demo, domain, group, invite, keys, migrate,
-    oidc_connection, role, saml, serve, tenant, user,
+    admin_token, apply, attribute, audit, backup, client, demo, domain, group, incident, invite, keys,
+    migrate, oidc_connection, role, saml, serve, tenant, user,
 };
 use context::Context;
 use error::CliError;
@@ -77,6 +77,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Invite(cmd) => operate(&config, |ctx| invite::run(ctx, cmd)),
         Command::Apply(args) => operate(&config, |ctx| apply::apply(ctx, &args)),
         Command::Export(args) => operate(&config, |ctx| apply::export(ctx, &args)),
+        Command::Incident(args) => operate(&config, |ctx| incident::run(ctx, &args)),
     }
 }
 

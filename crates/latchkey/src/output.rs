@@ -111,8 +111,12 @@ pub fn wants_json(command: &Command) -> bool {
             UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user) | MfaCmd::Remove { user, .. }) => {
                 user.out.json
             }
+            // Always JSON.
+            UserCmd::Export { .. } => true,
         },
         Command::Apply(apply) => apply.out.json,
+        // The report is JSON; so are its errors.
+        Command::Incident(_) => true,
         Command::Invite(invite) => match invite {
             InviteCmd::Create { out, .. } | InviteCmd::List { out, .. } => out.json,
             InviteCmd::Revoke(r) | InviteCmd::Resend { invitation: r, .. } => r.out.json,
@@ -174,6 +178,9 @@ pub fn client_json(client: &Client) -> Value {
         "backchannel_logout_session_required": client.settings.backchannel_logout_session_required,
         "frontchannel_logout_uri": client.settings.frontchannel_logout_uri,
         "frontchannel_logout_session_required": client.settings.frontchannel_logout_session_required,
+        "subject_type": client.settings.subject_type,
+        "sector_identifier_uri": client.settings.sector_identifier_uri,
+        "allowed_claims": client.settings.allowed_claims,
         "previous_secret_expires_at": client.previous_secret.as_ref().map(|p| rfc3339(p.expires_at)),
         "created_at": rfc3339(client.created_at), "updated_at": rfc3339(client.updated_at),
     })
@@ -209,4 +216,32 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ms.to_string())
+}
+
+/// Asks the operator to type `expected` before a destructive command goes on; `--yes` skips
+/// the question. Without a terminal to ask on, `--yes` is required.
+pub fn confirm(yes: bool, what: &str, expected: &str) -> Result<(), crate::error::CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(crate::error::CliError::BadFlag(format!(
+            "{what}: standard input is not a terminal to confirm on; add --yes"
+        )));
+    }
+    eprint!("{what}. Type {expected:?} to go on: ");
+    std::io::stderr().flush().ok();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(crate::error::CliError::Stdin)?;
+    if line.trim() == expected {
+        Ok(())
+    } else {
+        Err(crate::error::CliError::BadFlag(format!(
+            "{what}: not confirmed; nothing was done"
+        )))
+    }
 }

@@ -57,6 +57,8 @@ pub const PARITY: &[(&str, &[&str])] = &[
         &["DELETE /admin/t/{tenant}/users/{id}/mfa/{factor}"],
     ),
     ("user grants list", &["GET /admin/t/{tenant}/users/{id}/grants"]),
+    ("user export", &["GET /admin/t/{tenant}/users/{id}/export"]),
+    ("incident", &["POST /admin/t/{tenant}/incidents"]),
     (
         "user grants revoke",
         &[

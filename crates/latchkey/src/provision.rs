@@ -8,6 +8,7 @@ use crate::error::CliError;
 use latchkey_core::{Client, ClientSettings, ClientType, OsRng, Tenant};
 use latchkey_mfa::{HashParams, check_user_password, hash_password};
 use latchkey_services::clients::{ClientSpec, registration};
+use latchkey_services::{OutboundPolicy, sector};
 use latchkey_store::ClientRepo;
 
 pub use latchkey_services::clients::{new_secret, uses_secret};
@@ -88,11 +89,40 @@ pub fn create_client(
             frontchannel_logout_uri: spec.logout.frontchannel_logout_uri.clone(),
             frontchannel_logout_session_required: spec.logout.frontchannel_logout_session_required
                 == Some(true),
+            subject_type: spec.subject.subject_type.unwrap_or_default(),
+            sector_identifier_uri: spec.subject.sector_identifier_uri.clone(),
+            allowed_claims: spec.subject.allowed_claims_list(),
         },
     };
     let (new, secret) = registration(&wanted, &OsRng).map_err(latchkey_store::StoreError::from)?;
+    // The operator typed the URL: fetched from wherever it is, as `saml add` does.
+    sector_checked(
+        &OutboundPolicy::allow_all(),
+        None,
+        (&new.redirect_uris, &new.settings),
+    )?;
     let client = ctx.db.create_client(&tenant.id, ctx.actor(), &new)?;
     Ok((client, secret))
+}
+
+/// OIDC Registration §2: the sector document of a pairwise client going from `before` to
+/// (`redirect_uris`, `settings`), fetched under `policy` and checked when it is new or the
+/// redirect URIs changed (`latchkey_services::sector`); what was verified, for the update.
+pub fn sector_checked(
+    policy: &OutboundPolicy,
+    before: Option<&Client>,
+    (redirect_uris, settings): (&[String], &ClientSettings),
+) -> Result<Option<sector::Verified>, CliError> {
+    if sector::to_check(before, redirect_uris, settings).is_none() {
+        return Ok(None);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::AsyncRuntime)?;
+    runtime
+        .block_on(sector::verify_change(policy, before, redirect_uris, settings))
+        .map_err(CliError::Sector)
 }
 
 fn read_jwks(path: &std::path::Path) -> Result<serde_json::Value, CliError> {

@@ -960,6 +960,146 @@ fn attributes_and_claims_on_postgres() {
     attributes_and_claims(&db);
 }
 
+/// Serves `body` to every request on a loopback port, from a thread of its own; its URL.
+fn serve_once_per_request(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sector.json", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+        }
+    });
+    url
+}
+
+/// `--subject-type`, `--sector-identifier-uri` (fetched from wherever the operator says) and
+/// `--allowed-claims` on `client create` and `client update` (docs/oidc.md).
+#[test]
+fn pairwise_subjects_and_the_claim_allow_list_from_the_cli() {
+    let db = TestDb::sqlite();
+    let cli = Cli::new(&db.url);
+    cli.ok(&["tenant", "create", "acme"]);
+    let two_hosts = [
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Partner",
+        "--redirect-uri",
+        "https://a.partner.test/cb",
+        "--redirect-uri",
+        "https://b.partner.test/cb",
+        "--subject-type",
+        "pairwise",
+        "--json",
+    ];
+    let err = cli.fails(2, &two_hosts, None);
+    assert!(err.contains("several hosts"), "{err}");
+    let made = cli.json(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "Partner",
+        "--redirect-uri",
+        "https://a.partner.test/cb",
+        "--subject-type",
+        "pairwise",
+        "--allowed-claims",
+        "email, email_verified",
+        "--json",
+    ]);
+    let id = made["client_id"].as_str().unwrap();
+    let shown = cli.json(&["client", "show", "--tenant", "acme", id, "--json"]);
+    assert_eq!(shown["subject_type"], "pairwise");
+    assert_eq!(
+        shown["allowed_claims"],
+        serde_json::json!(["email", "email_verified"])
+    );
+    sector_documents_and_allow_lists_change(&cli, id);
+}
+
+/// A second host needs a sector document listing both redirect URIs; an empty
+/// `--allowed-claims` removes the cap; bad values exit 2.
+fn sector_documents_and_allow_lists_change(cli: &Cli, id: &str) {
+    let short = serve_once_per_request(r#"["https://a.partner.test/cb"]"#);
+    let full = serve_once_per_request(r#"["https://a.partner.test/cb", "https://b.partner.test/cb"]"#);
+    let update = |uri: &str| {
+        vec![
+            "client".to_owned(),
+            "update".into(),
+            "--tenant".into(),
+            "acme".into(),
+            id.into(),
+            "--redirect-uri".into(),
+            "https://a.partner.test/cb".into(),
+            "--redirect-uri".into(),
+            "https://b.partner.test/cb".into(),
+            "--sector-identifier-uri".into(),
+            uri.into(),
+            "--json".into(),
+        ]
+    };
+    let args = update(&short);
+    let err = cli.fails(2, &args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    assert!(
+        err.contains("does not list the redirect URI https://b.partner.test/cb"),
+        "{err}"
+    );
+    let args = update(&full);
+    let after = cli.json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(after["sector_identifier_uri"], full.as_str());
+    // An empty value removes the cap; a protocol claim can't be listed.
+    let after = cli.json(&[
+        "client",
+        "update",
+        "--tenant",
+        "acme",
+        id,
+        "--allowed-claims",
+        "",
+        "--json",
+    ]);
+    assert_eq!(after["allowed_claims"], Value::Null, "{after}");
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "update",
+            "--tenant",
+            "acme",
+            id,
+            "--allowed-claims",
+            "sub",
+        ],
+        None,
+    );
+    assert!(err.contains("protocol claim"), "{err}");
+    let err = cli.fails(
+        2,
+        &[
+            "client",
+            "update",
+            "--tenant",
+            "acme",
+            id,
+            "--subject-type",
+            "secret",
+        ],
+        None,
+    );
+    assert!(err.contains("pairwise"), "{err}");
+}
+
 #[test]
 fn mfa_policy_and_reset_from_the_cli() {
     let db = TestDb::sqlite();

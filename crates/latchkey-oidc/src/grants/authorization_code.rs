@@ -383,6 +383,49 @@ mod tests {
         }
 
         #[test]
+        fn a_pairwise_client_is_told_its_own_sub_and_the_store_keeps_the_user() {
+            let mut w = World::new();
+            w.client.settings.subject_type = latchkey_core::SubjectType::Pairwise;
+            let t = w.tokens("openid offline_access");
+            let (_, id) = decode(t.id_token.as_deref().unwrap());
+            let (_, at) = decode(&t.access_token);
+            let salt = latchkey_keys::PairwiseSalt::from_bytes([7; 32]);
+            let expected = crate::subject::pairwise(&salt, "app.example.com", "u1");
+            assert_eq!(id["sub"], expected.as_str());
+            assert_eq!(at["sub"], expected.as_str(), "the access token says the same");
+            let row = w
+                .store
+                .token(&w.tenant.id, at["jti"].as_str().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.user_id.unwrap().as_str(), "u1", "the row keeps the user's id");
+            assert_eq!(
+                w.stored(t.refresh_token.as_deref().unwrap())
+                    .user_id
+                    .unwrap()
+                    .as_str(),
+                "u1"
+            );
+        }
+
+        #[test]
+        fn the_allow_list_holds_against_the_scopes() {
+            let mut w = World::new();
+            w.client.settings.allowed_claims = Some(vec!["email".into()]);
+            let t = w.tokens("openid profile email");
+            let (_, id) = decode(t.id_token.as_deref().unwrap());
+            assert_eq!(id["email"], "alice@example.com");
+            for dropped in ["preferred_username", "updated_at", "email_verified"] {
+                assert!(id.get(dropped).is_none(), "{dropped}: {id}");
+            }
+            for kept in ["sub", "iss", "aud", "nonce", "at_hash", "sid", "auth_time"] {
+                assert!(id.get(kept).is_some(), "protocol claim {kept}");
+            }
+            let (_, at) = decode(&t.access_token);
+            assert!(at.get("scope").is_some() && at.get("client_id").is_some());
+        }
+
+        #[test]
         fn no_refresh_token_without_the_refresh_grant() {
             let mut w = World::new();
             w.client.grant_types = vec![latchkey_core::GrantType::AuthorizationCode];

@@ -4,9 +4,10 @@
 //! kept as SHA-256 hashes; a user's JWT access token is kept by its `jti` so it can be revoked.
 
 use super::{Ctx, Signer};
-use crate::claims::{ClaimFacts, release};
+use crate::claims::{ClaimFacts, minimise, release};
 use crate::lifetimes::lifetimes;
 use crate::scope;
+use crate::subject::subject_for;
 use crate::tokens::{
     AT_JWT, Authentication, Envelope, access_token_claims, at_hash, id_token_alg, id_token_claims, sid_of,
 };
@@ -48,7 +49,8 @@ pub(crate) struct Subject<'a> {
     pub facts: Option<&'a ClaimFacts>,
 }
 
-/// Adds the client's authorization claims for `target`; registered claims already there win.
+/// Adds the client's authorization claims for `target` (registered claims already there win),
+/// then caps the whole by the client's allow-list: the one place a token's claims are released.
 fn with_authorization(
     mut claims: serde_json::Value,
     c: &Client,
@@ -60,6 +62,7 @@ fn with_authorization(
         for (k, v) in release(&c.settings.claims, c.client_id.as_str(), scope, facts, target) {
             m.entry(k).or_insert(v);
         }
+        minimise(m, c.settings.allowed_claims.as_deref());
     }
     claims
 }
@@ -74,12 +77,13 @@ pub struct Preview {
     pub userinfo: serde_json::Value,
 }
 
-/// [`Preview`] of a sign-in by `user` (with `amr`) at `now_ms` (milliseconds); without a user,
-/// what the client gets acting for itself (an access token only; the others are `null`).
+/// [`Preview`] of a sign-in by `user` (known to the client as `sub`, `subject::subject_for`;
+/// with `amr`) at `now_ms` (milliseconds); without a user, what the client gets acting for
+/// itself (an access token only; the others are `null`).
 pub fn preview(
     (issuer, tenant): (&str, &latchkey_core::Tenant),
     c: &Client,
-    who: Option<(&User, &[String])>,
+    who: Option<(&User, &str, &[String])>,
     (scope, audience): (&str, &str),
     facts: Option<&ClaimFacts>,
     now_ms: i64,
@@ -93,7 +97,7 @@ pub fn preview(
         exp: now + life.access_secs,
         jti: "preview",
     };
-    let Some((user, amr)) = who else {
+    let Some((user, sub, amr)) = who else {
         let at = access_token_claims(&env, audience, scope, None);
         return Preview {
             id_token: serde_json::Value::Null,
@@ -104,6 +108,7 @@ pub fn preview(
     let acr = crate::tokens::acr_of(amr);
     let a = Authentication {
         user,
+        sub,
         auth_time: now,
         acr: acr.as_deref(),
         amr,
@@ -115,7 +120,7 @@ pub fn preview(
     let id = id_token_claims(&id_env, &a, scope, None, None, None);
     let at = access_token_claims(&env, audience, scope, Some(&a));
     let mut info = serde_json::Value::Object(scope::user_claims(user, scope));
-    info["sub"] = serde_json::json!(user.id);
+    info["sub"] = serde_json::json!(sub);
     Preview {
         id_token: with_authorization(id, c, scope, facts, TokenTarget::IdToken),
         access_token: with_authorization(at, c, scope, facts, TokenTarget::AccessToken),
@@ -151,6 +156,18 @@ fn id_token(
     signer.sign(&ctx.tenant.id, alg, "JWT", &claims)
 }
 
+/// How `w`'s user signed in, known to the client as `sub` (OIDC Core §8: their id or its
+/// pairwise value; the stored rows keep the id).
+fn authentication<'a>(w: &Subject<'a>, sub: &'a str) -> Authentication<'a> {
+    Authentication {
+        user: w.user,
+        sub,
+        auth_time: w.grant.auth_time / 1000,
+        acr: w.grant.acr.as_deref(),
+        amr: &w.grant.amr,
+    }
+}
+
 /// Signs and assembles the tokens of one response at `now_ms`; `who` is `None` for a client
 /// acting for itself. Stores nothing: the caller stores `rows` with the spend they belong to.
 pub(crate) fn mint(
@@ -171,12 +188,10 @@ pub(crate) fn mint(
         exp: now + life.access_secs,
         jti: &jti,
     };
-    let authn = who.map(|w| Authentication {
-        user: w.user,
-        auth_time: w.grant.auth_time / 1000,
-        acr: w.grant.acr.as_deref(),
-        amr: &w.grant.amr,
-    });
+    let sub = who
+        .map(|w| subject_for(c, w.user.id.as_str(), || signer.pairwise_salt(&ctx.tenant.id)))
+        .transpose()?;
+    let authn = who.zip(sub.as_deref()).map(|(w, sub)| authentication(w, sub));
     let sign =
         |alg: Alg, typ: &str, claims: &serde_json::Value| signer.sign(&ctx.tenant.id, alg, typ, claims);
     let row = |handle: String, kind: TokenKind, expires_at: i64| NewToken {

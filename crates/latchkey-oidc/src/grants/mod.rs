@@ -14,7 +14,7 @@ pub use issue::{Issued, Preview, TokenResponse, preview};
 use crate::OAuthError;
 use crate::claims::ClaimFacts;
 use latchkey_core::{Client, Clock, NewAuditEvent, Rng, Tenant, TenantId, User, UserId, UserStatus};
-use latchkey_keys::{Alg, KeyError, KeyRing};
+use latchkey_keys::{Alg, KeyError, KeyRing, PairwiseSalt};
 use latchkey_store::{AttributeRepo, Grant, GroupRepo, OAuthRepo, StoreError, UserRepo};
 use serde_json::{Value, json};
 
@@ -35,9 +35,11 @@ pub enum GrantError {
     Keys(#[from] KeyError),
 }
 
-/// Signs a token's claims as a compact JWS with the tenant's active key of `alg`.
+/// Signs a token's claims as a compact JWS with the tenant's active key of `alg`, and holds
+/// the tenant's pairwise salt (OIDC Core §8.1), the other secret a token is made with.
 pub trait Signer {
     fn sign(&self, t: &TenantId, alg: Alg, typ: &str, claims: &Value) -> Result<String, KeyError>;
+    fn pairwise_salt(&self, t: &TenantId) -> Result<PairwiseSalt, KeyError>;
 }
 
 impl Signer for KeyRing {
@@ -50,6 +52,10 @@ impl Signer for KeyRing {
             }
             other => other,
         }
+    }
+
+    fn pairwise_salt(&self, t: &TenantId) -> Result<PairwiseSalt, KeyError> {
+        KeyRing::pairwise_salt(self, t)
     }
 }
 

@@ -472,6 +472,23 @@ pub(super) async fn roles(
     .map_err(AppError::problem)
 }
 
+/// `GET …/users/{id}/export`: everything held about the user (docs/privacy.md), the document
+/// the user downloads from their account page; audited as `user.export`.
+pub(super) async fn export(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let (caller, user) = caller_and_user(&req, &state, (&slug, id)).await?;
+        let document = crate::flow::privacy::export(&state, &caller.tenant, &user, &caller.actor()).await?;
+        Ok(json_ok(&document))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
 /// `GET …/users/{id}/grants`: per client, what the user consented to and their live grants
 /// (each a refresh-token family), by `client_id`.
 pub(super) async fn grants(

@@ -92,22 +92,35 @@ const AREAS: &[(&str, Permission)] = &[
 ];
 
 /// The IdP metadata the file's SAML connections need fetched (new connections and new URLs,
-/// through `saml::fetch_metadata`'s policy), read against the tenant as it is now; the plan
-/// asks to plan again if the tenant changed in between. The server fetches a URL only for a
-/// caller who may change SAML connections (also for a dry run): `Err(())` otherwise.
+/// through `saml::fetch_metadata`'s policy) and its pairwise clients' sector documents, read
+/// against the tenant as it is now; the plan asks to plan again if the tenant changed in
+/// between. The server fetches a URL only for a caller who may change what it belongs to, SAML
+/// connections or clients (also for a dry run): `Err` with the permission missing otherwise.
 async fn fetch(
     state: &AppState,
     caller: &super::Caller,
     file: &tenant_file::TenantFile,
-) -> Result<Result<Metadata, ()>, AppError> {
+) -> Result<Result<Metadata, Permission>, AppError> {
     let now = state.clock.now_millis();
-    if file.saml_connections.iter().all(|c| c.metadata_url.is_none()) {
+    let sectors = file
+        .clients
+        .iter()
+        .any(|c| c.settings.sector_identifier_uri.is_some());
+    if file.saml_connections.iter().all(|c| c.metadata_url.is_none()) && !sectors {
         return Ok(Ok(Metadata::none(now)));
     }
     let tenant = caller.tenant.clone();
     let current = state.store(move |db| Current::load(db, &tenant)).await?;
-    if !Metadata::to_fetch(&current, file).is_empty() && !caller.permissions.contains(Permission::SamlWrite) {
-        return Ok(Err(()));
+    for (urls, need) in [
+        (Metadata::to_fetch(&current, file).len(), Permission::SamlWrite),
+        (
+            Metadata::sectors_to_fetch(&current, file).len(),
+            Permission::ClientsWrite,
+        ),
+    ] {
+        if urls > 0 && !caller.permissions.contains(need) {
+            return Ok(Err(need));
+        }
     }
     Ok(Ok(Metadata::fetch(
         &state.config.outbound_allow_private,
@@ -178,10 +191,13 @@ pub(super) async fn apply(
             .filter(|(_, w)| caller.permissions.contains(*w))
             .map(|(a, _)| *a)
             .collect();
-        let Ok(metadata) = fetch(&state, &caller, &file).await? else {
-            return deny(&req, &state, &caller, Permission::SamlWrite)
-                .await
-                .map(|()| HttpResponse::Forbidden().finish());
+        let metadata = match fetch(&state, &caller, &file).await? {
+            Ok(metadata) => metadata,
+            Err(need) => {
+                return deny(&req, &state, &caller, need)
+                    .await
+                    .map(|()| HttpResponse::Forbidden().finish());
+            }
         };
         let (tenant, actor, rng, keys) = (
             caller.tenant.clone(),

@@ -13,6 +13,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use latchkey_core::{Client, ClientId, Outcome};
 use latchkey_services::clients::{ClientSpec, registration};
+use latchkey_services::{ServiceError, outbound, sector};
 use latchkey_store::{ClientRepo, MAX_SECRET_OVERLAP_MS, StoreError};
 use serde_json::{Value, json};
 
@@ -47,6 +48,8 @@ pub(super) async fn create(
         let run = async {
             let spec: ClientSpec = super::object(&bytes)?;
             let (new, secret) = registration(&spec, &*state.rng).map_err(StoreError::from)?;
+            let at = ("client.create", "clients");
+            sector_checked(&state, &caller, at, None, (&new.redirect_uris, &new.settings)).await?;
             let (tid, actor) = (caller.tenant.id.clone(), caller.actor());
             let client = state
                 .store(move |db| db.create_client(&tid, &actor, &new))
@@ -157,11 +160,14 @@ pub(super) async fn update(
         }
         let merge: Value = body(&bytes, false)?;
         let version = if_match(&req)?;
+        let verified = sector_for_patch(&state, &caller, &cid, &merge).await?;
         let (tid, id, actor) = (caller.tenant.id.clone(), cid.clone(), caller.actor());
         let client = state
             .store(move |db| {
                 db.update_client(&tid, &actor, &id, version, &|c| {
-                    latchkey_core::patch::patched_client(c, &merge).map_err(StoreError::from)
+                    let after = latchkey_core::patch::patched_client(c, &merge).map_err(StoreError::from)?;
+                    sector::still_verified(c, &after, verified.as_ref())?;
+                    Ok(after)
                 })
             })
             .await
@@ -171,6 +177,62 @@ pub(super) async fn update(
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// The one answer to a sector document that could not be fetched (refused address, connection,
+/// timeout, TLS, HTTP status, size): telling them apart would let a tenant admin probe the
+/// server's network.
+const SECTOR_FETCH_FAILED: &str = "The sector_identifier_uri could not be fetched: use a public https URL that answers with a JSON array of the client's redirect URIs (the server log has the reason).";
+
+/// OIDC Registration §2: the sector document of a pairwise client going from `before` to
+/// (`redirect_uris`, `settings`), fetched through the outbound guard when it is new or the
+/// redirect URIs changed. A document without every redirect URI is 422 with the reason; a
+/// fetch that failed is the generic 422, its cause logged and, as much as the tenant may know,
+/// audited as a failure of `action` on `target`.
+async fn sector_checked(
+    state: &AppState,
+    caller: &Caller,
+    (action, target): (&str, &str),
+    before: Option<&Client>,
+    (redirect_uris, settings): (&[String], &latchkey_core::ClientSettings),
+) -> Result<Option<sector::Verified>, AppError> {
+    let policy = &state.config.outbound_allow_private;
+    let e = match sector::verify_change(policy, before, redirect_uris, settings).await {
+        Ok(verified) => return Ok(verified),
+        Err(e) => e,
+    };
+    if let ServiceError::SectorIdentifier { .. } = e {
+        return Err(AppError::new(Kind::Unprocessable, e.to_string()));
+    }
+    let Some(view) = outbound::tenant_view(&e) else {
+        return Err(e.into());
+    };
+    tracing::warn!(tenant = %caller.tenant.slug, target, error = %e, "sector_identifier_uri fetch failed");
+    let uri = settings.sector_identifier_uri.as_deref();
+    let details = json!({"sector_identifier_uri": uri, "error": view});
+    audit(state, caller, Outcome::Failure, action, target, details).await?;
+    Err(AppError::new(Kind::Unprocessable, SECTOR_FETCH_FAILED))
+}
+
+/// [`sector_checked`] for the client `cid` as `merge` would leave it (the store applies the
+/// patch again and refuses it if the client changed in between, `sector::still_verified`).
+async fn sector_for_patch(
+    state: &AppState,
+    caller: &Caller,
+    cid: &ClientId,
+    merge: &Value,
+) -> Result<Option<sector::Verified>, AppError> {
+    let (tid, id) = (caller.tenant.id.clone(), cid.clone());
+    let Some(before) = state.store(move |db| db.client(&tid, &id)).await? else {
+        return Ok(None);
+    };
+    // A patch that does not apply is refused by the store's own run with the reason.
+    let Ok(after) = latchkey_core::patch::patched_client(&before, merge) else {
+        return Ok(None);
+    };
+    let target = format!("client:{cid}");
+    let wanted = (after.redirect_uris.as_slice(), &after.settings);
+    sector_checked(state, caller, ("client.update", &target), Some(&before), wanted).await
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema, Default)]
@@ -291,19 +353,20 @@ pub(super) struct PreviewView {
     userinfo: Value,
 }
 
+/// The client, and the user with their claim facts and the `sub` the client knows them by.
 type Found = (
     Client,
-    Option<(latchkey_core::User, latchkey_oidc::claims::ClaimFacts)>,
+    Option<(latchkey_core::User, latchkey_oidc::claims::ClaimFacts, String)>,
 );
 
-/// The client, and the user by username or id with their claim facts (`None` when not asked
-/// for); `Ok(None)` for an unknown client, 404 for an unknown user.
+/// The client, and the user by username or id with their claim facts and `sub` (`None` when
+/// not asked for); `Ok(None)` for an unknown client, 404 for an unknown user.
 fn preview_subjects(
-    db: &latchkey_store::Db,
+    (db, keys): (&latchkey_store::Db, &latchkey_keys::KeyRing),
     tid: &latchkey_core::TenantId,
     cid: &ClientId,
     name: Option<&str>,
-) -> Result<Option<Found>, StoreError> {
+) -> Result<Option<Found>, AppError> {
     use latchkey_oidc::UserLookup as _;
     use latchkey_store::UserRepo as _;
     let Some(client) = db.client(tid, cid)? else {
@@ -319,7 +382,8 @@ fn preview_subjects(
             .ok_or(StoreError::NotFound { what: "user" })?,
     };
     let facts = db.claim_facts(tid, &user.id)?;
-    Ok(Some((client, Some((user, facts)))))
+    let sub = latchkey_oidc::subject::subject_for(&client, user.id.as_str(), || keys.pairwise_salt(tid))?;
+    Ok(Some((client, Some((user, facts, sub)))))
 }
 
 /// `GET /admin/t/{tenant}/clients/{id}/preview?user=…&scope=…`: the ID token, JWT access token
@@ -337,8 +401,9 @@ pub(super) async fn preview(
             .scope
             .unwrap_or_else(|| "openid profile email roles groups".to_owned());
         let (tid, cid, name) = (caller.tenant.id.clone(), id.clone(), q.user.clone());
+        let keys = std::sync::Arc::clone(&state.keys);
         let found = state
-            .store(move |db| preview_subjects(db, &tid, &cid, name.as_deref()))
+            .store(move |db| preview_subjects((db, &keys), &tid, &cid, name.as_deref()))
             .await
             .map_err(missing("user"))?;
         let (client, who) = found.ok_or_else(|| not_found("client"))?;
@@ -347,12 +412,12 @@ pub(super) async fn preview(
         let p = latchkey_oidc::grants::preview(
             (&issuer, &caller.tenant),
             &client,
-            who.as_ref().map(|(u, _)| (u, amr.as_slice())),
+            who.as_ref().map(|(u, _, sub)| (u, sub.as_str(), amr.as_slice())),
             (&scope, client.client_id.as_str()),
-            who.as_ref().map(|(_, f)| f),
+            who.as_ref().map(|(_, f, _)| f),
             state.clock.now_millis(),
         );
-        let user_id = who.map(|(u, _)| u.id);
+        let user_id = who.map(|(u, _, _)| u.id);
         let target = format!("client:{}", client.client_id);
         let details = json!({"user_id": user_id, "scope": scope});
         audit(

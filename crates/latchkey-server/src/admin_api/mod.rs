@@ -14,6 +14,7 @@ pub(crate) mod console;
 mod domains;
 mod groups;
 mod idempotency;
+mod incidents;
 mod invitations;
 mod keys;
 mod oidc_connections;

@@ -7,8 +7,8 @@
 use super::PageQuery;
 use super::schema::MergePatch;
 use super::{
-    accounts, admin, apply, attributes, chain, clients, domains, groups, invitations, keys, oidc_connections,
-    policies, saml, saml_onboarding, sessions, system, users,
+    accounts, admin, apply, attributes, chain, clients, domains, groups, incidents, invitations, keys,
+    oidc_connections, policies, saml, saml_onboarding, sessions, system, users,
 };
 use actix_web::web;
 use latchkey_core::{
@@ -156,6 +156,8 @@ table! {
     delete "/users/{id}/mfa" => accounts::mfa_reset, UsersCredentials, out accounts::FactorsReset;
     delete "/users/{id}/mfa/{factor}" => accounts::mfa_remove, UsersCredentials, out accounts::FactorRemoved;
     get "/users/{id}/roles" => accounts::roles, UsersRead, out accounts::UserAccess;
+    get "/users/{id}/export" => accounts::export, UsersExport, out latchkey_services::privacy::UserExport;
+    post "/incidents" => incidents::incident, IncidentsManage, in latchkey_services::incident::IncidentPlan, out latchkey_services::incident::IncidentReport;
     get "/users/{id}/grants" => accounts::grants, SessionsRead, out Vec<latchkey_services::grants::ClientGrants>;
     delete "/users/{id}/grants" => accounts::revoke_grants, SessionsRevoke, out accounts::Revocation;
     delete "/users/{id}/grants/{client}" => accounts::revoke_grants, SessionsRevoke, out accounts::Revocation;

@@ -1,7 +1,8 @@
 //! Bearer access tokens as every feature checks them: a JWT access token verified against the
-//! tenant's keys (a user's also against its stored row, so revoking the grant reaches it; a
-//! client's against the `jti` deny-list), or an opaque one by its stored hash. UserInfo and
-//! introspection use it, and so does the admin API for OAuth admin clients.
+//! tenant's keys (a user's also against its stored row, so revoking the grant reaches it, and
+//! its `sub` against the row's user as its client knows them; a client's against the `jti`
+//! deny-list), or an opaque one by its stored hash. `Inspected::user` is always the user's id.
+//! UserInfo and introspection use it, and so does the admin API for OAuth admin clients.
 
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
@@ -87,6 +88,24 @@ async fn verify_jwt(
         .await
 }
 
+/// Whether a user's JWT access token says what its stored row says: the same client, and a
+/// `sub` naming the row's user as that client knows them (their id, or its pairwise value).
+async fn minted_for(
+    state: &AppState,
+    tenant: &Tenant,
+    row: &StoredToken,
+    client_id: Option<String>,
+    sub: Option<String>,
+) -> Result<bool, AppError> {
+    let (Some(user), Some(client_id), Some(sub)) = (&row.user_id, client_id, sub) else {
+        return Ok(false);
+    };
+    if client_id != row.client_id.as_str() {
+        return Ok(false);
+    }
+    crate::flow::subject::names(state, tenant, &row.client_id, user, &sub).await
+}
+
 /// The live token `token` of tenant `t` (access or refresh), or `None` for anything else.
 pub(crate) async fn inspect(
     state: &AppState,
@@ -104,16 +123,16 @@ pub(crate) async fn inspect(
         };
         let s = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
         let Some(jti) = s("jti") else { return Ok(None) };
-        let user = claims.get("auth_time").is_some().then(|| s("sub")).flatten();
-        let mut user_row = None;
-        if user.is_some() {
+        let (mut user, mut user_row) = (None, None);
+        if claims.get("auth_time").is_some() {
             let (row, u) = stored(state, tenant, jti.clone(), load_user).await?;
-            if !row
-                .is_some_and(|r| r.is_live(now) && r.user_id.as_ref().map(UserId::as_str) == user.as_deref())
-            {
+            let Some(row) = row.filter(|r| r.is_live(now)) else {
+                return Ok(None);
+            };
+            if !minted_for(state, tenant, &row, s("client_id"), s("sub")).await? {
                 return Ok(None);
             }
-            user_row = u;
+            (user, user_row) = (row.user_id, u);
         } else if state.ephemeral.peek(&tenant.id, &deny_key(&jti)).await?.is_some() {
             return Ok(None);
         }
@@ -121,7 +140,7 @@ pub(crate) async fn inspect(
         return Ok(Some(Inspected {
             kind: TokenKind::Access,
             client_id: s("client_id").unwrap_or_default(),
-            user: user.map(UserId),
+            user,
             scope: s("scope").unwrap_or_default(),
             aud: s("aud"),
             iat: n("iat"),

@@ -50,6 +50,9 @@ struct AccountPage<'a> {
     l: &'a crate::web::i18n_lifecycle::LifecycleStrings,
     delete_intro: String,
     has_password: bool,
+    /// Downloading one's data and one's recent security activity.
+    p: &'a crate::web::i18n_privacy::PrivacyStrings,
+    activity: Vec<super::privacy::ActivityRow>,
 }
 
 /// A passkey as the account page lists it.
@@ -128,6 +131,7 @@ pub(super) async fn render(
     let apps = app_rows(state, s, tenant, v.user).await?;
     let (totp_on, left, passkeys) = factor_rows(state, tenant, v.user).await?;
     let attributes = super::attributes::fields(state, tenant, v.user).await?;
+    let activity = super::privacy::activity_rows(state, req, tenant, v.user).await?;
     let display = v
         .user
         .display_name
@@ -159,6 +163,8 @@ pub(super) async fn render(
         l: crate::web::i18n_lifecycle::of(s),
         delete_intro: delete_intro(s, tenant),
         has_password: v.user.password_hash.is_some(),
+        p: crate::web::i18n_privacy::of(s),
+        activity,
     };
     let mut res = html(state, req, v.status, page.render())?;
     // During a required password change the form's answer continues an interaction.

@@ -10,6 +10,7 @@ mod deletion;
 mod factor;
 mod invitation;
 mod passkey;
+mod privacy;
 mod reset;
 mod signin;
 mod signup;
@@ -56,6 +57,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route("/account/delete", web::post().to(deletion::with_password))
+        .route("/account/export", web::post().to(privacy::download))
         .route(
             "/account/delete/passkey/options",
             web::post().to(deletion::passkey_options),

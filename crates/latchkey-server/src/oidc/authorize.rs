@@ -29,6 +29,9 @@ use latchkey_store::{Grant, NewCode, OAuthRepo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+mod terms;
+pub(super) use terms::{decide as terms_decide, page as terms_page};
+
 /// What the pending interaction holds for this flow.
 #[derive(Serialize, Deserialize)]
 struct Pending {
@@ -143,6 +146,9 @@ async fn step_up(
         if email::owes_verified_email(t, &user) {
             return hold_for_email(state, req, (t, c), pending, interaction_id).await;
         }
+        if terms::owed(state, t, &user).await?.is_some() {
+            return terms::hold(state, req, (t, c), pending, interaction_id).await;
+        }
         if !take(state, req, t, interaction_id).await? {
             return Ok(expired_page(req));
         }
@@ -239,23 +245,21 @@ async fn proceed(
         client.first_party,
         now / 1000,
     );
-    if held_for_email(tenant, signed.as_ref().map(|(_, _, u)| u), &next) {
-        return hold_for_email(state, req, (tenant, client), &pending, interaction_id).await;
+    let user = signed.as_ref().map(|(_, _, u)| u);
+    if let Some(held) = hold_if_owed(
+        state,
+        req,
+        (tenant, client),
+        &pending,
+        interaction_id,
+        (user, &next),
+    )
+    .await?
+    {
+        return Ok(held);
     }
     match next {
-        Next::SignIn => {
-            if let Some(id) = interaction_id {
-                return Ok(see_other(&crate::web::urls::login(
-                    &tenant.slug,
-                    Some(&format!("interaction={id}")),
-                )));
-            }
-            let started = begin(state, req, tenant, client, &pending).await?;
-            let mut res = see_other(&started.login_url(tenant));
-            res.add_cookie(&started.cookie)
-                .map_err(|e| AppError::internal("cookie", e))?;
-            Ok(res)
-        }
+        Next::SignIn => to_sign_in(state, req, (tenant, client), &pending, interaction_id).await,
         Next::StepUp => {
             let Some(signed) = signed else {
                 return Err(AppError::internal("authorize", "step-up without a session"));
@@ -295,15 +299,57 @@ async fn proceed(
     }
 }
 
-/// Like a factor still due, an address still to verify holds the flow before consent and
-/// before a code: the client gets nothing for this user until it is verified.
-fn held_for_email(tenant: &Tenant, user: Option<&User>, next: &Next) -> bool {
-    matches!(next, Next::Consent | Next::Issue) && user.is_some_and(|u| email::owes_verified_email(tenant, u))
+/// The sign-in page, in the pending interaction (started here when there is none yet).
+async fn to_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    (tenant, client): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+) -> Result<HttpResponse, AppError> {
+    if let Some(id) = interaction_id {
+        return Ok(see_other(&crate::web::urls::login(
+            &tenant.slug,
+            Some(&format!("interaction={id}")),
+        )));
+    }
+    let started = begin(state, req, tenant, client, pending).await?;
+    let mut res = see_other(&started.login_url(tenant));
+    res.add_cookie(&started.cookie)
+        .map_err(|e| AppError::internal("cookie", e))?;
+    Ok(res)
+}
+
+/// Like a factor still due, an address still to verify or terms still to accept hold the flow
+/// before consent and before a code: the client gets nothing for this user until they are
+/// settled. The page that settles them, when one is owed.
+async fn hold_if_owed(
+    state: &AppState,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+    (user, next): (Option<&User>, &Next),
+) -> Result<Option<HttpResponse>, AppError> {
+    let Some(user) = user.filter(|_| matches!(next, Next::Consent | Next::Issue)) else {
+        return Ok(None);
+    };
+    if email::owes_verified_email(t, user) {
+        return hold_for_email(state, req, (t, c), pending, interaction_id)
+            .await
+            .map(Some);
+    }
+    if terms::owed(state, t, user).await?.is_some() {
+        return terms::hold(state, req, (t, c), pending, interaction_id)
+            .await
+            .map(Some);
+    }
+    Ok(None)
 }
 
 /// The signed-in user must verify their address first (tenant policy `email.require_verified`):
 /// the browser goes to the page that says so, coming back to this request afterwards, where the
-/// check runs again. `prompt=none` can show no page: the client gets `interaction_required`.
+/// check runs again.
 async fn hold_for_email(
     state: &AppState,
     req: &HttpRequest,
@@ -311,15 +357,28 @@ async fn hold_for_email(
     pending: &Pending,
     interaction_id: Option<&str>,
 ) -> Result<HttpResponse, AppError> {
+    let page = |id: &str| email::page_for(t, &crate::web::urls::authorize_resume(&t.slug, Some(id)));
+    let why = "the user must verify their email address first";
+    hold(state, req, (t, c), pending, interaction_id, (why, &page)).await
+}
+
+/// Sends the browser to a page the user must settle before the flow goes on (`page` makes its
+/// URL from the pending interaction's id; the interaction is started here when there is none
+/// yet). `prompt=none` can show no page: the client gets `interaction_required` saying `why`.
+async fn hold(
+    state: &AppState,
+    req: &HttpRequest,
+    (t, c): (&Tenant, &Client),
+    pending: &Pending,
+    interaction_id: Option<&str>,
+    (why, page): (&str, &dyn Fn(&str) -> String),
+) -> Result<HttpResponse, AppError> {
     if pending.request.prompt.none {
         if !take(state, req, t, interaction_id).await? {
             return Ok(expired_page(req));
         }
         state.metrics.oauth("authorize", "code", "interaction_required");
-        let e = OAuthError::new(
-            ErrorCode::InteractionRequired,
-            "the user must verify their email address first",
-        );
+        let e = OAuthError::new(ErrorCode::InteractionRequired, why);
         return respond(state, t, &pending.request.target, Err(&e));
     }
     let (id, cookie) = if let Some(id) = interaction_id {
@@ -328,8 +387,7 @@ async fn hold_for_email(
         let started = begin(state, req, t, c, pending).await?;
         (started.id, Some(started.cookie))
     };
-    let resume = crate::web::urls::authorize_resume(&t.slug, Some(&id));
-    let mut res = see_other(&email::page_for(t, &resume));
+    let mut res = see_other(&page(&id));
     if let Some(cookie) = cookie {
         res.add_cookie(&cookie)
             .map_err(|e| AppError::internal("cookie", e))?;
@@ -441,6 +499,9 @@ pub(super) async fn consent(
     // Allowing still needs the verified address; denying never does.
     if form.get("decision") == Some("allow") && email::owes_verified_email(&tenant, &user) {
         return hold_for_email(&state, &req, (&tenant, &c), &pending, Some(&id)).await;
+    }
+    if form.get("decision") == Some("allow") && terms::owed(&state, &tenant, &user).await?.is_some() {
+        return terms::hold(&state, &req, (&tenant, &c), &pending, Some(&id)).await;
     }
     if !take(&state, &req, &tenant, Some(&id)).await? {
         return Ok(expired_page(&req));

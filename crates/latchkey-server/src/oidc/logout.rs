@@ -17,7 +17,7 @@ use crate::web::tenant::InTenant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use latchkey_core::{NewAuditEvent, Tenant};
+use latchkey_core::{Client, NewAuditEvent, Tenant, UserId};
 use latchkey_keys::jwt::Expect;
 use latchkey_oidc::logout::{LogoutRequest, after_logout_url, check_logout_request, client_id};
 use serde_json::{Value, json};
@@ -46,6 +46,24 @@ fn verify_hint(state: &AppState, tenant: &Tenant, token: &str) -> Option<Value> 
         leeway_secs: 400 * 86_400,
     };
     state.keys.verify(&tenant.id, token, &expect).ok()
+}
+
+/// Whether the request's valid `id_token_hint` names `user` as the hint's client `c` knows
+/// them (OIDC Core §8: their id, or its pairwise value for a pairwise client).
+async fn hint_names(
+    state: &AppState,
+    tenant: &Tenant,
+    lr: &LogoutRequest,
+    c: Option<&Client>,
+    user: &UserId,
+) -> Result<bool, AppError> {
+    let Some(sub) = lr.hint_sub.as_deref() else {
+        return Ok(false);
+    };
+    Ok(match c {
+        Some(c) => crate::flow::subject::subject(state, tenant, c, user).await? == sub,
+        None => sub == user.as_str(),
+    })
 }
 
 /// GET or POST `/t/{tenant}/end-session`.
@@ -78,7 +96,7 @@ pub(super) async fn end_session(
     let mut frames = Vec::new();
     let mut saml_slo = None;
     if let Some((sid, session_data, user)) = &current {
-        let trusted = lr.hint_sub.as_deref() == Some(user.id.as_str());
+        let trusted = hint_names(&state, &tenant, &lr, c.as_ref(), &user.id).await?;
         let confirmed = posted
             && p.get("confirm").map(String::as_str) == Some("yes")
             && csrf::check(

@@ -33,6 +33,8 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::post().to(authorize::authorize))
     .route("/authorize/resume", web::get().to(authorize::resume))
     .route("/authorize/consent", web::post().to(authorize::consent))
+    .route("/authorize/terms", web::get().to(authorize::terms_page))
+    .route("/authorize/terms", web::post().to(authorize::terms_decide))
     .route("/token", web::post().to(token::token))
     .route(
         "/token",

@@ -8,6 +8,7 @@
 use super::token::authenticate_client;
 use super::{Failure, body_params, issuer, oauth_json, read_body};
 use crate::flow::bearer::{deny_key, inspect};
+use crate::flow::subject::subject;
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
@@ -123,51 +124,68 @@ async fn userinfo_inner(
     let Some(user) = info.user_row.filter(|u| u.status == UserStatus::Active) else {
         return Ok(invalid());
     };
+    let Some(c) = super::client(state, &t, &info.client_id).await? else {
+        return Ok(invalid());
+    };
     let mut claims = scope::user_claims(&user, &info.scope);
-    claims.insert("sub".into(), json!(user.id));
-    let extra = authorization_claims(
-        state,
-        &t,
-        &info.client_id,
-        &user.id,
-        &info.scope,
-        TokenTarget::Userinfo,
-    )
-    .await?;
+    let extra = authorization_claims(state, &t, &c, &user.id, &info.scope, TokenTarget::Userinfo).await?;
     for (k, v) in extra {
         claims.entry(k).or_insert(v);
     }
+    claims::minimise(&mut claims, c.settings.allowed_claims.as_deref());
+    let sub = subject(state, &t, &c, &user.id).await?;
+    claims.insert("sub".into(), json!(sub));
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Value::Object(claims)))
 }
 
-/// The roles, groups and mapped attributes the token's client releases into `target` for the
-/// user (docs/authorization.md); read at the time of the call, so they are current.
+/// The roles, groups and mapped attributes client `c` releases into `target` for the user
+/// (docs/authorization.md), within its claim allow-list; read at the time of the call, so they
+/// are current.
 async fn authorization_claims(
     state: &AppState,
     tenant: &Tenant,
-    client_id: &str,
+    c: &latchkey_core::Client,
     user: &UserId,
     scope: &str,
     target: TokenTarget,
 ) -> Result<serde_json::Map<String, Value>, AppError> {
-    let Some(c) = super::client(state, tenant, client_id).await? else {
-        return Ok(serde_json::Map::new());
-    };
     let facts = if claims::needs_facts(&c.settings.claims, scope) {
         let (tid, uid) = (tenant.id.clone(), user.clone());
         Some(state.store(move |db| db.claim_facts(&tid, &uid)).await?)
     } else {
         None
     };
-    Ok(claims::release(
+    let mut m = claims::release(
         &c.settings.claims,
         c.client_id.as_str(),
         scope,
         facts.as_ref(),
         target,
-    ))
+    );
+    claims::minimise(&mut m, c.settings.allowed_claims.as_deref());
+    Ok(m)
+}
+
+/// What introspection says about the user of an access or refresh token of client
+/// `client_id`: `sub` as that client knows them, and (access tokens) what a JWT would carry.
+async fn about_user(
+    state: &AppState,
+    tenant: &Tenant,
+    (client_id, kind, scope): (&str, TokenKind, &str),
+    user: &UserId,
+) -> Result<serde_json::Map<String, Value>, AppError> {
+    let Some(c) = super::client(state, tenant, client_id).await? else {
+        return Ok(serde_json::Map::new());
+    };
+    let mut m = if kind == TokenKind::Access {
+        authorization_claims(state, tenant, &c, user, scope, TokenTarget::AccessToken).await?
+    } else {
+        serde_json::Map::new()
+    };
+    m.insert("sub".into(), json!(subject(state, tenant, &c, user).await?));
+    Ok(m)
 }
 
 /// A client-authenticated form POST (introspection, revocation) that names a token. A refusal
@@ -238,10 +256,11 @@ pub(super) async fn introspect(
             if !i.scope.is_empty() {
                 m.insert("scope".into(), json!(i.scope));
             }
-            m.insert(
-                "sub".into(),
-                json!(i.user.as_ref().map_or(i.client_id.clone(), ToString::to_string)),
-            );
+            // A client's own token names it; a user's names the user as the client knows them
+            // (`about_user`).
+            if i.user.is_none() {
+                m.insert("sub".into(), json!(i.client_id));
+            }
             if let Some(a) = i.aud {
                 m.insert("aud".into(), json!(a));
             }
@@ -251,9 +270,9 @@ pub(super) async fn introspect(
                 m.insert("jti".into(), json!(j));
             }
             // A resource server with opaque tokens reads what a JWT would have said.
-            if let (TokenKind::Access, Some(user)) = (i.kind, &i.user) {
-                let target = TokenTarget::AccessToken;
-                match authorization_claims(&state, &tenant, &i.client_id, user, &i.scope, target).await {
+            if let Some(user) = &i.user {
+                let token = (i.client_id.as_str(), i.kind, i.scope.as_str());
+                match about_user(&state, &tenant, token, user).await {
                     Ok(extra) => {
                         for (k, v) in extra {
                             m.entry(k).or_insert(v);

@@ -237,6 +237,7 @@ impl From<latchkey_services::ServiceError> for AppError {
             ServiceError::Store(e) => e.into(),
             ServiceError::Keys(e) => e.into(),
             e @ ServiceError::TenantFile { .. } => AppError::new(Kind::BadRequest, e.to_string()),
+            ServiceError::Refused(why) => AppError::new(Kind::Unprocessable, why),
             // The change that failed and how far the apply got, with the failure's own status.
             ServiceError::Applying { line, done, source } => {
                 let mut e = AppError::from(*source);

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod form;
 pub(crate) mod i18n;
 pub(crate) mod i18n_lifecycle;
+pub(crate) mod i18n_privacy;
 pub(crate) mod limits;
 pub(crate) mod net;
 pub mod observe;

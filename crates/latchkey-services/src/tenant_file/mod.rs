@@ -8,7 +8,8 @@
 //! `{file: PATH}`) that the caller resolves; the admin API resolves none.
 //!
 //! IdP metadata from a URL is fetched before planning ([`Metadata::fetch`], async, only for the
-//! connections a plan would create or repoint), so `plan` and `apply` stay synchronous.
+//! connections a plan would create or repoint), as are pairwise clients' sector documents, so
+//! `plan` and `apply` stay synchronous.
 //!
 //! What does not live here: reading files or the environment for the CLI, HTTP.
 
@@ -18,6 +19,7 @@ mod export;
 mod file;
 mod plan;
 mod saml;
+mod sectors;
 
 pub use apply::{Applied, NewSecret, apply};
 pub use current::Current;

@@ -260,7 +260,7 @@ pub fn plan(
     attributes(&mut b, current, file)?;
     groups(&mut b, current, file);
     roles(&mut b, current, file);
-    clients(&mut b, current, file, secrets)?;
+    clients(&mut b, current, file, (secrets, metadata))?;
     assignments(&mut b, current, file);
     super::saml::plan(&mut b, current, file, metadata)?;
     b.changes.sort_by_key(|(stage, _)| *stage);
@@ -514,7 +514,7 @@ fn clients(
     b: &mut Builder,
     current: &Current,
     file: &TenantFile,
-    secrets: &dyn Secrets,
+    (secrets, metadata): (&dyn Secrets, &Metadata),
 ) -> Result<(), ServiceError> {
     for (i, entry) in file.clients.iter().enumerate() {
         let at = format!("clients[{i}]");
@@ -530,6 +530,7 @@ fn clients(
             ));
         }
         let (new, _) = registration(&entry.spec(), &OsRng).map_err(|e| refuse(&at, e.to_string()))?;
+        super::sectors::check(&at, same.first().copied(), &new, metadata)?;
         let hash = match &entry.client_secret {
             None => None,
             Some(r) => Some(secret_hash(

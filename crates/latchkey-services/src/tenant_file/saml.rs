@@ -18,12 +18,15 @@ use latchkey_store::SamlConnectionUpdate;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// IdP metadata fetched for a plan, by URL, and the time metadata is read at (certificates
-/// valid then; the next refresh an hour after it).
+/// What a plan needs fetched first: IdP metadata, by URL, and the time metadata is read at
+/// (certificates valid then; the next refresh an hour after it); and the sector documents of
+/// pairwise clients (`super::sectors`).
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
     pub now: i64,
     documents: BTreeMap<String, String>,
+    /// Sector documents found to list their clients' redirect URIs.
+    pub(super) sectors: Vec<crate::sector::Verified>,
 }
 
 impl Metadata {
@@ -32,12 +35,14 @@ impl Metadata {
         Metadata {
             now,
             documents: BTreeMap::new(),
+            sectors: Vec::new(),
         }
     }
 
     /// Fetches the metadata of every connection of `file` that a plan over `current` would
     /// create from a URL or move to a new URL (`saml::fetch_metadata` under `policy`: its URL
-    /// rules, the outbound guard, 10 s, 1 MiB). A failure names the entry
+    /// rules, the outbound guard, 10 s, 1 MiB), and the sector documents its pairwise clients
+    /// need checked ([`Metadata::sectors_to_fetch`]). A failure names the entry
     /// (`saml_connections[0].metadata_url`) and says no more than `outbound::tenant_view` (the
     /// cause goes to the log), so a file can't probe the network.
     pub async fn fetch(
@@ -58,7 +63,12 @@ impl Metadata {
             })?;
             documents.insert(url.to_owned(), text);
         }
-        Ok(Metadata { now, documents })
+        let sectors = super::sectors::fetch(policy, current, file).await?;
+        Ok(Metadata {
+            now,
+            documents,
+            sectors,
+        })
     }
 
     /// The URLs [`Metadata::fetch`] would fetch, each with where it is in the file

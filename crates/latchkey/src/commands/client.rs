@@ -5,7 +5,7 @@ use crate::cli::{ClientCmd, ClientCreate, ClientUpdate};
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{client_json, done, emit, print_human, print_json, rfc3339};
-use crate::provision::{create_client, new_secret, uses_secret};
+use crate::provision::{create_client, new_secret, sector_checked, uses_secret};
 use latchkey_core::{ClaimsConfig, Client, ClientId, OsRng, Tenant};
 use latchkey_store::ClientRepo;
 use serde_json::json;
@@ -59,12 +59,20 @@ fn preview(ctx: &Context<'_>, slug: &str, client_id: &str, user: &str, scope: &s
     let client = find(ctx, &tenant, client_id)?;
     let user = ctx.user(&tenant, user)?;
     let facts = ctx.db.claim_facts(&tenant.id, &user.id)?;
+    // The key ring is opened only for a pairwise client, whose `sub` needs the tenant's salt.
+    let sub = match client.settings.subject_type {
+        latchkey_core::SubjectType::Public => user.id.to_string(),
+        latchkey_core::SubjectType::Pairwise => {
+            let ring = ctx.ring()?;
+            latchkey_oidc::subject::subject_for(&client, user.id.as_str(), || ring.pairwise_salt(&tenant.id))?
+        }
+    };
     let amr = ["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()];
     let issuer = ctx.config.issuer(&tenant.slug);
     let p = latchkey_oidc::grants::preview(
         (&issuer, &tenant),
         &client,
-        Some((&user, amr.as_slice())),
+        Some((&user, sub.as_str(), amr.as_slice())),
         (scope, client.client_id.as_str()),
         Some(&facts),
         ctx.now_millis(),
@@ -74,6 +82,28 @@ fn preview(ctx: &Context<'_>, slug: &str, client_id: &str, user: &str, scope: &s
         "id_token": p.id_token, "access_token": p.access_token, "userinfo": p.userinfo,
     }));
     Ok(())
+}
+
+/// The sector document of `client` as `patch` would leave it, when it needs fetching: from
+/// anywhere when the operator typed a new URL (as `saml add` does), under the server's
+/// outbound guard when the URL is the stored one, which a tenant admin may have chosen.
+fn sector_for_patch(
+    ctx: &Context<'_>,
+    client: &Client,
+    patch: &serde_json::Value,
+) -> Result<Option<latchkey_services::sector::Verified>, CliError> {
+    // A patch that does not apply is refused by the update with the reason.
+    let Ok(after) = latchkey_core::patch::patched_client(client, patch) else {
+        return Ok(None);
+    };
+    let typed = after.settings.sector_identifier_uri != client.settings.sector_identifier_uri;
+    let policy = if typed {
+        latchkey_services::OutboundPolicy::allow_all()
+    } else {
+        ctx.config.outbound_allow_private.clone()
+    };
+    let wanted = (after.redirect_uris.as_slice(), &after.settings);
+    sector_checked(&policy, Some(client), wanted)
 }
 
 fn find(ctx: &Context<'_>, tenant: &Tenant, client_id: &str) -> Result<Client, CliError> {
@@ -289,11 +319,31 @@ fn update_patch(spec: &ClientUpdate) -> Result<serde_json::Value, CliError> {
         put(&mut settings, "resources", json!(spec.resources));
     }
     logout_patch(&spec.logout, &mut settings);
+    subject_patch(&spec.subject, &mut settings);
     if !settings.is_empty() {
         top.insert("settings".into(), serde_json::Value::Object(settings));
     }
-    latchkey_core::patch::merge_patch(&mut patch, &serde_json::Value::Object(top));
+    overlay(&mut patch, serde_json::Value::Object(top));
     Ok(patch)
+}
+
+/// Lays the flags' patch `over` the `--patch` one: objects member by member, anything else
+/// replaces, and a `null` stays a `null` (a removal the patch asks for; `merge_patch` would
+/// apply it here, between two patches, and lose it).
+fn overlay(base: &mut serde_json::Value, over: serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => overlay(existing, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
 }
 
 /// The logout flags as settings of a merge patch; an empty URI removes it (a null).
@@ -325,6 +375,26 @@ fn logout_patch(
     }
 }
 
+/// The subject and claim flags as settings of a merge patch; an empty value removes the
+/// setting (a null).
+fn subject_patch(
+    f: &crate::cli::ClientSubjectFlags,
+    settings: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    if let Some(t) = f.subject_type {
+        settings.insert("subject_type".into(), json!(t));
+    }
+    if let Some(u) = &f.sector_identifier_uri {
+        settings.insert(
+            "sector_identifier_uri".into(),
+            if u.is_empty() { json!(null) } else { json!(u) },
+        );
+    }
+    if f.allowed_claims.is_some() {
+        settings.insert("allowed_claims".into(), json!(f.allowed_claims_list()));
+    }
+}
+
 /// Changes the client by the merge patch its flags make (docs/operations.md).
 fn update(ctx: &Context<'_>, spec: &ClientUpdate) -> Result<(), CliError> {
     let tenant = ctx.tenant(spec.tenant.slug())?;
@@ -335,12 +405,18 @@ fn update(ctx: &Context<'_>, spec: &ClientUpdate) -> Result<(), CliError> {
             "client update: name at least one change (see --help), or --patch FILE".into(),
         ));
     }
+    let verified = sector_for_patch(ctx, &client, &patch)?;
     let updated = ctx.db.update_client(
         &tenant.id,
         ctx.actor(),
         &client.client_id,
         spec.if_version,
-        &|c| latchkey_core::patch::patched_client(c, &patch).map_err(latchkey_store::StoreError::from),
+        &|c| {
+            let after =
+                latchkey_core::patch::patched_client(c, &patch).map_err(latchkey_store::StoreError::from)?;
+            latchkey_services::sector::still_verified(c, &after, verified.as_ref())?;
+            Ok(after)
+        },
     )?;
     emit(spec.out.json, &client_json(&updated));
     Ok(())

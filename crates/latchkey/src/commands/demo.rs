@@ -131,6 +131,7 @@ fn spec(name: &str, public: bool, port: u16, portal_port: u16) -> ClientCreate {
             refresh_absolute_ttl: None,
         },
         logout: crate::cli::ClientLogoutFlags::default(),
+        subject: crate::cli::ClientSubjectFlags::default(),
         resources: Vec::new(),
         out: Json { json: false },
     }

@@ -10,6 +10,7 @@ pub mod client;
 pub mod demo;
 pub mod domain;
 pub mod group;
+pub mod incident;
 pub mod invite;
 pub mod keys;
 pub mod migrate;

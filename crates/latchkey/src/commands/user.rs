@@ -80,7 +80,48 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
             display_name,
         } => update(ctx, &user, email, display_name),
         UserCmd::VerifyEmail(user) => verify_email(ctx, &user),
+        UserCmd::Export { tenant, user } => export(ctx, tenant.slug(), &user),
     }
+}
+
+/// `user export`: the same document as the account page's download, on standard output.
+fn export(ctx: &Context<'_>, slug: &str, name: &str) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let user = find(ctx, &tenant, name)?;
+    let sessions = redis_sessions(ctx, &tenant, &user)?;
+    let keys = ctx.ring()?;
+    let request = latchkey_services::privacy::ExportRequest {
+        tenant: &tenant,
+        user: &user,
+        sessions,
+        actor: ctx.actor(),
+        now: ctx.now_millis(),
+    };
+    let document = latchkey_services::privacy::export(&ctx.db, &keys, request).map_err(CliError::Privacy)?;
+    print_json(&json!(document));
+    Ok(())
+}
+
+/// The user's sessions when they live in Redis; `None` for the embedded store, which only the
+/// server's process can read.
+fn redis_sessions(
+    ctx: &Context<'_>,
+    tenant: &Tenant,
+    user: &User,
+) -> Result<Option<Vec<latchkey_core::Session>>, CliError> {
+    let url = &ctx.config.session_store;
+    if !url.starts_with("redis") {
+        return Ok(None);
+    }
+    let tls = ctx.config.redis_tls().map_err(CliError::Config)?;
+    let (tid, uid) = (tenant.id.clone(), user.id.clone());
+    let listed = crate::commands::saml::block_on(async move {
+        let clock = std::sync::Arc::new(latchkey_core::SystemClock);
+        let store = latchkey_session::open(url, &tls, clock).await?;
+        store.list_user_sessions(&tid, &uid).await
+    })?;
+    let sessions = listed.map_err(CliError::Sessions)?;
+    Ok(Some(sessions.into_iter().map(|(_, s)| s).collect()))
 }
 
 /// A user by username or, failing that, by id.

@@ -201,6 +201,80 @@ const SECTIONS: &[Section] = &[
             "Tage (0 bis 90) zwischen dem Löschantrag eines Benutzers und der Löschung; ein Administrator kann das Konto bis dahin wiederherstellen. 0 löscht sofort.",
         )],
     ),
+    Section(
+        "retention",
+        "How long what Latchkey keeps is kept; the retention pass applies it hourly (sessions end with their timeouts, expired codes and tokens go a day after they expire).",
+        "Wie lange Latchkey Daten aufbewahrt; der Aufbewahrungslauf wendet das stündlich an (Sitzungen enden mit ihren Zeitlimits, abgelaufene Codes und Tokens einen Tag danach).",
+        &[
+            Field(
+                "audit_days",
+                Kind::Number,
+                "Days audit events are kept (at least 30).",
+                "Tage, die Audit-Ereignisse aufbewahrt werden (mindestens 30).",
+            ),
+            Field(
+                "risk_history_days",
+                Kind::Number,
+                "Days a user's sign-in history for risk scoring is kept after its last use.",
+                "Tage, die der Anmeldeverlauf eines Benutzers für die Risikobewertung nach der letzten Nutzung aufbewahrt wird.",
+            ),
+            Field(
+                "inactive_notify_days",
+                Kind::OptionalNumber,
+                "Days without a sign-in after which the user is told by mail that the account will be closed; empty: never.",
+                "Tage ohne Anmeldung, nach denen der Benutzer per E-Mail erfährt, dass das Konto geschlossen wird; leer: nie.",
+            ),
+            Field(
+                "inactive_disable_days",
+                Kind::OptionalNumber,
+                "Days without a sign-in after which the account is disabled; empty: never.",
+                "Tage ohne Anmeldung, nach denen das Konto deaktiviert wird; leer: nie.",
+            ),
+            Field(
+                "inactive_delete_days",
+                Kind::OptionalNumber,
+                "Days without a sign-in after which the account is deleted; empty: never.",
+                "Tage ohne Anmeldung, nach denen das Konto gelöscht wird; leer: nie.",
+            ),
+            Field(
+                "consent_days",
+                Kind::OptionalNumber,
+                "Days a consent lasts unless given again; empty: until withdrawn.",
+                "Tage, die eine Einwilligung gilt, wenn sie nicht erneut erteilt wird; leer: bis zum Widerruf.",
+            ),
+            Field(
+                "invitation_days",
+                Kind::Number,
+                "Days accepted, withdrawn or expired invitations are kept.",
+                "Tage, die angenommene, widerrufene oder abgelaufene Einladungen aufbewahrt werden.",
+            ),
+            Field(
+                "outbox_days",
+                Kind::Number,
+                "Days delivered or abandoned mail and webhook messages are kept.",
+                "Tage, die zugestellte oder aufgegebene E-Mails und Webhook-Nachrichten aufbewahrt werden.",
+            ),
+        ],
+    ),
+    Section(
+        "terms",
+        "Terms of service users accept before an application gets a code; a new version asks everyone again.",
+        "Nutzungsbedingungen, die Benutzer akzeptieren, bevor eine Anwendung einen Code erhält; eine neue Version fragt alle erneut.",
+        &[
+            Field(
+                "version",
+                Kind::OptionalText,
+                "A label of the text in force (e.g. 2026-12); empty: no terms are asked for.",
+                "Eine Bezeichnung des geltenden Textes (z. B. 2026-12); leer: keine Bedingungen.",
+            ),
+            Field(
+                "url",
+                Kind::OptionalText,
+                "The https address of the text.",
+                "Die https-Adresse des Textes.",
+            ),
+        ],
+    ),
 ];
 
 async fn policies(
@@ -293,7 +367,7 @@ fn section_form(a: &Admin, Section(key, _, _, fields): &Section, current: &Value
     form
 }
 
-/// Everything else (branding, tokens, keys, retention, throttling, email) as a JSON merge patch.
+/// Everything else (branding, tokens, keys, throttling, email) as a JSON merge patch.
 fn patch_form(a: &Admin, back: &str) -> Form {
     let t = a.t;
     Form::action(

@@ -9,6 +9,7 @@ use crate::flow::factor::{has_factor, require_if_due};
 use crate::flow::risk::{self, Evaluation};
 use crate::flow::session::{self, redirect_into_session};
 use crate::state::AppState;
+use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use crate::web::respond::{add_cookie, client_ip};
 use actix_web::{HttpRequest, HttpResponse};
@@ -171,7 +172,7 @@ pub(crate) async fn finish(
         tenant,
         &attempt,
         &started,
-        evaluation.assessment.score,
+        (evaluation.assessment.score, applied),
     )
     .await?;
     let location = factor_page.unwrap_or(next);
@@ -210,13 +211,19 @@ async fn audit_success(
     tenant: &Tenant,
     attempt: &Attempt<'_>,
     started: &latchkey_core::Session,
-    score: u8,
+    (score, decision): (u8, Decision),
 ) -> Result<(), AppError> {
+    // What the person's own activity list shows of this sign-in (privacy::activity): the
+    // browser, the place and the decision, besides the address.
+    let place = crate::web::net::client_addr(req).and_then(|ip| state.risk.place(ip));
     let mut details = json!({
         "amr": attempt.amr,
         "ip": client_ip(req),
+        "user_agent": started.user_agent,
+        "place": place,
         "second_factor_due": started.factor_due,
         "risk_score": score,
+        "risk_decision": decision,
     });
     if let Some(map) = details.as_object_mut() {
         map.extend(attempt.details.clone());
@@ -235,7 +242,16 @@ async fn audit_success(
         tenant,
         NewAuditEvent::success(&who, "login.success", who.clone(), details),
     )
-    .await
+    .await?;
+    // When the person last signed in, for the retention policy's inactive accounts.
+    let (tid, uid, now) = (
+        tenant.id.clone(),
+        attempt.user.id.clone(),
+        state.clock.now_millis(),
+    );
+    state
+        .store(move |db| latchkey_store::RetentionRepo::record_sign_in(db, &tid, &uid, now))
+        .await
 }
 
 #[cfg(test)]

@@ -27,10 +27,17 @@ pub fn apply(mut policy: TenantPolicy, flags: &PolicyFlags) -> Result<TenantPoli
     set_sessions(&mut policy, flags);
     set_throttle(&mut policy, flags);
     set_signup(&mut policy, flags);
+    set_retention(&mut policy, flags);
     set(
         &mut policy.accounts.deletion_grace_days,
         flags.deletion_grace_days,
     );
+    if let Some(v) = &flags.terms_version {
+        policy.terms.version = Some(v.clone()).filter(|v| !v.is_empty());
+    }
+    if let Some(url) = &flags.terms_url {
+        policy.terms.url = Some(url.clone()).filter(|u| !u.is_empty());
+    }
     latchkey_services::policy::check(policy)
         .map_err(|e| CliError::BadFlag(format!("{}: {}", flag(e.field), e.message)))
 }
@@ -58,12 +65,20 @@ fn flag(field: &str) -> &str {
         "risk.deny" => "--risk-deny",
         "retention.audit_days" => "--audit-retention-days",
         "retention.risk_history_days" => "--risk-history-retention-days",
+        "retention.inactive_notify_days" => "--inactive-notify-days",
+        "retention.inactive_disable_days" => "--inactive-disable-days",
+        "retention.inactive_delete_days" => "--inactive-delete-days",
+        "retention.consent_days" => "--consent-days",
+        "retention.invitation_days" => "--invitation-retention-days",
+        "retention.outbox_days" => "--outbox-retention-days",
         "session.idle_timeout_secs" => "--session-idle-timeout",
         "throttle.account_free_failures" => "--throttle-account-failures",
         "throttle.address_free_failures" => "--throttle-address-failures",
         "throttle.address_allow" => "--throttle-allow",
         "signup.domains" => "--signup-domains",
         "accounts.deletion_grace_days" => "--deletion-grace-days",
+        "terms.version" => "--terms-version",
+        "terms.url" => "--terms-url",
         other => other,
     }
 }
@@ -172,6 +187,25 @@ fn set_risk(policy: &mut TenantPolicy, flags: &PolicyFlags) {
         &mut policy.retention.risk_history_days,
         flags.risk_history_retention_days,
     );
+}
+
+fn set_retention(policy: &mut TenantPolicy, flags: &PolicyFlags) {
+    let r = &mut policy.retention;
+    set(
+        &mut r.inactive_notify_days,
+        flags.inactive_notify_days.map(|d| d.0),
+    );
+    set(
+        &mut r.inactive_disable_days,
+        flags.inactive_disable_days.map(|d| d.0),
+    );
+    set(
+        &mut r.inactive_delete_days,
+        flags.inactive_delete_days.map(|d| d.0),
+    );
+    set(&mut r.consent_days, flags.consent_days.map(|d| d.0));
+    set(&mut r.invitation_days, flags.invitation_retention_days);
+    set(&mut r.outbox_days, flags.outbox_retention_days);
 }
 
 fn set_sessions(policy: &mut TenantPolicy, flags: &PolicyFlags) {
