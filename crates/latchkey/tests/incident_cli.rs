@@ -237,6 +237,13 @@ async fn the_admin_api_responds_for_named_users(backend: Backend) {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "unknown field: {e}");
+    let (st, e) = admin::call(&s, "POST", "/admin/t/acme/incidents", &responder, None).await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "no body never means the whole tenant: {e}"
+    );
+    assert_eq!(alice.get(&s, "/t/acme/account").await.0, StatusCode::OK);
     let (st, report) = admin::call(&s, "POST", "/admin/t/acme/incidents", &responder, Some(body)).await;
     assert_eq!(st, StatusCode::OK, "{report}");
     assert_eq!(report["scope"], "users");
