@@ -4,7 +4,7 @@
 //! was told when. For `latchkey incident` and `POST /admin/t/{tenant}/incidents` alike.
 
 use crate::ServiceError;
-use latchkey_core::{NewAuditEvent, Rng, Tenant, UnixMillis, User, UserId};
+use latchkey_core::{Clock, NewAuditEvent, Rng, Tenant, UnixMillis, User, UserId};
 use latchkey_keys::{KeyRing, KeyState};
 use latchkey_store::{Affected, AuditRepo, Channel, Db, IncidentRepo, LockedDown, NewMail, UserRepo};
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ pub struct Responder<'a> {
     pub db: &'a Db,
     pub keys: &'a KeyRing,
     pub rng: &'a dyn Rng,
-    pub now: &'a dyn Fn() -> UnixMillis,
+    pub clock: &'a dyn Clock,
 }
 
 impl Responder<'_> {
@@ -103,7 +103,7 @@ impl Responder<'_> {
         actor: &str,
         plan: &IncidentPlan,
     ) -> Result<IncidentReport, ServiceError> {
-        let started_at = (self.now)();
+        let started_at = self.clock.now_millis();
         let incident = format!("inc-{}", &latchkey_core::random_token(self.rng, 9));
         let named = self.named_users(tenant, &plan.users)?;
         let scope = if named.is_some() { "users" } else { "tenant" };
@@ -140,7 +140,7 @@ impl Responder<'_> {
             incident,
             tenant: tenant.slug.clone(),
             started_at,
-            finished_at: (self.now)(),
+            finished_at: self.clock.now_millis(),
             scope,
             locked_down,
             keys,
@@ -256,7 +256,7 @@ impl Responder<'_> {
                     username: u.username.clone(),
                     address: address.to_owned(),
                     message: mail.id.clone(),
-                    queued_at: (self.now)(),
+                    queued_at: self.clock.now_millis(),
                 });
                 batch.push((u.id.clone(), mail));
             }

@@ -8,7 +8,7 @@
 
 use crate::ServiceError;
 use latchkey_core::{AuditEvent, EffectiveAccess, NewAuditEvent, Outcome, Session, Tenant, UnixMillis, User};
-use latchkey_keys::{Aad, KeyRing};
+use latchkey_keys::KeyRing;
 use latchkey_store::{
     AttributeRepo, AttributeValues, AuditFilter, AuditRepo, Db, GroupRepo, LifecycleRepo, MfaRepo, RiskRepo,
     SamlRepo, UpstreamRepo,
@@ -262,14 +262,12 @@ fn sign_in_history(
     let Some(sealed) = db.risk_history(&tenant.id, &u.id)? else {
         return Ok(None);
     };
-    let aad = Aad {
-        tenant: tenant.id.as_str(),
-        table: "risk_history",
-        column: "history_sealed",
-        row: u.id.as_str(),
-    };
     let opened = keys
-        .open_sealed(&tenant.id, aad, &sealed)
+        .open_sealed(
+            &tenant.id,
+            crate::risk_engine::history_aad(&tenant.id, &u.id),
+            &sealed,
+        )
         .ok()
         .and_then(|plain| serde_json::from_slice(&plain).ok());
     Ok(Some(opened.unwrap_or_else(|| json!({"unreadable": true}))))
@@ -282,21 +280,30 @@ fn own_events(db: &Db, tenant: &Tenant, u: &User) -> Result<(Vec<AuditEvent>, bo
         user: Some(u.id.to_string()),
         ..AuditFilter::default()
     };
-    let mut events: Vec<AuditEvent> = Vec::new();
-    let mut after = 0;
-    let mut truncated = false;
+    newest(db, tenant, &filter, MAX_EXPORTED_EVENTS, Some)
+}
+
+/// The last `keep` of the events matching `filter` that `pick` keeps (as what it makes of
+/// them), oldest first, read page by page; and whether earlier ones were dropped.
+fn newest<T>(
+    db: &Db,
+    tenant: &Tenant,
+    filter: &AuditFilter,
+    keep: usize,
+    pick: impl Fn(AuditEvent) -> Option<T>,
+) -> Result<(Vec<T>, bool), ServiceError> {
+    let (mut out, mut after, mut dropped) = (Vec::new(), 0, false);
     loop {
-        let page = db.audit_search(&tenant.id, &filter, after, 1_000)?;
+        let page = db.audit_search(&tenant.id, filter, after, 1_000)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        events.extend(page);
-        if events.len() > MAX_EXPORTED_EVENTS {
-            let extra = events.len() - MAX_EXPORTED_EVENTS;
-            events.drain(..extra);
-            truncated = true;
+        out.extend(page.into_iter().filter_map(&pick));
+        if out.len() > keep {
+            out.drain(..out.len() - keep);
+            dropped = true;
         }
     }
-    Ok((events, truncated))
+    Ok((out, dropped))
 }
 
 /// One line of the account page's security activity.
@@ -340,7 +347,7 @@ fn shown(action: &str) -> bool {
     })
 }
 
-/// The person's last `limit` security events, newest first, from the last `days` days.
+/// The person's last `limit` security events since `since`, newest first.
 pub fn activity(
     db: &Db,
     tenant: &Tenant,
@@ -353,17 +360,7 @@ pub fn activity(
         since: Some(since),
         ..AuditFilter::default()
     };
-    let mut out: Vec<Activity> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = db.audit_search(&tenant.id, &filter, after, 1_000)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        out.extend(page.iter().filter(|e| shown(&e.action)).map(line));
-        if out.len() > limit {
-            out.drain(..out.len() - limit);
-        }
-    }
+    let (mut out, _) = newest(db, tenant, &filter, limit, |e| shown(&e.action).then(|| line(&e)))?;
     out.reverse();
     Ok(out)
 }

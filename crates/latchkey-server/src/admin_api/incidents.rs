@@ -23,12 +23,11 @@ pub(super) async fn incident(
         // A whole tenant's notices can outlast a request's database deadline: this runs on the
         // blocking pool without one, each step in its own transaction.
         let report = blocking(move || {
-            let now = || st.clock.now_millis();
             let responder = Responder {
                 db: &st.db,
                 keys: &st.keys,
                 rng: &*st.rng,
-                now: &now,
+                clock: &*st.clock,
             };
             responder.run(&tenant, &actor, &plan)
         })

@@ -10,8 +10,7 @@ use crate::web::cookies::{cookie, host_cookie_name};
 use crate::web::errors::AppError;
 use actix_web::HttpRequest;
 use actix_web::cookie::Cookie;
-use latchkey_core::{NewAuditEvent, Outcome, Tenant, TenantId, User, UserId};
-use latchkey_keys::Aad;
+use latchkey_core::{NewAuditEvent, Outcome, Tenant, User, UserId};
 use latchkey_risk::{Assessment, Attempt, Bands, Decision, History, Signals};
 use latchkey_store::{Channel, RiskRepo};
 use serde_json::json;
@@ -32,14 +31,7 @@ fn device_digest(tenant: &Tenant, cookie: &str) -> String {
     latchkey_core::sha256_hex(format!("{}:{cookie}", tenant.id).as_bytes())
 }
 
-fn history_aad<'a>(t: &'a TenantId, user: &'a UserId) -> Aad<'a> {
-    Aad {
-        tenant: t.as_str(),
-        table: "risk_history",
-        column: "history_sealed",
-        row: user.as_str(),
-    }
-}
+use latchkey_services::risk_engine::history_aad;
 
 fn client_ip(req: &HttpRequest) -> IpAddr {
     crate::web::net::client_addr(req).unwrap_or(IpAddr::from([0, 0, 0, 0]))

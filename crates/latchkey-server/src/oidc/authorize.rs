@@ -476,6 +476,43 @@ fn consent_page(
     Ok(res)
 }
 
+/// A form answered inside a pending interaction (consent, terms): its id, the signed-in session
+/// and the request with its client.
+struct InteractionForm {
+    id: String,
+    signed: (SessionId, Session, User),
+    pending: Pending,
+    client: Client,
+}
+
+/// The form's session, CSRF-checked against it (403 otherwise), and its pending interaction;
+/// `None` when the session or the interaction is gone (the expired page).
+async fn interaction_form(
+    state: &AppState,
+    req: &HttpRequest,
+    tenant: &Tenant,
+    form: &crate::web::form::FormParams,
+) -> Result<Option<InteractionForm>, AppError> {
+    let id = form.get("interaction").unwrap_or_default().to_owned();
+    let Some(signed) = signed_in(state, req, tenant).await? else {
+        return Ok(None);
+    };
+    if !csrf::check(state, req, Some(signed.0.cookie_value()), form.get("csrf")) {
+        return Err(AppError::new(
+            crate::web::errors::Kind::Forbidden,
+            strings_with(req, None).form_expired,
+        ));
+    }
+    Ok(load(state, req, tenant, &id)
+        .await?
+        .map(|(pending, client)| InteractionForm {
+            id,
+            signed,
+            pending,
+            client,
+        }))
+}
+
 /// POST `/t/{tenant}/authorize/consent`: Allow or Deny.
 pub(super) async fn consent(
     req: HttpRequest,
@@ -483,17 +520,13 @@ pub(super) async fn consent(
     state: web::Data<AppState>,
     form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let id = form.get("interaction").unwrap_or_default().to_owned();
-    let Some((sid, s, user)) = signed_in(&state, &req, &tenant).await? else {
-        return Ok(expired_page(&req));
-    };
-    if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(
-            crate::web::errors::Kind::Forbidden,
-            strings_with(&req, None).form_expired,
-        ));
-    }
-    let Some((pending, c)) = load(&state, &req, &tenant, &id).await? else {
+    let Some(InteractionForm {
+        id,
+        signed: (sid, s, user),
+        pending,
+        client: c,
+    }) = interaction_form(&state, &req, &tenant, &form).await?
+    else {
         return Ok(expired_page(&req));
     };
     // Allowing still needs the verified address; denying never does.

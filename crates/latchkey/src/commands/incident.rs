@@ -5,7 +5,7 @@ use crate::cli::IncidentArgs;
 use crate::context::Context;
 use crate::error::CliError;
 use crate::output::{confirm, print_json};
-use latchkey_core::OsRng;
+use latchkey_core::{OsRng, SystemClock};
 use latchkey_services::incident::{IncidentPlan, Responder};
 use serde_json::json;
 
@@ -44,12 +44,11 @@ pub fn run(ctx: &Context<'_>, args: &IncidentArgs) -> Result<(), CliError> {
         &tenant.slug,
     )?;
     let keys = ctx.ring()?;
-    let now = || ctx.now_millis();
     let responder = Responder {
         db: &ctx.db,
         keys: &keys,
         rng: &OsRng,
-        now: &now,
+        clock: &SystemClock,
     };
     let report = responder
         .run(&tenant, ctx.actor(), &plan)

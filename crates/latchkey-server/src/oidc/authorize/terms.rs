@@ -3,7 +3,10 @@
 //! shows the version and a link to its text; accepting records it (`terms.accept`, the ledger)
 //! and continues the request, declining ends it with `access_denied`.
 
-use super::{AppState, Client, Pending, Tenant, User, expired_page, load, respond, take};
+use super::{
+    AppState, Client, InteractionForm, Pending, Tenant, User, expired_page, interaction_form, load, respond,
+    take,
+};
 use crate::flow::audit::audit;
 use crate::flow::csrf;
 use crate::flow::session::signed_in;
@@ -118,17 +121,13 @@ pub(in crate::oidc) async fn decide(
     state: web::Data<AppState>,
     form: crate::web::form::FormParams,
 ) -> Result<HttpResponse, AppError> {
-    let id = form.get("interaction").unwrap_or_default().to_owned();
-    let Some((sid, _, user)) = signed_in(&state, &req, &tenant).await? else {
-        return Ok(expired_page(&req));
-    };
-    if !csrf::check(&state, &req, Some(sid.cookie_value()), form.get("csrf")) {
-        return Err(AppError::new(
-            crate::web::errors::Kind::Forbidden,
-            strings_with(&req, None).form_expired,
-        ));
-    }
-    let Some((pending, _)) = load(&state, &req, &tenant, &id).await? else {
+    let Some(InteractionForm {
+        id,
+        signed: (_, _, user),
+        pending,
+        ..
+    }) = interaction_form(&state, &req, &tenant, &form).await?
+    else {
         return Ok(expired_page(&req));
     };
     let current = tenant.policy.terms.version.clone();
