@@ -60,8 +60,69 @@ pub fn unavailable<T>(what: &str, detail: &str) -> Option<T> {
 /// A database for one test, removed when dropped.
 pub struct TestDb {
     pub url: String,
+    /// Seals personal data with a key ring under `master`, opened at its first use (a test
+    /// that brings its own master key and never writes a user through it registers none).
     pub db: Db,
+    /// The master key (base64) this handle's key ring uses; `TestServer` starts with it.
+    pub master: String,
     cleanup: Cleanup,
+}
+
+/// A key ring opened at the first personal data written or read (see `TestDb::db`).
+struct LazyVault {
+    db: Db,
+    master: String,
+    vault: std::sync::OnceLock<Result<latchkey_keys::PersonalVault, String>>,
+}
+
+impl latchkey_store::Vault for LazyVault {
+    fn tenant(
+        &self,
+        t: &latchkey_core::TenantId,
+    ) -> Result<Arc<dyn latchkey_store::TenantVault>, latchkey_store::StoreError> {
+        let vault = self.vault.get_or_init(|| {
+            let master = latchkey_keys::MasterKey::from_base64(&self.master).map_err(|e| e.to_string())?;
+            latchkey_keys::KeyRing::open(self.db.clone(), master, Arc::new(SystemClock))
+                .map(|ring| latchkey_keys::PersonalVault::new(Arc::new(ring)))
+                .map_err(|e| e.to_string())
+        });
+        match vault {
+            Ok(v) => v.tenant(t),
+            Err(e) => Err(latchkey_store::StoreError::Sealed(e.clone())),
+        }
+    }
+}
+
+/// The master keys of the test databases this process made, by URL.
+static MASTERS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The master key a `TestDb`'s handle seals personal data under, for a test that opens a key
+/// ring of its own on the same database.
+pub fn master_of(db: &Db) -> latchkey_keys::MasterKey {
+    let url = db.url().redacted();
+    let masters = MASTERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (_, key) = masters
+        .iter()
+        .find(|(u, _)| *u == url)
+        .expect("a database made by TestDb");
+    latchkey_keys::MasterKey::from_base64(key).expect("master key")
+}
+
+/// `db` with a lazily opened key ring under a fresh master key; returns both.
+fn with_vault(db: Db) -> (Db, String) {
+    let master = latchkey_keys::MasterKey::generate()
+        .expect("master key")
+        .to_base64();
+    MASTERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((db.url().redacted(), master.clone()));
+    let vault = LazyVault {
+        db: db.clone(),
+        master: master.clone(),
+        vault: std::sync::OnceLock::new(),
+    };
+    (db.with_vault(Arc::new(vault)), master)
 }
 
 enum Cleanup {
@@ -74,10 +135,11 @@ impl TestDb {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("latchkey.db").display());
-        let db = open(&url);
+        let (db, master) = with_vault(open(&url));
         TestDb {
             url,
             db,
+            master,
             cleanup: Cleanup::Sqlite(dir),
         }
     }
@@ -85,10 +147,11 @@ impl TestDb {
     /// A fresh PostgreSQL database, migrated; `None` (skip) when the server is unreachable outside CI.
     pub fn postgres() -> Option<Self> {
         let (url, admin_url, name) = create_pg_database()?;
-        let db = open(&url);
+        let (db, master) = with_vault(open(&url));
         Some(TestDb {
             url,
             db,
+            master,
             cleanup: Cleanup::Postgres { admin_url, name },
         })
     }

@@ -53,6 +53,8 @@ impl TestServer {
         let mut settings = vec![
             ("LATCHKEY_DATABASE_URL", db.url.as_str()),
             ("LATCHKEY_SESSION_STORE", sessions.as_str()),
+            // The test's own handle seals personal data under the same master key.
+            ("LATCHKEY_MASTER_KEY", db.master.as_str()),
         ];
         settings.extend_from_slice(extra);
         let server = Self::start_with_clock(&settings, clock).expect("latchkey starts");

@@ -37,7 +37,8 @@ fn fixture(db: &TestDb) -> Fixture {
         )
         .unwrap()
         .id;
-    let master = MasterKey::generate().unwrap();
+    // The master key the test database's own handle seals personal data under.
+    let master = latchkey_tests::master_of(&db.db);
     let ring = KeyRing::open(
         store,
         MasterKey::from_base64(&master.to_base64()).unwrap(),
@@ -430,7 +431,8 @@ fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) 
             password_hash: None,
             email_verified: false,
         };
-        let user = store.create_user(&f.tenant, "test", &new).unwrap().id;
+        // Through the handle that seals personal data (the ring's own has no vault).
+        let user = db.db.create_user(&f.tenant, "test", &new).unwrap().id;
         let at = Aad {
             tenant: f.tenant.as_str(),
             table: "risk_history",

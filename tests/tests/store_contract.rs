@@ -557,7 +557,7 @@ fn deleting_a_tenant_removes_its_rows_but_keeps_its_audit_chain(db: &Db) {
     assert_eq!(events.last().unwrap().action, "tenant.delete");
     assert!(matches!(
         latchkey_audit::verify(db, &t).unwrap(),
-        latchkey_audit::Verdict::Intact { events: 4, .. }
+        latchkey_audit::Verdict::Intact { events: 5, .. }
     ));
     // The slug is free again, for a new tenant with a new chain.
     let again = tenant(db, "gone");
@@ -600,6 +600,7 @@ fn every_change_is_in_the_audit_chain_without_secrets(db: &Db) {
         actions,
         [
             "tenant.create",
+            "keys.pairwise_salt",
             "user.create",
             "user.disable",
             "client.create",
@@ -607,9 +608,9 @@ fn every_change_is_in_the_audit_chain_without_secrets(db: &Db) {
             "login.failure"
         ]
     );
-    assert_eq!(events[2].actor, "cli:ops");
-    assert_eq!(events[2].details["before"]["status"], "active");
-    assert_eq!(events[2].details["after"]["status"], "disabled");
+    assert_eq!(events[3].actor, "cli:ops");
+    assert_eq!(events[3].details["before"]["status"], "active");
+    assert_eq!(events[3].details["after"]["status"], "disabled");
     let all = serde_json::to_string(&events).unwrap();
     for secret in [
         "SECRETHASH",
@@ -625,7 +626,7 @@ fn every_change_is_in_the_audit_chain_without_secrets(db: &Db) {
     );
     assert!(matches!(
         latchkey_audit::verify(db, &t).unwrap(),
-        latchkey_audit::Verdict::Intact { events: 6, .. }
+        latchkey_audit::Verdict::Intact { events: 7, .. }
     ));
 }
 
@@ -650,10 +651,11 @@ fn concurrent_writers_keep_one_gapless_chain(db: &Db) {
         }
     });
     assert_eq!(db.list_users(&t).unwrap().len(), 40);
-    assert_eq!(head(db, &t), 41);
+    // tenant.create, keys.pairwise_salt (the first sealed user's index key), 40 × user.create
+    assert_eq!(head(db, &t), 42);
     assert!(matches!(
         latchkey_audit::verify(db, &t).unwrap(),
-        latchkey_audit::Verdict::Intact { events: 41, .. }
+        latchkey_audit::Verdict::Intact { events: 42, .. }
     ));
 }
 
@@ -1771,7 +1773,7 @@ fn group_changes_are_audited(db: &Db) {
     db.remove_member(&t, ACTOR, &g, &Principal::User(u.clone()))
         .unwrap();
     db.delete_group(&t, ACTOR, &g).unwrap();
-    let events = db.audit_events(&t, 4, 100).unwrap();
+    let events = db.audit_events(&t, 5, 100).unwrap();
     let actions: Vec<(&str, &str)> = events
         .iter()
         .map(|e| (e.action.as_str(), e.target.as_str()))
@@ -1965,6 +1967,8 @@ fn the_change_feed_names_what_other_nodes_must_forget(db: &Db) {
     let start = db.latest_change().unwrap();
     let t = tenant(db, "feed");
     let c = db.create_client(&t, ACTOR, &confidential("portal")).unwrap();
+    // The tenant's first user makes its data key (a key change); later users write none.
+    user(db, &t, "first");
     let after_create = db.latest_change().unwrap();
     user(db, &t, "alice");
     assert_eq!(
@@ -1986,7 +1990,7 @@ fn the_change_feed_names_what_other_nodes_must_forget(db: &Db) {
     assert!(refused.is_err(), "plain http is refused");
     let keys = KeyRing::open(
         db.clone(),
-        MasterKey::generate().unwrap(),
+        latchkey_tests::master_of(db),
         std::sync::Arc::new(latchkey_core::SystemClock),
     )
     .unwrap();
@@ -2093,7 +2097,7 @@ fn tampered(t: &TestDb, statements: &[&str]) -> latchkey_audit::Verdict {
     }
     assert!(matches!(
         latchkey_audit::verify(&t.db, &tid).unwrap(),
-        latchkey_audit::Verdict::Intact { events: 5, .. }
+        latchkey_audit::Verdict::Intact { events: 6, .. }
     ));
     for sql in statements {
         assert!(

@@ -212,6 +212,10 @@ pub struct AccountPolicy {
     /// Days (0-90) between a user's request to delete their account and its deletion. During
     /// them the account is closed (no sign-in) and an operator can restore it; 0 deletes at once.
     pub deletion_grace_days: u32,
+    /// Days (0-90) between an operator's erasure of a user (`latchkey user erase`, the admin
+    /// API) and its execution. During them the account is closed and the erasure can be
+    /// cancelled (`user restore`); 0 erases at once.
+    pub erasure_grace_days: u32,
 }
 
 wire_enum!(

@@ -56,6 +56,11 @@ fn fingerprint(bytes: &[u8; 32]) -> String {
 }
 
 impl SecretKey {
+    /// The key's bytes, for wrapping it (a user's key) or keying an HMAC with it.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self {
             id: fingerprint(&bytes),

@@ -8,6 +8,7 @@ mod error;
 pub mod jwt;
 mod master;
 mod pairwise;
+mod personal;
 mod ring;
 mod signing;
 
@@ -19,6 +20,7 @@ pub use master::{
     write_key_file,
 };
 pub use pairwise::PairwiseSalt;
+pub use personal::PersonalVault;
 pub use ring::{JWKS_MAX_AGE_SECS, KeyRing, KeyState, RingKey, TickReport};
 pub use signing::{SigningKey, VerifyingKey, thumbprint};
 

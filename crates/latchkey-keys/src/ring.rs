@@ -740,6 +740,57 @@ impl KeyRing {
         dek.seal(aad, plaintext)
     }
 
+    /// Tenant `t`'s pairwise salt if it has one; never makes one (a read must not write).
+    pub(crate) fn stored_pairwise_salt(&self, t: &TenantId) -> Result<Option<PairwiseSalt>, KeyError> {
+        if let Some(s) = self.cached_pairwise_salt(t) {
+            return Ok(Some(s));
+        }
+        match self.db.pairwise_salt(t)? {
+            Some(sealed) => Ok(Some(PairwiseSalt::from_opened(&self.open_sealed(
+                t,
+                pairwise_aad(t),
+                &sealed,
+            )?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Seals under the tenant's newest data key without the key lock when it has one (no
+    /// write, and the signing-key cache stays warm); else as `seal`, which makes one.
+    pub(crate) fn seal_current(
+        &self,
+        t: &TenantId,
+        aad: Aad<'_>,
+        plaintext: &[u8],
+    ) -> Result<String, KeyError> {
+        match self.db.data_keys(t)?.last() {
+            Some(k) => self
+                .master()
+                .unwrap_key(&k.wrapped, t.as_str(), &k.id)?
+                .seal(aad, plaintext),
+            None => self.seal(t, aad, plaintext),
+        }
+    }
+
+    /// Every data key of tenant `t`, unwrapped (at most two: during a rotation).
+    pub(crate) fn data_keys_of(&self, t: &TenantId) -> Result<Vec<DataKey>, KeyError> {
+        self.db
+            .data_keys(t)?
+            .iter()
+            .map(|k| self.master().unwrap_key(&k.wrapped, t.as_str(), &k.id))
+            .collect()
+    }
+
+    /// Tenant `t`'s data key `id`, unwrapped from the store.
+    pub(crate) fn data_key_by_id(&self, t: &TenantId, id: &str) -> Result<DataKey, KeyError> {
+        let stored = self.db.data_keys(t)?;
+        let wrapped = stored
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| KeyError::Sealed(format!("data key {id} is missing")))?;
+        self.master().unwrap_key(&wrapped.wrapped, t.as_str(), id)
+    }
+
     pub fn open_sealed(&self, t: &TenantId, aad: Aad<'_>, sealed: &str) -> Result<Vec<u8>, KeyError> {
         let dek_id = crate::envelope::parse(sealed)?.key_id;
         let stored = self.db.data_keys(t)?;

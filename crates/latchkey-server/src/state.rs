@@ -92,6 +92,9 @@ impl AppState {
             .await
             .map_err(|e| ServerError::Task(e.to_string()))??
         };
+        // Personal data is sealed under per-user keys the ring wraps (crypto-shredding).
+        let keys = Arc::new(keys);
+        let db = db.with_vault(Arc::new(latchkey_keys::PersonalVault::new(Arc::clone(&keys))));
         let ephemeral =
             latchkey_session::open(&config.session_store, &config.redis_tls()?, clock.clone()).await?;
         // At most one argon2id hash per core at once; a bounded queue behind them.
@@ -106,7 +109,7 @@ impl AppState {
             config,
             db,
             ephemeral,
-            keys: Arc::new(keys),
+            keys,
             hasher: Arc::new(hasher),
             clock,
             rng,

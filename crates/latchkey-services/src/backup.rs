@@ -8,7 +8,7 @@
 
 use crate::ServiceError;
 use latchkey_keys::{Aad, DataKey, MasterKey};
-use latchkey_store::{Db, Row, Scope, StoreError};
+use latchkey_store::{Db, Part, Row, Scope, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 
@@ -36,6 +36,17 @@ pub struct Header {
     pub kek_id: String,
     pub key_id: String,
     pub wrapped_key: String,
+    /// `vault` for a key vault (the users' keys alone, `latchkey backup --vault`); absent for
+    /// data, which holds no user's key (docs/privacy.md#erasure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+}
+
+impl Header {
+    /// Whether this is a key vault rather than data.
+    pub fn is_vault(&self) -> bool {
+        self.part.as_deref() == Some("vault")
+    }
 }
 
 impl Header {
@@ -66,11 +77,37 @@ fn store(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-/// Writes a backup of `scope` (`slugs` names its tenants) to `out`.
+/// Writes a backup of `scope` (`slugs` names its tenants) to `out`: every table but the users'
+/// keys, so a user erased later can't be opened from it (see `write_vault`).
 pub fn write(
     db: &Db,
     master: &MasterKey,
     scope: Scope<'_>,
+    slugs: &[String],
+    now: i64,
+    out: &mut dyn Write,
+) -> Result<Summary, ServiceError> {
+    write_part(db, master, (scope, Part::Data), slugs, now, out)
+}
+
+/// Writes the key vault of `scope`: each user's key (wrapped under the tenant's data key, so
+/// it opens only with the master key too). Keep only the newest vault: a vault written before
+/// an erasure still holds the erased user's key.
+pub fn write_vault(
+    db: &Db,
+    master: &MasterKey,
+    scope: Scope<'_>,
+    slugs: &[String],
+    now: i64,
+    out: &mut dyn Write,
+) -> Result<Summary, ServiceError> {
+    write_part(db, master, (scope, Part::Vault), slugs, now, out)
+}
+
+fn write_part(
+    db: &Db,
+    master: &MasterKey,
+    (scope, part): (Scope<'_>, Part),
     slugs: &[String],
     now: i64,
     out: &mut dyn Write,
@@ -91,6 +128,7 @@ pub fn write(
         kek_id: master.id.clone(),
         key_id: key.id.clone(),
         wrapped_key: master.wrap(&key, "backup")?,
+        part: (part == Part::Vault).then(|| "vault".to_owned()),
     };
     let digest = header.digest()?;
     serde_json::to_writer(&mut *out, &header).map_err(|e| ServiceError::Backup(e.to_string()))?;
@@ -102,8 +140,9 @@ pub fn write(
         buf: Vec::with_capacity(CHUNK + 4096),
         summary: Summary::default(),
     });
-    db.dump(
+    db.dump_part(
         scope,
+        part,
         &mut |t| {
             state.borrow_mut().summary.tables.push((t.name.clone(), 0));
             Ok(())
@@ -244,6 +283,59 @@ impl Rows<'_> {
     }
 }
 
+/// The rows after `header`, decrypted as they are read.
+fn open_rows<'a>(
+    master: &MasterKey,
+    header: &Header,
+    input: &'a mut dyn BufRead,
+) -> Result<Rows<'a>, ServiceError> {
+    if header.kek_id != master.id {
+        return Err(ServiceError::Backup(format!(
+            "the backup is encrypted under master key {}, this is {}: restore with the master key the data was under",
+            header.kek_id, master.id
+        )));
+    }
+    Ok(Rows {
+        input,
+        key: master.unwrap_key(&header.wrapped_key, "backup", &header.key_id)?,
+        digest: header.digest()?,
+        chunk: 0,
+        pending: Vec::new().into_iter(),
+        ended: false,
+    })
+}
+
+/// Restores a key vault (its header read from `input`) into a database just restored from
+/// data: the keys of users the data holds; a user erased since the vault was written has no
+/// key in a newer vault, and stays unopenable. Returns (keys written, keys skipped).
+pub fn restore_vault(
+    db: &Db,
+    master: &MasterKey,
+    header: &Header,
+    input: &mut dyn BufRead,
+) -> Result<(usize, usize), ServiceError> {
+    if !header.is_vault() {
+        return Err(ServiceError::Backup(
+            "--vault names a data backup, not a key vault".into(),
+        ));
+    }
+    let mut rows = open_rows(master, header, input)?;
+    let mut failure = None;
+    let done = db.restore_vault(&mut || match rows.next() {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let message = e.to_string();
+            failure = Some(e);
+            Err(StoreError::Database(message))
+        }
+    });
+    match (done, failure) {
+        (Ok(n), _) => Ok(n),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e.into()),
+    }
+}
+
 /// Restores the backup whose header was read from `input` into `db`, a database without
 /// tenants: migrates it to the backup's schema, writes every row in one transaction, then
 /// applies the migrations that came after.
@@ -253,22 +345,13 @@ pub fn restore(
     header: &Header,
     input: &mut dyn BufRead,
 ) -> Result<Summary, ServiceError> {
-    if header.kek_id != master.id {
-        return Err(ServiceError::Backup(format!(
-            "the backup is encrypted under master key {}, this is {}: restore with the master key the data was under",
-            header.kek_id, master.id
-        )));
+    if header.is_vault() {
+        return Err(ServiceError::Backup(
+            "this is a key vault, not data: restore the data, with --vault naming this file".into(),
+        ));
     }
-    let key = master.unwrap_key(&header.wrapped_key, "backup", &header.key_id)?;
+    let mut rows = open_rows(master, header, input)?;
     db.migrate_to(&header.schema)?;
-    let mut rows = Rows {
-        input,
-        key,
-        digest: header.digest()?,
-        chunk: 0,
-        pending: Vec::new().into_iter(),
-        ended: false,
-    };
     let mut failure = None;
     let written = db.restore(header.tenants.is_empty(), &mut || match rows.next() {
         Ok(r) => Ok(r),

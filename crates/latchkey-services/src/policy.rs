@@ -28,6 +28,9 @@ pub fn check(mut policy: TenantPolicy) -> Result<TenantPolicy, ValidationError> 
     if policy.accounts.deletion_grace_days > 90 {
         return bad("accounts.deletion_grace_days", "must be 0 to 90");
     }
+    if policy.accounts.erasure_grace_days > 90 {
+        return bad("accounts.erasure_grace_days", "must be 0 to 90");
+    }
     terms(&mut policy)?;
     Ok(policy)
 }

@@ -386,3 +386,59 @@ fn line(e: &AuditEvent) -> Activity {
         client: s("client_id").or_else(|| e.target.strip_prefix("client:").map(str::to_owned)),
     }
 }
+
+/// The longest erasure grace period honoured (the policy's bound).
+const MAX_ERASURE_GRACE_DAYS: u32 = 90;
+
+/// What an erasure did: erased now, or scheduled for the end of the tenant's grace period.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Erasure {
+    pub id: latchkey_core::UserId,
+    /// `erased` (rows and key gone) or `scheduled` (closed now, erased at `due_at`).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<UnixMillis>,
+    /// The key the person's data was sealed under was destroyed (false only for an account
+    /// written before sealing existed, whose rows are deleted all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_destroyed: Option<bool>,
+    pub reason: String,
+}
+
+/// Erases `user` (the right to erasure, docs/privacy.md#erasure): at once when the tenant's
+/// `accounts.erasure_grace_days` is 0, else closes the account and schedules it. `reason` is
+/// required and recorded in the audit event; identifiers in the event are pseudonyms.
+pub fn erase(
+    db: &Db,
+    tenant: &Tenant,
+    actor: &str,
+    user: &latchkey_core::UserId,
+    reason: &str,
+    now: UnixMillis,
+) -> Result<Erasure, ServiceError> {
+    let grace = tenant
+        .policy
+        .accounts
+        .erasure_grace_days
+        .min(MAX_ERASURE_GRACE_DAYS);
+    if grace == 0 {
+        let details = db.erase_user(&tenant.id, actor, user, reason)?;
+        return Ok(Erasure {
+            id: user.clone(),
+            status: "erased",
+            due_at: None,
+            key_destroyed: details["key_destroyed"].as_bool(),
+            reason: reason.trim().to_owned(),
+        });
+    }
+    let due_at = now + i64::from(grace) * 86_400_000;
+    db.schedule_erasure(&tenant.id, actor, user, due_at, reason)?;
+    Ok(Erasure {
+        id: user.clone(),
+        status: "scheduled",
+        due_at: Some(due_at),
+        key_destroyed: None,
+        reason: reason.trim().to_owned(),
+    })
+}

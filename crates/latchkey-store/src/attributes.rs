@@ -5,13 +5,15 @@
 //! so the database itself refuses a second holder.
 
 use crate::db::Db;
-use crate::schema::{attribute_defs, user_attributes, users};
-use crate::{Result, StoreError};
+use crate::schema::{attribute_defs, user_attributes, user_keys, users};
+use crate::vault::{Personal, open_json};
+use crate::{Result, StoreError, UserKey};
 use diesel::prelude::*;
 use latchkey_core::attributes::{MAX_ATTRIBUTES, attribute_name};
 use latchkey_core::{AttributeDef, EditableBy, NewAuditEvent, TenantId, UserId, ValidationError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What changes in a definition; `None` leaves a field as it is. The kind never changes
 /// (remove the attribute and define it again).
@@ -114,14 +116,66 @@ fn defs(c: &mut crate::AnyConnection, t: &TenantId) -> Result<Vec<AttributeDef>>
         .collect()
 }
 
-fn values(c: &mut crate::AnyConnection, t: &TenantId, user: &UserId) -> Result<AttributeValues> {
-    user_attributes::table
+/// Where a value of attribute `name` is sealed (the AAD's column).
+fn column(name: &str) -> String {
+    format!("user_attributes.{name}")
+}
+
+/// The values the `value` column may hold for the JSON text `json`: its blind index and, for a
+/// row written before sealing, the text itself.
+pub(crate) fn value_candidates(vault: &Personal, name: &str, json: &str) -> Vec<String> {
+    let mut out = vec![json.to_owned()];
+    out.extend(vault.index(&format!("attr:{name}"), json));
+    out
+}
+
+/// The key `user`'s values are sealed under, read in the caller's transaction (`None` for a
+/// user written before sealing).
+fn key_of(
+    c: &mut crate::AnyConnection,
+    vault: &Personal,
+    t: &TenantId,
+    user: &UserId,
+) -> Result<Option<Arc<dyn UserKey>>> {
+    let wrapped: Option<String> = user_keys::table
+        .filter(user_keys::tenant_id.eq(t.as_str()))
+        .filter(user_keys::user_id.eq(user.as_str()))
+        .select(user_keys::key_sealed)
+        .first(c)
+        .optional()?;
+    vault.key_of(user, wrapped.as_deref())
+}
+
+fn values(
+    c: &mut crate::AnyConnection,
+    vault: &Personal,
+    t: &TenantId,
+    user: &UserId,
+) -> Result<AttributeValues> {
+    let rows: Vec<(String, String, Option<String>)> = user_attributes::table
         .filter(user_attributes::tenant_id.eq(t.as_str()))
         .filter(user_attributes::user_id.eq(user.as_str()))
-        .select((user_attributes::name, user_attributes::value))
-        .load::<(String, String)>(c)?
-        .into_iter()
-        .map(|(n, v)| Ok((n, serde_json::from_str(&v).map_err(StoreError::corrupt)?)))
+        .select((
+            user_attributes::name,
+            user_attributes::value,
+            user_attributes::value_sealed,
+        ))
+        .load(c)?;
+    if rows.is_empty() {
+        return Ok(AttributeValues::new());
+    }
+    let key = key_of(c, vault, t, user)?;
+    rows.into_iter()
+        .map(|(n, v, sealed)| {
+            let value = match (sealed, &key) {
+                (Some(sealed), Some(k)) => open_json(&**k, &column(&n), &sealed)?,
+                (Some(_), None) => {
+                    return Err(StoreError::Sealed(format!("user {user}'s key is gone")));
+                }
+                (None, _) => serde_json::from_str(&v).map_err(StoreError::corrupt)?,
+            };
+            Ok((n, value))
+        })
         .collect()
 }
 
@@ -173,13 +227,17 @@ fn checked(
 /// Returns the names changed, for the audit event (values may be personal data).
 pub(crate) fn write_values(
     c: &mut crate::AnyConnection,
-    t: &TenantId,
-    user: &UserId,
+    vault: &Personal,
+    (t, user): (&TenantId, &UserId),
     changes: &[AttributeChange],
     by: EditableBy,
     now: i64,
 ) -> Result<Vec<String>> {
     let rows = checked(&defs(c, t)?, changes, by)?;
+    let under = match key_of(c, vault, t, user)? {
+        Some(k) => Some((k, vault.required()?.clone())),
+        None => None,
+    };
     let key = |name: &str| {
         user_attributes::table
             .filter(user_attributes::tenant_id.eq(t.as_str()))
@@ -189,6 +247,19 @@ pub(crate) fn write_values(
     for (name, row) in &rows {
         diesel::delete(key(name)).execute(c)?;
         if let Some((value, unique_key)) = row {
+            // A sealed user's value is sealed under their key; `value` and `unique_key` hold
+            // blind indexes, so lookups and the uniqueness rule work on equal values.
+            let (value, unique_key, sealed) = match &under {
+                Some((k, v)) => {
+                    let purpose = format!("attr:{name}");
+                    (
+                        v.blind(&purpose, value),
+                        unique_key.as_deref().map(|u| v.blind(&purpose, u)),
+                        Some(k.seal(&column(name), value.as_bytes())?),
+                    )
+                }
+                None => (value.clone(), unique_key.clone(), None),
+            };
             diesel::insert_into(user_attributes::table)
                 .values((
                     user_attributes::tenant_id.eq(t.as_str()),
@@ -196,6 +267,7 @@ pub(crate) fn write_values(
                     user_attributes::name.eq(name),
                     user_attributes::value.eq(value),
                     user_attributes::unique_key.eq(unique_key),
+                    user_attributes::value_sealed.eq(sealed),
                     user_attributes::updated_at.eq(now),
                 ))
                 .execute(c)
@@ -208,6 +280,43 @@ pub(crate) fn write_values(
         }
     }
     Ok(rows.into_iter().map(|(n, _)| n).collect())
+}
+
+/// Seals `user`'s attribute values written before sealing (see `Db::seal_plain_users`) under
+/// `key`, in the caller's transaction; returns how many.
+pub(crate) fn seal_plain_values(
+    c: &mut crate::AnyConnection,
+    vault: &Personal,
+    (t, user): (&TenantId, &UserId),
+    key: &Arc<dyn UserKey>,
+) -> Result<usize> {
+    let v = vault.required()?;
+    let rows: Vec<(String, String, Option<String>)> = user_attributes::table
+        .filter(user_attributes::tenant_id.eq(t.as_str()))
+        .filter(user_attributes::user_id.eq(user.as_str()))
+        .filter(user_attributes::value_sealed.is_null())
+        .select((
+            user_attributes::name,
+            user_attributes::value,
+            user_attributes::unique_key,
+        ))
+        .load(c)?;
+    for (name, value, unique_key) in &rows {
+        let purpose = format!("attr:{name}");
+        diesel::update(
+            user_attributes::table
+                .filter(user_attributes::tenant_id.eq(t.as_str()))
+                .filter(user_attributes::user_id.eq(user.as_str()))
+                .filter(user_attributes::name.eq(name)),
+        )
+        .set((
+            user_attributes::value.eq(v.blind(&purpose, value)),
+            user_attributes::unique_key.eq(unique_key.as_deref().map(|u| v.blind(&purpose, u))),
+            user_attributes::value_sealed.eq(Some(key.seal(&column(name), value.as_bytes())?)),
+        ))
+        .execute(c)?;
+    }
+    Ok(rows.len())
 }
 
 impl AttributeRepo for Db {
@@ -370,8 +479,9 @@ impl AttributeRepo for Db {
     }
 
     fn user_attributes(&self, t: &TenantId, user: &UserId) -> Result<AttributeValues> {
+        let vault = self.personal(t)?;
         let mut conn = self.conn()?;
-        values(&mut conn, t, user)
+        values(&mut conn, &vault, t, user)
     }
 
     fn check_user_attributes(&self, t: &TenantId, changes: &[AttributeChange], by: EditableBy) -> Result<()> {
@@ -388,6 +498,7 @@ impl AttributeRepo for Db {
         by: EditableBy,
     ) -> Result<AttributeValues> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             let exists: i64 = users::table
                 .filter(users::tenant_id.eq(t.as_str()))
@@ -397,7 +508,7 @@ impl AttributeRepo for Db {
             if exists == 0 {
                 return Err(StoreError::NotFound { what: "user" });
             }
-            let names = write_values(c, t, user, changes, by, now)?;
+            let names = write_values(c, &vault, (t, user), changes, by, now)?;
             // Names only: values may be personal data, and the audit log is kept for years.
             let event = NewAuditEvent::success(
                 actor,
@@ -405,7 +516,7 @@ impl AttributeRepo for Db {
                 format!("user:{user}"),
                 json!({"attributes": names}),
             );
-            Ok((values(c, t, user)?, event))
+            Ok((values(c, &vault, t, user)?, event))
         })
     }
 }

@@ -65,6 +65,31 @@ pub struct Table {
     booleans: Vec<String>,
 }
 
+/// Which tables a dump holds: a backup's data leaves each user's key out (crypto-shredding:
+/// an erased user's rows in an old backup must not open), and the key vault is only those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Every table (moving a tenant).
+    Everything,
+    /// Every table but `user_keys` (a backup).
+    Data,
+    /// `user_keys` alone (the key vault, kept in its newest copy only).
+    Vault,
+}
+
+impl Part {
+    fn holds(self, table: &str) -> bool {
+        match self {
+            Part::Everything => true,
+            Part::Data => table != VAULT,
+            Part::Vault => table == VAULT,
+        }
+    }
+}
+
+/// The table of users' keys.
+const VAULT: &str = "user_keys";
+
 /// Which rows a dump holds.
 #[derive(Debug, Clone, Copy)]
 pub enum Scope<'a> {
@@ -196,6 +221,17 @@ impl Db {
         table: &mut dyn FnMut(&Table) -> Result<()>,
         row: &mut RowSink<'_>,
     ) -> Result<()> {
+        self.dump_part(scope, Part::Everything, table, row)
+    }
+
+    /// `dump` of the tables of `part` only.
+    pub fn dump_part(
+        &self,
+        scope: Scope<'_>,
+        part: Part,
+        table: &mut dyn FnMut(&Table) -> Result<()>,
+        row: &mut RowSink<'_>,
+    ) -> Result<()> {
         let mut conn = self.conn()?;
         let ids: Vec<String> = match scope {
             Scope::All => Vec::new(),
@@ -207,19 +243,19 @@ impl Db {
                 diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .execute(pg)?;
             }
-            dump_in(c, scope, &ids, table, row)
+            dump_in(c, (scope, part), &ids, table, row)
         })
     }
 }
 
 fn dump_in(
     c: &mut AnyConnection,
-    scope: Scope<'_>,
+    (scope, part): (Scope<'_>, Part),
     ids: &[String],
     table: &mut dyn FnMut(&Table) -> Result<()>,
     row: &mut RowSink<'_>,
 ) -> Result<()> {
-    for t in catalog(c)? {
+    for t in catalog(c)?.into_iter().filter(|t| part.holds(&t.name)) {
         let is_pg = matches!(c, AnyConnection::Postgres(_));
         let placeholders: Vec<String> = (1..=ids.len())
             .map(|i| if is_pg { format!("${i}") } else { "?".to_owned() })
@@ -338,6 +374,53 @@ impl Db {
                 current = Some(t);
                 batch.push(Value::Object(row));
             }
+        })
+    }
+}
+
+impl Db {
+    /// Writes the users' keys `next` yields (a key vault's `user_keys` rows) into a restored
+    /// database, in one transaction: a key whose user is not in the data (erased after the
+    /// vault was written, or outside the restored tenants) is skipped. Returns (written,
+    /// skipped).
+    pub fn restore_vault(&self, next: &mut RowSource<'_>) -> Result<(usize, usize)> {
+        use crate::schema::{user_keys, users};
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let (mut written, mut skipped) = (0, 0);
+            while let Some((table, row)) = next()? {
+                if table != VAULT {
+                    return Err(StoreError::Database(format!(
+                        "the key vault has a row of {table:?}, not of {VAULT}"
+                    )));
+                }
+                let text = |k: &str| {
+                    row.get(k)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| StoreError::Database(format!("{VAULT}: a row without {k}")))
+                };
+                let (tenant, user, key) = (text("tenant_id")?, text("user_id")?, text("key_sealed")?);
+                let created = row.get("created_at").and_then(Value::as_i64).unwrap_or(0);
+                let exists: i64 = users::table
+                    .filter(users::tenant_id.eq(&tenant).and(users::id.eq(&user)))
+                    .count()
+                    .get_result(c)?;
+                if exists == 0 {
+                    skipped += 1;
+                    continue;
+                }
+                diesel::insert_into(user_keys::table)
+                    .values((
+                        user_keys::tenant_id.eq(&tenant),
+                        user_keys::user_id.eq(&user),
+                        user_keys::key_sealed.eq(&key),
+                        user_keys::created_at.eq(created),
+                    ))
+                    .execute(c)?;
+                written += 1;
+            }
+            Ok((written, skipped))
         })
     }
 }

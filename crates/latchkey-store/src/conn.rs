@@ -79,7 +79,7 @@ impl DatabaseUrl {
 /// default is off), and a busy timeout (first, so the rest of the setup waits for a lock too)
 /// so writers queue instead of failing.
 const SQLITE_SETUP: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
 
 /// Connects with a bounded connect timeout so an unreachable PostgreSQL fails fast.
 pub(crate) fn establish(url: &DatabaseUrl) -> Result<AnyConnection, ConnectionError> {

@@ -107,6 +107,8 @@ pub struct Db {
     breaker: Arc<Breaker>,
     connection_timeout: Duration,
     wait_slice: Duration,
+    /// Seals personal data under per-user keys (see `vault`); `None` until the key ring opens.
+    vault: Option<Arc<dyn crate::Vault>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -159,6 +161,7 @@ impl Db {
             breaker,
             connection_timeout: opts.connection_timeout,
             wait_slice: opts.wait_slice,
+            vault: None,
         };
         // Fail now, not at the first request, when the database can't be reached.
         drop(
@@ -166,6 +169,44 @@ impl Db {
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", url.redacted())))?,
         );
         Ok(db)
+    }
+
+    /// This handle with `vault` sealing personal data (the pool is shared with `self`).
+    #[must_use]
+    pub fn with_vault(&self, vault: Arc<dyn crate::Vault>) -> Db {
+        Db {
+            vault: Some(vault),
+            ..self.clone()
+        }
+    }
+
+    /// Whether personal data can be written through this handle.
+    pub fn has_vault(&self) -> bool {
+        self.vault.is_some()
+    }
+
+    /// Tenant `t`'s personal-data keys, taken before a connection (see `Vault::tenant`).
+    pub(crate) fn personal(&self, t: &TenantId) -> Result<crate::vault::Personal> {
+        Ok(crate::vault::Personal(
+            self.vault.as_ref().map(|v| v.tenant(t)).transpose()?,
+        ))
+    }
+
+    /// After an erasure: on SQLite (whose connections overwrite deleted content, `secure_delete`)
+    /// the write-ahead log is copied into the database and cut to nothing, so no earlier image
+    /// of an erased row's page stays in it. PostgreSQL keeps no such file of ours: its dead
+    /// rows are gone from every dump, and the key that opened them is gone too.
+    pub(crate) fn scrub(&self) -> Result<()> {
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        let _turn = self
+            .writer
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut conn = self.conn()?;
+        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *conn)?;
+        Ok(())
     }
 
     /// The database's circuit breaker, for readiness and metrics.

@@ -42,6 +42,10 @@ pub enum StoreError {
     DeadlinePassed(String),
     #[error("database error: {0}")]
     Database(String),
+    /// Personal data could not be sealed or opened: no key ring, or the user's key is gone
+    /// (erased, or a backup restored without the key vault).
+    #[error("personal data: {0}")]
+    Sealed(String),
 }
 
 impl StoreError {

@@ -10,7 +10,6 @@ use crate::conn::AnyConnection;
 use crate::db::Db;
 use crate::schema::{
     client_roles, group_client_roles, group_parents, group_roles, groups, user_client_roles, user_groups,
-    users,
 };
 use crate::{Result, StoreError};
 use diesel::prelude::*;
@@ -707,21 +706,17 @@ impl GroupRepo for Db {
     }
 
     fn group_members(&self, t: &TenantId, group: &GroupId) -> Result<GroupMembers> {
+        let vault = self.personal(t)?;
         let mut conn = self.conn()?;
-        let users: Vec<(String, String)> = user_groups::table
-            .inner_join(
-                users::table.on(users::tenant_id
-                    .eq(user_groups::tenant_id)
-                    .and(users::id.eq(user_groups::user_id))),
-            )
+        let ids: Vec<String> = user_groups::table
             .filter(
                 user_groups::tenant_id
                     .eq(t.as_str())
                     .and(user_groups::group_id.eq(group.as_str())),
             )
-            .select((users::id, users::username))
-            .order(users::username.asc())
+            .select(user_groups::user_id)
             .load(&mut *conn)?;
+        let users = crate::users::usernames(&mut conn, &vault, t, ids)?;
         let children: Vec<String> = group_parents::table
             .filter(
                 group_parents::tenant_id
@@ -745,10 +740,7 @@ impl GroupRepo for Db {
             })
             .collect();
         groups.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(GroupMembers {
-            users: users.into_iter().map(|(id, name)| (UserId(id), name)).collect(),
-            groups,
-        })
+        Ok(GroupMembers { users, groups })
     }
 
     fn create_client_role(

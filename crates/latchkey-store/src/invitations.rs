@@ -7,7 +7,8 @@
 use crate::db::{Db, from_json, to_json};
 use crate::resets::{NewMail, insert_mail};
 use crate::schema::{invitations, mfa_passkeys, users};
-use crate::users::{created, insert_user};
+use crate::users::{NewKey, created, insert_user};
+use crate::vault::Personal;
 use crate::{AnyConnection, NewUser, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{GroupId, NewAuditEvent, TenantId, UnixMillis, User, UserId, validate};
@@ -281,10 +282,12 @@ fn open_invitation(
 }
 
 /// The audit view of an invitation (no token).
-fn details(i: &Invitation) -> serde_json::Value {
+/// Identifiers as keyed hashes (the tenant's blind index): the audit chain outlives the person.
+fn details(vault: &Personal, i: &Invitation) -> serde_json::Value {
+    let hide = |what: &str, v: &str| vault.index(&format!("audit:{what}"), v);
     json!({
-        "email": i.email,
-        "username": i.username,
+        "email": hide("email", &i.email),
+        "username": hide("username", &i.username),
         "groups": i.groups,
         "expires_at": i.expires_at,
     })
@@ -297,23 +300,27 @@ fn target(id: &str) -> String {
 /// A user with this email or username exists in the tenant.
 fn account_exists(
     c: &mut AnyConnection,
+    vault: &Personal,
     t: &TenantId,
     email: &str,
     username: &str,
 ) -> Result<Option<String>> {
-    let found: Vec<(String, Option<String>)> = users::table
+    let emails = crate::users::candidates(vault, "email", email);
+    let found: Vec<Option<String>> = users::table
         .filter(
-            users::tenant_id
-                .eq(t.as_str())
-                .and(users::email.eq(email).or(users::username.eq(username))),
+            users::tenant_id.eq(t.as_str()).and(
+                users::email
+                    .eq_any(&emails)
+                    .or(users::username.eq_any(crate::users::candidates(vault, "username", username))),
+            ),
         )
-        .select((users::username, users::email))
+        .select(users::email)
         .load(c)?;
-    Ok(found.into_iter().next().map(|(u, e)| {
-        if e.as_deref() == Some(email) {
+    Ok(found.into_iter().next().map(|e| {
+        if e.is_some_and(|e| emails.contains(&e)) {
             format!("a user with the email {email:?} exists in this tenant")
         } else {
-            format!("username {u:?} already exists in this tenant")
+            format!("username {username:?} already exists in this tenant")
         }
     }))
 }
@@ -383,7 +390,7 @@ impl Db {
     fn make_invited_user(
         &self,
         c: &mut AnyConnection,
-        t: &TenantId,
+        (t, key): (&TenantId, &NewKey),
         inv: &Invitation,
         how: &Acceptance,
         now: i64,
@@ -400,7 +407,7 @@ impl Db {
             },
         )?;
         user.id = how.user_id.clone();
-        insert_user(c, &user)?;
+        insert_user(c, &user, key)?;
         let mut joined = Vec::new();
         for group in &inv.groups {
             // A group deleted since the invitation is skipped.
@@ -436,8 +443,9 @@ impl InvitationRepo for Db {
     ) -> Result<Invitation> {
         let inv = self.prepare_invitation(t, actor, new)?;
         let now = inv.created_at;
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
-            if let Some(why) = account_exists(c, t, &inv.email, &inv.username)? {
+            if let Some(why) = account_exists(c, &vault, t, &inv.email, &inv.username)? {
                 return Err(StoreError::Conflict(why));
             }
             if let Some(id) = pending_for(c, t, &inv.email, now)?.map(|p| p.id) {
@@ -463,7 +471,7 @@ impl InvitationRepo for Db {
                 ))
                 .execute(c)?;
             insert_mail(c, t, message, now)?;
-            let mut d = details(&inv);
+            let mut d = details(&vault, &inv);
             d["mail"] = json!(message.id);
             let event = NewAuditEvent::success(actor, "invitation.create", target(&inv.id), d);
             Ok((inv.clone(), event))
@@ -538,6 +546,7 @@ impl InvitationRepo for Db {
 
     fn revoke_invitation(&self, t: &TenantId, actor: &str, id: &str) -> Result<Invitation> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             open_invitation(c, t, id, now, "revoked")?;
             diesel::update(
@@ -546,7 +555,8 @@ impl InvitationRepo for Db {
             .set(invitations::revoked_at.eq(now))
             .execute(c)?;
             let after = find(c, t, id, now)?.ok_or(StoreError::NotFound { what: "invitation" })?;
-            let event = NewAuditEvent::success(actor, "invitation.revoke", target(id), details(&after));
+            let event =
+                NewAuditEvent::success(actor, "invitation.revoke", target(id), details(&vault, &after));
             Ok((after, event))
         })
     }
@@ -561,9 +571,10 @@ impl InvitationRepo for Db {
         message: &NewMail,
     ) -> Result<Invitation> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             let before = open_invitation(c, t, id, now, "re-sent")?;
-            if let Some(why) = account_exists(c, t, &before.email, &before.username)? {
+            if let Some(why) = account_exists(c, &vault, t, &before.email, &before.username)? {
                 return Err(StoreError::Conflict(why));
             }
             diesel::update(
@@ -577,7 +588,7 @@ impl InvitationRepo for Db {
             .execute(c)?;
             insert_mail(c, t, message, now)?;
             let after = find(c, t, id, now)?.ok_or(StoreError::NotFound { what: "invitation" })?;
-            let mut d = details(&after);
+            let mut d = details(&vault, &after);
             d["mail"] = json!(message.id);
             let event = NewAuditEvent::success(actor, "invitation.resend", target(id), d);
             Ok((after, event))
@@ -591,6 +602,8 @@ impl InvitationRepo for Db {
         how: &Acceptance,
     ) -> Result<std::result::Result<(Invitation, User), Refusal>> {
         let now = self.now();
+        let key = self.new_user_key(t, &how.user_id)?;
+        let vault = self.personal(t)?;
         self.audited_all(t, |c| {
             let refuse = |why: Refusal, id: &str| {
                 let event = NewAuditEvent::failure(
@@ -610,7 +623,7 @@ impl InvitationRepo for Db {
                 InvitationStatus::Expired => return refuse(Refusal::Expired, &inv.id),
                 InvitationStatus::Revoked => return refuse(Refusal::Revoked, &inv.id),
             }
-            if account_exists(c, t, &inv.email, &inv.username)?.is_some() {
+            if account_exists(c, &vault, t, &inv.email, &inv.username)?.is_some() {
                 // On PostgreSQL a concurrent acceptance may have committed since the read
                 // above, making this very account: then the link is spent, not taken.
                 let spent =
@@ -639,7 +652,7 @@ impl InvitationRepo for Db {
             if spent != 1 {
                 return refuse(Refusal::Spent, &inv.id);
             }
-            let (user, joined) = self.make_invited_user(c, t, &inv, how, now)?;
+            let (user, joined) = self.make_invited_user(c, (t, &key), &inv, how, now)?;
             let who = format!("user:{}", user.id);
             let accepted = NewAuditEvent::success(
                 &who,
@@ -652,7 +665,7 @@ impl InvitationRepo for Db {
                     "passkey": how.passkey.as_ref().map(|k| k.id.get(..16).unwrap_or(&k.id)),
                 }),
             );
-            let mut made = created(&user);
+            let mut made = created(&key.person(&user));
             made["invitation"] = json!(inv.id);
             made["email_verified_by"] = json!("invitation");
             let create = NewAuditEvent::success(&who, "user.create", who.clone(), made);

@@ -5,7 +5,7 @@
 use crate::db::{Db, from_json, reserve};
 use crate::schema::{
     audit_heads, data_keys, mail_outbox, master_key_checks, mfa_totp, oidc_connections, pairwise_salts,
-    risk_history, saml_connections, signing_keys, tenants,
+    risk_history, saml_connections, signing_keys, tenants, user_keys,
 };
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
@@ -264,6 +264,8 @@ impl KeyTx<'_> {
         sealed_column!(saml_connections, id, sp_key_sealed);
         sealed_column!(risk_history, user_id, history_sealed);
         sealed_column!(pairwise_salts, tenant_id, salt_sealed);
+        // Each user's own key (crypto-shredding): what it seals needs no re-sealing.
+        sealed_column!(user_keys, user_id, key_sealed);
         // An upstream connection's client secret or private_key_jwt key.
         add(
             "oidc_connections",
@@ -328,6 +330,7 @@ impl KeyTx<'_> {
             ("saml_connections", "sp_key_sealed") => swap!(saml_connections, id, sp_key_sealed),
             ("risk_history", "history_sealed") => swap!(risk_history, user_id, history_sealed),
             ("pairwise_salts", "salt_sealed") => swap!(pairwise_salts, tenant_id, salt_sealed),
+            ("user_keys", "key_sealed") => swap!(user_keys, user_id, key_sealed),
             ("oidc_connections", "secret_sealed") => swap!(oidc_connections, id, secret_sealed),
             ("tenants", "risk_webhook_secret") => self.reseal_webhook_secret(&v.value, new)?,
             (table, column) => {

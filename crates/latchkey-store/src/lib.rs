@@ -32,12 +32,13 @@ mod tenants;
 mod terms;
 mod upstream;
 mod users;
+mod vault;
 mod verifications;
 
 pub use admin_tokens::{AdminTokenRepo, CredentialKind, Grants, NewAdminToken};
 pub use attributes::{AttributeChange, AttributeRepo, AttributeUpdate, AttributeValues};
 pub use audit::{Anchor, AuditFilter, AuditRepo};
-pub use backup::{Row, RowSink, RowSource, Scope, Table};
+pub use backup::{Part, Row, RowSink, RowSource, Scope, Table};
 pub use changes::{Change, Changed, Follower};
 pub use clients::{ClientRepo, MAX_SECRET_OVERLAP_MS, NewClient};
 pub use conn::{AnyConnection, DatabaseUrl};
@@ -67,6 +68,7 @@ pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use terms::TermsRepo;
 pub use upstream::UpstreamRepo;
 pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
+pub use vault::{BLIND_PREFIX, TenantVault, UserKey, Vault};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -260,6 +260,7 @@ impl ResetRepo for Db {
 
     fn complete_password_reset(&self, t: &TenantId, token_hash: &str, password_hash: &str) -> Result<User> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             let user = live_token_user(c, t, token_hash, now)?.ok_or(StoreError::NotFound {
                 what: "live password reset token",
@@ -275,7 +276,7 @@ impl ResetRepo for Db {
             )
             .set(password_resets::used_at.eq(now))
             .execute(c)?;
-            let written = write_password(c, t, &user, password_hash, now)?;
+            let written = write_password(c, &vault, t, &user, password_hash, now)?;
             let event = NewAuditEvent::success(
                 &format!("user:{user}"),
                 "user.password_reset",
@@ -286,7 +287,7 @@ impl ResetRepo for Db {
                     "grants_revoked": written.grants_revoked,
                 }),
             );
-            Ok((written.after, event))
+            Ok((written.after.user, event))
         })
     }
 }

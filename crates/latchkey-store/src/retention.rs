@@ -46,15 +46,7 @@ pub trait RetentionRepo {
 }
 
 /// id, username, email, created_at, status, last sign-in, notified at.
-type InactiveRow = (
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-);
+type InactiveRow = (String, i64, String, Option<i64>, Option<i64>);
 
 /// The last activity of `user`, read in a transaction.
 fn last_active(c: &mut crate::AnyConnection, t: &TenantId, user: &UserId) -> Result<Option<i64>> {
@@ -109,8 +101,6 @@ impl RetentionRepo for Db {
             )
             .select((
                 users::id,
-                users::username,
-                users::email,
                 users::created_at,
                 users::status,
                 user_activity::last_sign_in_at.nullable(),
@@ -119,23 +109,31 @@ impl RetentionRepo for Db {
             .order(users::created_at.asc())
             .limit(limit)
             .load(&mut *conn)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, username, email, created, status, signed_in, notified)| Inactive {
-                    id: UserId(id),
-                    username,
-                    email,
-                    last_active: signed_in.unwrap_or(created).max(created),
-                    notified_at: notified,
-                    status: if status == UserStatus::Active.as_str() {
-                        UserStatus::Active
-                    } else {
-                        UserStatus::Disabled
-                    },
+        // Names and addresses are sealed: each user is opened (a bounded batch, off the
+        // request path).
+        let vault = self.personal(t)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, created, status, signed_in, notified) in rows {
+            let id = UserId(id);
+            let person = match crate::users::load(&mut conn, &vault, t, &id) {
+                Ok(p) => p,
+                Err(crate::StoreError::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(Inactive {
+                username: person.username.clone(),
+                email: person.email.clone(),
+                id,
+                last_active: signed_in.unwrap_or(created).max(created),
+                notified_at: notified,
+                status: if status == UserStatus::Active.as_str() {
+                    UserStatus::Active
+                } else {
+                    UserStatus::Disabled
                 },
-            )
-            .collect())
+            });
+        }
+        Ok(out)
     }
 
     fn notify_inactive(&self, t: &TenantId, user: &UserId, mail: &NewMail) -> Result<()> {
@@ -196,20 +194,25 @@ impl RetentionRepo for Db {
     }
 
     fn delete_inactive(&self, t: &TenantId, user: &UserId, seen: UnixMillis) -> Result<bool> {
-        self.audited(t, |c| {
+        let vault = self.personal(t)?;
+        let deleted = self.audited(t, |c| {
             let who = format!("user:{user}");
             if last_active(c, t, user)? != Some(seen) {
                 let event = NewAuditEvent::success("system", "user.inactivity_skipped", who, json!({}));
                 return Ok((false, event));
             }
-            let mut details = crate::lifecycle::erase(c, t, user)?;
+            let mut details = crate::lifecycle::erase(c, &vault, t, user)?;
             details["reason"] = json!("inactive");
             details["last_active"] = json!(seen);
             Ok((
                 true,
                 NewAuditEvent::success("system", "user.delete", who, details),
             ))
-        })
+        })?;
+        if deleted {
+            self.scrub()?;
+        }
+        Ok(deleted)
     }
 
     fn purge_outbox(&self, t: &TenantId, cutoff: UnixMillis) -> Result<u64> {

@@ -669,15 +669,17 @@ impl SamlRepo for Db {
         new: &NewUser,
     ) -> Result<User> {
         let user = self.prepare_user(t, new)?;
+        let key = self.new_user_key(t, &user.id)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
-            insert_user(c, &user)?;
+            insert_user(c, &user, &key)?;
             ids::insert(c, t, connection_id, name_id, &user.id, user.created_at)?;
-            let mut details = created(&user);
+            let person = key.person(&user);
+            let mut details = created(&person);
             details["source"] = json!("saml");
             details["connection"] = json!(connection_id);
             details["connection_name"] = json!(connection.name);
-            details["name_id"] = json!(name_id);
+            details["name_id"] = json!(person.pseudonym("name_id", name_id));
             let event = NewAuditEvent::success(
                 &target(connection_id),
                 "user.create",
@@ -697,6 +699,7 @@ impl SamlRepo for Db {
         user: &UserId,
     ) -> Result<()> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
             ids::insert(c, t, connection_id, name_id, user, now).map_err(|e| match e {
@@ -707,7 +710,7 @@ impl SamlRepo for Db {
                 actor,
                 "saml.identity.link",
                 format!("user:{user}"),
-                json!({"connection": connection_id, "connection_name": connection.name, "name_id": name_id}),
+                json!({"connection": connection_id, "connection_name": connection.name, "name_id": vault.index("audit:name_id", name_id)}),
             );
             Ok(((), event))
         })

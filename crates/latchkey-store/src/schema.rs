@@ -26,6 +26,17 @@ diesel::table! {
         sessions_not_before -> Nullable<BigInt>,
         email_verified -> Bool,
         deletion_due_at -> Nullable<BigInt>,
+        profile_sealed -> Nullable<Text>,
+        deletion_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    user_keys (tenant_id, user_id) {
+        tenant_id -> Text,
+        user_id -> Text,
+        key_sealed -> Text,
+        created_at -> BigInt,
     }
 }
 
@@ -497,6 +508,7 @@ diesel::table! {
         value -> Text,
         unique_key -> Nullable<Text>,
         updated_at -> BigInt,
+        value_sealed -> Nullable<Text>,
     }
 }
 
@@ -560,6 +572,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_consents,
     tenants,
     users,
+    user_keys,
     roles,
     user_roles,
     clients,

@@ -684,15 +684,17 @@ impl UpstreamRepo for Db {
         new: &NewUser,
     ) -> Result<User> {
         let user = self.prepare_user(t, new)?;
+        let key = self.new_user_key(t, &user.id)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
-            insert_user(c, &user)?;
+            insert_user(c, &user, &key)?;
             ids::insert(c, t, connection_id, subject, &user.id, user.created_at)?;
-            let mut details = created(&user);
+            let person = key.person(&user);
+            let mut details = created(&person);
             details["source"] = json!("oidc");
             details["connection"] = json!(connection_id);
             details["connection_name"] = json!(connection.name);
-            details["subject"] = json!(subject);
+            details["subject"] = json!(person.pseudonym("subject", subject));
             let event = NewAuditEvent::success(
                 &target(connection_id),
                 "user.create",
@@ -712,6 +714,7 @@ impl UpstreamRepo for Db {
         user: &UserId,
     ) -> Result<()> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
             ids::insert(c, t, connection_id, subject, user, now).map_err(|e| match e {
@@ -722,7 +725,7 @@ impl UpstreamRepo for Db {
                 actor,
                 "oidc.identity.link",
                 format!("user:{user}"),
-                json!({"connection": connection_id, "connection_name": connection.name, "subject": subject}),
+                json!({"connection": connection_id, "connection_name": connection.name, "subject": vault.index("audit:subject", subject)}),
             );
             Ok(((), event))
         })

@@ -6,7 +6,7 @@
 use crate::db::Db;
 use crate::resets::{NewMail, insert_mail};
 use crate::schema::email_verifications;
-use crate::users::{NewUser, created, insert_user, load, profile};
+use crate::users::{NewUser, Person, created, insert_user, load, profile};
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{EditableBy, NewAuditEvent, TenantId, User, UserId};
@@ -140,8 +140,9 @@ impl EmailVerificationRepo for Db {
         v: &NewVerification<'_>,
     ) -> Result<()> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
-            let u = load(c, t, user)?;
+            let u = load(c, &vault, t, user)?;
             let event = insert_verification(c, t, &u, v, now)?;
             Ok((
                 (),
@@ -163,18 +164,26 @@ impl EmailVerificationRepo for Db {
         attributes: &[crate::AttributeChange],
     ) -> Result<User> {
         let user = self.prepare_user(t, new)?;
+        let key = self.new_user_key(t, &user.id)?;
+        let vault = self.personal(t)?;
         let now = self.now();
         self.audited_all(t, |c| {
-            insert_user(c, &user)?;
+            insert_user(c, &user, &key)?;
             let mut events = vec![NewAuditEvent::success(
                 actor,
                 action,
                 format!("user:{}", user.id),
-                created(&user),
+                created(&key.person(&user)),
             )];
             if !attributes.is_empty() {
-                let names =
-                    crate::attributes::write_values(c, t, &user.id, attributes, EditableBy::Admin, now)?;
+                let names = crate::attributes::write_values(
+                    c,
+                    &vault,
+                    (t, &user.id),
+                    attributes,
+                    EditableBy::Admin,
+                    now,
+                )?;
                 // Names only: values may be personal data.
                 events.push(NewAuditEvent::success(
                     actor,
@@ -202,13 +211,14 @@ impl EmailVerificationRepo for Db {
 
     fn complete_email_verification(&self, t: &TenantId, token_hash: &str) -> Result<User> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
             // Inside the audited transaction, which holds the tenant's lock, two concurrent
             // spends of one token can't both find it.
             let found = live(c, t, token_hash, now)?.ok_or(StoreError::NotFound {
                 what: "live email verification token",
             })?;
-            let before = load(c, t, &found.user)?;
+            let before = load(c, &vault, t, &found.user)?;
             if before.email.as_deref() != Some(found.email.as_str()) {
                 return Err(StoreError::Conflict(
                     "the link was sent to an address the account no longer has".into(),
@@ -230,16 +240,17 @@ impl EmailVerificationRepo for Db {
                 &who,
                 "user.email_verified",
                 who.clone(),
-                json!({"email": found.email, "by": "link"}),
+                json!({"email": profile(&after)["email"], "by": "link"}),
             );
-            Ok((after, event))
+            Ok((after.user, event))
         })
     }
 
     fn set_email_verified(&self, t: &TenantId, actor: &str, user: &UserId, verified: bool) -> Result<User> {
         let now = self.now();
+        let vault = self.personal(t)?;
         self.audited(t, |c| {
-            let before = load(c, t, user)?;
+            let before = load(c, &vault, t, user)?;
             if before.email.is_none() {
                 return Err(invalid("the user has no email address"));
             }
@@ -255,12 +266,12 @@ impl EmailVerificationRepo for Db {
                 format!("user:{user}"),
                 json!({"before": profile(&before), "after": profile(&after)}),
             );
-            Ok((after, event))
+            Ok((after.user, event))
         })
     }
 }
 
-fn mark(c: &mut AnyConnection, t: &TenantId, before: &User, verified: bool, now: i64) -> Result<User> {
+fn mark(c: &mut AnyConnection, t: &TenantId, before: &Person, verified: bool, now: i64) -> Result<Person> {
     use crate::schema::users;
     diesel::update(
         users::table.filter(
@@ -271,9 +282,9 @@ fn mark(c: &mut AnyConnection, t: &TenantId, before: &User, verified: bool, now:
     )
     .set((users::email_verified.eq(verified), users::updated_at.eq(now)))
     .execute(c)?;
-    Ok(User {
+    Ok(before.with_user(User {
         email_verified: verified,
         updated_at: now,
-        ..before.clone()
-    })
+        ..before.user.clone()
+    }))
 }

@@ -134,6 +134,11 @@ pub struct BackupArgs {
     /// Write to this file (created with mode 0600, never overwritten); `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Write the key vault (each user's key) instead of the data, which never holds them
+    /// (docs/privacy.md#erasure). Keep only the newest vault: one written before an erasure
+    /// still opens the erased user's data in older backups.
+    #[arg(long)]
+    pub vault: bool,
     /// Machine-readable output.
     #[arg(long = "json")]
     pub out: bool,
@@ -144,6 +149,10 @@ pub struct RestoreArgs {
     /// The backup file; `-` reads standard input.
     #[arg(short = 'i', long = "input", value_name = "FILE")]
     pub input: PathBuf,
+    /// The key vault (`latchkey backup --vault`) whose users' keys open the restored personal
+    /// data; without it, usernames, emails and attributes stay sealed.
+    #[arg(long, value_name = "FILE")]
+    pub vault: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long = "json")]
     pub out: bool,
@@ -1215,6 +1224,10 @@ pub struct PolicyFlags {
     /// restorable with `user restore`; 0 deletes at once.
     #[arg(long, value_name = "DAYS")]
     pub deletion_grace_days: Option<u32>,
+    /// Days (0 to 90) an operator's erasure of a user (`user erase`) waits, the account closed
+    /// meanwhile and restorable with `user restore`; 0 erases at once.
+    #[arg(long, value_name = "DAYS")]
+    pub erasure_grace_days: Option<u32>,
     /// Days without a sign-in after which a user is warned by mail that the account will be
     /// closed (docs/privacy.md#retention); `off`: never.
     #[arg(long, value_name = "DAYS|off", value_parser = days_or_off)]
@@ -1579,8 +1592,31 @@ pub enum UserCmd {
     /// Delete the user at once, with their sessions, grants and tokens, factors, passkeys,
     /// memberships and roles. Audited.
     Delete(UserRef),
-    /// Cancel the pending deletion of an account whose user asked to delete it (the tenant's
-    /// deletion grace period): active again. Audited.
+    /// Erase the user (right to erasure, docs/privacy.md#erasure): their rows and the key their
+    /// personal data is sealed under, so no copy of it (a backup included) opens again; at
+    /// once, or after the tenant's `accounts.erasure_grace_days` (the account is closed
+    /// meanwhile). Asks for confirmation; audited with the reason.
+    Erase {
+        #[command(flatten)]
+        user: UserRef,
+        /// Why: a request or ticket number (it stays in the audit log, so not the person's name).
+        #[arg(long)]
+        reason: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Seal the tenant's users written before personal data was sealed under per-user keys
+    /// (docs/privacy.md#erasure). Run once every node runs this release: an older node can't
+    /// read a sealed user. Audited per user (`user.seal`).
+    Seal {
+        #[command(flatten)]
+        tenant: TenantArg,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Cancel the pending deletion or erasure of an account (the tenant's grace period): active
+    /// again. Audited.
     Restore(UserRef),
     /// Set a new password, read from standard input.
     SetPassword(UserRef),

@@ -38,6 +38,15 @@ impl<'a> Context<'a> {
             }
         })?;
         db.migrate().map_err(CliError::Migration)?;
+        // Personal data opens through the key ring (per-user keys, docs/privacy.md#erasure).
+        // Without it, commands that touch none still run; those that do say why they can't.
+        let db = match latchkey_server::open_keys(config, &db, Arc::new(SystemClock)) {
+            Ok(ring) => db.with_vault(Arc::new(latchkey_keys::PersonalVault::new(Arc::new(ring)))),
+            Err(e) => {
+                tracing::warn!(error = %e, "the key ring did not open: personal data can't be read or written");
+                db
+            }
+        };
         Ok(Context {
             config,
             db,

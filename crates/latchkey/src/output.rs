@@ -98,7 +98,7 @@ pub fn wants_json(command: &Command) -> bool {
         },
 
         Command::User(user) => match user {
-            UserCmd::Create { out, .. } | UserCmd::List { out, .. } => out.json,
+            UserCmd::Create { out, .. } | UserCmd::List { out, .. } | UserCmd::Seal { out, .. } => out.json,
             UserCmd::Show(user)
             | UserCmd::Disable(user)
             | UserCmd::Enable(user)
@@ -107,6 +107,7 @@ pub fn wants_json(command: &Command) -> bool {
             | UserCmd::SetPassword(user)
             | UserCmd::VerifyEmail(user)
             | UserCmd::Update { user, .. }
+            | UserCmd::Erase { user, .. }
             | UserCmd::Grants(GrantsCmd::List(user) | GrantsCmd::Revoke { user, .. }) => user.out.json,
             UserCmd::Mfa(MfaCmd::List(user) | MfaCmd::Reset(user) | MfaCmd::Remove { user, .. }) => {
                 user.out.json

@@ -41,6 +41,7 @@ pub const PARITY: &[(&str, &[&str])] = &[
     ("user enable", &["POST /admin/t/{tenant}/users/{id}/enable"]),
     ("user delete", &["DELETE /admin/t/{tenant}/users/{id}"]),
     ("user restore", &["POST /admin/t/{tenant}/users/{id}/restore"]),
+    ("user erase", &["POST /admin/t/{tenant}/users/{id}/erase"]),
     (
         "user set-password",
         &["POST /admin/t/{tenant}/users/{id}/password"],
@@ -265,6 +266,10 @@ pub const CLI_ONLY: &[(&str, &str)] = &[
         "changes the database schema before a server runs on it",
     ),
     ("demo", "sets up a demo installation and serves it"),
+    (
+        "user seal",
+        "converts users written before sealing, once every node of a rolling upgrade runs this release: an upgrade step, not tenant administration",
+    ),
     (
         "backup",
         "reads the whole database in one snapshot into a file sealed under the master key: an operator's file, not an API answer",

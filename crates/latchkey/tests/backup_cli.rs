@@ -105,9 +105,34 @@ async fn a_sqlite_backup_restores_into_postgres_and_back() {
         assert!(!text.contains(secret), "the backup shows {secret:?} in clear");
     }
     refused(&src.url, &master, &["backup", "-o", f], "--output");
+    let vault = dir.path().join("sqlite.vault");
+    let v = vault.to_str().unwrap();
+    ok(&src.url, &master, &["backup", "--vault", "-o", v]);
+    // The data holds no user's key, the vault nothing but: each refuses the other's place.
+    refused(&pg.url, &master, &["restore", "-i", v], "key vault");
+    refused(
+        &pg.url,
+        &master,
+        &["restore", "-i", f, "--vault", f],
+        "not a key vault",
+    );
+    // Without the vault the personal data stays sealed: alice is not there to find.
+    let bare = TestDb::sqlite();
+    let out = latchkey(&bare.url, &master, &["restore", "-i", f]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stays sealed"),
+        "{out:?}"
+    );
+    refused(
+        &bare.url,
+        &master,
+        &["user", "show", "--tenant", "acme", "alice"],
+        "alice",
+    );
 
     // SQLite → PostgreSQL (whose migrations already ran: its seeds are replaced).
-    let restored = ok(&pg.url, &master, &["restore", "-i", f, "--json"]);
+    let restored = ok(&pg.url, &master, &["restore", "-i", f, "--vault", v, "--json"]);
     let summary: serde_json::Value = serde_json::from_str(&restored).unwrap();
     assert_eq!(summary["source"], "sqlite");
     assert!(summary["rows"].as_u64().unwrap() > 20, "{summary}");
@@ -116,8 +141,24 @@ async fn a_sqlite_backup_restores_into_postgres_and_back() {
     // PostgreSQL → a new SQLite file.
     let back = dir.path().join("pg.backup");
     ok(&pg.url, &master, &["backup", "-o", back.to_str().unwrap()]);
+    let back_vault = dir.path().join("pg.vault");
+    ok(
+        &pg.url,
+        &master,
+        &["backup", "--vault", "-o", back_vault.to_str().unwrap()],
+    );
     let lite = format!("sqlite://{}", dir.path().join("restored.db").display());
-    ok(&lite, &master, &["restore", "-i", back.to_str().unwrap()]);
+    ok(
+        &lite,
+        &master,
+        &[
+            "restore",
+            "-i",
+            back.to_str().unwrap(),
+            "--vault",
+            back_vault.to_str().unwrap(),
+        ],
+    );
     works(&lite, &master, &client, &rt).await;
 }
 

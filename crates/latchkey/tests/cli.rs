@@ -761,10 +761,10 @@ fn the_audit_chain_holds_every_change_and_finds_edits(db: &TestDb, cli: &Cli, te
     }
     assert_eq!(
         actions.len(),
-        // tenant, keys, update, 5 clients, 2 rotations, 2 users, a verification link,
-        // verify-email, two updates and one link, disable, enable, password, deletions, and two
-        // client updates
-        1 + 1 + 1 + 5 + 2 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 2,
+        // tenant, keys, update, 5 clients, 2 rotations, the index key (first user), 2 users, a
+        // verification link, verify-email, two updates and one link, disable, enable,
+        // password, deletions, and two client updates
+        1 + 1 + 1 + 5 + 2 + 1 + 2 + 1 + 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 2,
         "{actions:?}"
     );
     let export = cli.ok(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);

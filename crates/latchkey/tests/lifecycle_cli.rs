@@ -225,9 +225,13 @@ fn deletion_from_the_cli(db: &TestDb) {
     );
 
     // alice asked for deletion (the account page does this; here the row says so).
-    db.raw_sql(
-        "UPDATE users SET status = 'disabled', deletion_due_at = 4102444800000 WHERE username = 'alice'",
-    );
+    let alice = cli.json(&["user", "show", "--tenant", "acme", "alice", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    db.raw_sql(&format!(
+        "UPDATE users SET status = 'disabled', deletion_due_at = 4102444800000 WHERE id = '{alice}'"
+    ));
     let shown = cli.json(&["user", "show", "--tenant", "acme", "alice", "--json"]);
     assert_eq!(shown["deletion_due_at"], "2100-01-01T00:00:00Z");
     let restored = cli.json(&["user", "restore", "--tenant", "acme", "alice", "--json"]);
@@ -238,9 +242,9 @@ fn deletion_from_the_cli(db: &TestDb) {
             .is_none()
     );
     // An operator's `enable` restores too.
-    db.raw_sql(
-        "UPDATE users SET status = 'disabled', deletion_due_at = 4102444800000 WHERE username = 'alice'",
-    );
+    db.raw_sql(&format!(
+        "UPDATE users SET status = 'disabled', deletion_due_at = 4102444800000 WHERE id = '{alice}'"
+    ));
     cli.json(&["user", "enable", "--tenant", "acme", "alice", "--json"]);
     assert!(
         cli.json(&["user", "show", "--tenant", "acme", "alice", "--json"])
@@ -258,6 +262,59 @@ fn deletion_from_the_cli(db: &TestDb) {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("\"user.deletion_cancelled\""));
     assert!(text.contains("\"user.delete\""));
+    erasure_from_the_cli(&cli);
+}
+
+/// `user erase`: confirmation, a reason, at once or after the tenant's grace period.
+fn erasure_from_the_cli(cli: &Cli) {
+    cli.json(&[
+        "user",
+        "create",
+        "--tenant",
+        "acme",
+        "--username",
+        "zed",
+        "--email",
+        "zed@acme.test",
+        "--json",
+    ]);
+    // Standard input is no terminal here: without --yes nothing happens.
+    let refused = cli.fails(&["user", "erase", "--tenant", "acme", "zed", "--reason", "ticket 1"]);
+    assert!(refused.contains("--yes"), "{refused}");
+    assert_eq!(
+        cli.json(&["user", "show", "--tenant", "acme", "zed", "--json"])["username"],
+        "zed"
+    );
+    let blank = cli.fails(&[
+        "user", "erase", "--tenant", "acme", "zed", "--reason", " ", "--yes",
+    ]);
+    assert!(blank.contains("reason"), "{blank}");
+    // With a grace period the account closes first.
+    cli.json(&["tenant", "update", "acme", "--erasure-grace-days", "7", "--json"]);
+    let later = cli.json(&[
+        "user", "erase", "--tenant", "acme", "zed", "--reason", "ticket 1", "--yes", "--json",
+    ]);
+    assert_eq!(later["status"], "scheduled", "{later}");
+    assert!(later["due_at"].as_i64().is_some(), "{later}");
+    assert_eq!(
+        cli.json(&["user", "show", "--tenant", "acme", "zed", "--json"])["status"],
+        "disabled"
+    );
+    cli.json(&["user", "restore", "--tenant", "acme", "zed", "--json"]);
+    cli.json(&["tenant", "update", "acme", "--erasure-grace-days", "0", "--json"]);
+    let now = cli.json(&[
+        "user", "erase", "--tenant", "acme", "zed", "--reason", "ticket 2", "--yes", "--json",
+    ]);
+    assert_eq!(now["status"], "erased", "{now}");
+    assert_eq!(now["key_destroyed"], true, "{now}");
+    assert!(
+        cli.fails(&["user", "show", "--tenant", "acme", "zed"])
+            .contains("zed")
+    );
+    let out = cli.run(&["audit", "export", "--tenant", "acme", "--format", "jsonl"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("\"user.erase\"") && text.contains("ticket 2"));
+    assert!(!text.contains("zed@acme.test"), "the audit log names nobody");
 }
 
 #[test]

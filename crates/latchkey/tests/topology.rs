@@ -341,6 +341,9 @@ async fn kill_then_drain(c: &mut Cluster, load: &Load, tasks: Vec<tokio::task::J
     let started = Instant::now();
     tokio::task::block_in_place(|| c.cli(&["backup", "-o", file.to_str().unwrap()]));
     eprintln!("backup under load took {:?}", started.elapsed());
+    // The users' keys, written after the data (crypto-shredding: docs/privacy.md#erasure).
+    let vault = c.dir.path().join("under-load.vault");
+    tokio::task::block_in_place(|| c.cli(&["backup", "--vault", "-o", vault.to_str().unwrap()]));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // SIGKILL: only what was in flight on that node may fail.
@@ -406,7 +409,17 @@ async fn backup_restores(c: &Cluster, portal: &Portal, load: &Load, acknowledged
     let issued: Vec<String> = load.issued.lock().unwrap()[..acknowledged].to_vec();
     assert!(acknowledged > 0, "code flows were acknowledged before the backup");
     for target in [pg.as_str(), lite.as_str()] {
-        c.cli_on(Some(target), &["restore", "-i", file.to_str().unwrap()]);
+        let vault = c.dir.path().join("under-load.vault");
+        c.cli_on(
+            Some(target),
+            &[
+                "restore",
+                "-i",
+                file.to_str().unwrap(),
+                "--vault",
+                vault.to_str().unwrap(),
+            ],
+        );
         let verified = c.cli_on(Some(target), &["audit", "verify", "--tenant", "acme"]);
         assert!(verified.contains("is intact"), "{verified}");
         let port = free_port();

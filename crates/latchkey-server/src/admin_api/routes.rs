@@ -172,6 +172,7 @@ table! {
     post "/users/{id}/disable" => users::disable_user, UsersDisable, out User;
     post "/users/{id}/enable" => users::enable_user, UsersDisable, out User;
     delete "/users/{id}" => users::delete_user, UsersDelete, out users::UserDeleted;
+    post "/users/{id}/erase" => users::erase_user, UsersDelete, in users::EraseBody, out latchkey_services::privacy::Erasure;
     post "/users/{id}/restore" => users::restore_user, UsersDelete, out User;
     get "/users/{id}/sessions" => sessions::list, SessionsRead, out Vec<sessions::SessionView>;
     delete "/users/{id}/sessions" => sessions::end_all, SessionsRevoke, out sessions::SessionsEnded;

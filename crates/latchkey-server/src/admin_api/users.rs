@@ -160,6 +160,45 @@ pub(super) async fn delete_user(
     .map_err(AppError::problem)
 }
 
+/// The body of an erasure.
+#[derive(Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EraseBody {
+    /// Why: a request or ticket number, 1-500 characters on one line (it stays in the audit
+    /// log, so not the person's name).
+    reason: String,
+}
+
+/// `POST /admin/t/{tenant}/users/{id}/erase`: erases the user (docs/privacy.md#erasure) at once,
+/// or closes the account and erases it after the tenant's `accounts.erasure_grace_days`. Their
+/// sessions end either way.
+pub(super) async fn erase_user(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let (slug, id) = path.into_inner();
+        let caller = authenticate(&req, &state, &slug).await?;
+        let body: EraseBody = super::body(&bytes, false)?;
+        let (tenant, uid, actor) = (caller.tenant.clone(), UserId(id), caller.actor());
+        let now = state.clock.now_millis();
+        let gone = uid.clone();
+        let erasure = state
+            .store(move |db| latchkey_services::privacy::erase(db, &tenant, &actor, &gone, &body.reason, now))
+            .await
+            .map_err(missing("user"))?;
+        state
+            .ephemeral
+            .delete_user_sessions(&caller.tenant.id, &uid)
+            .await?;
+        Ok(json_ok(&erasure))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
 /// `POST /admin/t/{tenant}/users/{id}/restore`: cancels a pending deletion (409 when none is).
 pub(super) async fn restore_user(
     req: HttpRequest,

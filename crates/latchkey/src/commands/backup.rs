@@ -46,7 +46,12 @@ pub fn run_backup(ctx: &Context<'_>, args: &BackupArgs) -> Result<(), CliError> 
             .map_err(file_error("--output", &args.output))?;
         Box::new(std::io::BufWriter::new(file))
     };
-    let summary = backup::write(
+    let write = if args.vault {
+        backup::write_vault
+    } else {
+        backup::write
+    };
+    let summary = write(
         &ctx.db,
         &master,
         scope,
@@ -102,7 +107,36 @@ pub fn run_restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError> 
     };
     let started = std::time::Instant::now();
     let header = backup::read_header(&mut *input).map_err(CliError::Backup)?;
+    // The vault is checked before anything is written: a wrong file must change nothing.
+    let vault = match &args.vault {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(file_error("--vault", path))?;
+            let mut vault = BufReader::new(file);
+            let header = backup::read_header(&mut vault).map_err(CliError::Backup)?;
+            if !header.is_vault() {
+                return Err(CliError::Backup(latchkey_services::ServiceError::Backup(
+                    "--vault names a data backup, not a key vault".into(),
+                )));
+            }
+            Some((header, vault))
+        }
+        None => None,
+    };
     let summary = backup::restore(&db, &master, &header, &mut *input).map_err(CliError::Backup)?;
+    let keys = match vault {
+        Some((header, mut vault)) => {
+            Some(backup::restore_vault(&db, &master, &header, &mut vault).map_err(CliError::Backup)?)
+        }
+        None => None,
+    };
+    match keys {
+        Some((written, skipped)) => {
+            eprintln!(
+                "restored {written} users' keys from the vault ({skipped} of users not in the data skipped)"
+            );
+        }
+        None => eprintln!("no --vault: the users' personal data stays sealed (docs/privacy.md#erasure)"),
+    }
     let seconds = started.elapsed().as_secs_f64();
     if args.out {
         println!(

@@ -46,6 +46,8 @@ pub fn run(ctx: &Context<'_>, cmd: UserCmd) -> Result<(), CliError> {
         UserCmd::Enable(user) => set_status(ctx, &user, UserStatus::Active),
         UserCmd::Delete(user) => delete(ctx, &user),
         UserCmd::Restore(user) => restore(ctx, &user),
+        UserCmd::Erase { user, reason, yes } => erase(ctx, &user, &reason, yes),
+        UserCmd::Seal { tenant, out } => seal(ctx, tenant.slug(), out.json),
         UserCmd::Mfa(MfaCmd::List(user)) => mfa_list(ctx, &user),
         UserCmd::Mfa(MfaCmd::Reset(user)) => mfa_reset(ctx, &user),
         UserCmd::Mfa(MfaCmd::Remove { user, factor }) => mfa_remove(ctx, &user, &factor),
@@ -290,6 +292,54 @@ fn delete(ctx: &Context<'_>, reference: &UserRef) -> Result<(), CliError> {
         reference.out.json,
         &json!({"deleted": "user", "id": user.id, "username": user.username}),
         &format!("deleted user {}", user.username),
+    );
+    Ok(())
+}
+
+fn erase(ctx: &Context<'_>, reference: &UserRef, reason: &str, yes: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(reference.tenant.slug())?;
+    let user = find(ctx, &tenant, &reference.user)?;
+    crate::output::confirm(
+        yes,
+        &format!(
+            "erase user {} of tenant {}: their personal data can never be opened again",
+            user.username, tenant.slug
+        ),
+        &user.username,
+    )?;
+    let done_ =
+        latchkey_services::privacy::erase(&ctx.db, &tenant, ctx.actor(), &user.id, reason, ctx.now_millis())
+            .map_err(CliError::Privacy)?;
+    let text = match done_.due_at {
+        Some(due) => format!(
+            "user {} is closed and will be erased at {} (cancel with `latchkey user restore`)",
+            user.username,
+            crate::output::rfc3339(due)
+        ),
+        None => format!("erased user {} ({})", user.username, user.id),
+    };
+    done(
+        reference.out.json,
+        &serde_json::to_value(&done_).unwrap_or_default(),
+        &text,
+    );
+    Ok(())
+}
+
+fn seal(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let mut sealed = 0;
+    loop {
+        let n = ctx.db.seal_plain_users(&tenant.id, 500)?;
+        sealed += n;
+        if n == 0 {
+            break;
+        }
+    }
+    done(
+        json,
+        &json!({"tenant": tenant.slug, "sealed": sealed}),
+        &format!("sealed {sealed} users of {}", tenant.slug),
     );
     Ok(())
 }

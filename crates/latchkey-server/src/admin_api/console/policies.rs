@@ -192,14 +192,22 @@ const SECTIONS: &[Section] = &[
     ),
     Section(
         "accounts",
-        "Accounts users close themselves.",
-        "Konten, die Benutzer selbst schließen.",
-        &[Field(
-            "deletion_grace_days",
-            Kind::Number,
-            "Days (0 to 90) between a user's request to delete their account and its deletion; an admin can restore it meanwhile. 0 deletes at once.",
-            "Tage (0 bis 90) zwischen dem Löschantrag eines Benutzers und der Löschung; ein Administrator kann das Konto bis dahin wiederherstellen. 0 löscht sofort.",
-        )],
+        "The end of accounts: deletion by their users, erasure by an operator.",
+        "Das Ende von Konten: Löschung durch ihre Benutzer, Auslöschung durch einen Betreiber.",
+        &[
+            Field(
+                "deletion_grace_days",
+                Kind::Number,
+                "Days (0 to 90) between a user's request to delete their account and its deletion; an admin can restore it meanwhile. 0 deletes at once.",
+                "Tage (0 bis 90) zwischen dem Löschantrag eines Benutzers und der Löschung; ein Administrator kann das Konto bis dahin wiederherstellen. 0 löscht sofort.",
+            ),
+            Field(
+                "erasure_grace_days",
+                Kind::Number,
+                "Days (0 to 90) between an operator's erasure of a user and its execution (the person's key is destroyed then); the account is closed meanwhile and can be restored. 0 erases at once.",
+                "Tage (0 bis 90) zwischen der Auslöschung eines Benutzers durch einen Betreiber und ihrer Ausführung (dann wird der Schlüssel der Person vernichtet); das Konto ist bis dahin geschlossen und kann wiederhergestellt werden. 0 löscht sofort.",
+            ),
+        ],
     ),
     Section(
         "retention",

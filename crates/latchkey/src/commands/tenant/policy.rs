@@ -32,6 +32,7 @@ pub fn apply(mut policy: TenantPolicy, flags: &PolicyFlags) -> Result<TenantPoli
         &mut policy.accounts.deletion_grace_days,
         flags.deletion_grace_days,
     );
+    set(&mut policy.accounts.erasure_grace_days, flags.erasure_grace_days);
     if let Some(v) = &flags.terms_version {
         policy.terms.version = Some(v.clone()).filter(|v| !v.is_empty());
     }
@@ -77,6 +78,7 @@ fn flag(field: &str) -> &str {
         "throttle.address_allow" => "--throttle-allow",
         "signup.domains" => "--signup-domains",
         "accounts.deletion_grace_days" => "--deletion-grace-days",
+        "accounts.erasure_grace_days" => "--erasure-grace-days",
         "terms.version" => "--terms-version",
         "terms.url" => "--terms-url",
         other => other,
