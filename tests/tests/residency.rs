@@ -146,6 +146,15 @@ async fn a_tenant_pinned_to_region_b_never_writes_to_region_a() {
         );
     }
     assert!(node.state.db.tenant_by_slug("acme").unwrap().is_none());
+    // The system scope reads the tenant in its region, auditing there; its list (audited at
+    // home with a count only) shows each tenant's region.
+    let (st, shown) = call(&node, "GET", "/admin/system/tenants/acme", &system, None).await;
+    assert_eq!((st.as_u16(), &shown["region"]), (200, &json!("b")), "{shown}");
+    assert!(changed(&a_before, &rows_per_table(&a.url)).is_empty());
+    let (st, listed) = call(&node, "GET", "/admin/system/tenants", &system, None).await;
+    assert_eq!(st, 200, "{listed}");
+    assert_eq!(listed[0]["slug"], "acme");
+    assert_eq!(listed[0]["region"], "b");
 
     // A slug is one tenant across the node's regions, whichever region is asked for.
     for region in [None, Some("a"), Some("b")] {

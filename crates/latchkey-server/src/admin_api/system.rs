@@ -29,7 +29,9 @@ const DEK_BATCH: usize = 100;
 const DEK_BATCHES: usize = 100;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-/// A tenant as the system scope shows it (its policy is read in its own scope).
+/// A tenant as the system scope shows it (its policy is read in its own scope). The routes
+/// naming one tenant find it in whichever of the node's regions holds it, and audit in that
+/// region's `system` chain; the list shows every region's.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub(super) struct TenantView {
     id: TenantId,
@@ -106,9 +108,15 @@ async fn named(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
 
 /// `GET /admin/system/tenants`: every tenant by slug, paged.
 pub(super) async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let config = state.clone();
-    let fetch =
-        move |db: &Db, _: &TenantId| Ok(db.list_tenants()?.iter().map(|t| view(&config, t)).collect());
+    // Every region's tenants, each with its region.
+    let regions: Vec<AppState> = state.regions().cloned().collect();
+    let fetch = move |_: &Db, _: &TenantId| {
+        let mut all = Vec::new();
+        for region in &regions {
+            all.extend(region.db.list_tenants()?.iter().map(|t| view(region, t)));
+        }
+        Ok(all)
+    };
     let key = |v: &TenantView| v.slug.clone();
     list_of((&req, "", &state), ("tenant.list", "tenants"), fetch, key).await
 }
@@ -122,7 +130,7 @@ pub(super) async fn get(
     async {
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let target = format!("tenant:{}", t.id);
         audit(
             &state,
@@ -307,7 +315,7 @@ pub(super) async fn update(
         let NoQuery {} = query(&req)?;
         let patch: TenantPatch = merge_object(&req, &bytes)?;
         let asked = if_match(&req)?;
-        let before = named(&state, &slug).await?;
+        let (state, before) = holder(&state, &slug).await?;
         let version = asked.unwrap_or(before.updated_at);
         let (tid, actor) = (before.id.clone(), caller.actor());
         let change = TenantUpdate {
@@ -334,7 +342,7 @@ pub(super) async fn delete(
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
         let asked = if_match(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let (tid, actor) = (t.id.clone(), caller.actor());
         state
             .store(move |db| db.delete_tenant(&tid, &actor, asked))
@@ -370,7 +378,7 @@ pub(super) async fn rotate_dek(
     async {
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let (keys, tid, actor) = (state.keys.clone(), t.id.clone(), caller.actor());
         let (dek, resealed) =
             blocking(move || keys.rotate_dek(&tid, &actor, DEK_BATCH, Some(DEK_BATCHES))).await?;
@@ -461,12 +469,19 @@ fn served<'a>(home: &'a AppState, field: &str, name: &str) -> Result<&'a AppStat
     })
 }
 
-/// The region holding tenant `slug` and the tenant, as stored now.
+/// The region holding tenant `slug` (each of the node's regions asked, the home one first)
+/// and the tenant, as stored now. A region that could not answer makes a missing tenant its
+/// error (a 503, not a 404).
 async fn holder(home: &AppState, slug: &str) -> Result<(AppState, Tenant), AppError> {
+    let mut failed = None;
     for region in home.regions() {
-        if let Ok(t) = named(region, slug).await {
-            return Ok((region.clone(), t));
+        match named(region, slug).await {
+            Ok(t) => return Ok((region.clone(), t)),
+            Err(e) if e.kind == Kind::NotFound => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
         }
     }
-    Err(no_tenant())
+    Err(failed.unwrap_or_else(no_tenant))
 }
