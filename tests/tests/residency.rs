@@ -66,14 +66,22 @@ fn region<'s>(s: &'s TestServer, name: &str) -> &'s AppState {
 /// Region B's tenant `acme`: created over the system API, a user made over its admin API, a
 /// group, a client, then alice signs in through the code flow and uses her tokens.
 async fn traffic_for_acme(s: &TestServer, system: &str) -> Db {
-    let (st, made) = call(
-        s,
-        "POST",
-        "/admin/system/tenants",
-        system,
-        Some(&json!({"slug": "acme", "region": "b", "admin_credential": {"name": "ops", "roles": ["tenant-admin"]}}).to_string()),
-    )
-    .await;
+    // Onboarding with an `Idempotency-Key`: the retry is answered from region B's store.
+    let create = || async {
+        let body = json!({"slug": "acme", "region": "b", "admin_credential": {"name": "ops", "roles": ["tenant-admin"]}});
+        let res = TestServer::client()
+            .post(s.url("/admin/system/tenants"))
+            .bearer_auth(system)
+            .header("idempotency-key", "onboard-acme")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json::<serde_json::Value>().await.unwrap())
+    };
+    let (st, made) = create().await;
+    let (again_st, again) = create().await;
+    assert_eq!((again_st, &again), (st, &made), "the retry answers the same");
     assert_eq!(st, 201, "{made}");
     assert_eq!(made["region"], "b");
     let admin = made["admin_credential"]["token"].as_str().unwrap().to_owned();

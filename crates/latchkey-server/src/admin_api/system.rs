@@ -241,7 +241,9 @@ pub(super) async fn create(
             .await?;
             Ok((StatusCode::CREATED, shown))
         };
-        super::idempotency::once(home, &caller, (&req, &bytes), run).await
+        // The region's session store keeps the answer, sealed under the new tenant's data key,
+        // which only that region's key ring has.
+        super::idempotency::once(state, &caller, (&req, &bytes), run).await
     }
     .await
     .map_err(AppError::problem)
