@@ -56,6 +56,12 @@ pub struct Config {
     pub public_url: String,
     pub database_url: String,
     pub session_store: String,
+    /// The name of the home region: the one `database_url` and `session_store` hold
+    /// (`LATCHKEY_REGION`, default `default`).
+    pub region: String,
+    /// The other regions this node serves, each a full Latchkey database of its own
+    /// (`LATCHKEY_REGIONS`, see [`regions`]).
+    pub regions: Vec<RegionSetting>,
     /// For a `rediss://` session store: the CA (PEM) that signed the server's certificate
     /// (without it, the system's roots).
     pub redis_ca_file: Option<PathBuf>,
@@ -123,6 +129,26 @@ pub struct Config {
     pub domain_check_http_addr: Option<SocketAddr>,
 }
 
+/// A region besides the home one: its name, its database and its session store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegionSetting {
+    pub name: String,
+    pub database_url: String,
+    pub session_store: String,
+}
+
+impl std::fmt::Debug for RegionSetting {
+    /// Without the URLs' secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = latchkey_store::DatabaseUrl::parse(&self.database_url)
+            .map_or_else(|_| "(unparsable)".into(), |u| u.redacted());
+        f.debug_struct("RegionSetting")
+            .field("name", &self.name)
+            .field("database_url", &shown)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Client addresses in logs: whole, or cut to their /24 (IPv4) or /48 (IPv6) network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogIp {
@@ -147,6 +173,8 @@ struct Raw {
     public_url: Option<String>,
     database_url: Option<String>,
     session_store: Option<String>,
+    region: Option<String>,
+    regions: Option<String>,
     redis_ca_file: Option<String>,
     redis_client_cert: Option<String>,
     redis_client_key: Option<String>,
@@ -193,6 +221,8 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
     ("LATCHKEY_PUBLIC_URL", "public_url"),
     ("LATCHKEY_DATABASE_URL", "database_url"),
     ("LATCHKEY_SESSION_STORE", "session_store"),
+    ("LATCHKEY_REGION", "region"),
+    ("LATCHKEY_REGIONS", "regions"),
     ("LATCHKEY_REDIS_CA_FILE", "redis_ca_file"),
     ("LATCHKEY_REDIS_CLIENT_CERT", "redis_client_cert"),
     ("LATCHKEY_REDIS_CLIENT_KEY", "redis_client_key"),
@@ -334,13 +364,7 @@ impl Config {
             raw.public_url.as_deref().unwrap_or("http://localhost:8080"),
             allow_insecure_http,
         )?;
-        let database_url = raw
-            .database_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        latchkey_store::DatabaseUrl::parse(&database_url)
-            .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
-        let session_store = session_store(raw.session_store.clone())?;
+        let (database_url, session_store, region, regions) = storage(&raw)?;
         let redis_client_tls = redis_client_tls(&raw, &session_store)?;
         let log_format = log_format(raw.log_format.as_deref(), is_terminal)?;
         let log = raw.log.clone().unwrap_or_else(|| "info".into());
@@ -374,6 +398,8 @@ impl Config {
             public_url,
             database_url,
             session_store,
+            region,
+            regions,
             redis_ca_file: raw.redis_ca_file.map(PathBuf::from),
             redis_client_tls,
             keys_dir: raw.keys_dir.unwrap_or_else(|| "./keys".into()).into(),
@@ -426,6 +452,8 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "public_url" => raw.public_url = v,
         "database_url" => raw.database_url = v,
         "session_store" => raw.session_store = v,
+        "region" => raw.region = v,
+        "regions" => raw.regions = v,
         "redis_ca_file" => raw.redis_ca_file = v,
         "redis_client_cert" => raw.redis_client_cert = v,
         "redis_client_key" => raw.redis_client_key = v,
@@ -608,6 +636,89 @@ fn session_store(value: Option<String>) -> Result<String, ConfigError> {
         ));
     }
     Ok(session_store)
+}
+
+/// The home region's database, session store and name, and the other regions.
+fn storage(raw: &Raw) -> Result<(String, String, String, Vec<RegionSetting>), ConfigError> {
+    let database_url = raw
+        .database_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    latchkey_store::DatabaseUrl::parse(&database_url)
+        .map_err(|e| cfg_err("LATCHKEY_DATABASE_URL", e.to_string()))?;
+    let session_store = session_store(raw.session_store.clone())?;
+    let region = region_name("LATCHKEY_REGION", raw.region.as_deref().unwrap_or("default"))?;
+    let regions = regions(
+        raw.regions.as_deref().unwrap_or_default(),
+        &region,
+        &session_store,
+    )?;
+    Ok((database_url, session_store, region, regions))
+}
+
+/// A region's name: 1 to 32 of `a-z`, `0-9` and `-`.
+fn region_name(setting: &str, name: &str) -> Result<String, ConfigError> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(cfg_err(
+            setting,
+            format!("{name:?} is not a region name (1 to 32 of a-z, 0-9 and -)"),
+        ))
+    }
+}
+
+/// `LATCHKEY_REGIONS`: `name=DATABASE_URL[|SESSION_STORE]` entries separated by `;`. Neither
+/// `;` nor `|` may appear in a URL (percent-encode them: `%3B`, `%7C`). A region without its
+/// own session store shares the node's only when that is `memory` (node-local); sessions are
+/// tenant data, so a Redis store is never shared between regions.
+fn regions(value: &str, home: &str, home_sessions: &str) -> Result<Vec<RegionSetting>, ConfigError> {
+    const SETTING: &str = "LATCHKEY_REGIONS";
+    let mut out: Vec<RegionSetting> = Vec::new();
+    for entry in value.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, rest)) = entry.split_once('=') else {
+            return Err(cfg_err(
+                SETTING,
+                "each region is name=DATABASE_URL[|SESSION_STORE]",
+            ));
+        };
+        let name = region_name(SETTING, name.trim())?;
+        if name == home || out.iter().any(|r| r.name == name) {
+            return Err(cfg_err(SETTING, format!("region {name:?} is named twice")));
+        }
+        let mut parts = rest.split('|').map(str::trim);
+        let database_url = parts.next().unwrap_or_default().to_owned();
+        let sessions = parts.next().map(str::to_owned);
+        if parts.next().is_some() {
+            return Err(cfg_err(SETTING, format!("region {name:?}: more than one '|'")));
+        }
+        latchkey_store::DatabaseUrl::parse(&database_url)
+            .map_err(|e| cfg_err(SETTING, format!("region {name:?}: {e}")))?;
+        let session_store = match sessions {
+            Some(s) => session_store(Some(s))
+                .map_err(|e| cfg_err(SETTING, format!("region {name:?}: {}", e.message)))?,
+            None if home_sessions == "memory" => "memory".to_owned(),
+            None => {
+                return Err(cfg_err(
+                    SETTING,
+                    format!(
+                        "region {name:?} needs its own session store (name=DATABASE_URL|redis://…): \
+                         sessions stay in their region"
+                    ),
+                ));
+            }
+        };
+        out.push(RegionSetting {
+            name,
+            database_url,
+            session_store,
+        });
+    }
+    Ok(out)
 }
 
 /// JSON unless unset on a terminal (then pretty).
@@ -998,6 +1109,35 @@ mod tests {
         assert!(both.to_string().contains("not both"), "{both}");
         let open = master_key_command(None, Some("cat 'unterminated")).unwrap_err();
         assert!(open.to_string().contains("unbalanced quotes"), "{open}");
+    }
+
+    #[test]
+    fn regions_are_read_with_their_session_stores_and_never_show_passwords() {
+        let c = Config::from_sources(
+            None,
+            &env(&[
+                ("LATCHKEY_REGION", "eu"),
+                ("LATCHKEY_SESSION_STORE", "redis://eu-redis"),
+                (
+                    "LATCHKEY_REGIONS",
+                    " us=postgres://lk:s3cret@us-db/lk|redis://us-redis ; ap=postgres://ap-db/lk|memory;",
+                ),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.region, "eu");
+        let names: Vec<(&str, &str)> = c
+            .regions
+            .iter()
+            .map(|r| (r.name.as_str(), r.session_store.as_str()))
+            .collect();
+        assert_eq!(names, [("us", "redis://us-redis"), ("ap", "memory")]);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let home = Config::from_sources(None, &[], false).unwrap();
+        assert_eq!((home.region.as_str(), home.regions.len()), ("default", 0));
+        let err = Config::from_sources(None, &env(&[("LATCHKEY_REGION", "EU!")]), false).unwrap_err();
+        assert_eq!(err.setting, "LATCHKEY_REGION");
     }
 
     #[test]

@@ -61,9 +61,11 @@ pub enum ServerError {
         path: std::path::PathBuf,
         message: String,
     },
-    /// `url` is shown without its password.
-    #[error("LATCHKEY_DATABASE_URL ({url}): {source}")]
+    /// `setting` says where the URL came from (`LATCHKEY_DATABASE_URL` or a region of
+    /// `LATCHKEY_REGIONS`); `url` is shown without its password.
+    #[error("{setting} ({url}): {source}")]
     Database {
+        setting: String,
         url: String,
         source: latchkey_store::StoreError,
     },

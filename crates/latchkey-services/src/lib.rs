@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod privacy;
+pub mod residency;
 pub mod retention;
 pub mod risk_engine;
 pub mod saml;

@@ -343,38 +343,179 @@ impl Db {
             for t in cleared {
                 diesel::sql_query(format!("DELETE FROM {}", quoted(&t.name))).execute(c)?;
             }
-            let mut counts: Vec<(String, usize)> = Vec::new();
-            let mut batch: Vec<Value> = Vec::new();
-            let mut current: Option<&Table> = None;
-            loop {
-                let item = next()?;
-                let switch = match (&item, current) {
-                    (Some((name, _)), Some(t)) => *name != t.name || batch.len() >= BATCH,
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                };
-                if switch && let Some(t) = current {
-                    insert(c, t, std::mem::take(&mut batch))?;
-                }
-                let Some((name, row)) = item else {
-                    return Ok(counts);
-                };
-                let t = tables.iter().find(|t| t.name == name).ok_or_else(|| {
-                    StoreError::Database(format!("the backup has a table {name:?} this database lacks"))
-                })?;
-                if let Some(unknown) = row.keys().find(|k| !t.columns.contains(k)) {
-                    return Err(StoreError::Database(format!(
-                        "{name}: the backup has a column {unknown:?} this database lacks"
-                    )));
-                }
-                match counts.last_mut() {
-                    Some((n, count)) if *n == name => *count += 1,
-                    _ => counts.push((name, 1)),
-                }
-                current = Some(t);
-                batch.push(Value::Object(row));
-            }
+            write_rows(c, &tables, next)
         })
+    }
+
+    /// Rows of tenant `id` per table that holds any (`tenants` and every table with a
+    /// `tenant_id` column), in reference order: what a move copies and then checks.
+    pub fn tenant_rows(&self, id: &TenantId) -> Result<Vec<(String, usize)>> {
+        let mut conn = self.conn()?;
+        let tables = catalog(&mut conn)?;
+        let mut counts = Vec::new();
+        for t in tables.iter().filter(|t| of_tenants(t)) {
+            let n = count_of(&mut conn, t, id)?;
+            if n > 0 {
+                counts.push((t.name.clone(), n));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Adds tenant `id`'s rows, as `dump` with [`Scope::Tenants`] yields them, to a database
+    /// that may hold other tenants, in one transaction. Installation-wide tables (the master
+    /// key's check) are left as they are here. Refuses when this database already has a tenant
+    /// with that id or `slug`. Returns the rows written per table.
+    pub fn import_tenant(
+        &self,
+        id: &TenantId,
+        slug: &str,
+        next: &mut RowSource<'_>,
+    ) -> Result<Vec<(String, usize)>> {
+        use crate::schema::tenants;
+        let _changed = TenantChanged(self);
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let clash: i64 = tenants::table
+                .filter(tenants::id.eq(id.as_str()).or(tenants::slug.eq(slug)))
+                .count()
+                .get_result(c)?;
+            if clash > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "the target database already has a tenant with id {id} or slug {slug:?}"
+                )));
+            }
+            let tables = catalog(c)?;
+            let mut tenant_rows = || -> Result<Option<(String, Row)>> {
+                while let Some((name, row)) = next()? {
+                    if tables.iter().any(|t| t.name == name && of_tenants(t)) {
+                        return Ok(Some((name, row)));
+                    }
+                }
+                Ok(None)
+            };
+            write_rows(c, &tables, &mut tenant_rows)
+        })
+    }
+
+    /// Deletes every row of tenant `id`, its audit chain included, in one transaction: the
+    /// last step of a move, once the rows are in the other region. Returns the rows deleted
+    /// per table.
+    pub fn purge_tenant(&self, id: &TenantId) -> Result<Vec<(String, usize)>> {
+        let _changed = TenantChanged(self);
+        let mut conn = self.conn()?;
+        conn.transaction(|c| {
+            let tables = catalog(c)?;
+            let mut counts = Vec::new();
+            for t in tables.iter().rev().filter(|t| of_tenants(t)) {
+                let column = if t.name == "tenants" { "id" } else { "tenant_id" };
+                let sql = format!(
+                    "DELETE FROM {} WHERE {column} = {}",
+                    quoted(&t.name),
+                    placeholder(c)
+                );
+                let n = match c {
+                    AnyConnection::Postgres(pg) => {
+                        diesel::sql_query(sql).bind::<Text, _>(id.as_str()).execute(pg)?
+                    }
+                    AnyConnection::Sqlite(lite) => diesel::sql_query(sql)
+                        .bind::<Text, _>(id.as_str())
+                        .execute(lite)?,
+                };
+                if n > 0 {
+                    counts.push((t.name.clone(), n));
+                }
+            }
+            counts.reverse();
+            Ok(counts)
+        })
+    }
+}
+
+/// Tells tenant caches, once a move's step is over, to look again.
+struct TenantChanged<'a>(&'a Db);
+
+impl Drop for TenantChanged<'_> {
+    fn drop(&mut self) {
+        self.0.tenant_changed();
+    }
+}
+
+/// Whether `t` holds tenants' rows: `tenants` itself and every table with a `tenant_id`.
+fn of_tenants(t: &Table) -> bool {
+    t.name == "tenants" || t.columns.iter().any(|c| c == "tenant_id")
+}
+
+fn placeholder(c: &AnyConnection) -> &'static str {
+    if matches!(c, AnyConnection::Postgres(_)) {
+        "$1"
+    } else {
+        "?"
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows of tenant `id` in `t`.
+fn count_of(c: &mut AnyConnection, t: &Table, id: &TenantId) -> Result<usize> {
+    let column = if t.name == "tenants" { "id" } else { "tenant_id" };
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM {} WHERE {column} = {}",
+        quoted(&t.name),
+        placeholder(c)
+    );
+    let counted: Count = match c {
+        AnyConnection::Postgres(pg) => diesel::sql_query(sql)
+            .bind::<Text, _>(id.as_str())
+            .get_result(pg)?,
+        AnyConnection::Sqlite(lite) => diesel::sql_query(sql)
+            .bind::<Text, _>(id.as_str())
+            .get_result(lite)?,
+    };
+    usize::try_from(counted.n).map_err(|e| StoreError::Database(format!("{}: count: {e}", t.name)))
+}
+
+/// Inserts what `next` yields (table, row; in reference order) in batches, counting rows per
+/// table.
+fn write_rows(
+    c: &mut AnyConnection,
+    tables: &[Table],
+    next: &mut RowSource<'_>,
+) -> Result<Vec<(String, usize)>> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let mut batch: Vec<Value> = Vec::new();
+    let mut current: Option<&Table> = None;
+    loop {
+        let item = next()?;
+        let switch = match (&item, current) {
+            (Some((name, _)), Some(t)) => *name != t.name || batch.len() >= BATCH,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if switch && let Some(t) = current {
+            insert(c, t, std::mem::take(&mut batch))?;
+        }
+        let Some((name, row)) = item else {
+            return Ok(counts);
+        };
+        let t = tables.iter().find(|t| t.name == name).ok_or_else(|| {
+            StoreError::Database(format!("the backup has a table {name:?} this database lacks"))
+        })?;
+        if let Some(unknown) = row.keys().find(|k| !t.columns.contains(k)) {
+            return Err(StoreError::Database(format!(
+                "{name}: the backup has a column {unknown:?} this database lacks"
+            )));
+        }
+        match counts.last_mut() {
+            Some((n, count)) if *n == name => *count += 1,
+            _ => counts.push((name, 1)),
+        }
+        current = Some(t);
+        batch.push(Value::Object(row));
     }
 }
 

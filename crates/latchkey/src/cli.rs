@@ -131,6 +131,10 @@ pub struct BackupArgs {
     /// the system audit chain included.
     #[arg(long = "tenant", value_name = "SLUG")]
     pub tenants: Vec<String>,
+    /// Back up this region's database (`LATCHKEY_REGIONS`); default: the home region. A backup
+    /// covers one region, so it stays there.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Write to this file (created with mode 0600, never overwritten); `-` is standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
@@ -153,6 +157,9 @@ pub struct RestoreArgs {
     /// data; without it, usernames, emails and attributes stay sealed.
     #[arg(long, value_name = "FILE")]
     pub vault: Option<PathBuf>,
+    /// Restore into this region's database (`LATCHKEY_REGIONS`); default: the home region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Machine-readable output.
     #[arg(long = "json")]
     pub out: bool,
@@ -1091,6 +1098,26 @@ pub enum TenantCmd {
         /// The first credential's admin roles (default: tenant-admin).
         #[arg(long, value_name = "ROLE", value_delimiter = ',', requires = "admin_token")]
         admin_role: Vec<String>,
+        /// Pin it to this region (`LATCHKEY_REGIONS`, docs/residency.md): its data, audit and
+        /// backups stay in that region's database. Default: the home region.
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Move the tenant to another region (docs/residency.md): its rows are copied into that
+    /// region's database, counted, a `tenant.move` event ends its audit chain there, and then
+    /// they are deleted here. Sessions are not carried over (users sign in again). Asks for
+    /// confirmation unless `--yes`.
+    Move {
+        #[command(flatten)]
+        tenant: TenantArg,
+        /// The region to move it to.
+        #[arg(long, value_name = "REGION")]
+        to: String,
+        /// Don't ask for confirmation.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         out: Json,
     },

@@ -14,30 +14,35 @@ use std::sync::Arc;
 /// One command's handles: opened once in `main`, borrowed by the command.
 pub(crate) struct Context<'a> {
     pub config: &'a Config,
+    /// The database of `region`.
     pub db: Db,
+    /// The region whose database the command works on (docs/residency.md).
+    pub region: String,
     actor: String,
     clock: SystemClock,
 }
 
+/// Which region's database a command opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The home region (`LATCHKEY_DATABASE_URL`).
+    Home,
+    /// A region named with `--region`.
+    Region(String),
+    /// The region holding this tenant (`--tenant SLUG`): the home region first, then each of
+    /// `LATCHKEY_REGIONS`; the home region when none has it (the command then says so).
+    TenantOf(String),
+}
+
 impl<'a> Context<'a> {
-    /// Opens the configured database (two connections: one command at a time) and brings its
-    /// schema up to date.
-    pub fn open(config: &'a Config) -> Result<Self, CliError> {
-        let url = DatabaseUrl::parse(&config.database_url).map_err(CliError::DatabaseUrl)?;
-        let defaults = PoolOptions::for_url(&url);
-        let options = PoolOptions {
-            max_size: 2,
-            // One wait per connection: no connection is left opening on r2d2's thread at exit.
-            wait_slice: defaults.connection_timeout,
-            ..defaults
+    /// Opens the database of `target`'s region (two connections: one command at a time) and
+    /// brings its schema up to date.
+    pub fn open(config: &'a Config, target: &Target) -> Result<Self, CliError> {
+        let (region, db) = match target {
+            Target::Home => (config.region.clone(), region_db(config, &config.region)?),
+            Target::Region(name) => (name.clone(), region_db(config, name)?),
+            Target::TenantOf(slug) => holding(config, slug)?,
         };
-        let db = Db::open(&url, &options, Arc::new(SystemClock), Arc::new(OsRng)).map_err(|source| {
-            CliError::DatabaseOpen {
-                url: url.redacted(),
-                source,
-            }
-        })?;
-        db.migrate().map_err(CliError::Migration)?;
         // Personal data opens through the key ring (per-user keys, docs/privacy.md#erasure).
         // Without it, commands that touch none still run; those that do say why they can't.
         let db = match latchkey_server::open_keys(config, &db, Arc::new(SystemClock)) {
@@ -50,9 +55,22 @@ impl<'a> Context<'a> {
         Ok(Context {
             config,
             db,
+            region,
             actor: actor(),
             clock: SystemClock,
         })
+    }
+
+    /// Region `name`'s database, opened and migrated.
+    pub fn region_db(&self, name: &str) -> Result<Db, CliError> {
+        region_db(self.config, name)
+    }
+
+    /// Every region's name, the home one first.
+    pub fn region_names(&self) -> Vec<&str> {
+        std::iter::once(self.config.region.as_str())
+            .chain(self.config.regions.iter().map(|r| r.name.as_str()))
+            .collect()
     }
 
     /// Who the audit log says acted.
@@ -124,6 +142,57 @@ impl<'a> Context<'a> {
         )?;
         Ok(())
     }
+}
+
+/// The region holding tenant `slug` and its database; the home region when none has it.
+fn holding(config: &Config, slug: &str) -> Result<(String, Db), CliError> {
+    let home = region_db(config, &config.region)?;
+    if config.regions.is_empty() || home.tenant_by_slug(slug)?.is_some() {
+        return Ok((config.region.clone(), home));
+    }
+    for r in &config.regions {
+        let db = region_db(config, &r.name)?;
+        if db.tenant_by_slug(slug)?.is_some() {
+            return Ok((r.name.clone(), db));
+        }
+    }
+    Ok((config.region.clone(), home))
+}
+
+/// Region `name`'s database URL and the setting it comes from.
+pub(crate) fn region_url(config: &Config, name: &str) -> Result<(&'static str, DatabaseUrl), CliError> {
+    let (setting, url) = if name == config.region {
+        ("LATCHKEY_DATABASE_URL", config.database_url.as_str())
+    } else {
+        let r = config
+            .regions
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| CliError::NoRegion(name.to_owned()))?;
+        ("LATCHKEY_REGIONS", r.database_url.as_str())
+    };
+    Ok((setting, DatabaseUrl::parse(url).map_err(CliError::DatabaseUrl)?))
+}
+
+/// Opens region `name`'s database (the home one is `LATCHKEY_DATABASE_URL`) and migrates it.
+fn region_db(config: &Config, name: &str) -> Result<Db, CliError> {
+    let (setting, url) = region_url(config, name)?;
+    let defaults = PoolOptions::for_url(&url);
+    let options = PoolOptions {
+        max_size: 2,
+        // One wait per connection: no connection is left opening on r2d2's thread at exit.
+        wait_slice: defaults.connection_timeout,
+        ..defaults
+    };
+    let db = Db::open(&url, &options, Arc::new(SystemClock), Arc::new(OsRng)).map_err(|source| {
+        CliError::DatabaseOpen {
+            setting,
+            url: url.redacted(),
+            source,
+        }
+    })?;
+    db.migrate().map_err(CliError::Migration)?;
+    Ok(db)
 }
 
 fn not_in(tenant: &Tenant, what: &'static str, name: &str) -> CliError {

@@ -21,9 +21,17 @@ pub(crate) enum CliError {
     Config(#[from] ConfigError),
     #[error("LATCHKEY_DATABASE_URL: {0}")]
     DatabaseUrl(StoreError),
-    /// The database did not open; `url` has its password redacted.
-    #[error("LATCHKEY_DATABASE_URL ({url}): {source}")]
-    DatabaseOpen { url: String, source: StoreError },
+    /// The database did not open; `setting` names where its URL came from, `url` has its
+    /// password redacted.
+    #[error("{setting} ({url}): {source}")]
+    DatabaseOpen {
+        setting: &'static str,
+        url: String,
+        source: StoreError,
+    },
+    /// `--region`/`--to` names a region the configuration does not have.
+    #[error("no region {0:?} (the home region and LATCHKEY_REGIONS name the regions)")]
+    NoRegion(String),
     #[error(transparent)]
     Migration(StoreError),
     /// A store call failed; whether the operator is at fault depends on the kind.
@@ -165,6 +173,7 @@ impl CliError {
             | CliError::DatabaseUrl(_)
             | CliError::Validation(_)
             | CliError::NoTenant(_)
+            | CliError::NoRegion(_)
             | CliError::NoChain(_)
             | CliError::NotInTenant { .. }
             | CliError::BadFlag(_)

@@ -17,6 +17,7 @@ pub const PARITY: &[(&str, &[&str])] = &[
         ],
     ),
     ("tenant delete", &["DELETE /admin/system/tenants/{tenant}"]),
+    ("tenant move", &["POST /admin/system/tenants/{tenant}/move"]),
     ("client create", &["POST /admin/t/{tenant}/clients"]),
     ("client update", &["PATCH /admin/t/{tenant}/clients/{id}"]),
     ("client list", &["GET /admin/t/{tenant}/clients"]),

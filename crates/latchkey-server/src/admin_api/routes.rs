@@ -262,6 +262,7 @@ table! {
     patch "/tenants/{tenant}" => system::update, TenantsWrite, in system::TenantPatch, out system::TenantView;
     delete "/tenants/{tenant}" => system::delete, TenantsWrite, out system::TenantDeleted;
     post "/tenants/{tenant}/rotate-dek" => system::rotate_dek, MasterKey, out system::DekRotation;
+    post "/tenants/{tenant}/move" => system::move_tenant, TenantsWrite, in system::MoveBody, out latchkey_services::residency::MoveReport;
     get "/audit" => users::search_audit, SystemAuditRead, query users::AuditQuery,
         out users::AuditPage | "text/csv" | "application/x-ndjson";
     get "/audit/verify" => chain::verify, SystemAuditRead, out chain::Verification;

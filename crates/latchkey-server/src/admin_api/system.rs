@@ -17,6 +17,7 @@ use latchkey_core::{
     BuiltinAdminRole, OsRng, Outcome, Permissions, Tenant, TenantId, TenantPolicy, UnixMillis, random_token,
     sha256_hex, validate,
 };
+use latchkey_services::residency::Side;
 use latchkey_store::{
     AdminTokenRepo, CredentialKind, Db, NewAdminToken, NewTenant, TenantRepo, TenantUpdate,
 };
@@ -28,7 +29,9 @@ const DEK_BATCH: usize = 100;
 const DEK_BATCHES: usize = 100;
 const MILLIS_PER_DAY: i64 = 86_400_000;
 
-/// A tenant as the system scope shows it (its policy is read in its own scope).
+/// A tenant as the system scope shows it (its policy is read in its own scope). The routes
+/// naming one tenant find it in whichever of the node's regions holds it, and audit in that
+/// region's `system` chain; the list shows every region's.
 #[derive(serde::Serialize, schemars::JsonSchema)]
 pub(super) struct TenantView {
     id: TenantId,
@@ -36,6 +39,8 @@ pub(super) struct TenantView {
     display_name: String,
     /// Its OIDC issuer, where portals discover it.
     issuer: String,
+    /// The region whose database holds it (docs/residency.md).
+    region: String,
     created_at: UnixMillis,
     updated_at: UnixMillis,
 }
@@ -82,6 +87,7 @@ fn view(state: &AppState, t: &Tenant) -> TenantView {
         slug: t.slug.clone(),
         display_name: t.display_name.clone(),
         issuer: state.config.issuer(&t.slug),
+        region: state.region.to_string(),
         created_at: t.created_at,
         updated_at: t.updated_at,
     }
@@ -102,9 +108,15 @@ async fn named(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
 
 /// `GET /admin/system/tenants`: every tenant by slug, paged.
 pub(super) async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let config = state.clone();
-    let fetch =
-        move |db: &Db, _: &TenantId| Ok(db.list_tenants()?.iter().map(|t| view(&config, t)).collect());
+    // Every region's tenants, each with its region.
+    let regions: Vec<AppState> = state.regions().cloned().collect();
+    let fetch = move |_: &Db, _: &TenantId| {
+        let mut all = Vec::new();
+        for region in &regions {
+            all.extend(region.db.list_tenants()?.iter().map(|t| view(region, t)));
+        }
+        Ok(all)
+    };
     let key = |v: &TenantView| v.slug.clone();
     list_of((&req, "", &state), ("tenant.list", "tenants"), fetch, key).await
 }
@@ -118,7 +130,7 @@ pub(super) async fn get(
     async {
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let target = format!("tenant:{}", t.id);
         audit(
             &state,
@@ -157,6 +169,8 @@ pub(super) struct NewTenantBody {
     slug: String,
     display_name: Option<String>,
     admin_credential: Option<FirstCredential>,
+    /// The region to pin it to (one this node serves); the node's home region by default.
+    region: Option<String>,
 }
 
 /// Checked before anything is created, so a bad credential leaves no tenant behind.
@@ -189,7 +203,14 @@ pub(super) async fn create(
         if let Some(c) = &new.admin_credential {
             check_first(c)?;
         }
+        let home = state.get_ref();
+        let state = match new.region.as_deref() {
+            None => home,
+            Some(name) => served(home, "region", name)?,
+        };
+        // Inside the idempotent part: a retry replays the first answer instead of a 409.
         let run = async {
+            slug_is_free(home, &new.slug).await?;
             let actor = caller.actor();
             let spec = NewTenant {
                 slug: new.slug.clone(),
@@ -201,16 +222,16 @@ pub(super) async fn create(
             let (keys, tid, a) = (state.keys.clone(), t.id.clone(), actor.clone());
             blocking(move || keys.ensure_tenant(&tid, &a)).await?;
             let admin_credential = match &new.admin_credential {
-                Some(c) => Some(first_credential(&state, &caller, &t, c).await?),
+                Some(c) => Some(first_credential(state, &caller, &t, c).await?),
                 None => None,
             };
             let shown = serde_json::to_value(CreatedTenant {
-                tenant: view(&state, &t),
+                tenant: view(state, &t),
                 admin_credential,
             })
             .map_err(|e| AppError::internal("tenant view", e))?;
             audit(
-                &state,
+                state,
                 &caller,
                 Outcome::Success,
                 "tenant.create",
@@ -220,10 +241,30 @@ pub(super) async fn create(
             .await?;
             Ok((StatusCode::CREATED, shown))
         };
-        super::idempotency::once(&state, &caller, (&req, &bytes), run).await
+        // The region's session store keeps the answer, sealed under the new tenant's data key,
+        // which only that region's key ring has.
+        super::idempotency::once(state, &caller, (&req, &bytes), run).await
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// A slug names one tenant across every region this node serves: a 409 when any has it.
+async fn slug_is_free(home: &AppState, slug: &str) -> Result<(), AppError> {
+    for region in home.regions() {
+        let wanted = slug.to_owned();
+        if region
+            .store(move |db| db.tenant_by_slug(&wanted))
+            .await?
+            .is_some()
+        {
+            return Err(AppError::new(
+                Kind::Conflict,
+                format!("tenant {slug:?} already exists (in region {})", region.region),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn first_credential(
@@ -276,7 +317,7 @@ pub(super) async fn update(
         let NoQuery {} = query(&req)?;
         let patch: TenantPatch = merge_object(&req, &bytes)?;
         let asked = if_match(&req)?;
-        let before = named(&state, &slug).await?;
+        let (state, before) = holder(&state, &slug).await?;
         let version = asked.unwrap_or(before.updated_at);
         let (tid, actor) = (before.id.clone(), caller.actor());
         let change = TenantUpdate {
@@ -303,7 +344,7 @@ pub(super) async fn delete(
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
         let asked = if_match(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let (tid, actor) = (t.id.clone(), caller.actor());
         state
             .store(move |db| db.delete_tenant(&tid, &actor, asked))
@@ -339,7 +380,7 @@ pub(super) async fn rotate_dek(
     async {
         let caller = authenticate(&req, &state, "").await?;
         let NoQuery {} = query(&req)?;
-        let t = named(&state, &slug).await?;
+        let (state, t) = holder(&state, &slug).await?;
         let (keys, tid, actor) = (state.keys.clone(), t.id.clone(), caller.actor());
         let (dek, resealed) =
             blocking(move || keys.rotate_dek(&tid, &actor, DEK_BATCH, Some(DEK_BATCHES))).await?;
@@ -363,4 +404,86 @@ pub(super) async fn rotate_dek(
     }
     .await
     .map_err(AppError::problem)
+}
+
+/// Where to move a tenant: a region this node serves.
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveBody {
+    to: String,
+}
+
+/// `POST /admin/system/tenants/{tenant}/move` `{"to"}`: the tenant's rows copied into region
+/// `to`'s database, counted per table, a `tenant.move` event appended to its chain there, and
+/// then deleted from its old region (docs/residency.md). Its users' sessions end.
+pub(super) async fn move_tenant(
+    req: HttpRequest,
+    slug: web::Path<String>,
+    state: web::Data<AppState>,
+    bytes: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    async {
+        let caller = authenticate(&req, &state, "").await?;
+        let NoQuery {} = query(&req)?;
+        let wanted: MoveBody = body(&bytes, false)?;
+        let home = state.get_ref();
+        let to = served(home, "to", &wanted.to)?.clone();
+        let (from, tenant) = holder(home, &slug).await?;
+        let (actor, moving) = (caller.actor(), tenant.clone());
+        let (source, target) = (from.clone(), to.clone());
+        let report = blocking(move || {
+            latchkey_services::residency::move_tenant(
+                &moving,
+                &Side {
+                    region: &source.region,
+                    db: &source.db,
+                },
+                &Side {
+                    region: &target.region,
+                    db: &target.db,
+                },
+                &actor,
+            )
+        })
+        .await?;
+        audit(
+            &to,
+            &caller,
+            Outcome::Success,
+            "tenant.move",
+            &format!("tenant:{}", tenant.id),
+            json!({"from": report.from, "to": report.to, "rows": report.rows}),
+        )
+        .await?;
+        Ok(json_ok(&report))
+    }
+    .await
+    .map_err(AppError::problem)
+}
+
+/// Region `name`'s state; a 422 naming `field` when this node serves no such region.
+fn served<'a>(home: &'a AppState, field: &str, name: &str) -> Result<&'a AppState, AppError> {
+    home.region_named(name).ok_or_else(|| {
+        AppError::new(
+            Kind::Unprocessable,
+            format!("{field}: this node serves no region called {name:?}"),
+        )
+    })
+}
+
+/// The region holding tenant `slug` (each of the node's regions asked, the home one first)
+/// and the tenant, as stored now. A region that could not answer makes a missing tenant its
+/// error (a 503, not a 404).
+async fn holder(home: &AppState, slug: &str) -> Result<(AppState, Tenant), AppError> {
+    let mut failed = None;
+    for region in home.regions() {
+        match named(region, slug).await {
+            Ok(t) => return Ok((region.clone(), t)),
+            Err(e) if e.kind == Kind::NotFound => {}
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    Err(failed.unwrap_or_else(no_tenant))
 }

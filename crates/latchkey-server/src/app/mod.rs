@@ -60,6 +60,8 @@ fn app(
     App::new()
         .app_data(web::Data::new(state.clone()))
         .app_data(web::PayloadConfig::new(limit))
+        // Innermost: hands tenant routes their region's state (a no-op with one region).
+        .wrap(crate::web::region::RegionRouting::new(state.clone()))
         .wrap(crate::web::observe::Observe::new(state))
         .configure(crate::admin_api::configure)
         .configure(configure)
@@ -84,7 +86,8 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
     // Blocking work is almost all storage, which waits for one of the pool's connections: more
     // threads than connections only queue there, and each idle thread keeps its stack and heap
     // (actix allows 512 by default).
-    let blocking = (state.db.pool_stats().max_size as usize).div_ceil(workers) + 2;
+    let connections: usize = state.regions().map(|r| r.db.pool_stats().max_size as usize).sum();
+    let blocking = connections.div_ceil(workers) + 2;
     server = server.workers(workers).worker_max_blocking_threads(blocking);
     let server = match &config.tls {
         Some(files) => {
@@ -96,8 +99,11 @@ pub fn run(listener: TcpListener, state: AppState) -> Result<actix_web::dev::Ser
     .map_err(|source| ServerError::Bind { addr, source })?;
     // The outbox sender lives as long as the server's runtime.
     // Every node follows the change feed, so caches drop changes made elsewhere.
-    actix_web::rt::spawn(jobs::follow_changes(state.clone()));
-    actix_web::rt::spawn(jobs::run_outbox(state));
+    // Each region has its own change feed and outbox.
+    for region in state.regions() {
+        actix_web::rt::spawn(jobs::follow_changes(region.clone()));
+        actix_web::rt::spawn(jobs::run_outbox(region.clone()));
+    }
     Ok(server.run())
 }
 
@@ -125,10 +131,14 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         public_url = %state.config.public_url,
         database = %state.db.url().redacted(),
         session_store = state.ephemeral.backend_name(),
+        region = %state.region,
+        other_regions = ?state.other_regions.iter().map(|r| r.region.to_string()).collect::<Vec<_>>(),
         version = env!("CARGO_PKG_VERSION"),
         "latchkey is serving"
     );
-    actix_web::rt::spawn(jobs::key_scheduler(state.clone()));
+    for region in state.regions() {
+        actix_web::rt::spawn(jobs::key_scheduler(region.clone()));
+    }
     let drain_delay = std::time::Duration::from_secs(state.config.drain_delay_secs);
     let server = run(listener, state.clone())?;
     let handle = server.handle();

@@ -16,6 +16,7 @@ pub(crate) mod limits;
 pub(crate) mod net;
 pub mod observe;
 pub(crate) mod pages;
+pub mod region;
 pub(crate) mod respond;
 pub(crate) mod tenant;
 pub(crate) mod urls;

@@ -94,3 +94,33 @@ async fn load(state: &AppState, slug: &str) -> Result<Tenant, AppError> {
     state.tenants.put(slug.to_owned(), t.clone(), generation);
     Ok(t)
 }
+
+/// The region whose cache holds tenant `slug`, without I/O.
+pub(crate) fn cached_region(home: &AppState, slug: &str) -> Option<AppState> {
+    home.regions().find(|r| cached(r, slug).is_some()).cloned()
+}
+
+/// The region that holds tenant `slug`: a cached tenant's, else the first region whose
+/// database has it (each region is asked in turn, the home one first). When none has it but a
+/// region could not answer, that region (its extractor then answers 503, not 404); `None`
+/// when no region has it.
+pub(crate) async fn region_of(home: &AppState, slug: &str) -> Option<AppState> {
+    if let Some(r) = cached_region(home, slug) {
+        return Some(r);
+    }
+    if latchkey_core::validate::slug(slug).is_err() {
+        return None;
+    }
+    let mut failed = None;
+    for r in home.regions() {
+        match load(r, slug).await {
+            Ok(_) => return Some(r.clone()),
+            Err(e) if e.kind == crate::web::errors::Kind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(region = %r.region, error = %e.message, "region could not be asked for a tenant");
+                failed.get_or_insert_with(|| r.clone());
+            }
+        }
+    }
+    failed
+}

@@ -6,7 +6,7 @@ use crate::error::CliError;
 use latchkey_core::{OsRng, SystemClock};
 use latchkey_server::Config;
 use latchkey_services::backup;
-use latchkey_store::{DatabaseUrl, Db, PoolOptions, Scope};
+use latchkey_store::{Db, PoolOptions, Scope};
 use serde_json::json;
 use std::io::{BufReader, Write};
 use std::sync::Arc;
@@ -88,7 +88,8 @@ pub fn run_backup(ctx: &Context<'_>, args: &BackupArgs) -> Result<(), CliError> 
 /// Restore opens the database itself: it must not be migrated past the backup's schema first.
 pub fn run_restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError> {
     let master = master(config)?;
-    let url = DatabaseUrl::parse(&config.database_url).map_err(CliError::DatabaseUrl)?;
+    let (setting, url) =
+        crate::context::region_url(config, args.region.as_deref().unwrap_or(&config.region))?;
     let db = Db::open(
         &url,
         &PoolOptions::for_url(&url),
@@ -96,6 +97,7 @@ pub fn run_restore(config: &Config, args: &RestoreArgs) -> Result<(), CliError> 
         Arc::new(OsRng),
     )
     .map_err(|source| CliError::DatabaseOpen {
+        setting,
         url: url.redacted(),
         source,
     })?;

@@ -25,7 +25,7 @@ const DEFAULT_PORT: u16 = 8000;
 /// Sets up (or refreshes) the demo tenant and prints it; closes the database before returning.
 /// With a portal port other than 0, returns the example portal's settings for `serve`.
 pub fn run(config: &Config, portal_port: u16) -> Result<Option<portal::Settings>, CliError> {
-    let ctx = Context::open(config)?;
+    let ctx = Context::open(config, &crate::context::Target::Home)?;
     let tenant = match ctx.db.tenant_by_slug(SLUG)? {
         Some(tenant) => tenant,
         None => ctx.db.create_tenant(

@@ -6,9 +6,10 @@ mod policy;
 use crate::cli::{PolicyFlags, TenantCmd};
 use crate::context::Context;
 use crate::error::CliError;
-use crate::output::{done, emit, print_json, tenant_json};
+use crate::output::{confirm, done, emit, print_json, tenant_json};
 use crate::shared::webhook_secret_aad;
 use latchkey_core::{OsRng, Tenant, TenantPolicy, random_token};
+use latchkey_services::residency::Side;
 use latchkey_store::{NewTenant, TenantRepo, TenantUpdate};
 use serde_json::json;
 
@@ -19,6 +20,7 @@ pub fn run(ctx: &Context<'_>, cmd: TenantCmd) -> Result<(), CliError> {
             display_name,
             admin_token,
             admin_role,
+            region: _,
             out,
         } => create(
             ctx,
@@ -27,6 +29,7 @@ pub fn run(ctx: &Context<'_>, cmd: TenantCmd) -> Result<(), CliError> {
             admin_token.map(|n| (n, admin_role)),
             out.json,
         ),
+        TenantCmd::Move { tenant, to, yes, out } => move_to(ctx, &tenant.tenant, &to, yes, out.json),
         TenantCmd::List { out } => list(ctx, out.json),
         TenantCmd::Show { slug, out } => {
             show(ctx, &ctx.tenant(&slug)?, out.json);
@@ -60,6 +63,19 @@ fn create(
     for r in first.iter().flat_map(|(_, roles)| roles) {
         latchkey_core::BuiltinAdminRole::tenant_role(r)
             .map_err(|e| CliError::BadFlag(format!("--admin-role: {e}")))?;
+    }
+    // A slug names one tenant across every region (`main` opened the `--region` one).
+    for region in ctx.region_names() {
+        let db = if region == ctx.region {
+            ctx.db.clone()
+        } else {
+            ctx.region_db(region)?
+        };
+        if db.tenant_by_slug(&slug)?.is_some() {
+            return Err(CliError::BadFlag(format!(
+                "tenant {slug:?} already exists (in region {region})"
+            )));
+        }
     }
     let ring = ctx.ring()?;
     let tenant = ctx.db.create_tenant(
@@ -95,19 +111,39 @@ fn create(
     Ok(())
 }
 
+/// Every region's tenants (each region's database is opened): with regions configured, each
+/// row also says its region.
 fn list(ctx: &Context<'_>, json: bool) -> Result<(), CliError> {
-    let tenants = ctx.db.list_tenants()?;
+    let regional = ctx.region_names().len() > 1;
+    let mut rows = Vec::new();
+    for region in ctx.region_names() {
+        let db = if region == ctx.region {
+            ctx.db.clone()
+        } else {
+            ctx.region_db(region)?
+        };
+        rows.extend(db.list_tenants()?.into_iter().map(|t| (region, t)));
+    }
     if json {
         print_json(
-            &tenants
+            &rows
                 .iter()
-                .map(|tenant| tenant_json(tenant, &ctx.issuer(&tenant.slug)))
+                .map(|(region, tenant)| {
+                    let mut value = tenant_json(tenant, &ctx.issuer(&tenant.slug));
+                    value["region"] = json!(region);
+                    value
+                })
                 .collect(),
         );
     } else {
-        for tenant in tenants {
+        for (region, tenant) in rows {
+            let shown = if regional {
+                format!("\t{region}")
+            } else {
+                String::new()
+            };
             println!(
-                "{}\t{}\t{}",
+                "{}\t{}\t{}{shown}",
                 tenant.slug,
                 tenant.display_name,
                 ctx.issuer(&tenant.slug)
@@ -174,6 +210,44 @@ fn set_risk_webhook(
         Some(ring.seal(&tenant.id, webhook_secret_aad(&tenant.id), secret.as_bytes())?);
     policy.risk.webhook_url = Some(url.to_owned());
     Ok(secret)
+}
+
+/// `tenant move --tenant T --to R`: `main` opened the region holding T.
+fn move_to(ctx: &Context<'_>, slug: &str, to: &str, yes: bool, json: bool) -> Result<(), CliError> {
+    let tenant = ctx.tenant(slug)?;
+    let target = ctx.region_db(to)?;
+    confirm(
+        yes,
+        &format!(
+            "Move tenant {slug} from region {} to region {to}: its rows are copied there and deleted here, its users' sessions end",
+            ctx.region
+        ),
+        slug,
+    )?;
+    let report = latchkey_services::residency::move_tenant(
+        &tenant,
+        &Side {
+            region: &ctx.region,
+            db: &ctx.db,
+        },
+        &Side {
+            region: to,
+            db: &target,
+        },
+        ctx.actor(),
+    )
+    .map_err(CliError::Backup)?;
+    let rows: usize = report.rows.values().sum();
+    done(
+        json,
+        &json!(report),
+        &format!(
+            "moved tenant {slug} from region {} to region {to}: {rows} rows in {} tables",
+            report.from,
+            report.rows.len()
+        ),
+    );
+    Ok(())
 }
 
 fn delete(ctx: &Context<'_>, slug: &str, json: bool) -> Result<(), CliError> {
