@@ -300,6 +300,72 @@ async fn an_operator_restores_and_deletes(backend: Backend) {
     }
 }
 
+/// An operator erases a user over the admin API (issue 25 item 2): a reason is required, a
+/// reader may not, and the erasure ends the session and the refresh token like a deletion.
+async fn an_operator_erases_over_the_api(backend: Backend) {
+    let Some((s, _db)) = TestServer::start(backend) else {
+        return;
+    };
+    setup(&s, "acme").await;
+    let t = tenant(&s);
+    let token = |role| latchkey_tests::admin::with_role(&s, &t, role);
+    let (admin, reader) = (token("tenant-admin"), token("read-only"));
+    let (mut b, c, rt) = signed_in_with_tokens(&s).await;
+    let id = alice(&s).unwrap().id;
+    let url = s.url(&format!("/admin/t/acme/users/{id}/erase"));
+    let erase = |bearer: &str, body: Option<&str>| {
+        let mut req = TestServer::client()
+            .post(url.clone())
+            .bearer_auth(bearer.to_owned());
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    let reason = r#"{"reason": "GDPR request 4711"}"#;
+    assert_eq!(erase(&reader, Some(reason)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(erase(&admin, None).await.0, StatusCode::BAD_REQUEST, "no body");
+    assert_eq!(
+        erase(&admin, Some(r#"{"reason": "  "}"#)).await.0,
+        StatusCode::BAD_REQUEST,
+        "a blank reason"
+    );
+    assert!(alice(&s).is_some(), "nothing was erased yet");
+    let (st, done) = erase(&admin, Some(reason)).await;
+    assert_eq!(st, StatusCode::OK, "{done}");
+    assert_eq!(done["status"], "erased");
+    assert_eq!(done["key_destroyed"], true);
+    assert!(alice(&s).is_none());
+    assert_eq!(b.get(&s, "/t/acme/account").await.0, StatusCode::SEE_OTHER);
+    let (st, body) = refresh(&s, &c, &rt).await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(erase(&admin, Some(reason)).await.0, StatusCode::NOT_FOUND);
+    assert!(
+        actions(&s).contains(&"user.erase:admin_token:GDPR request 4711".to_owned()),
+        "{:?}",
+        actions(&s)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_erases_over_the_api_sqlite_memory() {
+    an_operator_erases_over_the_api(Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_erases_over_the_api_postgres_redis() {
+    an_operator_erases_over_the_api(Backend::PostgresRedis).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_deletes_their_own_account_at_once_sqlite_memory() {
     a_user_deletes_their_own_account_at_once(Backend::SqliteMemory).await;
