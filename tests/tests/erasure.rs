@@ -22,9 +22,11 @@ const NAME: &str = "zelda.quartzfeld";
 const EMAIL: &str = "zelda.quartzfeld@example.org";
 const DISPLAY: &str = "Zelda Quartzfeld";
 const BADGE: &str = "EMP-99887766";
+/// Her NameID at her company's SAML IdP.
+const NAME_ID: &str = "zq-4417@corp-idp.example";
 
 /// Everything that names Zelda.
-const HERS: [&str; 4] = [NAME, EMAIL, DISPLAY, BADGE];
+const HERS: [&str; 5] = [NAME, EMAIL, DISPLAY, BADGE, NAME_ID];
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
@@ -89,7 +91,47 @@ fn set_up(db: &Db, policy: TenantPolicy) -> Tenant {
         EditableBy::Admin,
     )
     .unwrap();
+    link_saml(db, &id, &zelda);
     Tenant { id, zelda, bob }
+}
+
+/// A SAML connection, and Zelda's NameID at it linked to her account.
+fn link_saml(db: &Db, t: &TenantId, zelda: &UserId) {
+    use latchkey_core::saml::{IdpDescriptor, SamlOptions};
+    use latchkey_store::{NewSamlConnection, SamlRepo};
+    let entity = "https://corp.idp.example";
+    let new = NewSamlConnection {
+        id: db.new_saml_connection_id(),
+        name: "corp".into(),
+        display_name: "Corp IdP".into(),
+        idp: IdpDescriptor {
+            entity_id: entity.into(),
+            sso_url: format!("{entity}/sso"),
+            sso_binding: latchkey_core::saml::BINDING_REDIRECT.into(),
+            certificates: vec!["Q0VSVDE=".into()],
+            wants_signed_requests: false,
+            slo_url: None,
+            slo_response_url: None,
+        },
+        metadata_url: None,
+        options: SamlOptions::default(),
+        sp_certificate: "U1BDRVJU".into(),
+        sp_key_sealed: "SEALED-SP-KEY".into(),
+        next_refresh_at: None,
+    };
+    let c = db.create_saml_connection(t, ACTOR, &new).unwrap();
+    db.link_saml_identity(t, ACTOR, &c.id, NAME_ID, zelda).unwrap();
+    // Found by the NameID (a blind index), shown opened, refused twice.
+    assert_eq!(db.saml_identity(t, &c.id, NAME_ID).unwrap().as_ref(), Some(zelda));
+    assert_eq!(
+        db.saml_identities_of_user(t, zelda).unwrap(),
+        vec![(c.id.clone(), NAME_ID.to_owned())]
+    );
+    assert!(matches!(
+        db.link_saml_identity(t, ACTOR, &c.id, NAME_ID, zelda),
+        Err(StoreError::Conflict(_))
+    ));
+    db.saml_login_seen(t, &c.id, NAME_ID).unwrap();
 }
 
 fn backups(db: &Db) -> (Vec<u8>, Vec<u8>) {
@@ -277,6 +319,16 @@ fn users_from_before_sealing_are_sealed_by_the_upgrade_step(t: &TestDb) {
         tn.id
     ));
     assert_eq!(inserted, 1);
+    let corp = latchkey_store::SamlRepo::saml_connection_by_name(db, &tn.id, "corp")
+        .unwrap()
+        .unwrap()
+        .id;
+    let linked = t.raw_sql(&format!(
+        "INSERT INTO saml_identities (tenant_id, connection_id, name_id, user_id, created_at) \
+         VALUES ('{}', '{corp}', 'olga-nameid@legacy.example', 'olga-1', 1)",
+        tn.id
+    ));
+    assert_eq!(linked, 1);
     let olga = db.user_by_username(&tn.id, "olga.legacy").unwrap().unwrap();
     assert_eq!(olga.email.as_deref(), Some("olga@legacy.example"));
     assert!(
@@ -294,8 +346,19 @@ fn users_from_before_sealing_are_sealed_by_the_upgrade_step(t: &TestDb) {
             .id,
         olga.id
     );
+    assert_eq!(
+        latchkey_store::SamlRepo::saml_identity(db, &tn.id, &corp, "olga-nameid@legacy.example")
+            .unwrap()
+            .map(|u| u.0),
+        Some("olga-1".to_owned())
+    );
     let dump = t.dump();
-    for s in ["olga.legacy", "olga@legacy.example", "Olga Legacy"] {
+    for s in [
+        "olga.legacy",
+        "olga@legacy.example",
+        "Olga Legacy",
+        "olga-nameid@legacy.example",
+    ] {
         assert!(!contains(&dump, s), "{s:?} is still in plaintext");
     }
     let tenant = db.tenant(&tn.id).unwrap().unwrap();

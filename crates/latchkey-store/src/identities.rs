@@ -4,70 +4,161 @@
 //! refresh leases and versioned deletes of the connection rows (`connections!`).
 
 macro_rules! identities {
-    ($module:ident, $table:ident, $subject:ident, $what:literal) => {
+    ($module:ident, $table:ident, $subject:ident, $sealed:ident, $what:literal) => {
+        /// A subject is personal data (a NameID is often an email address): for a sealed user
+        /// the subject column holds a blind index and `$sealed` the subject sealed under the
+        /// user's key; rows of users written before sealing keep the plaintext.
         pub(crate) mod $module {
             use crate::schema::$table as tbl;
+            use crate::vault::Personal;
             use crate::{AnyConnection, Result, StoreError};
             use diesel::prelude::*;
             use latchkey_core::{TenantId, UserId};
 
+            /// What the subject column may hold for `subject` of `connection`.
+            fn candidates(vault: &Personal, connection: &str, subject: &str) -> Vec<String> {
+                let mut out = vec![subject.to_owned()];
+                out.extend(vault.index(&format!("{}:{connection}", $what), subject));
+                out
+            }
+
+            fn column() -> String {
+                format!("{}.{}", stringify!($table), stringify!($subject))
+            }
+
             /// The user the subject signs in as.
             pub(crate) fn lookup(
                 c: &mut AnyConnection,
+                vault: &Personal,
                 t: &TenantId,
-                connection: &str,
-                subject: &str,
+                (connection, subject): (&str, &str),
             ) -> Result<Option<UserId>> {
                 Ok(tbl::table
-                    .find((t.as_str(), connection, subject))
+                    .filter(
+                        tbl::tenant_id
+                            .eq(t.as_str())
+                            .and(tbl::connection_id.eq(connection))
+                            .and(tbl::$subject.eq_any(candidates(vault, connection, subject))),
+                    )
                     .select(tbl::user_id)
                     .first::<String>(c)
                     .optional()?
                     .map(UserId))
             }
 
-            /// (connection id, subject) of each identity of the user.
+            /// (connection id, subject) of each identity of the user, opened.
             pub(crate) fn of_user(
                 c: &mut AnyConnection,
+                vault: &Personal,
                 t: &TenantId,
                 user: &UserId,
             ) -> Result<Vec<(String, String)>> {
-                Ok(tbl::table
+                let rows: Vec<(String, String, Option<String>)> = tbl::table
                     .filter(
                         tbl::tenant_id
                             .eq(t.as_str())
                             .and(tbl::user_id.eq(user.as_str())),
                     )
-                    .select((tbl::connection_id, tbl::$subject))
+                    .select((tbl::connection_id, tbl::$subject, tbl::$sealed))
                     .order((tbl::connection_id.asc(), tbl::$subject.asc()))
-                    .load(c)?)
+                    .load(c)?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let key = crate::users::key_for(c, vault, t, user)?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (connection, subject, sealed) in rows {
+                    let subject = match (sealed, &key) {
+                        (Some(sealed), Some(k)) => String::from_utf8(k.open(&column(), &sealed)?)
+                            .map_err(|_| StoreError::corrupt(column()))?,
+                        (Some(_), None) => continue,
+                        (None, _) => subject,
+                    };
+                    out.push((connection, subject));
+                }
+                out.sort();
+                Ok(out)
             }
 
             pub(crate) fn insert(
                 c: &mut AnyConnection,
+                vault: &Personal,
                 t: &TenantId,
-                connection: &str,
-                subject: &str,
+                (connection, subject): (&str, &str),
                 user: &UserId,
                 now: i64,
             ) -> Result<()> {
+                let (stored, sealed) = match crate::users::key_for(c, vault, t, user)? {
+                    Some(k) => (
+                        vault
+                            .required()?
+                            .blind(&format!("{}:{connection}", $what), subject),
+                        Some(k.seal(&column(), subject.as_bytes())?),
+                    ),
+                    None => (subject.to_owned(), None),
+                };
+                let taken: i64 = tbl::table
+                    .filter(
+                        tbl::tenant_id
+                            .eq(t.as_str())
+                            .and(tbl::connection_id.eq(connection))
+                            .and(tbl::$subject.eq_any(candidates(vault, connection, subject))),
+                    )
+                    .count()
+                    .get_result(c)?;
+                let conflict = || {
+                    StoreError::Conflict(format!(
+                        "this {} is already linked to a user of the connection",
+                        $what
+                    ))
+                };
+                if taken > 0 {
+                    return Err(conflict());
+                }
                 diesel::insert_into(tbl::table)
                     .values((
                         tbl::tenant_id.eq(t.as_str()),
                         tbl::connection_id.eq(connection),
-                        tbl::$subject.eq(subject),
+                        tbl::$subject.eq(stored),
+                        tbl::$sealed.eq(sealed),
                         tbl::user_id.eq(user.as_str()),
                         tbl::created_at.eq(now),
                     ))
                     .execute(c)
                     .map_err(|e| match StoreError::from(e) {
-                        StoreError::Conflict(_) => StoreError::Conflict(format!(
-                            "this {} is already linked to a user of the connection",
-                            $what
-                        )),
+                        StoreError::Conflict(_) => conflict(),
                         other => other,
                     })?;
                 Ok(())
+            }
+
+            /// Seals the user's identities written before sealing under `key` (see
+            /// `Db::seal_plain_users`); returns how many.
+            pub(crate) fn seal_plain(
+                c: &mut AnyConnection,
+                vault: &Personal,
+                t: &TenantId,
+                (user, key): (&UserId, &dyn crate::UserKey),
+            ) -> Result<usize> {
+                let rows: Vec<(String, String)> = tbl::table
+                    .filter(
+                        tbl::tenant_id
+                            .eq(t.as_str())
+                            .and(tbl::user_id.eq(user.as_str()))
+                            .and(tbl::$sealed.is_null()),
+                    )
+                    .select((tbl::connection_id, tbl::$subject))
+                    .load(c)?;
+                let v = vault.required()?;
+                for (connection, subject) in &rows {
+                    diesel::update(tbl::table.find((t.as_str(), connection.as_str(), subject.as_str())))
+                        .set((
+                            tbl::$subject.eq(v.blind(&format!("{}:{connection}", $what), subject)),
+                            tbl::$sealed.eq(Some(key.seal(&column(), subject.as_bytes())?)),
+                        ))
+                        .execute(c)?;
+                }
+                Ok(rows.len())
             }
 
             /// Whether anyone has signed in through the connection.
@@ -86,22 +177,29 @@ macro_rules! identities {
             /// Records a sign-in of the subject.
             pub(crate) fn seen(
                 c: &mut AnyConnection,
+                vault: &Personal,
                 t: &TenantId,
-                connection: &str,
-                subject: &str,
+                (connection, subject): (&str, &str),
                 now: i64,
             ) -> Result<()> {
-                diesel::update(tbl::table.find((t.as_str(), connection, subject)))
-                    .set(tbl::last_login_at.eq(Some(now)))
-                    .execute(c)?;
+                diesel::update(
+                    tbl::table.filter(
+                        tbl::tenant_id
+                            .eq(t.as_str())
+                            .and(tbl::connection_id.eq(connection))
+                            .and(tbl::$subject.eq_any(candidates(vault, connection, subject))),
+                    ),
+                )
+                .set(tbl::last_login_at.eq(Some(now)))
+                .execute(c)?;
                 Ok(())
             }
         }
     };
 }
 
-identities!(saml, saml_identities, name_id, "NameID");
-identities!(oidc, oidc_identities, subject, "subject");
+identities!(saml, saml_identities, name_id, name_id_sealed, "NameID");
+identities!(oidc, oidc_identities, subject, subject_sealed, "subject");
 
 /// The refresh leases and versioned deletes of the two connection tables.
 macro_rules! connections {

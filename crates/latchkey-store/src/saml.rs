@@ -654,11 +654,13 @@ impl SamlRepo for Db {
     }
 
     fn saml_identity(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<Option<UserId>> {
-        ids::lookup(&mut *self.conn()?, t, connection_id, name_id)
+        let vault = self.personal(t)?;
+        ids::lookup(&mut *self.conn()?, &vault, t, (connection_id, name_id))
     }
 
     fn saml_identities_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, String)>> {
-        ids::of_user(&mut *self.conn()?, t, user)
+        let vault = self.personal(t)?;
+        ids::of_user(&mut *self.conn()?, &vault, t, user)
     }
 
     fn provision_saml_user(
@@ -673,7 +675,14 @@ impl SamlRepo for Db {
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
             insert_user(c, &user, &key)?;
-            ids::insert(c, t, connection_id, name_id, &user.id, user.created_at)?;
+            ids::insert(
+                c,
+                &key.vault(),
+                t,
+                (connection_id, name_id),
+                &user.id,
+                user.created_at,
+            )?;
             let person = key.person(&user);
             let mut details = created(&person);
             details["source"] = json!("saml");
@@ -702,7 +711,7 @@ impl SamlRepo for Db {
         let vault = self.personal(t)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
-            ids::insert(c, t, connection_id, name_id, user, now).map_err(|e| match e {
+            ids::insert(c, &vault, t, (connection_id, name_id), user, now).map_err(|e| match e {
                 StoreError::BadReference(_) => StoreError::NotFound { what: "user" },
                 other => other,
             })?;
@@ -718,7 +727,8 @@ impl SamlRepo for Db {
 
     fn saml_login_seen(&self, t: &TenantId, connection_id: &str, name_id: &str) -> Result<()> {
         let now = self.now();
-        self.write(|c| ids::seen(c, t, connection_id, name_id, now))
+        let vault = self.personal(t)?;
+        self.write(|c| ids::seen(c, &vault, t, (connection_id, name_id), now))
     }
 
     fn saml_last_login(&self, t: &TenantId, connection_id: &str) -> Result<Option<i64>> {

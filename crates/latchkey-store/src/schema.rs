@@ -397,6 +397,7 @@ diesel::table! {
         user_id -> Text,
         created_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        name_id_sealed -> Nullable<Text>,
     }
 }
 
@@ -559,6 +560,7 @@ diesel::table! {
         user_id -> Text,
         created_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        subject_sealed -> Nullable<Text>,
     }
 }
 

@@ -669,11 +669,13 @@ impl UpstreamRepo for Db {
     }
 
     fn oidc_identity(&self, t: &TenantId, connection_id: &str, subject: &str) -> Result<Option<UserId>> {
-        ids::lookup(&mut *self.conn()?, t, connection_id, subject)
+        let vault = self.personal(t)?;
+        ids::lookup(&mut *self.conn()?, &vault, t, (connection_id, subject))
     }
 
     fn oidc_identities_of_user(&self, t: &TenantId, user: &UserId) -> Result<Vec<(String, String)>> {
-        ids::of_user(&mut *self.conn()?, t, user)
+        let vault = self.personal(t)?;
+        ids::of_user(&mut *self.conn()?, &vault, t, user)
     }
 
     fn provision_oidc_user(
@@ -688,7 +690,14 @@ impl UpstreamRepo for Db {
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
             insert_user(c, &user, &key)?;
-            ids::insert(c, t, connection_id, subject, &user.id, user.created_at)?;
+            ids::insert(
+                c,
+                &key.vault(),
+                t,
+                (connection_id, subject),
+                &user.id,
+                user.created_at,
+            )?;
             let person = key.person(&user);
             let mut details = created(&person);
             details["source"] = json!("oidc");
@@ -717,7 +726,7 @@ impl UpstreamRepo for Db {
         let vault = self.personal(t)?;
         self.audited(t, |c| {
             let connection = load(c, t, connection_id)?;
-            ids::insert(c, t, connection_id, subject, user, now).map_err(|e| match e {
+            ids::insert(c, &vault, t, (connection_id, subject), user, now).map_err(|e| match e {
                 StoreError::BadReference(_) => StoreError::NotFound { what: "user" },
                 other => other,
             })?;
@@ -733,6 +742,7 @@ impl UpstreamRepo for Db {
 
     fn oidc_login_seen(&self, t: &TenantId, connection_id: &str, subject: &str) -> Result<()> {
         let now = self.now();
-        self.write(|c| ids::seen(c, t, connection_id, subject, now))
+        let vault = self.personal(t)?;
+        self.write(|c| ids::seen(c, &vault, t, (connection_id, subject), now))
     }
 }

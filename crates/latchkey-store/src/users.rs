@@ -229,6 +229,23 @@ pub(crate) fn load(c: &mut AnyConnection, vault: &Personal, t: &TenantId, id: &U
     open_row(vault, row)
 }
 
+/// The key `user`'s personal data is sealed under, read in the caller's transaction (`None`
+/// for a user written before sealing, or one whose key is gone).
+pub(crate) fn key_for(
+    c: &mut AnyConnection,
+    vault: &Personal,
+    t: &TenantId,
+    user: &UserId,
+) -> Result<Option<Arc<dyn UserKey>>> {
+    let wrapped: Option<String> = crate::schema::user_keys::table
+        .filter(crate::schema::user_keys::tenant_id.eq(t.as_str()))
+        .filter(crate::schema::user_keys::user_id.eq(user.as_str()))
+        .select(crate::schema::user_keys::key_sealed)
+        .first(c)
+        .optional()?;
+    vault.key_of(user, wrapped.as_deref())
+}
+
 /// The usernames of the users `ids`, in username order (users whose key is gone left out).
 pub(crate) fn usernames(
     c: &mut AnyConnection,
@@ -269,6 +286,11 @@ pub(crate) struct NewKey {
 }
 
 impl NewKey {
+    /// The tenant's vault the key was made under.
+    pub fn vault(&self) -> Personal {
+        self.vault.clone()
+    }
+
     /// The person a prepared user becomes once stored with this key.
     pub fn person(&self, user: &User) -> Person {
         Person {
@@ -477,12 +499,14 @@ impl Db {
                     ))
                     .execute(c)?;
                 let attributes = crate::attributes::seal_plain_values(c, &key.vault, (t, &id), &key.key)?;
+                let identities = crate::identities::saml::seal_plain(c, &key.vault, t, (&id, &*key.key))?
+                    + crate::identities::oidc::seal_plain(c, &key.vault, t, (&id, &*key.key))?;
                 let after = key.person(&before.user);
                 let event = NewAuditEvent::success(
                     "system",
                     "user.seal",
                     format!("user:{id}"),
-                    json!({"profile": profile(&after), "attributes": attributes}),
+                    json!({"profile": profile(&after), "attributes": attributes, "identities": identities}),
                 );
                 Ok((true, event))
             })?;
