@@ -6,7 +6,6 @@
 use crate::TestServer;
 use crate::browser::{Browser, PASSWORD, hidden};
 use latchkey_core::{TenantId, User};
-use latchkey_keys::Aad;
 use latchkey_mfa::totp;
 use latchkey_store::{AdminTokenRepo, CredentialKind, MfaRepo, NewAdminToken};
 use reqwest::StatusCode;
@@ -21,14 +20,7 @@ fn tid(s: &TestServer, slug: &str) -> TenantId {
 /// Gives `u` a confirmed authenticator app with [`SEED`].
 pub fn with_totp(s: &TestServer, slug: &str, u: &User) {
     let t = tid(s, slug);
-    let aad = Aad {
-        tenant: t.as_str(),
-        table: "mfa_totp",
-        column: "seed_sealed",
-        row: u.id.as_str(),
-    };
-    let sealed = s.state.keys.seal(&t, aad, &SEED).unwrap();
-    s.state.db.begin_totp(&t, &u.id, &sealed).unwrap();
+    s.state.db.begin_totp(&t, &u.id, &SEED).unwrap();
     s.state.db.confirm_totp(&t, &u.id, &[]).unwrap();
 }
 

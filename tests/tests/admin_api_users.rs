@@ -508,7 +508,7 @@ async fn a_taken_unique_value_creates_no_user(s: &TestServer) {
 async fn the_last_factor_takes_the_recovery_codes_with_it(s: &TestServer) {
     let w = world(s).await;
     let (db, t, u) = (&s.state.db, &w.a, &w.alice.id);
-    db.begin_totp(t, u, "sealed-seed").unwrap();
+    db.begin_totp(t, u, b"twenty-byte-seed-abc").unwrap();
     db.confirm_totp(t, u, &["h1".into(), "h2".into(), "h3".into()])
         .unwrap();
     db.add_passkey(t, u, "cred-1", "Laptop", "CREDENTIAL").unwrap();
@@ -528,7 +528,7 @@ async fn the_last_factor_takes_the_recovery_codes_with_it(s: &TestServer) {
     // An enrolment not confirmed is no factor: removing the passkey takes the codes.
     db.replace_recovery_codes(t, u, &["h4".into()]).unwrap();
     db.add_passkey(t, u, "cred-2", "Phone", "CREDENTIAL").unwrap();
-    db.begin_totp(t, u, "sealed-seed").unwrap();
+    db.begin_totp(t, u, b"twenty-byte-seed-abc").unwrap();
     assert!(db.remove_passkey(t, "test", u, "cred-2").unwrap());
     assert_eq!(db.recovery_codes_left(t, u).unwrap(), 0);
 }

@@ -1,7 +1,8 @@
 //! Issue 25 item 2: erasure by crypto-shredding (docs/privacy.md#erasure), on both backends.
 //!
-//! A person's username, email, display name and attribute values are sealed under a key of
-//! their own; erasing them deletes the key with their rows. Checked here against the bytes the
+//! A person's username, email, display name, attribute values, linked identities, TOTP seed and
+//! risk history are sealed under a key of their own; erasing them deletes the key with their
+//! rows. Checked here against the bytes the
 //! database keeps (the SQLite file and its write-ahead log, or a `pg_dump`), the audit chain,
 //! and a backup taken before the erasure and restored after it.
 
@@ -11,8 +12,8 @@ use latchkey_core::{AttributeDef, AttributeKind, EditableBy, SystemClock, Tenant
 use latchkey_keys::{KeyRing, PersonalVault};
 use latchkey_services::{backup, privacy};
 use latchkey_store::{
-    AttributeRepo, AuditRepo, Db, LifecycleRepo, NewTenant, NewUser, Scope, StoreError, TenantRepo,
-    UserQuery, UserRepo,
+    AttributeRepo, AuditRepo, Db, LifecycleRepo, MfaRepo, NewTenant, NewUser, RiskRepo, Scope, StoreError,
+    TenantRepo, UserQuery, UserRepo,
 };
 use latchkey_tests::TestDb;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ const DISPLAY: &str = "Zelda Quartzfeld";
 const BADGE: &str = "EMP-99887766";
 /// Her NameID at her company's SAML IdP.
 const NAME_ID: &str = "zq-4417@corp-idp.example";
+/// Her authenticator app's seed and her sign-in history (secrets, not names: checked by
+/// whether they open, not by scanning).
+const SEED: &[u8; 20] = b"zelda-totp-seed-2026";
+const HISTORY: &[u8] = br#"{"sign_ins":[{"network":"198.51.100.0/24"}]}"#;
 
 /// Everything that names Zelda.
 const HERS: [&str; 5] = [NAME, EMAIL, DISPLAY, BADGE, NAME_ID];
@@ -207,6 +212,16 @@ fn erased_leaves_no_trace(t: &TestDb) {
     // Sealed at rest from the start: the database never held her name in plaintext.
     none_of_hers_in(&t.dump(), "the database before the erasure");
     lookups_work_on_sealed_rows(db, &tn);
+    db.begin_totp(&tn.id, &tn.zelda, SEED).unwrap();
+    db.save_risk_history(&tn.id, &tn.zelda, HISTORY).unwrap();
+    let under_her_key = t.raw_sql(&format!(
+        "UPDATE mfa_totp SET created_at = created_at WHERE user_id = '{}' AND seed_sealed LIKE 'pk.%'",
+        tn.zelda
+    )) + t.raw_sql(&format!(
+        "UPDATE risk_history SET updated_at = updated_at WHERE user_id = '{}' AND history_sealed LIKE 'pk.%'",
+        tn.zelda
+    ));
+    assert_eq!(under_her_key, 2, "seed and history sealed under her own key");
     let (data_before, vault_before) = backups(db);
     let tenant = db.tenant(&tn.id).unwrap().unwrap();
     let erasure = privacy::erase(db, &tenant, ACTOR, &tn.zelda, "GDPR Art. 17 request 4711", 2).unwrap();
@@ -249,6 +264,13 @@ fn erased_leaves_no_trace(t: &TestDb) {
         old.user_attributes(&tn.id, &tn.zelda),
         Err(StoreError::Sealed(_))
     ));
+    let seed = old.totp(&tn.id, &tn.zelda);
+    assert!(
+        matches!(seed, Err(StoreError::Sealed(_))),
+        "her TOTP seed: {seed:?}"
+    );
+    let history = old.risk_history(&tn.id, &tn.zelda);
+    assert!(matches!(history, Err(StoreError::Sealed(_))), "her history");
     assert_eq!(old.user(&tn.id, &tn.bob).unwrap().unwrap().username, "bob.keeper");
     assert_eq!(
         old.list_users(&tn.id).unwrap().len(),
@@ -261,6 +283,8 @@ fn erased_leaves_no_trace(t: &TestDb) {
     let master = latchkey_tests::master_of(db);
     let (_copy, stale) = restored(t, master, &data_before, &vault_before);
     assert_eq!(stale.user(&tn.id, &tn.zelda).unwrap().unwrap().username, NAME);
+    assert_eq!(stale.totp(&tn.id, &tn.zelda).unwrap().unwrap().seed, SEED);
+    assert_eq!(stale.risk_history(&tn.id, &tn.zelda).unwrap().unwrap(), HISTORY);
 }
 
 fn a_grace_period_closes_first_and_erases_when_due(t: &TestDb) {
@@ -329,6 +353,26 @@ fn users_from_before_sealing_are_sealed_by_the_upgrade_step(t: &TestDb) {
         tn.id
     ));
     assert_eq!(linked, 1);
+    // Her TOTP seed as the previous release sealed it: under the tenant's data key.
+    let ring = KeyRing::open(db.clone(), latchkey_tests::master_of(db), Arc::new(SystemClock)).unwrap();
+    let aad = latchkey_keys::Aad {
+        tenant: tn.id.as_str(),
+        table: "mfa_totp",
+        column: "seed_sealed",
+        row: "olga-1",
+    };
+    let legacy_seed = ring.seal(&tn.id, aad, SEED).unwrap();
+    let enrolled = t.raw_sql(&format!(
+        "INSERT INTO mfa_totp (tenant_id, user_id, seed_sealed, created_at) VALUES ('{}', 'olga-1', '{legacy_seed}', 1)",
+        tn.id
+    ));
+    assert_eq!(enrolled, 1);
+    let olga_id = UserId("olga-1".into());
+    assert_eq!(
+        db.totp(&tn.id, &olga_id).unwrap().unwrap().seed,
+        SEED,
+        "an older seed opens"
+    );
     let olga = db.user_by_username(&tn.id, "olga.legacy").unwrap().unwrap();
     assert_eq!(olga.email.as_deref(), Some("olga@legacy.example"));
     assert!(
@@ -337,6 +381,11 @@ fn users_from_before_sealing_are_sealed_by_the_upgrade_step(t: &TestDb) {
     );
     assert_eq!(db.seal_plain_users(&tn.id, 100).unwrap(), 1);
     assert_eq!(db.seal_plain_users(&tn.id, 100).unwrap(), 0, "once");
+    let moved = t.raw_sql(
+        "UPDATE mfa_totp SET created_at = created_at WHERE user_id = 'olga-1' AND seed_sealed LIKE 'pk.%'",
+    );
+    assert_eq!(moved, 1, "her seed is now under her own key");
+    assert_eq!(db.totp(&tn.id, &olga_id).unwrap().unwrap().seed, SEED);
     let sealed = db.user_by_username(&tn.id, "olga.legacy").unwrap().unwrap();
     assert_eq!(sealed.display_name.as_deref(), Some("Olga Legacy"));
     assert_eq!(

@@ -415,8 +415,9 @@ fn data_key_rotation_resumes_after_an_interruption(db: &TestDb) {
     }
 }
 
-/// Risk histories and the risk webhook's secret are sealed under the data key too: a rotation
-/// re-seals them before it deletes the old key, so neither silently resets nor fails after.
+/// Risk histories are sealed under their person's key, which a data-key rotation re-wraps; one
+/// from before per-person keys, and the risk webhook's secret, are under the data key itself:
+/// the rotation re-seals them before it deletes the old key, so none silently resets or fails.
 fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) {
     use latchkey_store::{NewUser, RiskRepo, TenantUpdate, UserRepo};
     let f = fixture(db);
@@ -433,17 +434,34 @@ fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) 
         };
         // Through the handle that seals personal data (the ring's own has no vault).
         let user = db.db.create_user(&f.tenant, "test", &new).unwrap().id;
-        let at = Aad {
-            tenant: f.tenant.as_str(),
-            table: "risk_history",
-            column: "history_sealed",
-            row: user.as_str(),
-        };
         let plain = format!("{{\"seen\":\"{name}\"}}");
-        let sealed = f.ring.seal(&f.tenant, at, plain.as_bytes()).unwrap();
-        store.save_risk_history(&f.tenant, &user, &sealed).unwrap();
+        db.db
+            .save_risk_history(&f.tenant, &user, plain.as_bytes())
+            .unwrap();
         histories.push((user, plain));
     }
+    // Carol's history from before per-person keys: under the data key, as the server sealed it.
+    let (carol, carol_plain) = &histories[2];
+    let at = Aad {
+        tenant: f.tenant.as_str(),
+        table: "risk_history",
+        column: "history_sealed",
+        row: carol.as_str(),
+    };
+    let sealed = f.ring.seal(&f.tenant, at, carol_plain.as_bytes()).unwrap();
+    let set = format!("UPDATE risk_history SET history_sealed = '{sealed}' WHERE user_id = '{carol}'");
+    assert_eq!(db.raw_sql(&set), 1);
+    assert_eq!(
+        db.db.risk_history(&f.tenant, carol).unwrap().unwrap(),
+        carol_plain.as_bytes(),
+        "an older history still opens"
+    );
+    let count = |like: &str| {
+        db.raw_sql(&format!(
+            "UPDATE risk_history SET updated_at = updated_at WHERE history_sealed LIKE '{like}'"
+        ))
+    };
+    assert_eq!(count("pk.%"), 2, "alice's and bob's under their own keys");
     let mut policy = store.tenant(&f.tenant).unwrap().unwrap().policy;
     policy.risk.webhook_url = Some("https://hooks.acme.test/risk".into());
     policy.risk.webhook_secret_sealed = Some(
@@ -467,19 +485,22 @@ fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) 
     assert_eq!(deks.iter().map(|d| &d.id).collect::<Vec<_>>(), [&new_dek]);
     assert_ne!(new_dek, old_dek);
     for (user, plain) in &histories {
-        let sealed = store.risk_history(&f.tenant, user).unwrap().unwrap();
-        assert!(sealed.contains(&new_dek), "re-sealed under the new key");
-        let at = Aad {
-            tenant: f.tenant.as_str(),
-            table: "risk_history",
-            column: "history_sealed",
-            row: user.as_str(),
-        };
         assert_eq!(
-            f.ring.open_sealed(&f.tenant, at, &sealed).unwrap(),
-            plain.as_bytes()
+            db.db.risk_history(&f.tenant, user).unwrap().unwrap(),
+            plain.as_bytes(),
+            "{user}'s history opens after the rotation"
         );
     }
+    assert_eq!(
+        count(&format!("v1.{new_dek}.%")),
+        1,
+        "carol's re-sealed under the new key"
+    );
+    assert_eq!(
+        count("pk.%"),
+        2,
+        "the others untouched: their keys were re-wrapped"
+    );
     assert_eq!(
         latchkey_services::webhook::secret(&store, &f.ring, &f.tenant).unwrap(),
         b"whsec_1"

@@ -74,7 +74,7 @@ async fn model(s: &TestServer) -> (Browser, Secrets) {
     assert_eq!(st, StatusCode::OK, "{tokens}");
     // Factors after the sign-in, which would otherwise ask for one.
     let seed = "SEALED-TOTP-SEED-0b7c1e";
-    db.begin_totp(&t, &person.id, seed).unwrap();
+    db.begin_totp(&t, &person.id, seed.as_bytes()).unwrap();
     let recovery = ["a1".repeat(32), "b2".repeat(32)];
     db.confirm_totp(&t, &person.id, &recovery).unwrap();
     let credential = r#"{"cred":"PASSKEY-CREDENTIAL-9f3e"}"#;

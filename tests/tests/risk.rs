@@ -130,14 +130,7 @@ fn update_policy(s: &TestServer, f: impl FnOnce(&mut TenantPolicy)) {
 fn enrol_totp(s: &TestServer) {
     let t = tenant(s, "acme");
     let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
-    let aad = latchkey_keys::Aad {
-        tenant: t.id.as_str(),
-        table: "mfa_totp",
-        column: "seed_sealed",
-        row: alice.id.as_str(),
-    };
-    let sealed = s.state.keys.seal(&t.id, aad, &[7u8; 20]).unwrap();
-    s.state.db.begin_totp(&t.id, &alice.id, &sealed).unwrap();
+    s.state.db.begin_totp(&t.id, &alice.id, &[7u8; 20]).unwrap();
     s.state.db.confirm_totp(&t.id, &alice.id, &[]).unwrap();
 }
 
@@ -573,16 +566,16 @@ async fn the_risk_history_is_sealed_at_rest(x: &Ctx<'_>) {
     );
     let t = tenant(s, "acme");
     let alice = s.state.db.user_by_username(&t.id, "alice").unwrap().unwrap();
-    let sealed = latchkey_store::RiskRepo::risk_history(&s.state.db, &t.id, &alice.id)
+    let opened = latchkey_store::RiskRepo::risk_history(&s.state.db, &t.id, &alice.id)
         .unwrap()
         .unwrap();
     assert!(
-        !sealed.contains("198.51.100"),
-        "the network is not readable at rest"
+        String::from_utf8_lossy(&opened).contains("198.51.100"),
+        "the store opens what it sealed"
     );
     let dump = String::from_utf8_lossy(&x.db.dump()).to_string();
     assert!(!dump.contains("198.51.100.0/24"), "nor anywhere in the database");
-    // Sealed to its row: another user's row can't take it.
+    // Sealed to its person: alice's sealed history copied to another user's row does not open.
     let bob = s
         .state
         .db
@@ -595,18 +588,17 @@ async fn the_risk_history_is_sealed_at_rest(x: &Ctx<'_>) {
             },
         )
         .unwrap();
-    latchkey_store::RiskRepo::save_risk_history(&s.state.db, &t.id, &bob.id, &sealed).unwrap();
-    let opened = s.state.keys.open_sealed(
-        &t.id,
-        latchkey_keys::Aad {
-            tenant: t.id.as_str(),
-            table: "risk_history",
-            column: "history_sealed",
-            row: bob.id.as_str(),
-        },
-        &sealed,
+    let copied = x.db.raw_sql(&format!(
+        "INSERT INTO risk_history (tenant_id, user_id, history_sealed, updated_at) \
+         SELECT tenant_id, '{}', history_sealed, updated_at FROM risk_history WHERE user_id = '{}'",
+        bob.id, alice.id
+    ));
+    assert_eq!(copied, 1);
+    let moved = latchkey_store::RiskRepo::risk_history(&s.state.db, &t.id, &bob.id);
+    assert!(
+        matches!(moved, Err(latchkey_store::StoreError::Sealed(_))),
+        "a history moved to another user does not open: {moved:?}"
     );
-    assert!(opened.is_err(), "a history moved to another user does not open");
 }
 
 async fn admins_search_and_export_the_audit_log(x: &Ctx<'_>) {

@@ -166,6 +166,35 @@ impl TenantVault for TenantKeys {
             .map_err(|_| StoreError::Sealed(format!("user {user}'s key is not 32 bytes")))?;
         Ok(self.person(user, SecretKey::from_bytes(bytes)))
     }
+
+    fn seal_tenant(
+        &self,
+        (table, column, row): (&str, &str, &str),
+        plaintext: &[u8],
+    ) -> Result<String, StoreError> {
+        let aad = Aad {
+            tenant: self.tenant.as_str(),
+            table,
+            column,
+            row,
+        };
+        self.ring.seal(&self.tenant, aad, plaintext).map_err(store_error)
+    }
+
+    fn open_tenant(
+        &self,
+        (table, column, row): (&str, &str, &str),
+        sealed: &str,
+    ) -> Result<Vec<u8>, StoreError> {
+        let aad = Aad {
+            tenant: self.tenant.as_str(),
+            table,
+            column,
+            row,
+        };
+        let dek_id = crate::envelope::parse(sealed).map_err(store_error)?.key_id;
+        self.dek(&dek_id)?.open(aad, sealed).map_err(store_error)
+    }
 }
 
 impl TenantKeys {

@@ -8,7 +8,6 @@
 
 use crate::ServiceError;
 use latchkey_core::{AuditEvent, EffectiveAccess, NewAuditEvent, Outcome, Session, Tenant, UnixMillis, User};
-use latchkey_keys::KeyRing;
 use latchkey_store::{
     AttributeRepo, AttributeValues, AuditFilter, AuditRepo, Db, GroupRepo, LifecycleRepo, MfaRepo, RiskRepo,
     SamlRepo, UpstreamRepo,
@@ -158,7 +157,7 @@ pub struct ExportRequest<'a> {
 
 /// Builds the export and records `user.export` (who asked, how many events) in the chain.
 /// Reads the store and opens the sealed sign-in history: run it off the async threads.
-pub fn export(db: &Db, keys: &KeyRing, r: ExportRequest<'_>) -> Result<UserExport, ServiceError> {
+pub fn export(db: &Db, r: ExportRequest<'_>) -> Result<UserExport, ServiceError> {
     let (t, user) = (&r.tenant.id, r.user);
     let totp = db.totp(t, &user.id)?.map(|f| TotpView {
         created_at: f.created_at,
@@ -198,7 +197,7 @@ pub fn export(db: &Db, keys: &KeyRing, r: ExportRequest<'_>) -> Result<UserExpor
             .map(|s| s.iter().map(SessionView::from).collect()),
         applications: crate::grants::by_client(db, t, &user.id)?.0,
         linked_identities: linked_identities(db, r.tenant, user)?,
-        sign_in_history: sign_in_history(db, keys, r.tenant, user)?,
+        sign_in_history: sign_in_history(db, r.tenant, user)?,
         audit_events: events,
         audit_events_truncated: truncated,
     };
@@ -253,23 +252,13 @@ fn linked_identities(db: &Db, tenant: &Tenant, u: &User) -> Result<Vec<LinkedIde
 
 /// The sealed risk history, opened. One that can't be opened is reported as such rather than
 /// failing the export: the person still gets the rest.
-fn sign_in_history(
-    db: &Db,
-    keys: &KeyRing,
-    tenant: &Tenant,
-    u: &User,
-) -> Result<Option<Value>, ServiceError> {
-    let Some(sealed) = db.risk_history(&tenant.id, &u.id)? else {
-        return Ok(None);
+fn sign_in_history(db: &Db, tenant: &Tenant, u: &User) -> Result<Option<Value>, ServiceError> {
+    let opened: Option<Value> = match db.risk_history(&tenant.id, &u.id) {
+        Ok(None) => return Ok(None),
+        Ok(Some(plain)) => serde_json::from_slice(&plain).ok(),
+        Err(latchkey_store::StoreError::Sealed(_)) => None,
+        Err(e) => return Err(e.into()),
     };
-    let opened = keys
-        .open_sealed(
-            &tenant.id,
-            crate::risk_engine::history_aad(&tenant.id, &u.id),
-            &sealed,
-        )
-        .ok()
-        .and_then(|plain| serde_json::from_slice(&plain).ok());
     Ok(Some(opened.unwrap_or_else(|| json!({"unreadable": true}))))
 }
 

@@ -8,20 +8,6 @@ use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// Where a user's sealed sign-in history lives, as the associated data of its seal: the sign-in
-/// flow seals and opens it, the person's data export opens it.
-pub fn history_aad<'a>(
-    t: &'a latchkey_core::TenantId,
-    user: &'a latchkey_core::UserId,
-) -> latchkey_keys::Aad<'a> {
-    latchkey_keys::Aad {
-        tenant: t.as_str(),
-        table: "risk_history",
-        column: "history_sealed",
-        row: user.as_str(),
-    }
-}
-
 pub struct RiskEngine {
     geo: Vec<maxminddb::Reader<Vec<u8>>>,
     denylist: Vec<IpNet>,

@@ -5,7 +5,7 @@
 //! so the database itself refuses a second holder.
 
 use crate::db::Db;
-use crate::schema::{attribute_defs, user_attributes, user_keys, users};
+use crate::schema::{attribute_defs, user_attributes, users};
 use crate::vault::{Personal, open_json};
 use crate::{Result, StoreError, UserKey};
 use diesel::prelude::*;
@@ -129,23 +129,6 @@ pub(crate) fn value_candidates(vault: &Personal, name: &str, json: &str) -> Vec<
     out
 }
 
-/// The key `user`'s values are sealed under, read in the caller's transaction (`None` for a
-/// user written before sealing).
-fn key_of(
-    c: &mut crate::AnyConnection,
-    vault: &Personal,
-    t: &TenantId,
-    user: &UserId,
-) -> Result<Option<Arc<dyn UserKey>>> {
-    let wrapped: Option<String> = user_keys::table
-        .filter(user_keys::tenant_id.eq(t.as_str()))
-        .filter(user_keys::user_id.eq(user.as_str()))
-        .select(user_keys::key_sealed)
-        .first(c)
-        .optional()?;
-    vault.key_of(user, wrapped.as_deref())
-}
-
 fn values(
     c: &mut crate::AnyConnection,
     vault: &Personal,
@@ -164,7 +147,7 @@ fn values(
     if rows.is_empty() {
         return Ok(AttributeValues::new());
     }
-    let key = key_of(c, vault, t, user)?;
+    let key = crate::users::key_for(c, vault, t, user)?;
     rows.into_iter()
         .map(|(n, v, sealed)| {
             let value = match (sealed, &key) {
@@ -234,7 +217,7 @@ pub(crate) fn write_values(
     now: i64,
 ) -> Result<Vec<String>> {
     let rows = checked(&defs(c, t)?, changes, by)?;
-    let under = match key_of(c, vault, t, user)? {
+    let under = match crate::users::key_for(c, vault, t, user)? {
         Some(k) => Some((k, vault.required()?.clone())),
         None => None,
     };

@@ -253,6 +253,9 @@ impl KeyTx<'_> {
                     stringify!($value),
                     $table::table
                         .filter($table::tenant_id.eq(t))
+                        // Only values under a data key: a TOTP seed or risk history under
+                        // the person's own key (`pk.`) moves with that key.
+                        .filter($table::$value.like("v1.%"))
                         .filter($table::$value.not_like(&other))
                         .select(($table::$key, $table::$value))
                         .limit(limit)

@@ -68,7 +68,7 @@ pub use tenants::{NewTenant, TenantRepo, TenantUpdate};
 pub use terms::TermsRepo;
 pub use upstream::UpstreamRepo;
 pub use users::{NewUser, UserQuery, UserRepo, UserUpdate};
-pub use vault::{BLIND_PREFIX, TenantVault, UserKey, Vault};
+pub use vault::{BLIND_PREFIX, PERSONAL_SEAL, TenantVault, UserKey, Vault};
 pub use verifications::{EmailVerificationRepo, LiveVerification, NewVerification};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

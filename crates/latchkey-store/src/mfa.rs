@@ -1,22 +1,34 @@
-//! Second factors of users: the authenticator app (a TOTP seed, sealed by the caller under the
-//! tenant's data key with the user id as row) and recovery codes (SHA-256, spent once). Every
+//! Second factors of users: the authenticator app (a TOTP seed, sealed here under the person's
+//! own key, docs/privacy.md#erasure) and recovery codes (SHA-256, spent once). Every
 //! change is audited in its transaction.
 
 use crate::db::Db;
-use crate::schema::{mfa_passkeys, mfa_recovery_codes, mfa_totp, users};
+use crate::schema::{mfa_passkeys, mfa_recovery_codes, mfa_totp, user_keys, users};
+use crate::vault::TOTP_SEED;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{NewAuditEvent, TenantId, UserId};
 use serde_json::json;
 
-/// A user's authenticator app as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user's authenticator app as stored (its seed opened).
+#[derive(Clone, PartialEq, Eq)]
 pub struct StoredTotp {
-    pub seed_sealed: String,
+    pub seed: Vec<u8>,
     pub created_at: i64,
     /// `None` while enrolment waits for its first valid code.
     pub confirmed_at: Option<i64>,
     pub last_used_at: Option<i64>,
+}
+
+impl std::fmt::Debug for StoredTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredTotp")
+            .field("seed", &"<secret>")
+            .field("created_at", &self.created_at)
+            .field("confirmed_at", &self.confirmed_at)
+            .field("last_used_at", &self.last_used_at)
+            .finish()
+    }
 }
 
 /// A registered passkey.
@@ -46,8 +58,8 @@ pub trait MfaRepo {
     /// transaction (as with [`Self::remove_totp`]).
     fn remove_passkey(&self, t: &TenantId, actor: &str, user: &UserId, id: &str) -> Result<bool>;
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>>;
-    /// Starts (or restarts) an enrolment; `Conflict` when a confirmed app exists.
-    fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()>;
+    /// Starts (or restarts) an enrolment with `seed`; `Conflict` when a confirmed app exists.
+    fn begin_totp(&self, t: &TenantId, user: &UserId, seed: &[u8]) -> Result<()>;
     /// Confirms the enrolment, storing `recovery_hashes` (the first factor's codes) with it.
     fn confirm_totp(&self, t: &TenantId, user: &UserId, recovery_hashes: &[String]) -> Result<()>;
     /// Records a successful use.
@@ -239,27 +251,42 @@ impl MfaRepo for Db {
     }
 
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>> {
+        let vault = self.personal(t)?;
         let row = mfa_totp::table
-            .find(totp_row(t, user))
+            .left_join(
+                user_keys::table.on(user_keys::tenant_id
+                    .eq(mfa_totp::tenant_id)
+                    .and(user_keys::user_id.eq(mfa_totp::user_id))),
+            )
+            .filter(mfa_totp::tenant_id.eq(t.as_str()))
+            .filter(mfa_totp::user_id.eq(user.as_str()))
             .select((
                 mfa_totp::seed_sealed,
+                user_keys::key_sealed.nullable(),
                 mfa_totp::created_at,
                 mfa_totp::confirmed_at,
                 mfa_totp::last_used_at,
             ))
-            .first::<(String, i64, Option<i64>, Option<i64>)>(&mut *self.conn()?)
+            .first::<(String, Option<String>, i64, Option<i64>, Option<i64>)>(&mut *self.conn()?)
             .optional()?;
-        Ok(row.map(
-            |(seed_sealed, created_at, confirmed_at, last_used_at)| StoredTotp {
-                seed_sealed,
-                created_at,
-                confirmed_at,
-                last_used_at,
-            },
-        ))
+        let Some((stored, wrapped, created_at, confirmed_at, last_used_at)) = row else {
+            return Ok(None);
+        };
+        let key = vault.key_of(user, wrapped.as_deref())?;
+        Ok(Some(StoredTotp {
+            seed: TOTP_SEED.open(&vault, key.as_deref(), user, &stored)?,
+            created_at,
+            confirmed_at,
+            last_used_at,
+        }))
     }
 
-    fn begin_totp(&self, t: &TenantId, user: &UserId, seed_sealed: &str) -> Result<()> {
+    fn begin_totp(&self, t: &TenantId, user: &UserId, seed: &[u8]) -> Result<()> {
+        let vault = self.personal(t)?;
+        // Sealed before the write takes its connection (see `RiskRepo::save_risk_history`).
+        let key = crate::users::key_for(&mut *self.conn()?, &vault, t, user)?;
+        let seed_sealed = TOTP_SEED.seal(&vault, key.as_deref(), user, seed)?;
+        let seed_sealed = seed_sealed.as_str();
         let now = self.now();
         self.write(|c| {
             let confirmed = mfa_totp::table

@@ -246,6 +246,49 @@ pub(crate) fn key_for(
     vault.key_of(user, wrapped.as_deref())
 }
 
+/// Moves the user's TOTP seed and risk history from the tenant's data key to `key`; returns
+/// how many moved.
+fn reseal_secrets(
+    c: &mut AnyConnection,
+    vault: &Personal,
+    (t, user): (&TenantId, &UserId),
+    key: &dyn UserKey,
+) -> Result<usize> {
+    use crate::schema::{mfa_totp, risk_history};
+    use crate::vault::{RISK_HISTORY, TOTP_SEED};
+    /// Reads `$table.$value` of the user and, when under the data key, re-seals it under `key`.
+    macro_rules! reseal {
+        ($table:ident, $value:ident, $column:expr) => {{
+            let row = $table::table
+                .filter(
+                    $table::tenant_id
+                        .eq(t.as_str())
+                        .and($table::user_id.eq(user.as_str())),
+                )
+                .select($table::$value)
+                .first::<String>(c)
+                .optional()?
+                .filter(|v| !v.starts_with(crate::vault::PERSONAL_SEAL));
+            match row {
+                Some(old) => {
+                    let plain = $column.open(vault, None, user, &old)?;
+                    diesel::update(
+                        $table::table.filter(
+                            $table::tenant_id
+                                .eq(t.as_str())
+                                .and($table::user_id.eq(user.as_str())),
+                        ),
+                    )
+                    .set($table::$value.eq($column.seal(vault, Some(key), user, &plain)?))
+                    .execute(c)?
+                }
+                None => 0,
+            }
+        }};
+    }
+    Ok(reseal!(mfa_totp, seed_sealed, TOTP_SEED) + reseal!(risk_history, history_sealed, RISK_HISTORY))
+}
+
 /// The usernames of the users `ids`, in username order (users whose key is gone left out).
 pub(crate) fn usernames(
     c: &mut AnyConnection,
@@ -501,12 +544,18 @@ impl Db {
                 let attributes = crate::attributes::seal_plain_values(c, &key.vault, (t, &id), &key.key)?;
                 let identities = crate::identities::saml::seal_plain(c, &key.vault, t, (&id, &*key.key))?
                     + crate::identities::oidc::seal_plain(c, &key.vault, t, (&id, &*key.key))?;
+                let secrets = reseal_secrets(c, &key.vault, (t, &id), &*key.key)?;
                 let after = key.person(&before.user);
                 let event = NewAuditEvent::success(
                     "system",
                     "user.seal",
                     format!("user:{id}"),
-                    json!({"profile": profile(&after), "attributes": attributes, "identities": identities}),
+                    json!({
+                        "profile": profile(&after),
+                        "attributes": attributes,
+                        "identities": identities,
+                        "secrets": secrets,
+                    }),
                 );
                 Ok((true, event))
             })?;

@@ -33,6 +33,12 @@ pub trait TenantVault: Send + Sync {
     fn new_user_key(&self, user: &UserId) -> Result<(Arc<dyn UserKey>, String)>;
     /// Unwraps `user`'s key; `Sealed` when it does not open.
     fn user_key(&self, user: &UserId, wrapped: &str) -> Result<Arc<dyn UserKey>>;
+    /// Seals a secret of a user without a key of their own (a row from before per-person
+    /// keys) under the tenant's data key, bound to `at` (table, column, row), as before.
+    /// Called without a connection held: it may make the tenant's first data key.
+    fn seal_tenant(&self, at: (&str, &str, &str), plaintext: &[u8]) -> Result<String>;
+    /// Opens a value `seal_tenant` (or, before it, the server) sealed.
+    fn open_tenant(&self, at: (&str, &str, &str), sealed: &str) -> Result<Vec<u8>>;
 }
 
 /// One user's key.
@@ -43,6 +49,68 @@ pub trait UserKey: Send + Sync {
     /// A stable pseudonym of `value` for audit details: equal while the key lives, and tied to
     /// nobody once it is erased (the audit chain is never rewritten).
     fn pseudonym(&self, what: &str, value: &str) -> String;
+}
+
+/// What a secret column (a TOTP seed, a risk history) holds when sealed under the person's own
+/// key. Older values there are sealed under the tenant's data key (`v1.…`) and keep opening;
+/// `latchkey user seal` moves them under the person's key.
+pub const PERSONAL_SEAL: &str = "pk.";
+
+/// A column holding a user's secret, sealed with the user id as its row.
+#[derive(Clone, Copy)]
+pub(crate) struct SecretColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+}
+
+pub(crate) const TOTP_SEED: SecretColumn = SecretColumn {
+    table: "mfa_totp",
+    column: "seed_sealed",
+};
+pub(crate) const RISK_HISTORY: SecretColumn = SecretColumn {
+    table: "risk_history",
+    column: "history_sealed",
+};
+
+impl SecretColumn {
+    fn name(self) -> String {
+        format!("{}.{}", self.table, self.column)
+    }
+
+    /// Seals `plain` for `user`'s row: under their own key, or (a user from before per-person
+    /// keys) under the tenant's data key as such rows always were.
+    pub fn seal(
+        self,
+        vault: &Personal,
+        key: Option<&dyn UserKey>,
+        user: &UserId,
+        plain: &[u8],
+    ) -> Result<String> {
+        match key {
+            Some(k) => Ok(format!("{PERSONAL_SEAL}{}", k.seal(&self.name(), plain)?)),
+            None => vault
+                .required()?
+                .seal_tenant((self.table, self.column, user.as_str()), plain),
+        }
+    }
+
+    /// Opens what [`Self::seal`] stored, or an older value under the tenant's data key.
+    pub fn open(
+        self,
+        vault: &Personal,
+        key: Option<&dyn UserKey>,
+        user: &UserId,
+        stored: &str,
+    ) -> Result<Vec<u8>> {
+        match stored.strip_prefix(PERSONAL_SEAL) {
+            Some(sealed) => key
+                .ok_or_else(|| StoreError::Sealed(format!("{}: the user's key is gone", self.name())))?
+                .open(&self.name(), sealed),
+            None => vault
+                .required()?
+                .open_tenant((self.table, self.column, user.as_str()), stored),
+        }
+    }
 }
 
 /// A tenant's vault as a store method holds it: `None` on a `Db` without one.

@@ -1,5 +1,5 @@
 //! Email verification links (docs/sign-up.md). Like password resets: a request stores the
-//! token's SHA-256 with the address it was sent to and queues the mail, with the audit event,
+//! token's SHA-256 with the blind index of the address it was sent to and queues the mail, with the audit event,
 //! in one transaction; spending it marks that address verified. A token for an address the
 //! user no longer has verifies nothing.
 
@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::resets::{NewMail, insert_mail};
 use crate::schema::email_verifications;
 use crate::users::{NewUser, Person, created, insert_user, load, profile};
+use crate::vault::Personal;
 use crate::{AnyConnection, Result, StoreError};
 use diesel::prelude::*;
 use latchkey_core::{EditableBy, NewAuditEvent, TenantId, User, UserId};
@@ -21,11 +22,13 @@ pub struct NewVerification<'a> {
     pub mail: &'a NewMail,
 }
 
-/// A live (unspent, unexpired) verification token: whose, and for which address.
+/// A live (unspent, unexpired) verification token: whose, and whether it was sent to the
+/// address the user has now. The row keeps only the address's blind index (it outlives the
+/// person in a backup; docs/privacy.md#erasure).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveVerification {
-    pub user: UserId,
-    pub email: String,
+    pub user: User,
+    pub still_current: bool,
 }
 
 pub trait EmailVerificationRepo {
@@ -74,6 +77,7 @@ fn invalid(message: &str) -> StoreError {
 
 fn insert_verification(
     c: &mut AnyConnection,
+    vault: &Personal,
     t: &TenantId,
     user: &User,
     v: &NewVerification<'_>,
@@ -99,7 +103,7 @@ fn insert_verification(
             email_verifications::tenant_id.eq(t.as_str()),
             email_verifications::token_hash.eq(v.token_hash),
             email_verifications::user_id.eq(user.id.as_str()),
-            email_verifications::email.eq(&email),
+            email_verifications::email.eq(vault.required()?.blind("email", &email)),
             email_verifications::created_at.eq(now),
             email_verifications::expires_at.eq(v.expires_at),
         ))
@@ -113,7 +117,18 @@ fn insert_verification(
     ))
 }
 
-fn live(c: &mut AnyConnection, t: &TenantId, token_hash: &str, now: i64) -> Result<Option<LiveVerification>> {
+/// Whether a link's stored address (a blind index; plaintext in a row from before sealing) is
+/// `email`.
+fn addressed_to(vault: &Personal, stored: &str, email: Option<&str>) -> bool {
+    email.is_some_and(|e| {
+        vault
+            .index("email", e)
+            .map_or(stored == e, |index| index == stored || stored == e)
+    })
+}
+
+/// The user and the stored address of a live token.
+fn live(c: &mut AnyConnection, t: &TenantId, token_hash: &str, now: i64) -> Result<Option<(UserId, String)>> {
     Ok(email_verifications::table
         .filter(
             email_verifications::tenant_id
@@ -125,10 +140,7 @@ fn live(c: &mut AnyConnection, t: &TenantId, token_hash: &str, now: i64) -> Resu
         .select((email_verifications::user_id, email_verifications::email))
         .first::<(String, String)>(c)
         .optional()?
-        .map(|(user, email)| LiveVerification {
-            user: UserId(user),
-            email,
-        }))
+        .map(|(user, email)| (UserId(user), email)))
 }
 
 impl EmailVerificationRepo for Db {
@@ -143,7 +155,7 @@ impl EmailVerificationRepo for Db {
         let vault = self.personal(t)?;
         self.audited(t, |c| {
             let u = load(c, &vault, t, user)?;
-            let event = insert_verification(c, t, &u, v, now)?;
+            let event = insert_verification(c, &vault, t, &u, v, now)?;
             Ok((
                 (),
                 NewAuditEvent {
@@ -193,7 +205,7 @@ impl EmailVerificationRepo for Db {
                 ));
             }
             if let Some(v) = v.filter(|_| user.email.is_some() && !user.email_verified) {
-                let event = insert_verification(c, t, &user, v, now)?;
+                let event = insert_verification(c, &vault, t, &user, v, now)?;
                 events.push(NewAuditEvent {
                     actor: actor.to_owned(),
                     ..event
@@ -205,8 +217,20 @@ impl EmailVerificationRepo for Db {
 
     fn email_verification(&self, t: &TenantId, token_hash: &str) -> Result<Option<LiveVerification>> {
         let now = self.now();
+        let vault = self.personal(t)?;
         let mut conn = self.conn()?;
-        live(&mut conn, t, token_hash, now)
+        let Some((user, stored)) = live(&mut conn, t, token_hash, now)? else {
+            return Ok(None);
+        };
+        let person = match load(&mut conn, &vault, t, &user) {
+            Ok(p) => p,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(LiveVerification {
+            still_current: addressed_to(&vault, &stored, person.email.as_deref()),
+            user: person.user,
+        }))
     }
 
     fn complete_email_verification(&self, t: &TenantId, token_hash: &str) -> Result<User> {
@@ -215,11 +239,11 @@ impl EmailVerificationRepo for Db {
         self.audited(t, |c| {
             // Inside the audited transaction, which holds the tenant's lock, two concurrent
             // spends of one token can't both find it.
-            let found = live(c, t, token_hash, now)?.ok_or(StoreError::NotFound {
+            let (user, stored) = live(c, t, token_hash, now)?.ok_or(StoreError::NotFound {
                 what: "live email verification token",
             })?;
-            let before = load(c, &vault, t, &found.user)?;
-            if before.email.as_deref() != Some(found.email.as_str()) {
+            let before = load(c, &vault, t, &user)?;
+            if !addressed_to(&vault, &stored, before.email.as_deref()) {
                 return Err(StoreError::Conflict(
                     "the link was sent to an address the account no longer has".into(),
                 ));
@@ -228,7 +252,7 @@ impl EmailVerificationRepo for Db {
                 email_verifications::table.filter(
                     email_verifications::tenant_id
                         .eq(t.as_str())
-                        .and(email_verifications::user_id.eq(found.user.as_str()))
+                        .and(email_verifications::user_id.eq(user.as_str()))
                         .and(email_verifications::used_at.is_null()),
                 ),
             )

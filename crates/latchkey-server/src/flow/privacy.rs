@@ -7,7 +7,6 @@ use crate::web::blocking::Blocking;
 use crate::web::errors::AppError;
 use latchkey_core::{Tenant, User};
 use latchkey_services::privacy::{self, Activity, ExportRequest, UserExport};
-use std::sync::Arc;
 
 /// How far back the account page's activity list reaches, and how long it is.
 const ACTIVITY_DAYS: i64 = 90;
@@ -27,12 +26,7 @@ pub(crate) async fn export(
         .into_iter()
         .map(|(_, s)| s)
         .collect();
-    let (keys, tenant, user, actor) = (
-        Arc::clone(&state.keys),
-        tenant.clone(),
-        user.clone(),
-        actor.to_owned(),
-    );
+    let (tenant, user, actor) = (tenant.clone(), user.clone(), actor.to_owned());
     let now = state.clock.now_millis();
     state
         .store(move |db| {
@@ -43,7 +37,7 @@ pub(crate) async fn export(
                 actor: &actor,
                 now,
             };
-            privacy::export(db, &keys, request)
+            privacy::export(db, request)
         })
         .await
 }

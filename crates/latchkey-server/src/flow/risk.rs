@@ -5,7 +5,6 @@
 
 use crate::state::AppState;
 use crate::web::blocking::Blocking;
-use crate::web::blocking::blocking;
 use crate::web::cookies::{cookie, host_cookie_name};
 use crate::web::errors::AppError;
 use actix_web::HttpRequest;
@@ -31,8 +30,6 @@ fn device_digest(tenant: &Tenant, cookie: &str) -> String {
     latchkey_core::sha256_hex(format!("{}:{cookie}", tenant.id).as_bytes())
 }
 
-use latchkey_services::risk_engine::history_aad;
-
 fn client_ip(req: &HttpRequest) -> IpAddr {
     crate::web::net::client_addr(req).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }
@@ -53,20 +50,21 @@ fn attempt(state: &AppState, req: &HttpRequest, tenant: &Tenant) -> Attempt {
 }
 
 async fn load_history(state: &AppState, tenant: &Tenant, user: &UserId) -> Result<History, AppError> {
-    let (keys, tid, uid) = (state.keys.clone(), tenant.id.clone(), user.clone());
-    let Some(sealed) = state.store(move |db| db.risk_history(&tid, &uid)).await? else {
-        return Ok(History::default());
+    let (tid, uid) = (tenant.id.clone(), user.clone());
+    // An unreadable history (a key that does not open it) is a fresh start, not a locked-out
+    // user; a store that is down is still an outage.
+    let opened = state
+        .store(move |db| match db.risk_history(&tid, &uid) {
+            Err(latchkey_store::StoreError::Sealed(e)) => Ok(Err(e)),
+            other => other.map(Ok),
+        })
+        .await?;
+    let parsed = match opened {
+        Ok(None) => return Ok(History::default()),
+        Ok(Some(plain)) => serde_json::from_slice(&plain).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
     };
-    let (keys, tid, uid) = (keys, tenant.id.clone(), user.clone());
-    let opened = blocking(move || {
-        Ok::<_, latchkey_store::StoreError>(keys.open_sealed(&tid, history_aad(&tid, &uid), &sealed))
-    })
-    .await?;
-    // An unreadable history is a fresh start, not a locked-out user.
-    match opened
-        .map_err(|e| e.to_string())
-        .and_then(|plain| serde_json::from_slice(&plain).map_err(|e| e.to_string()))
-    {
+    match parsed {
         Ok(h) => Ok(h),
         Err(e) => {
             tracing::warn!(error = %e, "risk history unreadable; starting afresh");
@@ -252,12 +250,9 @@ pub(crate) async fn remember(
     let new_device = history.sign_ins() > 0 && history.signals(&a).known_device == Some(false);
     history.record(&a);
     let plain = serde_json::to_vec(&history).map_err(|e| AppError::internal("risk history", e))?;
-    let (keys, tid, uid) = (state.keys.clone(), tenant.id.clone(), user.clone());
+    let (tid, uid) = (tenant.id.clone(), user.clone());
     state
-        .store(move |db| -> Result<(), latchkey_keys::KeyError> {
-            let sealed = keys.seal(&tid, history_aad(&tid, &uid), &plain)?;
-            Ok(db.save_risk_history(&tid, &uid, &sealed)?)
-        })
+        .store(move |db| db.save_risk_history(&tid, &uid, &plain))
         .await?;
     if new_device && tenant.policy.risk.notify_new_device {
         notify_new_device(state, req, tenant, user).await?;

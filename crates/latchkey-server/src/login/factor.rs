@@ -18,7 +18,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use base64::Engine as _;
 use latchkey_core::{FactorDue, MfaMethod, NewAuditEvent, Session, Tenant, User};
-use latchkey_keys::Aad;
 use latchkey_mfa::{recovery, totp};
 use latchkey_session::SessionId;
 use latchkey_store::MfaRepo;
@@ -28,15 +27,6 @@ use std::time::Duration;
 /// Wrong codes allowed per user in `WINDOW` (SECURITY-TESTS T5).
 const ATTEMPTS: u64 = 5;
 const WINDOW: Duration = Duration::from_secs(5 * 60);
-
-fn seed_aad<'a>(t: &'a Tenant, user: &'a User) -> Aad<'a> {
-    Aad {
-        tenant: t.id.as_str(),
-        table: "mfa_totp",
-        column: "seed_sealed",
-        row: user.id.as_str(),
-    }
-}
 
 fn query_return_to(req: &HttpRequest, tenant: &Tenant) -> String {
     checked_return_to(tenant, super::query_param(req, "return_to").as_deref())
@@ -238,11 +228,7 @@ async fn seed(
     if stored.confirmed_at.is_some() != confirmed {
         return Ok(None);
     }
-    let seed = state
-        .keys
-        .open_sealed(&tenant.id, seed_aad(tenant, user), &stored.seed_sealed)
-        .map_err(|e| AppError::internal("opening a TOTP seed", e))?;
-    Ok(Some(seed))
+    Ok(Some(stored.seed))
 }
 
 async fn confirmed_seed(state: &AppState, tenant: &Tenant, user: &User) -> Result<Option<Vec<u8>>, AppError> {
@@ -376,12 +362,8 @@ pub(super) async fn authenticator_page(
         None if totp_open => {
             let mut fresh = vec![0u8; totp::SEED_BYTES];
             state.rng.fill(&mut fresh);
-            let sealed = state
-                .keys
-                .seal(&tenant.id, seed_aad(&tenant, &user), &fresh)
-                .map_err(|e| AppError::internal("sealing a TOTP seed", e))?;
-            let (tid, uid) = (tenant.id.clone(), user.id.clone());
-            state.store(move |db| db.begin_totp(&tid, &uid, &sealed)).await?;
+            let (tid, uid, seed) = (tenant.id.clone(), user.id.clone(), fresh.clone());
+            state.store(move |db| db.begin_totp(&tid, &uid, &seed)).await?;
             Some(fresh)
         }
         None => None,

@@ -192,21 +192,14 @@ pub(super) async fn verify_page(
         tenant.id.clone(),
         latchkey_services::verification::token_hash(&token),
     );
-    let found = state
-        .store(move |db| -> Result<_, StoreError> {
-            let Some(live) = db.email_verification(&tid, &hash)? else {
-                return Ok(None);
-            };
-            let user = latchkey_store::UserRepo::user(db, &tid, &live.user)?;
-            Ok(user.map(|u| (live.email, u)))
-        })
-        .await?;
-    let Some((email, user)) = found else {
+    let found = state.store(move |db| db.email_verification(&tid, &hash)).await?;
+    let Some(live) = found else {
         return render_verify(&state, &req, &tenant, &refused(e.verify_invalid));
     };
-    if user.email.as_deref() != Some(email.as_str()) {
-        return render_verify(&state, &req, &tenant, &refused(e.verify_stale));
-    }
+    let email = match live.user.email {
+        Some(email) if live.still_current => email,
+        _ => return render_verify(&state, &req, &tenant, &refused(e.verify_stale)),
+    };
     let view = VerifyView {
         status: StatusCode::OK,
         token: &token,

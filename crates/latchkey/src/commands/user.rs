@@ -91,7 +91,6 @@ fn export(ctx: &Context<'_>, slug: &str, name: &str) -> Result<(), CliError> {
     let tenant = ctx.tenant(slug)?;
     let user = find(ctx, &tenant, name)?;
     let sessions = redis_sessions(ctx, &tenant, &user)?;
-    let keys = ctx.ring()?;
     let request = latchkey_services::privacy::ExportRequest {
         tenant: &tenant,
         user: &user,
@@ -99,7 +98,7 @@ fn export(ctx: &Context<'_>, slug: &str, name: &str) -> Result<(), CliError> {
         actor: ctx.actor(),
         now: ctx.now_millis(),
     };
-    let document = latchkey_services::privacy::export(&ctx.db, &keys, request).map_err(CliError::Privacy)?;
+    let document = latchkey_services::privacy::export(&ctx.db, request).map_err(CliError::Privacy)?;
     print_json(&json!(document));
     Ok(())
 }

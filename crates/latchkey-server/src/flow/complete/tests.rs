@@ -68,7 +68,7 @@ async fn fixture(mfa: MfaMode, with_factor: bool) -> Fixture {
     if with_factor {
         state
             .db
-            .begin_totp(&tenant.id, &user.id, "sealed-seed")
+            .begin_totp(&tenant.id, &user.id, b"twenty-byte-seed-abc")
             .expect("totp");
         state
             .db
