@@ -418,28 +418,33 @@ fn data_key_rotation_resumes_after_an_interruption(db: &TestDb) {
 /// Risk histories are sealed under their person's key, which a data-key rotation re-wraps; one
 /// from before per-person keys, and the risk webhook's secret, are under the data key itself:
 /// the rotation re-seals them before it deletes the old key, so none silently resets or fails.
+/// Alice, Bob and Carol with a risk history each, saved through the handle that seals personal
+/// data (the ring's own has no vault).
+fn three_histories(db: &TestDb, f: &Fixture) -> Vec<(latchkey_core::UserId, String)> {
+    use latchkey_store::{NewUser, RiskRepo, UserRepo};
+    ["alice", "bob", "carol"]
+        .into_iter()
+        .map(|name| {
+            let new = NewUser {
+                username: name.into(),
+                ..NewUser::default()
+            };
+            let user = db.db.create_user(&f.tenant, "test", &new).unwrap().id;
+            let plain = format!("{{\"seen\":\"{name}\"}}");
+            db.db
+                .save_risk_history(&f.tenant, &user, plain.as_bytes())
+                .unwrap();
+            (user, plain)
+        })
+        .collect()
+}
+
 fn data_key_rotation_reseals_risk_histories_and_the_webhook_secret(db: &TestDb) {
-    use latchkey_store::{NewUser, RiskRepo, TenantUpdate, UserRepo};
+    use latchkey_store::{RiskRepo, TenantUpdate};
     let f = fixture(db);
     let store = f.ring_db();
     let old_dek = store.data_keys(&f.tenant).unwrap()[0].id.clone();
-    let mut histories = Vec::new();
-    for name in ["alice", "bob", "carol"] {
-        let new = NewUser {
-            username: name.into(),
-            email: None,
-            display_name: None,
-            password_hash: None,
-            email_verified: false,
-        };
-        // Through the handle that seals personal data (the ring's own has no vault).
-        let user = db.db.create_user(&f.tenant, "test", &new).unwrap().id;
-        let plain = format!("{{\"seen\":\"{name}\"}}");
-        db.db
-            .save_risk_history(&f.tenant, &user, plain.as_bytes())
-            .unwrap();
-        histories.push((user, plain));
-    }
+    let histories = three_histories(db, &f);
     // Carol's history from before per-person keys: under the data key, as the server sealed it.
     let (carol, carol_plain) = &histories[2];
     let at = Aad {
