@@ -114,6 +114,9 @@ pub struct Config {
     /// How long a request's database work may take, waiting for a connection included; work
     /// that would commit later is rolled back and answered 503 (its client has likely gone).
     pub database_deadline_ms: u64,
+    /// Bytes of live access tokens a node keeps to answer introspection and UserInfo without
+    /// the database (docs/performance.md#token-cache); 0 turns the cache off.
+    pub token_cache_bytes: usize,
     /// Sign-ins one client address (IPv6: per /64) may leave pending per tenant in 15 minutes:
     /// OIDC interactions and SAML requests the server keeps for someone not yet signed in.
     pub pending_signins_per_address: u64,
@@ -202,6 +205,7 @@ struct Raw {
     log_ip: Option<String>,
     saml_acs_refusals_per_minute: Option<u64>,
     database_deadline_ms: Option<u64>,
+    token_cache_bytes: Option<u64>,
     pending_signins_per_address: Option<u64>,
     outbound_allow_private: Option<StringOrList>,
     dns_resolver: Option<String>,
@@ -253,6 +257,7 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "saml_acs_refusals_per_minute",
     ),
     ("LATCHKEY_DATABASE_DEADLINE_MS", "database_deadline_ms"),
+    ("LATCHKEY_TOKEN_CACHE_BYTES", "token_cache_bytes"),
     (
         "LATCHKEY_PENDING_SIGNINS_PER_ADDRESS",
         "pending_signins_per_address",
@@ -425,6 +430,8 @@ impl Config {
             webauthn_rp_id: raw.webauthn_rp_id,
             saml_acs_refusals_per_minute: raw.saml_acs_refusals_per_minute.unwrap_or(60),
             database_deadline_ms: raw.database_deadline_ms.unwrap_or(3_000),
+            token_cache_bytes: usize::try_from(raw.token_cache_bytes.unwrap_or(4 << 20))
+                .unwrap_or(usize::MAX),
             pending_signins_per_address: raw.pending_signins_per_address.unwrap_or(200),
         })
     }
@@ -487,6 +494,7 @@ fn apply_env(raw: &mut Raw, name: &str, key: &str, value: &str) -> Result<(), Co
         "log_ip" => raw.log_ip = v,
         "saml_acs_refusals_per_minute" => raw.saml_acs_refusals_per_minute = Some(parse_num(value)? as u64),
         "database_deadline_ms" => raw.database_deadline_ms = Some(parse_num(value)? as u64),
+        "token_cache_bytes" => raw.token_cache_bytes = Some(parse_num(value)? as u64),
         "pending_signins_per_address" => raw.pending_signins_per_address = Some(parse_num(value)? as u64),
         "outbound_allow_private" => raw.outbound_allow_private = Some(StringOrList::One(value.to_owned())),
         "dns_resolver" => raw.dns_resolver = v.filter(|s| !s.is_empty()),
@@ -833,6 +841,12 @@ fn check_ranges(raw: &Raw) -> Result<(), ConfigError> {
         return Err(cfg_err(
             "LATCHKEY_DATABASE_DEADLINE_MS",
             "must be between 100 and 60000",
+        ));
+    }
+    if raw.token_cache_bytes.is_some_and(|n| n > 1 << 30) {
+        return Err(cfg_err(
+            "LATCHKEY_TOKEN_CACHE_BYTES",
+            "must be between 0 and 1073741824",
         ));
     }
     if let Some(smtp) = &raw.smtp_url {

@@ -39,6 +39,7 @@ pub(crate) async fn follow_changes(state: AppState) {
     let mut pruned = std::time::Instant::now();
     loop {
         every.tick().await;
+        let started = std::time::Instant::now();
         let (db, after) = (state.db.clone(), follower.floor());
         let read = match tokio::task::spawn_blocking(move || db.changes_after(after)).await {
             Ok(Ok(read)) => read,
@@ -55,6 +56,8 @@ pub(crate) async fn follow_changes(state: AppState) {
         for change in follower.take(read, std::time::Instant::now()) {
             apply_change(&state, &change).await;
         }
+        // Everything committed before `started` is applied: cached tokens may be trusted.
+        state.tokens.feed_read(started);
         if pruned.elapsed() >= Duration::from_secs(60) {
             pruned = std::time::Instant::now();
             let (db, before) = (state.db.clone(), state.clock.now_millis() - CHANGE_KEEP_MS);
@@ -76,11 +79,13 @@ async fn apply_change(state: &AppState, change: &latchkey_store::Change) {
             .remove(&(tenant, latchkey_core::ClientId(change.subject.clone()))),
         Changed::Keys => state.keys.invalidate(&tenant),
         Changed::Master => reload_master_key(state).await,
+        Changed::Tokens => state.tokens.forget(&tenant, &change.subject),
         Changed::Other(kind) => {
             tracing::debug!(kind, "unknown change kind (a newer node?): dropping every cache");
             state.tenants.clear();
             state.clients.clear();
             state.keys.invalidate_all();
+            state.tokens.clear();
         }
     }
 }

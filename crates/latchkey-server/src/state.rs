@@ -30,6 +30,8 @@ pub struct AppState {
     pub(crate) tenants: Arc<TtlCache<String, Tenant>>,
     /// Serialized discovery documents by tenant slug (they depend on the configuration only).
     pub(crate) discovery: Arc<TtlCache<String, actix_web::web::Bytes>>,
+    /// Live access tokens read from this region's database (`flow::revocation`).
+    pub(crate) tokens: Arc<latchkey_services::token_cache::TokenCache>,
     pub(crate) risk: Arc<RiskEngine>,
     /// Permits to parse unauthenticated SAML (half the cores, at least one): a flood of hostile
     /// responses queues here instead of taking every core from the requests behind it.
@@ -108,6 +110,9 @@ impl AppState {
             clients: Arc::new(TtlCache::new(std::time::Duration::from_secs(10), 10_000)),
             tenants: Arc::new(TtlCache::new(std::time::Duration::from_secs(5), 100_000)),
             discovery: Arc::new(TtlCache::new(std::time::Duration::from_secs(3600), 100_000)),
+            tokens: Arc::new(latchkey_services::token_cache::TokenCache::new(
+                config.token_cache_bytes,
+            )),
             risk: Arc::new(risk),
             saml_parsers: Arc::new(tokio::sync::Semaphore::new((cores / 2).max(1))),
             draining: Arc::default(),
@@ -145,6 +150,9 @@ impl AppState {
             clients: Arc::new(TtlCache::new(std::time::Duration::from_secs(10), 10_000)),
             tenants: Arc::new(TtlCache::new(std::time::Duration::from_secs(5), 100_000)),
             discovery: Arc::new(TtlCache::new(std::time::Duration::from_secs(3600), 100_000)),
+            tokens: Arc::new(latchkey_services::token_cache::TokenCache::new(
+                self.config.token_cache_bytes,
+            )),
             other_regions: Arc::default(),
             ..self.clone()
         }

@@ -27,6 +27,7 @@ pub mod saml;
 pub mod saml_health;
 pub mod sector;
 pub mod tenant_file;
+pub mod token_cache;
 pub mod verification;
 pub mod webhook;
 

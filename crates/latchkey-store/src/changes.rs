@@ -1,5 +1,6 @@
 //! The change feed (`changes`): rows written by triggers in the transaction that changes a
-//! tenant, a client, a signing or data key, or the master key check. Nodes follow it to drop
+//! tenant, a client, a signing or data key, or the master key check, or that revokes an access
+//! token. Nodes follow it to drop
 //! what they cache, so a change made anywhere reaches every node within one poll.
 
 use crate::Result;
@@ -20,6 +21,9 @@ pub enum Changed {
     Keys,
     /// The master key check: the master key was replaced.
     Master,
+    /// An access token of the tenant was revoked, or deleted while live; `subject` is its
+    /// handle.
+    Tokens,
     /// A kind this version does not know (written by a newer node): drop everything.
     Other(String),
 }
@@ -39,6 +43,7 @@ impl Changed {
             "client" => Self::Client,
             "keys" => Self::Keys,
             "master" => Self::Master,
+            "tokens" => Self::Tokens,
             _ => Self::Other(kind),
         }
     }
@@ -173,6 +178,7 @@ mod tests {
     fn kinds_are_parsed_and_unknown_kinds_kept() {
         assert_eq!(Changed::parse("keys".into()), Changed::Keys);
         assert_eq!(Changed::parse("master".into()), Changed::Master);
+        assert_eq!(Changed::parse("tokens".into()), Changed::Tokens);
         assert_eq!(Changed::parse("webhook".into()), Changed::Other("webhook".into()));
     }
 }

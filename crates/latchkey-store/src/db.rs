@@ -368,7 +368,8 @@ impl Db {
                     .as_ref()
                     .map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
                 let mut conn = self.conn()?;
-                conn.transaction(|c| {
+                crate::revocations::begin();
+                let result = conn.transaction(|c| {
                     let value = f(c)?;
                     if crate::deadline::passed() {
                         return Err(StoreError::DeadlinePassed(
@@ -376,7 +377,9 @@ impl Db {
                         ));
                     }
                     Ok(value)
-                })
+                });
+                crate::revocations::end(result.is_ok());
+                result
             };
             match result {
                 Err(StoreError::Contention(why))

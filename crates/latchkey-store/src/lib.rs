@@ -23,6 +23,7 @@ mod mfa;
 mod oauth;
 mod resets;
 mod retention;
+pub mod revocations;
 mod risk;
 mod roles;
 mod saml;

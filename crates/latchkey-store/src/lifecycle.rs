@@ -66,6 +66,8 @@ pub(crate) fn erase(
     id: &UserId,
 ) -> Result<serde_json::Value> {
     let before = load(c, vault, t, id)?;
+    // Their live tokens go with them (below, and by cascade).
+    crate::revocations::note(t);
     let grants: i64 = oauth_grants::table
         .filter(
             oauth_grants::tenant_id

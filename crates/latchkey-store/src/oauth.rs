@@ -311,7 +311,7 @@ fn revoke_grant(c: &mut AnyConnection, t: &TenantId, id: &str, now: i64, reason:
         oauth_grants::revoked_reason.eq(reason),
     ))
     .execute(c)?;
-    diesel::update(
+    let tokens = diesel::update(
         oauth_tokens::table.filter(
             oauth_tokens::tenant_id
                 .eq(t.as_str())
@@ -321,6 +321,9 @@ fn revoke_grant(c: &mut AnyConnection, t: &TenantId, id: &str, now: i64, reason:
     )
     .set(oauth_tokens::revoked_at.eq(now))
     .execute(c)?;
+    if tokens > 0 {
+        crate::revocations::note(t);
+    }
     Ok(n > 0)
 }
 
@@ -685,6 +688,9 @@ impl OAuthRepo for Db {
             diesel::update(oauth_tokens::table.find((t.as_str(), handle)))
                 .set(oauth_tokens::revoked_at.eq(revoked_at.unwrap_or(now)))
                 .execute(c)?;
+            if revoked {
+                crate::revocations::note(t);
+            }
             if kind == TokenKind::Refresh.as_str()
                 && let Some(g) = grant_id
             {

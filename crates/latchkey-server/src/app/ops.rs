@@ -145,11 +145,12 @@ pub(super) async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Res
     } else {
         "postgres"
     };
-    let body = state.metrics.render(
+    let mut body = state.metrics.render(
         state.db.pool_stats(),
         (backend, state.ephemeral.backend_name()),
         &breakers(&state),
     );
+    state.tokens.render(&mut body);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

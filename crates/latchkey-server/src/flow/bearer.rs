@@ -29,15 +29,31 @@ pub(crate) struct Inspected {
     pub user_row: Option<User>,
 }
 
-/// A stored token and, when asked for and the token has one, its user: one blocking-pool trip.
+/// A stored token and, when asked for and the token has one, its user: at most one
+/// blocking-pool trip. A live access token comes from this node's cache when the tenant's
+/// revocation epoch allows (`web::revocation`), and is put there when read.
 async fn stored(
     state: &AppState,
     tenant: &Tenant,
     handle: String,
     load_user: bool,
 ) -> Result<(Option<StoredToken>, Option<User>), AppError> {
+    use crate::web::revocation;
+    // Read before the row: a revocation committed after this read replaces it.
+    let epoch = if state.config.token_cache_bytes > 0 {
+        revocation::epoch(state, &tenant.id).await
+    } else {
+        None
+    };
     let tid = tenant.id.clone();
-    state
+    if let Some(row) = revocation::cached(state, &tid, &handle, epoch) {
+        let user = match row.user_id.clone() {
+            Some(uid) if load_user => state.store(move |db| db.user(&tid, &uid)).await?,
+            _ => None,
+        };
+        return Ok((Some(row), user));
+    }
+    let (row, user) = state
         .store(move |db| -> Result<_, AppError> {
             let row = db.token(&tid, &handle)?;
             let user = match row.as_ref().and_then(|r| r.user_id.as_ref()) {
@@ -46,7 +62,13 @@ async fn stored(
             };
             Ok((row, user))
         })
-        .await
+        .await?;
+    if let (Some(epoch), Some(r)) = (epoch, &row)
+        && r.is_live(state.clock.now_millis())
+    {
+        state.tokens.put(&tenant.id, r, epoch);
+    }
+    Ok((row, user))
 }
 
 pub(crate) fn deny_key(jti: &str) -> String {

@@ -51,7 +51,17 @@ impl Blocking for AppState {
         // The deadline starts now, so time queued for a blocking thread counts against it.
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_millis(self.config.database_deadline_ms);
-        blocking(move || latchkey_store::deadline::within(deadline, || f(&db))).await
+        let (result, revoked) = blocking(move || {
+            Ok::<_, AppError>(latchkey_store::revocations::collect(|| {
+                latchkey_store::deadline::within(deadline, || f(&db))
+            }))
+        })
+        .await?;
+        // Before the caller answers: no node trusts a token this work revoked.
+        if !revoked.is_empty() {
+            crate::web::revocation::revoked(self, &revoked).await;
+        }
+        result.map_err(Into::into)
     }
 
     async fn with_keys<T, E>(

@@ -18,5 +18,6 @@ pub mod observe;
 pub(crate) mod pages;
 pub mod region;
 pub(crate) mod respond;
+pub(crate) mod revocation;
 pub(crate) mod tenant;
 pub(crate) mod urls;

@@ -1,0 +1,2 @@
+DROP TRIGGER oauth_tokens_deleted ON oauth_tokens;
+DROP TRIGGER oauth_tokens_revoked ON oauth_tokens;

@@ -1,0 +1,2 @@
+DROP TRIGGER oauth_tokens_deleted;
+DROP TRIGGER oauth_tokens_revoked;
