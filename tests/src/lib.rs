@@ -288,6 +288,22 @@ pub async fn redis_store() -> Option<latchkey_session::RedisStore> {
     }
 }
 
+/// Runs each named `async fn(Backend)` (a test that starts its own servers) as two tests: on
+/// SQLite + memory and on PostgreSQL + Redis.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::SqliteMemory).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Backend::PostgresRedis).await } )*
+        }
+    };
+}
+
 /// `e2e!` with more `LATCHKEY_*` settings, in a module of its own so one file can have both:
 /// `e2e_with!(module, &[("LATCHKEY_…", "…")], test, …)`.
 #[macro_export]

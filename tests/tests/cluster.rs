@@ -221,20 +221,7 @@ async fn a_node_without_the_new_master_key_adds_no_data_key(backend: Backend) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::SqliteMemory).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::PostgresRedis).await } )*
-        }
-    };
-}
-
-on_both_backends!(
+latchkey_tests::on_both_backends!(
     changes_reach_every_node_within_a_second,
     a_node_without_the_new_master_key_adds_no_data_key,
 );

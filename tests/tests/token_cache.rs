@@ -165,17 +165,4 @@ async fn revocation_is_immediate_on_every_node(backend: Backend) {
     eprintln!("a revocation in the database reached every node after {took:?}");
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::SqliteMemory).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::PostgresRedis).await } )*
-        }
-    };
-}
-
-on_both_backends!(revocation_is_immediate_on_every_node);
+latchkey_tests::on_both_backends!(revocation_is_immediate_on_every_node);

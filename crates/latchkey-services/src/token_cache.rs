@@ -42,6 +42,15 @@ struct Inner {
     misses: u64,
 }
 
+impl Inner {
+    /// Drops `key`'s entry, if any, with its bytes.
+    fn remove(&mut self, key: &Key) {
+        if let Some(e) = self.map.remove(key) {
+            self.bytes -= e.bytes;
+        }
+    }
+}
+
 /// What the cache holds, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {
@@ -114,9 +123,7 @@ impl TokenCache {
             Some(e) if e.epoch == epoch => Some(e.row.clone()),
             Some(_) => {
                 // Filled before a revocation: whatever it says may be stale.
-                if let Some(e) = inner.map.remove(&key) {
-                    inner.bytes -= e.bytes;
-                }
+                inner.remove(&key);
                 None
             }
             None => None,
@@ -140,16 +147,12 @@ impl TokenCache {
             return;
         }
         let mut inner = self.lock();
-        if let Some(old) = inner.map.remove(&key) {
-            inner.bytes -= old.bytes;
-        }
+        inner.remove(&key);
         while inner.bytes + bytes > self.budget {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
             };
-            if let Some(e) = inner.map.remove(&oldest) {
-                inner.bytes -= e.bytes;
-            }
+            inner.remove(&oldest);
         }
         inner.order.push_back(key.clone());
         inner.bytes += bytes;
@@ -171,10 +174,7 @@ impl TokenCache {
 
     /// Forgets one token (the feed says it was revoked or deleted).
     pub fn forget(&self, t: &TenantId, handle: &str) {
-        let mut inner = self.lock();
-        if let Some(e) = inner.map.remove(&(t.clone(), handle.to_owned())) {
-            inner.bytes -= e.bytes;
-        }
+        self.lock().remove(&(t.clone(), handle.to_owned()));
     }
 
     /// Forgets the tenant's tokens (this node revoked some).

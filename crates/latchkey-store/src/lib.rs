@@ -2,6 +2,18 @@
 //! and PostgreSQL (production), embedded migrations for both, and narrow repository traits that
 //! take the `TenantId` first. Every change is written with its audit event in one transaction.
 
+/// `$table` left-joined with the key of the user its `$user` column names (`user_keys`, on
+/// tenant and user): personal data and the key that opens it in one query.
+macro_rules! with_user_key {
+    ($table:ident, $user:ident) => {
+        $table::table.left_join(
+            crate::schema::user_keys::table.on(crate::schema::user_keys::tenant_id
+                .eq($table::tenant_id)
+                .and(crate::schema::user_keys::user_id.eq($table::$user))),
+        )
+    };
+}
+
 mod admin_tokens;
 mod attributes;
 mod audit;

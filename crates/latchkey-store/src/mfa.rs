@@ -252,12 +252,7 @@ impl MfaRepo for Db {
 
     fn totp(&self, t: &TenantId, user: &UserId) -> Result<Option<StoredTotp>> {
         let vault = self.personal(t)?;
-        let row = mfa_totp::table
-            .left_join(
-                user_keys::table.on(user_keys::tenant_id
-                    .eq(mfa_totp::tenant_id)
-                    .and(user_keys::user_id.eq(mfa_totp::user_id))),
-            )
+        let row = with_user_key!(mfa_totp, user_id)
             .filter(mfa_totp::tenant_id.eq(t.as_str()))
             .filter(mfa_totp::user_id.eq(user.as_str()))
             .select((

@@ -20,12 +20,7 @@ pub trait RiskRepo {
 impl RiskRepo for Db {
     fn risk_history(&self, t: &TenantId, user: &UserId) -> Result<Option<Vec<u8>>> {
         let vault = self.personal(t)?;
-        let row: Option<(String, Option<String>)> = risk_history::table
-            .left_join(
-                user_keys::table.on(user_keys::tenant_id
-                    .eq(risk_history::tenant_id)
-                    .and(user_keys::user_id.eq(risk_history::user_id))),
-            )
+        let row: Option<(String, Option<String>)> = with_user_key!(risk_history, user_id)
             .filter(risk_history::tenant_id.eq(t.as_str()))
             .filter(risk_history::user_id.eq(user.as_str()))
             .select((risk_history::history_sealed, user_keys::key_sealed.nullable()))

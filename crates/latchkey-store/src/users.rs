@@ -129,16 +129,6 @@ impl Person {
 /// The `users` columns with the user's wrapped key, for every read of users.
 type Joined = (Row, Option<String>);
 
-macro_rules! users_with_keys {
-    () => {
-        users::table.left_join(
-            crate::schema::user_keys::table.on(crate::schema::user_keys::tenant_id
-                .eq(users::tenant_id)
-                .and(crate::schema::user_keys::user_id.eq(users::id))),
-        )
-    };
-}
-
 macro_rules! joined_columns {
     () => {
         (Row::as_select(), crate::schema::user_keys::key_sealed.nullable())
@@ -220,7 +210,7 @@ fn conflict(e: diesel::result::Error, username: &str, email: Option<&str>) -> St
 }
 
 pub(crate) fn load(c: &mut AnyConnection, vault: &Personal, t: &TenantId, id: &UserId) -> Result<Person> {
-    let row: Joined = users_with_keys!()
+    let row: Joined = with_user_key!(users, id)
         .filter(users::tenant_id.eq(t.as_str()).and(users::id.eq(id.as_str())))
         .select(joined_columns!())
         .first(c)
@@ -296,7 +286,7 @@ pub(crate) fn usernames(
     t: &TenantId,
     ids: Vec<String>,
 ) -> Result<Vec<(UserId, String)>> {
-    let rows: Vec<Joined> = users_with_keys!()
+    let rows: Vec<Joined> = with_user_key!(users, id)
         .filter(users::tenant_id.eq(t.as_str()).and(users::id.eq_any(ids)))
         .select(joined_columns!())
         .load(c)?;
@@ -417,7 +407,7 @@ impl Db {
     fn find_user_by(&self, t: &TenantId, column_is_username: bool, value: &str) -> Result<Option<User>> {
         let vault = self.personal(t)?;
         let mut conn = self.conn()?;
-        let q = users_with_keys!()
+        let q = with_user_key!(users, id)
             .filter(users::tenant_id.eq(t.as_str()))
             .select(joined_columns!())
             .into_boxed();
@@ -476,7 +466,7 @@ impl Db {
         holders: Option<Vec<String>>,
     ) -> Result<Vec<User>> {
         let vault = self.personal(t)?;
-        let mut q = users_with_keys!()
+        let mut q = with_user_key!(users, id)
             .filter(users::tenant_id.eq(t.as_str()))
             .select(joined_columns!())
             .into_boxed();
